@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# REGISTER-with-digest load through the whole chain (UE -> P-CSCF -> I-CSCF -> S-CSCF, with
+# UAR, MAR and SAR to the HSS for every registration), with sipp at rising rates for a bounded
+# time each. Prints, per rate, successes/failures and p50/p99 of the REGISTER..200 time, then
+# the highest rate with < 0.5 % failures and the lab's RSS (idle and after load).
+#
+#   scripts/bench-register.sh [USERS=5000] [SECONDS_PER_STEP=8] [RATES="500 1000 2000 3000 4000 5000"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=${USERS:-5000}
+STEP=${SECONDS_PER_STEP:-8}
+RATES=${RATES:-"500 1000 2000 3000 4000 5000"}
+bash scripts/install-peers.sh
+cargo build --release --quiet
+BIN=target/release/rcslab
+WORK=$(mktemp -d)
+trap 'kill $LAB 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+# Users: u00001..uNNNNN with password pwNNNNN.
+python3 - "$USERS" "$WORK" <<'PY'
+import sys
+n, d = int(sys.argv[1]), sys.argv[2]
+with open(f"{d}/users.txt", "w") as f:
+    for i in range(1, n + 1):
+        f.write(f"sip:u{i:05d}@ims.lab;pw{i:05d}\n")
+with open(f"{d}/users.csv", "w") as f:
+    f.write("SEQUENTIAL\n")
+    for i in range(1, n + 1):
+        f.write(f"u{i:05d};ims.lab;pw{i:05d}\n")
+PY
+t0=$(date +%s.%N)
+$BIN subscriber import "$WORK/users.txt" --data-dir "$WORK/data" >/dev/null
+t1=$(date +%s.%N)
+python3 -c "print(f'provisioned $USERS subscribers in {$t1 - $t0:.2f} s')"
+
+cat > "$WORK/lab.toml" <<'TOML'
+[nodes]
+pcscf = "127.0.0.1:25060"
+icscf = "127.0.0.1:25070"
+scscf = "127.0.0.1:25080"
+hss = "127.0.0.1:23868"
+admin = "127.0.0.1:28079"
+TOML
+RUST_LOG=warn $BIN up --config "$WORK/lab.toml" --data-dir "$WORK/data" > "$WORK/up.log" 2>&1 &
+LAB=$!
+for _ in $(seq 50); do grep -q "ready in" "$WORK/up.log" 2>/dev/null && break; sleep 0.1; done
+grep "ready in" "$WORK/up.log"
+sleep 1
+echo "idle RSS: $(( $(ps -o rss= -p $LAB) / 1024 )) MiB"
+
+# The scenario with response-time measurement from the first REGISTER to the 200.
+sed -e 's|<send retrans="500">|<send retrans="500" start_rtd="1">|' \
+    -e 's|<recv response="200" />|<recv response="200" rtd="1" />|' \
+    tests/sipp/register_digest.xml > "$WORK/bench.xml"
+# Only the first send starts the timer.
+python3 - "$WORK/bench.xml" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+first = s.find('start_rtd="1"') + len('start_rtd="1"')
+s = s[:first] + s[first:].replace(' start_rtd="1"', '')
+open(p, "w").write(s)
+PY
+
+best=0
+printf '%8s %9s %7s %7s %9s %9s\n' rate/s calls ok failed p50_ms p99_ms
+for rate in $RATES; do
+  total=$((rate * STEP))
+  rm -f "$WORK"/bench_*_rtt.csv
+  (cd "$WORK" && timeout $((STEP * 3 + 30)) sipp 127.0.0.1:25060 -sf bench.xml -inf users.csv \
+      -i 127.0.0.1 -r "$rate" -m "$total" -l $((rate * 2)) -timeout $((STEP * 3 + 20))s \
+      -recv_timeout 5000 -nostdin -trace_rtt -rtt_freq 1 -trace_stat -fd 1 >/dev/null 2>&1) || true
+  stat=$(ls -t "$WORK"/bench_*_.csv 2>/dev/null | head -1 || true)
+  ok=0; failed=0
+  if [ -n "$stat" ]; then
+    ok=$(tail -1 "$stat" | awk -F';' '{print $16}')      # SuccessfulCall(C)
+    failed=$(tail -1 "$stat" | awk -F';' '{print $18}')  # FailedCall(C)
+  fi
+  read -r p50 p99 < <(cat "$WORK"/bench_*_rtt.csv 2>/dev/null | python3 -c '
+import sys
+v = []
+for line in sys.stdin:
+    f = line.strip().split(";")
+    if len(f) >= 3:
+        try: v.append(float(f[2]))
+        except ValueError: pass
+v.sort()
+pct = lambda p: v[min(len(v) - 1, int(len(v) * p))] if v else float("nan")
+print(f"{pct(0.50):.2f} {pct(0.99):.2f}")')
+  printf '%8s %9s %7s %7s %9s %9s\n' "$rate" "$total" "${ok:-0}" "${failed:-0}" "$p50" "$p99"
+  if [ "${ok:-0}" -gt 0 ] && python3 -c "import sys; ok,f,t=$ok,$failed,$total; sys.exit(0 if f*200 < t and ok+f >= t*0.995 else 1)"; then
+    best=$rate
+  fi
+  rm -f "$WORK"/bench_*_.csv
+done
+echo "highest rate with < 0.5 % failures: $best REGISTER/s (full IMS registrations with digest)"
+echo "RSS after load: $(( $(ps -o rss= -p $LAB) / 1024 )) MiB"

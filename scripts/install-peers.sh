@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests use: sipp (Debian package sip-tester) and tshark.
+# Idempotent: does nothing when they are already there.
+set -euo pipefail
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+echo "install-peers: installing ${need[*]}" >&2
+$SUDO apt-get update -qq
+# wireshark-common asks whether non-root users may capture; the preseed answers it.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+command -v sipp >/dev/null && command -v tshark >/dev/null
+echo "install-peers: ok ($(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), $(tshark --version | head -1))" >&2

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: installs the real peers (sipp, tshark), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-peers.sh
+cargo test --all-targets -- --test-threads=2

@@ -1,0 +1,215 @@
+//! I-CSCF, the home network's entry point (TS 24.229 §5.3).
+//!
+//! REGISTER (§5.3.1): asks the HSS which S-CSCF serves the user with a Cx
+//! User-Authorization-Request (TS 29.229 §6.1.1), then forwards the REGISTER to the S-CSCF named
+//! in Server-Name, or to one of its configured S-CSCFs whose capabilities match
+//! Server-Capabilities. UAA errors become SIP answers: user unknown / identities don't match /
+//! roaming not allowed -> 403, HSS unreachable -> 480 (TS 24.229 §5.3.1.2).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{authorization_username, forward_copy, forward_stray_response, is_deregistration, relay_responses, unquote};
+use crate::diameter::cx::{self, CxResult, UserAuthorizationAnswer, UserAuthorizationRequest, UserAuthorizationType};
+use crate::diameter::peer::Peer;
+use crate::sip::endpoint::Incoming;
+use crate::sip::resolve::Resolver;
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response, Transport};
+
+/// The I-CSCF node.
+pub struct Icscf {
+    ep: Endpoint,
+    hss: Peer,
+    resolver: Resolver,
+    domain: String,
+    origin_host: String,
+    /// S-CSCFs this I-CSCF may choose from when the HSS answers with capabilities:
+    /// (server name, capabilities it offers).
+    scscfs: Vec<(String, Vec<u32>)>,
+    session_seq: AtomicU64,
+}
+
+impl Icscf {
+    /// An I-CSCF on `ep` using `hss` for Cx.
+    pub fn new(
+        ep: Endpoint,
+        hss: Peer,
+        resolver: Resolver,
+        domain: &str,
+        origin_host: &str,
+        scscfs: Vec<(String, Vec<u32>)>,
+    ) -> Arc<Icscf> {
+        Arc::new(Icscf {
+            ep,
+            hss,
+            resolver,
+            domain: domain.to_string(),
+            origin_host: origin_host.to_string(),
+            scscfs,
+            session_seq: AtomicU64::new(1),
+        })
+    }
+
+    /// Serves requests until the endpoint closes.
+    pub async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>) {
+        while let Some(inc) = rx.recv().await {
+            match inc {
+                Incoming::Request(r) => {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.on_request(r).await });
+                }
+                Incoming::StrayResponse { response, .. } => forward_stray_response(&self.ep, response).await,
+            }
+        }
+    }
+
+    async fn on_request(&self, inc: IncomingRequest) {
+        let req = &inc.request;
+        if self.ep.is_looping(req) {
+            inc.tx.respond(req.response(482, Some("Loop Detected")));
+            return;
+        }
+        match req.method {
+            Method::Register => self.register(inc).await,
+            Method::Ack => {}
+            _ => {
+                let mut r = req.response(403, Some("Forbidden"));
+                r.headers.push("Warning", format!("399 icscf \"{} is not handled by this I-CSCF yet\"", req.method));
+                inc.tx.respond(r);
+            }
+        }
+    }
+
+    fn session_id(&self) -> String {
+        let n = self.session_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{};{};{}", self.origin_host, std::process::id(), n)
+    }
+
+    async fn register(&self, inc: IncomingRequest) {
+        let req = &inc.request;
+        let Some(impu) = req.headers.get("To").and_then(|t| NameAddr::parse(t).ok()).map(|na| na.uri.aor()) else {
+            inc.tx.respond(req.response(400, Some("Bad Request - unparsable To")));
+            return;
+        };
+        let impi = authorization_username(req)
+            .or_else(|| crate::store::default_impi(&impu).ok())
+            .unwrap_or_else(|| impu.trim_start_matches("sip:").to_string());
+        let visited = req
+            .headers
+            .get("P-Visited-Network-ID")
+            .map(|v| unquote(v).to_string())
+            .unwrap_or_else(|| self.domain.clone());
+        let uar = UserAuthorizationRequest {
+            session_id: self.session_id(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.domain.clone(),
+            destination_realm: self.domain.clone(),
+            destination_host: None,
+            user_name: impi.clone(),
+            public_identity: impu.clone(),
+            visited_network_identifier: visited.into_bytes(),
+            authorization_type: Some(if is_deregistration(req) {
+                UserAuthorizationType::DeRegistration
+            } else {
+                UserAuthorizationType::Registration
+            }),
+        };
+        let answer = match self.hss.request(uar.to_message()).await {
+            Ok(m) => UserAuthorizationAnswer::from_message(&m),
+            Err(e) => {
+                tracing::warn!(%impu, error = %e, "UAR to the HSS failed");
+                inc.tx.respond(reject(req, 480, "Temporarily Unavailable", "HSS unreachable"));
+                return;
+            }
+        };
+        let uaa = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(%impu, error = %e, "unusable UAA");
+                inc.tx.respond(reject(req, 500, "Server Internal Error", "unusable answer from the HSS"));
+                return;
+            }
+        };
+        match uaa.result {
+            CxResult::Base(2001) | CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION)
+            | CxResult::Experimental(cx::DIAMETER_SUBSEQUENT_REGISTRATION) => {}
+            CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN) => {
+                tracing::info!(%impu, %impi, "registration refused: unknown user (UAA DIAMETER_ERROR_USER_UNKNOWN)");
+                inc.tx.respond(reject(req, 403, "Forbidden", "unknown user"));
+                return;
+            }
+            CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH) => {
+                tracing::info!(%impu, %impi, "registration refused: IMPI and IMPU do not belong together");
+                inc.tx.respond(reject(req, 403, "Forbidden", "private and public identity do not match"));
+                return;
+            }
+            CxResult::Experimental(cx::DIAMETER_ERROR_ROAMING_NOT_ALLOWED) => {
+                inc.tx.respond(reject(req, 403, "Forbidden", "roaming not allowed"));
+                return;
+            }
+            other => {
+                tracing::warn!(%impu, result = ?other, "UAA refused the registration");
+                let (code, reason) = if is_deregistration(req) {
+                    (403, "Forbidden")
+                } else {
+                    (480, "Temporarily Unavailable")
+                };
+                inc.tx.respond(reject(req, code, reason, &format!("HSS answered {other:?}")));
+                return;
+            }
+        }
+        let server = match (uaa.server_name, uaa.server_capabilities) {
+            (Some(name), _) => name,
+            (None, Some(caps)) => match self.pick_by_capabilities(&caps) {
+                Some(n) => n,
+                None => {
+                    inc.tx.respond(reject(req, 600, "Busy Everywhere", "no S-CSCF has the required capabilities"));
+                    return;
+                }
+            },
+            (None, None) => {
+                inc.tx.respond(reject(req, 480, "Temporarily Unavailable", "HSS named no S-CSCF"));
+                return;
+            }
+        };
+        let Some((dest, transport)) = self.resolver.resolve_str(&server).await else {
+            tracing::warn!(%server, "cannot resolve the S-CSCF name from the HSS");
+            inc.tx.respond(reject(req, 480, "Temporarily Unavailable", "S-CSCF name does not resolve"));
+            return;
+        };
+        tracing::debug!(%impu, %server, "forwarding REGISTER to the S-CSCF chosen by the HSS");
+        let fwd = forward_copy(&self.ep, req, transport);
+        let client = self.ep.send_request(fwd, dest, transport);
+        relay_responses(&inc.tx, client, |_| {}).await;
+    }
+
+    /// TS 29.228 §6.1.1.1 / TS 24.229 §5.3.1.2: choose an S-CSCF offering every mandatory
+    /// capability, preferring the one with most optional ones, or one of the named servers.
+    fn pick_by_capabilities(&self, caps: &cx::ServerCapabilities) -> Option<String> {
+        if let Some(n) = caps.server_names.first() {
+            return Some(n.clone());
+        }
+        self.scscfs
+            .iter()
+            .filter(|(_, have)| caps.mandatory.iter().all(|m| have.contains(m)))
+            .max_by_key(|(_, have)| caps.optional.iter().filter(|o| have.contains(o)).count())
+            .map(|(n, _)| n.clone())
+    }
+
+    /// The address this node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.ep.local_addr()
+    }
+}
+
+fn reject(req: &Request, code: u16, reason: &str, why: &str) -> Response {
+    let mut r = req.response(code, Some(reason));
+    r.headers.push("Warning", format!("399 icscf \"{why}\""));
+    r
+}
+
+#[allow(dead_code)]
+fn _transport_is_used(_: Transport) {}

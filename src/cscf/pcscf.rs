@@ -1,0 +1,198 @@
+//! P-CSCF, the UE's first hop (TS 24.229 §5.2).
+//!
+//! Registration (§5.2.2): forwards REGISTER to the home network's I-CSCF with a Path header
+//! naming itself (RFC 3327), `Supported: path`, P-Visited-Network-ID and a P-Charging-Vector;
+//! removes CK/IK from the 401's WWW-Authenticate (TS 33.203 §7.1); on 200 OK remembers the UE's
+//! flow (address and transport), its Service-Route and P-Associated-URI for later requests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::{forward_copy, forward_stray_response, relay_responses};
+use crate::sip::endpoint::Incoming;
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Response, Transport};
+
+/// What the P-CSCF knows about a registered UE (TS 24.229 §5.2.2.5).
+#[derive(Debug, Clone)]
+pub struct UeBinding {
+    /// The UE's contact URI as registered.
+    pub contact: String,
+    /// Where the UE's requests came from, and the transport: terminating requests go back
+    /// over this flow.
+    pub flow: (SocketAddr, Transport),
+    /// Service-Route learnt from the 200 OK.
+    pub service_route: Vec<String>,
+    /// The implicitly registered public identities (P-Associated-URI).
+    pub associated: Vec<String>,
+    /// When the registration lapses.
+    pub expires_at: Instant,
+}
+
+/// The P-CSCF node.
+pub struct Pcscf {
+    ep: Endpoint,
+    /// The home network's I-CSCF (what DNS on the home domain would give).
+    icscf: SocketAddr,
+    domain: String,
+    /// Registered UEs by canonical public identity.
+    bindings: Mutex<HashMap<String, UeBinding>>,
+}
+
+impl Pcscf {
+    /// A P-CSCF on `ep` that sends registrations to the I-CSCF at `icscf`.
+    pub fn new(ep: Endpoint, icscf: SocketAddr, domain: &str) -> Arc<Pcscf> {
+        Arc::new(Pcscf {
+            ep,
+            icscf,
+            domain: domain.to_string(),
+            bindings: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Our SIP URI, as written in Path.
+    pub fn uri(&self) -> String {
+        format!("sip:pcscf.{}:{}", self.domain, self.ep.local_addr().port())
+    }
+
+    /// The binding of a registered public identity, if any.
+    pub fn binding(&self, impu: &str) -> Option<UeBinding> {
+        let key = crate::store::canonical_identity(impu).ok()?;
+        let b = self.bindings.lock().ok()?.get(&key).cloned()?;
+        (b.expires_at > Instant::now()).then_some(b)
+    }
+
+    /// Serves requests until the endpoint closes.
+    pub async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>) {
+        while let Some(inc) = rx.recv().await {
+            match inc {
+                Incoming::Request(r) => {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.on_request(r).await });
+                }
+                Incoming::StrayResponse { response, .. } => forward_stray_response(&self.ep, response).await,
+            }
+        }
+    }
+
+    async fn on_request(&self, inc: IncomingRequest) {
+        let req = &inc.request;
+        if self.ep.is_looping(req) {
+            inc.tx.respond(req.response(482, Some("Loop Detected")));
+            return;
+        }
+        match req.method {
+            Method::Register => self.register(inc).await,
+            Method::Ack => {}
+            _ => {
+                let mut r = req.response(403, Some("Forbidden"));
+                r.headers.push(
+                    "Warning",
+                    format!("399 pcscf \"{} is not handled by this P-CSCF yet\"", req.method),
+                );
+                inc.tx.respond(r);
+            }
+        }
+    }
+
+    async fn register(&self, inc: IncomingRequest) {
+        let IncomingRequest { request, source, transport, tx } = inc;
+        let mut fwd = forward_copy(&self.ep, &request, Transport::Udp);
+        // A Route to ourselves (the UE's outbound proxy setting) is consumed here.
+        if let Some(first) = fwd.headers.values("Route").first() {
+            if first.contains(&self.ep.sent_by()) || first.contains(&format!("pcscf.{}", self.domain)) {
+                fwd.headers.pop_first_value("Route");
+            }
+        }
+        // TS 24.229 §5.2.2.1: what a UE may not assert about itself.
+        fwd.headers.remove("P-Asserted-Identity");
+        fwd.headers.remove("P-Charging-Function-Addresses");
+        fwd.headers.push_front("Path", format!("<sip:term@pcscf.{}:{};lr>", self.domain, self.ep.local_addr().port()));
+        if !fwd.headers.values("Supported").iter().any(|s| s.eq_ignore_ascii_case("path")) {
+            fwd.headers.push("Supported", "path");
+        }
+        fwd.headers.set("P-Visited-Network-ID", format!("\"{}\"", self.domain));
+        if !fwd.headers.has("P-Charging-Vector") {
+            fwd.headers.push(
+                "P-Charging-Vector",
+                format!("icid-value=\"{}\";icid-generated-at={}", crate::sip::new_tag(), self.ep.local_addr().ip()),
+            );
+        }
+        let client = self.ep.send_request(fwd, self.icscf, Transport::Udp);
+        let final_ = relay_responses(&tx, client, |resp| strip_ck_ik(resp)).await;
+        if let Some(resp) = final_ {
+            if resp.status == 200 {
+                self.remember(&resp, source, transport);
+            }
+        }
+    }
+
+    /// TS 24.229 §5.2.2.5: store the registration's Service-Route, associated identities and
+    /// the UE's flow.
+    fn remember(&self, resp: &Response, source: SocketAddr, transport: Transport) {
+        let service_route: Vec<String> = resp.headers.values("Service-Route").iter().map(|s| s.to_string()).collect();
+        let associated: Vec<String> = resp
+            .headers
+            .values("P-Associated-URI")
+            .iter()
+            .filter_map(|v| NameAddr::parse(v).ok())
+            .map(|na| na.uri.aor())
+            .collect();
+        let mut best: Option<(String, u32)> = None;
+        for c in resp.headers.values("Contact") {
+            if let Ok(na) = NameAddr::parse(c) {
+                let exp = na.params.value("expires").and_then(|e| e.parse().ok()).unwrap_or(0);
+                if best.as_ref().is_none_or(|(_, e)| exp > *e) {
+                    best = Some((na.uri.to_string(), exp));
+                }
+            }
+        }
+        let Ok(mut map) = self.bindings.lock() else { return };
+        let Some((contact, expires)) = best else {
+            // No contact left: de-registered.
+            for a in &associated {
+                map.remove(a);
+            }
+            return;
+        };
+        let b = UeBinding {
+            contact,
+            flow: (source, transport),
+            service_route,
+            associated: associated.clone(),
+            expires_at: Instant::now() + Duration::from_secs(expires.into()),
+        };
+        for a in associated {
+            if expires == 0 {
+                map.remove(&a);
+            } else {
+                map.insert(a, b.clone());
+            }
+        }
+    }
+}
+
+/// TS 33.203 §7.1: the P-CSCF keeps CK and IK and removes them before the 401 reaches the UE.
+fn strip_ck_ik(resp: &mut Response) {
+    if resp.status != 401 {
+        return;
+    }
+    let values: Vec<String> = resp.headers.get_all("WWW-Authenticate").map(str::to_string).collect();
+    if values.is_empty() {
+        return;
+    }
+    resp.headers.remove("WWW-Authenticate");
+    for v in values {
+        match crate::auth::digest::Challenge::parse(&v) {
+            Ok(mut ch) => {
+                ch.ck = None;
+                ch.ik = None;
+                resp.headers.push("WWW-Authenticate", ch.to_string());
+            }
+            Err(_) => resp.headers.push("WWW-Authenticate", v),
+        }
+    }
+}

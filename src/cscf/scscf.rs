@@ -1,0 +1,763 @@
+//! S-CSCF: registrar and authenticator (TS 24.229 §5.4.1).
+//!
+//! A REGISTER without valid credentials gets a Cx Multimedia-Auth-Request (TS 29.229 §6.1.8)
+//! and a 401 carrying a SIP Digest (RFC 2617, qop=auth) or an AKAv1-MD5 (RFC 3310) challenge.
+//! The second REGISTER is checked here; on success a Server-Assignment-Request (§6.1.2)
+//! downloads the user profile and the 200 OK carries the bindings, the Path echoed (RFC 3327),
+//! Service-Route (RFC 3608) and P-Associated-URI (RFC 3455). `Expires: 0` de-registers
+//! (SAR USER_DEREGISTRATION); bindings that lapse are removed by a timer
+//! (SAR TIMEOUT_DEREGISTRATION).
+//!
+//! Every authentication failure is logged with the reason a person can act on: unknown IMPI,
+//! wrong password, RES mismatch, MAC failure reported by the UE (K/OPc differ), SQN
+//! re-synchronisation, stale or unknown nonce.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::{authorization_username, forward_stray_response, requested_expires};
+use crate::auth::digest::{self, Challenge, Credentials};
+use crate::config::Registrar;
+use crate::diameter::cx::{
+    self, CxResult, MultimediaAuthAnswer, MultimediaAuthRequest, ServerAssignmentAnswer, ServerAssignmentRequest,
+    ServerAssignmentType, SipAuthDataItem,
+};
+use crate::diameter::peer::Peer;
+use crate::profile::ImsSubscription;
+use crate::sip::endpoint::Incoming;
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response};
+
+/// SIP-Authentication-Scheme values of TS 29.229 §6.3.9 as real HSSes use them.
+pub const SCHEME_DIGEST: &str = "SIP Digest";
+/// AKAv1-MD5 (RFC 3310).
+pub const SCHEME_AKA: &str = "Digest-AKAv1-MD5";
+/// Let the HSS choose.
+pub const SCHEME_UNKNOWN: &str = "Unknown";
+
+/// How long a challenge stays valid, and how long a digest nonce may be reused.
+const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// One registered contact of a public identity.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The Contact URI.
+    pub contact: String,
+    /// The Contact header value as registered (with its feature tags), without expires.
+    pub contact_header: String,
+    /// When it lapses.
+    pub expires_at: Instant,
+    /// Path recorded at registration (RFC 3327): terminating requests follow it.
+    pub path: Vec<String>,
+    /// Call-ID and CSeq of the REGISTER that last refreshed it (RFC 3261 §10.3 step 6).
+    pub call_id: String,
+    /// CSeq number.
+    pub cseq: u32,
+}
+
+/// The registration of one implicit registration set.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Private identity that registered.
+    pub impi: String,
+    /// Public identities of the set, default first (from the profile).
+    pub impus: Vec<String>,
+    /// Current bindings.
+    pub bindings: Vec<Binding>,
+    /// The user profile from SAA User-Data.
+    pub profile: Option<ImsSubscription>,
+}
+
+#[derive(Debug, Clone)]
+enum Vector {
+    Digest { ha1: String },
+    Aka { rand: [u8; 16], xres: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+struct PendingAuth {
+    impi: String,
+    impu: String,
+    vector: Vector,
+    created: Instant,
+    /// Highest nc seen with this nonce (digest nonce reuse, RFC 2617 §3.2.2).
+    last_nc: u64,
+    /// Authenticated at least once (the nonce may be reused for re-registration).
+    authenticated: bool,
+}
+
+/// The S-CSCF node.
+pub struct Scscf {
+    ep: Endpoint,
+    hss: Peer,
+    domain: String,
+    origin_host: String,
+    registrar: Registrar,
+    default_scheme: String,
+    /// Public identity (canonical) -> registration; every IMPU of a set points to one shared
+    /// registration key (the default IMPU).
+    regs: Mutex<HashMap<String, Registration>>,
+    aliases: Mutex<HashMap<String, String>>,
+    pending: Mutex<HashMap<String, PendingAuth>>,
+    failures: Mutex<HashMap<String, u32>>,
+    session_seq: AtomicU64,
+}
+
+impl Scscf {
+    /// An S-CSCF on `ep` using `hss` for Cx.
+    pub fn new(
+        ep: Endpoint,
+        hss: Peer,
+        domain: &str,
+        origin_host: &str,
+        registrar: Registrar,
+        default_scheme: &str,
+    ) -> Arc<Scscf> {
+        Arc::new(Scscf {
+            ep,
+            hss,
+            domain: domain.to_string(),
+            origin_host: origin_host.to_string(),
+            registrar,
+            default_scheme: default_scheme.to_string(),
+            regs: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            session_seq: AtomicU64::new(1),
+        })
+    }
+
+    /// Our SIP URI as the HSS knows it (Server-Name).
+    pub fn server_name(ep: &Endpoint, domain: &str) -> String {
+        format!("sip:scscf.{}:{}", domain, ep.local_addr().port())
+    }
+
+    /// The registration a public identity belongs to, if registered.
+    pub fn registration(&self, impu: &str) -> Option<Registration> {
+        let key = crate::store::canonical_identity(impu).ok()?;
+        let key = self.aliases.lock().ok()?.get(&key).cloned()?;
+        self.regs.lock().ok()?.get(&key).cloned()
+    }
+
+    /// Serves requests until the endpoint closes; also runs the expiry timer.
+    pub async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>, mut shutdown: watch::Receiver<bool>) {
+        let me = self.clone();
+        let mut shutdown2 = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => me.expire().await,
+                    _ = shutdown2.changed() => return,
+                }
+            }
+        });
+        loop {
+            let inc = tokio::select! {
+                i = rx.recv() => match i { Some(i) => i, None => return },
+                _ = shutdown.changed() => return,
+            };
+            match inc {
+                Incoming::Request(r) => {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.on_request(r).await });
+                }
+                Incoming::StrayResponse { response, .. } => forward_stray_response(&self.ep, response).await,
+            }
+        }
+    }
+
+    async fn on_request(&self, inc: IncomingRequest) {
+        let req = &inc.request;
+        if self.ep.is_looping(req) {
+            inc.tx.respond(req.response(482, Some("Loop Detected")));
+            return;
+        }
+        match req.method {
+            Method::Register => {
+                let resp = self.register(&inc.request).await;
+                inc.tx.respond(resp);
+            }
+            Method::Ack => {}
+            _ => {
+                let mut r = req.response(403, Some("Forbidden"));
+                r.headers.push("Warning", format!("399 scscf \"{} is not handled by this S-CSCF yet\"", req.method));
+                inc.tx.respond(r);
+            }
+        }
+    }
+
+    fn session_id(&self) -> String {
+        let n = self.session_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{};{};{}", self.origin_host, std::process::id(), n)
+    }
+
+    fn server_uri(&self) -> String {
+        Self::server_name(&self.ep, &self.domain)
+    }
+
+    /// TS 24.229 §5.4.1.2: the whole REGISTER procedure; returns the response to send.
+    async fn register(&self, req: &Request) -> Response {
+        let Some(impu) = req.headers.get("To").and_then(|t| NameAddr::parse(t).ok()).map(|na| na.uri.aor()) else {
+            return warn(req, 400, "Bad Request", "unparsable To header");
+        };
+        let impi = authorization_username(req)
+            .or_else(|| crate::store::default_impi(&impu).ok())
+            .unwrap_or_else(|| impu.trim_start_matches("sip:").to_string());
+        let expires = requested_expires(req).unwrap_or(self.registrar.default_expires);
+        if expires != 0 && expires < self.registrar.min_expires {
+            let mut r = req.response(423, Some("Interval Too Brief"));
+            r.headers.push("Min-Expires", self.registrar.min_expires.to_string());
+            return r;
+        }
+        let expires = expires.min(self.registrar.max_expires);
+
+        let creds = req.headers.get("Authorization").map(Credentials::parse);
+        let creds = match creds {
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                tracing::warn!(%impi, error = %e, "unparsable Authorization header; challenging again");
+                None
+            }
+            None => None,
+        };
+        let hint = creds.as_ref().and_then(|c| c.algorithm.clone());
+        if let Some(c) = creds.as_ref().filter(|c| !c.response.is_empty() && !c.nonce.is_empty()) {
+            match self.check_credentials(req, &impi, &impu, c).await {
+                AuthOutcome::Ok => {}
+                AuthOutcome::Challenge { stale } => {
+                    return self.challenge(req, &impi, &impu, hint.as_deref(), stale, None).await
+                }
+                AuthOutcome::Resync { rand, auts } => {
+                    let mut authorization = rand.to_vec();
+                    authorization.extend_from_slice(&auts);
+                    return self
+                        .challenge(req, &impi, &impu, Some("AKAv1-MD5"), false, Some(authorization))
+                        .await;
+                }
+                AuthOutcome::Reject(why) => return warn(req, 403, "Forbidden", &why),
+            }
+        } else {
+            return self.challenge(req, &impi, &impu, hint.as_deref(), false, None).await;
+        }
+
+        // Authenticated.
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(&impi);
+        }
+        if crate::cscf::is_deregistration(req) {
+            self.deregister(req, &impi, &impu).await
+        } else {
+            self.save(req, &impi, &impu, expires).await
+        }
+    }
+
+    /// Sends a MAR and builds the 401 (TS 24.229 §5.4.1.2.1).
+    async fn challenge(
+        &self,
+        req: &Request,
+        impi: &str,
+        impu: &str,
+        hint: Option<&str>,
+        stale: bool,
+        resync: Option<Vec<u8>>,
+    ) -> Response {
+        let scheme = match hint.map(|h| h.to_ascii_lowercase()) {
+            Some(h) if h.starts_with("akav1") => SCHEME_AKA,
+            Some(h) if h == "md5" => SCHEME_DIGEST,
+            _ => match self.default_scheme.as_str() {
+                "aka" => SCHEME_AKA,
+                "digest" => SCHEME_DIGEST,
+                _ => SCHEME_UNKNOWN,
+            },
+        };
+        let mar = MultimediaAuthRequest {
+            session_id: self.session_id(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.domain.clone(),
+            destination_realm: self.domain.clone(),
+            destination_host: None,
+            user_name: impi.to_string(),
+            public_identity: impu.to_string(),
+            server_name: self.server_uri(),
+            number_auth_items: 1,
+            auth_data: SipAuthDataItem {
+                scheme: scheme.to_string(),
+                authorization: resync,
+                ..Default::default()
+            },
+        };
+        let maa = match self.hss.request(mar.to_message()).await.map(|m| MultimediaAuthAnswer::from_message(&m)) {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                tracing::warn!(%impi, error = %e, "unusable MAA");
+                return warn(req, 500, "Server Internal Error", "unusable answer from the HSS");
+            }
+            Err(e) => {
+                tracing::warn!(%impi, error = %e, "MAR to the HSS failed");
+                return warn(req, 480, "Temporarily Unavailable", "HSS unreachable");
+            }
+        };
+        match maa.result {
+            CxResult::Base(2001) => {}
+            CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN) => {
+                tracing::warn!(%impi, %impu, "authentication failed: unknown IMPI (the HSS has no private identity '{impi}')");
+                return warn(req, 403, "Forbidden", "unknown private identity");
+            }
+            CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH) => {
+                tracing::warn!(%impi, %impu, "authentication failed: IMPI '{impi}' does not own IMPU '{impu}'");
+                return warn(req, 403, "Forbidden", "private and public identity do not match");
+            }
+            CxResult::Experimental(cx::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED) => {
+                tracing::warn!(%impi, scheme, "authentication failed: the HSS does not support scheme {scheme} for this user");
+                return warn(req, 403, "Forbidden", "authentication scheme not supported");
+            }
+            other => {
+                tracing::warn!(%impi, result = ?other, "MAA refused the authentication");
+                return warn(req, 403, "Forbidden", &format!("HSS refused authentication ({other:?})"));
+            }
+        }
+        let Some(item) = maa.items.into_iter().next() else {
+            return warn(req, 500, "Server Internal Error", "MAA without SIP-Auth-Data-Item");
+        };
+        let nonce;
+        let mut ch;
+        let vector;
+        if let Some(d) = item.digest {
+            nonce = digest::new_nonce();
+            ch = Challenge {
+                realm: d.realm.clone(),
+                nonce: nonce.clone(),
+                algorithm: Some("MD5".into()),
+                qop: Some(d.qop.clone().unwrap_or_else(|| "auth".into())),
+                opaque: None,
+                stale,
+                ck: None,
+                ik: None,
+            };
+            vector = Vector::Digest { ha1: d.ha1 };
+        } else {
+            let (Some(auth), Some(xres)) = (item.authenticate, item.authorization) else {
+                return warn(req, 500, "Server Internal Error", "MAA item has neither digest nor AKA data");
+            };
+            if auth.len() != 32 {
+                return warn(req, 500, "Server Internal Error", "SIP-Authenticate is not RAND||AUTN");
+            }
+            let mut rand = [0u8; 16];
+            let mut autn = [0u8; 16];
+            rand.copy_from_slice(&auth[..16]);
+            autn.copy_from_slice(&auth[16..]);
+            nonce = digest::aka_nonce(&rand, &autn);
+            ch = Challenge {
+                realm: self.domain.clone(),
+                nonce: nonce.clone(),
+                algorithm: Some("AKAv1-MD5".into()),
+                qop: Some("auth".into()),
+                opaque: None,
+                stale,
+                ck: item.confidentiality_key.as_ref().map(hex::encode),
+                ik: item.integrity_key.as_ref().map(hex::encode),
+            };
+            vector = Vector::Aka { rand, xres };
+        }
+        if ch.realm.is_empty() {
+            ch.realm = self.domain.clone();
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            let now = Instant::now();
+            p.retain(|_, v| now.duration_since(v.created) < NONCE_LIFETIME);
+            p.insert(
+                nonce,
+                PendingAuth {
+                    impi: impi.to_string(),
+                    impu: impu.to_string(),
+                    vector,
+                    created: now,
+                    last_nc: 0,
+                    authenticated: false,
+                },
+            );
+        }
+        let mut r = req.response(401, Some("Unauthorized"));
+        r.headers.push("WWW-Authenticate", ch.to_string());
+        add_to_tag(&mut r);
+        r
+    }
+
+    /// Checks the second REGISTER's credentials against the stored challenge.
+    async fn check_credentials(&self, req: &Request, impi: &str, impu: &str, c: &Credentials) -> AuthOutcome {
+        let pending = self.pending.lock().ok().and_then(|p| p.get(&c.nonce).cloned());
+        let Some(p) = pending else {
+            tracing::info!(%impi, "nonce unknown or expired (stale); sending a fresh challenge");
+            return AuthOutcome::Challenge { stale: true };
+        };
+        if Instant::now().duration_since(p.created) > NONCE_LIFETIME {
+            tracing::info!(%impi, "nonce expired (stale); sending a fresh challenge");
+            return AuthOutcome::Challenge { stale: true };
+        }
+        if p.impi != impi || p.impu != impu {
+            tracing::warn!(%impi, %impu, "credentials answer a challenge issued to {} / {}", p.impi, p.impu);
+            return AuthOutcome::Challenge { stale: true };
+        }
+        let method = req.method.as_str();
+        match &p.vector {
+            Vector::Digest { ha1 } => {
+                let nc = c.nc.as_deref().and_then(|n| u64::from_str_radix(n, 16).ok()).unwrap_or(0);
+                if p.authenticated && nc <= p.last_nc {
+                    tracing::info!(%impi, "digest nonce count replayed; sending a fresh challenge");
+                    return AuthOutcome::Challenge { stale: true };
+                }
+                if digest::verify(c, ha1, method) {
+                    self.mark_used(&c.nonce, nc, false);
+                    AuthOutcome::Ok
+                } else {
+                    self.fail(impi, "wrong password (SIP Digest response does not match the HA1 from the HSS)")
+                }
+            }
+            Vector::Aka { rand, xres } => {
+                if let Some(auts) = c.auts.as_deref() {
+                    self.remove_nonce(&c.nonce);
+                    return match digest::decode_auts(auts) {
+                        Ok(a) => {
+                            tracing::warn!(%impi, "UE reports SQN out of range (sync failure); re-synchronising SQN with the HSS using AUTS");
+                            AuthOutcome::Resync { rand: *rand, auts: a }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%impi, error = %e, "UE sent an unusable AUTS");
+                            AuthOutcome::Challenge { stale: false }
+                        }
+                    };
+                }
+                let ha1 = digest::ha1_hex(&c.username, &c.realm, xres);
+                if digest::verify(c, &ha1, method) {
+                    // AKA vectors are single use (TS 33.203 §6.1).
+                    self.remove_nonce(&c.nonce);
+                    return AuthOutcome::Ok;
+                }
+                let empty = digest::ha1_hex(&c.username, &c.realm, b"");
+                self.remove_nonce(&c.nonce);
+                if digest::verify(c, &empty, method) {
+                    // RFC 3310 §3.3: the UE could not verify AUTN and answered with an empty
+                    // password.
+                    tracing::warn!(%impi, "authentication failed: the UE rejected the network's AUTN (MAC mismatch: K or OPc differ between UE and HSS)");
+                    return AuthOutcome::Reject("UE reported MAC failure".into());
+                }
+                self.fail(impi, "RES mismatch (the UE's AKA response does not match XRES: wrong K/OPc on one side)")
+            }
+        }
+    }
+
+    fn fail(&self, impi: &str, why: &str) -> AuthOutcome {
+        let n = self
+            .failures
+            .lock()
+            .map(|mut f| {
+                let e = f.entry(impi.to_string()).or_insert(0);
+                *e += 1;
+                *e
+            })
+            .unwrap_or(1);
+        if n >= 2 {
+            if let Ok(mut f) = self.failures.lock() {
+                f.remove(impi);
+            }
+            tracing::warn!(%impi, attempts = n, "authentication failed: {why}; giving up with 403");
+            AuthOutcome::Reject(format!("authentication failed: {}", why.split(" (").next().unwrap_or(why)))
+        } else {
+            tracing::warn!(%impi, attempts = n, "authentication failed: {why}; challenging once more");
+            AuthOutcome::Challenge { stale: false }
+        }
+    }
+
+    fn mark_used(&self, nonce: &str, nc: u64, _aka: bool) {
+        if let Ok(mut p) = self.pending.lock() {
+            if let Some(e) = p.get_mut(nonce) {
+                e.authenticated = true;
+                e.last_nc = nc;
+            }
+        }
+    }
+
+    fn remove_nonce(&self, nonce: &str) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(nonce);
+        }
+    }
+
+    async fn sar(
+        &self,
+        impi: &str,
+        impus: Vec<String>,
+        kind: ServerAssignmentType,
+        have_profile: bool,
+    ) -> Result<ServerAssignmentAnswer, String> {
+        let sar = ServerAssignmentRequest {
+            session_id: self.session_id(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.domain.clone(),
+            destination_realm: self.domain.clone(),
+            destination_host: None,
+            public_identities: impus,
+            user_name: Some(impi.to_string()),
+            server_name: self.server_uri(),
+            assignment_type: kind,
+            user_data_already_available: if have_profile {
+                cx::UserDataAlreadyAvailable::UserDataAlreadyAvailable
+            } else {
+                cx::UserDataAlreadyAvailable::UserDataNotAvailable
+            },
+        };
+        match self.hss.request(sar.to_message()).await {
+            Ok(m) => ServerAssignmentAnswer::from_message(&m).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Registration or re-registration accepted: SAR, store the binding, 200 OK.
+    async fn save(&self, req: &Request, impi: &str, impu: &str, expires: u32) -> Response {
+        let existing = self.registration(impu);
+        let kind = if existing.is_some() {
+            ServerAssignmentType::ReRegistration
+        } else {
+            ServerAssignmentType::Registration
+        };
+        let have_profile = existing.as_ref().is_some_and(|r| r.profile.is_some());
+        let saa = match self.sar(impi, vec![impu.to_string()], kind, have_profile).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(%impi, error = %e, "SAR failed");
+                return warn(req, 480, "Temporarily Unavailable", "HSS did not accept the assignment");
+            }
+        };
+        if !saa.result.is_success() {
+            tracing::warn!(%impi, result = ?saa.result, "SAA refused the registration");
+            return warn(req, 403, "Forbidden", "HSS refused the server assignment");
+        }
+        let profile = match saa.user_data.as_deref().map(ImsSubscription::parse) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                tracing::warn!(%impi, error = %e, "SAA User-Data is not a valid IMSSubscription");
+                return warn(req, 500, "Server Internal Error", "invalid user profile from the HSS");
+            }
+            None => existing.as_ref().and_then(|r| r.profile.clone()),
+        };
+        // The implicit registration set: the service profile that holds this IMPU.
+        let mut impus: Vec<String> = profile
+            .as_ref()
+            .and_then(|p| {
+                p.service_profiles.iter().find(|sp| {
+                    sp.public_identities
+                        .iter()
+                        .any(|pi| crate::store::canonical_identity(&pi.identity).ok().as_deref() == Some(impu))
+                })
+            })
+            .map(|sp| {
+                sp.public_identities
+                    .iter()
+                    .filter(|pi| !pi.barring)
+                    .filter_map(|pi| crate::store::canonical_identity(&pi.identity).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !impus.iter().any(|i| i == impu) {
+            impus.insert(0, impu.to_string());
+        }
+        let path: Vec<String> = req.headers.values("Path").iter().map(|s| s.to_string()).collect();
+        let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        let cseq = req.headers.get("CSeq").and_then(|c| c.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        let now = Instant::now();
+        let mut reg = existing.unwrap_or(Registration {
+            impi: impi.to_string(),
+            impus: impus.clone(),
+            bindings: Vec::new(),
+            profile: None,
+        });
+        reg.impus = impus.clone();
+        reg.profile = profile;
+        for c in req.headers.values("Contact") {
+            let Ok(mut na) = NameAddr::parse(c) else {
+                return warn(req, 400, "Bad Request", "unparsable Contact");
+            };
+            let exp = na.params.value("expires").and_then(|e| e.trim().parse::<u32>().ok()).unwrap_or(expires);
+            let exp = exp.min(self.registrar.max_expires);
+            na.params.remove("expires");
+            let uri = na.uri.to_string();
+            reg.bindings.retain(|b| b.contact != uri);
+            if exp > 0 {
+                reg.bindings.push(Binding {
+                    contact: uri,
+                    contact_header: na.to_string(),
+                    expires_at: now + Duration::from_secs(exp.into()),
+                    path: path.clone(),
+                    call_id: call_id.clone(),
+                    cseq,
+                });
+            }
+        }
+        let key = impus[0].clone();
+        if let (Ok(mut regs), Ok(mut aliases)) = (self.regs.lock(), self.aliases.lock()) {
+            for i in &impus {
+                aliases.insert(i.clone(), key.clone());
+            }
+            regs.insert(key, reg.clone());
+        }
+        tracing::info!(%impi, %impu, contacts = reg.bindings.len(), "registered");
+        let mut r = req.response(200, Some("OK"));
+        add_to_tag(&mut r);
+        self.fill_ok(&mut r, req, &reg);
+        r
+    }
+
+    fn fill_ok(&self, r: &mut Response, req: &Request, reg: &Registration) {
+        let now = Instant::now();
+        for b in &reg.bindings {
+            let left = b.expires_at.saturating_duration_since(now).as_secs();
+            r.headers.push("Contact", format!("{};expires={left}", b.contact_header));
+        }
+        for p in req.headers.get_all("Path") {
+            r.headers.push("Path", p.to_string());
+        }
+        if req.headers.has("Path") {
+            r.headers.push("Require", "path");
+        }
+        r.headers.push(
+            "Service-Route",
+            format!("<sip:orig@scscf.{}:{};lr>", self.domain, self.ep.local_addr().port()),
+        );
+        let assoc: Vec<String> = reg.impus.iter().map(|i| format!("<{i}>")).collect();
+        if !assoc.is_empty() {
+            r.headers.push("P-Associated-URI", assoc.join(", "));
+        }
+        r.headers.push("Supported", "path");
+    }
+
+    /// User-initiated de-registration (TS 24.229 §5.4.1.4).
+    async fn deregister(&self, req: &Request, impi: &str, impu: &str) -> Response {
+        let Some(mut reg) = self.registration(impu) else {
+            // Nothing to remove: RFC 3261 §10.3 still answers 200 with no contacts.
+            let mut r = req.response(200, Some("OK"));
+            add_to_tag(&mut r);
+            return r;
+        };
+        let wildcard = req.headers.values("Contact").iter().any(|c| c.trim() == "*");
+        if wildcard {
+            reg.bindings.clear();
+        } else {
+            for c in req.headers.values("Contact") {
+                if let Ok(na) = NameAddr::parse(c) {
+                    let uri = na.uri.to_string();
+                    reg.bindings.retain(|b| b.contact != uri);
+                }
+            }
+        }
+        if reg.bindings.is_empty() {
+            if let Err(e) = self
+                .sar(impi, vec![impu.to_string()], ServerAssignmentType::UserDeregistration, true)
+                .await
+            {
+                tracing::warn!(%impi, error = %e, "SAR (user de-registration) failed");
+            }
+            self.drop_registration(&reg);
+            tracing::info!(%impi, %impu, "de-registered");
+        } else {
+            self.store_registration(reg.clone());
+        }
+        let mut r = req.response(200, Some("OK"));
+        add_to_tag(&mut r);
+        self.fill_ok(&mut r, req, &reg);
+        r
+    }
+
+    fn store_registration(&self, reg: Registration) {
+        if let Some(key) = reg.impus.first().cloned() {
+            if let Ok(mut regs) = self.regs.lock() {
+                regs.insert(key, reg);
+            }
+        }
+    }
+
+    fn drop_registration(&self, reg: &Registration) {
+        if let (Ok(mut regs), Ok(mut aliases)) = (self.regs.lock(), self.aliases.lock()) {
+            if let Some(k) = reg.impus.first() {
+                regs.remove(k);
+            }
+            for i in &reg.impus {
+                aliases.remove(i);
+            }
+        }
+    }
+
+    /// Removes lapsed bindings; a set left without bindings is de-registered at the HSS with
+    /// SAR TIMEOUT_DEREGISTRATION (TS 24.229 §5.4.1.5).
+    async fn expire(&self) {
+        let now = Instant::now();
+        let mut lapsed = Vec::new();
+        if let Ok(mut regs) = self.regs.lock() {
+            for reg in regs.values_mut() {
+                reg.bindings.retain(|b| b.expires_at > now);
+                if reg.bindings.is_empty() {
+                    lapsed.push(reg.clone());
+                }
+            }
+        }
+        for reg in lapsed {
+            self.drop_registration(&reg);
+            tracing::info!(impi = %reg.impi, impu = ?reg.impus.first(), "registration expired");
+            if let Err(e) = self
+                .sar(&reg.impi, reg.impus.clone(), ServerAssignmentType::TimeoutDeregistration, true)
+                .await
+            {
+                tracing::warn!(impi = %reg.impi, error = %e, "SAR (timeout de-registration) failed");
+            }
+        }
+    }
+}
+
+enum AuthOutcome {
+    Ok,
+    Challenge { stale: bool },
+    Resync { rand: [u8; 16], auts: [u8; 14] },
+    Reject(String),
+}
+
+fn add_to_tag(r: &mut Response) {
+    if let Some(to) = r.headers.get("To") {
+        if !to.contains("tag=") {
+            let v = format!("{to};tag={}", crate::sip::new_tag());
+            r.headers.set("To", v);
+        }
+    }
+}
+
+fn warn(req: &Request, code: u16, reason: &str, why: &str) -> Response {
+    let mut r = req.response(code, Some(reason));
+    add_to_tag(&mut r);
+    r.headers.push("Warning", format!("399 scscf \"{}\"", why.replace('"', "'")));
+    r
+}
+
+/// Handles requests the HSS sends to a CSCF over Cx. Registration-Termination and
+/// Push-Profile (TS 29.229 §6.1.3, §6.1.7) are not implemented yet: they are answered with
+/// DIAMETER_COMMAND_UNSUPPORTED so the HSS sees a clear refusal rather than silence.
+pub struct CxClientHandler;
+
+impl crate::diameter::peer::DiameterHandler for CxClientHandler {
+    fn handle(
+        &self,
+        _from: crate::diameter::peer::PeerInfo,
+        request: crate::diameter::codec::Message,
+    ) -> crate::diameter::peer::BoxFuture<'static, crate::diameter::codec::Message> {
+        Box::pin(async move {
+            crate::diameter::codec::Message::error_answer(
+                &request,
+                crate::diameter::codec::DIAMETER_COMMAND_UNSUPPORTED,
+                None,
+                Some("not supported by this CSCF yet"),
+            )
+        })
+    }
+}

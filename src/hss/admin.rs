@@ -1,0 +1,215 @@
+//! The HSS provisioning REST API (in the spirit of PyHSS's), and its client.
+//!
+//! sled lets one process open a database, so while a lab runs, `rcslab subscriber ...` talks to
+//! it through this API; the lab writes the API's address to `<data-dir>/admin.addr`.
+//!
+//! | method | path | body / answer |
+//! |---|---|---|
+//! | GET | `/subscribers` | `[Subscriber]` |
+//! | POST | `/subscribers` | one `SubscriberConfig` or an array of them -> 201 `[Subscriber]` |
+//! | GET | `/subscribers/{id}` | `Subscriber` (id = IMPI or IMPU, percent-encoded) |
+//! | DELETE | `/subscribers/{id}` | the removed `Subscriber` |
+//!
+//! Errors are JSON `{"error": "...", "detail": "..."}` with 400, 404, 409, 413 or 500.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::config::SubscriberConfig;
+use crate::store::{default_impi, AkaCredentials, Store, StoreError, Subscriber};
+
+/// Largest request body accepted (a bulk import of ~20k subscribers fits).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Builds a stored subscriber from its provisioning form: the IMPI defaults to `user@domain`,
+/// missing AKA keys are generated at random.
+pub fn build_subscriber(spec: &SubscriberConfig) -> Result<Subscriber, StoreError> {
+    let first = spec
+        .impu
+        .first()
+        .ok_or_else(|| StoreError::Invalid("at least one public identity is needed".into()))?;
+    let impi = match &spec.impi {
+        Some(i) if !i.is_empty() => i.clone(),
+        _ => default_impi(first)?,
+    };
+    let impus = spec
+        .impu
+        .iter()
+        .map(|i| crate::store::canonical_identity(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let random_hex = || hex::encode(rand::random::<[u8; 16]>());
+    Ok(Subscriber {
+        impi,
+        impus,
+        password: spec.password.clone(),
+        aka: AkaCredentials {
+            k: spec.k.clone().unwrap_or_else(random_hex),
+            opc: spec.opc.clone().unwrap_or_else(random_hex),
+            amf: spec.amf.clone().unwrap_or_else(|| "8000".into()),
+            sqn: spec.sqn.unwrap_or(32),
+        },
+    })
+}
+
+/// Validates and stores many subscribers with one flush; nothing is written if one is invalid.
+pub fn add_subscribers(store: &Store, specs: &[SubscriberConfig]) -> Result<Vec<Subscriber>, StoreError> {
+    let subs = specs.iter().map(build_subscriber).collect::<Result<Vec<_>, _>>()?;
+    for s in &subs {
+        store.put_subscriber(s)?;
+    }
+    store.flush()?;
+    Ok(subs)
+}
+
+type Body = Full<Bytes>;
+
+fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error(status: StatusCode, error: &str, detail: impl std::fmt::Display) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": error, "detail": detail.to_string() }))
+}
+
+fn store_error(e: StoreError) -> Response<Body> {
+    match e {
+        StoreError::Invalid(_) => error(StatusCode::BAD_REQUEST, "invalid subscriber", e),
+        StoreError::Conflict { .. } => error(StatusCode::CONFLICT, "identity conflict", e),
+        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "store failure", e),
+    }
+}
+
+/// Percent-decodes a path segment.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hexval = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn route(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let resp = match (method, segs.as_slice()) {
+        (Method::GET, ["health"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (Method::GET, ["subscribers"]) => match store.subscribers() {
+            Ok(v) => json(StatusCode::OK, &v),
+            Err(e) => store_error(e),
+        },
+        (Method::POST, ["subscribers"]) => {
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, "body too large or unreadable", e)),
+            };
+            let specs: Vec<SubscriberConfig> = match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(v @ serde_json::Value::Array(_)) => match serde_json::from_value(v) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber list", e)),
+                },
+                Ok(v) => match serde_json::from_value(v) {
+                    Ok(s) => vec![s],
+                    Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber", e)),
+                },
+                Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "malformed JSON", e)),
+            };
+            let st = store.clone();
+            match tokio::task::spawn_blocking(move || add_subscribers(&st, &specs)).await {
+                Ok(Ok(v)) => json(StatusCode::CREATED, &v),
+                Ok(Err(e)) => store_error(e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
+            }
+        }
+        (Method::GET, ["subscribers", id]) => match store.find(&percent_decode(id)) {
+            Ok(Some(s)) => json(StatusCode::OK, &s),
+            Ok(None) => error(StatusCode::NOT_FOUND, "no such subscriber", percent_decode(id)),
+            Err(e) => store_error(e),
+        },
+        (Method::DELETE, ["subscribers", id]) => match store.remove(&percent_decode(id)) {
+            Ok(Some(s)) => {
+                let _ = store.flush();
+                json(StatusCode::OK, &s)
+            }
+            Ok(None) => error(StatusCode::NOT_FOUND, "no such subscriber", percent_decode(id)),
+            Err(e) => store_error(e),
+        },
+        _ => error(StatusCode::NOT_FOUND, "no such resource", path),
+    };
+    Ok(resp)
+}
+
+/// Serves the API on `listener` until shutdown.
+pub async fn serve(listener: TcpListener, store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(v) => v, Err(_) => continue },
+            _ = shutdown.changed() => return,
+        };
+        let store = store.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| route(store.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Client side: one request to a running lab's admin API. Returns status and body.
+pub async fn call(addr: SocketAddr, method: Method, path: &str, body: Option<String>) -> std::io::Result<(u16, String)> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(std::io::Error::other)?;
+    let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).to_string()))
+}

@@ -1,0 +1,392 @@
+//! HSS: the subscriber database answering Diameter Cx (TS 29.228 procedures, TS 29.229
+//! messages) over real Diameter (RFC 6733).
+//!
+//! UAR -> which S-CSCF (§6.1.1), MAR -> authentication vectors (§6.3: SIP Digest HA1 or
+//! Milenage AKA vectors with SQN handling and AUTS re-synchronisation), SAR -> assignment and
+//! the user profile as TS 29.228 IMSSubscription XML (§6.1.2), LIR -> where a callee is
+//! registered (§6.1.4). Requests missing a mandatory AVP get DIAMETER_MISSING_AVP (5005) with
+//! Failed-AVP. Subscribers live in sled ([`crate::store`]); the provisioning REST API is in
+//! [`admin`].
+
+pub mod admin;
+
+use std::sync::Arc;
+
+use crate::auth::aka;
+use crate::auth::digest;
+use crate::diameter::codec::{Avp, DiameterError, Message};
+use crate::diameter::cx::{
+    self, CxResult, LocationInfoAnswer, LocationInfoRequest, MultimediaAuthAnswer, MultimediaAuthRequest,
+    ServerAssignmentAnswer, ServerAssignmentRequest, ServerAssignmentType, SipAuthDataItem, SipDigestAuthenticate,
+    UserAuthorizationAnswer, UserAuthorizationRequest, UserAuthorizationType,
+};
+use crate::diameter::peer::{BoxFuture, DiameterHandler, PeerInfo};
+use crate::profile::{ApplicationServer, ImsSubscription, PublicIdentity, ServiceProfile};
+use crate::store::{HssState, Store, Subscriber};
+
+/// The HSS's Cx logic.
+pub struct Hss {
+    store: Store,
+    origin_host: String,
+    origin_realm: String,
+    /// The S-CSCF named in UAA/LIA Server-Name when none is assigned yet.
+    default_scscf: String,
+    /// Serialises read-modify-write of SQNs and registration state.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Hss {
+    /// An HSS over `store`.
+    pub fn new(store: Store, origin_host: &str, origin_realm: &str, default_scscf: &str) -> Arc<Hss> {
+        Arc::new(Hss {
+            store,
+            origin_host: origin_host.into(),
+            origin_realm: origin_realm.into(),
+            default_scscf: default_scscf.into(),
+            lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The store behind this HSS.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Answers one Cx request.
+    pub async fn answer(&self, req: Message) -> Message {
+        let r = match req.command_code {
+            cx::CMD_USER_AUTHORIZATION => self.uar(&req).await,
+            cx::CMD_MULTIMEDIA_AUTH => self.mar(&req).await,
+            cx::CMD_SERVER_ASSIGNMENT => self.sar(&req).await,
+            cx::CMD_LOCATION_INFO => self.lir(&req).await,
+            _ => {
+                return Message::error_answer(
+                    &req,
+                    crate::diameter::codec::DIAMETER_COMMAND_UNSUPPORTED,
+                    None,
+                    Some("command not supported by this HSS"),
+                )
+            }
+        };
+        let mut ans = match r {
+            Ok(a) => a,
+            Err(DiameterError::MissingAvp { code, vendor_id }) => {
+                tracing::warn!(command = %req.command_name(), code, "Cx request without a mandatory AVP");
+                Message::error_answer(
+                    &req,
+                    crate::diameter::codec::DIAMETER_MISSING_AVP,
+                    Some(Avp::new(code, vendor_id, true, Vec::<u8>::new())),
+                    Some("missing mandatory AVP"),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(command = %req.command_name(), error = %e, "unusable Cx request");
+                Message::error_answer(
+                    &req,
+                    crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY,
+                    None,
+                    Some(&e.to_string()),
+                )
+            }
+        };
+        ans.hop_by_hop = req.hop_by_hop;
+        ans.end_to_end = req.end_to_end;
+        ans
+    }
+
+    fn lookup(&self, impi: &str, impu: &str) -> Result<Subscriber, CxResult> {
+        let by_impu = self.store.find(impu).ok().flatten();
+        let Some(sub) = by_impu else {
+            return Err(CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN));
+        };
+        // A UE that sends only the user part ("alice") as username is tolerated.
+        let impi_ok = impi.is_empty()
+            || sub.impi.eq_ignore_ascii_case(impi)
+            || (!impi.contains('@') && sub.impi.split('@').next() == Some(impi));
+        if !impi_ok {
+            return Err(CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH));
+        }
+        Ok(sub)
+    }
+
+    fn store_failed(&self, e: impl std::fmt::Display) -> CxResult {
+        tracing::error!(error = %e, "HSS store failure");
+        CxResult::Base(crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY)
+    }
+
+    /// TS 29.228 §6.1.1.1.
+    async fn uar(&self, req: &Message) -> Result<Message, DiameterError> {
+        let uar = UserAuthorizationRequest::from_message(req)?;
+        let mut ans = UserAuthorizationAnswer {
+            session_id: uar.session_id.clone(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.origin_realm.clone(),
+            result: CxResult::Base(2001),
+            server_name: None,
+            server_capabilities: None,
+        };
+        match self.lookup(&uar.user_name, &uar.public_identity) {
+            Err(r) => {
+                tracing::info!(impu = %uar.public_identity, impi = %uar.user_name, result = ?r, "UAR refused");
+                ans.result = r;
+            }
+            Ok(sub) => {
+                let st = self.store.hss_state(&sub.impi).unwrap_or_default();
+                let dereg = uar.authorization_type == Some(UserAuthorizationType::DeRegistration);
+                match (&st.scscf, dereg) {
+                    (Some(name), _) => {
+                        ans.result = CxResult::Experimental(cx::DIAMETER_SUBSEQUENT_REGISTRATION);
+                        ans.server_name = Some(name.clone());
+                    }
+                    (None, true) => {
+                        ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED);
+                    }
+                    (None, false) => {
+                        ans.result = CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION);
+                        ans.server_name = Some(self.default_scscf.clone());
+                    }
+                }
+            }
+        }
+        Ok(ans.to_message())
+    }
+
+    /// TS 29.228 §6.3.1: vectors. Digest -> HA1 (TS 29.229 §6.3.35 SIP-Digest-Authenticate);
+    /// AKA -> RAND||AUTN, XRES, CK, IK from Milenage with the next SQN; a SIP-Authorization
+    /// of RAND||AUTS re-synchronises the SQN first (TS 33.102 §6.3.5).
+    async fn mar(&self, req: &Message) -> Result<Message, DiameterError> {
+        let mar = MultimediaAuthRequest::from_message(req)?;
+        let mut ans = MultimediaAuthAnswer {
+            session_id: mar.session_id.clone(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.origin_realm.clone(),
+            result: CxResult::Base(2001),
+            user_name: Some(mar.user_name.clone()),
+            public_identity: Some(mar.public_identity.clone()),
+            number_auth_items: Some(1),
+            items: Vec::new(),
+        };
+        let sub = match self.lookup(&mar.user_name, &mar.public_identity) {
+            Ok(s) => s,
+            Err(r) => {
+                tracing::info!(impi = %mar.user_name, impu = %mar.public_identity, result = ?r, "MAR refused");
+                ans.result = r;
+                ans.number_auth_items = None;
+                return Ok(ans.to_message());
+            }
+        };
+        let scheme = mar.auth_data.scheme.clone();
+        let s = scheme.to_ascii_lowercase();
+        let item = if s.contains("aka") {
+            let _g = self.lock.lock().await;
+            match self.aka_vector(&sub, mar.auth_data.authorization.as_deref()) {
+                Ok(v) => v,
+                Err(r) => {
+                    ans.result = r;
+                    ans.number_auth_items = None;
+                    return Ok(ans.to_message());
+                }
+            }
+        } else if s.contains("digest") || s.contains("md5") || s.is_empty() || s == "unknown" {
+            let ha1 = digest::ha1_hex(&mar.user_name, &self.origin_realm, sub.password.as_bytes());
+            SipAuthDataItem {
+                item_number: Some(1),
+                scheme: "SIP Digest".into(),
+                digest: Some(SipDigestAuthenticate {
+                    realm: self.origin_realm.clone(),
+                    qop: Some("auth".into()),
+                    ha1,
+                    algorithm: Some("MD5".into()),
+                }),
+                ..Default::default()
+            }
+        } else {
+            tracing::info!(impi = %sub.impi, %scheme, "MAR asks for an authentication scheme this HSS does not offer");
+            ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED);
+            ans.number_auth_items = None;
+            return Ok(ans.to_message());
+        };
+        ans.items.push(item);
+        Ok(ans.to_message())
+    }
+
+    fn aka_vector(&self, sub: &Subscriber, resync: Option<&[u8]>) -> Result<SipAuthDataItem, CxResult> {
+        let (Ok(k), Ok(opc), Ok(amf)) = (
+            hex16(&sub.aka.k),
+            hex16(&sub.aka.opc),
+            hex::decode(&sub.aka.amf).ok().and_then(|a| <[u8; 2]>::try_from(a).ok()).ok_or(()),
+        ) else {
+            tracing::warn!(impi = %sub.impi, "subscriber has unusable AKA credentials");
+            return Err(CxResult::Experimental(cx::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED));
+        };
+        // Re-read the SQN under the lock: it may have moved since `sub` was read.
+        let mut sqn = self
+            .store
+            .subscriber(&sub.impi)
+            .ok()
+            .flatten()
+            .map(|s| s.aka.sqn)
+            .unwrap_or(sub.aka.sqn);
+        if let Some(ra) = resync {
+            if ra.len() == 30 {
+                let mut rand = [0u8; 16];
+                let mut auts = [0u8; 14];
+                rand.copy_from_slice(&ra[..16]);
+                auts.copy_from_slice(&ra[16..]);
+                match aka::verify_auts(&k, &opc, &rand, &auts) {
+                    Ok(sqn_ms) => {
+                        tracing::info!(impi = %sub.impi, hss_sqn = sqn, ue_sqn = sqn_ms, "AKA SQN re-synchronised from AUTS");
+                        sqn = aka::next_sqn(sqn_ms);
+                    }
+                    Err(e) => {
+                        tracing::warn!(impi = %sub.impi, error = %e, "AUTS rejected (MAC-S mismatch): K/OPc differ between UE and HSS");
+                        return Err(CxResult::Base(crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY));
+                    }
+                }
+            } else {
+                tracing::warn!(impi = %sub.impi, len = ra.len(), "SIP-Authorization for resync is not RAND||AUTS");
+            }
+        }
+        let rand = aka::random_rand();
+        let v = aka::generate_vector(&k, &opc, &amf, sqn, &rand);
+        self.store
+            .set_sqn(&sub.impi, aka::next_sqn(sqn))
+            .map_err(|e| self.store_failed(e))?;
+        let mut authenticate = v.rand.to_vec();
+        authenticate.extend_from_slice(&v.autn);
+        Ok(SipAuthDataItem {
+            item_number: Some(1),
+            scheme: "Digest-AKAv1-MD5".into(),
+            authenticate: Some(authenticate),
+            authorization: Some(v.xres.to_vec()),
+            confidentiality_key: Some(v.ck.to_vec()),
+            integrity_key: Some(v.ik.to_vec()),
+            digest: None,
+        })
+    }
+
+    /// TS 29.228 §6.1.2.1.
+    async fn sar(&self, req: &Message) -> Result<Message, DiameterError> {
+        let sar = ServerAssignmentRequest::from_message(req)?;
+        let mut ans = ServerAssignmentAnswer {
+            session_id: sar.session_id.clone(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.origin_realm.clone(),
+            result: CxResult::Base(2001),
+            user_name: None,
+            user_data: None,
+        };
+        let impu = sar.public_identities.first().cloned().unwrap_or_default();
+        let found = if impu.is_empty() {
+            sar.user_name.as_deref().and_then(|n| self.store.subscriber(n).ok().flatten())
+        } else {
+            self.store.find(&impu).ok().flatten()
+        };
+        let Some(sub) = found else {
+            ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN);
+            return Ok(ans.to_message());
+        };
+        ans.user_name = Some(sub.impi.clone());
+        let _g = self.lock.lock().await;
+        let mut st = self.store.hss_state(&sub.impi).unwrap_or_default();
+        use ServerAssignmentType as T;
+        let mut send_profile = false;
+        match sar.assignment_type {
+            T::Registration | T::ReRegistration => {
+                st = HssState { scscf: Some(sar.server_name.clone()), registered: true };
+                send_profile = sar.user_data_already_available != cx::UserDataAlreadyAvailable::UserDataAlreadyAvailable
+                    || sar.assignment_type == T::Registration;
+            }
+            T::UnregisteredUser => {
+                st = HssState { scscf: Some(sar.server_name.clone()), registered: false };
+                send_profile = true;
+            }
+            T::NoAssignment | T::AaaUserDataRequest => send_profile = true,
+            T::TimeoutDeregistration
+            | T::UserDeregistration
+            | T::AdministrativeDeregistration
+            | T::AuthenticationFailure
+            | T::AuthenticationTimeout
+            | T::DeregistrationTooMuchData => st = HssState::default(),
+            T::TimeoutDeregistrationStoreServerName | T::UserDeregistrationStoreServerName => {
+                st.registered = false;
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+        if let Err(e) = self.store.set_hss_state(&sub.impi, &st) {
+            ans.result = self.store_failed(e);
+            return Ok(ans.to_message());
+        }
+        if send_profile {
+            ans.user_data = Some(profile_of(&sub).to_xml());
+        }
+        Ok(ans.to_message())
+    }
+
+    /// TS 29.228 §6.1.4.1.
+    async fn lir(&self, req: &Message) -> Result<Message, DiameterError> {
+        let lir = LocationInfoRequest::from_message(req)?;
+        let mut ans = LocationInfoAnswer {
+            session_id: lir.session_id.clone(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.origin_realm.clone(),
+            result: CxResult::Base(2001),
+            server_name: None,
+            server_capabilities: None,
+        };
+        match self.store.find(&lir.public_identity).ok().flatten() {
+            None => ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN),
+            Some(sub) => {
+                let st = self.store.hss_state(&sub.impi).unwrap_or_default();
+                match (st.registered, st.scscf) {
+                    (true, Some(s)) => ans.server_name = Some(s),
+                    (false, Some(s)) => {
+                        ans.result = CxResult::Experimental(cx::DIAMETER_UNREGISTERED_SERVICE);
+                        ans.server_name = Some(s);
+                    }
+                    (_, None) => ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED),
+                }
+            }
+        }
+        Ok(ans.to_message())
+    }
+}
+
+/// The TS 29.228 user profile of a subscriber: one service profile holding all its public
+/// identities (one implicit registration set).
+pub fn profile_of(sub: &Subscriber) -> ImsSubscription {
+    ImsSubscription {
+        private_id: sub.impi.clone(),
+        service_profiles: vec![ServiceProfile {
+            public_identities: sub
+                .impus
+                .iter()
+                .map(|i| PublicIdentity {
+                    identity: i.clone(),
+                    barring: false,
+                    identity_type: None,
+                    display_name: None,
+                })
+                .collect(),
+            ifcs: Vec::new(),
+        }],
+    }
+}
+
+#[allow(dead_code)]
+fn _as_is_used(_: ApplicationServer) {}
+
+fn hex16(s: &str) -> Result<[u8; 16], ()> {
+    hex::decode(s).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()).ok_or(())
+}
+
+/// Adapter from the Diameter peer layer to the HSS logic.
+pub struct CxServer(pub Arc<Hss>);
+
+impl DiameterHandler for CxServer {
+    fn handle(&self, _from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
+        let hss = self.0.clone();
+        Box::pin(async move { hss.answer(request).await })
+    }
+}

@@ -1,0 +1,349 @@
+//! The lab: starts every node of a [`LabConfig`] on its own loopback sockets, wires them
+//! together by address only (they talk through real sockets), and offers the test-harness API:
+//! node addresses, the flight recorder, a ladder of what crossed the wire, and shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::LabConfig;
+use crate::cscf::icscf::Icscf;
+use crate::cscf::pcscf::Pcscf;
+use crate::cscf::scscf::Scscf;
+use crate::diameter::peer::{self, LocalPeer, Peer, PeerTable};
+use crate::hss::{admin, CxServer, Hss};
+use crate::sip::resolve::Resolver;
+use crate::sip::transaction::TimerConfig;
+use crate::sip::Endpoint;
+use crate::store::Store;
+use crate::trace::{Direction, Trace, TraceEvent};
+
+/// Errors starting a lab.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A socket could not be bound (port in use?).
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        /// Which node.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened (another process holds the data dir?).
+    #[error("cannot open the data dir {dir}: {source}")]
+    Store {
+        /// The directory.
+        dir: String,
+        /// Why.
+        source: crate::store::StoreError,
+    },
+    /// A Diameter connection failed.
+    #[error("{what} could not connect to the HSS: {detail}")]
+    Diameter {
+        /// Which node.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// A subscriber in the config is invalid.
+    #[error("invalid subscriber in the lab config: {0}")]
+    Subscriber(crate::store::StoreError),
+}
+
+/// Start-up options.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Record every message (tests and `--trace`).
+    pub trace: bool,
+    /// SIP timer values (tests shorten them).
+    pub timers: Option<TimerConfig>,
+}
+
+/// The bound address of every node.
+#[derive(Debug, Clone, Copy)]
+pub struct LabAddrs {
+    /// P-CSCF SIP (UDP and TCP).
+    pub pcscf: SocketAddr,
+    /// I-CSCF SIP.
+    pub icscf: SocketAddr,
+    /// S-CSCF SIP.
+    pub scscf: SocketAddr,
+    /// HSS Diameter.
+    pub hss: SocketAddr,
+    /// HSS provisioning API.
+    pub admin: SocketAddr,
+}
+
+/// One line of a ladder: who sent what to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LadderLine {
+    /// Sender's name (a node name, or `ip:port` for something outside the lab).
+    pub from: String,
+    /// Receiver's name.
+    pub to: String,
+    /// `SIP`, `Diameter`, ...
+    pub protocol: String,
+    /// First line or command name.
+    pub summary: String,
+}
+
+impl std::fmt::Display for LadderLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {} {} {}", self.from, self.to, self.protocol, self.summary)
+    }
+}
+
+/// A running lab.
+pub struct Lab {
+    /// The configuration it runs.
+    pub config: LabConfig,
+    /// Where each node listens.
+    pub addrs: LabAddrs,
+    /// The flight recorder (disabled unless asked for).
+    pub trace: Trace,
+    /// The subscriber store.
+    pub store: Arc<Store>,
+    /// How long start-up took.
+    pub started_in: Duration,
+    /// The P-CSCF (tests look at its bindings).
+    pub pcscf: Arc<Pcscf>,
+    /// The S-CSCF (tests look at its registrations).
+    pub scscf: Arc<Scscf>,
+    names: Mutex<HashMap<SocketAddr, String>>,
+    shutdown: watch::Sender<bool>,
+    data_dir: PathBuf,
+}
+
+impl Lab {
+    /// Starts every node. Subscribers of the config that the store lacks are provisioned;
+    /// existing ones are left as they are (their SQN moved on).
+    pub async fn start(config: LabConfig, data_dir: &Path, opts: LabOptions) -> Result<Lab, LabError> {
+        let t0 = Instant::now();
+        let trace = if opts.trace { Trace::enabled() } else { Trace::disabled() };
+        let timers = opts.timers.unwrap_or_default();
+        let (shutdown, shut_rx) = watch::channel(false);
+        std::fs::create_dir_all(data_dir).map_err(|e| LabError::Store {
+            dir: data_dir.display().to_string(),
+            source: crate::store::StoreError::Invalid(e.to_string()),
+        })?;
+        let store = Store::open(data_dir).map_err(|source| LabError::Store {
+            dir: data_dir.display().to_string(),
+            source,
+        })?;
+        let missing: Vec<_> = config
+            .subscribers
+            .iter()
+            .filter(|s| {
+                s.impu
+                    .first()
+                    .map(|i| store.find(i).ok().flatten().is_none())
+                    .unwrap_or(false)
+            })
+            .cloned()
+            .collect();
+        admin::add_subscribers(&store, &missing).map_err(LabError::Subscriber)?;
+        let store = Arc::new(store);
+        let domain = config.lab.domain.clone();
+        let n = &config.nodes;
+
+        let hosts: HashMap<String, IpAddr> = [
+            (format!("pcscf.{domain}"), n.pcscf.ip()),
+            (format!("icscf.{domain}"), n.icscf.ip()),
+            (format!("scscf.{domain}"), n.scscf.ip()),
+            (format!("hss.{domain}"), n.hss.ip()),
+        ]
+        .into_iter()
+        .collect();
+        let resolver = Resolver::new(hosts);
+
+        // HSS: Diameter listener and the admin API.
+        let hss_listener = TcpListener::bind(n.hss).await.map_err(|source| LabError::Bind {
+            what: "HSS",
+            addr: n.hss,
+            source,
+        })?;
+        let hss_addr = hss_listener.local_addr().map_err(|source| LabError::Bind {
+            what: "HSS",
+            addr: n.hss,
+            source,
+        })?;
+        let admin_listener = TcpListener::bind(n.admin).await.map_err(|source| LabError::Bind {
+            what: "admin API",
+            addr: n.admin,
+            source,
+        })?;
+        let admin_addr = admin_listener.local_addr().map_err(|source| LabError::Bind {
+            what: "admin API",
+            addr: n.admin,
+            source,
+        })?;
+
+        // The S-CSCF's SIP socket first: the HSS names it in Server-Name.
+        let bind_sip = |what: &'static str, addr: SocketAddr| {
+            let trace = trace.clone();
+            let shut = shut_rx.clone();
+            async move {
+                Endpoint::bind(what, addr, timers, trace, shut)
+                    .await
+                    .map_err(|source| LabError::Bind { what, addr, source })
+            }
+        };
+        let (scscf_ep, scscf_rx) = bind_sip("S-CSCF", n.scscf).await?;
+        let scscf_name = Scscf::server_name(&scscf_ep, &domain);
+
+        let hss = Hss::new((*store).clone(), &config.hss.origin_host, &config.hss.origin_realm, &scscf_name);
+        let hss_local = LocalPeer {
+            origin_host: config.hss.origin_host.clone(),
+            origin_realm: config.hss.origin_realm.clone(),
+            host_ip: hss_addr.ip(),
+            product_name: "rcslab HSS".into(),
+            watchdog_interval: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(5),
+        };
+        let hss_peers = PeerTable::default();
+        tokio::spawn(peer::serve(
+            hss_listener,
+            hss_local,
+            Arc::new(CxServer(hss)),
+            hss_peers,
+            trace.clone(),
+            shut_rx.clone(),
+        ));
+        tokio::spawn(admin::serve(admin_listener, store.clone(), shut_rx.clone()));
+
+        let mut names: HashMap<SocketAddr, String> = HashMap::new();
+        let local_peer = |host: String, ip: IpAddr| LocalPeer {
+            origin_host: host,
+            origin_realm: domain.clone(),
+            host_ip: ip,
+            product_name: "rcslab".into(),
+            watchdog_interval: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(5),
+        };
+
+        // S-CSCF.
+        let scscf_hss = Peer::connect(
+            hss_addr,
+            local_peer(format!("scscf.{domain}"), scscf_ep.local_addr().ip()),
+            Arc::new(crate::cscf::scscf::CxClientHandler),
+            trace.clone(),
+        )
+        .await
+        .map_err(|e| LabError::Diameter { what: "S-CSCF", detail: e.to_string() })?;
+        names.insert(scscf_hss.local_addr(), "S-CSCF".into());
+        let scscf = Scscf::new(
+            scscf_ep.clone(),
+            scscf_hss,
+            &domain,
+            &format!("scscf.{domain}"),
+            config.registrar.clone(),
+            &config.auth.default_scheme,
+        );
+        tokio::spawn(scscf.clone().run(scscf_rx, shut_rx.clone()));
+
+        // I-CSCF.
+        let (icscf_ep, icscf_rx) = bind_sip("I-CSCF", n.icscf).await?;
+        let icscf_hss = Peer::connect(
+            hss_addr,
+            local_peer(format!("icscf.{domain}"), icscf_ep.local_addr().ip()),
+            Arc::new(crate::cscf::scscf::CxClientHandler),
+            trace.clone(),
+        )
+        .await
+        .map_err(|e| LabError::Diameter { what: "I-CSCF", detail: e.to_string() })?;
+        names.insert(icscf_hss.local_addr(), "I-CSCF".into());
+        let icscf = Icscf::new(
+            icscf_ep.clone(),
+            icscf_hss,
+            resolver.clone(),
+            &domain,
+            &format!("icscf.{domain}"),
+            vec![(scscf_name.clone(), Vec::new())],
+        );
+        tokio::spawn(icscf.run(icscf_rx));
+
+        // P-CSCF.
+        let (pcscf_ep, pcscf_rx) = bind_sip("P-CSCF", n.pcscf).await?;
+        let pcscf = Pcscf::new(pcscf_ep.clone(), icscf_ep.local_addr(), &domain);
+        tokio::spawn(pcscf.clone().run(pcscf_rx));
+
+        let addrs = LabAddrs {
+            pcscf: pcscf_ep.local_addr(),
+            icscf: icscf_ep.local_addr(),
+            scscf: scscf_ep.local_addr(),
+            hss: hss_addr,
+            admin: admin_addr,
+        };
+        names.insert(addrs.pcscf, "P-CSCF".into());
+        names.insert(addrs.icscf, "I-CSCF".into());
+        names.insert(addrs.scscf, "S-CSCF".into());
+        names.insert(addrs.hss, "HSS".into());
+        names.insert(addrs.admin, "HSS-admin".into());
+        let _ = std::fs::write(data_dir.join("admin.addr"), admin_addr.to_string());
+        Ok(Lab {
+            config,
+            addrs,
+            trace,
+            store,
+            started_in: t0.elapsed(),
+            pcscf,
+            scscf,
+            names: Mutex::new(names),
+            shutdown,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// Gives a name to an address outside the lab (a UE) for ladders.
+    pub fn name_addr(&self, addr: SocketAddr, name: &str) {
+        if let Ok(mut n) = self.names.lock() {
+            n.insert(addr, name.to_string());
+        }
+    }
+
+    /// The name of an address, or the address itself.
+    pub fn name_of(&self, addr: SocketAddr) -> String {
+        self.names
+            .lock()
+            .ok()
+            .and_then(|n| n.get(&addr).cloned())
+            .unwrap_or_else(|| addr.to_string())
+    }
+
+    /// Everything that crossed the wire so far, each message once, in order: messages sent by
+    /// recording sockets, plus messages received from senders that record nothing (sipp...).
+    pub fn ladder(&self) -> Vec<LadderLine> {
+        ladder_of(&self.trace.events(), |a| self.name_of(a))
+    }
+
+    /// Stops every node and removes the admin address file.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = std::fs::remove_file(self.data_dir.join("admin.addr"));
+        // Give tasks a moment to drop their sockets and the store.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = self.store.flush();
+    }
+}
+
+/// Builds a ladder from recorded events (see [`Lab::ladder`]).
+pub fn ladder_of(events: &[TraceEvent], name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
+    let recorders: std::collections::HashSet<SocketAddr> = events.iter().map(|e| e.local).collect();
+    events
+        .iter()
+        .filter(|e| e.direction == Direction::Sent || !recorders.contains(&e.remote))
+        .map(|e| LadderLine {
+            from: name(e.src()),
+            to: name(e.dst()),
+            protocol: e.protocol.label().to_string(),
+            summary: e.summary.clone(),
+        })
+        .collect()
+}

@@ -1,0 +1,23 @@
+//! rcslab: a complete IMS/RCS network in one binary.
+//!
+//! Every node (P-CSCF, I-CSCF, S-CSCF, HSS) is a tokio task on its own loopback socket and
+//! talks to the others only through real sockets in real wire formats (SIP RFC 3261, Diameter
+//! RFC 6733 with 3GPP Cx), so a capture on `lo` shows the real flow. See `DESIGN.md` in the
+//! shared docs and README.md for the layout: codecs (`sip`, `diameter`, `auth`, `profile`) are
+//! pure; transports and state machines sit on them; the nodes (`cscf`, `hss`, `ue`) hold only
+//! node logic; `lab` starts a whole network.
+
+pub mod auth;
+pub mod config;
+pub mod cscf;
+pub mod diameter;
+pub mod hss;
+pub mod lab;
+pub mod profile;
+pub mod sip;
+pub mod store;
+pub mod trace;
+pub mod ue;
+
+pub use config::LabConfig;
+pub use lab::{Lab, LabOptions};

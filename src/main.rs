@@ -1,0 +1,344 @@
+//! `rcslab`: run an IMS/RCS lab, manage its subscribers.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+
+use rcslab::config::{LabConfig, SubscriberConfig};
+use rcslab::hss::admin;
+use rcslab::store::Store;
+use rcslab::{Lab, LabOptions};
+
+#[derive(Parser)]
+#[command(name = "rcslab", version, about = "A complete IMS/RCS network in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Lab file (TOML) merged over the compiled-in default lab.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Where sled keeps the lab's data.
+    #[arg(long, global = true, default_value = "./rcslab-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start every node and run until Ctrl-C.
+    Up {
+        #[command(flatten)]
+        common: Common,
+        /// Print every message that crosses the wire as it happens.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Manage the HSS's subscribers (works with or without a running lab).
+    Subscriber {
+        #[command(subcommand)]
+        cmd: SubCmd,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubCmd {
+    /// Add (or replace) a subscriber: `rcslab subscriber add sip:u1@ims.lab --password pw1`.
+    Add {
+        /// Default public identity (sip: URI).
+        impu: String,
+        /// Digest password.
+        #[arg(long)]
+        password: String,
+        /// Private identity (default: user@domain of the IMPU).
+        #[arg(long)]
+        impi: Option<String>,
+        /// More public identities, e.g. tel:+15550100 (repeatable).
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// AKA key K (32 hex digits; random when absent).
+        #[arg(long)]
+        k: Option<String>,
+        /// AKA OPc (32 hex digits; random when absent).
+        #[arg(long)]
+        opc: Option<String>,
+        /// AKA AMF (4 hex digits).
+        #[arg(long, default_value = "8000")]
+        amf: String,
+        /// Initial SQN.
+        #[arg(long, default_value_t = 32)]
+        sqn: u64,
+    },
+    /// Add many subscribers from a file of `impu;password` lines (sipp injection style).
+    Import {
+        /// The file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// List all subscribers.
+    List,
+    /// Show one subscriber (by IMPI or IMPU).
+    Show {
+        /// IMPI or IMPU.
+        id: String,
+    },
+    /// Remove a subscriber (by IMPI or IMPU).
+    Remove {
+        /// IMPI or IMPU.
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rcslab: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Up { common, trace } => up(common, trace).await,
+            Cmd::Subscriber { cmd, common } => subscriber(cmd, common).await,
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rcslab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(common: &Common) -> Result<LabConfig, String> {
+    match &common.config {
+        Some(p) => LabConfig::load(p).map_err(|e| e.to_string()),
+        None => Ok(LabConfig::default_lab()),
+    }
+}
+
+async fn up(common: Common, trace: bool) -> Result<(), String> {
+    let config = load_config(&common)?;
+    let lab = Lab::start(config, &common.data_dir, LabOptions { trace, timers: None })
+        .await
+        .map_err(|e| e.to_string())?;
+    let a = lab.addrs;
+    println!(
+        "rcslab: lab '{}' ready in {:.1} ms (data in {})",
+        lab.config.lab.domain,
+        lab.started_in.as_secs_f64() * 1000.0,
+        common.data_dir.display()
+    );
+    println!("  {:<8} {:<22} protocol", "node", "address");
+    for (n, addr, p) in [
+        ("P-CSCF", a.pcscf, "SIP UDP+TCP"),
+        ("I-CSCF", a.icscf, "SIP UDP+TCP"),
+        ("S-CSCF", a.scscf, "SIP UDP+TCP"),
+        ("HSS", a.hss, "Diameter Cx (TCP)"),
+        ("HSS-API", a.admin, "HTTP (provisioning)"),
+    ] {
+        println!("  {n:<8} {addr:<22} {p}");
+    }
+    let subs = lab.store.subscribers().map(|s| s.len()).unwrap_or(0);
+    println!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
+    let printer = if trace {
+        let t = lab.trace.clone();
+        let names: Vec<(std::net::SocketAddr, String)> = [
+            (a.pcscf, "P-CSCF"),
+            (a.icscf, "I-CSCF"),
+            (a.scscf, "S-CSCF"),
+            (a.hss, "HSS"),
+        ]
+        .into_iter()
+        .map(|(x, n)| (x, n.to_string()))
+        .collect();
+        Some(tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let ev = t.events();
+                let name = |x: std::net::SocketAddr| {
+                    names.iter().find(|(y, _)| *y == x).map(|(_, n)| n.clone()).unwrap_or(x.to_string())
+                };
+                let lines = rcslab::lab::ladder_of(&ev, name);
+                for l in lines.iter().skip(seen) {
+                    println!("{l}");
+                }
+                seen = lines.len();
+            }
+        }))
+    } else {
+        None
+    };
+    let _ = tokio::signal::ctrl_c().await;
+    if let Some(p) = printer {
+        p.abort();
+    }
+    println!("rcslab: shutting down");
+    lab.shutdown().await;
+    Ok(())
+}
+
+/// The running lab's admin API address, if one answers for this data dir.
+async fn running_admin(data_dir: &Path) -> Option<std::net::SocketAddr> {
+    let addr: std::net::SocketAddr = std::fs::read_to_string(data_dir.join("admin.addr")).ok()?.trim().parse().ok()?;
+    match admin::call(addr, Method::GET, "/health", None).await {
+        Ok((200, _)) => Some(addr),
+        _ => None,
+    }
+}
+
+fn open_store(data_dir: &Path) -> Result<Store, String> {
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    Store::open(data_dir).map_err(|e| {
+        format!(
+            "{e}\n(is another rcslab using {}? a running lab is reached through its admin API, but none answered)",
+            data_dir.display()
+        )
+    })
+}
+
+fn print_json(body: &str) {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_else(|_| body.to_string())),
+        Err(_) => println!("{body}"),
+    }
+}
+
+async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
+    let api = running_admin(&common.data_dir).await;
+    let specs = match &cmd {
+        SubCmd::Add { impu, password, impi, aliases, k, opc, amf, sqn } => {
+            let mut ids = vec![impu.clone()];
+            ids.extend(aliases.iter().cloned());
+            Some(vec![SubscriberConfig {
+                impi: impi.clone(),
+                impu: ids,
+                password: password.clone(),
+                k: k.clone(),
+                opc: opc.clone(),
+                amf: Some(amf.clone()),
+                sqn: Some(*sqn),
+            }])
+        }
+        SubCmd::Import { file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+            } else {
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            let mut v = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') || line.eq_ignore_ascii_case("SEQUENTIAL") || line.eq_ignore_ascii_case("RANDOM") {
+                    continue;
+                }
+                let mut parts = line.split(';');
+                let (Some(impu), Some(pw)) = (parts.next(), parts.next()) else {
+                    return Err(format!("line {}: expected impu;password", n + 1));
+                };
+                let impu = if impu.contains(':') { impu.to_string() } else { format!("sip:{impu}") };
+                v.push(SubscriberConfig {
+                    impi: None,
+                    impu: vec![impu],
+                    password: pw.trim().to_string(),
+                    k: None,
+                    opc: None,
+                    amf: None,
+                    sqn: None,
+                });
+            }
+            Some(v)
+        }
+        _ => None,
+    };
+    if let Some(specs) = specs {
+        let n = specs.len();
+        if let Some(addr) = api {
+            let body = serde_json::to_string(&specs).map_err(|e| e.to_string())?;
+            let (status, body) = admin::call(addr, Method::POST, "/subscribers", Some(body))
+                .await
+                .map_err(|e| e.to_string())?;
+            if status != 201 {
+                return Err(format!("the lab refused: {body}"));
+            }
+        } else {
+            let store = open_store(&common.data_dir)?;
+            admin::add_subscribers(&store, &specs).map_err(|e| e.to_string())?;
+        }
+        println!("added {n} subscriber{}", if n == 1 { "" } else { "s" });
+        return Ok(());
+    }
+    match cmd {
+        SubCmd::List => {
+            let subs = match api {
+                Some(addr) => {
+                    let (_, body) = admin::call(addr, Method::GET, "/subscribers", None).await.map_err(|e| e.to_string())?;
+                    serde_json::from_str::<Vec<rcslab::store::Subscriber>>(&body).map_err(|e| e.to_string())?
+                }
+                None => open_store(&common.data_dir)?.subscribers().map_err(|e| e.to_string())?,
+            };
+            println!("{:<28} public identities", "private identity");
+            for s in subs {
+                println!("{:<28} {}", s.impi, s.impus.join(", "));
+            }
+            Ok(())
+        }
+        SubCmd::Show { id } | SubCmd::Remove { id } if api.is_some() => {
+            let addr = api.ok_or("no admin API")?;
+            let removing = matches!(cmd, SubCmd::Remove { .. });
+            let method = if removing { Method::DELETE } else { Method::GET };
+            let path = format!("/subscribers/{}", admin::percent_encode(&id));
+            let (status, body) = admin::call(addr, method, &path, None).await.map_err(|e| e.to_string())?;
+            match (status, removing) {
+                (200, false) => {
+                    print_json(&body);
+                    Ok(())
+                }
+                (200, true) => {
+                    println!("removed {id}");
+                    Ok(())
+                }
+                (404, _) => Err(format!("no subscriber {id}")),
+                _ => Err(format!("the lab answered {status}: {body}")),
+            }
+        }
+        SubCmd::Show { id } => {
+            let s = open_store(&common.data_dir)?.find(&id).map_err(|e| e.to_string())?;
+            match s {
+                Some(s) => {
+                    print_json(&serde_json::to_string(&s).map_err(|e| e.to_string())?);
+                    Ok(())
+                }
+                None => Err(format!("no subscriber {id}")),
+            }
+        }
+        SubCmd::Remove { id } => {
+            let st = open_store(&common.data_dir)?;
+            let s = st.remove(&id).map_err(|e| e.to_string())?;
+            st.flush().map_err(|e| e.to_string())?;
+            match s {
+                Some(s) => {
+                    println!("removed {}", s.impi);
+                    Ok(())
+                }
+                None => Err(format!("no subscriber {id}")),
+            }
+        }
+        SubCmd::Add { .. } | SubCmd::Import { .. } => Ok(()),
+    }
+}

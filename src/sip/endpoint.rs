@@ -1,0 +1,568 @@
+//! A node's SIP endpoint: the transport plus the transaction layer (RFC 3261 §17, §18.2).
+//!
+//! Incoming requests become server transactions handed to the node as [`IncomingRequest`]s
+//! (retransmissions and ACKs for non-2xx are absorbed here; INVITE gets its 100 Trying here).
+//! Outgoing requests become client transactions ([`ClientTx`]) that retransmit over UDP and
+//! time out with a 408. Responses that match no client transaction (2xx retransmissions, for
+//! instance) and ACKs for 2xx are handed to the node to forward statelessly.
+//!
+//! Bad input: a datagram that does not parse is answered with 400 when enough of it can be
+//! salvaged to build a response, and logged and dropped otherwise; Max-Forwards 0 gets 483.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::sip::headers::Via;
+use crate::sip::message::{new_branch, salvage_request, Method, Request, Response, SipMessage};
+use crate::sip::transaction::{ClientEvent, ClientTransaction, ServerTransaction, TimerConfig};
+use crate::sip::transport::{Datagram, SipTransport, Transport};
+use crate::trace::Trace;
+
+/// What the endpoint hands to its node.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A new request (or an ACK for a 2xx, which has no transaction).
+    Request(IncomingRequest),
+    /// A response that matched no client transaction.
+    StrayResponse {
+        /// The response.
+        response: Response,
+        /// Where it came from.
+        source: SocketAddr,
+    },
+}
+
+/// A request that opened a server transaction.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// The request, with `received`/`rport` already added to its top Via (RFC 3581).
+    pub request: Request,
+    /// The sender's socket address.
+    pub source: SocketAddr,
+    /// The transport it came on.
+    pub transport: Transport,
+    /// Where responses go.
+    pub tx: ServerTx,
+}
+
+enum ServerInput {
+    Retransmission,
+    Ack,
+    Respond(Response),
+    Dropped,
+}
+
+/// Handle to a server transaction: the node answers through it. Dropping it without a final
+/// response makes the transaction answer 500 so that no client is left hanging.
+#[derive(Debug)]
+pub struct ServerTx {
+    input: Option<mpsc::UnboundedSender<ServerInput>>,
+}
+
+impl std::fmt::Debug for ServerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerInput")
+    }
+}
+
+impl ServerTx {
+    /// Sends a response within the transaction (ignored for ACK, which has none).
+    pub fn respond(&self, response: Response) {
+        if let Some(i) = &self.input {
+            let _ = i.send(ServerInput::Respond(response));
+        }
+    }
+}
+
+impl Drop for ServerTx {
+    fn drop(&mut self) {
+        if let Some(i) = &self.input {
+            let _ = i.send(ServerInput::Dropped);
+        }
+    }
+}
+
+/// Handle to a client transaction: yields its responses.
+pub struct ClientTx {
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+    request: Request,
+    done: bool,
+}
+
+impl ClientTx {
+    /// The next response: provisional ones, then the final one (a 408 is synthesised when
+    /// Timer B/F fires, RFC 3261 §8.1.3.1). `None` after the final response.
+    pub async fn next(&mut self) -> Option<Response> {
+        if self.done {
+            return None;
+        }
+        let ev = self.events.recv().await;
+        let resp = match ev {
+            Some(ClientEvent::Response(r)) => r,
+            Some(ClientEvent::Timeout) | None => {
+                let mut r = self.request.response(408, None);
+                r.headers.push("Reason", "SIP;cause=408;text=\"no response from next hop\"");
+                r
+            }
+        };
+        if resp.status >= 200 {
+            self.done = true;
+        }
+        Some(resp)
+    }
+
+    /// Skips provisional responses and returns the final one.
+    pub async fn final_response(mut self) -> Response {
+        loop {
+            if let Some(r) = self.next().await {
+                if r.status >= 200 {
+                    return r;
+                }
+            } else {
+                let mut r = self.request.response(408, None);
+                r.headers.push("Reason", "SIP;cause=408;text=\"transaction ended\"");
+                return r;
+            }
+        }
+    }
+
+    /// The request this transaction sent.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+}
+
+struct Inner {
+    transport: Arc<SipTransport>,
+    clients: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
+    servers: Mutex<HashMap<String, mpsc::UnboundedSender<ServerInput>>>,
+    timers: TimerConfig,
+    name: String,
+}
+
+/// A node's SIP endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+impl Endpoint {
+    /// Binds UDP+TCP on `addr` and starts the transaction layer. `name` is used in logs.
+    pub async fn bind(
+        name: &str,
+        addr: SocketAddr,
+        timers: TimerConfig,
+        trace: Trace,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<(Endpoint, mpsc::UnboundedReceiver<Incoming>)> {
+        let (transport, raw) = SipTransport::bind(addr, trace, shutdown.clone()).await?;
+        let inner = Arc::new(Inner {
+            transport,
+            clients: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
+            timers,
+            name: name.to_string(),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(Arc::downgrade(&inner), raw, tx, shutdown));
+        Ok((Endpoint { inner }, rx))
+    }
+
+    /// The address UDP and TCP are bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.transport.local_addr()
+    }
+
+    /// The node name given at bind time.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Our `host:port` as written in Via sent-by and in our own URIs.
+    pub fn sent_by(&self) -> String {
+        self.local_addr().to_string()
+    }
+
+    /// A Via value for a request we originate, with a fresh branch.
+    pub fn new_via(&self, transport: Transport) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            transport.as_str(),
+            self.sent_by(),
+            new_branch()
+        )
+    }
+
+    /// A Via value for a request we forward as a proxy: the branch carries a hash of the
+    /// request's loop-relevant fields (RFC 3261 §16.6 step 8) so [`Endpoint::is_looping`] can
+    /// recognise it when it comes back.
+    pub fn proxy_via(&self, req: &Request, transport: Transport) -> String {
+        format!(
+            "SIP/2.0/{} {};branch=z9hG4bK{:016x}.{}",
+            transport.as_str(),
+            self.sent_by(),
+            loop_hash(req),
+            &new_branch()[7..]
+        )
+    }
+
+    /// RFC 3261 §16.3 step 4: the request already passed through us unchanged.
+    pub fn is_looping(&self, req: &Request) -> bool {
+        let me = self.sent_by();
+        let h = format!("z9hG4bK{:016x}.", loop_hash(req));
+        req.headers.values("Via").iter().any(|v| {
+            Via::parse(v)
+                .map(|via| via.sent_by() == me && via.branch().is_some_and(|b| b.starts_with(&h)))
+                .unwrap_or(false)
+        })
+    }
+
+    /// Starts a client transaction for `req` (whose top Via must be ours) towards `dest`.
+    pub fn send_request(&self, req: Request, dest: SocketAddr, transport: Transport) -> ClientTx {
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let branch = req
+            .headers
+            .get("Via")
+            .and_then(|v| Via::parse(v).ok())
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        let key = client_key(&branch, &req.method);
+        let (resp_tx, resp_rx) = mpsc::unbounded_channel();
+        if let Ok(mut c) = self.inner.clients.lock() {
+            c.insert(key.clone(), resp_tx);
+        }
+        let tu_request = req.clone();
+        let txn = ClientTransaction::new(Instant::now(), req, transport.is_reliable(), self.inner.timers);
+        tokio::spawn(run_client(
+            Arc::downgrade(&self.inner),
+            txn,
+            key,
+            resp_rx,
+            ev_tx,
+            dest,
+            transport,
+        ));
+        ClientTx {
+            events: ev_rx,
+            request: tu_request,
+            done: false,
+        }
+    }
+
+    /// Sends a request outside any transaction (an ACK for a 2xx, RFC 3261 §13.2.2.4).
+    pub async fn send_stateless(&self, msg: &SipMessage, dest: SocketAddr, transport: Transport) {
+        let bytes = Bytes::from(msg.to_bytes());
+        if let Err(e) = self.inner.transport.send(transport, dest, bytes).await {
+            tracing::debug!(node = %self.inner.name, %dest, error = %e, "stateless send failed");
+        }
+    }
+
+    /// Forwards a response by its (new) top Via, as a proxy does after popping its own Via
+    /// (RFC 3261 §18.2.2 with RFC 3581 `received`/`rport`).
+    pub async fn send_response_by_via(&self, resp: &Response) {
+        let Some(via) = resp.headers.get("Via").and_then(|v| Via::parse(v).ok()) else {
+            tracing::debug!(node = %self.inner.name, "response without Via dropped");
+            return;
+        };
+        let Some((dest, transport)) = response_destination(&via, None) else {
+            tracing::debug!(node = %self.inner.name, via = %via, "cannot resolve response destination");
+            return;
+        };
+        self.send_stateless(&SipMessage::Response(resp.clone()), dest, transport).await;
+    }
+}
+
+fn client_key(branch: &str, method: &Method) -> String {
+    // ACK for a non-2xx is sent by the transaction itself; CANCEL has its own transaction.
+    format!("{branch}|{}", method.as_str())
+}
+
+fn server_key(via: &Via, method: &Method) -> String {
+    let m = if *method == Method::Ack {
+        "INVITE"
+    } else {
+        method.as_str()
+    };
+    format!("{}|{}|{m}", via.branch().unwrap_or(""), via.sent_by())
+}
+
+/// Hash of the fields RFC 3261 §16.6 step 8 names for loop detection.
+fn loop_hash(req: &Request) -> u64 {
+    let mut h = DefaultHasher::new();
+    req.uri.hash(&mut h);
+    for name in ["Call-ID", "CSeq", "From", "To", "Proxy-Require", "Proxy-Authorization"] {
+        req.headers.get(name).unwrap_or("").hash(&mut h);
+    }
+    req.headers.values("Route").first().copied().unwrap_or("").hash(&mut h);
+    h.finish()
+}
+
+/// Where a response to a request with this top Via goes (RFC 3261 §18.2.2, RFC 3581 §4).
+/// `source` is the packet source when known (the request as we received it).
+fn response_destination(via: &Via, source: Option<SocketAddr>) -> Option<(SocketAddr, Transport)> {
+    let transport = Transport::parse(&via.transport).unwrap_or(Transport::Udp);
+    if let (Some(src), Transport::Tcp) = (source, transport) {
+        return Some((src, transport));
+    }
+    let host = via.received().unwrap_or(&via.host);
+    let port = match via.rport() {
+        Some(Some(p)) => p,
+        _ => via.port.unwrap_or(5060),
+    };
+    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    Some((SocketAddr::new(ip, port), transport))
+}
+
+async fn dispatch(
+    inner: Weak<Inner>,
+    mut raw: mpsc::UnboundedReceiver<Datagram>,
+    out: mpsc::UnboundedSender<Incoming>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let d = tokio::select! {
+            d = raw.recv() => match d { Some(d) => d, None => return },
+            _ = shutdown.changed() => return,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        match SipMessage::parse(&d.bytes) {
+            Ok(SipMessage::Request(req)) => on_request(&inner, req, d.source, d.transport, &out).await,
+            Ok(SipMessage::Response(resp)) => on_response(&inner, resp, d.source, &out),
+            Err(e) => {
+                tracing::warn!(node = %inner.name, source = %d.source, error = %e, "malformed SIP message");
+                if let Some(req) = salvage_request(&d.bytes) {
+                    if req.method != Method::Ack {
+                        let mut r = req.response(400, Some("Bad Request"));
+                        r.headers.push("Warning", format!("399 {} \"{}\"", inner.name, e.to_string().replace('"', "'")));
+                        let dest = req
+                            .headers
+                            .get("Via")
+                            .and_then(|v| Via::parse(v).ok())
+                            .and_then(|v| response_destination(&v, Some(d.source)))
+                            .map(|(a, _)| a)
+                            .unwrap_or(d.source);
+                        let bytes = Bytes::from(SipMessage::Response(r).to_bytes());
+                        let _ = inner.transport.send(d.transport, dest, bytes).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn on_request(
+    inner: &Arc<Inner>,
+    mut req: Request,
+    source: SocketAddr,
+    transport: Transport,
+    out: &mpsc::UnboundedSender<Incoming>,
+) {
+    let Some(mut via) = req.headers.get("Via").and_then(|v| Via::parse(v).ok()) else {
+        tracing::warn!(node = %inner.name, %source, "request without a usable Via dropped");
+        return;
+    };
+    // RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
+    let src_ip = source.ip().to_string();
+    if via.host.trim_start_matches('[').trim_end_matches(']') != src_ip || via.rport().is_some() {
+        via.params.set("received", Some(src_ip));
+    }
+    if via.rport().is_some() {
+        via.params.set("rport", Some(source.port().to_string()));
+    }
+    req.headers.pop_first_value("Via");
+    req.headers.push_front("Via", via.to_string());
+
+    let key = server_key(&via, &req.method);
+    let existing = inner.servers.lock().ok().and_then(|s| s.get(&key).cloned());
+    if let Some(s) = existing {
+        let input = if req.method == Method::Ack {
+            ServerInput::Ack
+        } else {
+            ServerInput::Retransmission
+        };
+        let _ = s.send(input);
+        return;
+    }
+    if req.method == Method::Ack {
+        // ACK for a 2xx: end to end, no transaction (§17.1.1.3). The node forwards it.
+        let _ = out.send(Incoming::Request(IncomingRequest {
+            request: req,
+            source,
+            transport,
+            tx: ServerTx { input: None },
+        }));
+        return;
+    }
+    let Some((dest, resp_transport)) = response_destination(&via, Some(source)) else {
+        tracing::warn!(node = %inner.name, %source, "cannot work out where responses go; dropped");
+        return;
+    };
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    if let Ok(mut s) = inner.servers.lock() {
+        s.insert(key.clone(), in_tx.clone());
+    }
+    let txn = ServerTransaction::new(&req.method, transport.is_reliable(), inner.timers);
+    let trying = if req.method == Method::Invite {
+        Some(req.response(100, Some("Trying")))
+    } else {
+        None
+    };
+    let fallback = req.response(500, Some("Server Internal Error"));
+    tokio::spawn(run_server(
+        Arc::downgrade(inner),
+        txn,
+        key,
+        in_rx,
+        dest,
+        resp_transport,
+        fallback,
+    ));
+    if let Some(t) = trying {
+        let _ = in_tx.send(ServerInput::Respond(t));
+    }
+    let tx = ServerTx { input: Some(in_tx) };
+    // RFC 3261 §16.3 step 3: Max-Forwards 0 is answered here for every node.
+    if req.max_forwards() == Some(0) && req.method != Method::Options {
+        tx.respond(req.response(483, Some("Too Many Hops")));
+        return;
+    }
+    let _ = out.send(Incoming::Request(IncomingRequest {
+        request: req,
+        source,
+        transport,
+        tx,
+    }));
+}
+
+fn on_response(inner: &Arc<Inner>, resp: Response, source: SocketAddr, out: &mpsc::UnboundedSender<Incoming>) {
+    let branch = resp
+        .headers
+        .get("Via")
+        .and_then(|v| Via::parse(v).ok())
+        .and_then(|v| v.branch().map(str::to_string))
+        .unwrap_or_default();
+    let method = resp
+        .headers
+        .get("CSeq")
+        .and_then(|c| c.split_whitespace().nth(1))
+        .map(Method::parse)
+        .unwrap_or(Method::Other(String::new()));
+    let key = client_key(&branch, &method);
+    let target = inner.clients.lock().ok().and_then(|c| c.get(&key).cloned());
+    match target {
+        Some(t) if t.send(resp.clone()).is_ok() => {}
+        _ => {
+            let _ = out.send(Incoming::StrayResponse { response: resp, source });
+        }
+    }
+}
+
+async fn run_client(
+    inner: Weak<Inner>,
+    mut txn: ClientTransaction,
+    key: String,
+    mut responses: mpsc::UnboundedReceiver<Response>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    dest: SocketAddr,
+    transport: Transport,
+) {
+    loop {
+        while let Some(b) = txn.poll_transmit() {
+            let Some(i) = inner.upgrade() else { return };
+            if let Err(e) = i.transport.send(transport, dest, b).await {
+                tracing::debug!(node = %i.name, %dest, error = %e, "send failed");
+                txn.on_transport_error();
+            }
+        }
+        while let Some(ev) = txn.poll_event() {
+            let _ = events.send(ev);
+        }
+        if txn.is_terminated() {
+            break;
+        }
+        let deadline = txn.poll_timeout();
+        tokio::select! {
+            r = responses.recv() => match r {
+                Some(r) => txn.on_response(Instant::now(), r),
+                None => break,
+            },
+            _ = sleep_until(deadline) => txn.on_timeout(Instant::now()),
+        }
+    }
+    if let Some(i) = inner.upgrade() {
+        if let Ok(mut c) = i.clients.lock() {
+            c.remove(&key);
+        }
+    }
+}
+
+async fn run_server(
+    inner: Weak<Inner>,
+    mut txn: ServerTransaction,
+    key: String,
+    mut input: mpsc::UnboundedReceiver<ServerInput>,
+    dest: SocketAddr,
+    transport: Transport,
+    fallback: Response,
+) {
+    let mut fallback = Some(fallback);
+    loop {
+        while let Some(b) = txn.poll_transmit() {
+            let Some(i) = inner.upgrade() else { return };
+            if let Err(e) = i.transport.send(transport, dest, b).await {
+                tracing::debug!(node = %i.name, %dest, error = %e, "response send failed");
+            }
+        }
+        while txn.poll_event().is_some() {}
+        if txn.is_terminated() {
+            break;
+        }
+        let deadline = txn.poll_timeout();
+        tokio::select! {
+            i = input.recv() => match i {
+                Some(ServerInput::Retransmission) => txn.on_request_retransmission(),
+                Some(ServerInput::Ack) => txn.on_ack(Instant::now()),
+                Some(ServerInput::Respond(r)) => {
+                    let status = r.status;
+                    let bytes = Bytes::from(SipMessage::Response(r).to_bytes());
+                    txn.send_response(Instant::now(), status, bytes);
+                }
+                Some(ServerInput::Dropped) | None => {
+                    if !txn.has_final_response() {
+                        // The node let go of the request without answering: never leave the
+                        // client hanging.
+                        match fallback.take() {
+                            Some(r) => {
+                                let bytes = Bytes::from(SipMessage::Response(r).to_bytes());
+                                txn.send_response(Instant::now(), 500, bytes);
+                            }
+                            None => break,
+                        }
+                    } else if txn.poll_timeout().is_none() {
+                        break;
+                    }
+                }
+            },
+            _ = sleep_until(deadline) => txn.on_timeout(Instant::now()),
+        }
+    }
+    if let Some(i) = inner.upgrade() {
+        if let Ok(mut s) = i.servers.lock() {
+            s.remove(&key);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending::<()>().await,
+    }
+}

@@ -1,0 +1,287 @@
+//! Persistent state in sled, behind typed wrappers so the engine could change in one place.
+//!
+//! Trees: `subscribers` (IMPI -> JSON [`Subscriber`]), `impu` (canonical public identity ->
+//! IMPI), `hss_state` (IMPI -> JSON [`HssState`]: serving S-CSCF, registration state). Writes
+//! that an answer depends on (AKA SQN, provisioning) are flushed before that answer goes out.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sip::Uri;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption, or the data dir is locked by another process).
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The input is not acceptable.
+    #[error("invalid subscriber: {0}")]
+    Invalid(String),
+    /// A public identity already belongs to another private identity.
+    #[error("{impu} already belongs to {impi}")]
+    Conflict {
+        /// The identity in question.
+        impu: String,
+        /// Its current owner.
+        impi: String,
+    },
+}
+
+/// AKA credentials (TS 33.102): K, OPc, AMF in hex and the HSS's SQN counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AkaCredentials {
+    /// Subscriber key K, 32 hex digits.
+    pub k: String,
+    /// OPc, 32 hex digits.
+    pub opc: String,
+    /// Authentication management field, 4 hex digits.
+    pub amf: String,
+    /// The next SQN the HSS will use.
+    pub sqn: u64,
+}
+
+/// One IMS subscription: a private identity with its public identities and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscriber {
+    /// Private identity (IMPI), e.g. `alice@ims.lab`.
+    pub impi: String,
+    /// Public identities (IMPUs), canonical form; the first is the default one. They form one
+    /// implicit registration set.
+    pub impus: Vec<String>,
+    /// SIP Digest password.
+    pub password: String,
+    /// AKA credentials.
+    pub aka: AkaCredentials,
+}
+
+/// Registration state of a subscription as the HSS sees it (TS 29.228 §6.1.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HssState {
+    /// The S-CSCF serving the user, if one is assigned.
+    pub scscf: Option<String>,
+    /// True while registered.
+    pub registered: bool,
+}
+
+/// Canonical form of a public identity for lookups (`sip:user@host`, `tel:+number`).
+pub fn canonical_identity(s: &str) -> Result<String, StoreError> {
+    Uri::parse(s.trim())
+        .map(|u| u.aor())
+        .map_err(|e| StoreError::Invalid(format!("{s}: {e}")))
+}
+
+/// Derives `user@domain` from `sip:user@domain`.
+pub fn default_impi(impu: &str) -> Result<String, StoreError> {
+    let u = Uri::parse(impu.trim()).map_err(|e| StoreError::Invalid(format!("{impu}: {e}")))?;
+    match (u.user(), u.host()) {
+        (Some(user), Some(host)) => Ok(format!("{user}@{host}")),
+        _ => Err(StoreError::Invalid(format!(
+            "{impu}: cannot derive a private identity (need sip:user@domain, or give --impi)"
+        ))),
+    }
+}
+
+/// The sled database of one lab.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    subscribers: sled::Tree,
+    impu: sled::Tree,
+    hss_state: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`. Fails if another process holds it.
+    pub fn open(dir: &std::path::Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir.join("db")).open()?;
+        Ok(Store {
+            subscribers: db.open_tree("subscribers")?,
+            impu: db.open_tree("impu")?,
+            hss_state: db.open_tree("hss_state")?,
+            db,
+        })
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Inserts or replaces a subscriber (not flushed: call [`Store::flush`]).
+    pub fn put_subscriber(&self, sub: &Subscriber) -> Result<(), StoreError> {
+        if sub.impus.is_empty() {
+            return Err(StoreError::Invalid("no public identity".into()));
+        }
+        if sub.impi.is_empty() || sub.impi.contains(char::is_whitespace) {
+            return Err(StoreError::Invalid(format!("bad private identity '{}'", sub.impi)));
+        }
+        for hex_field in [(&sub.aka.k, 16, "k"), (&sub.aka.opc, 16, "opc"), (&sub.aka.amf, 2, "amf")] {
+            match hex::decode(hex_field.0) {
+                Ok(b) if b.len() == hex_field.1 => {}
+                _ => {
+                    return Err(StoreError::Invalid(format!(
+                        "{} must be {} hex digits",
+                        hex_field.2,
+                        hex_field.1 * 2
+                    )))
+                }
+            }
+        }
+        let mut canon = Vec::with_capacity(sub.impus.len());
+        for i in &sub.impus {
+            let c = canonical_identity(i)?;
+            if let Some(owner) = self.impu.get(c.as_bytes())? {
+                let owner = String::from_utf8_lossy(&owner).to_string();
+                if owner != sub.impi {
+                    return Err(StoreError::Conflict { impu: c, impi: owner });
+                }
+            }
+            canon.push(c);
+        }
+        let mut stored = sub.clone();
+        stored.impus = canon;
+        // Drop index entries of identities this subscriber no longer has.
+        if let Some(old) = self.subscriber(&sub.impi)? {
+            for i in old.impus.iter().filter(|i| !stored.impus.contains(i)) {
+                self.impu.remove(i.as_bytes())?;
+            }
+        }
+        let json = serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.subscribers.insert(stored.impi.as_bytes(), json)?;
+        for i in &stored.impus {
+            self.impu.insert(i.as_bytes(), stored.impi.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// A subscriber by private identity.
+    pub fn subscriber(&self, impi: &str) -> Result<Option<Subscriber>, StoreError> {
+        match self.subscribers.get(impi.as_bytes())? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{impi}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// The private identity owning a public identity.
+    pub fn impi_of(&self, impu: &str) -> Result<Option<String>, StoreError> {
+        let Ok(c) = canonical_identity(impu) else { return Ok(None) };
+        Ok(self.impu.get(c.as_bytes())?.map(|v| String::from_utf8_lossy(&v).to_string()))
+    }
+
+    /// A subscriber by private or public identity.
+    pub fn find(&self, id: &str) -> Result<Option<Subscriber>, StoreError> {
+        if let Some(s) = self.subscriber(id)? {
+            return Ok(Some(s));
+        }
+        match self.impi_of(id)? {
+            Some(impi) => self.subscriber(&impi),
+            None => Ok(None),
+        }
+    }
+
+    /// All subscribers, ordered by private identity.
+    pub fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.subscribers.iter() {
+            let (_, v) = kv?;
+            out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(out)
+    }
+
+    /// Removes a subscriber (by private or public identity) and its state; returns it.
+    pub fn remove(&self, id: &str) -> Result<Option<Subscriber>, StoreError> {
+        let Some(sub) = self.find(id)? else { return Ok(None) };
+        for i in &sub.impus {
+            self.impu.remove(i.as_bytes())?;
+        }
+        self.subscribers.remove(sub.impi.as_bytes())?;
+        self.hss_state.remove(sub.impi.as_bytes())?;
+        Ok(Some(sub))
+    }
+
+    /// Stores a new SQN for a subscriber and flushes (TS 33.102: never reuse an SQN).
+    pub fn set_sqn(&self, impi: &str, sqn: u64) -> Result<(), StoreError> {
+        if let Some(mut s) = self.subscriber(impi)? {
+            s.aka.sqn = sqn;
+            let json = serde_json::to_vec(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.subscribers.insert(impi.as_bytes(), json)?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Registration state of a subscription.
+    pub fn hss_state(&self, impi: &str) -> Result<HssState, StoreError> {
+        match self.hss_state.get(impi.as_bytes())? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(HssState::default()),
+        }
+    }
+
+    /// Updates the registration state of a subscription.
+    pub fn set_hss_state(&self, impi: &str, st: &HssState) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(st).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.hss_state.insert(impi.as_bytes(), json)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(impi: &str, impus: &[&str]) -> Subscriber {
+        Subscriber {
+            impi: impi.into(),
+            impus: impus.iter().map(|s| s.to_string()).collect(),
+            password: "pw".into(),
+            aka: AkaCredentials {
+                k: "465b5ce8b199b49faa5f0a2ee238a6bc".into(),
+                opc: "cd63cb71954a9f4e48a5994e37a02baf".into(),
+                amf: "8000".into(),
+                sqn: 32,
+            },
+        }
+    }
+
+    #[test]
+    fn subscribers_survive_reopen_and_are_found_by_any_identity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let st = Store::open(dir.path()).expect("open");
+            st.put_subscriber(&sub("u1@ims.lab", &["sip:u1@IMS.lab", "tel:+1-555-0001"]))
+                .expect("put");
+            st.flush().expect("flush");
+        }
+        let st = Store::open(dir.path()).expect("reopen");
+        let s = st.find("sip:u1@ims.lab").expect("find").expect("present");
+        assert_eq!(s.impi, "u1@ims.lab");
+        assert_eq!(s.impus, ["sip:u1@ims.lab", "tel:+15550001"]);
+        assert!(st.find("tel:+15550001").expect("find").is_some());
+        assert!(st.remove("u1@ims.lab").expect("remove").is_some());
+        assert!(st.find("sip:u1@ims.lab").expect("find").is_none());
+    }
+
+    #[test]
+    fn identity_conflicts_and_bad_keys_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = Store::open(dir.path()).expect("open");
+        st.put_subscriber(&sub("a@ims.lab", &["sip:a@ims.lab"])).expect("put");
+        assert!(matches!(
+            st.put_subscriber(&sub("b@ims.lab", &["sip:a@ims.lab"])),
+            Err(StoreError::Conflict { .. })
+        ));
+        let mut bad = sub("c@ims.lab", &["sip:c@ims.lab"]);
+        bad.aka.k = "zz".into();
+        assert!(matches!(st.put_subscriber(&bad), Err(StoreError::Invalid(_))));
+        assert_eq!(default_impi("sip:u1@ims.lab").expect("impi"), "u1@ims.lab");
+        assert!(default_impi("tel:+1555").is_err());
+    }
+}

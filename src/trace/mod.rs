@@ -1,0 +1,170 @@
+//! Flight recorder: every message a node sends or receives, as it crossed the socket.
+//!
+//! Transports call [`Trace::record`] with the raw bytes; the recorder keeps time, direction,
+//! protocol, both socket addresses, the first line (SIP/MSRP start line or the Diameter command
+//! name) and the bytes. Rendering (ladders, pcap) maps addresses to node names with the lab's
+//! address book, so the codecs and transports never need to know which node they belong to.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The protocol of a recorded message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// SIP over UDP.
+    SipUdp,
+    /// SIP over TCP.
+    SipTcp,
+    /// Diameter over TCP.
+    Diameter,
+    /// MSRP over TCP.
+    Msrp,
+    /// HTTP (WebRSF, admin API).
+    Http,
+}
+
+impl Protocol {
+    /// Short label used in ladders.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Protocol::SipUdp | Protocol::SipTcp => "SIP",
+            Protocol::Diameter => "Diameter",
+            Protocol::Msrp => "MSRP",
+            Protocol::Http => "HTTP",
+        }
+    }
+}
+
+/// Whether the recording node sent or received the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The node wrote these bytes to `remote`.
+    Sent,
+    /// The node read these bytes from `remote`.
+    Received,
+}
+
+/// One recorded message.
+#[derive(Debug, Clone)]
+pub struct TraceEvent {
+    /// Monotonic time since the recorder was created.
+    pub at: Duration,
+    /// Wall-clock time (for pcap timestamps).
+    pub wall: SystemTime,
+    /// Sent or received by the recording socket.
+    pub direction: Direction,
+    /// Protocol of the bytes.
+    pub protocol: Protocol,
+    /// The recording node's socket address.
+    pub local: SocketAddr,
+    /// The other end's socket address.
+    pub remote: SocketAddr,
+    /// A one-line summary: SIP/MSRP start line, or the Diameter command ("UAR", "MAA"...).
+    pub summary: String,
+    /// The message bytes exactly as they crossed the socket.
+    pub bytes: Vec<u8>,
+}
+
+impl TraceEvent {
+    /// Source address of the message on the wire.
+    pub fn src(&self) -> SocketAddr {
+        match self.direction {
+            Direction::Sent => self.local,
+            Direction::Received => self.remote,
+        }
+    }
+    /// Destination address of the message on the wire.
+    pub fn dst(&self) -> SocketAddr {
+        match self.direction {
+            Direction::Sent => self.remote,
+            Direction::Received => self.local,
+        }
+    }
+}
+
+/// A shared, cheap-to-clone handle to the recorder. A disabled trace records nothing and costs
+/// one branch per message.
+#[derive(Clone, Default)]
+pub struct Trace {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    start: Instant,
+    events: Mutex<Vec<TraceEvent>>,
+}
+
+impl Trace {
+    /// A recorder that keeps every message.
+    pub fn enabled() -> Self {
+        Trace {
+            inner: Some(Arc::new(Inner {
+                start: Instant::now(),
+                events: Mutex::new(Vec::new()),
+            })),
+        }
+    }
+
+    /// A recorder that drops everything.
+    pub fn disabled() -> Self {
+        Trace { inner: None }
+    }
+
+    /// True when messages are kept.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Records one message. `summary` is computed lazily only when recording is on.
+    pub fn record(
+        &self,
+        direction: Direction,
+        protocol: Protocol,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        summary: impl FnOnce() -> String,
+    ) {
+        let Some(inner) = &self.inner else { return };
+        let ev = TraceEvent {
+            at: inner.start.elapsed(),
+            wall: SystemTime::now(),
+            direction,
+            protocol,
+            local,
+            remote,
+            summary: summary(),
+            bytes: bytes.to_vec(),
+        };
+        if let Ok(mut v) = inner.events.lock() {
+            v.push(ev);
+        }
+    }
+
+    /// A copy of everything recorded so far, in recording order.
+    pub fn events(&self) -> Vec<TraceEvent> {
+        match &self.inner {
+            Some(inner) => inner.events.lock().map(|v| v.clone()).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Forgets everything recorded so far.
+    pub fn clear(&self) {
+        if let Some(inner) = &self.inner {
+            if let Ok(mut v) = inner.events.lock() {
+                v.clear();
+            }
+        }
+    }
+}
+
+/// First line of a text protocol message (SIP, MSRP, HTTP), lossy and trimmed.
+pub fn first_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).trim().to_string()
+}

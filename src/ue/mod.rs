@@ -1,0 +1,278 @@
+//! A simulated IMS UE: registers through the P-CSCF with SIP Digest (RFC 2617) or IMS AKA
+//! (RFC 3310 / TS 33.203, with its own USIM state: K, OPc and the highest SQN accepted), the way
+//! TS 24.229 §5.1.1 describes. Tests and labs use it; later issues grow it into an RCS client.
+
+use std::net::SocketAddr;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::auth::aka::{self, UeAkaOutcome};
+use crate::auth::digest::{self, Challenge, Credentials};
+use crate::config::LabConfig;
+use crate::sip::endpoint::Incoming;
+use crate::sip::transaction::TimerConfig;
+use crate::sip::{new_call_id, new_tag, Endpoint, Method, NameAddr, Request, Response, Transport};
+use crate::trace::Trace;
+
+/// How the UE authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// SIP Digest MD5 with the password.
+    Digest,
+    /// AKAv1-MD5 with K/OPc (Milenage).
+    Aka,
+}
+
+/// A UE's identity, credentials and where its P-CSCF is.
+#[derive(Debug, Clone)]
+pub struct UeConfig {
+    /// Default public identity, e.g. `sip:alice@ims.lab`.
+    pub impu: String,
+    /// Private identity, e.g. `alice@ims.lab`.
+    pub impi: String,
+    /// Digest password.
+    pub password: String,
+    /// USIM key K.
+    pub k: [u8; 16],
+    /// USIM OPc.
+    pub opc: [u8; 16],
+    /// Highest SQN the USIM has accepted.
+    pub sqn_ms: u64,
+    /// The P-CSCF.
+    pub pcscf: SocketAddr,
+    /// Transport towards the P-CSCF.
+    pub transport: Transport,
+    /// Home domain (Request-URI of REGISTER and digest realm).
+    pub domain: String,
+    /// Authentication scheme.
+    pub auth: AuthMode,
+}
+
+impl UeConfig {
+    /// The credentials of `user` (e.g. `alice`) from a lab config.
+    pub fn from_lab(config: &LabConfig, user: &str, pcscf: SocketAddr) -> Option<UeConfig> {
+        let domain = config.lab.domain.clone();
+        let wanted = format!("sip:{user}@{domain}");
+        let s = config.subscribers.iter().find(|s| s.impu.iter().any(|i| i == &wanted || i == user))?;
+        let hex16 = |h: &Option<String>| -> [u8; 16] {
+            h.as_deref()
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|v| <[u8; 16]>::try_from(v).ok())
+                .unwrap_or([0; 16])
+        };
+        let impu = s.impu.first()?.clone();
+        let impi = s.impi.clone().or_else(|| crate::store::default_impi(&impu).ok())?;
+        Some(UeConfig {
+            impu,
+            impi,
+            password: s.password.clone(),
+            k: hex16(&s.k),
+            opc: hex16(&s.opc),
+            sqn_ms: 0,
+            pcscf,
+            transport: Transport::Udp,
+            domain,
+            auth: AuthMode::Digest,
+        })
+    }
+}
+
+/// Why a registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UeError {
+    /// The network answered with a final error.
+    #[error("registration rejected: {0} {1}")]
+    Rejected(u16, String),
+    /// The UE could not authenticate the network or itself.
+    #[error("authentication: {0}")]
+    Auth(String),
+    /// Local socket problem.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the 200 OK of a REGISTER said.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// Expires of our contact.
+    pub expires: u32,
+    /// Service-Route values.
+    pub service_route: Vec<String>,
+    /// P-Associated-URI values.
+    pub associated: Vec<String>,
+    /// Contact values.
+    pub contacts: Vec<String>,
+    /// Path values echoed.
+    pub path: Vec<String>,
+}
+
+/// A running simulated UE.
+pub struct Ue {
+    ep: Endpoint,
+    _rx: mpsc::UnboundedReceiver<Incoming>,
+    /// Its configuration (the USIM's SQN moves on as it authenticates).
+    pub cfg: UeConfig,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+}
+
+impl Ue {
+    /// Binds a UE on 127.0.0.1 (ephemeral port).
+    pub async fn start(cfg: UeConfig, trace: Trace, shutdown: watch::Receiver<bool>) -> std::io::Result<Ue> {
+        let bind: SocketAddr = SocketAddr::new(cfg.pcscf.ip(), 0);
+        let (ep, rx) = Endpoint::bind("UE", bind, TimerConfig::default(), trace, shutdown).await?;
+        Ok(Ue {
+            call_id: new_call_id(&ep.local_addr().ip().to_string()),
+            from_tag: new_tag(),
+            ep,
+            _rx: rx,
+            cfg,
+            cseq: 0,
+        })
+    }
+
+    /// The UE's SIP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.ep.local_addr()
+    }
+
+    fn contact_uri(&self) -> String {
+        let user = self.cfg.impi.split('@').next().unwrap_or("ue");
+        match self.cfg.transport {
+            Transport::Udp => format!("sip:{user}@{}", self.ep.local_addr()),
+            Transport::Tcp => format!("sip:{user}@{};transport=tcp", self.ep.local_addr()),
+        }
+    }
+
+    fn build_register(&mut self, expires: u32, authorization: Option<String>) -> Request {
+        self.cseq += 1;
+        let mut r = Request::new(Method::Register, format!("sip:{}", self.cfg.domain));
+        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        r.headers.push("Max-Forwards", "70");
+        r.headers.push("From", format!("<{}>;tag={}", self.cfg.impu, self.from_tag));
+        r.headers.push("To", format!("<{}>", self.cfg.impu));
+        r.headers.push("Call-ID", self.call_id.clone());
+        r.headers.push("CSeq", format!("{} REGISTER", self.cseq));
+        r.headers.push("Contact", format!("<{}>;expires={expires}", self.contact_uri()));
+        r.headers.push("Expires", expires.to_string());
+        r.headers.push("Supported", "path");
+        r.headers.push("User-Agent", "rcslab-ue");
+        let auth = authorization.unwrap_or_else(|| {
+            // TS 24.229 §5.1.1.2.1: the initial REGISTER names the IMPI with an empty response.
+            let alg = match self.cfg.auth {
+                AuthMode::Aka => ", algorithm=AKAv1-MD5",
+                AuthMode::Digest => ", algorithm=MD5",
+            };
+            format!(
+                "Digest username=\"{}\", realm=\"{}\", nonce=\"\", uri=\"sip:{}\", response=\"\"{alg}",
+                self.cfg.impi, self.cfg.domain, self.cfg.domain
+            )
+        });
+        r.headers.push("Authorization", auth);
+        r
+    }
+
+    async fn send(&mut self, req: Request) -> Response {
+        self.ep
+            .send_request(req, self.cfg.pcscf, self.cfg.transport)
+            .final_response()
+            .await
+    }
+
+    /// Answers a 401's challenge: the Authorization value for the next REGISTER.
+    fn answer_challenge(&mut self, resp: &Response) -> Result<String, UeError> {
+        let v = resp
+            .headers
+            .get("WWW-Authenticate")
+            .ok_or_else(|| UeError::Auth("401 without WWW-Authenticate".into()))?;
+        let ch = Challenge::parse(v).map_err(|e| UeError::Auth(e.to_string()))?;
+        let uri = format!("sip:{}", self.cfg.domain);
+        let is_aka = ch.algorithm.as_deref().is_some_and(|a| a.to_ascii_lowercase().starts_with("akav1"));
+        let mut auts = None;
+        let password: Vec<u8> = if is_aka {
+            let (rand, autn) = digest::parse_aka_nonce(&ch.nonce).map_err(|e| UeError::Auth(e.to_string()))?;
+            match aka::ue_authenticate(&self.cfg.k, &self.cfg.opc, &rand, &autn, self.cfg.sqn_ms) {
+                UeAkaOutcome::Ok { res, sqn, .. } => {
+                    self.cfg.sqn_ms = sqn;
+                    res.to_vec()
+                }
+                UeAkaOutcome::SyncFailure { auts: a } => {
+                    auts = Some(digest::encode_auts(&a));
+                    Vec::new()
+                }
+                UeAkaOutcome::MacFailure => Vec::new(),
+            }
+        } else {
+            self.cfg.password.as_bytes().to_vec()
+        };
+        let ha1 = digest::ha1_hex(&self.cfg.impi, &ch.realm, &password);
+        let cnonce = digest::new_cnonce();
+        let qop = ch.qop.as_ref().map(|_| "auth".to_string());
+        let nc = qop.as_ref().map(|_| "00000001".to_string());
+        let response = digest::response_hex(
+            &ha1,
+            &ch.nonce,
+            nc.as_deref(),
+            qop.as_ref().map(|_| cnonce.as_str()),
+            qop.as_deref(),
+            "REGISTER",
+            &uri,
+        );
+        let creds = Credentials {
+            username: self.cfg.impi.clone(),
+            realm: ch.realm.clone(),
+            nonce: ch.nonce.clone(),
+            uri,
+            response,
+            algorithm: ch.algorithm.clone(),
+            cnonce: qop.as_ref().map(|_| cnonce.clone()),
+            nc,
+            qop,
+            opaque: ch.opaque.clone(),
+            auts,
+            ..Default::default()
+        };
+        Ok(creds.to_string())
+    }
+
+    /// Registers (or re-registers, or with `expires` 0 de-registers), answering up to three
+    /// challenges (a sync failure costs one extra round trip).
+    pub async fn register(&mut self, expires: u32) -> Result<Registered, UeError> {
+        let mut authorization = None;
+        for _ in 0..4 {
+            let req = self.build_register(expires, authorization.take());
+            let resp = self.send(req).await;
+            match resp.status {
+                200 => return Ok(registered(&resp, expires)),
+                401 => authorization = Some(self.answer_challenge(&resp)?),
+                s => return Err(UeError::Rejected(s, warning_or_reason(&resp))),
+            }
+        }
+        Err(UeError::Auth("challenged too many times".into()))
+    }
+}
+
+fn warning_or_reason(resp: &Response) -> String {
+    match resp.headers.get("Warning") {
+        Some(w) => format!("{} ({w})", resp.reason),
+        None => resp.reason.clone(),
+    }
+}
+
+fn registered(resp: &Response, asked: u32) -> Registered {
+    let contacts: Vec<String> = resp.headers.values("Contact").iter().map(|s| s.to_string()).collect();
+    let expires = contacts
+        .iter()
+        .filter_map(|c| NameAddr::parse(c).ok())
+        .filter_map(|na| na.params.value("expires").and_then(|e| e.parse().ok()))
+        .max()
+        .unwrap_or(if contacts.is_empty() { 0 } else { asked });
+    Registered {
+        expires,
+        service_route: resp.headers.values("Service-Route").iter().map(|s| s.to_string()).collect(),
+        associated: resp.headers.values("P-Associated-URI").iter().map(|s| s.to_string()).collect(),
+        contacts,
+        path: resp.headers.values("Path").iter().map(|s| s.to_string()).collect(),
+    }
+}

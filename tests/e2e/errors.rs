@@ -1,0 +1,99 @@
+//! Bad input gets a clear answer, never a panic or a hang.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use crate::lab_with;
+
+async fn exchange(to: SocketAddr, msg: &str) -> Option<String> {
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    s.send_to(msg.as_bytes(), to).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    match tokio::time::timeout(Duration::from_millis(1500), s.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(String::from_utf8_lossy(&buf[..n]).to_string()),
+        _ => None,
+    }
+}
+
+fn register(extra: &str) -> String {
+    format!(
+        "REGISTER sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-err-{}\r\n\
+         From: <sip:alice@ims.lab>;tag=1\r\nTo: <sip:alice@ims.lab>\r\nCall-ID: err@x\r\n\
+         CSeq: 1 REGISTER\r\n{extra}Content-Length: 0\r\n\r\n",
+        rand_tag()
+    )
+}
+
+fn rand_tag() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn max_forwards_zero_gets_483() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    // rport makes the answer come back to our socket rather than to port 9.
+    let msg = register("Max-Forwards: 0\r\n").replace("branch=", "rport;branch=");
+    let r = exchange(lab.addrs.pcscf, &msg).await.expect("an answer");
+    assert!(r.starts_with("SIP/2.0 483 Too Many Hops"), "{r}");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_sip_gets_400_and_garbage_is_dropped_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let bad = register("Max-Forwards: 70\r\n")
+        .replace("branch=", "rport;branch=")
+        .replace("Content-Length: 0", "Content-Length: 999");
+    let r = exchange(lab.addrs.pcscf, &bad).await.expect("a 400");
+    assert!(r.starts_with("SIP/2.0 400"), "{r}");
+    for junk in ["", "\u{0}\u{1}\u{2}", "INVITE\r\n\r\n", "SIP/2.0 200\r\n\r\n", "REGISTER sip:x SIP/2.0\r\nVia: x\r\n\r\n"] {
+        assert!(exchange(lab.addrs.pcscf, junk).await.is_none(), "no answer to {junk:?}");
+    }
+    // Still serving.
+    let ok = register("Max-Forwards: 0\r\n").replace("branch=", "rport;branch=");
+    assert!(exchange(lab.addrs.pcscf, &ok).await.is_some());
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn diameter_request_missing_a_mandatory_avp_gets_5005() {
+    use rcslab::diameter::codec::{Avp, Message};
+    use rcslab::diameter::cx;
+    use rcslab::diameter::peer::{LocalPeer, Peer};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let local = LocalPeer {
+        origin_host: "probe.ims.lab".into(),
+        origin_realm: "ims.lab".into(),
+        host_ip: "127.0.0.1".parse().unwrap(),
+        product_name: "probe".into(),
+        watchdog_interval: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(5),
+    };
+    let peer = Peer::connect(
+        lab.addrs.hss,
+        local,
+        std::sync::Arc::new(rcslab::cscf::scscf::CxClientHandler),
+        lab.trace.clone(),
+    )
+    .await
+    .expect("CER/CEA with the HSS");
+    // A UAR without Public-Identity (TS 29.229 §6.1.1 makes it mandatory).
+    let mut uar = Message::request(cx::CMD_USER_AUTHORIZATION, cx::APP_ID_CX);
+    uar.push(Avp::utf8(263, None, true, "probe.ims.lab;1;1"));
+    uar.push(Avp::u32(277, None, true, 1));
+    uar.push(Avp::utf8(283, None, true, "ims.lab"));
+    uar.push(Avp::utf8(1, None, true, "alice@ims.lab"));
+    let ans = peer.request(uar).await.expect("an answer");
+    assert_eq!(ans.result_code(), Some(5005));
+    let failed = ans.avp(279, None).expect("Failed-AVP");
+    let inner = failed.as_grouped().unwrap();
+    assert_eq!(inner[0].code, 601, "Failed-AVP names Public-Identity");
+    lab.shutdown().await;
+}

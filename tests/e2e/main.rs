@@ -1,0 +1,71 @@
+//! End-to-end tests: each starts a whole lab on ephemeral loopback ports inside `cargo test`
+//! and checks what crossed the wire. One test binary (modules below) keeps linking fast.
+
+mod errors;
+mod peers;
+mod registration;
+
+use std::path::Path;
+
+use rcslab::lab::LadderLine;
+use rcslab::sip::transaction::TimerConfig;
+use rcslab::ue::{AuthMode, Ue, UeConfig};
+use rcslab::{Lab, LabConfig, LabOptions};
+use tokio::sync::watch;
+
+/// A lab on ephemeral ports with tracing on, `extra` TOML merged over the default lab.
+pub async fn lab_with(dir: &Path, extra: &str) -> Lab {
+    let cfg = LabConfig::from_toml_str(extra).expect("valid lab config").with_ephemeral_ports();
+    Lab::start(
+        cfg,
+        dir,
+        LabOptions {
+            trace: true,
+            timers: Some(TimerConfig::default()),
+        },
+    )
+    .await
+    .expect("lab starts")
+}
+
+/// A UE of the default lab, named in the lab's ladders as `UE <user>`.
+pub async fn ue(lab: &Lab, user: &str, auth: AuthMode, shutdown: &watch::Receiver<bool>) -> Ue {
+    let mut cfg = UeConfig::from_lab(&lab.config, user, lab.addrs.pcscf).expect("user in lab");
+    cfg.auth = auth;
+    let ue = Ue::start(cfg, lab.trace.clone(), shutdown.clone()).await.expect("UE binds");
+    lab.name_addr(ue.local_addr(), &format!("UE {user}"));
+    ue
+}
+
+/// The ladder without Diameter watchdogs, each line as `FROM -> TO PROTO SUMMARY`, with SIP
+/// start lines cut to method/status so tests don't depend on URIs' ports.
+pub fn flow(lab: &Lab) -> Vec<String> {
+    lab.ladder()
+        .into_iter()
+        .filter(|l| !matches!(l.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA"))
+        .map(|l| short(&l))
+        .collect()
+}
+
+fn short(l: &LadderLine) -> String {
+    let s = &l.summary;
+    let summary = if let Some(rest) = s.strip_prefix("SIP/2.0 ") {
+        rest.split_whitespace().next().unwrap_or("").to_string()
+    } else if l.protocol == "SIP" {
+        s.split_whitespace().next().unwrap_or("").to_string()
+    } else {
+        s.clone()
+    };
+    format!("{} -> {} {} {}", l.from, l.to, l.protocol, summary)
+}
+
+/// Waits until `f` holds (bounded), polling.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
