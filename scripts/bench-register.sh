@@ -26,7 +26,7 @@ with open(f"{d}/users.txt", "w") as f:
 with open(f"{d}/users.csv", "w") as f:
     f.write("SEQUENTIAL\n")
     for i in range(1, n + 1):
-        f.write(f"u{i:05d};ims.lab;pw{i:05d}\n")
+        f.write(f"u{i:05d};ims.lab;[authentication username=u{i:05d}@ims.lab password=pw{i:05d}]\n")
 PY
 t0=$(date +%s.%N)
 $BIN subscriber import "$WORK/users.txt" --data-dir "$WORK/data" >/dev/null

@@ -127,11 +127,13 @@ impl LabConfig {
 
     /// The default lab with `text` merged over it.
     pub fn from_toml_str(text: &str) -> Result<LabConfig, ConfigError> {
-        let mut base: toml::Value =
-            toml::from_str(DEFAULT_LAB).map_err(|e| ConfigError::Invalid(format!("default lab: {e}")))?;
-        let over: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut base: toml::Value = toml::from_str(DEFAULT_LAB)
+            .map_err(|e| ConfigError::Invalid(format!("default lab: {e}")))?;
+        let over: toml::Value =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         merge(&mut base, over);
-        base.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        base.try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
     }
 
     /// Loads a lab file merged over the default lab.
@@ -185,7 +187,10 @@ mod tests {
         assert_eq!(c.lab.domain, "ims.lab");
         assert_eq!(c.nodes.pcscf.port(), 5060);
         let users: Vec<_> = c.subscribers.iter().map(|s| s.impu[0].clone()).collect();
-        assert_eq!(users, ["sip:alice@ims.lab", "sip:bob@ims.lab", "sip:carol@ims.lab"]);
+        assert_eq!(
+            users,
+            ["sip:alice@ims.lab", "sip:bob@ims.lab", "sip:carol@ims.lab"]
+        );
     }
 
     #[test]
@@ -195,7 +200,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.nodes.pcscf.port(), 6060);
-        assert_eq!(c.nodes.icscf.port(), 5070, "untouched keys keep their defaults");
+        assert_eq!(
+            c.nodes.icscf.port(),
+            5070,
+            "untouched keys keep their defaults"
+        );
         assert_eq!(c.subscribers.len(), 1);
     }
 

@@ -12,7 +12,11 @@ use rcslab::store::Store;
 use rcslab::{Lab, LabOptions};
 
 #[derive(Parser)]
-#[command(name = "rcslab", version, about = "A complete IMS/RCS network in one binary")]
+#[command(
+    name = "rcslab",
+    version,
+    about = "A complete IMS/RCS network in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -97,12 +101,16 @@ enum SubCmd {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sled=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rcslab: cannot start the runtime: {e}");
@@ -133,9 +141,16 @@ fn load_config(common: &Common) -> Result<LabConfig, String> {
 
 async fn up(common: Common, trace: bool) -> Result<(), String> {
     let config = load_config(&common)?;
-    let lab = Lab::start(config, &common.data_dir, LabOptions { trace, timers: None })
-        .await
-        .map_err(|e| e.to_string())?;
+    let lab = Lab::start(
+        config,
+        &common.data_dir,
+        LabOptions {
+            trace,
+            timers: None,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let a = lab.addrs;
     println!(
         "rcslab: lab '{}' ready in {:.1} ms (data in {})",
@@ -170,11 +185,14 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
             let mut seen = 0;
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let ev = t.events();
                 let name = |x: std::net::SocketAddr| {
-                    names.iter().find(|(y, _)| *y == x).map(|(_, n)| n.clone()).unwrap_or(x.to_string())
+                    names
+                        .iter()
+                        .find(|(y, _)| *y == x)
+                        .map(|(_, n)| n.clone())
+                        .unwrap_or(x.to_string())
                 };
-                let lines = rcslab::lab::ladder_of(&ev, name);
+                let lines = rcslab::lab::ladder_of(&t, name);
                 for l in lines.iter().skip(seen) {
                     println!("{l}");
                 }
@@ -195,7 +213,11 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
 
 /// The running lab's admin API address, if one answers for this data dir.
 async fn running_admin(data_dir: &Path) -> Option<std::net::SocketAddr> {
-    let addr: std::net::SocketAddr = std::fs::read_to_string(data_dir.join("admin.addr")).ok()?.trim().parse().ok()?;
+    let addr: std::net::SocketAddr = std::fs::read_to_string(data_dir.join("admin.addr"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     match admin::call(addr, Method::GET, "/health", None).await {
         Ok((200, _)) => Some(addr),
         _ => None,
@@ -203,7 +225,8 @@ async fn running_admin(data_dir: &Path) -> Option<std::net::SocketAddr> {
 }
 
 fn open_store(data_dir: &Path) -> Result<Store, String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     Store::open(data_dir).map_err(|e| {
         format!(
             "{e}\n(is another rcslab using {}? a running lab is reached through its admin API, but none answered)",
@@ -214,7 +237,10 @@ fn open_store(data_dir: &Path) -> Result<Store, String> {
 
 fn print_json(body: &str) {
     match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_else(|_| body.to_string())),
+        Ok(v) => println!(
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| body.to_string())
+        ),
         Err(_) => println!("{body}"),
     }
 }
@@ -222,7 +248,16 @@ fn print_json(body: &str) {
 async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
     let api = running_admin(&common.data_dir).await;
     let specs = match &cmd {
-        SubCmd::Add { impu, password, impi, aliases, k, opc, amf, sqn } => {
+        SubCmd::Add {
+            impu,
+            password,
+            impi,
+            aliases,
+            k,
+            opc,
+            amf,
+            sqn,
+        } => {
             let mut ids = vec![impu.clone()];
             ids.extend(aliases.iter().cloned());
             Some(vec![SubscriberConfig {
@@ -244,14 +279,22 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
             let mut v = Vec::new();
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
-                if line.is_empty() || line.starts_with('#') || line.eq_ignore_ascii_case("SEQUENTIAL") || line.eq_ignore_ascii_case("RANDOM") {
+                if line.is_empty()
+                    || line.starts_with('#')
+                    || line.eq_ignore_ascii_case("SEQUENTIAL")
+                    || line.eq_ignore_ascii_case("RANDOM")
+                {
                     continue;
                 }
                 let mut parts = line.split(';');
                 let (Some(impu), Some(pw)) = (parts.next(), parts.next()) else {
                     return Err(format!("line {}: expected impu;password", n + 1));
                 };
-                let impu = if impu.contains(':') { impu.to_string() } else { format!("sip:{impu}") };
+                let impu = if impu.contains(':') {
+                    impu.to_string()
+                } else {
+                    format!("sip:{impu}")
+                };
                 v.push(SubscriberConfig {
                     impi: None,
                     impu: vec![impu],
@@ -283,14 +326,20 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
         println!("added {n} subscriber{}", if n == 1 { "" } else { "s" });
         return Ok(());
     }
+    let removing = matches!(cmd, SubCmd::Remove { .. });
     match cmd {
         SubCmd::List => {
             let subs = match api {
                 Some(addr) => {
-                    let (_, body) = admin::call(addr, Method::GET, "/subscribers", None).await.map_err(|e| e.to_string())?;
-                    serde_json::from_str::<Vec<rcslab::store::Subscriber>>(&body).map_err(|e| e.to_string())?
+                    let (_, body) = admin::call(addr, Method::GET, "/subscribers", None)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    serde_json::from_str::<Vec<rcslab::store::Subscriber>>(&body)
+                        .map_err(|e| e.to_string())?
                 }
-                None => open_store(&common.data_dir)?.subscribers().map_err(|e| e.to_string())?,
+                None => open_store(&common.data_dir)?
+                    .subscribers()
+                    .map_err(|e| e.to_string())?,
             };
             println!("{:<28} public identities", "private identity");
             for s in subs {
@@ -300,10 +349,15 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
         }
         SubCmd::Show { id } | SubCmd::Remove { id } if api.is_some() => {
             let addr = api.ok_or("no admin API")?;
-            let removing = matches!(cmd, SubCmd::Remove { .. });
-            let method = if removing { Method::DELETE } else { Method::GET };
+            let method = if removing {
+                Method::DELETE
+            } else {
+                Method::GET
+            };
             let path = format!("/subscribers/{}", admin::percent_encode(&id));
-            let (status, body) = admin::call(addr, method, &path, None).await.map_err(|e| e.to_string())?;
+            let (status, body) = admin::call(addr, method, &path, None)
+                .await
+                .map_err(|e| e.to_string())?;
             match (status, removing) {
                 (200, false) => {
                     print_json(&body);
@@ -318,7 +372,9 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
             }
         }
         SubCmd::Show { id } => {
-            let s = open_store(&common.data_dir)?.find(&id).map_err(|e| e.to_string())?;
+            let s = open_store(&common.data_dir)?
+                .find(&id)
+                .map_err(|e| e.to_string())?;
             match s {
                 Some(s) => {
                     print_json(&serde_json::to_string(&s).map_err(|e| e.to_string())?);

@@ -82,7 +82,13 @@ pub fn opc_from_op(k: &[u8; 16], op: &[u8; 16]) -> [u8; 16] {
 }
 
 /// The HSS side: a vector for `sqn` (TS 33.102 §6.3.2, figure 7).
-pub fn generate_vector(k: &[u8; 16], opc: &[u8; 16], amf: &[u8; 2], sqn: u64, rand: &[u8; 16]) -> AkaVector {
+pub fn generate_vector(
+    k: &[u8; 16],
+    opc: &[u8; 16],
+    amf: &[u8; 2],
+    sqn: u64,
+    rand: &[u8; 16],
+) -> AkaVector {
     let mut m = Milenage::new_with_opc(*k, *opc);
     let sqn_b = sqn_bytes(sqn);
     let mac_a = m.f1(rand, &sqn_b, amf);
@@ -101,7 +107,13 @@ pub fn generate_vector(k: &[u8; 16], opc: &[u8; 16], amf: &[u8; 2], sqn: u64, ra
 }
 
 /// The USIM side (TS 33.102 §6.3.3): verify MAC-A, check SQN freshness, answer RES or AUTS.
-pub fn ue_authenticate(k: &[u8; 16], opc: &[u8; 16], rand: &[u8; 16], autn: &[u8; 16], sqn_ms: u64) -> UeAkaOutcome {
+pub fn ue_authenticate(
+    k: &[u8; 16],
+    opc: &[u8; 16],
+    rand: &[u8; 16],
+    autn: &[u8; 16],
+    sqn_ms: u64,
+) -> UeAkaOutcome {
     let mut m = Milenage::new_with_opc(*k, *opc);
     let (res, ck, ik, ak) = m.f2345(rand);
     let mut conc = [0u8; 6];
@@ -127,7 +139,12 @@ pub fn ue_authenticate(k: &[u8; 16], opc: &[u8; 16], rand: &[u8; 16], autn: &[u8
 }
 
 /// The HSS side of re-synchronisation (TS 33.102 §6.3.5): verifies MAC-S and returns SQN_MS.
-pub fn verify_auts(k: &[u8; 16], opc: &[u8; 16], rand: &[u8; 16], auts: &[u8; 14]) -> Result<u64, AkaError> {
+pub fn verify_auts(
+    k: &[u8; 16],
+    opc: &[u8; 16],
+    rand: &[u8; 16],
+    auts: &[u8; 14],
+) -> Result<u64, AkaError> {
     let mut m = Milenage::new_with_opc(*k, *opc);
     let ak_star = m.f5star(rand);
     let mut conc = [0u8; 6];
@@ -162,34 +179,77 @@ mod tests {
     /// (K, RAND, SQN, AMF, OP, OPc, f1, f1*, f2, f3, f4, f5, f5*) from 3GPP TS 35.208 §4.3.
     const SETS: &[[&str; 13]] = &[
         [
-            "465b5ce8b199b49faa5f0a2ee238a6bc", "23553cbe9637a89d218ae64dae47bf35", "ff9bb4d0b607", "b9b9",
-            "cdc202d5123e20f62b6d676ac72cb318", "cd63cb71954a9f4e48a5994e37a02baf", "4a9ffac354dfafb3",
-            "01cfaf9ec4e871e9", "a54211d5e3ba50bf", "b40ba9a3c58b2a05bbf0d987b21bf8cb",
-            "f769bcd751044604127672711c6d3441", "aa689c648370", "451e8beca43b",
+            "465b5ce8b199b49faa5f0a2ee238a6bc",
+            "23553cbe9637a89d218ae64dae47bf35",
+            "ff9bb4d0b607",
+            "b9b9",
+            "cdc202d5123e20f62b6d676ac72cb318",
+            "cd63cb71954a9f4e48a5994e37a02baf",
+            "4a9ffac354dfafb3",
+            "01cfaf9ec4e871e9",
+            "a54211d5e3ba50bf",
+            "b40ba9a3c58b2a05bbf0d987b21bf8cb",
+            "f769bcd751044604127672711c6d3441",
+            "aa689c648370",
+            "451e8beca43b",
         ],
         [
-            "0396eb317b6d1c36f19c1c84cd6ffd16", "c00d603103dcee52c4478119494202e8", "fd8eef40df7d", "af17",
-            "ff53bade17df5d4e793073ce9d7579fa", "53c15671c60a4b731c55b4a441c0bde2", "5df5b31807e258b0",
-            "a8c016e51ef4a343", "d3a628ed988620f0", "58c433ff7a7082acd424220f2b67c556",
-            "21a8c1f929702adb3e738488b9f5c5da", "c47783995f72", "30f1197061c1",
+            "0396eb317b6d1c36f19c1c84cd6ffd16",
+            "c00d603103dcee52c4478119494202e8",
+            "fd8eef40df7d",
+            "af17",
+            "ff53bade17df5d4e793073ce9d7579fa",
+            "53c15671c60a4b731c55b4a441c0bde2",
+            "5df5b31807e258b0",
+            "a8c016e51ef4a343",
+            "d3a628ed988620f0",
+            "58c433ff7a7082acd424220f2b67c556",
+            "21a8c1f929702adb3e738488b9f5c5da",
+            "c47783995f72",
+            "30f1197061c1",
         ],
         [
-            "fec86ba6eb707ed08905757b1bb44b8f", "9f7c8d021accf4db213ccff0c7f71a6a", "9d0277595ffc", "725c",
-            "dbc59adcb6f9a0ef735477b7fadf8374", "1006020f0a478bf6b699f15c062e42b3", "9cabc3e99baf7281",
-            "95814ba2b3044324", "8011c48c0c214ed2", "5dbdbb2954e8f3cde665b046179a5098",
-            "59a92d3b476a0443487055cf88b2307b", "33484dc2136b", "deacdd848cc6",
+            "fec86ba6eb707ed08905757b1bb44b8f",
+            "9f7c8d021accf4db213ccff0c7f71a6a",
+            "9d0277595ffc",
+            "725c",
+            "dbc59adcb6f9a0ef735477b7fadf8374",
+            "1006020f0a478bf6b699f15c062e42b3",
+            "9cabc3e99baf7281",
+            "95814ba2b3044324",
+            "8011c48c0c214ed2",
+            "5dbdbb2954e8f3cde665b046179a5098",
+            "59a92d3b476a0443487055cf88b2307b",
+            "33484dc2136b",
+            "deacdd848cc6",
         ],
     ];
 
     #[test]
     fn milenage_matches_ts_35_208_test_sets() {
         for (n, s) in SETS.iter().enumerate() {
-            let (k, rand, sqn, amf, op) = (h::<16>(s[0]), h::<16>(s[1]), h::<6>(s[2]), h::<2>(s[3]), h::<16>(s[4]));
+            let (k, rand, sqn, amf, op) = (
+                h::<16>(s[0]),
+                h::<16>(s[1]),
+                h::<6>(s[2]),
+                h::<2>(s[3]),
+                h::<16>(s[4]),
+            );
             let opc = opc_from_op(&k, &op);
             assert_eq!(hex::encode(opc), s[5], "set {}: OPc", n + 1);
             let mut m = Milenage::new_with_opc(k, opc);
-            assert_eq!(hex::encode(m.f1(&rand, &sqn, &amf)), s[6], "set {}: f1", n + 1);
-            assert_eq!(hex::encode(m.f1star(&rand, &sqn, &amf)), s[7], "set {}: f1*", n + 1);
+            assert_eq!(
+                hex::encode(m.f1(&rand, &sqn, &amf)),
+                s[6],
+                "set {}: f1",
+                n + 1
+            );
+            assert_eq!(
+                hex::encode(m.f1star(&rand, &sqn, &amf)),
+                s[7],
+                "set {}: f1*",
+                n + 1
+            );
             let (res, ck, ik, ak) = m.f2345(&rand);
             assert_eq!(hex::encode(res), s[8], "set {}: f2", n + 1);
             assert_eq!(hex::encode(ck), s[9], "set {}: f3", n + 1);
@@ -218,20 +278,33 @@ mod tests {
         }
         let mut bad = v.autn;
         bad[15] ^= 1;
-        assert_eq!(ue_authenticate(&k, &opc, &v.rand, &bad, 32), UeAkaOutcome::MacFailure);
+        assert_eq!(
+            ue_authenticate(&k, &opc, &v.rand, &bad, 32),
+            UeAkaOutcome::MacFailure
+        );
         // The USIM has seen SQN 5000: 64 is stale.
-        let UeAkaOutcome::SyncFailure { auts } = ue_authenticate(&k, &opc, &v.rand, &v.autn, 5000) else {
+        let UeAkaOutcome::SyncFailure { auts } = ue_authenticate(&k, &opc, &v.rand, &v.autn, 5000)
+        else {
             panic!("sync failure expected")
         };
         assert_eq!(verify_auts(&k, &opc, &v.rand, &auts), Ok(5000));
         let mut t = auts;
         t[13] ^= 1;
-        assert_eq!(verify_auts(&k, &opc, &v.rand, &t), Err(AkaError::MacSMismatch));
+        assert_eq!(
+            verify_auts(&k, &opc, &v.rand, &t),
+            Err(AkaError::MacSMismatch)
+        );
         let next = generate_vector(&k, &opc, &amf, next_sqn(5000), &rand);
-        assert!(matches!(ue_authenticate(&k, &opc, &next.rand, &next.autn, 5000), UeAkaOutcome::Ok { .. }));
+        assert!(matches!(
+            ue_authenticate(&k, &opc, &next.rand, &next.autn, 5000),
+            UeAkaOutcome::Ok { .. }
+        ));
         assert_eq!(next_sqn(32), 64);
         // A jump beyond Δ is refused too.
         let far = generate_vector(&k, &opc, &amf, 32 + DELTA + 32, &rand);
-        assert!(matches!(ue_authenticate(&k, &opc, &far.rand, &far.autn, 32), UeAkaOutcome::SyncFailure { .. }));
+        assert!(matches!(
+            ue_authenticate(&k, &opc, &far.rand, &far.autn, 32),
+            UeAkaOutcome::SyncFailure { .. }
+        ));
     }
 }

@@ -32,7 +32,9 @@ fn params(value: &str) -> Result<Vec<(String, String)>, DigestError> {
     };
     let mut out = Vec::new();
     for p in split_list(rest) {
-        let Some((k, val)) = p.split_once('=') else { continue };
+        let Some((k, val)) = p.split_once('=') else {
+            continue;
+        };
         let val = val.trim();
         let val = match val.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
             Some(inner) => unescape(inner),
@@ -108,7 +110,12 @@ impl Challenge {
 
 impl fmt::Display for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest realm={}, nonce={}", quote(&self.realm), quote(&self.nonce))?;
+        write!(
+            f,
+            "Digest realm={}, nonce={}",
+            quote(&self.realm),
+            quote(&self.nonce)
+        )?;
         if let Some(a) = &self.algorithm {
             write!(f, ", algorithm={a}")?;
         }
@@ -268,7 +275,10 @@ pub fn verify(creds: &Credentials, ha1_hex: &str, method: &str) -> bool {
     if got.len() != expected.len() {
         return false;
     }
-    got.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    got.bytes()
+        .zip(expected.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 /// The AKA nonce: base64(RAND || AUTN) (RFC 3310 §3.2).
@@ -298,7 +308,8 @@ pub fn decode_auts(auts: &str) -> Result<[u8; 14], DigestError> {
     let b = base64::engine::general_purpose::STANDARD
         .decode(auts.trim())
         .map_err(|_| DigestError::Invalid("auts (not base64)"))?;
-    b.try_into().map_err(|_| DigestError::Invalid("auts (not 14 octets)"))
+    b.try_into()
+        .map_err(|_| DigestError::Invalid("auts (not 14 octets)"))
 }
 
 /// AUTS in base64.
@@ -368,7 +379,15 @@ mod tests {
             realm: "ims.lab".into(),
             nonce: n.clone(),
             uri: "sip:ims.lab".into(),
-            response: response_hex(&ha1, &n, Some("00000001"), Some("abc"), Some("auth"), "REGISTER", "sip:ims.lab"),
+            response: response_hex(
+                &ha1,
+                &n,
+                Some("00000001"),
+                Some("abc"),
+                Some("auth"),
+                "REGISTER",
+                "sip:ims.lab",
+            ),
             algorithm: Some("AKAv1-MD5".into()),
             cnonce: Some("abc".into()),
             nc: Some("00000001".into()),
@@ -376,7 +395,11 @@ mod tests {
             ..Default::default()
         };
         assert!(verify(&c, &ha1, "REGISTER"));
-        assert!(!verify(&c, &ha1_hex("bob@ims.lab", "ims.lab", b"x"), "REGISTER"));
+        assert!(!verify(
+            &c,
+            &ha1_hex("bob@ims.lab", "ims.lab", b"x"),
+            "REGISTER"
+        ));
         let auts = [3u8; 14];
         assert_eq!(decode_auts(&encode_auts(&auts)).unwrap(), auts);
         assert!(decode_auts("AAAA").is_err());
@@ -384,7 +407,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        for s in ["", "Basic abc", "Digest", "Digest nonce=\"x\"", "\u{0}\u{1}", "Digest realm=\"unterminated"] {
+        for s in [
+            "",
+            "Basic abc",
+            "Digest",
+            "Digest nonce=\"x\"",
+            "\u{0}\u{1}",
+            "Digest realm=\"unterminated",
+        ] {
             assert!(Challenge::parse(s).is_err(), "{s:?}");
         }
         assert!(Credentials::parse("Digest realm=\"x\"").is_err());

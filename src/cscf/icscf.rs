@@ -12,12 +12,17 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{authorization_username, forward_copy, forward_stray_response, is_deregistration, relay_responses, unquote};
-use crate::diameter::cx::{self, CxResult, UserAuthorizationAnswer, UserAuthorizationRequest, UserAuthorizationType};
+use super::{
+    authorization_username, forward_copy, forward_stray_response, is_deregistration,
+    relay_responses, unquote,
+};
+use crate::diameter::cx::{
+    self, CxResult, UserAuthorizationAnswer, UserAuthorizationRequest, UserAuthorizationType,
+};
 use crate::diameter::peer::Peer;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
-use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response, Transport};
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response};
 
 /// The I-CSCF node.
 pub struct Icscf {
@@ -61,7 +66,9 @@ impl Icscf {
                     let me = self.clone();
                     tokio::spawn(async move { me.on_request(r).await });
                 }
-                Incoming::StrayResponse { response, .. } => forward_stray_response(&self.ep, response).await,
+                Incoming::StrayResponse { response, .. } => {
+                    forward_stray_response(&self.ep, response).await
+                }
             }
         }
     }
@@ -77,7 +84,13 @@ impl Icscf {
             Method::Ack => {}
             _ => {
                 let mut r = req.response(403, Some("Forbidden"));
-                r.headers.push("Warning", format!("399 icscf \"{} is not handled by this I-CSCF yet\"", req.method));
+                r.headers.push(
+                    "Warning",
+                    format!(
+                        "399 icscf \"{} is not handled by this I-CSCF yet\"",
+                        req.method
+                    ),
+                );
                 inc.tx.respond(r);
             }
         }
@@ -90,8 +103,14 @@ impl Icscf {
 
     async fn register(&self, inc: IncomingRequest) {
         let req = &inc.request;
-        let Some(impu) = req.headers.get("To").and_then(|t| NameAddr::parse(t).ok()).map(|na| na.uri.aor()) else {
-            inc.tx.respond(req.response(400, Some("Bad Request - unparsable To")));
+        let Some(impu) = req
+            .headers
+            .get("To")
+            .and_then(|t| NameAddr::parse(t).ok())
+            .map(|na| na.uri.aor())
+        else {
+            inc.tx
+                .respond(req.response(400, Some("Bad Request - unparsable To")));
             return;
         };
         let impi = authorization_username(req)
@@ -121,7 +140,12 @@ impl Icscf {
             Ok(m) => UserAuthorizationAnswer::from_message(&m),
             Err(e) => {
                 tracing::warn!(%impu, error = %e, "UAR to the HSS failed");
-                inc.tx.respond(reject(req, 480, "Temporarily Unavailable", "HSS unreachable"));
+                inc.tx.respond(reject(
+                    req,
+                    480,
+                    "Temporarily Unavailable",
+                    "HSS unreachable",
+                ));
                 return;
             }
         };
@@ -129,25 +153,38 @@ impl Icscf {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(%impu, error = %e, "unusable UAA");
-                inc.tx.respond(reject(req, 500, "Server Internal Error", "unusable answer from the HSS"));
+                inc.tx.respond(reject(
+                    req,
+                    500,
+                    "Server Internal Error",
+                    "unusable answer from the HSS",
+                ));
                 return;
             }
         };
         match uaa.result {
-            CxResult::Base(2001) | CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION)
+            CxResult::Base(2001)
+            | CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION)
             | CxResult::Experimental(cx::DIAMETER_SUBSEQUENT_REGISTRATION) => {}
             CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN) => {
                 tracing::info!(%impu, %impi, "registration refused: unknown user (UAA DIAMETER_ERROR_USER_UNKNOWN)");
-                inc.tx.respond(reject(req, 403, "Forbidden", "unknown user"));
+                inc.tx
+                    .respond(reject(req, 403, "Forbidden", "unknown user"));
                 return;
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH) => {
                 tracing::info!(%impu, %impi, "registration refused: IMPI and IMPU do not belong together");
-                inc.tx.respond(reject(req, 403, "Forbidden", "private and public identity do not match"));
+                inc.tx.respond(reject(
+                    req,
+                    403,
+                    "Forbidden",
+                    "private and public identity do not match",
+                ));
                 return;
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_ROAMING_NOT_ALLOWED) => {
-                inc.tx.respond(reject(req, 403, "Forbidden", "roaming not allowed"));
+                inc.tx
+                    .respond(reject(req, 403, "Forbidden", "roaming not allowed"));
                 return;
             }
             other => {
@@ -157,7 +194,12 @@ impl Icscf {
                 } else {
                     (480, "Temporarily Unavailable")
                 };
-                inc.tx.respond(reject(req, code, reason, &format!("HSS answered {other:?}")));
+                inc.tx.respond(reject(
+                    req,
+                    code,
+                    reason,
+                    &format!("HSS answered {other:?}"),
+                ));
                 return;
             }
         }
@@ -166,18 +208,33 @@ impl Icscf {
             (None, Some(caps)) => match self.pick_by_capabilities(&caps) {
                 Some(n) => n,
                 None => {
-                    inc.tx.respond(reject(req, 600, "Busy Everywhere", "no S-CSCF has the required capabilities"));
+                    inc.tx.respond(reject(
+                        req,
+                        600,
+                        "Busy Everywhere",
+                        "no S-CSCF has the required capabilities",
+                    ));
                     return;
                 }
             },
             (None, None) => {
-                inc.tx.respond(reject(req, 480, "Temporarily Unavailable", "HSS named no S-CSCF"));
+                inc.tx.respond(reject(
+                    req,
+                    480,
+                    "Temporarily Unavailable",
+                    "HSS named no S-CSCF",
+                ));
                 return;
             }
         };
         let Some((dest, transport)) = self.resolver.resolve_str(&server).await else {
             tracing::warn!(%server, "cannot resolve the S-CSCF name from the HSS");
-            inc.tx.respond(reject(req, 480, "Temporarily Unavailable", "S-CSCF name does not resolve"));
+            inc.tx.respond(reject(
+                req,
+                480,
+                "Temporarily Unavailable",
+                "S-CSCF name does not resolve",
+            ));
             return;
         };
         tracing::debug!(%impu, %server, "forwarding REGISTER to the S-CSCF chosen by the HSS");
@@ -210,6 +267,3 @@ fn reject(req: &Request, code: u16, reason: &str, why: &str) -> Response {
     r.headers.push("Warning", format!("399 icscf \"{why}\""));
     r
 }
-
-#[allow(dead_code)]
-fn _transport_is_used(_: Transport) {}

@@ -69,22 +69,33 @@ pub fn requested_expires(req: &Request) -> Option<u32> {
             }
         }
     }
-    req.headers.get("Expires").and_then(|v| v.trim().parse().ok())
+    req.headers
+        .get("Expires")
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// True for a REGISTER that removes bindings (`Expires: 0`, or `Contact: *`).
 pub fn is_deregistration(req: &Request) -> bool {
-    requested_expires(req) == Some(0) || req.headers.values("Contact").iter().any(|c| c.trim() == "*")
+    requested_expires(req) == Some(0)
+        || req
+            .headers
+            .values("Contact")
+            .iter()
+            .any(|c| c.trim() == "*")
 }
 
 /// The `username` of an Authorization header, if any (the IMPI in IMS, TS 24.229 §5.1.1.2).
 pub fn authorization_username(req: &Request) -> Option<String> {
     let v = req.headers.get("Authorization")?;
-    crate::auth::digest::Credentials::parse(v).ok().map(|c| c.username)
+    crate::auth::digest::Credentials::parse(v)
+        .ok()
+        .map(|c| c.username)
 }
 
 /// Removes the surrounding quotes of a header value.
 pub fn unquote(s: &str) -> &str {
     let s = s.trim();
-    s.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(s)
+    s.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(s)
 }

@@ -73,7 +73,9 @@ impl Pcscf {
                     let me = self.clone();
                     tokio::spawn(async move { me.on_request(r).await });
                 }
-                Incoming::StrayResponse { response, .. } => forward_stray_response(&self.ep, response).await,
+                Incoming::StrayResponse { response, .. } => {
+                    forward_stray_response(&self.ep, response).await
+                }
             }
         }
     }
@@ -91,7 +93,10 @@ impl Pcscf {
                 let mut r = req.response(403, Some("Forbidden"));
                 r.headers.push(
                     "Warning",
-                    format!("399 pcscf \"{} is not handled by this P-CSCF yet\"", req.method),
+                    format!(
+                        "399 pcscf \"{} is not handled by this P-CSCF yet\"",
+                        req.method
+                    ),
                 );
                 inc.tx.respond(r);
             }
@@ -99,30 +104,54 @@ impl Pcscf {
     }
 
     async fn register(&self, inc: IncomingRequest) {
-        let IncomingRequest { request, source, transport, tx } = inc;
+        let IncomingRequest {
+            request,
+            source,
+            transport,
+            tx,
+        } = inc;
         let mut fwd = forward_copy(&self.ep, &request, Transport::Udp);
         // A Route to ourselves (the UE's outbound proxy setting) is consumed here.
         if let Some(first) = fwd.headers.values("Route").first() {
-            if first.contains(&self.ep.sent_by()) || first.contains(&format!("pcscf.{}", self.domain)) {
+            if first.contains(&self.ep.sent_by())
+                || first.contains(&format!("pcscf.{}", self.domain))
+            {
                 fwd.headers.pop_first_value("Route");
             }
         }
         // TS 24.229 §5.2.2.1: what a UE may not assert about itself.
         fwd.headers.remove("P-Asserted-Identity");
         fwd.headers.remove("P-Charging-Function-Addresses");
-        fwd.headers.push_front("Path", format!("<sip:term@pcscf.{}:{};lr>", self.domain, self.ep.local_addr().port()));
-        if !fwd.headers.values("Supported").iter().any(|s| s.eq_ignore_ascii_case("path")) {
+        fwd.headers.push_front(
+            "Path",
+            format!(
+                "<sip:term@pcscf.{}:{};lr>",
+                self.domain,
+                self.ep.local_addr().port()
+            ),
+        );
+        if !fwd
+            .headers
+            .values("Supported")
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case("path"))
+        {
             fwd.headers.push("Supported", "path");
         }
-        fwd.headers.set("P-Visited-Network-ID", format!("\"{}\"", self.domain));
+        fwd.headers
+            .set("P-Visited-Network-ID", format!("\"{}\"", self.domain));
         if !fwd.headers.has("P-Charging-Vector") {
             fwd.headers.push(
                 "P-Charging-Vector",
-                format!("icid-value=\"{}\";icid-generated-at={}", crate::sip::new_tag(), self.ep.local_addr().ip()),
+                format!(
+                    "icid-value=\"{}\";icid-generated-at={}",
+                    crate::sip::new_tag(),
+                    self.ep.local_addr().ip()
+                ),
             );
         }
         let client = self.ep.send_request(fwd, self.icscf, Transport::Udp);
-        let final_ = relay_responses(&tx, client, |resp| strip_ck_ik(resp)).await;
+        let final_ = relay_responses(&tx, client, strip_ck_ik).await;
         if let Some(resp) = final_ {
             if resp.status == 200 {
                 self.remember(&resp, source, transport);
@@ -133,7 +162,12 @@ impl Pcscf {
     /// TS 24.229 §5.2.2.5: store the registration's Service-Route, associated identities and
     /// the UE's flow.
     fn remember(&self, resp: &Response, source: SocketAddr, transport: Transport) {
-        let service_route: Vec<String> = resp.headers.values("Service-Route").iter().map(|s| s.to_string()).collect();
+        let service_route: Vec<String> = resp
+            .headers
+            .values("Service-Route")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let associated: Vec<String> = resp
             .headers
             .values("P-Associated-URI")
@@ -144,13 +178,19 @@ impl Pcscf {
         let mut best: Option<(String, u32)> = None;
         for c in resp.headers.values("Contact") {
             if let Ok(na) = NameAddr::parse(c) {
-                let exp = na.params.value("expires").and_then(|e| e.parse().ok()).unwrap_or(0);
+                let exp = na
+                    .params
+                    .value("expires")
+                    .and_then(|e| e.parse().ok())
+                    .unwrap_or(0);
                 if best.as_ref().is_none_or(|(_, e)| exp > *e) {
                     best = Some((na.uri.to_string(), exp));
                 }
             }
         }
-        let Ok(mut map) = self.bindings.lock() else { return };
+        let Ok(mut map) = self.bindings.lock() else {
+            return;
+        };
         let Some((contact, expires)) = best else {
             // No contact left: de-registered.
             for a in &associated {
@@ -180,7 +220,11 @@ fn strip_ck_ik(resp: &mut Response) {
     if resp.status != 401 {
         return;
     }
-    let values: Vec<String> = resp.headers.get_all("WWW-Authenticate").map(str::to_string).collect();
+    let values: Vec<String> = resp
+        .headers
+        .get_all("WWW-Authenticate")
+        .map(str::to_string)
+        .collect();
     if values.is_empty() {
         return;
     }

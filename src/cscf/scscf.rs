@@ -23,8 +23,8 @@ use super::{authorization_username, forward_stray_response, requested_expires};
 use crate::auth::digest::{self, Challenge, Credentials};
 use crate::config::Registrar;
 use crate::diameter::cx::{
-    self, CxResult, MultimediaAuthAnswer, MultimediaAuthRequest, ServerAssignmentAnswer, ServerAssignmentRequest,
-    ServerAssignmentType, SipAuthDataItem,
+    self, CxResult, MultimediaAuthAnswer, MultimediaAuthRequest, ServerAssignmentAnswer,
+    ServerAssignmentRequest, ServerAssignmentType, SipAuthDataItem,
 };
 use crate::diameter::peer::Peer;
 use crate::profile::ImsSubscription;
@@ -144,7 +144,11 @@ impl Scscf {
     }
 
     /// Serves requests until the endpoint closes; also runs the expiry timer.
-    pub async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Incoming>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let me = self.clone();
         let mut shutdown2 = shutdown.clone();
         tokio::spawn(async move {
@@ -166,7 +170,9 @@ impl Scscf {
                     let me = self.clone();
                     tokio::spawn(async move { me.on_request(r).await });
                 }
-                Incoming::StrayResponse { response, .. } => forward_stray_response(&self.ep, response).await,
+                Incoming::StrayResponse { response, .. } => {
+                    forward_stray_response(&self.ep, response).await
+                }
             }
         }
     }
@@ -185,7 +191,13 @@ impl Scscf {
             Method::Ack => {}
             _ => {
                 let mut r = req.response(403, Some("Forbidden"));
-                r.headers.push("Warning", format!("399 scscf \"{} is not handled by this S-CSCF yet\"", req.method));
+                r.headers.push(
+                    "Warning",
+                    format!(
+                        "399 scscf \"{} is not handled by this S-CSCF yet\"",
+                        req.method
+                    ),
+                );
                 inc.tx.respond(r);
             }
         }
@@ -202,7 +214,12 @@ impl Scscf {
 
     /// TS 24.229 §5.4.1.2: the whole REGISTER procedure; returns the response to send.
     async fn register(&self, req: &Request) -> Response {
-        let Some(impu) = req.headers.get("To").and_then(|t| NameAddr::parse(t).ok()).map(|na| na.uri.aor()) else {
+        let Some(impu) = req
+            .headers
+            .get("To")
+            .and_then(|t| NameAddr::parse(t).ok())
+            .map(|na| na.uri.aor())
+        else {
             return warn(req, 400, "Bad Request", "unparsable To header");
         };
         let impi = authorization_username(req)
@@ -211,7 +228,8 @@ impl Scscf {
         let expires = requested_expires(req).unwrap_or(self.registrar.default_expires);
         if expires != 0 && expires < self.registrar.min_expires {
             let mut r = req.response(423, Some("Interval Too Brief"));
-            r.headers.push("Min-Expires", self.registrar.min_expires.to_string());
+            r.headers
+                .push("Min-Expires", self.registrar.min_expires.to_string());
             return r;
         }
         let expires = expires.min(self.registrar.max_expires);
@@ -226,23 +244,37 @@ impl Scscf {
             None => None,
         };
         let hint = creds.as_ref().and_then(|c| c.algorithm.clone());
-        if let Some(c) = creds.as_ref().filter(|c| !c.response.is_empty() && !c.nonce.is_empty()) {
+        if let Some(c) = creds
+            .as_ref()
+            .filter(|c| !c.response.is_empty() && !c.nonce.is_empty())
+        {
             match self.check_credentials(req, &impi, &impu, c).await {
                 AuthOutcome::Ok => {}
                 AuthOutcome::Challenge { stale } => {
-                    return self.challenge(req, &impi, &impu, hint.as_deref(), stale, None).await
+                    return self
+                        .challenge(req, &impi, &impu, hint.as_deref(), stale, None)
+                        .await
                 }
                 AuthOutcome::Resync { rand, auts } => {
                     let mut authorization = rand.to_vec();
                     authorization.extend_from_slice(&auts);
                     return self
-                        .challenge(req, &impi, &impu, Some("AKAv1-MD5"), false, Some(authorization))
+                        .challenge(
+                            req,
+                            &impi,
+                            &impu,
+                            Some("AKAv1-MD5"),
+                            false,
+                            Some(authorization),
+                        )
                         .await;
                 }
                 AuthOutcome::Reject(why) => return warn(req, 403, "Forbidden", &why),
             }
         } else {
-            return self.challenge(req, &impi, &impu, hint.as_deref(), false, None).await;
+            return self
+                .challenge(req, &impi, &impu, hint.as_deref(), false, None)
+                .await;
         }
 
         // Authenticated.
@@ -291,11 +323,21 @@ impl Scscf {
                 ..Default::default()
             },
         };
-        let maa = match self.hss.request(mar.to_message()).await.map(|m| MultimediaAuthAnswer::from_message(&m)) {
+        let maa = match self
+            .hss
+            .request(mar.to_message())
+            .await
+            .map(|m| MultimediaAuthAnswer::from_message(&m))
+        {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
                 tracing::warn!(%impi, error = %e, "unusable MAA");
-                return warn(req, 500, "Server Internal Error", "unusable answer from the HSS");
+                return warn(
+                    req,
+                    500,
+                    "Server Internal Error",
+                    "unusable answer from the HSS",
+                );
             }
             Err(e) => {
                 tracing::warn!(%impi, error = %e, "MAR to the HSS failed");
@@ -310,7 +352,12 @@ impl Scscf {
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH) => {
                 tracing::warn!(%impi, %impu, "authentication failed: IMPI '{impi}' does not own IMPU '{impu}'");
-                return warn(req, 403, "Forbidden", "private and public identity do not match");
+                return warn(
+                    req,
+                    403,
+                    "Forbidden",
+                    "private and public identity do not match",
+                );
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED) => {
                 tracing::warn!(%impi, scheme, "authentication failed: the HSS does not support scheme {scheme} for this user");
@@ -318,11 +365,21 @@ impl Scscf {
             }
             other => {
                 tracing::warn!(%impi, result = ?other, "MAA refused the authentication");
-                return warn(req, 403, "Forbidden", &format!("HSS refused authentication ({other:?})"));
+                return warn(
+                    req,
+                    403,
+                    "Forbidden",
+                    &format!("HSS refused authentication ({other:?})"),
+                );
             }
         }
         let Some(item) = maa.items.into_iter().next() else {
-            return warn(req, 500, "Server Internal Error", "MAA without SIP-Auth-Data-Item");
+            return warn(
+                req,
+                500,
+                "Server Internal Error",
+                "MAA without SIP-Auth-Data-Item",
+            );
         };
         let nonce;
         let mut ch;
@@ -342,10 +399,20 @@ impl Scscf {
             vector = Vector::Digest { ha1: d.ha1 };
         } else {
             let (Some(auth), Some(xres)) = (item.authenticate, item.authorization) else {
-                return warn(req, 500, "Server Internal Error", "MAA item has neither digest nor AKA data");
+                return warn(
+                    req,
+                    500,
+                    "Server Internal Error",
+                    "MAA item has neither digest nor AKA data",
+                );
             };
             if auth.len() != 32 {
-                return warn(req, 500, "Server Internal Error", "SIP-Authenticate is not RAND||AUTN");
+                return warn(
+                    req,
+                    500,
+                    "Server Internal Error",
+                    "SIP-Authenticate is not RAND||AUTN",
+                );
             }
             let mut rand = [0u8; 16];
             let mut autn = [0u8; 16];
@@ -389,8 +456,18 @@ impl Scscf {
     }
 
     /// Checks the second REGISTER's credentials against the stored challenge.
-    async fn check_credentials(&self, req: &Request, impi: &str, impu: &str, c: &Credentials) -> AuthOutcome {
-        let pending = self.pending.lock().ok().and_then(|p| p.get(&c.nonce).cloned());
+    async fn check_credentials(
+        &self,
+        req: &Request,
+        impi: &str,
+        impu: &str,
+        c: &Credentials,
+    ) -> AuthOutcome {
+        let pending = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&c.nonce).cloned());
         let Some(p) = pending else {
             tracing::info!(%impi, "nonce unknown or expired (stale); sending a fresh challenge");
             return AuthOutcome::Challenge { stale: true };
@@ -406,7 +483,10 @@ impl Scscf {
         let method = req.method.as_str();
         match &p.vector {
             Vector::Digest { ha1 } => {
-                let nc = c.nc.as_deref().and_then(|n| u64::from_str_radix(n, 16).ok()).unwrap_or(0);
+                let nc =
+                    c.nc.as_deref()
+                        .and_then(|n| u64::from_str_radix(n, 16).ok())
+                        .unwrap_or(0);
                 if p.authenticated && nc <= p.last_nc {
                     tracing::info!(%impi, "digest nonce count replayed; sending a fresh challenge");
                     return AuthOutcome::Challenge { stale: true };
@@ -415,7 +495,10 @@ impl Scscf {
                     self.mark_used(&c.nonce, nc, false);
                     AuthOutcome::Ok
                 } else {
-                    self.fail(impi, "wrong password (SIP Digest response does not match the HA1 from the HSS)")
+                    self.fail(
+                        impi,
+                        "wrong password (SIP Digest response does not match the HA1 from the HSS)",
+                    )
                 }
             }
             Vector::Aka { rand, xres } => {
@@ -424,7 +507,10 @@ impl Scscf {
                     return match digest::decode_auts(auts) {
                         Ok(a) => {
                             tracing::warn!(%impi, "UE reports SQN out of range (sync failure); re-synchronising SQN with the HSS using AUTS");
-                            AuthOutcome::Resync { rand: *rand, auts: a }
+                            AuthOutcome::Resync {
+                                rand: *rand,
+                                auts: a,
+                            }
                         }
                         Err(e) => {
                             tracing::warn!(%impi, error = %e, "UE sent an unusable AUTS");
@@ -466,7 +552,10 @@ impl Scscf {
                 f.remove(impi);
             }
             tracing::warn!(%impi, attempts = n, "authentication failed: {why}; giving up with 403");
-            AuthOutcome::Reject(format!("authentication failed: {}", why.split(" (").next().unwrap_or(why)))
+            AuthOutcome::Reject(format!(
+                "authentication failed: {}",
+                why.split(" (").next().unwrap_or(why)
+            ))
         } else {
             tracing::warn!(%impi, attempts = n, "authentication failed: {why}; challenging once more");
             AuthOutcome::Challenge { stale: false }
@@ -526,11 +615,19 @@ impl Scscf {
             ServerAssignmentType::Registration
         };
         let have_profile = existing.as_ref().is_some_and(|r| r.profile.is_some());
-        let saa = match self.sar(impi, vec![impu.to_string()], kind, have_profile).await {
+        let saa = match self
+            .sar(impi, vec![impu.to_string()], kind, have_profile)
+            .await
+        {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(%impi, error = %e, "SAR failed");
-                return warn(req, 480, "Temporarily Unavailable", "HSS did not accept the assignment");
+                return warn(
+                    req,
+                    480,
+                    "Temporarily Unavailable",
+                    "HSS did not accept the assignment",
+                );
             }
         };
         if !saa.result.is_success() {
@@ -541,7 +638,12 @@ impl Scscf {
             Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
                 tracing::warn!(%impi, error = %e, "SAA User-Data is not a valid IMSSubscription");
-                return warn(req, 500, "Server Internal Error", "invalid user profile from the HSS");
+                return warn(
+                    req,
+                    500,
+                    "Server Internal Error",
+                    "invalid user profile from the HSS",
+                );
             }
             None => existing.as_ref().and_then(|r| r.profile.clone()),
         };
@@ -550,9 +652,12 @@ impl Scscf {
             .as_ref()
             .and_then(|p| {
                 p.service_profiles.iter().find(|sp| {
-                    sp.public_identities
-                        .iter()
-                        .any(|pi| crate::store::canonical_identity(&pi.identity).ok().as_deref() == Some(impu))
+                    sp.public_identities.iter().any(|pi| {
+                        crate::store::canonical_identity(&pi.identity)
+                            .ok()
+                            .as_deref()
+                            == Some(impu)
+                    })
                 })
             })
             .map(|sp| {
@@ -566,9 +671,18 @@ impl Scscf {
         if !impus.iter().any(|i| i == impu) {
             impus.insert(0, impu.to_string());
         }
-        let path: Vec<String> = req.headers.values("Path").iter().map(|s| s.to_string()).collect();
+        let path: Vec<String> = req
+            .headers
+            .values("Path")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
-        let cseq = req.headers.get("CSeq").and_then(|c| c.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        let cseq = req
+            .headers
+            .get("CSeq")
+            .and_then(|c| c.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
         let now = Instant::now();
         let mut reg = existing.unwrap_or(Registration {
             impi: impi.to_string(),
@@ -582,7 +696,11 @@ impl Scscf {
             let Ok(mut na) = NameAddr::parse(c) else {
                 return warn(req, 400, "Bad Request", "unparsable Contact");
             };
-            let exp = na.params.value("expires").and_then(|e| e.trim().parse::<u32>().ok()).unwrap_or(expires);
+            let exp = na
+                .params
+                .value("expires")
+                .and_then(|e| e.trim().parse::<u32>().ok())
+                .unwrap_or(expires);
             let exp = exp.min(self.registrar.max_expires);
             na.params.remove("expires");
             let uri = na.uri.to_string();
@@ -615,8 +733,14 @@ impl Scscf {
     fn fill_ok(&self, r: &mut Response, req: &Request, reg: &Registration) {
         let now = Instant::now();
         for b in &reg.bindings {
-            let left = b.expires_at.saturating_duration_since(now).as_secs();
-            r.headers.push("Contact", format!("{};expires={left}", b.contact_header));
+            // Round up: a binding granted 600 s ago by a few microseconds still has 600 s.
+            let left = b
+                .expires_at
+                .saturating_duration_since(now)
+                .as_millis()
+                .div_ceil(1000);
+            r.headers
+                .push("Contact", format!("{};expires={left}", b.contact_header));
         }
         for p in req.headers.get_all("Path") {
             r.headers.push("Path", p.to_string());
@@ -626,7 +750,11 @@ impl Scscf {
         }
         r.headers.push(
             "Service-Route",
-            format!("<sip:orig@scscf.{}:{};lr>", self.domain, self.ep.local_addr().port()),
+            format!(
+                "<sip:orig@scscf.{}:{};lr>",
+                self.domain,
+                self.ep.local_addr().port()
+            ),
         );
         let assoc: Vec<String> = reg.impus.iter().map(|i| format!("<{i}>")).collect();
         if !assoc.is_empty() {
@@ -643,7 +771,11 @@ impl Scscf {
             add_to_tag(&mut r);
             return r;
         };
-        let wildcard = req.headers.values("Contact").iter().any(|c| c.trim() == "*");
+        let wildcard = req
+            .headers
+            .values("Contact")
+            .iter()
+            .any(|c| c.trim() == "*");
         if wildcard {
             reg.bindings.clear();
         } else {
@@ -656,7 +788,12 @@ impl Scscf {
         }
         if reg.bindings.is_empty() {
             if let Err(e) = self
-                .sar(impi, vec![impu.to_string()], ServerAssignmentType::UserDeregistration, true)
+                .sar(
+                    impi,
+                    vec![impu.to_string()],
+                    ServerAssignmentType::UserDeregistration,
+                    true,
+                )
                 .await
             {
                 tracing::warn!(%impi, error = %e, "SAR (user de-registration) failed");
@@ -708,7 +845,12 @@ impl Scscf {
             self.drop_registration(&reg);
             tracing::info!(impi = %reg.impi, impu = ?reg.impus.first(), "registration expired");
             if let Err(e) = self
-                .sar(&reg.impi, reg.impus.clone(), ServerAssignmentType::TimeoutDeregistration, true)
+                .sar(
+                    &reg.impi,
+                    reg.impus.clone(),
+                    ServerAssignmentType::TimeoutDeregistration,
+                    true,
+                )
                 .await
             {
                 tracing::warn!(impi = %reg.impi, error = %e, "SAR (timeout de-registration) failed");
@@ -736,7 +878,10 @@ fn add_to_tag(r: &mut Response) {
 fn warn(req: &Request, code: u16, reason: &str, why: &str) -> Response {
     let mut r = req.response(code, Some(reason));
     add_to_tag(&mut r);
-    r.headers.push("Warning", format!("399 scscf \"{}\"", why.replace('"', "'")));
+    r.headers.push(
+        "Warning",
+        format!("399 scscf \"{}\"", why.replace('"', "'")),
+    );
     r
 }
 

@@ -61,8 +61,14 @@ pub fn build_subscriber(spec: &SubscriberConfig) -> Result<Subscriber, StoreErro
 }
 
 /// Validates and stores many subscribers with one flush; nothing is written if one is invalid.
-pub fn add_subscribers(store: &Store, specs: &[SubscriberConfig]) -> Result<Vec<Subscriber>, StoreError> {
-    let subs = specs.iter().map(build_subscriber).collect::<Result<Vec<_>, _>>()?;
+pub fn add_subscribers(
+    store: &Store,
+    specs: &[SubscriberConfig],
+) -> Result<Vec<Subscriber>, StoreError> {
+    let subs = specs
+        .iter()
+        .map(build_subscriber)
+        .collect::<Result<Vec<_>, _>>()?;
     for s in &subs {
         store.put_subscriber(s)?;
     }
@@ -82,7 +88,10 @@ fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
 }
 
 fn error(status: StatusCode, error: &str, detail: impl std::fmt::Display) -> Response<Body> {
-    json(status, &serde_json::json!({ "error": error, "detail": detail.to_string() }))
+    json(
+        status,
+        &serde_json::json!({ "error": error, "detail": detail.to_string() }),
+    )
 }
 
 fn store_error(e: StoreError) -> Response<Body> {
@@ -139,19 +148,30 @@ async fn route(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Bod
         (Method::POST, ["subscribers"]) => {
             let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(e) => return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, "body too large or unreadable", e)),
+                Err(e) => {
+                    return Ok(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body too large or unreadable",
+                        e,
+                    ))
+                }
             };
-            let specs: Vec<SubscriberConfig> = match serde_json::from_slice::<serde_json::Value>(&body) {
-                Ok(v @ serde_json::Value::Array(_)) => match serde_json::from_value(v) {
-                    Ok(s) => s,
-                    Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber list", e)),
-                },
-                Ok(v) => match serde_json::from_value(v) {
-                    Ok(s) => vec![s],
-                    Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber", e)),
-                },
-                Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "malformed JSON", e)),
-            };
+            let specs: Vec<SubscriberConfig> =
+                match serde_json::from_slice::<serde_json::Value>(&body) {
+                    Ok(v @ serde_json::Value::Array(_)) => match serde_json::from_value(v) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber list", e))
+                        }
+                    },
+                    Ok(v) => match serde_json::from_value(v) {
+                        Ok(s) => vec![s],
+                        Err(e) => {
+                            return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber", e))
+                        }
+                    },
+                    Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "malformed JSON", e)),
+                };
             let st = store.clone();
             match tokio::task::spawn_blocking(move || add_subscribers(&st, &specs)).await {
                 Ok(Ok(v)) => json(StatusCode::CREATED, &v),
@@ -161,7 +181,11 @@ async fn route(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Bod
         }
         (Method::GET, ["subscribers", id]) => match store.find(&percent_decode(id)) {
             Ok(Some(s)) => json(StatusCode::OK, &s),
-            Ok(None) => error(StatusCode::NOT_FOUND, "no such subscriber", percent_decode(id)),
+            Ok(None) => error(
+                StatusCode::NOT_FOUND,
+                "no such subscriber",
+                percent_decode(id),
+            ),
             Err(e) => store_error(e),
         },
         (Method::DELETE, ["subscribers", id]) => match store.remove(&percent_decode(id)) {
@@ -169,7 +193,11 @@ async fn route(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Bod
                 let _ = store.flush();
                 json(StatusCode::OK, &s)
             }
-            Ok(None) => error(StatusCode::NOT_FOUND, "no such subscriber", percent_decode(id)),
+            Ok(None) => error(
+                StatusCode::NOT_FOUND,
+                "no such subscriber",
+                percent_decode(id),
+            ),
             Err(e) => store_error(e),
         },
         _ => error(StatusCode::NOT_FOUND, "no such resource", path),
@@ -195,7 +223,12 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, mut shutdown: watch
 }
 
 /// Client side: one request to a running lab's admin API. Returns status and body.
-pub async fn call(addr: SocketAddr, method: Method, path: &str, body: Option<String>) -> std::io::Result<(u16, String)> {
+pub async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> std::io::Result<(u16, String)> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -208,8 +241,16 @@ pub async fn call(addr: SocketAddr, method: Method, path: &str, body: Option<Str
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(std::io::Error::other)?;
-    let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)?;
     let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
     Ok((status, String::from_utf8_lossy(&bytes).to_string()))
 }

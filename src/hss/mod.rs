@@ -16,12 +16,13 @@ use crate::auth::aka;
 use crate::auth::digest;
 use crate::diameter::codec::{Avp, DiameterError, Message};
 use crate::diameter::cx::{
-    self, CxResult, LocationInfoAnswer, LocationInfoRequest, MultimediaAuthAnswer, MultimediaAuthRequest,
-    ServerAssignmentAnswer, ServerAssignmentRequest, ServerAssignmentType, SipAuthDataItem, SipDigestAuthenticate,
-    UserAuthorizationAnswer, UserAuthorizationRequest, UserAuthorizationType,
+    self, CxResult, LocationInfoAnswer, LocationInfoRequest, MultimediaAuthAnswer,
+    MultimediaAuthRequest, ServerAssignmentAnswer, ServerAssignmentRequest, ServerAssignmentType,
+    SipAuthDataItem, SipDigestAuthenticate, UserAuthorizationAnswer, UserAuthorizationRequest,
+    UserAuthorizationType,
 };
 use crate::diameter::peer::{BoxFuture, DiameterHandler, PeerInfo};
-use crate::profile::{ApplicationServer, ImsSubscription, PublicIdentity, ServiceProfile};
+use crate::profile::{ImsSubscription, PublicIdentity, ServiceProfile};
 use crate::store::{HssState, Store, Subscriber};
 
 /// The HSS's Cx logic.
@@ -37,7 +38,12 @@ pub struct Hss {
 
 impl Hss {
     /// An HSS over `store`.
-    pub fn new(store: Store, origin_host: &str, origin_realm: &str, default_scscf: &str) -> Arc<Hss> {
+    pub fn new(
+        store: Store,
+        origin_host: &str,
+        origin_realm: &str,
+        default_scscf: &str,
+    ) -> Arc<Hss> {
         Arc::new(Hss {
             store,
             origin_host: origin_host.into(),
@@ -104,7 +110,9 @@ impl Hss {
             || sub.impi.eq_ignore_ascii_case(impi)
             || (!impi.contains('@') && sub.impi.split('@').next() == Some(impi));
         if !impi_ok {
-            return Err(CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH));
+            return Err(CxResult::Experimental(
+                cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH,
+            ));
         }
         Ok(sub)
     }
@@ -139,7 +147,8 @@ impl Hss {
                         ans.server_name = Some(name.clone());
                     }
                     (None, true) => {
-                        ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED);
+                        ans.result =
+                            CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED);
                     }
                     (None, false) => {
                         ans.result = CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION);
@@ -210,14 +219,23 @@ impl Hss {
         Ok(ans.to_message())
     }
 
-    fn aka_vector(&self, sub: &Subscriber, resync: Option<&[u8]>) -> Result<SipAuthDataItem, CxResult> {
+    fn aka_vector(
+        &self,
+        sub: &Subscriber,
+        resync: Option<&[u8]>,
+    ) -> Result<SipAuthDataItem, CxResult> {
         let (Ok(k), Ok(opc), Ok(amf)) = (
             hex16(&sub.aka.k),
             hex16(&sub.aka.opc),
-            hex::decode(&sub.aka.amf).ok().and_then(|a| <[u8; 2]>::try_from(a).ok()).ok_or(()),
+            hex::decode(&sub.aka.amf)
+                .ok()
+                .and_then(|a| <[u8; 2]>::try_from(a).ok())
+                .ok_or(()),
         ) else {
             tracing::warn!(impi = %sub.impi, "subscriber has unusable AKA credentials");
-            return Err(CxResult::Experimental(cx::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED));
+            return Err(CxResult::Experimental(
+                cx::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED,
+            ));
         };
         // Re-read the SQN under the lock: it may have moved since `sub` was read.
         let mut sqn = self
@@ -240,7 +258,9 @@ impl Hss {
                     }
                     Err(e) => {
                         tracing::warn!(impi = %sub.impi, error = %e, "AUTS rejected (MAC-S mismatch): K/OPc differ between UE and HSS");
-                        return Err(CxResult::Base(crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY));
+                        return Err(CxResult::Base(
+                            crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY,
+                        ));
                     }
                 }
             } else {
@@ -278,7 +298,9 @@ impl Hss {
         };
         let impu = sar.public_identities.first().cloned().unwrap_or_default();
         let found = if impu.is_empty() {
-            sar.user_name.as_deref().and_then(|n| self.store.subscriber(n).ok().flatten())
+            sar.user_name
+                .as_deref()
+                .and_then(|n| self.store.subscriber(n).ok().flatten())
         } else {
             self.store.find(&impu).ok().flatten()
         };
@@ -293,12 +315,19 @@ impl Hss {
         let mut send_profile = false;
         match sar.assignment_type {
             T::Registration | T::ReRegistration => {
-                st = HssState { scscf: Some(sar.server_name.clone()), registered: true };
-                send_profile = sar.user_data_already_available != cx::UserDataAlreadyAvailable::UserDataAlreadyAvailable
+                st = HssState {
+                    scscf: Some(sar.server_name.clone()),
+                    registered: true,
+                };
+                send_profile = sar.user_data_already_available
+                    != cx::UserDataAlreadyAvailable::UserDataAlreadyAvailable
                     || sar.assignment_type == T::Registration;
             }
             T::UnregisteredUser => {
-                st = HssState { scscf: Some(sar.server_name.clone()), registered: false };
+                st = HssState {
+                    scscf: Some(sar.server_name.clone()),
+                    registered: false,
+                };
                 send_profile = true;
             }
             T::NoAssignment | T::AaaUserDataRequest => send_profile = true,
@@ -345,7 +374,10 @@ impl Hss {
                         ans.result = CxResult::Experimental(cx::DIAMETER_UNREGISTERED_SERVICE);
                         ans.server_name = Some(s);
                     }
-                    (_, None) => ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED),
+                    (_, None) => {
+                        ans.result =
+                            CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED)
+                    }
                 }
             }
         }
@@ -374,11 +406,11 @@ pub fn profile_of(sub: &Subscriber) -> ImsSubscription {
     }
 }
 
-#[allow(dead_code)]
-fn _as_is_used(_: ApplicationServer) {}
-
 fn hex16(s: &str) -> Result<[u8; 16], ()> {
-    hex::decode(s).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()).ok_or(())
+    hex::decode(s)
+        .ok()
+        .and_then(|v| <[u8; 16]>::try_from(v).ok())
+        .ok_or(())
 }
 
 /// Adapter from the Diameter peer layer to the HSS logic.

@@ -96,7 +96,11 @@ pub struct LadderLine {
 
 impl std::fmt::Display for LadderLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} -> {} {} {}", self.from, self.to, self.protocol, self.summary)
+        write!(
+            f,
+            "{} -> {} {} {}",
+            self.from, self.to, self.protocol, self.summary
+        )
     }
 }
 
@@ -124,9 +128,17 @@ pub struct Lab {
 impl Lab {
     /// Starts every node. Subscribers of the config that the store lacks are provisioned;
     /// existing ones are left as they are (their SQN moved on).
-    pub async fn start(config: LabConfig, data_dir: &Path, opts: LabOptions) -> Result<Lab, LabError> {
+    pub async fn start(
+        config: LabConfig,
+        data_dir: &Path,
+        opts: LabOptions,
+    ) -> Result<Lab, LabError> {
         let t0 = Instant::now();
-        let trace = if opts.trace { Trace::enabled() } else { Trace::disabled() };
+        let trace = if opts.trace {
+            Trace::enabled()
+        } else {
+            Trace::disabled()
+        };
         let timers = opts.timers.unwrap_or_default();
         let (shutdown, shut_rx) = watch::channel(false);
         std::fs::create_dir_all(data_dir).map_err(|e| LabError::Store {
@@ -164,26 +176,32 @@ impl Lab {
         let resolver = Resolver::new(hosts);
 
         // HSS: Diameter listener and the admin API.
-        let hss_listener = TcpListener::bind(n.hss).await.map_err(|source| LabError::Bind {
-            what: "HSS",
-            addr: n.hss,
-            source,
-        })?;
+        let hss_listener = TcpListener::bind(n.hss)
+            .await
+            .map_err(|source| LabError::Bind {
+                what: "HSS",
+                addr: n.hss,
+                source,
+            })?;
         let hss_addr = hss_listener.local_addr().map_err(|source| LabError::Bind {
             what: "HSS",
             addr: n.hss,
             source,
         })?;
-        let admin_listener = TcpListener::bind(n.admin).await.map_err(|source| LabError::Bind {
-            what: "admin API",
-            addr: n.admin,
-            source,
-        })?;
-        let admin_addr = admin_listener.local_addr().map_err(|source| LabError::Bind {
-            what: "admin API",
-            addr: n.admin,
-            source,
-        })?;
+        let admin_listener = TcpListener::bind(n.admin)
+            .await
+            .map_err(|source| LabError::Bind {
+                what: "admin API",
+                addr: n.admin,
+                source,
+            })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| LabError::Bind {
+                what: "admin API",
+                addr: n.admin,
+                source,
+            })?;
 
         // The S-CSCF's SIP socket first: the HSS names it in Server-Name.
         let bind_sip = |what: &'static str, addr: SocketAddr| {
@@ -198,7 +216,12 @@ impl Lab {
         let (scscf_ep, scscf_rx) = bind_sip("S-CSCF", n.scscf).await?;
         let scscf_name = Scscf::server_name(&scscf_ep, &domain);
 
-        let hss = Hss::new((*store).clone(), &config.hss.origin_host, &config.hss.origin_realm, &scscf_name);
+        let hss = Hss::new(
+            (*store).clone(),
+            &config.hss.origin_host,
+            &config.hss.origin_realm,
+            &scscf_name,
+        );
         let hss_local = LocalPeer {
             origin_host: config.hss.origin_host.clone(),
             origin_realm: config.hss.origin_realm.clone(),
@@ -236,7 +259,10 @@ impl Lab {
             trace.clone(),
         )
         .await
-        .map_err(|e| LabError::Diameter { what: "S-CSCF", detail: e.to_string() })?;
+        .map_err(|e| LabError::Diameter {
+            what: "S-CSCF",
+            detail: e.to_string(),
+        })?;
         names.insert(scscf_hss.local_addr(), "S-CSCF".into());
         let scscf = Scscf::new(
             scscf_ep.clone(),
@@ -257,7 +283,10 @@ impl Lab {
             trace.clone(),
         )
         .await
-        .map_err(|e| LabError::Diameter { what: "I-CSCF", detail: e.to_string() })?;
+        .map_err(|e| LabError::Diameter {
+            what: "I-CSCF",
+            detail: e.to_string(),
+        })?;
         names.insert(icscf_hss.local_addr(), "I-CSCF".into());
         let icscf = Icscf::new(
             icscf_ep.clone(),
@@ -320,7 +349,7 @@ impl Lab {
     /// Everything that crossed the wire so far, each message once, in order: messages sent by
     /// recording sockets, plus messages received from senders that record nothing (sipp...).
     pub fn ladder(&self) -> Vec<LadderLine> {
-        ladder_of(&self.trace.events(), |a| self.name_of(a))
+        ladder_of(&self.trace, |a| self.name_of(a))
     }
 
     /// Stops every node and removes the admin address file.
@@ -333,15 +362,18 @@ impl Lab {
     }
 }
 
-/// Builds a ladder from recorded events (see [`Lab::ladder`]).
-pub fn ladder_of(events: &[TraceEvent], name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
-    let recorders: std::collections::HashSet<SocketAddr> = events.iter().map(|e| e.local).collect();
+/// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]). Addresses go through the
+/// trace's aliases (outgoing TCP connections) before naming.
+pub fn ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
+    let events: Vec<TraceEvent> = trace.events();
+    let recorders: std::collections::HashSet<SocketAddr> =
+        events.iter().map(|e| trace.resolve(e.local)).collect();
     events
         .iter()
-        .filter(|e| e.direction == Direction::Sent || !recorders.contains(&e.remote))
+        .filter(|e| e.direction == Direction::Sent || !recorders.contains(&trace.resolve(e.remote)))
         .map(|e| LadderLine {
-            from: name(e.src()),
-            to: name(e.dst()),
+            from: name(trace.resolve(e.src())),
+            to: name(trace.resolve(e.dst())),
             protocol: e.protocol.label().to_string(),
             summary: e.summary.clone(),
         })

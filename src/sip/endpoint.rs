@@ -108,7 +108,8 @@ impl ClientTx {
             Some(ClientEvent::Response(r)) => r,
             Some(ClientEvent::Timeout) | None => {
                 let mut r = self.request.response(408, None);
-                r.headers.push("Reason", "SIP;cause=408;text=\"no response from next hop\"");
+                r.headers
+                    .push("Reason", "SIP;cause=408;text=\"no response from next hop\"");
                 r
             }
         };
@@ -127,7 +128,8 @@ impl ClientTx {
                 }
             } else {
                 let mut r = self.request.response(408, None);
-                r.headers.push("Reason", "SIP;cause=408;text=\"transaction ended\"");
+                r.headers
+                    .push("Reason", "SIP;cause=408;text=\"transaction ended\"");
                 return r;
             }
         }
@@ -239,7 +241,12 @@ impl Endpoint {
             c.insert(key.clone(), resp_tx);
         }
         let tu_request = req.clone();
-        let txn = ClientTransaction::new(Instant::now(), req, transport.is_reliable(), self.inner.timers);
+        let txn = ClientTransaction::new(
+            Instant::now(),
+            req,
+            transport.is_reliable(),
+            self.inner.timers,
+        );
         tokio::spawn(run_client(
             Arc::downgrade(&self.inner),
             txn,
@@ -275,7 +282,8 @@ impl Endpoint {
             tracing::debug!(node = %self.inner.name, via = %via, "cannot resolve response destination");
             return;
         };
-        self.send_stateless(&SipMessage::Response(resp.clone()), dest, transport).await;
+        self.send_stateless(&SipMessage::Response(resp.clone()), dest, transport)
+            .await;
     }
 }
 
@@ -297,10 +305,22 @@ fn server_key(via: &Via, method: &Method) -> String {
 fn loop_hash(req: &Request) -> u64 {
     let mut h = DefaultHasher::new();
     req.uri.hash(&mut h);
-    for name in ["Call-ID", "CSeq", "From", "To", "Proxy-Require", "Proxy-Authorization"] {
+    for name in [
+        "Call-ID",
+        "CSeq",
+        "From",
+        "To",
+        "Proxy-Require",
+        "Proxy-Authorization",
+    ] {
         req.headers.get(name).unwrap_or("").hash(&mut h);
     }
-    req.headers.values("Route").first().copied().unwrap_or("").hash(&mut h);
+    req.headers
+        .values("Route")
+        .first()
+        .copied()
+        .unwrap_or("")
+        .hash(&mut h);
     h.finish()
 }
 
@@ -311,12 +331,20 @@ fn response_destination(via: &Via, source: Option<SocketAddr>) -> Option<(Socket
     if let (Some(src), Transport::Tcp) = (source, transport) {
         return Some((src, transport));
     }
+    // RFC 3581 §4: with rport, answer to the packet's source address and port.
+    if let (Some(src), Some(_)) = (source, via.rport()) {
+        return Some((src, transport));
+    }
     let host = via.received().unwrap_or(&via.host);
     let port = match via.rport() {
         Some(Some(p)) => p,
         _ => via.port.unwrap_or(5060),
     };
-    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     Some((SocketAddr::new(ip, port), transport))
 }
 
@@ -333,14 +361,19 @@ async fn dispatch(
         };
         let Some(inner) = inner.upgrade() else { return };
         match SipMessage::parse(&d.bytes) {
-            Ok(SipMessage::Request(req)) => on_request(&inner, req, d.source, d.transport, &out).await,
+            Ok(SipMessage::Request(req)) => {
+                on_request(&inner, req, d.source, d.transport, &out).await
+            }
             Ok(SipMessage::Response(resp)) => on_response(&inner, resp, d.source, &out),
             Err(e) => {
                 tracing::warn!(node = %inner.name, source = %d.source, error = %e, "malformed SIP message");
                 if let Some(req) = salvage_request(&d.bytes) {
                     if req.method != Method::Ack {
                         let mut r = req.response(400, Some("Bad Request"));
-                        r.headers.push("Warning", format!("399 {} \"{}\"", inner.name, e.to_string().replace('"', "'")));
+                        r.headers.push(
+                            "Warning",
+                            format!("399 {} \"{}\"", inner.name, e.to_string().replace('"', "'")),
+                        );
                         let dest = req
                             .headers
                             .get("Via")
@@ -441,7 +474,12 @@ async fn on_request(
     }));
 }
 
-fn on_response(inner: &Arc<Inner>, resp: Response, source: SocketAddr, out: &mpsc::UnboundedSender<Incoming>) {
+fn on_response(
+    inner: &Arc<Inner>,
+    resp: Response,
+    source: SocketAddr,
+    out: &mpsc::UnboundedSender<Incoming>,
+) {
     let branch = resp
         .headers
         .get("Via")
@@ -459,7 +497,10 @@ fn on_response(inner: &Arc<Inner>, resp: Response, source: SocketAddr, out: &mps
     match target {
         Some(t) if t.send(resp.clone()).is_ok() => {}
         _ => {
-            let _ = out.send(Incoming::StrayResponse { response: resp, source });
+            let _ = out.send(Incoming::StrayResponse {
+                response: resp,
+                source,
+            });
         }
     }
 }

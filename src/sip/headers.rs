@@ -56,7 +56,11 @@ impl Params {
 
     /// Sets (replacing in place) or appends a parameter.
     pub fn set(&mut self, name: &str, value: Option<String>) {
-        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(e) => e.1 = value,
             None => self.0.push((name.to_string(), value)),
         }
@@ -141,11 +145,33 @@ pub struct Via {
 impl Via {
     /// Parses one Via value.
     pub fn parse(s: &str) -> Result<Via, SipError> {
-        let bad = |why: &str| SipError::Malformed(format!("bad Via '{}': {why}", s.chars().take(80).collect::<String>()));
-        let t = s.trim();
-        let (proto, rest) = t.split_once(char::is_whitespace).ok_or_else(|| bad("no sent-by"))?;
+        let bad = |why: &str| {
+            SipError::Malformed(format!(
+                "bad Via '{}': {why}",
+                s.chars().take(80).collect::<String>()
+            ))
+        };
+        // RFC 3261 §25.1 allows LWS around the '/' of sent-protocol.
+        let mut norm = s.trim().to_string();
+        loop {
+            let n = norm
+                .replace(" /", "/")
+                .replace("/ ", "/")
+                .replace("\t/", "/")
+                .replace("/\t", "/");
+            if n == norm {
+                break;
+            }
+            norm = n;
+        }
+        let t = norm.as_str();
+        let (proto, rest) = t
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| bad("no sent-by"))?;
         let mut parts = proto.split('/').map(str::trim);
-        let (Some(name), Some(_ver), Some(transport), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(name), Some(_ver), Some(transport), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(bad("bad protocol"));
         };
         if !name.eq_ignore_ascii_case("SIP") || transport.is_empty() {
@@ -178,7 +204,9 @@ impl Via {
 
     /// `Some(None)` for a bare `rport`, `Some(Some(p))` with a value, `None` when absent.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|p| p.parse().ok()))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 
     /// `host[:port]` as written.
@@ -192,7 +220,13 @@ impl Via {
 
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}{}", self.transport, self.sent_by(), self.params)
+        write!(
+            f,
+            "SIP/2.0/{} {}{}",
+            self.transport,
+            self.sent_by(),
+            self.params
+        )
     }
 }
 
@@ -221,7 +255,12 @@ impl NameAddr {
     /// header parameters, §20.10).
     pub fn parse(s: &str) -> Result<NameAddr, SipError> {
         let t = s.trim();
-        let bad = |why: &str| SipError::Malformed(format!("bad name-addr '{}': {why}", t.chars().take(80).collect::<String>()));
+        let bad = |why: &str| {
+            SipError::Malformed(format!(
+                "bad name-addr '{}': {why}",
+                t.chars().take(80).collect::<String>()
+            ))
+        };
         // Find '<' outside quotes.
         let b = t.as_bytes();
         let (mut quoted, mut lt) = (false, None);
@@ -239,7 +278,10 @@ impl NameAddr {
             i += 1;
         }
         if let Some(lt) = lt {
-            let gt = t[lt..].find('>').map(|g| g + lt).ok_or_else(|| bad("no '>'"))?;
+            let gt = t[lt..]
+                .find('>')
+                .map(|g| g + lt)
+                .ok_or_else(|| bad("no '>'"))?;
             let display = t[..lt].trim();
             let uri = Uri::parse(&t[lt + 1..gt])?;
             Ok(NameAddr {
@@ -294,7 +336,9 @@ impl CSeq {
         let (Some(n), Some(m), None) = (it.next(), it.next(), it.next()) else {
             return Err(SipError::Malformed(format!("bad CSeq '{s}'")));
         };
-        let seq = n.parse().map_err(|_| SipError::Malformed(format!("bad CSeq number '{n}'")))?;
+        let seq = n
+            .parse()
+            .map_err(|_| SipError::Malformed(format!("bad CSeq number '{n}'")))?;
         Ok(CSeq {
             seq,
             method: Method::parse(m),
@@ -314,17 +358,26 @@ mod tests {
 
     #[test]
     fn via_forms() {
-        let v = Via::parse("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1").unwrap();
+        let v = Via::parse("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1")
+            .unwrap();
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.sent_by(), "127.0.0.1:5060");
         assert_eq!(v.branch(), Some("z9hG4bK1"));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some("10.0.0.1"));
-        assert_eq!(v.to_string(), "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.1"
+        );
         let v6 = Via::parse("SIP / 2.0 / tcp [::1]:5061 ;rport=7").unwrap();
         assert_eq!(v6.host, "[::1]");
         assert_eq!(v6.rport(), Some(Some(7)));
-        for bad in ["", "SIP/2.0/UDP", "HTTP/1.1/TCP x", "SIP/2.0/UDP host:99999"] {
+        for bad in [
+            "",
+            "SIP/2.0/UDP",
+            "HTTP/1.1/TCP x",
+            "SIP/2.0/UDP host:99999",
+        ] {
             assert!(Via::parse(bad).is_err(), "{bad}");
         }
     }
@@ -337,7 +390,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.display.as_deref(), Some("\"Alice, A.\""));
         assert_eq!(c.params.value("expires"), Some("600"));
-        assert_eq!(c.params.value("+sip.instance"), Some("<urn:gsma:imei:35-1;x>"));
+        assert_eq!(
+            c.params.value("+sip.instance"),
+            Some("<urn:gsma:imei:35-1;x>")
+        );
         assert_eq!(c.uri.param("transport"), Some(Some("tcp")));
         let bare = NameAddr::parse("sip:bob@ims.lab;tag=99").unwrap();
         assert_eq!(bare.tag(), Some("99"));
@@ -352,7 +408,14 @@ mod tests {
     #[test]
     fn list_splitting_respects_quotes_and_brackets() {
         let v = split_list("<sip:a@x;lr>, \"B, b\" <sip:b@y>;q=0.5 ,, <sip:c@z?h=1,2>");
-        assert_eq!(v, ["<sip:a@x;lr>", "\"B, b\" <sip:b@y>;q=0.5", "<sip:c@z?h=1,2>"]);
+        assert_eq!(
+            v,
+            [
+                "<sip:a@x;lr>",
+                "\"B, b\" <sip:b@y>;q=0.5",
+                "<sip:c@z?h=1,2>"
+            ]
+        );
         assert_eq!(CSeq::parse("7 REGISTER").unwrap().to_string(), "7 REGISTER");
         assert!(CSeq::parse("x REGISTER").is_err());
     }

@@ -220,8 +220,12 @@ impl Headers {
     }
 
     /// Every comma-separated element across all lines of `name`.
-    pub fn values(&self, name: &str) -> Vec<&str> {
-        self.get_all(name).flat_map(split_list).collect()
+    pub fn values<'a>(&'a self, name: &str) -> Vec<&'a str> {
+        self.entries
+            .iter()
+            .filter(|(k, _)| names_match(k, name))
+            .flat_map(|(_, v)| split_list(v))
+            .collect()
     }
 
     /// True when at least one line exists.
@@ -241,12 +245,16 @@ impl Headers {
             .iter()
             .position(|(k, _)| names_match(k, name))
             .unwrap_or(0);
-        self.entries.insert(at, (canonical_name(name), value.into()));
+        self.entries
+            .insert(at, (canonical_name(name), value.into()));
     }
 
     /// Removes the first element of the first line of `name` (the line goes when empty).
     pub fn pop_first_value(&mut self, name: &str) -> Option<String> {
-        let idx = self.entries.iter().position(|(k, _)| names_match(k, name))?;
+        let idx = self
+            .entries
+            .iter()
+            .position(|(k, _)| names_match(k, name))?;
         let value = self.entries[idx].1.clone();
         let parts = split_list(&value);
         let first = parts.first().map(|s| s.to_string());
@@ -361,15 +369,20 @@ pub enum Frame {
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).or_else(|| {
-        // Bare LF line ends are tolerated (RFC 3261 §7.5 recommends tolerance).
-        buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
-    })
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| {
+            // Bare LF line ends are tolerated (RFC 3261 §7.5 recommends tolerance).
+            buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
+        })
 }
 
 fn content_length_of(head: &str) -> Result<Option<usize>, SipError> {
     for line in head.lines() {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
             return value
@@ -384,7 +397,10 @@ fn content_length_of(head: &str) -> Result<Option<usize>, SipError> {
 
 /// Cuts the first message out of a stream (RFC 3261 §18.3).
 pub fn frame(buf: &[u8]) -> Result<Frame, SipError> {
-    let ka = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let ka = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     if ka > 0 {
         return Ok(Frame::KeepAlive(ka));
     }
@@ -431,14 +447,18 @@ fn unfolded_lines(head: &str) -> Vec<String> {
 fn parse_headers(lines: &[String]) -> Result<Headers, SipError> {
     let mut h = Headers::default();
     for l in lines {
-        let (name, value) = l
-            .split_once(':')
-            .ok_or_else(|| malformed(format!("header line without ':' ({})", l.chars().take(60).collect::<String>())))?;
+        let (name, value) = l.split_once(':').ok_or_else(|| {
+            malformed(format!(
+                "header line without ':' ({})",
+                l.chars().take(60).collect::<String>()
+            ))
+        })?;
         let name = name.trim();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(malformed(format!("bad header name '{name}'")));
         }
-        h.entries.push((canonical_name(name), value.trim().to_string()));
+        h.entries
+            .push((canonical_name(name), value.trim().to_string()));
     }
     Ok(h)
 }
@@ -458,17 +478,24 @@ impl SipMessage {
         if buf.len() > MAX_MESSAGE_SIZE {
             return Err(SipError::TooLarge);
         }
-        let start = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        let start = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
         let buf = &buf[start..];
         let head_len = find_head_end(buf).unwrap_or(buf.len());
-        let head = std::str::from_utf8(&buf[..head_len]).map_err(|_| malformed("head is not UTF-8"))?;
+        let head =
+            std::str::from_utf8(&buf[..head_len]).map_err(|_| malformed("head is not UTF-8"))?;
         let lines = unfolded_lines(head);
         let first = lines.first().ok_or_else(|| malformed("empty message"))?;
         let headers = parse_headers(&lines[1..])?;
         let rest = &buf[head_len.min(buf.len())..];
         let body = match content_length_of(head)? {
             Some(n) if n > rest.len() => {
-                return Err(malformed(format!("Content-Length {n} but only {} body bytes", rest.len())))
+                return Err(malformed(format!(
+                    "Content-Length {n} but only {} body bytes",
+                    rest.len()
+                )))
             }
             Some(n) => Bytes::copy_from_slice(&rest[..n]),
             None => Bytes::copy_from_slice(rest),
@@ -493,13 +520,22 @@ impl SipMessage {
             }));
         }
         let mut parts = first.split(' ');
-        let (Some(m), Some(uri), Some(ver), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(malformed(format!("bad start line '{}'", first.chars().take(80).collect::<String>())));
+        let (Some(m), Some(uri), Some(ver), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed(format!(
+                "bad start line '{}'",
+                first.chars().take(80).collect::<String>()
+            )));
         };
         if ver != "SIP/2.0" {
             return Err(malformed(format!("unsupported version '{ver}'")));
         }
-        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)) {
+        if m.is_empty()
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        {
             return Err(malformed(format!("bad method '{m}'")));
         }
         if uri.is_empty() || !uri.contains(':') {
@@ -558,7 +594,10 @@ impl SipMessage {
 
     /// Top Via.
     pub fn top_via(&self) -> Option<Via> {
-        self.headers().values("Via").first().and_then(|v| Via::parse(v).ok())
+        self.headers()
+            .values("Via")
+            .first()
+            .and_then(|v| Via::parse(v).ok())
     }
 
     /// True for requests.
@@ -583,7 +622,9 @@ pub fn salvage_request(buf: &[u8]) -> Option<Request> {
     }
     let mut req = Request::new(Method::parse(m), uri);
     for l in &lines[1..] {
-        let Some((n, v)) = l.split_once(':') else { continue };
+        let Some((n, v)) = l.split_once(':') else {
+            continue;
+        };
         let n = canonical_name(n.trim());
         if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&n.as_str()) {
             req.headers.push(&n, v.trim());
@@ -626,7 +667,9 @@ impl Request {
 
     /// Max-Forwards, when present and valid.
     pub fn max_forwards(&self) -> Option<u32> {
-        self.headers.get("Max-Forwards").and_then(|v| v.trim().parse().ok())
+        self.headers
+            .get("Max-Forwards")
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// Serialises.
@@ -720,7 +763,9 @@ pub fn default_reason(status: u16) -> &'static str {
 fn random_token(n: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::thread_rng();
-    (0..n).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..n)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 /// A fresh RFC 3261 branch (`z9hG4bK` magic cookie + 16 random characters).
@@ -747,7 +792,9 @@ mod tests {
     #[test]
     fn compact_headers_expand_and_round_trip() {
         let m = SipMessage::parse(SIPP_REGISTER.as_bytes()).unwrap();
-        let SipMessage::Request(r) = &m else { panic!("request") };
+        let SipMessage::Request(r) = &m else {
+            panic!("request")
+        };
         assert_eq!(r.method, Method::Register);
         assert_eq!(r.headers.get("Call-ID"), Some("1-2@127.0.0.1"));
         assert_eq!(r.headers.get("i"), Some("1-2@127.0.0.1"));
@@ -761,7 +808,9 @@ mod tests {
     fn ims_401_and_200_with_lists() {
         let t = "SIP/2.0 401 Unauthorized - Challenging the UE\r\nVia: SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2;branch=z9hG4bK2\r\nVia: SIP/2.0/UDP c:3;branch=z9hG4bK3\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:a@x>;tag=2\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"a,b\", algorithm=AKAv1-MD5\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"n\", algorithm=MD5\r\nPath: <sip:term@p;lr>, <sip:q;lr>\r\nContent-Length: 0\r\n\r\n";
         let m = SipMessage::parse(t.as_bytes()).unwrap();
-        let SipMessage::Response(r) = &m else { panic!() };
+        let SipMessage::Response(r) = &m else {
+            panic!()
+        };
         assert_eq!(r.reason, "Unauthorized - Challenging the UE");
         assert_eq!(r.headers.values("Via").len(), 3);
         assert_eq!(r.headers.get_all("WWW-Authenticate").count(), 2);
@@ -772,15 +821,23 @@ mod tests {
     #[test]
     fn invite_with_body_folding_tel_and_unknown_method() {
         let t = "INVITE tel:+15550002 SIP/2.0\r\nVia: SIP/2.0/TCP h:5060;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\nTo: <tel:+15550002>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nSubject: a\r\n  folded\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nv=0\r\nEXTRA";
-        let SipMessage::Request(r) = SipMessage::parse(t.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(r) = SipMessage::parse(t.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!(r.uri, "tel:+15550002");
         assert_eq!(&r.body[..], b"v=0\r\n");
         assert_eq!(r.headers.get("Subject"), Some("a folded"));
-        let foo = SIPP_REGISTER.replace("REGISTER sip", "FOO sip").replace("1 REGISTER", "1 FOO");
-        let SipMessage::Request(f) = SipMessage::parse(foo.as_bytes()).unwrap() else { panic!() };
+        let foo = SIPP_REGISTER
+            .replace("REGISTER sip", "FOO sip")
+            .replace("1 REGISTER", "1 FOO");
+        let SipMessage::Request(f) = SipMessage::parse(foo.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!(f.method, Method::Other("FOO".into()));
         let empty_reason = "SIP/2.0 200\r\nVia: SIP/2.0/UDP a:1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
-        let SipMessage::Response(e) = SipMessage::parse(empty_reason.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Response(e) = SipMessage::parse(empty_reason.as_bytes()).unwrap() else {
+            panic!()
+        };
         assert_eq!((e.status, e.reason.as_str()), (200, ""));
     }
 
@@ -788,14 +845,30 @@ mod tests {
     fn header_editing() {
         let mut h = Headers::default();
         h.push("From", "a");
-        h.push("Via", "SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2;branch=z9hG4bK2");
+        h.push(
+            "Via",
+            "SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b:2;branch=z9hG4bK2",
+        );
         h.push_front("Via", "SIP/2.0/UDP me:3;branch=z9hG4bK0");
-        assert_eq!(h.iter().nth(1).map(|x| x.1), Some("SIP/2.0/UDP me:3;branch=z9hG4bK0"));
-        assert_eq!(h.pop_first_value("Via").as_deref(), Some("SIP/2.0/UDP me:3;branch=z9hG4bK0"));
-        assert_eq!(h.pop_first_value("v").as_deref(), Some("SIP/2.0/UDP a:1;branch=z9hG4bK1"));
+        assert_eq!(
+            h.iter().nth(1).map(|x| x.1),
+            Some("SIP/2.0/UDP me:3;branch=z9hG4bK0")
+        );
+        assert_eq!(
+            h.pop_first_value("Via").as_deref(),
+            Some("SIP/2.0/UDP me:3;branch=z9hG4bK0")
+        );
+        assert_eq!(
+            h.pop_first_value("v").as_deref(),
+            Some("SIP/2.0/UDP a:1;branch=z9hG4bK1")
+        );
         assert_eq!(h.values("Via"), ["SIP/2.0/UDP b:2;branch=z9hG4bK2"]);
         h.push_front("Route", "<sip:x;lr>");
-        assert_eq!(h.iter().next().map(|x| x.0), Some("Route"), "no Route yet: goes on top");
+        assert_eq!(
+            h.iter().next().map(|x| x.0),
+            Some("Route"),
+            "no Route yet: goes on top"
+        );
         h.push("Route", "<sip:y;lr>");
         h.set("Route", "<sip:z;lr>");
         assert_eq!(h.get_all("Route").collect::<Vec<_>>(), ["<sip:z;lr>"]);
@@ -816,21 +889,29 @@ mod tests {
         assert_eq!(frame(body.as_bytes()), Ok(Frame::Incomplete));
         let bad = SIPP_REGISTER.replace("l: 0", "l: x");
         assert!(matches!(frame(bad.as_bytes()), Err(SipError::Malformed(_))));
-        assert_eq!(frame(&vec![b'a'; MAX_MESSAGE_SIZE + 10]), Err(SipError::TooLarge));
+        assert_eq!(
+            frame(&vec![b'a'; MAX_MESSAGE_SIZE + 10]),
+            Err(SipError::TooLarge)
+        );
         let huge = SIPP_REGISTER.replace("l: 0", "l: 99999999");
         assert_eq!(frame(huge.as_bytes()), Err(SipError::TooLarge));
     }
 
     #[test]
     fn response_copies_the_right_headers_and_salvage_builds_400s() {
-        let SipMessage::Request(r) = SipMessage::parse(SIPP_REGISTER.as_bytes()).unwrap() else { panic!() };
+        let SipMessage::Request(r) = SipMessage::parse(SIPP_REGISTER.as_bytes()).unwrap() else {
+            panic!()
+        };
         let resp = r.response(401, None);
         assert_eq!(resp.reason, "Unauthorized");
         assert_eq!(resp.headers.len(), 5);
         let broken = SIPP_REGISTER.replace("l: 0", "l: 50");
         assert!(SipMessage::parse(broken.as_bytes()).is_err());
         let s = salvage_request(broken.as_bytes()).expect("salvaged");
-        assert_eq!(s.response(400, None).headers.get("Call-ID"), Some("1-2@127.0.0.1"));
+        assert_eq!(
+            s.response(400, None).headers.get("Call-ID"),
+            Some("1-2@127.0.0.1")
+        );
         assert!(salvage_request(b"garbage").is_none());
         assert_eq!(default_reason(483), "Too Many Hops");
     }

@@ -6,9 +6,9 @@
 //! (socket-free, time passed in) and the [`Endpoint`] that drives them over a transport.
 
 pub mod endpoint;
-pub mod resolve;
 pub mod headers;
 pub mod message;
+pub mod resolve;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

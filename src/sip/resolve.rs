@@ -20,8 +20,13 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver with a static host table (names are matched case-insensitively).
     pub fn new(hosts: HashMap<String, IpAddr>) -> Resolver {
-        let hosts = hosts.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-        Resolver { hosts: Arc::new(hosts) }
+        let hosts = hosts
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        Resolver {
+            hosts: Arc::new(hosts),
+        }
     }
 
     /// Resolves a URI string (`sip:host:port;transport=tcp`, possibly inside `<...>`).
@@ -34,7 +39,11 @@ impl Resolver {
 
     /// Resolves a parsed URI. `tel:` URIs have no host and give `None`.
     pub async fn resolve(&self, uri: &Uri) -> Option<(SocketAddr, Transport)> {
-        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = uri
+            .host()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         let port = uri.port().unwrap_or(5060);
         let transport = match uri.param("transport") {
             Some(Some(t)) => Transport::parse(t).unwrap_or(Transport::Udp),
@@ -45,7 +54,11 @@ impl Resolver {
         } else if let Some(ip) = self.hosts.get(&host) {
             *ip
         } else {
-            tokio::net::lookup_host((host.as_str(), port)).await.ok()?.next()?.ip()
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()?
+                .next()?
+                .ip()
         };
         Some((SocketAddr::new(ip, port), transport))
     }

@@ -241,7 +241,8 @@ impl ClientTransaction {
         if self.state != ClientState::Terminated {
             self.state = ClientState::Terminated;
             let mut r = self.request.response(503, Some("Service Unavailable"));
-            r.headers.push("Reason", "SIP;cause=503;text=\"transport error\"");
+            r.headers
+                .push("Reason", "SIP;cause=503;text=\"transport error\"");
             self.events.push_back(ClientEvent::Response(r));
         }
     }
@@ -344,7 +345,11 @@ impl ServerTransaction {
             self.state = ServerState::Confirmed;
             self.retransmit_at = None;
             self.timeout_at = None;
-            let i = if self.reliable { Duration::ZERO } else { self.cfg.t4 };
+            let i = if self.reliable {
+                Duration::ZERO
+            } else {
+                self.cfg.t4
+            };
             self.linger_until = Some(now + i);
         }
     }
@@ -444,7 +449,8 @@ mod tests {
 
     fn req(method: Method) -> Request {
         let mut r = Request::new(method.clone(), "sip:bob@ims.lab");
-        r.headers.push("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtest");
+        r.headers
+            .push("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKtest");
         r.headers.push("Max-Forwards", "70");
         r.headers.push("From", "<sip:alice@ims.lab>;tag=a");
         r.headers.push("To", "<sip:bob@ims.lab>");
@@ -510,7 +516,10 @@ mod tests {
         assert!(text.contains("CSeq: 1 ACK"));
         assert!(matches!(t.poll_event(), Some(ClientEvent::Response(r)) if r.status == 486));
         t.on_response(t0, resp);
-        assert!(t.poll_transmit().is_some(), "retransmitted 486 is ACKed again");
+        assert!(
+            t.poll_transmit().is_some(),
+            "retransmitted 486 is ACKed again"
+        );
         assert!(t.poll_event().is_none(), "and not passed up twice");
         t.on_timeout(t0 + Duration::from_secs(32));
         assert!(t.is_terminated());
@@ -541,7 +550,10 @@ mod tests {
         s.on_timeout(t0 + cfg.t1);
         assert!(s.poll_transmit().is_some(), "Timer G");
         s.on_request_retransmission();
-        assert!(s.poll_transmit().is_some(), "retransmitted INVITE gets the 486 again");
+        assert!(
+            s.poll_transmit().is_some(),
+            "retransmitted INVITE gets the 486 again"
+        );
         s.on_ack(t0 + cfg.t1);
         s.on_timeout(t0 + cfg.t1 * 3);
         assert!(s.poll_transmit().is_none());
@@ -566,10 +578,16 @@ mod tests {
         let cfg = TimerConfig::default();
         let mut s = ServerTransaction::new(&Method::Register, false, cfg);
         s.on_request_retransmission();
-        assert!(s.poll_transmit().is_none(), "nothing to resend before a response");
+        assert!(
+            s.poll_transmit().is_none(),
+            "nothing to resend before a response"
+        );
         assert!(s.send_response(t0, 200, Bytes::from_static(b"200")));
         s.poll_transmit();
-        assert!(!s.send_response(t0, 200, Bytes::from_static(b"200")), "one final only");
+        assert!(
+            !s.send_response(t0, 200, Bytes::from_static(b"200")),
+            "one final only"
+        );
         s.on_request_retransmission();
         assert!(s.poll_transmit().is_some());
         s.on_timeout(t0 + cfg.t1 * 64);

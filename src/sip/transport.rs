@@ -105,12 +105,22 @@ impl SipTransport {
     }
 
     /// Sends one serialised message. TCP reuses an open connection to `dest` or opens one.
-    pub async fn send(&self, transport: Transport, dest: SocketAddr, bytes: Bytes) -> io::Result<()> {
+    pub async fn send(
+        &self,
+        transport: Transport,
+        dest: SocketAddr,
+        bytes: Bytes,
+    ) -> io::Result<()> {
         match transport {
             Transport::Udp => {
-                self.trace.record(Direction::Sent, Protocol::SipUdp, self.local, dest, &bytes, || {
-                    first_line(&bytes)
-                });
+                self.trace.record(
+                    Direction::Sent,
+                    Protocol::SipUdp,
+                    self.local,
+                    dest,
+                    &bytes,
+                    || first_line(&bytes),
+                );
                 self.udp.send_to(&bytes, dest).await.map(|_| ())
             }
             Transport::Tcp => {
@@ -120,20 +130,31 @@ impl SipTransport {
                     _ => self.connect(dest).await?,
                 };
                 let trace_bytes = bytes.clone();
-                sender
-                    .send(bytes)
-                    .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "TCP connection closed"))?;
-                self.trace.record(Direction::Sent, Protocol::SipTcp, self.local, dest, &trace_bytes, || {
-                    first_line(&trace_bytes)
-                });
+                sender.send(bytes).map_err(|_| {
+                    io::Error::new(io::ErrorKind::BrokenPipe, "TCP connection closed")
+                })?;
+                self.trace.record(
+                    Direction::Sent,
+                    Protocol::SipTcp,
+                    self.local,
+                    dest,
+                    &trace_bytes,
+                    || first_line(&trace_bytes),
+                );
                 Ok(())
             }
         }
     }
 
-    async fn connect(self: &SipTransport, dest: SocketAddr) -> io::Result<mpsc::UnboundedSender<Bytes>> {
+    async fn connect(
+        self: &SipTransport,
+        dest: SocketAddr,
+    ) -> io::Result<mpsc::UnboundedSender<Bytes>> {
         let stream = TcpStream::connect(dest).await?;
         stream.set_nodelay(true)?;
+        if let Ok(l) = stream.local_addr() {
+            self.trace.alias(l, self.local);
+        }
         Ok(self.adopt(stream, dest))
     }
 
@@ -210,7 +231,14 @@ async fn udp_loop(t: Arc<SipTransport>) {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        t.trace.record(Direction::Received, Protocol::SipUdp, t.local, source, data, || first_line(data));
+        t.trace.record(
+            Direction::Received,
+            Protocol::SipUdp,
+            t.local,
+            source,
+            data,
+            || first_line(data),
+        );
         let _ = t.inbound.send(Datagram {
             bytes: Bytes::copy_from_slice(data),
             source,
@@ -254,8 +282,19 @@ async fn tcp_read_loop(
             match frame(&buf) {
                 Ok(Frame::Message(len)) => {
                     let msg = buf.split_to(len).freeze();
-                    trace.record(Direction::Received, Protocol::SipTcp, local, remote, &msg, || first_line(&msg));
-                    let _ = inbound.send(Datagram { bytes: msg, source: remote, transport: Transport::Tcp });
+                    trace.record(
+                        Direction::Received,
+                        Protocol::SipTcp,
+                        local,
+                        remote,
+                        &msg,
+                        || first_line(&msg),
+                    );
+                    let _ = inbound.send(Datagram {
+                        bytes: msg,
+                        source: remote,
+                        transport: Transport::Tcp,
+                    });
                 }
                 Ok(Frame::KeepAlive(n)) => {
                     let _ = buf.split_to(n);

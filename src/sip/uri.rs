@@ -48,7 +48,10 @@ pub struct TelUri {
 }
 
 fn malformed(s: &str, why: &str) -> SipError {
-    SipError::Malformed(format!("bad URI '{}': {why}", s.chars().take(80).collect::<String>()))
+    SipError::Malformed(format!(
+        "bad URI '{}': {why}",
+        s.chars().take(80).collect::<String>()
+    ))
 }
 
 impl SipUri {
@@ -68,9 +71,9 @@ impl SipUri {
     /// Parses `sip:` / `sips:` URIs.
     pub fn parse(s: &str) -> Result<SipUri, SipError> {
         let t = s.trim();
-        let (secure, rest) = if t.len() >= 5 && t[..5].eq_ignore_ascii_case("sips:") {
+        let (secure, rest) = if has_scheme(t, "sips:") {
             (true, &t[5..])
-        } else if t.len() >= 4 && t[..4].eq_ignore_ascii_case("sip:") {
+        } else if has_scheme(t, "sip:") {
             (false, &t[4..])
         } else {
             return Err(malformed(s, "not a sip: URI"));
@@ -98,7 +101,8 @@ impl SipUri {
             Some(i) => (&hostpart[..i], Params::parse(&hostpart[i..])),
             None => (hostpart, Params::default()),
         };
-        let (host, port) = split_host_port(hostport).ok_or_else(|| malformed(s, "bad host or port"))?;
+        let (host, port) =
+            split_host_port(hostport).ok_or_else(|| malformed(s, "bad host or port"))?;
         Ok(SipUri {
             secure,
             user,
@@ -119,6 +123,12 @@ impl SipUri {
             None => format!("{scheme}:{host}"),
         }
     }
+}
+
+/// Case-insensitive scheme prefix test that never slices inside a character.
+fn has_scheme(t: &str, scheme: &str) -> bool {
+    t.get(..scheme.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
 }
 
 /// Splits `host[:port]` with IPv6 in brackets. `None` on an invalid port or empty host.
@@ -178,7 +188,7 @@ impl TelUri {
     /// Parses `tel:` URIs.
     pub fn parse(s: &str) -> Result<TelUri, SipError> {
         let t = s.trim();
-        if t.len() < 4 || !t[..4].eq_ignore_ascii_case("tel:") {
+        if !has_scheme(t, "tel:") {
             return Err(malformed(s, "not a tel: URI"));
         }
         let rest = &t[4..];
@@ -201,7 +211,11 @@ impl TelUri {
 
     /// `tel:+15550001` with visual separators removed.
     pub fn aor(&self) -> String {
-        let n: String = self.number.chars().filter(|c| !"-.()".contains(*c)).collect();
+        let n: String = self
+            .number
+            .chars()
+            .filter(|c| !"-.()".contains(*c))
+            .collect();
         format!("tel:{n}")
     }
 }
@@ -222,7 +236,9 @@ impl Uri {
             "tel" => TelUri::parse(t).map(Uri::Tel),
             _ if t.contains(':')
                 && !scheme.is_empty()
-                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
                 && !t.contains(char::is_whitespace) =>
             {
                 Ok(Uri::Other(t.to_string()))
@@ -325,13 +341,29 @@ mod tests {
         let t = Uri::parse("tel:+1-555-0001;phone-context=ims.lab").unwrap();
         assert_eq!(t.aor(), "tel:+15550001");
         assert_eq!(t.to_string(), "tel:+1-555-0001;phone-context=ims.lab");
-        assert_eq!(Uri::parse("sip:Alice@IMS.Lab:5060;x").unwrap().aor(), "sip:Alice@ims.lab");
-        assert!(matches!(Uri::parse("urn:uuid:1234").unwrap(), Uri::Other(_)));
+        assert_eq!(
+            Uri::parse("sip:Alice@IMS.Lab:5060;x").unwrap().aor(),
+            "sip:Alice@ims.lab"
+        );
+        assert!(matches!(
+            Uri::parse("urn:uuid:1234").unwrap(),
+            Uri::Other(_)
+        ));
     }
 
     #[test]
     fn bad_uris_are_errors() {
-        for s in ["", "sip:", "sip:@host", "sip:a@host:99999", "sip:a@ho st", "tel:", "tel:abc!", "nonsense", "sip:[::1"] {
+        for s in [
+            "",
+            "sip:",
+            "sip:@host",
+            "sip:a@host:99999",
+            "sip:a@ho st",
+            "tel:",
+            "tel:abc!",
+            "nonsense",
+            "sip:[::1",
+        ] {
             assert!(Uri::parse(s).is_err(), "{s:?} should fail");
         }
     }

@@ -117,9 +117,16 @@ impl Store {
             return Err(StoreError::Invalid("no public identity".into()));
         }
         if sub.impi.is_empty() || sub.impi.contains(char::is_whitespace) {
-            return Err(StoreError::Invalid(format!("bad private identity '{}'", sub.impi)));
+            return Err(StoreError::Invalid(format!(
+                "bad private identity '{}'",
+                sub.impi
+            )));
         }
-        for hex_field in [(&sub.aka.k, 16, "k"), (&sub.aka.opc, 16, "opc"), (&sub.aka.amf, 2, "amf")] {
+        for hex_field in [
+            (&sub.aka.k, 16, "k"),
+            (&sub.aka.opc, 16, "opc"),
+            (&sub.aka.amf, 2, "amf"),
+        ] {
             match hex::decode(hex_field.0) {
                 Ok(b) if b.len() == hex_field.1 => {}
                 _ => {
@@ -137,7 +144,10 @@ impl Store {
             if let Some(owner) = self.impu.get(c.as_bytes())? {
                 let owner = String::from_utf8_lossy(&owner).to_string();
                 if owner != sub.impi {
-                    return Err(StoreError::Conflict { impu: c, impi: owner });
+                    return Err(StoreError::Conflict {
+                        impu: c,
+                        impi: owner,
+                    });
                 }
             }
             canon.push(c);
@@ -170,8 +180,13 @@ impl Store {
 
     /// The private identity owning a public identity.
     pub fn impi_of(&self, impu: &str) -> Result<Option<String>, StoreError> {
-        let Ok(c) = canonical_identity(impu) else { return Ok(None) };
-        Ok(self.impu.get(c.as_bytes())?.map(|v| String::from_utf8_lossy(&v).to_string()))
+        let Ok(c) = canonical_identity(impu) else {
+            return Ok(None);
+        };
+        Ok(self
+            .impu
+            .get(c.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).to_string()))
     }
 
     /// A subscriber by private or public identity.
@@ -197,7 +212,9 @@ impl Store {
 
     /// Removes a subscriber (by private or public identity) and its state; returns it.
     pub fn remove(&self, id: &str) -> Result<Option<Subscriber>, StoreError> {
-        let Some(sub) = self.find(id)? else { return Ok(None) };
+        let Some(sub) = self.find(id)? else {
+            return Ok(None);
+        };
         for i in &sub.impus {
             self.impu.remove(i.as_bytes())?;
         }
@@ -273,14 +290,18 @@ mod tests {
     fn identity_conflicts_and_bad_keys_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let st = Store::open(dir.path()).expect("open");
-        st.put_subscriber(&sub("a@ims.lab", &["sip:a@ims.lab"])).expect("put");
+        st.put_subscriber(&sub("a@ims.lab", &["sip:a@ims.lab"]))
+            .expect("put");
         assert!(matches!(
             st.put_subscriber(&sub("b@ims.lab", &["sip:a@ims.lab"])),
             Err(StoreError::Conflict { .. })
         ));
         let mut bad = sub("c@ims.lab", &["sip:c@ims.lab"]);
         bad.aka.k = "zz".into();
-        assert!(matches!(st.put_subscriber(&bad), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            st.put_subscriber(&bad),
+            Err(StoreError::Invalid(_))
+        ));
         assert_eq!(default_impi("sip:u1@ims.lab").expect("impi"), "u1@ims.lab");
         assert!(default_impi("tel:+1555").is_err());
     }

@@ -93,6 +93,7 @@ pub struct Trace {
 struct Inner {
     start: Instant,
     events: Mutex<Vec<TraceEvent>>,
+    aliases: Mutex<std::collections::HashMap<SocketAddr, SocketAddr>>,
 }
 
 impl Trace {
@@ -102,6 +103,7 @@ impl Trace {
             inner: Some(Arc::new(Inner {
                 start: Instant::now(),
                 events: Mutex::new(Vec::new()),
+                aliases: Mutex::new(std::collections::HashMap::new()),
             })),
         }
     }
@@ -139,6 +141,29 @@ impl Trace {
         };
         if let Ok(mut v) = inner.events.lock() {
             v.push(ev);
+        }
+    }
+
+    /// Notes that `ephemeral` (the local end of an outgoing TCP connection) belongs to the node
+    /// listening on `node`, so ladders name both the same.
+    pub fn alias(&self, ephemeral: SocketAddr, node: SocketAddr) {
+        if let Some(inner) = &self.inner {
+            if let Ok(mut a) = inner.aliases.lock() {
+                a.insert(ephemeral, node);
+            }
+        }
+    }
+
+    /// The node address behind an address (itself when it is no alias).
+    pub fn resolve(&self, addr: SocketAddr) -> SocketAddr {
+        match &self.inner {
+            Some(inner) => inner
+                .aliases
+                .lock()
+                .ok()
+                .and_then(|a| a.get(&addr).copied())
+                .unwrap_or(addr),
+            None => addr,
         }
     }
 

@@ -53,7 +53,10 @@ impl UeConfig {
     pub fn from_lab(config: &LabConfig, user: &str, pcscf: SocketAddr) -> Option<UeConfig> {
         let domain = config.lab.domain.clone();
         let wanted = format!("sip:{user}@{domain}");
-        let s = config.subscribers.iter().find(|s| s.impu.iter().any(|i| i == &wanted || i == user))?;
+        let s = config
+            .subscribers
+            .iter()
+            .find(|s| s.impu.iter().any(|i| i == &wanted || i == user))?;
         let hex16 = |h: &Option<String>| -> [u8; 16] {
             h.as_deref()
                 .and_then(|h| hex::decode(h).ok())
@@ -61,7 +64,10 @@ impl UeConfig {
                 .unwrap_or([0; 16])
         };
         let impu = s.impu.first()?.clone();
-        let impi = s.impi.clone().or_else(|| crate::store::default_impi(&impu).ok())?;
+        let impi = s
+            .impi
+            .clone()
+            .or_else(|| crate::store::default_impi(&impu).ok())?;
         Some(UeConfig {
             impu,
             impi,
@@ -119,7 +125,11 @@ pub struct Ue {
 
 impl Ue {
     /// Binds a UE on 127.0.0.1 (ephemeral port).
-    pub async fn start(cfg: UeConfig, trace: Trace, shutdown: watch::Receiver<bool>) -> std::io::Result<Ue> {
+    pub async fn start(
+        cfg: UeConfig,
+        trace: Trace,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Ue> {
         let bind: SocketAddr = SocketAddr::new(cfg.pcscf.ip(), 0);
         let (ep, rx) = Endpoint::bind("UE", bind, TimerConfig::default(), trace, shutdown).await?;
         Ok(Ue {
@@ -150,11 +160,15 @@ impl Ue {
         let mut r = Request::new(Method::Register, format!("sip:{}", self.cfg.domain));
         r.headers.push("Via", self.ep.new_via(self.cfg.transport));
         r.headers.push("Max-Forwards", "70");
-        r.headers.push("From", format!("<{}>;tag={}", self.cfg.impu, self.from_tag));
+        r.headers
+            .push("From", format!("<{}>;tag={}", self.cfg.impu, self.from_tag));
         r.headers.push("To", format!("<{}>", self.cfg.impu));
         r.headers.push("Call-ID", self.call_id.clone());
         r.headers.push("CSeq", format!("{} REGISTER", self.cseq));
-        r.headers.push("Contact", format!("<{}>;expires={expires}", self.contact_uri()));
+        r.headers.push(
+            "Contact",
+            format!("<{}>;expires={expires}", self.contact_uri()),
+        );
         r.headers.push("Expires", expires.to_string());
         r.headers.push("Supported", "path");
         r.headers.push("User-Agent", "rcslab-ue");
@@ -188,10 +202,14 @@ impl Ue {
             .ok_or_else(|| UeError::Auth("401 without WWW-Authenticate".into()))?;
         let ch = Challenge::parse(v).map_err(|e| UeError::Auth(e.to_string()))?;
         let uri = format!("sip:{}", self.cfg.domain);
-        let is_aka = ch.algorithm.as_deref().is_some_and(|a| a.to_ascii_lowercase().starts_with("akav1"));
+        let is_aka = ch
+            .algorithm
+            .as_deref()
+            .is_some_and(|a| a.to_ascii_lowercase().starts_with("akav1"));
         let mut auts = None;
         let password: Vec<u8> = if is_aka {
-            let (rand, autn) = digest::parse_aka_nonce(&ch.nonce).map_err(|e| UeError::Auth(e.to_string()))?;
+            let (rand, autn) =
+                digest::parse_aka_nonce(&ch.nonce).map_err(|e| UeError::Auth(e.to_string()))?;
             match aka::ue_authenticate(&self.cfg.k, &self.cfg.opc, &rand, &autn, self.cfg.sqn_ms) {
                 UeAkaOutcome::Ok { res, sqn, .. } => {
                     self.cfg.sqn_ms = sqn;
@@ -231,7 +249,6 @@ impl Ue {
             qop,
             opaque: ch.opaque.clone(),
             auts,
-            ..Default::default()
         };
         Ok(creds.to_string())
     }
@@ -261,7 +278,12 @@ fn warning_or_reason(resp: &Response) -> String {
 }
 
 fn registered(resp: &Response, asked: u32) -> Registered {
-    let contacts: Vec<String> = resp.headers.values("Contact").iter().map(|s| s.to_string()).collect();
+    let contacts: Vec<String> = resp
+        .headers
+        .values("Contact")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let expires = contacts
         .iter()
         .filter_map(|c| NameAddr::parse(c).ok())
@@ -270,9 +292,24 @@ fn registered(resp: &Response, asked: u32) -> Registered {
         .unwrap_or(if contacts.is_empty() { 0 } else { asked });
     Registered {
         expires,
-        service_route: resp.headers.values("Service-Route").iter().map(|s| s.to_string()).collect(),
-        associated: resp.headers.values("P-Associated-URI").iter().map(|s| s.to_string()).collect(),
+        service_route: resp
+            .headers
+            .values("Service-Route")
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        associated: resp
+            .headers
+            .values("P-Associated-URI")
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         contacts,
-        path: resp.headers.values("Path").iter().map(|s| s.to_string()).collect(),
+        path: resp
+            .headers
+            .values("Path")
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     }
 }

@@ -52,8 +52,17 @@ async fn malformed_sip_gets_400_and_garbage_is_dropped_without_harm() {
         .replace("Content-Length: 0", "Content-Length: 999");
     let r = exchange(lab.addrs.pcscf, &bad).await.expect("a 400");
     assert!(r.starts_with("SIP/2.0 400"), "{r}");
-    for junk in ["", "\u{0}\u{1}\u{2}", "INVITE\r\n\r\n", "SIP/2.0 200\r\n\r\n", "REGISTER sip:x SIP/2.0\r\nVia: x\r\n\r\n"] {
-        assert!(exchange(lab.addrs.pcscf, junk).await.is_none(), "no answer to {junk:?}");
+    for junk in [
+        "",
+        "\u{0}\u{1}\u{2}",
+        "INVITE\r\n\r\n",
+        "SIP/2.0 200\r\n\r\n",
+        "REGISTER sip:x SIP/2.0\r\nVia: x\r\n\r\n",
+    ] {
+        assert!(
+            exchange(lab.addrs.pcscf, junk).await.is_none(),
+            "no answer to {junk:?}"
+        );
     }
     // Still serving.
     let ok = register("Max-Forwards: 0\r\n").replace("branch=", "rport;branch=");

@@ -15,7 +15,9 @@ use tokio::sync::watch;
 
 /// A lab on ephemeral ports with tracing on, `extra` TOML merged over the default lab.
 pub async fn lab_with(dir: &Path, extra: &str) -> Lab {
-    let cfg = LabConfig::from_toml_str(extra).expect("valid lab config").with_ephemeral_ports();
+    let cfg = LabConfig::from_toml_str(extra)
+        .expect("valid lab config")
+        .with_ephemeral_ports();
     Lab::start(
         cfg,
         dir,
@@ -32,7 +34,9 @@ pub async fn lab_with(dir: &Path, extra: &str) -> Lab {
 pub async fn ue(lab: &Lab, user: &str, auth: AuthMode, shutdown: &watch::Receiver<bool>) -> Ue {
     let mut cfg = UeConfig::from_lab(&lab.config, user, lab.addrs.pcscf).expect("user in lab");
     cfg.auth = auth;
-    let ue = Ue::start(cfg, lab.trace.clone(), shutdown.clone()).await.expect("UE binds");
+    let ue = Ue::start(cfg, lab.trace.clone(), shutdown.clone())
+        .await
+        .expect("UE binds");
     lab.name_addr(ue.local_addr(), &format!("UE {user}"));
     ue
 }

@@ -20,13 +20,18 @@ fn require(tool: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(found, "{tool} is not installed: run scripts/install-peers.sh (scripts/test.sh does)");
+    assert!(
+        found,
+        "{tool} is not installed: run scripts/install-peers.sh (scripts/test.sh does)"
+    );
 }
 
 fn users_toml(n: usize) -> String {
     let mut s = String::new();
     for i in 1..=n {
-        s.push_str(&format!("[[subscribers]]\nimpu = [\"sip:u{i:04}@ims.lab\"]\npassword = \"pw{i:04}\"\n"));
+        s.push_str(&format!(
+            "[[subscribers]]\nimpu = [\"sip:u{i:04}@ims.lab\"]\npassword = \"pw{i:04}\"\n"
+        ));
     }
     s
 }
@@ -39,7 +44,9 @@ async fn sipp_registers_100_users_with_digest_through_the_p_cscf() {
     let csv = dir.path().join("users.csv");
     let mut text = String::from("SEQUENTIAL\n");
     for i in 1..=100 {
-        text.push_str(&format!("u{i:04};ims.lab;pw{i:04}\n"));
+        text.push_str(&format!(
+            "u{i:04};ims.lab;[authentication username=u{i:04}@ims.lab password=pw{i:04}]\n"
+        ));
     }
     std::fs::write(&csv, text).unwrap();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/register_digest.xml");
@@ -60,9 +67,17 @@ async fn sipp_registers_100_users_with_digest_through_the_p_cscf() {
         .expect("sipp runs");
     let screen = String::from_utf8_lossy(&out.stdout);
     // sipp exits 0 only when every call succeeded.
-    assert_eq!(out.status.code(), Some(0), "sipp reported failed calls:\n{screen}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "sipp reported failed calls:\n{screen}"
+    );
     let done = (1..=100)
-        .filter(|i| lab.scscf.registration(&format!("sip:u{i:04}@ims.lab")).is_some())
+        .filter(|i| {
+            lab.scscf
+                .registration(&format!("sip:u{i:04}@ims.lab"))
+                .is_some()
+        })
         .count();
     assert_eq!(done, 100, "all 100 sipp users registered");
     lab.shutdown().await;
@@ -76,7 +91,14 @@ async fn tshark_decodes_the_cx_messages_of_a_registration() {
     let port = lab.addrs.hss.port();
     let pcap = dir.path().join("cx.pcap");
     let mut cap = Command::new("tshark")
-        .args(["-i", "lo", "-f", &format!("tcp port {port}"), "-w", pcap.to_str().unwrap()])
+        .args([
+            "-i",
+            "lo",
+            "-f",
+            &format!("tcp port {port}"),
+            "-w",
+            pcap.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -93,51 +115,118 @@ async fn tshark_decodes_the_cx_messages_of_a_registration() {
     })
     .await
     .expect("tshark reports it is capturing");
+    // "Capturing on" comes a moment before packets are really taken.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A fresh peer: CER/CEA now, DPR/DPA at the end.
+    let probe = rcslab::diameter::peer::Peer::connect(
+        lab.addrs.hss,
+        rcslab::diameter::peer::LocalPeer {
+            origin_host: "probe.ims.lab".into(),
+            origin_realm: "ims.lab".into(),
+            host_ip: "127.0.0.1".parse().unwrap(),
+            product_name: "probe".into(),
+            watchdog_interval: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(5),
+        },
+        std::sync::Arc::new(rcslab::cscf::scscf::CxClientHandler),
+        lab.trace.clone(),
+    )
+    .await
+    .expect("CER/CEA");
     let (_stop, shut) = watch::channel(false);
     let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
     alice.register(600).await.unwrap();
     let mut bob = ue(&lab, "bob", AuthMode::Aka, &shut).await;
     bob.register(600).await.unwrap();
+    // Carol's USIM is ahead of the HSS: MAR with RAND||AUTS.
+    let mut carol = ue(&lab, "carol", AuthMode::Aka, &shut).await;
+    carol.cfg.sqn_ms = 1 << 30;
+    carol.register(600).await.unwrap();
+    alice.register(0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await; // a watchdog round
+    probe.disconnect().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = Command::new("kill").args(["-INT", &cap.id().unwrap().to_string()]).status().await;
+    let _ = Command::new("kill")
+        .args(["-INT", &cap.id().unwrap().to_string()])
+        .status()
+        .await;
     let _ = tokio::time::timeout(Duration::from_secs(10), cap.wait()).await;
 
     let decode = |fields: &'static [&'static str]| {
         let pcap = pcap.clone();
         async move {
             let mut c = Command::new("tshark");
-            c.args(["-r", pcap.to_str().unwrap(), "-d", &format!("tcp.port=={port},diameter")]);
+            c.args([
+                "-r",
+                pcap.to_str().unwrap(),
+                "-d",
+                &format!("tcp.port=={port},diameter"),
+            ]);
             c.args(fields);
             let o = c.output().await.unwrap();
             String::from_utf8_lossy(&o.stdout).to_string()
         }
     };
-    let cmds = decode(&["-Y", "diameter", "-T", "fields", "-e", "diameter.cmd.code", "-e", "diameter.flags.request"]).await;
+    let cmds = decode(&[
+        "-Y",
+        "diameter",
+        "-T",
+        "fields",
+        "-e",
+        "diameter.cmd.code",
+        "-e",
+        "diameter.flags.request",
+    ])
+    .await;
     let seq: Vec<String> = cmds
         .lines()
         .flat_map(|l| {
             // One frame may carry several messages: fields come comma-separated.
             let mut it = l.split('\t');
-            let codes: Vec<String> = it.next().unwrap_or("").split(',').map(str::to_string).collect();
-            let reqs: Vec<String> = it.next().unwrap_or("").split(',').map(str::to_string).collect();
+            let codes: Vec<String> = it
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .map(str::to_string)
+                .collect();
+            let reqs: Vec<String> = it
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .map(str::to_string)
+                .collect();
             codes
                 .into_iter()
                 .zip(reqs)
                 .map(|(c, r)| format!("{c}{}", if r == "1" || r == "True" { "R" } else { "A" }))
                 .collect::<Vec<_>>()
         })
-        .filter(|c| !c.starts_with("280")) // watchdogs
         .collect();
-    for needed in ["257R", "257A", "300R", "300A", "303R", "303A", "301R", "301A"] {
-        assert!(seq.iter().any(|c| c == needed), "tshark saw no {needed}: {seq:?}");
+    for needed in [
+        "257R", "257A", "280R", "280A", "282R", "282A", "300R", "300A", "303R", "303A", "301R",
+        "301A",
+    ] {
+        assert!(
+            seq.iter().any(|c| c == needed),
+            "tshark saw no {needed}: {seq:?}"
+        );
     }
     let malformed = decode(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]).await;
-    assert!(malformed.trim().is_empty(), "malformed or erroneous packets:\n{malformed}");
+    assert!(
+        malformed.trim().is_empty(),
+        "malformed or erroneous packets:\n{malformed}"
+    );
     let verbose = decode(&["-Y", "diameter", "-V"]).await;
     let unknown: Vec<&str> = verbose
         .lines()
-        .filter(|l| l.contains("Unknown AVP") || l.contains("AVP Code: Unknown") || l.contains("Unknown-"))
+        .filter(|l| {
+            l.contains("Unknown AVP") || l.contains("AVP Code: Unknown") || l.contains("Unknown-")
+        })
         .collect();
-    assert!(unknown.is_empty(), "tshark does not know these AVPs:\n{}", unknown.join("\n"));
+    assert!(
+        unknown.is_empty(),
+        "tshark does not know these AVPs:\n{}",
+        unknown.join("\n")
+    );
     lab.shutdown().await;
 }

@@ -42,13 +42,27 @@ async fn digest_registration_has_the_ts_24_229_sequence() {
     // What the 200 OK must carry (TS 24.229 §5.4.1.2.2).
     assert_eq!(reg.expires, 600);
     assert_eq!(reg.contacts.len(), 1);
-    assert!(reg.service_route[0].contains("scscf.ims.lab"), "{:?}", reg.service_route);
-    assert!(reg.path[0].contains("pcscf.ims.lab"), "Path echoed: {:?}", reg.path);
+    assert!(
+        reg.service_route[0].contains("scscf.ims.lab"),
+        "{:?}",
+        reg.service_route
+    );
+    assert!(
+        reg.path[0].contains("pcscf.ims.lab"),
+        "Path echoed: {:?}",
+        reg.path
+    );
     let assoc = reg.associated.join(",");
-    assert!(assoc.contains("sip:alice@ims.lab") && assoc.contains("tel:+15550001"), "{assoc}");
+    assert!(
+        assoc.contains("sip:alice@ims.lab") && assoc.contains("tel:+15550001"),
+        "{assoc}"
+    );
     // Both registrars agree.
     assert!(lab.scscf.registration("sip:alice@ims.lab").is_some());
-    assert!(lab.scscf.registration("tel:+15550001").is_some(), "implicit set");
+    assert!(
+        lab.scscf.registration("tel:+15550001").is_some(),
+        "implicit set"
+    );
     assert!(lab.pcscf.binding("sip:alice@ims.lab").is_some());
     let st = lab.store.hss_state("alice@ims.lab").unwrap();
     assert!(st.registered && st.scscf.as_deref().unwrap_or("").contains("scscf"));
@@ -81,13 +95,20 @@ async fn aka_sync_failure_resynchronises_with_auts() {
     let mut carol = ue(&lab, "carol", AuthMode::Aka, &shut).await;
     // The USIM has seen far higher SQNs than the HSS will use: the first AUTN is stale.
     carol.cfg.sqn_ms = 1 << 30;
-    carol.register(600).await.expect("carol registers after resync");
+    carol
+        .register(600)
+        .await
+        .expect("carol registers after resync");
     let mut expected = round("carol", &["MAR"], "401");
     expected.extend(round("carol", &["MAR"], "401")); // AUTS -> MAR with RAND||AUTS
     expected.extend(round("carol", &["SAR"], "200"));
     assert_eq!(flow(&lab), expected);
     let sub = lab.store.find("sip:carol@ims.lab").unwrap().unwrap();
-    assert!(sub.aka.sqn > 1 << 30, "HSS SQN re-synchronised past the USIM's: {}", sub.aka.sqn);
+    assert!(
+        sub.aka.sqn > 1 << 30,
+        "HSS SQN re-synchronised past the USIM's: {}",
+        sub.aka.sqn
+    );
     lab.shutdown().await;
 }
 
@@ -105,10 +126,16 @@ async fn reregistration_and_deregistration() {
     let gone = alice.register(0).await.unwrap();
     assert!(gone.contacts.is_empty());
     let f = flow(&lab);
-    assert!(f.contains(&"S-CSCF -> HSS Diameter SAR".to_string()), "{f:?}");
+    assert!(
+        f.contains(&"S-CSCF -> HSS Diameter SAR".to_string()),
+        "{f:?}"
+    );
     assert!(lab.scscf.registration("sip:alice@ims.lab").is_none());
     let st = lab.store.hss_state("alice@ims.lab").unwrap();
-    assert!(!st.registered && st.scscf.is_none(), "HSS forgot the S-CSCF: {st:?}");
+    assert!(
+        !st.registered && st.scscf.is_none(),
+        "HSS forgot the S-CSCF: {st:?}"
+    );
     lab.shutdown().await;
 }
 
@@ -123,7 +150,10 @@ async fn registrations_expire_on_a_timer() {
     let store = lab.store.clone();
     eventually("the S-CSCF to expire alice and tell the HSS", || {
         lab.scscf.registration("sip:alice@ims.lab").is_none()
-            && !store.hss_state("alice@ims.lab").map(|s| s.registered).unwrap_or(true)
+            && !store
+                .hss_state("alice@ims.lab")
+                .map(|s| s.registered)
+                .unwrap_or(true)
     })
     .await;
     lab.shutdown().await;
@@ -155,7 +185,9 @@ async fn unknown_user_is_refused_by_the_i_cscf_after_uaa_user_unknown() {
     let mut cfg = rcslab::ue::UeConfig::from_lab(&lab.config, "alice", lab.addrs.pcscf).unwrap();
     cfg.impu = "sip:mallory@ims.lab".into();
     cfg.impi = "mallory@ims.lab".into();
-    let mut m = rcslab::ue::Ue::start(cfg, lab.trace.clone(), shut.clone()).await.unwrap();
+    let mut m = rcslab::ue::Ue::start(cfg, lab.trace.clone(), shut.clone())
+        .await
+        .unwrap();
     lab.name_addr(m.local_addr(), "UE mallory");
     match m.register(600).await {
         Err(UeError::Rejected(403, _)) => {}
@@ -199,7 +231,16 @@ async fn subscribers_survive_a_restart_on_the_same_data_dir() {
     let mut lab = None;
     for _ in 0..50 {
         let cfg = rcslab::LabConfig::default_lab().with_ephemeral_ports();
-        match rcslab::Lab::start(cfg, dir.path(), rcslab::LabOptions { trace: true, timers: None }).await {
+        match rcslab::Lab::start(
+            cfg,
+            dir.path(),
+            rcslab::LabOptions {
+                trace: true,
+                timers: None,
+            },
+        )
+        .await
+        {
             Ok(l) => {
                 lab = Some(l);
                 break;
@@ -213,7 +254,11 @@ async fn subscribers_survive_a_restart_on_the_same_data_dir() {
     cfg.impu = "sip:dave@ims.lab".into();
     cfg.impi = "dave@ims.lab".into();
     cfg.password = "dave-pw".into();
-    let mut dave = rcslab::ue::Ue::start(cfg, lab.trace.clone(), shut).await.unwrap();
-    dave.register(600).await.expect("dave, added before the restart, registers");
+    let mut dave = rcslab::ue::Ue::start(cfg, lab.trace.clone(), shut)
+        .await
+        .unwrap();
+    dave.register(600)
+        .await
+        .expect("dave, added before the restart, registers");
     lab.shutdown().await;
 }

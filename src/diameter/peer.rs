@@ -1,0 +1,740 @@
+//! Diameter peer connections over TCP (RFC 6733 §5): capabilities exchange (CER/CEA,
+//! advertising Cx), device watchdog (DWR/DWA), disconnect (DPR/DPA), and requests matched to
+//! answers by Hop-by-Hop Identifier. Both ends of a connection are the same [`Peer`] type, so
+//! the HSS can send requests (RTR, PPR) over a connection an S-CSCF opened.
+//!
+//! ```text
+//!  client: connect --CER--> wait CEA(2001) --> Open <--DWR/DWA every watchdog_interval-->
+//!  server: accept  <--CER-- check Cx --CEA--> Open          DPR -> DPA -> closed
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::diameter::codec::*;
+use crate::diameter::cx::{APP_ID_CX, VENDOR_3GPP};
+use crate::trace::{Direction, Protocol, Trace};
+
+/// Our side's identity.
+#[derive(Clone, Debug)]
+pub struct LocalPeer {
+    /// Origin-Host.
+    pub origin_host: String,
+    /// Origin-Realm.
+    pub origin_realm: String,
+    /// Host-IP-Address.
+    pub host_ip: IpAddr,
+    /// Product-Name.
+    pub product_name: String,
+    /// DWR interval (RFC 3539 Tw).
+    pub watchdog_interval: Duration,
+    /// How long a request waits for its answer.
+    pub request_timeout: Duration,
+}
+
+/// Who is at the other end.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// Its Origin-Host from CER/CEA.
+    pub origin_host: String,
+    /// Its Origin-Realm.
+    pub origin_realm: String,
+    /// Its socket address.
+    pub addr: SocketAddr,
+}
+
+/// A boxed future, for handler results.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Answers application requests (everything but CER/DWR/DPR).
+pub trait DiameterHandler: Send + Sync + 'static {
+    /// Produces the answer to `request` from `from`.
+    fn handle(&self, from: PeerInfo, request: Message) -> BoxFuture<'static, Message>;
+}
+
+struct Inner {
+    info: PeerInfo,
+    local: LocalPeer,
+    local_addr: SocketAddr,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Mutex<HashMap<u32, oneshot::Sender<Message>>>,
+    next_id: AtomicU32,
+    open: AtomicBool,
+    trace: Trace,
+}
+
+/// One open Diameter connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Peer {
+    inner: Arc<Inner>,
+}
+
+fn io_err(e: std::io::Error) -> DiameterError {
+    DiameterError::Io(e.to_string())
+}
+
+fn cer_avps(local: &LocalPeer, m: &mut Message) {
+    m.push(Avp::utf8(AVP_ORIGIN_HOST, None, true, &local.origin_host));
+    m.push(Avp::utf8(AVP_ORIGIN_REALM, None, true, &local.origin_realm));
+    m.push(Avp::address(AVP_HOST_IP_ADDRESS, None, true, local.host_ip));
+    m.push(Avp::u32(AVP_VENDOR_ID, None, true, VENDOR_3GPP));
+    m.push(Avp::utf8(
+        AVP_PRODUCT_NAME,
+        None,
+        false,
+        &local.product_name,
+    ));
+    m.push(Avp::u32(
+        AVP_ORIGIN_STATE_ID,
+        None,
+        true,
+        std::process::id(),
+    ));
+    m.push(Avp::u32(AVP_SUPPORTED_VENDOR_ID, None, true, VENDOR_3GPP));
+    m.push(Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, APP_ID_CX));
+    m.push(Avp::grouped(
+        AVP_VENDOR_SPECIFIC_APPLICATION_ID,
+        None,
+        true,
+        vec![
+            Avp::u32(AVP_VENDOR_ID, None, true, VENDOR_3GPP),
+            Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, APP_ID_CX),
+        ],
+    ));
+}
+
+/// True when a CER/CEA offers Cx (directly, inside Vendor-Specific-Application-Id, or relay).
+fn offers_cx(m: &Message) -> bool {
+    let direct = m
+        .avps_of(AVP_AUTH_APPLICATION_ID, None)
+        .any(|a| matches!(a.as_u32(), Ok(APP_ID_CX) | Ok(0xffff_ffff)));
+    let vsai = m
+        .avps_of(AVP_VENDOR_SPECIFIC_APPLICATION_ID, None)
+        .any(|a| {
+            a.as_grouped()
+                .map(|g| {
+                    g.iter()
+                        .any(|x| x.code == AVP_AUTH_APPLICATION_ID && x.as_u32() == Ok(APP_ID_CX))
+                })
+                .unwrap_or(false)
+        });
+    direct || vsai
+}
+
+/// Reads one whole message from `rd` (bytes beyond it stay in `buf`).
+async fn read_message(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> Result<(Message, Vec<u8>), DiameterError> {
+    loop {
+        if let Some(n) = frame(buf)? {
+            let raw = buf.split_to(n).to_vec();
+            let m = Message::decode(&raw)?;
+            return Ok((m, raw));
+        }
+        let n = rd.read_buf(buf).await.map_err(io_err)?;
+        if n == 0 {
+            return Err(DiameterError::Closed);
+        }
+    }
+}
+
+impl Peer {
+    /// Connects, exchanges capabilities (we offer Cx) and starts the connection's tasks.
+    pub async fn connect(
+        addr: SocketAddr,
+        local: LocalPeer,
+        handler: Arc<dyn DiameterHandler>,
+        trace: Trace,
+    ) -> Result<Peer, DiameterError> {
+        let stream = TcpStream::connect(addr).await.map_err(io_err)?;
+        stream.set_nodelay(true).map_err(io_err)?;
+        let local_addr = stream.local_addr().map_err(io_err)?;
+        let (mut rd, mut wr) = stream.into_split();
+        let mut cer = Message::request(CMD_CAPABILITIES_EXCHANGE, 0);
+        cer.flags = CMD_FLAG_REQUEST;
+        cer.hop_by_hop = rand::random();
+        cer.end_to_end = rand::random();
+        cer_avps(&local, &mut cer);
+        let bytes = cer.encode();
+        trace.record(
+            Direction::Sent,
+            Protocol::Diameter,
+            local_addr,
+            addr,
+            &bytes,
+            || "CER".into(),
+        );
+        wr.write_all(&bytes).await.map_err(io_err)?;
+        let mut buf = BytesMut::with_capacity(4096);
+        let (cea, raw) =
+            tokio::time::timeout(local.request_timeout, read_message(&mut rd, &mut buf))
+                .await
+                .map_err(|_| DiameterError::Timeout)??;
+        trace.record(
+            Direction::Received,
+            Protocol::Diameter,
+            local_addr,
+            addr,
+            &raw,
+            || cea.command_name(),
+        );
+        if cea.command_code != CMD_CAPABILITIES_EXCHANGE || cea.is_request() {
+            return Err(DiameterError::Handshake("first answer is not a CEA".into()));
+        }
+        if cea.result_code() != Some(DIAMETER_SUCCESS) {
+            return Err(DiameterError::Handshake(format!(
+                "CEA Result-Code {:?}",
+                cea.result_code()
+            )));
+        }
+        let info = PeerInfo {
+            origin_host: cea.origin_host().unwrap_or("").to_string(),
+            origin_realm: cea.origin_realm().unwrap_or("").to_string(),
+            addr,
+        };
+        Ok(Peer::start(
+            info, local, local_addr, rd, wr, buf, handler, trace, None,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        info: PeerInfo,
+        local: LocalPeer,
+        local_addr: SocketAddr,
+        rd: OwnedReadHalf,
+        mut wr: tokio::net::tcp::OwnedWriteHalf,
+        buf: BytesMut,
+        handler: Arc<dyn DiameterHandler>,
+        trace: Trace,
+        shutdown: Option<watch::Receiver<bool>>,
+    ) -> Peer {
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let peer = Peer {
+            inner: Arc::new(Inner {
+                info,
+                local,
+                local_addr,
+                out,
+                pending: Mutex::new(HashMap::new()),
+                next_id: AtomicU32::new(rand::random::<u32>() & 0x00ff_ffff),
+                open: AtomicBool::new(true),
+                trace,
+            }),
+        };
+        tokio::spawn(async move {
+            while let Some(b) = out_rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let reader = peer.clone();
+        tokio::spawn(async move { reader.read_loop(rd, buf, handler, shutdown).await });
+        let dog = peer.clone();
+        tokio::spawn(async move { dog.watchdog().await });
+        peer
+    }
+
+    async fn read_loop(
+        self,
+        mut rd: OwnedReadHalf,
+        mut buf: BytesMut,
+        handler: Arc<dyn DiameterHandler>,
+        mut shutdown: Option<watch::Receiver<bool>>,
+    ) {
+        loop {
+            let r = match shutdown.as_mut() {
+                Some(s) => tokio::select! {
+                    r = read_message(&mut rd, &mut buf) => r,
+                    _ = s.changed() => break,
+                },
+                None => read_message(&mut rd, &mut buf).await,
+            };
+            let (msg, raw) = match r {
+                Ok(v) => v,
+                Err(DiameterError::Closed) => break,
+                Err(e) => {
+                    tracing::warn!(peer = %self.inner.info.origin_host, error = %e, "closing Diameter connection");
+                    break;
+                }
+            };
+            let i = &self.inner;
+            i.trace.record(
+                Direction::Received,
+                Protocol::Diameter,
+                i.local_addr,
+                i.info.addr,
+                &raw,
+                || msg.command_name(),
+            );
+            if !msg.is_request() {
+                let waiter = i
+                    .pending
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.remove(&msg.hop_by_hop));
+                match waiter {
+                    Some(w) => {
+                        let _ = w.send(msg);
+                    }
+                    None => tracing::debug!(hbh = msg.hop_by_hop, "answer matches no request"),
+                }
+                continue;
+            }
+            match msg.command_code {
+                CMD_DEVICE_WATCHDOG => {
+                    let mut a = Message::answer_to(&msg);
+                    a.push(Avp::u32(AVP_RESULT_CODE, None, true, DIAMETER_SUCCESS));
+                    self.send_answer(a);
+                }
+                CMD_DISCONNECT_PEER => {
+                    let mut a = Message::answer_to(&msg);
+                    a.push(Avp::u32(AVP_RESULT_CODE, None, true, DIAMETER_SUCCESS));
+                    self.send_answer(a);
+                    break;
+                }
+                CMD_CAPABILITIES_EXCHANGE => {
+                    self.send_answer(Message::error_answer(
+                        &msg,
+                        DIAMETER_UNABLE_TO_COMPLY,
+                        None,
+                        Some("already open"),
+                    ));
+                }
+                _ if msg.application_id != APP_ID_CX => {
+                    self.send_answer(Message::error_answer(
+                        &msg,
+                        DIAMETER_APPLICATION_UNSUPPORTED,
+                        None,
+                        Some("only Cx is supported"),
+                    ));
+                }
+                _ => {
+                    let me = self.clone();
+                    let h = handler.clone();
+                    tokio::spawn(async move {
+                        let (hbh, e2e) = (msg.hop_by_hop, msg.end_to_end);
+                        let mut a = h.handle(me.inner.info.clone(), msg).await;
+                        a.hop_by_hop = hbh;
+                        a.end_to_end = e2e;
+                        me.send_answer(a);
+                    });
+                }
+            }
+        }
+        self.close();
+    }
+
+    fn close(&self) {
+        self.inner.open.store(false, Ordering::SeqCst);
+        if let Ok(mut p) = self.inner.pending.lock() {
+            p.clear();
+        }
+    }
+
+    fn with_origin(&self, mut m: Message) -> Message {
+        let i = &self.inner;
+        if m.avp(AVP_ORIGIN_HOST, None).is_none() {
+            m.push(Avp::utf8(AVP_ORIGIN_HOST, None, true, &i.local.origin_host));
+        }
+        if m.avp(AVP_ORIGIN_REALM, None).is_none() {
+            m.push(Avp::utf8(
+                AVP_ORIGIN_REALM,
+                None,
+                true,
+                &i.local.origin_realm,
+            ));
+        }
+        m
+    }
+
+    fn write(&self, m: &Message) -> Result<(), DiameterError> {
+        let i = &self.inner;
+        let bytes = m.encode();
+        i.trace.record(
+            Direction::Sent,
+            Protocol::Diameter,
+            i.local_addr,
+            i.info.addr,
+            &bytes,
+            || m.command_name(),
+        );
+        i.out.send(bytes).map_err(|_| DiameterError::Closed)
+    }
+
+    fn send_answer(&self, a: Message) {
+        let a = self.with_origin(a);
+        if let Err(e) = self.write(&a) {
+            tracing::debug!(error = %e, "answer not sent");
+        }
+    }
+
+    /// Sends a request and waits for its answer (matched by Hop-by-Hop Identifier).
+    pub async fn request(&self, msg: Message) -> Result<Message, DiameterError> {
+        if !self.is_open() {
+            return Err(DiameterError::Closed);
+        }
+        let mut m = self.with_origin(msg);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        m.hop_by_hop = id;
+        m.end_to_end = id ^ ((std::process::id() & 0xfff) << 20);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.inner.pending.lock() {
+            p.insert(id, tx);
+        }
+        if let Err(e) = self.write(&m) {
+            if let Ok(mut p) = self.inner.pending.lock() {
+                p.remove(&id);
+            }
+            return Err(e);
+        }
+        match tokio::time::timeout(self.inner.local.request_timeout, rx).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(_)) => Err(DiameterError::Closed),
+            Err(_) => {
+                if let Ok(mut p) = self.inner.pending.lock() {
+                    p.remove(&id);
+                }
+                Err(DiameterError::Timeout)
+            }
+        }
+    }
+
+    async fn watchdog(self) {
+        let mut missed = 0;
+        loop {
+            tokio::time::sleep(self.inner.local.watchdog_interval).await;
+            if !self.is_open() {
+                return;
+            }
+            let mut dwr = Message::request(CMD_DEVICE_WATCHDOG, 0);
+            dwr.flags = CMD_FLAG_REQUEST;
+            dwr.push(Avp::u32(
+                AVP_ORIGIN_STATE_ID,
+                None,
+                true,
+                std::process::id(),
+            ));
+            match self.request(dwr).await {
+                Ok(_) => missed = 0,
+                Err(DiameterError::Closed) => return,
+                Err(_) => {
+                    missed += 1;
+                    if missed >= 2 {
+                        tracing::warn!(peer = %self.inner.info.origin_host, "no DWA twice: closing the connection");
+                        self.close();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Who is at the other end.
+    pub fn remote(&self) -> &PeerInfo {
+        &self.inner.info
+    }
+
+    /// Our socket address on this connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// True until the connection closes.
+    pub fn is_open(&self) -> bool {
+        self.inner.open.load(Ordering::SeqCst) && !self.inner.out.is_closed()
+    }
+
+    /// Sends DPR (Disconnect-Cause REBOOTING), waits briefly for DPA, closes.
+    pub async fn disconnect(&self) {
+        let mut dpr = Message::request(CMD_DISCONNECT_PEER, 0);
+        dpr.flags = CMD_FLAG_REQUEST;
+        dpr.push(Avp::u32(AVP_DISCONNECT_CAUSE, None, true, 0));
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.request(dpr)).await;
+        self.close();
+    }
+}
+
+/// Open connections by the remote Origin-Host (lowercase).
+#[derive(Clone, Default)]
+pub struct PeerTable {
+    peers: Arc<Mutex<HashMap<String, Peer>>>,
+}
+
+impl PeerTable {
+    /// The open connection to `origin_host`.
+    pub fn get(&self, origin_host: &str) -> Option<Peer> {
+        self.peers
+            .lock()
+            .ok()?
+            .get(&origin_host.to_ascii_lowercase())
+            .filter(|p| p.is_open())
+            .cloned()
+    }
+    /// All open connections.
+    pub fn all(&self) -> Vec<Peer> {
+        self.peers
+            .lock()
+            .map(|p| p.values().filter(|p| p.is_open()).cloned().collect())
+            .unwrap_or_default()
+    }
+    fn insert(&self, p: Peer) {
+        if let Ok(mut m) = self.peers.lock() {
+            m.insert(p.remote().origin_host.to_ascii_lowercase(), p);
+        }
+    }
+}
+
+/// Accepts peers on `listener`: CER must come first and offer Cx (else CEA 5010 and close).
+pub async fn serve(
+    listener: TcpListener,
+    local: LocalPeer,
+    handler: Arc<dyn DiameterHandler>,
+    peers: PeerTable,
+    trace: Trace,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Diameter accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let (local, handler, peers, trace, sd) = (
+            local.clone(),
+            handler.clone(),
+            peers.clone(),
+            trace.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = accept_one(stream, remote, local, handler, peers, trace, sd).await {
+                tracing::warn!(%remote, error = %e, "Diameter peer refused");
+            }
+        });
+    }
+}
+
+async fn accept_one(
+    stream: TcpStream,
+    remote: SocketAddr,
+    local: LocalPeer,
+    handler: Arc<dyn DiameterHandler>,
+    peers: PeerTable,
+    trace: Trace,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), DiameterError> {
+    let _ = stream.set_nodelay(true);
+    let local_addr = stream.local_addr().map_err(io_err)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    let (cer, raw) = tokio::time::timeout(local.request_timeout, read_message(&mut rd, &mut buf))
+        .await
+        .map_err(|_| DiameterError::Timeout)??;
+    trace.record(
+        Direction::Received,
+        Protocol::Diameter,
+        local_addr,
+        remote,
+        &raw,
+        || cer.command_name(),
+    );
+    if cer.command_code != CMD_CAPABILITIES_EXCHANGE || !cer.is_request() {
+        return Err(DiameterError::Handshake(
+            "first message is not a CER".into(),
+        ));
+    }
+    let mut cea = Message::answer_to(&cer);
+    let ok = offers_cx(&cer);
+    cea.push(Avp::u32(
+        AVP_RESULT_CODE,
+        None,
+        true,
+        if ok {
+            DIAMETER_SUCCESS
+        } else {
+            DIAMETER_NO_COMMON_APPLICATION
+        },
+    ));
+    cer_avps(&local, &mut cea);
+    let bytes = cea.encode();
+    trace.record(
+        Direction::Sent,
+        Protocol::Diameter,
+        local_addr,
+        remote,
+        &bytes,
+        || "CEA".into(),
+    );
+    wr.write_all(&bytes).await.map_err(io_err)?;
+    if !ok {
+        return Err(DiameterError::Handshake(
+            "peer does not offer Cx (answered 5010)".into(),
+        ));
+    }
+    let info = PeerInfo {
+        origin_host: cer.origin_host().unwrap_or("").to_string(),
+        origin_realm: cer.origin_realm().unwrap_or("").to_string(),
+        addr: remote,
+    };
+    let p = Peer::start(
+        info,
+        local,
+        local_addr,
+        rd,
+        wr,
+        buf,
+        handler,
+        trace,
+        Some(shutdown),
+    );
+    peers.insert(p);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+    impl DiameterHandler for Echo {
+        fn handle(&self, _from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
+            Box::pin(async move {
+                let mut a = Message::answer_to(&request);
+                a.push(Avp::u32(AVP_RESULT_CODE, None, true, 2001));
+                if let Some(u) = request.avp(AVP_USER_NAME, None) {
+                    a.push(u.clone());
+                }
+                a
+            })
+        }
+    }
+
+    fn local(name: &str) -> LocalPeer {
+        LocalPeer {
+            origin_host: name.into(),
+            origin_realm: "ims.lab".into(),
+            host_ip: "127.0.0.1".parse().unwrap(),
+            product_name: "test".into(),
+            watchdog_interval: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+
+    async fn server() -> (SocketAddr, PeerTable, watch::Sender<bool>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let table = PeerTable::default();
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(serve(
+            l,
+            local("hss.ims.lab"),
+            Arc::new(Echo),
+            table.clone(),
+            Trace::disabled(),
+            rx,
+        ));
+        (addr, table, tx)
+    }
+
+    #[tokio::test]
+    async fn requests_both_ways_concurrently_with_watchdogs() {
+        let (addr, table, _stop) = server().await;
+        let trace = Trace::enabled();
+        let client = Peer::connect(addr, local("scscf.ims.lab"), Arc::new(Echo), trace.clone())
+            .await
+            .unwrap();
+        assert_eq!(client.remote().origin_host, "hss.ims.lab");
+        let mut handles = Vec::new();
+        for n in 0..200 {
+            let c = client.clone();
+            handles.push(tokio::spawn(async move {
+                let mut r = Message::request(300, APP_ID_CX);
+                r.push(Avp::utf8(AVP_SESSION_ID, None, true, &format!("s;{n}")));
+                r.push(Avp::utf8(AVP_USER_NAME, None, true, &format!("u{n}")));
+                let a = c.request(r).await.unwrap();
+                assert_eq!(
+                    a.avp(AVP_USER_NAME, None).unwrap().as_str().unwrap(),
+                    format!("u{n}")
+                );
+                assert_eq!(a.session_id().unwrap(), format!("s;{n}"));
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        // The server can use the connection the client opened.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let back = table
+            .get("SCSCF.ims.lab")
+            .expect("registered by Origin-Host");
+        let a = back
+            .request(Message::request(304, APP_ID_CX))
+            .await
+            .unwrap();
+        assert_eq!(a.result_code(), Some(2001));
+        // Watchdogs flow.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let names: Vec<String> = trace.events().iter().map(|e| e.summary.clone()).collect();
+        assert!(
+            names.iter().any(|n| n == "DWR") && names.iter().any(|n| n == "DWA"),
+            "{names:?}"
+        );
+        // Non-Cx application -> 3007.
+        let a = client
+            .request(Message::request(316, 16_777_251))
+            .await
+            .unwrap();
+        assert_eq!(a.result_code(), Some(DIAMETER_APPLICATION_UNSUPPORTED));
+        assert!(a.is_error());
+        client.disconnect().await;
+        assert!(!client.is_open());
+        assert!(client
+            .request(Message::request(300, APP_ID_CX))
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn cer_without_cx_gets_5010_and_garbage_is_closed() {
+        let (addr, _t, _stop) = server().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut cer = Message::request(CMD_CAPABILITIES_EXCHANGE, 0);
+        cer.push(Avp::utf8(AVP_ORIGIN_HOST, None, true, "x"));
+        cer.push(Avp::utf8(AVP_ORIGIN_REALM, None, true, "y"));
+        cer.push(Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, 4));
+        s.write_all(&cer.encode()).await.unwrap();
+        let (mut rd, _wr) = s.into_split();
+        let mut buf = BytesMut::new();
+        let (cea, _) = read_message(&mut rd, &mut buf).await.unwrap();
+        assert_eq!(cea.result_code(), Some(DIAMETER_NO_COMMON_APPLICATION));
+        let mut g = TcpStream::connect(addr).await.unwrap();
+        g.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut b = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(3), g.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0, "garbage peer is closed");
+    }
+}
