@@ -607,3 +607,68 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending::<()>().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register() -> Request {
+        let text = "REGISTER sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKa\r\nFrom: <sip:a@ims.lab>;tag=1\r\nTo: <sip:a@ims.lab>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n";
+        match SipMessage::parse(text.as_bytes()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_comes_back_unchanged_is_a_loop() {
+        let (_stop, shut) = watch::channel(false);
+        let (ep, _rx) = Endpoint::bind(
+            "P",
+            "127.0.0.1:0".parse().unwrap(),
+            TimerConfig::default(),
+            Trace::disabled(),
+            shut,
+        )
+        .await
+        .unwrap();
+        let req = register();
+        assert!(!ep.is_looping(&req));
+        let mut forwarded = req.clone();
+        forwarded
+            .headers
+            .push_front("Via", ep.proxy_via(&req, Transport::Udp));
+        assert!(
+            ep.is_looping(&forwarded),
+            "our branch hash matches the same request"
+        );
+        let mut retargeted = forwarded.clone();
+        retargeted.uri = "sip:other.lab".into();
+        assert!(
+            !ep.is_looping(&retargeted),
+            "a changed Request-URI is a spiral, not a loop"
+        );
+    }
+
+    #[test]
+    fn responses_go_where_rfc_3581_says() {
+        let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let v = Via::parse("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport").unwrap();
+        assert_eq!(
+            response_destination(&v, Some(src)),
+            Some((src, Transport::Udp))
+        );
+        let v = Via::parse("SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKx").unwrap();
+        assert_eq!(
+            response_destination(&v, None)
+                .map(|d| d.0.to_string())
+                .as_deref(),
+            Some("127.0.0.2:5062")
+        );
+        let v = Via::parse("SIP/2.0/TCP 127.0.0.2;branch=z9hG4bKx").unwrap();
+        assert_eq!(
+            response_destination(&v, Some(src)),
+            Some((src, Transport::Tcp))
+        );
+    }
+}
