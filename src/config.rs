@@ -50,6 +50,14 @@ pub struct LabConfig {
 pub struct LabSection {
     /// Home domain, e.g. `ims.lab`.
     pub domain: String,
+    /// Transport between the CSCFs (the Mw reference point): `tcp` (default: no
+    /// retransmissions, no lingering transactions) or `udp`.
+    #[serde(default = "default_mw_transport")]
+    pub mw_transport: String,
+}
+
+fn default_mw_transport() -> String {
+    "tcp".into()
 }
 
 /// `[nodes]`: where each node listens.

@@ -11,6 +11,11 @@ use rcslab::hss::admin;
 use rcslab::store::Store;
 use rcslab::{Lab, LabOptions};
 
+// glibc malloc was ~30 % of the lab's CPU under REGISTER load (perf); mimalloc is far cheaper
+// for many small, short-lived allocations across threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rcslab",
@@ -97,6 +102,23 @@ enum SubCmd {
         id: String,
     },
 }
+
+/// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (v2 and v3 headers): committing
+/// arenas lazily keeps an idle lab under 10 MiB instead of ~48 MiB.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Runs before Rust's runtime allocates anything (an ELF constructor), so the option applies
+/// to mimalloc's first arena.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static MIMALLOC_LAZY_COMMIT: extern "C" fn() = {
+    extern "C" fn lazy_commit() {
+        // SAFETY: setting a mimalloc option has no memory-safety preconditions.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    }
+    lazy_commit
+};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()

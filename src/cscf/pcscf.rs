@@ -37,6 +37,8 @@ pub struct Pcscf {
     ep: Endpoint,
     /// The home network's I-CSCF (what DNS on the home domain would give).
     icscf: SocketAddr,
+    /// Transport towards the other CSCFs.
+    mw: Transport,
     domain: String,
     /// Registered UEs by canonical public identity.
     bindings: Mutex<HashMap<String, UeBinding>>,
@@ -44,10 +46,11 @@ pub struct Pcscf {
 
 impl Pcscf {
     /// A P-CSCF on `ep` that sends registrations to the I-CSCF at `icscf`.
-    pub fn new(ep: Endpoint, icscf: SocketAddr, domain: &str) -> Arc<Pcscf> {
+    pub fn new(ep: Endpoint, icscf: SocketAddr, mw: Transport, domain: &str) -> Arc<Pcscf> {
         Arc::new(Pcscf {
             ep,
             icscf,
+            mw,
             domain: domain.to_string(),
             bindings: Mutex::new(HashMap::new()),
         })
@@ -110,7 +113,7 @@ impl Pcscf {
             transport,
             tx,
         } = inc;
-        let mut fwd = forward_copy(&self.ep, &request, Transport::Udp);
+        let mut fwd = forward_copy(&self.ep, &request, self.mw);
         // A Route to ourselves (the UE's outbound proxy setting) is consumed here.
         if let Some(first) = fwd.headers.values("Route").first() {
             if first.contains(&self.ep.sent_by())
@@ -125,9 +128,10 @@ impl Pcscf {
         fwd.headers.push_front(
             "Path",
             format!(
-                "<sip:term@pcscf.{}:{};lr>",
+                "<sip:term@pcscf.{}:{}{};lr>",
                 self.domain,
-                self.ep.local_addr().port()
+                self.ep.local_addr().port(),
+                self.mw.uri_param()
             ),
         );
         if !fwd
@@ -150,7 +154,7 @@ impl Pcscf {
                 ),
             );
         }
-        let client = self.ep.send_request(fwd, self.icscf, Transport::Udp);
+        let client = self.ep.send_request(fwd, self.icscf, self.mw);
         let final_ = relay_responses(&tx, client, strip_ck_ik).await;
         if let Some(resp) = final_ {
             if resp.status == 200 {

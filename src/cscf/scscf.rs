@@ -29,7 +29,7 @@ use crate::diameter::cx::{
 use crate::diameter::peer::Peer;
 use crate::profile::ImsSubscription;
 use crate::sip::endpoint::Incoming;
-use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response};
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response, Transport};
 
 /// SIP-Authentication-Scheme values of TS 29.229 §6.3.9 as real HSSes use them.
 pub const SCHEME_DIGEST: &str = "SIP Digest";
@@ -97,6 +97,7 @@ pub struct Scscf {
     origin_host: String,
     registrar: Registrar,
     default_scheme: String,
+    mw: Transport,
     /// Public identity (canonical) -> registration; every IMPU of a set points to one shared
     /// registration key (the default IMPU).
     regs: Mutex<HashMap<String, Registration>>,
@@ -115,6 +116,7 @@ impl Scscf {
         origin_host: &str,
         registrar: Registrar,
         default_scheme: &str,
+        mw: Transport,
     ) -> Arc<Scscf> {
         Arc::new(Scscf {
             ep,
@@ -123,6 +125,7 @@ impl Scscf {
             origin_host: origin_host.to_string(),
             registrar,
             default_scheme: default_scheme.to_string(),
+            mw,
             regs: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
@@ -131,9 +134,14 @@ impl Scscf {
         })
     }
 
-    /// Our SIP URI as the HSS knows it (Server-Name).
-    pub fn server_name(ep: &Endpoint, domain: &str) -> String {
-        format!("sip:scscf.{}:{}", domain, ep.local_addr().port())
+    /// Our SIP URI as the HSS knows it (Server-Name), with the Mw transport.
+    pub fn server_name(ep: &Endpoint, domain: &str, mw: Transport) -> String {
+        format!(
+            "sip:scscf.{}:{}{}",
+            domain,
+            ep.local_addr().port(),
+            mw.uri_param()
+        )
     }
 
     /// The registration a public identity belongs to, if registered.
@@ -209,7 +217,7 @@ impl Scscf {
     }
 
     fn server_uri(&self) -> String {
-        Self::server_name(&self.ep, &self.domain)
+        Self::server_name(&self.ep, &self.domain, self.mw)
     }
 
     /// TS 24.229 §5.4.1.2: the whole REGISTER procedure; returns the response to send.
@@ -436,7 +444,6 @@ impl Scscf {
         }
         if let Ok(mut p) = self.pending.lock() {
             let now = Instant::now();
-            p.retain(|_, v| now.duration_since(v.created) < NONCE_LIFETIME);
             p.insert(
                 nonce,
                 PendingAuth {
@@ -751,9 +758,10 @@ impl Scscf {
         r.headers.push(
             "Service-Route",
             format!(
-                "<sip:orig@scscf.{}:{};lr>",
+                "<sip:orig@scscf.{}:{}{};lr>",
                 self.domain,
-                self.ep.local_addr().port()
+                self.ep.local_addr().port(),
+                self.mw.uri_param()
             ),
         );
         let assoc: Vec<String> = reg.impus.iter().map(|i| format!("<{i}>")).collect();
@@ -832,6 +840,9 @@ impl Scscf {
     /// SAR TIMEOUT_DEREGISTRATION (TS 24.229 §5.4.1.5).
     async fn expire(&self) {
         let now = Instant::now();
+        if let Ok(mut p) = self.pending.lock() {
+            p.retain(|_, v| now.duration_since(v.created) < NONCE_LIFETIME);
+        }
         let mut lapsed = Vec::new();
         if let Ok(mut regs) = self.regs.lock() {
             for reg in regs.values_mut() {

@@ -163,6 +163,8 @@ impl Lab {
         admin::add_subscribers(&store, &missing).map_err(LabError::Subscriber)?;
         let store = Arc::new(store);
         let domain = config.lab.domain.clone();
+        let mw = crate::sip::Transport::parse(&config.lab.mw_transport)
+            .unwrap_or(crate::sip::Transport::Tcp);
         let n = &config.nodes;
 
         let hosts: HashMap<String, IpAddr> = [
@@ -214,7 +216,7 @@ impl Lab {
             }
         };
         let (scscf_ep, scscf_rx) = bind_sip("S-CSCF", n.scscf).await?;
-        let scscf_name = Scscf::server_name(&scscf_ep, &domain);
+        let scscf_name = Scscf::server_name(&scscf_ep, &domain, mw);
 
         let hss = Hss::new(
             (*store).clone(),
@@ -271,6 +273,7 @@ impl Lab {
             &format!("scscf.{domain}"),
             config.registrar.clone(),
             &config.auth.default_scheme,
+            mw,
         );
         tokio::spawn(scscf.clone().run(scscf_rx, shut_rx.clone()));
 
@@ -300,7 +303,7 @@ impl Lab {
 
         // P-CSCF.
         let (pcscf_ep, pcscf_rx) = bind_sip("P-CSCF", n.pcscf).await?;
-        let pcscf = Pcscf::new(pcscf_ep.clone(), icscf_ep.local_addr(), &domain);
+        let pcscf = Pcscf::new(pcscf_ep.clone(), icscf_ep.local_addr(), mw, &domain);
         tokio::spawn(pcscf.clone().run(pcscf_rx));
 
         let addrs = LabAddrs {

@@ -141,10 +141,23 @@ impl ClientTx {
     }
 }
 
+/// A server transaction: a live task, or (non-INVITE, Completed, waiting out Timer J) just
+/// the last response to resend on a retransmission, which costs a few hundred bytes instead
+/// of a task.
+enum ServerSlot {
+    Active(mpsc::UnboundedSender<ServerInput>),
+    Completed {
+        response: Bytes,
+        dest: SocketAddr,
+        transport: Transport,
+        until: Instant,
+    },
+}
+
 struct Inner {
     transport: Arc<SipTransport>,
     clients: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
-    servers: Mutex<HashMap<String, mpsc::UnboundedSender<ServerInput>>>,
+    servers: Mutex<HashMap<String, ServerSlot>>,
     timers: TimerConfig,
     name: String,
 }
@@ -173,7 +186,8 @@ impl Endpoint {
             name: name.to_string(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch(Arc::downgrade(&inner), raw, tx, shutdown));
+        tokio::spawn(dispatch(Arc::downgrade(&inner), raw, tx, shutdown.clone()));
+        tokio::spawn(sweep_completed(Arc::downgrade(&inner), shutdown));
         Ok((Endpoint { inner }, rx))
     }
 
@@ -413,15 +427,36 @@ async fn on_request(
     req.headers.push_front("Via", via.to_string());
 
     let key = server_key(&via, &req.method);
-    let existing = inner.servers.lock().ok().and_then(|s| s.get(&key).cloned());
-    if let Some(s) = existing {
-        let input = if req.method == Method::Ack {
-            ServerInput::Ack
-        } else {
-            ServerInput::Retransmission
-        };
-        let _ = s.send(input);
-        return;
+    enum Found {
+        Active(mpsc::UnboundedSender<ServerInput>),
+        Resend(Bytes, SocketAddr, Transport),
+    }
+    let existing = inner.servers.lock().ok().and_then(|s| match s.get(&key) {
+        Some(ServerSlot::Active(tx)) => Some(Found::Active(tx.clone())),
+        Some(ServerSlot::Completed {
+            response,
+            dest,
+            transport,
+            ..
+        }) => Some(Found::Resend(response.clone(), *dest, *transport)),
+        None => None,
+    });
+    match existing {
+        Some(Found::Active(s)) => {
+            let input = if req.method == Method::Ack {
+                ServerInput::Ack
+            } else {
+                ServerInput::Retransmission
+            };
+            let _ = s.send(input);
+            return;
+        }
+        Some(Found::Resend(bytes, dest, t)) => {
+            // §17.2.2: a retransmission in Completed gets the final response again.
+            let _ = inner.transport.send(t, dest, bytes).await;
+            return;
+        }
+        None => {}
     }
     if req.method == Method::Ack {
         // ACK for a 2xx: end to end, no transaction (§17.1.1.3). The node forwards it.
@@ -439,7 +474,7 @@ async fn on_request(
     };
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     if let Ok(mut s) = inner.servers.lock() {
-        s.insert(key.clone(), in_tx.clone());
+        s.insert(key.clone(), ServerSlot::Active(in_tx.clone()));
     }
     let txn = ServerTransaction::new(&req.method, transport.is_reliable(), inner.timers);
     let trying = if req.method == Method::Invite {
@@ -565,6 +600,23 @@ async fn run_server(
         if txn.is_terminated() {
             break;
         }
+        if let (Some(response), Some(until)) = (txn.last_response(), txn.lingering_until()) {
+            // Only Timer J is left: leave a compact entry and end the task.
+            if let Some(i) = inner.upgrade() {
+                if let Ok(mut s) = i.servers.lock() {
+                    s.insert(
+                        key,
+                        ServerSlot::Completed {
+                            response,
+                            dest,
+                            transport,
+                            until,
+                        },
+                    );
+                }
+            }
+            return;
+        }
         let deadline = txn.poll_timeout();
         tokio::select! {
             i = input.recv() => match i {
@@ -598,6 +650,25 @@ async fn run_server(
         if let Ok(mut s) = i.servers.lock() {
             s.remove(&key);
         }
+    }
+}
+
+/// Forgets completed server transactions whose Timer J has fired.
+async fn sweep_completed(inner: Weak<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(i) = inner.upgrade() else { return };
+        let now = Instant::now();
+        if let Ok(mut s) = i.servers.lock() {
+            s.retain(|_, slot| match slot {
+                ServerSlot::Completed { until, .. } => *until > now,
+                ServerSlot::Active(_) => true,
+            });
+        };
     }
 }
 

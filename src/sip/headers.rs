@@ -153,7 +153,11 @@ impl Via {
         };
         // RFC 3261 §25.1 allows LWS around the '/' of sent-protocol.
         let mut norm = s.trim().to_string();
-        loop {
+        while norm.contains(" /")
+            || norm.contains("/ ")
+            || norm.contains("\t/")
+            || norm.contains("/\t")
+        {
             let n = norm
                 .replace(" /", "/")
                 .replace("/ ", "/")

@@ -437,6 +437,20 @@ impl ServerTransaction {
         self.state == ServerState::Terminated
     }
 
+    /// For a non-INVITE transaction in Completed (only Timer J left): when it ends.
+    pub fn lingering_until(&self) -> Option<Instant> {
+        if !self.invite && self.state == ServerState::Completed {
+            self.linger_until
+        } else {
+            None
+        }
+    }
+
+    /// The last response sent, to resend on a retransmitted request.
+    pub fn last_response(&self) -> Option<Bytes> {
+        self.last_response.clone()
+    }
+
     /// True once a final response has been sent.
     pub fn has_final_response(&self) -> bool {
         !matches!(self.state, ServerState::Trying | ServerState::Proceeding)

@@ -47,6 +47,13 @@ impl Transport {
             None
         }
     }
+    /// The `;transport=` URI parameter for this transport (empty for UDP, the default).
+    pub fn uri_param(&self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        }
+    }
     /// True for stream transports (no retransmissions, RFC 3261 §17.1.1.2).
     pub fn is_reliable(&self) -> bool {
         matches!(self, Transport::Tcp)

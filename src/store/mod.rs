@@ -96,7 +96,11 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store under `dir`. Fails if another process holds it.
     pub fn open(dir: &std::path::Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+        // sled's default page cache is 1 GiB; a lab's subscriber base needs a few MiB.
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(16 * 1024 * 1024)
+            .open()?;
         Ok(Store {
             subscribers: db.open_tree("subscribers")?,
             impu: db.open_tree("impu")?,
