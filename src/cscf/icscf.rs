@@ -13,11 +13,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{
-    authorization_username, forward_copy, forward_stray_response, is_deregistration,
-    relay_responses, unquote,
+    authorization_username, forward_ack, forward_copy, forward_stray_response, is_deregistration,
+    next_hop, pop_own_route, proxy_to, reject as reject_with, relay_responses, unquote,
 };
 use crate::diameter::cx::{
-    self, CxResult, UserAuthorizationAnswer, UserAuthorizationRequest, UserAuthorizationType,
+    self, CxResult, LocationInfoAnswer, LocationInfoRequest, UserAuthorizationAnswer,
+    UserAuthorizationRequest, UserAuthorizationType,
 };
 use crate::diameter::peer::Peer;
 use crate::sip::endpoint::Incoming;
@@ -81,19 +82,102 @@ impl Icscf {
         }
         match req.method {
             Method::Register => self.register(inc).await,
-            Method::Ack => {}
-            _ => {
-                let mut r = req.response(403, Some("Forbidden"));
-                r.headers.push(
-                    "Warning",
-                    format!(
-                        "399 icscf \"{} is not handled by this I-CSCF yet\"",
-                        req.method
-                    ),
-                );
-                inc.tx.respond(r);
+            Method::Ack => {
+                let name = format!("icscf.{}", self.domain);
+                forward_ack(&self.ep, &self.resolver, inc.request, &name).await
             }
+            _ => self.terminating(inc).await,
         }
+    }
+
+    /// TS 24.229 §5.3.2: a request for a home user: LIR to find its S-CSCF, then forward there
+    /// with the Request-URI unchanged. User unknown -> 404, not registered -> 480.
+    async fn terminating(&self, inc: IncomingRequest) {
+        let mut req = inc.request.clone();
+        let name = format!("icscf.{}", self.domain);
+        pop_own_route(&mut req, &self.ep, &name);
+        if req.headers.has("Route") {
+            // Loose routing through us (in-dialog requests): just follow the route.
+            let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+                inc.tx.respond(reject_with(&req, 404, "icscf", "no route"));
+                return;
+            };
+            let fwd = forward_copy(&self.ep, &inc.request, &req, t);
+            proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
+            return;
+        }
+        let Ok(target) = crate::sip::Uri::parse(&req.uri) else {
+            inc.tx
+                .respond(reject_with(&req, 416, "icscf", "unsupported Request-URI"));
+            return;
+        };
+        let impu = target.aor();
+        let lir = LocationInfoRequest {
+            session_id: self.session_id(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.domain.clone(),
+            destination_realm: self.domain.clone(),
+            destination_host: None,
+            originating_request: false,
+            public_identity: impu.clone(),
+            authorization_type: None,
+        };
+        let lia = match self
+            .hss
+            .request(lir.to_message())
+            .await
+            .map(|m| LocationInfoAnswer::from_message(&m))
+        {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                tracing::warn!(%impu, error = %e, "unusable LIA");
+                inc.tx.respond(reject_with(
+                    &req,
+                    500,
+                    "icscf",
+                    "unusable answer from the HSS",
+                ));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%impu, error = %e, "LIR to the HSS failed");
+                inc.tx
+                    .respond(reject_with(&req, 480, "icscf", "HSS unreachable"));
+                return;
+            }
+        };
+        let server = match (lia.result, lia.server_name) {
+            (CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN), _) => {
+                tracing::info!(%impu, "terminating request for an unknown user (LIA DIAMETER_ERROR_USER_UNKNOWN)");
+                inc.tx
+                    .respond(reject_with(&req, 404, "icscf", "no such user"));
+                return;
+            }
+            (CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED), _) => {
+                tracing::info!(%impu, "terminating request for a user that is not registered (LIA 5003)");
+                inc.tx
+                    .respond(reject_with(&req, 480, "icscf", "user not registered"));
+                return;
+            }
+            (r, Some(name)) if r.is_success() => name,
+            (r, _) => {
+                tracing::warn!(%impu, result = ?r, "LIA without a usable S-CSCF");
+                inc.tx
+                    .respond(reject_with(&req, 480, "icscf", "no S-CSCF for this user"));
+                return;
+            }
+        };
+        let Some((dest, t)) = self.resolver.resolve_str(&server).await else {
+            inc.tx.respond(reject_with(
+                &req,
+                480,
+                "icscf",
+                "S-CSCF name does not resolve",
+            ));
+            return;
+        };
+        let fwd = forward_copy(&self.ep, &inc.request, &req, t);
+        proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
     }
 
     fn session_id(&self) -> String {
@@ -238,7 +322,7 @@ impl Icscf {
             return;
         };
         tracing::debug!(%impu, %server, "forwarding REGISTER to the S-CSCF chosen by the HSS");
-        let fwd = forward_copy(&self.ep, req, transport);
+        let fwd = forward_copy(&self.ep, req, req, transport);
         let client = self.ep.send_request(fwd, dest, transport);
         relay_responses(&inc.tx, client, |_| {}).await;
     }

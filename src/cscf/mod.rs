@@ -9,12 +9,20 @@ pub mod scscf;
 use crate::sip::{ClientTx, Endpoint, Request, Response, ServerTx, Transport};
 
 /// Builds the copy of `req` a proxy sends on (RFC 3261 §16.6): Max-Forwards decremented
-/// (70 when absent) and our Via on top, with a loop-detection branch.
-pub fn forward_copy(ep: &Endpoint, req: &Request, transport: Transport) -> Request {
+/// (70 when absent) and our Via on top. The branch carries the loop-detection hash of the
+/// request as it was `received` (step 8), before this node edited its Route or Request-URI, so
+/// a spiral through the same node (S-CSCF orig, then term) is not mistaken for a loop.
+pub fn forward_copy(
+    ep: &Endpoint,
+    received: &Request,
+    req: &Request,
+    transport: Transport,
+) -> Request {
     let mut out = req.clone();
     let mf = req.max_forwards().unwrap_or(71).saturating_sub(1);
     out.headers.set("Max-Forwards", mf.to_string());
-    out.headers.push_front("Via", ep.proxy_via(req, transport));
+    out.headers
+        .push_front("Via", ep.proxy_via(received, transport));
     out
 }
 
@@ -98,4 +106,103 @@ pub fn unquote(s: &str) -> &str {
     s.strip_prefix('"')
         .and_then(|x| x.strip_suffix('"'))
         .unwrap_or(s)
+}
+
+/// True when `uri` (a Route / Path / Record-Route value or bare URI) names this node: its port
+/// is ours and its host is our lab name or our IP (RFC 3261 §16.4).
+pub fn is_own_uri(uri: &str, ep: &Endpoint, name: &str) -> bool {
+    let Ok(na) = crate::sip::NameAddr::parse(uri) else {
+        return false;
+    };
+    let Some(sip) = na.uri.as_sip() else {
+        return false;
+    };
+    let port = sip.port.unwrap_or(5060);
+    let me = ep.local_addr();
+    port == me.port() && (sip.host.eq_ignore_ascii_case(name) || sip.host == me.ip().to_string())
+}
+
+/// RFC 3261 §16.4: pops the top Route when it names us; returns it.
+pub fn pop_own_route(req: &mut Request, ep: &Endpoint, name: &str) -> Option<String> {
+    let top = req.headers.values("Route").first().map(|s| s.to_string())?;
+    if is_own_uri(&top, ep, name) {
+        req.headers.pop_first_value("Route");
+        Some(top)
+    } else {
+        None
+    }
+}
+
+/// RFC 3261 §16.6 step 6-7: the next hop is the top Route if any, else the Request-URI.
+pub async fn next_hop(
+    resolver: &crate::sip::resolve::Resolver,
+    req: &Request,
+) -> Option<(std::net::SocketAddr, Transport)> {
+    match req.headers.values("Route").first() {
+        Some(r) => resolver.resolve_str(r).await,
+        None => resolver.resolve_str(&req.uri).await,
+    }
+}
+
+/// True for requests inside a dialog (To tag present, RFC 3261 §12.2).
+pub fn in_dialog(req: &Request) -> bool {
+    req.headers
+        .get("To")
+        .and_then(|t| crate::sip::NameAddr::parse(t).ok())
+        .is_some_and(|na| na.tag().is_some())
+}
+
+/// True for requests that create a dialog and so get Record-Route.
+pub fn creates_dialog(req: &Request) -> bool {
+    matches!(
+        req.method,
+        crate::sip::Method::Invite | crate::sip::Method::Subscribe | crate::sip::Method::Refer
+    ) && !in_dialog(req)
+}
+
+/// Forwards `fwd` statefully to `dest` and relays every response back on `server`.
+pub async fn proxy_to(
+    ep: &Endpoint,
+    server: &ServerTx,
+    fwd: Request,
+    dest: std::net::SocketAddr,
+    transport: Transport,
+) -> Option<Response> {
+    let client = ep.send_request(fwd, dest, transport);
+    relay_responses(server, client, |_| {}).await
+}
+
+/// Forwards an ACK for a 2xx (no transaction) to its next hop, as RFC 3261 §16.11 does for
+/// any request a proxy forwards statelessly.
+pub async fn forward_ack(
+    ep: &Endpoint,
+    resolver: &crate::sip::resolve::Resolver,
+    mut ack: Request,
+    name: &str,
+) {
+    let received = ack.clone();
+    pop_own_route(&mut ack, ep, name);
+    let Some((dest, t)) = next_hop(resolver, &ack).await else {
+        tracing::debug!(node = ep.name(), "ACK with no resolvable next hop dropped");
+        return;
+    };
+    let fwd = forward_copy(ep, &received, &ack, t);
+    ep.send_stateless(&crate::sip::SipMessage::Request(fwd), dest, t)
+        .await;
+}
+
+/// A response with a Warning saying why (RFC 3261 §20.43).
+pub fn reject(req: &Request, code: u16, node: &str, why: &str) -> Response {
+    let mut r = req.response(code, None);
+    if !r.headers.get("To").is_some_and(|t| t.contains("tag=")) {
+        if let Some(to) = r.headers.get("To").map(str::to_string) {
+            r.headers
+                .set("To", format!("{to};tag={}", crate::sip::new_tag()));
+        }
+    }
+    r.headers.push(
+        "Warning",
+        format!("399 {node} \"{}\"", why.replace('"', "'")),
+    );
+    r
 }

@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{forward_copy, forward_stray_response, relay_responses};
+use super::{
+    creates_dialog, forward_ack, forward_copy, forward_stray_response, in_dialog, next_hop,
+    pop_own_route, proxy_to, reject, relay_responses,
+};
 use crate::sip::endpoint::Incoming;
+use crate::sip::resolve::Resolver;
 use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Response, Transport};
 
 /// What the P-CSCF knows about a registered UE (TS 24.229 §5.2.2.5).
@@ -39,6 +43,7 @@ pub struct Pcscf {
     icscf: SocketAddr,
     /// Transport towards the other CSCFs.
     mw: Transport,
+    resolver: Resolver,
     domain: String,
     /// Registered UEs by canonical public identity.
     bindings: Mutex<HashMap<String, UeBinding>>,
@@ -46,11 +51,18 @@ pub struct Pcscf {
 
 impl Pcscf {
     /// A P-CSCF on `ep` that sends registrations to the I-CSCF at `icscf`.
-    pub fn new(ep: Endpoint, icscf: SocketAddr, mw: Transport, domain: &str) -> Arc<Pcscf> {
+    pub fn new(
+        ep: Endpoint,
+        icscf: SocketAddr,
+        mw: Transport,
+        resolver: Resolver,
+        domain: &str,
+    ) -> Arc<Pcscf> {
         Arc::new(Pcscf {
             ep,
             icscf,
             mw,
+            resolver,
             domain: domain.to_string(),
             bindings: Mutex::new(HashMap::new()),
         })
@@ -91,19 +103,137 @@ impl Pcscf {
         }
         match req.method {
             Method::Register => self.register(inc).await,
-            Method::Ack => {}
-            _ => {
-                let mut r = req.response(403, Some("Forbidden"));
-                r.headers.push(
-                    "Warning",
-                    format!(
-                        "399 pcscf \"{} is not handled by this P-CSCF yet\"",
-                        req.method
-                    ),
-                );
-                inc.tx.respond(r);
-            }
+            Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await,
+            _ => self.route(inc).await,
         }
+    }
+
+    fn name(&self) -> String {
+        format!("pcscf.{}", self.domain)
+    }
+
+    /// Our Record-Route value.
+    fn record_route(&self) -> String {
+        format!(
+            "<sip:pcscf.{}:{}{};lr>",
+            self.domain,
+            self.ep.local_addr().port(),
+            self.mw.uri_param()
+        )
+    }
+
+    /// The binding whose flow a request came from (an originating request, TS 24.229 §5.2.6.3).
+    fn binding_of_flow(&self, source: SocketAddr) -> Option<UeBinding> {
+        let now = Instant::now();
+        self.bindings
+            .lock()
+            .ok()?
+            .values()
+            .find(|b| b.flow.0 == source && b.expires_at > now)
+            .cloned()
+    }
+
+    /// The binding whose contact a terminating request targets (§5.2.6.4).
+    fn binding_of_contact(&self, uri: &str) -> Option<UeBinding> {
+        let now = Instant::now();
+        let target = crate::sip::Uri::parse(uri).ok()?;
+        self.bindings
+            .lock()
+            .ok()?
+            .values()
+            .find(|b| {
+                b.expires_at > now
+                    && crate::sip::Uri::parse(&b.contact)
+                        .is_ok_and(|c| c.aor() == target.aor() && c.port() == target.port())
+            })
+            .cloned()
+    }
+
+    /// Non-REGISTER requests: originating ones from a registered UE go to the S-CSCF along the
+    /// Service-Route with an asserted identity; terminating ones from the core go to the UE's
+    /// flow (TS 24.229 §5.2.6).
+    async fn route(&self, inc: IncomingRequest) {
+        let IncomingRequest {
+            request,
+            source,
+            tx,
+            ..
+        } = inc;
+        let mut fwd = request.clone();
+        let name = self.name();
+        let from_ue = self.binding_of_flow(source);
+        let popped = pop_own_route(&mut fwd, &self.ep, &name);
+        let via_path = popped
+            .as_deref()
+            .and_then(|r| NameAddr::parse(r).ok())
+            .is_some_and(|na| na.uri.user() == Some("term"));
+        if let Some(b) = from_ue {
+            // Originating (§5.2.6.3): assert who the UE is, strip what it may not say.
+            let preferred = fwd
+                .headers
+                .get("P-Preferred-Identity")
+                .and_then(|v| NameAddr::parse(v).ok())
+                .map(|na| na.uri.aor())
+                .filter(|p| b.associated.contains(p));
+            let asserted = preferred.or_else(|| b.associated.first().cloned());
+            fwd.headers.remove("P-Preferred-Identity");
+            fwd.headers.remove("P-Asserted-Identity");
+            if let Some(a) = asserted {
+                fwd.headers.push("P-Asserted-Identity", format!("<{a}>"));
+            }
+            if !in_dialog(&fwd) {
+                // Preloaded route: the Service-Route learnt at registration (RFC 3608).
+                for r in b.service_route.iter().rev() {
+                    fwd.headers.push_front("Route", r.clone());
+                }
+            }
+            if creates_dialog(&fwd) {
+                fwd.headers.push_front("Record-Route", self.record_route());
+            }
+            let Some((dest, t)) = next_hop(&self.resolver, &fwd).await else {
+                tx.respond(reject(&request, 404, "pcscf", "no route to the S-CSCF"));
+                return;
+            };
+            let fwd = forward_copy(&self.ep, &request, &fwd, t);
+            proxy_to(&self.ep, &tx, fwd, dest, t).await;
+            return;
+        }
+        if in_dialog(&fwd) && fwd.headers.has("Route") {
+            // In-dialog request from the core side that still has routes to follow.
+            let Some((dest, t)) = next_hop(&self.resolver, &fwd).await else {
+                tx.respond(reject(&request, 404, "pcscf", "no route"));
+                return;
+            };
+            let fwd = forward_copy(&self.ep, &request, &fwd, t);
+            proxy_to(&self.ep, &tx, fwd, dest, t).await;
+            return;
+        }
+        if !via_path {
+            // Neither from a registered UE's flow nor along a Path we inserted.
+            tx.respond(reject(
+                &request,
+                403,
+                "pcscf",
+                "not registered: REGISTER first",
+            ));
+            return;
+        }
+        // Terminating (§5.2.6.4): the Request-URI is a registered contact of one of our UEs.
+        let Some(b) = self.binding_of_contact(&fwd.uri) else {
+            tx.respond(reject(
+                &request,
+                480,
+                "pcscf",
+                "no registered UE has this contact",
+            ));
+            return;
+        };
+        if creates_dialog(&fwd) {
+            fwd.headers.push_front("Record-Route", self.record_route());
+        }
+        let (dest, t) = b.flow;
+        let fwd = forward_copy(&self.ep, &request, &fwd, t);
+        proxy_to(&self.ep, &tx, fwd, dest, t).await;
     }
 
     async fn register(&self, inc: IncomingRequest) {
@@ -113,7 +243,7 @@ impl Pcscf {
             transport,
             tx,
         } = inc;
-        let mut fwd = forward_copy(&self.ep, &request, self.mw);
+        let mut fwd = forward_copy(&self.ep, &request, &request, self.mw);
         // A Route to ourselves (the UE's outbound proxy setting) is consumed here.
         if let Some(first) = fwd.headers.values("Route").first() {
             if first.contains(&self.ep.sent_by())

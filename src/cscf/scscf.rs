@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::{authorization_username, forward_stray_response, requested_expires};
+use super::{
+    authorization_username, creates_dialog, forward_ack, forward_copy, forward_stray_response,
+    in_dialog, next_hop, pop_own_route, proxy_to, reject, requested_expires,
+};
 use crate::auth::digest::{self, Challenge, Credentials};
 use crate::config::Registrar;
 use crate::diameter::cx::{
@@ -29,7 +32,10 @@ use crate::diameter::cx::{
 use crate::diameter::peer::Peer;
 use crate::profile::ImsSubscription;
 use crate::sip::endpoint::Incoming;
+use crate::sip::resolve::Resolver;
 use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response, Transport};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 /// SIP-Authentication-Scheme values of TS 29.229 §6.3.9 as real HSSes use them.
 pub const SCHEME_DIGEST: &str = "SIP Digest";
@@ -89,6 +95,22 @@ struct PendingAuth {
     authenticated: bool,
 }
 
+/// What an S-CSCF is configured with.
+pub struct ScscfSettings {
+    /// Home domain.
+    pub domain: String,
+    /// Diameter Origin-Host.
+    pub origin_host: String,
+    /// Registrar limits.
+    pub registrar: Registrar,
+    /// `digest` or `aka` when the UE gives no hint.
+    pub default_scheme: String,
+    /// Transport towards the other CSCFs.
+    pub mw: Transport,
+    /// Next-hop resolution.
+    pub resolver: Resolver,
+}
+
 /// The S-CSCF node.
 pub struct Scscf {
     ep: Endpoint,
@@ -98,6 +120,8 @@ pub struct Scscf {
     registrar: Registrar,
     default_scheme: String,
     mw: Transport,
+    resolver: Resolver,
+    icscf: OnceLock<SocketAddr>,
     /// Public identity (canonical) -> registration; every IMPU of a set points to one shared
     /// registration key (the default IMPU).
     regs: Mutex<HashMap<String, Registration>>,
@@ -109,23 +133,25 @@ pub struct Scscf {
 
 impl Scscf {
     /// An S-CSCF on `ep` using `hss` for Cx.
-    pub fn new(
-        ep: Endpoint,
-        hss: Peer,
-        domain: &str,
-        origin_host: &str,
-        registrar: Registrar,
-        default_scheme: &str,
-        mw: Transport,
-    ) -> Arc<Scscf> {
+    pub fn new(ep: Endpoint, hss: Peer, settings: ScscfSettings) -> Arc<Scscf> {
+        let ScscfSettings {
+            domain,
+            origin_host,
+            registrar,
+            default_scheme,
+            mw,
+            resolver,
+        } = settings;
         Arc::new(Scscf {
             ep,
             hss,
-            domain: domain.to_string(),
-            origin_host: origin_host.to_string(),
+            domain,
+            origin_host,
             registrar,
-            default_scheme: default_scheme.to_string(),
+            default_scheme,
             mw,
+            resolver,
+            icscf: OnceLock::new(),
             regs: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
@@ -196,19 +222,136 @@ impl Scscf {
                 let resp = self.register(&inc.request).await;
                 inc.tx.respond(resp);
             }
-            Method::Ack => {}
-            _ => {
-                let mut r = req.response(403, Some("Forbidden"));
-                r.headers.push(
-                    "Warning",
-                    format!(
-                        "399 scscf \"{} is not handled by this S-CSCF yet\"",
-                        req.method
-                    ),
-                );
-                inc.tx.respond(r);
-            }
+            Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await,
+            _ => self.route(inc).await,
         }
+    }
+
+    fn name(&self) -> String {
+        format!("scscf.{}", self.domain)
+    }
+
+    /// Tells the S-CSCF where the home network's I-CSCF is (set once the lab has bound it).
+    pub fn set_icscf(&self, addr: SocketAddr) {
+        let _ = self.icscf.set(addr);
+    }
+
+    fn record_route(&self, case: &str) -> String {
+        format!(
+            "<sip:{case}@scscf.{}:{}{};lr>",
+            self.domain,
+            self.ep.local_addr().port(),
+            self.mw.uri_param()
+        )
+    }
+
+    /// Session routing (TS 24.229 §5.4.3): the `orig` route of the Service-Route marks the
+    /// originating case, anything else arriving from the I-CSCF is terminating.
+    async fn route(&self, inc: IncomingRequest) {
+        let mut req = inc.request.clone();
+        let popped = pop_own_route(&mut req, &self.ep, &self.name());
+        if in_dialog(&req) {
+            // Subsequent requests follow the route set the dialog recorded.
+            let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+                inc.tx.respond(reject(&req, 404, "scscf", "no route"));
+                return;
+            };
+            let fwd = forward_copy(&self.ep, &inc.request, &req, t);
+            proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
+            return;
+        }
+        let originating = popped
+            .as_deref()
+            .and_then(|r| NameAddr::parse(r).ok())
+            .and_then(|na| na.uri.user().map(|u| u == "orig"))
+            .unwrap_or(false);
+        if originating {
+            self.originating(inc, req).await
+        } else {
+            self.terminating(inc, req).await
+        }
+    }
+
+    /// §5.4.3.2: originating case for the served user (P-Asserted-Identity).
+    async fn originating(&self, inc: IncomingRequest, mut req: Request) {
+        let served = req
+            .headers
+            .get("P-Asserted-Identity")
+            .and_then(|v| NameAddr::parse(v).ok())
+            .map(|na| na.uri.aor());
+        let Some(served) = served.filter(|s| self.registration(s).is_some()) else {
+            inc.tx.respond(reject(
+                &req,
+                403,
+                "scscf",
+                "originating user is not registered here",
+            ));
+            return;
+        };
+        if creates_dialog(&req) {
+            req.headers
+                .push_front("Record-Route", self.record_route("orig"));
+        }
+        tracing::debug!(%served, method = %req.method, "originating request");
+        // Towards the callee: home users and tel URIs go to the I-CSCF (which asks the HSS with
+        // LIR); other domains are resolved from the Request-URI.
+        let home = crate::sip::Uri::parse(&req.uri)
+            .map(|u| {
+                matches!(u, crate::sip::Uri::Tel(_))
+                    || u.host()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(&self.domain))
+            })
+            .unwrap_or(false);
+        let target = if home {
+            self.icscf.get().map(|a| (*a, self.mw))
+        } else {
+            next_hop(&self.resolver, &req).await
+        };
+        let Some((dest, t)) = target else {
+            inc.tx
+                .respond(reject(&req, 404, "scscf", "no route towards the callee"));
+            return;
+        };
+        let fwd = forward_copy(&self.ep, &inc.request, &req, t);
+        proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
+    }
+
+    /// §5.4.3.3: terminating case: retarget to the callee's newest contact along its Path.
+    async fn terminating(&self, inc: IncomingRequest, mut req: Request) {
+        let target = crate::sip::Uri::parse(&req.uri)
+            .map(|u| u.aor())
+            .unwrap_or_default();
+        let Some(reg) = self.registration(&target) else {
+            tracing::info!(%target, "terminating request for a user not registered here");
+            inc.tx
+                .respond(reject(&req, 480, "scscf", "callee not registered"));
+            return;
+        };
+        // Several contacts: the most recently refreshed one (no forking).
+        let Some(b) = reg.bindings.iter().max_by_key(|b| b.expires_at) else {
+            inc.tx
+                .respond(reject(&req, 480, "scscf", "callee has no contact"));
+            return;
+        };
+        if creates_dialog(&req) {
+            req.headers
+                .push_front("Record-Route", self.record_route("term"));
+        }
+        req.uri = b.contact.clone();
+        for p in b.path.iter().rev() {
+            req.headers.push_front("Route", p.clone());
+        }
+        let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+            inc.tx.respond(reject(
+                &req,
+                480,
+                "scscf",
+                "callee's P-CSCF does not resolve",
+            ));
+            return;
+        };
+        let fwd = forward_copy(&self.ep, &inc.request, &req, t);
+        proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
     }
 
     fn session_id(&self) -> String {

@@ -269,11 +269,14 @@ impl Lab {
         let scscf = Scscf::new(
             scscf_ep.clone(),
             scscf_hss,
-            &domain,
-            &format!("scscf.{domain}"),
-            config.registrar.clone(),
-            &config.auth.default_scheme,
-            mw,
+            crate::cscf::scscf::ScscfSettings {
+                domain: domain.clone(),
+                origin_host: format!("scscf.{domain}"),
+                registrar: config.registrar.clone(),
+                default_scheme: config.auth.default_scheme.clone(),
+                mw,
+                resolver: resolver.clone(),
+            },
         );
         tokio::spawn(scscf.clone().run(scscf_rx, shut_rx.clone()));
 
@@ -291,6 +294,7 @@ impl Lab {
             detail: e.to_string(),
         })?;
         names.insert(icscf_hss.local_addr(), "I-CSCF".into());
+        scscf.set_icscf(icscf_ep.local_addr());
         let icscf = Icscf::new(
             icscf_ep.clone(),
             icscf_hss,
@@ -303,7 +307,13 @@ impl Lab {
 
         // P-CSCF.
         let (pcscf_ep, pcscf_rx) = bind_sip("P-CSCF", n.pcscf).await?;
-        let pcscf = Pcscf::new(pcscf_ep.clone(), icscf_ep.local_addr(), mw, &domain);
+        let pcscf = Pcscf::new(
+            pcscf_ep.clone(),
+            icscf_ep.local_addr(),
+            mw,
+            resolver.clone(),
+            &domain,
+        );
         tokio::spawn(pcscf.clone().run(pcscf_rx));
 
         let addrs = LabAddrs {

@@ -263,12 +263,12 @@ impl Endpoint {
         );
         tokio::spawn(run_client(
             Arc::downgrade(&self.inner),
+            self.inner.transport.clone(),
             txn,
             key,
             resp_rx,
             ev_tx,
-            dest,
-            transport,
+            (dest, transport),
         ));
         ClientTx {
             events: ev_rx,
@@ -485,11 +485,11 @@ async fn on_request(
     let fallback = req.response(500, Some("Server Internal Error"));
     tokio::spawn(run_server(
         Arc::downgrade(inner),
+        inner.transport.clone(),
         txn,
         key,
         in_rx,
-        dest,
-        resp_transport,
+        (dest, resp_transport),
         fallback,
     ));
     if let Some(t) = trying {
@@ -542,18 +542,19 @@ fn on_response(
 
 async fn run_client(
     inner: Weak<Inner>,
+    net: Arc<SipTransport>,
     mut txn: ClientTransaction,
     key: String,
     mut responses: mpsc::UnboundedReceiver<Response>,
     events: mpsc::UnboundedSender<ClientEvent>,
-    dest: SocketAddr,
-    transport: Transport,
+    (dest, transport): (SocketAddr, Transport),
 ) {
     loop {
+        // The transport is held strongly: a transaction finishes its work even when the node
+        // that started it has let go of its endpoint.
         while let Some(b) = txn.poll_transmit() {
-            let Some(i) = inner.upgrade() else { return };
-            if let Err(e) = i.transport.send(transport, dest, b).await {
-                tracing::debug!(node = %i.name, %dest, error = %e, "send failed");
+            if let Err(e) = net.send(transport, dest, b).await {
+                tracing::debug!(%dest, error = %e, "send failed");
                 txn.on_transport_error();
             }
         }
@@ -581,19 +582,18 @@ async fn run_client(
 
 async fn run_server(
     inner: Weak<Inner>,
+    net: Arc<SipTransport>,
     mut txn: ServerTransaction,
     key: String,
     mut input: mpsc::UnboundedReceiver<ServerInput>,
-    dest: SocketAddr,
-    transport: Transport,
+    (dest, transport): (SocketAddr, Transport),
     fallback: Response,
 ) {
     let mut fallback = Some(fallback);
     loop {
         while let Some(b) = txn.poll_transmit() {
-            let Some(i) = inner.upgrade() else { return };
-            if let Err(e) = i.transport.send(transport, dest, b).await {
-                tracing::debug!(node = %i.name, %dest, error = %e, "response send failed");
+            if let Err(e) = net.send(transport, dest, b).await {
+                tracing::debug!(%dest, error = %e, "response send failed");
             }
         }
         while txn.poll_event().is_some() {}

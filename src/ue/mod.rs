@@ -115,7 +115,7 @@ pub struct Registered {
 /// A running simulated UE.
 pub struct Ue {
     ep: Endpoint,
-    _rx: mpsc::UnboundedReceiver<Incoming>,
+    rx: mpsc::UnboundedReceiver<Incoming>,
     /// Its configuration (the USIM's SQN moves on as it authenticates).
     pub cfg: UeConfig,
     call_id: String,
@@ -136,7 +136,7 @@ impl Ue {
             call_id: new_call_id(&ep.local_addr().ip().to_string()),
             from_tag: new_tag(),
             ep,
-            _rx: rx,
+            rx,
             cfg,
             cseq: 0,
         })
@@ -251,6 +251,41 @@ impl Ue {
             auts,
         };
         Ok(creds.to_string())
+    }
+
+    /// Sends a pager-mode MESSAGE (RFC 3428) with a text/plain body and returns the final
+    /// response.
+    pub async fn message(&mut self, to: &str, text: &str) -> Response {
+        self.cseq += 1;
+        let mut r = Request::new(Method::Message, to);
+        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        r.headers.push("Max-Forwards", "70");
+        r.headers
+            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
+        r.headers.push("To", format!("<{to}>"));
+        r.headers.push(
+            "Call-ID",
+            new_call_id(&self.ep.local_addr().ip().to_string()),
+        );
+        r.headers.push("CSeq", format!("{} MESSAGE", self.cseq));
+        r.headers.push("Content-Type", "text/plain");
+        r.body = bytes::Bytes::copy_from_slice(text.as_bytes());
+        self.send(r).await
+    }
+
+    /// The next request the network delivers to this UE, if one comes within `wait`.
+    pub async fn next_request(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Option<crate::sip::IncomingRequest> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(Incoming::Request(r))) => return Some(r),
+                Ok(Some(Incoming::StrayResponse { .. })) => continue,
+                Ok(None) | Err(_) => return None,
+            }
+        }
     }
 
     /// Registers (or re-registers, or with `expires` 0 de-registers), answering up to three

@@ -4,6 +4,7 @@
 mod errors;
 mod peers;
 mod registration;
+mod routing;
 
 use std::path::Path;
 

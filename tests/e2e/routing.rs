@@ -1,0 +1,101 @@
+//! Session routing through the IMS core (TS 24.229 §5.2.6, §5.3.2, §5.4.3): pager MESSAGE
+//! (RFC 3428) from one registered UE to another, hop by hop, and its error cases.
+
+use std::time::Duration;
+
+use rcslab::ue::AuthMode;
+use tokio::sync::watch;
+
+use crate::{flow, lab_with, ue};
+
+#[tokio::test]
+async fn message_a_to_b_crosses_the_whole_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    lab.trace.clear();
+
+    let answer = tokio::spawn(async move {
+        let inc = bob
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("bob gets the MESSAGE");
+        let req = inc.request.clone();
+        let mut ok = req.response(200, None);
+        let to = ok.headers.get("To").unwrap_or("").to_string();
+        ok.headers.set("To", format!("{to};tag=bob1"));
+        inc.tx.respond(ok);
+        (req, bob)
+    });
+    let resp = alice.message("sip:bob@ims.lab", "Hello?").await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let (delivered, _bob) = answer.await.unwrap();
+    assert_eq!(&delivered.body[..], b"Hello?", "the body passes untouched");
+    let pai = delivered.headers.get("P-Asserted-Identity").unwrap_or("");
+    assert!(
+        pai.contains("sip:alice@ims.lab"),
+        "the P-CSCF asserted alice: {pai}"
+    );
+    assert!(
+        delivered.uri.contains("127.0.0.1"),
+        "retargeted to bob's contact: {}",
+        delivered.uri
+    );
+
+    assert_eq!(
+        flow(&lab),
+        [
+            "UE alice -> P-CSCF SIP MESSAGE",
+            "P-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> I-CSCF SIP MESSAGE",
+            "I-CSCF -> HSS Diameter LIR",
+            "HSS -> I-CSCF Diameter LIA",
+            "I-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> P-CSCF SIP MESSAGE",
+            "P-CSCF -> UE bob SIP MESSAGE",
+            "UE bob -> P-CSCF SIP 200",
+            "P-CSCF -> S-CSCF SIP 200",
+            "S-CSCF -> I-CSCF SIP 200",
+            "I-CSCF -> S-CSCF SIP 200",
+            "S-CSCF -> P-CSCF SIP 200",
+            "P-CSCF -> UE alice SIP 200",
+        ]
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn message_to_unregistered_and_unknown_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    lab.trace.clear();
+    let r = alice.message("sip:carol@ims.lab", "are you there?").await;
+    assert_eq!(r.status, 480, "carol exists but is not registered: {r:?}");
+    assert_eq!(
+        flow(&lab),
+        [
+            "UE alice -> P-CSCF SIP MESSAGE",
+            "P-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> I-CSCF SIP MESSAGE",
+            "I-CSCF -> HSS Diameter LIR",
+            "HSS -> I-CSCF Diameter LIA",
+            "I-CSCF -> S-CSCF SIP 480",
+            "S-CSCF -> P-CSCF SIP 480",
+            "P-CSCF -> UE alice SIP 480",
+        ]
+    );
+    let r = alice.message("sip:nobody@ims.lab", "hello?").await;
+    assert_eq!(r.status, 404, "unknown user: {r:?}");
+    // Unregistered UEs may not send anything but REGISTER.
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    let r = bob.message("sip:alice@ims.lab", "sneaky").await;
+    assert_eq!(r.status, 403, "{r:?}");
+    lab.shutdown().await;
+}
