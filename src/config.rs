@@ -43,6 +43,153 @@ pub struct LabConfig {
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
+    /// The iFC every subscriber gets unless it lists its own `ifc`.
+    #[serde(default)]
+    pub default_ifc: Vec<IfcConfig>,
+}
+
+/// One initial filter criterion in TOML (TS 29.228 Annex B):
+///
+/// ```toml
+/// [[default_ifc]]
+/// priority = 10
+/// server_name = "sip:oim.ims.lab;transport=tcp"
+/// default_handling = "continue"    # or "terminate"
+/// condition = "cnf"                # groups ANDed, SPTs of a group ORed ("dnf": the reverse)
+/// spt = [ { group = 0, method = "INVITE" }, { group = 0, method = "MESSAGE" },
+///         { group = 1, session_case = "originating" },
+///         { group = 2, header = "Accept-Contact", content = ".*oma\\.cpm.*" } ]
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IfcConfig {
+    /// Lower runs first.
+    pub priority: i32,
+    /// The application server's SIP URI.
+    pub server_name: String,
+    /// `continue` (SESSION_CONTINUED) or `terminate` (SESSION_TERMINATED) when the AS fails.
+    #[serde(default = "default_handling")]
+    pub default_handling: String,
+    /// `cnf` or `dnf`.
+    #[serde(default = "default_condition")]
+    pub condition: String,
+    /// Service point triggers; none means "always".
+    #[serde(default)]
+    pub spt: Vec<SptConfig>,
+    /// Free text passed to the AS.
+    #[serde(default)]
+    pub service_info: Option<String>,
+    /// 0 registered, 1 unregistered.
+    #[serde(default)]
+    pub profile_part: Option<u32>,
+}
+
+/// One service point trigger: exactly one of `method`, `request_uri`, `header`,
+/// `session_case`, `sdp_line`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SptConfig {
+    /// Group number.
+    #[serde(default)]
+    pub group: u32,
+    /// ConditionNegated.
+    #[serde(default)]
+    pub negated: bool,
+    /// SIP method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request-URI regex.
+    #[serde(default)]
+    pub request_uri: Option<String>,
+    /// Header name (with optional `content` regex).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Regex for `header` or `sdp_line`.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// `originating`, `terminating`, `terminating_unregistered`, `originating_unregistered`.
+    #[serde(default)]
+    pub session_case: Option<String>,
+    /// SDP line type (`m`, `c`...).
+    #[serde(default)]
+    pub sdp_line: Option<String>,
+    /// For REGISTER: 0 initial, 1 re-registration, 2 de-registration.
+    #[serde(default)]
+    pub registration_type: Vec<u32>,
+}
+
+fn default_handling() -> String {
+    "continue".into()
+}
+fn default_condition() -> String {
+    "cnf".into()
+}
+
+impl IfcConfig {
+    /// The TS 29.228 form.
+    pub fn to_profile(&self) -> Result<crate::profile::InitialFilterCriteria, ConfigError> {
+        use crate::profile::{
+            ApplicationServer, InitialFilterCriteria, Spt, SptKind, TriggerPoint,
+        };
+        let bad = |why: String| ConfigError::Invalid(format!("iFC {}: {why}", self.server_name));
+        let mut spts = Vec::new();
+        for s in &self.spt {
+            let kind = match (&s.method, &s.request_uri, &s.header, &s.session_case, &s.sdp_line) {
+                (Some(m), None, None, None, None) => SptKind::Method(m.to_ascii_uppercase()),
+                (None, Some(r), None, None, None) => SptKind::RequestUri(r.clone()),
+                (None, None, Some(h), None, None) => SptKind::SipHeader { header: h.clone(), content: s.content.clone() },
+                (None, None, None, Some(c), None) => SptKind::SessionCase(match c.as_str() {
+                    "originating" => 0,
+                    "terminating" | "terminating_registered" => 1,
+                    "terminating_unregistered" => 2,
+                    "originating_unregistered" => 3,
+                    "originating_cdiv" => 4,
+                    other => return Err(bad(format!("unknown session_case '{other}'"))),
+                }),
+                (None, None, None, None, Some(l)) => SptKind::SessionDescription { line: l.clone(), content: s.content.clone() },
+                _ => return Err(bad("each spt needs exactly one of method, request_uri, header, session_case, sdp_line".into())),
+            };
+            if let Some(c) = &s.content {
+                regex::Regex::new(c).map_err(|e| bad(format!("bad regex '{c}': {e}")))?;
+            }
+            if let Some(r) = &s.request_uri {
+                regex::Regex::new(r).map_err(|e| bad(format!("bad regex '{r}': {e}")))?;
+            }
+            spts.push(Spt {
+                condition_negated: s.negated,
+                group: vec![s.group],
+                kind,
+                registration_type: s.registration_type.clone(),
+            });
+        }
+        let default_handling = match self.default_handling.as_str() {
+            "continue" | "session_continued" => 0,
+            "terminate" | "session_terminated" => 1,
+            other => {
+                return Err(bad(format!(
+                    "default_handling '{other}' (continue or terminate)"
+                )))
+            }
+        };
+        let cnf = match self.condition.as_str() {
+            "cnf" => true,
+            "dnf" => false,
+            other => return Err(bad(format!("condition '{other}' (cnf or dnf)"))),
+        };
+        Ok(InitialFilterCriteria {
+            priority: self.priority,
+            trigger_point: (!spts.is_empty()).then_some(TriggerPoint {
+                condition_type_cnf: cnf,
+                spts,
+            }),
+            application_server: ApplicationServer {
+                server_name: self.server_name.clone(),
+                default_handling,
+                service_info: self.service_info.clone(),
+                include_register_request: false,
+                include_register_response: false,
+            },
+            profile_part_indicator: self.profile_part,
+        })
+    }
 }
 
 /// `[lab]`
@@ -73,6 +220,19 @@ pub struct Nodes {
     pub hss: SocketAddr,
     /// HSS provisioning REST API.
     pub admin: SocketAddr,
+    /// O-IM application server (originating instant messaging).
+    #[serde(default = "default_oim")]
+    pub oim: SocketAddr,
+    /// T-IM application server (terminating instant messaging).
+    #[serde(default = "default_tim")]
+    pub tim: SocketAddr,
+}
+
+fn default_oim() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5090))
+}
+fn default_tim() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5091))
 }
 
 /// `[hss]`
@@ -124,6 +284,9 @@ pub struct SubscriberConfig {
     /// AKA sequence number to start from.
     #[serde(default)]
     pub sqn: Option<u64>,
+    /// This subscriber's iFC; absent means the lab's `default_ifc`.
+    #[serde(default)]
+    pub ifc: Option<Vec<IfcConfig>>,
 }
 
 impl LabConfig {
@@ -161,6 +324,8 @@ impl LabConfig {
             &mut self.nodes.scscf,
             &mut self.nodes.hss,
             &mut self.nodes.admin,
+            &mut self.nodes.oim,
+            &mut self.nodes.tim,
         ] {
             a.set_port(0);
         }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cscf;
 pub mod diameter;
 pub mod hss;
+pub mod im;
 pub mod lab;
 pub mod profile;
 pub mod sip;

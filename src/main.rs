@@ -187,6 +187,8 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
         ("S-CSCF", a.scscf, "SIP UDP+TCP"),
         ("HSS", a.hss, "Diameter Cx (TCP)"),
         ("HSS-API", a.admin, "HTTP (provisioning)"),
+        ("O-IM", a.oim, "SIP (ISC, RCS messaging AS)"),
+        ("T-IM", a.tim, "SIP (ISC, RCS messaging AS)"),
     ] {
         println!("  {n:<8} {addr:<22} {p}");
     }
@@ -290,6 +292,7 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
                 opc: opc.clone(),
                 amf: Some(amf.clone()),
                 sqn: Some(*sqn),
+                ifc: None,
             }])
         }
         SubCmd::Import { file } => {
@@ -325,6 +328,7 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
                     opc: None,
                     amf: None,
                     sqn: None,
+                    ifc: None,
                 });
             }
             Some(v)
@@ -343,7 +347,8 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
             }
         } else {
             let store = open_store(&common.data_dir)?;
-            admin::add_subscribers(&store, &specs).map_err(|e| e.to_string())?;
+            let lab = load_config(&common)?;
+            admin::add_subscribers(&store, &specs, &lab.default_ifc).map_err(|e| e.to_string())?;
         }
         println!("added {n} subscriber{}", if n == 1 { "" } else { "s" });
         return Ok(());

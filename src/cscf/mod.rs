@@ -3,6 +3,7 @@
 //! proxying they share.
 
 pub mod icscf;
+pub mod ifc;
 pub mod pcscf;
 pub mod scscf;
 
@@ -117,9 +118,18 @@ pub fn is_own_uri(uri: &str, ep: &Endpoint, name: &str) -> bool {
     let Some(sip) = na.uri.as_sip() else {
         return false;
     };
-    let port = sip.port.unwrap_or(5060);
     let me = ep.local_addr();
-    port == me.port() && (sip.host.eq_ignore_ascii_case(name) || sip.host == me.ip().to_string())
+    match sip.port {
+        // A service name without a port (what an SRV lookup would resolve) names us.
+        None => {
+            sip.host.eq_ignore_ascii_case(name)
+                || (me.port() == 5060 && sip.host == me.ip().to_string())
+        }
+        Some(port) => {
+            port == me.port()
+                && (sip.host.eq_ignore_ascii_case(name) || sip.host == me.ip().to_string())
+        }
+    }
 }
 
 /// RFC 3261 §16.4: pops the top Route when it names us; returns it.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::ifc::{self, SessionCase};
 use super::{
     authorization_username, creates_dialog, forward_ack, forward_copy, forward_stray_response,
     in_dialog, next_hop, pop_own_route, proxy_to, reject, requested_expires,
@@ -127,6 +128,7 @@ pub struct Scscf {
     regs: Mutex<HashMap<String, Registration>>,
     aliases: Mutex<HashMap<String, String>>,
     pending: Mutex<HashMap<String, PendingAuth>>,
+    as_ctx: Mutex<HashMap<String, AsContext>>,
     failures: Mutex<HashMap<String, u32>>,
     session_seq: AtomicU64,
 }
@@ -155,6 +157,7 @@ impl Scscf {
             regs: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            as_ctx: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             session_seq: AtomicU64::new(1),
         })
@@ -260,25 +263,206 @@ impl Scscf {
             proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
             return;
         }
+        let popped = popped.as_deref().and_then(|r| NameAddr::parse(r).ok());
+        // Back from an AS: the odi parameter names where the iFC chain stopped.
+        let resumed = popped
+            .as_ref()
+            .and_then(|na| na.uri.param("odi").flatten().map(str::to_string))
+            .and_then(|token| self.as_ctx.lock().ok()?.remove(&token));
+        if let Some(ctx) = resumed {
+            tracing::debug!(served = %ctx.served, case = ctx.case.token(), next = ctx.next, "request back from the AS");
+            match ctx.case {
+                SessionCase::Originating | SessionCase::OriginatingUnregistered => {
+                    self.originating(inc, req, Some(ctx)).await
+                }
+                _ => self.terminating(inc, req, Some(ctx)).await,
+            }
+            return;
+        }
         let originating = popped
-            .as_deref()
-            .and_then(|r| NameAddr::parse(r).ok())
-            .and_then(|na| na.uri.user().map(|u| u == "orig"))
-            .unwrap_or(false);
+            .as_ref()
+            .is_some_and(|na| na.uri.user() == Some("orig"));
         if originating {
-            self.originating(inc, req).await
+            self.originating(inc, req, None).await
         } else {
-            self.terminating(inc, req).await
+            self.terminating(inc, req, None).await
+        }
+    }
+
+    /// The served user's iFC in evaluation order.
+    fn ifcs_of(&self, served: &str) -> Vec<crate::profile::InitialFilterCriteria> {
+        let Some(reg) = self.registration(served) else {
+            return Vec::new();
+        };
+        let Some(p) = reg.profile else {
+            return Vec::new();
+        };
+        let all: Vec<_> = p
+            .service_profiles
+            .iter()
+            .flat_map(|sp| sp.ifcs.iter().cloned())
+            .collect();
+        ifc::ordered(&all)
+    }
+
+    /// TS 23.218 §6.4 / TS 24.229 §5.4.3.2 step 4: sends the request to the next AS whose iFC
+    /// matches, with a Route back to us carrying an `odi` token. Returns true when an AS took
+    /// the request (its responses are relayed here); false when no (further) iFC matches or
+    /// every matching AS failed under SESSION_CONTINUED, and routing goes on.
+    async fn via_application_servers(
+        &self,
+        inc: &IncomingRequest,
+        req: &Request,
+        case: SessionCase,
+        served: &str,
+        from: usize,
+    ) -> bool {
+        let ordered = self.ifcs_of(served);
+        let mut idx = from;
+        while let Some((n, ifc)) = ifc::next_match(&ordered, idx, req, case) {
+            idx = n + 1;
+            let server = ifc.application_server.server_name.clone();
+            let token = format!("{}{}", crate::sip::new_tag(), crate::sip::new_tag());
+            if let Ok(mut m) = self.as_ctx.lock() {
+                m.insert(
+                    token.clone(),
+                    AsContext {
+                        case,
+                        served: served.to_string(),
+                        next: idx,
+                        created: Instant::now(),
+                    },
+                );
+            }
+            let mut to_as = req.clone();
+            to_as.headers.push_front(
+                "Route",
+                format!(
+                    "<sip:scscf.{}:{}{};lr;odi={token}>",
+                    self.domain,
+                    self.ep.local_addr().port(),
+                    self.mw.uri_param()
+                ),
+            );
+            to_as.headers.push_front("Route", format!("<{server};lr>"));
+            tracing::info!(%served, case = case.token(), priority = ifc.priority, %server, "iFC matched: request goes to the AS");
+            let continue_on_failure = ifc.application_server.default_handling == 0;
+            let Some((dest, t)) = self.resolver.resolve_str(&server).await else {
+                tracing::warn!(%server, "AS name does not resolve");
+                if continue_on_failure {
+                    continue;
+                }
+                inc.tx
+                    .respond(reject(req, 500, "scscf", "application server unreachable"));
+                return true;
+            };
+            let fwd = forward_copy(&self.ep, &inc.request, &to_as, t);
+            let mut client = self.ep.send_request(fwd, dest, t);
+            let mut relayed_any = false;
+            let mut failed = false;
+            while let Some(mut resp) = client.next().await {
+                if resp.status == 100 {
+                    continue;
+                }
+                let as_failure = resp.status == 408 || resp.status >= 500;
+                if resp.status >= 200 && as_failure && continue_on_failure && !relayed_any {
+                    // SESSION_CONTINUED (TS 23.218 §6.4.4): go on as if the AS had returned it.
+                    tracing::warn!(%server, status = resp.status, "AS failed; default handling SESSION_CONTINUED");
+                    failed = true;
+                    break;
+                }
+                resp.headers.pop_first_value("Via");
+                relayed_any = true;
+                let final_ = resp.status >= 200;
+                inc.tx.respond(resp);
+                if final_ {
+                    break;
+                }
+            }
+            if !failed {
+                return true;
+            }
+            if let Ok(mut m) = self.as_ctx.lock() {
+                m.remove(&token);
+            }
+        }
+        false
+    }
+
+    /// TS 24.229 §5.4.1.7: after a registration change, a third-party REGISTER to each AS
+    /// whose iFC matches REGISTER.
+    fn third_party_register(&self, reg: &Registration, impu: &str, expires: u32) {
+        let ordered = self.ifcs_of(impu);
+        let ordered = if ordered.is_empty() {
+            reg.profile
+                .as_ref()
+                .map(|p| {
+                    ifc::ordered(
+                        &p.service_profiles
+                            .iter()
+                            .flat_map(|sp| sp.ifcs.iter().cloned())
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .unwrap_or_default()
+        } else {
+            ordered
+        };
+        let me = format!(
+            "sip:scscf.{}:{}{}",
+            self.domain,
+            self.ep.local_addr().port(),
+            self.mw.uri_param()
+        );
+        let mut probe = Request::new(Method::Register, format!("sip:{}", self.domain));
+        probe.headers.push("Expires", expires.to_string());
+        let mut idx = 0;
+        while let Some((n, ifc)) = ifc::next_match(&ordered, idx, &probe, SessionCase::Originating)
+        {
+            idx = n + 1;
+            let server = ifc.application_server.server_name.clone();
+            let ep = self.ep.clone();
+            let resolver = self.resolver.clone();
+            let me = me.clone();
+            let impu = impu.to_string();
+            tokio::spawn(async move {
+                let Some((dest, t)) = resolver.resolve_str(&server).await else {
+                    return;
+                };
+                let mut r = Request::new(Method::Register, server.clone());
+                r.headers.push("Via", ep.new_via(t));
+                r.headers.push("Max-Forwards", "70");
+                r.headers
+                    .push("From", format!("<{me}>;tag={}", crate::sip::new_tag()));
+                r.headers.push("To", format!("<{impu}>"));
+                r.headers.push(
+                    "Call-ID",
+                    crate::sip::new_call_id(&ep.local_addr().ip().to_string()),
+                );
+                r.headers.push("CSeq", "1 REGISTER");
+                r.headers.push("Contact", format!("<{me}>"));
+                r.headers.push("Expires", expires.to_string());
+                let resp = ep.send_request(r, dest, t).final_response().await;
+                if resp.status >= 300 {
+                    tracing::warn!(%server, status = resp.status, "third-party REGISTER refused");
+                }
+            });
         }
     }
 
     /// §5.4.3.2: originating case for the served user (P-Asserted-Identity).
-    async fn originating(&self, inc: IncomingRequest, mut req: Request) {
+    async fn originating(
+        &self,
+        inc: IncomingRequest,
+        mut req: Request,
+        resumed: Option<AsContext>,
+    ) {
         let served = req
             .headers
             .get("P-Asserted-Identity")
             .and_then(|v| NameAddr::parse(v).ok())
             .map(|na| na.uri.aor());
+        let served = resumed.as_ref().map(|c| c.served.clone()).or(served);
         let Some(served) = served.filter(|s| self.registration(s).is_some()) else {
             inc.tx.respond(reject(
                 &req,
@@ -288,11 +472,18 @@ impl Scscf {
             ));
             return;
         };
-        if creates_dialog(&req) {
+        if creates_dialog(&req) && resumed.is_none() {
             req.headers
                 .push_front("Record-Route", self.record_route("orig"));
         }
         tracing::debug!(%served, method = %req.method, "originating request");
+        let from = resumed.as_ref().map(|c| c.next).unwrap_or(0);
+        if self
+            .via_application_servers(&inc, &req, SessionCase::Originating, &served, from)
+            .await
+        {
+            return;
+        }
         // Towards the callee: home users and tel URIs go to the I-CSCF (which asks the HSS with
         // LIR); other domains are resolved from the Request-URI.
         let home = crate::sip::Uri::parse(&req.uri)
@@ -317,10 +508,18 @@ impl Scscf {
     }
 
     /// §5.4.3.3: terminating case: retarget to the callee's newest contact along its Path.
-    async fn terminating(&self, inc: IncomingRequest, mut req: Request) {
-        let target = crate::sip::Uri::parse(&req.uri)
-            .map(|u| u.aor())
-            .unwrap_or_default();
+    async fn terminating(
+        &self,
+        inc: IncomingRequest,
+        mut req: Request,
+        resumed: Option<AsContext>,
+    ) {
+        let target = match &resumed {
+            Some(c) => c.served.clone(),
+            None => crate::sip::Uri::parse(&req.uri)
+                .map(|u| u.aor())
+                .unwrap_or_default(),
+        };
         let Some(reg) = self.registration(&target) else {
             tracing::info!(%target, "terminating request for a user not registered here");
             inc.tx
@@ -333,9 +532,22 @@ impl Scscf {
                 .respond(reject(&req, 480, "scscf", "callee has no contact"));
             return;
         };
-        if creates_dialog(&req) {
+        if creates_dialog(&req) && resumed.is_none() {
             req.headers
                 .push_front("Record-Route", self.record_route("term"));
+        }
+        let from = resumed.as_ref().map(|c| c.next).unwrap_or(0);
+        if self
+            .via_application_servers(
+                &inc,
+                &req,
+                SessionCase::TerminatingRegistered,
+                &target,
+                from,
+            )
+            .await
+        {
+            return;
         }
         req.uri = b.contact.clone();
         for p in b.path.iter().rev() {
@@ -874,6 +1086,7 @@ impl Scscf {
             regs.insert(key, reg.clone());
         }
         tracing::info!(%impi, %impu, contacts = reg.bindings.len(), "registered");
+        self.third_party_register(&reg, impu, expires);
         let mut r = req.response(200, Some("OK"));
         add_to_tag(&mut r);
         self.fill_ok(&mut r, req, &reg);
@@ -950,6 +1163,7 @@ impl Scscf {
                 tracing::warn!(%impi, error = %e, "SAR (user de-registration) failed");
             }
             self.drop_registration(&reg);
+            self.third_party_register(&reg, impu, 0);
             tracing::info!(%impi, %impu, "de-registered");
         } else {
             self.store_registration(reg.clone());
@@ -986,6 +1200,10 @@ impl Scscf {
         if let Ok(mut p) = self.pending.lock() {
             p.retain(|_, v| now.duration_since(v.created) < NONCE_LIFETIME);
         }
+        if let Ok(mut c) = self.as_ctx.lock() {
+            // An AS that never sent the request back: forget it after the transaction limit.
+            c.retain(|_, v| now.duration_since(v.created) < Duration::from_secs(64));
+        }
         let mut lapsed = Vec::new();
         if let Ok(mut regs) = self.regs.lock() {
             for reg in regs.values_mut() {
@@ -997,6 +1215,9 @@ impl Scscf {
         }
         for reg in lapsed {
             self.drop_registration(&reg);
+            if let Some(i) = reg.impus.first() {
+                self.third_party_register(&reg, i, 0);
+            }
             tracing::info!(impi = %reg.impi, impu = ?reg.impus.first(), "registration expired");
             if let Err(e) = self
                 .sar(
@@ -1011,6 +1232,16 @@ impl Scscf {
             }
         }
     }
+}
+
+/// Where the iFC chain of one request stopped while an AS has it (TS 24.229 §5.4.3.4: the
+/// S-CSCF recognises the request coming back by the `odi` value in its Route).
+#[derive(Debug, Clone)]
+struct AsContext {
+    case: SessionCase,
+    served: String,
+    next: usize,
+    created: Instant,
 }
 
 enum AuthOutcome {

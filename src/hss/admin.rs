@@ -24,15 +24,18 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::config::SubscriberConfig;
+use crate::config::{IfcConfig, SubscriberConfig};
 use crate::store::{default_impi, AkaCredentials, Store, StoreError, Subscriber};
 
 /// Largest request body accepted (a bulk import of ~20k subscribers fits).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// Builds a stored subscriber from its provisioning form: the IMPI defaults to `user@domain`,
-/// missing AKA keys are generated at random.
-pub fn build_subscriber(spec: &SubscriberConfig) -> Result<Subscriber, StoreError> {
+/// missing AKA keys are generated at random, a missing `ifc` list means `default_ifc`.
+pub fn build_subscriber(
+    spec: &SubscriberConfig,
+    default_ifc: &[IfcConfig],
+) -> Result<Subscriber, StoreError> {
     let first = spec
         .impu
         .first()
@@ -47,6 +50,14 @@ pub fn build_subscriber(spec: &SubscriberConfig) -> Result<Subscriber, StoreErro
         .map(|i| crate::store::canonical_identity(i))
         .collect::<Result<Vec<_>, _>>()?;
     let random_hex = || hex::encode(rand::random::<[u8; 16]>());
+    let ifcs = spec
+        .ifc
+        .as_deref()
+        .unwrap_or(default_ifc)
+        .iter()
+        .map(|i| i.to_profile())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     Ok(Subscriber {
         impi,
         impus,
@@ -57,6 +68,7 @@ pub fn build_subscriber(spec: &SubscriberConfig) -> Result<Subscriber, StoreErro
             amf: spec.amf.clone().unwrap_or_else(|| "8000".into()),
             sqn: spec.sqn.unwrap_or(32),
         },
+        ifcs,
     })
 }
 
@@ -64,10 +76,11 @@ pub fn build_subscriber(spec: &SubscriberConfig) -> Result<Subscriber, StoreErro
 pub fn add_subscribers(
     store: &Store,
     specs: &[SubscriberConfig],
+    default_ifc: &[IfcConfig],
 ) -> Result<Vec<Subscriber>, StoreError> {
     let subs = specs
         .iter()
-        .map(build_subscriber)
+        .map(|s| build_subscriber(s, default_ifc))
         .collect::<Result<Vec<_>, _>>()?;
     for s in &subs {
         store.put_subscriber(s)?;
@@ -135,7 +148,11 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-async fn route(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn route(
+    store: Arc<Store>,
+    default_ifc: Arc<Vec<IfcConfig>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -173,7 +190,9 @@ async fn route(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Bod
                     Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "malformed JSON", e)),
                 };
             let st = store.clone();
-            match tokio::task::spawn_blocking(move || add_subscribers(&st, &specs)).await {
+            match tokio::task::spawn_blocking(move || add_subscribers(&st, &specs, &default_ifc))
+                .await
+            {
                 Ok(Ok(v)) => json(StatusCode::CREATED, &v),
                 Ok(Err(e)) => store_error(e),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
@@ -206,15 +225,22 @@ async fn route(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Bod
 }
 
 /// Serves the API on `listener` until shutdown.
-pub async fn serve(listener: TcpListener, store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<Store>,
+    default_ifc: Vec<IfcConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let default_ifc = Arc::new(default_ifc);
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r { Ok(v) => v, Err(_) => continue },
             _ = shutdown.changed() => return,
         };
         let store = store.clone();
+        let ifc = default_ifc.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| route(store.clone(), req));
+            let svc = hyper::service::service_fn(move |req| route(store.clone(), ifc.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

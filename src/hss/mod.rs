@@ -401,7 +401,7 @@ pub fn profile_of(sub: &Subscriber) -> ImsSubscription {
                     display_name: None,
                 })
                 .collect(),
-            ifcs: Vec::new(),
+            ifcs: sub.ifcs.clone(),
         }],
     }
 }

@@ -79,6 +79,10 @@ pub struct LabAddrs {
     pub hss: SocketAddr,
     /// HSS provisioning API.
     pub admin: SocketAddr,
+    /// O-IM application server.
+    pub oim: SocketAddr,
+    /// T-IM application server.
+    pub tim: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -120,6 +124,8 @@ pub struct Lab {
     pub pcscf: Arc<Pcscf>,
     /// The S-CSCF (tests look at its registrations).
     pub scscf: Arc<Scscf>,
+    /// The T-IM (tests look at who it believes is online).
+    pub tim: Arc<crate::im::ImServer>,
     names: Mutex<HashMap<SocketAddr, String>>,
     shutdown: watch::Sender<bool>,
     data_dir: PathBuf,
@@ -160,7 +166,8 @@ impl Lab {
             })
             .cloned()
             .collect();
-        admin::add_subscribers(&store, &missing).map_err(LabError::Subscriber)?;
+        admin::add_subscribers(&store, &missing, &config.default_ifc)
+            .map_err(LabError::Subscriber)?;
         let store = Arc::new(store);
         let domain = config.lab.domain.clone();
         let mw = crate::sip::Transport::parse(&config.lab.mw_transport)
@@ -175,7 +182,7 @@ impl Lab {
         ]
         .into_iter()
         .collect();
-        let resolver = Resolver::new(hosts);
+        let mut resolver = Resolver::new(hosts);
 
         // HSS: Diameter listener and the admin API.
         let hss_listener = TcpListener::bind(n.hss)
@@ -216,6 +223,31 @@ impl Lab {
             }
         };
         let (scscf_ep, scscf_rx) = bind_sip("S-CSCF", n.scscf).await?;
+        // The application servers, by name (what SRV records would give).
+        let (oim_ep, oim_rx) = bind_sip("O-IM", n.oim).await?;
+        let (tim_ep, tim_rx) = bind_sip("T-IM", n.tim).await?;
+        resolver = resolver.with_services(
+            [
+                (format!("oim.{domain}"), oim_ep.local_addr()),
+                (format!("tim.{domain}"), tim_ep.local_addr()),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let oim = crate::im::ImServer::new(
+            oim_ep.clone(),
+            resolver.clone(),
+            crate::im::ImRole::Originating,
+            &format!("oim.{domain}"),
+        );
+        tokio::spawn(oim.run(oim_rx));
+        let tim = crate::im::ImServer::new(
+            tim_ep.clone(),
+            resolver.clone(),
+            crate::im::ImRole::Terminating,
+            &format!("tim.{domain}"),
+        );
+        tokio::spawn(tim.clone().run(tim_rx));
         let scscf_name = Scscf::server_name(&scscf_ep, &domain, mw);
 
         let hss = Hss::new(
@@ -241,7 +273,12 @@ impl Lab {
             trace.clone(),
             shut_rx.clone(),
         ));
-        tokio::spawn(admin::serve(admin_listener, store.clone(), shut_rx.clone()));
+        tokio::spawn(admin::serve(
+            admin_listener,
+            store.clone(),
+            config.default_ifc.clone(),
+            shut_rx.clone(),
+        ));
 
         let mut names: HashMap<SocketAddr, String> = HashMap::new();
         let local_peer = |host: String, ip: IpAddr| LocalPeer {
@@ -322,12 +359,16 @@ impl Lab {
             scscf: scscf_ep.local_addr(),
             hss: hss_addr,
             admin: admin_addr,
+            oim: oim_ep.local_addr(),
+            tim: tim_ep.local_addr(),
         };
         names.insert(addrs.pcscf, "P-CSCF".into());
         names.insert(addrs.icscf, "I-CSCF".into());
         names.insert(addrs.scscf, "S-CSCF".into());
         names.insert(addrs.hss, "HSS".into());
         names.insert(addrs.admin, "HSS-admin".into());
+        names.insert(addrs.oim, "O-IM".into());
+        names.insert(addrs.tim, "T-IM".into());
         let _ = std::fs::write(data_dir.join("admin.addr"), admin_addr.to_string());
         Ok(Lab {
             config,
@@ -337,6 +378,7 @@ impl Lab {
             started_in: t0.elapsed(),
             pcscf,
             scscf,
+            tim,
             names: Mutex::new(names),
             shutdown,
             data_dir: data_dir.to_path_buf(),

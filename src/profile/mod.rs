@@ -7,6 +7,7 @@
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
+use serde::{Deserialize, Serialize};
 
 /// Errors parsing a profile.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub struct PublicIdentity {
 }
 
 /// `<InitialFilterCriteria>` (TS 29.228 Annex B).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitialFilterCriteria {
     /// `<Priority>`: lower runs first.
     pub priority: i32,
@@ -64,7 +65,7 @@ pub struct InitialFilterCriteria {
 }
 
 /// `<TriggerPoint>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TriggerPoint {
     /// `<ConditionTypeCNF>`: true = conjunctive normal form, false = disjunctive.
     pub condition_type_cnf: bool,
@@ -73,7 +74,7 @@ pub struct TriggerPoint {
 }
 
 /// `<SPT>`, a service point trigger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spt {
     /// `<ConditionNegated>`.
     pub condition_negated: bool,
@@ -86,7 +87,7 @@ pub struct Spt {
 }
 
 /// The condition of an SPT.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SptKind {
     /// `<RequestURI>` regex.
     RequestUri(String),
@@ -112,7 +113,7 @@ pub enum SptKind {
 }
 
 /// `<ApplicationServer>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplicationServer {
     /// `<ServerName>`: the AS's SIP URI.
     pub server_name: String,

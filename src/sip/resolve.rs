@@ -15,6 +15,7 @@ use crate::sip::uri::Uri;
 #[derive(Clone, Default)]
 pub struct Resolver {
     hosts: Arc<HashMap<String, IpAddr>>,
+    services: Arc<HashMap<String, SocketAddr>>,
 }
 
 impl Resolver {
@@ -26,7 +27,19 @@ impl Resolver {
             .collect();
         Resolver {
             hosts: Arc::new(hosts),
+            services: Arc::new(HashMap::new()),
         }
+    }
+
+    /// Adds service names: a URI naming one of these hosts without a port goes to the given
+    /// socket (what a DNS SRV record would say), e.g. `sip:oim.ims.lab` -> the O-IM's port.
+    pub fn with_services(mut self, services: HashMap<String, SocketAddr>) -> Resolver {
+        let s = services
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        self.services = Arc::new(s);
+        self
     }
 
     /// Resolves a URI string (`sip:host:port;transport=tcp`, possibly inside `<...>`).
@@ -44,6 +57,15 @@ impl Resolver {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
+        if uri.port().is_none() {
+            if let Some(addr) = self.services.get(&host) {
+                let transport = match uri.param("transport") {
+                    Some(Some(t)) => Transport::parse(t).unwrap_or(Transport::Udp),
+                    _ => Transport::Udp,
+                };
+                return Some((*addr, transport));
+            }
+        }
         let port = uri.port().unwrap_or(5060);
         let transport = match uri.param("transport") {
             Some(Some(t)) => Transport::parse(t).unwrap_or(Transport::Udp),

@@ -55,6 +55,9 @@ pub struct Subscriber {
     pub password: String,
     /// AKA credentials.
     pub aka: AkaCredentials,
+    /// Initial filter criteria of the service profile (TS 29.228 Annex B), sent in SAA/PPR.
+    #[serde(default)]
+    pub ifcs: Vec<crate::profile::InitialFilterCriteria>,
 }
 
 /// Registration state of a subscription as the HSS sees it (TS 29.228 §6.1.2).
@@ -269,6 +272,7 @@ mod tests {
                 amf: "8000".into(),
                 sqn: 32,
             },
+            ifcs: Vec::new(),
         }
     }
 

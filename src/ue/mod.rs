@@ -256,6 +256,11 @@ impl Ue {
     /// Sends a pager-mode MESSAGE (RFC 3428) with a text/plain body and returns the final
     /// response.
     pub async fn message(&mut self, to: &str, text: &str) -> Response {
+        self.message_with(to, text, &[]).await
+    }
+
+    /// [`Ue::message`] with extra headers (feature tags such as Accept-Contact).
+    pub async fn message_with(&mut self, to: &str, text: &str, extra: &[(&str, &str)]) -> Response {
         self.cseq += 1;
         let mut r = Request::new(Method::Message, to);
         r.headers.push("Via", self.ep.new_via(self.cfg.transport));
@@ -268,6 +273,9 @@ impl Ue {
             new_call_id(&self.ep.local_addr().ip().to_string()),
         );
         r.headers.push("CSeq", format!("{} MESSAGE", self.cseq));
+        for (k, v) in extra {
+            r.headers.push(k, *v);
+        }
         r.headers.push("Content-Type", "text/plain");
         r.body = bytes::Bytes::copy_from_slice(text.as_bytes());
         self.send(r).await

@@ -6,6 +6,9 @@ use tokio::sync::watch;
 
 use crate::{eventually, flow, lab_with, ue};
 
+/// Exact registration ladders without the default lab's third-party REGISTER to T-IM.
+const NO_IFC: &str = "default_ifc = []\n";
+
 /// One REGISTER round trip through P -> I -> S with the Cx exchanges each CSCF makes.
 fn round(user: &str, s_cscf_cx: &[&str], status: &str) -> Vec<String> {
     let mut v = vec![
@@ -30,7 +33,7 @@ fn round(user: &str, s_cscf_cx: &[&str], status: &str) -> Vec<String> {
 #[tokio::test]
 async fn digest_registration_has_the_ts_24_229_sequence() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
     let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
     let reg = alice.register(600).await.expect("alice registers");
@@ -72,7 +75,7 @@ async fn digest_registration_has_the_ts_24_229_sequence() {
 #[tokio::test]
 async fn aka_registration_over_tcp_has_the_same_sequence() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
     let mut bob = ue(&lab, "bob", AuthMode::Aka, &shut).await;
     bob.cfg.transport = Transport::Tcp;
@@ -90,7 +93,7 @@ async fn aka_registration_over_tcp_has_the_same_sequence() {
 #[tokio::test]
 async fn aka_sync_failure_resynchronises_with_auts() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
     let mut carol = ue(&lab, "carol", AuthMode::Aka, &shut).await;
     // The USIM has seen far higher SQNs than the HSS will use: the first AUTN is stale.
@@ -115,7 +118,7 @@ async fn aka_sync_failure_resynchronises_with_auts() {
 #[tokio::test]
 async fn reregistration_and_deregistration() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
     let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
     alice.register(600).await.unwrap();
@@ -162,7 +165,7 @@ async fn registrations_expire_on_a_timer() {
 #[tokio::test]
 async fn wrong_password_gets_one_more_challenge_then_403() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
     let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
     alice.cfg.password = "not-the-password".into();
@@ -180,7 +183,7 @@ async fn wrong_password_gets_one_more_challenge_then_403() {
 #[tokio::test]
 async fn unknown_user_is_refused_by_the_i_cscf_after_uaa_user_unknown() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
     let mut cfg = rcslab::ue::UeConfig::from_lab(&lab.config, "alice", lab.addrs.pcscf).unwrap();
     cfg.impu = "sip:mallory@ims.lab".into();
@@ -211,7 +214,7 @@ async fn unknown_user_is_refused_by_the_i_cscf_after_uaa_user_unknown() {
 async fn subscribers_survive_a_restart_on_the_same_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let lab = lab_with(dir.path(), "").await;
+        let lab = lab_with(dir.path(), NO_IFC).await;
         rcslab::hss::admin::add_subscribers(
             &lab.store,
             &[rcslab::config::SubscriberConfig {
@@ -222,7 +225,9 @@ async fn subscribers_survive_a_restart_on_the_same_data_dir() {
                 opc: None,
                 amf: None,
                 sqn: None,
+                ifc: None,
             }],
+            &[],
         )
         .unwrap();
         lab.shutdown().await;

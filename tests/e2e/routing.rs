@@ -99,3 +99,79 @@ async fn message_to_unregistered_and_unknown_users() {
     assert_eq!(r.status, 403, "{r:?}");
     lab.shutdown().await;
 }
+
+/// The OMA CPM chat feature tag as RCS clients put it in Accept-Contact.
+const CPM_MSG: &str = "*;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg\"";
+
+#[tokio::test]
+async fn chat_message_visits_o_im_and_t_im_by_ifc_and_register_is_third_partied() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    // Third-party REGISTER (TS 24.229 §5.7.1.1): the iFC on REGISTER tells T-IM alice is online.
+    crate::eventually("T-IM to learn alice is online", || {
+        lab.tim.is_online("sip:alice@ims.lab")
+    })
+    .await;
+    let f = flow(&lab);
+    assert!(
+        f.contains(&"S-CSCF -> T-IM SIP REGISTER".to_string()),
+        "{f:#?}"
+    );
+    assert!(f.contains(&"T-IM -> S-CSCF SIP 200".to_string()), "{f:#?}");
+    bob.register(600).await.unwrap();
+    crate::eventually("T-IM to learn bob is online", || {
+        lab.tim.is_online("sip:bob@ims.lab")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lab.trace.clear();
+
+    let answer = tokio::spawn(async move {
+        let inc = bob
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("bob gets the chat MESSAGE");
+        let mut ok = inc.request.response(200, None);
+        let to = ok.headers.get("To").unwrap_or("").to_string();
+        ok.headers.set("To", format!("{to};tag=bob1"));
+        inc.tx.respond(ok);
+        bob
+    });
+    let resp = alice
+        .message_with("sip:bob@ims.lab", "Hello?", &[("Accept-Contact", CPM_MSG)])
+        .await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let _bob = answer.await.unwrap();
+    assert_eq!(
+        flow(&lab),
+        [
+            "UE alice -> P-CSCF SIP MESSAGE",
+            "P-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> O-IM SIP MESSAGE",
+            "O-IM -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> I-CSCF SIP MESSAGE",
+            "I-CSCF -> HSS Diameter LIR",
+            "HSS -> I-CSCF Diameter LIA",
+            "I-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> T-IM SIP MESSAGE",
+            "T-IM -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> P-CSCF SIP MESSAGE",
+            "P-CSCF -> UE bob SIP MESSAGE",
+            "UE bob -> P-CSCF SIP 200",
+            "P-CSCF -> S-CSCF SIP 200",
+            "S-CSCF -> T-IM SIP 200",
+            "T-IM -> S-CSCF SIP 200",
+            "S-CSCF -> I-CSCF SIP 200",
+            "I-CSCF -> S-CSCF SIP 200",
+            "S-CSCF -> O-IM SIP 200",
+            "O-IM -> S-CSCF SIP 200",
+            "S-CSCF -> P-CSCF SIP 200",
+            "P-CSCF -> UE alice SIP 200",
+        ]
+    );
+    lab.shutdown().await;
+}
