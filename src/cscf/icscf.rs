@@ -86,6 +86,7 @@ impl Icscf {
                 let name = format!("icscf.{}", self.domain);
                 forward_ack(&self.ep, &self.resolver, inc.request, &name).await
             }
+            Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
             _ => self.terminating(inc).await,
         }
     }

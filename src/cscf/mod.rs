@@ -132,15 +132,21 @@ pub fn is_own_uri(uri: &str, ep: &Endpoint, name: &str) -> bool {
     }
 }
 
-/// RFC 3261 §16.4: pops the top Route when it names us; returns it.
+/// RFC 3261 §16.4: pops the top Route when it names us, and any further ones that name us
+/// too (a node that record-routed twice, like the S-CSCF as orig and term); returns the first.
 pub fn pop_own_route(req: &mut Request, ep: &Endpoint, name: &str) -> Option<String> {
     let top = req.headers.values("Route").first().map(|s| s.to_string())?;
-    if is_own_uri(&top, ep, name) {
-        req.headers.pop_first_value("Route");
-        Some(top)
-    } else {
-        None
+    if !is_own_uri(&top, ep, name) {
+        return None;
     }
+    req.headers.pop_first_value("Route");
+    while let Some(next) = req.headers.values("Route").first().map(|s| s.to_string()) {
+        if !is_own_uri(&next, ep, name) {
+            break;
+        }
+        req.headers.pop_first_value("Route");
+    }
+    Some(top)
 }
 
 /// RFC 3261 §16.6 step 6-7: the next hop is the top Route if any, else the Request-URI.
@@ -178,8 +184,75 @@ pub async fn proxy_to(
     dest: std::net::SocketAddr,
     transport: Transport,
 ) -> Option<Response> {
+    // An INVITE stays cancellable until its final response (RFC 3261 §16.10).
+    let incoming_branch = (fwd.method == crate::sip::Method::Invite)
+        .then(|| {
+            fwd.headers
+                .values("Via")
+                .get(1)
+                .and_then(|v| crate::sip::Via::parse(v).ok())
+        })
+        .flatten()
+        .and_then(|v| v.branch().map(str::to_string));
+    if let Some(b) = &incoming_branch {
+        ep.track_invite(
+            b,
+            crate::sip::endpoint::PendingInvite {
+                forwarded: fwd.clone(),
+                dest,
+                transport,
+            },
+        );
+    }
     let client = ep.send_request(fwd, dest, transport);
-    relay_responses(server, client, |_| {}).await
+    let r = relay_responses(server, client, |_| {}).await;
+    if let Some(b) = &incoming_branch {
+        ep.untrack_invite(b);
+    }
+    r
+}
+
+/// RFC 3261 §16.10: a CANCEL is answered 200 here and, when it matches an INVITE we forwarded
+/// and is still pending, becomes a CANCEL of that forwarded INVITE (same Request-URI,
+/// Call-ID, From, To, CSeq number, top Via and Route set, §9.1); otherwise 481.
+pub async fn handle_cancel(ep: &Endpoint, inc: crate::sip::IncomingRequest) {
+    let req = &inc.request;
+    let branch = req
+        .headers
+        .get("Via")
+        .and_then(|v| crate::sip::Via::parse(v).ok())
+        .and_then(|v| v.branch().map(str::to_string))
+        .unwrap_or_default();
+    let Some(p) = ep.pending_invite(&branch) else {
+        inc.tx.respond(req.response(481, None));
+        return;
+    };
+    inc.tx.respond(req.response(200, None));
+    let inv = &p.forwarded;
+    let mut c = Request::new(crate::sip::Method::Cancel, inv.uri.clone());
+    if let Some(v) = inv.headers.values("Via").first() {
+        c.headers.push("Via", v.to_string());
+    }
+    c.headers.push("Max-Forwards", "70");
+    for h in ["From", "To", "Call-ID"] {
+        if let Some(v) = inv.headers.get(h) {
+            c.headers.push(h, v.to_string());
+        }
+    }
+    let seq = inv
+        .headers
+        .get("CSeq")
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or("1")
+        .to_string();
+    c.headers.push("CSeq", format!("{seq} CANCEL"));
+    for r in inv.headers.get_all("Route") {
+        c.headers.push("Route", r.to_string());
+    }
+    let _ = ep
+        .send_request(c, p.dest, p.transport)
+        .final_response()
+        .await;
 }
 
 /// Forwards an ACK for a 2xx (no transaction) to its next hop, as RFC 3261 §16.11 does for

@@ -104,6 +104,7 @@ impl Pcscf {
         match req.method {
             Method::Register => self.register(inc).await,
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await,
+            Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
             _ => self.route(inc).await,
         }
     }
@@ -208,7 +209,7 @@ impl Pcscf {
             proxy_to(&self.ep, &tx, fwd, dest, t).await;
             return;
         }
-        if !via_path {
+        if !via_path && !in_dialog(&fwd) {
             // Neither from a registered UE's flow nor along a Path we inserted.
             tx.respond(reject(
                 &request,

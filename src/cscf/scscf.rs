@@ -226,6 +226,7 @@ impl Scscf {
                 inc.tx.respond(resp);
             }
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await,
+            Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
             _ => self.route(inc).await,
         }
     }

@@ -95,6 +95,7 @@ impl ImServer {
         match inc.request.method {
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.host).await,
             Method::Register => self.third_party_register(inc),
+            Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
             _ => self.proxy_back(inc).await,
         }
     }

@@ -154,8 +154,21 @@ enum ServerSlot {
     },
 }
 
+/// An INVITE this node forwarded and has no final response for yet: a CANCEL for it is
+/// turned into a CANCEL of the forwarded request (RFC 3261 §16.10).
+#[derive(Debug, Clone)]
+pub struct PendingInvite {
+    /// The INVITE as forwarded (our Via on top).
+    pub forwarded: Request,
+    /// Where it went.
+    pub dest: SocketAddr,
+    /// How.
+    pub transport: Transport,
+}
+
 struct Inner {
     transport: Arc<SipTransport>,
+    invites: Mutex<HashMap<String, PendingInvite>>,
     clients: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
     servers: Mutex<HashMap<String, ServerSlot>>,
     timers: TimerConfig,
@@ -181,6 +194,7 @@ impl Endpoint {
         let inner = Arc::new(Inner {
             transport,
             clients: Mutex::new(HashMap::new()),
+            invites: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             timers,
             name: name.to_string(),
@@ -277,6 +291,30 @@ impl Endpoint {
         }
     }
 
+    /// Remembers a forwarded INVITE under the branch of the INVITE we received.
+    pub fn track_invite(&self, incoming_branch: &str, pending: PendingInvite) {
+        if let Ok(mut m) = self.inner.invites.lock() {
+            m.insert(incoming_branch.to_string(), pending);
+        }
+    }
+
+    /// Forgets a forwarded INVITE (its final response came).
+    pub fn untrack_invite(&self, incoming_branch: &str) {
+        if let Ok(mut m) = self.inner.invites.lock() {
+            m.remove(incoming_branch);
+        }
+    }
+
+    /// The forwarded INVITE a CANCEL with this branch refers to.
+    pub fn pending_invite(&self, incoming_branch: &str) -> Option<PendingInvite> {
+        self.inner
+            .invites
+            .lock()
+            .ok()?
+            .get(incoming_branch)
+            .cloned()
+    }
+
     /// Sends a request outside any transaction (an ACK for a 2xx, RFC 3261 §13.2.2.4).
     pub async fn send_stateless(&self, msg: &SipMessage, dest: SocketAddr, transport: Transport) {
         let bytes = Bytes::from(msg.to_bytes());
@@ -329,12 +367,11 @@ fn loop_hash(req: &Request) -> u64 {
     ] {
         req.headers.get(name).unwrap_or("").hash(&mut h);
     }
-    req.headers
-        .values("Route")
-        .first()
-        .copied()
-        .unwrap_or("")
-        .hash(&mut h);
+    // The whole Route set: a node traversed twice in one dialog (P-CSCF on both sides) sees
+    // the same top Route both times, but not the same set.
+    for r in req.headers.values("Route") {
+        r.hash(&mut h);
+    }
     h.finish()
 }
 

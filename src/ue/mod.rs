@@ -356,3 +356,199 @@ fn registered(resp: &Response, asked: u32) -> Registered {
             .collect(),
     }
 }
+
+/// The UAC side of an INVITE dialog (RFC 3261 §12.1.2): what in-dialog requests need.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    /// Call-ID.
+    pub call_id: String,
+    /// Our URI and tag (From).
+    pub local: String,
+    /// The peer's URI and tag (To).
+    pub remote: String,
+    /// Remote target (the peer's Contact).
+    pub remote_target: String,
+    /// Route set (Record-Route of the 2xx, reversed).
+    pub route_set: Vec<String>,
+    /// Our last CSeq.
+    pub cseq: u32,
+}
+
+/// A UAS response (RFC 3261 §8.2.6, §12.1.1): To tag, Contact, and for 1xx/2xx to a
+/// dialog-creating request the Record-Route copied.
+pub fn uas_response(
+    req: &Request,
+    status: u16,
+    tag: &str,
+    contact: &str,
+    sdp: Option<&str>,
+) -> Response {
+    let mut r = req.response(status, None);
+    if let Some(to) = r.headers.get("To").map(str::to_string) {
+        if !to.contains("tag=") {
+            r.headers.set("To", format!("{to};tag={tag}"));
+        }
+    }
+    if status < 300 && status > 100 {
+        for rr in req.headers.get_all("Record-Route") {
+            r.headers.push("Record-Route", rr.to_string());
+        }
+        r.headers.push("Contact", format!("<{contact}>"));
+    }
+    if let Some(s) = sdp {
+        r.headers.push("Content-Type", "application/sdp");
+        r.body = bytes::Bytes::copy_from_slice(s.as_bytes());
+    }
+    r
+}
+
+/// A minimal audio SDP offer/answer body (RFC 4566), passed through the core untouched.
+pub fn audio_sdp(port: u16) -> String {
+    format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+}
+
+impl Ue {
+    /// Our Contact URI (what the P-CSCF knows as our registered contact).
+    pub fn contact(&self) -> String {
+        self.contact_uri()
+    }
+
+    /// An initial INVITE to `to` with an SDP offer.
+    pub fn build_invite(&mut self, to: &str, sdp: &str) -> Request {
+        self.cseq += 1;
+        let mut r = Request::new(Method::Invite, to);
+        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        r.headers.push("Max-Forwards", "70");
+        r.headers
+            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
+        r.headers.push("To", format!("<{to}>"));
+        r.headers.push(
+            "Call-ID",
+            new_call_id(&self.ep.local_addr().ip().to_string()),
+        );
+        r.headers.push("CSeq", format!("{} INVITE", self.cseq));
+        r.headers
+            .push("Contact", format!("<{}>", self.contact_uri()));
+        r.headers.push("Content-Type", "application/sdp");
+        r.body = bytes::Bytes::copy_from_slice(sdp.as_bytes());
+        r
+    }
+
+    /// Sends a request to the P-CSCF in a client transaction.
+    pub fn send_tx(&self, req: Request) -> crate::sip::ClientTx {
+        self.ep
+            .send_request(req, self.cfg.pcscf, self.cfg.transport)
+    }
+
+    /// Sends an INVITE, waits for the final response and, for a 2xx, sends the ACK and
+    /// returns the dialog.
+    pub async fn invite(&mut self, to: &str, sdp: &str) -> (Response, Option<Dialog>) {
+        let req = self.build_invite(to, sdp);
+        let resp = self.send_tx(req.clone()).final_response().await;
+        if !resp.is_success() {
+            return (resp, None);
+        }
+        let d = self.dialog_from(&req, &resp);
+        self.ack(&d, d.cseq).await;
+        (resp, Some(d))
+    }
+
+    /// The dialog a 2xx to `invite` establishes.
+    pub fn dialog_from(&self, invite: &Request, ok: &Response) -> Dialog {
+        let mut route_set: Vec<String> = ok
+            .headers
+            .values("Record-Route")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        route_set.reverse();
+        let remote_target = ok
+            .headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|na| na.uri.to_string())
+            .unwrap_or_else(|| invite.uri.clone());
+        Dialog {
+            call_id: invite.headers.get("Call-ID").unwrap_or("").to_string(),
+            local: invite.headers.get("From").unwrap_or("").to_string(),
+            remote: ok.headers.get("To").unwrap_or("").to_string(),
+            remote_target,
+            route_set,
+            cseq: invite
+                .headers
+                .get("CSeq")
+                .and_then(|c| c.split_whitespace().next()?.parse().ok())
+                .unwrap_or(1),
+        }
+    }
+
+    fn in_dialog(&mut self, d: &Dialog, method: Method, cseq: u32) -> Request {
+        let mut r = Request::new(method.clone(), d.remote_target.clone());
+        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        r.headers.push("Max-Forwards", "70");
+        r.headers.push("From", d.local.clone());
+        r.headers.push("To", d.remote.clone());
+        r.headers.push("Call-ID", d.call_id.clone());
+        r.headers.push("CSeq", format!("{cseq} {method}"));
+        for route in &d.route_set {
+            r.headers.push("Route", route.clone());
+        }
+        r
+    }
+
+    /// The ACK for a 2xx (RFC 3261 §13.2.2.4): its own transaction-less request.
+    pub async fn ack(&mut self, d: &Dialog, cseq: u32) {
+        let ack = self.in_dialog(d, Method::Ack, cseq);
+        self.ep
+            .send_stateless(
+                &crate::sip::SipMessage::Request(ack),
+                self.cfg.pcscf,
+                self.cfg.transport,
+            )
+            .await;
+    }
+
+    /// Ends the dialog with BYE.
+    pub async fn bye(&mut self, d: &mut Dialog) -> Response {
+        d.cseq += 1;
+        let bye = self.in_dialog(d, Method::Bye, d.cseq);
+        self.send_tx(bye).final_response().await
+    }
+
+    /// A re-INVITE with a new SDP offer (and its ACK on 2xx).
+    pub async fn reinvite(&mut self, d: &mut Dialog, sdp: &str) -> Response {
+        d.cseq += 1;
+        let mut r = self.in_dialog(d, Method::Invite, d.cseq);
+        r.headers
+            .push("Contact", format!("<{}>", self.contact_uri()));
+        r.headers.push("Content-Type", "application/sdp");
+        r.body = bytes::Bytes::copy_from_slice(sdp.as_bytes());
+        let resp = self.send_tx(r).final_response().await;
+        if resp.is_success() {
+            let c = d.cseq;
+            self.ack(d, c).await;
+        }
+        resp
+    }
+
+    /// CANCEL for a pending INVITE (RFC 3261 §9.1).
+    pub async fn cancel(&mut self, invite: &Request) -> Response {
+        let mut c = Request::new(Method::Cancel, invite.uri.clone());
+        if let Some(v) = invite.headers.get("Via") {
+            c.headers.push("Via", v.to_string());
+        }
+        c.headers.push("Max-Forwards", "70");
+        for h in ["From", "To", "Call-ID"] {
+            if let Some(v) = invite.headers.get(h) {
+                c.headers.push(h, v.to_string());
+            }
+        }
+        let seq = invite
+            .headers
+            .get("CSeq")
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or("1");
+        c.headers.push("CSeq", format!("{seq} CANCEL"));
+        self.send_tx(c).final_response().await
+    }
+}
