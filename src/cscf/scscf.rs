@@ -1292,3 +1292,156 @@ impl crate::diameter::peer::DiameterHandler for CxClientHandler {
         })
     }
 }
+
+/// The S-CSCF's handler for HSS-initiated Cx requests: Registration-Termination (TS 29.229
+/// §6.1.9, the user is de-registered now) and Push-Profile (§6.1.11, the profile changed).
+/// It is created before the S-CSCF it serves, which is attached with [`ScscfCx::attach`].
+#[derive(Clone, Default)]
+pub struct ScscfCx {
+    scscf: Arc<OnceLock<std::sync::Weak<Scscf>>>,
+}
+
+impl ScscfCx {
+    /// Points the handler at its S-CSCF.
+    pub fn attach(&self, scscf: &Arc<Scscf>) {
+        let _ = self.scscf.set(Arc::downgrade(scscf));
+    }
+}
+
+impl crate::diameter::peer::DiameterHandler for ScscfCx {
+    fn handle(
+        &self,
+        _from: crate::diameter::peer::PeerInfo,
+        request: crate::diameter::codec::Message,
+    ) -> crate::diameter::peer::BoxFuture<'static, crate::diameter::codec::Message> {
+        let scscf = self.scscf.get().and_then(|w| w.upgrade());
+        Box::pin(async move {
+            use crate::diameter::codec::{
+                DiameterError, Message, DIAMETER_COMMAND_UNSUPPORTED, DIAMETER_MISSING_AVP,
+            };
+            let Some(s) = scscf else {
+                return Message::error_answer(
+                    &request,
+                    crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY,
+                    None,
+                    None,
+                );
+            };
+            let r = match request.command_code {
+                cx::CMD_REGISTRATION_TERMINATION => s.on_rtr(&request).await,
+                cx::CMD_PUSH_PROFILE => s.on_ppr(&request),
+                _ => {
+                    return Message::error_answer(
+                        &request,
+                        DIAMETER_COMMAND_UNSUPPORTED,
+                        None,
+                        None,
+                    )
+                }
+            };
+            match r {
+                Ok(a) => a,
+                Err(DiameterError::MissingAvp { code, vendor_id }) => Message::error_answer(
+                    &request,
+                    DIAMETER_MISSING_AVP,
+                    Some(crate::diameter::codec::Avp::new(
+                        code,
+                        vendor_id,
+                        true,
+                        Vec::<u8>::new(),
+                    )),
+                    None,
+                ),
+                Err(e) => Message::error_answer(
+                    &request,
+                    crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY,
+                    None,
+                    Some(&e.to_string()),
+                ),
+            }
+        })
+    }
+}
+
+impl Scscf {
+    /// Registrations of a private identity (or of the listed public identities).
+    fn registrations_of(&self, impi: &str, impus: &[String]) -> Vec<Registration> {
+        let Ok(regs) = self.regs.lock() else {
+            return Vec::new();
+        };
+        regs.values()
+            .filter(|r| {
+                if impus.is_empty() {
+                    r.impi.eq_ignore_ascii_case(impi)
+                } else {
+                    impus
+                        .iter()
+                        .filter_map(|i| crate::store::canonical_identity(i).ok())
+                        .any(|i| r.impus.contains(&i))
+                }
+            })
+            .cloned()
+            .collect()
+    }
+
+    async fn on_rtr(
+        &self,
+        req: &crate::diameter::codec::Message,
+    ) -> Result<crate::diameter::codec::Message, crate::diameter::codec::DiameterError> {
+        let rtr = cx::RegistrationTerminationRequest::from_message(req)?;
+        let regs = self.registrations_of(&rtr.user_name, &rtr.public_identities);
+        for reg in &regs {
+            self.drop_registration(reg);
+            if let Some(i) = reg.impus.first() {
+                self.third_party_register(reg, i, 0);
+            }
+            tracing::info!(
+                impi = %reg.impi,
+                reason = ?rtr.reason.code,
+                info = rtr.reason.info.as_deref().unwrap_or(""),
+                "registration terminated by the HSS (RTR)"
+            );
+        }
+        Ok(cx::simple_answer(
+            req,
+            CxResult::Base(2001),
+            &self.origin_host,
+            &self.domain,
+        ))
+    }
+
+    fn on_ppr(
+        &self,
+        req: &crate::diameter::codec::Message,
+    ) -> Result<crate::diameter::codec::Message, crate::diameter::codec::DiameterError> {
+        let ppr = cx::PushProfileRequest::from_message(req)?;
+        let regs = self.registrations_of(&ppr.user_name, &[]);
+        if regs.is_empty() {
+            return Ok(cx::simple_answer(
+                req,
+                CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN),
+                &self.origin_host,
+                &self.domain,
+            ));
+        }
+        if let Some(xml) = &ppr.user_data {
+            let profile = ImsSubscription::parse(xml).map_err(|_| {
+                crate::diameter::codec::DiameterError::InvalidAvp {
+                    code: cx::AVP_USER_DATA,
+                    why: "User-Data is not a valid IMSSubscription",
+                }
+            })?;
+            for mut reg in regs {
+                reg.profile = Some(profile.clone());
+                tracing::info!(impi = %reg.impi, "new user profile from the HSS (PPR)");
+                self.store_registration(reg);
+            }
+        }
+        Ok(cx::simple_answer(
+            req,
+            CxResult::Base(2001),
+            &self.origin_host,
+            &self.domain,
+        ))
+    }
+}

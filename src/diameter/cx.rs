@@ -990,6 +990,173 @@ impl LocationInfoAnswer {
     }
 }
 
+/// Deregistration-Reason (§6.3.16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeregistrationReason {
+    /// Reason-Code.
+    pub code: ReasonCode,
+    /// Reason-Info: text for the user.
+    pub info: Option<String>,
+}
+
+/// Registration-Termination-Request, HSS to S-CSCF (§6.1.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationTerminationRequest {
+    /// Session-Id.
+    pub session_id: String,
+    /// Origin-Host.
+    pub origin_host: String,
+    /// Origin-Realm.
+    pub origin_realm: String,
+    /// Destination-Host (the S-CSCF).
+    pub destination_host: String,
+    /// Destination-Realm.
+    pub destination_realm: String,
+    /// User-Name (IMPI).
+    pub user_name: String,
+    /// Public-Identity values (empty: every identity of the IMPI).
+    pub public_identities: Vec<String>,
+    /// Deregistration-Reason.
+    pub reason: DeregistrationReason,
+}
+
+impl RegistrationTerminationRequest {
+    /// Encodes.
+    pub fn to_message(&self) -> Message {
+        let mut m = Message::request(CMD_REGISTRATION_TERMINATION, APP_ID_CX);
+        request_head(
+            &mut m,
+            &self.session_id,
+            &self.origin_host,
+            &self.origin_realm,
+        );
+        destination(
+            &mut m,
+            &Some(self.destination_host.clone()),
+            &self.destination_realm,
+        );
+        m.push(Avp::utf8(AVP_USER_NAME, None, true, &self.user_name));
+        for p in &self.public_identities {
+            m.push(vs(AVP_PUBLIC_IDENTITY, p));
+        }
+        let mut g = vec![vu(AVP_REASON_CODE, self.reason.code as u32)];
+        if let Some(i) = &self.reason.info {
+            g.push(vs(AVP_REASON_INFO, i));
+        }
+        m.push(Avp::grouped(AVP_DEREGISTRATION_REASON, V, true, g));
+        m
+    }
+    /// Decodes.
+    pub fn from_message(m: &Message) -> Result<Self, DiameterError> {
+        let h = read_head(m)?;
+        let dr = m
+            .avp(AVP_DEREGISTRATION_REASON, V)
+            .ok_or(missing(AVP_DEREGISTRATION_REASON, V))?
+            .as_grouped()?;
+        let code = opt_u32(&dr, AVP_REASON_CODE, V)?.ok_or(missing(AVP_REASON_CODE, V))?;
+        Ok(RegistrationTerminationRequest {
+            destination_host: req_str(m, AVP_DESTINATION_HOST, None)?,
+            destination_realm: req_str(m, AVP_DESTINATION_REALM, None)?,
+            user_name: req_str(m, AVP_USER_NAME, None)?,
+            public_identities: m
+                .avps_of(AVP_PUBLIC_IDENTITY, V)
+                .map(|a| a.as_str().map(str::to_string))
+                .collect::<Result<_, _>>()?,
+            reason: DeregistrationReason {
+                code: ReasonCode::from_u32(code).ok_or(DiameterError::InvalidAvp {
+                    code: AVP_REASON_CODE,
+                    why: "unknown Reason-Code",
+                })?,
+                info: opt_str(&dr, AVP_REASON_INFO, V)?,
+            },
+            session_id: h.session_id,
+            origin_host: h.origin_host,
+            origin_realm: h.origin_realm,
+        })
+    }
+}
+
+/// Push-Profile-Request, HSS to S-CSCF (§6.1.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushProfileRequest {
+    /// Session-Id.
+    pub session_id: String,
+    /// Origin-Host.
+    pub origin_host: String,
+    /// Origin-Realm.
+    pub origin_realm: String,
+    /// Destination-Host (the S-CSCF).
+    pub destination_host: String,
+    /// Destination-Realm.
+    pub destination_realm: String,
+    /// User-Name (IMPI).
+    pub user_name: String,
+    /// User-Data: the new IMSSubscription XML.
+    pub user_data: Option<String>,
+}
+
+impl PushProfileRequest {
+    /// Encodes.
+    pub fn to_message(&self) -> Message {
+        let mut m = Message::request(CMD_PUSH_PROFILE, APP_ID_CX);
+        request_head(
+            &mut m,
+            &self.session_id,
+            &self.origin_host,
+            &self.origin_realm,
+        );
+        destination(
+            &mut m,
+            &Some(self.destination_host.clone()),
+            &self.destination_realm,
+        );
+        m.push(Avp::utf8(AVP_USER_NAME, None, true, &self.user_name));
+        if let Some(d) = &self.user_data {
+            m.push(v(AVP_USER_DATA, d.as_bytes()));
+        }
+        m
+    }
+    /// Decodes.
+    pub fn from_message(m: &Message) -> Result<Self, DiameterError> {
+        let h = read_head(m)?;
+        let user_data = match opt_bytes(&m.avps, AVP_USER_DATA, V) {
+            Some(b) => Some(String::from_utf8(b).map_err(|_| DiameterError::InvalidAvp {
+                code: AVP_USER_DATA,
+                why: "User-Data is not UTF-8 XML",
+            })?),
+            None => None,
+        };
+        Ok(PushProfileRequest {
+            destination_host: req_str(m, AVP_DESTINATION_HOST, None)?,
+            destination_realm: req_str(m, AVP_DESTINATION_REALM, None)?,
+            user_name: req_str(m, AVP_USER_NAME, None)?,
+            user_data,
+            session_id: h.session_id,
+            origin_host: h.origin_host,
+            origin_realm: h.origin_realm,
+        })
+    }
+}
+
+/// The answer to an RTR or PPR (RTA §6.1.10, PPA §6.1.12): just the result.
+pub fn simple_answer(
+    req: &Message,
+    result: CxResult,
+    origin_host: &str,
+    origin_realm: &str,
+) -> Message {
+    let mut m = answer_head(
+        req.command_code,
+        req.session_id().unwrap_or(""),
+        &result,
+        origin_host,
+        origin_realm,
+    );
+    m.hop_by_hop = req.hop_by_hop;
+    m.end_to_end = req.end_to_end;
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1134,6 +1301,37 @@ mod tests {
             server_capabilities: None,
         };
         rt(lia.to_message(), LocationInfoAnswer::from_message, &lia);
+        let rtr = RegistrationTerminationRequest {
+            session_id: "s".into(),
+            origin_host: "hss".into(),
+            origin_realm: "ims.lab".into(),
+            destination_host: "scscf.ims.lab".into(),
+            destination_realm: "ims.lab".into(),
+            user_name: "a@ims.lab".into(),
+            public_identities: vec!["sip:a@ims.lab".into()],
+            reason: DeregistrationReason {
+                code: ReasonCode::PermanentTermination,
+                info: Some("removed".into()),
+            },
+        };
+        rt(
+            rtr.to_message(),
+            RegistrationTerminationRequest::from_message,
+            &rtr,
+        );
+        let ppr = PushProfileRequest {
+            session_id: "s".into(),
+            origin_host: "hss".into(),
+            origin_realm: "ims.lab".into(),
+            destination_host: "scscf.ims.lab".into(),
+            destination_realm: "ims.lab".into(),
+            user_name: "a@ims.lab".into(),
+            user_data: Some("<IMSSubscription/>".into()),
+        };
+        rt(ppr.to_message(), PushProfileRequest::from_message, &ppr);
+        let rta = simple_answer(&rtr.to_message(), CxResult::Base(2001), "scscf", "ims.lab");
+        assert_eq!(rta.command_name(), "RTA");
+        assert_eq!(rta.result_code(), Some(2001));
     }
 
     #[test]

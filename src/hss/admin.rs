@@ -149,10 +149,11 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 async fn route(
-    store: Arc<Store>,
+    hss: Arc<crate::hss::Hss>,
     default_ifc: Arc<Vec<IfcConfig>>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let store = hss.store().clone();
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -189,11 +190,47 @@ async fn route(
                     },
                     Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "malformed JSON", e)),
                 };
+            // What each subscriber was before, to tell the serving S-CSCF about changes.
+            let before: Vec<Option<(Subscriber, crate::store::HssState)>> = specs
+                .iter()
+                .map(|s| {
+                    let id = s
+                        .impi
+                        .clone()
+                        .or_else(|| s.impu.first().cloned())
+                        .unwrap_or_default();
+                    let old = store.find(&id).ok().flatten()?;
+                    let st = store.hss_state(&old.impi).unwrap_or_default();
+                    Some((old, st))
+                })
+                .collect();
             let st = store.clone();
             match tokio::task::spawn_blocking(move || add_subscribers(&st, &specs, &default_ifc))
                 .await
             {
-                Ok(Ok(v)) => json(StatusCode::CREATED, &v),
+                Ok(Ok(v)) => {
+                    for (new, old) in v.iter().zip(before) {
+                        let Some((old, state)) = old else { continue };
+                        if state.scscf.is_none() {
+                            continue;
+                        }
+                        if old.password != new.password
+                            || old.aka.k != new.aka.k
+                            || old.aka.opc != new.aka.opc
+                        {
+                            hss.terminate_registration(
+                                new,
+                                &state,
+                                crate::diameter::cx::ReasonCode::PermanentTermination,
+                                "credentials changed",
+                            )
+                            .await;
+                        } else if old.ifcs != new.ifcs || old.impus != new.impus {
+                            hss.push_profile(new, &state).await;
+                        }
+                    }
+                    json(StatusCode::CREATED, &v)
+                }
                 Ok(Err(e)) => store_error(e),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
             }
@@ -207,18 +244,34 @@ async fn route(
             ),
             Err(e) => store_error(e),
         },
-        (Method::DELETE, ["subscribers", id]) => match store.remove(&percent_decode(id)) {
-            Ok(Some(s)) => {
-                let _ = store.flush();
-                json(StatusCode::OK, &s)
+        (Method::DELETE, ["subscribers", id]) => {
+            let state = store
+                .find(&percent_decode(id))
+                .ok()
+                .flatten()
+                .map(|s| store.hss_state(&s.impi).unwrap_or_default());
+            match store.remove(&percent_decode(id)) {
+                Ok(Some(s)) => {
+                    let _ = store.flush();
+                    if let Some(st) = state.filter(|st| st.scscf.is_some()) {
+                        hss.terminate_registration(
+                            &s,
+                            &st,
+                            crate::diameter::cx::ReasonCode::PermanentTermination,
+                            "subscription removed",
+                        )
+                        .await;
+                    }
+                    json(StatusCode::OK, &s)
+                }
+                Ok(None) => error(
+                    StatusCode::NOT_FOUND,
+                    "no such subscriber",
+                    percent_decode(id),
+                ),
+                Err(e) => store_error(e),
             }
-            Ok(None) => error(
-                StatusCode::NOT_FOUND,
-                "no such subscriber",
-                percent_decode(id),
-            ),
-            Err(e) => store_error(e),
-        },
+        }
         _ => error(StatusCode::NOT_FOUND, "no such resource", path),
     };
     Ok(resp)
@@ -227,7 +280,7 @@ async fn route(
 /// Serves the API on `listener` until shutdown.
 pub async fn serve(
     listener: TcpListener,
-    store: Arc<Store>,
+    hss: Arc<crate::hss::Hss>,
     default_ifc: Vec<IfcConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -237,10 +290,10 @@ pub async fn serve(
             r = listener.accept() => match r { Ok(v) => v, Err(_) => continue },
             _ = shutdown.changed() => return,
         };
-        let store = store.clone();
+        let hss = hss.clone();
         let ifc = default_ifc.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| route(store.clone(), ifc.clone(), req));
+            let svc = hyper::service::service_fn(move |req| route(hss.clone(), ifc.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

@@ -28,6 +28,9 @@ use crate::store::{HssState, Store, Subscriber};
 /// The HSS's Cx logic.
 pub struct Hss {
     store: Store,
+    /// Open Diameter connections, to reach the S-CSCFs (RTR, PPR).
+    peers: crate::diameter::peer::PeerTable,
+    session_seq: std::sync::atomic::AtomicU64,
     origin_host: String,
     origin_realm: String,
     /// The S-CSCF named in UAA/LIA Server-Name when none is assigned yet.
@@ -40,12 +43,15 @@ impl Hss {
     /// An HSS over `store`.
     pub fn new(
         store: Store,
+        peers: crate::diameter::peer::PeerTable,
         origin_host: &str,
         origin_realm: &str,
         default_scscf: &str,
     ) -> Arc<Hss> {
         Arc::new(Hss {
             store,
+            peers,
+            session_seq: std::sync::atomic::AtomicU64::new(1),
             origin_host: origin_host.into(),
             origin_realm: origin_realm.into(),
             default_scscf: default_scscf.into(),
@@ -56,6 +62,90 @@ impl Hss {
     /// The store behind this HSS.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    fn new_session(&self) -> String {
+        let n = self
+            .session_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{};{};{}", self.origin_host, std::process::id(), n)
+    }
+
+    /// The open Diameter connection to the S-CSCF named `server_name` (its host is its
+    /// Origin-Host, as in the lab).
+    fn scscf_peer(&self, server_name: &str) -> Option<crate::diameter::peer::Peer> {
+        let host = crate::sip::Uri::parse(server_name)
+            .ok()?
+            .host()?
+            .to_string();
+        self.peers.get(&host)
+    }
+
+    /// TS 29.228 §6.5.1: Registration-Termination-Request to the serving S-CSCF, which drops
+    /// the user's registration. `state` is the user's state before the change.
+    pub async fn terminate_registration(
+        &self,
+        sub: &Subscriber,
+        state: &HssState,
+        code: crate::diameter::cx::ReasonCode,
+        why: &str,
+    ) -> Option<CxResult> {
+        let server = state.scscf.as_deref()?;
+        let Some(peer) = self.scscf_peer(server) else {
+            tracing::warn!(impi = %sub.impi, %server, "no Diameter connection to the serving S-CSCF for RTR");
+            return None;
+        };
+        let rtr = crate::diameter::cx::RegistrationTerminationRequest {
+            session_id: self.new_session(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.origin_realm.clone(),
+            destination_host: peer.remote().origin_host.clone(),
+            destination_realm: self.origin_realm.clone(),
+            user_name: sub.impi.clone(),
+            public_identities: sub.impus.clone(),
+            reason: crate::diameter::cx::DeregistrationReason {
+                code,
+                info: Some(why.to_string()),
+            },
+        };
+        let _ = self.store.set_hss_state(&sub.impi, &HssState::default());
+        match peer.request(rtr.to_message()).await {
+            Ok(a) => {
+                let r = CxResult::from_message(&a);
+                tracing::info!(impi = %sub.impi, result = ?r, "RTR answered: {why}");
+                r
+            }
+            Err(e) => {
+                tracing::warn!(impi = %sub.impi, error = %e, "RTR failed");
+                None
+            }
+        }
+    }
+
+    /// TS 29.228 §6.5.2: Push-Profile-Request with the new user profile to the serving S-CSCF.
+    pub async fn push_profile(&self, sub: &Subscriber, state: &HssState) -> Option<CxResult> {
+        let server = state.scscf.as_deref()?;
+        let peer = self.scscf_peer(server)?;
+        let ppr = crate::diameter::cx::PushProfileRequest {
+            session_id: self.new_session(),
+            origin_host: self.origin_host.clone(),
+            origin_realm: self.origin_realm.clone(),
+            destination_host: peer.remote().origin_host.clone(),
+            destination_realm: self.origin_realm.clone(),
+            user_name: sub.impi.clone(),
+            user_data: Some(profile_of(sub).to_xml()),
+        };
+        match peer.request(ppr.to_message()).await {
+            Ok(a) => {
+                let r = CxResult::from_message(&a);
+                tracing::info!(impi = %sub.impi, result = ?r, "PPR answered");
+                r
+            }
+            Err(e) => {
+                tracing::warn!(impi = %sub.impi, error = %e, "PPR failed");
+                None
+            }
+        }
     }
 
     /// Answers one Cx request.

@@ -250,8 +250,10 @@ impl Lab {
         tokio::spawn(tim.clone().run(tim_rx));
         let scscf_name = Scscf::server_name(&scscf_ep, &domain, mw);
 
+        let hss_peers = PeerTable::default();
         let hss = Hss::new(
             (*store).clone(),
+            hss_peers.clone(),
             &config.hss.origin_host,
             &config.hss.origin_realm,
             &scscf_name,
@@ -264,18 +266,17 @@ impl Lab {
             watchdog_interval: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
         };
-        let hss_peers = PeerTable::default();
         tokio::spawn(peer::serve(
             hss_listener,
             hss_local,
-            Arc::new(CxServer(hss)),
+            Arc::new(CxServer(hss.clone())),
             hss_peers,
             trace.clone(),
             shut_rx.clone(),
         ));
         tokio::spawn(admin::serve(
             admin_listener,
-            store.clone(),
+            hss.clone(),
             config.default_ifc.clone(),
             shut_rx.clone(),
         ));
@@ -291,10 +292,11 @@ impl Lab {
         };
 
         // S-CSCF.
+        let scscf_cx = crate::cscf::scscf::ScscfCx::default();
         let scscf_hss = Peer::connect(
             hss_addr,
             local_peer(format!("scscf.{domain}"), scscf_ep.local_addr().ip()),
-            Arc::new(crate::cscf::scscf::CxClientHandler),
+            Arc::new(scscf_cx.clone()),
             trace.clone(),
         )
         .await
@@ -315,6 +317,7 @@ impl Lab {
                 resolver: resolver.clone(),
             },
         );
+        scscf_cx.attach(&scscf);
         tokio::spawn(scscf.clone().run(scscf_rx, shut_rx.clone()));
 
         // I-CSCF.

@@ -3,6 +3,7 @@
 
 mod calls;
 mod errors;
+mod hss_push;
 mod peers;
 mod registration;
 mod routing;
