@@ -96,11 +96,30 @@ enum SubCmd {
         /// IMPI or IMPU.
         id: String,
     },
-    /// Remove a subscriber (by IMPI or IMPU).
+    /// Remove a subscriber (by IMPI or IMPU). A running lab de-registers it with RTR.
     Remove {
         /// IMPI or IMPU.
         id: String,
     },
+    /// Show or replace a subscriber's initial filter criteria. A running lab pushes the new
+    /// profile to the serving S-CSCF with PPR.
+    Ifc {
+        /// IMPI or IMPU.
+        id: String,
+        /// A TOML file of `[[ifc]]` entries (same keys as the lab file's `[[default_ifc]]`).
+        #[arg(long, conflicts_with = "clear")]
+        set: Option<PathBuf>,
+        /// Remove every iFC.
+        #[arg(long)]
+        clear: bool,
+    },
+}
+
+/// `--set FILE`: the `[[ifc]]` list of a TOML file.
+#[derive(serde::Deserialize)]
+struct IfcFile {
+    #[serde(default)]
+    ifc: Vec<rcslab::config::IfcConfig>,
 }
 
 /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (v2 and v3 headers): committing
@@ -354,6 +373,9 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
         return Ok(());
     }
     let removing = matches!(cmd, SubCmd::Remove { .. });
+    if let SubCmd::Ifc { id, set, clear } = &cmd {
+        return subscriber_ifc(api, &common, id, set.as_deref(), *clear).await;
+    }
     match cmd {
         SubCmd::List => {
             let subs = match api {
@@ -422,6 +444,77 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
                 None => Err(format!("no subscriber {id}")),
             }
         }
-        SubCmd::Add { .. } | SubCmd::Import { .. } => Ok(()),
+        SubCmd::Add { .. } | SubCmd::Import { .. } | SubCmd::Ifc { .. } => Ok(()),
     }
+}
+
+async fn subscriber_ifc(
+    api: Option<std::net::SocketAddr>,
+    common: &Common,
+    id: &str,
+    set: Option<&Path>,
+    clear: bool,
+) -> Result<(), String> {
+    let new_ifc: Option<Vec<rcslab::config::IfcConfig>> = match (set, clear) {
+        (Some(f), _) => {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let parsed: IfcFile =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+            for i in &parsed.ifc {
+                i.to_profile().map_err(|e| e.to_string())?;
+            }
+            Some(parsed.ifc)
+        }
+        (None, true) => Some(Vec::new()),
+        (None, false) => None,
+    };
+    // The subscriber as it is now.
+    let current: rcslab::store::Subscriber = match api {
+        Some(addr) => {
+            let path = format!("/subscribers/{}", admin::percent_encode(id));
+            let (status, body) = admin::call(addr, Method::GET, &path, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            if status != 200 {
+                return Err(format!("no subscriber {id}"));
+            }
+            serde_json::from_str(&body).map_err(|e| e.to_string())?
+        }
+        None => open_store(&common.data_dir)?
+            .find(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no subscriber {id}"))?,
+    };
+    let Some(new_ifc) = new_ifc else {
+        print_json(&serde_json::to_string(&current.ifcs).map_err(|e| e.to_string())?);
+        return Ok(());
+    };
+    let spec = SubscriberConfig {
+        impi: Some(current.impi.clone()),
+        impu: current.impus.clone(),
+        password: current.password.clone(),
+        k: Some(current.aka.k.clone()),
+        opc: Some(current.aka.opc.clone()),
+        amf: Some(current.aka.amf.clone()),
+        sqn: Some(current.aka.sqn),
+        ifc: Some(new_ifc),
+    };
+    let n = spec.ifc.as_ref().map(|v| v.len()).unwrap_or(0);
+    match api {
+        Some(addr) => {
+            let body = serde_json::to_string(&[spec]).map_err(|e| e.to_string())?;
+            let (status, body) = admin::call(addr, Method::POST, "/subscribers", Some(body))
+                .await
+                .map_err(|e| e.to_string())?;
+            if status != 201 {
+                return Err(format!("the lab refused: {body}"));
+            }
+        }
+        None => {
+            let store = open_store(&common.data_dir)?;
+            admin::add_subscribers(&store, &[spec], &[]).map_err(|e| e.to_string())?;
+        }
+    }
+    println!("{}: {n} iFC", current.impi);
+    Ok(())
 }
