@@ -5,6 +5,7 @@
 pub mod icscf;
 pub mod ifc;
 pub mod pcscf;
+pub mod regevent;
 pub mod scscf;
 
 use crate::sip::{ClientTx, Endpoint, Request, Response, ServerTx, Transport};

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::ifc::{self, SessionCase};
+use super::regevent::{reginfo_xml, ContactEvent, RegSubscription};
 use super::{
     authorization_username, creates_dialog, forward_ack, forward_copy, forward_stray_response,
     in_dialog, next_hop, pop_own_route, proxy_to, reject, requested_expires,
@@ -129,6 +130,8 @@ pub struct Scscf {
     aliases: Mutex<HashMap<String, String>>,
     pending: Mutex<HashMap<String, PendingAuth>>,
     as_ctx: Mutex<HashMap<String, AsContext>>,
+    /// Subscriptions to the reg event package (RFC 3680), by Call-ID.
+    reg_subs: Mutex<HashMap<String, RegSubscription>>,
     failures: Mutex<HashMap<String, u32>>,
     session_seq: AtomicU64,
 }
@@ -158,6 +161,7 @@ impl Scscf {
             aliases: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             as_ctx: Mutex::new(HashMap::new()),
+            reg_subs: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             session_seq: AtomicU64::new(1),
         })
@@ -254,6 +258,20 @@ impl Scscf {
     async fn route(&self, inc: IncomingRequest) {
         let mut req = inc.request.clone();
         let popped = pop_own_route(&mut req, &self.ep, &self.name());
+        if req.method == Method::Subscribe && is_reg_event(&req) {
+            // TS 24.229 §5.4.2.1: we are the notifier for the registration state of our users.
+            if in_dialog(&req) && super::is_own_uri(&req.uri, &self.ep, &self.name()) {
+                self.reg_refresh(inc, &req);
+                return;
+            }
+            let target = crate::sip::Uri::parse(&req.uri)
+                .map(|u| u.aor())
+                .unwrap_or_default();
+            if !in_dialog(&req) && self.registration(&target).is_some() {
+                self.reg_subscribe(inc, &req, &target);
+                return;
+            }
+        }
         if in_dialog(&req) {
             // Subsequent requests follow the route set the dialog recorded.
             let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
@@ -1088,6 +1106,12 @@ impl Scscf {
         }
         tracing::info!(%impi, %impu, contacts = reg.bindings.len(), "registered");
         self.third_party_register(&reg, impu, expires);
+        let event = if kind == ServerAssignmentType::Registration {
+            ContactEvent::Registered
+        } else {
+            ContactEvent::Refreshed
+        };
+        self.notify_all(&reg, event);
         let mut r = req.response(200, Some("OK"));
         add_to_tag(&mut r);
         self.fill_ok(&mut r, req, &reg);
@@ -1165,6 +1189,7 @@ impl Scscf {
             }
             self.drop_registration(&reg);
             self.third_party_register(&reg, impu, 0);
+            self.notify_all(&reg, ContactEvent::Unregistered);
             tracing::info!(%impi, %impu, "de-registered");
         } else {
             self.store_registration(reg.clone());
@@ -1219,6 +1244,7 @@ impl Scscf {
             if let Some(i) = reg.impus.first() {
                 self.third_party_register(&reg, i, 0);
             }
+            self.notify_all(&reg, ContactEvent::Expired);
             tracing::info!(impi = %reg.impi, impu = ?reg.impus.first(), "registration expired");
             if let Err(e) = self
                 .sar(
@@ -1395,6 +1421,7 @@ impl Scscf {
             if let Some(i) = reg.impus.first() {
                 self.third_party_register(reg, i, 0);
             }
+            self.notify_all(reg, ContactEvent::Rejected);
             tracing::info!(
                 impi = %reg.impi,
                 reason = ?rtr.reason.code,
@@ -1443,5 +1470,196 @@ impl Scscf {
             &self.origin_host,
             &self.domain,
         ))
+    }
+}
+
+/// True for `Event: reg` (RFC 3680 §4.1).
+fn is_reg_event(req: &Request) -> bool {
+    req.headers.get("Event").is_some_and(|e| {
+        e.split(';')
+            .next()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("reg"))
+    })
+}
+
+impl Scscf {
+    fn own_contact(&self) -> String {
+        format!(
+            "<sip:scscf.{}:{}{}>",
+            self.domain,
+            self.ep.local_addr().port(),
+            self.mw.uri_param()
+        )
+    }
+
+    /// A new subscription to a registered user's state: 200 OK, then the full state.
+    fn reg_subscribe(&self, inc: IncomingRequest, req: &Request, aor: &str) {
+        let expires: u32 = req
+            .headers
+            .get("Expires")
+            .and_then(|e| e.trim().parse().ok())
+            .unwrap_or(self.registrar.default_expires)
+            .min(self.registrar.max_expires);
+        let tag = crate::sip::new_tag();
+        let mut ok = req.response(200, None);
+        let to = ok.headers.get("To").unwrap_or("").to_string();
+        ok.headers.set("To", format!("{to};tag={tag}"));
+        for rr in req.headers.get_all("Record-Route") {
+            ok.headers.push("Record-Route", rr.to_string());
+        }
+        ok.headers.push("Contact", self.own_contact());
+        ok.headers.push("Expires", expires.to_string());
+        inc.tx.respond(ok);
+        let remote_target = req
+            .headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|na| na.uri.to_string())
+            .unwrap_or_default();
+        let sub = RegSubscription {
+            aor: aor.to_string(),
+            call_id: req.headers.get("Call-ID").unwrap_or("").to_string(),
+            local: format!("{to};tag={tag}"),
+            remote: req.headers.get("From").unwrap_or("").to_string(),
+            remote_target,
+            route_set: req
+                .headers
+                .values("Record-Route")
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            cseq: 0,
+            version: 0,
+            expires_at: Instant::now() + Duration::from_secs(expires.into()),
+        };
+        tracing::info!(%aor, expires, "reg event subscription");
+        // Stored first: `notify` moves its CSeq and version on in the table.
+        if expires > 0 {
+            if let Ok(mut m) = self.reg_subs.lock() {
+                m.insert(sub.call_id.clone(), sub.clone());
+            }
+        }
+        if let Some(reg) = self.registration(aor) {
+            self.notify(sub, &reg, ContactEvent::Registered, expires > 0);
+        }
+    }
+
+    /// A refresh or an unsubscribe (Expires: 0) inside the subscription dialog.
+    fn reg_refresh(&self, inc: IncomingRequest, req: &Request) {
+        let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        let expires: u32 = req
+            .headers
+            .get("Expires")
+            .and_then(|e| e.trim().parse().ok())
+            .unwrap_or(self.registrar.default_expires)
+            .min(self.registrar.max_expires);
+        let existing = self.reg_subs.lock().ok().and_then(|mut m| {
+            if expires == 0 {
+                m.remove(&call_id)
+            } else {
+                let s = m.get_mut(&call_id)?;
+                s.expires_at = Instant::now() + Duration::from_secs(expires.into());
+                Some(s.clone())
+            }
+        });
+        let Some(sub) = existing else {
+            inc.tx
+                .respond(reject(req, 481, "scscf", "no such subscription"));
+            return;
+        };
+        let mut ok = req.response(200, None);
+        ok.headers.push("Contact", self.own_contact());
+        ok.headers.push("Expires", expires.to_string());
+        inc.tx.respond(ok);
+        if let Some(reg) = self.registration(&sub.aor) {
+            self.notify(sub, &reg, ContactEvent::Refreshed, expires > 0);
+        }
+    }
+
+    /// Tells every subscriber to one of `reg`'s identities what happened (RFC 3680 §5).
+    fn notify_all(&self, reg: &Registration, event: ContactEvent) {
+        let subs: Vec<RegSubscription> = match self.reg_subs.lock() {
+            Ok(m) => m
+                .values()
+                .filter(|s| reg.impus.contains(&s.aor))
+                .cloned()
+                .collect(),
+            Err(_) => return,
+        };
+        let keep = matches!(event, ContactEvent::Registered | ContactEvent::Refreshed);
+        for s in subs {
+            if !keep {
+                if let Ok(mut m) = self.reg_subs.lock() {
+                    m.remove(&s.call_id);
+                }
+            }
+            self.notify(s, reg, event, keep);
+        }
+    }
+
+    /// Sends one NOTIFY in the subscription dialog and records the new CSeq/version.
+    fn notify(
+        &self,
+        mut sub: RegSubscription,
+        reg: &Registration,
+        event: ContactEvent,
+        active: bool,
+    ) {
+        sub.cseq += 1;
+        sub.version += 1;
+        if let Ok(mut m) = self.reg_subs.lock() {
+            if let Some(s) = m.get_mut(&sub.call_id) {
+                s.cseq = sub.cseq;
+                s.version = sub.version;
+            }
+        }
+        let now = Instant::now();
+        let contacts: Vec<(String, u64)> = reg
+            .bindings
+            .iter()
+            .map(|b| {
+                let left = match event {
+                    ContactEvent::Registered | ContactEvent::Refreshed => {
+                        b.expires_at.saturating_duration_since(now).as_secs()
+                    }
+                    _ => 0,
+                };
+                (b.contact.clone(), left)
+            })
+            .collect();
+        let body = reginfo_xml(sub.version - 1, &reg.impus, &contacts, event);
+        let mut n = Request::new(Method::Notify, sub.remote_target.clone());
+        n.headers.push("Max-Forwards", "70");
+        n.headers.push("From", sub.local.clone());
+        n.headers.push("To", sub.remote.clone());
+        n.headers.push("Call-ID", sub.call_id.clone());
+        n.headers.push("CSeq", format!("{} NOTIFY", sub.cseq));
+        for r in &sub.route_set {
+            n.headers.push("Route", r.clone());
+        }
+        n.headers.push("Contact", self.own_contact());
+        n.headers.push("Event", "reg");
+        let left = sub.expires_at.saturating_duration_since(now).as_secs();
+        if active && left > 0 {
+            n.headers
+                .push("Subscription-State", format!("active;expires={left}"));
+        } else {
+            n.headers
+                .push("Subscription-State", "terminated;reason=noresource");
+        }
+        n.headers.push("Content-Type", "application/reginfo+xml");
+        n.body = bytes::Bytes::from(body);
+        let ep = self.ep.clone();
+        let resolver = self.resolver.clone();
+        tokio::spawn(async move {
+            let Some((dest, t)) = next_hop(&resolver, &n).await else {
+                return;
+            };
+            n.headers.push_front("Via", ep.new_via(t));
+            let r = ep.send_request(n, dest, t).final_response().await;
+            if r.status >= 300 {
+                tracing::info!(status = r.status, "reg event NOTIFY refused");
+            }
+        });
     }
 }

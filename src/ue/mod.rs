@@ -552,3 +552,30 @@ impl Ue {
         self.send_tx(c).final_response().await
     }
 }
+
+impl Ue {
+    /// SUBSCRIBE to our own registration state (RFC 3680, TS 24.229 §5.1.1.3) and return the
+    /// final response; NOTIFYs then arrive through [`Ue::next_request`].
+    pub async fn subscribe_reg(&mut self, expires: u32) -> (Response, Request) {
+        self.cseq += 1;
+        let impu = self.cfg.impu.clone();
+        let mut r = Request::new(Method::Subscribe, impu.clone());
+        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        r.headers.push("Max-Forwards", "70");
+        r.headers
+            .push("From", format!("<{impu}>;tag={}", new_tag()));
+        r.headers.push("To", format!("<{impu}>"));
+        r.headers.push(
+            "Call-ID",
+            new_call_id(&self.ep.local_addr().ip().to_string()),
+        );
+        r.headers.push("CSeq", format!("{} SUBSCRIBE", self.cseq));
+        r.headers
+            .push("Contact", format!("<{}>", self.contact_uri()));
+        r.headers.push("Event", "reg");
+        r.headers.push("Accept", "application/reginfo+xml");
+        r.headers.push("Expires", expires.to_string());
+        let resp = self.send_tx(r.clone()).final_response().await;
+        (resp, r)
+    }
+}

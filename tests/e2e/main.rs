@@ -5,6 +5,7 @@ mod calls;
 mod errors;
 mod hss_push;
 mod peers;
+mod regevent;
 mod registration;
 mod routing;
 
