@@ -56,7 +56,7 @@ pub async fn relay_responses(
 pub async fn forward_stray_response(ep: &Endpoint, mut resp: Response) {
     let ours = resp
         .headers
-        .get("Via")
+        .first_value("Via")
         .and_then(|v| crate::sip::Via::parse(v).ok())
         .map(|v| v.sent_by() == ep.sent_by())
         .unwrap_or(false);
@@ -220,7 +220,7 @@ pub async fn handle_cancel(ep: &Endpoint, inc: crate::sip::IncomingRequest) {
     let req = &inc.request;
     let branch = req
         .headers
-        .get("Via")
+        .first_value("Via")
         .and_then(|v| crate::sip::Via::parse(v).ok())
         .and_then(|v| v.branch().map(str::to_string))
         .unwrap_or_default();

@@ -144,8 +144,11 @@ impl Pcscf {
             .values()
             .find(|b| {
                 b.expires_at > now
-                    && crate::sip::Uri::parse(&b.contact)
-                        .is_ok_and(|c| c.aor() == target.aor() && c.port() == target.port())
+                                        // Host and port identify the UE; its dialog Contact may use another user part.
+                    && crate::sip::Uri::parse(&b.contact).is_ok_and(|c| {
+                        c.host().map(str::to_ascii_lowercase) == target.host().map(str::to_ascii_lowercase)
+                            && c.port().unwrap_or(5060) == target.port().unwrap_or(5060)
+                    })
             })
             .cloned()
     }

@@ -259,7 +259,7 @@ impl Endpoint {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let branch = req
             .headers
-            .get("Via")
+            .first_value("Via")
             .and_then(|v| Via::parse(v).ok())
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
@@ -326,7 +326,11 @@ impl Endpoint {
     /// Forwards a response by its (new) top Via, as a proxy does after popping its own Via
     /// (RFC 3261 §18.2.2 with RFC 3581 `received`/`rport`).
     pub async fn send_response_by_via(&self, resp: &Response) {
-        let Some(via) = resp.headers.get("Via").and_then(|v| Via::parse(v).ok()) else {
+        let Some(via) = resp
+            .headers
+            .first_value("Via")
+            .and_then(|v| Via::parse(v).ok())
+        else {
             tracing::debug!(node = %self.inner.name, "response without Via dropped");
             return;
         };
@@ -427,7 +431,7 @@ async fn dispatch(
                         );
                         let dest = req
                             .headers
-                            .get("Via")
+                            .first_value("Via")
                             .and_then(|v| Via::parse(v).ok())
                             .and_then(|v| response_destination(&v, Some(d.source)))
                             .map(|(a, _)| a)
@@ -448,7 +452,11 @@ async fn on_request(
     transport: Transport,
     out: &mpsc::UnboundedSender<Incoming>,
 ) {
-    let Some(mut via) = req.headers.get("Via").and_then(|v| Via::parse(v).ok()) else {
+    let Some(mut via) = req
+        .headers
+        .first_value("Via")
+        .and_then(|v| Via::parse(v).ok())
+    else {
         tracing::warn!(node = %inner.name, %source, "request without a usable Via dropped");
         return;
     };
@@ -554,7 +562,7 @@ fn on_response(
 ) {
     let branch = resp
         .headers
-        .get("Via")
+        .first_value("Via")
         .and_then(|v| Via::parse(v).ok())
         .and_then(|v| v.branch().map(str::to_string))
         .unwrap_or_default();

@@ -228,6 +228,13 @@ impl Headers {
             .collect()
     }
 
+    /// The first comma-separated element of the first line of `name` — the top Via even when
+    /// a peer (sipp's `[last_Via:]`) folds every Via into one line.
+    pub fn first_value(&self, name: &str) -> Option<&str> {
+        let line = self.get(name)?;
+        split_list(line).into_iter().next()
+    }
+
     /// True when at least one line exists.
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -549,7 +556,7 @@ impl SipMessage {
                 return Err(malformed("CSeq method does not match the request method"));
             }
         }
-        Via::parse(headers.get("Via").unwrap_or(""))?;
+        Via::parse(headers.first_value("Via").unwrap_or(""))?;
         Ok(SipMessage::Request(Request {
             method,
             uri: uri.to_string(),
@@ -631,7 +638,7 @@ pub fn salvage_request(buf: &[u8]) -> Option<Request> {
         }
     }
     check_required(&req.headers, &["Via", "From", "To", "Call-ID", "CSeq"]).ok()?;
-    Via::parse(req.headers.get("Via")?).ok()?;
+    Via::parse(req.headers.first_value("Via")?).ok()?;
     Some(req)
 }
 

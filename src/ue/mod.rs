@@ -534,7 +534,7 @@ impl Ue {
     /// CANCEL for a pending INVITE (RFC 3261 §9.1).
     pub async fn cancel(&mut self, invite: &Request) -> Response {
         let mut c = Request::new(Method::Cancel, invite.uri.clone());
-        if let Some(v) = invite.headers.get("Via") {
+        if let Some(v) = invite.headers.first_value("Via") {
             c.headers.push("Via", v.to_string());
         }
         c.headers.push("Max-Forwards", "70");

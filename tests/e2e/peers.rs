@@ -230,3 +230,156 @@ async fn tshark_decodes_the_cx_messages_of_a_registration() {
     );
     lab.shutdown().await;
 }
+
+async fn sipp(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let run = Command::new("sipp")
+        .args(args)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("sipp finishes in time")
+        .expect("sipp runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_caller_and_callee_exchange_a_message_and_a_call_through_the_chain() {
+    require("sipp");
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let p = lab.addrs.pcscf.to_string();
+    let reg = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/register_digest.xml");
+    let uac_msg = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uac_message.xml");
+    let uac_call = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uac_call.xml");
+    let uas = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_message_call.xml");
+    let csv = |user: &str, peer: &str| {
+        let f = dir.path().join(format!("{user}.csv"));
+        std::fs::write(
+            &f,
+            format!("SEQUENTIAL\n{user};ims.lab;[authentication username={user}@ims.lab password={user}-secret];{peer}\n"),
+        )
+        .unwrap();
+        f
+    };
+    let (alice_csv, bob_csv) = (csv("alice", "bob"), csv("bob", "alice"));
+    // Each sipp first registers on the port it will then use (the P-CSCF knows UEs by flow).
+    let (code, screen) = sipp(
+        &[
+            &p,
+            "-sf",
+            reg.to_str().unwrap(),
+            "-inf",
+            bob_csv.to_str().unwrap(),
+            "-p",
+            "35099",
+            "-m",
+            "1",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "bob registers:\n{screen}");
+    let uas_dir = dir.path().to_path_buf();
+    let uas_path = uas.clone();
+    let callee = tokio::spawn(async move {
+        sipp(
+            &["-sf", uas_path.to_str().unwrap(), "-p", "35099", "-m", "2"],
+            &uas_dir,
+        )
+        .await
+    });
+    let (code, screen) = sipp(
+        &[
+            &p,
+            "-sf",
+            reg.to_str().unwrap(),
+            "-inf",
+            alice_csv.to_str().unwrap(),
+            "-p",
+            "35098",
+            "-m",
+            "1",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "alice registers:\n{screen}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lab.trace.clear();
+    let (code, screen) = sipp(
+        &[
+            &p,
+            "-sf",
+            uac_msg.to_str().unwrap(),
+            "-inf",
+            alice_csv.to_str().unwrap(),
+            "-p",
+            "35098",
+            "-m",
+            "1",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "the sipp sender saw no failure:\n{screen}");
+    let (code, screen) = sipp(
+        &[
+            &p,
+            "-sf",
+            uac_call.to_str().unwrap(),
+            "-inf",
+            alice_csv.to_str().unwrap(),
+            "-p",
+            "35098",
+            "-m",
+            "1",
+        ],
+        dir.path(),
+    )
+    .await;
+    if code != Some(0) {
+        for l in lab.ladder() {
+            eprintln!("{l}");
+        }
+        for e in lab
+            .trace
+            .events()
+            .iter()
+            .filter(|e| e.remote.port() == 35099 && e.summary.contains("INVITE"))
+            .take(1)
+        {
+            eprintln!("{:?}\n{}", e.direction, String::from_utf8_lossy(&e.bytes));
+        }
+    }
+    assert_eq!(code, Some(0), "the sipp caller saw no failure:\n{screen}");
+    let (code, screen) = callee.await.unwrap();
+    assert_eq!(code, Some(0), "the sipp callee saw no failure:\n{screen}");
+    let f = crate::flow(&lab);
+    for l in [
+        "P-CSCF -> S-CSCF SIP MESSAGE",
+        "I-CSCF -> HSS Diameter LIR",
+        "S-CSCF -> P-CSCF SIP MESSAGE",
+        "S-CSCF -> P-CSCF SIP INVITE",
+        "S-CSCF -> P-CSCF SIP 180",
+        "S-CSCF -> P-CSCF SIP ACK",
+        "S-CSCF -> P-CSCF SIP BYE",
+    ] {
+        assert!(f.contains(&l.to_string()), "missing {l}: {f:#?}");
+    }
+    lab.shutdown().await;
+}
