@@ -130,6 +130,8 @@ pub struct Scscf {
     aliases: Mutex<HashMap<String, String>>,
     pending: Mutex<HashMap<String, PendingAuth>>,
     as_ctx: Mutex<HashMap<String, AsContext>>,
+    /// Profiles of unregistered users we serve (SAR UNREGISTERED_USER), by canonical IMPU.
+    unreg_profiles: Mutex<HashMap<String, ImsSubscription>>,
     /// Subscriptions to the reg event package (RFC 3680), by Call-ID.
     reg_subs: Mutex<HashMap<String, RegSubscription>>,
     failures: Mutex<HashMap<String, u32>>,
@@ -162,6 +164,7 @@ impl Scscf {
             pending: Mutex::new(HashMap::new()),
             as_ctx: Mutex::new(HashMap::new()),
             reg_subs: Mutex::new(HashMap::new()),
+            unreg_profiles: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             session_seq: AtomicU64::new(1),
         })
@@ -308,14 +311,77 @@ impl Scscf {
         }
     }
 
+    /// TS 24.229 §5.4.3.3 for a callee that is not registered: fetch the profile with SAR
+    /// UNREGISTERED_USER (once), run the iFC for TERMINATING_UNREGISTERED (an AS such as T-IM
+    /// may take the request, e.g. to store it), else 480.
+    async fn terminating_unregistered(
+        &self,
+        inc: IncomingRequest,
+        req: Request,
+        target: &str,
+        resumed: Option<AsContext>,
+    ) {
+        if resumed.is_none()
+            && !self
+                .unreg_profiles
+                .lock()
+                .is_ok_and(|m| m.contains_key(target))
+        {
+            match self
+                .sar_for(
+                    None,
+                    vec![target.to_string()],
+                    ServerAssignmentType::UnregisteredUser,
+                    false,
+                )
+                .await
+            {
+                Ok(saa) if saa.result.is_success() => {
+                    if let Some(p) = saa
+                        .user_data
+                        .as_deref()
+                        .and_then(|x| ImsSubscription::parse(x).ok())
+                    {
+                        if let Ok(mut m) = self.unreg_profiles.lock() {
+                            m.insert(target.to_string(), p);
+                        }
+                    }
+                }
+                Ok(saa) => {
+                    tracing::info!(%target, result = ?saa.result, "SAR UNREGISTERED_USER refused")
+                }
+                Err(e) => tracing::warn!(%target, error = %e, "SAR UNREGISTERED_USER failed"),
+            }
+        }
+        let from = resumed.as_ref().map(|c| c.next).unwrap_or(0);
+        if self
+            .via_application_servers(
+                &inc,
+                &req,
+                SessionCase::TerminatingUnregistered,
+                target,
+                from,
+            )
+            .await
+        {
+            return;
+        }
+        tracing::info!(%target, "terminating request for a user that is not registered");
+        inc.tx
+            .respond(reject(&req, 480, "scscf", "callee not registered"));
+    }
+
     /// The served user's iFC in evaluation order.
     fn ifcs_of(&self, served: &str) -> Vec<crate::profile::InitialFilterCriteria> {
-        let Some(reg) = self.registration(served) else {
-            return Vec::new();
+        let profile = match self.registration(served) {
+            Some(reg) => reg.profile,
+            None => self
+                .unreg_profiles
+                .lock()
+                .ok()
+                .and_then(|m| m.get(served).cloned()),
         };
-        let Some(p) = reg.profile else {
-            return Vec::new();
-        };
+        let Some(p) = profile else { return Vec::new() };
         let all: Vec<_> = p
             .service_profiles
             .iter()
@@ -540,9 +606,8 @@ impl Scscf {
                 .unwrap_or_default(),
         };
         let Some(reg) = self.registration(&target) else {
-            tracing::info!(%target, "terminating request for a user not registered here");
-            inc.tx
-                .respond(reject(&req, 480, "scscf", "callee not registered"));
+            self.terminating_unregistered(inc, req, &target, resumed)
+                .await;
             return;
         };
         // Several contacts: the most recently refreshed one (no forking).
@@ -965,6 +1030,16 @@ impl Scscf {
         kind: ServerAssignmentType,
         have_profile: bool,
     ) -> Result<ServerAssignmentAnswer, String> {
+        self.sar_for(Some(impi), impus, kind, have_profile).await
+    }
+
+    async fn sar_for(
+        &self,
+        impi: Option<&str>,
+        impus: Vec<String>,
+        kind: ServerAssignmentType,
+        have_profile: bool,
+    ) -> Result<ServerAssignmentAnswer, String> {
         let sar = ServerAssignmentRequest {
             session_id: self.session_id(),
             origin_host: self.origin_host.clone(),
@@ -972,7 +1047,7 @@ impl Scscf {
             destination_realm: self.domain.clone(),
             destination_host: None,
             public_identities: impus,
-            user_name: Some(impi.to_string()),
+            user_name: impi.map(str::to_string),
             server_name: self.server_uri(),
             assignment_type: kind,
             user_data_already_available: if have_profile {
@@ -1103,6 +1178,11 @@ impl Scscf {
                 aliases.insert(i.clone(), key.clone());
             }
             regs.insert(key, reg.clone());
+        }
+        if let Ok(mut m) = self.unreg_profiles.lock() {
+            for i in &impus {
+                m.remove(i);
+            }
         }
         tracing::info!(%impi, %impu, contacts = reg.bindings.len(), "registered");
         self.third_party_register(&reg, impu, expires);

@@ -464,6 +464,12 @@ impl Hss {
                         ans.result = CxResult::Experimental(cx::DIAMETER_UNREGISTERED_SERVICE);
                         ans.server_name = Some(s);
                     }
+                    (_, None) if has_unregistered_services(&sub) => {
+                        // TS 29.228 §6.1.4.1: services for the unregistered user: name an
+                        // S-CSCF, which will fetch the profile with SAR UNREGISTERED_USER.
+                        ans.result = CxResult::Experimental(cx::DIAMETER_UNREGISTERED_SERVICE);
+                        ans.server_name = Some(self.default_scscf.clone());
+                    }
                     (_, None) => {
                         ans.result =
                             CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED)
@@ -494,6 +500,19 @@ pub fn profile_of(sub: &Subscriber) -> ImsSubscription {
             ifcs: sub.ifcs.clone(),
         }],
     }
+}
+
+/// True when some iFC of the subscriber serves the unregistered state (SessionCase
+/// TERMINATING_UNREGISTERED, or ProfilePartIndicator UNREGISTERED).
+fn has_unregistered_services(sub: &Subscriber) -> bool {
+    sub.ifcs.iter().any(|i| {
+        i.profile_part_indicator == Some(1)
+            || i.trigger_point.as_ref().is_some_and(|tp| {
+                tp.spts.iter().any(|s| {
+                    s.kind == crate::profile::SptKind::SessionCase(2) && !s.condition_negated
+                })
+            })
+    })
 }
 
 fn hex16(s: &str) -> Result<[u8; 16], ()> {

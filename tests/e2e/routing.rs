@@ -71,7 +71,8 @@ async fn message_a_to_b_crosses_the_whole_chain() {
 #[tokio::test]
 async fn message_to_unregistered_and_unknown_users() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    // No iFC: carol has no services for the unregistered state, so LIA says 5003.
+    let lab = lab_with(dir.path(), "default_ifc = []\n").await;
     let (_stop, shut) = watch::channel(false);
     let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
     alice.register(600).await.unwrap();
@@ -173,5 +174,54 @@ async fn chat_message_visits_o_im_and_t_im_by_ifc_and_register_is_third_partied(
             "P-CSCF -> UE alice SIP 200",
         ]
     );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn chat_to_an_unregistered_user_reaches_t_im_through_the_unregistered_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // third-party REGISTER settles
+    lab.trace.clear();
+    let r = alice
+        .message_with(
+            "sip:carol@ims.lab",
+            "are you there?",
+            &[("Accept-Contact", CPM_MSG)],
+        )
+        .await;
+    // T-IM only proxies for now (store-and-forward comes with the RCS chat issue): 480.
+    assert_eq!(r.status, 480, "{r:?}");
+    assert_eq!(
+        flow(&lab),
+        [
+            "UE alice -> P-CSCF SIP MESSAGE",
+            "P-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> O-IM SIP MESSAGE",
+            "O-IM -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> I-CSCF SIP MESSAGE",
+            "I-CSCF -> HSS Diameter LIR",
+            "HSS -> I-CSCF Diameter LIA",
+            "I-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> HSS Diameter SAR",
+            "HSS -> S-CSCF Diameter SAA",
+            "S-CSCF -> T-IM SIP MESSAGE",
+            "T-IM -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> T-IM SIP 480",
+            "T-IM -> S-CSCF SIP 480",
+            "S-CSCF -> I-CSCF SIP 480",
+            "I-CSCF -> S-CSCF SIP 480",
+            "S-CSCF -> O-IM SIP 480",
+            "O-IM -> S-CSCF SIP 480",
+            "S-CSCF -> P-CSCF SIP 480",
+            "P-CSCF -> UE alice SIP 480",
+        ]
+    );
+    // The HSS now knows carol's S-CSCF (unregistered state): a later LIA names it directly.
+    let st = lab.store.hss_state("carol@ims.lab").unwrap();
+    assert!(st.scscf.is_some() && !st.registered, "{st:?}");
     lab.shutdown().await;
 }
