@@ -58,6 +58,8 @@ pub struct Binding {
     pub contact_header: String,
     /// When it lapses.
     pub expires_at: Instant,
+    /// When it was last registered or refreshed ("most recent" for terminating requests).
+    pub updated: Instant,
     /// Path recorded at registration (RFC 3327): terminating requests follow it.
     pub path: Vec<String>,
     /// Call-ID and CSeq of the REGISTER that last refreshed it (RFC 3261 §10.3 step 6).
@@ -611,7 +613,7 @@ impl Scscf {
             return;
         };
         // Several contacts: the most recently refreshed one (no forking).
-        let Some(b) = reg.bindings.iter().max_by_key(|b| b.expires_at) else {
+        let Some(b) = reg.bindings.iter().max_by_key(|b| b.updated) else {
             inc.tx
                 .respond(reject(&req, 480, "scscf", "callee has no contact"));
             return;
@@ -1166,6 +1168,7 @@ impl Scscf {
                     contact: uri,
                     contact_header: na.to_string(),
                     expires_at: now + Duration::from_secs(exp.into()),
+                    updated: now,
                     path: path.clone(),
                     call_id: call_id.clone(),
                     cseq,

@@ -225,3 +225,46 @@ async fn chat_to_an_unregistered_user_reaches_t_im_through_the_unregistered_prof
     assert!(st.scscf.is_some() && !st.registered, "{st:?}");
     lab.shutdown().await;
 }
+
+/// An AS that cannot be reached: SESSION_CONTINUED skips it, SESSION_TERMINATED fails the
+/// request (TS 23.218 §6.4.4). Port 9 on loopback refuses TCP at once.
+fn dead_as_lab(handling: &str) -> String {
+    format!(
+        "[[default_ifc]]\npriority = 1\nserver_name = \"sip:127.0.0.1:9;transport=tcp\"\ndefault_handling = \"{handling}\"\nspt = [ {{ group = 0, method = \"MESSAGE\" }}, {{ group = 1, session_case = \"originating\" }} ]\n"
+    )
+}
+
+#[tokio::test]
+async fn default_handling_decides_what_happens_when_the_as_is_down() {
+    for (handling, expect) in [("continue", 200), ("terminate", 503)] {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = lab_with(dir.path(), &dead_as_lab(handling)).await;
+        let (_stop, shut) = watch::channel(false);
+        let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+        let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+        alice.register(600).await.unwrap();
+        bob.register(600).await.unwrap();
+        let answer = tokio::spawn(async move {
+            if let Some(inc) = bob.next_request(Duration::from_secs(3)).await {
+                let mut ok = inc.request.response(200, None);
+                let to = ok.headers.get("To").unwrap_or("").to_string();
+                ok.headers.set("To", format!("{to};tag=b"));
+                inc.tx.respond(ok);
+            }
+            bob
+        });
+        let r = alice.message("sip:bob@ims.lab", "hi").await;
+        assert_eq!(r.status, expect, "{handling}: {r:?}");
+        if handling == "terminate" {
+            assert!(
+                r.headers
+                    .get("Reason")
+                    .unwrap_or("")
+                    .contains("transport error"),
+                "{r:?}"
+            );
+        }
+        let _ = answer.await;
+        lab.shutdown().await;
+    }
+}
