@@ -40,6 +40,9 @@ pub struct LabConfig {
     pub registrar: Registrar,
     /// Authentication policy.
     pub auth: AuthSection,
+    /// P-CSCF behaviour.
+    #[serde(default)]
+    pub pcscf: PcscfSection,
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
@@ -253,6 +256,26 @@ pub struct Registrar {
     pub min_expires: u32,
     /// Longer requests are cut to this.
     pub max_expires: u32,
+}
+
+/// `[pcscf]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PcscfSection {
+    /// Subscribe to each registered user's reg event (TS 24.229 §5.2.3).
+    #[serde(default = "yes")]
+    pub subscribe_reg: bool,
+}
+
+impl Default for PcscfSection {
+    fn default() -> Self {
+        PcscfSection {
+            subscribe_reg: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[auth]`

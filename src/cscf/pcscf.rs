@@ -47,6 +47,10 @@ pub struct Pcscf {
     domain: String,
     /// Registered UEs by canonical public identity.
     bindings: Mutex<HashMap<String, UeBinding>>,
+    /// Subscribe to each registered user's reg event (TS 24.229 §5.2.3).
+    subscribe_reg: std::sync::atomic::AtomicBool,
+    /// Our reg subscriptions: default IMPU -> Call-ID.
+    reg_subs: Mutex<HashMap<String, String>>,
 }
 
 impl Pcscf {
@@ -63,6 +67,8 @@ impl Pcscf {
             icscf,
             mw,
             resolver,
+            subscribe_reg: std::sync::atomic::AtomicBool::new(false),
+            reg_subs: Mutex::new(HashMap::new()),
             domain: domain.to_string(),
             bindings: Mutex::new(HashMap::new()),
         })
@@ -101,6 +107,16 @@ impl Pcscf {
             inc.tx.respond(req.response(482, Some("Loop Detected")));
             return;
         }
+        if req.method == Method::Notify
+            && req
+                .headers
+                .get("Event")
+                .is_some_and(|e| e.trim().starts_with("reg"))
+            && super::is_own_uri(&req.uri, &self.ep, &self.name())
+        {
+            self.on_reg_notify(inc);
+            return;
+        }
         match req.method {
             Method::Register => self.register(inc).await,
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await,
@@ -111,6 +127,109 @@ impl Pcscf {
 
     fn name(&self) -> String {
         format!("pcscf.{}", self.domain)
+    }
+
+    /// Turns the P-CSCF's own reg-event subscriptions on or off (on by default in the lab).
+    pub fn set_subscribe_reg(&self, on: bool) {
+        self.subscribe_reg
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn own_uri(&self) -> String {
+        format!(
+            "sip:pcscf.{}:{}{}",
+            self.domain,
+            self.ep.local_addr().port(),
+            self.mw.uri_param()
+        )
+    }
+
+    /// TS 24.229 §5.2.3: after an initial registration, SUBSCRIBE to the user's reg event
+    /// along the Service-Route, so a network-initiated de-registration reaches us.
+    fn subscribe_reg_if_new(&self, resp: &Response) {
+        if !self
+            .subscribe_reg
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let Some(impu) = resp
+            .headers
+            .values("P-Associated-URI")
+            .first()
+            .and_then(|v| NameAddr::parse(v).ok())
+            .map(|na| na.uri.aor())
+        else {
+            return;
+        };
+        if resp.headers.values("Contact").is_empty() {
+            if let Ok(mut m) = self.reg_subs.lock() {
+                m.remove(&impu);
+            }
+            return;
+        }
+        let call_id = crate::sip::new_call_id(&self.ep.local_addr().ip().to_string());
+        match self.reg_subs.lock() {
+            Ok(mut m) if !m.contains_key(&impu) => {
+                m.insert(impu.clone(), call_id.clone());
+            }
+            _ => return,
+        }
+        let me = self.own_uri();
+        let mut r = crate::sip::Request::new(Method::Subscribe, impu.clone());
+        r.headers.push("Max-Forwards", "70");
+        r.headers
+            .push("From", format!("<{me}>;tag={}", crate::sip::new_tag()));
+        r.headers.push("To", format!("<{impu}>"));
+        r.headers.push("Call-ID", call_id);
+        r.headers.push("CSeq", "1 SUBSCRIBE");
+        for route in resp.headers.values("Service-Route") {
+            r.headers.push("Route", route.to_string());
+        }
+        r.headers.push("P-Asserted-Identity", format!("<{me}>"));
+        r.headers.push("Contact", format!("<{me}>"));
+        r.headers.push("Event", "reg");
+        r.headers.push("Accept", "application/reginfo+xml");
+        r.headers.push("Expires", "600000");
+        let ep = self.ep.clone();
+        let resolver = self.resolver.clone();
+        tokio::spawn(async move {
+            let Some((dest, t)) = next_hop(&resolver, &r).await else {
+                return;
+            };
+            r.headers.push_front("Via", ep.new_via(t));
+            let resp = ep.send_request(r, dest, t).final_response().await;
+            if resp.status >= 300 {
+                tracing::info!(%impu, status = resp.status, "P-CSCF reg subscription refused");
+            }
+        });
+    }
+
+    /// A NOTIFY for one of our reg subscriptions: forget the bindings the S-CSCF says ended.
+    fn on_reg_notify(&self, inc: IncomingRequest) {
+        let body = String::from_utf8_lossy(&inc.request.body).to_string();
+        let terminated = terminated_aors(&body);
+        if let Ok(mut m) = self.bindings.lock() {
+            for aor in &terminated {
+                if m.remove(aor).is_some() {
+                    tracing::info!(%aor, "binding removed: the S-CSCF says the registration ended");
+                }
+            }
+        }
+        if inc
+            .request
+            .headers
+            .get("Subscription-State")
+            .is_some_and(|s| s.starts_with("terminated"))
+        {
+            if let Ok(mut m) = self.reg_subs.lock() {
+                let call_id = inc.request.headers.get("Call-ID").unwrap_or("");
+                m.retain(|_, c| c != call_id);
+            }
+        }
+        let mut ok = inc.request.response(200, None);
+        ok.headers.push("Contact", format!("<{}>", self.own_uri()));
+        inc.tx.respond(ok);
     }
 
     /// Our Record-Route value.
@@ -293,6 +412,7 @@ impl Pcscf {
         if let Some(resp) = final_ {
             if resp.status == 200 {
                 self.remember(&resp, source, transport);
+                self.subscribe_reg_if_new(&resp);
             }
         }
     }
@@ -377,4 +497,37 @@ fn strip_ck_ik(resp: &mut Response) {
             Err(_) => resp.headers.push("WWW-Authenticate", v),
         }
     }
+}
+
+/// The AORs whose registration is `terminated` in a reginfo document (RFC 3680 §5.4).
+fn terminated_aors(xml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e))
+                if e.local_name().as_ref() == b"registration" =>
+            {
+                let mut aor = None;
+                let mut state = None;
+                for a in e.attributes().flatten() {
+                    let v = String::from_utf8_lossy(&a.value).to_string();
+                    match a.key.as_ref() {
+                        b"aor" => aor = Some(v),
+                        b"state" => state = Some(v),
+                        _ => {}
+                    }
+                }
+                if let (Some(aor), Some("terminated")) = (aor, state.as_deref()) {
+                    if let Ok(c) = crate::store::canonical_identity(&aor) {
+                        out.push(c);
+                    }
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    out
 }

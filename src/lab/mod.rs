@@ -354,6 +354,7 @@ impl Lab {
             resolver.clone(),
             &domain,
         );
+        pcscf.set_subscribe_reg(config.pcscf.subscribe_reg);
         tokio::spawn(pcscf.clone().run(pcscf_rx));
 
         let addrs = LabAddrs {

@@ -17,8 +17,19 @@ use rcslab::ue::{AuthMode, Ue, UeConfig};
 use rcslab::{Lab, LabConfig, LabOptions};
 use tokio::sync::watch;
 
-/// A lab on ephemeral ports with tracing on, `extra` TOML merged over the default lab.
+/// A lab on ephemeral ports with tracing on, `extra` TOML merged over the default lab. The
+/// P-CSCF's own reg-event subscription is off so exact ladders hold only the flow under test
+/// (`lab_with_reg_sub` keeps it).
 pub async fn lab_with(dir: &Path, extra: &str) -> Lab {
+    lab_from(dir, &format!("{extra}\n[pcscf]\nsubscribe_reg = false\n")).await
+}
+
+/// [`lab_with`] with the P-CSCF subscribing to reg events, as the default lab does.
+pub async fn lab_with_reg_sub(dir: &Path, extra: &str) -> Lab {
+    lab_from(dir, extra).await
+}
+
+async fn lab_from(dir: &Path, extra: &str) -> Lab {
     let cfg = LabConfig::from_toml_str(extra)
         .expect("valid lab config")
         .with_ephemeral_ports();

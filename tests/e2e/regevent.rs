@@ -94,3 +94,34 @@ async fn reg_event_notifies_on_subscribe_refresh_and_rtr() {
     );
     lab.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_p_cscf_subscribes_and_forgets_a_ue_the_network_deregisters() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = crate::lab_with_reg_sub(dir.path(), "default_ifc = []\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    crate::eventually("the P-CSCF's reg subscription and first NOTIFY", || {
+        let f = flow(&lab);
+        f.contains(&"P-CSCF -> S-CSCF SIP SUBSCRIBE".to_string())
+            && f.contains(&"S-CSCF -> P-CSCF SIP NOTIFY".to_string())
+            && f.contains(&"P-CSCF -> S-CSCF SIP 200".to_string())
+    })
+    .await;
+    assert!(lab.pcscf.binding("sip:alice@ims.lab").is_some());
+    let (status, _) = rcslab::hss::admin::call(
+        lab.addrs.admin,
+        HttpMethod::DELETE,
+        "/subscribers/alice%40ims.lab",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    crate::eventually("the P-CSCF to drop alice after the RTR's NOTIFY", || {
+        lab.pcscf.binding("sip:alice@ims.lab").is_none()
+    })
+    .await;
+    lab.shutdown().await;
+}
