@@ -28,19 +28,26 @@ with open(f"{d}/users.csv", "w") as f:
     for i in range(1, n + 1):
         f.write(f"u{i:05d};ims.lab;[authentication username=u{i:05d}@ims.lab password=pw{i:05d}]\n")
 PY
-t0=$(date +%s.%N)
-$BIN subscriber import "$WORK/users.txt" --data-dir "$WORK/data" >/dev/null
-t1=$(date +%s.%N)
-python3 -c "print(f'provisioned $USERS subscribers in {$t1 - $t0:.2f} s')"
 
-cat > "$WORK/lab.toml" <<'TOML'
+# The registration chain itself: no iFC (so no third-party REGISTER to T-IM) and no P-CSCF
+# reg-event subscription (no NOTIFY per refresh). EXTRAS=1 keeps the default lab's extras.
+if [ "${EXTRAS:-0}" = 1 ]; then EXTRA_TOML=""; else EXTRA_TOML=$'default_ifc = []\n'; fi
+printf '%s' "$EXTRA_TOML" > "$WORK/lab.toml"
+cat >> "$WORK/lab.toml" <<'TOML'
 [nodes]
 pcscf = "127.0.0.1:25060"
 icscf = "127.0.0.1:25070"
 scscf = "127.0.0.1:25080"
 hss = "127.0.0.1:23868"
 admin = "127.0.0.1:28079"
+oim = "127.0.0.1:28090"
+tim = "127.0.0.1:28091"
 TOML
+if [ "${EXTRAS:-0}" != 1 ]; then printf '[pcscf]\nsubscribe_reg = false\n' >> "$WORK/lab.toml"; fi
+t0=$(date +%s.%N)
+$BIN subscriber import "$WORK/users.txt" --config "$WORK/lab.toml" --data-dir "$WORK/data" >/dev/null
+t1=$(date +%s.%N)
+python3 -c "print(f'provisioned $USERS subscribers in {$t1 - $t0:.2f} s')"
 RUST_LOG=warn $BIN up --config "$WORK/lab.toml" --data-dir "$WORK/data" > "$WORK/up.log" 2>&1 &
 LAB=$!
 for _ in $(seq 50); do grep -q "ready in" "$WORK/up.log" 2>/dev/null && break; sleep 0.1; done
