@@ -253,16 +253,11 @@ impl Ue {
         Ok(creds.to_string())
     }
 
-    /// Sends a pager-mode MESSAGE (RFC 3428) with a text/plain body and returns the final
-    /// response.
-    pub async fn message(&mut self, to: &str, text: &str) -> Response {
-        self.message_with(to, text, &[]).await
-    }
-
-    /// [`Ue::message`] with extra headers (feature tags such as Accept-Contact).
-    pub async fn message_with(&mut self, to: &str, text: &str, extra: &[(&str, &str)]) -> Response {
+    /// An out-of-dialog request from our default identity: Via, Max-Forwards, From with a new
+    /// tag, To, a new Call-ID, the next CSeq (RFC 3261 §8.1.1).
+    fn new_request(&mut self, method: Method, to: &str) -> Request {
         self.cseq += 1;
-        let mut r = Request::new(Method::Message, to);
+        let mut r = Request::new(method.clone(), to);
         r.headers.push("Via", self.ep.new_via(self.cfg.transport));
         r.headers.push("Max-Forwards", "70");
         r.headers
@@ -272,7 +267,19 @@ impl Ue {
             "Call-ID",
             new_call_id(&self.ep.local_addr().ip().to_string()),
         );
-        r.headers.push("CSeq", format!("{} MESSAGE", self.cseq));
+        r.headers.push("CSeq", format!("{} {method}", self.cseq));
+        r
+    }
+
+    /// Sends a pager-mode MESSAGE (RFC 3428) with a text/plain body and returns the final
+    /// response.
+    pub async fn message(&mut self, to: &str, text: &str) -> Response {
+        self.message_with(to, text, &[]).await
+    }
+
+    /// [`Ue::message`] with extra headers (feature tags such as Accept-Contact).
+    pub async fn message_with(&mut self, to: &str, text: &str, extra: &[(&str, &str)]) -> Response {
+        let mut r = self.new_request(Method::Message, to);
         for (k, v) in extra {
             r.headers.push(k, *v);
         }
@@ -415,18 +422,7 @@ impl Ue {
 
     /// An initial INVITE to `to` with an SDP offer.
     pub fn build_invite(&mut self, to: &str, sdp: &str) -> Request {
-        self.cseq += 1;
-        let mut r = Request::new(Method::Invite, to);
-        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
-        r.headers.push("Max-Forwards", "70");
-        r.headers
-            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
-        r.headers.push("To", format!("<{to}>"));
-        r.headers.push(
-            "Call-ID",
-            new_call_id(&self.ep.local_addr().ip().to_string()),
-        );
-        r.headers.push("CSeq", format!("{} INVITE", self.cseq));
+        let mut r = self.new_request(Method::Invite, to);
         r.headers
             .push("Contact", format!("<{}>", self.contact_uri()));
         r.headers.push("Content-Type", "application/sdp");
@@ -557,19 +553,8 @@ impl Ue {
     /// SUBSCRIBE to our own registration state (RFC 3680, TS 24.229 §5.1.1.3) and return the
     /// final response; NOTIFYs then arrive through [`Ue::next_request`].
     pub async fn subscribe_reg(&mut self, expires: u32) -> (Response, Request) {
-        self.cseq += 1;
         let impu = self.cfg.impu.clone();
-        let mut r = Request::new(Method::Subscribe, impu.clone());
-        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
-        r.headers.push("Max-Forwards", "70");
-        r.headers
-            .push("From", format!("<{impu}>;tag={}", new_tag()));
-        r.headers.push("To", format!("<{impu}>"));
-        r.headers.push(
-            "Call-ID",
-            new_call_id(&self.ep.local_addr().ip().to_string()),
-        );
-        r.headers.push("CSeq", format!("{} SUBSCRIBE", self.cseq));
+        let mut r = self.new_request(Method::Subscribe, &impu);
         r.headers
             .push("Contact", format!("<{}>", self.contact_uri()));
         r.headers.push("Event", "reg");
