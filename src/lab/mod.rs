@@ -21,7 +21,7 @@ use crate::sip::resolve::Resolver;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::Endpoint;
 use crate::store::Store;
-use crate::trace::{Direction, Trace, TraceEvent};
+use crate::trace::{Trace, TraceEvent};
 
 /// Errors starting a lab.
 #[derive(Debug, thiserror::Error)]
@@ -411,6 +411,26 @@ impl Lab {
         ladder_of(&self.trace, |a| self.name_of(a))
     }
 
+    /// What was recorded, as `text`, `mermaid` or `pcap` (see [`crate::trace::export`]).
+    pub fn export(&self, format: &str) -> Option<Vec<u8>> {
+        let events: Vec<TraceEvent> = crate::trace::export::wire_events(&self.trace)
+            .into_iter()
+            .map(|mut e| {
+                // Name the sockets of outgoing TCP connections after the node that owns them.
+                e.local = self.trace.resolve(e.local);
+                e.remote = self.trace.resolve(e.remote);
+                e
+            })
+            .collect();
+        let name = |a: SocketAddr| self.name_of(a);
+        match format {
+            "text" => Some(crate::trace::export::text(&events, &name).into_bytes()),
+            "mermaid" => Some(crate::trace::export::mermaid(&events, &name).into_bytes()),
+            "pcap" => Some(crate::trace::export::pcap(&events)),
+            _ => None,
+        }
+    }
+
     /// Stops every node and removes the admin address file.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -424,12 +444,8 @@ impl Lab {
 /// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]). Addresses go through the
 /// trace's aliases (outgoing TCP connections) before naming.
 pub fn ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
-    let events: Vec<TraceEvent> = trace.events();
-    let recorders: std::collections::HashSet<SocketAddr> =
-        events.iter().map(|e| trace.resolve(e.local)).collect();
-    events
+    crate::trace::export::wire_events(trace)
         .iter()
-        .filter(|e| e.direction == Direction::Sent || !recorders.contains(&trace.resolve(e.remote)))
         .map(|e| LadderLine {
             from: name(trace.resolve(e.src())),
             to: name(trace.resolve(e.dst())),

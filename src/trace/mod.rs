@@ -5,6 +5,8 @@
 //! name) and the bytes. Rendering (ladders, pcap) maps addresses to node names with the lab's
 //! address book, so the codecs and transports never need to know which node they belong to.
 
+pub mod export;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};

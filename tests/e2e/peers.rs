@@ -383,3 +383,83 @@ async fn sipp_caller_and_callee_exchange_a_message_and_a_call_through_the_chain(
     }
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_pcap_opens_in_tshark_with_sip_and_diameter_decoded() {
+    require("tshark");
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Aka, &shut).await;
+    alice.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    let callee = tokio::spawn(async move {
+        if let Some(inc) = bob.next_request(Duration::from_secs(5)).await {
+            let mut ok = inc.request.response(200, None);
+            let to = ok.headers.get("To").unwrap_or("").to_string();
+            ok.headers.set("To", format!("{to};tag=b"));
+            inc.tx.respond(ok);
+        }
+        bob
+    });
+    assert_eq!(
+        alice.message("sip:bob@ims.lab", "pcap me").await.status,
+        200
+    );
+    let _bob = callee.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pcap = dir.path().join("lab.pcap");
+    std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
+    let a = lab.addrs;
+    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
+    for p in [
+        a.pcscf.port(),
+        a.icscf.port(),
+        a.scscf.port(),
+        a.oim.port(),
+        a.tim.port(),
+    ] {
+        args.push("-d".into());
+        args.push(format!("tcp.port=={p},sip"));
+        args.push("-d".into());
+        args.push(format!("udp.port=={p},sip"));
+    }
+    args.push("-d".into());
+    args.push(format!("tcp.port=={},diameter", a.hss.port()));
+    let run = |extra: &[&str]| {
+        let mut c = std::process::Command::new("tshark");
+        c.args(&args).args(extra);
+        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
+    };
+    let sip = run(&[
+        "-Y",
+        "sip",
+        "-T",
+        "fields",
+        "-e",
+        "sip.Method",
+        "-e",
+        "sip.Status-Code",
+    ]);
+    let dia = run(&["-Y", "diameter", "-T", "fields", "-e", "diameter.cmd.code"]);
+    assert!(
+        sip.lines().filter(|l| l.contains("REGISTER")).count() >= 6,
+        "{sip}"
+    );
+    assert!(sip.lines().any(|l| l.contains("MESSAGE")), "{sip}");
+    for code in ["300", "301", "302", "303"] {
+        assert!(
+            dia.lines().any(|l| l.split(',').any(|c| c.trim() == code)),
+            "no Cx {code}: {dia}"
+        );
+    }
+    let bad = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
+    assert!(
+        bad.trim().is_empty(),
+        "malformed packets in the export:\n{bad}"
+    );
+    let text = String::from_utf8(lab.export("text").unwrap()).unwrap();
+    assert!(text.contains("UE alice") && text.contains("LIR"), "{text}");
+    lab.shutdown().await;
+}
