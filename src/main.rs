@@ -47,12 +47,32 @@ enum Cmd {
         #[arg(long)]
         trace: bool,
     },
+    /// What a running `rcslab up --trace` recorded.
+    Trace {
+        #[command(subcommand)]
+        cmd: TraceCmd,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Manage the HSS's subscribers (works with or without a running lab).
     Subscriber {
         #[command(subcommand)]
         cmd: SubCmd,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum TraceCmd {
+    /// Write every recorded message: `text` (ladder), `mermaid` (sequence diagram) or `pcap`.
+    Export {
+        /// text, mermaid or pcap.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -162,6 +182,10 @@ fn main() -> ExitCode {
         match cli.cmd {
             Cmd::Up { common, trace } => up(common, trace).await,
             Cmd::Subscriber { cmd, common } => subscriber(cmd, common).await,
+            Cmd::Trace {
+                cmd: TraceCmd::Export { format, out },
+                common,
+            } => trace_export(&common, &format, out.as_deref()).await,
         }
     });
     match r {
@@ -516,5 +540,35 @@ async fn subscriber_ifc(
         }
     }
     println!("{}: {n} iFC", current.impi);
+    Ok(())
+}
+
+async fn trace_export(common: &Common, format: &str, out: Option<&Path>) -> Result<(), String> {
+    let Some(addr) = running_admin(&common.data_dir).await else {
+        return Err(format!(
+            "no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)",
+            common.data_dir.display(),
+            common.data_dir.display()
+        ));
+    };
+    let (status, body) =
+        admin::call_bytes(addr, Method::GET, &format!("/trace?format={format}"), None)
+            .await
+            .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!(
+            "the lab answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    match out {
+        Some(p) => std::fs::write(p, &body).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&body)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     Ok(())
 }

@@ -150,6 +150,7 @@ pub fn percent_encode(s: &str) -> String {
 
 async fn route(
     hss: Arc<crate::hss::Hss>,
+    recorder: crate::lab::Recorder,
     default_ifc: Arc<Vec<IfcConfig>>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
@@ -159,6 +160,40 @@ async fn route(
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let resp = match (method, segs.as_slice()) {
         (Method::GET, ["health"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (Method::GET, ["trace"]) => {
+            let format = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("format=")))
+                .unwrap_or("text")
+                .to_string();
+            if !recorder.is_enabled() {
+                return Ok(error(
+                    StatusCode::CONFLICT,
+                    "not recording",
+                    "start the lab with `rcslab up --trace`",
+                ));
+            }
+            match recorder.export(&format) {
+                Some(bytes) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(
+                        "content-type",
+                        if format == "pcap" {
+                            "application/vnd.tcpdump.pcap"
+                        } else {
+                            "text/plain; charset=utf-8"
+                        },
+                    )
+                    .body(Full::new(Bytes::from(bytes)))
+                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "unknown format",
+                    "text, mermaid or pcap",
+                ),
+            }
+        }
         (Method::GET, ["subscribers"]) => match store.subscribers() {
             Ok(v) => json(StatusCode::OK, &v),
             Err(e) => store_error(e),
@@ -281,6 +316,7 @@ async fn route(
 pub async fn serve(
     listener: TcpListener,
     hss: Arc<crate::hss::Hss>,
+    recorder: crate::lab::Recorder,
     default_ifc: Vec<IfcConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -292,8 +328,11 @@ pub async fn serve(
         };
         let hss = hss.clone();
         let ifc = default_ifc.clone();
+        let rec = recorder.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| route(hss.clone(), ifc.clone(), req));
+            let svc = hyper::service::service_fn(move |req| {
+                route(hss.clone(), rec.clone(), ifc.clone(), req)
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -308,6 +347,17 @@ pub async fn call(
     path: &str,
     body: Option<String>,
 ) -> std::io::Result<(u16, String)> {
+    let (s, b) = call_bytes(addr, method, path, body).await?;
+    Ok((s, String::from_utf8_lossy(&b).to_string()))
+}
+
+/// [`call`] returning the body as bytes (pcap exports).
+pub async fn call_bytes(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> std::io::Result<(u16, Vec<u8>)> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -331,5 +381,5 @@ pub async fn call(
         .await
         .map_err(std::io::Error::other)?
         .to_bytes();
-    Ok((status, String::from_utf8_lossy(&bytes).to_string()))
+    Ok((status, bytes.to_vec()))
 }

@@ -126,7 +126,7 @@ pub struct Lab {
     pub scscf: Arc<Scscf>,
     /// The T-IM (tests look at who it believes is online).
     pub tim: Arc<crate::im::ImServer>,
-    names: Mutex<HashMap<SocketAddr, String>>,
+    recorder: Recorder,
     shutdown: watch::Sender<bool>,
     data_dir: PathBuf,
 }
@@ -147,6 +147,10 @@ impl Lab {
         };
         let timers = opts.timers.unwrap_or_default();
         let (shutdown, shut_rx) = watch::channel(false);
+        let recorder = Recorder {
+            trace: trace.clone(),
+            names: Arc::new(Mutex::new(HashMap::new())),
+        };
         std::fs::create_dir_all(data_dir).map_err(|e| LabError::Store {
             dir: data_dir.display().to_string(),
             source: crate::store::StoreError::Invalid(e.to_string()),
@@ -277,6 +281,7 @@ impl Lab {
         tokio::spawn(admin::serve(
             admin_listener,
             hss.clone(),
+            recorder.clone(),
             config.default_ifc.clone(),
             shut_rx.clone(),
         ));
@@ -373,6 +378,9 @@ impl Lab {
         names.insert(addrs.admin, "HSS-admin".into());
         names.insert(addrs.oim, "O-IM".into());
         names.insert(addrs.tim, "T-IM".into());
+        if let Ok(mut n) = recorder.names.lock() {
+            n.extend(names);
+        }
         let _ = std::fs::write(data_dir.join("admin.addr"), admin_addr.to_string());
         Ok(Lab {
             config,
@@ -383,7 +391,7 @@ impl Lab {
             pcscf,
             scscf,
             tim,
-            names: Mutex::new(names),
+            recorder,
             shutdown,
             data_dir: data_dir.to_path_buf(),
         })
@@ -391,18 +399,14 @@ impl Lab {
 
     /// Gives a name to an address outside the lab (a UE) for ladders.
     pub fn name_addr(&self, addr: SocketAddr, name: &str) {
-        if let Ok(mut n) = self.names.lock() {
+        if let Ok(mut n) = self.recorder.names.lock() {
             n.insert(addr, name.to_string());
         }
     }
 
     /// The name of an address, or the address itself.
     pub fn name_of(&self, addr: SocketAddr) -> String {
-        self.names
-            .lock()
-            .ok()
-            .and_then(|n| n.get(&addr).cloned())
-            .unwrap_or_else(|| addr.to_string())
+        self.recorder.name_of(addr)
     }
 
     /// Everything that crossed the wire so far, each message once, in order: messages sent by
@@ -412,6 +416,43 @@ impl Lab {
     }
 
     /// What was recorded, as `text`, `mermaid` or `pcap` (see [`crate::trace::export`]).
+    pub fn export(&self, format: &str) -> Option<Vec<u8>> {
+        self.recorder.export(format)
+    }
+
+    /// Stops every node and removes the admin address file.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = std::fs::remove_file(self.data_dir.join("admin.addr"));
+        // Give tasks a moment to drop their sockets and the store.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = self.store.flush();
+    }
+}
+
+/// The flight recorder with the lab's address book: what `rcslab trace export` reads.
+#[derive(Clone)]
+pub struct Recorder {
+    trace: Trace,
+    names: Arc<Mutex<HashMap<SocketAddr, String>>>,
+}
+
+impl Recorder {
+    /// True when the lab records (`rcslab up --trace`, tests).
+    pub fn is_enabled(&self) -> bool {
+        self.trace.is_enabled()
+    }
+
+    /// The node name of an address, or the address.
+    pub fn name_of(&self, addr: SocketAddr) -> String {
+        self.names
+            .lock()
+            .ok()
+            .and_then(|n| n.get(&addr).cloned())
+            .unwrap_or_else(|| addr.to_string())
+    }
+
+    /// What was recorded, as `text`, `mermaid` or `pcap`.
     pub fn export(&self, format: &str) -> Option<Vec<u8>> {
         let events: Vec<TraceEvent> = crate::trace::export::wire_events(&self.trace)
             .into_iter()
@@ -429,15 +470,6 @@ impl Lab {
             "pcap" => Some(crate::trace::export::pcap(&events)),
             _ => None,
         }
-    }
-
-    /// Stops every node and removes the admin address file.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = std::fs::remove_file(self.data_dir.join("admin.addr"));
-        // Give tasks a moment to drop their sockets and the store.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = self.store.flush();
     }
 }
 

@@ -37,9 +37,16 @@ pub fn text(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String) -> Strin
 }
 
 fn mermaid_id(s: &str) -> String {
-    s.chars()
+    let id: String = s
+        .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+        .collect();
+    // Mermaid participant ids may not start with a digit (an address like 127.0.0.1:5062).
+    if id.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("n{id}")
+    } else {
+        id
+    }
 }
 
 /// A Mermaid `sequenceDiagram` of the messages.
