@@ -14,6 +14,7 @@ pub mod diameter;
 pub mod hss;
 pub mod im;
 pub mod lab;
+pub mod msrp;
 pub mod profile;
 pub mod sip;
 pub mod store;
