@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cpim;
 pub mod cscf;
 pub mod diameter;
 pub mod hss;
