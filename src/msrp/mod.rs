@@ -13,6 +13,8 @@
 //! -------a786hjs2$
 //! ```
 
+pub mod sdp;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
