@@ -13,6 +13,7 @@
 //! -------a786hjs2$
 //! ```
 
+pub mod conn;
 pub mod sdp;
 
 use std::collections::BTreeMap;

@@ -195,3 +195,9 @@ pub fn first_line(bytes: &[u8]) -> String {
         .unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).trim().to_string()
 }
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Trace({})", if self.is_enabled() { "on" } else { "off" })
+    }
+}
