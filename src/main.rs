@@ -47,6 +47,11 @@ enum Cmd {
         #[arg(long)]
         trace: bool,
     },
+    /// Teaching labs (`labs/*.toml`): list them, run one, or check them all.
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
     /// What a running `rcslab up --trace` recorded.
     Trace {
         #[command(subcommand)]
@@ -60,6 +65,27 @@ enum Cmd {
         cmd: SubCmd,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// The labs in a directory, with what each teaches.
+    List {
+        /// Directory of lab files.
+        #[arg(default_value = "labs")]
+        dir: PathBuf,
+    },
+    /// Run one lab on a fresh lab and print its ladder (and how it differs from the expected).
+    Run {
+        /// The lab file.
+        file: PathBuf,
+    },
+    /// Run every lab and compare each ladder with its expected one; exit 1 on a difference.
+    Check {
+        /// Directory of lab files.
+        #[arg(default_value = "labs")]
+        dir: PathBuf,
     },
 }
 
@@ -182,6 +208,7 @@ fn main() -> ExitCode {
         match cli.cmd {
             Cmd::Up { common, trace } => up(common, trace).await,
             Cmd::Subscriber { cmd, common } => subscriber(cmd, common).await,
+            Cmd::Lab { cmd } => lab_cmd(cmd).await,
             Cmd::Trace {
                 cmd: TraceCmd::Export { format, out },
                 common,
@@ -571,4 +598,82 @@ async fn trace_export(common: &Common, format: &str, out: Option<&Path>) -> Resu
         }
     }
     Ok(())
+}
+
+/// The scenario files of a directory (files with a `title`), sorted by name.
+fn lab_files(dir: &Path) -> Result<Vec<(PathBuf, rcslab::lab::scenario::Scenario)>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files
+        .into_iter()
+        .filter_map(|p| {
+            rcslab::lab::scenario::Scenario::load(&p)
+                .ok()
+                .map(|s| (p, s))
+        })
+        .collect())
+}
+
+async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
+    use rcslab::lab::scenario::{diff, Scenario};
+    match cmd {
+        LabCmd::List { dir } => {
+            for (p, s) in lab_files(&dir)? {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                println!("{name:<40} {}\n{:<40} {}", s.title, "", s.teaches);
+            }
+            Ok(())
+        }
+        LabCmd::Run { file } => {
+            let s = Scenario::load(&file).map_err(|e| e.to_string())?;
+            println!("# {}\n# {}", s.title, s.teaches);
+            let got = s.run().await.map_err(|e| e.to_string())?;
+            for l in &got {
+                println!("{l}");
+            }
+            if !s.expected.is_empty() {
+                if let Some(d) = diff(&s.expected, &got) {
+                    println!("\ndiffers from the expected ladder:\n{d}");
+                }
+            }
+            Ok(())
+        }
+        LabCmd::Check { dir } => {
+            let labs = lab_files(&dir)?;
+            let mut failed = 0;
+            let t0 = std::time::Instant::now();
+            for (p, s) in &labs {
+                let name = p.display();
+                match s.run().await {
+                    Ok(got) => match diff(&s.expected, &got) {
+                        None => println!("ok    {name}  ({} messages)", got.len()),
+                        Some(d) => {
+                            failed += 1;
+                            println!("FAIL  {name}\n{d}");
+                        }
+                    },
+                    Err(e) => {
+                        failed += 1;
+                        println!("FAIL  {name}: {e}");
+                    }
+                }
+            }
+            println!(
+                "labs: {} match their expected ladder, {failed} differ ({:.1} s)",
+                labs.len() - failed,
+                t0.elapsed().as_secs_f64()
+            );
+            if failed > 0 {
+                return Err(format!("{failed} lab(s) differ from their expected ladder"));
+            }
+            Ok(())
+        }
+    }
 }

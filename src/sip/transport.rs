@@ -136,18 +136,19 @@ impl SipTransport {
                     Some(s) if !s.is_closed() => s,
                     _ => self.connect(dest).await?,
                 };
-                let trace_bytes = bytes.clone();
-                sender.send(bytes).map_err(|_| {
-                    io::Error::new(io::ErrorKind::BrokenPipe, "TCP connection closed")
-                })?;
+                // Recorded before the bytes are queued, so the ladder never shows the next hop
+                // reacting before this send.
                 self.trace.record(
                     Direction::Sent,
                     Protocol::SipTcp,
                     self.local,
                     dest,
-                    &trace_bytes,
-                    || first_line(&trace_bytes),
+                    &bytes,
+                    || first_line(&bytes),
                 );
+                sender.send(bytes).map_err(|_| {
+                    io::Error::new(io::ErrorKind::BrokenPipe, "TCP connection closed")
+                })?;
                 Ok(())
             }
         }

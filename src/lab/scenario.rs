@@ -1,0 +1,334 @@
+//! Teaching scenarios (`labs/*.toml`): a lab configuration, a list of steps simulated UEs
+//! perform, and the ladder the steps must produce. `rcslab lab run` prints the ladder,
+//! `rcslab lab check` compares it with the expected one.
+//!
+//! ```toml
+//! title = "Registration with SIP Digest"
+//! teaches = "REGISTER, 401, REGISTER, 200 and the Cx behind them"
+//! [config]                       # merged over the default lab
+//! default_ifc = []
+//! [[step]]
+//! do = "register"                # register | message | call | remove | clear-ifc
+//! user = "alice"
+//! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
+//! expected = ["UE alice -> P-CSCF SIP REGISTER", "..."]
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::lab::{Lab, LabOptions};
+use crate::ue::{audio_sdp, uas_response, AuthMode, Ue, UeConfig};
+use crate::LabConfig;
+
+/// One lab file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Scenario {
+    /// Short title.
+    pub title: String,
+    /// What it teaches.
+    #[serde(default)]
+    pub teaches: String,
+    /// Lab configuration merged over the default lab.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// Steps, in order.
+    #[serde(rename = "step", default)]
+    pub steps: Vec<Step>,
+    /// The ladder the steps must produce (`FROM -> TO PROTO SUMMARY`, SIP summaries cut to the
+    /// method or status code).
+    #[serde(default)]
+    pub expected: Vec<String>,
+}
+
+/// One thing the UEs or the operator do.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    /// `register`, `message`, `call`, `remove`, `clear-ifc`.
+    #[serde(rename = "do")]
+    pub action: String,
+    /// The acting user (user part of a default-lab identity).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The other user.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// `digest` or `aka`.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// For AKA: the USIM's highest accepted SQN (set high to force a sync failure).
+    #[serde(default)]
+    pub sqn_ms: Option<u64>,
+    /// For message: the text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// For message: carry the OMA CPM chat feature tag (iFC send it via O-IM / T-IM).
+    #[serde(default)]
+    pub chat: bool,
+}
+
+/// Errors running a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file is not a valid scenario.
+    #[error("{0}")]
+    Invalid(String),
+    /// A step did not do what it should.
+    #[error("step {step} ({action}): {why}")]
+    Step {
+        /// 1-based index.
+        step: usize,
+        /// The action.
+        action: String,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+impl Scenario {
+    /// Loads a lab file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Invalid(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| ScenarioError::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Runs the steps on a fresh lab (ephemeral ports, temporary data) and returns the ladder.
+    pub async fn run(&self) -> Result<Vec<String>, ScenarioError> {
+        let extra = match &self.config {
+            Some(v) => toml::to_string(v).map_err(|e| ScenarioError::Invalid(e.to_string()))?,
+            None => String::new(),
+        };
+        let cfg = LabConfig::from_toml_str(&extra)
+            .map_err(|e| ScenarioError::Invalid(e.to_string()))?
+            .with_ephemeral_ports();
+        let dir = std::env::temp_dir().join(format!(
+            "rcslab-lab-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let lab = Lab::start(
+            cfg,
+            &dir,
+            LabOptions {
+                trace: true,
+                timers: None,
+            },
+        )
+        .await
+        .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
+        let r = self.steps_on(&lab).await;
+        let ladder = ladder_lines(&lab);
+        lab.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        r.map(|_| ladder)
+    }
+
+    async fn steps_on(&self, lab: &Lab) -> Result<(), ScenarioError> {
+        let (_stop, shut) = watch::channel(false);
+        let mut ues: Vec<(String, Ue)> = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            let fail = |why: String| ScenarioError::Step {
+                step: i + 1,
+                action: s.action.clone(),
+                why,
+            };
+            let user = s.user.clone().unwrap_or_default();
+            match s.action.as_str() {
+                "register" => {
+                    let mut cfg = UeConfig::from_lab(&lab.config, &user, lab.addrs.pcscf)
+                        .ok_or_else(|| fail(format!("no user '{user}' in the lab")))?;
+                    cfg.auth = match s.auth.as_deref() {
+                        Some("aka") => AuthMode::Aka,
+                        _ => AuthMode::Digest,
+                    };
+                    cfg.sqn_ms = s.sqn_ms.unwrap_or(0);
+                    let mut ue = Ue::start(cfg, lab.trace.clone(), shut.clone())
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    lab.name_addr(ue.local_addr(), &format!("UE {user}"));
+                    ue.register(600).await.map_err(|e| fail(e.to_string()))?;
+                    settle().await;
+                    ues.push((user, ue));
+                }
+                "message" | "call" => {
+                    let to = s.to.clone().ok_or_else(|| fail("needs `to`".into()))?;
+                    let callee_at = ues.iter().position(|(u, _)| *u == to);
+                    let callee = callee_at.map(|p| ues.remove(p));
+                    let caller_at = ues
+                        .iter()
+                        .position(|(u, _)| *u == user)
+                        .ok_or_else(|| fail(format!("'{user}' has not registered")))?;
+                    let method = s.action.clone();
+                    let answer = tokio::spawn(async move {
+                        let (name, mut ue) = callee?;
+                        let contact = ue.contact();
+                        let wait = Duration::from_secs(5);
+                        if let Some(inc) = ue.next_request(wait).await {
+                            if method == "call" {
+                                inc.tx.respond(uas_response(
+                                    &inc.request,
+                                    180,
+                                    "lab",
+                                    &contact,
+                                    None,
+                                ));
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                inc.tx.respond(uas_response(
+                                    &inc.request,
+                                    200,
+                                    "lab",
+                                    &contact,
+                                    Some(&audio_sdp(5002)),
+                                ));
+                                for _ in 0..2 {
+                                    // ACK, then BYE.
+                                    if let Some(n) = ue.next_request(wait).await {
+                                        if n.request.method == crate::sip::Method::Bye {
+                                            n.tx.respond(uas_response(
+                                                &n.request, 200, "lab", &contact, None,
+                                            ));
+                                        }
+                                    }
+                                }
+                            } else {
+                                inc.tx.respond(uas_response(
+                                    &inc.request,
+                                    200,
+                                    "lab",
+                                    &contact,
+                                    None,
+                                ));
+                            }
+                        }
+                        Some((name, ue))
+                    });
+                    let target = format!("sip:{to}@{}", lab.config.lab.domain);
+                    let caller = &mut ues[caller_at].1;
+                    if s.action == "message" {
+                        let text = s.text.clone().unwrap_or_else(|| "Hello?".into());
+                        let extra: &[(&str, &str)] = if s.chat {
+                            &[("Accept-Contact", "*;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg\"")]
+                        } else {
+                            &[]
+                        };
+                        let r = caller.message_with(&target, &text, extra).await;
+                        settle().await;
+                        if r.status >= 300 && callee_at.is_some() {
+                            return Err(fail(format!("answered {} {}", r.status, r.reason)));
+                        }
+                    } else {
+                        let (r, d) = caller.invite(&target, &audio_sdp(4000)).await;
+                        let Some(mut d) = d else {
+                            return Err(fail(format!("answered {} {}", r.status, r.reason)));
+                        };
+                        settle().await;
+                        let bye = caller.bye(&mut d).await;
+                        if bye.status != 200 {
+                            return Err(fail(format!("BYE answered {}", bye.status)));
+                        }
+                    }
+                    if let Ok(Some(back)) = answer.await {
+                        ues.push(back);
+                    }
+                    settle().await;
+                }
+                "remove" => {
+                    let path = format!(
+                        "/subscribers/{}",
+                        crate::hss::admin::percent_encode(&format!(
+                            "{user}@{}",
+                            lab.config.lab.domain
+                        ))
+                    );
+                    let (st, body) = crate::hss::admin::call(
+                        lab.addrs.admin,
+                        hyper::Method::DELETE,
+                        &path,
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                    if st != 200 {
+                        return Err(fail(body));
+                    }
+                    settle().await;
+                }
+                "clear-ifc" => {
+                    let sub = lab
+                        .store
+                        .find(&format!("sip:{user}@{}", lab.config.lab.domain))
+                        .ok()
+                        .flatten()
+                        .ok_or_else(|| fail(format!("no subscriber {user}")))?;
+                    let body = serde_json::json!({
+                        "impi": sub.impi, "impu": sub.impus, "password": sub.password, "k": sub.aka.k,
+                        "opc": sub.aka.opc, "amf": sub.aka.amf, "sqn": sub.aka.sqn, "ifc": []
+                    });
+                    let (st, text) = crate::hss::admin::call(
+                        lab.addrs.admin,
+                        hyper::Method::POST,
+                        "/subscribers",
+                        Some(body.to_string()),
+                    )
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                    if st != 201 {
+                        return Err(fail(text));
+                    }
+                    settle().await;
+                }
+                other => return Err(fail(format!("unknown action '{other}'"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lets in-flight messages land before the next step (the ladder reads step by step).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+/// The lab's ladder in the scenario format, without watchdogs, capability exchanges and the
+/// hop-by-hop 100 Trying (which races the forwarded INVITE).
+pub fn ladder_lines(lab: &Lab) -> Vec<String> {
+    lab.ladder()
+        .into_iter()
+        .filter(|l| !matches!(l.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA"))
+        .map(|l| {
+            let s = &l.summary;
+            let summary = if let Some(rest) = s.strip_prefix("SIP/2.0 ") {
+                rest.split_whitespace().next().unwrap_or("").to_string()
+            } else if l.protocol == "SIP" {
+                s.split_whitespace().next().unwrap_or("").to_string()
+            } else {
+                s.clone()
+            };
+            format!("{} -> {} {} {}", l.from, l.to, l.protocol, summary)
+        })
+        .filter(|l| !l.ends_with(" SIP 100"))
+        .collect()
+}
+
+/// Compares a ladder with the expected one; returns a readable diff when they differ.
+pub fn diff(expected: &[String], got: &[String]) -> Option<String> {
+    if expected == got {
+        return None;
+    }
+    let mut out = String::new();
+    for i in 0..expected.len().max(got.len()) {
+        let e = expected.get(i).map(String::as_str).unwrap_or("(nothing)");
+        let g = got.get(i).map(String::as_str).unwrap_or("(nothing)");
+        let mark = if e == g { " " } else { "!" };
+        out.push_str(&format!(
+            "{mark} {:>3}  expected: {e}\n           got:      {g}\n",
+            i + 1
+        ));
+    }
+    Some(out)
+}
