@@ -43,6 +43,9 @@ pub struct LabConfig {
     /// P-CSCF behaviour.
     #[serde(default)]
     pub pcscf: PcscfSection,
+    /// O-IM / T-IM behaviour.
+    #[serde(default)]
+    pub im: ImSection,
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
@@ -229,6 +232,46 @@ pub struct Nodes {
     /// T-IM application server (terminating instant messaging).
     #[serde(default = "default_tim")]
     pub tim: SocketAddr,
+    /// O-IM's MSRP listener.
+    #[serde(default = "default_oim_msrp")]
+    pub oim_msrp: SocketAddr,
+    /// T-IM's MSRP listener.
+    #[serde(default = "default_tim_msrp")]
+    pub tim_msrp: SocketAddr,
+}
+
+fn default_oim_msrp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2855))
+}
+fn default_tim_msrp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2856))
+}
+
+/// `[im]`: the messaging servers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImSection {
+    /// Seconds T-IM keeps a message nobody collected before reporting it failed.
+    #[serde(default = "default_ttl")]
+    pub store_ttl_secs: u64,
+    /// Largest chat message accepted over MSRP (bytes; larger gets MSRP 413).
+    #[serde(default = "default_max_msg")]
+    pub max_message_size: u64,
+}
+
+fn default_ttl() -> u64 {
+    7 * 24 * 3600
+}
+fn default_max_msg() -> u64 {
+    1 << 20
+}
+
+impl Default for ImSection {
+    fn default() -> Self {
+        ImSection {
+            store_ttl_secs: default_ttl(),
+            max_message_size: default_max_msg(),
+        }
+    }
 }
 
 fn default_oim() -> SocketAddr {
@@ -349,6 +392,8 @@ impl LabConfig {
             &mut self.nodes.admin,
             &mut self.nodes.oim,
             &mut self.nodes.tim,
+            &mut self.nodes.oim_msrp,
+            &mut self.nodes.tim_msrp,
         ] {
             a.set_port(0);
         }

@@ -185,6 +185,18 @@ pub async fn proxy_to(
     dest: std::net::SocketAddr,
     transport: Transport,
 ) -> Option<Response> {
+    proxy_to_with(ep, server, fwd, dest, transport, |_| {}).await
+}
+
+/// [`proxy_to`] with `edit` applied to each relayed response (an AS rewriting the SDP).
+pub async fn proxy_to_with(
+    ep: &Endpoint,
+    server: &ServerTx,
+    fwd: Request,
+    dest: std::net::SocketAddr,
+    transport: Transport,
+    edit: impl FnMut(&mut Response),
+) -> Option<Response> {
     // An INVITE stays cancellable until its final response (RFC 3261 §16.10).
     let incoming_branch = (fwd.method == crate::sip::Method::Invite)
         .then(|| {
@@ -206,7 +218,7 @@ pub async fn proxy_to(
         );
     }
     let client = ep.send_request(fwd, dest, transport);
-    let r = relay_responses(server, client, |_| {}).await;
+    let r = relay_responses(server, client, edit).await;
     if let Some(b) = &incoming_branch {
         ep.untrack_invite(b);
     }

@@ -1,24 +1,44 @@
-//! O-IM and T-IM, the RCS instant-messaging application servers (OMA CPM / RCS), reached over
-//! ISC by iFC (TS 23.218, TS 24.229 §5.7).
+//! O-IM and T-IM, the RCS instant-messaging application servers (OMA SIMPLE IM / CPM
+//! participating functions, as the WebRSF paper draws them), reached over ISC by iFC
+//! (TS 23.218, TS 24.229 §5.7).
 //!
-//! This is the routing half of them: each acts as an AS that proxies the request back to the
-//! S-CSCF along the Route the S-CSCF gave it (TS 24.229 §5.7.4, "AS acting as a SIP proxy"),
-//! record-routing dialogs so MSRP set-up and in-dialog requests pass it, and accepts the
-//! third-party REGISTER its iFC asks for (§5.7.1.1) so it knows who is online. The messaging
-//! half (MSRP relay, CPIM/IMDN store-and-forward) builds on this.
+//! - **O-IM** (originating) stays a SIP proxy on the chat INVITE (TS 24.229 §5.7.4, record-
+//!   routing so the dialog passes it) but terminates MSRP: it puts its own `a=path` into the
+//!   offer towards T-IM and into the answer towards UE1, waits for UE1's binding SEND
+//!   (figure 1 steps 11-12), then binds its leg towards T-IM and relays SENDs both ways.
+//! - **T-IM** (terminating) is a back-to-back UA (§5.7.5): it answers the INVITE itself once it
+//!   has stored the first message (steps 6-10), waits for the ACK and O-IM's binding, then
+//!   INVITEs UE2 with the message (13-14); the IMDN UE2 sends in a SIP MESSAGE (15-16) goes
+//!   back to UE1 over MSRP (17-20) before T-IM answers the MESSAGE (21-22). Messages for users
+//!   who are away stay in sled ([`store`]) and go out, in order, when a third-party REGISTER
+//!   says the user is back; IMDNs owed to a sender who is away wait the same way; messages
+//!   nobody collects expire with an IMDN "failed" to their sender.
+//! - Both accept the third-party REGISTER their iFC asks for (§5.7.1.1): how they know who is
+//!   online.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+pub mod rcs;
+pub mod relay;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
 
+use crate::cpim::{Cpim, ImdnStatus};
 use crate::cscf::{
-    creates_dialog, forward_ack, forward_copy, next_hop, pop_own_route, proxy_to, reject,
+    creates_dialog, forward_ack, forward_copy, in_dialog, next_hop, pop_own_route, proxy_to,
+    proxy_to_with, reject,
 };
+use crate::msrp::sdp::MsrpSdp;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
-use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr};
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Transport};
+use relay::{Hub, HubEvent, Side};
+use store::{ImStore, OwedReport, StoredMessage};
 
 /// Which side of a chat this AS serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,31 +49,102 @@ pub enum ImRole {
     Terminating,
 }
 
+/// A chat session T-IM holds: the MSRP pair, who talks to whom, and the SIP dialogs.
+#[derive(Debug, Clone)]
+struct TimSession {
+    pair: u64,
+    from: String,
+    to: String,
+    contribution_id: String,
+    conversation_id: String,
+    /// Call-ID of the INVITE from the originating side (its ACK and BYE find us by it).
+    up_call: Option<String>,
+    acked: bool,
+    /// The Route that takes a request on to the S-CSCF after our iFC step (odi).
+    route_back: Vec<String>,
+    /// Call-ID of our INVITE to the recipient once sent.
+    down_call: Option<String>,
+    /// Messages sent to the recipient in this session awaiting their MSRP 200.
+    delivering: bool,
+}
+
 /// An instant-messaging AS node.
 pub struct ImServer {
     ep: Endpoint,
     resolver: Resolver,
     role: ImRole,
     host: String,
+    hub: Hub,
+    store: Option<ImStore>,
+    ttl: Duration,
     /// Users the S-CSCF told us are registered (third-party REGISTER), until when.
     online: Mutex<HashMap<String, Instant>>,
+    sessions: Mutex<HashMap<u64, TimSession>>,
+    /// Call-IDs of requests T-IM originated (they come back to it through the callee's iFC).
+    own_calls: Mutex<HashSet<String>>,
+    /// O-IM: Call-ID of a proxied chat INVITE to its MSRP pair.
+    proxied: Mutex<HashMap<String, u64>>,
+    scscf: OnceLock<String>,
 }
 
 impl ImServer {
-    /// An AS on `ep` whose SIP host name is `host` (e.g. `oim.ims.lab`).
-    pub fn new(ep: Endpoint, resolver: Resolver, role: ImRole, host: &str) -> Arc<ImServer> {
-        Arc::new(ImServer {
+    /// An AS on `ep` whose SIP host name is `host` (e.g. `oim.ims.lab`), relaying MSRP on
+    /// `hub`. T-IM gets a `store` and a time-to-live for undelivered messages.
+    pub fn new(
+        ep: Endpoint,
+        resolver: Resolver,
+        role: ImRole,
+        host: &str,
+        hub: Hub,
+        store: Option<ImStore>,
+        ttl: Duration,
+    ) -> Arc<ImServer> {
+        let s = Arc::new(ImServer {
             ep,
             resolver,
             role,
             host: host.to_string(),
+            hub,
+            store,
+            ttl,
             online: Mutex::new(HashMap::new()),
-        })
+            sessions: Mutex::new(HashMap::new()),
+            own_calls: Mutex::new(HashSet::new()),
+            proxied: Mutex::new(HashMap::new()),
+            scscf: OnceLock::new(),
+        });
+        if role == ImRole::Terminating {
+            let me = Arc::downgrade(&s);
+            s.hub.set_keeper(Box::new(move |pair, from, ct, body| {
+                me.upgrade()
+                    .map(|me| me.keep(pair, from, ct, body))
+                    .unwrap_or(false)
+            }));
+        }
+        s
     }
 
     /// The role.
     pub fn role(&self) -> ImRole {
         self.role
+    }
+
+    /// Where its MSRP listener is.
+    pub fn msrp_addr(&self) -> SocketAddr {
+        self.hub.local_addr()
+    }
+
+    /// Tells T-IM how to reach the S-CSCF for requests it originates.
+    pub fn set_scscf(&self, addr: SocketAddr, domain: &str) {
+        let _ = self.scscf.set(format!(
+            "<sip:scscf.{domain}:{};transport=tcp;lr>",
+            addr.port()
+        ));
+    }
+
+    /// The message store (T-IM).
+    pub fn store(&self) -> Option<&ImStore> {
+        self.store.as_ref()
     }
 
     /// True when a third-party REGISTER said `impu` is registered.
@@ -68,17 +159,37 @@ impl ImServer {
             .is_some_and(|t| t > Instant::now())
     }
 
-    /// Serves requests until the endpoint closes.
-    pub async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>) {
-        while let Some(inc) = rx.recv().await {
-            match inc {
-                Incoming::Request(r) => {
-                    let me = self.clone();
-                    tokio::spawn(async move { me.on_request(r).await });
+    /// Serves SIP requests and MSRP events until the endpoint closes.
+    pub async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Incoming>,
+        mut hub_rx: mpsc::UnboundedReceiver<HubEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                inc = rx.recv() => match inc {
+                    Some(Incoming::Request(r)) => {
+                        let me = self.clone();
+                        tokio::spawn(async move { me.on_request(r).await });
+                    }
+                    Some(Incoming::StrayResponse { response, .. }) => {
+                        crate::cscf::forward_stray_response(&self.ep, response).await
+                    }
+                    None => return,
+                },
+                ev = hub_rx.recv() => match ev {
+                    Some(ev) => self.clone().on_hub(ev),
+                    None => return,
+                },
+                _ = sweep.tick() => {
+                    if self.role == ImRole::Terminating {
+                        let me = self.clone();
+                        tokio::spawn(async move { me.expire().await });
+                    }
                 }
-                Incoming::StrayResponse { response, .. } => {
-                    crate::cscf::forward_stray_response(&self.ep, response).await
-                }
+                _ = shutdown.changed() => return,
             }
         }
     }
@@ -91,17 +202,76 @@ impl ImServer {
         )
     }
 
-    async fn on_request(&self, inc: IncomingRequest) {
+    fn contact(&self) -> String {
+        format!(
+            "<sip:{}:{};transport=tcp>;{}",
+            self.ep.local_addr().ip(),
+            self.ep.local_addr().port(),
+            rcs::CHAT_TAG
+        )
+    }
+
+    async fn on_request(self: Arc<Self>, inc: IncomingRequest) {
+        let call_id = inc.request.headers.get("Call-ID").unwrap_or("").to_string();
         match inc.request.method {
-            Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.host).await,
             Method::Register => self.third_party_register(inc),
             Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
+            Method::Ack if self.role == ImRole::Terminating && self.is_our_dialog(&call_id) => {
+                self.on_ack(&call_id)
+            }
+            Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.host).await,
+            _ if self.role == ImRole::Terminating && self.is_own_call(&call_id) => {
+                // Our own request, back through the recipient's iFC: pass it on.
+                self.proxy_back(inc).await
+            }
+            Method::Bye if self.role == ImRole::Terminating && self.is_our_dialog(&call_id) => {
+                self.on_bye(inc, &call_id)
+            }
+            Method::Invite
+                if self.role == ImRole::Terminating
+                    && !in_dialog(&inc.request)
+                    && rcs::is_chat_invite(&inc.request) =>
+            {
+                self.tim_invite(inc).await
+            }
+            Method::Message if self.role == ImRole::Terminating => self.tim_message(inc).await,
+            Method::Invite
+                if self.role == ImRole::Originating
+                    && !in_dialog(&inc.request)
+                    && rcs::is_chat_invite(&inc.request) =>
+            {
+                self.oim_invite(inc).await
+            }
+            Method::Bye if self.role == ImRole::Originating => {
+                if let Some(pair) = self
+                    .proxied
+                    .lock()
+                    .ok()
+                    .and_then(|mut m| m.remove(&call_id))
+                {
+                    self.hub.remove_pair(pair);
+                }
+                self.proxy_back(inc).await
+            }
             _ => self.proxy_back(inc).await,
         }
     }
 
-    /// TS 24.229 §5.7.1.1: the S-CSCF tells us the user's registration state.
-    fn third_party_register(&self, inc: IncomingRequest) {
+    fn is_own_call(&self, call_id: &str) -> bool {
+        self.own_calls.lock().is_ok_and(|s| s.contains(call_id))
+    }
+
+    fn is_our_dialog(&self, call_id: &str) -> bool {
+        self.sessions.lock().is_ok_and(|s| {
+            s.values().any(|t| {
+                t.up_call.as_deref() == Some(call_id) || t.down_call.as_deref() == Some(call_id)
+            })
+        })
+    }
+
+    /// TS 24.229 §5.7.1.1: the S-CSCF tells us the user's registration state. A user coming
+    /// back gets what T-IM kept for them.
+    fn third_party_register(self: Arc<Self>, inc: IncomingRequest) {
         let req = &inc.request;
         let impu = req
             .headers
@@ -113,7 +283,7 @@ impl ImServer {
             .get("Expires")
             .and_then(|e| e.trim().parse().ok())
             .unwrap_or(3600);
-        if let (Some(impu), Ok(mut m)) = (impu, self.online.lock()) {
+        if let (Some(impu), Ok(mut m)) = (impu.clone(), self.online.lock()) {
             if expires == 0 {
                 m.remove(&impu);
             } else {
@@ -127,6 +297,9 @@ impl ImServer {
         }
         ok.headers.push("Expires", expires.to_string());
         inc.tx.respond(ok);
+        if let (Some(user), true, ImRole::Terminating) = (impu, expires > 0, self.role) {
+            tokio::spawn(async move { self.user_back(&user).await });
+        }
     }
 
     /// §5.7.4: proxy the request on along its Route (back to the S-CSCF).
@@ -143,5 +316,692 @@ impl ImServer {
         };
         let fwd = forward_copy(&self.ep, &inc.request, &req, t);
         proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
+    }
+
+    // ---- O-IM -------------------------------------------------------------------------
+
+    /// Figure 1 steps 2-4 and the 200 of 8-9: proxy the chat INVITE with our MSRP path in the
+    /// offer, and the 200 with our path in the answer.
+    async fn oim_invite(&self, inc: IncomingRequest) {
+        let mut req = inc.request.clone();
+        pop_own_route(&mut req, &self.ep, &self.host);
+        req.headers.push_front("Record-Route", self.record_route());
+        let offer = match rcs::chat_body(req.headers.get("Content-Type"), &req.body) {
+            Ok(b) => b,
+            Err(why) => {
+                inc.tx.respond(reject(&req, 488, &self.host, &why));
+                return;
+            }
+        };
+        let (pair, uri_a, uri_b) = self.hub.new_pair();
+        if let Some(p) = offer.sdp.path.last() {
+            self.hub.set_remote(pair, Side::A, p);
+        }
+        let ip = self.hub.local_addr().ip().to_string();
+        let port = self.hub.local_addr().port();
+        let _ = rcs::rewrite_request_sdp(&mut req, &MsrpSdp::rcs_chat(&ip, port, &uri_b, "active"));
+        let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+            self.hub.remove_pair(pair);
+            inc.tx
+                .respond(reject(&req, 404, &self.host, "no route back to the S-CSCF"));
+            return;
+        };
+        let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        let fwd = forward_copy(&self.ep, &inc.request, &req, t);
+        let hub = self.hub.clone();
+        let answer = MsrpSdp::rcs_chat(&ip, port, &uri_a, "passive");
+        let fin = proxy_to_with(&self.ep, &inc.tx, fwd, dest, t, |resp| {
+            if resp.is_success() && !resp.body.is_empty() {
+                if let Ok(cb) = rcs::rewrite_response_sdp(resp, &answer) {
+                    if let Some(p) = cb.sdp.path.last() {
+                        hub.set_remote(pair, Side::B, p);
+                    }
+                }
+            }
+        })
+        .await;
+        if fin.is_some_and(|r| r.is_success()) {
+            if let Ok(mut m) = self.proxied.lock() {
+                m.insert(call_id, pair);
+            }
+        } else {
+            self.hub.remove_pair(pair);
+        }
+    }
+
+    // ---- T-IM -------------------------------------------------------------------------
+
+    /// Figure 1 steps 5-6: T-IM stores the first message and answers 200 itself.
+    async fn tim_invite(self: Arc<Self>, inc: IncomingRequest) {
+        let mut req = inc.request.clone();
+        pop_own_route(&mut req, &self.ep, &self.host);
+        let offer = match rcs::chat_body(req.headers.get("Content-Type"), &req.body) {
+            Ok(b) => b,
+            Err(why) => {
+                inc.tx.respond(reject(&req, 488, &self.host, &why));
+                return;
+            }
+        };
+        let from = identity(&req, "P-Asserted-Identity").or_else(|| identity(&req, "From"));
+        let to = crate::sip::Uri::parse(&req.uri).map(|u| u.aor()).ok();
+        let (Some(from), Some(to)) = (from, to) else {
+            inc.tx
+                .respond(reject(&req, 400, &self.host, "no sender or recipient"));
+            return;
+        };
+        let (pair, uri_a, _) = self.hub.new_pair();
+        if let Some(p) = offer.sdp.path.last() {
+            self.hub.set_remote(pair, Side::A, p);
+        }
+        let contribution_id = req.headers.get("Contribution-ID").unwrap_or("").to_string();
+        let conversation_id = req.headers.get("Conversation-ID").unwrap_or("").to_string();
+        if let Some(first) = &offer.first {
+            if let Err(why) = self.take(&from, &to, first, &contribution_id, &conversation_id, true)
+            {
+                self.hub.remove_pair(pair);
+                inc.tx.respond(reject(&req, 500, &self.host, &why));
+                return;
+            }
+        }
+        let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        let session = TimSession {
+            pair,
+            from,
+            to,
+            contribution_id,
+            conversation_id,
+            up_call: Some(call_id),
+            acked: false,
+            route_back: req
+                .headers
+                .values("Route")
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            down_call: None,
+            delivering: false,
+        };
+        if let Ok(mut s) = self.sessions.lock() {
+            s.insert(pair, session);
+        }
+        let ip = self.hub.local_addr().ip().to_string();
+        let sdp = MsrpSdp::rcs_chat(&ip, self.hub.local_addr().port(), &uri_a, "passive");
+        let mut ok = crate::ue::uas_response(&inc.request, 200, &crate::sip::new_tag(), "", None);
+        ok.headers.remove("Contact");
+        ok.headers.push("Contact", self.contact());
+        ok.headers.push("Supported", "timer");
+        rcs::set_chat_body(&mut ok.headers, &mut ok.body, &sdp, None);
+        inc.tx.respond(ok);
+    }
+
+    /// Takes a message into custody (T-IM): history always, the pending queue when it is not
+    /// on its way to the recipient already. Returns the stored record.
+    fn take(
+        &self,
+        from: &str,
+        to: &str,
+        cpim_bytes: &[u8],
+        contribution_id: &str,
+        conversation_id: &str,
+        pending: bool,
+    ) -> Result<Option<StoredMessage>, String> {
+        let Some(st) = &self.store else {
+            return Ok(None);
+        };
+        let cpim = Cpim::parse(cpim_bytes).map_err(|e| e.to_string())?;
+        let m = StoredMessage {
+            seq: 0,
+            from: from.to_string(),
+            to: to.to_string(),
+            message_id: cpim.message_id().unwrap_or("").to_string(),
+            cpim_b64: store::b64(cpim_bytes),
+            stored_at_ms: store::now_ms(),
+            contribution_id: contribution_id.to_string(),
+            conversation_id: conversation_id.to_string(),
+            status: String::new(),
+        };
+        st.put(m, pending).map(Some).map_err(|e| e.to_string())
+    }
+
+    /// The hub's keeper: a message whose onward leg is down. Text goes to the recipient's
+    /// queue; an IMDN becomes a report owed to the original sender.
+    fn keep(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) -> bool {
+        let Some(s) = self.session(pair) else {
+            return false;
+        };
+        let (sender, recipient) = match from_side {
+            Side::A => (s.from.clone(), s.to.clone()),
+            Side::B => (s.to.clone(), s.from.clone()),
+        };
+        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
+            return true;
+        }
+        let Ok(cpim) = Cpim::parse(body) else {
+            return false;
+        };
+        match rcs::content(&cpim) {
+            rcs::Content::Imdn(i) => {
+                if let Some(st) = &self.store {
+                    let _ = st.set_status(&i.message_id, status_word(i.status));
+                    return st
+                        .owe(&OwedReport {
+                            from: sender,
+                            to: recipient,
+                            cpim_b64: store::b64(body),
+                        })
+                        .is_ok();
+                }
+                true
+            }
+            rcs::Content::Composing(_) => true,
+            _ => self
+                .take(
+                    &sender,
+                    &recipient,
+                    body,
+                    &s.contribution_id,
+                    &s.conversation_id,
+                    true,
+                )
+                .is_ok(),
+        }
+    }
+
+    fn session(&self, pair: u64) -> Option<TimSession> {
+        self.sessions.lock().ok()?.get(&pair).cloned()
+    }
+
+    fn on_ack(self: Arc<Self>, call_id: &str) {
+        let pair = self.sessions.lock().ok().and_then(|mut s| {
+            let t = s
+                .values_mut()
+                .find(|t| t.up_call.as_deref() == Some(call_id))?;
+            t.acked = true;
+            Some(t.pair)
+        });
+        if let Some(pair) = pair {
+            self.maybe_deliver(pair);
+        }
+    }
+
+    fn on_bye(&self, inc: IncomingRequest, call_id: &str) {
+        inc.tx.respond(inc.request.response(200, None));
+        if let Ok(mut s) = self.sessions.lock() {
+            let pairs: Vec<u64> = s
+                .values()
+                .filter(|t| {
+                    t.up_call.as_deref() == Some(call_id) || t.down_call.as_deref() == Some(call_id)
+                })
+                .map(|t| t.pair)
+                .collect();
+            for p in pairs {
+                s.remove(&p);
+                self.hub.remove_pair(p);
+            }
+        }
+    }
+
+    fn on_hub(self: Arc<Self>, ev: HubEvent) {
+        match ev {
+            HubEvent::Bound { pair, side } => match (self.role, side) {
+                // UE1 bound its leg at O-IM (step 11): bind ours towards T-IM.
+                (ImRole::Originating, Side::A) => self.hub.connect_leg(pair, Side::B),
+                (ImRole::Terminating, Side::A) => self.maybe_deliver(pair),
+                // UE2 bound (step 25): what waited for it goes out, then the leg relays.
+                (ImRole::Terminating, Side::B) => {
+                    tokio::spawn(async move { self.flush(pair).await });
+                }
+                _ => {}
+            },
+            HubEvent::Message {
+                pair,
+                from,
+                content_type,
+                body,
+                relayed,
+            } if self.role == ImRole::Terminating && relayed => {
+                self.relayed(pair, from, &content_type, &body)
+            }
+            HubEvent::Closed {
+                pair,
+                side: Side::B,
+            } if self.role == ImRole::Terminating => {
+                if let Ok(mut s) = self.sessions.lock() {
+                    if let Some(t) = s.get_mut(&pair) {
+                        t.down_call = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A message T-IM sent on: history, and IMDN statuses.
+    fn relayed(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) {
+        let (Some(s), Some(st)) = (self.session(pair), &self.store) else {
+            return;
+        };
+        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
+            return;
+        }
+        let Ok(cpim) = Cpim::parse(body) else { return };
+        let (sender, recipient) = match from_side {
+            Side::A => (s.from.clone(), s.to.clone()),
+            Side::B => (s.to.clone(), s.from.clone()),
+        };
+        match rcs::content(&cpim) {
+            rcs::Content::Imdn(i) => {
+                let _ = st.set_status(&i.message_id, status_word(i.status));
+            }
+            rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
+            rcs::Content::Text(_) => {
+                let _ = self.take(
+                    &sender,
+                    &recipient,
+                    body,
+                    &s.contribution_id,
+                    &s.conversation_id,
+                    false,
+                );
+            }
+        }
+    }
+
+    /// Delivery starts once the originating side's dialog is confirmed (ACK) and its MSRP leg
+    /// is bound, so UE2's INVITE (step 13) follows UE1's binding (steps 11-12).
+    fn maybe_deliver(self: Arc<Self>, pair: u64) {
+        let ready = self.sessions.lock().ok().and_then(|s| {
+            let t = s.get(&pair)?;
+            Some(t.acked && t.down_call.is_none())
+        }) == Some(true)
+            && self.hub.is_ready(pair, Side::A);
+        if ready {
+            tokio::spawn(async move { self.invite_recipient(pair).await });
+        }
+    }
+
+    /// Figure 1 steps 13-14 (and delivery after store-and-forward): T-IM's own INVITE to the
+    /// recipient, carrying the oldest message waiting for them from this sender.
+    async fn invite_recipient(self: Arc<Self>, pair: u64) {
+        let Some(s) = self.session(pair) else { return };
+        if !self.is_online(&s.to) {
+            tracing::info!(to = %s.to, "recipient away: messages stay in the store");
+            return;
+        }
+        let first = self
+            .store
+            .as_ref()
+            .and_then(|st| st.pending_for(&s.to).into_iter().find(|m| m.from == s.from));
+        let Some(uri_b) = self.hub.local_uri(pair, Side::B) else {
+            return;
+        };
+        let call_id = crate::sip::new_call_id(&self.host);
+        if let Ok(mut m) = self.sessions.lock() {
+            match m.get_mut(&pair) {
+                Some(t) if t.down_call.is_none() => t.down_call = Some(call_id.clone()),
+                _ => return,
+            }
+        }
+        let mut req = Request::new(Method::Invite, s.to.clone());
+        req.headers.push("Via", self.ep.new_via(Transport::Tcp));
+        req.headers.push("Max-Forwards", "70");
+        let from_tag = crate::sip::new_tag();
+        req.headers
+            .push("From", format!("<{}>;tag={from_tag}", s.from));
+        req.headers.push("To", format!("<{}>", s.to));
+        req.headers.push("Call-ID", call_id.clone());
+        req.headers.push("CSeq", "1 INVITE");
+        req.headers.push("Contact", self.contact());
+        req.headers
+            .push("P-Asserted-Identity", format!("<{}>", s.from));
+        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
+        req.headers.push("P-Asserted-Service", rcs::ICSI_CHAT);
+        let contribution = if s.contribution_id.is_empty() {
+            rcs::new_id()
+        } else {
+            s.contribution_id.clone()
+        };
+        req.headers.push("Contribution-ID", contribution);
+        if !s.conversation_id.is_empty() {
+            req.headers
+                .push("Conversation-ID", s.conversation_id.clone());
+        }
+        // Live: the odi Route the S-CSCF gave us continues its iFC after us. Later (store and
+        // forward): a plain Route to the S-CSCF; our own INVITE then comes back through the
+        // recipient's iFC and we pass it on.
+        let routes = if s.route_back.is_empty() || s.up_call.is_none() {
+            self.own_calls
+                .lock()
+                .map(|mut o| o.insert(call_id.clone()))
+                .ok();
+            self.scscf.get().cloned().into_iter().collect()
+        } else {
+            s.route_back.clone()
+        };
+        for r in &routes {
+            req.headers.push("Route", r.clone());
+        }
+        let ip = self.hub.local_addr().ip().to_string();
+        let sdp = MsrpSdp::rcs_chat(&ip, self.hub.local_addr().port(), &uri_b, "actpass");
+        let cpim = first.as_ref().map(|m| m.cpim());
+        rcs::set_chat_body(&mut req.headers, &mut req.body, &sdp, cpim.as_deref());
+        let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+            self.down_failed(pair);
+            return;
+        };
+        let resp = self
+            .ep
+            .send_request(req.clone(), dest, t)
+            .final_response()
+            .await;
+        if !resp.is_success() {
+            tracing::info!(to = %s.to, status = resp.status, "delivery INVITE failed; messages stay in the store");
+            self.down_failed(pair);
+            return;
+        }
+        if let Ok(cb) = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body) {
+            if let Some(p) = cb.sdp.path.last() {
+                self.hub.set_remote(pair, Side::B, p);
+            }
+        }
+        if let (Some(st), Some(m)) = (&self.store, &first) {
+            let _ = st.unqueue(m, "sent");
+        }
+        // ACK (RFC 3261 §13.2.2.4) along the route set of the 200.
+        let mut ack = Request::new(
+            Method::Ack,
+            resp.headers
+                .get("Contact")
+                .and_then(|c| NameAddr::parse(c).ok())
+                .map(|na| na.uri.to_string())
+                .unwrap_or_else(|| s.to.clone()),
+        );
+        ack.headers.push("Via", self.ep.new_via(Transport::Tcp));
+        ack.headers.push("Max-Forwards", "70");
+        ack.headers
+            .push("From", req.headers.get("From").unwrap_or("").to_string());
+        ack.headers
+            .push("To", resp.headers.get("To").unwrap_or("").to_string());
+        ack.headers.push("Call-ID", call_id);
+        ack.headers.push("CSeq", "1 ACK");
+        let mut rr: Vec<String> = resp
+            .headers
+            .values("Record-Route")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        rr.reverse();
+        for r in rr {
+            ack.headers.push("Route", r);
+        }
+        if let Some((dest, t)) = next_hop(&self.resolver, &ack).await {
+            self.ep
+                .send_stateless(&crate::sip::SipMessage::Request(ack), dest, t)
+                .await;
+        }
+    }
+
+    fn down_failed(&self, pair: u64) {
+        if let Ok(mut m) = self.sessions.lock() {
+            if let Some(t) = m.get_mut(&pair) {
+                t.down_call = None;
+            }
+        }
+    }
+
+    /// UE2 bound its leg: send what waits for it from this sender, in order, then let the
+    /// leg relay.
+    async fn flush(self: Arc<Self>, pair: u64) {
+        let Some(s) = self.session(pair) else { return };
+        if let Ok(mut m) = self.sessions.lock() {
+            match m.get_mut(&pair) {
+                Some(t) if !t.delivering => t.delivering = true,
+                _ => return,
+            }
+        }
+        if let Some(st) = self.store.clone() {
+            for _round in 0..2 {
+                let waiting: Vec<StoredMessage> = st
+                    .pending_for(&s.to)
+                    .into_iter()
+                    .filter(|m| m.from == s.from)
+                    .collect();
+                if waiting.is_empty() {
+                    break;
+                }
+                for m in waiting {
+                    let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
+                    match rx.await {
+                        Ok(200) => {
+                            let _ = st.unqueue(&m, "sent");
+                        }
+                        _ => {
+                            if let Ok(mut mm) = self.sessions.lock() {
+                                if let Some(t) = mm.get_mut(&pair) {
+                                    t.delivering = false;
+                                }
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.hub.set_ready(pair, Side::B);
+        if let Ok(mut mm) = self.sessions.lock() {
+            if let Some(t) = mm.get_mut(&pair) {
+                t.delivering = false;
+            }
+        }
+    }
+
+    /// Figure 1 steps 15-22: UE2's IMDN in a SIP MESSAGE goes to UE1 over the session's MSRP
+    /// (or waits for UE1), then the MESSAGE gets its 200. Anything else passes on.
+    async fn tim_message(self: Arc<Self>, inc: IncomingRequest) {
+        let req = &inc.request;
+        let is_cpim = req
+            .headers
+            .get("Content-Type")
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("message/cpim"));
+        let imdn = is_cpim
+            .then(|| Cpim::parse(&req.body).ok())
+            .flatten()
+            .and_then(|c| match rcs::content(&c) {
+                rcs::Content::Imdn(i) => Some(i),
+                _ => None,
+            });
+        let (Some(imdn), Some(st)) = (imdn, self.store.clone()) else {
+            self.proxy_back(inc).await;
+            return;
+        };
+        let Some(orig) = st.by_message_id(&imdn.message_id) else {
+            // Not a message we carried: the IMDN goes on to the sender like any MESSAGE.
+            self.proxy_back(inc).await;
+            return;
+        };
+        let _ = st.set_status(&imdn.message_id, status_word(imdn.status));
+        let reporter = identity(req, "P-Asserted-Identity")
+            .or_else(|| identity(req, "From"))
+            .unwrap_or_else(|| orig.to.clone());
+        let pair = self.sessions.lock().ok().and_then(|s| {
+            s.values()
+                .filter(|t| t.from == orig.from && t.to == orig.to)
+                .map(|t| t.pair)
+                .find(|p| self.hub.is_ready(*p, Side::A))
+        });
+        let mut sent = false;
+        if let Some(pair) = pair {
+            sent = matches!(
+                self.hub
+                    .send(pair, Side::A, "message/cpim", &req.body)
+                    .await,
+                Ok(200)
+            );
+        }
+        if !sent {
+            let _ = st.owe(&OwedReport {
+                from: reporter,
+                to: orig.from.clone(),
+                cpim_b64: store::b64(&req.body),
+            });
+        }
+        let mut ok = req.response(200, None);
+        if let Some(to) = ok.headers.get("To").map(str::to_string) {
+            if !to.contains("tag=") {
+                ok.headers
+                    .set("To", format!("{to};tag={}", crate::sip::new_tag()));
+            }
+        }
+        inc.tx.respond(ok);
+        if !sent && self.is_online(&orig.from) {
+            self.pay_owed(&orig.from).await;
+        }
+    }
+
+    /// A user is registered again: IMDNs owed to them, then messages waiting for them (one
+    /// session per sender).
+    async fn user_back(self: Arc<Self>, user: &str) {
+        self.pay_owed(user).await;
+        let Some(st) = self.store.clone() else { return };
+        let mut senders: Vec<String> = Vec::new();
+        for m in st.pending_for(user) {
+            if !senders.contains(&m.from) {
+                senders.push(m.from.clone());
+            }
+        }
+        for from in senders {
+            let existing = self.sessions.lock().ok().and_then(|s| {
+                s.values()
+                    .find(|t| t.from == from && t.to == user && t.down_call.is_some())
+                    .map(|t| t.pair)
+            });
+            if existing.is_some() {
+                continue;
+            }
+            let (pair, _, _) = self.hub.new_pair();
+            let m = st.pending_for(user).into_iter().find(|m| m.from == from);
+            if let Ok(mut s) = self.sessions.lock() {
+                s.insert(
+                    pair,
+                    TimSession {
+                        pair,
+                        from: from.clone(),
+                        to: user.to_string(),
+                        contribution_id: m
+                            .as_ref()
+                            .map(|m| m.contribution_id.clone())
+                            .unwrap_or_default(),
+                        conversation_id: m
+                            .as_ref()
+                            .map(|m| m.conversation_id.clone())
+                            .unwrap_or_default(),
+                        up_call: None,
+                        acked: true,
+                        route_back: Vec::new(),
+                        down_call: None,
+                        delivering: false,
+                    },
+                );
+            }
+            self.clone().invite_recipient(pair).await;
+        }
+    }
+
+    /// Sends the IMDNs owed to `user` as SIP MESSAGEs (pager mode, RFC 5438 §8.2).
+    async fn pay_owed(&self, user: &str) {
+        let Some(st) = &self.store else { return };
+        for (seq, r) in st.owed_to(user) {
+            let call_id = crate::sip::new_call_id(&self.host);
+            let mut req = Request::new(Method::Message, user.to_string());
+            req.headers.push("Via", self.ep.new_via(Transport::Tcp));
+            req.headers.push("Max-Forwards", "70");
+            req.headers.push(
+                "From",
+                format!("<{}>;tag={}", r.from, crate::sip::new_tag()),
+            );
+            req.headers.push("To", format!("<{user}>"));
+            req.headers.push("Call-ID", call_id.clone());
+            req.headers.push("CSeq", "1 MESSAGE");
+            req.headers
+                .push("P-Asserted-Identity", format!("<{}>", r.from));
+            req.headers.push("Accept-Contact", rcs::ACCEPT_IMDN);
+            if let Some(route) = self.scscf.get() {
+                req.headers.push("Route", route.clone());
+            }
+            req.headers.push("Content-Type", "message/cpim");
+            req.body = Bytes::from(r.cpim());
+            if let Ok(mut o) = self.own_calls.lock() {
+                o.insert(call_id);
+            }
+            let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+                return;
+            };
+            let resp = self.ep.send_request(req, dest, t).final_response().await;
+            if resp.is_success() {
+                let _ = st.paid(user, seq);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Messages nobody collected within the time-to-live: off the queue, and an IMDN
+    /// "failed" (RFC 5438 §7.2.1.1) to their sender.
+    async fn expire(&self) {
+        let Some(st) = &self.store else { return };
+        let now = store::now_ms();
+        let ttl = self.ttl.as_millis() as u64;
+        for m in st.all_pending() {
+            if now.saturating_sub(m.stored_at_ms) < ttl {
+                continue;
+            }
+            if st.unqueue(&m, "failed").is_err() {
+                continue;
+            }
+            let Ok(orig) = Cpim::parse(&m.cpim()) else {
+                continue;
+            };
+            let report = rcs::imdn_message(&m.to, &m.from, &orig, ImdnStatus::Failed);
+            let body = report.to_bytes();
+            let pair = self.sessions.lock().ok().and_then(|s| {
+                s.values()
+                    .filter(|t| t.from == m.from && t.to == m.to)
+                    .map(|t| t.pair)
+                    .find(|p| self.hub.is_ready(*p, Side::A))
+            });
+            let mut sent = false;
+            if let Some(pair) = pair {
+                sent = matches!(
+                    self.hub.send(pair, Side::A, "message/cpim", &body).await,
+                    Ok(200)
+                );
+            }
+            if !sent {
+                let _ = st.owe(&OwedReport {
+                    from: m.to.clone(),
+                    to: m.from.clone(),
+                    cpim_b64: store::b64(&body),
+                });
+                if self.is_online(&m.from) {
+                    self.pay_owed(&m.from).await;
+                }
+            }
+            tracing::info!(from = %m.from, to = %m.to, id = %m.message_id, "undelivered message expired");
+        }
+    }
+}
+
+fn identity(req: &Request, header: &str) -> Option<String> {
+    req.headers
+        .get(header)
+        .and_then(|v| NameAddr::parse(v).ok())
+        .map(|na| na.uri.aor())
+}
+
+fn status_word(s: ImdnStatus) -> &'static str {
+    match s {
+        ImdnStatus::Delivered => "delivered",
+        ImdnStatus::Displayed => "displayed",
+        ImdnStatus::Failed => "failed",
     }
 }

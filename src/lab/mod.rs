@@ -85,6 +85,10 @@ pub struct LabAddrs {
     pub oim: SocketAddr,
     /// T-IM application server.
     pub tim: SocketAddr,
+    /// O-IM MSRP.
+    pub oim_msrp: SocketAddr,
+    /// T-IM MSRP.
+    pub tim_msrp: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -185,6 +189,8 @@ impl Lab {
             (format!("icscf.{domain}"), n.icscf.ip()),
             (format!("scscf.{domain}"), n.scscf.ip()),
             (format!("hss.{domain}"), n.hss.ip()),
+            (format!("oim.{domain}"), n.oim.ip()),
+            (format!("tim.{domain}"), n.tim.ip()),
         ]
         .into_iter()
         .collect();
@@ -240,20 +246,65 @@ impl Lab {
             .into_iter()
             .collect(),
         );
+        let hub_for = |what: &'static str, addr: SocketAddr, opts: crate::im::relay::HubOptions| {
+            let trace = trace.clone();
+            let shut = shut_rx.clone();
+            async move {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| LabError::Bind { what, addr, source })?;
+                crate::im::relay::Hub::start(l, trace, opts, shut)
+                    .map_err(|source| LabError::Bind { what, addr, source })
+            }
+        };
+        let max_size = config.im.max_message_size;
+        let (oim_hub, oim_hub_rx) = hub_for(
+            "O-IM MSRP",
+            n.oim_msrp,
+            crate::im::relay::HubOptions {
+                unbound: crate::im::relay::Unbound::Reject,
+                manual_ready_b: false,
+                max_size,
+            },
+        )
+        .await?;
+        let (tim_hub, tim_hub_rx) = hub_for(
+            "T-IM MSRP",
+            n.tim_msrp,
+            crate::im::relay::HubOptions {
+                unbound: crate::im::relay::Unbound::Store,
+                manual_ready_b: true,
+                max_size,
+            },
+        )
+        .await?;
+        let im_store =
+            crate::im::store::ImStore::open(store.db()).map_err(|source| LabError::Store {
+                dir: data_dir.display().to_string(),
+                source,
+            })?;
+        let ttl = Duration::from_secs(config.im.store_ttl_secs);
         let oim = crate::im::ImServer::new(
             oim_ep.clone(),
             resolver.clone(),
             crate::im::ImRole::Originating,
             &format!("oim.{domain}"),
+            oim_hub,
+            None,
+            ttl,
         );
-        tokio::spawn(oim.run(oim_rx));
+        tokio::spawn(oim.clone().run(oim_rx, oim_hub_rx, shut_rx.clone()));
         let tim = crate::im::ImServer::new(
             tim_ep.clone(),
             resolver.clone(),
             crate::im::ImRole::Terminating,
             &format!("tim.{domain}"),
+            tim_hub,
+            Some(im_store),
+            ttl,
         );
-        tokio::spawn(tim.clone().run(tim_rx));
+        tim.set_scscf(scscf_ep.local_addr(), &domain);
+        tokio::spawn(tim.clone().run(tim_rx, tim_hub_rx, shut_rx.clone()));
         let scscf_name = Scscf::server_name(&scscf_ep, &domain, mw);
 
         let hss_peers = PeerTable::default();
@@ -372,6 +423,8 @@ impl Lab {
             admin: admin_addr,
             oim: oim_ep.local_addr(),
             tim: tim_ep.local_addr(),
+            oim_msrp: oim.msrp_addr(),
+            tim_msrp: tim.msrp_addr(),
         };
         names.insert(addrs.pcscf, "P-CSCF".into());
         names.insert(addrs.icscf, "I-CSCF".into());
@@ -380,6 +433,8 @@ impl Lab {
         names.insert(addrs.admin, "HSS-admin".into());
         names.insert(addrs.oim, "O-IM".into());
         names.insert(addrs.tim, "T-IM".into());
+        names.insert(oim.msrp_addr(), "O-IM".into());
+        names.insert(tim.msrp_addr(), "T-IM".into());
         if let Ok(mut n) = recorder.names.lock() {
             n.extend(names);
         }

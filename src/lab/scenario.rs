@@ -309,14 +309,99 @@ pub fn ladder_lines(lab: &Lab) -> Vec<String> {
             } else {
                 s.clone()
             };
-            format!("{} -> {} {} {}", l.from, l.to, l.protocol, summary)
+            short_msrp(format!("{} -> {} {} {}", l.from, l.to, l.protocol, summary))
         })
         .filter(|l| !l.ends_with(" SIP 100"))
         .collect()
 }
 
+/// Cuts MSRP summaries (`MSRP <tid> SEND`, `MSRP <tid> 200 OK`) to the method or status, like
+/// SIP lines: transaction ids are random.
+pub fn short_msrp(line: String) -> String {
+    match line.split_once(" MSRP MSRP ") {
+        Some((head, rest)) => {
+            let mut w = rest.split_whitespace();
+            let _tid = w.next();
+            format!("{head} MSRP {}", w.next().unwrap_or(""))
+        }
+        None => line,
+    }
+}
+
 /// Compares a ladder with the expected one; returns a readable diff when they differ.
+///
+/// Two markers let an expected ladder say what concurrency allows: a line starting `~ ` is
+/// *floating* — it runs in a parallel lane (an ACK racing the MSRP binding) and may appear
+/// later than listed, but floating lines keep their order among themselves and never come
+/// before the fixed line listed above them; a line starting `! ` is a *barrier* — every
+/// floating line listed before it must have appeared by then. All other lines match exactly
+/// and in order.
 pub fn diff(expected: &[String], got: &[String]) -> Option<String> {
+    if expected
+        .iter()
+        .any(|l| l.starts_with("~ ") || l.starts_with("! "))
+    {
+        return lane_diff(expected, got);
+    }
+    plain_diff(expected, got)
+}
+
+fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
+    // fixed: (text, is_barrier, floats listed before it); floats: (text, fixed lines before it).
+    let mut fixed: Vec<(String, bool, usize)> = Vec::new();
+    let mut floats: Vec<(String, usize)> = Vec::new();
+    for l in expected {
+        if let Some(f) = l.strip_prefix("~ ") {
+            floats.push((f.to_string(), fixed.len()));
+        } else if let Some(b) = l.strip_prefix("! ") {
+            fixed.push((b.to_string(), true, floats.len()));
+        } else {
+            fixed.push((l.clone(), false, floats.len()));
+        }
+    }
+    let (mut i, mut j) = (0usize, 0usize);
+    for (n, g) in got.iter().enumerate() {
+        if j < floats.len() && *g == floats[j].0 && floats[j].1 <= i {
+            j += 1;
+            continue;
+        }
+        match fixed.get(i) {
+            Some((text, barrier, before)) if g == text => {
+                if *barrier && j < *before {
+                    return Some(format!(
+                        "line {}: '{g}' came before '{}' (listed earlier, floating)\n",
+                        n + 1,
+                        floats[j].0
+                    ));
+                }
+                i += 1;
+            }
+            _ => {
+                let want_fixed = fixed.get(i).map(|f| f.0.as_str()).unwrap_or("(nothing)");
+                let want_float = floats.get(j).map(|f| f.0.as_str()).unwrap_or("(nothing)");
+                return Some(format!(
+                    "line {}: got '{g}'\n  expected: '{want_fixed}' (or floating '{want_float}')\n{}",
+                    n + 1,
+                    got.iter()
+                        .enumerate()
+                        .map(|(k, l)| format!("{:>4} {l}\n", k + 1))
+                        .collect::<String>()
+                ));
+            }
+        }
+    }
+    if i < fixed.len() || j < floats.len() {
+        let missing = fixed
+            .get(i)
+            .map(|f| f.0.clone())
+            .or_else(|| floats.get(j).map(|f| f.0.clone()))
+            .unwrap_or_default();
+        return Some(format!("ladder ended early: missing '{missing}'\n"));
+    }
+    None
+}
+
+fn plain_diff(expected: &[String], got: &[String]) -> Option<String> {
     if expected == got {
         return None;
     }

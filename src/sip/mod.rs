@@ -8,6 +8,7 @@
 pub mod endpoint;
 pub mod headers;
 pub mod message;
+pub mod multipart;
 pub mod resolve;
 pub mod transaction;
 pub mod transport;

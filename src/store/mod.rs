@@ -112,6 +112,11 @@ impl Store {
         })
     }
 
+    /// The underlying database (other nodes keep their own trees in it, e.g. T-IM's messages).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;

@@ -2,6 +2,8 @@
 //! (RFC 3310 / TS 33.203, with its own USIM state: K, OPc and the highest SQN accepted), the way
 //! TS 24.229 §5.1.1 describes. Tests and labs use it; later issues grow it into an RCS client.
 
+pub mod chat;
+
 use std::net::SocketAddr;
 
 use tokio::sync::{mpsc, watch};
@@ -145,6 +147,12 @@ impl Ue {
     /// The UE's SIP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.ep.local_addr()
+    }
+
+    /// Hands the UE's SIP endpoint, its incoming requests and its configuration to something
+    /// that runs it on its own (the RCS client of [`chat`]).
+    pub fn into_parts(self) -> (Endpoint, mpsc::UnboundedReceiver<Incoming>, UeConfig) {
+        (self.ep, self.rx, self.cfg)
     }
 
     fn contact_uri(&self) -> String {

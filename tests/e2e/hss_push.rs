@@ -60,8 +60,8 @@ async fn a_credentials_change_sends_rtr_and_an_ifc_change_sends_ppr() {
     };
     assert_eq!(
         ifcs(&before),
-        3,
-        "the default lab's three iFC arrived in the SAA"
+        4,
+        "the default lab's four iFC arrived in the SAA"
     );
     let sub = lab.store.find("sip:alice@ims.lab").unwrap().unwrap();
     lab.trace.clear();

@@ -2,6 +2,7 @@
 //! and checks what crossed the wire. One test binary (modules below) keeps linking fast.
 
 mod calls;
+mod chat;
 mod errors;
 mod hss_push;
 mod peers;

@@ -1,0 +1,261 @@
+//! What RCS chat puts on the wire besides MSRP (GSMA RCC.07 / OMA CPM, as real clients send
+//! it): the CPM feature tags (percent-encoded ICSI in Contact and Accept-Contact, plain in
+//! P-Preferred-Service), Contribution-ID / Conversation-ID, the `multipart/mixed` body of an
+//! INVITE that carries the first message, and CPIM wrappers for messages and IMDNs.
+
+use bytes::Bytes;
+
+use crate::cpim::{Cpim, Imdn, ImdnStatus};
+use crate::msrp::sdp::MsrpSdp;
+use crate::sip::multipart::{self, Part};
+use crate::sip::{Request, Response};
+
+/// The OMA CPM session ICSI, plain (P-Preferred-Service / P-Asserted-Service).
+pub const ICSI_CHAT: &str = "urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session";
+/// The chat feature tag as it goes in Contact and Accept-Contact (ICSI percent-encoded).
+pub const CHAT_TAG: &str =
+    "+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session\"";
+/// Accept-Contact of a chat INVITE.
+pub const ACCEPT_CHAT: &str =
+    "*;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session\"";
+/// Accept-Contact of a SIP MESSAGE carrying an IMDN (OMA SIMPLE IM feature tag, which RCS uses
+/// for disposition notifications sent outside the session).
+pub const ACCEPT_IMDN: &str = "*;+g.oma.sip-im";
+/// Content-Type of IMDN documents.
+pub const IMDN_TYPE: &str = "message/imdn+xml";
+/// Content-Type of is-composing documents.
+pub const ISCOMPOSING_TYPE: &str = "application/im-iscomposing+xml";
+
+/// A fresh Contribution-ID / Conversation-ID / message id (32 hex digits).
+pub fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// RFC 3339 UTC time for CPIM DateTime.
+pub fn now_datetime() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = if month <= 2 { y + 1 } else { y };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// A chat message in CPIM: text/plain inside, asking for the given dispositions.
+pub fn text_message(from: &str, to: &str, id: &str, text: &str, disposition: Option<&str>) -> Cpim {
+    Cpim::new(
+        from,
+        to,
+        id,
+        &now_datetime(),
+        disposition,
+        "text/plain;charset=UTF-8",
+        text.as_bytes(),
+    )
+}
+
+/// An IMDN about message `about` (sent by `original_sender` to `reporter`), wrapped in CPIM
+/// from the reporter (RFC 5438 §7.1.1: the IMDN carries its own imdn.Message-ID).
+pub fn imdn_message(
+    reporter: &str,
+    original_sender: &str,
+    about: &Cpim,
+    status: ImdnStatus,
+) -> Cpim {
+    let imdn = Imdn {
+        message_id: about.message_id().unwrap_or_default().to_string(),
+        datetime: about.header("DateTime").unwrap_or_default().to_string(),
+        recipient_uri: Some(reporter.to_string()),
+        status,
+    };
+    imdn_cpim(reporter, original_sender, &imdn)
+}
+
+/// Wraps an IMDN document in CPIM.
+pub fn imdn_cpim(reporter: &str, original_sender: &str, imdn: &Imdn) -> Cpim {
+    Cpim::new(
+        reporter,
+        original_sender,
+        &new_id(),
+        &now_datetime(),
+        None,
+        IMDN_TYPE,
+        imdn.to_xml().as_bytes(),
+    )
+}
+
+/// What a CPIM document is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// A user message (text).
+    Text(String),
+    /// A disposition notification.
+    Imdn(Imdn),
+    /// The sender's typing state.
+    Composing(bool),
+    /// Something else (content type).
+    Other(String),
+}
+
+/// Classifies a CPIM document by its inner Content-Type.
+pub fn content(c: &Cpim) -> Content {
+    let ct = c
+        .content_type()
+        .unwrap_or("text/plain")
+        .to_ascii_lowercase();
+    let text = String::from_utf8_lossy(&c.body).to_string();
+    if ct.starts_with(IMDN_TYPE) {
+        match Imdn::parse(&text) {
+            Ok(i) => Content::Imdn(i),
+            Err(_) => Content::Other(ct),
+        }
+    } else if ct.starts_with(ISCOMPOSING_TYPE) {
+        match crate::cpim::IsComposing::parse(&text) {
+            Ok(i) => Content::Composing(i.active),
+            Err(_) => Content::Other(ct),
+        }
+    } else if ct.starts_with("text/") {
+        Content::Text(text)
+    } else {
+        Content::Other(ct)
+    }
+}
+
+/// The SDP and the optional first message of a chat INVITE or its answer.
+#[derive(Debug, Clone)]
+pub struct ChatBody {
+    /// The MSRP media.
+    pub sdp: MsrpSdp,
+    /// The first message (CPIM), when the INVITE carried one.
+    pub first: Option<Bytes>,
+}
+
+/// Reads the body of a chat INVITE / 200: `application/sdp`, or `multipart/mixed` with the SDP
+/// and a `message/cpim` part.
+pub fn chat_body(content_type: Option<&str>, body: &[u8]) -> Result<ChatBody, String> {
+    let ct = content_type.unwrap_or("").trim();
+    if ct.to_ascii_lowercase().starts_with("multipart/") {
+        let parts = multipart::parse(ct, body).map_err(|e| e.to_string())?;
+        let sdp = parts
+            .iter()
+            .find(|p| p.content_type.eq_ignore_ascii_case("application/sdp"))
+            .ok_or("multipart without an SDP part")?;
+        let sdp = MsrpSdp::parse(&String::from_utf8_lossy(&sdp.body)).map_err(|e| e.to_string())?;
+        let first = parts
+            .iter()
+            .find(|p| {
+                p.content_type
+                    .to_ascii_lowercase()
+                    .starts_with("message/cpim")
+            })
+            .map(|p| p.body.clone());
+        Ok(ChatBody { sdp, first })
+    } else if ct.eq_ignore_ascii_case("application/sdp") {
+        let sdp = MsrpSdp::parse(&String::from_utf8_lossy(body)).map_err(|e| e.to_string())?;
+        Ok(ChatBody { sdp, first: None })
+    } else {
+        Err(format!("chat body of type '{ct}'"))
+    }
+}
+
+/// Puts an SDP (and a first message) into a request or response body.
+pub fn set_chat_body(
+    headers: &mut crate::sip::Headers,
+    body: &mut Bytes,
+    sdp: &MsrpSdp,
+    first: Option<&[u8]>,
+) {
+    headers.remove("Content-Type");
+    match first {
+        Some(cpim) => {
+            let (ct, b) = multipart::build(
+                &format!("rcslab-{}", &new_id()[..12]),
+                &[
+                    Part::new("application/sdp", sdp.to_sdp().into_bytes()),
+                    Part::new("message/cpim", Bytes::copy_from_slice(cpim)),
+                ],
+            );
+            headers.push("Content-Type", ct);
+            *body = Bytes::from(b);
+        }
+        None => {
+            headers.push("Content-Type", "application/sdp");
+            *body = Bytes::from(sdp.to_sdp().into_bytes());
+        }
+    }
+}
+
+/// Replaces the SDP of a request (keeping a first message it carries).
+pub fn rewrite_request_sdp(req: &mut Request, sdp: &MsrpSdp) -> Result<ChatBody, String> {
+    let cb = chat_body(req.headers.get("Content-Type"), &req.body)?;
+    set_chat_body(&mut req.headers, &mut req.body, sdp, cb.first.as_deref());
+    Ok(cb)
+}
+
+/// Replaces the SDP of a response.
+pub fn rewrite_response_sdp(resp: &mut Response, sdp: &MsrpSdp) -> Result<ChatBody, String> {
+    let cb = chat_body(resp.headers.get("Content-Type"), &resp.body)?;
+    set_chat_body(&mut resp.headers, &mut resp.body, sdp, None);
+    Ok(cb)
+}
+
+/// True for a request that opens an RCS chat session (INVITE with the CPM feature tag or an
+/// MSRP offer).
+pub fn is_chat_invite(req: &Request) -> bool {
+    req.method == crate::sip::Method::Invite
+        && (req
+            .headers
+            .values("Accept-Contact")
+            .iter()
+            .any(|v| v.contains("oma.cpm"))
+            || chat_body(req.headers.get("Content-Type"), &req.body).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_invite_body_with_first_message() {
+        let sdp = MsrpSdp::rcs_chat("127.0.0.1", 9, "msrp://127.0.0.1:9/s1;tcp", "active");
+        let cpim = text_message(
+            "sip:a@x",
+            "sip:b@x",
+            "m1",
+            "Hello?",
+            Some("positive-delivery"),
+        );
+        let mut h = crate::sip::Headers::default();
+        let mut body = Bytes::new();
+        set_chat_body(&mut h, &mut body, &sdp, Some(&cpim.to_bytes()));
+        let cb = chat_body(h.get("Content-Type"), &body).unwrap();
+        assert_eq!(cb.sdp.path, sdp.path);
+        let first = Cpim::parse(&cb.first.unwrap()).unwrap();
+        assert_eq!(content(&first), Content::Text("Hello?".into()));
+        assert!(first.wants("positive-delivery"));
+        let dt = now_datetime();
+        assert_eq!(dt.len(), 24, "{dt}");
+        let report = imdn_message("sip:b@x", "sip:a@x", &first, ImdnStatus::Delivered);
+        match content(&report) {
+            Content::Imdn(i) => assert_eq!(i.message_id, "m1"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,811 @@
+//! The MSRP side of O-IM and T-IM (RFC 4975): each chat session through the server is a
+//! *pair* of MSRP legs, one towards the side that opened it (A) and one towards the other
+//! user (B). The server is an MSRP back-to-back endpoint, as RCS messaging servers are: each
+//! leg has its own URI in our SDP (`a=path`), the remote side binds a leg by sending the first
+//! (empty) SEND on its connection (§5.4), and a SEND arriving on one leg is sent on along the
+//! other with its Message-ID, Byte-Range and body unchanged and fresh To-Path / From-Path /
+//! transaction id. The 200 for a relayed chunk goes back only once the next hop answered, so a
+//! sender's 200 means "the far end has it" (and the hop-by-hop order of the paper's figure 2).
+//!
+//! When the other leg is not up, the node decides ([`Unbound`]): T-IM keeps the message
+//! (answers 200 itself, and hands the whole message to the node to store); O-IM answers 481.
+//! Malformed streams are closed (by [`crate::msrp::conn`]); requests naming no leg of ours get
+//! 481; messages over the size limit get 413; unknown methods 501.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::msrp::conn::{accept_loop, MsrpConn, MsrpEvent};
+use crate::msrp::{chunk, MsrpMessage, MsrpUri, Reassembly, CHUNK_SIZE};
+use crate::trace::Trace;
+
+/// Which leg of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Towards the user who opened the session (for T-IM: O-IM).
+    A,
+    /// Towards the other user.
+    B,
+}
+
+impl Side {
+    fn idx(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+    /// The other leg.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// What to do with a message whose onward leg is not up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unbound {
+    /// Answer 200 and hand the message to the node (store and forward).
+    Store,
+    /// Answer 481.
+    Reject,
+}
+
+/// What the hub tells its node.
+#[derive(Debug)]
+pub enum HubEvent {
+    /// A leg's remote side bound it (or our connection to it is up).
+    Bound {
+        /// The pair.
+        pair: u64,
+        /// The leg.
+        side: Side,
+    },
+    /// A whole message arrived on a leg.
+    Message {
+        /// The pair.
+        pair: u64,
+        /// The leg it came in on.
+        from: Side,
+        /// Its Content-Type.
+        content_type: String,
+        /// The reassembled body.
+        body: Bytes,
+        /// True when it was sent on along the other leg; false when it was kept here.
+        relayed: bool,
+    },
+    /// A leg's connection went away.
+    Closed {
+        /// The pair.
+        pair: u64,
+        /// The leg.
+        side: Side,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    Idle,
+    Connecting,
+    Bound,
+    Ready,
+}
+
+#[derive(Debug)]
+struct Leg {
+    local_id: String,
+    remote: Option<String>,
+    conn: Option<MsrpConn>,
+    state: LegState,
+    queued: Vec<(MsrpConn, MsrpMessage)>,
+}
+
+#[derive(Debug)]
+struct Pair {
+    legs: [Leg; 2],
+    reassembly: HashMap<(usize, String), Reassembly>,
+}
+
+enum Tx {
+    Relay {
+        upstream: MsrpConn,
+        request: Box<MsrpMessage>,
+        at: Instant,
+    },
+    Local {
+        waiter: Arc<Mutex<LocalSend>>,
+        at: Instant,
+    },
+}
+
+struct LocalSend {
+    left: usize,
+    done: Option<oneshot::Sender<u16>>,
+}
+
+#[derive(Default)]
+struct St {
+    ids: HashMap<String, (u64, Side)>,
+    pairs: HashMap<u64, Pair>,
+    txs: HashMap<String, Tx>,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    trace: Trace,
+    unbound: Unbound,
+    /// Leg B becomes ready only when the node says so (T-IM first empties its store).
+    manual_ready_b: bool,
+    max_size: u64,
+    st: Mutex<St>,
+    events: mpsc::UnboundedSender<HubEvent>,
+    seq: AtomicU64,
+    keeper: std::sync::OnceLock<Keeper>,
+}
+
+/// Takes custody of a whole message whose onward leg is down (pair, leg it came in on,
+/// Content-Type, body); returns false when it could not (the sender then gets a 500). Runs
+/// before the 200 of the last chunk goes out, so a 200 means "stored".
+pub type Keeper = Box<dyn Fn(u64, Side, &str, &Bytes) -> bool + Send + Sync>;
+
+/// An MSRP listener and the pairs of legs through it. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// How a hub behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct HubOptions {
+    /// Messages whose onward leg is down.
+    pub unbound: Unbound,
+    /// Leg B waits for [`Hub::set_ready`].
+    pub manual_ready_b: bool,
+    /// Largest message accepted (413 above).
+    pub max_size: u64,
+}
+
+impl Hub {
+    /// Starts a hub on `listener`; events go to the returned receiver.
+    pub fn start(
+        listener: TcpListener,
+        trace: Trace,
+        opts: HubOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<(Hub, mpsc::UnboundedReceiver<HubEvent>)> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                addr,
+                trace: trace.clone(),
+                unbound: opts.unbound,
+                manual_ready_b: opts.manual_ready_b,
+                max_size: opts.max_size,
+                st: Mutex::new(St::default()),
+                events: tx,
+                seq: AtomicU64::new(1),
+                keeper: std::sync::OnceLock::new(),
+            }),
+        };
+        let h = hub.clone();
+        tokio::spawn(accept_loop(
+            listener,
+            trace,
+            shutdown.clone(),
+            move |c, rx| h.serve_conn(c, rx),
+        ));
+        let h = hub.clone();
+        let mut shut = shutdown;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => h.expire_txs(Duration::from_secs(30)),
+                    _ = shut.changed() => return,
+                }
+            }
+        });
+        Ok((hub, rx))
+    }
+
+    /// Installs the function that stores messages kept here ([`Unbound::Store`]).
+    pub fn set_keeper(&self, k: Keeper) {
+        let _ = self.inner.keeper.set(k);
+    }
+
+    /// The listening address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    fn uri_of(&self, id: &str) -> String {
+        format!("msrp://{}/{id};tcp", self.inner.addr)
+    }
+
+    fn next_id(&self) -> String {
+        format!(
+            "{}{:x}",
+            crate::im::rcs::new_id().get(..10).unwrap_or("s"),
+            self.inner.seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// A new pair; returns its id and our URIs for legs A and B.
+    pub fn new_pair(&self) -> (u64, String, String) {
+        let pair = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        let (a, b) = (self.next_id(), self.next_id());
+        let leg = |id: &str| Leg {
+            local_id: id.to_string(),
+            remote: None,
+            conn: None,
+            state: LegState::Idle,
+            queued: Vec::new(),
+        };
+        if let Ok(mut st) = self.inner.st.lock() {
+            st.ids.insert(a.clone(), (pair, Side::A));
+            st.ids.insert(b.clone(), (pair, Side::B));
+            st.pairs.insert(
+                pair,
+                Pair {
+                    legs: [leg(&a), leg(&b)],
+                    reassembly: HashMap::new(),
+                },
+            );
+        }
+        (pair, self.uri_of(&a), self.uri_of(&b))
+    }
+
+    /// Our URI for a leg.
+    pub fn local_uri(&self, pair: u64, side: Side) -> Option<String> {
+        let st = self.inner.st.lock().ok()?;
+        let id = st.pairs.get(&pair)?.legs[side.idx()].local_id.clone();
+        Some(self.uri_of(&id))
+    }
+
+    /// Sets the far end's URI of a leg (from its SDP `a=path`, last URI).
+    pub fn set_remote(&self, pair: u64, side: Side, uri: &str) {
+        if let Ok(mut st) = self.inner.st.lock() {
+            if let Some(p) = st.pairs.get_mut(&pair) {
+                p.legs[side.idx()].remote = Some(uri.to_string());
+            }
+        }
+    }
+
+    /// True when a leg carries messages now.
+    pub fn is_ready(&self, pair: u64, side: Side) -> bool {
+        self.leg_state(pair, side) == Some(LegState::Ready)
+    }
+
+    /// True when a leg's far end has bound it (ready or not).
+    pub fn is_bound(&self, pair: u64, side: Side) -> bool {
+        matches!(
+            self.leg_state(pair, side),
+            Some(LegState::Bound | LegState::Ready)
+        )
+    }
+
+    fn leg_state(&self, pair: u64, side: Side) -> Option<LegState> {
+        let st = self.inner.st.lock().ok()?;
+        Some(st.pairs.get(&pair)?.legs[side.idx()].state)
+    }
+
+    /// Forgets a pair (session ended).
+    pub fn remove_pair(&self, pair: u64) {
+        if let Ok(mut st) = self.inner.st.lock() {
+            if let Some(p) = st.pairs.remove(&pair) {
+                for l in &p.legs {
+                    st.ids.remove(&l.local_id);
+                }
+            }
+        }
+    }
+
+    /// Marks a bound leg ready and sends on what queued for it.
+    pub fn set_ready(&self, pair: u64, side: Side) {
+        let queued = {
+            let Ok(mut st) = self.inner.st.lock() else {
+                return;
+            };
+            let Some(p) = st.pairs.get_mut(&pair) else {
+                return;
+            };
+            let leg = &mut p.legs[side.idx()];
+            if leg.state != LegState::Bound {
+                return;
+            }
+            leg.state = LegState::Ready;
+            std::mem::take(&mut leg.queued)
+        };
+        for (up, m) in queued {
+            self.forward(pair, side, &up, &m);
+        }
+    }
+
+    /// Connects to the far end of a leg (we are the active party, RFC 4975 §5.4 / RFC 6135)
+    /// and binds it with an empty SEND. Messages for the leg queue meanwhile.
+    pub fn connect_leg(&self, pair: u64, side: Side) {
+        let remote = {
+            let Ok(mut st) = self.inner.st.lock() else {
+                return;
+            };
+            let Some(p) = st.pairs.get_mut(&pair) else {
+                return;
+            };
+            let leg = &mut p.legs[side.idx()];
+            leg.state = LegState::Connecting;
+            leg.remote.clone()
+        };
+        let Some(remote) = remote.and_then(|r| MsrpUri::parse(&r).ok()) else {
+            self.leg_down(pair, side);
+            return;
+        };
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let Some(addr) = tokio::net::lookup_host(remote.authority())
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+            else {
+                hub.leg_down(pair, side);
+                return;
+            };
+            let (conn, rx) = match MsrpConn::connect(addr, hub.inner.trace.clone()).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "MSRP connect failed");
+                    hub.leg_down(pair, side);
+                    return;
+                }
+            };
+            // The ladder names this connection after the node, not an ephemeral port.
+            hub.inner.trace.alias(conn.local_addr(), hub.inner.addr);
+            hub.serve_conn(conn.clone(), rx);
+            let Some(local) = hub.local_uri(pair, side) else {
+                return;
+            };
+            let bind = MsrpMessage::request(
+                "SEND",
+                &crate::im::rcs::new_id()[..16],
+                &remote.to_string(),
+                &local,
+            );
+            let (tx, rx) = oneshot::channel();
+            hub.track_local(&bind.transaction_id, 1, tx);
+            let _ = conn.send(&bind);
+            let ok = matches!(rx.await, Ok(200));
+            let queued = {
+                let Ok(mut st) = hub.inner.st.lock() else {
+                    return;
+                };
+                let Some(p) = st.pairs.get_mut(&pair) else {
+                    return;
+                };
+                let leg = &mut p.legs[side.idx()];
+                if ok {
+                    leg.conn = Some(conn);
+                    leg.state = LegState::Ready;
+                } else {
+                    leg.state = LegState::Idle;
+                }
+                std::mem::take(&mut leg.queued)
+            };
+            if ok {
+                for (up, m) in queued {
+                    hub.forward(pair, side, &up, &m);
+                }
+                let _ = hub.inner.events.send(HubEvent::Bound { pair, side });
+            } else {
+                for (up, m) in queued {
+                    let _ = up.send(&m.response_to(481, "Session Does Not Exist"));
+                }
+                let _ = hub.inner.events.send(HubEvent::Closed { pair, side });
+            }
+        });
+    }
+
+    fn leg_down(&self, pair: u64, side: Side) {
+        if let Ok(mut st) = self.inner.st.lock() {
+            if let Some(p) = st.pairs.get_mut(&pair) {
+                let leg = &mut p.legs[side.idx()];
+                leg.state = LegState::Idle;
+                leg.conn = None;
+                for (up, m) in leg.queued.drain(..) {
+                    let _ = up.send(&m.response_to(481, "Session Does Not Exist"));
+                }
+            }
+        }
+        let _ = self.inner.events.send(HubEvent::Closed { pair, side });
+    }
+
+    /// Sends a whole message of ours on a leg (chunked at 2048 bytes); resolves with the
+    /// status of the far end (200 when every chunk got its 200), or 481 when the leg is down.
+    pub fn send(
+        &self,
+        pair: u64,
+        side: Side,
+        content_type: &str,
+        body: &[u8],
+    ) -> oneshot::Receiver<u16> {
+        let (tx, rx) = oneshot::channel();
+        let leg = self.inner.st.lock().ok().and_then(|st| {
+            let l = &st.pairs.get(&pair)?.legs[side.idx()];
+            (l.state == LegState::Ready || l.state == LegState::Bound)
+                .then(|| (l.conn.clone(), l.remote.clone(), l.local_id.clone()))
+        });
+        let Some((Some(conn), Some(remote), local)) = leg else {
+            let _ = tx.send(481);
+            return rx;
+        };
+        let chunks = chunk(
+            &remote,
+            &self.uri_of(&local),
+            &crate::im::rcs::new_id(),
+            content_type,
+            body,
+            CHUNK_SIZE,
+            || crate::im::rcs::new_id()[..16].to_string(),
+        );
+        let waiter = Arc::new(Mutex::new(LocalSend {
+            left: chunks.len(),
+            done: Some(tx),
+        }));
+        if let Ok(mut st) = self.inner.st.lock() {
+            for c in &chunks {
+                st.txs.insert(
+                    c.transaction_id.clone(),
+                    Tx::Local {
+                        waiter: waiter.clone(),
+                        at: Instant::now(),
+                    },
+                );
+            }
+        }
+        for c in &chunks {
+            if conn.send(c).is_err() {
+                break;
+            }
+        }
+        rx
+    }
+
+    fn track_local(&self, tid: &str, n: usize, done: oneshot::Sender<u16>) {
+        if let Ok(mut st) = self.inner.st.lock() {
+            st.txs.insert(
+                tid.to_string(),
+                Tx::Local {
+                    waiter: Arc::new(Mutex::new(LocalSend {
+                        left: n,
+                        done: Some(done),
+                    })),
+                    at: Instant::now(),
+                },
+            );
+        }
+    }
+
+    fn serve_conn(&self, conn: MsrpConn, mut rx: mpsc::UnboundedReceiver<MsrpEvent>) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    MsrpEvent::Message(m) => hub.on_message(&conn, m),
+                    MsrpEvent::Closed(_) => break,
+                }
+            }
+            hub.conn_closed(&conn);
+        });
+    }
+
+    fn conn_closed(&self, conn: &MsrpConn) {
+        let mut gone = Vec::new();
+        if let Ok(mut st) = self.inner.st.lock() {
+            for (id, p) in st.pairs.iter_mut() {
+                for (i, l) in p.legs.iter_mut().enumerate() {
+                    let same = l.conn.as_ref().is_some_and(|c| {
+                        c.local_addr() == conn.local_addr() && c.peer_addr() == conn.peer_addr()
+                    });
+                    if same {
+                        l.conn = None;
+                        l.state = LegState::Idle;
+                        gone.push((*id, if i == 0 { Side::A } else { Side::B }));
+                    }
+                }
+            }
+        }
+        for (pair, side) in gone {
+            let _ = self.inner.events.send(HubEvent::Closed { pair, side });
+        }
+    }
+
+    fn on_message(&self, conn: &MsrpConn, m: MsrpMessage) {
+        let Some(method) = m.method.clone() else {
+            self.on_response(m);
+            return;
+        };
+        let to = m.header("To-Path").unwrap_or("").to_string();
+        let id = to
+            .split_whitespace()
+            .next()
+            .and_then(|u| MsrpUri::parse(u).ok())
+            .map(|u| u.session_id);
+        let found = id.and_then(|id| {
+            let st = self.inner.st.lock().ok()?;
+            st.ids.get(&id).copied()
+        });
+        let wants_200 = !matches!(m.header("Failure-Report"), Some("no") | Some("partial"));
+        let Some((pair, side)) = found else {
+            if method == "SEND" {
+                let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+            }
+            return;
+        };
+        match method.as_str() {
+            "SEND" => {}
+            "REPORT" => {
+                // Success reports travel on like the message they report on.
+                self.forward(pair, side.other(), conn, &m);
+                return;
+            }
+            _ => {
+                let _ = conn.send(&m.response_to(501, "Unknown Method"));
+                return;
+            }
+        }
+        if m.byte_range()
+            .and_then(|b| b.total)
+            .is_some_and(|t| t > self.inner.max_size)
+        {
+            let _ = conn.send(&m.response_to(413, "Message Too Large"));
+            return;
+        }
+        if m.body.is_empty() && m.header("Content-Type").is_none() {
+            self.bind(pair, side, conn, &m);
+            return;
+        }
+        // Whole messages for the node.
+        let whole = {
+            let Ok(mut st) = self.inner.st.lock() else {
+                return;
+            };
+            let Some(p) = st.pairs.get_mut(&pair) else {
+                return;
+            };
+            let mid = m.header("Message-ID").unwrap_or("").to_string();
+            let key = (side.idx(), mid);
+            let r = p.reassembly.entry(key.clone()).or_default();
+            match r.add(&m, self.inner.max_size) {
+                Ok(Some(body)) => {
+                    let ct = r.content_type().unwrap_or("message/cpim").to_string();
+                    p.reassembly.remove(&key);
+                    Some((ct, body))
+                }
+                Ok(None) => {
+                    if r.aborted() {
+                        p.reassembly.remove(&key);
+                    }
+                    None
+                }
+                Err(_) => {
+                    p.reassembly.remove(&key);
+                    drop(st);
+                    let _ = conn.send(&m.response_to(413, "Message Too Large"));
+                    return;
+                }
+            }
+        };
+        let other = side.other();
+        let state = self.leg_state(pair, other).unwrap_or(LegState::Idle);
+        let relayed = match state {
+            LegState::Ready => {
+                self.forward(pair, other, conn, &m);
+                true
+            }
+            LegState::Connecting => {
+                self.queue(pair, other, conn, &m);
+                true
+            }
+            LegState::Bound if self.inner.unbound == Unbound::Reject => {
+                self.queue(pair, other, conn, &m);
+                true
+            }
+            _ => match self.inner.unbound {
+                Unbound::Store => {
+                    let kept = match (&whole, self.inner.keeper.get()) {
+                        (Some((ct, body)), Some(k)) => k(pair, side, ct, body),
+                        _ => true,
+                    };
+                    if !kept {
+                        let _ = conn.send(&m.response_to(500, "Could Not Store"));
+                        return;
+                    }
+                    if wants_200 {
+                        let _ = conn.send(&m.response_to(200, "OK"));
+                    }
+                    false
+                }
+                Unbound::Reject => {
+                    let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+                    return;
+                }
+            },
+        };
+        if let Some((content_type, body)) = whole {
+            let _ = self.inner.events.send(HubEvent::Message {
+                pair,
+                from: side,
+                content_type,
+                body,
+                relayed,
+            });
+        }
+    }
+
+    fn bind(&self, pair: u64, side: Side, conn: &MsrpConn, m: &MsrpMessage) {
+        let newly = {
+            let Ok(mut st) = self.inner.st.lock() else {
+                return;
+            };
+            let Some(p) = st.pairs.get_mut(&pair) else {
+                return;
+            };
+            let leg = &mut p.legs[side.idx()];
+            if leg.remote.is_none() {
+                leg.remote = m
+                    .header("From-Path")
+                    .and_then(|f| f.split_whitespace().next())
+                    .map(str::to_string);
+            }
+            let newly = leg.conn.is_none();
+            leg.conn = Some(conn.clone());
+            if newly {
+                leg.state = if side == Side::B && self.inner.manual_ready_b {
+                    LegState::Bound
+                } else {
+                    LegState::Ready
+                };
+            }
+            newly
+        };
+        let _ = conn.send(&m.response_to(200, "OK"));
+        if newly {
+            let _ = self.inner.events.send(HubEvent::Bound { pair, side });
+        }
+    }
+
+    fn queue(&self, pair: u64, side: Side, upstream: &MsrpConn, m: &MsrpMessage) {
+        let send_now = {
+            let Ok(mut st) = self.inner.st.lock() else {
+                return;
+            };
+            let Some(p) = st.pairs.get_mut(&pair) else {
+                return;
+            };
+            let leg = &mut p.legs[side.idx()];
+            if leg.state == LegState::Ready {
+                true
+            } else {
+                leg.queued.push((upstream.clone(), m.clone()));
+                false
+            }
+        };
+        if send_now {
+            self.forward(pair, side, upstream, m);
+        }
+    }
+
+    /// Sends `m` (which arrived from `upstream`) on along leg `side`.
+    fn forward(&self, pair: u64, side: Side, upstream: &MsrpConn, m: &MsrpMessage) {
+        let leg = self.inner.st.lock().ok().and_then(|st| {
+            let l = &st.pairs.get(&pair)?.legs[side.idx()];
+            Some((l.conn.clone(), l.remote.clone(), l.local_id.clone()))
+        });
+        let Some((Some(conn), Some(remote), local)) = leg else {
+            if m.method.as_deref() == Some("SEND") {
+                let _ = upstream.send(&m.response_to(481, "Session Does Not Exist"));
+            }
+            return;
+        };
+        let mut out = m.clone();
+        out.transaction_id = crate::im::rcs::new_id()[..16].to_string();
+        out.set_header("To-Path", remote);
+        out.set_header("From-Path", self.uri_of(&local));
+        let expects_answer =
+            out.method.as_deref() == Some("SEND") && m.header("Failure-Report") != Some("no");
+        if expects_answer {
+            if let Ok(mut st) = self.inner.st.lock() {
+                st.txs.insert(
+                    out.transaction_id.clone(),
+                    Tx::Relay {
+                        upstream: upstream.clone(),
+                        request: Box::new(m.clone()),
+                        at: Instant::now(),
+                    },
+                );
+            }
+        }
+        if conn.send(&out).is_err() && expects_answer {
+            if let Ok(mut st) = self.inner.st.lock() {
+                st.txs.remove(&out.transaction_id);
+            }
+            let _ = upstream.send(&m.response_to(481, "Session Does Not Exist"));
+        }
+    }
+
+    fn on_response(&self, r: MsrpMessage) {
+        let tx = self
+            .inner
+            .st
+            .lock()
+            .ok()
+            .and_then(|mut st| st.txs.remove(&r.transaction_id));
+        match tx {
+            Some(Tx::Relay {
+                upstream, request, ..
+            }) => {
+                let partial = request.header("Failure-Report") == Some("partial");
+                if !(partial && r.status == 200) {
+                    let _ = upstream.send(&request.response_to(r.status, &r.comment));
+                }
+            }
+            Some(Tx::Local { waiter, .. }) => finish_local(&waiter, r.status),
+            None => {}
+        }
+    }
+
+    fn expire_txs(&self, after: Duration) {
+        let old: Vec<Tx> = {
+            let Ok(mut st) = self.inner.st.lock() else {
+                return;
+            };
+            let now = Instant::now();
+            let keys: Vec<String> = st
+                .txs
+                .iter()
+                .filter(|(_, t)| {
+                    let at = match t {
+                        Tx::Relay { at, .. } | Tx::Local { at, .. } => *at,
+                    };
+                    now.duration_since(at) > after
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| st.txs.remove(k)).collect()
+        };
+        for t in old {
+            match t {
+                Tx::Relay {
+                    upstream, request, ..
+                } => {
+                    let _ = upstream.send(&request.response_to(408, "Request Timeout"));
+                }
+                Tx::Local { waiter, .. } => finish_local(&waiter, 408),
+            }
+        }
+    }
+}
+
+fn finish_local(waiter: &Arc<Mutex<LocalSend>>, status: u16) {
+    if let Ok(mut w) = waiter.lock() {
+        if status != 200 {
+            if let Some(d) = w.done.take() {
+                let _ = d.send(status);
+            }
+            return;
+        }
+        w.left = w.left.saturating_sub(1);
+        if w.left == 0 {
+            if let Some(d) = w.done.take() {
+                let _ = d.send(200);
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! T-IM's message store in sled (seed 004: offline store, history with sequence numbers):
+//!
+//! - `im.history`: every message of a conversation, key `conv \0 seq`, so a client fetches
+//!   everything after the last sequence number it saw;
+//! - `im.pending`: messages not yet delivered, key `recipient \0 seq`, delivered in order when
+//!   the recipient registers;
+//! - `im.owed`: disposition notifications (IMDNs) owed to a user who was away, key
+//!   `recipient \0 seq`;
+//! - `im.msgid`: imdn.Message-ID to history key, to apply the IMDNs that come back.
+//!
+//! Sequence numbers come from sled's monotonic id generator, so they survive restarts. Writes
+//! that take a message into our custody are flushed before the answer that promises it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::StoreError;
+
+/// A chat message as T-IM keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Position in the conversation (increasing, survives restarts).
+    pub seq: u64,
+    /// Sender (AoR).
+    pub from: String,
+    /// Recipient (AoR).
+    pub to: String,
+    /// imdn.Message-ID.
+    pub message_id: String,
+    /// The whole CPIM document, base64.
+    pub cpim_b64: String,
+    /// Unix milliseconds when T-IM took it.
+    pub stored_at_ms: u64,
+    /// Contribution-ID of the session it came in.
+    #[serde(default)]
+    pub contribution_id: String,
+    /// Conversation-ID.
+    #[serde(default)]
+    pub conversation_id: String,
+    /// `pending`, `sent`, `delivered`, `displayed` or `failed`.
+    pub status: String,
+}
+
+impl StoredMessage {
+    /// The CPIM bytes.
+    pub fn cpim(&self) -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.cpim_b64)
+            .unwrap_or_default()
+    }
+}
+
+/// An IMDN waiting for its recipient (the original sender) to come back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwedReport {
+    /// Who reports (the original recipient).
+    pub from: String,
+    /// Who it is for (the original sender).
+    pub to: String,
+    /// The CPIM document carrying the IMDN, base64.
+    pub cpim_b64: String,
+}
+
+impl OwedReport {
+    /// The CPIM bytes.
+    pub fn cpim(&self) -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.cpim_b64)
+            .unwrap_or_default()
+    }
+}
+
+/// Base64 of bytes (for the JSON records).
+pub fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The message trees.
+#[derive(Clone)]
+pub struct ImStore {
+    db: sled::Db,
+    history: sled::Tree,
+    pending: sled::Tree,
+    owed: sled::Tree,
+    msgid: sled::Tree,
+}
+
+fn key(prefix: &str, seq: u64) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn prefix(p: &str) -> Vec<u8> {
+    let mut k = p.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// The key of a conversation between two users (order does not matter).
+pub fn conversation(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}|{b}")
+    } else {
+        format!("{b}|{a}")
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl ImStore {
+    /// Opens the trees in `db`.
+    pub fn open(db: &sled::Db) -> Result<ImStore, StoreError> {
+        Ok(ImStore {
+            history: db.open_tree("im.history")?,
+            pending: db.open_tree("im.pending")?,
+            owed: db.open_tree("im.owed")?,
+            msgid: db.open_tree("im.msgid")?,
+            db: db.clone(),
+        })
+    }
+
+    /// Takes a message into the store: history always, the pending queue when `pending`
+    /// (then flushed to disk before returning, since the sender is about to be told it is
+    /// safe). Assigns and returns its sequence number.
+    pub fn put(&self, mut m: StoredMessage, pending: bool) -> Result<StoredMessage, StoreError> {
+        // Sequence numbers start at 1, so "after 0" means "everything".
+        m.seq = self.db.generate_id()? + 1;
+        m.status = if pending { "pending" } else { "sent" }.to_string();
+        let hk = key(&conversation(&m.from, &m.to), m.seq);
+        let json = serde_json::to_vec(&m).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.history.insert(&hk, json)?;
+        self.msgid.insert(m.message_id.as_bytes(), hk.clone())?;
+        if pending {
+            self.pending.insert(key(&m.to, m.seq), hk)?;
+            self.db.flush()?;
+        }
+        Ok(m)
+    }
+
+    /// Undelivered messages for `recipient`, oldest first.
+    pub fn pending_for(&self, recipient: &str) -> Vec<StoredMessage> {
+        self.pending
+            .scan_prefix(prefix(recipient))
+            .filter_map(|r| r.ok())
+            .filter_map(|(_, hk)| self.history.get(hk).ok().flatten())
+            .filter_map(|v| serde_json::from_slice(&v).ok())
+            .collect()
+    }
+
+    /// Every pending message of every recipient (for the expiry sweep).
+    pub fn all_pending(&self) -> Vec<StoredMessage> {
+        self.pending
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter_map(|(_, hk)| self.history.get(hk).ok().flatten())
+            .filter_map(|v| serde_json::from_slice(&v).ok())
+            .collect()
+    }
+
+    /// Takes a message off the pending queue (delivered or expired) and records its status.
+    pub fn unqueue(&self, m: &StoredMessage, status: &str) -> Result<(), StoreError> {
+        self.pending.remove(key(&m.to, m.seq))?;
+        self.set_status(&m.message_id, status)?;
+        Ok(())
+    }
+
+    /// The stored message with this imdn.Message-ID.
+    pub fn by_message_id(&self, id: &str) -> Option<StoredMessage> {
+        let hk = self.msgid.get(id.as_bytes()).ok().flatten()?;
+        let v = self.history.get(hk).ok().flatten()?;
+        serde_json::from_slice(&v).ok()
+    }
+
+    /// Records what an IMDN said (never moving back from displayed to delivered).
+    pub fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
+        let Some(hk) = self.msgid.get(id.as_bytes())? else {
+            return Ok(());
+        };
+        if let Some(v) = self.history.get(&hk)? {
+            if let Ok(mut m) = serde_json::from_slice::<StoredMessage>(&v) {
+                let rank = |s: &str| match s {
+                    "pending" => 0,
+                    "sent" => 1,
+                    "delivered" => 2,
+                    "displayed" => 3,
+                    _ => 4,
+                };
+                if rank(status) > rank(&m.status) {
+                    m.status = status.to_string();
+                    let json =
+                        serde_json::to_vec(&m).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    self.history.insert(hk, json)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A conversation's messages after sequence number `after`, oldest first.
+    pub fn history(&self, a: &str, b: &str, after: u64, limit: usize) -> Vec<StoredMessage> {
+        let conv = conversation(a, b);
+        self.history
+            .range(key(&conv, after.saturating_add(1))..key(&conv, u64::MAX))
+            .filter_map(|r| r.ok())
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .take(limit)
+            .collect()
+    }
+
+    /// Keeps an IMDN for a user who is away (flushed).
+    pub fn owe(&self, r: &OwedReport) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id()?;
+        let json = serde_json::to_vec(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.owed.insert(key(&r.to, seq), json)?;
+        self.db.flush()?;
+        Ok(seq)
+    }
+
+    /// IMDNs owed to `user`, oldest first, with their sequence numbers.
+    pub fn owed_to(&self, user: &str) -> Vec<(u64, OwedReport)> {
+        self.owed
+            .scan_prefix(prefix(user))
+            .filter_map(|r| r.ok())
+            .filter_map(|(k, v)| {
+                let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().ok()?);
+                Some((seq, serde_json::from_slice(&v).ok()?))
+            })
+            .collect()
+    }
+
+    /// Forgets an owed IMDN once delivered.
+    pub fn paid(&self, user: &str, seq: u64) -> Result<(), StoreError> {
+        self.owed.remove(key(user, seq))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(from: &str, to: &str, id: &str) -> StoredMessage {
+        StoredMessage {
+            seq: 0,
+            from: from.into(),
+            to: to.into(),
+            message_id: id.into(),
+            cpim_b64: b64(b"cpim"),
+            stored_at_ms: now_ms(),
+            contribution_id: String::new(),
+            conversation_id: String::new(),
+            status: String::new(),
+        }
+    }
+
+    #[test]
+    fn pending_history_and_owed_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let s = ImStore::open(&db).unwrap();
+            let a = s.put(msg("sip:a@x", "sip:b@x", "m1"), true).unwrap();
+            s.put(msg("sip:a@x", "sip:b@x", "m2"), true).unwrap();
+            s.put(msg("sip:b@x", "sip:a@x", "m3"), false).unwrap();
+            s.unqueue(&a, "delivered").unwrap();
+            s.owe(&OwedReport {
+                from: "sip:b@x".into(),
+                to: "sip:a@x".into(),
+                cpim_b64: b64(b"imdn"),
+            })
+            .unwrap();
+            db.flush().unwrap();
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let s = ImStore::open(&db).unwrap();
+        let p = s.pending_for("sip:b@x");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].message_id, "m2");
+        let h = s.history("sip:b@x", "sip:a@x", 0, 100);
+        assert_eq!(
+            h.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(),
+            ["m1", "m2", "m3"]
+        );
+        assert_eq!(h[0].status, "delivered");
+        let after = s.history("sip:a@x", "sip:b@x", h[1].seq, 100);
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].message_id, "m3");
+        let owed = s.owed_to("sip:a@x");
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].1.cpim(), b"imdn");
+        s.paid("sip:a@x", owed[0].0).unwrap();
+        assert!(s.owed_to("sip:a@x").is_empty());
+        s.set_status("m1", "sent").unwrap();
+        assert_eq!(s.by_message_id("m1").unwrap().status, "delivered");
+    }
+}

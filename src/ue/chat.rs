@@ -1,0 +1,974 @@
+//! A simulated RCS client (GSMA RCC.07 1-to-1 chat): opens a chat with an INVITE carrying the
+//! first message, binds its MSRP connection with an empty SEND, sends later messages over MSRP
+//! (chunked above 2048 bytes), answers each received message with IMDNs "delivered" (and
+//! "displayed" when told it was shown), and sends is-composing while typing. It takes an
+//! INVITE from the network the way the paper's UE2 does (figure 1 steps 13-26): shows the
+//! message, reports "delivered" in a SIP MESSAGE, answers 200, waits for the ACK and binds.
+//!
+//! It runs as a task of its own; the application drives it with [`ChatUe`] and reads
+//! [`ChatEvent`]s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cpim::{Cpim, ImdnStatus, IsComposing};
+use crate::im::rcs::{self, Content};
+use crate::msrp::conn::{MsrpConn, MsrpEvent};
+use crate::msrp::sdp::MsrpSdp;
+use crate::msrp::{chunk, MsrpMessage, MsrpUri, Reassembly, CHUNK_SIZE};
+use crate::sip::endpoint::Incoming;
+use crate::sip::{
+    new_call_id, new_tag, Endpoint, IncomingRequest, Method, NameAddr, Request, Response,
+    SipMessage,
+};
+use crate::trace::Trace;
+use crate::ue::{Ue, UeConfig};
+
+/// What the client tells its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// A message arrived.
+    Message {
+        /// Sender (AoR).
+        from: String,
+        /// Its text.
+        text: String,
+        /// imdn.Message-ID.
+        message_id: String,
+    },
+    /// A disposition notification about one of our messages.
+    Status {
+        /// The message it is about.
+        message_id: String,
+        /// What happened.
+        status: ImdnStatus,
+        /// Who reports.
+        from: String,
+    },
+    /// The other side is typing (or stopped).
+    Composing {
+        /// Who.
+        from: String,
+        /// Typing now.
+        active: bool,
+    },
+    /// A message of ours could not be sent (SIP or MSRP error).
+    SendFailed {
+        /// The message.
+        message_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the client behaves.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// Dispositions asked for on our messages (`positive-delivery, display`).
+    pub disposition: String,
+    /// Send IMDN "delivered" as soon as a message is received.
+    pub auto_delivered: bool,
+    /// Send IMDN "displayed" as soon as a message is received (a UI would wait until it is
+    /// on screen and call [`ChatUe::displayed`]).
+    pub auto_displayed: bool,
+}
+
+impl Default for ChatOptions {
+    fn default() -> Self {
+        ChatOptions {
+            disposition: "positive-delivery, display".into(),
+            auto_delivered: true,
+            auto_displayed: false,
+        }
+    }
+}
+
+enum Cmd {
+    Send {
+        to: String,
+        text: Bytes,
+        content_type: String,
+        reply: oneshot::Sender<String>,
+    },
+    Displayed {
+        message_id: String,
+    },
+    Composing {
+        to: String,
+        active: bool,
+    },
+    Close {
+        to: String,
+    },
+}
+
+/// The application's handle on a running client.
+pub struct ChatUe {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    events: mpsc::UnboundedReceiver<ChatEvent>,
+    /// Our public identity.
+    pub impu: String,
+    /// Our SIP address.
+    pub sip_addr: SocketAddr,
+}
+
+impl ChatUe {
+    /// Runs a registered UE as an RCS client.
+    pub fn start(ue: Ue, trace: Trace, opts: ChatOptions) -> ChatUe {
+        let contact = ue.contact();
+        let (ep, rx, cfg) = ue.into_parts();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (int_tx, int_rx) = mpsc::unbounded_channel();
+        let impu = cfg.impu.clone();
+        let sip_addr = ep.local_addr();
+        let actor = Actor {
+            ep,
+            cfg,
+            contact,
+            trace,
+            opts,
+            sessions: HashMap::new(),
+            received: HashMap::new(),
+            pending_acks: HashMap::new(),
+            tids: HashMap::new(),
+            events: ev_tx,
+            internal: int_tx,
+        };
+        tokio::spawn(actor.run(rx, cmd_rx, int_rx));
+        ChatUe {
+            cmd: cmd_tx,
+            events: ev_rx,
+            impu,
+            sip_addr,
+        }
+    }
+
+    /// Sends a text message to `to` (opening the session if needed); returns its
+    /// imdn.Message-ID.
+    pub async fn send(&self, to: &str, text: &str) -> String {
+        self.send_typed(to, text.as_bytes(), "text/plain;charset=UTF-8")
+            .await
+    }
+
+    /// Sends a message of any content type (a 100 KB file, say).
+    pub async fn send_typed(&self, to: &str, body: &[u8], content_type: &str) -> String {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::Send {
+            to: to.to_string(),
+            text: Bytes::copy_from_slice(body),
+            content_type: content_type.to_string(),
+            reply: tx,
+        });
+        rx.await.unwrap_or_default()
+    }
+
+    /// Tells the sender a received message was shown (IMDN "displayed").
+    pub fn displayed(&self, message_id: &str) {
+        let _ = self.cmd.send(Cmd::Displayed {
+            message_id: message_id.to_string(),
+        });
+    }
+
+    /// Typing state towards `to` (RFC 3994), over the session when one is up.
+    pub fn composing(&self, to: &str, active: bool) {
+        let _ = self.cmd.send(Cmd::Composing {
+            to: to.to_string(),
+            active,
+        });
+    }
+
+    /// Ends the session with `to` (BYE).
+    pub fn close(&self, to: &str) {
+        let _ = self.cmd.send(Cmd::Close { to: to.to_string() });
+    }
+
+    /// The next event, if one comes within `wait`.
+    pub async fn next_event(&mut self, wait: Duration) -> Option<ChatEvent> {
+        tokio::time::timeout(wait, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+#[derive(Debug)]
+enum SessState {
+    Inviting,
+    Up,
+}
+
+struct Sess {
+    state: SessState,
+    my_uri: String,
+    peer_uri: Option<String>,
+    conn: Option<MsrpConn>,
+    /// Messages waiting for the session to come up (id, content type, CPIM bytes).
+    queue: Vec<(String, Vec<u8>)>,
+    dialog: Option<Dialog>,
+    reassembly: HashMap<String, Reassembly>,
+}
+
+#[derive(Debug, Clone)]
+struct Dialog {
+    call_id: String,
+    local: String,
+    remote: String,
+    target: String,
+    routes: Vec<String>,
+    cseq: u32,
+}
+
+struct Received {
+    peer: String,
+    cpim: Cpim,
+}
+
+enum Internal {
+    /// Our INVITE failed.
+    Opened {
+        peer: String,
+        result: Result<(), String>,
+    },
+    /// A session the network opened is bound.
+    Accepted {
+        peer: String,
+        conn: MsrpConn,
+        my_uri: String,
+        peer_uri: String,
+        dialog: Dialog,
+    },
+    Msrp {
+        peer: String,
+        ev: MsrpEvent,
+    },
+}
+
+struct Actor {
+    ep: Endpoint,
+    cfg: UeConfig,
+    contact: String,
+    trace: Trace,
+    opts: ChatOptions,
+    sessions: HashMap<String, Sess>,
+    received: HashMap<String, Received>,
+    pending_acks: HashMap<String, oneshot::Sender<()>>,
+    /// MSRP transaction id of our SENDs to imdn.Message-ID.
+    tids: HashMap<String, String>,
+    events: mpsc::UnboundedSender<ChatEvent>,
+    internal: mpsc::UnboundedSender<Internal>,
+}
+
+fn aor_of(req: &Request) -> String {
+    ["P-Asserted-Identity", "From"]
+        .iter()
+        .find_map(|h| {
+            req.headers
+                .get(h)
+                .and_then(|v| NameAddr::parse(v).ok())
+                .map(|na| na.uri.aor())
+        })
+        .unwrap_or_default()
+}
+
+fn canonical(to: &str) -> String {
+    crate::sip::Uri::parse(to)
+        .map(|u| u.aor())
+        .unwrap_or_else(|_| to.to_string())
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut sip: mpsc::UnboundedReceiver<Incoming>,
+        mut cmds: mpsc::UnboundedReceiver<Cmd>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+    ) {
+        loop {
+            tokio::select! {
+                inc = sip.recv() => match inc {
+                    Some(Incoming::Request(r)) => self.on_sip(r),
+                    Some(Incoming::StrayResponse { .. }) => {}
+                    None => return,
+                },
+                cmd = cmds.recv() => match cmd {
+                    Some(c) => self.on_cmd(c),
+                    None => return,
+                },
+                Some(i) = internal.recv() => self.on_internal(i),
+            }
+        }
+    }
+
+    fn my_uri(&self) -> String {
+        format!(
+            "msrp://{}:9/{};tcp",
+            self.ep.local_addr().ip(),
+            &rcs::new_id()[..12]
+        )
+    }
+
+    fn contact_header(&self) -> String {
+        format!("<{}>;{}", self.contact, rcs::CHAT_TAG)
+    }
+
+    fn on_cmd(&mut self, c: Cmd) {
+        match c {
+            Cmd::Send {
+                to,
+                text,
+                content_type,
+                reply,
+            } => {
+                let peer = canonical(&to);
+                let id = rcs::new_id();
+                let cpim = Cpim::new(
+                    &self.cfg.impu,
+                    &peer,
+                    &id,
+                    &rcs::now_datetime(),
+                    Some(&self.opts.disposition),
+                    &content_type,
+                    &text,
+                )
+                .to_bytes();
+                let _ = reply.send(id.clone());
+                self.send_cpim(&peer, id, cpim);
+            }
+            Cmd::Displayed { message_id } => {
+                self.report(&message_id, ImdnStatus::Displayed);
+            }
+            Cmd::Composing { to, active } => {
+                let peer = canonical(&to);
+                let doc = IsComposing {
+                    active,
+                    refresh: active.then_some(60),
+                    content_type: Some("text/plain".into()),
+                };
+                let cpim = Cpim::new(
+                    &self.cfg.impu,
+                    &peer,
+                    &rcs::new_id(),
+                    &rcs::now_datetime(),
+                    None,
+                    rcs::ISCOMPOSING_TYPE,
+                    doc.to_xml().as_bytes(),
+                )
+                .to_bytes();
+                if self
+                    .sessions
+                    .get(&peer)
+                    .is_some_and(|s| matches!(s.state, SessState::Up))
+                {
+                    self.msrp_send(&peer, String::new(), &cpim);
+                }
+            }
+            Cmd::Close { to } => {
+                let peer = canonical(&to);
+                if let Some(s) = self.sessions.remove(&peer) {
+                    if let Some(mut d) = s.dialog {
+                        d.cseq += 1;
+                        let bye = self.in_dialog(&d, Method::Bye);
+                        let ep = self.ep.clone();
+                        let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+                        tokio::spawn(async move {
+                            let _ = ep.send_request(bye, pcscf, t).final_response().await;
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// A CPIM document for `peer`: over the session when it is up, queued while it opens,
+    /// else it opens one with an INVITE carrying it.
+    fn send_cpim(&mut self, peer: &str, id: String, cpim: Vec<u8>) {
+        match self.sessions.get_mut(peer) {
+            Some(s) if matches!(s.state, SessState::Up) => self.msrp_send(peer, id, &cpim),
+            Some(s) => s.queue.push((id, cpim)),
+            None => self.open(peer, id, cpim),
+        }
+    }
+
+    fn msrp_send(&mut self, peer: &str, id: String, cpim: &[u8]) {
+        let Some(s) = self.sessions.get(peer) else {
+            return;
+        };
+        let (Some(conn), Some(to)) = (&s.conn, &s.peer_uri) else {
+            return;
+        };
+        let chunks = chunk(
+            to,
+            &s.my_uri,
+            &rcs::new_id()[..16],
+            "message/cpim",
+            cpim,
+            CHUNK_SIZE,
+            || rcs::new_id()[..12].to_string(),
+        );
+        for c in &chunks {
+            if !id.is_empty() {
+                self.tids.insert(c.transaction_id.clone(), id.clone());
+            }
+            let _ = conn.send(c);
+        }
+    }
+
+    /// Figure 1 step 1: INVITE with SDP and the first message.
+    fn open(&mut self, peer: &str, id: String, first: Vec<u8>) {
+        let my_uri = self.my_uri();
+        self.sessions.insert(
+            peer.to_string(),
+            Sess {
+                state: SessState::Inviting,
+                my_uri: my_uri.clone(),
+                peer_uri: None,
+                conn: None,
+                queue: Vec::new(),
+                dialog: None,
+                reassembly: HashMap::new(),
+            },
+        );
+        let mut req = Request::new(Method::Invite, peer.to_string());
+        req.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        req.headers.push("Max-Forwards", "70");
+        req.headers
+            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
+        req.headers.push("To", format!("<{peer}>"));
+        req.headers.push(
+            "Call-ID",
+            new_call_id(&self.ep.local_addr().ip().to_string()),
+        );
+        req.headers.push("CSeq", "1 INVITE");
+        req.headers.push("Contact", self.contact_header());
+        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
+        req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
+        req.headers.push("Contribution-ID", rcs::new_id());
+        req.headers.push("Conversation-ID", rcs::new_id());
+        req.headers.push("Supported", "timer");
+        req.headers.push("User-Agent", "rcslab-ue");
+        let sdp = MsrpSdp::rcs_chat(&self.ep.local_addr().ip().to_string(), 9, &my_uri, "active");
+        rcs::set_chat_body(&mut req.headers, &mut req.body, &sdp, Some(&first));
+        let ep = self.ep.clone();
+        let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+        let internal = self.internal.clone();
+        let trace = self.trace.clone();
+        let peer = peer.to_string();
+        // The first message's outcome is reported by IMDN or SendFailed.
+        self.tids.insert(format!("invite:{peer}"), id);
+        let sip_addr = self.ep.local_addr();
+        tokio::spawn(async move {
+            let resp = ep
+                .send_request(req.clone(), pcscf, t)
+                .final_response()
+                .await;
+            let result = async {
+                if !resp.is_success() {
+                    return Err(format!("INVITE answered {} {}", resp.status, resp.reason));
+                }
+                let d = dialog_from(&req, &resp);
+                let ack = build_in_dialog(&ep, t, &d, Method::Ack, d.cseq);
+                ep.send_stateless(&SipMessage::Request(ack), pcscf, t).await;
+                let cb = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body)?;
+                let to = cb.sdp.path.last().cloned().ok_or("answer without a=path")?;
+                let conn = bind(&to, &my_uri, trace, sip_addr).await?;
+                Ok((conn, d, to))
+            }
+            .await;
+            match result {
+                Ok(((conn, rx), d, to)) => {
+                    let _ = internal.send(Internal::Accepted {
+                        peer: peer.clone(),
+                        conn,
+                        my_uri: my_uri.clone(),
+                        peer_uri: to,
+                        dialog: d,
+                    });
+                    forward_events(rx, internal, peer);
+                }
+                Err(e) => {
+                    let _ = internal.send(Internal::Opened {
+                        peer,
+                        result: Err(e),
+                    });
+                }
+            }
+        });
+    }
+
+    fn on_internal(&mut self, i: Internal) {
+        match i {
+            Internal::Opened { peer, result } => {
+                if let Err(reason) = result {
+                    let mut ids = Vec::new();
+                    if let Some(id) = self.tids.remove(&format!("invite:{peer}")) {
+                        ids.push(id);
+                    }
+                    if let Some(s) = self.sessions.remove(&peer) {
+                        ids.extend(s.queue.into_iter().map(|(id, _)| id));
+                    }
+                    for message_id in ids {
+                        let _ = self.events.send(ChatEvent::SendFailed {
+                            message_id,
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+            }
+            Internal::Accepted {
+                peer,
+                conn,
+                my_uri,
+                peer_uri,
+                dialog,
+            } => {
+                self.tids.remove(&format!("invite:{peer}"));
+                let queued = match self.sessions.get_mut(&peer) {
+                    Some(s) => {
+                        s.state = SessState::Up;
+                        s.conn = Some(conn);
+                        s.my_uri = my_uri;
+                        s.peer_uri = Some(peer_uri);
+                        s.dialog = Some(dialog);
+                        std::mem::take(&mut s.queue)
+                    }
+                    None => {
+                        self.sessions.insert(
+                            peer.clone(),
+                            Sess {
+                                state: SessState::Up,
+                                my_uri,
+                                peer_uri: Some(peer_uri),
+                                conn: Some(conn),
+                                queue: Vec::new(),
+                                dialog: Some(dialog),
+                                reassembly: HashMap::new(),
+                            },
+                        );
+                        Vec::new()
+                    }
+                };
+                for (id, cpim) in queued {
+                    self.msrp_send(&peer, id, &cpim);
+                }
+            }
+            Internal::Msrp { peer, ev } => match ev {
+                MsrpEvent::Message(m) => self.on_msrp(&peer, m),
+                MsrpEvent::Closed(_) => {
+                    if let Some(s) = self.sessions.get(&peer) {
+                        if matches!(s.state, SessState::Up) {
+                            self.sessions.remove(&peer);
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    fn on_msrp(&mut self, peer: &str, m: MsrpMessage) {
+        if m.method.is_none() {
+            if let Some(id) = self.tids.remove(&m.transaction_id) {
+                if m.status != 200 {
+                    let _ = self.events.send(ChatEvent::SendFailed {
+                        message_id: id,
+                        reason: format!("MSRP {} {}", m.status, m.comment),
+                    });
+                    if m.status == 481 {
+                        self.sessions.remove(peer);
+                    }
+                }
+            }
+            return;
+        }
+        if m.method.as_deref() != Some("SEND") {
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(peer) else {
+            return;
+        };
+        if m.header("Failure-Report") != Some("no") {
+            if let Some(c) = &s.conn {
+                let _ = c.send(&m.response_to(200, "OK"));
+            }
+        }
+        if m.body.is_empty() {
+            return;
+        }
+        let mid = m.header("Message-ID").unwrap_or("").to_string();
+        let r = s.reassembly.entry(mid.clone()).or_default();
+        let body = match r.add(&m, 16 << 20) {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(_) => {
+                s.reassembly.remove(&mid);
+                return;
+            }
+        };
+        s.reassembly.remove(&mid);
+        if let Ok(c) = Cpim::parse(&body) {
+            self.on_cpim(peer, c, true);
+        }
+    }
+
+    /// A CPIM document from `peer` (over MSRP, in an INVITE or in a MESSAGE).
+    fn on_cpim(&mut self, peer: &str, c: Cpim, in_session: bool) {
+        match rcs::content(&c) {
+            Content::Imdn(i) => {
+                let _ = self.events.send(ChatEvent::Status {
+                    message_id: i.message_id,
+                    status: i.status,
+                    from: c
+                        .from_uri()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| peer.to_string()),
+                });
+            }
+            Content::Composing(active) => {
+                let _ = self.events.send(ChatEvent::Composing {
+                    from: peer.to_string(),
+                    active,
+                });
+            }
+            Content::Text(text) => {
+                let id = c.message_id().unwrap_or("").to_string();
+                let _ = self.events.send(ChatEvent::Message {
+                    from: c
+                        .from_uri()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| peer.to_string()),
+                    text,
+                    message_id: id.clone(),
+                });
+                self.received.insert(
+                    id.clone(),
+                    Received {
+                        peer: peer.to_string(),
+                        cpim: c,
+                    },
+                );
+                if in_session {
+                    if self.opts.auto_delivered {
+                        self.report(&id, ImdnStatus::Delivered);
+                    }
+                    if self.opts.auto_displayed {
+                        self.report(&id, ImdnStatus::Displayed);
+                    }
+                }
+            }
+            Content::Other(_) => {}
+        }
+    }
+
+    /// An IMDN about a received message, if its sender asked for it: over the session when up,
+    /// else in a SIP MESSAGE.
+    fn report(&mut self, message_id: &str, status: ImdnStatus) {
+        let Some(r) = self.received.get(message_id) else {
+            return;
+        };
+        let wanted = match status {
+            ImdnStatus::Displayed => "display",
+            _ => "positive-delivery",
+        };
+        if !r.cpim.wants(wanted) {
+            return;
+        }
+        let peer = r.peer.clone();
+        let doc = rcs::imdn_message(&self.cfg.impu, &peer, &r.cpim, status).to_bytes();
+        if status == ImdnStatus::Displayed {
+            self.received.remove(message_id);
+        }
+        if self
+            .sessions
+            .get(&peer)
+            .is_some_and(|s| matches!(s.state, SessState::Up))
+        {
+            self.msrp_send(&peer, String::new(), &doc);
+        } else {
+            let req = self.imdn_message_request(&peer, doc);
+            let ep = self.ep.clone();
+            let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+            tokio::spawn(async move {
+                let _ = ep.send_request(req, pcscf, t).final_response().await;
+            });
+        }
+    }
+
+    fn imdn_message_request(&self, peer: &str, cpim: Vec<u8>) -> Request {
+        let mut req = Request::new(Method::Message, peer.to_string());
+        req.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        req.headers.push("Max-Forwards", "70");
+        req.headers
+            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
+        req.headers.push("To", format!("<{peer}>"));
+        req.headers.push(
+            "Call-ID",
+            new_call_id(&self.ep.local_addr().ip().to_string()),
+        );
+        req.headers.push("CSeq", "1 MESSAGE");
+        req.headers.push("Accept-Contact", rcs::ACCEPT_IMDN);
+        req.headers.push("Content-Type", "message/cpim");
+        req.body = Bytes::from(cpim);
+        req
+    }
+
+    fn on_sip(&mut self, inc: IncomingRequest) {
+        let call_id = inc.request.headers.get("Call-ID").unwrap_or("").to_string();
+        match inc.request.method {
+            Method::Ack => {
+                if let Some(tx) = self.pending_acks.remove(&call_id) {
+                    let _ = tx.send(());
+                }
+            }
+            Method::Invite if !crate::cscf::in_dialog(&inc.request) => self.on_invite(inc),
+            Method::Message => {
+                let req = &inc.request;
+                let peer = aor_of(req);
+                let mut ok = req.response(200, None);
+                add_tag(&mut ok);
+                inc.tx.respond(ok);
+                let ct = req.headers.get("Content-Type").unwrap_or("text/plain");
+                if ct.to_ascii_lowercase().starts_with("message/cpim") {
+                    if let Ok(c) = Cpim::parse(&req.body) {
+                        self.on_cpim(&peer, c, false);
+                    }
+                } else {
+                    let _ = self.events.send(ChatEvent::Message {
+                        from: peer,
+                        text: String::from_utf8_lossy(&req.body).to_string(),
+                        message_id: String::new(),
+                    });
+                }
+            }
+            Method::Bye => {
+                let mut ok = inc.request.response(200, None);
+                add_tag(&mut ok);
+                inc.tx.respond(ok);
+                self.sessions
+                    .retain(|_, s| s.dialog.as_ref().map(|d| d.call_id.as_str()) != Some(&call_id));
+            }
+            _ => {
+                let mut r = inc.request.response(200, None);
+                add_tag(&mut r);
+                inc.tx.respond(r);
+            }
+        }
+    }
+
+    /// Figure 1 steps 14-26 at UE2.
+    fn on_invite(&mut self, inc: IncomingRequest) {
+        let req = inc.request.clone();
+        let peer = aor_of(&req);
+        let offer = match rcs::chat_body(req.headers.get("Content-Type"), &req.body) {
+            Ok(o) => o,
+            Err(_) => {
+                let mut r = req.response(488, None);
+                add_tag(&mut r);
+                inc.tx.respond(r);
+                return;
+            }
+        };
+        let first = offer.first.as_ref().and_then(|b| Cpim::parse(b).ok());
+        let mut imdn_req = None;
+        if let Some(c) = first {
+            let id = c.message_id().unwrap_or("").to_string();
+            let wants = c.wants("positive-delivery");
+            self.on_cpim(&peer, c.clone(), false);
+            if wants && self.opts.auto_delivered {
+                let doc = rcs::imdn_message(&self.cfg.impu, &peer, &c, ImdnStatus::Delivered);
+                imdn_req = Some(self.imdn_message_request(&peer, doc.to_bytes()));
+            }
+            if self.opts.auto_displayed {
+                // Shown: "displayed" goes over the session once it is up.
+                let _ = id;
+            }
+        }
+        let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.pending_acks.insert(call_id, ack_tx);
+        let my_uri = self.my_uri();
+        let sdp = MsrpSdp::rcs_chat(&self.ep.local_addr().ip().to_string(), 9, &my_uri, "active");
+        let tag = new_tag();
+        let mut ok = crate::ue::uas_response(&req, 200, &tag, &self.contact, None);
+        ok.headers.remove("Contact");
+        ok.headers.push("Contact", self.contact_header());
+        rcs::set_chat_body(&mut ok.headers, &mut ok.body, &sdp, None);
+        let dialog = Dialog {
+            call_id: req.headers.get("Call-ID").unwrap_or("").to_string(),
+            local: ok.headers.get("To").unwrap_or("").to_string(),
+            remote: req.headers.get("From").unwrap_or("").to_string(),
+            target: req
+                .headers
+                .get("Contact")
+                .and_then(|c| NameAddr::parse(c).ok())
+                .map(|na| na.uri.to_string())
+                .unwrap_or_default(),
+            routes: req
+                .headers
+                .values("Record-Route")
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            cseq: 0,
+        };
+        let peer_uri = offer.sdp.path.last().cloned().unwrap_or_default();
+        let ep = self.ep.clone();
+        let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+        let internal = self.internal.clone();
+        let trace = self.trace.clone();
+        let sip_addr = self.ep.local_addr();
+        let auto_displayed = self.opts.auto_displayed;
+        let first_id = offer
+            .first
+            .as_ref()
+            .and_then(|b| Cpim::parse(b).ok())
+            .and_then(|c| c.message_id().map(str::to_string));
+        let cmd_displayed = first_id.filter(|_| auto_displayed);
+        tokio::spawn(async move {
+            // Steps 15-16 and 21-22: the IMDN in a SIP MESSAGE, and its 200.
+            if let Some(m) = imdn_req {
+                let _ = ep.send_request(m, pcscf, t).final_response().await;
+            }
+            // Steps 23-24: 200 OK for the INVITE; then the ACK.
+            inc.tx.respond(ok);
+            let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
+            // Steps 25-26: bind.
+            match bind(&peer_uri, &my_uri, trace, sip_addr).await {
+                Ok((conn, rx)) => {
+                    let _ = internal.send(Internal::Accepted {
+                        peer: peer.clone(),
+                        conn,
+                        my_uri,
+                        peer_uri,
+                        dialog,
+                    });
+                    forward_events(rx, internal, peer);
+                }
+                Err(e) => tracing::warn!(%peer, error = %e, "MSRP bind failed"),
+            }
+            let _ = cmd_displayed;
+        });
+    }
+
+    fn in_dialog(&self, d: &Dialog, method: Method) -> Request {
+        build_in_dialog(&self.ep, self.cfg.transport, d, method, d.cseq)
+    }
+}
+
+fn add_tag(r: &mut Response) {
+    if let Some(to) = r.headers.get("To").map(str::to_string) {
+        if !to.contains("tag=") {
+            r.headers.set("To", format!("{to};tag={}", new_tag()));
+        }
+    }
+}
+
+fn dialog_from(invite: &Request, ok: &Response) -> Dialog {
+    let mut routes: Vec<String> = ok
+        .headers
+        .values("Record-Route")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    routes.reverse();
+    Dialog {
+        call_id: invite.headers.get("Call-ID").unwrap_or("").to_string(),
+        local: invite.headers.get("From").unwrap_or("").to_string(),
+        remote: ok.headers.get("To").unwrap_or("").to_string(),
+        target: ok
+            .headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|na| na.uri.to_string())
+            .unwrap_or_else(|| invite.uri.clone()),
+        routes,
+        cseq: 1,
+    }
+}
+
+fn build_in_dialog(
+    ep: &Endpoint,
+    t: crate::sip::Transport,
+    d: &Dialog,
+    method: Method,
+    cseq: u32,
+) -> Request {
+    let mut r = Request::new(method.clone(), d.target.clone());
+    r.headers.push("Via", ep.new_via(t));
+    r.headers.push("Max-Forwards", "70");
+    r.headers.push("From", d.local.clone());
+    r.headers.push("To", d.remote.clone());
+    r.headers.push("Call-ID", d.call_id.clone());
+    r.headers.push("CSeq", format!("{cseq} {method}"));
+    for route in &d.routes {
+        r.headers.push("Route", route.clone());
+    }
+    r
+}
+
+/// Connects to the far end's MSRP URI, binds with an empty SEND (RFC 4975 §5.4) and waits for
+/// its 200; returns the connection and the rest of its events.
+async fn bind(
+    to: &str,
+    my_uri: &str,
+    trace: Trace,
+    sip_addr: SocketAddr,
+) -> Result<(MsrpConn, mpsc::UnboundedReceiver<MsrpEvent>), String> {
+    let uri = MsrpUri::parse(to).map_err(|e| e.to_string())?;
+    let addr = tokio::net::lookup_host(uri.authority())
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{} does not resolve", uri.authority()))?;
+    let (conn, mut rx) = MsrpConn::connect(addr, trace.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    // Ladders name the UE, not its ephemeral MSRP port.
+    trace.alias(conn.local_addr(), sip_addr);
+    let bind = MsrpMessage::request("SEND", &rcs::new_id()[..12], to, my_uri);
+    conn.send(&bind).map_err(|e| e.to_string())?;
+    let ok = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                MsrpEvent::Message(m) if m.transaction_id == bind.transaction_id => {
+                    return m.status == 200;
+                }
+                MsrpEvent::Message(_) => {}
+                MsrpEvent::Closed(_) => return false,
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        return Err("MSRP bind refused".into());
+    }
+    Ok((conn, rx))
+}
+
+/// Hands a bound connection's events to the actor.
+fn forward_events(
+    mut rx: mpsc::UnboundedReceiver<MsrpEvent>,
+    internal: mpsc::UnboundedSender<Internal>,
+    peer: String,
+) {
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            let closed = matches!(ev, MsrpEvent::Closed(_));
+            if internal
+                .send(Internal::Msrp {
+                    peer: peer.clone(),
+                    ev,
+                })
+                .is_err()
+                || closed
+            {
+                break;
+            }
+        }
+    });
+}

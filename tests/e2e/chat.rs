@@ -1,0 +1,321 @@
+//! RCS 1-to-1 chat through O-IM and T-IM (paper figures 1 and 2), store and forward.
+
+use std::time::Duration;
+
+use rcslab::cpim::ImdnStatus;
+use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
+use rcslab::ue::AuthMode;
+use rcslab::Lab;
+use tokio::sync::watch;
+
+use crate::{flow, lab_with, ue};
+
+/// A registered RCS client of the default lab.
+pub async fn chat_ue(
+    lab: &Lab,
+    user: &str,
+    shut: &watch::Receiver<bool>,
+    opts: ChatOptions,
+) -> ChatUe {
+    let mut u = ue(lab, user, AuthMode::Digest, shut).await;
+    u.register(600).await.expect("registers");
+    ChatUe::start(u, lab.trace.clone(), opts)
+}
+
+/// The ladder from line `from` on, MSRP lines cut to method/status, 100 Trying left out.
+pub fn chat_flow(lab: &Lab, from: usize) -> Vec<String> {
+    flow(lab)
+        .into_iter()
+        .skip(from)
+        .map(rcslab::lab::scenario::short_msrp)
+        .filter(|l| !l.ends_with(" SIP 100"))
+        .collect()
+}
+
+pub async fn next(ue: &mut ChatUe) -> ChatEvent {
+    ue.next_event(Duration::from_secs(5))
+        .await
+        .expect("an event within 5 s")
+}
+
+/// Paper figure 1 as rcslab draws it (full view): the paper's step numbers on the right.
+/// `~` lines run in a parallel lane (the ACK races UE1's MSRP binding); `!` waits for them.
+pub const FIGURE_1: &[&str] = &[
+    "UE alice -> P-CSCF SIP INVITE", // 1 (first message in CPIM)
+    "P-CSCF -> S-CSCF SIP INVITE",   // 1
+    "S-CSCF -> O-IM SIP INVITE",     // 2 originating iFC
+    "O-IM -> S-CSCF SIP INVITE",     // 3
+    "S-CSCF -> I-CSCF SIP INVITE",   // 4
+    "I-CSCF -> HSS Diameter LIR",    // 4 (which S-CSCF serves bob)
+    "HSS -> I-CSCF Diameter LIA",    // 4
+    "I-CSCF -> S-CSCF SIP INVITE",   // 4
+    "S-CSCF -> T-IM SIP INVITE",     // 5 terminating iFC
+    "T-IM -> S-CSCF SIP 200",        // 6 (stored first)
+    "S-CSCF -> I-CSCF SIP 200",      // 7
+    "I-CSCF -> S-CSCF SIP 200",      // 7
+    "S-CSCF -> O-IM SIP 200",        // 8
+    "O-IM -> S-CSCF SIP 200",        // 9
+    "S-CSCF -> P-CSCF SIP 200",      // 10
+    "P-CSCF -> UE alice SIP 200",    // 10
+    "~ UE alice -> P-CSCF SIP ACK",  // (RFC 3261 ACK)
+    "~ P-CSCF -> S-CSCF SIP ACK",
+    "~ S-CSCF -> O-IM SIP ACK",
+    "~ O-IM -> S-CSCF SIP ACK",
+    "~ S-CSCF -> T-IM SIP ACK",
+    "UE alice -> O-IM MSRP SEND", // 11 empty SEND binds UE1
+    "O-IM -> UE alice MSRP 200",  // 12
+    "O-IM -> T-IM MSRP SEND",     // (O-IM binds its leg to T-IM)
+    "T-IM -> O-IM MSRP 200",
+    "! T-IM -> S-CSCF SIP INVITE", // 13 T-IM delivers with its own INVITE
+    "S-CSCF -> P-CSCF SIP INVITE", // 13
+    "P-CSCF -> UE bob SIP INVITE", // 14
+    "UE bob -> P-CSCF SIP MESSAGE", // 15 IMDN delivered
+    "P-CSCF -> S-CSCF SIP MESSAGE", // 15
+    "S-CSCF -> T-IM SIP MESSAGE",  // 16 (iFC: +g.oma.sip-im)
+    "T-IM -> O-IM MSRP SEND",      // 17 the IMDN over MSRP
+    "O-IM -> UE alice MSRP SEND",  // 18
+    "UE alice -> O-IM MSRP 200",   // 19
+    "O-IM -> T-IM MSRP 200",       // 20
+    "T-IM -> S-CSCF SIP 200",      // 21 200 for the MESSAGE
+    "S-CSCF -> P-CSCF SIP 200",    // 21
+    "P-CSCF -> UE bob SIP 200",    // 22
+    "UE bob -> P-CSCF SIP 200",    // 23 200 for the INVITE
+    "P-CSCF -> S-CSCF SIP 200",    // 23
+    "S-CSCF -> T-IM SIP 200",      // 24
+    "T-IM -> P-CSCF SIP ACK",      // (ACK along the route set)
+    "P-CSCF -> UE bob SIP ACK",
+    "UE bob -> T-IM MSRP SEND", // 25 empty SEND binds UE2
+    "T-IM -> UE bob MSRP 200",  // 26
+];
+
+/// Paper figure 2: a later message and its IMDN, hop by hop. The 200s of steps 5-6 race
+/// UE2's IMDN SEND (7-8) and only have to come before O-IM relays it to UE1 (9).
+pub const FIGURE_2: &[&str] = &[
+    "UE alice -> O-IM MSRP SEND",   // 1 (asks for delivered)
+    "O-IM -> T-IM MSRP SEND",       // 2
+    "T-IM -> UE bob MSRP SEND",     // 3
+    "UE bob -> T-IM MSRP 200",      // 4
+    "~ T-IM -> O-IM MSRP 200",      // 5
+    "~ O-IM -> UE alice MSRP 200",  // 6
+    "UE bob -> T-IM MSRP SEND",     // 7 IMDN delivered
+    "T-IM -> O-IM MSRP SEND",       // 8
+    "! O-IM -> UE alice MSRP SEND", // 9
+    "UE alice -> O-IM MSRP 200",    // 10
+    "O-IM -> T-IM MSRP 200",        // 11
+    "T-IM -> UE bob MSRP 200",      // 12
+];
+
+fn check(expected: &[&str], got: &[String]) {
+    let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    if let Some(d) = rcslab::lab::scenario::diff(&expected, got) {
+        panic!("ladder differs:\n{d}");
+    }
+}
+
+async fn delivered_only(lab: &Lab, shut: &watch::Receiver<bool>) -> (ChatUe, ChatUe) {
+    let opts = ChatOptions {
+        disposition: "positive-delivery".into(),
+        ..ChatOptions::default()
+    };
+    let alice = chat_ue(lab, "alice", shut, opts.clone()).await;
+    let bob = chat_ue(lab, "bob", shut, opts).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (alice, bob)
+}
+
+async fn expect_message(ue: &mut ChatUe, text: &str) -> String {
+    match next(ue).await {
+        ChatEvent::Message {
+            text: t,
+            message_id,
+            ..
+        } => {
+            assert_eq!(t, text);
+            message_id
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+async fn expect_status(ue: &mut ChatUe, id: &str, status: ImdnStatus) {
+    match next(ue).await {
+        ChatEvent::Status {
+            message_id,
+            status: s,
+            ..
+        } => {
+            assert_eq!(message_id, id);
+            assert_eq!(s, status);
+        }
+        other => panic!("expected {status:?} for {id}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn figure_1_first_message_sets_up_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let (mut alice, mut bob) = delivered_only(&lab, &shut).await;
+    let start = flow(&lab).len();
+    let id = alice.send("sip:bob@ims.lab", "Hello?").await;
+    match next(&mut bob).await {
+        ChatEvent::Message {
+            from,
+            text,
+            message_id,
+        } => {
+            assert_eq!(from, "sip:alice@ims.lab");
+            assert_eq!(text, "Hello?");
+            assert_eq!(message_id, id, "imdn.Message-ID survives O-IM and T-IM");
+        }
+        other => panic!("{other:?}"),
+    }
+    expect_status(&mut alice, &id, ImdnStatus::Delivered).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    check(FIGURE_1, &chat_flow(&lab, start));
+    // T-IM kept it, and knows it was delivered.
+    let stored = lab.tim.store().unwrap().by_message_id(&id).unwrap();
+    assert_eq!(stored.status, "delivered");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn figure_2_later_messages_go_over_msrp_with_imdns_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let (mut alice, mut bob) = delivered_only(&lab, &shut).await;
+    let id = alice.send("sip:bob@ims.lab", "Hello?").await;
+    expect_message(&mut bob, "Hello?").await;
+    expect_status(&mut alice, &id, ImdnStatus::Delivered).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = flow(&lab).len();
+    let id2 = alice.send("sip:bob@ims.lab", "Are you there?").await;
+    assert_eq!(expect_message(&mut bob, "Are you there?").await, id2);
+    expect_status(&mut alice, &id2, ImdnStatus::Delivered).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    check(FIGURE_2, &chat_flow(&lab, start));
+    // And back: bob answers in the same session; alice shows it (displayed is not asked for).
+    let id3 = bob.send("sip:alice@ims.lab", "Yes!").await;
+    assert_eq!(expect_message(&mut alice, "Yes!").await, id3);
+    expect_status(&mut bob, &id3, ImdnStatus::Delivered).await;
+    // Typing: is-composing crosses both servers.
+    bob.composing("sip:alice@ims.lab", true);
+    match next(&mut alice).await {
+        ChatEvent::Composing { from, active } => {
+            assert_eq!(from, "sip:bob@ims.lab");
+            assert!(active);
+        }
+        other => panic!("{other:?}"),
+    }
+    // History: T-IM numbered the conversation.
+    let h = lab
+        .tim
+        .store()
+        .unwrap()
+        .history("sip:alice@ims.lab", "sip:bob@ims.lab", 0, 100);
+    let ids: Vec<&str> = h.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, [id.as_str(), id2.as_str(), id3.as_str()]);
+    let after =
+        lab.tim
+            .store()
+            .unwrap()
+            .history("sip:bob@ims.lab", "sip:alice@ims.lab", h[0].seq, 100);
+    assert_eq!(after.len(), 2);
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn displayed_when_shown_and_a_100_kb_message_is_chunked() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let mut bob = chat_ue(&lab, "bob", &shut, ChatOptions::default()).await;
+    let id = alice.send("sip:bob@ims.lab", "Hello?").await;
+    let got = expect_message(&mut bob, "Hello?").await;
+    expect_status(&mut alice, &id, ImdnStatus::Delivered).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bob.displayed(&got);
+    expect_status(&mut alice, &id, ImdnStatus::Displayed).await;
+    // 100 KB: 50+ chunks on each of the three MSRP hops, reassembled byte for byte.
+    let big: String = (0..100 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let start = flow(&lab).len();
+    let id2 = alice.send("sip:bob@ims.lab", &big).await;
+    assert_eq!(expect_message(&mut bob, &big).await, id2);
+    expect_status(&mut alice, &id2, ImdnStatus::Delivered).await;
+    let sends = chat_flow(&lab, start)
+        .iter()
+        .filter(|l| l.as_str() == "O-IM -> T-IM MSRP SEND")
+        .count();
+    assert!(
+        sends >= 51,
+        "chunked on the O-IM -> T-IM hop: {sends} SENDs"
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_pairs_chat_at_once_and_every_message_arrives_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra = String::new();
+    let users: Vec<String> = (0..12).map(|i| format!("u{i}")).collect();
+    for u in &users {
+        extra.push_str(&format!(
+            "[[subscribers]]\nimpu = [\"sip:{u}@ims.lab\"]\npassword = \"{u}-pw\"\n"
+        ));
+    }
+    let lab = lab_with(dir.path(), &extra).await;
+    let (_stop, shut) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for pair in users.chunks(2) {
+        let opts = ChatOptions {
+            disposition: "positive-delivery".into(),
+            ..ChatOptions::default()
+        };
+        let mut a = chat_ue(&lab, &pair[0], &shut, opts.clone()).await;
+        let mut b = chat_ue(&lab, &pair[1], &shut, opts).await;
+        let to = format!("sip:{}@ims.lab", pair[1]);
+        tasks.push(tokio::spawn(async move {
+            const N: usize = 40;
+            let mut sent = Vec::new();
+            for i in 0..N {
+                sent.push(a.send(&to, &format!("m{i}")).await);
+            }
+            let mut got = Vec::new();
+            while got.len() < N {
+                match b.next_event(Duration::from_secs(10)).await {
+                    Some(ChatEvent::Message { text, .. }) => got.push(text),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+            assert_eq!(got, want, "every message once, in order");
+            let mut delivered = std::collections::HashSet::new();
+            while delivered.len() < N {
+                match a.next_event(Duration::from_secs(10)).await {
+                    Some(ChatEvent::Status {
+                        message_id,
+                        status: ImdnStatus::Delivered,
+                        ..
+                    }) => {
+                        assert!(delivered.insert(message_id), "one IMDN per message");
+                    }
+                    Some(ChatEvent::SendFailed { reason, .. }) => panic!("{reason}"),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            assert_eq!(delivered.len(), N);
+            assert!(sent.iter().all(|id| delivered.contains(id)));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    lab.shutdown().await;
+}
