@@ -59,6 +59,20 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// An RCS client against a running lab: interactive chat, or `send` / `listen` for scripts.
+    Ue {
+        /// The user (user part of a default-lab identity, e.g. `alice`).
+        #[arg(long)]
+        user: String,
+        /// The P-CSCF to use (default: the lab config's P-CSCF).
+        #[arg(long, value_name = "HOST:PORT")]
+        lab: Option<std::net::SocketAddr>,
+        /// Lab file the credentials come from (default: the compiled-in default lab).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: Option<UeCmd>,
+    },
     /// Manage the HSS's subscribers (works with or without a running lab).
     Subscriber {
         #[command(subcommand)]
@@ -66,6 +80,23 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(Subcommand)]
+enum UeCmd {
+    /// Send one message, wait for its IMDN, print `delivered` (or `displayed`, or the
+    /// failure); exit code 1 on failure.
+    Send {
+        /// The recipient (`sip:bob@ims.lab`, or just `bob`).
+        to: String,
+        /// The text.
+        text: String,
+        /// Seconds to wait for the IMDN.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Stay registered; print each message as `FROM: TEXT` and answer with IMDNs.
+    Listen,
 }
 
 #[derive(Subcommand)]
@@ -209,6 +240,12 @@ fn main() -> ExitCode {
             Cmd::Up { common, trace } => up(common, trace).await,
             Cmd::Subscriber { cmd, common } => subscriber(cmd, common).await,
             Cmd::Lab { cmd } => lab_cmd(cmd).await,
+            Cmd::Ue {
+                user,
+                lab,
+                config,
+                cmd,
+            } => ue_cmd(&user, lab, config, cmd).await,
             Cmd::Trace {
                 cmd: TraceCmd::Export { format, out },
                 common,
@@ -259,6 +296,8 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
         ("HSS-API", a.admin, "HTTP (provisioning)"),
         ("O-IM", a.oim, "SIP (ISC, RCS messaging AS)"),
         ("T-IM", a.tim, "SIP (ISC, RCS messaging AS)"),
+        ("O-IM", a.oim_msrp, "MSRP (TCP)"),
+        ("T-IM", a.tim_msrp, "MSRP (TCP)"),
     ] {
         println!("  {n:<8} {addr:<22} {p}");
     }
@@ -674,6 +713,144 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
                 return Err(format!("{failed} lab(s) differ from their expected ladder"));
             }
             Ok(())
+        }
+    }
+}
+
+/// `rcslab ue`: a registered RCS client (see `rcslab::ue::chat`).
+async fn ue_cmd(
+    user: &str,
+    pcscf: Option<std::net::SocketAddr>,
+    config: Option<PathBuf>,
+    cmd: Option<UeCmd>,
+) -> Result<(), String> {
+    use rcslab::cpim::ImdnStatus;
+    use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
+    use std::time::Duration;
+    let cfg = match &config {
+        Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
+        None => LabConfig::default_lab(),
+    };
+    let pcscf = pcscf.unwrap_or(cfg.nodes.pcscf);
+    let domain = cfg.lab.domain.clone();
+    let ue_cfg = rcslab::ue::UeConfig::from_lab(&cfg, user, pcscf)
+        .ok_or_else(|| format!("no user '{user}' in the lab config"))?;
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let trace = rcslab::trace::Trace::disabled();
+    let mut ue = rcslab::ue::Ue::start(ue_cfg, trace.clone(), shut)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reg = tokio::time::timeout(Duration::from_secs(10), ue.register(600))
+        .await
+        .map_err(|_| format!("no answer from the P-CSCF at {pcscf} (is `rcslab up` running?)"))?
+        .map_err(|e| e.to_string())?;
+    let _ = reg;
+    let target = |to: &str| {
+        if to.contains(':') {
+            to.to_string()
+        } else {
+            format!("sip:{to}@{domain}")
+        }
+    };
+    let status_word = |s: ImdnStatus| match s {
+        ImdnStatus::Delivered => "delivered",
+        ImdnStatus::Displayed => "displayed",
+        ImdnStatus::Failed => "failed",
+    };
+    match cmd {
+        Some(UeCmd::Send { to, text, timeout }) => {
+            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            let id = chat.send(&target(&to), &text).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match chat.next_event(left).await {
+                    Some(ChatEvent::Status {
+                        message_id, status, ..
+                    }) if message_id == id => {
+                        println!("{}", status_word(status));
+                        return if status == ImdnStatus::Failed {
+                            Err("the network reports the message failed".into())
+                        } else {
+                            Ok(())
+                        };
+                    }
+                    Some(ChatEvent::SendFailed { message_id, reason }) if message_id == id => {
+                        println!("failed: {reason}");
+                        return Err(reason);
+                    }
+                    Some(_) => {}
+                    None => {
+                        println!("failed: no IMDN within {timeout} s");
+                        return Err("timeout".into());
+                    }
+                }
+            }
+        }
+        Some(UeCmd::Listen) => {
+            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            eprintln!(
+                "rcslab ue: {} registered, listening (Ctrl-C stops)",
+                chat.impu
+            );
+            loop {
+                tokio::select! {
+                    ev = chat.next_event(Duration::from_secs(3600)) => {
+                        if let Some(ChatEvent::Message { from, text, message_id }) = ev {
+                            println!("{from}: {text}");
+                            // Printed is shown: IMDN displayed (delivered went out on receipt).
+                            chat.displayed(&message_id);
+                        }
+                    }
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                }
+            }
+        }
+        None => {
+            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            println!(
+                "rcslab ue: {} registered. Type `PEER TEXT` (e.g. `bob Hello?`), `/typing PEER`, `/quit`.",
+                chat.impu
+            );
+            let mut lines =
+                tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+            let mut sent: std::collections::HashMap<String, String> = Default::default();
+            loop {
+                tokio::select! {
+                    line = lines.next_line() => {
+                        let Ok(Some(line)) = line else { return Ok(()) };
+                        let line = line.trim();
+                        if line == "/quit" {
+                            return Ok(());
+                        }
+                        if let Some(peer) = line.strip_prefix("/typing ") {
+                            chat.composing(&target(peer.trim()), true);
+                            continue;
+                        }
+                        let Some((peer, text)) = line.split_once(' ') else { continue };
+                        let id = chat.send(&target(peer), text).await;
+                        sent.insert(id, text.to_string());
+                    }
+                    ev = chat.next_event(Duration::from_secs(3600)) => match ev {
+                        Some(ChatEvent::Message { from, text, message_id }) => {
+                            println!("{from}: {text}");
+                            chat.displayed(&message_id);
+                        }
+                        Some(ChatEvent::Status { message_id, status, .. }) => {
+                            let tick = match status {
+                                ImdnStatus::Delivered => "✓ delivered",
+                                ImdnStatus::Displayed => "✓✓ displayed",
+                                ImdnStatus::Failed => "✗ failed",
+                            };
+                            let what = sent.get(&message_id).cloned().unwrap_or(message_id);
+                            println!("  {tick}: {what}");
+                        }
+                        Some(ChatEvent::Composing { from, active: true }) => println!("  ({from} is typing...)"),
+                        Some(ChatEvent::SendFailed { reason, .. }) => println!("  ✗ {reason}"),
+                        Some(ChatEvent::Composing { .. }) | None => {}
+                    }
+                }
+            }
         }
     }
 }

@@ -85,6 +85,7 @@ pub struct ImServer {
     /// O-IM: Call-ID of a proxied chat INVITE to its MSRP pair.
     proxied: Mutex<HashMap<String, u64>>,
     scscf: OnceLock<String>,
+    paying: tokio::sync::Mutex<()>,
 }
 
 impl ImServer {
@@ -112,12 +113,23 @@ impl ImServer {
             own_calls: Mutex::new(HashSet::new()),
             proxied: Mutex::new(HashMap::new()),
             scscf: OnceLock::new(),
+            paying: tokio::sync::Mutex::new(()),
         });
         if role == ImRole::Terminating {
             let me = Arc::downgrade(&s);
             s.hub.set_keeper(Box::new(move |pair, from, ct, body| {
                 me.upgrade()
-                    .map(|me| me.keep(pair, from, ct, body))
+                    .map(|me| {
+                        let owed_to = me.keep(pair, from, ct, body);
+                        let ok = owed_to.is_some();
+                        // An IMDN kept for a sender who is online goes out now.
+                        if let Some(Some(user)) = owed_to {
+                            if me.is_online(&user) {
+                                tokio::spawn(async move { me.pay_owed(&user).await });
+                            }
+                        }
+                        ok
+                    })
                     .unwrap_or(false)
             }));
         }
@@ -464,36 +476,31 @@ impl ImServer {
     }
 
     /// The hub's keeper: a message whose onward leg is down. Text goes to the recipient's
-    /// queue; an IMDN becomes a report owed to the original sender.
-    fn keep(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) -> bool {
-        let Some(s) = self.session(pair) else {
-            return false;
-        };
+    /// queue; an IMDN becomes a report owed to the original sender. `None` when it could not
+    /// be kept; `Some(Some(user))` when an IMDN is now owed to `user`.
+    fn keep(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) -> Option<Option<String>> {
+        let s = self.session(pair)?;
         let (sender, recipient) = match from_side {
             Side::A => (s.from.clone(), s.to.clone()),
             Side::B => (s.to.clone(), s.from.clone()),
         };
         if !ct.to_ascii_lowercase().starts_with("message/cpim") {
-            return true;
+            return Some(None);
         }
-        let Ok(cpim) = Cpim::parse(body) else {
-            return false;
-        };
+        let cpim = Cpim::parse(body).ok()?;
         match rcs::content(&cpim) {
             rcs::Content::Imdn(i) => {
-                if let Some(st) = &self.store {
-                    let _ = st.set_status(&i.message_id, status_word(i.status));
-                    return st
-                        .owe(&OwedReport {
-                            from: sender,
-                            to: recipient,
-                            cpim_b64: store::b64(body),
-                        })
-                        .is_ok();
-                }
-                true
+                let st = self.store.as_ref()?;
+                let _ = st.set_status(&i.message_id, status_word(i.status));
+                st.owe(&OwedReport {
+                    from: sender,
+                    to: recipient.clone(),
+                    cpim_b64: store::b64(body),
+                })
+                .ok()?;
+                Some(Some(recipient))
             }
-            rcs::Content::Composing(_) => true,
+            rcs::Content::Composing(_) => Some(None),
             _ => self
                 .take(
                     &sender,
@@ -503,7 +510,8 @@ impl ImServer {
                     &s.conversation_id,
                     true,
                 )
-                .is_ok(),
+                .ok()
+                .map(|_| None),
         }
     }
 
@@ -910,6 +918,8 @@ impl ImServer {
     /// Sends the IMDNs owed to `user` as SIP MESSAGEs (pager mode, RFC 5438 §8.2).
     async fn pay_owed(&self, user: &str) {
         let Some(st) = &self.store else { return };
+        // One payer at a time, so an IMDN is never sent twice.
+        let _one = self.paying.lock().await;
         for (seq, r) in st.owed_to(user) {
             let call_id = crate::sip::new_call_id(&self.host);
             let mut req = Request::new(Method::Message, user.to_string());

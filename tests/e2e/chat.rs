@@ -319,3 +319,134 @@ async fn many_pairs_chat_at_once_and_every_message_arrives_once_in_order() {
     }
     lab.shutdown().await;
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A lab in a child process, killed (SIGKILL) when dropped, also when a test fails.
+struct LabProcess(std::process::Child);
+
+impl LabProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start_lab_process(cfg: &std::path::Path, data: &std::path::Path) -> LabProcess {
+    LabProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rcslab"))
+            .args(["up", "--config"])
+            .arg(cfg)
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rcslab up starts"),
+    )
+}
+
+async fn wait_listening(addr: std::net::SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listens on {addr}");
+}
+
+async fn client_of(cfg: &rcslab::LabConfig, user: &str, shut: &watch::Receiver<bool>) -> ChatUe {
+    let ue_cfg = rcslab::ue::UeConfig::from_lab(cfg, user, cfg.nodes.pcscf).unwrap();
+    let mut u = rcslab::ue::Ue::start(ue_cfg, rcslab::trace::Trace::disabled(), shut.clone())
+        .await
+        .unwrap();
+    u.register(600).await.expect("registers");
+    ChatUe::start(u, rcslab::trace::Trace::disabled(), ChatOptions::default())
+}
+
+#[tokio::test]
+async fn store_and_forward_survives_sigkill_of_the_lab_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = [
+        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp",
+    ];
+    let mut toml = String::from("[nodes]\n");
+    for n in names {
+        toml.push_str(&format!("{n} = \"127.0.0.1:{}\"\n", free_port()));
+    }
+    let cfg_path = dir.path().join("lab.toml");
+    std::fs::write(&cfg_path, &toml).unwrap();
+    let cfg = rcslab::LabConfig::from_toml_str(&toml).unwrap();
+    let data = dir.path().join("data");
+    let (_stop, shut) = watch::channel(false);
+
+    let mut lab = start_lab_process(&cfg_path, &data);
+    wait_listening(cfg.nodes.pcscf).await;
+    let mut alice = client_of(&cfg, "alice", &shut).await;
+    // bob is not registered: T-IM keeps the message (and answers 200 once it is on disk).
+    let id = alice.send("sip:bob@ims.lab", "kept for you").await;
+    let id2 = {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        alice.send("sip:bob@ims.lab", "and this one").await
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let early = alice.next_event(Duration::from_millis(10)).await;
+    assert!(early.is_none(), "no report yet, bob is away: {early:?}");
+    lab.kill();
+
+    let mut lab = start_lab_process(&cfg_path, &data);
+    wait_listening(cfg.nodes.pcscf).await;
+    let mut alice = client_of(&cfg, "alice", &shut).await;
+    let mut bob = client_of(&cfg, "bob", &shut).await;
+    assert_eq!(expect_message(&mut bob, "kept for you").await, id);
+    assert_eq!(expect_message(&mut bob, "and this one").await, id2);
+    let mut delivered = std::collections::HashSet::new();
+    while delivered.len() < 2 {
+        match alice.next_event(Duration::from_secs(5)).await {
+            Some(ChatEvent::Status {
+                message_id,
+                status: ImdnStatus::Delivered,
+                ..
+            }) => {
+                delivered.insert(message_id);
+            }
+            Some(_) => {}
+            None => panic!("the IMDNs did not reach alice: {delivered:?}"),
+        }
+    }
+    assert!(delivered.contains(&id) && delivered.contains(&id2));
+    lab.kill();
+}
+
+#[tokio::test]
+async fn undelivered_messages_expire_with_a_failed_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[im]\nstore_ttl_secs = 1\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let id = alice.send("sip:carol@ims.lab", "nobody home").await;
+    expect_status(&mut alice, &id, ImdnStatus::Failed).await;
+    let m = lab.tim.store().unwrap().by_message_id(&id).unwrap();
+    assert_eq!(m.status, "failed");
+    assert!(lab
+        .tim
+        .store()
+        .unwrap()
+        .pending_for("sip:carol@ims.lab")
+        .is_empty());
+    lab.shutdown().await;
+}
