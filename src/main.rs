@@ -73,12 +73,33 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Option<UeCmd>,
     },
+    /// Benchmarks on an in-process lab.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
     /// Manage the HSS's subscribers (works with or without a running lab).
     Subscriber {
         #[command(subcommand)]
         cmd: SubCmd,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// N UE pairs chatting over the full chain, every message with its IMDN delivered.
+    Chat {
+        /// UE pairs.
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Messages per pair.
+        #[arg(long, default_value_t = 400)]
+        messages: usize,
+        /// Target total messages/s (0: as fast as it goes).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
 }
 
@@ -240,6 +261,36 @@ fn main() -> ExitCode {
             Cmd::Up { common, trace } => up(common, trace).await,
             Cmd::Subscriber { cmd, common } => subscriber(cmd, common).await,
             Cmd::Lab { cmd } => lab_cmd(cmd).await,
+            Cmd::Bench {
+                cmd:
+                    BenchCmd::Chat {
+                        pairs,
+                        messages,
+                        rate,
+                    },
+            } => {
+                let r = rcslab::lab::bench::chat(pairs, messages, rate).await?;
+                println!(
+                    "chat: {pairs} pairs x {messages} messages{}: {} sent, {} delivered with IMDN, {} received, {} lost, {} duplicated",
+                    if rate > 0 { format!(" at {rate}/s") } else { String::new() },
+                    r.sent,
+                    r.delivered,
+                    r.received,
+                    r.sent.saturating_sub(r.received),
+                    r.duplicates
+                );
+                println!(
+                    "chat: {:.0} messages/s delivered with IMDN; send->IMDN p50 {:.2} ms, p99 {:.2} ms; RSS {} MiB",
+                    r.delivered as f64 / r.elapsed.as_secs_f64(),
+                    r.p50.as_secs_f64() * 1000.0,
+                    r.p99.as_secs_f64() * 1000.0,
+                    r.rss_kib / 1024
+                );
+                if r.delivered < r.sent || r.duplicates > 0 {
+                    return Err("messages lost or duplicated".into());
+                }
+                Ok(())
+            }
             Cmd::Ue {
                 user,
                 lab,

@@ -2,6 +2,7 @@
 //! together by address only (they talk through real sockets), and offers the test-harness API:
 //! node addresses, the flight recorder, a ladder of what crossed the wire, and shutdown.
 
+pub mod bench;
 pub mod scenario;
 
 use std::collections::HashMap;
