@@ -120,8 +120,18 @@ pub async fn chat(pairs: usize, messages: usize, rate: u64) -> Result<ChatBench,
             let start = Instant::now();
             for i in 0..messages {
                 if let Some(g) = per_pair_gap {
+                    // Paced: read IMDNs as they arrive while waiting for the next send slot,
+                    // so their latency is measured when they come, not at the next send.
                     let due = start + g * i as u32;
-                    tokio::time::sleep_until(due.into()).await;
+                    loop {
+                        let left = due.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        if let Some(ev) = a.next_event(left).await {
+                            note(&ev, &mut sent_at, &mut lat);
+                        }
+                    }
                 }
                 let id = a.send(&to, &format!("message {i}")).await;
                 sent_at.insert(id, Instant::now());
