@@ -899,7 +899,7 @@ impl Scscf {
         }
         let mut r = req.response(401, Some("Unauthorized"));
         r.headers.push("WWW-Authenticate", ch.to_string());
-        add_to_tag(&mut r);
+        r.ensure_to_tag();
         r
     }
 
@@ -1196,7 +1196,7 @@ impl Scscf {
         };
         self.notify_all(&reg, event);
         let mut r = req.response(200, Some("OK"));
-        add_to_tag(&mut r);
+        r.ensure_to_tag();
         self.fill_ok(&mut r, req, &reg);
         r
     }
@@ -1240,7 +1240,7 @@ impl Scscf {
         let Some(mut reg) = self.registration(impu) else {
             // Nothing to remove: RFC 3261 §10.3 still answers 200 with no contacts.
             let mut r = req.response(200, Some("OK"));
-            add_to_tag(&mut r);
+            r.ensure_to_tag();
             return r;
         };
         let wildcard = req
@@ -1278,7 +1278,7 @@ impl Scscf {
             self.store_registration(reg.clone());
         }
         let mut r = req.response(200, Some("OK"));
-        add_to_tag(&mut r);
+        r.ensure_to_tag();
         self.fill_ok(&mut r, req, &reg);
         r
     }
@@ -1361,18 +1361,9 @@ enum AuthOutcome {
     Reject(String),
 }
 
-fn add_to_tag(r: &mut Response) {
-    if let Some(to) = r.headers.get("To") {
-        if !to.contains("tag=") {
-            let v = format!("{to};tag={}", crate::sip::new_tag());
-            r.headers.set("To", v);
-        }
-    }
-}
-
 fn warn(req: &Request, code: u16, reason: &str, why: &str) -> Response {
     let mut r = req.response(code, Some(reason));
-    add_to_tag(&mut r);
+    r.ensure_to_tag();
     r.headers.push(
         "Warning",
         format!("399 scscf \"{}\"", why.replace('"', "'")),

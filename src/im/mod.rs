@@ -64,7 +64,7 @@ struct TimSession {
     route_back: Vec<String>,
     /// Call-ID of our INVITE to the recipient once sent.
     down_call: Option<String>,
-    /// Messages sent to the recipient in this session awaiting their MSRP 200.
+    /// True while stored messages are being flushed to the recipient's freshly bound leg.
     delivering: bool,
 }
 
@@ -303,10 +303,7 @@ impl ImServer {
             }
         }
         let mut ok = req.response(200, None);
-        if let Some(to) = ok.headers.get("To").map(str::to_string) {
-            ok.headers
-                .set("To", format!("{to};tag={}", crate::sip::new_tag()));
-        }
+        ok.ensure_to_tag();
         ok.headers.push("Expires", expires.to_string());
         inc.tx.respond(ok);
         if let (Some(user), true, ImRole::Terminating) = (impu, expires > 0, self.role) {
@@ -438,9 +435,12 @@ impl ImServer {
         }
         let ip = self.hub.local_addr().ip().to_string();
         let sdp = MsrpSdp::rcs_chat(&ip, self.hub.local_addr().port(), &uri_a, "passive");
-        let mut ok = crate::ue::uas_response(&inc.request, 200, &crate::sip::new_tag(), "", None);
-        ok.headers.remove("Contact");
-        ok.headers.push("Contact", self.contact());
+        let mut ok = crate::sip::uas_response_with(
+            &inc.request,
+            200,
+            &crate::sip::new_tag(),
+            &self.contact(),
+        );
         ok.headers.push("Supported", "timer");
         rcs::set_chat_body(&mut ok.headers, &mut ok.body, &sdp, None);
         inc.tx.respond(ok);
@@ -643,22 +643,16 @@ impl ImServer {
         let Some(uri_b) = self.hub.local_uri(pair, Side::B) else {
             return;
         };
-        let call_id = crate::sip::new_call_id(&self.host);
+        let mut req = self
+            .ep
+            .new_request(Method::Invite, &s.to, &s.from, 1, Transport::Tcp);
+        let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
         if let Ok(mut m) = self.sessions.lock() {
             match m.get_mut(&pair) {
                 Some(t) if t.down_call.is_none() => t.down_call = Some(call_id.clone()),
                 _ => return,
             }
         }
-        let mut req = Request::new(Method::Invite, s.to.clone());
-        req.headers.push("Via", self.ep.new_via(Transport::Tcp));
-        req.headers.push("Max-Forwards", "70");
-        let from_tag = crate::sip::new_tag();
-        req.headers
-            .push("From", format!("<{}>;tag={from_tag}", s.from));
-        req.headers.push("To", format!("<{}>", s.to));
-        req.headers.push("Call-ID", call_id.clone());
-        req.headers.push("CSeq", "1 INVITE");
         req.headers.push("Contact", self.contact());
         req.headers
             .push("P-Asserted-Identity", format!("<{}>", s.from));
@@ -854,12 +848,7 @@ impl ImServer {
             });
         }
         let mut ok = req.response(200, None);
-        if let Some(to) = ok.headers.get("To").map(str::to_string) {
-            if !to.contains("tag=") {
-                ok.headers
-                    .set("To", format!("{to};tag={}", crate::sip::new_tag()));
-            }
-        }
+        ok.ensure_to_tag();
         inc.tx.respond(ok);
         if !sent && self.is_online(&orig.from) {
             self.pay_owed(&orig.from).await;
@@ -921,17 +910,10 @@ impl ImServer {
         // One payer at a time, so an IMDN is never sent twice.
         let _one = self.paying.lock().await;
         for (seq, r) in st.owed_to(user) {
-            let call_id = crate::sip::new_call_id(&self.host);
-            let mut req = Request::new(Method::Message, user.to_string());
-            req.headers.push("Via", self.ep.new_via(Transport::Tcp));
-            req.headers.push("Max-Forwards", "70");
-            req.headers.push(
-                "From",
-                format!("<{}>;tag={}", r.from, crate::sip::new_tag()),
-            );
-            req.headers.push("To", format!("<{user}>"));
-            req.headers.push("Call-ID", call_id.clone());
-            req.headers.push("CSeq", "1 MESSAGE");
+            let mut req = self
+                .ep
+                .new_request(Method::Message, user, &r.from, 1, Transport::Tcp);
+            let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
             req.headers
                 .push("P-Asserted-Identity", format!("<{}>", r.from));
             req.headers.push("Accept-Contact", rcs::ACCEPT_IMDN);

@@ -266,18 +266,13 @@ impl Hub {
 
     /// Our URI for a leg.
     pub fn local_uri(&self, pair: u64, side: Side) -> Option<String> {
-        let st = self.inner.st.lock().ok()?;
-        let id = st.pairs.get(&pair)?.legs[side.idx()].local_id.clone();
+        let id = self.with_leg(pair, side, |l| l.local_id.clone())?;
         Some(self.uri_of(&id))
     }
 
     /// Sets the far end's URI of a leg (from its SDP `a=path`, last URI).
     pub fn set_remote(&self, pair: u64, side: Side, uri: &str) {
-        if let Ok(mut st) = self.inner.st.lock() {
-            if let Some(p) = st.pairs.get_mut(&pair) {
-                p.legs[side.idx()].remote = Some(uri.to_string());
-            }
-        }
+        self.with_leg(pair, side, |l| l.remote = Some(uri.to_string()));
     }
 
     /// True when a leg carries messages now.
@@ -294,8 +289,14 @@ impl Hub {
     }
 
     fn leg_state(&self, pair: u64, side: Side) -> Option<LegState> {
-        let st = self.inner.st.lock().ok()?;
-        Some(st.pairs.get(&pair)?.legs[side.idx()].state)
+        self.with_leg(pair, side, |l| l.state)
+    }
+
+    /// Runs `f` on a leg under the lock; `None` when the pair is gone.
+    fn with_leg<R>(&self, pair: u64, side: Side, f: impl FnOnce(&mut Leg) -> R) -> Option<R> {
+        let mut st = self.inner.st.lock().ok()?;
+        let p = st.pairs.get_mut(&pair)?;
+        Some(f(&mut p.legs[side.idx()]))
     }
 
     /// Forgets a pair (session ended).
@@ -311,20 +312,15 @@ impl Hub {
 
     /// Marks a bound leg ready and sends on what queued for it.
     pub fn set_ready(&self, pair: u64, side: Side) {
-        let queued = {
-            let Ok(mut st) = self.inner.st.lock() else {
-                return;
-            };
-            let Some(p) = st.pairs.get_mut(&pair) else {
-                return;
-            };
-            let leg = &mut p.legs[side.idx()];
-            if leg.state != LegState::Bound {
-                return;
-            }
-            leg.state = LegState::Ready;
-            std::mem::take(&mut leg.queued)
-        };
+        let queued = self
+            .with_leg(pair, side, |leg| {
+                (leg.state == LegState::Bound).then(|| {
+                    leg.state = LegState::Ready;
+                    std::mem::take(&mut leg.queued)
+                })
+            })
+            .flatten()
+            .unwrap_or_default();
         for (up, m) in queued {
             self.forward(pair, side, &up, &m);
         }
@@ -333,16 +329,11 @@ impl Hub {
     /// Connects to the far end of a leg (we are the active party, RFC 4975 §5.4 / RFC 6135)
     /// and binds it with an empty SEND. Messages for the leg queue meanwhile.
     pub fn connect_leg(&self, pair: u64, side: Side) {
-        let remote = {
-            let Ok(mut st) = self.inner.st.lock() else {
-                return;
-            };
-            let Some(p) = st.pairs.get_mut(&pair) else {
-                return;
-            };
-            let leg = &mut p.legs[side.idx()];
+        let Some(remote) = self.with_leg(pair, side, |leg| {
             leg.state = LegState::Connecting;
             leg.remote.clone()
+        }) else {
+            return;
         };
         let Some(remote) = remote.and_then(|r| MsrpUri::parse(&r).ok()) else {
             self.leg_down(pair, side);
@@ -413,15 +404,15 @@ impl Hub {
     }
 
     fn leg_down(&self, pair: u64, side: Side) {
-        if let Ok(mut st) = self.inner.st.lock() {
-            if let Some(p) = st.pairs.get_mut(&pair) {
-                let leg = &mut p.legs[side.idx()];
+        let queued = self
+            .with_leg(pair, side, |leg| {
                 leg.state = LegState::Idle;
                 leg.conn = None;
-                for (up, m) in leg.queued.drain(..) {
-                    let _ = up.send(&m.response_to(481, "Session Does Not Exist"));
-                }
-            }
+                std::mem::take(&mut leg.queued)
+            })
+            .unwrap_or_default();
+        for (up, m) in queued {
+            let _ = up.send(&m.response_to(481, "Session Does Not Exist"));
         }
         let _ = self.inner.events.send(HubEvent::Closed { pair, side });
     }
@@ -436,11 +427,12 @@ impl Hub {
         body: &[u8],
     ) -> oneshot::Receiver<u16> {
         let (tx, rx) = oneshot::channel();
-        let leg = self.inner.st.lock().ok().and_then(|st| {
-            let l = &st.pairs.get(&pair)?.legs[side.idx()];
-            (l.state == LegState::Ready || l.state == LegState::Bound)
-                .then(|| (l.conn.clone(), l.remote.clone(), l.local_id.clone()))
-        });
+        let leg = self
+            .with_leg(pair, side, |l| {
+                (l.state == LegState::Ready || l.state == LegState::Bound)
+                    .then(|| (l.conn.clone(), l.remote.clone(), l.local_id.clone()))
+            })
+            .flatten();
         let Some((Some(conn), Some(remote), local)) = leg else {
             let _ = tx.send(481);
             return rx;
@@ -650,14 +642,7 @@ impl Hub {
     }
 
     fn bind(&self, pair: u64, side: Side, conn: &MsrpConn, m: &MsrpMessage) {
-        let newly = {
-            let Ok(mut st) = self.inner.st.lock() else {
-                return;
-            };
-            let Some(p) = st.pairs.get_mut(&pair) else {
-                return;
-            };
-            let leg = &mut p.legs[side.idx()];
+        let Some(newly) = self.with_leg(pair, side, |leg| {
             if leg.remote.is_none() {
                 leg.remote = m
                     .header("From-Path")
@@ -674,6 +659,8 @@ impl Hub {
                 };
             }
             newly
+        }) else {
+            return;
         };
         let _ = conn.send(&m.response_to(200, "OK"));
         if newly {
@@ -682,20 +669,15 @@ impl Hub {
     }
 
     fn queue(&self, pair: u64, side: Side, upstream: &MsrpConn, m: &MsrpMessage) {
-        let send_now = {
-            let Ok(mut st) = self.inner.st.lock() else {
-                return;
-            };
-            let Some(p) = st.pairs.get_mut(&pair) else {
-                return;
-            };
-            let leg = &mut p.legs[side.idx()];
+        let Some(send_now) = self.with_leg(pair, side, |leg| {
             if leg.state == LegState::Ready {
                 true
             } else {
                 leg.queued.push((upstream.clone(), m.clone()));
                 false
             }
+        }) else {
+            return;
         };
         if send_now {
             self.forward(pair, side, upstream, m);
@@ -704,9 +686,8 @@ impl Hub {
 
     /// Sends `m` (which arrived from `upstream`) on along leg `side`.
     fn forward(&self, pair: u64, side: Side, upstream: &MsrpConn, m: &MsrpMessage) {
-        let leg = self.inner.st.lock().ok().and_then(|st| {
-            let l = &st.pairs.get(&pair)?.legs[side.idx()];
-            Some((l.conn.clone(), l.remote.clone(), l.local_id.clone()))
+        let leg = self.with_leg(pair, side, |l| {
+            (l.conn.clone(), l.remote.clone(), l.local_id.clone())
         });
         let Some((Some(conn), Some(remote), local)) = leg else {
             if m.method.as_deref() == Some("SEND") {

@@ -515,9 +515,15 @@ impl Recorder {
         let events: Vec<TraceEvent> = crate::trace::export::wire_events(&self.trace)
             .into_iter()
             .map(|mut e| {
-                // Name the sockets of outgoing TCP connections after the node that owns them.
-                e.local = self.trace.resolve(e.local);
-                e.remote = self.trace.resolve(e.remote);
+                // Name the sockets of outgoing TCP connections after the node that owns them
+                // (unless the socket has a name of its own).
+                let known = |a: SocketAddr| self.name_of(a) != a.to_string();
+                if !known(e.local) {
+                    e.local = self.trace.resolve(e.local);
+                }
+                if !known(e.remote) {
+                    e.remote = self.trace.resolve(e.remote);
+                }
                 e
             })
             .collect();
@@ -531,14 +537,23 @@ impl Recorder {
     }
 }
 
-/// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]). Addresses go through the
-/// trace's aliases (outgoing TCP connections) before naming.
+/// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]). An address with a name of
+/// its own keeps it (a node's Diameter connection); others go through the trace's aliases
+/// (outgoing TCP connections), which can be stale once an ephemeral port was reused.
 pub fn ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
+    let named = |a: SocketAddr| {
+        let own = name(a);
+        if own != a.to_string() {
+            own
+        } else {
+            name(trace.resolve(a))
+        }
+    };
     crate::trace::export::wire_events(trace)
         .iter()
         .map(|e| LadderLine {
-            from: name(trace.resolve(e.src())),
-            to: name(trace.resolve(e.dst())),
+            from: named(e.src()),
+            to: named(e.dst()),
             protocol: e.protocol.label().to_string(),
             summary: e.summary.clone(),
         })

@@ -230,6 +230,30 @@ impl Endpoint {
         )
     }
 
+    /// An out-of-dialog request we originate (RFC 3261 §8.1.1): Via with a fresh branch,
+    /// Max-Forwards 70, From `from` with a new tag, To `to`, a new Call-ID, CSeq `cseq`.
+    pub fn new_request(
+        &self,
+        method: Method,
+        to: &str,
+        from: &str,
+        cseq: u32,
+        transport: Transport,
+    ) -> Request {
+        let mut r = Request::new(method.clone(), to);
+        r.headers.push("Via", self.new_via(transport));
+        r.headers.push("Max-Forwards", "70");
+        r.headers
+            .push("From", format!("<{from}>;tag={}", crate::sip::new_tag()));
+        r.headers.push("To", format!("<{to}>"));
+        r.headers.push(
+            "Call-ID",
+            crate::sip::new_call_id(&self.local_addr().ip().to_string()),
+        );
+        r.headers.push("CSeq", format!("{cseq} {method}"));
+        r
+    }
+
     /// A Via value for a request we forward as a proxy: the branch carries a hash of the
     /// request's loop-relevant fields (RFC 3261 §16.6 step 8) so [`Endpoint::is_looping`] can
     /// recognise it when it comes back.

@@ -708,6 +708,35 @@ impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// Gives the To header a tag when it has none (a UAS's final response, RFC 3261 §8.2.6.2).
+    pub fn ensure_to_tag(&mut self) {
+        if let Some(to) = self.headers.get("To") {
+            if !to.contains("tag=") {
+                let v = format!("{to};tag={}", new_tag());
+                self.headers.set("To", v);
+            }
+        }
+    }
+}
+
+/// A UAS response (RFC 3261 §8.2.6, §12.1.1): To tag, and for 1xx/2xx to a dialog-creating
+/// request the Record-Route copied and our Contact (`contact` is the whole header value, e.g.
+/// `<sip:ue@1.2.3.4:5060>;+g.3gpp.icsi-ref="..."`).
+pub fn uas_response_with(req: &Request, status: u16, tag: &str, contact: &str) -> Response {
+    let mut r = req.response(status, None);
+    if let Some(to) = r.headers.get("To").map(str::to_string) {
+        if !to.contains("tag=") {
+            r.headers.set("To", format!("{to};tag={tag}"));
+        }
+    }
+    if status < 300 && status > 100 {
+        for rr in req.headers.get_all("Record-Route") {
+            r.headers.push("Record-Route", rr.to_string());
+        }
+        r.headers.push("Contact", contact.to_string());
+    }
+    r
 }
 
 /// The standard reason phrase of a status code.

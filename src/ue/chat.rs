@@ -229,10 +229,10 @@ struct Received {
 }
 
 enum Internal {
-    /// Our INVITE failed.
-    Opened {
+    /// Our INVITE (or the MSRP binding after it) failed.
+    Failed {
         peer: String,
-        result: Result<(), String>,
+        reason: String,
     },
     /// A session the network opened is bound.
     Accepted {
@@ -491,10 +491,7 @@ impl Actor {
                     forward_events(rx, internal, peer);
                 }
                 Err(e) => {
-                    let _ = internal.send(Internal::Opened {
-                        peer,
-                        result: Err(e),
-                    });
+                    let _ = internal.send(Internal::Failed { peer, reason: e });
                 }
             }
         });
@@ -502,21 +499,19 @@ impl Actor {
 
     fn on_internal(&mut self, i: Internal) {
         match i {
-            Internal::Opened { peer, result } => {
-                if let Err(reason) = result {
-                    let mut ids = Vec::new();
-                    if let Some(id) = self.tids.remove(&format!("invite:{peer}")) {
-                        ids.push(id);
-                    }
-                    if let Some(s) = self.sessions.remove(&peer) {
-                        ids.extend(s.queue.into_iter().map(|(id, _)| id));
-                    }
-                    for message_id in ids {
-                        let _ = self.events.send(ChatEvent::SendFailed {
-                            message_id,
-                            reason: reason.clone(),
-                        });
-                    }
+            Internal::Failed { peer, reason } => {
+                let mut ids = Vec::new();
+                if let Some(id) = self.tids.remove(&format!("invite:{peer}")) {
+                    ids.push(id);
+                }
+                if let Some(s) = self.sessions.remove(&peer) {
+                    ids.extend(s.queue.into_iter().map(|(id, _)| id));
+                }
+                for message_id in ids {
+                    let _ = self.events.send(ChatEvent::SendFailed {
+                        message_id,
+                        reason: reason.clone(),
+                    });
                 }
             }
             Internal::Accepted {
@@ -554,6 +549,19 @@ impl Actor {
                 };
                 for (id, cpim) in queued {
                     self.msrp_send(&peer, id, &cpim);
+                }
+                if self.opts.auto_displayed {
+                    // A first message that came in the INVITE is "displayed" once the session
+                    // that carries the report is up.
+                    let shown: Vec<String> = self
+                        .received
+                        .iter()
+                        .filter(|(_, r)| r.peer == peer)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for id in shown {
+                        self.report(&id, ImdnStatus::Displayed);
+                    }
                 }
             }
             Internal::Msrp { peer, ev } => match ev {
@@ -643,20 +651,20 @@ impl Actor {
                     text,
                     message_id: id.clone(),
                 });
-                self.received.insert(
-                    id.clone(),
-                    Received {
-                        peer: peer.to_string(),
-                        cpim: c,
-                    },
-                );
-                if in_session {
-                    if self.opts.auto_delivered {
-                        self.report(&id, ImdnStatus::Delivered);
-                    }
-                    if self.opts.auto_displayed {
-                        self.report(&id, ImdnStatus::Displayed);
-                    }
+                if in_session && self.opts.auto_delivered {
+                    self.report_on(peer, &c, ImdnStatus::Delivered);
+                }
+                if in_session && self.opts.auto_displayed {
+                    self.report_on(peer, &c, ImdnStatus::Displayed);
+                } else if c.wants("display") {
+                    // Kept until the application says it was shown.
+                    self.received.insert(
+                        id,
+                        Received {
+                            peer: peer.to_string(),
+                            cpim: c,
+                        },
+                    );
                 }
             }
             Content::Other(_) => {}
@@ -666,21 +674,22 @@ impl Actor {
     /// An IMDN about a received message, if its sender asked for it: over the session when up,
     /// else in a SIP MESSAGE.
     fn report(&mut self, message_id: &str, status: ImdnStatus) {
-        let Some(r) = self.received.get(message_id) else {
-            return;
-        };
+        if let Some(r) = self.received.remove(message_id) {
+            self.report_on(&r.peer, &r.cpim, status);
+        }
+    }
+
+    /// An IMDN about `about` (from `peer`), when its sender asked for that disposition.
+    fn report_on(&mut self, peer: &str, about: &Cpim, status: ImdnStatus) {
         let wanted = match status {
             ImdnStatus::Displayed => "display",
             _ => "positive-delivery",
         };
-        if !r.cpim.wants(wanted) {
+        if !about.wants(wanted) {
             return;
         }
-        let peer = r.peer.clone();
-        let doc = rcs::imdn_message(&self.cfg.impu, &peer, &r.cpim, status).to_bytes();
-        if status == ImdnStatus::Displayed {
-            self.received.remove(message_id);
-        }
+        let peer = peer.to_string();
+        let doc = rcs::imdn_message(&self.cfg.impu, &peer, about, status).to_bytes();
         if self
             .sessions
             .get(&peer)
@@ -698,17 +707,9 @@ impl Actor {
     }
 
     fn imdn_message_request(&self, peer: &str, cpim: Vec<u8>) -> Request {
-        let mut req = Request::new(Method::Message, peer.to_string());
-        req.headers.push("Via", self.ep.new_via(self.cfg.transport));
-        req.headers.push("Max-Forwards", "70");
-        req.headers
-            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
-        req.headers.push("To", format!("<{peer}>"));
-        req.headers.push(
-            "Call-ID",
-            new_call_id(&self.ep.local_addr().ip().to_string()),
-        );
-        req.headers.push("CSeq", "1 MESSAGE");
+        let mut req =
+            self.ep
+                .new_request(Method::Message, peer, &self.cfg.impu, 1, self.cfg.transport);
         req.headers.push("Accept-Contact", rcs::ACCEPT_IMDN);
         req.headers.push("Content-Type", "message/cpim");
         req.body = Bytes::from(cpim);
@@ -728,7 +729,7 @@ impl Actor {
                 let req = &inc.request;
                 let peer = aor_of(req);
                 let mut ok = req.response(200, None);
-                add_tag(&mut ok);
+                ok.ensure_to_tag();
                 inc.tx.respond(ok);
                 let ct = req.headers.get("Content-Type").unwrap_or("text/plain");
                 if ct.to_ascii_lowercase().starts_with("message/cpim") {
@@ -745,14 +746,14 @@ impl Actor {
             }
             Method::Bye => {
                 let mut ok = inc.request.response(200, None);
-                add_tag(&mut ok);
+                ok.ensure_to_tag();
                 inc.tx.respond(ok);
                 self.sessions
                     .retain(|_, s| s.dialog.as_ref().map(|d| d.call_id.as_str()) != Some(&call_id));
             }
             _ => {
                 let mut r = inc.request.response(200, None);
-                add_tag(&mut r);
+                r.ensure_to_tag();
                 inc.tx.respond(r);
             }
         }
@@ -766,7 +767,7 @@ impl Actor {
             Ok(o) => o,
             Err(_) => {
                 let mut r = req.response(488, None);
-                add_tag(&mut r);
+                r.ensure_to_tag();
                 inc.tx.respond(r);
                 return;
             }
@@ -774,16 +775,11 @@ impl Actor {
         let first = offer.first.as_ref().and_then(|b| Cpim::parse(b).ok());
         let mut imdn_req = None;
         if let Some(c) = first {
-            let id = c.message_id().unwrap_or("").to_string();
             let wants = c.wants("positive-delivery");
             self.on_cpim(&peer, c.clone(), false);
             if wants && self.opts.auto_delivered {
                 let doc = rcs::imdn_message(&self.cfg.impu, &peer, &c, ImdnStatus::Delivered);
                 imdn_req = Some(self.imdn_message_request(&peer, doc.to_bytes()));
-            }
-            if self.opts.auto_displayed {
-                // Shown: "displayed" goes over the session once it is up.
-                let _ = id;
             }
         }
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
@@ -792,9 +788,7 @@ impl Actor {
         let my_uri = self.my_uri();
         let sdp = MsrpSdp::rcs_chat(&self.ep.local_addr().ip().to_string(), 9, &my_uri, "active");
         let tag = new_tag();
-        let mut ok = crate::ue::uas_response(&req, 200, &tag, &self.contact, None);
-        ok.headers.remove("Contact");
-        ok.headers.push("Contact", self.contact_header());
+        let mut ok = crate::sip::uas_response_with(&req, 200, &tag, &self.contact_header());
         rcs::set_chat_body(&mut ok.headers, &mut ok.body, &sdp, None);
         let dialog = Dialog {
             call_id: req.headers.get("Call-ID").unwrap_or("").to_string(),
@@ -820,13 +814,6 @@ impl Actor {
         let internal = self.internal.clone();
         let trace = self.trace.clone();
         let sip_addr = self.ep.local_addr();
-        let auto_displayed = self.opts.auto_displayed;
-        let first_id = offer
-            .first
-            .as_ref()
-            .and_then(|b| Cpim::parse(b).ok())
-            .and_then(|c| c.message_id().map(str::to_string));
-        let cmd_displayed = first_id.filter(|_| auto_displayed);
         tokio::spawn(async move {
             // Steps 15-16 and 21-22: the IMDN in a SIP MESSAGE, and its 200.
             if let Some(m) = imdn_req {
@@ -849,20 +836,11 @@ impl Actor {
                 }
                 Err(e) => tracing::warn!(%peer, error = %e, "MSRP bind failed"),
             }
-            let _ = cmd_displayed;
         });
     }
 
     fn in_dialog(&self, d: &Dialog, method: Method) -> Request {
         build_in_dialog(&self.ep, self.cfg.transport, d, method, d.cseq)
-    }
-}
-
-fn add_tag(r: &mut Response) {
-    if let Some(to) = r.headers.get("To").map(str::to_string) {
-        if !to.contains("tag=") {
-            r.headers.set("To", format!("{to};tag={}", new_tag()));
-        }
     }
 }
 

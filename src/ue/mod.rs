@@ -265,18 +265,8 @@ impl Ue {
     /// tag, To, a new Call-ID, the next CSeq (RFC 3261 §8.1.1).
     fn new_request(&mut self, method: Method, to: &str) -> Request {
         self.cseq += 1;
-        let mut r = Request::new(method.clone(), to);
-        r.headers.push("Via", self.ep.new_via(self.cfg.transport));
-        r.headers.push("Max-Forwards", "70");
-        r.headers
-            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
-        r.headers.push("To", format!("<{to}>"));
-        r.headers.push(
-            "Call-ID",
-            new_call_id(&self.ep.local_addr().ip().to_string()),
-        );
-        r.headers.push("CSeq", format!("{} {method}", self.cseq));
-        r
+        self.ep
+            .new_request(method, to, &self.cfg.impu, self.cseq, self.cfg.transport)
     }
 
     /// Sends a pager-mode MESSAGE (RFC 3428) with a text/plain body and returns the final
@@ -398,18 +388,7 @@ pub fn uas_response(
     contact: &str,
     sdp: Option<&str>,
 ) -> Response {
-    let mut r = req.response(status, None);
-    if let Some(to) = r.headers.get("To").map(str::to_string) {
-        if !to.contains("tag=") {
-            r.headers.set("To", format!("{to};tag={tag}"));
-        }
-    }
-    if status < 300 && status > 100 {
-        for rr in req.headers.get_all("Record-Route") {
-            r.headers.push("Record-Route", rr.to_string());
-        }
-        r.headers.push("Contact", format!("<{contact}>"));
-    }
+    let mut r = crate::sip::uas_response_with(req, status, tag, &format!("<{contact}>"));
     if let Some(s) = sdp {
         r.headers.push("Content-Type", "application/sdp");
         r.body = bytes::Bytes::copy_from_slice(s.as_bytes());
