@@ -1,0 +1,523 @@
+// rcslab chat: a small WebRSF client (plain JavaScript, no framework, no build step).
+//
+// How it talks to the gateway (all under /webrsf/v1/{user}):
+//   POST   Session                       log in, get a bearer token
+//   GET    Notification/SSE?token&cursor  events (EventSource); cursor = last event id we handled
+//   GET    Chat/Media                     received messages not yet acknowledged (NDJSON)
+//   PUT    Chat/{id} {delivered}          acknowledge one (IMDN delivered; accepts a new chat)
+//   PUT    Chat/{id}/Messages/{m}/Status  {displayed} once the message was on screen
+//   POST   Chat {to,text}                 first message to a peer; POST Chat/{id}/Messages later ones
+//   POST   Chat/{id}/Composing {active}   typing indicator (RFC 3994 isComposing)
+//   GET    Chat, Chat/{id}/Messages       conversations and their history, after a page reload
+// The token, the user and the cursor live in sessionStorage, so a reload loses nothing:
+// history comes from GET Chat, unacknowledged messages from Chat/Media, and every event
+// after the cursor is replayed by the SSE stream.
+'use strict';
+
+const STORE = 'rcslab.webrsf';
+const EVENT_TYPES = ['chat', 'messageNotification', 'messageStatusNotification', 'isComposing', 'chatEvent'];
+// Our messages only move forward: a late "delivered" never hides "displayed".
+const RANK = { sending: 0, sent: 1, failed: 1.5, delivered: 2, displayed: 3 };
+const TICK = { sending: '…', sent: '✓', delivered: '✓✓', displayed: '✓✓', failed: '!' };
+const IDLE_AFTER_MS = 3000;     // we send "idle" after this long without typing
+const TYPING_TIMEOUT_MS = 60000; // we hide a peer's indicator if no "idle" ever comes
+
+const $ = (id) => document.getElementById(id);
+
+let session = null;            // { user, uri, token, cursor, open }
+let conversations = [];        // { peer, id, state, messages: [], el, typing, typingTimer }
+let current = null;            // the conversation shown in the pane
+const byMessageId = new Map(); // message_id -> message, for status reports
+const earlyStatus = new Map(); // status reports that arrived before our POST returned
+const lateChatEvents = new Map(); // chatEvents for an instance id we do not know yet
+let source = null;             // the EventSource
+let composing = null;          // the conversation we told "active", or null
+let idleTimer = null;
+
+// ---------- session ----------
+
+function save() {
+  sessionStorage.setItem(STORE, JSON.stringify(session));
+}
+
+function load() {
+  try { return JSON.parse(sessionStorage.getItem(STORE)); } catch { return null; }
+}
+
+class Unauthorized extends Error {}
+
+// One call to the gateway. JSON in, JSON (or NDJSON as an array) out; errors throw.
+async function api(method, path, body) {
+  const res = await fetch(`/webrsf/v1/${encodeURIComponent(session.user)}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${session.token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 401) {
+    logout('Your session has ended: please log in again.');
+    throw new Unauthorized('401');
+  }
+  const type = res.headers.get('Content-Type') || '';
+  const text = await res.text();
+  if (!res.ok) {
+    let err = {};
+    try { err = JSON.parse(text); } catch { /* not JSON */ }
+    throw new Error(`${method} ${path}: ${res.status} ${err.error || ''} ${err.detail || text}`.trim());
+  }
+  if (type.includes('ndjson')) return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  return text && type.includes('json') ? JSON.parse(text) : text;
+}
+
+function report(e) {
+  if (e instanceof Unauthorized) return;
+  console.error(e);
+  const box = $('error');
+  box.textContent = e.message || String(e);
+  box.hidden = false;
+  clearTimeout(report.timer);
+  report.timer = setTimeout(() => { box.hidden = true; }, 10000);
+}
+
+async function login(user, password) {
+  user = user.trim().replace(/^sip:/, '').replace(/@.*$/, '');
+  const res = await fetch(`/webrsf/v1/${encodeURIComponent(user)}/Session`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ password }),
+  });
+  if (!res.ok) {
+    const err = await res.json().catch(() => ({}));
+    throw new Error(res.status === 401 ? 'Wrong user or password.' : `Login failed: ${res.status} ${err.detail || ''}`);
+  }
+  const body = await res.json();
+  session = { user, uri: body.user, token: body.token, cursor: null, open: null };
+  save();
+  await start();
+}
+
+function logout(message) {
+  if (source) source.close();
+  source = null;
+  sessionStorage.removeItem(STORE);
+  session = null;
+  conversations = [];
+  current = null;
+  byMessageId.clear();
+  earlyStatus.clear();
+  lateChatEvents.clear();
+  $('conversations').replaceChildren();
+  $('messages').replaceChildren();
+  $('chat-view').hidden = true;
+  $('whoami').hidden = true;
+  $('login-view').hidden = false;
+  if (message) report(new Error(message));
+  $('login-user').focus();
+}
+
+// After login or a reload: history first, then unacknowledged messages, then events.
+async function start() {
+  $('login-view').hidden = true;
+  $('chat-view').hidden = false;
+  $('whoami').hidden = false;
+  $('me').textContent = session.user;
+  for (const c of await api('GET', '/Chat')) {
+    const conv = conversationFor(c.instance_id || lastSegment(c.instance), c.peer);
+    conv.state = c.state;
+    for (const m of await api('GET', `/Chat/${conv.id}/Messages`)) addHistory(conv, m);
+  }
+  await fetchMedia();
+  const reopen = conversations.find((c) => c.peer === session.open) || conversations[0];
+  if (reopen) openConversation(reopen);
+  renderConversations();
+  connect();
+}
+
+// ---------- conversations and messages ----------
+
+function lastSegment(uri) {
+  return String(uri || '').split('/').pop();
+}
+
+// "sip:carol@ims.lab" is shown as "carol", like the gateway's sender field.
+function normalisePeer(peer) {
+  peer = peer.trim();
+  const home = (session.uri || '').replace(/^sip:[^@]*/, '');
+  if (home && peer.startsWith('sip:') && peer.endsWith(home)) return peer.slice(4, -home.length);
+  return peer;
+}
+
+// One conversation per peer; its id is the gateway's chat instance (null until the first send).
+function conversationFor(id, peer) {
+  let conv = id ? conversations.find((c) => c.id === id) : null;
+  if (!conv && peer) conv = conversations.find((c) => c.peer === peer);
+  if (!conv) {
+    conv = { peer: peer || id, id: null, state: 'new', messages: [], typing: null, typingTimer: null };
+    conversations.push(conv);
+  }
+  if (id) conv.id = id;
+  renderConversations();
+  return conv;
+}
+
+// Our POST Chat returned the instance id. Events for it may have come first (and made a
+// conversation of their own, or a chatEvent we could not place): fold them in.
+function setInstance(conv, id) {
+  const dup = conversations.find((c) => c !== conv && c.id === id);
+  if (dup) {
+    conv.messages = [...dup.messages, ...conv.messages];
+    conversations = conversations.filter((c) => c !== dup);
+    if (current === dup) current = conv;
+  }
+  conv.id = id;
+  if (lateChatEvents.has(id)) applyChatEvent(conv, lateChatEvents.get(id));
+  lateChatEvents.delete(id);
+  if (conv === current) openConversation(conv);
+  renderConversations();
+}
+
+function addMessage(conv, msg) {
+  if (msg.message_id) {
+    if (byMessageId.has(msg.message_id)) return byMessageId.get(msg.message_id);
+    byMessageId.set(msg.message_id, msg);
+  }
+  msg.el = renderMessage(msg);
+  conv.messages.push(msg);
+  if (conv === current) {
+    $('messages').append(msg.el);
+    scrollDown();
+  }
+  renderConversations();
+  return msg;
+}
+
+function addHistory(conv, m) {
+  return addMessage(conv, {
+    message_id: m.message_id, direction: m.direction, sender: m.sender, text: m.text,
+    datetime: m.datetime, status: m.status,
+    acked: true, displayedSent: m.direction === 'in' && m.status === 'displayed',
+  });
+}
+
+function setStatus(msg, status) {
+  if (msg.direction === 'out' && (RANK[status] ?? -1) <= (RANK[msg.status] ?? -1)) return;
+  msg.status = status;
+  updateStatus(msg);
+}
+
+// Every message we received and have not acknowledged yet.
+let mediaRun = null;
+let mediaAgain = false;
+function fetchMedia() {
+  if (mediaRun) { mediaAgain = true; return mediaRun; }
+  mediaRun = (async () => {
+    do {
+      mediaAgain = false;
+      for (const m of await api('GET', '/Chat/Media')) await receive(m);
+    } while (mediaAgain);
+  })().finally(() => { mediaRun = null; });
+  return mediaRun;
+}
+
+async function receive(m) {
+  const conv = conversationFor(m.instance_id || lastSegment(m.instance), m.sender);
+  const msg = addMessage(conv, {
+    message_id: m.message_id, direction: 'in', sender: m.sender, text: m.text,
+    datetime: m.datetime, status: 'received', acked: false, displayedSent: false,
+  });
+  setTyping(conv, null);
+  if (!msg.ackSent) {
+    msg.ackSent = true;
+    msg.acked = false;
+    await api('PUT', `/Chat/${conv.id}`, { status: 'delivered', message_id: m.message_id });
+    msg.acked = true;
+    if (conv.state === 'initiate' || conv.state === 'new') conv.state = 'active';
+  }
+  if (!current) openConversation(conv);
+  markDisplayed(conv);
+  renderConversations();
+}
+
+// Tell the sender we showed its messages: only for the open conversation of a visible page.
+function markDisplayed(conv) {
+  if (conv !== current || document.hidden) return;
+  for (const msg of conv.messages) {
+    if (msg.direction !== 'in' || !msg.acked || msg.displayedSent) continue;
+    msg.displayedSent = true;
+    api('PUT', `/Chat/${conv.id}/Messages/${encodeURIComponent(msg.message_id)}/Status`, { status: 'displayed' })
+      .then(() => { msg.status = 'displayed'; updateStatus(msg); renderConversations(); })
+      .catch((e) => { msg.displayedSent = false; report(e); });
+  }
+}
+
+async function send(conv, text) {
+  const msg = addMessage(conv, {
+    direction: 'out', sender: session.user, text, status: 'sending', datetime: new Date().toISOString(),
+  });
+  try {
+    await setComposing(false);
+    let r;
+    if (!conv.id || conv.state === 'closed') {
+      r = await api('POST', '/Chat', { to: conv.peer, text });
+      conv.state = 'initiate';
+      setInstance(conv, r.instance_id || lastSegment(r.instance));
+    } else {
+      r = await api('POST', `/Chat/${conv.id}/Messages`, { text });
+    }
+    msg.message_id = r.message_id;
+    byMessageId.set(r.message_id, msg);
+    setStatus(msg, 'sent');
+    for (const s of earlyStatus.get(r.message_id) || []) setStatus(msg, s);
+    earlyStatus.delete(r.message_id);
+  } catch (e) {
+    setStatus(msg, 'failed');
+    report(e);
+  }
+  renderConversations();
+}
+
+// ---------- typing indicator (ours and theirs) ----------
+
+async function setComposing(active) {
+  clearTimeout(idleTimer);
+  const conv = active ? current : composing;
+  if (!conv || !conv.id || (composing === conv) === active) return;
+  composing = active ? conv : null;
+  await api('POST', `/Chat/${conv.id}/Composing`, { active }).catch(report);
+}
+
+function onInput() {
+  if (!current || !current.id) return;
+  if ($('compose-input').value === '') { setComposing(false); return; }
+  if (composing !== current) setComposing(true);
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => setComposing(false), IDLE_AFTER_MS);
+}
+
+function setTyping(conv, who) {
+  conv.typing = who;
+  clearTimeout(conv.typingTimer);
+  if (who) conv.typingTimer = setTimeout(() => setTyping(conv, null), TYPING_TIMEOUT_MS);
+  if (conv === current) renderTyping();
+}
+
+// ---------- events ----------
+
+function connect() {
+  if (source) source.close();
+  let url = `/webrsf/v1/${encodeURIComponent(session.user)}/Notification/SSE?token=${encodeURIComponent(session.token)}`;
+  if (session.cursor != null) url += `&cursor=${session.cursor}`;
+  setConnection('connecting');
+  const es = new EventSource(url);
+  source = es;
+  es.onopen = () => {
+    setConnection('open');
+    fetchMedia().catch(report); // anything that arrived while we were not listening
+  };
+  es.onerror = () => {
+    if (source !== es) return;
+    setConnection(es.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
+    if (es.readyState !== EventSource.CLOSED) return; // the browser retries by itself
+    // The gateway refused us: a 401 (checked by api()) means log in again, else retry.
+    setTimeout(() => {
+      if (source !== es || !session) return;
+      api('GET', '/Chat').then(() => connect(), (e) => { report(e); if (session) setTimeout(connect, 2000); });
+    }, 1000);
+  };
+  for (const type of EVENT_TYPES) {
+    es.addEventListener(type, (e) => {
+      try { onEvent(JSON.parse(e.data)); } catch (err) { report(err); }
+    });
+  }
+}
+
+function onEvent(ev) {
+  if (typeof ev.id === 'number') {
+    if (session.cursor != null && ev.id <= session.cursor) return; // already handled
+    session.cursor = ev.id;
+    save();
+  }
+  const id = ev.instance_id || lastSegment(ev.instance);
+  const data = ev.data || {};
+  switch (ev.type) {
+    case 'chat': { // someone opened a chat with us; its first message waits in Chat/Media
+      const conv = conversationFor(id, data.sender);
+      if (conv.state === 'new' || conv.state === 'closed') conv.state = 'initiate';
+      fetchMedia().catch(report);
+      break;
+    }
+    case 'messageNotification':
+      fetchMedia().catch(report);
+      break;
+    case 'messageStatusNotification': {
+      const msg = byMessageId.get(data.message_id);
+      if (msg) setStatus(msg, data.status);
+      else earlyStatus.set(data.message_id, [...(earlyStatus.get(data.message_id) || []), data.status]);
+      break;
+    }
+    case 'isComposing':
+      setTyping(conversationFor(id, data.sender), data.state === 'active' ? data.sender : null);
+      break;
+    case 'chatEvent': {
+      const conv = conversations.find((c) => c.id === id);
+      if (conv) applyChatEvent(conv, data);
+      else lateChatEvents.set(id, data);
+      break;
+    }
+  }
+}
+
+function applyChatEvent(conv, data) {
+  conv.state = data.status === 'accepted' ? 'active' : 'closed';
+  conv.reason = data.status === 'accepted' ? '' : `${data.status}${data.reason ? `: ${data.reason}` : ''}`;
+  if (conv === current) renderHeader();
+  renderConversations();
+}
+
+// ---------- rendering ----------
+
+function setConnection(state) {
+  const el = document.querySelector('[data-testid="connection"]');
+  el.dataset.state = state;
+  el.textContent = { open: 'online', connecting: 'connecting…', closed: 'offline' }[state];
+}
+
+function openConversation(conv) {
+  if (composing && composing !== conv) setComposing(false);
+  current = conv;
+  session.open = conv.peer;
+  save();
+  renderHeader();
+  $('messages').replaceChildren(...conv.messages.map((m) => m.el));
+  scrollDown();
+  renderTyping();
+  $('compose-input').disabled = false;
+  document.querySelector('[data-testid="send"]').disabled = false;
+  renderConversations();
+  markDisplayed(conv);
+}
+
+function renderHeader() {
+  $('peer-name').textContent = current ? `Chat with ${current.peer}` : 'No conversation open';
+  $('chat-state').textContent = current && current.reason ? `Chat ${current.reason}` : '';
+}
+
+function renderConversations() {
+  const list = $('conversations');
+  list.replaceChildren(...conversations.map((conv) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.testid = `conversation-${conv.peer}`;
+    b.dataset.state = conv.state;
+    if (conv === current) b.setAttribute('aria-current', 'true');
+    const unread = conv.messages.filter((m) => m.direction === 'in' && m.status !== 'displayed').length;
+    b.textContent = conv.peer;
+    if (unread && conv !== current) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = unread;
+      badge.setAttribute('aria-label', `${unread} unread`);
+      b.append(' ', badge);
+    }
+    b.addEventListener('click', () => openConversation(conv));
+    li.append(b);
+    return li;
+  }));
+}
+
+function renderMessage(msg) {
+  const li = document.createElement('li');
+  li.className = `msg ${msg.direction}`;
+  li.dataset.testid = 'message';
+  li.dataset.direction = msg.direction;
+  const text = document.createElement('span');
+  text.className = 'text';
+  text.dataset.testid = 'message-text';
+  text.textContent = msg.text;
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  const time = document.createElement('time');
+  time.dateTime = msg.datetime || '';
+  time.textContent = msg.datetime ? new Date(msg.datetime).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+  meta.append(time);
+  if (msg.direction === 'in') {
+    const who = document.createElement('span');
+    who.className = 'sender';
+    who.textContent = msg.sender;
+    li.append(who);
+  } else {
+    const tick = document.createElement('span');
+    tick.className = 'tick';
+    tick.dataset.testid = 'message-status';
+    meta.append(' ', tick);
+  }
+  li.append(text, meta);
+  msg.el = li;
+  updateStatus(msg);
+  return li;
+}
+
+function updateStatus(msg) {
+  if (!msg.el) return;
+  msg.el.dataset.status = msg.status;
+  if (msg.message_id) msg.el.dataset.messageId = msg.message_id;
+  const tick = msg.el.querySelector('.tick');
+  if (tick) {
+    tick.textContent = TICK[msg.status] || '';
+    tick.title = msg.status;
+    tick.setAttribute('aria-label', msg.status);
+  }
+}
+
+function renderTyping() {
+  const el = $('typing');
+  const who = current && current.typing;
+  el.hidden = !who;
+  el.textContent = who ? `${who} is typing…` : '';
+}
+
+function scrollDown() {
+  const list = $('messages');
+  list.scrollTop = list.scrollHeight;
+}
+
+// ---------- wiring ----------
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('login-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const button = e.target.querySelector('button');
+    button.disabled = true;
+    $('error').hidden = true;
+    login($('login-user').value, $('login-password').value)
+      .catch(report)
+      .finally(() => { button.disabled = false; $('login-password').value = ''; });
+  });
+  $('logout').addEventListener('click', () => {
+    const s = session;
+    logout();
+    if (s) fetch(`/webrsf/v1/${encodeURIComponent(s.user)}/Session`, { method: 'DELETE', headers: { Authorization: `Bearer ${s.token}` } }).catch(() => {});
+  });
+  $('new-chat-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const peer = normalisePeer($('new-chat-peer').value);
+    if (!peer) return;
+    $('new-chat-peer').value = '';
+    openConversation(conversationFor(null, peer));
+    $('compose-input').focus();
+  });
+  $('compose-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('compose-input');
+    const text = input.value.trim();
+    if (!text || !current) return;
+    input.value = '';
+    send(current, text);
+  });
+  $('compose-input').addEventListener('input', onInput);
+  document.addEventListener('visibilitychange', () => { if (current) markDisplayed(current); });
+
+  session = load();
+  if (session && session.token) start().catch(report);
+  else $('login-user').focus();
+});
