@@ -46,6 +46,9 @@ pub struct LabConfig {
     /// O-IM / T-IM behaviour.
     #[serde(default)]
     pub im: ImSection,
+    /// The WebRSF gateway.
+    #[serde(default)]
+    pub webrsf: WebRsfSection,
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
@@ -238,6 +241,71 @@ pub struct Nodes {
     /// T-IM's MSRP listener.
     #[serde(default = "default_tim_msrp")]
     pub tim_msrp: SocketAddr,
+    /// The WebRSF gateway's HTTP listener.
+    #[serde(default = "default_webrsf")]
+    pub webrsf: SocketAddr,
+}
+
+fn default_webrsf() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[webrsf]`: the web gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebRsfSection {
+    /// Scheme and authority that instance URLs start with (paper Table 1:
+    /// `https://{host}/webrsf/v1/...`). Empty: `https://` and the bound address.
+    #[serde(default)]
+    pub public_url: String,
+    /// Seconds between keep-alive chunks on an idle notification channel.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u64,
+    /// Notification channels one user may hold open at once (more get 429).
+    #[serde(default = "default_max_channels")]
+    pub max_channels_per_user: usize,
+    /// Largest request body accepted (bytes; larger gets 413).
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+    /// Events kept per user for replay from a cursor / Last-Event-ID.
+    #[serde(default = "default_event_buffer")]
+    pub event_buffer: usize,
+    /// Registration lifetime asked for web users (re-registered at half-life).
+    #[serde(default = "default_web_expires")]
+    pub register_expires: u32,
+    /// Push webhooks: user id (`bob`) -> URL that gets a POST when an event arrives while
+    /// the user has no channel open.
+    #[serde(default)]
+    pub webhooks: std::collections::BTreeMap<String, String>,
+}
+
+fn default_keepalive() -> u64 {
+    15
+}
+fn default_max_channels() -> usize {
+    4
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_event_buffer() -> usize {
+    1024
+}
+fn default_web_expires() -> u32 {
+    600
+}
+
+impl Default for WebRsfSection {
+    fn default() -> Self {
+        WebRsfSection {
+            public_url: String::new(),
+            keepalive_secs: default_keepalive(),
+            max_channels_per_user: default_max_channels(),
+            max_body: default_max_body(),
+            event_buffer: default_event_buffer(),
+            register_expires: default_web_expires(),
+            webhooks: Default::default(),
+        }
+    }
 }
 
 fn default_oim_msrp() -> SocketAddr {
@@ -394,6 +462,7 @@ impl LabConfig {
             &mut self.nodes.tim,
             &mut self.nodes.oim_msrp,
             &mut self.nodes.tim_msrp,
+            &mut self.nodes.webrsf,
         ] {
             a.set_port(0);
         }

@@ -21,6 +21,7 @@ pub mod sip;
 pub mod store;
 pub mod trace;
 pub mod ue;
+pub mod webrsf;
 
 pub use config::LabConfig;
 pub use lab::{Lab, LabOptions};

@@ -795,7 +795,11 @@ async fn ue_cmd(
         .await
         .map_err(|_| format!("no answer from the P-CSCF at {pcscf} (is `rcslab up` running?)"))?
         .map_err(|e| e.to_string())?;
-    let _ = reg;
+    // `listen` and the interactive client run for hours: they re-register at half-life.
+    let keep = ChatOptions {
+        refresh_registration: Some(reg.expires.max(60)),
+        ..ChatOptions::default()
+    };
     let target = |to: &str| {
         if to.contains(':') {
             to.to_string()
@@ -839,7 +843,7 @@ async fn ue_cmd(
             }
         }
         Some(UeCmd::Listen) => {
-            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            let mut chat = ChatUe::start(ue, trace, keep);
             eprintln!(
                 "rcslab ue: {} registered, listening (Ctrl-C stops)",
                 chat.impu
@@ -858,7 +862,7 @@ async fn ue_cmd(
             }
         }
         None => {
-            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            let mut chat = ChatUe::start(ue, trace, keep);
             println!(
                 "rcslab ue: {} registered. Type `PEER TEXT` (e.g. `bob Hello?`), `/typing PEER`, `/quit`.",
                 chat.impu
@@ -898,7 +902,10 @@ async fn ue_cmd(
                         }
                         Some(ChatEvent::Composing { from, active: true }) => println!("  ({from} is typing...)"),
                         Some(ChatEvent::SendFailed { reason, .. }) => println!("  ✗ {reason}"),
-                        Some(ChatEvent::Composing { .. }) | None => {}
+                        Some(ChatEvent::Session { peer, status, reason }) => {
+                            println!("  (session with {peer} {}{}{reason})", status.as_str(), if reason.is_empty() { "" } else { ": " });
+                        }
+                        Some(_) | None => {}
                     }
                 }
             }

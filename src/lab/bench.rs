@@ -65,8 +65,7 @@ pub async fn chat(pairs: usize, messages: usize, rate: u64) -> Result<ChatBench,
     let (_stop, shut) = watch::channel(false);
     let opts = ChatOptions {
         disposition: "positive-delivery".into(),
-        auto_delivered: true,
-        auto_displayed: false,
+        ..ChatOptions::default()
     };
     let mut ues = Vec::new();
     for i in 0..pairs * 2 {

@@ -90,6 +90,8 @@ pub struct LabAddrs {
     pub oim_msrp: SocketAddr,
     /// T-IM MSRP.
     pub tim_msrp: SocketAddr,
+    /// WebRSF HTTP.
+    pub webrsf: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -133,6 +135,8 @@ pub struct Lab {
     pub scscf: Arc<Scscf>,
     /// The T-IM (tests look at who it believes is online).
     pub tim: Arc<crate::im::ImServer>,
+    /// The WebRSF gateway.
+    pub webrsf: Arc<crate::webrsf::Gateway>,
     recorder: Recorder,
     shutdown: watch::Sender<bool>,
     data_dir: PathBuf,
@@ -416,6 +420,31 @@ impl Lab {
         pcscf.set_subscribe_reg(config.pcscf.subscribe_reg);
         tokio::spawn(pcscf.clone().run(pcscf_rx));
 
+        // WebRSF: an HTTP server whose web users register through the P-CSCF like UEs.
+        let web_listener = TcpListener::bind(n.webrsf)
+            .await
+            .map_err(|source| LabError::Bind {
+                what: "WebRSF",
+                addr: n.webrsf,
+                source,
+            })?;
+        let web_addr = web_listener.local_addr().map_err(|source| LabError::Bind {
+            what: "WebRSF",
+            addr: n.webrsf,
+            source,
+        })?;
+        let namer_rec = recorder.clone();
+        let webrsf = crate::webrsf::Gateway::new(
+            config.webrsf.clone(),
+            &domain,
+            pcscf_ep.local_addr(),
+            trace.clone(),
+            Arc::new(move |a, name| namer_rec.name(a, name)),
+            shut_rx.clone(),
+        );
+        webrsf.set_http_addr(web_addr);
+        tokio::spawn(crate::webrsf::http::serve(webrsf.clone(), web_listener));
+
         let addrs = LabAddrs {
             pcscf: pcscf_ep.local_addr(),
             icscf: icscf_ep.local_addr(),
@@ -426,6 +455,7 @@ impl Lab {
             tim: tim_ep.local_addr(),
             oim_msrp: oim.msrp_addr(),
             tim_msrp: tim.msrp_addr(),
+            webrsf: web_addr,
         };
         names.insert(addrs.pcscf, "P-CSCF".into());
         names.insert(addrs.icscf, "I-CSCF".into());
@@ -436,6 +466,7 @@ impl Lab {
         names.insert(addrs.tim, "T-IM".into());
         names.insert(oim.msrp_addr(), "O-IM".into());
         names.insert(tim.msrp_addr(), "T-IM".into());
+        names.insert(web_addr, "WebRSF".into());
         if let Ok(mut n) = recorder.names.lock() {
             n.extend(names);
         }
@@ -449,6 +480,7 @@ impl Lab {
             pcscf,
             scscf,
             tim,
+            webrsf,
             recorder,
             shutdown,
             data_dir: data_dir.to_path_buf(),
@@ -499,6 +531,13 @@ impl Recorder {
     /// True when the lab records (`rcslab up --trace`, tests).
     pub fn is_enabled(&self) -> bool {
         self.trace.is_enabled()
+    }
+
+    /// Gives a name to an address for ladders and exports.
+    pub fn name(&self, addr: SocketAddr, name: &str) {
+        if let Ok(mut n) = self.names.lock() {
+            n.insert(addr, name.to_string());
+        }
     }
 
     /// The node name of an address, or the address.

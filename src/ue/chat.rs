@@ -56,6 +56,36 @@ pub enum ChatEvent {
         /// Typing now.
         active: bool,
     },
+    /// Someone opened a chat with us and [`ChatOptions::hold_invites`] is on: the INVITE waits
+    /// for [`ChatUe::accept`] or [`ChatUe::decline`]. The first message (if the INVITE carried
+    /// one) comes with it; no separate `Message` event is sent for it.
+    Invited {
+        /// Who (AoR of P-Asserted-Identity or From).
+        from: String,
+        /// The Request-URI (the identity that was called).
+        request_uri: String,
+        /// The INVITE's Subject, if any.
+        subject: Option<String>,
+        /// imdn.Message-ID of the first message (empty when there was none).
+        message_id: String,
+        /// The first message's text.
+        text: Option<String>,
+        /// Its CPIM DateTime.
+        datetime: Option<String>,
+        /// Conversation-ID header.
+        conversation_id: Option<String>,
+        /// Contribution-ID header.
+        contribution_id: Option<String>,
+    },
+    /// A chat session changed state.
+    Session {
+        /// With whom.
+        peer: String,
+        /// What happened.
+        status: SessionStatus,
+        /// Why (SIP status or the reason it failed).
+        reason: String,
+    },
     /// A message of ours could not be sent (SIP or MSRP error).
     SendFailed {
         /// The message.
@@ -63,6 +93,31 @@ pub enum ChatEvent {
         /// Why.
         reason: String,
     },
+}
+
+/// Session state changes reported by [`ChatEvent::Session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// The session is up (MSRP bound).
+    Accepted,
+    /// The other side (or we) declined it.
+    Declined,
+    /// It ended (BYE or the MSRP connection closed).
+    Closed,
+    /// It could not be set up.
+    Failed,
+}
+
+impl SessionStatus {
+    /// Lower-case name (`accepted`...), as the WebRSF events spell it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SessionStatus::Accepted => "accepted",
+            SessionStatus::Declined => "declined",
+            SessionStatus::Closed => "closed",
+            SessionStatus::Failed => "failed",
+        }
+    }
 }
 
 /// How the client behaves.
@@ -75,6 +130,11 @@ pub struct ChatOptions {
     /// Send IMDN "displayed" as soon as a message is received (a UI would wait until it is
     /// on screen and call [`ChatUe::displayed`]).
     pub auto_displayed: bool,
+    /// Hold incoming chat INVITEs until the application accepts them (WebRSF asks its web
+    /// client first, paper figure 4 steps 17-19).
+    pub hold_invites: bool,
+    /// Keep the registration alive: re-REGISTER with this Expires at half its lifetime.
+    pub refresh_registration: Option<u32>,
 }
 
 impl Default for ChatOptions {
@@ -83,6 +143,8 @@ impl Default for ChatOptions {
             disposition: "positive-delivery, display".into(),
             auto_delivered: true,
             auto_displayed: false,
+            hold_invites: false,
+            refresh_registration: None,
         }
     }
 }
@@ -92,7 +154,18 @@ enum Cmd {
         to: String,
         text: Bytes,
         content_type: String,
+        ids: SessionIds,
         reply: oneshot::Sender<String>,
+    },
+    Accept {
+        peer: String,
+        delivered: bool,
+    },
+    Decline {
+        peer: String,
+    },
+    Delivered {
+        message_id: String,
     },
     Displayed {
         message_id: String,
@@ -106,9 +179,23 @@ enum Cmd {
     },
 }
 
+/// Conversation-ID and Contribution-ID for a new session (new ones when `None`).
+#[derive(Debug, Clone, Default)]
+pub struct SessionIds {
+    /// Conversation-ID.
+    pub conversation_id: Option<String>,
+    /// Contribution-ID.
+    pub contribution_id: Option<String>,
+}
+
+enum RegCmd {
+    Deregister(oneshot::Sender<bool>),
+}
+
 /// The application's handle on a running client.
 pub struct ChatUe {
     cmd: mpsc::UnboundedSender<Cmd>,
+    reg: mpsc::UnboundedSender<RegCmd>,
     events: mpsc::UnboundedReceiver<ChatEvent>,
     /// Our public identity.
     pub impu: String,
@@ -118,9 +205,12 @@ pub struct ChatUe {
 
 impl ChatUe {
     /// Runs a registered UE as an RCS client.
-    pub fn start(ue: Ue, trace: Trace, opts: ChatOptions) -> ChatUe {
+    pub fn start(mut ue: Ue, trace: Trace, opts: ChatOptions) -> ChatUe {
         let contact = ue.contact();
-        let (ep, rx, cfg) = ue.into_parts();
+        let rx = ue.take_incoming();
+        let (ep, cfg) = (ue.endpoint().clone(), ue.cfg.clone());
+        let (reg_tx, reg_rx) = mpsc::unbounded_channel();
+        tokio::spawn(registrar(ue, opts.refresh_registration, reg_rx));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (int_tx, int_rx) = mpsc::unbounded_channel();
@@ -135,6 +225,7 @@ impl ChatUe {
             sessions: HashMap::new(),
             received: HashMap::new(),
             pending_acks: HashMap::new(),
+            held: HashMap::new(),
             tids: HashMap::new(),
             events: ev_tx,
             internal: int_tx,
@@ -142,6 +233,7 @@ impl ChatUe {
         tokio::spawn(actor.run(rx, cmd_rx, int_rx));
         ChatUe {
             cmd: cmd_tx,
+            reg: reg_tx,
             events: ev_rx,
             impu,
             sip_addr,
@@ -157,14 +249,59 @@ impl ChatUe {
 
     /// Sends a message of any content type (a 100 KB file, say).
     pub async fn send_typed(&self, to: &str, body: &[u8], content_type: &str) -> String {
+        self.send_with(to, body, content_type, SessionIds::default())
+            .await
+    }
+
+    /// [`ChatUe::send_typed`] naming the Conversation-ID / Contribution-ID of the session it
+    /// opens (when it opens one).
+    pub async fn send_with(
+        &self,
+        to: &str,
+        body: &[u8],
+        content_type: &str,
+        ids: SessionIds,
+    ) -> String {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::Send {
             to: to.to_string(),
             text: Bytes::copy_from_slice(body),
             content_type: content_type.to_string(),
+            ids,
             reply: tx,
         });
         rx.await.unwrap_or_default()
+    }
+
+    /// Accepts a held chat INVITE from `peer` ([`ChatEvent::Invited`]); with `delivered`, first
+    /// reports the INVITE's message delivered in a SIP MESSAGE (figure 1 steps 15-22).
+    pub fn accept(&self, peer: &str, delivered: bool) {
+        let _ = self.cmd.send(Cmd::Accept {
+            peer: peer.to_string(),
+            delivered,
+        });
+    }
+
+    /// Declines a held chat INVITE from `peer` (603 Decline).
+    pub fn decline(&self, peer: &str) {
+        let _ = self.cmd.send(Cmd::Decline {
+            peer: peer.to_string(),
+        });
+    }
+
+    /// Tells the sender a received message was delivered (IMDN "delivered"), when
+    /// [`ChatOptions::auto_delivered`] is off.
+    pub fn delivered(&self, message_id: &str) {
+        let _ = self.cmd.send(Cmd::Delivered {
+            message_id: message_id.to_string(),
+        });
+    }
+
+    /// De-registers (REGISTER with Expires 0); true when the network said 200.
+    pub async fn deregister(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.reg.send(RegCmd::Deregister(tx));
+        rx.await.unwrap_or(false)
     }
 
     /// Tells the sender a received message was shown (IMDN "displayed").
@@ -185,6 +322,14 @@ impl ChatUe {
     /// Ends the session with `to` (BYE).
     pub fn close(&self, to: &str) {
         let _ = self.cmd.send(Cmd::Close { to: to.to_string() });
+    }
+
+    /// Takes the event stream, for an application that reads events in a task of its own
+    /// while it drives the client through `&self` (the WebRSF gateway). `next_event` then
+    /// returns nothing.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<ChatEvent> {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.events, rx)
     }
 
     /// The next event, if one comes within `wait`.
@@ -226,6 +371,14 @@ struct Dialog {
 struct Received {
     peer: String,
     cpim: Cpim,
+    /// IMDN "delivered" already sent (or not asked for).
+    delivered: bool,
+}
+
+/// An incoming chat INVITE held for the application (figure 4 steps 15-19).
+struct HeldInvite {
+    inc: IncomingRequest,
+    first: Option<Cpim>,
 }
 
 enum Internal {
@@ -257,6 +410,7 @@ struct Actor {
     sessions: HashMap<String, Sess>,
     received: HashMap<String, Received>,
     pending_acks: HashMap<String, oneshot::Sender<()>>,
+    held: HashMap<String, HeldInvite>,
     /// MSRP transaction id of our SENDs to imdn.Message-ID.
     tids: HashMap<String, String>,
     events: mpsc::UnboundedSender<ChatEvent>,
@@ -322,6 +476,7 @@ impl Actor {
                 to,
                 text,
                 content_type,
+                ids,
                 reply,
             } => {
                 let peer = canonical(&to);
@@ -337,10 +492,34 @@ impl Actor {
                 )
                 .to_bytes();
                 let _ = reply.send(id.clone());
-                self.send_cpim(&peer, id, cpim);
+                self.send_cpim(&peer, id, cpim, ids);
             }
             Cmd::Displayed { message_id } => {
                 self.report(&message_id, ImdnStatus::Displayed);
+            }
+            Cmd::Delivered { message_id } => {
+                self.report(&message_id, ImdnStatus::Delivered);
+            }
+            Cmd::Accept { peer, delivered } => {
+                if let Some(h) = self.held.remove(&canonical(&peer)) {
+                    self.answer_invite(h.inc, h.first, delivered);
+                }
+            }
+            Cmd::Decline { peer } => {
+                let peer = canonical(&peer);
+                if let Some(h) = self.held.remove(&peer) {
+                    let mut r = h.inc.request.response(603, Some("Decline"));
+                    r.ensure_to_tag();
+                    h.inc.tx.respond(r);
+                    if let Some(c) = h.first {
+                        self.received.remove(c.message_id().unwrap_or(""));
+                    }
+                    let _ = self.events.send(ChatEvent::Session {
+                        peer,
+                        status: SessionStatus::Declined,
+                        reason: "603 Decline".into(),
+                    });
+                }
             }
             Cmd::Composing { to, active } => {
                 let peer = canonical(&to);
@@ -386,11 +565,11 @@ impl Actor {
 
     /// A CPIM document for `peer`: over the session when it is up, queued while it opens,
     /// else it opens one with an INVITE carrying it.
-    fn send_cpim(&mut self, peer: &str, id: String, cpim: Vec<u8>) {
+    fn send_cpim(&mut self, peer: &str, id: String, cpim: Vec<u8>, ids: SessionIds) {
         match self.sessions.get_mut(peer) {
             Some(s) if matches!(s.state, SessState::Up) => self.msrp_send(peer, id, &cpim),
             Some(s) => s.queue.push((id, cpim)),
-            None => self.open(peer, id, cpim),
+            None => self.open(peer, id, cpim, ids),
         }
     }
 
@@ -419,7 +598,7 @@ impl Actor {
     }
 
     /// Figure 1 step 1: INVITE with SDP and the first message.
-    fn open(&mut self, peer: &str, id: String, first: Vec<u8>) {
+    fn open(&mut self, peer: &str, id: String, first: Vec<u8>, ids: SessionIds) {
         let my_uri = self.my_uri();
         self.sessions.insert(
             peer.to_string(),
@@ -447,8 +626,14 @@ impl Actor {
         req.headers.push("Contact", self.contact_header());
         req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
         req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
-        req.headers.push("Contribution-ID", rcs::new_id());
-        req.headers.push("Conversation-ID", rcs::new_id());
+        req.headers.push(
+            "Contribution-ID",
+            ids.contribution_id.unwrap_or_else(rcs::new_id),
+        );
+        req.headers.push(
+            "Conversation-ID",
+            ids.conversation_id.unwrap_or_else(rcs::new_id),
+        );
         req.headers.push("Supported", "timer");
         req.headers.push("User-Agent", "rcslab-ue");
         let sdp = MsrpSdp::rcs_chat(&self.ep.local_addr().ip().to_string(), 9, &my_uri, "active");
@@ -513,6 +698,16 @@ impl Actor {
                         reason: reason.clone(),
                     });
                 }
+                let status = if reason.contains(" 603 ") || reason.contains(" 486 ") {
+                    SessionStatus::Declined
+                } else {
+                    SessionStatus::Failed
+                };
+                let _ = self.events.send(ChatEvent::Session {
+                    peer,
+                    status,
+                    reason,
+                });
             }
             Internal::Accepted {
                 peer,
@@ -547,6 +742,11 @@ impl Actor {
                         Vec::new()
                     }
                 };
+                let _ = self.events.send(ChatEvent::Session {
+                    peer: peer.clone(),
+                    status: SessionStatus::Accepted,
+                    reason: String::new(),
+                });
                 for (id, cpim) in queued {
                     self.msrp_send(&peer, id, &cpim);
                 }
@@ -570,6 +770,11 @@ impl Actor {
                     if let Some(s) = self.sessions.get(&peer) {
                         if matches!(s.state, SessState::Up) {
                             self.sessions.remove(&peer);
+                            let _ = self.events.send(ChatEvent::Session {
+                                peer,
+                                status: SessionStatus::Closed,
+                                reason: "MSRP connection closed".into(),
+                            });
                         }
                     }
                 }
@@ -651,18 +856,24 @@ impl Actor {
                     text,
                     message_id: id.clone(),
                 });
+                let mut delivered = !c.wants("positive-delivery");
                 if in_session && self.opts.auto_delivered {
                     self.report_on(peer, &c, ImdnStatus::Delivered);
+                    delivered = true;
                 }
+                let mut displayed = !c.wants("display");
                 if in_session && self.opts.auto_displayed {
                     self.report_on(peer, &c, ImdnStatus::Displayed);
-                } else if c.wants("display") {
-                    // Kept until the application says it was shown.
+                    displayed = true;
+                }
+                if !(delivered && displayed) {
+                    // Kept until the application says it was delivered / shown.
                     self.received.insert(
                         id,
                         Received {
                             peer: peer.to_string(),
                             cpim: c,
+                            delivered,
                         },
                     );
                 }
@@ -674,7 +885,20 @@ impl Actor {
     /// An IMDN about a received message, if its sender asked for it: over the session when up,
     /// else in a SIP MESSAGE.
     fn report(&mut self, message_id: &str, status: ImdnStatus) {
-        if let Some(r) = self.received.remove(message_id) {
+        let Some(r) = self.received.get_mut(message_id) else {
+            return;
+        };
+        if matches!(status, ImdnStatus::Delivered) {
+            if r.delivered {
+                return;
+            }
+            r.delivered = true;
+            let (peer, cpim) = (r.peer.clone(), r.cpim.clone());
+            if !cpim.wants("display") {
+                self.received.remove(message_id);
+            }
+            self.report_on(&peer, &cpim, status);
+        } else if let Some(r) = self.received.remove(message_id) {
             self.report_on(&r.peer, &r.cpim, status);
         }
     }
@@ -748,8 +972,22 @@ impl Actor {
                 let mut ok = inc.request.response(200, None);
                 ok.ensure_to_tag();
                 inc.tx.respond(ok);
-                self.sessions
-                    .retain(|_, s| s.dialog.as_ref().map(|d| d.call_id.as_str()) != Some(&call_id));
+                let ended: Vec<String> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.dialog.as_ref().map(|d| d.call_id.as_str()) == Some(&call_id)
+                    })
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for peer in ended {
+                    self.sessions.remove(&peer);
+                    let _ = self.events.send(ChatEvent::Session {
+                        peer,
+                        status: SessionStatus::Closed,
+                        reason: "BYE".into(),
+                    });
+                }
             }
             _ => {
                 let mut r = inc.request.response(200, None);
@@ -773,13 +1011,77 @@ impl Actor {
             }
         };
         let first = offer.first.as_ref().and_then(|b| Cpim::parse(b).ok());
+        if self.opts.hold_invites {
+            let text = first.as_ref().and_then(|c| match rcs::content(c) {
+                Content::Text(t) => Some(t),
+                _ => None,
+            });
+            let message_id = first
+                .as_ref()
+                .and_then(|c| c.message_id())
+                .unwrap_or("")
+                .to_string();
+            if let Some(c) = &first {
+                if c.wants("positive-delivery") || c.wants("display") {
+                    self.received.insert(
+                        message_id.clone(),
+                        Received {
+                            peer: peer.clone(),
+                            cpim: c.clone(),
+                            delivered: !c.wants("positive-delivery"),
+                        },
+                    );
+                }
+            }
+            let h = |n: &str| req.headers.get(n).map(str::to_string);
+            let _ = self.events.send(ChatEvent::Invited {
+                from: peer.clone(),
+                request_uri: req.uri.clone(),
+                subject: h("Subject"),
+                message_id,
+                text,
+                datetime: first
+                    .as_ref()
+                    .and_then(|c| c.header("DateTime"))
+                    .map(str::to_string),
+                conversation_id: h("Conversation-ID"),
+                contribution_id: h("Contribution-ID"),
+            });
+            if let Some(old) = self.held.insert(peer, HeldInvite { inc, first }) {
+                // A newer INVITE from the same peer replaces one still waiting.
+                let mut r = old.inc.request.response(487, Some("Request Terminated"));
+                r.ensure_to_tag();
+                old.inc.tx.respond(r);
+            }
+            return;
+        }
+        if let Some(c) = &first {
+            self.on_cpim(&peer, c.clone(), false);
+        }
+        let delivered = self.opts.auto_delivered;
+        self.answer_invite(inc, first, delivered);
+    }
+
+    /// Answers a chat INVITE (figure 1 steps 15-26 at UE2): the IMDN "delivered" in a SIP
+    /// MESSAGE when `delivered`, then 200 OK, the ACK, and the MSRP binding.
+    fn answer_invite(&mut self, inc: IncomingRequest, first: Option<Cpim>, delivered: bool) {
+        let req = inc.request.clone();
+        let peer = aor_of(&req);
+        let Ok(offer) = rcs::chat_body(req.headers.get("Content-Type"), &req.body) else {
+            return;
+        };
         let mut imdn_req = None;
         if let Some(c) = first {
-            let wants = c.wants("positive-delivery");
-            self.on_cpim(&peer, c.clone(), false);
-            if wants && self.opts.auto_delivered {
+            let id = c.message_id().unwrap_or("").to_string();
+            if delivered && c.wants("positive-delivery") {
                 let doc = rcs::imdn_message(&self.cfg.impu, &peer, &c, ImdnStatus::Delivered);
                 imdn_req = Some(self.imdn_message_request(&peer, doc.to_bytes()));
+                if let Some(r) = self.received.get_mut(&id) {
+                    r.delivered = true;
+                    if !c.wants("display") {
+                        self.received.remove(&id);
+                    }
+                }
             }
         }
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
@@ -809,6 +1111,16 @@ impl Actor {
             cseq: 0,
         };
         let peer_uri = offer.sdp.path.last().cloned().unwrap_or_default();
+        // Messages the application sends before the binding completes wait for it.
+        self.sessions.entry(peer.clone()).or_insert_with(|| Sess {
+            state: SessState::Inviting,
+            my_uri: my_uri.clone(),
+            peer_uri: None,
+            conn: None,
+            queue: Vec::new(),
+            dialog: None,
+            reassembly: HashMap::new(),
+        });
         let ep = self.ep.clone();
         let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
         let internal = self.internal.clone();
@@ -834,7 +1146,10 @@ impl Actor {
                     });
                     forward_events(rx, internal, peer);
                 }
-                Err(e) => tracing::warn!(%peer, error = %e, "MSRP bind failed"),
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "MSRP bind failed");
+                    let _ = internal.send(Internal::Failed { peer, reason: e });
+                }
             }
         });
     }
@@ -949,4 +1264,41 @@ fn forward_events(
             }
         }
     });
+}
+
+/// Keeps the UE registered (re-REGISTER at half the granted lifetime) and de-registers on
+/// request. Owns the [`Ue`] whose incoming requests the actor serves.
+async fn registrar(mut ue: Ue, refresh: Option<u32>, mut cmds: mpsc::UnboundedReceiver<RegCmd>) {
+    let mut every = refresh.map(|e| Duration::from_secs(u64::from(e.max(2)) / 2));
+    loop {
+        let sleep = async {
+            match every {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {
+                let expires = refresh.unwrap_or(600);
+                match ue.register(expires).await {
+                    Ok(r) if r.expires > 0 => {
+                        every = Some(Duration::from_secs(u64::from(r.expires.max(2)) / 2));
+                    }
+                    Ok(_) => every = Some(Duration::from_secs(30)),
+                    Err(e) => {
+                        tracing::warn!(impu = %ue.cfg.impu, error = %e, "re-registration failed");
+                        every = Some(Duration::from_secs(30));
+                    }
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                Some(RegCmd::Deregister(reply)) => {
+                    let ok = ue.register(0).await.is_ok();
+                    let _ = reply.send(ok);
+                    return;
+                }
+                None => return,
+            },
+        }
+    }
 }

@@ -150,9 +150,22 @@ impl Ue {
     }
 
     /// Hands the UE's SIP endpoint, its incoming requests and its configuration to something
-    /// that runs it on its own (the RCS client of [`chat`]).
+    /// that runs it on its own.
     pub fn into_parts(self) -> (Endpoint, mpsc::UnboundedReceiver<Incoming>, UeConfig) {
         (self.ep, self.rx, self.cfg)
+    }
+
+    /// Takes the UE's incoming requests (leaving it an empty stream) so that something else
+    /// can serve them while this `Ue` goes on refreshing its registration (the RCS client of
+    /// [`chat`]).
+    pub fn take_incoming(&mut self) -> mpsc::UnboundedReceiver<Incoming> {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.rx, rx)
+    }
+
+    /// The UE's SIP endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
     }
 
     fn contact_uri(&self) -> String {

@@ -9,6 +9,7 @@ mod peers;
 mod regevent;
 mod registration;
 mod routing;
+mod web;
 
 use std::path::Path;
 
