@@ -408,10 +408,17 @@ impl Pcscf {
             );
         }
         let client = self.ep.send_request(fwd, self.icscf, self.mw);
-        let final_ = relay_responses(&tx, client, strip_ck_ik).await;
+        // The binding is stored before the 200 leaves: a UE may send its first request the
+        // moment it reads the 200.
+        let final_ = relay_responses(&tx, client, |resp| {
+            strip_ck_ik(resp);
+            if resp.status == 200 {
+                self.remember(resp, source, transport);
+            }
+        })
+        .await;
         if let Some(resp) = final_ {
             if resp.status == 200 {
-                self.remember(&resp, source, transport);
                 self.subscribe_reg_if_new(&resp);
             }
         }

@@ -356,6 +356,9 @@ struct Sess {
     queue: Vec<(String, Vec<u8>)>,
     dialog: Option<Dialog>,
     reassembly: HashMap<String, Reassembly>,
+    /// Disposition reports asked for while the session comes up (sent once it is up, so a
+    /// "displayed" never overtakes the "delivered" of figure 1 step 15).
+    reports: Vec<(String, ImdnStatus)>,
 }
 
 #[derive(Debug, Clone)]
@@ -610,6 +613,7 @@ impl Actor {
                 queue: Vec::new(),
                 dialog: None,
                 reassembly: HashMap::new(),
+                reports: Vec::new(),
             },
         );
         let mut req = Request::new(Method::Invite, peer.to_string());
@@ -717,6 +721,7 @@ impl Actor {
                 dialog,
             } => {
                 self.tids.remove(&format!("invite:{peer}"));
+                let mut reports = Vec::new();
                 let queued = match self.sessions.get_mut(&peer) {
                     Some(s) => {
                         s.state = SessState::Up;
@@ -724,6 +729,7 @@ impl Actor {
                         s.my_uri = my_uri;
                         s.peer_uri = Some(peer_uri);
                         s.dialog = Some(dialog);
+                        reports = std::mem::take(&mut s.reports);
                         std::mem::take(&mut s.queue)
                     }
                     None => {
@@ -737,6 +743,7 @@ impl Actor {
                                 queue: Vec::new(),
                                 dialog: Some(dialog),
                                 reassembly: HashMap::new(),
+                                reports: Vec::new(),
                             },
                         );
                         Vec::new()
@@ -749,6 +756,9 @@ impl Actor {
                 });
                 for (id, cpim) in queued {
                     self.msrp_send(&peer, id, &cpim);
+                }
+                for (id, status) in reports {
+                    self.report(&id, status);
                 }
                 if self.opts.auto_displayed {
                     // A first message that came in the INVITE is "displayed" once the session
@@ -888,6 +898,12 @@ impl Actor {
         let Some(r) = self.received.get_mut(message_id) else {
             return;
         };
+        if let Some(s) = self.sessions.get_mut(&r.peer) {
+            if matches!(s.state, SessState::Inviting) {
+                s.reports.push((message_id.to_string(), status));
+                return;
+            }
+        }
         if matches!(status, ImdnStatus::Delivered) {
             if r.delivered {
                 return;
@@ -1120,6 +1136,7 @@ impl Actor {
             queue: Vec::new(),
             dialog: None,
             reassembly: HashMap::new(),
+            reports: Vec::new(),
         });
         let ep = self.ep.clone();
         let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);

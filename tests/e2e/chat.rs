@@ -390,7 +390,7 @@ async fn client_of(cfg: &rcslab::LabConfig, user: &str, shut: &watch::Receiver<b
 async fn store_and_forward_survives_sigkill_of_the_lab_process() {
     let dir = tempfile::tempdir().unwrap();
     let names = [
-        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp",
+        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
     ];
     let mut toml = String::from("[nodes]\n");
     for n in names {

@@ -88,6 +88,16 @@ pub struct Channel {
     /// Transfer-Encoding header.
     pub transfer_encoding: Option<String>,
     events: mpsc::UnboundedReceiver<Value>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Channel {
+    /// Closes the connection, as a client that goes away does.
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Channel {
@@ -98,7 +108,9 @@ impl Channel {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("handshake");
-        tokio::spawn(conn);
+        let conn_task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
         let req = Request::builder()
             .method(Method::POST)
             .uri(format!(
@@ -117,7 +129,7 @@ impl Channel {
             .map(str::to_string);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut body = resp.into_body();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut buf = Vec::new();
             while let Some(Ok(frame)) = body.frame().await {
                 let Ok(data) = frame.into_data() else {
@@ -138,6 +150,7 @@ impl Channel {
             status,
             transfer_encoding,
             events: rx,
+            tasks: vec![conn_task, reader],
         }
     }
 
@@ -384,4 +397,509 @@ async fn figures_4_and_5_rcs_ue_to_web_client() {
         None,
         "no event beyond the figures"
     );
+}
+
+/// The web-to-RCS direction the paper leaves out: a web user starts the chat (figure 1 with
+/// WebRSF as UE1), gets delivered/displayed reports and typing as events, sends more over MSRP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_client_to_rcs_ue() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let token = login(&lab, "bob", "bob-secret").await;
+    let mut ch = Channel::open(&lab, "bob", &token, 0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = crate::flow(&lab).len();
+    let (s, v) = call(
+        lab.addrs.webrsf,
+        Method::POST,
+        "/webrsf/v1/bob/Chat",
+        Some(&token),
+        Some(json!({"to": "alice", "text": "Hi from the web", "conversation_id": "conv-42"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["instance_id"].as_str().expect("instance id").to_string();
+    let mid = v["message_id"].as_str().expect("message id").to_string();
+    assert_eq!(
+        v["instance"],
+        format!("https://{}/webrsf/v1/bob/Chat/{id}", lab.addrs.webrsf)
+    );
+    match next(&mut alice).await {
+        ChatEvent::Message {
+            from,
+            text,
+            message_id,
+        } => {
+            assert_eq!(from, "sip:bob@ims.lab");
+            assert_eq!(text, "Hi from the web");
+            assert_eq!(message_id, mid, "imdn.Message-ID survives the translation");
+        }
+        other => panic!("expected the message, got {other:?}"),
+    }
+    // Session up, then alice's IMDN "delivered" arrives as an event.
+    let ev = ch.next().await;
+    assert_eq!(ev["type"], "chatEvent");
+    assert_eq!(ev["data"]["status"], "accepted");
+    let ev = ch.next().await;
+    assert_eq!(ev["type"], "messageStatusNotification");
+    assert_eq!(
+        ev["data"],
+        json!({"message_id": mid, "status": "delivered", "sender": "alice"})
+    );
+    assert_eq!(instance_id(&ev), id);
+    crate::eventually("alice's MSRP binding", || {
+        crate::flow(&lab)
+            .last()
+            .is_some_and(|l| l.starts_with("T-IM -> UE alice MSRP"))
+    })
+    .await;
+    // Figure 1 with WebRSF as UE1 and alice as UE2, HTTP around it.
+    let mut want: Vec<String> = vec![
+        "Web bob -> WebRSF HTTP POST /webrsf/v1/bob/Chat".into(),
+        "~ WebRSF -> Web bob HTTP 201 Created".into(),
+    ];
+    want.extend(FIGURE_1.iter().map(|l| {
+        l.replace("UE alice", "WebRSF")
+            .replace("UE bob", "UE alice")
+            .replace("~ WebRSF -> P-CSCF SIP ACK", "! ~ WebRSF -> P-CSCF SIP ACK")
+    }));
+    let at = want
+        .iter()
+        .position(|l| l == "O-IM -> WebRSF MSRP SEND")
+        .expect("the IMDN over MSRP");
+    // (The "accepted" event races T-IM's INVITE to alice; it is checked above.)
+    want.insert(
+        at + 1,
+        "~ WebRSF -> Web bob HTTP chunk messageStatusNotification delivered".into(),
+    );
+    let want: Vec<String> = want.into_iter().map(|l| l.replace("! ~ ", "~ ")).collect();
+    let got: Vec<String> = web_flow(&lab, start, &id)
+        .into_iter()
+        .filter(|l| !l.ends_with("chunk chatEvent accepted"))
+        .collect();
+    check(&want, &got);
+
+    // Displayed, typing both ways, a later message over MSRP.
+    alice.displayed(&mid);
+    let ev = ch.next().await;
+    assert_eq!(ev["data"]["status"], "displayed");
+    alice.composing("sip:bob@ims.lab", true);
+    let ev = ch.next().await;
+    assert_eq!(ev["type"], "isComposing");
+    assert_eq!(ev["data"], json!({"sender": "alice", "state": "active"}));
+    let (s, _) = call(
+        lab.addrs.webrsf,
+        Method::POST,
+        &format!("/webrsf/v1/bob/Chat/{id}/Composing"),
+        Some(&token),
+        Some(json!({"active": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    match next(&mut alice).await {
+        ChatEvent::Composing { from, active } => {
+            assert_eq!(from, "sip:bob@ims.lab");
+            assert!(active);
+        }
+        other => panic!("expected is-composing, got {other:?}"),
+    }
+    let (s, v) = call(
+        lab.addrs.webrsf,
+        Method::POST,
+        &format!("/webrsf/v1/bob/Chat/{id}/Messages"),
+        Some(&token),
+        Some(json!({"text": "second"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let second = v["message_id"].as_str().unwrap().to_string();
+    match next(&mut alice).await {
+        ChatEvent::Message { text, .. } => assert_eq!(text, "second"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    let ev = ch.next().await;
+    assert_eq!(ev["data"]["message_id"], second.as_str());
+    assert_eq!(ev["data"]["status"], "delivered");
+    // The gateway's copy of the conversation (what a reloaded page reads).
+    let (s, v) = call(
+        lab.addrs.webrsf,
+        Method::GET,
+        &format!("/webrsf/v1/bob/Chat/{id}/Messages"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let statuses: Vec<(&str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![("Hi from the web", "displayed"), ("second", "delivered")]
+    );
+    let (s, v) = call(
+        lab.addrs.webrsf,
+        Method::GET,
+        "/webrsf/v1/bob/Chat",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v[0]["peer"], "alice");
+    assert_eq!(v[0]["state"], "active");
+    let (s, v) = call(
+        lab.addrs.webrsf,
+        Method::GET,
+        &format!("/webrsf/v1/bob/Chat/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["conversation_id"], "conv-42", "Conversation-ID survives");
+}
+
+/// Bad input gets a 4xx with a JSON body, and nothing is lost when a client drops the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_errors_limits_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        "[webrsf]\nmax_body = 1024\nmax_channels_per_user = 2\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let w = lab.addrs.webrsf;
+    let json_error = |s: u16, v: &Value, code: u16| {
+        assert_eq!(s, code, "{v}");
+        assert!(v["error"].is_string() && v["detail"].is_string(), "{v}");
+    };
+    // Login: wrong password (the S-CSCF refuses the digest), malformed JSON, missing field.
+    let (s, v) = call(
+        w,
+        Method::POST,
+        "/webrsf/v1/bob/Session",
+        None,
+        Some(json!({"password": "nope"})),
+    )
+    .await;
+    json_error(s, &v, 401);
+    let (s, b) = call_raw(
+        w,
+        Method::POST,
+        "/webrsf/v1/bob/Session",
+        None,
+        Some("{\"password\":".into()),
+    )
+    .await;
+    json_error(s, &serde_json::from_slice(&b).unwrap(), 400);
+    let (s, v) = call(
+        w,
+        Method::POST,
+        "/webrsf/v1/bob/Session",
+        None,
+        Some(json!({})),
+    )
+    .await;
+    json_error(s, &v, 400);
+    let bob = login(&lab, "bob", "bob-secret").await;
+    let carol = login(&lab, "carol", "carol-secret").await;
+    // Tokens.
+    let (s, v) = call(w, Method::GET, "/webrsf/v1/bob/Chat", None, None).await;
+    json_error(s, &v, 401);
+    let (s, v) = call(w, Method::GET, "/webrsf/v1/bob/Chat", Some("forged"), None).await;
+    json_error(s, &v, 401);
+    let (s, v) = call(w, Method::GET, "/webrsf/v1/bob/Chat", Some(&carol), None).await;
+    json_error(s, &v, 403);
+    // The percent-encoded full URI names the same user.
+    let (s, _) = call(
+        w,
+        Method::GET,
+        "/webrsf/v1/sip%3Abob%40ims.lab/Chat",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Someone else's instance.
+    let (s, v) = call(
+        w,
+        Method::POST,
+        "/webrsf/v1/carol/Chat",
+        Some(&carol),
+        Some(json!({"to": "alice", "text": "x"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let carols = v["instance_id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        w,
+        Method::PUT,
+        &format!("/webrsf/v1/bob/Chat/{carols}"),
+        Some(&bob),
+        Some(json!({"status": "closed"})),
+    )
+    .await;
+    json_error(s, &v, 404);
+    // Too large, unknown status, bad types.
+    let big = json!({"to": "alice", "text": "x".repeat(2000)});
+    let (s, v) = call(
+        w,
+        Method::POST,
+        "/webrsf/v1/bob/Chat",
+        Some(&bob),
+        Some(big),
+    )
+    .await;
+    json_error(s, &v, 413);
+    let (s, v) = call(
+        w,
+        Method::PUT,
+        &format!("/webrsf/v1/carol/Chat/{carols}"),
+        Some(&carol),
+        Some(json!({"status": "exploded"})),
+    )
+    .await;
+    json_error(s, &v, 400);
+    let (s, v) = call(
+        w,
+        Method::POST,
+        "/webrsf/v1/bob/Chat",
+        Some(&bob),
+        Some(json!({"to": 5, "text": "x"})),
+    )
+    .await;
+    json_error(s, &v, 400);
+    let (s, v) = call(w, Method::GET, "/webrsf/v1/bob/Nothing", Some(&bob), None).await;
+    json_error(s, &v, 404);
+    // Channel limit.
+    let a = Channel::open(&lab, "bob", &bob, 0).await;
+    let b = Channel::open(&lab, "bob", &bob, 0).await;
+    assert_eq!((a.status, b.status), (200, 200));
+    let (s, v) = call_raw(
+        w,
+        Method::POST,
+        "/webrsf/v1/bob/Notification/Streaming",
+        Some(&bob),
+        None,
+    )
+    .await;
+    json_error(s, &serde_json::from_slice(&v).unwrap(), 429);
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Replay: an event that arrives while no channel is open is not lost.
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let mut ch = Channel::open(&lab, "bob", &bob, 0).await;
+    let id1 = alice.send("sip:bob@ims.lab", "one").await;
+    let ev = ch.next().await;
+    assert_eq!(ev["data"]["message_id"], id1.as_str());
+    let cursor = ev["id"].as_u64().unwrap();
+    let inst = instance_id(&ev);
+    drop(ch);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (s, _) = call(
+        w,
+        Method::PUT,
+        &format!("/webrsf/v1/bob/Chat/{inst}"),
+        Some(&bob),
+        Some(json!({"status": "delivered"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let id2 = alice.send("sip:bob@ims.lab", "two").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ch = Channel::open(&lab, "bob", &bob, cursor).await;
+    let mut seen = Vec::new();
+    while let Some(ev) = ch.try_next(Duration::from_millis(500)).await {
+        seen.push(ev);
+    }
+    assert!(
+        seen.iter().all(|e| e["id"].as_u64().unwrap() > cursor),
+        "replay starts after the cursor"
+    );
+    assert!(
+        seen.iter().any(|e| e["data"]["message_id"] == id2.as_str()),
+        "the message that came while disconnected is replayed: {seen:?}"
+    );
+    drop(ch);
+    // The same log as Server-Sent Events, resumed with Last-Event-ID.
+    let stream = TcpStream::connect(w).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let sse_conn = tokio::spawn(conn);
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/webrsf/v1/bob/Notification/SSE?token={bob}"))
+        .header("host", w.to_string())
+        .header("last-event-id", cursor.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    while !text.contains(&id2) {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("SSE data within 5 s")
+            .expect("open")
+            .unwrap();
+        if let Ok(d) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&d));
+        }
+    }
+    assert!(
+        text.contains(&format!("id: {}\nevent: chat\n", cursor + 1)) || text.contains("event: "),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("id: {cursor}\n")),
+        "nothing at or before Last-Event-ID: {text}"
+    );
+    drop((body, sender));
+    sse_conn.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // And over a WebSocket.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{w}/webrsf/v1/bob/Notification/WebSocket?token={bob}&cursor={cursor}"
+    ))
+    .await
+    .expect("WebSocket upgrade");
+    let mut found = false;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(
+        Duration::from_secs(2),
+        futures_util::StreamExt::next(&mut ws),
+    )
+    .await
+    {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["data"]["message_id"] == id2.as_str() {
+                found = true;
+                break;
+            }
+        }
+    }
+    assert!(found, "the WebSocket replays from the cursor");
+    let _ = next(&mut alice).await;
+    // Logout de-registers.
+    let (s, v) = call(
+        w,
+        Method::DELETE,
+        "/webrsf/v1/bob/Session",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    crate::eventually("bob de-registered", || {
+        lab.scscf.registration("sip:bob@ims.lab").is_none()
+    })
+    .await;
+    let (s, v) = call(w, Method::GET, "/webrsf/v1/bob/Chat", Some(&bob), None).await;
+    json_error(s, &v, 401);
+}
+
+/// A web user who is logged out gets the message when they log in again (T-IM stored it);
+/// a logged-in user with no channel open gets a push on their webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_offline_store_and_push_webhook() {
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    let (pushed_tx, mut pushed) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = hook.accept().await else {
+                return;
+            };
+            let tx = pushed_tx.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            let _ = tx.send(body.to_string());
+                            let _ = s
+                                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                                .await;
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        &format!("[webrsf.webhooks]\nbob = \"http://{hook_addr}/push\"\n"),
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    // bob is not logged in: T-IM keeps the message.
+    let id = alice.send("sip:bob@ims.lab", "while you were out").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let token = login(&lab, "bob", "bob-secret").await;
+    // No channel open: the invitation is pushed to the webhook.
+    let Ok(Some(body)) = tokio::time::timeout(Duration::from_secs(5), pushed.recv()).await else {
+        panic!(
+            "no push within 5 s; ladder:\n{}",
+            crate::flow(&lab).join("\n")
+        );
+    };
+    let push: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(push["user"], "bob");
+    assert_eq!(push["event"]["type"], "chat");
+    assert_eq!(push["event"]["data"]["message_id"], id.as_str());
+    // The client opens its channel from the start and finds it there.
+    let mut ch = Channel::open(&lab, "bob", &token, 0).await;
+    let ev = ch.next().await;
+    assert_eq!(ev["data"]["status"], "initiate");
+    assert_eq!(ev["data"]["subject"], "while you were out");
+    let inst = instance_id(&ev);
+    let (s, _) = call(
+        lab.addrs.webrsf,
+        Method::PUT,
+        &format!("/webrsf/v1/bob/Chat/{inst}"),
+        Some(&token),
+        Some(json!({"status": "displayed", "message_id": id})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match next(&mut alice).await {
+            ChatEvent::Status {
+                message_id, status, ..
+            } if message_id == id => got.push(status),
+            _ => {}
+        }
+    }
+    assert_eq!(got, vec![ImdnStatus::Delivered, ImdnStatus::Displayed]);
 }

@@ -331,6 +331,7 @@ function connect() {
 }
 
 function onEvent(ev) {
+  console.debug('event', JSON.stringify(ev)); // open the browser's console to watch them
   if (typeof ev.id === 'number') {
     if (session.cursor != null && ev.id <= session.cursor) return; // already handled
     session.cursor = ev.id;
