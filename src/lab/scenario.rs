@@ -8,7 +8,8 @@
 //! [config]                       # merged over the default lab
 //! default_ifc = []
 //! [[step]]
-//! do = "register"                # register | message | call | remove | clear-ifc
+//! do = "register"                # register | message | call | remove | clear-ifc | clear
+//!                                # | chat | web-login | web-channel
 //! user = "alice"
 //! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
 //! expected = ["UE alice -> P-CSCF SIP REGISTER", "..."]
@@ -20,8 +21,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::cpim::ImdnStatus;
 use crate::lab::{Lab, LabOptions};
+use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
 use crate::ue::{audio_sdp, uas_response, AuthMode, Ue, UeConfig};
+use crate::webrsf::client::WebClient;
 use crate::LabConfig;
 
 /// One lab file.
@@ -47,7 +51,11 @@ pub struct Scenario {
 /// One thing the UEs or the operator do.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Step {
-    /// `register`, `message`, `call`, `remove`, `clear-ifc`.
+    /// `register`, `message`, `call`, `remove`, `clear-ifc`; `clear` (the ladder starts
+    /// after it); `chat` (an RCS chat message from `user` to `to`, over the session when one
+    /// is up, else in an INVITE; waits for the IMDN "delivered"); `web-login` (`user` logs in
+    /// to WebRSF with their password: the gateway registers them); `web-channel` (`user` opens
+    /// the notification channel and answers events as the paper's client does).
     #[serde(rename = "do")]
     pub action: String,
     /// The acting user (user part of a default-lab identity).
@@ -131,6 +139,8 @@ impl Scenario {
     async fn steps_on(&self, lab: &Lab) -> Result<(), ScenarioError> {
         let (_stop, shut) = watch::channel(false);
         let mut ues: Vec<(String, Ue)> = Vec::new();
+        let mut chats: std::collections::HashMap<String, ChatUe> = Default::default();
+        let mut webs: std::collections::HashMap<String, WebClient> = Default::default();
         for (i, s) in self.steps.iter().enumerate() {
             let fail = |why: String| ScenarioError::Step {
                 step: i + 1,
@@ -282,6 +292,80 @@ impl Scenario {
                     }
                     settle().await;
                 }
+                "clear" => {
+                    settle().await;
+                    lab.trace.clear();
+                }
+                "chat" => {
+                    let to = s.to.clone().ok_or_else(|| fail("needs `to`".into()))?;
+                    for who in [&user, &to] {
+                        if chats.contains_key(who) || webs.contains_key(who) {
+                            continue;
+                        }
+                        let at = ues
+                            .iter()
+                            .position(|(u, _)| u == who)
+                            .ok_or_else(|| fail(format!("'{who}' has not registered")))?;
+                        let (_, ue) = ues.remove(at);
+                        chats.insert(
+                            who.clone(),
+                            ChatUe::start(ue, lab.trace.clone(), ChatOptions::default()),
+                        );
+                    }
+                    let sender = chats
+                        .get_mut(&user)
+                        .ok_or_else(|| fail(format!("'{user}' is not an RCS client")))?;
+                    let text = s.text.clone().unwrap_or_else(|| "Hello?".into());
+                    let target = format!("sip:{to}@{}", lab.config.lab.domain);
+                    let id = sender.send(&target, &text).await;
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    loop {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        match sender.next_event(left).await {
+                            Some(ChatEvent::Status {
+                                message_id,
+                                status: ImdnStatus::Delivered,
+                                ..
+                            }) if message_id == id => break,
+                            Some(ChatEvent::SendFailed { reason, .. }) => return Err(fail(reason)),
+                            Some(_) => {}
+                            None => return Err(fail("no IMDN delivered within 5 s".into())),
+                        }
+                    }
+                    settle().await;
+                }
+                "web-login" => {
+                    let sub = lab
+                        .config
+                        .subscribers
+                        .iter()
+                        .find(|x| {
+                            x.impu
+                                .iter()
+                                .any(|i| i == &format!("sip:{user}@{}", lab.config.lab.domain))
+                        })
+                        .ok_or_else(|| fail(format!("no user '{user}' in the lab")))?;
+                    let c = WebClient::login(lab.addrs.webrsf, &user, &sub.password)
+                        .await
+                        .map_err(fail)?;
+                    settle().await;
+                    webs.insert(user.clone(), c);
+                }
+                "web-channel" => {
+                    let c = webs
+                        .get(&user)
+                        .cloned()
+                        .ok_or_else(|| fail(format!("'{user}' has not logged in (web-login)")))?;
+                    let mut rx = c.channel(0).await.map_err(fail)?;
+                    tokio::spawn(async move {
+                        while let Some(ev) = rx.recv().await {
+                            if let Err(e) = c.answer(&ev).await {
+                                tracing::warn!(error = %e, "lab web client");
+                            }
+                        }
+                    });
+                    settle().await;
+                }
                 other => return Err(fail(format!("unknown action '{other}'"))),
             }
         }
@@ -306,6 +390,8 @@ pub fn ladder_lines(lab: &Lab) -> Vec<String> {
                 rest.split_whitespace().next().unwrap_or("").to_string()
             } else if l.protocol == "SIP" {
                 s.split_whitespace().next().unwrap_or("").to_string()
+            } else if l.protocol == "HTTP" {
+                short_http(s)
             } else {
                 s.clone()
             };
@@ -313,6 +399,28 @@ pub fn ladder_lines(lab: &Lab) -> Vec<String> {
         })
         .filter(|l| !l.ends_with(" SIP 100"))
         .collect()
+}
+
+/// HTTP summaries without what changes from run to run: the status line's version, chat
+/// instance ids (`/Chat/{id}`) and message ids (`chunk message {mid}`).
+pub fn short_http(s: &str) -> String {
+    let s = s.strip_prefix("HTTP/1.1 ").unwrap_or(s);
+    if let Some(rest) = s.strip_prefix("chunk message ") {
+        let _ = rest;
+        return "chunk message {mid}".into();
+    }
+    match s.find("/Chat/") {
+        Some(i) => {
+            let after = &s[i + 6..];
+            let (seg, tail) = after.split_at(after.find('/').unwrap_or(after.len()));
+            if seg == "Media" || seg.is_empty() {
+                s.to_string()
+            } else {
+                format!("{}/Chat/{{id}}{tail}", &s[..i])
+            }
+        }
+        None => s.to_string(),
+    }
 }
 
 /// Cuts MSRP summaries (`MSRP <tid> SEND`, `MSRP <tid> 200 OK`) to the method or status, like

@@ -19,6 +19,7 @@
 //! | is-composing | event `isComposing` |
 //! | `POST Chat`, `POST Chat/{id}/Messages` | INVITE with the first message, MSRP SEND |
 
+pub mod client;
 pub mod http;
 
 use std::collections::{HashMap, VecDeque};
