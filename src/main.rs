@@ -349,9 +349,11 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
         ("T-IM", a.tim, "SIP (ISC, RCS messaging AS)"),
         ("O-IM", a.oim_msrp, "MSRP (TCP)"),
         ("T-IM", a.tim_msrp, "MSRP (TCP)"),
+        ("WebRSF", a.webrsf, "HTTP (REST + notification channel)"),
     ] {
         println!("  {n:<8} {addr:<22} {p}");
     }
+    println!("  web client: http://{}/ (log in as bob / bob-secret)", a.webrsf);
     let subs = lab.store.subscribers().map(|s| s.len()).unwrap_or(0);
     println!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
     let printer = if trace {
