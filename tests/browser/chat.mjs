@@ -16,22 +16,41 @@ let browser = null;
 const pages = {};
 const problems = [];          // uncaught exceptions in the client: any one fails the test
 const consoleLog = [];        // the pages' console errors, printed on failure
+const events = [];            // the notifications each page handled (app.js logs them), idem
 
 // Records every data-status a message element ever shows, so a "delivered" that is
-// replaced by "displayed" a millisecond later still counts as seen.
+// replaced by "displayed" a millisecond later still counts as seen. Records of one batch
+// carry the old values, so the value each change set is the next record's old value.
 function recordStatuses() {
   window.__statusLog = [];
-  const note = (el) => {
-    if (!(el instanceof Element) || !el.matches('[data-testid="message"]')) return;
-    const text = el.querySelector('[data-testid="message-text"]');
-    window.__statusLog.push([text ? text.textContent : '', el.dataset.status]);
-  };
+  const seen = new WeakSet();
+  const isMessage = (n) => n instanceof Element && n.matches('[data-testid="message"]');
+  const textOf = (el) => el.querySelector('[data-testid="message-text"]')?.textContent ?? '';
   new MutationObserver((records) => {
+    const changes = new Map(); // element -> its attribute records in this batch
     for (const r of records) {
-      if (r.type === 'attributes') note(r.target);
-      else r.addedNodes.forEach(note);
+      if (r.type === 'attributes' && isMessage(r.target)) {
+        changes.set(r.target, [...(changes.get(r.target) || []), r]);
+      }
     }
-  }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'] });
+    for (const r of records) {
+      if (r.type === 'childList') {
+        for (const n of r.addedNodes) {
+          if (!isMessage(n) || seen.has(n)) continue; // a re-render moves elements: not a change
+          seen.add(n);
+          const later = changes.get(n);
+          window.__statusLog.push([textOf(n), later ? later[0].oldValue : n.dataset.status]);
+        }
+      } else if (isMessage(r.target)) {
+        seen.add(r.target);
+        const all = changes.get(r.target);
+        const next = all[all.indexOf(r) + 1];
+        window.__statusLog.push([textOf(r.target), next ? next.oldValue : r.target.dataset.status]);
+      }
+    }
+  }).observe(document, {
+    subtree: true, childList: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-status'],
+  });
 }
 
 async function openAs(browser, user, password, { wrongPasswordFirst = false } = {}) {
@@ -41,7 +60,10 @@ async function openAs(browser, user, password, { wrongPasswordFirst = false } = 
   page.setDefaultTimeout(WAIT);
   pages[user] = page;
   page.on('pageerror', (e) => problems.push(`${user}: page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') consoleLog.push(`${user}: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleLog.push(`${user}: ${m.text()}`);
+    if (m.type() === 'debug') events.push(`${user}: ${m.text()}`);
+  });
   step = `${user} opens ${BASE}`;
   await page.goto(BASE + '/', { timeout: WAIT });
   if (wrongPasswordFirst) {
@@ -172,6 +194,7 @@ try {
   console.error(`browser test: FAIL at step: ${step}\n${e.message}`);
   if (problems.length && !step.startsWith('no script errors')) console.error('uncaught errors in the pages:\n' + problems.join('\n'));
   if (consoleLog.length) console.error('console errors in the pages:\n' + consoleLog.join('\n'));
+  if (events.length) console.error('notifications the pages handled:\n' + events.join('\n'));
   process.exitCode = 1;
 } finally {
   clearTimeout(watchdog);
