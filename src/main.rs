@@ -101,6 +101,34 @@ enum BenchCmd {
         #[arg(long, default_value_t = 0)]
         rate: u64,
     },
+    /// WebRSF: many notification channels held open plus web -> RCS messages through them.
+    Webrsf {
+        /// Web users logged in (each registered to IMS).
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// Notification channels held open at once (spread over the users).
+        #[arg(long, default_value_t = 10_000)]
+        channels: usize,
+        /// Web user -> RCS UE pairs sending messages.
+        #[arg(long, default_value_t = 20)]
+        pairs: usize,
+        /// Messages per pair.
+        #[arg(long, default_value_t = 250)]
+        messages: usize,
+        /// Target total messages/s (0: as fast as it goes).
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+    },
+    /// (internal) Holds WebRSF channels for `bench webrsf` in a process of its own.
+    #[command(hide = true)]
+    WebrsfHold {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        channels: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -291,6 +319,52 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Cmd::Bench {
+                cmd:
+                    BenchCmd::Webrsf {
+                        users,
+                        channels,
+                        pairs,
+                        messages,
+                        rate,
+                    },
+            } => {
+                let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+                let r = rcslab::lab::bench_web::webrsf(users, channels, pairs, messages, rate, &exe)
+                    .await?;
+                let per = (r.rss_channels_kib.saturating_sub(r.rss_before_kib) as f64 * 1024.0)
+                    / r.channels.max(1) as f64;
+                println!(
+                    "webrsf: {} users logged in; {} notification channels held; lab RSS {} MiB -> {} MiB: {:.1} KiB per channel",
+                    r.users,
+                    r.channels,
+                    r.rss_before_kib / 1024,
+                    r.rss_channels_kib / 1024,
+                    per / 1024.0
+                );
+                println!(
+                    "webrsf: {pairs} web->RCS pairs x {messages} messages{}: {} sent, {} received, {} lost; {:.0} messages/s; web send -> RCS receive p50 {:.2} ms, p99 {:.2} ms",
+                    if rate > 0 { format!(" at {rate}/s") } else { String::new() },
+                    r.sent,
+                    r.received,
+                    r.sent.saturating_sub(r.received),
+                    r.received as f64 / r.elapsed.as_secs_f64(),
+                    r.p50.as_secs_f64() * 1000.0,
+                    r.p99.as_secs_f64() * 1000.0,
+                );
+                if r.received < r.sent || r.channels < channels {
+                    return Err("messages lost or channels not held".into());
+                }
+                Ok(())
+            }
+            Cmd::Bench {
+                cmd:
+                    BenchCmd::WebrsfHold {
+                        addr,
+                        tokens,
+                        channels,
+                    },
+            } => rcslab::lab::bench_web::hold(addr, &tokens, channels).await,
             Cmd::Ue {
                 user,
                 lab,
@@ -353,7 +427,10 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
     ] {
         println!("  {n:<8} {addr:<22} {p}");
     }
-    println!("  web client: http://{}/ (log in as bob / bob-secret)", a.webrsf);
+    println!(
+        "  web client: http://{}/ (log in as bob / bob-secret)",
+        a.webrsf
+    );
     let subs = lab.store.subscribers().map(|s| s.len()).unwrap_or(0);
     println!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
     let printer = if trace {

@@ -3,6 +3,7 @@
 //! node addresses, the flight recorder, a ladder of what crossed the wire, and shutdown.
 
 pub mod bench;
+pub mod bench_web;
 pub mod scenario;
 
 use std::collections::HashMap;

@@ -171,7 +171,14 @@ impl SipTransport {
         let (rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         if let Ok(mut c) = self.conns.lock() {
-            c.insert(remote, tx.clone());
+            // Two sends that raced to connect to the same peer: the first connection stays the
+            // one new sends use; the other lives on for the answers to what went over it.
+            match c.get(&remote) {
+                Some(existing) if !existing.is_closed() => {}
+                _ => {
+                    c.insert(remote, tx.clone());
+                }
+            }
         }
         // When the reader ends (peer closed, framing error, shutdown) the writer ends too, which
         // closes `tx`: the next send to this peer sees a closed sender and reconnects.
@@ -185,7 +192,13 @@ impl SipTransport {
                                 break;
                             }
                         }
-                        None => break,
+                        // No sender left (a duplicate connection nobody sends on): keep the
+                        // socket open until the peer or the reader ends it, so responses to
+                        // requests that went over it still arrive.
+                        None => {
+                            let _ = (&mut closed_rx).await;
+                            break;
+                        }
                     },
                     _ = &mut closed_rx => break,
                 }

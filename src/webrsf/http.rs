@@ -398,13 +398,15 @@ async fn media(
 // ---------------------------------------------------------------------------------------------
 // Notification channels.
 
+/// The replay cursor: `Last-Event-ID` (what an EventSource sends when it reconnects by itself,
+/// repeating its original URL) wins over `?cursor=`.
 fn cursor_of(headers: &HeaderMap, q: &Query_) -> Result<u64, WebError> {
-    let raw = q.get("cursor").cloned().or_else(|| {
-        headers
-            .get("last-event-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
+    let raw = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+        .map(str::to_string)
+        .or_else(|| q.get("cursor").cloned());
     match raw {
         None => Ok(0),
         Some(s) if s.trim().is_empty() => Ok(0),

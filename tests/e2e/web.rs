@@ -903,3 +903,34 @@ async fn web_offline_store_and_push_webhook() {
     }
     assert_eq!(got, vec![ImdnStatus::Delivered, ImdnStatus::Displayed]);
 }
+
+/// Logins that arrive together each register their own user (they once lost a REGISTER: two
+/// CSCF sends racing to connect to the same peer dropped one of the two TCP connections).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let w = lab.addrs.webrsf;
+    let one = |u: &'static str, p: &'static str| async move {
+        call(
+            w,
+            Method::POST,
+            &format!("/webrsf/v1/{u}/Session"),
+            None,
+            Some(json!({ "password": p })),
+        )
+        .await
+    };
+    let (a, b, c) = tokio::join!(
+        one("alice", "alice-secret"),
+        one("bob", "bob-secret"),
+        one("carol", "carol-secret")
+    );
+    assert_eq!((a.0, b.0, c.0), (200, 200, 200), "{a:?} {b:?} {c:?}");
+    for u in ["alice", "bob", "carol"] {
+        assert!(lab
+            .scscf
+            .registration(&format!("sip:{u}@ims.lab"))
+            .is_some());
+    }
+}

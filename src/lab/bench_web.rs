@@ -1,0 +1,358 @@
+//! `rcslab bench webrsf`: many concurrent WebRSF notification channels plus a message load
+//! through the gateway. The channels are held by a child process (`rcslab bench
+//! webrsf-hold`), so the lab process's RSS growth is the gateway's cost per channel alone and
+//! neither process runs out of file descriptors. Messages go web user -> WebRSF (HTTP, one
+//! keep-alive connection per sender) -> SIP/MSRP through P-CSCF, S-CSCF, O-IM, T-IM -> an RCS
+//! UE; latency is from the web send to the RCS UE's receipt. Bounded in count and time.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::lab::{Lab, LabOptions};
+use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
+use crate::ue::{Ue, UeConfig};
+use crate::webrsf::client::WebClient;
+use crate::LabConfig;
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct WebBench {
+    /// Web users logged in (each registered to IMS).
+    pub users: usize,
+    /// Notification channels held open at once.
+    pub channels: usize,
+    /// Lab process RSS before the channels opened (KiB).
+    pub rss_before_kib: u64,
+    /// ... and with all of them open.
+    pub rss_channels_kib: u64,
+    /// Messages sent by web users.
+    pub sent: usize,
+    /// Messages received by the RCS UEs (distinct).
+    pub received: usize,
+    /// Load phase wall time.
+    pub elapsed: Duration,
+    /// Web send -> RCS UE receipt, p50.
+    pub p50: Duration,
+    /// ... p99.
+    pub p99: Duration,
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the benchmark on a fresh in-process lab. `holder` is the rcslab binary that holds the
+/// channels in a child process.
+pub async fn webrsf(
+    users: usize,
+    channels: usize,
+    pairs: usize,
+    messages: usize,
+    rate: u64,
+    holder: &Path,
+) -> Result<WebBench, String> {
+    let users = users.max(pairs).max(1);
+    let per_user = channels.div_ceil(users).max(1);
+    let mut extra = format!(
+        "[webrsf]\nmax_channels_per_user = {}\nkeepalive_secs = 30\n",
+        per_user + 1
+    );
+    for i in 0..users {
+        extra.push_str(&format!(
+            "[[subscribers]]\nimpu = [\"sip:w{i}@ims.lab\"]\npassword = \"w{i}-pw\"\n"
+        ));
+    }
+    for i in 0..pairs {
+        extra.push_str(&format!(
+            "[[subscribers]]\nimpu = [\"sip:r{i}@ims.lab\"]\npassword = \"r{i}-pw\"\n"
+        ));
+    }
+    let cfg = LabConfig::from_toml_str(&extra)
+        .map_err(|e| e.to_string())?
+        .with_ephemeral_ports();
+    let dir = std::env::temp_dir().join(format!("rcslab-bench-web-{}", std::process::id()));
+    let lab = Lab::start(cfg, &dir, LabOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let web = lab.addrs.webrsf;
+    let r = run(&lab, users, channels, pairs, messages, rate, holder, &dir).await;
+    let _ = web;
+    lab.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    lab: &Lab,
+    users: usize,
+    channels: usize,
+    pairs: usize,
+    messages: usize,
+    rate: u64,
+    holder: &Path,
+    dir: &Path,
+) -> Result<WebBench, String> {
+    let web = lab.addrs.webrsf;
+    // Web users log in (REGISTER each through the core), 20 at a time.
+    let mut clients = Vec::with_capacity(users);
+    for chunk in (0..users).collect::<Vec<_>>().chunks(20) {
+        let logins = chunk.iter().map(|&i| async move {
+            WebClient::login(web, &format!("w{i}"), &format!("w{i}-pw")).await
+        });
+        for c in futures_util::future::join_all(logins).await {
+            clients.push(c?);
+        }
+    }
+    let (_stop, shut) = watch::channel(false);
+    let mut rcs = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let c = UeConfig::from_lab(&lab.config, &format!("r{i}"), lab.addrs.pcscf)
+            .ok_or("bench user missing")?;
+        let mut ue = Ue::start(c, lab.trace.clone(), shut.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        ue.register(600).await.map_err(|e| e.to_string())?;
+        rcs.push(ChatUe::start(
+            ue,
+            lab.trace.clone(),
+            ChatOptions {
+                disposition: "positive-delivery".into(),
+                ..ChatOptions::default()
+            },
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before_kib = rss_kib();
+
+    // The channels, held by a child process.
+    let tokens = dir.join("tokens.txt");
+    let list: String = clients
+        .iter()
+        .map(|c| format!("{} {}\n", c.user, c.token))
+        .collect();
+    std::fs::write(&tokens, list).map_err(|e| e.to_string())?;
+    let mut child = tokio::process::Command::new(holder)
+        .args(["bench", "webrsf-hold", "--addr"])
+        .arg(web.to_string())
+        .arg("--tokens")
+        .arg(&tokens)
+        .arg("--channels")
+        .arg(channels.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the channel holder: {e}"))?;
+    let out = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let held = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        .await
+        .map_err(|_| "the holder did not open its channels within 120 s")?
+        .map_err(|e| e.to_string())?
+        .ok_or("the holder exited")?;
+    let held: usize = held
+        .strip_prefix("held ")
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("holder said '{held}'"))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_channels_kib = rss_kib();
+
+    // Message load: web user w_p -> RCS UE r_p, paced to `rate` in total.
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let lat: Arc<Mutex<Vec<Duration>>> = Default::default();
+    let mut receivers = Vec::new();
+    for (p, mut ue) in rcs.into_iter().enumerate() {
+        let (sent_at, lat) = (sent_at.clone(), lat.clone());
+        receivers.push(tokio::spawn(async move {
+            let mut got = 0usize;
+            // The warm-up message, then `messages`.
+            while got < messages + 1 {
+                match ue.next_event(Duration::from_secs(10)).await {
+                    Some(ChatEvent::Message { text, .. }) => {
+                        got += 1;
+                        if let Some(t) = sent_at.lock().ok().and_then(|mut m| m.remove(&text)) {
+                            if let Ok(mut l) = lat.lock() {
+                                l.push(t.elapsed());
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            let _ = p;
+            got.saturating_sub(1)
+        }));
+    }
+    let gap = if rate > 0 {
+        Some(Duration::from_secs_f64(pairs as f64 / rate as f64))
+    } else {
+        None
+    };
+    let mut senders = Vec::new();
+    let t0 = Instant::now();
+    for (p, c) in clients.iter().take(pairs).cloned().enumerate() {
+        let sent_at = sent_at.clone();
+        senders.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(web)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let mut post = async |path: String, body: Value| -> Result<Value, String> {
+                tx.ready().await.map_err(|e| e.to_string())?;
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri(path)
+                    .header("host", web.to_string())
+                    .header("authorization", format!("Bearer {}", c.token))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .map_err(|e| e.to_string())?;
+                let resp = tx.send_request(req).await.map_err(|e| e.to_string())?;
+                let b = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                serde_json::from_slice(&b).map_err(|e| e.to_string())
+            };
+            let base = format!("/webrsf/v1/{}", c.user);
+            let v = post(
+                format!("{base}/Chat"),
+                json!({"to": format!("r{p}"), "text": format!("p{p} warm-up")}),
+            )
+            .await?;
+            let id = v["instance_id"].as_str().unwrap_or_default().to_string();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let start = Instant::now();
+            for i in 0..messages {
+                if let Some(g) = gap {
+                    let due = start + g * i as u32;
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let text = format!("p{p} m{i}");
+                if let Ok(mut m) = sent_at.lock() {
+                    m.insert(text.clone(), Instant::now());
+                }
+                post(format!("{base}/Chat/{id}/Messages"), json!({"text": text})).await?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for s in senders {
+        s.await.map_err(|e| e.to_string())??;
+    }
+    let mut received = 0;
+    for r in receivers {
+        received += tokio::time::timeout(Duration::from_secs(60), r)
+            .await
+            .map_err(|_| "receivers did not finish")?
+            .unwrap_or(0);
+    }
+    let elapsed = t0.elapsed();
+    if let Some(stdin) = child.stdin.take() {
+        drop(stdin);
+    }
+    let _ = child.kill().await;
+    let mut all = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(WebBench {
+        users,
+        channels: held,
+        rss_before_kib,
+        rss_channels_kib,
+        sent: pairs * messages,
+        received,
+        elapsed,
+        p50: pct(0.5),
+        p99: pct(0.99),
+    })
+}
+
+/// The child side: opens `channels` notification channels round-robin over the users in
+/// `tokens` (`user token` lines) with plain sockets, prints `held N`, and keeps reading them
+/// until stdin closes.
+pub async fn hold(
+    addr: std::net::SocketAddr,
+    tokens: &Path,
+    channels: usize,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(tokens).map_err(|e| e.to_string())?;
+    let users: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(u, t)| (u.to_string(), t.to_string()))
+        .collect();
+    if users.is_empty() {
+        return Err("no users".into());
+    }
+    let mut opened = 0usize;
+    let mut tasks = Vec::with_capacity(channels);
+    for batch in (0..channels).collect::<Vec<_>>().chunks(200) {
+        let opens = batch.iter().map(|&i| {
+            let (u, t) = users[i % users.len()].clone();
+            async move {
+                let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+                let req = format!(
+                    "POST /webrsf/v1/{u}/Notification/Streaming HTTP/1.1\r\nhost: {addr}\r\n\
+                     authorization: Bearer {t}\r\ncontent-length: 0\r\n\r\n"
+                );
+                s.write_all(req.as_bytes()).await.ok()?;
+                let mut buf = vec![0u8; 512];
+                let n = s.read(&mut buf).await.ok()?;
+                if !buf[..n].starts_with(b"HTTP/1.1 200") {
+                    return None;
+                }
+                Some(s)
+            }
+        });
+        for s in futures_util::future::join_all(opens)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            opened += 1;
+            tasks.push(tokio::spawn(async move {
+                let mut s = s;
+                let mut buf = [0u8; 256];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            }));
+        }
+    }
+    println!("held {opened}");
+    let mut stdin = tokio::io::stdin();
+    let mut b = [0u8; 1];
+    let _ = stdin.read(&mut b).await;
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
