@@ -128,6 +128,8 @@ enum BenchCmd {
         tokens: PathBuf,
         #[arg(long)]
         channels: usize,
+        #[arg(long, default_value_t = 0)]
+        singles: usize,
     },
 }
 
@@ -363,8 +365,9 @@ fn main() -> ExitCode {
                         addr,
                         tokens,
                         channels,
+                        singles,
                     },
-            } => rcslab::lab::bench_web::hold(addr, &tokens, channels).await,
+            } => rcslab::lab::bench_web::hold(addr, &tokens, channels, singles).await,
             Cmd::Ue {
                 user,
                 lab,

@@ -68,8 +68,12 @@ pub async fn webrsf(
     rate: u64,
     holder: &Path,
 ) -> Result<WebBench, String> {
-    let users = users.max(pairs).max(1);
-    let per_user = channels.div_ceil(users).max(1);
+    // The senders hold one channel each, like real users; the other users hold the rest.
+    let users = users.max(pairs + 1);
+    let per_user = channels
+        .saturating_sub(pairs)
+        .div_ceil(users - pairs)
+        .max(1);
     let mut extra = format!(
         "[webrsf]\nmax_channels_per_user = {}\nkeepalive_secs = 30\n",
         per_user + 1
@@ -156,6 +160,8 @@ async fn run(
         .arg(&tokens)
         .arg("--channels")
         .arg(channels.to_string())
+        .arg("--singles")
+        .arg(pairs.to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -300,10 +306,12 @@ async fn run(
 /// The child side: opens `channels` notification channels round-robin over the users in
 /// `tokens` (`user token` lines) with plain sockets, prints `held N`, and keeps reading them
 /// until stdin closes.
+/// The first `singles` users get one channel each.
 pub async fn hold(
     addr: std::net::SocketAddr,
     tokens: &Path,
     channels: usize,
+    singles: usize,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(tokens).map_err(|e| e.to_string())?;
     let users: Vec<(String, String)> = text
@@ -311,14 +319,20 @@ pub async fn hold(
         .filter_map(|l| l.split_once(' '))
         .map(|(u, t)| (u.to_string(), t.to_string()))
         .collect();
-    if users.is_empty() {
-        return Err("no users".into());
+    if users.len() <= singles {
+        return Err("more single-channel users than users".into());
     }
+    let rest = users.len() - singles;
     let mut opened = 0usize;
     let mut tasks = Vec::with_capacity(channels);
     for batch in (0..channels).collect::<Vec<_>>().chunks(200) {
         let opens = batch.iter().map(|&i| {
-            let (u, t) = users[i % users.len()].clone();
+            let who = if i < singles {
+                i
+            } else {
+                singles + (i - singles) % rest
+            };
+            let (u, t) = users[who].clone();
             async move {
                 let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
                 let req = format!(
