@@ -258,6 +258,20 @@ pub fn figure_5() -> Vec<String> {
     .collect()
 }
 
+/// A header of the INVITEs that reached `node`, as recorded on the wire.
+fn invite_header(lab: &Lab, node: &str, header: &str) -> Vec<String> {
+    lab.trace
+        .events()
+        .iter()
+        .filter(|e| e.bytes.starts_with(b"INVITE ") && lab.name_of(e.dst()) == node)
+        .filter_map(|e| {
+            String::from_utf8_lossy(&e.bytes)
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{header}: ")).map(str::to_string))
+        })
+        .collect()
+}
+
 fn instance_id(ev: &Value) -> String {
     ev["instance"]
         .as_str()
@@ -342,6 +356,28 @@ async fn figures_4_and_5_rcs_ue_to_web_client() {
         .expect("the Media fetch");
     got.drain(media_at..media_at + 3);
     check(&figure_4(), &got);
+
+    // Conversation-ID and Contribution-ID of the INVITE are the instance's.
+    let (s, v) = call(
+        lab.addrs.webrsf,
+        Method::GET,
+        &format!("/webrsf/v1/bob/Chat/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    for (h, k) in [
+        ("Conversation-ID", "conversation_id"),
+        ("Contribution-ID", "contribution_id"),
+    ] {
+        let seen = invite_header(&lab, "WebRSF", h);
+        assert!(!seen.is_empty(), "the INVITE to WebRSF carries {h}");
+        assert!(
+            seen.iter().all(|x| v[k] == x.as_str()),
+            "{h}: {seen:?} vs {v}"
+        );
+    }
 
     // Figure 5.
     let start = crate::flow(&lab).len();
@@ -562,7 +598,13 @@ async fn web_client_to_rcs_ue() {
     )
     .await;
     assert_eq!(s, 200);
-    assert_eq!(v["conversation_id"], "conv-42", "Conversation-ID survives");
+    assert_eq!(v["conversation_id"], "conv-42");
+    assert!(
+        invite_header(&lab, "UE alice", "Conversation-ID")
+            .iter()
+            .all(|c| c == "conv-42"),
+        "Conversation-ID reaches the RCS UE unchanged"
+    );
 }
 
 /// Bad input gets a 4xx with a JSON body, and nothing is lost when a client drops the channel.
