@@ -66,6 +66,8 @@ struct TimSession {
     down_call: Option<String>,
     /// True while stored messages are being flushed to the recipient's freshly bound leg.
     delivering: bool,
+    /// The originating side's MSRP leg (from O-IM) went away.
+    up_closed: bool,
 }
 
 /// An instant-messaging AS node.
@@ -139,6 +141,14 @@ impl ImServer {
     /// The role.
     pub fn role(&self) -> ImRole {
         self.role
+    }
+
+    /// Chat sessions T-IM holds (O-IM: proxied sessions), for tests and monitoring.
+    pub fn sessions_open(&self) -> usize {
+        match self.role {
+            ImRole::Terminating => self.sessions.lock().map(|s| s.len()).unwrap_or(0),
+            ImRole::Originating => self.proxied.lock().map(|s| s.len()).unwrap_or(0),
+        }
     }
 
     /// Where its MSRP listener is.
@@ -429,6 +439,7 @@ impl ImServer {
                 .collect(),
             down_call: None,
             delivering: false,
+            up_closed: false,
         };
         if let Ok(mut s) = self.sessions.lock() {
             s.insert(pair, session);
@@ -570,15 +581,34 @@ impl ImServer {
             } if self.role == ImRole::Terminating && relayed => {
                 self.relayed(pair, from, &content_type, &body)
             }
-            HubEvent::Closed {
-                pair,
-                side: Side::B,
-            } if self.role == ImRole::Terminating => {
-                if let Ok(mut s) = self.sessions.lock() {
-                    if let Some(t) = s.get_mut(&pair) {
-                        t.down_call = None;
+            HubEvent::Closed { pair, side } if self.role == ImRole::Terminating => {
+                // A session both of whose legs are gone is forgotten (what it still owed is in
+                // the store and goes out with a new session when the recipient is back).
+                let done = self.sessions.lock().ok().and_then(|mut s| {
+                    let t = s.get_mut(&pair)?;
+                    match side {
+                        Side::A => t.up_closed = true,
+                        Side::B => {
+                            if let (Some(c), Ok(mut own)) =
+                                (t.down_call.take(), self.own_calls.lock())
+                            {
+                                own.remove(&c);
+                            }
+                        }
                     }
+                    let up_gone = t.up_closed || t.up_call.is_none();
+                    (up_gone && t.down_call.is_none() && !t.delivering).then(|| s.remove(&pair))?
+                });
+                if done.is_some() {
+                    self.hub.remove_pair(pair);
                 }
+            }
+            HubEvent::Closed { pair, .. } if self.role == ImRole::Originating => {
+                // O-IM relays only while both ends are there; the dialog's BYE may never come.
+                if let Ok(mut m) = self.proxied.lock() {
+                    m.retain(|_, p| *p != pair);
+                }
+                self.hub.remove_pair(pair);
             }
             _ => {}
         }
@@ -897,6 +927,7 @@ impl ImServer {
                         route_back: Vec::new(),
                         down_call: None,
                         delivering: false,
+                        up_closed: false,
                     },
                 );
             }

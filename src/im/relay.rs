@@ -301,12 +301,29 @@ impl Hub {
 
     /// Forgets a pair (session ended).
     pub fn remove_pair(&self, pair: u64) {
+        let mut closing = Vec::new();
         if let Ok(mut st) = self.inner.st.lock() {
             if let Some(p) = st.pairs.remove(&pair) {
-                for l in &p.legs {
+                for l in p.legs {
                     st.ids.remove(&l.local_id);
+                    if let Some(c) = l.conn {
+                        closing.push(c);
+                    }
                 }
             }
+            // A connection no other session uses goes away with the pair.
+            closing.retain(|c| {
+                !st.pairs.values().any(|p| {
+                    p.legs.iter().any(|l| {
+                        l.conn.as_ref().is_some_and(|o| {
+                            o.local_addr() == c.local_addr() && o.peer_addr() == c.peer_addr()
+                        })
+                    })
+                })
+            });
+        }
+        for c in closing {
+            c.close();
         }
     }
 

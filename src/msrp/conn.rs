@@ -57,7 +57,8 @@ impl MsrpConn {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(b) = out_rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
+                // An empty buffer is `close()`.
+                if b.is_empty() || wr.write_all(&b).await.is_err() {
                     break;
                 }
             }
@@ -126,6 +127,12 @@ impl MsrpConn {
         self.out
             .send(bytes)
             .map_err(|_| crate::msrp::MsrpError::Malformed("connection closed".into()))
+    }
+
+    /// Closes the connection (after what was already queued): our side sends FIN, the peer
+    /// closes, and both readers end.
+    pub fn close(&self) {
+        let _ = self.out.send(Vec::new());
     }
 
     /// Our end.

@@ -796,6 +796,8 @@ impl Actor {
         if m.method.is_none() {
             if let Some(id) = self.tids.remove(&m.transaction_id) {
                 if m.status != 200 {
+                    // One report per message, not one per refused chunk.
+                    self.tids.retain(|_, v| *v != id);
                     let _ = self.events.send(ChatEvent::SendFailed {
                         message_id: id,
                         reason: format!("MSRP {} {}", m.status, m.comment),

@@ -462,3 +462,68 @@ async fn undelivered_messages_expire_with_a_failed_report() {
         .is_empty());
     lab.shutdown().await;
 }
+
+/// Bad MSRP to the IM servers (RFC 4975 §7.3, §10): a SEND for a session nobody set up gets 481,
+/// a message over `[im] max_message_size` gets 413 (the sender learns it), bytes that are not
+/// MSRP close the connection; the lab goes on. Sessions are forgotten when the clients go.
+#[tokio::test]
+async fn bad_msrp_gets_481_413_or_a_closed_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[im]\nmax_message_size = 4096\n").await;
+    let (_stop, shut) = watch::channel(false);
+    // Unknown session.
+    let mut s = tokio::net::TcpStream::connect(lab.addrs.tim_msrp)
+        .await
+        .unwrap();
+    let to = format!("msrp://{}/nosuchsession;tcp", lab.addrs.tim_msrp);
+    let send = format!(
+        "MSRP t1 SEND\r\nTo-Path: {to}\r\nFrom-Path: msrp://127.0.0.1:9/me;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-2/2\r\nContent-Type: text/plain\r\n\r\nhi\r\n-------t1$\r\n"
+    );
+    s.write_all(send.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("MSRP t1 481"), "{answer}");
+    // Garbage: the connection is closed.
+    let mut g = tokio::net::TcpStream::connect(lab.addrs.oim_msrp)
+        .await
+        .unwrap();
+    g.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), g.read(&mut buf))
+        .await
+        .expect("closed within 2 s")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "garbage closes the connection");
+    // Too large, through a real session: the sender gets the 413.
+    let (mut alice, mut bob) = delivered_only(&lab, &shut).await;
+    let first = alice.send("sip:bob@ims.lab", "hello").await;
+    expect_message(&mut bob, "hello").await;
+    expect_status(&mut alice, &first, ImdnStatus::Delivered).await;
+    let big = alice
+        .send_typed("sip:bob@ims.lab", &vec![b'x'; 10_000], "text/plain")
+        .await;
+    match next(&mut alice).await {
+        ChatEvent::SendFailed { message_id, reason } => {
+            assert_eq!(message_id, big);
+            assert!(reason.contains("413"), "{reason}");
+        }
+        other => panic!("expected the 413, got {other:?}"),
+    }
+    // The session still works after all that.
+    let after = alice.send("sip:bob@ims.lab", "still here").await;
+    expect_message(&mut bob, "still here").await;
+    expect_status(&mut alice, &after, ImdnStatus::Delivered).await;
+    assert_eq!(lab.tim.sessions_open(), 1);
+    // Both clients go away: T-IM forgets the session.
+    drop((alice, bob));
+    crate::eventually("T-IM to forget the session", || {
+        lab.tim.sessions_open() == 0
+    })
+    .await;
+}
