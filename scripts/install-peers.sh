@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs the real peers the tests use: sipp (Debian package sip-tester) and tshark.
+# Installs the real peers the tests use: sipp (Debian package sip-tester), tshark, and for the
+# browser test chromium and playwright-core (scripts/install-browser.sh).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
+# The browser test's peers: Debian chromium and playwright-core from npm.
+bash "$(dirname "$0")/install-browser.sh"
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
