@@ -56,10 +56,28 @@ impl MsrpConn {
         let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Some(b) = out_rx.recv().await {
-                // An empty buffer is `close()`.
-                if b.is_empty() || wr.write_all(&b).await.is_err() {
+            // Whatever queued while the last write ran goes out in one write (one syscall for
+            // a burst of relayed chunks and their 200s). An empty buffer is `close()`.
+            let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
+            'writer: while let Some(b) = out_rx.recv().await {
+                if b.is_empty() {
                     break;
+                }
+                batch.clear();
+                batch.extend_from_slice(&b);
+                let mut closing = false;
+                while batch.len() < 64 * 1024 {
+                    match out_rx.try_recv() {
+                        Ok(more) if more.is_empty() => {
+                            closing = true;
+                            break;
+                        }
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&batch).await.is_err() || closing {
+                    break 'writer;
                 }
             }
             let _ = wr.shutdown().await;

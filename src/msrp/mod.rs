@@ -279,20 +279,19 @@ impl MsrpMessage {
     }
 }
 
+/// First `n` in `h` at or after `from` (SIMD substring search: framing runs on every read).
 fn find(h: &[u8], n: &[u8], from: usize) -> Option<usize> {
-    if n.is_empty() || h.len() < n.len() {
+    if n.is_empty() || from > h.len() {
         return None;
     }
-    (from..=h.len() - n.len()).find(|&i| &h[i..i + n.len()] == n)
+    memchr::memmem::find(&h[from..], n).map(|i| i + from)
 }
 
 fn rfind(h: &[u8], n: &[u8]) -> Option<usize> {
-    if n.is_empty() || h.len() < n.len() {
+    if n.is_empty() {
         return None;
     }
-    (0..=h.len() - n.len())
-        .rev()
-        .find(|&i| &h[i..i + n.len()] == n)
+    memchr::memmem::rfind(h, n)
 }
 
 /// Result of stream framing.
