@@ -290,6 +290,7 @@ impl Lab {
                 source,
             })?;
         let ttl = Duration::from_secs(config.im.store_ttl_secs);
+        let history_store = im_store.clone();
         let oim = crate::im::ImServer::new(
             oim_ep.clone(),
             resolver.clone(),
@@ -444,6 +445,7 @@ impl Lab {
             shut_rx.clone(),
         );
         webrsf.set_http_addr(web_addr);
+        webrsf.set_history_store(history_store);
         tokio::spawn(crate::webrsf::http::serve(webrsf.clone(), web_listener));
 
         let addrs = LabAddrs {

@@ -15,6 +15,7 @@
 //! | GET, POST | `/Chat/{id}/Messages` | the conversation; send `{"text"}` |
 //! | PUT | `/Chat/{id}/Messages/{msgId}/Status` | `{"status":"displayed"}` |
 //! | POST | `/Chat/{id}/Composing` | `{"active":true}` |
+//! | GET | `/History/{peer}?after=SEQ&limit=N` | T-IM's numbered conversation after SEQ |
 //!
 //! Every call but `POST /Session` carries `Authorization: Bearer TOKEN` (or `?token=`).
 
@@ -88,7 +89,8 @@ pub fn router(gw: Gw) -> Router {
         .route("/Chat/{id}", get(get_instance).put(put_instance))
         .route("/Chat/{id}/Messages", get(list_messages).post(post_message))
         .route("/Chat/{id}/Messages/{mid}/Status", put(put_status))
-        .route("/Chat/{id}/Composing", post(composing));
+        .route("/Chat/{id}/Composing", post(composing))
+        .route("/History/{peer}", get(history));
     Router::new()
         .nest("/webrsf/v1/{user}", api)
         .route("/", get(|| async { static_file("text/html; charset=utf-8", INDEX) }))
@@ -363,6 +365,30 @@ async fn composing(
     Ok(json_response(
         StatusCode::OK,
         &gw.composing(&u, &id, active)?,
+    ))
+}
+
+/// `GET History/{peer}?after=SEQ&limit=N` (T-IM's numbered conversation).
+async fn history(
+    State(gw): State<Gw>,
+    Path((user, peer)): Path<(String, String)>,
+    headers: HeaderMap,
+    q: Query_,
+) -> Result<Response, WebError> {
+    let u = authed(&gw, &headers, &q, &user)?;
+    let num = |k: &str, d: u64| -> Result<u64, WebError> {
+        q.get(k)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| WebError::BadRequest(format!("bad {k} '{v}'")))
+            })
+            .unwrap_or(Ok(d))
+    };
+    let after = num("after", 0)?;
+    let limit = num("limit", 100)? as usize;
+    Ok(json_response(
+        StatusCode::OK,
+        &gw.history(&u, &peer, after, limit)?,
     ))
 }
 

@@ -218,6 +218,7 @@ pub struct Gateway {
     users: Mutex<HashMap<String, Arc<WebUser>>>,
     tokens: Mutex<HashMap<String, String>>,
     shutdown: watch::Receiver<bool>,
+    history: Mutex<Option<crate::im::store::ImStore>>,
 }
 
 impl Gateway {
@@ -240,7 +241,56 @@ impl Gateway {
             users: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             shutdown,
+            history: Mutex::new(None),
         })
+    }
+
+    /// Gives the gateway read access to T-IM's conversation store, for `GET History`
+    /// (in a deployment: the operator's message store).
+    pub fn set_history_store(&self, store: crate::im::store::ImStore) {
+        if let Ok(mut h) = self.history.lock() {
+            *h = Some(store);
+        }
+    }
+
+    /// `GET /{url}/History/{peer}?after=SEQ&limit=N`: the conversation with `peer` as T-IM
+    /// numbered it (seed 004: everything after the last sequence number the client saw).
+    pub fn history(
+        &self,
+        user: &WebUser,
+        peer: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Value, WebError> {
+        let peer = self.aor_of(peer)?;
+        let store = self
+            .history
+            .lock()
+            .ok()
+            .and_then(|h| h.clone())
+            .ok_or_else(|| WebError::NotFound("no message store in this lab".into()))?;
+        let items = store
+            .history(&user.aor, &peer, after, limit.clamp(1, 1000))
+            .into_iter()
+            .map(|m| {
+                let cpim = crate::cpim::Cpim::parse(&m.cpim()).ok();
+                let text = cpim.as_ref().and_then(|c| match rcs::content(c) {
+                    rcs::Content::Text(t) => Some(t),
+                    _ => None,
+                });
+                json!({
+                    "seq": m.seq,
+                    "message_id": m.message_id,
+                    "sender": self.web_id(&m.from),
+                    "recipient": self.web_id(&m.to),
+                    "text": text,
+                    "status": m.status,
+                    "datetime": cpim.as_ref().and_then(|c| c.header("DateTime")).unwrap_or(""),
+                    "conversation_id": m.conversation_id,
+                })
+            })
+            .collect();
+        Ok(Value::Array(items))
     }
 
     /// Its settings.

@@ -976,3 +976,102 @@ async fn concurrent_logins() {
             .is_some());
     }
 }
+
+/// Seed 004: T-IM numbers each conversation so a client fetches everything after the last
+/// sequence number it saw (`GET History/{peer}?after=SEQ`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_after_the_last_sequence_number_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let token = login(&lab, "bob", "bob-secret").await;
+    let w = lab.addrs.webrsf;
+    let (s, v) = call(
+        w,
+        Method::POST,
+        "/webrsf/v1/bob/Chat",
+        Some(&token),
+        Some(json!({"to": "alice", "text": "one"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["instance_id"].as_str().unwrap().to_string();
+    for t in ["two", "three"] {
+        let (s, _) = call(
+            w,
+            Method::POST,
+            &format!("/webrsf/v1/bob/Chat/{id}/Messages"),
+            Some(&token),
+            Some(json!({"text": t})),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    for t in ["one", "two", "three"] {
+        expect_text(&mut alice, t).await;
+    }
+    let reply = alice.send("sip:bob@ims.lab", "four").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, all) = call(
+        w,
+        Method::GET,
+        "/webrsf/v1/bob/History/alice",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{all}");
+    let texts: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["one", "two", "three", "four"]);
+    let seqs: Vec<u64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|p| p[0] < p[1]), "increasing: {seqs:?}");
+    assert_eq!(all[3]["message_id"], reply.as_str());
+    assert_eq!(all[3]["sender"], "alice");
+    assert_eq!(
+        all[0]["status"], "delivered",
+        "IMDNs update the stored status"
+    );
+    let (s, rest) = call(
+        w,
+        Method::GET,
+        &format!("/webrsf/v1/bob/History/alice?after={}", seqs[1]),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let texts: Vec<&str> = rest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["three", "four"]);
+    let (s, v) = call(
+        w,
+        Method::GET,
+        "/webrsf/v1/bob/History/alice?after=x",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+}
+
+async fn expect_text(ue: &mut rcslab::ue::chat::ChatUe, want: &str) {
+    match next(ue).await {
+        ChatEvent::Message { text, .. } => assert_eq!(text, want),
+        other => panic!("expected '{want}', got {other:?}"),
+    }
+}
