@@ -173,9 +173,10 @@ enum LabCmd {
 
 #[derive(Subcommand)]
 enum TraceCmd {
-    /// Write every recorded message: `text` (ladder), `mermaid` (sequence diagram) or `pcap`.
+    /// Write every recorded message: `text` (ladder), `mermaid` (sequence diagram), `html` (a
+    /// page with the ladder and every message's bytes) or `pcap`.
     Export {
-        /// text, mermaid or pcap.
+        /// text, mermaid, html or pcap.
         #[arg(long, default_value = "text")]
         format: String,
         /// Output file (default: standard output).

@@ -181,6 +181,8 @@ async fn route(
                         "content-type",
                         if format == "pcap" {
                             "application/vnd.tcpdump.pcap"
+                        } else if format == "html" {
+                            "text/html; charset=utf-8"
                         } else {
                             "text/plain; charset=utf-8"
                         },
@@ -190,7 +192,7 @@ async fn route(
                 None => error(
                     StatusCode::BAD_REQUEST,
                     "unknown format",
-                    "text, mermaid or pcap",
+                    "text, mermaid, html or pcap",
                 ),
             }
         }

@@ -552,7 +552,7 @@ impl Recorder {
             .unwrap_or_else(|| addr.to_string())
     }
 
-    /// What was recorded, as `text`, `mermaid` or `pcap`.
+    /// What was recorded, as `text`, `mermaid`, `html` or `pcap`.
     pub fn export(&self, format: &str) -> Option<Vec<u8>> {
         let events: Vec<TraceEvent> = crate::trace::export::wire_events(&self.trace)
             .into_iter()
@@ -573,6 +573,9 @@ impl Recorder {
         match format {
             "text" => Some(crate::trace::export::text(&events, &name).into_bytes()),
             "mermaid" => Some(crate::trace::export::mermaid(&events, &name).into_bytes()),
+            "html" => Some(
+                crate::trace::export::html(&events, &name, "rcslab flight recorder").into_bytes(),
+            ),
             "pcap" => Some(crate::trace::export::pcap(&events)),
             _ => None,
         }

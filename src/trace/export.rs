@@ -1,4 +1,5 @@
-//! Exports of what the flight recorder saw: a text ladder, a Mermaid sequence diagram, and a
+//! Exports of what the flight recorder saw: a text ladder, a Mermaid sequence diagram, a
+//! self-contained HTML page (an SVG ladder; each arrow links to the message's bytes), and a
 //! pcap file (raw IPv4, LINKTYPE_RAW 101) that Wireshark, tshark and sngrep open with SIP,
 //! Diameter and MSRP decoded (pass `-d tcp.port==PORT,diameter` for non-standard ports).
 
@@ -72,6 +73,116 @@ pub fn mermaid(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String) -> St
         ));
     }
     out
+}
+
+fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A self-contained HTML page: the ladder as SVG (one column per node, one arrow per message,
+/// coloured by protocol) and, below it, every message's bytes; each arrow links to them.
+/// Binary messages (Diameter) are shown as a hex dump.
+pub fn html(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String, title: &str) -> String {
+    let mut nodes: Vec<String> = Vec::new();
+    for e in events {
+        for n in [name(e.src()), name(e.dst())] {
+            if !nodes.contains(&n) {
+                nodes.push(n);
+            }
+        }
+    }
+    let col = |n: &str| nodes.iter().position(|x| x == n).unwrap_or(0);
+    let (dx, top, dy) = (170usize, 50usize, 26usize);
+    let width = dx * nodes.len().max(1) + 40;
+    let height = top + dy * events.len() + 30;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"monospace\" font-size=\"11\">\n\
+         <defs><marker id=\"a\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\"/></marker></defs>\n"
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        let x = 20 + dx * i + dx / 2;
+        svg.push_str(&format!(
+            "<text x=\"{x}\" y=\"20\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n\
+             <line x1=\"{x}\" y1=\"28\" x2=\"{x}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>\n",
+            html_escape(n),
+            height - 10
+        ));
+    }
+    for (k, e) in events.iter().enumerate() {
+        let (a, b) = (col(&name(e.src())), col(&name(e.dst())));
+        let (x1, x2) = (20 + dx * a + dx / 2, 20 + dx * b + dx / 2);
+        let y = top + dy * k;
+        let colour = match e.protocol {
+            Protocol::SipUdp | Protocol::SipTcp => "#1f5fbf",
+            Protocol::Diameter => "#b8860b",
+            Protocol::Msrp => "#2e8b57",
+            Protocol::Http => "#8b3a8b",
+        };
+        let label = format!("{} {}", e.protocol.label(), e.summary);
+        let label: String = label.chars().take(60).collect();
+        let (tx, anchor) = if a == b {
+            (x1 + 6, "start")
+        } else {
+            ((x1 + x2) / 2, "middle")
+        };
+        svg.push_str(&format!(
+            "<a href=\"#m{k}\"><title>{:.3} ms</title><line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"{colour}\" stroke-width=\"1.5\" marker-end=\"url(#a)\"/>\n\
+             <text x=\"{tx}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"{colour}\">{}</text></a>\n",
+            e.at.as_secs_f64() * 1000.0,
+            y - 4,
+            html_escape(&label)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    let mut body = String::new();
+    for (k, e) in events.iter().enumerate() {
+        let text = if matches!(e.protocol, Protocol::Diameter) {
+            e.bytes
+                .chunks(16)
+                .enumerate()
+                .map(|(i, c)| {
+                    format!(
+                        "{:04x}  {}\n",
+                        i * 16,
+                        c.iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                })
+                .collect::<String>()
+        } else {
+            String::from_utf8_lossy(&e.bytes).to_string()
+        };
+        body.push_str(&format!(
+            "<section id=\"m{k}\"><h3>{k}. {:.3} ms  {} &rarr; {}  {} {}</h3><pre>{}</pre></section>\n",
+            e.at.as_secs_f64() * 1000.0,
+            html_escape(&name(e.src())),
+            html_escape(&name(e.dst())),
+            e.protocol.label(),
+            html_escape(&e.summary),
+            html_escape(&text)
+        ));
+    }
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\n\
+         <style>body{{font-family:sans-serif;margin:1em}}pre{{background:#f6f6f6;padding:.5em;overflow:auto;font-size:12px}}\
+         h3{{font-size:13px;font-family:monospace;margin:1em 0 .2em}}svg a:hover text{{text-decoration:underline}}</style>\n\
+         </head><body><h1>{t}</h1><p>{n} messages. Click an arrow for its bytes.</p>\n{svg}{body}</body></html>\n",
+        t = html_escape(title),
+        n = events.len()
+    )
 }
 
 fn checksum(data: &[u8]) -> u16 {
@@ -177,6 +288,41 @@ mod tests {
             || "UAR".into(),
         );
         t
+    }
+
+    #[test]
+    fn html_draws_one_arrow_per_message_and_escapes_bytes() {
+        let t = sample();
+        let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        t.record(
+            Direction::Sent,
+            Protocol::Msrp,
+            a,
+            b,
+            b"MSRP x SEND\r\nTo-Path: <msrp://h>\r\n",
+            || "MSRP x SEND".into(),
+        );
+        let ev = wire_events(&t);
+        let name = |x: SocketAddr| {
+            if x.port() == 5060 {
+                "P-CSCF".to_string()
+            } else {
+                "I-CSCF".to_string()
+            }
+        };
+        let h = html(&ev, &name, "test <lab>");
+        assert!(h.starts_with("<!doctype html>"));
+        assert_eq!(
+            h.matches("marker-end=").count(),
+            ev.len(),
+            "one arrow per message"
+        );
+        assert_eq!(h.matches("<section id=").count(), ev.len());
+        assert!(h.contains("test &lt;lab&gt;") && h.contains("To-Path: &lt;msrp://h&gt;"));
+        assert!(!h.contains("<msrp://h>"), "bytes are escaped");
+        assert!(h.contains("0000  01 00 00 14"), "Diameter as a hex dump");
+        assert!(h.contains(">P-CSCF</text>") && h.contains(">I-CSCF</text>"));
     }
 
     #[test]

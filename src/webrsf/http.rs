@@ -820,7 +820,10 @@ async fn record(
         return Response::from_parts(parts, body);
     }
     let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-    head.push_str(&format!("content-length: {}\r\n\r\n", bytes.len()));
+    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        head.push_str(&format!("content-length: {}\r\n", bytes.len()));
+    }
+    head.push_str("\r\n");
     let mut wire = head.into_bytes();
     wire.extend_from_slice(&bytes);
     trace.record(

@@ -2,14 +2,14 @@
 //! and checks what crossed the wire. One test binary (modules below) keeps linking fast.
 
 mod calls;
-mod chat;
+pub mod chat;
 mod errors;
 mod hss_push;
 mod peers;
 mod regevent;
 mod registration;
 mod routing;
-mod web;
+pub mod web;
 
 use std::path::Path;
 

@@ -463,3 +463,128 @@ async fn exported_pcap_opens_in_tshark_with_sip_and_diameter_decoded() {
     assert!(text.contains("UE alice") && text.contains("LIR"), "{text}");
     lab.shutdown().await;
 }
+
+/// The export of an RCS chat to a web client (paper figure 4: SIP, Diameter, MSRP and HTTP)
+/// opens in tshark with every protocol decoded and nothing malformed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_pcap_of_a_web_chat_decodes_msrp_and_http() {
+    use hyper::Method;
+    use rcslab::ue::chat::ChatOptions;
+    require("tshark");
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = crate::chat::chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let token = crate::web::login(&lab, "bob", "bob-secret").await;
+    let mut ch = crate::web::Channel::open(&lab, "bob", &token, 0).await;
+    let first = alice.send("sip:bob@ims.lab", "Hello?").await;
+    let ev = ch.next().await;
+    let inst = ev["instance"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, _) = crate::web::call(
+        lab.addrs.webrsf,
+        Method::PUT,
+        &format!("/webrsf/v1/bob/Chat/{inst}"),
+        Some(&token),
+        Some(serde_json::json!({"status": "delivered", "message_id": first})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let _ = crate::chat::next(&mut alice).await;
+    let later = alice.send("sip:bob@ims.lab", "later").await;
+    let _ = ch.next().await;
+    let _ = ch.next().await;
+    let media = crate::web::call_raw(
+        lab.addrs.webrsf,
+        Method::GET,
+        "/webrsf/v1/bob/Chat/Media",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(media.0, 200);
+    let (s, _) = crate::web::call(
+        lab.addrs.webrsf,
+        Method::PUT,
+        &format!("/webrsf/v1/bob/Chat/{inst}"),
+        Some(&token),
+        Some(serde_json::json!({"status": "delivered", "message_id": later})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let _ = crate::chat::next(&mut alice).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pcap = dir.path().join("web.pcap");
+    std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
+    std::fs::write(dir.path().join("web.html"), lab.export("html").unwrap()).unwrap();
+    let a = lab.addrs;
+    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
+    for p in [
+        a.pcscf.port(),
+        a.icscf.port(),
+        a.scscf.port(),
+        a.oim.port(),
+        a.tim.port(),
+    ] {
+        args.extend([
+            "-d".into(),
+            format!("tcp.port=={p},sip"),
+            "-d".into(),
+            format!("udp.port=={p},sip"),
+        ]);
+    }
+    args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
+    for p in [a.oim_msrp.port(), a.tim_msrp.port()] {
+        args.extend(["-d".into(), format!("tcp.port=={p},msrp")]);
+    }
+    args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);
+    let run = |extra: &[&str]| {
+        let mut c = std::process::Command::new("tshark");
+        c.args(&args).args(extra);
+        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
+    };
+    let msrp = run(&[
+        "-Y",
+        "msrp",
+        "-T",
+        "fields",
+        "-e",
+        "msrp.method",
+        "-e",
+        "msrp.status.code",
+    ]);
+    assert!(
+        msrp.lines().filter(|l| l.contains("SEND")).count() >= 6,
+        "MSRP SENDs: {msrp}"
+    );
+    assert!(msrp.lines().any(|l| l.contains("200")), "MSRP 200s: {msrp}");
+    let http = run(&[
+        "-Y",
+        "http",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.method",
+        "-e",
+        "http.response.code",
+    ]);
+    for m in ["POST", "PUT", "GET"] {
+        assert!(http.lines().any(|l| l.contains(m)), "HTTP {m}: {http}");
+    }
+    assert!(http.lines().any(|l| l.contains("200")), "HTTP 200: {http}");
+    let sip = run(&["-Y", "sip", "-T", "fields", "-e", "sip.Method"]);
+    assert!(sip.lines().any(|l| l.contains("INVITE")), "{sip}");
+    let bad = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
+    assert!(
+        bad.trim().is_empty(),
+        "malformed packets in the export:\n{bad}"
+    );
+    let html = String::from_utf8(lab.export("html").unwrap()).unwrap();
+    assert!(html.contains(">WebRSF</text>") && html.contains("chunk chat initiate"));
+    lab.shutdown().await;
+}
