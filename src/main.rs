@@ -162,6 +162,9 @@ enum LabCmd {
     Run {
         /// The lab file.
         file: PathBuf,
+        /// `full` (every node), `paper` (O-CSCF / T-CSCF as the paper draws them) or `both`.
+        #[arg(long, default_value = "full")]
+        view: String,
     },
     /// Run every lab and compare each ladder with its expected one; exit 1 on a difference.
     Check {
@@ -804,16 +807,32 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
             }
             Ok(())
         }
-        LabCmd::Run { file } => {
+        LabCmd::Run { file, view } => {
+            if !matches!(view.as_str(), "full" | "paper" | "both") {
+                return Err(format!("--view {view}: full, paper or both"));
+            }
             let s = Scenario::load(&file).map_err(|e| e.to_string())?;
             println!("# {}\n# {}", s.title, s.teaches);
-            let got = s.run().await.map_err(|e| e.to_string())?;
-            for l in &got {
-                println!("{l}");
+            let (got, paper) = s.run_views().await.map_err(|e| e.to_string())?;
+            if view != "paper" {
+                for l in &got {
+                    println!("{l}");
+                }
+                if !s.expected.is_empty() {
+                    if let Some(d) = diff(&s.expected, &got) {
+                        println!("\ndiffers from the expected ladder:\n{d}");
+                    }
+                }
             }
-            if !s.expected.is_empty() {
-                if let Some(d) = diff(&s.expected, &got) {
-                    println!("\ndiffers from the expected ladder:\n{d}");
+            if view != "full" {
+                println!("\n# the paper's view (O-CSCF: the sender's P-CSCF and S-CSCF; T-CSCF: the receiver's I-CSCF, S-CSCF and P-CSCF)");
+                for l in &paper {
+                    println!("{l}");
+                }
+                if !s.expected_paper.is_empty() {
+                    if let Some(d) = diff(&s.expected_paper, &paper) {
+                        println!("\ndiffers from the expected paper view:\n{d}");
+                    }
                 }
             }
             Ok(())
@@ -824,8 +843,14 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
             let t0 = std::time::Instant::now();
             for (p, s) in &labs {
                 let name = p.display();
-                match s.run().await {
-                    Ok(got) => match diff(&s.expected, &got) {
+                match s.run_views().await {
+                    Ok((got, paper)) => match diff(&s.expected, &got).or_else(|| {
+                        if s.expected_paper.is_empty() {
+                            None
+                        } else {
+                            diff(&s.expected_paper, &paper).map(|d| format!("(paper view)\n{d}"))
+                        }
+                    }) {
                         None => println!("ok    {name}  ({} messages)", got.len()),
                         Some(d) => {
                             failed += 1;

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_web;
 pub mod scenario;
+pub mod views;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -488,6 +489,13 @@ impl Lab {
             shutdown,
             data_dir: data_dir.to_path_buf(),
         })
+    }
+
+    /// The ladder in the paper's view: O-CSCF / T-CSCF instead of each CSCF, no HSS
+    /// ([`views`]).
+    pub fn paper_ladder(&self) -> Vec<LadderLine> {
+        let rec = self.recorder.clone();
+        views::paper_ladder_of(&self.trace, move |a| rec.name_of(a))
     }
 
     /// Gives a name to an address outside the lab (a UE) for ladders.

@@ -46,6 +46,9 @@ pub struct Scenario {
     /// method or status code).
     #[serde(default)]
     pub expected: Vec<String>,
+    /// The same flow in the paper's view (O-CSCF / T-CSCF, no HSS), when the lab gives it.
+    #[serde(default)]
+    pub expected_paper: Vec<String>,
 }
 
 /// One thing the UEs or the operator do.
@@ -107,6 +110,11 @@ impl Scenario {
 
     /// Runs the steps on a fresh lab (ephemeral ports, temporary data) and returns the ladder.
     pub async fn run(&self) -> Result<Vec<String>, ScenarioError> {
+        self.run_views().await.map(|(full, _)| full)
+    }
+
+    /// Runs the steps and returns the ladder in both views: every node, and the paper's.
+    pub async fn run_views(&self) -> Result<(Vec<String>, Vec<String>), ScenarioError> {
         let extra = match &self.config {
             Some(v) => toml::to_string(v).map_err(|e| ScenarioError::Invalid(e.to_string()))?,
             None => String::new(),
@@ -131,9 +139,10 @@ impl Scenario {
         .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
         let r = self.steps_on(&lab).await;
         let ladder = ladder_lines(&lab);
+        let paper = format_lines(lab.paper_ladder());
         lab.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
-        r.map(|_| ladder)
+        r.map(|_| (ladder, paper))
     }
 
     async fn steps_on(&self, lab: &Lab) -> Result<(), ScenarioError> {
@@ -381,7 +390,12 @@ async fn settle() {
 /// The lab's ladder in the scenario format, without watchdogs, capability exchanges and the
 /// hop-by-hop 100 Trying (which races the forwarded INVITE).
 pub fn ladder_lines(lab: &Lab) -> Vec<String> {
-    lab.ladder()
+    format_lines(lab.ladder())
+}
+
+/// Ladder lines in the scenario format (see [`ladder_lines`]).
+pub fn format_lines(lines: Vec<crate::lab::LadderLine>) -> Vec<String> {
+    lines
         .into_iter()
         .filter(|l| !matches!(l.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA"))
         .map(|l| {

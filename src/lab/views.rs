@@ -1,0 +1,186 @@
+//! The paper's view of a ladder (seed 000 draws UE1, O-CSCF, O-IM, T-CSCF, T-IM, UE2): the CSCFs
+//! of the sender's side fold into `O-CSCF` (P-CSCF + S-CSCF for UE1), those of the receiver's
+//! side into `T-CSCF` (I-CSCF + S-CSCF + P-CSCF for UE2), hops inside one of them and the HSS
+//! disappear, so the output lies next to the paper's figures.
+//!
+//! rcslab's lab has one P-CSCF and one S-CSCF serving everyone, so which side a message is on
+//! comes from the message: a request between a CSCF and a UE belongs to that UE's side; between
+//! the P-CSCF and the S-CSCF to the user on the P-CSCF's side (From going up, To going down);
+//! at the S-CSCF, O-IM is the originating user's AS and T-IM the terminating one's; S-CSCF ->
+//! I-CSCF is the hand-over from the originating to the terminating side. A response takes its
+//! request's sides, reversed (matched by the top Via's branch).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::lab::LadderLine;
+use crate::sip::{NameAddr, SipMessage};
+use crate::trace::{Protocol, Trace};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SideOf {
+    O,
+    T,
+}
+
+fn cscf(name: &str) -> bool {
+    matches!(name, "P-CSCF" | "I-CSCF" | "S-CSCF")
+}
+
+fn label(s: SideOf) -> &'static str {
+    match s {
+        SideOf::O => "O-CSCF",
+        SideOf::T => "T-CSCF",
+    }
+}
+
+fn aor(h: Option<&str>) -> Option<String> {
+    h.and_then(|v| NameAddr::parse(v).ok())
+        .map(|na| na.uri.aor())
+}
+
+/// The ladder in the paper's terms. `name` names a socket address as [`super::ladder_of`] does.
+pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
+    let named = |a: SocketAddr| {
+        let own = name(a);
+        if own != a.to_string() {
+            own
+        } else {
+            name(trace.resolve(a))
+        }
+    };
+    let events = crate::trace::export::wire_events(trace);
+    // UE1: whoever sent the first chat INVITE (else the first INVITE or MESSAGE).
+    let mut ue1: Option<String> = None;
+    let mut ue_aor: HashMap<String, String> = HashMap::new();
+    for e in &events {
+        if !matches!(e.protocol, Protocol::SipUdp | Protocol::SipTcp) {
+            continue;
+        }
+        let Ok(SipMessage::Request(r)) = SipMessage::parse(&e.bytes) else {
+            continue;
+        };
+        let from = named(e.src());
+        if !cscf(&from) {
+            if let Some(a) = aor(r.headers.get("From")) {
+                ue_aor.entry(from.clone()).or_insert(a.clone());
+                if ue1.is_none()
+                    && matches!(
+                        r.method,
+                        crate::sip::Method::Invite | crate::sip::Method::Message
+                    )
+                    && !from.ends_with("-IM")
+                {
+                    ue1 = Some(a);
+                }
+            }
+        }
+    }
+    let side_of_user = |a: &str| -> SideOf {
+        if ue1.as_deref() == Some(a) || ue1.is_none() {
+            SideOf::O
+        } else {
+            SideOf::T
+        }
+    };
+    // Request sides by (top Via branch), for their responses.
+    let mut by_branch: HashMap<String, (SideOf, SideOf)> = HashMap::new();
+    let mut out = Vec::new();
+    for e in &events {
+        let (from, to) = (named(e.src()), named(e.dst()));
+        if matches!(e.protocol, Protocol::Diameter) {
+            continue;
+        }
+        if !matches!(e.protocol, Protocol::SipUdp | Protocol::SipTcp)
+            || (!cscf(&from) && !cscf(&to))
+        {
+            out.push(LadderLine {
+                from,
+                to,
+                protocol: e.protocol.label().to_string(),
+                summary: e.summary.clone(),
+            });
+            continue;
+        }
+        let Ok(msg) = SipMessage::parse(&e.bytes) else {
+            continue;
+        };
+        let (sf, st) = match &msg {
+            SipMessage::Request(r) => {
+                let user_side = |ue: &str, header: &str| {
+                    ue_aor
+                        .get(ue)
+                        .map(|a| side_of_user(a))
+                        .or_else(|| aor(r.headers.get(header)).map(|a| side_of_user(&a)))
+                        .unwrap_or(SideOf::O)
+                };
+                let s = match (from.as_str(), to.as_str()) {
+                    ("P-CSCF", "S-CSCF") | ("P-CSCF", "I-CSCF") => {
+                        let s = aor(r.headers.get("From"))
+                            .map(|a| side_of_user(&a))
+                            .unwrap_or(SideOf::O);
+                        (s, s)
+                    }
+                    ("S-CSCF", "P-CSCF") => {
+                        let s = aor(r.headers.get("To"))
+                            .map(|a| side_of_user(&a))
+                            .unwrap_or(SideOf::T);
+                        (s, s)
+                    }
+                    ("S-CSCF", "I-CSCF") => (SideOf::O, SideOf::T),
+                    ("I-CSCF", "S-CSCF") | ("I-CSCF", "P-CSCF") => (SideOf::T, SideOf::T),
+                    ("S-CSCF", "O-IM") => (SideOf::O, SideOf::O),
+                    ("O-IM", "S-CSCF") => (SideOf::O, SideOf::O),
+                    ("S-CSCF", "T-IM") | ("T-IM", "S-CSCF") | ("T-IM", "P-CSCF") => {
+                        (SideOf::T, SideOf::T)
+                    }
+                    (f, _) if !cscf(f) => {
+                        let s = user_side(f, "From");
+                        (s, s)
+                    }
+                    (_, t) => {
+                        let s = user_side(t, "To");
+                        (s, s)
+                    }
+                };
+                if let Some(b) = r
+                    .headers
+                    .first_value("Via")
+                    .and_then(|v| crate::sip::Via::parse(v).ok())
+                    .and_then(|v| v.branch().map(str::to_string))
+                {
+                    by_branch.insert(b, s);
+                }
+                s
+            }
+            SipMessage::Response(r) => {
+                let b = r
+                    .headers
+                    .first_value("Via")
+                    .and_then(|v| crate::sip::Via::parse(v).ok())
+                    .and_then(|v| v.branch().map(str::to_string))
+                    .unwrap_or_default();
+                match by_branch.get(&b) {
+                    Some(&(a, b)) => (b, a),
+                    None => (SideOf::O, SideOf::O),
+                }
+            }
+        };
+        let f = if cscf(&from) {
+            label(sf).to_string()
+        } else {
+            from
+        };
+        let t = if cscf(&to) { label(st).to_string() } else { to };
+        if f == t {
+            continue;
+        }
+        out.push(LadderLine {
+            from: f,
+            to: t,
+            protocol: e.protocol.label().to_string(),
+            summary: e.summary.clone(),
+        });
+    }
+    out
+}
