@@ -442,27 +442,14 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
     println!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
     let printer = if trace {
         let t = lab.trace.clone();
-        let names: Vec<(std::net::SocketAddr, String)> = [
-            (a.pcscf, "P-CSCF"),
-            (a.icscf, "I-CSCF"),
-            (a.scscf, "S-CSCF"),
-            (a.hss, "HSS"),
-        ]
-        .into_iter()
-        .map(|(x, n)| (x, n.to_string()))
-        .collect();
+        let rec = lab.recorder();
         Some(tokio::spawn(async move {
             let mut seen = 0;
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let name = |x: std::net::SocketAddr| {
-                    names
-                        .iter()
-                        .find(|(y, _)| *y == x)
-                        .map(|(_, n)| n.clone())
-                        .unwrap_or(x.to_string())
-                };
-                let lines = rcslab::lab::ladder_of(&t, name);
+                // Every message as it crosses the wire, with the nodes' notes on their
+                // decisions (which iFC matched, which S-CSCF the HSS chose, why a 401).
+                let lines = rcslab::lab::ladder_with_notes(&t, |x| rec.name_of(x));
                 for l in lines.iter().skip(seen) {
                     println!("{l}");
                 }

@@ -160,7 +160,10 @@ impl Icscf {
                     .respond(reject_with(&req, 480, "icscf", "user not registered"));
                 return;
             }
-            (r, Some(name)) if r.is_success() => name,
+            (r, Some(name)) if r.is_success() => {
+                self.ep.note(|| format!("LIA: {impu} is served by {name}"));
+                name
+            }
             (r, _) => {
                 tracing::warn!(%impu, result = ?r, "LIA without a usable S-CSCF");
                 inc.tx
@@ -323,6 +326,8 @@ impl Icscf {
             return;
         };
         tracing::debug!(%impu, %server, "forwarding REGISTER to the S-CSCF chosen by the HSS");
+        self.ep
+            .note(|| format!("UAA: the HSS names {server} for {impu}"));
         let fwd = forward_copy(&self.ep, req, req, transport);
         let client = self.ep.send_request(fwd, dest, transport);
         relay_responses(&inc.tx, client, |_| {}).await;

@@ -433,6 +433,18 @@ impl Scscf {
             );
             to_as.headers.push_front("Route", format!("<{server};lr>"));
             tracing::info!(%served, case = case.token(), priority = ifc.priority, %server, "iFC matched: request goes to the AS");
+            self.ep.note(|| {
+                format!(
+                    "{} {}: iFC priority {} matched -> {server}",
+                    if case.token() == "orig" {
+                        "originating"
+                    } else {
+                        "terminating"
+                    },
+                    served,
+                    ifc.priority
+                )
+            });
             let continue_on_failure = ifc.application_server.default_handling == 0;
             let Some((dest, t)) = self.resolver.resolve_str(&server).await else {
                 tracing::warn!(%server, "AS name does not resolve");
@@ -898,6 +910,21 @@ impl Scscf {
             );
         }
         let mut r = req.response(401, Some("Unauthorized"));
+        self.ep.note(|| {
+            format!(
+                "401: {impi} has no valid credentials yet; MAR brought a {} vector{}",
+                if ch
+                    .algorithm
+                    .as_deref()
+                    .is_some_and(|a| a.to_ascii_lowercase().starts_with("aka"))
+                {
+                    "AKA"
+                } else {
+                    "Digest"
+                },
+                if stale { " (stale nonce)" } else { "" }
+            )
+        });
         r.headers.push("WWW-Authenticate", ch.to_string());
         r.ensure_to_tag();
         r

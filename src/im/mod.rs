@@ -415,11 +415,18 @@ impl ImServer {
         let contribution_id = req.headers.get("Contribution-ID").unwrap_or("").to_string();
         let conversation_id = req.headers.get("Conversation-ID").unwrap_or("").to_string();
         if let Some(first) = &offer.first {
-            if let Err(why) = self.take(&from, &to, first, &contribution_id, &conversation_id, true)
-            {
-                self.hub.remove_pair(pair);
-                inc.tx.respond(reject(&req, 500, &self.host, &why));
-                return;
+            match self.take(&from, &to, first, &contribution_id, &conversation_id, true) {
+                Err(why) => {
+                    self.hub.remove_pair(pair);
+                    inc.tx.respond(reject(&req, 500, &self.host, &why));
+                    return;
+                }
+                Ok(m) => {
+                    let seq = m.map(|m| m.seq).unwrap_or(0);
+                    self.ep.note(|| {
+                        format!("stored the first message for {to} (seq {seq}, on disk) before answering 200")
+                    });
+                }
             }
         }
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();

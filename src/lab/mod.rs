@@ -491,6 +491,11 @@ impl Lab {
         })
     }
 
+    /// The flight recorder with the lab's address book.
+    pub fn recorder(&self) -> Recorder {
+        self.recorder.clone()
+    }
+
     /// The ladder in the paper's view: O-CSCF / T-CSCF instead of each CSCF, no HSS
     /// ([`views`]).
     pub fn paper_ladder(&self) -> Vec<LadderLine> {
@@ -578,16 +583,80 @@ impl Recorder {
             })
             .collect();
         let name = |a: SocketAddr| self.name_of(a);
+        let notes = self.trace.notes();
         match format {
-            "text" => Some(crate::trace::export::text(&events, &name).into_bytes()),
-            "mermaid" => Some(crate::trace::export::mermaid(&events, &name).into_bytes()),
+            "text" => Some(crate::trace::export::text(&events, &notes, &name).into_bytes()),
+            "mermaid" => Some(crate::trace::export::mermaid(&events, &notes, &name).into_bytes()),
             "html" => Some(
-                crate::trace::export::html(&events, &name, "rcslab flight recorder").into_bytes(),
+                crate::trace::export::html(&events, &notes, &name, "rcslab flight recorder")
+                    .into_bytes(),
             ),
             "pcap" => Some(crate::trace::export::pcap(&events)),
             _ => None,
         }
     }
+}
+
+/// The live ladder `rcslab up --trace` prints: each message as a ladder line and, in time
+/// order between them, the nodes' notes on their decisions (`    [S-CSCF] ...`).
+pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<String> {
+    let events = crate::trace::export::wire_events(trace);
+    // Clients outside the lab are named by the identity they registered (`UE alice`).
+    let mut ues: HashMap<SocketAddr, String> = HashMap::new();
+    for e in &events {
+        if e.bytes.starts_with(b"REGISTER ") && name(e.src()) == e.src().to_string() {
+            if let Ok(crate::sip::SipMessage::Request(r)) = crate::sip::SipMessage::parse(&e.bytes)
+            {
+                if let Some(na) = r
+                    .headers
+                    .get("From")
+                    .and_then(|f| crate::sip::NameAddr::parse(f).ok())
+                {
+                    let user = na.uri.aor();
+                    let user = user
+                        .strip_prefix("sip:")
+                        .and_then(|u| u.split('@').next())
+                        .unwrap_or(&user)
+                        .to_string();
+                    ues.insert(e.src(), format!("UE {user}"));
+                }
+            }
+        }
+    }
+    let named = |a: SocketAddr| {
+        if let Some(u) = ues.get(&a) {
+            return u.clone();
+        }
+        let own = name(a);
+        if own != a.to_string() {
+            own
+        } else {
+            name(trace.resolve(a))
+        }
+    };
+    let mut v: Vec<(Duration, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.at,
+                format!(
+                    "{} -> {} {} {}",
+                    named(e.src()),
+                    named(e.dst()),
+                    e.protocol.label(),
+                    e.summary
+                ),
+            )
+        })
+        .chain(
+            trace
+                .notes()
+                .into_iter()
+                .map(|n| (n.at, format!("    [{}] {}", named(n.node), n.text))),
+        )
+        .collect();
+    v.sort_by_key(|(at, _)| *at);
+    v.into_iter().map(|(_, l)| l).collect()
 }
 
 /// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]). An address with a name of

@@ -182,6 +182,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Notes a decision of this node in the flight recorder (ladders show it beside the
+    /// messages; nothing is computed when recording is off).
+    pub fn note(&self, text: impl FnOnce() -> String) {
+        let t = &self.inner.transport;
+        t.trace().note(t.local_addr(), text);
+    }
+
     /// Binds UDP+TCP on `addr` and starts the transaction layer. `name` is used in logs.
     pub async fn bind(
         name: &str,

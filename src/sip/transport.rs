@@ -106,6 +106,11 @@ impl SipTransport {
         Ok((t, rx))
     }
 
+    /// The flight recorder this transport writes to.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
     /// The address both sockets are bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local

@@ -7,7 +7,23 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::UNIX_EPOCH;
 
-use crate::trace::{Direction, Protocol, Trace, TraceEvent};
+use crate::trace::{Direction, Note, Protocol, Trace, TraceEvent};
+
+/// Messages and notes in time order.
+enum Item<'a> {
+    Msg(&'a TraceEvent),
+    Note(&'a Note),
+}
+
+fn merged<'a>(events: &'a [TraceEvent], notes: &'a [Note]) -> Vec<Item<'a>> {
+    let mut v: Vec<(std::time::Duration, Item<'a>)> = events
+        .iter()
+        .map(|e| (e.at, Item::Msg(e)))
+        .chain(notes.iter().map(|n| (n.at, Item::Note(n))))
+        .collect();
+    v.sort_by_key(|(at, _)| *at);
+    v.into_iter().map(|(_, i)| i).collect()
+}
 
 /// Each message once, as it crossed the wire: what recording sockets sent, plus what they
 /// received from senders that record nothing. Addresses go through the trace's aliases.
@@ -21,18 +37,27 @@ pub fn wire_events(trace: &Trace) -> Vec<TraceEvent> {
         .collect()
 }
 
-/// A text ladder: one line per message, `time  FROM -> TO  PROTO  first line`.
-pub fn text(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String) -> String {
+/// A text ladder: one line per message, `time  FROM -> TO  PROTO  first line`, and the nodes'
+/// notes on their decisions as `time  [NODE] text`.
+pub fn text(events: &[TraceEvent], notes: &[Note], name: &dyn Fn(SocketAddr) -> String) -> String {
     let mut out = String::new();
-    for e in events {
-        out.push_str(&format!(
-            "{:>9.3}ms  {:<10} -> {:<10} {:<8} {}\n",
-            e.at.as_secs_f64() * 1000.0,
-            name(e.src()),
-            name(e.dst()),
-            e.protocol.label(),
-            e.summary
-        ));
+    for item in merged(events, notes) {
+        match item {
+            Item::Msg(e) => out.push_str(&format!(
+                "{:>9.3}ms  {:<10} -> {:<10} {:<8} {}\n",
+                e.at.as_secs_f64() * 1000.0,
+                name(e.src()),
+                name(e.dst()),
+                e.protocol.label(),
+                e.summary
+            )),
+            Item::Note(n) => out.push_str(&format!(
+                "{:>9.3}ms    [{}] {}\n",
+                n.at.as_secs_f64() * 1000.0,
+                name(n.node),
+                n.text
+            )),
+        }
     }
     out
 }
@@ -50,8 +75,12 @@ fn mermaid_id(s: &str) -> String {
     }
 }
 
-/// A Mermaid `sequenceDiagram` of the messages.
-pub fn mermaid(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String) -> String {
+/// A Mermaid `sequenceDiagram` of the messages, with the nodes' notes.
+pub fn mermaid(
+    events: &[TraceEvent],
+    notes: &[Note],
+    name: &dyn Fn(SocketAddr) -> String,
+) -> String {
     let mut out = String::from("sequenceDiagram\n");
     let mut seen = Vec::new();
     for e in events {
@@ -62,15 +91,29 @@ pub fn mermaid(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String) -> St
             }
         }
     }
-    for e in events {
-        let label = e.summary.replace([';', '#'], " ");
-        out.push_str(&format!(
-            "    {}->>{}: {} {}\n",
-            mermaid_id(&name(e.src())),
-            mermaid_id(&name(e.dst())),
-            e.protocol.label(),
-            label
-        ));
+    for item in merged(events, notes) {
+        match item {
+            Item::Msg(e) => {
+                let label = e.summary.replace([';', '#'], " ");
+                out.push_str(&format!(
+                    "    {}->>{}: {} {}\n",
+                    mermaid_id(&name(e.src())),
+                    mermaid_id(&name(e.dst())),
+                    e.protocol.label(),
+                    label
+                ));
+            }
+            Item::Note(n) => {
+                let who = name(n.node);
+                if seen.contains(&who) {
+                    out.push_str(&format!(
+                        "    Note over {}: {}\n",
+                        mermaid_id(&who),
+                        n.text.replace([';', '#'], " ")
+                    ));
+                }
+            }
+        }
     }
     out
 }
@@ -93,7 +136,12 @@ fn html_escape(s: &str) -> String {
 /// A self-contained HTML page: the ladder as SVG (one column per node, one arrow per message,
 /// coloured by protocol) and, below it, every message's bytes; each arrow links to them.
 /// Binary messages (Diameter) are shown as a hex dump.
-pub fn html(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String, title: &str) -> String {
+pub fn html(
+    events: &[TraceEvent],
+    notes: &[Note],
+    name: &dyn Fn(SocketAddr) -> String,
+    title: &str,
+) -> String {
     let mut nodes: Vec<String> = Vec::new();
     for e in events {
         for n in [name(e.src()), name(e.dst())] {
@@ -103,9 +151,10 @@ pub fn html(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String, title: &
         }
     }
     let col = |n: &str| nodes.iter().position(|x| x == n).unwrap_or(0);
+    let items = merged(events, notes);
     let (dx, top, dy) = (170usize, 50usize, 26usize);
     let width = dx * nodes.len().max(1) + 40;
-    let height = top + dy * events.len() + 30;
+    let height = top + dy * items.len() + 30;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"monospace\" font-size=\"11\">\n\
          <defs><marker id=\"a\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\"/></marker></defs>\n"
@@ -119,10 +168,22 @@ pub fn html(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String, title: &
             height - 10
         ));
     }
-    for (k, e) in events.iter().enumerate() {
+    let mut k = 0usize;
+    for (row, item) in items.iter().enumerate() {
+        let y = top + dy * row;
+        let e = match item {
+            Item::Note(n) => {
+                let x = 20 + dx * col(&name(n.node)) + dx / 2;
+                svg.push_str(&format!(
+                    "<text x=\"{x}\" y=\"{y}\" fill=\"#666\" font-style=\"italic\">&#9998; {}</text>\n",
+                    html_escape(&n.text)
+                ));
+                continue;
+            }
+            Item::Msg(e) => e,
+        };
         let (a, b) = (col(&name(e.src())), col(&name(e.dst())));
         let (x1, x2) = (20 + dx * a + dx / 2, 20 + dx * b + dx / 2);
-        let y = top + dy * k;
         let colour = match e.protocol {
             Protocol::SipUdp | Protocol::SipTcp => "#1f5fbf",
             Protocol::Diameter => "#b8860b",
@@ -143,6 +204,7 @@ pub fn html(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String, title: &
             y - 4,
             html_escape(&label)
         ));
+        k += 1;
     }
     svg.push_str("</svg>\n");
     let mut body = String::new();
@@ -291,6 +353,41 @@ mod tests {
     }
 
     #[test]
+    fn notes_appear_beside_the_messages_in_time_order() {
+        let t = sample();
+        let a: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        t.note(a, || "UAA: the HSS names sip:scscf.ims.lab".into());
+        let ev = wire_events(&t);
+        let notes = t.notes();
+        let name = |x: SocketAddr| {
+            if x.port() == 5060 {
+                "P-CSCF".to_string()
+            } else {
+                "I-CSCF".to_string()
+            }
+        };
+        let txt = text(&ev, &notes, &name);
+        let last = txt.lines().last().unwrap();
+        assert!(
+            last.ends_with("[I-CSCF] UAA: the HSS names sip:scscf.ims.lab"),
+            "{txt}"
+        );
+        let m = mermaid(&ev, &notes, &name);
+        assert!(
+            m.contains("Note over I_CSCF: UAA: the HSS names sip:scscf.ims.lab"),
+            "{m}"
+        );
+        let h = html(&ev, &notes, &name, "n");
+        assert!(h.contains("UAA: the HSS names"));
+        assert_eq!(
+            h.matches("marker-end=").count(),
+            ev.len(),
+            "a note is no arrow"
+        );
+        assert!(Trace::disabled().notes().is_empty());
+    }
+
+    #[test]
     fn html_draws_one_arrow_per_message_and_escapes_bytes() {
         let t = sample();
         let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
@@ -311,7 +408,7 @@ mod tests {
                 "I-CSCF".to_string()
             }
         };
-        let h = html(&ev, &name, "test <lab>");
+        let h = html(&ev, &[], &name, "test <lab>");
         assert!(h.starts_with("<!doctype html>"));
         assert_eq!(
             h.matches("marker-end=").count(),
@@ -341,12 +438,12 @@ mod tests {
                 "I-CSCF".to_string()
             }
         };
-        let txt = text(&ev, &name);
+        let txt = text(&ev, &[], &name);
         assert!(
             txt.contains("P-CSCF     -> I-CSCF     SIP      REGISTER sip:ims.lab SIP/2.0"),
             "{txt}"
         );
-        let m = mermaid(&ev, &name);
+        let m = mermaid(&ev, &[], &name);
         assert!(
             m.starts_with("sequenceDiagram\n    participant P_CSCF as P-CSCF\n"),
             "{m}"

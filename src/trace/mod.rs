@@ -92,9 +92,22 @@ pub struct Trace {
     inner: Option<Arc<Inner>>,
 }
 
+/// A node's note on a decision it took (which iFC matched, which S-CSCF the HSS chose, why a
+/// 401 was sent). Ladders show it next to the messages; pcap leaves it out.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// Monotonic time since the recorder was created.
+    pub at: Duration,
+    /// The node that decided (its listening address).
+    pub node: SocketAddr,
+    /// What it decided, and why.
+    pub text: String,
+}
+
 struct Inner {
     start: Instant,
     events: Mutex<Vec<TraceEvent>>,
+    notes: Mutex<Vec<Note>>,
     aliases: Mutex<std::collections::HashMap<SocketAddr, SocketAddr>>,
 }
 
@@ -105,6 +118,7 @@ impl Trace {
             inner: Some(Arc::new(Inner {
                 start: Instant::now(),
                 events: Mutex::new(Vec::new()),
+                notes: Mutex::new(Vec::new()),
                 aliases: Mutex::new(std::collections::HashMap::new()),
             })),
         }
@@ -146,6 +160,27 @@ impl Trace {
         }
     }
 
+    /// Records a node's note on a decision (computed only when recording is on).
+    pub fn note(&self, node: SocketAddr, text: impl FnOnce() -> String) {
+        let Some(inner) = &self.inner else { return };
+        let n = Note {
+            at: inner.start.elapsed(),
+            node,
+            text: text(),
+        };
+        if let Ok(mut v) = inner.notes.lock() {
+            v.push(n);
+        }
+    }
+
+    /// The notes recorded so far, in order.
+    pub fn notes(&self) -> Vec<Note> {
+        match &self.inner {
+            Some(inner) => inner.notes.lock().map(|v| v.clone()).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     /// Notes that `ephemeral` (the local end of an outgoing TCP connection) belongs to the node
     /// listening on `node`, so ladders name both the same.
     pub fn alias(&self, ephemeral: SocketAddr, node: SocketAddr) {
@@ -181,6 +216,9 @@ impl Trace {
     pub fn clear(&self) {
         if let Some(inner) = &self.inner {
             if let Ok(mut v) = inner.events.lock() {
+                v.clear();
+            }
+            if let Ok(mut v) = inner.notes.lock() {
                 v.clear();
             }
         }
