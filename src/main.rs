@@ -73,6 +73,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Option<UeCmd>,
     },
+    /// Reproduces the paper's evaluation from real flows.
+    Eval {
+        #[command(subcommand)]
+        cmd: EvalCmd,
+    },
     /// Benchmarks on an in-process lab.
     Bench {
         #[command(subcommand)]
@@ -84,6 +89,30 @@ enum Cmd {
         cmd: SubCmd,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCmd {
+    /// RCS clients and WebRSF clients start 1-to-1 chats (a Poisson number each); prints the
+    /// SIP, MSRP and HTTP messages each kind of client handles during set-up and after it,
+    /// beside the paper's figures.
+    Webrsf {
+        /// RCS clients (simulated UEs).
+        #[arg(long, default_value_t = 8)]
+        rcs: usize,
+        /// WebRSF clients (web users of the gateway).
+        #[arg(long, default_value_t = 8)]
+        web: usize,
+        /// Mean number of chats each user starts (the paper's Poisson(25)).
+        #[arg(long, default_value_t = 25.0)]
+        chats: f64,
+        /// Messages after the first one in each chat.
+        #[arg(long, default_value_t = 2)]
+        later: usize,
+        /// Random seed (peers, Poisson draws).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -372,6 +401,20 @@ fn main() -> ExitCode {
                         singles,
                     },
             } => rcslab::lab::bench_web::hold(addr, &tokens, channels, singles).await,
+            Cmd::Eval {
+                cmd:
+                    EvalCmd::Webrsf {
+                        rcs,
+                        web,
+                        chats,
+                        later,
+                        seed,
+                    },
+            } => {
+                let r = rcslab::lab::eval::webrsf(rcs, web, chats, later, seed).await?;
+                print!("{}", rcslab::lab::eval::table(&r));
+                Ok(())
+            }
             Cmd::Ue {
                 user,
                 lab,

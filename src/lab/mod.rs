@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_web;
+pub mod eval;
 pub mod scenario;
 pub mod views;
 
@@ -574,10 +575,10 @@ impl Recorder {
                 // (unless the socket has a name of its own).
                 let known = |a: SocketAddr| self.name_of(a) != a.to_string();
                 if !known(e.local) {
-                    e.local = self.trace.resolve(e.local);
+                    e.local = self.trace.resolve_at(e.local, e.at);
                 }
                 if !known(e.remote) {
-                    e.remote = self.trace.resolve(e.remote);
+                    e.remote = self.trace.resolve_at(e.remote, e.at);
                 }
                 e
             })
@@ -623,7 +624,7 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
             }
         }
     }
-    let named = |a: SocketAddr| {
+    let named = |a: SocketAddr, at: Duration| {
         if let Some(u) = ues.get(&a) {
             return u.clone();
         }
@@ -631,7 +632,7 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
         if own != a.to_string() {
             own
         } else {
-            name(trace.resolve(a))
+            name(trace.resolve_at(a, at))
         }
     };
     let mut v: Vec<(Duration, String)> = events
@@ -641,8 +642,8 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
                 e.at,
                 format!(
                     "{} -> {} {} {}",
-                    named(e.src()),
-                    named(e.dst()),
+                    named(e.src(), e.at),
+                    named(e.dst(), e.at),
                     e.protocol.label(),
                     e.summary
                 ),
@@ -652,7 +653,7 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
             trace
                 .notes()
                 .into_iter()
-                .map(|n| (n.at, format!("    [{}] {}", named(n.node), n.text))),
+                .map(|n| (n.at, format!("    [{}] {}", named(n.node, n.at), n.text))),
         )
         .collect();
     v.sort_by_key(|(at, _)| *at);
@@ -663,19 +664,19 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
 /// its own keeps it (a node's Diameter connection); others go through the trace's aliases
 /// (outgoing TCP connections), which can be stale once an ephemeral port was reused.
 pub fn ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
-    let named = |a: SocketAddr| {
+    let named = |a: SocketAddr, at: Duration| {
         let own = name(a);
         if own != a.to_string() {
             own
         } else {
-            name(trace.resolve(a))
+            name(trace.resolve_at(a, at))
         }
     };
     crate::trace::export::wire_events(trace)
         .iter()
         .map(|e| LadderLine {
-            from: named(e.src()),
-            to: named(e.dst()),
+            from: named(e.src(), e.at),
+            to: named(e.dst(), e.at),
             protocol: e.protocol.label().to_string(),
             summary: e.summary.clone(),
         })

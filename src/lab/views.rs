@@ -41,12 +41,12 @@ fn aor(h: Option<&str>) -> Option<String> {
 
 /// The ladder in the paper's terms. `name` names a socket address as [`super::ladder_of`] does.
 pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
-    let named = |a: SocketAddr| {
+    let named = |a: SocketAddr, at: std::time::Duration| {
         let own = name(a);
         if own != a.to_string() {
             own
         } else {
-            name(trace.resolve(a))
+            name(trace.resolve_at(a, at))
         }
     };
     let events = crate::trace::export::wire_events(trace);
@@ -60,7 +60,7 @@ pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Ve
         let Ok(SipMessage::Request(r)) = SipMessage::parse(&e.bytes) else {
             continue;
         };
-        let from = named(e.src());
+        let from = named(e.src(), e.at);
         if !cscf(&from) {
             if let Some(a) = aor(r.headers.get("From")) {
                 ue_aor.entry(from.clone()).or_insert(a.clone());
@@ -87,7 +87,7 @@ pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Ve
     let mut by_branch: HashMap<String, (SideOf, SideOf)> = HashMap::new();
     let mut out = Vec::new();
     for e in &events {
-        let (from, to) = (named(e.src()), named(e.dst()));
+        let (from, to) = (named(e.src(), e.at), named(e.dst(), e.at));
         if matches!(e.protocol, Protocol::Diameter) {
             continue;
         }

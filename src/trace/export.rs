@@ -29,11 +29,15 @@ fn merged<'a>(events: &'a [TraceEvent], notes: &'a [Note]) -> Vec<Item<'a>> {
 /// received from senders that record nothing. Addresses go through the trace's aliases.
 pub fn wire_events(trace: &Trace) -> Vec<TraceEvent> {
     let events = trace.events();
-    let recorders: std::collections::HashSet<SocketAddr> =
-        events.iter().map(|e| trace.resolve(e.local)).collect();
+    let recorders: std::collections::HashSet<SocketAddr> = events
+        .iter()
+        .map(|e| trace.resolve_at(e.local, e.at))
+        .collect();
     events
         .into_iter()
-        .filter(|e| e.direction == Direction::Sent || !recorders.contains(&trace.resolve(e.remote)))
+        .filter(|e| {
+            e.direction == Direction::Sent || !recorders.contains(&trace.resolve_at(e.remote, e.at))
+        })
         .collect()
 }
 

@@ -108,7 +108,9 @@ struct Inner {
     start: Instant,
     events: Mutex<Vec<TraceEvent>>,
     notes: Mutex<Vec<Note>>,
-    aliases: Mutex<std::collections::HashMap<SocketAddr, SocketAddr>>,
+    /// Ephemeral address -> (since when, node address): a port is reused by later connections
+    /// of other nodes, so an alias holds from when it was made.
+    aliases: Mutex<std::collections::HashMap<SocketAddr, Vec<(Duration, SocketAddr)>>>,
 }
 
 impl Trace {
@@ -185,20 +187,42 @@ impl Trace {
     /// listening on `node`, so ladders name both the same.
     pub fn alias(&self, ephemeral: SocketAddr, node: SocketAddr) {
         if let Some(inner) = &self.inner {
+            let at = inner.start.elapsed();
             if let Ok(mut a) = inner.aliases.lock() {
-                a.insert(ephemeral, node);
+                a.entry(ephemeral).or_default().push((at, node));
             }
         }
     }
 
-    /// The node address behind an address (itself when it is no alias).
+    /// The node address behind an address (itself when it is no alias), as of the latest alias.
     pub fn resolve(&self, addr: SocketAddr) -> SocketAddr {
         match &self.inner {
             Some(inner) => inner
                 .aliases
                 .lock()
                 .ok()
-                .and_then(|a| a.get(&addr).copied())
+                .and_then(|a| a.get(&addr).and_then(|v| v.last()).map(|(_, n)| *n))
+                .unwrap_or(addr),
+            None => addr,
+        }
+    }
+
+    /// The node address behind an address at time `at` (a message's time): the alias made
+    /// last before it, so a port reused by another node's connection later is not confused.
+    pub fn resolve_at(&self, addr: SocketAddr, at: Duration) -> SocketAddr {
+        match &self.inner {
+            Some(inner) => inner
+                .aliases
+                .lock()
+                .ok()
+                .and_then(|a| {
+                    let v = a.get(&addr)?;
+                    v.iter()
+                        .rev()
+                        .find(|(since, _)| *since <= at)
+                        .or_else(|| v.first())
+                        .map(|(_, n)| *n)
+                })
                 .unwrap_or(addr),
             None => addr,
         }

@@ -1075,3 +1075,37 @@ async fn expect_text(ue: &mut rcslab::ue::chat::ChatUe, want: &str) {
         other => panic!("expected '{want}', got {other:?}"),
     }
 }
+
+/// `rcslab eval webrsf` on a small population: web clients handle only HTTP, RCS clients only
+/// SIP and MSRP; a web client handles fewer messages during set-up (the gateway absorbs the
+/// INVITE transaction, the IMDN MESSAGE and the MSRP binding) and more after it (event, fetch,
+/// acknowledgement per received message), the direction of the paper's -17 % / +25 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_webrsf_counts_messages_per_client_kind_and_phase() {
+    let r = rcslab::lab::eval::webrsf(3, 3, 3.0, 1, 7)
+        .await
+        .expect("eval runs");
+    assert!(r.chats > 0);
+    let (rs, ra) = r.rcs;
+    let (ws, wa) = r.web;
+    assert_eq!(rs.http + ra.http, 0, "RCS clients speak no HTTP");
+    assert_eq!(
+        ws.sip + ws.msrp + wa.sip + wa.msrp,
+        0,
+        "web clients speak only HTTP"
+    );
+    let (pr, pw) = r.participations;
+    let per = |c: u64, n: u64| c as f64 / n.max(1) as f64;
+    // As sender: INVITE, 100, 200, ACK + MSRP bind, 200, IMDN SEND, 200; as receiver: INVITE,
+    // 100, IMDN MESSAGE, 200, 200, ACK + bind, 200: 8 either way (a UDP retransmission under
+    // load may add one).
+    let setup = per(rs.total(), pr);
+    assert!(
+        (7.9..=8.3).contains(&setup),
+        "RCS set-up per client: {setup}"
+    );
+    assert!(per(ws.total(), pw) < per(rs.total(), pr), "{r:?}");
+    assert!(per(wa.total(), pw) > per(ra.total(), pr), "{r:?}");
+    let t = rcslab::lab::eval::table(&r);
+    assert!(t.contains("-17 %") && t.contains("+25 %"), "{t}");
+}
