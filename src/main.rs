@@ -129,6 +129,9 @@ enum BenchCmd {
         /// Target total messages/s (0: as fast as it goes).
         #[arg(long, default_value_t = 0)]
         rate: u64,
+        /// Record every message (the flight recorder on, as with `rcslab up --trace`).
+        #[arg(long)]
+        trace: bool,
     },
     /// WebRSF: many notification channels held open plus web -> RCS messages through them.
     Webrsf {
@@ -330,12 +333,14 @@ fn main() -> ExitCode {
                         pairs,
                         messages,
                         rate,
+                        trace,
                     },
             } => {
-                let r = rcslab::lab::bench::chat(pairs, messages, rate).await?;
+                let r = rcslab::lab::bench::chat(pairs, messages, rate, trace).await?;
                 println!(
-                    "chat: {pairs} pairs x {messages} messages{}: {} sent, {} delivered with IMDN, {} received, {} lost, {} duplicated",
+                    "chat: {pairs} pairs x {messages} messages{}{}: {} sent, {} delivered with IMDN, {} received, {} lost, {} duplicated",
                     if rate > 0 { format!(" at {rate}/s") } else { String::new() },
+                    if trace { " (recording on)" } else { "" },
                     r.sent,
                     r.delivered,
                     r.received,

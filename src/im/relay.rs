@@ -183,6 +183,7 @@ impl Hub {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<(Hub, mpsc::UnboundedReceiver<HubEvent>)> {
         let addr = listener.local_addr()?;
+        trace.recorder(addr);
         let (tx, rx) = mpsc::unbounded_channel();
         let hub = Hub {
             inner: Arc::new(Inner {

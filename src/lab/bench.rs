@@ -48,7 +48,13 @@ fn rss_kib() -> u64 {
 
 /// Runs the chat benchmark on a fresh in-process lab (ephemeral ports). `rate` is the total
 /// target messages/s (0 = as fast as the senders go).
-pub async fn chat(pairs: usize, messages: usize, rate: u64) -> Result<ChatBench, String> {
+/// With `trace`, the flight recorder keeps every message (what `rcslab up --trace` costs).
+pub async fn chat(
+    pairs: usize,
+    messages: usize,
+    rate: u64,
+    trace: bool,
+) -> Result<ChatBench, String> {
     let mut extra = String::new();
     for i in 0..pairs * 2 {
         extra.push_str(&format!(
@@ -59,9 +65,16 @@ pub async fn chat(pairs: usize, messages: usize, rate: u64) -> Result<ChatBench,
         .map_err(|e| e.to_string())?
         .with_ephemeral_ports();
     let dir = std::env::temp_dir().join(format!("rcslab-bench-{}", std::process::id()));
-    let lab = Lab::start(cfg, &dir, LabOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let lab = Lab::start(
+        cfg,
+        &dir,
+        LabOptions {
+            trace,
+            timers: None,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let (_stop, shut) = watch::channel(false);
     let opts = ChatOptions {
         disposition: "positive-delivery".into(),

@@ -92,6 +92,7 @@ impl SipTransport {
     ) -> io::Result<(Arc<SipTransport>, mpsc::UnboundedReceiver<Datagram>)> {
         let (udp, tcp) = bind_pair(addr).await?;
         let local = udp.local_addr()?;
+        trace.recorder(local);
         let (tx, rx) = mpsc::unbounded_channel();
         let t = Arc::new(SipTransport {
             local,

@@ -108,6 +108,9 @@ struct Inner {
     start: Instant,
     events: Mutex<Vec<TraceEvent>>,
     notes: Mutex<Vec<Note>>,
+    /// Sockets that record their own sends (listeners and aliased connections): what they
+    /// send is kept once, as sent, and not again as received at the other end.
+    recorders: std::sync::RwLock<std::collections::HashSet<SocketAddr>>,
     /// Ephemeral address -> (since when, node address): a port is reused by later connections
     /// of other nodes, so an alias holds from when it was made.
     aliases: Mutex<std::collections::HashMap<SocketAddr, Vec<(Duration, SocketAddr)>>>,
@@ -121,6 +124,7 @@ impl Trace {
                 start: Instant::now(),
                 events: Mutex::new(Vec::new()),
                 notes: Mutex::new(Vec::new()),
+                recorders: std::sync::RwLock::new(std::collections::HashSet::new()),
                 aliases: Mutex::new(std::collections::HashMap::new()),
             })),
         }
@@ -147,6 +151,12 @@ impl Trace {
         summary: impl FnOnce() -> String,
     ) {
         let Some(inner) = &self.inner else { return };
+        if direction == Direction::Received
+            && inner.recorders.read().is_ok_and(|r| r.contains(&remote))
+        {
+            // The sender recorded it already (exports show each message once).
+            return;
+        }
         let ev = TraceEvent {
             at: inner.start.elapsed(),
             wall: SystemTime::now(),
@@ -159,6 +169,16 @@ impl Trace {
         };
         if let Ok(mut v) = inner.events.lock() {
             v.push(ev);
+        }
+    }
+
+    /// Declares a socket that records what it sends (a node's listener): messages from it are
+    /// not recorded a second time by their receiver.
+    pub fn recorder(&self, addr: SocketAddr) {
+        if let Some(inner) = &self.inner {
+            if let Ok(mut r) = inner.recorders.write() {
+                r.insert(addr);
+            }
         }
     }
 
@@ -190,6 +210,9 @@ impl Trace {
             let at = inner.start.elapsed();
             if let Ok(mut a) = inner.aliases.lock() {
                 a.entry(ephemeral).or_default().push((at, node));
+            }
+            if let Ok(mut r) = inner.recorders.write() {
+                r.insert(ephemeral);
             }
         }
     }
