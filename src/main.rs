@@ -194,7 +194,8 @@ enum LabCmd {
     Run {
         /// The lab file.
         file: PathBuf,
-        /// `full` (every node), `paper` (O-CSCF / T-CSCF as the paper draws them) or `both`.
+        /// `full` (every node), `paper` (O-CSCF / T-CSCF as the paper draws them), `both`, or
+        /// `roles` (every node, CSCFs named orig / term by the side they act for).
         #[arg(long, default_value = "full")]
         view: String,
     },
@@ -843,12 +844,18 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
             Ok(())
         }
         LabCmd::Run { file, view } => {
-            if !matches!(view.as_str(), "full" | "paper" | "both") {
-                return Err(format!("--view {view}: full, paper or both"));
+            if !matches!(view.as_str(), "full" | "paper" | "both" | "roles") {
+                return Err(format!("--view {view}: full, paper, both or roles"));
             }
             let s = Scenario::load(&file).map_err(|e| e.to_string())?;
             println!("# {}\n# {}", s.title, s.teaches);
-            let (got, paper) = s.run_views().await.map_err(|e| e.to_string())?;
+            let (got, paper, roles) = s.run_all_views().await.map_err(|e| e.to_string())?;
+            if view == "roles" {
+                for l in &roles {
+                    println!("{l}");
+                }
+                return Ok(());
+            }
             if view != "paper" {
                 for l in &got {
                     println!("{l}");

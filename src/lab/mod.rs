@@ -504,6 +504,13 @@ impl Lab {
         views::paper_ladder_of(&self.trace, move |a| rec.name_of(a))
     }
 
+    /// The full ladder with each CSCF named by the side it acts for (`S-CSCF orig`,
+    /// `S-CSCF term`, `P-CSCF orig`...).
+    pub fn roles_ladder(&self) -> Vec<LadderLine> {
+        let rec = self.recorder.clone();
+        views::ladder_view(&self.trace, move |a| rec.name_of(a), views::View::Roles)
+    }
+
     /// Gives a name to an address outside the lab (a UE) for ladders.
     pub fn name_addr(&self, addr: SocketAddr, name: &str) {
         if let Ok(mut n) = self.recorder.names.lock() {

@@ -115,6 +115,15 @@ impl Scenario {
 
     /// Runs the steps and returns the ladder in both views: every node, and the paper's.
     pub async fn run_views(&self) -> Result<(Vec<String>, Vec<String>), ScenarioError> {
+        self.run_all_views()
+            .await
+            .map(|(full, paper, _)| (full, paper))
+    }
+
+    /// Runs the steps and returns the full, the paper's and the roles view.
+    pub async fn run_all_views(
+        &self,
+    ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ScenarioError> {
         let extra = match &self.config {
             Some(v) => toml::to_string(v).map_err(|e| ScenarioError::Invalid(e.to_string()))?,
             None => String::new(),
@@ -140,9 +149,10 @@ impl Scenario {
         let r = self.steps_on(&lab).await;
         let ladder = ladder_lines(&lab);
         let paper = format_lines(lab.paper_ladder());
+        let roles = format_lines(lab.roles_ladder());
         lab.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
-        r.map(|_| (ladder, paper))
+        r.map(|_| (ladder, paper, roles))
     }
 
     async fn steps_on(&self, lab: &Lab) -> Result<(), ScenarioError> {

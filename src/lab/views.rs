@@ -39,8 +39,26 @@ fn aor(h: Option<&str>) -> Option<String> {
         .map(|na| na.uri.aor())
 }
 
+/// How CSCFs are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The paper's: O-CSCF / T-CSCF, hops inside one of them and the HSS left out.
+    Paper,
+    /// Every node, each CSCF with the side it acts for (`S-CSCF orig`, `P-CSCF term`).
+    Roles,
+}
+
 /// The ladder in the paper's terms. `name` names a socket address as [`super::ladder_of`] does.
 pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
+    ladder_view(trace, name, View::Paper)
+}
+
+/// The ladder in a [`View`].
+pub fn ladder_view(
+    trace: &Trace,
+    name: impl Fn(SocketAddr) -> String,
+    view: View,
+) -> Vec<LadderLine> {
     let named = |a: SocketAddr, at: std::time::Duration| {
         let own = name(a);
         if own != a.to_string() {
@@ -89,6 +107,14 @@ pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Ve
     for e in &events {
         let (from, to) = (named(e.src(), e.at), named(e.dst(), e.at));
         if matches!(e.protocol, Protocol::Diameter) {
+            if view == View::Roles {
+                out.push(LadderLine {
+                    from,
+                    to,
+                    protocol: e.protocol.label().to_string(),
+                    summary: e.summary.clone(),
+                });
+            }
             continue;
         }
         if !matches!(e.protocol, Protocol::SipUdp | Protocol::SipTcp)
@@ -166,12 +192,18 @@ pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Ve
                 }
             }
         };
-        let f = if cscf(&from) {
-            label(sf).to_string()
-        } else {
-            from
+        let role = |n: String, s: SideOf| match view {
+            View::Paper => label(s).to_string(),
+            View::Roles => format!(
+                "{n} {}",
+                match s {
+                    SideOf::O => "orig",
+                    SideOf::T => "term",
+                }
+            ),
         };
-        let t = if cscf(&to) { label(st).to_string() } else { to };
+        let f = if cscf(&from) { role(from, sf) } else { from };
+        let t = if cscf(&to) { role(to, st) } else { to };
         if f == t {
             continue;
         }

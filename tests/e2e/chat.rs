@@ -185,6 +185,35 @@ async fn figure_1_first_message_sets_up_the_session() {
     // T-IM kept it, and knows it was delivered.
     let stored = lab.tim.store().unwrap().by_message_id(&id).unwrap();
     assert_eq!(stored.status, "delivered");
+    // The roles view names each CSCF by the side it acts for.
+    let roles: Vec<String> = lab
+        .roles_ladder()
+        .iter()
+        .filter(|l| l.protocol == "SIP" && l.summary.starts_with("INVITE"))
+        .map(|l| format!("{} -> {}", l.from, l.to))
+        .collect();
+    let tail: Vec<&str> = roles
+        .iter()
+        .rev()
+        .take(10)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            "UE alice -> P-CSCF orig",
+            "P-CSCF orig -> S-CSCF orig",
+            "S-CSCF orig -> O-IM",
+            "O-IM -> S-CSCF orig",
+            "S-CSCF orig -> I-CSCF term",
+            "I-CSCF term -> S-CSCF term",
+            "S-CSCF term -> T-IM",
+            "T-IM -> S-CSCF term",
+            "S-CSCF term -> P-CSCF term",
+            "P-CSCF term -> UE bob",
+        ]
+    );
     lab.shutdown().await;
 }
 
