@@ -432,6 +432,30 @@ impl Scscf {
                 ),
             );
             to_as.headers.push_front("Route", format!("<{server};lr>"));
+            // RFC 5502: whom the AS serves, and in which session case.
+            to_as.headers.remove("P-Served-User");
+            to_as.headers.push(
+                "P-Served-User",
+                format!(
+                    "<{served}>;sescase={};regstate={}",
+                    if matches!(
+                        case,
+                        SessionCase::Originating | SessionCase::OriginatingUnregistered
+                    ) {
+                        "orig"
+                    } else {
+                        "term"
+                    },
+                    if matches!(
+                        case,
+                        SessionCase::TerminatingUnregistered | SessionCase::OriginatingUnregistered
+                    ) {
+                        "unreg"
+                    } else {
+                        "reg"
+                    }
+                ),
+            );
             tracing::info!(%served, case = case.token(), priority = ifc.priority, %server, "iFC matched: request goes to the AS");
             self.ep.note(|| {
                 format!(

@@ -631,37 +631,18 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
             }
         }
     }
-    let named = |a: SocketAddr, at: Duration| {
-        if let Some(u) = ues.get(&a) {
-            return u.clone();
-        }
-        let own = name(a);
-        if own != a.to_string() {
-            own
-        } else {
-            name(trace.resolve_at(a, at))
-        }
-    };
-    let mut v: Vec<(Duration, String)> = events
-        .iter()
-        .map(|e| {
-            (
-                e.at,
-                format!(
-                    "{} -> {} {} {}",
-                    named(e.src(), e.at),
-                    named(e.dst(), e.at),
-                    e.protocol.label(),
-                    e.summary
-                ),
-            )
-        })
-        .chain(
-            trace
-                .notes()
-                .into_iter()
-                .map(|n| (n.at, format!("    [{}] {}", named(n.node, n.at), n.text))),
-        )
+    let named = |a: SocketAddr| ues.get(&a).cloned().unwrap_or_else(|| name(a));
+    // The roles view: each CSCF named by the side it acts for (`S-CSCF orig`).
+    let mut v: Vec<(Duration, String)> = views::timed_ladder_view(trace, named, views::View::Roles)
+        .into_iter()
+        .map(|(at, l)| (at, l.to_string()))
+        .chain(trace.notes().into_iter().map(|n| {
+            let who = ues
+                .get(&n.node)
+                .cloned()
+                .unwrap_or_else(|| name(trace.resolve_at(n.node, n.at)));
+            (n.at, format!("    [{who}] {}", n.text))
+        }))
         .collect();
     v.sort_by_key(|(at, _)| *at);
     v.into_iter().map(|(_, l)| l).collect()

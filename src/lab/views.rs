@@ -59,6 +59,18 @@ pub fn ladder_view(
     name: impl Fn(SocketAddr) -> String,
     view: View,
 ) -> Vec<LadderLine> {
+    timed_ladder_view(trace, name, view)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// [`ladder_view`] with each line's time (to interleave the nodes' notes).
+pub fn timed_ladder_view(
+    trace: &Trace,
+    name: impl Fn(SocketAddr) -> String,
+    view: View,
+) -> Vec<(std::time::Duration, LadderLine)> {
     let named = |a: SocketAddr, at: std::time::Duration| {
         let own = name(a);
         if own != a.to_string() {
@@ -108,24 +120,30 @@ pub fn ladder_view(
         let (from, to) = (named(e.src(), e.at), named(e.dst(), e.at));
         if matches!(e.protocol, Protocol::Diameter) {
             if view == View::Roles {
-                out.push(LadderLine {
-                    from,
-                    to,
-                    protocol: e.protocol.label().to_string(),
-                    summary: e.summary.clone(),
-                });
+                out.push((
+                    e.at,
+                    LadderLine {
+                        from,
+                        to,
+                        protocol: e.protocol.label().to_string(),
+                        summary: e.summary.clone(),
+                    },
+                ));
             }
             continue;
         }
         if !matches!(e.protocol, Protocol::SipUdp | Protocol::SipTcp)
             || (!cscf(&from) && !cscf(&to))
         {
-            out.push(LadderLine {
-                from,
-                to,
-                protocol: e.protocol.label().to_string(),
-                summary: e.summary.clone(),
-            });
+            out.push((
+                e.at,
+                LadderLine {
+                    from,
+                    to,
+                    protocol: e.protocol.label().to_string(),
+                    summary: e.summary.clone(),
+                },
+            ));
             continue;
         }
         let Ok(msg) = SipMessage::parse(&e.bytes) else {
@@ -140,33 +158,58 @@ pub fn ladder_view(
                         .or_else(|| aor(r.headers.get(header)).map(|a| side_of_user(&a)))
                         .unwrap_or(SideOf::O)
                 };
-                let s = match (from.as_str(), to.as_str()) {
-                    ("P-CSCF", "S-CSCF") | ("P-CSCF", "I-CSCF") => {
-                        let s = aor(r.headers.get("From"))
-                            .map(|a| side_of_user(&a))
-                            .unwrap_or(SideOf::O);
-                        (s, s)
+                let sescase = r
+                    .headers
+                    .get("P-Served-User")
+                    .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("sescase=")))
+                    .map(|c| if c == "orig" { SideOf::O } else { SideOf::T });
+                // The roles view uses the 3GPP session case (TS 24.229): a UE's request is
+                // originating at its P-CSCF and S-CSCF, terminating towards the callee, and an
+                // AS serves the case P-Served-User names. The paper's view uses the chat's sides.
+                let roles = match (from.as_str(), to.as_str()) {
+                    _ if view == View::Paper => None,
+                    ("P-CSCF", "S-CSCF") | ("P-CSCF", "I-CSCF") => Some((SideOf::O, SideOf::O)),
+                    ("S-CSCF", "P-CSCF") | ("I-CSCF", "P-CSCF") => Some((SideOf::T, SideOf::T)),
+                    ("S-CSCF", a) | (a, "S-CSCF") if a.ends_with("-IM") => sescase.map(|c| (c, c)),
+                    (f, t) if !cscf(f) && cscf(t) && !f.ends_with("-IM") => {
+                        Some((SideOf::O, SideOf::O))
                     }
-                    ("S-CSCF", "P-CSCF") => {
-                        let s = aor(r.headers.get("To"))
-                            .map(|a| side_of_user(&a))
-                            .unwrap_or(SideOf::T);
-                        (s, s)
+                    (f, t) if cscf(f) && !cscf(t) && !t.ends_with("-IM") => {
+                        Some((SideOf::T, SideOf::T))
                     }
-                    ("S-CSCF", "I-CSCF") => (SideOf::O, SideOf::T),
-                    ("I-CSCF", "S-CSCF") | ("I-CSCF", "P-CSCF") => (SideOf::T, SideOf::T),
-                    ("S-CSCF", "O-IM") => (SideOf::O, SideOf::O),
-                    ("O-IM", "S-CSCF") => (SideOf::O, SideOf::O),
-                    ("S-CSCF", "T-IM") | ("T-IM", "S-CSCF") | ("T-IM", "P-CSCF") => {
-                        (SideOf::T, SideOf::T)
-                    }
-                    (f, _) if !cscf(f) => {
-                        let s = user_side(f, "From");
-                        (s, s)
-                    }
-                    (_, t) => {
-                        let s = user_side(t, "To");
-                        (s, s)
+                    _ => None,
+                };
+                let s = if let Some(r) = roles {
+                    r
+                } else {
+                    match (from.as_str(), to.as_str()) {
+                        ("P-CSCF", "S-CSCF") | ("P-CSCF", "I-CSCF") => {
+                            let s = aor(r.headers.get("From"))
+                                .map(|a| side_of_user(&a))
+                                .unwrap_or(SideOf::O);
+                            (s, s)
+                        }
+                        ("S-CSCF", "P-CSCF") => {
+                            let s = aor(r.headers.get("To"))
+                                .map(|a| side_of_user(&a))
+                                .unwrap_or(SideOf::T);
+                            (s, s)
+                        }
+                        ("S-CSCF", "I-CSCF") => (SideOf::O, SideOf::T),
+                        ("I-CSCF", "S-CSCF") | ("I-CSCF", "P-CSCF") => (SideOf::T, SideOf::T),
+                        ("S-CSCF", "O-IM") => (SideOf::O, SideOf::O),
+                        ("O-IM", "S-CSCF") => (SideOf::O, SideOf::O),
+                        ("S-CSCF", "T-IM") | ("T-IM", "S-CSCF") | ("T-IM", "P-CSCF") => {
+                            (SideOf::T, SideOf::T)
+                        }
+                        (f, _) if !cscf(f) => {
+                            let s = user_side(f, "From");
+                            (s, s)
+                        }
+                        (_, t) => {
+                            let s = user_side(t, "To");
+                            (s, s)
+                        }
                     }
                 };
                 if let Some(b) = r
@@ -207,12 +250,15 @@ pub fn ladder_view(
         if f == t {
             continue;
         }
-        out.push(LadderLine {
-            from: f,
-            to: t,
-            protocol: e.protocol.label().to_string(),
-            summary: e.summary.clone(),
-        });
+        out.push((
+            e.at,
+            LadderLine {
+                from: f,
+                to: t,
+                protocol: e.protocol.label().to_string(),
+                summary: e.summary.clone(),
+            },
+        ));
     }
     out
 }
