@@ -35,7 +35,8 @@ pub struct ChatBench {
     pub rss_kib: u64,
 }
 
-fn rss_kib() -> u64 {
+/// The process's resident set size (KiB), from /proc.
+pub(crate) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

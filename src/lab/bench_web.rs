@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use crate::lab::bench::rss_kib;
 use crate::lab::{Lab, LabOptions};
 use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
 use crate::ue::{Ue, UeConfig};
@@ -45,17 +46,6 @@ pub struct WebBench {
     pub p50: Duration,
     /// ... p99.
     pub p99: Duration,
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Runs the benchmark on a fresh in-process lab. `holder` is the rcslab binary that holds the

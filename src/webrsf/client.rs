@@ -35,7 +35,8 @@ pub async fn request(
     Ok((s, serde_json::from_slice(&b).unwrap_or(Value::Null)))
 }
 
-async fn request_raw(
+/// [`request`] with the body as bytes.
+pub async fn request_raw(
     addr: SocketAddr,
     method: Method,
     path: &str,

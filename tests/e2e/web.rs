@@ -27,11 +27,12 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let (s, b) = call_raw(addr, method, path, token, body.map(|b| b.to_string())).await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    rcslab::webrsf::client::request(addr, method, path, token, body)
+        .await
+        .expect("the gateway answers")
 }
 
-/// [`call`] with a raw body, returning raw bytes.
+/// [`call`] with a raw body (possibly not JSON), returning raw bytes.
 pub async fn call_raw(
     addr: SocketAddr,
     method: Method,
@@ -50,9 +51,6 @@ pub async fn call_raw(
         .header("host", addr.to_string());
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
     }
     let req = req
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
