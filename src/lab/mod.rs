@@ -590,7 +590,9 @@ impl Recorder {
                 e
             })
             .collect();
-        let name = |a: SocketAddr| self.name_of(a);
+        let own = |a: SocketAddr| self.name_of(a);
+        let ues = registered_names(&events, &own);
+        let name = |a: SocketAddr| ues.get(&a).cloned().unwrap_or_else(|| self.name_of(a));
         let notes = self.trace.notes();
         match format {
             "text" => Some(crate::trace::export::text(&events, &notes, &name).into_bytes()),
@@ -605,13 +607,14 @@ impl Recorder {
     }
 }
 
-/// The live ladder `rcslab up --trace` prints: each message as a ladder line and, in time
-/// order between them, the nodes' notes on their decisions (`    [S-CSCF] ...`).
-pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<String> {
-    let events = crate::trace::export::wire_events(trace);
-    // Clients outside the lab are named by the identity they registered (`UE alice`).
+/// Clients outside the lab (unnamed addresses) named by the identity they registered
+/// (`UE alice`).
+pub fn registered_names(
+    events: &[TraceEvent],
+    name: &dyn Fn(SocketAddr) -> String,
+) -> HashMap<SocketAddr, String> {
     let mut ues: HashMap<SocketAddr, String> = HashMap::new();
-    for e in &events {
+    for e in events {
         if e.bytes.starts_with(b"REGISTER ") && name(e.src()) == e.src().to_string() {
             if let Ok(crate::sip::SipMessage::Request(r)) = crate::sip::SipMessage::parse(&e.bytes)
             {
@@ -631,6 +634,14 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
             }
         }
     }
+    ues
+}
+
+/// The live ladder `rcslab up --trace` prints: each message as a ladder line and, in time
+/// order between them, the nodes' notes on their decisions (`    [S-CSCF] ...`).
+pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<String> {
+    let events = crate::trace::export::wire_events(trace);
+    let ues = registered_names(&events, &name);
     let named = |a: SocketAddr| ues.get(&a).cloned().unwrap_or_else(|| name(a));
     // The roles view: each CSCF named by the side it acts for (`S-CSCF orig`).
     let mut v: Vec<(Duration, String)> = views::timed_ladder_view(trace, named, views::View::Roles)

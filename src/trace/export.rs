@@ -154,6 +154,17 @@ pub fn html(
             }
         }
     }
+    // Columns in the order IMS figures draw them: clients, then the core, then the servers.
+    let rank = |n: &str| -> usize {
+        let order = [
+            "UE ", "Web ", "WebRSF", "P-CSCF", "I-CSCF", "S-CSCF", "HSS", "O-IM", "T-IM",
+        ];
+        order
+            .iter()
+            .position(|p| n.starts_with(p))
+            .unwrap_or(order.len())
+    };
+    nodes.sort_by_key(|n| rank(n));
     let col = |n: &str| nodes.iter().position(|x| x == n).unwrap_or(0);
     let items = merged(events, notes);
     let (dx, top, dy) = (170usize, 50usize, 26usize);
