@@ -218,6 +218,10 @@ enum TraceCmd {
         /// Output file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `full` (every node), or with `--format text`: `paper` (O-CSCF / T-CSCF as the
+        /// paper draws them) or `roles` (CSCFs named by session case).
+        #[arg(long, default_value = "full")]
+        view: String,
     },
 }
 
@@ -428,9 +432,9 @@ fn main() -> ExitCode {
                 cmd,
             } => ue_cmd(&user, lab, config, cmd).await,
             Cmd::Trace {
-                cmd: TraceCmd::Export { format, out },
+                cmd: TraceCmd::Export { format, out, view },
                 common,
-            } => trace_export(&common, &format, out.as_deref()).await,
+            } => trace_export(&common, &format, &view, out.as_deref()).await,
         }
     });
     match r {
@@ -782,7 +786,12 @@ async fn subscriber_ifc(
     Ok(())
 }
 
-async fn trace_export(common: &Common, format: &str, out: Option<&Path>) -> Result<(), String> {
+async fn trace_export(
+    common: &Common,
+    format: &str,
+    view: &str,
+    out: Option<&Path>,
+) -> Result<(), String> {
     let Some(addr) = running_admin(&common.data_dir).await else {
         return Err(format!(
             "no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)",
@@ -790,10 +799,14 @@ async fn trace_export(common: &Common, format: &str, out: Option<&Path>) -> Resu
             common.data_dir.display()
         ));
     };
-    let (status, body) =
-        admin::call_bytes(addr, Method::GET, &format!("/trace?format={format}"), None)
-            .await
-            .map_err(|e| e.to_string())?;
+    let (status, body) = admin::call_bytes(
+        addr,
+        Method::GET,
+        &format!("/trace?format={format}&view={view}"),
+        None,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if status != 200 {
         return Err(format!(
             "the lab answered {status}: {}",

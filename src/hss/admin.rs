@@ -167,6 +167,12 @@ async fn route(
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("format=")))
                 .unwrap_or("text")
                 .to_string();
+            let view = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("view=")))
+                .unwrap_or("full")
+                .to_string();
             if !recorder.is_enabled() {
                 return Ok(error(
                     StatusCode::CONFLICT,
@@ -174,7 +180,18 @@ async fn route(
                     "start the lab with `rcslab up --trace`",
                 ));
             }
-            match recorder.export(&format) {
+            let exported = match view.as_str() {
+                "full" => recorder.export(&format),
+                "paper" | "roles" if format == "text" => Some(recorder.view_text(&view)),
+                _ => {
+                    return Ok(error(
+                        StatusCode::BAD_REQUEST,
+                        "unknown view",
+                        "view=full (any format), or view=paper / view=roles with format=text",
+                    ))
+                }
+            };
+            match exported {
                 Some(bytes) => Response::builder()
                     .status(StatusCode::OK)
                     .header(

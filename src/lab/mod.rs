@@ -573,6 +573,28 @@ impl Recorder {
             .unwrap_or_else(|| addr.to_string())
     }
 
+    /// The ladder in the paper's view (`paper`) or with CSCF roles (`roles`), one line per
+    /// message.
+    pub fn view_text(&self, view: &str) -> Vec<u8> {
+        let v = if view == "paper" {
+            views::View::Paper
+        } else {
+            views::View::Roles
+        };
+        let events = crate::trace::export::wire_events(&self.trace);
+        let own = |a: SocketAddr| self.name_of(a);
+        let ues = registered_names(&events, &own);
+        views::ladder_view(
+            &self.trace,
+            |a| ues.get(&a).cloned().unwrap_or_else(|| self.name_of(a)),
+            v,
+        )
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
+    }
+
     /// What was recorded, as `text`, `mermaid`, `html` or `pcap`.
     pub fn export(&self, format: &str) -> Option<Vec<u8>> {
         let events: Vec<TraceEvent> = crate::trace::export::wire_events(&self.trace)

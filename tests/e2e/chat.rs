@@ -214,6 +214,24 @@ async fn figure_1_first_message_sets_up_the_session() {
             "P-CSCF term -> UE bob",
         ]
     );
+    // The same views through the running lab's API (`rcslab trace export --view`).
+    let get =
+        |q: &'static str| rcslab::hss::admin::call(lab.addrs.admin, hyper::Method::GET, q, None);
+    let (s, paper) = get("/trace?format=text&view=paper").await.unwrap();
+    assert_eq!(s, 200);
+    assert!(
+        paper.contains("UE alice -> O-CSCF SIP INVITE")
+            && paper.contains("O-CSCF -> T-CSCF SIP INVITE"),
+        "{paper}"
+    );
+    let (s, roles) = get("/trace?format=text&view=roles").await.unwrap();
+    assert_eq!(s, 200);
+    assert!(roles.contains("S-CSCF term -> T-IM SIP INVITE"), "{roles}");
+    let (s, html) = get("/trace?format=html").await.unwrap();
+    assert_eq!(s, 200);
+    assert!(html.contains("<svg") && html.contains(">UE alice</text>"));
+    let (s, _) = get("/trace?format=pcap&view=paper").await.unwrap();
+    assert_eq!(s, 400, "the views are ladders: text only");
     lab.shutdown().await;
 }
 
