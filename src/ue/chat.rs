@@ -361,6 +361,22 @@ struct Sess {
     reports: Vec<(String, ImdnStatus)>,
 }
 
+impl Sess {
+    /// A session being set up: messages queue until its MSRP connection is bound.
+    fn inviting(my_uri: String) -> Sess {
+        Sess {
+            state: SessState::Inviting,
+            my_uri,
+            peer_uri: None,
+            conn: None,
+            queue: Vec::new(),
+            dialog: None,
+            reassembly: HashMap::new(),
+            reports: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Dialog {
     call_id: String,
@@ -603,19 +619,8 @@ impl Actor {
     /// Figure 1 step 1: INVITE with SDP and the first message.
     fn open(&mut self, peer: &str, id: String, first: Vec<u8>, ids: SessionIds) {
         let my_uri = self.my_uri();
-        self.sessions.insert(
-            peer.to_string(),
-            Sess {
-                state: SessState::Inviting,
-                my_uri: my_uri.clone(),
-                peer_uri: None,
-                conn: None,
-                queue: Vec::new(),
-                dialog: None,
-                reassembly: HashMap::new(),
-                reports: Vec::new(),
-            },
-        );
+        self.sessions
+            .insert(peer.to_string(), Sess::inviting(my_uri.clone()));
         let mut req = Request::new(Method::Invite, peer.to_string());
         req.headers.push("Via", self.ep.new_via(self.cfg.transport));
         req.headers.push("Max-Forwards", "70");
@@ -1130,16 +1135,9 @@ impl Actor {
         };
         let peer_uri = offer.sdp.path.last().cloned().unwrap_or_default();
         // Messages the application sends before the binding completes wait for it.
-        self.sessions.entry(peer.clone()).or_insert_with(|| Sess {
-            state: SessState::Inviting,
-            my_uri: my_uri.clone(),
-            peer_uri: None,
-            conn: None,
-            queue: Vec::new(),
-            dialog: None,
-            reassembly: HashMap::new(),
-            reports: Vec::new(),
-        });
+        self.sessions
+            .entry(peer.clone())
+            .or_insert_with(|| Sess::inviting(my_uri.clone()));
         let ep = self.ep.clone();
         let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
         let internal = self.internal.clone();

@@ -23,6 +23,35 @@ pub struct WebClient {
     pub token: String,
 }
 
+/// Reads a notification channel's body (one JSON event per line) into a receiver, keep-alives
+/// left out; `keep` (the connection's sender) lives as long as the reader. Aborting the
+/// returned task drops the connection.
+pub fn read_events<K: Send + 'static>(
+    mut body: hyper::body::Incoming,
+    keep: K,
+) -> (mpsc::UnboundedReceiver<Value>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let _keep = keep;
+        let mut buf = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                    if v["type"] != "keepalive" && tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (rx, task)
+}
+
 /// One request on a new connection: status and JSON body (`Null` when not JSON).
 pub async fn request(
     addr: SocketAddr,
@@ -153,26 +182,7 @@ impl WebClient {
         if resp.status() != 200 {
             return Err(format!("channel answered {}", resp.status()));
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut body = resp.into_body();
-        tokio::spawn(async move {
-            let _sender = sender;
-            let mut buf = Vec::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.extend_from_slice(&data);
-                while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=i).collect();
-                    if let Ok(v) = serde_json::from_slice::<Value>(&line) {
-                        if v["type"] != "keepalive" && tx.send(v).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        let (rx, _reader) = read_events(resp.into_body(), sender);
         Ok(rx)
     }
 

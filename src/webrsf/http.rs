@@ -521,6 +521,38 @@ fn summary_of(ev: &Event) -> String {
     }
 }
 
+/// A notification channel as a streamed response: each item encoded by `encode` (bytes, and
+/// the ladder summary of the chunk), recorded as the chunk it becomes, after `preamble`.
+#[allow(clippy::too_many_arguments)]
+fn channel_response(
+    gw: &Gateway,
+    user: Arc<WebUser>,
+    cursor: u64,
+    guard: ChannelGuard,
+    remote: SocketAddr,
+    content_type: &'static str,
+    preamble: &'static [u8],
+    encode: fn(Item) -> (Bytes, String),
+) -> Response {
+    let rec = ChunkRecorder::new(gw, remote);
+    let events = futures_util::StreamExt::map(channel(gw, user, cursor, guard), move |item| {
+        let (bytes, summary) = encode(item);
+        rec.chunk(&bytes, || summary);
+        Ok::<_, Infallible>(bytes)
+    });
+    let first = futures_util::stream::iter(
+        (!preamble.is_empty()).then(|| Ok::<_, Infallible>(Bytes::from_static(preamble))),
+    );
+    let mut r = Response::new(Body::from_stream(futures_util::StreamExt::chain(
+        first, events,
+    )));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-webrsf-stream", HeaderValue::from_static("1"));
+    r
+}
+
 /// `POST Notification/Streaming` (figure 4 steps 1-2): `200 OK`, chunked, one JSON event per
 /// chunk (newline-terminated), `{"type":"keepalive"}` when idle.
 async fn streaming(
@@ -533,27 +565,25 @@ async fn streaming(
     let u = authed(&gw, &headers, &q, &user)?;
     let cursor = cursor_of(&headers, &q)?;
     let guard = open(&gw, &u)?;
-    let rec = ChunkRecorder::new(&gw, remote);
-    let body = futures_util::StreamExt::map(channel(&gw, u, cursor, guard), move |item| {
-        let (bytes, summary) = match item {
-            Item::Event(ev) => (Bytes::from(format!("{}\n", ev.json)), summary_of(&ev)),
+    Ok(channel_response(
+        &gw,
+        u,
+        cursor,
+        guard,
+        remote,
+        "application/json",
+        b"",
+        |item| match item {
+            Item::Event(ev) => (
+                Bytes::from(format!("{}\n", ev.json)),
+                format!("chunk {}", summary_of(&ev)),
+            ),
             Item::KeepAlive => (
                 Bytes::from_static(b"{\"type\":\"keepalive\"}\n"),
-                "keepalive".into(),
+                "chunk keepalive".into(),
             ),
-        };
-        rec.chunk(&bytes, || format!("chunk {summary}"));
-        Ok::<_, Infallible>(bytes)
-    });
-    let mut r = Response::new(Body::from_stream(body));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-webrsf-stream", HeaderValue::from_static("1"));
-    Ok(r)
+        },
+    ))
 }
 
 /// `GET Notification/SSE`: the same events as Server-Sent Events (`id:` is the cursor, so a
@@ -568,47 +598,29 @@ async fn sse(
     let u = authed(&gw, &headers, &q, &user)?;
     let cursor = cursor_of(&headers, &q)?;
     let guard = open(&gw, &u)?;
-    let rec = ChunkRecorder::new(&gw, remote);
-    let body = futures_util::StreamExt::map(channel(&gw, u, cursor, guard), move |item| {
-        let (bytes, summary) = match item {
+    Ok(channel_response(
+        &gw,
+        u,
+        cursor,
+        guard,
+        remote,
+        "text/event-stream",
+        b"retry: 2000\n\n",
+        |item| match item {
             Item::Event(ev) => (
                 Bytes::from(format!(
                     "id: {}\nevent: {}\ndata: {}\n\n",
                     ev.id, ev.kind, ev.json
                 )),
-                summary_of(&ev),
+                format!("event {}", summary_of(&ev)),
             ),
-            Item::KeepAlive => (Bytes::from_static(b": keepalive\n\n"), "keepalive".into()),
-        };
-        rec.chunk(&bytes, || format!("event {summary}"));
-        Ok::<_, Infallible>(bytes)
-    });
-    let mut r = Response::new(Body::from_stream(
-        futures_util::stream::once(async {
-            Ok::<_, Infallible>(Bytes::from_static(b"retry: 2000\n\n"))
-        })
-        .chain_items(body),
-    ));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-webrsf-stream", HeaderValue::from_static("1"));
-    Ok(r)
+            Item::KeepAlive => (
+                Bytes::from_static(b": keepalive\n\n"),
+                "event keepalive".into(),
+            ),
+        },
+    ))
 }
-
-/// Small helper so the SSE body can start with a `retry:` line.
-trait ChainItems: futures_util::Stream + Sized {
-    fn chain_items<S: futures_util::Stream<Item = Self::Item>>(
-        self,
-        next: S,
-    ) -> futures_util::stream::Chain<Self, S> {
-        futures_util::StreamExt::chain(self, next)
-    }
-}
-impl<T: futures_util::Stream> ChainItems for T {}
 
 /// `GET Notification/WebSocket`: one JSON event per text frame.
 async fn websocket(

@@ -411,27 +411,7 @@ async fn exported_pcap_opens_in_tshark_with_sip_and_diameter_decoded() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pcap = dir.path().join("lab.pcap");
     std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
-    let a = lab.addrs;
-    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
-    for p in [
-        a.pcscf.port(),
-        a.icscf.port(),
-        a.scscf.port(),
-        a.oim.port(),
-        a.tim.port(),
-    ] {
-        args.push("-d".into());
-        args.push(format!("tcp.port=={p},sip"));
-        args.push("-d".into());
-        args.push(format!("udp.port=={p},sip"));
-    }
-    args.push("-d".into());
-    args.push(format!("tcp.port=={},diameter", a.hss.port()));
-    let run = |extra: &[&str]| {
-        let mut c = std::process::Command::new("tshark");
-        c.args(&args).args(extra);
-        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
-    };
+    let run = tshark_on(&lab, &pcap);
     let sip = run(&[
         "-Y",
         "sip",
@@ -486,15 +466,20 @@ async fn exported_pcap_of_a_web_chat_decodes_msrp_and_http() {
         .next()
         .unwrap()
         .to_string();
-    let (s, _) = crate::web::call(
-        lab.addrs.webrsf,
-        Method::PUT,
-        &format!("/webrsf/v1/bob/Chat/{inst}"),
-        Some(&token),
-        Some(serde_json::json!({"status": "delivered", "message_id": first})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    // The web client acknowledges a message (PUT Chat/{id} delivered).
+    let ack = |mid: &str| {
+        let (w, path, token) = (
+            lab.addrs.webrsf,
+            format!("/webrsf/v1/bob/Chat/{inst}"),
+            token.clone(),
+        );
+        let body = serde_json::json!({"status": "delivered", "message_id": mid});
+        async move {
+            let (s, _) = crate::web::call(w, Method::PUT, &path, Some(&token), Some(body)).await;
+            assert_eq!(s, 200);
+        }
+    };
+    ack(&first).await;
     let _ = crate::chat::next(&mut alice).await;
     let later = alice.send("sip:bob@ims.lab", "later").await;
     let _ = ch.next().await;
@@ -508,46 +493,13 @@ async fn exported_pcap_of_a_web_chat_decodes_msrp_and_http() {
     )
     .await;
     assert_eq!(media.0, 200);
-    let (s, _) = crate::web::call(
-        lab.addrs.webrsf,
-        Method::PUT,
-        &format!("/webrsf/v1/bob/Chat/{inst}"),
-        Some(&token),
-        Some(serde_json::json!({"status": "delivered", "message_id": later})),
-    )
-    .await;
-    assert_eq!(s, 200);
+    ack(&later).await;
     let _ = crate::chat::next(&mut alice).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pcap = dir.path().join("web.pcap");
     std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
     std::fs::write(dir.path().join("web.html"), lab.export("html").unwrap()).unwrap();
-    let a = lab.addrs;
-    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
-    for p in [
-        a.pcscf.port(),
-        a.icscf.port(),
-        a.scscf.port(),
-        a.oim.port(),
-        a.tim.port(),
-    ] {
-        args.extend([
-            "-d".into(),
-            format!("tcp.port=={p},sip"),
-            "-d".into(),
-            format!("udp.port=={p},sip"),
-        ]);
-    }
-    args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
-    for p in [a.oim_msrp.port(), a.tim_msrp.port()] {
-        args.extend(["-d".into(), format!("tcp.port=={p},msrp")]);
-    }
-    args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);
-    let run = |extra: &[&str]| {
-        let mut c = std::process::Command::new("tshark");
-        c.args(&args).args(extra);
-        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
-    };
+    let run = tshark_on(&lab, &pcap);
     let msrp = run(&[
         "-Y",
         "msrp",
@@ -587,4 +539,25 @@ async fn exported_pcap_of_a_web_chat_decodes_msrp_and_http() {
     let html = String::from_utf8(lab.export("html").unwrap()).unwrap();
     assert!(html.contains(">WebRSF</text>") && html.contains("chunk chat initiate"));
     lab.shutdown().await;
+}
+
+/// tshark on an exported pcap, told which of the lab's (non-standard) ports carry SIP,
+/// Diameter, MSRP and HTTP; returns a runner taking the extra arguments, giving stdout.
+fn tshark_on(lab: &rcslab::Lab, pcap: &std::path::Path) -> impl Fn(&[&str]) -> String {
+    let a = lab.addrs;
+    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
+    for p in [a.pcscf, a.icscf, a.scscf, a.oim, a.tim].map(|x| x.port()) {
+        args.extend(["-d".into(), format!("tcp.port=={p},sip")]);
+        args.extend(["-d".into(), format!("udp.port=={p},sip")]);
+    }
+    args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
+    for p in [a.oim_msrp, a.tim_msrp].map(|x| x.port()) {
+        args.extend(["-d".into(), format!("tcp.port=={p},msrp")]);
+    }
+    args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);
+    move |extra: &[&str]| {
+        let mut c = std::process::Command::new("tshark");
+        c.args(&args).args(extra);
+        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
+    }
 }

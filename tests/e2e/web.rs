@@ -125,25 +125,7 @@ impl Channel {
             .get("transfer-encoding")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut body = resp.into_body();
-        let reader = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.extend_from_slice(&data);
-                while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=i).collect();
-                    if let Ok(v) = serde_json::from_slice::<Value>(&line) {
-                        if v["type"] != "keepalive" && tx.send(v).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        let (rx, reader) = rcslab::webrsf::client::read_events(resp.into_body(), sender);
         Channel {
             status,
             transfer_encoding,
