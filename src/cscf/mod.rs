@@ -2,6 +2,7 @@
 //! transaction-stateful SIP proxy (RFC 3261 §16) with its IMS duties, plus the pieces of
 //! proxying they share.
 
+pub mod fork;
 pub mod icscf;
 pub mod ifc;
 pub mod pcscf;
@@ -100,6 +101,20 @@ pub fn authorization_username(req: &Request) -> Option<String> {
     crate::auth::digest::Credentials::parse(v)
         .ok()
         .map(|c| c.username)
+}
+
+/// A node's own SIP URI as it writes it for peers (Record-Route, Path, Service-Route,
+/// Server-Name, Contact): an IP literal and port, so a peer reaches it without DNS (baresip and
+/// Kamailio ignore /etc/hosts), and the transport that peer uses (RFC 3263 §4.1: UDP when no
+/// `transport` parameter is given).
+pub fn node_uri(ep: &Endpoint, user: Option<&str>, transport: Transport) -> String {
+    let a = ep.local_addr();
+    let host = match a.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+    format!("sip:{user}{host}:{}{}", a.port(), transport.uri_param())
 }
 
 /// Removes the surrounding quotes of a header value.
@@ -226,8 +241,8 @@ pub async fn proxy_to_with(
 }
 
 /// RFC 3261 §16.10: a CANCEL is answered 200 here and, when it matches an INVITE we forwarded
-/// and is still pending, becomes a CANCEL of that forwarded INVITE (same Request-URI,
-/// Call-ID, From, To, CSeq number, top Via and Route set, §9.1); otherwise 481.
+/// and is still pending, becomes a CANCEL of that forwarded INVITE (of each branch when we
+/// forked); otherwise 481.
 pub async fn handle_cancel(ep: &Endpoint, inc: crate::sip::IncomingRequest) {
     let req = &inc.request;
     let branch = req
@@ -236,12 +251,25 @@ pub async fn handle_cancel(ep: &Endpoint, inc: crate::sip::IncomingRequest) {
         .and_then(|v| crate::sip::Via::parse(v).ok())
         .and_then(|v| v.branch().map(str::to_string))
         .unwrap_or_default();
-    let Some(p) = ep.pending_invite(&branch) else {
+    let pending = ep.pending_invites(&branch);
+    if pending.is_empty() {
         inc.tx.respond(req.response(481, None));
         return;
-    };
+    }
     inc.tx.respond(req.response(200, None));
-    let inv = &p.forwarded;
+    for p in pending {
+        cancel_forwarded(ep, &p.forwarded, p.dest, p.transport).await;
+    }
+}
+
+/// Sends a CANCEL for an INVITE we forwarded (RFC 3261 §9.1: same Request-URI, Call-ID, From,
+/// To, CSeq number, top Via and Route set) and waits for its answer.
+pub async fn cancel_forwarded(
+    ep: &Endpoint,
+    inv: &Request,
+    dest: std::net::SocketAddr,
+    transport: Transport,
+) {
     let mut c = Request::new(crate::sip::Method::Cancel, inv.uri.clone());
     if let Some(v) = inv.headers.values("Via").first() {
         c.headers.push("Via", v.to_string());
@@ -262,10 +290,7 @@ pub async fn handle_cancel(ep: &Endpoint, inc: crate::sip::IncomingRequest) {
     for r in inv.headers.get_all("Route") {
         c.headers.push("Route", r.to_string());
     }
-    let _ = ep
-        .send_request(c, p.dest, p.transport)
-        .final_response()
-        .await;
+    let _ = ep.send_request(c, dest, transport).final_response().await;
 }
 
 /// Forwards an ACK for a 2xx (no transaction) to its next hop, as RFC 3261 §16.11 does for

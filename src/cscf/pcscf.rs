@@ -45,7 +45,8 @@ pub struct Pcscf {
     mw: Transport,
     resolver: Resolver,
     domain: String,
-    /// Registered UEs by canonical public identity.
+    /// Registered UEs by contact URI: a user registered from two clients has two
+    /// (TS 24.229 §5.2.2.5 keeps one set of parameters per registration flow).
     bindings: Mutex<HashMap<String, UeBinding>>,
     /// Subscribe to each registered user's reg event (TS 24.229 §5.2.3).
     subscribe_reg: std::sync::atomic::AtomicBool,
@@ -74,16 +75,44 @@ impl Pcscf {
         })
     }
 
-    /// Our SIP URI, as written in Path.
+    /// Our SIP URI as the core sees it: an IP literal (no DNS needed), with the Mw transport.
     pub fn uri(&self) -> String {
-        format!("sip:pcscf.{}:{}", self.domain, self.ep.local_addr().port())
+        self.core_uri(None)
     }
 
-    /// The binding of a registered public identity, if any.
+    /// `sip:[user@]ip:port;transport=…` on the core side (Mw).
+    fn core_uri(&self, user: Option<&str>) -> String {
+        super::node_uri(&self.ep, user, self.mw)
+    }
+
+    /// Our URI on the UE side: the address and transport the UE itself used (RFC 5658), so a
+    /// UE that cannot resolve names or speaks only UDP can reach us as written.
+    fn ue_uri(&self, transport: Transport) -> String {
+        super::node_uri(&self.ep, None, transport)
+    }
+
+    /// The newest live binding of a registered public identity, if any.
     pub fn binding(&self, impu: &str) -> Option<UeBinding> {
-        let key = crate::store::canonical_identity(impu).ok()?;
-        let b = self.bindings.lock().ok()?.get(&key).cloned()?;
-        (b.expires_at > Instant::now()).then_some(b)
+        self.bindings_of(impu)
+            .into_iter()
+            .max_by_key(|b| b.expires_at)
+    }
+
+    /// Every live binding of a public identity (one per registered client).
+    pub fn bindings_of(&self, impu: &str) -> Vec<UeBinding> {
+        let Ok(key) = crate::store::canonical_identity(impu) else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        self.bindings
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter(|b| b.expires_at > now && b.associated.contains(&key))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Serves requests until the endpoint closes.
@@ -136,12 +165,7 @@ impl Pcscf {
     }
 
     fn own_uri(&self) -> String {
-        format!(
-            "sip:pcscf.{}:{}{}",
-            self.domain,
-            self.ep.local_addr().port(),
-            self.mw.uri_param()
-        )
+        self.core_uri(None)
     }
 
     /// TS 24.229 §5.2.3: after an initial registration, SUBSCRIBE to the user's reg event
@@ -211,7 +235,9 @@ impl Pcscf {
         let terminated = terminated_aors(&body);
         if let Ok(mut m) = self.bindings.lock() {
             for aor in &terminated {
-                if m.remove(aor).is_some() {
+                let before = m.len();
+                m.retain(|_, b| !b.associated.contains(aor));
+                if m.len() < before {
                     tracing::info!(%aor, "binding removed: the S-CSCF says the registration ended");
                 }
             }
@@ -232,14 +258,27 @@ impl Pcscf {
         inc.tx.respond(ok);
     }
 
-    /// Our Record-Route value.
-    fn record_route(&self) -> String {
-        format!(
-            "<sip:pcscf.{}:{}{};lr>",
-            self.domain,
-            self.ep.local_addr().port(),
-            self.mw.uri_param()
-        )
+    /// Record-Route for a dialog-creating request (RFC 3261 §16.6 step 4). Our two sides may
+    /// differ in transport (a UDP UE, a TCP core): RFC 5658 §4 double Record-Route, one entry
+    /// per side, the entry for the side the request leaves on on top. `towards_ue` is the
+    /// transport of the UE's flow; `outbound_is_ue` says which side the request leaves on.
+    fn record_route(
+        &self,
+        fwd: &mut crate::sip::Request,
+        towards_ue: Transport,
+        outbound_is_ue: bool,
+    ) {
+        let ue = format!("<{};lr>", self.ue_uri(towards_ue));
+        let core = format!("<{};lr>", self.core_uri(None));
+        let (inbound, outbound) = if outbound_is_ue {
+            (core, ue)
+        } else {
+            (ue, core)
+        };
+        if inbound != outbound {
+            fwd.headers.push_front("Record-Route", inbound);
+        }
+        fwd.headers.push_front("Record-Route", outbound);
     }
 
     /// The binding whose flow a request came from (an originating request, TS 24.229 §5.2.6.3).
@@ -262,12 +301,17 @@ impl Pcscf {
             .ok()?
             .values()
             .find(|b| {
+                // Host and port identify the UE; its dialog Contact may use another user
+                // part, or name the TCP connection it registered over (baresip does).
+                let host = target.host().map(str::to_ascii_lowercase);
+                let port = target.port().unwrap_or(5060);
+                let flow = b.flow.0;
                 b.expires_at > now
-                                        // Host and port identify the UE; its dialog Contact may use another user part.
-                    && crate::sip::Uri::parse(&b.contact).is_ok_and(|c| {
-                        c.host().map(str::to_ascii_lowercase) == target.host().map(str::to_ascii_lowercase)
-                            && c.port().unwrap_or(5060) == target.port().unwrap_or(5060)
-                    })
+                    && (crate::sip::Uri::parse(&b.contact).is_ok_and(|c| {
+                        c.host().map(str::to_ascii_lowercase) == host
+                            && c.port().unwrap_or(5060) == port
+                    }) || (host.as_deref() == Some(flow.ip().to_string().as_str())
+                        && port == flow.port()))
             })
             .cloned()
     }
@@ -304,14 +348,20 @@ impl Pcscf {
             if let Some(a) = asserted {
                 fwd.headers.push("P-Asserted-Identity", format!("<{a}>"));
             }
+            // Credentials the UE sends for the home realm are for the S-CSCF's registrar,
+            // never for whoever the request reaches (TS 24.229 §5.2.6.3; RFC 3261 §22.3
+            // lets the proxy that owns the realm consume them).
+            strip_core_credentials(&mut fwd, &self.domain);
             if !in_dialog(&fwd) {
-                // Preloaded route: the Service-Route learnt at registration (RFC 3608).
+                // §5.2.6.3.3 b): the preloaded route must be the Service-Route learnt at
+                // registration (RFC 3608); whatever the UE put there is replaced.
+                fwd.headers.remove("Route");
                 for r in b.service_route.iter().rev() {
                     fwd.headers.push_front("Route", r.clone());
                 }
             }
             if creates_dialog(&fwd) {
-                fwd.headers.push_front("Record-Route", self.record_route());
+                self.record_route(&mut fwd, b.flow.1, false);
             }
             let Some((dest, t)) = next_hop(&self.resolver, &fwd).await else {
                 tx.respond(reject(&request, 404, "pcscf", "no route to the S-CSCF"));
@@ -343,6 +393,15 @@ impl Pcscf {
         }
         // Terminating (§5.2.6.4): the Request-URI is a registered contact of one of our UEs.
         let Some(b) = self.binding_of_contact(&fwd.uri) else {
+            if in_dialog(&fwd) {
+                // The route set ended at us and the remote target is not a contact we know:
+                // RFC 3261 §16.6 step 7, the Request-URI is the next hop.
+                if let Some((dest, t)) = next_hop(&self.resolver, &fwd).await {
+                    let fwd = forward_copy(&self.ep, &request, &fwd, t);
+                    proxy_to(&self.ep, &tx, fwd, dest, t).await;
+                    return;
+                }
+            }
             tx.respond(reject(
                 &request,
                 480,
@@ -352,7 +411,7 @@ impl Pcscf {
             return;
         };
         if creates_dialog(&fwd) {
-            fwd.headers.push_front("Record-Route", self.record_route());
+            self.record_route(&mut fwd, b.flow.1, true);
         }
         let (dest, t) = b.flow;
         let fwd = forward_copy(&self.ep, &request, &fwd, t);
@@ -369,24 +428,16 @@ impl Pcscf {
         let mut fwd = forward_copy(&self.ep, &request, &request, self.mw);
         // A Route to ourselves (the UE's outbound proxy setting) is consumed here.
         if let Some(first) = fwd.headers.values("Route").first() {
-            if first.contains(&self.ep.sent_by())
-                || first.contains(&format!("pcscf.{}", self.domain))
-            {
+            if super::is_own_uri(first, &self.ep, &self.name()) {
                 fwd.headers.pop_first_value("Route");
             }
         }
         // TS 24.229 §5.2.2.1: what a UE may not assert about itself.
         fwd.headers.remove("P-Asserted-Identity");
         fwd.headers.remove("P-Charging-Function-Addresses");
-        fwd.headers.push_front(
-            "Path",
-            format!(
-                "<sip:term@pcscf.{}:{}{};lr>",
-                self.domain,
-                self.ep.local_addr().port(),
-                self.mw.uri_param()
-            ),
-        );
+        // RFC 3327: the S-CSCF reaches us by this Path, from the core side.
+        fwd.headers
+            .push_front("Path", format!("<{};lr>", self.core_uri(Some("term"))));
         if !fwd
             .headers
             .values("Supported")
@@ -407,13 +458,20 @@ impl Pcscf {
                 ),
             );
         }
+        let registered: Vec<String> = request
+            .headers
+            .values("Contact")
+            .iter()
+            .filter_map(|c| NameAddr::parse(c).ok())
+            .map(|na| na.uri.to_string())
+            .collect();
         let client = self.ep.send_request(fwd, self.icscf, self.mw);
         // The binding is stored before the 200 leaves: a UE may send its first request the
         // moment it reads the 200.
         let final_ = relay_responses(&tx, client, |resp| {
             strip_ck_ik(resp);
             if resp.status == 200 {
-                self.remember(resp, source, transport);
+                self.remember(resp, &registered, source, transport);
             }
         })
         .await;
@@ -425,8 +483,16 @@ impl Pcscf {
     }
 
     /// TS 24.229 §5.2.2.5: store the registration's Service-Route, associated identities and
-    /// the UE's flow.
-    fn remember(&self, resp: &Response, source: SocketAddr, transport: Transport) {
+    /// the UE's flow, for each contact this REGISTER carried (`registered`). The 200 lists
+    /// every contact of the set, other clients' too: only ours are taken from it, and one of
+    /// ours missing from it (or with expires 0) was removed.
+    fn remember(
+        &self,
+        resp: &Response,
+        registered: &[String],
+        source: SocketAddr,
+        transport: Transport,
+    ) {
         let service_route: Vec<String> = resp
             .headers
             .values("Service-Route")
@@ -440,41 +506,67 @@ impl Pcscf {
             .filter_map(|v| NameAddr::parse(v).ok())
             .map(|na| na.uri.aor())
             .collect();
-        let mut best: Option<(String, u32)> = None;
-        for c in resp.headers.values("Contact") {
-            if let Ok(na) = NameAddr::parse(c) {
+        let granted: HashMap<String, u32> = resp
+            .headers
+            .values("Contact")
+            .iter()
+            .filter_map(|c| NameAddr::parse(c).ok())
+            .map(|na| {
                 let exp = na
                     .params
                     .value("expires")
-                    .and_then(|e| e.parse().ok())
+                    .and_then(|e| e.trim().parse().ok())
                     .unwrap_or(0);
-                if best.as_ref().is_none_or(|(_, e)| exp > *e) {
-                    best = Some((na.uri.to_string(), exp));
-                }
-            }
-        }
+                (na.uri.to_string(), exp)
+            })
+            .collect();
         let Ok(mut map) = self.bindings.lock() else {
             return;
         };
-        let Some((contact, expires)) = best else {
-            // No contact left: de-registered.
-            for a in &associated {
-                map.remove(a);
-            }
+        let now = Instant::now();
+        map.retain(|_, b| b.expires_at > now);
+        if registered.iter().any(|c| c.trim() == "*") {
+            map.retain(|_, b| !b.associated.iter().any(|a| associated.contains(a)));
             return;
-        };
-        let b = UeBinding {
-            contact,
-            flow: (source, transport),
-            service_route,
-            associated: associated.clone(),
-            expires_at: Instant::now() + Duration::from_secs(expires.into()),
-        };
-        for a in associated {
-            if expires == 0 {
-                map.remove(&a);
-            } else {
-                map.insert(a, b.clone());
+        }
+        for contact in registered {
+            match granted.get(contact).copied().filter(|e| *e > 0) {
+                Some(expires) => {
+                    map.insert(
+                        contact.clone(),
+                        UeBinding {
+                            contact: contact.clone(),
+                            flow: (source, transport),
+                            service_route: service_route.clone(),
+                            associated: associated.clone(),
+                            expires_at: now + Duration::from_secs(expires.into()),
+                        },
+                    );
+                }
+                None => {
+                    map.remove(contact);
+                }
+            }
+        }
+    }
+}
+
+/// Removes Authorization / Proxy-Authorization values whose realm is the home domain from a
+/// non-REGISTER request: a UE such as linphone replays its registration credentials on every
+/// request, and they must not reach the called party.
+fn strip_core_credentials(req: &mut crate::sip::Request, domain: &str) {
+    for h in ["Proxy-Authorization", "Authorization"] {
+        let values: Vec<String> = req.headers.get_all(h).map(str::to_string).collect();
+        if values.is_empty() {
+            continue;
+        }
+        req.headers.remove(h);
+        for v in values {
+            let ours = crate::auth::digest::Credentials::parse(&v)
+                .map(|c| c.realm.eq_ignore_ascii_case(domain))
+                .unwrap_or(false);
+            if !ours {
+                req.headers.push(h, v);
             }
         }
     }
@@ -537,4 +629,29 @@ fn terminated_aors(xml: &str) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_for_the_home_realm_do_not_pass_the_p_cscf() {
+        let mut r = crate::sip::Request::new(Method::Invite, "sip:alice@ims.lab");
+        r.headers.push(
+            "Proxy-Authorization",
+            "Digest username=\"bob@ims.lab\", realm=\"ims.lab\", nonce=\"n\", uri=\"sip:ims.lab\", response=\"0123\"",
+        );
+        r.headers.push(
+            "Authorization",
+            "Digest username=\"bob\", realm=\"elsewhere.example\", nonce=\"n\", uri=\"sip:x\", response=\"4567\"",
+        );
+        strip_core_credentials(&mut r, "ims.lab");
+        assert!(!r.headers.has("Proxy-Authorization"));
+        // Credentials for another realm are the callee's business (RFC 3261 §22.3).
+        assert!(r
+            .headers
+            .get("Authorization")
+            .is_some_and(|a| a.contains("elsewhere.example")));
+    }
 }

@@ -138,6 +138,18 @@ pub struct Scscf {
     reg_subs: Mutex<HashMap<String, RegSubscription>>,
     failures: Mutex<HashMap<String, u32>>,
     session_seq: AtomicU64,
+    /// What a REGISTER changed that others must hear about once its 200 OK is out (third-party
+    /// REGISTER, reg-event NOTIFY), by the REGISTER's Call-ID and CSeq; taken right after the
+    /// answer is sent, so it holds at most the REGISTERs in progress.
+    after_ok: Mutex<HashMap<String, AfterRegister>>,
+}
+
+/// The notifications a registration change owes, sent after the REGISTER's 200 OK.
+struct AfterRegister {
+    reg: Registration,
+    impu: String,
+    expires: u32,
+    event: ContactEvent,
 }
 
 impl Scscf {
@@ -169,17 +181,20 @@ impl Scscf {
             unreg_profiles: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             session_seq: AtomicU64::new(1),
+            after_ok: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Our SIP URI as the HSS knows it (Server-Name), with the Mw transport.
-    pub fn server_name(ep: &Endpoint, domain: &str, mw: Transport) -> String {
-        format!(
-            "sip:scscf.{}:{}{}",
-            domain,
-            ep.local_addr().port(),
-            mw.uri_param()
-        )
+    /// Our SIP URI as the HSS knows it (Server-Name), with the Mw transport: an IP literal, so
+    /// a foreign I-CSCF (Kamailio's cannot use /etc/hosts) reaches us as written.
+    pub fn server_name(ep: &Endpoint, _domain: &str, mw: Transport) -> String {
+        super::node_uri(ep, None, mw)
+    }
+
+    /// One of our URIs with a user part (`orig`, `term`) and optional extra parameters, as a
+    /// loose route (`<…;lr>`).
+    fn route_uri(&self, user: Option<&str>, extra: &str) -> String {
+        format!("<{};lr{extra}>", super::node_uri(&self.ep, user, self.mw))
     }
 
     /// The registration a public identity belongs to, if registered.
@@ -233,6 +248,14 @@ impl Scscf {
             Method::Register => {
                 let resp = self.register(&inc.request).await;
                 inc.tx.respond(resp);
+                // TS 24.229 §5.4.1.7 / §5.4.2.1.2: third-party REGISTERs and NOTIFYs follow
+                // the 200 OK, so an AS that reacts at once (T-IM delivering stored messages)
+                // finds the UE's P-CSCF already knowing it.
+                let key = register_key(&inc.request);
+                if let Some(a) = self.after_ok.lock().ok().and_then(|mut m| m.remove(&key)) {
+                    self.third_party_register(&a.reg, &a.impu, a.expires);
+                    self.notify_all(&a.reg, a.event);
+                }
             }
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await,
             Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
@@ -250,12 +273,7 @@ impl Scscf {
     }
 
     fn record_route(&self, case: &str) -> String {
-        format!(
-            "<sip:{case}@scscf.{}:{}{};lr>",
-            self.domain,
-            self.ep.local_addr().port(),
-            self.mw.uri_param()
-        )
+        self.route_uri(Some(case), "")
     }
 
     /// Session routing (TS 24.229 §5.4.3): the `orig` route of the Service-Route marks the
@@ -422,15 +440,9 @@ impl Scscf {
                 );
             }
             let mut to_as = req.clone();
-            to_as.headers.push_front(
-                "Route",
-                format!(
-                    "<sip:scscf.{}:{}{};lr;odi={token}>",
-                    self.domain,
-                    self.ep.local_addr().port(),
-                    self.mw.uri_param()
-                ),
-            );
+            to_as
+                .headers
+                .push_front("Route", self.route_uri(None, &format!(";odi={token}")));
             to_as.headers.push_front("Route", format!("<{server};lr>"));
             // RFC 5502: whom the AS serves, and in which session case.
             to_as.headers.remove("P-Served-User");
@@ -487,7 +499,11 @@ impl Scscf {
                 if resp.status == 100 {
                     continue;
                 }
-                let as_failure = resp.status == 408 || resp.status >= 500;
+                // TS 24.229 §5.4.3.3 / TS 23.218 §6.4.4: default handling is for an AS that
+                // fails itself. One that sent the request back to us (its odi token is used
+                // up) is alive, and an error it relays came from further on.
+                let came_back = !self.as_ctx.lock().is_ok_and(|m| m.contains_key(&token));
+                let as_failure = (resp.status == 408 || resp.status >= 500) && !came_back;
                 if resp.status >= 200 && as_failure && continue_on_failure && !relayed_any {
                     // SESSION_CONTINUED (TS 23.218 §6.4.4): go on as if the AS had returned it.
                     tracing::warn!(%server, status = resp.status, "AS failed; default handling SESSION_CONTINUED");
@@ -531,12 +547,7 @@ impl Scscf {
         } else {
             ordered
         };
-        let me = format!(
-            "sip:scscf.{}:{}{}",
-            self.domain,
-            self.ep.local_addr().port(),
-            self.mw.uri_param()
-        );
+        let me = self.server_uri();
         let mut probe = Request::new(Method::Register, format!("sip:{}", self.domain));
         probe.headers.push("Expires", expires.to_string());
         let mut idx = 0;
@@ -648,12 +659,11 @@ impl Scscf {
                 .await;
             return;
         };
-        // Several contacts: the most recently refreshed one (no forking).
-        let Some(b) = reg.bindings.iter().max_by_key(|b| b.updated) else {
+        if reg.bindings.is_empty() {
             inc.tx
                 .respond(reject(&req, 480, "scscf", "callee has no contact"));
             return;
-        };
+        }
         if creates_dialog(&req) && resumed.is_none() {
             req.headers
                 .push_front("Record-Route", self.record_route("term"));
@@ -671,11 +681,29 @@ impl Scscf {
         {
             return;
         }
-        req.uri = b.contact.clone();
-        for p in b.path.iter().rev() {
-            req.headers.push_front("Route", p.clone());
+        // Every registered contact, in parallel (RFC 3261 §16.6 / §16.7), newest first; each
+        // along the Path its registration recorded.
+        let mut bindings = reg.bindings.clone();
+        bindings.sort_by_key(|b| std::cmp::Reverse(b.updated));
+        let mut branches = Vec::new();
+        for b in &bindings {
+            let mut r = req.clone();
+            r.uri = b.contact.clone();
+            for p in b.path.iter().rev() {
+                r.headers.push_front("Route", p.clone());
+            }
+            let Some((dest, t)) = next_hop(&self.resolver, &r).await else {
+                tracing::warn!(contact = %b.contact, "callee's P-CSCF does not resolve");
+                continue;
+            };
+            let request = forward_copy(&self.ep, &inc.request, &r, t);
+            branches.push(super::fork::Branch {
+                request,
+                dest,
+                transport: t,
+            });
         }
-        let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+        if branches.is_empty() {
             inc.tx.respond(reject(
                 &req,
                 480,
@@ -683,9 +711,16 @@ impl Scscf {
                 "callee's P-CSCF does not resolve",
             ));
             return;
-        };
-        let fwd = forward_copy(&self.ep, &inc.request, &req, t);
-        proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
+        }
+        if branches.len() > 1 {
+            self.ep.note(|| {
+                format!(
+                    "{target} has {} contacts: forking in parallel",
+                    branches.len()
+                )
+            });
+        }
+        super::fork::fork(&self.ep, &inc.tx, branches).await;
     }
 
     fn session_id(&self) -> String {
@@ -1239,13 +1274,12 @@ impl Scscf {
             }
         }
         tracing::info!(%impi, %impu, contacts = reg.bindings.len(), "registered");
-        self.third_party_register(&reg, impu, expires);
         let event = if kind == ServerAssignmentType::Registration {
             ContactEvent::Registered
         } else {
             ContactEvent::Refreshed
         };
-        self.notify_all(&reg, event);
+        self.defer(req, &reg, impu, expires, event);
         let mut r = req.response(200, Some("OK"));
         r.ensure_to_tag();
         self.fill_ok(&mut r, req, &reg);
@@ -1270,15 +1304,8 @@ impl Scscf {
         if req.headers.has("Path") {
             r.headers.push("Require", "path");
         }
-        r.headers.push(
-            "Service-Route",
-            format!(
-                "<sip:orig@scscf.{}:{}{};lr>",
-                self.domain,
-                self.ep.local_addr().port(),
-                self.mw.uri_param()
-            ),
-        );
+        r.headers
+            .push("Service-Route", self.route_uri(Some("orig"), ""));
         let assoc: Vec<String> = reg.impus.iter().map(|i| format!("<{i}>")).collect();
         if !assoc.is_empty() {
             r.headers.push("P-Associated-URI", assoc.join(", "));
@@ -1322,8 +1349,7 @@ impl Scscf {
                 tracing::warn!(%impi, error = %e, "SAR (user de-registration) failed");
             }
             self.drop_registration(&reg);
-            self.third_party_register(&reg, impu, 0);
-            self.notify_all(&reg, ContactEvent::Unregistered);
+            self.defer(req, &reg, impu, 0, ContactEvent::Unregistered);
             tracing::info!(%impi, %impu, "de-registered");
         } else {
             self.store_registration(reg.clone());
@@ -1332,6 +1358,27 @@ impl Scscf {
         r.ensure_to_tag();
         self.fill_ok(&mut r, req, &reg);
         r
+    }
+
+    fn defer(
+        &self,
+        req: &Request,
+        reg: &Registration,
+        impu: &str,
+        expires: u32,
+        event: ContactEvent,
+    ) {
+        if let Ok(mut m) = self.after_ok.lock() {
+            m.insert(
+                register_key(req),
+                AfterRegister {
+                    reg: reg.clone(),
+                    impu: impu.to_string(),
+                    expires,
+                    event,
+                },
+            );
+        }
     }
 
     fn store_registration(&self, reg: Registration) {
@@ -1410,6 +1457,15 @@ enum AuthOutcome {
     Challenge { stale: bool },
     Resync { rand: [u8; 16], auts: [u8; 14] },
     Reject(String),
+}
+
+/// A REGISTER transaction's identity for [`Scscf::after_ok`].
+fn register_key(req: &Request) -> String {
+    format!(
+        "{} {}",
+        req.headers.get("Call-ID").unwrap_or(""),
+        req.headers.get("CSeq").unwrap_or("")
+    )
 }
 
 fn warn(req: &Request, code: u16, reason: &str, why: &str) -> Response {
@@ -1609,12 +1665,7 @@ fn is_reg_event(req: &Request) -> bool {
 
 impl Scscf {
     fn own_contact(&self) -> String {
-        format!(
-            "<sip:scscf.{}:{}{}>",
-            self.domain,
-            self.ep.local_addr().port(),
-            self.mw.uri_param()
-        )
+        format!("<{}>", self.server_uri())
     }
 
     /// A new subscription to a registered user's state: 200 OK, then the full state.

@@ -78,7 +78,12 @@ impl Hss {
             .ok()?
             .host()?
             .to_string();
-        self.peers.get(&host)
+        // The lab's own S-CSCF names itself by IP literal; its Origin-Host is scscf.<realm>.
+        self.peers.get(&host).or_else(|| {
+            (server_name == self.default_scscf)
+                .then(|| self.peers.get(&format!("scscf.{}", self.origin_realm)))
+                .flatten()
+        })
     }
 
     /// TS 29.228 §6.5.1: Registration-Termination-Request to the serving S-CSCF, which drops

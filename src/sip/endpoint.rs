@@ -168,7 +168,8 @@ pub struct PendingInvite {
 
 struct Inner {
     transport: Arc<SipTransport>,
-    invites: Mutex<HashMap<String, PendingInvite>>,
+    /// Forwarded INVITEs by the branch of the INVITE received: several when it was forked.
+    invites: Mutex<HashMap<String, Vec<PendingInvite>>>,
     clients: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
     servers: Mutex<HashMap<String, ServerSlot>>,
     timers: TimerConfig,
@@ -322,10 +323,13 @@ impl Endpoint {
         }
     }
 
-    /// Remembers a forwarded INVITE under the branch of the INVITE we received.
+    /// Remembers a forwarded INVITE under the branch of the INVITE we received (once per
+    /// branch when a proxy forks).
     pub fn track_invite(&self, incoming_branch: &str, pending: PendingInvite) {
         if let Ok(mut m) = self.inner.invites.lock() {
-            m.insert(incoming_branch.to_string(), pending);
+            m.entry(incoming_branch.to_string())
+                .or_default()
+                .push(pending);
         }
     }
 
@@ -336,14 +340,14 @@ impl Endpoint {
         }
     }
 
-    /// The forwarded INVITE a CANCEL with this branch refers to.
-    pub fn pending_invite(&self, incoming_branch: &str) -> Option<PendingInvite> {
+    /// The forwarded INVITEs (one per fork branch) a CANCEL with this branch refers to.
+    pub fn pending_invites(&self, incoming_branch: &str) -> Vec<PendingInvite> {
         self.inner
             .invites
             .lock()
-            .ok()?
-            .get(incoming_branch)
-            .cloned()
+            .ok()
+            .and_then(|m| m.get(incoming_branch).cloned())
+            .unwrap_or_default()
     }
 
     /// Sends a request outside any transaction (an ACK for a 2xx, RFC 3261 §13.2.2.4).

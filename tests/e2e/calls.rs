@@ -81,11 +81,21 @@ async fn call_setup_reinvite_and_teardown_follow_the_record_route() {
         "answer SDP untouched"
     );
     let mut d = dialog.expect("dialog");
+    // RFC 5658 double Record-Route at each P-CSCF: the UEs use UDP, the core TCP, so each
+    // P-CSCF records one entry per side; the UE-facing one has the UE's transport.
+    let p = lab.addrs.pcscf;
+    let s = lab.addrs.scscf;
     assert_eq!(
-        d.route_set.len(),
-        4,
-        "P-CSCF, S-CSCF orig, S-CSCF term, P-CSCF: {:?}",
-        d.route_set
+        d.route_set,
+        [
+            format!("<sip:{p};lr>"),
+            format!("<sip:{p};transport=tcp;lr>"),
+            format!("<sip:orig@{s};transport=tcp;lr>"),
+            format!("<sip:term@{s};transport=tcp;lr>"),
+            format!("<sip:{p};transport=tcp;lr>"),
+            format!("<sip:{p};lr>"),
+        ],
+        "P-CSCF (UE side, core side), S-CSCF orig, S-CSCF term, P-CSCF (core side, UE side)"
     );
     // Pauses let each ACK reach bob before the next request (the ACK has no response to wait for).
     tokio::time::sleep(Duration::from_millis(200)).await;

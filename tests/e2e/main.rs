@@ -3,7 +3,9 @@
 
 mod calls;
 pub mod chat;
+mod clients;
 mod errors;
+mod forking;
 mod hss_push;
 mod peers;
 mod regevent;
