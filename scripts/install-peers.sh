@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the real peers the tests use: sipp (Debian package sip-tester), tshark, and for the
-# browser test chromium and playwright-core (scripts/install-browser.sh).
+# Installs the real peers the tests use: sipp (Debian package sip-tester), tshark, the SIP
+# clients baresip and linphonec (linphone-cli), and for the browser test chromium and
+# playwright-core (scripts/install-browser.sh).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 # The browser test's peers: Debian chromium and playwright-core from npm.
@@ -8,6 +9,8 @@ bash "$(dirname "$0")/install-browser.sh"
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v baresip >/dev/null 2>&1 || need+=(baresip)
+command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -20,4 +23,5 @@ $SUDO apt-get update -qq
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 command -v sipp >/dev/null && command -v tshark >/dev/null
+command -v baresip >/dev/null && command -v linphonec >/dev/null
 echo "install-peers: ok ($(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), $(tshark --version | head -1))" >&2
