@@ -104,6 +104,62 @@ async fn message_to_unregistered_and_unknown_users() {
 /// The OMA CPM chat feature tag as RCS clients put it in Accept-Contact.
 const CPM_MSG: &str = "*;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg\"";
 
+/// TS 24.229 §5.4.3.3: default handling is for an AS that fails itself. T-IM passes the
+/// MESSAGE on (it comes back to the S-CSCF with its odi token), so the 500 bob answers is
+/// relayed as it is: the S-CSCF must not treat it as T-IM failing and send the MESSAGE to bob
+/// a second time (a real client answers that one 482 Loop Detected).
+#[tokio::test]
+async fn an_error_an_as_relays_is_not_the_as_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    crate::eventually("T-IM to learn bob is online", || {
+        lab.tim.is_online("sip:bob@ims.lab")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lab.trace.clear();
+    let answer = tokio::spawn(async move {
+        let inc = bob
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("bob gets the chat MESSAGE");
+        let mut err = inc.request.response(500, Some("Server Internal Error"));
+        let to = err.headers.get("To").unwrap_or("").to_string();
+        err.headers.set("To", format!("{to};tag=bob1"));
+        inc.tx.respond(err);
+        let again = bob.next_request(Duration::from_secs(1)).await;
+        assert!(
+            again.is_none(),
+            "bob got the MESSAGE twice: {:?}",
+            again.map(|i| i.request.method)
+        );
+    });
+    let resp = alice
+        .message_with("sip:bob@ims.lab", "Hello?", &[("Accept-Contact", CPM_MSG)])
+        .await;
+    assert_eq!(resp.status, 500, "{resp:?}");
+    answer.await.unwrap();
+    let f = flow(&lab);
+    assert_eq!(
+        f.iter()
+            .filter(|l| *l == "P-CSCF -> UE bob SIP MESSAGE")
+            .count(),
+        1,
+        "{f:#?}"
+    );
+    assert!(f.contains(&"T-IM -> S-CSCF SIP 500".to_string()), "{f:#?}");
+    assert!(
+        f.contains(&"P-CSCF -> UE alice SIP 500".to_string()),
+        "{f:#?}"
+    );
+    lab.shutdown().await;
+}
+
 #[tokio::test]
 async fn chat_message_visits_o_im_and_t_im_by_ifc_and_register_is_third_partied() {
     let dir = tempfile::tempdir().unwrap();
