@@ -472,3 +472,76 @@ async fn baresip_and_linphonec_message_and_call_both_ways_over_udp() {
 async fn baresip_and_linphonec_message_and_call_both_ways_over_tcp() {
     baresip_and_linphone(true).await;
 }
+
+/// The rcslab UE and baresip call each other: ours calls and hangs up (caller BYE), then
+/// baresip calls and hangs up while ours answers.
+#[tokio::test]
+async fn the_rcslab_ue_and_baresip_call_each_other() {
+    use rcslab::sip::Method;
+    use rcslab::ue::{audio_sdp, uas_response, AuthMode};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let mut alice = crate::ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    let mut bob = Baresip::start(dir.path(), "bob", "alice", lab.addrs.pcscf, false).await;
+    name_registered_clients(&lab);
+    bob.command("answermode", "auto").await;
+
+    lab.trace.clear();
+    let (resp, dialog) = alice.invite("sip:bob@ims.lab", &audio_sdp(4000)).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    bob.event("CALL_ESTABLISHED").await;
+    let mut d = dialog.expect("dialog");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(alice.bye(&mut d).await.status, 200);
+    bob.event("CALL_CLOSED").await;
+    let f: Vec<String> = call_legs(&lab, "bob");
+    assert_eq!(
+        f,
+        [
+            "P-CSCF -> UE bob INVITE",
+            "UE bob -> P-CSCF 180",
+            "UE bob -> P-CSCF 200",
+            "P-CSCF -> UE bob ACK",
+            "P-CSCF -> UE bob BYE",
+            "UE bob -> P-CSCF 200",
+        ]
+    );
+
+    lab.trace.clear();
+    bob.command("dial", "sip:alice@ims.lab").await;
+    let wait = Duration::from_secs(10);
+    let inv = alice.next_request(wait).await.expect("INVITE from baresip");
+    assert_eq!(inv.request.method, Method::Invite);
+    let contact = alice.contact();
+    inv.tx.respond(uas_response(
+        &inv.request,
+        200,
+        "a1",
+        &contact,
+        Some(&audio_sdp(4002)),
+    ));
+    let ack = alice.next_request(wait).await.expect("ACK from baresip");
+    assert_eq!(ack.request.method, Method::Ack);
+    bob.event("CALL_ESTABLISHED").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bob.command("hangup", "").await;
+    let bye = alice.next_request(wait).await.expect("BYE from baresip");
+    assert_eq!(bye.request.method, Method::Bye);
+    bye.tx
+        .respond(uas_response(&bye.request, 200, "a1", &contact, None));
+    bob.event("CALL_CLOSED").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        call_legs(&lab, "bob"),
+        [
+            "UE bob -> P-CSCF INVITE",
+            "P-CSCF -> UE bob 200",
+            "UE bob -> P-CSCF ACK",
+            "UE bob -> P-CSCF BYE",
+            "P-CSCF -> UE bob 200",
+        ]
+    );
+    lab.shutdown().await;
+}
