@@ -356,6 +356,44 @@ pub struct HssSection {
     pub origin_host: String,
     /// Diameter Origin-Realm of the HSS.
     pub origin_realm: String,
+    /// Server-Name answered in UAA/LIA for a user no S-CSCF serves yet (TS 29.228 §6.1.1.1),
+    /// e.g. a foreign S-CSCF's `sip:127.0.0.3:6060`. Unset: the lab's own S-CSCF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scscf_name: Option<String>,
+    /// Answer Server-Capabilities instead (the I-CSCF picks an S-CSCF from its own list);
+    /// used when `scscf_name` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_capabilities: Option<ServerCapabilitiesSection>,
+}
+
+/// `[hss.server_capabilities]` (TS 29.229 §6.3.4 Server-Capabilities).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerCapabilitiesSection {
+    /// Mandatory-Capability values.
+    #[serde(default)]
+    pub mandatory: Vec<u32>,
+    /// Optional-Capability values.
+    #[serde(default)]
+    pub optional: Vec<u32>,
+    /// Server-Name values (preferred S-CSCFs).
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+impl HssSection {
+    /// What the HSS names for a first registration; `own_scscf` is the lab's S-CSCF.
+    pub fn scscf_selection(&self, own_scscf: &str) -> crate::hss::ScscfSelection {
+        use crate::hss::ScscfSelection as S;
+        match (&self.scscf_name, &self.server_capabilities) {
+            (Some(n), _) if !n.trim().is_empty() => S::ServerName(n.trim().to_string()),
+            (_, Some(c)) => S::Capabilities(crate::diameter::cx::ServerCapabilities {
+                mandatory: c.mandatory.clone(),
+                optional: c.optional.clone(),
+                server_names: c.server_names.clone(),
+            }),
+            _ => S::ServerName(own_scscf.to_string()),
+        }
+    }
 }
 
 /// `[registrar]`

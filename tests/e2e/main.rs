@@ -5,6 +5,7 @@ mod calls;
 pub mod chat;
 mod errors;
 mod hss_push;
+mod kamailio;
 mod peers;
 mod regevent;
 mod registration;
