@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real peers the tests use: sipp (Debian package sip-tester), tshark, and for the
-# browser test chromium and playwright-core (scripts/install-browser.sh).
+# Installs the real peers the tests use: sipp (Debian package sip-tester), tshark, Kamailio 5.6
+# with its IMS and presence modules (the I-CSCF/S-CSCF of tests/e2e/kamailio.rs; the IMS
+# S-CSCF's usrloc needs the presence module), and for the browser test chromium and
+# playwright-core (scripts/install-browser.sh).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 # The browser test's peers: Debian chromium and playwright-core from npm.
@@ -8,6 +10,10 @@ bash "$(dirname "$0")/install-browser.sh"
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
+[ -x /usr/sbin/kamailio ] || need+=(kamailio)
+[ -e "$KAMAILIO_MODULES/ims_icscf.so" ] || need+=(kamailio-ims-modules)
+[ -e "$KAMAILIO_MODULES/presence.so" ] || need+=(kamailio-presence-modules)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -19,5 +25,6 @@ $SUDO apt-get update -qq
 # wireshark-common asks whether non-root users may capture; the preseed answers it.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-command -v sipp >/dev/null && command -v tshark >/dev/null
-echo "install-peers: ok ($(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), $(tshark --version | head -1))" >&2
+command -v sipp >/dev/null && command -v tshark >/dev/null && [ -x /usr/sbin/kamailio ] \
+  && [ -e "$KAMAILIO_MODULES/ims_icscf.so" ] && [ -e "$KAMAILIO_MODULES/presence.so" ]
+echo "install-peers: ok ($(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), $(tshark --version | head -1), $(/usr/sbin/kamailio -v | head -1))" >&2

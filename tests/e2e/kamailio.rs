@@ -225,3 +225,445 @@ async fn a_foreign_scscf_with_our_origin_host_gets_its_users_pushes_and_ours_kee
     assert_eq!(cx_lines(&lab), Vec::<String>::new(), "no PPR to anybody");
     lab.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kamailio 5.6 IMS I-CSCF + S-CSCF (labs/interop/) on the lab's HSS, sipp as the UE.
+// ---------------------------------------------------------------------------------------------
+
+/// Fixed, unusual addresses (other tests use ephemeral ports on 127.0.0.1).
+const K_ICSCF_IP: &str = "127.0.0.2";
+const K_ICSCF_PORT: u16 = 47060;
+const K_SCSCF_IP: &str = "127.0.0.3";
+const K_SCSCF_PORT: u16 = 47080;
+const KAMAILIO: &str = "/usr/sbin/kamailio";
+const CX_XSD: &str = "/usr/share/doc/kamailio/examples/ims/scscf/CxDataType_Rel7.xsd";
+const IMS_MODULE: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/ims_icscf.so";
+
+/// One Kamailio in the foreground (`-DD -E`) in its own process group; the group is
+/// terminated when this is dropped, also when the test fails.
+struct Kamailio {
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Kamailio {
+    fn start(cfg: &std::path::Path, defines: &[String], dir: &std::path::Path, name: &str) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = tokio::process::Command::new(KAMAILIO);
+        cmd.arg("-f")
+            .arg(cfg)
+            .args(["-DD", "-E", "-m", "64", "-M", "8"]);
+        let run = dir.join(format!("{name}.run"));
+        std::fs::create_dir_all(&run).unwrap();
+        cmd.arg("-Y").arg(run);
+        for d in defines {
+            cmd.args(["-A", d]);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("kamailio starts");
+        Kamailio { child, log }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The whole group: Kamailio forks its workers.
+            for sig in ["-TERM", "-KILL"] {
+                let _ = std::process::Command::new("kill")
+                    .args([sig, "--", &format!("-{pid}")])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+fn kamailio_installed() -> bool {
+    std::path::Path::new(KAMAILIO).exists() && std::path::Path::new(IMS_MODULE).exists()
+}
+
+/// The cdp config of `node` from labs/interop with the HSS's port.
+fn cdp_xml(node: &str, hss_port: u16, dir: &std::path::Path) -> std::path::PathBuf {
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("labs/interop/{node}.xml"));
+    let text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace("port=\"3868\"", &format!("port=\"{hss_port}\""));
+    let p = dir.join(format!("{node}.xml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The HSS-side Diameter ladder lines with the Kamailio nodes (no watchdogs).
+fn kamailio_cx(lab: &rcslab::Lab) -> Vec<String> {
+    lab.ladder()
+        .into_iter()
+        .filter(|l| l.protocol == "Diameter" && !matches!(l.summary.as_str(), "DWR" | "DWA"))
+        .filter(|l| l.from.starts_with("Kamailio") || l.to.starts_with("Kamailio"))
+        .map(|l| format!("{} -> {} {}", l.from, l.to, l.summary))
+        .collect()
+}
+
+/// Names the Kamailio Diameter connections in the ladder from their CERs (Product-Name
+/// CDiameterPeer, Origin-Host icscf/scscf.ims.lab) once both are up.
+async fn name_kamailio_peers(lab: &rcslab::Lab, k: &[&Kamailio]) {
+    for _ in 0..300 {
+        let mut found = 0;
+        for e in lab.trace.events() {
+            if e.summary != "CER" || e.direction != rcslab::trace::Direction::Received {
+                continue;
+            }
+            let Ok(m) = Message::decode(&e.bytes) else {
+                continue;
+            };
+            let product = m
+                .avp(rcslab::diameter::codec::AVP_PRODUCT_NAME, None)
+                .and_then(|a| a.as_str().ok().map(str::to_string))
+                .unwrap_or_default();
+            if product != "CDiameterPeer" {
+                continue;
+            }
+            match m.origin_host() {
+                Some("icscf.ims.lab") => lab.name_addr(e.remote, "Kamailio I-CSCF"),
+                Some("scscf.ims.lab") => lab.name_addr(e.remote, "Kamailio S-CSCF"),
+                _ => continue,
+            }
+            found += 1;
+        }
+        if found >= 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs: Vec<String> = k.iter().map(|k| k.log()).collect();
+    panic!(
+        "Kamailio did not connect to the HSS within 30 s:\n{}",
+        logs.join("\n-----\n")
+    );
+}
+
+async fn sipp_register(
+    dir: &std::path::Path,
+    scenario: &std::path::Path,
+    user: &str,
+    pw: &str,
+) -> (Option<i32>, String) {
+    let csv = dir.join(format!("{user}.csv"));
+    std::fs::write(
+        &csv,
+        format!(
+            "SEQUENTIAL\n{user};ims.lab;[authentication username={user}@ims.lab password={pw}]\n"
+        ),
+    )
+    .unwrap();
+    let run = tokio::process::Command::new("sipp")
+        .arg(format!("{K_ICSCF_IP}:{K_ICSCF_PORT}"))
+        .args(["-sf", scenario.to_str().unwrap()])
+        .args(["-inf", csv.to_str().unwrap()])
+        .args(["-i", "127.0.0.1", "-p", "0", "-m", "1"])
+        .args([
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(40), run)
+        .await
+        .expect("sipp finishes in time")
+        .expect("sipp runs");
+    let mut screen = String::from_utf8_lossy(&out.stdout).to_string();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with("_errors.log") {
+            screen.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    (out.status.code(), screen)
+}
+
+/// The answers the HSS sent to `to` with this command code, decoded.
+fn answers_to(lab: &rcslab::Lab, to: &str, command: &str) -> Vec<Message> {
+    lab.trace
+        .events()
+        .into_iter()
+        .filter(|e| e.direction == rcslab::trace::Direction::Sent && e.summary == command)
+        .filter(|e| lab.name_of(e.remote) == to)
+        .filter_map(|e| Message::decode(&e.bytes).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pushes() {
+    if !kamailio_installed() {
+        // scripts/install-peers.sh installs them (CI runs it through scripts/test.sh); only a
+        // machine where the packages cannot be installed skips this test, and says so.
+        eprintln!(
+            "SKIPPED: {KAMAILIO} or kamailio-ims-modules not installed: run scripts/install-peers.sh"
+        );
+        return;
+    }
+    assert!(
+        std::process::Command::new("sipp")
+            .arg("-v")
+            .output()
+            .is_ok(),
+        "sipp is not installed: run scripts/install-peers.sh (scripts/test.sh does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // TS 29.229 §6.1.2: for a first registration the HSS answers Server-Capabilities and each
+    // I-CSCF picks from its own S-CSCF list (Kamailio's from its icscf_db table, ours its own
+    // S-CSCF). Kamailio's cdp drops a UAA whose Server-Capabilities is empty, hence one
+    // optional capability, which Kamailio's S-CSCF is listed with.
+    let lab = lab_with(
+        dir.path(),
+        "[hss]\nserver_capabilities = { mandatory = [], optional = [1] }\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let interop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/interop");
+    let kdir = dir.path();
+    let db = kdir.join("icscf_db");
+    std::fs::create_dir_all(&db).unwrap();
+    for t in ["nds_trusted_domains", "s_cscf_capabilities", "version"] {
+        std::fs::copy(interop.join("icscf_db").join(t), db.join(t)).unwrap();
+    }
+    std::fs::write(
+        db.join("s_cscf"),
+        format!(
+            "id(int,auto) name(string) s_cscf_uri(string)\n1:kamailio-scscf:sip\\:{K_SCSCF_IP}\\:{K_SCSCF_PORT}\n"
+        ),
+    )
+    .unwrap();
+    let hss_port = lab.addrs.hss.port();
+    let icscf = Kamailio::start(
+        &interop.join("icscf.cfg"),
+        &[
+            format!("ICSCF_IP={K_ICSCF_IP}"),
+            format!("ICSCF_PORT={K_ICSCF_PORT}"),
+            format!("CDP_XML=\"{}\"", cdp_xml("icscf", hss_port, kdir).display()),
+            format!("ICSCF_DB=\"text://{}\"", db.display()),
+            format!("CTL_SOCK=\"unix:{}/icscf.ctl\"", kdir.display()),
+        ],
+        kdir,
+        "icscf",
+    );
+    let k_scscf = format!("sip:{K_SCSCF_IP}:{K_SCSCF_PORT}");
+    let mut defines = vec![
+        format!("SCSCF_IP={K_SCSCF_IP}"),
+        format!("SCSCF_PORT={K_SCSCF_PORT}"),
+        format!("SCSCF_URI=\"{k_scscf}\""),
+        format!("CDP_XML=\"{}\"", cdp_xml("scscf", hss_port, kdir).display()),
+        format!("CTL_SOCK=\"unix:{}/scscf.ctl\"", kdir.display()),
+    ];
+    // Kamailio's S-CSCF checks the SAA's User-Data against the TS 29.228 schema its package
+    // ships in /usr/share/doc (which slim images may leave out).
+    if !std::path::Path::new(CX_XSD).exists() {
+        eprintln!("NOTE: {CX_XSD} missing: Kamailio's S-CSCF runs without the User-Data XSD check");
+        defines.push("NO_XSD".into());
+    }
+    let scscf = Kamailio::start(&interop.join("scscf.cfg"), &defines, kdir, "scscf");
+    name_kamailio_peers(&lab, &[&icscf, &scscf]).await;
+    let logs = || {
+        format!(
+            "--- Kamailio I-CSCF log:\n{}\n--- Kamailio S-CSCF log:\n{}",
+            icscf.log(),
+            scscf.log()
+        )
+    };
+    // RFC 6733 §5.3: both Kamailio nodes exchanged capabilities with the HSS, each on its own
+    // connection although they present the same Origin-Hosts as the lab's own CSCFs.
+    let cx = kamailio_cx(&lab);
+    for l in [
+        "Kamailio I-CSCF -> HSS CER",
+        "HSS -> Kamailio I-CSCF CEA",
+        "Kamailio S-CSCF -> HSS CER",
+        "HSS -> Kamailio S-CSCF CEA",
+    ] {
+        assert!(cx.iter().any(|x| x == l), "{l} missing in {cx:?}");
+    }
+    for to in ["Kamailio I-CSCF", "Kamailio S-CSCF"] {
+        let cea = answers_to(&lab, to, "CEA");
+        assert_eq!(cea[0].result_code(), Some(2001), "CEA to {to}");
+    }
+
+    // bob registers through the lab's own chain: our S-CSCF serves him.
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    bob.register(600).await.unwrap();
+
+    // TS 29.228 §6.1.1 / §6.3 / §6.1.2 as Kamailio runs them for one digest REGISTER
+    // (401 then 200): UAR/MAA for the challenge, UAR/SAR for the authenticated one.
+    let reg_flow = [
+        "Kamailio I-CSCF -> HSS UAR",
+        "HSS -> Kamailio I-CSCF UAA",
+        "Kamailio S-CSCF -> HSS MAR",
+        "HSS -> Kamailio S-CSCF MAA",
+        "Kamailio I-CSCF -> HSS UAR",
+        "HSS -> Kamailio I-CSCF UAA",
+        "Kamailio S-CSCF -> HSS SAR",
+        "HSS -> Kamailio S-CSCF SAA",
+    ];
+    let reg =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/register_digest.xml");
+    let alice_impi = lab.store.find("sip:alice@ims.lab").unwrap().unwrap().impi;
+
+    // 1. alice's first registration through Kamailio.
+    lab.trace.clear();
+    let (code, screen) = sipp_register(kdir, &reg, "alice", "alice-secret").await;
+    assert_eq!(
+        code,
+        Some(0),
+        "first registration through Kamailio:\n{screen}\n{}",
+        logs()
+    );
+    assert_eq!(kamailio_cx(&lab), reg_flow, "{}", logs());
+    let uaa =
+        cx::UserAuthorizationAnswer::from_message(&answers_to(&lab, "Kamailio I-CSCF", "UAA")[0])
+            .unwrap();
+    assert_eq!(
+        uaa.result,
+        CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION)
+    );
+    assert_eq!(uaa.server_capabilities.map(|c| c.optional), Some(vec![1]));
+    assert_eq!(
+        lab.store.hss_state(&alice_impi).unwrap().scscf.as_deref(),
+        Some(k_scscf.as_str()),
+        "the HSS keeps the Server-Name of Kamailio's SAR"
+    );
+
+    // 2. Re-registration: UAA 2002 names the S-CSCF from that SAR.
+    lab.trace.clear();
+    let (code, screen) = sipp_register(kdir, &reg, "alice", "alice-secret").await;
+    assert_eq!(
+        code,
+        Some(0),
+        "re-registration through Kamailio:\n{screen}\n{}",
+        logs()
+    );
+    assert_eq!(kamailio_cx(&lab), reg_flow, "{}", logs());
+    let uaa =
+        cx::UserAuthorizationAnswer::from_message(&answers_to(&lab, "Kamailio I-CSCF", "UAA")[0])
+            .unwrap();
+    assert_eq!(
+        uaa.result,
+        CxResult::Experimental(cx::DIAMETER_SUBSEQUENT_REGISTRATION)
+    );
+    assert_eq!(uaa.server_name.as_deref(), Some(k_scscf.as_str()));
+
+    // 3. alice's iFC change: PPR (TS 29.228 §6.5.2) over Kamailio's S-CSCF connection, not
+    // to ours with the same Origin-Host. Kamailio 5.6 has no PPR handler: it logs the
+    // request and never answers, so the HSS gives up after its request timeout.
+    lab.trace.clear();
+    set_ifc_empty(&lab, "alice").await;
+    assert_eq!(
+        kamailio_cx(&lab),
+        ["HSS -> Kamailio S-CSCF PPR"],
+        "{}",
+        logs()
+    );
+    let ours: Vec<String> = flow(&lab)
+        .into_iter()
+        .filter(|l| l.contains("Diameter"))
+        .collect();
+    assert_eq!(
+        ours,
+        ["HSS -> Kamailio S-CSCF Diameter PPR"],
+        "nothing for alice to our S-CSCF"
+    );
+    eventually("Kamailio's S-CSCF to log the PPR", || {
+        scscf
+            .log()
+            .contains("Received unknown request for Cx/Dx command 305")
+    })
+    .await;
+    // bob's iFC change: his PPR goes to our S-CSCF, which answers.
+    lab.trace.clear();
+    set_ifc_empty(&lab, "bob").await;
+    let ours: Vec<String> = flow(&lab)
+        .into_iter()
+        .filter(|l| l.contains("Diameter"))
+        .collect();
+    assert_eq!(
+        ours,
+        ["HSS -> S-CSCF Diameter PPR", "S-CSCF -> HSS Diameter PPA"]
+    );
+
+    // 4. De-registration through Kamailio (Expires: 0): SAR USER_DEREGISTRATION.
+    let dereg = kdir.join("deregister_digest.xml");
+    std::fs::write(
+        &dereg,
+        std::fs::read_to_string(&reg)
+            .unwrap()
+            .replace("Expires: 600", "Expires: 0"),
+    )
+    .unwrap();
+    lab.trace.clear();
+    let (code, screen) = sipp_register(kdir, &dereg, "alice", "alice-secret").await;
+    assert_eq!(
+        code,
+        Some(0),
+        "de-registration through Kamailio:\n{screen}\n{}",
+        logs()
+    );
+    assert_eq!(kamailio_cx(&lab), reg_flow, "{}", logs());
+    let sar = lab
+        .trace
+        .events()
+        .into_iter()
+        .find(|e| e.summary == "SAR")
+        .and_then(|e| Message::decode(&e.bytes).ok())
+        .and_then(|m| cx::ServerAssignmentRequest::from_message(&m).ok())
+        .unwrap();
+    assert_eq!(
+        sar.assignment_type,
+        cx::ServerAssignmentType::UserDeregistration
+    );
+    assert_eq!(lab.store.hss_state(&alice_impi).unwrap().scscf, None);
+
+    // 5. Registered again, then her password changes: RTR (TS 29.228 §6.5.1) to Kamailio's
+    // S-CSCF, whose RTA comes back on the same connection.
+    let (code, screen) = sipp_register(kdir, &reg, "alice", "alice-secret").await;
+    assert_eq!(code, Some(0), "registration again:\n{screen}\n{}", logs());
+    lab.trace.clear();
+    let sub = lab.store.find("sip:alice@ims.lab").unwrap().unwrap();
+    let body = serde_json::json!({ "impu": sub.impus, "password": "changed", "k": sub.aka.k, "opc": sub.aka.opc });
+    let (status, text) = admin::call(
+        lab.addrs.admin,
+        Method::POST,
+        "/subscribers",
+        Some(body.to_string()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(
+        kamailio_cx(&lab),
+        ["HSS -> Kamailio S-CSCF RTR", "Kamailio S-CSCF -> HSS RTA"],
+        "{}",
+        logs()
+    );
+    let rta = lab
+        .trace
+        .events()
+        .into_iter()
+        .find(|e| e.summary == "RTA")
+        .and_then(|e| Message::decode(&e.bytes).ok())
+        .unwrap();
+    assert_eq!(rta.result_code(), Some(2001), "{}", logs());
+    assert!(scscf.log().contains("Received an IMS_RTR"));
+    lab.shutdown().await;
+    drop((icscf, scscf));
+}
