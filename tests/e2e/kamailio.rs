@@ -231,10 +231,9 @@ async fn a_foreign_scscf_with_our_origin_host_gets_its_users_pushes_and_ours_kee
 // ---------------------------------------------------------------------------------------------
 
 /// Fixed, unusual addresses (other tests use ephemeral ports on 127.0.0.1).
-const K_ICSCF_IP: &str = "127.0.0.2";
-const K_ICSCF_PORT: u16 = 47060;
-const K_SCSCF_IP: &str = "127.0.0.3";
-const K_SCSCF_PORT: u16 = 47080;
+/// Each test has its own pair: (I-CSCF, S-CSCF).
+const PAIR_CAPABILITIES: [(&str, u16); 2] = [("127.0.0.2", 47060), ("127.0.0.3", 47080)];
+const PAIR_SERVER_NAME: [(&str, u16); 2] = [("127.0.0.4", 47160), ("127.0.0.5", 47180)];
 const KAMAILIO: &str = "/usr/sbin/kamailio";
 const CX_XSD: &str = "/usr/share/doc/kamailio/examples/ims/scscf/CxDataType_Rel7.xsd";
 const IMS_MODULE: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/ims_icscf.so";
@@ -353,6 +352,7 @@ async fn name_kamailio_peers(lab: &rcslab::Lab, k: &[&Kamailio]) {
 }
 
 async fn sipp_register(
+    icscf: &str,
     dir: &std::path::Path,
     scenario: &std::path::Path,
     user: &str,
@@ -367,7 +367,7 @@ async fn sipp_register(
     )
     .unwrap();
     let run = tokio::process::Command::new("sipp")
-        .arg(format!("{K_ICSCF_IP}:{K_ICSCF_PORT}"))
+        .arg(icscf)
         .args(["-sf", scenario.to_str().unwrap()])
         .args(["-inf", csv.to_str().unwrap()])
         .args(["-i", "127.0.0.1", "-p", "0", "-m", "1"])
@@ -395,6 +395,100 @@ async fn sipp_register(
     (out.status.code(), screen)
 }
 
+/// A Kamailio I-CSCF and S-CSCF (labs/interop/) connected to `lab`'s HSS, their Diameter
+/// connections named in the ladder.
+struct KamailioPair {
+    icscf: Kamailio,
+    scscf: Kamailio,
+    /// Where UEs send REGISTER.
+    icscf_addr: String,
+    /// The S-CSCF's SIP URI (its Server-Name in SAR).
+    scscf_uri: String,
+}
+
+impl KamailioPair {
+    /// None when Kamailio is not installed (then the test says it skipped).
+    async fn start(
+        lab: &rcslab::Lab,
+        kdir: &std::path::Path,
+        [(icscf_ip, icscf_port), (scscf_ip, scscf_port)]: [(&str, u16); 2],
+    ) -> Option<KamailioPair> {
+        if !kamailio_installed() {
+            // scripts/install-peers.sh installs them (CI runs it through scripts/test.sh);
+            // only a machine where the packages cannot be installed skips, and says so.
+            eprintln!(
+                "SKIPPED: {KAMAILIO} or kamailio-ims-modules not installed: run scripts/install-peers.sh"
+            );
+            return None;
+        }
+        assert!(
+            std::process::Command::new("sipp")
+                .arg("-v")
+                .output()
+                .is_ok(),
+            "sipp is not installed: run scripts/install-peers.sh (scripts/test.sh does)"
+        );
+        let interop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/interop");
+        let db = kdir.join("icscf_db");
+        std::fs::create_dir_all(&db).unwrap();
+        for t in ["nds_trusted_domains", "s_cscf_capabilities", "version"] {
+            std::fs::copy(interop.join("icscf_db").join(t), db.join(t)).unwrap();
+        }
+        std::fs::write(
+            db.join("s_cscf"),
+            format!(
+                "id(int,auto) name(string) s_cscf_uri(string)\n1:kamailio-scscf:sip\\:{scscf_ip}\\:{scscf_port}\n"
+            ),
+        )
+        .unwrap();
+        let hss_port = lab.addrs.hss.port();
+        let icscf = Kamailio::start(
+            &interop.join("icscf.cfg"),
+            &[
+                format!("ICSCF_IP={icscf_ip}"),
+                format!("ICSCF_PORT={icscf_port}"),
+                format!("CDP_XML=\"{}\"", cdp_xml("icscf", hss_port, kdir).display()),
+                format!("ICSCF_DB=\"text://{}\"", db.display()),
+                format!("CTL_SOCK=\"unix:{}/icscf.ctl\"", kdir.display()),
+            ],
+            kdir,
+            "icscf",
+        );
+        let scscf_uri = format!("sip:{scscf_ip}:{scscf_port}");
+        let mut defines = vec![
+            format!("SCSCF_IP={scscf_ip}"),
+            format!("SCSCF_PORT={scscf_port}"),
+            format!("SCSCF_URI=\"{scscf_uri}\""),
+            format!("CDP_XML=\"{}\"", cdp_xml("scscf", hss_port, kdir).display()),
+            format!("CTL_SOCK=\"unix:{}/scscf.ctl\"", kdir.display()),
+        ];
+        // Kamailio's S-CSCF checks the SAA's User-Data against the TS 29.228 schema its
+        // package ships in /usr/share/doc (which slim images may leave out).
+        if !std::path::Path::new(CX_XSD).exists() {
+            eprintln!(
+                "NOTE: {CX_XSD} missing: Kamailio's S-CSCF runs without the User-Data XSD check"
+            );
+            defines.push("NO_XSD".into());
+        }
+        let scscf = Kamailio::start(&interop.join("scscf.cfg"), &defines, kdir, "scscf");
+        name_kamailio_peers(lab, &[&icscf, &scscf]).await;
+        Some(KamailioPair {
+            icscf,
+            scscf,
+            icscf_addr: format!("{icscf_ip}:{icscf_port}"),
+            scscf_uri,
+        })
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- Kamailio I-CSCF log:\n{}\n--- Kamailio S-CSCF log:\n{}",
+            self.icscf.log(),
+            self.scscf.log()
+        )
+    }
+}
+
 /// The answers the HSS sent to `to` with this command code, decoded.
 fn answers_to(lab: &rcslab::Lab, to: &str, command: &str) -> Vec<Message> {
     lab.trace
@@ -408,21 +502,6 @@ fn answers_to(lab: &rcslab::Lab, to: &str, command: &str) -> Vec<Message> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pushes() {
-    if !kamailio_installed() {
-        // scripts/install-peers.sh installs them (CI runs it through scripts/test.sh); only a
-        // machine where the packages cannot be installed skips this test, and says so.
-        eprintln!(
-            "SKIPPED: {KAMAILIO} or kamailio-ims-modules not installed: run scripts/install-peers.sh"
-        );
-        return;
-    }
-    assert!(
-        std::process::Command::new("sipp")
-            .arg("-v")
-            .output()
-            .is_ok(),
-        "sipp is not installed: run scripts/install-peers.sh (scripts/test.sh does)"
-    );
     let dir = tempfile::tempdir().unwrap();
     // TS 29.229 §6.1.2: for a first registration the HSS answers Server-Capabilities and each
     // I-CSCF picks from its own S-CSCF list (Kamailio's from its icscf_db table, ours its own
@@ -434,56 +513,10 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
     )
     .await;
     let (_stop, shut) = watch::channel(false);
-    let interop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs/interop");
-    let kdir = dir.path();
-    let db = kdir.join("icscf_db");
-    std::fs::create_dir_all(&db).unwrap();
-    for t in ["nds_trusted_domains", "s_cscf_capabilities", "version"] {
-        std::fs::copy(interop.join("icscf_db").join(t), db.join(t)).unwrap();
-    }
-    std::fs::write(
-        db.join("s_cscf"),
-        format!(
-            "id(int,auto) name(string) s_cscf_uri(string)\n1:kamailio-scscf:sip\\:{K_SCSCF_IP}\\:{K_SCSCF_PORT}\n"
-        ),
-    )
-    .unwrap();
-    let hss_port = lab.addrs.hss.port();
-    let icscf = Kamailio::start(
-        &interop.join("icscf.cfg"),
-        &[
-            format!("ICSCF_IP={K_ICSCF_IP}"),
-            format!("ICSCF_PORT={K_ICSCF_PORT}"),
-            format!("CDP_XML=\"{}\"", cdp_xml("icscf", hss_port, kdir).display()),
-            format!("ICSCF_DB=\"text://{}\"", db.display()),
-            format!("CTL_SOCK=\"unix:{}/icscf.ctl\"", kdir.display()),
-        ],
-        kdir,
-        "icscf",
-    );
-    let k_scscf = format!("sip:{K_SCSCF_IP}:{K_SCSCF_PORT}");
-    let mut defines = vec![
-        format!("SCSCF_IP={K_SCSCF_IP}"),
-        format!("SCSCF_PORT={K_SCSCF_PORT}"),
-        format!("SCSCF_URI=\"{k_scscf}\""),
-        format!("CDP_XML=\"{}\"", cdp_xml("scscf", hss_port, kdir).display()),
-        format!("CTL_SOCK=\"unix:{}/scscf.ctl\"", kdir.display()),
-    ];
-    // Kamailio's S-CSCF checks the SAA's User-Data against the TS 29.228 schema its package
-    // ships in /usr/share/doc (which slim images may leave out).
-    if !std::path::Path::new(CX_XSD).exists() {
-        eprintln!("NOTE: {CX_XSD} missing: Kamailio's S-CSCF runs without the User-Data XSD check");
-        defines.push("NO_XSD".into());
-    }
-    let scscf = Kamailio::start(&interop.join("scscf.cfg"), &defines, kdir, "scscf");
-    name_kamailio_peers(&lab, &[&icscf, &scscf]).await;
-    let logs = || {
-        format!(
-            "--- Kamailio I-CSCF log:\n{}\n--- Kamailio S-CSCF log:\n{}",
-            icscf.log(),
-            scscf.log()
-        )
+    let Some(k) = KamailioPair::start(&lab, dir.path(), PAIR_CAPABILITIES).await else {
+        return;
     };
+    let (kdir, k_scscf, logs) = (dir.path(), k.scscf_uri.clone(), || k.logs());
     // RFC 6733 §5.3: both Kamailio nodes exchanged capabilities with the HSS, each on its own
     // connection although they present the same Origin-Hosts as the lab's own CSCFs.
     let cx = kamailio_cx(&lab);
@@ -522,7 +555,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
 
     // 1. alice's first registration through Kamailio.
     lab.trace.clear();
-    let (code, screen) = sipp_register(kdir, &reg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &reg, "alice", "alice-secret").await;
     assert_eq!(
         code,
         Some(0),
@@ -546,7 +579,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
 
     // 2. Re-registration: UAA 2002 names the S-CSCF from that SAR.
     lab.trace.clear();
-    let (code, screen) = sipp_register(kdir, &reg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &reg, "alice", "alice-secret").await;
     assert_eq!(
         code,
         Some(0),
@@ -584,7 +617,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
         "nothing for alice to our S-CSCF"
     );
     eventually("Kamailio's S-CSCF to log the PPR", || {
-        scscf
+        k.scscf
             .log()
             .contains("Received unknown request for Cx/Dx command 305")
     })
@@ -611,7 +644,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
     )
     .unwrap();
     lab.trace.clear();
-    let (code, screen) = sipp_register(kdir, &dereg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &dereg, "alice", "alice-secret").await;
     assert_eq!(
         code,
         Some(0),
@@ -635,7 +668,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
 
     // 5. Registered again, then her password changes: RTR (TS 29.228 §6.5.1) to Kamailio's
     // S-CSCF, whose RTA comes back on the same connection.
-    let (code, screen) = sipp_register(kdir, &reg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &reg, "alice", "alice-secret").await;
     assert_eq!(code, Some(0), "registration again:\n{screen}\n{}", logs());
     lab.trace.clear();
     let sub = lab.store.find("sip:alice@ims.lab").unwrap().unwrap();
@@ -663,7 +696,87 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
         .and_then(|e| Message::decode(&e.bytes).ok())
         .unwrap();
     assert_eq!(rta.result_code(), Some(2001), "{}", logs());
-    assert!(scscf.log().contains("Received an IMS_RTR"));
+    assert!(k.scscf.log().contains("Received an IMS_RTR"));
     lab.shutdown().await;
-    drop((icscf, scscf));
+    drop(k);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_icscf_follows_the_server_name_the_hss_is_configured_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let [_, (scscf_ip, scscf_port)] = PAIR_SERVER_NAME;
+    // TS 29.228 §6.1.1.1: first registrations get `[hss] scscf_name` as Server-Name.
+    let lab = lab_with(
+        dir.path(),
+        &format!("[hss]\nscscf_name = \"sip:{scscf_ip}:{scscf_port}\"\n"),
+    )
+    .await;
+    let Some(k) = KamailioPair::start(&lab, dir.path(), PAIR_SERVER_NAME).await else {
+        return;
+    };
+    let reg =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/register_digest.xml");
+    let uaa_to_kamailio = |lab: &rcslab::Lab| {
+        answers_to(lab, "Kamailio I-CSCF", "UAA")
+            .iter()
+            .map(|m| cx::UserAuthorizationAnswer::from_message(m).unwrap())
+            .map(|a| (a.result, a.server_name, a.server_capabilities))
+            .collect::<Vec<_>>()
+    };
+    let first = CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION);
+    let subsequent = CxResult::Experimental(cx::DIAMETER_SUBSEQUENT_REGISTRATION);
+    let name = Some(k.scscf_uri.clone());
+
+    lab.trace.clear();
+    let (code, screen) =
+        sipp_register(&k.icscf_addr, dir.path(), &reg, "carol", "carol-secret").await;
+    assert_eq!(code, Some(0), "registration:\n{screen}\n{}", k.logs());
+    // 401 round: nothing assigned yet; 200 round: still nothing until the SAR that follows.
+    assert_eq!(
+        uaa_to_kamailio(&lab),
+        [(first, name.clone(), None), (first, name.clone(), None)]
+    );
+    lab.trace.clear();
+    let (code, screen) =
+        sipp_register(&k.icscf_addr, dir.path(), &reg, "carol", "carol-secret").await;
+    assert_eq!(code, Some(0), "re-registration:\n{screen}\n{}", k.logs());
+    assert_eq!(
+        uaa_to_kamailio(&lab),
+        [
+            (subsequent, name.clone(), None),
+            (subsequent, name.clone(), None)
+        ]
+    );
+    // §6.1.4.1: LIR names the serving S-CSCF.
+    let icscf = Peer::connect(
+        lab.addrs.hss,
+        LocalPeer {
+            origin_host: "icscf.ims.lab".into(),
+            origin_realm: "ims.lab".into(),
+            host_ip: "127.0.0.1".parse().unwrap(),
+            product_name: "raw I-CSCF".into(),
+            watchdog_interval: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(5),
+        },
+        Arc::new(ForeignScscf::default()),
+        lab.trace.clone(),
+    )
+    .await
+    .unwrap();
+    let lir = cx::LocationInfoRequest {
+        session_id: "icscf;raw;lir".into(),
+        origin_host: "icscf.ims.lab".into(),
+        origin_realm: "ims.lab".into(),
+        destination_realm: "ims.lab".into(),
+        destination_host: None,
+        originating_request: false,
+        public_identity: "tel:+15550003".into(),
+        authorization_type: None,
+    };
+    let lia = cx::LocationInfoAnswer::from_message(&icscf.request(lir.to_message()).await.unwrap())
+        .unwrap();
+    assert_eq!((lia.result, lia.server_name), (CxResult::Base(2001), name));
+    icscf.disconnect().await;
+    lab.shutdown().await;
+    drop(k);
 }
