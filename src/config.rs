@@ -542,6 +542,34 @@ mod tests {
     }
 
     #[test]
+    fn hss_names_its_own_scscf_a_configured_one_or_capabilities() {
+        use crate::hss::ScscfSelection as S;
+        let own = "sip:127.0.0.1:5080;transport=tcp";
+        let sel = |extra: &str| {
+            LabConfig::from_toml_str(extra)
+                .expect("valid")
+                .hss
+                .scscf_selection(own)
+        };
+        assert_eq!(sel(""), S::ServerName(own.into()));
+        assert_eq!(
+            sel("[hss]\nscscf_name = \"sip:127.0.0.3:6060\"\n"),
+            S::ServerName("sip:127.0.0.3:6060".into())
+        );
+        let S::Capabilities(c) = sel("[hss]\nserver_capabilities = { optional = [1, 2] }\n") else {
+            panic!("capabilities expected");
+        };
+        assert_eq!((c.mandatory, c.optional), (vec![], vec![1, 2]));
+        // A name wins over capabilities; the HSS section still has its identity.
+        let both = "[hss]\nscscf_name = \"sip:s\"\nserver_capabilities = { mandatory = [1] }\n";
+        assert_eq!(sel(both), S::ServerName("sip:s".into()));
+        assert_eq!(
+            LabConfig::from_toml_str(both).unwrap().hss.origin_host,
+            "hss.ims.lab"
+        );
+    }
+
+    #[test]
     fn override_merges_tables_and_replaces_arrays() {
         let c = LabConfig::from_toml_str(
             "[nodes]\npcscf = \"127.0.0.1:6060\"\n[[subscribers]]\nimpu=[\"sip:x@ims.lab\"]\npassword=\"p\"\n",
