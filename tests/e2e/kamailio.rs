@@ -1,8 +1,14 @@
-//! The HSS serving a foreign S-CSCF next to the lab's own (TS 29.228 §6.1, §6.5): a raw
-//! Diameter client presents the *same* Origin-Host as the lab's S-CSCF (`scscf.ims.lab`),
-//! assigns itself a user by SAR with its own Server-Name, and from then on UAR/LIR name it and
-//! the PPR for its user reaches it over its own connection, while the lab's S-CSCF keeps
-//! getting the pushes for the users it serves.
+//! Foreign CSCFs on the lab's HSS (TS 29.228 §6.1, §6.5; README "Kamailio I-CSCF/S-CSCF on
+//! the rcslab HSS").
+//!
+//! - A raw Diameter client presents the *same* Origin-Host as the lab's S-CSCF
+//!   (`scscf.ims.lab`), assigns itself a user by SAR with its own Server-Name; from then on
+//!   UAR/LIR name it and the PPR for its user reaches it over its own connection, while the
+//!   lab's S-CSCF keeps getting the pushes for the users it serves.
+//! - Kamailio 5.6's IMS I-CSCF and S-CSCF (labs/interop/, run here in the foreground on fixed
+//!   ports of 127.0.0.2-5, killed with their process group when the test ends or fails) with
+//!   sipp as the UE: digest registration, re-registration, de-registration, PPR and RTR, with
+//!   the exact Cx sequence the HSS sees. Installed by `scripts/install-peers.sh`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
