@@ -356,6 +356,44 @@ pub struct HssSection {
     pub origin_host: String,
     /// Diameter Origin-Realm of the HSS.
     pub origin_realm: String,
+    /// Server-Name answered in UAA/LIA for a user no S-CSCF serves yet (TS 29.228 §6.1.1.1),
+    /// e.g. a foreign S-CSCF's `sip:127.0.0.3:6060`. Unset: the lab's own S-CSCF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scscf_name: Option<String>,
+    /// Answer Server-Capabilities instead (the I-CSCF picks an S-CSCF from its own list);
+    /// used when `scscf_name` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_capabilities: Option<ServerCapabilitiesSection>,
+}
+
+/// `[hss.server_capabilities]` (TS 29.229 §6.3.4 Server-Capabilities).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerCapabilitiesSection {
+    /// Mandatory-Capability values.
+    #[serde(default)]
+    pub mandatory: Vec<u32>,
+    /// Optional-Capability values.
+    #[serde(default)]
+    pub optional: Vec<u32>,
+    /// Server-Name values (preferred S-CSCFs).
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+impl HssSection {
+    /// What the HSS names for a first registration; `own_scscf` is the lab's S-CSCF.
+    pub fn scscf_selection(&self, own_scscf: &str) -> crate::hss::ScscfSelection {
+        use crate::hss::ScscfSelection as S;
+        match (&self.scscf_name, &self.server_capabilities) {
+            (Some(n), _) if !n.trim().is_empty() => S::ServerName(n.trim().to_string()),
+            (_, Some(c)) => S::Capabilities(crate::diameter::cx::ServerCapabilities {
+                mandatory: c.mandatory.clone(),
+                optional: c.optional.clone(),
+                server_names: c.server_names.clone(),
+            }),
+            _ => S::ServerName(own_scscf.to_string()),
+        }
+    }
 }
 
 /// `[registrar]`
@@ -500,6 +538,34 @@ mod tests {
         assert_eq!(
             users,
             ["sip:alice@ims.lab", "sip:bob@ims.lab", "sip:carol@ims.lab"]
+        );
+    }
+
+    #[test]
+    fn hss_names_its_own_scscf_a_configured_one_or_capabilities() {
+        use crate::hss::ScscfSelection as S;
+        let own = "sip:127.0.0.1:5080;transport=tcp";
+        let sel = |extra: &str| {
+            LabConfig::from_toml_str(extra)
+                .expect("valid")
+                .hss
+                .scscf_selection(own)
+        };
+        assert_eq!(sel(""), S::ServerName(own.into()));
+        assert_eq!(
+            sel("[hss]\nscscf_name = \"sip:127.0.0.3:6060\"\n"),
+            S::ServerName("sip:127.0.0.3:6060".into())
+        );
+        let S::Capabilities(c) = sel("[hss]\nserver_capabilities = { optional = [1, 2] }\n") else {
+            panic!("capabilities expected");
+        };
+        assert_eq!((c.mandatory, c.optional), (vec![], vec![1, 2]));
+        // A name wins over capabilities; the HSS section still has its identity.
+        let both = "[hss]\nscscf_name = \"sip:s\"\nserver_capabilities = { mandatory = [1] }\n";
+        assert_eq!(sel(both), S::ServerName("sip:s".into()));
+        assert_eq!(
+            LabConfig::from_toml_str(both).unwrap().hss.origin_host,
+            "hss.ims.lab"
         );
     }
 

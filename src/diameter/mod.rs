@@ -4,3 +4,4 @@
 pub mod codec;
 pub mod cx;
 pub mod peer;
+pub mod peer_table;

@@ -1,7 +1,8 @@
 //! Diameter peer connections over TCP (RFC 6733 §5): capabilities exchange (CER/CEA,
 //! advertising Cx), device watchdog (DWR/DWA), disconnect (DPR/DPA), and requests matched to
 //! answers by Hop-by-Hop Identifier. Both ends of a connection are the same [`Peer`] type, so
-//! the HSS can send requests (RTR, PPR) over a connection an S-CSCF opened.
+//! the HSS can send requests (RTR, PPR) over a connection an S-CSCF opened. A server keeps its
+//! open connections per connection in a [`PeerTable`] (`peer_table.rs`).
 //!
 //! ```text
 //!  client: connect --CER--> wait CEA(2001) --> Open <--DWR/DWA every watchdog_interval-->
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::diameter::codec::*;
 use crate::diameter::cx::{APP_ID_CX, VENDOR_3GPP};
+pub use crate::diameter::peer_table::{ConnId, PeerTable, MAX_PEERS};
 use crate::trace::{Direction, Protocol, Trace};
 
 /// Our side's identity.
@@ -52,6 +54,8 @@ pub struct PeerInfo {
     pub origin_realm: String,
     /// Its socket address.
     pub addr: SocketAddr,
+    /// The connection this peer is on.
+    pub conn: ConnId,
 }
 
 /// A boxed future, for handler results.
@@ -203,6 +207,7 @@ impl Peer {
             origin_host: cea.origin_host().unwrap_or("").to_string(),
             origin_realm: cea.origin_realm().unwrap_or("").to_string(),
             addr,
+            conn: ConnId::next(),
         };
         Ok(Peer::start(
             info, local, local_addr, rd, wr, buf, handler, trace, None,
@@ -469,36 +474,6 @@ impl Peer {
     }
 }
 
-/// Open connections by the remote Origin-Host (lowercase).
-#[derive(Clone, Default)]
-pub struct PeerTable {
-    peers: Arc<Mutex<HashMap<String, Peer>>>,
-}
-
-impl PeerTable {
-    /// The open connection to `origin_host`.
-    pub fn get(&self, origin_host: &str) -> Option<Peer> {
-        self.peers
-            .lock()
-            .ok()?
-            .get(&origin_host.to_ascii_lowercase())
-            .filter(|p| p.is_open())
-            .cloned()
-    }
-    /// All open connections.
-    pub fn all(&self) -> Vec<Peer> {
-        self.peers
-            .lock()
-            .map(|p| p.values().filter(|p| p.is_open()).cloned().collect())
-            .unwrap_or_default()
-    }
-    fn insert(&self, p: Peer) {
-        if let Ok(mut m) = self.peers.lock() {
-            m.insert(p.remote().origin_host.to_ascii_lowercase(), p);
-        }
-    }
-}
-
 /// Accepts peers on `listener`: CER must come first and offer Cx (else CEA 5010 and close).
 pub async fn serve(
     listener: TcpListener,
@@ -565,15 +540,17 @@ async fn accept_one(
         ));
     }
     let mut cea = Message::answer_to(&cer);
-    let ok = offers_cx(&cer);
+    let cx = offers_cx(&cer);
+    let room = peers.has_room();
+    let ok = cx && room;
     cea.push(Avp::u32(
         AVP_RESULT_CODE,
         None,
         true,
-        if ok {
-            DIAMETER_SUCCESS
-        } else {
-            DIAMETER_NO_COMMON_APPLICATION
+        match (cx, room) {
+            (false, _) => DIAMETER_NO_COMMON_APPLICATION,
+            (true, false) => DIAMETER_UNABLE_TO_COMPLY,
+            (true, true) => DIAMETER_SUCCESS,
         },
     ));
     cer_avps(&local, &mut cea);
@@ -587,15 +564,21 @@ async fn accept_one(
         || "CEA".into(),
     );
     wr.write_all(&bytes).await.map_err(io_err)?;
-    if !ok {
+    if !cx {
         return Err(DiameterError::Handshake(
             "peer does not offer Cx (answered 5010)".into(),
         ));
+    }
+    if !ok {
+        return Err(DiameterError::Handshake(format!(
+            "{MAX_PEERS} peers already connected (answered 5012)"
+        )));
     }
     let info = PeerInfo {
         origin_host: cer.origin_host().unwrap_or("").to_string(),
         origin_realm: cer.origin_realm().unwrap_or("").to_string(),
         addr: remote,
+        conn: ConnId::next(),
     };
     let p = Peer::start(
         info,

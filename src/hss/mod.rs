@@ -7,6 +7,11 @@
 //! registered (§6.1.4). Requests missing a mandatory AVP get DIAMETER_MISSING_AVP (5005) with
 //! Failed-AVP. Subscribers live in sled ([`crate::store`]); the provisioning REST API is in
 //! [`admin`].
+//!
+//! The HSS serves foreign CSCFs as well as the lab's own: the S-CSCF named for a first
+//! registration comes from configuration ([`ScscfSelection`]), the S-CSCF that registered a user
+//! is the one its SAR named (kept in sled), and pushes (RTR, PPR) go over the Diameter
+//! connection that S-CSCF used, so two S-CSCFs sharing one Origin-Host never get each other's.
 
 pub mod admin;
 
@@ -21,20 +26,37 @@ use crate::diameter::cx::{
     SipAuthDataItem, SipDigestAuthenticate, UserAuthorizationAnswer, UserAuthorizationRequest,
     UserAuthorizationType,
 };
-use crate::diameter::peer::{BoxFuture, DiameterHandler, PeerInfo};
+use crate::diameter::peer::{BoxFuture, ConnId, DiameterHandler, Peer, PeerInfo, PeerTable};
 use crate::profile::{ImsSubscription, PublicIdentity, ServiceProfile};
 use crate::store::{HssState, Store, Subscriber};
+
+/// What the HSS answers for a user no S-CSCF serves yet (TS 29.228 §6.1.1.1 UAR, §6.1.4.1
+/// LIR): TS 29.229 §6.1.2/§6.1.6 allow either a Server-Name or Server-Capabilities, from which
+/// the I-CSCF picks an S-CSCF itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScscfSelection {
+    /// Server-Name: this S-CSCF's SIP URI, which the I-CSCF uses as its next hop.
+    ServerName(String),
+    /// Server-Capabilities.
+    Capabilities(cx::ServerCapabilities),
+}
+
+/// Most users whose serving Diameter connection is remembered (one entry per registered user).
+const MAX_SERVING: usize = 100_000;
 
 /// The HSS's Cx logic.
 pub struct Hss {
     store: Store,
     /// Open Diameter connections, to reach the S-CSCFs (RTR, PPR).
-    peers: crate::diameter::peer::PeerTable,
+    peers: PeerTable,
     session_seq: std::sync::atomic::AtomicU64,
     origin_host: String,
     origin_realm: String,
-    /// The S-CSCF named in UAA/LIA Server-Name when none is assigned yet.
-    default_scscf: String,
+    /// Named in UAA/LIA when no S-CSCF is assigned yet.
+    selection: ScscfSelection,
+    /// IMPI (lowercase) -> the Diameter connection its S-CSCF sent SAR on; pushes for the user
+    /// go there. In memory only: connections do not survive a restart (the Server-Name does).
+    serving: std::sync::Mutex<std::collections::HashMap<String, ConnId>>,
     /// Serialises read-modify-write of SQNs and registration state.
     lock: tokio::sync::Mutex<()>,
 }
@@ -43,10 +65,10 @@ impl Hss {
     /// An HSS over `store`.
     pub fn new(
         store: Store,
-        peers: crate::diameter::peer::PeerTable,
+        peers: PeerTable,
         origin_host: &str,
         origin_realm: &str,
-        default_scscf: &str,
+        selection: ScscfSelection,
     ) -> Arc<Hss> {
         Arc::new(Hss {
             store,
@@ -54,7 +76,8 @@ impl Hss {
             session_seq: std::sync::atomic::AtomicU64::new(1),
             origin_host: origin_host.into(),
             origin_realm: origin_realm.into(),
-            default_scscf: default_scscf.into(),
+            selection,
+            serving: Default::default(),
             lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -71,19 +94,55 @@ impl Hss {
         format!("{};{};{}", self.origin_host, std::process::id(), n)
     }
 
-    /// The open Diameter connection to the S-CSCF named `server_name` (its host is its
-    /// Origin-Host, as in the lab).
-    fn scscf_peer(&self, server_name: &str) -> Option<crate::diameter::peer::Peer> {
+    /// Remembers that `impi`'s S-CSCF talks to us over `conn` (its SAR came on it).
+    fn set_serving(&self, impi: &str, conn: Option<ConnId>) {
+        let Ok(mut m) = self.serving.lock() else {
+            return;
+        };
+        let key = impi.to_ascii_lowercase();
+        let Some(conn) = conn else {
+            m.remove(&key);
+            return;
+        };
+        if m.len() >= MAX_SERVING && !m.contains_key(&key) {
+            m.retain(|_, c| self.peers.by_conn(*c).is_some());
+            if m.len() >= MAX_SERVING {
+                tracing::warn!(%impi, "serving-connection table full: pushes will go by Server-Name");
+                return;
+            }
+        }
+        m.insert(key, conn);
+    }
+
+    /// The open Diameter connection to the S-CSCF serving `impi`: the connection its SAR came
+    /// on; failing that (e.g. the HSS restarted) the only peer whose Origin-Host is the host of
+    /// `server_name`, as in the lab where an S-CSCF is named after its Diameter identity.
+    fn serving_peer(&self, impi: &str, server_name: &str) -> Option<Peer> {
+        let conn = self
+            .serving
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&impi.to_ascii_lowercase()).copied());
+        if let Some(p) = conn.and_then(|c| self.peers.by_conn(c)) {
+            return Some(p);
+        }
         let host = crate::sip::Uri::parse(server_name)
             .ok()?
             .host()?
             .to_string();
-        // The lab's own S-CSCF names itself by IP literal; its Origin-Host is scscf.<realm>.
-        self.peers.get(&host).or_else(|| {
-            (server_name == self.default_scscf)
-                .then(|| self.peers.get(&format!("scscf.{}", self.origin_realm)))
-                .flatten()
-        })
+        let mut candidates = self.peers.by_origin_host(&host);
+        let own = matches!(&self.selection, ScscfSelection::ServerName(n) if n == server_name);
+        if candidates.is_empty() && own {
+            // The lab's own S-CSCF names itself by IP literal; its Origin-Host is scscf.<realm>.
+            candidates = self
+                .peers
+                .by_origin_host(&format!("scscf.{}", self.origin_realm));
+        }
+        if candidates.len() > 1 {
+            tracing::warn!(%impi, %server_name, peers = candidates.len(), "several Diameter peers present the serving S-CSCF's host as Origin-Host and none is known to serve this user: not guessing");
+            return None;
+        }
+        candidates.pop()
     }
 
     /// TS 29.228 §6.5.1: Registration-Termination-Request to the serving S-CSCF, which drops
@@ -96,8 +155,12 @@ impl Hss {
         why: &str,
     ) -> Option<CxResult> {
         let server = state.scscf.as_deref()?;
-        let Some(peer) = self.scscf_peer(server) else {
-            tracing::warn!(impi = %sub.impi, %server, "no Diameter connection to the serving S-CSCF for RTR");
+        let peer = self.serving_peer(&sub.impi, server);
+        // The change applies in the HSS whether or not the S-CSCF can be told.
+        let _ = self.store.set_hss_state(&sub.impi, &HssState::default());
+        self.set_serving(&sub.impi, None);
+        let Some(peer) = peer else {
+            tracing::warn!(impi = %sub.impi, %server, "no Diameter connection to the serving S-CSCF: RTR not sent ({why})");
             return None;
         };
         let rtr = crate::diameter::cx::RegistrationTerminationRequest {
@@ -113,11 +176,10 @@ impl Hss {
                 info: Some(why.to_string()),
             },
         };
-        let _ = self.store.set_hss_state(&sub.impi, &HssState::default());
         match peer.request(rtr.to_message()).await {
             Ok(a) => {
                 let r = CxResult::from_message(&a);
-                tracing::info!(impi = %sub.impi, result = ?r, "RTR answered: {why}");
+                tracing::info!(impi = %sub.impi, peer = %peer.remote().addr, result = ?r, "RTR answered: {why}");
                 r
             }
             Err(e) => {
@@ -130,7 +192,10 @@ impl Hss {
     /// TS 29.228 §6.5.2: Push-Profile-Request with the new user profile to the serving S-CSCF.
     pub async fn push_profile(&self, sub: &Subscriber, state: &HssState) -> Option<CxResult> {
         let server = state.scscf.as_deref()?;
-        let peer = self.scscf_peer(server)?;
+        let Some(peer) = self.serving_peer(&sub.impi, server) else {
+            tracing::warn!(impi = %sub.impi, %server, "no Diameter connection to the serving S-CSCF: PPR not sent (the new profile is stored)");
+            return None;
+        };
         let ppr = crate::diameter::cx::PushProfileRequest {
             session_id: self.new_session(),
             origin_host: self.origin_host.clone(),
@@ -143,7 +208,7 @@ impl Hss {
         match peer.request(ppr.to_message()).await {
             Ok(a) => {
                 let r = CxResult::from_message(&a);
-                tracing::info!(impi = %sub.impi, result = ?r, "PPR answered");
+                tracing::info!(impi = %sub.impi, peer = %peer.remote().addr, result = ?r, "PPR answered");
                 r
             }
             Err(e) => {
@@ -153,12 +218,12 @@ impl Hss {
         }
     }
 
-    /// Answers one Cx request.
-    pub async fn answer(&self, req: Message) -> Message {
+    /// Answers one Cx request that came from `from`.
+    pub async fn answer(&self, from: &PeerInfo, req: Message) -> Message {
         let r = match req.command_code {
             cx::CMD_USER_AUTHORIZATION => self.uar(&req).await,
             cx::CMD_MULTIMEDIA_AUTH => self.mar(&req).await,
-            cx::CMD_SERVER_ASSIGNMENT => self.sar(&req).await,
+            cx::CMD_SERVER_ASSIGNMENT => self.sar(from, &req).await,
             cx::CMD_LOCATION_INFO => self.lir(&req).await,
             _ => {
                 return Message::error_answer(
@@ -217,6 +282,14 @@ impl Hss {
         CxResult::Base(crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY)
     }
 
+    /// Server-Name or Server-Capabilities for a user no S-CSCF serves yet.
+    fn selection(&self) -> (Option<String>, Option<cx::ServerCapabilities>) {
+        match &self.selection {
+            ScscfSelection::ServerName(n) => (Some(n.clone()), None),
+            ScscfSelection::Capabilities(c) => (None, Some(c.clone())),
+        }
+    }
+
     /// TS 29.228 §6.1.1.1.
     async fn uar(&self, req: &Message) -> Result<Message, DiameterError> {
         let uar = UserAuthorizationRequest::from_message(req)?;
@@ -237,7 +310,11 @@ impl Hss {
                 let st = self.store.hss_state(&sub.impi).unwrap_or_default();
                 let dereg = uar.authorization_type == Some(UserAuthorizationType::DeRegistration);
                 match (&st.scscf, dereg) {
-                    (Some(name), _) => {
+                    // §6.1.1.1: de-registration of a user with an S-CSCF: DIAMETER_SUCCESS
+                    // and its name.
+                    (Some(name), true) => ans.server_name = Some(name.clone()),
+                    // An S-CSCF is assigned: the name it gave in its SAR.
+                    (Some(name), false) => {
                         ans.result = CxResult::Experimental(cx::DIAMETER_SUBSEQUENT_REGISTRATION);
                         ans.server_name = Some(name.clone());
                     }
@@ -247,7 +324,7 @@ impl Hss {
                     }
                     (None, false) => {
                         ans.result = CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION);
-                        ans.server_name = Some(self.default_scscf.clone());
+                        (ans.server_name, ans.server_capabilities) = self.selection();
                     }
                 }
             }
@@ -381,7 +458,7 @@ impl Hss {
     }
 
     /// TS 29.228 §6.1.2.1.
-    async fn sar(&self, req: &Message) -> Result<Message, DiameterError> {
+    async fn sar(&self, from: &PeerInfo, req: &Message) -> Result<Message, DiameterError> {
         let sar = ServerAssignmentRequest::from_message(req)?;
         let mut ans = ServerAssignmentAnswer {
             session_id: sar.session_id.clone(),
@@ -438,10 +515,18 @@ impl Hss {
             #[allow(unreachable_patterns)]
             _ => {}
         }
-        if let Err(e) = self.store.set_hss_state(&sub.impi, &st) {
+        // §6.1.2.1: the Server-Name of the SAR is the serving S-CSCF, kept in sled (flushed:
+        // a restarted HSS still knows where its users are); the connection it came on is where
+        // pushes for this user go.
+        if let Err(e) = self
+            .store
+            .set_hss_state(&sub.impi, &st)
+            .and_then(|_| self.store.flush())
+        {
             ans.result = self.store_failed(e);
             return Ok(ans.to_message());
         }
+        self.set_serving(&sub.impi, st.scscf.as_ref().map(|_| from.conn));
         if send_profile {
             ans.user_data = Some(profile_of(&sub).to_xml());
         }
@@ -473,7 +558,7 @@ impl Hss {
                         // TS 29.228 §6.1.4.1: services for the unregistered user: name an
                         // S-CSCF, which will fetch the profile with SAR UNREGISTERED_USER.
                         ans.result = CxResult::Experimental(cx::DIAMETER_UNREGISTERED_SERVICE);
-                        ans.server_name = Some(self.default_scscf.clone());
+                        (ans.server_name, ans.server_capabilities) = self.selection();
                     }
                     (_, None) => {
                         ans.result =
@@ -531,8 +616,8 @@ fn hex16(s: &str) -> Result<[u8; 16], ()> {
 pub struct CxServer(pub Arc<Hss>);
 
 impl DiameterHandler for CxServer {
-    fn handle(&self, _from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
+    fn handle(&self, from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
         let hss = self.0.clone();
-        Box::pin(async move { hss.answer(request).await })
+        Box::pin(async move { hss.answer(&from, request).await })
     }
 }

@@ -322,7 +322,7 @@ impl Lab {
             hss_peers.clone(),
             &config.hss.origin_host,
             &config.hss.origin_realm,
-            &scscf_name,
+            config.hss.scscf_selection(&scscf_name),
         );
         let hss_local = LocalPeer {
             origin_host: config.hss.origin_host.clone(),
