@@ -147,7 +147,13 @@ impl Icscf {
                 return;
             }
         };
-        let server = match (lia.result, lia.server_name) {
+        // TS 29.228 §6.1.4.1: for a user with services for the unregistered state the LIA may
+        // carry Server-Capabilities instead of a name; we pick as for a first registration.
+        let picked = match (&lia.server_name, &lia.server_capabilities) {
+            (None, Some(caps)) if lia.result.is_success() => self.pick_by_capabilities(caps),
+            _ => None,
+        };
+        let server = match (lia.result, lia.server_name.or(picked)) {
             (CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN), _) => {
                 tracing::info!(%impu, "terminating request for an unknown user (LIA DIAMETER_ERROR_USER_UNKNOWN)");
                 inc.tx

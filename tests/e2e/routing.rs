@@ -324,3 +324,43 @@ async fn default_handling_decides_what_happens_when_the_as_is_down() {
         lab.shutdown().await;
     }
 }
+
+/// With `[hss.server_capabilities]` the HSS names no S-CSCF for a user it has not assigned
+/// (TS 29.229 §6.1.2, §6.1.6): the I-CSCF picks one by capabilities, for the first REGISTER
+/// (UAA) and for a request to an unregistered user with unregistered services (LIA).
+#[tokio::test]
+async fn the_i_cscf_picks_the_s_cscf_by_capabilities_in_uaa_and_lia() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[hss.server_capabilities]\noptional = [1]\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lab.trace.clear();
+    let _ = alice
+        .message_with(
+            "sip:carol@ims.lab",
+            "are you there?",
+            &[("Accept-Contact", CPM_MSG)],
+        )
+        .await;
+    let f = flow(&lab);
+    let lia = f
+        .iter()
+        .position(|l| l == "HSS -> I-CSCF Diameter LIA")
+        .expect("an LIA");
+    assert_eq!(
+        f[lia + 1..lia + 4],
+        [
+            "I-CSCF -> S-CSCF SIP MESSAGE",
+            "S-CSCF -> HSS Diameter SAR",
+            "HSS -> S-CSCF Diameter SAA",
+        ],
+        "{f:#?}"
+    );
+    assert!(
+        f.contains(&"S-CSCF -> T-IM SIP MESSAGE".to_string()),
+        "{f:#?}"
+    );
+    lab.shutdown().await;
+}
