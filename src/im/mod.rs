@@ -16,6 +16,7 @@
 //! - Both accept the third-party REGISTER their iFC asks for (§5.7.1.1): how they know who is
 //!   online.
 
+pub mod delivery;
 pub mod rcs;
 pub mod relay;
 pub mod store;
@@ -64,6 +65,10 @@ struct TimSession {
     route_back: Vec<String>,
     /// Call-ID of our INVITE to the recipient once sent.
     down_call: Option<String>,
+    /// When that INVITE went out (a leg that never comes up makes the record stale).
+    down_at: Option<Instant>,
+    /// When the session was opened.
+    opened_at: Instant,
     /// True while stored messages are being flushed to the recipient's freshly bound leg.
     delivering: bool,
     /// The originating side's MSRP leg (from O-IM) went away.
@@ -87,8 +92,12 @@ pub struct ImServer {
     /// O-IM: Call-ID of a proxied chat INVITE to its MSRP pair.
     proxied: Mutex<HashMap<String, u64>>,
     scscf: OnceLock<String>,
-    paying: tokio::sync::Mutex<()>,
+    /// T-IM: one delivery worker per recipient with something waiting ([`delivery`]).
+    workers: Mutex<HashMap<String, delivery::Worker>>,
 }
+
+/// Chat sessions T-IM holds at most; beyond, new chats get 503 (overload is answered).
+const MAX_SESSIONS: usize = 20_000;
 
 impl ImServer {
     /// An AS on `ep` whose SIP host name is `host` (e.g. `oim.ims.lab`), relaying MSRP on
@@ -115,19 +124,19 @@ impl ImServer {
             own_calls: Mutex::new(HashSet::new()),
             proxied: Mutex::new(HashMap::new()),
             scscf: OnceLock::new(),
-            paying: tokio::sync::Mutex::new(()),
+            workers: Mutex::new(HashMap::new()),
         });
         if role == ImRole::Terminating {
             let me = Arc::downgrade(&s);
             s.hub.set_keeper(Box::new(move |pair, from, ct, body| {
                 me.upgrade()
                     .map(|me| {
-                        let owed_to = me.keep(pair, from, ct, body);
-                        let ok = owed_to.is_some();
-                        // An IMDN kept for a sender who is online goes out now.
-                        if let Some(Some(user)) = owed_to {
+                        let kept_for = me.keep(pair, from, ct, body);
+                        let ok = kept_for.is_some();
+                        // What was kept for a user who is online goes out now (their worker).
+                        if let Some(Some(user)) = kept_for {
                             if me.is_online(&user) {
-                                tokio::spawn(async move { me.pay_owed(&user).await });
+                                me.kick(&user, false);
                             }
                         }
                         ok
@@ -311,13 +320,21 @@ impl ImServer {
             } else {
                 m.insert(impu, Instant::now() + Duration::from_secs(expires));
             }
+            // Bounded: registrations that lapsed are forgotten.
+            if m.len() > 4096 {
+                let now = Instant::now();
+                m.retain(|_, until| *until > now);
+            }
         }
         let mut ok = req.response(200, None);
         ok.ensure_to_tag();
         ok.headers.push("Expires", expires.to_string());
         inc.tx.respond(ok);
-        if let (Some(user), true, ImRole::Terminating) = (impu, expires > 0, self.role) {
-            tokio::spawn(async move { self.user_back(&user).await });
+        // The user's worker delivers what waits, retrying while they stay registered (the
+        // S-CSCF may tell us before the REGISTER's 200 reached the P-CSCF: then the first
+        // INVITE gets 480 and the retry one second later succeeds).
+        if let (Some(user), ImRole::Terminating) = (impu, self.role) {
+            self.kick(&user, expires > 0);
         }
     }
 
@@ -408,6 +425,12 @@ impl ImServer {
                 .respond(reject(&req, 400, &self.host, "no sender or recipient"));
             return;
         };
+        if self.sessions.lock().map(|s| s.len()).unwrap_or(0) >= MAX_SESSIONS {
+            let mut r = reject(&req, 503, &self.host, "too many chat sessions");
+            r.headers.push("Retry-After", "5");
+            inc.tx.respond(r);
+            return;
+        }
         let (pair, uri_a, _) = self.hub.new_pair();
         if let Some(p) = offer.sdp.path.last() {
             self.hub.set_remote(pair, Side::A, p);
@@ -430,6 +453,9 @@ impl ImServer {
             }
         }
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        // The sender learns the recipient is away (RFC 3261 §20.43 Warning, code 399
+        // "miscellaneous"): the message is stored, its status comes later as an IMDN.
+        let stored_offline = offer.first.is_some() && !self.is_online(&to);
         let session = TimSession {
             pair,
             from,
@@ -445,6 +471,8 @@ impl ImServer {
                 .map(|s| s.to_string())
                 .collect(),
             down_call: None,
+            down_at: None,
+            opened_at: Instant::now(),
             delivering: false,
             up_closed: false,
         };
@@ -460,6 +488,9 @@ impl ImServer {
             &self.contact(),
         );
         ok.headers.push("Supported", "timer");
+        if stored_offline {
+            ok.headers.push("Warning", stored_warning(&self.host));
+        }
         rcs::set_chat_body(&mut ok.headers, &mut ok.body, &sdp, None);
         inc.tx.respond(ok);
     }
@@ -495,7 +526,8 @@ impl ImServer {
 
     /// The hub's keeper: a message whose onward leg is down. Text goes to the recipient's
     /// queue; an IMDN becomes a report owed to the original sender. `None` when it could not
-    /// be kept; `Some(Some(user))` when an IMDN is now owed to `user`.
+    /// be kept; `Some(Some(user))` when something now waits for `user` (a message, or an IMDN
+    /// owed to them).
     fn keep(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) -> Option<Option<String>> {
         let s = self.session(pair)?;
         let (sender, recipient) = match from_side {
@@ -529,7 +561,7 @@ impl ImServer {
                     true,
                 )
                 .ok()
-                .map(|_| None),
+                .map(|_| Some(recipient)),
         }
     }
 
@@ -661,24 +693,35 @@ impl ImServer {
         }) == Some(true)
             && self.hub.is_ready(pair, Side::A);
         if ready {
-            tokio::spawn(async move { self.invite_recipient(pair).await });
+            // The recipient's worker INVITEs within this session (and retries or falls back
+            // to pager mode when that fails).
+            if let Some(to) = self.session(pair).map(|s| s.to) {
+                self.kick(&to, false);
+            }
         }
     }
 
     /// Figure 1 steps 13-14 (and delivery after store-and-forward): T-IM's own INVITE to the
-    /// recipient, carrying the oldest message waiting for them from this sender.
-    async fn invite_recipient(self: Arc<Self>, pair: u64) {
-        let Some(s) = self.session(pair) else { return };
+    /// recipient, carrying the oldest message waiting for them from this sender. Its
+    /// Accept-Contact requires the CPM chat feature tag explicitly (RFC 3841 §9.2, `require;
+    /// explicit`), so a network that applies caller preferences does not alert a voice-only
+    /// client; the wait for the answer is bounded ([`delivery::SILENT_LIMIT`],
+    /// [`delivery::RING_LIMIT`], then CANCEL).
+    async fn invite_recipient(self: Arc<Self>, pair: u64) -> delivery::InviteOutcome {
+        use delivery::InviteOutcome;
+        let Some(s) = self.session(pair) else {
+            return InviteOutcome::Nothing;
+        };
         if !self.is_online(&s.to) {
             tracing::info!(to = %s.to, "recipient away: messages stay in the store");
-            return;
+            return InviteOutcome::Unreachable("recipient not registered".into());
         }
         let first = self
             .store
             .as_ref()
             .and_then(|st| st.pending_for(&s.to).into_iter().find(|m| m.from == s.from));
         let Some(uri_b) = self.hub.local_uri(pair, Side::B) else {
-            return;
+            return InviteOutcome::Nothing;
         };
         let mut req = self
             .ep
@@ -686,14 +729,20 @@ impl ImServer {
         let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
         if let Ok(mut m) = self.sessions.lock() {
             match m.get_mut(&pair) {
-                Some(t) if t.down_call.is_none() => t.down_call = Some(call_id.clone()),
-                _ => return,
+                Some(t) if t.down_call.is_none() => {
+                    t.down_call = Some(call_id.clone());
+                    t.down_at = Some(Instant::now());
+                }
+                _ => return InviteOutcome::Nothing,
             }
         }
         req.headers.push("Contact", self.contact());
         req.headers
             .push("P-Asserted-Identity", format!("<{}>", s.from));
-        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
+        req.headers.push(
+            "Accept-Contact",
+            format!("{};require;explicit", rcs::ACCEPT_CHAT),
+        );
         req.headers.push("P-Asserted-Service", rcs::ICSI_CHAT);
         let contribution = if s.contribution_id.is_empty() {
             rcs::new_id()
@@ -726,17 +775,14 @@ impl ImServer {
         rcs::set_chat_body(&mut req.headers, &mut req.body, &sdp, cpim.as_deref());
         let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
             self.down_failed(pair);
-            return;
+            return InviteOutcome::Unreachable("no route to the S-CSCF".into());
         };
-        let resp = self
-            .ep
-            .send_request(req.clone(), dest, t)
-            .final_response()
-            .await;
-        if !resp.is_success() {
-            tracing::info!(to = %s.to, status = resp.status, "delivery INVITE failed; messages stay in the store");
+        let (resp, rang) = self.await_invite(&s.to, &req, dest, t).await;
+        let outcome = delivery::classify(&resp, rang);
+        if outcome != InviteOutcome::Accepted {
+            tracing::info!(to = %s.to, status = resp.status, ?outcome, "delivery INVITE not accepted");
             self.down_failed(pair);
-            return;
+            return outcome;
         }
         if let Ok(cb) = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body) {
             if let Some(p) = cb.sdp.path.last() {
@@ -778,12 +824,16 @@ impl ImServer {
                 .send_stateless(&crate::sip::SipMessage::Request(ack), dest, t)
                 .await;
         }
+        InviteOutcome::Accepted
     }
 
     fn down_failed(&self, pair: u64) {
         if let Ok(mut m) = self.sessions.lock() {
             if let Some(t) = m.get_mut(&pair) {
-                t.down_call = None;
+                if let (Some(c), Ok(mut own)) = (t.down_call.take(), self.own_calls.lock()) {
+                    own.remove(&c);
+                }
+                t.down_at = None;
             }
         }
     }
@@ -858,7 +908,12 @@ impl ImServer {
             self.proxy_back(inc).await;
             return;
         };
-        let _ = st.set_status(&imdn.message_id, status_word(imdn.status));
+        if imdn.status == ImdnStatus::Failed {
+            let _ = st.set_status(&imdn.message_id, status_word(imdn.status));
+        } else {
+            // The recipient has it: whatever way it went, it is off the queue (never twice).
+            let _ = st.unqueue(&orig, status_word(imdn.status));
+        }
         let reporter = identity(req, "P-Asserted-Identity")
             .or_else(|| identity(req, "From"))
             .unwrap_or_else(|| orig.to.clone());
@@ -888,97 +943,14 @@ impl ImServer {
         ok.ensure_to_tag();
         inc.tx.respond(ok);
         if !sent && self.is_online(&orig.from) {
-            self.pay_owed(&orig.from).await;
-        }
-    }
-
-    /// A user is registered again: IMDNs owed to them, then messages waiting for them (one
-    /// session per sender).
-    async fn user_back(self: Arc<Self>, user: &str) {
-        self.pay_owed(user).await;
-        let Some(st) = self.store.clone() else { return };
-        let mut senders: Vec<String> = Vec::new();
-        for m in st.pending_for(user) {
-            if !senders.contains(&m.from) {
-                senders.push(m.from.clone());
-            }
-        }
-        for from in senders {
-            let existing = self.sessions.lock().ok().and_then(|s| {
-                s.values()
-                    .find(|t| t.from == from && t.to == user && t.down_call.is_some())
-                    .map(|t| t.pair)
-            });
-            if existing.is_some() {
-                continue;
-            }
-            let (pair, _, _) = self.hub.new_pair();
-            let m = st.pending_for(user).into_iter().find(|m| m.from == from);
-            if let Ok(mut s) = self.sessions.lock() {
-                s.insert(
-                    pair,
-                    TimSession {
-                        pair,
-                        from: from.clone(),
-                        to: user.to_string(),
-                        contribution_id: m
-                            .as_ref()
-                            .map(|m| m.contribution_id.clone())
-                            .unwrap_or_default(),
-                        conversation_id: m
-                            .as_ref()
-                            .map(|m| m.conversation_id.clone())
-                            .unwrap_or_default(),
-                        up_call: None,
-                        acked: true,
-                        route_back: Vec::new(),
-                        down_call: None,
-                        delivering: false,
-                        up_closed: false,
-                    },
-                );
-            }
-            self.clone().invite_recipient(pair).await;
-        }
-    }
-
-    /// Sends the IMDNs owed to `user` as SIP MESSAGEs (pager mode, RFC 5438 §8.2).
-    async fn pay_owed(&self, user: &str) {
-        let Some(st) = &self.store else { return };
-        // One payer at a time, so an IMDN is never sent twice.
-        let _one = self.paying.lock().await;
-        for (seq, r) in st.owed_to(user) {
-            let mut req = self
-                .ep
-                .new_request(Method::Message, user, &r.from, 1, Transport::Tcp);
-            let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
-            req.headers
-                .push("P-Asserted-Identity", format!("<{}>", r.from));
-            req.headers.push("Accept-Contact", rcs::ACCEPT_IMDN);
-            if let Some(route) = self.scscf.get() {
-                req.headers.push("Route", route.clone());
-            }
-            req.headers.push("Content-Type", "message/cpim");
-            req.body = Bytes::from(r.cpim());
-            if let Ok(mut o) = self.own_calls.lock() {
-                o.insert(call_id);
-            }
-            let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
-                return;
-            };
-            let resp = self.ep.send_request(req, dest, t).final_response().await;
-            if resp.is_success() {
-                let _ = st.paid(user, seq);
-            } else {
-                return;
-            }
+            self.kick(&orig.from, false);
         }
     }
 
     /// Messages nobody collected within the time-to-live: off the queue, and an IMDN
     /// "failed" (RFC 5438 §7.2.1.1) to their sender.
-    async fn expire(&self) {
-        let Some(st) = &self.store else { return };
+    async fn expire(self: Arc<Self>) {
+        let Some(st) = self.store.clone() else { return };
         let now = store::now_ms();
         let ttl = self.ttl.as_millis() as u64;
         for m in st.all_pending() {
@@ -988,38 +960,21 @@ impl ImServer {
             if st.unqueue(&m, "failed").is_err() {
                 continue;
             }
-            let Ok(orig) = Cpim::parse(&m.cpim()) else {
-                continue;
-            };
-            let report = rcs::imdn_message(&m.to, &m.from, &orig, ImdnStatus::Failed);
-            let body = report.to_bytes();
-            let pair = self.sessions.lock().ok().and_then(|s| {
-                s.values()
-                    .filter(|t| t.from == m.from && t.to == m.to)
-                    .map(|t| t.pair)
-                    .find(|p| self.hub.is_ready(*p, Side::A))
-            });
-            let mut sent = false;
-            if let Some(pair) = pair {
-                sent = matches!(
-                    self.hub.send(pair, Side::A, "message/cpim", &body).await,
-                    Ok(200)
-                );
-            }
-            if !sent {
-                let _ = st.owe(&OwedReport {
-                    from: m.to.clone(),
-                    to: m.from.clone(),
-                    cpim_b64: store::b64(&body),
-                });
-                if self.is_online(&m.from) {
-                    self.pay_owed(&m.from).await;
-                }
-            }
+            self.report_to_sender(&m, ImdnStatus::Failed, Some("failed: expired in the store"))
+                .await;
             tracing::info!(from = %m.from, to = %m.to, id = %m.message_id, "undelivered message expired");
         }
     }
 }
+
+/// The Warning T-IM puts on its 200 OK when it stored the first message for a recipient who
+/// is not registered (RFC 3261 §20.43; 399 is "miscellaneous warning").
+pub fn stored_warning(host: &str) -> String {
+    format!("399 {host} \"{STORED_WARNING}\"")
+}
+
+/// The text of [`stored_warning`], which clients look for.
+pub const STORED_WARNING: &str = "stored: recipient offline";
 
 fn identity(req: &Request, header: &str) -> Option<String> {
     req.headers

@@ -48,6 +48,17 @@ pub enum ChatEvent {
         status: ImdnStatus,
         /// Who reports.
         from: String,
+        /// What the network added ([`crate::cpim::Imdn::note`]): `pager-mode` when T-IM
+        /// delivered it as a SIP MESSAGE, the reason of a failure.
+        note: Option<String>,
+    },
+    /// The network stored our message for a recipient who is offline (T-IM's 200 OK carried
+    /// `Warning: 399 ... "stored: recipient offline"`); its status comes later as an IMDN.
+    Stored {
+        /// The message.
+        message_id: String,
+        /// The warning text.
+        reason: String,
     },
     /// The other side is typing (or stopped).
     Composing {
@@ -401,6 +412,11 @@ struct HeldInvite {
 }
 
 enum Internal {
+    /// T-IM said it stored our first message for an offline recipient.
+    Stored {
+        message_id: String,
+        reason: String,
+    },
     /// Our INVITE (or the MSRP binding after it) failed.
     Failed {
         peer: String,
@@ -653,7 +669,7 @@ impl Actor {
         let trace = self.trace.clone();
         let peer = peer.to_string();
         // The first message's outcome is reported by IMDN or SendFailed.
-        self.tids.insert(format!("invite:{peer}"), id);
+        self.tids.insert(format!("invite:{peer}"), id.clone());
         let sip_addr = self.ep.local_addr();
         tokio::spawn(async move {
             let resp = ep
@@ -663,6 +679,17 @@ impl Actor {
             let result = async {
                 if !resp.is_success() {
                     return Err(format!("INVITE answered {} {}", resp.status, resp.reason));
+                }
+                if let Some(w) = resp
+                    .headers
+                    .values("Warning")
+                    .iter()
+                    .find(|w| w.contains(crate::im::STORED_WARNING))
+                {
+                    let _ = internal.send(Internal::Stored {
+                        message_id: id.clone(),
+                        reason: w.to_string(),
+                    });
                 }
                 let d = dialog_from(&req, &resp);
                 let ack = build_in_dialog(&ep, t, &d, Method::Ack, d.cseq);
@@ -693,6 +720,9 @@ impl Actor {
 
     fn on_internal(&mut self, i: Internal) {
         match i {
+            Internal::Stored { message_id, reason } => {
+                let _ = self.events.send(ChatEvent::Stored { message_id, reason });
+            }
             Internal::Failed { peer, reason } => {
                 let mut ids = Vec::new();
                 if let Some(id) = self.tids.remove(&format!("invite:{peer}")) {
@@ -851,6 +881,7 @@ impl Actor {
                 let _ = self.events.send(ChatEvent::Status {
                     message_id: i.message_id,
                     status: i.status,
+                    note: i.note,
                     from: c
                         .from_uri()
                         .map(str::to_string)
@@ -972,6 +1003,29 @@ impl Actor {
                 }
             }
             Method::Invite if !crate::cscf::in_dialog(&inc.request) => self.on_invite(inc),
+            Method::Cancel => {
+                // RFC 3261 §9.2: 200 for the CANCEL, 487 for the INVITE it cancels (one still
+                // held for the application).
+                inc.tx.respond(inc.request.response(200, None));
+                let held: Vec<String> = self
+                    .held
+                    .iter()
+                    .filter(|(_, h)| h.inc.request.headers.get("Call-ID") == Some(call_id.as_str()))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for peer in held {
+                    if let Some(h) = self.held.remove(&peer) {
+                        let mut r = h.inc.request.response(487, Some("Request Terminated"));
+                        r.ensure_to_tag();
+                        h.inc.tx.respond(r);
+                        let _ = self.events.send(ChatEvent::Session {
+                            peer,
+                            status: SessionStatus::Closed,
+                            reason: "CANCEL".into(),
+                        });
+                    }
+                }
+            }
             Method::Message => {
                 let req = &inc.request;
                 let peer = aor_of(req);
