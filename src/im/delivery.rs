@@ -528,12 +528,7 @@ impl ImServer {
                 o.insert(call_id.clone());
             }
             let resp = match next_hop(&self.resolver, &req).await {
-                Some((dest, t)) => tokio::time::timeout(
-                    Duration::from_secs(40),
-                    self.ep.send_request(req.clone(), dest, t).final_response(),
-                )
-                .await
-                .unwrap_or_else(|_| no_answer(&req, "no answer to the pager MESSAGE")),
+                Some((dest, t)) => self.send_message(user, &req, dest, t).await,
                 None => no_answer(&req, "no route to the S-CSCF"),
             };
             if let Ok(mut o) = self.own_calls.lock() {
@@ -621,22 +616,48 @@ impl ImServer {
             let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
                 return false;
             };
-            let resp = tokio::time::timeout(
-                Duration::from_secs(40),
-                self.ep.send_request(req, dest, t).final_response(),
-            )
-            .await;
+            let resp = self.send_message(user, &req, dest, t).await;
             if let Ok(mut o) = self.own_calls.lock() {
                 o.remove(&call_id);
             }
-            match resp {
-                Ok(r) if r.is_success() => {
-                    let _ = st.paid(user, seq);
-                }
-                _ => return false,
+            if resp.is_success() {
+                let _ = st.paid(user, seq);
+            } else {
+                return false;
             }
         }
         true
+    }
+}
+
+impl ImServer {
+    /// A MESSAGE to `user` and its final answer, bounded (Timer F, 32 s, and a guard), and cut
+    /// short when the user registers again: a MESSAGE lost on a dead contact must not hold up
+    /// what waits for the fresh one. (Cut short, it counts as not delivered and goes again.)
+    async fn send_message(
+        &self,
+        user: &str,
+        req: &Request,
+        dest: std::net::SocketAddr,
+        t: Transport,
+    ) -> Response {
+        let mut epoch = self.epoch_of(user);
+        if let Some(e) = epoch.as_mut() {
+            e.borrow_and_update();
+        }
+        let reregistered = async {
+            match epoch.as_mut() {
+                Some(e) => {
+                    let _ = e.changed().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = self.ep.send_request(req.clone(), dest, t).final_response() => r,
+            _ = tokio::time::sleep(Duration::from_secs(40)) => no_answer(req, "no answer to the MESSAGE"),
+            _ = reregistered => no_answer(req, "the user registered again meanwhile"),
+        }
     }
 }
 

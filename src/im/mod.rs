@@ -251,6 +251,10 @@ impl ImServer {
                 self.on_ack(&call_id)
             }
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.host).await,
+            // Our own delivery INVITE, back through the recipient's iFC: never a new chat.
+            Method::Invite if self.role == ImRole::Terminating && self.is_down_call(&call_id) => {
+                self.proxy_back(inc).await
+            }
             _ if self.role == ImRole::Terminating && self.is_own_call(&call_id) => {
                 // Our own request, back through the recipient's iFC: pass it on.
                 self.proxy_back(inc).await
@@ -290,6 +294,12 @@ impl ImServer {
 
     fn is_own_call(&self, call_id: &str) -> bool {
         self.own_calls.lock().is_ok_and(|s| s.contains(call_id))
+    }
+
+    fn is_down_call(&self, call_id: &str) -> bool {
+        self.sessions
+            .lock()
+            .is_ok_and(|s| s.values().any(|t| t.down_call.as_deref() == Some(call_id)))
     }
 
     fn is_our_dialog(&self, call_id: &str) -> bool {
@@ -727,15 +737,19 @@ impl ImServer {
             .ep
             .new_request(Method::Invite, &s.to, &s.from, 1, Transport::Tcp);
         let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
-        if let Ok(mut m) = self.sessions.lock() {
-            match m.get_mut(&pair) {
+        // The odi Route continues the S-CSCF's iFC once: a retry goes the store-and-forward
+        // way (a plain Route to the S-CSCF), or it would land on us as a new chat.
+        let route_back = match self.sessions.lock() {
+            Ok(mut m) => match m.get_mut(&pair) {
                 Some(t) if t.down_call.is_none() => {
                     t.down_call = Some(call_id.clone());
                     t.down_at = Some(Instant::now());
+                    std::mem::take(&mut t.route_back)
                 }
                 _ => return InviteOutcome::Nothing,
-            }
-        }
+            },
+            Err(_) => return InviteOutcome::Nothing,
+        };
         req.headers.push("Contact", self.contact());
         req.headers
             .push("P-Asserted-Identity", format!("<{}>", s.from));
@@ -757,14 +771,14 @@ impl ImServer {
         // Live: the odi Route the S-CSCF gave us continues its iFC after us. Later (store and
         // forward): a plain Route to the S-CSCF; our own INVITE then comes back through the
         // recipient's iFC and we pass it on.
-        let routes = if s.route_back.is_empty() || s.up_call.is_none() {
+        let routes = if route_back.is_empty() || s.up_call.is_none() {
             self.own_calls
                 .lock()
                 .map(|mut o| o.insert(call_id.clone()))
                 .ok();
             self.scscf.get().cloned().into_iter().collect()
         } else {
-            s.route_back.clone()
+            route_back
         };
         for r in &routes {
             req.headers.push("Route", r.clone());

@@ -1,0 +1,492 @@
+//! Store and forward at T-IM (its per-user delivery workers, `src/im/delivery.rs`): delivery
+//! that does not depend on the order of the REGISTER 200 and the third-party REGISTER, the
+//! pager-mode fallback for clients that refuse MSRP, `ue send` / `ue listen` as users run
+//! them, and a seeded soak of users coming and going (some leaving dead contacts behind).
+
+use std::time::{Duration, Instant};
+
+use rcslab::cpim::{Cpim, ImdnStatus};
+use rcslab::sip::{Method, Transport};
+use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
+use rcslab::ue::AuthMode;
+use rcslab::Lab;
+use tokio::sync::{mpsc, watch};
+
+use crate::chat::{chat_flow, chat_ue, FIGURE_1};
+use crate::{eventually, flow, lab_with, ue};
+
+/// Subscribers `{prefix}0..n`, after the default lab's alice, bob and carol (a lab file's
+/// `[[subscribers]]` replaces the default list).
+fn users_toml(prefix: &str, n: usize) -> String {
+    let mut t = String::new();
+    for u in ["alice", "bob", "carol"] {
+        t.push_str(&format!(
+            "[[subscribers]]\nimpu = [\"sip:{u}@ims.lab\"]\npassword = \"{u}-secret\"\n"
+        ));
+    }
+    for i in 0..n {
+        t.push_str(&format!(
+            "[[subscribers]]\nimpu = [\"sip:{prefix}{i}@ims.lab\"]\npassword = \"{prefix}{i}-pw\"\n"
+        ));
+    }
+    t
+}
+
+fn delivered_only() -> ChatOptions {
+    ChatOptions {
+        disposition: "positive-delivery".into(),
+        ..ChatOptions::default()
+    }
+}
+
+/// Waits for `pred` on `ue`'s events (others skipped) within `wait`.
+async fn wait_event(
+    ue: &mut ChatUe,
+    wait: Duration,
+    what: &str,
+    mut pred: impl FnMut(&ChatEvent) -> bool,
+) -> ChatEvent {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match ue.next_event(left).await {
+            Some(ev) if pred(&ev) => return ev,
+            Some(_) => {}
+            None => panic!("no {what} within {wait:?}"),
+        }
+    }
+}
+
+fn pending_total(lab: &Lab) -> usize {
+    lab.tim.store().map(|s| s.all_pending().len()).unwrap_or(0)
+}
+
+/// The first-registration race, 20 times: a message is stored for a user who is offline; the
+/// user registers and listens; T-IM's first delivery INVITE may reach the P-CSCF before the
+/// REGISTER's 200 did (480) and the retry one second later delivers. Within a few seconds,
+/// every time.
+#[tokio::test]
+async fn stored_message_arrives_within_seconds_of_the_first_registration_20_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), &users_toml("r", 20)).await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, delivered_only()).await;
+    for i in 0..20 {
+        let to = format!("sip:r{i}@ims.lab");
+        let text = format!("waiting for r{i}");
+        let id = alice.send(&to, &text).await;
+        // T-IM says it stored it (Warning 399 on its 200).
+        match wait_event(&mut alice, Duration::from_secs(5), "stored notice", |e| {
+            matches!(e, ChatEvent::Stored { .. } | ChatEvent::SendFailed { .. })
+        })
+        .await
+        {
+            ChatEvent::Stored { message_id, reason } => {
+                assert_eq!(message_id, id);
+                assert!(reason.contains("stored: recipient offline"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            lab.tim.store().unwrap().pending_for(&to).len(),
+            1,
+            "on disk for r{i}"
+        );
+        let t0 = Instant::now();
+        let mut r = chat_ue(&lab, &format!("r{i}"), &shut, delivered_only()).await;
+        match wait_event(&mut r, Duration::from_secs(6), "the stored message", |e| {
+            matches!(e, ChatEvent::Message { .. })
+        })
+        .await
+        {
+            ChatEvent::Message {
+                from,
+                text: t,
+                message_id,
+            } => {
+                assert_eq!((from.as_str(), t.as_str()), ("sip:alice@ims.lab", &*text));
+                assert_eq!(message_id, id);
+            }
+            _ => unreachable!(),
+        }
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(5), "round {i} took {took:?}");
+        wait_event(&mut alice, Duration::from_secs(5), "IMDN delivered", |e| {
+            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, .. } if *message_id == id)
+        })
+        .await;
+        assert!(lab.tim.store().unwrap().pending_for(&to).is_empty());
+        // Nothing arrives twice.
+        while let Some(ev) = r.next_event(Duration::from_millis(100)).await {
+            assert!(!matches!(ev, ChatEvent::Message { .. }), "twice: {ev:?}");
+        }
+        drop(r);
+    }
+    // How often the delivery INVITE met the race (480 from the P-CSCF, then a retry).
+    let races = flow(&lab)
+        .iter()
+        .filter(|l| l.as_str() == "P-CSCF -> S-CSCF SIP 480")
+        .count();
+    eprintln!("first-registration race: {races} of 20 first INVITEs got 480 and were retried");
+    lab.shutdown().await;
+}
+
+/// What the plain SIP client saw.
+#[derive(Debug)]
+enum Seen {
+    Invite(Instant),
+    Message { content_type: String, body: String },
+}
+
+/// A plain SIP UA (no RCS, no MSRP; registered with digest through the P-CSCF, its Contact
+/// without CPM feature tags): answers INVITEs with `refuse` and MESSAGEs with 200.
+async fn plain_ua(
+    lab: &Lab,
+    user: &str,
+    refuse: u16,
+    shut: &watch::Receiver<bool>,
+) -> mpsc::UnboundedReceiver<Seen> {
+    plain_ua_answering(lab, user, vec![refuse], shut).await
+}
+
+/// [`plain_ua`] answering INVITEs with `answers` in turn (the last one from then on).
+async fn plain_ua_answering(
+    lab: &Lab,
+    user: &str,
+    answers: Vec<u16>,
+    shut: &watch::Receiver<bool>,
+) -> mpsc::UnboundedReceiver<Seen> {
+    let mut u = ue(lab, user, AuthMode::Digest, shut).await;
+    u.register(600).await.expect("registers");
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut answers = answers.into_iter().peekable();
+        let mut last = 488;
+        while let Some(inc) = u.next_request(Duration::from_secs(60)).await {
+            let req = &inc.request;
+            match req.method {
+                Method::Invite => {
+                    let _ = tx.send(Seen::Invite(Instant::now()));
+                    last = answers.next().unwrap_or(last);
+                    let mut r = req.response(last, None);
+                    r.ensure_to_tag();
+                    inc.tx.respond(r);
+                }
+                Method::Message => {
+                    let _ = tx.send(Seen::Message {
+                        content_type: req.headers.get("Content-Type").unwrap_or("").to_string(),
+                        body: String::from_utf8_lossy(&req.body).to_string(),
+                    });
+                    let mut r = req.response(200, None);
+                    r.ensure_to_tag();
+                    inc.tx.respond(r);
+                }
+                Method::Ack => {}
+                _ => {
+                    let mut r = req.response(200, None);
+                    r.ensure_to_tag();
+                    inc.tx.respond(r);
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The fallback flow after alice's chat INVITE is answered by T-IM (figure 1 up to step 12,
+/// [`crate::chat::FIGURE_1`]):
+/// T-IM's INVITE is refused, it sends the text in a pager-mode MESSAGE, and the IMDN
+/// "delivered" (noted pager-mode) goes back to alice over her MSRP session.
+const FALLBACK: &[&str] = &[
+    "! T-IM -> S-CSCF SIP INVITE",
+    "S-CSCF -> P-CSCF SIP INVITE",
+    "P-CSCF -> UE dave SIP INVITE",
+    "UE dave -> P-CSCF SIP REFUSED",
+    "~ P-CSCF -> UE dave SIP ACK", // RFC 3261 §17.1.1.3: hop-by-hop ACK of the refusal
+    "P-CSCF -> S-CSCF SIP REFUSED",
+    "~ S-CSCF -> P-CSCF SIP ACK",
+    "S-CSCF -> T-IM SIP REFUSED",
+    "~ T-IM -> S-CSCF SIP ACK",
+    "! T-IM -> S-CSCF SIP MESSAGE", // pager mode (RFC 3428), text/plain
+    "S-CSCF -> P-CSCF SIP MESSAGE",
+    "P-CSCF -> UE dave SIP MESSAGE",
+    "UE dave -> P-CSCF SIP 200",
+    "P-CSCF -> S-CSCF SIP 200",
+    "S-CSCF -> T-IM SIP 200",
+    "T-IM -> O-IM MSRP SEND",
+    "O-IM -> UE alice MSRP SEND",
+    "UE alice -> O-IM MSRP 200",
+    "O-IM -> T-IM MSRP 200",
+];
+
+async fn falls_back_to_pager_mode(refuse: u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        &format!(
+            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
+            users_toml("x", 0)
+        ),
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut dave = plain_ua(&lab, "dave", refuse, &shut).await;
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = flow(&lab).len();
+    let id = alice.send("sip:dave@ims.lab", "hi dave, no MSRP?").await;
+    let ev = wait_event(&mut alice, Duration::from_secs(10), "a status", |e| {
+        matches!(e, ChatEvent::Status { .. } | ChatEvent::SendFailed { .. })
+    })
+    .await;
+    match ev {
+        ChatEvent::Status {
+            message_id,
+            status,
+            note,
+            ..
+        } => {
+            assert_eq!(message_id, id);
+            assert_eq!(status, ImdnStatus::Delivered);
+            assert_eq!(note.as_deref(), Some("pager-mode"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(dave.recv().await, Some(Seen::Invite(_))));
+    match dave.recv().await {
+        Some(Seen::Message { content_type, body }) => {
+            assert!(content_type.starts_with("text/plain"), "{content_type}");
+            assert_eq!(body, "hi dave, no MSRP?");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing stays stored; the history knows how it went.
+    assert!(lab
+        .tim
+        .store()
+        .unwrap()
+        .pending_for("sip:dave@ims.lab")
+        .is_empty());
+    assert_eq!(
+        lab.tim.store().unwrap().by_message_id(&id).unwrap().status,
+        "delivered"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = chat_flow(&lab, start);
+    let upto = FIGURE_1
+        .iter()
+        .position(|l| *l == "! T-IM -> S-CSCF SIP INVITE")
+        .unwrap();
+    let expected: Vec<String> = FIGURE_1[..upto]
+        .iter()
+        .chain(FALLBACK)
+        .map(|l| l.replace("REFUSED", &refuse.to_string()))
+        .collect();
+    if let Some(d) = rcslab::lab::scenario::diff(&expected, &got) {
+        panic!("fallback ladder differs:\n{d}");
+    }
+    // No more INVITEs or MESSAGEs for dave.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(dave.try_recv().is_err());
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_refuses_msrp_with_488_gets_a_pager_message() {
+    falls_back_to_pager_mode(488).await;
+}
+
+#[tokio::test]
+async fn a_client_that_answers_500_gets_a_pager_message() {
+    falls_back_to_pager_mode(500).await;
+}
+
+/// A delivery INVITE answered 480 (the P-CSCF does not know the contact yet, the race of the
+/// first registration) is retried with backoff, 1 s, 2 s, 4 s, while the user stays
+/// registered; here the fourth attempt is refused and pager mode delivers.
+#[tokio::test]
+async fn a_480_is_retried_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        &format!(
+            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
+            users_toml("x", 0)
+        ),
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut dave = plain_ua_answering(&lab, "dave", vec![480, 480, 480, 488], &shut).await;
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let id = alice.send("sip:dave@ims.lab", "eventually").await;
+    let mut at = Vec::new();
+    for _ in 0..4 {
+        match tokio::time::timeout(Duration::from_secs(10), dave.recv()).await {
+            Ok(Some(Seen::Invite(t))) => at.push(t),
+            other => panic!("{other:?} after {at:?}\n{}", chat_flow(&lab, 0).join("\n")),
+        }
+    }
+    let gaps: Vec<f64> = at.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    for (gap, want) in gaps.iter().zip([1.0, 2.0, 4.0]) {
+        assert!(
+            *gap >= want * 0.9 && *gap < want + 1.5,
+            "retry gaps {gaps:?}, want about 1, 2, 4 s"
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(5), dave.recv()).await {
+        Ok(Some(Seen::Message { body, .. })) => assert_eq!(body, "eventually"),
+        other => panic!("{other:?}"),
+    }
+    wait_event(
+        &mut alice,
+        Duration::from_secs(5),
+        "delivered (pager mode)",
+        |e| {
+            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
+            if *message_id == id && note.as_deref() == Some("pager-mode"))
+        },
+    )
+    .await;
+    assert_eq!(pending_total(&lab), 0);
+    lab.shutdown().await;
+}
+
+/// `rcslab ue --user USER --lab <the lab's P-CSCF> ARGS...` as a child process.
+fn rcslab_ue(lab: &Lab, user: &str, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
+    c.args(["ue", "--user", user, "--lab"])
+        .arg(lab.addrs.pcscf.to_string())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+fn registered(lab: &Lab, impu: &str) -> bool {
+    lab.scscf
+        .registration(impu)
+        .is_some_and(|r| !r.bindings.is_empty())
+}
+
+/// `rcslab ue send` prints `stored` for an offline recipient and `delivered` for an online one,
+/// exits 0 both times, and leaves no contact registered (it de-registers before exiting).
+#[tokio::test]
+async fn ue_send_says_stored_or_delivered_and_deregisters_on_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let out = rcslab_ue(&lab, "carol", &["send", "bob", "are you there?"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "stored");
+    assert!(
+        !registered(&lab, "sip:carol@ims.lab"),
+        "carol de-registered"
+    );
+    assert_eq!(
+        lab.tim
+            .store()
+            .unwrap()
+            .pending_for("sip:bob@ims.lab")
+            .len(),
+        1
+    );
+    // bob comes: he gets it; carol is away, so its IMDN is owed to her.
+    let mut bob = chat_ue(&lab, "bob", &shut, ChatOptions::default()).await;
+    wait_event(
+        &mut bob,
+        Duration::from_secs(5),
+        "carol's message",
+        |e| matches!(e, ChatEvent::Message { text, .. } if text == "are you there?"),
+    )
+    .await;
+    eventually("the IMDN owed to carol", || {
+        lab.tim.store().unwrap().owed_to("sip:carol@ims.lab").len() == 1
+    })
+    .await;
+    let out = rcslab_ue(&lab, "carol", &["send", "sip:bob@ims.lab", "now?"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "delivered");
+    assert!(
+        !registered(&lab, "sip:carol@ims.lab"),
+        "carol de-registered"
+    );
+    lab.shutdown().await;
+}
+
+/// `rcslab ue listen` prints a CPIM text whose inner part is base64
+/// (`Content-Transfer-Encoding: base64`) decoded, and de-registers on Ctrl-C (SIGINT).
+#[tokio::test]
+async fn ue_listen_decodes_base64_cpim_and_deregisters_on_sigint() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut listen = rcslab_ue(&lab, "bob", &["listen"]).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(listen.stdout.take().unwrap()).lines();
+    eventually("bob registered by `ue listen`", || {
+        registered(&lab, "sip:bob@ims.lab")
+    })
+    .await;
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    let mut cpim = Cpim::new(
+        "sip:alice@ims.lab",
+        "sip:bob@ims.lab",
+        "b64-1",
+        "2026-11-30T12:00:00.000Z",
+        None,
+        "text/plain;charset=UTF-8",
+        b"SGVsbG8sIGJvYiAobm90IGJhc2U2NCBhbnkgbW9yZSk=",
+    );
+    cpim.content_headers
+        .push(("Content-Transfer-Encoding".into(), "base64".into()));
+    let mut req = alice.endpoint().new_request(
+        Method::Message,
+        "sip:bob@ims.lab",
+        "sip:alice@ims.lab",
+        1,
+        Transport::Udp,
+    );
+    req.headers.push("Content-Type", "message/cpim");
+    req.body = cpim.to_bytes().into();
+    let resp = alice.send_tx(req).final_response().await;
+    assert_eq!(resp.status, 200);
+    let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("a line within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(line, "sip:alice@ims.lab: Hello, bob (not base64 any more)");
+    let pid = listen.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), listen.wait())
+        .await
+        .expect("listen exits on SIGINT")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!registered(&lab, "sip:bob@ims.lab"), "bob de-registered");
+    lab.shutdown().await;
+}
