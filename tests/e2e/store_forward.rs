@@ -137,7 +137,8 @@ async fn stored_message_arrives_within_seconds_of_the_first_registration_20_time
 /// What the plain SIP client saw.
 #[derive(Debug)]
 enum Seen {
-    Invite(Instant),
+    Invite { at: Instant, accept_contact: String },
+    Cancel,
     Message { content_type: String, body: String },
 }
 
@@ -149,38 +150,57 @@ async fn plain_ua(
     refuse: u16,
     shut: &watch::Receiver<bool>,
 ) -> mpsc::UnboundedReceiver<Seen> {
-    plain_ua_answering(lab, user, vec![refuse], shut).await
+    plain_ua_answering(lab, user, vec![refuse], 200, shut).await
 }
 
-/// [`plain_ua`] answering INVITEs with `answers` in turn (the last one from then on).
+/// [`plain_ua`] answering INVITEs with `answers` in turn (the last one from then on); 180
+/// means: ring and never answer (a voice-only phone nobody picks up), until CANCEL (487).
 async fn plain_ua_answering(
     lab: &Lab,
     user: &str,
     answers: Vec<u16>,
+    message_status: u16,
     shut: &watch::Receiver<bool>,
 ) -> mpsc::UnboundedReceiver<Seen> {
     let mut u = ue(lab, user, AuthMode::Digest, shut).await;
     u.register(600).await.expect("registers");
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let mut answers = answers.into_iter().peekable();
+        let mut answers = answers.into_iter();
         let mut last = 488;
+        let mut ringing: HashMap<String, rcslab::sip::IncomingRequest> = HashMap::new();
         while let Some(inc) = u.next_request(Duration::from_secs(60)).await {
             let req = &inc.request;
+            let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
             match req.method {
                 Method::Invite => {
-                    let _ = tx.send(Seen::Invite(Instant::now()));
+                    let _ = tx.send(Seen::Invite {
+                        at: Instant::now(),
+                        accept_contact: req.headers.get("Accept-Contact").unwrap_or("").into(),
+                    });
                     last = answers.next().unwrap_or(last);
                     let mut r = req.response(last, None);
                     r.ensure_to_tag();
                     inc.tx.respond(r);
+                    if last == 180 {
+                        ringing.insert(call_id, inc);
+                    }
+                }
+                Method::Cancel => {
+                    let _ = tx.send(Seen::Cancel);
+                    inc.tx.respond(req.response(200, None));
+                    if let Some(inv) = ringing.remove(&call_id) {
+                        let mut r = inv.request.response(487, None);
+                        r.ensure_to_tag();
+                        inv.tx.respond(r);
+                    }
                 }
                 Method::Message => {
                     let _ = tx.send(Seen::Message {
                         content_type: req.headers.get("Content-Type").unwrap_or("").to_string(),
                         body: String::from_utf8_lossy(&req.body).to_string(),
                     });
-                    let mut r = req.response(200, None);
+                    let mut r = req.response(message_status, None);
                     r.ensure_to_tag();
                     inc.tx.respond(r);
                 }
@@ -255,7 +275,14 @@ async fn falls_back_to_pager_mode(refuse: u16) {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(dave.recv().await, Some(Seen::Invite(_))));
+    match dave.recv().await {
+        Some(Seen::Invite { accept_contact, .. }) => assert_eq!(
+            accept_contact,
+            "*;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session\";require;explicit",
+            "RFC 3841: a voice-only client must not match"
+        ),
+        other => panic!("{other:?}"),
+    }
     match dave.recv().await {
         Some(Seen::Message { content_type, body }) => {
             assert!(content_type.starts_with("text/plain"), "{content_type}");
@@ -319,13 +346,13 @@ async fn a_480_is_retried_with_backoff() {
     )
     .await;
     let (_stop, shut) = watch::channel(false);
-    let mut dave = plain_ua_answering(&lab, "dave", vec![480, 480, 480, 488], &shut).await;
+    let mut dave = plain_ua_answering(&lab, "dave", vec![480, 480, 480, 488], 200, &shut).await;
     let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
     let id = alice.send("sip:dave@ims.lab", "eventually").await;
     let mut at = Vec::new();
     for _ in 0..4 {
         match tokio::time::timeout(Duration::from_secs(10), dave.recv()).await {
-            Ok(Some(Seen::Invite(t))) => at.push(t),
+            Ok(Some(Seen::Invite { at: t, .. })) => at.push(t),
             other => panic!("{other:?} after {at:?}\n{}", chat_flow(&lab, 0).join("\n")),
         }
     }
@@ -693,5 +720,94 @@ async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
         t0.elapsed()
     );
     assert!(sent.len() >= 60 && vanished >= 3, "the soak did something");
+    lab.shutdown().await;
+}
+
+/// A voice-only client that rings and never answers the chat INVITE (linphone): T-IM CANCELs
+/// it after RING_LIMIT (12 s) and sends the text in pager mode; the sender learns it.
+#[tokio::test]
+async fn a_client_that_only_rings_is_cancelled_and_gets_a_pager_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        &format!(
+            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
+            users_toml("x", 0)
+        ),
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut dave = plain_ua(&lab, "dave", 180, &shut).await;
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let id = alice.send("sip:dave@ims.lab", "pick up?").await;
+    let at = match tokio::time::timeout(Duration::from_secs(5), dave.recv()).await {
+        Ok(Some(Seen::Invite { at, .. })) => at,
+        other => panic!("{other:?}"),
+    };
+    match tokio::time::timeout(Duration::from_secs(20), dave.recv()).await {
+        Ok(Some(Seen::Cancel)) => {
+            let waited = at.elapsed().as_secs_f64();
+            assert!((11.0..15.0).contains(&waited), "CANCEL after {waited} s");
+        }
+        other => panic!("{other:?}"),
+    }
+    match tokio::time::timeout(Duration::from_secs(5), dave.recv()).await {
+        Ok(Some(Seen::Message { body, .. })) => assert_eq!(body, "pick up?"),
+        other => panic!("{other:?}"),
+    }
+    wait_event(
+        &mut alice,
+        Duration::from_secs(5),
+        "delivered (pager mode)",
+        |e| {
+            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
+            if *message_id == id && note.as_deref() == Some("pager-mode"))
+        },
+    )
+    .await;
+    assert_eq!(pending_total(&lab), 0);
+    lab.shutdown().await;
+}
+
+/// When pager mode fails too, the sender is told why, at once: `rcslab ue send` prints
+/// `failed: <reason>` and exits 1; nothing stays stored.
+#[tokio::test]
+async fn ue_send_prints_the_reason_when_pager_mode_fails_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        &format!(
+            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
+            users_toml("x", 0)
+        ),
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut dave = plain_ua_answering(&lab, "dave", vec![488], 403, &shut).await;
+    let out = rcslab_ue(&lab, "alice", &["send", "sip:dave@ims.lab", "hello?"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("failed: chat refused (488 ")
+            && stdout.contains("pager MESSAGE answered 403"),
+        "{stdout}"
+    );
+    assert!(matches!(dave.recv().await, Some(Seen::Invite { .. })));
+    assert!(matches!(dave.recv().await, Some(Seen::Message { .. })));
+    assert_eq!(pending_total(&lab), 0);
+    let h = lab
+        .tim
+        .store()
+        .unwrap()
+        .history("sip:alice@ims.lab", "sip:dave@ims.lab", 0, 10);
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].status, "failed");
+    assert!(
+        !registered(&lab, "sip:alice@ims.lab"),
+        "alice de-registered"
+    );
     lab.shutdown().await;
 }
