@@ -20,16 +20,16 @@ pub mod delivery;
 pub mod rcs;
 pub mod relay;
 pub mod store;
+mod tim;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::cpim::{Cpim, ImdnStatus};
+use crate::cpim::ImdnStatus;
 use crate::cscf::{
     creates_dialog, forward_ack, forward_copy, in_dialog, next_hop, pop_own_route, proxy_to,
     proxy_to_with, reject,
@@ -37,9 +37,9 @@ use crate::cscf::{
 use crate::msrp::sdp::MsrpSdp;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
-use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Transport};
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request};
 use relay::{Hub, HubEvent, Side};
-use store::{ImStore, OwedReport, StoredMessage};
+use store::ImStore;
 
 /// Which side of a chat this AS serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -505,76 +505,6 @@ impl ImServer {
         inc.tx.respond(ok);
     }
 
-    /// Takes a message into custody (T-IM): history always, the pending queue when it is not
-    /// on its way to the recipient already. Returns the stored record.
-    fn take(
-        &self,
-        from: &str,
-        to: &str,
-        cpim_bytes: &[u8],
-        contribution_id: &str,
-        conversation_id: &str,
-        pending: bool,
-    ) -> Result<Option<StoredMessage>, String> {
-        let Some(st) = &self.store else {
-            return Ok(None);
-        };
-        let cpim = Cpim::parse(cpim_bytes).map_err(|e| e.to_string())?;
-        let m = StoredMessage {
-            seq: 0,
-            from: from.to_string(),
-            to: to.to_string(),
-            message_id: cpim.message_id().unwrap_or("").to_string(),
-            cpim_b64: store::b64(cpim_bytes),
-            stored_at_ms: store::now_ms(),
-            contribution_id: contribution_id.to_string(),
-            conversation_id: conversation_id.to_string(),
-            status: String::new(),
-        };
-        st.put(m, pending).map(Some).map_err(|e| e.to_string())
-    }
-
-    /// The hub's keeper: a message whose onward leg is down. Text goes to the recipient's
-    /// queue; an IMDN becomes a report owed to the original sender. `None` when it could not
-    /// be kept; `Some(Some(user))` when something now waits for `user` (a message, or an IMDN
-    /// owed to them).
-    fn keep(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) -> Option<Option<String>> {
-        let s = self.session(pair)?;
-        let (sender, recipient) = match from_side {
-            Side::A => (s.from.clone(), s.to.clone()),
-            Side::B => (s.to.clone(), s.from.clone()),
-        };
-        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
-            return Some(None);
-        }
-        let cpim = Cpim::parse(body).ok()?;
-        match rcs::content(&cpim) {
-            rcs::Content::Imdn(i) => {
-                let st = self.store.as_ref()?;
-                let _ = st.set_status(&i.message_id, status_word(i.status));
-                st.owe(&OwedReport {
-                    from: sender,
-                    to: recipient.clone(),
-                    cpim_b64: store::b64(body),
-                })
-                .ok()?;
-                Some(Some(recipient))
-            }
-            rcs::Content::Composing(_) => Some(None),
-            _ => self
-                .take(
-                    &sender,
-                    &recipient,
-                    body,
-                    &s.contribution_id,
-                    &s.conversation_id,
-                    true,
-                )
-                .ok()
-                .map(|_| Some(recipient)),
-        }
-    }
-
     fn session(&self, pair: u64) -> Option<TimSession> {
         self.sessions.lock().ok()?.get(&pair).cloned()
     }
@@ -663,37 +593,6 @@ impl ImServer {
         }
     }
 
-    /// A message T-IM sent on: history, and IMDN statuses.
-    fn relayed(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) {
-        let (Some(s), Some(st)) = (self.session(pair), &self.store) else {
-            return;
-        };
-        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
-            return;
-        }
-        let Ok(cpim) = Cpim::parse(body) else { return };
-        let (sender, recipient) = match from_side {
-            Side::A => (s.from.clone(), s.to.clone()),
-            Side::B => (s.to.clone(), s.from.clone()),
-        };
-        match rcs::content(&cpim) {
-            rcs::Content::Imdn(i) => {
-                let _ = st.set_status(&i.message_id, status_word(i.status));
-            }
-            rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
-            rcs::Content::Text(_) => {
-                let _ = self.take(
-                    &sender,
-                    &recipient,
-                    body,
-                    &s.contribution_id,
-                    &s.conversation_id,
-                    false,
-                );
-            }
-        }
-    }
-
     /// Delivery starts once the originating side's dialog is confirmed (ACK) and its MSRP leg
     /// is bound, so UE2's INVITE (step 13) follows UE1's binding (steps 11-12).
     fn maybe_deliver(self: Arc<Self>, pair: u64) {
@@ -708,275 +607,6 @@ impl ImServer {
             if let Some(to) = self.session(pair).map(|s| s.to) {
                 self.kick(&to, false);
             }
-        }
-    }
-
-    /// Figure 1 steps 13-14 (and delivery after store-and-forward): T-IM's own INVITE to the
-    /// recipient, carrying the oldest message waiting for them from this sender. Its
-    /// Accept-Contact requires the CPM chat feature tag explicitly (RFC 3841 §9.2, `require;
-    /// explicit`), so a network that applies caller preferences does not alert a voice-only
-    /// client; the wait for the answer is bounded ([`delivery::SILENT_LIMIT`],
-    /// [`delivery::RING_LIMIT`], then CANCEL).
-    async fn invite_recipient(self: Arc<Self>, pair: u64) -> delivery::InviteOutcome {
-        use delivery::InviteOutcome;
-        let Some(s) = self.session(pair) else {
-            return InviteOutcome::Nothing;
-        };
-        if !self.is_online(&s.to) {
-            tracing::info!(to = %s.to, "recipient away: messages stay in the store");
-            return InviteOutcome::Unreachable("recipient not registered".into());
-        }
-        let first = self
-            .store
-            .as_ref()
-            .and_then(|st| st.pending_for(&s.to).into_iter().find(|m| m.from == s.from));
-        let Some(uri_b) = self.hub.local_uri(pair, Side::B) else {
-            return InviteOutcome::Nothing;
-        };
-        let mut req = self
-            .ep
-            .new_request(Method::Invite, &s.to, &s.from, 1, Transport::Tcp);
-        let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
-        // The odi Route continues the S-CSCF's iFC once: a retry goes the store-and-forward
-        // way (a plain Route to the S-CSCF), or it would land on us as a new chat.
-        let route_back = match self.sessions.lock() {
-            Ok(mut m) => match m.get_mut(&pair) {
-                Some(t) if t.down_call.is_none() => {
-                    t.down_call = Some(call_id.clone());
-                    t.down_at = Some(Instant::now());
-                    std::mem::take(&mut t.route_back)
-                }
-                _ => return InviteOutcome::Nothing,
-            },
-            Err(_) => return InviteOutcome::Nothing,
-        };
-        req.headers.push("Contact", self.contact());
-        req.headers
-            .push("P-Asserted-Identity", format!("<{}>", s.from));
-        req.headers.push(
-            "Accept-Contact",
-            format!("{};require;explicit", rcs::ACCEPT_CHAT),
-        );
-        req.headers.push("P-Asserted-Service", rcs::ICSI_CHAT);
-        let contribution = if s.contribution_id.is_empty() {
-            rcs::new_id()
-        } else {
-            s.contribution_id.clone()
-        };
-        req.headers.push("Contribution-ID", contribution);
-        if !s.conversation_id.is_empty() {
-            req.headers
-                .push("Conversation-ID", s.conversation_id.clone());
-        }
-        // Live: the odi Route the S-CSCF gave us continues its iFC after us. Later (store and
-        // forward): a plain Route to the S-CSCF; our own INVITE then comes back through the
-        // recipient's iFC and we pass it on.
-        let routes = if route_back.is_empty() || s.up_call.is_none() {
-            self.own_calls
-                .lock()
-                .map(|mut o| o.insert(call_id.clone()))
-                .ok();
-            self.scscf.get().cloned().into_iter().collect()
-        } else {
-            route_back
-        };
-        for r in &routes {
-            req.headers.push("Route", r.clone());
-        }
-        let ip = self.hub.local_addr().ip().to_string();
-        let sdp = MsrpSdp::rcs_chat(&ip, self.hub.local_addr().port(), &uri_b, "actpass");
-        let cpim = first.as_ref().map(|m| m.cpim());
-        rcs::set_chat_body(&mut req.headers, &mut req.body, &sdp, cpim.as_deref());
-        let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
-            self.down_failed(pair);
-            return InviteOutcome::Unreachable("no route to the S-CSCF".into());
-        };
-        let (resp, rang) = self.await_invite(&s.to, &req, dest, t).await;
-        let outcome = delivery::classify(&resp, rang);
-        if outcome != InviteOutcome::Accepted {
-            tracing::info!(to = %s.to, status = resp.status, ?outcome, "delivery INVITE not accepted");
-            self.down_failed(pair);
-            return outcome;
-        }
-        if let Ok(cb) = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body) {
-            if let Some(p) = cb.sdp.path.last() {
-                self.hub.set_remote(pair, Side::B, p);
-            }
-        }
-        if let (Some(st), Some(m)) = (&self.store, &first) {
-            let _ = st.unqueue(m, "sent");
-        }
-        // ACK (RFC 3261 §13.2.2.4) along the route set of the 200.
-        let mut ack = Request::new(
-            Method::Ack,
-            resp.headers
-                .get("Contact")
-                .and_then(|c| NameAddr::parse(c).ok())
-                .map(|na| na.uri.to_string())
-                .unwrap_or_else(|| s.to.clone()),
-        );
-        ack.headers.push("Via", self.ep.new_via(Transport::Tcp));
-        ack.headers.push("Max-Forwards", "70");
-        ack.headers
-            .push("From", req.headers.get("From").unwrap_or("").to_string());
-        ack.headers
-            .push("To", resp.headers.get("To").unwrap_or("").to_string());
-        ack.headers.push("Call-ID", call_id);
-        ack.headers.push("CSeq", "1 ACK");
-        let mut rr: Vec<String> = resp
-            .headers
-            .values("Record-Route")
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        rr.reverse();
-        for r in rr {
-            ack.headers.push("Route", r);
-        }
-        if let Some((dest, t)) = next_hop(&self.resolver, &ack).await {
-            self.ep
-                .send_stateless(&crate::sip::SipMessage::Request(ack), dest, t)
-                .await;
-        }
-        InviteOutcome::Accepted
-    }
-
-    fn down_failed(&self, pair: u64) {
-        if let Ok(mut m) = self.sessions.lock() {
-            if let Some(t) = m.get_mut(&pair) {
-                if let (Some(c), Ok(mut own)) = (t.down_call.take(), self.own_calls.lock()) {
-                    own.remove(&c);
-                }
-                t.down_at = None;
-            }
-        }
-    }
-
-    /// UE2 bound its leg: send what waits for it from this sender, in order, then let the
-    /// leg relay.
-    async fn flush(self: Arc<Self>, pair: u64) {
-        let Some(s) = self.session(pair) else { return };
-        if let Ok(mut m) = self.sessions.lock() {
-            match m.get_mut(&pair) {
-                Some(t) if !t.delivering => t.delivering = true,
-                _ => return,
-            }
-        }
-        if let Some(st) = self.store.clone() {
-            for _round in 0..2 {
-                let waiting: Vec<StoredMessage> = st
-                    .pending_for(&s.to)
-                    .into_iter()
-                    .filter(|m| m.from == s.from)
-                    .collect();
-                if waiting.is_empty() {
-                    break;
-                }
-                for m in waiting {
-                    let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
-                    match rx.await {
-                        Ok(200) => {
-                            let _ = st.unqueue(&m, "sent");
-                        }
-                        _ => {
-                            if let Ok(mut mm) = self.sessions.lock() {
-                                if let Some(t) = mm.get_mut(&pair) {
-                                    t.delivering = false;
-                                }
-                            }
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-        self.hub.set_ready(pair, Side::B);
-        if let Ok(mut mm) = self.sessions.lock() {
-            if let Some(t) = mm.get_mut(&pair) {
-                t.delivering = false;
-            }
-        }
-    }
-
-    /// Figure 1 steps 15-22: UE2's IMDN in a SIP MESSAGE goes to UE1 over the session's MSRP
-    /// (or waits for UE1), then the MESSAGE gets its 200. Anything else passes on.
-    async fn tim_message(self: Arc<Self>, inc: IncomingRequest) {
-        let req = &inc.request;
-        let is_cpim = req
-            .headers
-            .get("Content-Type")
-            .is_some_and(|c| c.to_ascii_lowercase().starts_with("message/cpim"));
-        let imdn = is_cpim
-            .then(|| Cpim::parse(&req.body).ok())
-            .flatten()
-            .and_then(|c| match rcs::content(&c) {
-                rcs::Content::Imdn(i) => Some(i),
-                _ => None,
-            });
-        let (Some(imdn), Some(st)) = (imdn, self.store.clone()) else {
-            self.proxy_back(inc).await;
-            return;
-        };
-        let Some(orig) = st.by_message_id(&imdn.message_id) else {
-            // Not a message we carried: the IMDN goes on to the sender like any MESSAGE.
-            self.proxy_back(inc).await;
-            return;
-        };
-        if imdn.status == ImdnStatus::Failed {
-            let _ = st.set_status(&imdn.message_id, status_word(imdn.status));
-        } else {
-            // The recipient has it: whatever way it went, it is off the queue (never twice).
-            let _ = st.unqueue(&orig, status_word(imdn.status));
-        }
-        let reporter = identity(req, "P-Asserted-Identity")
-            .or_else(|| identity(req, "From"))
-            .unwrap_or_else(|| orig.to.clone());
-        let pair = self.sessions.lock().ok().and_then(|s| {
-            s.values()
-                .filter(|t| t.from == orig.from && t.to == orig.to)
-                .map(|t| t.pair)
-                .find(|p| self.hub.is_ready(*p, Side::A))
-        });
-        let mut sent = false;
-        if let Some(pair) = pair {
-            sent = matches!(
-                self.hub
-                    .send(pair, Side::A, "message/cpim", &req.body)
-                    .await,
-                Ok(200)
-            );
-        }
-        if !sent {
-            let _ = st.owe(&OwedReport {
-                from: reporter,
-                to: orig.from.clone(),
-                cpim_b64: store::b64(&req.body),
-            });
-        }
-        let mut ok = req.response(200, None);
-        ok.ensure_to_tag();
-        inc.tx.respond(ok);
-        if !sent && self.is_online(&orig.from) {
-            self.kick(&orig.from, false);
-        }
-    }
-
-    /// Messages nobody collected within the time-to-live: off the queue, and an IMDN
-    /// "failed" (RFC 5438 §7.2.1.1) to their sender.
-    async fn expire(self: Arc<Self>) {
-        let Some(st) = self.store.clone() else { return };
-        let now = store::now_ms();
-        let ttl = self.ttl.as_millis() as u64;
-        for m in st.all_pending() {
-            if now.saturating_sub(m.stored_at_ms) < ttl {
-                continue;
-            }
-            if st.unqueue(&m, "failed").is_err() {
-                continue;
-            }
-            self.report_to_sender(&m, ImdnStatus::Failed, Some("failed: expired in the store"))
-                .await;
-            tracing::info!(from = %m.from, to = %m.to, id = %m.message_id, "undelivered message expired");
         }
     }
 }
