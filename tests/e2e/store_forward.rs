@@ -811,3 +811,103 @@ async fn ue_send_prints_the_reason_when_pager_mode_fails_too() {
     );
     lab.shutdown().await;
 }
+
+/// A web user who logs out and in again, several times, while an RCS user writes to them:
+/// what was stored meanwhile arrives within seconds of each login (the web client accepts and
+/// reports delivered), the sender gets every IMDN, and T-IM's History shows nothing left
+/// `pending`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_user_logging_out_and_in_gets_everything_and_nothing_stays_pending() {
+    use crate::web::{call, login, Channel};
+    use hyper::Method as Http;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, delivered_only()).await;
+    let w = lab.addrs.webrsf;
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        // While bob is away: two messages, stored.
+        for k in 0..2 {
+            ids.push(
+                alice
+                    .send("sip:bob@ims.lab", &format!("r{round} m{k}"))
+                    .await,
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let t0 = Instant::now();
+        let token = login(&lab, "bob", "bob-secret").await;
+        let mut ch = Channel::open(&lab, "bob", &token, 0).await;
+        let mut delivered = 0;
+        while delivered < 2 {
+            let ev = ch.next().await;
+            let inst = ev["instance"]
+                .as_str()
+                .and_then(|u| u.rsplit('/').next())
+                .unwrap_or("")
+                .to_string();
+            let mid = ev["data"]["message_id"].as_str().unwrap_or("").to_string();
+            let incoming = (ev["type"] == "chat" && ev["data"]["status"] == "initiate")
+                || ev["type"] == "messageNotification";
+            if !incoming || mid.is_empty() {
+                continue;
+            }
+            let (s, v) = call(
+                w,
+                Http::PUT,
+                &format!("/webrsf/v1/bob/Chat/{inst}"),
+                Some(&token),
+                Some(json!({"status": "delivered", "message_id": mid})),
+            )
+            .await;
+            assert_eq!(s, 200, "{v}");
+            delivered += 1;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "round {round}: {:?}",
+            t0.elapsed()
+        );
+        for id in &ids[ids.len() - 2..] {
+            wait_event(&mut alice, Duration::from_secs(5), "IMDN delivered", |e| {
+                matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, .. } if message_id == id)
+            })
+            .await;
+        }
+        let (s, hist) = call(
+            w,
+            Http::GET,
+            "/webrsf/v1/bob/History/alice",
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        let statuses: Vec<&str> = hist
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["status"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(statuses.len(), ids.len());
+        assert!(
+            statuses.iter().all(|s| *s == "delivered"),
+            "round {round}: {statuses:?}"
+        );
+        let (s, _) = call(
+            w,
+            Http::DELETE,
+            "/webrsf/v1/bob/Session",
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        drop(ch);
+        eventually("bob logged out", || !registered(&lab, "sip:bob@ims.lab")).await;
+    }
+    assert_eq!(pending_total(&lab), 0);
+    lab.shutdown().await;
+}
