@@ -1101,22 +1101,33 @@ async fn ue_cmd(
                         let id = chat.send(&target(peer), text).await;
                         sent.insert(id, text.to_string());
                     }
+                    _ = tokio::signal::ctrl_c() => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
+                        return Ok(());
+                    }
                     ev = chat.next_event(Duration::from_secs(3600)) => match ev {
                         Some(ChatEvent::Message { from, text, message_id }) => {
                             println!("{from}: {text}");
                             chat.displayed(&message_id);
                         }
-                        Some(ChatEvent::Status { message_id, status, .. }) => {
+                        Some(ChatEvent::Status { message_id, status, note, .. }) => {
                             let tick = match status {
                                 ImdnStatus::Delivered => "✓ delivered",
                                 ImdnStatus::Displayed => "✓✓ displayed",
                                 ImdnStatus::Failed => "✗ failed",
                             };
                             let what = sent.get(&message_id).cloned().unwrap_or(message_id);
-                            println!("  {tick}: {what}");
+                            match note {
+                                Some(n) => println!("  {tick} ({n}): {what}"),
+                                None => println!("  {tick}: {what}"),
+                            }
                         }
                         Some(ChatEvent::Composing { from, active: true }) => println!("  ({from} is typing...)"),
                         Some(ChatEvent::SendFailed { reason, .. }) => println!("  ✗ {reason}"),
+                        Some(ChatEvent::Stored { message_id, .. }) => {
+                            let what = sent.get(&message_id).cloned().unwrap_or(message_id);
+                            println!("  … stored (recipient offline): {what}");
+                        }
                         Some(ChatEvent::Session { peer, status, reason }) => {
                             println!("  (session with {peer} {}{}{reason})", status.as_str(), if reason.is_empty() { "" } else { ": " });
                         }

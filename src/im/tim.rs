@@ -212,45 +212,34 @@ impl ImServer {
             self.down_failed(pair);
             return outcome;
         }
-        if let Ok(cb) = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body) {
-            if let Some(p) = cb.sdp.path.last() {
-                self.hub.set_remote(pair, Side::B, p);
-            }
-        }
-        if let (Some(st), Some(m)) = (&self.store, &first) {
-            let _ = st.unqueue(m, "sent");
-        }
         // ACK (RFC 3261 §13.2.2.4) along the route set of the 200.
-        let mut ack = Request::new(
-            Method::Ack,
-            resp.headers
-                .get("Contact")
-                .and_then(|c| NameAddr::parse(c).ok())
-                .map(|na| na.uri.to_string())
-                .unwrap_or_else(|| s.to.clone()),
-        );
-        ack.headers.push("Via", self.ep.new_via(Transport::Tcp));
-        ack.headers.push("Max-Forwards", "70");
-        ack.headers
-            .push("From", req.headers.get("From").unwrap_or("").to_string());
-        ack.headers
-            .push("To", resp.headers.get("To").unwrap_or("").to_string());
-        ack.headers.push("Call-ID", call_id);
-        ack.headers.push("CSeq", "1 ACK");
-        let mut rr: Vec<String> = resp
-            .headers
-            .values("Record-Route")
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        rr.reverse();
-        for r in rr {
-            ack.headers.push("Route", r);
-        }
+        let ack = dialog_request(&self.ep, Method::Ack, 1, &req, &resp, &s.to);
         if let Some((dest, t)) = next_hop(&self.resolver, &ack).await {
             self.ep
                 .send_stateless(&crate::sip::SipMessage::Request(ack), dest, t)
                 .await;
+        }
+        let msrp = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body)
+            .ok()
+            .and_then(|cb| cb.sdp.path.last().cloned());
+        let Some(path) = msrp else {
+            // A client that took the chat INVITE for a call (a voice-only phone picked up
+            // with an audio answer): no MSRP, so hang up (BYE, RFC 3261 §15) and use pager mode.
+            let why = format!("{} {} without MSRP media", resp.status, resp.reason);
+            let bye = dialog_request(&self.ep, Method::Bye, 2, &req, &resp, &s.to);
+            if let Some((dest, t)) = next_hop(&self.resolver, &bye).await {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    self.ep.send_request(bye, dest, t).final_response(),
+                )
+                .await;
+            }
+            self.down_failed(pair);
+            return InviteOutcome::Refused { why, cpim: false };
+        };
+        self.hub.set_remote(pair, Side::B, &path);
+        if let (Some(st), Some(m)) = (&self.store, &first) {
+            let _ = st.unqueue(m, "sent");
         }
         InviteOutcome::Accepted
     }
@@ -393,4 +382,46 @@ impl ImServer {
             tracing::info!(from = %m.from, to = %m.to, id = %m.message_id, "undelivered message expired");
         }
     }
+}
+
+/// A request inside the dialog our INVITE `req` set up with its 2xx `resp` (RFC 3261 §12.2.1.1):
+/// the remote target from the 2xx's Contact, the route set from its Record-Route (reversed).
+fn dialog_request(
+    ep: &crate::sip::Endpoint,
+    method: Method,
+    cseq: u32,
+    req: &Request,
+    resp: &crate::sip::Response,
+    fallback_target: &str,
+) -> Request {
+    let mut r = Request::new(
+        method.clone(),
+        resp.headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|na| na.uri.to_string())
+            .unwrap_or_else(|| fallback_target.to_string()),
+    );
+    r.headers.push("Via", ep.new_via(Transport::Tcp));
+    r.headers.push("Max-Forwards", "70");
+    r.headers
+        .push("From", req.headers.get("From").unwrap_or("").to_string());
+    r.headers
+        .push("To", resp.headers.get("To").unwrap_or("").to_string());
+    r.headers.push(
+        "Call-ID",
+        req.headers.get("Call-ID").unwrap_or("").to_string(),
+    );
+    r.headers.push("CSeq", format!("{cseq} {method}"));
+    let mut rr: Vec<String> = resp
+        .headers
+        .values("Record-Route")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    rr.reverse();
+    for route in rr {
+        r.headers.push("Route", route);
+    }
+    r
 }

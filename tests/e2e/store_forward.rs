@@ -139,6 +139,7 @@ async fn stored_message_arrives_within_seconds_of_the_first_registration_20_time
 enum Seen {
     Invite { at: Instant, accept_contact: String },
     Cancel,
+    Bye,
     Message { content_type: String, body: String },
 }
 
@@ -154,7 +155,8 @@ async fn plain_ua(
 }
 
 /// [`plain_ua`] answering INVITEs with `answers` in turn (the last one from then on); 180
-/// means: ring and never answer (a voice-only phone nobody picks up), until CANCEL (487).
+/// means: ring and never answer (a voice-only phone nobody picks up), until CANCEL (487); 200
+/// means: pick up as a voice call (audio SDP answer).
 async fn plain_ua_answering(
     lab: &Lab,
     user: &str,
@@ -165,6 +167,7 @@ async fn plain_ua_answering(
     let mut u = ue(lab, user, AuthMode::Digest, shut).await;
     u.register(600).await.expect("registers");
     let (tx, rx) = mpsc::unbounded_channel();
+    let contact = u.contact();
     tokio::spawn(async move {
         let mut answers = answers.into_iter();
         let mut last = 488;
@@ -179,8 +182,19 @@ async fn plain_ua_answering(
                         accept_contact: req.headers.get("Accept-Contact").unwrap_or("").into(),
                     });
                     last = answers.next().unwrap_or(last);
-                    let mut r = req.response(last, None);
-                    r.ensure_to_tag();
+                    let r = if last == 200 {
+                        rcslab::ue::uas_response(
+                            req,
+                            200,
+                            &rcslab::sip::new_tag(),
+                            &contact,
+                            Some(&rcslab::ue::audio_sdp(4000)),
+                        )
+                    } else {
+                        let mut r = req.response(last, None);
+                        r.ensure_to_tag();
+                        r
+                    };
                     inc.tx.respond(r);
                     if last == 180 {
                         ringing.insert(call_id, inc);
@@ -205,6 +219,12 @@ async fn plain_ua_answering(
                     inc.tx.respond(r);
                 }
                 Method::Ack => {}
+                Method::Bye => {
+                    let _ = tx.send(Seen::Bye);
+                    let mut r = req.response(200, None);
+                    r.ensure_to_tag();
+                    inc.tx.respond(r);
+                }
                 _ => {
                     let mut r = req.response(200, None);
                     r.ensure_to_tag();
@@ -908,6 +928,47 @@ async fn web_user_logging_out_and_in_gets_everything_and_nothing_stays_pending()
         drop(ch);
         eventually("bob logged out", || !registered(&lab, "sip:bob@ims.lab")).await;
     }
+    assert_eq!(pending_total(&lab), 0);
+    lab.shutdown().await;
+}
+
+/// A voice-only phone that picks the chat up as a call (200 with audio, no MSRP): T-IM hangs
+/// up (BYE) and sends the text in pager mode; nothing is lost or left stored.
+#[tokio::test]
+async fn a_phone_that_answers_the_chat_as_a_call_gets_a_bye_and_a_pager_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        &format!(
+            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
+            users_toml("x", 0)
+        ),
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut dave = plain_ua(&lab, "dave", 200, &shut).await;
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let id = alice.send("sip:dave@ims.lab", "not a call").await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match tokio::time::timeout(Duration::from_secs(5), dave.recv()).await {
+            Ok(Some(Seen::Invite { .. })) => seen.push("INVITE".to_string()),
+            Ok(Some(Seen::Bye)) => seen.push("BYE".to_string()),
+            Ok(Some(Seen::Message { body, .. })) => seen.push(format!("MESSAGE {body}")),
+            other => panic!("{other:?} after {seen:?}"),
+        }
+    }
+    assert_eq!(seen, ["INVITE", "BYE", "MESSAGE not a call"]);
+    wait_event(
+        &mut alice,
+        Duration::from_secs(5),
+        "delivered (pager mode)",
+        |e| {
+            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
+            if *message_id == id && note.as_deref() == Some("pager-mode"))
+        },
+    )
+    .await;
     assert_eq!(pending_total(&lab), 0);
     lab.shutdown().await;
 }
