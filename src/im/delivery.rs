@@ -167,6 +167,7 @@ impl ImServer {
                 }
             }
             if !self.is_online(&user) {
+                tracing::debug!(%user, "not registered: delivery worker stops");
                 if self.retire(&user, seen) {
                     return;
                 }
@@ -185,6 +186,7 @@ impl ImServer {
                     self.clone().deliver_from(user.clone(), from.clone(), mode)
                 }))
                 .await;
+                tracing::debug!(%user, ?senders, ?steps, "delivery round");
                 for (from, (step, mode)) in senders.iter().zip(steps) {
                     if let Some(cpim) = mode {
                         pager.insert(from.clone(), cpim);
@@ -299,19 +301,24 @@ impl ImServer {
             None => (self.new_forward_session(&user, &from), true),
         };
         let outcome = self.clone().invite_recipient(pair).await;
+        tracing::debug!(%user, %from, pair, fresh, ?outcome, "delivery INVITE");
         if fresh && outcome != InviteOutcome::Accepted {
             self.drop_session(pair);
         }
         match outcome {
             InviteOutcome::Accepted => {
                 // The recipient binds its leg and flush() sends the rest; wait for that.
+                // The recipient binds its leg and flush() sends the rest; wait for that (or for
+                // the leg to go away again: the recipient may be gone already).
                 let until = Instant::now() + BIND_LIMIT;
                 while Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
                     let Some(s) = self.session(pair) else { break };
-                    if self.hub.is_ready(pair, Side::B) && !s.delivering {
+                    let flushed =
+                        !s.delivering && (waiting(&st) == 0 || self.hub.is_ready(pair, Side::B));
+                    if flushed || s.down_call.is_none() {
                         break;
                     }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 if waiting(&st) == 0 {
                     (Step::Done, None)

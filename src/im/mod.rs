@@ -255,6 +255,11 @@ impl ImServer {
             Method::Invite if self.role == ImRole::Terminating && self.is_down_call(&call_id) => {
                 self.proxy_back(inc).await
             }
+            // The recipient ends the leg we opened towards it: only that leg goes; the sender's
+            // side stays, and what it sends next is kept for the recipient's return.
+            Method::Bye if self.role == ImRole::Terminating && self.is_down_call(&call_id) => {
+                self.on_down_bye(inc, &call_id)
+            }
             _ if self.role == ImRole::Terminating && self.is_own_call(&call_id) => {
                 // Our own request, back through the recipient's iFC: pass it on.
                 self.proxy_back(inc).await
@@ -519,6 +524,25 @@ impl ImServer {
         });
         if let Some(pair) = pair {
             self.maybe_deliver(pair);
+        }
+    }
+
+    fn on_down_bye(&self, inc: IncomingRequest, call_id: &str) {
+        let mut ok = inc.request.response(200, None);
+        ok.ensure_to_tag();
+        inc.tx.respond(ok);
+        let pair = self.sessions.lock().ok().and_then(|mut s| {
+            let t = s
+                .values_mut()
+                .find(|t| t.down_call.as_deref() == Some(call_id))?;
+            t.down_call = None;
+            Some(t.pair)
+        });
+        if let Ok(mut own) = self.own_calls.lock() {
+            own.remove(call_id);
+        }
+        if let Some(pair) = pair {
+            self.hub.close_leg(pair, Side::B);
         }
     }
 

@@ -331,6 +331,33 @@ impl Hub {
         }
     }
 
+    /// Ends one leg (its far end said BYE): no more messages go on along it; its connection
+    /// closes unless another session uses it.
+    pub fn close_leg(&self, pair: u64, side: Side) {
+        let Some(conn) = self
+            .with_leg(pair, side, |l| {
+                l.state = LegState::Idle;
+                l.conn.take()
+            })
+            .flatten()
+        else {
+            return;
+        };
+        let shared = self.inner.st.lock().is_ok_and(|st| {
+            st.pairs.values().any(|p| {
+                p.legs.iter().any(|l| {
+                    l.conn.as_ref().is_some_and(|o| {
+                        o.local_addr() == conn.local_addr() && o.peer_addr() == conn.peer_addr()
+                    })
+                })
+            })
+        });
+        if !shared {
+            conn.close();
+        }
+        let _ = self.inner.events.send(HubEvent::Closed { pair, side });
+    }
+
     /// Marks a bound leg ready and sends on what queued for it.
     pub fn set_ready(&self, pair: u64, side: Side) {
         let queued = self

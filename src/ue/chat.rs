@@ -188,6 +188,11 @@ enum Cmd {
     Close {
         to: String,
     },
+    /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
+    /// client does before it de-registers, so the network keeps what comes next.
+    CloseAll {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Conversation-ID and Contribution-ID for a new session (new ones when `None`).
@@ -310,6 +315,12 @@ impl ChatUe {
 
     /// De-registers (REGISTER with Expires 0); true when the network said 200.
     pub async fn deregister(&self) -> bool {
+        // Sessions first: a message relayed to us after the REGISTER with Expires 0 would be
+        // taken by a client that is going away; with the MSRP connections closed, T-IM keeps
+        // it for the next registration.
+        let (done, closed) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::CloseAll { done });
+        let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
         let (tx, rx) = oneshot::channel();
         let _ = self.reg.send(RegCmd::Deregister(tx));
         rx.await.unwrap_or(false)
@@ -580,6 +591,39 @@ impl Actor {
                 {
                     self.msrp_send(&peer, String::new(), &cpim);
                 }
+            }
+            Cmd::CloseAll { done } => {
+                for (_, h) in self.held.drain() {
+                    let mut r = h.inc.request.response(480, Some("Temporarily Unavailable"));
+                    r.ensure_to_tag();
+                    h.inc.tx.respond(r);
+                }
+                let mut byes = Vec::new();
+                for (_, s) in self.sessions.drain() {
+                    if let Some(c) = &s.conn {
+                        c.close();
+                    }
+                    if let Some(mut d) = s.dialog {
+                        d.cseq += 1;
+                        byes.push(build_in_dialog(
+                            &self.ep,
+                            self.cfg.transport,
+                            &d,
+                            Method::Bye,
+                            d.cseq,
+                        ));
+                    }
+                }
+                let ep = self.ep.clone();
+                let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+                tokio::spawn(async move {
+                    let all = futures_util::future::join_all(
+                        byes.into_iter()
+                            .map(|b| ep.send_request(b, pcscf, t).final_response()),
+                    );
+                    let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
+                    let _ = done.send(());
+                });
             }
             Cmd::Close { to } => {
                 let peer = canonical(&to);
