@@ -931,6 +931,69 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
     }
 }
 
+/// `ue send`: sends one message and waits for what becomes of it: prints `delivered`,
+/// `displayed`, `delivered (pager mode)` (T-IM fell back to a SIP MESSAGE), `stored` (the
+/// recipient is offline; T-IM keeps it and reports later by IMDN), or `failed: REASON`.
+async fn send_one(
+    chat: &mut rcslab::ue::chat::ChatUe,
+    to: &str,
+    text: &str,
+    timeout: u64,
+) -> Result<(), String> {
+    use rcslab::cpim::ImdnStatus;
+    use rcslab::ue::chat::ChatEvent;
+    use std::time::Duration;
+    let id = chat.send(to, text).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match chat.next_event(left).await {
+            Some(ChatEvent::Status {
+                message_id,
+                status,
+                note,
+                ..
+            }) if message_id == id => {
+                let pager = note.as_deref() == Some("pager-mode");
+                return match status {
+                    ImdnStatus::Failed => {
+                        let why = note
+                            .map(|n| n.trim_start_matches("failed: ").to_string())
+                            .unwrap_or_else(|| "the network reports the message failed".into());
+                        println!("failed: {why}");
+                        Err(why)
+                    }
+                    ImdnStatus::Delivered if pager => {
+                        println!("delivered (pager mode)");
+                        Ok(())
+                    }
+                    ImdnStatus::Delivered => {
+                        println!("delivered");
+                        Ok(())
+                    }
+                    ImdnStatus::Displayed => {
+                        println!("displayed");
+                        Ok(())
+                    }
+                };
+            }
+            Some(ChatEvent::Stored { message_id, .. }) if message_id == id => {
+                println!("stored");
+                return Ok(());
+            }
+            Some(ChatEvent::SendFailed { message_id, reason }) if message_id == id => {
+                println!("failed: {reason}");
+                return Err(reason);
+            }
+            Some(_) => {}
+            None => {
+                println!("failed: no IMDN within {timeout} s");
+                return Err("timeout".into());
+            }
+        }
+    }
+}
+
 /// `rcslab ue`: a registered RCS client (see `rcslab::ue::chat`).
 async fn ue_cmd(
     user: &str,
@@ -970,40 +1033,23 @@ async fn ue_cmd(
             format!("sip:{to}@{domain}")
         }
     };
-    let status_word = |s: ImdnStatus| match s {
-        ImdnStatus::Delivered => "delivered",
-        ImdnStatus::Displayed => "displayed",
-        ImdnStatus::Failed => "failed",
-    };
     match cmd {
         Some(UeCmd::Send { to, text, timeout }) => {
             let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
-            let id = chat.send(&target(&to), &text).await;
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-            loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match chat.next_event(left).await {
-                    Some(ChatEvent::Status {
-                        message_id, status, ..
-                    }) if message_id == id => {
-                        println!("{}", status_word(status));
-                        return if status == ImdnStatus::Failed {
-                            Err("the network reports the message failed".into())
-                        } else {
-                            Ok(())
-                        };
-                    }
-                    Some(ChatEvent::SendFailed { message_id, reason }) if message_id == id => {
-                        println!("failed: {reason}");
-                        return Err(reason);
-                    }
-                    Some(_) => {}
-                    None => {
-                        println!("failed: no IMDN within {timeout} s");
-                        return Err("timeout".into());
-                    }
-                }
+            let to = target(&to);
+            let outcome = tokio::select! {
+                r = send_one(&mut chat, &to, &text, timeout) => r,
+                _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
+            };
+            // Leave no contact registered behind us (TS 24.229 §5.1.1.6: REGISTER with
+            // Expires 0), whatever the outcome, also after Ctrl-C.
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
+                Ok(true)
+            ) {
+                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
             }
+            outcome
         }
         Some(UeCmd::Listen) => {
             let mut chat = ChatUe::start(ue, trace, keep);
@@ -1020,7 +1066,10 @@ async fn ue_cmd(
                             chat.displayed(&message_id);
                         }
                     }
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    _ = tokio::signal::ctrl_c() => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -1036,11 +1085,14 @@ async fn ue_cmd(
             loop {
                 tokio::select! {
                     line = lines.next_line() => {
-                        let Ok(Some(line)) = line else { return Ok(()) };
+                        let line = match line {
+                            Ok(Some(l)) if l.trim() != "/quit" => l,
+                            _ => {
+                                let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
+                                return Ok(());
+                            }
+                        };
                         let line = line.trim();
-                        if line == "/quit" {
-                            return Ok(());
-                        }
                         if let Some(peer) = line.strip_prefix("/typing ") {
                             chat.composing(&target(peer.trim()), true);
                             continue;
@@ -1049,22 +1101,33 @@ async fn ue_cmd(
                         let id = chat.send(&target(peer), text).await;
                         sent.insert(id, text.to_string());
                     }
+                    _ = tokio::signal::ctrl_c() => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
+                        return Ok(());
+                    }
                     ev = chat.next_event(Duration::from_secs(3600)) => match ev {
                         Some(ChatEvent::Message { from, text, message_id }) => {
                             println!("{from}: {text}");
                             chat.displayed(&message_id);
                         }
-                        Some(ChatEvent::Status { message_id, status, .. }) => {
+                        Some(ChatEvent::Status { message_id, status, note, .. }) => {
                             let tick = match status {
                                 ImdnStatus::Delivered => "✓ delivered",
                                 ImdnStatus::Displayed => "✓✓ displayed",
                                 ImdnStatus::Failed => "✗ failed",
                             };
                             let what = sent.get(&message_id).cloned().unwrap_or(message_id);
-                            println!("  {tick}: {what}");
+                            match note {
+                                Some(n) => println!("  {tick} ({n}): {what}"),
+                                None => println!("  {tick}: {what}"),
+                            }
                         }
                         Some(ChatEvent::Composing { from, active: true }) => println!("  ({from} is typing...)"),
                         Some(ChatEvent::SendFailed { reason, .. }) => println!("  ✗ {reason}"),
+                        Some(ChatEvent::Stored { message_id, .. }) => {
+                            let what = sent.get(&message_id).cloned().unwrap_or(message_id);
+                            println!("  … stored (recipient offline): {what}");
+                        }
                         Some(ChatEvent::Session { peer, status, reason }) => {
                             println!("  (session with {peer} {}{}{reason})", status.as_str(), if reason.is_empty() { "" } else { ": " });
                         }

@@ -84,6 +84,35 @@ impl Cpim {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The encapsulated content with its `Content-Transfer-Encoding` undone (RFC 3862 §3.2
+    /// lets the inner part be any MIME entity; RFC 2045 §6: `7bit`/`8bit`/`binary` are identity,
+    /// `base64` §6.8, `quoted-printable` §6.7). An encoding we do not know, or bytes that do not
+    /// decode, are an error rather than text shown still encoded.
+    pub fn decoded_body(&self) -> Result<Vec<u8>, CpimError> {
+        let cte = self
+            .content_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Transfer-Encoding"))
+            .map(|(_, v)| v.trim().to_ascii_lowercase());
+        match cte.as_deref() {
+            None | Some("7bit" | "8bit" | "binary" | "") => Ok(self.body.to_vec()),
+            Some("base64") => {
+                use base64::Engine;
+                let clean: Vec<u8> = self
+                    .body
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(&clean)
+                    .map_err(|e| bad(format!("CPIM base64 content: {e}")))
+            }
+            Some("quoted-printable") => decode_quoted_printable(&self.body),
+            Some(other) => Err(bad(format!("CPIM Content-Transfer-Encoding '{other}'"))),
+        }
+    }
+
     /// imdn.Message-ID.
     pub fn message_id(&self) -> Option<&str> {
         self.header("imdn.Message-ID")
@@ -150,6 +179,34 @@ impl Cpim {
     }
 }
 
+/// RFC 2045 §6.7: `=XX` is a byte, `=` at the end of a line is a soft line break.
+fn decode_quoted_printable(b: &[u8]) -> Result<Vec<u8>, CpimError> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'=' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1..i + 3) {
+            Some(b"\r\n") => i += 3,
+            Some([b'\n', _]) => i += 2,
+            Some(hex) => {
+                let v = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| bad("CPIM quoted-printable: bad =XX escape"))?;
+                out.push(v);
+                i += 3;
+            }
+            None if b.get(i + 1) == Some(&b'\n') || i + 1 == b.len() => i = b.len(),
+            None => return Err(bad("CPIM quoted-printable: truncated =XX escape")),
+        }
+    }
+    Ok(out)
+}
+
 fn strip_angle(s: &str) -> &str {
     let s = s.trim();
     match (s.find('<'), s.rfind('>')) {
@@ -190,7 +247,15 @@ pub struct Imdn {
     pub recipient_uri: Option<String>,
     /// What happened.
     pub status: ImdnStatus,
+    /// How it was delivered or why it failed, when the network (T-IM) says more than the
+    /// status: an `<rcslab:note>` element in our own namespace, which RFC 5438 §9 (the schema's
+    /// trailing `##other` wildcard) lets an IMDN carry and other readers ignore. Examples:
+    /// `pager-mode`, `failed: 403 Forbidden`.
+    pub note: Option<String>,
 }
+
+/// The namespace of [`Imdn::note`].
+pub const NOTE_NS: &str = "urn:rcslab:params:xml:ns:imdn-note";
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -212,8 +277,15 @@ impl Imdn {
             x.push_str(&format!("  <recipient-uri>{}</recipient-uri>\n", esc(r)));
         }
         x.push_str(&format!(
-            "  <{element}><status><{status}/></status></{element}>\n</imdn>\n"
+            "  <{element}><status><{status}/></status></{element}>\n"
         ));
+        if let Some(n) = &self.note {
+            x.push_str(&format!(
+                "  <rcslab:note xmlns:rcslab=\"{NOTE_NS}\">{}</rcslab:note>\n",
+                esc(n)
+            ));
+        }
+        x.push_str("</imdn>\n");
         x
     }
 
@@ -221,7 +293,7 @@ impl Imdn {
     pub fn parse(xml: &str) -> Result<Imdn, CpimError> {
         use quick_xml::events::Event;
         let mut r = quick_xml::Reader::from_str(xml);
-        let (mut id, mut dt, mut rcpt, mut status) = (None, None, None, None);
+        let (mut id, mut dt, mut rcpt, mut status, mut note) = (None, None, None, None, None);
         let mut current = String::new();
         let mut in_status = false;
         loop {
@@ -256,6 +328,7 @@ impl Imdn {
                         "message-id" => id = Some(v),
                         "datetime" => dt = Some(v),
                         "recipient-uri" => rcpt = Some(v),
+                        "note" => note = Some(v),
                         _ => {}
                     }
                 }
@@ -269,6 +342,7 @@ impl Imdn {
             datetime: dt.unwrap_or_default(),
             recipient_uri: rcpt,
             status: status.ok_or_else(|| bad("IMDN without a known status"))?,
+            note,
         })
     }
 }
@@ -378,6 +452,36 @@ mod tests {
     }
 
     #[test]
+    fn content_transfer_encoding_is_undone() {
+        let mut c = Cpim::new(
+            "sip:a@x",
+            "sip:b@x",
+            "m1",
+            "2026-11-24T01:00:00.000Z",
+            None,
+            "text/plain;charset=UTF-8",
+            b"SGVsbG8g\r\nd29ybGQ=",
+        );
+        c.content_headers
+            .push(("Content-Transfer-Encoding".into(), "BASE64".into()));
+        let parsed = Cpim::parse(&c.to_bytes()).unwrap();
+        assert_eq!(parsed.decoded_body().unwrap(), b"Hello world");
+        c.content_headers[1].1 = "quoted-printable".into();
+        c.body = Bytes::from_static(b"caf=C3=A9 =\r\nau lait=3D");
+        assert_eq!(
+            String::from_utf8(c.decoded_body().unwrap()).unwrap(),
+            "caf\u{e9} au lait="
+        );
+        c.body = Bytes::from_static(b"bad =Z1");
+        assert!(c.decoded_body().is_err());
+        c.content_headers[1].1 = "x-uuencode".into();
+        assert!(c.decoded_body().is_err());
+        c.content_headers.truncate(1);
+        c.body = Bytes::from_static(b"plain");
+        assert_eq!(c.decoded_body().unwrap(), b"plain");
+    }
+
+    #[test]
     fn imdn_and_is_composing_round_trip() {
         for status in [
             ImdnStatus::Delivered,
@@ -389,6 +493,7 @@ mod tests {
                 datetime: "2026-11-24T01:00:00Z".into(),
                 recipient_uri: Some("sip:bob@ims.lab".into()),
                 status,
+                note: (status == ImdnStatus::Failed).then(|| "failed: 488 <no MSRP>".into()),
             };
             assert_eq!(Imdn::parse(&i.to_xml()).unwrap(), i);
         }

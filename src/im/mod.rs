@@ -16,19 +16,20 @@
 //! - Both accept the third-party REGISTER their iFC asks for (§5.7.1.1): how they know who is
 //!   online.
 
+pub mod delivery;
 pub mod rcs;
 pub mod relay;
 pub mod store;
+mod tim;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::cpim::{Cpim, ImdnStatus};
+use crate::cpim::ImdnStatus;
 use crate::cscf::{
     creates_dialog, forward_ack, forward_copy, in_dialog, next_hop, pop_own_route, proxy_to,
     proxy_to_with, reject,
@@ -36,9 +37,9 @@ use crate::cscf::{
 use crate::msrp::sdp::MsrpSdp;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
-use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Transport};
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request};
 use relay::{Hub, HubEvent, Side};
-use store::{ImStore, OwedReport, StoredMessage};
+use store::ImStore;
 
 /// Which side of a chat this AS serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,10 @@ struct TimSession {
     route_back: Vec<String>,
     /// Call-ID of our INVITE to the recipient once sent.
     down_call: Option<String>,
+    /// When that INVITE went out (a leg that never comes up makes the record stale).
+    down_at: Option<Instant>,
+    /// When the session was opened.
+    opened_at: Instant,
     /// True while stored messages are being flushed to the recipient's freshly bound leg.
     delivering: bool,
     /// The originating side's MSRP leg (from O-IM) went away.
@@ -87,8 +92,12 @@ pub struct ImServer {
     /// O-IM: Call-ID of a proxied chat INVITE to its MSRP pair.
     proxied: Mutex<HashMap<String, u64>>,
     scscf: OnceLock<String>,
-    paying: tokio::sync::Mutex<()>,
+    /// T-IM: one delivery worker per recipient with something waiting ([`delivery`]).
+    workers: Mutex<HashMap<String, delivery::Worker>>,
 }
+
+/// Chat sessions T-IM holds at most; beyond, new chats get 503 (overload is answered).
+const MAX_SESSIONS: usize = 20_000;
 
 impl ImServer {
     /// An AS on `ep` whose SIP host name is `host` (e.g. `oim.ims.lab`), relaying MSRP on
@@ -115,19 +124,19 @@ impl ImServer {
             own_calls: Mutex::new(HashSet::new()),
             proxied: Mutex::new(HashMap::new()),
             scscf: OnceLock::new(),
-            paying: tokio::sync::Mutex::new(()),
+            workers: Mutex::new(HashMap::new()),
         });
         if role == ImRole::Terminating {
             let me = Arc::downgrade(&s);
             s.hub.set_keeper(Box::new(move |pair, from, ct, body| {
                 me.upgrade()
                     .map(|me| {
-                        let owed_to = me.keep(pair, from, ct, body);
-                        let ok = owed_to.is_some();
-                        // An IMDN kept for a sender who is online goes out now.
-                        if let Some(Some(user)) = owed_to {
+                        let kept_for = me.keep(pair, from, ct, body);
+                        let ok = kept_for.is_some();
+                        // What was kept for a user who is online goes out now (their worker).
+                        if let Some(Some(user)) = kept_for {
                             if me.is_online(&user) {
-                                tokio::spawn(async move { me.pay_owed(&user).await });
+                                me.kick(&user, false);
                             }
                         }
                         ok
@@ -242,6 +251,15 @@ impl ImServer {
                 self.on_ack(&call_id)
             }
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.host).await,
+            // Our own delivery INVITE, back through the recipient's iFC: never a new chat.
+            Method::Invite if self.role == ImRole::Terminating && self.is_down_call(&call_id) => {
+                self.proxy_back(inc).await
+            }
+            // The recipient ends the leg we opened towards it: only that leg goes; the sender's
+            // side stays, and what it sends next is kept for the recipient's return.
+            Method::Bye if self.role == ImRole::Terminating && self.is_down_call(&call_id) => {
+                self.on_down_bye(inc, &call_id)
+            }
             _ if self.role == ImRole::Terminating && self.is_own_call(&call_id) => {
                 // Our own request, back through the recipient's iFC: pass it on.
                 self.proxy_back(inc).await
@@ -283,6 +301,12 @@ impl ImServer {
         self.own_calls.lock().is_ok_and(|s| s.contains(call_id))
     }
 
+    fn is_down_call(&self, call_id: &str) -> bool {
+        self.sessions
+            .lock()
+            .is_ok_and(|s| s.values().any(|t| t.down_call.as_deref() == Some(call_id)))
+    }
+
     fn is_our_dialog(&self, call_id: &str) -> bool {
         self.sessions.lock().is_ok_and(|s| {
             s.values().any(|t| {
@@ -311,13 +335,21 @@ impl ImServer {
             } else {
                 m.insert(impu, Instant::now() + Duration::from_secs(expires));
             }
+            // Bounded: registrations that lapsed are forgotten.
+            if m.len() > 4096 {
+                let now = Instant::now();
+                m.retain(|_, until| *until > now);
+            }
         }
         let mut ok = req.response(200, None);
         ok.ensure_to_tag();
         ok.headers.push("Expires", expires.to_string());
         inc.tx.respond(ok);
-        if let (Some(user), true, ImRole::Terminating) = (impu, expires > 0, self.role) {
-            tokio::spawn(async move { self.user_back(&user).await });
+        // The user's worker delivers what waits, retrying while they stay registered (the
+        // S-CSCF may tell us before the REGISTER's 200 reached the P-CSCF: then the first
+        // INVITE gets 480 and the retry one second later succeeds).
+        if let (Some(user), ImRole::Terminating) = (impu, self.role) {
+            self.kick(&user, expires > 0);
         }
     }
 
@@ -408,6 +440,12 @@ impl ImServer {
                 .respond(reject(&req, 400, &self.host, "no sender or recipient"));
             return;
         };
+        if self.sessions.lock().map(|s| s.len()).unwrap_or(0) >= MAX_SESSIONS {
+            let mut r = reject(&req, 503, &self.host, "too many chat sessions");
+            r.headers.push("Retry-After", "5");
+            inc.tx.respond(r);
+            return;
+        }
         let (pair, uri_a, _) = self.hub.new_pair();
         if let Some(p) = offer.sdp.path.last() {
             self.hub.set_remote(pair, Side::A, p);
@@ -430,6 +468,9 @@ impl ImServer {
             }
         }
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        // The sender learns the recipient is away (RFC 3261 §20.43 Warning, code 399
+        // "miscellaneous"): the message is stored, its status comes later as an IMDN.
+        let stored_offline = offer.first.is_some() && !self.is_online(&to);
         let session = TimSession {
             pair,
             from,
@@ -445,6 +486,8 @@ impl ImServer {
                 .map(|s| s.to_string())
                 .collect(),
             down_call: None,
+            down_at: None,
+            opened_at: Instant::now(),
             delivering: false,
             up_closed: false,
         };
@@ -460,77 +503,11 @@ impl ImServer {
             &self.contact(),
         );
         ok.headers.push("Supported", "timer");
+        if stored_offline {
+            ok.headers.push("Warning", stored_warning(&self.host));
+        }
         rcs::set_chat_body(&mut ok.headers, &mut ok.body, &sdp, None);
         inc.tx.respond(ok);
-    }
-
-    /// Takes a message into custody (T-IM): history always, the pending queue when it is not
-    /// on its way to the recipient already. Returns the stored record.
-    fn take(
-        &self,
-        from: &str,
-        to: &str,
-        cpim_bytes: &[u8],
-        contribution_id: &str,
-        conversation_id: &str,
-        pending: bool,
-    ) -> Result<Option<StoredMessage>, String> {
-        let Some(st) = &self.store else {
-            return Ok(None);
-        };
-        let cpim = Cpim::parse(cpim_bytes).map_err(|e| e.to_string())?;
-        let m = StoredMessage {
-            seq: 0,
-            from: from.to_string(),
-            to: to.to_string(),
-            message_id: cpim.message_id().unwrap_or("").to_string(),
-            cpim_b64: store::b64(cpim_bytes),
-            stored_at_ms: store::now_ms(),
-            contribution_id: contribution_id.to_string(),
-            conversation_id: conversation_id.to_string(),
-            status: String::new(),
-        };
-        st.put(m, pending).map(Some).map_err(|e| e.to_string())
-    }
-
-    /// The hub's keeper: a message whose onward leg is down. Text goes to the recipient's
-    /// queue; an IMDN becomes a report owed to the original sender. `None` when it could not
-    /// be kept; `Some(Some(user))` when an IMDN is now owed to `user`.
-    fn keep(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) -> Option<Option<String>> {
-        let s = self.session(pair)?;
-        let (sender, recipient) = match from_side {
-            Side::A => (s.from.clone(), s.to.clone()),
-            Side::B => (s.to.clone(), s.from.clone()),
-        };
-        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
-            return Some(None);
-        }
-        let cpim = Cpim::parse(body).ok()?;
-        match rcs::content(&cpim) {
-            rcs::Content::Imdn(i) => {
-                let st = self.store.as_ref()?;
-                let _ = st.set_status(&i.message_id, status_word(i.status));
-                st.owe(&OwedReport {
-                    from: sender,
-                    to: recipient.clone(),
-                    cpim_b64: store::b64(body),
-                })
-                .ok()?;
-                Some(Some(recipient))
-            }
-            rcs::Content::Composing(_) => Some(None),
-            _ => self
-                .take(
-                    &sender,
-                    &recipient,
-                    body,
-                    &s.contribution_id,
-                    &s.conversation_id,
-                    true,
-                )
-                .ok()
-                .map(|_| None),
-        }
     }
 
     fn session(&self, pair: u64) -> Option<TimSession> {
@@ -547,6 +524,25 @@ impl ImServer {
         });
         if let Some(pair) = pair {
             self.maybe_deliver(pair);
+        }
+    }
+
+    fn on_down_bye(&self, inc: IncomingRequest, call_id: &str) {
+        let mut ok = inc.request.response(200, None);
+        ok.ensure_to_tag();
+        inc.tx.respond(ok);
+        let pair = self.sessions.lock().ok().and_then(|mut s| {
+            let t = s
+                .values_mut()
+                .find(|t| t.down_call.as_deref() == Some(call_id))?;
+            t.down_call = None;
+            Some(t.pair)
+        });
+        if let Ok(mut own) = self.own_calls.lock() {
+            own.remove(call_id);
+        }
+        if let Some(pair) = pair {
+            self.hub.close_leg(pair, Side::B);
         }
     }
 
@@ -621,37 +617,6 @@ impl ImServer {
         }
     }
 
-    /// A message T-IM sent on: history, and IMDN statuses.
-    fn relayed(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) {
-        let (Some(s), Some(st)) = (self.session(pair), &self.store) else {
-            return;
-        };
-        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
-            return;
-        }
-        let Ok(cpim) = Cpim::parse(body) else { return };
-        let (sender, recipient) = match from_side {
-            Side::A => (s.from.clone(), s.to.clone()),
-            Side::B => (s.to.clone(), s.from.clone()),
-        };
-        match rcs::content(&cpim) {
-            rcs::Content::Imdn(i) => {
-                let _ = st.set_status(&i.message_id, status_word(i.status));
-            }
-            rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
-            rcs::Content::Text(_) => {
-                let _ = self.take(
-                    &sender,
-                    &recipient,
-                    body,
-                    &s.contribution_id,
-                    &s.conversation_id,
-                    false,
-                );
-            }
-        }
-    }
-
     /// Delivery starts once the originating side's dialog is confirmed (ACK) and its MSRP leg
     /// is bound, so UE2's INVITE (step 13) follows UE1's binding (steps 11-12).
     fn maybe_deliver(self: Arc<Self>, pair: u64) {
@@ -661,365 +626,23 @@ impl ImServer {
         }) == Some(true)
             && self.hub.is_ready(pair, Side::A);
         if ready {
-            tokio::spawn(async move { self.invite_recipient(pair).await });
-        }
-    }
-
-    /// Figure 1 steps 13-14 (and delivery after store-and-forward): T-IM's own INVITE to the
-    /// recipient, carrying the oldest message waiting for them from this sender.
-    async fn invite_recipient(self: Arc<Self>, pair: u64) {
-        let Some(s) = self.session(pair) else { return };
-        if !self.is_online(&s.to) {
-            tracing::info!(to = %s.to, "recipient away: messages stay in the store");
-            return;
-        }
-        let first = self
-            .store
-            .as_ref()
-            .and_then(|st| st.pending_for(&s.to).into_iter().find(|m| m.from == s.from));
-        let Some(uri_b) = self.hub.local_uri(pair, Side::B) else {
-            return;
-        };
-        let mut req = self
-            .ep
-            .new_request(Method::Invite, &s.to, &s.from, 1, Transport::Tcp);
-        let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
-        if let Ok(mut m) = self.sessions.lock() {
-            match m.get_mut(&pair) {
-                Some(t) if t.down_call.is_none() => t.down_call = Some(call_id.clone()),
-                _ => return,
+            // The recipient's worker INVITEs within this session (and retries or falls back
+            // to pager mode when that fails).
+            if let Some(to) = self.session(pair).map(|s| s.to) {
+                self.kick(&to, false);
             }
-        }
-        req.headers.push("Contact", self.contact());
-        req.headers
-            .push("P-Asserted-Identity", format!("<{}>", s.from));
-        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
-        req.headers.push("P-Asserted-Service", rcs::ICSI_CHAT);
-        let contribution = if s.contribution_id.is_empty() {
-            rcs::new_id()
-        } else {
-            s.contribution_id.clone()
-        };
-        req.headers.push("Contribution-ID", contribution);
-        if !s.conversation_id.is_empty() {
-            req.headers
-                .push("Conversation-ID", s.conversation_id.clone());
-        }
-        // Live: the odi Route the S-CSCF gave us continues its iFC after us. Later (store and
-        // forward): a plain Route to the S-CSCF; our own INVITE then comes back through the
-        // recipient's iFC and we pass it on.
-        let routes = if s.route_back.is_empty() || s.up_call.is_none() {
-            self.own_calls
-                .lock()
-                .map(|mut o| o.insert(call_id.clone()))
-                .ok();
-            self.scscf.get().cloned().into_iter().collect()
-        } else {
-            s.route_back.clone()
-        };
-        for r in &routes {
-            req.headers.push("Route", r.clone());
-        }
-        let ip = self.hub.local_addr().ip().to_string();
-        let sdp = MsrpSdp::rcs_chat(&ip, self.hub.local_addr().port(), &uri_b, "actpass");
-        let cpim = first.as_ref().map(|m| m.cpim());
-        rcs::set_chat_body(&mut req.headers, &mut req.body, &sdp, cpim.as_deref());
-        let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
-            self.down_failed(pair);
-            return;
-        };
-        let resp = self
-            .ep
-            .send_request(req.clone(), dest, t)
-            .final_response()
-            .await;
-        if !resp.is_success() {
-            tracing::info!(to = %s.to, status = resp.status, "delivery INVITE failed; messages stay in the store");
-            self.down_failed(pair);
-            return;
-        }
-        if let Ok(cb) = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body) {
-            if let Some(p) = cb.sdp.path.last() {
-                self.hub.set_remote(pair, Side::B, p);
-            }
-        }
-        if let (Some(st), Some(m)) = (&self.store, &first) {
-            let _ = st.unqueue(m, "sent");
-        }
-        // ACK (RFC 3261 §13.2.2.4) along the route set of the 200.
-        let mut ack = Request::new(
-            Method::Ack,
-            resp.headers
-                .get("Contact")
-                .and_then(|c| NameAddr::parse(c).ok())
-                .map(|na| na.uri.to_string())
-                .unwrap_or_else(|| s.to.clone()),
-        );
-        ack.headers.push("Via", self.ep.new_via(Transport::Tcp));
-        ack.headers.push("Max-Forwards", "70");
-        ack.headers
-            .push("From", req.headers.get("From").unwrap_or("").to_string());
-        ack.headers
-            .push("To", resp.headers.get("To").unwrap_or("").to_string());
-        ack.headers.push("Call-ID", call_id);
-        ack.headers.push("CSeq", "1 ACK");
-        let mut rr: Vec<String> = resp
-            .headers
-            .values("Record-Route")
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        rr.reverse();
-        for r in rr {
-            ack.headers.push("Route", r);
-        }
-        if let Some((dest, t)) = next_hop(&self.resolver, &ack).await {
-            self.ep
-                .send_stateless(&crate::sip::SipMessage::Request(ack), dest, t)
-                .await;
-        }
-    }
-
-    fn down_failed(&self, pair: u64) {
-        if let Ok(mut m) = self.sessions.lock() {
-            if let Some(t) = m.get_mut(&pair) {
-                t.down_call = None;
-            }
-        }
-    }
-
-    /// UE2 bound its leg: send what waits for it from this sender, in order, then let the
-    /// leg relay.
-    async fn flush(self: Arc<Self>, pair: u64) {
-        let Some(s) = self.session(pair) else { return };
-        if let Ok(mut m) = self.sessions.lock() {
-            match m.get_mut(&pair) {
-                Some(t) if !t.delivering => t.delivering = true,
-                _ => return,
-            }
-        }
-        if let Some(st) = self.store.clone() {
-            for _round in 0..2 {
-                let waiting: Vec<StoredMessage> = st
-                    .pending_for(&s.to)
-                    .into_iter()
-                    .filter(|m| m.from == s.from)
-                    .collect();
-                if waiting.is_empty() {
-                    break;
-                }
-                for m in waiting {
-                    let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
-                    match rx.await {
-                        Ok(200) => {
-                            let _ = st.unqueue(&m, "sent");
-                        }
-                        _ => {
-                            if let Ok(mut mm) = self.sessions.lock() {
-                                if let Some(t) = mm.get_mut(&pair) {
-                                    t.delivering = false;
-                                }
-                            }
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-        self.hub.set_ready(pair, Side::B);
-        if let Ok(mut mm) = self.sessions.lock() {
-            if let Some(t) = mm.get_mut(&pair) {
-                t.delivering = false;
-            }
-        }
-    }
-
-    /// Figure 1 steps 15-22: UE2's IMDN in a SIP MESSAGE goes to UE1 over the session's MSRP
-    /// (or waits for UE1), then the MESSAGE gets its 200. Anything else passes on.
-    async fn tim_message(self: Arc<Self>, inc: IncomingRequest) {
-        let req = &inc.request;
-        let is_cpim = req
-            .headers
-            .get("Content-Type")
-            .is_some_and(|c| c.to_ascii_lowercase().starts_with("message/cpim"));
-        let imdn = is_cpim
-            .then(|| Cpim::parse(&req.body).ok())
-            .flatten()
-            .and_then(|c| match rcs::content(&c) {
-                rcs::Content::Imdn(i) => Some(i),
-                _ => None,
-            });
-        let (Some(imdn), Some(st)) = (imdn, self.store.clone()) else {
-            self.proxy_back(inc).await;
-            return;
-        };
-        let Some(orig) = st.by_message_id(&imdn.message_id) else {
-            // Not a message we carried: the IMDN goes on to the sender like any MESSAGE.
-            self.proxy_back(inc).await;
-            return;
-        };
-        let _ = st.set_status(&imdn.message_id, status_word(imdn.status));
-        let reporter = identity(req, "P-Asserted-Identity")
-            .or_else(|| identity(req, "From"))
-            .unwrap_or_else(|| orig.to.clone());
-        let pair = self.sessions.lock().ok().and_then(|s| {
-            s.values()
-                .filter(|t| t.from == orig.from && t.to == orig.to)
-                .map(|t| t.pair)
-                .find(|p| self.hub.is_ready(*p, Side::A))
-        });
-        let mut sent = false;
-        if let Some(pair) = pair {
-            sent = matches!(
-                self.hub
-                    .send(pair, Side::A, "message/cpim", &req.body)
-                    .await,
-                Ok(200)
-            );
-        }
-        if !sent {
-            let _ = st.owe(&OwedReport {
-                from: reporter,
-                to: orig.from.clone(),
-                cpim_b64: store::b64(&req.body),
-            });
-        }
-        let mut ok = req.response(200, None);
-        ok.ensure_to_tag();
-        inc.tx.respond(ok);
-        if !sent && self.is_online(&orig.from) {
-            self.pay_owed(&orig.from).await;
-        }
-    }
-
-    /// A user is registered again: IMDNs owed to them, then messages waiting for them (one
-    /// session per sender).
-    async fn user_back(self: Arc<Self>, user: &str) {
-        self.pay_owed(user).await;
-        let Some(st) = self.store.clone() else { return };
-        let mut senders: Vec<String> = Vec::new();
-        for m in st.pending_for(user) {
-            if !senders.contains(&m.from) {
-                senders.push(m.from.clone());
-            }
-        }
-        for from in senders {
-            let existing = self.sessions.lock().ok().and_then(|s| {
-                s.values()
-                    .find(|t| t.from == from && t.to == user && t.down_call.is_some())
-                    .map(|t| t.pair)
-            });
-            if existing.is_some() {
-                continue;
-            }
-            let (pair, _, _) = self.hub.new_pair();
-            let m = st.pending_for(user).into_iter().find(|m| m.from == from);
-            if let Ok(mut s) = self.sessions.lock() {
-                s.insert(
-                    pair,
-                    TimSession {
-                        pair,
-                        from: from.clone(),
-                        to: user.to_string(),
-                        contribution_id: m
-                            .as_ref()
-                            .map(|m| m.contribution_id.clone())
-                            .unwrap_or_default(),
-                        conversation_id: m
-                            .as_ref()
-                            .map(|m| m.conversation_id.clone())
-                            .unwrap_or_default(),
-                        up_call: None,
-                        acked: true,
-                        route_back: Vec::new(),
-                        down_call: None,
-                        delivering: false,
-                        up_closed: false,
-                    },
-                );
-            }
-            self.clone().invite_recipient(pair).await;
-        }
-    }
-
-    /// Sends the IMDNs owed to `user` as SIP MESSAGEs (pager mode, RFC 5438 §8.2).
-    async fn pay_owed(&self, user: &str) {
-        let Some(st) = &self.store else { return };
-        // One payer at a time, so an IMDN is never sent twice.
-        let _one = self.paying.lock().await;
-        for (seq, r) in st.owed_to(user) {
-            let mut req = self
-                .ep
-                .new_request(Method::Message, user, &r.from, 1, Transport::Tcp);
-            let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
-            req.headers
-                .push("P-Asserted-Identity", format!("<{}>", r.from));
-            req.headers.push("Accept-Contact", rcs::ACCEPT_IMDN);
-            if let Some(route) = self.scscf.get() {
-                req.headers.push("Route", route.clone());
-            }
-            req.headers.push("Content-Type", "message/cpim");
-            req.body = Bytes::from(r.cpim());
-            if let Ok(mut o) = self.own_calls.lock() {
-                o.insert(call_id);
-            }
-            let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
-                return;
-            };
-            let resp = self.ep.send_request(req, dest, t).final_response().await;
-            if resp.is_success() {
-                let _ = st.paid(user, seq);
-            } else {
-                return;
-            }
-        }
-    }
-
-    /// Messages nobody collected within the time-to-live: off the queue, and an IMDN
-    /// "failed" (RFC 5438 §7.2.1.1) to their sender.
-    async fn expire(&self) {
-        let Some(st) = &self.store else { return };
-        let now = store::now_ms();
-        let ttl = self.ttl.as_millis() as u64;
-        for m in st.all_pending() {
-            if now.saturating_sub(m.stored_at_ms) < ttl {
-                continue;
-            }
-            if st.unqueue(&m, "failed").is_err() {
-                continue;
-            }
-            let Ok(orig) = Cpim::parse(&m.cpim()) else {
-                continue;
-            };
-            let report = rcs::imdn_message(&m.to, &m.from, &orig, ImdnStatus::Failed);
-            let body = report.to_bytes();
-            let pair = self.sessions.lock().ok().and_then(|s| {
-                s.values()
-                    .filter(|t| t.from == m.from && t.to == m.to)
-                    .map(|t| t.pair)
-                    .find(|p| self.hub.is_ready(*p, Side::A))
-            });
-            let mut sent = false;
-            if let Some(pair) = pair {
-                sent = matches!(
-                    self.hub.send(pair, Side::A, "message/cpim", &body).await,
-                    Ok(200)
-                );
-            }
-            if !sent {
-                let _ = st.owe(&OwedReport {
-                    from: m.to.clone(),
-                    to: m.from.clone(),
-                    cpim_b64: store::b64(&body),
-                });
-                if self.is_online(&m.from) {
-                    self.pay_owed(&m.from).await;
-                }
-            }
-            tracing::info!(from = %m.from, to = %m.to, id = %m.message_id, "undelivered message expired");
         }
     }
 }
+
+/// The Warning T-IM puts on its 200 OK when it stored the first message for a recipient who
+/// is not registered (RFC 3261 §20.43; 399 is "miscellaneous warning").
+pub fn stored_warning(host: &str) -> String {
+    format!("399 {host} \"{STORED_WARNING}\"")
+}
+
+/// The text of [`stored_warning`], which clients look for.
+pub const STORED_WARNING: &str = "stored: recipient offline";
 
 fn identity(req: &Request, header: &str) -> Option<String> {
     req.headers

@@ -79,11 +79,24 @@ pub fn imdn_message(
     about: &Cpim,
     status: ImdnStatus,
 ) -> Cpim {
+    imdn_message_noted(reporter, original_sender, about, status, None)
+}
+
+/// [`imdn_message`] with a note saying how it was delivered or why it failed
+/// ([`Imdn::note`]): what T-IM sends after a pager-mode fallback.
+pub fn imdn_message_noted(
+    reporter: &str,
+    original_sender: &str,
+    about: &Cpim,
+    status: ImdnStatus,
+    note: Option<&str>,
+) -> Cpim {
     let imdn = Imdn {
         message_id: about.message_id().unwrap_or_default().to_string(),
         datetime: about.header("DateTime").unwrap_or_default().to_string(),
         recipient_uri: Some(reporter.to_string()),
         status,
+        note: note.map(str::to_string),
     };
     imdn_cpim(reporter, original_sender, &imdn)
 }
@@ -114,13 +127,18 @@ pub enum Content {
     Other(String),
 }
 
-/// Classifies a CPIM document by its inner Content-Type.
+/// Classifies a CPIM document by its inner Content-Type, reading the content with its
+/// Content-Transfer-Encoding undone ([`Cpim::decoded_body`]); content that does not decode is
+/// `Other`.
 pub fn content(c: &Cpim) -> Content {
     let ct = c
         .content_type()
         .unwrap_or("text/plain")
         .to_ascii_lowercase();
-    let text = String::from_utf8_lossy(&c.body).to_string();
+    let Ok(body) = c.decoded_body() else {
+        return Content::Other(format!("{ct} (undecodable Content-Transfer-Encoding)"));
+    };
+    let text = String::from_utf8_lossy(&body).to_string();
     if ct.starts_with(IMDN_TYPE) {
         match Imdn::parse(&text) {
             Ok(i) => Content::Imdn(i),

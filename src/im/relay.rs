@@ -120,6 +120,9 @@ enum Tx {
         upstream: MsrpConn,
         request: Box<MsrpMessage>,
         at: Instant,
+        /// The pair and the leg it was sent on along.
+        pair: u64,
+        onward: Side,
     },
     Local {
         waiter: Arc<Mutex<LocalSend>>,
@@ -326,6 +329,33 @@ impl Hub {
         for c in closing {
             c.close();
         }
+    }
+
+    /// Ends one leg (its far end said BYE): no more messages go on along it; its connection
+    /// closes unless another session uses it.
+    pub fn close_leg(&self, pair: u64, side: Side) {
+        let Some(conn) = self
+            .with_leg(pair, side, |l| {
+                l.state = LegState::Idle;
+                l.conn.take()
+            })
+            .flatten()
+        else {
+            return;
+        };
+        let shared = self.inner.st.lock().is_ok_and(|st| {
+            st.pairs.values().any(|p| {
+                p.legs.iter().any(|l| {
+                    l.conn.as_ref().is_some_and(|o| {
+                        o.local_addr() == conn.local_addr() && o.peer_addr() == conn.peer_addr()
+                    })
+                })
+            })
+        });
+        if !shared {
+            conn.close();
+        }
+        let _ = self.inner.events.send(HubEvent::Closed { pair, side });
     }
 
     /// Marks a bound leg ready and sends on what queued for it.
@@ -727,6 +757,8 @@ impl Hub {
                         upstream: upstream.clone(),
                         request: Box::new(m.clone()),
                         at: Instant::now(),
+                        pair,
+                        onward: side,
                     },
                 );
             }
@@ -748,8 +780,16 @@ impl Hub {
             .and_then(|mut st| st.txs.remove(&r.transaction_id));
         match tx {
             Some(Tx::Relay {
-                upstream, request, ..
+                upstream,
+                request,
+                pair,
+                onward,
+                ..
             }) => {
+                if r.status != 200 && self.keep_after_failure(pair, onward, &request) {
+                    let _ = upstream.send(&request.response_to(200, "OK"));
+                    return;
+                }
                 let partial = request.header("Failure-Report") == Some("partial");
                 if !(partial && r.status == 200) {
                     let _ = upstream.send(&request.response_to(r.status, &r.comment));
@@ -758,6 +798,34 @@ impl Hub {
             Some(Tx::Local { waiter, .. }) => finish_local(&waiter, r.status),
             None => {}
         }
+    }
+
+    /// Store and forward (T-IM) when the onward leg turns out dead only on relaying (the far
+    /// relay forgot the session, 481, or never answered, 408): a whole single-chunk message
+    /// (an IMDN, a short text) is kept like one whose leg was down, and the leg is marked
+    /// down so later messages are kept at once. True when it was kept.
+    fn keep_after_failure(&self, pair: u64, onward: Side, m: &MsrpMessage) -> bool {
+        if self.inner.unbound != Unbound::Store || m.method.as_deref() != Some("SEND") {
+            return false;
+        }
+        let whole = m.continuation == crate::msrp::Continuation::End
+            && m.byte_range()
+                .is_some_and(|b| b.start == 1 && b.end.is_some() && b.end == b.total);
+        let Some(keeper) = self.inner.keeper.get() else {
+            return false;
+        };
+        if !whole {
+            return false;
+        }
+        let ct = m
+            .header("Content-Type")
+            .unwrap_or("message/cpim")
+            .to_string();
+        if !keeper(pair, onward.other(), &ct, &m.body) {
+            return false;
+        }
+        self.leg_down(pair, onward);
+        true
     }
 
     fn expire_txs(&self, after: Duration) {
@@ -782,9 +850,17 @@ impl Hub {
         for t in old {
             match t {
                 Tx::Relay {
-                    upstream, request, ..
+                    upstream,
+                    request,
+                    pair,
+                    onward,
+                    ..
                 } => {
-                    let _ = upstream.send(&request.response_to(408, "Request Timeout"));
+                    if self.keep_after_failure(pair, onward, &request) {
+                        let _ = upstream.send(&request.response_to(200, "OK"));
+                    } else {
+                        let _ = upstream.send(&request.response_to(408, "Request Timeout"));
+                    }
                 }
                 Tx::Local { waiter, .. } => finish_local(&waiter, 408),
             }

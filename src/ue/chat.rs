@@ -48,6 +48,17 @@ pub enum ChatEvent {
         status: ImdnStatus,
         /// Who reports.
         from: String,
+        /// What the network added ([`crate::cpim::Imdn::note`]): `pager-mode` when T-IM
+        /// delivered it as a SIP MESSAGE, the reason of a failure.
+        note: Option<String>,
+    },
+    /// The network stored our message for a recipient who is offline (T-IM's 200 OK carried
+    /// `Warning: 399 ... "stored: recipient offline"`); its status comes later as an IMDN.
+    Stored {
+        /// The message.
+        message_id: String,
+        /// The warning text.
+        reason: String,
     },
     /// The other side is typing (or stopped).
     Composing {
@@ -177,6 +188,11 @@ enum Cmd {
     Close {
         to: String,
     },
+    /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
+    /// client does before it de-registers, so the network keeps what comes next.
+    CloseAll {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Conversation-ID and Contribution-ID for a new session (new ones when `None`).
@@ -299,6 +315,12 @@ impl ChatUe {
 
     /// De-registers (REGISTER with Expires 0); true when the network said 200.
     pub async fn deregister(&self) -> bool {
+        // Sessions first: a message relayed to us after the REGISTER with Expires 0 would be
+        // taken by a client that is going away; with the MSRP connections closed, T-IM keeps
+        // it for the next registration.
+        let (done, closed) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::CloseAll { done });
+        let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
         let (tx, rx) = oneshot::channel();
         let _ = self.reg.send(RegCmd::Deregister(tx));
         rx.await.unwrap_or(false)
@@ -401,6 +423,11 @@ struct HeldInvite {
 }
 
 enum Internal {
+    /// T-IM said it stored our first message for an offline recipient.
+    Stored {
+        message_id: String,
+        reason: String,
+    },
     /// Our INVITE (or the MSRP binding after it) failed.
     Failed {
         peer: String,
@@ -565,6 +592,39 @@ impl Actor {
                     self.msrp_send(&peer, String::new(), &cpim);
                 }
             }
+            Cmd::CloseAll { done } => {
+                for (_, h) in self.held.drain() {
+                    let mut r = h.inc.request.response(480, Some("Temporarily Unavailable"));
+                    r.ensure_to_tag();
+                    h.inc.tx.respond(r);
+                }
+                let mut byes = Vec::new();
+                for (_, s) in self.sessions.drain() {
+                    if let Some(c) = &s.conn {
+                        c.close();
+                    }
+                    if let Some(mut d) = s.dialog {
+                        d.cseq += 1;
+                        byes.push(build_in_dialog(
+                            &self.ep,
+                            self.cfg.transport,
+                            &d,
+                            Method::Bye,
+                            d.cseq,
+                        ));
+                    }
+                }
+                let ep = self.ep.clone();
+                let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+                tokio::spawn(async move {
+                    let all = futures_util::future::join_all(
+                        byes.into_iter()
+                            .map(|b| ep.send_request(b, pcscf, t).final_response()),
+                    );
+                    let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
+                    let _ = done.send(());
+                });
+            }
             Cmd::Close { to } => {
                 let peer = canonical(&to);
                 if let Some(s) = self.sessions.remove(&peer) {
@@ -653,7 +713,7 @@ impl Actor {
         let trace = self.trace.clone();
         let peer = peer.to_string();
         // The first message's outcome is reported by IMDN or SendFailed.
-        self.tids.insert(format!("invite:{peer}"), id);
+        self.tids.insert(format!("invite:{peer}"), id.clone());
         let sip_addr = self.ep.local_addr();
         tokio::spawn(async move {
             let resp = ep
@@ -663,6 +723,17 @@ impl Actor {
             let result = async {
                 if !resp.is_success() {
                     return Err(format!("INVITE answered {} {}", resp.status, resp.reason));
+                }
+                if let Some(w) = resp
+                    .headers
+                    .values("Warning")
+                    .iter()
+                    .find(|w| w.contains(crate::im::STORED_WARNING))
+                {
+                    let _ = internal.send(Internal::Stored {
+                        message_id: id.clone(),
+                        reason: w.to_string(),
+                    });
                 }
                 let d = dialog_from(&req, &resp);
                 let ack = build_in_dialog(&ep, t, &d, Method::Ack, d.cseq);
@@ -693,6 +764,9 @@ impl Actor {
 
     fn on_internal(&mut self, i: Internal) {
         match i {
+            Internal::Stored { message_id, reason } => {
+                let _ = self.events.send(ChatEvent::Stored { message_id, reason });
+            }
             Internal::Failed { peer, reason } => {
                 let mut ids = Vec::new();
                 if let Some(id) = self.tids.remove(&format!("invite:{peer}")) {
@@ -851,6 +925,7 @@ impl Actor {
                 let _ = self.events.send(ChatEvent::Status {
                     message_id: i.message_id,
                     status: i.status,
+                    note: i.note,
                     from: c
                         .from_uri()
                         .map(str::to_string)
@@ -972,6 +1047,29 @@ impl Actor {
                 }
             }
             Method::Invite if !crate::cscf::in_dialog(&inc.request) => self.on_invite(inc),
+            Method::Cancel => {
+                // RFC 3261 §9.2: 200 for the CANCEL, 487 for the INVITE it cancels (one still
+                // held for the application).
+                inc.tx.respond(inc.request.response(200, None));
+                let held: Vec<String> = self
+                    .held
+                    .iter()
+                    .filter(|(_, h)| h.inc.request.headers.get("Call-ID") == Some(call_id.as_str()))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for peer in held {
+                    if let Some(h) = self.held.remove(&peer) {
+                        let mut r = h.inc.request.response(487, Some("Request Terminated"));
+                        r.ensure_to_tag();
+                        h.inc.tx.respond(r);
+                        let _ = self.events.send(ChatEvent::Session {
+                            peer,
+                            status: SessionStatus::Closed,
+                            reason: "CANCEL".into(),
+                        });
+                    }
+                }
+            }
             Method::Message => {
                 let req = &inc.request;
                 let peer = aor_of(req);

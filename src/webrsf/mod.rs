@@ -796,6 +796,7 @@ impl Gateway {
                 message_id,
                 status,
                 from,
+                ..
             } => {
                 let word = match status {
                     ImdnStatus::Delivered => "delivered",
@@ -804,6 +805,8 @@ impl Gateway {
                 };
                 self.report(user, &message_id, word, &self.web_id(&from), None);
             }
+            // T-IM stored it for an offline recipient: the status that matters comes later.
+            ChatEvent::Stored { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
                 self.report(user, &message_id, "failed", &sender, Some(reason));

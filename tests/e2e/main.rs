@@ -12,6 +12,7 @@ mod peers;
 mod regevent;
 mod registration;
 mod routing;
+mod store_forward;
 pub mod web;
 
 use std::path::Path;

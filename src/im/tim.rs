@@ -1,0 +1,427 @@
+//! T-IM as a user agent (TS 24.229 §5.7.5): what it takes into custody (the first message of
+//! an INVITE, messages and IMDNs whose onward leg is down), its own INVITE to the recipient
+//! (figure 1 steps 13-14, and store-and-forward delivery), flushing what waited over the
+//! recipient's fresh MSRP leg, the IMDNs that come back in SIP MESSAGEs (steps 15-22), and
+//! expiry (RFC 5438 §7.2.1.1 "failed").
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::relay::Side;
+use super::store::{self, OwedReport, StoredMessage};
+use super::{delivery, identity, rcs, status_word, ImServer};
+use crate::cpim::{Cpim, ImdnStatus};
+use crate::cscf::next_hop;
+use crate::msrp::sdp::MsrpSdp;
+use crate::sip::{IncomingRequest, Method, NameAddr, Request, Transport};
+
+impl ImServer {
+    /// Takes a message into custody (T-IM): history always, the pending queue when it is not
+    /// on its way to the recipient already. Returns the stored record.
+    pub(super) fn take(
+        &self,
+        from: &str,
+        to: &str,
+        cpim_bytes: &[u8],
+        contribution_id: &str,
+        conversation_id: &str,
+        pending: bool,
+    ) -> Result<Option<StoredMessage>, String> {
+        let Some(st) = &self.store else {
+            return Ok(None);
+        };
+        let cpim = Cpim::parse(cpim_bytes).map_err(|e| e.to_string())?;
+        let m = StoredMessage {
+            seq: 0,
+            from: from.to_string(),
+            to: to.to_string(),
+            message_id: cpim.message_id().unwrap_or("").to_string(),
+            cpim_b64: store::b64(cpim_bytes),
+            stored_at_ms: store::now_ms(),
+            contribution_id: contribution_id.to_string(),
+            conversation_id: conversation_id.to_string(),
+            status: String::new(),
+        };
+        st.put(m, pending).map(Some).map_err(|e| e.to_string())
+    }
+
+    /// The hub's keeper: a message whose onward leg is down. Text goes to the recipient's
+    /// queue; an IMDN becomes a report owed to the original sender. `None` when it could not
+    /// be kept; `Some(Some(user))` when something now waits for `user` (a message, or an IMDN
+    /// owed to them).
+    pub(super) fn keep(
+        &self,
+        pair: u64,
+        from_side: Side,
+        ct: &str,
+        body: &Bytes,
+    ) -> Option<Option<String>> {
+        let s = self.session(pair)?;
+        let (sender, recipient) = match from_side {
+            Side::A => (s.from.clone(), s.to.clone()),
+            Side::B => (s.to.clone(), s.from.clone()),
+        };
+        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
+            return Some(None);
+        }
+        let cpim = Cpim::parse(body).ok()?;
+        match rcs::content(&cpim) {
+            rcs::Content::Imdn(i) => {
+                let st = self.store.as_ref()?;
+                let _ = st.set_status(&i.message_id, status_word(i.status));
+                st.owe(&OwedReport {
+                    from: sender,
+                    to: recipient.clone(),
+                    cpim_b64: store::b64(body),
+                })
+                .ok()?;
+                Some(Some(recipient))
+            }
+            rcs::Content::Composing(_) => Some(None),
+            _ => self
+                .take(
+                    &sender,
+                    &recipient,
+                    body,
+                    &s.contribution_id,
+                    &s.conversation_id,
+                    true,
+                )
+                .ok()
+                .map(|_| Some(recipient)),
+        }
+    }
+
+    /// A message T-IM sent on: history, and IMDN statuses.
+    pub(super) fn relayed(&self, pair: u64, from_side: Side, ct: &str, body: &Bytes) {
+        let (Some(s), Some(st)) = (self.session(pair), &self.store) else {
+            return;
+        };
+        if !ct.to_ascii_lowercase().starts_with("message/cpim") {
+            return;
+        }
+        let Ok(cpim) = Cpim::parse(body) else { return };
+        let (sender, recipient) = match from_side {
+            Side::A => (s.from.clone(), s.to.clone()),
+            Side::B => (s.to.clone(), s.from.clone()),
+        };
+        match rcs::content(&cpim) {
+            rcs::Content::Imdn(i) => {
+                let _ = st.set_status(&i.message_id, status_word(i.status));
+            }
+            rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
+            rcs::Content::Text(_) => {
+                let _ = self.take(
+                    &sender,
+                    &recipient,
+                    body,
+                    &s.contribution_id,
+                    &s.conversation_id,
+                    false,
+                );
+            }
+        }
+    }
+
+    /// Figure 1 steps 13-14 (and delivery after store-and-forward): T-IM's own INVITE to the
+    /// recipient, carrying the oldest message waiting for them from this sender. Its
+    /// Accept-Contact requires the CPM chat feature tag explicitly (RFC 3841 §9.2, `require;
+    /// explicit`), so a network that applies caller preferences does not alert a voice-only
+    /// client; the wait for the answer is bounded ([`delivery::SILENT_LIMIT`],
+    /// [`delivery::RING_LIMIT`], then CANCEL).
+    pub(super) async fn invite_recipient(self: Arc<Self>, pair: u64) -> delivery::InviteOutcome {
+        use delivery::InviteOutcome;
+        let Some(s) = self.session(pair) else {
+            return InviteOutcome::Nothing;
+        };
+        if !self.is_online(&s.to) {
+            tracing::info!(to = %s.to, "recipient away: messages stay in the store");
+            return InviteOutcome::Unreachable("recipient not registered".into());
+        }
+        let first = self
+            .store
+            .as_ref()
+            .and_then(|st| st.pending_for(&s.to).into_iter().find(|m| m.from == s.from));
+        let Some(uri_b) = self.hub.local_uri(pair, Side::B) else {
+            return InviteOutcome::Nothing;
+        };
+        let mut req = self
+            .ep
+            .new_request(Method::Invite, &s.to, &s.from, 1, Transport::Tcp);
+        let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
+        // The odi Route continues the S-CSCF's iFC once: a retry goes the store-and-forward
+        // way (a plain Route to the S-CSCF), or it would land on us as a new chat.
+        let route_back = match self.sessions.lock() {
+            Ok(mut m) => match m.get_mut(&pair) {
+                Some(t) if t.down_call.is_none() => {
+                    t.down_call = Some(call_id.clone());
+                    t.down_at = Some(Instant::now());
+                    std::mem::take(&mut t.route_back)
+                }
+                _ => return InviteOutcome::Nothing,
+            },
+            Err(_) => return InviteOutcome::Nothing,
+        };
+        req.headers.push("Contact", self.contact());
+        req.headers
+            .push("P-Asserted-Identity", format!("<{}>", s.from));
+        req.headers.push(
+            "Accept-Contact",
+            format!("{};require;explicit", rcs::ACCEPT_CHAT),
+        );
+        req.headers.push("P-Asserted-Service", rcs::ICSI_CHAT);
+        let contribution = if s.contribution_id.is_empty() {
+            rcs::new_id()
+        } else {
+            s.contribution_id.clone()
+        };
+        req.headers.push("Contribution-ID", contribution);
+        if !s.conversation_id.is_empty() {
+            req.headers
+                .push("Conversation-ID", s.conversation_id.clone());
+        }
+        // Live: the odi Route the S-CSCF gave us continues its iFC after us. Later (store and
+        // forward): a plain Route to the S-CSCF; our own INVITE then comes back through the
+        // recipient's iFC and we pass it on.
+        let routes = if route_back.is_empty() || s.up_call.is_none() {
+            self.own_calls
+                .lock()
+                .map(|mut o| o.insert(call_id.clone()))
+                .ok();
+            self.scscf.get().cloned().into_iter().collect()
+        } else {
+            route_back
+        };
+        for r in &routes {
+            req.headers.push("Route", r.clone());
+        }
+        let ip = self.hub.local_addr().ip().to_string();
+        let sdp = MsrpSdp::rcs_chat(&ip, self.hub.local_addr().port(), &uri_b, "actpass");
+        let cpim = first.as_ref().map(|m| m.cpim());
+        rcs::set_chat_body(&mut req.headers, &mut req.body, &sdp, cpim.as_deref());
+        let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
+            self.down_failed(pair);
+            return InviteOutcome::Unreachable("no route to the S-CSCF".into());
+        };
+        let (resp, rang) = self.await_invite(&s.to, &req, dest, t).await;
+        let outcome = delivery::classify(&resp, rang);
+        if outcome != InviteOutcome::Accepted {
+            tracing::info!(to = %s.to, status = resp.status, ?outcome, "delivery INVITE not accepted");
+            self.down_failed(pair);
+            return outcome;
+        }
+        // ACK (RFC 3261 §13.2.2.4) along the route set of the 200.
+        let ack = dialog_request(&self.ep, Method::Ack, 1, &req, &resp, &s.to);
+        if let Some((dest, t)) = next_hop(&self.resolver, &ack).await {
+            self.ep
+                .send_stateless(&crate::sip::SipMessage::Request(ack), dest, t)
+                .await;
+        }
+        let msrp = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body)
+            .ok()
+            .and_then(|cb| cb.sdp.path.last().cloned());
+        let Some(path) = msrp else {
+            // A client that took the chat INVITE for a call (a voice-only phone picked up
+            // with an audio answer): no MSRP, so hang up (BYE, RFC 3261 §15) and use pager mode.
+            let why = format!("{} {} without MSRP media", resp.status, resp.reason);
+            let bye = dialog_request(&self.ep, Method::Bye, 2, &req, &resp, &s.to);
+            if let Some((dest, t)) = next_hop(&self.resolver, &bye).await {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    self.ep.send_request(bye, dest, t).final_response(),
+                )
+                .await;
+            }
+            self.down_failed(pair);
+            return InviteOutcome::Refused { why, cpim: false };
+        };
+        self.hub.set_remote(pair, Side::B, &path);
+        if let (Some(st), Some(m)) = (&self.store, &first) {
+            let _ = st.unqueue(m, "sent");
+        }
+        InviteOutcome::Accepted
+    }
+
+    pub(super) fn down_failed(&self, pair: u64) {
+        if let Ok(mut m) = self.sessions.lock() {
+            if let Some(t) = m.get_mut(&pair) {
+                if let (Some(c), Ok(mut own)) = (t.down_call.take(), self.own_calls.lock()) {
+                    own.remove(&c);
+                }
+                t.down_at = None;
+            }
+        }
+    }
+
+    /// UE2 bound its leg: send what waits for it from this sender, in order, then let the
+    /// leg relay.
+    pub(super) async fn flush(self: Arc<Self>, pair: u64) {
+        let Some(s) = self.session(pair) else { return };
+        if let Ok(mut m) = self.sessions.lock() {
+            match m.get_mut(&pair) {
+                Some(t) if !t.delivering => t.delivering = true,
+                _ => return,
+            }
+        }
+        if let Some(st) = self.store.clone() {
+            for _round in 0..2 {
+                let waiting: Vec<StoredMessage> = st
+                    .pending_for(&s.to)
+                    .into_iter()
+                    .filter(|m| m.from == s.from)
+                    .collect();
+                if waiting.is_empty() {
+                    break;
+                }
+                for m in waiting {
+                    let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
+                    match rx.await {
+                        Ok(200) => {
+                            let _ = st.unqueue(&m, "sent");
+                        }
+                        _ => {
+                            if let Ok(mut mm) = self.sessions.lock() {
+                                if let Some(t) = mm.get_mut(&pair) {
+                                    t.delivering = false;
+                                }
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.hub.set_ready(pair, Side::B);
+        if let Ok(mut mm) = self.sessions.lock() {
+            if let Some(t) = mm.get_mut(&pair) {
+                t.delivering = false;
+            }
+        }
+    }
+
+    /// Figure 1 steps 15-22: UE2's IMDN in a SIP MESSAGE goes to UE1 over the session's MSRP
+    /// (or waits for UE1), then the MESSAGE gets its 200. Anything else passes on.
+    pub(super) async fn tim_message(self: Arc<Self>, inc: IncomingRequest) {
+        let req = &inc.request;
+        let is_cpim = req
+            .headers
+            .get("Content-Type")
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("message/cpim"));
+        let imdn = is_cpim
+            .then(|| Cpim::parse(&req.body).ok())
+            .flatten()
+            .and_then(|c| match rcs::content(&c) {
+                rcs::Content::Imdn(i) => Some(i),
+                _ => None,
+            });
+        let (Some(imdn), Some(st)) = (imdn, self.store.clone()) else {
+            self.proxy_back(inc).await;
+            return;
+        };
+        let Some(orig) = st.by_message_id(&imdn.message_id) else {
+            // Not a message we carried: the IMDN goes on to the sender like any MESSAGE.
+            self.proxy_back(inc).await;
+            return;
+        };
+        if imdn.status == ImdnStatus::Failed {
+            let _ = st.set_status(&imdn.message_id, status_word(imdn.status));
+        } else {
+            // The recipient has it: whatever way it went, it is off the queue (never twice).
+            let _ = st.unqueue(&orig, status_word(imdn.status));
+        }
+        let reporter = identity(req, "P-Asserted-Identity")
+            .or_else(|| identity(req, "From"))
+            .unwrap_or_else(|| orig.to.clone());
+        let pair = self.sessions.lock().ok().and_then(|s| {
+            s.values()
+                .filter(|t| t.from == orig.from && t.to == orig.to)
+                .map(|t| t.pair)
+                .find(|p| self.hub.is_ready(*p, Side::A))
+        });
+        let mut sent = false;
+        if let Some(pair) = pair {
+            sent = matches!(
+                self.hub
+                    .send(pair, Side::A, "message/cpim", &req.body)
+                    .await,
+                Ok(200)
+            );
+        }
+        if !sent {
+            let _ = st.owe(&OwedReport {
+                from: reporter,
+                to: orig.from.clone(),
+                cpim_b64: store::b64(&req.body),
+            });
+        }
+        let mut ok = req.response(200, None);
+        ok.ensure_to_tag();
+        inc.tx.respond(ok);
+        if !sent && self.is_online(&orig.from) {
+            self.kick(&orig.from, false);
+        }
+    }
+
+    /// Messages nobody collected within the time-to-live: off the queue, and an IMDN
+    /// "failed" (RFC 5438 §7.2.1.1) to their sender.
+    pub(super) async fn expire(self: Arc<Self>) {
+        let Some(st) = self.store.clone() else { return };
+        let now = store::now_ms();
+        let ttl = self.ttl.as_millis() as u64;
+        for m in st.all_pending() {
+            if now.saturating_sub(m.stored_at_ms) < ttl {
+                continue;
+            }
+            if st.unqueue(&m, "failed").is_err() {
+                continue;
+            }
+            self.report_to_sender(&m, ImdnStatus::Failed, Some("failed: expired in the store"))
+                .await;
+            tracing::info!(from = %m.from, to = %m.to, id = %m.message_id, "undelivered message expired");
+        }
+    }
+}
+
+/// A request inside the dialog our INVITE `req` set up with its 2xx `resp` (RFC 3261 §12.2.1.1):
+/// the remote target from the 2xx's Contact, the route set from its Record-Route (reversed).
+fn dialog_request(
+    ep: &crate::sip::Endpoint,
+    method: Method,
+    cseq: u32,
+    req: &Request,
+    resp: &crate::sip::Response,
+    fallback_target: &str,
+) -> Request {
+    let mut r = Request::new(
+        method.clone(),
+        resp.headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|na| na.uri.to_string())
+            .unwrap_or_else(|| fallback_target.to_string()),
+    );
+    r.headers.push("Via", ep.new_via(Transport::Tcp));
+    r.headers.push("Max-Forwards", "70");
+    r.headers
+        .push("From", req.headers.get("From").unwrap_or("").to_string());
+    r.headers
+        .push("To", resp.headers.get("To").unwrap_or("").to_string());
+    r.headers.push(
+        "Call-ID",
+        req.headers.get("Call-ID").unwrap_or("").to_string(),
+    );
+    r.headers.push("CSeq", format!("{cseq} {method}"));
+    let mut rr: Vec<String> = resp
+        .headers
+        .values("Record-Route")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    rr.reverse();
+    for route in rr {
+        r.headers.push("Route", route);
+    }
+    r
+}
