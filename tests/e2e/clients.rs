@@ -545,3 +545,52 @@ async fn the_rcslab_ue_and_baresip_call_each_other() {
     );
     lab.shutdown().await;
 }
+
+/// An RCS chat to a plain SIP client: baresip refuses T-IM's MSRP INVITE, T-IM falls back to
+/// a pager-mode MESSAGE, baresip prints the text, the sender's `rcslab ue send` says so and
+/// nothing stays stored.
+#[tokio::test]
+async fn an_rcs_chat_to_baresip_falls_back_to_pager_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let alice = Baresip::start(dir.path(), "alice", "carol", lab.addrs.pcscf, false).await;
+    name_registered_clients(&lab);
+    crate::eventually("T-IM to learn alice is online", || {
+        lab.tim.is_online("sip:alice@ims.lab")
+    })
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_rcslab"))
+        .args(["ue", "--lab"])
+        .arg(lab.addrs.pcscf.to_string())
+        .args(["--user", "carol", "send", "sip:alice@ims.lab", "hi from rcs"])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("ue send finishes")
+        .expect("ue send runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("delivered (pager mode)"),
+        "ue send: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    alice
+        .out
+        .wait_n("sip:carol@ims.lab: \"hi from rcs\"", 1, "baresip")
+        .await;
+    let f = crate::flow(&lab);
+    assert!(
+        f.contains(&"P-CSCF -> UE alice SIP INVITE".to_string())
+            && f.contains(&"P-CSCF -> UE alice SIP MESSAGE".to_string()),
+        "the chat INVITE, then the pager MESSAGE: {f:#?}"
+    );
+    let store = lab.tim.store().expect("T-IM store");
+    assert!(
+        store.pending_for("sip:alice@ims.lab").is_empty(),
+        "nothing stays stored"
+    );
+    lab.shutdown().await;
+}
