@@ -562,7 +562,13 @@ async fn an_rcs_chat_to_baresip_falls_back_to_pager_mode() {
     let out = Command::new(env!("CARGO_BIN_EXE_rcslab"))
         .args(["ue", "--lab"])
         .arg(lab.addrs.pcscf.to_string())
-        .args(["--user", "carol", "send", "sip:alice@ims.lab", "hi from rcs"])
+        .args([
+            "--user",
+            "carol",
+            "send",
+            "sip:alice@ims.lab",
+            "hi from rcs",
+        ])
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .output();
@@ -592,5 +598,48 @@ async fn an_rcs_chat_to_baresip_falls_back_to_pager_mode() {
         store.pending_for("sip:alice@ims.lab").is_empty(),
         "nothing stays stored"
     );
+    lab.shutdown().await;
+}
+
+/// The same with linphonec, which answers calls by itself (-a): whatever it does with T-IM's
+/// MSRP INVITE (refuse it, or pick it up as a call without MSRP), the text reaches it as a
+/// pager-mode MESSAGE and nothing stays stored.
+#[tokio::test]
+async fn an_rcs_chat_to_linphonec_falls_back_to_pager_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let bob = Linphone::start(dir.path(), "bob", lab.addrs.pcscf, false).await;
+    name_registered_clients(&lab);
+    crate::eventually("T-IM to learn bob is online", || {
+        lab.tim.is_online("sip:bob@ims.lab")
+    })
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_rcslab"))
+        .args(["ue", "--lab"])
+        .arg(lab.addrs.pcscf.to_string())
+        .args(["--user", "carol", "send", "sip:bob@ims.lab", "hi linphone"])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("ue send finishes")
+        .expect("ue send runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("delivered (pager mode)"),
+        "ue send: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bob.out
+        .wait_n(
+            "Message received from sip:carol@ims.lab: hi linphone",
+            1,
+            "linphonec",
+        )
+        .await;
+    let store = lab.tim.store().expect("T-IM store");
+    assert!(store.pending_for("sip:bob@ims.lab").is_empty());
     lab.shutdown().await;
 }
