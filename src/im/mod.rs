@@ -166,11 +166,14 @@ impl ImServer {
     }
 
     /// Tells T-IM how to reach the S-CSCF for requests it originates.
-    pub fn set_scscf(&self, addr: SocketAddr, domain: &str) {
-        let _ = self.scscf.set(format!(
-            "<sip:scscf.{domain}:{};transport=tcp;lr>",
-            addr.port()
-        ));
+    pub fn set_scscf(&self, addr: SocketAddr, _domain: &str) {
+        let host = match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let _ = self
+            .scscf
+            .set(format!("<sip:{host}:{};transport=tcp;lr>", addr.port()));
     }
 
     /// The message store (T-IM).
@@ -225,11 +228,12 @@ impl ImServer {
         }
     }
 
+    /// An IP literal, like every URI the lab hands to peers (a foreign P-CSCF need not resolve
+    /// our lab names).
     fn record_route(&self) -> String {
         format!(
-            "<sip:{}:{};transport=tcp;lr>",
-            self.host,
-            self.ep.local_addr().port()
+            "<{};lr>",
+            crate::cscf::node_uri(&self.ep, None, crate::sip::Transport::Tcp)
         )
     }
 
