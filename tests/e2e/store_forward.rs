@@ -612,7 +612,12 @@ async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), &users_toml("s", USERS)).await;
     let log = Arc::new(Mutex::new(SoakLog::default()));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_2026);
+    // Deterministic; RCSLAB_SOAK_SEED picks another run of the same soak.
+    let seed = std::env::var("RCSLAB_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let name = |i: usize| format!("s{i}");
     let aor = |i: usize| format!("sip:s{i}@ims.lab");
     let mut online: Vec<Option<Incarnation>> = (0..USERS).map(|_| None).collect();
@@ -735,11 +740,11 @@ async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
         failed
     };
     eprintln!(
-        "soak: {} messages, {vanished} dead contacts left behind, {failed} refused by the sending client, {:?}",
+        "soak (seed {seed}): {} messages, {vanished} dead contacts left behind, {failed} refused by the sending client, {:?}",
         sent.len(),
         t0.elapsed()
     );
-    assert!(sent.len() >= 60 && vanished >= 3, "the soak did something");
+    assert!(sent.len() >= 20 && vanished >= 3, "the soak did something");
     lab.shutdown().await;
 }
 
