@@ -440,7 +440,14 @@ impl ImServer {
                 r = tx.next() => match r {
                     Some(r) if r.status < 200 => {
                         rang |= r.status > 100;
-                        continue;
+                        // Capabilities known: a client alerting with a Contact that lacks the
+                        // CPM chat feature tag (RFC 3840 §9) is not an RCS client; do not let
+                        // it ring for RING_LIMIT.
+                        if r.status > 100 && contact_lacks_chat(&r) {
+                            tracing::info!(%user, "ringing client without the CPM feature tag");
+                        } else {
+                            continue;
+                        }
                     }
                     Some(r) => return (r, rang),
                     None => return (no_answer(req, "transaction ended"), rang),
@@ -697,6 +704,15 @@ pub(super) fn classify(resp: &Response, rang: bool) -> InviteOutcome {
         486 | 600 | 603 => InviteOutcome::Declined(why),
         _ => InviteOutcome::Unreachable(why),
     }
+}
+
+/// True when a response has a Contact and none of its values carries the CPM chat ICSI.
+fn contact_lacks_chat(r: &Response) -> bool {
+    let contacts = r.headers.values("Contact");
+    !contacts.is_empty()
+        && !contacts
+            .iter()
+            .any(|c| c.contains("3gpp-service.ims.icsi.oma.cpm.session"))
 }
 
 fn no_answer(req: &Request, why: &str) -> Response {

@@ -24,6 +24,10 @@ enum Seen {
     Message { content_type: String, body: String },
 }
 
+/// An answer for [`plain_ua`]: 180 Ringing with the UA's Contact (no CPM feature tag), as
+/// linphone sends it; plain 180 carries no Contact.
+const RING_WITH_CONTACT: u16 = 1180;
+
 /// A plain SIP UA (no RCS, no MSRP; registered with digest through the P-CSCF, its Contact
 /// without CPM feature tags): answers INVITEs with `refuse` and MESSAGEs with 200.
 async fn plain_ua(
@@ -63,7 +67,9 @@ async fn plain_ua_answering(
                         accept_contact: req.headers.get("Accept-Contact").unwrap_or("").into(),
                     });
                     last = answers.next().unwrap_or(last);
-                    let r = if last == 200 {
+                    let r = if last == RING_WITH_CONTACT {
+                        rcslab::ue::uas_response(req, 180, "ring1", &contact, None)
+                    } else if last == 200 {
                         rcslab::ue::uas_response(
                             req,
                             200,
@@ -77,7 +83,7 @@ async fn plain_ua_answering(
                         r
                     };
                     inc.tx.respond(r);
-                    if last == 180 {
+                    if last == 180 || last == RING_WITH_CONTACT {
                         ringing.insert(call_id, inc);
                     }
                 }
@@ -398,6 +404,49 @@ async fn a_phone_that_answers_the_chat_as_a_call_gets_a_bye_and_a_pager_message(
         }
     }
     assert_eq!(seen, ["INVITE", "BYE", "MESSAGE not a call"]);
+    wait_event(
+        &mut alice,
+        Duration::from_secs(5),
+        "delivered (pager mode)",
+        |e| {
+            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
+            if *message_id == id && note.as_deref() == Some("pager-mode"))
+        },
+    )
+    .await;
+    assert_eq!(pending_total(&lab), 0);
+    lab.shutdown().await;
+}
+
+/// Capabilities known: a client that rings with a Contact lacking the CPM chat feature tag is
+/// CANCELled at once (not after 12 s) and served in pager mode.
+#[tokio::test]
+async fn a_ringing_client_without_the_chat_tag_is_cancelled_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        &format!(
+            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
+            users_toml("x", 0)
+        ),
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut dave = plain_ua(&lab, "dave", RING_WITH_CONTACT, &shut).await;
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let id = alice.send("sip:dave@ims.lab", "ring ring").await;
+    let at = match tokio::time::timeout(Duration::from_secs(5), dave.recv()).await {
+        Ok(Some(Seen::Invite { at, .. })) => at,
+        other => panic!("{other:?}"),
+    };
+    match tokio::time::timeout(Duration::from_secs(5), dave.recv()).await {
+        Ok(Some(Seen::Cancel)) => assert!(at.elapsed() < Duration::from_secs(2)),
+        other => panic!("{other:?}"),
+    }
+    match tokio::time::timeout(Duration::from_secs(5), dave.recv()).await {
+        Ok(Some(Seen::Message { body, .. })) => assert_eq!(body, "ring ring"),
+        other => panic!("{other:?}"),
+    }
     wait_event(
         &mut alice,
         Duration::from_secs(5),
