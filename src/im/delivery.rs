@@ -46,6 +46,8 @@ pub const SILENT_LIMIT: Duration = Duration::from_secs(10);
 /// A delivery INVITE that rings (180/183) without a final answer is CANCELled after this and
 /// the messages go in pager mode: a voice-only client alerting its user for a chat.
 pub const RING_LIMIT: Duration = Duration::from_secs(12);
+/// How long a message flushed over the recipient's leg may wait for its 200.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// After a CANCEL, how long the final answer (487, or a 200 that crossed it) may take.
 const CANCEL_WAIT: Duration = Duration::from_secs(4);
 /// A session that got its 200 but whose MSRP leg is still not up after this is stale.
@@ -135,7 +137,7 @@ impl ImServer {
             .unwrap_or(0)
     }
 
-    fn epoch_of(&self, user: &str) -> Option<watch::Receiver<u64>> {
+    pub(super) fn epoch_of(&self, user: &str) -> Option<watch::Receiver<u64>> {
         let w = self.workers.lock().ok()?;
         Some(w.get(user)?.epoch.subscribe())
     }
@@ -270,10 +272,12 @@ impl ImServer {
                 };
             }
             if s.delivering {
+                tracing::debug!(%from, to = %user, pair = s.pair, "waiting: flushing over the recipient's leg");
                 return (Step::InProgress, None);
             }
             if s.down_call.is_some() {
                 if s.down_at.is_some_and(|t| t.elapsed() < BIND_LIMIT) {
+                    tracing::debug!(%from, to = %user, pair = s.pair, "waiting: delivery INVITE or binding under way");
                     return (Step::InProgress, None);
                 }
                 // A stale record (its leg never came up) must not block the sender.
@@ -293,6 +297,7 @@ impl ImServer {
             {
                 // A chat being opened (ACK or the sender's MSRP binding still to come):
                 // deliver within it once it is up, as figure 1 does.
+                tracing::debug!(%from, to = %user, pair = s.pair, "waiting: the sender's chat is being opened");
                 return (Step::InProgress, None);
             }
         }
@@ -435,7 +440,14 @@ impl ImServer {
                 r = tx.next() => match r {
                     Some(r) if r.status < 200 => {
                         rang |= r.status > 100;
-                        continue;
+                        // Capabilities known: a client alerting with a Contact that lacks the
+                        // CPM chat feature tag (RFC 3840 §9) is not an RCS client; do not let
+                        // it ring for RING_LIMIT.
+                        if r.status > 100 && contact_lacks_chat(&r) {
+                            tracing::info!(%user, "ringing client without the CPM feature tag");
+                        } else {
+                            continue;
+                        }
                     }
                     Some(r) => return (r, rang),
                     None => return (no_answer(req, "transaction ended"), rang),
@@ -692,6 +704,15 @@ pub(super) fn classify(resp: &Response, rang: bool) -> InviteOutcome {
         486 | 600 | 603 => InviteOutcome::Declined(why),
         _ => InviteOutcome::Unreachable(why),
     }
+}
+
+/// True when a response has a Contact and none of its values carries the CPM chat ICSI.
+fn contact_lacks_chat(r: &Response) -> bool {
+    let contacts = r.headers.values("Contact");
+    !contacts.is_empty()
+        && !contacts
+            .iter()
+            .any(|c| c.contains("3gpp-service.ims.icsi.oma.cpm.session"))
 }
 
 fn no_answer(req: &Request, why: &str) -> Response {

@@ -511,6 +511,13 @@ impl Hub {
         }
         for c in &chunks {
             if conn.send(c).is_err() {
+                // The connection is gone: say so now rather than after the 30 s expiry.
+                if let Ok(mut st) = self.inner.st.lock() {
+                    for c in &chunks {
+                        st.txs.remove(&c.transaction_id);
+                    }
+                }
+                finish_local(&waiter, 481);
                 break;
             }
         }

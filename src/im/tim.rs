@@ -265,6 +265,12 @@ impl ImServer {
                 _ => return,
             }
         }
+        // A recipient that registers again meanwhile is served afresh: this leg may belong to
+        // the device it left (RFC 4975 §7.1 gives a SEND 30 s; we do not wait that long).
+        let mut epoch = self.epoch_of(&s.to);
+        if let Some(e) = epoch.as_mut() {
+            e.borrow_and_update();
+        }
         if let Some(st) = self.store.clone() {
             for _round in 0..2 {
                 let waiting: Vec<StoredMessage> = st
@@ -277,19 +283,30 @@ impl ImServer {
                 }
                 for m in waiting {
                     let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
-                    match rx.await {
-                        Ok(200) => {
-                            let _ = st.unqueue(&m, "sent");
-                        }
-                        _ => {
-                            if let Ok(mut mm) = self.sessions.lock() {
-                                if let Some(t) = mm.get_mut(&pair) {
-                                    t.delivering = false;
-                                }
+                    let reregistered = async {
+                        match epoch.as_mut() {
+                            Some(e) => {
+                                let _ = e.changed().await;
                             }
-                            return;
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    let status = tokio::select! {
+                        r = tokio::time::timeout(delivery::FLUSH_WAIT, rx) => r.ok().and_then(|r| r.ok()),
+                        _ = reregistered => None,
+                    };
+                    if status == Some(200) {
+                        let _ = st.unqueue(&m, "sent");
+                        continue;
+                    }
+                    if let Ok(mut mm) = self.sessions.lock() {
+                        if let Some(t) = mm.get_mut(&pair) {
+                            t.delivering = false;
                         }
                     }
+                    // The leg does not carry messages: end it; the next try INVITEs afresh.
+                    self.hub.close_leg(pair, Side::B);
+                    return;
                 }
             }
         }

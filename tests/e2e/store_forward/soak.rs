@@ -1,0 +1,222 @@
+//! The soak: users coming and going at random (seeded), some leaving dead contacts behind.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rcslab::cpim::ImdnStatus;
+use rcslab::ue::chat::{ChatEvent, ChatUe};
+use rcslab::ue::AuthMode;
+use rcslab::Lab;
+use tokio::sync::watch;
+
+use super::{delivered_only, pending_total, users_toml};
+use crate::{lab_with, ue};
+
+/// What the soak's clients saw, across all their incarnations.
+#[derive(Default)]
+struct SoakLog {
+    /// Per recipient: (sender, text) in arrival order.
+    got: HashMap<String, Vec<(String, String)>>,
+    /// Per message id: the "delivered" reports its sender got.
+    delivered: HashMap<String, usize>,
+    /// Messages the sending client itself reported failed (MSRP error on a dying session).
+    send_failed: HashSet<String>,
+}
+
+impl SoakLog {
+    /// The message reached `to` and its sender has the IMDN (or the sender's client itself
+    /// reported it failed).
+    fn arrived(&self, to: &str, text: &str, id: &str) -> bool {
+        self.send_failed.contains(id)
+            || (self.delivered.contains_key(id)
+                && self
+                    .got
+                    .get(to)
+                    .is_some_and(|g| g.iter().any(|(_, t)| t == text)))
+    }
+}
+
+/// One registered incarnation of a soak user.
+struct Incarnation {
+    chat: ChatUe,
+    stop: watch::Sender<bool>,
+}
+
+async fn come_online(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> Incarnation {
+    let (stop, shut) = watch::channel(false);
+    let mut u = ue(lab, user, AuthMode::Digest, &shut).await;
+    u.register(600).await.expect("registers");
+    let mut chat = ChatUe::start(u, lab.trace.clone(), delivered_only());
+    let mut events = chat.take_events();
+    let (log, me) = (log.clone(), format!("sip:{user}@ims.lab"));
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let Ok(mut l) = log.lock() else { return };
+            match ev {
+                ChatEvent::Message { from, text, .. } => {
+                    l.got.entry(me.clone()).or_default().push((from, text))
+                }
+                ChatEvent::Status {
+                    message_id,
+                    status: ImdnStatus::Delivered,
+                    ..
+                } => *l.delivered.entry(message_id).or_default() += 1,
+                ChatEvent::SendFailed { message_id, .. } if !message_id.is_empty() => {
+                    l.send_failed.insert(message_id);
+                }
+                _ => {}
+            }
+        }
+    });
+    Incarnation { chat, stop }
+}
+
+/// The soak: 20 users go offline (de-registering, or vanishing and leaving a dead contact
+/// registered) and come back at random (seeded) while online ones send to random others; at
+/// the end everyone is online and every message has arrived exactly once, in order per
+/// sender, every sender has exactly one IMDN "delivered" per message, and T-IM holds nothing
+/// pending or owed.
+#[tokio::test]
+async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
+    const USERS: usize = 20;
+    const ROUNDS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), &users_toml("s", USERS)).await;
+    let log = Arc::new(Mutex::new(SoakLog::default()));
+    // Deterministic; RCSLAB_SOAK_SEED picks another run of the same soak.
+    let seed = std::env::var("RCSLAB_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let name = |i: usize| format!("s{i}");
+    let aor = |i: usize| format!("sip:s{i}@ims.lab");
+    let mut online: Vec<Option<Incarnation>> = (0..USERS).map(|_| None).collect();
+    for (i, slot) in online.iter_mut().enumerate() {
+        if rng.gen_bool(0.5) {
+            *slot = Some(come_online(&lab, &name(i), &log).await);
+        }
+    }
+    // (from, to, text, id), in sending order.
+    let mut sent: Vec<(String, String, String, String)> = Vec::new();
+    let mut vanished = 0;
+    let t0 = Instant::now();
+    for round in 0..ROUNDS {
+        for (i, slot) in online.iter_mut().enumerate() {
+            if !rng.gen_bool(0.35) {
+                continue;
+            }
+            match slot.take() {
+                Some(inc) if rng.gen_bool(0.3) => {
+                    // Vanish: the process dies, its contact stays registered (dead).
+                    let _ = inc.stop.send(true);
+                    drop(inc);
+                    vanished += 1;
+                }
+                Some(inc) => {
+                    assert!(inc.chat.deregister().await, "s{i} de-registers");
+                }
+                None => *slot = Some(come_online(&lab, &name(i), &log).await),
+            }
+        }
+        for (i, slot) in online.iter().enumerate() {
+            let Some(inc) = slot else { continue };
+            if !rng.gen_bool(0.7) {
+                continue;
+            }
+            let mut j = rng.gen_range(0..USERS - 1);
+            if j >= i {
+                j += 1;
+            }
+            let text = format!("s{i}->s{j} r{round} {}", sent.len());
+            let id = inc.chat.send(&aor(j), &text).await;
+            sent.push((aor(i), aor(j), text, id));
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    // Everyone comes back.
+    for (i, slot) in online.iter_mut().enumerate() {
+        if slot.is_none() {
+            *slot = Some(come_online(&lab, &name(i), &log).await);
+        }
+    }
+    let done = |log: &SoakLog| {
+        sent.iter()
+            .all(|(_, to, text, id)| log.arrived(to, text, id))
+    };
+    let until = Instant::now() + Duration::from_secs(40);
+    loop {
+        let ok = done(&log.lock().unwrap())
+            && pending_total(&lab) == 0
+            && (0..USERS).all(|i| lab.tim.store().unwrap().owed_to(&aor(i)).is_empty());
+        if ok {
+            break;
+        }
+        if Instant::now() > until {
+            let l = log.lock().unwrap();
+            let missing: Vec<_> = sent
+                .iter()
+                .filter(|(_, to, text, id)| !l.arrived(to, text, id))
+                .map(|(_, _, text, id)| {
+                    format!("{text} (delivered reports: {:?})", l.delivered.get(id))
+                })
+                .collect();
+            panic!(
+                "not everything arrived within 40 s: {} pending at T-IM, missing {missing:#?}",
+                pending_total(&lab)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Late duplicates would show up now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let failed = {
+        let l = log.lock().unwrap();
+        let failed = l.send_failed.len();
+        for (from, to, text, id) in &sent {
+            if l.send_failed.contains(id) {
+                continue;
+            }
+            let times = l.got[to].iter().filter(|(_, t)| t == text).count();
+            assert_eq!(times, 1, "'{text}' arrived {times} times");
+            assert_eq!(
+                l.delivered.get(id),
+                Some(&1),
+                "one IMDN delivered for '{text}' to {from}"
+            );
+        }
+        // In order per sender (what each recipient got from each sender follows the sending order).
+        for (to, got) in &l.got {
+            let mut by_sender: HashMap<&str, Vec<&str>> = HashMap::new();
+            for (from, text) in got {
+                by_sender.entry(from).or_default().push(text);
+            }
+            for (from, texts) in by_sender {
+                let order: Vec<&str> = sent
+                    .iter()
+                    .filter(|(f, t, text, _)| {
+                        f == from && t == to && texts.contains(&text.as_str())
+                    })
+                    .map(|(_, _, text, _)| text.as_str())
+                    .collect();
+                assert_eq!(texts, order, "{from} -> {to} out of order");
+            }
+        }
+        // The History API's view: none of them is left `pending` (or `sent` without a report).
+        for (_, _, text, id) in &sent {
+            if let Some(m) = lab.tim.store().unwrap().by_message_id(id) {
+                assert_eq!(m.status, "delivered", "'{text}' in T-IM's history");
+            }
+        }
+        failed
+    };
+    eprintln!(
+        "soak (seed {seed}): {} messages, {vanished} dead contacts left behind, {failed} refused by the sending client, {:?}",
+        sent.len(),
+        t0.elapsed()
+    );
+    assert!(sent.len() >= 20 && vanished >= 3, "the soak did something");
+    lab.shutdown().await;
+}
