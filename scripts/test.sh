@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command: installs the real peers (sipp, tshark, chromium + playwright-core), then
-# runs every test.
+# The test command: installs the real peers (sipp, tshark, baresip, linphonec, Kamailio,
+# chromium + playwright-core), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-peers.sh
 cargo test --all-targets -- --test-threads=2
+# Store and forward again on the release build: its races show up at a different speed.
+cargo test --release --test e2e store_forward -- --test-threads=2
 # The teaching labs: each ladder must match its expected one (rcslab lab check).
 RUST_LOG=warn cargo run --quiet -- lab check labs
 # The WebRSF browser client in headless Chromium (installs chromium and playwright-core).

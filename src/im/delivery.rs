@@ -49,6 +49,8 @@ pub const RING_LIMIT: Duration = Duration::from_secs(12);
 /// How long a message flushed over the recipient's leg may wait for its 200.
 pub const FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// After a CANCEL, how long the final answer (487, or a 200 that crossed it) may take.
+/// How long a MESSAGE in flight may still answer after its user registered again.
+const REREGISTER_GRACE: Duration = Duration::from_secs(3);
 const CANCEL_WAIT: Duration = Duration::from_secs(4);
 /// A session that got its 200 but whose MSRP leg is still not up after this is stale.
 const BIND_LIMIT: Duration = Duration::from_secs(15);
@@ -672,10 +674,20 @@ impl ImServer {
                 None => std::future::pending::<()>().await,
             }
         };
+        let answer = self.ep.send_request(req.clone(), dest, t).final_response();
+        tokio::pin!(answer);
         tokio::select! {
-            r = self.ep.send_request(req.clone(), dest, t).final_response() => r,
+            r = &mut answer => r,
             _ = tokio::time::sleep(Duration::from_secs(40)) => no_answer(req, "no answer to the MESSAGE"),
-            _ = reregistered => no_answer(req, "the user registered again meanwhile"),
+            _ = reregistered => {
+                // The S-CSCF forks to every contact, so the MESSAGE in flight may still reach a
+                // live client that is merely slow: give it a moment before counting it lost
+                // (sending again too early would deliver it twice).
+                match tokio::time::timeout(REREGISTER_GRACE, &mut answer).await {
+                    Ok(r) => r,
+                    Err(_) => no_answer(req, "the user registered again meanwhile"),
+                }
+            }
         }
     }
 }
