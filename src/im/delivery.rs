@@ -457,7 +457,12 @@ impl ImServer {
                 _ = tokio::time::sleep_until(start + limit) => {}
                 _ = reregistered => {}
             }
-            self.cancel(req, dest, t).await;
+            // RFC 3261 §9.1, bounded: a CANCEL nobody answers must not hold the worker.
+            let _ = tokio::time::timeout(
+                CANCEL_WAIT,
+                crate::cscf::cancel_forwarded(&self.ep, req, dest, t),
+            )
+            .await;
             let fin = tokio::time::timeout(CANCEL_WAIT, async {
                 while let Some(r) = tx.next().await {
                     if r.status >= 200 {
@@ -474,36 +479,6 @@ impl ImServer {
                 None => (no_answer(req, "no final answer after CANCEL"), rang),
             };
         }
-    }
-
-    /// RFC 3261 §9.1: CANCEL with the INVITE's Request-URI, Call-ID, From, To, CSeq number,
-    /// top Via and Route set.
-    async fn cancel(&self, inv: &Request, dest: std::net::SocketAddr, t: Transport) {
-        let mut c = Request::new(Method::Cancel, inv.uri.clone());
-        if let Some(v) = inv.headers.values("Via").first() {
-            c.headers.push("Via", v.to_string());
-        }
-        c.headers.push("Max-Forwards", "70");
-        for h in ["From", "To", "Call-ID"] {
-            if let Some(v) = inv.headers.get(h) {
-                c.headers.push(h, v.to_string());
-            }
-        }
-        let seq = inv
-            .headers
-            .get("CSeq")
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or("1")
-            .to_string();
-        c.headers.push("CSeq", format!("{seq} CANCEL"));
-        for r in inv.headers.get_all("Route") {
-            c.headers.push("Route", r.to_string());
-        }
-        let _ = tokio::time::timeout(
-            CANCEL_WAIT,
-            self.ep.send_request(c, dest, t).final_response(),
-        )
-        .await;
     }
 
     /// Pager-mode fallback (RFC 3428; OMA CPM pager mode): each pending message from `from` to

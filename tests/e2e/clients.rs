@@ -546,6 +546,29 @@ async fn the_rcslab_ue_and_baresip_call_each_other() {
     lab.shutdown().await;
 }
 
+/// Runs `rcslab ue --lab P-CSCF --user USER send TO TEXT` (the CLI contract) and checks it
+/// succeeds saying `says`.
+async fn ue_send_says(lab: &Lab, user: &str, to: &str, text: &str, says: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rcslab"))
+        .args(["ue", "--lab"])
+        .arg(lab.addrs.pcscf.to_string())
+        .args(["--user", user, "send", to, text])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("ue send finishes")
+        .expect("ue send runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(says),
+        "ue send: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// An RCS chat to a plain SIP client: baresip refuses T-IM's MSRP INVITE, T-IM falls back to
 /// a pager-mode MESSAGE, baresip prints the text, the sender's `rcslab ue send` says so and
 /// nothing stays stored.
@@ -559,30 +582,14 @@ async fn an_rcs_chat_to_baresip_falls_back_to_pager_mode() {
         lab.tim.is_online("sip:alice@ims.lab")
     })
     .await;
-    let out = Command::new(env!("CARGO_BIN_EXE_rcslab"))
-        .args(["ue", "--lab"])
-        .arg(lab.addrs.pcscf.to_string())
-        .args([
-            "--user",
-            "carol",
-            "send",
-            "sip:alice@ims.lab",
-            "hi from rcs",
-        ])
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .expect("ue send finishes")
-        .expect("ue send runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("delivered (pager mode)"),
-        "ue send: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ue_send_says(
+        &lab,
+        "carol",
+        "sip:alice@ims.lab",
+        "hi from rcs",
+        "delivered (pager mode)",
+    )
+    .await;
     alice
         .out
         .wait_n("sip:carol@ims.lab: \"hi from rcs\"", 1, "baresip")
@@ -614,24 +621,14 @@ async fn an_rcs_chat_to_linphonec_falls_back_to_pager_mode() {
         lab.tim.is_online("sip:bob@ims.lab")
     })
     .await;
-    let out = Command::new(env!("CARGO_BIN_EXE_rcslab"))
-        .args(["ue", "--lab"])
-        .arg(lab.addrs.pcscf.to_string())
-        .args(["--user", "carol", "send", "sip:bob@ims.lab", "hi linphone"])
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .expect("ue send finishes")
-        .expect("ue send runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("delivered (pager mode)"),
-        "ue send: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ue_send_says(
+        &lab,
+        "carol",
+        "sip:bob@ims.lab",
+        "hi linphone",
+        "delivered (pager mode)",
+    )
+    .await;
     bob.out
         .wait_n(
             "Message received from sip:carol@ims.lab: hi linphone",

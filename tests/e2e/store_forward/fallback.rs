@@ -30,6 +30,32 @@ const RING_WITH_CONTACT: u16 = 1180;
 
 /// A plain SIP UA (no RCS, no MSRP; registered with digest through the P-CSCF, its Contact
 /// without CPM feature tags): answers INVITEs with `refuse` and MESSAGEs with 200.
+/// The default lab plus dave, a plain SIP user.
+async fn dave_lab(dir: &std::path::Path) -> Lab {
+    lab_with(
+        dir,
+        &format!(
+            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
+            users_toml("x", 0)
+        ),
+    )
+    .await
+}
+
+/// Waits for the sender's IMDN `delivered` noted `pager-mode` for message `id`.
+async fn pager_delivered(alice: &mut rcslab::ue::chat::ChatUe, id: &str) {
+    wait_event(
+        alice,
+        Duration::from_secs(5),
+        "delivered (pager mode)",
+        |e| {
+            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
+            if *message_id == id && note.as_deref() == Some("pager-mode"))
+        },
+    )
+    .await;
+}
+
 async fn plain_ua(
     lab: &Lab,
     user: &str,
@@ -151,14 +177,7 @@ const FALLBACK: &[&str] = &[
 
 async fn falls_back_to_pager_mode(refuse: u16) {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(
-        dir.path(),
-        &format!(
-            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
-            users_toml("x", 0)
-        ),
-    )
-    .await;
+    let lab = dave_lab(dir.path()).await;
     let (_stop, shut) = watch::channel(false);
     let mut dave = plain_ua(&lab, "dave", refuse, &shut).await;
     let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
@@ -244,14 +263,7 @@ async fn a_client_that_answers_500_gets_a_pager_message() {
 #[tokio::test]
 async fn a_480_is_retried_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(
-        dir.path(),
-        &format!(
-            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
-            users_toml("x", 0)
-        ),
-    )
-    .await;
+    let lab = dave_lab(dir.path()).await;
     let (_stop, shut) = watch::channel(false);
     let mut dave = plain_ua_answering(&lab, "dave", vec![480, 480, 480, 488], 200, &shut).await;
     let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
@@ -274,16 +286,7 @@ async fn a_480_is_retried_with_backoff() {
         Ok(Some(Seen::Message { body, .. })) => assert_eq!(body, "eventually"),
         other => panic!("{other:?}"),
     }
-    wait_event(
-        &mut alice,
-        Duration::from_secs(5),
-        "delivered (pager mode)",
-        |e| {
-            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
-            if *message_id == id && note.as_deref() == Some("pager-mode"))
-        },
-    )
-    .await;
+    pager_delivered(&mut alice, &id).await;
     assert_eq!(pending_total(&lab), 0);
     lab.shutdown().await;
 }
@@ -293,14 +296,7 @@ async fn a_480_is_retried_with_backoff() {
 #[tokio::test]
 async fn a_client_that_only_rings_is_cancelled_and_gets_a_pager_message() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(
-        dir.path(),
-        &format!(
-            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
-            users_toml("x", 0)
-        ),
-    )
-    .await;
+    let lab = dave_lab(dir.path()).await;
     let (_stop, shut) = watch::channel(false);
     let mut dave = plain_ua(&lab, "dave", 180, &shut).await;
     let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
@@ -320,16 +316,7 @@ async fn a_client_that_only_rings_is_cancelled_and_gets_a_pager_message() {
         Ok(Some(Seen::Message { body, .. })) => assert_eq!(body, "pick up?"),
         other => panic!("{other:?}"),
     }
-    wait_event(
-        &mut alice,
-        Duration::from_secs(5),
-        "delivered (pager mode)",
-        |e| {
-            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
-            if *message_id == id && note.as_deref() == Some("pager-mode"))
-        },
-    )
-    .await;
+    pager_delivered(&mut alice, &id).await;
     assert_eq!(pending_total(&lab), 0);
     lab.shutdown().await;
 }
@@ -339,14 +326,7 @@ async fn a_client_that_only_rings_is_cancelled_and_gets_a_pager_message() {
 #[tokio::test]
 async fn ue_send_prints_the_reason_when_pager_mode_fails_too() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(
-        dir.path(),
-        &format!(
-            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
-            users_toml("x", 0)
-        ),
-    )
-    .await;
+    let lab = dave_lab(dir.path()).await;
     let (_stop, shut) = watch::channel(false);
     let mut dave = plain_ua_answering(&lab, "dave", vec![488], 403, &shut).await;
     let out = rcslab_ue(&lab, "alice", &["send", "sip:dave@ims.lab", "hello?"])
@@ -382,14 +362,7 @@ async fn ue_send_prints_the_reason_when_pager_mode_fails_too() {
 #[tokio::test]
 async fn a_phone_that_answers_the_chat_as_a_call_gets_a_bye_and_a_pager_message() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(
-        dir.path(),
-        &format!(
-            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
-            users_toml("x", 0)
-        ),
-    )
-    .await;
+    let lab = dave_lab(dir.path()).await;
     let (_stop, shut) = watch::channel(false);
     let mut dave = plain_ua(&lab, "dave", 200, &shut).await;
     let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
@@ -404,16 +377,7 @@ async fn a_phone_that_answers_the_chat_as_a_call_gets_a_bye_and_a_pager_message(
         }
     }
     assert_eq!(seen, ["INVITE", "BYE", "MESSAGE not a call"]);
-    wait_event(
-        &mut alice,
-        Duration::from_secs(5),
-        "delivered (pager mode)",
-        |e| {
-            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
-            if *message_id == id && note.as_deref() == Some("pager-mode"))
-        },
-    )
-    .await;
+    pager_delivered(&mut alice, &id).await;
     assert_eq!(pending_total(&lab), 0);
     lab.shutdown().await;
 }
@@ -423,14 +387,7 @@ async fn a_phone_that_answers_the_chat_as_a_call_gets_a_bye_and_a_pager_message(
 #[tokio::test]
 async fn a_ringing_client_without_the_chat_tag_is_cancelled_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(
-        dir.path(),
-        &format!(
-            "{}[[subscribers]]\nimpu = [\"sip:dave@ims.lab\"]\npassword = \"dave-pw\"\n",
-            users_toml("x", 0)
-        ),
-    )
-    .await;
+    let lab = dave_lab(dir.path()).await;
     let (_stop, shut) = watch::channel(false);
     let mut dave = plain_ua(&lab, "dave", RING_WITH_CONTACT, &shut).await;
     let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
@@ -447,16 +404,7 @@ async fn a_ringing_client_without_the_chat_tag_is_cancelled_at_once() {
         Ok(Some(Seen::Message { body, .. })) => assert_eq!(body, "ring ring"),
         other => panic!("{other:?}"),
     }
-    wait_event(
-        &mut alice,
-        Duration::from_secs(5),
-        "delivered (pager mode)",
-        |e| {
-            matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, note, .. }
-            if *message_id == id && note.as_deref() == Some("pager-mode"))
-        },
-    )
-    .await;
+    pager_delivered(&mut alice, &id).await;
     assert_eq!(pending_total(&lab), 0);
     lab.shutdown().await;
 }
