@@ -82,6 +82,13 @@ async fn come_online(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> Incarn
 async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
     const USERS: usize = 20;
     const ROUNDS: usize = 8;
+    // RCSLAB_SOAK_LOG=rcslab::im=debug shows T-IM's decisions with a failure.
+    if let Ok(filter) = std::env::var("RCSLAB_SOAK_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), &users_toml("s", USERS)).await;
     let log = Arc::new(Mutex::new(SoakLog::default()));
