@@ -46,6 +46,19 @@ fn free_port() -> u16 {
     }
 }
 
+/// A port `p` free for UDP and TCP whose neighbour `p + 1` is free too (baresip's TLS).
+fn free_port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX
+            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
 /// What a child process prints (stdout and stderr), collected as it comes.
 #[derive(Clone, Default)]
 struct Output(Arc<Mutex<String>>);
@@ -117,48 +130,59 @@ impl Baresip {
         require("baresip");
         let dir = dir.join(format!("baresip-{user}"));
         std::fs::create_dir_all(&dir).expect("config dir");
-        let sip = free_port();
-        let ctrl_port = free_port();
-        std::fs::write(
-            dir.join("config"),
-            format!(
-                "poll_method epoll\nsip_listen 127.0.0.1:{sip}\nnet_interface 127.0.0.1\n\
-                 call_local_timeout 120\nmodule_path /usr/lib/baresip/modules\n\
-                 module g711.so\nmodule aubridge.so\nmodule stdio.so\n\
-                 module_app account.so\nmodule_app menu.so\nmodule_app contact.so\n\
-                 module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-                 audio_player aubridge,nil\naudio_source aubridge,nil\naudio_alert aubridge,nil\n"
-            ),
-        )
-        .expect("config");
-        // The account line README gives, with the P-CSCF as outbound proxy.
-        let t = if tcp { ";transport=tcp" } else { "" };
-        std::fs::write(
-            dir.join("accounts"),
-            format!(
-                "<sip:{user}@ims.lab{t}>;auth_user={user}@ims.lab;auth_pass={user}-secret;\
-                 outbound=\"sip:{pcscf}{t}\";regint=600\n"
-            ),
-        )
-        .expect("accounts");
-        std::fs::write(dir.join("contacts"), format!("<sip:{peer}@ims.lab>\n")).expect("contacts");
-        let out = Output::default();
-        let (child, stdin) = spawn(
-            Command::new("stdbuf")
-                .args(["-oL", "-eL", "baresip", "-f"])
-                .arg(&dir),
-            &out,
-        );
-        let mut ctrl = None;
-        for _ in 0..100 {
-            if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", ctrl_port)).await {
-                ctrl = Some(s);
-                break;
+        // baresip binds SIP on UDP, TCP and TLS (the next port): another test may take one
+        // of them between our check and its bind, so a start that fails is tried again.
+        let mut attempts = 0;
+        let (child, stdin, out, ctrl) = loop {
+            attempts += 1;
+            let sip = free_port_pair();
+            let ctrl_port = free_port();
+            std::fs::write(
+                dir.join("config"),
+                format!(
+                    "poll_method epoll\nsip_listen 127.0.0.1:{sip}\nnet_interface 127.0.0.1\n\
+                     call_local_timeout 120\nmodule_path /usr/lib/baresip/modules\n\
+                     module g711.so\nmodule aubridge.so\nmodule stdio.so\n\
+                     module_app account.so\nmodule_app menu.so\nmodule_app contact.so\n\
+                     module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+                     audio_player aubridge,nil\naudio_source aubridge,nil\naudio_alert aubridge,nil\n"
+                ),
+            )
+            .expect("config");
+            // The account line README gives, with the P-CSCF as outbound proxy.
+            let t = if tcp { ";transport=tcp" } else { "" };
+            std::fs::write(
+                dir.join("accounts"),
+                format!(
+                    "<sip:{user}@ims.lab{t}>;auth_user={user}@ims.lab;auth_pass={user}-secret;\
+                     outbound=\"sip:{pcscf}{t}\";regint=600\n"
+                ),
+            )
+            .expect("accounts");
+            std::fs::write(dir.join("contacts"), format!("<sip:{peer}@ims.lab>\n"))
+                .expect("contacts");
+            let out = Output::default();
+            let (child, stdin) = spawn(
+                Command::new("stdbuf")
+                    .args(["-oL", "-eL", "baresip", "-f"])
+                    .arg(&dir),
+                &out,
+            );
+            let mut ctrl = None;
+            for _ in 0..100 {
+                if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", ctrl_port)).await {
+                    ctrl = Some(s);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let ctrl =
-            ctrl.unwrap_or_else(|| panic!("baresip ctrl_tcp never listened:\n{}", out.text()));
+            match ctrl {
+                Some(c) => break (child, stdin, out, c),
+                None if attempts < 3 && out.text().contains("Address already in use") => continue,
+                None => panic!("baresip ctrl_tcp never listened:\n{}", out.text()),
+            }
+        };
+
         let b = Baresip {
             _child: child,
             _stdin: stdin,
