@@ -348,7 +348,7 @@ async fn web_user_logging_out_and_in_gets_everything_and_nothing_stays_pending()
         // The History API: nothing left pending or merely sent (T-IM records the IMDN as
         // it relays it, a moment after alice has it).
         let mut statuses = Vec::new();
-        for _ in 0..40 {
+        for _ in 0..100 {
             let (s, hist) = call(
                 w,
                 Http::GET,
