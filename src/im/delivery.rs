@@ -428,11 +428,19 @@ impl ImServer {
         if let Some(e) = epoch.as_mut() {
             e.borrow_and_update();
         }
+        // A new registration while the INVITE is silent: it may have gone to a dead contact
+        // only, so the wait is cut short — after a grace, since the S-CSCF forks and a live
+        // client may merely be slow (it would show the message twice if we sent again).
+        let mut cut: Option<tokio::time::Instant> = None;
         loop {
             let limit = if rang { RING_LIMIT } else { SILENT_LIMIT };
+            let deadline = match cut {
+                Some(c) if !rang => c.min(start + limit),
+                _ => start + limit,
+            };
             let reregistered = async {
                 match epoch.as_mut() {
-                    Some(e) if !rang => {
+                    Some(e) if !rang && cut.is_none() => {
                         let _ = e.changed().await;
                     }
                     _ => std::future::pending::<()>().await,
@@ -454,8 +462,11 @@ impl ImServer {
                     Some(r) => return (r, rang),
                     None => return (no_answer(req, "transaction ended"), rang),
                 },
-                _ = tokio::time::sleep_until(start + limit) => {}
-                _ = reregistered => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = reregistered => {
+                    cut = Some(tokio::time::Instant::now() + REREGISTER_GRACE);
+                    continue;
+                }
             }
             // RFC 3261 §9.1, bounded: a CANCEL nobody answers must not hold the worker.
             let _ = tokio::time::timeout(
