@@ -933,7 +933,8 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
 
 /// `ue send`: sends one message and waits for what becomes of it: prints `delivered`,
 /// `displayed`, `delivered (pager mode)` (T-IM fell back to a SIP MESSAGE), `stored` (the
-/// recipient is offline; T-IM keeps it and reports later by IMDN), or `failed: REASON`.
+/// recipient is offline; T-IM keeps it and reports later by IMDN), `failed: REASON`, or
+/// `pending: ...` when no report came in time (exit 1: not delivered, but not lost either).
 async fn send_one(
     chat: &mut rcslab::ue::chat::ChatUe,
     to: &str,
@@ -987,7 +988,11 @@ async fn send_one(
             }
             Some(_) => {}
             None => {
-                println!("failed: no IMDN within {timeout} s");
+                // Accepted (no SendFailed) but not reported yet: the recipient is registered
+                // yet does not answer, and T-IM keeps retrying. Not delivered, not lost.
+                println!(
+                    "pending: no delivery report within {timeout} s (T-IM keeps the message, retries and reports by IMDN)"
+                );
                 return Err("timeout".into());
             }
         }
