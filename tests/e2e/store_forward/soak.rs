@@ -1,4 +1,5 @@
-//! The soak: users coming and going at random (seeded), some leaving dead contacts behind.
+//! The soak: users coming and going at random (seeded), RCS clients and web users, some
+//! leaving dead contacts (or open gateway sessions) behind.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -38,13 +39,114 @@ impl SoakLog {
     }
 }
 
-/// One registered incarnation of a soak user.
+/// One registered incarnation of a soak user: an RCS client, or a web user logged in to the
+/// WebRSF gateway with its notification channel open.
 struct Incarnation {
-    chat: ChatUe,
+    /// The RCS client (None for a web user).
+    chat: Option<ChatUe>,
+    /// A web user's token (Some for a web user).
+    token: Option<String>,
     stop: watch::Sender<bool>,
 }
 
+/// Soak users from this index on are web users.
+const FIRST_WEB: usize = 15;
+
 async fn come_online(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> Incarnation {
+    let index: usize = user.trim_start_matches('s').parse().unwrap_or(0);
+    if index >= FIRST_WEB {
+        come_online_web(lab, user, log).await
+    } else {
+        come_online_rcs(lab, user, log).await
+    }
+}
+
+/// A web user as the paper's client behaves: on each chat or message notification it reads
+/// `Chat/Media` and acknowledges each message with `PUT Chat/{id}` (status delivered), which
+/// sends the sender its IMDN.
+async fn come_online_web(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> Incarnation {
+    use crate::web::{call, call_raw, login, Channel};
+    use hyper::Method as Http;
+    let token = login(lab, user, &format!("{user}-pw")).await;
+    let mut ch = Channel::open(lab, user, &token, 0).await;
+    let (stop, mut stopped) = watch::channel(false);
+    let (w, log, me, user, tok) = (
+        lab.addrs.webrsf,
+        log.clone(),
+        format!("sip:{user}@ims.lab"),
+        user.to_string(),
+        token.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                e = ch.try_next(Duration::from_secs(120)) => e,
+                _ = stopped.changed() => return,
+            };
+            let Some(ev) = ev else { return };
+            let incoming = (ev["type"] == "chat" && ev["data"]["status"] == "initiate")
+                || ev["type"] == "messageNotification";
+            if !incoming {
+                continue;
+            }
+            let path = format!("/webrsf/v1/{user}/Chat/Media");
+            let (s, body) = call_raw(w, Http::GET, &path, Some(&tok), None).await;
+            if s != 200 {
+                continue;
+            }
+            for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let Ok(m) = serde_json::from_slice::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let (Some(mid), Some(inst), Some(sender), Some(text)) = (
+                    m["message_id"].as_str(),
+                    m["instance_id"].as_str(),
+                    m["sender"].as_str(),
+                    m["text"].as_str(),
+                ) else {
+                    continue;
+                };
+                if let Ok(mut l) = log.lock() {
+                    l.got
+                        .entry(me.clone())
+                        .or_default()
+                        .push((format!("sip:{sender}@ims.lab"), text.to_string()));
+                }
+                let body = serde_json::json!({"status": "delivered", "message_id": mid});
+                let path = format!("/webrsf/v1/{user}/Chat/{inst}");
+                let _ = call(w, Http::PUT, &path, Some(&tok), Some(body)).await;
+            }
+        }
+    });
+    Incarnation {
+        chat: None,
+        token: Some(token),
+        stop,
+    }
+}
+
+impl Incarnation {
+    /// Goes offline properly: an RCS client de-registers, a web user logs out.
+    async fn leave(self, lab: &Lab, user: &str) {
+        if let Some(chat) = &self.chat {
+            assert!(chat.deregister().await, "{user} de-registers");
+        }
+        if let Some(token) = &self.token {
+            let _ = self.stop.send(true);
+            let (s, v) = crate::web::call(
+                lab.addrs.webrsf,
+                hyper::Method::DELETE,
+                &format!("/webrsf/v1/{user}/Session"),
+                Some(token),
+                None,
+            )
+            .await;
+            assert!(s == 200 || s == 204, "{user} logs out: {s} {v}");
+        }
+    }
+}
+
+async fn come_online_rcs(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> Incarnation {
     let (stop, shut) = watch::channel(false);
     let mut u = ue(lab, user, AuthMode::Digest, &shut).await;
     u.register(600).await.expect("registers");
@@ -70,11 +172,16 @@ async fn come_online(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> Incarn
             }
         }
     });
-    Incarnation { chat, stop }
+    Incarnation {
+        chat: Some(chat),
+        token: None,
+        stop,
+    }
 }
 
-/// The soak: 20 users go offline (de-registering, or vanishing and leaving a dead contact
-/// registered) and come back at random (seeded) while online ones send to random others; at
+/// The soak: 20 users (15 RCS clients, 5 web users of the WebRSF gateway) go offline
+/// (de-registering or logging out, or vanishing and leaving a dead contact or an open gateway
+/// session registered) and come back at random (seeded) while online ones send to random others; at
 /// the end everyone is online and every message has arrived exactly once, in order per
 /// sender, every sender has exactly one IMDN "delivered" per message, and T-IM holds nothing
 /// pending or owed.
@@ -117,19 +224,21 @@ async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
             }
             match slot.take() {
                 Some(inc) if rng.gen_bool(0.3) => {
-                    // Vanish: the process dies, its contact stays registered (dead).
+                    // Vanish: the process dies, its contact stays registered (dead); a web
+                    // user closes the page without logging out (the gateway stays
+                    // registered for it).
                     let _ = inc.stop.send(true);
                     drop(inc);
                     vanished += 1;
                 }
-                Some(inc) => {
-                    assert!(inc.chat.deregister().await, "s{i} de-registers");
-                }
+                Some(inc) => inc.leave(&lab, &name(i)).await,
                 None => *slot = Some(come_online(&lab, &name(i), &log).await),
             }
         }
         for (i, slot) in online.iter().enumerate() {
-            let Some(inc) = slot else { continue };
+            let Some(chat) = slot.as_ref().and_then(|inc| inc.chat.as_ref()) else {
+                continue;
+            };
             if !rng.gen_bool(0.7) {
                 continue;
             }
@@ -138,7 +247,7 @@ async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
                 j += 1;
             }
             let text = format!("s{i}->s{j} r{round} {}", sent.len());
-            let id = inc.chat.send(&aor(j), &text).await;
+            let id = chat.send(&aor(j), &text).await;
             sent.push((aor(i), aor(j), text, id));
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -219,11 +328,24 @@ async fn soak_users_come_and_go_and_everything_arrives_exactly_once_in_order() {
         }
         failed
     };
+    let to_web = sent
+        .iter()
+        .filter(|(_, to, _, _)| {
+            to.trim_start_matches("sip:s")
+                .split('@')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n >= FIRST_WEB)
+        })
+        .count();
     eprintln!(
-        "soak (seed {seed}): {} messages, {vanished} dead contacts left behind, {failed} refused by the sending client, {:?}",
+        "soak (seed {seed}): {} messages ({to_web} to web users), {vanished} dead contacts or closed pages left behind, {failed} refused by the sending client, {:?}",
         sent.len(),
         t0.elapsed()
     );
-    assert!(sent.len() >= 20 && vanished >= 3, "the soak did something");
+    assert!(
+        sent.len() >= 20 && vanished >= 3 && to_web >= 5,
+        "the soak did something"
+    );
     lab.shutdown().await;
 }
