@@ -7,9 +7,8 @@ bash scripts/install-peers.sh
 cargo test --all-targets -- --test-threads=2 --skip store_forward::soak
 # Store and forward again on the release build: its races show up at a different speed.
 cargo test --release --test e2e store_forward -- --test-threads=2 --skip store_forward::soak
-# The store-and-forward soak, debug and release. It has failed rarely on a loaded machine
-# (a lost or doubled IMDN or message; issue 11 is open for it): a failed run prints T-IM's
-# debug log and is run once more, so the failure shows in the CI log without hiding the rest.
+# The store-and-forward soak, debug and release. A failed run prints T-IM's debug log and is
+# run once more, so a rare failure shows in the CI log for the next person to chase.
 soak() {
   RCSLAB_SOAK_LOG=rcslab::im=debug cargo test "$@" --test e2e store_forward::soak \
     || { echo "soak failed once (log above); running it again" >&2

@@ -599,7 +599,12 @@ impl Actor {
                     h.inc.tx.respond(r);
                 }
                 let mut byes = Vec::new();
+                // Messages the network has not taken yet (queued for a session still being
+                // set up, or sent without their 200) are not lost silently: the application
+                // hears SendFailed for each, as it would after a refusal.
+                let mut unsent: Vec<String> = self.tids.drain().map(|(_, id)| id).collect();
                 for (_, s) in self.sessions.drain() {
+                    unsent.extend(s.queue.iter().map(|(id, _)| id.clone()));
                     if let Some(c) = &s.conn {
                         c.close();
                     }
@@ -613,6 +618,16 @@ impl Actor {
                             d.cseq,
                         ));
                     }
+                }
+                unsent.sort();
+                unsent.dedup();
+                for message_id in unsent.into_iter().filter(|id| !id.is_empty()) {
+                    let _ = self.events.send(ChatEvent::SendFailed {
+                        message_id,
+                        reason:
+                            "the client closed its sessions before the network took the message"
+                                .into(),
+                    });
                 }
                 let ep = self.ep.clone();
                 let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
