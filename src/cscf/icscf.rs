@@ -360,6 +360,7 @@ impl Icscf {
 
 fn reject(req: &Request, code: u16, reason: &str, why: &str) -> Response {
     let mut r = req.response(code, Some(reason));
+    r.ensure_to_tag();
     r.headers.push("Warning", format!("399 icscf \"{why}\""));
     r
 }

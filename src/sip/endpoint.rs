@@ -460,6 +460,7 @@ async fn dispatch(
                 if let Some(req) = salvage_request(&d.bytes) {
                     if req.method != Method::Ack {
                         let mut r = req.response(400, Some("Bad Request"));
+                        r.ensure_to_tag();
                         r.headers.push(
                             "Warning",
                             format!("399 {} \"{}\"", inner.name, e.to_string().replace('"', "'")),
@@ -562,7 +563,8 @@ async fn on_request(
     } else {
         None
     };
-    let fallback = req.response(500, Some("Server Internal Error"));
+    let mut fallback = req.response(500, Some("Server Internal Error"));
+    fallback.ensure_to_tag();
     tokio::spawn(run_server(
         Arc::downgrade(inner),
         inner.transport.clone(),
@@ -578,7 +580,9 @@ async fn on_request(
     let tx = ServerTx { input: Some(in_tx) };
     // RFC 3261 §16.3 step 3: Max-Forwards 0 is answered here for every node.
     if req.max_forwards() == Some(0) && req.method != Method::Options {
-        tx.respond(req.response(483, Some("Too Many Hops")));
+        let mut r = req.response(483, Some("Too Many Hops"));
+        r.ensure_to_tag();
+        tx.respond(r);
         return;
     }
     let _ = out.send(Incoming::Request(IncomingRequest {

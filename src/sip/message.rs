@@ -637,8 +637,13 @@ pub fn salvage_request(buf: &[u8]) -> Option<Request> {
             req.headers.push(&n, v.trim());
         }
     }
-    check_required(&req.headers, &["Via", "From", "To", "Call-ID", "CSeq"]).ok()?;
-    Via::parse(req.headers.first_value("Via")?).ok()?;
+    // RFC 3261 §8.2.2 / §16.3: whatever else is missing, the 400 goes back by the top Via when
+    // there is a usable one, else to the packet's source (which the endpoint knows).
+    if let Some(v) = req.headers.first_value("Via") {
+        if Via::parse(v).is_err() {
+            req.headers.remove("Via");
+        }
+    }
     Some(req)
 }
 
@@ -949,6 +954,16 @@ mod tests {
             Some("1-2@127.0.0.1")
         );
         assert!(salvage_request(b"garbage").is_none());
+        // Missing Call-ID, CSeq or Via: still a 400 (by the Via, or to the packet source).
+        for gone in ["i: ", "CSeq: ", "v: "] {
+            let text: String = SIPP_REGISTER
+                .split_inclusive("\r\n")
+                .filter(|l| !l.starts_with(gone))
+                .collect();
+            assert!(SipMessage::parse(text.as_bytes()).is_err(), "{gone}");
+            let s = salvage_request(text.as_bytes()).expect("salvaged without {gone}");
+            assert_eq!(s.response(400, None).status, 400);
+        }
         assert_eq!(default_reason(483), "Too Many Hops");
     }
 

@@ -1054,6 +1054,19 @@ impl Actor {
     }
 
     fn on_sip(&mut self, inc: IncomingRequest) {
+        if !crate::ue::addressed_to(&inc.request, &self.contact, &self.cfg.impu) {
+            // RFC 3261 §8.2.2.1: not ours. A request for a contact that died while another
+            // client took over its port (the dead one is still registered) must not be taken
+            // in that user's name.
+            if inc.request.method != Method::Ack {
+                let mut r = inc
+                    .request
+                    .response(404, Some("Not Found (not this contact)"));
+                r.ensure_to_tag();
+                inc.tx.respond(r);
+            }
+            return;
+        }
         let call_id = inc.request.headers.get("Call-ID").unwrap_or("").to_string();
         match inc.request.method {
             Method::Ack => {

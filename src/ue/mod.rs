@@ -564,3 +564,37 @@ impl Ue {
         (resp, r)
     }
 }
+
+/// True when `req`'s Request-URI names this UE (RFC 3261 §8.2.2.1): its user part is the one
+/// of our `contact` or of our public identity `impu`, or it has none.
+pub fn addressed_to(req: &crate::sip::Request, contact: &str, impu: &str) -> bool {
+    use crate::sip::uri::Uri;
+    let user_of = |s: &str| {
+        Uri::parse(s)
+            .ok()
+            .and_then(|u| u.user().map(str::to_string))
+    };
+    let Some(target) = user_of(&req.uri) else {
+        return true;
+    };
+    [contact, impu]
+        .iter()
+        .any(|mine| user_of(mine).as_deref() == Some(target.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::addressed_to;
+    use crate::sip::{Method, Request};
+
+    #[test]
+    fn a_request_for_another_users_contact_is_not_ours() {
+        let req = |uri: &str| Request::new(Method::Invite, uri.to_string());
+        let (contact, impu) = ("sip:s7@127.0.0.1:40000", "sip:s7@ims.lab");
+        assert!(addressed_to(&req("sip:s7@127.0.0.1:40000"), contact, impu));
+        assert!(addressed_to(&req("sip:s7@ims.lab"), contact, impu));
+        assert!(addressed_to(&req("sip:127.0.0.1:40000"), contact, impu));
+        // The dead contact of s3 that had this port before.
+        assert!(!addressed_to(&req("sip:s3@127.0.0.1:40000"), contact, impu));
+    }
+}

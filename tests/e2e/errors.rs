@@ -57,7 +57,6 @@ async fn malformed_sip_gets_400_and_garbage_is_dropped_without_harm() {
         "\u{0}\u{1}\u{2}",
         "INVITE\r\n\r\n",
         "SIP/2.0 200\r\n\r\n",
-        "REGISTER sip:x SIP/2.0\r\nVia: x\r\n\r\n",
     ] {
         assert!(
             exchange(lab.addrs.pcscf, junk).await.is_none(),
@@ -67,6 +66,48 @@ async fn malformed_sip_gets_400_and_garbage_is_dropped_without_harm() {
     // Still serving.
     let ok = register("Max-Forwards: 0\r\n").replace("branch=", "rport;branch=");
     assert!(exchange(lab.addrs.pcscf, &ok).await.is_some());
+    lab.shutdown().await;
+}
+
+/// RFC 3261 §8.2.2 / §16.3: a request missing Call-ID, CSeq or Via still gets a 400 (by its
+/// Via, or to where it came from), with a To tag; over TCP the connection stays up.
+#[tokio::test]
+async fn requests_missing_call_id_cseq_or_via_get_400_over_udp_and_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let full = register("Max-Forwards: 70\r\n").replace("branch=", "rport;branch=");
+    let without = |h: &str| -> String {
+        full.split_inclusive("\r\n")
+            .filter(|l| !l.starts_with(h))
+            .collect()
+    };
+    for gone in ["Call-ID:", "CSeq:", "Via:"] {
+        let r = exchange(lab.addrs.pcscf, &without(gone))
+            .await
+            .unwrap_or_else(|| panic!("no answer over UDP without {gone}"));
+        assert!(r.starts_with("SIP/2.0 400"), "without {gone}: {r}");
+        assert!(
+            r.contains(&format!("missing {}", gone.trim_end_matches(':'))),
+            "{r}"
+        );
+        let to = r.lines().find(|l| l.starts_with("To:")).unwrap_or("");
+        assert!(to.contains("tag="), "a To tag without {gone}: {r}");
+    }
+    let mut tcp = tokio::net::TcpStream::connect(lab.addrs.pcscf)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    for gone in ["Call-ID:", "CSeq:", "Via:"] {
+        let msg = without(gone).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        tcp.write_all(msg.as_bytes()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer over TCP without {gone}"))
+            .unwrap();
+        let r = String::from_utf8_lossy(&buf[..n]);
+        assert!(r.starts_with("SIP/2.0 400"), "TCP without {gone}: {r}");
+    }
     lab.shutdown().await;
 }
 
