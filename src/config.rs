@@ -43,6 +43,9 @@ pub struct LabConfig {
     /// P-CSCF behaviour.
     #[serde(default)]
     pub pcscf: PcscfSection,
+    /// SIP timers and limits of every node.
+    #[serde(default)]
+    pub sip: SipSection,
     /// O-IM / T-IM behaviour.
     #[serde(default)]
     pub im: ImSection,
@@ -405,6 +408,61 @@ pub struct Registrar {
     pub min_expires: u32,
     /// Longer requests are cut to this.
     pub max_expires: u32,
+}
+
+/// `[sip]`: the RFC 3261 timers every node uses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SipSection {
+    /// T1, the round-trip estimate (ms).
+    #[serde(default = "default_t1")]
+    pub t1_ms: u64,
+    /// T2, the longest retransmit interval (ms).
+    #[serde(default = "default_t2")]
+    pub t2_ms: u64,
+    /// T4, how long a message may stay in the network (ms).
+    #[serde(default = "default_t4")]
+    pub t4_ms: u64,
+    /// Timer C (RFC 3261 §16.6): how long a proxied INVITE may ring without a final answer
+    /// before it is CANCELled and the caller gets 408 (ms, more than 180000 by the RFC).
+    #[serde(default = "default_timer_c")]
+    pub timer_c_ms: u64,
+}
+
+fn default_t1() -> u64 {
+    500
+}
+fn default_t2() -> u64 {
+    4000
+}
+fn default_t4() -> u64 {
+    5000
+}
+fn default_timer_c() -> u64 {
+    180_000
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            t1_ms: default_t1(),
+            t2_ms: default_t2(),
+            t4_ms: default_t4(),
+            timer_c_ms: default_timer_c(),
+        }
+    }
+}
+
+impl SipSection {
+    /// The timers as the transaction layer takes them.
+    pub fn timers(&self) -> crate::sip::transaction::TimerConfig {
+        use std::time::Duration;
+        crate::sip::transaction::TimerConfig {
+            t1: Duration::from_millis(self.t1_ms.max(1)),
+            t2: Duration::from_millis(self.t2_ms.max(1)),
+            t4: Duration::from_millis(self.t4_ms),
+            c: Duration::from_millis(self.timer_c_ms.max(1)),
+        }
+    }
 }
 
 /// `[pcscf]`

@@ -140,6 +140,8 @@ pub struct Lab {
     pub tim: Arc<crate::im::ImServer>,
     /// The WebRSF gateway.
     pub webrsf: Arc<crate::webrsf::Gateway>,
+    /// Every node's SIP endpoint, by node name.
+    endpoints: Vec<(&'static str, Endpoint)>,
     recorder: Recorder,
     shutdown: watch::Sender<bool>,
     data_dir: PathBuf,
@@ -159,7 +161,7 @@ impl Lab {
         } else {
             Trace::disabled()
         };
-        let timers = opts.timers.unwrap_or_default();
+        let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
         let (shutdown, shut_rx) = watch::channel(false);
         let recorder = Recorder {
             trace: trace.clone(),
@@ -243,9 +245,11 @@ impl Lab {
             }
         };
         let (scscf_ep, scscf_rx) = bind_sip("S-CSCF", n.scscf).await?;
+        let scscf_ep_kept = scscf_ep.clone();
         // The application servers, by name (what SRV records would give).
         let (oim_ep, oim_rx) = bind_sip("O-IM", n.oim).await?;
         let (tim_ep, tim_rx) = bind_sip("T-IM", n.tim).await?;
+        let (oim_ep_kept, tim_ep_kept) = (oim_ep.clone(), tim_ep.clone());
         resolver = resolver.with_services(
             [
                 (format!("oim.{domain}"), oim_ep.local_addr()),
@@ -389,6 +393,7 @@ impl Lab {
 
         // I-CSCF.
         let (icscf_ep, icscf_rx) = bind_sip("I-CSCF", n.icscf).await?;
+        let icscf_ep_kept = icscf_ep.clone();
         let icscf_hss = Peer::connect(
             hss_addr,
             local_peer(format!("icscf.{domain}"), icscf_ep.local_addr().ip()),
@@ -414,6 +419,7 @@ impl Lab {
 
         // P-CSCF.
         let (pcscf_ep, pcscf_rx) = bind_sip("P-CSCF", n.pcscf).await?;
+        let pcscf_ep_kept = pcscf_ep.clone();
         let pcscf = Pcscf::new(
             pcscf_ep.clone(),
             icscf_ep.local_addr(),
@@ -476,7 +482,15 @@ impl Lab {
             n.extend(names);
         }
         let _ = std::fs::write(data_dir.join("admin.addr"), admin_addr.to_string());
+        let endpoints = vec![
+            ("P-CSCF", pcscf_ep_kept),
+            ("I-CSCF", icscf_ep_kept),
+            ("S-CSCF", scscf_ep_kept),
+            ("O-IM", oim_ep_kept),
+            ("T-IM", tim_ep_kept),
+        ];
         Ok(Lab {
+            endpoints,
             config,
             addrs,
             trace,
@@ -490,6 +504,14 @@ impl Lab {
             shutdown,
             data_dir: data_dir.to_path_buf(),
         })
+    }
+
+    /// What each node's SIP endpoint holds (transactions, forwarded INVITEs), by node name.
+    pub fn sip_stats(&self) -> Vec<(&'static str, crate::sip::endpoint::EndpointStats)> {
+        self.endpoints
+            .iter()
+            .map(|(name, ep)| (*name, ep.stats()))
+            .collect()
     }
 
     /// The flight recorder with the lab's address book.

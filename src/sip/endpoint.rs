@@ -112,6 +112,14 @@ impl ClientTx {
                     .push("Reason", "SIP;cause=408;text=\"no response from next hop\"");
                 r
             }
+            Some(ClientEvent::TimerC) => {
+                let mut r = self.request.response(408, None);
+                r.headers.push(
+                    "Reason",
+                    "SIP;cause=408;text=\"Timer C: no final response (the INVITE was CANCELled)\"",
+                );
+                r
+            }
         };
         if resp.status >= 200 {
             self.done = true;
@@ -176,6 +184,17 @@ struct Inner {
     name: String,
 }
 
+/// What an endpoint holds right now (`rcslab status`, tests that check state is freed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Client transactions in progress (including ones lingering for Timer D/K).
+    pub client_transactions: usize,
+    /// Server transactions in progress (not counting completed ones kept for Timer J).
+    pub server_transactions: usize,
+    /// Forwarded INVITEs without a final response yet.
+    pub forwarded_invites: usize,
+}
+
 /// A node's SIP endpoint. Cheap to clone.
 #[derive(Clone)]
 pub struct Endpoint {
@@ -211,6 +230,24 @@ impl Endpoint {
         tokio::spawn(dispatch(Arc::downgrade(&inner), raw, tx, shutdown.clone()));
         tokio::spawn(sweep_completed(Arc::downgrade(&inner), shutdown));
         Ok((Endpoint { inner }, rx))
+    }
+
+    /// What this endpoint holds right now.
+    pub fn stats(&self) -> EndpointStats {
+        let i = &self.inner;
+        EndpointStats {
+            client_transactions: i.clients.lock().map(|c| c.len()).unwrap_or(0),
+            server_transactions: i
+                .servers
+                .lock()
+                .map(|s| {
+                    s.values()
+                        .filter(|v| matches!(v, ServerSlot::Active(_)))
+                        .count()
+                })
+                .unwrap_or(0),
+            forwarded_invites: i.invites.lock().map(|m| m.len()).unwrap_or(0),
+        }
     }
 
     /// The address UDP and TCP are bound to.
@@ -288,39 +325,7 @@ impl Endpoint {
 
     /// Starts a client transaction for `req` (whose top Via must be ours) towards `dest`.
     pub fn send_request(&self, req: Request, dest: SocketAddr, transport: Transport) -> ClientTx {
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let branch = req
-            .headers
-            .first_value("Via")
-            .and_then(|v| Via::parse(v).ok())
-            .and_then(|v| v.branch().map(str::to_string))
-            .unwrap_or_default();
-        let key = client_key(&branch, &req.method);
-        let (resp_tx, resp_rx) = mpsc::unbounded_channel();
-        if let Ok(mut c) = self.inner.clients.lock() {
-            c.insert(key.clone(), resp_tx);
-        }
-        let tu_request = req.clone();
-        let txn = ClientTransaction::new(
-            Instant::now(),
-            req,
-            transport.is_reliable(),
-            self.inner.timers,
-        );
-        tokio::spawn(run_client(
-            Arc::downgrade(&self.inner),
-            self.inner.transport.clone(),
-            txn,
-            key,
-            resp_rx,
-            ev_tx,
-            (dest, transport),
-        ));
-        ClientTx {
-            events: ev_rx,
-            request: tu_request,
-            done: false,
-        }
+        start_client(&self.inner, req, dest, transport)
     }
 
     /// Remembers a forwarded INVITE under the branch of the INVITE we received (once per
@@ -375,6 +380,42 @@ impl Endpoint {
         };
         self.send_stateless(&SipMessage::Response(resp.clone()), dest, transport)
             .await;
+    }
+}
+
+fn start_client(
+    inner: &Arc<Inner>,
+    req: Request,
+    dest: SocketAddr,
+    transport: Transport,
+) -> ClientTx {
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let branch = req
+        .headers
+        .first_value("Via")
+        .and_then(|v| Via::parse(v).ok())
+        .and_then(|v| v.branch().map(str::to_string))
+        .unwrap_or_default();
+    let key = client_key(&branch, &req.method);
+    let (resp_tx, resp_rx) = mpsc::unbounded_channel();
+    if let Ok(mut c) = inner.clients.lock() {
+        c.insert(key.clone(), resp_tx);
+    }
+    let tu_request = req.clone();
+    let txn = ClientTransaction::new(Instant::now(), req, transport.is_reliable(), inner.timers);
+    tokio::spawn(run_client(
+        Arc::downgrade(inner),
+        inner.transport.clone(),
+        txn,
+        key,
+        resp_rx,
+        ev_tx,
+        (dest, transport),
+    ));
+    ClientTx {
+        events: ev_rx,
+        request: tu_request,
+        done: false,
     }
 }
 
@@ -640,6 +681,13 @@ async fn run_client(
             if let Err(e) = net.send(transport, dest, b).await {
                 tracing::debug!(%dest, error = %e, "send failed");
                 txn.on_transport_error();
+            }
+        }
+        if let Some(cancel) = txn.poll_cancel() {
+            // Timer C: the CANCEL runs as a transaction of its own (its 200 is absorbed).
+            if let Some(i) = inner.upgrade() {
+                tracing::info!(node = %i.name, %dest, call_id = cancel.headers.get("Call-ID").unwrap_or(""), "Timer C fired: CANCELling the INVITE, 408 upstream");
+                drop(start_client(&i, cancel, dest, transport));
             }
         }
         while let Some(ev) = txn.poll_event() {

@@ -37,6 +37,10 @@ pub struct TimerConfig {
     pub t2: Duration,
     /// Maximum time a message stays in the network, default 5 s.
     pub t4: Duration,
+    /// Timer C (§16.6 step 11, §16.8): how long an INVITE may go without a final response
+    /// after its last provisional one, default 3 minutes. When it fires a transaction that had
+    /// a provisional response CANCELs and gives its user a 408; one that had none times out.
+    pub c: Duration,
 }
 
 impl Default for TimerConfig {
@@ -45,6 +49,7 @@ impl Default for TimerConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            c: Duration::from_secs(180),
         }
     }
 }
@@ -56,6 +61,9 @@ pub enum ClientEvent {
     Response(Response),
     /// Timer B or F fired without a final response (the TU treats this as 408).
     Timeout,
+    /// Timer C fired after a provisional response: the transaction CANCELs the INVITE (see
+    /// [`ClientTransaction::poll_cancel`]) and its user treats this as 408.
+    TimerC,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +92,12 @@ pub struct ClientTransaction {
     timeout_at: Option<Instant>,
     /// Timer D or K.
     linger_until: Option<Instant>,
+    /// Timer C (INVITE only).
+    timer_c_at: Option<Instant>,
+    /// Timer C fired: the user has its 408; what still comes is absorbed (non-2xx ACKed).
+    abandoned: bool,
+    /// A CANCEL to send (Timer C).
+    cancel: Option<Request>,
     transmit: VecDeque<Bytes>,
     events: VecDeque<ClientEvent>,
 }
@@ -106,6 +120,9 @@ impl ClientTransaction {
             interval: cfg.t1,
             timeout_at: Some(now + cfg.t1 * 64),
             linger_until: None,
+            timer_c_at: invite.then_some(now + cfg.c),
+            abandoned: false,
+            cancel: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -131,16 +148,25 @@ impl ClientTransaction {
                     if self.invite {
                         // §17.1.1.2: a provisional response stops Timer A (and B).
                         self.retransmit_at = None;
-                        self.timeout_at = None;
+                        if !self.abandoned {
+                            self.timeout_at = None;
+                        }
+                        // §16.7 step 2: a provisional other than 100 restarts Timer C.
+                        if resp.status > 100 && !self.abandoned {
+                            self.timer_c_at = Some(now + self.cfg.c);
+                        }
                     } else if !self.reliable {
                         // §17.1.2.2: in Proceeding, retransmit every T2.
                         self.interval = self.cfg.t2;
                     }
-                    self.events.push_back(ClientEvent::Response(resp));
+                    if !self.abandoned {
+                        self.events.push_back(ClientEvent::Response(resp));
+                    }
                     return;
                 }
                 self.retransmit_at = None;
                 self.timeout_at = None;
+                self.timer_c_at = None;
                 if self.invite && resp.status < 300 {
                     // 2xx: the TU owns the ACK; the transaction ends at once.
                     self.state = ClientState::Terminated;
@@ -160,7 +186,9 @@ impl ClientTransaction {
                     };
                     self.linger_until = Some(now + linger);
                 }
-                self.events.push_back(ClientEvent::Response(resp));
+                if !self.abandoned {
+                    self.events.push_back(ClientEvent::Response(resp));
+                }
             }
             ClientState::Completed => {
                 // A retransmitted final response: INVITE answers it with the same ACK.
@@ -204,6 +232,33 @@ impl ClientTransaction {
         ack
     }
 
+    /// §9.1: a CANCEL for this INVITE: same Request-URI, Call-ID, From, To, CSeq number and
+    /// Route set, and a single Via equal to the INVITE's top one.
+    fn build_cancel(&self) -> Request {
+        let mut c = Request::new(Method::Cancel, self.request.uri.clone());
+        if let Some(v) = self.request.headers.values("Via").first() {
+            c.headers.push("Via", v.to_string());
+        }
+        for name in ["Max-Forwards", "From", "To", "Call-ID"] {
+            if let Some(v) = self.request.headers.get(name) {
+                c.headers.push(name, v.to_string());
+            }
+        }
+        let seq = self
+            .request
+            .headers
+            .get("CSeq")
+            .and_then(|c| c.split_whitespace().next())
+            .unwrap_or("1")
+            .to_string();
+        c.headers.push("CSeq", format!("{seq} CANCEL"));
+        for r in self.request.headers.get_all("Route") {
+            c.headers.push("Route", r.to_string());
+        }
+        c.headers.push("Reason", "SIP;cause=408;text=\"Timer C\"");
+        c
+    }
+
     /// Fires whatever timers are due at `now`.
     pub fn on_timeout(&mut self, now: Instant) {
         if let Some(t) = self.linger_until {
@@ -217,8 +272,31 @@ impl ClientTransaction {
                 self.state = ClientState::Terminated;
                 self.timeout_at = None;
                 self.retransmit_at = None;
-                self.events.push_back(ClientEvent::Timeout);
+                self.timer_c_at = None;
+                if !self.abandoned {
+                    self.events.push_back(ClientEvent::Timeout);
+                }
                 return;
+            }
+        }
+        if let Some(t) = self.timer_c_at {
+            if now >= t {
+                self.timer_c_at = None;
+                if self.state == ClientState::Initial {
+                    // §16.8: no provisional yet: as if a 408 came.
+                    self.state = ClientState::Terminated;
+                    self.timeout_at = None;
+                    self.retransmit_at = None;
+                    self.events.push_back(ClientEvent::Timeout);
+                    return;
+                }
+                if self.state == ClientState::Proceeding {
+                    // §16.8: CANCEL it; §9.1: give the 487 64*T1 to come.
+                    self.cancel = Some(self.build_cancel());
+                    self.abandoned = true;
+                    self.timeout_at = Some(now + self.cfg.t1 * 64);
+                    self.events.push_back(ClientEvent::TimerC);
+                }
             }
         }
         if let Some(t) = self.retransmit_at {
@@ -252,6 +330,11 @@ impl ClientTransaction {
         self.transmit.pop_front()
     }
 
+    /// A CANCEL the transaction wants sent in a transaction of its own (Timer C).
+    pub fn poll_cancel(&mut self) -> Option<Request> {
+        self.cancel.take()
+    }
+
     /// Events for the transaction user.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
@@ -259,10 +342,15 @@ impl ClientTransaction {
 
     /// When `on_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.linger_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.retransmit_at,
+            self.timeout_at,
+            self.linger_until,
+            self.timer_c_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// True once the transaction can be forgotten.
@@ -552,6 +640,66 @@ mod tests {
         t.on_response(t0, r.response(200, None));
         assert!(t.is_terminated());
         assert_eq!(drain(&mut t), 0, "no ACK from the transaction for 2xx");
+    }
+
+    #[test]
+    fn timer_c_cancels_a_ringing_invite_and_times_out_a_silent_one() {
+        let cfg = TimerConfig {
+            c: Duration::from_secs(10),
+            ..TimerConfig::default()
+        };
+        let t0 = Instant::now();
+        let r = req(Method::Invite);
+        let mut t = ClientTransaction::new(t0, r.clone(), true, cfg);
+        drain(&mut t);
+        let mut ringing = r.response(180, None);
+        ringing.headers.set("To", "<sip:bob@ims.lab>;tag=b");
+        t.on_response(t0 + Duration::from_secs(5), ringing.clone());
+        assert!(matches!(t.poll_event(), Some(ClientEvent::Response(r)) if r.status == 180));
+        // The 180 at 5 s restarted Timer C: nothing at 10 s, the CANCEL at 15 s.
+        assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(15)));
+        t.on_timeout(t0 + Duration::from_secs(15));
+        assert!(matches!(t.poll_event(), Some(ClientEvent::TimerC)));
+        let cancel = t.poll_cancel().expect("a CANCEL");
+        let text = String::from_utf8_lossy(&cancel.to_bytes()).to_string();
+        assert!(text.starts_with("CANCEL sip:bob@ims.lab SIP/2.0"), "{text}");
+        assert!(text.contains("CSeq: 1 CANCEL") && text.contains("branch=z9hG4bKtest"));
+        assert!(
+            !text.contains("tag=b"),
+            "the CANCEL's To is the INVITE's: {text}"
+        );
+        // The 487 is ACKed but not passed up again.
+        let mut terminated = r.response(487, None);
+        terminated.headers.set("To", "<sip:bob@ims.lab>;tag=b");
+        t.on_response(t0 + Duration::from_secs(16), terminated);
+        assert!(t.poll_transmit().is_some(), "the 487 is ACKed");
+        assert!(t.poll_event().is_none());
+        t.on_timeout(t0 + Duration::from_secs(16));
+        assert!(t.is_terminated());
+
+        // A callee that never answers the CANCEL either: the transaction ends 64*T1 later.
+        let mut t = ClientTransaction::new(t0, r.clone(), true, cfg);
+        drain(&mut t);
+        t.on_response(t0, ringing);
+        t.poll_event();
+        t.on_timeout(t0 + Duration::from_secs(10));
+        assert!(matches!(t.poll_event(), Some(ClientEvent::TimerC)));
+        assert!(!t.is_terminated());
+        t.on_timeout(t0 + Duration::from_secs(10) + cfg.t1 * 64);
+        assert!(t.is_terminated());
+        assert!(t.poll_event().is_none(), "one 408 only");
+
+        // No provisional at all (only possible when Timer C < Timer B): a 408.
+        let short = TimerConfig {
+            c: Duration::from_secs(2),
+            ..cfg
+        };
+        let mut t = ClientTransaction::new(t0, r, true, short);
+        drain(&mut t);
+        t.on_timeout(t0 + Duration::from_secs(2));
+        assert!(matches!(t.poll_event(), Some(ClientEvent::Timeout)));
+        assert!(t.is_terminated());
+        assert!(t.poll_cancel().is_none());
     }
 
     #[test]

@@ -201,3 +201,79 @@ async fn cancel_before_answer_ends_in_487_at_the_caller() {
     }
     lab.shutdown().await;
 }
+
+/// Timer C (RFC 3261 §16.6 step 11, §16.8): the callee rings, then goes silent (it answers
+/// nothing more, not even the CANCEL). The hop next to it CANCELs its branch when Timer C
+/// fires, the caller gets 408, and every node's transactions and forwarded INVITEs are freed.
+#[tokio::test]
+async fn timer_c_a_callee_that_rings_then_goes_silent_gets_408_and_every_hop_frees_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    // Short timers: Timer C 1.5 s, 64*T1 = 3.2 s for the CANCEL that gets no answer.
+    let lab = lab_with(
+        dir.path(),
+        "default_ifc = []\n[sip]\ntimer_c_ms = 1500\nt1_ms = 50\nt2_ms = 400\nt4_ms = 500\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let (stop_bob, bob_shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &bob_shut).await;
+    alice.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    lab.trace.clear();
+    let bob_contact = bob.contact();
+    let callee = tokio::spawn(async move {
+        let inv = bob
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("INVITE");
+        inv.tx
+            .respond(uas_response(&inv.request, 180, "b3", &bob_contact, None));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Silent from now on: its sockets stop reading; the INVITE's transaction is kept
+        // (dropping it would answer 500).
+        let _ = stop_bob.send(true);
+        (bob, inv)
+    });
+    let t0 = std::time::Instant::now();
+    let (resp, dialog) = alice.invite("sip:bob@ims.lab", &audio_sdp(4000)).await;
+    assert_eq!(resp.status, 408, "{resp:?}");
+    assert!(dialog.is_none());
+    assert!(
+        resp.headers
+            .get("Reason")
+            .is_some_and(|r| r.contains("Timer C")),
+        "the 408 says why: {resp:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let _held = callee.await.unwrap();
+    let f = no_trying(&lab);
+    assert!(
+        f.contains(&"P-CSCF -> UE bob SIP CANCEL".to_string()),
+        "the hop next to the callee CANCELs: {f:#?}"
+    );
+    for hop in hops(
+        "408",
+        &["P-CSCF", "S-CSCF", "I-CSCF", "S-CSCF", "P-CSCF", "UE alice"],
+    ) {
+        assert!(f.contains(&hop), "missing {hop}: {f:#?}");
+    }
+    // Every hop frees its state: the abandoned INVITE and its CANCEL end 64*T1 later.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let busy: Vec<_> = lab
+            .sip_stats()
+            .into_iter()
+            .filter(|(_, s)| *s != Default::default())
+            .collect();
+        if busy.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "state left behind: {busy:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lab.shutdown().await;
+}

@@ -18,7 +18,6 @@ pub mod web;
 use std::path::Path;
 
 use rcslab::lab::LadderLine;
-use rcslab::sip::transaction::TimerConfig;
 use rcslab::ue::{AuthMode, Ue, UeConfig};
 use rcslab::{Lab, LabConfig, LabOptions};
 use tokio::sync::watch;
@@ -44,7 +43,7 @@ async fn lab_from(dir: &Path, extra: &str) -> Lab {
         dir,
         LabOptions {
             trace: true,
-            timers: Some(TimerConfig::default()),
+            timers: None,
         },
     )
     .await
