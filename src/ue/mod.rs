@@ -126,13 +126,23 @@ pub struct Ue {
 }
 
 impl Ue {
-    /// Binds a UE on 127.0.0.1 (ephemeral port).
+    /// Binds a UE on the P-CSCF's IP address (ephemeral port).
     pub async fn start(
         cfg: UeConfig,
         trace: Trace,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Ue> {
         let bind: SocketAddr = SocketAddr::new(cfg.pcscf.ip(), 0);
+        Ue::start_at(cfg, bind, trace, shutdown).await
+    }
+
+    /// Binds a UE on `bind` (UDP and TCP).
+    pub async fn start_at(
+        cfg: UeConfig,
+        bind: SocketAddr,
+        trace: Trace,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Ue> {
         let (ep, rx) = Endpoint::bind("UE", bind, TimerConfig::default(), trace, shutdown).await?;
         Ok(Ue {
             call_id: new_call_id(&ep.local_addr().ip().to_string()),

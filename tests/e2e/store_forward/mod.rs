@@ -156,6 +156,76 @@ fn registered(lab: &Lab, impu: &str) -> bool {
 
 /// `rcslab ue send` prints `stored` for an offline recipient and `delivered` for an online one,
 /// exits 0 both times, and leaves no contact registered (it de-registers before exiting).
+/// A client vanishes without de-registering (its contact stays registered, dead) and another
+/// user's client takes over its port. What T-IM tries to deliver to the dead contact reaches
+/// the newcomer, which must refuse it (404, RFC 3261 §8.2.2.1) rather than take the message
+/// in the wrong user's name; the message stays stored and reaches its user when it is back.
+#[tokio::test]
+async fn a_dead_contacts_port_taken_by_another_users_client_does_not_get_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), &users_toml("p", 2)).await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, delivered_only()).await;
+    let (vanish, victim_shut) = watch::channel(false);
+    let victim = chat_ue(&lab, "p0", &victim_shut, delivered_only()).await;
+    let port = victim.sip_addr;
+    let _ = vanish.send(true);
+    drop(victim);
+    // The port is free once the dead client's sockets are closed.
+    eventually("the dead client's port is free", || {
+        std::net::UdpSocket::bind(port).is_ok() && std::net::TcpListener::bind(port).is_ok()
+    })
+    .await;
+    let cfg = rcslab::ue::UeConfig::from_lab(&lab.config, "p1", lab.addrs.pcscf).unwrap();
+    let mut taker = rcslab::ue::Ue::start_at(cfg, port, lab.trace.clone(), shut.clone())
+        .await
+        .expect("binds the dead client's port");
+    lab.name_addr(port, "UE p1");
+    taker.register(600).await.expect("p1 registers");
+    let mut taker = ChatUe::start(taker, lab.trace.clone(), delivered_only());
+    let id = alice.send("sip:p0@ims.lab", "for p0 only").await;
+    // T-IM tries the dead contact (now p1's client) and gets 404: nothing reaches p1.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match taker.next_event(left).await {
+            Some(ChatEvent::Message { text, .. }) => panic!("p1 got p0's message: {text}"),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let f = flow(&lab);
+    assert!(
+        f.iter()
+            .any(|l| l.starts_with("UE p1 -> ") && l.ends_with(" 404")),
+        "p1's client refused it: {f:#?}"
+    );
+    let stored = lab.tim.store().unwrap().by_message_id(&id).expect("stored");
+    assert_ne!(stored.status, "delivered");
+    // p0 comes back and gets it, once.
+    let mut p0 = chat_ue(&lab, "p0", &shut, delivered_only()).await;
+    match wait_event(&mut p0, Duration::from_secs(8), "p0's message", |e| {
+        matches!(e, ChatEvent::Message { .. })
+    })
+    .await
+    {
+        ChatEvent::Message {
+            text, message_id, ..
+        } => {
+            assert_eq!(
+                (text.as_str(), message_id.as_str()),
+                ("for p0 only", id.as_str())
+            )
+        }
+        _ => unreachable!(),
+    }
+    wait_event(&mut alice, Duration::from_secs(5), "IMDN delivered", |e| {
+        matches!(e, ChatEvent::Status { message_id, status: ImdnStatus::Delivered, .. } if *message_id == id)
+    })
+    .await;
+    lab.shutdown().await;
+}
+
 #[tokio::test]
 async fn ue_send_says_stored_or_delivered_and_deregisters_on_exit() {
     let dir = tempfile::tempdir().unwrap();
