@@ -426,6 +426,57 @@ pub struct SipSection {
     /// before it is CANCELled and the caller gets 408 (ms, more than 180000 by the RFC).
     #[serde(default = "default_timer_c")]
     pub timer_c_ms: u64,
+    /// Server transactions a node takes on at once for out-of-dialog requests; more get 503
+    /// with Retry-After (in-dialog requests may use twice this).
+    #[serde(default = "default_max_transactions")]
+    pub max_transactions: usize,
+    /// At the P-CSCF: transactions one source address (ip:port) may hold at once (0: no
+    /// limit), so one flooding client cannot starve the others.
+    #[serde(default = "default_per_source")]
+    pub max_transactions_per_source: usize,
+    /// The Retry-After of those 503s (seconds).
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u32,
+    /// Messages read but not yet handled per node; datagrams beyond are dropped.
+    #[serde(default = "default_inbound_queue")]
+    pub inbound_queue: usize,
+    /// Open TCP connections per node; more are closed at once.
+    #[serde(default = "default_max_tcp")]
+    pub max_tcp_connections: usize,
+    /// A TCP connection idle this long is closed (seconds).
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout_secs: u64,
+    /// A message must complete within this once its first byte came (ms).
+    #[serde(default = "default_tcp_message_timeout")]
+    pub tcp_message_timeout_ms: u64,
+    /// A TCP connect may take this long (ms).
+    #[serde(default = "default_tcp_connect_timeout")]
+    pub tcp_connect_timeout_ms: u64,
+}
+
+fn default_max_transactions() -> usize {
+    2000
+}
+fn default_per_source() -> usize {
+    500
+}
+fn default_retry_after() -> u32 {
+    2
+}
+fn default_inbound_queue() -> usize {
+    4096
+}
+fn default_max_tcp() -> usize {
+    4096
+}
+fn default_tcp_idle() -> u64 {
+    600
+}
+fn default_tcp_message_timeout() -> u64 {
+    10_000
+}
+fn default_tcp_connect_timeout() -> u64 {
+    3000
 }
 
 fn default_t1() -> u64 {
@@ -448,6 +499,14 @@ impl Default for SipSection {
             t2_ms: default_t2(),
             t4_ms: default_t4(),
             timer_c_ms: default_timer_c(),
+            max_transactions: default_max_transactions(),
+            max_transactions_per_source: default_per_source(),
+            retry_after_secs: default_retry_after(),
+            inbound_queue: default_inbound_queue(),
+            max_tcp_connections: default_max_tcp(),
+            tcp_idle_timeout_secs: default_tcp_idle(),
+            tcp_message_timeout_ms: default_tcp_message_timeout(),
+            tcp_connect_timeout_ms: default_tcp_connect_timeout(),
         }
     }
 }
@@ -461,6 +520,26 @@ impl SipSection {
             t2: Duration::from_millis(self.t2_ms.max(1)),
             t4: Duration::from_millis(self.t4_ms),
             c: Duration::from_millis(self.timer_c_ms.max(1)),
+        }
+    }
+
+    /// The limits of a node's endpoint; `edge`: the P-CSCF, which limits each source.
+    pub fn limits(&self, edge: bool) -> crate::sip::limits::SipLimits {
+        use std::time::Duration;
+        crate::sip::limits::SipLimits {
+            max_transactions: self.max_transactions.max(1),
+            max_transactions_per_source: if edge {
+                self.max_transactions_per_source
+            } else {
+                0
+            },
+            retry_after_secs: self.retry_after_secs,
+            inbound_queue: self.inbound_queue.max(1),
+            max_tcp_connections: self.max_tcp_connections.max(1),
+            tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs.max(1)),
+            tcp_message_timeout: Duration::from_millis(self.tcp_message_timeout_ms.max(1)),
+            tcp_connect_timeout: Duration::from_millis(self.tcp_connect_timeout_ms.max(1)),
+            ..crate::sip::limits::SipLimits::default()
         }
     }
 }

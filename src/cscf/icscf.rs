@@ -68,7 +68,9 @@ impl Icscf {
                     tokio::spawn(async move { me.on_request(r).await });
                 }
                 Incoming::StrayResponse { response, .. } => {
-                    forward_stray_response(&self.ep, response).await
+                    // Detached: a TCP connect must not hold up the node's loop.
+                    let ep = self.ep.clone();
+                    tokio::spawn(async move { forward_stray_response(&ep, response).await });
                 }
             }
         }

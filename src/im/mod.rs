@@ -209,7 +209,9 @@ impl ImServer {
                         tokio::spawn(async move { me.on_request(r).await });
                     }
                     Some(Incoming::StrayResponse { response, .. }) => {
-                        crate::cscf::forward_stray_response(&self.ep, response).await
+                        // Detached: a TCP connect must not hold up the node's loop.
+                        let ep = self.ep.clone();
+                        tokio::spawn(async move { crate::cscf::forward_stray_response(&ep, response).await });
                     }
                     None => return,
                 },

@@ -235,11 +235,13 @@ impl Lab {
             })?;
 
         // The S-CSCF's SIP socket first: the HSS names it in Server-Name.
+        let sip_cfg = config.sip.clone();
         let bind_sip = |what: &'static str, addr: SocketAddr| {
             let trace = trace.clone();
             let shut = shut_rx.clone();
+            let limits = sip_cfg.limits(what == "P-CSCF");
             async move {
-                Endpoint::bind(what, addr, timers, trace, shut)
+                Endpoint::bind_with(what, addr, timers, limits, trace, shut)
                     .await
                     .map_err(|source| LabError::Bind { what, addr, source })
             }
@@ -420,6 +422,13 @@ impl Lab {
         // P-CSCF.
         let (pcscf_ep, pcscf_rx) = bind_sip("P-CSCF", n.pcscf).await?;
         let pcscf_ep_kept = pcscf_ep.clone();
+        // The per-source limit faces UEs: the core's nodes are trusted.
+        pcscf_ep.trust(vec![
+            icscf_ep.local_addr(),
+            scscf_ep_kept.local_addr(),
+            oim_ep_kept.local_addr(),
+            tim_ep_kept.local_addr(),
+        ]);
         let pcscf = Pcscf::new(
             pcscf_ep.clone(),
             icscf_ep.local_addr(),
@@ -511,6 +520,14 @@ impl Lab {
         self.endpoints
             .iter()
             .map(|(name, ep)| (*name, ep.stats()))
+            .collect()
+    }
+
+    /// Each node's overload figures (admitted transactions, 503s, connections, drops).
+    pub fn sip_load(&self) -> Vec<(&'static str, crate::sip::endpoint::LoadStats)> {
+        self.endpoints
+            .iter()
+            .map(|(name, ep)| (*name, ep.load()))
             .collect()
     }
 

@@ -20,9 +20,12 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::sip::headers::Via;
-use crate::sip::message::{new_branch, salvage_request, Method, Request, Response, SipMessage};
+use crate::sip::limits::{Admission, Permit, Shed, SipLimits};
+use crate::sip::message::{
+    new_branch, salvage_request, Method, Request, Response, SipMessage, MAX_MESSAGE_SIZE,
+};
 use crate::sip::transaction::{ClientEvent, ClientTransaction, ServerTransaction, TimerConfig};
-use crate::sip::transport::{Datagram, SipTransport, Transport};
+use crate::sip::transport::{Datagram, SipTransport, Transport, TransportStats};
 use crate::trace::Trace;
 
 /// What the endpoint hands to its node.
@@ -181,8 +184,14 @@ struct Inner {
     clients: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
     servers: Mutex<HashMap<String, ServerSlot>>,
     timers: TimerConfig,
+    admission: Arc<Admission>,
     name: String,
 }
+
+/// Room a proxy needs for what it adds (Via, Record-Route, Path...): a request larger than
+/// [`MAX_MESSAGE_SIZE`] minus this gets 513 at the first node, so it cannot outgrow what the
+/// next hop takes.
+pub const PROXY_HEADROOM: usize = 4096;
 
 /// What an endpoint holds right now (`rcslab status`, tests that check state is freed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -193,6 +202,17 @@ pub struct EndpointStats {
     pub server_transactions: usize,
     /// Forwarded INVITEs without a final response yet.
     pub forwarded_invites: usize,
+}
+
+/// Overload figures of an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Server transactions admitted and not finished.
+    pub admitted: usize,
+    /// Requests answered 503 (over the budget) so far.
+    pub shed: u64,
+    /// The transport's connections and drops.
+    pub transport: TransportStats,
 }
 
 /// A node's SIP endpoint. Cheap to clone.
@@ -217,13 +237,26 @@ impl Endpoint {
         trace: Trace,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<(Endpoint, mpsc::UnboundedReceiver<Incoming>)> {
-        let (transport, raw) = SipTransport::bind(addr, trace, shutdown.clone()).await?;
+        Self::bind_with(name, addr, timers, SipLimits::default(), trace, shutdown).await
+    }
+
+    /// [`Endpoint::bind`] with these limits.
+    pub async fn bind_with(
+        name: &str,
+        addr: SocketAddr,
+        timers: TimerConfig,
+        limits: SipLimits,
+        trace: Trace,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<(Endpoint, mpsc::UnboundedReceiver<Incoming>)> {
+        let (transport, raw) = SipTransport::bind(addr, limits, trace, shutdown.clone()).await?;
         let inner = Arc::new(Inner {
             transport,
             clients: Mutex::new(HashMap::new()),
             invites: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             timers,
+            admission: Admission::new(limits),
             name: name.to_string(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
@@ -247,6 +280,21 @@ impl Endpoint {
                 })
                 .unwrap_or(0),
             forwarded_invites: i.invites.lock().map(|m| m.len()).unwrap_or(0),
+        }
+    }
+
+    /// The IMS nodes whose requests the per-source limit does not count (by their SIP
+    /// address, as their Via names it).
+    pub fn trust(&self, nodes: Vec<SocketAddr>) {
+        self.inner.admission.set_trusted(nodes);
+    }
+
+    /// Overload figures: admitted transactions, 503s, connections, drops.
+    pub fn load(&self) -> LoadStats {
+        LoadStats {
+            admitted: self.inner.admission.active(),
+            shed: self.inner.admission.shed(),
+            transport: self.inner.transport.stats(),
         }
     }
 
@@ -479,9 +527,46 @@ fn response_destination(via: &Via, source: Option<SocketAddr>) -> Option<(Socket
     Some((SocketAddr::new(ip, port), transport))
 }
 
+/// Sends without making the dispatch loop wait (a TCP connect may take its timeout).
+fn send_detached(inner: &Arc<Inner>, transport: Transport, dest: SocketAddr, bytes: Bytes) {
+    let net = inner.transport.clone();
+    tokio::spawn(async move {
+        let _ = net.send(transport, dest, bytes).await;
+    });
+}
+
+/// Answers `req` from outside any transaction (a 400, 503 or 513): by its Via when usable,
+/// else to where it came from.
+fn reply_stateless(inner: &Arc<Inner>, req: &Request, mut r: Response, d: (SocketAddr, Transport)) {
+    r.ensure_to_tag();
+    let dest = req
+        .headers
+        .first_value("Via")
+        .and_then(|v| Via::parse(v).ok())
+        .and_then(|v| response_destination(&v, Some(d.0)))
+        .map(|(a, _)| a)
+        .unwrap_or(d.0);
+    let bytes = Bytes::from(SipMessage::Response(r).to_bytes());
+    send_detached(inner, d.1, dest, bytes);
+}
+
+/// 513 for a request too large to take or to forward (RFC 3261 §21.5.14).
+fn too_large(inner: &Arc<Inner>, req: &Request, size: usize, d: (SocketAddr, Transport)) {
+    let mut r = req.response(513, Some("Message Too Large"));
+    r.headers.push(
+        "Warning",
+        format!(
+            "399 {} \"{size} bytes; at most {} are taken\"",
+            inner.name,
+            MAX_MESSAGE_SIZE - PROXY_HEADROOM
+        ),
+    );
+    reply_stateless(inner, req, r, d);
+}
+
 async fn dispatch(
     inner: Weak<Inner>,
-    mut raw: mpsc::UnboundedReceiver<Datagram>,
+    mut raw: mpsc::Receiver<Datagram>,
     out: mpsc::UnboundedSender<Incoming>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -491,7 +576,21 @@ async fn dispatch(
             _ = shutdown.changed() => return,
         };
         let Some(inner) = inner.upgrade() else { return };
+        if d.oversized {
+            tracing::debug!(node = %inner.name, source = %d.source, "message larger than {MAX_MESSAGE_SIZE} bytes");
+            if let Some(req) = salvage_request(&d.bytes) {
+                if req.method != Method::Ack {
+                    too_large(&inner, &req, MAX_MESSAGE_SIZE + 1, (d.source, d.transport));
+                }
+            }
+            continue;
+        }
         match SipMessage::parse(&d.bytes) {
+            Ok(SipMessage::Request(req)) if d.bytes.len() > MAX_MESSAGE_SIZE - PROXY_HEADROOM => {
+                if req.method != Method::Ack {
+                    too_large(&inner, &req, d.bytes.len(), (d.source, d.transport));
+                }
+            }
             Ok(SipMessage::Request(req)) => {
                 on_request(&inner, req, d.source, d.transport, &out).await
             }
@@ -501,20 +600,11 @@ async fn dispatch(
                 if let Some(req) = salvage_request(&d.bytes) {
                     if req.method != Method::Ack {
                         let mut r = req.response(400, Some("Bad Request"));
-                        r.ensure_to_tag();
                         r.headers.push(
                             "Warning",
                             format!("399 {} \"{}\"", inner.name, e.to_string().replace('"', "'")),
                         );
-                        let dest = req
-                            .headers
-                            .first_value("Via")
-                            .and_then(|v| Via::parse(v).ok())
-                            .and_then(|v| response_destination(&v, Some(d.source)))
-                            .map(|(a, _)| a)
-                            .unwrap_or(d.source);
-                        let bytes = Bytes::from(SipMessage::Response(r).to_bytes());
-                        let _ = inner.transport.send(d.transport, dest, bytes).await;
+                        reply_stateless(&inner, &req, r, (d.source, d.transport));
                     }
                 }
             }
@@ -575,7 +665,7 @@ async fn on_request(
         }
         Some(Found::Resend(bytes, dest, t)) => {
             // §17.2.2: a retransmission in Completed gets the final response again.
-            let _ = inner.transport.send(t, dest, bytes).await;
+            send_detached(inner, t, dest, bytes);
             return;
         }
         None => {}
@@ -593,6 +683,31 @@ async fn on_request(
     let Some((dest, resp_transport)) = response_destination(&via, Some(source)) else {
         tracing::warn!(node = %inner.name, %source, "cannot work out where responses go; dropped");
         return;
+    };
+    // Overload control: past the budget, 503 at once and no transaction.
+    let in_dialog = req.method == Method::Cancel
+        || req
+            .headers
+            .get("To")
+            .and_then(|t| crate::sip::NameAddr::parse(t).ok())
+            .is_some_and(|na| na.tag().is_some());
+    let trusted = inner.admission.is_trusted(&via.sent_by());
+    let permit = match inner.admission.admit(source, in_dialog, trusted) {
+        Ok(p) => p,
+        Err(why) => {
+            let mut r = req.response(503, Some("Service Unavailable"));
+            let retry = inner.admission.limits().retry_after_secs;
+            r.headers.push("Retry-After", retry.to_string());
+            let text = match why {
+                Shed::Busy => "overloaded",
+                Shed::SourceBusy => "too many requests in progress from this source",
+            };
+            r.headers
+                .push("Warning", format!("399 {} \"{text}\"", inner.name));
+            tracing::debug!(node = %inner.name, %source, method = %req.method.as_str(), "{text}: 503");
+            reply_stateless(inner, &req, r, (source, transport));
+            return;
+        }
     };
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     if let Ok(mut s) = inner.servers.lock() {
@@ -613,7 +728,7 @@ async fn on_request(
         key,
         in_rx,
         (dest, resp_transport),
-        fallback,
+        (fallback, permit),
     ));
     if let Some(t) = trying {
         let _ = in_tx.send(ServerInput::Respond(t));
@@ -719,7 +834,7 @@ async fn run_server(
     key: String,
     mut input: mpsc::UnboundedReceiver<ServerInput>,
     (dest, transport): (SocketAddr, Transport),
-    fallback: Response,
+    (fallback, _permit): (Response, Permit),
 ) {
     let mut fallback = Some(fallback);
     loop {

@@ -373,7 +373,20 @@ pub enum Frame {
     KeepAlive(usize),
     /// More bytes are needed.
     Incomplete,
+    /// A message whose head is at the front (`head` bytes) but whose Content-Length makes it
+    /// `total` bytes, more than [`MAX_MESSAGE_SIZE`]: the reader skips `total` bytes (and may
+    /// answer 513) without losing the connection other messages share.
+    Oversized {
+        /// Length of the head (start line and headers, with the blank line).
+        head: usize,
+        /// Length of the whole message.
+        total: usize,
+    },
 }
+
+/// Content-Length beyond this is not skipped but ends the connection (a stream that claims a
+/// gigabyte is not SIP).
+pub const MAX_SKIP_SIZE: usize = 16 << 20;
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4)
@@ -418,11 +431,20 @@ pub fn frame(buf: &[u8]) -> Result<Frame, SipError> {
             Ok(Frame::Incomplete)
         };
     };
+    if head_len > MAX_MESSAGE_SIZE {
+        return Err(SipError::TooLarge);
+    }
     let head = String::from_utf8_lossy(&buf[..head_len]);
     let cl = content_length_of(&head)?.unwrap_or(0);
     let total = head_len.checked_add(cl).ok_or(SipError::TooLarge)?;
-    if total > MAX_MESSAGE_SIZE {
+    if total > MAX_SKIP_SIZE {
         return Err(SipError::TooLarge);
+    }
+    if total > MAX_MESSAGE_SIZE {
+        return Ok(Frame::Oversized {
+            head: head_len,
+            total,
+        });
     }
     if buf.len() < total {
         Ok(Frame::Incomplete)
@@ -936,6 +958,16 @@ mod tests {
         );
         let huge = SIPP_REGISTER.replace("l: 0", "l: 99999999");
         assert_eq!(frame(huge.as_bytes()), Err(SipError::TooLarge));
+        // Too large to take but small enough to skip: the connection survives it.
+        let big = SIPP_REGISTER.replace("l: 0", "l: 70000");
+        let head = big.len();
+        assert_eq!(
+            frame(big.as_bytes()),
+            Ok(Frame::Oversized {
+                head,
+                total: head + 70000
+            })
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod headers;
+pub mod limits;
 pub mod message;
 pub mod multipart;
 pub mod resolve;

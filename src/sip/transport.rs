@@ -4,19 +4,29 @@
 //! streams are framed by Content-Length ([`crate::sip::message::frame`]); connections are reused
 //! in both directions (a response or a request to a peer that connected to us goes back over
 //! that connection, RFC 3261 §18.2.2 and RFC 5626 flows). Whole messages are handed up through
-//! an mpsc channel; bytes that cannot be framed close the connection, a datagram that does not
-//! parse is logged and dropped (a 400 is built by the endpoint where possible).
+//! a bounded channel ([`SipLimits::inbound_queue`]): datagrams beyond it are dropped, TCP
+//! readers wait. Bytes that cannot be framed close the connection; a message too large to
+//! take (more than [`MAX_MESSAGE_SIZE`]) is skipped with its head handed up (the endpoint
+//! answers 513) and the connection lives on, since other users share it.
+//!
+//! TCP connections are capped ([`SipLimits::max_tcp_connections`]), closed when idle
+//! ([`SipLimits::tcp_idle_timeout`]) or when a message does not complete in time
+//! ([`SipLimits::tcp_message_timeout`]: a Content-Length longer than the body); connects time
+//! out; each writer has a bounded queue.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use crate::sip::limits::SipLimits;
 use crate::sip::message::{frame, Frame, MAX_MESSAGE_SIZE};
 use crate::trace::{first_line, Direction, Protocol, Trace};
 
@@ -69,6 +79,40 @@ pub struct Datagram {
     pub source: SocketAddr,
     /// Which transport.
     pub transport: Transport,
+    /// Only the head of a message too large to take arrived (its body was skipped).
+    pub oversized: bool,
+}
+
+/// What a transport has refused or dropped so far, and its open connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// TCP connections open now.
+    pub tcp_connections: usize,
+    /// Datagrams dropped because the inbound queue was full.
+    pub udp_dropped: u64,
+    /// Accepted TCP connections closed at once (the cap was reached).
+    pub tcp_refused: u64,
+    /// TCP connections closed for idleness or an incomplete message.
+    pub tcp_timed_out: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    tcp_connections: AtomicUsize,
+    udp_dropped: AtomicU64,
+    tcp_refused: AtomicU64,
+    tcp_timed_out: AtomicU64,
+    /// When a "cap reached" warning was last logged (ms since start), to log it rarely.
+    last_cap_warning: AtomicU64,
+}
+
+/// Gives a connection's slot back when its reader ends.
+struct ConnSlot(Arc<Counters>);
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.tcp_connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A node's SIP sockets: UDP and TCP on one address.
@@ -76,10 +120,13 @@ pub struct SipTransport {
     local: SocketAddr,
     udp: Arc<UdpSocket>,
     /// Open TCP connections by remote address: a sender to that connection's writer task.
-    conns: Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Bytes>>>,
-    inbound: mpsc::UnboundedSender<Datagram>,
+    conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    inbound: mpsc::Sender<Datagram>,
     trace: Trace,
     shutdown: watch::Receiver<bool>,
+    limits: SipLimits,
+    counters: Arc<Counters>,
+    started: Instant,
 }
 
 impl SipTransport {
@@ -87,13 +134,14 @@ impl SipTransport {
     /// receive loops. Every message read is sent to the returned receiver.
     pub async fn bind(
         addr: SocketAddr,
+        limits: SipLimits,
         trace: Trace,
         shutdown: watch::Receiver<bool>,
-    ) -> io::Result<(Arc<SipTransport>, mpsc::UnboundedReceiver<Datagram>)> {
+    ) -> io::Result<(Arc<SipTransport>, mpsc::Receiver<Datagram>)> {
         let (udp, tcp) = bind_pair(addr).await?;
         let local = udp.local_addr()?;
         trace.recorder(local);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(limits.inbound_queue.max(1));
         let t = Arc::new(SipTransport {
             local,
             udp: Arc::new(udp),
@@ -101,6 +149,9 @@ impl SipTransport {
             inbound: tx,
             trace,
             shutdown,
+            limits,
+            counters: Arc::new(Counters::default()),
+            started: Instant::now(),
         });
         tokio::spawn(udp_loop(t.clone()));
         tokio::spawn(accept_loop(t.clone(), tcp));
@@ -117,13 +168,51 @@ impl SipTransport {
         self.local
     }
 
-    /// Sends one serialised message. TCP reuses an open connection to `dest` or opens one.
+    /// Open connections and what was dropped or refused.
+    pub fn stats(&self) -> TransportStats {
+        let c = &self.counters;
+        TransportStats {
+            tcp_connections: c.tcp_connections.load(Ordering::Relaxed),
+            udp_dropped: c.udp_dropped.load(Ordering::Relaxed),
+            tcp_refused: c.tcp_refused.load(Ordering::Relaxed),
+            tcp_timed_out: c.tcp_timed_out.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Logs `what` at most once every 10 s (an attacker must not set how fast logs grow).
+    fn warn_rarely(&self, what: &str) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.counters.last_cap_warning.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 10_000)
+            && self
+                .counters
+                .last_cap_warning
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let s = self.stats();
+            tracing::warn!(local = %self.local, connections = s.tcp_connections, refused = s.tcp_refused, udp_dropped = s.udp_dropped, "{what}");
+        }
+    }
+
+    /// Sends one serialised message. TCP reuses an open connection to `dest` or opens one
+    /// (within [`SipLimits::tcp_connect_timeout`]). A message larger than
+    /// [`MAX_MESSAGE_SIZE`] is refused: no peer could take it.
     pub async fn send(
         &self,
         transport: Transport,
         dest: SocketAddr,
         bytes: Bytes,
     ) -> io::Result<()> {
+        if bytes.len() > MAX_MESSAGE_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "message of {} bytes is larger than {MAX_MESSAGE_SIZE}",
+                    bytes.len()
+                ),
+            ));
+        }
         match transport {
             Transport::Udp => {
                 self.trace.record(
@@ -152,30 +241,51 @@ impl SipTransport {
                     &bytes,
                     || first_line(&bytes),
                 );
-                sender.send(bytes).map_err(|_| {
-                    io::Error::new(io::ErrorKind::BrokenPipe, "TCP connection closed")
+                sender.try_send(bytes).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "TCP write queue full (the peer does not read)",
+                    ),
+                    mpsc::error::TrySendError::Closed(_) => {
+                        io::Error::new(io::ErrorKind::BrokenPipe, "TCP connection closed")
+                    }
                 })?;
                 Ok(())
             }
         }
     }
 
-    async fn connect(
-        self: &SipTransport,
-        dest: SocketAddr,
-    ) -> io::Result<mpsc::UnboundedSender<Bytes>> {
-        let stream = TcpStream::connect(dest).await?;
+    async fn connect(self: &SipTransport, dest: SocketAddr) -> io::Result<mpsc::Sender<Bytes>> {
+        if self.counters.tcp_connections.load(Ordering::Relaxed) >= self.limits.max_tcp_connections
+        {
+            self.warn_rarely("SIP TCP connection cap reached: not connecting");
+            return Err(io::Error::other("TCP connection cap reached"));
+        }
+        let stream =
+            tokio::time::timeout(self.limits.tcp_connect_timeout, TcpStream::connect(dest))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("TCP connect to {dest} timed out"),
+                    )
+                })??;
         stream.set_nodelay(true)?;
         if let Ok(l) = stream.local_addr() {
             self.trace.alias(l, self.local);
         }
-        Ok(self.adopt(stream, dest))
+        Ok(self.adopt(stream, dest, false))
     }
 
     /// Registers a connected stream: starts its reader and writer, returns the writer's sender.
-    fn adopt(&self, stream: TcpStream, remote: SocketAddr) -> mpsc::UnboundedSender<Bytes> {
+    /// `accepted`: the peer connected to us (its first message must come in time).
+    fn adopt(&self, stream: TcpStream, remote: SocketAddr, accepted: bool) -> mpsc::Sender<Bytes> {
+        self.counters
+            .tcp_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let slot = ConnSlot(self.counters.clone());
         let (rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(self.limits.tcp_write_queue.max(1));
         if let Ok(mut c) = self.conns.lock() {
             // Two sends that raced to connect to the same peer: the first connection stays the
             // one new sends use; the other lives on for the answers to what went over it.
@@ -210,12 +320,18 @@ impl SipTransport {
                 }
             }
         });
-        let inbound = self.inbound.clone();
-        let trace = self.trace.clone();
-        let local = self.local;
+        let reader = Reader {
+            remote,
+            local: self.local,
+            inbound: self.inbound.clone(),
+            trace: self.trace.clone(),
+            limits: self.limits,
+            counters: self.counters.clone(),
+        };
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            tcp_read_loop(rd, remote, local, inbound, trace, shutdown).await;
+            reader.run(rd, shutdown, accepted).await;
+            drop(slot);
             let _ = closed_tx.send(());
         });
         tx
@@ -266,11 +382,28 @@ async fn udp_loop(t: Arc<SipTransport>) {
             data,
             || first_line(data),
         );
-        let _ = t.inbound.send(Datagram {
-            bytes: Bytes::copy_from_slice(data),
+        // A datagram too large to take: its head goes up alone (the endpoint answers 513).
+        let oversized = n > MAX_MESSAGE_SIZE;
+        let bytes = if oversized {
+            let head = data
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(0, |p| p + 4);
+            Bytes::copy_from_slice(&data[..head])
+        } else {
+            Bytes::copy_from_slice(data)
+        };
+        let d = Datagram {
+            bytes,
             source,
             transport: Transport::Udp,
-        });
+            oversized,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = t.inbound.try_send(d) {
+            // Past the socket budget: dropped, as a full kernel buffer would.
+            t.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+            t.warn_rarely("SIP inbound queue full: dropping datagrams");
+        }
     }
 }
 
@@ -283,8 +416,17 @@ async fn accept_loop(t: Arc<SipTransport>, listener: TcpListener) {
         };
         match r {
             Ok((stream, remote)) => {
+                if t.counters.tcp_connections.load(Ordering::Relaxed)
+                    >= t.limits.max_tcp_connections
+                {
+                    // At the cap: closed at once, nothing read.
+                    t.counters.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                    t.warn_rarely("SIP TCP connection cap reached: closing new connections");
+                    drop(stream);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
-                t.adopt(stream, remote);
+                t.adopt(stream, remote, true);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "SIP TCP accept failed");
@@ -294,53 +436,110 @@ async fn accept_loop(t: Arc<SipTransport>, listener: TcpListener) {
     }
 }
 
-async fn tcp_read_loop(
-    mut rd: tokio::net::tcp::OwnedReadHalf,
+/// One TCP connection's reader.
+struct Reader {
     remote: SocketAddr,
     local: SocketAddr,
-    inbound: mpsc::UnboundedSender<Datagram>,
+    inbound: mpsc::Sender<Datagram>,
     trace: Trace,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut buf = BytesMut::with_capacity(8192);
-    loop {
-        // Cut every whole message out of the buffer first.
+    limits: SipLimits,
+    counters: Arc<Counters>,
+}
+
+impl Reader {
+    /// Cuts messages out of the stream until the peer closes, the stream cannot be framed, a
+    /// timeout passes, or the node shuts down.
+    async fn run(
+        self,
+        mut rd: tokio::net::tcp::OwnedReadHalf,
+        mut shutdown: watch::Receiver<bool>,
+        accepted: bool,
+    ) {
+        let mut buf = BytesMut::with_capacity(8192);
+        // Bytes of an oversized message still to throw away.
+        let mut skip = 0usize;
+        // When the message being read must be complete (an accepted connection owes its first
+        // one at once), else when the connection counts as idle.
+        let mut message_due =
+            accepted.then(|| tokio::time::Instant::now() + self.limits.tcp_message_timeout);
+        let mut last_activity = tokio::time::Instant::now();
         loop {
-            match frame(&buf) {
-                Ok(Frame::Message(len)) => {
-                    let msg = buf.split_to(len).freeze();
-                    trace.record(
-                        Direction::Received,
-                        Protocol::SipTcp,
-                        local,
-                        remote,
-                        &msg,
-                        || first_line(&msg),
-                    );
-                    let _ = inbound.send(Datagram {
-                        bytes: msg,
-                        source: remote,
-                        transport: Transport::Tcp,
-                    });
-                }
-                Ok(Frame::KeepAlive(n)) => {
-                    let _ = buf.split_to(n);
-                }
-                Ok(Frame::Incomplete) => break,
-                Err(e) => {
-                    tracing::warn!(%remote, error = %e, "closing SIP TCP connection: stream cannot be framed");
-                    return;
+            if skip > 0 {
+                let n = skip.min(buf.len());
+                let _ = buf.split_to(n);
+                skip -= n;
+            }
+            // Cut every whole message out of the buffer first.
+            while skip == 0 {
+                match frame(&buf) {
+                    Ok(Frame::Message(len)) => {
+                        let msg = buf.split_to(len).freeze();
+                        message_due = None;
+                        self.trace.record(
+                            Direction::Received,
+                            Protocol::SipTcp,
+                            self.local,
+                            self.remote,
+                            &msg,
+                            || first_line(&msg),
+                        );
+                        if !self.deliver(msg, false).await {
+                            return;
+                        }
+                    }
+                    Ok(Frame::KeepAlive(n)) => {
+                        let _ = buf.split_to(n);
+                    }
+                    Ok(Frame::Oversized { head, total }) => {
+                        tracing::debug!(remote = %self.remote, total, "skipping a SIP message larger than {MAX_MESSAGE_SIZE} bytes");
+                        let h = buf.split_to(head).freeze();
+                        skip = total - head;
+                        if !self.deliver(h, true).await {
+                            return;
+                        }
+                        let n = skip.min(buf.len());
+                        let _ = buf.split_to(n);
+                        skip -= n;
+                    }
+                    Ok(Frame::Incomplete) => break,
+                    Err(e) => {
+                        tracing::warn!(remote = %self.remote, error = %e, "closing SIP TCP connection: stream cannot be framed");
+                        return;
+                    }
                 }
             }
+            if (!buf.is_empty() || skip > 0) && message_due.is_none() {
+                message_due = Some(tokio::time::Instant::now() + self.limits.tcp_message_timeout);
+            }
+            let deadline = message_due.unwrap_or(last_activity + self.limits.tcp_idle_timeout);
+            let r = tokio::select! {
+                r = rd.read_buf(&mut buf) => r,
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.counters.tcp_timed_out.fetch_add(1, Ordering::Relaxed);
+                    let why = if message_due.is_some() { "a message did not complete in time" } else { "idle" };
+                    tracing::debug!(remote = %self.remote, "closing SIP TCP connection: {why}");
+                    return;
+                }
+                _ = shutdown.changed() => return,
+            };
+            match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => last_activity = tokio::time::Instant::now(),
+            }
         }
-        let r = tokio::select! {
-            r = rd.read_buf(&mut buf) => r,
-            _ = shutdown.changed() => return,
-        };
-        match r {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+    }
+
+    /// Hands a message up, waiting while the node's queue is full (backpressure).
+    async fn deliver(&self, bytes: Bytes, oversized: bool) -> bool {
+        self.inbound
+            .send(Datagram {
+                bytes,
+                source: self.remote,
+                transport: Transport::Tcp,
+                oversized,
+            })
+            .await
+            .is_ok()
     }
 }
 

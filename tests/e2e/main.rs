@@ -8,6 +8,7 @@ mod errors;
 mod forking;
 mod hss_push;
 mod kamailio;
+mod overload;
 mod peers;
 mod regevent;
 mod registration;

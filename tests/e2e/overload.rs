@@ -1,0 +1,353 @@
+//! Overload control and transport bounds (issue 12): a node past its transaction budget
+//! answers 503 with Retry-After at once while in-dialog traffic keeps flowing; one source
+//! cannot hold more than its share at the P-CSCF; TCP connections are capped and closed when
+//! idle or when a message never completes; a message too large to take gets 513 and does not
+//! cost other users the connection they share.
+
+use std::time::Duration;
+
+use rcslab::sip::{ClientTx, Method, Request, Response};
+use rcslab::ue::{audio_sdp, uas_response, AuthMode, Ue};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::watch;
+
+use crate::{lab_with, ue};
+
+/// Bob's phone rings for every INVITE and never answers; a CANCEL gets 200 and the INVITE 487.
+fn ring_forever(mut bob: Ue) -> tokio::task::JoinHandle<()> {
+    let contact = bob.contact();
+    tokio::spawn(async move {
+        let mut ringing = Vec::new();
+        while let Some(inc) = bob.next_request(Duration::from_secs(30)).await {
+            match inc.request.method {
+                Method::Invite => {
+                    inc.tx
+                        .respond(uas_response(&inc.request, 180, "ring", &contact, None));
+                    ringing.push(inc);
+                }
+                Method::Cancel => {
+                    inc.tx.respond(inc.request.response(200, None));
+                    let cid = inc.request.headers.get("Call-ID").map(str::to_string);
+                    ringing.retain(|r| {
+                        if r.request.headers.get("Call-ID").map(str::to_string) == cid {
+                            r.tx.respond(uas_response(&r.request, 487, "ring", &contact, None));
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                }
+                Method::Ack => {}
+                _ => inc.tx.respond(inc.request.response(200, None)),
+            }
+        }
+    })
+}
+
+/// Starts a call from `ue` to bob and waits for its 180 (or its final answer).
+async fn ring(ue: &mut Ue) -> (Request, ClientTx, Response) {
+    let inv = ue.build_invite("sip:bob@ims.lab", &audio_sdp(4000));
+    let mut tx = ue.send_tx(inv.clone());
+    loop {
+        let r = tx.next().await.expect("an answer");
+        if r.status >= 180 {
+            return (inv, tx, r);
+        }
+    }
+}
+
+#[tokio::test]
+async fn past_the_budget_new_calls_get_503_with_retry_after_and_calls_in_progress_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each ringing call holds two server transactions at the P-CSCF (caller's leg and
+    // callee's leg): a budget of 10 takes 5 ringing calls.
+    let lab = lab_with(
+        dir.path(),
+        "default_ifc = []\n[sip]\nmax_transactions = 10\nmax_transactions_per_source = 0\nretry_after_secs = 7\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut carol = ue(&lab, "carol", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    carol.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    // A call carol and bob set up before the flood (bob answers the first INVITE).
+    let bob_contact = bob.contact();
+    let first = tokio::spawn(async move {
+        let inv = bob
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("INVITE");
+        inv.tx.respond(uas_response(
+            &inv.request,
+            200,
+            "talk",
+            &bob_contact,
+            Some(&audio_sdp(5000)),
+        ));
+        bob
+    });
+    let (ok, dialog) = carol.invite("sip:bob@ims.lab", &audio_sdp(4002)).await;
+    assert_eq!(ok.status, 200);
+    let mut dialog = dialog.unwrap();
+    let bob = first.await.unwrap();
+    let bob_task = ring_forever(bob);
+
+    let mut calls = Vec::new();
+    for i in 0..5 {
+        let (inv, tx, r) = ring(&mut alice).await;
+        assert_eq!(r.status, 180, "call {i} rings: {r:?}");
+        calls.push((inv, tx));
+    }
+    // The budget is full: the next out-of-dialog request is refused at once by the P-CSCF.
+    let t0 = std::time::Instant::now();
+    let (_, _, r) = ring(&mut alice).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.headers.get("Retry-After"), Some("7"));
+    assert!(
+        r.headers
+            .get("Warning")
+            .is_some_and(|w| w.contains("P-CSCF") && w.contains("overloaded")),
+        "{r:?}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "at once: {:?}",
+        t0.elapsed()
+    );
+    let shed: u64 = lab.sip_load().iter().map(|(_, l)| l.shed).sum();
+    assert!(shed >= 1);
+    // In-dialog requests go on: the established call's BYE and the CANCELs of the ringing
+    // calls get through the full node.
+    let bye = carol.bye(&mut dialog).await;
+    assert_eq!(bye.status, 200, "BYE in a full node: {bye:?}");
+    for (inv, tx) in calls {
+        let c = alice.cancel(&inv).await;
+        assert_eq!(c.status, 200, "CANCEL in a full node");
+        assert_eq!(tx.final_response().await.status, 487);
+    }
+    // The budget frees up: calls get through again.
+    crate::eventually("the P-CSCF's transactions are freed", || {
+        lab.sip_load().iter().all(|(_, l)| l.admitted == 0)
+    })
+    .await;
+    let (inv, tx, r) = ring(&mut alice).await;
+    assert_eq!(r.status, 180, "{r:?}");
+    alice.cancel(&inv).await;
+    assert_eq!(tx.final_response().await.status, 487);
+    bob_task.abort();
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_source_cannot_hold_more_than_its_share_at_the_p_cscf() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        "default_ifc = []\n[sip]\nmax_transactions = 100\nmax_transactions_per_source = 3\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut carol = ue(&lab, "carol", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    carol.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    let bob_task = ring_forever(bob);
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        let (inv, tx, r) = ring(&mut alice).await;
+        assert_eq!(r.status, 180);
+        calls.push((inv, tx));
+    }
+    let (_, _, r) = ring(&mut alice).await;
+    assert_eq!(r.status, 503, "alice's fourth call: {r:?}");
+    assert!(
+        r.headers
+            .get("Warning")
+            .is_some_and(|w| w.contains("from this source")),
+        "{r:?}"
+    );
+    // Another user is not starved (the legs towards bob come from the S-CSCF, a trusted node
+    // the per-source limit does not count).
+    let (inv, tx, r) = ring(&mut carol).await;
+    assert_eq!(r.status, 180, "carol still gets through: {r:?}");
+    calls.push((inv.clone(), tx));
+    for (inv, tx) in calls {
+        let c = if inv.headers.get("From").is_some_and(|f| f.contains("carol")) {
+            carol.cancel(&inv).await
+        } else {
+            alice.cancel(&inv).await
+        };
+        assert_eq!(c.status, 200);
+        assert_eq!(tx.final_response().await.status, 487);
+    }
+    bob_task.abort();
+    lab.shutdown().await;
+}
+
+/// Reads whatever comes within `wait`; None when the peer closed the connection.
+async fn read_some(s: &mut TcpStream, wait: Duration) -> Option<Option<String>> {
+    let mut buf = vec![0u8; 65536];
+    match tokio::time::timeout(wait, s.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => None,
+        Ok(Ok(n)) => Some(Some(String::from_utf8_lossy(&buf[..n]).to_string())),
+        Err(_) => Some(None),
+    }
+}
+
+#[tokio::test]
+async fn idle_and_incomplete_tcp_connections_are_closed_and_the_cap_refuses_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        "[sip]\ntcp_idle_timeout_secs = 2\ntcp_message_timeout_ms = 700\nmax_tcp_connections = 8\n",
+    )
+    .await;
+    let p = lab.addrs.pcscf;
+    // A connection that never sends anything is closed once its first message is overdue.
+    let mut silent = TcpStream::connect(p).await.unwrap();
+    assert!(
+        read_some(&mut silent, Duration::from_secs(3))
+            .await
+            .is_none(),
+        "closed"
+    );
+    // A Content-Length longer than the body does not hold a connection.
+    let mut partial = TcpStream::connect(p).await.unwrap();
+    partial
+        .write_all(b"OPTIONS sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKpart\r\nFrom: <sip:a@ims.lab>;tag=1\r\nTo: <sip:ims.lab>\r\nCall-ID: part@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 500\r\n\r\nshort")
+        .await
+        .unwrap();
+    assert!(
+        read_some(&mut partial, Duration::from_secs(3))
+            .await
+            .is_none(),
+        "closed"
+    );
+    // One that sent a whole message stays until it has been idle for 2 s.
+    let mut idle = TcpStream::connect(p).await.unwrap();
+    idle.write_all(b"\r\n\r\n").await.unwrap();
+    idle.write_all(b"OPTIONS sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKidle\r\nMax-Forwards: 0\r\nFrom: <sip:a@ims.lab>;tag=1\r\nTo: <sip:ims.lab>\r\nCall-ID: idle@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_some(&mut idle, Duration::from_secs(2)).await;
+    assert!(
+        matches!(&answer, Some(Some(a)) if a.starts_with("SIP/2.0 ")),
+        "{answer:?}"
+    );
+    assert!(
+        matches!(
+            read_some(&mut idle, Duration::from_millis(1200)).await,
+            Some(None)
+        ),
+        "still open before the idle timeout"
+    );
+    assert!(
+        read_some(&mut idle, Duration::from_secs(3)).await.is_none(),
+        "closed when idle"
+    );
+    // The cap: past 8 open connections, new ones are closed at once.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(p).await.unwrap();
+        s.write_all(b"\r\n\r\n").await.unwrap();
+        held.push(s);
+    }
+    let mut over = TcpStream::connect(p).await.unwrap();
+    assert!(
+        read_some(&mut over, Duration::from_secs(1)).await.is_none(),
+        "refused"
+    );
+    let load = lab.sip_load();
+    let pcscf = load.iter().find(|(n, _)| *n == "P-CSCF").unwrap().1;
+    assert!(pcscf.transport.tcp_refused >= 1, "{pcscf:?}");
+    assert!(pcscf.transport.tcp_timed_out >= 3, "{pcscf:?}");
+    drop(held);
+    // Room again once they are gone.
+    crate::eventually("connections released", || {
+        let load = lab.sip_load();
+        load.iter()
+            .find(|(n, _)| *n == "P-CSCF")
+            .unwrap()
+            .1
+            .transport
+            .tcp_connections
+            < 8
+    })
+    .await;
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_oversized_message_gets_513_and_the_shared_mw_connection_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    let icscf_conns = |lab: &rcslab::Lab| {
+        lab.sip_load()
+            .iter()
+            .find(|(n, _)| *n == "I-CSCF")
+            .unwrap()
+            .1
+            .transport
+            .tcp_connections
+    };
+    let before = icscf_conns(&lab);
+    // A REGISTER of almost 64 KB over UDP: it would outgrow 64 KB at the next hop.
+    let pad = "x".repeat(64_000);
+    let big = format!(
+        "REGISTER sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKbig\r\nMax-Forwards: 70\r\nFrom: <sip:bob@ims.lab>;tag=1\r\nTo: <sip:bob@ims.lab>\r\nCall-ID: big@x\r\nCSeq: 1 REGISTER\r\nX-Pad: {pad}\r\nContent-Length: 0\r\n\r\n"
+    );
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..5 {
+        s.send_to(big.as_bytes(), lab.addrs.pcscf).await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), s.recv_from(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let r = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(r.starts_with("SIP/2.0 513 Message Too Large"), "{r}");
+    }
+    // Over TCP, a message larger than 64 KB is skipped and the same connection goes on.
+    let mut tcp = TcpStream::connect(lab.addrs.pcscf).await.unwrap();
+    let huge = big
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace("X-Pad: ", "Content-Type: text/plain\r\nX-Pad: ")
+        .replace("Content-Length: 0\r\n\r\n", "Content-Length: 70000\r\n\r\n")
+        + &"y".repeat(70_000);
+    tcp.write_all(huge.as_bytes()).await.unwrap();
+    let r = read_some(&mut tcp, Duration::from_secs(2))
+        .await
+        .flatten()
+        .unwrap_or_default();
+    assert!(r.starts_with("SIP/2.0 513"), "{r}");
+    tcp.write_all(b"OPTIONS sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKafter\r\nMax-Forwards: 0\r\nFrom: <sip:a@ims.lab>;tag=1\r\nTo: <sip:ims.lab>\r\nCall-ID: after@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let r = read_some(&mut tcp, Duration::from_secs(2))
+        .await
+        .flatten()
+        .unwrap_or_default();
+    assert!(
+        r.starts_with("SIP/2.0 ") && r.contains("z9hG4bKafter"),
+        "the connection still works: {r}"
+    );
+    // Other users are unaffected: 50 registrations, none fails, over the same Mw connection.
+    for _ in 0..50 {
+        alice.register(600).await.expect("registers");
+    }
+    assert_eq!(
+        icscf_conns(&lab),
+        before,
+        "the P-CSCF -> I-CSCF connection was kept"
+    );
+    lab.shutdown().await;
+}
