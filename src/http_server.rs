@@ -117,13 +117,15 @@ pub async fn serve<F, S, B>(
             continue;
         };
         let slot = ConnSlot(Arc::new(permit));
-        let inner = make(remote, slot);
+        let inner = make(remote, slot.clone());
         let body_timeout = limits.body_timeout;
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
             inner.call(req.map(|b| TimedBody::new(b, body_timeout)))
         });
         let mut shut = shutdown.clone();
         tokio::spawn(async move {
+            // The slot is free once the connection ends (or whoever took it over lets go).
+            let _slot = slot;
             let _ = stream.set_nodelay(true);
             let io = TokioIo::new(IdleIo::new(stream, limits.idle_timeout));
             let mut b = hyper::server::conn::http1::Builder::new();
