@@ -52,6 +52,9 @@ pub struct LabConfig {
     /// The WebRSF gateway.
     #[serde(default)]
     pub webrsf: WebRsfSection,
+    /// Limits of every HTTP listener (WebRSF, the HSS admin API).
+    #[serde(default)]
+    pub http: HttpSection,
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
@@ -255,6 +258,7 @@ fn default_webrsf() -> SocketAddr {
 
 /// `[webrsf]`: the web gateway.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WebRsfSection {
     /// Scheme and authority that instance URLs start with (paper Table 1:
     /// `https://{host}/webrsf/v1/...`). Empty: `https://` and the bound address.
@@ -279,6 +283,22 @@ pub struct WebRsfSection {
     /// the user has no channel open.
     #[serde(default)]
     pub webhooks: std::collections::BTreeMap<String, String>,
+    /// A token unused this long (no request, no notification channel open) expires: the
+    /// user is de-registered and forgotten.
+    #[serde(default = "default_token_idle")]
+    pub token_idle_secs: u64,
+    /// Web users logged in at once (more get 503).
+    #[serde(default = "default_max_users")]
+    pub max_users: usize,
+    /// Received messages waiting for `GET Chat/Media` per user; past it the oldest go.
+    #[serde(default = "default_max_media")]
+    pub max_media_per_user: usize,
+    /// Chat instances kept per user; past it the oldest closed one goes (else the oldest).
+    #[serde(default = "default_max_instances")]
+    pub max_instances_per_user: usize,
+    /// A notification channel ends after this long; the client reconnects from its cursor.
+    #[serde(default = "default_channel_max")]
+    pub channel_max_secs: u64,
 }
 
 fn default_keepalive() -> u64 {
@@ -296,6 +316,21 @@ fn default_event_buffer() -> usize {
 fn default_web_expires() -> u32 {
     600
 }
+fn default_token_idle() -> u64 {
+    3600
+}
+fn default_max_users() -> usize {
+    1000
+}
+fn default_max_media() -> usize {
+    1000
+}
+fn default_max_instances() -> usize {
+    256
+}
+fn default_channel_max() -> u64 {
+    3600
+}
 
 impl Default for WebRsfSection {
     fn default() -> Self {
@@ -307,7 +342,81 @@ impl Default for WebRsfSection {
             event_buffer: default_event_buffer(),
             register_expires: default_web_expires(),
             webhooks: Default::default(),
+            token_idle_secs: default_token_idle(),
+            max_users: default_max_users(),
+            max_media_per_user: default_max_media(),
+            max_instances_per_user: default_max_instances(),
+            channel_max_secs: default_channel_max(),
         }
+    }
+}
+
+/// `[http]`: what every HTTP listener of the lab (WebRSF, the HSS admin API) allows one
+/// client, each listener on its own (RFC 9112 §9.8 lets a server close idle connections).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Time a client has to send a whole request head, counted from when the connection
+    /// starts waiting for one: a new connection, or a keep-alive one after its last response
+    /// (so this is also how long an idle keep-alive connection stays open).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// A connection on which no byte moved either way for this long is closed (a stalled
+    /// upload, a client that stops reading, a silent WebSocket). WebRSF uses at least twice
+    /// `[webrsf] keepalive_secs`, so keep-alives hold idle notification channels open.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Time a client has to send a whole request body once its head arrived (else 408).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// Connections one listener serves at once; one more gets `503` and is closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout() -> u64 {
+    10_000
+}
+fn default_idle_timeout() -> u64 {
+    60_000
+}
+fn default_body_timeout() -> u64 {
+    10_000
+}
+fn default_max_connections() -> usize {
+    1024
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            header_timeout_ms: default_header_timeout(),
+            idle_timeout_ms: default_idle_timeout(),
+            body_timeout_ms: default_body_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+impl LabConfig {
+    /// Refuses limits that cannot work (zero caps and timeouts).
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let (h, w) = (&self.http, &self.webrsf);
+        let zero = [
+            ("http.header_timeout_ms", h.header_timeout_ms as usize),
+            ("http.idle_timeout_ms", h.idle_timeout_ms as usize),
+            ("http.body_timeout_ms", h.body_timeout_ms as usize),
+            ("http.max_connections", h.max_connections),
+            ("webrsf.token_idle_secs", w.token_idle_secs as usize),
+            ("webrsf.max_users", w.max_users),
+            ("webrsf.max_media_per_user", w.max_media_per_user),
+            ("webrsf.max_instances_per_user", w.max_instances_per_user),
+            ("webrsf.channel_max_secs", w.channel_max_secs as usize),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("{name} must be above 0")));
+        }
+        Ok(())
     }
 }
 
@@ -612,8 +721,11 @@ impl LabConfig {
         let over: toml::Value =
             toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         merge(&mut base, over);
-        base.try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        let c: LabConfig = base
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        c.check_limits()?;
+        Ok(c)
     }
 
     /// Loads a lab file merged over the default lab.
@@ -719,6 +831,25 @@ mod tests {
             "untouched keys keep their defaults"
         );
         assert_eq!(c.subscribers.len(), 1);
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_are_checked() {
+        let c = LabConfig::default_lab();
+        assert_eq!(c.http.max_connections, 1024);
+        assert_eq!(c.webrsf.token_idle_secs, 3600);
+        let c = LabConfig::from_toml_str("[http]\nheader_timeout_ms = 300\n").expect("valid");
+        assert_eq!(
+            (c.http.header_timeout_ms, c.http.idle_timeout_ms),
+            (300, 60_000)
+        );
+        for bad in [
+            "[http]\nmax_connections = 0\n",
+            "[http]\nheader_timeot_ms = 5\n",
+            "[webrsf]\nmax_user = 5\n",
+        ] {
+            assert!(LabConfig::from_toml_str(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

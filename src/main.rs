@@ -646,13 +646,7 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
     match cmd {
         SubCmd::List => {
             let subs = match api {
-                Some(addr) => {
-                    let (_, body) = admin::call(addr, Method::GET, "/subscribers", None)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    serde_json::from_str::<Vec<rcslab::store::Subscriber>>(&body)
-                        .map_err(|e| e.to_string())?
-                }
+                Some(addr) => admin::list_all(addr).await.map_err(|e| e.to_string())?,
                 None => open_store(&common.data_dir)?
                     .subscribers()
                     .map_err(|e| e.to_string())?,

@@ -869,11 +869,11 @@ impl Scscf {
         match maa.result {
             CxResult::Base(2001) => {}
             CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN) => {
-                tracing::warn!(%impi, %impu, "authentication failed: unknown IMPI (the HSS has no private identity '{impi}')");
+                crate::warn_limited!("scscf.auth.unknown_impi", %impi, %impu, "authentication failed: unknown IMPI (the HSS has no private identity '{impi}')");
                 return warn(req, 403, "Forbidden", "unknown private identity");
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH) => {
-                tracing::warn!(%impi, %impu, "authentication failed: IMPI '{impi}' does not own IMPU '{impu}'");
+                crate::warn_limited!("scscf.auth.identities", %impi, %impu, "authentication failed: IMPI '{impi}' does not own IMPU '{impu}'");
                 return warn(
                     req,
                     403,
@@ -1065,7 +1065,7 @@ impl Scscf {
                 if digest::verify(c, &empty, method) {
                     // RFC 3310 §3.3: the UE could not verify AUTN and answered with an empty
                     // password.
-                    tracing::warn!(%impi, "authentication failed: the UE rejected the network's AUTN (MAC mismatch: K or OPc differ between UE and HSS)");
+                    crate::warn_limited!("scscf.auth.mac_failure", %impi, "authentication failed: the UE rejected the network's AUTN (MAC mismatch: K or OPc differ between UE and HSS)");
                     return AuthOutcome::Reject("UE reported MAC failure".into());
                 }
                 self.fail(impi, "RES mismatch (the UE's AKA response does not match XRES: wrong K/OPc on one side)")
@@ -1087,13 +1087,13 @@ impl Scscf {
             if let Ok(mut f) = self.failures.lock() {
                 f.remove(impi);
             }
-            tracing::warn!(%impi, attempts = n, "authentication failed: {why}; giving up with 403");
+            crate::warn_limited!("scscf.auth.rejected", %impi, attempts = n, "authentication failed: {why}; giving up with 403");
             AuthOutcome::Reject(format!(
                 "authentication failed: {}",
                 why.split(" (").next().unwrap_or(why)
             ))
         } else {
-            tracing::warn!(%impi, attempts = n, "authentication failed: {why}; challenging once more");
+            crate::warn_limited!("scscf.auth.rechallenge", %impi, attempts = n, "authentication failed: {why}; challenging once more");
             AuthOutcome::Challenge { stale: false }
         }
     }

@@ -5,12 +5,16 @@
 //!
 //! | method | path | body / answer |
 //! |---|---|---|
-//! | GET | `/subscribers` | `[Subscriber]` |
+//! | GET | `/subscribers[?limit=N&after=IMPI]` | `{"subscribers": [Subscriber], "next": IMPI or null}`, by IMPI |
 //! | POST | `/subscribers` | one `SubscriberConfig` or an array of them -> 201 `[Subscriber]` |
 //! | GET | `/subscribers/{id}` | `Subscriber` (id = IMPI or IMPU, percent-encoded) |
 //! | DELETE | `/subscribers/{id}` | the removed `Subscriber` |
 //!
-//! Errors are JSON `{"error": "...", "detail": "..."}` with 400, 404, 409, 413 or 500.
+//! Errors are JSON `{"error": "...", "detail": "..."}` with 400, 404, 408, 409, 413 or 500.
+//!
+//! `GET /subscribers` answers one page (default [`PAGE_DEFAULT`], at most [`PAGE_MAX`]): a
+//! whole base in one answer was 32 MB for 10,000 subscribers. `next` is the `after` of the
+//! following page, `null` on the last one.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,17 +22,22 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::{IfcConfig, SubscriberConfig};
+use crate::http_server::{HttpLimits, TimedBody};
 use crate::store::{default_impi, AkaCredentials, Store, StoreError, Subscriber};
 
 /// Largest request body accepted (a bulk import of ~20k subscribers fits).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Subscribers per page of `GET /subscribers` when the request names no `limit`.
+pub const PAGE_DEFAULT: usize = 100;
+/// Largest `limit` of `GET /subscribers`.
+pub const PAGE_MAX: usize = 1000;
 
 /// Builds a stored subscriber from its provisioning form: the IMPI defaults to `user@domain`,
 /// missing AKA keys are generated at random, a missing `ifc` list means `default_ifc`.
@@ -148,11 +157,96 @@ pub fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// One query parameter, percent-decoded.
+fn query_param(req: &Request<TimedBody>, name: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_decode(&v.replace('+', " ")))
+    })
+}
+
+/// `GET /subscribers?limit=N&after=IMPI`: one page, ordered by IMPI.
+fn subscribers_page(store: &Store, req: &Request<TimedBody>) -> Response<Body> {
+    let limit = match query_param(req, "limit") {
+        None => PAGE_DEFAULT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad limit",
+                    format!("limit must be 1..={PAGE_MAX}, not '{l}'"),
+                )
+            }
+        },
+    };
+    let after = query_param(req, "after").unwrap_or_default();
+    match page_after(store, &after, limit) {
+        Ok((subs, next)) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "subscribers": subs, "next": next }),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Up to `limit` subscribers whose IMPI sorts after `after` (all from the start when empty),
+/// and the IMPI to continue after when there may be more.
+///
+/// It reads the store's `subscribers` tree (IMPI -> JSON) with a range scan, so a page costs
+/// its own size and not the whole base. It belongs in `store` as `Store::subscribers_page`; it
+/// lives here until the store's owners take it.
+fn page_after(
+    store: &Store,
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<Subscriber>, Option<String>), StoreError> {
+    use std::ops::Bound;
+    let tree = store.db().open_tree("subscribers")?;
+    let start = if after.is_empty() {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(after.as_bytes().to_vec())
+    };
+    let mut out = Vec::with_capacity(limit.min(PAGE_MAX));
+    let mut more = false;
+    for kv in tree.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+        let (_, v) = kv?;
+        if out.len() == limit {
+            more = true;
+            break;
+        }
+        out.push(
+            serde_json::from_slice::<Subscriber>(&v)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        );
+    }
+    let next = more.then(|| out.last().map(|s| s.impi.clone())).flatten();
+    Ok((out, next))
+}
+
+/// Reads a request body within [`MAX_BODY`] and the body timeout.
+async fn read_body(req: Request<TimedBody>) -> Result<Bytes, Response<Body>> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if crate::http_server::is_body_timeout(&*e) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request timeout",
+            "the body did not arrive in time",
+        )),
+        Err(e) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body too large or unreadable",
+            e,
+        )),
+    }
+}
+
 async fn route(
     hss: Arc<crate::hss::Hss>,
     recorder: crate::lab::Recorder,
     default_ifc: Arc<Vec<IfcConfig>>,
-    req: Request<Incoming>,
+    req: Request<TimedBody>,
 ) -> Result<Response<Body>, Infallible> {
     let store = hss.store().clone();
     let path = req.uri().path().to_string();
@@ -213,20 +307,11 @@ async fn route(
                 ),
             }
         }
-        (Method::GET, ["subscribers"]) => match store.subscribers() {
-            Ok(v) => json(StatusCode::OK, &v),
-            Err(e) => store_error(e),
-        },
+        (Method::GET, ["subscribers"]) => subscribers_page(&store, &req),
         (Method::POST, ["subscribers"]) => {
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return Ok(error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body too large or unreadable",
-                        e,
-                    ))
-                }
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(resp) => return Ok(resp),
             };
             let specs: Vec<SubscriberConfig> =
                 match serde_json::from_slice::<serde_json::Value>(&body) {
@@ -331,31 +416,49 @@ async fn route(
     Ok(resp)
 }
 
-/// Serves the API on `listener` until shutdown.
+/// Serves the API on `listener` until shutdown, within `limits` (timeouts, connection cap).
 pub async fn serve(
     listener: TcpListener,
+    limits: HttpLimits,
     hss: Arc<crate::hss::Hss>,
     recorder: crate::lab::Recorder,
     default_ifc: Vec<IfcConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let default_ifc = Arc::new(default_ifc);
+    crate::http_server::serve(listener, limits, "admin", shutdown, move |_, _slot| {
+        let (hss, ifc, rec) = (hss.clone(), default_ifc.clone(), recorder.clone());
+        hyper::service::service_fn(move |req| route(hss.clone(), rec.clone(), ifc.clone(), req))
+    })
+    .await
+}
+
+/// Client side: every subscriber of a running lab, page by page.
+pub async fn list_all(addr: SocketAddr) -> std::io::Result<Vec<Subscriber>> {
+    let mut all = Vec::new();
+    let mut after = String::new();
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r { Ok(v) => v, Err(_) => continue },
-            _ = shutdown.changed() => return,
-        };
-        let hss = hss.clone();
-        let ifc = default_ifc.clone();
-        let rec = recorder.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                route(hss.clone(), rec.clone(), ifc.clone(), req)
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        let path = format!(
+            "/subscribers?limit={PAGE_MAX}&after={}",
+            percent_encode(&after)
+        );
+        let (status, body) = call(addr, Method::GET, &path, None).await?;
+        if status != 200 {
+            return Err(std::io::Error::other(format!(
+                "GET /subscribers answered {status}: {body}"
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Page {
+            subscribers: Vec<Subscriber>,
+            next: Option<String>,
+        }
+        let page: Page = serde_json::from_str(&body).map_err(std::io::Error::other)?;
+        all.extend(page.subscribers);
+        match page.next {
+            Some(n) => after = n,
+            None => return Ok(all),
+        }
     }
 }
 

@@ -348,6 +348,7 @@ impl Lab {
         ));
         tokio::spawn(admin::serve(
             admin_listener,
+            crate::http_server::HttpLimits::from(&config.http),
             hss.clone(),
             recorder.clone(),
             config.default_ifc.clone(),
@@ -463,7 +464,11 @@ impl Lab {
         );
         webrsf.set_http_addr(web_addr);
         webrsf.set_history_store(history_store);
-        tokio::spawn(crate::webrsf::http::serve(webrsf.clone(), web_listener));
+        tokio::spawn(crate::webrsf::http::serve(
+            webrsf.clone(),
+            web_listener,
+            crate::http_server::HttpLimits::from(&config.http),
+        ));
 
         let addrs = LabAddrs {
             pcscf: pcscf_ep.local_addr(),

@@ -35,6 +35,9 @@ use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tower_service::Service;
+
+use crate::http_server::{ConnSlot, HttpLimits, TimedBody};
 
 use super::{ChannelGuard, Event, Gateway, WebError, WebUser};
 use crate::trace::{Direction, Protocol};
@@ -60,21 +63,36 @@ fn json_response(code: StatusCode, v: &Value) -> Response {
     r
 }
 
-/// Serves the gateway on `listener` until the lab shuts down.
-pub async fn serve(gw: Gw, listener: TcpListener) {
+/// Serves the gateway on `listener` until the lab shuts down, within `limits` (timeouts,
+/// connection cap: [`crate::http_server`]).
+pub async fn serve(gw: Gw, listener: TcpListener, limits: HttpLimits) {
     if let Ok(a) = listener.local_addr() {
         gw.set_http_addr(a);
     }
     let app = router(gw.clone());
-    let mut shut = gw.shutdown();
-    let server = axum::serve(
+    tokio::spawn(super::limits::sweep(gw.clone()));
+    // Keep-alive chunks must come before the idle timeout, or idle channels are cut.
+    let keepalive = Duration::from_secs(gw.settings().keepalive_secs.max(1));
+    let limits = HttpLimits {
+        idle_timeout: limits.idle_timeout.max(2 * keepalive),
+        ..limits
+    };
+    crate::http_server::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    );
-    tokio::select! {
-        r = server => if let Err(e) = r { tracing::warn!(error = %e, "WebRSF server stopped") },
-        _ = shut.wait_for(|s| *s) => {}
-    }
+        limits,
+        "WebRSF",
+        gw.shutdown(),
+        move |remote, slot| {
+            let app = app.clone();
+            hyper::service::service_fn(move |mut req: Request<TimedBody>| {
+                req.extensions_mut().insert(ConnectInfo(remote));
+                req.extensions_mut().insert(slot.clone());
+                let mut app = app.clone();
+                async move { app.call(req.map(Body::new)).await }
+            })
+        },
+    )
+    .await
 }
 
 /// The routes.
@@ -159,10 +177,7 @@ fn authed(
 
 /// A JSON object body (an empty body is `{}`); 413 over the limit, 400 when malformed.
 async fn json_body(gw: &Gateway, body: Body) -> Result<Value, WebError> {
-    let max = gw.settings().max_body;
-    let bytes = to_bytes(body, max)
-        .await
-        .map_err(|_| WebError::TooLarge(format!("the body is larger than {max} bytes")))?;
+    let bytes = read_body(gw, body).await?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(json!({}));
     }
@@ -174,6 +189,18 @@ async fn json_body(gw: &Gateway, body: Body) -> Result<Value, WebError> {
         ));
     }
     Ok(v)
+}
+
+/// The whole body within `[webrsf] max_body` (else 413) and `[http] body_timeout_ms` (else 408).
+async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, WebError> {
+    let max = gw.settings().max_body;
+    to_bytes(body, max).await.map_err(|e| {
+        if crate::http_server::is_body_timeout(&e) {
+            WebError::RequestTimeout("the body did not arrive in time".into())
+        } else {
+            WebError::TooLarge(format!("the body is larger than {max} bytes"))
+        }
+    })
 }
 
 fn str_field<'a>(v: &'a Value, name: &str) -> Result<Option<&'a str>, WebError> {
@@ -465,6 +492,9 @@ fn channel(
         closed: tokio::sync::watch::Receiver<bool>,
         shutdown: tokio::sync::watch::Receiver<bool>,
         keepalive: Duration,
+        /// `[webrsf] channel_max_secs` from the opening: then the channel ends and the client
+        /// reconnects from its cursor.
+        until: tokio::time::Instant,
         _guard: ChannelGuard,
     }
     let st = St {
@@ -472,6 +502,8 @@ fn channel(
         closed: user.watch_closed(),
         shutdown: gw.shutdown(),
         keepalive: Duration::from_secs(gw.settings().keepalive_secs.max(1)),
+        until: tokio::time::Instant::now()
+            + Duration::from_secs(gw.settings().channel_max_secs.max(1)),
         user,
         cursor,
         pending: Default::default(),
@@ -483,7 +515,10 @@ fn channel(
                 st.cursor = ev.id;
                 return Some((Item::Event(ev), st));
             }
-            if *st.closed.borrow() || *st.shutdown.borrow() {
+            if *st.closed.borrow()
+                || *st.shutdown.borrow()
+                || tokio::time::Instant::now() >= st.until
+            {
                 return None;
             }
             if *st.newest.borrow_and_update() > st.cursor {
@@ -499,6 +534,7 @@ fn channel(
                 _ = tokio::time::sleep(st.keepalive) => return Some((Item::KeepAlive, st)),
                 _ = st.closed.changed() => return None,
                 _ = st.shutdown.changed() => return None,
+                _ = tokio::time::sleep_until(st.until) => return None,
             }
         }
     })
@@ -629,6 +665,7 @@ async fn websocket(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     q: Query_,
+    slot: Option<axum::Extension<ConnSlot>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, WebError> {
     let u = authed(&gw, &headers, &q, &user)?;
@@ -636,7 +673,16 @@ async fn websocket(
     let guard = open(&gw, &u)?;
     let rec = ChunkRecorder::new(&gw, remote);
     let events = channel(&gw, u, cursor, guard);
-    Ok(ws.on_upgrade(move |socket| ws_loop(socket, events, rec)))
+    // The client only ever sends control frames and closes: nothing big to read.
+    let max = gw.settings().max_body;
+    Ok(ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            // The upgraded connection still counts against the listener's cap.
+            let _slot = slot;
+            ws_loop(socket, events, rec).await
+        }))
 }
 
 async fn ws_loop(
@@ -763,9 +809,9 @@ async fn record(
         );
     }
     let (parts, body) = req.into_parts();
-    let max = gw.settings().max_body;
-    let Ok(bytes) = to_bytes(body, max).await else {
-        return WebError::TooLarge(format!("the body is larger than {max} bytes")).into_response();
+    let bytes = match read_body(&gw, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
     };
     let target = redact(
         &parts

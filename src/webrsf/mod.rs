@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod http;
+pub mod limits;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -54,10 +55,14 @@ pub enum WebError {
     NotFound(String),
     /// 409: the instance is not in a state that allows this.
     Conflict(String),
+    /// 408: the body did not arrive within `[http] body_timeout_ms`.
+    RequestTimeout(String),
     /// 413: body over the limit.
     TooLarge(String),
     /// 429: too many channels.
     TooMany(String),
+    /// 503: the gateway is full (`[webrsf] max_users`).
+    Unavailable(String),
     /// 504: the IMS core did not answer.
     Timeout(String),
 }
@@ -71,8 +76,10 @@ impl WebError {
             WebError::Forbidden(_) => 403,
             WebError::NotFound(_) => 404,
             WebError::Conflict(_) => 409,
+            WebError::RequestTimeout(_) => 408,
             WebError::TooLarge(_) => 413,
             WebError::TooMany(_) => 429,
+            WebError::Unavailable(_) => 503,
             WebError::Timeout(_) => 504,
         }
     }
@@ -85,8 +92,10 @@ impl WebError {
             WebError::Forbidden(d) => ("forbidden", d),
             WebError::NotFound(d) => ("not_found", d),
             WebError::Conflict(d) => ("conflict", d),
+            WebError::RequestTimeout(d) => ("request_timeout", d),
             WebError::TooLarge(d) => ("payload_too_large", d),
             WebError::TooMany(d) => ("too_many_channels", d),
+            WebError::Unavailable(d) => ("service_unavailable", d),
             WebError::Timeout(d) => ("ims_timeout", d),
         };
         json!({ "error": error, "detail": detail })
@@ -183,8 +192,12 @@ struct UserState {
     instances: HashMap<String, Instance>,
     by_peer: HashMap<String, String>,
     media: Vec<Media>,
-    /// Our message id -> instance id.
+    /// Our message id -> instance id (bounded: [`limits::KEEP_OURS`]).
     ours: HashMap<String, String>,
+    /// `ours`' keys, oldest first.
+    ours_order: VecDeque<String>,
+    /// Instance ids, oldest first (which one goes past `max_instances_per_user`).
+    order: VecDeque<String>,
 }
 
 /// Messages kept per instance for reloads.
@@ -205,6 +218,11 @@ pub struct WebUser {
     channels: AtomicUsize,
     /// Ends this user's channels on logout.
     closed: watch::Sender<bool>,
+    /// Stops the UE's SIP endpoint (logout, expiry, or this user dropped).
+    life: limits::UeLife,
+    /// Token expiry (`[webrsf] token_idle_secs`).
+    last_used: limits::LastUsed,
+    caps: limits::UserCaps,
 }
 
 /// The gateway node.
@@ -371,7 +389,12 @@ impl Gateway {
     /// The logged-in user a token belongs to.
     pub fn user_by_token(&self, token: &str) -> Option<Arc<WebUser>> {
         let aor = self.tokens.lock().ok()?.get(token).cloned()?;
-        self.users.lock().ok()?.get(&aor).cloned()
+        let u = self.users.lock().ok()?.get(&aor).cloned()?;
+        // Only the user's own token: an old one of a user who logged in again is unknown.
+        (u.token == token).then(|| {
+            u.last_used.touch();
+            u
+        })
     }
 
     /// `POST /{url}/Session`: registers the user to IMS with their password (SIP Digest through
@@ -392,6 +415,7 @@ impl Gateway {
                 Err(WebError::Unauthorized("wrong password".into()))
             };
         }
+        self.check_user_cap()?;
         let impi = match impi {
             Some(i) if !i.is_empty() => i.to_string(),
             _ => {
@@ -410,7 +434,9 @@ impl Gateway {
             domain: self.domain.clone(),
             auth: AuthMode::Digest,
         };
-        let mut ue = Ue::start(cfg, self.trace.clone(), self.shutdown.clone())
+        // The UE lives as long as the login: dropping `life` (any error below) closes it.
+        let life = limits::UeLife::new(self.shutdown.clone());
+        let mut ue = Ue::start(cfg, self.trace.clone(), life.signal())
             .await
             .map_err(|e| WebError::Timeout(format!("cannot bind a SIP socket: {e}")))?;
         // Ladders draw the gateway's UEs as the WebRSF node (paper figure 4, UE2's place).
@@ -443,9 +469,31 @@ impl Gateway {
             last_event: watch::channel(0).0,
             channels: AtomicUsize::new(0),
             closed: watch::channel(false).0,
+            life,
+            last_used: limits::LastUsed::new(),
+            caps: limits::UserCaps {
+                media: self.cfg.max_media_per_user,
+                instances: self.cfg.max_instances_per_user,
+            },
         });
-        if let Ok(mut u) = self.users.lock() {
-            u.insert(aor.clone(), user.clone());
+        // Two logins of one user at once: the first to get here wins, the other UE goes.
+        let winner = self.users.lock().ok().and_then(|mut u| match u.get(&aor) {
+            Some(w) => Some(w.clone()),
+            None => {
+                u.insert(aor.clone(), user.clone());
+                None
+            }
+        });
+        if let Some(w) = winner {
+            tokio::spawn(async move {
+                user.chat.deregister().await;
+                user.life.end();
+            });
+            return if w.password == password {
+                Ok(w)
+            } else {
+                Err(WebError::Unauthorized("wrong password".into()))
+            };
         }
         if let Ok(mut t) = self.tokens.lock() {
             t.insert(token, aor);
@@ -457,13 +505,18 @@ impl Gateway {
     /// `DELETE /{url}/Session`: de-registers and forgets the user; their channels end.
     pub async fn logout(&self, user: &Arc<WebUser>) -> bool {
         if let Ok(mut u) = self.users.lock() {
-            u.remove(&user.aor);
+            // Not a newer login of the same user (an expiry racing a new login).
+            if u.get(&user.aor).is_some_and(|x| Arc::ptr_eq(x, user)) {
+                u.remove(&user.aor);
+            }
         }
         if let Ok(mut t) = self.tokens.lock() {
             t.remove(&user.token);
         }
         let _ = user.closed.send(true);
-        user.chat.deregister().await
+        let ok = user.chat.deregister().await;
+        user.life.end();
+        ok
     }
 
     /// The instance of `user` with `id` (404 when it is not theirs).
@@ -655,7 +708,7 @@ impl Gateway {
             .send_with(&inst.peer, text.as_bytes(), "text/plain;charset=UTF-8", ids)
             .await;
         user.with(|s| {
-            s.ours.insert(mid.clone(), id.to_string());
+            s.remember_ours(mid.clone(), id.to_string());
             if let Some(i) = s.instances.get_mut(id) {
                 push_record(
                     i,
@@ -908,6 +961,11 @@ impl WebUser {
         self.closed.subscribe()
     }
 
+    /// Notification channels open.
+    pub fn channel_count(&self) -> usize {
+        self.channels.load(Ordering::SeqCst)
+    }
+
     /// Counts an open channel; `None` when the user already has `max` open (429).
     pub fn open_channel(self: &Arc<Self>, max: usize) -> Option<ChannelGuard> {
         let n = self.channels.fetch_add(1, Ordering::SeqCst);
@@ -925,6 +983,8 @@ impl WebUser {
                 return id.clone();
             }
             let id = rcs::new_id()[..16].to_string();
+            s.make_room_for_instance(self.caps.instances);
+            s.order.push_back(id.clone());
             s.instances.insert(
                 id.clone(),
                 Instance {
@@ -959,14 +1019,17 @@ impl WebUser {
     ) {
         let datetime = datetime.unwrap_or_else(rcs::now_datetime);
         self.with(|s| {
-            s.media.push(Media {
-                instance_id: id.to_string(),
-                message_id: message_id.to_string(),
-                sender: sender.to_string(),
-                content_type: "text/plain".into(),
-                text: text.to_string(),
-                datetime: datetime.clone(),
-            });
+            s.push_media(
+                Media {
+                    instance_id: id.to_string(),
+                    message_id: message_id.to_string(),
+                    sender: sender.to_string(),
+                    content_type: "text/plain".into(),
+                    text: text.to_string(),
+                    datetime: datetime.clone(),
+                },
+                self.caps.media,
+            );
             if let Some(i) = s.instances.get_mut(id) {
                 push_record(
                     i,

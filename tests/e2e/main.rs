@@ -7,6 +7,7 @@ mod clients;
 mod errors;
 mod forking;
 mod hss_push;
+mod http_limits;
 mod kamailio;
 mod overload;
 mod peers;
