@@ -5,7 +5,7 @@
 //!
 //! | method | path | body / answer |
 //! |---|---|---|
-//! | GET | `/subscribers[?limit=N&after=IMPI]` | `{"subscribers": [Subscriber], "next": IMPI or null}`, by IMPI |
+//! | GET | `/subscribers[?limit=N&after=IMPI]` | `[Subscriber]`, one page by IMPI, `Link: <...>; rel="next"` when more may follow |
 //! | POST | `/subscribers` | one `SubscriberConfig` or an array of them -> 201 `[Subscriber]` |
 //! | GET | `/subscribers/{id}` | `Subscriber` (id = IMPI or IMPU, percent-encoded) |
 //! | DELETE | `/subscribers/{id}` | the removed `Subscriber` |
@@ -13,8 +13,9 @@
 //! Errors are JSON `{"error": "...", "detail": "..."}` with 400, 404, 408, 409, 413 or 500.
 //!
 //! `GET /subscribers` answers one page (default [`PAGE_DEFAULT`], at most [`PAGE_MAX`]): a
-//! whole base in one answer was 32 MB for 10,000 subscribers. `next` is the `after` of the
-//! following page, `null` on the last one.
+//! whole base in one answer was 32 MB for 10,000 subscribers. The answer stays the array it
+//! always was; the next page's URL is in a `Link` header (RFC 8288, as GitHub's API pages),
+//! and a page shorter than `limit` is the last.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -182,10 +183,19 @@ fn subscribers_page(store: &Store, req: &Request<TimedBody>) -> Response<Body> {
     };
     let after = query_param(req, "after").unwrap_or_default();
     match page_after(store, &after, limit) {
-        Ok((subs, next)) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "subscribers": subs, "next": next }),
-        ),
+        Ok((subs, next)) => {
+            let mut r = json(StatusCode::OK, &subs);
+            if let Some(n) = next {
+                let link = format!(
+                    "</subscribers?limit={limit}&after={}>; rel=\"next\"",
+                    percent_encode(&n)
+                );
+                if let Ok(v) = hyper::header::HeaderValue::from_str(&link) {
+                    r.headers_mut().insert(hyper::header::LINK, v);
+                }
+            }
+            r
+        }
         Err(e) => store_error(e),
     }
 }
@@ -448,14 +458,12 @@ pub async fn list_all(addr: SocketAddr) -> std::io::Result<Vec<Subscriber>> {
                 "GET /subscribers answered {status}: {body}"
             )));
         }
-        #[derive(serde::Deserialize)]
-        struct Page {
-            subscribers: Vec<Subscriber>,
-            next: Option<String>,
-        }
-        let page: Page = serde_json::from_str(&body).map_err(std::io::Error::other)?;
-        all.extend(page.subscribers);
-        match page.next {
+        let page: Vec<Subscriber> = serde_json::from_str(&body).map_err(std::io::Error::other)?;
+        let last = (page.len() == PAGE_MAX)
+            .then(|| page.last().map(|s| s.impi.clone()))
+            .flatten();
+        all.extend(page);
+        match last {
             Some(n) => after = n,
             None => return Ok(all),
         }
