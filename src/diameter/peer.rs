@@ -2,7 +2,9 @@
 //! advertising Cx), device watchdog (DWR/DWA), disconnect (DPR/DPA), and requests matched to
 //! answers by Hop-by-Hop Identifier. Both ends of a connection are the same [`Peer`] type, so
 //! the HSS can send requests (RTR, PPR) over a connection an S-CSCF opened. A server keeps its
-//! open connections per connection in a [`PeerTable`] (`peer_table.rs`).
+//! open connections per connection in a [`PeerTable`] (`peer_table.rs`). A `Peer` is one
+//! connection and ends with it; a client that must reconnect (the CSCFs to the HSS) holds a
+//! [`crate::diameter::client::DiameterClient`], which opens a new `Peer` each time.
 //!
 //! ```text
 //!  client: connect --CER--> wait CEA(2001) --> Open <--DWR/DWA every watchdog_interval-->
