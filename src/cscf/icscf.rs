@@ -16,11 +16,11 @@ use super::{
     authorization_username, forward_ack, forward_copy, forward_stray_response, is_deregistration,
     next_hop, pop_own_route, proxy_to, reject as reject_with, relay_responses, unquote,
 };
+use crate::diameter::client::DiameterClient;
 use crate::diameter::cx::{
     self, CxResult, LocationInfoAnswer, LocationInfoRequest, UserAuthorizationAnswer,
     UserAuthorizationRequest, UserAuthorizationType,
 };
-use crate::diameter::peer::Peer;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
 use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response};
@@ -28,7 +28,7 @@ use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response}
 /// The I-CSCF node.
 pub struct Icscf {
     ep: Endpoint,
-    hss: Peer,
+    hss: DiameterClient,
     resolver: Resolver,
     domain: String,
     origin_host: String,
@@ -42,7 +42,7 @@ impl Icscf {
     /// An I-CSCF on `ep` using `hss` for Cx.
     pub fn new(
         ep: Endpoint,
-        hss: Peer,
+        hss: DiameterClient,
         resolver: Resolver,
         domain: &str,
         origin_host: &str,
@@ -143,9 +143,8 @@ impl Icscf {
                 return;
             }
             Err(e) => {
-                tracing::warn!(%impu, error = %e, "LIR to the HSS failed");
-                inc.tx
-                    .respond(reject_with(&req, 480, "icscf", "HSS unreachable"));
+                let why = super::hss_unreachable("LIR", &impu, &e);
+                inc.tx.respond(reject_with(&req, 480, "icscf", &why));
                 return;
             }
         };
@@ -235,13 +234,9 @@ impl Icscf {
         let answer = match self.hss.request(uar.to_message()).await {
             Ok(m) => UserAuthorizationAnswer::from_message(&m),
             Err(e) => {
-                tracing::warn!(%impu, error = %e, "UAR to the HSS failed");
-                inc.tx.respond(reject(
-                    req,
-                    480,
-                    "Temporarily Unavailable",
-                    "HSS unreachable",
-                ));
+                let why = super::hss_unreachable("UAR", &impu, &e);
+                inc.tx
+                    .respond(reject(req, 480, "Temporarily Unavailable", &why));
                 return;
             }
         };
@@ -363,6 +358,9 @@ impl Icscf {
 fn reject(req: &Request, code: u16, reason: &str, why: &str) -> Response {
     let mut r = req.response(code, Some(reason));
     r.ensure_to_tag();
-    r.headers.push("Warning", format!("399 icscf \"{why}\""));
+    r.headers.push(
+        "Warning",
+        format!("399 icscf \"{}\"", why.replace('"', "'")),
+    );
     r
 }

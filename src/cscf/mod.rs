@@ -9,7 +9,22 @@ pub mod pcscf;
 pub mod regevent;
 pub mod scscf;
 
+use crate::diameter::codec::DiameterError;
 use crate::sip::{ClientTx, Endpoint, Request, Response, ServerTx, Transport};
+
+/// The Warning text of the 480 a CSCF answers when a Cx request (`cmd`: UAR, LIR, MAR, SAR)
+/// got no answer, as Kamailio's ims_icscf / ims_registrar_scscf answer 480 "Temporarily
+/// unavailable" on a Diameter failure. The Diameter link's own WARN line already named the
+/// dead peer when it went down, so a request that merely meets a link still down logs at
+/// DEBUG (a REGISTER flood must not flood the log); other failures (timeouts) log at WARN.
+pub fn hss_unreachable(cmd: &str, user: &str, e: &DiameterError) -> String {
+    if matches!(e, DiameterError::PeerDown { .. }) {
+        tracing::debug!(%user, error = %e, "{cmd} not sent: the HSS link is down");
+    } else {
+        tracing::warn!(%user, error = %e, "{cmd} to the HSS failed");
+    }
+    format!("HSS unreachable ({cmd}): {e}")
+}
 
 /// Builds the copy of `req` a proxy sends on (RFC 3261 §16.6): Max-Forwards decremented
 /// (70 when absent) and our Via on top. The branch carries the loop-detection hash of the

@@ -27,11 +27,11 @@ use super::{
 };
 use crate::auth::digest::{self, Challenge, Credentials};
 use crate::config::Registrar;
+use crate::diameter::client::DiameterClient;
 use crate::diameter::cx::{
     self, CxResult, MultimediaAuthAnswer, MultimediaAuthRequest, ServerAssignmentAnswer,
     ServerAssignmentRequest, ServerAssignmentType, SipAuthDataItem,
 };
-use crate::diameter::peer::Peer;
 use crate::profile::ImsSubscription;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
@@ -118,7 +118,7 @@ pub struct ScscfSettings {
 /// The S-CSCF node.
 pub struct Scscf {
     ep: Endpoint,
-    hss: Peer,
+    hss: DiameterClient,
     domain: String,
     origin_host: String,
     registrar: Registrar,
@@ -154,7 +154,7 @@ struct AfterRegister {
 
 impl Scscf {
     /// An S-CSCF on `ep` using `hss` for Cx.
-    pub fn new(ep: Endpoint, hss: Peer, settings: ScscfSettings) -> Arc<Scscf> {
+    pub fn new(ep: Endpoint, hss: DiameterClient, settings: ScscfSettings) -> Arc<Scscf> {
         let ScscfSettings {
             domain,
             origin_host,
@@ -862,8 +862,8 @@ impl Scscf {
                 );
             }
             Err(e) => {
-                tracing::warn!(%impi, error = %e, "MAR to the HSS failed");
-                return warn(req, 480, "Temporarily Unavailable", "HSS unreachable");
+                let why = super::hss_unreachable("MAR", impi, &e);
+                return warn(req, 480, "Temporarily Unavailable", &why);
             }
         };
         match maa.result {
@@ -1172,7 +1172,7 @@ impl Scscf {
                     req,
                     480,
                     "Temporarily Unavailable",
-                    "HSS did not accept the assignment",
+                    &format!("no server assignment from the HSS (SAR): {e}"),
                 );
             }
         };

@@ -146,6 +146,15 @@ pub enum DiameterError {
     /// Socket error.
     #[error("Diameter I/O: {0}")]
     Io(String),
+    /// No open connection to the peer (RFC 6733 §5.6: not in I-Open); a reconnect is under
+    /// way or scheduled.
+    #[error("Diameter peer {peer} is down ({why}); reconnecting")]
+    PeerDown {
+        /// The peer's name and address, e.g. `hss.ims.lab (127.0.0.1:3868)`.
+        peer: String,
+        /// Why the last connection or attempt failed.
+        why: String,
+    },
 }
 
 /// One AVP (RFC 6733 §4.1).

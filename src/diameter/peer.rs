@@ -2,7 +2,9 @@
 //! advertising Cx), device watchdog (DWR/DWA), disconnect (DPR/DPA), and requests matched to
 //! answers by Hop-by-Hop Identifier. Both ends of a connection are the same [`Peer`] type, so
 //! the HSS can send requests (RTR, PPR) over a connection an S-CSCF opened. A server keeps its
-//! open connections per connection in a [`PeerTable`] (`peer_table.rs`).
+//! open connections per connection in a [`PeerTable`] (`peer_table.rs`). A `Peer` is one
+//! connection and ends with it; a client that must reconnect (the CSCFs to the HSS) holds a
+//! [`crate::diameter::client::DiameterClient`], which opens a new `Peer` each time.
 //!
 //! ```text
 //!  client: connect --CER--> wait CEA(2001) --> Open <--DWR/DWA every watchdog_interval-->
@@ -13,7 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,7 +76,9 @@ struct Inner {
     out: mpsc::UnboundedSender<Vec<u8>>,
     pending: Mutex<HashMap<u32, oneshot::Sender<Message>>>,
     next_id: AtomicU32,
-    open: AtomicBool,
+    /// True while open; set to false once, which ends the reader and writer tasks (and so
+    /// closes the socket).
+    open: watch::Sender<bool>,
     trace: Trace,
 }
 
@@ -154,15 +158,45 @@ async fn read_message(
     }
 }
 
+/// A TCP connection to `addr` within `timeout` (a dead address must not hold the caller).
+pub(crate) async fn open_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, DiameterError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(r) => r.map_err(io_err),
+        Err(_) => Err(DiameterError::Io(format!(
+            "no TCP connection to {addr} within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
 impl Peer {
-    /// Connects, exchanges capabilities (we offer Cx) and starts the connection's tasks.
+    /// Connects (within `local.request_timeout`), exchanges capabilities (we offer Cx) and
+    /// starts the connection's tasks, watchdog included. A connection that must come back
+    /// after a failure is a [`crate::diameter::client::DiameterClient`] instead.
     pub async fn connect(
         addr: SocketAddr,
         local: LocalPeer,
         handler: Arc<dyn DiameterHandler>,
         trace: Trace,
     ) -> Result<Peer, DiameterError> {
-        let stream = TcpStream::connect(addr).await.map_err(io_err)?;
+        let stream = open_tcp(addr, local.request_timeout).await?;
+        Peer::handshake(stream, addr, local, handler, trace, true).await
+    }
+
+    /// The initiator's capabilities exchange on a connected `stream` (RFC 6733 §5.3): CER,
+    /// then a CEA with 2001 within `local.request_timeout`; then the connection's tasks start
+    /// (with our own DWR timer when `watchdog`, otherwise the caller sends DWRs).
+    pub(crate) async fn handshake(
+        stream: TcpStream,
+        addr: SocketAddr,
+        local: LocalPeer,
+        handler: Arc<dyn DiameterHandler>,
+        trace: Trace,
+        watchdog: bool,
+    ) -> Result<Peer, DiameterError> {
         stream.set_nodelay(true).map_err(io_err)?;
         let local_addr = stream.local_addr().map_err(io_err)?;
         let (mut rd, mut wr) = stream.into_split();
@@ -210,7 +244,7 @@ impl Peer {
             conn: ConnId::next(),
         };
         Ok(Peer::start(
-            info, local, local_addr, rd, wr, buf, handler, trace, None,
+            info, local, local_addr, rd, wr, buf, handler, trace, None, watchdog,
         ))
     }
 
@@ -225,8 +259,10 @@ impl Peer {
         handler: Arc<dyn DiameterHandler>,
         trace: Trace,
         shutdown: Option<watch::Receiver<bool>>,
+        watchdog: bool,
     ) -> Peer {
         let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (open, _) = watch::channel(true);
         let peer = Peer {
             inner: Arc::new(Inner {
                 info,
@@ -235,22 +271,35 @@ impl Peer {
                 out,
                 pending: Mutex::new(HashMap::new()),
                 next_id: AtomicU32::new(rand::random::<u32>() & 0x00ff_ffff),
-                open: AtomicBool::new(true),
+                open,
                 trace,
             }),
         };
+        let writer = peer.clone();
         tokio::spawn(async move {
-            while let Some(b) = out_rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
+            loop {
+                let b = tokio::select! {
+                    b = out_rx.recv() => b,
+                    // Closed: what was queued before (a DPA) still goes out, then the FIN.
+                    _ = writer.closed() => out_rx.try_recv().ok(),
+                };
+                let Some(b) = b else { break };
+                if tokio::time::timeout(writer.inner.local.request_timeout, wr.write_all(&b))
+                    .await
+                    .map_or(true, |r| r.is_err())
+                {
                     break;
                 }
             }
+            writer.close();
             let _ = wr.shutdown().await;
         });
         let reader = peer.clone();
         tokio::spawn(async move { reader.read_loop(rd, buf, handler, shutdown).await });
-        let dog = peer.clone();
-        tokio::spawn(async move { dog.watchdog().await });
+        if watchdog {
+            let dog = peer.clone();
+            tokio::spawn(async move { dog.watchdog().await });
+        }
         peer
     }
 
@@ -261,13 +310,20 @@ impl Peer {
         handler: Arc<dyn DiameterHandler>,
         mut shutdown: Option<watch::Receiver<bool>>,
     ) {
+        let stopped = async {
+            match shutdown.as_mut() {
+                Some(s) => {
+                    let _ = s.wait_for(|v| *v).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::pin!(stopped);
         loop {
-            let r = match shutdown.as_mut() {
-                Some(s) => tokio::select! {
-                    r = read_message(&mut rd, &mut buf) => r,
-                    _ = s.changed() => break,
-                },
-                None => read_message(&mut rd, &mut buf).await,
+            let r = tokio::select! {
+                r = read_message(&mut rd, &mut buf) => r,
+                _ = &mut stopped => break,
+                _ = self.closed() => break,
             };
             let (msg, raw) = match r {
                 Ok(v) => v,
@@ -344,11 +400,19 @@ impl Peer {
         self.close();
     }
 
-    fn close(&self) {
-        self.inner.open.store(false, Ordering::SeqCst);
+    /// Closes the connection: waiting requests fail at once with [`DiameterError::Closed`],
+    /// the reader and writer stop and the socket is shut.
+    pub fn close(&self) {
+        self.inner.open.send_replace(false);
         if let Ok(mut p) = self.inner.pending.lock() {
             p.clear();
         }
+    }
+
+    /// Resolves once the connection is closed (by either side, or by [`Peer::close`]).
+    pub async fn closed(&self) {
+        let mut rx = self.inner.open.subscribe();
+        let _ = rx.wait_for(|open| !*open).await;
     }
 
     fn with_origin(&self, mut m: Message) -> Message {
@@ -461,7 +525,7 @@ impl Peer {
 
     /// True until the connection closes.
     pub fn is_open(&self) -> bool {
-        self.inner.open.load(Ordering::SeqCst) && !self.inner.out.is_closed()
+        *self.inner.open.borrow() && !self.inner.out.is_closed()
     }
 
     /// Sends DPR (Disconnect-Cause REBOOTING), waits briefly for DPA, closes.
@@ -590,6 +654,7 @@ async fn accept_one(
         handler,
         trace,
         Some(shutdown),
+        true,
     );
     peers.insert(p);
     Ok(())

@@ -21,7 +21,8 @@ use crate::config::LabConfig;
 use crate::cscf::icscf::Icscf;
 use crate::cscf::pcscf::Pcscf;
 use crate::cscf::scscf::Scscf;
-use crate::diameter::peer::{self, LocalPeer, Peer, PeerTable};
+use crate::diameter::client::{ClientOptions, DiameterClient, PeerState};
+use crate::diameter::peer::{self, DiameterHandler, LocalPeer, PeerTable};
 use crate::hss::{admin, CxServer, Hss};
 use crate::sip::resolve::Resolver;
 use crate::sip::transaction::TimerConfig;
@@ -50,7 +51,7 @@ pub enum LabError {
         /// Why.
         source: crate::store::StoreError,
     },
-    /// A Diameter connection failed.
+    /// A CSCF could not open its Diameter link to the lab's own HSS.
     #[error("{what} could not connect to the HSS: {detail}")]
     Diameter {
         /// Which node.
@@ -145,6 +146,45 @@ pub struct Lab {
     recorder: Recorder,
     shutdown: watch::Sender<bool>,
     data_dir: PathBuf,
+    hss_cx: HssCx,
+    scscf_hss: DiameterClient,
+    icscf_hss: DiameterClient,
+}
+
+/// What it takes to (re)start the HSS's Diameter side: [`Lab::restart_hss`].
+struct HssCx {
+    local: LocalPeer,
+    handler: Arc<dyn DiameterHandler>,
+    peers: PeerTable,
+    trace: Trace,
+    lab_shutdown: watch::Receiver<bool>,
+    /// Stops the running instance (its listener and every connection it accepted).
+    stop: Mutex<watch::Sender<bool>>,
+}
+
+impl HssCx {
+    /// Serves Cx on `listener` until the lab stops or [`HssCx::stop`] is used.
+    fn serve(&self, listener: TcpListener) {
+        let (stop, stopped) = watch::channel(false);
+        let mut lab = self.lab_shutdown.clone();
+        let fwd = stop.clone();
+        tokio::spawn(async move {
+            let _ = lab.wait_for(|v| *v).await;
+            let _ = fwd.send(true);
+        });
+        if let Ok(mut s) = self.stop.lock() {
+            let _ = s.send(true);
+            *s = stop;
+        }
+        tokio::spawn(peer::serve(
+            listener,
+            self.local.clone(),
+            self.handler.clone(),
+            self.peers.clone(),
+            self.trace.clone(),
+            stopped,
+        ));
+    }
 }
 
 impl Lab {
@@ -330,22 +370,25 @@ impl Lab {
             &config.hss.origin_realm,
             config.hss.scscf_selection(&scscf_name),
         );
+        let dia = &config.diameter;
+        let request_timeout = Duration::from_millis(dia.request_timeout_ms.max(1));
         let hss_local = LocalPeer {
             origin_host: config.hss.origin_host.clone(),
             origin_realm: config.hss.origin_realm.clone(),
             host_ip: hss_addr.ip(),
             product_name: "rcslab HSS".into(),
-            watchdog_interval: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(5),
+            watchdog_interval: dia.timers().tw,
+            request_timeout,
         };
-        tokio::spawn(peer::serve(
-            hss_listener,
-            hss_local,
-            Arc::new(CxServer(hss.clone())),
-            hss_peers,
-            trace.clone(),
-            shut_rx.clone(),
-        ));
+        let hss_cx = HssCx {
+            local: hss_local,
+            handler: Arc::new(CxServer(hss.clone())),
+            peers: hss_peers,
+            trace: trace.clone(),
+            lab_shutdown: shut_rx.clone(),
+            stop: Mutex::new(watch::channel(false).0),
+        };
+        hss_cx.serve(hss_listener);
         tokio::spawn(admin::serve(
             admin_listener,
             crate::http_server::HttpLimits::from(&config.http),
@@ -356,32 +399,63 @@ impl Lab {
         ));
 
         let mut names: HashMap<SocketAddr, String> = HashMap::new();
-        let local_peer = |host: String, ip: IpAddr| LocalPeer {
-            origin_host: host,
-            origin_realm: domain.clone(),
-            host_ip: ip,
-            product_name: "rcslab".into(),
-            watchdog_interval: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(5),
+        // The CSCFs' Cx links (RFC 6733 §5.6: they reconnect when the HSS goes away). The lab's
+        // own HSS is in this process, so a link that does not open is a start-up error; an
+        // external one (`[diameter] hss_address`) may come later: requests get 480 until then.
+        let hss_target = dia.hss_address.unwrap_or(hss_addr);
+        let external = dia.hss_address.is_some();
+        let cx_link = |what: &'static str,
+                       origin_host: String,
+                       node: SocketAddr,
+                       handler: Arc<dyn DiameterHandler>| {
+            let opts = ClientOptions {
+                addr: hss_target,
+                peer_name: config.hss.origin_host.clone(),
+                local: LocalPeer {
+                    origin_host,
+                    origin_realm: domain.clone(),
+                    host_ip: node.ip(),
+                    product_name: "rcslab".into(),
+                    watchdog_interval: dia.timers().tw,
+                    request_timeout,
+                },
+                timers: dia.timers(),
+                on_connect: Some({
+                    let names = recorder.names.clone();
+                    crate::diameter::client::OnConnect(Arc::new(move |local| {
+                        if let Ok(mut n) = names.lock() {
+                            n.insert(local, what.to_string());
+                        }
+                    }))
+                }),
+            };
+            let link = DiameterClient::start(opts, handler, trace.clone(), shut_rx.clone());
+            async move {
+                if external {
+                    tracing::info!(node = what, hss = %link.peer_name(), "connecting to the external HSS (in the background)");
+                } else {
+                    let wait = dia.timers().ts * 2;
+                    link.wait_open(wait).await.map_err(|e| LabError::Diameter {
+                        what,
+                        detail: e.to_string(),
+                    })?;
+                }
+                Ok::<_, LabError>(link)
+            }
         };
 
         // S-CSCF.
         let scscf_cx = crate::cscf::scscf::ScscfCx::default();
-        let scscf_hss = Peer::connect(
-            hss_addr,
-            local_peer(format!("scscf.{domain}"), scscf_ep.local_addr().ip()),
+        let scscf_hss = cx_link(
+            "S-CSCF",
+            format!("scscf.{domain}"),
+            scscf_ep.local_addr(),
             Arc::new(scscf_cx.clone()),
-            trace.clone(),
         )
-        .await
-        .map_err(|e| LabError::Diameter {
-            what: "S-CSCF",
-            detail: e.to_string(),
-        })?;
-        names.insert(scscf_hss.local_addr(), "S-CSCF".into());
+        .await?;
         let scscf = Scscf::new(
             scscf_ep.clone(),
-            scscf_hss,
+            scscf_hss.clone(),
             crate::cscf::scscf::ScscfSettings {
                 domain: domain.clone(),
                 origin_host: format!("scscf.{domain}"),
@@ -397,22 +471,17 @@ impl Lab {
         // I-CSCF.
         let (icscf_ep, icscf_rx) = bind_sip("I-CSCF", n.icscf).await?;
         let icscf_ep_kept = icscf_ep.clone();
-        let icscf_hss = Peer::connect(
-            hss_addr,
-            local_peer(format!("icscf.{domain}"), icscf_ep.local_addr().ip()),
+        let icscf_hss = cx_link(
+            "I-CSCF",
+            format!("icscf.{domain}"),
+            icscf_ep.local_addr(),
             Arc::new(crate::cscf::scscf::CxClientHandler),
-            trace.clone(),
         )
-        .await
-        .map_err(|e| LabError::Diameter {
-            what: "I-CSCF",
-            detail: e.to_string(),
-        })?;
-        names.insert(icscf_hss.local_addr(), "I-CSCF".into());
+        .await?;
         scscf.set_icscf(icscf_ep.local_addr());
         let icscf = Icscf::new(
             icscf_ep.clone(),
-            icscf_hss,
+            icscf_hss.clone(),
             resolver.clone(),
             &domain,
             &format!("icscf.{domain}"),
@@ -517,6 +586,9 @@ impl Lab {
             recorder,
             shutdown,
             data_dir: data_dir.to_path_buf(),
+            hss_cx,
+            scscf_hss,
+            icscf_hss,
         })
     }
 
@@ -534,6 +606,35 @@ impl Lab {
             .iter()
             .map(|(name, ep)| (*name, ep.load()))
             .collect()
+    }
+
+    /// The state of the S-CSCF's and the I-CSCF's Diameter links to the HSS.
+    pub fn hss_links(&self) -> [(&'static str, PeerState); 2] {
+        [
+            ("S-CSCF", self.scscf_hss.state()),
+            ("I-CSCF", self.icscf_hss.state()),
+        ]
+    }
+
+    /// Restarts the HSS's Diameter side alone, as its peers would see a restarted HSS
+    /// process: every Cx connection is closed and nothing listens for `down`, then the HSS
+    /// listens again on the same address (its store, subscribers and registrations stay). The
+    /// CSCFs reconnect by themselves (RFC 6733 §5.6 Tc).
+    pub async fn restart_hss(&self, down: Duration) -> Result<(), LabError> {
+        if let Ok(s) = self.hss_cx.stop.lock() {
+            let _ = s.send(true);
+        }
+        tokio::time::sleep(down).await;
+        let addr = self.addrs.hss;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| LabError::Bind {
+                what: "HSS",
+                addr,
+                source,
+            })?;
+        self.hss_cx.serve(l);
+        Ok(())
     }
 
     /// The flight recorder with the lab's address book.
