@@ -49,6 +49,9 @@ pub struct LabConfig {
     /// SIP timers and limits of every node.
     #[serde(default)]
     pub sip: SipSection,
+    /// The flight recorder's bounds.
+    #[serde(default)]
+    pub trace: TraceSection,
     /// O-IM / T-IM behaviour.
     #[serde(default)]
     pub im: ImSection,
@@ -586,6 +589,45 @@ pub struct Registrar {
     pub min_expires: u32,
     /// Longer requests are cut to this.
     pub max_expires: u32,
+}
+
+/// `[trace]`: the flight recorder (`rcslab up --trace`, tests) is a ring: past these bounds the
+/// oldest messages go first, counted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSection {
+    /// Messages kept.
+    #[serde(default = "default_trace_capacity")]
+    pub capacity: usize,
+    /// Message bytes kept.
+    #[serde(default = "default_trace_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_trace_capacity() -> usize {
+    100_000
+}
+fn default_trace_bytes() -> usize {
+    256 << 20
+}
+
+impl Default for TraceSection {
+    fn default() -> Self {
+        TraceSection {
+            capacity: default_trace_capacity(),
+            max_bytes: default_trace_bytes(),
+        }
+    }
+}
+
+impl TraceSection {
+    /// The recorder's limits.
+    pub fn limits(&self) -> crate::trace::TraceLimits {
+        crate::trace::TraceLimits {
+            capacity: self.capacity.max(1),
+            max_bytes: self.max_bytes.max(1),
+        }
+    }
 }
 
 /// `[sip]`: the RFC 3261 timers every node uses.

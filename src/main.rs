@@ -497,16 +497,29 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
         let t = lab.trace.clone();
         let rec = lab.recorder();
         Some(tokio::spawn(async move {
-            let mut seen = 0;
+            let mut last: Option<std::time::Duration> = None;
+            let mut dropped = 0;
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 // Every message as it crosses the wire, with the nodes' notes on their
                 // decisions (which iFC matched, which S-CSCF the HSS chose, why a 401).
-                let lines = rcslab::lab::ladder_with_notes(&t, |x| rec.name_of(x));
-                for l in lines.iter().skip(seen) {
-                    println!("{l}");
+                let lines = rcslab::lab::timed_ladder_with_notes(&t, |x| rec.name_of(x));
+                for (at, l) in &lines {
+                    if last.is_none_or(|p| *at > p) {
+                        println!("{l}");
+                    }
                 }
-                seen = lines.len();
+                if let Some((at, _)) = lines.last() {
+                    last = Some(last.map_or(*at, |p| p.max(*at)));
+                }
+                // The recorder is a ring ([trace] capacity): say when it lets old messages go.
+                let d = t.dropped();
+                if d > dropped {
+                    println!(
+                        "    [recorder] {d} oldest messages dropped so far ([trace] capacity)"
+                    );
+                    dropped = d;
+                }
             }
         }))
     } else {

@@ -197,7 +197,7 @@ impl Lab {
     ) -> Result<Lab, LabError> {
         let t0 = Instant::now();
         let trace = if opts.trace {
-            Trace::enabled()
+            Trace::with_limits(config.trace.limits())
         } else {
             Trace::disabled()
         };
@@ -807,6 +807,18 @@ pub fn registered_names(
 /// The live ladder `rcslab up --trace` prints: each message as a ladder line and, in time
 /// order between them, the nodes' notes on their decisions (`    [S-CSCF] ...`).
 pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<String> {
+    timed_ladder_with_notes(trace, name)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// [`ladder_with_notes`] with each line's time (`rcslab up --trace` prints what is newer than
+/// what it printed last).
+pub fn timed_ladder_with_notes(
+    trace: &Trace,
+    name: impl Fn(SocketAddr) -> String,
+) -> Vec<(Duration, String)> {
     let events = crate::trace::export::wire_events(trace);
     let ues = registered_names(&events, &name);
     let named = |a: SocketAddr| ues.get(&a).cloned().unwrap_or_else(|| name(a));
@@ -823,7 +835,7 @@ pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> 
         }))
         .collect();
     v.sort_by_key(|(at, _)| *at);
-    v.into_iter().map(|(_, l)| l).collect()
+    v
 }
 
 /// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]). An address with a name of

@@ -104,10 +104,39 @@ pub struct Note {
     pub text: String,
 }
 
+/// What the recorder keeps at most: the oldest messages (and notes) go first, counted.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceLimits {
+    /// Messages kept.
+    pub capacity: usize,
+    /// Message bytes kept.
+    pub max_bytes: usize,
+}
+
+impl Default for TraceLimits {
+    fn default() -> Self {
+        TraceLimits {
+            capacity: 100_000,
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Aliases kept at most (one per outgoing TCP connection); older ones go first.
+const MAX_ALIASES: usize = 65_536;
+
+#[derive(Default)]
+struct Ring {
+    events: std::collections::VecDeque<TraceEvent>,
+    bytes: usize,
+    dropped: u64,
+}
+
 struct Inner {
     start: Instant,
-    events: Mutex<Vec<TraceEvent>>,
-    notes: Mutex<Vec<Note>>,
+    limits: TraceLimits,
+    events: Mutex<Ring>,
+    notes: Mutex<std::collections::VecDeque<Note>>,
     /// Sockets that record their own sends (listeners and aliased connections): what they
     /// send is kept once, as sent, and not again as received at the other end.
     recorders: std::sync::RwLock<std::collections::HashSet<SocketAddr>>,
@@ -117,13 +146,20 @@ struct Inner {
 }
 
 impl Trace {
-    /// A recorder that keeps every message.
+    /// A recorder that keeps the last messages (the default [`TraceLimits`]).
     pub fn enabled() -> Self {
+        Self::with_limits(TraceLimits::default())
+    }
+
+    /// A recorder that keeps the last messages within `limits` (a ring: the oldest go first
+    /// and are counted, see [`Trace::dropped`]).
+    pub fn with_limits(limits: TraceLimits) -> Self {
         Trace {
             inner: Some(Arc::new(Inner {
                 start: Instant::now(),
-                events: Mutex::new(Vec::new()),
-                notes: Mutex::new(Vec::new()),
+                limits,
+                events: Mutex::new(Ring::default()),
+                notes: Mutex::new(std::collections::VecDeque::new()),
                 recorders: std::sync::RwLock::new(std::collections::HashSet::new()),
                 aliases: Mutex::new(std::collections::HashMap::new()),
             })),
@@ -167,8 +203,25 @@ impl Trace {
             summary: summary(),
             bytes: bytes.to_vec(),
         };
-        if let Ok(mut v) = inner.events.lock() {
-            v.push(ev);
+        if let Ok(mut r) = inner.events.lock() {
+            r.bytes += ev.bytes.len();
+            r.events.push_back(ev);
+            while r.events.len() > inner.limits.capacity.max(1)
+                || (r.bytes > inner.limits.max_bytes && r.events.len() > 1)
+            {
+                if let Some(old) = r.events.pop_front() {
+                    r.bytes -= old.bytes.len();
+                    r.dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// Messages dropped from the front of the ring so far.
+    pub fn dropped(&self) -> u64 {
+        match &self.inner {
+            Some(inner) => inner.events.lock().map(|r| r.dropped).unwrap_or(0),
+            None => 0,
         }
     }
 
@@ -191,14 +244,21 @@ impl Trace {
             text: text(),
         };
         if let Ok(mut v) = inner.notes.lock() {
-            v.push(n);
+            v.push_back(n);
+            while v.len() > inner.limits.capacity.max(1) {
+                v.pop_front();
+            }
         }
     }
 
     /// The notes recorded so far, in order.
     pub fn notes(&self) -> Vec<Note> {
         match &self.inner {
-            Some(inner) => inner.notes.lock().map(|v| v.clone()).unwrap_or_default(),
+            Some(inner) => inner
+                .notes
+                .lock()
+                .map(|v| v.iter().cloned().collect())
+                .unwrap_or_default(),
             None => Vec::new(),
         }
     }
@@ -209,7 +269,24 @@ impl Trace {
         if let Some(inner) = &self.inner {
             let at = inner.start.elapsed();
             if let Ok(mut a) = inner.aliases.lock() {
-                a.entry(ephemeral).or_default().push((at, node));
+                if a.len() >= MAX_ALIASES && !a.contains_key(&ephemeral) {
+                    // Bounded: the aliases no kept message refers to any more go first.
+                    let oldest = inner
+                        .events
+                        .lock()
+                        .ok()
+                        .and_then(|r| r.events.front().map(|e| e.at))
+                        .unwrap_or(at);
+                    a.retain(|_, v| v.last().is_some_and(|(since, _)| *since >= oldest));
+                    if a.len() >= MAX_ALIASES {
+                        a.clear();
+                    }
+                }
+                let v = a.entry(ephemeral).or_default();
+                v.push((at, node));
+                if v.len() > 16 {
+                    v.remove(0);
+                }
             }
             if let Ok(mut r) = inner.recorders.write() {
                 r.insert(ephemeral);
@@ -254,7 +331,11 @@ impl Trace {
     /// A copy of everything recorded so far, in recording order.
     pub fn events(&self) -> Vec<TraceEvent> {
         match &self.inner {
-            Some(inner) => inner.events.lock().map(|v| v.clone()).unwrap_or_default(),
+            Some(inner) => inner
+                .events
+                .lock()
+                .map(|r| r.events.iter().cloned().collect())
+                .unwrap_or_default(),
             None => Vec::new(),
         }
     }
@@ -262,8 +343,9 @@ impl Trace {
     /// Forgets everything recorded so far.
     pub fn clear(&self) {
         if let Some(inner) = &self.inner {
-            if let Ok(mut v) = inner.events.lock() {
-                v.clear();
+            if let Ok(mut r) = inner.events.lock() {
+                r.events.clear();
+                r.bytes = 0;
             }
             if let Ok(mut v) = inner.notes.lock() {
                 v.clear();
@@ -284,5 +366,42 @@ pub fn first_line(bytes: &[u8]) -> String {
 impl std::fmt::Debug for Trace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Trace({})", if self.is_enabled() { "on" } else { "off" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorder_is_a_ring_that_counts_what_it_dropped() {
+        let t = Trace::with_limits(TraceLimits {
+            capacity: 3,
+            max_bytes: 1 << 20,
+        });
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        for i in 0..5 {
+            t.record(Direction::Sent, Protocol::SipUdp, a, b, b"x", || {
+                format!("m{i}")
+            });
+        }
+        let kept: Vec<_> = t.events().into_iter().map(|e| e.summary).collect();
+        assert_eq!(kept, ["m2", "m3", "m4"]);
+        assert_eq!(t.dropped(), 2);
+        let t = Trace::with_limits(TraceLimits {
+            capacity: 100,
+            max_bytes: 10,
+        });
+        for _ in 0..4 {
+            t.record(Direction::Sent, Protocol::SipUdp, a, b, b"abcd", || {
+                "m".into()
+            });
+        }
+        assert_eq!(
+            (t.events().len(), t.dropped()),
+            (2, 2),
+            "8 bytes of 10 kept"
+        );
     }
 }
