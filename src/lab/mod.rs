@@ -286,8 +286,8 @@ impl Lab {
             },
         )
         .await?;
-        let im_store =
-            crate::im::store::ImStore::open(store.db()).map_err(|source| LabError::Store {
+        let im_store = crate::im::store::ImStore::open(store.db(), store.commit().clone())
+            .map_err(|source| LabError::Store {
                 dir: data_dir.display().to_string(),
                 source,
             })?;

@@ -806,7 +806,7 @@ impl Gateway {
                 self.report(user, &message_id, word, &self.web_id(&from), None);
             }
             // T-IM stored it for an offline recipient: the status that matters comes later.
-            ChatEvent::Stored { .. } => {}
+            ChatEvent::Stored { .. } | ChatEvent::Acked { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
                 self.report(user, &message_id, "failed", &sender, Some(reason));
