@@ -540,7 +540,7 @@ impl Lab {
         let _ = std::fs::remove_file(self.data_dir.join("admin.addr"));
         // Give tasks a moment to drop their sockets and the store.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = self.store.flush();
+        let _ = self.store.durable().await;
     }
 }
 

@@ -103,7 +103,8 @@ pub enum ChatEvent {
         /// Why (SIP status or the reason it failed).
         reason: String,
     },
-    /// The network took something we sent, so it is its to keep from now on: one of our
+    /// The network took something we sent, so it is its to keep from now on (only with
+    /// [`ChatOptions::report_acks`]): one of our
     /// messages (`report` None: the 200 to the INVITE that carried it, or the MSRP 200 of its
     /// last chunk), or our disposition report on message `message_id` (`report` Some: the 200
     /// to the SIP MESSAGE or MSRP SEND that carried it).
@@ -162,6 +163,8 @@ pub struct ChatOptions {
     pub hold_invites: bool,
     /// Keep the registration alive: re-REGISTER with this Expires at half its lifetime.
     pub refresh_registration: Option<u32>,
+    /// Report [`ChatEvent::Acked`] when the network takes a message or report of ours.
+    pub report_acks: bool,
 }
 
 impl Default for ChatOptions {
@@ -172,6 +175,7 @@ impl Default for ChatOptions {
             auto_displayed: false,
             hold_invites: false,
             refresh_registration: None,
+            report_acks: false,
         }
     }
 }
@@ -224,6 +228,11 @@ enum RegCmd {
     Deregister(oneshot::Sender<bool>),
     Register(oneshot::Sender<bool>),
 }
+
+/// How long a chat INVITE may wait for its final answer. The network's messaging server
+/// answers it itself once it stored the first message (T-IM, figure 1 step 6), so a longer
+/// silence means the INVITE was lost, e.g. in a node that restarted after its 100 Trying.
+pub const INVITE_WAIT: Duration = Duration::from_secs(10);
 
 /// Message-IDs (and reports) a client remembers to drop copies sent again.
 pub const DEDUP_WINDOW: usize = 4096;
@@ -800,21 +809,36 @@ impl Actor {
         // The first message's outcome is reported by IMDN or SendFailed.
         self.tids.insert(format!("invite:{peer}"), id.clone());
         let sip_addr = self.ep.local_addr();
-        let events = self.events.clone();
+        let events = self.opts.report_acks.then(|| self.events.clone());
         tokio::spawn(async move {
-            let resp = ep
-                .send_request(req.clone(), pcscf, t)
-                .final_response()
-                .await;
+            let answer = ep.send_request(req.clone(), pcscf, t).final_response();
+            let resp = match tokio::time::timeout(INVITE_WAIT, answer).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // RFC 3261 §9.1, bounded: the network lost the INVITE (a node restarted
+                    // after its 100 Trying); messages queued behind it must not wait for
+                    // Timer B.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        crate::cscf::cancel_forwarded(&ep, &req, pcscf, t),
+                    )
+                    .await;
+                    let mut r = req.response(408, None);
+                    r.reason = format!("No answer within {INVITE_WAIT:?}");
+                    r
+                }
+            };
             let result = async {
                 if !resp.is_success() {
                     return Err(format!("INVITE answered {} {}", resp.status, resp.reason));
                 }
                 // The 2xx is the network's word that it has the first message.
-                let _ = events.send(ChatEvent::Acked {
-                    message_id: id.clone(),
-                    report: None,
-                });
+                if let Some(events) = &events {
+                    let _ = events.send(ChatEvent::Acked {
+                        message_id: id.clone(),
+                        report: None,
+                    });
+                }
                 if let Some(w) = resp
                     .headers
                     .values("Warning")
@@ -965,7 +989,7 @@ impl Actor {
     fn on_msrp(&mut self, peer: &str, m: MsrpMessage) {
         if m.method.is_none() {
             if let Some((about, status)) = self.report_tids.remove(&m.transaction_id) {
-                if m.status == 200 {
+                if m.status == 200 && self.opts.report_acks {
                     let _ = self.events.send(ChatEvent::Acked {
                         message_id: about,
                         report: Some(status),
@@ -974,7 +998,8 @@ impl Actor {
                 return;
             }
             if let Some(id) = self.tids.remove(&m.transaction_id) {
-                if m.status == 200 && !self.tids.values().any(|v| *v == id) {
+                if m.status == 200 && self.opts.report_acks && !self.tids.values().any(|v| *v == id)
+                {
                     let _ = self.events.send(ChatEvent::Acked {
                         message_id: id.clone(),
                         report: None,
@@ -1137,7 +1162,7 @@ impl Actor {
             .is_some_and(|s| matches!(s.state, SessState::Up))
         {
             for tid in self.msrp_send(&peer, String::new(), &doc) {
-                if self.report_tids.len() < DEDUP_WINDOW {
+                if self.opts.report_acks && self.report_tids.len() < DEDUP_WINDOW {
                     self.report_tids.insert(tid, (about_id.clone(), status));
                 }
             }
@@ -1145,10 +1170,10 @@ impl Actor {
             let req = self.imdn_message_request(&peer, doc);
             let ep = self.ep.clone();
             let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
-            let events = self.events.clone();
+            let events = self.opts.report_acks.then(|| self.events.clone());
             tokio::spawn(async move {
                 let r = ep.send_request(req, pcscf, t).final_response().await;
-                if r.is_success() {
+                if let (true, Some(events)) = (r.is_success(), events) {
                     let _ = events.send(ChatEvent::Acked {
                         message_id: about_id,
                         report: Some(status),
@@ -1373,12 +1398,12 @@ impl Actor {
         let internal = self.internal.clone();
         let trace = self.trace.clone();
         let sip_addr = self.ep.local_addr();
-        let events = self.events.clone();
+        let events = self.opts.report_acks.then(|| self.events.clone());
         tokio::spawn(async move {
             // Steps 15-16 and 21-22: the IMDN in a SIP MESSAGE, and its 200.
             if let Some(m) = imdn_req {
                 let r = ep.send_request(m, pcscf, t).final_response().await;
-                if r.is_success() {
+                if let (true, Some(events)) = (r.is_success(), events) {
                     let _ = events.send(ChatEvent::Acked {
                         message_id: imdn_about,
                         report: Some(ImdnStatus::Delivered),

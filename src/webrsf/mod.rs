@@ -429,6 +429,7 @@ impl Gateway {
                 auto_displayed: false,
                 hold_invites: true,
                 refresh_registration: Some(reg.expires.max(60)),
+                report_acks: false,
             },
         );
         let events = chat.take_events();
