@@ -401,7 +401,9 @@ async fn route(
                 .map(|s| store.hss_state(&s.impi).unwrap_or_default());
             match store.remove(&percent_decode(id)) {
                 Ok(Some(s)) => {
-                    let _ = store.flush();
+                    if let Err(e) = store.durable().await {
+                        return Ok(store_error(e));
+                    }
                     if let Some(st) = state.filter(|st| st.scscf.is_some()) {
                         hss.terminate_registration(
                             &s,

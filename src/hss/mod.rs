@@ -57,7 +57,8 @@ pub struct Hss {
     /// IMPI (lowercase) -> the Diameter connection its S-CSCF sent SAR on; pushes for the user
     /// go there. In memory only: connections do not survive a restart (the Server-Name does).
     serving: std::sync::Mutex<std::collections::HashMap<String, ConnId>>,
-    /// Serialises read-modify-write of SQNs and registration state.
+    /// Serialises read-modify-write of SQNs and registration state. Never held across an
+    /// fsync: writers drop it, then await [`Store::durable`].
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -359,9 +360,22 @@ impl Hss {
         let scheme = mar.auth_data.scheme.clone();
         let s = scheme.to_ascii_lowercase();
         let item = if s.contains("aka") {
-            let _g = self.lock.lock().await;
-            match self.aka_vector(&sub, mar.auth_data.authorization.as_deref()) {
-                Ok(v) => v,
+            // The SQN moves under the lock; the fsync that makes it stick runs after, outside
+            // it and off the async threads, and the vector goes out only once it is done
+            // (TS 33.102 §6.3.2: an SQN handed out must never be handed out again).
+            let v = {
+                let _g = self.lock.lock().await;
+                self.aka_vector(&sub, mar.auth_data.authorization.as_deref())
+            };
+            match v {
+                Ok(v) => match self.store.durable().await {
+                    Ok(()) => v,
+                    Err(e) => {
+                        ans.result = self.store_failed(e);
+                        ans.number_auth_items = None;
+                        return Ok(ans.to_message());
+                    }
+                },
                 Err(r) => {
                     ans.result = r;
                     ans.number_auth_items = None;
@@ -481,7 +495,7 @@ impl Hss {
             return Ok(ans.to_message());
         };
         ans.user_name = Some(sub.impi.clone());
-        let _g = self.lock.lock().await;
+        let g = self.lock.lock().await;
         let mut st = self.store.hss_state(&sub.impi).unwrap_or_default();
         use ServerAssignmentType as T;
         let mut send_profile = false;
@@ -515,18 +529,22 @@ impl Hss {
             #[allow(unreachable_patterns)]
             _ => {}
         }
-        // §6.1.2.1: the Server-Name of the SAR is the serving S-CSCF, kept in sled (flushed:
-        // a restarted HSS still knows where its users are); the connection it came on is where
-        // pushes for this user go.
-        if let Err(e) = self
-            .store
-            .set_hss_state(&sub.impi, &st)
-            .and_then(|_| self.store.flush())
-        {
+        // §6.1.2.1: the Server-Name of the SAR is the serving S-CSCF, kept in sled (on disk
+        // before the SAA: a restarted HSS still knows where its users are); the connection it
+        // came on is where pushes for this user go. The fsync runs outside the lock.
+        let written = self.store.set_hss_state(&sub.impi, &st);
+        if written.is_ok() {
+            self.set_serving(&sub.impi, st.scscf.as_ref().map(|_| from.conn));
+        }
+        drop(g);
+        if let Err(e) = written {
             ans.result = self.store_failed(e);
             return Ok(ans.to_message());
         }
-        self.set_serving(&sub.impi, st.scscf.as_ref().map(|_| from.conn));
+        if let Err(e) = self.store.durable().await {
+            ans.result = self.store_failed(e);
+            return Ok(ans.to_message());
+        }
         if send_profile {
             ans.user_data = Some(profile_of(&sub).to_xml());
         }

@@ -549,6 +549,8 @@ impl ImServer {
                     self.report_to_sender(&m, ImdnStatus::Delivered, Some("pager-mode"))
                         .await;
                 }
+                // Off the queue (and the IMDN owed) on disk before the next one goes.
+                let _ = st.durable().await;
             } else if matches!(resp.status, 408 | 480 | 503) {
                 return Step::Retry;
             } else {
@@ -604,7 +606,11 @@ impl ImServer {
     /// first; only this user's worker pays them, so none goes twice. False when one failed.
     pub(super) async fn pay_owed(&self, user: &str) -> bool {
         let Some(st) = &self.store else { return true };
-        for (seq, r) in st.owed_to(user) {
+        let owed = st.owed_to(user);
+        if owed.is_empty() {
+            return true;
+        }
+        for (seq, r) in owed {
             let mut req = self
                 .ep
                 .new_request(Method::Message, user, &r.from, 1, Transport::Tcp);
@@ -630,9 +636,13 @@ impl ImServer {
             if resp.is_success() {
                 let _ = st.paid(user, seq);
             } else {
+                let _ = st.durable().await;
                 return false;
             }
         }
+        // Paid reports are forgotten on disk (a crash before this sends them again; the
+        // client drops a report it already had).
+        let _ = st.durable().await;
         true
     }
 }

@@ -129,19 +129,28 @@ impl ImServer {
         if role == ImRole::Terminating {
             let me = Arc::downgrade(&s);
             s.hub.set_keeper(Box::new(move |pair, from, ct, body| {
-                me.upgrade()
-                    .map(|me| {
-                        let kept_for = me.keep(pair, from, ct, body);
-                        let ok = kept_for.is_some();
-                        // What was kept for a user who is online goes out now (their worker).
-                        if let Some(Some(user)) = kept_for {
-                            if me.is_online(&user) {
-                                me.kick(&user, false);
-                            }
+                // Written now (in arrival order); the 200 waits for the disk.
+                let me = me.upgrade();
+                let kept_for = me.as_ref().and_then(|me| me.keep(pair, from, ct, body));
+                Box::pin(async move {
+                    let (Some(me), Some(kept_for)) = (me, kept_for) else {
+                        return false;
+                    };
+                    let Some(st) = me.store.as_ref() else {
+                        return true;
+                    };
+                    if let Err(e) = st.durable().await {
+                        tracing::error!(error = %e, "T-IM store: a kept message is not on disk");
+                        return false;
+                    }
+                    // What was kept for a user who is online goes out now (their worker).
+                    if let Some(user) = kept_for {
+                        if me.is_online(&user) {
+                            me.kick(&user, false);
                         }
-                        ok
-                    })
-                    .unwrap_or(false)
+                    }
+                    true
+                })
             }));
         }
         s
@@ -466,6 +475,16 @@ impl ImServer {
                     return;
                 }
                 Ok(m) => {
+                    // The 200 promises the message: it goes out once the write is on disk.
+                    if let Some(Err(e)) = match &self.store {
+                        Some(st) => Some(st.durable().await),
+                        None => None,
+                    } {
+                        self.hub.remove_pair(pair);
+                        inc.tx
+                            .respond(reject(&req, 500, &self.host, &format!("not stored: {e}")));
+                        return;
+                    }
                     let seq = m.map(|m| m.seq).unwrap_or(0);
                     self.ep.note(|| {
                         format!("stored the first message for {to} (seq {seq}, on disk) before answering 200")

@@ -156,9 +156,13 @@ struct Inner {
 }
 
 /// Takes custody of a whole message whose onward leg is down (pair, leg it came in on,
-/// Content-Type, body); returns false when it could not (the sender then gets a 500). Runs
-/// before the 200 of the last chunk goes out, so a 200 means "stored".
-pub type Keeper = Box<dyn Fn(u64, Side, &str, &Bytes) -> bool + Send + Sync>;
+/// Content-Type, body). It writes at once (so messages keep their order) and returns a future
+/// that resolves once the write is on disk: true, and the sender gets the 200 of the last
+/// chunk; false (not stored), and it gets a 500. So a 200 means "stored, durably".
+pub type Keeper = Box<dyn Fn(u64, Side, &str, &Bytes) -> KeepFuture + Send + Sync>;
+
+/// What a [`Keeper`] returns: resolves to true once the message is durably kept.
+pub type KeepFuture = futures_util::future::BoxFuture<'static, bool>;
 
 /// An MSRP listener and the pairs of legs through it. Cheap to clone.
 #[derive(Clone)]
@@ -667,15 +671,34 @@ impl Hub {
             _ => match self.inner.unbound {
                 Unbound::Store => {
                     let kept = match (&whole, self.inner.keeper.get()) {
-                        (Some((ct, body)), Some(k)) => k(pair, side, ct, body),
-                        _ => true,
+                        (Some((ct, body)), Some(k)) => Some(k(pair, side, ct, body)),
+                        // A chunk before the last: its 200 promises nothing yet.
+                        _ => None,
                     };
-                    if !kept {
-                        let _ = conn.send(&m.response_to(500, "Could Not Store"));
-                        return;
-                    }
-                    if wants_200 {
-                        let _ = conn.send(&m.response_to(200, "OK"));
+                    let ok = wants_200.then(|| m.response_to(200, "OK"));
+                    match kept {
+                        None => {
+                            if let Some(ok) = ok {
+                                let _ = conn.send(&ok);
+                            }
+                        }
+                        Some(kept) => {
+                            // The 200 waits for the disk, in a task of its own so this
+                            // connection's other messages keep flowing.
+                            let (conn, failed) =
+                                (conn.clone(), m.response_to(500, "Could Not Store"));
+                            tokio::spawn(async move {
+                                match (kept.await, ok) {
+                                    (true, Some(ok)) => {
+                                        let _ = conn.send(&ok);
+                                    }
+                                    (true, None) => {}
+                                    (false, _) => {
+                                        let _ = conn.send(&failed);
+                                    }
+                                }
+                            });
+                        }
                     }
                     false
                 }
@@ -793,9 +816,12 @@ impl Hub {
                 onward,
                 ..
             }) => {
-                if r.status != 200 && self.keep_after_failure(pair, onward, &request) {
-                    let _ = upstream.send(&request.response_to(200, "OK"));
-                    return;
+                if r.status != 200 {
+                    if let Some(kept) = self.keep_after_failure(pair, onward, &request) {
+                        let failed = request.response_to(r.status, &r.comment);
+                        answer_when_kept(kept, upstream, request.response_to(200, "OK"), failed);
+                        return;
+                    }
                 }
                 let partial = request.header("Failure-Report") == Some("partial");
                 if !(partial && r.status == 200) {
@@ -810,29 +836,26 @@ impl Hub {
     /// Store and forward (T-IM) when the onward leg turns out dead only on relaying (the far
     /// relay forgot the session, 481, or never answered, 408): a whole single-chunk message
     /// (an IMDN, a short text) is kept like one whose leg was down, and the leg is marked
-    /// down so later messages are kept at once. True when it was kept.
-    fn keep_after_failure(&self, pair: u64, onward: Side, m: &MsrpMessage) -> bool {
+    /// down so later messages are kept at once. `None` when it cannot be kept here; else
+    /// the keeper's durability future.
+    fn keep_after_failure(&self, pair: u64, onward: Side, m: &MsrpMessage) -> Option<KeepFuture> {
         if self.inner.unbound != Unbound::Store || m.method.as_deref() != Some("SEND") {
-            return false;
+            return None;
         }
         let whole = m.continuation == crate::msrp::Continuation::End
             && m.byte_range()
                 .is_some_and(|b| b.start == 1 && b.end.is_some() && b.end == b.total);
-        let Some(keeper) = self.inner.keeper.get() else {
-            return false;
-        };
+        let keeper = self.inner.keeper.get()?;
         if !whole {
-            return false;
+            return None;
         }
         let ct = m
             .header("Content-Type")
             .unwrap_or("message/cpim")
             .to_string();
-        if !keeper(pair, onward.other(), &ct, &m.body) {
-            return false;
-        }
+        let kept = keeper(pair, onward.other(), &ct, &m.body);
         self.leg_down(pair, onward);
-        true
+        Some(kept)
     }
 
     fn expire_txs(&self, after: Duration) {
@@ -863,16 +886,31 @@ impl Hub {
                     onward,
                     ..
                 } => {
-                    if self.keep_after_failure(pair, onward, &request) {
-                        let _ = upstream.send(&request.response_to(200, "OK"));
-                    } else {
-                        let _ = upstream.send(&request.response_to(408, "Request Timeout"));
+                    let timeout = request.response_to(408, "Request Timeout");
+                    match self.keep_after_failure(pair, onward, &request) {
+                        Some(kept) => answer_when_kept(
+                            kept,
+                            upstream,
+                            request.response_to(200, "OK"),
+                            timeout,
+                        ),
+                        None => {
+                            let _ = upstream.send(&timeout);
+                        }
                     }
                 }
                 Tx::Local { waiter, .. } => finish_local(&waiter, 408),
             }
         }
     }
+}
+
+/// Sends `ok` upstream once `kept` says the message is durably stored, else `failed`.
+fn answer_when_kept(kept: KeepFuture, upstream: MsrpConn, ok: MsrpMessage, failed: MsrpMessage) {
+    tokio::spawn(async move {
+        let r = if kept.await { ok } else { failed };
+        let _ = upstream.send(&r);
+    });
 }
 
 fn finish_local(waiter: &Arc<Mutex<LocalSend>>, status: u16) {

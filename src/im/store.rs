@@ -8,12 +8,17 @@
 //!   `recipient \0 seq`;
 //! - `im.msgid`: imdn.Message-ID to history key, to apply the IMDNs that come back.
 //!
-//! Sequence numbers come from sled's monotonic id generator, so they survive restarts. Writes
-//! that take a message into our custody are flushed before the answer that promises it.
+//! Sequence numbers come from sled's monotonic id generator, so they survive restarts. The
+//! writes themselves do not wait for the disk: whoever is about to promise something (a 200 to
+//! the INVITE carrying a message, the MSRP 200 for a message kept, the 200 to an IMDN in a SIP
+//! MESSAGE) awaits [`ImStore::durable`] first, a group commit shared with the HSS
+//! ([`crate::store::GroupCommit`]). Taking a message off the queue is made durable the same
+//! way by the delivery paths, so a restart does not send again what was delivered (and if the
+//! crash comes between delivery and fsync, the receiver drops the copy by its Message-ID).
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
+use crate::store::{GroupCommit, StoreError};
 
 /// A chat message as T-IM keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +90,7 @@ pub struct ImStore {
     pending: sled::Tree,
     owed: sled::Tree,
     msgid: sled::Tree,
+    commit: GroupCommit,
 }
 
 fn key(prefix: &str, seq: u64) -> Vec<u8> {
@@ -118,9 +124,10 @@ pub fn now_ms() -> u64 {
 }
 
 impl ImStore {
-    /// Opens the trees in `db`.
-    pub fn open(db: &sled::Db) -> Result<ImStore, StoreError> {
+    /// Opens the trees in `db`; `commit` makes writes durable (the lab shares the HSS's).
+    pub fn open(db: &sled::Db, commit: GroupCommit) -> Result<ImStore, StoreError> {
         Ok(ImStore {
+            commit,
             history: db.open_tree("im.history")?,
             pending: db.open_tree("im.pending")?,
             owed: db.open_tree("im.owed")?,
@@ -129,9 +136,14 @@ impl ImStore {
         })
     }
 
-    /// Takes a message into the store: history always, the pending queue when `pending`
-    /// (then flushed to disk before returning, since the sender is about to be told it is
-    /// safe). Assigns and returns its sequence number.
+    /// Returns once every write made before the call is on disk (group commit, fsync off the
+    /// async threads). Await it before answering for what was written.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.durable().await
+    }
+
+    /// Takes a message into the store: history always, the pending queue when `pending`.
+    /// Assigns and returns its sequence number. Not yet on disk: see [`ImStore::durable`].
     pub fn put(&self, mut m: StoredMessage, pending: bool) -> Result<StoredMessage, StoreError> {
         // Sequence numbers start at 1, so "after 0" means "everything".
         m.seq = self.db.generate_id()? + 1;
@@ -142,7 +154,6 @@ impl ImStore {
         self.msgid.insert(m.message_id.as_bytes(), hk.clone())?;
         if pending {
             self.pending.insert(key(&m.to, m.seq), hk)?;
-            self.db.flush()?;
         }
         Ok(m)
     }
@@ -217,12 +228,11 @@ impl ImStore {
             .collect()
     }
 
-    /// Keeps an IMDN for a user who is away (flushed).
+    /// Keeps an IMDN for a user who is away (durable after [`ImStore::durable`]).
     pub fn owe(&self, r: &OwedReport) -> Result<u64, StoreError> {
         let seq = self.db.generate_id()?;
         let json = serde_json::to_vec(r).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.owed.insert(key(&r.to, seq), json)?;
-        self.db.flush()?;
         Ok(seq)
     }
 
@@ -268,7 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path()).unwrap();
-            let s = ImStore::open(&db).unwrap();
+            let s = ImStore::open(&db, GroupCommit::new(&db)).unwrap();
             let a = s.put(msg("sip:a@x", "sip:b@x", "m1"), true).unwrap();
             s.put(msg("sip:a@x", "sip:b@x", "m2"), true).unwrap();
             s.put(msg("sip:b@x", "sip:a@x", "m3"), false).unwrap();
@@ -281,8 +291,8 @@ mod tests {
             .unwrap();
             db.flush().unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
-        let s = ImStore::open(&db).unwrap();
+        let db = reopen(dir.path());
+        let s = ImStore::open(&db, GroupCommit::new(&db)).unwrap();
         let p = s.pending_for("sip:b@x");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].message_id, "m2");
@@ -302,5 +312,18 @@ mod tests {
         assert!(s.owed_to("sip:a@x").is_empty());
         s.set_status("m1", "sent").unwrap();
         assert_eq!(s.by_message_id("m1").unwrap().status, "delivered");
+    }
+
+    /// sled's background flusher may hold the directory's lock a moment after the last `Db`
+    /// is dropped: a reopen right away can fail with "could not acquire lock" (seen in
+    /// parallel test runs), so it is retried for up to 2 s.
+    fn reopen(dir: &std::path::Path) -> sled::Db {
+        for _ in 0..40 {
+            if let Ok(db) = sled::open(dir) {
+                return db;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        sled::open(dir).unwrap()
     }
 }

@@ -239,7 +239,11 @@ impl ImServer {
         };
         self.hub.set_remote(pair, Side::B, &path);
         if let (Some(st), Some(m)) = (&self.store, &first) {
-            let _ = st.unqueue(m, "sent");
+            // Off the queue for good before anything else happens (else a restart sends it
+            // again; the receiver would drop the copy by its Message-ID, but why send it).
+            if st.unqueue(m, "sent").is_ok() {
+                let _ = st.durable().await;
+            }
         }
         InviteOutcome::Accepted
     }
@@ -272,6 +276,7 @@ impl ImServer {
             e.borrow_and_update();
         }
         if let Some(st) = self.store.clone() {
+            let mut sent_any = false;
             for _round in 0..2 {
                 let waiting: Vec<StoredMessage> = st
                     .pending_for(&s.to)
@@ -280,6 +285,11 @@ impl ImServer {
                     .collect();
                 if waiting.is_empty() {
                     break;
+                }
+                // What went out in the last round is off the queue on disk (one fsync for
+                // the round, shared with everyone else's).
+                if sent_any {
+                    let _ = st.durable().await;
                 }
                 for m in waiting {
                     let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
@@ -296,9 +306,10 @@ impl ImServer {
                         _ = reregistered => None,
                     };
                     if status == Some(200) {
-                        let _ = st.unqueue(&m, "sent");
+                        sent_any |= st.unqueue(&m, "sent").is_ok();
                         continue;
                     }
+                    let _ = st.durable().await;
                     if let Ok(mut mm) = self.sessions.lock() {
                         if let Some(t) = mm.get_mut(&pair) {
                             t.delivering = false;
@@ -308,6 +319,9 @@ impl ImServer {
                     self.hub.close_leg(pair, Side::B);
                     return;
                 }
+            }
+            if sent_any {
+                let _ = st.durable().await;
             }
         }
         self.hub.set_ready(pair, Side::B);
@@ -366,12 +380,23 @@ impl ImServer {
                 Ok(200)
             );
         }
-        if !sent {
-            let _ = st.owe(&OwedReport {
-                from: reporter,
-                to: orig.from.clone(),
-                cpim_b64: store::b64(&req.body),
-            });
+        // The 200 promises the IMDN (and the status it recorded): it waits until what was
+        // written is on disk; an IMDN that could not be kept gets a 500 and the reporter's
+        // client may send it again.
+        let kept = sent
+            || st
+                .owe(&OwedReport {
+                    from: reporter,
+                    to: orig.from.clone(),
+                    cpim_b64: store::b64(&req.body),
+                })
+                .is_ok();
+        let durable = st.durable().await;
+        if !kept || durable.is_err() {
+            tracing::error!(id = %imdn.message_id, ?durable, "IMDN not stored");
+            inc.tx
+                .respond(crate::cscf::reject(req, 500, &self.host, "IMDN not stored"));
+            return;
         }
         let mut ok = req.response(200, None);
         ok.ensure_to_tag();

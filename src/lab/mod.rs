@@ -332,8 +332,8 @@ impl Lab {
             },
         )
         .await?;
-        let im_store =
-            crate::im::store::ImStore::open(store.db()).map_err(|source| LabError::Store {
+        let im_store = crate::im::store::ImStore::open(store.db(), store.commit().clone())
+            .map_err(|source| LabError::Store {
                 dir: data_dir.display().to_string(),
                 source,
             })?;
@@ -685,7 +685,7 @@ impl Lab {
         let _ = std::fs::remove_file(self.data_dir.join("admin.addr"));
         // Give tasks a moment to drop their sockets and the store.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = self.store.flush();
+        let _ = self.store.durable().await;
     }
 }
 

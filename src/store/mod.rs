@@ -2,7 +2,12 @@
 //!
 //! Trees: `subscribers` (IMPI -> JSON [`Subscriber`]), `impu` (canonical public identity ->
 //! IMPI), `hss_state` (IMPI -> JSON [`HssState`]: serving S-CSCF, registration state). Writes
-//! that an answer depends on (AKA SQN, provisioning) are flushed before that answer goes out.
+//! that an answer depends on (AKA SQN, registration state, provisioning) are on disk before
+//! that answer goes out: the writer awaits [`Store::durable`] ([`GroupCommit`]), which runs
+//! the fsync off the async threads and shares it between everyone waiting.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,10 +92,79 @@ pub fn default_impi(impu: &str) -> Result<String, StoreError> {
     }
 }
 
+/// Group commit over one sled database. Writes go into sled at once (memory and its log
+/// buffer); a caller whose answer promises them awaits [`GroupCommit::durable`]. One flush
+/// (sled's fsync) runs at a time, on tokio's blocking pool, never on an async worker thread and
+/// never under a node's lock; it covers every write made before it started, so callers that
+/// arrive while one runs share the next one instead of queueing an fsync each.
+///
+/// ```text
+///   write; ticket = asked+1 ──► flush lock ──► done >= ticket? ──yes──► on disk
+///                                                  │ no
+///                                  upto = asked; spawn_blocking(flush); done = upto
+/// ```
+#[derive(Clone)]
+pub struct GroupCommit {
+    inner: Arc<CommitInner>,
+}
+
+struct CommitInner {
+    db: sled::Db,
+    /// Tickets handed out (one per durable() call, taken after the caller's writes).
+    asked: AtomicU64,
+    /// Every ticket up to this one is on disk.
+    done: AtomicU64,
+    /// Flushes run (for tests and monitoring: fewer than callers under load).
+    flushes: AtomicU64,
+    /// One flush at a time; a tokio mutex, so waiters yield instead of blocking a thread.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl GroupCommit {
+    /// Group commit for `db`.
+    pub fn new(db: &sled::Db) -> GroupCommit {
+        GroupCommit {
+            inner: Arc::new(CommitInner {
+                db: db.clone(),
+                asked: AtomicU64::new(0),
+                done: AtomicU64::new(0),
+                flushes: AtomicU64::new(0),
+                running: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Returns once every write this task made before the call is on disk.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        let c = &self.inner;
+        let ticket = c.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let _running = c.running.lock().await;
+        if c.done.load(Ordering::SeqCst) >= ticket {
+            // A flush that started after our ticket covered us.
+            return Ok(());
+        }
+        // Everyone holding a ticket up to here wrote before this flush starts.
+        let upto = c.asked.load(Ordering::SeqCst);
+        let db = c.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("flush task: {e}")))??;
+        c.flushes.fetch_add(1, Ordering::Relaxed);
+        c.done.fetch_max(upto, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes run so far.
+    pub fn flushes(&self) -> u64 {
+        self.inner.flushes.load(Ordering::Relaxed)
+    }
+}
+
 /// The sled database of one lab.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    commit: GroupCommit,
     subscribers: sled::Tree,
     impu: sled::Tree,
     hss_state: sled::Tree,
@@ -108,8 +182,20 @@ impl Store {
             subscribers: db.open_tree("subscribers")?,
             impu: db.open_tree("impu")?,
             hss_state: db.open_tree("hss_state")?,
+            commit: GroupCommit::new(&db),
             db,
         })
+    }
+
+    /// The group commit of this database (T-IM's store shares it).
+    pub fn commit(&self) -> &GroupCommit {
+        &self.commit
+    }
+
+    /// Returns once every write made before the call is on disk ([`GroupCommit`]); for async
+    /// callers about to answer.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.durable().await
     }
 
     /// The underlying database (other nodes keep their own trees in it, e.g. T-IM's messages).
@@ -117,7 +203,8 @@ impl Store {
         &self.db
     }
 
-    /// Writes everything to disk.
+    /// Writes everything to disk, blocking the calling thread (command-line tools, shutdown;
+    /// async code awaits [`Store::durable`]).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
@@ -235,13 +322,13 @@ impl Store {
         Ok(Some(sub))
     }
 
-    /// Stores a new SQN for a subscriber and flushes (TS 33.102: never reuse an SQN).
+    /// Stores a new SQN for a subscriber (TS 33.102: never reuse an SQN). Not yet on disk: the
+    /// caller awaits [`Store::durable`] before it hands out a vector built on it.
     pub fn set_sqn(&self, impi: &str, sqn: u64) -> Result<(), StoreError> {
         if let Some(mut s) = self.subscriber(impi)? {
             s.aka.sqn = sqn;
             let json = serde_json::to_vec(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             self.subscribers.insert(impi.as_bytes(), json)?;
-            self.db.flush()?;
         }
         Ok(())
     }
@@ -297,6 +384,25 @@ mod tests {
         assert!(st.find("tel:+15550001").expect("find").is_some());
         assert!(st.remove("u1@ims.lab").expect("remove").is_some());
         assert!(st.find("sip:u1@ims.lab").expect("find").is_none());
+    }
+
+    #[tokio::test]
+    async fn group_commit_shares_flushes_and_what_it_acknowledged_survives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let st = Store::open(dir.path()).expect("open");
+            for i in 0..64 {
+                let impi = format!("g{i}@ims.lab");
+                st.put_subscriber(&sub(&impi, &[&format!("sip:{impi}")]))
+                    .expect("put");
+            }
+            // 64 callers at once: the first flushes alone, the other 63 share the second.
+            let all = futures_util::future::join_all((0..64).map(|_| st.durable())).await;
+            assert!(all.iter().all(|r| r.is_ok()));
+            assert_eq!(st.commit().flushes(), 2);
+        }
+        let st = Store::open(dir.path()).expect("reopen");
+        assert_eq!(st.subscribers().expect("list").len(), 64);
     }
 
     #[test]

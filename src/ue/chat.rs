@@ -7,8 +7,14 @@
 //!
 //! It runs as a task of its own; the application drives it with [`ChatUe`] and reads
 //! [`ChatEvent`]s.
+//!
+//! A network that restarts may send again what it had delivered but not yet recorded as
+//! delivered (at-least-once from a store): the client drops a message whose imdn.Message-ID
+//! it already got, and a disposition report it already had, from a bounded window of recent
+//! ids ([`DEDUP_WINDOW`]); the copy is still acknowledged (and its "delivered" sent again), so
+//! the network can forget it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -97,6 +103,17 @@ pub enum ChatEvent {
         /// Why (SIP status or the reason it failed).
         reason: String,
     },
+    /// The network took something we sent, so it is its to keep from now on (only with
+    /// [`ChatOptions::report_acks`]): one of our
+    /// messages (`report` None: the 200 to the INVITE that carried it, or the MSRP 200 of its
+    /// last chunk), or our disposition report on message `message_id` (`report` Some: the 200
+    /// to the SIP MESSAGE or MSRP SEND that carried it).
+    Acked {
+        /// Our message, or the message our report is about.
+        message_id: String,
+        /// The report's status, when it was a report.
+        report: Option<ImdnStatus>,
+    },
     /// A message of ours could not be sent (SIP or MSRP error).
     SendFailed {
         /// The message.
@@ -146,6 +163,8 @@ pub struct ChatOptions {
     pub hold_invites: bool,
     /// Keep the registration alive: re-REGISTER with this Expires at half its lifetime.
     pub refresh_registration: Option<u32>,
+    /// Report [`ChatEvent::Acked`] when the network takes a message or report of ours.
+    pub report_acks: bool,
 }
 
 impl Default for ChatOptions {
@@ -156,6 +175,7 @@ impl Default for ChatOptions {
             auto_displayed: false,
             hold_invites: false,
             refresh_registration: None,
+            report_acks: false,
         }
     }
 }
@@ -206,6 +226,47 @@ pub struct SessionIds {
 
 enum RegCmd {
     Deregister(oneshot::Sender<bool>),
+    Register(oneshot::Sender<bool>),
+}
+
+/// How long a chat INVITE may wait for its final answer. The network's messaging server
+/// answers it itself once it stored the first message (T-IM, figure 1 step 6), so a longer
+/// silence means the INVITE was lost, e.g. in a node that restarted after its 100 Trying.
+pub const INVITE_WAIT: Duration = Duration::from_secs(10);
+
+/// Message-IDs (and reports) a client remembers to drop copies sent again.
+pub const DEDUP_WINDOW: usize = 4096;
+
+/// A bounded set of recent ids: the oldest goes when it is full.
+struct RecentIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+    cap: usize,
+}
+
+impl RecentIds {
+    fn new(cap: usize) -> RecentIds {
+        RecentIds {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    /// True when `id` is new (and now remembered).
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
+    }
 }
 
 /// The application's handle on a running client.
@@ -243,6 +304,8 @@ impl ChatUe {
             pending_acks: HashMap::new(),
             held: HashMap::new(),
             tids: HashMap::new(),
+            report_tids: HashMap::new(),
+            seen: RecentIds::new(DEDUP_WINDOW),
             events: ev_tx,
             internal: int_tx,
         };
@@ -323,6 +386,14 @@ impl ChatUe {
         let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
         let (tx, rx) = oneshot::channel();
         let _ = self.reg.send(RegCmd::Deregister(tx));
+        rx.await.unwrap_or(false)
+    }
+
+    /// Registers again (after the network lost our registration, e.g. it restarted); true
+    /// when the network said 200.
+    pub async fn register(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.reg.send(RegCmd::Register(tx));
         rx.await.unwrap_or(false)
     }
 
@@ -459,6 +530,10 @@ struct Actor {
     held: HashMap<String, HeldInvite>,
     /// MSRP transaction id of our SENDs to imdn.Message-ID.
     tids: HashMap<String, String>,
+    /// MSRP transaction id of our reports to (message reported on, status).
+    report_tids: HashMap<String, (String, ImdnStatus)>,
+    /// Message-IDs and reports already received (copies are dropped).
+    seen: RecentIds,
     events: mpsc::UnboundedSender<ChatEvent>,
     internal: mpsc::UnboundedSender<Internal>,
 }
@@ -661,18 +736,21 @@ impl Actor {
     /// else it opens one with an INVITE carrying it.
     fn send_cpim(&mut self, peer: &str, id: String, cpim: Vec<u8>, ids: SessionIds) {
         match self.sessions.get_mut(peer) {
-            Some(s) if matches!(s.state, SessState::Up) => self.msrp_send(peer, id, &cpim),
+            Some(s) if matches!(s.state, SessState::Up) => {
+                self.msrp_send(peer, id, &cpim);
+            }
             Some(s) => s.queue.push((id, cpim)),
             None => self.open(peer, id, cpim, ids),
         }
     }
 
-    fn msrp_send(&mut self, peer: &str, id: String, cpim: &[u8]) {
+    /// Sends over the session's MSRP connection; returns the chunks' transaction ids.
+    fn msrp_send(&mut self, peer: &str, id: String, cpim: &[u8]) -> Vec<String> {
         let Some(s) = self.sessions.get(peer) else {
-            return;
+            return Vec::new();
         };
         let (Some(conn), Some(to)) = (&s.conn, &s.peer_uri) else {
-            return;
+            return Vec::new();
         };
         let chunks = chunk(
             to,
@@ -689,6 +767,7 @@ impl Actor {
             }
             let _ = conn.send(c);
         }
+        chunks.into_iter().map(|c| c.transaction_id).collect()
     }
 
     /// Figure 1 step 1: INVITE with SDP and the first message.
@@ -730,14 +809,35 @@ impl Actor {
         // The first message's outcome is reported by IMDN or SendFailed.
         self.tids.insert(format!("invite:{peer}"), id.clone());
         let sip_addr = self.ep.local_addr();
+        let events = self.opts.report_acks.then(|| self.events.clone());
         tokio::spawn(async move {
-            let resp = ep
-                .send_request(req.clone(), pcscf, t)
-                .final_response()
-                .await;
+            let answer = ep.send_request(req.clone(), pcscf, t).final_response();
+            let resp = match tokio::time::timeout(INVITE_WAIT, answer).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // RFC 3261 §9.1, bounded: the network lost the INVITE (a node restarted
+                    // after its 100 Trying); messages queued behind it must not wait for
+                    // Timer B.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        crate::cscf::cancel_forwarded(&ep, &req, pcscf, t),
+                    )
+                    .await;
+                    let mut r = req.response(408, None);
+                    r.reason = format!("No answer within {INVITE_WAIT:?}");
+                    r
+                }
+            };
             let result = async {
                 if !resp.is_success() {
                     return Err(format!("INVITE answered {} {}", resp.status, resp.reason));
+                }
+                // The 2xx is the network's word that it has the first message.
+                if let Some(events) = &events {
+                    let _ = events.send(ChatEvent::Acked {
+                        message_id: id.clone(),
+                        report: None,
+                    });
                 }
                 if let Some(w) = resp
                     .headers
@@ -888,7 +988,23 @@ impl Actor {
 
     fn on_msrp(&mut self, peer: &str, m: MsrpMessage) {
         if m.method.is_none() {
+            if let Some((about, status)) = self.report_tids.remove(&m.transaction_id) {
+                if m.status == 200 && self.opts.report_acks {
+                    let _ = self.events.send(ChatEvent::Acked {
+                        message_id: about,
+                        report: Some(status),
+                    });
+                }
+                return;
+            }
             if let Some(id) = self.tids.remove(&m.transaction_id) {
+                if m.status == 200 && self.opts.report_acks && !self.tids.values().any(|v| *v == id)
+                {
+                    let _ = self.events.send(ChatEvent::Acked {
+                        message_id: id.clone(),
+                        report: None,
+                    });
+                }
                 if m.status != 200 {
                     // One report per message, not one per refused chunk.
                     self.tids.retain(|_, v| *v != id);
@@ -937,6 +1053,13 @@ impl Actor {
     fn on_cpim(&mut self, peer: &str, c: Cpim, in_session: bool) {
         match rcs::content(&c) {
             Content::Imdn(i) => {
+                // A report sent again (the network restarted before it recorded it paid).
+                if !self
+                    .seen
+                    .insert(&format!("{}\0{:?}", i.message_id, i.status))
+                {
+                    return;
+                }
                 let _ = self.events.send(ChatEvent::Status {
                     message_id: i.message_id,
                     status: i.status,
@@ -955,14 +1078,19 @@ impl Actor {
             }
             Content::Text(text) => {
                 let id = c.message_id().unwrap_or("").to_string();
-                let _ = self.events.send(ChatEvent::Message {
-                    from: c
-                        .from_uri()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| peer.to_string()),
-                    text,
-                    message_id: id.clone(),
-                });
+                // A copy of one we have: acknowledged (by our caller) and reported delivered
+                // again, shown once.
+                let fresh = id.is_empty() || self.seen.insert(&id);
+                if fresh {
+                    let _ = self.events.send(ChatEvent::Message {
+                        from: c
+                            .from_uri()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| peer.to_string()),
+                        text,
+                        message_id: id.clone(),
+                    });
+                }
                 let mut delivered = !c.wants("positive-delivery");
                 if in_session && self.opts.auto_delivered {
                     self.report_on(peer, &c, ImdnStatus::Delivered);
@@ -973,7 +1101,7 @@ impl Actor {
                     self.report_on(peer, &c, ImdnStatus::Displayed);
                     displayed = true;
                 }
-                if !(delivered && displayed) {
+                if fresh && !(delivered && displayed) {
                     // Kept until the application says it was delivered / shown.
                     self.received.insert(
                         id,
@@ -1027,18 +1155,30 @@ impl Actor {
         }
         let peer = peer.to_string();
         let doc = rcs::imdn_message(&self.cfg.impu, &peer, about, status).to_bytes();
+        let about_id = about.message_id().unwrap_or("").to_string();
         if self
             .sessions
             .get(&peer)
             .is_some_and(|s| matches!(s.state, SessState::Up))
         {
-            self.msrp_send(&peer, String::new(), &doc);
+            for tid in self.msrp_send(&peer, String::new(), &doc) {
+                if self.opts.report_acks && self.report_tids.len() < DEDUP_WINDOW {
+                    self.report_tids.insert(tid, (about_id.clone(), status));
+                }
+            }
         } else {
             let req = self.imdn_message_request(&peer, doc);
             let ep = self.ep.clone();
             let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+            let events = self.opts.report_acks.then(|| self.events.clone());
             tokio::spawn(async move {
-                let _ = ep.send_request(req, pcscf, t).final_response().await;
+                let r = ep.send_request(req, pcscf, t).final_response().await;
+                if let (true, Some(events)) = (r.is_success(), events) {
+                    let _ = events.send(ChatEvent::Acked {
+                        message_id: about_id,
+                        report: Some(status),
+                    });
+                }
             });
         }
     }
@@ -1220,11 +1360,13 @@ impl Actor {
             return;
         };
         let mut imdn_req = None;
+        let mut imdn_about = String::new();
         if let Some(c) = first {
             let id = c.message_id().unwrap_or("").to_string();
             if delivered && c.wants("positive-delivery") {
                 let doc = rcs::imdn_message(&self.cfg.impu, &peer, &c, ImdnStatus::Delivered);
                 imdn_req = Some(self.imdn_message_request(&peer, doc.to_bytes()));
+                imdn_about = id.clone();
                 if let Some(r) = self.received.get_mut(&id) {
                     r.delivered = true;
                     if !c.wants("display") {
@@ -1269,10 +1411,17 @@ impl Actor {
         let internal = self.internal.clone();
         let trace = self.trace.clone();
         let sip_addr = self.ep.local_addr();
+        let events = self.opts.report_acks.then(|| self.events.clone());
         tokio::spawn(async move {
             // Steps 15-16 and 21-22: the IMDN in a SIP MESSAGE, and its 200.
             if let Some(m) = imdn_req {
-                let _ = ep.send_request(m, pcscf, t).final_response().await;
+                let r = ep.send_request(m, pcscf, t).final_response().await;
+                if let (true, Some(events)) = (r.is_success(), events) {
+                    let _ = events.send(ChatEvent::Acked {
+                        message_id: imdn_about,
+                        report: Some(ImdnStatus::Delivered),
+                    });
+                }
             }
             // Steps 23-24: 200 OK for the INVITE; then the ACK.
             inc.tx.respond(ok);
@@ -1439,6 +1588,11 @@ async fn registrar(mut ue: Ue, refresh: Option<u32>, mut cmds: mpsc::UnboundedRe
                     let ok = ue.register(0).await.is_ok();
                     let _ = reply.send(ok);
                     return;
+                }
+                Some(RegCmd::Register(reply)) => {
+                    let expires = refresh.unwrap_or(600);
+                    let ok = matches!(ue.register(expires).await, Ok(r) if r.expires > 0);
+                    let _ = reply.send(ok);
                 }
                 None => return,
             },

@@ -455,6 +455,7 @@ impl Gateway {
                 auto_displayed: false,
                 hold_invites: true,
                 refresh_registration: Some(reg.expires.max(60)),
+                report_acks: false,
             },
         );
         let events = chat.take_events();
@@ -859,7 +860,7 @@ impl Gateway {
                 self.report(user, &message_id, word, &self.web_id(&from), None);
             }
             // T-IM stored it for an offline recipient: the status that matters comes later.
-            ChatEvent::Stored { .. } => {}
+            ChatEvent::Stored { .. } | ChatEvent::Acked { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
                 self.report(user, &message_id, "failed", &sender, Some(reason));

@@ -4,6 +4,7 @@
 mod calls;
 pub mod chat;
 mod clients;
+mod crash;
 mod diameter;
 mod errors;
 mod forking;
