@@ -48,6 +48,12 @@ pub const SCHEME_UNKNOWN: &str = "Unknown";
 
 /// How long a challenge stays valid, and how long a digest nonce may be reused.
 const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+/// Challenges outstanding per private identity: a new one past this replaces the oldest, so a
+/// client that REGISTERs over and over without answering cannot grow the nonce table.
+const MAX_NONCES_PER_IMPI: usize = 8;
+/// Reg-event subscriptions at most per identity and in all (more get 503).
+const MAX_REG_SUBS_PER_AOR: usize = 16;
+const MAX_REG_SUBS: usize = 100_000;
 
 /// One registered contact of a public identity.
 #[derive(Debug, Clone)]
@@ -142,6 +148,19 @@ pub struct Scscf {
     /// REGISTER, reg-event NOTIFY), by the REGISTER's Call-ID and CSeq; taken right after the
     /// answer is sent, so it holds at most the REGISTERs in progress.
     after_ok: Mutex<HashMap<String, AfterRegister>>,
+}
+
+/// Sizes of the S-CSCF's tables ([`Scscf::table_sizes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScscfTables {
+    /// Registered identity sets.
+    pub registrations: usize,
+    /// Outstanding authentication challenges (nonces).
+    pub challenges: usize,
+    /// Requests out at application servers.
+    pub as_contexts: usize,
+    /// Reg-event subscriptions.
+    pub reg_subscriptions: usize,
 }
 
 /// The notifications a registration change owes, sent after the REGISTER's 200 OK.
@@ -267,6 +286,19 @@ impl Scscf {
 
     fn name(&self) -> String {
         format!("scscf.{}", self.domain)
+    }
+
+    /// How many entries each of the S-CSCF's tables holds (registrations, outstanding
+    /// challenges, AS contexts, reg-event subscriptions): tests and `rcslab status` check that
+    /// none grows without bound.
+    pub fn table_sizes(&self) -> ScscfTables {
+        let n = |r: Result<usize, ()>| r.unwrap_or(0);
+        ScscfTables {
+            registrations: n(self.regs.lock().map(|m| m.len()).map_err(|_| ())),
+            challenges: n(self.pending.lock().map(|m| m.len()).map_err(|_| ())),
+            as_contexts: n(self.as_ctx.lock().map(|m| m.len()).map_err(|_| ())),
+            reg_subscriptions: n(self.reg_subs.lock().map(|m| m.len()).map_err(|_| ())),
+        }
     }
 
     /// Tells the S-CSCF where the home network's I-CSCF is (set once the lab has bound it).
@@ -958,6 +990,16 @@ impl Scscf {
         }
         if let Ok(mut p) = self.pending.lock() {
             let now = Instant::now();
+            let mine: Vec<(Instant, String)> = p
+                .iter()
+                .filter(|(_, v)| v.impi == impi)
+                .map(|(n, v)| (v.created, n.clone()))
+                .collect();
+            if mine.len() >= MAX_NONCES_PER_IMPI {
+                if let Some((_, oldest)) = mine.into_iter().min() {
+                    p.remove(&oldest);
+                }
+            }
             p.insert(
                 nonce,
                 PendingAuth {
@@ -1413,6 +1455,10 @@ impl Scscf {
             // An AS that never sent the request back: forget it after the transaction limit.
             c.retain(|_, v| now.duration_since(v.created) < Duration::from_secs(64));
         }
+        if let Ok(mut m) = self.reg_subs.lock() {
+            // RFC 6665 §4.1.2.4: a subscription not refreshed in time is over.
+            m.retain(|_, s| s.expires_at > now);
+        }
         let mut lapsed = Vec::new();
         if let Ok(mut regs) = self.regs.lock() {
             for reg in regs.values_mut() {
@@ -1672,6 +1718,22 @@ impl Scscf {
 
     /// A new subscription to a registered user's state: 200 OK, then the full state.
     fn reg_subscribe(&self, inc: IncomingRequest, req: &Request, aor: &str) {
+        let (all, mine) = self
+            .reg_subs
+            .lock()
+            .map(|m| (m.len(), m.values().filter(|s| s.aor == aor).count()))
+            .unwrap_or((0, 0));
+        if all >= MAX_REG_SUBS || mine >= MAX_REG_SUBS_PER_AOR {
+            let mut r = warn(
+                req,
+                503,
+                "Service Unavailable",
+                "too many reg-event subscriptions",
+            );
+            r.headers.push("Retry-After", "60");
+            inc.tx.respond(r);
+            return;
+        }
         let expires: u32 = req
             .headers
             .get("Expires")

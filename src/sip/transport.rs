@@ -120,7 +120,7 @@ pub struct SipTransport {
     local: SocketAddr,
     udp: Arc<UdpSocket>,
     /// Open TCP connections by remote address: a sender to that connection's writer task.
-    conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    conns: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>,
     inbound: mpsc::Sender<Datagram>,
     trace: Trace,
     shutdown: watch::Receiver<bool>,
@@ -145,7 +145,7 @@ impl SipTransport {
         let t = Arc::new(SipTransport {
             local,
             udp: Arc::new(udp),
-            conns: Mutex::new(HashMap::new()),
+            conns: Arc::new(Mutex::new(HashMap::new())),
             inbound: tx,
             trace,
             shutdown,
@@ -329,8 +329,16 @@ impl SipTransport {
             counters: self.counters.clone(),
         };
         let shutdown = self.shutdown.clone();
+        let (conns, mine) = (self.conns.clone(), tx.clone());
         tokio::spawn(async move {
             reader.run(rd, shutdown, accepted).await;
+            // The table forgets the connection (unless a newer one to the peer replaced it).
+            if let Ok(mut c) = conns.lock() {
+                if c.get(&remote).is_some_and(|s| s.same_channel(&mine)) {
+                    c.remove(&remote);
+                }
+            }
+            drop(mine);
             drop(slot);
             let _ = closed_tx.send(());
         });

@@ -351,3 +351,53 @@ async fn an_oversized_message_gets_513_and_the_shared_mw_connection_survives() {
     );
     lab.shutdown().await;
 }
+
+/// Tables keyed by what the network sends stay bounded: REGISTERs that never answer their
+/// challenge keep at most 8 nonces per private identity; reg-event subscriptions are capped
+/// per identity (503 past it) and forgotten when they expire.
+#[tokio::test]
+async fn unanswered_challenges_and_reg_event_subscriptions_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        "default_ifc = []\n[registrar]\nmin_expires = 1\n",
+    )
+    .await;
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..30 {
+        let reg = format!(
+            "REGISTER sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKn{i}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@ims.lab>;tag={i}\r\nTo: <sip:alice@ims.lab>\r\nCall-ID: nonce-{i}@x\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.send_to(reg.as_bytes(), lab.addrs.pcscf).await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), s.recv_from(&mut buf))
+            .await
+            .expect("a 401")
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"SIP/2.0 401"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    let t = lab.scscf.table_sizes();
+    assert!(t.challenges <= 8, "{t:?}");
+
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    for i in 0..16 {
+        let (r, _) = alice.subscribe_reg(2).await;
+        assert_eq!(r.status, 200, "subscription {i}");
+    }
+    let (r, _) = alice.subscribe_reg(2).await;
+    assert_eq!(r.status, 503, "the 17th: {r:?}");
+    assert!(r.headers.get("Retry-After").is_some());
+    assert_eq!(lab.scscf.table_sizes().reg_subscriptions, 16);
+    // Not refreshed: gone once they expire.
+    crate::eventually("expired subscriptions forgotten", || {
+        lab.scscf.table_sizes().reg_subscriptions == 0
+    })
+    .await;
+    lab.shutdown().await;
+}
