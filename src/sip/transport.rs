@@ -121,6 +121,9 @@ pub struct SipTransport {
     udp: Arc<UdpSocket>,
     /// Open TCP connections by remote address: a sender to that connection's writer task.
     conns: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>,
+    /// Connects in progress, by destination: sends racing to a peer wait for one connect
+    /// instead of each opening a connection of its own.
+    connecting: Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
     inbound: mpsc::Sender<Datagram>,
     trace: Trace,
     shutdown: watch::Receiver<bool>,
@@ -146,6 +149,7 @@ impl SipTransport {
             local,
             udp: Arc::new(udp),
             conns: Arc::new(Mutex::new(HashMap::new())),
+            connecting: Mutex::new(HashMap::new()),
             inbound: tx,
             trace,
             shutdown,
@@ -229,7 +233,7 @@ impl SipTransport {
                 let existing = self.conns.lock().ok().and_then(|c| c.get(&dest).cloned());
                 let sender = match existing {
                     Some(s) if !s.is_closed() => s,
-                    _ => self.connect(dest).await?,
+                    _ => self.connect_once(dest).await?,
                 };
                 // Recorded before the bytes are queued, so the ladder never shows the next hop
                 // reacting before this send.
@@ -255,7 +259,39 @@ impl SipTransport {
         }
     }
 
-    async fn connect(self: &SipTransport, dest: SocketAddr) -> io::Result<mpsc::Sender<Bytes>> {
+    /// One connect per destination at a time: whoever comes while it runs uses its result.
+    async fn connect_once(&self, dest: SocketAddr) -> io::Result<mpsc::Sender<Bytes>> {
+        let gate = self
+            .connecting
+            .lock()
+            .ok()
+            .map(|mut m| m.entry(dest).or_default().clone());
+        let Some(gate) = gate else {
+            return self.connect(dest).await;
+        };
+        let result = {
+            let _turn = gate.lock().await;
+            let open = self
+                .conns
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&dest).cloned())
+                .filter(|s| !s.is_closed());
+            match open {
+                Some(s) => Ok(s),
+                None => self.connect(dest).await,
+            }
+        };
+        if let Ok(mut m) = self.connecting.lock() {
+            // Forgotten once nobody else waits on it (the map holds one Arc, we hold one).
+            if m.get(&dest).is_some_and(|g| Arc::strong_count(g) <= 2) {
+                m.remove(&dest);
+            }
+        }
+        result
+    }
+
+    async fn connect(&self, dest: SocketAddr) -> io::Result<mpsc::Sender<Bytes>> {
         if self.counters.tcp_connections.load(Ordering::Relaxed) >= self.limits.max_tcp_connections
         {
             self.warn_rarely("SIP TCP connection cap reached: not connecting");

@@ -401,3 +401,79 @@ async fn unanswered_challenges_and_reg_event_subscriptions_are_bounded() {
     .await;
     lab.shutdown().await;
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A REGISTER flood from 8 sources, sent as fast as the sockets take it (20,000 requests, each
+/// costing UAR and MAR when admitted): every answer is a 401 or a 503, memory stays bounded,
+/// and a normal registration works right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_register_flood_gets_401_or_503_memory_stays_bounded_and_service_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "default_ifc = []\n").await;
+    let before = rss_kib();
+    let pcscf = lab.addrs.pcscf;
+    let mut tasks = Vec::new();
+    for src in 0..8 {
+        tasks.push(tokio::spawn(async move {
+            let s = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            let rx = s.clone();
+            let reader = tokio::spawn(async move {
+                let (mut ok401, mut busy, mut other) = (0u32, 0u32, Vec::new());
+                let mut buf = vec![0u8; 65536];
+                while let Ok(Ok((n, _))) =
+                    tokio::time::timeout(Duration::from_secs(3), rx.recv_from(&mut buf)).await
+                {
+                    match &buf[..12.min(n)] {
+                        b"SIP/2.0 401 " => ok401 += 1,
+                        b"SIP/2.0 503 " => busy += 1,
+                        b"SIP/2.0 100 " => {}
+                        x => other.push(String::from_utf8_lossy(x).to_string()),
+                    }
+                }
+                (ok401, busy, other)
+            });
+            for i in 0..2500 {
+                let reg = format!(
+                    "REGISTER sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKf{src}x{i}\r\nMax-Forwards: 70\r\nFrom: <sip:bob@ims.lab>;tag={i}\r\nTo: <sip:bob@ims.lab>\r\nCall-ID: flood-{src}-{i}@x\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n"
+                );
+                let _ = s.send_to(reg.as_bytes(), pcscf).await;
+            }
+            reader.await.unwrap()
+        }));
+    }
+    let (mut ok401, mut busy) = (0, 0);
+    for t in tasks {
+        let (a, b, other) = t.await.unwrap();
+        assert!(other.is_empty(), "only 401 or 503: {other:?}");
+        ok401 += a;
+        busy += b;
+    }
+    let grew = rss_kib().saturating_sub(before) / 1024;
+    eprintln!(
+        "flood: {ok401} x 401, {busy} x 503 of 20000, RSS +{grew} MiB; {:?}",
+        lab.sip_load()
+    );
+    assert!(ok401 > 0, "some were served");
+    assert!(grew < 256, "RSS grew by {grew} MiB");
+    // Service right after (the flood's answers have all been read).
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice
+        .register(600)
+        .await
+        .expect("registers after the flood");
+    let t = lab.scscf.table_sizes();
+    assert!(t.challenges <= 8 + 1, "{t:?}");
+    lab.shutdown().await;
+}
