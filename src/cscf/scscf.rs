@@ -792,7 +792,7 @@ impl Scscf {
         let creds = match creds {
             Some(Ok(c)) => Some(c),
             Some(Err(e)) => {
-                tracing::warn!(%impi, error = %e, "unparsable Authorization header; challenging again");
+                crate::warn_limited!("scscf.bad_authorization", %impi, error = %e, "unparsable Authorization header; challenging again");
                 None
             }
             None => None,
@@ -1055,7 +1055,7 @@ impl Scscf {
             return AuthOutcome::Challenge { stale: true };
         }
         if p.impi != impi || p.impu != impu {
-            tracing::warn!(%impi, %impu, "credentials answer a challenge issued to {} / {}", p.impi, p.impu);
+            crate::warn_limited!("scscf.foreign_nonce", %impi, %impu, "credentials answer a challenge issued to {} / {}", p.impi, p.impu);
             return AuthOutcome::Challenge { stale: true };
         }
         let method = req.method.as_str();
@@ -1091,7 +1091,7 @@ impl Scscf {
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(%impi, error = %e, "UE sent an unusable AUTS");
+                            crate::warn_limited!("scscf.bad_auts", %impi, error = %e, "UE sent an unusable AUTS");
                             AuthOutcome::Challenge { stale: false }
                         }
                     };

@@ -568,7 +568,7 @@ pub async fn serve(
         );
         tokio::spawn(async move {
             if let Err(e) = accept_one(stream, remote, local, handler, peers, trace, sd).await {
-                tracing::warn!(%remote, error = %e, "Diameter peer refused");
+                crate::warn_limited!("diameter.refused", %remote, error = %e, "Diameter peer refused");
             }
         });
     }

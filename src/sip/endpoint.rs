@@ -596,7 +596,7 @@ async fn dispatch(
             }
             Ok(SipMessage::Response(resp)) => on_response(&inner, resp, d.source, &out),
             Err(e) => {
-                tracing::warn!(node = %inner.name, source = %d.source, error = %e, "malformed SIP message");
+                crate::warn_limited!("sip.malformed", node = %inner.name, source = %d.source, error = %e, "malformed SIP message");
                 if let Some(req) = salvage_request(&d.bytes) {
                     if req.method != Method::Ack {
                         let mut r = req.response(400, Some("Bad Request"));
@@ -624,7 +624,7 @@ async fn on_request(
         .first_value("Via")
         .and_then(|v| Via::parse(v).ok())
     else {
-        tracing::warn!(node = %inner.name, %source, "request without a usable Via dropped");
+        crate::warn_limited!("sip.no_via", node = %inner.name, %source, "request without a usable Via dropped");
         return;
     };
     // RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
@@ -681,7 +681,7 @@ async fn on_request(
         return;
     }
     let Some((dest, resp_transport)) = response_destination(&via, Some(source)) else {
-        tracing::warn!(node = %inner.name, %source, "cannot work out where responses go; dropped");
+        crate::warn_limited!("sip.no_response_route", node = %inner.name, %source, "cannot work out where responses go; dropped");
         return;
     };
     // Overload control: past the budget, 503 at once and no transaction.

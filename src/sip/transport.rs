@@ -473,7 +473,7 @@ async fn accept_loop(t: Arc<SipTransport>, listener: TcpListener) {
                 t.adopt(stream, remote, true);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "SIP TCP accept failed");
+                crate::warn_limited!("sip.accept", error = %e, "SIP TCP accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
@@ -547,7 +547,7 @@ impl Reader {
                     }
                     Ok(Frame::Incomplete) => break,
                     Err(e) => {
-                        tracing::warn!(remote = %self.remote, error = %e, "closing SIP TCP connection: stream cannot be framed");
+                        crate::warn_limited!("sip.framing", remote = %self.remote, error = %e, "closing SIP TCP connection: stream cannot be framed");
                         return;
                     }
                 }
