@@ -660,6 +660,9 @@ pub struct SipSection {
     /// Messages read but not yet handled per node; datagrams beyond are dropped.
     #[serde(default = "default_inbound_queue")]
     pub inbound_queue: usize,
+    /// Bytes of those messages at most per node.
+    #[serde(default = "default_inbound_bytes")]
+    pub inbound_queue_bytes: usize,
     /// Open TCP connections per node; more are closed at once.
     #[serde(default = "default_max_tcp")]
     pub max_tcp_connections: usize,
@@ -685,6 +688,9 @@ fn default_retry_after() -> u32 {
 }
 fn default_inbound_queue() -> usize {
     4096
+}
+fn default_inbound_bytes() -> usize {
+    32 << 20
 }
 fn default_max_tcp() -> usize {
     4096
@@ -723,6 +729,7 @@ impl Default for SipSection {
             max_transactions_per_source: default_per_source(),
             retry_after_secs: default_retry_after(),
             inbound_queue: default_inbound_queue(),
+            inbound_queue_bytes: default_inbound_bytes(),
             max_tcp_connections: default_max_tcp(),
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_message_timeout_ms: default_tcp_message_timeout(),
@@ -755,6 +762,7 @@ impl SipSection {
             },
             retry_after_secs: self.retry_after_secs,
             inbound_queue: self.inbound_queue.max(1),
+            inbound_bytes: self.inbound_queue_bytes,
             max_tcp_connections: self.max_tcp_connections.max(1),
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs.max(1)),
             tcp_message_timeout: Duration::from_millis(self.tcp_message_timeout_ms.max(1)),

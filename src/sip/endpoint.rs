@@ -576,6 +576,7 @@ async fn dispatch(
             _ = shutdown.changed() => return,
         };
         let Some(inner) = inner.upgrade() else { return };
+        inner.transport.taken(d.bytes.len());
         if d.oversized {
             tracing::debug!(node = %inner.name, source = %d.source, "message larger than {MAX_MESSAGE_SIZE} bytes");
             if let Some(req) = salvage_request(&d.bytes) {

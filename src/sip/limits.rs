@@ -31,6 +31,9 @@ pub struct SipLimits {
     pub retry_after_secs: u32,
     /// Messages read but not yet handled; datagrams beyond are dropped, TCP waits.
     pub inbound_queue: usize,
+    /// Bytes of those messages at most (a flood of 60 KB datagrams must not fill the queue's
+    /// count with gigabytes).
+    pub inbound_bytes: usize,
     /// Open TCP connections (both directions); more accepted ones are closed at once.
     pub max_tcp_connections: usize,
     /// A TCP connection that carries nothing for this long is closed.
@@ -52,6 +55,7 @@ impl Default for SipLimits {
             max_transactions_per_source: 0,
             retry_after_secs: 2,
             inbound_queue: 4096,
+            inbound_bytes: 32 << 20,
             max_tcp_connections: 4096,
             tcp_idle_timeout: Duration::from_secs(600),
             tcp_message_timeout: Duration::from_secs(10),

@@ -130,6 +130,9 @@ pub struct SipTransport {
     limits: SipLimits,
     counters: Arc<Counters>,
     started: Instant,
+    /// Bytes the inbound queue may still take ([`SipLimits::inbound_bytes`]); the dispatcher
+    /// gives them back with [`SipTransport::taken`].
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl SipTransport {
@@ -156,6 +159,11 @@ impl SipTransport {
             limits,
             counters: Arc::new(Counters::default()),
             started: Instant::now(),
+            budget: Arc::new(tokio::sync::Semaphore::new(
+                limits
+                    .inbound_bytes
+                    .clamp(MAX_MESSAGE_SIZE + 1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
         });
         tokio::spawn(udp_loop(t.clone()));
         tokio::spawn(accept_loop(t.clone(), tcp));
@@ -170,6 +178,11 @@ impl SipTransport {
     /// The address both sockets are bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The node took a message of `n` bytes off the inbound queue: its bytes are free again.
+    pub fn taken(&self, n: usize) {
+        self.budget.add_permits(n);
     }
 
     /// Open connections and what was dropped or refused.
@@ -363,6 +376,7 @@ impl SipTransport {
             trace: self.trace.clone(),
             limits: self.limits,
             counters: self.counters.clone(),
+            budget: self.budget.clone(),
         };
         let shutdown = self.shutdown.clone();
         let (conns, mine) = (self.conns.clone(), tx.clone());
@@ -437,13 +451,22 @@ async fn udp_loop(t: Arc<SipTransport>) {
         } else {
             Bytes::copy_from_slice(data)
         };
+        let len = bytes.len();
         let d = Datagram {
             bytes,
             source,
             transport: Transport::Udp,
             oversized,
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = t.inbound.try_send(d) {
+        let room = t
+            .budget
+            .try_acquire_many(len as u32)
+            .map(|p| p.forget())
+            .is_ok();
+        if !room || t.inbound.try_send(d).is_err() {
+            if room {
+                t.taken(len);
+            }
             // Past the socket budget: dropped, as a full kernel buffer would.
             t.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
             t.warn_rarely("SIP inbound queue full: dropping datagrams");
@@ -488,6 +511,7 @@ struct Reader {
     trace: Trace,
     limits: SipLimits,
     counters: Arc<Counters>,
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Reader {
@@ -575,7 +599,13 @@ impl Reader {
 
     /// Hands a message up, waiting while the node's queue is full (backpressure).
     async fn deliver(&self, bytes: Bytes, oversized: bool) -> bool {
-        self.inbound
+        let len = bytes.len();
+        match self.budget.acquire_many(len as u32).await {
+            Ok(p) => p.forget(),
+            Err(_) => return false,
+        }
+        let sent = self
+            .inbound
             .send(Datagram {
                 bytes,
                 source: self.remote,
@@ -583,7 +613,11 @@ impl Reader {
                 oversized,
             })
             .await
-            .is_ok()
+            .is_ok();
+        if !sent {
+            self.budget.add_permits(len);
+        }
+        sent
     }
 }
 

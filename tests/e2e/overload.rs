@@ -477,3 +477,40 @@ async fn a_register_flood_gets_401_or_503_memory_stays_bounded_and_service_resum
     assert!(t.challenges <= 8 + 1, "{t:?}");
     lab.shutdown().await;
 }
+
+/// A flood of 60 KB datagrams (each just under the size that gets 513): the inbound queue is
+/// bounded in bytes as well as in count, so memory stays bounded and service resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_60_kb_datagrams_keeps_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[trace]\nmax_bytes = 16777216\n").await;
+    let before = rss_kib();
+    let pad = "x".repeat(60_000);
+    let mut tasks = Vec::new();
+    for src in 0..4 {
+        let (pcscf, pad) = (lab.addrs.pcscf, pad.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            for i in 0..1000 {
+                let m = format!(
+                    "OPTIONS sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKb{src}x{i}\r\nMax-Forwards: 0\r\nFrom: <sip:a@ims.lab>;tag=1\r\nTo: <sip:ims.lab>\r\nCall-ID: big-{src}-{i}@x\r\nCSeq: 1 OPTIONS\r\nX-Pad: {pad}\r\nContent-Length: 0\r\n\r\n"
+                );
+                let _ = s.send_to(m.as_bytes(), pcscf).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grew = rss_kib().saturating_sub(before) / 1024;
+    eprintln!("60 KB flood: RSS +{grew} MiB, {:?}", lab.sip_load()[0]);
+    assert!(grew < 200, "RSS grew by {grew} MiB");
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice
+        .register(600)
+        .await
+        .expect("registers after the flood");
+    lab.shutdown().await;
+}
