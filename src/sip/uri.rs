@@ -230,6 +230,13 @@ impl Uri {
     /// Parses any URI; `sip`, `sips` and `tel` structurally, others verbatim.
     pub fn parse(s: &str) -> Result<Uri, SipError> {
         let t = s.trim();
+        // No URI may hold these (RFC 3986 §2, RFC 3261 §25.1): one that did would print as a
+        // name-addr `<...>` that reads back as a different URI.
+        if t.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c))
+        {
+            return Err(malformed(s, "character not allowed in a URI"));
+        }
         let scheme = t.split(':').next().unwrap_or("").to_ascii_lowercase();
         match scheme.as_str() {
             "sip" | "sips" => SipUri::parse(t).map(Uri::Sip),
@@ -366,5 +373,24 @@ mod tests {
         ] {
             assert!(Uri::parse(s).is_err(), "{s:?} should fail");
         }
+    }
+
+    /// Found by the `sip_headers` fuzz target: a bare addr-spec whose URI held a `>` printed
+    /// as `<tel7.0.0.1:5070>>`, which reads back as a different URI.
+    #[test]
+    fn fuzz_uri_with_angle_bracket_is_refused() {
+        let input = "tel7.0.0.1:5070>;+s:+1-555-001051+;+hone";
+        assert!(crate::sip::NameAddr::parse(input).is_err());
+        for s in [
+            "tel7.0.0.1:5070>",
+            "sip:a>b@h",
+            "sip:h;p=\"x\"",
+            "sip:a b@h",
+            "x:\u{7f}",
+        ] {
+            assert!(Uri::parse(s).is_err(), "{s:?} should fail");
+        }
+        let n = crate::sip::NameAddr::parse("<urn:x:y>;tag=1").unwrap();
+        assert_eq!(crate::sip::NameAddr::parse(&n.to_string()).unwrap(), n);
     }
 }
