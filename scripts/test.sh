@@ -26,3 +26,6 @@ soak --release
 RUST_LOG=warn cargo run --quiet -- lab check labs
 # The WebRSF browser client in headless Chromium (installs chromium and playwright-core).
 bash scripts/test-browser.sh
+# A short fuzz run of every parser target (fuzz/, nightly; installs cargo-fuzz if missing):
+# 15 s each, a crash fails the run. `bash scripts/fuzz.sh 600` runs them longer by hand.
+bash scripts/fuzz.sh 15
