@@ -139,7 +139,16 @@ pub(crate) fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     }
     if let Some(rest) = s.strip_prefix('[') {
         let end = rest.find(']')?;
-        let host = format!("[{}]", &rest[..end]);
+        // IPv6reference (RFC 3261 §25.1): hex digits, ':' and '.' (an embedded IPv4) only.
+        let inner = &rest[..end];
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        let host = format!("[{inner}]");
         let after = &rest[end + 1..];
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p.parse().ok()?),
@@ -392,5 +401,18 @@ mod tests {
         }
         let n = crate::sip::NameAddr::parse("<urn:x:y>;tag=1").unwrap();
         assert_eq!(crate::sip::NameAddr::parse(&n.to_string()).unwrap(), n);
+    }
+
+    /// Found by the `sip_rsip_diff` fuzz target: `[/ 1]` was taken as an IPv6 sent-by (rsip
+    /// refused the Via, rightly).
+    #[test]
+    fn fuzz_ipv6_reference_must_be_an_address() {
+        assert!(crate::sip::Via::parse("SIP/2.0/UDP [/ 1]:5060;branch=z9hG4bKm1").is_err());
+        assert!(Uri::parse("sip:[x]").is_err());
+        assert!(Uri::parse("sip:[]:5060").is_err());
+        assert_eq!(
+            split_host_port("[2001:db8::1.2.3.4]:5060"),
+            Some(("[2001:db8::1.2.3.4]".into(), Some(5060)))
+        );
     }
 }
