@@ -17,13 +17,20 @@
 //! - Typed views (CSeq, From/To tag, Via branch) are compared only when both typed parsers
 //!   succeed: rsip's fail on quoted Contact-style parameters and several values on one line.
 //! - The Via branch is compared only when the line holds one hop (rsip does not split a Via
-//!   line at commas, ours does: RFC 3261 §7.3.1) and only when it is a token (RFC 3261 §20.42, §25.1): with other
+//!   line at commas, ours does: RFC 3261 §7.3.1), only when every Via parameter is
+//!   `token[=token]` (rsip stops finding parameters after one that is not, ours keeps reading),
+//!   and only when the branch is a token (RFC 3261 §20.42, §25.1): with other
 //!   characters (`@`, say) rsip's Via parser reads the line differently and finds no branch,
 //!   while ours keeps the value as written.
 //! - The body: rsip has no framing and takes everything after the blank line, ours stops at
 //!   Content-Length; ours must be a prefix of rsip's (equal when there is no Content-Length).
+//!   Only when the bytes hold one blank line: with several, rsip 0.4 may end the head at a
+//!   later one (ours ends it at the first, RFC 3261 §7.5).
 //! - The Request-URI is compared on user, host and port for `sip:`/`sips:` only, and only when
-//!   it has no `%` escapes (rsip keeps them, so do we; but rsip lowercases nothing and neither
+//!   it has no `?` (URI headers, RFC 3261 §19.1.1: rsip 0.4 reads them as part of the host)
+//!   nor when rsip lost a user part ours found (rsip 0.4 reads `sip:bosm.@ialbb` with no
+//!   user), nor more than one `@` (an unescaped `@` in the user part: ours splits at the last, rsip at
+//!   the first), and no `%` escapes (rsip keeps them, so do we; but rsip lowercases nothing and neither
 //!   do we, so a difference there is a bug on one side).
 #![no_main]
 
@@ -62,7 +69,14 @@ fuzz_target!(|data: &[u8]| {
         (SipMessage::Request(o), rsip::SipMessage::Request(t)) => {
             assert_eq!(o.method.as_str(), t.method.to_string(), "method");
             let rsip_uri = &t.uri;
-            if let (Ok(Uri::Sip(u)), false) = (Uri::parse(&o.uri), o.uri.contains('%')) {
+            let lost_user = |u: &rcslab::sip::SipUri| u.user.is_some() && rsip_uri.user().is_none();
+            if let (Ok(Uri::Sip(u)), false) = (
+                Uri::parse(&o.uri),
+                o.uri.contains(['%', '?']) || o.uri.matches('@').count() > 1,
+            ) {
+                if lost_user(&u) {
+                    return;
+                }
                 assert_eq!(u.user.as_deref(), rsip_uri.user(), "Request-URI user");
                 assert_eq!(u.host, rsip_uri.host().to_string(), "Request-URI host");
                 assert_eq!(
@@ -114,23 +128,28 @@ fuzz_target!(|data: &[u8]| {
     // Top Via branch.
     if let (Some(o), Ok(t)) = (only_long(&ours, "Via"), theirs.via_header()) {
         let hops = rcslab::sip::split_list(&o);
-        let first = (hops.len() == 1).then(|| hops[0].to_string());
+        let plain_params = |v: &str| {
+            v.split(';').skip(1).all(|p| {
+                let kv: Vec<&str> = p.trim().split('=').collect();
+                kv.len() <= 2 && kv.iter().all(|x| !x.is_empty() && is_token(x))
+            })
+        };
+        let first = (hops.len() == 1 && plain_params(hops[0])).then(|| hops[0].to_string());
         if let (Some(first), Ok(tv), true) =
             (first, t.typed(), same_raw(data, "Via", &o, t.value()))
         {
-            let token = |b: &str| {
-                b.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c))
-            };
             if let Ok(ov) = Via::parse(&first)
                 .map_err(drop)
-                .and_then(|v| v.branch().map_or(true, token).then_some(v).ok_or(()))
+                .and_then(|v| v.branch().map_or(true, is_token).then_some(v).ok_or(()))
             {
                 assert_eq!(ov.branch(), tv.branch().map(|b| b.value()), "Via branch");
             }
         }
     }
     // Body.
+    if data.windows(4).filter(|w| w == b"\r\n\r\n").count() > 1 {
+        return;
+    }
     let (ob, tb) = (ours_body(&ours), theirs.body());
     if ours.headers().has("Content-Length") {
         assert!(tb.starts_with(ob), "body is not a prefix of rsip's");
@@ -163,4 +182,10 @@ fn same_raw(data: &[u8], name: &str, ours: &str, theirs: &str) -> bool {
     }
     assert_eq!(ours, theirs.trim(), "raw {name} value");
     true
+}
+
+/// RFC 3261 §25.1 token.
+fn is_token(s: &str) -> bool {
+    s.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c))
 }
