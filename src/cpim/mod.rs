@@ -152,7 +152,10 @@ impl Cpim {
         let split = |b: &[u8]| -> Option<usize> { b.windows(4).position(|w| w == b"\r\n\r\n") };
         let h1 = split(buf).ok_or_else(|| bad("CPIM: no blank line after the message headers"))?;
         let rest = &buf[h1 + 4..];
+        // The encapsulated MIME entity: its header block, a blank line, its body. With no
+        // headers the blank line comes first (RFC 2045 §3), and the body may hold blank lines.
         let (content_head, body) = match split(rest) {
+            _ if rest.starts_with(b"\r\n") => (&rest[..0], &rest[2..]),
             Some(h2) => (&rest[..h2], &rest[h2 + 4..]),
             None => (rest, &[][..]),
         };
@@ -324,6 +327,11 @@ impl Imdn {
                         .map_err(|e| bad(e.to_string()))?
                         .trim()
                         .to_string();
+                    // Whitespace between elements is no value (an empty message-id would be
+                    // refused when we print the IMDN and read it back).
+                    if v.is_empty() {
+                        continue;
+                    }
                     match current.as_str() {
                         "message-id" => id = Some(v),
                         "datetime" => dt = Some(v),
@@ -507,5 +515,36 @@ mod tests {
         assert!(Imdn::parse("<imdn/>").is_err());
         assert!(IsComposing::parse("<isComposing><state>maybe</state></isComposing>").is_err());
         assert!(Imdn::parse("<<<").is_err());
+    }
+
+    /// Found by the `cpim` fuzz target: whitespace after a processing instruction inside
+    /// `<message-id>` replaced the id with an empty one, and the IMDN we printed from it did
+    /// not parse.
+    #[test]
+    fn fuzz_imdn_whitespace_does_not_replace_the_message_id() {
+        let input = "From: <siietf:params:imdn>\r\nimdn.tificatietf:params:xml:ns:imdn\">\n  <message-id>34jkiion\r\n\r\n<?x=\"UTF-4\"?>\n<imdn xmlns=\"urn:ietf:params:xml:ns:imdn\">\n  <e-ssaegmid>34jkicatirefreshon><status><delivered/><From: </sts>a";
+        let i = Imdn::parse(input).unwrap();
+        assert_eq!(i.message_id, "34jkiion");
+        assert_eq!(Imdn::parse(&i.to_xml()).unwrap(), i);
+        assert!(Imdn::parse(
+            "<imdn><message-id> </message-id><status><delivered/></status></imdn>"
+        )
+        .is_err());
+    }
+
+    /// Found by the `cpim` fuzz target: an encapsulated part with no MIME headers (the blank
+    /// line right after the message headers) whose body held a blank line was read as headers,
+    /// so our own serialisation of it did not parse.
+    #[test]
+    fn fuzz_cpim_without_content_headers_round_trips() {
+        let input =
+            b"From: <sip:bob@ims.lab>\r\n\r\n\r\n\r\nContent-Type: message/\xa5mdn+xml\r\n\r\nx";
+        let c = Cpim::parse(input).unwrap();
+        assert!(c.content_headers.is_empty());
+        assert_eq!(
+            &c.body[..],
+            &b"\r\nContent-Type: message/\xa5mdn+xml\r\n\r\nx"[..]
+        );
+        assert_eq!(Cpim::parse(&c.to_bytes()).unwrap(), c);
     }
 }

@@ -94,9 +94,11 @@ pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartErro
             end -= 2;
         }
         let chunk = &body[line_end..end.max(line_end)];
+        // A part without headers starts with the blank line (RFC 2046 §5.1.1); its body may
+        // hold blank lines of its own.
         let (head, content) = match chunk.windows(4).position(|w| w == b"\r\n\r\n") {
+            _ if chunk.starts_with(b"\r\n") => (&chunk[..0], &chunk[2..]),
             Some(h) => (&chunk[..h], &chunk[h + 4..]),
-            None if chunk.starts_with(b"\r\n") => (&chunk[..0], &chunk[2..]),
             None => return Err(MultipartError::Malformed("part without a header block")),
         };
         let mut p = Part {
@@ -141,5 +143,16 @@ mod tests {
         );
         assert!(parse(&ct, b"garbage").is_err());
         assert!(parse(&ct, b"--rcslab-b1\r\nContent-Type: a/b\r\n\r\nx").is_err());
+    }
+
+    /// Same shape as the CPIM case the `cpim` fuzz target found: a part without headers whose
+    /// body holds a blank line.
+    #[test]
+    fn part_without_headers_keeps_its_blank_lines() {
+        let body = b"--b\r\n\r\nline\r\n\r\nmore\r\n--b--\r\n";
+        let parts = parse("multipart/mixed;boundary=b", body).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert!(parts[0].headers.is_empty());
+        assert_eq!(&parts[0].body[..], b"line\r\n\r\nmore");
     }
 }

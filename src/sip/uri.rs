@@ -139,7 +139,16 @@ pub(crate) fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     }
     if let Some(rest) = s.strip_prefix('[') {
         let end = rest.find(']')?;
-        let host = format!("[{}]", &rest[..end]);
+        // IPv6reference (RFC 3261 §25.1): hex digits, ':' and '.' (an embedded IPv4) only.
+        let inner = &rest[..end];
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        let host = format!("[{inner}]");
         let after = &rest[end + 1..];
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p.parse().ok()?),
@@ -230,6 +239,13 @@ impl Uri {
     /// Parses any URI; `sip`, `sips` and `tel` structurally, others verbatim.
     pub fn parse(s: &str) -> Result<Uri, SipError> {
         let t = s.trim();
+        // No URI may hold these (RFC 3986 §2, RFC 3261 §25.1): one that did would print as a
+        // name-addr `<...>` that reads back as a different URI.
+        if t.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c))
+        {
+            return Err(malformed(s, "character not allowed in a URI"));
+        }
         let scheme = t.split(':').next().unwrap_or("").to_ascii_lowercase();
         match scheme.as_str() {
             "sip" | "sips" => SipUri::parse(t).map(Uri::Sip),
@@ -366,5 +382,37 @@ mod tests {
         ] {
             assert!(Uri::parse(s).is_err(), "{s:?} should fail");
         }
+    }
+
+    /// Found by the `sip_headers` fuzz target: a bare addr-spec whose URI held a `>` printed
+    /// as `<tel7.0.0.1:5070>>`, which reads back as a different URI.
+    #[test]
+    fn fuzz_uri_with_angle_bracket_is_refused() {
+        let input = "tel7.0.0.1:5070>;+s:+1-555-001051+;+hone";
+        assert!(crate::sip::NameAddr::parse(input).is_err());
+        for s in [
+            "tel7.0.0.1:5070>",
+            "sip:a>b@h",
+            "sip:h;p=\"x\"",
+            "sip:a b@h",
+            "x:\u{7f}",
+        ] {
+            assert!(Uri::parse(s).is_err(), "{s:?} should fail");
+        }
+        let n = crate::sip::NameAddr::parse("<urn:x:y>;tag=1").unwrap();
+        assert_eq!(crate::sip::NameAddr::parse(&n.to_string()).unwrap(), n);
+    }
+
+    /// Found by the `sip_rsip_diff` fuzz target: `[/ 1]` was taken as an IPv6 sent-by (rsip
+    /// refused the Via, rightly).
+    #[test]
+    fn fuzz_ipv6_reference_must_be_an_address() {
+        assert!(crate::sip::Via::parse("SIP/2.0/UDP [/ 1]:5060;branch=z9hG4bKm1").is_err());
+        assert!(Uri::parse("sip:[x]").is_err());
+        assert!(Uri::parse("sip:[]:5060").is_err());
+        assert_eq!(
+            split_host_port("[2001:db8::1.2.3.4]:5060"),
+            Some(("[2001:db8::1.2.3.4]".into(), Some(5060)))
+        );
     }
 }

@@ -216,7 +216,7 @@ enum Cmd {
 }
 
 /// Conversation-ID and Contribution-ID for a new session (new ones when `None`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionIds {
     /// Conversation-ID.
     pub conversation_id: Option<String>,

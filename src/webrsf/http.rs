@@ -39,9 +39,8 @@ use tower_service::Service;
 
 use crate::http_server::{ConnSlot, HttpLimits, TimedBody};
 
-use super::{ChannelGuard, Event, Gateway, WebError, WebUser};
+use super::{body, ChannelGuard, Event, Gateway, WebError, WebUser};
 use crate::trace::{Direction, Protocol};
-use crate::ue::chat::SessionIds;
 
 type Gw = Arc<Gateway>;
 type Query_ = Query<std::collections::HashMap<String, String>>;
@@ -178,17 +177,7 @@ fn authed(
 /// A JSON object body (an empty body is `{}`); 413 over the limit, 400 when malformed.
 async fn json_body(gw: &Gateway, body: Body) -> Result<Value, WebError> {
     let bytes = read_body(gw, body).await?;
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(json!({}));
-    }
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| WebError::BadRequest(format!("malformed JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(WebError::BadRequest(
-            "the body must be a JSON object".into(),
-        ));
-    }
-    Ok(v)
+    body::json_object(&bytes)
 }
 
 /// The whole body within `[webrsf] max_body` (else 413) and `[http] body_timeout_ms` (else 408).
@@ -203,25 +192,6 @@ async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, WebError> {
     })
 }
 
-fn str_field<'a>(v: &'a Value, name: &str) -> Result<Option<&'a str>, WebError> {
-    match v.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(WebError::BadRequest(format!("'{name}' must be a string"))),
-    }
-}
-
-fn required<'a>(v: &'a Value, name: &str) -> Result<&'a str, WebError> {
-    str_field(v, name)?.ok_or_else(|| WebError::BadRequest(format!("'{name}' is required")))
-}
-
-fn session_ids(v: &Value) -> Result<SessionIds, WebError> {
-    Ok(SessionIds {
-        conversation_id: str_field(v, "conversation_id")?.map(str::to_string),
-        contribution_id: str_field(v, "contribution_id")?.map(str::to_string),
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Handlers.
 
@@ -231,9 +201,8 @@ async fn login(
     body: Body,
 ) -> Result<Response, WebError> {
     let v = json_body(&gw, body).await?;
-    let password = required(&v, "password")?;
-    let impi = str_field(&v, "impi")?;
-    let u = gw.login(&user, password, impi).await?;
+    let b = body::login(&v)?;
+    let u = gw.login(&user, b.password, b.impi).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -277,9 +246,8 @@ async fn start_chat(
 ) -> Result<Response, WebError> {
     let u = authed(&gw, &headers, &q, &user)?;
     let v = json_body(&gw, body).await?;
-    let to = required(&v, "to")?;
-    let text = required(&v, "text")?;
-    let (id, mid) = gw.start_chat(&u, to, text, session_ids(&v)?).await?;
+    let b = body::start_chat(&v)?;
+    let (id, mid) = gw.start_chat(&u, b.to, b.text, b.ids).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
@@ -320,11 +288,10 @@ async fn put_instance(
 ) -> Result<Response, WebError> {
     let u = authed(&gw, &headers, &q, &user)?;
     let v = json_body(&gw, body).await?;
-    let status = str_field(&v, "status")?.unwrap_or("delivered");
-    let mid = str_field(&v, "message_id")?;
+    let b = body::instance_update(&v)?;
     Ok(json_response(
         StatusCode::OK,
-        &gw.update(&u, &id, status, mid)?,
+        &gw.update(&u, &id, b.status, b.message_id)?,
     ))
 }
 
@@ -347,8 +314,8 @@ async fn post_message(
 ) -> Result<Response, WebError> {
     let u = authed(&gw, &headers, &q, &user)?;
     let v = json_body(&gw, body).await?;
-    let text = required(&v, "text")?;
-    let mid = gw.send(&u, &id, text, session_ids(&v)?).await?;
+    let b = body::post_message(&v)?;
+    let mid = gw.send(&u, &id, b.text, b.ids).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "message_id": mid }),
@@ -364,7 +331,7 @@ async fn put_status(
 ) -> Result<Response, WebError> {
     let u = authed(&gw, &headers, &q, &user)?;
     let v = json_body(&gw, body).await?;
-    let status = required(&v, "status")?;
+    let status = body::message_status(&v)?;
     Ok(json_response(
         StatusCode::OK,
         &gw.message_status(&u, &id, &mid, status)?,
@@ -380,15 +347,7 @@ async fn composing(
 ) -> Result<Response, WebError> {
     let u = authed(&gw, &headers, &q, &user)?;
     let v = json_body(&gw, body).await?;
-    let active = match v.get("active") {
-        None => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(WebError::BadRequest(
-                "'active' must be true or false".into(),
-            ))
-        }
-    };
+    let active = body::composing(&v)?;
     Ok(json_response(
         StatusCode::OK,
         &gw.composing(&u, &id, active)?,

@@ -19,6 +19,7 @@
 //! | is-composing | event `isComposing` |
 //! | `POST Chat`, `POST Chat/{id}/Messages` | INVITE with the first message, MSRP SEND |
 
+pub mod body;
 pub mod client;
 pub mod http;
 pub mod limits;
