@@ -101,8 +101,8 @@ PIDS+=($!)
 sleep 1
 ( ok=0; failed=0; end=$((SECONDS + SECS))
   while [ $SECONDS -lt $end ]; do
-    if $BIN ue --user alice --lab $P --config lab.toml send bob "soak $ok" >/dev/null 2>&1; then
-      ok=$((ok + 1)); else failed=$((failed + 1)); fi
+    if out=$($BIN ue --user alice --lab $P --config lab.toml send bob "soak $ok" 2>&1); then
+      ok=$((ok + 1)); else failed=$((failed + 1)); echo "$out" | tail -1 | cut -c1-160 >> chat.fail; fi
     echo "$ok $failed" > chat.count
   done ) &
 PIDS+=($!)
@@ -149,4 +149,5 @@ done
 read -r cok cfail < chat.count || true
 read -r wok wfail < web.count || true
 echo "chats (rcslab ue send): ${cok:-0} delivered, ${cfail:-0} failed; web messages: ${wok:-0} accepted (201), ${wfail:-0} failed"
+if [ -s chat.fail ]; then echo "chat failures, by what rcslab ue said:"; sort chat.fail | uniq -c | sort -rn | head -5; fi
 exit 0
