@@ -87,7 +87,7 @@ for s in s1 s3; do
 done
 sipp_run() {  # name scenario csv port rate
   (mkdir -p "$1" && cd "$1" && exec sipp $P -sf "$2" -inf "$WORK/$3" -p "$4" -i 127.0.0.1 \
-      -r "$5" -m $(( $5 * SECS )) -l $(( $5 * 20 )) -timeout $((SECS + 30))s -recv_timeout 10000 \
+      -r "$5" -m $(( $5 * SECS )) -l $(( $5 * 20 )) -timeout $((SECS + 30))s -recv_timeout 10000 -default_behaviors all,-bye \
       -nostdin -trace_stat -fd 10 >/dev/null 2>&1) &
   PIDS+=($!)
 }
