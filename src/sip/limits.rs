@@ -88,7 +88,8 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct Permit {
     adm: Arc<Admission>,
-    source: SocketAddr,
+    /// The source whose share it counts against (none for in-dialog and trusted requests).
+    source: Option<SocketAddr>,
 }
 
 impl Admission {
@@ -142,16 +143,21 @@ impl Admission {
             self.shed.fetch_add(1, Ordering::Relaxed);
             return Err(Shed::Busy);
         }
-        let held = map.entry(source).or_insert(0);
-        if per_source > 0 && !in_dialog && !trusted && *held >= per_source {
-            self.shed.fetch_add(1, Ordering::Relaxed);
-            return Err(Shed::SourceBusy);
+        // Only what a source starts out of dialog counts against its share: a BYE or CANCEL
+        // (or a trusted node's request) never locks the source out.
+        let counted = !in_dialog && !trusted;
+        if counted {
+            let held = map.entry(source).or_insert(0);
+            if per_source > 0 && *held >= per_source {
+                self.shed.fetch_add(1, Ordering::Relaxed);
+                return Err(Shed::SourceBusy);
+            }
+            *held += 1;
         }
-        *held += 1;
         self.active.fetch_add(1, Ordering::Relaxed);
         Ok(Permit {
             adm: self.clone(),
-            source,
+            source: counted.then_some(source),
         })
     }
 
@@ -173,15 +179,17 @@ impl Admission {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut map = self
-            .adm
-            .per_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.source);
+        if let Some(source) = self.source {
+            let mut map = self
+                .adm
+                .per_source
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&source) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&source);
+                }
             }
         }
         self.adm.active.fetch_sub(1, Ordering::Relaxed);
@@ -218,6 +226,10 @@ mod tests {
         drop(a1);
         assert_eq!(adm.active(), 3);
         let _c1 = adm.admit(c, false, false).unwrap();
+        assert_eq!(adm.sources(), 3);
+        // In-dialog requests in progress do not use up their source's share.
+        let d: SocketAddr = "127.0.0.1:4".parse().unwrap();
+        let _byes: Vec<_> = (0..2).map(|_| adm.admit(d, true, false).unwrap()).collect();
         assert_eq!(adm.sources(), 3);
     }
 
