@@ -409,6 +409,10 @@ impl ImServer {
     /// Messages nobody collected within the time-to-live: off the queue, and an IMDN
     /// "failed" (RFC 5438 §7.2.1.1) to their sender.
     pub(super) async fn expire(self: Arc<Self>) {
+        if let Ok(mut m) = self.online.lock() {
+            let now = std::time::Instant::now();
+            m.retain(|_, until| *until > now);
+        }
         let Some(st) = self.store.clone() else { return };
         let now = store::now_ms();
         let ttl = self.ttl.as_millis() as u64;
