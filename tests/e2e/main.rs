@@ -11,6 +11,7 @@ mod forking;
 mod hss_push;
 mod http_limits;
 mod kamailio;
+mod msrp_limits;
 mod overload;
 mod peers;
 mod regevent;
