@@ -481,6 +481,7 @@ impl Lab {
         )
         .await?;
         scscf.set_icscf(icscf_ep.local_addr());
+        scscf.set_as_wait(timers.t1 * 32);
         let icscf = Icscf::new(
             icscf_ep.clone(),
             icscf_hss.clone(),

@@ -101,6 +101,8 @@ impl MsrpConn {
         let (mut rd, mut wr) = stream.into_split();
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(OUT_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        // `kill` fires only when set; `changed()` also errs once every handle is dropped,
+        // which is not a kill (the writer then ends when its queue closes), hence `Ok(())`.
         let (kill, mut kill_w) = watch::channel(None::<String>);
         let mut kill_r = kill.subscribe();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -112,7 +114,7 @@ impl MsrpConn {
             'writer: loop {
                 let b = tokio::select! {
                     b = out_rx.recv() => b,
-                    _ = kill_w.changed() => break 'writer,
+                    Ok(()) = kill_w.changed() => break 'writer,
                 };
                 let Some(b) = b else { break };
                 if b.is_empty() {
@@ -133,7 +135,7 @@ impl MsrpConn {
                 }
                 let written = tokio::select! {
                     r = wr.write_all(&batch) => r.is_ok(),
-                    _ = kill_w.changed() => false,
+                    Ok(()) = kill_w.changed() => false,
                 };
                 q.fetch_sub(batch.len(), Ordering::Relaxed);
                 if !written || closing {
@@ -176,7 +178,7 @@ impl MsrpConn {
                         Ok(0) | Err(_) => break None,
                         Ok(_) => {}
                     },
-                    _ = kill_r.changed() => break kill_r.borrow().clone(),
+                    Ok(()) = kill_r.changed() => break kill_r.borrow().clone(),
                 }
             };
             if let Some(r) = &reason {
