@@ -418,6 +418,24 @@ impl LabConfig {
             ("webrsf.max_media_per_user", w.max_media_per_user),
             ("webrsf.max_instances_per_user", w.max_instances_per_user),
             ("webrsf.channel_max_secs", w.channel_max_secs as usize),
+            (
+                "im.msrp_partial_timeout_secs",
+                self.im.msrp_partial_timeout_secs as usize,
+            ),
+            (
+                "im.msrp_max_partials_per_conn",
+                self.im.msrp_max_partials_per_conn,
+            ),
+            (
+                "im.msrp_max_partial_bytes_per_conn",
+                self.im.msrp_max_partial_bytes_per_conn as usize,
+            ),
+            ("im.msrp_max_queued_bytes", self.im.msrp_max_queued_bytes),
+            (
+                "im.msrp_idle_timeout_secs",
+                self.im.msrp_idle_timeout_secs as usize,
+            ),
+            ("im.msrp_max_connections", self.im.msrp_max_connections),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be above 0")));
@@ -469,11 +487,11 @@ impl ImSection {
     pub fn msrp_limits(&self) -> crate::msrp::limits::MsrpLimits {
         crate::msrp::limits::MsrpLimits {
             max_size: self.max_message_size,
-            partial_timeout: std::time::Duration::from_secs(self.msrp_partial_timeout_secs.max(1)),
+            partial_timeout: std::time::Duration::from_secs(self.msrp_partial_timeout_secs),
             max_partials_per_conn: self.msrp_max_partials_per_conn,
             max_partial_bytes_per_conn: self.msrp_max_partial_bytes_per_conn,
             max_queued_bytes: self.msrp_max_queued_bytes,
-            idle_timeout: std::time::Duration::from_secs(self.msrp_idle_timeout_secs.max(1)),
+            idle_timeout: std::time::Duration::from_secs(self.msrp_idle_timeout_secs),
             max_connections: self.msrp_max_connections,
         }
     }

@@ -430,4 +430,48 @@ mod tests {
             .unwrap();
         assert!(reason.unwrap_or_default().contains("not MSRP"));
     }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_is_dropped_not_buffered_for() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (_stop, shut) = tokio::sync::watch::channel(false);
+        let (tx, mut got) = mpsc::unbounded_channel();
+        let limits = MsrpLimits {
+            max_queued_bytes: 64 * 1024,
+            ..MsrpLimits::default()
+        };
+        tokio::spawn(accept_loop(
+            l,
+            Trace::disabled(),
+            shut,
+            limits,
+            Arc::default(),
+            move |conn, rx| {
+                let _ = tx.send((conn, rx));
+            },
+        ));
+        // Connects and never reads.
+        let _deaf = TcpStream::connect(addr).await.unwrap();
+        let (conn, mut rx) = got.recv().await.unwrap();
+        let mut m = MsrpMessage::request("SEND", "t", "msrp://a:1/x;tcp", "msrp://b:2/y;tcp");
+        m.body = bytes::Bytes::from(vec![b'z'; 16 * 1024]);
+        let mut sent = 0usize;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while conn.send(&m).is_ok() {
+            sent += 1;
+            assert!(tokio::time::Instant::now() < deadline, "never refused");
+            assert!(conn.queued_bytes() <= 64 * 1024 + 17 * 1024);
+            tokio::task::yield_now().await;
+        }
+        assert!(sent > 0);
+        let reason = loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await {
+                Ok(Some(MsrpEvent::Closed(r))) => break r,
+                Ok(Some(_)) => continue,
+                other => panic!("expected Closed, got {other:?}"),
+            }
+        };
+        assert!(reason.unwrap_or_default().contains("does not read"));
+    }
 }

@@ -1027,21 +1027,28 @@ impl Actor {
         let Some(s) = self.sessions.get_mut(peer) else {
             return;
         };
-        if m.header("Failure-Report") != Some("no") {
-            if let Some(c) = &s.conn {
-                let _ = c.send(&m.response_to(200, "OK"));
-            }
-        }
-        if m.body.is_empty() {
-            return;
-        }
-        let mid = m.header("Message-ID").unwrap_or("").to_string();
         let now = std::time::Instant::now();
         // Messages that stopped arriving go (the lazy sweep is enough for one client).
         s.reassembly.expire(now);
-        let body = match s.reassembly.add(now, mid, &m) {
-            Added::Whole(_, b) => b,
-            Added::Partial | Added::Aborted | Added::TooLarge | Added::TooMany => return,
+        let added = if m.body.is_empty() {
+            Added::Partial
+        } else {
+            let mid = m.header("Message-ID").unwrap_or("").to_string();
+            s.reassembly.add(now, mid, &m)
+        };
+        // RFC 4975 §7.1.1, §10: a chunk we will not hold gets 413 (the sender aborts).
+        let answer = match added {
+            Added::TooLarge => m.response_to(413, "Message Too Large"),
+            Added::TooMany => m.response_to(413, "Too Many Partial Messages"),
+            _ => m.response_to(200, "OK"),
+        };
+        if m.header("Failure-Report") != Some("no") {
+            if let Some(c) = &s.conn {
+                let _ = c.send(&answer);
+            }
+        }
+        let Added::Whole(_, body) = added else {
+            return;
         };
         if let Ok(c) = Cpim::parse(&body) {
             self.on_cpim(peer, c, true);
