@@ -872,52 +872,6 @@ impl Hub {
         self.leg_down(pair, onward);
         Some(kept)
     }
-
-    fn expire_txs(&self, after: Duration) {
-        let old: Vec<Tx> = {
-            let Ok(mut st) = self.inner.st.lock() else {
-                return;
-            };
-            let now = Instant::now();
-            let keys: Vec<String> = st
-                .txs
-                .iter()
-                .filter(|(_, t)| {
-                    let at = match t {
-                        Tx::Relay { at, .. } | Tx::Local { at, .. } => *at,
-                    };
-                    now.duration_since(at) > after
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter().filter_map(|k| st.txs.remove(k)).collect()
-        };
-        for t in old {
-            match t {
-                Tx::Relay {
-                    upstream,
-                    request,
-                    pair,
-                    onward,
-                    ..
-                } => {
-                    let timeout = request.response_to(408, "Request Timeout");
-                    match self.keep_after_failure(pair, onward, &request) {
-                        Some(kept) => answer_when_kept(
-                            kept,
-                            upstream,
-                            request.response_to(200, "OK"),
-                            timeout,
-                        ),
-                        None => {
-                            let _ = upstream.send(&timeout);
-                        }
-                    }
-                }
-                Tx::Local { waiter, .. } => finish_local(&waiter, 408),
-            }
-        }
-    }
 }
 
 /// Sends `ok` upstream once `kept` says the message is durably stored, else `failed`.

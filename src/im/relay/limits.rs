@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{finish_local, Hub, Side, St, Tx};
+use super::{answer_when_kept, finish_local, Hub, Side, St, Tx};
 use crate::msrp::conn::MsrpConn;
 use crate::msrp::limits::{timeout_report, Added, MsrpLimits, Partials};
 use crate::msrp::MsrpMessage;
@@ -225,5 +225,53 @@ impl Hub {
                 .sum();
         }
         s
+    }
+
+    /// Transactions unanswered for `after`: the sender gets 408 (or, at T-IM, the message
+    /// is kept, `keep_after_failure`).
+    pub(super) fn expire_txs(&self, after: Duration) {
+        let old: Vec<Tx> = {
+            let Ok(mut st) = self.inner.st.lock() else {
+                return;
+            };
+            let now = Instant::now();
+            let keys: Vec<String> = st
+                .txs
+                .iter()
+                .filter(|(_, t)| {
+                    let at = match t {
+                        Tx::Relay { at, .. } | Tx::Local { at, .. } => *at,
+                    };
+                    now.duration_since(at) > after
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| st.txs.remove(k)).collect()
+        };
+        for t in old {
+            match t {
+                Tx::Relay {
+                    upstream,
+                    request,
+                    pair,
+                    onward,
+                    ..
+                } => {
+                    let timeout = request.response_to(408, "Request Timeout");
+                    match self.keep_after_failure(pair, onward, &request) {
+                        Some(kept) => answer_when_kept(
+                            kept,
+                            upstream,
+                            request.response_to(200, "OK"),
+                            timeout,
+                        ),
+                        None => {
+                            let _ = upstream.send(&timeout);
+                        }
+                    }
+                }
+                Tx::Local { waiter, .. } => finish_local(&waiter, 408),
+            }
+        }
     }
 }
