@@ -517,7 +517,7 @@ impl Scscf {
             // Timer F (64*T1): waiting for ours would lose the race and default handling
             // could never continue. The AS gets half that (RFC 4320 §2 on the 408 race);
             // an INVITE was answered 100 and waits for Timer B.
-            let deadline = (req.method != Method::Invite)
+            let mut deadline = (req.method != Method::Invite)
                 .then(|| tokio::time::Instant::now() + self.as_wait());
             loop {
                 let next = match deadline {
@@ -527,6 +527,12 @@ impl Scscf {
                 let mut resp = match next {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
+                    // The AS sent it back to us (its odi token is used up): it is alive and
+                    // the request is on its way; wait for the answer as any proxy would.
+                    Err(_) if !self.as_ctx.lock().is_ok_and(|m| m.contains_key(&token)) => {
+                        deadline = None;
+                        continue;
+                    }
                     Err(_) if continue_on_failure && !relayed_any => {
                         tracing::warn!(%server, "AS did not answer in time; default handling SESSION_CONTINUED");
                         failed = true;
