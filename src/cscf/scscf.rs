@@ -132,6 +132,8 @@ pub struct Scscf {
     mw: Transport,
     resolver: Resolver,
     icscf: OnceLock<SocketAddr>,
+    /// How long a non-INVITE request waits for an AS's final answer ([`Scscf::set_as_wait`]).
+    as_wait: OnceLock<Duration>,
     /// Public identity (canonical) -> registration; every IMPU of a set points to one shared
     /// registration key (the default IMPU).
     regs: Mutex<HashMap<String, Registration>>,
@@ -192,6 +194,7 @@ impl Scscf {
             mw,
             resolver,
             icscf: OnceLock::new(),
+            as_wait: OnceLock::new(),
             regs: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
@@ -444,6 +447,19 @@ impl Scscf {
         ifc::ordered(&all)
     }
 
+    /// Sets how long a non-INVITE request sent to an AS waits for its final answer before
+    /// the iFC's default handling applies: 32*T1 (half the Timer F of the hop before us).
+    pub fn set_as_wait(&self, wait: Duration) {
+        let _ = self.as_wait.set(wait);
+    }
+
+    fn as_wait(&self) -> Duration {
+        self.as_wait
+            .get()
+            .copied()
+            .unwrap_or(Duration::from_secs(16))
+    }
+
     /// TS 23.218 §6.4 / TS 24.229 §5.4.3.2 step 4: sends the request to the next AS whose iFC
     /// matches, with a Route back to us carrying an `odi` token. Returns true when an AS took
     /// the request (its responses are relayed here); false when no (further) iFC matches or
@@ -529,7 +545,42 @@ impl Scscf {
             let mut client = self.ep.send_request(fwd, dest, t);
             let mut relayed_any = false;
             let mut failed = false;
-            while let Some(mut resp) = client.next().await {
+            // A non-INVITE gets no 100 upstream, so the hop before us gives up at its own
+            // Timer F (64*T1): waiting for ours would lose the race and default handling
+            // could never continue. The AS gets half that (RFC 4320 §2 on the 408 race);
+            // an INVITE was answered 100 and waits for Timer B.
+            let mut deadline = (req.method != Method::Invite)
+                .then(|| tokio::time::Instant::now() + self.as_wait());
+            loop {
+                let next = match deadline {
+                    Some(d) => tokio::time::timeout_at(d, client.next()).await,
+                    None => Ok(client.next().await),
+                };
+                let mut resp = match next {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    // The AS sent it back to us (its odi token is used up): it is alive and
+                    // the request is on its way; wait for the answer as any proxy would.
+                    Err(_) if !self.as_ctx.lock().is_ok_and(|m| m.contains_key(&token)) => {
+                        deadline = None;
+                        continue;
+                    }
+                    Err(_) if continue_on_failure && !relayed_any => {
+                        tracing::warn!(%server, "AS did not answer in time; default handling SESSION_CONTINUED");
+                        failed = true;
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%server, "AS did not answer in time; default handling SESSION_TERMINATED");
+                        inc.tx.respond(reject(
+                            req,
+                            408,
+                            "scscf",
+                            "application server did not answer",
+                        ));
+                        break;
+                    }
+                };
                 if resp.status == 100 {
                     continue;
                 }

@@ -169,6 +169,11 @@ impl ImServer {
         }
     }
 
+    /// What its MSRP relay holds now and what it dropped to stay bounded.
+    pub fn msrp_stats(&self) -> crate::im::relay::MsrpStats {
+        self.hub.stats()
+    }
+
     /// Where its MSRP listener is.
     pub fn msrp_addr(&self) -> SocketAddr {
         self.hub.local_addr()

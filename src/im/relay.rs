@@ -10,7 +10,12 @@
 //! When the other leg is not up, the node decides ([`Unbound`]): T-IM keeps the message
 //! (answers 200 itself, and hands the whole message to the node to store); O-IM answers 481.
 //! Malformed streams are closed (by [`crate::msrp::conn`]); requests naming no leg of ours get
-//! 481; messages over the size limit get 413; unknown methods 501.
+//! 481; messages over the size limit get 413; unknown methods 501. What a peer can make the
+//! hub hold is bounded ([`limits`]).
+
+mod limits;
+
+pub use limits::MsrpStats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,8 +27,9 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::msrp::conn::{accept_loop, MsrpConn, MsrpEvent};
-use crate::msrp::{chunk, MsrpMessage, MsrpUri, Reassembly, CHUNK_SIZE};
+use crate::msrp::conn::{accept_loop, MsrpConn, MsrpEvent, MsrpEvents};
+use crate::msrp::limits::MsrpLimits;
+use crate::msrp::{chunk, MsrpMessage, MsrpUri, CHUNK_SIZE};
 use crate::trace::Trace;
 
 /// Which leg of a pair.
@@ -112,7 +118,6 @@ struct Leg {
 #[derive(Debug)]
 struct Pair {
     legs: [Leg; 2],
-    reassembly: HashMap<(usize, String), Reassembly>,
 }
 
 enum Tx {
@@ -127,6 +132,7 @@ enum Tx {
     Local {
         waiter: Arc<Mutex<LocalSend>>,
         at: Instant,
+        pair: u64,
     },
 }
 
@@ -140,6 +146,8 @@ struct St {
     ids: HashMap<String, (u64, Side)>,
     pairs: HashMap<u64, Pair>,
     txs: HashMap<String, Tx>,
+    /// Every connection being served, with its partial messages.
+    conns: HashMap<limits::ConnKey, limits::ConnEntry>,
 }
 
 struct Inner {
@@ -148,7 +156,9 @@ struct Inner {
     unbound: Unbound,
     /// Leg B becomes ready only when the node says so (T-IM first empties its store).
     manual_ready_b: bool,
-    max_size: u64,
+    limits: MsrpLimits,
+    counters: limits::Counters,
+    live: Arc<std::sync::atomic::AtomicUsize>,
     st: Mutex<St>,
     events: mpsc::UnboundedSender<HubEvent>,
     seq: AtomicU64,
@@ -177,8 +187,8 @@ pub struct HubOptions {
     pub unbound: Unbound,
     /// Leg B waits for [`Hub::set_ready`].
     pub manual_ready_b: bool,
-    /// Largest message accepted (413 above).
-    pub max_size: u64,
+    /// What a peer can make the hub hold (largest message: 413 above).
+    pub limits: MsrpLimits,
 }
 
 impl Hub {
@@ -198,7 +208,9 @@ impl Hub {
                 trace: trace.clone(),
                 unbound: opts.unbound,
                 manual_ready_b: opts.manual_ready_b,
-                max_size: opts.max_size,
+                limits: opts.limits,
+                counters: limits::Counters::default(),
+                live: Arc::default(),
                 st: Mutex::new(St::default()),
                 events: tx,
                 seq: AtomicU64::new(1),
@@ -210,6 +222,8 @@ impl Hub {
             listener,
             trace,
             shutdown.clone(),
+            opts.limits,
+            hub.inner.live.clone(),
             move |c, rx| h.serve_conn(c, rx),
         ));
         let h = hub.clone();
@@ -217,7 +231,10 @@ impl Hub {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => h.expire_txs(Duration::from_secs(30)),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                        h.expire_txs(Duration::from_secs(30));
+                        h.sweep_conns(Instant::now());
+                    }
                     _ = shut.changed() => return,
                 }
             }
@@ -265,7 +282,6 @@ impl Hub {
                 pair,
                 Pair {
                     legs: [leg(&a), leg(&b)],
-                    reassembly: HashMap::new(),
                 },
             );
         }
@@ -310,7 +326,12 @@ impl Hub {
     /// Forgets a pair (session ended).
     pub fn remove_pair(&self, pair: u64) {
         let mut closing = Vec::new();
+        let mut ended = Vec::new();
         if let Ok(mut st) = self.inner.st.lock() {
+            ended = limits::take_txs_of(&mut st, pair);
+            for c in st.conns.values_mut() {
+                c.partials.retain(|(p, _, _)| *p != pair);
+            }
             if let Some(p) = st.pairs.remove(&pair) {
                 for l in p.legs {
                     st.ids.remove(&l.local_id);
@@ -333,6 +354,7 @@ impl Hub {
         for c in closing {
             c.close();
         }
+        limits::end_txs(ended);
     }
 
     /// Ends one leg (its far end said BYE): no more messages go on along it; its connection
@@ -422,7 +444,7 @@ impl Hub {
                 &local,
             );
             let (tx, rx) = oneshot::channel();
-            hub.track_local(&bind.transaction_id, 1, tx);
+            hub.track_local(&bind.transaction_id, pair, 1, tx);
             let _ = conn.send(&bind);
             let ok = matches!(rx.await, Ok(200));
             let queued = {
@@ -509,6 +531,7 @@ impl Hub {
                     Tx::Local {
                         waiter: waiter.clone(),
                         at: Instant::now(),
+                        pair,
                     },
                 );
             }
@@ -528,7 +551,7 @@ impl Hub {
         rx
     }
 
-    fn track_local(&self, tid: &str, n: usize, done: oneshot::Sender<u16>) {
+    fn track_local(&self, tid: &str, pair: u64, n: usize, done: oneshot::Sender<u16>) {
         if let Ok(mut st) = self.inner.st.lock() {
             st.txs.insert(
                 tid.to_string(),
@@ -538,12 +561,14 @@ impl Hub {
                         done: Some(done),
                     })),
                     at: Instant::now(),
+                    pair,
                 },
             );
         }
     }
 
-    fn serve_conn(&self, conn: MsrpConn, mut rx: mpsc::UnboundedReceiver<MsrpEvent>) {
+    fn serve_conn(&self, conn: MsrpConn, mut rx: MsrpEvents) {
+        self.conn_opened(&conn);
         let hub = self.clone();
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
@@ -559,6 +584,7 @@ impl Hub {
     fn conn_closed(&self, conn: &MsrpConn) {
         let mut gone = Vec::new();
         if let Ok(mut st) = self.inner.st.lock() {
+            st.conns.remove(&limits::key(conn));
             for (id, p) in st.pairs.iter_mut() {
                 for (i, l) in p.legs.iter_mut().enumerate() {
                     let same = l.conn.as_ref().is_some_and(|c| {
@@ -613,7 +639,7 @@ impl Hub {
         }
         if m.byte_range()
             .and_then(|b| b.total)
-            .is_some_and(|t| t > self.inner.max_size)
+            .is_some_and(|t| t > self.inner.limits.max_size)
         {
             let _ = conn.send(&m.response_to(413, "Message Too Large"));
             return;
@@ -623,35 +649,8 @@ impl Hub {
             return;
         }
         // Whole messages for the node.
-        let whole = {
-            let Ok(mut st) = self.inner.st.lock() else {
-                return;
-            };
-            let Some(p) = st.pairs.get_mut(&pair) else {
-                return;
-            };
-            let mid = m.header("Message-ID").unwrap_or("").to_string();
-            let key = (side.idx(), mid);
-            let r = p.reassembly.entry(key.clone()).or_default();
-            match r.add(&m, self.inner.max_size) {
-                Ok(Some(body)) => {
-                    let ct = r.content_type().unwrap_or("message/cpim").to_string();
-                    p.reassembly.remove(&key);
-                    Some((ct, body))
-                }
-                Ok(None) => {
-                    if r.aborted() {
-                        p.reassembly.remove(&key);
-                    }
-                    None
-                }
-                Err(_) => {
-                    p.reassembly.remove(&key);
-                    drop(st);
-                    let _ = conn.send(&m.response_to(413, "Message Too Large"));
-                    return;
-                }
-            }
+        let Some(whole) = self.reassemble(conn, pair, side, &m) else {
+            return;
         };
         let other = side.other();
         let state = self.leg_state(pair, other).unwrap_or(LegState::Idle);
@@ -747,18 +746,34 @@ impl Hub {
     }
 
     fn queue(&self, pair: u64, side: Side, upstream: &MsrpConn, m: &MsrpMessage) {
+        let budget = self.inner.limits.max_queued_bytes;
         let Some(send_now) = self.with_leg(pair, side, |leg| {
             if leg.state == LegState::Ready {
-                true
+                Some(true)
+            } else if limits::queued_bytes(&leg.queued) + m.body.len() > budget {
+                None
             } else {
                 leg.queued.push((upstream.clone(), m.clone()));
-                false
+                Some(false)
             }
         }) else {
             return;
         };
-        if send_now {
-            self.forward(pair, side, upstream, m);
+        match send_now {
+            Some(true) => self.forward(pair, side, upstream, m),
+            Some(false) => {}
+            None => {
+                // The onward leg takes too long to come up for what is piling up: drop it,
+                // everything queued (and this message) gets 481.
+                tracing::warn!(
+                    pair,
+                    ?side,
+                    budget,
+                    "MSRP leg queue full before the leg came up; dropping the leg"
+                );
+                let _ = upstream.send(&m.response_to(481, "Session Does Not Exist"));
+                self.leg_down(pair, side);
+            }
         }
     }
 
@@ -856,52 +871,6 @@ impl Hub {
         let kept = keeper(pair, onward.other(), &ct, &m.body);
         self.leg_down(pair, onward);
         Some(kept)
-    }
-
-    fn expire_txs(&self, after: Duration) {
-        let old: Vec<Tx> = {
-            let Ok(mut st) = self.inner.st.lock() else {
-                return;
-            };
-            let now = Instant::now();
-            let keys: Vec<String> = st
-                .txs
-                .iter()
-                .filter(|(_, t)| {
-                    let at = match t {
-                        Tx::Relay { at, .. } | Tx::Local { at, .. } => *at,
-                    };
-                    now.duration_since(at) > after
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter().filter_map(|k| st.txs.remove(k)).collect()
-        };
-        for t in old {
-            match t {
-                Tx::Relay {
-                    upstream,
-                    request,
-                    pair,
-                    onward,
-                    ..
-                } => {
-                    let timeout = request.response_to(408, "Request Timeout");
-                    match self.keep_after_failure(pair, onward, &request) {
-                        Some(kept) => answer_when_kept(
-                            kept,
-                            upstream,
-                            request.response_to(200, "OK"),
-                            timeout,
-                        ),
-                        None => {
-                            let _ = upstream.send(&timeout);
-                        }
-                    }
-                }
-                Tx::Local { waiter, .. } => finish_local(&waiter, 408),
-            }
-        }
     }
 }
 

@@ -137,6 +137,8 @@ pub struct Lab {
     pub pcscf: Arc<Pcscf>,
     /// The S-CSCF (tests look at its registrations).
     pub scscf: Arc<Scscf>,
+    /// The O-IM (tests look at its MSRP relay).
+    pub oim: Arc<crate::im::ImServer>,
     /// The T-IM (tests look at who it believes is online).
     pub tim: Arc<crate::im::ImServer>,
     /// The WebRSF gateway.
@@ -311,14 +313,14 @@ impl Lab {
                     .map_err(|source| LabError::Bind { what, addr, source })
             }
         };
-        let max_size = config.im.max_message_size;
+        let limits = config.im.msrp_limits();
         let (oim_hub, oim_hub_rx) = hub_for(
             "O-IM MSRP",
             n.oim_msrp,
             crate::im::relay::HubOptions {
                 unbound: crate::im::relay::Unbound::Reject,
                 manual_ready_b: false,
-                max_size,
+                limits,
             },
         )
         .await?;
@@ -328,7 +330,7 @@ impl Lab {
             crate::im::relay::HubOptions {
                 unbound: crate::im::relay::Unbound::Store,
                 manual_ready_b: true,
-                max_size,
+                limits,
             },
         )
         .await?;
@@ -479,6 +481,7 @@ impl Lab {
         )
         .await?;
         scscf.set_icscf(icscf_ep.local_addr());
+        scscf.set_as_wait(timers.t1 * 32);
         let icscf = Icscf::new(
             icscf_ep.clone(),
             icscf_hss.clone(),
@@ -581,6 +584,7 @@ impl Lab {
             started_in: t0.elapsed(),
             pcscf,
             scscf,
+            oim: oim.clone(),
             tim,
             webrsf,
             recorder,

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod conn;
+pub mod limits;
 pub mod sdp;
 
 use std::collections::BTreeMap;

@@ -23,9 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cpim::{Cpim, ImdnStatus, IsComposing};
 use crate::im::rcs::{self, Content};
-use crate::msrp::conn::{MsrpConn, MsrpEvent};
+use crate::msrp::conn::{MsrpConn, MsrpEvent, MsrpEvents};
+use crate::msrp::limits::{Added, MsrpLimits, Partials};
 use crate::msrp::sdp::MsrpSdp;
-use crate::msrp::{chunk, MsrpMessage, MsrpUri, Reassembly, CHUNK_SIZE};
+use crate::msrp::{chunk, MsrpMessage, MsrpUri, CHUNK_SIZE};
 use crate::sip::endpoint::Incoming;
 use crate::sip::{
     new_call_id, new_tag, Endpoint, IncomingRequest, Method, NameAddr, Request, Response,
@@ -448,7 +449,8 @@ struct Sess {
     /// Messages waiting for the session to come up (id, content type, CPIM bytes).
     queue: Vec<(String, Vec<u8>)>,
     dialog: Option<Dialog>,
-    reassembly: HashMap<String, Reassembly>,
+    /// Partial messages by Message-ID, bounded ([`client_limits`]).
+    reassembly: Partials<String>,
     /// Disposition reports asked for while the session comes up (sent once it is up, so a
     /// "displayed" never overtakes the "delivered" of figure 1 step 15).
     reports: Vec<(String, ImdnStatus)>,
@@ -464,7 +466,7 @@ impl Sess {
             conn: None,
             queue: Vec::new(),
             dialog: None,
-            reassembly: HashMap::new(),
+            reassembly: Partials::new(client_limits()),
             reports: Vec::new(),
         }
     }
@@ -936,7 +938,7 @@ impl Actor {
                                 conn: Some(conn),
                                 queue: Vec::new(),
                                 dialog: Some(dialog),
-                                reassembly: HashMap::new(),
+                                reassembly: Partials::new(client_limits()),
                                 reports: Vec::new(),
                             },
                         );
@@ -1025,25 +1027,29 @@ impl Actor {
         let Some(s) = self.sessions.get_mut(peer) else {
             return;
         };
+        let now = std::time::Instant::now();
+        // Messages that stopped arriving go (the lazy sweep is enough for one client).
+        s.reassembly.expire(now);
+        let added = if m.body.is_empty() {
+            Added::Partial
+        } else {
+            let mid = m.header("Message-ID").unwrap_or("").to_string();
+            s.reassembly.add(now, mid, &m)
+        };
+        // RFC 4975 §7.1.1, §10: a chunk we will not hold gets 413 (the sender aborts).
+        let answer = match added {
+            Added::TooLarge => m.response_to(413, "Message Too Large"),
+            Added::TooMany => m.response_to(413, "Too Many Partial Messages"),
+            _ => m.response_to(200, "OK"),
+        };
         if m.header("Failure-Report") != Some("no") {
             if let Some(c) = &s.conn {
-                let _ = c.send(&m.response_to(200, "OK"));
+                let _ = c.send(&answer);
             }
         }
-        if m.body.is_empty() {
+        let Added::Whole(_, body) = added else {
             return;
-        }
-        let mid = m.header("Message-ID").unwrap_or("").to_string();
-        let r = s.reassembly.entry(mid.clone()).or_default();
-        let body = match r.add(&m, 16 << 20) {
-            Ok(Some(b)) => b,
-            Ok(None) => return,
-            Err(_) => {
-                s.reassembly.remove(&mid);
-                return;
-            }
         };
-        s.reassembly.remove(&mid);
         if let Ok(c) = Cpim::parse(&body) {
             self.on_cpim(peer, c, true);
         }
@@ -1494,6 +1500,18 @@ fn build_in_dialog(
     r
 }
 
+/// What a client holds of messages still arriving: 16 MiB messages, 32 at once, 32 MiB in all,
+/// dropped after 60 s without a chunk (RFC 4975 §7.1.1).
+fn client_limits() -> MsrpLimits {
+    MsrpLimits {
+        max_size: 16 << 20,
+        partial_timeout: Duration::from_secs(60),
+        max_partials_per_conn: 32,
+        max_partial_bytes_per_conn: 32 << 20,
+        ..MsrpLimits::default()
+    }
+}
+
 /// Connects to the far end's MSRP URI, binds with an empty SEND (RFC 4975 §5.4) and waits for
 /// its 200; returns the connection and the rest of its events.
 async fn bind(
@@ -1501,7 +1519,7 @@ async fn bind(
     my_uri: &str,
     trace: Trace,
     sip_addr: SocketAddr,
-) -> Result<(MsrpConn, mpsc::UnboundedReceiver<MsrpEvent>), String> {
+) -> Result<(MsrpConn, MsrpEvents), String> {
     let uri = MsrpUri::parse(to).map_err(|e| e.to_string())?;
     let addr = tokio::net::lookup_host(uri.authority())
         .await
@@ -1536,11 +1554,7 @@ async fn bind(
 }
 
 /// Hands a bound connection's events to the actor.
-fn forward_events(
-    mut rx: mpsc::UnboundedReceiver<MsrpEvent>,
-    internal: mpsc::UnboundedSender<Internal>,
-    peer: String,
-) {
+fn forward_events(mut rx: MsrpEvents, internal: mpsc::UnboundedSender<Internal>, peer: String) {
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
             let closed = matches!(ev, MsrpEvent::Closed(_));

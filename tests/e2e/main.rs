@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts a whole lab on ephemeral loopback ports inside `cargo test`
 //! and checks what crossed the wire. One test binary (modules below) keeps linking fast.
 
+mod as_failure;
 mod calls;
 pub mod chat;
 mod clients;
@@ -11,6 +12,7 @@ mod forking;
 mod hss_push;
 mod http_limits;
 mod kamailio;
+mod msrp_limits;
 mod overload;
 mod peers;
 mod regevent;
