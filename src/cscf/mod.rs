@@ -285,26 +285,7 @@ pub async fn cancel_forwarded(
     dest: std::net::SocketAddr,
     transport: Transport,
 ) {
-    let mut c = Request::new(crate::sip::Method::Cancel, inv.uri.clone());
-    if let Some(v) = inv.headers.values("Via").first() {
-        c.headers.push("Via", v.to_string());
-    }
-    c.headers.push("Max-Forwards", "70");
-    for h in ["From", "To", "Call-ID"] {
-        if let Some(v) = inv.headers.get(h) {
-            c.headers.push(h, v.to_string());
-        }
-    }
-    let seq = inv
-        .headers
-        .get("CSeq")
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or("1")
-        .to_string();
-    c.headers.push("CSeq", format!("{seq} CANCEL"));
-    for r in inv.headers.get_all("Route") {
-        c.headers.push("Route", r.to_string());
-    }
+    let c = inv.cancel();
     let _ = ep.send_request(c, dest, transport).final_response().await;
 }
 

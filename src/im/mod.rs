@@ -75,6 +75,14 @@ struct TimSession {
     up_closed: bool,
 }
 
+impl TimSession {
+    /// Both legs are gone and no flush is running: nothing will touch the session again
+    /// (what it still owed is in the store and goes out with a new session).
+    fn finished(&self) -> bool {
+        (self.up_closed || self.up_call.is_none()) && self.down_call.is_none() && !self.delivering
+    }
+}
+
 /// An instant-messaging AS node.
 pub struct ImServer {
     ep: Endpoint,
@@ -626,8 +634,7 @@ impl ImServer {
                             }
                         }
                     }
-                    let up_gone = t.up_closed || t.up_call.is_none();
-                    (up_gone && t.down_call.is_none() && !t.delivering).then(|| s.remove(&pair))?
+                    t.finished().then(|| s.remove(&pair))?
                 });
                 if done.is_some() {
                     self.hub.remove_pair(pair);

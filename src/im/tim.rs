@@ -310,13 +310,9 @@ impl ImServer {
                         continue;
                     }
                     let _ = st.durable().await;
-                    if let Ok(mut mm) = self.sessions.lock() {
-                        if let Some(t) = mm.get_mut(&pair) {
-                            t.delivering = false;
-                        }
-                    }
                     // The leg does not carry messages: end it; the next try INVITEs afresh.
                     self.hub.close_leg(pair, Side::B);
+                    self.delivery_over(pair);
                     return;
                 }
             }
@@ -325,10 +321,19 @@ impl ImServer {
             }
         }
         self.hub.set_ready(pair, Side::B);
-        if let Ok(mut mm) = self.sessions.lock() {
-            if let Some(t) = mm.get_mut(&pair) {
-                t.delivering = false;
-            }
+        self.delivery_over(pair);
+    }
+
+    /// A flush ended. Legs that closed while it ran left the session to it: forget the
+    /// session now if both are gone (their Closed events saw `delivering` and kept it).
+    fn delivery_over(&self, pair: u64) {
+        let done = self.sessions.lock().ok().and_then(|mut m| {
+            let t = m.get_mut(&pair)?;
+            t.delivering = false;
+            t.finished().then(|| m.remove(&pair))?
+        });
+        if done.is_some() {
+            self.hub.remove_pair(pair);
         }
     }
 

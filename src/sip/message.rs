@@ -670,6 +670,45 @@ pub fn salvage_request(buf: &[u8]) -> Option<Request> {
 }
 
 impl Request {
+    /// The CANCEL for this INVITE (RFC 3261 §9.1): the same Request-URI, Call-ID, From, To,
+    /// CSeq number and Route set, and a single Via equal to the INVITE's top one.
+    pub fn cancel(&self) -> Request {
+        self.hop_request(Method::Cancel, self.headers.get("To"))
+    }
+
+    /// A request of `method` on this request's hop (its CANCEL, or the ACK of a non-2xx,
+    /// §17.1.1.3, whose To comes from the response): its top Via, Max-Forwards, From, Call-ID,
+    /// CSeq number and Route set, and `to`.
+    pub fn hop_request(&self, method: Method, to: Option<&str>) -> Request {
+        let mut r = Request::new(method.clone(), self.uri.clone());
+        if let Some(v) = self.headers.first_value("Via") {
+            r.headers.push("Via", v.to_string());
+        }
+        r.headers.push(
+            "Max-Forwards",
+            self.headers.get("Max-Forwards").unwrap_or("70").to_string(),
+        );
+        if let Some(v) = self.headers.get("From") {
+            r.headers.push("From", v.to_string());
+        }
+        if let Some(v) = to {
+            r.headers.push("To", v.to_string());
+        }
+        if let Some(v) = self.headers.get("Call-ID") {
+            r.headers.push("Call-ID", v.to_string());
+        }
+        let seq = self
+            .headers
+            .get("CSeq")
+            .and_then(|c| c.split_whitespace().next())
+            .unwrap_or("1");
+        r.headers.push("CSeq", format!("{seq} {}", method.as_str()));
+        for route in self.headers.get_all("Route") {
+            r.headers.push("Route", route.to_string());
+        }
+        r
+    }
+
     /// An empty request.
     pub fn new(method: Method, uri: impl Into<String>) -> Request {
         Request {

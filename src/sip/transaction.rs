@@ -203,58 +203,13 @@ impl ClientTransaction {
     /// §17.1.1.3: the ACK for a non-2xx final response: same Request-URI, Call-ID, From, top
     /// Via and Route set as the INVITE, To from the response, CSeq method ACK.
     fn build_ack(&self, resp: &Response) -> Request {
-        let mut ack = Request::new(Method::Ack, self.request.uri.clone());
-        if let Some(v) = self.request.headers.values("Via").first() {
-            ack.headers.push("Via", v.to_string());
-        }
-        for name in ["Max-Forwards", "From"] {
-            if let Some(v) = self.request.headers.get(name) {
-                ack.headers.push(name, v.to_string());
-            }
-        }
-        if let Some(v) = resp.headers.get("To") {
-            ack.headers.push("To", v.to_string());
-        }
-        if let Some(v) = self.request.headers.get("Call-ID") {
-            ack.headers.push("Call-ID", v.to_string());
-        }
-        let seq = self
-            .request
-            .headers
-            .get("CSeq")
-            .and_then(|c| c.split_whitespace().next())
-            .unwrap_or("1")
-            .to_string();
-        ack.headers.push("CSeq", format!("{seq} ACK"));
-        for r in self.request.headers.get_all("Route") {
-            ack.headers.push("Route", r.to_string());
-        }
-        ack
+        self.request
+            .hop_request(Method::Ack, resp.headers.get("To"))
     }
 
-    /// §9.1: a CANCEL for this INVITE: same Request-URI, Call-ID, From, To, CSeq number and
-    /// Route set, and a single Via equal to the INVITE's top one.
+    /// §9.1: a CANCEL for this INVITE (Timer C), saying why.
     fn build_cancel(&self) -> Request {
-        let mut c = Request::new(Method::Cancel, self.request.uri.clone());
-        if let Some(v) = self.request.headers.values("Via").first() {
-            c.headers.push("Via", v.to_string());
-        }
-        for name in ["Max-Forwards", "From", "To", "Call-ID"] {
-            if let Some(v) = self.request.headers.get(name) {
-                c.headers.push(name, v.to_string());
-            }
-        }
-        let seq = self
-            .request
-            .headers
-            .get("CSeq")
-            .and_then(|c| c.split_whitespace().next())
-            .unwrap_or("1")
-            .to_string();
-        c.headers.push("CSeq", format!("{seq} CANCEL"));
-        for r in self.request.headers.get_all("Route") {
-            c.headers.push("Route", r.to_string());
-        }
+        let mut c = self.request.cancel();
         c.headers.push("Reason", "SIP;cause=408;text=\"Timer C\"");
         c
     }

@@ -570,13 +570,20 @@ impl Actor {
                 inc = sip.recv() => match inc {
                     Some(Incoming::Request(r)) => self.on_sip(r),
                     Some(Incoming::StrayResponse { .. }) => {}
-                    None => return,
+                    None => break,
                 },
                 cmd = cmds.recv() => match cmd {
                     Some(c) => self.on_cmd(c),
-                    None => return,
+                    None => break,
                 },
                 Some(i) = internal.recv() => self.on_internal(i),
+            }
+        }
+        // The client is gone: its MSRP legs close now, not whenever the last task holding a
+        // handle to one lets go (the relay forgets the session when its legs close).
+        for s in self.sessions.values() {
+            if let Some(c) = &s.conn {
+                c.close();
             }
         }
     }

@@ -539,22 +539,7 @@ impl Ue {
 
     /// CANCEL for a pending INVITE (RFC 3261 §9.1).
     pub async fn cancel(&mut self, invite: &Request) -> Response {
-        let mut c = Request::new(Method::Cancel, invite.uri.clone());
-        if let Some(v) = invite.headers.first_value("Via") {
-            c.headers.push("Via", v.to_string());
-        }
-        c.headers.push("Max-Forwards", "70");
-        for h in ["From", "To", "Call-ID"] {
-            if let Some(v) = invite.headers.get(h) {
-                c.headers.push(h, v.to_string());
-            }
-        }
-        let seq = invite
-            .headers
-            .get("CSeq")
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or("1");
-        c.headers.push("CSeq", format!("{seq} CANCEL"));
+        let c = invite.cancel();
         self.send_tx(c).final_response().await
     }
 }
