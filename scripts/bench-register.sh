@@ -13,7 +13,7 @@
 # flight), and each call's time runs from its first REGISTER, so there is no coordinated
 # omission while sipp keeps its schedule; sipp measures whole milliseconds.
 #
-#   scripts/bench-register.sh [USERS=5000] [SECONDS_PER_STEP=8] [RATES="1000 2000 3000 4000 5000 6000"] [EXTRAS=1]
+#   scripts/bench-register.sh [USERS=5000] [SECONDS_PER_STEP=8] [RATES="1000 2000 3000 4000 5000 6000"] [EXTRAS=1] [PERF=1 [PERF_OUT=FILE]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${USERS:-5000}
@@ -86,7 +86,7 @@ PY
 
 # PERF=1: perf samples the lab during the whole run; its top functions print at the end.
 if [ "${PERF:-0}" = 1 ]; then
-  perf record -F 499 -g -p $LAB -o "$WORK/perf.data" >/dev/null 2>&1 &
+  perf record -F ${PERF_HZ:-499} ${PERF_CALLGRAPH:--g} -p $LAB -o "$WORK/perf.data" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
 # -default_behaviors all,-bye: sipp would answer every failed call with a BYE (a REGISTER or
@@ -131,4 +131,6 @@ if [ "${PERF:-0}" = 1 ]; then
   echo "perf: the lab's top functions (self time):"
   perf report -i "$WORK/perf.data" --no-children --percent-limit 1 --stdio -g none 2>/dev/null \
     | grep -v '^#' | grep -v '^$' | head -40
+  # PERF_OUT=FILE keeps the samples (perf report -i FILE -g caller for the call chains).
+  if [ -n "${PERF_OUT:-}" ]; then cp "$WORK/perf.data" "$PERF_OUT"; fi
 fi

@@ -2,9 +2,11 @@
 //! transaction-stateful SIP proxy (RFC 3261 §16) with its IMS duties, plus the pieces of
 //! proxying they share.
 
+pub mod bindings;
 pub mod fork;
 pub mod icscf;
 pub mod ifc;
+pub mod nonces;
 pub mod pcscf;
 pub mod regevent;
 pub mod scscf;

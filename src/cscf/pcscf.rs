@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::bindings::BindingTable;
+pub use super::bindings::UeBinding;
 use super::{
     creates_dialog, forward_ack, forward_copy, forward_stray_response, in_dialog, next_hop,
     pop_own_route, proxy_to, reject, relay_responses,
@@ -19,22 +21,6 @@ use super::{
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
 use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Response, Transport};
-
-/// What the P-CSCF knows about a registered UE (TS 24.229 §5.2.2.5).
-#[derive(Debug, Clone)]
-pub struct UeBinding {
-    /// The UE's contact URI as registered.
-    pub contact: String,
-    /// Where the UE's requests came from, and the transport: terminating requests go back
-    /// over this flow.
-    pub flow: (SocketAddr, Transport),
-    /// Service-Route learnt from the 200 OK.
-    pub service_route: Vec<String>,
-    /// The implicitly registered public identities (P-Associated-URI).
-    pub associated: Vec<String>,
-    /// When the registration lapses.
-    pub expires_at: Instant,
-}
 
 /// The P-CSCF node.
 pub struct Pcscf {
@@ -47,7 +33,7 @@ pub struct Pcscf {
     domain: String,
     /// Registered UEs by contact URI: a user registered from two clients has two
     /// (TS 24.229 §5.2.2.5 keeps one set of parameters per registration flow).
-    bindings: Mutex<HashMap<String, UeBinding>>,
+    bindings: Mutex<BindingTable>,
     /// Subscribe to each registered user's reg event (TS 24.229 §5.2.3).
     subscribe_reg: std::sync::atomic::AtomicBool,
     /// Our reg subscriptions: default IMPU -> Call-ID.
@@ -71,7 +57,7 @@ impl Pcscf {
             subscribe_reg: std::sync::atomic::AtomicBool::new(false),
             reg_subs: Mutex::new(HashMap::new()),
             domain: domain.to_string(),
-            bindings: Mutex::new(HashMap::new()),
+            bindings: Mutex::new(BindingTable::default()),
         })
     }
 
@@ -103,15 +89,9 @@ impl Pcscf {
         let Ok(key) = crate::store::canonical_identity(impu) else {
             return Vec::new();
         };
-        let now = Instant::now();
         self.bindings
             .lock()
-            .map(|m| {
-                m.values()
-                    .filter(|b| b.expires_at > now && b.associated.contains(&key))
-                    .cloned()
-                    .collect()
-            })
+            .map(|m| m.of_identity(&key, Instant::now()))
             .unwrap_or_default()
     }
 
@@ -237,9 +217,7 @@ impl Pcscf {
         let terminated = terminated_aors(&body);
         if let Ok(mut m) = self.bindings.lock() {
             for aor in &terminated {
-                let before = m.len();
-                m.retain(|_, b| !b.associated.contains(aor));
-                if m.len() < before {
+                if m.remove_identities(std::slice::from_ref(aor)) > 0 {
                     tracing::info!(%aor, "binding removed: the S-CSCF says the registration ended");
                 }
             }
@@ -285,37 +263,20 @@ impl Pcscf {
 
     /// The binding whose flow a request came from (an originating request, TS 24.229 §5.2.6.3).
     fn binding_of_flow(&self, source: SocketAddr) -> Option<UeBinding> {
-        let now = Instant::now();
-        self.bindings
-            .lock()
-            .ok()?
-            .values()
-            .find(|b| b.flow.0 == source && b.expires_at > now)
-            .cloned()
+        self.bindings.lock().ok()?.of_flow(source, Instant::now())
     }
 
-    /// The binding whose contact a terminating request targets (§5.2.6.4).
+    /// The binding whose contact a terminating request targets (§5.2.6.4): host and port
+    /// identify the UE; its dialog Contact may use another user part, or name the TCP
+    /// connection it registered over (baresip does).
     fn binding_of_contact(&self, uri: &str) -> Option<UeBinding> {
-        let now = Instant::now();
         let target = crate::sip::Uri::parse(uri).ok()?;
+        let host = target.host()?;
+        let port = target.port().unwrap_or(5060);
         self.bindings
             .lock()
             .ok()?
-            .values()
-            .find(|b| {
-                // Host and port identify the UE; its dialog Contact may use another user
-                // part, or name the TCP connection it registered over (baresip does).
-                let host = target.host().map(str::to_ascii_lowercase);
-                let port = target.port().unwrap_or(5060);
-                let flow = b.flow.0;
-                b.expires_at > now
-                    && (crate::sip::Uri::parse(&b.contact).is_ok_and(|c| {
-                        c.host().map(str::to_ascii_lowercase) == host
-                            && c.port().unwrap_or(5060) == port
-                    }) || (host.as_deref() == Some(flow.ip().to_string().as_str())
-                        && port == flow.port()))
-            })
-            .cloned()
+            .of_target(host, port, Instant::now())
     }
 
     /// Non-REGISTER requests: originating ones from a registered UE go to the S-CSCF along the
@@ -526,24 +487,21 @@ impl Pcscf {
             return;
         };
         let now = Instant::now();
-        map.retain(|_, b| b.expires_at > now);
+        map.sweep(now);
         if registered.iter().any(|c| c.trim() == "*") {
-            map.retain(|_, b| !b.associated.iter().any(|a| associated.contains(a)));
+            map.remove_identities(&associated);
             return;
         }
         for contact in registered {
             match granted.get(contact).copied().filter(|e| *e > 0) {
                 Some(expires) => {
-                    map.insert(
-                        contact.clone(),
-                        UeBinding {
-                            contact: contact.clone(),
-                            flow: (source, transport),
-                            service_route: service_route.clone(),
-                            associated: associated.clone(),
-                            expires_at: now + Duration::from_secs(expires.into()),
-                        },
-                    );
+                    map.insert(UeBinding {
+                        contact: contact.clone(),
+                        flow: (source, transport),
+                        service_route: service_route.clone(),
+                        associated: associated.clone(),
+                        expires_at: now + Duration::from_secs(expires.into()),
+                    });
                 }
                 None => {
                     map.remove(contact);

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::ifc::{self, SessionCase};
-use super::regevent::{reginfo_xml, ContactEvent, RegSubscription};
+use super::nonces::NonceTable;
+use super::regevent::{reginfo_xml, ContactEvent, RegSubTable, RegSubscription};
 use super::{
     authorization_username, creates_dialog, forward_ack, forward_copy, forward_stray_response,
     in_dialog, next_hop, pop_own_route, proxy_to, reject, requested_expires,
@@ -93,6 +94,15 @@ enum Vector {
     Aka { rand: [u8; 16], xres: Vec<u8> },
 }
 
+impl super::nonces::Challenge for PendingAuth {
+    fn impi(&self) -> &str {
+        &self.impi
+    }
+    fn created(&self) -> Instant {
+        self.created
+    }
+}
+
 #[derive(Debug, Clone)]
 struct PendingAuth {
     impi: String,
@@ -138,12 +148,12 @@ pub struct Scscf {
     /// registration key (the default IMPU).
     regs: Mutex<HashMap<String, Registration>>,
     aliases: Mutex<HashMap<String, String>>,
-    pending: Mutex<HashMap<String, PendingAuth>>,
+    pending: Mutex<NonceTable<PendingAuth>>,
     as_ctx: Mutex<HashMap<String, AsContext>>,
     /// Profiles of unregistered users we serve (SAR UNREGISTERED_USER), by canonical IMPU.
     unreg_profiles: Mutex<HashMap<String, ImsSubscription>>,
     /// Subscriptions to the reg event package (RFC 3680), by Call-ID.
-    reg_subs: Mutex<HashMap<String, RegSubscription>>,
+    reg_subs: Mutex<RegSubTable>,
     failures: Mutex<HashMap<String, u32>>,
     session_seq: AtomicU64,
     /// What a REGISTER changed that others must hear about once its 200 OK is out (third-party
@@ -197,9 +207,9 @@ impl Scscf {
             as_wait: OnceLock::new(),
             regs: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(NonceTable::default()),
             as_ctx: Mutex::new(HashMap::new()),
-            reg_subs: Mutex::new(HashMap::new()),
+            reg_subs: Mutex::new(RegSubTable::default()),
             unreg_profiles: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             session_seq: AtomicU64::new(1),
@@ -1041,16 +1051,6 @@ impl Scscf {
         }
         if let Ok(mut p) = self.pending.lock() {
             let now = Instant::now();
-            let mine: Vec<(Instant, String)> = p
-                .iter()
-                .filter(|(_, v)| v.impi == impi)
-                .map(|(n, v)| (v.created, n.clone()))
-                .collect();
-            if mine.len() >= MAX_NONCES_PER_IMPI {
-                if let Some((_, oldest)) = mine.into_iter().min() {
-                    p.remove(&oldest);
-                }
-            }
             p.insert(
                 nonce,
                 PendingAuth {
@@ -1061,6 +1061,7 @@ impl Scscf {
                     last_nc: 0,
                     authenticated: false,
                 },
+                MAX_NONCES_PER_IMPI,
             );
         }
         let mut r = req.response(401, Some("Unauthorized"));
@@ -1500,7 +1501,7 @@ impl Scscf {
     async fn expire(&self) {
         let now = Instant::now();
         if let Ok(mut p) = self.pending.lock() {
-            p.retain(|_, v| now.duration_since(v.created) < NONCE_LIFETIME);
+            p.expire(now, NONCE_LIFETIME);
         }
         if let Ok(mut c) = self.as_ctx.lock() {
             // An AS that never sent the request back: forget it after the transaction limit.
@@ -1508,7 +1509,7 @@ impl Scscf {
         }
         if let Ok(mut m) = self.reg_subs.lock() {
             // RFC 6665 §4.1.2.4: a subscription not refreshed in time is over.
-            m.retain(|_, s| s.expires_at > now);
+            m.expire(now);
         }
         let mut lapsed = Vec::new();
         if let Ok(mut regs) = self.regs.lock() {
@@ -1772,7 +1773,7 @@ impl Scscf {
         let (all, mine) = self
             .reg_subs
             .lock()
-            .map(|m| (m.len(), m.values().filter(|s| s.aor == aor).count()))
+            .map(|m| (m.len(), m.count_for(aor)))
             .unwrap_or((0, 0));
         if all >= MAX_REG_SUBS || mine >= MAX_REG_SUBS_PER_AOR {
             let mut r = warn(
@@ -1827,7 +1828,7 @@ impl Scscf {
         // Stored first: `notify` moves its CSeq and version on in the table.
         if expires > 0 {
             if let Ok(mut m) = self.reg_subs.lock() {
-                m.insert(sub.call_id.clone(), sub.clone());
+                m.insert(sub.clone());
             }
         }
         if let Some(reg) = self.registration(aor) {
@@ -1870,11 +1871,7 @@ impl Scscf {
     /// Tells every subscriber to one of `reg`'s identities what happened (RFC 3680 §5).
     fn notify_all(&self, reg: &Registration, event: ContactEvent) {
         let subs: Vec<RegSubscription> = match self.reg_subs.lock() {
-            Ok(m) => m
-                .values()
-                .filter(|s| reg.impus.contains(&s.aor))
-                .cloned()
-                .collect(),
+            Ok(m) => m.watching(&reg.impus),
             Err(_) => return,
         };
         let keep = matches!(event, ContactEvent::Registered | ContactEvent::Refreshed);

@@ -463,11 +463,11 @@ pub fn short_msrp(line: String) -> String {
 /// Compares a ladder with the expected one; returns a readable diff when they differ.
 ///
 /// Two markers let an expected ladder say what concurrency allows: a line starting `~ ` is
-/// *floating* — it runs in a parallel lane (an ACK racing the MSRP binding) and may appear
-/// later than listed, but floating lines keep their order among themselves and never come
-/// before the fixed line listed above them; a line starting `! ` is a *barrier* — every
-/// floating line listed before it must have appeared by then. All other lines match exactly
-/// and in order.
+/// *floating* — it runs in a parallel lane (an ACK racing the MSRP binding, an MSRP 200 on
+/// its way back while HTTP goes on) and may appear anywhere after the fixed line listed
+/// above it, later than listed and in any order with other floating lines (each lane is
+/// its own); a line starting `! ` is a *barrier* — every floating line listed before it must
+/// have appeared by then. All other lines match exactly and in order.
 pub fn diff(expected: &[String], got: &[String]) -> Option<String> {
     if expected
         .iter()
@@ -491,26 +491,33 @@ fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
             fixed.push((l.clone(), false, floats.len()));
         }
     }
-    let (mut i, mut j) = (0usize, 0usize);
+    let mut seen = vec![false; floats.len()];
+    let mut i = 0usize;
     for (n, g) in got.iter().enumerate() {
-        if j < floats.len() && *g == floats[j].0 && floats[j].1 <= i {
-            j += 1;
+        // The earliest listed floating line of that text whose fixed line has passed.
+        if let Some(k) =
+            (0..floats.len()).find(|&k| !seen[k] && floats[k].1 <= i && *g == floats[k].0)
+        {
+            seen[k] = true;
             continue;
         }
         match fixed.get(i) {
             Some((text, barrier, before)) if g == text => {
-                if *barrier && j < *before {
+                if let Some(k) = (0..*before).find(|&k| *barrier && !seen[k]) {
                     return Some(format!(
                         "line {}: '{g}' came before '{}' (listed earlier, floating)\n",
                         n + 1,
-                        floats[j].0
+                        floats[k].0
                     ));
                 }
                 i += 1;
             }
             _ => {
                 let want_fixed = fixed.get(i).map(|f| f.0.as_str()).unwrap_or("(nothing)");
-                let want_float = floats.get(j).map(|f| f.0.as_str()).unwrap_or("(nothing)");
+                let want_float = (0..floats.len())
+                    .find(|&k| !seen[k] && floats[k].1 <= i)
+                    .map(|k| floats[k].0.as_str())
+                    .unwrap_or("(nothing)");
                 return Some(format!(
                     "line {}: got '{g}'\n  expected: '{want_fixed}' (or floating '{want_float}')\n{}",
                     n + 1,
@@ -522,6 +529,7 @@ fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
             }
         }
     }
+    let j = seen.iter().position(|s| !s).unwrap_or(floats.len());
     if i < fixed.len() || j < floats.len() {
         let missing = fixed
             .get(i)
@@ -548,4 +556,49 @@ fn plain_diff(expected: &[String], got: &[String]) -> Option<String> {
         ));
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff;
+
+    fn v(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn fixed_lines_match_in_order() {
+        assert!(diff(&v(&["a", "b"]), &v(&["a", "b"])).is_none());
+        assert!(diff(&v(&["a", "b"]), &v(&["b", "a"])).is_some());
+        assert!(diff(&v(&["a", "b"]), &v(&["a"])).is_some());
+    }
+
+    #[test]
+    fn floating_lines_are_separate_lanes_held_back_by_barriers() {
+        let want = v(&["a", "~ x", "~ y", "b", "c", "~ z", "! d", "e"]);
+        // As listed.
+        assert!(diff(&want, &v(&["a", "x", "y", "b", "c", "z", "d", "e"])).is_none());
+        // Late, and in any order among themselves (each runs in its own lane).
+        assert!(diff(&want, &v(&["a", "b", "z", "c", "y", "x", "d", "e"])).is_some());
+        assert!(diff(&want, &v(&["a", "b", "c", "z", "y", "x", "d", "e"])).is_none());
+        assert!(diff(&want, &v(&["a", "b", "y", "c", "z", "x", "d", "e"])).is_none());
+        // Never before the fixed line above it.
+        let e = diff(&want, &v(&["x", "a", "y", "b", "c", "z", "d", "e"])).unwrap();
+        assert!(e.contains("line 1: got 'x'"), "{e}");
+        // A barrier waits for every floating line listed before it.
+        let e = diff(&want, &v(&["a", "b", "c", "x", "z", "d", "y", "e"])).unwrap();
+        assert!(e.contains("'d' came before 'y'"), "{e}");
+        // A floating line that never comes is missing.
+        let e = diff(&v(&["a", "~ x", "b"]), &v(&["a", "b"])).unwrap();
+        assert!(e.contains("missing 'x'"), "{e}");
+    }
+
+    #[test]
+    fn a_floating_line_with_a_fixed_twin_takes_the_fixed_one_first() {
+        // Lab 09: the GET's 200 is fixed, the PUT's 200 floats after the PUT.
+        let want = v(&["GET", "200", "PUT", "~ 200", "SEND"]);
+        assert!(diff(&want, &v(&["GET", "200", "PUT", "SEND", "200"])).is_none());
+        assert!(diff(&want, &v(&["GET", "200", "PUT", "200", "SEND"])).is_none());
+        assert!(diff(&want, &v(&["200", "GET", "PUT", "200", "SEND"])).is_some());
+    }
 }

@@ -363,8 +363,13 @@ impl Endpoint {
     /// RFC 3261 §16.3 step 4: the request already passed through us unchanged.
     pub fn is_looping(&self, req: &Request) -> bool {
         let me = self.sent_by();
+        let vias = req.headers.values("Via");
+        // Most requests never passed here: no Via names us, nothing to hash or parse.
+        if !vias.iter().any(|v| v.contains(me.as_str())) {
+            return false;
+        }
         let h = format!("z9hG4bK{:016x}.", loop_hash(req));
-        req.headers.values("Via").iter().any(|v| {
+        vias.iter().any(|v| {
             Via::parse(v)
                 .map(|via| via.sent_by() == me && via.branch().is_some_and(|b| b.starts_with(&h)))
                 .unwrap_or(false)

@@ -6,8 +6,9 @@
 //! that answer goes out: the writer awaits [`Store::durable`] ([`GroupCommit`]), which runs
 //! the fsync off the async threads and shares it between everyone waiting.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -168,7 +169,15 @@ pub struct Store {
     subscribers: sled::Tree,
     impu: sled::Tree,
     hss_state: sled::Tree,
+    /// Decoded subscribers by private identity: the HSS reads one on every UAR, MAR, SAR and
+    /// LIR, and decoding its JSON (profile and iFCs) each time was the HSS's largest cost
+    /// under registration load. Every write through this type updates or drops the entry;
+    /// nothing else writes the tree. Bounded by [`CACHE_MAX`].
+    cache: Arc<Mutex<HashMap<String, Subscriber>>>,
 }
+
+/// Subscribers kept decoded ([`Store`]); past it an arbitrary entry makes room.
+const CACHE_MAX: usize = 100_000;
 
 impl Store {
     /// Opens (or creates) the store under `dir`. Fails if another process holds it.
@@ -182,6 +191,7 @@ impl Store {
             subscribers: db.open_tree("subscribers")?,
             impu: db.open_tree("impu")?,
             hss_state: db.open_tree("hss_state")?,
+            cache: Arc::default(),
             commit: GroupCommit::new(&db),
             db,
         })
@@ -260,7 +270,7 @@ impl Store {
             }
         }
         let json = serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.subscribers.insert(stored.impi.as_bytes(), json)?;
+        self.write_record(&stored.impi, Some(json))?;
         for i in &stored.impus {
             self.impu.insert(i.as_bytes(), stored.impi.as_bytes())?;
         }
@@ -269,12 +279,43 @@ impl Store {
 
     /// A subscriber by private identity.
     pub fn subscriber(&self, impi: &str) -> Result<Option<Subscriber>, StoreError> {
+        // Misses read the tree under the cache's lock, and writers hold it while they write,
+        // so a reader cannot put back a value a writer has just replaced.
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| StoreError::Corrupt("cache lock".into()))?;
+        if let Some(s) = cache.get(impi) {
+            return Ok(Some(s.clone()));
+        }
         match self.subscribers.get(impi.as_bytes())? {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("{impi}: {e}"))),
+            Some(v) => {
+                let sub: Subscriber = serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("{impi}: {e}")))?;
+                if cache.len() >= CACHE_MAX {
+                    if let Some(k) = cache.keys().next().cloned() {
+                        cache.remove(&k);
+                    }
+                }
+                cache.insert(impi.to_string(), sub.clone());
+                Ok(Some(sub))
+            }
             None => Ok(None),
         }
+    }
+
+    /// Writes (Some) or removes (None) a subscriber's record, keeping the cache in step.
+    fn write_record(&self, impi: &str, json: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| StoreError::Corrupt("cache lock".into()))?;
+        cache.remove(impi);
+        match json {
+            Some(j) => self.subscribers.insert(impi.as_bytes(), j)?,
+            None => self.subscribers.remove(impi.as_bytes())?,
+        };
+        Ok(())
     }
 
     /// The private identity owning a public identity.
@@ -317,7 +358,7 @@ impl Store {
         for i in &sub.impus {
             self.impu.remove(i.as_bytes())?;
         }
-        self.subscribers.remove(sub.impi.as_bytes())?;
+        self.write_record(&sub.impi, None)?;
         self.hss_state.remove(sub.impi.as_bytes())?;
         Ok(Some(sub))
     }
@@ -328,7 +369,7 @@ impl Store {
         if let Some(mut s) = self.subscriber(impi)? {
             s.aka.sqn = sqn;
             let json = serde_json::to_vec(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.subscribers.insert(impi.as_bytes(), json)?;
+            self.write_record(impi, Some(json))?;
         }
         Ok(())
     }
