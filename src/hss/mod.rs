@@ -261,8 +261,8 @@ impl Hss {
         ans
     }
 
-    fn lookup(&self, impi: &str, impu: &str) -> Result<Subscriber, CxResult> {
-        let by_impu = self.store.find(impu).ok().flatten();
+    fn lookup(&self, impi: &str, impu: &str) -> Result<Arc<Subscriber>, CxResult> {
+        let by_impu = self.store.find_shared(impu).ok().flatten();
         let Some(sub) = by_impu else {
             return Err(CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN));
         };
@@ -486,9 +486,9 @@ impl Hss {
         let found = if impu.is_empty() {
             sar.user_name
                 .as_deref()
-                .and_then(|n| self.store.subscriber(n).ok().flatten())
+                .and_then(|n| self.store.subscriber_shared(n).ok().flatten())
         } else {
-            self.store.find(&impu).ok().flatten()
+            self.store.find_shared(&impu).ok().flatten()
         };
         let Some(sub) = found else {
             ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN);
@@ -562,7 +562,7 @@ impl Hss {
             server_name: None,
             server_capabilities: None,
         };
-        match self.store.find(&lir.public_identity).ok().flatten() {
+        match self.store.find_shared(&lir.public_identity).ok().flatten() {
             None => ans.result = CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN),
             Some(sub) => {
                 let st = self.store.hss_state(&sub.impi).unwrap_or_default();

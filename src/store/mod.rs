@@ -173,7 +173,7 @@ pub struct Store {
     /// LIR, and decoding its JSON (profile and iFCs) each time was the HSS's largest cost
     /// under registration load. Every write through this type updates or drops the entry;
     /// nothing else writes the tree. Bounded by [`CACHE_MAX`].
-    cache: Arc<Mutex<HashMap<String, Subscriber>>>,
+    cache: Arc<Mutex<HashMap<String, Arc<Subscriber>>>>,
 }
 
 /// Subscribers kept decoded ([`Store`]); past it an arbitrary entry makes room.
@@ -279,6 +279,12 @@ impl Store {
 
     /// A subscriber by private identity.
     pub fn subscriber(&self, impi: &str) -> Result<Option<Subscriber>, StoreError> {
+        Ok(self.subscriber_shared(impi)?.map(|s| (*s).clone()))
+    }
+
+    /// A subscriber by private identity, shared with the cache (no copy: the HSS reads one
+    /// per Cx request).
+    pub fn subscriber_shared(&self, impi: &str) -> Result<Option<Arc<Subscriber>>, StoreError> {
         // Misses read the tree under the cache's lock, and writers hold it while they write,
         // so a reader cannot put back a value a writer has just replaced.
         let mut cache = self
@@ -290,8 +296,10 @@ impl Store {
         }
         match self.subscribers.get(impi.as_bytes())? {
             Some(v) => {
-                let sub: Subscriber = serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("{impi}: {e}")))?;
+                let sub: Arc<Subscriber> = Arc::new(
+                    serde_json::from_slice(&v)
+                        .map_err(|e| StoreError::Corrupt(format!("{impi}: {e}")))?,
+                );
                 if cache.len() >= CACHE_MAX {
                     if let Some(k) = cache.keys().next().cloned() {
                         cache.remove(&k);
@@ -331,11 +339,16 @@ impl Store {
 
     /// A subscriber by private or public identity.
     pub fn find(&self, id: &str) -> Result<Option<Subscriber>, StoreError> {
-        if let Some(s) = self.subscriber(id)? {
+        Ok(self.find_shared(id)?.map(|s| (*s).clone()))
+    }
+
+    /// [`Store::find`] without a copy.
+    pub fn find_shared(&self, id: &str) -> Result<Option<Arc<Subscriber>>, StoreError> {
+        if let Some(s) = self.subscriber_shared(id)? {
             return Ok(Some(s));
         }
         match self.impi_of(id)? {
-            Some(impi) => self.subscriber(&impi),
+            Some(impi) => self.subscriber_shared(&impi),
             None => Ok(None),
         }
     }
@@ -425,6 +438,40 @@ mod tests {
         assert!(st.find("tel:+15550001").expect("find").is_some());
         assert!(st.remove("u1@ims.lab").expect("remove").is_some());
         assert!(st.find("sip:u1@ims.lab").expect("find").is_none());
+    }
+
+    #[test]
+    fn reads_see_every_write_through_the_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = Store::open(dir.path()).expect("open");
+        st.put_subscriber(&sub("u1@ims.lab", &["sip:u1@ims.lab", "tel:+1"]))
+            .expect("put");
+        // Cached now (by IMPI, found by IMPU).
+        assert!(st
+            .find("tel:+1")
+            .expect("find")
+            .is_some_and(|s| s.aka.sqn != 42));
+        st.set_sqn("u1@ims.lab", 42).expect("sqn");
+        assert_eq!(
+            st.find_shared("sip:u1@ims.lab")
+                .expect("find")
+                .map(|s| s.aka.sqn),
+            Some(42)
+        );
+        // A changed identity set moves the index and the cached copy.
+        st.put_subscriber(&sub("u1@ims.lab", &["sip:u1@ims.lab"]))
+            .expect("put");
+        assert!(st.find("tel:+1").expect("find").is_none());
+        assert_eq!(
+            st.subscriber("u1@ims.lab")
+                .expect("get")
+                .map(|s| s.impus.len()),
+            Some(1)
+        );
+        // A clone of the store shares the cache: its removal is seen here.
+        let other = st.clone();
+        assert!(other.remove("u1@ims.lab").expect("remove").is_some());
+        assert!(st.subscriber("u1@ims.lab").expect("get").is_none());
     }
 
     #[tokio::test]
