@@ -77,13 +77,16 @@ echo "idle RSS: $(rss) MiB"
 SECS=$((MINUTES * 60))
 P=127.0.0.1:29060
 
-# sipp: the callee UAS (s2), then the senders registered from the ports they send from.
-sipp $P -sf "$S/register_digest.xml" -inf s2.csv -p 39002 -i 127.0.0.1 -m 1 -nostdin >/dev/null 2>&1
+# sipp: the callee UAS (s2), then the senders registered from the ports they send from. Their
+# sockets stay busy with the load, so nothing can refresh these registrations: they ask for
+# the whole run (the registrar grants at most 7,200 s, so runs past ~110 minutes lose them).
+sed "s/Expires: 600/Expires: $((SECS + 600))/" "$S/register_digest.xml" > register_long.xml
+sipp $P -sf register_long.xml -inf s2.csv -p 39002 -i 127.0.0.1 -m 1 -nostdin >/dev/null 2>&1
 sipp -sf "$S/uas_message_call.xml" -p 39002 -i 127.0.0.1 -nostdin >/dev/null 2>&1 &
 PIDS+=($!)
 for s in s1 s3; do
   port=$([ $s = s1 ] && echo 39001 || echo 39003)
-  sipp $P -sf "$S/register_digest.xml" -inf $s.csv -p $port -i 127.0.0.1 -m 1 -nostdin >/dev/null 2>&1
+  sipp $P -sf register_long.xml -inf $s.csv -p $port -i 127.0.0.1 -m 1 -nostdin >/dev/null 2>&1
 done
 sipp_run() {  # name scenario csv port rate
   (mkdir -p "$1" && cd "$1" && exec sipp $P -sf "$2" -inf "$WORK/$3" -p "$4" -i 127.0.0.1 \

@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rcslab::auth::digest::{Challenge, Credentials};
+use rcslab::sip::stateless::refusal;
 use rcslab::sip::{frame, salvage_request, CSeq, Frame, NameAddr, SipMessage, Uri, Via};
 
 fuzz_target!(|data: &[u8]| {
@@ -32,9 +33,22 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = salvage_request(data);
+    // The 503 built from the raw bytes (overload shedding at the socket) never panics; for a
+    // request we parse it is a response we parse, to the same Call-ID and CSeq.
+    let src: std::net::SocketAddr = "127.0.0.1:5060".parse().unwrap();
+    let refused = refusal(data, src, 503, "Service Unavailable", &[("Retry-After", "2")]);
     let Ok(m) = SipMessage::parse(data) else {
         return;
     };
+    if let (Some((bytes, _)), SipMessage::Request(req)) = (&refused, &m) {
+        match SipMessage::parse(bytes) {
+            Ok(SipMessage::Response(r)) => {
+                assert_eq!(r.status, 503);
+                assert_eq!(r.headers.get("Call-ID"), req.headers.get("Call-ID"));
+            }
+            other => panic!("the refusal of a request we parse does not parse: {other:?}"),
+        }
+    }
     let h = m.headers();
     let _ = (m.call_id(), m.cseq(), m.top_via());
     for v in h.values("Via") {

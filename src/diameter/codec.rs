@@ -95,6 +95,8 @@ pub const DIAMETER_COMMAND_UNSUPPORTED: u32 = 3001;
 pub const DIAMETER_UNABLE_TO_DELIVER: u32 = 3002;
 /// DIAMETER_APPLICATION_UNSUPPORTED
 pub const DIAMETER_APPLICATION_UNSUPPORTED: u32 = 3007;
+/// Result-Code: the peer has more requests in hand than it takes (RFC 6733 §7.1.3).
+pub const DIAMETER_TOO_BUSY: u32 = 3004;
 /// DIAMETER_INVALID_HDR_BITS
 pub const DIAMETER_INVALID_HDR_BITS: u32 = 3008;
 /// DIAMETER_INVALID_AVP_BITS
@@ -140,6 +142,9 @@ pub enum DiameterError {
     /// The connection is gone.
     #[error("Diameter connection closed")]
     Closed,
+    /// The connection has as many requests in flight (or bytes queued) as it takes.
+    #[error("Diameter connection busy: too many requests in flight")]
+    Busy,
     /// The peer refused the capabilities exchange.
     #[error("capabilities exchange failed: {0}")]
     Handshake(String),

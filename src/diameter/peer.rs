@@ -69,12 +69,24 @@ pub trait DiameterHandler: Send + Sync + 'static {
     fn handle(&self, from: PeerInfo, request: Message) -> BoxFuture<'static, Message>;
 }
 
+/// Messages queued for writing on one connection; past it a request fails with
+/// [`DiameterError::Busy`] (an answer that cannot be queued is dropped, as on a lost link).
+const OUT_QUEUE: usize = 4096;
+/// Our requests awaiting an answer on one connection.
+const MAX_PENDING: usize = 4096;
+/// The peer's requests being answered at once on one connection.
+const MAX_SERVING: usize = 1024;
+/// Queued messages are written together up to about this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
+
 struct Inner {
     info: PeerInfo,
     local: LocalPeer,
     local_addr: SocketAddr,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::Sender<Vec<u8>>,
     pending: Mutex<HashMap<u32, oneshot::Sender<Message>>>,
+    /// Requests from the peer being answered now (at most [`MAX_SERVING`]).
+    serving: Arc<tokio::sync::Semaphore>,
     next_id: AtomicU32,
     /// True while open; set to false once, which ends the reader and writer tasks (and so
     /// closes the socket).
@@ -261,7 +273,7 @@ impl Peer {
         shutdown: Option<watch::Receiver<bool>>,
         watchdog: bool,
     ) -> Peer {
-        let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(OUT_QUEUE);
         let (open, _) = watch::channel(true);
         let peer = Peer {
             inner: Arc::new(Inner {
@@ -270,6 +282,7 @@ impl Peer {
                 local_addr,
                 out,
                 pending: Mutex::new(HashMap::new()),
+                serving: Arc::new(tokio::sync::Semaphore::new(MAX_SERVING)),
                 next_id: AtomicU32::new(rand::random::<u32>() & 0x00ff_ffff),
                 open,
                 trace,
@@ -283,7 +296,14 @@ impl Peer {
                     // Closed: what was queued before (a DPA) still goes out, then the FIN.
                     _ = writer.closed() => out_rx.try_recv().ok(),
                 };
-                let Some(b) = b else { break };
+                let Some(mut b) = b else { break };
+                // What queued up meanwhile goes out in the same write.
+                while b.len() < WRITE_BATCH {
+                    match out_rx.try_recv() {
+                        Ok(more) => b.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
                 if tokio::time::timeout(writer.inner.local.request_timeout, wr.write_all(&b))
                     .await
                     .map_or(true, |r| r.is_err())
@@ -385,11 +405,24 @@ impl Peer {
                     ));
                 }
                 _ => {
+                    // A bounded number answered at once; past it the peer hears TOO_BUSY at
+                    // once (RFC 6733 §7.1.3) rather than its requests piling up here.
+                    let Ok(permit) = i.serving.clone().try_acquire_owned() else {
+                        crate::warn_limited!("diameter.busy", peer = %i.info.origin_host, "Diameter requests beyond {MAX_SERVING} in hand answered DIAMETER_TOO_BUSY");
+                        self.send_answer(Message::error_answer(
+                            &msg,
+                            DIAMETER_TOO_BUSY,
+                            None,
+                            Some("too many requests in hand"),
+                        ));
+                        continue;
+                    };
                     let me = self.clone();
                     let h = handler.clone();
                     tokio::spawn(async move {
                         let (hbh, e2e) = (msg.hop_by_hop, msg.end_to_end);
                         let mut a = h.handle(me.inner.info.clone(), msg).await;
+                        drop(permit);
                         a.hop_by_hop = hbh;
                         a.end_to_end = e2e;
                         me.send_answer(a);
@@ -442,7 +475,10 @@ impl Peer {
             &bytes,
             || m.command_name(),
         );
-        i.out.send(bytes).map_err(|_| DiameterError::Closed)
+        i.out.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => DiameterError::Busy,
+            mpsc::error::TrySendError::Closed(_) => DiameterError::Closed,
+        })
     }
 
     fn send_answer(&self, a: Message) {
@@ -463,6 +499,9 @@ impl Peer {
         m.end_to_end = id ^ ((std::process::id() & 0xfff) << 20);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.inner.pending.lock() {
+            if p.len() >= MAX_PENDING {
+                return Err(DiameterError::Busy);
+            }
             p.insert(id, tx);
         }
         if let Err(e) = self.write(&m) {

@@ -24,6 +24,7 @@ use crate::sip::limits::{Admission, Permit, Shed, SipLimits};
 use crate::sip::message::{
     new_branch, salvage_request, Method, Request, Response, SipMessage, MAX_MESSAGE_SIZE,
 };
+use crate::sip::stateless::{response_destination, stamp_via};
 use crate::sip::transaction::{ClientEvent, ClientTransaction, ServerTransaction, TimerConfig};
 use crate::sip::transport::{Datagram, SipTransport, Transport, TransportStats};
 use crate::trace::Trace;
@@ -58,7 +59,8 @@ pub struct IncomingRequest {
 enum ServerInput {
     Retransmission,
     Ack,
-    Respond(Response),
+    // Boxed: every transaction's channel allocates room for 32 of these up front.
+    Respond(Box<Response>),
     Dropped,
 }
 
@@ -79,7 +81,7 @@ impl ServerTx {
     /// Sends a response within the transaction (ignored for ACK, which has none).
     pub fn respond(&self, response: Response) {
         if let Some(i) = &self.input {
-            let _ = i.send(ServerInput::Respond(response));
+            let _ = i.send(ServerInput::Respond(Box::new(response)));
         }
     }
 }
@@ -108,7 +110,7 @@ impl ClientTx {
         }
         let ev = self.events.recv().await;
         let resp = match ev {
-            Some(ClientEvent::Response(r)) => r,
+            Some(ClientEvent::Response(r)) => *r,
             Some(ClientEvent::Timeout) | None => {
                 let mut r = self.request.response(408, None);
                 r.headers
@@ -181,7 +183,7 @@ struct Inner {
     transport: Arc<SipTransport>,
     /// Forwarded INVITEs by the branch of the INVITE received: several when it was forked.
     invites: Mutex<HashMap<String, Vec<PendingInvite>>>,
-    clients: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
+    clients: Mutex<HashMap<String, mpsc::UnboundedSender<Box<Response>>>>,
     servers: Mutex<HashMap<String, ServerSlot>>,
     timers: TimerConfig,
     admission: Arc<Admission>,
@@ -249,14 +251,16 @@ impl Endpoint {
         trace: Trace,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<(Endpoint, mpsc::UnboundedReceiver<Incoming>)> {
-        let (transport, raw) = SipTransport::bind(addr, limits, trace, shutdown.clone()).await?;
+        let (transport, raw) =
+            SipTransport::bind(name, addr, limits, trace, shutdown.clone()).await?;
+        let admission = transport.admission().clone();
         let inner = Arc::new(Inner {
             transport,
             clients: Mutex::new(HashMap::new()),
             invites: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             timers,
-            admission: Admission::new(limits),
+            admission,
             name: name.to_string(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
@@ -508,30 +512,6 @@ fn loop_hash(req: &Request) -> u64 {
     h.finish()
 }
 
-/// Where a response to a request with this top Via goes (RFC 3261 §18.2.2, RFC 3581 §4).
-/// `source` is the packet source when known (the request as we received it).
-fn response_destination(via: &Via, source: Option<SocketAddr>) -> Option<(SocketAddr, Transport)> {
-    let transport = Transport::parse(&via.transport).unwrap_or(Transport::Udp);
-    if let (Some(src), Transport::Tcp) = (source, transport) {
-        return Some((src, transport));
-    }
-    // RFC 3581 §4: with rport, answer to the packet's source address and port.
-    if let (Some(src), Some(_)) = (source, via.rport()) {
-        return Some((src, transport));
-    }
-    let host = via.received().unwrap_or(&via.host);
-    let port = match via.rport() {
-        Some(Some(p)) => p,
-        _ => via.port.unwrap_or(5060),
-    };
-    let ip: std::net::IpAddr = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
-    Some((SocketAddr::new(ip, port), transport))
-}
-
 /// Sends without making the dispatch loop wait (a TCP connect may take its timeout).
 fn send_detached(inner: &Arc<Inner>, transport: Transport, dest: SocketAddr, bytes: Bytes) {
     let net = inner.transport.clone();
@@ -582,6 +562,7 @@ async fn dispatch(
         };
         let Some(inner) = inner.upgrade() else { return };
         inner.transport.taken(d.bytes.len());
+        inner.transport.queued_for(d.at.elapsed());
         if d.oversized {
             tracing::debug!(node = %inner.name, source = %d.source, "message larger than {MAX_MESSAGE_SIZE} bytes");
             if let Some(req) = salvage_request(&d.bytes) {
@@ -634,13 +615,7 @@ async fn on_request(
         return;
     };
     // RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
-    let src_ip = source.ip().to_string();
-    if via.host.trim_start_matches('[').trim_end_matches(']') != src_ip || via.rport().is_some() {
-        via.params.set("received", Some(src_ip));
-    }
-    if via.rport().is_some() {
-        via.params.set("rport", Some(source.port().to_string()));
-    }
+    stamp_via(&mut via, source);
     req.headers.pop_first_value("Via");
     req.headers.push_front("Via", via.to_string());
 
@@ -737,7 +712,7 @@ async fn on_request(
         (fallback, permit),
     ));
     if let Some(t) = trying {
-        let _ = in_tx.send(ServerInput::Respond(t));
+        let _ = in_tx.send(ServerInput::Respond(Box::new(t)));
     }
     let tx = ServerTx { input: Some(in_tx) };
     // RFC 3261 §16.3 step 3: Max-Forwards 0 is answered here for every node.
@@ -775,14 +750,12 @@ fn on_response(
         .unwrap_or(Method::Other(String::new()));
     let key = client_key(&branch, &method);
     let target = inner.clients.lock().ok().and_then(|c| c.get(&key).cloned());
-    match target {
-        Some(t) if t.send(resp.clone()).is_ok() => {}
-        _ => {
-            let _ = out.send(Incoming::StrayResponse {
-                response: resp,
-                source,
-            });
-        }
+    let stray = match target {
+        Some(t) => t.send(Box::new(resp)).err().map(|e| *e.0),
+        None => Some(resp),
+    };
+    if let Some(response) = stray {
+        let _ = out.send(Incoming::StrayResponse { response, source });
     }
 }
 
@@ -791,7 +764,7 @@ async fn run_client(
     net: Arc<SipTransport>,
     mut txn: ClientTransaction,
     key: String,
-    mut responses: mpsc::UnboundedReceiver<Response>,
+    mut responses: mpsc::UnboundedReceiver<Box<Response>>,
     events: mpsc::UnboundedSender<ClientEvent>,
     (dest, transport): (SocketAddr, Transport),
 ) {
@@ -820,7 +793,7 @@ async fn run_client(
         let deadline = txn.poll_timeout();
         tokio::select! {
             r = responses.recv() => match r {
-                Some(r) => txn.on_response(Instant::now(), r),
+                Some(r) => txn.on_response(Instant::now(), *r),
                 None => break,
             },
             _ = sleep_until(deadline) => txn.on_timeout(Instant::now()),
@@ -877,7 +850,7 @@ async fn run_server(
                 Some(ServerInput::Ack) => txn.on_ack(Instant::now()),
                 Some(ServerInput::Respond(r)) => {
                     let status = r.status;
-                    let bytes = Bytes::from(SipMessage::Response(r).to_bytes());
+                    let bytes = Bytes::from(SipMessage::Response(*r).to_bytes());
                     txn.send_response(Instant::now(), status, bytes);
                 }
                 Some(ServerInput::Dropped) | None => {

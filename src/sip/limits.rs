@@ -161,6 +161,16 @@ impl Admission {
         })
     }
 
+    /// True when a new out-of-dialog request would be refused for the node's budget.
+    pub fn is_full(&self) -> bool {
+        self.active.load(Ordering::Relaxed) >= self.limits.max_transactions
+    }
+
+    /// Counts a request refused before it reached admission (at the socket).
+    pub fn count_shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Transactions admitted and not yet finished.
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Relaxed)

@@ -58,7 +58,7 @@ impl Default for TimerConfig {
 #[derive(Debug, Clone)]
 pub enum ClientEvent {
     /// A response to pass up (provisional or final; retransmissions are absorbed).
-    Response(Response),
+    Response(Box<Response>),
     /// Timer B or F fired without a final response (the TU treats this as 408).
     Timeout,
     /// Timer C fired after a provisional response: the transaction CANCELs the INVITE (see
@@ -160,7 +160,7 @@ impl ClientTransaction {
                         self.interval = self.cfg.t2;
                     }
                     if !self.abandoned {
-                        self.events.push_back(ClientEvent::Response(resp));
+                        self.events.push_back(ClientEvent::Response(Box::new(resp)));
                     }
                     return;
                 }
@@ -187,7 +187,7 @@ impl ClientTransaction {
                     self.linger_until = Some(now + linger);
                 }
                 if !self.abandoned {
-                    self.events.push_back(ClientEvent::Response(resp));
+                    self.events.push_back(ClientEvent::Response(Box::new(resp)));
                 }
             }
             ClientState::Completed => {
@@ -276,7 +276,7 @@ impl ClientTransaction {
             let mut r = self.request.response(503, Some("Service Unavailable"));
             r.headers
                 .push("Reason", "SIP;cause=503;text=\"transport error\"");
-            self.events.push_back(ClientEvent::Response(r));
+            self.events.push_back(ClientEvent::Response(Box::new(r)));
         }
     }
 

@@ -26,8 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
-use crate::sip::limits::SipLimits;
+use crate::sip::limits::{Admission, SipLimits};
 use crate::sip::message::{frame, Frame, MAX_MESSAGE_SIZE};
+use crate::sip::stateless;
 use crate::trace::{first_line, Direction, Protocol, Trace};
 
 /// The transport a message travelled on.
@@ -81,6 +82,8 @@ pub struct Datagram {
     pub transport: Transport,
     /// Only the head of a message too large to take arrived (its body was skipped).
     pub oversized: bool,
+    /// When it was read off the socket (the dispatcher measures how long it queued).
+    pub at: Instant,
 }
 
 /// What a transport has refused or dropped so far, and its open connections.
@@ -90,6 +93,8 @@ pub struct TransportStats {
     pub tcp_connections: usize,
     /// Datagrams dropped because the inbound queue was full.
     pub udp_dropped: u64,
+    /// Requests refused with 503 at the socket, before parsing (the node was overloaded).
+    pub shed_at_socket: u64,
     /// Accepted TCP connections closed at once (the cap was reached).
     pub tcp_refused: u64,
     /// TCP connections closed for idleness or an incomplete message.
@@ -100,6 +105,7 @@ pub struct TransportStats {
 struct Counters {
     tcp_connections: AtomicUsize,
     udp_dropped: AtomicU64,
+    shed_at_socket: AtomicU64,
     tcp_refused: AtomicU64,
     tcp_timed_out: AtomicU64,
     /// When a "cap reached" warning was last logged (ms since start), to log it rarely.
@@ -133,12 +139,34 @@ pub struct SipTransport {
     /// Bytes the inbound queue may still take ([`SipLimits::inbound_bytes`]); the dispatcher
     /// gives them back with [`SipTransport::taken`].
     budget: Arc<tokio::sync::Semaphore>,
+    /// The node's name (the agent of a 503's Warning).
+    name: String,
+    /// The node's admission control (its transactions in progress).
+    admission: Arc<Admission>,
+    /// Until when (ms since `started`) the node counts as lagging: set [`LAG_HOLD`] ahead each
+    /// time a message waited longer than [`QUEUE_DELAY_HIGH`] between the socket and the
+    /// dispatcher, cleared when one waited less than [`QUEUE_DELAY_LOW`]. It lapses by itself,
+    /// so that once requests are refused at the socket (and so no longer measured) some are
+    /// let through again to probe the queue.
+    lagging_until: AtomicU64,
 }
+
+/// How long one observation of a lagging queue keeps the node refusing new requests.
+pub const LAG_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Queueing delay between the socket and the node's dispatcher past which the node counts as
+/// overloaded: new out-of-dialog requests arriving over UDP are then refused at the socket.
+/// (A node that keeps up reads each message within a millisecond or two; when the CPU is
+/// saturated the queue grows, and every request it admits only adds to everyone's delay.)
+pub const QUEUE_DELAY_HIGH: std::time::Duration = std::time::Duration::from_millis(20);
+/// The delay under which it counts as keeping up again.
+pub const QUEUE_DELAY_LOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl SipTransport {
     /// Binds UDP and TCP on `addr` (port 0 picks one free port for both) and starts the
     /// receive loops. Every message read is sent to the returned receiver.
     pub async fn bind(
+        name: &str,
         addr: SocketAddr,
         limits: SipLimits,
         trace: Trace,
@@ -164,10 +192,72 @@ impl SipTransport {
                     .inbound_bytes
                     .clamp(MAX_MESSAGE_SIZE + 1, tokio::sync::Semaphore::MAX_PERMITS),
             )),
+            name: name.to_string(),
+            admission: Admission::new(limits),
+            lagging_until: AtomicU64::new(0),
         });
         tokio::spawn(udp_loop(t.clone()));
         tokio::spawn(accept_loop(t.clone(), tcp));
         Ok((t, rx))
+    }
+
+    /// The node's admission control.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
+    }
+
+    /// The dispatcher took a message that waited `delay` since it was read.
+    pub fn queued_for(&self, delay: std::time::Duration) {
+        if delay > QUEUE_DELAY_HIGH {
+            let until = self.now_ms() + LAG_HOLD.as_millis() as u64;
+            if self.lagging_until.swap(until, Ordering::Relaxed) == 0 {
+                tracing::debug!(node = %self.name, ?delay, "inbound queue lagging: refusing new requests at the socket");
+            }
+        } else if delay < QUEUE_DELAY_LOW {
+            self.lagging_until.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// True when a new out-of-dialog request should be refused before it is parsed: the node
+    /// is at its transaction budget, its inbound queue lags, or the queue is half full.
+    fn overloaded(&self) -> bool {
+        self.admission.is_full()
+            || self.now_ms() < self.lagging_until.load(Ordering::Relaxed)
+            || self.inbound.capacity() * 2 < self.limits.inbound_queue.max(1)
+    }
+
+    /// Answers an out-of-dialog request 503 from its bytes (see [`stateless::refusal`]); false
+    /// when `data` is not one this can refuse (it then goes the normal way).
+    fn refuse_at_socket(&self, data: &[u8], source: SocketAddr) -> bool {
+        let retry = self.admission.limits().retry_after_secs.to_string();
+        let warning = format!("399 {} \"overloaded\"", self.name);
+        let Some((reply, dest)) = stateless::refusal(
+            data,
+            source,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", &retry), ("Warning", &warning)],
+        ) else {
+            return false;
+        };
+        self.counters.shed_at_socket.fetch_add(1, Ordering::Relaxed);
+        self.admission.count_shed();
+        self.trace.record(
+            Direction::Sent,
+            Protocol::SipUdp,
+            self.local,
+            dest,
+            &reply,
+            || first_line(&reply),
+        );
+        // Never wait here: if the socket's send buffer is full the 503 is lost, as the
+        // request would have been.
+        let _ = self.udp.try_send_to(&reply, dest);
+        true
     }
 
     /// The flight recorder this transport writes to.
@@ -191,6 +281,7 @@ impl SipTransport {
         TransportStats {
             tcp_connections: c.tcp_connections.load(Ordering::Relaxed),
             udp_dropped: c.udp_dropped.load(Ordering::Relaxed),
+            shed_at_socket: c.shed_at_socket.load(Ordering::Relaxed),
             tcp_refused: c.tcp_refused.load(Ordering::Relaxed),
             tcp_timed_out: c.tcp_timed_out.load(Ordering::Relaxed),
         }
@@ -353,7 +444,24 @@ impl SipTransport {
                 tokio::select! {
                     b = rx.recv() => match b {
                         Some(b) => {
-                            if wr.write_all(&b).await.is_err() {
+                            // What queued up meanwhile goes out in the same write (one syscall
+                            // and one segment for a burst instead of one per message).
+                            let r = match rx.try_recv() {
+                                Err(_) => wr.write_all(&b).await,
+                                Ok(next) => {
+                                    let mut batch = BytesMut::with_capacity(4 * b.len());
+                                    batch.extend_from_slice(&b);
+                                    batch.extend_from_slice(&next);
+                                    while batch.len() < WRITE_BATCH {
+                                        match rx.try_recv() {
+                                            Ok(more) => batch.extend_from_slice(&more),
+                                            Err(_) => break,
+                                        }
+                                    }
+                                    wr.write_all(&batch).await
+                                }
+                            };
+                            if r.is_err() {
                                 break;
                             }
                         }
@@ -398,10 +506,27 @@ impl SipTransport {
 
 /// Binds UDP and TCP on the same port, retrying when port 0 gave a UDP port whose TCP twin is
 /// taken.
+/// The UDP receive buffer a node asks for. A burst (a flood, or many UEs re-registering at
+/// once) then waits in the kernel for the moment the node needs to read it — and to refuse
+/// what it cannot take with a 503 — instead of being dropped unseen. The kernel caps it at
+/// `net.core.rmem_max` (4 MiB on most current distributions, 208 KiB on older ones).
+pub const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
+fn widen_receive_buffer(udp: &UdpSocket) {
+    let sock = socket2::SockRef::from(udp);
+    if let Err(e) = sock.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        tracing::debug!(error = %e, "cannot widen the SIP UDP receive buffer");
+    }
+}
+
+/// Messages queued for one TCP connection are written together up to about this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
+
 async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     let mut last = None;
     for _ in 0..20 {
         let udp = UdpSocket::bind(addr).await?;
+        widen_receive_buffer(&udp);
         let port = udp.local_addr()?.port();
         let mut tcp_addr = addr;
         tcp_addr.set_port(port);
@@ -440,6 +565,11 @@ async fn udp_loop(t: Arc<SipTransport>) {
             data,
             || first_line(data),
         );
+        // Overloaded: a new request is refused here, for the cost of reading its head, rather
+        // than queued behind the work the node already cannot keep up with.
+        if n <= MAX_MESSAGE_SIZE && t.overloaded() && t.refuse_at_socket(data, source) {
+            continue;
+        }
         // A datagram too large to take: its head goes up alone (the endpoint answers 513).
         let oversized = n > MAX_MESSAGE_SIZE;
         let bytes = if oversized {
@@ -457,6 +587,7 @@ async fn udp_loop(t: Arc<SipTransport>) {
             source,
             transport: Transport::Udp,
             oversized,
+            at: Instant::now(),
         };
         let room = t
             .budget
@@ -611,6 +742,7 @@ impl Reader {
                 source: self.remote,
                 transport: Transport::Tcp,
                 oversized,
+                at: Instant::now(),
             })
             .await
             .is_ok();

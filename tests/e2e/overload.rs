@@ -142,6 +142,86 @@ async fn past_the_budget_new_calls_get_503_with_retry_after_and_calls_in_progres
     lab.shutdown().await;
 }
 
+/// A full node refuses a burst of new requests at its socket, before parsing them: every one
+/// gets its 503 with Retry-After (none is dropped silently), each answer matches its request
+/// (Call-ID, CSeq, the Via with `received` and `rport` filled in), and in-dialog requests still
+/// reach the node.
+#[tokio::test]
+async fn a_burst_at_a_full_node_is_refused_at_the_socket_with_503_for_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    // One ringing call holds both of the P-CSCF's transactions.
+    let lab = lab_with(
+        dir.path(),
+        "default_ifc = []\n[sip]\nmax_transactions = 2\nmax_transactions_per_source = 0\nretry_after_secs = 3\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    let bob_task = ring_forever(bob);
+    let (inv, tx, r) = ring(&mut alice).await;
+    assert_eq!(r.status, 180, "{r:?}");
+    let before: u64 = lab
+        .sip_load()
+        .iter()
+        .map(|(_, l)| l.transport.shed_at_socket)
+        .sum();
+
+    let s = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let me = s.local_addr().unwrap();
+    const N: usize = 200;
+    // Read while sending: 200 answers left unread would overflow the socket's buffer.
+    let rx = s.clone();
+    let reader = tokio::spawn(async move {
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = vec![0u8; 65536];
+        while seen.len() < N {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), rx.recv_from(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {N} answered", seen.len()))
+                .unwrap();
+            let Ok(rcslab::sip::SipMessage::Response(r)) =
+                rcslab::sip::SipMessage::parse(&buf[..n])
+            else {
+                panic!("not a response")
+            };
+            assert_eq!(r.status, 503, "{r:?}");
+            assert_eq!(r.headers.get("Retry-After"), Some("3"));
+            let cid = r.headers.get("Call-ID").unwrap().to_string();
+            let i: usize = cid["burst-".len()..cid.len() - 2].parse().unwrap();
+            assert_eq!(r.headers.get("CSeq"), Some(format!("{i} MESSAGE").as_str()));
+            let via = rcslab::sip::Via::parse(r.headers.first_value("Via").unwrap()).unwrap();
+            assert_eq!(via.received(), Some("127.0.0.1"), "{via}");
+            assert_eq!(via.rport(), Some(Some(me.port())), "{via}");
+            assert!(seen.insert(i), "one answer per request");
+        }
+    });
+    for i in 0..N {
+        let m = format!(
+            "MESSAGE sip:bob@ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKb{i}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@ims.lab>;tag=f{i}\r\nTo: <sip:bob@ims.lab>\r\nCall-ID: burst-{i}@x\r\nCSeq: {i} MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+        );
+        s.send_to(m.as_bytes(), lab.addrs.pcscf).await.unwrap();
+        if i % 20 == 19 {
+            // Bursts of 20: the node's socket buffer is the kernel's, not ours, to overflow.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    reader.await.unwrap();
+    let after: u64 = lab
+        .sip_load()
+        .iter()
+        .map(|(_, l)| l.transport.shed_at_socket)
+        .sum();
+    assert_eq!(after - before, N as u64, "refused at the socket");
+    // In dialog: the ringing call is cancelled through the full node.
+    assert_eq!(alice.cancel(&inv).await.status, 200);
+    assert_eq!(tx.final_response().await.status, 487);
+    bob_task.abort();
+    lab.shutdown().await;
+}
+
 #[tokio::test]
 async fn one_source_cannot_hold_more_than_its_share_at_the_p_cscf() {
     let dir = tempfile::tempdir().unwrap();
