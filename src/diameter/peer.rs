@@ -802,6 +802,62 @@ mod tests {
             .is_err());
     }
 
+    /// Holds every request until the gate opens.
+    struct Gate(Arc<tokio::sync::Semaphore>);
+    impl DiameterHandler for Gate {
+        fn handle(&self, _from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
+            let gate = self.0.clone();
+            Box::pin(async move {
+                let _open = gate.acquire().await;
+                let mut a = Message::answer_to(&request);
+                a.push(Avp::u32(AVP_RESULT_CODE, None, true, 2001));
+                a
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_requests_in_hand_the_peer_hears_too_busy_at_once() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (_stop, rx) = watch::channel(false);
+        tokio::spawn(serve(
+            l,
+            local("hss.ims.lab"),
+            Arc::new(Gate(gate.clone())),
+            PeerTable::default(),
+            Trace::disabled(),
+            rx,
+        ));
+        let client = Peer::connect(addr, local("scscf.ims.lab"), Arc::new(Echo), Trace::disabled())
+            .await
+            .unwrap();
+        let (tx, mut answers) = mpsc::unbounded_channel();
+        const EXTRA: usize = 10;
+        for _ in 0..MAX_SERVING + EXTRA {
+            let (c, tx) = (client.clone(), tx.clone());
+            tokio::spawn(async move {
+                let _ = tx.send(c.request(Message::request(300, APP_ID_CX)).await);
+            });
+        }
+        // The ones beyond what the server takes in hand are answered while the rest wait.
+        for _ in 0..EXTRA {
+            let a = tokio::time::timeout(Duration::from_secs(1), answers.recv())
+                .await
+                .expect("TOO_BUSY at once")
+                .unwrap()
+                .unwrap();
+            assert_eq!(a.result_code(), Some(DIAMETER_TOO_BUSY));
+            assert!(a.is_error(), "a protocol error: the E bit");
+        }
+        gate.add_permits(MAX_SERVING);
+        for _ in 0..MAX_SERVING {
+            let a = answers.recv().await.unwrap().unwrap();
+            assert_eq!(a.result_code(), Some(2001));
+        }
+    }
+
     #[tokio::test]
     async fn cer_without_cx_gets_5010_and_garbage_is_closed() {
         let (addr, _t, _stop) = server().await;
