@@ -753,6 +753,14 @@ pub struct SipSection {
     /// A TCP connect may take this long (ms).
     #[serde(default = "default_tcp_connect_timeout")]
     pub tcp_connect_timeout_ms: u64,
+    /// Completed server transactions a node keeps to answer retransmissions (each waits out
+    /// Timer J, 32 s over UDP); past it the oldest go first.
+    #[serde(default = "default_max_completed")]
+    pub max_completed: usize,
+}
+
+fn default_max_completed() -> usize {
+    50_000
 }
 
 fn default_max_transactions() -> usize {
@@ -812,6 +820,7 @@ impl Default for SipSection {
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_message_timeout_ms: default_tcp_message_timeout(),
             tcp_connect_timeout_ms: default_tcp_connect_timeout(),
+            max_completed: default_max_completed(),
         }
     }
 }
@@ -845,6 +854,7 @@ impl SipSection {
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs.max(1)),
             tcp_message_timeout: Duration::from_millis(self.tcp_message_timeout_ms.max(1)),
             tcp_connect_timeout: Duration::from_millis(self.tcp_connect_timeout_ms.max(1)),
+            max_completed: self.max_completed.max(1),
             ..crate::sip::limits::SipLimits::default()
         }
     }

@@ -830,9 +830,14 @@ mod tests {
             Trace::disabled(),
             rx,
         ));
-        let client = Peer::connect(addr, local("scscf.ims.lab"), Arc::new(Echo), Trace::disabled())
-            .await
-            .unwrap();
+        let client = Peer::connect(
+            addr,
+            local("scscf.ims.lab"),
+            Arc::new(Echo),
+            Trace::disabled(),
+        )
+        .await
+        .unwrap();
         let (tx, mut answers) = mpsc::unbounded_channel();
         const EXTRA: usize = 10;
         for _ in 0..MAX_SERVING + EXTRA {

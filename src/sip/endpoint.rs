@@ -24,6 +24,7 @@ use crate::sip::limits::{Admission, Permit, Shed, SipLimits};
 use crate::sip::message::{
     new_branch, salvage_request, Method, Request, Response, SipMessage, MAX_MESSAGE_SIZE,
 };
+use crate::sip::server_table::{Completed, ServerTable, Slot};
 use crate::sip::stateless::{response_destination, stamp_via};
 use crate::sip::transaction::{ClientEvent, ClientTransaction, ServerTransaction, TimerConfig};
 use crate::sip::transport::{Datagram, SipTransport, Transport, TransportStats};
@@ -154,19 +155,6 @@ impl ClientTx {
     }
 }
 
-/// A server transaction: a live task, or (non-INVITE, Completed, waiting out Timer J) just
-/// the last response to resend on a retransmission, which costs a few hundred bytes instead
-/// of a task.
-enum ServerSlot {
-    Active(mpsc::UnboundedSender<ServerInput>),
-    Completed {
-        response: Bytes,
-        dest: SocketAddr,
-        transport: Transport,
-        until: Instant,
-    },
-}
-
 /// An INVITE this node forwarded and has no final response for yet: a CANCEL for it is
 /// turned into a CANCEL of the forwarded request (RFC 3261 §16.10).
 #[derive(Debug, Clone)]
@@ -184,7 +172,7 @@ struct Inner {
     /// Forwarded INVITEs by the branch of the INVITE received: several when it was forked.
     invites: Mutex<HashMap<String, Vec<PendingInvite>>>,
     clients: Mutex<HashMap<String, mpsc::UnboundedSender<Box<Response>>>>,
-    servers: Mutex<HashMap<String, ServerSlot>>,
+    servers: Mutex<ServerTable<mpsc::UnboundedSender<ServerInput>>>,
     timers: TimerConfig,
     admission: Arc<Admission>,
     name: String,
@@ -202,6 +190,8 @@ pub struct EndpointStats {
     pub client_transactions: usize,
     /// Server transactions in progress (not counting completed ones kept for Timer J).
     pub server_transactions: usize,
+    /// Completed server transactions kept for Timer J (at most `[sip] max_completed`).
+    pub completed_server_transactions: usize,
     /// Forwarded INVITEs without a final response yet.
     pub forwarded_invites: usize,
 }
@@ -258,7 +248,7 @@ impl Endpoint {
             transport,
             clients: Mutex::new(HashMap::new()),
             invites: Mutex::new(HashMap::new()),
-            servers: Mutex::new(HashMap::new()),
+            servers: Mutex::new(ServerTable::new(limits.max_completed)),
             timers,
             admission,
             name: name.to_string(),
@@ -274,15 +264,8 @@ impl Endpoint {
         let i = &self.inner;
         EndpointStats {
             client_transactions: i.clients.lock().map(|c| c.len()).unwrap_or(0),
-            server_transactions: i
-                .servers
-                .lock()
-                .map(|s| {
-                    s.values()
-                        .filter(|v| matches!(v, ServerSlot::Active(_)))
-                        .count()
-                })
-                .unwrap_or(0),
+            server_transactions: i.servers.lock().map(|s| s.active()).unwrap_or(0),
+            completed_server_transactions: i.servers.lock().map(|s| s.completed()).unwrap_or(0),
             forwarded_invites: i.invites.lock().map(|m| m.len()).unwrap_or(0),
         }
     }
@@ -625,13 +608,8 @@ async fn on_request(
         Resend(Bytes, SocketAddr, Transport),
     }
     let existing = inner.servers.lock().ok().and_then(|s| match s.get(&key) {
-        Some(ServerSlot::Active(tx)) => Some(Found::Active(tx.clone())),
-        Some(ServerSlot::Completed {
-            response,
-            dest,
-            transport,
-            ..
-        }) => Some(Found::Resend(response.clone(), *dest, *transport)),
+        Some(Slot::Active(tx)) => Some(Found::Active(tx.clone())),
+        Some(Slot::Completed(c)) => Some(Found::Resend(c.response.clone(), c.dest, c.transport)),
         None => None,
     });
     match existing {
@@ -692,7 +670,7 @@ async fn on_request(
     };
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     if let Ok(mut s) = inner.servers.lock() {
-        s.insert(key.clone(), ServerSlot::Active(in_tx.clone()));
+        s.insert_active(key.clone(), in_tx.clone());
     }
     let txn = ServerTransaction::new(&req.method, transport.is_reliable(), inner.timers);
     let trying = if req.method == Method::Invite {
@@ -830,9 +808,9 @@ async fn run_server(
             // Only Timer J is left: leave a compact entry and end the task.
             if let Some(i) = inner.upgrade() {
                 if let Ok(mut s) = i.servers.lock() {
-                    s.insert(
+                    s.complete(
                         key,
-                        ServerSlot::Completed {
+                        Completed {
                             response,
                             dest,
                             transport,
@@ -890,10 +868,7 @@ async fn sweep_completed(inner: Weak<Inner>, mut shutdown: watch::Receiver<bool>
         let Some(i) = inner.upgrade() else { return };
         let now = Instant::now();
         if let Ok(mut s) = i.servers.lock() {
-            s.retain(|_, slot| match slot {
-                ServerSlot::Completed { until, .. } => *until > now,
-                ServerSlot::Active(_) => true,
-            });
+            s.expire(now);
         };
     }
 }

@@ -46,6 +46,9 @@ pub struct SipLimits {
     /// Messages queued for one TCP connection's writer; a send beyond fails (the peer does
     /// not read).
     pub tcp_write_queue: usize,
+    /// Completed server transactions kept to answer retransmissions (Timer J, 32 s over UDP);
+    /// past it the oldest go first.
+    pub max_completed: usize,
 }
 
 impl Default for SipLimits {
@@ -61,6 +64,7 @@ impl Default for SipLimits {
             tcp_message_timeout: Duration::from_secs(10),
             tcp_connect_timeout: Duration::from_secs(3),
             tcp_write_queue: 1024,
+            max_completed: 50_000,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod message;
 pub mod multipart;
 pub mod resolve;
+pub mod server_table;
 pub mod stateless;
 pub mod transaction;
 pub mod transport;

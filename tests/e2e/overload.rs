@@ -222,6 +222,58 @@ async fn a_burst_at_a_full_node_is_refused_at_the_socket_with_503_for_every_requ
     lab.shutdown().await;
 }
 
+/// Completed UDP transactions (kept 32 s for Timer J to answer retransmissions) are capped per
+/// node, oldest first; a retransmission of a recent request still gets the same answer.
+#[tokio::test]
+async fn completed_udp_transactions_are_capped_and_still_answer_retransmissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "default_ifc = []\n[sip]\nmax_completed = 100\n").await;
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let reg = |i: usize| {
+        format!(
+            "REGISTER sip:ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKcap{i}\r\nMax-Forwards: 70\r\nFrom: <sip:bob@ims.lab>;tag={i}\r\nTo: <sip:bob@ims.lab>\r\nCall-ID: cap-{i}@x\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let mut buf = vec![0u8; 65536];
+    let mut first_answer = Vec::new();
+    for i in 0..300 {
+        s.send_to(reg(i).as_bytes(), lab.addrs.pcscf).await.unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(
+            buf.starts_with(b"SIP/2.0 401 "),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        if i == 299 {
+            first_answer = buf[..n].to_vec();
+        }
+    }
+    let pcscf = lab
+        .sip_stats()
+        .into_iter()
+        .find(|(name, _)| *name == "P-CSCF")
+        .unwrap()
+        .1;
+    assert!(
+        pcscf.completed_server_transactions <= 100,
+        "capped: {pcscf:?}"
+    );
+    assert!(pcscf.completed_server_transactions >= 50, "{pcscf:?}");
+    // The newest is still there: its retransmission gets the very same 401 (same nonce).
+    s.send_to(reg(299).as_bytes(), lab.addrs.pcscf)
+        .await
+        .unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), s.recv_from(&mut buf))
+        .await
+        .expect("the answer again")
+        .unwrap();
+    assert_eq!(&buf[..n], &first_answer[..]);
+    lab.shutdown().await;
+}
+
 #[tokio::test]
 async fn one_source_cannot_hold_more_than_its_share_at_the_p_cscf() {
     let dir = tempfile::tempdir().unwrap();
