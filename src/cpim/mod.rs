@@ -402,6 +402,11 @@ impl IsComposing {
                         .map_err(|e| bad(e.to_string()))?
                         .trim()
                         .to_string();
+                    // Whitespace between elements is no value: `<contenttype>` left open and
+                    // followed by a line break must not read as an empty content type.
+                    if v.is_empty() {
+                        continue;
+                    }
                     match current.as_str() {
                         "state" => state = Some(v),
                         "refresh" => refresh = v.parse().ok(),
@@ -546,5 +551,18 @@ mod tests {
             &b"\r\nContent-Type: message/\xa5mdn+xml\r\n\r\nx"[..]
         );
         assert_eq!(Cpim::parse(&c.to_bytes()).unwrap(), c);
+    }
+
+    /// Found by the `cpim` fuzz target (CI, 2026-12-01): a `<contenttype>` opened twice, the
+    /// second followed only by a line break, read as an empty content type, which we printed
+    /// as `<contenttype></contenttype>` and read back as none.
+    #[test]
+    fn fuzz_is_composing_whitespace_is_no_content_type() {
+        let input = "<isComposing><state>active</state>\n  <contenttype>text/plain<contenttype>\n  <refresht>6=0";
+        let c = IsComposing::parse(input).unwrap();
+        assert_eq!(c.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(IsComposing::parse(&c.to_xml()).unwrap(), c);
+        let blank = "<isComposing><state>idle</state><contenttype> </contenttype></isComposing>";
+        assert_eq!(IsComposing::parse(blank).unwrap().content_type, None);
     }
 }
