@@ -128,10 +128,15 @@ fuzz_target!(|data: &[u8]| {
     // Top Via branch.
     if let (Some(o), Ok(t)) = (only_long(&ours, "Via"), theirs.via_header()) {
         let hops = rcslab::sip::split_list(&o);
+        // Plain `name[=value]` tokens, each name once: a Via with two branches is ambiguous
+        // (rsip answers none, we the first), not a field both understand.
         let plain_params = |v: &str| {
+            let mut names = std::collections::HashSet::new();
             v.split(';').skip(1).all(|p| {
                 let kv: Vec<&str> = p.trim().split('=').collect();
-                kv.len() <= 2 && kv.iter().all(|x| !x.is_empty() && is_token(x))
+                kv.len() <= 2
+                    && kv.iter().all(|x| !x.is_empty() && is_token(x))
+                    && names.insert(kv[0].to_ascii_lowercase())
             })
         };
         let first = (hops.len() == 1 && plain_params(hops[0])).then(|| hops[0].to_string());
