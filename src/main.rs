@@ -8,6 +8,7 @@ use hyper::Method;
 
 use rcslab::config::{LabConfig, SubscriberConfig};
 use rcslab::hss::admin;
+use rcslab::hss::admin_client::AdminClient;
 use rcslab::store::Store;
 use rcslab::{Lab, LabOptions};
 
@@ -534,17 +535,10 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The running lab's admin API address, if one answers for this data dir.
-async fn running_admin(data_dir: &Path) -> Option<std::net::SocketAddr> {
-    let addr: std::net::SocketAddr = std::fs::read_to_string(data_dir.join("admin.addr"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    match admin::call(addr, Method::GET, "/health", None).await {
-        Ok((200, _)) => Some(addr),
-        _ => None,
-    }
+/// The running lab's admin API (address and token), if one answers for this data dir.
+async fn running_admin(data_dir: &Path) -> Option<AdminClient> {
+    let api = AdminClient::from_data_dir(data_dir)?;
+    api.health().await.then_some(api)
 }
 
 fn open_store(data_dir: &Path) -> Result<Store, String> {
@@ -636,9 +630,10 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
     };
     if let Some(specs) = specs {
         let n = specs.len();
-        if let Some(addr) = api {
+        if let Some(api) = &api {
             let body = serde_json::to_string(&specs).map_err(|e| e.to_string())?;
-            let (status, body) = admin::call(addr, Method::POST, "/subscribers", Some(body))
+            let (status, body) = api
+                .call(Method::POST, "/subscribers", Some(body))
                 .await
                 .map_err(|e| e.to_string())?;
             if status != 201 {
@@ -654,15 +649,18 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
     }
     let removing = matches!(cmd, SubCmd::Remove { .. });
     if let SubCmd::Ifc { id, set, clear } = &cmd {
-        return subscriber_ifc(api, &common, id, set.as_deref(), *clear).await;
+        return subscriber_ifc(api.as_ref(), &common, id, set.as_deref(), *clear).await;
     }
     match cmd {
         SubCmd::List => {
-            let subs = match api {
-                Some(addr) => admin::list_all(addr).await.map_err(|e| e.to_string())?,
+            let subs = match &api {
+                Some(api) => api.list_all().await.map_err(|e| e.to_string())?,
                 None => open_store(&common.data_dir)?
                     .subscribers()
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(admin::SubscriberView::from)
+                    .collect(),
             };
             println!("{:<28} public identities", "private identity");
             for s in subs {
@@ -671,14 +669,15 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
             Ok(())
         }
         SubCmd::Show { id } | SubCmd::Remove { id } if api.is_some() => {
-            let addr = api.ok_or("no admin API")?;
+            let api = api.ok_or("no admin API")?;
             let method = if removing {
                 Method::DELETE
             } else {
                 Method::GET
             };
             let path = format!("/subscribers/{}", admin::percent_encode(&id));
-            let (status, body) = admin::call(addr, method, &path, None)
+            let (status, body) = api
+                .call(method, &path, None)
                 .await
                 .map_err(|e| e.to_string())?;
             match (status, removing) {
@@ -700,7 +699,8 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             match s {
                 Some(s) => {
-                    print_json(&serde_json::to_string(&s).map_err(|e| e.to_string())?);
+                    let view = admin::SubscriberView::from(&s);
+                    print_json(&serde_json::to_string(&view).map_err(|e| e.to_string())?);
                     Ok(())
                 }
                 None => Err(format!("no subscriber {id}")),
@@ -723,7 +723,7 @@ async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
 }
 
 async fn subscriber_ifc(
-    api: Option<std::net::SocketAddr>,
+    api: Option<&AdminClient>,
     common: &Common,
     id: &str,
     set: Option<&Path>,
@@ -742,54 +742,67 @@ async fn subscriber_ifc(
         (None, true) => Some(Vec::new()),
         (None, false) => None,
     };
-    // The subscriber as it is now.
-    let current: rcslab::store::Subscriber = match api {
-        Some(addr) => {
-            let path = format!("/subscribers/{}", admin::percent_encode(id));
-            let (status, body) = admin::call(addr, Method::GET, &path, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            if status != 200 {
-                return Err(format!("no subscriber {id}"));
-            }
-            serde_json::from_str(&body).map_err(|e| e.to_string())?
-        }
-        None => open_store(&common.data_dir)?
-            .find(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no subscriber {id}"))?,
-    };
+    let path = format!("/subscribers/{}", admin::percent_encode(id));
     let Some(new_ifc) = new_ifc else {
-        print_json(&serde_json::to_string(&current.ifcs).map_err(|e| e.to_string())?);
+        // Show the iFCs as they are now.
+        let ifcs = match api {
+            Some(api) => {
+                let (status, body) = api
+                    .call(Method::GET, &path, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if status != 200 {
+                    return Err(format!("no subscriber {id}"));
+                }
+                serde_json::from_str::<admin::SubscriberView>(&body)
+                    .map_err(|e| e.to_string())?
+                    .ifcs
+            }
+            None => open_store(&common.data_dir)?
+                .find(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no subscriber {id}"))?
+                .ifcs
+                .clone(),
+        };
+        print_json(&serde_json::to_string(&ifcs).map_err(|e| e.to_string())?);
         return Ok(());
     };
-    let spec = SubscriberConfig {
-        impi: Some(current.impi.clone()),
-        impu: current.impus.clone(),
-        password: current.password.clone(),
-        k: Some(current.aka.k.clone()),
-        opc: Some(current.aka.opc.clone()),
-        amf: Some(current.aka.amf.clone()),
-        sqn: Some(current.aka.sqn),
-        ifc: Some(new_ifc),
-    };
-    let n = spec.ifc.as_ref().map(|v| v.len()).unwrap_or(0);
-    match api {
-        Some(addr) => {
-            let body = serde_json::to_string(&[spec]).map_err(|e| e.to_string())?;
-            let (status, body) = admin::call(addr, Method::POST, "/subscribers", Some(body))
+    let n = new_ifc.len();
+    let impi = match api {
+        Some(api) => {
+            let body = serde_json::to_string(&new_ifc).map_err(|e| e.to_string())?;
+            let (status, body) = api
+                .call(Method::PUT, &format!("{path}/ifc"), Some(body))
                 .await
                 .map_err(|e| e.to_string())?;
-            if status != 201 {
-                return Err(format!("the lab refused: {body}"));
+            match status {
+                200 => {
+                    serde_json::from_str::<admin::SubscriberView>(&body)
+                        .map_err(|e| e.to_string())?
+                        .impi
+                }
+                404 => return Err(format!("no subscriber {id}")),
+                _ => return Err(format!("the lab refused: {body}")),
             }
         }
         None => {
             let store = open_store(&common.data_dir)?;
-            admin::add_subscribers(&store, &[spec], &[]).map_err(|e| e.to_string())?;
+            let mut sub = store
+                .find(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no subscriber {id}"))?;
+            sub.ifcs = new_ifc
+                .iter()
+                .map(|i| i.to_profile())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            store.put_subscriber(&sub).map_err(|e| e.to_string())?;
+            store.flush().map_err(|e| e.to_string())?;
+            sub.impi
         }
-    }
-    println!("{}: {n} iFC", current.impi);
+    };
+    println!("{impi}: {n} iFC");
     Ok(())
 }
 
@@ -799,21 +812,21 @@ async fn trace_export(
     view: &str,
     out: Option<&Path>,
 ) -> Result<(), String> {
-    let Some(addr) = running_admin(&common.data_dir).await else {
+    let Some(api) = running_admin(&common.data_dir).await else {
         return Err(format!(
             "no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)",
             common.data_dir.display(),
             common.data_dir.display()
         ));
     };
-    let (status, body) = admin::call_bytes(
-        addr,
-        Method::GET,
-        &format!("/trace?format={format}&view={view}"),
-        None,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let (status, body) = api
+        .call_bytes(
+            Method::GET,
+            &format!("/trace?format={format}&view={view}"),
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     if status != 200 {
         return Err(format!(
             "the lab answered {status}: {}",

@@ -1,16 +1,31 @@
-//! The HSS provisioning REST API (in the spirit of PyHSS's), and its client.
+//! The HSS provisioning REST API (in the spirit of PyHSS's).
 //!
 //! sled lets one process open a database, so while a lab runs, `rcslab subscriber ...` talks to
-//! it through this API; the lab writes the API's address to `<data-dir>/admin.addr`.
+//! it through this API ([`super::admin_client`]); the lab writes the API's address to
+//! `<data-dir>/admin.addr` and its token to `<data-dir>/admin.token` (0600).
+//!
+//! Every request but `GET /health` needs `Authorization: Bearer <token>`; Host must be an IP
+//! literal or localhost on the API's port, cross-site Origins are refused, and bodies are
+//! `application/json` (see [`super::admin_auth`]). Secrets are write-only: an answer says
+//! whether a password, K and OPc are set (`password_set`, `k_set`, `opc_set`), never what
+//! they are.
 //!
 //! | method | path | body / answer |
 //! |---|---|---|
-//! | GET | `/subscribers[?limit=N&after=IMPI]` | `[Subscriber]`, one page by IMPI, `Link: <...>; rel="next"` when more may follow |
-//! | POST | `/subscribers` | one `SubscriberConfig` or an array of them -> 201 `[Subscriber]` |
-//! | GET | `/subscribers/{id}` | `Subscriber` (id = IMPI or IMPU, percent-encoded) |
-//! | DELETE | `/subscribers/{id}` | the removed `Subscriber` |
+//! | GET | `/health` | `{"status":"ok"}` (no token needed) |
+//! | GET | `/subscribers[?limit=N&after=IMPI]` | `[SubscriberView]`, one page by IMPI, `Link: <...>; rel="next"` when more may follow |
+//! | POST | `/subscribers` | one `SubscriberConfig` or an array of them -> 201 `[SubscriberView]` |
+//! | GET | `/subscribers/{id}` | `SubscriberView` (id = IMPI or IMPU, percent-encoded) |
+//! | PUT | `/subscribers/{id}/ifc` | `[IfcConfig]` -> 200 `SubscriberView` |
+//! | DELETE | `/subscribers/{id}` | the removed `SubscriberView` |
+//! | GET | `/trace?format=F&view=V` | the flight recorder (passwords, tokens and Digest-HA1 masked) |
 //!
-//! Errors are JSON `{"error": "...", "detail": "..."}` with 400, 404, 408, 409, 413 or 500.
+//! A POST for a subscriber that exists replaces what it names: its password (required), its
+//! identities and iFCs; K, OPc, AMF and SQN keep their stored values unless given (they were
+//! replaced by random ones, which silently broke the subscriber's SIM).
+//!
+//! Errors are JSON `{"error": "...", "detail": "..."}` with 400, 401, 403, 404, 408, 409, 413,
+//! 415 or 500.
 //!
 //! `GET /subscribers` answers one page (default [`PAGE_DEFAULT`], at most [`PAGE_MAX`]): a
 //! whole base in one answer was 32 MB for 10,000 subscribers. The answer stays the array it
@@ -24,8 +39,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{IfcConfig, SubscriberConfig};
@@ -42,9 +56,13 @@ pub const PAGE_MAX: usize = 1000;
 
 /// Builds a stored subscriber from its provisioning form: the IMPI defaults to `user@domain`,
 /// missing AKA keys are generated at random, a missing `ifc` list means `default_ifc`.
+///
+/// `existing`: the stored subscriber this spec updates, whose K, OPc, AMF and SQN stay when
+/// the spec does not give them.
 pub fn build_subscriber(
     spec: &SubscriberConfig,
     default_ifc: &[IfcConfig],
+    existing: Option<&Subscriber>,
 ) -> Result<Subscriber, StoreError> {
     let first = spec
         .impu
@@ -73,10 +91,25 @@ pub fn build_subscriber(
         impus,
         password: spec.password.clone(),
         aka: AkaCredentials {
-            k: spec.k.clone().unwrap_or_else(random_hex),
-            opc: spec.opc.clone().unwrap_or_else(random_hex),
-            amf: spec.amf.clone().unwrap_or_else(|| "8000".into()),
-            sqn: spec.sqn.unwrap_or(32),
+            k: spec
+                .k
+                .clone()
+                .or_else(|| existing.map(|e| e.aka.k.clone()))
+                .unwrap_or_else(random_hex),
+            opc: spec
+                .opc
+                .clone()
+                .or_else(|| existing.map(|e| e.aka.opc.clone()))
+                .unwrap_or_else(random_hex),
+            amf: spec
+                .amf
+                .clone()
+                .or_else(|| existing.map(|e| e.aka.amf.clone()))
+                .unwrap_or_else(|| "8000".into()),
+            sqn: spec
+                .sqn
+                .or_else(|| existing.map(|e| e.aka.sqn))
+                .unwrap_or(32),
         },
         ifcs,
     })
@@ -90,13 +123,70 @@ pub fn add_subscribers(
 ) -> Result<Vec<Subscriber>, StoreError> {
     let subs = specs
         .iter()
-        .map(|s| build_subscriber(s, default_ifc))
+        .map(|s| {
+            let id = s.impi.clone().or_else(|| s.impu.first().cloned());
+            let existing = match id {
+                Some(id) => store.find(&id)?,
+                None => None,
+            };
+            build_subscriber(s, default_ifc, existing.as_ref())
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for s in &subs {
         store.put_subscriber(s)?;
     }
     store.flush()?;
     Ok(subs)
+}
+
+/// A subscriber as the API shows it: everything but the secrets, and whether each is set.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubscriberView {
+    /// Private identity.
+    pub impi: String,
+    /// Public identities, the default one first.
+    pub impus: Vec<String>,
+    /// A SIP Digest password is set.
+    pub password_set: bool,
+    /// AKA: whether K and OPc are set, and AMF and the next SQN.
+    pub aka: AkaView,
+    /// Initial filter criteria.
+    #[serde(default)]
+    pub ifcs: Vec<crate::profile::InitialFilterCriteria>,
+}
+
+/// The AKA part of [`SubscriberView`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AkaView {
+    /// K is set.
+    pub k_set: bool,
+    /// OPc is set.
+    pub opc_set: bool,
+    /// Authentication management field.
+    pub amf: String,
+    /// The next SQN the HSS will use.
+    pub sqn: u64,
+}
+
+impl From<&Subscriber> for SubscriberView {
+    fn from(s: &Subscriber) -> Self {
+        SubscriberView {
+            impi: s.impi.clone(),
+            impus: s.impus.clone(),
+            password_set: !s.password.is_empty(),
+            aka: AkaView {
+                k_set: !s.aka.k.is_empty(),
+                opc_set: !s.aka.opc.is_empty(),
+                amf: s.aka.amf.clone(),
+                sqn: s.aka.sqn,
+            },
+            ifcs: s.ifcs.clone(),
+        }
+    }
+}
+
+fn views<'a>(subs: impl IntoIterator<Item = &'a Subscriber>) -> Vec<SubscriberView> {
+    subs.into_iter().map(SubscriberView::from).collect()
 }
 
 type Body = Full<Bytes>;
@@ -184,7 +274,7 @@ fn subscribers_page(store: &Store, req: &Request<TimedBody>) -> Response<Body> {
     let after = query_param(req, "after").unwrap_or_default();
     match page_after(store, &after, limit) {
         Ok((subs, next)) => {
-            let mut r = json(StatusCode::OK, &subs);
+            let mut r = json(StatusCode::OK, &views(&subs));
             if let Some(n) = next {
                 let link = format!(
                     "</subscribers?limit={limit}&after={}>; rel=\"next\"",
@@ -252,12 +342,66 @@ async fn read_body(req: Request<TimedBody>) -> Result<Bytes, Response<Body>> {
     }
 }
 
-async fn route(
+/// What the API serves with.
+struct Api {
     hss: Arc<crate::hss::Hss>,
     recorder: crate::lab::Recorder,
-    default_ifc: Arc<Vec<IfcConfig>>,
-    req: Request<TimedBody>,
-) -> Result<Response<Body>, Infallible> {
+    default_ifc: Vec<IfcConfig>,
+    token: String,
+    bound: SocketAddr,
+}
+
+/// The guard of [`super::admin_auth`] on a request.
+fn guard(api: &Api, req: &Request<TimedBody>) -> Result<(), Box<Response<Body>>> {
+    let h = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let presented = super::admin_auth::Presented {
+        host: h(hyper::header::HOST),
+        origin: h(hyper::header::ORIGIN),
+        fetch_site: req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok()),
+        authorization: h(hyper::header::AUTHORIZATION),
+    };
+    let open = req.method() == Method::GET && req.uri().path() == "/health";
+    super::admin_auth::check(presented, api.bound, &api.token, !open).map_err(|r| {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+        let mut resp = error(status, r.error, r.detail);
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer realm=\"rcslab admin\""),
+            );
+        }
+        Box::new(resp)
+    })
+}
+
+/// A body-carrying request must say it is JSON: a cross-site page can send `text/plain` or a
+/// form without asking, not `application/json`.
+fn json_content(req: &Request<TimedBody>) -> Result<(), Box<Response<Body>>> {
+    let ct = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(Box::new(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "JSON needed",
+            format!("Content-Type must be application/json, not '{ct}'"),
+        )))
+    }
+}
+
+async fn route(api: Arc<Api>, req: Request<TimedBody>) -> Result<Response<Body>, Infallible> {
+    if let Err(refused) = guard(&api, &req) {
+        return Ok(*refused);
+    }
+    let (hss, recorder) = (&api.hss, &api.recorder);
     let store = hss.store().clone();
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -319,6 +463,9 @@ async fn route(
         }
         (Method::GET, ["subscribers"]) => subscribers_page(&store, &req),
         (Method::POST, ["subscribers"]) => {
+            if let Err(r) = json_content(&req) {
+                return Ok(*r);
+            }
             let body = match read_body(req).await {
                 Ok(b) => b,
                 Err(resp) => return Ok(resp),
@@ -353,9 +500,11 @@ async fn route(
                     Some((old, st))
                 })
                 .collect();
-            let st = store.clone();
-            match tokio::task::spawn_blocking(move || add_subscribers(&st, &specs, &default_ifc))
-                .await
+            let (st, api2) = (store.clone(), api.clone());
+            match tokio::task::spawn_blocking(move || {
+                add_subscribers(&st, &specs, &api2.default_ifc)
+            })
+            .await
             {
                 Ok(Ok(v)) => {
                     for (new, old) in v.iter().zip(before) {
@@ -378,14 +527,14 @@ async fn route(
                             hss.push_profile(new, &state).await;
                         }
                     }
-                    json(StatusCode::CREATED, &v)
+                    json(StatusCode::CREATED, &views(&v))
                 }
                 Ok(Err(e)) => store_error(e),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
             }
         }
         (Method::GET, ["subscribers", id]) => match store.find(&percent_decode(id)) {
-            Ok(Some(s)) => json(StatusCode::OK, &s),
+            Ok(Some(s)) => json(StatusCode::OK, &SubscriberView::from(&s)),
             Ok(None) => error(
                 StatusCode::NOT_FOUND,
                 "no such subscriber",
@@ -413,7 +562,7 @@ async fn route(
                         )
                         .await;
                     }
-                    json(StatusCode::OK, &s)
+                    json(StatusCode::OK, &SubscriberView::from(&s))
                 }
                 Ok(None) => error(
                     StatusCode::NOT_FOUND,
@@ -423,95 +572,94 @@ async fn route(
                 Err(e) => store_error(e),
             }
         }
+        (Method::PUT, ["subscribers", id, "ifc"]) => {
+            let id = percent_decode(id);
+            if let Err(r) = json_content(&req) {
+                return Ok(*r);
+            }
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(resp) => return Ok(resp),
+            };
+            let ifc: Vec<IfcConfig> = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid iFC list", e)),
+            };
+            set_ifc(hss, &id, ifc).await
+        }
         _ => error(StatusCode::NOT_FOUND, "no such resource", path),
     };
     Ok(resp)
 }
 
+/// `PUT /subscribers/{id}/ifc`: replaces the iFCs (nothing else), tells the serving S-CSCF.
+async fn set_ifc(hss: &crate::hss::Hss, id: &str, ifc: Vec<IfcConfig>) -> Response<Body> {
+    let store = hss.store().clone();
+    let current = match store.find(id) {
+        Ok(Some(s)) => s,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such subscriber", id),
+        Err(e) => return store_error(e),
+    };
+    let ifcs = match ifc
+        .iter()
+        .map(|i| i.to_profile())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid iFC", e),
+    };
+    let mut new = current.clone();
+    new.ifcs = ifcs;
+    let st = store.clone();
+    let written = new.clone();
+    match tokio::task::spawn_blocking(move || st.put_subscriber(&written).and_then(|_| st.flush()))
+        .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return store_error(e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
+    }
+    let state = store.hss_state(&new.impi).unwrap_or_default();
+    if state.scscf.is_some() && current.ifcs != new.ifcs {
+        hss.push_profile(&new, &state).await;
+    }
+    json(StatusCode::OK, &SubscriberView::from(&new))
+}
+
 /// Serves the API on `listener` until shutdown, within `limits` (timeouts, connection cap).
+/// Requests must carry `token` ([`super::admin_auth`]).
 pub async fn serve(
     listener: TcpListener,
     limits: HttpLimits,
     hss: Arc<crate::hss::Hss>,
     recorder: crate::lab::Recorder,
     default_ifc: Vec<IfcConfig>,
+    token: String,
     shutdown: watch::Receiver<bool>,
 ) {
-    let default_ifc = Arc::new(default_ifc);
+    let bound = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "admin API: no local address; not serving");
+            return;
+        }
+    };
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            addr = %bound,
+            "the admin API listens beyond this machine: anyone who can reach it and holds the token can change subscribers; bind it to 127.0.0.1 unless you mean it"
+        );
+    }
+    let api = Arc::new(Api {
+        hss,
+        recorder,
+        default_ifc,
+        token,
+        bound,
+    });
     crate::http_server::serve(listener, limits, "admin", shutdown, move |_, _slot| {
-        let (hss, ifc, rec) = (hss.clone(), default_ifc.clone(), recorder.clone());
-        hyper::service::service_fn(move |req| route(hss.clone(), rec.clone(), ifc.clone(), req))
+        let api = api.clone();
+        hyper::service::service_fn(move |req| route(api.clone(), req))
     })
     .await
-}
-
-/// Client side: every subscriber of a running lab, page by page.
-pub async fn list_all(addr: SocketAddr) -> std::io::Result<Vec<Subscriber>> {
-    let mut all = Vec::new();
-    let mut after = String::new();
-    loop {
-        let path = format!(
-            "/subscribers?limit={PAGE_MAX}&after={}",
-            percent_encode(&after)
-        );
-        let (status, body) = call(addr, Method::GET, &path, None).await?;
-        if status != 200 {
-            return Err(std::io::Error::other(format!(
-                "GET /subscribers answered {status}: {body}"
-            )));
-        }
-        let page: Vec<Subscriber> = serde_json::from_str(&body).map_err(std::io::Error::other)?;
-        let last = (page.len() == PAGE_MAX)
-            .then(|| page.last().map(|s| s.impi.clone()))
-            .flatten();
-        all.extend(page);
-        match last {
-            Some(n) => after = n,
-            None => return Ok(all),
-        }
-    }
-}
-
-/// Client side: one request to a running lab's admin API. Returns status and body.
-pub async fn call(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> std::io::Result<(u16, String)> {
-    let (s, b) = call_bytes(addr, method, path, body).await?;
-    Ok((s, String::from_utf8_lossy(&b).to_string()))
-}
-
-/// [`call`] returning the body as bytes (pcap exports).
-pub async fn call_bytes(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> std::io::Result<(u16, Vec<u8>)> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(conn);
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .map_err(std::io::Error::other)?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(std::io::Error::other)?;
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
-    Ok((status, bytes.to_vec()))
 }

@@ -14,6 +14,8 @@
 //! connection that S-CSCF used, so two S-CSCFs sharing one Origin-Host never get each other's.
 
 pub mod admin;
+pub mod admin_auth;
+pub mod admin_client;
 
 use std::sync::Arc;
 

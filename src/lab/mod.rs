@@ -143,6 +143,8 @@ pub struct Lab {
     pub tim: Arc<crate::im::ImServer>,
     /// The WebRSF gateway.
     pub webrsf: Arc<crate::webrsf::Gateway>,
+    /// The admin API with the lab's token.
+    pub admin: crate::hss::admin_client::AdminClient,
     /// Every node's SIP endpoint, by node name.
     endpoints: Vec<(&'static str, Endpoint)>,
     recorder: Recorder,
@@ -216,6 +218,16 @@ impl Lab {
         let store = Store::open(data_dir).map_err(|source| LabError::Store {
             dir: data_dir.display().to_string(),
             source,
+        })?;
+        // The admin API's token: made at the first start, kept in the data dir (0600).
+        let admin_token = crate::hss::admin_auth::load_or_create_token(data_dir).map_err(|e| {
+            LabError::Store {
+                dir: data_dir.display().to_string(),
+                source: crate::store::StoreError::Invalid(format!(
+                    "{}: {e}",
+                    crate::hss::admin_auth::TOKEN_FILE
+                )),
+            }
         })?;
         let missing: Vec<_> = config
             .subscribers
@@ -397,6 +409,7 @@ impl Lab {
             hss.clone(),
             recorder.clone(),
             config.default_ifc.clone(),
+            admin_token.clone(),
             shut_rx.clone(),
         ));
 
@@ -575,6 +588,7 @@ impl Lab {
             ("O-IM", oim_ep_kept),
             ("T-IM", tim_ep_kept),
         ];
+        let admin = crate::hss::admin_client::AdminClient::new(addrs.admin, admin_token);
         Ok(Lab {
             endpoints,
             config,
@@ -587,6 +601,7 @@ impl Lab {
             oim: oim.clone(),
             tim,
             webrsf,
+            admin,
             recorder,
             shutdown,
             data_dir: data_dir.to_path_buf(),

@@ -274,39 +274,30 @@ impl Scenario {
                             lab.config.lab.domain
                         ))
                     );
-                    let (st, body) = crate::hss::admin::call(
-                        lab.addrs.admin,
-                        hyper::Method::DELETE,
-                        &path,
-                        None,
-                    )
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
+                    let (st, body) = lab
+                        .admin
+                        .call(hyper::Method::DELETE, &path, None)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
                     if st != 200 {
                         return Err(fail(body));
                     }
                     settle().await;
                 }
                 "clear-ifc" => {
-                    let sub = lab
-                        .store
-                        .find(&format!("sip:{user}@{}", lab.config.lab.domain))
-                        .ok()
-                        .flatten()
-                        .ok_or_else(|| fail(format!("no subscriber {user}")))?;
-                    let body = serde_json::json!({
-                        "impi": sub.impi, "impu": sub.impus, "password": sub.password, "k": sub.aka.k,
-                        "opc": sub.aka.opc, "amf": sub.aka.amf, "sqn": sub.aka.sqn, "ifc": []
-                    });
-                    let (st, text) = crate::hss::admin::call(
-                        lab.addrs.admin,
-                        hyper::Method::POST,
-                        "/subscribers",
-                        Some(body.to_string()),
-                    )
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                    if st != 201 {
+                    let path = format!(
+                        "/subscribers/{}/ifc",
+                        crate::hss::admin::percent_encode(&format!(
+                            "sip:{user}@{}",
+                            lab.config.lab.domain
+                        ))
+                    );
+                    let (st, text) = lab
+                        .admin
+                        .call(hyper::Method::PUT, &path, Some("[]".into()))
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    if st != 200 {
                         return Err(fail(text));
                     }
                     settle().await;

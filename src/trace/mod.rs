@@ -6,6 +6,7 @@
 //! address book, so the codecs and transports never need to know which node they belong to.
 
 pub mod export;
+pub mod redact;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -201,7 +202,8 @@ impl Trace {
             local,
             remote,
             summary: summary(),
-            bytes: bytes.to_vec(),
+            // Secrets (Digest-HA1, passwords, tokens) never enter the ring: see [`redact`].
+            bytes: redact::redact(protocol, bytes).into_owned(),
         };
         if let Ok(mut r) = inner.events.lock() {
             r.bytes += ev.bytes.len();

@@ -215,8 +215,7 @@ async fn figure_1_first_message_sets_up_the_session() {
         ]
     );
     // The same views through the running lab's API (`rcslab trace export --view`).
-    let get =
-        |q: &'static str| rcslab::hss::admin::call(lab.addrs.admin, hyper::Method::GET, q, None);
+    let get = |q: &'static str| lab.admin.call(hyper::Method::GET, q, None);
     let (s, paper) = get("/trace?format=text&view=paper").await.unwrap();
     assert_eq!(s, 200);
     assert!(

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use rcslab::diameter::client::PeerState;
-use rcslab::hss::admin;
 use rcslab::ue::{AuthMode, Ue, UeError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -128,14 +127,15 @@ async fn rtr_reaches_the_scscf(lab: &rcslab::Lab, user: &str) {
         .scscf
         .registration(&format!("sip:{user}@ims.lab"))
         .is_some());
-    let (status, body) = admin::call(
-        lab.addrs.admin,
-        Method::DELETE,
-        &format!("/subscribers/sip%3A{user}%40ims.lab"),
-        None,
-    )
-    .await
-    .unwrap();
+    let (status, body) = lab
+        .admin
+        .call(
+            Method::DELETE,
+            &format!("/subscribers/sip%3A{user}%40ims.lab"),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     eventually("the RTR to drop the registration", || {
         lab.scscf

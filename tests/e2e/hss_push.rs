@@ -3,7 +3,6 @@
 //! the new profile from then on.
 
 use hyper::Method;
-use rcslab::hss::admin;
 use rcslab::ue::AuthMode;
 use tokio::sync::watch;
 
@@ -24,14 +23,11 @@ async fn removing_a_registered_subscriber_sends_rtr() {
     let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
     alice.register(600).await.unwrap();
     lab.trace.clear();
-    let (status, body) = admin::call(
-        lab.addrs.admin,
-        Method::DELETE,
-        "/subscribers/sip%3Aalice%40ims.lab",
-        None,
-    )
-    .await
-    .unwrap();
+    let (status, body) = lab
+        .admin
+        .call(Method::DELETE, "/subscribers/sip%3Aalice%40ims.lab", None)
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         cx_lines(&lab),
@@ -70,14 +66,11 @@ async fn a_credentials_change_sends_rtr_and_an_ifc_change_sends_ppr() {
         "impu": sub.impus, "password": sub.password, "k": sub.aka.k, "opc": sub.aka.opc,
         "amf": sub.aka.amf, "sqn": sub.aka.sqn, "ifc": []
     });
-    let (status, text) = admin::call(
-        lab.addrs.admin,
-        Method::POST,
-        "/subscribers",
-        Some(body.to_string()),
-    )
-    .await
-    .unwrap();
+    let (status, text) = lab
+        .admin
+        .call(Method::POST, "/subscribers", Some(body.to_string()))
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{text}");
     assert_eq!(
         cx_lines(&lab),
@@ -91,14 +84,11 @@ async fn a_credentials_change_sends_rtr_and_an_ifc_change_sends_ppr() {
     // A new password: RTR.
     lab.trace.clear();
     let body = serde_json::json!({ "impu": sub.impus, "password": "changed", "k": sub.aka.k, "opc": sub.aka.opc });
-    let (status, _) = admin::call(
-        lab.addrs.admin,
-        Method::POST,
-        "/subscribers",
-        Some(body.to_string()),
-    )
-    .await
-    .unwrap();
+    let (status, _) = lab
+        .admin
+        .call(Method::POST, "/subscribers", Some(body.to_string()))
+        .await
+        .unwrap();
     assert_eq!(status, 201);
     let f = cx_lines(&lab);
     assert_eq!(

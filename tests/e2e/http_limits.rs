@@ -115,16 +115,19 @@ async fn slow_and_idle_connections_are_closed() {
         assert!(t - t0 >= Duration::from_millis(250), "{:?}", t - t0);
 
         // A body that never arrives whole: 408 with a JSON body.
-        let path = if addr == lab.addrs.admin {
-            "/subscribers"
+        let (path, auth) = if addr == lab.addrs.admin {
+            (
+                "/subscribers",
+                format!("Authorization: {}\r\n", lab.admin.bearer()),
+            )
         } else {
-            "/webrsf/v1/alice/Session"
+            ("/webrsf/v1/alice/Session", String::new())
         };
         let t0 = Instant::now();
         let got = raw(
             addr,
             &format!(
-                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
                  Content-Length: 100\r\n\r\n{{\"password\""
             ),
         )
@@ -142,7 +145,7 @@ async fn connection_cap_refuses_then_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "[http]\nmax_connections = 4\n").await;
     for (addr, path) in [(lab.addrs.admin, "/health"), (lab.addrs.webrsf, "/")] {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(TcpStream::connect(addr).await.expect("connects"));
@@ -338,18 +341,21 @@ async fn subscribers_pagination_walks_every_subscriber_once() {
     let specs: Vec<Value> = (0..250)
         .map(|i| json!({"impu": [format!("sip:p{i:03}@ims.lab")], "password": "pw"}))
         .collect();
-    let (s, body) = rcslab::hss::admin::call(
-        a,
-        Method::POST,
-        "/subscribers",
-        Some(Value::Array(specs).to_string()),
-    )
-    .await
-    .expect("admin answers");
+    let (s, body) = lab
+        .admin
+        .call(
+            Method::POST,
+            "/subscribers",
+            Some(Value::Array(specs).to_string()),
+        )
+        .await
+        .expect("admin answers");
     assert_eq!(s, 201, "{body}");
 
+    let api = &lab.admin;
     let get = |path: String| async move {
-        let (s, b) = rcslab::hss::admin::call(a, Method::GET, &path, None)
+        let (s, b) = api
+            .call(Method::GET, &path, None)
             .await
             .expect("admin answers");
         (s, serde_json::from_str::<Value>(&b).unwrap_or(Value::Null))
@@ -364,7 +370,10 @@ async fn subscribers_pagination_walks_every_subscriber_once() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut c = tokio::net::TcpStream::connect(a).await.unwrap();
         c.write_all(
-            format!("GET /subscribers?limit=7 HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n")
+            format!(
+                "GET /subscribers?limit=7 HTTP/1.1\r\nHost: {a}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+                lab.admin.bearer()
+            )
                 .as_bytes(),
         )
         .await
@@ -410,7 +419,7 @@ async fn subscribers_pagination_walks_every_subscriber_once() {
     assert_eq!(seen, sorted, "in IMPI order");
     assert_eq!(pages, 253_usize.div_ceil(7));
 
-    let all = rcslab::hss::admin::list_all(a).await.expect("list_all");
+    let all = lab.admin.list_all().await.expect("list_all");
     assert_eq!(all.len(), 253);
     for bad in ["0", "1001", "x"] {
         let (s, v) = get(format!("/subscribers?limit={bad}")).await;

@@ -17,7 +17,6 @@ use hyper::Method;
 use rcslab::diameter::codec::{Avp, Message, AVP_RESULT_CODE};
 use rcslab::diameter::cx::{self, CxResult};
 use rcslab::diameter::peer::{BoxFuture, DiameterHandler, LocalPeer, Peer, PeerInfo};
-use rcslab::hss::admin;
 use rcslab::ue::AuthMode;
 use tokio::sync::watch;
 
@@ -81,14 +80,11 @@ async fn set_ifc_empty(lab: &rcslab::Lab, user: &str) {
         "impu": sub.impus, "password": sub.password, "k": sub.aka.k, "opc": sub.aka.opc,
         "amf": sub.aka.amf, "sqn": sub.aka.sqn, "ifc": []
     });
-    let (status, text) = admin::call(
-        lab.addrs.admin,
-        Method::POST,
-        "/subscribers",
-        Some(body.to_string()),
-    )
-    .await
-    .unwrap();
+    let (status, text) = lab
+        .admin
+        .call(Method::POST, "/subscribers", Some(body.to_string()))
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{text}");
 }
 
@@ -210,14 +206,11 @@ async fn a_foreign_scscf_with_our_origin_host_gets_its_users_pushes_and_ours_kee
         "amf": sub.aka.amf, "sqn": sub.aka.sqn,
         "ifc": [{ "priority": 1, "server_name": "sip:tim.ims.lab", "spt": [{ "group": 0, "method": "MESSAGE" }] }]
     });
-    let (status, text) = admin::call(
-        lab.addrs.admin,
-        Method::POST,
-        "/subscribers",
-        Some(body.to_string()),
-    )
-    .await
-    .unwrap();
+    let (status, text) = lab
+        .admin
+        .call(Method::POST, "/subscribers", Some(body.to_string()))
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{text}");
     assert_eq!(
         lab.store
@@ -679,14 +672,11 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
     lab.trace.clear();
     let sub = lab.store.find("sip:alice@ims.lab").unwrap().unwrap();
     let body = serde_json::json!({ "impu": sub.impus, "password": "changed", "k": sub.aka.k, "opc": sub.aka.opc });
-    let (status, text) = admin::call(
-        lab.addrs.admin,
-        Method::POST,
-        "/subscribers",
-        Some(body.to_string()),
-    )
-    .await
-    .unwrap();
+    let (status, text) = lab
+        .admin
+        .call(Method::POST, "/subscribers", Some(body.to_string()))
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{text}");
     assert_eq!(
         kamailio_cx(&lab),

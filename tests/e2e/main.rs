@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts a whole lab on ephemeral loopback ports inside `cargo test`
 //! and checks what crossed the wire. One test binary (modules below) keeps linking fast.
 
+mod admin_security;
 mod as_failure;
 mod calls;
 pub mod chat;

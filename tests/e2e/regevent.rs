@@ -77,14 +77,11 @@ async fn reg_event_notifies_on_subscribe_refresh_and_rtr() {
         "{body}"
     );
     // The network removes alice (RTR): the last NOTIFY says so and ends the subscription.
-    let (status, _) = rcslab::hss::admin::call(
-        lab.addrs.admin,
-        HttpMethod::DELETE,
-        "/subscribers/alice%40ims.lab",
-        None,
-    )
-    .await
-    .unwrap();
+    let (status, _) = lab
+        .admin
+        .call(HttpMethod::DELETE, "/subscribers/alice%40ims.lab", None)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     let (state, body) = next_notify(&mut alice).await;
     assert!(state.starts_with("terminated"), "{state}");
@@ -110,14 +107,11 @@ async fn the_p_cscf_subscribes_and_forgets_a_ue_the_network_deregisters() {
     })
     .await;
     assert!(lab.pcscf.binding("sip:alice@ims.lab").is_some());
-    let (status, _) = rcslab::hss::admin::call(
-        lab.addrs.admin,
-        HttpMethod::DELETE,
-        "/subscribers/alice%40ims.lab",
-        None,
-    )
-    .await
-    .unwrap();
+    let (status, _) = lab
+        .admin
+        .call(HttpMethod::DELETE, "/subscribers/alice%40ims.lab", None)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     crate::eventually("the P-CSCF to drop alice after the RTR's NOTIFY", || {
         lab.pcscf.binding("sip:alice@ims.lab").is_none()
