@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Soak: mixed load on one `rcslab up` (release build, the default lab's nodes and iFC on other
 # ports) for MINUTES, printing the lab's RSS every minute and, at the end, its growth after the
-# warm-up (the first 2 minutes; 1 for a run of 2 minutes). Target: flat, < 10 % growth.
+# warm-up (the first 2 minutes; 1 for a run of 2 minutes), and the size of its data directory
+# (sled: subscribers, registrations, T-IM's messages). Target: flat, < 10 % growth.
 #
 #   scripts/soak.sh [MINUTES=30]
 #
@@ -129,12 +130,12 @@ PIDS+=($!)
   kill $chan 2>/dev/null || true ) &
 PIDS+=($!)
 
-echo "minute  RSS_MiB"
+echo "minute  RSS_MiB  store_MiB"
 declare -a R
 for m in $(seq 1 "$MINUTES"); do
   sleep 60
   R[$m]=$(rss)
-  printf '%6s  %7s\n' "$m" "${R[$m]}"
+  printf '%6s  %7s  %9s\n' "$m" "${R[$m]}" "$(du -sm data | cut -f1)"
 done
 warm=$([ "$MINUTES" -gt 2 ] && echo 2 || echo 1)
 base=${R[$warm]}; last=${R[$MINUTES]}

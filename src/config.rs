@@ -460,6 +460,10 @@ pub struct ImSection {
     /// Largest chat message accepted over MSRP (bytes; larger gets MSRP 413).
     #[serde(default = "default_max_msg")]
     pub max_message_size: u64,
+    /// Messages T-IM keeps per conversation for history (the oldest delivered ones go;
+    /// 0 keeps all).
+    #[serde(default = "default_history")]
+    pub history_per_conversation: usize,
     /// MSRP (RFC 4975 §7.1.1): a partial message that gets no chunk for this long is dropped
     /// (its sender gets a REPORT with Status 408).
     #[serde(default = "default_partial_timeout")]
@@ -497,6 +501,9 @@ impl ImSection {
     }
 }
 
+fn default_history() -> usize {
+    1000
+}
 fn default_partial_timeout() -> u64 {
     30
 }
@@ -528,6 +535,7 @@ impl Default for ImSection {
         ImSection {
             store_ttl_secs: default_ttl(),
             max_message_size: default_max_msg(),
+            history_per_conversation: default_history(),
             msrp_partial_timeout_secs: default_partial_timeout(),
             msrp_max_partials_per_conn: default_max_partials(),
             msrp_max_partial_bytes_per_conn: default_partial_bytes(),
@@ -885,6 +893,51 @@ fn yes() -> bool {
 pub struct AuthSection {
     /// `digest` or `aka`: used when the UE gives no hint.
     pub default_scheme: String,
+    /// Failed answers of one IMPI within `failure_window_secs` that block it.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Failed answers from one UE address within the window that block the address.
+    #[serde(default = "default_max_failures_per_address")]
+    pub max_failures_per_address: u32,
+    /// How long failed answers are remembered.
+    #[serde(default = "default_failure_window")]
+    pub failure_window_secs: u64,
+    /// The first block (403 with Retry-After); each further one doubles.
+    #[serde(default = "default_block")]
+    pub block_secs: u64,
+    /// The longest block.
+    #[serde(default = "default_max_block")]
+    pub max_block_secs: u64,
+}
+
+impl AuthSection {
+    /// The S-CSCF's failed-authentication limits.
+    pub fn limits(&self) -> crate::cscf::auth_guard::AuthLimits {
+        crate::cscf::auth_guard::AuthLimits {
+            max_failures: self.max_failures.max(1),
+            max_failures_per_address: self.max_failures_per_address.max(1),
+            window: std::time::Duration::from_secs(self.failure_window_secs),
+            backoff: std::time::Duration::from_secs(self.block_secs),
+            max_backoff: std::time::Duration::from_secs(self.max_block_secs.max(self.block_secs)),
+            ..Default::default()
+        }
+    }
+}
+
+fn default_max_failures() -> u32 {
+    4
+}
+fn default_max_failures_per_address() -> u32 {
+    16
+}
+fn default_failure_window() -> u64 {
+    600
+}
+fn default_block() -> u64 {
+    30
+}
+fn default_max_block() -> u64 {
+    900
 }
 
 /// One `[[subscribers]]` entry.

@@ -281,6 +281,91 @@ pub fn verify(creds: &Credentials, ha1_hex: &str, method: &str) -> bool {
         == 0
 }
 
+/// What a challenge asked for, so the answer can be held to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Issued<'a> {
+    /// The realm of the challenge.
+    pub realm: &'a str,
+    /// `MD5` or `AKAv1-MD5`.
+    pub algorithm: &'a str,
+    /// The qop offered (`auth`), if any.
+    pub qop: Option<&'a str>,
+}
+
+/// Checks that credentials answer the challenge they name as it was issued, before the hash is
+/// looked at (RFC 2617 §3.2.2, RFC 7616 §3.4, RFC 3310 §3.4): the same realm; the same
+/// algorithm (a response labelled `SHA-256` against an MD5 challenge is not an MD5 response;
+/// no label means MD5); the qop offered (no downgrade to the RFC 2069 form), with a cnonce and
+/// a nonce count of 8 hex digits above zero; a digest-uri that names the Request-URI or one of
+/// `also` (scheme, user, host and port; parameters may differ in order or presence, as clients
+/// differ there; a registrar passes the address the UE sent its REGISTER to, which sipp and
+/// some phones put there). The error says which, for the log and the trace (never for the
+/// client).
+pub fn conformance(
+    c: &Credentials,
+    issued: &Issued<'_>,
+    request_uri: &str,
+    also: &[String],
+) -> Result<(), String> {
+    if c.realm != issued.realm {
+        return Err(format!(
+            "realm '{}' is not the challenge's '{}'",
+            c.realm, issued.realm
+        ));
+    }
+    let algorithm = c.algorithm.as_deref().unwrap_or("MD5");
+    if !algorithm.eq_ignore_ascii_case(issued.algorithm) {
+        return Err(format!(
+            "algorithm '{algorithm}' is not the challenge's '{}'",
+            issued.algorithm
+        ));
+    }
+    match (issued.qop, c.qop.as_deref()) {
+        (Some(offered), Some(q)) if q.eq_ignore_ascii_case(offered) => {
+            if c.cnonce.as_deref().is_none_or(str::is_empty) {
+                return Err("qop=auth without a cnonce".into());
+            }
+            let nc = c.nc.as_deref().unwrap_or("");
+            if nc.len() != 8 || u32::from_str_radix(nc, 16).map_or(true, |n| n == 0) {
+                return Err(format!("nonce count '{nc}' is not 8 hex digits above zero"));
+            }
+        }
+        (Some(offered), q) => {
+            return Err(format!(
+                "qop {} where the challenge offered '{offered}'",
+                q.map_or("missing".to_string(), |q| format!("'{q}'"))
+            ))
+        }
+        (None, Some(q)) => return Err(format!("qop '{q}' where none was offered")),
+        (None, None) => {}
+    }
+    if !same_uri(&c.uri, request_uri) && !also.iter().any(|a| same_uri(&c.uri, a)) {
+        return Err(format!(
+            "digest-uri '{}' is not the Request-URI '{request_uri}'",
+            c.uri
+        ));
+    }
+    Ok(())
+}
+
+fn same_uri(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        crate::sip::SipUri::parse(a.trim()),
+        crate::sip::SipUri::parse(b.trim()),
+    ) {
+        (Ok(x), Ok(y)) => {
+            x.secure == y.secure
+                && x.user == y.user
+                && x.host.eq_ignore_ascii_case(&y.host)
+                && x.port.unwrap_or(5060) == y.port.unwrap_or(5060)
+        }
+        _ => false,
+    }
+}
+
 /// The AKA nonce: base64(RAND || AUTN) (RFC 3310 §3.2).
 pub fn aka_nonce(rand: &[u8; 16], autn: &[u8; 16]) -> String {
     let mut b = rand.to_vec();
@@ -419,5 +504,101 @@ mod tests {
         }
         assert!(Credentials::parse("Digest realm=\"x\"").is_err());
         assert!(parse_aka_nonce("!!").is_err());
+    }
+
+    #[test]
+    fn an_answer_is_held_to_the_challenge_it_names() {
+        let md5 = Issued {
+            realm: "ims.lab",
+            algorithm: "MD5",
+            qop: Some("auth"),
+        };
+        let good = Credentials {
+            username: "alice@ims.lab".into(),
+            realm: "ims.lab".into(),
+            nonce: "n".into(),
+            uri: "sip:ims.lab".into(),
+            response: "r".into(),
+            algorithm: Some("MD5".into()),
+            cnonce: Some("c".into()),
+            nc: Some("00000001".into()),
+            qop: Some("auth".into()),
+            ..Default::default()
+        };
+        assert_eq!(conformance(&good, &md5, "sip:ims.lab", &[]), Ok(()));
+        assert_eq!(
+            conformance(&good, &md5, "sip:IMS.lab;transport=udp", &[]),
+            Ok(())
+        );
+        let no_label = Credentials {
+            algorithm: None,
+            ..good.clone()
+        };
+        assert_eq!(
+            conformance(&no_label, &md5, "sip:ims.lab", &[]),
+            Ok(()),
+            "MD5 by default"
+        );
+        let bad = [
+            Credentials {
+                realm: "other.example".into(),
+                ..good.clone()
+            },
+            Credentials {
+                algorithm: Some("SHA-256".into()),
+                ..good.clone()
+            },
+            Credentials {
+                qop: None,
+                ..good.clone()
+            },
+            Credentials {
+                cnonce: None,
+                ..good.clone()
+            },
+            Credentials {
+                nc: Some("00000000".into()),
+                ..good.clone()
+            },
+            Credentials {
+                nc: Some("1".into()),
+                ..good.clone()
+            },
+            Credentials {
+                uri: "sip:elsewhere.example".into(),
+                ..good.clone()
+            },
+            Credentials {
+                uri: "sip:ims.lab:5070".into(),
+                ..good.clone()
+            },
+        ];
+        for c in bad {
+            assert!(conformance(&c, &md5, "sip:ims.lab", &[]).is_err(), "{c}");
+        }
+        let proxy = Credentials {
+            uri: "sip:127.0.0.1:5060".into(),
+            ..good.clone()
+        };
+        assert_eq!(
+            conformance(&proxy, &md5, "sip:ims.lab", &["sip:127.0.0.1:5060".into()]),
+            Ok(()),
+            "the address the UE sent to (sipp puts it there)"
+        );
+        assert!(conformance(&proxy, &md5, "sip:ims.lab", &[]).is_err());
+        let aka = Issued {
+            realm: "ims.lab",
+            algorithm: "AKAv1-MD5",
+            qop: Some("auth"),
+        };
+        assert!(
+            conformance(&good, &aka, "sip:ims.lab", &[]).is_err(),
+            "MD5 answer to AKA"
+        );
+        let aka_answer = Credentials {
+            algorithm: Some("akav1-md5".into()),
+            ..good
+        };
+        assert_eq!(conformance(&aka_answer, &aka, "sip:ims.lab", &[]), Ok(()));
     }
 }

@@ -4,7 +4,9 @@
 //! User-Authorization-Request (TS 29.229 §6.1.1), then forwards the REGISTER to the S-CSCF named
 //! in Server-Name, or to one of its configured S-CSCFs whose capabilities match
 //! Server-Capabilities. UAA errors become SIP answers: user unknown / identities don't match /
-//! roaming not allowed -> 403, HSS unreachable -> 480 (TS 24.229 §5.3.1.2).
+//! roaming not allowed -> 403, HSS unreachable -> 480 (TS 24.229 §5.3.1.2). An unknown user
+//! (or an IMPU that is not the IMPI's) goes on to an S-CSCF all the same, for a decoy
+//! challenge: the answers must not tell who exists.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -253,25 +255,33 @@ impl Icscf {
                 return;
             }
         };
+        // An identity the HSS does not know goes on to an S-CSCF all the same, which answers
+        // it with a decoy challenge: a 403 here would tell a scanner (sipvicious svwar) which
+        // users exist. Only what the network cannot serve at all is refused here.
+        let mut unknown = None;
         match uaa.result {
             CxResult::Base(2001)
             | CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION)
             | CxResult::Experimental(cx::DIAMETER_SUBSEQUENT_REGISTRATION) => {}
-            CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN) => {
-                tracing::info!(%impu, %impi, "registration refused: unknown user (UAA DIAMETER_ERROR_USER_UNKNOWN)");
-                inc.tx
-                    .respond(reject(req, 403, "Forbidden", "unknown user"));
-                return;
-            }
-            CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH) => {
-                tracing::info!(%impu, %impi, "registration refused: IMPI and IMPU do not belong together");
-                inc.tx.respond(reject(
-                    req,
-                    403,
-                    "Forbidden",
-                    "private and public identity do not match",
-                ));
-                return;
+            CxResult::Experimental(
+                e @ (cx::DIAMETER_ERROR_USER_UNKNOWN | cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH),
+            ) => {
+                let why = if e == cx::DIAMETER_ERROR_USER_UNKNOWN {
+                    "unknown user (UAA DIAMETER_ERROR_USER_UNKNOWN)"
+                } else {
+                    "IMPI and IMPU do not belong together (UAA DIAMETER_ERROR_IDENTITIES_DONT_MATCH)"
+                };
+                tracing::info!(%impu, %impi, "registration of an {why}: on to an S-CSCF for the same answers as anyone");
+                match self.scscfs.first() {
+                    Some((name, _)) if !is_deregistration(req) => {
+                        unknown = Some((name.clone(), why))
+                    }
+                    _ => {
+                        inc.tx
+                            .respond(reject(req, 403, "Forbidden", "authentication failed"));
+                        return;
+                    }
+                }
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_ROAMING_NOT_ALLOWED) => {
                 inc.tx
@@ -294,9 +304,15 @@ impl Icscf {
                 return;
             }
         }
-        let server = match (uaa.server_name, uaa.server_capabilities) {
-            (Some(name), _) => name,
-            (None, Some(caps)) => match self.pick_by_capabilities(&caps) {
+        let named_by_hss = unknown.is_none();
+        let server = match (unknown, uaa.server_name, uaa.server_capabilities) {
+            (Some((name, why)), _, _) => {
+                self.ep
+                    .note(|| format!("UAA: {why}; {impu} goes on to {name} all the same"));
+                name
+            }
+            (None, Some(name), _) => name,
+            (None, None, Some(caps)) => match self.pick_by_capabilities(&caps) {
                 Some(n) => n,
                 None => {
                     inc.tx.respond(reject(
@@ -308,7 +324,7 @@ impl Icscf {
                     return;
                 }
             },
-            (None, None) => {
+            (None, None, None) => {
                 inc.tx.respond(reject(
                     req,
                     480,
@@ -329,8 +345,10 @@ impl Icscf {
             return;
         };
         tracing::debug!(%impu, %server, "forwarding REGISTER to the S-CSCF chosen by the HSS");
-        self.ep
-            .note(|| format!("UAA: the HSS names {server} for {impu}"));
+        if named_by_hss {
+            self.ep
+                .note(|| format!("UAA: the HSS names {server} for {impu}"));
+        }
         let fwd = forward_copy(&self.ep, req, req, transport);
         let client = self.ep.send_request(fwd, dest, transport);
         relay_responses(&inc.tx, client, |_| {}).await;

@@ -2,6 +2,7 @@
 //! transaction-stateful SIP proxy (RFC 3261 §16) with its IMS duties, plus the pieces of
 //! proxying they share.
 
+pub mod auth_guard;
 pub mod bindings;
 pub mod fork;
 pub mod icscf;

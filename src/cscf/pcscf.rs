@@ -103,7 +103,13 @@ impl Pcscf {
                     let me = self.clone();
                     tokio::spawn(async move { me.on_request(r).await });
                 }
-                Incoming::StrayResponse { response, .. } => {
+                Incoming::StrayResponse { response, source } => {
+                    // Only the core and our UEs' flows send us responses worth passing on; a
+                    // response from anyone else with our Via on top must not be reflected.
+                    if !self.ep.is_trusted(source) && self.binding_of_flow(source).is_none() {
+                        tracing::debug!(%source, "stray response from outside the network dropped");
+                        continue;
+                    }
                     // Detached: a TCP connect must not hold up the node's loop.
                     let ep = self.ep.clone();
                     tokio::spawn(async move { forward_stray_response(&ep, response).await });
@@ -130,7 +136,24 @@ impl Pcscf {
         }
         match req.method {
             Method::Register => self.register(inc).await,
-            Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await,
+            Method::Ack => {
+                // Inside the trust domain only: from the core, or from a UE's flow to the core
+                // (an ACK is never answered, so a forged one would be relayed unseen).
+                let from_ue = self.binding_of_flow(inc.source).is_some();
+                if !from_ue && !self.ep.is_trusted(inc.source) {
+                    tracing::debug!(source = %inc.source, "ACK from outside the network dropped");
+                    return;
+                }
+                let mut probe = inc.request.clone();
+                pop_own_route(&mut probe, &self.ep, &self.name());
+                if let Some((dest, _)) = next_hop(&self.resolver, &probe).await {
+                    if !self.may_reach(dest, from_ue) {
+                        tracing::debug!(%dest, "ACK to a destination outside the network dropped");
+                        return;
+                    }
+                }
+                forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await
+            }
             Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
             _ => self.route(inc).await,
         }
@@ -211,8 +234,30 @@ impl Pcscf {
         });
     }
 
+    /// Where a request may go from here: a UE's request only into the core; a core request to
+    /// the core or to one of our UEs' flows. Nothing to the rest of the world (no open relay).
+    fn may_reach(&self, dest: SocketAddr, from_ue: bool) -> bool {
+        self.ep.is_trusted(dest) || (!from_ue && self.binding_of_flow(dest).is_some())
+    }
+
     /// A NOTIFY for one of our reg subscriptions: forget the bindings the S-CSCF says ended.
+    /// Only inside a subscription we made (its Call-ID) and from the core (RFC 6665 §4.1.3:
+    /// 481 otherwise): a forged NOTIFY from anyone else dropped bindings and cut users off.
     fn on_reg_notify(&self, inc: IncomingRequest) {
+        let call_id = inc.request.headers.get("Call-ID").unwrap_or("").to_string();
+        let ours = self
+            .reg_subs
+            .lock()
+            .is_ok_and(|m| m.values().any(|c| *c == call_id));
+        if !ours || !self.ep.is_trusted(inc.source) {
+            crate::warn_limited!("pcscf.foreign_reg_notify", source = %inc.source, "reg-event NOTIFY outside our subscriptions (or not from the core) refused with 481");
+            let mut r = inc
+                .request
+                .response(481, Some("Subscription Does Not Exist"));
+            r.ensure_to_tag();
+            inc.tx.respond(r);
+            return;
+        }
         let body = String::from_utf8_lossy(&inc.request.body).to_string();
         let terminated = terminated_aors(&body);
         if let Ok(mut m) = self.bindings.lock() {
@@ -330,8 +375,29 @@ impl Pcscf {
                 tx.respond(reject(&request, 404, "pcscf", "no route to the S-CSCF"));
                 return;
             };
+            if !self.may_reach(dest, true) {
+                tx.respond(reject(
+                    &request,
+                    403,
+                    "pcscf",
+                    "a UE's requests go to the home network only",
+                ));
+                return;
+            }
             let fwd = forward_copy(&self.ep, &request, &fwd, t);
             proxy_to(&self.ep, &tx, fwd, dest, t).await;
+            return;
+        }
+        if !self.ep.is_trusted(source) {
+            // Neither a registered UE's flow nor a node of the core (TS 24.229 trust domain):
+            // whatever it routes by (a Route to our `term` entry, a dialog) it is refused, so
+            // no one outside reaches a UE with an identity of their making.
+            tx.respond(reject(
+                &request,
+                403,
+                "pcscf",
+                "not registered: REGISTER first",
+            ));
             return;
         }
         if in_dialog(&fwd) && fwd.headers.has("Route") {
@@ -340,6 +406,15 @@ impl Pcscf {
                 tx.respond(reject(&request, 404, "pcscf", "no route"));
                 return;
             };
+            if !self.may_reach(dest, false) {
+                tx.respond(reject(
+                    &request,
+                    403,
+                    "pcscf",
+                    "no route outside the network",
+                ));
+                return;
+            }
             let fwd = forward_copy(&self.ep, &request, &fwd, t);
             proxy_to(&self.ep, &tx, fwd, dest, t).await;
             return;
@@ -359,7 +434,10 @@ impl Pcscf {
             if in_dialog(&fwd) {
                 // The route set ended at us and the remote target is not a contact we know:
                 // RFC 3261 §16.6 step 7, the Request-URI is the next hop.
-                if let Some((dest, t)) = next_hop(&self.resolver, &fwd).await {
+                if let Some((dest, t)) = next_hop(&self.resolver, &fwd)
+                    .await
+                    .filter(|(d, _)| self.may_reach(*d, false))
+                {
                     let fwd = forward_copy(&self.ep, &request, &fwd, t);
                     proxy_to(&self.ep, &tx, fwd, dest, t).await;
                     return;

@@ -90,8 +90,18 @@ pub struct Registration {
 
 #[derive(Debug, Clone)]
 enum Vector {
-    Digest { ha1: String },
-    Aka { rand: [u8; 16], xres: Vec<u8> },
+    Digest {
+        ha1: String,
+    },
+    Aka {
+        rand: [u8; 16],
+        xres: Vec<u8>,
+    },
+    /// The challenge sent for an identity the HSS does not know (or an IMPU that is not the
+    /// IMPI's): it looks like any other, and no answer to it is right, so an unknown user gets
+    /// the same 401, 401, 403 as a known one with a wrong password (TS 33.203 §6.1: the
+    /// answer must not tell which users exist).
+    Decoy,
 }
 
 impl super::nonces::Challenge for PendingAuth {
@@ -108,6 +118,9 @@ struct PendingAuth {
     impi: String,
     impu: String,
     vector: Vector,
+    /// The realm and algorithm the challenge named (the answer is held to them).
+    realm: String,
+    algorithm: &'static str,
     created: Instant,
     /// Highest nc seen with this nonce (digest nonce reuse, RFC 2617 §3.2.2).
     last_nc: u64,
@@ -129,6 +142,8 @@ pub struct ScscfSettings {
     pub mw: Transport,
     /// Next-hop resolution.
     pub resolver: Resolver,
+    /// Failed-authentication limits.
+    pub auth: super::auth_guard::AuthLimits,
 }
 
 /// The S-CSCF node.
@@ -154,7 +169,8 @@ pub struct Scscf {
     unreg_profiles: Mutex<HashMap<String, ImsSubscription>>,
     /// Subscriptions to the reg event package (RFC 3680), by Call-ID.
     reg_subs: Mutex<RegSubTable>,
-    failures: Mutex<HashMap<String, u32>>,
+    /// Failed authentications per IMPI and per UE address ([`super::auth_guard`]).
+    guard: Mutex<super::auth_guard::AuthGuard>,
     session_seq: AtomicU64,
     /// What a REGISTER changed that others must hear about once its 200 OK is out (third-party
     /// REGISTER, reg-event NOTIFY), by the REGISTER's Call-ID and CSeq; taken right after the
@@ -193,6 +209,7 @@ impl Scscf {
             default_scheme,
             mw,
             resolver,
+            auth,
         } = settings;
         Arc::new(Scscf {
             ep,
@@ -211,7 +228,7 @@ impl Scscf {
             as_ctx: Mutex::new(HashMap::new()),
             reg_subs: Mutex::new(RegSubTable::default()),
             unreg_profiles: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            guard: Mutex::new(super::auth_guard::AuthGuard::new(auth)),
             session_seq: AtomicU64::new(1),
             after_ok: Mutex::new(HashMap::new()),
         })
@@ -840,6 +857,22 @@ impl Scscf {
         let impi = authorization_username(req)
             .or_else(|| crate::store::default_impi(&impu).ok())
             .unwrap_or_else(|| impu.trim_start_matches("sip:").to_string());
+        let source = ue_source(req);
+        let block = self
+            .guard
+            .lock()
+            .ok()
+            .and_then(|g| g.blocked(&impi, source, Instant::now()));
+        if let Some(d) = block {
+            self.ep.note(|| {
+                format!(
+                    "403: {impi} (from {}) is blocked for {} s after failed authentications",
+                    source.map_or("?".to_string(), |s| s.to_string()),
+                    d.as_secs().max(1)
+                )
+            });
+            return blocked(req, d);
+        }
         let expires = requested_expires(req).unwrap_or(self.registrar.default_expires);
         if expires != 0 && expires < self.registrar.min_expires {
             let mut r = req.response(423, Some("Interval Too Brief"));
@@ -863,7 +896,7 @@ impl Scscf {
             .as_ref()
             .filter(|c| !c.response.is_empty() && !c.nonce.is_empty())
         {
-            match self.check_credentials(req, &impi, &impu, c).await {
+            match self.check_credentials(req, &impi, &impu, c, source).await {
                 AuthOutcome::Ok => {}
                 AuthOutcome::Challenge { stale } => {
                     return self
@@ -884,7 +917,19 @@ impl Scscf {
                         )
                         .await;
                 }
-                AuthOutcome::Reject(why) => return warn(req, 403, "Forbidden", &why),
+                AuthOutcome::Reject(why) => {
+                    self.ep.note(|| format!("403: {impi}: {why}"));
+                    return warn(req, 403, "Forbidden", AUTH_FAILED);
+                }
+                AuthOutcome::Blocked(d) => {
+                    self.ep.note(|| {
+                        format!(
+                            "403: {impi} failed again: blocked for {} s (per IMPI and per address)",
+                            d.as_secs().max(1)
+                        )
+                    });
+                    return blocked(req, d);
+                }
             }
         } else {
             return self
@@ -893,8 +938,8 @@ impl Scscf {
         }
 
         // Authenticated.
-        if let Ok(mut f) = self.failures.lock() {
-            f.remove(&impi);
+        if let Ok(mut g) = self.guard.lock() {
+            g.success(&impi);
         }
         if crate::cscf::is_deregistration(req) {
             self.deregister(req, &impi, &impu).await
@@ -959,47 +1004,68 @@ impl Scscf {
                 return warn(req, 480, "Temporarily Unavailable", &why);
             }
         };
-        match maa.result {
-            CxResult::Base(2001) => {}
+        // Identities the HSS does not know (or that do not belong together) get a decoy
+        // challenge, the same as a real one: the reason goes to the log and the trace only.
+        let decoy = match maa.result {
+            CxResult::Base(2001) => None,
             CxResult::Experimental(cx::DIAMETER_ERROR_USER_UNKNOWN) => {
-                crate::warn_limited!("scscf.auth.unknown_impi", %impi, %impu, "authentication failed: unknown IMPI (the HSS has no private identity '{impi}')");
-                return warn(req, 403, "Forbidden", "unknown private identity");
+                crate::warn_limited!("scscf.auth.unknown_impi", %impi, %impu, "authentication failed: unknown IMPI (the HSS has no private identity '{impi}'); answering with a decoy challenge");
+                Some("the HSS does not know this private identity")
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITIES_DONT_MATCH) => {
-                crate::warn_limited!("scscf.auth.identities", %impi, %impu, "authentication failed: IMPI '{impi}' does not own IMPU '{impu}'");
-                return warn(
-                    req,
-                    403,
-                    "Forbidden",
-                    "private and public identity do not match",
-                );
+                crate::warn_limited!("scscf.auth.identities", %impi, %impu, "authentication failed: IMPI '{impi}' does not own IMPU '{impu}'; answering with a decoy challenge");
+                Some("the private identity does not own the public one")
             }
             CxResult::Experimental(cx::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED) => {
-                tracing::warn!(%impi, scheme, "authentication failed: the HSS does not support scheme {scheme} for this user");
-                return warn(req, 403, "Forbidden", "authentication scheme not supported");
+                crate::warn_limited!("scscf.auth.scheme", %impi, scheme, "authentication failed: the HSS does not support scheme {scheme} for this user; answering with a decoy challenge");
+                Some("the HSS does not support this scheme for the user")
             }
             other => {
                 tracing::warn!(%impi, result = ?other, "MAA refused the authentication");
-                return warn(
-                    req,
-                    403,
-                    "Forbidden",
-                    &format!("HSS refused authentication ({other:?})"),
-                );
+                return warn(req, 403, "Forbidden", AUTH_FAILED);
             }
-        }
-        let Some(item) = maa.items.into_iter().next() else {
-            return warn(
-                req,
-                500,
-                "Server Internal Error",
-                "MAA without SIP-Auth-Data-Item",
-            );
+        };
+        let item = if decoy.is_some() {
+            None
+        } else {
+            match maa.items.into_iter().next() {
+                Some(i) => Some(i),
+                None => {
+                    return warn(
+                        req,
+                        500,
+                        "Server Internal Error",
+                        "MAA without SIP-Auth-Data-Item",
+                    )
+                }
+            }
         };
         let nonce;
         let mut ch;
         let vector;
-        if let Some(d) = item.digest {
+        let aka_wanted = scheme == SCHEME_AKA;
+        if let Some(why) = decoy {
+            // As real as the real ones: the realm, the nonce's form and the algorithm of the
+            // scheme asked for.
+            if aka_wanted {
+                nonce = digest::aka_nonce(&rand::random(), &rand::random());
+            } else {
+                nonce = digest::new_nonce();
+            }
+            ch = Challenge {
+                realm: self.domain.clone(),
+                nonce: nonce.clone(),
+                algorithm: Some(if aka_wanted { "AKAv1-MD5" } else { "MD5" }.into()),
+                qop: Some("auth".into()),
+                opaque: None,
+                stale,
+                ck: aka_wanted.then(|| hex::encode(rand::random::<[u8; 16]>())),
+                ik: aka_wanted.then(|| hex::encode(rand::random::<[u8; 16]>())),
+            };
+            vector = Vector::Decoy;
+            self.ep
+                .note(|| format!("401 (decoy): {impi} / {impu}: {why}"));
+        } else if let Some(d) = item.as_ref().and_then(|i| i.digest.clone()) {
             nonce = digest::new_nonce();
             ch = Challenge {
                 realm: d.realm.clone(),
@@ -1013,6 +1079,9 @@ impl Scscf {
             };
             vector = Vector::Digest { ha1: d.ha1 };
         } else {
+            let Some(item) = item else {
+                return warn(req, 500, "Server Internal Error", "no MAA item");
+            };
             let (Some(auth), Some(xres)) = (item.authenticate, item.authorization) else {
                 return warn(
                     req,
@@ -1049,6 +1118,11 @@ impl Scscf {
         if ch.realm.is_empty() {
             ch.realm = self.domain.clone();
         }
+        let is_aka = ch
+            .algorithm
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("AKAv1-MD5"));
+        let is_decoy = matches!(vector, Vector::Decoy);
         if let Ok(mut p) = self.pending.lock() {
             let now = Instant::now();
             p.insert(
@@ -1057,6 +1131,8 @@ impl Scscf {
                     impi: impi.to_string(),
                     impu: impu.to_string(),
                     vector,
+                    realm: ch.realm.clone(),
+                    algorithm: if is_aka { "AKAv1-MD5" } else { "MD5" },
                     created: now,
                     last_nc: 0,
                     authenticated: false,
@@ -1065,33 +1141,29 @@ impl Scscf {
             );
         }
         let mut r = req.response(401, Some("Unauthorized"));
-        self.ep.note(|| {
-            format!(
-                "401: {impi} has no valid credentials yet; MAR brought a {} vector{}",
-                if ch
-                    .algorithm
-                    .as_deref()
-                    .is_some_and(|a| a.to_ascii_lowercase().starts_with("aka"))
-                {
-                    "AKA"
-                } else {
-                    "Digest"
-                },
-                if stale { " (stale nonce)" } else { "" }
-            )
-        });
+        if !is_decoy {
+            self.ep.note(|| {
+                format!(
+                    "401: {impi} has no valid credentials yet; MAR brought a {} vector{}",
+                    if is_aka { "AKA" } else { "Digest" },
+                    if stale { " (stale nonce)" } else { "" }
+                )
+            });
+        }
         r.headers.push("WWW-Authenticate", ch.to_string());
         r.ensure_to_tag();
         r
     }
 
-    /// Checks the second REGISTER's credentials against the stored challenge.
+    /// Checks the second REGISTER's credentials against the stored challenge. A failed answer
+    /// spends its nonce (one guess per challenge) and counts against the IMPI and `source`.
     async fn check_credentials(
         &self,
         req: &Request,
         impi: &str,
         impu: &str,
         c: &Credentials,
+        source: Option<std::net::IpAddr>,
     ) -> AuthOutcome {
         let pending = self
             .pending
@@ -1111,7 +1183,31 @@ impl Scscf {
             return AuthOutcome::Challenge { stale: true };
         }
         let method = req.method.as_str();
+        let issued = digest::Issued {
+            realm: &p.realm,
+            algorithm: p.algorithm,
+            qop: Some("auth"),
+        };
+        // An AKA re-synchronisation answers with AUTS and no usable response (RFC 3310 §3.4).
+        let resync = matches!(p.vector, Vector::Aka { .. }) && c.auts.is_some();
+        if !resync {
+            if let Err(why) = digest::conformance(c, &issued, &req.uri.to_string(), &ue_entry(req))
+            {
+                self.remove_nonce(&c.nonce);
+                return self.fail(
+                    impi,
+                    source,
+                    &format!("the answer does not fit its challenge: {why}"),
+                );
+            }
+        }
         match &p.vector {
+            Vector::Decoy => {
+                self.remove_nonce(&c.nonce);
+                // The same work as a real check, then the same failure.
+                let _ = digest::verify(c, &digest::ha1_hex(&c.username, &c.realm, b""), method);
+                self.fail(impi, source, "no such user (decoy challenge answered)")
+            }
             Vector::Digest { ha1 } => {
                 let nc =
                     c.nc.as_deref()
@@ -1125,8 +1221,10 @@ impl Scscf {
                     self.mark_used(&c.nonce, nc, false);
                     AuthOutcome::Ok
                 } else {
+                    self.remove_nonce(&c.nonce);
                     self.fail(
                         impi,
+                        source,
                         "wrong password (SIP Digest response does not match the HA1 from the HSS)",
                     )
                 }
@@ -1162,33 +1260,36 @@ impl Scscf {
                     crate::warn_limited!("scscf.auth.mac_failure", %impi, "authentication failed: the UE rejected the network's AUTN (MAC mismatch: K or OPc differ between UE and HSS)");
                     return AuthOutcome::Reject("UE reported MAC failure".into());
                 }
-                self.fail(impi, "RES mismatch (the UE's AKA response does not match XRES: wrong K/OPc on one side)")
+                self.fail(impi, source, "RES mismatch (the UE's AKA response does not match XRES: wrong K/OPc on one side)")
             }
         }
     }
 
-    fn fail(&self, impi: &str, why: &str) -> AuthOutcome {
-        let n = self
-            .failures
+    /// A failed answer: counted per IMPI and per address ([`super::auth_guard`]); one more
+    /// challenge, a 403, or a block.
+    fn fail(&self, impi: &str, source: Option<std::net::IpAddr>, why: &str) -> AuthOutcome {
+        let verdict = self
+            .guard
             .lock()
-            .map(|mut f| {
-                let e = f.entry(impi.to_string()).or_insert(0);
-                *e += 1;
-                *e
-            })
-            .unwrap_or(1);
-        if n >= 2 {
-            if let Ok(mut f) = self.failures.lock() {
-                f.remove(impi);
+            .map(|mut g| g.failure(impi, source, Instant::now()))
+            .unwrap_or(super::auth_guard::Verdict::Reject);
+        let from = source.map_or("?".to_string(), |s| s.to_string());
+        match verdict {
+            super::auth_guard::Verdict::Rechallenge => {
+                crate::warn_limited!("scscf.auth.rechallenge", %impi, %from, "authentication failed: {why}; challenging once more");
+                AuthOutcome::Challenge { stale: false }
             }
-            crate::warn_limited!("scscf.auth.rejected", %impi, attempts = n, "authentication failed: {why}; giving up with 403");
-            AuthOutcome::Reject(format!(
-                "authentication failed: {}",
-                why.split(" (").next().unwrap_or(why)
-            ))
-        } else {
-            crate::warn_limited!("scscf.auth.rechallenge", %impi, attempts = n, "authentication failed: {why}; challenging once more");
-            AuthOutcome::Challenge { stale: false }
+            super::auth_guard::Verdict::Reject => {
+                crate::warn_limited!("scscf.auth.rejected", %impi, %from, "authentication failed: {why}; 403");
+                AuthOutcome::Reject(format!(
+                    "authentication failed: {}",
+                    why.split(" (").next().unwrap_or(why)
+                ))
+            }
+            super::auth_guard::Verdict::Blocked(d) => {
+                crate::warn_limited!("scscf.auth.blocked", %impi, %from, secs = d.as_secs(), "authentication failed: {why}; blocked (403 with Retry-After)");
+                AuthOutcome::Blocked(d)
+            }
         }
     }
 
@@ -1503,6 +1604,9 @@ impl Scscf {
         if let Ok(mut p) = self.pending.lock() {
             p.expire(now, NONCE_LIFETIME);
         }
+        if let Ok(mut g) = self.guard.lock() {
+            g.sweep(now);
+        }
         if let Ok(mut c) = self.as_ctx.lock() {
             // An AS that never sent the request back: forget it after the transaction limit.
             c.retain(|_, v| now.duration_since(v.created) < Duration::from_secs(64));
@@ -1554,9 +1658,77 @@ struct AsContext {
 
 enum AuthOutcome {
     Ok,
-    Challenge { stale: bool },
-    Resync { rand: [u8; 16], auts: [u8; 14] },
+    Challenge {
+        stale: bool,
+    },
+    Resync {
+        rand: [u8; 16],
+        auts: [u8; 14],
+    },
+    /// 403; the reason goes to the log and the trace, never to the client.
     Reject(String),
+    /// 403 with Retry-After.
+    Blocked(Duration),
+}
+
+/// What every refused authentication says to the client, whatever the reason: the reason
+/// would tell an attacker which users exist and what went wrong.
+const AUTH_FAILED: &str = "authentication failed";
+
+/// The UE's address as the P-CSCF saw it: the bottom Via's `received` (or its host when the
+/// P-CSCF had no need to add one). The P-CSCF is in the trust domain and stamps it.
+fn ue_source(req: &Request) -> Option<std::net::IpAddr> {
+    let vias: Vec<String> = req
+        .headers
+        .get_all("Via")
+        .flat_map(|v| {
+            crate::sip::split_list(v)
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let bottom = crate::sip::Via::parse(vias.last()?).ok()?;
+    bottom
+        .params
+        .value("received")
+        .and_then(|r| r.trim_matches(['[', ']']).parse().ok())
+        .or_else(|| bottom.host.trim_matches(['[', ']']).parse().ok())
+}
+
+/// The address the UE sent its REGISTER to, as `sip:host:port`: the P-CSCF's Path entry
+/// nearest the UE (RFC 3327; our P-CSCF writes the address and transport the UE used).
+fn ue_entry(req: &Request) -> Vec<String> {
+    let paths: Vec<String> = req
+        .headers
+        .get_all("Path")
+        .flat_map(|v| {
+            crate::sip::split_list(v)
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    paths
+        .last()
+        .and_then(|p| NameAddr::parse(p).ok())
+        .and_then(|na| match na.uri {
+            crate::sip::Uri::Sip(u) => Some(match u.port {
+                Some(port) => format!("sip:{}:{port}", u.host),
+                None => format!("sip:{}", u.host),
+            }),
+            _ => None,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// 403 for a blocked identity or address, with Retry-After (RFC 3261 §20.33).
+fn blocked(req: &Request, d: Duration) -> Response {
+    let mut r = warn(req, 403, "Forbidden", AUTH_FAILED);
+    r.headers
+        .push("Retry-After", d.as_secs().max(1).to_string());
+    r
 }
 
 /// A REGISTER transaction's identity for [`Scscf::after_ok`].

@@ -91,7 +91,14 @@ pub struct ImStore {
     owed: sled::Tree,
     msgid: sled::Tree,
     commit: GroupCommit,
+    /// Messages kept per conversation (0: all); see [`ImStore::with_history_cap`].
+    history_cap: usize,
 }
+
+/// A conversation's history is trimmed to its cap on about one write in this many (2^6; the
+/// writes are picked by a hash of their sequence number), so it may pass its cap by about this
+/// much.
+const TRIM_EVERY: u64 = 64;
 
 fn key(prefix: &str, seq: u64) -> Vec<u8> {
     let mut k = prefix.as_bytes().to_vec();
@@ -133,7 +140,17 @@ impl ImStore {
             owed: db.open_tree("im.owed")?,
             msgid: db.open_tree("im.msgid")?,
             db: db.clone(),
+            history_cap: 0,
         })
+    }
+
+    /// Keeps at most about `cap` messages per conversation (0: all): the oldest delivered ones
+    /// go, with their Message-ID entries; messages still pending stay. A history nobody trims
+    /// grows with every message, and sled's memory grows with its tree (the 30-minute soak
+    /// grew 20 % from it).
+    pub fn with_history_cap(mut self, cap: usize) -> ImStore {
+        self.history_cap = cap;
+        self
     }
 
     /// Returns once every write made before the call is on disk (group commit, fsync off the
@@ -148,14 +165,51 @@ impl ImStore {
         // Sequence numbers start at 1, so "after 0" means "everything".
         m.seq = self.db.generate_id()? + 1;
         m.status = if pending { "pending" } else { "sent" }.to_string();
-        let hk = key(&conversation(&m.from, &m.to), m.seq);
+        let conv = conversation(&m.from, &m.to);
+        let hk = key(&conv, m.seq);
         let json = serde_json::to_vec(&m).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.history.insert(&hk, json)?;
         self.msgid.insert(m.message_id.as_bytes(), hk.clone())?;
         if pending {
             self.pending.insert(key(&m.to, m.seq), hk)?;
         }
+        // One write in TRIM_EVERY, picked by a hash of the sequence number: `seq % N` would
+        // never pick a conversation whose writes alternate with another's.
+        if self.history_cap > 0
+            && m.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TRIM_EVERY.trailing_zeros()) == 0
+        {
+            self.trim(&conv)?;
+        }
         Ok(m)
+    }
+
+    /// Drops a conversation's oldest messages past the cap (pending ones stay). Returns how
+    /// many went.
+    pub fn trim(&self, conv: &str) -> Result<usize, StoreError> {
+        if self.history_cap == 0 {
+            return Ok(0);
+        }
+        let mut gone = 0;
+        for kv in self
+            .history
+            .scan_prefix(prefix(conv))
+            .rev()
+            .skip(self.history_cap)
+        {
+            let (k, v) = kv?;
+            let Ok(m) = serde_json::from_slice::<StoredMessage>(&v) else {
+                continue;
+            };
+            if m.status == "pending" {
+                continue;
+            }
+            if self.msgid.get(m.message_id.as_bytes())?.as_deref() == Some(&k[..]) {
+                self.msgid.remove(m.message_id.as_bytes())?;
+            }
+            self.history.remove(&k)?;
+            gone += 1;
+        }
+        Ok(gone)
     }
 
     /// Undelivered messages for `recipient`, oldest first.
@@ -271,6 +325,45 @@ mod tests {
             conversation_id: String::new(),
             status: String::new(),
         }
+    }
+
+    #[test]
+    fn history_is_trimmed_to_its_cap_keeping_pending_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = ImStore::open(&db, GroupCommit::new(&db))
+            .unwrap()
+            .with_history_cap(10);
+        let first = s.put(msg("sip:a@x", "sip:b@x", "p0"), true).unwrap();
+        for i in 1..500 {
+            s.put(msg("sip:a@x", "sip:b@x", &format!("m{i}")), false)
+                .unwrap();
+            s.put(msg("sip:c@x", "sip:d@x", &format!("o{i}")), false)
+                .unwrap();
+        }
+        s.trim(&conversation("sip:a@x", "sip:b@x")).unwrap();
+        let h = s.history("sip:a@x", "sip:b@x", 0, usize::MAX);
+        assert_eq!(h.len(), 11, "the last ten and the pending one");
+        assert_eq!(h[0].message_id, "p0", "a pending message stays");
+        assert_eq!(h[10].message_id, "m499");
+        assert!(
+            s.by_message_id("m1").is_none(),
+            "its Message-ID entry went with it"
+        );
+        assert_eq!(
+            s.by_message_id("m499").map(|m| m.to),
+            Some("sip:b@x".into())
+        );
+        assert_eq!(s.pending_for("sip:b@x"), vec![first]);
+        let other = s.history("sip:c@x", "sip:d@x", 0, usize::MAX).len();
+        assert!(
+            other <= 10 + 4 * TRIM_EVERY as usize,
+            "trimmed as it goes: {other}"
+        );
+        // Uncapped: everything stays.
+        let all = ImStore::open(&db, GroupCommit::new(&db)).unwrap();
+        all.put(msg("sip:e@x", "sip:f@x", "e1"), false).unwrap();
+        assert_eq!(all.trim(&conversation("sip:e@x", "sip:f@x")).unwrap(), 0);
     }
 
     #[test]

@@ -350,7 +350,8 @@ impl Lab {
             .map_err(|source| LabError::Store {
                 dir: data_dir.display().to_string(),
                 source,
-            })?;
+            })?
+            .with_history_cap(config.im.history_per_conversation);
         let ttl = Duration::from_secs(config.im.store_ttl_secs);
         let history_store = im_store.clone();
         let oim = crate::im::ImServer::new(
@@ -478,6 +479,7 @@ impl Lab {
                 default_scheme: config.auth.default_scheme.clone(),
                 mw,
                 resolver: resolver.clone(),
+                auth: config.auth.limits(),
             },
         );
         scscf_cx.attach(&scscf);

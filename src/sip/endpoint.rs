@@ -276,6 +276,13 @@ impl Endpoint {
         self.inner.admission.set_trusted(nodes);
     }
 
+    /// True when `addr` is one of the nodes given to [`Endpoint::trust`] (a message whose
+    /// source socket is that node's own address: its UDP socket, or a TCP connection it opened
+    /// from its listening address).
+    pub fn is_trusted(&self, addr: SocketAddr) -> bool {
+        self.inner.admission.is_trusted(&addr.to_string())
+    }
+
     /// Overload figures: admitted transactions, 503s, connections, drops.
     pub fn load(&self) -> LoadStats {
         LoadStats {

@@ -401,15 +401,40 @@ impl SipTransport {
             self.warn_rarely("SIP TCP connection cap reached: not connecting");
             return Err(io::Error::other("TCP connection cap reached"));
         }
-        let stream =
-            tokio::time::timeout(self.limits.tcp_connect_timeout, TcpStream::connect(dest))
-                .await
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("TCP connect to {dest} timed out"),
-                    )
-                })??;
+        // From our own listening address (as Kamailio's tcp_reuse_port does): the peer sees
+        // the address it knows us by, so it can tell a core node from anyone else on the host
+        // (the P-CSCF's trust domain) and send its own requests back over this connection
+        // (RFC 5923). Where that address cannot be used (a connection between the same two
+        // addresses is still closing), an ephemeral port as before.
+        let from_own = async {
+            let s = shared_socket(self.local)?;
+            s.bind(self.local)?;
+            s.connect(dest).await
+        };
+        let timed = |e: tokio::time::error::Elapsed| {
+            let _ = e;
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("TCP connect to {dest} timed out"),
+            )
+        };
+        let stream = match tokio::time::timeout(self.limits.tcp_connect_timeout, from_own)
+            .await
+            .map_err(timed)?
+        {
+            Ok(s) => s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AddrInUse | io::ErrorKind::AddrNotAvailable
+                ) =>
+            {
+                tokio::time::timeout(self.limits.tcp_connect_timeout, TcpStream::connect(dest))
+                    .await
+                    .map_err(timed)??
+            }
+            Err(e) => return Err(e),
+        };
         stream.set_nodelay(true)?;
         if let Ok(l) = stream.local_addr() {
             self.trace.alias(l, self.local);
@@ -522,6 +547,26 @@ fn widen_receive_buffer(udp: &UdpSocket) {
 /// Messages queued for one TCP connection are written together up to about this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// A TCP socket that may share its address: the listener, and the connections a node opens
+/// from that same address (SO_REUSEADDR and SO_REUSEPORT; Linux lets only the same user share).
+fn shared_socket(addr: SocketAddr) -> io::Result<tokio::net::TcpSocket> {
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    s.set_reuseport(true)?;
+    Ok(s)
+}
+
+fn listen_shared(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = shared_socket(addr)?;
+    s.bind(addr)?;
+    s.listen(1024)
+}
+
 async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     let mut last = None;
     for _ in 0..20 {
@@ -530,7 +575,7 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
         let port = udp.local_addr()?.port();
         let mut tcp_addr = addr;
         tcp_addr.set_port(port);
-        match TcpListener::bind(tcp_addr).await {
+        match listen_shared(tcp_addr) {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 => last = Some(e),
             Err(e) => return Err(e),

@@ -3,6 +3,7 @@
 
 mod admin_security;
 mod as_failure;
+mod auth_hardening;
 mod calls;
 pub mod chat;
 mod clients;
@@ -20,6 +21,7 @@ mod regevent;
 mod registration;
 mod routing;
 mod store_forward;
+mod trust_domain;
 pub mod web;
 
 use std::path::Path;
