@@ -1941,7 +1941,53 @@ impl Scscf {
     }
 
     /// A new subscription to a registered user's state: 200 OK, then the full state.
+    /// RFC 3680 §5.2 / TS 24.229 §5.4.2.1.1: who may watch a registration: the user (an
+    /// identity of its implicit set, as the P-CSCF asserted it) or a P-CSCF the user registered
+    /// through (on a binding's Path). Anyone else learnt other users' contact addresses.
+    fn may_watch(&self, req: &Request, reg: &Registration) -> bool {
+        let Some(asserted) = req
+            .headers
+            .get("P-Asserted-Identity")
+            .and_then(|v| NameAddr::parse(v).ok())
+        else {
+            return false;
+        };
+        if reg.impus.contains(&asserted.uri.aor()) {
+            return true;
+        }
+        let host_port = |u: &crate::sip::Uri| match u {
+            crate::sip::Uri::Sip(s) => Some((s.host.to_ascii_lowercase(), s.port.unwrap_or(5060))),
+            _ => None,
+        };
+        let Some(watcher) = host_port(&asserted.uri) else {
+            return false;
+        };
+        reg.bindings.iter().flat_map(|b| b.path.iter()).any(|p| {
+            crate::sip::split_list(p).iter().any(|e| {
+                NameAddr::parse(e)
+                    .ok()
+                    .and_then(|na| host_port(&na.uri))
+                    .is_some_and(|hp| hp == watcher)
+            })
+        })
+    }
+
     fn reg_subscribe(&self, inc: IncomingRequest, req: &Request, aor: &str) {
+        if let Some(reg) = self.registration(aor) {
+            if !self.may_watch(req, &reg) {
+                let who = req.headers.get("P-Asserted-Identity").unwrap_or("nobody");
+                crate::warn_limited!("scscf.reg_sub.forbidden", %aor, %who, "reg-event SUBSCRIBE refused: only the user or its P-CSCF may watch a registration");
+                self.ep
+                    .note(|| format!("403: {who} may not watch {aor}'s registration"));
+                inc.tx.respond(warn(
+                    req,
+                    403,
+                    "Forbidden",
+                    "only the user or its P-CSCF may watch this registration",
+                ));
+                return;
+            }
+        }
         let (all, mine) = self
             .reg_subs
             .lock()

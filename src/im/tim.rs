@@ -70,7 +70,12 @@ impl ImServer {
         match rcs::content(&cpim) {
             rcs::Content::Imdn(i) => {
                 let st = self.store.as_ref()?;
-                let _ = st.set_status(&i.message_id, status_word(i.status));
+                if st
+                    .by_message_id(&i.message_id)
+                    .is_some_and(|m| m.to == sender)
+                {
+                    let _ = st.set_status(&i.message_id, status_word(i.status));
+                }
                 st.owe(&OwedReport {
                     from: sender,
                     to: recipient.clone(),
@@ -109,7 +114,13 @@ impl ImServer {
         };
         match rcs::content(&cpim) {
             rcs::Content::Imdn(i) => {
-                let _ = st.set_status(&i.message_id, status_word(i.status));
+                // Only the message's recipient changes its status.
+                if st
+                    .by_message_id(&i.message_id)
+                    .is_some_and(|m| m.to == sender)
+                {
+                    let _ = st.set_status(&i.message_id, status_word(i.status));
+                }
             }
             rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
             rcs::Content::Text(_) => {
@@ -361,15 +372,28 @@ impl ImServer {
             self.proxy_back(inc).await;
             return;
         };
+        // Only the message's recipient reports on it (RFC 5438 §7.1.1 sends the IMDN from the
+        // recipient; the P-CSCF asserted who sent this one): anyone else could mark messages
+        // delivered, take them off the queue and report to their senders.
+        let reporter = identity(req, "P-Asserted-Identity").or_else(|| identity(req, "From"));
+        if reporter.as_deref() != Some(orig.to.as_str()) {
+            crate::warn_limited!("tim.foreign_imdn", reporter = reporter.as_deref().unwrap_or("?"), recipient = %orig.to, "an IMDN for a message to someone else refused with 403");
+            let mut r = req.response(403, Some("Forbidden"));
+            r.ensure_to_tag();
+            r.headers.push(
+                "Warning",
+                "399 tim \"only the recipient of a message reports on it\"",
+            );
+            inc.tx.respond(r);
+            return;
+        }
         if imdn.status == ImdnStatus::Failed {
             let _ = st.set_status(&imdn.message_id, status_word(imdn.status));
         } else {
             // The recipient has it: whatever way it went, it is off the queue (never twice).
             let _ = st.unqueue(&orig, status_word(imdn.status));
         }
-        let reporter = identity(req, "P-Asserted-Identity")
-            .or_else(|| identity(req, "From"))
-            .unwrap_or_else(|| orig.to.clone());
+        let reporter = orig.to.clone();
         let pair = self.sessions.lock().ok().and_then(|s| {
             s.values()
                 .filter(|t| t.from == orig.from && t.to == orig.to)

@@ -300,12 +300,24 @@ impl Ue {
 
     /// [`Ue::message`] with extra headers (feature tags such as Accept-Contact).
     pub async fn message_with(&mut self, to: &str, text: &str, extra: &[(&str, &str)]) -> Response {
+        self.message_with_body(to, "text/plain", text.as_bytes(), extra)
+            .await
+    }
+
+    /// A MESSAGE with a body of any type (a CPIM IMDN, say) and extra headers.
+    pub async fn message_with_body(
+        &mut self,
+        to: &str,
+        content_type: &str,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> Response {
         let mut r = self.new_request(Method::Message, to);
         for (k, v) in extra {
             r.headers.push(k, *v);
         }
-        r.headers.push("Content-Type", "text/plain");
-        r.body = bytes::Bytes::copy_from_slice(text.as_bytes());
+        r.headers.push("Content-Type", content_type);
+        r.body = bytes::Bytes::copy_from_slice(body);
         self.send(r).await
     }
 
@@ -549,7 +561,13 @@ impl Ue {
     /// final response; NOTIFYs then arrive through [`Ue::next_request`].
     pub async fn subscribe_reg(&mut self, expires: u32) -> (Response, Request) {
         let impu = self.cfg.impu.clone();
-        let mut r = self.new_request(Method::Subscribe, &impu);
+        self.subscribe_reg_of(&impu, expires).await
+    }
+
+    /// SUBSCRIBE to the reg event of `target` (someone else's: the S-CSCF refuses it, RFC 3680
+    /// §5.2).
+    pub async fn subscribe_reg_of(&mut self, target: &str, expires: u32) -> (Response, Request) {
+        let mut r = self.new_request(Method::Subscribe, target);
         r.headers
             .push("Contact", format!("<{}>", self.contact_uri()));
         r.headers.push("Event", "reg");

@@ -119,3 +119,27 @@ async fn the_p_cscf_subscribes_and_forgets_a_ue_the_network_deregisters() {
     .await;
     lab.shutdown().await;
 }
+
+/// RFC 3680 §5.2: bob may not watch alice's registration (he would learn her contact
+/// address); alice may watch her own.
+#[tokio::test]
+async fn only_the_user_may_subscribe_to_its_reg_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "default_ifc = []\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    bob.register(600).await.unwrap();
+    let (resp, _) = bob.subscribe_reg_of("sip:alice@ims.lab", 600).await;
+    assert_eq!(resp.status, 403, "{resp:?}");
+    assert!(
+        bob.next_request(Duration::from_millis(500)).await.is_none(),
+        "no NOTIFY with alice's contacts reaches bob"
+    );
+    let (resp, _) = alice.subscribe_reg(600).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let (_, body) = next_notify(&mut alice).await;
+    assert!(body.contains("sip:alice@ims.lab"), "{body}");
+    lab.shutdown().await;
+}

@@ -459,3 +459,54 @@ async fn web_user_logging_out_and_in_gets_everything_and_nothing_stays_pending()
     assert_eq!(pending_total(&lab), 0);
     lab.shutdown().await;
 }
+
+/// Only a message's recipient reports on it: carol's IMDN "delivered" for alice's message to
+/// bob (who is away) gets 403, and the message stays queued for bob.
+#[tokio::test]
+async fn an_imdn_from_someone_else_than_the_recipient_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = chat_ue(&lab, "alice", &shut, delivered_only()).await;
+    let id = alice.send("sip:bob@ims.lab", "for bob only").await;
+    wait_event(&mut alice, Duration::from_secs(5), "stored notice", |e| {
+        matches!(e, ChatEvent::Stored { .. })
+    })
+    .await;
+    let stored = lab.tim.store().unwrap().by_message_id(&id).expect("stored");
+    let mut carol = ue(&lab, "carol", AuthMode::Digest, &shut).await;
+    carol.register(600).await.unwrap();
+    let about = Cpim::parse(&stored.cpim()).unwrap();
+    let doc = rcslab::im::rcs::imdn_message(
+        "sip:bob@ims.lab",
+        "sip:alice@ims.lab",
+        &about,
+        ImdnStatus::Delivered,
+    )
+    .to_bytes();
+    let r = carol
+        .message_with_body(
+            "sip:alice@ims.lab",
+            "message/cpim",
+            &doc,
+            &[("Accept-Contact", rcslab::im::rcs::ACCEPT_IMDN)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.headers
+            .get("Warning")
+            .is_some_and(|w| w.contains("only the recipient")),
+        "T-IM refused it: {r:?}"
+    );
+    assert_eq!(
+        lab.tim
+            .store()
+            .unwrap()
+            .pending_for("sip:bob@ims.lab")
+            .len(),
+        1,
+        "still waiting for bob"
+    );
+    lab.shutdown().await;
+}
