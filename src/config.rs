@@ -568,6 +568,20 @@ pub struct HssSection {
     /// used when `scscf_name` is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_capabilities: Option<ServerCapabilitiesSection>,
+    /// The Diameter peers the HSS accepts (RFC 6733 §5.3; others get 3010 DIAMETER_UNKNOWN_PEER).
+    /// Empty: the lab's own I-CSCF and S-CSCF (`icscf.<domain>`, `scscf.<domain>`) from their
+    /// nodes' addresses, any loopback address when those are on loopback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<HssPeer>,
+}
+
+/// One `[[hss.peers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HssPeer {
+    /// The peer's Origin-Host.
+    pub origin_host: String,
+    /// Where it connects from: an IP address or a network (`127.0.0.0/8`).
+    pub address: String,
 }
 
 /// `[hss.server_capabilities]` (TS 29.229 §6.3.4 Server-Capabilities).
@@ -585,6 +599,54 @@ pub struct ServerCapabilitiesSection {
 }
 
 impl HssSection {
+    /// The Diameter peers the HSS accepts: `[[hss.peers]]`, or the lab's own I-CSCF and S-CSCF
+    /// (their Origin-Hosts, from their nodes' addresses; from any loopback address when those
+    /// are on loopback, as Kamailio CSCFs on 127.0.0.x are in labs/interop).
+    pub fn peer_policy(
+        &self,
+        domain: &str,
+        icscf: SocketAddr,
+        scscf: SocketAddr,
+    ) -> Result<crate::diameter::peer_policy::PeerPolicy, ConfigError> {
+        use crate::diameter::peer_policy::{parse_network, AllowedPeer, PeerPolicy};
+        if !self.peers.is_empty() {
+            let list = self
+                .peers
+                .iter()
+                .map(|p| {
+                    Ok(AllowedPeer {
+                        origin_host: p.origin_host.clone(),
+                        network: parse_network(&p.address)
+                            .map_err(|e| ConfigError::Invalid(format!("[[hss.peers]]: {e}")))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            return Ok(PeerPolicy::only(list));
+        }
+        let from = |a: SocketAddr| {
+            if a.ip().is_loopback() || a.ip().is_unspecified() {
+                parse_network(if a.is_ipv4() {
+                    "127.0.0.0/8"
+                } else {
+                    "::1/128"
+                })
+            } else {
+                parse_network(&a.ip().to_string())
+            }
+            .map_err(ConfigError::Invalid)
+        };
+        Ok(PeerPolicy::only(vec![
+            AllowedPeer {
+                origin_host: format!("icscf.{domain}"),
+                network: from(icscf)?,
+            },
+            AllowedPeer {
+                origin_host: format!("scscf.{domain}"),
+                network: from(scscf)?,
+            },
+        ]))
+    }
+
     /// What the HSS names for a first registration; `own_scscf` is the lab's S-CSCF.
     pub fn scscf_selection(&self, own_scscf: &str) -> crate::hss::ScscfSelection {
         use crate::hss::ScscfSelection as S;
@@ -985,6 +1047,8 @@ impl LabConfig {
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         c.check_limits()?;
+        c.hss
+            .peer_policy(&c.lab.domain, c.nodes.icscf, c.nodes.scscf)?;
         Ok(c)
     }
 

@@ -97,6 +97,8 @@ pub const DIAMETER_UNABLE_TO_DELIVER: u32 = 3002;
 pub const DIAMETER_APPLICATION_UNSUPPORTED: u32 = 3007;
 /// Result-Code: the peer has more requests in hand than it takes (RFC 6733 §7.1.3).
 pub const DIAMETER_TOO_BUSY: u32 = 3004;
+/// A CER from a peer the server is not configured for (RFC 6733 §7.1.3).
+pub const DIAMETER_UNKNOWN_PEER: u32 = 3010;
 /// DIAMETER_INVALID_HDR_BITS
 pub const DIAMETER_INVALID_HDR_BITS: u32 = 3008;
 /// DIAMETER_INVALID_AVP_BITS

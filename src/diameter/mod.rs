@@ -6,4 +6,5 @@ pub mod client;
 pub mod codec;
 pub mod cx;
 pub mod peer;
+pub mod peer_policy;
 pub mod peer_table;

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::diameter::codec::*;
 use crate::diameter::cx::{APP_ID_CX, VENDOR_3GPP};
+use crate::diameter::peer_policy::PeerPolicy;
 pub use crate::diameter::peer_table::{ConnId, PeerTable, MAX_PEERS};
 use crate::trace::{Direction, Protocol, Trace};
 
@@ -578,12 +579,36 @@ impl Peer {
 }
 
 /// Accepts peers on `listener`: CER must come first and offer Cx (else CEA 5010 and close).
+/// Any Origin-Host from anywhere: see [`serve_with_policy`].
 pub async fn serve(
     listener: TcpListener,
     local: LocalPeer,
     handler: Arc<dyn DiameterHandler>,
     peers: PeerTable,
     trace: Trace,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_with_policy(
+        listener,
+        local,
+        handler,
+        peers,
+        trace,
+        Arc::new(PeerPolicy::any()),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] accepting only the peers `policy` names (Origin-Host and source address); others
+/// get CEA DIAMETER_UNKNOWN_PEER (3010) and are closed (RFC 6733 §5.3).
+pub async fn serve_with_policy(
+    listener: TcpListener,
+    local: LocalPeer,
+    handler: Arc<dyn DiameterHandler>,
+    peers: PeerTable,
+    trace: Trace,
+    policy: Arc<PeerPolicy>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -598,30 +623,47 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let (local, handler, peers, trace, sd) = (
+        let (local, handler, peers, trace, sd, policy) = (
             local.clone(),
             handler.clone(),
             peers.clone(),
             trace.clone(),
             shutdown.clone(),
+            policy.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) = accept_one(stream, remote, local, handler, peers, trace, sd).await {
+            let conn = Accepted {
+                stream,
+                remote,
+                policy,
+            };
+            if let Err(e) = accept_one(conn, local, handler, peers, trace, sd).await {
                 crate::warn_limited!("diameter.refused", %remote, error = %e, "Diameter peer refused");
             }
         });
     }
 }
 
-async fn accept_one(
+/// A connection just accepted, and who may be on it.
+struct Accepted {
     stream: TcpStream,
     remote: SocketAddr,
+    policy: Arc<PeerPolicy>,
+}
+
+async fn accept_one(
+    conn: Accepted,
     local: LocalPeer,
     handler: Arc<dyn DiameterHandler>,
     peers: PeerTable,
     trace: Trace,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), DiameterError> {
+    let Accepted {
+        stream,
+        remote,
+        policy,
+    } = conn;
     let _ = stream.set_nodelay(true);
     let local_addr = stream.local_addr().map_err(io_err)?;
     let (mut rd, mut wr) = stream.into_split();
@@ -643,17 +685,19 @@ async fn accept_one(
         ));
     }
     let mut cea = Message::answer_to(&cer);
+    let known = policy.allows(cer.origin_host().unwrap_or(""), remote.ip());
     let cx = offers_cx(&cer);
     let room = peers.has_room();
-    let ok = cx && room;
+    let ok = known && cx && room;
     cea.push(Avp::u32(
         AVP_RESULT_CODE,
         None,
         true,
-        match (cx, room) {
-            (false, _) => DIAMETER_NO_COMMON_APPLICATION,
-            (true, false) => DIAMETER_UNABLE_TO_COMPLY,
-            (true, true) => DIAMETER_SUCCESS,
+        match (known, cx, room) {
+            (false, _, _) => DIAMETER_UNKNOWN_PEER,
+            (true, false, _) => DIAMETER_NO_COMMON_APPLICATION,
+            (true, true, false) => DIAMETER_UNABLE_TO_COMPLY,
+            (true, true, true) => DIAMETER_SUCCESS,
         },
     ));
     cer_avps(&local, &mut cea);
@@ -667,6 +711,13 @@ async fn accept_one(
         || "CEA".into(),
     );
     wr.write_all(&bytes).await.map_err(io_err)?;
+    if !known {
+        return Err(DiameterError::Handshake(format!(
+            "unknown peer: Origin-Host '{}' from {} is not one of the configured peers (answered 3010)",
+            cer.origin_host().unwrap_or(""),
+            remote.ip()
+        )));
+    }
     if !cx {
         return Err(DiameterError::Handshake(
             "peer does not offer Cx (answered 5010)".into(),

@@ -162,6 +162,8 @@ struct HssCx {
     peers: PeerTable,
     trace: Trace,
     lab_shutdown: watch::Receiver<bool>,
+    /// The peers it accepts.
+    policy: Arc<crate::diameter::peer_policy::PeerPolicy>,
     /// Stops the running instance (its listener and every connection it accepted).
     stop: Mutex<watch::Sender<bool>>,
 }
@@ -180,12 +182,13 @@ impl HssCx {
             let _ = s.send(true);
             *s = stop;
         }
-        tokio::spawn(peer::serve(
+        tokio::spawn(peer::serve_with_policy(
             listener,
             self.local.clone(),
             self.handler.clone(),
             self.peers.clone(),
             self.trace.clone(),
+            self.policy.clone(),
             stopped,
         ));
     }
@@ -395,14 +398,21 @@ impl Lab {
             watchdog_interval: dia.timers().tw,
             request_timeout,
         };
-        let hss_cx = HssCx {
-            local: hss_local,
-            handler: Arc::new(CxServer(hss.clone())),
-            peers: hss_peers,
-            trace: trace.clone(),
-            lab_shutdown: shut_rx.clone(),
-            stop: Mutex::new(watch::channel(false).0),
-        };
+        let hss_cx =
+            HssCx {
+                local: hss_local,
+                handler: Arc::new(CxServer(hss.clone())),
+                peers: hss_peers,
+                trace: trace.clone(),
+                lab_shutdown: shut_rx.clone(),
+                policy: Arc::new(config.hss.peer_policy(&domain, n.icscf, n.scscf).map_err(
+                    |e| LabError::Diameter {
+                        what: "HSS",
+                        detail: e.to_string(),
+                    },
+                )?),
+                stop: Mutex::new(watch::channel(false).0),
+            };
         hss_cx.serve(hss_listener);
         tokio::spawn(admin::serve(
             admin_listener,

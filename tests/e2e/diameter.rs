@@ -201,3 +201,71 @@ async fn a_restarted_hss_is_reached_again_without_restarting_the_lab() {
     rtr_reaches_the_scscf(&lab, "alice").await;
     lab.shutdown().await;
 }
+
+/// RFC 6733 §5.3: the HSS takes only its configured peers. A peer claiming an Origin-Host the
+/// lab does not know gets CEA 3010 (DIAMETER_UNKNOWN_PEER) and the connection is closed; the
+/// lab's own S-CSCF identity from loopback is taken.
+#[tokio::test]
+async fn the_hss_refuses_an_unknown_diameter_peer() {
+    use rcslab::diameter::peer::{BoxFuture, DiameterHandler, LocalPeer, Peer, PeerInfo};
+    struct Nothing;
+    impl DiameterHandler for Nothing {
+        fn handle(
+            &self,
+            _from: PeerInfo,
+            r: rcslab::diameter::codec::Message,
+        ) -> BoxFuture<'static, rcslab::diameter::codec::Message> {
+            Box::pin(async move { rcslab::diameter::codec::Message::answer_to(&r) })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let local = |host: &str| LocalPeer {
+        origin_host: host.into(),
+        origin_realm: "ims.lab".into(),
+        host_ip: "127.0.0.1".parse().unwrap(),
+        product_name: "probe".into(),
+        watchdog_interval: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(5),
+    };
+    let refused = Peer::connect(
+        lab.addrs.hss,
+        local("hss-reader.evil.example"),
+        Arc::new(Nothing),
+        rcslab::trace::Trace::disabled(),
+    )
+    .await;
+    match refused {
+        Err(e) => assert!(e.to_string().contains("3010"), "{e}"),
+        Ok(_) => panic!("an unknown peer was accepted"),
+    }
+    let ok = Peer::connect(
+        lab.addrs.hss,
+        local("scscf.ims.lab"),
+        Arc::new(Nothing),
+        rcslab::trace::Trace::disabled(),
+    )
+    .await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    lab.shutdown().await;
+}
+
+/// `[[hss.peers]]` replaces the default list: a peer outside it is refused even with the lab's
+/// own Origin-Host, and a bad address is a config error.
+#[tokio::test]
+async fn configured_hss_peers_replace_the_defaults() {
+    let cfg = rcslab::LabConfig::from_toml_str(
+        "[[hss.peers]]\norigin_host = \"scscf.ims.lab\"\naddress = \"nowhere\"\n",
+    );
+    assert!(cfg.is_err(), "a bad peer address is refused at load");
+    let c = rcslab::LabConfig::from_toml_str(
+        "[[hss.peers]]\norigin_host = \"scscf.kamailio.lab\"\naddress = \"127.0.0.3\"\n",
+    )
+    .unwrap();
+    let p = c
+        .hss
+        .peer_policy("ims.lab", c.nodes.icscf, c.nodes.scscf)
+        .unwrap();
+    assert!(p.allows("scscf.kamailio.lab", "127.0.0.3".parse().unwrap()));
+    assert!(!p.allows("scscf.ims.lab", "127.0.0.1".parse().unwrap()));
+}
