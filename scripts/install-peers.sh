@@ -2,7 +2,8 @@
 # Installs the real peers the tests use: sipp (Debian package sip-tester), tshark, the SIP
 # clients baresip and linphonec (linphone-cli), Kamailio 5.6 with its IMS and presence modules
 # (the I-CSCF/S-CSCF of tests/e2e/kamailio.rs; the IMS S-CSCF's usrloc needs the presence
-# module), and for the browser test chromium and playwright-core (scripts/install-browser.sh).
+# module), the attacker tools svwar and svcrack (sipvicious, tests/e2e/attackers.rs), and for
+# the browser test chromium and playwright-core (scripts/install-browser.sh).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 # The browser test's peers: Debian chromium and playwright-core from npm.
@@ -12,6 +13,7 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)
+command -v svcrack >/dev/null 2>&1 || need+=(sipvicious)
 KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
 [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 [ -e "$KAMAILIO_MODULES/ims_icscf.so" ] || need+=(kamailio-ims-modules)
@@ -29,5 +31,6 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO de
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 command -v sipp >/dev/null && command -v tshark >/dev/null
 command -v baresip >/dev/null && command -v linphonec >/dev/null
+command -v svwar >/dev/null && command -v svcrack >/dev/null
 [ -x /usr/sbin/kamailio ] && [ -e "$KAMAILIO_MODULES/ims_icscf.so" ] && [ -e "$KAMAILIO_MODULES/presence.so" ]
 echo "install-peers: ok ($(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), $(tshark --version | head -1), $(/usr/sbin/kamailio -v | head -1))" >&2

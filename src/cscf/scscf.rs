@@ -862,7 +862,7 @@ impl Scscf {
             .guard
             .lock()
             .ok()
-            .and_then(|g| g.blocked(&impi, source, Instant::now()));
+            .and_then(|g| g.blocked(&self.guard_key(&impi), source, Instant::now()));
         if let Some(d) = block {
             self.ep.note(|| {
                 format!(
@@ -939,7 +939,7 @@ impl Scscf {
 
         // Authenticated.
         if let Ok(mut g) = self.guard.lock() {
-            g.success(&impi);
+            g.success(&self.guard_key(&impi));
         }
         if crate::cscf::is_deregistration(req) {
             self.deregister(req, &impi, &impu).await
@@ -1265,13 +1265,24 @@ impl Scscf {
         }
     }
 
+    /// The IMPI as failures are counted: `alice`, `Alice` and `alice@ims.lab` are one
+    /// identity to the HSS, so they share one count (svcrack sends the bare user part).
+    fn guard_key(&self, impi: &str) -> String {
+        let i = impi.trim().to_ascii_lowercase();
+        if i.contains('@') {
+            i
+        } else {
+            format!("{i}@{}", self.domain.to_ascii_lowercase())
+        }
+    }
+
     /// A failed answer: counted per IMPI and per address ([`super::auth_guard`]); one more
     /// challenge, a 403, or a block.
     fn fail(&self, impi: &str, source: Option<std::net::IpAddr>, why: &str) -> AuthOutcome {
         let verdict = self
             .guard
             .lock()
-            .map(|mut g| g.failure(impi, source, Instant::now()))
+            .map(|mut g| g.failure(&self.guard_key(impi), source, Instant::now()))
             .unwrap_or(super::auth_guard::Verdict::Reject);
         let from = source.map_or("?".to_string(), |s| s.to_string());
         match verdict {

@@ -3,6 +3,7 @@
 
 mod admin_security;
 mod as_failure;
+mod attackers;
 mod auth_hardening;
 mod calls;
 pub mod chat;
