@@ -293,6 +293,16 @@ pub struct WebRsfSection {
     /// user is de-registered and forgotten.
     #[serde(default = "default_token_idle")]
     pub token_idle_secs: u64,
+    /// A bearer token ends this long after it was issued (`PUT /Session` gives a new one).
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: u64,
+    /// Failed logins of one user within ten minutes before it gets 429 with Retry-After (an
+    /// address gets four times as many, its users together).
+    #[serde(default = "default_login_failures")]
+    pub login_max_failures: u32,
+    /// The first 429 lasts this long; each further one doubles (up to 30 times it).
+    #[serde(default = "default_login_block")]
+    pub login_block_secs: u64,
     /// Web users logged in at once (more get 503).
     #[serde(default = "default_max_users")]
     pub max_users: usize,
@@ -325,6 +335,15 @@ fn default_web_expires() -> u32 {
 fn default_token_idle() -> u64 {
     3600
 }
+fn default_token_lifetime() -> u64 {
+    3600
+}
+fn default_login_failures() -> u32 {
+    5
+}
+fn default_login_block() -> u64 {
+    30
+}
 fn default_max_users() -> usize {
     1000
 }
@@ -349,6 +368,9 @@ impl Default for WebRsfSection {
             register_expires: default_web_expires(),
             webhooks: Default::default(),
             token_idle_secs: default_token_idle(),
+            token_lifetime_secs: default_token_lifetime(),
+            login_max_failures: default_login_failures(),
+            login_block_secs: default_login_block(),
             max_users: default_max_users(),
             max_media_per_user: default_max_media(),
             max_instances_per_user: default_max_instances(),

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Limits, from the lab file's `[auth]`.
@@ -159,11 +159,22 @@ impl<K: Hash + Eq + Clone> Table<K> {
     }
 }
 
+/// What an address counts under: its IP; on loopback, its IP and port (everyone on the lab's
+/// machine shares 127.0.0.1, and one student's typos must not lock the whole class out; a tool
+/// like svcrack keeps its socket and is counted all the same).
+fn source_key(s: SocketAddr) -> SocketAddr {
+    if s.ip().is_loopback() {
+        s
+    } else {
+        SocketAddr::new(s.ip(), 0)
+    }
+}
+
 /// The S-CSCF's failed-authentication tables.
 pub struct AuthGuard {
     limits: AuthLimits,
     by_impi: Table<String>,
-    by_source: Table<IpAddr>,
+    by_source: Table<SocketAddr>,
 }
 
 impl AuthGuard {
@@ -182,21 +193,26 @@ impl AuthGuard {
     }
 
     /// How long this IMPI or address stays blocked, if it is.
-    pub fn blocked(&self, impi: &str, source: Option<IpAddr>, now: Instant) -> Option<Duration> {
+    pub fn blocked(
+        &self,
+        impi: &str,
+        source: Option<SocketAddr>,
+        now: Instant,
+    ) -> Option<Duration> {
         let a = self.by_impi.blocked(&impi.to_string(), now);
-        let b = source.and_then(|s| self.by_source.blocked(&s, now));
+        let b = source.and_then(|s| self.by_source.blocked(&source_key(s), now));
         a.max(b)
     }
 
     /// Counts a failed attempt and says how to answer it.
-    pub fn failure(&mut self, impi: &str, source: Option<IpAddr>, now: Instant) -> Verdict {
+    pub fn failure(&mut self, impi: &str, source: Option<SocketAddr>, now: Instant) -> Verdict {
         let l = self.limits;
         let (n, blocked_impi) = self
             .by_impi
             .fail(&impi.to_string(), now, &l, l.max_failures);
         let blocked_source = source.and_then(|s| {
             self.by_source
-                .fail(&s, now, &l, l.max_failures_per_address)
+                .fail(&source_key(s), now, &l, l.max_failures_per_address)
                 .1
         });
         match blocked_impi.max(blocked_source) {
@@ -227,9 +243,10 @@ impl AuthGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
-    fn ip(s: &str) -> Option<IpAddr> {
-        Some(s.parse().unwrap())
+    fn ip(s: &str) -> Option<SocketAddr> {
+        Some(SocketAddr::new(s.parse::<IpAddr>().unwrap(), 5060))
     }
 
     #[test]
@@ -329,7 +346,7 @@ mod tests {
             let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
             g.failure(
                 &format!("u{i}"),
-                Some(IpAddr::V4(a)),
+                Some(SocketAddr::new(IpAddr::V4(a), 5060)),
                 t + Duration::from_millis(i.into()),
             );
         }
@@ -337,6 +354,33 @@ mod tests {
         assert!(
             (90..=100).contains(&a) && (90..=100).contains(&b),
             "{a} {b}"
+        );
+    }
+
+    #[test]
+    fn on_loopback_an_address_is_its_port_too() {
+        let mut g = AuthGuard::new(AuthLimits {
+            max_failures_per_address: 2,
+            ..AuthLimits::default()
+        });
+        let t = Instant::now();
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        g.failure("x@ims.lab", Some(a), t);
+        assert!(matches!(
+            g.failure("y@ims.lab", Some(a), t),
+            Verdict::Blocked(_)
+        ));
+        assert!(
+            g.blocked("z@ims.lab", Some(b), t).is_none(),
+            "another client on the host"
+        );
+        let r1: SocketAddr = "192.0.2.1:1000".parse().unwrap();
+        let r2: SocketAddr = "192.0.2.1:2000".parse().unwrap();
+        g.failure("x2@ims.lab", Some(r1), t);
+        assert!(
+            matches!(g.failure("y2@ims.lab", Some(r2), t), Verdict::Blocked(_)),
+            "elsewhere: the IP"
         );
     }
 }

@@ -1163,7 +1163,7 @@ impl Scscf {
         impi: &str,
         impu: &str,
         c: &Credentials,
-        source: Option<std::net::IpAddr>,
+        source: Option<std::net::SocketAddr>,
     ) -> AuthOutcome {
         let pending = self
             .pending
@@ -1278,7 +1278,7 @@ impl Scscf {
 
     /// A failed answer: counted per IMPI and per address ([`super::auth_guard`]); one more
     /// challenge, a 403, or a block.
-    fn fail(&self, impi: &str, source: Option<std::net::IpAddr>, why: &str) -> AuthOutcome {
+    fn fail(&self, impi: &str, source: Option<std::net::SocketAddr>, why: &str) -> AuthOutcome {
         let verdict = self
             .guard
             .lock()
@@ -1686,9 +1686,10 @@ enum AuthOutcome {
 /// would tell an attacker which users exist and what went wrong.
 const AUTH_FAILED: &str = "authentication failed";
 
-/// The UE's address as the P-CSCF saw it: the bottom Via's `received` (or its host when the
-/// P-CSCF had no need to add one). The P-CSCF is in the trust domain and stamps it.
-fn ue_source(req: &Request) -> Option<std::net::IpAddr> {
+/// The UE's address as the P-CSCF saw it: the bottom Via's `received` and `rport` (or its
+/// sent-by when the P-CSCF had no need to add them). The P-CSCF is in the trust domain and
+/// stamps them.
+fn ue_source(req: &Request) -> Option<std::net::SocketAddr> {
     let vias: Vec<String> = req
         .headers
         .get_all("Via")
@@ -1700,11 +1701,18 @@ fn ue_source(req: &Request) -> Option<std::net::IpAddr> {
         })
         .collect();
     let bottom = crate::sip::Via::parse(vias.last()?).ok()?;
-    bottom
+    let ip: std::net::IpAddr = bottom
         .params
         .value("received")
         .and_then(|r| r.trim_matches(['[', ']']).parse().ok())
-        .or_else(|| bottom.host.trim_matches(['[', ']']).parse().ok())
+        .or_else(|| bottom.host.trim_matches(['[', ']']).parse().ok())?;
+    let port = bottom
+        .params
+        .value("rport")
+        .and_then(|p| p.parse().ok())
+        .or(bottom.port)
+        .unwrap_or(5060);
+    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// The address the UE sent its REGISTER to, as `sip:host:port`: the P-CSCF's Path entry

@@ -5,10 +5,12 @@
 //! | method | path (under `/webrsf/v1/{userId}`) | what |
 //! |---|---|---|
 //! | POST | `/Session` `{"password"}` | log in (REGISTER to IMS) -> `{"token","user","expires"}` |
+//! | PUT | `/Session` | a new token for this one (which ends) -> `{"token","user","expires"}` |
+//! | POST | `/Session/Ticket` | a single-use ticket (30 s) for a browser channel -> `{"ticket","expires"}` |
 //! | DELETE | `/Session` | log out (de-REGISTER) |
 //! | POST | `/Notification/Streaming[?cursor=N]` | chunked channel, one JSON event per chunk |
-//! | GET | `/Notification/SSE[?cursor=N]` | the same as Server-Sent Events (`Last-Event-ID`) |
-//! | GET | `/Notification/WebSocket[?cursor=N]` | the same over a WebSocket |
+//! | GET | `/Notification/SSE[?ticket=T&cursor=N]` | the same as Server-Sent Events (`Last-Event-ID`) |
+//! | GET | `/Notification/WebSocket[?ticket=T&cursor=N]` | the same over a WebSocket |
 //! | GET, POST | `/Chat` | list instances; start a chat `{"to","text"}` |
 //! | GET | `/Chat/Media` | waiting messages, chunked NDJSON (figure 5 step 9) |
 //! | GET, PUT | `/Chat/{id}` | an instance; acknowledge / accept / decline / close it |
@@ -17,7 +19,8 @@
 //! | POST | `/Chat/{id}/Composing` | `{"active":true}` |
 //! | GET | `/History/{peer}?after=SEQ&limit=N` | T-IM's numbered conversation after SEQ |
 //!
-//! Every call but `POST /Session` carries `Authorization: Bearer TOKEN` (or `?token=`).
+//! Every call but `POST /Session` carries `Authorization: Bearer TOKEN`; tokens end after
+//! `[webrsf] token_lifetime_secs`. The SSE and WebSocket channels also take `?ticket=`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -48,7 +51,13 @@ type Query_ = Query<std::collections::HashMap<String, String>>;
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        json_response(code, &self.body())
+        let mut r = json_response(code, &self.body());
+        if let WebError::RateLimited(_, secs) = self {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        r
     }
 }
 
@@ -97,7 +106,8 @@ pub async fn serve(gw: Gw, listener: TcpListener, limits: HttpLimits) {
 /// The routes.
 pub fn router(gw: Gw) -> Router {
     let api = Router::new()
-        .route("/Session", post(login).delete(logout))
+        .route("/Session", post(login).delete(logout).put(refresh))
+        .route("/Session/Ticket", post(ticket))
         .route("/Notification/Streaming", post(streaming))
         .route("/Notification/SSE", get(sse))
         .route("/Notification/WebSocket", get(websocket))
@@ -146,30 +156,55 @@ fn static_file(ct: &'static str, body: &'static str) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Authentication and bodies.
 
-/// The user a request's token belongs to, checked against the path's `{userId}`.
+/// The bearer token of a request's Authorization header.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// The user a request's token belongs to, checked against the path's `{userId}`. The token is
+/// taken from `Authorization: Bearer` only: one in the URL ends up in logs and histories.
 fn authed(
     gw: &Gateway,
     headers: &HeaderMap,
     q: &Query_,
     user: &str,
 ) -> Result<Arc<WebUser>, WebError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
-        .or_else(|| q.get("token").cloned())
-        .ok_or_else(|| {
-            WebError::Unauthorized("missing token (Authorization: Bearer TOKEN)".into())
-        })?;
+    let Some(token) = bearer(headers) else {
+        return Err(WebError::Unauthorized(if q.contains_key("token") {
+            "a token goes in Authorization: Bearer, not in the URL (the browser's channels use a ticket from POST Session/Ticket)".into()
+        } else {
+            "missing token (Authorization: Bearer TOKEN)".into()
+        }));
+    };
     let u = gw
         .user_by_token(&token)
         .ok_or_else(|| WebError::Unauthorized("unknown or expired token".into()))?;
     if u.aor != gw.aor_of(user)? {
         return Err(WebError::Forbidden(format!("the token is not {user}'s")));
+    }
+    Ok(u)
+}
+
+/// [`authed`] for the notification channels a browser opens: a bearer token, or a single-use
+/// `?ticket=` from `POST Session/Ticket`.
+fn authed_channel(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    q: &Query_,
+    user: &str,
+) -> Result<Arc<WebUser>, WebError> {
+    let Some(ticket) = q.get("ticket") else {
+        return authed(gw, headers, q, user);
+    };
+    let u = gw
+        .user_by_ticket(ticket)
+        .ok_or_else(|| WebError::Unauthorized("unknown, used or expired ticket".into()))?;
+    if u.aor != gw.aor_of(user)? {
+        return Err(WebError::Forbidden(format!("the ticket is not {user}'s")));
     }
     Ok(u)
 }
@@ -198,18 +233,48 @@ async fn read_body(gw: &Gateway, body: Body) -> Result<Bytes, WebError> {
 async fn login(
     State(gw): State<Gw>,
     Path(user): Path<String>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     body: Body,
 ) -> Result<Response, WebError> {
     let v = json_body(&gw, body).await?;
     let b = body::login(&v)?;
-    let u = gw.login(&user, b.password, b.impi).await?;
+    let u = gw.login(&user, b.password, b.impi, Some(remote)).await?;
+    let (token, expires) = gw.issue_token(&u);
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "token": u.token,
-            "user": u.aor,
-            "expires": gw.settings().register_expires,
-        }),
+        &json!({ "token": token, "user": u.aor, "expires": expires }),
+    ))
+}
+
+/// `PUT /Session` with a valid token: a new token (same answer as login); the old one ends.
+async fn refresh(
+    State(gw): State<Gw>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    q: Query_,
+) -> Result<Response, WebError> {
+    let u = authed(&gw, &headers, &q, &user)?;
+    let old = bearer(&headers).unwrap_or_default();
+    let (token, expires) = gw.refresh_token(&u, &old);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "token": token, "user": u.aor, "expires": expires }),
+    ))
+}
+
+/// `POST /Session/Ticket`: a single-use ticket (30 s) for one notification channel opened by
+/// a browser's EventSource or WebSocket, which cannot send Authorization.
+async fn ticket(
+    State(gw): State<Gw>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    q: Query_,
+) -> Result<Response, WebError> {
+    let u = authed(&gw, &headers, &q, &user)?;
+    let (ticket, expires) = gw.issue_ticket(&u);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "ticket": ticket, "expires": expires }),
     ))
 }
 
@@ -590,7 +655,7 @@ async fn sse(
     headers: HeaderMap,
     q: Query_,
 ) -> Result<Response, WebError> {
-    let u = authed(&gw, &headers, &q, &user)?;
+    let u = authed_channel(&gw, &headers, &q, &user)?;
     let cursor = cursor_of(&headers, &q)?;
     let guard = open(&gw, &u)?;
     Ok(channel_response(
@@ -627,7 +692,7 @@ async fn websocket(
     slot: Option<axum::Extension<ConnSlot>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, WebError> {
-    let u = authed(&gw, &headers, &q, &user)?;
+    let u = authed_channel(&gw, &headers, &q, &user)?;
     let cursor = cursor_of(&headers, &q)?;
     let guard = open(&gw, &u)?;
     let rec = ChunkRecorder::new(&gw, remote);

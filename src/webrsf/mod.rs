@@ -23,6 +23,7 @@ pub mod body;
 pub mod client;
 pub mod http;
 pub mod limits;
+pub mod tokens;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -62,6 +63,8 @@ pub enum WebError {
     TooLarge(String),
     /// 429: too many channels.
     TooMany(String),
+    /// 429 with Retry-After (seconds): too many failed logins for this user or address.
+    RateLimited(String, u64),
     /// 503: the gateway is full (`[webrsf] max_users`).
     Unavailable(String),
     /// 504: the IMS core did not answer.
@@ -79,7 +82,7 @@ impl WebError {
             WebError::Conflict(_) => 409,
             WebError::RequestTimeout(_) => 408,
             WebError::TooLarge(_) => 413,
-            WebError::TooMany(_) => 429,
+            WebError::TooMany(_) | WebError::RateLimited(..) => 429,
             WebError::Unavailable(_) => 503,
             WebError::Timeout(_) => 504,
         }
@@ -96,6 +99,7 @@ impl WebError {
             WebError::RequestTimeout(d) => ("request_timeout", d),
             WebError::TooLarge(d) => ("payload_too_large", d),
             WebError::TooMany(d) => ("too_many_channels", d),
+            WebError::RateLimited(d, _) => ("too_many_attempts", d),
             WebError::Unavailable(d) => ("service_unavailable", d),
             WebError::Timeout(d) => ("ims_timeout", d),
         };
@@ -210,9 +214,13 @@ pub struct WebUser {
     pub aor: String,
     /// The path form of the identity (`bob`).
     pub user_id: String,
-    /// Bearer token.
-    pub token: String,
-    password: String,
+    /// This login's number: tokens and tickets name it, so a newer login of the same user
+    /// (after a logout or an expiry) does not take an older one's.
+    session: u64,
+    /// A salted hash of the password the UE registered with (memory only): after the IMS
+    /// core accepts a re-login, a different password means the HSS changed it and this
+    /// session (whose UE would re-register with the old one) gives way to a new one.
+    password_tag: [u8; 16],
     chat: ChatUe,
     state: Mutex<UserState>,
     last_event: watch::Sender<u64>,
@@ -235,7 +243,15 @@ pub struct Gateway {
     namer: Namer,
     http_addr: Mutex<Option<SocketAddr>>,
     users: Mutex<HashMap<String, Arc<WebUser>>>,
-    tokens: Mutex<HashMap<String, String>>,
+    /// Bearer tokens (`[webrsf] token_lifetime_secs`), naming a login ([`WebUser::session`]).
+    tokens: Mutex<tokens::Credentials>,
+    /// Single-use tickets for the browser's notification channels (30 s).
+    tickets: Mutex<tokens::Credentials>,
+    next_session: std::sync::atomic::AtomicU64,
+    /// Failed logins per user and per client address (429 + Retry-After past the limit).
+    login_guard: Mutex<crate::cscf::auth_guard::AuthGuard>,
+    /// Salt of [`WebUser::password_tag`].
+    salt: [u8; 16],
     shutdown: watch::Receiver<bool>,
     history: Mutex<Option<crate::im::store::ImStore>>,
 }
@@ -250,6 +266,8 @@ impl Gateway {
         namer: Namer,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Gateway> {
+        let (login_failures, login_block) = (cfg.login_max_failures, cfg.login_block_secs);
+        let token_lifetime = cfg.token_lifetime_secs;
         Arc::new(Gateway {
             cfg,
             domain: domain.to_string(),
@@ -258,7 +276,22 @@ impl Gateway {
             namer,
             http_addr: Mutex::new(None),
             users: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(tokens::Credentials::tokens(
+                Duration::from_secs(token_lifetime.max(1)),
+                8,
+            )),
+            tickets: Mutex::new(tokens::Credentials::tickets(Duration::from_secs(30), 16)),
+            next_session: std::sync::atomic::AtomicU64::new(1),
+            salt: rand::random(),
+            login_guard: Mutex::new(crate::cscf::auth_guard::AuthGuard::new(
+                crate::cscf::auth_guard::AuthLimits {
+                    max_failures: login_failures.max(1),
+                    max_failures_per_address: login_failures.max(1).saturating_mul(4),
+                    backoff: Duration::from_secs(login_block.max(1)),
+                    max_backoff: Duration::from_secs(login_block.max(1) * 30),
+                    ..Default::default()
+                },
+            )),
             shutdown,
             history: Mutex::new(None),
         })
@@ -387,42 +420,164 @@ impl Gateway {
         format!("{base}/webrsf/v1/{user_id}/Chat/{instance_id}")
     }
 
-    /// The logged-in user a token belongs to.
+    /// The logged-in user a token belongs to (None when unknown or past its lifetime).
     pub fn user_by_token(&self, token: &str) -> Option<Arc<WebUser>> {
-        let aor = self.tokens.lock().ok()?.get(token).cloned()?;
-        let u = self.users.lock().ok()?.get(&aor).cloned()?;
-        // Only the user's own token: an old one of a user who logged in again is unknown.
-        (u.token == token).then(|| {
-            u.last_used.touch();
-            u
-        })
+        let key = self
+            .tokens
+            .lock()
+            .ok()?
+            .check(token, std::time::Instant::now())?;
+        self.user_of_key(&key).inspect(|u| u.last_used.touch())
+    }
+
+    /// The user a single-use ticket names; the ticket is spent.
+    pub fn user_by_ticket(&self, ticket: &str) -> Option<Arc<WebUser>> {
+        let key = self
+            .tickets
+            .lock()
+            .ok()?
+            .check(ticket, std::time::Instant::now())?;
+        self.user_of_key(&key)
+    }
+
+    fn key_of(user: &WebUser) -> String {
+        format!("{}#{}", user.aor, user.session)
+    }
+
+    /// The login a credential names, if it is still the user's current one.
+    fn user_of_key(&self, key: &str) -> Option<Arc<WebUser>> {
+        let (aor, session) = key.rsplit_once('#')?;
+        let u = self.users.lock().ok()?.get(aor).cloned()?;
+        (u.session.to_string() == session).then_some(u)
+    }
+
+    /// A new bearer token for `user`, and its lifetime in seconds.
+    pub fn issue_token(&self, user: &WebUser) -> (String, u64) {
+        match self.tokens.lock() {
+            Ok(mut t) => {
+                let secs = t.lifetime().as_secs();
+                (
+                    t.issue(&Self::key_of(user), std::time::Instant::now()),
+                    secs,
+                )
+            }
+            Err(_) => (String::new(), 0),
+        }
+    }
+
+    /// `PUT /Session`: a new token for the one presented, which ends.
+    pub fn refresh_token(&self, user: &WebUser, old: &str) -> (String, u64) {
+        if let Ok(mut t) = self.tokens.lock() {
+            t.revoke(old);
+        }
+        self.issue_token(user)
+    }
+
+    /// `POST /Session/Ticket`: a ticket for one notification channel, and its lifetime.
+    pub fn issue_ticket(&self, user: &WebUser) -> (String, u64) {
+        match self.tickets.lock() {
+            Ok(mut t) => {
+                let secs = t.lifetime().as_secs();
+                (
+                    t.issue(&Self::key_of(user), std::time::Instant::now()),
+                    secs,
+                )
+            }
+            Err(_) => (String::new(), 0),
+        }
     }
 
     /// `POST /{url}/Session`: registers the user to IMS with their password (SIP Digest through
     /// the P-CSCF; the S-CSCF and HSS check it) and answers a token. A user already logged in
-    /// gets their token back when the password is the one that registered.
+    /// gets their token back once the IMS core has accepted the password again (a REGISTER
+    /// that binds nothing): the gateway keeps no password, so one the HSS changed stops
+    /// working at once. Failed logins count per user and per client address (`source`); past
+    /// `[webrsf] login_max_failures` the user or address gets 429 with Retry-After, and every
+    /// refusal says the same, whatever the IMS core said.
     pub async fn login(
         self: &Arc<Self>,
         user_id: &str,
         password: &str,
         impi: Option<&str>,
+        source: Option<std::net::SocketAddr>,
     ) -> Result<Arc<WebUser>, WebError> {
         let aor = self.aor_of(user_id)?;
-        let existing = self.users.lock().ok().and_then(|u| u.get(&aor).cloned());
-        if let Some(u) = existing {
-            return if u.password == password {
-                Ok(u)
-            } else {
-                Err(WebError::Unauthorized("wrong password".into()))
-            };
+        let now = std::time::Instant::now();
+        if let Some(d) = self
+            .login_guard
+            .lock()
+            .ok()
+            .and_then(|g| g.blocked(&aor, source, now))
+        {
+            return Err(WebError::RateLimited(
+                "too many failed logins; try again later".into(),
+                d.as_secs().max(1),
+            ));
         }
-        self.check_user_cap()?;
+        let result = self.login_checked(&aor, password, impi).await;
+        if let Ok(mut g) = self.login_guard.lock() {
+            match &result {
+                Ok(_) => g.success(&aor),
+                Err(WebError::Unauthorized(why)) => {
+                    crate::warn_limited!("webrsf.login_failed", %aor, source = ?source, "web login refused: {why}");
+                    if let crate::cscf::auth_guard::Verdict::Blocked(d) =
+                        g.failure(&aor, source, std::time::Instant::now())
+                    {
+                        return Err(WebError::RateLimited(
+                            "too many failed logins; try again later".into(),
+                            d.as_secs().max(1),
+                        ));
+                    }
+                    return Err(WebError::Unauthorized("wrong user or password".into()));
+                }
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    /// A salted hash of a password, to compare without keeping it.
+    fn password_tag(&self, password: &str) -> [u8; 16] {
+        use md5::{Digest, Md5};
+        let mut h = Md5::new();
+        h.update(self.salt);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    async fn login_checked(
+        self: &Arc<Self>,
+        aor: &str,
+        password: &str,
+        impi: Option<&str>,
+    ) -> Result<Arc<WebUser>, WebError> {
+        let aor = aor.to_string();
         let impi = match impi {
             Some(i) if !i.is_empty() => i.to_string(),
             _ => {
                 crate::store::default_impi(&aor).map_err(|e| WebError::BadRequest(e.to_string()))?
             }
         };
+        let existing = self.users.lock().ok().and_then(|u| u.get(&aor).cloned());
+        let mut replaces = None;
+        if let Some(u) = existing {
+            if u.password_tag == self.password_tag(password) {
+                // The session's own password: the IMS core says whether it still holds (a
+                // REGISTER of the session's UE); the gateway does not decide.
+                if u.chat.register().await {
+                    return Ok(u);
+                }
+                tracing::info!(%aor, "the IMS core refuses the web session's password: it ends");
+                self.logout(&u).await;
+                return Err(WebError::Unauthorized(
+                    "the IMS core refused the password".into(),
+                ));
+            }
+            // Another password: a new session registers with it; only if the IMS core takes
+            // it does the old one (whose UE would re-register with the old password) end.
+            replaces = Some(u);
+        }
+        self.check_user_cap()?;
         let cfg = UeConfig {
             impu: aor.clone(),
             impi,
@@ -460,12 +615,13 @@ impl Gateway {
             },
         );
         let events = chat.take_events();
-        let token = format!("{}{}", rcs::new_id(), rcs::new_id());
         let user = Arc::new(WebUser {
             aor: aor.clone(),
             user_id: self.web_id(&aor),
-            token: token.clone(),
-            password: password.to_string(),
+            session: self
+                .next_session
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            password_tag: self.password_tag(password),
             chat,
             state: Mutex::new(UserState::default()),
             last_event: watch::channel(0).0,
@@ -478,6 +634,10 @@ impl Gateway {
                 instances: self.cfg.max_instances_per_user,
             },
         });
+        if let Some(old) = replaces {
+            tracing::info!(%aor, "web login with a new password the IMS core took: the old session ends");
+            self.logout(&old).await;
+        }
         // Two logins of one user at once: the first to get here wins, the other UE goes.
         let winner = self.users.lock().ok().and_then(|mut u| match u.get(&aor) {
             Some(w) => Some(w.clone()),
@@ -491,14 +651,8 @@ impl Gateway {
                 user.chat.deregister().await;
                 user.life.end();
             });
-            return if w.password == password {
-                Ok(w)
-            } else {
-                Err(WebError::Unauthorized("wrong password".into()))
-            };
-        }
-        if let Ok(mut t) = self.tokens.lock() {
-            t.insert(token, aor);
+            // Our own REGISTER with this password just succeeded: it is the right one.
+            return Ok(w);
         }
         tokio::spawn(pump(self.clone(), user.clone(), events));
         Ok(user)
@@ -512,8 +666,12 @@ impl Gateway {
                 u.remove(&user.aor);
             }
         }
+        let key = Self::key_of(user);
         if let Ok(mut t) = self.tokens.lock() {
-            t.remove(&user.token);
+            t.revoke_all(&key);
+        }
+        if let Ok(mut t) = self.tickets.lock() {
+            t.revoke_all(&key);
         }
         let _ = user.closed.send(true);
         let ok = user.chat.deregister().await;

@@ -24,6 +24,7 @@ mod routing;
 mod store_forward;
 mod trust_domain;
 pub mod web;
+mod web_security;
 
 use std::path::Path;
 

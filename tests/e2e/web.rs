@@ -65,6 +65,20 @@ pub async fn call_raw(
     (status, bytes.to_vec())
 }
 
+/// A single-use ticket for one of `user`'s browser channels (SSE, WebSocket).
+pub async fn channel_ticket(lab: &Lab, user: &str, token: &str) -> String {
+    let (s, v) = call(
+        lab.addrs.webrsf,
+        Method::POST,
+        &format!("/webrsf/v1/{user}/Session/Ticket"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "ticket for {user}: {v}");
+    v["ticket"].as_str().expect("ticket").to_string()
+}
+
 /// Logs `user` in; returns the token.
 pub async fn login(lab: &Lab, user: &str, password: &str) -> String {
     let (s, v) = call(
@@ -757,9 +771,10 @@ async fn web_errors_limits_and_replay() {
         .await
         .unwrap();
     let sse_conn = tokio::spawn(conn);
+    let ticket = channel_ticket(&lab, "bob", &bob).await;
     let req = Request::builder()
         .method(Method::GET)
-        .uri(format!("/webrsf/v1/bob/Notification/SSE?token={bob}"))
+        .uri(format!("/webrsf/v1/bob/Notification/SSE?ticket={ticket}"))
         .header("host", w.to_string())
         .header("last-event-id", cursor.to_string())
         .body(Full::new(Bytes::new()))
@@ -791,8 +806,9 @@ async fn web_errors_limits_and_replay() {
     sse_conn.abort();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // And over a WebSocket.
+    let ticket = channel_ticket(&lab, "bob", &bob).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://{w}/webrsf/v1/bob/Notification/WebSocket?token={bob}&cursor={cursor}"
+        "ws://{w}/webrsf/v1/bob/Notification/WebSocket?ticket={ticket}&cursor={cursor}"
     ))
     .await
     .expect("WebSocket upgrade");

@@ -1,8 +1,10 @@
 // rcslab chat: a small WebRSF client (plain JavaScript, no framework, no build step).
 //
 // How it talks to the gateway (all under /webrsf/v1/{user}):
-//   POST   Session                       log in, get a bearer token
-//   GET    Notification/SSE?token&cursor  events (EventSource); cursor = last event id we handled
+//   POST   Session                       log in, get a bearer token (it ends after `expires` s)
+//   PUT    Session                       a new token before the old one ends
+//   POST   Session/Ticket                a single-use ticket for the event stream
+//   GET    Notification/SSE?ticket&cursor events (EventSource); cursor = last event id we handled
 //   GET    Chat/Media                     received messages not yet acknowledged (NDJSON)
 //   PUT    Chat/{id} {delivered}          acknowledge one (IMDN delivered; accepts a new chat)
 //   PUT    Chat/{id}/Messages/{m}/Status  {displayed} once the message was on screen
@@ -90,9 +92,28 @@ async function login(user, password) {
     throw new Error(res.status === 401 ? 'Wrong user or password.' : `Login failed: ${res.status} ${err.detail || ''}`);
   }
   const body = await res.json();
-  session = { user, uri: body.user, token: body.token, cursor: null, open: null };
+  session = { user, uri: body.user, token: body.token, cursor: null, open: null,
+              expiresAt: Date.now() + body.expires * 1000 };
   save();
   await start();
+}
+
+// The token ends `expires` seconds after it was issued: a new one at four fifths of that.
+let refreshTimer = null;
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  if (!session || !session.expiresAt) return;
+  const wait = Math.max(1000, (session.expiresAt - Date.now()) * 0.8);
+  refreshTimer = setTimeout(async () => {
+    if (!session) return;
+    try {
+      const body = await api('PUT', '/Session');
+      session.token = body.token;
+      session.expiresAt = Date.now() + body.expires * 1000;
+      save();
+      scheduleRefresh();
+    } catch (e) { report(e); }
+  }, wait);
 }
 
 function logout(message) {
@@ -129,6 +150,7 @@ async function start() {
   const reopen = conversations.find((c) => c.peer === session.open) || conversations[0];
   if (reopen) openConversation(reopen);
   renderConversations();
+  scheduleRefresh();
   connect();
 }
 
@@ -302,9 +324,21 @@ function setTyping(conv, who) {
 
 // ---------- events ----------
 
-function connect() {
+// EventSource cannot send Authorization, and a token in a URL ends up in logs: the stream is
+// opened with a single-use ticket, a new one for each (re)connection.
+async function connect() {
   if (source) source.close();
-  let url = `/webrsf/v1/${encodeURIComponent(session.user)}/Notification/SSE?token=${encodeURIComponent(session.token)}`;
+  source = null;
+  let ticket;
+  try {
+    ticket = (await api('POST', '/Session/Ticket')).ticket;
+  } catch (e) {
+    report(e);
+    if (session) setTimeout(connect, 2000);
+    return;
+  }
+  if (!session) return;
+  let url = `/webrsf/v1/${encodeURIComponent(session.user)}/Notification/SSE?ticket=${encodeURIComponent(ticket)}`;
   if (session.cursor != null) url += `&cursor=${session.cursor}`;
   setConnection('connecting');
   const es = new EventSource(url);
@@ -315,9 +349,10 @@ function connect() {
   };
   es.onerror = () => {
     if (source !== es) return;
-    setConnection(es.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
-    if (es.readyState !== EventSource.CLOSED) return; // the browser retries by itself
-    // The gateway refused us: a 401 (checked by api()) means log in again, else retry.
+    setConnection('connecting');
+    // The browser's own retry would present the spent ticket again: we reconnect with a new
+    // one. A 401 on the way (checked by api()) means log in again.
+    es.close();
     setTimeout(() => {
       if (source !== es || !session) return;
       api('GET', '/Chat').then(() => connect(), (e) => { report(e); if (session) setTimeout(connect, 2000); });
