@@ -352,7 +352,7 @@ impl Pcscf {
                 .filter(|p| b.associated.contains(p));
             let asserted = preferred.or_else(|| b.associated.first().cloned());
             fwd.headers.remove("P-Preferred-Identity");
-            fwd.headers.remove("P-Asserted-Identity");
+            strip_network_only(&mut fwd);
             if let Some(a) = asserted {
                 fwd.headers.push("P-Asserted-Identity", format!("<{a}>"));
             }
@@ -474,7 +474,7 @@ impl Pcscf {
             }
         }
         // TS 24.229 §5.2.2.1: what a UE may not assert about itself.
-        fwd.headers.remove("P-Asserted-Identity");
+        strip_network_only(&mut fwd);
         fwd.headers.remove("P-Charging-Function-Addresses");
         // RFC 3327: the S-CSCF reaches us by this Path, from the core side.
         fwd.headers
@@ -592,6 +592,25 @@ impl Pcscf {
 /// Removes Authorization / Proxy-Authorization values whose realm is the home domain from a
 /// non-REGISTER request: a UE such as linphone replays its registration credentials on every
 /// request, and they must not reach the called party.
+/// Headers only the network may set (TS 24.229 §5.2.6.3.3, §4.4): whatever a UE puts there is
+/// removed before its request enters the trust domain, and the P-CSCF writes its own where it
+/// has something to say (P-Asserted-Identity, P-Visited-Network-ID, P-Charging-Vector).
+const NETWORK_ONLY: [&str; 7] = [
+    "P-Asserted-Identity",
+    "P-Served-User",
+    "P-Charging-Vector",
+    "P-Charging-Function-Addresses",
+    "P-Profile-Key",
+    "P-Asserted-Service",
+    "P-Visited-Network-ID",
+];
+
+fn strip_network_only(req: &mut crate::sip::Request) {
+    for h in NETWORK_ONLY {
+        req.headers.remove(h);
+    }
+}
+
 fn strip_core_credentials(req: &mut crate::sip::Request, domain: &str) {
     for h in ["Proxy-Authorization", "Authorization"] {
         let values: Vec<String> = req.headers.get_all(h).map(str::to_string).collect();

@@ -120,3 +120,51 @@ async fn outsiders_reach_no_ue_with_a_forged_identity_and_nothing_is_relayed_out
     assert!(to_alice.is_empty(), "{to_alice:?}");
     lab.shutdown().await;
 }
+
+/// What only the network may say, a UE cannot: its P-Asserted-Identity, P-Served-User and
+/// charging headers are replaced or removed on the way in; bob sees alice as the P-CSCF
+/// asserted her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ues_network_only_headers_do_not_enter_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "default_ifc = []\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    bob.register(600).await.unwrap();
+    let send = alice.message_with(
+        "sip:bob@ims.lab",
+        "hi",
+        &[
+            ("P-Asserted-Identity", "<sip:carol@ims.lab>"),
+            ("P-Served-User", "<sip:carol@ims.lab>;sescase=orig"),
+            ("P-Charging-Vector", "icid-value=forged"),
+        ],
+    );
+    let receive = async {
+        let inc = bob
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("the MESSAGE");
+        let h = inc.request.headers.clone();
+        inc.tx.respond(inc.request.response(200, None));
+        h
+    };
+    let (r, h) = tokio::join!(send, receive);
+    assert_eq!(r.status, 200, "{r:?}");
+    let pai: Vec<&str> = h.values("P-Asserted-Identity");
+    assert!(
+        pai.iter().all(|v| !v.contains("carol")) && pai.iter().any(|v| v.contains("alice")),
+        "{pai:?}"
+    );
+    assert!(!h
+        .values("P-Served-User")
+        .iter()
+        .any(|v| v.contains("carol")));
+    assert!(!h
+        .values("P-Charging-Vector")
+        .iter()
+        .any(|v| v.contains("forged")));
+    lab.shutdown().await;
+}
