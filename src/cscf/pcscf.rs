@@ -259,7 +259,7 @@ impl Pcscf {
             return;
         }
         let body = String::from_utf8_lossy(&inc.request.body).to_string();
-        let terminated = terminated_aors(&body);
+        let terminated = super::regevent::terminated_aors(&body);
         if let Ok(mut m) = self.bindings.lock() {
             for aor in &terminated {
                 if m.remove_identities(std::slice::from_ref(aor)) > 0 {
@@ -653,39 +653,6 @@ fn strip_ck_ik(resp: &mut Response) {
             Err(_) => resp.headers.push("WWW-Authenticate", v),
         }
     }
-}
-
-/// The AORs whose registration is `terminated` in a reginfo document (RFC 3680 §5.4).
-fn terminated_aors(xml: &str) -> Vec<String> {
-    use quick_xml::events::Event;
-    let mut r = quick_xml::Reader::from_str(xml);
-    let mut out = Vec::new();
-    loop {
-        match r.read_event() {
-            Ok(Event::Start(e)) | Ok(Event::Empty(e))
-                if e.local_name().as_ref() == b"registration" =>
-            {
-                let mut aor = None;
-                let mut state = None;
-                for a in e.attributes().flatten() {
-                    let v = String::from_utf8_lossy(&a.value).to_string();
-                    match a.key.as_ref() {
-                        b"aor" => aor = Some(v),
-                        b"state" => state = Some(v),
-                        _ => {}
-                    }
-                }
-                if let (Some(aor), Some("terminated")) = (aor, state.as_deref()) {
-                    if let Ok(c) = crate::store::canonical_identity(&aor) {
-                        out.push(c);
-                    }
-                }
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -188,6 +188,39 @@ pub fn reginfo_xml(
     x
 }
 
+/// The AORs whose registration is `terminated` in a reginfo document (RFC 3680 §5.4).
+pub fn terminated_aors(xml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e))
+                if e.local_name().as_ref() == b"registration" =>
+            {
+                let mut aor = None;
+                let mut state = None;
+                for a in e.attributes().flatten() {
+                    let v = String::from_utf8_lossy(&a.value).to_string();
+                    match a.key.as_ref() {
+                        b"aor" => aor = Some(v),
+                        b"state" => state = Some(v),
+                        _ => {}
+                    }
+                }
+                if let (Some(aor), Some("terminated")) = (aor, state.as_deref()) {
+                    if let Ok(c) = crate::store::canonical_identity(&aor) {
+                        out.push(c);
+                    }
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,13 @@ use crate::ue::{Ue, UeConfig};
 /// What the client tells its application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
+    /// The network ended our registration (a reg-event NOTIFY saying so, RFC 3680: the HSS
+    /// changed the credentials or removed the subscription, RTR); seen with
+    /// [`ChatOptions::watch_registration`].
+    Deregistered {
+        /// What the NOTIFY said.
+        reason: String,
+    },
     /// A message arrived.
     Message {
         /// Sender (AoR).
@@ -166,6 +173,9 @@ pub struct ChatOptions {
     pub refresh_registration: Option<u32>,
     /// Report [`ChatEvent::Acked`] when the network takes a message or report of ours.
     pub report_acks: bool,
+    /// Subscribe to our own registration state (TS 24.229 §5.1.1.3, RFC 3680) and report
+    /// [`ChatEvent::Deregistered`] when the network ends it.
+    pub watch_registration: bool,
 }
 
 impl Default for ChatOptions {
@@ -177,6 +187,7 @@ impl Default for ChatOptions {
             hold_invites: false,
             refresh_registration: None,
             report_acks: false,
+            watch_registration: false,
         }
     }
 }
@@ -288,7 +299,12 @@ impl ChatUe {
         let rx = ue.take_incoming();
         let (ep, cfg) = (ue.endpoint().clone(), ue.cfg.clone());
         let (reg_tx, reg_rx) = mpsc::unbounded_channel();
-        tokio::spawn(registrar(ue, opts.refresh_registration, reg_rx));
+        tokio::spawn(registrar(
+            ue,
+            opts.refresh_registration,
+            opts.watch_registration,
+            reg_rx,
+        ));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (int_tx, int_rx) = mpsc::unbounded_channel();
@@ -1251,6 +1267,30 @@ impl Actor {
                     }
                 }
             }
+            Method::Notify
+                if inc
+                    .request
+                    .headers
+                    .get("Event")
+                    .is_some_and(|e| e.trim().starts_with("reg")) =>
+            {
+                let mut ok = inc.request.response(200, None);
+                ok.ensure_to_tag();
+                inc.tx.respond(ok);
+                let body = String::from_utf8_lossy(&inc.request.body).to_string();
+                let me = crate::store::canonical_identity(&self.cfg.impu).unwrap_or_default();
+                if crate::cscf::regevent::terminated_aors(&body).contains(&me) {
+                    let state = inc
+                        .request
+                        .headers
+                        .get("Subscription-State")
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = self.events.send(ChatEvent::Deregistered {
+                        reason: format!("the network ended the registration ({state})"),
+                    });
+                }
+            }
             Method::Message => {
                 let req = &inc.request;
                 let peer = aor_of(req);
@@ -1579,10 +1619,44 @@ fn forward_events(mut rx: MsrpEvents, internal: mpsc::UnboundedSender<Internal>,
     });
 }
 
+/// SUBSCRIBEs to our own reg event when the last subscription is due (`until` passed or
+/// none); returns when the next one is due.
+async fn watch_registration(
+    ue: &mut Ue,
+    until: Option<std::time::Instant>,
+) -> Option<std::time::Instant> {
+    let now = std::time::Instant::now();
+    if until.is_some_and(|u| u > now) {
+        return until;
+    }
+    let (resp, _) = ue.subscribe_reg(7200).await;
+    if resp.status >= 300 {
+        tracing::info!(status = resp.status, "reg-event subscription refused");
+        return Some(now + Duration::from_secs(60));
+    }
+    let granted = resp
+        .headers
+        .get("Expires")
+        .and_then(|e| e.trim().parse::<u64>().ok())
+        .unwrap_or(600);
+    Some(now + Duration::from_secs(granted.max(2) / 2))
+}
+
 /// Keeps the UE registered (re-REGISTER at half the granted lifetime) and de-registers on
 /// request. Owns the [`Ue`] whose incoming requests the actor serves.
-async fn registrar(mut ue: Ue, refresh: Option<u32>, mut cmds: mpsc::UnboundedReceiver<RegCmd>) {
+async fn registrar(
+    mut ue: Ue,
+    refresh: Option<u32>,
+    watch: bool,
+    mut cmds: mpsc::UnboundedReceiver<RegCmd>,
+) {
     let mut every = refresh.map(|e| Duration::from_secs(u64::from(e.max(2)) / 2));
+    // The reg-event subscription (RFC 3680): made now, made again (a new dialog) once half of
+    // what the S-CSCF granted has passed, checked at each refresh; the old one lapses.
+    let mut watched_until: Option<std::time::Instant> = None;
+    if watch {
+        watched_until = watch_registration(&mut ue, watched_until).await;
+    }
     loop {
         let sleep = async {
             match every {
@@ -1596,6 +1670,9 @@ async fn registrar(mut ue: Ue, refresh: Option<u32>, mut cmds: mpsc::UnboundedRe
                 match ue.register(expires).await {
                     Ok(r) if r.expires > 0 => {
                         every = Some(Duration::from_secs(u64::from(r.expires.max(2)) / 2));
+                        if watch {
+                            watched_until = watch_registration(&mut ue, watched_until).await;
+                        }
                     }
                     Ok(_) => every = Some(Duration::from_secs(30)),
                     Err(e) => {

@@ -612,6 +612,9 @@ impl Gateway {
                 hold_invites: true,
                 refresh_registration: Some(reg.expires.max(60)),
                 report_acks: false,
+                // TS 24.229 §5.1.1.3: the network tells us when it ends the registration
+                // (an RTR after the HSS changed the password): the web session ends with it.
+                watch_registration: true,
             },
         );
         let events = chat.take_events();
@@ -950,6 +953,8 @@ impl Gateway {
     /// Translates one chat event of the user's UE into the gateway's state and events.
     fn on_chat_event(&self, user: &WebUser, ev: ChatEvent) {
         match ev {
+            // Handled by the pump (it ends the session).
+            ChatEvent::Deregistered { .. } => {}
             ChatEvent::Invited {
                 from,
                 subject,
@@ -1274,6 +1279,13 @@ async fn pump(
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
+                Some(ChatEvent::Deregistered { reason }) => {
+                    tracing::info!(user = %user.aor, %reason, "the network ended a web user's registration: the web session ends");
+                    gw.emit(&user, "sessionEnded", "", json!({ "reason": "the network ended the registration" }));
+                    let (gw, user) = (gw.clone(), user.clone());
+                    // Not awaited here: logout ends this pump.
+                    tokio::spawn(async move { gw.logout(&user).await });
+                }
                 Some(ev) => gw.on_chat_event(&user, ev),
                 None => return,
             },

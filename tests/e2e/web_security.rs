@@ -106,6 +106,25 @@ async fn a_password_changed_on_the_hss_ends_logins_with_the_old_one() {
         .await
         .unwrap();
     assert_eq!(s, 201, "{v}");
+    // The RTR ended carol's registration; the S-CSCF told her gateway UE (reg event) and the
+    // web session of the old password is over at once.
+    let mut ended = false;
+    for _ in 0..100 {
+        let (s, _) = call(
+            lab.addrs.webrsf,
+            Method::GET,
+            "/webrsf/v1/carol/Chat",
+            Some(&old_token),
+            None,
+        )
+        .await;
+        if s == 401 {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ended, "the old session's token still works");
     // The old password no longer logs in (nothing cached in the gateway).
     let (s, v) = try_login(&lab, "carol", "carol-secret").await;
     assert_eq!(s, 401, "{v}");

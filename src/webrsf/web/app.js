@@ -17,7 +17,7 @@
 'use strict';
 
 const STORE = 'rcslab.webrsf';
-const EVENT_TYPES = ['chat', 'messageNotification', 'messageStatusNotification', 'isComposing', 'chatEvent'];
+const EVENT_TYPES = ['chat', 'messageNotification', 'messageStatusNotification', 'isComposing', 'chatEvent', 'sessionEnded'];
 // Our messages only move forward: a late "delivered" never hides "displayed".
 const RANK = { sending: 0, sent: 1, failed: 1.5, delivered: 2, displayed: 3 };
 const TICK = { sending: '…', sent: '✓', delivered: '✓✓', displayed: '✓✓', failed: '!' };
@@ -375,6 +375,9 @@ function onEvent(ev) {
   const id = ev.instance_id || lastSegment(ev.instance);
   const data = ev.data || {};
   switch (ev.type) {
+    case 'sessionEnded': // the network ended our registration (e.g. the password changed)
+      logout('Your session has ended: please log in again.');
+      return;
     case 'chat': { // someone opened a chat with us; its first message waits in Chat/Media
       const conv = conversationFor(id, data.sender);
       if (conv.state === 'new' || conv.state === 'closed') conv.state = 'initiate';
