@@ -88,7 +88,14 @@ impl Icscf {
             Method::Register => self.register(inc).await,
             Method::Ack => {
                 let name = format!("icscf.{}", self.domain);
-                forward_ack(&self.ep, &self.resolver, inc.request, &name).await
+                let mut probe = inc.request.clone();
+                pop_own_route(&mut probe, &self.ep, &name);
+                match next_hop(&self.resolver, &probe).await {
+                    Some((dest, _)) if self.ep.is_trusted(dest) => {
+                        forward_ack(&self.ep, &self.resolver, inc.request, &name).await
+                    }
+                    _ => tracing::debug!("ACK to a destination outside the network dropped"),
+                }
             }
             Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
             _ => self.terminating(inc).await,
@@ -107,6 +114,16 @@ impl Icscf {
                 inc.tx.respond(reject_with(&req, 404, "icscf", "no route"));
                 return;
             };
+            if !self.ep.is_trusted(dest) {
+                // Only nodes of this network: the I-CSCF is no open relay.
+                inc.tx.respond(reject_with(
+                    &req,
+                    403,
+                    "icscf",
+                    "no route outside the network",
+                ));
+                return;
+            }
             let fwd = forward_copy(&self.ep, &inc.request, &req, t);
             proxy_to(&self.ep, &inc.tx, fwd, dest, t).await;
             return;

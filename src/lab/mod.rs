@@ -534,6 +534,13 @@ impl Lab {
             resolver.clone(),
             &domain,
         );
+        // The I-CSCF follows a Route only to nodes of the network (no open relay).
+        icscf_ep.trust(vec![
+            pcscf_ep.local_addr(),
+            scscf_ep_kept.local_addr(),
+            oim_ep_kept.local_addr(),
+            tim_ep_kept.local_addr(),
+        ]);
         pcscf.set_subscribe_reg(config.pcscf.subscribe_reg);
         tokio::spawn(pcscf.clone().run(pcscf_rx));
 

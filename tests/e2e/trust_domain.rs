@@ -168,3 +168,30 @@ async fn a_ues_network_only_headers_do_not_enter_the_core() {
         .any(|v| v.contains("forged")));
     lab.shutdown().await;
 }
+
+/// The I-CSCF, the network's door for other networks, follows a Route only to nodes of the
+/// network: no open relay there either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_i_cscf_relays_nothing_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "default_ifc = []\n").await;
+    let outside = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let o = outside.local_addr().unwrap();
+    let msg = format!(
+        "MESSAGE sip:x@{o} SIP/2.0\r\nVia: SIP/2.0/UDP {{me}};branch=z9hG4bKirelay1\r\nMax-Forwards: 70\r\n\
+         Route: <sip:{o};lr>\r\nFrom: <sip:a@ims.lab>;tag=r1\r\nTo: <sip:x@elsewhere>;tag=r2\r\n\
+         Call-ID: irelay@x\r\nCSeq: 5 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let a = send(lab.addrs.icscf, &msg).await;
+    assert_eq!(status(&a), 403, "{a:?}");
+    let ack = format!(
+        "ACK sip:x@{o} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKirelay2\r\nMax-Forwards: 70\r\n\
+         Route: <sip:{o};lr>\r\nFrom: <sip:a@ims.lab>;tag=r1\r\nTo: <sip:x@elsewhere>;tag=r2\r\n\
+         Call-ID: irelay-ack@x\r\nCSeq: 5 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    let _ = send(lab.addrs.icscf, &ack).await;
+    let mut buf = vec![0u8; 4096];
+    let got = tokio::time::timeout(Duration::from_millis(800), outside.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "the I-CSCF relayed something out: {got:?}");
+    lab.shutdown().await;
+}
