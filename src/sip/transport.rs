@@ -429,6 +429,9 @@ impl SipTransport {
                     io::ErrorKind::AddrInUse | io::ErrorKind::AddrNotAvailable
                 ) =>
             {
+                // Visible: a peer that knows us by address (the P-CSCF's trust domain) will
+                // not recognise this connection.
+                crate::warn_limited!("sip.tcp.ephemeral", local = %self.local, %dest, error = %e, "TCP connect from our own address failed; using an ephemeral port");
                 tokio::time::timeout(self.limits.tcp_connect_timeout, TcpStream::connect(dest))
                     .await
                     .map_err(timed)??
