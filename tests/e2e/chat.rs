@@ -399,6 +399,8 @@ impl Drop for LabProcess {
 }
 
 fn start_lab_process(cfg: &std::path::Path, data: &std::path::Path) -> LabProcess {
+    // Its log next to the data dir: what a failed start said.
+    let log = std::fs::File::create(data.with_extension("log")).expect("lab log");
     LabProcess(
         std::process::Command::new(env!("CARGO_BIN_EXE_rcslab"))
             .args(["up", "--config"])
@@ -407,20 +409,51 @@ fn start_lab_process(cfg: &std::path::Path, data: &std::path::Path) -> LabProces
             .arg(data)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("rcslab up starts"),
     )
 }
 
-async fn wait_listening(addr: std::net::SocketAddr) {
-    for _ in 0..200 {
+/// Waits until `addr` takes connections; false when the lab process exited first (another
+/// test took one of its ports between `free_port` and the bind) or 20 s passed.
+async fn wait_listening(lab: &mut LabProcess, addr: std::net::SocketAddr) -> bool {
+    for _ in 0..800 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
+            return true;
+        }
+        if matches!(lab.0.try_wait(), Ok(Some(_))) {
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("nothing listens on {addr}");
+    false
+}
+
+/// A lab process on free ports (picked again when another test took one first).
+async fn lab_process_on_free_ports(
+    dir: &std::path::Path,
+) -> (LabProcess, rcslab::LabConfig, std::path::PathBuf) {
+    let names = [
+        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
+    ];
+    let cfg_path = dir.join("lab.toml");
+    let data = dir.join("data");
+    for _ in 0..5 {
+        let mut toml = String::from("[nodes]\n");
+        for n in names {
+            toml.push_str(&format!("{n} = \"127.0.0.1:{}\"\n", free_port()));
+        }
+        std::fs::write(&cfg_path, &toml).unwrap();
+        let cfg = rcslab::LabConfig::from_toml_str(&toml).unwrap();
+        let mut lab = start_lab_process(&cfg_path, &data);
+        if wait_listening(&mut lab, cfg.nodes.pcscf).await {
+            return (lab, cfg, cfg_path);
+        }
+        lab.kill();
+    }
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+    panic!("the lab process did not start:\n{log}");
 }
 
 async fn client_of(cfg: &rcslab::LabConfig, user: &str, shut: &watch::Receiver<bool>) -> ChatUe {
@@ -435,21 +468,10 @@ async fn client_of(cfg: &rcslab::LabConfig, user: &str, shut: &watch::Receiver<b
 #[tokio::test]
 async fn store_and_forward_survives_sigkill_of_the_lab_process() {
     let dir = tempfile::tempdir().unwrap();
-    let names = [
-        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
-    ];
-    let mut toml = String::from("[nodes]\n");
-    for n in names {
-        toml.push_str(&format!("{n} = \"127.0.0.1:{}\"\n", free_port()));
-    }
-    let cfg_path = dir.path().join("lab.toml");
-    std::fs::write(&cfg_path, &toml).unwrap();
-    let cfg = rcslab::LabConfig::from_toml_str(&toml).unwrap();
     let data = dir.path().join("data");
     let (_stop, shut) = watch::channel(false);
 
-    let mut lab = start_lab_process(&cfg_path, &data);
-    wait_listening(cfg.nodes.pcscf).await;
+    let (mut lab, cfg, cfg_path) = lab_process_on_free_ports(dir.path()).await;
     let mut alice = client_of(&cfg, "alice", &shut).await;
     // bob is not registered: T-IM keeps the message (and answers 200 once it is on disk).
     let id = alice.send("sip:bob@ims.lab", "kept for you").await;
@@ -467,7 +489,11 @@ async fn store_and_forward_survives_sigkill_of_the_lab_process() {
     lab.kill();
 
     let mut lab = start_lab_process(&cfg_path, &data);
-    wait_listening(cfg.nodes.pcscf).await;
+    assert!(
+        wait_listening(&mut lab, cfg.nodes.pcscf).await,
+        "the lab did not start again on its ports: {}",
+        std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
+    );
     let mut alice = client_of(&cfg, "alice", &shut).await;
     let mut bob = client_of(&cfg, "bob", &shut).await;
     assert_eq!(expect_message(&mut bob, "kept for you").await, id);

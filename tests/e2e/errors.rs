@@ -117,7 +117,7 @@ async fn diameter_request_missing_a_mandatory_avp_gets_5005() {
     use rcslab::diameter::cx;
     use rcslab::diameter::peer::{LocalPeer, Peer};
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), crate::PROBE_PEER).await;
     let local = LocalPeer {
         origin_host: "probe.ims.lab".into(),
         origin_realm: "ims.lab".into(),

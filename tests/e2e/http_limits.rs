@@ -215,7 +215,12 @@ async fn no_descriptor_leak_after_logins() {
     .iter()
     .map(|n| format!("{n} = \"127.0.0.47:0\"\n"))
     .collect::<String>();
-    let lab = lab_with(dir.path(), &format!("[nodes]\n{nodes}")).await;
+    // Hundreds of failed logins on purpose: the rate limit (429) is not what this counts.
+    let lab = lab_with(
+        dir.path(),
+        &format!("[nodes]\n{nodes}[webrsf]\nlogin_max_failures = 100000\n[auth]\ndefault_scheme = \"digest\"\nmax_failures = 100000\nmax_failures_per_address = 100000\n"),
+    )
+    .await;
     assert_eq!(lab.addrs.webrsf.ip().to_string(), "127.0.0.47");
     let w = lab.addrs.webrsf;
     // One of each first, so that what opens lazily (the P-CSCF's and S-CSCF's connections,

@@ -40,6 +40,13 @@ pub async fn lab_with(dir: &Path, extra: &str) -> Lab {
     lab_from(dir, &format!("{extra}\n[pcscf]\nsubscribe_reg = false\n")).await
 }
 
+/// `[[hss.peers]]` for tests that talk Cx themselves as `probe.ims.lab` from loopback, beside
+/// the lab's own CSCFs (the list replaces the default one).
+pub const PROBE_PEER: &str =
+    "[[hss.peers]]\norigin_host = \"icscf.ims.lab\"\naddress = \"127.0.0.0/8\"\n\
+[[hss.peers]]\norigin_host = \"scscf.ims.lab\"\naddress = \"127.0.0.0/8\"\n\
+[[hss.peers]]\norigin_host = \"probe.ims.lab\"\naddress = \"127.0.0.0/8\"\n";
+
 /// [`lab_with`] with the P-CSCF subscribing to reg events, as the default lab does.
 pub async fn lab_with_reg_sub(dir: &Path, extra: &str) -> Lab {
     lab_from(dir, extra).await

@@ -87,7 +87,7 @@ async fn sipp_registers_100_users_with_digest_through_the_p_cscf() {
 async fn tshark_decodes_the_cx_messages_of_a_registration() {
     require("tshark");
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
+    let lab = lab_with(dir.path(), crate::PROBE_PEER).await;
     let port = lab.addrs.hss.port();
     let pcap = dir.path().join("cx.pcap");
     let mut cap = Command::new("tshark")
