@@ -27,8 +27,47 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// serde's "unknown field `x`, expected one of `a`, `b`" (every section refuses keys it does not
+/// know: a misspelt one used to be ignored, and the lab ran on defaults) with the nearest
+/// valid key named: "...; did you mean `b`?".
+pub fn with_suggestion(msg: &str) -> String {
+    let Some(rest) = msg.split("unknown field `").nth(1) else {
+        return msg.to_string();
+    };
+    let Some((unknown, tail)) = rest.split_once('`') else {
+        return msg.to_string();
+    };
+    let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    let best = expected
+        .iter()
+        .map(|k| (edit_distance(unknown, k), *k))
+        .min()
+        .filter(|(d, k)| *d <= (k.len() / 2).max(2));
+    match best {
+        Some((_, k)) => format!("{}; did you mean `{k}`?", msg.trim_end()),
+        None => msg.to_string(),
+    }
+}
+
+/// Levenshtein distance (small strings: config keys).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// A whole lab.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LabConfig {
     /// Domain-wide settings.
     pub lab: LabSection,
@@ -82,6 +121,7 @@ pub struct LabConfig {
 ///         { group = 2, header = "Accept-Contact", content = ".*oma\\.cpm.*" } ]
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IfcConfig {
     /// Lower runs first.
     pub priority: i32,
@@ -107,6 +147,7 @@ pub struct IfcConfig {
 /// One service point trigger: exactly one of `method`, `request_uri`, `header`,
 /// `session_case`, `sdp_line`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SptConfig {
     /// Group number.
     #[serde(default)]
@@ -215,6 +256,7 @@ impl IfcConfig {
 
 /// `[lab]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LabSection {
     /// Home domain, e.g. `ims.lab`.
     pub domain: String,
@@ -230,6 +272,7 @@ fn default_mw_transport() -> String {
 
 /// `[nodes]`: where each node listens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Nodes {
     /// P-CSCF SIP (UDP and TCP).
     pub pcscf: SocketAddr,
@@ -475,6 +518,7 @@ fn default_tim_msrp() -> SocketAddr {
 
 /// `[im]`: the messaging servers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImSection {
     /// Seconds T-IM keeps a message nobody collected before reporting it failed.
     #[serde(default = "default_ttl")]
@@ -577,6 +621,7 @@ fn default_tim() -> SocketAddr {
 
 /// `[hss]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HssSection {
     /// Diameter Origin-Host of the HSS.
     pub origin_host: String,
@@ -599,6 +644,7 @@ pub struct HssSection {
 
 /// One `[[hss.peers]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HssPeer {
     /// The peer's Origin-Host.
     pub origin_host: String,
@@ -608,6 +654,7 @@ pub struct HssPeer {
 
 /// `[hss.server_capabilities]` (TS 29.229 §6.3.4 Server-Capabilities).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerCapabilitiesSection {
     /// Mandatory-Capability values.
     #[serde(default)]
@@ -686,6 +733,7 @@ impl HssSection {
 
 /// `[diameter]`: how the CSCFs reach the HSS and keep the link up (RFC 6733 §5.6, RFC 3539).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DiameterSection {
     /// Where the CSCFs reach the HSS. Unset: the lab's own HSS (`[nodes] hss`); set it for an
     /// external HSS or a proxy in front of ours.
@@ -752,6 +800,7 @@ impl DiameterSection {
 
 /// `[registrar]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Registrar {
     /// Granted when the REGISTER asks for nothing.
     pub default_expires: u32,
@@ -802,6 +851,7 @@ impl TraceSection {
 
 /// `[sip]`: the RFC 3261 timers every node uses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SipSection {
     /// T1, the round-trip estimate (ms).
     #[serde(default = "default_t1")]
@@ -954,6 +1004,7 @@ impl SipSection {
 
 /// `[pcscf]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PcscfSection {
     /// Subscribe to each registered user's reg event (TS 24.229 §5.2.3).
     #[serde(default = "yes")]
@@ -974,6 +1025,7 @@ fn yes() -> bool {
 
 /// `[auth]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSection {
     /// `digest` or `aka`: used when the UE gives no hint.
     pub default_scheme: String,
@@ -1026,6 +1078,7 @@ fn default_max_block() -> u64 {
 
 /// One `[[subscribers]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriberConfig {
     /// Private identity; defaults to `user@domain` of the first public identity.
     #[serde(default)]
@@ -1067,7 +1120,7 @@ impl LabConfig {
         merge(&mut base, over);
         let c: LabConfig = base
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(with_suggestion(&e.to_string())))?;
         c.check_limits()?;
         c.hss
             .peer_policy(&c.lab.domain, c.nodes.icscf, c.nodes.scscf)?;
@@ -1123,6 +1176,31 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_key_or_section_is_an_error_naming_the_nearest_one() {
+        let e = LabConfig::from_toml_str("[nodes]\npcsf = \"127.0.0.1:5060\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown field `pcsf`") && e.contains("did you mean `pcscf`?"),
+            "{e}"
+        );
+        let e = LabConfig::from_toml_str("[registar]\nmin_expires = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `registrar`?"), "{e}");
+        let e = LabConfig::from_toml_str("[auth]\nmax_failure = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `max_failures`?"), "{e}");
+        assert_eq!(
+            with_suggestion("unknown field `zzzzzzzz`, expected `a` or `b`"),
+            "unknown field `zzzzzzzz`, expected `a` or `b`",
+            "nothing near: no guess"
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 
     #[test]
     fn default_lab_parses_with_three_subscribers() {
