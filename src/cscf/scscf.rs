@@ -1690,16 +1690,7 @@ const AUTH_FAILED: &str = "authentication failed";
 /// sent-by when the P-CSCF had no need to add them). The P-CSCF is in the trust domain and
 /// stamps them.
 fn ue_source(req: &Request) -> Option<std::net::SocketAddr> {
-    let vias: Vec<String> = req
-        .headers
-        .get_all("Via")
-        .flat_map(|v| {
-            crate::sip::split_list(v)
-                .into_iter()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let vias = req.headers.values("Via");
     let bottom = crate::sip::Via::parse(vias.last()?).ok()?;
     let ip: std::net::IpAddr = bottom
         .params
@@ -1718,16 +1709,7 @@ fn ue_source(req: &Request) -> Option<std::net::SocketAddr> {
 /// The address the UE sent its REGISTER to, as `sip:host:port`: the P-CSCF's Path entry
 /// nearest the UE (RFC 3327; our P-CSCF writes the address and transport the UE used).
 fn ue_entry(req: &Request) -> Vec<String> {
-    let paths: Vec<String> = req
-        .headers
-        .get_all("Path")
-        .flat_map(|v| {
-            crate::sip::split_list(v)
-                .into_iter()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let paths = req.headers.values("Path");
     paths
         .last()
         .and_then(|p| NameAddr::parse(p).ok())
@@ -1982,12 +1964,10 @@ impl Scscf {
             return false;
         };
         reg.bindings.iter().flat_map(|b| b.path.iter()).any(|p| {
-            crate::sip::split_list(p).iter().any(|e| {
-                NameAddr::parse(e)
-                    .ok()
-                    .and_then(|na| host_port(&na.uri))
-                    .is_some_and(|hp| hp == watcher)
-            })
+            NameAddr::parse(p)
+                .ok()
+                .and_then(|na| host_port(&na.uri))
+                .is_some_and(|hp| hp == watcher)
         })
     }
 

@@ -451,9 +451,9 @@ impl Gateway {
         (u.session.to_string() == session).then_some(u)
     }
 
-    /// A new bearer token for `user`, and its lifetime in seconds.
-    pub fn issue_token(&self, user: &WebUser) -> (String, u64) {
-        match self.tokens.lock() {
+    /// A new credential of `set` for `user`, and its lifetime in seconds.
+    fn issue(set: &Mutex<tokens::Credentials>, user: &WebUser) -> (String, u64) {
+        match set.lock() {
             Ok(mut t) => {
                 let secs = t.lifetime().as_secs();
                 (
@@ -463,6 +463,11 @@ impl Gateway {
             }
             Err(_) => (String::new(), 0),
         }
+    }
+
+    /// A new bearer token for `user`, and its lifetime in seconds.
+    pub fn issue_token(&self, user: &WebUser) -> (String, u64) {
+        Self::issue(&self.tokens, user)
     }
 
     /// `PUT /Session`: a new token for the one presented, which ends.
@@ -475,16 +480,7 @@ impl Gateway {
 
     /// `POST /Session/Ticket`: a ticket for one notification channel, and its lifetime.
     pub fn issue_ticket(&self, user: &WebUser) -> (String, u64) {
-        match self.tickets.lock() {
-            Ok(mut t) => {
-                let secs = t.lifetime().as_secs();
-                (
-                    t.issue(&Self::key_of(user), std::time::Instant::now()),
-                    secs,
-                )
-            }
-            Err(_) => (String::new(), 0),
-        }
+        Self::issue(&self.tickets, user)
     }
 
     /// `POST /{url}/Session`: registers the user to IMS with their password (SIP Digest through
