@@ -134,7 +134,7 @@ pub struct IfcConfig {
     #[serde(default = "default_condition")]
     pub condition: String,
     /// Service point triggers; none means "always".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spt: Vec<SptConfig>,
     /// Free text passed to the AS.
     #[serde(default)]
@@ -153,7 +153,7 @@ pub struct SptConfig {
     #[serde(default)]
     pub group: u32,
     /// ConditionNegated.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub negated: bool,
     /// SIP method.
     #[serde(default)]
@@ -174,7 +174,7 @@ pub struct SptConfig {
     #[serde(default)]
     pub sdp_line: Option<String>,
     /// For REGISTER: 0 initial, 1 re-registration, 2 de-registration.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registration_type: Vec<u32>,
 }
 
@@ -251,6 +251,73 @@ impl IfcConfig {
             },
             profile_part_indicator: self.profile_part,
         })
+    }
+
+    /// The TOML form of a TS 29.228 iFC, as `rcslab subscriber show` / `ifc` print it: what
+    /// [`IfcConfig::to_profile`] turns back into the same iFC (an SPT in several groups
+    /// becomes one `spt` per group, which TS 29.228 Annex B evaluates the same way).
+    pub fn from_profile(i: &crate::profile::InitialFilterCriteria) -> IfcConfig {
+        use crate::profile::SptKind;
+        let mut spt = Vec::new();
+        let (cnf, spts) = match &i.trigger_point {
+            Some(tp) => (tp.condition_type_cnf, tp.spts.as_slice()),
+            None => (true, &[][..]),
+        };
+        for s in spts {
+            let mut c = SptConfig {
+                negated: s.condition_negated,
+                registration_type: s.registration_type.clone(),
+                ..SptConfig::default()
+            };
+            match &s.kind {
+                SptKind::Method(m) => c.method = Some(m.clone()),
+                SptKind::RequestUri(r) => c.request_uri = Some(r.clone()),
+                SptKind::SipHeader { header, content } => {
+                    c.header = Some(header.clone());
+                    c.content = content.clone();
+                }
+                SptKind::SessionCase(n) => {
+                    c.session_case = Some(
+                        match n {
+                            0 => "originating",
+                            1 => "terminating",
+                            2 => "terminating_unregistered",
+                            3 => "originating_unregistered",
+                            _ => "originating_cdiv",
+                        }
+                        .into(),
+                    )
+                }
+                SptKind::SessionDescription { line, content } => {
+                    c.sdp_line = Some(line.clone());
+                    c.content = content.clone();
+                }
+            }
+            let groups = if s.group.is_empty() {
+                vec![0]
+            } else {
+                s.group.clone()
+            };
+            for g in groups {
+                spt.push(SptConfig {
+                    group: g,
+                    ..c.clone()
+                });
+            }
+        }
+        IfcConfig {
+            priority: i.priority,
+            server_name: i.application_server.server_name.clone(),
+            default_handling: if i.application_server.default_handling == 1 {
+                "terminate".into()
+            } else {
+                "continue".into()
+            },
+            condition: if cnf { "cnf" } else { "dnf" }.into(),
+            spt,
+            service_info: i.application_server.service_info.clone(),
+            profile_part: i.profile_part_indicator,
+        }
     }
 }
 
@@ -1175,6 +1242,21 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ifc_toml_round_trips_through_the_profile_form() {
+        let lab = LabConfig::default_lab();
+        assert!(!lab.default_ifc.is_empty());
+        for i in &lab.default_ifc {
+            let p = i.to_profile().unwrap();
+            let back = IfcConfig::from_profile(&p);
+            assert_eq!(back.to_profile().unwrap(), p);
+            // And through TOML text, as `subscriber ifc` prints it and `--set` reads it.
+            let text = toml::to_string(&back).unwrap();
+            let again: IfcConfig = toml::from_str(&text).unwrap();
+            assert_eq!(again.to_profile().unwrap(), p, "{text}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use hyper::Method;
 
-use rcslab::config::{LabConfig, SubscriberConfig};
-use rcslab::hss::admin;
+use rcslab::config::LabConfig;
 use rcslab::hss::admin_client::AdminClient;
-use rcslab::store::Store;
 use rcslab::{Lab, LabOptions};
+
+mod cli;
 
 // glibc malloc was ~30 % of the lab's CPU under REGISTER load (perf); mimalloc is far cheaper
 // for many small, short-lived allocations across threads.
@@ -29,13 +29,13 @@ struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct Common {
+pub(crate) struct Common {
     /// Lab file (TOML) merged over the compiled-in default lab.
     #[arg(long, global = true)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Where sled keeps the lab's data.
     #[arg(long, global = true, default_value = "./rcslab-data")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -62,17 +62,10 @@ enum Cmd {
     },
     /// An RCS client against a running lab: interactive chat, or `send` / `listen` for scripts.
     Ue {
-        /// The user (user part of a default-lab identity, e.g. `alice`).
-        #[arg(long)]
-        user: String,
-        /// The P-CSCF to use (default: the lab config's P-CSCF).
-        #[arg(long, value_name = "HOST:PORT")]
-        lab: Option<std::net::SocketAddr>,
-        /// Lab file the credentials come from (default: the compiled-in default lab).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: cli::ue::UeArgs,
         #[command(subcommand)]
-        cmd: Option<UeCmd>,
+        cmd: Option<cli::ue::UeCmd>,
     },
     /// Reproduces the paper's evaluation from real flows.
     Eval {
@@ -87,7 +80,7 @@ enum Cmd {
     /// Manage the HSS's subscribers (works with or without a running lab).
     Subscriber {
         #[command(subcommand)]
-        cmd: SubCmd,
+        cmd: cli::subscriber::SubCmd,
         #[command(flatten)]
         common: Common,
     },
@@ -167,23 +160,6 @@ enum BenchCmd {
 }
 
 #[derive(Subcommand)]
-enum UeCmd {
-    /// Send one message, wait for its IMDN, print `delivered` (or `displayed`, or the
-    /// failure); exit code 1 on failure.
-    Send {
-        /// The recipient (`sip:bob@ims.lab`, or just `bob`).
-        to: String,
-        /// The text.
-        text: String,
-        /// Seconds to wait for the IMDN.
-        #[arg(long, default_value_t = 10)]
-        timeout: u64,
-    },
-    /// Stay registered; print each message as `FROM: TEXT` and answer with IMDNs.
-    Listen,
-}
-
-#[derive(Subcommand)]
 enum LabCmd {
     /// The labs in a directory, with what each teaches.
     List {
@@ -226,72 +202,6 @@ enum TraceCmd {
     },
 }
 
-#[derive(Subcommand)]
-enum SubCmd {
-    /// Add (or replace) a subscriber: `rcslab subscriber add sip:u1@ims.lab --password pw1`.
-    Add {
-        /// Default public identity (sip: URI).
-        impu: String,
-        /// Digest password.
-        #[arg(long)]
-        password: String,
-        /// Private identity (default: user@domain of the IMPU).
-        #[arg(long)]
-        impi: Option<String>,
-        /// More public identities, e.g. tel:+15550100 (repeatable).
-        #[arg(long = "alias")]
-        aliases: Vec<String>,
-        /// AKA key K (32 hex digits; random when absent).
-        #[arg(long)]
-        k: Option<String>,
-        /// AKA OPc (32 hex digits; random when absent).
-        #[arg(long)]
-        opc: Option<String>,
-        /// AKA AMF (4 hex digits).
-        #[arg(long, default_value = "8000")]
-        amf: String,
-        /// Initial SQN.
-        #[arg(long, default_value_t = 32)]
-        sqn: u64,
-    },
-    /// Add many subscribers from a file of `impu;password` lines (sipp injection style).
-    Import {
-        /// The file (`-` for standard input).
-        file: PathBuf,
-    },
-    /// List all subscribers.
-    List,
-    /// Show one subscriber (by IMPI or IMPU).
-    Show {
-        /// IMPI or IMPU.
-        id: String,
-    },
-    /// Remove a subscriber (by IMPI or IMPU). A running lab de-registers it with RTR.
-    Remove {
-        /// IMPI or IMPU.
-        id: String,
-    },
-    /// Show or replace a subscriber's initial filter criteria. A running lab pushes the new
-    /// profile to the serving S-CSCF with PPR.
-    Ifc {
-        /// IMPI or IMPU.
-        id: String,
-        /// A TOML file of `[[ifc]]` entries (same keys as the lab file's `[[default_ifc]]`).
-        #[arg(long, conflicts_with = "clear")]
-        set: Option<PathBuf>,
-        /// Remove every iFC.
-        #[arg(long)]
-        clear: bool,
-    },
-}
-
-/// `--set FILE`: the `[[ifc]]` list of a TOML file.
-#[derive(serde::Deserialize)]
-struct IfcFile {
-    #[serde(default)]
-    ifc: Vec<rcslab::config::IfcConfig>,
-}
-
 /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (v2 and v3 headers): committing
 /// arenas lazily keeps an idle lab under 10 MiB instead of ~48 MiB.
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
@@ -310,14 +220,27 @@ static MIMALLOC_LAZY_COMMIT: extern "C" fn() = {
 };
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // Colour only on a terminal (and not with NO_COLOR): a log file or a pipe gets plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sled=warn".into()),
         )
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Up { .. }) {
+        // A command whose reader went away (`rcslab subscriber list | head -1`) ends quietly,
+        // as Unix tools do, instead of failing on EPIPE. `up` keeps SIGPIPE ignored: it notices
+        // a closed stdout and shuts the lab down cleanly (see `stdout_closed`).
+        // SAFETY: called before any other thread exists; restoring a default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -331,7 +254,7 @@ fn main() -> ExitCode {
     let r = rt.block_on(async move {
         match cli.cmd {
             Cmd::Up { common, trace } => up(common, trace).await,
-            Cmd::Subscriber { cmd, common } => subscriber(cmd, common).await,
+            Cmd::Subscriber { cmd, common } => cli::subscriber::run(cmd, common).await,
             Cmd::Lab { cmd } => lab_cmd(cmd).await,
             Cmd::Bench {
                 cmd:
@@ -426,12 +349,7 @@ fn main() -> ExitCode {
                 print!("{}", rcslab::lab::eval::table(&r));
                 Ok(())
             }
-            Cmd::Ue {
-                user,
-                lab,
-                config,
-                cmd,
-            } => ue_cmd(&user, lab, config, cmd).await,
+            Cmd::Ue { args, cmd } => cli::ue::run(args, cmd).await,
             Cmd::Trace {
                 cmd: TraceCmd::Export { format, out, view },
                 common,
@@ -447,10 +365,63 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(common: &Common) -> Result<LabConfig, String> {
+pub(crate) fn load_config(common: &Common) -> Result<LabConfig, String> {
     match &common.config {
         Some(p) => LabConfig::load(p).map_err(|e| e.to_string()),
         None => Ok(LabConfig::default_lab()),
+    }
+}
+
+/// Set when a write to standard output failed: the reader of `rcslab up | ...` went away.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `up`'s printing: a failed write (EPIPE once the reader of a pipe has gone) is remembered
+/// instead of panicking like `println!`, and the lab then shuts down cleanly.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout().lock(), $($t)*).is_err() {
+            STDOUT_GONE.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }};
+}
+
+/// Whether standard output is a pipe whose reader has closed it (poll reports POLLERR on the
+/// write end, see pipe(7)), so `rcslab up | head -1` ends when `head` does, even when the
+/// lab has nothing more to print.
+fn stdout_reader_gone() -> bool {
+    let mut p = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd and a zero timeout; poll does not keep the pointer.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLERR != 0
+}
+
+/// Waits for what ends `rcslab up`: Ctrl-C, SIGTERM, or standard output gone.
+async fn until_stopped() -> &'static str {
+    let stdout = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if STDOUT_GONE.load(std::sync::atomic::Ordering::Relaxed) || stdout_reader_gone() {
+                return;
+            }
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term => "terminated",
+        _ = stdout => "standard output closed",
     }
 }
 
@@ -467,13 +438,13 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let a = lab.addrs;
-    println!(
+    out!(
         "rcslab: lab '{}' ready in {:.1} ms (data in {})",
         lab.config.lab.domain,
         lab.started_in.as_secs_f64() * 1000.0,
         common.data_dir.display()
     );
-    println!("  {:<8} {:<22} protocol", "node", "address");
+    out!("  {:<8} {:<22} protocol", "node", "address");
     for (n, addr, p) in [
         ("P-CSCF", a.pcscf, "SIP UDP+TCP"),
         ("I-CSCF", a.icscf, "SIP UDP+TCP"),
@@ -486,14 +457,14 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
         ("T-IM", a.tim_msrp, "MSRP (TCP)"),
         ("WebRSF", a.webrsf, "HTTP (REST + notification channel)"),
     ] {
-        println!("  {n:<8} {addr:<22} {p}");
+        out!("  {n:<8} {addr:<22} {p}");
     }
-    println!(
+    out!(
         "  web client: http://{}/ (log in as bob / bob-secret)",
         a.webrsf
     );
     let subs = lab.store.subscribers().map(|s| s.len()).unwrap_or(0);
-    println!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
+    out!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
     let printer = if trace {
         let t = lab.trace.clone();
         let rec = lab.recorder();
@@ -507,7 +478,7 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
                 let lines = rcslab::lab::timed_ladder_with_notes(&t, |x| rec.name_of(x));
                 for (at, l) in &lines {
                     if last.is_none_or(|p| *at > p) {
-                        println!("{l}");
+                        out!("{l}");
                     }
                 }
                 if let Some((at, _)) = lines.last() {
@@ -516,9 +487,7 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
                 // The recorder is a ring ([trace] capacity): say when it lets old messages go.
                 let d = t.dropped();
                 if d > dropped {
-                    println!(
-                        "    [recorder] {d} oldest messages dropped so far ([trace] capacity)"
-                    );
+                    out!("    [recorder] {d} oldest messages dropped so far ([trace] capacity)");
                     dropped = d;
                 }
             }
@@ -526,284 +495,22 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
     } else {
         None
     };
-    let _ = tokio::signal::ctrl_c().await;
+    let why = until_stopped().await;
     if let Some(p) = printer {
         p.abort();
     }
-    println!("rcslab: shutting down");
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "rcslab: {why}: shutting down");
+    }
     lab.shutdown().await;
     Ok(())
 }
 
 /// The running lab's admin API (address and token), if one answers for this data dir.
-async fn running_admin(data_dir: &Path) -> Option<AdminClient> {
+pub(crate) async fn running_admin(data_dir: &Path) -> Option<AdminClient> {
     let api = AdminClient::from_data_dir(data_dir)?;
     api.health().await.then_some(api)
-}
-
-fn open_store(data_dir: &Path) -> Result<Store, String> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    Store::open(data_dir).map_err(|e| {
-        format!(
-            "{e}\n(is another rcslab using {}? a running lab is reached through its admin API, but none answered)",
-            data_dir.display()
-        )
-    })
-}
-
-fn print_json(body: &str) {
-    match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(v) => println!(
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_else(|_| body.to_string())
-        ),
-        Err(_) => println!("{body}"),
-    }
-}
-
-async fn subscriber(cmd: SubCmd, common: Common) -> Result<(), String> {
-    let api = running_admin(&common.data_dir).await;
-    let specs = match &cmd {
-        SubCmd::Add {
-            impu,
-            password,
-            impi,
-            aliases,
-            k,
-            opc,
-            amf,
-            sqn,
-        } => {
-            let mut ids = vec![impu.clone()];
-            ids.extend(aliases.iter().cloned());
-            Some(vec![SubscriberConfig {
-                impi: impi.clone(),
-                impu: ids,
-                password: password.clone(),
-                k: k.clone(),
-                opc: opc.clone(),
-                amf: Some(amf.clone()),
-                sqn: Some(*sqn),
-                ifc: None,
-            }])
-        }
-        SubCmd::Import { file } => {
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
-            } else {
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
-            };
-            let mut v = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty()
-                    || line.starts_with('#')
-                    || line.eq_ignore_ascii_case("SEQUENTIAL")
-                    || line.eq_ignore_ascii_case("RANDOM")
-                {
-                    continue;
-                }
-                let mut parts = line.split(';');
-                let (Some(impu), Some(pw)) = (parts.next(), parts.next()) else {
-                    return Err(format!("line {}: expected impu;password", n + 1));
-                };
-                let impu = if impu.contains(':') {
-                    impu.to_string()
-                } else {
-                    format!("sip:{impu}")
-                };
-                v.push(SubscriberConfig {
-                    impi: None,
-                    impu: vec![impu],
-                    password: pw.trim().to_string(),
-                    k: None,
-                    opc: None,
-                    amf: None,
-                    sqn: None,
-                    ifc: None,
-                });
-            }
-            Some(v)
-        }
-        _ => None,
-    };
-    if let Some(specs) = specs {
-        let n = specs.len();
-        if let Some(api) = &api {
-            let body = serde_json::to_string(&specs).map_err(|e| e.to_string())?;
-            let (status, body) = api
-                .call(Method::POST, "/subscribers", Some(body))
-                .await
-                .map_err(|e| e.to_string())?;
-            if status != 201 {
-                return Err(format!("the lab refused: {body}"));
-            }
-        } else {
-            let store = open_store(&common.data_dir)?;
-            let lab = load_config(&common)?;
-            admin::add_subscribers(&store, &specs, &lab.default_ifc).map_err(|e| e.to_string())?;
-        }
-        println!("added {n} subscriber{}", if n == 1 { "" } else { "s" });
-        return Ok(());
-    }
-    let removing = matches!(cmd, SubCmd::Remove { .. });
-    if let SubCmd::Ifc { id, set, clear } = &cmd {
-        return subscriber_ifc(api.as_ref(), &common, id, set.as_deref(), *clear).await;
-    }
-    match cmd {
-        SubCmd::List => {
-            let subs = match &api {
-                Some(api) => api.list_all().await.map_err(|e| e.to_string())?,
-                None => open_store(&common.data_dir)?
-                    .subscribers()
-                    .map_err(|e| e.to_string())?
-                    .iter()
-                    .map(admin::SubscriberView::from)
-                    .collect(),
-            };
-            println!("{:<28} public identities", "private identity");
-            for s in subs {
-                println!("{:<28} {}", s.impi, s.impus.join(", "));
-            }
-            Ok(())
-        }
-        SubCmd::Show { id } | SubCmd::Remove { id } if api.is_some() => {
-            let api = api.ok_or("no admin API")?;
-            let method = if removing {
-                Method::DELETE
-            } else {
-                Method::GET
-            };
-            let path = format!("/subscribers/{}", admin::percent_encode(&id));
-            let (status, body) = api
-                .call(method, &path, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            match (status, removing) {
-                (200, false) => {
-                    print_json(&body);
-                    Ok(())
-                }
-                (200, true) => {
-                    println!("removed {id}");
-                    Ok(())
-                }
-                (404, _) => Err(format!("no subscriber {id}")),
-                _ => Err(format!("the lab answered {status}: {body}")),
-            }
-        }
-        SubCmd::Show { id } => {
-            let s = open_store(&common.data_dir)?
-                .find(&id)
-                .map_err(|e| e.to_string())?;
-            match s {
-                Some(s) => {
-                    let view = admin::SubscriberView::from(&s);
-                    print_json(&serde_json::to_string(&view).map_err(|e| e.to_string())?);
-                    Ok(())
-                }
-                None => Err(format!("no subscriber {id}")),
-            }
-        }
-        SubCmd::Remove { id } => {
-            let st = open_store(&common.data_dir)?;
-            let s = st.remove(&id).map_err(|e| e.to_string())?;
-            st.flush().map_err(|e| e.to_string())?;
-            match s {
-                Some(s) => {
-                    println!("removed {}", s.impi);
-                    Ok(())
-                }
-                None => Err(format!("no subscriber {id}")),
-            }
-        }
-        SubCmd::Add { .. } | SubCmd::Import { .. } | SubCmd::Ifc { .. } => Ok(()),
-    }
-}
-
-async fn subscriber_ifc(
-    api: Option<&AdminClient>,
-    common: &Common,
-    id: &str,
-    set: Option<&Path>,
-    clear: bool,
-) -> Result<(), String> {
-    let new_ifc: Option<Vec<rcslab::config::IfcConfig>> = match (set, clear) {
-        (Some(f), _) => {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            let parsed: IfcFile =
-                toml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
-            for i in &parsed.ifc {
-                i.to_profile().map_err(|e| e.to_string())?;
-            }
-            Some(parsed.ifc)
-        }
-        (None, true) => Some(Vec::new()),
-        (None, false) => None,
-    };
-    let path = format!("/subscribers/{}", admin::percent_encode(id));
-    let Some(new_ifc) = new_ifc else {
-        // Show the iFCs as they are now.
-        let ifcs = match api {
-            Some(api) => {
-                let (status, body) = api
-                    .call(Method::GET, &path, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if status != 200 {
-                    return Err(format!("no subscriber {id}"));
-                }
-                serde_json::from_str::<admin::SubscriberView>(&body)
-                    .map_err(|e| e.to_string())?
-                    .ifcs
-            }
-            None => open_store(&common.data_dir)?
-                .find(id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no subscriber {id}"))?
-                .ifcs
-                .clone(),
-        };
-        print_json(&serde_json::to_string(&ifcs).map_err(|e| e.to_string())?);
-        return Ok(());
-    };
-    let n = new_ifc.len();
-    let impi = match api {
-        Some(api) => {
-            let body = serde_json::to_string(&new_ifc).map_err(|e| e.to_string())?;
-            let (status, body) = api
-                .call(Method::PUT, &format!("{path}/ifc"), Some(body))
-                .await
-                .map_err(|e| e.to_string())?;
-            match status {
-                200 => {
-                    serde_json::from_str::<admin::SubscriberView>(&body)
-                        .map_err(|e| e.to_string())?
-                        .impi
-                }
-                404 => return Err(format!("no subscriber {id}")),
-                _ => return Err(format!("the lab refused: {body}")),
-            }
-        }
-        None => {
-            let store = open_store(&common.data_dir)?;
-            let mut sub = store
-                .find(id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no subscriber {id}"))?;
-            sub.ifcs = new_ifc
-                .iter()
-                .map(|i| i.to_profile())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            store.put_subscriber(&sub).map_err(|e| e.to_string())?;
-            store.flush().map_err(|e| e.to_string())?;
-            sub.impi
-        }
-    };
-    println!("{impi}: {n} iFC");
-    Ok(())
 }
 
 async fn trace_export(
@@ -947,219 +654,6 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
                 return Err(format!("{failed} lab(s) differ from their expected ladder"));
             }
             Ok(())
-        }
-    }
-}
-
-/// `ue send`: sends one message and waits for what becomes of it: prints `delivered`,
-/// `displayed`, `delivered (pager mode)` (T-IM fell back to a SIP MESSAGE), `stored` (the
-/// recipient is offline; T-IM keeps it and reports later by IMDN), `failed: REASON`, or
-/// `pending: ...` when no report came in time (exit 1: not delivered, but not lost either).
-async fn send_one(
-    chat: &mut rcslab::ue::chat::ChatUe,
-    to: &str,
-    text: &str,
-    timeout: u64,
-) -> Result<(), String> {
-    use rcslab::cpim::ImdnStatus;
-    use rcslab::ue::chat::ChatEvent;
-    use std::time::Duration;
-    let id = chat.send(to, text).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match chat.next_event(left).await {
-            Some(ChatEvent::Status {
-                message_id,
-                status,
-                note,
-                ..
-            }) if message_id == id => {
-                let pager = note.as_deref() == Some("pager-mode");
-                return match status {
-                    ImdnStatus::Failed => {
-                        let why = note
-                            .map(|n| n.trim_start_matches("failed: ").to_string())
-                            .unwrap_or_else(|| "the network reports the message failed".into());
-                        println!("failed: {why}");
-                        Err(why)
-                    }
-                    ImdnStatus::Delivered if pager => {
-                        println!("delivered (pager mode)");
-                        Ok(())
-                    }
-                    ImdnStatus::Delivered => {
-                        println!("delivered");
-                        Ok(())
-                    }
-                    ImdnStatus::Displayed => {
-                        println!("displayed");
-                        Ok(())
-                    }
-                };
-            }
-            Some(ChatEvent::Stored { message_id, .. }) if message_id == id => {
-                println!("stored");
-                return Ok(());
-            }
-            Some(ChatEvent::SendFailed { message_id, reason }) if message_id == id => {
-                println!("failed: {reason}");
-                return Err(reason);
-            }
-            Some(_) => {}
-            None => {
-                // Accepted (no SendFailed) but not reported yet: the recipient is registered
-                // yet does not answer, and T-IM keeps retrying. Not delivered, not lost.
-                println!(
-                    "pending: no delivery report within {timeout} s (T-IM keeps the message, retries and reports by IMDN)"
-                );
-                return Err("timeout".into());
-            }
-        }
-    }
-}
-
-/// `rcslab ue`: a registered RCS client (see `rcslab::ue::chat`).
-async fn ue_cmd(
-    user: &str,
-    pcscf: Option<std::net::SocketAddr>,
-    config: Option<PathBuf>,
-    cmd: Option<UeCmd>,
-) -> Result<(), String> {
-    use rcslab::cpim::ImdnStatus;
-    use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
-    use std::time::Duration;
-    let cfg = match &config {
-        Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
-        None => LabConfig::default_lab(),
-    };
-    let pcscf = pcscf.unwrap_or(cfg.nodes.pcscf);
-    let domain = cfg.lab.domain.clone();
-    let ue_cfg = rcslab::ue::UeConfig::from_lab(&cfg, user, pcscf)
-        .ok_or_else(|| format!("no user '{user}' in the lab config"))?;
-    let (_stop, shut) = tokio::sync::watch::channel(false);
-    let trace = rcslab::trace::Trace::disabled();
-    let mut ue = rcslab::ue::Ue::start(ue_cfg, trace.clone(), shut)
-        .await
-        .map_err(|e| e.to_string())?;
-    let reg = tokio::time::timeout(Duration::from_secs(10), ue.register(600))
-        .await
-        .map_err(|_| format!("no answer from the P-CSCF at {pcscf} (is `rcslab up` running?)"))?
-        .map_err(|e| e.to_string())?;
-    // `listen` and the interactive client run for hours: they re-register at half-life.
-    let keep = ChatOptions {
-        refresh_registration: Some(reg.expires.max(60)),
-        ..ChatOptions::default()
-    };
-    let target = |to: &str| {
-        if to.contains(':') {
-            to.to_string()
-        } else {
-            format!("sip:{to}@{domain}")
-        }
-    };
-    match cmd {
-        Some(UeCmd::Send { to, text, timeout }) => {
-            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
-            let to = target(&to);
-            let outcome = tokio::select! {
-                r = send_one(&mut chat, &to, &text, timeout) => r,
-                _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
-            };
-            // Leave no contact registered behind us (TS 24.229 §5.1.1.6: REGISTER with
-            // Expires 0), whatever the outcome, also after Ctrl-C.
-            if !matches!(
-                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
-                Ok(true)
-            ) {
-                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
-            }
-            outcome
-        }
-        Some(UeCmd::Listen) => {
-            let mut chat = ChatUe::start(ue, trace, keep);
-            eprintln!(
-                "rcslab ue: {} registered, listening (Ctrl-C stops)",
-                chat.impu
-            );
-            loop {
-                tokio::select! {
-                    ev = chat.next_event(Duration::from_secs(3600)) => {
-                        if let Some(ChatEvent::Message { from, text, message_id }) = ev {
-                            println!("{from}: {text}");
-                            // Printed is shown: IMDN displayed (delivered went out on receipt).
-                            chat.displayed(&message_id);
-                        }
-                    }
-                    _ = tokio::signal::ctrl_c() => {
-                        let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        None => {
-            let mut chat = ChatUe::start(ue, trace, keep);
-            println!(
-                "rcslab ue: {} registered. Type `PEER TEXT` (e.g. `bob Hello?`), `/typing PEER`, `/quit`.",
-                chat.impu
-            );
-            let mut lines =
-                tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
-            let mut sent: std::collections::HashMap<String, String> = Default::default();
-            loop {
-                tokio::select! {
-                    line = lines.next_line() => {
-                        let line = match line {
-                            Ok(Some(l)) if l.trim() != "/quit" => l,
-                            _ => {
-                                let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
-                                return Ok(());
-                            }
-                        };
-                        let line = line.trim();
-                        if let Some(peer) = line.strip_prefix("/typing ") {
-                            chat.composing(&target(peer.trim()), true);
-                            continue;
-                        }
-                        let Some((peer, text)) = line.split_once(' ') else { continue };
-                        let id = chat.send(&target(peer), text).await;
-                        sent.insert(id, text.to_string());
-                    }
-                    _ = tokio::signal::ctrl_c() => {
-                        let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
-                        return Ok(());
-                    }
-                    ev = chat.next_event(Duration::from_secs(3600)) => match ev {
-                        Some(ChatEvent::Message { from, text, message_id }) => {
-                            println!("{from}: {text}");
-                            chat.displayed(&message_id);
-                        }
-                        Some(ChatEvent::Status { message_id, status, note, .. }) => {
-                            let tick = match status {
-                                ImdnStatus::Delivered => "✓ delivered",
-                                ImdnStatus::Displayed => "✓✓ displayed",
-                                ImdnStatus::Failed => "✗ failed",
-                            };
-                            let what = sent.get(&message_id).cloned().unwrap_or(message_id);
-                            match note {
-                                Some(n) => println!("  {tick} ({n}): {what}"),
-                                None => println!("  {tick}: {what}"),
-                            }
-                        }
-                        Some(ChatEvent::Composing { from, active: true }) => println!("  ({from} is typing...)"),
-                        Some(ChatEvent::SendFailed { reason, .. }) => println!("  ✗ {reason}"),
-                        Some(ChatEvent::Stored { message_id, .. }) => {
-                            let what = sent.get(&message_id).cloned().unwrap_or(message_id);
-                            println!("  … stored (recipient offline): {what}");
-                        }
-                        Some(ChatEvent::Session { peer, status, reason }) => {
-                            println!("  (session with {peer} {}{}{reason})", status.as_str(), if reason.is_empty() { "" } else { ": " });
-                        }
-                        Some(_) | None => {}
-                    }
-                }
-            }
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::trace::{Trace, TraceEvent};
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// A socket could not be bound (port in use?).
-    #[error("cannot bind {what} on {addr}: {source}")]
+    #[error("{}", bind_message(what, addr, source))]
     Bind {
         /// Which node.
         what: &'static str,
@@ -62,6 +62,41 @@ pub enum LabError {
     /// A subscriber in the config is invalid.
     #[error("invalid subscriber in the lab config: {0}")]
     Subscriber(crate::store::StoreError),
+}
+
+/// What a failed bind tells the user: which node, and how to move it when the port is taken.
+fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
+    let key = match what {
+        "P-CSCF" => "pcscf",
+        "I-CSCF" => "icscf",
+        "S-CSCF" => "scscf",
+        "HSS" => "hss",
+        "admin API" => "admin",
+        "O-IM" => "oim",
+        "T-IM" => "tim",
+        "O-IM MSRP" => "oim_msrp",
+        "T-IM MSRP" => "tim_msrp",
+        "WebRSF" => "webrsf",
+        _ => "",
+    };
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse if !key.is_empty() => format!(
+            "cannot bind {what} on {addr}: the port is in use (another rcslab, or another program: \
+             `ss -lntup 'sport = :{port}'` shows which).\n\
+             Stop it, or move the {what} in a lab file and start with `rcslab up --config lab.toml`:\n\
+             [nodes]\n{key} = \"{ip}:{other}\"",
+            port = addr.port(),
+            ip = addr.ip(),
+            other = addr.port().wrapping_add(100),
+        ),
+        std::io::ErrorKind::AddrInUse => {
+            format!("cannot bind {what} on {addr}: the port is in use")
+        }
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "cannot bind {what} on {addr}: no interface of this machine has that address"
+        ),
+        _ => format!("cannot bind {what} on {addr}: {e}"),
+    }
 }
 
 /// Start-up options.

@@ -17,9 +17,16 @@ use crate::sip::Uri;
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed (I/O, corruption, or the data dir is locked by another process).
+    /// sled failed (I/O, corruption).
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    /// Another process holds the data dir's lock (sled takes an exclusive lock on open).
+    #[error(
+        "another rcslab is using {0} (it holds the store's lock): stop that lab, or give this \
+         one another --data-dir. A running lab answers `rcslab subscriber` and `rcslab trace` \
+         through its admin API, when given the same --data-dir"
+    )]
+    Locked(String),
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -186,7 +193,18 @@ impl Store {
         let db = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(16 * 1024 * 1024)
-            .open()?;
+            .open()
+            .map_err(|e| match &e {
+                // sled 0.34 reports a held lock as an I/O error "could not acquire lock on
+                // ...: Os { code: 11, kind: WouldBlock }" (flock with LOCK_NB).
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                _ => StoreError::Sled(e),
+            })?;
         Ok(Store {
             subscribers: db.open_tree("subscribers")?,
             impu: db.open_tree("impu")?,

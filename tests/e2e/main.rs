@@ -7,6 +7,7 @@ mod attackers;
 mod auth_hardening;
 mod calls;
 pub mod chat;
+mod cli;
 mod clients;
 mod crash;
 mod diameter;

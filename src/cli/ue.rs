@@ -1,0 +1,351 @@
+//! `rcslab ue`: an RCS client against a running lab (see `rcslab::ue::chat`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use rcslab::config::LabConfig;
+use rcslab::ue::UeConfig;
+
+/// Who the UE is and where it connects.
+#[derive(Args)]
+pub struct UeArgs {
+    /// The user: the user part of an identity of the lab file (`alice`), or a whole IMPU
+    /// (`sip:u1@ims.lab`) with `--password` for a subscriber added by `rcslab subscriber add`.
+    #[arg(long)]
+    pub user: String,
+    /// Digest password (default: the lab file's password for the user).
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Private identity (default: the lab file's, or user@domain of the IMPU).
+    #[arg(long)]
+    pub impi: Option<String>,
+    /// The P-CSCF to use (default: the lab config's P-CSCF).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub lab: Option<SocketAddr>,
+    /// Local SIP port (UDP and TCP) of the UE (default: any free port).
+    #[arg(long, value_name = "PORT")]
+    pub local_port: Option<u16>,
+    /// Lab file the credentials come from (default: the compiled-in default lab).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum UeCmd {
+    /// Send one message, wait for its IMDN, print `delivered` (or `displayed`, or the
+    /// failure); exit code 1 on failure.
+    Send {
+        /// The recipient (`sip:bob@ims.lab`, or just `bob`).
+        to: String,
+        /// The text.
+        text: String,
+        /// Seconds to wait for the IMDN.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Stay registered; print each message as `FROM: TEXT` and answer with IMDNs.
+    Listen,
+}
+
+/// `ue send`: sends one message and waits for what becomes of it: prints `delivered`,
+/// `displayed`, `delivered (pager mode)` (T-IM fell back to a SIP MESSAGE), `stored` (the
+/// recipient is offline; T-IM keeps it and reports later by IMDN), `failed: REASON`, or
+/// `pending: ...` when no report came in time (exit 1: not delivered, but not lost either).
+async fn send_one(
+    chat: &mut rcslab::ue::chat::ChatUe,
+    to: &str,
+    text: &str,
+    timeout: u64,
+) -> Result<(), String> {
+    use rcslab::cpim::ImdnStatus;
+    use rcslab::ue::chat::ChatEvent;
+    use std::time::Duration;
+    let id = chat.send(to, text).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match chat.next_event(left).await {
+            Some(ChatEvent::Status {
+                message_id,
+                status,
+                note,
+                ..
+            }) if message_id == id => {
+                let pager = note.as_deref() == Some("pager-mode");
+                return match status {
+                    ImdnStatus::Failed => {
+                        let why = note
+                            .map(|n| n.trim_start_matches("failed: ").to_string())
+                            .unwrap_or_else(|| "the network reports the message failed".into());
+                        println!("failed: {why}");
+                        Err(why)
+                    }
+                    ImdnStatus::Delivered if pager => {
+                        println!("delivered (pager mode)");
+                        Ok(())
+                    }
+                    ImdnStatus::Delivered => {
+                        println!("delivered");
+                        Ok(())
+                    }
+                    ImdnStatus::Displayed => {
+                        println!("displayed");
+                        Ok(())
+                    }
+                };
+            }
+            Some(ChatEvent::Stored { message_id, .. }) if message_id == id => {
+                println!("stored");
+                return Ok(());
+            }
+            Some(ChatEvent::SendFailed { message_id, reason }) if message_id == id => {
+                println!("failed: {reason}");
+                return Err(reason);
+            }
+            Some(_) => {}
+            None => {
+                // Accepted (no SendFailed) but not reported yet: the recipient is registered
+                // yet does not answer, and T-IM keeps retrying. Not delivered, not lost.
+                println!(
+                    "pending: no delivery report within {timeout} s (T-IM keeps the message, retries and reports by IMDN)"
+                );
+                return Err("timeout".into());
+            }
+        }
+    }
+}
+
+/// `rcslab ue`: a registered RCS client (see `rcslab::ue::chat`).
+pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<(), String> {
+    use rcslab::cpim::ImdnStatus;
+    use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
+    use std::time::Duration;
+    let cfg = match &args.config {
+        Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
+        None => LabConfig::default_lab(),
+    };
+    let pcscf = args.lab.unwrap_or(cfg.nodes.pcscf);
+    let domain = cfg.lab.domain.clone();
+    let ue_cfg = ue_config(&args, &cfg, pcscf)?;
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let trace = rcslab::trace::Trace::disabled();
+    let bind = SocketAddr::new(pcscf.ip(), args.local_port.unwrap_or(0));
+    let mut ue = rcslab::ue::Ue::start_at(ue_cfg, bind, trace.clone(), shut)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!("cannot bind {bind}: the port is in use (choose another --local-port)")
+            }
+            _ => format!("cannot bind {bind}: {e}"),
+        })?;
+    let reg = tokio::time::timeout(Duration::from_secs(10), ue.register(600))
+        .await
+        .map_err(|_| format!("no answer from the P-CSCF at {pcscf} (is `rcslab up` running?)"))?
+        .map_err(|e| e.to_string())?;
+    // `listen` and the interactive client run for hours: they re-register at half-life.
+    let keep = ChatOptions {
+        refresh_registration: Some(reg.expires.max(60)),
+        ..ChatOptions::default()
+    };
+    let target = |to: &str| {
+        if to.contains(':') {
+            to.to_string()
+        } else {
+            format!("sip:{to}@{domain}")
+        }
+    };
+    match cmd {
+        Some(UeCmd::Send { to, text, timeout }) => {
+            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            let to = target(&to);
+            let outcome = tokio::select! {
+                r = send_one(&mut chat, &to, &text, timeout) => r,
+                _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
+            };
+            // Leave no contact registered behind us (TS 24.229 §5.1.1.6: REGISTER with
+            // Expires 0), whatever the outcome, also after Ctrl-C.
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
+                Ok(true)
+            ) {
+                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
+            }
+            outcome
+        }
+        Some(UeCmd::Listen) => {
+            let mut chat = ChatUe::start(ue, trace, keep);
+            eprintln!(
+                "rcslab ue: {} registered, listening (Ctrl-C stops)",
+                chat.impu
+            );
+            loop {
+                tokio::select! {
+                    ev = chat.next_event(Duration::from_secs(3600)) => {
+                        if let Some(ChatEvent::Message { from, text, message_id }) = ev {
+                            println!("{from}: {text}");
+                            // Printed is shown: IMDN displayed (delivered went out on receipt).
+                            chat.displayed(&message_id);
+                        }
+                    }
+                    _ = tokio::signal::ctrl_c() => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        None => {
+            let mut chat = ChatUe::start(ue, trace, keep);
+            println!(
+                "rcslab ue: {} registered. Type `PEER TEXT` (e.g. `bob Hello?`), `/typing PEER`, `/quit`.",
+                chat.impu
+            );
+            let mut lines =
+                tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+            let mut sent: std::collections::HashMap<String, String> = Default::default();
+            loop {
+                tokio::select! {
+                    line = lines.next_line() => {
+                        let line = match line {
+                            Ok(Some(l)) if l.trim() != "/quit" => l,
+                            _ => {
+                                let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
+                                return Ok(());
+                            }
+                        };
+                        let line = line.trim();
+                        if let Some(peer) = line.strip_prefix("/typing ") {
+                            chat.composing(&target(peer.trim()), true);
+                            continue;
+                        }
+                        let Some((peer, text)) = line.split_once(' ') else { continue };
+                        let id = chat.send(&target(peer), text).await;
+                        sent.insert(id, text.to_string());
+                    }
+                    _ = tokio::signal::ctrl_c() => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
+                        return Ok(());
+                    }
+                    ev = chat.next_event(Duration::from_secs(3600)) => match ev {
+                        Some(ChatEvent::Message { from, text, message_id }) => {
+                            println!("{from}: {text}");
+                            chat.displayed(&message_id);
+                        }
+                        Some(ChatEvent::Status { message_id, status, note, .. }) => {
+                            let tick = match status {
+                                ImdnStatus::Delivered => "✓ delivered",
+                                ImdnStatus::Displayed => "✓✓ displayed",
+                                ImdnStatus::Failed => "✗ failed",
+                            };
+                            let what = sent.get(&message_id).cloned().unwrap_or(message_id);
+                            match note {
+                                Some(n) => println!("  {tick} ({n}): {what}"),
+                                None => println!("  {tick}: {what}"),
+                            }
+                        }
+                        Some(ChatEvent::Composing { from, active: true }) => println!("  ({from} is typing...)"),
+                        Some(ChatEvent::SendFailed { reason, .. }) => println!("  ✗ {reason}"),
+                        Some(ChatEvent::Stored { message_id, .. }) => {
+                            let what = sent.get(&message_id).cloned().unwrap_or(message_id);
+                            println!("  … stored (recipient offline): {what}");
+                        }
+                        Some(ChatEvent::Session { peer, status, reason }) => {
+                            println!("  (session with {peer} {}{}{reason})", status.as_str(), if reason.is_empty() { "" } else { ": " });
+                        }
+                        Some(_) | None => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The UE's identity: from the lab file, with `--password` / `--impi` over it; a user the lab
+/// file does not know needs `--password` (a subscriber added with `rcslab subscriber add`).
+fn ue_config(args: &UeArgs, cfg: &LabConfig, pcscf: SocketAddr) -> Result<UeConfig, String> {
+    let from_file = UeConfig::from_lab(cfg, &args.user, pcscf);
+    let mut ue = match (from_file, &args.password) {
+        (Some(ue), _) => ue,
+        (None, Some(password)) => {
+            let impu = if args.user.contains(':') {
+                args.user.clone()
+            } else if args.user.contains('@') {
+                format!("sip:{}", args.user)
+            } else {
+                format!("sip:{}@{}", args.user, cfg.lab.domain)
+            };
+            let impi = match &args.impi {
+                Some(i) => i.clone(),
+                None => rcslab::store::default_impi(&impu).map_err(|e| e.to_string())?,
+            };
+            UeConfig {
+                impu,
+                impi,
+                password: password.clone(),
+                k: [0; 16],
+                opc: [0; 16],
+                sqn_ms: 0,
+                pcscf,
+                transport: rcslab::sip::Transport::Udp,
+                domain: cfg.lab.domain.clone(),
+                auth: rcslab::ue::AuthMode::Digest,
+            }
+        }
+        (None, None) => {
+            return Err(format!(
+                "no user '{}' in the lab file; for a subscriber added with `rcslab subscriber add`, give --password (and --impi if it is not user@domain)",
+                args.user
+            ))
+        }
+    };
+    if let Some(p) = &args.password {
+        ue.password = p.clone();
+    }
+    if let Some(i) = &args.impi {
+        ue.impi = i.clone();
+    }
+    Ok(ue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(user: &str, password: Option<&str>, impi: Option<&str>) -> UeArgs {
+        UeArgs {
+            user: user.into(),
+            password: password.map(Into::into),
+            impi: impi.map(Into::into),
+            lab: None,
+            local_port: None,
+            config: None,
+        }
+    }
+
+    #[test]
+    fn identity_from_the_lab_file_the_flags_or_both() {
+        let cfg = LabConfig::default_lab();
+        let p = cfg.nodes.pcscf;
+        let a = ue_config(&args("alice", None, None), &cfg, p).unwrap();
+        assert_eq!(
+            (a.impu.as_str(), a.impi.as_str(), a.password.as_str()),
+            ("sip:alice@ims.lab", "alice@ims.lab", "alice-secret")
+        );
+        let a = ue_config(&args("alice", Some("new"), None), &cfg, p).unwrap();
+        assert_eq!(a.password, "new");
+        let u = ue_config(&args("u1", Some("pw1"), None), &cfg, p).unwrap();
+        assert_eq!(
+            (u.impu.as_str(), u.impi.as_str(), u.password.as_str()),
+            ("sip:u1@ims.lab", "u1@ims.lab", "pw1")
+        );
+        let u = ue_config(&args("sip:u2@ims.lab", Some("pw"), Some("priv2")), &cfg, p).unwrap();
+        assert_eq!(
+            (u.impu.as_str(), u.impi.as_str()),
+            ("sip:u2@ims.lab", "priv2")
+        );
+        let e = ue_config(&args("nobody", None, None), &cfg, p).unwrap_err();
+        assert!(e.contains("--password"), "{e}");
+    }
+}
