@@ -90,6 +90,9 @@ pub struct ImStore {
     pending: sled::Tree,
     owed: sled::Tree,
     msgid: sled::Tree,
+    /// `user NUL peer` -> the newest sequence number of their conversation: a user's
+    /// conversations without a scan of every history (the web client's list after login).
+    peers: sled::Tree,
     commit: GroupCommit,
     /// Messages kept per conversation (0: all); see [`ImStore::with_history_cap`].
     history_cap: usize,
@@ -133,15 +136,70 @@ pub fn now_ms() -> u64 {
 impl ImStore {
     /// Opens the trees in `db`; `commit` makes writes durable (the lab shares the HSS's).
     pub fn open(db: &sled::Db, commit: GroupCommit) -> Result<ImStore, StoreError> {
-        Ok(ImStore {
+        let s = ImStore {
             commit,
             history: db.open_tree("im.history")?,
             pending: db.open_tree("im.pending")?,
             owed: db.open_tree("im.owed")?,
             msgid: db.open_tree("im.msgid")?,
+            peers: db.open_tree("im.peers")?,
             db: db.clone(),
             history_cap: 0,
-        })
+        };
+        // A store written before the index existed: build it once from the histories.
+        if s.peers.is_empty() && !s.history.is_empty() {
+            for kv in s.history.iter() {
+                let (_, v) = kv?;
+                if let Ok(m) = serde_json::from_slice::<StoredMessage>(&v) {
+                    s.index_peers(&m)?;
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    fn index_peers(&self, m: &StoredMessage) -> Result<(), StoreError> {
+        let seq = m.seq.to_be_bytes();
+        for (a, b) in [(&m.from, &m.to), (&m.to, &m.from)] {
+            let mut k = prefix(a);
+            k.extend_from_slice(b.as_bytes());
+            self.peers.insert(k, &seq)?;
+        }
+        Ok(())
+    }
+
+    /// The users `user` has a conversation with, and the newest sequence number of each,
+    /// newest conversation first (at most `limit`).
+    pub fn conversations(&self, user: &str, limit: usize) -> Vec<(String, u64)> {
+        let p = prefix(user);
+        let mut v: Vec<(String, u64)> = self
+            .peers
+            .scan_prefix(&p)
+            .filter_map(|r| r.ok())
+            .filter_map(|(k, seq)| {
+                let peer = String::from_utf8(k[p.len()..].to_vec()).ok()?;
+                let seq = u64::from_be_bytes(<[u8; 8]>::try_from(&seq[..]).ok()?);
+                Some((peer, seq))
+            })
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.truncate(limit);
+        v
+    }
+
+    /// The newest `n` messages of a conversation, oldest first.
+    pub fn history_tail(&self, a: &str, b: &str, n: usize) -> Vec<StoredMessage> {
+        let conv = conversation(a, b);
+        let mut v: Vec<StoredMessage> = self
+            .history
+            .scan_prefix(prefix(&conv))
+            .rev()
+            .filter_map(|r| r.ok())
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .take(n)
+            .collect();
+        v.reverse();
+        v
     }
 
     /// Keeps at most about `cap` messages per conversation (0: all): the oldest delivered ones
@@ -173,6 +231,7 @@ impl ImStore {
         if pending {
             self.pending.insert(key(&m.to, m.seq), hk)?;
         }
+        self.index_peers(&m)?;
         // One write in TRIM_EVERY, picked by a hash of the sequence number: `seq % N` would
         // never pick a conversation whose writes alternate with another's.
         if self.history_cap > 0
@@ -325,6 +384,32 @@ mod tests {
             conversation_id: String::new(),
             status: String::new(),
         }
+    }
+
+    #[test]
+    fn a_users_conversations_newest_first_and_a_conversations_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = ImStore::open(&db, GroupCommit::new(&db)).unwrap();
+        s.put(msg("sip:a@x", "sip:b@x", "1"), false).unwrap();
+        s.put(msg("sip:c@x", "sip:a@x", "2"), true).unwrap();
+        s.put(msg("sip:b@x", "sip:a@x", "3"), false).unwrap();
+        s.put(msg("sip:b@x", "sip:c@x", "4"), false).unwrap();
+        let peers: Vec<String> = s.conversations("sip:a@x", 10).into_iter().map(|p| p.0).collect();
+        assert_eq!(peers, ["sip:b@x", "sip:c@x"]);
+        assert_eq!(s.conversations("sip:a@x", 1).len(), 1);
+        let tail: Vec<String> = s
+            .history_tail("sip:a@x", "sip:b@x", 1)
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect();
+        assert_eq!(tail, ["3"]);
+        assert_eq!(s.history_tail("sip:b@x", "sip:a@x", 10).len(), 2);
+        // A store from before the index: the index is rebuilt on open.
+        drop(s);
+        db.drop_tree("im.peers").unwrap();
+        let s = ImStore::open(&db, GroupCommit::new(&db)).unwrap();
+        assert_eq!(s.conversations("sip:c@x", 10).len(), 2);
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! | GET, POST | `/Chat/{id}/Messages` | the conversation; send `{"text"}` |
 //! | PUT | `/Chat/{id}/Messages/{msgId}/Status` | `{"status":"displayed"}` |
 //! | POST | `/Chat/{id}/Composing` | `{"active":true}` |
+//! | GET | `/History[?limit=N]` | the user's conversations, newest first, each with its newest message |
 //! | GET | `/History/{peer}?after=SEQ&limit=N` | T-IM's numbered conversation after SEQ |
+//! | GET | `/History/{peer}?last=N` | its newest N messages |
 //!
 //! Every call but `POST /Session` carries `Authorization: Bearer TOKEN`; tokens end after
 //! `[webrsf] token_lifetime_secs`. The SSE and WebSocket channels also take `?ticket=`.
@@ -117,6 +119,7 @@ pub fn router(gw: Gw) -> Router {
         .route("/Chat/{id}/Messages", get(list_messages).post(post_message))
         .route("/Chat/{id}/Messages/{mid}/Status", put(put_status))
         .route("/Chat/{id}/Composing", post(composing))
+        .route("/History", get(conversations))
         .route("/History/{peer}", get(history));
     Router::new()
         .nest("/webrsf/v1/{user}", api)
@@ -435,12 +438,36 @@ async fn history(
             })
             .unwrap_or(Ok(d))
     };
+    if q.contains_key("last") {
+        let last = num("last", 100)? as usize;
+        return Ok(json_response(
+            StatusCode::OK,
+            &gw.history_last(&u, &peer, last)?,
+        ));
+    }
     let after = num("after", 0)?;
     let limit = num("limit", 100)? as usize;
     Ok(json_response(
         StatusCode::OK,
         &gw.history(&u, &peer, after, limit)?,
     ))
+}
+
+/// `GET History[?limit=N]`: the user's conversations, newest first.
+async fn conversations(
+    State(gw): State<Gw>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    q: Query_,
+) -> Result<Response, WebError> {
+    let u = authed(&gw, &headers, &q, &user)?;
+    let limit = match q.get("limit") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| WebError::BadRequest(format!("bad limit '{v}'")))?,
+        None => 50,
+    };
+    Ok(json_response(StatusCode::OK, &gw.conversations(&u, limit)?))
 }
 
 /// `GET Chat/Media` (figure 5 step 9): chunked NDJSON, one waiting message per chunk.

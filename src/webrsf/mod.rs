@@ -315,17 +315,56 @@ impl Gateway {
         limit: usize,
     ) -> Result<Value, WebError> {
         let peer = self.aor_of(peer)?;
-        let store = self
-            .history
-            .lock()
-            .ok()
-            .and_then(|h| h.clone())
-            .ok_or_else(|| WebError::NotFound("no message store in this lab".into()))?;
+        let store = self.history_store()?;
         let items = store
             .history(&user.aor, &peer, after, limit.clamp(1, 1000))
             .into_iter()
-            .map(|m| {
-                let cpim = crate::cpim::Cpim::parse(&m.cpim()).ok();
+            .map(|m| self.history_item(&m))
+            .collect();
+        Ok(Value::Array(items))
+    }
+
+    /// `GET History/{peer}?last=N`: the newest N messages of the conversation, oldest first.
+    pub fn history_last(&self, user: &WebUser, peer: &str, last: usize) -> Result<Value, WebError> {
+        let peer = self.aor_of(peer)?;
+        let store = self.history_store()?;
+        let items = store
+            .history_tail(&user.aor, &peer, last.clamp(1, 1000))
+            .iter()
+            .map(|m| self.history_item(m))
+            .collect();
+        Ok(Value::Array(items))
+    }
+
+    /// `GET History`: the user's conversations, newest first, each with its newest message
+    /// (what the browser client lists after a login).
+    pub fn conversations(&self, user: &WebUser, limit: usize) -> Result<Value, WebError> {
+        let store = self.history_store()?;
+        let items = store
+            .conversations(&user.aor, limit.clamp(1, 1000))
+            .into_iter()
+            .map(|(peer, seq)| {
+                let last = store.history_tail(&user.aor, &peer, 1);
+                json!({
+                    "peer": self.web_id(&peer),
+                    "last_seq": seq,
+                    "last": last.first().map(|m| self.history_item(m)),
+                })
+            })
+            .collect();
+        Ok(Value::Array(items))
+    }
+
+    fn history_store(&self) -> Result<crate::im::store::ImStore, WebError> {
+        self.history
+            .lock()
+            .ok()
+            .and_then(|h| h.clone())
+            .ok_or_else(|| WebError::NotFound("no message store in this lab".into()))
+    }
+
+    fn history_item(&self, m: &crate::im::store::StoredMessage) -> Value {
+        let cpim = crate::cpim::Cpim::parse(&m.cpim()).ok();
                 let text = cpim.as_ref().and_then(|c| match rcs::content(c) {
                     rcs::Content::Text(t) => Some(t),
                     _ => None,
@@ -340,9 +379,6 @@ impl Gateway {
                     "datetime": cpim.as_ref().and_then(|c| c.header("DateTime")).unwrap_or(""),
                     "conversation_id": m.conversation_id,
                 })
-            })
-            .collect();
-        Ok(Value::Array(items))
     }
 
     /// Its settings.

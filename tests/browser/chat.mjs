@@ -1,6 +1,7 @@
 // Headless-browser test of the WebRSF chat client (src/webrsf/web) against a running lab.
 // bob and carol log in from two browser contexts and chat: delivery and display ticks,
-// the typing indicator, a reply, and a page reload that loses nothing.
+// the typing indicator, a reply, a page reload that loses nothing, and the past conversation
+// back after logging out and in again.
 // Run by scripts/test-browser.sh; by hand: WEBRSF_URL=http://127.0.0.1:8080 node tests/browser/chat.mjs
 import { chromium } from 'playwright-core';
 import { mkdtempSync } from 'node:fs';
@@ -166,6 +167,19 @@ async function run() {
       if (n !== 1) throw new Error(`carol shows "${text}" ${n} times after the reloads`);
     }
 
+    step = 'carol logs out and in again: the conversation with bob is back from T-IM\'s history, each message once';
+    await carol.getByTestId('logout').click();
+    await carol.getByTestId('login-form').waitFor();
+    await login(carol, 'carol', 'carol-secret');
+    await carol.locator('[data-testid="connection"][data-state="open"]').waitFor();
+    await carol.getByTestId('conversation-bob').click();
+    await message(carol, 'out', 'hi bob').waitFor({ state: 'visible' });
+    for (const text of ['hello carol', 'after the reload', 'during the reload']) {
+      await message(carol, 'in', text).first().waitFor({ state: 'visible' });
+      const n = await message(carol, 'in', text).count();
+      if (n !== 1) throw new Error(`carol shows "${text}" ${n} times after logging in again`);
+    }
+
     step = 'no script errors in either page';
     if (problems.length) throw new Error(problems.join('\n'));
   } catch (e) {
@@ -189,7 +203,7 @@ const watchdog = setTimeout(() => {
 
 try {
   await run();
-  console.log('browser test: ok (login, chat, delivered/displayed ticks, typing, reply, reload without loss)');
+  console.log('browser test: ok (login, chat, delivered/displayed ticks, typing, reply, reload without loss, history after logging in again)');
 } catch (e) {
   console.error(`browser test: FAIL at step: ${step}\n${e.message}`);
   if (problems.length && !step.startsWith('no script errors')) console.error('uncaught errors in the pages:\n' + problems.join('\n'));

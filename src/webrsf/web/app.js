@@ -141,6 +141,16 @@ async function start() {
   $('chat-view').hidden = false;
   $('whoami').hidden = false;
   $('me').textContent = session.user;
+  // Past conversations, as T-IM keeps them (they outlive logins and chat instances).
+  for (const h of await api('GET', '/History?limit=50')) {
+    const conv = conversationFor(null, normalisePeer(h.peer));
+    for (const m of await api('GET', `/History/${encodeURIComponent(h.peer)}?last=50`)) {
+      if (m.text == null) continue; // not a text message (an IMDN, a file)
+      // T-IM's "pending" is our "sent": the network has it, the peer does not yet.
+      const status = m.status === 'pending' ? 'sent' : m.status;
+      addHistory(conv, { ...m, status, direction: m.sender === session.user ? 'out' : 'in' });
+    }
+  }
   for (const c of await api('GET', '/Chat')) {
     const conv = conversationFor(c.instance_id || lastSegment(c.instance), c.peer);
     conv.state = c.state;
