@@ -12,6 +12,7 @@ mod crash;
 mod diameter;
 mod errors;
 mod forking;
+mod hep;
 mod hss_push;
 mod http_limits;
 mod kamailio;
@@ -62,6 +63,7 @@ async fn lab_from(dir: &Path, extra: &str) -> Lab {
         LabOptions {
             trace: true,
             timers: None,
+            hep: None,
         },
     )
     .await
