@@ -367,6 +367,9 @@ impl HepTap {
     /// Queues a message for the collector; when the queue is full the message is dropped and
     /// counted (a warning, rate-limited, says so).
     pub fn offer(&self, make: impl FnOnce() -> Captured, len: usize) {
+        if self.tx.is_closed() {
+            return; // the lab stopped and the sender with it
+        }
         if len > MAX_DATAGRAM
             || self.queued_bytes.load(Ordering::Relaxed) + len > QUEUE_BYTES
             || self.tx.capacity() == 0
@@ -375,9 +378,11 @@ impl HepTap {
             return;
         }
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if self.tx.try_send(make()).is_err() {
+        if let Err(e) = self.tx.try_send(make()) {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            self.drop_one();
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                self.drop_one();
+            }
         }
     }
 
@@ -399,7 +404,12 @@ impl HepTap {
 /// Names a socket address after its node, or `None` outside the lab.
 pub type Namer = Arc<dyn Fn(SocketAddr, Duration) -> Option<String> + Send + Sync>;
 
-/// The one task that sends the queue to `target` as HEP3 over UDP until `shutdown`. Each
+/// How long the sender goes on after the lab's shutdown: what the nodes say while they stop
+/// (Diameter DPR/DPA) still reaches the collector.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
+
+/// The one task that sends the queue to `target` as HEP3 over UDP until `shutdown` (and
+/// [`SHUTDOWN_GRACE`] after it). Each
 /// message goes once: a message received from another node of the lab was already sent by
 /// that node (Diameter records both ends; SIP receivers skip recording senders, see
 /// [`crate::trace::Trace::recorder`]). Secrets are masked as in the flight recorder
@@ -423,11 +433,22 @@ pub async fn run_sender(
         }
     };
     tracing::info!(collector = %target, "HEP: sending every SIP and Diameter message");
+    let mut until: Option<tokio::time::Instant> = None;
     loop {
-        let c = tokio::select! {
-            c = queue.rx.recv() => match c { Some(c) => c, None => return },
-            _ = shutdown.wait_for(|v| *v) => return,
+        let c = match until {
+            None => tokio::select! {
+                c = queue.rx.recv() => c,
+                _ = shutdown.wait_for(|v| *v) => {
+                    until = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                    continue;
+                }
+            },
+            Some(t) => tokio::time::timeout_at(t, queue.rx.recv())
+                .await
+                .ok()
+                .flatten(),
         };
+        let Some(c) = c else { return };
         queue
             .queued_bytes
             .fetch_sub(c.bytes.len(), Ordering::Relaxed);

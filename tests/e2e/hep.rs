@@ -228,7 +228,7 @@ async fn hep_collector_gets_every_leg_with_node_names_and_tshark_decodes_them() 
     assert_eq!(lab.trace.hep_dropped(), 0);
 
     // tshark: the datagrams as UDP to port 9060 in a pcap, HEP decoded by scripts/hep3.lua.
-    require_tshark();
+    require("tshark");
     let hep_port: SocketAddr = (Ipv4Addr::LOCALHOST, 9060).into();
     let events: Vec<TraceEvent> = raw
         .iter()
@@ -293,16 +293,105 @@ async fn hep_collector_gets_every_leg_with_node_names_and_tshark_decodes_them() 
     lab.shutdown().await;
 }
 
-fn require_tshark() {
+fn require(tool: &str) {
     let found = std::process::Command::new("sh")
-        .args(["-c", "command -v tshark"])
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     assert!(
         found,
-        "tshark is not installed: run scripts/install-peers.sh (scripts/test.sh does)"
+        "{tool} is not installed: run scripts/install-peers.sh (scripts/test.sh does)"
     );
+}
+
+/// sngrep, headless (`-N -q`), listening for HEP as in the README (`sngrep -L udp:...`): what
+/// it writes out (`-O`, the decapsulated messages) holds the internal legs of a registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sngrep_listening_for_hep_sees_the_internal_legs() {
+    require("sngrep");
+    require("tshark");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sngrep.pcap");
+    // A free UDP port for sngrep; it listens once the port shows in /proc/net/udp (binding it
+    // to find out could take it from sngrep at the wrong moment).
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sngrep = tokio::process::Command::new("sngrep")
+        .args(["-N", "-q", "-F", "-L"])
+        .arg(format!("udp:127.0.0.1:{port}"))
+        .arg("-O")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sngrep starts");
+    let bound = format!(":{port:04X} ");
+    crate::eventually("sngrep listening", || {
+        std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| t.contains(&bound))
+    })
+    .await;
+    let cfg = LabConfig::from_toml_str("default_ifc = []\n[pcscf]\nsubscribe_reg = false\n")
+        .unwrap()
+        .with_ephemeral_ports();
+    let opts = LabOptions {
+        trace: false,
+        timers: None,
+        hep: Some(([127, 0, 0, 1], port).into()),
+    };
+    let lab = Lab::start(cfg, dir.path(), opts).await.expect("lab starts");
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // sngrep writes its -O file when it stops (SIGINT, as Ctrl-C).
+    let pid = sngrep.id().expect("sngrep runs").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let done = tokio::time::timeout(Duration::from_secs(10), sngrep.wait_with_output())
+        .await
+        .expect("sngrep stops on SIGINT")
+        .unwrap();
+    let seen = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&out)
+        .args(["-Y", "sip", "-T", "fields", "-E", "separator=|"])
+        .args(["-e", "udp.srcport", "-e", "udp.dstport"])
+        .args(["-e", "sip.Method", "-e", "sip.Status-Code"])
+        .output()
+        .expect("tshark runs");
+    let seen = String::from_utf8_lossy(&seen.stdout).to_string();
+    let a = lab.addrs;
+    let leg = |from: SocketAddr, to: SocketAddr, what: &str| {
+        seen.lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                f.len() == 4
+                    && f[0] == from.port().to_string()
+                    && f[1] == to.port().to_string()
+                    && (f[2] == what || f[3] == what)
+            })
+            .count()
+    };
+    let why = format!(
+        "sngrep wrote:\n{seen}\nsngrep said: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(leg(a.pcscf, a.icscf, "REGISTER"), 2, "{why}");
+    assert_eq!(leg(a.icscf, a.scscf, "REGISTER"), 2, "{why}");
+    assert_eq!(leg(a.scscf, a.icscf, "401"), 1, "{why}");
+    assert_eq!(leg(a.scscf, a.icscf, "200"), 1, "{why}");
+    assert_eq!(leg(a.icscf, a.pcscf, "200"), 1, "{why}");
+    lab.shutdown().await;
 }
 
 /// A bad `--hep` target is refused with a message that says what is expected.
