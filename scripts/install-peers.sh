@@ -2,8 +2,9 @@
 # Installs the real peers the tests use: sipp (Debian package sip-tester), tshark, the SIP
 # clients baresip and linphonec (linphone-cli), Kamailio 5.6 with its IMS and presence modules
 # (the I-CSCF/S-CSCF of tests/e2e/kamailio.rs; the IMS S-CSCF's usrloc needs the presence
-# module), the attacker tools svwar and svcrack (sipvicious, tests/e2e/attackers.rs), and for
-# the browser test chromium and playwright-core (scripts/install-browser.sh).
+# module), the attacker tools svwar and svcrack (sipvicious, tests/e2e/attackers.rs), sngrep
+# (listening for HEP, tests/e2e/hep.rs), and for the browser test chromium and playwright-core
+# (scripts/install-browser.sh).
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 # The browser test's peers: Debian chromium and playwright-core from npm.
@@ -11,6 +12,7 @@ bash "$(dirname "$0")/install-browser.sh"
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)
 command -v svcrack >/dev/null 2>&1 || need+=(sipvicious)
@@ -29,7 +31,7 @@ $SUDO apt-get update -qq
 # wireshark-common asks whether non-root users may capture; the preseed answers it.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-command -v sipp >/dev/null && command -v tshark >/dev/null
+command -v sipp >/dev/null && command -v tshark >/dev/null && command -v sngrep >/dev/null
 command -v baresip >/dev/null && command -v linphonec >/dev/null
 command -v svwar >/dev/null && command -v svcrack >/dev/null
 [ -x /usr/sbin/kamailio ] && [ -e "$KAMAILIO_MODULES/ims_icscf.so" ] && [ -e "$KAMAILIO_MODULES/presence.so" ]

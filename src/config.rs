@@ -888,6 +888,10 @@ pub struct TraceSection {
     /// Message bytes kept.
     #[serde(default = "default_trace_bytes")]
     pub max_bytes: usize,
+    /// `HOST:PORT` of a HEPv3 collector (sngrep, Homer) that gets every SIP and Diameter
+    /// message live, as `rcslab up --hep` does (the flag wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hep: Option<String>,
 }
 
 fn default_trace_capacity() -> usize {
@@ -902,6 +906,7 @@ impl Default for TraceSection {
         TraceSection {
             capacity: default_trace_capacity(),
             max_bytes: default_trace_bytes(),
+            hep: None,
         }
     }
 }
@@ -913,6 +918,13 @@ impl TraceSection {
             capacity: self.capacity.max(1),
             max_bytes: self.max_bytes.max(1),
         }
+    }
+
+    /// The HEP collector of `hep` (checked when the lab file is read).
+    pub fn hep_target(&self) -> Option<SocketAddr> {
+        self.hep
+            .as_deref()
+            .and_then(|s| crate::trace::hep::parse_target(s).ok())
     }
 }
 
@@ -1189,6 +1201,10 @@ impl LabConfig {
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(with_suggestion(&e.to_string())))?;
         c.check_limits()?;
+        if let Some(h) = &c.trace.hep {
+            crate::trace::hep::parse_target(h)
+                .map_err(|e| ConfigError::Invalid(format!("[trace] hep: {e}")))?;
+        }
         c.hss
             .peer_policy(&c.lab.domain, c.nodes.icscf, c.nodes.scscf)?;
         Ok(c)

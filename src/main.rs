@@ -47,6 +47,10 @@ enum Cmd {
         /// Print every message that crosses the wire as it happens.
         #[arg(long)]
         trace: bool,
+        /// Send every SIP and Diameter message live as HEPv3 over UDP to HOST:PORT, with the
+        /// capturing node's name (sngrep -L udp:HOST:PORT, Homer).
+        #[arg(long, value_name = "HOST:PORT", value_parser = rcslab::trace::hep::parse_target)]
+        hep: Option<std::net::SocketAddr>,
     },
     /// Teaching labs (`labs/*.toml`): list them, run one, or check them all.
     Lab {
@@ -253,7 +257,7 @@ fn main() -> ExitCode {
     };
     let r = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Up { common, trace } => up(common, trace).await,
+            Cmd::Up { common, trace, hep } => up(common, trace, hep).await,
             Cmd::Subscriber { cmd, common } => cli::subscriber::run(cmd, common).await,
             Cmd::Lab { cmd } => lab_cmd(cmd).await,
             Cmd::Bench {
@@ -425,14 +429,16 @@ async fn until_stopped() -> &'static str {
     }
 }
 
-async fn up(common: Common, trace: bool) -> Result<(), String> {
+async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) -> Result<(), String> {
     let config = load_config(&common)?;
+    let hep = hep.or_else(|| config.trace.hep_target());
     let lab = Lab::start(
         config,
         &common.data_dir,
         LabOptions {
             trace,
             timers: None,
+            hep,
         },
     )
     .await
@@ -465,6 +471,9 @@ async fn up(common: Common, trace: bool) -> Result<(), String> {
     );
     let subs = lab.store.subscribers().map(|s| s.len()).unwrap_or(0);
     out!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
+    if let Some(h) = hep {
+        out!("  HEPv3: every SIP and Diameter message to udp:{h} (sngrep -L udp:{h})");
+    }
     let printer = if trace {
         let t = lab.trace.clone();
         let rec = lab.recorder();

@@ -72,6 +72,7 @@ pub async fn chat(
         LabOptions {
             trace,
             timers: None,
+            hep: None,
         },
     )
     .await

@@ -111,6 +111,7 @@ pub async fn webrsf(
         LabOptions {
             trace: true,
             timers: None,
+            hep: None,
         },
     )
     .await

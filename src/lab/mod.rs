@@ -106,6 +106,9 @@ pub struct LabOptions {
     pub trace: bool,
     /// SIP timer values (tests shorten them).
     pub timers: Option<TimerConfig>,
+    /// Send every SIP and Diameter message live as HEPv3 to this collector (`--hep`; without
+    /// it `[trace] hep` of the lab file, if set).
+    pub hep: Option<SocketAddr>,
 }
 
 /// The bound address of every node.
@@ -238,17 +241,29 @@ impl Lab {
         opts: LabOptions,
     ) -> Result<Lab, LabError> {
         let t0 = Instant::now();
-        let trace = if opts.trace {
-            Trace::with_limits(config.trace.limits())
-        } else {
-            Trace::disabled()
+        let hep = opts.hep.or_else(|| config.trace.hep_target());
+        let (tap, hep_queue) = match hep {
+            Some(_) => {
+                let (t, q) = crate::trace::hep::HepTap::channel();
+                (Some(t), Some(q))
+            }
+            None => (None, None),
         };
+        let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), tap);
         let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
         let (shutdown, shut_rx) = watch::channel(false);
         let recorder = Recorder {
             trace: trace.clone(),
             names: Arc::new(Mutex::new(HashMap::new())),
         };
+        if let (Some(target), Some(queue)) = (hep, hep_queue) {
+            tokio::spawn(crate::trace::hep::run_sender(
+                queue,
+                target,
+                recorder.hep_namer(),
+                shut_rx.clone(),
+            ));
+        }
         std::fs::create_dir_all(data_dir).map_err(|e| LabError::Store {
             dir: data_dir.display().to_string(),
             source: crate::store::StoreError::Invalid(e.to_string()),
@@ -311,6 +326,8 @@ impl Lab {
             addr: n.hss,
             source,
         })?;
+        // Named now: the HEP tap names the Cx handshakes' ends as they happen.
+        recorder.name(hss_addr, "HSS");
         let admin_listener = TcpListener::bind(n.admin)
             .await
             .map_err(|source| LabError::Bind {
@@ -780,6 +797,20 @@ impl Recorder {
         if let Ok(mut n) = self.names.lock() {
             n.insert(addr, name.to_string());
         }
+    }
+
+    /// Names the capturing node of a HEP packet: the address's own name, or the name of the
+    /// node an ephemeral socket (an outgoing TCP connection) belongs to; `None` outside the lab.
+    fn hep_namer(&self) -> crate::trace::hep::Namer {
+        let names = self.names.clone();
+        let trace = self.trace.clone();
+        Arc::new(move |a, at| {
+            let own = names.lock().ok().and_then(|n| n.get(&a).cloned());
+            own.or_else(|| {
+                let node = trace.resolve_at(a, at);
+                names.lock().ok().and_then(|n| n.get(&node).cloned())
+            })
+        })
     }
 
     /// The node name of an address, or the address.

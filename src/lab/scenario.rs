@@ -142,6 +142,7 @@ impl Scenario {
             LabOptions {
                 trace: true,
                 timers: None,
+                hep: None,
             },
         )
         .await

@@ -4,8 +4,12 @@
 //! protocol, both socket addresses, the first line (SIP/MSRP start line or the Diameter command
 //! name) and the bytes. Rendering (ladders, pcap) maps addresses to node names with the lab's
 //! address book, so the codecs and transports never need to know which node they belong to.
+//!
+//! The same record path feeds the live HEPv3 tap (`rcslab up --hep`, [`hep`]) when there is
+//! one, with or without the ring: a trace with neither costs one branch per message.
 
 pub mod export;
+pub mod hep;
 pub mod redact;
 
 use std::net::SocketAddr;
@@ -136,6 +140,10 @@ struct Ring {
 struct Inner {
     start: Instant,
     limits: TraceLimits,
+    /// Whether the ring keeps messages and notes (off when only the HEP tap is on).
+    keep: bool,
+    /// Live capture to a HEP collector.
+    tap: Option<hep::HepTap>,
     events: Mutex<Ring>,
     notes: Mutex<std::collections::VecDeque<Note>>,
     /// Sockets that record their own sends (listeners and aliased connections): what they
@@ -155,10 +163,24 @@ impl Trace {
     /// A recorder that keeps the last messages within `limits` (a ring: the oldest go first
     /// and are counted, see [`Trace::dropped`]).
     pub fn with_limits(limits: TraceLimits) -> Self {
+        Self::with_ring_and_tap(Some(limits), None)
+    }
+
+    /// A recorder with a ring (`Some` limits), a live HEP tap, both, or neither (then it is
+    /// [`Trace::disabled`]).
+    pub fn with_ring_and_tap(ring: Option<TraceLimits>, tap: Option<hep::HepTap>) -> Self {
+        if ring.is_none() && tap.is_none() {
+            return Self::disabled();
+        }
         Trace {
             inner: Some(Arc::new(Inner {
                 start: Instant::now(),
-                limits,
+                keep: ring.is_some(),
+                limits: ring.unwrap_or(TraceLimits {
+                    capacity: 1,
+                    max_bytes: 1,
+                }),
+                tap,
                 events: Mutex::new(Ring::default()),
                 notes: Mutex::new(std::collections::VecDeque::new()),
                 recorders: std::sync::RwLock::new(std::collections::HashSet::new()),
@@ -172,9 +194,17 @@ impl Trace {
         Trace { inner: None }
     }
 
-    /// True when messages are kept.
+    /// True when messages are kept (the ring is on).
     pub fn is_enabled(&self) -> bool {
-        self.inner.is_some()
+        self.inner.as_ref().is_some_and(|i| i.keep)
+    }
+
+    /// Messages the HEP tap could not send so far (0 without a tap).
+    pub fn hep_dropped(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .and_then(|i| i.tap.as_ref())
+            .map_or(0, |t| t.dropped())
     }
 
     /// Records one message. `summary` is computed lazily only when recording is on.
@@ -192,6 +222,27 @@ impl Trace {
             && inner.recorders.read().is_ok_and(|r| r.contains(&remote))
         {
             // The sender recorded it already (exports show each message once).
+            return;
+        }
+        if let Some(tap) = inner
+            .tap
+            .as_ref()
+            .filter(|_| hep::HepTap::carries(protocol))
+        {
+            tap.offer(
+                || hep::Captured {
+                    wall: SystemTime::now(),
+                    at: inner.start.elapsed(),
+                    direction,
+                    protocol,
+                    local,
+                    remote,
+                    bytes: bytes.to_vec(),
+                },
+                bytes.len(),
+            );
+        }
+        if !inner.keep {
             return;
         }
         let ev = TraceEvent {
@@ -239,7 +290,9 @@ impl Trace {
 
     /// Records a node's note on a decision (computed only when recording is on).
     pub fn note(&self, node: SocketAddr, text: impl FnOnce() -> String) {
-        let Some(inner) = &self.inner else { return };
+        let Some(inner) = self.inner.as_ref().filter(|i| i.keep) else {
+            return;
+        };
         let n = Note {
             at: inner.start.elapsed(),
             node,
@@ -405,5 +458,75 @@ mod tests {
             (2, 2),
             "8 bytes of 10 kept"
         );
+    }
+
+    #[test]
+    fn a_hep_tap_without_the_ring_gets_sip_and_diameter_once_and_keeps_nothing() {
+        let (tap, mut queue) = hep::HepTap::channel();
+        let t = Trace::with_ring_and_tap(None, Some(tap));
+        assert!(!t.is_enabled(), "no ring: nothing kept");
+        let node: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let ue: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        t.recorder(other);
+        t.record(Direction::Sent, Protocol::SipUdp, node, other, b"A", || {
+            unreachable!("summaries are for the ring")
+        });
+        // `other` records its own sends: its message is not captured again by the receiver.
+        t.record(
+            Direction::Received,
+            Protocol::SipUdp,
+            node,
+            other,
+            b"B",
+            String::new,
+        );
+        t.record(
+            Direction::Received,
+            Protocol::SipTcp,
+            node,
+            ue,
+            b"C",
+            String::new,
+        );
+        t.record(
+            Direction::Sent,
+            Protocol::Diameter,
+            node,
+            other,
+            b"D",
+            String::new,
+        );
+        // HEP has no type for MSRP or HTTP.
+        t.record(
+            Direction::Sent,
+            Protocol::Msrp,
+            node,
+            other,
+            b"E",
+            String::new,
+        );
+        t.record(
+            Direction::Sent,
+            Protocol::Http,
+            node,
+            other,
+            b"F",
+            String::new,
+        );
+        t.note(node, || unreachable!("notes are for the ring"));
+        let got: Vec<_> = std::iter::from_fn(|| queue.try_recv())
+            .map(|c| (c.direction, c.protocol, c.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Direction::Sent, Protocol::SipUdp, b"A".to_vec()),
+                (Direction::Received, Protocol::SipTcp, b"C".to_vec()),
+                (Direction::Sent, Protocol::Diameter, b"D".to_vec()),
+            ]
+        );
+        assert!(t.events().is_empty() && t.notes().is_empty());
+        assert!(!Trace::with_ring_and_tap(None, None).is_enabled());
     }
 }

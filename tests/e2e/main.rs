@@ -13,6 +13,7 @@ mod crash;
 mod diameter;
 mod errors;
 mod forking;
+mod hep;
 mod hss_push;
 mod http_limits;
 mod kamailio;
@@ -63,6 +64,7 @@ async fn lab_from(dir: &Path, extra: &str) -> Lab {
         LabOptions {
             trace: true,
             timers: None,
+            hep: None,
         },
     )
     .await

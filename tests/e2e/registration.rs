@@ -242,6 +242,7 @@ async fn subscribers_survive_a_restart_on_the_same_data_dir() {
             rcslab::LabOptions {
                 trace: true,
                 timers: None,
+                hep: None,
             },
         )
         .await
