@@ -361,6 +361,7 @@ struct Link {
 
 struct Shared {
     name: String,
+    addr: SocketAddr,
     link: watch::Sender<Link>,
     kick: mpsc::Sender<oneshot::Sender<bool>>,
     /// How long a request waits for a connection attempt in progress.
@@ -399,6 +400,7 @@ impl DiameterClient {
         let (kick, kick_rx) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             name,
+            addr: opts.addr,
             link,
             kick,
             connect_wait: opts.timers.ts,
@@ -439,6 +441,19 @@ impl DiameterClient {
             .peer
             .as_ref()
             .map(|p| p.local_addr())
+    }
+
+    /// The peer's address (where it connects to).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The open connection's peer (its Origin-Host from the CEA) and our requests waiting
+    /// for answers on it; `None` while the link is down.
+    pub fn open_peer_info(&self) -> Option<(String, usize)> {
+        let link = self.shared.link.borrow();
+        let p = link.peer.as_ref().filter(|p| p.is_open())?;
+        Some((p.remote().origin_host.clone(), p.pending_requests()))
     }
 
     /// Waits up to `timeout` for the link to be open.

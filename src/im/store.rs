@@ -222,6 +222,36 @@ impl ImStore {
             .collect()
     }
 
+    /// Pending messages per recipient (`rcslab status`), reading keys only: at most
+    /// `max_keys` keys are looked at and `max_users` recipients listed; the flag says the
+    /// counts stopped short.
+    pub fn pending_counts(
+        &self,
+        max_users: usize,
+        max_keys: usize,
+    ) -> (std::collections::BTreeMap<String, u64>, bool) {
+        let mut out = std::collections::BTreeMap::new();
+        let mut truncated = false;
+        for (i, k) in self.pending.iter().keys().enumerate() {
+            if i == max_keys {
+                truncated = true;
+                break;
+            }
+            let Ok(k) = k else { continue };
+            // key = recipient 0x00 seq (8 bytes)
+            let Some(cut) = k.len().checked_sub(9) else {
+                continue;
+            };
+            let user = String::from_utf8_lossy(&k[..cut]).to_string();
+            if !out.contains_key(&user) && out.len() == max_users {
+                truncated = true;
+                continue;
+            }
+            *out.entry(user).or_insert(0) += 1;
+        }
+        (out, truncated)
+    }
+
     /// Every pending message of every recipient (for the expiry sweep).
     pub fn all_pending(&self) -> Vec<StoredMessage> {
         self.pending

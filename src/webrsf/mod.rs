@@ -257,6 +257,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Notification channels (SSE and WebSocket) open, over all web users.
+    pub fn channels_open(&self) -> usize {
+        self.users
+            .lock()
+            .map(|u| u.values().map(|w| w.channel_count()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Web users logged in.
+    pub fn users_logged_in(&self) -> usize {
+        self.users.lock().map(|u| u.len()).unwrap_or(0)
+    }
+
     /// A gateway whose UEs register through the P-CSCF at `pcscf` in `domain`.
     pub fn new(
         cfg: WebRsfSection,
