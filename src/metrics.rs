@@ -94,6 +94,17 @@ struct DiameterLabels {
     result: u32,
 }
 
+/// Labels of `rcslab_diameter_sent_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DiameterSentLabels {
+    node: &'static str,
+    command: &'static str,
+    /// The answer's Result-Code or Experimental-Result-Code; 0 when no answer came.
+    result: u32,
+    /// Why no answer came (`timeout`, `down`, `closed`, `busy`, `error`); empty with one.
+    error: &'static str,
+}
+
 /// A label with the node name alone.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabel {
@@ -133,6 +144,7 @@ pub struct Metrics {
     sip_requests: Family<SipRequestLabels, Counter>,
     sip_responses: Family<SipResponseLabels, Counter>,
     diameter: Family<DiameterLabels, Counter>,
+    diameter_sent: Family<DiameterSentLabels, Counter>,
     msrp: Family<NodeLabel, Counter>,
     registrations: Gauge,
     contacts: Gauge,
@@ -142,6 +154,9 @@ pub struct Metrics {
     chat_sessions: Family<NodeLabel, Gauge>,
     channels: Gauge,
     peers_up: Family<NodeLabel, Gauge>,
+    /// One scrape at a time sets the gauges and encodes (two at once could see each other's
+    /// cleared per-user series).
+    scrape: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -164,6 +179,7 @@ impl Metrics {
             sip_requests: Family::default(),
             sip_responses: Family::default(),
             diameter: Family::default(),
+            diameter_sent: Family::default(),
             msrp: Family::default(),
             registrations: Gauge::default(),
             contacts: Gauge::default(),
@@ -173,6 +189,7 @@ impl Metrics {
             chat_sessions: Family::default(),
             channels: Gauge::default(),
             peers_up: Family::default(),
+            scrape: std::sync::Mutex::new(()),
             registry: Registry::default(),
         };
         // The encoder adds `_total` to counters.
@@ -190,6 +207,11 @@ impl Metrics {
             "diameter_requests",
             "Diameter Cx requests answered, by node, command and result code",
             m.diameter.clone(),
+        );
+        registry.register(
+            "diameter_sent_requests",
+            "Diameter Cx requests each node sent, by command and the answer's result code (0 and an error when none came)",
+            m.diameter_sent.clone(),
         );
         registry.register(
             "msrp_messages",
@@ -284,6 +306,15 @@ impl Metrics {
         })
     }
 
+    /// The counter of the Diameter requests `node` sends over its link
+    /// ([`crate::diameter::client::DiameterClient::set_metrics`]).
+    pub fn diameter_sent(&self, node: &'static str) -> DiameterSent {
+        DiameterSent {
+            node,
+            counters: self.diameter_sent.clone(),
+        }
+    }
+
     /// Sets the gauges from what the nodes hold now.
     pub fn sample(&self, s: &Sample) {
         self.registrations.set(s.registrations);
@@ -305,6 +336,18 @@ impl Metrics {
         self.channels.set(s.webrsf_channels);
         for &(node, n) in &s.diameter_peers_up {
             self.peers_up.get_or_create(&NodeLabel { node }).set(n);
+        }
+    }
+
+    /// A scrape: the gauges set from `sample`, then every metric as Prometheus 0.0.4 text
+    /// (OpenMetrics text when `openmetrics`).
+    pub fn scrape(&self, sample: &Sample, openmetrics: bool) -> String {
+        let _one = self.scrape.lock();
+        self.sample(sample);
+        if openmetrics {
+            self.openmetrics()
+        } else {
+            self.prometheus()
         }
     }
 
@@ -496,6 +539,48 @@ impl MsrpCounter {
     /// Counts one whole message.
     pub fn inc(&self) {
         self.0.inc();
+    }
+}
+
+/// Counts the requests one node sends over a Diameter link. Cheap to clone.
+#[derive(Clone)]
+pub struct DiameterSent {
+    node: &'static str,
+    counters: Family<DiameterSentLabels, Counter>,
+}
+
+impl std::fmt::Debug for DiameterSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiameterSent")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiameterSent {
+    /// Counts one request of `command_code` and what came of it.
+    pub fn count(
+        &self,
+        command_code: u32,
+        outcome: Result<&Message, &crate::diameter::codec::DiameterError>,
+    ) {
+        use crate::diameter::codec::DiameterError as E;
+        let (result, error) = match outcome {
+            Ok(a) => (a.result_code().unwrap_or(0), ""),
+            Err(E::Timeout) => (0, "timeout"),
+            Err(E::PeerDown { .. }) => (0, "down"),
+            Err(E::Closed) => (0, "closed"),
+            Err(E::Busy) => (0, "busy"),
+            Err(_) => (0, "error"),
+        };
+        self.counters
+            .get_or_create(&DiameterSentLabels {
+                node: self.node,
+                command: command_label(command_code),
+                result,
+                error,
+            })
+            .inc();
     }
 }
 

@@ -362,6 +362,8 @@ struct Link {
 struct Shared {
     name: String,
     addr: SocketAddr,
+    /// Counts the requests sent ([`DiameterClient::set_metrics`]).
+    metrics: std::sync::OnceLock<crate::metrics::DiameterSent>,
     link: watch::Sender<Link>,
     kick: mpsc::Sender<oneshot::Sender<bool>>,
     /// How long a request waits for a connection attempt in progress.
@@ -401,6 +403,7 @@ impl DiameterClient {
         let shared = Arc::new(Shared {
             name,
             addr: opts.addr,
+            metrics: std::sync::OnceLock::new(),
             link,
             kick,
             connect_wait: opts.timers.ts,
@@ -477,8 +480,20 @@ impl DiameterClient {
     /// down this fails at once with [`DiameterError::PeerDown`] (after waiting at most Ts for
     /// a connection attempt already under way, or one this request starts).
     pub async fn request(&self, msg: Message) -> Result<Message, DiameterError> {
-        let peer = self.open_peer().await?;
-        peer.request(msg).await
+        let command = msg.command_code;
+        let answer = match self.open_peer().await {
+            Ok(peer) => peer.request(msg).await,
+            Err(e) => Err(e),
+        };
+        if let Some(m) = self.shared.metrics.get() {
+            m.count(command, answer.as_ref());
+        }
+        answer
+    }
+
+    /// Counts every request sent from now on (`/metrics`); the first call wins.
+    pub fn set_metrics(&self, counter: crate::metrics::DiameterSent) {
+        let _ = self.shared.metrics.set(counter);
     }
 
     async fn open_peer(&self) -> Result<Peer, DiameterError> {

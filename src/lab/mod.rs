@@ -469,6 +469,7 @@ impl Lab {
                 }),
             };
             let link = DiameterClient::start(opts, handler, trace.clone(), shut_rx.clone());
+            link.set_metrics(metrics.diameter_sent(what));
             async move {
                 if external {
                     tracing::info!(node = what, hss = %link.peer_name(), "connecting to the external HSS (in the background)");

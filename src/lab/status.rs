@@ -339,12 +339,8 @@ impl StatusSource {
     /// `/metrics` in the Prometheus 0.0.4 text format (`openmetrics`: the OpenMetrics text),
     /// with the gauges read now.
     pub fn metrics_text(&self, openmetrics: bool) -> String {
-        self.metrics.sample(&sample_of(&self.collect()));
-        if openmetrics {
-            self.metrics.openmetrics()
-        } else {
-            self.metrics.prometheus()
-        }
+        self.metrics
+            .scrape(&sample_of(&self.collect()), openmetrics)
     }
 }
 
@@ -458,8 +454,8 @@ pub fn render(s: &Status) -> String {
             .join(", ")
     };
     let ss = &s.sessions;
-    let chats: usize = ss.chat.iter().map(|c| c.count).sum();
-    let _ = writeln!(o, "sessions: {chats}");
+    // No one total: a chat through O-IM and T-IM is held by both.
+    let _ = writeln!(o, "sessions:");
     let _ = writeln!(o, "  chat: {}", counts(&ss.chat));
     let _ = writeln!(o, "  MSRP pairs: {}", counts(&ss.msrp_pairs));
     let _ = writeln!(

@@ -264,14 +264,18 @@ async fn status_and_metrics_reflect_a_registration_a_chat_and_a_stored_message()
     );
     // Diameter at the HSS, by command and result: UAR 2001 (first registration), MAR and SAR
     // 2001 (success), as many as the ladder shows.
-    for (cmd, answer_hint) in [("UAR", "UAR"), ("MAR", "MAR"), ("SAR", "SAR")] {
-        let seen = ladder_count(&lab, "I-CSCF", "HSS", answer_hint)
-            + ladder_count(&lab, "S-CSCF", "HSS", answer_hint);
+    // The same requests counted by the CSCF that sent them: UAR by the I-CSCF, MAR and SAR
+    // by the S-CSCF, each answered.
+    for (cmd, sender) in [("UAR", "I-CSCF"), ("MAR", "S-CSCF"), ("SAR", "S-CSCF")] {
+        let seen = ladder_count(&lab, sender, "HSS", cmd);
         let counted = get(&format!(
             r#"rcslab_diameter_requests_total{{node="HSS",command="{cmd}",result="2001"}}"#
         ));
+        let sent = get(&format!(
+            r#"rcslab_diameter_sent_requests_total{{node="{sender}",command="{cmd}",result="2001",error=""}}"#
+        ));
         assert!(seen >= 2.0, "{cmd} on the ladder: {seen}");
-        assert_eq!(counted, seen, "{cmd} counted with 2001");
+        assert_eq!((counted, sent), (seen, seen), "{cmd} counted with 2001");
     }
     // LIR: bob is registered (2001); carol is not but has services for the unregistered
     // state (DIAMETER_UNREGISTERED_SERVICE 2003).
