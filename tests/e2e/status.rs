@@ -388,5 +388,28 @@ async fn status_and_metrics_reflect_a_registration_a_chat_and_a_stored_message()
     assert!(stderr.contains("no lab is running on"), "{stderr}");
     assert!(!none.exists(), "rcslab status created the data dir");
 
+    // A web user with a notification channel open: the WebRSF part and its gauge.
+    let token = crate::web::login(&lab, "bob", "bob-secret").await;
+    let ch = crate::web::Channel::open(&lab, "bob", &token, 0).await;
+    assert_eq!(ch.status, 200);
+    crate::eventually("the channel counted", || {
+        lab.status().sessions.webrsf_channels == 1
+    })
+    .await;
+    let (code, body) = lab.admin.call(Method::GET, "/status", None).await.unwrap();
+    assert_eq!(code, 200);
+    let s: Status = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (s.sessions.webrsf_users, s.sessions.webrsf_channels),
+        (1, 1)
+    );
+    // The gateway registered bob's web client beside his chat client.
+    assert_eq!(s.registrations.users[1].contacts_total, 2);
+    let (_, text) = lab.admin.call(Method::GET, "/metrics", None).await.unwrap();
+    let m = parse_prometheus(&text);
+    assert_eq!(m.get("rcslab_webrsf_channels"), Some(&1.0));
+    assert_eq!(m.get("rcslab_registered_contacts"), Some(&3.0));
+    drop(ch);
+
     lab.shutdown().await;
 }
