@@ -17,6 +17,7 @@ pub mod http_server;
 pub mod im;
 pub mod lab;
 pub mod lograte;
+pub mod metrics;
 pub mod msrp;
 pub mod profile;
 pub mod sip;

@@ -64,6 +64,15 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// What a running lab holds: registrations, sessions, stored messages, Diameter peers,
+    /// queues (exit code 1 when no lab answers for the data dir).
+    Status {
+        /// Print the JSON of the admin API's `GET /status` as it comes.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// An RCS client against a running lab: interactive chat, or `send` / `listen` for scripts.
     Ue {
         #[command(flatten)]
@@ -358,6 +367,12 @@ fn main() -> ExitCode {
                 cmd: TraceCmd::Export { format, out, view },
                 common,
             } => trace_export(&common, &format, &view, out.as_deref()).await,
+            Cmd::Status { json, common } => {
+                let api = running_admin(&common.data_dir).await;
+                let text = rcslab::lab::status::fetch(api, &common.data_dir, json).await?;
+                print!("{text}");
+                Ok(())
+            }
         }
     });
     match r {

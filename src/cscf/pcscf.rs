@@ -95,6 +95,11 @@ impl Pcscf {
             .unwrap_or_default()
     }
 
+    /// Bindings held (one per registered contact; lapsed ones until the next sweep).
+    pub fn binding_count(&self) -> usize {
+        self.bindings.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
     /// Serves requests until the endpoint closes.
     pub async fn run(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Incoming>) {
         while let Some(inc) = rx.recv().await {

@@ -253,6 +253,23 @@ impl Scscf {
         self.regs.lock().ok()?.get(&key).cloned()
     }
 
+    /// Up to `limit` registrations (by default IMPU, sorted) and how many there are in all
+    /// (`rcslab status`). The table is locked while the entries are copied.
+    pub fn registrations(&self, limit: usize) -> (Vec<Registration>, usize) {
+        let Ok(regs) = self.regs.lock() else {
+            return (Vec::new(), 0);
+        };
+        let total = regs.len();
+        let mut keys: Vec<&String> = regs.keys().collect();
+        keys.sort();
+        let out = keys
+            .into_iter()
+            .take(limit)
+            .filter_map(|k| regs.get(k).cloned())
+            .collect();
+        (out, total)
+    }
+
     /// Serves requests until the endpoint closes; also runs the expiry timer.
     pub async fn run(
         self: Arc<Self>,

@@ -361,6 +361,9 @@ struct Link {
 
 struct Shared {
     name: String,
+    addr: SocketAddr,
+    /// Counts the requests sent ([`DiameterClient::set_metrics`]).
+    metrics: std::sync::OnceLock<crate::metrics::DiameterSent>,
     link: watch::Sender<Link>,
     kick: mpsc::Sender<oneshot::Sender<bool>>,
     /// How long a request waits for a connection attempt in progress.
@@ -399,6 +402,8 @@ impl DiameterClient {
         let (kick, kick_rx) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             name,
+            addr: opts.addr,
+            metrics: std::sync::OnceLock::new(),
             link,
             kick,
             connect_wait: opts.timers.ts,
@@ -441,6 +446,19 @@ impl DiameterClient {
             .map(|p| p.local_addr())
     }
 
+    /// The peer's address (where it connects to).
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The open connection's peer (its Origin-Host from the CEA) and our requests waiting
+    /// for answers on it; `None` while the link is down.
+    pub fn open_peer_info(&self) -> Option<(String, usize)> {
+        let link = self.shared.link.borrow();
+        let p = link.peer.as_ref().filter(|p| p.is_open())?;
+        Some((p.remote().origin_host.clone(), p.pending_requests()))
+    }
+
     /// Waits up to `timeout` for the link to be open.
     pub async fn wait_open(&self, timeout: Duration) -> Result<(), DiameterError> {
         let mut rx = self.shared.link.subscribe();
@@ -462,8 +480,20 @@ impl DiameterClient {
     /// down this fails at once with [`DiameterError::PeerDown`] (after waiting at most Ts for
     /// a connection attempt already under way, or one this request starts).
     pub async fn request(&self, msg: Message) -> Result<Message, DiameterError> {
-        let peer = self.open_peer().await?;
-        peer.request(msg).await
+        let command = msg.command_code;
+        let answer = match self.open_peer().await {
+            Ok(peer) => peer.request(msg).await,
+            Err(e) => Err(e),
+        };
+        if let Some(m) = self.shared.metrics.get() {
+            m.count(command, answer.as_ref());
+        }
+        answer
+    }
+
+    /// Counts every request sent from now on (`/metrics`); the first call wins.
+    pub fn set_metrics(&self, counter: crate::metrics::DiameterSent) {
+        let _ = self.shared.metrics.set(counter);
     }
 
     async fn open_peer(&self) -> Result<Peer, DiameterError> {

@@ -563,6 +563,11 @@ impl Peer {
         self.inner.local_addr
     }
 
+    /// Our requests on this connection still waiting for their answer.
+    pub fn pending_requests(&self) -> usize {
+        self.inner.pending.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
     /// True until the connection closes.
     pub fn is_open(&self) -> bool {
         *self.inner.open.borrow() && !self.inner.out.is_closed()

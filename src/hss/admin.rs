@@ -19,6 +19,7 @@
 //! | PUT | `/subscribers/{id}/ifc` | `[IfcConfig]` -> 200 `SubscriberView` |
 //! | DELETE | `/subscribers/{id}` | the removed `SubscriberView` |
 //! | GET | `/trace?format=F&view=V` | the flight recorder (passwords, tokens and Digest-HA1 masked) |
+//! | GET | `/status`, `/registrations`, `/metrics` | what the lab holds ([`super::admin_status`]) |
 //!
 //! A POST for a subscriber that exists replaces what it names: its password (required), its
 //! identities and iFCs; K, OPc, AMF and SQN keep their stored values unless given (they were
@@ -349,6 +350,8 @@ struct Api {
     default_ifc: Vec<IfcConfig>,
     token: String,
     bound: SocketAddr,
+    /// The lab's status, once every node runs.
+    status: super::admin_status::StatusSlot,
 }
 
 /// The guard of [`super::admin_auth`] on a request.
@@ -461,6 +464,9 @@ async fn route(api: Arc<Api>, req: Request<TimedBody>) -> Result<Response<Body>,
                 ),
             }
         }
+        (Method::GET, ["status"]) => super::admin_status::status(&api.status).await,
+        (Method::GET, ["registrations"]) => super::admin_status::registrations(&api.status).await,
+        (Method::GET, ["metrics"]) => super::admin_status::metrics(&api.status, &req).await,
         (Method::GET, ["subscribers"]) => subscribers_page(&store, &req),
         (Method::POST, ["subscribers"]) => {
             if let Err(r) = json_content(&req) {
@@ -627,7 +633,9 @@ async fn set_ifc(hss: &crate::hss::Hss, id: &str, ifc: Vec<IfcConfig>) -> Respon
 }
 
 /// Serves the API on `listener` until shutdown, within `limits` (timeouts, connection cap).
-/// Requests must carry `token` ([`super::admin_auth`]).
+/// Requests must carry `token` ([`super::admin_auth`]). `status` is filled by the lab once
+/// its nodes run.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     limits: HttpLimits,
@@ -635,6 +643,7 @@ pub async fn serve(
     recorder: crate::lab::Recorder,
     default_ifc: Vec<IfcConfig>,
     token: String,
+    status: super::admin_status::StatusSlot,
     shutdown: watch::Receiver<bool>,
 ) {
     let bound = match listener.local_addr() {
@@ -656,6 +665,7 @@ pub async fn serve(
         default_ifc,
         token,
         bound,
+        status,
     });
     crate::http_server::serve(listener, limits, "admin", shutdown, move |_, _slot| {
         let api = api.clone();

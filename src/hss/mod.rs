@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod admin_auth;
 pub mod admin_client;
+pub mod admin_status;
 
 use std::sync::Arc;
 

@@ -163,6 +163,8 @@ struct Inner {
     events: mpsc::UnboundedSender<HubEvent>,
     seq: AtomicU64,
     keeper: std::sync::OnceLock<Keeper>,
+    /// Whole messages counted for `/metrics` ([`Hub::set_metrics`]).
+    metrics: std::sync::OnceLock<crate::metrics::MsrpCounter>,
 }
 
 /// Takes custody of a whole message whose onward leg is down (pair, leg it came in on,
@@ -215,6 +217,7 @@ impl Hub {
                 events: tx,
                 seq: AtomicU64::new(1),
                 keeper: std::sync::OnceLock::new(),
+                metrics: std::sync::OnceLock::new(),
             }),
         };
         let h = hub.clone();
@@ -240,6 +243,11 @@ impl Hub {
             }
         });
         Ok((hub, rx))
+    }
+
+    /// Counts each whole message (the last chunk of a SEND) from now on; the first call wins.
+    pub fn set_metrics(&self, counter: crate::metrics::MsrpCounter) {
+        let _ = self.inner.metrics.set(counter);
     }
 
     /// Installs the function that stores messages kept here ([`Unbound::Store`]).
@@ -652,6 +660,11 @@ impl Hub {
         let Some(whole) = self.reassemble(conn, pair, side, &m) else {
             return;
         };
+        if m.continuation == crate::msrp::Continuation::End {
+            if let Some(c) = self.inner.metrics.get() {
+                c.inc();
+            }
+        }
         let other = side.other();
         let state = self.leg_state(pair, other).unwrap_or(LegState::Idle);
         let relayed = match state {

@@ -182,7 +182,7 @@ impl ImStore {
                 Some((peer, seq))
             })
             .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|p| std::cmp::Reverse(p.1));
         v.truncate(limit);
         v
     }
@@ -279,6 +279,36 @@ impl ImStore {
             .filter_map(|(_, hk)| self.history.get(hk).ok().flatten())
             .filter_map(|v| serde_json::from_slice(&v).ok())
             .collect()
+    }
+
+    /// Pending messages per recipient (`rcslab status`), reading keys only: at most
+    /// `max_keys` keys are looked at and `max_users` recipients listed; the flag says the
+    /// counts stopped short.
+    pub fn pending_counts(
+        &self,
+        max_users: usize,
+        max_keys: usize,
+    ) -> (std::collections::BTreeMap<String, u64>, bool) {
+        let mut out = std::collections::BTreeMap::new();
+        let mut truncated = false;
+        for (i, k) in self.pending.iter().keys().enumerate() {
+            if i == max_keys {
+                truncated = true;
+                break;
+            }
+            let Ok(k) = k else { continue };
+            // key = recipient 0x00 seq (8 bytes)
+            let Some(cut) = k.len().checked_sub(9) else {
+                continue;
+            };
+            let user = String::from_utf8_lossy(&k[..cut]).to_string();
+            if !out.contains_key(&user) && out.len() == max_users {
+                truncated = true;
+                continue;
+            }
+            *out.entry(user).or_insert(0) += 1;
+        }
+        (out, truncated)
     }
 
     /// Every pending message of every recipient (for the expiry sweep).
@@ -395,7 +425,11 @@ mod tests {
         s.put(msg("sip:c@x", "sip:a@x", "2"), true).unwrap();
         s.put(msg("sip:b@x", "sip:a@x", "3"), false).unwrap();
         s.put(msg("sip:b@x", "sip:c@x", "4"), false).unwrap();
-        let peers: Vec<String> = s.conversations("sip:a@x", 10).into_iter().map(|p| p.0).collect();
+        let peers: Vec<String> = s
+            .conversations("sip:a@x", 10)
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
         assert_eq!(peers, ["sip:b@x", "sip:c@x"]);
         assert_eq!(s.conversations("sip:a@x", 1).len(), 1);
         let tail: Vec<String> = s

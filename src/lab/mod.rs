@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_web;
 pub mod eval;
 pub mod scenario;
+pub mod status;
 pub mod views;
 
 use std::collections::HashMap;
@@ -183,6 +184,10 @@ pub struct Lab {
     pub webrsf: Arc<crate::webrsf::Gateway>,
     /// The admin API with the lab's token.
     pub admin: crate::hss::admin_client::AdminClient,
+    /// The lab's Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// What `rcslab status` reads.
+    status: Arc<status::StatusSource>,
     /// Every node's SIP endpoint, by node name.
     endpoints: Vec<(&'static str, Endpoint)>,
     recorder: Recorder,
@@ -252,6 +257,8 @@ impl Lab {
         let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), tap);
         let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
         let (shutdown, shut_rx) = watch::channel(false);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let status_slot: crate::hss::admin_status::StatusSlot = Arc::default();
         let recorder = Recorder {
             trace: trace.clone(),
             names: Arc::new(Mutex::new(HashMap::new())),
@@ -349,10 +356,13 @@ impl Lab {
             let trace = trace.clone();
             let shut = shut_rx.clone();
             let limits = sip_cfg.limits(what == "P-CSCF");
+            let counters = metrics.sip(what);
             async move {
-                Endpoint::bind_with(what, addr, timers, limits, trace, shut)
+                let (ep, rx) = Endpoint::bind_with(what, addr, timers, limits, trace, shut)
                     .await
-                    .map_err(|source| LabError::Bind { what, addr, source })
+                    .map_err(|source| LabError::Bind { what, addr, source })?;
+                ep.set_metrics(counters);
+                Ok::<_, LabError>((ep, rx))
             }
         };
         let (scscf_ep, scscf_rx) = bind_sip("S-CSCF", n.scscf).await?;
@@ -401,6 +411,8 @@ impl Lab {
             },
         )
         .await?;
+        oim_hub.set_metrics(metrics.msrp("O-IM"));
+        tim_hub.set_metrics(metrics.msrp("T-IM"));
         let im_store = crate::im::store::ImStore::open(store.db(), store.commit().clone())
             .map_err(|source| LabError::Store {
                 dir: data_dir.display().to_string(),
@@ -453,7 +465,7 @@ impl Lab {
         let hss_cx =
             HssCx {
                 local: hss_local,
-                handler: Arc::new(CxServer(hss.clone())),
+                handler: metrics.diameter("HSS", Arc::new(CxServer(hss.clone()))),
                 peers: hss_peers,
                 trace: trace.clone(),
                 lab_shutdown: shut_rx.clone(),
@@ -473,6 +485,7 @@ impl Lab {
             recorder.clone(),
             config.default_ifc.clone(),
             admin_token.clone(),
+            status_slot.clone(),
             shut_rx.clone(),
         ));
 
@@ -508,6 +521,7 @@ impl Lab {
                 }),
             };
             let link = DiameterClient::start(opts, handler, trace.clone(), shut_rx.clone());
+            link.set_metrics(metrics.diameter_sent(what));
             async move {
                 if external {
                     tracing::info!(node = what, hss = %link.peer_name(), "connecting to the external HSS (in the background)");
@@ -528,7 +542,7 @@ impl Lab {
             "S-CSCF",
             format!("scscf.{domain}"),
             scscf_ep.local_addr(),
-            Arc::new(scscf_cx.clone()),
+            metrics.diameter("S-CSCF", Arc::new(scscf_cx.clone())),
         )
         .await?;
         let scscf = Scscf::new(
@@ -554,7 +568,7 @@ impl Lab {
             "I-CSCF",
             format!("icscf.{domain}"),
             icscf_ep.local_addr(),
-            Arc::new(crate::cscf::scscf::CxClientHandler),
+            metrics.diameter("I-CSCF", Arc::new(crate::cscf::scscf::CxClientHandler)),
         )
         .await?;
         scscf.set_icscf(icscf_ep.local_addr());
@@ -660,7 +674,21 @@ impl Lab {
             ("T-IM", tim_ep_kept),
         ];
         let admin = crate::hss::admin_client::AdminClient::new(addrs.admin, admin_token);
+        let status = Arc::new(status::StatusSource {
+            endpoints: endpoints.clone(),
+            scscf: scscf.clone(),
+            pcscf: pcscf.clone(),
+            oim: oim.clone(),
+            tim: tim.clone(),
+            webrsf: webrsf.clone(),
+            hss_peers: hss_cx.peers.clone(),
+            cx_links: vec![("S-CSCF", scscf_hss.clone()), ("I-CSCF", icscf_hss.clone())],
+            metrics: metrics.clone(),
+        });
+        let _ = status_slot.set(status.clone());
         Ok(Lab {
+            metrics,
+            status,
             endpoints,
             config,
             addrs,
@@ -680,6 +708,12 @@ impl Lab {
             scscf_hss,
             icscf_hss,
         })
+    }
+
+    /// What the lab holds now: registrations, sessions, stored messages, Diameter peers,
+    /// queues (what `rcslab status` and `GET /status` show).
+    pub fn status(&self) -> status::Status {
+        self.status.collect()
     }
 
     /// What each node's SIP endpoint holds (transactions, forwarded INVITEs), by node name.

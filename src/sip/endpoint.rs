@@ -270,6 +270,17 @@ impl Endpoint {
         }
     }
 
+    /// Counts every SIP message this node sends and reads (`/metrics`); the first call wins.
+    pub fn set_metrics(&self, counters: crate::metrics::SipCounters) {
+        self.inner.transport.set_metrics(counters);
+    }
+
+    /// Messages read off the sockets and not yet taken by the dispatcher, and the inbound
+    /// queue's size (`[sip] inbound_queue`).
+    pub fn inbound_queue(&self) -> (usize, usize) {
+        self.inner.transport.inbound_depth()
+    }
+
     /// The IMS nodes whose requests the per-source limit does not count (by their SIP
     /// address, as their Via names it).
     pub fn trust(&self, nodes: Vec<SocketAddr>) {

@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::{Dir as MetricDir, SipCounters};
 use crate::sip::limits::{Admission, SipLimits};
 use crate::sip::message::{frame, Frame, MAX_MESSAGE_SIZE};
 use crate::sip::stateless;
@@ -149,6 +150,9 @@ pub struct SipTransport {
     /// so that once requests are refused at the socket (and so no longer measured) some are
     /// let through again to probe the queue.
     lagging_until: AtomicU64,
+    /// Message counters (`/metrics`), set once by [`SipTransport::set_metrics`]; shared with
+    /// the TCP readers.
+    metrics: Arc<std::sync::OnceLock<SipCounters>>,
 }
 
 /// How long one observation of a lagging queue keeps the node refusing new requests.
@@ -195,10 +199,28 @@ impl SipTransport {
             name: name.to_string(),
             admission: Admission::new(limits),
             lagging_until: AtomicU64::new(0),
+            metrics: Arc::new(std::sync::OnceLock::new()),
         });
         tokio::spawn(udp_loop(t.clone()));
         tokio::spawn(accept_loop(t.clone(), tcp));
         Ok((t, rx))
+    }
+
+    /// Counts every message this transport sends and reads from now on (the first call wins).
+    pub fn set_metrics(&self, counters: SipCounters) {
+        let _ = self.metrics.set(counters);
+    }
+
+    /// Messages waiting in the inbound queue for the node's dispatcher, and the queue's size.
+    pub fn inbound_depth(&self) -> (usize, usize) {
+        let cap = self.inbound.max_capacity();
+        (cap.saturating_sub(self.inbound.capacity()), cap)
+    }
+
+    fn count(&self, dir: MetricDir, bytes: &[u8]) {
+        if let Some(m) = self.metrics.get() {
+            m.count(dir, bytes);
+        }
     }
 
     /// The node's admission control.
@@ -254,6 +276,7 @@ impl SipTransport {
             &reply,
             || first_line(&reply),
         );
+        self.count(MetricDir::Sent, &reply);
         // Never wait here: if the socket's send buffer is full the 503 is lost, as the
         // request would have been.
         let _ = self.udp.try_send_to(&reply, dest);
@@ -331,6 +354,7 @@ impl SipTransport {
                     &bytes,
                     || first_line(&bytes),
                 );
+                self.count(MetricDir::Sent, &bytes);
                 self.udp.send_to(&bytes, dest).await.map(|_| ())
             }
             Transport::Tcp => {
@@ -349,6 +373,7 @@ impl SipTransport {
                     &bytes,
                     || first_line(&bytes),
                 );
+                self.count(MetricDir::Sent, &bytes);
                 sender.try_send(bytes).map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => io::Error::new(
                         io::ErrorKind::WouldBlock,
@@ -513,6 +538,7 @@ impl SipTransport {
             limits: self.limits,
             counters: self.counters.clone(),
             budget: self.budget.clone(),
+            metrics: self.metrics.clone(),
         };
         let shutdown = self.shutdown.clone();
         let (conns, mine) = (self.conns.clone(), tx.clone());
@@ -613,6 +639,7 @@ async fn udp_loop(t: Arc<SipTransport>) {
             data,
             || first_line(data),
         );
+        t.count(MetricDir::Received, data);
         // Overloaded: a new request is refused here, for the cost of reading its head, rather
         // than queued behind the work the node already cannot keep up with.
         if n <= MAX_MESSAGE_SIZE && t.overloaded() && t.refuse_at_socket(data, source) {
@@ -691,6 +718,7 @@ struct Reader {
     limits: SipLimits,
     counters: Arc<Counters>,
     budget: Arc<tokio::sync::Semaphore>,
+    metrics: Arc<std::sync::OnceLock<SipCounters>>,
 }
 
 impl Reader {
@@ -730,6 +758,9 @@ impl Reader {
                             &msg,
                             || first_line(&msg),
                         );
+                        if let Some(m) = self.metrics.get() {
+                            m.count(MetricDir::Received, &msg);
+                        }
                         if !self.deliver(msg, false).await {
                             return;
                         }

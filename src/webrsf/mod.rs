@@ -257,6 +257,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Notification channels (SSE and WebSocket) open, over all web users.
+    pub fn channels_open(&self) -> usize {
+        self.users
+            .lock()
+            .map(|u| u.values().map(|w| w.channel_count()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Web users logged in.
+    pub fn users_logged_in(&self) -> usize {
+        self.users.lock().map(|u| u.len()).unwrap_or(0)
+    }
+
     /// A gateway whose UEs register through the P-CSCF at `pcscf` in `domain`.
     pub fn new(
         cfg: WebRsfSection,
@@ -365,20 +378,20 @@ impl Gateway {
 
     fn history_item(&self, m: &crate::im::store::StoredMessage) -> Value {
         let cpim = crate::cpim::Cpim::parse(&m.cpim()).ok();
-                let text = cpim.as_ref().and_then(|c| match rcs::content(c) {
-                    rcs::Content::Text(t) => Some(t),
-                    _ => None,
-                });
-                json!({
-                    "seq": m.seq,
-                    "message_id": m.message_id,
-                    "sender": self.web_id(&m.from),
-                    "recipient": self.web_id(&m.to),
-                    "text": text,
-                    "status": m.status,
-                    "datetime": cpim.as_ref().and_then(|c| c.header("DateTime")).unwrap_or(""),
-                    "conversation_id": m.conversation_id,
-                })
+        let text = cpim.as_ref().and_then(|c| match rcs::content(c) {
+            rcs::Content::Text(t) => Some(t),
+            _ => None,
+        });
+        json!({
+            "seq": m.seq,
+            "message_id": m.message_id,
+            "sender": self.web_id(&m.from),
+            "recipient": self.web_id(&m.to),
+            "text": text,
+            "status": m.status,
+            "datetime": cpim.as_ref().and_then(|c| c.header("DateTime")).unwrap_or(""),
+            "conversation_id": m.conversation_id,
+        })
     }
 
     /// Its settings.

@@ -1,0 +1,116 @@
+//! The admin API's read-only view of the running lab: `GET /status`, `GET /registrations`
+//! and `GET /metrics` ([`super::admin`] routes them; its guard asks the Bearer token first).
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/status` | [`crate::lab::status::Status`] as JSON |
+//! | GET | `/registrations` | [`crate::lab::status::Registrations`] as JSON |
+//! | GET | `/metrics` | Prometheus text format 0.0.4; OpenMetrics 1.0 when `Accept` asks for `application/openmetrics-text` |
+//!
+//! The API starts before the nodes it reports on, so it holds a [`StatusSlot`] that the lab
+//! fills once every node runs; until then these answer 503. The HSS side knows the lab only
+//! through the [`LabStatus`] trait.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+
+use crate::http_server::TimedBody;
+use crate::lab::status::{Registrations, Status};
+
+/// What the lab offers the admin API.
+pub trait LabStatus: Send + Sync {
+    /// The whole snapshot.
+    fn snapshot(&self) -> Status;
+    /// The registrations alone.
+    fn registrations(&self) -> Registrations;
+    /// The metrics, Prometheus 0.0.4 text (or OpenMetrics text when `openmetrics`).
+    fn metrics(&self, openmetrics: bool) -> String;
+}
+
+/// Where the lab puts its [`LabStatus`] once every node runs.
+pub type StatusSlot = Arc<OnceLock<Arc<dyn LabStatus>>>;
+
+type Body = Full<Bytes>;
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn json(v: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_vec(v) {
+        Ok(b) => respond(StatusCode::OK, "application/json", b),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
+    }
+}
+
+fn error(status: StatusCode, error: &str, detail: impl std::fmt::Display) -> Response<Body> {
+    let body = serde_json::json!({ "error": error, "detail": detail.to_string() });
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+/// Runs `f` on the lab's status off the async threads (it takes the nodes' locks and reads
+/// the store's keys), or answers 503 while the lab is still starting.
+async fn with_lab<T: Send + 'static>(
+    slot: &StatusSlot,
+    f: impl FnOnce(&dyn LabStatus) -> T + Send + 'static,
+) -> Result<T, Response<Body>> {
+    let Some(lab) = slot.get().cloned() else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lab starting",
+            "the nodes are not all running yet",
+        ));
+    };
+    tokio::task::spawn_blocking(move || f(&*lab))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e))
+}
+
+/// `GET /status`.
+pub async fn status(slot: &StatusSlot) -> Response<Body> {
+    match with_lab(slot, |l| l.snapshot()).await {
+        Ok(s) => json(&s),
+        Err(r) => r,
+    }
+}
+
+/// `GET /registrations`.
+pub async fn registrations(slot: &StatusSlot) -> Response<Body> {
+    match with_lab(slot, |l| l.registrations()).await {
+        Ok(r) => json(&r),
+        Err(r) => r,
+    }
+}
+
+/// `GET /metrics`: OpenMetrics when the scraper's `Accept` names it, else Prometheus 0.0.4.
+pub async fn metrics(slot: &StatusSlot, req: &Request<TimedBody>) -> Response<Body> {
+    let openmetrics = req
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    match with_lab(slot, move |l| l.metrics(openmetrics)).await {
+        Ok(text) => respond(
+            StatusCode::OK,
+            if openmetrics {
+                crate::metrics::OPENMETRICS_CONTENT_TYPE
+            } else {
+                crate::metrics::PROMETHEUS_CONTENT_TYPE
+            },
+            text.into_bytes(),
+        ),
+        Err(r) => r,
+    }
+}
