@@ -353,3 +353,34 @@ async fn readmes_sipp_users_file_imports_and_show_prints_toml_that_set_takes_bac
         text(&ifc.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_key_or_section_stops_up_with_the_nearest_valid_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    for (toml, want) in [
+        (
+            "[nodes]\npcsf = \"127.0.0.1:5999\"\n",
+            "did you mean `pcscf`",
+        ),
+        (
+            "[webrfs]\ntoken_lifetime_secs = 60\n",
+            "did you mean `webrsf`",
+        ),
+    ] {
+        let file = tmp.path().join("bad.toml");
+        std::fs::write(&file, toml).unwrap();
+        let out = run(&[
+            "up",
+            "--config",
+            &file.display().to_string(),
+            "--data-dir",
+            &d.display().to_string(),
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{toml}");
+        let e = text(&out.stderr);
+        assert!(e.contains(want), "{toml}: {e}");
+        assert!(!d.exists(), "a refused lab file left a data dir behind");
+    }
+}
