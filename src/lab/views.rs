@@ -48,6 +48,38 @@ pub enum View {
     Roles,
 }
 
+/// Every message once, in order, with its recorder time (see [`super::ladder_of`]). An
+/// address with a name of its own keeps it (a node's Diameter connection); others go through
+/// the trace's aliases (outgoing TCP connections), which can be stale once an ephemeral port
+/// was reused.
+pub fn timed_ladder_of(
+    trace: &Trace,
+    name: impl Fn(SocketAddr) -> String,
+) -> Vec<(std::time::Duration, LadderLine)> {
+    let named = |a: SocketAddr, at: std::time::Duration| {
+        let own = name(a);
+        if own != a.to_string() {
+            own
+        } else {
+            name(trace.resolve_at(a, at))
+        }
+    };
+    crate::trace::export::wire_events(trace)
+        .iter()
+        .map(|e| {
+            (
+                e.at,
+                LadderLine {
+                    from: named(e.src(), e.at),
+                    to: named(e.dst(), e.at),
+                    protocol: e.protocol.label().to_string(),
+                    summary: e.summary.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
 /// The ladder in the paper's terms. `name` names a socket address as [`super::ladder_of`] does.
 pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
     ladder_view(trace, name, View::Paper)
