@@ -146,3 +146,35 @@ pub fn registered_names(
     }
     ues
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_name_names_an_address_that_has_no_name_and_no_alias() {
+        let trace = Trace::enabled();
+        let rec = Recorder {
+            trace: trace.clone(),
+            names: Arc::default(),
+        };
+        let (ue, node, conn): (SocketAddr, SocketAddr, SocketAddr) = (
+            "127.0.0.1:40001".parse().unwrap(),
+            "127.0.0.1:5090".parse().unwrap(),
+            "127.0.0.1:40002".parse().unwrap(),
+        );
+        assert_eq!(rec.name_of(ue), "127.0.0.1:40001");
+        trace.name_peer(ue, "UE alice");
+        assert_eq!(rec.name_of(ue), "UE alice");
+        rec.name(ue, "UE alice's phone");
+        assert_eq!(
+            rec.name_of(ue),
+            "UE alice's phone",
+            "the address book first"
+        );
+        // A node's own outgoing connection is an alias: ladders resolve it to the node.
+        trace.alias(conn, node);
+        trace.name_peer(conn, "UE bob");
+        assert_eq!(rec.name_of(conn), "127.0.0.1:40002");
+    }
+}
