@@ -231,7 +231,27 @@ enum TraceCmd {
         /// paper draws them) or `roles` (CSCFs named by session case).
         #[arg(long, default_value = "full")]
         view: String,
+        /// Only this SIP Call-ID's messages (and the MSRP of the sessions it set up).
+        #[arg(long)]
+        call_id: Option<String>,
+        /// Only messages about this user (`alice` or `sip:alice@ims.lab`): SIP naming them in
+        /// From, To, P-Asserted-Identity or the Request-URI, Cx requests for them with their
+        /// answers, their MSRP.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only the last SECONDS.
+        #[arg(long)]
+        since: Option<f64>,
     },
+    /// Forget every recorded message and note (prints how many messages it dropped).
+    Clear,
+}
+
+/// `trace export`'s filters, sent as query parameters of `GET /trace`.
+struct TraceQuery {
+    call_id: Option<String>,
+    user: Option<String>,
+    since: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -441,9 +461,28 @@ fn main() -> ExitCode {
                 cmd,
             } => ue_cmd(&user, lab, config, cmd).await,
             Cmd::Trace {
-                cmd: TraceCmd::Export { format, out, view },
+                cmd:
+                    TraceCmd::Export {
+                        format,
+                        out,
+                        view,
+                        call_id,
+                        user,
+                        since,
+                    },
                 common,
-            } => trace_export(&common, &format, &view, out.as_deref()).await,
+            } => {
+                let filter = TraceQuery {
+                    call_id,
+                    user,
+                    since,
+                };
+                trace_export(&common, &format, &view, &filter, out.as_deref()).await
+            }
+            Cmd::Trace {
+                cmd: TraceCmd::Clear,
+                common,
+            } => trace_clear(&common).await,
         }
     });
     match r {
@@ -814,25 +853,38 @@ async fn subscriber_ifc(
     Ok(())
 }
 
+/// The running lab's admin API, or why there is none.
+async fn trace_admin(common: &Common) -> Result<AdminClient, String> {
+    running_admin(&common.data_dir).await.ok_or_else(|| {
+        format!(
+            "no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)",
+            common.data_dir.display(),
+            common.data_dir.display()
+        )
+    })
+}
+
 async fn trace_export(
     common: &Common,
     format: &str,
     view: &str,
+    filter: &TraceQuery,
     out: Option<&Path>,
 ) -> Result<(), String> {
-    let Some(api) = running_admin(&common.data_dir).await else {
-        return Err(format!(
-            "no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)",
-            common.data_dir.display(),
-            common.data_dir.display()
-        ));
-    };
+    let api = trace_admin(common).await?;
+    let enc = rcslab::hss::admin::percent_encode;
+    let mut q = format!("/trace?format={}&view={}", enc(format), enc(view));
+    if let Some(c) = &filter.call_id {
+        q.push_str(&format!("&call_id={}", enc(c)));
+    }
+    if let Some(u) = &filter.user {
+        q.push_str(&format!("&user={}", enc(u)));
+    }
+    if let Some(s) = filter.since {
+        q.push_str(&format!("&since={s}"));
+    }
     let (status, body) = api
-        .call_bytes(
-            Method::GET,
-            &format!("/trace?format={format}&view={view}"),
-            None,
-        )
+        .call_bytes(Method::GET, &q, None)
         .await
         .map_err(|e| e.to_string())?;
     if status != 200 {
@@ -850,6 +902,24 @@ async fn trace_export(
                 .map_err(|e| e.to_string())?;
         }
     }
+    Ok(())
+}
+
+/// `trace clear`: `DELETE /trace` on the running lab.
+async fn trace_clear(common: &Common) -> Result<(), String> {
+    let api = trace_admin(common).await?;
+    let (status, body) = api
+        .call(Method::DELETE, "/trace", None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("the lab answered {status}: {body}"));
+    }
+    let dropped = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["dropped"].as_u64())
+        .ok_or_else(|| format!("unexpected answer: {body}"))?;
+    println!("cleared the flight recorder: {dropped} messages dropped");
     Ok(())
 }
 

@@ -37,6 +37,33 @@ pub struct TraceFilter {
 }
 
 impl TraceFilter {
+    /// The filter of `GET /trace?call_id=ID&user=USER&since=SECONDS` (values already
+    /// percent-decoded): `since` is the last SECONDS before `now` (the recorder's time).
+    pub fn from_params(
+        call_id: Option<String>,
+        user: Option<String>,
+        since: Option<&str>,
+        now: Duration,
+    ) -> Result<TraceFilter, String> {
+        let since = match since {
+            None => None,
+            Some(s) => match s.trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() && secs >= 0.0 => {
+                    Some(now.saturating_sub(Duration::from_secs_f64(secs.min(1e9))))
+                }
+                _ => return Err(format!("since={s}: a number of seconds")),
+            },
+        };
+        let nonempty =
+            |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        Ok(TraceFilter {
+            call_id: nonempty(call_id),
+            user: nonempty(user),
+            since,
+            ladder_only: false,
+        })
+    }
+
     /// True when it keeps everything.
     pub fn is_empty(&self) -> bool {
         *self == TraceFilter::default()
@@ -340,6 +367,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(f.apply(t.events(), vec![], &name).0.len(), 1);
+    }
+
+    #[test]
+    fn query_parameters_make_a_filter() {
+        let now = Duration::from_secs(100);
+        let f =
+            TraceFilter::from_params(Some("c1".into()), Some("".into()), Some("30"), now).unwrap();
+        assert_eq!(f.call_id.as_deref(), Some("c1"));
+        assert_eq!(f.user, None, "an empty user filters nothing");
+        assert_eq!(f.since, Some(Duration::from_secs(70)));
+        let all = TraceFilter::from_params(None, None, Some("1e12"), now).unwrap();
+        assert_eq!(all.since, Some(Duration::ZERO));
+        assert!(TraceFilter::from_params(None, None, Some("-1"), now).is_err());
+        assert!(TraceFilter::from_params(None, None, Some("soon"), now).is_err());
+        assert!(TraceFilter::from_params(None, None, None, now)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
