@@ -129,6 +129,26 @@ mod tests {
                 s.figure_steps.is_empty() || s.figure_steps.len() == s.expected.len(),
                 "{f}: figure_steps has one number per expected line"
             );
+            // "The 26 steps of ...", "(12 steps)": the numbers count what `teaches` promises.
+            if let Some(i) = s.teaches.find(" steps") {
+                let digits: String = s.teaches[..i]
+                    .chars()
+                    .rev()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let promised: usize = digits.parse().unwrap();
+                let steps: std::collections::BTreeSet<u32> =
+                    s.figure_steps.iter().copied().filter(|n| *n > 0).collect();
+                assert_eq!(steps.len(), promised, "{f}: figure steps");
+                assert_eq!(
+                    steps.iter().max().copied(),
+                    Some(promised as u32),
+                    "{f}: numbered 1..{promised}"
+                );
+            }
         }
     }
 

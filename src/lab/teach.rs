@@ -79,7 +79,8 @@ pub fn numbered(
     if has("~ ") {
         out.push_str(
             "~ floating: a line in a parallel lane, allowed later than listed and in any order \
-             with other ~ lines (RFC 3261 ACKs racing the MSRP binding)\n",
+             with other ~ lines (an ACK racing the MSRP binding, a 200 on its way back while \
+             the next request goes out)\n",
         );
     }
     if has("! ") {
