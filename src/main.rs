@@ -174,26 +174,34 @@ enum BenchCmd {
 
 #[derive(Subcommand)]
 enum LabCmd {
-    /// The labs in a directory, with what each teaches.
+    /// The labs, with what each teaches (the compiled-in ones, or those of a directory).
     List {
-        /// Directory of lab files.
-        #[arg(default_value = "labs")]
-        dir: PathBuf,
+        /// Directory of lab files (default: the labs compiled into rcslab).
+        dir: Option<PathBuf>,
     },
-    /// Run one lab on a fresh lab and print its ladder (and how it differs from the expected).
+    /// Run one lab on a fresh lab and print its ladder: each line numbered, timed from the
+    /// first message, with the lab's `~`/`!` markers, the figure's steps and the nodes' notes
+    /// (and how it differs from the expected ladder).
     Run {
-        /// The lab file.
-        file: PathBuf,
+        /// A lab file, or a compiled-in lab by number or name (`06`,
+        /// `06-rcs-chat-first-message`).
+        file: String,
         /// `full` (every node), `paper` (O-CSCF / T-CSCF as the paper draws them), `both`, or
         /// `roles` (every node, CSCFs named orig / term by the side they act for).
         #[arg(long, default_value = "full")]
         view: String,
+        /// `text` (the numbered ladder), or the run as `html` (a page with every message) or
+        /// `mermaid` (a sequence diagram); html and mermaid show every node.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Write the `--format` output here (the text ladder is still printed).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run every lab and compare each ladder with its expected one; exit 1 on a difference.
     Check {
-        /// Directory of lab files.
-        #[arg(default_value = "labs")]
-        dir: PathBuf,
+        /// Directory of lab files (default: the labs compiled into rcslab).
+        dir: Option<PathBuf>,
     },
 }
 
@@ -212,7 +220,27 @@ enum TraceCmd {
         /// paper draws them) or `roles` (CSCFs named by session case).
         #[arg(long, default_value = "full")]
         view: String,
+        /// Only this SIP Call-ID's messages (and the MSRP of the sessions it set up).
+        #[arg(long)]
+        call_id: Option<String>,
+        /// Only messages about this user (`alice` or `sip:alice@ims.lab`): SIP naming them in
+        /// From, To, P-Asserted-Identity or the Request-URI, Cx requests for them with their
+        /// answers, their MSRP.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only the last SECONDS.
+        #[arg(long)]
+        since: Option<f64>,
     },
+    /// Forget every recorded message and note (prints how many messages it dropped).
+    Clear,
+}
+
+/// `trace export`'s filters, sent as query parameters of `GET /trace`.
+struct TraceQuery {
+    call_id: Option<String>,
+    user: Option<String>,
+    since: Option<f64>,
 }
 
 /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (v2 and v3 headers): committing
@@ -364,9 +392,28 @@ fn main() -> ExitCode {
             }
             Cmd::Ue { args, cmd } => cli::ue::run(args, cmd).await,
             Cmd::Trace {
-                cmd: TraceCmd::Export { format, out, view },
+                cmd:
+                    TraceCmd::Export {
+                        format,
+                        out,
+                        view,
+                        call_id,
+                        user,
+                        since,
+                    },
                 common,
-            } => trace_export(&common, &format, &view, out.as_deref()).await,
+            } => {
+                let filter = TraceQuery {
+                    call_id,
+                    user,
+                    since,
+                };
+                trace_export(&common, &format, &view, &filter, out.as_deref()).await
+            }
+            Cmd::Trace {
+                cmd: TraceCmd::Clear,
+                common,
+            } => trace_clear(&common).await,
             Cmd::Status { json, common } => {
                 let api = running_admin(&common.data_dir).await;
                 let text = rcslab::lab::status::fetch(api, &common.data_dir, json).await?;
@@ -537,25 +584,38 @@ pub(crate) async fn running_admin(data_dir: &Path) -> Option<AdminClient> {
     api.health().await.then_some(api)
 }
 
+/// The running lab's admin API, or why there is none.
+async fn trace_admin(common: &Common) -> Result<AdminClient, String> {
+    running_admin(&common.data_dir).await.ok_or_else(|| {
+        format!(
+            "no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)",
+            common.data_dir.display(),
+            common.data_dir.display()
+        )
+    })
+}
+
 async fn trace_export(
     common: &Common,
     format: &str,
     view: &str,
+    filter: &TraceQuery,
     out: Option<&Path>,
 ) -> Result<(), String> {
-    let Some(api) = running_admin(&common.data_dir).await else {
-        return Err(format!(
-            "no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)",
-            common.data_dir.display(),
-            common.data_dir.display()
-        ));
-    };
+    let api = trace_admin(common).await?;
+    let enc = rcslab::hss::admin::percent_encode;
+    let mut q = format!("/trace?format={}&view={}", enc(format), enc(view));
+    if let Some(c) = &filter.call_id {
+        q.push_str(&format!("&call_id={}", enc(c)));
+    }
+    if let Some(u) = &filter.user {
+        q.push_str(&format!("&user={}", enc(u)));
+    }
+    if let Some(s) = filter.since {
+        q.push_str(&format!("&since={s}"));
+    }
     let (status, body) = api
-        .call_bytes(
-            Method::GET,
-            &format!("/trace?format={format}&view={view}"),
-            None,
-        )
+        .call_bytes(Method::GET, &q, None)
         .await
         .map_err(|e| e.to_string())?;
     if status != 200 {
@@ -576,30 +636,40 @@ async fn trace_export(
     Ok(())
 }
 
-/// The scenario files of a directory (files with a `title`), sorted by name.
-fn lab_files(dir: &Path) -> Result<Vec<(PathBuf, rcslab::lab::scenario::Scenario)>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    Ok(files
-        .into_iter()
-        .filter_map(|p| {
-            rcslab::lab::scenario::Scenario::load(&p)
-                .ok()
-                .map(|s| (p, s))
-        })
-        .collect())
+/// `trace clear`: `DELETE /trace` on the running lab.
+async fn trace_clear(common: &Common) -> Result<(), String> {
+    let api = trace_admin(common).await?;
+    let (status, body) = api
+        .call(Method::DELETE, "/trace", None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("the lab answered {status}: {body}"));
+    }
+    let dropped = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["dropped"].as_u64())
+        .ok_or_else(|| format!("unexpected answer: {body}"))?;
+    println!("cleared the flight recorder: {dropped} messages dropped");
+    Ok(())
+}
+
+/// The labs of a directory, or the compiled-in ones.
+fn lab_set(dir: Option<&Path>) -> Result<Vec<(String, rcslab::lab::scenario::Scenario)>, String> {
+    match dir {
+        Some(d) => rcslab::lab::catalog::from_dir(d),
+        None => rcslab::lab::catalog::compiled_in(),
+    }
+    .map_err(|e| e.to_string())
 }
 
 async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
-    use rcslab::lab::scenario::{diff, Scenario};
+    use rcslab::lab::scenario::diff;
+    use rcslab::lab::teach::{numbered, Expected};
     match cmd {
         LabCmd::List { dir } => {
-            for (p, s) in lab_files(&dir)? {
-                let name = p
+            for (p, s) in lab_set(dir.as_deref())? {
+                let name = Path::new(&p)
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
                     .unwrap_or_default();
@@ -607,48 +677,72 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
             }
             Ok(())
         }
-        LabCmd::Run { file, view } => {
+        LabCmd::Run {
+            file,
+            view,
+            format,
+            out,
+        } => {
             if !matches!(view.as_str(), "full" | "paper" | "both" | "roles") {
                 return Err(format!("--view {view}: full, paper, both or roles"));
             }
-            let s = Scenario::load(&file).map_err(|e| e.to_string())?;
-            println!("# {}\n# {}", s.title, s.teaches);
-            let (got, paper, roles) = s.run_all_views().await.map_err(|e| e.to_string())?;
+            if !matches!(format.as_str(), "text" | "html" | "mermaid") {
+                return Err(format!("--format {format}: text, html or mermaid"));
+            }
+            let (_, s) = rcslab::lab::catalog::find(&file).map_err(|e| e.to_string())?;
+            let export = (format != "text").then_some(format.as_str());
+            let r = s.run_report(export).await.map_err(|e| e.to_string())?;
+            let mut text = format!("# {}\n# {}\n", s.title, s.teaches);
+            let lines = |v: &[(std::time::Duration, String)]| -> Vec<String> {
+                v.iter().map(|(_, l)| l.clone()).collect()
+            };
             if view == "roles" {
-                for l in &roles {
-                    println!("{l}");
-                }
-                return Ok(());
+                text.push_str(&numbered(Expected::default(), &r.roles, &r.notes));
             }
-            if view != "paper" {
-                for l in &got {
-                    println!("{l}");
-                }
+            if view == "full" || view == "both" {
+                let e = Expected {
+                    lines: &s.expected,
+                    figure_steps: &s.figure_steps,
+                };
+                text.push_str(&numbered(e, &r.full, &r.notes));
                 if !s.expected.is_empty() {
-                    if let Some(d) = diff(&s.expected, &got) {
-                        println!("\ndiffers from the expected ladder:\n{d}");
+                    if let Some(d) = diff(&s.expected, &lines(&r.full)) {
+                        text.push_str(&format!("\ndiffers from the expected ladder:\n{d}"));
                     }
                 }
             }
-            if view != "full" {
-                println!("\n# the paper's view (O-CSCF: the sender's P-CSCF and S-CSCF; T-CSCF: the receiver's I-CSCF, S-CSCF and P-CSCF)");
-                for l in &paper {
-                    println!("{l}");
-                }
+            if view == "paper" || view == "both" {
+                text.push_str("\n# the paper's view (O-CSCF: the sender's P-CSCF and S-CSCF; T-CSCF: the receiver's I-CSCF, S-CSCF and P-CSCF)\n");
+                let e = Expected {
+                    lines: &s.expected_paper,
+                    figure_steps: &[],
+                };
+                text.push_str(&numbered(e, &r.paper, &r.notes));
                 if !s.expected_paper.is_empty() {
-                    if let Some(d) = diff(&s.expected_paper, &paper) {
-                        println!("\ndiffers from the expected paper view:\n{d}");
+                    if let Some(d) = diff(&s.expected_paper, &lines(&r.paper)) {
+                        text.push_str(&format!("\ndiffers from the expected paper view:\n{d}"));
                     }
                 }
+            }
+            let bytes = r.export.unwrap_or_else(|| text.clone().into_bytes());
+            use std::io::Write;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, &bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+                    print!("{text}");
+                    println!("wrote {} ({format})", p.display());
+                }
+                None => std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| e.to_string())?,
             }
             Ok(())
         }
         LabCmd::Check { dir } => {
-            let labs = lab_files(&dir)?;
+            let labs = lab_set(dir.as_deref())?;
             let mut failed = 0;
             let t0 = std::time::Instant::now();
-            for (p, s) in &labs {
-                let name = p.display();
+            for (name, s) in &labs {
                 match s.run_views().await {
                     Ok((got, paper)) => match diff(&s.expected, &got).or_else(|| {
                         if s.expected_paper.is_empty() {

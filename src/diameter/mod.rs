@@ -5,6 +5,7 @@
 pub mod client;
 pub mod codec;
 pub mod cx;
+pub mod dict;
 pub mod peer;
 pub mod peer_policy;
 pub mod peer_table;

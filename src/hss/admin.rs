@@ -18,7 +18,8 @@
 //! | GET | `/subscribers/{id}` | `SubscriberView` (id = IMPI or IMPU, percent-encoded) |
 //! | PUT | `/subscribers/{id}/ifc` | `[IfcConfig]` -> 200 `SubscriberView` |
 //! | DELETE | `/subscribers/{id}` | the removed `SubscriberView` |
-//! | GET | `/trace?format=F&view=V` | the flight recorder (passwords, tokens and Digest-HA1 masked) |
+//! | GET | `/trace?format=F&view=V` | the flight recorder (passwords, tokens and Digest-HA1 masked); `&call_id=`, `&user=`, `&since=SECONDS` filter it ([`crate::trace::filter`]) |
+//! | DELETE | `/trace` | forgets what was recorded: `{"dropped": N}` messages |
 //! | GET | `/status`, `/registrations`, `/metrics` | what the lab holds ([`super::admin_status`]) |
 //!
 //! A POST for a subscriber that exists replaces what it names: its password (required), its
@@ -431,8 +432,25 @@ async fn route(api: Arc<Api>, req: Request<TimedBody>) -> Result<Response<Body>,
                     "start the lab with `rcslab up --trace`",
                 ));
             }
+            // `rcslab trace export --call-id/--user/--since` (crate::trace::filter).
+            let filter = match crate::trace::filter::TraceFilter::from_params(
+                query_param(&req, "call_id"),
+                query_param(&req, "user"),
+                query_param(&req, "since").as_deref(),
+                recorder.elapsed(),
+            ) {
+                Ok(f) => f,
+                Err(why) => return Ok(error(StatusCode::BAD_REQUEST, "bad filter", &why)),
+            };
             let exported = match view.as_str() {
-                "full" => recorder.export(&format),
+                "full" => recorder.export_filtered(&format, &filter),
+                "paper" | "roles" if !filter.is_empty() => {
+                    return Ok(error(
+                        StatusCode::BAD_REQUEST,
+                        "filters need view=full",
+                        "call_id, user and since filter the full view",
+                    ))
+                }
                 "paper" | "roles" if format == "text" => Some(recorder.view_text(&view)),
                 _ => {
                     return Ok(error(
@@ -467,6 +485,20 @@ async fn route(api: Arc<Api>, req: Request<TimedBody>) -> Result<Response<Body>,
         (Method::GET, ["status"]) => super::admin_status::status(&api.status).await,
         (Method::GET, ["registrations"]) => super::admin_status::registrations(&api.status).await,
         (Method::GET, ["metrics"]) => super::admin_status::metrics(&api.status, &req).await,
+        // `rcslab trace clear`: forget what was recorded, say how much.
+        (Method::DELETE, ["trace"]) => {
+            if !recorder.is_enabled() {
+                return Ok(error(
+                    StatusCode::CONFLICT,
+                    "not recording",
+                    "start the lab with `rcslab up --trace`",
+                ));
+            }
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"dropped": recorder.clear()}),
+            )
+        }
         (Method::GET, ["subscribers"]) => subscribers_page(&store, &req),
         (Method::POST, ["subscribers"]) => {
             if let Err(r) = json_content(&req) {

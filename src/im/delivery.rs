@@ -367,6 +367,8 @@ impl ImServer {
     /// A store-and-forward session (no originating dialog) for `from`'s messages to `user`.
     fn new_forward_session(&self, user: &str, from: &str) -> u64 {
         let (pair, _, _) = self.hub.new_pair();
+        self.hub
+            .set_owner(pair, crate::im::relay::Side::B, &super::ue_name(user));
         let m = self
             .store
             .as_ref()

@@ -413,6 +413,10 @@ impl ImServer {
         if let Some(p) = offer.sdp.path.last() {
             self.hub.set_remote(pair, Side::A, p);
         }
+        // UE1 binds leg A (figure 1 step 11).
+        if let Some(u) = identity(&req, "P-Asserted-Identity").or_else(|| identity(&req, "From")) {
+            self.hub.set_owner(pair, Side::A, &ue_name(&u));
+        }
         let ip = self.hub.local_addr().ip().to_string();
         let port = self.hub.local_addr().port();
         let _ = rcs::rewrite_request_sdp(&mut req, &MsrpSdp::rcs_chat(&ip, port, &uri_b, "active"));
@@ -475,6 +479,8 @@ impl ImServer {
         if let Some(p) = offer.sdp.path.last() {
             self.hub.set_remote(pair, Side::A, p);
         }
+        // UE2 binds leg B (figure 1 step 25).
+        self.hub.set_owner(pair, Side::B, &ue_name(&to));
         let contribution_id = req.headers.get("Contribution-ID").unwrap_or("").to_string();
         let conversation_id = req.headers.get("Conversation-ID").unwrap_or("").to_string();
         if let Some(first) = &offer.first {
@@ -677,6 +683,13 @@ pub fn stored_warning(host: &str) -> String {
 
 /// The text of [`stored_warning`], which clients look for.
 pub const STORED_WARNING: &str = "stored: recipient offline";
+
+/// How ladders name a user's client: `UE alice` for `sip:alice@ims.lab` (as
+/// [`crate::lab::registered_names`] does).
+fn ue_name(aor: &str) -> String {
+    let u = aor.split_once(':').map(|(_, r)| r).unwrap_or(aor);
+    format!("UE {}", u.split('@').next().unwrap_or(u))
+}
 
 fn identity(req: &Request, header: &str) -> Option<String> {
     req.headers

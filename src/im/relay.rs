@@ -14,6 +14,8 @@
 //! hub hold is bounded ([`limits`]).
 
 mod limits;
+#[cfg(test)]
+mod naming_tests;
 
 pub use limits::MsrpStats;
 
@@ -110,6 +112,8 @@ enum LegState {
 struct Leg {
     local_id: String,
     remote: Option<String>,
+    /// Who binds this leg (`UE alice`), to name their connection in the flight recorder.
+    owner: Option<String>,
     conn: Option<MsrpConn>,
     state: LegState,
     queued: Vec<(MsrpConn, MsrpMessage)>,
@@ -279,6 +283,7 @@ impl Hub {
         let leg = |id: &str| Leg {
             local_id: id.to_string(),
             remote: None,
+            owner: None,
             conn: None,
             state: LegState::Idle,
             queued: Vec::new(),
@@ -300,6 +305,13 @@ impl Hub {
     pub fn local_uri(&self, pair: u64, side: Side) -> Option<String> {
         let id = self.with_leg(pair, side, |l| l.local_id.clone())?;
         Some(self.uri_of(&id))
+    }
+
+    /// Says who will bind a leg (`UE alice`): when they do, the flight recorder names the
+    /// connection they bound it from after them ([`Trace::name_peer`]) instead of its
+    /// ephemeral address.
+    pub fn set_owner(&self, pair: u64, side: Side, owner: &str) {
+        self.with_leg(pair, side, |l| l.owner = Some(owner.to_string()));
     }
 
     /// Sets the far end's URI of a leg (from its SDP `a=path`, last URI).
@@ -732,7 +744,7 @@ impl Hub {
     }
 
     fn bind(&self, pair: u64, side: Side, conn: &MsrpConn, m: &MsrpMessage) {
-        let Some(newly) = self.with_leg(pair, side, |leg| {
+        let Some((newly, owner)) = self.with_leg(pair, side, |leg| {
             if leg.remote.is_none() {
                 leg.remote = m
                     .header("From-Path")
@@ -748,10 +760,13 @@ impl Hub {
                     LegState::Ready
                 };
             }
-            newly
+            (newly, leg.owner.clone())
         }) else {
             return;
         };
+        if let (true, Some(o)) = (newly, owner) {
+            self.inner.trace.name_peer(conn.peer_addr(), &o);
+        }
         let _ = conn.send(&m.response_to(200, "OK"));
         if newly {
             let _ = self.inner.events.send(HubEvent::Bound { pair, side });

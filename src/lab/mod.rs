@@ -4,10 +4,15 @@
 
 pub mod bench;
 pub mod bench_web;
+pub mod catalog;
 pub mod eval;
+mod recorder;
 pub mod scenario;
 pub mod status;
+pub mod teach;
 pub mod views;
+
+pub use recorder::{registered_names, Recorder};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -29,7 +34,7 @@ use crate::sip::resolve::Resolver;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::Endpoint;
 use crate::store::Store;
-use crate::trace::{Trace, TraceEvent};
+use crate::trace::Trace;
 
 /// Errors starting a lab.
 #[derive(Debug, thiserror::Error)]
@@ -813,135 +818,6 @@ impl Lab {
     }
 }
 
-/// The flight recorder with the lab's address book: what `rcslab trace export` reads.
-#[derive(Clone)]
-pub struct Recorder {
-    trace: Trace,
-    names: Arc<Mutex<HashMap<SocketAddr, String>>>,
-}
-
-impl Recorder {
-    /// True when the lab records (`rcslab up --trace`, tests).
-    pub fn is_enabled(&self) -> bool {
-        self.trace.is_enabled()
-    }
-
-    /// Gives a name to an address for ladders and exports.
-    pub fn name(&self, addr: SocketAddr, name: &str) {
-        if let Ok(mut n) = self.names.lock() {
-            n.insert(addr, name.to_string());
-        }
-    }
-
-    /// Names the capturing node of a HEP packet: the address's own name, or the name of the
-    /// node an ephemeral socket (an outgoing TCP connection) belongs to; `None` outside the lab.
-    fn hep_namer(&self) -> crate::trace::hep::Namer {
-        let names = self.names.clone();
-        let trace = self.trace.clone();
-        Arc::new(move |a, at| {
-            let own = names.lock().ok().and_then(|n| n.get(&a).cloned());
-            own.or_else(|| {
-                let node = trace.resolve_at(a, at);
-                names.lock().ok().and_then(|n| n.get(&node).cloned())
-            })
-        })
-    }
-
-    /// The node name of an address, or the address.
-    pub fn name_of(&self, addr: SocketAddr) -> String {
-        self.names
-            .lock()
-            .ok()
-            .and_then(|n| n.get(&addr).cloned())
-            .unwrap_or_else(|| addr.to_string())
-    }
-
-    /// The ladder in the paper's view (`paper`) or with CSCF roles (`roles`), one line per
-    /// message.
-    pub fn view_text(&self, view: &str) -> Vec<u8> {
-        let v = if view == "paper" {
-            views::View::Paper
-        } else {
-            views::View::Roles
-        };
-        let events = crate::trace::export::wire_events(&self.trace);
-        let own = |a: SocketAddr| self.name_of(a);
-        let ues = registered_names(&events, &own);
-        views::ladder_view(
-            &self.trace,
-            |a| ues.get(&a).cloned().unwrap_or_else(|| self.name_of(a)),
-            v,
-        )
-        .iter()
-        .map(|l| format!("{l}\n"))
-        .collect::<String>()
-        .into_bytes()
-    }
-
-    /// What was recorded, as `text`, `mermaid`, `html` or `pcap`.
-    pub fn export(&self, format: &str) -> Option<Vec<u8>> {
-        let events: Vec<TraceEvent> = crate::trace::export::wire_events(&self.trace)
-            .into_iter()
-            .map(|mut e| {
-                // Name the sockets of outgoing TCP connections after the node that owns them
-                // (unless the socket has a name of its own).
-                let known = |a: SocketAddr| self.name_of(a) != a.to_string();
-                if !known(e.local) {
-                    e.local = self.trace.resolve_at(e.local, e.at);
-                }
-                if !known(e.remote) {
-                    e.remote = self.trace.resolve_at(e.remote, e.at);
-                }
-                e
-            })
-            .collect();
-        let own = |a: SocketAddr| self.name_of(a);
-        let ues = registered_names(&events, &own);
-        let name = |a: SocketAddr| ues.get(&a).cloned().unwrap_or_else(|| self.name_of(a));
-        let notes = self.trace.notes();
-        match format {
-            "text" => Some(crate::trace::export::text(&events, &notes, &name).into_bytes()),
-            "mermaid" => Some(crate::trace::export::mermaid(&events, &notes, &name).into_bytes()),
-            "html" => Some(
-                crate::trace::export::html(&events, &notes, &name, "rcslab flight recorder")
-                    .into_bytes(),
-            ),
-            "pcap" => Some(crate::trace::export::pcap(&events)),
-            _ => None,
-        }
-    }
-}
-
-/// Clients outside the lab (unnamed addresses) named by the identity they registered
-/// (`UE alice`).
-pub fn registered_names(
-    events: &[TraceEvent],
-    name: &dyn Fn(SocketAddr) -> String,
-) -> HashMap<SocketAddr, String> {
-    let mut ues: HashMap<SocketAddr, String> = HashMap::new();
-    for e in events {
-        if e.bytes.starts_with(b"REGISTER ") && name(e.src()) == e.src().to_string() {
-            if let Ok(crate::sip::SipMessage::Request(r)) = crate::sip::SipMessage::parse(&e.bytes)
-            {
-                if let Some(na) = r
-                    .headers
-                    .get("From")
-                    .and_then(|f| crate::sip::NameAddr::parse(f).ok())
-                {
-                    let user = na.uri.aor();
-                    let user = user
-                        .strip_prefix("sip:")
-                        .and_then(|u| u.split('@').next())
-                        .unwrap_or(&user)
-                        .to_string();
-                    ues.insert(e.src(), format!("UE {user}"));
-                }
-            }
-        }
-    }
-    ues
-}
-
 /// The live ladder `rcslab up --trace` prints: each message as a ladder line and, in time
 /// order between them, the nodes' notes on their decisions (`    [S-CSCF] ...`).
 pub fn ladder_with_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<String> {
@@ -964,37 +840,39 @@ pub fn timed_ladder_with_notes(
     let mut v: Vec<(Duration, String)> = views::timed_ladder_view(trace, named, views::View::Roles)
         .into_iter()
         .map(|(at, l)| (at, l.to_string()))
-        .chain(trace.notes().into_iter().map(|n| {
-            let who = ues
-                .get(&n.node)
-                .cloned()
-                .unwrap_or_else(|| name(trace.resolve_at(n.node, n.at)));
-            (n.at, format!("    [{who}] {}", n.text))
-        }))
+        .chain(
+            timed_notes(trace, &name)
+                .into_iter()
+                .map(|(at, n)| (at, format!("    {n}"))),
+        )
         .collect();
     v.sort_by_key(|(at, _)| *at);
     v
 }
 
-/// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]). An address with a name of
-/// its own keeps it (a node's Diameter connection); others go through the trace's aliases
-/// (outgoing TCP connections), which can be stale once an ephemeral port was reused.
+/// Builds a ladder from what `trace` recorded (see [`Lab::ladder`]): [`views::timed_ladder_of`]
+/// without the times.
 pub fn ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
-    let named = |a: SocketAddr, at: Duration| {
-        let own = name(a);
-        if own != a.to_string() {
-            own
-        } else {
-            name(trace.resolve_at(a, at))
-        }
-    };
-    crate::trace::export::wire_events(trace)
-        .iter()
-        .map(|e| LadderLine {
-            from: named(e.src(), e.at),
-            to: named(e.dst(), e.at),
-            protocol: e.protocol.label().to_string(),
-            summary: e.summary.clone(),
+    views::timed_ladder_of(trace, name)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// The nodes' notes with their times, each as `[NODE] text` (the node named as in ladders;
+/// a UE by the identity it registered).
+pub fn timed_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<(Duration, String)> {
+    let events = crate::trace::export::wire_events(trace);
+    let ues = registered_names(&events, &name);
+    trace
+        .notes()
+        .into_iter()
+        .map(|n| {
+            let who = ues
+                .get(&n.node)
+                .cloned()
+                .unwrap_or_else(|| name(trace.resolve_at(n.node, n.at)));
+            (n.at, format!("[{who}] {}", n.text))
         })
         .collect()
 }

@@ -49,6 +49,32 @@ pub struct Scenario {
     /// The same flow in the paper's view (O-CSCF / T-CSCF, no HSS), when the lab gives it.
     #[serde(default)]
     pub expected_paper: Vec<String>,
+    /// For labs that follow a figure of the paper: the figure's step number of each line of
+    /// `expected` (0: a message the figure leaves out, such as an ACK). `lab run` prints it
+    /// beside the matching line; `lab check` does not compare it.
+    #[serde(default)]
+    pub figure_steps: Vec<u32>,
+}
+
+/// What one run of a lab produced: each view's ladder with the time of every line, and the
+/// nodes' notes on their decisions (see [`crate::lab::teach`] for how `lab run` prints it).
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Every node ([`format_lines`]), with each line's recorder time.
+    pub full: Vec<(Duration, String)>,
+    /// The paper's view.
+    pub paper: Vec<(Duration, String)>,
+    /// Every node, CSCFs named by session case.
+    pub roles: Vec<(Duration, String)>,
+    /// The nodes' notes: recorder time and `[NODE] text`.
+    pub notes: Vec<(Duration, String)>,
+    /// The run exported in the format asked for (`text`, `html`, `mermaid`, `pcap`), the
+    /// messages filtered as the ladders are (no watchdogs, capability exchanges, 100 Trying).
+    pub export: Option<Vec<u8>>,
+}
+
+fn untimed(v: Vec<(Duration, String)>) -> Vec<String> {
+    v.into_iter().map(|(_, l)| l).collect()
 }
 
 /// One thing the UEs or the operator do.
@@ -104,8 +130,12 @@ impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ScenarioError::Invalid(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text)
-            .map_err(|e| ScenarioError::Invalid(format!("{}: {e}", path.display())))
+        Scenario::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a lab file's text (`origin` names it in errors).
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        toml::from_str(text).map_err(|e| ScenarioError::Invalid(format!("{origin}: {e}")))
     }
 
     /// Runs the steps on a fresh lab (ephemeral ports, temporary data) and returns the ladder.
@@ -124,6 +154,13 @@ impl Scenario {
     pub async fn run_all_views(
         &self,
     ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ScenarioError> {
+        let r = self.run_report(None).await?;
+        Ok((untimed(r.full), untimed(r.paper), untimed(r.roles)))
+    }
+
+    /// Runs the steps and returns every view with times, the notes, and the run exported in
+    /// `export` (`text`, `html`, `mermaid` or `pcap`) when given.
+    pub async fn run_report(&self, export: Option<&str>) -> Result<RunReport, ScenarioError> {
         let extra = match &self.config {
             Some(v) => toml::to_string(v).map_err(|e| ScenarioError::Invalid(e.to_string()))?,
             None => String::new(),
@@ -148,12 +185,34 @@ impl Scenario {
         .await
         .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
         let r = self.steps_on(&lab).await;
-        let ladder = ladder_lines(&lab);
-        let paper = format_lines(lab.paper_ladder());
-        let roles = format_lines(lab.roles_ladder());
+        let rec = lab.recorder();
+        let name = |a| rec.name_of(a);
+        let report = RunReport {
+            full: format_timed(crate::lab::views::timed_ladder_of(&lab.trace, name)),
+            paper: format_timed(crate::lab::views::timed_ladder_view(
+                &lab.trace,
+                name,
+                crate::lab::views::View::Paper,
+            )),
+            roles: format_timed(crate::lab::views::timed_ladder_view(
+                &lab.trace,
+                name,
+                crate::lab::views::View::Roles,
+            )),
+            notes: crate::lab::timed_notes(&lab.trace, name),
+            export: export.and_then(|f| {
+                rec.export_filtered(
+                    f,
+                    &crate::trace::filter::TraceFilter {
+                        ladder_only: true,
+                        ..Default::default()
+                    },
+                )
+            }),
+        };
         lab.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
-        r.map(|_| (ladder, paper, roles))
+        r.map(|_| report)
     }
 
     async fn steps_on(&self, lab: &Lab) -> Result<(), ScenarioError> {
@@ -397,10 +456,17 @@ pub fn ladder_lines(lab: &Lab) -> Vec<String> {
 
 /// Ladder lines in the scenario format (see [`ladder_lines`]).
 pub fn format_lines(lines: Vec<crate::lab::LadderLine>) -> Vec<String> {
+    untimed(format_timed(
+        lines.into_iter().map(|l| (Duration::ZERO, l)).collect(),
+    ))
+}
+
+/// [`format_lines`] keeping each line's time.
+pub fn format_timed(lines: Vec<(Duration, crate::lab::LadderLine)>) -> Vec<(Duration, String)> {
     lines
         .into_iter()
-        .filter(|l| !matches!(l.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA"))
-        .map(|l| {
+        .filter(|(_, l)| !matches!(l.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA"))
+        .map(|(at, l)| {
             let s = &l.summary;
             let summary = if let Some(rest) = s.strip_prefix("SIP/2.0 ") {
                 rest.split_whitespace().next().unwrap_or("").to_string()
@@ -411,9 +477,12 @@ pub fn format_lines(lines: Vec<crate::lab::LadderLine>) -> Vec<String> {
             } else {
                 s.clone()
             };
-            short_msrp(format!("{} -> {} {} {}", l.from, l.to, l.protocol, summary))
+            (
+                at,
+                short_msrp(format!("{} -> {} {} {}", l.from, l.to, l.protocol, summary)),
+            )
         })
-        .filter(|l| !l.ends_with(" SIP 100"))
+        .filter(|(_, l)| !l.ends_with(" SIP 100"))
         .collect()
 }
 
@@ -471,18 +540,45 @@ pub fn diff(expected: &[String], got: &[String]) -> Option<String> {
 }
 
 fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
-    // fixed: (text, is_barrier, floats listed before it); floats: (text, fixed lines before it).
-    let mut fixed: Vec<(String, bool, usize)> = Vec::new();
-    let mut floats: Vec<(String, usize)> = Vec::new();
-    for l in expected {
+    lane_walk(expected, got).1
+}
+
+/// Which line of `expected` each line of `got` matched (its index in `expected`, markers
+/// included), by the rules of [`diff`]; `None` for a line that matched nothing (from the
+/// first difference on). `lab run` prints each line's marker (`~`, `!`) and figure step.
+pub fn align(expected: &[String], got: &[String]) -> Vec<Option<usize>> {
+    if expected
+        .iter()
+        .any(|l| l.starts_with("~ ") || l.starts_with("! "))
+    {
+        return lane_walk(expected, got).0;
+    }
+    let mut out = Vec::with_capacity(got.len());
+    let mut same = true;
+    for (i, g) in got.iter().enumerate() {
+        same = same && expected.get(i) == Some(g);
+        out.push(same.then_some(i));
+    }
+    out
+}
+
+/// The lane matcher behind [`diff`] and [`align`]: each got line's expected index, and the
+/// first difference.
+fn lane_walk(expected: &[String], got: &[String]) -> (Vec<Option<usize>>, Option<String>) {
+    // fixed: (text, is_barrier, floats listed before it, index in expected);
+    // floats: (text, fixed lines before it, index in expected).
+    let mut fixed: Vec<(String, bool, usize, usize)> = Vec::new();
+    let mut floats: Vec<(String, usize, usize)> = Vec::new();
+    for (x, l) in expected.iter().enumerate() {
         if let Some(f) = l.strip_prefix("~ ") {
-            floats.push((f.to_string(), fixed.len()));
+            floats.push((f.to_string(), fixed.len(), x));
         } else if let Some(b) = l.strip_prefix("! ") {
-            fixed.push((b.to_string(), true, floats.len()));
+            fixed.push((b.to_string(), true, floats.len(), x));
         } else {
-            fixed.push((l.clone(), false, floats.len()));
+            fixed.push((l.clone(), false, floats.len(), x));
         }
     }
+    let mut at: Vec<Option<usize>> = vec![None; got.len()];
     let mut seen = vec![false; floats.len()];
     let mut i = 0usize;
     for (n, g) in got.iter().enumerate() {
@@ -491,17 +587,20 @@ fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
             (0..floats.len()).find(|&k| !seen[k] && floats[k].1 <= i && *g == floats[k].0)
         {
             seen[k] = true;
+            at[n] = Some(floats[k].2);
             continue;
         }
         match fixed.get(i) {
-            Some((text, barrier, before)) if g == text => {
+            Some((text, barrier, before, x)) if g == text => {
                 if let Some(k) = (0..*before).find(|&k| *barrier && !seen[k]) {
-                    return Some(format!(
+                    let d = format!(
                         "line {}: '{g}' came before '{}' (listed earlier, floating)\n",
                         n + 1,
                         floats[k].0
-                    ));
+                    );
+                    return (at, Some(d));
                 }
+                at[n] = Some(*x);
                 i += 1;
             }
             _ => {
@@ -510,14 +609,15 @@ fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
                     .find(|&k| !seen[k] && floats[k].1 <= i)
                     .map(|k| floats[k].0.as_str())
                     .unwrap_or("(nothing)");
-                return Some(format!(
+                let d = format!(
                     "line {}: got '{g}'\n  expected: '{want_fixed}' (or floating '{want_float}')\n{}",
                     n + 1,
                     got.iter()
                         .enumerate()
                         .map(|(k, l)| format!("{:>4} {l}\n", k + 1))
                         .collect::<String>()
-                ));
+                );
+                return (at, Some(d));
             }
         }
     }
@@ -528,9 +628,12 @@ fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
             .map(|f| f.0.clone())
             .or_else(|| floats.get(j).map(|f| f.0.clone()))
             .unwrap_or_default();
-        return Some(format!("ladder ended early: missing '{missing}'\n"));
+        return (
+            at,
+            Some(format!("ladder ended early: missing '{missing}'\n")),
+        );
     }
-    None
+    (at, None)
 }
 
 fn plain_diff(expected: &[String], got: &[String]) -> Option<String> {
@@ -583,6 +686,25 @@ mod tests {
         // A floating line that never comes is missing.
         let e = diff(&v(&["a", "~ x", "b"]), &v(&["a", "b"])).unwrap();
         assert!(e.contains("missing 'x'"), "{e}");
+    }
+
+    #[test]
+    fn align_gives_each_line_the_expected_line_it_matched() {
+        let want = v(&["a", "~ x", "b", "! c"]);
+        assert_eq!(
+            super::align(&want, &v(&["a", "b", "x", "c"])),
+            [Some(0), Some(2), Some(1), Some(3)]
+        );
+        // From the first difference on, nothing matches.
+        assert_eq!(
+            super::align(&want, &v(&["a", "q", "b"])),
+            [Some(0), None, None]
+        );
+        // Without markers: line by line.
+        assert_eq!(
+            super::align(&v(&["a", "b", "c"]), &v(&["a", "x", "c"])),
+            [Some(0), None, None]
+        );
     }
 
     #[test]

@@ -48,6 +48,38 @@ pub enum View {
     Roles,
 }
 
+/// Every message once, in order, with its recorder time (see [`super::ladder_of`]). An
+/// address with a name of its own keeps it (a node's Diameter connection); others go through
+/// the trace's aliases (outgoing TCP connections), which can be stale once an ephemeral port
+/// was reused.
+pub fn timed_ladder_of(
+    trace: &Trace,
+    name: impl Fn(SocketAddr) -> String,
+) -> Vec<(std::time::Duration, LadderLine)> {
+    let named = |a: SocketAddr, at: std::time::Duration| {
+        let own = name(a);
+        if own != a.to_string() {
+            own
+        } else {
+            name(trace.resolve_at(a, at))
+        }
+    };
+    crate::trace::export::wire_events(trace)
+        .iter()
+        .map(|e| {
+            (
+                e.at,
+                LadderLine {
+                    from: named(e.src(), e.at),
+                    to: named(e.dst(), e.at),
+                    protocol: e.protocol.label().to_string(),
+                    summary: e.summary.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
 /// The ladder in the paper's terms. `name` names a socket address as [`super::ladder_of`] does.
 pub fn paper_ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<LadderLine> {
     ladder_view(trace, name, View::Paper)
@@ -115,6 +147,8 @@ pub fn timed_ladder_view(
     };
     // Request sides by (top Via branch), for their responses.
     let mut by_branch: HashMap<String, (SideOf, SideOf)> = HashMap::new();
+    // Branches of requests without a session case (registration), for their responses.
+    let mut no_case: std::collections::HashSet<String> = Default::default();
     let mut out = Vec::new();
     for e in &events {
         let (from, to) = (named(e.src(), e.at), named(e.dst(), e.at));
@@ -148,6 +182,24 @@ pub fn timed_ladder_view(
         }
         let Ok(msg) = SipMessage::parse(&e.bytes) else {
             continue;
+        };
+        let top_branch = |h: &crate::sip::Headers| {
+            h.first_value("Via")
+                .and_then(|v| crate::sip::Via::parse(v).ok())
+                .and_then(|v| v.branch().map(str::to_string))
+        };
+        // TS 24.229 §5.4.1 vs §5.4.3: registration (REGISTER, the third-party REGISTER, the
+        // reg-event SUBSCRIBE and NOTIFY) has no session case; only other requests are
+        // originating or terminating, so the roles view labels only those.
+        let caseless = match &msg {
+            SipMessage::Request(r) => {
+                let c = registration(r);
+                if let (true, Some(b)) = (c, top_branch(&r.headers)) {
+                    no_case.insert(b);
+                }
+                c
+            }
+            SipMessage::Response(r) => top_branch(&r.headers).is_some_and(|b| no_case.contains(&b)),
         };
         let (sf, st) = match &msg {
             SipMessage::Request(r) => {
@@ -245,8 +297,17 @@ pub fn timed_ladder_view(
                 }
             ),
         };
-        let f = if cscf(&from) { role(from, sf) } else { from };
-        let t = if cscf(&to) { role(to, st) } else { to };
+        let plain = view == View::Roles && caseless;
+        let f = if cscf(&from) && !plain {
+            role(from, sf)
+        } else {
+            from
+        };
+        let t = if cscf(&to) && !plain {
+            role(to, st)
+        } else {
+            to
+        };
         if f == t {
             continue;
         }
@@ -261,4 +322,96 @@ pub fn timed_ladder_view(
         ));
     }
     out
+}
+
+/// A registration request: REGISTER (also the S-CSCF's third-party REGISTER to an AS,
+/// TS 24.229 §5.4.1.7) or the reg event package's SUBSCRIBE / NOTIFY (RFC 3680).
+fn registration(r: &crate::sip::Request) -> bool {
+    match r.method {
+        crate::sip::Method::Register => true,
+        crate::sip::Method::Subscribe | crate::sip::Method::Notify => r
+            .headers
+            .get("Event")
+            .is_some_and(|e| e.split(';').next().is_some_and(|p| p.trim() == "reg")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Direction;
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn name(a: SocketAddr) -> String {
+        match a.port() {
+            5060 => "P-CSCF",
+            5070 => "I-CSCF",
+            5080 => "S-CSCF",
+            1 => "UE alice",
+            _ => "?",
+        }
+        .to_string()
+    }
+
+    fn req(method: &str, branch: &str, extra: &str) -> String {
+        format!(
+            "{method} sip:bob@ims.lab SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK{branch}\r\n\
+             From: <sip:alice@ims.lab>;tag=1\r\nTo: <sip:bob@ims.lab>\r\nCall-ID: {branch}\r\n\
+             CSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn ok(method: &str, branch: &str) -> String {
+        format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK{branch}\r\n\
+             From: <sip:alice@ims.lab>;tag=1\r\nTo: <sip:bob@ims.lab>;tag=2\r\nCall-ID: {branch}\r\n\
+             CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn send(t: &Trace, from: u16, to: u16, text: &str) {
+        let first = crate::trace::first_line(text.as_bytes());
+        t.record(
+            Direction::Sent,
+            Protocol::SipUdp,
+            at(from),
+            at(to),
+            text.as_bytes(),
+            || first,
+        );
+    }
+
+    #[test]
+    fn the_roles_view_gives_registration_no_session_case() {
+        let t = Trace::enabled();
+        send(&t, 1, 5060, &req("REGISTER", "r1", ""));
+        send(&t, 5060, 5070, &req("REGISTER", "r1", ""));
+        send(&t, 5070, 5060, &ok("REGISTER", "r1"));
+        send(&t, 5060, 5080, &req("SUBSCRIBE", "s1", "Event: reg\r\n"));
+        send(&t, 5080, 5060, &ok("SUBSCRIBE", "s1"));
+        send(&t, 1, 5060, &req("MESSAGE", "m1", ""));
+        send(&t, 5060, 5080, &req("MESSAGE", "m1", ""));
+        send(&t, 5080, 5060, &ok("MESSAGE", "m1"));
+        let lines: Vec<String> = ladder_view(&t, name, View::Roles)
+            .iter()
+            .map(|l| format!("{} -> {} {}", l.from, l.to, l.summary))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "UE alice -> P-CSCF REGISTER sip:bob@ims.lab SIP/2.0",
+                "P-CSCF -> I-CSCF REGISTER sip:bob@ims.lab SIP/2.0",
+                "I-CSCF -> P-CSCF SIP/2.0 200 OK",
+                "P-CSCF -> S-CSCF SUBSCRIBE sip:bob@ims.lab SIP/2.0",
+                "S-CSCF -> P-CSCF SIP/2.0 200 OK",
+                "UE alice -> P-CSCF orig MESSAGE sip:bob@ims.lab SIP/2.0",
+                "P-CSCF orig -> S-CSCF orig MESSAGE sip:bob@ims.lab SIP/2.0",
+                "S-CSCF orig -> P-CSCF orig SIP/2.0 200 OK",
+            ]
+        );
+    }
 }

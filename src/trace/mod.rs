@@ -9,6 +9,7 @@
 //! one, with or without the ring: a trace with neither costs one branch per message.
 
 pub mod export;
+pub mod filter;
 pub mod hep;
 pub mod redact;
 
@@ -152,6 +153,9 @@ struct Inner {
     /// Ephemeral address -> (since when, node address): a port is reused by later connections
     /// of other nodes, so an alias holds from when it was made.
     aliases: Mutex<std::collections::HashMap<SocketAddr, Vec<(Duration, SocketAddr)>>>,
+    /// Names the nodes give the far ends they learn about (an MSRP relay names the connection
+    /// a user bound their leg from): the last resort of a ladder's address book.
+    peer_names: Mutex<std::collections::HashMap<SocketAddr, String>>,
 }
 
 impl Trace {
@@ -185,6 +189,7 @@ impl Trace {
                 notes: Mutex::new(std::collections::VecDeque::new()),
                 recorders: std::sync::RwLock::new(std::collections::HashSet::new()),
                 aliases: Mutex::new(std::collections::HashMap::new()),
+                peer_names: Mutex::new(std::collections::HashMap::new()),
             })),
         }
     }
@@ -395,10 +400,12 @@ impl Trace {
         }
     }
 
-    /// Forgets everything recorded so far.
-    pub fn clear(&self) {
+    /// Forgets everything recorded so far; returns how many messages it dropped.
+    pub fn clear(&self) -> usize {
+        let mut n = 0;
         if let Some(inner) = &self.inner {
             if let Ok(mut r) = inner.events.lock() {
+                n = r.events.len();
                 r.events.clear();
                 r.bytes = 0;
             }
@@ -406,6 +413,34 @@ impl Trace {
                 v.clear();
             }
         }
+        n
+    }
+
+    /// The recorder's time now (messages carry the time they were recorded at).
+    pub fn elapsed(&self) -> Duration {
+        self.inner
+            .as_ref()
+            .map(|i| i.start.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Names a far end a node learnt about (`UE alice` for the connection alice bound her
+    /// MSRP leg from). Ladders use it for addresses that have no name and no alias.
+    pub fn name_peer(&self, addr: SocketAddr, name: &str) {
+        if let Some(inner) = &self.inner {
+            if let Ok(mut n) = inner.peer_names.lock() {
+                if n.len() >= MAX_ALIASES && !n.contains_key(&addr) {
+                    n.clear();
+                }
+                n.insert(addr, name.to_string());
+            }
+        }
+    }
+
+    /// The name a node gave a far end ([`Trace::name_peer`]).
+    pub fn peer_name(&self, addr: SocketAddr) -> Option<String> {
+        let inner = self.inner.as_ref()?;
+        inner.peer_names.lock().ok()?.get(&addr).cloned()
     }
 }
 
