@@ -21,7 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "rcslab",
     version,
-    about = "A complete IMS/RCS network in one binary"
+    about = "A complete IMS/RCS network in one binary",
+    after_help = "Examples:\n  rcslab up --trace                          # the lab, every message printed\n  rcslab ue --user bob listen                # an RCS client (another terminal)\n  rcslab ue --user alice send bob \"Hello?\"\n  rcslab status                              # who is registered, what is stored\n  rcslab lab run 06 --format html --out 06.html\n\nREADME.md walks through each command."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,7 +41,10 @@ pub(crate) struct Common {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start every node and run until Ctrl-C.
+    /// Start every node and run until Ctrl-C (or SIGTERM, or its standard output closing).
+    #[command(
+        after_help = "Examples:\n  rcslab up\n  rcslab up --trace --data-dir /tmp/lab\n  rcslab up --config lab.toml --hep 127.0.0.1:9060   # with `sngrep -L udp:127.0.0.1:9060`"
+    )]
     Up {
         #[command(flatten)]
         common: Common,
@@ -53,11 +57,17 @@ enum Cmd {
         hep: Option<std::net::SocketAddr>,
     },
     /// Teaching labs (`labs/*.toml`): list them, run one, or check them all.
+    #[command(
+        after_help = "Examples:\n  rcslab lab list\n  rcslab lab run 06                          # numbered, timed, with the nodes' notes\n  rcslab lab run 06 --format html --out 06.html\n  rcslab lab check"
+    )]
     Lab {
         #[command(subcommand)]
         cmd: LabCmd,
     },
     /// What a running `rcslab up --trace` recorded.
+    #[command(
+        after_help = "Examples:\n  rcslab trace export --format html --out lab.html\n  rcslab trace export --user alice --since 60\n  rcslab trace export --format pcap --out lab.pcap\n  rcslab trace clear"
+    )]
     Trace {
         #[command(subcommand)]
         cmd: TraceCmd,
@@ -66,6 +76,9 @@ enum Cmd {
     },
     /// What a running lab holds: registrations, sessions, stored messages, Diameter peers,
     /// queues (exit code 1 when no lab answers for the data dir).
+    #[command(
+        after_help = "Examples:\n  rcslab status\n  rcslab status --json --data-dir /tmp/lab"
+    )]
     Status {
         /// Print the JSON of the admin API's `GET /status` as it comes.
         #[arg(long)]
@@ -74,6 +87,9 @@ enum Cmd {
         common: Common,
     },
     /// An RCS client against a running lab: interactive chat, or `send` / `listen` for scripts.
+    #[command(
+        after_help = "Examples:\n  rcslab ue --user bob listen\n  rcslab ue --user alice send sip:bob@ims.lab \"Hello?\"   # delivered | stored | failed: ...\n  rcslab ue --user u1 --password pw1 --local-port 5099   # interactive, a CLI-added user"
+    )]
     Ue {
         #[command(flatten)]
         args: cli::ue::UeArgs,
@@ -81,16 +97,25 @@ enum Cmd {
         cmd: Option<cli::ue::UeCmd>,
     },
     /// Reproduces the paper's evaluation from real flows.
+    #[command(
+        after_help = "Example:\n  rcslab eval webrsf --rcs 100 --web 100 --chats 25 --later 2 --seed 7"
+    )]
     Eval {
         #[command(subcommand)]
         cmd: EvalCmd,
     },
     /// Benchmarks on an in-process lab.
+    #[command(
+        after_help = "Examples:\n  rcslab bench chat --pairs 50 --messages 400\n  rcslab bench webrsf --users 100 --channels 10000"
+    )]
     Bench {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
     /// Manage the HSS's subscribers (works with or without a running lab).
+    #[command(
+        after_help = "Examples:\n  rcslab subscriber add sip:u1@ims.lab --password pw1\n  rcslab subscriber import users.csv         # sipp's injection file, or IMPU;PASSWORD lines\n  rcslab subscriber show u1@ims.lab          # TOML\n  rcslab subscriber ifc u1@ims.lab --set my-ifc.toml"
+    )]
     Subscriber {
         #[command(subcommand)]
         cmd: cli::subscriber::SubCmd,
@@ -773,5 +798,59 @@ async fn lab_cmd(cmd: LabCmd) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Words of an example line as a shell would split them (double quotes only), without
+    /// its `# comment`.
+    fn words(line: &str) -> Vec<String> {
+        let line = line.split(" #").next().unwrap_or("");
+        let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                }
+                _ => cur.push(c),
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+
+    #[test]
+    fn every_help_example_parses() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut helps = vec![cmd.get_after_help().map(|h| h.to_string())];
+        helps.extend(
+            cmd.get_subcommands()
+                .map(|s| s.get_after_help().map(|h| h.to_string())),
+        );
+        let mut n = 0;
+        for help in helps.into_iter().flatten() {
+            for line in help
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("rcslab "))
+            {
+                let args = words(line);
+                if let Err(e) = Cli::try_parse_from(&args) {
+                    panic!("`{line}` does not parse: {e}");
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 20, "only {n} examples");
     }
 }
