@@ -17,6 +17,7 @@ mod hep;
 mod hss_push;
 mod http_limits;
 mod kamailio;
+mod kamailio_pcscf;
 mod msrp_limits;
 mod overload;
 mod peers;
