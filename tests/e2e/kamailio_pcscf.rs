@@ -5,8 +5,8 @@
 //! tests/e2e/kamailio.rs's 127.0.0.2-5), the sipp UEs on 127.0.0.7:47290-47292; the process
 //! group is killed when the test ends or fails, and Kamailio's log is printed with any failed
 //! assertion. The lab's recorder sees every leg that touches its nodes: Kamailio's REGISTERs
-//! at the I-CSCF, the 401 and 200 back, and the MESSAGE legs Kamailio -> S-CSCF -> I-CSCF ->
-//! S-CSCF -> Kamailio.
+//! at the I-CSCF, the 401 and 200 back, the MESSAGE legs Kamailio -> S-CSCF -> I-CSCF ->
+//! S-CSCF -> Kamailio, and a call's INVITE/ACK/BYE the same way.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -156,8 +156,8 @@ fn csv(dir: &Path, user: &str, peer: &str) -> PathBuf {
     f
 }
 
-/// The first message of the recorder whose summary starts with `summary`, received by a lab
-/// node from `from` (or sent by one to `from` when `sent`), as text.
+/// The first recorded message whose summary starts with `summary`, received by a lab node
+/// from `peer` (or, when `sent`, sent by one to `peer`), as text.
 fn message(lab: &rcslab::Lab, peer: SocketAddr, sent: bool, summary: &str) -> String {
     let dir = if sent {
         rcslab::trace::Direction::Sent
@@ -367,7 +367,63 @@ async fn kamailio_pcscf_registers_sipp_users_with_digest_and_routes_a_message_be
         "{term}"
     );
 
-    // 4. carol never registered: Kamailio's registrar refuses her MESSAGE (403) and nothing
+    // 4. A call the same way (beyond MESSAGE): INVITE -> 180 -> 200, then ACK and BYE along
+    // the route set both P-CSCFs' and the S-CSCF's Record-Routes made (the I-CSCF stays out).
+    let uas = root.join("tests/sipp/uas_message_call.xml");
+    let uas_dir = kdir.join("uas-call");
+    std::fs::create_dir_all(&uas_dir).unwrap();
+    let bob_uas = tokio::spawn(async move { sipp(&uas_dir, None, &uas, BOB_PORT, None).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab.trace.clear();
+    let uac_call = root.join("tests/sipp/uac_call.xml");
+    let (code, screen) = sipp(kdir, Some(&remote), &uac_call, ALICE_PORT, Some(&alice_csv)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "alice's call through Kamailio:\n{screen}\n{}",
+        logs()
+    );
+    let (code, screen) = bob_uas.await.unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "bob's sipp took the call:\n{screen}\n{}",
+        logs()
+    );
+    let f = flow(&lab);
+    for l in [
+        "Kamailio P-CSCF -> S-CSCF SIP INVITE",
+        "S-CSCF -> I-CSCF SIP INVITE",
+        "I-CSCF -> HSS Diameter LIR",
+        "I-CSCF -> S-CSCF SIP INVITE",
+        "S-CSCF -> Kamailio P-CSCF SIP INVITE",
+        "Kamailio P-CSCF -> S-CSCF SIP 180",
+        "S-CSCF -> Kamailio P-CSCF SIP 180",
+        "Kamailio P-CSCF -> S-CSCF SIP 200",
+        "S-CSCF -> Kamailio P-CSCF SIP 200",
+        "Kamailio P-CSCF -> S-CSCF SIP ACK",
+        "S-CSCF -> Kamailio P-CSCF SIP ACK",
+        "Kamailio P-CSCF -> S-CSCF SIP BYE",
+        "S-CSCF -> Kamailio P-CSCF SIP BYE",
+    ] {
+        assert!(
+            f.contains(&l.to_string()),
+            "missing {l}: {f:#?}\n{}",
+            logs()
+        );
+    }
+    assert!(
+        !f.iter()
+            .any(|l| l.contains("I-CSCF") && (l.contains("ACK") || l.contains("BYE"))),
+        "in-dialog requests bypass the I-CSCF: {f:#?}"
+    );
+    let invite = message(&lab, pcscf, false, "INVITE");
+    assert!(
+        header(&invite, "Record-Route").is_some_and(|r| r.contains(&pcscf.to_string())),
+        "Kamailio record-routes the INVITE: {invite}"
+    );
+
+    // 5. carol never registered: Kamailio's registrar refuses her MESSAGE (403) and nothing
     // reaches the lab.
     let refused = kdir.join("uac_message_403.xml");
     std::fs::write(
