@@ -447,6 +447,37 @@ async fn kamailio_pcscf_registers_sipp_users_with_digest_and_routes_a_message_be
         Vec::<String>::new(),
         "nothing for carol reached the lab"
     );
+    // Nor can she pass for the core: a request with Kamailio's Path entry as Route from a UE
+    // address gets 403 too (only CORE_IP may send terminating requests).
+    let spoofed = kdir.join("uac_message_term_403.xml");
+    std::fs::write(
+        &spoofed,
+        std::fs::read_to_string(&refused).unwrap().replace(
+            "      Max-Forwards: 70\n",
+            &format!("      Max-Forwards: 70\n      Route: <sip:term@{pcscf};lr>\n"),
+        ),
+    )
+    .unwrap();
+    let (code, screen) = sipp(kdir, Some(&remote), &spoofed, CAROL_PORT, Some(&carol_csv)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "a UE's request with Route sip:term@ gets 403 from Kamailio:\n{screen}\n{}",
+        logs()
+    );
+    assert_eq!(flow(&lab), Vec::<String>::new(), "nothing reached the lab");
+    assert!(
+        std::fs::read_to_string(&spoofed)
+            .unwrap()
+            .contains(&format!("Route: <sip:term@{pcscf};lr>")),
+        "the spoofed scenario carries the Route"
+    );
+    assert!(
+        k.log()
+            .contains(&format!("P-CSCF: terminating request from {UE_IP} refused")),
+        "refused as a terminating request, not as an unregistered UE's:\n{}",
+        logs()
+    );
     lab.shutdown().await;
     drop(k);
 }
