@@ -4,6 +4,7 @@
 //!
 //! | message                          | core                                   |
 //! |----------------------------------|----------------------------------------|
+//! | REGISTER: answer, 401 or go on    | [`register`]                           |
 //! | REGISTER: 401 / 403 / MAR        | [`auth`] (Digest, AKA, decoys, blocks) |
 //! | REGISTER: 200 / 423 / expiry     | [`registrar`]                          |
 //! | initial requests through ASes    | [`ifc_chain`] (odi, default handling)  |
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod ifc_chain;
 pub mod notify;
 pub mod push;
+pub mod register;
 pub mod registrar;
 mod routing;
 pub mod third_party;
@@ -39,12 +41,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use self::auth::{AuthOutcome, Authenticator, ChallengeError, AUTH_FAILED};
+use self::auth::{Authenticator, ChallengeError, AUTH_FAILED};
 use self::ifc_chain::AsContexts;
-use self::registrar::{RegistrarCore, RegistrarError};
+use self::register::RegisterStep;
+use self::registrar::RegistrarCore;
 use super::regevent::{ContactEvent, RegSubTable};
-use super::{authorization_username, forward_ack, forward_stray_response};
-use crate::auth::digest::Credentials;
+use super::{forward_ack, forward_stray_response};
 use crate::config::Registrar;
 use crate::diameter::client::DiameterClient;
 use crate::diameter::codec::DiameterError;
@@ -55,7 +57,7 @@ use crate::diameter::cx::{
 use crate::profile::ImsSubscription;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
-use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response, Transport};
+use crate::sip::{Endpoint, IncomingRequest, Method, Request, Response, Transport};
 
 pub use self::push::{CxClientHandler, ScscfCx};
 pub use self::registrar::{Binding, Registration};
@@ -346,104 +348,40 @@ impl Scscf {
         format!("{};{};{}", self.origin_host, std::process::id(), n)
     }
 
-    /// TS 24.229 §5.4.1.2: the whole REGISTER procedure; returns the response to send.
+    /// TS 24.229 §5.4.1.2: the whole REGISTER procedure ([`register::on_register`] decides,
+    /// the Cx exchanges happen here); returns the response to send.
     async fn register(&self, req: &Request) -> Response {
-        let Some(impu) = req
-            .headers
-            .get("To")
-            .and_then(|t| NameAddr::parse(t).ok())
-            .map(|na| na.uri.aor())
-        else {
-            return reject(req, 400, Some("Bad Request"), "unparsable To header");
-        };
-        let impi = authorization_username(req)
-            .or_else(|| crate::store::default_impi(&impu).ok())
-            .unwrap_or_else(|| impu.trim_start_matches("sip:").to_string());
-        let source = auth::ue_source(req);
-        let block = lock(&self.auth).blocked(&impi, source, Instant::now());
-        if let Some(d) = block {
-            self.ep.note(|| {
-                format!(
-                    "403: {impi} (from {}) is blocked for {} s after failed authentications",
-                    source.map_or("?".to_string(), |s| s.to_string()),
-                    d.as_secs().max(1)
-                )
-            });
-            return blocked(req, d);
-        }
-        let expires = match registrar::granted_expires(&self.registrar, req) {
-            Ok(e) => e,
-            Err(RegistrarError::IntervalTooBrief { min }) => {
-                let mut r = req.response(423, Some("Interval Too Brief"));
-                r.headers.push("Min-Expires", min.to_string());
-                return r;
+        let step =
+            register::on_register(Instant::now(), req, &self.registrar, &mut lock(&self.auth));
+        match step {
+            RegisterStep::Reply { response, note } => {
+                if let Some(n) = note {
+                    self.ep.note(|| n);
+                }
+                response
             }
-            Err(e @ RegistrarError::BadContact) => {
-                return reject(req, 400, Some("Bad Request"), &e.to_string())
-            }
-        };
-
-        let creds = req.headers.get("Authorization").map(Credentials::parse);
-        let creds = match creds {
-            Some(Ok(c)) => Some(c),
-            Some(Err(e)) => {
-                crate::warn_limited!("scscf.bad_authorization", %impi, error = %e, "unparsable Authorization header; challenging again");
-                None
-            }
-            None => None,
-        };
-        let hint = creds.as_ref().and_then(|c| c.algorithm.clone());
-        let Some(c) = creds
-            .as_ref()
-            .filter(|c| !c.response.is_empty() && !c.nonce.is_empty())
-        else {
-            return self
-                .challenge(req, &impi, &impu, hint.as_deref(), false, None)
-                .await;
-        };
-        let outcome = lock(&self.auth).check(Instant::now(), req, &impi, &impu, c, source);
-        match outcome {
-            AuthOutcome::Ok => {}
-            AuthOutcome::Challenge { stale } => {
-                return self
-                    .challenge(req, &impi, &impu, hint.as_deref(), stale, None)
+            RegisterStep::Challenge {
+                impi,
+                impu,
+                hint,
+                stale,
+                resync,
+            } => {
+                self.challenge(req, &impi, &impu, hint.as_deref(), stale, resync)
                     .await
             }
-            AuthOutcome::Resync { rand, auts } => {
-                let mut authorization = rand.to_vec();
-                authorization.extend_from_slice(&auts);
-                return self
-                    .challenge(
-                        req,
-                        &impi,
-                        &impu,
-                        Some("AKAv1-MD5"),
-                        false,
-                        Some(authorization),
-                    )
-                    .await;
+            RegisterStep::Authenticated {
+                impi,
+                impu,
+                expires,
+                deregister,
+            } => {
+                if deregister {
+                    self.deregister(req, &impi, &impu).await
+                } else {
+                    self.save(req, &impi, &impu, expires).await
+                }
             }
-            AuthOutcome::Reject(why) => {
-                self.ep.note(|| format!("403: {impi}: {why}"));
-                return reject(req, 403, Some("Forbidden"), AUTH_FAILED);
-            }
-            AuthOutcome::Blocked(d) => {
-                self.ep.note(|| {
-                    format!(
-                        "403: {impi} failed again: blocked for {} s (per IMPI and per address)",
-                        d.as_secs().max(1)
-                    )
-                });
-                return blocked(req, d);
-            }
-        }
-
-        // Authenticated.
-        lock(&self.auth).success(&impi);
-        if crate::cscf::is_deregistration(req) {
-            self.deregister(req, &impi, &impu).await
-        } else {
-            self.save(req, &impi, &impu, expires).await
         }
     }
 
