@@ -4,13 +4,16 @@
 //!
 //! | message                          | core                                   |
 //! |----------------------------------|----------------------------------------|
-//! | REGISTER: answer, 401 or go on    | [`register`]                           |
-//! | REGISTER: 401 / 403 / MAR        | [`auth`] (Digest, AKA, decoys, blocks) |
+//! | REGISTER: answer, 401 or go on   | [`register`]                           |
+//! | REGISTER: MAA -> 401, the check  | [`auth`] (Digest, AKA, decoys, blocks) |
 //! | REGISTER: 200 / 423 / expiry     | [`registrar`]                          |
 //! | initial requests through ASes    | [`ifc_chain`] (odi, default handling)  |
 //! | third-party REGISTER to ASes     | [`third_party`]                        |
 //! | RTR / PPR from the HSS           | [`push`]                               |
 //! | SUBSCRIBE / NOTIFY `reg` events  | [`notify`]                             |
+//!
+//! Session routing (`routing.rs`) is driver code: it forwards, forks and waits on the AS
+//! legs, asking [`ifc_chain::AsLeg`] what each answer means.
 //!
 //! A REGISTER without valid credentials gets a Cx Multimedia-Auth-Request (TS 29.229 §6.1.8)
 //! and a 401 carrying a SIP Digest (RFC 2617, qop=auth) or an AKAv1-MD5 (RFC 3310) challenge.
