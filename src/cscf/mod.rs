@@ -88,19 +88,42 @@ pub async fn forward_stray_response(ep: &Endpoint, mut resp: Response) {
     }
 }
 
-/// The Expires a REGISTER asks for: the Contact parameter wins over the header (RFC 3261
-/// §10.2.1.1); `None` when neither is given.
+/// The longest expiry a REGISTER asks for any of its contacts (each Contact's `expires`
+/// parameter, else the Expires header: RFC 3261 §10.3 step 7); `None` when nothing says. So
+/// `Some(0)` means every contact asks to go: a de-registration.
 pub fn requested_expires(req: &Request) -> Option<u32> {
-    for c in req.headers.values("Contact") {
-        if let Ok(na) = crate::sip::NameAddr::parse(c) {
-            if let Some(v) = na.params.value("expires") {
-                return v.trim().parse().ok();
-            }
-        }
+    let header = header_expires(req);
+    let per_contact: Vec<Option<u32>> = req
+        .headers
+        .values("Contact")
+        .iter()
+        .filter(|c| c.trim() != "*")
+        .map(|c| contact_expires(c, header))
+        .collect();
+    if per_contact.is_empty() {
+        return header;
     }
+    per_contact.into_iter().flatten().max()
+}
+
+/// The REGISTER's `Expires` header, if any.
+pub fn header_expires(req: &Request) -> Option<u32> {
     req.headers
         .get("Expires")
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// The expiry one Contact asks for (RFC 3261 §10.3 step 7): its `expires` parameter, else
+/// the request's Expires header (`header`); None when neither says (the registrar's default).
+pub fn contact_expires(contact: &str, header: Option<u32>) -> Option<u32> {
+    crate::sip::NameAddr::parse(contact)
+        .ok()
+        .and_then(|na| {
+            na.params
+                .value("expires")
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .or(header)
 }
 
 /// True for a REGISTER that removes bindings (`Expires: 0`, or `Contact: *`).

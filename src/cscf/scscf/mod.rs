@@ -555,8 +555,7 @@ impl Scscf {
             }
             None => None,
         };
-        let saved =
-            lock(&self.regs).save(Instant::now(), req, impi, impu, expires, existing, profile);
+        let saved = lock(&self.regs).save(Instant::now(), req, impi, impu, existing, profile);
         let reg = match saved {
             Ok(reg) => reg,
             Err(e) => return reject(req, 400, Some("Bad Request"), &e.to_string()),

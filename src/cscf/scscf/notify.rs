@@ -300,16 +300,8 @@ mod tests {
     fn registered(now: Instant) -> Registration {
         let mut core = RegistrarCore::new(limits());
         let req = register(&["<sip:alice@10.0.0.1:5062>"], Some(600));
-        core.save(
-            now,
-            &req,
-            "alice@ims.lab",
-            "sip:alice@ims.lab",
-            600,
-            None,
-            None,
-        )
-        .unwrap()
+        core.save(now, &req, "alice@ims.lab", "sip:alice@ims.lab", None, None)
+            .unwrap()
     }
 
     fn subscribe(pai: &str, expires: &str) -> Request {

@@ -186,7 +186,6 @@ mod tests {
             &req,
             "alice@ims.lab",
             "sip:alice@ims.lab",
-            600,
             None,
             None,
         )

@@ -139,7 +139,8 @@ impl RegistrarCore {
 
     /// Registration or re-registration (TS 24.229 §5.4.1.2.2): the set `existing` (as it was
     /// when the SAR went out) with the REGISTER's contacts added or refreshed — each for its
-    /// own `expires` or `expires`, cut to the maximum; a contact with 0 is removed — recorded
+    /// own `expires` parameter, else the Expires header, else the default, cut to the maximum
+    /// (RFC 3261 §10.3 step 7); a contact with 0 is removed — recorded
     /// with the REGISTER's Path, Call-ID and CSeq. `profile` is the SAA's (None keeps the
     /// one held). Stored and returned; a Contact that does not parse stores nothing.
     #[allow(clippy::too_many_arguments)]
@@ -149,7 +150,6 @@ impl RegistrarCore {
         req: &Request,
         impi: &str,
         impu: &str,
-        expires: u32,
         existing: Option<Registration>,
         profile: Option<ImsSubscription>,
     ) -> Result<Registration, RegistrarError> {
@@ -179,11 +179,10 @@ impl RegistrarCore {
             let Ok(mut na) = NameAddr::parse(c) else {
                 return Err(RegistrarError::BadContact);
             };
-            let exp = na
-                .params
-                .value("expires")
-                .and_then(|e| e.trim().parse::<u32>().ok())
-                .unwrap_or(expires);
+            // Each contact its own expiry: its parameter, else the Expires header, else the
+            // default (RFC 3261 §10.3 step 7).
+            let exp = crate::cscf::contact_expires(c, crate::cscf::header_expires(req))
+                .unwrap_or(self.limits.default_expires);
             let exp = exp.min(self.limits.max_expires);
             na.params.remove("expires");
             let uri = na.uri.to_string();
@@ -295,13 +294,23 @@ impl RegistrarCore {
 }
 
 /// The expiry granted to a REGISTER under `limits` ([`RegistrarCore::granted_expires`]).
+/// RFC 3261 §10.3 step 7: any contact asking for a non-zero expiry below the minimum gets
+/// the whole REGISTER a 423 (Interval Too Brief).
 pub fn granted_expires(limits: &Limits, req: &Request) -> Result<u32, RegistrarError> {
-    let expires = crate::cscf::requested_expires(req).unwrap_or(limits.default_expires);
-    if expires != 0 && expires < limits.min_expires {
+    let header = crate::cscf::header_expires(req);
+    let too_brief = |e: u32| e != 0 && e < limits.min_expires;
+    let contacts = req.headers.values("Contact");
+    if header.is_some_and(too_brief)
+        || contacts
+            .iter()
+            .filter_map(|c| crate::cscf::contact_expires(c, header))
+            .any(too_brief)
+    {
         return Err(RegistrarError::IntervalTooBrief {
             min: limits.min_expires,
         });
     }
+    let expires = crate::cscf::requested_expires(req).unwrap_or(limits.default_expires);
     Ok(expires.min(limits.max_expires))
 }
 
@@ -413,9 +422,9 @@ pub(super) mod tests {
     const ALICE: &str = "sip:alice@ims.lab";
 
     fn saved(core: &mut RegistrarCore, now: Instant, req: &Request) -> Registration {
-        let expires = core.granted_expires(req).unwrap();
+        core.granted_expires(req).unwrap();
         let existing = core.get(ALICE).cloned();
-        core.save(now, req, "alice@ims.lab", ALICE, expires, existing, None)
+        core.save(now, req, "alice@ims.lab", ALICE, existing, None)
             .unwrap()
     }
 
@@ -516,9 +525,8 @@ pub(super) mod tests {
         let reg = saved(&mut core, t0, &req);
         let contacts: Vec<&str> = reg.bindings.iter().map(|b| b.contact.as_str()).collect();
         assert_eq!(contacts, vec!["sip:alice@10.0.0.9:5062"]);
-        // As the code stands, the first `expires` parameter of any Contact is the REGISTER's
-        // expiry (`requested_expires`), and a Contact without one gets that value rather
-        // than the Expires header (RFC 3261 §10.2.1.1 would give it 600).
+        // A Contact without a parameter gets the Expires header (RFC 3261 §10.3 step 7), not
+        // another Contact's parameter: this REGISTER keeps one binding and drops the other.
         let req = register(
             &[
                 "<sip:alice@10.0.0.9:5062>",
@@ -526,8 +534,27 @@ pub(super) mod tests {
             ],
             Some(600),
         );
-        assert_eq!(core.granted_expires(&req), Ok(0));
-        assert!(saved(&mut core, t0, &req).bindings.is_empty());
+        assert_eq!(core.granted_expires(&req), Ok(600));
+        assert!(!crate::cscf::is_deregistration(&req));
+        let reg = saved(&mut core, t0, &req);
+        let kept: Vec<(&str, Instant)> = reg
+            .bindings
+            .iter()
+            .map(|b| (b.contact.as_str(), b.expires_at))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![("sip:alice@10.0.0.9:5062", t0 + Duration::from_secs(600))]
+        );
+        // Every contact asking 0 is a de-registration.
+        let req = register(
+            &[
+                "<sip:alice@10.0.0.9:5062>;expires=0",
+                "<sip:alice@10.0.0.1:5062>",
+            ],
+            Some(0),
+        );
+        assert!(crate::cscf::is_deregistration(&req));
     }
 
     #[test]
@@ -553,16 +580,8 @@ pub(super) mod tests {
         let mut core = RegistrarCore::new(limits());
         let req = register(&["<not a uri"], Some(600));
         assert_eq!(
-            core.save(
-                Instant::now(),
-                &req,
-                "alice@ims.lab",
-                ALICE,
-                600,
-                None,
-                None
-            )
-            .unwrap_err(),
+            core.save(Instant::now(), &req, "alice@ims.lab", ALICE, None, None)
+                .unwrap_err(),
             RegistrarError::BadContact
         );
         assert_eq!(core.len(), 0);
