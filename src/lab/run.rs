@@ -139,7 +139,16 @@ pub async fn start(
     data_dir: &Path,
     opts: LabOptions,
 ) -> Result<RunningNode, LabError> {
-    let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), None);
+    // `[trace] hep` (or `opts.hep`): this node's messages go live to the HEP collector, named.
+    let hep = opts.hep.or_else(|| config.trace.hep_target());
+    let (tap, hep_queue) = match hep {
+        Some(_) => {
+            let (t, q) = crate::trace::hep::HepTap::channel();
+            (Some(t), Some(q))
+        }
+        None => (None, None),
+    };
+    let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), tap);
     let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
     let (shutdown, shut_rx) = watch::channel(false);
     let metrics = Arc::new(crate::metrics::Metrics::new());
@@ -147,6 +156,14 @@ pub async fn start(
         trace: trace.clone(),
         names: Arc::new(Mutex::new(Default::default())),
     };
+    if let (Some(target), Some(queue)) = (hep, hep_queue) {
+        tokio::spawn(crate::trace::hep::run_sender(
+            queue,
+            target,
+            recorder.hep_namer(),
+            shut_rx.clone(),
+        ));
+    }
     let n = config.nodes.clone();
     recorder.name_all(
         &LabAddrs {
