@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::store::{ImStore, StoredMessage};
-use crate::http_server::{HttpLimits, TimedBody};
+use crate::http_server::HttpLimits;
 
 /// The token's file in T-IM's data directory.
 pub const TOKEN_FILE: &str = "history.token";
@@ -117,7 +117,7 @@ fn error(status: StatusCode, error: &str, detail: &str) -> Response<Full<Bytes>>
     )
 }
 
-fn param(req: &Request<TimedBody>, name: &str) -> Option<String> {
+fn param<B>(req: &Request<B>, name: &str) -> Option<String> {
     req.uri().query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then(|| crate::hss::admin::percent_decode(v))
@@ -133,7 +133,7 @@ enum Refusal {
     NotFound,
 }
 
-fn number(req: &Request<TimedBody>, name: &str) -> Result<Option<u64>, Refusal> {
+fn number<B>(req: &Request<B>, name: &str) -> Result<Option<u64>, Refusal> {
     match param(req, name) {
         None => Ok(None),
         Some(v) => v
@@ -144,7 +144,7 @@ fn number(req: &Request<TimedBody>, name: &str) -> Result<Option<u64>, Refusal> 
 }
 
 /// One request: the token first, then the read.
-fn answer(store: &ImStore, token: &str, req: &Request<TimedBody>) -> Response<Full<Bytes>> {
+fn answer<B>(store: &ImStore, token: &str, req: &Request<B>) -> Response<Full<Bytes>> {
     let presented = req
         .headers()
         .get("authorization")
@@ -173,7 +173,7 @@ fn answer(store: &ImStore, token: &str, req: &Request<TimedBody>) -> Response<Fu
 }
 
 /// `GET /history` or `GET /conversations`.
-fn read(store: &ImStore, req: &Request<TimedBody>) -> Result<Response<Full<Bytes>>, Refusal> {
+fn read<B>(store: &ImStore, req: &Request<B>) -> Result<Response<Full<Bytes>>, Refusal> {
     let limit = number(req, "limit")?
         .unwrap_or(100)
         .clamp(1, MAX_ITEMS as u64) as usize;
@@ -313,5 +313,81 @@ impl HistoryClient {
         let e = crate::hss::admin::percent_encode;
         self.get(format!("/conversations?user={}&limit={limit}", e(user)))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn message(from: &str, to: &str, id: &str) -> StoredMessage {
+        StoredMessage {
+            seq: 0,
+            from: from.into(),
+            to: to.into(),
+            message_id: id.into(),
+            cpim_b64: String::new(),
+            stored_at_ms: 0,
+            contribution_id: String::new(),
+            conversation_id: String::new(),
+            status: "sent".into(),
+        }
+    }
+
+    async fn get(store: &ImStore, auth: Option<&str>, uri: &str) -> (u16, serde_json::Value) {
+        let mut b = Request::get(uri);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        let r = answer(store, "t0ken", &b.body(()).unwrap());
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn only_the_token_holder_reads_history_and_conversations() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = ImStore::open(&db, crate::store::GroupCommit::new(&db)).unwrap();
+        for id in ["m1", "m2", "m3"] {
+            store.put(message("sip:a@x", "sip:b@x", id), false).unwrap();
+        }
+        let q = "/history?a=sip%3Aa%40x&b=sip:b@x";
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("t0ken"),
+            Some("Basic t0ken"),
+        ] {
+            let (s, v) = get(&store, auth, q).await;
+            assert_eq!(s, 401, "{auth:?}");
+            assert!(!v.to_string().contains("m1"), "{v}");
+        }
+        let ok = Some("Bearer t0ken");
+        let (s, v) = get(&store, ok, q).await;
+        assert_eq!(s, 200);
+        let ids: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["m1", "m2", "m3"]);
+        let first = v[0]["seq"].as_u64().unwrap();
+        let (_, after) = get(&store, ok, &format!("{q}&after={first}&limit=1")).await;
+        assert_eq!(after[0]["message_id"], "m2");
+        assert_eq!(after.as_array().unwrap().len(), 1);
+        let (_, tail) = get(&store, ok, &format!("{q}&last=1")).await;
+        assert_eq!(tail[0]["message_id"], "m3");
+        let (s, c) = get(&store, ok, "/conversations?user=sip:b@x").await;
+        assert_eq!(s, 200);
+        assert_eq!(c[0]["peer"], "sip:a@x");
+        assert_eq!(c[0]["last"]["message_id"], "m3");
+        let (s, e) = get(&store, ok, &format!("{q}&after=x")).await;
+        assert_eq!((s, e["error"].as_str()), (400, Some("bad parameter")));
+        assert_eq!(get(&store, ok, "/history?a=sip:a@x").await.0, 400);
+        assert_eq!(get(&store, ok, "/subscribers").await.0, 404);
     }
 }

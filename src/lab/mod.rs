@@ -251,20 +251,18 @@ impl Lab {
         let tim_http_at = n.tim_http.unwrap_or_else(|| SocketAddr::new(n.tim.ip(), 0));
         let (tim_http_l, tim_http) = nodes::bind_tcp("T-IM history", tim_http_at).await?;
         let (web_listener, web_addr) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
-        let bind = nodes::Ctx::new(
+        let mut ctx = nodes::Ctx::new(
             &config,
             recorder.clone(),
             metrics.clone(),
             shut_rx.clone(),
             timers,
-            n.oim,
-            n.tim,
         );
-        let (scscf_ep, scscf_rx) = bind.bind_sip("S-CSCF", n.scscf).await?;
-        let (oim_ep, oim_rx) = bind.bind_sip("O-IM", n.oim).await?;
-        let (tim_ep, tim_rx) = bind.bind_sip("T-IM", n.tim).await?;
-        let (icscf_ep, icscf_rx) = bind.bind_sip("I-CSCF", n.icscf).await?;
-        let (pcscf_ep, pcscf_rx) = bind.bind_sip("P-CSCF", n.pcscf).await?;
+        let (scscf_ep, scscf_rx) = ctx.bind_sip("S-CSCF", n.scscf).await?;
+        let (oim_ep, oim_rx) = ctx.bind_sip("O-IM", n.oim).await?;
+        let (tim_ep, tim_rx) = ctx.bind_sip("T-IM", n.tim).await?;
+        let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
+        let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
         let peers = nodes::Peers {
             pcscf: pcscf_ep.local_addr(),
             icscf: icscf_ep.local_addr(),
@@ -275,15 +273,7 @@ impl Lab {
             tim_http,
         };
         // The application servers by name, at their bound addresses (what SRV would give).
-        let ctx = nodes::Ctx::new(
-            &config,
-            recorder.clone(),
-            metrics.clone(),
-            shut_rx.clone(),
-            timers,
-            peers.oim,
-            peers.tim,
-        );
+        ctx.set_services(peers.oim, peers.tim);
         let endpoints = vec![
             ("P-CSCF", pcscf_ep.clone()),
             ("I-CSCF", icscf_ep.clone()),
@@ -318,7 +308,7 @@ impl Lab {
             &peers,
             HistoryClient::new(tim_http, HistoryToken::Given(history_token)),
         )?;
-        drop((ctx, bind));
+        drop(ctx);
 
         let addrs = LabAddrs {
             pcscf: peers.pcscf,

@@ -76,16 +76,15 @@ impl Peers {
 }
 
 impl<'a> Ctx<'a> {
-    /// The shared parts for `config` (the recorder's trace records for every node); the resolver names the application servers at `oim` and
-    /// `tim` (what SRV records would give).
+    /// The shared parts for `config` (the recorder's trace records for every node); the
+    /// resolver names the application servers `oim.DOMAIN` / `tim.DOMAIN` at their `[nodes]`
+    /// addresses (what SRV records would give; see [`Ctx::set_services`]).
     pub fn new(
         config: &'a LabConfig,
         recorder: Recorder,
         metrics: Arc<Metrics>,
         shut: watch::Receiver<bool>,
         timers: TimerConfig,
-        oim: SocketAddr,
-        tim: SocketAddr,
     ) -> Ctx<'a> {
         let domain = config.lab.domain.clone();
         let n = &config.nodes;
@@ -99,15 +98,7 @@ impl<'a> Ctx<'a> {
         ]
         .into_iter()
         .collect();
-        let resolver = Resolver::new(hosts).with_services(
-            [
-                (format!("oim.{domain}"), oim),
-                (format!("tim.{domain}"), tim),
-            ]
-            .into_iter()
-            .collect(),
-        );
-        Ctx {
+        let mut ctx = Ctx {
             mw: Transport::parse(&config.lab.mw_transport).unwrap_or(Transport::Tcp),
             config,
             trace: recorder.trace.clone(),
@@ -116,8 +107,21 @@ impl<'a> Ctx<'a> {
             shut,
             timers,
             domain,
-            resolver,
-        }
+            resolver: Resolver::new(hosts),
+        };
+        ctx.set_services(n.oim, n.tim);
+        ctx
+    }
+
+    /// Names the application servers at `oim` and `tim` (`rcslab up` with ports 0: their
+    /// bound addresses).
+    pub fn set_services(&mut self, oim: SocketAddr, tim: SocketAddr) {
+        let d = &self.domain;
+        self.resolver = self.resolver.clone().with_services(
+            [(format!("oim.{d}"), oim), (format!("tim.{d}"), tim)]
+                .into_iter()
+                .collect(),
+        );
     }
 
     /// Binds a node's SIP endpoint (UDP and TCP) on `addr`.

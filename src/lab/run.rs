@@ -180,15 +180,7 @@ pub async fn start(
         },
         Some(n.tim_http_or_default()),
     );
-    let ctx = Ctx::new(
-        config,
-        recorder.clone(),
-        metrics,
-        shut_rx,
-        timers,
-        n.oim,
-        n.tim,
-    );
+    let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
     let mut peers = Peers::from_config(config);
     if let Some(h) = config.diameter.hss_address {
         peers.hss = h;
