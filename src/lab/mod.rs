@@ -140,6 +140,8 @@ pub struct LabAddrs {
     pub tim_msrp: SocketAddr,
     /// WebRSF HTTP.
     pub webrsf: SocketAddr,
+    /// T-IM's history endpoint (HTTP, [`crate::im::history_api`]), which WebRSF reads.
+    pub tim_http: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -321,8 +323,9 @@ impl Lab {
             oim_msrp: oim.msrp_addr(),
             tim_msrp: tim.msrp_addr(),
             webrsf: web_addr,
+            tim_http,
         };
-        recorder.name_all(&addrs, Some(tim_http));
+        recorder.name_all(&addrs);
         let _ = std::fs::write(data_dir.join("admin.addr"), admin_addr.to_string());
         let admin = crate::hss::admin_client::AdminClient::new(addrs.admin, hss.admin_token);
         let status = Arc::new(status::StatusSource {

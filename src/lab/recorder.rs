@@ -44,9 +44,9 @@ impl Recorder {
         }
     }
 
-    /// Names every node's address for ladders (and T-IM's history endpoint, when there is one).
-    pub fn name_all(&self, a: &super::LabAddrs, tim_http: Option<SocketAddr>) {
-        let mut names = vec![
+    /// Names every node's address for ladders.
+    pub fn name_all(&self, a: &super::LabAddrs) {
+        let names = [
             (a.pcscf, "P-CSCF"),
             (a.icscf, "I-CSCF"),
             (a.scscf, "S-CSCF"),
@@ -57,8 +57,8 @@ impl Recorder {
             (a.oim_msrp, "O-IM"),
             (a.tim_msrp, "T-IM"),
             (a.webrsf, "WebRSF"),
+            (a.tim_http, "T-IM"),
         ];
-        names.extend(tim_http.map(|t| (t, "T-IM")));
         if let Ok(mut n) = self.names.lock() {
             n.extend(names.into_iter().map(|(a, s)| (a, s.to_string())));
         }

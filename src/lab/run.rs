@@ -165,21 +165,19 @@ pub async fn start(
         ));
     }
     let n = config.nodes.clone();
-    recorder.name_all(
-        &LabAddrs {
-            pcscf: n.pcscf,
-            icscf: n.icscf,
-            scscf: n.scscf,
-            hss: n.hss,
-            admin: n.admin,
-            oim: n.oim,
-            tim: n.tim,
-            oim_msrp: n.oim_msrp,
-            tim_msrp: n.tim_msrp,
-            webrsf: n.webrsf,
-        },
-        Some(n.tim_http_or_default()),
-    );
+    recorder.name_all(&LabAddrs {
+        pcscf: n.pcscf,
+        icscf: n.icscf,
+        scscf: n.scscf,
+        hss: n.hss,
+        admin: n.admin,
+        oim: n.oim,
+        tim: n.tim,
+        oim_msrp: n.oim_msrp,
+        tim_msrp: n.tim_msrp,
+        webrsf: n.webrsf,
+        tim_http: n.tim_http_or_default(),
+    });
     let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
     let mut peers = Peers::from_config(config);
     if let Some(h) = config.diameter.hss_address {

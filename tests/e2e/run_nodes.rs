@@ -4,7 +4,8 @@
 //! §5.1.1), a pager MESSAGE (RFC 3428), an RCS chat message with its IMDN (RFC 5438), a
 //! message stored by T-IM for an offline user and delivered when the user registers, and
 //! WebRSF's History read from T-IM over its history endpoint. Each process exits cleanly on
-//! SIGTERM.
+//! SIGTERM. An unknown node name is refused with the valid ones, and `rcslab up` wires the
+//! gateway to T-IM's token-protected history endpoint the same way.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -457,4 +458,61 @@ async fn an_unknown_node_is_refused_with_the_valid_names() {
     for n in ["pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf"] {
         assert!(err.contains(n), "{err}");
     }
+}
+
+/// `rcslab up` wires WebRSF to T-IM the same way: the gateway's History comes from T-IM's
+/// history endpoint over a socket, which answers only with T-IM's token (the one kept in the
+/// data dir's `history.token`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_up_the_gateway_reads_history_from_t_im_over_its_token_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = crate::lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let opts = ChatOptions {
+        disposition: "positive-delivery".into(),
+        ..ChatOptions::default()
+    };
+    let mut alice = crate::chat::chat_ue(&lab, "alice", &shut, opts.clone()).await;
+    let mut bob = crate::chat::chat_ue(&lab, "bob", &shut, opts).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let id = alice.send("sip:bob@ims.lab", "kept by T-IM").await;
+    assert!(matches!(next(&mut bob).await, ChatEvent::Message { .. }));
+    assert!(matches!(next(&mut alice).await, ChatEvent::Status { .. }));
+
+    let token = crate::web::login(&lab, "bob", "bob-secret").await;
+    let (s, h) = crate::web::call(
+        lab.addrs.webrsf,
+        Method::GET,
+        "/webrsf/v1/bob/History/alice",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{h}");
+    assert_eq!(h[0]["message_id"], id.as_str());
+    assert_eq!(h[0]["text"], "kept by T-IM");
+
+    let t = lab.addrs.tim_http;
+    let get = |auth: Option<String>| {
+        let mut b = hyper::Request::get("/history?a=sip:alice@ims.lab&b=sip:bob@ims.lab")
+            .header("host", t.to_string());
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        rcslab::hss::admin_client::send(
+            t,
+            b.body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+    };
+    let (s, body) = get(None).await.expect("T-IM's history endpoint answers");
+    assert_eq!(s, 401);
+    assert!(!String::from_utf8_lossy(&body).contains("kept by"));
+    let (s, _) = get(Some(lab.admin.bearer())).await.unwrap();
+    assert_eq!(s, 401, "the admin token is not T-IM's");
+    let kept = std::fs::read_to_string(dir.path().join("history.token")).unwrap();
+    let (s, body) = get(Some(format!("Bearer {}", kept.trim()))).await.unwrap();
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&body).contains(&id));
+    lab.shutdown().await;
 }
