@@ -89,7 +89,8 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
         std::io::ErrorKind::AddrInUse if !key.is_empty() => format!(
             "cannot bind {what} on {addr}: the port is in use (another rcslab, or another program: \
              `ss -lntup 'sport = :{port}'` shows which).\n\
-             Stop it, or move the {what} in a lab file and start with `rcslab up --config lab.toml`:\n\
+             Stop it, or move the {what} in a lab file and start with `rcslab up --config lab.toml` \
+             (or `rcslab run NODE --config lab.toml`):\n\
              [nodes]\n{key} = \"{ip}:{other}\"",
             port = addr.port(),
             ip = addr.ip(),

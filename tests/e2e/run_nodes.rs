@@ -1,6 +1,7 @@
-//! Issue 15: a lab of seven separate `rcslab run NODE` processes (the HSS started last, so the
-//! CSCFs' Cx links must reconnect by themselves, RFC 6733 §5.6) passes the registration,
-//! routing and chat ladders as the UEs see them: digest registration (RFC 3261 §22, TS 24.229
+//! Issue 15: a lab of seven separate `rcslab run NODE` processes, spread over three loopback
+//! addresses as over three hosts (the HSS started last, so the CSCFs' Cx links must reconnect
+//! by themselves, RFC 6733 §5.6), passes the registration, routing and chat ladders as the
+//! UEs see them: digest registration (RFC 3261 §22, TS 24.229
 //! §5.1.1), a pager MESSAGE (RFC 3428), an RCS chat message with its IMDN (RFC 5438), a
 //! message stored by T-IM for an offline user and delivered when the user registers, and
 //! WebRSF's History read from T-IM over its history endpoint. Each process exits cleanly on
@@ -32,27 +33,40 @@ const KEYS: [&str; 11] = [
     "tim_http",
 ];
 
-/// Free loopback ports (UDP and TCP both free), held until all are picked.
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+/// A free port (UDP and TCP both free) on `ip`, and the sockets holding it until all are
+/// picked.
+fn free_port(ip: &str) -> (u16, (std::net::TcpListener, std::net::UdpSocket)) {
+    loop {
+        let t = std::net::TcpListener::bind((ip, 0)).expect("bind");
         let p = t.local_addr().expect("addr").port();
-        if let Ok(u) = std::net::UdpSocket::bind(("127.0.0.1", p)) {
-            ports.push(p);
-            held.push((t, u));
+        if let Ok(u) = std::net::UdpSocket::bind((ip, p)) {
+            return (p, (t, u));
         }
     }
-    ports
 }
 
-/// A lab file on free ports with a fourth user, dave (offline until late), and a short Cx
-/// reconnect backoff so the CSCFs find the late HSS quickly.
+/// The "hosts" of the lab: Linux routes all of 127.0.0.0/8 to loopback, so each address
+/// stands for a machine. The P-CSCF and WebRSF on one, the I-CSCF, S-CSCF and HSS on
+/// another, the application servers on a third (issue 15: a lab can span hosts).
+fn host_of(key: &str) -> &'static str {
+    match key {
+        "pcscf" | "webrsf" => "127.0.0.2",
+        "icscf" | "scscf" | "hss" | "admin" => "127.0.0.3",
+        _ => "127.0.0.4",
+    }
+}
+
+/// A lab file on free ports, the nodes spread over three loopback addresses, with a fourth
+/// user, dave (offline until late), and a short Cx reconnect backoff so the CSCFs find the
+/// late HSS quickly.
 fn lab_toml() -> String {
     let mut t = String::from("[nodes]\n");
-    for (k, p) in KEYS.iter().zip(free_ports(KEYS.len())) {
-        t.push_str(&format!("{k} = \"127.0.0.1:{p}\"\n"));
+    let mut held = Vec::new();
+    for k in KEYS {
+        let ip = host_of(k);
+        let (p, h) = free_port(ip);
+        held.push(h);
+        t.push_str(&format!("{k} = \"{ip}:{p}\"\n"));
     }
     t.push_str("[diameter]\nreconnect_min_ms = 200\nreconnect_max_ms = 500\n");
     for u in ["alice", "bob", "carol", "dave"] {
