@@ -1,6 +1,8 @@
 //! The lab: starts every node of a [`LabConfig`] on its own loopback sockets, wires them
 //! together by address only (they talk through real sockets), and offers the test-harness API:
-//! node addresses, the flight recorder, a ladder of what crossed the wire, and shutdown.
+//! node addresses, the flight recorder, a ladder of what crossed the wire, and shutdown. Each
+//! node has its own start function (`nodes`); [`Lab::start`] (`rcslab up`) runs them all in
+//! one process, [`run`] (`rcslab run NODE`) one per process.
 
 pub mod bench;
 pub mod bench_web;
