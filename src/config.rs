@@ -366,6 +366,21 @@ pub struct Nodes {
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
+    /// T-IM's history endpoint (HTTP, token in T-IM's `history.token`), which the WebRSF
+    /// gateway reads `GET History` from ([`crate::im::history_api`]). Unset: `rcslab up` binds
+    /// a free port on T-IM's address (only its own gateway uses it), and `rcslab run tim` /
+    /// `rcslab run webrsf` use [`Nodes::tim_http_or_default`] (port 8081 on T-IM's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tim_http: Option<SocketAddr>,
+}
+
+impl Nodes {
+    /// T-IM's history endpoint as separate processes find it: `tim_http`, or port 8081 on
+    /// T-IM's address.
+    pub fn tim_http_or_default(&self) -> SocketAddr {
+        self.tim_http
+            .unwrap_or_else(|| SocketAddr::new(self.tim.ip(), 8081))
+    }
 }
 
 fn default_webrsf() -> SocketAddr {
@@ -1233,6 +1248,9 @@ impl LabConfig {
             &mut self.nodes.tim_msrp,
             &mut self.nodes.webrsf,
         ] {
+            a.set_port(0);
+        }
+        if let Some(a) = &mut self.nodes.tim_http {
             a.set_port(0);
         }
         self

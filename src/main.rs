@@ -56,6 +56,20 @@ enum Cmd {
         #[arg(long, value_name = "HOST:PORT", value_parser = rcslab::trace::hep::parse_target)]
         hep: Option<std::net::SocketAddr>,
     },
+    /// Run one node as its own process; it reaches the others at the lab file's `[nodes]`
+    /// addresses (seven `rcslab run` processes make the same lab as `rcslab up`).
+    #[command(
+        after_help = "Examples:\n  rcslab run hss --data-dir /tmp/lab          # data in /tmp/lab/hss\n  rcslab run scscf --config lab.toml --trace\n  rcslab run tim --data-dir /tmp/lab          # data in /tmp/lab/tim\n  rcslab run webrsf --data-dir /tmp/lab       # reads /tmp/lab/tim/history.token\n\nNodes: pcscf, icscf, scscf, hss, oim, tim, webrsf."
+    )]
+    Run {
+        /// pcscf, icscf, scscf, hss, oim, tim or webrsf.
+        node: String,
+        #[command(flatten)]
+        common: Common,
+        /// Print every message this node sends or receives as it happens.
+        #[arg(long)]
+        trace: bool,
+    },
     /// Teaching labs (`labs/*.toml`): list them, run one, or check them all.
     #[command(
         after_help = "Examples:\n  rcslab lab list\n  rcslab lab run 06                          # numbered, timed, with the nodes' notes\n  rcslab lab run 06 --format html --out 06.html\n  rcslab lab check"
@@ -298,7 +312,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if !matches!(cli.cmd, Cmd::Up { .. }) {
+    if !matches!(cli.cmd, Cmd::Up { .. } | Cmd::Run { .. }) {
         // A command whose reader went away (`rcslab subscriber list | head -1`) ends quietly,
         // as Unix tools do, instead of failing on EPIPE. `up` keeps SIGPIPE ignored: it notices
         // a closed stdout and shuts the lab down cleanly (see `stdout_closed`).
@@ -320,6 +334,11 @@ fn main() -> ExitCode {
     let r = rt.block_on(async move {
         match cli.cmd {
             Cmd::Up { common, trace, hep } => up(common, trace, hep).await,
+            Cmd::Run {
+                node,
+                common,
+                trace,
+            } => run_node(&node, common, trace).await,
             Cmd::Subscriber { cmd, common } => cli::subscriber::run(cmd, common).await,
             Cmd::Lab { cmd } => lab_cmd(cmd).await,
             Cmd::Bench {
@@ -561,36 +580,7 @@ async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) -> R
     if let Some(h) = hep {
         out!("  HEPv3: every SIP and Diameter message to udp:{h} (sngrep -L udp:{h})");
     }
-    let printer = if trace {
-        let t = lab.trace.clone();
-        let rec = lab.recorder();
-        Some(tokio::spawn(async move {
-            let mut last: Option<std::time::Duration> = None;
-            let mut dropped = 0;
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                // Every message as it crosses the wire, with the nodes' notes on their
-                // decisions (which iFC matched, which S-CSCF the HSS chose, why a 401).
-                let lines = rcslab::lab::timed_ladder_with_notes(&t, |x| rec.name_of(x));
-                for (at, l) in &lines {
-                    if last.is_none_or(|p| *at > p) {
-                        out!("{l}");
-                    }
-                }
-                if let Some((at, _)) = lines.last() {
-                    last = Some(last.map_or(*at, |p| p.max(*at)));
-                }
-                // The recorder is a ring ([trace] capacity): say when it lets old messages go.
-                let d = t.dropped();
-                if d > dropped {
-                    out!("    [recorder] {d} oldest messages dropped so far ([trace] capacity)");
-                    dropped = d;
-                }
-            }
-        }))
-    } else {
-        None
-    };
+    let printer = trace.then(|| live_ladder(lab.trace.clone(), lab.recorder()));
     let why = until_stopped().await;
     if let Some(p) = printer {
         p.abort();
@@ -600,6 +590,71 @@ async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) -> R
         let _ = writeln!(std::io::stderr(), "rcslab: {why}: shutting down");
     }
     lab.shutdown().await;
+    Ok(())
+}
+
+/// `--trace`: prints every message as it crosses the wire, with the nodes' notes on their
+/// decisions (which iFC matched, which S-CSCF the HSS chose, why a 401).
+fn live_ladder(t: rcslab::trace::Trace, rec: rcslab::lab::Recorder) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last: Option<std::time::Duration> = None;
+        let mut dropped = 0;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let lines = rcslab::lab::timed_ladder_with_notes(&t, |x| rec.name_of(x));
+            for (at, l) in &lines {
+                if last.is_none_or(|p| *at > p) {
+                    out!("{l}");
+                }
+            }
+            if let Some((at, _)) = lines.last() {
+                last = Some(last.map_or(*at, |p| p.max(*at)));
+            }
+            // The recorder is a ring ([trace] capacity): say when it lets old messages go.
+            let d = t.dropped();
+            if d > dropped {
+                out!("    [recorder] {d} oldest messages dropped so far ([trace] capacity)");
+                dropped = d;
+            }
+        }
+    })
+}
+
+/// `rcslab run NODE`: one node as its own process ([`rcslab::lab::run`]).
+async fn run_node(node: &str, common: Common, trace: bool) -> Result<(), String> {
+    let node: rcslab::lab::run::Node = node.parse().map_err(|e| format!("{e}"))?;
+    let config = load_config(&common)?;
+    let opts = LabOptions {
+        trace,
+        ..Default::default()
+    };
+    let running = rcslab::lab::run::start(node, &config, &common.data_dir, opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    out!(
+        "rcslab: {} of lab '{}' running{}",
+        node.label(),
+        config.lab.domain,
+        running
+            .data_dir
+            .as_ref()
+            .map(|d| format!(" (data in {})", d.display()))
+            .unwrap_or_default()
+    );
+    for (n, addr, p) in &running.listening {
+        out!("  {n:<8} {addr:<22} {p}");
+    }
+    out!("  Ctrl-C stops it");
+    let printer = trace.then(|| live_ladder(running.trace.clone(), running.recorder()));
+    let why = until_stopped().await;
+    if let Some(p) = printer {
+        p.abort();
+    }
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "rcslab: {why}: shutting down");
+    }
+    running.shutdown().await;
     Ok(())
 }
 

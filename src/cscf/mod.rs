@@ -149,7 +149,11 @@ pub fn authorization_username(req: &Request) -> Option<String> {
 /// Kamailio ignore /etc/hosts), and the transport that peer uses (RFC 3263 §4.1: UDP when no
 /// `transport` parameter is given).
 pub fn node_uri(ep: &Endpoint, user: Option<&str>, transport: Transport) -> String {
-    let a = ep.local_addr();
+    node_uri_at(ep.local_addr(), user, transport)
+}
+
+/// [`node_uri`] for a node known by its address (a node of another process: `rcslab run`).
+pub fn node_uri_at(a: std::net::SocketAddr, user: Option<&str>, transport: Transport) -> String {
     let host = match a.ip() {
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),

@@ -33,7 +33,13 @@ pub struct Refusal {
 
 /// Reads `<data_dir>/admin.token`, creating it (0600, 64 hex digits) when it is missing.
 pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
-    let path = data_dir.join(TOKEN_FILE);
+    load_or_create_token_file(data_dir, TOKEN_FILE)
+}
+
+/// Reads `<data_dir>/<file>`, creating it (0600, 64 hex digits) when it is missing: the admin
+/// token, and T-IM's history token ([`crate::im::history_api`]).
+pub fn load_or_create_token_file(data_dir: &Path, file: &str) -> std::io::Result<String> {
+    let path = data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(t) if valid_token(t.trim()) => return Ok(t.trim().to_string()),
         Ok(_) => {
@@ -61,14 +67,21 @@ pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
             Ok(token)
         }
         // Another process made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_token(data_dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_or_create_token_file(data_dir, file)
+        }
         Err(e) => Err(e),
     }
 }
 
 /// Reads the token of a data directory (for clients); None when there is none.
 pub fn read_token(data_dir: &Path) -> Option<String> {
-    let t = std::fs::read_to_string(data_dir.join(TOKEN_FILE)).ok()?;
+    read_token_file(data_dir, TOKEN_FILE)
+}
+
+/// Reads the token kept in `<data_dir>/<file>`; None when there is none (or it is no token).
+pub fn read_token_file(data_dir: &Path, file: &str) -> Option<String> {
+    let t = std::fs::read_to_string(data_dir.join(file)).ok()?;
     valid_token(t.trim()).then(|| t.trim().to_string())
 }
 
@@ -77,7 +90,7 @@ fn valid_token(t: &str) -> bool {
 }
 
 /// Equal in time that does not depend on where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 

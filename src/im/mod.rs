@@ -17,6 +17,7 @@
 //!   online.
 
 pub mod delivery;
+pub mod history_api;
 pub mod rcs;
 pub mod relay;
 pub mod store;

@@ -1,12 +1,16 @@
 //! The lab: starts every node of a [`LabConfig`] on its own loopback sockets, wires them
 //! together by address only (they talk through real sockets), and offers the test-harness API:
-//! node addresses, the flight recorder, a ladder of what crossed the wire, and shutdown.
+//! node addresses, the flight recorder, a ladder of what crossed the wire, and shutdown. Each
+//! node has its own start function (`nodes`); [`Lab::start`] (`rcslab up`) runs them all in
+//! one process, [`run`] (`rcslab run NODE`) one per process.
 
 pub mod bench;
 pub mod bench_web;
 pub mod catalog;
 pub mod eval;
+mod nodes;
 mod recorder;
+pub mod run;
 pub mod scenario;
 pub mod status;
 pub mod teach;
@@ -15,7 +19,7 @@ pub mod views;
 pub use recorder::{registered_names, Recorder};
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,13 +28,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::LabConfig;
-use crate::cscf::icscf::Icscf;
 use crate::cscf::pcscf::Pcscf;
 use crate::cscf::scscf::Scscf;
-use crate::diameter::client::{ClientOptions, DiameterClient, PeerState};
-use crate::diameter::peer::{self, DiameterHandler, LocalPeer, PeerTable};
-use crate::hss::{admin, CxServer, Hss};
-use crate::sip::resolve::Resolver;
+use crate::diameter::client::{DiameterClient, PeerState};
+use crate::im::history_api::{HistoryClient, HistoryToken};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::Endpoint;
 use crate::store::Store;
@@ -83,13 +84,15 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
         "O-IM MSRP" => "oim_msrp",
         "T-IM MSRP" => "tim_msrp",
         "WebRSF" => "webrsf",
+        "T-IM history" => "tim_http",
         _ => "",
     };
     match e.kind() {
         std::io::ErrorKind::AddrInUse if !key.is_empty() => format!(
             "cannot bind {what} on {addr}: the port is in use (another rcslab, or another program: \
              `ss -lntup 'sport = :{port}'` shows which).\n\
-             Stop it, or move the {what} in a lab file and start with `rcslab up --config lab.toml`:\n\
+             Stop it, or move the {what} in a lab file and start with `rcslab up --config lab.toml` \
+             (or `rcslab run NODE --config lab.toml`):\n\
              [nodes]\n{key} = \"{ip}:{other}\"",
             port = addr.port(),
             ip = addr.ip(),
@@ -140,6 +143,8 @@ pub struct LabAddrs {
     pub tim_msrp: SocketAddr,
     /// WebRSF HTTP.
     pub webrsf: SocketAddr,
+    /// T-IM's history endpoint (HTTP, [`crate::im::history_api`]), which WebRSF reads.
+    pub tim_http: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -198,48 +203,9 @@ pub struct Lab {
     recorder: Recorder,
     shutdown: watch::Sender<bool>,
     data_dir: PathBuf,
-    hss_cx: HssCx,
+    hss_cx: nodes::HssCx,
     scscf_hss: DiameterClient,
     icscf_hss: DiameterClient,
-}
-
-/// What it takes to (re)start the HSS's Diameter side: [`Lab::restart_hss`].
-struct HssCx {
-    local: LocalPeer,
-    handler: Arc<dyn DiameterHandler>,
-    peers: PeerTable,
-    trace: Trace,
-    lab_shutdown: watch::Receiver<bool>,
-    /// The peers it accepts.
-    policy: Arc<crate::diameter::peer_policy::PeerPolicy>,
-    /// Stops the running instance (its listener and every connection it accepted).
-    stop: Mutex<watch::Sender<bool>>,
-}
-
-impl HssCx {
-    /// Serves Cx on `listener` until the lab stops or [`HssCx::stop`] is used.
-    fn serve(&self, listener: TcpListener) {
-        let (stop, stopped) = watch::channel(false);
-        let mut lab = self.lab_shutdown.clone();
-        let fwd = stop.clone();
-        tokio::spawn(async move {
-            let _ = lab.wait_for(|v| *v).await;
-            let _ = fwd.send(true);
-        });
-        if let Ok(mut s) = self.stop.lock() {
-            let _ = s.send(true);
-            *s = stop;
-        }
-        tokio::spawn(peer::serve_with_policy(
-            listener,
-            self.local.clone(),
-            self.handler.clone(),
-            self.peers.clone(),
-            self.trace.clone(),
-            self.policy.clone(),
-            stopped,
-        ));
-    }
 }
 
 impl Lab {
@@ -263,7 +229,6 @@ impl Lab {
         let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
         let (shutdown, shut_rx) = watch::channel(false);
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let status_slot: crate::hss::admin_status::StatusSlot = Arc::default();
         let recorder = Recorder {
             trace: trace.clone(),
             names: Arc::new(Mutex::new(HashMap::new())),
@@ -276,409 +241,96 @@ impl Lab {
                 shut_rx.clone(),
             ));
         }
-        std::fs::create_dir_all(data_dir).map_err(|e| LabError::Store {
-            dir: data_dir.display().to_string(),
-            source: crate::store::StoreError::Invalid(e.to_string()),
-        })?;
-        let store = Store::open(data_dir).map_err(|source| LabError::Store {
-            dir: data_dir.display().to_string(),
-            source,
-        })?;
-        // The admin API's token: made at the first start, kept in the data dir (0600).
-        let admin_token = crate::hss::admin_auth::load_or_create_token(data_dir).map_err(|e| {
-            LabError::Store {
-                dir: data_dir.display().to_string(),
-                source: crate::store::StoreError::Invalid(format!(
-                    "{}: {e}",
-                    crate::hss::admin_auth::TOKEN_FILE
-                )),
-            }
-        })?;
-        let missing: Vec<_> = config
-            .subscribers
-            .iter()
-            .filter(|s| {
-                s.impu
-                    .first()
-                    .map(|i| store.find(i).ok().flatten().is_none())
-                    .unwrap_or(false)
-            })
-            .cloned()
-            .collect();
-        admin::add_subscribers(&store, &missing, &config.default_ifc)
-            .map_err(LabError::Subscriber)?;
-        let store = Arc::new(store);
-        let domain = config.lab.domain.clone();
-        let mw = crate::sip::Transport::parse(&config.lab.mw_transport)
-            .unwrap_or(crate::sip::Transport::Tcp);
-        let n = &config.nodes;
+        let store = Arc::new(nodes::open_store(data_dir)?);
+        let n = config.nodes.clone();
 
-        let hosts: HashMap<String, IpAddr> = [
-            (format!("pcscf.{domain}"), n.pcscf.ip()),
-            (format!("icscf.{domain}"), n.icscf.ip()),
-            (format!("scscf.{domain}"), n.scscf.ip()),
-            (format!("hss.{domain}"), n.hss.ip()),
-            (format!("oim.{domain}"), n.oim.ip()),
-            (format!("tim.{domain}"), n.tim.ip()),
-        ]
-        .into_iter()
-        .collect();
-        let mut resolver = Resolver::new(hosts);
-
-        // HSS: Diameter listener and the admin API.
-        let hss_listener = TcpListener::bind(n.hss)
-            .await
-            .map_err(|source| LabError::Bind {
-                what: "HSS",
-                addr: n.hss,
-                source,
-            })?;
-        let hss_addr = hss_listener.local_addr().map_err(|source| LabError::Bind {
-            what: "HSS",
-            addr: n.hss,
-            source,
-        })?;
+        // Every socket first: with ports 0 each node learns the others' real addresses.
+        let (hss_listener, hss_addr) = nodes::bind_tcp("HSS", n.hss).await?;
         // Named now: the HEP tap names the Cx handshakes' ends as they happen.
         recorder.name(hss_addr, "HSS");
-        let admin_listener = TcpListener::bind(n.admin)
-            .await
-            .map_err(|source| LabError::Bind {
-                what: "admin API",
-                addr: n.admin,
-                source,
-            })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|source| LabError::Bind {
-                what: "admin API",
-                addr: n.admin,
-                source,
-            })?;
-
-        // The S-CSCF's SIP socket first: the HSS names it in Server-Name.
-        let sip_cfg = config.sip.clone();
-        let bind_sip = |what: &'static str, addr: SocketAddr| {
-            let trace = trace.clone();
-            let shut = shut_rx.clone();
-            let limits = sip_cfg.limits(what == "P-CSCF");
-            let counters = metrics.sip(what);
-            async move {
-                let (ep, rx) = Endpoint::bind_with(what, addr, timers, limits, trace, shut)
-                    .await
-                    .map_err(|source| LabError::Bind { what, addr, source })?;
-                ep.set_metrics(counters);
-                Ok::<_, LabError>((ep, rx))
-            }
-        };
-        let (scscf_ep, scscf_rx) = bind_sip("S-CSCF", n.scscf).await?;
-        let scscf_ep_kept = scscf_ep.clone();
-        // The application servers, by name (what SRV records would give).
-        let (oim_ep, oim_rx) = bind_sip("O-IM", n.oim).await?;
-        let (tim_ep, tim_rx) = bind_sip("T-IM", n.tim).await?;
-        let (oim_ep_kept, tim_ep_kept) = (oim_ep.clone(), tim_ep.clone());
-        resolver = resolver.with_services(
-            [
-                (format!("oim.{domain}"), oim_ep.local_addr()),
-                (format!("tim.{domain}"), tim_ep.local_addr()),
-            ]
-            .into_iter()
-            .collect(),
-        );
-        let hub_for = |what: &'static str, addr: SocketAddr, opts: crate::im::relay::HubOptions| {
-            let trace = trace.clone();
-            let shut = shut_rx.clone();
-            async move {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| LabError::Bind { what, addr, source })?;
-                crate::im::relay::Hub::start(l, trace, opts, shut)
-                    .map_err(|source| LabError::Bind { what, addr, source })
-            }
-        };
-        let limits = config.im.msrp_limits();
-        let (oim_hub, oim_hub_rx) = hub_for(
-            "O-IM MSRP",
-            n.oim_msrp,
-            crate::im::relay::HubOptions {
-                unbound: crate::im::relay::Unbound::Reject,
-                manual_ready_b: false,
-                limits,
-            },
-        )
-        .await?;
-        let (tim_hub, tim_hub_rx) = hub_for(
-            "T-IM MSRP",
-            n.tim_msrp,
-            crate::im::relay::HubOptions {
-                unbound: crate::im::relay::Unbound::Store,
-                manual_ready_b: true,
-                limits,
-            },
-        )
-        .await?;
-        oim_hub.set_metrics(metrics.msrp("O-IM"));
-        tim_hub.set_metrics(metrics.msrp("T-IM"));
-        let im_store = crate::im::store::ImStore::open(store.db(), store.commit().clone())
-            .map_err(|source| LabError::Store {
-                dir: data_dir.display().to_string(),
-                source,
-            })?
-            .with_history_cap(config.im.history_per_conversation);
-        let ttl = Duration::from_secs(config.im.store_ttl_secs);
-        let history_store = im_store.clone();
-        let oim = crate::im::ImServer::new(
-            oim_ep.clone(),
-            resolver.clone(),
-            crate::im::ImRole::Originating,
-            &format!("oim.{domain}"),
-            oim_hub,
-            None,
-            ttl,
-        );
-        tokio::spawn(oim.clone().run(oim_rx, oim_hub_rx, shut_rx.clone()));
-        let tim = crate::im::ImServer::new(
-            tim_ep.clone(),
-            resolver.clone(),
-            crate::im::ImRole::Terminating,
-            &format!("tim.{domain}"),
-            tim_hub,
-            Some(im_store),
-            ttl,
-        );
-        tim.set_scscf(scscf_ep.local_addr(), &domain);
-        tokio::spawn(tim.clone().run(tim_rx, tim_hub_rx, shut_rx.clone()));
-        let scscf_name = Scscf::server_name(&scscf_ep, &domain, mw);
-
-        let hss_peers = PeerTable::default();
-        let hss = Hss::new(
-            (*store).clone(),
-            hss_peers.clone(),
-            &config.hss.origin_host,
-            &config.hss.origin_realm,
-            config.hss.scscf_selection(&scscf_name),
-        );
-        let dia = &config.diameter;
-        let request_timeout = Duration::from_millis(dia.request_timeout_ms.max(1));
-        let hss_local = LocalPeer {
-            origin_host: config.hss.origin_host.clone(),
-            origin_realm: config.hss.origin_realm.clone(),
-            host_ip: hss_addr.ip(),
-            product_name: "rcslab HSS".into(),
-            watchdog_interval: dia.timers().tw,
-            request_timeout,
-        };
-        let hss_cx =
-            HssCx {
-                local: hss_local,
-                handler: metrics.diameter("HSS", Arc::new(CxServer(hss.clone()))),
-                peers: hss_peers,
-                trace: trace.clone(),
-                lab_shutdown: shut_rx.clone(),
-                policy: Arc::new(config.hss.peer_policy(&domain, n.icscf, n.scscf).map_err(
-                    |e| LabError::Diameter {
-                        what: "HSS",
-                        detail: e.to_string(),
-                    },
-                )?),
-                stop: Mutex::new(watch::channel(false).0),
-            };
-        hss_cx.serve(hss_listener);
-        tokio::spawn(admin::serve(
-            admin_listener,
-            crate::http_server::HttpLimits::from(&config.http),
-            hss.clone(),
+        let (admin_listener, admin_addr) = nodes::bind_tcp("admin API", n.admin).await?;
+        let (oim_msrp_l, _) = nodes::bind_tcp("O-IM MSRP", n.oim_msrp).await?;
+        let (tim_msrp_l, _) = nodes::bind_tcp("T-IM MSRP", n.tim_msrp).await?;
+        // T-IM's history endpoint: only this process's gateway reads it unless the lab file
+        // places it ([`crate::im::history_api`]).
+        let tim_http_at = n.tim_http.unwrap_or_else(|| SocketAddr::new(n.tim.ip(), 0));
+        let (tim_http_l, tim_http) = nodes::bind_tcp("T-IM history", tim_http_at).await?;
+        let (web_listener, web_addr) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
+        let mut ctx = nodes::Ctx::new(
+            &config,
             recorder.clone(),
-            config.default_ifc.clone(),
-            admin_token.clone(),
-            status_slot.clone(),
+            metrics.clone(),
             shut_rx.clone(),
-        ));
-
-        let mut names: HashMap<SocketAddr, String> = HashMap::new();
-        // The CSCFs' Cx links (RFC 6733 §5.6: they reconnect when the HSS goes away). The lab's
-        // own HSS is in this process, so a link that does not open is a start-up error; an
-        // external one (`[diameter] hss_address`) may come later: requests get 480 until then.
-        let hss_target = dia.hss_address.unwrap_or(hss_addr);
-        let external = dia.hss_address.is_some();
-        let cx_link = |what: &'static str,
-                       origin_host: String,
-                       node: SocketAddr,
-                       handler: Arc<dyn DiameterHandler>| {
-            let opts = ClientOptions {
-                addr: hss_target,
-                peer_name: config.hss.origin_host.clone(),
-                local: LocalPeer {
-                    origin_host,
-                    origin_realm: domain.clone(),
-                    host_ip: node.ip(),
-                    product_name: "rcslab".into(),
-                    watchdog_interval: dia.timers().tw,
-                    request_timeout,
-                },
-                timers: dia.timers(),
-                on_connect: Some({
-                    let names = recorder.names.clone();
-                    crate::diameter::client::OnConnect(Arc::new(move |local| {
-                        if let Ok(mut n) = names.lock() {
-                            n.insert(local, what.to_string());
-                        }
-                    }))
-                }),
-            };
-            let link = DiameterClient::start(opts, handler, trace.clone(), shut_rx.clone());
-            link.set_metrics(metrics.diameter_sent(what));
-            async move {
-                if external {
-                    tracing::info!(node = what, hss = %link.peer_name(), "connecting to the external HSS (in the background)");
-                } else {
-                    let wait = dia.timers().ts * 2;
-                    link.wait_open(wait).await.map_err(|e| LabError::Diameter {
-                        what,
-                        detail: e.to_string(),
-                    })?;
-                }
-                Ok::<_, LabError>(link)
-            }
-        };
-
-        // S-CSCF.
-        let scscf_cx = crate::cscf::scscf::ScscfCx::default();
-        let scscf_hss = cx_link(
-            "S-CSCF",
-            format!("scscf.{domain}"),
-            scscf_ep.local_addr(),
-            metrics.diameter("S-CSCF", Arc::new(scscf_cx.clone())),
-        )
-        .await?;
-        let scscf = Scscf::new(
-            scscf_ep.clone(),
-            scscf_hss.clone(),
-            crate::cscf::scscf::ScscfSettings {
-                domain: domain.clone(),
-                origin_host: format!("scscf.{domain}"),
-                registrar: config.registrar.clone(),
-                default_scheme: config.auth.default_scheme.clone(),
-                mw,
-                resolver: resolver.clone(),
-                auth: config.auth.limits(),
-            },
+            timers,
         );
-        scscf_cx.attach(&scscf);
-        tokio::spawn(scscf.clone().run(scscf_rx, shut_rx.clone()));
-
-        // I-CSCF.
-        let (icscf_ep, icscf_rx) = bind_sip("I-CSCF", n.icscf).await?;
-        let icscf_ep_kept = icscf_ep.clone();
-        let icscf_hss = cx_link(
-            "I-CSCF",
-            format!("icscf.{domain}"),
-            icscf_ep.local_addr(),
-            metrics.diameter("I-CSCF", Arc::new(crate::cscf::scscf::CxClientHandler)),
-        )
-        .await?;
-        scscf.set_icscf(icscf_ep.local_addr());
-        scscf.set_as_wait(timers.t1 * 32);
-        let icscf = Icscf::new(
-            icscf_ep.clone(),
-            icscf_hss.clone(),
-            resolver.clone(),
-            &domain,
-            &format!("icscf.{domain}"),
-            vec![(scscf_name.clone(), Vec::new())],
-        );
-        tokio::spawn(icscf.run(icscf_rx));
-
-        // P-CSCF.
-        let (pcscf_ep, pcscf_rx) = bind_sip("P-CSCF", n.pcscf).await?;
-        let pcscf_ep_kept = pcscf_ep.clone();
-        // The per-source limit faces UEs: the core's nodes are trusted.
-        pcscf_ep.trust(vec![
-            icscf_ep.local_addr(),
-            scscf_ep_kept.local_addr(),
-            oim_ep_kept.local_addr(),
-            tim_ep_kept.local_addr(),
-        ]);
-        let pcscf = Pcscf::new(
-            pcscf_ep.clone(),
-            icscf_ep.local_addr(),
-            mw,
-            resolver.clone(),
-            &domain,
-        );
-        // The I-CSCF follows a Route only to nodes of the network (no open relay).
-        icscf_ep.trust(vec![
-            pcscf_ep.local_addr(),
-            scscf_ep_kept.local_addr(),
-            oim_ep_kept.local_addr(),
-            tim_ep_kept.local_addr(),
-        ]);
-        pcscf.set_subscribe_reg(config.pcscf.subscribe_reg);
-        tokio::spawn(pcscf.clone().run(pcscf_rx));
-
-        // WebRSF: an HTTP server whose web users register through the P-CSCF like UEs.
-        let web_listener = TcpListener::bind(n.webrsf)
-            .await
-            .map_err(|source| LabError::Bind {
-                what: "WebRSF",
-                addr: n.webrsf,
-                source,
-            })?;
-        let web_addr = web_listener.local_addr().map_err(|source| LabError::Bind {
-            what: "WebRSF",
-            addr: n.webrsf,
-            source,
-        })?;
-        let namer_rec = recorder.clone();
-        let webrsf = crate::webrsf::Gateway::new(
-            config.webrsf.clone(),
-            &domain,
-            pcscf_ep.local_addr(),
-            trace.clone(),
-            Arc::new(move |a, name| namer_rec.name(a, name)),
-            shut_rx.clone(),
-        );
-        webrsf.set_http_addr(web_addr);
-        webrsf.set_history_store(history_store);
-        tokio::spawn(crate::webrsf::http::serve(
-            webrsf.clone(),
-            web_listener,
-            crate::http_server::HttpLimits::from(&config.http),
-        ));
-
-        let addrs = LabAddrs {
+        let (scscf_ep, scscf_rx) = ctx.bind_sip("S-CSCF", n.scscf).await?;
+        let (oim_ep, oim_rx) = ctx.bind_sip("O-IM", n.oim).await?;
+        let (tim_ep, tim_rx) = ctx.bind_sip("T-IM", n.tim).await?;
+        let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
+        let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
+        let peers = nodes::Peers {
             pcscf: pcscf_ep.local_addr(),
             icscf: icscf_ep.local_addr(),
             scscf: scscf_ep.local_addr(),
-            hss: hss_addr,
-            admin: admin_addr,
+            hss: config.diameter.hss_address.unwrap_or(hss_addr),
             oim: oim_ep.local_addr(),
             tim: tim_ep.local_addr(),
+            tim_http,
+        };
+        // The application servers by name, at their bound addresses (what SRV would give).
+        ctx.set_services(peers.oim, peers.tim);
+        let endpoints = vec![
+            ("P-CSCF", pcscf_ep.clone()),
+            ("I-CSCF", icscf_ep.clone()),
+            ("S-CSCF", scscf_ep.clone()),
+            ("O-IM", oim_ep.clone()),
+            ("T-IM", tim_ep.clone()),
+        ];
+
+        // Then each node, in the order the old single start used.
+        let oim = nodes::start_oim(&ctx, oim_ep, oim_rx, oim_msrp_l)?;
+        let (tim, history_token) = nodes::start_tim(
+            &ctx, tim_ep, tim_rx, tim_msrp_l, tim_http_l, &store, data_dir, &peers,
+        )?;
+        let hss = nodes::start_hss(
+            &ctx,
+            &store,
+            data_dir,
+            hss_listener,
+            admin_listener,
+            peers.scscf,
+        )?;
+        // The lab's own HSS is in this process, so a Cx link that does not open is a start-up
+        // error; an external one (`[diameter] hss_address`) may come later: 480 until then.
+        let wait_hss = config.diameter.hss_address.is_none();
+        let (scscf, scscf_hss) =
+            nodes::start_scscf(&ctx, scscf_ep, scscf_rx, &peers, wait_hss).await?;
+        let icscf_hss = nodes::start_icscf(&ctx, icscf_ep, icscf_rx, &peers, wait_hss).await?;
+        let pcscf = nodes::start_pcscf(&ctx, pcscf_ep, pcscf_rx, &peers);
+        let webrsf = nodes::start_webrsf(
+            &ctx,
+            web_listener,
+            &peers,
+            HistoryClient::new(tim_http, HistoryToken::Given(history_token)),
+        )?;
+        drop(ctx);
+
+        let addrs = LabAddrs {
+            pcscf: peers.pcscf,
+            icscf: peers.icscf,
+            scscf: peers.scscf,
+            hss: hss_addr,
+            admin: admin_addr,
+            oim: peers.oim,
+            tim: peers.tim,
             oim_msrp: oim.msrp_addr(),
             tim_msrp: tim.msrp_addr(),
             webrsf: web_addr,
+            tim_http,
         };
-        names.insert(addrs.pcscf, "P-CSCF".into());
-        names.insert(addrs.icscf, "I-CSCF".into());
-        names.insert(addrs.scscf, "S-CSCF".into());
-        names.insert(addrs.hss, "HSS".into());
-        names.insert(addrs.admin, "HSS-admin".into());
-        names.insert(addrs.oim, "O-IM".into());
-        names.insert(addrs.tim, "T-IM".into());
-        names.insert(oim.msrp_addr(), "O-IM".into());
-        names.insert(tim.msrp_addr(), "T-IM".into());
-        names.insert(web_addr, "WebRSF".into());
-        if let Ok(mut n) = recorder.names.lock() {
-            n.extend(names);
-        }
+        recorder.name_all(&addrs);
         let _ = std::fs::write(data_dir.join("admin.addr"), admin_addr.to_string());
-        let endpoints = vec![
-            ("P-CSCF", pcscf_ep_kept),
-            ("I-CSCF", icscf_ep_kept),
-            ("S-CSCF", scscf_ep_kept),
-            ("O-IM", oim_ep_kept),
-            ("T-IM", tim_ep_kept),
-        ];
-        let admin = crate::hss::admin_client::AdminClient::new(addrs.admin, admin_token);
+        let admin = crate::hss::admin_client::AdminClient::new(addrs.admin, hss.admin_token);
         let status = Arc::new(status::StatusSource {
             endpoints: endpoints.clone(),
             scscf: scscf.clone(),
@@ -686,11 +338,11 @@ impl Lab {
             oim: oim.clone(),
             tim: tim.clone(),
             webrsf: webrsf.clone(),
-            hss_peers: hss_cx.peers.clone(),
+            hss_peers: hss.cx.peers.clone(),
             cx_links: vec![("S-CSCF", scscf_hss.clone()), ("I-CSCF", icscf_hss.clone())],
             metrics: metrics.clone(),
         });
-        let _ = status_slot.set(status.clone());
+        let _ = hss.status_slot.set(status.clone());
         Ok(Lab {
             metrics,
             status,
@@ -702,14 +354,14 @@ impl Lab {
             started_in: t0.elapsed(),
             pcscf,
             scscf,
-            oim: oim.clone(),
+            oim,
             tim,
             webrsf,
             admin,
             recorder,
             shutdown,
             data_dir: data_dir.to_path_buf(),
-            hss_cx,
+            hss_cx: hss.cx,
             scscf_hss,
             icscf_hss,
         })

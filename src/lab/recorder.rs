@@ -44,6 +44,26 @@ impl Recorder {
         }
     }
 
+    /// Names every node's address for ladders.
+    pub fn name_all(&self, a: &super::LabAddrs) {
+        let names = [
+            (a.pcscf, "P-CSCF"),
+            (a.icscf, "I-CSCF"),
+            (a.scscf, "S-CSCF"),
+            (a.hss, "HSS"),
+            (a.admin, "HSS-admin"),
+            (a.oim, "O-IM"),
+            (a.tim, "T-IM"),
+            (a.oim_msrp, "O-IM"),
+            (a.tim_msrp, "T-IM"),
+            (a.webrsf, "WebRSF"),
+            (a.tim_http, "T-IM"),
+        ];
+        if let Ok(mut n) = self.names.lock() {
+            n.extend(names.into_iter().map(|(a, s)| (a, s.to_string())));
+        }
+    }
+
     /// The node name of an address; else, for an address that is no alias of a node's
     /// connection, the name a node gave it ([`Trace::name_peer`]: an MSRP relay names the
     /// connection a user bound a leg from); else the address.

@@ -442,14 +442,14 @@ async fn history(
         let last = num("last", 100)? as usize;
         return Ok(json_response(
             StatusCode::OK,
-            &gw.history_last(&u, &peer, last)?,
+            &gw.history_last(&u, &peer, last).await?,
         ));
     }
     let after = num("after", 0)?;
     let limit = num("limit", 100)? as usize;
     Ok(json_response(
         StatusCode::OK,
-        &gw.history(&u, &peer, after, limit)?,
+        &gw.history(&u, &peer, after, limit).await?,
     ))
 }
 
@@ -467,7 +467,10 @@ async fn conversations(
             .map_err(|_| WebError::BadRequest(format!("bad limit '{v}'")))?,
         None => 50,
     };
-    Ok(json_response(StatusCode::OK, &gw.conversations(&u, limit)?))
+    Ok(json_response(
+        StatusCode::OK,
+        &gw.conversations(&u, limit).await?,
+    ))
 }
 
 /// `GET Chat/Media` (figure 5 step 9): chunked NDJSON, one waiting message per chunk.

@@ -69,6 +69,8 @@ pub enum WebError {
     Unavailable(String),
     /// 504: the IMS core did not answer.
     Timeout(String),
+    /// 502: a node behind the gateway (T-IM's history endpoint) failed or refused it.
+    BadGateway(String),
 }
 
 impl WebError {
@@ -85,6 +87,7 @@ impl WebError {
             WebError::TooMany(_) | WebError::RateLimited(..) => 429,
             WebError::Unavailable(_) => 503,
             WebError::Timeout(_) => 504,
+            WebError::BadGateway(_) => 502,
         }
     }
 
@@ -102,6 +105,7 @@ impl WebError {
             WebError::RateLimited(d, _) => ("too_many_attempts", d),
             WebError::Unavailable(d) => ("service_unavailable", d),
             WebError::Timeout(d) => ("ims_timeout", d),
+            WebError::BadGateway(d) => ("bad_gateway", d),
         };
         json!({ "error": error, "detail": detail })
     }
@@ -253,7 +257,7 @@ pub struct Gateway {
     /// Salt of [`WebUser::password_tag`].
     salt: [u8; 16],
     shutdown: watch::Receiver<bool>,
-    history: Mutex<Option<crate::im::store::ImStore>>,
+    history: Mutex<Option<crate::im::history_api::HistoryClient>>,
 }
 
 impl Gateway {
@@ -310,17 +314,18 @@ impl Gateway {
         })
     }
 
-    /// Gives the gateway read access to T-IM's conversation store, for `GET History`
-    /// (in a deployment: the operator's message store).
-    pub fn set_history_store(&self, store: crate::im::store::ImStore) {
+    /// Where the gateway reads T-IM's conversations for `GET History`: T-IM's history
+    /// endpoint ([`crate::im::history_api`]), over a socket like every other node talk (in a
+    /// deployment: the operator's message store).
+    pub fn set_history(&self, client: crate::im::history_api::HistoryClient) {
         if let Ok(mut h) = self.history.lock() {
-            *h = Some(store);
+            *h = Some(client);
         }
     }
 
     /// `GET /{url}/History/{peer}?after=SEQ&limit=N`: the conversation with `peer` as T-IM
     /// numbered it (seed 004: everything after the last sequence number the client saw).
-    pub fn history(
+    pub async fn history(
         &self,
         user: &WebUser,
         peer: &str,
@@ -328,21 +333,30 @@ impl Gateway {
         limit: usize,
     ) -> Result<Value, WebError> {
         let peer = self.aor_of(peer)?;
-        let store = self.history_store()?;
-        let items = store
+        let items = self
+            .history_client()?
             .history(&user.aor, &peer, after, limit.clamp(1, 1000))
-            .into_iter()
-            .map(|m| self.history_item(&m))
+            .await
+            .map_err(history_error)?
+            .iter()
+            .map(|m| self.history_item(m))
             .collect();
         Ok(Value::Array(items))
     }
 
     /// `GET History/{peer}?last=N`: the newest N messages of the conversation, oldest first.
-    pub fn history_last(&self, user: &WebUser, peer: &str, last: usize) -> Result<Value, WebError> {
+    pub async fn history_last(
+        &self,
+        user: &WebUser,
+        peer: &str,
+        last: usize,
+    ) -> Result<Value, WebError> {
         let peer = self.aor_of(peer)?;
-        let store = self.history_store()?;
-        let items = store
+        let items = self
+            .history_client()?
             .history_tail(&user.aor, &peer, last.clamp(1, 1000))
+            .await
+            .map_err(history_error)?
             .iter()
             .map(|m| self.history_item(m))
             .collect();
@@ -351,24 +365,25 @@ impl Gateway {
 
     /// `GET History`: the user's conversations, newest first, each with its newest message
     /// (what the browser client lists after a login).
-    pub fn conversations(&self, user: &WebUser, limit: usize) -> Result<Value, WebError> {
-        let store = self.history_store()?;
-        let items = store
+    pub async fn conversations(&self, user: &WebUser, limit: usize) -> Result<Value, WebError> {
+        let items = self
+            .history_client()?
             .conversations(&user.aor, limit.clamp(1, 1000))
+            .await
+            .map_err(history_error)?
             .into_iter()
-            .map(|(peer, seq)| {
-                let last = store.history_tail(&user.aor, &peer, 1);
+            .map(|c| {
                 json!({
-                    "peer": self.web_id(&peer),
-                    "last_seq": seq,
-                    "last": last.first().map(|m| self.history_item(m)),
+                    "peer": self.web_id(&c.peer),
+                    "last_seq": c.last_seq,
+                    "last": c.last.as_ref().map(|m| self.history_item(m)),
                 })
             })
             .collect();
         Ok(Value::Array(items))
     }
 
-    fn history_store(&self) -> Result<crate::im::store::ImStore, WebError> {
+    fn history_client(&self) -> Result<crate::im::history_api::HistoryClient, WebError> {
         self.history
             .lock()
             .ok()
@@ -1337,4 +1352,11 @@ async fn pump(
             _ = closed.changed() => return,
         }
     }
+}
+
+/// T-IM's history endpoint failing, as the web client sees it (502: the gateway is fine, the
+/// node behind it is not).
+fn history_error(e: crate::im::history_api::HistoryError) -> WebError {
+    tracing::warn!(error = %e, "WebRSF: history from T-IM failed");
+    WebError::BadGateway(e.to_string())
 }

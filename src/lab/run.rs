@@ -1,0 +1,300 @@
+//! `rcslab run NODE`: one node of a lab as its own process (issue 15). It binds that node's
+//! sockets at the lab file's `[nodes]` addresses and reaches every other node at its `[nodes]`
+//! address, through the same wire protocols as in `rcslab up` (SIP, Diameter Cx, MSRP, and
+//! HTTP for T-IM's history), so seven `rcslab run` processes on the default lab make the same
+//! lab as `rcslab up`, and a lab can span hosts.
+//!
+//! Start order does not matter: the CSCFs' Cx links to the HSS reconnect with backoff
+//! (RFC 6733 §5.6, `[diameter] reconnect_*_ms`) and answer 480 until the HSS is there; SIP and
+//! MSRP peers are reached per request.
+//!
+//! Data: the nodes that store keep it in a sub-directory of `--data-dir`, one sled db per
+//! process (sled allows one process per db): the HSS in `DIR/hss` (subscribers, AKA SQN, its
+//! `admin.token` and `admin.addr`), T-IM in `DIR/tim` (messages, and `history.token`). The
+//! WebRSF gateway reads `DIR/tim/history.token` to ask T-IM for history; on another host, copy
+//! that file there. The other nodes keep nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::nodes::{self, Ctx, Peers};
+use super::{LabAddrs, LabError, LabOptions, Recorder};
+use crate::config::LabConfig;
+use crate::im::history_api::{HistoryClient, HistoryToken};
+use crate::store::Store;
+use crate::trace::Trace;
+
+/// A node that `rcslab run` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// P-CSCF.
+    Pcscf,
+    /// I-CSCF.
+    Icscf,
+    /// S-CSCF.
+    Scscf,
+    /// HSS (Diameter Cx and the provisioning API).
+    Hss,
+    /// O-IM.
+    Oim,
+    /// T-IM (and its history endpoint).
+    Tim,
+    /// The WebRSF gateway.
+    Webrsf,
+}
+
+/// The node names `rcslab run` takes, in the order of a REGISTER's path.
+pub const NODE_NAMES: [&str; 7] = ["pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf"];
+
+/// A node name `rcslab run` does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf")]
+pub struct UnknownNode(pub String);
+
+impl std::str::FromStr for Node {
+    type Err = UnknownNode;
+
+    fn from_str(s: &str) -> Result<Node, UnknownNode> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "pcscf" => Node::Pcscf,
+            "icscf" => Node::Icscf,
+            "scscf" => Node::Scscf,
+            "hss" => Node::Hss,
+            "oim" => Node::Oim,
+            "tim" => Node::Tim,
+            "webrsf" => Node::Webrsf,
+            _ => return Err(UnknownNode(s.to_string())),
+        })
+    }
+}
+
+impl Node {
+    /// Its name as ladders show it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Node::Pcscf => "P-CSCF",
+            Node::Icscf => "I-CSCF",
+            Node::Scscf => "S-CSCF",
+            Node::Hss => "HSS",
+            Node::Oim => "O-IM",
+            Node::Tim => "T-IM",
+            Node::Webrsf => "WebRSF",
+        }
+    }
+
+    /// Where it keeps data under `--data-dir`, if it keeps any.
+    pub fn data_dir(self, base: &Path) -> Option<PathBuf> {
+        match self {
+            Node::Hss => Some(base.join("hss")),
+            Node::Tim => Some(base.join("tim")),
+            _ => None,
+        }
+    }
+}
+
+/// One running node.
+pub struct RunningNode {
+    /// Which.
+    pub node: Node,
+    /// What it listens on: name, address, protocol.
+    pub listening: Vec<(&'static str, SocketAddr, &'static str)>,
+    /// Its data directory, if it stores.
+    pub data_dir: Option<PathBuf>,
+    /// Its flight recorder (enabled with `--trace`).
+    pub trace: Trace,
+    recorder: Recorder,
+    store: Option<Arc<Store>>,
+    shutdown: watch::Sender<bool>,
+    /// The node's handles, kept for its lifetime (its tasks hold their own clones).
+    _handles: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl RunningNode {
+    /// The recorder with every node's address named as in `[nodes]`.
+    pub fn recorder(&self) -> Recorder {
+        self.recorder.clone()
+    }
+
+    /// Stops the node, flushes its store and removes the admin address file (HSS).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Some(d) = &self.data_dir {
+            let _ = std::fs::remove_file(d.join("admin.addr"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(s) = &self.store {
+            let _ = s.durable().await;
+        }
+    }
+}
+
+/// Starts `node` of `config` alone; `data_dir` is the base directory (see the module doc).
+pub async fn start(
+    node: Node,
+    config: &LabConfig,
+    data_dir: &Path,
+    opts: LabOptions,
+) -> Result<RunningNode, LabError> {
+    // `[trace] hep` (or `opts.hep`): this node's messages go live to the HEP collector, named.
+    let hep = opts.hep.or_else(|| config.trace.hep_target());
+    let (tap, hep_queue) = match hep {
+        Some(_) => {
+            let (t, q) = crate::trace::hep::HepTap::channel();
+            (Some(t), Some(q))
+        }
+        None => (None, None),
+    };
+    let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), tap);
+    let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
+    let (shutdown, shut_rx) = watch::channel(false);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let recorder = Recorder {
+        trace: trace.clone(),
+        names: Arc::new(Mutex::new(Default::default())),
+    };
+    if let (Some(target), Some(queue)) = (hep, hep_queue) {
+        tokio::spawn(crate::trace::hep::run_sender(
+            queue,
+            target,
+            recorder.hep_namer(),
+            shut_rx.clone(),
+        ));
+    }
+    let n = config.nodes.clone();
+    recorder.name_all(&LabAddrs {
+        pcscf: n.pcscf,
+        icscf: n.icscf,
+        scscf: n.scscf,
+        hss: n.hss,
+        admin: n.admin,
+        oim: n.oim,
+        tim: n.tim,
+        oim_msrp: n.oim_msrp,
+        tim_msrp: n.tim_msrp,
+        webrsf: n.webrsf,
+        tim_http: n.tim_http_or_default(),
+    });
+    let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
+    let mut peers = Peers::from_config(config);
+    if let Some(h) = config.diameter.hss_address {
+        peers.hss = h;
+    }
+    let dir = node.data_dir(data_dir);
+    let mut store = None;
+    let mut listening = Vec::new();
+    let mut handles: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
+    match node {
+        Node::Hss => {
+            let d = data_dir.join("hss");
+            let s = Arc::new(nodes::open_store(&d)?);
+            let (cx, cx_addr) = nodes::bind_tcp("HSS", n.hss).await?;
+            let (admin, admin_addr) = nodes::bind_tcp("admin API", n.admin).await?;
+            let hss = nodes::start_hss(&ctx, &s, &d, cx, admin, peers.scscf)?;
+            handles.push(Box::new(hss.cx.stop));
+            let _ = std::fs::write(d.join("admin.addr"), admin_addr.to_string());
+            listening.push(("HSS", cx_addr, "Diameter Cx (TCP)"));
+            listening.push(("HSS-API", admin_addr, "HTTP (provisioning)"));
+            store = Some(s);
+        }
+        Node::Scscf => {
+            let (ep, rx) = ctx.bind_sip("S-CSCF", n.scscf).await?;
+            let a = ep.local_addr();
+            handles.push(Box::new(
+                nodes::start_scscf(&ctx, ep, rx, &peers, false).await?,
+            ));
+            listening.push(("S-CSCF", a, "SIP UDP+TCP"));
+        }
+        Node::Icscf => {
+            let (ep, rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
+            let a = ep.local_addr();
+            handles.push(Box::new(
+                nodes::start_icscf(&ctx, ep, rx, &peers, false).await?,
+            ));
+            listening.push(("I-CSCF", a, "SIP UDP+TCP"));
+        }
+        Node::Pcscf => {
+            let (ep, rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
+            let a = ep.local_addr();
+            handles.push(Box::new(nodes::start_pcscf(&ctx, ep, rx, &peers)));
+            listening.push(("P-CSCF", a, "SIP UDP+TCP"));
+        }
+        Node::Oim => {
+            let (ep, rx) = ctx.bind_sip("O-IM", n.oim).await?;
+            let a = ep.local_addr();
+            let (msrp, msrp_addr) = nodes::bind_tcp("O-IM MSRP", n.oim_msrp).await?;
+            handles.push(Box::new(nodes::start_oim(&ctx, ep, rx, msrp)?));
+            listening.push(("O-IM", a, "SIP (ISC, RCS messaging AS)"));
+            listening.push(("O-IM", msrp_addr, "MSRP (TCP)"));
+        }
+        Node::Tim => {
+            let d = data_dir.join("tim");
+            let s = Arc::new(nodes::open_store(&d)?);
+            let (ep, rx) = ctx.bind_sip("T-IM", n.tim).await?;
+            let a = ep.local_addr();
+            let (msrp, msrp_addr) = nodes::bind_tcp("T-IM MSRP", n.tim_msrp).await?;
+            let (http, http_addr) = nodes::bind_tcp("T-IM history", peers.tim_http).await?;
+            handles.push(Box::new(
+                nodes::start_tim(&ctx, ep, rx, msrp, http, &s, &d, &peers)?.0,
+            ));
+            listening.push(("T-IM", a, "SIP (ISC, RCS messaging AS)"));
+            listening.push(("T-IM", msrp_addr, "MSRP (TCP)"));
+            listening.push(("T-IM", http_addr, "HTTP (history, token in history.token)"));
+            store = Some(s);
+        }
+        Node::Webrsf => {
+            let (l, a) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
+            let history =
+                HistoryClient::new(peers.tim_http, HistoryToken::File(data_dir.join("tim")));
+            handles.push(Box::new(nodes::start_webrsf(&ctx, l, &peers, history)?));
+            listening.push(("WebRSF", a, "HTTP (REST + notification channel)"));
+        }
+    }
+    Ok(RunningNode {
+        node,
+        listening,
+        data_dir: dir,
+        trace,
+        recorder,
+        store,
+        shutdown,
+        _handles: handles,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_parse_and_an_unknown_one_lists_the_valid_ones() {
+        for name in NODE_NAMES {
+            let n: Node = name.parse().expect(name);
+            assert_eq!(n.label().to_ascii_lowercase().replace('-', ""), name);
+        }
+        let e = "bgcf".parse::<Node>().unwrap_err().to_string();
+        assert!(e.contains("unknown node 'bgcf'"), "{e}");
+        for name in NODE_NAMES {
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_the_hss_and_t_im_keep_data_each_in_its_own_sub_directory() {
+        let base = Path::new("/d");
+        assert_eq!(Node::Hss.data_dir(base), Some(PathBuf::from("/d/hss")));
+        assert_eq!(Node::Tim.data_dir(base), Some(PathBuf::from("/d/tim")));
+        for n in [
+            Node::Pcscf,
+            Node::Icscf,
+            Node::Scscf,
+            Node::Oim,
+            Node::Webrsf,
+        ] {
+            assert_eq!(n.data_dir(base), None);
+        }
+    }
+}
