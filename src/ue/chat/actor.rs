@@ -515,19 +515,17 @@ impl Actor {
                 let mut ok = inc.request.response(200, None);
                 ok.ensure_to_tag();
                 inc.tx.respond(ok);
-                let body = String::from_utf8_lossy(&inc.request.body).to_string();
-                let me = crate::store::canonical_identity(&self.cfg.impu).unwrap_or_default();
-                if crate::sip::reginfo::terminated_aors(&body).contains(&me) {
-                    let state = inc
-                        .request
-                        .headers
-                        .get("Subscription-State")
-                        .unwrap_or("")
-                        .to_string();
-                    let _ = self.events.send(ChatEvent::Deregistered {
-                        reason: format!("the network ended the registration ({state})"),
-                    });
-                }
+                let reginfo = String::from_utf8_lossy(&inc.request.body).to_string();
+                let subscription_state = inc
+                    .request
+                    .headers
+                    .get("Subscription-State")
+                    .unwrap_or("")
+                    .to_string();
+                self.feed(Input::RegInfo {
+                    reginfo,
+                    subscription_state,
+                });
             }
             Method::Message => {
                 let req = &inc.request;
@@ -541,11 +539,8 @@ impl Actor {
                         self.feed(Input::Cpim { peer, cpim });
                     }
                 } else {
-                    let _ = self.events.send(ChatEvent::Message {
-                        from: peer,
-                        text: String::from_utf8_lossy(&req.body).to_string(),
-                        message_id: String::new(),
-                    });
+                    let text = String::from_utf8_lossy(&req.body).to_string();
+                    self.feed(Input::PagerText { peer, text });
                 }
             }
             Method::Bye => {

@@ -1,6 +1,7 @@
 //! The chat client's decisions, without sockets (STYLE.md §1, quinn-proto style): per-peer
 //! session state, the queue of messages waiting for a session, MSRP transaction tracking,
-//! IMDN bookkeeping (RFC 5438) and duplicate suppression. The driver ([`super::actor`]) feeds
+//! IMDN bookkeeping (RFC 5438), duplicate suppression, and what a reg-event NOTIFY about our
+//! own registration means (RFC 3680). The driver ([`super::actor`]) feeds
 //! it what happened with [`ChatCore::handle`] and carries out what [`ChatCore::poll_output`]
 //! says: MSRP to send, SIP to start, events for the application; it arms one timer at
 //! [`ChatCore::poll_timeout`] and calls [`ChatCore::handle_timeout`] when it fires.
@@ -19,7 +20,7 @@
 //! An MSRP SEND of ours that gets no response within [`MSRP_TRANSACTION_TIMEOUT`] (RFC 4975
 //! §7.1.1: 30 s) fails its message with [`ChatEvent::SendFailed`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::cpim::{Cpim, ImdnStatus};
@@ -27,6 +28,7 @@ use crate::msrp::limits::{Added, MsrpLimits, Partials};
 use crate::msrp::{chunk, MsrpMessage, CHUNK_SIZE};
 use crate::rcs::{self, Content};
 
+use super::recent::RecentIds;
 use super::{ChatEvent, ChatOptions, SessionIds, SessionStatus, DEDUP_WINDOW};
 
 /// RFC 4975 §7.1.1: a sender that gets no transaction response within 30 s treats the
@@ -85,6 +87,14 @@ pub(super) enum Input {
     MsrpClosed { peer: String },
     /// A CPIM document from `peer` outside MSRP (SIP MESSAGE, or the INVITE's first message).
     Cpim { peer: String, cpim: Cpim },
+    /// A pager-mode MESSAGE (RFC 3428) from `peer` whose body is not CPIM.
+    PagerText { peer: String, text: String },
+    /// A reg-event NOTIFY (RFC 3680) about our registration: its reginfo body and its
+    /// Subscription-State.
+    RegInfo {
+        reginfo: String,
+        subscription_state: String,
+    },
     /// An INVITE from `peer` was held for the application: its first message waits for the
     /// application's "delivered"/"displayed".
     Held { peer: String, first: Option<Cpim> },
@@ -161,38 +171,6 @@ struct Received {
     cpim: Cpim,
     /// IMDN "delivered" already sent (or not asked for).
     delivered: bool,
-}
-
-/// A bounded set of recent ids: the oldest goes when it is full.
-struct RecentIds {
-    set: HashSet<String>,
-    order: VecDeque<String>,
-    cap: usize,
-}
-
-impl RecentIds {
-    fn new(cap: usize) -> RecentIds {
-        RecentIds {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            cap,
-        }
-    }
-
-    /// True when `id` is new (and now remembered).
-    fn insert(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        if self.order.len() >= self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        self.set.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        true
-    }
 }
 
 /// What a client holds of messages still arriving: 16 MiB messages, 32 at once, 32 MiB in all,
@@ -320,6 +298,26 @@ impl ChatCore {
                 }
             }
             Input::Cpim { peer, cpim } => self.on_cpim(now, &peer, cpim, false),
+            Input::PagerText { peer, text } => self.event(ChatEvent::Message {
+                from: peer,
+                text,
+                message_id: String::new(),
+            }),
+            Input::RegInfo {
+                reginfo,
+                subscription_state,
+            } => {
+                // RFC 3680 §5.4 / TS 24.229 §5.1.1.6: our AOR's registration `terminated`
+                // means the network ended it (RTR, an administrator).
+                let me = crate::store::canonical_identity(&self.impu).unwrap_or_default();
+                if crate::sip::reginfo::terminated_aors(&reginfo).contains(&me) {
+                    self.event(ChatEvent::Deregistered {
+                        reason: format!(
+                            "the network ended the registration ({subscription_state})"
+                        ),
+                    });
+                }
+            }
             Input::Held { peer, first } => {
                 if let Some(c) = first {
                     if c.wants("positive-delivery") || c.wants("display") {

@@ -504,3 +504,63 @@ fn bye_from_the_far_end_closes_the_session() {
         ]
     );
 }
+
+#[test]
+fn a_reg_event_saying_our_registration_ended_is_reported() {
+    let mut c = core(ChatOptions::default());
+    let aors = [ME.to_string(), "tel:+15550001".to_string()];
+    let contact = [("sip:alice@127.0.0.1:5062".to_string(), 0)];
+    let active = crate::sip::reginfo::reginfo_xml(
+        3,
+        &aors,
+        &contact,
+        crate::sip::reginfo::ContactEvent::Refreshed,
+    );
+    c.handle(
+        Instant::now(),
+        Input::RegInfo {
+            reginfo: active,
+            subscription_state: "active;expires=7000".into(),
+        },
+    );
+    assert_eq!(drain(&mut c), Vec::new());
+    let ended = crate::sip::reginfo::reginfo_xml(
+        4,
+        &aors,
+        &contact,
+        crate::sip::reginfo::ContactEvent::Rejected,
+    );
+    c.handle(
+        Instant::now(),
+        Input::RegInfo {
+            reginfo: ended,
+            subscription_state: "terminated;reason=rejected".into(),
+        },
+    );
+    assert_eq!(
+        events(&drain(&mut c)),
+        vec![ChatEvent::Deregistered {
+            reason: "the network ended the registration (terminated;reason=rejected)".into()
+        }]
+    );
+}
+
+#[test]
+fn a_plain_pager_message_is_shown_without_a_report() {
+    let mut c = core(ChatOptions::default());
+    c.handle(
+        Instant::now(),
+        Input::PagerText {
+            peer: BOB.into(),
+            text: "plain".into(),
+        },
+    );
+    assert_eq!(
+        drain(&mut c),
+        vec![Output::Event(ChatEvent::Message {
+            from: BOB.into(),
+            text: "plain".into(),
+            message_id: String::new(),
+        })]
+    );
+}

@@ -34,6 +34,7 @@ use crate::ue::Ue;
 mod actor;
 mod core;
 mod msrp_bind;
+mod recent;
 mod registrar;
 
 pub use self::core::MSRP_TRANSACTION_TIMEOUT;
