@@ -20,6 +20,7 @@ pub mod lograte;
 pub mod metrics;
 pub mod msrp;
 pub mod profile;
+pub mod rcs;
 pub mod sip;
 pub mod store;
 pub mod trace;

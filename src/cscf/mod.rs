@@ -221,13 +221,8 @@ pub async fn next_hop(
     }
 }
 
-/// True for requests inside a dialog (To tag present, RFC 3261 §12.2).
-pub fn in_dialog(req: &Request) -> bool {
-    req.headers
-        .get("To")
-        .and_then(|t| crate::sip::NameAddr::parse(t).ok())
-        .is_some_and(|na| na.tag().is_some())
-}
+// `in_dialog` and `cancel_forwarded` are SIP helpers the UE shares: they live in `sip`.
+pub use crate::sip::dialog::{cancel_forwarded, in_dialog};
 
 /// True for requests that create a dialog and so get Record-Route.
 pub fn creates_dialog(req: &Request) -> bool {
@@ -305,18 +300,6 @@ pub async fn handle_cancel(ep: &Endpoint, inc: crate::sip::IncomingRequest) {
     for p in pending {
         cancel_forwarded(ep, &p.forwarded, p.dest, p.transport).await;
     }
-}
-
-/// Sends a CANCEL for an INVITE we forwarded (RFC 3261 §9.1: same Request-URI, Call-ID, From,
-/// To, CSeq number, top Via and Route set) and waits for its answer.
-pub async fn cancel_forwarded(
-    ep: &Endpoint,
-    inv: &Request,
-    dest: std::net::SocketAddr,
-    transport: Transport,
-) {
-    let c = inv.cancel();
-    let _ = ep.send_request(c, dest, transport).final_response().await;
 }
 
 /// Forwards an ACK for a 2xx (no transaction) to its next hop, as RFC 3261 §16.11 does for

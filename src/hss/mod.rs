@@ -22,12 +22,12 @@ use std::sync::Arc;
 
 use crate::auth::aka;
 use crate::auth::digest;
-use crate::diameter::codec::{Avp, DiameterError, Message};
+use crate::diameter::codec::Message;
 use crate::diameter::cx::{
-    self, CxResult, LocationInfoAnswer, LocationInfoRequest, MultimediaAuthAnswer,
-    MultimediaAuthRequest, ServerAssignmentAnswer, ServerAssignmentRequest, ServerAssignmentType,
-    SipAuthDataItem, SipDigestAuthenticate, UserAuthorizationAnswer, UserAuthorizationRequest,
-    UserAuthorizationType,
+    self, CxError, CxMessage, CxResult, LocationInfoAnswer, LocationInfoRequest,
+    MultimediaAuthAnswer, MultimediaAuthRequest, ServerAssignmentAnswer, ServerAssignmentRequest,
+    ServerAssignmentType, SipAuthDataItem, SipDigestAuthenticate, UserAuthorizationAnswer,
+    UserAuthorizationRequest, UserAuthorizationType,
 };
 use crate::diameter::peer::{BoxFuture, ConnId, DiameterHandler, Peer, PeerInfo, PeerTable};
 use crate::profile::{ImsSubscription, PublicIdentity, ServiceProfile};
@@ -240,23 +240,10 @@ impl Hss {
         };
         let mut ans = match r {
             Ok(a) => a,
-            Err(DiameterError::MissingAvp { code, vendor_id }) => {
-                tracing::warn!(command = %req.command_name(), code, "Cx request without a mandatory AVP");
-                Message::error_answer(
-                    &req,
-                    crate::diameter::codec::DIAMETER_MISSING_AVP,
-                    Some(Avp::new(code, vendor_id, true, Vec::<u8>::new())),
-                    Some("missing mandatory AVP"),
-                )
-            }
             Err(e) => {
+                // TS 29.229 §6.2 / RFC 6733 §7.1.5: the decoding error becomes the answer.
                 tracing::warn!(command = %req.command_name(), error = %e, "unusable Cx request");
-                Message::error_answer(
-                    &req,
-                    crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY,
-                    None,
-                    Some(&e.to_string()),
-                )
+                e.to_answer(&req)
             }
         };
         ans.hop_by_hop = req.hop_by_hop;
@@ -295,8 +282,8 @@ impl Hss {
     }
 
     /// TS 29.228 §6.1.1.1.
-    async fn uar(&self, req: &Message) -> Result<Message, DiameterError> {
-        let uar = UserAuthorizationRequest::from_message(req)?;
+    async fn uar(&self, req: &Message) -> Result<Message, CxError> {
+        let uar = UserAuthorizationRequest::decode(req)?;
         let mut ans = UserAuthorizationAnswer {
             session_id: uar.session_id.clone(),
             origin_host: self.origin_host.clone(),
@@ -339,8 +326,8 @@ impl Hss {
     /// TS 29.228 §6.3.1: vectors. Digest -> HA1 (TS 29.229 §6.3.35 SIP-Digest-Authenticate);
     /// AKA -> RAND||AUTN, XRES, CK, IK from Milenage with the next SQN; a SIP-Authorization
     /// of RAND||AUTS re-synchronises the SQN first (TS 33.102 §6.3.5).
-    async fn mar(&self, req: &Message) -> Result<Message, DiameterError> {
-        let mar = MultimediaAuthRequest::from_message(req)?;
+    async fn mar(&self, req: &Message) -> Result<Message, CxError> {
+        let mar = MultimediaAuthRequest::decode(req)?;
         let mut ans = MultimediaAuthAnswer {
             session_id: mar.session_id.clone(),
             origin_host: self.origin_host.clone(),
@@ -475,8 +462,8 @@ impl Hss {
     }
 
     /// TS 29.228 §6.1.2.1.
-    async fn sar(&self, from: &PeerInfo, req: &Message) -> Result<Message, DiameterError> {
-        let sar = ServerAssignmentRequest::from_message(req)?;
+    async fn sar(&self, from: &PeerInfo, req: &Message) -> Result<Message, CxError> {
+        let sar = ServerAssignmentRequest::decode(req)?;
         let mut ans = ServerAssignmentAnswer {
             session_id: sar.session_id.clone(),
             origin_host: self.origin_host.clone(),
@@ -555,8 +542,8 @@ impl Hss {
     }
 
     /// TS 29.228 §6.1.4.1.
-    async fn lir(&self, req: &Message) -> Result<Message, DiameterError> {
-        let lir = LocationInfoRequest::from_message(req)?;
+    async fn lir(&self, req: &Message) -> Result<Message, CxError> {
+        let lir = LocationInfoRequest::decode(req)?;
         let mut ans = LocationInfoAnswer {
             session_id: lir.session_id.clone(),
             origin_host: self.origin_host.clone(),

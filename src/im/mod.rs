@@ -18,7 +18,9 @@
 
 pub mod delivery;
 pub mod history_api;
-pub mod rcs;
+/// The RCS codec helpers moved down to [`crate::rcs`] (the UE shares them); kept here so
+/// `im::rcs::…` paths still resolve.
+pub use crate::rcs;
 pub mod relay;
 pub mod store;
 mod tim;
@@ -682,8 +684,9 @@ pub fn stored_warning(host: &str) -> String {
     format!("399 {host} \"{STORED_WARNING}\"")
 }
 
-/// The text of [`stored_warning`], which clients look for.
-pub const STORED_WARNING: &str = "stored: recipient offline";
+/// The text of [`stored_warning`], which clients look for (defined with the RCS codec
+/// helpers, which the client shares).
+pub use crate::rcs::STORED_WARNING;
 
 /// How ladders name a user's client: `UE alice` for `sip:alice@ims.lab` (as
 /// [`crate::lab::registered_names`] does).

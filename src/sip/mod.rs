@@ -5,11 +5,13 @@
 //! `transport` owns sockets and framing; `transaction` holds the RFC 3261 §17 state machines
 //! (socket-free, time passed in) and the [`Endpoint`] that drives them over a transport.
 
+pub mod dialog;
 pub mod endpoint;
 pub mod headers;
 pub mod limits;
 pub mod message;
 pub mod multipart;
+pub mod reginfo;
 pub mod resolve;
 pub mod server_table;
 pub mod stateless;

@@ -2,6 +2,9 @@
 //! it): the CPM feature tags (percent-encoded ICSI in Contact and Accept-Contact, plain in
 //! P-Preferred-Service), Contribution-ID / Conversation-ID, the `multipart/mixed` body of an
 //! INVITE that carries the first message, and CPIM wrappers for messages and IMDNs.
+//!
+//! A codec layer (it sat in `im` before): the messaging servers and the simulated UE both
+//! use it, so the UE no longer imports a node module.
 
 use bytes::Bytes;
 
@@ -9,6 +12,10 @@ use crate::cpim::{Cpim, Imdn, ImdnStatus};
 use crate::msrp::sdp::MsrpSdp;
 use crate::sip::multipart::{self, Part};
 use crate::sip::{Request, Response};
+
+/// The text of the Warning T-IM puts on its 200 OK when it stored the first message for a
+/// recipient who is not registered (`im::stored_warning`); clients look for it.
+pub const STORED_WARNING: &str = "stored: recipient offline";
 
 /// The OMA CPM session ICSI, plain (P-Preferred-Service / P-Asserted-Service).
 pub const ICSI_CHAT: &str = "urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session";

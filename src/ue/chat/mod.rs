@@ -1,0 +1,409 @@
+//! A simulated RCS client (GSMA RCC.07 1-to-1 chat): opens a chat with an INVITE carrying the
+//! first message, binds its MSRP connection with an empty SEND, sends later messages over MSRP
+//! (chunked above 2048 bytes), answers each received message with IMDNs "delivered" (and
+//! "displayed" when told it was shown), and sends is-composing while typing. It takes an
+//! INVITE from the network the way the paper's UE2 does (figure 1 steps 13-26): shows the
+//! message, reports "delivered" in a SIP MESSAGE, answers 200, waits for the ACK and binds.
+//!
+//! It runs as a task of its own; the application drives it with [`ChatUe`] and reads
+//! [`ChatEvent`]s.
+//!
+//! A network that restarts may send again what it had delivered but not yet recorded as
+//! delivered (at-least-once from a store): the client drops a message whose imdn.Message-ID
+//! it already got, and a disposition report it already had, from a bounded window of recent
+//! ids ([`DEDUP_WINDOW`]); the copy is still acknowledged (and its "delivered" sent again), so
+//! the network can forget it.
+//!
+//! The client is split the quinn way (STYLE.md §1): `core.rs` holds its decisions without
+//! sockets (sessions, message queue, MSRP transactions and their RFC 4975 §7.1.1 timeout,
+//! IMDN bookkeeping per RFC 5438), driven by `handle(now, input)` with outputs polled out and
+//! unit-tested with a fake clock; `actor.rs` is the tokio driver that owns the SIP endpoint,
+//! the MSRP connections and the timer and translates; `registrar.rs` keeps the registration
+//! alive.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cpim::ImdnStatus;
+use crate::trace::Trace;
+use crate::ue::Ue;
+
+mod actor;
+mod core;
+mod msrp_bind;
+mod recent;
+mod registrar;
+
+pub use self::core::MSRP_TRANSACTION_TIMEOUT;
+
+/// What the client tells its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// The network ended our registration (a reg-event NOTIFY saying so, RFC 3680: the HSS
+    /// changed the credentials or removed the subscription, RTR); seen with
+    /// [`ChatOptions::watch_registration`].
+    Deregistered {
+        /// What the NOTIFY said.
+        reason: String,
+    },
+    /// A message arrived.
+    Message {
+        /// Sender (AoR).
+        from: String,
+        /// Its text.
+        text: String,
+        /// imdn.Message-ID.
+        message_id: String,
+    },
+    /// A disposition notification about one of our messages.
+    Status {
+        /// The message it is about.
+        message_id: String,
+        /// What happened.
+        status: ImdnStatus,
+        /// Who reports.
+        from: String,
+        /// What the network added ([`crate::cpim::Imdn::note`]): `pager-mode` when T-IM
+        /// delivered it as a SIP MESSAGE, the reason of a failure.
+        note: Option<String>,
+    },
+    /// The network stored our message for a recipient who is offline (T-IM's 200 OK carried
+    /// `Warning: 399 ... "stored: recipient offline"`); its status comes later as an IMDN.
+    Stored {
+        /// The message.
+        message_id: String,
+        /// The warning text.
+        reason: String,
+    },
+    /// The other side is typing (or stopped).
+    Composing {
+        /// Who.
+        from: String,
+        /// Typing now.
+        active: bool,
+    },
+    /// Someone opened a chat with us and [`ChatOptions::hold_invites`] is on: the INVITE waits
+    /// for [`ChatUe::accept`] or [`ChatUe::decline`]. The first message (if the INVITE carried
+    /// one) comes with it; no separate `Message` event is sent for it.
+    Invited {
+        /// Who (AoR of P-Asserted-Identity or From).
+        from: String,
+        /// The Request-URI (the identity that was called).
+        request_uri: String,
+        /// The INVITE's Subject, if any.
+        subject: Option<String>,
+        /// imdn.Message-ID of the first message (empty when there was none).
+        message_id: String,
+        /// The first message's text.
+        text: Option<String>,
+        /// Its CPIM DateTime.
+        datetime: Option<String>,
+        /// Conversation-ID header.
+        conversation_id: Option<String>,
+        /// Contribution-ID header.
+        contribution_id: Option<String>,
+    },
+    /// A chat session changed state.
+    Session {
+        /// With whom.
+        peer: String,
+        /// What happened.
+        status: SessionStatus,
+        /// Why (SIP status or the reason it failed).
+        reason: String,
+    },
+    /// The network took something we sent, so it is its to keep from now on (only with
+    /// [`ChatOptions::report_acks`]): one of our
+    /// messages (`report` None: the 200 to the INVITE that carried it, or the MSRP 200 of its
+    /// last chunk), or our disposition report on message `message_id` (`report` Some: the 200
+    /// to the SIP MESSAGE or MSRP SEND that carried it).
+    Acked {
+        /// Our message, or the message our report is about.
+        message_id: String,
+        /// The report's status, when it was a report.
+        report: Option<ImdnStatus>,
+    },
+    /// A message of ours could not be sent (SIP or MSRP error).
+    SendFailed {
+        /// The message.
+        message_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Session state changes reported by [`ChatEvent::Session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// The session is up (MSRP bound).
+    Accepted,
+    /// The other side (or we) declined it.
+    Declined,
+    /// It ended (BYE or the MSRP connection closed).
+    Closed,
+    /// It could not be set up.
+    Failed,
+}
+
+impl SessionStatus {
+    /// Lower-case name (`accepted`...), as the WebRSF events spell it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SessionStatus::Accepted => "accepted",
+            SessionStatus::Declined => "declined",
+            SessionStatus::Closed => "closed",
+            SessionStatus::Failed => "failed",
+        }
+    }
+}
+
+/// How the client behaves.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// Dispositions asked for on our messages (`positive-delivery, display`).
+    pub disposition: String,
+    /// Send IMDN "delivered" as soon as a message is received.
+    pub auto_delivered: bool,
+    /// Send IMDN "displayed" as soon as a message is received (a UI would wait until it is
+    /// on screen and call [`ChatUe::displayed`]).
+    pub auto_displayed: bool,
+    /// Hold incoming chat INVITEs until the application accepts them (WebRSF asks its web
+    /// client first, paper figure 4 steps 17-19).
+    pub hold_invites: bool,
+    /// Keep the registration alive: re-REGISTER with this Expires at half its lifetime.
+    pub refresh_registration: Option<u32>,
+    /// Report [`ChatEvent::Acked`] when the network takes a message or report of ours.
+    pub report_acks: bool,
+    /// Subscribe to our own registration state (TS 24.229 §5.1.1.3, RFC 3680) and report
+    /// [`ChatEvent::Deregistered`] when the network ends it.
+    pub watch_registration: bool,
+}
+
+impl Default for ChatOptions {
+    fn default() -> Self {
+        ChatOptions {
+            disposition: "positive-delivery, display".into(),
+            auto_delivered: true,
+            auto_displayed: false,
+            hold_invites: false,
+            refresh_registration: None,
+            report_acks: false,
+            watch_registration: false,
+        }
+    }
+}
+
+enum Cmd {
+    Send {
+        to: String,
+        text: Bytes,
+        content_type: String,
+        ids: SessionIds,
+        reply: oneshot::Sender<String>,
+    },
+    Accept {
+        peer: String,
+        delivered: bool,
+    },
+    Decline {
+        peer: String,
+    },
+    Delivered {
+        message_id: String,
+    },
+    Displayed {
+        message_id: String,
+    },
+    Composing {
+        to: String,
+        active: bool,
+    },
+    Close {
+        to: String,
+    },
+    /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
+    /// client does before it de-registers, so the network keeps what comes next.
+    CloseAll {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Conversation-ID and Contribution-ID for a new session (new ones when `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionIds {
+    /// Conversation-ID.
+    pub conversation_id: Option<String>,
+    /// Contribution-ID.
+    pub contribution_id: Option<String>,
+}
+
+enum RegCmd {
+    Deregister(oneshot::Sender<bool>),
+    Register(oneshot::Sender<bool>),
+}
+
+/// How long a chat INVITE may wait for its final answer. The network's messaging server
+/// answers it itself once it stored the first message (T-IM, figure 1 step 6), so a longer
+/// silence means the INVITE was lost, e.g. in a node that restarted after its 100 Trying.
+pub const INVITE_WAIT: Duration = Duration::from_secs(10);
+
+/// Message-IDs (and reports) a client remembers to drop copies sent again.
+pub const DEDUP_WINDOW: usize = 4096;
+
+/// The application's handle on a running client.
+pub struct ChatUe {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    reg: mpsc::UnboundedSender<RegCmd>,
+    events: mpsc::UnboundedReceiver<ChatEvent>,
+    /// Our public identity.
+    pub impu: String,
+    /// Our SIP address.
+    pub sip_addr: SocketAddr,
+}
+
+impl ChatUe {
+    /// Runs a registered UE as an RCS client.
+    pub fn start(mut ue: Ue, trace: Trace, opts: ChatOptions) -> ChatUe {
+        let contact = ue.contact();
+        let rx = ue.take_incoming();
+        let (ep, cfg) = (ue.endpoint().clone(), ue.cfg.clone());
+        let (reg_tx, reg_rx) = mpsc::unbounded_channel();
+        tokio::spawn(registrar::run(
+            ue,
+            opts.refresh_registration,
+            opts.watch_registration,
+            reg_rx,
+        ));
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (int_tx, int_rx) = mpsc::unbounded_channel();
+        let impu = cfg.impu.clone();
+        let sip_addr = ep.local_addr();
+        let actor = actor::Actor::new(ep, cfg, contact, trace, opts, ev_tx, int_tx);
+        tokio::spawn(actor.run(rx, cmd_rx, int_rx));
+        ChatUe {
+            cmd: cmd_tx,
+            reg: reg_tx,
+            events: ev_rx,
+            impu,
+            sip_addr,
+        }
+    }
+
+    /// Sends a text message to `to` (opening the session if needed); returns its
+    /// imdn.Message-ID.
+    pub async fn send(&self, to: &str, text: &str) -> String {
+        self.send_typed(to, text.as_bytes(), "text/plain;charset=UTF-8")
+            .await
+    }
+
+    /// Sends a message of any content type (a 100 KB file, say).
+    pub async fn send_typed(&self, to: &str, body: &[u8], content_type: &str) -> String {
+        self.send_with(to, body, content_type, SessionIds::default())
+            .await
+    }
+
+    /// [`ChatUe::send_typed`] naming the Conversation-ID / Contribution-ID of the session it
+    /// opens (when it opens one).
+    pub async fn send_with(
+        &self,
+        to: &str,
+        body: &[u8],
+        content_type: &str,
+        ids: SessionIds,
+    ) -> String {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::Send {
+            to: to.to_string(),
+            text: Bytes::copy_from_slice(body),
+            content_type: content_type.to_string(),
+            ids,
+            reply: tx,
+        });
+        rx.await.unwrap_or_default()
+    }
+
+    /// Accepts a held chat INVITE from `peer` ([`ChatEvent::Invited`]); with `delivered`, first
+    /// reports the INVITE's message delivered in a SIP MESSAGE (figure 1 steps 15-22).
+    pub fn accept(&self, peer: &str, delivered: bool) {
+        let _ = self.cmd.send(Cmd::Accept {
+            peer: peer.to_string(),
+            delivered,
+        });
+    }
+
+    /// Declines a held chat INVITE from `peer` (603 Decline).
+    pub fn decline(&self, peer: &str) {
+        let _ = self.cmd.send(Cmd::Decline {
+            peer: peer.to_string(),
+        });
+    }
+
+    /// Tells the sender a received message was delivered (IMDN "delivered"), when
+    /// [`ChatOptions::auto_delivered`] is off.
+    pub fn delivered(&self, message_id: &str) {
+        let _ = self.cmd.send(Cmd::Delivered {
+            message_id: message_id.to_string(),
+        });
+    }
+
+    /// De-registers (REGISTER with Expires 0); true when the network said 200.
+    pub async fn deregister(&self) -> bool {
+        // Sessions first: a message relayed to us after the REGISTER with Expires 0 would be
+        // taken by a client that is going away; with the MSRP connections closed, T-IM keeps
+        // it for the next registration.
+        let (done, closed) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::CloseAll { done });
+        let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
+        let (tx, rx) = oneshot::channel();
+        let _ = self.reg.send(RegCmd::Deregister(tx));
+        rx.await.unwrap_or(false)
+    }
+
+    /// Registers again (after the network lost our registration, e.g. it restarted); true
+    /// when the network said 200.
+    pub async fn register(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.reg.send(RegCmd::Register(tx));
+        rx.await.unwrap_or(false)
+    }
+
+    /// Tells the sender a received message was shown (IMDN "displayed").
+    pub fn displayed(&self, message_id: &str) {
+        let _ = self.cmd.send(Cmd::Displayed {
+            message_id: message_id.to_string(),
+        });
+    }
+
+    /// Typing state towards `to` (RFC 3994), over the session when one is up.
+    pub fn composing(&self, to: &str, active: bool) {
+        let _ = self.cmd.send(Cmd::Composing {
+            to: to.to_string(),
+            active,
+        });
+    }
+
+    /// Ends the session with `to` (BYE).
+    pub fn close(&self, to: &str) {
+        let _ = self.cmd.send(Cmd::Close { to: to.to_string() });
+    }
+
+    /// Takes the event stream, for an application that reads events in a task of its own
+    /// while it drives the client through `&self` (the WebRSF gateway). `next_event` then
+    /// returns nothing.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<ChatEvent> {
+        let (_tx, rx) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.events, rx)
+    }
+
+    /// The next event, if one comes within `wait`.
+    pub async fn next_event(&mut self, wait: Duration) -> Option<ChatEvent> {
+        tokio::time::timeout(wait, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
