@@ -131,7 +131,10 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<(), String> {
     let ue_cfg = ue_config(&args, &cfg, pcscf)?;
     let (_stop, shut) = tokio::sync::watch::channel(false);
     let trace = rcslab::trace::Trace::disabled();
-    let bind = SocketAddr::new(pcscf.ip(), args.local_port.unwrap_or(0));
+    let bind = SocketAddr::new(
+        rcslab::ue::local_ip_towards(pcscf),
+        args.local_port.unwrap_or(0),
+    );
     let mut ue = rcslab::ue::Ue::start_at(ue_cfg, bind, trace.clone(), shut)
         .await
         .map_err(|e| match e.kind() {

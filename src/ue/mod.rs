@@ -114,6 +114,28 @@ pub struct Registered {
     pub path: Vec<String>,
 }
 
+/// The address a UE binds to reach `pcscf`: the P-CSCF's own IP when it is an address of this
+/// host (the lab on loopback, so UE and P-CSCF share it as before), else the source address
+/// this host reaches it from (the P-CSCF in another network namespace or on another host,
+/// issue 15: a UE bound to the P-CSCF's IP there could not bind at all).
+pub fn local_ip_towards(pcscf: SocketAddr) -> std::net::IpAddr {
+    if std::net::UdpSocket::bind(SocketAddr::new(pcscf.ip(), 0)).is_ok() {
+        return pcscf.ip();
+    }
+    let any: SocketAddr = if pcscf.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| {
+            s.connect(pcscf)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(pcscf.ip())
+}
+
 /// A running simulated UE.
 pub struct Ue {
     ep: Endpoint,
@@ -126,13 +148,13 @@ pub struct Ue {
 }
 
 impl Ue {
-    /// Binds a UE on the P-CSCF's IP address (ephemeral port).
+    /// Binds a UE on [`local_ip_towards`] the P-CSCF (ephemeral port).
     pub async fn start(
         cfg: UeConfig,
         trace: Trace,
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<Ue> {
-        let bind: SocketAddr = SocketAddr::new(cfg.pcscf.ip(), 0);
+        let bind: SocketAddr = SocketAddr::new(local_ip_towards(cfg.pcscf), 0);
         Ue::start_at(cfg, bind, trace, shutdown).await
     }
 
