@@ -42,6 +42,14 @@ ip_of() { echo "${SUBNET}.$(host_of "$1")"; }
 
 die() { echo "netns-lab: $*" >&2; exit 1; }
 
+# 0 while process $1 runs (a zombie does not: where nothing reaps orphans, a node that exited
+# stays one).
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
 # Our namespaces that exist now (exact names only: never another prefix's).
 existing() {
     local have n
@@ -62,12 +70,12 @@ stop_all() {
     deadline=$((SECONDS + TIMEOUT))
     while [ $SECONDS -lt $deadline ]; do
         local left=()
-        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left+=("$p"); done
+        for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
         [ ${#left[@]} -eq 0 ] && return 0
         sleep 0.2
     done
     for p in "${pids[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
+        if alive "$p"; then
             echo "netns-lab: pid $p did not stop on SIGTERM within ${TIMEOUT}s: SIGKILL" >&2
             kill -KILL "$p" 2>/dev/null || true
         fi
@@ -90,7 +98,7 @@ all_up() {
     local n
     [ "$(existing | wc -l)" -eq $((${#NODES[@]} + 2)) ] || return 1
     for n in "${NODES[@]}"; do
-        [ -f "$DIR/$n.pid" ] && kill -0 "$(cat "$DIR/$n.pid")" 2>/dev/null || return 1
+        [ -f "$DIR/$n.pid" ] && alive "$(cat "$DIR/$n.pid")" || return 1
     done
 }
 
@@ -103,7 +111,7 @@ status() {
             state="no namespace"
         elif [ "$n" = ue ]; then
             state="namespace up"
-        elif [ -f "$DIR/$n.pid" ] && kill -0 "$(cat "$DIR/$n.pid")" 2>/dev/null; then
+        elif [ -f "$DIR/$n.pid" ] && alive "$(cat "$DIR/$n.pid")"; then
             state="running, pid $(cat "$DIR/$n.pid")"
         else
             state="not running"
@@ -140,7 +148,7 @@ wait_ready() {
     deadline=$((SECONDS + TIMEOUT))
     while [ $SECONDS -lt $deadline ]; do
         grep -q "Ctrl-C stops it" "$DIR/$n.log" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$DIR/$n.log" >&2; die "$n exited"; }
+        alive "$pid" || { tail -n 20 "$DIR/$n.log" >&2; die "$n exited"; }
         sleep 0.1
     done
     tail -n 20 "$DIR/$n.log" >&2
@@ -155,11 +163,14 @@ up() {
         status
         return 0
     fi
-    [ -x "$RCSLAB" ] || RCSLAB=$(command -v "$RCSLAB") || die "no rcslab binary at '$RCSLAB' (cargo build, or set RCSLAB)"
-    RCSLAB=$(cd "$(dirname "$RCSLAB")" && pwd)/$(basename "$RCSLAB")
+    local bin=$RCSLAB
+    [ -x "$bin" ] || bin=$(command -v "$RCSLAB") || die "no rcslab binary at '$RCSLAB' (cargo build, or set RCSLAB)"
+    RCSLAB=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
     # Leftovers of an earlier run with this prefix go first.
     if [ -n "$(existing)" ]; then down >/dev/null; fi
-    trap 'echo "netns-lab: up failed; cleaning up" >&2; down >&2' ERR
+    # Whatever ends `up` early (a failing command, a node that does not start) takes down
+    # what it made.
+    trap 'rc=$?; if [ $rc -ne 0 ]; then echo "netns-lab: up failed; cleaning up" >&2; down >&2 || true; fi' EXIT
     mkdir -p "$DIR/data"
     DIR=$(cd "$DIR" && pwd)
 
@@ -187,7 +198,7 @@ up() {
         echo $! >"$DIR/$n.pid"
         wait_ready "$n"
     done
-    trap - ERR
+    trap - EXIT
 
     cat <<EOF
 netns-lab: up. Lab file $DIR/lab.toml, logs $DIR/NODE.log, data $DIR/data.

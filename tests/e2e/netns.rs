@@ -96,6 +96,12 @@ fn namespaces_of(prefix: &str) -> Vec<String> {
 /// Namespaces of an earlier run of this test that died before its guard ran (its pid gone).
 fn remove_stale_runs() {
     for ns in namespaces_of("rcsnt") {
+        if let Some(pid) = ns.strip_prefix("rcsnt-probe") {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                run(std::process::Command::new("ip").args(["netns", "del", &ns]));
+            }
+            continue;
+        }
         let Some(pid) = ns
             .strip_prefix("rcsnt")
             .and_then(|r| r.strip_suffix("-hub"))
@@ -386,6 +392,33 @@ async fn the_lab_in_network_namespaces_registers_routes_and_chats() {
             "the UE's packets in the S-CSCF's namespace"
         );
     }
+
+    // A node that died: status says so (exit 1), and up makes the lab whole again.
+    let tim_pid = std::fs::read_to_string(dir.join("tim.pid")).unwrap();
+    run(std::process::Command::new("kill").args(["-TERM", tim_pid.trim()]));
+    let tim_line = |st: &str| {
+        st.lines()
+            .find(|l| l.starts_with(&format!("{} ", ns("tim"))))
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut st = String::new();
+    for _ in 0..50 {
+        st = netns_lab(&prefix, &dir, "status").1;
+        if tim_line(&st).contains("not running") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(tim_line(&st).ends_with("not running"), "{st}");
+    assert_eq!(st.matches("running, pid").count(), 6, "{st}");
+    assert!(
+        !netns_lab(&prefix, &dir, "status").0,
+        "status exits 1 with a node down"
+    );
+    let (ok, out, err) = netns_lab(&prefix, &dir, "up");
+    assert!(ok && !out.contains("already up"), "{out}{err}");
+    assert!(netns_lab(&prefix, &dir, "status").0, "whole again");
 
     // down: no namespace of this run is left; a second down is a no-op.
     let (ok, out, err) = netns_lab(&prefix, &dir, "down");
