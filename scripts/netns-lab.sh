@@ -157,6 +157,8 @@ wait_ready() {
 
 up() {
     [ "$(id -u)" -eq 0 ] || die "needs root (ip netns)"
+    [[ $SUBNET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
+        die "NETNS_SUBNET is the first three octets of a /24 (like 10.47.0), not '$SUBNET'"
     command -v ip >/dev/null || die "no 'ip' (iproute2)"
     if all_up; then
         echo "netns-lab: already up"
