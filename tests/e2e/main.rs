@@ -19,6 +19,7 @@ mod http_limits;
 mod kamailio;
 mod kamailio_pcscf;
 mod msrp_limits;
+mod multi_scscf;
 mod overload;
 mod peers;
 mod regevent;
