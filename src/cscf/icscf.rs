@@ -172,7 +172,12 @@ impl Icscf {
         // TS 29.228 §6.1.4.1: for a user with services for the unregistered state the LIA may
         // carry Server-Capabilities instead of a name; we pick as for a first registration.
         let picked = match (&lia.server_name, &lia.server_capabilities) {
-            (None, Some(caps)) if lia.result.is_success() => self.pick_by_capabilities(caps, &impu),
+            (None, Some(caps)) if lia.result.is_success() => {
+                // Keyed as for registration (the IMPI the IMPU's user part gives), so the S-CSCF
+                // serving the unregistered user is the one its registration would get.
+                let key = crate::store::default_impi(&impu).unwrap_or_else(|_| impu.clone());
+                self.pick_by_capabilities(caps, &key)
+            }
             _ => None,
         };
         let server = match (lia.result, lia.server_name.or(picked)) {
@@ -379,7 +384,7 @@ impl Icscf {
 
     /// TS 29.228 §6.1.1.1, TS 29.229 §6.3.4 / TS 24.229 §5.3.1.2: choose an S-CSCF offering
     /// every mandatory capability, preferring those with most optional ones, or one of the
-    /// named servers. Among equally good S-CSCFs `key` (the IMPI; the IMPU for LIR) picks
+    /// named servers. Among equally good S-CSCFs `key` (the IMPI) picks
     /// one by [`crate::hss::pick_by_key`], so users spread and the choice is repeatable.
     fn pick_by_capabilities(&self, caps: &cx::ServerCapabilities, key: &str) -> Option<String> {
         if let Some(n) = caps.server_names.first() {

@@ -25,7 +25,7 @@ mod peers;
 mod regevent;
 mod registration;
 mod routing;
-mod run_nodes;
+pub mod run_nodes;
 mod status;
 mod store_forward;
 mod trust_domain;

@@ -277,3 +277,104 @@ async fn two_scscfs_chosen_by_server_name_keep_their_users() {
 async fn two_scscfs_chosen_by_the_icscf_from_server_capabilities_keep_their_users() {
     two_scscfs_with_users_spread_across_them(true).await;
 }
+
+/// The same two S-CSCFs as separate processes (`rcslab run scscf` and `rcslab run scscf2`),
+/// with an I-CSCF, a P-CSCF and an HSS process each: the users spread as in [`SPREAD`]
+/// (the Service-Route of each 200 OK names the S-CSCF that registered the user), a MESSAGE
+/// crosses from one S-CSCF to the other, and `rcslab run scscf3` is refused when the lab
+/// file lists one `[[scscfs]]` entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rcslab_run_scscf_processes_behind_one_icscf() {
+    use crate::run_nodes::{free_port, run_node, stop};
+    let dir = tempfile::tempdir().unwrap();
+    let ip = "127.0.0.3";
+    let mut held = Vec::new();
+    let mut port = || {
+        let (p, h) = free_port(ip);
+        held.push(h);
+        format!("{ip}:{p}")
+    };
+    let (pcscf, icscf, scscf, scscf2, hss, admin) =
+        (port(), port(), port(), port(), port(), port());
+    let toml = TWO_SCSCFS.replace("127.0.0.1:5082", &scscf2)
+        + &format!(
+            "[nodes]\npcscf = \"{pcscf}\"\nicscf = \"{icscf}\"\nscscf = \"{scscf}\"\n\
+             hss = \"{hss}\"\nadmin = \"{admin}\"\n[hss]\nassignment = \"name\"\n\
+             [diameter]\nreconnect_min_ms = 200\nreconnect_max_ms = 500\n"
+        );
+    let file = dir.path().join("lab.toml");
+    std::fs::write(&file, &toml).unwrap();
+    let config = rcslab::LabConfig::load(&file).expect("valid lab file");
+    drop(held);
+    let data = dir.path().join("data");
+    let mut nodes = Vec::new();
+    for n in ["hss", "icscf", "scscf", "scscf2", "pcscf"] {
+        let (child, said) = run_node(n, &file, &data).await;
+        if n == "scscf2" {
+            let said = said.join("\n");
+            assert!(said.contains("S-CSCF2 of lab 'ims.lab' running"), "{said}");
+            assert!(said.contains(&scscf2), "{said}");
+        }
+        nodes.push((n, child));
+    }
+    let (_stop, shut) = watch::channel(false);
+    let trace = rcslab::trace::Trace::disabled();
+    let mut ues = Vec::new();
+    for (user, s) in SPREAD {
+        let mut cfg =
+            rcslab::ue::UeConfig::from_lab(&config, user, config.nodes.pcscf).expect("a user");
+        cfg.auth = AuthMode::Digest;
+        let mut u = Ue::start(cfg, trace.clone(), shut.clone()).await.unwrap();
+        // The Cx links come up in the background: retry while the lab answers 480.
+        let mut reg = None;
+        for _ in 0..50 {
+            match u.register(600).await {
+                Ok(r) => {
+                    reg = Some(r);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let reg = reg.unwrap_or_else(|| panic!("{user} registers"));
+        let at = if s == "S-CSCF" { &scscf } else { &scscf2 };
+        assert_eq!(
+            reg.service_route,
+            [format!("<sip:orig@{at};transport=tcp;lr>")],
+            "{user} is served by {s}"
+        );
+        ues.push(u);
+    }
+    let mut alice = ues.remove(0);
+    let mut bob = ues.remove(0);
+    let answer = tokio::spawn(async move {
+        let inc = alice
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("alice gets it");
+        let mut ok = inc.request.response(200, None);
+        let to = ok.headers.get("To").unwrap_or("").to_string();
+        ok.headers.set("To", format!("{to};tag=a"));
+        inc.tx.respond(ok);
+        inc.request.body.clone()
+    });
+    let resp = bob.message("sip:alice@ims.lab", "across processes").await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(&answer.await.unwrap()[..], b"across processes");
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"))
+        .args(["run", "scscf3", "--config", &file.display().to_string()])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("rcslab runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no scscf3"), "{err}");
+    for (n, child) in nodes {
+        stop(n, child).await;
+    }
+}
