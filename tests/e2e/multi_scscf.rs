@@ -265,6 +265,33 @@ async fn two_scscfs_with_users_spread_across_them(by_capabilities: bool) {
         .ifcs
         .len();
     assert_eq!(ifcs, 1, "S-CSCF2 uses the pushed profile");
+
+    // 5. After an HSS restart the connection a SAR came on is forgotten (only the Server-Name
+    // is on disk): the HSS finds S-CSCF2's new connection by the Origin-Host the lab gave
+    // that Server-Name, and the next PPR for alice goes there again, not to the first S-CSCF.
+    lab.restart_hss(Duration::from_millis(100)).await.unwrap();
+    let open = rcslab::diameter::client::PeerState::IOpen;
+    crate::eventually("both S-CSCFs' Cx links to reopen", || {
+        lab.hss_links()[0].1 == open && lab.more_scscfs[0].hss_link.state() == open
+    })
+    .await;
+    lab.trace.clear();
+    let body = serde_json::json!({ "impu": sub.impus, "password": sub.password, "k": sub.aka.k,
+        "opc": sub.aka.opc, "amf": sub.aka.amf, "sqn": sub.aka.sqn, "ifc": [] });
+    let (code, text) = lab
+        .admin
+        .call(Method::POST, "/subscribers", Some(body.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{text}");
+    let cx_lines: Vec<String> = flow(&lab)
+        .into_iter()
+        .filter(|l| l.contains("Diameter"))
+        .collect();
+    assert_eq!(
+        cx_lines,
+        ["HSS -> S-CSCF2 Diameter PPR", "S-CSCF2 -> HSS Diameter PPA"]
+    );
     lab.shutdown().await;
 }
 
