@@ -8,6 +8,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod scscfs;
+pub use scscfs::{Assignment, MoreScscf, ScscfSection, MAX_MORE_SCSCFS, SCSCF_LABELS};
+
 /// The compiled-in default lab.
 pub const DEFAULT_LAB: &str = include_str!("../labs/default.toml");
 
@@ -106,6 +109,12 @@ pub struct LabConfig {
     /// The iFC every subscriber gets unless it lists its own `ifc`.
     #[serde(default)]
     pub default_ifc: Vec<IfcConfig>,
+    /// The first S-CSCF's capabilities.
+    #[serde(default)]
+    pub scscf: ScscfSection,
+    /// S-CSCFs besides the first ([`scscfs`]); none in the default lab.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scscfs: Vec<MoreScscf>,
 }
 
 /// One initial filter criterion in TOML (TS 29.228 Annex B):
@@ -717,6 +726,12 @@ pub struct HssSection {
     /// used when `scscf_name` is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_capabilities: Option<ServerCapabilitiesSection>,
+    /// How a user no S-CSCF serves yet gets one when the lab has several ([`Assignment`]):
+    /// `name` (Server-Name, one of the lab's S-CSCFs by a hash of the IMPI) or `capabilities`
+    /// (Server-Capabilities from `server_capabilities`; the I-CSCF chooses). Unset: as
+    /// `scscf_name` / `server_capabilities` say, else the first S-CSCF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<Assignment>,
     /// The Diameter peers the HSS accepts (RFC 6733 §5.3; others get 3010 DIAMETER_UNKNOWN_PEER).
     /// Empty: the lab's own I-CSCF and S-CSCF (`icscf.<domain>`, `scscf.<domain>`) from their
     /// nodes' addresses, any loopback address when those are on loopback.
@@ -759,6 +774,16 @@ impl HssSection {
         icscf: SocketAddr,
         scscf: SocketAddr,
     ) -> Result<crate::diameter::peer_policy::PeerPolicy, ConfigError> {
+        self.peer_policy_with(domain, icscf, &[(format!("scscf.{domain}"), scscf)])
+    }
+
+    /// [`HssSection::peer_policy`] for a lab with several S-CSCFs: (Origin-Host, address) each.
+    pub fn peer_policy_with(
+        &self,
+        domain: &str,
+        icscf: SocketAddr,
+        scscfs: &[(String, SocketAddr)],
+    ) -> Result<crate::diameter::peer_policy::PeerPolicy, ConfigError> {
         use crate::diameter::peer_policy::{parse_network, AllowedPeer, PeerPolicy};
         if !self.peers.is_empty() {
             let list = self
@@ -786,21 +811,36 @@ impl HssSection {
             }
             .map_err(ConfigError::Invalid)
         };
-        Ok(PeerPolicy::only(vec![
-            AllowedPeer {
-                origin_host: format!("icscf.{domain}"),
-                network: from(icscf)?,
-            },
-            AllowedPeer {
-                origin_host: format!("scscf.{domain}"),
-                network: from(scscf)?,
-            },
-        ]))
+        let mut allowed = vec![AllowedPeer {
+            origin_host: format!("icscf.{domain}"),
+            network: from(icscf)?,
+        }];
+        for (name, addr) in scscfs {
+            allowed.push(AllowedPeer {
+                origin_host: name.clone(),
+                network: from(*addr)?,
+            });
+        }
+        Ok(PeerPolicy::only(allowed))
     }
 
-    /// What the HSS names for a first registration; `own_scscf` is the lab's S-CSCF.
-    pub fn scscf_selection(&self, own_scscf: &str) -> crate::hss::ScscfSelection {
+    /// What the HSS names for a first registration; `own_scscfs` are the Server-Names of the
+    /// lab's S-CSCFs, the first S-CSCF first.
+    pub fn scscf_selection(&self, own_scscfs: &[String]) -> crate::hss::ScscfSelection {
         use crate::hss::ScscfSelection as S;
+        let own_scscf = own_scscfs.first().cloned().unwrap_or_default();
+        match self.assignment {
+            Some(Assignment::Name) => return S::ByImpi(own_scscfs.to_vec()),
+            Some(Assignment::Capabilities) => {
+                let c = self.server_capabilities.clone().unwrap_or_default();
+                return S::Capabilities(crate::diameter::cx::ServerCapabilities {
+                    mandatory: c.mandatory,
+                    optional: c.optional,
+                    server_names: c.server_names,
+                });
+            }
+            None => {}
+        }
         match (&self.scscf_name, &self.server_capabilities) {
             (Some(n), _) if !n.trim().is_empty() => S::ServerName(n.trim().to_string()),
             (_, Some(c)) => S::Capabilities(crate::diameter::cx::ServerCapabilities {
@@ -808,7 +848,7 @@ impl HssSection {
                 optional: c.optional.clone(),
                 server_names: c.server_names.clone(),
             }),
-            _ => S::ServerName(own_scscf.to_string()),
+            _ => S::ServerName(own_scscf),
         }
     }
 }
@@ -1220,8 +1260,15 @@ impl LabConfig {
             crate::trace::hep::parse_target(h)
                 .map_err(|e| ConfigError::Invalid(format!("[trace] hep: {e}")))?;
         }
-        c.hss
-            .peer_policy(&c.lab.domain, c.nodes.icscf, c.nodes.scscf)?;
+        c.check_scscfs()?;
+        c.hss.peer_policy_with(
+            &c.lab.domain,
+            c.nodes.icscf,
+            &c.scscf_list()
+                .into_iter()
+                .map(|s| (s.1, s.2))
+                .collect::<Vec<_>>(),
+        )?;
         Ok(c)
     }
 
@@ -1252,6 +1299,9 @@ impl LabConfig {
         }
         if let Some(a) = &mut self.nodes.tim_http {
             a.set_port(0);
+        }
+        for s in &mut self.scscfs {
+            s.address.set_port(0);
         }
         self
     }
@@ -1338,7 +1388,7 @@ mod tests {
             LabConfig::from_toml_str(extra)
                 .expect("valid")
                 .hss
-                .scscf_selection(own)
+                .scscf_selection(&[own.to_string()])
         };
         assert_eq!(sel(""), S::ServerName(own.into()));
         assert_eq!(

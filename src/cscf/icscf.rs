@@ -3,7 +3,9 @@
 //! REGISTER (§5.3.1): asks the HSS which S-CSCF serves the user with a Cx
 //! User-Authorization-Request (TS 29.229 §6.1.1), then forwards the REGISTER to the S-CSCF named
 //! in Server-Name, or to one of its configured S-CSCFs whose capabilities match
-//! Server-Capabilities. UAA errors become SIP answers: user unknown / identities don't match /
+//! Server-Capabilities (TS 29.228 §6.1.1.1; the choice is [`Icscf::pick_by_capabilities`]).
+//! A user already served gets UAA 2002 naming its S-CSCF, so it stays there. UAA errors become
+//! SIP answers: user unknown / identities don't match /
 //! roaming not allowed -> 403, HSS unreachable -> 480 (TS 24.229 §5.3.1.2). An unknown user
 //! (or an IMPU that is not the IMPI's) goes on to an S-CSCF all the same, for a decoy
 //! challenge: the answers must not tell who exists.
@@ -170,7 +172,12 @@ impl Icscf {
         // TS 29.228 §6.1.4.1: for a user with services for the unregistered state the LIA may
         // carry Server-Capabilities instead of a name; we pick as for a first registration.
         let picked = match (&lia.server_name, &lia.server_capabilities) {
-            (None, Some(caps)) if lia.result.is_success() => self.pick_by_capabilities(caps),
+            (None, Some(caps)) if lia.result.is_success() => {
+                // Keyed as for registration (the IMPI the IMPU's user part gives), so the S-CSCF
+                // serving the unregistered user is the one its registration would get.
+                let key = crate::store::default_impi(&impu).unwrap_or_else(|_| impu.clone());
+                self.pick_by_capabilities(caps, &key)
+            }
             _ => None,
         };
         let server = match (lia.result, lia.server_name.or(picked)) {
@@ -329,8 +336,12 @@ impl Icscf {
                 name
             }
             (None, Some(name), _) => name,
-            (None, None, Some(caps)) => match self.pick_by_capabilities(&caps) {
-                Some(n) => n,
+            (None, None, Some(caps)) => match self.pick_by_capabilities(&caps, &impi) {
+                Some(n) => {
+                    self.ep
+                        .note(|| format!("UAA: capabilities {caps:?}; {impu} goes to {n}"));
+                    n
+                }
                 None => {
                     inc.tx.respond(reject(
                         req,
@@ -371,23 +382,42 @@ impl Icscf {
         relay_responses(&inc.tx, client, |_| {}).await;
     }
 
-    /// TS 29.228 §6.1.1.1 / TS 24.229 §5.3.1.2: choose an S-CSCF offering every mandatory
-    /// capability, preferring the one with most optional ones, or one of the named servers.
-    fn pick_by_capabilities(&self, caps: &cx::ServerCapabilities) -> Option<String> {
+    /// TS 29.228 §6.1.1.1, TS 29.229 §6.3.4 / TS 24.229 §5.3.1.2: choose an S-CSCF offering
+    /// every mandatory capability, preferring those with most optional ones, or one of the
+    /// named servers. Among equally good S-CSCFs `key` (the IMPI) picks
+    /// one by [`crate::hss::pick_by_key`], so users spread and the choice is repeatable.
+    fn pick_by_capabilities(&self, caps: &cx::ServerCapabilities, key: &str) -> Option<String> {
         if let Some(n) = caps.server_names.first() {
             return Some(n.clone());
         }
-        self.scscfs
-            .iter()
-            .filter(|(_, have)| caps.mandatory.iter().all(|m| have.contains(m)))
-            .max_by_key(|(_, have)| caps.optional.iter().filter(|o| have.contains(o)).count())
-            .map(|(n, _)| n.clone())
+        pick_scscf(&self.scscfs, caps, key)
     }
 
     /// The address this node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.ep.local_addr()
     }
+}
+
+/// [`Icscf::pick_by_capabilities`] over `scscfs` (name, capabilities offered), lab order.
+fn pick_scscf(
+    scscfs: &[(String, Vec<u32>)],
+    caps: &cx::ServerCapabilities,
+    key: &str,
+) -> Option<String> {
+    let optional = |have: &Vec<u32>| caps.optional.iter().filter(|o| have.contains(o)).count();
+    let able: Vec<&(String, Vec<u32>)> = scscfs
+        .iter()
+        .filter(|(_, have)| caps.mandatory.iter().all(|m| have.contains(m)))
+        .collect();
+    let best = able.iter().map(|(_, have)| optional(have)).max()?;
+    let best: Vec<&String> = able
+        .iter()
+        .filter(|(_, have)| optional(have) == best)
+        .map(|(n, _)| n)
+        .collect();
+    best.get(crate::hss::pick_by_key(key, best.len()))
+        .map(|n| n.to_string())
 }
 
 fn reject(req: &Request, code: u16, reason: &str, why: &str) -> Response {
@@ -398,4 +428,52 @@ fn reject(req: &Request, code: u16, reason: &str, why: &str) -> Response {
         format!("399 icscf \"{}\"", why.replace('"', "'")),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_scscf;
+    use crate::diameter::cx::ServerCapabilities;
+
+    fn caps(mandatory: &[u32], optional: &[u32]) -> ServerCapabilities {
+        ServerCapabilities {
+            mandatory: mandatory.to_vec(),
+            optional: optional.to_vec(),
+            server_names: vec![],
+        }
+    }
+
+    #[test]
+    fn an_scscf_must_offer_every_mandatory_capability_and_ties_spread_by_key() {
+        let list = vec![
+            ("sip:one".to_string(), vec![1]),
+            ("sip:two".to_string(), vec![1, 2]),
+            ("sip:three".to_string(), vec![3]),
+        ];
+        // Only "two" has 2; only "three" has 3; nobody has 4.
+        assert_eq!(
+            pick_scscf(&list, &caps(&[2], &[]), "k").as_deref(),
+            Some("sip:two")
+        );
+        assert_eq!(
+            pick_scscf(&list, &caps(&[3], &[]), "k").as_deref(),
+            Some("sip:three")
+        );
+        assert_eq!(pick_scscf(&list, &caps(&[4], &[]), "k"), None);
+        // Most optional ones wins.
+        assert_eq!(
+            pick_scscf(&list, &caps(&[1], &[2]), "k").as_deref(),
+            Some("sip:two")
+        );
+        // "one" and "two" both qualify equally: the IMPI decides (pick_by_key: alice 1, bob 0).
+        let c = caps(&[1], &[]);
+        assert_eq!(
+            pick_scscf(&list, &c, "alice@ims.lab").as_deref(),
+            Some("sip:two")
+        );
+        assert_eq!(
+            pick_scscf(&list, &c, "bob@ims.lab").as_deref(),
+            Some("sip:one")
+        );
+    }
 }

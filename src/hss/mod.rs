@@ -12,6 +12,8 @@
 //! registration comes from configuration ([`ScscfSelection`]), the S-CSCF that registered a user
 //! is the one its SAR named (kept in sled), and pushes (RTR, PPR) go over the Diameter
 //! connection that S-CSCF used, so two S-CSCFs sharing one Origin-Host never get each other's.
+//! With several S-CSCFs of its own (`[[scscfs]]`, `[hss] assignment = "name"`) a user's first
+//! registration gets one of them by a hash of the IMPI ([`pick_by_key`]).
 
 pub mod admin;
 pub mod admin_auth;
@@ -42,6 +44,23 @@ pub enum ScscfSelection {
     ServerName(String),
     /// Server-Capabilities.
     Capabilities(cx::ServerCapabilities),
+    /// Server-Name: one of these S-CSCFs, chosen by [`pick_by_key`] over the IMPI, so a user
+    /// gets the same one at every first registration and users spread over all of them.
+    ByImpi(Vec<String>),
+}
+
+/// Which of `n` servers serves `key` (an IMPI for the HSS, an IMPI or IMPU for the I-CSCF):
+/// FNV-1a (64 bit) of the lowercased key, modulo `n`. Deterministic across runs and hosts,
+/// unlike std's randomly seeded hasher, so a lab's spread of users can be written down.
+pub fn pick_by_key(key: &str, n: usize) -> usize {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    if n == 0 {
+        0
+    } else {
+        (h % n as u64) as usize
+    }
 }
 
 /// Most users whose serving Diameter connection is remembered (one entry per registered user).
@@ -57,6 +76,9 @@ pub struct Hss {
     origin_realm: String,
     /// Named in UAA/LIA when no S-CSCF is assigned yet.
     selection: ScscfSelection,
+    /// The lab's own S-CSCFs: (Server-Name, Diameter Origin-Host), to find a serving
+    /// S-CSCF's connection by its name when the SAR's connection is not known.
+    own_scscfs: Vec<(String, String)>,
     /// IMPI (lowercase) -> the Diameter connection its S-CSCF sent SAR on; pushes for the user
     /// go there. In memory only: connections do not survive a restart (the Server-Name does).
     serving: std::sync::Mutex<std::collections::HashMap<String, ConnId>>,
@@ -73,6 +95,7 @@ impl Hss {
         origin_host: &str,
         origin_realm: &str,
         selection: ScscfSelection,
+        own_scscfs: Vec<(String, String)>,
     ) -> Arc<Hss> {
         Arc::new(Hss {
             store,
@@ -81,6 +104,7 @@ impl Hss {
             origin_host: origin_host.into(),
             origin_realm: origin_realm.into(),
             selection,
+            own_scscfs,
             serving: Default::default(),
             lock: tokio::sync::Mutex::new(()),
         })
@@ -135,12 +159,18 @@ impl Hss {
             .host()?
             .to_string();
         let mut candidates = self.peers.by_origin_host(&host);
-        let own = matches!(&self.selection, ScscfSelection::ServerName(n) if n == server_name);
-        if candidates.is_empty() && own {
-            // The lab's own S-CSCF names itself by IP literal; its Origin-Host is scscf.<realm>.
-            candidates = self
-                .peers
-                .by_origin_host(&format!("scscf.{}", self.origin_realm));
+        let own = self
+            .own_scscfs
+            .iter()
+            .find(|(name, _)| name == server_name)
+            .map(|(_, origin_host)| origin_host.clone())
+            .or_else(|| {
+                matches!(&self.selection, ScscfSelection::ServerName(n) if n == server_name)
+                    .then(|| format!("scscf.{}", self.origin_realm))
+            });
+        if let (true, Some(origin_host)) = (candidates.is_empty(), own) {
+            // The lab's own S-CSCFs name themselves by IP literal; their Origin-Hosts differ.
+            candidates = self.peers.by_origin_host(&origin_host);
         }
         if candidates.len() > 1 {
             tracing::warn!(%impi, %server_name, peers = candidates.len(), "several Diameter peers present the serving S-CSCF's host as Origin-Host and none is known to serve this user: not guessing");
@@ -273,11 +303,15 @@ impl Hss {
         CxResult::Base(crate::diameter::codec::DIAMETER_UNABLE_TO_COMPLY)
     }
 
-    /// Server-Name or Server-Capabilities for a user no S-CSCF serves yet.
-    fn selection(&self) -> (Option<String>, Option<cx::ServerCapabilities>) {
+    /// Server-Name or Server-Capabilities for `impi`, whom no S-CSCF serves yet (TS 29.228
+    /// §6.1.1.1, §6.1.4.1).
+    fn selection(&self, impi: &str) -> (Option<String>, Option<cx::ServerCapabilities>) {
         match &self.selection {
             ScscfSelection::ServerName(n) => (Some(n.clone()), None),
             ScscfSelection::Capabilities(c) => (None, Some(c.clone())),
+            ScscfSelection::ByImpi(names) => {
+                (names.get(pick_by_key(impi, names.len())).cloned(), None)
+            }
         }
     }
 
@@ -313,9 +347,12 @@ impl Hss {
                         ans.result =
                             CxResult::Experimental(cx::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED);
                     }
+                    // §6.1.1.1 / TS 29.229 §6.1.2: no S-CSCF assigned: the HSS names one, or
+                    // gives capabilities for the I-CSCF to choose by. Once the chosen S-CSCF's
+                    // SAR names it, later UARs take the branch above (2002): the user stays.
                     (None, false) => {
                         ans.result = CxResult::Experimental(cx::DIAMETER_FIRST_REGISTRATION);
-                        (ans.server_name, ans.server_capabilities) = self.selection();
+                        (ans.server_name, ans.server_capabilities) = self.selection(&sub.impi);
                     }
                 }
             }
@@ -566,7 +603,7 @@ impl Hss {
                         // TS 29.228 §6.1.4.1: services for the unregistered user: name an
                         // S-CSCF, which will fetch the profile with SAR UNREGISTERED_USER.
                         ans.result = CxResult::Experimental(cx::DIAMETER_UNREGISTERED_SERVICE);
-                        (ans.server_name, ans.server_capabilities) = self.selection();
+                        (ans.server_name, ans.server_capabilities) = self.selection(&sub.impi);
                     }
                     (_, None) => {
                         ans.result =
@@ -627,5 +664,28 @@ impl DiameterHandler for CxServer {
     fn handle(&self, from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
         let hss = self.0.clone();
         Box::pin(async move { hss.answer(&from, request).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_by_key;
+
+    #[test]
+    fn pick_by_key_is_fixed_case_blind_and_spreads() {
+        // Written down: README "Several S-CSCFs" and tests/e2e/multi_scscf.rs rely on these.
+        let picks: Vec<usize> = [
+            "alice@ims.lab",
+            "bob@ims.lab",
+            "carol@ims.lab",
+            "dave@ims.lab",
+        ]
+        .iter()
+        .map(|k| pick_by_key(k, 2))
+        .collect();
+        assert_eq!(picks, [1, 0, 0, 1]);
+        assert_eq!(pick_by_key("ALICE@ims.lab", 2), picks[0]);
+        assert!(picks.contains(&0) && picks.contains(&1));
+        assert_eq!(pick_by_key("x", 0), 0);
     }
 }

@@ -69,6 +69,14 @@ pub enum LabError {
     /// A subscriber in the config is invalid.
     #[error("invalid subscriber in the lab config: {0}")]
     Subscriber(crate::store::StoreError),
+    /// `rcslab run scscfN` for an S-CSCF the lab file does not have.
+    #[error("the lab file has no {node}: it lists {more} S-CSCF(s) in [[scscfs]] besides the first (scscf2 is the first [[scscfs]] entry)")]
+    NoSuchScscf {
+        /// The node asked for.
+        node: String,
+        /// How many `[[scscfs]]` entries there are.
+        more: usize,
+    },
 }
 
 /// What a failed bind tells the user: which node, and how to move it when the port is taken.
@@ -170,6 +178,20 @@ impl std::fmt::Display for LadderLine {
     }
 }
 
+/// An S-CSCF besides the first (`[[scscfs]]`), as `rcslab up` runs it.
+pub struct MoreScscf {
+    /// Its ladder name: `S-CSCF2`, `S-CSCF3`, …
+    pub label: &'static str,
+    /// Its Diameter Origin-Host (the entry's `name`).
+    pub origin_host: String,
+    /// Its SIP address (UDP and TCP).
+    pub addr: SocketAddr,
+    /// The node (tests look at its registrations).
+    pub scscf: Arc<Scscf>,
+    /// Its own Cx link to the HSS.
+    pub hss_link: DiameterClient,
+}
+
 /// A running lab.
 pub struct Lab {
     /// The configuration it runs.
@@ -184,8 +206,10 @@ pub struct Lab {
     pub started_in: Duration,
     /// The P-CSCF (tests look at its bindings).
     pub pcscf: Arc<Pcscf>,
-    /// The S-CSCF (tests look at its registrations).
+    /// The S-CSCF (tests look at its registrations); the first one when there are several.
     pub scscf: Arc<Scscf>,
+    /// The S-CSCFs besides the first (`[[scscfs]]`), in lab order; none in the default lab.
+    pub more_scscfs: Vec<MoreScscf>,
     /// The O-IM (tests look at its MSRP relay).
     pub oim: Arc<crate::im::ImServer>,
     /// The T-IM (tests look at who it believes is online).
@@ -264,6 +288,16 @@ impl Lab {
             timers,
         );
         let (scscf_ep, scscf_rx) = ctx.bind_sip("S-CSCF", n.scscf).await?;
+        let mut scscfs = nodes::ScscfAt::all(&config);
+        let mut more_eps = Vec::new();
+        for s in scscfs.iter_mut().skip(1) {
+            let (ep, rx) = ctx.bind_sip(s.label, s.addr).await?;
+            s.addr = ep.local_addr();
+            more_eps.push((ep, rx));
+        }
+        if let Some(first) = scscfs.first_mut() {
+            first.addr = scscf_ep.local_addr();
+        }
         let (oim_ep, oim_rx) = ctx.bind_sip("O-IM", n.oim).await?;
         let (tim_ep, tim_rx) = ctx.bind_sip("T-IM", n.tim).await?;
         let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
@@ -272,6 +306,7 @@ impl Lab {
             pcscf: pcscf_ep.local_addr(),
             icscf: icscf_ep.local_addr(),
             scscf: scscf_ep.local_addr(),
+            scscfs,
             hss: config.diameter.hss_address.unwrap_or(hss_addr),
             oim: oim_ep.local_addr(),
             tim: tim_ep.local_addr(),
@@ -279,13 +314,16 @@ impl Lab {
         };
         // The application servers by name, at their bound addresses (what SRV would give).
         ctx.set_services(peers.oim, peers.tim);
-        let endpoints = vec![
+        let mut endpoints = vec![
             ("P-CSCF", pcscf_ep.clone()),
             ("I-CSCF", icscf_ep.clone()),
             ("S-CSCF", scscf_ep.clone()),
             ("O-IM", oim_ep.clone()),
             ("T-IM", tim_ep.clone()),
         ];
+        for ((ep, _), s) in more_eps.iter().zip(&peers.scscfs[1..]) {
+            endpoints.push((s.label, ep.clone()));
+        }
 
         // Then each node, in the order the old single start used.
         let oim = nodes::start_oim(&ctx, oim_ep, oim_rx, oim_msrp_l)?;
@@ -298,13 +336,25 @@ impl Lab {
             data_dir,
             hss_listener,
             admin_listener,
-            peers.scscf,
+            &peers.scscfs,
         )?;
         // The lab's own HSS is in this process, so a Cx link that does not open is a start-up
         // error; an external one (`[diameter] hss_address`) may come later: 480 until then.
         let wait_hss = config.diameter.hss_address.is_none();
         let (scscf, scscf_hss) =
-            nodes::start_scscf(&ctx, scscf_ep, scscf_rx, &peers, wait_hss).await?;
+            nodes::start_scscf(&ctx, scscf_ep, scscf_rx, &peers, &peers.scscfs[0], wait_hss)
+                .await?;
+        let mut more_scscfs = Vec::new();
+        for ((ep, rx), s) in more_eps.into_iter().zip(&peers.scscfs[1..]) {
+            let (node, link) = nodes::start_scscf(&ctx, ep, rx, &peers, s, wait_hss).await?;
+            more_scscfs.push(MoreScscf {
+                label: s.label,
+                origin_host: s.origin_host.clone(),
+                addr: s.addr,
+                scscf: node,
+                hss_link: link,
+            });
+        }
         let icscf_hss = nodes::start_icscf(&ctx, icscf_ep, icscf_rx, &peers, wait_hss).await?;
         let pcscf = nodes::start_pcscf(&ctx, pcscf_ep, pcscf_rx, &peers);
         let webrsf = nodes::start_webrsf(
@@ -329,6 +379,9 @@ impl Lab {
             tim_http,
         };
         recorder.name_all(&addrs);
+        for s in &more_scscfs {
+            recorder.name(s.addr, s.label);
+        }
         let _ = std::fs::write(data_dir.join("admin.addr"), admin_addr.to_string());
         let admin = crate::hss::admin_client::AdminClient::new(addrs.admin, hss.admin_token);
         let status = Arc::new(status::StatusSource {
@@ -339,7 +392,10 @@ impl Lab {
             tim: tim.clone(),
             webrsf: webrsf.clone(),
             hss_peers: hss.cx.peers.clone(),
-            cx_links: vec![("S-CSCF", scscf_hss.clone()), ("I-CSCF", icscf_hss.clone())],
+            cx_links: [("S-CSCF", scscf_hss.clone()), ("I-CSCF", icscf_hss.clone())]
+                .into_iter()
+                .chain(more_scscfs.iter().map(|s| (s.label, s.hss_link.clone())))
+                .collect(),
             metrics: metrics.clone(),
         });
         let _ = hss.status_slot.set(status.clone());
@@ -354,6 +410,7 @@ impl Lab {
             started_in: t0.elapsed(),
             pcscf,
             scscf,
+            more_scscfs,
             oim,
             tim,
             webrsf,

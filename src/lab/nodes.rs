@@ -48,15 +48,43 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// Where the nodes a node talks to are: bound addresses in `up`, `[nodes]` in `run`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Peers {
     pub pcscf: SocketAddr,
     pub icscf: SocketAddr,
+    /// The first S-CSCF (`scscfs[0]`).
     pub scscf: SocketAddr,
+    /// Every S-CSCF, the first first (`[nodes] scscf`, then `[[scscfs]]`).
+    pub scscfs: Vec<ScscfAt>,
     pub hss: SocketAddr,
     pub oim: SocketAddr,
     pub tim: SocketAddr,
     pub tim_http: SocketAddr,
+}
+
+/// One S-CSCF of the lab: its ladder name, Diameter Origin-Host, SIP address, capabilities.
+#[derive(Debug, Clone)]
+pub(crate) struct ScscfAt {
+    pub label: &'static str,
+    pub origin_host: String,
+    pub addr: SocketAddr,
+    pub capabilities: Vec<u32>,
+}
+
+impl ScscfAt {
+    /// Every S-CSCF of `config` at its configured address.
+    pub fn all(config: &LabConfig) -> Vec<ScscfAt> {
+        config
+            .scscf_list()
+            .into_iter()
+            .map(|(label, origin_host, addr, capabilities)| ScscfAt {
+                label,
+                origin_host,
+                addr,
+                capabilities,
+            })
+            .collect()
+    }
 }
 
 impl Peers {
@@ -67,11 +95,17 @@ impl Peers {
             pcscf: n.pcscf,
             icscf: n.icscf,
             scscf: n.scscf,
+            scscfs: ScscfAt::all(config),
             hss: n.hss,
             oim: n.oim,
             tim: n.tim,
             tim_http: n.tim_http_or_default(),
         }
+    }
+
+    /// Every S-CSCF's SIP address.
+    pub fn scscf_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.scscfs.iter().map(|s| s.addr)
     }
 }
 
@@ -97,6 +131,12 @@ impl<'a> Ctx<'a> {
             (format!("tim.{domain}"), n.tim.ip()),
         ]
         .into_iter()
+        .chain(
+            config
+                .scscfs
+                .iter()
+                .map(|s| (s.name.clone(), s.address.ip())),
+        )
         .collect();
         let mut ctx = Ctx {
             mw: Transport::parse(&config.lab.mw_transport).unwrap_or(Transport::Tcp),
@@ -157,12 +197,26 @@ impl<'a> Ctx<'a> {
         hss: SocketAddr,
         wait: bool,
     ) -> Result<DiameterClient, LabError> {
-        let dia = &self.config.diameter;
         let origin_host = format!(
             "{}.{}",
             what.to_ascii_lowercase().replace('-', ""),
             self.domain
         );
+        self.cx_link_as(what, origin_host, node, handler, hss, wait)
+            .await
+    }
+
+    /// [`Ctx::cx_link`] with its own Diameter Origin-Host (each S-CSCF has its own, TS 29.229).
+    pub async fn cx_link_as(
+        &self,
+        what: &'static str,
+        origin_host: String,
+        node: SocketAddr,
+        handler: Arc<dyn DiameterHandler>,
+        hss: SocketAddr,
+        wait: bool,
+    ) -> Result<DiameterClient, LabError> {
+        let dia = &self.config.diameter;
         let opts = ClientOptions {
             addr: hss,
             peer_name: self.config.hss.origin_host.clone(),
@@ -294,7 +348,7 @@ pub(crate) fn start_hss(
     data_dir: &Path,
     cx: TcpListener,
     admin_listener: TcpListener,
-    scscf: SocketAddr,
+    scscfs: &[ScscfAt],
 ) -> Result<HssNode, LabError> {
     let config = ctx.config;
     let admin_token = token(data_dir, crate::hss::admin_auth::TOKEN_FILE)?;
@@ -316,12 +370,18 @@ pub(crate) fn start_hss(
         source,
     })?;
     let peers = PeerTable::default();
+    let names: Vec<String> = scscfs.iter().map(|s| scscf_name(s.addr, ctx.mw)).collect();
     let hss = Hss::new(
         (**store).clone(),
         peers.clone(),
         &config.hss.origin_host,
         &config.hss.origin_realm,
-        config.hss.scscf_selection(&scscf_name(scscf, ctx.mw)),
+        config.hss.scscf_selection(&names),
+        names
+            .iter()
+            .zip(scscfs)
+            .map(|(n, s)| (n.clone(), s.origin_host.clone()))
+            .collect(),
     );
     let dia = &config.diameter;
     let n = &config.nodes;
@@ -341,7 +401,14 @@ pub(crate) fn start_hss(
         policy: Arc::new(
             config
                 .hss
-                .peer_policy(&ctx.domain, n.icscf, n.scscf)
+                .peer_policy_with(
+                    &ctx.domain,
+                    n.icscf,
+                    &ScscfAt::all(config)
+                        .into_iter()
+                        .map(|s| (s.origin_host, s.addr))
+                        .collect::<Vec<_>>(),
+                )
                 .map_err(|e| LabError::Diameter {
                     what: "HSS",
                     detail: e.to_string(),
@@ -476,22 +543,24 @@ pub(crate) fn start_tim(
     Ok((tim, history_token))
 }
 
-/// S-CSCF (TS 24.229 §5.4): registrar and session routing with iFC; its Cx link to the HSS
-/// at `peers.hss`.
+/// S-CSCF (TS 24.229 §5.4): registrar and session routing with iFC; its own Cx link to the
+/// HSS at `peers.hss`, as `which` (one of `peers.scscfs`: its ladder name and Origin-Host).
 pub(crate) async fn start_scscf(
     ctx: &Ctx<'_>,
     ep: Endpoint,
     rx: SipRx,
     peers: &Peers,
+    which: &ScscfAt,
     wait_hss: bool,
 ) -> Result<(Arc<Scscf>, DiameterClient), LabError> {
     let config = ctx.config;
     let cx = crate::cscf::scscf::ScscfCx::default();
     let link = ctx
-        .cx_link(
-            "S-CSCF",
+        .cx_link_as(
+            which.label,
+            which.origin_host.clone(),
             ep.local_addr(),
-            ctx.metrics.diameter("S-CSCF", Arc::new(cx.clone())),
+            ctx.metrics.diameter(which.label, Arc::new(cx.clone())),
             peers.hss,
             wait_hss,
         )
@@ -501,7 +570,7 @@ pub(crate) async fn start_scscf(
         link.clone(),
         crate::cscf::scscf::ScscfSettings {
             domain: ctx.domain.clone(),
-            origin_host: format!("scscf.{}", ctx.domain),
+            origin_host: which.origin_host.clone(),
             registrar: config.registrar.clone(),
             default_scheme: config.auth.default_scheme.clone(),
             mw: ctx.mw,
@@ -535,14 +604,25 @@ pub(crate) async fn start_icscf(
             wait_hss,
         )
         .await?;
-    ep.trust(vec![peers.pcscf, peers.scscf, peers.oim, peers.tim]);
+    ep.trust(
+        [peers.pcscf, peers.oim, peers.tim]
+            .into_iter()
+            .chain(peers.scscf_addrs())
+            .collect(),
+    );
+    // The S-CSCFs it may choose from when the HSS answers Server-Capabilities (TS 29.228
+    // §6.1.1.1), with what each offers, in lab order.
     let icscf = Icscf::new(
         ep,
         link.clone(),
         ctx.resolver.clone(),
         &ctx.domain,
         &format!("icscf.{}", ctx.domain),
-        vec![(scscf_name(peers.scscf, ctx.mw), Vec::new())],
+        peers
+            .scscfs
+            .iter()
+            .map(|s| (scscf_name(s.addr, ctx.mw), s.capabilities.clone()))
+            .collect(),
     );
     tokio::spawn(icscf.run(rx));
     Ok(link)
@@ -551,7 +631,12 @@ pub(crate) async fn start_icscf(
 /// P-CSCF (TS 24.229 §5.2): the UEs' first hop; the per-source limit faces UEs, the core's
 /// nodes are trusted.
 pub(crate) fn start_pcscf(ctx: &Ctx<'_>, ep: Endpoint, rx: SipRx, peers: &Peers) -> Arc<Pcscf> {
-    ep.trust(vec![peers.icscf, peers.scscf, peers.oim, peers.tim]);
+    ep.trust(
+        [peers.icscf, peers.oim, peers.tim]
+            .into_iter()
+            .chain(peers.scscf_addrs())
+            .collect(),
+    );
     let pcscf = Pcscf::new(ep, peers.icscf, ctx.mw, ctx.resolver.clone(), &ctx.domain);
     pcscf.set_subscribe_reg(ctx.config.pcscf.subscribe_reg);
     tokio::spawn(pcscf.clone().run(rx));

@@ -2,7 +2,9 @@
 //! sockets at the lab file's `[nodes]` addresses and reaches every other node at its `[nodes]`
 //! address, through the same wire protocols as in `rcslab up` (SIP, Diameter Cx, MSRP, and
 //! HTTP for T-IM's history), so seven `rcslab run` processes on the default lab make the same
-//! lab as `rcslab up`, and a lab can span hosts.
+//! lab as `rcslab up`, and a lab can span hosts. `rcslab run scscf2` (… `scscf9`) runs an
+//! S-CSCF of `[[scscfs]]` (several S-CSCFs behind one I-CSCF, TS 24.229 §5.3.1.2), with its
+//! own Origin-Host and Cx link; `rcslab run scscf` stays the first.
 //!
 //! Start order does not matter: the CSCFs' Cx links to the HSS reconnect with backoff
 //! (RFC 6733 §5.6, `[diameter] reconnect_*_ms`) and answer 480 until the HSS is there; SIP and
@@ -35,8 +37,10 @@ pub enum Node {
     Pcscf,
     /// I-CSCF.
     Icscf,
-    /// S-CSCF.
+    /// S-CSCF (the first, at `[nodes] scscf`).
     Scscf,
+    /// S-CSCF number N = 2..=9: the (N-1)-th `[[scscfs]]` entry (`rcslab run scscf2`).
+    MoreScscf(u8),
     /// HSS (Diameter Cx and the provisioning API).
     Hss,
     /// O-IM.
@@ -52,7 +56,7 @@ pub const NODE_NAMES: [&str; 7] = ["pcscf", "icscf", "scscf", "hss", "oim", "tim
 
 /// A node name `rcslab run` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf")]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf (or scscf2 … scscf9 for the [[scscfs]] entries)")]
 pub struct UnknownNode(pub String);
 
 impl std::str::FromStr for Node {
@@ -67,7 +71,15 @@ impl std::str::FromStr for Node {
             "oim" => Node::Oim,
             "tim" => Node::Tim,
             "webrsf" => Node::Webrsf,
-            _ => return Err(UnknownNode(s.to_string())),
+            other => match other
+                .strip_prefix("scscf")
+                .and_then(|n| n.parse::<u8>().ok())
+            {
+                Some(n) if (2..=crate::config::MAX_MORE_SCSCFS as u8 + 1).contains(&n) => {
+                    Node::MoreScscf(n)
+                }
+                _ => return Err(UnknownNode(s.to_string())),
+            },
         })
     }
 }
@@ -79,6 +91,10 @@ impl Node {
             Node::Pcscf => "P-CSCF",
             Node::Icscf => "I-CSCF",
             Node::Scscf => "S-CSCF",
+            Node::MoreScscf(n) => crate::config::SCSCF_LABELS
+                .get(usize::from(n).saturating_sub(1))
+                .copied()
+                .unwrap_or("S-CSCF"),
             Node::Hss => "HSS",
             Node::Oim => "O-IM",
             Node::Tim => "T-IM",
@@ -165,6 +181,10 @@ pub async fn start(
         ));
     }
     let n = config.nodes.clone();
+    let scscfs = nodes::ScscfAt::all(config);
+    for s in scscfs.iter().skip(1) {
+        recorder.name(s.addr, s.label);
+    }
     recorder.name_all(&LabAddrs {
         pcscf: n.pcscf,
         icscf: n.icscf,
@@ -193,20 +213,30 @@ pub async fn start(
             let s = Arc::new(nodes::open_store(&d)?);
             let (cx, cx_addr) = nodes::bind_tcp("HSS", n.hss).await?;
             let (admin, admin_addr) = nodes::bind_tcp("admin API", n.admin).await?;
-            let hss = nodes::start_hss(&ctx, &s, &d, cx, admin, peers.scscf)?;
+            let hss = nodes::start_hss(&ctx, &s, &d, cx, admin, &peers.scscfs)?;
             handles.push(Box::new(hss.cx.stop));
             let _ = std::fs::write(d.join("admin.addr"), admin_addr.to_string());
             listening.push(("HSS", cx_addr, "Diameter Cx (TCP)"));
             listening.push(("HSS-API", admin_addr, "HTTP (provisioning)"));
             store = Some(s);
         }
-        Node::Scscf => {
-            let (ep, rx) = ctx.bind_sip("S-CSCF", n.scscf).await?;
+        Node::Scscf | Node::MoreScscf(_) => {
+            let i = match node {
+                Node::MoreScscf(k) => usize::from(k) - 1,
+                _ => 0,
+            };
+            let Some(which) = scscfs.get(i) else {
+                return Err(LabError::NoSuchScscf {
+                    node: format!("scscf{}", i + 1),
+                    more: config.scscfs.len(),
+                });
+            };
+            let (ep, rx) = ctx.bind_sip(which.label, which.addr).await?;
             let a = ep.local_addr();
             handles.push(Box::new(
-                nodes::start_scscf(&ctx, ep, rx, &peers, false).await?,
+                nodes::start_scscf(&ctx, ep, rx, &peers, which, false).await?,
             ));
-            listening.push(("S-CSCF", a, "SIP UDP+TCP"));
+            listening.push((which.label, a, "SIP UDP+TCP"));
         }
         Node::Icscf => {
             let (ep, rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
@@ -274,6 +304,12 @@ mod tests {
         for name in NODE_NAMES {
             let n: Node = name.parse().expect(name);
             assert_eq!(n.label().to_ascii_lowercase().replace('-', ""), name);
+        }
+        assert_eq!("scscf2".parse::<Node>(), Ok(Node::MoreScscf(2)));
+        assert_eq!(Node::MoreScscf(2).label(), "S-CSCF2");
+        assert_eq!("SCSCF9".parse::<Node>(), Ok(Node::MoreScscf(9)));
+        for bad in ["scscf1", "scscf10", "scscf0", "scscfx"] {
+            assert!(bad.parse::<Node>().is_err(), "{bad}");
         }
         let e = "bgcf".parse::<Node>().unwrap_err().to_string();
         assert!(e.contains("unknown node 'bgcf'"), "{e}");

@@ -35,7 +35,7 @@ const KEYS: [&str; 11] = [
 
 /// A free port (UDP and TCP both free) on `ip`, and the sockets holding it until all are
 /// picked.
-fn free_port(ip: &str) -> (u16, (std::net::TcpListener, std::net::UdpSocket)) {
+pub(crate) fn free_port(ip: &str) -> (u16, (std::net::TcpListener, std::net::UdpSocket)) {
     loop {
         let t = std::net::TcpListener::bind((ip, 0)).expect("bind");
         let p = t.local_addr().expect("addr").port();
@@ -79,7 +79,7 @@ fn lab_toml() -> String {
 
 /// `rcslab run NODE` in the background; returns once it printed that it runs, with what it
 /// printed.
-async fn run_node(node: &str, config: &Path, data: &Path) -> (Child, Vec<String>) {
+pub(crate) async fn run_node(node: &str, config: &Path, data: &Path) -> (Child, Vec<String>) {
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -115,7 +115,7 @@ async fn run_node(node: &str, config: &Path, data: &Path) -> (Child, Vec<String>
 }
 
 /// Stops a node with SIGTERM; asserts it exits 0 and said it shut down.
-async fn stop(node: &str, mut child: Child) {
+pub(crate) async fn stop(node: &str, mut child: Child) {
     let pid = child.id().expect("running").to_string();
     let st = std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -312,8 +312,10 @@ impl Scscf {
         }
     }
 
+    /// Its host name (its Diameter Origin-Host: `scscf.<domain>` for the lab's first S-CSCF,
+    /// the `[[scscfs]]` name for the others), which a Route may use for it.
     fn name(&self) -> String {
-        format!("scscf.{}", self.domain)
+        self.origin_host.clone()
     }
 
     /// How many entries each of the S-CSCF's tables holds (registrations, outstanding
