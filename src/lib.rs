@@ -22,6 +22,7 @@ pub mod msrp;
 pub mod profile;
 pub mod rcs;
 pub mod sip;
+pub mod status;
 pub mod store;
 pub mod trace;
 pub mod ue;
