@@ -13,6 +13,7 @@ pub mod cpim;
 pub mod cscf;
 pub mod diameter;
 pub mod hss;
+pub mod http_client;
 pub mod http_server;
 pub mod im;
 pub mod lab;

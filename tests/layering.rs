@@ -26,6 +26,7 @@ const CODECS: &[&str] = &[
     "store",
     "config",
     "http_server",
+    "http_client",
     "status",
 ];
 /// One module per IMS node, and the lab that starts them.

@@ -235,6 +235,9 @@ impl std::fmt::Debug for HistoryClient {
     }
 }
 
+/// How long one history request may take (connect, send, whole answer).
+const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl HistoryClient {
     /// A client of the endpoint at `addr`.
     pub fn new(addr: SocketAddr, token: HistoryToken) -> HistoryClient {
@@ -260,7 +263,7 @@ impl HistoryClient {
                 addr: self.addr,
                 source: std::io::Error::other(e),
             })?;
-        let (status, body) = crate::hss::admin_client::send(self.addr, req)
+        let (status, body) = crate::http_client::send(self.addr, req, CLIENT_TIMEOUT)
             .await
             .map_err(|source| HistoryError::Unreachable {
                 addr: self.addr,
