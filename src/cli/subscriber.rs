@@ -11,7 +11,7 @@ use rcslab::hss::admin;
 use rcslab::hss::admin_client::AdminClient;
 use rcslab::store::Store;
 
-use crate::{load_config, running_admin, Common};
+use super::{load_config, running_admin, CliError, Common, Result};
 
 #[derive(Subcommand)]
 pub enum SubCmd {
@@ -91,7 +91,7 @@ struct IfcFile {
 }
 
 /// `subscriber ifc ID`: the iFCs as the `[[ifc]]` entries `--set` takes.
-fn ifc_toml(ifcs: &[rcslab::profile::InitialFilterCriteria]) -> Result<String, String> {
+fn ifc_toml(ifcs: &[rcslab::profile::InitialFilterCriteria]) -> Result<String> {
     let file = IfcFile {
         impi: None,
         impus: None,
@@ -99,7 +99,7 @@ fn ifc_toml(ifcs: &[rcslab::profile::InitialFilterCriteria]) -> Result<String, S
         aka: None,
         ifc: ifcs.iter().map(IfcConfig::from_profile).collect(),
     };
-    let body = toml::to_string(&file).map_err(|e| e.to_string())?;
+    let body = toml::to_string(&file)?;
     Ok(if file.ifc.is_empty() {
         "# no iFC (the S-CSCF routes this user's requests without application servers)\n".into()
     } else {
@@ -109,7 +109,7 @@ fn ifc_toml(ifcs: &[rcslab::profile::InitialFilterCriteria]) -> Result<String, S
 
 /// `subscriber show ID`: TOML that `subscriber ifc ID --set` takes back (secrets are
 /// write-only: only whether they are set).
-fn show_toml(v: &admin::SubscriberView) -> Result<String, String> {
+fn show_toml(v: &admin::SubscriberView) -> Result<String> {
     let file = IfcFile {
         impi: Some(v.impi.clone()),
         impus: Some(v.impus.clone()),
@@ -117,7 +117,7 @@ fn show_toml(v: &admin::SubscriberView) -> Result<String, String> {
         aka: Some(v.aka.clone()),
         ifc: v.ifcs.iter().map(IfcConfig::from_profile).collect(),
     };
-    let body = toml::to_string(&file).map_err(|e| e.to_string())?;
+    let body = toml::to_string(&file)?;
     Ok(format!(
         "# {} (passwords and SIM keys are write-only; `rcslab subscriber ifc {} --set FILE` takes this file back)\n{body}",
         v.impi, v.impi
@@ -128,7 +128,7 @@ fn show_toml(v: &admin::SubscriberView) -> Result<String, String> {
 /// form `USER;DOMAIN;[authentication username=IMPI password=PW]` (sipp's manual, "Injecting
 /// values from an external CSV"); `SEQUENTIAL`, `RANDOM`, `USER` header lines, blank lines and
 /// `#` comments are skipped. An error names the line and what it expected.
-fn parse_import(text: &str) -> Result<Vec<SubscriberConfig>, String> {
+fn parse_import(text: &str) -> Result<Vec<SubscriberConfig>> {
     let mut v = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -141,10 +141,10 @@ fn parse_import(text: &str) -> Result<Vec<SubscriberConfig>, String> {
             continue;
         }
         let bad = |why: &str| {
-            format!(
+            CliError::Import(format!(
                 "line {}: {why}: '{line}' (expected IMPU;PASSWORD or sipp's USER;DOMAIN;[authentication username=IMPI password=PW])",
                 n + 1
-            )
+            ))
         };
         let fields: Vec<&str> = line.split(';').map(str::trim).collect();
         let sub = match fields.as_slice() {
@@ -202,32 +202,30 @@ fn parse_import(text: &str) -> Result<Vec<SubscriberConfig>, String> {
         v.push(sub);
     }
     if v.is_empty() {
-        return Err("no subscriber in the file".into());
+        return Err(CliError::EmptyImport);
     }
     Ok(v)
 }
 
 /// The data dir's store, for a command that writes (created when missing).
-fn open_store(data_dir: &Path) -> Result<Store, String> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    Store::open(data_dir).map_err(|e| e.to_string())
+fn open_store(data_dir: &Path) -> Result<Store> {
+    std::fs::create_dir_all(data_dir).map_err(|source| CliError::CreateDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    Ok(Store::open(data_dir)?)
 }
 
 /// The data dir's store, for a command that only reads: a missing data dir is an error, not
 /// an empty database left behind.
-fn read_store(data_dir: &Path) -> Result<Store, String> {
+fn read_store(data_dir: &Path) -> Result<Store> {
     if !data_dir.join("db").exists() {
-        return Err(format!(
-            "no lab data in {} (no lab has run with this --data-dir; `rcslab up --data-dir {}` creates it)",
-            data_dir.display(),
-            data_dir.display()
-        ));
+        return Err(CliError::NoData(data_dir.to_path_buf()));
     }
-    Store::open(data_dir).map_err(|e| e.to_string())
+    Ok(Store::open(data_dir)?)
 }
 
-pub async fn run(cmd: SubCmd, common: Common) -> Result<(), String> {
+pub async fn run(cmd: SubCmd, common: Common) -> Result<()> {
     let api = running_admin(&common.data_dir).await;
     let specs = match &cmd {
         SubCmd::Add {
@@ -255,9 +253,12 @@ pub async fn run(cmd: SubCmd, common: Common) -> Result<(), String> {
         }
         SubCmd::Import { file } => {
             let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+                std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
+                std::fs::read_to_string(file).map_err(|e| CliError::File {
+                    path: file.to_path_buf(),
+                    detail: e.to_string(),
+                })?
             };
             let v = parse_import(&text)?;
             Some(v)
@@ -267,18 +268,15 @@ pub async fn run(cmd: SubCmd, common: Common) -> Result<(), String> {
     if let Some(specs) = specs {
         let n = specs.len();
         if let Some(api) = &api {
-            let body = serde_json::to_string(&specs).map_err(|e| e.to_string())?;
-            let (status, body) = api
-                .call(Method::POST, "/subscribers", Some(body))
-                .await
-                .map_err(|e| e.to_string())?;
+            let body = serde_json::to_string(&specs)?;
+            let (status, body) = api.call(Method::POST, "/subscribers", Some(body)).await?;
             if status != 201 {
-                return Err(format!("the lab refused: {body}"));
+                return Err(CliError::Refused(body));
             }
         } else {
             let store = open_store(&common.data_dir)?;
             let lab = load_config(&common)?;
-            admin::add_subscribers(&store, &specs, &lab.default_ifc).map_err(|e| e.to_string())?;
+            admin::add_subscribers(&store, &specs, &lab.default_ifc)?;
         }
         println!("added {n} subscriber{}", if n == 1 { "" } else { "s" });
         return Ok(());
@@ -290,10 +288,9 @@ pub async fn run(cmd: SubCmd, common: Common) -> Result<(), String> {
     match cmd {
         SubCmd::List => {
             let subs = match &api {
-                Some(api) => api.list_all().await.map_err(|e| e.to_string())?,
+                Some(api) => api.list_all().await?,
                 None => read_store(&common.data_dir)?
-                    .subscribers()
-                    .map_err(|e| e.to_string())?
+                    .subscribers()?
                     .iter()
                     .map(admin::SubscriberView::from)
                     .collect(),
@@ -305,21 +302,19 @@ pub async fn run(cmd: SubCmd, common: Common) -> Result<(), String> {
             Ok(())
         }
         SubCmd::Show { id } | SubCmd::Remove { id } if api.is_some() => {
-            let api = api.ok_or("no admin API")?;
+            let Some(api) = api else {
+                unreachable!("the arm is guarded by api.is_some()")
+            };
             let method = if removing {
                 Method::DELETE
             } else {
                 Method::GET
             };
             let path = format!("/subscribers/{}", admin::percent_encode(&id));
-            let (status, body) = api
-                .call(method, &path, None)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (status, body) = api.call(method, &path, None).await?;
             match (status, removing) {
                 (200, false) => {
-                    let view: admin::SubscriberView =
-                        serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                    let view: admin::SubscriberView = serde_json::from_str(&body)?;
                     print!("{}", show_toml(&view)?);
                     Ok(())
                 }
@@ -327,33 +322,31 @@ pub async fn run(cmd: SubCmd, common: Common) -> Result<(), String> {
                     println!("removed {id}");
                     Ok(())
                 }
-                (404, _) => Err(format!("no subscriber {id}")),
-                _ => Err(format!("the lab answered {status}: {body}")),
+                (404, _) => Err(CliError::NoSubscriber(id.to_string())),
+                _ => Err(CliError::Answered { status, body }),
             }
         }
         SubCmd::Show { id } => {
-            let s = read_store(&common.data_dir)?
-                .find(&id)
-                .map_err(|e| e.to_string())?;
+            let s = read_store(&common.data_dir)?.find(&id)?;
             match s {
                 Some(s) => {
                     let view = admin::SubscriberView::from(&s);
                     print!("{}", show_toml(&view)?);
                     Ok(())
                 }
-                None => Err(format!("no subscriber {id}")),
+                None => Err(CliError::NoSubscriber(id.to_string())),
             }
         }
         SubCmd::Remove { id } => {
             let st = read_store(&common.data_dir)?;
-            let s = st.remove(&id).map_err(|e| e.to_string())?;
-            st.flush().map_err(|e| e.to_string())?;
+            let s = st.remove(&id)?;
+            st.flush()?;
             match s {
                 Some(s) => {
                     println!("removed {}", s.impi);
                     Ok(())
                 }
-                None => Err(format!("no subscriber {id}")),
+                None => Err(CliError::NoSubscriber(id.to_string())),
             }
         }
         SubCmd::Add { .. } | SubCmd::Import { .. } | SubCmd::Ifc { .. } => Ok(()),
@@ -366,14 +359,19 @@ async fn subscriber_ifc(
     id: &str,
     set: Option<&Path>,
     clear: bool,
-) -> Result<(), String> {
+) -> Result<()> {
     let new_ifc: Option<Vec<rcslab::config::IfcConfig>> = match (set, clear) {
         (Some(f), _) => {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-            let parsed: IfcFile =
-                toml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+            let text = std::fs::read_to_string(f).map_err(|e| CliError::File {
+                path: f.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+            let parsed: IfcFile = toml::from_str(&text).map_err(|e| CliError::File {
+                path: f.to_path_buf(),
+                detail: e.to_string(),
+            })?;
             for i in &parsed.ifc {
-                i.to_profile().map_err(|e| e.to_string())?;
+                i.to_profile()?;
             }
             Some(parsed.ifc)
         }
@@ -385,21 +383,15 @@ async fn subscriber_ifc(
         // Show the iFCs as they are now.
         let ifcs = match api {
             Some(api) => {
-                let (status, body) = api
-                    .call(Method::GET, &path, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (status, body) = api.call(Method::GET, &path, None).await?;
                 if status != 200 {
-                    return Err(format!("no subscriber {id}"));
+                    return Err(CliError::NoSubscriber(id.to_string()));
                 }
-                serde_json::from_str::<admin::SubscriberView>(&body)
-                    .map_err(|e| e.to_string())?
-                    .ifcs
+                serde_json::from_str::<admin::SubscriberView>(&body)?.ifcs
             }
             None => read_store(&common.data_dir)?
-                .find(id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no subscriber {id}"))?
+                .find(id)?
+                .ok_or_else(|| CliError::NoSubscriber(id.to_string()))?
                 .ifcs
                 .clone(),
         };
@@ -409,34 +401,27 @@ async fn subscriber_ifc(
     let n = new_ifc.len();
     let impi = match api {
         Some(api) => {
-            let body = serde_json::to_string(&new_ifc).map_err(|e| e.to_string())?;
+            let body = serde_json::to_string(&new_ifc)?;
             let (status, body) = api
                 .call(Method::PUT, &format!("{path}/ifc"), Some(body))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             match status {
-                200 => {
-                    serde_json::from_str::<admin::SubscriberView>(&body)
-                        .map_err(|e| e.to_string())?
-                        .impi
-                }
-                404 => return Err(format!("no subscriber {id}")),
-                _ => return Err(format!("the lab refused: {body}")),
+                200 => serde_json::from_str::<admin::SubscriberView>(&body)?.impi,
+                404 => return Err(CliError::NoSubscriber(id.to_string())),
+                _ => return Err(CliError::Refused(body)),
             }
         }
         None => {
             let store = read_store(&common.data_dir)?;
             let mut sub = store
-                .find(id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no subscriber {id}"))?;
+                .find(id)?
+                .ok_or_else(|| CliError::NoSubscriber(id.to_string()))?;
             sub.ifcs = new_ifc
                 .iter()
                 .map(|i| i.to_profile())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            store.put_subscriber(&sub).map_err(|e| e.to_string())?;
-            store.flush().map_err(|e| e.to_string())?;
+                .collect::<Result<Vec<_>, _>>()?;
+            store.put_subscriber(&sub)?;
+            store.flush()?;
             sub.impi
         }
     };
@@ -461,14 +446,18 @@ mod tests {
         assert_eq!(v[1].impu, vec!["sip:u1@ims.lab".to_string()]);
         assert_eq!(v[2].impu, vec!["sip:u2@ims.lab".to_string()]);
         let e = parse_import("SEQUENTIAL\nalice;ims.lab;[authentication username=a pass=x]\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("line 2: unknown authentication item 'pass=x'"),
             "{e}"
         );
-        let e = parse_import("sip:a@ims.lab;pw\njustone\n").unwrap_err();
+        let e = parse_import("sip:a@ims.lab;pw\njustone\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("line 2: cannot read this line"), "{e}");
-        assert!(parse_import("SEQUENTIAL\n").is_err());
+        let e = parse_import("SEQUENTIAL\n").unwrap_err();
+        assert_eq!(e.to_string(), "no subscriber in the file");
     }
 
     #[test]

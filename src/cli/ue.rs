@@ -8,6 +8,8 @@ use clap::{Args, Subcommand};
 use rcslab::config::LabConfig;
 use rcslab::ue::UeConfig;
 
+use super::{CliError, Result};
+
 /// Who the UE is and where it connects.
 #[derive(Args)]
 pub struct UeArgs {
@@ -58,7 +60,7 @@ async fn send_one(
     to: &str,
     text: &str,
     timeout: u64,
-) -> Result<(), String> {
+) -> Result<()> {
     use rcslab::cpim::ImdnStatus;
     use rcslab::ue::chat::ChatEvent;
     use std::time::Duration;
@@ -80,7 +82,7 @@ async fn send_one(
                             .map(|n| n.trim_start_matches("failed: ").to_string())
                             .unwrap_or_else(|| "the network reports the message failed".into());
                         println!("failed: {why}");
-                        Err(why)
+                        Err(CliError::NotDelivered(why))
                     }
                     ImdnStatus::Delivered if pager => {
                         println!("delivered (pager mode)");
@@ -102,7 +104,7 @@ async fn send_one(
             }
             Some(ChatEvent::SendFailed { message_id, reason }) if message_id == id => {
                 println!("failed: {reason}");
-                return Err(reason);
+                return Err(CliError::NotDelivered(reason));
             }
             Some(_) => {}
             None => {
@@ -111,19 +113,19 @@ async fn send_one(
                 println!(
                     "pending: no delivery report within {timeout} s (T-IM keeps the message, retries and reports by IMDN)"
                 );
-                return Err("timeout".into());
+                return Err(CliError::NotDelivered("timeout".into()));
             }
         }
     }
 }
 
 /// `rcslab ue`: a registered RCS client (see `rcslab::ue::chat`).
-pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<(), String> {
+pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
     use rcslab::cpim::ImdnStatus;
     use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
     use std::time::Duration;
     let cfg = match &args.config {
-        Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
+        Some(p) => LabConfig::load(p)?,
         None => LabConfig::default_lab(),
     };
     let pcscf = args.lab.unwrap_or(cfg.nodes.pcscf);
@@ -138,15 +140,18 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<(), String> {
     let mut ue = rcslab::ue::Ue::start_at(ue_cfg, bind, trace.clone(), shut)
         .await
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                format!("cannot bind {bind}: the port is in use (choose another --local-port)")
-            }
-            _ => format!("cannot bind {bind}: {e}"),
+            std::io::ErrorKind::AddrInUse => CliError::UeStart(format!(
+                "cannot bind {bind}: the port is in use (choose another --local-port)"
+            )),
+            _ => CliError::UeStart(format!("cannot bind {bind}: {e}")),
         })?;
     let reg = tokio::time::timeout(Duration::from_secs(10), ue.register(600))
         .await
-        .map_err(|_| format!("no answer from the P-CSCF at {pcscf} (is `rcslab up` running?)"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| {
+            CliError::UeStart(format!(
+                "no answer from the P-CSCF at {pcscf} (is `rcslab up` running?)"
+            ))
+        })??;
     // `listen` and the interactive client run for hours: they re-register at half-life.
     let keep = ChatOptions {
         refresh_registration: Some(reg.expires.max(60)),
@@ -165,7 +170,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<(), String> {
             let to = target(&to);
             let outcome = tokio::select! {
                 r = send_one(&mut chat, &to, &text, timeout) => r,
-                _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
+                _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
             };
             // Leave no contact registered behind us (TS 24.229 §5.1.1.6: REGISTER with
             // Expires 0), whatever the outcome, also after Ctrl-C.
@@ -267,7 +272,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<(), String> {
 
 /// The UE's identity: from the lab file, with `--password` / `--impi` over it; a user the lab
 /// file does not know needs `--password` (a subscriber added with `rcslab subscriber add`).
-fn ue_config(args: &UeArgs, cfg: &LabConfig, pcscf: SocketAddr) -> Result<UeConfig, String> {
+fn ue_config(args: &UeArgs, cfg: &LabConfig, pcscf: SocketAddr) -> Result<UeConfig> {
     let from_file = UeConfig::from_lab(cfg, &args.user, pcscf);
     let mut ue = match (from_file, &args.password) {
         (Some(ue), _) => ue,
@@ -281,7 +286,7 @@ fn ue_config(args: &UeArgs, cfg: &LabConfig, pcscf: SocketAddr) -> Result<UeConf
             };
             let impi = match &args.impi {
                 Some(i) => i.clone(),
-                None => rcslab::store::default_impi(&impu).map_err(|e| e.to_string())?,
+                None => rcslab::store::default_impi(&impu)?,
             };
             UeConfig {
                 impu,
@@ -296,12 +301,7 @@ fn ue_config(args: &UeArgs, cfg: &LabConfig, pcscf: SocketAddr) -> Result<UeConf
                 auth: rcslab::ue::AuthMode::Digest,
             }
         }
-        (None, None) => {
-            return Err(format!(
-                "no user '{}' in the lab file; for a subscriber added with `rcslab subscriber add`, give --password (and --impi if it is not user@domain)",
-                args.user
-            ))
-        }
+        (None, None) => return Err(CliError::UnknownUser(args.user.clone())),
     };
     if let Some(p) = &args.password {
         ue.password = p.clone();
@@ -349,6 +349,9 @@ mod tests {
             ("sip:u2@ims.lab", "priv2")
         );
         let e = ue_config(&args("nobody", None, None), &cfg, p).unwrap_err();
-        assert!(e.contains("--password"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "no user 'nobody' in the lab file; for a subscriber added with `rcslab subscriber add`, give --password (and --impi if it is not user@domain)"
+        );
     }
 }

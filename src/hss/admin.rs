@@ -47,6 +47,7 @@ use tokio::sync::watch;
 use crate::config::{IfcConfig, SubscriberConfig};
 use crate::http_server::{HttpLimits, TimedBody};
 use crate::store::{default_impi, AkaCredentials, Store, StoreError, Subscriber};
+use crate::trace::source::TraceSource;
 
 /// Largest request body accepted (a bulk import of ~20k subscribers fits).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -347,7 +348,8 @@ async fn read_body(req: Request<TimedBody>) -> Result<Bytes, Response<Body>> {
 /// What the API serves with.
 struct Api {
     hss: Arc<crate::hss::Hss>,
-    recorder: crate::lab::Recorder,
+    /// The flight recorder behind `/trace`.
+    recorder: Arc<dyn TraceSource>,
     default_ifc: Vec<IfcConfig>,
     token: String,
     bound: SocketAddr,
@@ -672,7 +674,7 @@ pub async fn serve(
     listener: TcpListener,
     limits: HttpLimits,
     hss: Arc<crate::hss::Hss>,
-    recorder: crate::lab::Recorder,
+    recorder: impl TraceSource + 'static,
     default_ifc: Vec<IfcConfig>,
     token: String,
     status: super::admin_status::StatusSlot,
@@ -693,7 +695,7 @@ pub async fn serve(
     }
     let api = Arc::new(Api {
         hss,
-        recorder,
+        recorder: Arc::new(recorder),
         default_ifc,
         token,
         bound,

@@ -6,10 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::admin::{percent_encode, SubscriberView, PAGE_MAX};
 
@@ -123,28 +121,14 @@ impl AdminClient {
 }
 
 /// Sends one HTTP/1.1 request as it is (tests use it to send what a browser or an attacker
-/// would: other Host, Origin, no token) and returns status and body.
+/// would: other Host, Origin, no token) and returns status and body ([`crate::http_client`]).
 pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> std::io::Result<(u16, Vec<u8>)> {
-    let go = async {
-        let stream = TcpStream::connect(addr).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
-        tokio::spawn(conn);
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        Ok((status, bytes.to_vec()))
-    };
-    tokio::time::timeout(TIMEOUT, go)
+    crate::http_client::send(addr, req, TIMEOUT)
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "admin API timed out"))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "admin API timed out")
+            }
+            _ => e,
+        })
 }

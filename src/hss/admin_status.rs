@@ -3,8 +3,8 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | GET | `/status` | [`crate::lab::status::Status`] as JSON |
-//! | GET | `/registrations` | [`crate::lab::status::Registrations`] as JSON |
+//! | GET | `/status` | [`crate::status::Status`] as JSON |
+//! | GET | `/registrations` | [`crate::status::Registrations`] as JSON |
 //! | GET | `/metrics` | Prometheus text format 0.0.4; OpenMetrics 1.0 when `Accept` asks for `application/openmetrics-text` |
 //!
 //! The API starts before the nodes it reports on, so it holds a [`StatusSlot`] that the lab
@@ -18,7 +18,7 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 
 use crate::http_server::TimedBody;
-use crate::lab::status::{Registrations, Status};
+use crate::status::{Registrations, Status};
 
 /// What the lab offers the admin API.
 pub trait LabStatus: Send + Sync {

@@ -23,12 +23,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::State;
+use axum::http::Uri;
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_service::Service;
 
 use super::store::{ImStore, StoredMessage};
 use crate::http_server::HttpLimits;
@@ -79,7 +84,8 @@ pub enum HistoryError {
     Invalid(serde_json::Error),
 }
 
-/// Serves the history endpoint on `listener` until `shutdown`.
+/// Serves the history endpoint on `listener` until `shutdown`, with the listener limits every
+/// HTTP server of the lab shares ([`crate::http_server`]).
 pub async fn serve(
     listener: TcpListener,
     limits: HttpLimits,
@@ -87,18 +93,140 @@ pub async fn serve(
     token: String,
     shutdown: watch::Receiver<bool>,
 ) {
-    let api = Arc::new((store, token));
+    let app = router(store, token);
     crate::http_server::serve(listener, limits, "T-IM history", shutdown, move |_, _| {
-        let api = api.clone();
-        hyper::service::service_fn(move |req| {
-            let api = api.clone();
-            async move {
-                let (store, token) = &*api;
-                Ok::<_, std::convert::Infallible>(answer(store, token, &req))
-            }
+        let app = app.clone();
+        hyper::service::service_fn(move |req: Request<crate::http_server::TimedBody>| {
+            let mut app = app.clone();
+            async move { app.call(req.map(axum::body::Body::new)).await }
         })
     })
     .await
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Endpoint {
+    store: ImStore,
+    token: Arc<str>,
+}
+
+/// The routes, behind the token: a request without it gets 401 whatever it asks, then a
+/// method other than GET 405, then an unknown path 404.
+fn router(store: ImStore, token: String) -> Router {
+    let ep = Endpoint {
+        store,
+        token: token.into(),
+    };
+    Router::new()
+        // axum would answer HEAD with the GET handler; this endpoint has always been GET only.
+        .route("/history", get(history).head(method_not_allowed))
+        .route(
+            "/conversations",
+            get(conversations).head(method_not_allowed),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(ep.clone(), bearer))
+        .with_state(ep)
+}
+
+/// The token first (RFC 6750 §2.1), before the method and the path.
+async fn bearer(
+    State(ep): State<Endpoint>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<axum::body::Body> {
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !crate::hss::admin_auth::same(presented.as_bytes(), ep.token.as_bytes()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authorization: Bearer <T-IM's history.token> required",
+        )
+        .map(axum::body::Body::new);
+    }
+    next.run(req).await
+}
+
+fn get_only() -> Response<Full<Bytes>> {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed",
+        "GET only",
+    )
+}
+
+async fn method_not_allowed() -> Response<Full<Bytes>> {
+    get_only()
+}
+
+/// An unknown path: 405 for a method other than GET (as on a known one), else 404.
+async fn not_found(method: Method) -> Response<Full<Bytes>> {
+    if method != Method::GET {
+        return get_only();
+    }
+    refused(Refusal::NotFound)
+}
+
+fn refused(r: Refusal) -> Response<Full<Bytes>> {
+    match r {
+        Refusal::BadParameter(d) => error(StatusCode::BAD_REQUEST, "bad parameter", &d),
+        Refusal::NotFound => error(StatusCode::NOT_FOUND, "not found", "no such resource"),
+    }
+}
+
+/// `GET /history`: the conversation of `a` and `b` after `after` (or its `last` N).
+async fn history(State(ep): State<Endpoint>, uri: Uri) -> Response<Full<Bytes>> {
+    let read = || -> Result<Vec<StoredMessage>, Refusal> {
+        let limit = limit(&uri)?;
+        let (Some(a), Some(b)) = (param(&uri, "a"), param(&uri, "b")) else {
+            return Err(Refusal::BadParameter(
+                "a and b (the two AoRs) are required".into(),
+            ));
+        };
+        Ok(match number(&uri, "last")? {
+            Some(n) => ep
+                .store
+                .history_tail(&a, &b, (n as usize).clamp(1, MAX_ITEMS)),
+            None => ep
+                .store
+                .history(&a, &b, number(&uri, "after")?.unwrap_or(0), limit),
+        })
+    };
+    match read() {
+        Ok(items) => json(StatusCode::OK, &items),
+        Err(r) => refused(r),
+    }
+}
+
+/// `GET /conversations`: `user`'s conversations, newest first, each with its newest message.
+async fn conversations(State(ep): State<Endpoint>, uri: Uri) -> Response<Full<Bytes>> {
+    let read = || -> Result<Vec<ConversationView>, Refusal> {
+        let limit = limit(&uri)?;
+        let Some(user) = param(&uri, "user") else {
+            return Err(Refusal::BadParameter("user (an AoR) is required".into()));
+        };
+        Ok(ep
+            .store
+            .conversations(&user, limit)
+            .into_iter()
+            .map(|(peer, last_seq)| ConversationView {
+                last: ep.store.history_tail(&user, &peer, 1).into_iter().next(),
+                peer,
+                last_seq,
+            })
+            .collect())
+    };
+    match read() {
+        Ok(items) => json(StatusCode::OK, &items),
+        Err(r) => refused(r),
+    }
 }
 
 fn json(status: StatusCode, v: &impl Serialize) -> Response<Full<Bytes>> {
@@ -117,8 +245,8 @@ fn error(status: StatusCode, error: &str, detail: &str) -> Response<Full<Bytes>>
     )
 }
 
-fn param<B>(req: &Request<B>, name: &str) -> Option<String> {
-    req.uri().query()?.split('&').find_map(|kv| {
+fn param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then(|| crate::hss::admin::percent_decode(v))
     })
@@ -133,8 +261,8 @@ enum Refusal {
     NotFound,
 }
 
-fn number<B>(req: &Request<B>, name: &str) -> Result<Option<u64>, Refusal> {
-    match param(req, name) {
+fn number(uri: &Uri, name: &str) -> Result<Option<u64>, Refusal> {
+    match param(uri, name) {
         None => Ok(None),
         Some(v) => v
             .parse()
@@ -143,70 +271,11 @@ fn number<B>(req: &Request<B>, name: &str) -> Result<Option<u64>, Refusal> {
     }
 }
 
-/// One request: the token first, then the read.
-fn answer<B>(store: &ImStore, token: &str, req: &Request<B>) -> Response<Full<Bytes>> {
-    let presented = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !crate::hss::admin_auth::same(presented.as_bytes(), token.as_bytes()) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Authorization: Bearer <T-IM's history.token> required",
-        );
-    }
-    if req.method() != Method::GET {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed",
-            "GET only",
-        );
-    }
-    match read(store, req) {
-        Ok(r) => r,
-        Err(Refusal::BadParameter(d)) => error(StatusCode::BAD_REQUEST, "bad parameter", &d),
-        Err(Refusal::NotFound) => error(StatusCode::NOT_FOUND, "not found", "no such resource"),
-    }
-}
-
-/// `GET /history` or `GET /conversations`.
-fn read<B>(store: &ImStore, req: &Request<B>) -> Result<Response<Full<Bytes>>, Refusal> {
-    let limit = number(req, "limit")?
+/// `limit`: 100 unless given, within 1..=[`MAX_ITEMS`].
+fn limit(uri: &Uri) -> Result<usize, Refusal> {
+    Ok(number(uri, "limit")?
         .unwrap_or(100)
-        .clamp(1, MAX_ITEMS as u64) as usize;
-    match req.uri().path() {
-        "/history" => {
-            let (Some(a), Some(b)) = (param(req, "a"), param(req, "b")) else {
-                return Err(Refusal::BadParameter(
-                    "a and b (the two AoRs) are required".into(),
-                ));
-            };
-            let items = match number(req, "last")? {
-                Some(n) => store.history_tail(&a, &b, (n as usize).clamp(1, MAX_ITEMS)),
-                None => store.history(&a, &b, number(req, "after")?.unwrap_or(0), limit),
-            };
-            Ok(json(StatusCode::OK, &items))
-        }
-        "/conversations" => {
-            let Some(user) = param(req, "user") else {
-                return Err(Refusal::BadParameter("user (an AoR) is required".into()));
-            };
-            let items: Vec<ConversationView> = store
-                .conversations(&user, limit)
-                .into_iter()
-                .map(|(peer, last_seq)| ConversationView {
-                    last: store.history_tail(&user, &peer, 1).into_iter().next(),
-                    peer,
-                    last_seq,
-                })
-                .collect();
-            Ok(json(StatusCode::OK, &items))
-        }
-        _ => Err(Refusal::NotFound),
-    }
+        .clamp(1, MAX_ITEMS as u64) as usize)
 }
 
 /// Where the client finds the token.
@@ -235,6 +304,9 @@ impl std::fmt::Debug for HistoryClient {
     }
 }
 
+/// How long one history request may take (connect, send, whole answer).
+const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl HistoryClient {
     /// A client of the endpoint at `addr`.
     pub fn new(addr: SocketAddr, token: HistoryToken) -> HistoryClient {
@@ -260,7 +332,7 @@ impl HistoryClient {
                 addr: self.addr,
                 source: std::io::Error::other(e),
             })?;
-        let (status, body) = crate::hss::admin_client::send(self.addr, req)
+        let (status, body) = crate::http_client::send(self.addr, req, CLIENT_TIMEOUT)
             .await
             .map_err(|source| HistoryError::Unreachable {
                 addr: self.addr,
@@ -335,15 +407,32 @@ mod tests {
         }
     }
 
-    async fn get(store: &ImStore, auth: Option<&str>, uri: &str) -> (u16, serde_json::Value) {
-        let mut b = Request::get(uri);
+    async fn call(
+        store: &ImStore,
+        method: Method,
+        auth: Option<&str>,
+        uri: &str,
+    ) -> (u16, serde_json::Value) {
+        let mut b = Request::builder().method(method).uri(uri);
         if let Some(a) = auth {
             b = b.header("authorization", a);
         }
-        let r = answer(store, "t0ken", &b.body(()).unwrap());
+        let mut app = router(store.clone(), "t0ken".into());
+        let r = app
+            .call(b.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let body = r.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap())
+        // A HEAD answer has no body.
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    async fn get(store: &ImStore, auth: Option<&str>, uri: &str) -> (u16, serde_json::Value) {
+        call(store, Method::GET, auth, uri).await
     }
 
     #[tokio::test]
@@ -389,5 +478,18 @@ mod tests {
         assert_eq!((s, e["error"].as_str()), (400, Some("bad parameter")));
         assert_eq!(get(&store, ok, "/history?a=sip:a@x").await.0, 400);
         assert_eq!(get(&store, ok, "/subscribers").await.0, 404);
+        // The token before the method, the method before the path; JSON errors throughout.
+        let (s, e) = call(&store, Method::POST, None, "/history").await;
+        assert_eq!((s, e["error"].as_str()), (401, Some("unauthorized")));
+        let (s, e) = call(&store, Method::POST, ok, "/history").await;
+        assert_eq!((s, e["error"].as_str()), (405, Some("method not allowed")));
+        let (s, _) = call(&store, Method::HEAD, ok, q).await;
+        assert_eq!(s, 405);
+        let (s, e) = call(&store, Method::DELETE, ok, "/nothing").await;
+        assert_eq!((s, e["error"].as_str()), (405, Some("method not allowed")));
+        let (s, e) = call(&store, Method::GET, None, "/nothing").await;
+        assert_eq!((s, e["error"].as_str()), (401, Some("unauthorized")));
+        let (s, e) = get(&store, ok, "/nothing").await;
+        assert_eq!((s, e["error"].as_str()), (404, Some("not found")));
     }
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -208,14 +207,9 @@ async fn run(
     for (p, c) in clients.iter().take(pairs).cloned().enumerate() {
         let sent_at = sent_at.clone();
         senders.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(web)
+            let mut tx = crate::http_client::connect(web)
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
-            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
             let mut post = async |path: String, body: Value| -> Result<Value, String> {
                 tx.ready().await.map_err(|e| e.to_string())?;
                 let req = Request::builder()

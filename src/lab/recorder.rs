@@ -181,6 +181,26 @@ pub fn registered_names(
     ues
 }
 
+/// The admin API reads the recorder through [`crate::trace::source::TraceSource`], so the
+/// HSS never names the lab.
+impl crate::trace::source::TraceSource for Recorder {
+    fn is_enabled(&self) -> bool {
+        Recorder::is_enabled(self)
+    }
+    fn elapsed(&self) -> std::time::Duration {
+        Recorder::elapsed(self)
+    }
+    fn clear(&self) -> usize {
+        Recorder::clear(self)
+    }
+    fn view_text(&self, view: &str) -> Vec<u8> {
+        Recorder::view_text(self, view)
+    }
+    fn export_filtered(&self, format: &str, filter: &TraceFilter) -> Option<Vec<u8>> {
+        Recorder::export_filtered(self, format, filter)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

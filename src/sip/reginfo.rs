@@ -100,8 +100,10 @@ pub fn terminated_aors(xml: &str) -> Vec<String> {
                     }
                 }
                 if let (Some(aor), Some("terminated")) = (aor, state.as_deref()) {
-                    if let Ok(c) = crate::store::canonical_identity(&aor) {
-                        out.push(c);
+                    // The canonical AOR, as `store::canonical_identity` computes it (the codec
+                    // does not reach up into the store).
+                    if let Ok(u) = super::Uri::parse(aor.trim()) {
+                        out.push(u.aor());
                     }
                 }
             }

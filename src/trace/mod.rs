@@ -12,6 +12,7 @@ pub mod export;
 pub mod filter;
 pub mod hep;
 pub mod redact;
+pub mod source;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

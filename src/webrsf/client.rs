@@ -8,9 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// A logged-in web user.
@@ -72,11 +70,9 @@ pub async fn request_raw(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Result<(u16, Vec<u8>), String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let mut sender = crate::http_client::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -161,13 +157,9 @@ impl WebClient {
     /// Opens `POST Notification/Streaming` from `cursor`; events (keep-alives left out) arrive
     /// on the receiver until the channel ends.
     pub async fn channel(&self, cursor: u64) -> Result<mpsc::UnboundedReceiver<Value>, String> {
-        let stream = TcpStream::connect(self.addr)
+        let mut sender = crate::http_client::connect(self.addr)
             .await
             .map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
         let req = Request::builder()
             .method(Method::POST)
             .uri(format!(

@@ -984,14 +984,9 @@ pub async fn post_json(url: &str, body: &str) -> Result<u16, String> {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let fut = async {
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        let mut sender = crate::http_client::connect((host.as_str(), port))
             .await
             .map_err(|e| e.to_string())?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
         let req = axum::http::Request::builder()
             .method(Method::POST)
             .uri(path)

@@ -1,0 +1,138 @@
+//! `rcslab bench chat | webrsf`: benchmarks on an in-process lab ([`rcslab::lab::bench`],
+//! [`rcslab::lab::bench_web`]).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{CliError, Result};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// N UE pairs chatting over the full chain, every message with its IMDN delivered.
+    Chat {
+        /// UE pairs.
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Messages per pair.
+        #[arg(long, default_value_t = 400)]
+        messages: usize,
+        /// Target total messages/s (0: as fast as it goes).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Record every message (the flight recorder on, as with `rcslab up --trace`).
+        #[arg(long)]
+        trace: bool,
+    },
+    /// WebRSF: many notification channels held open plus web -> RCS messages through them.
+    Webrsf {
+        /// Web users logged in (each registered to IMS).
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// Notification channels held open at once (spread over the users).
+        #[arg(long, default_value_t = 10_000)]
+        channels: usize,
+        /// Web user -> RCS UE pairs sending messages.
+        #[arg(long, default_value_t = 20)]
+        pairs: usize,
+        /// Messages per pair.
+        #[arg(long, default_value_t = 250)]
+        messages: usize,
+        /// Target total messages/s (0: as fast as it goes).
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+    },
+    /// (internal) Holds WebRSF channels for `bench webrsf` in a process of its own.
+    #[command(hide = true)]
+    WebrsfHold {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        channels: usize,
+        #[arg(long, default_value_t = 0)]
+        singles: usize,
+    },
+}
+
+/// Runs one `rcslab bench` subcommand and prints its figures.
+pub async fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Chat {
+            pairs,
+            messages,
+            rate,
+            trace,
+        } => {
+            let r = rcslab::lab::bench::chat(pairs, messages, rate, trace)
+                .await
+                .map_err(CliError::Library)?;
+            println!(
+                    "chat: {pairs} pairs x {messages} messages{}{}: {} sent, {} delivered with IMDN, {} received, {} lost, {} duplicated",
+                    if rate > 0 { format!(" at {rate}/s") } else { String::new() },
+                    if trace { " (recording on)" } else { "" },
+                    r.sent,
+                    r.delivered,
+                    r.received,
+                    r.sent.saturating_sub(r.received),
+                    r.duplicates
+                );
+            println!(
+                    "chat: {:.0} messages/s delivered with IMDN; send->IMDN p50 {:.2} ms, p99 {:.2} ms; RSS {} MiB",
+                    r.delivered as f64 / r.elapsed.as_secs_f64(),
+                    r.p50.as_secs_f64() * 1000.0,
+                    r.p99.as_secs_f64() * 1000.0,
+                    r.rss_kib / 1024
+                );
+            if r.delivered < r.sent || r.duplicates > 0 {
+                return Err(CliError::ChatLost);
+            }
+            Ok(())
+        }
+        BenchCmd::Webrsf {
+            users,
+            channels,
+            pairs,
+            messages,
+            rate,
+        } => {
+            let exe = std::env::current_exe()?;
+            let r = rcslab::lab::bench_web::webrsf(users, channels, pairs, messages, rate, &exe)
+                .await
+                .map_err(CliError::Library)?;
+            let per = (r.rss_channels_kib.saturating_sub(r.rss_before_kib) as f64 * 1024.0)
+                / r.channels.max(1) as f64;
+            println!(
+                    "webrsf: {} users logged in; {} notification channels held; lab RSS {} MiB -> {} MiB: {:.1} KiB per channel",
+                    r.users,
+                    r.channels,
+                    r.rss_before_kib / 1024,
+                    r.rss_channels_kib / 1024,
+                    per / 1024.0
+                );
+            println!(
+                    "webrsf: {pairs} web->RCS pairs x {messages} messages{}: {} sent, {} received, {} lost; {:.0} messages/s; web send -> RCS receive p50 {:.2} ms, p99 {:.2} ms",
+                    if rate > 0 { format!(" at {rate}/s") } else { String::new() },
+                    r.sent,
+                    r.received,
+                    r.sent.saturating_sub(r.received),
+                    r.received as f64 / r.elapsed.as_secs_f64(),
+                    r.p50.as_secs_f64() * 1000.0,
+                    r.p99.as_secs_f64() * 1000.0,
+                );
+            if r.received < r.sent || r.channels < channels {
+                return Err(CliError::WebLost);
+            }
+            Ok(())
+        }
+        BenchCmd::WebrsfHold {
+            addr,
+            tokens,
+            channels,
+            singles,
+        } => rcslab::lab::bench_web::hold(addr, &tokens, channels, singles)
+            .await
+            .map_err(CliError::Library),
+    }
+}
