@@ -385,7 +385,7 @@ impl Icscf {
     /// TS 29.228 §6.1.1.1, TS 29.229 §6.3.4 / TS 24.229 §5.3.1.2: choose an S-CSCF offering
     /// every mandatory capability, preferring those with most optional ones, or one of the
     /// named servers. Among equally good S-CSCFs `key` (the IMPI) picks
-    /// one by [`crate::hss::pick_by_key`], so users spread and the choice is repeatable.
+    /// one by [`crate::diameter::cx::pick_by_key`], so users spread and the choice is repeatable.
     fn pick_by_capabilities(&self, caps: &cx::ServerCapabilities, key: &str) -> Option<String> {
         if let Some(n) = caps.server_names.first() {
             return Some(n.clone());
@@ -416,7 +416,7 @@ fn pick_scscf(
         .filter(|(_, have)| optional(have) == best)
         .map(|(n, _)| n)
         .collect();
-    best.get(crate::hss::pick_by_key(key, best.len()))
+    best.get(crate::diameter::cx::pick_by_key(key, best.len()))
         .map(|n| n.to_string())
 }
 

@@ -413,3 +413,17 @@ pub fn simple_answer(
     m.end_to_end = req.end_to_end;
     m
 }
+
+/// Which of `n` servers serves `key` (an IMPI for the HSS, an IMPI or IMPU for the I-CSCF):
+/// FNV-1a (64 bit) of the lowercased key, modulo `n`. Deterministic across runs and hosts,
+/// unlike std's randomly seeded hasher, so a lab's spread of users can be written down.
+pub fn pick_by_key(key: &str, n: usize) -> usize {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    if n == 0 {
+        0
+    } else {
+        (h % n as u64) as usize
+    }
+}
