@@ -331,6 +331,10 @@ async fn the_lab_in_network_namespaces_registers_routes_and_chats() {
 
     drop(bob);
     if let (Some(h), Some(p), Some(s)) = (hss_cap, pcscf_cap, scscf_cap) {
+        // libpcap's TPACKET_V3 ring hands packets to dumpcap a block at a time: when a block
+        // is full or its timeout passes. A dumpcap stopped before that loses a partly filled
+        // block, which with the HSS's few Diameter packets was all of them.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let (h, p, s) = (h.stop().await, p.stop().await, s.stop().await);
         let ue = format!("ip.addr == {UE}");
         for (name, f) in [("HSS", &h), ("P-CSCF", &p), ("S-CSCF", &s)] {
