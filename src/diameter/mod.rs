@@ -7,5 +7,6 @@ pub mod codec;
 pub mod cx;
 pub mod dict;
 pub mod peer;
+pub mod peer_fsm;
 pub mod peer_policy;
 pub mod peer_table;
