@@ -25,11 +25,13 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::diameter::capabilities::{cer_avps, offers_cx};
 use crate::diameter::codec::*;
-use crate::diameter::cx::{APP_ID_CX, VENDOR_3GPP};
+use crate::diameter::cx::APP_ID_CX;
 use crate::diameter::peer_fsm::{CerCheck, Responder, ResponderAction};
 use crate::diameter::peer_policy::PeerPolicy;
 pub use crate::diameter::peer_table::{ConnId, PeerTable, MAX_PEERS};
+use crate::diameter::watchdog::{Watchdog, WatchdogAction};
 use crate::trace::{Direction, Protocol, Trace};
 
 /// Our side's identity.
@@ -108,54 +110,6 @@ pub struct Peer {
 
 fn io_err(e: std::io::Error) -> DiameterError {
     DiameterError::Io(e.to_string())
-}
-
-fn cer_avps(local: &LocalPeer, m: &mut Message) {
-    m.push(Avp::utf8(AVP_ORIGIN_HOST, None, true, &local.origin_host));
-    m.push(Avp::utf8(AVP_ORIGIN_REALM, None, true, &local.origin_realm));
-    m.push(Avp::address(AVP_HOST_IP_ADDRESS, None, true, local.host_ip));
-    m.push(Avp::u32(AVP_VENDOR_ID, None, true, VENDOR_3GPP));
-    m.push(Avp::utf8(
-        AVP_PRODUCT_NAME,
-        None,
-        false,
-        &local.product_name,
-    ));
-    m.push(Avp::u32(
-        AVP_ORIGIN_STATE_ID,
-        None,
-        true,
-        std::process::id(),
-    ));
-    m.push(Avp::u32(AVP_SUPPORTED_VENDOR_ID, None, true, VENDOR_3GPP));
-    m.push(Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, APP_ID_CX));
-    m.push(Avp::grouped(
-        AVP_VENDOR_SPECIFIC_APPLICATION_ID,
-        None,
-        true,
-        vec![
-            Avp::u32(AVP_VENDOR_ID, None, true, VENDOR_3GPP),
-            Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, APP_ID_CX),
-        ],
-    ));
-}
-
-/// True when a CER/CEA offers Cx (directly, inside Vendor-Specific-Application-Id, or relay).
-fn offers_cx(m: &Message) -> bool {
-    let direct = m
-        .avps_of(AVP_AUTH_APPLICATION_ID, None)
-        .any(|a| matches!(a.as_u32(), Ok(APP_ID_CX) | Ok(0xffff_ffff)));
-    let vsai = m
-        .avps_of(AVP_VENDOR_SPECIFIC_APPLICATION_ID, None)
-        .any(|a| {
-            a.as_grouped()
-                .map(|g| {
-                    g.iter()
-                        .any(|x| x.code == AVP_AUTH_APPLICATION_ID && x.as_u32() == Ok(APP_ID_CX))
-                })
-                .unwrap_or(false)
-        });
-    direct || vsai
 }
 
 /// Reads one whole message from `rd` (bytes beyond it stay in `buf`).
@@ -540,32 +494,58 @@ impl Peer {
         }
     }
 
+    /// RFC 3539 §3.4.1 on this connection, decided by the [`Watchdog`] core: a DWR after Tw
+    /// without traffic, SUSPECT when it goes unanswered for Tw, and the connection closed
+    /// after one more Tw.
     async fn watchdog(self) {
-        let mut missed = 0;
+        let mut dog = Watchdog::new(self.inner.local.watchdog_interval).with_jitter(rand::random());
+        dog.open(std::time::Instant::now());
+        let (dwa_tx, mut dwa_rx) = mpsc::channel::<std::time::Instant>(4);
+        let mut seen = None;
         loop {
-            tokio::time::sleep(self.inner.local.watchdog_interval).await;
-            if !self.is_open() {
+            let Some(at) = dog.poll_timeout() else {
                 return;
-            }
-            let mut dwr = Message::request(CMD_DEVICE_WATCHDOG, 0);
-            dwr.flags = CMD_FLAG_REQUEST;
-            dwr.push(Avp::u32(
-                AVP_ORIGIN_STATE_ID,
-                None,
-                true,
-                std::process::id(),
-            ));
-            match self.request(dwr).await {
-                Ok(_) => missed = 0,
-                Err(DiameterError::Closed) => return,
-                Err(_) => {
-                    missed += 1;
-                    if missed >= 2 {
-                        tracing::warn!(peer = %self.inner.info.origin_host, "no DWA twice: closing the connection");
-                        self.close();
-                        return;
-                    }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+                Some(t) = dwa_rx.recv() => {
+                    dog.on_dwa(t);
+                    continue;
                 }
+                _ = self.closed() => return,
+            }
+            if let Some(t) = self.last_received() {
+                if seen != Some(t) {
+                    seen = Some(t);
+                    dog.on_message(t);
+                }
+            }
+            match dog.handle_timeout(std::time::Instant::now()) {
+                Some(WatchdogAction::SendDwr) => {
+                    let mut dwr = Message::request(CMD_DEVICE_WATCHDOG, 0);
+                    dwr.flags = CMD_FLAG_REQUEST;
+                    dwr.push(Avp::u32(
+                        AVP_ORIGIN_STATE_ID,
+                        None,
+                        true,
+                        std::process::id(),
+                    ));
+                    let (me, tx) = (self.clone(), dwa_tx.clone());
+                    tokio::spawn(async move {
+                        if me.request(dwr).await.is_ok() {
+                            let _ = tx.send(std::time::Instant::now()).await;
+                        }
+                    });
+                }
+                Some(WatchdogAction::Suspect) => {
+                    tracing::info!(peer = %self.inner.info.origin_host, "Diameter peer suspect: no DWA within Tw");
+                }
+                Some(WatchdogAction::Down) => {
+                    tracing::warn!(peer = %self.inner.info.origin_host, "no DWA twice: closing the connection");
+                    self.close();
+                    return;
+                }
+                None => {}
             }
         }
     }

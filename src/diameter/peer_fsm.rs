@@ -15,14 +15,9 @@
 //!    └──── DPA, Ts expiry, peer disc ──── Closing <──── Stop (DPR) ──── I-Open
 //! ```
 //!
-//! Watchdog while I-Open (RFC 3539 §3.4.1; Tw set again on every message received):
-//! ```text
-//!   OKAY ──Tw, nothing pending: send DWR──> OKAY (pending)
-//!   OKAY (pending) ──Tw──> SUSPECT ──Tw──> DOWN (close; Tc reconnect)
-//!   SUSPECT ──any message──> OKAY
-//! ```
-//! RFC 3539's REOPEN (three DWAs before traffic on a reopened connection) is not applied: a
-//! new connection's CEA 2001 already proved the peer alive and requests flow at once, as before.
+//! While I-Open the RFC 3539 §3.4.1 watchdog runs ([`crate::diameter::watchdog::Watchdog`],
+//! OKAY -> SUSPECT -> DOWN; Tw set again on every message received); its DOWN ends the
+//! connection like a peer disconnect (Disconnect, then Tc).
 //!
 //! Disconnect-Cause of a DPR the peer sent (RFC 6733 §5.4.3): REBOOTING — reconnect after Tc
 //! as after any loss; BUSY and DO_NOT_WANT_TO_TALK_TO_YOU — the peer "shouldn't reconnect
@@ -36,6 +31,8 @@ use crate::diameter::codec::{
     DIAMETER_NO_COMMON_APPLICATION, DIAMETER_SUCCESS, DIAMETER_UNABLE_TO_COMPLY,
     DIAMETER_UNKNOWN_PEER,
 };
+pub use crate::diameter::watchdog::WatchdogState;
+use crate::diameter::watchdog::{Watchdog, WatchdogAction};
 
 /// RFC 6733 §5.6 states of the initiator (the responder's are [`ResponderState`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,17 +66,6 @@ impl PeerState {
                 | (Closing, Closed)
         )
     }
-}
-
-/// RFC 3539 §3.4.1 watchdog states of an open connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WatchdogState {
-    /// No connection open (RFC 3539 INITIAL / DOWN).
-    Down,
-    /// The peer answers.
-    Okay,
-    /// A DWR went unanswered for Tw: one more Tw and the connection is closed.
-    Suspect,
 }
 
 /// RFC 6733 §5.4.3 Disconnect-Cause.
@@ -180,10 +166,8 @@ pub enum Handled {
 enum Timer {
     /// RFC 6733 §5.6 Tc: the next connection attempt.
     Tc = 0,
-    /// RFC 3539 Tw: the watchdog.
-    Tw = 1,
     /// How long a connect, a CEA or a DPA may take.
-    Ts = 2,
+    Ts = 1,
 }
 
 /// Timer values.
@@ -210,25 +194,17 @@ impl Default for PeerTimers {
     }
 }
 
-/// RFC 3539 §3.4.1 requires Tw ≥ 6 s and a jitter of ±2 s on it; a lab's shorter Tw (below
-/// the RFC's minimum anyway) runs without jitter so that its tests stay exact.
-const TW_JITTER_FROM: Duration = Duration::from_secs(6);
-const TW_JITTER_MS: u64 = 2000;
-
 /// The socket-free initiator state machine.
 #[derive(Debug)]
 pub struct PeerFsm {
     state: PeerState,
-    watchdog: WatchdogState,
+    /// RFC 3539 Tw and its states while open.
+    dog: Watchdog,
     cfg: PeerTimers,
-    timers: [Option<Instant>; 3],
+    timers: [Option<Instant>; 2],
     backoff: Duration,
-    /// RFC 3539 `pending`: a DWR is unanswered.
-    dwr_pending: bool,
     stopped: bool,
     last_attempt: Option<Instant>,
-    /// xorshift state for the Tw jitter; 0 = no jitter.
-    jitter: u64,
     actions: VecDeque<PeerAction>,
 }
 
@@ -237,21 +213,19 @@ impl PeerFsm {
     pub fn new(cfg: PeerTimers) -> PeerFsm {
         PeerFsm {
             state: PeerState::Closed,
-            watchdog: WatchdogState::Down,
+            dog: Watchdog::new(cfg.tw),
             cfg,
-            timers: [None; 3],
+            timers: [None; 2],
             backoff: cfg.tc_min,
-            dwr_pending: false,
             stopped: false,
             last_attempt: None,
-            jitter: 0,
             actions: VecDeque::new(),
         }
     }
 
     /// Adds the RFC 3539 ±2 s jitter to Tw (when Tw ≥ 6 s), drawn from `seed`.
     pub fn with_tw_jitter(mut self, seed: u64) -> PeerFsm {
-        self.jitter = seed | 1;
+        self.dog = self.dog.with_jitter(seed);
         self
     }
 
@@ -262,7 +236,7 @@ impl PeerFsm {
 
     /// The RFC 3539 watchdog state.
     pub fn watchdog(&self) -> WatchdogState {
-        self.watchdog
+        self.dog.state()
     }
 
     /// True once stopped and closed: the driver may end.
@@ -277,7 +251,12 @@ impl PeerFsm {
 
     /// When [`PeerFsm::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.iter().flatten().min().copied()
+        self.timers
+            .iter()
+            .flatten()
+            .chain(self.dog.poll_timeout().iter())
+            .min()
+            .copied()
     }
 
     fn set(&mut self, t: Timer, at: Option<Instant>) {
@@ -301,25 +280,10 @@ impl PeerFsm {
             return Err("illegal state move");
         }
         self.state = to;
-        if to != PeerState::IOpen && to != PeerState::Closing {
-            self.watchdog = WatchdogState::Down;
+        if to != PeerState::IOpen {
+            self.dog.close();
         }
         Ok(())
-    }
-
-    /// RFC 3539 SetWatchdog: Tw from `now`, with jitter when enabled.
-    fn set_watchdog(&mut self, now: Instant) {
-        let mut tw = self.cfg.tw;
-        if self.jitter != 0 && tw >= TW_JITTER_FROM {
-            let mut x = self.jitter;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.jitter = x;
-            let off = x % (2 * TW_JITTER_MS + 1);
-            tw = tw + Duration::from_millis(off) - Duration::from_millis(TW_JITTER_MS);
-        }
-        self.set(Timer::Tw, Some(now + tw));
     }
 
     /// Feeds one event; an event without meaning in the current state changes nothing.
@@ -346,32 +310,26 @@ impl PeerFsm {
             (WaitConnAck, PeerEvent::ConnNack(why)) => self.fail(now, why),
             (WaitICea, PeerEvent::RcvCea) => self.enter(IOpen).map(|()| {
                 self.backoff = self.cfg.tc_min;
-                self.dwr_pending = false;
-                self.watchdog = WatchdogState::Okay;
                 self.set(Timer::Ts, None);
-                self.set_watchdog(now);
+                self.dog.open(now);
                 self.actions.push_back(PeerAction::Up);
             }),
             (WaitICea, PeerEvent::RcvBadCea(why) | PeerEvent::PeerDisc(why)) => self.fail(now, why),
             (IOpen, PeerEvent::RcvDwa) => {
                 // RFC 3539 §3.4.1: a DWA clears `pending`, sets the watchdog again and ends
                 // SUSPECT.
-                self.dwr_pending = false;
-                self.watchdog = WatchdogState::Okay;
-                self.set_watchdog(now);
+                self.dog.on_dwa(now);
                 Ok(())
             }
             (IOpen, PeerEvent::RcvAny) => {
                 // Any other message: SetWatchdog, SUSPECT -> OKAY; `pending` stays.
-                self.watchdog = WatchdogState::Okay;
-                self.set_watchdog(now);
+                self.dog.on_message(now);
                 Ok(())
             }
             (IOpen, PeerEvent::PeerDisc(why)) => self.fail(now, why),
             (IOpen, PeerEvent::RcvDpr(cause)) => self.peer_left(now, cause),
             (IOpen, PeerEvent::Stop) => self.enter(Closing).map(|()| {
                 self.stopped = true;
-                self.set(Timer::Tw, None);
                 self.set(Timer::Ts, Some(now + self.cfg.ts));
                 self.actions.push_back(PeerAction::SendDpr);
             }),
@@ -419,22 +377,18 @@ impl PeerFsm {
                 _ => Ok(()),
             };
         }
-        if self.expired(Timer::Tw, now) && self.state == IOpen {
+        if self.state == IOpen {
             // RFC 3539 §3.4.1: OKAY sends a DWR; a DWR still pending at the next Tw makes the
             // peer SUSPECT; SUSPECT at the next Tw is DOWN (the connection is closed).
-            if self.watchdog == WatchdogState::Suspect {
-                let secs = (self.cfg.tw * 2).as_secs_f32();
-                let _ = self.fail(now, format!("no DWA for {secs:.1} s (RFC 3539 watchdog)"));
-                return;
+            match self.dog.handle_timeout(now) {
+                Some(WatchdogAction::SendDwr) => self.actions.push_back(PeerAction::SendDwr),
+                Some(WatchdogAction::Suspect) => self.actions.push_back(PeerAction::Suspect),
+                Some(WatchdogAction::Down) => {
+                    let secs = (self.cfg.tw * 2).as_secs_f32();
+                    let _ = self.fail(now, format!("no DWA for {secs:.1} s (RFC 3539 watchdog)"));
+                }
+                None => {}
             }
-            if self.dwr_pending {
-                self.watchdog = WatchdogState::Suspect;
-                self.actions.push_back(PeerAction::Suspect);
-            } else {
-                self.dwr_pending = true;
-                self.actions.push_back(PeerAction::SendDwr);
-            }
-            self.set_watchdog(now);
         }
     }
 
@@ -451,7 +405,6 @@ impl PeerFsm {
         let was_open = self.state == PeerState::IOpen;
         self.enter(PeerState::Closed)?;
         self.set(Timer::Ts, None);
-        self.set(Timer::Tw, None);
         self.actions.push_back(PeerAction::Disconnect);
         let retry_in = (!self.stopped).then_some(self.backoff);
         self.set(Timer::Tc, retry_in.map(|d| now + d));
@@ -480,7 +433,7 @@ impl PeerFsm {
 
     fn closed_for_good(&mut self) -> Result<(), &'static str> {
         self.enter(PeerState::Closed)?;
-        self.timers = [None; 3];
+        self.timers = [None; 2];
         Ok(())
     }
 }

@@ -185,3 +185,38 @@ async fn cer_without_cx_gets_5010_and_garbage_is_closed() {
         .unwrap_or(0);
     assert_eq!(n, 0, "garbage peer is closed");
 }
+
+#[tokio::test]
+async fn the_server_closes_a_peer_that_stops_answering_its_dwrs() {
+    let (addr, table, _stop) = server().await;
+    // A raw client: CER, read the CEA, then read everything and answer nothing.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut cer = Message::request(CMD_CAPABILITIES_EXCHANGE, 0);
+    cer_avps(&local("mute.ims.lab"), &mut cer);
+    s.write_all(&cer.encode()).await.unwrap();
+    let (mut rd, _wr) = s.into_split();
+    let mut buf = BytesMut::new();
+    let (cea, _) = read_message(&mut rd, &mut buf).await.unwrap();
+    assert_eq!(cea.result_code(), Some(DIAMETER_SUCCESS));
+    let t0 = std::time::Instant::now();
+    let mut dwrs = 0;
+    // Tw = 100 ms: DWR at Tw, SUSPECT at 2 Tw, closed at 3 Tw.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), read_message(&mut rd, &mut buf)).await {
+            Ok(Ok((m, _))) => {
+                assert_eq!(m.command_code, CMD_DEVICE_WATCHDOG);
+                dwrs += 1;
+            }
+            Ok(Err(_)) => break,
+            Err(_) => panic!("the server never closed the mute peer"),
+        }
+    }
+    let took = t0.elapsed();
+    assert_eq!(dwrs, 1, "one DWR, then SUSPECT, then DOWN");
+    assert!(
+        took >= Duration::from_millis(280) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(table.get("mute.ims.lab").is_none(), "gone from the table");
+}
