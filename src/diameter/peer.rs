@@ -301,6 +301,9 @@ impl Peer {
             }
         };
         tokio::pin!(stopped);
+        // This connection is open (CEA 2001 sent or received): the responder core decides
+        // what a CER or DPR on it gets (RFC 6733 §5.6 R-Open).
+        let mut rfsm = Responder::open();
         loop {
             let r = tokio::select! {
                 r = read_message(&mut rd, &mut buf) => r,
@@ -355,15 +358,21 @@ impl Peer {
                     if let Ok(mut c) = i.dpr_cause.lock() {
                         *c = Some(cause);
                     }
-                    let mut a = Message::answer_to(&msg);
-                    a.push(Avp::u32(AVP_RESULT_CODE, None, true, DIAMETER_SUCCESS));
-                    self.send_answer(a);
-                    break;
+                    if rfsm.on_dpr() == Some(ResponderAction::SendDpaAndClose) {
+                        let mut a = Message::answer_to(&msg);
+                        a.push(Avp::u32(AVP_RESULT_CODE, None, true, DIAMETER_SUCCESS));
+                        self.send_answer(a);
+                        break;
+                    }
                 }
                 CMD_CAPABILITIES_EXCHANGE => {
+                    let code = match rfsm.on_cer(CerCheck::default()) {
+                        ResponderAction::Refuse(code) => code,
+                        _ => DIAMETER_UNABLE_TO_COMPLY,
+                    };
                     self.send_answer(Message::error_answer(
                         &msg,
-                        DIAMETER_UNABLE_TO_COMPLY,
+                        code,
                         None,
                         Some("already open"),
                     ));

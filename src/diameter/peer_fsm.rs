@@ -448,7 +448,7 @@ pub enum ResponderState {
 }
 
 /// What the responder decides about a CER (RFC 6733 §5.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CerCheck {
     /// The Origin-Host and source address are among the configured peers.
     pub known: bool,
@@ -492,6 +492,13 @@ impl Responder {
     pub fn new() -> Responder {
         Responder {
             state: ResponderState::Closed,
+        }
+    }
+
+    /// A connection already open (its CER/CEA done, either way round).
+    pub fn open() -> Responder {
+        Responder {
+            state: ResponderState::ROpen,
         }
     }
 

@@ -428,3 +428,14 @@ fn responder_opens_on_a_valid_cer_and_refuses_the_others() {
     assert_eq!(r.on_dpr(), Some(ResponderAction::SendDpaAndClose));
     assert_eq!(r.state(), ResponderState::Closed);
 }
+
+#[test]
+fn an_open_connection_refuses_a_second_cer_and_closes_on_dpr() {
+    let mut r = Responder::open();
+    assert_eq!(r.on_cer(CerCheck::default()), ResponderAction::Refuse(5012));
+    assert_eq!(r.state(), ResponderState::ROpen);
+    assert_eq!(r.on_dpr(), Some(ResponderAction::SendDpaAndClose));
+    assert_eq!(r.on_dpr(), None, "closed: a second DPR gets nothing");
+    r.on_disconnect();
+    assert_eq!(r.state(), ResponderState::Closed);
+}
