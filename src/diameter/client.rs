@@ -14,12 +14,11 @@
 //!    └──── DPA, Ts expiry, peer disc ──── Closing <──── Stop (DPR) ──── I-Open
 //! ```
 //!
-//! [`PeerFsm`] is the socket-free core (time passed in, work out through
+//! [`PeerFsm`] (`peer_fsm.rs`) is the socket-free core (time passed in, work out through
 //! [`PeerFsm::poll_action`] and [`PeerFsm::poll_timeout`]); [`DiameterClient`] is its tokio
 //! driver, which owns the sockets and a [`Peer`] per connection. Every connection gets the same
 //! [`DiameterHandler`], so requests the peer sends (RTR, PPR) are served over each new one.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,300 +29,9 @@ use tokio::task::JoinHandle;
 
 use crate::diameter::codec::*;
 use crate::diameter::peer::{open_tcp, DiameterHandler, LocalPeer, Peer};
+use crate::diameter::peer_fsm::DisconnectCause;
+pub use crate::diameter::peer_fsm::{PeerAction, PeerEvent, PeerFsm, PeerState, PeerTimers};
 use crate::trace::Trace;
-
-/// RFC 6733 §5.6 states of the initiator (the responder states are `serve`'s business).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerState {
-    /// No connection; a reconnect is scheduled (Tc) unless stopped.
-    Closed,
-    /// TCP connect in progress.
-    WaitConnAck,
-    /// CER sent, waiting for the CEA.
-    WaitICea,
-    /// Open: requests flow.
-    IOpen,
-    /// DPR sent, waiting for the DPA.
-    Closing,
-}
-
-/// What happened (RFC 6733 §5.6 event names in the comments).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PeerEvent {
-    /// Start: begin connecting.
-    Start,
-    /// I-Rcv-Conn-Ack: the TCP connection is up.
-    ConnAck,
-    /// I-Rcv-Conn-Nack: the TCP connection failed.
-    ConnNack(String),
-    /// I-Rcv-CEA with DIAMETER_SUCCESS.
-    RcvCea,
-    /// I-Rcv-CEA with an error, I-Rcv-Non-CEA, or the connection failed before the CEA.
-    RcvBadCea(String),
-    /// A DWA came back (RFC 3539: the peer is alive).
-    RcvDwa,
-    /// I-Peer-Disc: the connection closed under us.
-    PeerDisc(String),
-    /// A request found the peer down: reconnect now rather than at Tc expiry, unless an
-    /// attempt started less than Tc_min ago.
-    Kick,
-    /// Stop: leave (DPR when open) and do not reconnect.
-    Stop,
-    /// I-Rcv-DPA.
-    RcvDpa,
-}
-
-/// What the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PeerAction {
-    /// Open a TCP connection to the peer.
-    Connect,
-    /// Send CER on the new connection and wait for the CEA.
-    SendCer,
-    /// Send a DWR.
-    SendDwr,
-    /// Send DPR (Disconnect-Cause REBOOTING).
-    SendDpr,
-    /// Drop the connection or the attempt in progress.
-    Disconnect,
-    /// The peer is open: requests may flow.
-    Up,
-    /// RFC 3539 SUSPECT: a DWR went unanswered for Tw.
-    Suspect,
-    /// The peer is down (or an attempt failed); `retry_in` is Tc, `None` once stopped.
-    Down {
-        /// Why.
-        why: String,
-        /// When the next attempt starts.
-        retry_in: Option<Duration>,
-        /// True when this ends an open connection (not one more failed attempt).
-        was_open: bool,
-    },
-}
-
-/// The timers of the state machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Timer {
-    /// RFC 6733 §5.6 Tc: the next connection attempt.
-    Tc = 0,
-    /// RFC 3539 Tw: the watchdog.
-    Tw = 1,
-    /// How long a connect, a CEA or a DPA may take.
-    Ts = 2,
-}
-
-/// Timer values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerTimers {
-    /// RFC 3539 Tw (30 s in the RFC).
-    pub tw: Duration,
-    /// The first reconnect delay; it doubles on each failed attempt...
-    pub tc_min: Duration,
-    /// ...up to Tc (30 s in RFC 6733; a lab wants it shorter).
-    pub tc_max: Duration,
-    /// Allowed for the TCP connect, for the CEA and for the DPA.
-    pub ts: Duration,
-}
-
-impl Default for PeerTimers {
-    fn default() -> Self {
-        PeerTimers {
-            tw: Duration::from_secs(30),
-            tc_min: Duration::from_millis(500),
-            tc_max: Duration::from_secs(10),
-            ts: Duration::from_secs(2),
-        }
-    }
-}
-
-/// The socket-free initiator state machine.
-#[derive(Debug)]
-pub struct PeerFsm {
-    state: PeerState,
-    cfg: PeerTimers,
-    timers: [Option<Instant>; 3],
-    backoff: Duration,
-    /// RFC 3539 `pending`: a DWR is unanswered.
-    dwr_pending: bool,
-    /// RFC 3539 SUSPECT.
-    suspect: bool,
-    stopped: bool,
-    last_attempt: Option<Instant>,
-    actions: VecDeque<PeerAction>,
-}
-
-impl PeerFsm {
-    /// A machine in Closed, waiting for [`PeerEvent::Start`].
-    pub fn new(cfg: PeerTimers) -> PeerFsm {
-        PeerFsm {
-            state: PeerState::Closed,
-            cfg,
-            timers: [None; 3],
-            backoff: cfg.tc_min,
-            dwr_pending: false,
-            suspect: false,
-            stopped: false,
-            last_attempt: None,
-            actions: VecDeque::new(),
-        }
-    }
-
-    /// The current state.
-    pub fn state(&self) -> PeerState {
-        self.state
-    }
-
-    /// True once stopped and closed: the driver may end.
-    pub fn is_finished(&self) -> bool {
-        self.stopped && self.state == PeerState::Closed
-    }
-
-    /// The next thing to do, if any.
-    pub fn poll_action(&mut self) -> Option<PeerAction> {
-        self.actions.pop_front()
-    }
-
-    /// When [`PeerFsm::handle_timeout`] must run next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.iter().flatten().min().copied()
-    }
-
-    fn set(&mut self, t: Timer, at: Option<Instant>) {
-        self.timers[t as usize] = at;
-    }
-
-    fn expired(&mut self, t: Timer, now: Instant) -> bool {
-        match self.timers[t as usize] {
-            Some(at) if at <= now => {
-                self.timers[t as usize] = None;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Feeds one event.
-    pub fn handle(&mut self, now: Instant, ev: PeerEvent) {
-        use PeerState::*;
-        match (self.state, ev) {
-            (Closed, PeerEvent::Start) if !self.stopped => self.attempt(now),
-            (Closed, PeerEvent::Kick) if !self.stopped => {
-                let recent = self
-                    .last_attempt
-                    .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.tc_min);
-                if !recent {
-                    self.attempt(now);
-                }
-            }
-            (WaitConnAck, PeerEvent::ConnAck) => {
-                self.state = WaitICea;
-                self.set(Timer::Ts, Some(now + self.cfg.ts));
-                self.actions.push_back(PeerAction::SendCer);
-            }
-            (WaitConnAck, PeerEvent::ConnNack(why)) => self.fail(now, why),
-            (WaitICea, PeerEvent::RcvCea) => {
-                self.state = IOpen;
-                self.backoff = self.cfg.tc_min;
-                self.dwr_pending = false;
-                self.suspect = false;
-                self.set(Timer::Ts, None);
-                self.set(Timer::Tw, Some(now + self.cfg.tw));
-                self.actions.push_back(PeerAction::Up);
-            }
-            (WaitICea, PeerEvent::RcvBadCea(why) | PeerEvent::PeerDisc(why)) => self.fail(now, why),
-            (IOpen, PeerEvent::RcvDwa) => {
-                // RFC 3539 §3.4.1: any answer sets the watchdog again and ends SUSPECT.
-                self.dwr_pending = false;
-                self.suspect = false;
-                self.set(Timer::Tw, Some(now + self.cfg.tw));
-            }
-            (IOpen, PeerEvent::PeerDisc(why)) => self.fail(now, why),
-            (IOpen, PeerEvent::Stop) => {
-                self.stopped = true;
-                self.state = Closing;
-                self.set(Timer::Tw, None);
-                self.set(Timer::Ts, Some(now + self.cfg.ts));
-                self.actions.push_back(PeerAction::SendDpr);
-            }
-            (Closing, PeerEvent::RcvDpa | PeerEvent::PeerDisc(_)) => self.closed_for_good(),
-            (WaitConnAck | WaitICea, PeerEvent::Stop) => {
-                self.stopped = true;
-                self.actions.push_back(PeerAction::Disconnect);
-                self.closed_for_good();
-            }
-            (Closed, PeerEvent::Stop) => {
-                self.stopped = true;
-                self.closed_for_good();
-            }
-            // Anything else (a late DWA, a kick while connecting...) changes nothing.
-            _ => {}
-        }
-    }
-
-    /// Runs the timers that are due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        use PeerState::*;
-        if self.expired(Timer::Tc, now) && self.state == Closed && !self.stopped {
-            self.attempt(now);
-        }
-        if self.expired(Timer::Ts, now) {
-            match self.state {
-                WaitConnAck => self.fail(now, "no TCP connection in time".into()),
-                WaitICea => self.fail(now, "no CEA in time".into()),
-                Closing => {
-                    self.actions.push_back(PeerAction::Disconnect);
-                    self.closed_for_good();
-                }
-                _ => {}
-            }
-        }
-        if self.expired(Timer::Tw, now) && self.state == IOpen {
-            // RFC 3539 §3.4.1: OKAY sends a DWR; a DWR still pending at the next Tw makes the
-            // peer SUSPECT; SUSPECT at the next Tw is DOWN (the connection is closed).
-            if self.suspect {
-                let secs = (self.cfg.tw * 2).as_secs_f32();
-                return self.fail(now, format!("no DWA for {secs:.1} s (RFC 3539 watchdog)"));
-            }
-            if self.dwr_pending {
-                self.suspect = true;
-                self.actions.push_back(PeerAction::Suspect);
-            } else {
-                self.dwr_pending = true;
-                self.actions.push_back(PeerAction::SendDwr);
-            }
-            self.set(Timer::Tw, Some(now + self.cfg.tw));
-        }
-    }
-
-    fn attempt(&mut self, now: Instant) {
-        self.state = PeerState::WaitConnAck;
-        self.last_attempt = Some(now);
-        self.set(Timer::Tc, None);
-        self.set(Timer::Ts, Some(now + self.cfg.ts));
-        self.actions.push_back(PeerAction::Connect);
-    }
-
-    fn fail(&mut self, now: Instant, why: String) {
-        let was_open = self.state == PeerState::IOpen;
-        self.state = PeerState::Closed;
-        self.set(Timer::Ts, None);
-        self.set(Timer::Tw, None);
-        self.actions.push_back(PeerAction::Disconnect);
-        let retry_in = (!self.stopped).then_some(self.backoff);
-        self.set(Timer::Tc, retry_in.map(|d| now + d));
-        self.backoff = (self.backoff * 2).min(self.cfg.tc_max);
-        self.actions.push_back(PeerAction::Down {
-            why,
-            retry_in,
-            was_open,
-        });
-    }
-
-    fn closed_for_good(&mut self) {
-        self.state = PeerState::Closed;
-        self.timers = [None; 3];
-    }
-}
 
 /// How a [`DiameterClient`] reaches its peer.
 #[derive(Clone, Debug)]
@@ -410,7 +118,7 @@ impl DiameterClient {
         });
         let (ev_tx, ev_rx) = mpsc::channel(16);
         let driver = Driver {
-            fsm: PeerFsm::new(opts.timers),
+            fsm: PeerFsm::new(opts.timers).with_tw_jitter(rand::random()),
             shared: shared.clone(),
             opts,
             handler,
@@ -421,6 +129,7 @@ impl DiameterClient {
             gen: 0,
             ev_tx,
             warned: false,
+            traffic_seen: None,
         };
         tokio::spawn(driver.run(ev_rx, kick_rx, shutdown));
         DiameterClient { shared }
@@ -542,6 +251,8 @@ struct Driver {
     ev_tx: mpsc::Sender<(u64, Internal)>,
     /// A failure was logged at WARN since the link was last open (later ones go to INFO).
     warned: bool,
+    /// The last arrival already reported to the core as [`PeerEvent::RcvAny`].
+    traffic_seen: Option<Instant>,
 }
 
 impl Driver {
@@ -551,7 +262,7 @@ impl Driver {
         mut kick_rx: mpsc::Receiver<oneshot::Sender<bool>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        self.fsm.handle(Instant::now(), PeerEvent::Start);
+        self.feed(Instant::now(), PeerEvent::Start);
         let mut stopping = false;
         loop {
             while let Some(a) = self.fsm.poll_action() {
@@ -569,7 +280,10 @@ impl Driver {
                         Some(d) => tokio::time::sleep_until(d).await,
                         None => std::future::pending().await,
                     }
-                } => self.fsm.handle_timeout(Instant::now()),
+                } => {
+                    self.report_traffic();
+                    self.fsm.handle_timeout(Instant::now());
+                }
                 Some((gen, ev)) = ev_rx.recv() => {
                     if gen == self.gen {
                         self.on_internal(ev);
@@ -577,7 +291,7 @@ impl Driver {
                 }
                 Some(reply) = kick_rx.recv() => {
                     let before = self.fsm.state();
-                    self.fsm.handle(Instant::now(), PeerEvent::Kick);
+                    self.feed(Instant::now(), PeerEvent::Kick);
                     let started = before == PeerState::Closed && self.fsm.state() == PeerState::WaitConnAck;
                     let _ = reply.send(started);
                 }
@@ -587,16 +301,42 @@ impl Driver {
                         None => std::future::pending().await,
                     }
                 } => {
-                    self.peer = None;
-                    self.fsm.handle(Instant::now(), PeerEvent::PeerDisc("connection closed".into()));
+                    let now = Instant::now();
+                    let ev = match self.peer.take().and_then(|p| p.disconnect_cause()) {
+                        Some(c) => PeerEvent::RcvDpr(DisconnectCause::from_u32(c)),
+                        None => PeerEvent::PeerDisc("connection closed".into()),
+                    };
+                    self.feed(now, ev);
                 }
                 r = shutdown.wait_for(|v| *v), if !stopping => {
                     let _ = r;
                     stopping = true;
-                    self.fsm.handle(Instant::now(), PeerEvent::Stop);
+                    self.feed(Instant::now(), PeerEvent::Stop);
                 }
             }
         }
+    }
+
+    /// Feeds the core one event; one that means nothing in the current state (a late answer
+    /// from a dropped attempt) is logged and changes nothing.
+    fn feed(&mut self, now: Instant, ev: PeerEvent) {
+        let what = format!("{ev:?}");
+        if let crate::diameter::peer_fsm::Handled::Ignored(why) = self.fsm.handle(now, ev) {
+            tracing::debug!(peer = %self.shared.name, event = %what, %why, "Diameter peer event ignored");
+        }
+    }
+
+    /// RFC 3539 §3.4.1: any message received sets the watchdog again. The connection notes
+    /// when it last received one; the core hears of it (at that instant) before its timers run.
+    fn report_traffic(&mut self) {
+        let Some(at) = self.peer.as_ref().and_then(|p| p.last_received()) else {
+            return;
+        };
+        if self.traffic_seen.is_some_and(|t| t >= at) {
+            return;
+        }
+        self.traffic_seen = Some(at);
+        self.feed(at, PeerEvent::RcvAny);
     }
 
     fn publish(&self) {
@@ -620,16 +360,17 @@ impl Driver {
                     (f.0)(local);
                 }
                 self.stream = Some(s);
-                self.fsm.handle(now, PeerEvent::ConnAck);
+                self.feed(now, PeerEvent::ConnAck);
             }
-            Internal::ConnFailed(why) => self.fsm.handle(now, PeerEvent::ConnNack(why)),
+            Internal::ConnFailed(why) => self.feed(now, PeerEvent::ConnNack(why)),
             Internal::Opened(p) => {
                 self.peer = Some(p);
-                self.fsm.handle(now, PeerEvent::RcvCea);
+                self.traffic_seen = None;
+                self.feed(now, PeerEvent::RcvCea);
             }
-            Internal::HandshakeFailed(why) => self.fsm.handle(now, PeerEvent::RcvBadCea(why)),
-            Internal::Dwa => self.fsm.handle(now, PeerEvent::RcvDwa),
-            Internal::Dpa => self.fsm.handle(now, PeerEvent::RcvDpa),
+            Internal::HandshakeFailed(why) => self.feed(now, PeerEvent::RcvBadCea(why)),
+            Internal::Dwa => self.feed(now, PeerEvent::RcvDwa),
+            Internal::Dpa => self.feed(now, PeerEvent::RcvDpa),
         }
     }
 
@@ -656,9 +397,7 @@ impl Driver {
             }
             PeerAction::SendCer => {
                 let Some(stream) = self.stream.take() else {
-                    return self
-                        .fsm
-                        .handle(Instant::now(), PeerEvent::RcvBadCea("no connection".into()));
+                    return self.feed(Instant::now(), PeerEvent::RcvBadCea("no connection".into()));
                 };
                 let (addr, local, handler, trace) = (
                     self.opts.addr,

@@ -25,10 +25,13 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::diameter::capabilities::{cer_avps, offers_cx};
 use crate::diameter::codec::*;
-use crate::diameter::cx::{APP_ID_CX, VENDOR_3GPP};
+use crate::diameter::cx::APP_ID_CX;
+use crate::diameter::peer_fsm::{CerCheck, Responder, ResponderAction};
 use crate::diameter::peer_policy::PeerPolicy;
 pub use crate::diameter::peer_table::{ConnId, PeerTable, MAX_PEERS};
+use crate::diameter::watchdog::{Watchdog, WatchdogAction};
 use crate::trace::{Direction, Protocol, Trace};
 
 /// Our side's identity.
@@ -93,6 +96,10 @@ struct Inner {
     /// closes the socket).
     open: watch::Sender<bool>,
     trace: Trace,
+    /// When the last message arrived (RFC 3539: any message sets the watchdog again).
+    last_rx: Mutex<Option<std::time::Instant>>,
+    /// The Disconnect-Cause of the DPR the peer sent, once it has.
+    dpr_cause: Mutex<Option<u32>>,
 }
 
 /// One open Diameter connection. Cheap to clone.
@@ -103,54 +110,6 @@ pub struct Peer {
 
 fn io_err(e: std::io::Error) -> DiameterError {
     DiameterError::Io(e.to_string())
-}
-
-fn cer_avps(local: &LocalPeer, m: &mut Message) {
-    m.push(Avp::utf8(AVP_ORIGIN_HOST, None, true, &local.origin_host));
-    m.push(Avp::utf8(AVP_ORIGIN_REALM, None, true, &local.origin_realm));
-    m.push(Avp::address(AVP_HOST_IP_ADDRESS, None, true, local.host_ip));
-    m.push(Avp::u32(AVP_VENDOR_ID, None, true, VENDOR_3GPP));
-    m.push(Avp::utf8(
-        AVP_PRODUCT_NAME,
-        None,
-        false,
-        &local.product_name,
-    ));
-    m.push(Avp::u32(
-        AVP_ORIGIN_STATE_ID,
-        None,
-        true,
-        std::process::id(),
-    ));
-    m.push(Avp::u32(AVP_SUPPORTED_VENDOR_ID, None, true, VENDOR_3GPP));
-    m.push(Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, APP_ID_CX));
-    m.push(Avp::grouped(
-        AVP_VENDOR_SPECIFIC_APPLICATION_ID,
-        None,
-        true,
-        vec![
-            Avp::u32(AVP_VENDOR_ID, None, true, VENDOR_3GPP),
-            Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, APP_ID_CX),
-        ],
-    ));
-}
-
-/// True when a CER/CEA offers Cx (directly, inside Vendor-Specific-Application-Id, or relay).
-fn offers_cx(m: &Message) -> bool {
-    let direct = m
-        .avps_of(AVP_AUTH_APPLICATION_ID, None)
-        .any(|a| matches!(a.as_u32(), Ok(APP_ID_CX) | Ok(0xffff_ffff)));
-    let vsai = m
-        .avps_of(AVP_VENDOR_SPECIFIC_APPLICATION_ID, None)
-        .any(|a| {
-            a.as_grouped()
-                .map(|g| {
-                    g.iter()
-                        .any(|x| x.code == AVP_AUTH_APPLICATION_ID && x.as_u32() == Ok(APP_ID_CX))
-                })
-                .unwrap_or(false)
-        });
-    direct || vsai
 }
 
 /// Reads one whole message from `rd` (bytes beyond it stay in `buf`).
@@ -287,6 +246,8 @@ impl Peer {
                 next_id: AtomicU32::new(rand::random::<u32>() & 0x00ff_ffff),
                 open,
                 trace,
+                last_rx: Mutex::new(None),
+                dpr_cause: Mutex::new(None),
             }),
         };
         let writer = peer.clone();
@@ -340,6 +301,9 @@ impl Peer {
             }
         };
         tokio::pin!(stopped);
+        // This connection is open (CEA 2001 sent or received): the responder core decides
+        // what a CER or DPR on it gets (RFC 6733 §5.6 R-Open).
+        let mut rfsm = Responder::open();
         loop {
             let r = tokio::select! {
                 r = read_message(&mut rd, &mut buf) => r,
@@ -363,6 +327,9 @@ impl Peer {
                 &raw,
                 || msg.command_name(),
             );
+            if let Ok(mut t) = i.last_rx.lock() {
+                *t = Some(std::time::Instant::now());
+            }
             if !msg.is_request() {
                 let waiter = i
                     .pending
@@ -384,15 +351,28 @@ impl Peer {
                     self.send_answer(a);
                 }
                 CMD_DISCONNECT_PEER => {
-                    let mut a = Message::answer_to(&msg);
-                    a.push(Avp::u32(AVP_RESULT_CODE, None, true, DIAMETER_SUCCESS));
-                    self.send_answer(a);
-                    break;
+                    let cause = msg
+                        .avp(AVP_DISCONNECT_CAUSE, None)
+                        .and_then(|a| a.as_u32().ok())
+                        .unwrap_or(0);
+                    if let Ok(mut c) = i.dpr_cause.lock() {
+                        *c = Some(cause);
+                    }
+                    if rfsm.on_dpr() == Some(ResponderAction::SendDpaAndClose) {
+                        let mut a = Message::answer_to(&msg);
+                        a.push(Avp::u32(AVP_RESULT_CODE, None, true, DIAMETER_SUCCESS));
+                        self.send_answer(a);
+                        break;
+                    }
                 }
                 CMD_CAPABILITIES_EXCHANGE => {
+                    let code = match rfsm.on_cer(CerCheck::default()) {
+                        ResponderAction::Refuse(code) => code,
+                        _ => DIAMETER_UNABLE_TO_COMPLY,
+                    };
                     self.send_answer(Message::error_answer(
                         &msg,
-                        DIAMETER_UNABLE_TO_COMPLY,
+                        code,
                         None,
                         Some("already open"),
                     ));
@@ -523,32 +503,58 @@ impl Peer {
         }
     }
 
+    /// RFC 3539 §3.4.1 on this connection, decided by the [`Watchdog`] core: a DWR after Tw
+    /// without traffic, SUSPECT when it goes unanswered for Tw, and the connection closed
+    /// after one more Tw.
     async fn watchdog(self) {
-        let mut missed = 0;
+        let mut dog = Watchdog::new(self.inner.local.watchdog_interval).with_jitter(rand::random());
+        dog.open(std::time::Instant::now());
+        let (dwa_tx, mut dwa_rx) = mpsc::channel::<std::time::Instant>(4);
+        let mut seen = None;
         loop {
-            tokio::time::sleep(self.inner.local.watchdog_interval).await;
-            if !self.is_open() {
+            let Some(at) = dog.poll_timeout() else {
                 return;
-            }
-            let mut dwr = Message::request(CMD_DEVICE_WATCHDOG, 0);
-            dwr.flags = CMD_FLAG_REQUEST;
-            dwr.push(Avp::u32(
-                AVP_ORIGIN_STATE_ID,
-                None,
-                true,
-                std::process::id(),
-            ));
-            match self.request(dwr).await {
-                Ok(_) => missed = 0,
-                Err(DiameterError::Closed) => return,
-                Err(_) => {
-                    missed += 1;
-                    if missed >= 2 {
-                        tracing::warn!(peer = %self.inner.info.origin_host, "no DWA twice: closing the connection");
-                        self.close();
-                        return;
-                    }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+                Some(t) = dwa_rx.recv() => {
+                    dog.on_dwa(t);
+                    continue;
                 }
+                _ = self.closed() => return,
+            }
+            if let Some(t) = self.last_received() {
+                if seen != Some(t) {
+                    seen = Some(t);
+                    dog.on_message(t);
+                }
+            }
+            match dog.handle_timeout(std::time::Instant::now()) {
+                Some(WatchdogAction::SendDwr) => {
+                    let mut dwr = Message::request(CMD_DEVICE_WATCHDOG, 0);
+                    dwr.flags = CMD_FLAG_REQUEST;
+                    dwr.push(Avp::u32(
+                        AVP_ORIGIN_STATE_ID,
+                        None,
+                        true,
+                        std::process::id(),
+                    ));
+                    let (me, tx) = (self.clone(), dwa_tx.clone());
+                    tokio::spawn(async move {
+                        if me.request(dwr).await.is_ok() {
+                            let _ = tx.send(std::time::Instant::now()).await;
+                        }
+                    });
+                }
+                Some(WatchdogAction::Suspect) => {
+                    tracing::info!(peer = %self.inner.info.origin_host, "Diameter peer suspect: no DWA within Tw");
+                }
+                Some(WatchdogAction::Down) => {
+                    tracing::warn!(peer = %self.inner.info.origin_host, "no DWA twice: closing the connection");
+                    self.close();
+                    return;
+                }
+                None => {}
             }
         }
     }
@@ -561,6 +567,16 @@ impl Peer {
     /// Our socket address on this connection.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// When the last message from the peer arrived on this connection.
+    pub(crate) fn last_received(&self) -> Option<std::time::Instant> {
+        self.inner.last_rx.lock().ok().and_then(|t| *t)
+    }
+
+    /// The Disconnect-Cause (RFC 6733 §5.4.3) of the DPR the peer sent, if it sent one.
+    pub(crate) fn disconnect_cause(&self) -> Option<u32> {
+        self.inner.dpr_cause.lock().ok().and_then(|c| *c)
     }
 
     /// Our requests on this connection still waiting for their answer.
@@ -692,19 +708,17 @@ async fn accept_one(
     let mut cea = Message::answer_to(&cer);
     let known = policy.allows(cer.origin_host().unwrap_or(""), remote.ip());
     let cx = offers_cx(&cer);
-    let room = peers.has_room();
-    let ok = known && cx && room;
-    cea.push(Avp::u32(
-        AVP_RESULT_CODE,
-        None,
-        true,
-        match (known, cx, room) {
-            (false, _, _) => DIAMETER_UNKNOWN_PEER,
-            (true, false, _) => DIAMETER_NO_COMMON_APPLICATION,
-            (true, true, false) => DIAMETER_UNABLE_TO_COMPLY,
-            (true, true, true) => DIAMETER_SUCCESS,
-        },
-    ));
+    // The decision is the responder core's (RFC 6733 §5.3; `peer_fsm.rs`).
+    let code = match Responder::new().on_cer(CerCheck {
+        known,
+        offers_cx: cx,
+        room: peers.has_room(),
+    }) {
+        ResponderAction::SendCea(code) => code,
+        _ => DIAMETER_UNABLE_TO_COMPLY,
+    };
+    let ok = code == DIAMETER_SUCCESS;
+    cea.push(Avp::u32(AVP_RESULT_CODE, None, true, code));
     cer_avps(&local, &mut cea);
     let bytes = cea.encode();
     trace.record(
@@ -756,189 +770,5 @@ async fn accept_one(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Echo;
-    impl DiameterHandler for Echo {
-        fn handle(&self, _from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
-            Box::pin(async move {
-                let mut a = Message::answer_to(&request);
-                a.push(Avp::u32(AVP_RESULT_CODE, None, true, 2001));
-                if let Some(u) = request.avp(AVP_USER_NAME, None) {
-                    a.push(u.clone());
-                }
-                a
-            })
-        }
-    }
-
-    fn local(name: &str) -> LocalPeer {
-        LocalPeer {
-            origin_host: name.into(),
-            origin_realm: "ims.lab".into(),
-            host_ip: "127.0.0.1".parse().unwrap(),
-            product_name: "test".into(),
-            watchdog_interval: Duration::from_millis(100),
-            request_timeout: Duration::from_secs(2),
-        }
-    }
-
-    async fn server() -> (SocketAddr, PeerTable, watch::Sender<bool>) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let table = PeerTable::default();
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(serve(
-            l,
-            local("hss.ims.lab"),
-            Arc::new(Echo),
-            table.clone(),
-            Trace::disabled(),
-            rx,
-        ));
-        (addr, table, tx)
-    }
-
-    #[tokio::test]
-    async fn requests_both_ways_concurrently_with_watchdogs() {
-        let (addr, table, _stop) = server().await;
-        let trace = Trace::enabled();
-        let client = Peer::connect(addr, local("scscf.ims.lab"), Arc::new(Echo), trace.clone())
-            .await
-            .unwrap();
-        assert_eq!(client.remote().origin_host, "hss.ims.lab");
-        let mut handles = Vec::new();
-        for n in 0..200 {
-            let c = client.clone();
-            handles.push(tokio::spawn(async move {
-                let mut r = Message::request(300, APP_ID_CX);
-                r.push(Avp::utf8(AVP_SESSION_ID, None, true, &format!("s;{n}")));
-                r.push(Avp::utf8(AVP_USER_NAME, None, true, &format!("u{n}")));
-                let a = c.request(r).await.unwrap();
-                assert_eq!(
-                    a.avp(AVP_USER_NAME, None).unwrap().as_str().unwrap(),
-                    format!("u{n}")
-                );
-                assert_eq!(a.session_id().unwrap(), format!("s;{n}"));
-            }));
-        }
-        for h in handles {
-            h.await.unwrap();
-        }
-        // The server can use the connection the client opened.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let back = table
-            .get("SCSCF.ims.lab")
-            .expect("registered by Origin-Host");
-        let a = back
-            .request(Message::request(304, APP_ID_CX))
-            .await
-            .unwrap();
-        assert_eq!(a.result_code(), Some(2001));
-        // Watchdogs flow.
-        tokio::time::sleep(Duration::from_millis(350)).await;
-        let names: Vec<String> = trace.events().iter().map(|e| e.summary.clone()).collect();
-        assert!(
-            names.iter().any(|n| n == "DWR") && names.iter().any(|n| n == "DWA"),
-            "{names:?}"
-        );
-        // Non-Cx application -> 3007.
-        let a = client
-            .request(Message::request(316, 16_777_251))
-            .await
-            .unwrap();
-        assert_eq!(a.result_code(), Some(DIAMETER_APPLICATION_UNSUPPORTED));
-        assert!(a.is_error());
-        client.disconnect().await;
-        assert!(!client.is_open());
-        assert!(client
-            .request(Message::request(300, APP_ID_CX))
-            .await
-            .is_err());
-    }
-
-    /// Holds every request until the gate opens.
-    struct Gate(Arc<tokio::sync::Semaphore>);
-    impl DiameterHandler for Gate {
-        fn handle(&self, _from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
-            let gate = self.0.clone();
-            Box::pin(async move {
-                let _open = gate.acquire().await;
-                let mut a = Message::answer_to(&request);
-                a.push(Avp::u32(AVP_RESULT_CODE, None, true, 2001));
-                a
-            })
-        }
-    }
-
-    #[tokio::test]
-    async fn past_the_requests_in_hand_the_peer_hears_too_busy_at_once() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let (_stop, rx) = watch::channel(false);
-        tokio::spawn(serve(
-            l,
-            local("hss.ims.lab"),
-            Arc::new(Gate(gate.clone())),
-            PeerTable::default(),
-            Trace::disabled(),
-            rx,
-        ));
-        let client = Peer::connect(
-            addr,
-            local("scscf.ims.lab"),
-            Arc::new(Echo),
-            Trace::disabled(),
-        )
-        .await
-        .unwrap();
-        let (tx, mut answers) = mpsc::unbounded_channel();
-        const EXTRA: usize = 10;
-        for _ in 0..MAX_SERVING + EXTRA {
-            let (c, tx) = (client.clone(), tx.clone());
-            tokio::spawn(async move {
-                let _ = tx.send(c.request(Message::request(300, APP_ID_CX)).await);
-            });
-        }
-        // The ones beyond what the server takes in hand are answered while the rest wait.
-        for _ in 0..EXTRA {
-            let a = tokio::time::timeout(Duration::from_secs(1), answers.recv())
-                .await
-                .expect("TOO_BUSY at once")
-                .unwrap()
-                .unwrap();
-            assert_eq!(a.result_code(), Some(DIAMETER_TOO_BUSY));
-            assert!(a.is_error(), "a protocol error: the E bit");
-        }
-        gate.add_permits(MAX_SERVING);
-        for _ in 0..MAX_SERVING {
-            let a = answers.recv().await.unwrap().unwrap();
-            assert_eq!(a.result_code(), Some(2001));
-        }
-    }
-
-    #[tokio::test]
-    async fn cer_without_cx_gets_5010_and_garbage_is_closed() {
-        let (addr, _t, _stop) = server().await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let mut cer = Message::request(CMD_CAPABILITIES_EXCHANGE, 0);
-        cer.push(Avp::utf8(AVP_ORIGIN_HOST, None, true, "x"));
-        cer.push(Avp::utf8(AVP_ORIGIN_REALM, None, true, "y"));
-        cer.push(Avp::u32(AVP_AUTH_APPLICATION_ID, None, true, 4));
-        s.write_all(&cer.encode()).await.unwrap();
-        let (mut rd, _wr) = s.into_split();
-        let mut buf = BytesMut::new();
-        let (cea, _) = read_message(&mut rd, &mut buf).await.unwrap();
-        assert_eq!(cea.result_code(), Some(DIAMETER_NO_COMMON_APPLICATION));
-        let mut g = TcpStream::connect(addr).await.unwrap();
-        g.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut b = [0u8; 16];
-        let n = tokio::time::timeout(Duration::from_secs(3), g.read(&mut b))
-            .await
-            .unwrap()
-            .unwrap_or(0);
-        assert_eq!(n, 0, "garbage peer is closed");
-    }
-}
+#[path = "peer_tests.rs"]
+mod tests;

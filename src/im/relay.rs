@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::msrp::conn::{accept_loop, MsrpConn, MsrpEvent, MsrpEvents};
 use crate::msrp::limits::MsrpLimits;
+use crate::msrp::session::{self, Admit, SendTransactions};
 use crate::msrp::{chunk, MsrpMessage, MsrpUri, CHUNK_SIZE};
 use crate::trace::Trace;
 
@@ -128,14 +129,12 @@ enum Tx {
     Relay {
         upstream: MsrpConn,
         request: Box<MsrpMessage>,
-        at: Instant,
         /// The pair and the leg it was sent on along.
         pair: u64,
         onward: Side,
     },
     Local {
         waiter: Arc<Mutex<LocalSend>>,
-        at: Instant,
         pair: u64,
     },
 }
@@ -149,7 +148,8 @@ struct LocalSend {
 struct St {
     ids: HashMap<String, (u64, Side)>,
     pairs: HashMap<u64, Pair>,
-    txs: HashMap<String, Tx>,
+    /// Our SENDs awaiting their response (RFC 4975 §7.1.1 timeout: [`session`]).
+    txs: SendTransactions<Tx>,
     /// Every connection being served, with its partial messages.
     conns: HashMap<limits::ConnKey, limits::ConnEntry>,
 }
@@ -239,7 +239,7 @@ impl Hub {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                        h.expire_txs(Duration::from_secs(30));
+                        h.expire_txs(Instant::now());
                         h.sweep_conns(Instant::now());
                     }
                     _ = shut.changed() => return,
@@ -545,12 +545,13 @@ impl Hub {
             done: Some(tx),
         }));
         if let Ok(mut st) = self.inner.st.lock() {
+            let now = Instant::now();
             for c in &chunks {
-                st.txs.insert(
-                    c.transaction_id.clone(),
+                st.txs.start(
+                    now,
+                    &c.transaction_id,
                     Tx::Local {
                         waiter: waiter.clone(),
-                        at: Instant::now(),
                         pair,
                     },
                 );
@@ -561,7 +562,7 @@ impl Hub {
                 // The connection is gone: say so now rather than after the 30 s expiry.
                 if let Ok(mut st) = self.inner.st.lock() {
                     for c in &chunks {
-                        st.txs.remove(&c.transaction_id);
+                        st.txs.cancel(&c.transaction_id);
                     }
                 }
                 finish_local(&waiter, 481);
@@ -573,14 +574,14 @@ impl Hub {
 
     fn track_local(&self, tid: &str, pair: u64, n: usize, done: oneshot::Sender<u16>) {
         if let Ok(mut st) = self.inner.st.lock() {
-            st.txs.insert(
-                tid.to_string(),
+            st.txs.start(
+                Instant::now(),
+                tid,
                 Tx::Local {
                     waiter: Arc::new(Mutex::new(LocalSend {
                         left: n,
                         done: Some(done),
                     })),
-                    at: Instant::now(),
                     pair,
                 },
             );
@@ -624,10 +625,10 @@ impl Hub {
     }
 
     fn on_message(&self, conn: &MsrpConn, m: MsrpMessage) {
-        let Some(method) = m.method.clone() else {
+        if m.method.is_none() {
             self.on_response(m);
             return;
-        };
+        }
         let to = m.header("To-Path").unwrap_or("").to_string();
         let id = to
             .split_whitespace()
@@ -638,35 +639,25 @@ impl Hub {
             let st = self.inner.st.lock().ok()?;
             st.ids.get(&id).copied()
         });
-        let wants_200 = !matches!(m.header("Failure-Report"), Some("no") | Some("partial"));
-        let Some((pair, side)) = found else {
-            if method == "SEND" {
-                let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+        let wants_200 = session::wants_200(&m);
+        // What the request gets is the session core's decision (RFC 4975 §7).
+        let (pair, side) = found.unwrap_or((0, Side::A));
+        match session::admit(&m, found.is_some(), self.inner.limits.max_size) {
+            Admit::Respond(status, comment) => {
+                let _ = conn.send(&m.response_to(status, comment));
+                return;
             }
-            return;
-        };
-        match method.as_str() {
-            "SEND" => {}
-            "REPORT" => {
+            Admit::Drop => return,
+            Admit::Report => {
                 // Success reports travel on like the message they report on.
                 self.forward(pair, side.other(), conn, &m);
                 return;
             }
-            _ => {
-                let _ = conn.send(&m.response_to(501, "Unknown Method"));
+            Admit::Bind => {
+                self.bind(pair, side, conn, &m);
                 return;
             }
-        }
-        if m.byte_range()
-            .and_then(|b| b.total)
-            .is_some_and(|t| t > self.inner.limits.max_size)
-        {
-            let _ = conn.send(&m.response_to(413, "Message Too Large"));
-            return;
-        }
-        if m.body.is_empty() && m.header("Content-Type").is_none() {
-            self.bind(pair, side, conn, &m);
-            return;
+            Admit::Chunk => {}
         }
         // Whole messages for the node.
         let Some(whole) = self.reassemble(conn, pair, side, &m) else {
@@ -820,16 +811,15 @@ impl Hub {
         out.transaction_id = crate::im::rcs::new_id()[..16].to_string();
         out.set_header("To-Path", remote);
         out.set_header("From-Path", self.uri_of(&local));
-        let expects_answer =
-            out.method.as_deref() == Some("SEND") && m.header("Failure-Report") != Some("no");
+        let expects_answer = session::expects_response(&out);
         if expects_answer {
             if let Ok(mut st) = self.inner.st.lock() {
-                st.txs.insert(
-                    out.transaction_id.clone(),
+                st.txs.start(
+                    Instant::now(),
+                    &out.transaction_id,
                     Tx::Relay {
                         upstream: upstream.clone(),
                         request: Box::new(m.clone()),
-                        at: Instant::now(),
                         pair,
                         onward: side,
                     },
@@ -838,7 +828,7 @@ impl Hub {
         }
         if conn.send(&out).is_err() && expects_answer {
             if let Ok(mut st) = self.inner.st.lock() {
-                st.txs.remove(&out.transaction_id);
+                st.txs.cancel(&out.transaction_id);
             }
             let _ = upstream.send(&m.response_to(481, "Session Does Not Exist"));
         }
@@ -850,7 +840,7 @@ impl Hub {
             .st
             .lock()
             .ok()
-            .and_then(|mut st| st.txs.remove(&r.transaction_id));
+            .and_then(|mut st| st.txs.on_response(&r.transaction_id));
         match tx {
             Some(Tx::Relay {
                 upstream,
@@ -866,8 +856,7 @@ impl Hub {
                         return;
                     }
                 }
-                let partial = request.header("Failure-Report") == Some("partial");
-                if !(partial && r.status == 200) {
+                if session::passes_upstream(&request, r.status) {
                     let _ = upstream.send(&request.response_to(r.status, &r.comment));
                 }
             }

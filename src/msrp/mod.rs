@@ -16,6 +16,7 @@
 pub mod conn;
 pub mod limits;
 pub mod sdp;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::fmt;

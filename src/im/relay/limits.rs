@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -68,15 +68,9 @@ pub struct MsrpStats {
 
 /// Removes the transactions of `pair` (its session ended: no answer will come for them).
 pub(super) fn take_txs_of(st: &mut St, pair: u64) -> Vec<Tx> {
-    let ids: Vec<String> = st
-        .txs
-        .iter()
-        .filter(|(_, t)| match t {
-            Tx::Relay { pair: p, .. } | Tx::Local { pair: p, .. } => *p == pair,
-        })
-        .map(|(k, _)| k.clone())
-        .collect();
-    ids.iter().filter_map(|k| st.txs.remove(k)).collect()
+    st.txs.take_where(|t| match t {
+        Tx::Relay { pair: p, .. } | Tx::Local { pair: p, .. } => *p == pair,
+    })
 }
 
 /// Answers the transactions of an ended pair: 481, as for any request on a gone session.
@@ -227,26 +221,15 @@ impl Hub {
         s
     }
 
-    /// Transactions unanswered for `after`: the sender gets 408 (or, at T-IM, the message
-    /// is kept, `keep_after_failure`).
-    pub(super) fn expire_txs(&self, after: Duration) {
+    /// Transactions unanswered for the RFC 4975 §7.1.1 30 s at `now` (the session core's
+    /// table decides): the sender gets 408 (or, at T-IM, the message is kept,
+    /// `keep_after_failure`).
+    pub(super) fn expire_txs(&self, now: Instant) {
         let old: Vec<Tx> = {
             let Ok(mut st) = self.inner.st.lock() else {
                 return;
             };
-            let now = Instant::now();
-            let keys: Vec<String> = st
-                .txs
-                .iter()
-                .filter(|(_, t)| {
-                    let at = match t {
-                        Tx::Relay { at, .. } | Tx::Local { at, .. } => *at,
-                    };
-                    now.duration_since(at) > after
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter().filter_map(|k| st.txs.remove(k)).collect()
+            st.txs.handle_timeout(now)
         };
         for t in old {
             match t {
