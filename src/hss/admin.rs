@@ -29,20 +29,30 @@
 //! Errors are JSON `{"error": "...", "detail": "..."}` with 400, 401, 403, 404, 408, 409, 413,
 //! 415 or 500.
 //!
+//! It is an axum [`Router`] served by [`crate::http_server::serve`], as WebRSF and T-IM's
+//! history are; the guard is a middleware before every route and fallback. Its older quirks
+//! stay, since scripts rely on them: leading and trailing slashes are trimmed before routing,
+//! a known path with another method (HEAD included) is 404 "no such resource", never 405.
+//!
 //! `GET /subscribers` answers one page (default [`PAGE_DEFAULT`], at most [`PAGE_MAX`]): a
 //! whole base in one answer was 32 MB for 10,000 subscribers. The answer stays the array it
 //! always was; the next page's URL is in a `Link` header (RFC 8288, as GitHub's API pages),
 //! and a page shorter than `limit` is the last.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::State;
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::{get, put};
+use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_service::Service;
 
 use crate::config::{IfcConfig, SubscriberConfig};
 use crate::http_server::{HttpLimits, TimedBody};
@@ -252,16 +262,16 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// One query parameter, percent-decoded.
-fn query_param(req: &Request<TimedBody>, name: &str) -> Option<String> {
-    req.uri().query()?.split('&').find_map(|kv| {
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then(|| percent_decode(&v.replace('+', " ")))
     })
 }
 
 /// `GET /subscribers?limit=N&after=IMPI`: one page, ordered by IMPI.
-fn subscribers_page(store: &Store, req: &Request<TimedBody>) -> Response<Body> {
-    let limit = match query_param(req, "limit") {
+fn subscribers_page(store: &Store, uri: &Uri) -> Response<Body> {
+    let limit = match query_param(uri, "limit") {
         None => PAGE_DEFAULT,
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
@@ -274,7 +284,7 @@ fn subscribers_page(store: &Store, req: &Request<TimedBody>) -> Response<Body> {
             }
         },
     };
-    let after = query_param(req, "after").unwrap_or_default();
+    let after = query_param(uri, "after").unwrap_or_default();
     match page_after(store, &after, limit) {
         Ok((subs, next)) => {
             let mut r = json(StatusCode::OK, &views(&subs));
@@ -329,7 +339,7 @@ fn page_after(
 }
 
 /// Reads a request body within [`MAX_BODY`] and the body timeout.
-async fn read_body(req: Request<TimedBody>) -> Result<Bytes, Response<Body>> {
+async fn read_body(req: axum::extract::Request) -> Result<Bytes, Response<Body>> {
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if crate::http_server::is_body_timeout(&*e) => Err(error(
@@ -358,7 +368,7 @@ struct Api {
 }
 
 /// The guard of [`super::admin_auth`] on a request.
-fn guard(api: &Api, req: &Request<TimedBody>) -> Result<(), Box<Response<Body>>> {
+fn guard<B>(api: &Api, req: &Request<B>) -> Result<(), Box<Response<Body>>> {
     let h = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
     let presented = super::admin_auth::Presented {
         host: h(hyper::header::HOST),
@@ -369,7 +379,12 @@ fn guard(api: &Api, req: &Request<TimedBody>) -> Result<(), Box<Response<Body>>>
             .and_then(|v| v.to_str().ok()),
         authorization: h(hyper::header::AUTHORIZATION),
     };
-    let open = req.method() == Method::GET && req.uri().path() == "/health";
+    // Open as exactly `/health`, as asked: its other spellings need the token.
+    let asked = req
+        .extensions()
+        .get::<AskedPath>()
+        .map_or(req.uri().path(), |p| p.0.as_str());
+    let open = req.method() == hyper::Method::GET && asked == "/health";
     super::admin_auth::check(presented, api.bound, &api.token, !open).map_err(|r| {
         let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
         let mut resp = error(status, r.error, r.detail);
@@ -385,7 +400,7 @@ fn guard(api: &Api, req: &Request<TimedBody>) -> Result<(), Box<Response<Body>>>
 
 /// A body-carrying request must say it is JSON: a cross-site page can send `text/plain` or a
 /// form without asking, not `application/json`.
-fn json_content(req: &Request<TimedBody>) -> Result<(), Box<Response<Body>>> {
+fn json_content<B>(req: &Request<B>) -> Result<(), Box<Response<Body>>> {
     let ct = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -403,233 +418,336 @@ fn json_content(req: &Request<TimedBody>) -> Result<(), Box<Response<Body>>> {
     }
 }
 
-async fn route(api: Arc<Api>, req: Request<TimedBody>) -> Result<Response<Body>, Infallible> {
-    if let Err(refused) = guard(&api, &req) {
-        return Ok(*refused);
-    }
-    let (hss, recorder) = (&api.hss, &api.recorder);
-    let store = hss.store().clone();
-    let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let resp = match (method, segs.as_slice()) {
-        (Method::GET, ["health"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        (Method::GET, ["trace"]) => {
-            let format = req
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("format=")))
-                .unwrap_or("text")
-                .to_string();
-            let view = req
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("view=")))
-                .unwrap_or("full")
-                .to_string();
-            if !recorder.is_enabled() {
-                return Ok(error(
-                    StatusCode::CONFLICT,
-                    "not recording",
-                    "start the lab with `rcslab up --trace`",
-                ));
-            }
-            // `rcslab trace export --call-id/--user/--since` (crate::trace::filter).
-            let filter = match crate::trace::filter::TraceFilter::from_params(
-                query_param(&req, "call_id"),
-                query_param(&req, "user"),
-                query_param(&req, "since").as_deref(),
-                recorder.elapsed(),
-            ) {
-                Ok(f) => f,
-                Err(why) => return Ok(error(StatusCode::BAD_REQUEST, "bad filter", &why)),
-            };
-            let exported = match view.as_str() {
-                "full" => recorder.export_filtered(&format, &filter),
-                "paper" | "roles" if !filter.is_empty() => {
-                    return Ok(error(
-                        StatusCode::BAD_REQUEST,
-                        "filters need view=full",
-                        "call_id, user and since filter the full view",
-                    ))
-                }
-                "paper" | "roles" if format == "text" => Some(recorder.view_text(&view)),
-                _ => {
-                    return Ok(error(
-                        StatusCode::BAD_REQUEST,
-                        "unknown view",
-                        "view=full (any format), or view=paper / view=roles with format=text",
-                    ))
-                }
-            };
-            match exported {
-                Some(bytes) => Response::builder()
-                    .status(StatusCode::OK)
-                    .header(
-                        "content-type",
-                        if format == "pcap" {
-                            "application/vnd.tcpdump.pcap"
-                        } else if format == "html" {
-                            "text/html; charset=utf-8"
-                        } else {
-                            "text/plain; charset=utf-8"
-                        },
-                    )
-                    .body(Full::new(Bytes::from(bytes)))
-                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
-                None => error(
-                    StatusCode::BAD_REQUEST,
-                    "unknown format",
-                    "text, mermaid, html or pcap",
-                ),
+/// The path as the client spelled it, before [`normalise`] trimmed its slashes: the guard's
+/// `/health` test and the detail of a 404 read it.
+#[derive(Debug, Clone)]
+struct AskedPath(String);
+
+/// Any number of leading and trailing slashes name the same resource (`//subscribers/` is
+/// `/subscribers`), as the API has always answered; a doubled slash inside a path does not.
+/// This runs before routing, which sees only the trimmed path.
+fn normalise<B>(mut req: Request<B>) -> Request<B> {
+    let asked = req.uri().path().to_string();
+    let trimmed = format!("/{}", asked.trim_matches('/'));
+    if trimmed != asked {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = pq.parse::<PathAndQuery>() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
             }
         }
-        (Method::GET, ["status"]) => super::admin_status::status(&api.status).await,
-        (Method::GET, ["registrations"]) => super::admin_status::registrations(&api.status).await,
-        (Method::GET, ["metrics"]) => super::admin_status::metrics(&api.status, &req).await,
-        // `rcslab trace clear`: forget what was recorded, say how much.
-        (Method::DELETE, ["trace"]) => {
-            if !recorder.is_enabled() {
-                return Ok(error(
-                    StatusCode::CONFLICT,
-                    "not recording",
-                    "start the lab with `rcslab up --trace`",
-                ));
-            }
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"dropped": recorder.clear()}),
+    }
+    req.extensions_mut().insert(AskedPath(asked));
+    req
+}
+
+/// The routes, behind the guard ([`guard_layer`]): an unknown path and a known path with
+/// another method both answer 404 "no such resource" (the API never answered 405), and HEAD
+/// is no GET here.
+fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/health", get(health).head(no_such_resource))
+        .route(
+            "/trace",
+            get(trace_export).head(no_such_resource).delete(trace_clear),
+        )
+        .route("/status", get(status).head(no_such_resource))
+        .route("/registrations", get(registrations).head(no_such_resource))
+        .route("/metrics", get(metrics).head(no_such_resource))
+        .route(
+            "/subscribers",
+            get(subscribers_list)
+                .head(no_such_resource)
+                .post(subscribers_add),
+        )
+        .route(
+            "/subscribers/{id}",
+            get(subscriber_show)
+                .head(no_such_resource)
+                .delete(subscriber_remove),
+        )
+        .route("/subscribers/{id}/ifc", put(subscriber_ifc))
+        .fallback(no_such_resource)
+        .method_not_allowed_fallback(no_such_resource)
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            guard_layer,
+        ))
+        .with_state(api)
+}
+
+/// [`guard`] before any route or fallback answers.
+async fn guard_layer(
+    State(api): State<Arc<Api>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match guard(&api, &req) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => axum::response::IntoResponse::into_response(*refused),
+    }
+}
+
+/// 404 for whatever the routes do not name, with the path as asked.
+async fn no_such_resource(req: axum::extract::Request) -> Response<Body> {
+    let asked = req
+        .extensions()
+        .get::<AskedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.0.clone());
+    error(StatusCode::NOT_FOUND, "no such resource", asked)
+}
+
+/// The `{id}` of `/subscribers/{id}[/ifc]`, percent-decoded by [`percent_decode`] (which
+/// keeps a malformed escape as it is, where axum's `Path` would refuse it).
+fn subscriber_id(uri: &Uri) -> String {
+    percent_decode(uri.path().trim_matches('/').split('/').nth(1).unwrap_or(""))
+}
+
+/// `GET /health`.
+async fn health() -> Response<Body> {
+    json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /trace?format=F&view=V[&call_id=&user=&since=]`.
+async fn trace_export(State(api): State<Arc<Api>>, uri: Uri) -> Response<Body> {
+    let recorder = &api.recorder;
+    let raw = |name: &str| {
+        uri.query()
+            .and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            })
+            .map(str::to_string)
+    };
+    let format = raw("format").unwrap_or_else(|| "text".into());
+    let view = raw("view").unwrap_or_else(|| "full".into());
+    if !recorder.is_enabled() {
+        return error(
+            StatusCode::CONFLICT,
+            "not recording",
+            "start the lab with `rcslab up --trace`",
+        );
+    }
+    // `rcslab trace export --call-id/--user/--since` (crate::trace::filter).
+    let filter = match crate::trace::filter::TraceFilter::from_params(
+        query_param(&uri, "call_id"),
+        query_param(&uri, "user"),
+        query_param(&uri, "since").as_deref(),
+        recorder.elapsed(),
+    ) {
+        Ok(f) => f,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "bad filter", &why),
+    };
+    let exported = match view.as_str() {
+        "full" => recorder.export_filtered(&format, &filter),
+        "paper" | "roles" if !filter.is_empty() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "filters need view=full",
+                "call_id, user and since filter the full view",
             )
         }
-        (Method::GET, ["subscribers"]) => subscribers_page(&store, &req),
-        (Method::POST, ["subscribers"]) => {
-            if let Err(r) = json_content(&req) {
-                return Ok(*r);
-            }
-            let body = match read_body(req).await {
-                Ok(b) => b,
-                Err(resp) => return Ok(resp),
-            };
-            let specs: Vec<SubscriberConfig> =
-                match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(v @ serde_json::Value::Array(_)) => match serde_json::from_value(v) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber list", e))
-                        }
-                    },
-                    Ok(v) => match serde_json::from_value(v) {
-                        Ok(s) => vec![s],
-                        Err(e) => {
-                            return Ok(error(StatusCode::BAD_REQUEST, "invalid subscriber", e))
-                        }
-                    },
-                    Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "malformed JSON", e)),
-                };
-            // What each subscriber was before, to tell the serving S-CSCF about changes.
-            let before: Vec<Option<(Subscriber, crate::store::HssState)>> = specs
-                .iter()
-                .map(|s| {
-                    let id = s
-                        .impi
-                        .clone()
-                        .or_else(|| s.impu.first().cloned())
-                        .unwrap_or_default();
-                    let old = store.find(&id).ok().flatten()?;
-                    let st = store.hss_state(&old.impi).unwrap_or_default();
-                    Some((old, st))
-                })
-                .collect();
-            let (st, api2) = (store.clone(), api.clone());
-            match tokio::task::spawn_blocking(move || {
-                add_subscribers(&st, &specs, &api2.default_ifc)
-            })
-            .await
-            {
-                Ok(Ok(v)) => {
-                    for (new, old) in v.iter().zip(before) {
-                        let Some((old, state)) = old else { continue };
-                        if state.scscf.is_none() {
-                            continue;
-                        }
-                        if old.password != new.password
-                            || old.aka.k != new.aka.k
-                            || old.aka.opc != new.aka.opc
-                        {
-                            hss.terminate_registration(
-                                new,
-                                &state,
-                                crate::diameter::cx::ReasonCode::PermanentTermination,
-                                "credentials changed",
-                            )
-                            .await;
-                        } else if old.ifcs != new.ifcs || old.impus != new.impus {
-                            hss.push_profile(new, &state).await;
-                        }
-                    }
-                    json(StatusCode::CREATED, &views(&v))
-                }
-                Ok(Err(e)) => store_error(e),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
-            }
+        "paper" | "roles" if format == "text" => Some(recorder.view_text(&view)),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unknown view",
+                "view=full (any format), or view=paper / view=roles with format=text",
+            )
         }
-        (Method::GET, ["subscribers", id]) => match store.find(&percent_decode(id)) {
-            Ok(Some(s)) => json(StatusCode::OK, &SubscriberView::from(&s)),
-            Ok(None) => error(
-                StatusCode::NOT_FOUND,
-                "no such subscriber",
-                percent_decode(id),
-            ),
-            Err(e) => store_error(e),
-        },
-        (Method::DELETE, ["subscribers", id]) => {
-            let state = store
-                .find(&percent_decode(id))
-                .ok()
-                .flatten()
-                .map(|s| store.hss_state(&s.impi).unwrap_or_default());
-            match store.remove(&percent_decode(id)) {
-                Ok(Some(s)) => {
-                    if let Err(e) = store.durable().await {
-                        return Ok(store_error(e));
-                    }
-                    if let Some(st) = state.filter(|st| st.scscf.is_some()) {
-                        hss.terminate_registration(
-                            &s,
-                            &st,
-                            crate::diameter::cx::ReasonCode::PermanentTermination,
-                            "subscription removed",
-                        )
-                        .await;
-                    }
-                    json(StatusCode::OK, &SubscriberView::from(&s))
-                }
-                Ok(None) => error(
-                    StatusCode::NOT_FOUND,
-                    "no such subscriber",
-                    percent_decode(id),
-                ),
-                Err(e) => store_error(e),
-            }
-        }
-        (Method::PUT, ["subscribers", id, "ifc"]) => {
-            let id = percent_decode(id);
-            if let Err(r) = json_content(&req) {
-                return Ok(*r);
-            }
-            let body = match read_body(req).await {
-                Ok(b) => b,
-                Err(resp) => return Ok(resp),
-            };
-            let ifc: Vec<IfcConfig> = match serde_json::from_slice(&body) {
-                Ok(v) => v,
-                Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid iFC list", e)),
-            };
-            set_ifc(hss, &id, ifc).await
-        }
-        _ => error(StatusCode::NOT_FOUND, "no such resource", path),
     };
-    Ok(resp)
+    match exported {
+        Some(bytes) => Response::builder()
+            .status(StatusCode::OK)
+            .header(
+                "content-type",
+                if format == "pcap" {
+                    "application/vnd.tcpdump.pcap"
+                } else if format == "html" {
+                    "text/html; charset=utf-8"
+                } else {
+                    "text/plain; charset=utf-8"
+                },
+            )
+            .body(Full::new(Bytes::from(bytes)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "unknown format",
+            "text, mermaid, html or pcap",
+        ),
+    }
+}
+
+/// `DELETE /trace` (`rcslab trace clear`): forget what was recorded, say how much.
+async fn trace_clear(State(api): State<Arc<Api>>) -> Response<Body> {
+    if !api.recorder.is_enabled() {
+        return error(
+            StatusCode::CONFLICT,
+            "not recording",
+            "start the lab with `rcslab up --trace`",
+        );
+    }
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"dropped": api.recorder.clear()}),
+    )
+}
+
+/// `GET /status`.
+async fn status(State(api): State<Arc<Api>>) -> Response<Body> {
+    super::admin_status::status(&api.status).await
+}
+
+/// `GET /registrations`.
+async fn registrations(State(api): State<Arc<Api>>) -> Response<Body> {
+    super::admin_status::registrations(&api.status).await
+}
+
+/// `GET /metrics`.
+async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response<Body> {
+    super::admin_status::metrics(&api.status, &headers).await
+}
+
+/// `GET /subscribers[?limit=N&after=IMPI]`.
+async fn subscribers_list(State(api): State<Arc<Api>>, uri: Uri) -> Response<Body> {
+    subscribers_page(api.hss.store(), &uri)
+}
+
+/// `POST /subscribers`: one subscriber or an array of them; tells the serving S-CSCF what
+/// changed for those registered.
+async fn subscribers_add(
+    State(api): State<Arc<Api>>,
+    req: axum::extract::Request,
+) -> Response<Body> {
+    let hss = &api.hss;
+    let store = hss.store().clone();
+    if let Err(r) = json_content(&req) {
+        return *r;
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let specs: Vec<SubscriberConfig> = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v @ serde_json::Value::Array(_)) => match serde_json::from_value(v) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid subscriber list", e),
+        },
+        Ok(v) => match serde_json::from_value(v) {
+            Ok(s) => vec![s],
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid subscriber", e),
+        },
+        Err(e) => return error(StatusCode::BAD_REQUEST, "malformed JSON", e),
+    };
+    // What each subscriber was before, to tell the serving S-CSCF about changes.
+    let before: Vec<Option<(Subscriber, crate::store::HssState)>> = specs
+        .iter()
+        .map(|s| {
+            let id = s
+                .impi
+                .clone()
+                .or_else(|| s.impu.first().cloned())
+                .unwrap_or_default();
+            let old = store.find(&id).ok().flatten()?;
+            let st = store.hss_state(&old.impi).unwrap_or_default();
+            Some((old, st))
+        })
+        .collect();
+    let (st, api2) = (store.clone(), api.clone());
+    match tokio::task::spawn_blocking(move || add_subscribers(&st, &specs, &api2.default_ifc)).await
+    {
+        Ok(Ok(v)) => {
+            for (new, old) in v.iter().zip(before) {
+                let Some((old, state)) = old else { continue };
+                if state.scscf.is_none() {
+                    continue;
+                }
+                if old.password != new.password
+                    || old.aka.k != new.aka.k
+                    || old.aka.opc != new.aka.opc
+                {
+                    hss.terminate_registration(
+                        new,
+                        &state,
+                        crate::diameter::cx::ReasonCode::PermanentTermination,
+                        "credentials changed",
+                    )
+                    .await;
+                } else if old.ifcs != new.ifcs || old.impus != new.impus {
+                    hss.push_profile(new, &state).await;
+                }
+            }
+            json(StatusCode::CREATED, &views(&v))
+        }
+        Ok(Err(e)) => store_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e),
+    }
+}
+
+/// `GET /subscribers/{id}`.
+async fn subscriber_show(State(api): State<Arc<Api>>, uri: Uri) -> Response<Body> {
+    let id = subscriber_id(&uri);
+    match api.hss.store().find(&id) {
+        Ok(Some(s)) => json(StatusCode::OK, &SubscriberView::from(&s)),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such subscriber", id),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `DELETE /subscribers/{id}`: removes it, durably, and ends its registration.
+async fn subscriber_remove(State(api): State<Arc<Api>>, uri: Uri) -> Response<Body> {
+    let id = subscriber_id(&uri);
+    let (hss, store) = (&api.hss, api.hss.store());
+    let state = store
+        .find(&id)
+        .ok()
+        .flatten()
+        .map(|s| store.hss_state(&s.impi).unwrap_or_default());
+    match store.remove(&id) {
+        Ok(Some(s)) => {
+            if let Err(e) = store.durable().await {
+                return store_error(e);
+            }
+            if let Some(st) = state.filter(|st| st.scscf.is_some()) {
+                hss.terminate_registration(
+                    &s,
+                    &st,
+                    crate::diameter::cx::ReasonCode::PermanentTermination,
+                    "subscription removed",
+                )
+                .await;
+            }
+            json(StatusCode::OK, &SubscriberView::from(&s))
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such subscriber", id),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `PUT /subscribers/{id}/ifc`: the body is `[IfcConfig]`.
+async fn subscriber_ifc(
+    State(api): State<Arc<Api>>,
+    req: axum::extract::Request,
+) -> Response<Body> {
+    let id = subscriber_id(req.uri());
+    if let Err(r) = json_content(&req) {
+        return *r;
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let ifc: Vec<IfcConfig> = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid iFC list", e),
+    };
+    set_ifc(&api.hss, &id, ifc).await
 }
 
 /// `PUT /subscribers/{id}/ifc`: replaces the iFCs (nothing else), tells the serving S-CSCF.
@@ -701,9 +819,13 @@ pub async fn serve(
         bound,
         status,
     });
+    let app = router(api);
     crate::http_server::serve(listener, limits, "admin", shutdown, move |_, _slot| {
-        let api = api.clone();
-        hyper::service::service_fn(move |req| route(api.clone(), req))
+        let app = app.clone();
+        hyper::service::service_fn(move |req: Request<TimedBody>| {
+            let mut app = app.clone();
+            async move { app.call(normalise(req.map(axum::body::Body::new))).await }
+        })
     })
     .await
 }

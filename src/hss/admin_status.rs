@@ -1,5 +1,6 @@
 //! The admin API's read-only view of the running lab: `GET /status`, `GET /registrations`
-//! and `GET /metrics` ([`super::admin`] routes them; its guard asks the Bearer token first).
+//! and `GET /metrics` ([`super::admin`] routes them on its axum router; its guard asks the
+//! Bearer token first).
 //!
 //! | method | path | answer |
 //! |---|---|---|
@@ -15,9 +16,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 
-use crate::http_server::TimedBody;
 use crate::status::{Registrations, Status};
 
 /// What the lab offers the admin API.
@@ -94,9 +94,8 @@ pub async fn registrations(slot: &StatusSlot) -> Response<Body> {
 }
 
 /// `GET /metrics`: OpenMetrics when the scraper's `Accept` names it, else Prometheus 0.0.4.
-pub async fn metrics(slot: &StatusSlot, req: &Request<TimedBody>) -> Response<Body> {
-    let openmetrics = req
-        .headers()
+pub async fn metrics(slot: &StatusSlot, headers: &hyper::HeaderMap) -> Response<Body> {
+    let openmetrics = headers
         .get_all(hyper::header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())

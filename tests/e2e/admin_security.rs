@@ -931,6 +931,49 @@ async fn every_route_answers_as_scripts_expect() {
         ),
         ("DELETE /trace/", ok.clone(), "", 200, "", CT_JSON),
     ];
+    let edges: Vec<(&str, String, &str, u16, &str, &str)> = vec![
+        (
+            "GET /subscribers/%FF",
+            ok.clone(),
+            "",
+            404,
+            "no such subscriber",
+            CT_JSON,
+        ),
+        (
+            "GET /subscribers/a%2Fb%",
+            ok.clone(),
+            "",
+            404,
+            "no such subscriber",
+            CT_JSON,
+        ),
+        (
+            "PUT /subscribers//ifc",
+            format!("{ok}\r\n{js}"),
+            "[]",
+            404,
+            "no such subscriber",
+            CT_JSON,
+        ),
+        (
+            "OPTIONS /subscribers",
+            ok.clone(),
+            "",
+            404,
+            "no such resource",
+            CT_JSON,
+        ),
+        (
+            "OPTIONS /nowhere",
+            host.clone(),
+            "",
+            401,
+            "token needed",
+            CT_JSON,
+        ),
+    ];
+    let cases: Vec<_> = cases.into_iter().chain(edges).collect();
     let mut wrong = Vec::new();
     for (line, headers, body, status, error, ct) in &cases {
         let a = wire(
