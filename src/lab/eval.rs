@@ -387,7 +387,7 @@ fn tally(lab: &Lab, firsts: &HashSet<String>) -> ((Counts, Counts), (Counts, Cou
             .iter()
             .any(|f| !f.is_empty() && s.contains(f.as_str()))
     };
-    for e in crate::trace::export::wire_events(trace) {
+    for e in crate::trace_view::export::wire_events(trace) {
         let http = matches!(e.protocol, Protocol::Http);
         let (src, dst) = (named(e.src(), http, e.at), named(e.dst(), http, e.at));
         let client_rcs = !http && (src.starts_with("UE ") || dst.starts_with("UE "));

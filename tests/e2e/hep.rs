@@ -244,7 +244,7 @@ async fn hep_collector_gets_every_leg_with_node_names_and_tshark_decodes_them() 
         })
         .collect();
     let pcap = dir.path().join("hep.pcap");
-    std::fs::write(&pcap, rcslab::trace::export::pcap(&events)).unwrap();
+    std::fs::write(&pcap, rcslab::trace_view::export::pcap(&events)).unwrap();
     let lua = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hep3.lua");
     let tshark = |extra: &[&str]| {
         let out = std::process::Command::new("tshark")
