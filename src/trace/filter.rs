@@ -1,5 +1,6 @@
 //! Which recorded messages an export shows, as plain data; `crate::trace_view::filter` applies
-//! it (it decodes SIP and Diameter, which the recorder does not). The rules: (`rcslab trace export --call-id/--user/--since`,
+//! it (it decodes SIP and Diameter, which the recorder does not). The rules (`rcslab trace
+//! export --call-id/--user/--since`,
 //! `GET /trace?call_id=&user=&since=`): one call, one user, the last seconds, and for `lab run`
 //! only what ladders show.
 //!
