@@ -347,7 +347,6 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
     ("auth/digest.rs", 1),
     ("diameter/peer_policy.rs", 1),
     ("im/tim.rs", 1),
-    ("lab/bench.rs", 2),
     ("lab/bench_web.rs", 4),
     ("lab/eval.rs", 2),
     ("rcs.rs", 3),

@@ -100,7 +100,10 @@ pub enum CliError {
     /// `rcslab status` found no lab, or the lab's answer did not do.
     #[error(transparent)]
     Status(#[from] rcslab::lab::status::StatusError),
-    /// A library call that still reports its failure as text (`lab::bench`, `lab::eval`);
+    /// `rcslab bench chat` did not run to the end.
+    #[error(transparent)]
+    Bench(#[from] rcslab::lab::bench::BenchError),
+    /// A library call that still reports its failure as text (`lab::bench_web`, `lab::eval`);
     /// the text is printed as it is.
     #[error("{0}")]
     Library(String),
