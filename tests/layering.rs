@@ -348,7 +348,6 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
     ("diameter/peer_policy.rs", 1),
     ("im/tim.rs", 1),
     ("lab/bench_web.rs", 4),
-    ("lab/eval.rs", 2),
     ("rcs.rs", 3),
     ("trace/filter.rs", 1),
     ("ue/chat/msrp_bind.rs", 1),

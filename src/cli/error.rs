@@ -103,7 +103,10 @@ pub enum CliError {
     /// `rcslab bench chat` did not run to the end.
     #[error(transparent)]
     Bench(#[from] rcslab::lab::bench::BenchError),
-    /// A library call that still reports its failure as text (`lab::bench_web`, `lab::eval`);
+    /// `rcslab eval` did not run to the end.
+    #[error(transparent)]
+    Eval(#[from] rcslab::lab::eval::EvalError),
+    /// A library call that still reports its failure as text (`lab::bench_web`);
     /// the text is printed as it is.
     #[error("{0}")]
     Library(String),
