@@ -826,8 +826,8 @@ impl HssSection {
 
     /// What the HSS names for a first registration; `own_scscfs` are the Server-Names of the
     /// lab's S-CSCFs, the first S-CSCF first.
-    pub fn scscf_selection(&self, own_scscfs: &[String]) -> crate::hss::ScscfSelection {
-        use crate::hss::ScscfSelection as S;
+    pub fn scscf_selection(&self, own_scscfs: &[String]) -> ScscfSelection {
+        use ScscfSelection as S;
         let own_scscf = own_scscfs.first().cloned().unwrap_or_default();
         match self.assignment {
             Some(Assignment::Name) => return S::ByImpi(own_scscfs.to_vec()),
@@ -1180,10 +1180,55 @@ pub struct AuthSection {
     pub max_block_secs: u64,
 }
 
+/// Limits, from the lab file's `[auth]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthLimits {
+    /// Failures of one IMPI inside `window` that block it.
+    pub max_failures: u32,
+    /// Failures from one address inside `window` that block it (higher: UEs share addresses,
+    /// on a lab's loopback all of them do).
+    pub max_failures_per_address: u32,
+    /// How long failures are remembered.
+    pub window: std::time::Duration,
+    /// The first block; each further one doubles.
+    pub backoff: std::time::Duration,
+    /// The longest block.
+    pub max_backoff: std::time::Duration,
+    /// Entries per table at most.
+    pub max_entries: usize,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            max_failures: 4,
+            max_failures_per_address: 16,
+            window: std::time::Duration::from_secs(600),
+            backoff: std::time::Duration::from_secs(30),
+            max_backoff: std::time::Duration::from_secs(900),
+            max_entries: 100_000,
+        }
+    }
+}
+
+/// What the HSS answers for a user no S-CSCF serves yet (TS 29.228 §6.1.1.1 UAR, §6.1.4.1
+/// LIR): TS 29.229 §6.1.2/§6.1.6 allow either a Server-Name or Server-Capabilities, from which
+/// the I-CSCF picks an S-CSCF itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScscfSelection {
+    /// Server-Name: this S-CSCF's SIP URI, which the I-CSCF uses as its next hop.
+    ServerName(String),
+    /// Server-Capabilities.
+    Capabilities(crate::diameter::cx::ServerCapabilities),
+    /// Server-Name: one of these S-CSCFs, chosen by [`crate::diameter::cx::pick_by_key`] over the IMPI, so a user
+    /// gets the same one at every first registration and users spread over all of them.
+    ByImpi(Vec<String>),
+}
+
 impl AuthSection {
     /// The S-CSCF's failed-authentication limits.
-    pub fn limits(&self) -> crate::cscf::auth_guard::AuthLimits {
-        crate::cscf::auth_guard::AuthLimits {
+    pub fn limits(&self) -> AuthLimits {
+        AuthLimits {
             max_failures: self.max_failures.max(1),
             max_failures_per_address: self.max_failures_per_address.max(1),
             window: std::time::Duration::from_secs(self.failure_window_secs),
@@ -1382,7 +1427,7 @@ mod tests {
 
     #[test]
     fn hss_names_its_own_scscf_a_configured_one_or_capabilities() {
-        use crate::hss::ScscfSelection as S;
+        use ScscfSelection as S;
         let own = "sip:127.0.0.1:5080;transport=tcp";
         let sel = |extra: &str| {
             LabConfig::from_toml_str(extra)

@@ -26,6 +26,7 @@ pub mod sip;
 pub mod status;
 pub mod store;
 pub mod trace;
+pub mod trace_view;
 pub mod ue;
 pub mod webrsf;
 

@@ -3,7 +3,7 @@
 //!
 //! Counters are bumped where messages cross the wire: the SIP transport on every message it
 //! sends or reads ([`SipCounters`]), the Diameter handlers on every request they answer
-//! ([`MeteredCx`]), the MSRP relays on every whole message ([`MsrpCounter`]). Each is an
+//! ([`DiameterAnswered`], which `diameter::metered` wraps around a handler), the MSRP relays on every whole message ([`MsrpCounter`]). Each is an
 //! atomic add on a counter created beforehand, or found by a read-locked lookup keyed by
 //! `&'static str` labels and a status code, so the hot paths allocate nothing. The gauges
 //! (registrations, transactions in flight, stored messages, notification channels) are read
@@ -22,9 +22,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-
-use crate::diameter::codec::Message;
-use crate::diameter::peer::{BoxFuture, DiameterHandler, PeerInfo};
 
 /// The SIP methods counted by name; anything else counts as `other`.
 pub const SIP_METHODS: [&str; 14] = [
@@ -293,17 +290,13 @@ impl Metrics {
         MsrpCounter(self.msrp.get_or_create_owned(&NodeLabel { node }))
     }
 
-    /// Wraps a Diameter handler so each request it answers is counted for `node`.
-    pub fn diameter(
-        &self,
-        node: &'static str,
-        handler: Arc<dyn DiameterHandler>,
-    ) -> Arc<dyn DiameterHandler> {
-        Arc::new(MeteredCx {
+    /// The counter of the Diameter requests `node` answers (`crate::diameter::metered` wraps
+    /// a handler with it).
+    pub fn diameter_answered(&self, node: &'static str) -> DiameterAnswered {
+        DiameterAnswered {
             node,
-            inner: handler,
             counters: self.diameter.clone(),
-        })
+        }
     }
 
     /// The counter of the Diameter requests `node` sends over its link
@@ -558,21 +551,10 @@ impl std::fmt::Debug for DiameterSent {
 }
 
 impl DiameterSent {
-    /// Counts one request of `command_code` and what came of it.
-    pub fn count(
-        &self,
-        command_code: u32,
-        outcome: Result<&Message, &crate::diameter::codec::DiameterError>,
-    ) {
-        use crate::diameter::codec::DiameterError as E;
-        let (result, error) = match outcome {
-            Ok(a) => (a.result_code().unwrap_or(0), ""),
-            Err(E::Timeout) => (0, "timeout"),
-            Err(E::PeerDown { .. }) => (0, "down"),
-            Err(E::Closed) => (0, "closed"),
-            Err(E::Busy) => (0, "busy"),
-            Err(_) => (0, "error"),
-        };
+    /// Counts one request of `command_code` and what came of it: the answer's Result-Code
+    /// (0 when none came), or the `error` label (`timeout`, `down`, `closed`, `busy`,
+    /// `error`; empty when an answer came).
+    pub fn count(&self, command_code: u32, result: u32, error: &'static str) {
         self.counters
             .get_or_create(&DiameterSentLabels {
                 node: self.node,
@@ -584,11 +566,34 @@ impl DiameterSent {
     }
 }
 
-/// A Diameter handler whose answers are counted by command and result code.
-struct MeteredCx {
+/// Counts the requests one node's Diameter handler answers, by command and result code.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct DiameterAnswered {
     node: &'static str,
-    inner: Arc<dyn DiameterHandler>,
     counters: Family<DiameterLabels, Counter>,
+}
+
+impl std::fmt::Debug for DiameterAnswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiameterAnswered")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiameterAnswered {
+    /// Counts one answered request of `command_code` whose answer carried `result`
+    /// (Result-Code or Experimental-Result-Code; 0 when none).
+    pub fn count(&self, command_code: u32, result: u32) {
+        self.counters
+            .get_or_create(&DiameterLabels {
+                node: self.node,
+                command: command_label(command_code),
+                result,
+            })
+            .inc();
+    }
 }
 
 /// The request name of a Cx command code (TS 29.229 §6.1).
@@ -601,25 +606,6 @@ fn command_label(code: u32) -> &'static str {
         304 => "RTR",
         305 => "PPR",
         _ => "other",
-    }
-}
-
-impl DiameterHandler for MeteredCx {
-    fn handle(&self, from: PeerInfo, request: Message) -> BoxFuture<'static, Message> {
-        let command = command_label(request.command_code);
-        let (node, counters) = (self.node, self.counters.clone());
-        let answer = self.inner.handle(from, request);
-        Box::pin(async move {
-            let a = answer.await;
-            counters
-                .get_or_create(&DiameterLabels {
-                    node,
-                    command,
-                    result: a.result_code().unwrap_or(0),
-                })
-                .inc();
-            a
-        })
     }
 }
 

@@ -65,9 +65,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             rate,
             trace,
         } => {
-            let r = rcslab::lab::bench::chat(pairs, messages, rate, trace)
-                .await
-                .map_err(CliError::Library)?;
+            let r = rcslab::lab::bench::chat(pairs, messages, rate, trace).await?;
             println!(
                     "chat: {pairs} pairs x {messages} messages{}{}: {} sent, {} delivered with IMDN, {} received, {} lost, {} duplicated",
                     if rate > 0 { format!(" at {rate}/s") } else { String::new() },

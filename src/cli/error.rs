@@ -97,8 +97,17 @@ pub enum CliError {
     /// The UE cannot bind its socket or gets no answer (the text names the address).
     #[error("{0}")]
     UeStart(String),
-    /// A library call that still reports its failure as text (`lab::bench`, `lab::eval`,
-    /// `lab::status`); the text is printed as it is.
+    /// `rcslab status` found no lab, or the lab's answer did not do.
+    #[error(transparent)]
+    Status(#[from] rcslab::lab::status::StatusError),
+    /// `rcslab bench chat` did not run to the end.
+    #[error(transparent)]
+    Bench(#[from] rcslab::lab::bench::BenchError),
+    /// `rcslab eval` did not run to the end.
+    #[error(transparent)]
+    Eval(#[from] rcslab::lab::eval::EvalError),
+    /// A library call that still reports its failure as text (`lab::bench_web`);
+    /// the text is printed as it is.
     #[error("{0}")]
     Library(String),
 }

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use super::{CliError, Result};
+use super::Result;
 
 #[derive(Subcommand)]
 pub enum EvalCmd {
@@ -39,9 +39,7 @@ pub async fn run(cmd: EvalCmd) -> Result<()> {
             later,
             seed,
         } => {
-            let r = rcslab::lab::eval::webrsf(rcs, web, chats, later, seed)
-                .await
-                .map_err(CliError::Library)?;
+            let r = rcslab::lab::eval::webrsf(rcs, web, chats, later, seed).await?;
             print!("{}", rcslab::lab::eval::table(&r));
             Ok(())
         }

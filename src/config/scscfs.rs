@@ -53,7 +53,7 @@ pub struct MoreScscf {
 #[serde(rename_all = "lowercase")]
 pub enum Assignment {
     /// Server-Name: one of the lab's S-CSCFs, chosen by a hash of the IMPI
-    /// ([`crate::hss::pick_by_key`]), so the same user always gets the same one.
+    /// ([`crate::diameter::cx::pick_by_key`]), so the same user always gets the same one.
     Name,
     /// Server-Capabilities (`[hss] server_capabilities`): the I-CSCF chooses.
     Capabilities,
@@ -130,7 +130,7 @@ impl LabConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hss::ScscfSelection as S;
+    use crate::config::ScscfSelection as S;
 
     const TWO: &str = "[[scscfs]]\nname = \"scscf2.ims.lab\"\naddress = \"127.0.0.1:5082\"\n\
                        capabilities = [1, 2]\n[scscf]\ncapabilities = [1]\n";

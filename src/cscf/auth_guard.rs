@@ -19,36 +19,8 @@ use std::hash::Hash;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Limits, from the lab file's `[auth]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthLimits {
-    /// Failures of one IMPI inside `window` that block it.
-    pub max_failures: u32,
-    /// Failures from one address inside `window` that block it (higher: UEs share addresses,
-    /// on a lab's loopback all of them do).
-    pub max_failures_per_address: u32,
-    /// How long failures are remembered.
-    pub window: Duration,
-    /// The first block; each further one doubles.
-    pub backoff: Duration,
-    /// The longest block.
-    pub max_backoff: Duration,
-    /// Entries per table at most.
-    pub max_entries: usize,
-}
-
-impl Default for AuthLimits {
-    fn default() -> Self {
-        AuthLimits {
-            max_failures: 4,
-            max_failures_per_address: 16,
-            window: Duration::from_secs(600),
-            backoff: Duration::from_secs(30),
-            max_backoff: Duration::from_secs(900),
-            max_entries: 100_000,
-        }
-    }
-}
+/// Limits, from the lab file's `[auth]`: plain data, defined in `config` (below the nodes).
+pub use crate::config::AuthLimits;
 
 /// What to answer a failed attempt with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

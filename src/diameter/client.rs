@@ -195,7 +195,15 @@ impl DiameterClient {
             Err(e) => Err(e),
         };
         if let Some(m) = self.shared.metrics.get() {
-            m.count(command, answer.as_ref());
+            let (result, error) = match &answer {
+                Ok(a) => (a.result_code().unwrap_or(0), ""),
+                Err(DiameterError::Timeout) => (0, "timeout"),
+                Err(DiameterError::PeerDown { .. }) => (0, "down"),
+                Err(DiameterError::Closed) => (0, "closed"),
+                Err(DiameterError::Busy) => (0, "busy"),
+                Err(_) => (0, "error"),
+            };
+            m.count(command, result, error);
         }
         answer
     }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod codec;
 pub mod cx;
 pub mod dict;
+pub mod metered;
 pub mod peer;
 pub mod peer_fsm;
 pub mod peer_policy;

@@ -35,20 +35,7 @@ use crate::diameter::peer::{BoxFuture, ConnId, DiameterHandler, Peer, PeerInfo, 
 use crate::profile::{ImsSubscription, PublicIdentity, ServiceProfile};
 use crate::store::{HssState, Store, Subscriber};
 
-/// What the HSS answers for a user no S-CSCF serves yet (TS 29.228 §6.1.1.1 UAR, §6.1.4.1
-/// LIR): TS 29.229 §6.1.2/§6.1.6 allow either a Server-Name or Server-Capabilities, from which
-/// the I-CSCF picks an S-CSCF itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScscfSelection {
-    /// Server-Name: this S-CSCF's SIP URI, which the I-CSCF uses as its next hop.
-    ServerName(String),
-    /// Server-Capabilities.
-    Capabilities(cx::ServerCapabilities),
-    /// Server-Name: one of these S-CSCFs, chosen by [`pick_by_key`] over the IMPI, so a user
-    /// gets the same one at every first registration and users spread over all of them.
-    ByImpi(Vec<String>),
-}
-
+pub use crate::config::ScscfSelection;
 pub use crate::diameter::cx::pick_by_key;
 
 /// Most users whose serving Diameter connection is remembered (one entry per registered user).

@@ -14,6 +14,33 @@ use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
 use crate::ue::{Ue, UeConfig};
 use crate::LabConfig;
 
+/// Why the chat benchmark did not run to the end; the texts are the ones `rcslab bench chat`
+/// has always printed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The benchmark's lab file does not load.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The benchmark's lab does not start.
+    #[error(transparent)]
+    Lab(#[from] crate::lab::LabError),
+    /// A benchmark UE cannot bind its sockets.
+    #[error("{0}")]
+    UeStart(#[from] std::io::Error),
+    /// A benchmark UE does not register.
+    #[error(transparent)]
+    Ue(#[from] crate::ue::UeError),
+    /// A subscriber the benchmark added is not in the lab.
+    #[error("bench user missing")]
+    UserMissing,
+    /// The warm-up message failed (the UE's reason).
+    #[error("{0}")]
+    SendFailed(String),
+    /// The warm-up message got no delivery report in time.
+    #[error("warm-up message not delivered")]
+    NotDelivered,
+}
+
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct ChatBench {
@@ -55,16 +82,14 @@ pub async fn chat(
     messages: usize,
     rate: u64,
     trace: bool,
-) -> Result<ChatBench, String> {
+) -> Result<ChatBench, BenchError> {
     let mut extra = String::new();
     for i in 0..pairs * 2 {
         extra.push_str(&format!(
             "[[subscribers]]\nimpu = [\"sip:b{i}@ims.lab\"]\npassword = \"b{i}-pw\"\n"
         ));
     }
-    let cfg = LabConfig::from_toml_str(&extra)
-        .map_err(|e| e.to_string())?
-        .with_ephemeral_ports();
+    let cfg = LabConfig::from_toml_str(&extra)?.with_ephemeral_ports();
     let dir = std::env::temp_dir().join(format!("rcslab-bench-{}", std::process::id()));
     let lab = Lab::start(
         cfg,
@@ -75,8 +100,7 @@ pub async fn chat(
             hep: None,
         },
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let (_stop, shut) = watch::channel(false);
     let opts = ChatOptions {
         disposition: "positive-delivery".into(),
@@ -85,11 +109,9 @@ pub async fn chat(
     let mut ues = Vec::new();
     for i in 0..pairs * 2 {
         let c = UeConfig::from_lab(&lab.config, &format!("b{i}"), lab.addrs.pcscf)
-            .ok_or("bench user missing")?;
-        let mut ue = Ue::start(c, lab.trace.clone(), shut.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        ue.register(600).await.map_err(|e| e.to_string())?;
+            .ok_or(BenchError::UserMissing)?;
+        let mut ue = Ue::start(c, lab.trace.clone(), shut.clone()).await?;
+        ue.register(600).await?;
         ues.push(ChatUe::start(ue, lab.trace.clone(), opts.clone()));
     }
     // Sessions up: one message each way, waited for.
@@ -208,13 +230,15 @@ fn note(ev: &ChatEvent, sent_at: &mut HashMap<String, Instant>, lat: &mut Vec<Du
     }
 }
 
-async fn wait_delivered(a: &mut ChatUe, id: &str) -> Result<(), String> {
+async fn wait_delivered(a: &mut ChatUe, id: &str) -> Result<(), BenchError> {
     loop {
         match a.next_event(Duration::from_secs(10)).await {
             Some(ChatEvent::Status { message_id, .. }) if message_id == id => return Ok(()),
-            Some(ChatEvent::SendFailed { reason, .. }) => return Err(reason),
+            Some(ChatEvent::SendFailed { reason, .. }) => {
+                return Err(BenchError::SendFailed(reason))
+            }
             Some(_) => {}
-            None => return Err("warm-up message not delivered".into()),
+            None => return Err(BenchError::NotDelivered),
         }
     }
 }

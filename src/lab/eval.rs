@@ -25,6 +25,39 @@ use crate::ue::{Ue, UeConfig};
 use crate::webrsf::client::WebClient;
 use crate::LabConfig;
 
+/// Why the evaluation did not run to the end; the texts are the ones `rcslab eval` has always
+/// printed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The evaluation's lab file does not load.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The evaluation's lab does not start.
+    #[error(transparent)]
+    Lab(#[from] crate::lab::LabError),
+    /// An RCS UE cannot bind its sockets.
+    #[error("{0}")]
+    UeStart(#[from] std::io::Error),
+    /// An RCS UE does not register.
+    #[error(transparent)]
+    Ue(#[from] crate::ue::UeError),
+    /// A user the evaluation added or planned is not there (the text says which kind).
+    #[error("{0}")]
+    Missing(&'static str),
+    /// A web user's login, channel or request failed (the WebRSF client's text).
+    #[error("{0}")]
+    Web(String),
+    /// A chat task panicked or was cancelled.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<String> for EvalError {
+    fn from(why: String) -> Self {
+        EvalError::Web(why)
+    }
+}
+
 /// Messages counted for one client kind in one phase.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
@@ -88,7 +121,7 @@ pub async fn webrsf(
     chats: f64,
     later: usize,
     seed: u64,
-) -> Result<EvalReport, String> {
+) -> Result<EvalReport, EvalError> {
     let mut extra = String::new();
     for i in 0..rcs_users {
         extra.push_str(&format!(
@@ -101,9 +134,7 @@ pub async fn webrsf(
         ));
     }
     extra.push_str("[pcscf]\nsubscribe_reg = false\n[webrsf]\nkeepalive_secs = 600\n");
-    let cfg = LabConfig::from_toml_str(&extra)
-        .map_err(|e| e.to_string())?
-        .with_ephemeral_ports();
+    let cfg = LabConfig::from_toml_str(&extra)?.with_ephemeral_ports();
     let dir = std::env::temp_dir().join(format!("rcslab-eval-{}", std::process::id()));
     let lab = Lab::start(
         cfg,
@@ -114,8 +145,7 @@ pub async fn webrsf(
             hep: None,
         },
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let r = run(&lab, rcs_users, web_users, chats, later, seed).await;
     lab.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -129,7 +159,7 @@ async fn run(
     mean: f64,
     later: usize,
     seed: u64,
-) -> Result<EvalReport, String> {
+) -> Result<EvalReport, EvalError> {
     let (_stop, shut) = watch::channel(false);
     let opts = ChatOptions {
         disposition: "positive-delivery".into(),
@@ -138,12 +168,10 @@ async fn run(
     let mut rcs = Vec::new();
     for i in 0..rcs_users {
         let c = UeConfig::from_lab(&lab.config, &format!("r{i}"), lab.addrs.pcscf)
-            .ok_or("eval user missing")?;
-        let mut ue = Ue::start(c, lab.trace.clone(), shut.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+            .ok_or(EvalError::Missing("eval user missing"))?;
+        let mut ue = Ue::start(c, lab.trace.clone(), shut.clone()).await?;
         lab.name_addr(ue.local_addr(), &format!("UE r{i}"));
-        ue.register(600).await.map_err(|e| e.to_string())?;
+        ue.register(600).await?;
         rcs.push(ChatUe::start(ue, lab.trace.clone(), opts.clone()));
     }
     // Web users: logged in, channel open, the paper's client answering events; reports about
@@ -213,7 +241,7 @@ async fn run(
         let kinds: Vec<bool> = plan.iter().map(|&p| p < rcs_users).collect();
         match who {
             Who::Rcs => {
-                let mut ue = rcs_it.next().ok_or("missing UE")?;
+                let mut ue = rcs_it.next().ok_or(EvalError::Missing("missing UE"))?;
                 tasks.push(tokio::spawn(async move {
                     let mut done = 0usize;
                     for (i, (&p, peer)) in plan.iter().zip(&peers).enumerate() {
@@ -240,7 +268,9 @@ async fn run(
                 }));
             }
             Who::Web => {
-                let (c, mut rx) = web_it.next().ok_or("missing web user")?;
+                let (c, mut rx) = web_it
+                    .next()
+                    .ok_or(EvalError::Missing("missing web user"))?;
                 tasks.push(tokio::spawn(async move {
                     let mut done = 0usize;
                     for (i, (&p, peer)) in plan.iter().zip(&peers).enumerate() {
@@ -295,7 +325,7 @@ async fn run(
     let mut chats = 0;
     let mut keep = Vec::new();
     for t in tasks {
-        let (d, ue, web) = t.await.map_err(|e| e.to_string())?;
+        let (d, ue, web) = t.await?;
         chats += d;
         keep.push((ue, web));
     }
@@ -387,7 +417,7 @@ fn tally(lab: &Lab, firsts: &HashSet<String>) -> ((Counts, Counts), (Counts, Cou
             .iter()
             .any(|f| !f.is_empty() && s.contains(f.as_str()))
     };
-    for e in crate::trace::export::wire_events(trace) {
+    for e in crate::trace_view::export::wire_events(trace) {
         let http = matches!(e.protocol, Protocol::Http);
         let (src, dst) = (named(e.src(), http, e.at), named(e.dst(), http, e.at));
         let client_rcs = !http && (src.starts_with("UE ") || dst.starts_with("UE "));

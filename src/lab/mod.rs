@@ -512,7 +512,7 @@ impl Lab {
         ladder_of(&self.trace, |a| self.name_of(a))
     }
 
-    /// What was recorded, as `text`, `mermaid` or `pcap` (see [`crate::trace::export`]).
+    /// What was recorded, as `text`, `mermaid` or `pcap` (see [`crate::trace_view::export`]).
     pub fn export(&self, format: &str) -> Option<Vec<u8>> {
         self.recorder.export(format)
     }
@@ -542,7 +542,7 @@ pub fn timed_ladder_with_notes(
     trace: &Trace,
     name: impl Fn(SocketAddr) -> String,
 ) -> Vec<(Duration, String)> {
-    let events = crate::trace::export::wire_events(trace);
+    let events = crate::trace_view::export::wire_events(trace);
     let ues = registered_names(&events, &name);
     let named = |a: SocketAddr| ues.get(&a).cloned().unwrap_or_else(|| name(a));
     // The roles view: each CSCF named by the side it acts for (`S-CSCF orig`).
@@ -571,7 +571,7 @@ pub fn ladder_of(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<Ladd
 /// The nodes' notes with their times, each as `[NODE] text` (the node named as in ladders;
 /// a UE by the identity it registered).
 pub fn timed_notes(trace: &Trace, name: impl Fn(SocketAddr) -> String) -> Vec<(Duration, String)> {
-    let events = crate::trace::export::wire_events(trace);
+    let events = crate::trace_view::export::wire_events(trace);
     let ues = registered_names(&events, &name);
     trace
         .notes()

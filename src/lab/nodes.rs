@@ -394,7 +394,10 @@ pub(crate) fn start_hss(
             watchdog_interval: dia.timers().tw,
             request_timeout: Duration::from_millis(dia.request_timeout_ms.max(1)),
         },
-        handler: ctx.metrics.diameter("HSS", Arc::new(CxServer(hss.clone()))),
+        handler: crate::diameter::metered::metered(
+            ctx.metrics.diameter_answered("HSS"),
+            Arc::new(CxServer(hss.clone())),
+        ),
         peers,
         trace: ctx.trace.clone(),
         lab_shutdown: ctx.shut.clone(),
@@ -560,7 +563,10 @@ pub(crate) async fn start_scscf(
             which.label,
             which.origin_host.clone(),
             ep.local_addr(),
-            ctx.metrics.diameter(which.label, Arc::new(cx.clone())),
+            crate::diameter::metered::metered(
+                ctx.metrics.diameter_answered(which.label),
+                Arc::new(cx.clone()),
+            ),
             peers.hss,
             wait_hss,
         )
@@ -598,8 +604,10 @@ pub(crate) async fn start_icscf(
         .cx_link(
             "I-CSCF",
             ep.local_addr(),
-            ctx.metrics
-                .diameter("I-CSCF", Arc::new(crate::cscf::scscf::CxClientHandler)),
+            crate::diameter::metered::metered(
+                ctx.metrics.diameter_answered("I-CSCF"),
+                Arc::new(crate::cscf::scscf::CxClientHandler),
+            ),
             peers.hss,
             wait_hss,
         )

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::lab::views;
 use crate::trace::filter::TraceFilter;
-use crate::trace::{export, Trace, TraceEvent};
+use crate::trace::{Trace, TraceEvent};
+use crate::trace_view::export;
 
 /// The flight recorder with the lab's address book: what `rcslab trace export` reads.
 #[derive(Clone)]
@@ -138,7 +139,8 @@ impl Recorder {
         let own = |a: SocketAddr| self.name_of(a);
         let ues = registered_names(&events, &own);
         let name = |a: SocketAddr| ues.get(&a).cloned().unwrap_or_else(|| self.name_of(a));
-        let (events, notes) = filter.apply(events, self.trace.notes(), &name);
+        let (events, notes) =
+            crate::trace_view::filter::apply(filter, events, self.trace.notes(), &name);
         match format {
             "text" => Some(export::text(&events, &notes, &name).into_bytes()),
             "mermaid" => Some(export::mermaid(&events, &notes, &name).into_bytes()),

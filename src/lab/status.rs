@@ -374,6 +374,26 @@ pub fn render(s: &Status) -> String {
     o
 }
 
+/// Why `rcslab status` has nothing to print.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// No lab answers for the data dir.
+    #[error("no lab is running on {} (start one with `rcslab up --data-dir {}`)", .0.display(), .0.display())]
+    NoLab(std::path::PathBuf),
+    /// The admin API could not be reached or read.
+    #[error("the lab's admin API at {addr} failed: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// The admin API answered with another status than 200.
+    #[error("the lab answered {code}: {body}")]
+    Answered { code: u16, body: String },
+    /// `GET /status` answered a body that is no status.
+    #[error("the lab's status did not parse: {0}")]
+    Parse(#[from] serde_json::Error),
+}
+
 /// What `rcslab status` prints: `GET /status` of the lab behind `api` (the one running on
 /// `data_dir`, `None` when none answers), rendered for people or, with `json`, as the API
 /// gave it. The error names the data dir; the caller exits with 1.
@@ -381,26 +401,24 @@ pub async fn fetch(
     api: Option<crate::hss::admin_client::AdminClient>,
     data_dir: &std::path::Path,
     json: bool,
-) -> Result<String, String> {
+) -> Result<String, StatusError> {
     let Some(api) = api else {
-        return Err(format!(
-            "no lab is running on {} (start one with `rcslab up --data-dir {}`)",
-            data_dir.display(),
-            data_dir.display()
-        ));
+        return Err(StatusError::NoLab(data_dir.to_path_buf()));
     };
     let (code, body) = api
         .call(hyper::Method::GET, "/status", None)
         .await
-        .map_err(|e| format!("the lab's admin API at {} failed: {e}", api.addr))?;
+        .map_err(|source| StatusError::Admin {
+            addr: api.addr,
+            source,
+        })?;
     if code != 200 {
-        return Err(format!("the lab answered {code}: {body}"));
+        return Err(StatusError::Answered { code, body });
     }
     if json {
         return Ok(format!("{}\n", body.trim_end()));
     }
-    let s: Status =
-        serde_json::from_str(&body).map_err(|e| format!("the lab's status did not parse: {e}"))?;
+    let s: Status = serde_json::from_str(&body)?;
     Ok(render(&s))
 }
 

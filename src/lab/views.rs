@@ -64,7 +64,7 @@ pub fn timed_ladder_of(
             name(trace.resolve_at(a, at))
         }
     };
-    crate::trace::export::wire_events(trace)
+    crate::trace_view::export::wire_events(trace)
         .iter()
         .map(|e| {
             (
@@ -111,7 +111,7 @@ pub fn timed_ladder_view(
             name(trace.resolve_at(a, at))
         }
     };
-    let events = crate::trace::export::wire_events(trace);
+    let events = crate::trace_view::export::wire_events(trace);
     // UE1: whoever sent the first chat INVITE (else the first INVITE or MESSAGE).
     let mut ue1: Option<String> = None;
     let mut ue_aor: HashMap<String, String> = HashMap::new();

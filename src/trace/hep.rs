@@ -269,9 +269,22 @@ pub fn diameter_session_id(msg: &[u8]) -> Option<&str> {
     None
 }
 
+/// Why a `--hep` target does not read; the text names what was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected HOST:PORT (e.g. 127.0.0.1:9060), got '{given}': {why}")]
+pub struct HepTargetError {
+    /// What was given.
+    pub given: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
 /// Reads `HOST:PORT` (an IP literal or a host name, resolved once) for `--hep`.
-pub fn parse_target(s: &str) -> Result<SocketAddr, String> {
-    let bad = |why: String| format!("expected HOST:PORT (e.g. 127.0.0.1:9060), got '{s}': {why}");
+pub fn parse_target(s: &str) -> Result<SocketAddr, HepTargetError> {
+    let bad = |why: String| HepTargetError {
+        given: s.to_string(),
+        why,
+    };
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -603,10 +616,11 @@ mod tests {
             Ok("127.0.0.1:9060".parse().unwrap())
         );
         assert_eq!(parse_target("localhost:9060").map(|a| a.port()), Ok(9060));
-        let e = parse_target("127.0.0.1").unwrap_err();
+        let e = parse_target("127.0.0.1").unwrap_err().to_string();
         assert!(e.contains("HOST:PORT") && e.contains("no port"), "{e}");
         assert!(parse_target("host:99999")
             .unwrap_err()
+            .to_string()
             .contains("not a port"));
     }
 

@@ -8,7 +8,6 @@
 //! The same record path feeds the live HEPv3 tap (`rcslab up --hep`, [`hep`]) when there is
 //! one, with or without the ring: a trace with neither costs one branch per message.
 
-pub mod export;
 pub mod filter;
 pub mod hep;
 pub mod redact;

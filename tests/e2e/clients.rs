@@ -327,7 +327,7 @@ impl Linphone {
 /// Names each client in the lab's ladders (`UE alice`) after the identity it registered, so
 /// the names survive clearing the trace.
 fn name_registered_clients(lab: &Lab) {
-    let events = rcslab::trace::export::wire_events(&lab.trace);
+    let events = rcslab::trace_view::export::wire_events(&lab.trace);
     for (addr, name) in rcslab::lab::registered_names(&events, &|a| lab.name_of(a)) {
         lab.name_addr(addr, &name);
     }
@@ -475,7 +475,7 @@ async fn baresip_and_linphone(tcp: bool) {
     );
     // Credentials a client sends are for the core (the S-CSCF's registrar): no request the
     // P-CSCF passes to a UE carries them.
-    for e in rcslab::trace::export::wire_events(&lab.trace) {
+    for e in rcslab::trace_view::export::wire_events(&lab.trace) {
         let text = String::from_utf8_lossy(&e.bytes);
         if lab.name_of(e.src()) == "P-CSCF" && lab.name_of(e.dst()).starts_with("UE ") {
             assert!(

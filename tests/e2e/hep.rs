@@ -244,7 +244,7 @@ async fn hep_collector_gets_every_leg_with_node_names_and_tshark_decodes_them() 
         })
         .collect();
     let pcap = dir.path().join("hep.pcap");
-    std::fs::write(&pcap, rcslab::trace::export::pcap(&events)).unwrap();
+    std::fs::write(&pcap, rcslab::trace_view::export::pcap(&events)).unwrap();
     let lua = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hep3.lua");
     let tshark = |extra: &[&str]| {
         let out = std::process::Command::new("tshark")
@@ -397,7 +397,9 @@ async fn sngrep_listening_for_hep_sees_the_internal_legs() {
 /// A bad `--hep` target is refused with a message that says what is expected.
 #[test]
 fn a_bad_hep_target_is_a_clear_error() {
-    let e = rcslab::trace::hep::parse_target("nohost").unwrap_err();
+    let e = rcslab::trace::hep::parse_target("nohost")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("HOST:PORT") && e.contains("nohost"), "{e}");
     let e = LabConfig::from_toml_str("[trace]\nhep = \"127.0.0.1:x\"\n").unwrap_err();
     assert!(e.to_string().contains("[trace] hep"), "{e}");
