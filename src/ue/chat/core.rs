@@ -400,13 +400,20 @@ impl ChatCore {
         let mut peers = Vec::new();
         let mut unsent: Vec<String> = self.tids.drain().map(|(_, id)| id).collect();
         self.deadlines.clear();
+        let mut owed = Vec::new();
         for (peer, s) in self.sessions.drain() {
             unsent.extend(s.queue.iter().map(|(id, _)| id.clone()));
+            // Reports asked for while the session was coming up still go, in SIP MESSAGEs
+            // (RFC 5438 §6.2; TS 24.229 pager mode): the application has acknowledged them.
+            owed.extend(s.reports.iter().cloned());
             peers.push(peer);
             if let Some(mut d) = s.dialog {
                 d.cseq += 1;
                 byes.push(d);
             }
+        }
+        for (message_id, status) in owed {
+            self.report_by_message(&message_id, status);
         }
         unsent.sort();
         unsent.dedup();
@@ -755,6 +762,38 @@ impl ChatCore {
         } else if let Some(r) = self.received.remove(message_id) {
             self.report_on(now, &r.peer, &r.cpim, status);
         }
+    }
+
+    /// A report on a received message sent in a SIP MESSAGE (no session to carry it), when
+    /// its sender asked for it and it was not sent yet.
+    fn report_by_message(&mut self, message_id: &str, status: ImdnStatus) {
+        let Some(r) = self.received.get_mut(message_id) else {
+            return;
+        };
+        if matches!(status, ImdnStatus::Delivered) {
+            if r.delivered {
+                return;
+            }
+            r.delivered = true;
+        }
+        let (peer, cpim) = (r.peer.clone(), r.cpim.clone());
+        if !matches!(status, ImdnStatus::Delivered) || !cpim.wants("display") {
+            self.received.remove(message_id);
+        }
+        let wanted = match status {
+            ImdnStatus::Displayed => "display",
+            _ => "positive-delivery",
+        };
+        if !cpim.wants(wanted) {
+            return;
+        }
+        let doc = rcs::imdn_message(&self.impu, &peer, &cpim, status).to_bytes();
+        self.out.push_back(Output::ImdnMessage {
+            peer,
+            about: message_id.to_string(),
+            status,
+            cpim: doc,
+        });
     }
 
     /// An IMDN about `about` (from `peer`), when its sender asked for that disposition

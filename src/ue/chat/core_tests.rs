@@ -564,3 +564,47 @@ fn a_plain_pager_message_is_shown_without_a_report() {
         })]
     );
 }
+
+/// A report the application asked for while our INVITE to the same peer was still out is
+/// held for the session; when the client closes everything before the session comes up (a
+/// web user logging out), the report goes in a SIP MESSAGE instead of being lost.
+#[test]
+fn a_report_held_for_a_session_still_goes_when_the_client_closes() {
+    let t0 = Instant::now();
+    let mut c = core(ChatOptions {
+        auto_delivered: false,
+        ..ChatOptions::default()
+    });
+    send(&mut c, t0, "a1", "hello");
+    drain(&mut c);
+    let theirs = rcs::text_message(BOB, ME, "b1", "hi", Some("positive-delivery"));
+    c.handle(
+        t0,
+        Input::Cpim {
+            peer: BOB.into(),
+            cpim: theirs,
+        },
+    );
+    drain(&mut c);
+    c.handle(
+        t0,
+        Input::Report {
+            message_id: "b1".into(),
+            status: ImdnStatus::Delivered,
+        },
+    );
+    assert!(
+        drain(&mut c).is_empty(),
+        "held while the INVITE is out (as before)"
+    );
+    c.close_all();
+    let out = drain(&mut c);
+    let imdns: Vec<(&str, &str)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::ImdnMessage { peer, about, .. } => Some((peer.as_str(), about.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(imdns, vec![(BOB, "b1")], "{out:?}");
+}

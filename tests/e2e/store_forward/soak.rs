@@ -47,6 +47,10 @@ struct Incarnation {
     /// A web user's token (Some for a web user).
     token: Option<String>,
     stop: watch::Sender<bool>,
+    /// A web user's client task: on leaving, it finishes acknowledging what it fetched before
+    /// it logs out (a client that logs out between `GET Chat/Media` and its `PUT` leaves
+    /// those messages unacknowledged: T-IM keeps them `sent`, their sender gets no IMDN).
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Soak users from this index on are web users of the WebRSF gateway (`RCSLAB_SOAK_WEB=0`
@@ -82,7 +86,7 @@ async fn come_online_web(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> In
         user.to_string(),
         token.clone(),
     );
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let ev = tokio::select! {
                 e = ch.try_next(Duration::from_secs(120)) => e,
@@ -127,6 +131,7 @@ async fn come_online_web(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> In
         chat: None,
         token: Some(token),
         stop,
+        task: Some(task),
     }
 }
 
@@ -138,6 +143,9 @@ impl Incarnation {
         }
         if let Some(token) = &self.token {
             let _ = self.stop.send(true);
+            if let Some(task) = self.task {
+                let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            }
             let (s, v) = crate::web::call(
                 lab.addrs.webrsf,
                 hyper::Method::DELETE,
@@ -181,6 +189,7 @@ async fn come_online_rcs(lab: &Lab, user: &str, log: &Arc<Mutex<SoakLog>>) -> In
         chat: Some(chat),
         token: None,
         stop,
+        task: None,
     }
 }
 
