@@ -16,6 +16,10 @@ command -v sngrep >/dev/null 2>&1 || need+=(sngrep)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)
 command -v svcrack >/dev/null 2>&1 || need+=(sipvicious)
+# curl: README's walkthrough (/metrics) and the namespace test's WebRSF login; iproute2: the
+# namespace lab (`ip netns`, scripts/netns-lab.sh).
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
 [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 [ -e "$KAMAILIO_MODULES/ims_icscf.so" ] || need+=(kamailio-ims-modules)
@@ -34,5 +38,6 @@ $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 command -v sipp >/dev/null && command -v tshark >/dev/null && command -v sngrep >/dev/null
 command -v baresip >/dev/null && command -v linphonec >/dev/null
 command -v svwar >/dev/null && command -v svcrack >/dev/null
+command -v curl >/dev/null && command -v ip >/dev/null
 [ -x /usr/sbin/kamailio ] && [ -e "$KAMAILIO_MODULES/ims_icscf.so" ] && [ -e "$KAMAILIO_MODULES/presence.so" ]
 echo "install-peers: ok ($(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1), $(tshark --version | head -1), $(/usr/sbin/kamailio -v | head -1))" >&2

@@ -116,6 +116,54 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
     }
 }
 
+/// What every node of a process shares, made once for `up` ([`Lab::start`]) and for
+/// `run` ([`run`]): the recorder and its HEP tap (the sender task started), SIP timers, the
+/// shutdown signal and the metrics registry.
+pub(crate) struct Wiring {
+    pub(crate) trace: Trace,
+    pub(crate) timers: TimerConfig,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) shut_rx: watch::Receiver<bool>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) recorder: Recorder,
+}
+
+impl Wiring {
+    pub(crate) fn new(config: &LabConfig, opts: &LabOptions) -> Wiring {
+        // `[trace] hep` (or `opts.hep`): every message goes live to the HEP collector, named.
+        let hep = opts.hep.or_else(|| config.trace.hep_target());
+        let (tap, hep_queue) = match hep {
+            Some(_) => {
+                let (t, q) = crate::trace::hep::HepTap::channel();
+                (Some(t), Some(q))
+            }
+            None => (None, None),
+        };
+        let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), tap);
+        let (shutdown, shut_rx) = watch::channel(false);
+        let recorder = Recorder {
+            trace: trace.clone(),
+            names: Arc::new(Mutex::new(HashMap::new())),
+        };
+        if let (Some(target), Some(queue)) = (hep, hep_queue) {
+            tokio::spawn(crate::trace::hep::run_sender(
+                queue,
+                target,
+                recorder.hep_namer(),
+                shut_rx.clone(),
+            ));
+        }
+        Wiring {
+            trace,
+            timers: opts.timers.unwrap_or_else(|| config.sip.timers()),
+            shutdown,
+            shut_rx,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            recorder,
+        }
+    }
+}
+
 /// Start-up options.
 #[derive(Debug, Clone, Default)]
 pub struct LabOptions {
@@ -241,30 +289,14 @@ impl Lab {
         opts: LabOptions,
     ) -> Result<Lab, LabError> {
         let t0 = Instant::now();
-        let hep = opts.hep.or_else(|| config.trace.hep_target());
-        let (tap, hep_queue) = match hep {
-            Some(_) => {
-                let (t, q) = crate::trace::hep::HepTap::channel();
-                (Some(t), Some(q))
-            }
-            None => (None, None),
-        };
-        let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), tap);
-        let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
-        let (shutdown, shut_rx) = watch::channel(false);
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let recorder = Recorder {
-            trace: trace.clone(),
-            names: Arc::new(Mutex::new(HashMap::new())),
-        };
-        if let (Some(target), Some(queue)) = (hep, hep_queue) {
-            tokio::spawn(crate::trace::hep::run_sender(
-                queue,
-                target,
-                recorder.hep_namer(),
-                shut_rx.clone(),
-            ));
-        }
+        let Wiring {
+            trace,
+            timers,
+            shutdown,
+            shut_rx,
+            metrics,
+            recorder,
+        } = Wiring::new(&config, &opts);
         let store = Arc::new(nodes::open_store(data_dir)?);
         let n = config.nodes.clone();
 

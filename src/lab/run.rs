@@ -18,7 +18,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -155,31 +155,14 @@ pub async fn start(
     data_dir: &Path,
     opts: LabOptions,
 ) -> Result<RunningNode, LabError> {
-    // `[trace] hep` (or `opts.hep`): this node's messages go live to the HEP collector, named.
-    let hep = opts.hep.or_else(|| config.trace.hep_target());
-    let (tap, hep_queue) = match hep {
-        Some(_) => {
-            let (t, q) = crate::trace::hep::HepTap::channel();
-            (Some(t), Some(q))
-        }
-        None => (None, None),
-    };
-    let trace = Trace::with_ring_and_tap(opts.trace.then(|| config.trace.limits()), tap);
-    let timers = opts.timers.unwrap_or_else(|| config.sip.timers());
-    let (shutdown, shut_rx) = watch::channel(false);
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let recorder = Recorder {
-        trace: trace.clone(),
-        names: Arc::new(Mutex::new(Default::default())),
-    };
-    if let (Some(target), Some(queue)) = (hep, hep_queue) {
-        tokio::spawn(crate::trace::hep::run_sender(
-            queue,
-            target,
-            recorder.hep_namer(),
-            shut_rx.clone(),
-        ));
-    }
+    let super::Wiring {
+        trace,
+        timers,
+        shutdown,
+        shut_rx,
+        metrics,
+        recorder,
+    } = super::Wiring::new(config, &opts);
     let n = config.nodes.clone();
     let scscfs = nodes::ScscfAt::all(config);
     for s in scscfs.iter().skip(1) {

@@ -434,9 +434,9 @@ pub async fn run_sender(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let bind: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
     } else {
-        "[::]:0".parse().expect("literal")
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     };
     let sock = match tokio::net::UdpSocket::bind(bind).await {
         Ok(s) => s,

@@ -69,53 +69,5 @@ impl CxMessage for LocationInfoRequest {
     }
 }
 
-/// Location-Info-Answer (§6.1.6).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocationInfoAnswer {
-    /// Session-Id.
-    pub session_id: String,
-    /// Origin-Host.
-    pub origin_host: String,
-    /// Origin-Realm.
-    pub origin_realm: String,
-    /// Result.
-    pub result: CxResult,
-    /// Server-Name.
-    pub server_name: Option<String>,
-    /// Server-Capabilities.
-    pub server_capabilities: Option<ServerCapabilities>,
-}
-
-impl CxMessage for LocationInfoAnswer {
-    const COMMAND_CODE: u32 = CMD_LOCATION_INFO;
-    const IS_REQUEST: bool = false;
-
-    fn encode(&self) -> Message {
-        let mut m = answer_head(
-            Self::COMMAND_CODE,
-            &self.session_id,
-            &self.result,
-            &self.origin_host,
-            &self.origin_realm,
-        );
-        if let Some(s) = &self.server_name {
-            m.push(vs(AVP_SERVER_NAME, s));
-        }
-        if let Some(c) = &self.server_capabilities {
-            m.push(c.to_avp());
-        }
-        m
-    }
-
-    fn decode(m: &Message) -> Result<Self, CxError> {
-        let h = read_head(m)?;
-        Ok(LocationInfoAnswer {
-            result: read_result(m)?,
-            server_name: opt_str(&m.avps, AVP_SERVER_NAME, V)?,
-            server_capabilities: ServerCapabilities::from_avps(m)?,
-            session_id: h.session_id,
-            origin_host: h.origin_host,
-            origin_realm: h.origin_realm,
-        })
-    }
-}
+/// Location-Info-Answer (§6.1.6): the same AVPs as the UAA.
+pub type LocationInfoAnswer = super::uar::ServingAnswer<CMD_LOCATION_INFO>;

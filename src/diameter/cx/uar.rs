@@ -123,9 +123,12 @@ impl CxMessage for UserAuthorizationRequest {
     }
 }
 
-/// User-Authorization-Answer (§6.1.2).
+/// The answer that names the serving S-CSCF, or what it must be able to do: the
+/// User-Authorization-Answer (§6.1.2) and the Location-Info-Answer (§6.1.6) carry the same
+/// AVPs (TS 29.229 §6.1.2, §6.1.6: Server-Name or Server-Capabilities), so one type serves
+/// both, told apart by the command code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserAuthorizationAnswer {
+pub struct ServingAnswer<const CMD: u32> {
     /// Session-Id.
     pub session_id: String,
     /// Origin-Host.
@@ -140,8 +143,11 @@ pub struct UserAuthorizationAnswer {
     pub server_capabilities: Option<ServerCapabilities>,
 }
 
-impl CxMessage for UserAuthorizationAnswer {
-    const COMMAND_CODE: u32 = CMD_USER_AUTHORIZATION;
+/// User-Authorization-Answer (§6.1.2).
+pub type UserAuthorizationAnswer = ServingAnswer<CMD_USER_AUTHORIZATION>;
+
+impl<const CMD: u32> CxMessage for ServingAnswer<CMD> {
+    const COMMAND_CODE: u32 = CMD;
     const IS_REQUEST: bool = false;
 
     fn encode(&self) -> Message {
@@ -163,7 +169,7 @@ impl CxMessage for UserAuthorizationAnswer {
 
     fn decode(m: &Message) -> Result<Self, CxError> {
         let h = read_head(m)?;
-        Ok(UserAuthorizationAnswer {
+        Ok(ServingAnswer {
             result: read_result(m)?,
             server_name: opt_str(&m.avps, AVP_SERVER_NAME, V)?,
             server_capabilities: ServerCapabilities::from_avps(m)?,
