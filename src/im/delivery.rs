@@ -519,8 +519,8 @@ impl ImServer {
                 .new_request(Method::Message, user, from, 1, Transport::Tcp);
             let call_id = req.headers.get("Call-ID").unwrap_or_default().to_string();
             req.headers.push("P-Asserted-Identity", format!("<{from}>"));
-            if let Some(route) = self.scscf.get() {
-                req.headers.push("Route", route.clone());
+            if let Some(route) = self.scscf_route_for(user) {
+                req.headers.push("Route", route);
             }
             if cpim {
                 req.headers.push("Content-Type", "message/cpim");
@@ -620,8 +620,8 @@ impl ImServer {
             req.headers
                 .push("P-Asserted-Identity", format!("<{}>", r.from));
             req.headers.push("Accept-Contact", rcs::ACCEPT_IMDN);
-            if let Some(route) = self.scscf.get() {
-                req.headers.push("Route", route.clone());
+            if let Some(route) = self.scscf_route_for(user) {
+                req.headers.push("Route", route);
             }
             req.headers.push("Content-Type", "message/cpim");
             req.body = Bytes::from(r.cpim());

@@ -95,8 +95,9 @@ pub struct ImServer {
     hub: Hub,
     store: Option<ImStore>,
     ttl: Duration,
-    /// Users the S-CSCF told us are registered (third-party REGISTER), until when.
-    online: Mutex<HashMap<String, Instant>>,
+    /// Users an S-CSCF told us are registered (third-party REGISTER): until when, and
+    /// through which S-CSCF.
+    online: Mutex<HashMap<String, Online>>,
     sessions: Mutex<HashMap<u64, TimSession>>,
     /// Call-IDs of requests T-IM originated (they come back to it through the callee's iFC).
     own_calls: Mutex<HashSet<String>>,
@@ -105,6 +106,18 @@ pub struct ImServer {
     scscf: OnceLock<String>,
     /// T-IM: one delivery worker per recipient with something waiting ([`delivery`]).
     workers: Mutex<HashMap<String, delivery::Worker>>,
+}
+
+/// A user a third-party REGISTER said is registered.
+struct Online {
+    until: Instant,
+    /// The Route to the S-CSCF that registered them.
+    scscf: Option<String>,
+}
+
+/// A loose Route to the S-CSCF at `host:port` over the Mw transport.
+fn scscf_route(host: &str, port: u16) -> String {
+    format!("<sip:{host}:{port};transport=tcp;lr>")
 }
 
 /// Chat sessions T-IM holds at most; beyond, new chats get 503 (overload is answered).
@@ -190,15 +203,29 @@ impl ImServer {
         self.hub.local_addr()
     }
 
-    /// Tells T-IM how to reach the S-CSCF for requests it originates.
+    /// Tells T-IM how to reach the S-CSCF for requests it originates to a user no third-party
+    /// REGISTER told it about (the first S-CSCF of the lab).
     pub fn set_scscf(&self, addr: SocketAddr, _domain: &str) {
         let host = match addr.ip() {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        let _ = self
-            .scscf
-            .set(format!("<sip:{host}:{};transport=tcp;lr>", addr.port()));
+        let _ = self.scscf.set(scscf_route(&host, addr.port()));
+    }
+
+    /// The Route of a request T-IM originates towards `impu`: the S-CSCF whose third-party
+    /// REGISTER said `impu` is registered (TS 24.229 §5.4.1.7: its Contact is that S-CSCF),
+    /// so that with several S-CSCFs the request reaches the one that serves the user (any
+    /// other would not find the registration and ask the HSS to serve an unregistered user
+    /// it is not assigned); else the lab's first S-CSCF.
+    pub(crate) fn scscf_route_for(&self, impu: &str) -> Option<String> {
+        let serving = crate::store::canonical_identity(impu).ok().and_then(|k| {
+            self.online
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&k).and_then(|o| o.scscf.clone()))
+        });
+        serving.or_else(|| self.scscf.get().cloned())
     }
 
     /// The message store (T-IM).
@@ -214,7 +241,7 @@ impl ImServer {
         self.online
             .lock()
             .ok()
-            .and_then(|m| m.get(&k).copied())
+            .and_then(|m| m.get(&k).map(|o| o.until))
             .is_some_and(|t| t > Instant::now())
     }
 
@@ -360,11 +387,18 @@ impl ImServer {
             .get("Expires")
             .and_then(|e| e.trim().parse().ok())
             .unwrap_or(3600);
+        // TS 24.229 §5.4.1.7: the Contact of the third-party REGISTER is the S-CSCF's URI.
+        let scscf = req
+            .headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .and_then(|na| Some(scscf_route(na.uri.host()?, na.uri.port().unwrap_or(5060))));
         if let (Some(impu), Ok(mut m)) = (impu.clone(), self.online.lock()) {
             if expires == 0 {
                 m.remove(&impu);
             } else {
-                m.insert(impu, Instant::now() + Duration::from_secs(expires));
+                let until = Instant::now() + Duration::from_secs(expires);
+                m.insert(impu, Online { until, scscf });
             }
             // Bounded: registrations that lapsed are forgotten by the sweep (`expire`, each
             // second), not here: a scan per REGISTER cost O(users) per registration.

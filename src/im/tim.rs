@@ -201,7 +201,7 @@ impl ImServer {
                 .lock()
                 .map(|mut o| o.insert(call_id.clone()))
                 .ok();
-            self.scscf.get().cloned().into_iter().collect()
+            self.scscf_route_for(&s.to).into_iter().collect()
         } else {
             route_back
         };
@@ -440,7 +440,7 @@ impl ImServer {
     pub(super) async fn expire(self: Arc<Self>) {
         if let Ok(mut m) = self.online.lock() {
             let now = std::time::Instant::now();
-            m.retain(|_, until| *until > now);
+            m.retain(|_, o| o.until > now);
         }
         let Some(st) = self.store.clone() else { return };
         let now = store::now_ms();

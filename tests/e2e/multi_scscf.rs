@@ -405,3 +405,118 @@ async fn two_rcslab_run_scscf_processes_behind_one_icscf() {
         stop(n, child).await;
     }
 }
+
+/// Store and forward across S-CSCFs (TS 24.229 §5.4.1.7, §5.7.3): bob, on the first S-CSCF,
+/// sends a chat message to alice, on S-CSCF2, while she is offline; T-IM stores it. When alice
+/// registers, S-CSCF2's third-party REGISTER tells T-IM she is back, and T-IM's delivery (bob
+/// has closed the chat, so T-IM originates it)
+/// goes to S-CSCF2 (the Contact of that REGISTER), which serves her, not to the lab's first
+/// S-CSCF (which would not find her registration and would ask the HSS to serve her as an
+/// unregistered user). Her IMDN "delivered" reaches bob, and no SAR other than her own
+/// REGISTRATION one is sent.
+#[tokio::test]
+async fn a_message_stored_for_a_user_on_the_second_scscf_goes_out_through_it() {
+    use crate::chat::chat_ue;
+    use rcslab::cpim::ImdnStatus;
+    use rcslab::ue::chat::{ChatEvent, ChatOptions, SessionStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    // The default iFC (third-party REGISTER to T-IM, chat through O-IM and T-IM).
+    let toml = TWO_SCSCFS.replace("default_ifc = []\n", "") + "[hss]\nassignment = \"name\"\n";
+    let lab = lab_with(dir.path(), &toml).await;
+    let (_stop, shut) = watch::channel(false);
+    let opts = ChatOptions {
+        disposition: "positive-delivery".into(),
+        ..ChatOptions::default()
+    };
+    let mut bob = chat_ue(&lab, "bob", &shut, opts.clone()).await;
+    lab.trace.clear();
+    assert!(registered_at(&lab, "S-CSCF", "bob"));
+    let id = bob.send("sip:alice@ims.lab", "kept for you").await;
+    // T-IM says it stored the message (Warning 399 on its 200) and the session is up.
+    let (mut stored, mut up) = (false, false);
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(stored && up) {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match bob.next_event(left).await {
+            Some(ChatEvent::Stored { message_id, .. }) if message_id == id => stored = true,
+            Some(ChatEvent::Session {
+                status: SessionStatus::Accepted,
+                ..
+            }) => up = true,
+            Some(ChatEvent::SendFailed { reason, .. }) => panic!("not stored: {reason}"),
+            Some(_) => {}
+            None => panic!("stored {stored}, session up {up}"),
+        }
+    }
+    // bob ends the chat: the stored message no longer has a live session to follow (the odi
+    // Route alice's S-CSCF gave T-IM), so T-IM originates its own delivery.
+    bob.close("sip:alice@ims.lab");
+    crate::eventually("T-IM to end bob's chat", || {
+        flow(&lab).iter().any(|l| l == "T-IM -> S-CSCF2 SIP 200")
+            && flow(&lab).iter().any(|l| l == "UE bob -> P-CSCF SIP BYE")
+    })
+    .await;
+    lab.trace.clear();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts).await;
+    assert!(registered_at(&lab, "S-CSCF2", "alice"));
+    let until = tokio::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match alice.next_event(left).await {
+            Some(ChatEvent::Message {
+                from,
+                text,
+                message_id,
+            }) => {
+                assert_eq!(from, "sip:bob@ims.lab");
+                assert_eq!(text, "kept for you");
+                assert_eq!(message_id, id);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("alice did not get the stored message"),
+        }
+    }
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match bob.next_event(left).await {
+            Some(ChatEvent::Status {
+                message_id,
+                status: ImdnStatus::Delivered,
+                ..
+            }) if message_id == id => break,
+            Some(_) => {}
+            None => panic!("bob did not get the IMDN delivered"),
+        }
+    }
+    let lines = flow(&lab);
+    let invites: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("T-IM -> ") && l.ends_with(" SIP INVITE"))
+        .collect();
+    assert!(!invites.is_empty(), "T-IM delivered by INVITE: {lines:#?}");
+    assert!(
+        invites
+            .iter()
+            .all(|l| l.as_str() == "T-IM -> S-CSCF2 SIP INVITE"),
+        "every INVITE T-IM originated went to alice's S-CSCF: {lines:#?}"
+    );
+    let sars: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("Diameter SAR"))
+        .collect();
+    assert_eq!(
+        sars,
+        ["S-CSCF2 -> HSS Diameter SAR"],
+        "only alice's registration asked the HSS to assign: {lines:#?}"
+    );
+    assert!(lab
+        .tim
+        .store()
+        .unwrap()
+        .pending_for("sip:alice@ims.lab")
+        .is_empty());
+    lab.shutdown().await;
+}
