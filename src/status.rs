@@ -40,6 +40,9 @@ pub struct Registrations {
     pub truncated: bool,
     /// One entry per registration set, by default IMPU.
     pub users: Vec<RegisteredUser>,
+    /// Registration sets per S-CSCF (ladder name), the first S-CSCF first.
+    #[serde(default)]
+    pub scscfs: Vec<NodeCount>,
 }
 
 /// One registration set.
@@ -57,6 +60,9 @@ pub struct RegisteredUser {
     pub contacts_total: usize,
     /// The P-CSCF's live bindings of the default IMPU.
     pub pcscf_bindings: usize,
+    /// The S-CSCF that serves the user (its ladder name: `S-CSCF`, `S-CSCF2`...).
+    #[serde(default)]
+    pub scscf: String,
 }
 
 /// One bound contact.

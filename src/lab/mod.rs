@@ -418,7 +418,9 @@ impl Lab {
         let admin = crate::hss::admin_client::AdminClient::new(addrs.admin, hss.admin_token);
         let status = Arc::new(status::StatusSource {
             endpoints: endpoints.clone(),
-            scscf: scscf.clone(),
+            scscfs: std::iter::once(("S-CSCF", scscf.clone()))
+                .chain(more_scscfs.iter().map(|s| (s.label, s.scscf.clone())))
+                .collect(),
             pcscf: pcscf.clone(),
             oim: oim.clone(),
             tim: tim.clone(),

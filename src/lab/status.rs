@@ -29,7 +29,8 @@ pub use crate::status::{
 /// The lab's nodes, as the snapshot reads them. Built once by [`crate::lab::Lab::start`].
 pub struct StatusSource {
     pub(crate) endpoints: Vec<(&'static str, Endpoint)>,
-    pub(crate) scscf: Arc<Scscf>,
+    /// Every S-CSCF by ladder name, the first first.
+    pub(crate) scscfs: Vec<(&'static str, Arc<Scscf>)>,
     pub(crate) pcscf: Arc<Pcscf>,
     pub(crate) oim: Arc<ImServer>,
     pub(crate) tim: Arc<ImServer>,
@@ -51,13 +52,21 @@ impl StatusSource {
         }
     }
 
-    /// The registrations part alone (`GET /registrations`).
+    /// The registrations part alone (`GET /registrations`): every S-CSCF's registrar (TS
+    /// 29.228 §6.1.1: each user is served by one of them), the first S-CSCF first.
     pub fn registrations(&self) -> Registrations {
         let now = Instant::now();
-        let (regs, count) = self.scscf.registrations(MAX_USERS);
-        let users = regs
-            .into_iter()
-            .map(|r| {
+        let mut users = Vec::new();
+        let mut count = 0;
+        let mut scscfs = Vec::new();
+        for (label, scscf) in &self.scscfs {
+            let (regs, n) = scscf.registrations(MAX_USERS.saturating_sub(users.len()));
+            count += n;
+            scscfs.push(NodeCount {
+                node: (*label).into(),
+                count: n,
+            });
+            users.extend(regs.into_iter().map(|r| {
                 let impu = r.impus.first().cloned().unwrap_or_default();
                 RegisteredUser {
                     pcscf_bindings: self.pcscf.bindings_of(&impu).len(),
@@ -75,14 +84,16 @@ impl StatusSource {
                     impu,
                     impi: r.impi,
                     impus: r.impus,
+                    scscf: (*label).into(),
                 }
-            })
-            .collect::<Vec<_>>();
+            }));
+        }
         Registrations {
             count,
             pcscf_bindings: self.pcscf.binding_count(),
             truncated: users.len() < count,
             users,
+            scscfs,
         }
     }
 
@@ -282,14 +293,29 @@ pub fn render(s: &Status) -> String {
         "registrations: {} (P-CSCF bindings: {})",
         r.count, r.pcscf_bindings
     );
+    // With several S-CSCFs, who serves whom (one S-CSCF: the output as it always was).
+    let several = r.scscfs.len() > 1;
+    if several {
+        let by: Vec<String> = r
+            .scscfs
+            .iter()
+            .map(|c| format!("{} {}", c.node, c.count))
+            .collect();
+        let _ = writeln!(o, "  by S-CSCF: {}", by.join(", "));
+    }
     for u in &r.users {
+        let at = if several {
+            format!("  at {}", u.scscf)
+        } else {
+            String::new()
+        };
         if u.contacts.is_empty() {
-            let _ = writeln!(o, "  {}  no contact", u.impu);
+            let _ = writeln!(o, "  {}  no contact{at}", u.impu);
         }
         for c in &u.contacts {
             let _ = writeln!(
                 o,
-                "  {}  contact <{}>  expires in {} s",
+                "  {}  contact <{}>  expires in {} s{at}",
                 u.impu, c.contact, c.expires_in_secs
             );
         }
@@ -444,6 +470,11 @@ mod tests {
                     }],
                     contacts_total: 1,
                     pcscf_bindings: 1,
+                    scscf: "S-CSCF".into(),
+                }],
+                scscfs: vec![NodeCount {
+                    node: "S-CSCF".into(),
+                    count: 1,
                 }],
             },
             stored_messages: StoredMessages {

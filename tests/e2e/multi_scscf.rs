@@ -169,6 +169,32 @@ async fn two_scscfs_with_users_spread_across_them(by_capabilities: bool) {
     // Users are on both S-CSCFs.
     assert_eq!(lab.scscf.registrations(10).1, 2);
     assert_eq!(lab.more_scscfs[0].scscf.registrations(10).1, 2);
+    // `rcslab status` lists every S-CSCF's users and says who serves whom.
+    let regs = lab.status().registrations;
+    assert_eq!(regs.count, 4);
+    let by: Vec<(String, usize)> = regs
+        .scscfs
+        .iter()
+        .map(|c| (c.node.clone(), c.count))
+        .collect();
+    assert_eq!(by, [("S-CSCF".into(), 2), ("S-CSCF2".into(), 2)]);
+    for (user, s) in SPREAD {
+        let u = regs
+            .users
+            .iter()
+            .find(|u| u.impu == format!("sip:{user}@ims.lab"))
+            .unwrap_or_else(|| panic!("{user} listed"));
+        assert_eq!(u.scscf, s, "{user}");
+    }
+    let text = rcslab::lab::status::render(&lab.status());
+    assert!(
+        text.contains("  by S-CSCF: S-CSCF 2, S-CSCF2 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("  sip:alice@ims.lab  contact <") && l.ends_with("  at S-CSCF2")),
+        "{text}"
+    );
 
     // 2. A re-registration stays: UAA 2002 names the S-CSCF whose SAR assigned the user.
     for (i, (user, s)) in SPREAD.iter().enumerate() {
