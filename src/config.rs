@@ -809,7 +809,7 @@ impl HssSection {
             } else {
                 parse_network(&a.ip().to_string())
             }
-            .map_err(ConfigError::Invalid)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
         };
         let mut allowed = vec![AllowedPeer {
             origin_host: format!("icscf.{domain}"),

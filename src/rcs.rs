@@ -172,17 +172,35 @@ pub struct ChatBody {
     pub first: Option<Bytes>,
 }
 
+/// Why the body of a chat INVITE or its answer does not read ([`chat_body`]). The texts go in
+/// the Warning of a 488 (O-IM, T-IM) and in the UE's session failure.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChatBodyError {
+    /// A multipart body that does not split into parts (RFC 2046).
+    #[error(transparent)]
+    Multipart(#[from] multipart::MultipartError),
+    /// A multipart body without an `application/sdp` part.
+    #[error("multipart without an SDP part")]
+    NoSdpPart,
+    /// The SDP does not describe MSRP media (RFC 4975 §8).
+    #[error(transparent)]
+    Sdp(#[from] crate::msrp::MsrpError),
+    /// Neither `application/sdp` nor `multipart/…` (the Content-Type as given, trimmed).
+    #[error("chat body of type '{0}'")]
+    ContentType(String),
+}
+
 /// Reads the body of a chat INVITE / 200: `application/sdp`, or `multipart/mixed` with the SDP
 /// and a `message/cpim` part.
-pub fn chat_body(content_type: Option<&str>, body: &[u8]) -> Result<ChatBody, String> {
+pub fn chat_body(content_type: Option<&str>, body: &[u8]) -> Result<ChatBody, ChatBodyError> {
     let ct = content_type.unwrap_or("").trim();
     if ct.to_ascii_lowercase().starts_with("multipart/") {
-        let parts = multipart::parse(ct, body).map_err(|e| e.to_string())?;
+        let parts = multipart::parse(ct, body)?;
         let sdp = parts
             .iter()
             .find(|p| p.content_type.eq_ignore_ascii_case("application/sdp"))
-            .ok_or("multipart without an SDP part")?;
-        let sdp = MsrpSdp::parse(&String::from_utf8_lossy(&sdp.body)).map_err(|e| e.to_string())?;
+            .ok_or(ChatBodyError::NoSdpPart)?;
+        let sdp = MsrpSdp::parse(&String::from_utf8_lossy(&sdp.body))?;
         let first = parts
             .iter()
             .find(|p| {
@@ -193,10 +211,10 @@ pub fn chat_body(content_type: Option<&str>, body: &[u8]) -> Result<ChatBody, St
             .map(|p| p.body.clone());
         Ok(ChatBody { sdp, first })
     } else if ct.eq_ignore_ascii_case("application/sdp") {
-        let sdp = MsrpSdp::parse(&String::from_utf8_lossy(body)).map_err(|e| e.to_string())?;
+        let sdp = MsrpSdp::parse(&String::from_utf8_lossy(body))?;
         Ok(ChatBody { sdp, first: None })
     } else {
-        Err(format!("chat body of type '{ct}'"))
+        Err(ChatBodyError::ContentType(ct.to_string()))
     }
 }
 
@@ -228,14 +246,14 @@ pub fn set_chat_body(
 }
 
 /// Replaces the SDP of a request (keeping a first message it carries).
-pub fn rewrite_request_sdp(req: &mut Request, sdp: &MsrpSdp) -> Result<ChatBody, String> {
+pub fn rewrite_request_sdp(req: &mut Request, sdp: &MsrpSdp) -> Result<ChatBody, ChatBodyError> {
     let cb = chat_body(req.headers.get("Content-Type"), &req.body)?;
     set_chat_body(&mut req.headers, &mut req.body, sdp, cb.first.as_deref());
     Ok(cb)
 }
 
 /// Replaces the SDP of a response.
-pub fn rewrite_response_sdp(resp: &mut Response, sdp: &MsrpSdp) -> Result<ChatBody, String> {
+pub fn rewrite_response_sdp(resp: &mut Response, sdp: &MsrpSdp) -> Result<ChatBody, ChatBodyError> {
     let cb = chat_body(resp.headers.get("Content-Type"), &resp.body)?;
     set_chat_body(&mut resp.headers, &mut resp.body, sdp, None);
     Ok(cb)
@@ -256,6 +274,21 @@ pub fn is_chat_invite(req: &Request) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The texts go in the Warning of O-IM's and T-IM's 488 and in the UE's session failure.
+    #[test]
+    fn chat_body_errors_say_what_is_wrong() {
+        let text = |ct: &str, body: &[u8]| chat_body(Some(ct), body).unwrap_err().to_string();
+        assert_eq!(text("text/plain", b"hi"), "chat body of type 'text/plain'");
+        assert_eq!(
+            text("multipart/mixed", b""),
+            "multipart without a boundary parameter"
+        );
+        let (ct, body) =
+            multipart::build("b1", &[Part::new("text/plain", Bytes::from_static(b"x"))]);
+        assert_eq!(text(&ct, &body), "multipart without an SDP part");
+        assert!(text("application/sdp", b"v=0\r\n").starts_with("malformed MSRP: "));
+    }
 
     #[test]
     fn chat_invite_body_with_first_message() {

@@ -292,6 +292,56 @@ pub struct Issued<'a> {
     pub qop: Option<&'a str>,
 }
 
+/// Why credentials do not answer the challenge they name ([`conformance`]). The texts go to
+/// the log and the trace, never to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConformanceError {
+    /// Another realm than the challenge's.
+    #[error("realm '{got}' is not the challenge's '{issued}'")]
+    Realm {
+        /// The realm of the credentials.
+        got: String,
+        /// The realm of the challenge.
+        issued: String,
+    },
+    /// Another algorithm than the challenge's (no label counts as MD5).
+    #[error("algorithm '{got}' is not the challenge's '{issued}'")]
+    Algorithm {
+        /// The algorithm of the credentials.
+        got: String,
+        /// The algorithm of the challenge.
+        issued: String,
+    },
+    /// qop=auth without a client nonce.
+    #[error("qop=auth without a cnonce")]
+    NoCnonce,
+    /// A nonce count that is not 8 hex digits above zero (the value given, or empty).
+    #[error("nonce count '{0}' is not 8 hex digits above zero")]
+    NonceCount(String),
+    /// Another qop than the one offered, or none (a downgrade to the RFC 2069 form).
+    #[error(
+        "qop {} where the challenge offered '{offered}'",
+        .got.as_deref().map_or("missing".to_string(), |q| format!("'{q}'"))
+    )]
+    QopNotOffered {
+        /// The qop of the credentials, if any.
+        got: Option<String>,
+        /// The qop the challenge offered.
+        offered: String,
+    },
+    /// A qop where the challenge offered none.
+    #[error("qop '{0}' where none was offered")]
+    QopUnasked(String),
+    /// A digest-uri that names neither the Request-URI nor an address the request was sent to.
+    #[error("digest-uri '{uri}' is not the Request-URI '{request_uri}'")]
+    DigestUri {
+        /// The digest-uri of the credentials.
+        uri: String,
+        /// The Request-URI.
+        request_uri: String,
+    },
+}
+
 /// Checks that credentials answer the challenge they name as it was issued, before the hash is
 /// looked at (RFC 2617 §3.2.2, RFC 7616 §3.4, RFC 3310 §3.4): the same realm; the same
 /// algorithm (a response labelled `SHA-256` against an MD5 challenge is not an MD5 response;
@@ -306,44 +356,44 @@ pub fn conformance(
     issued: &Issued<'_>,
     request_uri: &str,
     also: &[String],
-) -> Result<(), String> {
+) -> Result<(), ConformanceError> {
     if c.realm != issued.realm {
-        return Err(format!(
-            "realm '{}' is not the challenge's '{}'",
-            c.realm, issued.realm
-        ));
+        return Err(ConformanceError::Realm {
+            got: c.realm.clone(),
+            issued: issued.realm.to_string(),
+        });
     }
     let algorithm = c.algorithm.as_deref().unwrap_or("MD5");
     if !algorithm.eq_ignore_ascii_case(issued.algorithm) {
-        return Err(format!(
-            "algorithm '{algorithm}' is not the challenge's '{}'",
-            issued.algorithm
-        ));
+        return Err(ConformanceError::Algorithm {
+            got: algorithm.to_string(),
+            issued: issued.algorithm.to_string(),
+        });
     }
     match (issued.qop, c.qop.as_deref()) {
         (Some(offered), Some(q)) if q.eq_ignore_ascii_case(offered) => {
             if c.cnonce.as_deref().is_none_or(str::is_empty) {
-                return Err("qop=auth without a cnonce".into());
+                return Err(ConformanceError::NoCnonce);
             }
             let nc = c.nc.as_deref().unwrap_or("");
             if nc.len() != 8 || u32::from_str_radix(nc, 16).map_or(true, |n| n == 0) {
-                return Err(format!("nonce count '{nc}' is not 8 hex digits above zero"));
+                return Err(ConformanceError::NonceCount(nc.to_string()));
             }
         }
         (Some(offered), q) => {
-            return Err(format!(
-                "qop {} where the challenge offered '{offered}'",
-                q.map_or("missing".to_string(), |q| format!("'{q}'"))
-            ))
+            return Err(ConformanceError::QopNotOffered {
+                got: q.map(str::to_string),
+                offered: offered.to_string(),
+            })
         }
-        (None, Some(q)) => return Err(format!("qop '{q}' where none was offered")),
+        (None, Some(q)) => return Err(ConformanceError::QopUnasked(q.to_string())),
         (None, None) => {}
     }
     if !same_uri(&c.uri, request_uri) && !also.iter().any(|a| same_uri(&c.uri, a)) {
-        return Err(format!(
-            "digest-uri '{}' is not the Request-URI '{request_uri}'",
-            c.uri
-        ));
+        return Err(ConformanceError::DigestUri {
+            uri: c.uri.clone(),
+            request_uri: request_uri.to_string(),
+        });
     }
     Ok(())
 }
@@ -600,5 +650,59 @@ mod tests {
             ..good
         };
         assert_eq!(conformance(&aka_answer, &aka, "sip:ims.lab", &[]), Ok(()));
+    }
+
+    /// The texts the S-CSCF logs and traces after "the answer does not fit its challenge: ".
+    #[test]
+    fn conformance_errors_say_which_part_is_off() {
+        let cases = [
+            (
+                ConformanceError::Realm {
+                    got: "other".into(),
+                    issued: "ims.lab".into(),
+                },
+                "realm 'other' is not the challenge's 'ims.lab'",
+            ),
+            (
+                ConformanceError::Algorithm {
+                    got: "SHA-256".into(),
+                    issued: "MD5".into(),
+                },
+                "algorithm 'SHA-256' is not the challenge's 'MD5'",
+            ),
+            (ConformanceError::NoCnonce, "qop=auth without a cnonce"),
+            (
+                ConformanceError::NonceCount("1".into()),
+                "nonce count '1' is not 8 hex digits above zero",
+            ),
+            (
+                ConformanceError::QopNotOffered {
+                    got: None,
+                    offered: "auth".into(),
+                },
+                "qop missing where the challenge offered 'auth'",
+            ),
+            (
+                ConformanceError::QopNotOffered {
+                    got: Some("auth-int".into()),
+                    offered: "auth".into(),
+                },
+                "qop 'auth-int' where the challenge offered 'auth'",
+            ),
+            (
+                ConformanceError::QopUnasked("auth".into()),
+                "qop 'auth' where none was offered",
+            ),
+            (
+                ConformanceError::DigestUri {
+                    uri: "sip:x".into(),
+                    request_uri: "sip:ims.lab".into(),
+                },
+                "digest-uri 'sip:x' is not the Request-URI 'sip:ims.lab'",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
     }
 }

@@ -97,8 +97,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         } => {
             let exe = std::env::current_exe()?;
             let r = rcslab::lab::bench_web::webrsf(users, channels, pairs, messages, rate, &exe)
-                .await
-                .map_err(CliError::Library)?;
+                .await?;
             let per = (r.rss_channels_kib.saturating_sub(r.rss_before_kib) as f64 * 1024.0)
                 / r.channels.max(1) as f64;
             println!(
@@ -129,8 +128,6 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             tokens,
             channels,
             singles,
-        } => rcslab::lab::bench_web::hold(addr, &tokens, channels, singles)
-            .await
-            .map_err(CliError::Library),
+        } => Ok(rcslab::lab::bench_web::hold(addr, &tokens, channels, singles).await?),
     }
 }

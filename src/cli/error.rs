@@ -106,10 +106,9 @@ pub enum CliError {
     /// `rcslab eval` did not run to the end.
     #[error(transparent)]
     Eval(#[from] rcslab::lab::eval::EvalError),
-    /// A library call that still reports its failure as text (`lab::bench_web`);
-    /// the text is printed as it is.
-    #[error("{0}")]
-    Library(String),
+    /// `rcslab bench webrsf` (or its channel holder) did not run to the end.
+    #[error(transparent)]
+    WebBench(#[from] rcslab::lab::bench_web::WebBenchError),
 }
 
 #[cfg(test)]
@@ -147,6 +146,10 @@ mod tests {
             (CliError::ChatLost, "messages lost or duplicated"),
             (CliError::WebLost, "messages lost or channels not held"),
             (CliError::Interrupted, "interrupted"),
+            (
+                CliError::WebBench(rcslab::lab::bench_web::WebBenchError::HolderSlow),
+                "the holder did not open its channels within 120 s",
+            ),
             (
                 CliError::File {
                     path: "a.html".into(),

@@ -321,8 +321,14 @@ pub async fn forward_ack(
         .await;
 }
 
-/// A response with a Warning saying why (RFC 3261 §20.43).
-pub fn reject(req: &Request, code: u16, node: &str, why: &str) -> Response {
+/// A response with a Warning saying why (RFC 3261 §20.43). `why` is a text or a typed error
+/// (its `Display`), e.g. [`crate::rcs::ChatBodyError`] for a chat body that does not read.
+pub fn reject(
+    req: &Request,
+    code: u16,
+    node: &str,
+    why: &(impl std::fmt::Display + ?Sized),
+) -> Response {
     let mut r = req.response(code, None);
     if !r.headers.get("To").is_some_and(|t| t.contains("tag=")) {
         if let Some(to) = r.headers.get("To").map(str::to_string) {
@@ -332,7 +338,7 @@ pub fn reject(req: &Request, code: u16, node: &str, why: &str) -> Response {
     }
     r.headers.push(
         "Warning",
-        format!("399 {node} \"{}\"", why.replace('"', "'")),
+        format!("399 {node} \"{}\"", why.to_string().replace('"', "'")),
     );
     r
 }

@@ -19,22 +19,39 @@ pub struct PeerPolicy {
     allowed: Option<Vec<AllowedPeer>>,
 }
 
+/// Why a peer's network does not read ([`parse_network`]); the text names the value given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    /// Neither an address nor `address/prefix`.
+    #[error("'{0}' is not an IP address or network")]
+    NotAnAddress(String),
+    /// A prefix length that is not a number up to the address's width.
+    #[error("'{network}': prefix length must be 0..={max}")]
+    PrefixLength {
+        /// The network as given.
+        network: String,
+        /// 32 for IPv4, 128 for IPv6.
+        max: u8,
+    },
+}
+
 /// Parses `192.0.2.1`, `127.0.0.0/8` or `::1/128`.
-pub fn parse_network(s: &str) -> Result<(IpAddr, u8), String> {
+pub fn parse_network(s: &str) -> Result<(IpAddr, u8), NetworkError> {
     let (ip, len) = match s.trim().split_once('/') {
         Some((ip, len)) => (ip, Some(len)),
         None => (s.trim(), None),
     };
     let ip: IpAddr = ip
         .parse()
-        .map_err(|_| format!("'{s}' is not an IP address or network"))?;
+        .map_err(|_| NetworkError::NotAnAddress(s.to_string()))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len = match len {
-        Some(l) => l
-            .parse::<u8>()
-            .ok()
-            .filter(|l| *l <= max)
-            .ok_or_else(|| format!("'{s}': prefix length must be 0..={max}"))?,
+        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+            NetworkError::PrefixLength {
+                network: s.to_string(),
+                max,
+            }
+        })?,
         None => max,
     };
     Ok((ip, len))
@@ -126,8 +143,14 @@ mod tests {
     fn networks_parse_with_their_limits() {
         assert_eq!(parse_network("10.0.0.0/8").unwrap().1, 8);
         assert_eq!(parse_network("::1").unwrap().1, 128);
-        assert!(parse_network("10.0.0.0/33").is_err());
-        assert!(parse_network("nowhere").is_err());
+        assert_eq!(
+            parse_network("10.0.0.0/33").unwrap_err().to_string(),
+            "'10.0.0.0/33': prefix length must be 0..=32"
+        );
+        assert_eq!(
+            parse_network("nowhere").unwrap_err().to_string(),
+            "'nowhere' is not an IP address or network"
+        );
         assert!(contains(
             parse_network("0.0.0.0/0").unwrap(),
             "8.8.8.8".parse().unwrap()

@@ -12,10 +12,23 @@ use bytes::Bytes;
 use super::relay::Side;
 use super::store::{self, OwedReport, StoredMessage};
 use super::{delivery, identity, rcs, status_word, ImServer};
-use crate::cpim::{Cpim, ImdnStatus};
+use crate::cpim::{Cpim, CpimError, ImdnStatus};
 use crate::cscf::next_hop;
 use crate::msrp::sdp::MsrpSdp;
 use crate::sip::{IncomingRequest, Method, NameAddr, Request, Transport};
+use crate::store::StoreError;
+
+/// Why T-IM could not take a message into custody ([`ImServer::take`]); the text goes in the
+/// Warning of the 500 that refuses a chat INVITE whose first message it cannot keep.
+#[derive(Debug, thiserror::Error)]
+pub enum CustodyError {
+    /// The message is not a CPIM document (RFC 3862).
+    #[error(transparent)]
+    Cpim(#[from] CpimError),
+    /// The store did not write it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 impl ImServer {
     /// Takes a message into custody (T-IM): history always, the pending queue when it is not
@@ -28,11 +41,11 @@ impl ImServer {
         contribution_id: &str,
         conversation_id: &str,
         pending: bool,
-    ) -> Result<Option<StoredMessage>, String> {
+    ) -> Result<Option<StoredMessage>, CustodyError> {
         let Some(st) = &self.store else {
             return Ok(None);
         };
-        let cpim = Cpim::parse(cpim_bytes).map_err(|e| e.to_string())?;
+        let cpim = Cpim::parse(cpim_bytes)?;
         let m = StoredMessage {
             seq: 0,
             from: from.to_string(),
@@ -44,7 +57,7 @@ impl ImServer {
             conversation_id: conversation_id.to_string(),
             status: String::new(),
         };
-        st.put(m, pending).map(Some).map_err(|e| e.to_string())
+        Ok(Some(st.put(m, pending)?))
     }
 
     /// The hub's keeper: a message whose onward leg is down. Text goes to the recipient's

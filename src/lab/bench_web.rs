@@ -6,7 +6,7 @@
 //! UE; latency is from the web send to the RCS UE's receipt. Bounded in count and time.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,76 @@ use crate::lab::bench::rss_kib;
 use crate::lab::{Lab, LabOptions};
 use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
 use crate::ue::{Ue, UeConfig};
-use crate::webrsf::client::WebClient;
+use crate::webrsf::client::{WebClient, WebClientError};
 use crate::LabConfig;
+
+/// Why `rcslab bench webrsf` (or its channel holder, `bench webrsf-hold`) did not run to the
+/// end; the texts are the ones the command printed when they were plain strings, with the
+/// file named where one could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum WebBenchError {
+    /// The benchmark's lab file does not load.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The benchmark's lab does not start.
+    #[error(transparent)]
+    Lab(#[from] crate::lab::LabError),
+    /// A web user does not log in, or a send through the gateway fails.
+    #[error(transparent)]
+    Web(#[from] WebClientError),
+    /// A subscriber the benchmark added is not in the lab.
+    #[error("bench user missing")]
+    UserMissing,
+    /// A benchmark UE cannot bind its sockets.
+    #[error("{0}")]
+    UeStart(std::io::Error),
+    /// A benchmark UE does not register.
+    #[error(transparent)]
+    Ue(#[from] crate::ue::UeError),
+    /// The file of `user token` lines handed to the holder cannot be written or read.
+    #[error("{}: {source}", path.display())]
+    Tokens {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The holder process does not start.
+    #[error("cannot start the channel holder: {0}")]
+    HolderStart(std::io::Error),
+    /// The holder's standard output is not there to read.
+    #[error("no stdout")]
+    HolderNoStdout,
+    /// The holder did not report within 120 s.
+    #[error("the holder did not open its channels within 120 s")]
+    HolderSlow,
+    /// Reading the holder's report failed.
+    #[error("{0}")]
+    HolderRead(std::io::Error),
+    /// The holder exited before its report.
+    #[error("the holder exited")]
+    HolderExited,
+    /// The holder reported something other than `held N` (its line).
+    #[error("holder said '{0}'")]
+    HolderSaid(String),
+    /// The gateway's answer to a send is not JSON.
+    #[error("{0}")]
+    Answer(#[from] serde_json::Error),
+    /// A sender task panicked or was cancelled.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The RCS UEs had not received everything 60 s after the senders finished.
+    #[error("receivers did not finish")]
+    ReceiversSlow,
+    /// `--singles` is not below the number of users in the tokens file.
+    #[error("more single-channel users than users")]
+    TooManySingles {
+        /// Users asked to hold one channel each.
+        singles: usize,
+        /// Users in the tokens file.
+        users: usize,
+    },
+}
 
 /// What a run measured.
 #[derive(Debug, Clone)]
@@ -56,7 +124,7 @@ pub async fn webrsf(
     messages: usize,
     rate: u64,
     holder: &Path,
-) -> Result<WebBench, String> {
+) -> Result<WebBench, WebBenchError> {
     // The senders hold one channel each, like real users; the other users hold the rest.
     let users = users.max(pairs + 1);
     let per_user = channels
@@ -77,13 +145,9 @@ pub async fn webrsf(
             "[[subscribers]]\nimpu = [\"sip:r{i}@ims.lab\"]\npassword = \"r{i}-pw\"\n"
         ));
     }
-    let cfg = LabConfig::from_toml_str(&extra)
-        .map_err(|e| e.to_string())?
-        .with_ephemeral_ports();
+    let cfg = LabConfig::from_toml_str(&extra)?.with_ephemeral_ports();
     let dir = std::env::temp_dir().join(format!("rcslab-bench-web-{}", std::process::id()));
-    let lab = Lab::start(cfg, &dir, LabOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let lab = Lab::start(cfg, &dir, LabOptions::default()).await?;
     let web = lab.addrs.webrsf;
     let r = run(&lab, users, channels, pairs, messages, rate, holder, &dir).await;
     let _ = web;
@@ -102,7 +166,7 @@ async fn run(
     rate: u64,
     holder: &Path,
     dir: &Path,
-) -> Result<WebBench, String> {
+) -> Result<WebBench, WebBenchError> {
     let web = lab.addrs.webrsf;
     // Web users log in (REGISTER each through the core), 20 at a time.
     let mut clients = Vec::with_capacity(users);
@@ -118,11 +182,11 @@ async fn run(
     let mut rcs = Vec::with_capacity(pairs);
     for i in 0..pairs {
         let c = UeConfig::from_lab(&lab.config, &format!("r{i}"), lab.addrs.pcscf)
-            .ok_or("bench user missing")?;
+            .ok_or(WebBenchError::UserMissing)?;
         let mut ue = Ue::start(c, lab.trace.clone(), shut.clone())
             .await
-            .map_err(|e| e.to_string())?;
-        ue.register(600).await.map_err(|e| e.to_string())?;
+            .map_err(WebBenchError::UeStart)?;
+        ue.register(600).await?;
         rcs.push(ChatUe::start(
             ue,
             lab.trace.clone(),
@@ -141,7 +205,10 @@ async fn run(
         .iter()
         .map(|c| format!("{} {}\n", c.user, c.token))
         .collect();
-    std::fs::write(&tokens, list).map_err(|e| e.to_string())?;
+    std::fs::write(&tokens, list).map_err(|source| WebBenchError::Tokens {
+        path: tokens.clone(),
+        source,
+    })?;
     let mut child = tokio::process::Command::new(holder)
         .args(["bench", "webrsf-hold", "--addr"])
         .arg(web.to_string())
@@ -155,18 +222,18 @@ async fn run(
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start the channel holder: {e}"))?;
-    let out = child.stdout.take().ok_or("no stdout")?;
+        .map_err(WebBenchError::HolderStart)?;
+    let out = child.stdout.take().ok_or(WebBenchError::HolderNoStdout)?;
     let mut lines = tokio::io::BufReader::new(out).lines();
     let held = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
         .await
-        .map_err(|_| "the holder did not open its channels within 120 s")?
-        .map_err(|e| e.to_string())?
-        .ok_or("the holder exited")?;
+        .map_err(|_| WebBenchError::HolderSlow)?
+        .map_err(WebBenchError::HolderRead)?
+        .ok_or(WebBenchError::HolderExited)?;
     let held: usize = held
         .strip_prefix("held ")
         .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| format!("holder said '{held}'"))?;
+        .ok_or_else(|| WebBenchError::HolderSaid(held.clone()))?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_channels_kib = rss_kib();
 
@@ -209,9 +276,9 @@ async fn run(
         senders.push(tokio::spawn(async move {
             let mut tx = crate::http_client::connect(web)
                 .await
-                .map_err(|e| e.to_string())?;
-            let mut post = async |path: String, body: Value| -> Result<Value, String> {
-                tx.ready().await.map_err(|e| e.to_string())?;
+                .map_err(|source| WebClientError::Connect { addr: web, source })?;
+            let mut post = async |path: String, body: Value| -> Result<Value, WebBenchError> {
+                tx.ready().await.map_err(WebClientError::Exchange)?;
                 let req = Request::builder()
                     .method(Method::POST)
                     .uri(path)
@@ -219,15 +286,18 @@ async fn run(
                     .header("authorization", format!("Bearer {}", c.token))
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from(body.to_string())))
-                    .map_err(|e| e.to_string())?;
-                let resp = tx.send_request(req).await.map_err(|e| e.to_string())?;
+                    .map_err(WebClientError::Request)?;
+                let resp = tx
+                    .send_request(req)
+                    .await
+                    .map_err(WebClientError::Exchange)?;
                 let b = resp
                     .into_body()
                     .collect()
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(WebClientError::Exchange)?
                     .to_bytes();
-                serde_json::from_slice(&b).map_err(|e| e.to_string())
+                Ok(serde_json::from_slice(&b)?)
             };
             let base = format!("/webrsf/v1/{}", c.user);
             let v = post(
@@ -249,17 +319,17 @@ async fn run(
                 }
                 post(format!("{base}/Chat/{id}/Messages"), json!({"text": text})).await?;
             }
-            Ok::<(), String>(())
+            Ok::<(), WebBenchError>(())
         }));
     }
     for s in senders {
-        s.await.map_err(|e| e.to_string())??;
+        s.await??;
     }
     let mut received = 0;
     for r in receivers {
         received += tokio::time::timeout(Duration::from_secs(60), r)
             .await
-            .map_err(|_| "receivers did not finish")?
+            .map_err(|_| WebBenchError::ReceiversSlow)?
             .unwrap_or(0);
     }
     let elapsed = t0.elapsed();
@@ -296,15 +366,21 @@ pub async fn hold(
     tokens: &Path,
     channels: usize,
     singles: usize,
-) -> Result<(), String> {
-    let text = std::fs::read_to_string(tokens).map_err(|e| e.to_string())?;
+) -> Result<(), WebBenchError> {
+    let text = std::fs::read_to_string(tokens).map_err(|source| WebBenchError::Tokens {
+        path: tokens.to_path_buf(),
+        source,
+    })?;
     let users: Vec<(String, String)> = text
         .lines()
         .filter_map(|l| l.split_once(' '))
         .map(|(u, t)| (u.to_string(), t.to_string()))
         .collect();
     if users.len() <= singles {
-        return Err("more single-channel users than users".into());
+        return Err(WebBenchError::TooManySingles {
+            singles,
+            users: users.len(),
+        });
     }
     let rest = users.len() - singles;
     let mut opened = 0usize;
@@ -353,4 +429,33 @@ pub async fn hold(
         t.abort();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_holder_refuses_a_tokens_file_it_cannot_use() {
+        let addr: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let dir = std::env::temp_dir().join(format!("rcslab-hold-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.txt");
+        match hold(addr, &missing, 1, 0).await {
+            Err(WebBenchError::Tokens { path, .. }) => assert_eq!(path, missing),
+            other => panic!("expected a tokens-file error, got {other:?}"),
+        }
+        let one = dir.join("one.txt");
+        std::fs::write(&one, "w0 t0\n").unwrap();
+        let e = hold(addr, &one, 1, 1).await.unwrap_err();
+        assert!(matches!(
+            e,
+            WebBenchError::TooManySingles {
+                singles: 1,
+                users: 1
+            }
+        ));
+        assert_eq!(e.to_string(), "more single-channel users than users");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -44,18 +44,12 @@ pub enum EvalError {
     /// A user the evaluation added or planned is not there (the text says which kind).
     #[error("{0}")]
     Missing(&'static str),
-    /// A web user's login, channel or request failed (the WebRSF client's text).
-    #[error("{0}")]
-    Web(String),
+    /// A web user's login, channel or request failed.
+    #[error(transparent)]
+    Web(#[from] crate::webrsf::client::WebClientError),
     /// A chat task panicked or was cancelled.
     #[error("{0}")]
     Task(#[from] tokio::task::JoinError),
-}
-
-impl From<String> for EvalError {
-    fn from(why: String) -> Self {
-        EvalError::Web(why)
-    }
 }
 
 /// Messages counted for one client kind in one phase.

@@ -417,7 +417,7 @@ impl Scenario {
                         .ok_or_else(|| fail(format!("no user '{user}' in the lab")))?;
                     let c = WebClient::login(lab.addrs.webrsf, &user, &sub.password)
                         .await
-                        .map_err(fail)?;
+                        .map_err(|e| fail(e.to_string()))?;
                     settle().await;
                     webs.insert(user.clone(), c);
                 }
@@ -426,7 +426,7 @@ impl Scenario {
                         .get(&user)
                         .cloned()
                         .ok_or_else(|| fail(format!("'{user}' has not logged in (web-login)")))?;
-                    let mut rx = c.channel(0).await.map_err(fail)?;
+                    let mut rx = c.channel(0).await.map_err(|e| fail(e.to_string()))?;
                     tokio::spawn(async move {
                         while let Some(ev) = rx.recv().await {
                             if let Err(e) = c.answer(&ev).await {

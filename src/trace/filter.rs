@@ -18,6 +18,14 @@
 
 use std::time::Duration;
 
+/// Why the parameters of a filter do not read (the text goes back in the HTTP 400's detail).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// `since` is not a finite, non-negative number of seconds (the value as given).
+    #[error("since={0}: a number of seconds")]
+    Since(String),
+}
+
 /// What an export keeps; the default keeps everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraceFilter {
@@ -39,14 +47,14 @@ impl TraceFilter {
         user: Option<String>,
         since: Option<&str>,
         now: Duration,
-    ) -> Result<TraceFilter, String> {
+    ) -> Result<TraceFilter, FilterError> {
         let since = match since {
             None => None,
             Some(s) => match s.trim().parse::<f64>() {
                 Ok(secs) if secs.is_finite() && secs >= 0.0 => {
                     Some(now.saturating_sub(Duration::from_secs_f64(secs.min(1e9))))
                 }
-                _ => return Err(format!("since={s}: a number of seconds")),
+                _ => return Err(FilterError::Since(s.to_string())),
             },
         };
         let nonempty =

@@ -328,7 +328,13 @@ mod tests {
         let all = TraceFilter::from_params(None, None, Some("1e12"), now).unwrap();
         assert_eq!(all.since, Some(Duration::ZERO));
         assert!(TraceFilter::from_params(None, None, Some("-1"), now).is_err());
-        assert!(TraceFilter::from_params(None, None, Some("soon"), now).is_err());
+        assert_eq!(
+            TraceFilter::from_params(None, None, Some("soon"), now)
+                .unwrap_err()
+                .to_string(),
+            "since=soon: a number of seconds",
+            "the detail of the HTTP 400"
+        );
         assert!(TraceFilter::from_params(None, None, None, now)
             .unwrap()
             .is_empty());

@@ -11,6 +11,61 @@ use hyper::{Method, Request};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+/// Why a call to the gateway failed: no connection, a broken exchange, or an answer the
+/// client did not want. Labs, `rcslab eval` and the benchmark print the text.
+#[derive(Debug, thiserror::Error)]
+pub enum WebClientError {
+    /// No TCP connection to the gateway.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The gateway's address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The request does not build (a user name or path that is not valid in a URI).
+    #[error("{0}")]
+    Request(#[from] hyper::http::Error),
+    /// The exchange broke: the connection closed before the answer, or while its body came.
+    #[error("{0}")]
+    Exchange(#[from] hyper::Error),
+    /// The answer's body did not arrive within 10 s.
+    #[error("body timed out")]
+    BodyTimeout,
+    /// `POST Session` refused the login (wrong password, unknown user, too many tries).
+    #[error("login answered {status}: {body}")]
+    Login {
+        /// The user that tried.
+        user: String,
+        /// The HTTP status.
+        status: u16,
+        /// The JSON error body (`Null` when not JSON).
+        body: Value,
+    },
+    /// `GET Chat/Media` did not answer 200.
+    #[error("Chat/Media answered {status}")]
+    Media {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// `POST Notification/Streaming` did not answer 200 (the text has the reason phrase).
+    #[error("channel answered {status}")]
+    Channel {
+        /// The HTTP status.
+        status: hyper::StatusCode,
+    },
+    /// `PUT Chat/{id}` (a delivery report) did not answer 200.
+    #[error("PUT answered {status}: {body}")]
+    Report {
+        /// The chat instance reported on.
+        instance: String,
+        /// The HTTP status.
+        status: u16,
+        /// The JSON error body (`Null` when not JSON).
+        body: Value,
+    },
+}
+
 /// A logged-in web user.
 #[derive(Clone)]
 pub struct WebClient {
@@ -57,7 +112,7 @@ pub async fn request(
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
-) -> Result<(u16, Value), String> {
+) -> Result<(u16, Value), WebClientError> {
     let (s, b) = request_raw(addr, method, path, token, body).await?;
     Ok((s, serde_json::from_slice(&b).unwrap_or(Value::Null)))
 }
@@ -69,10 +124,10 @@ pub async fn request_raw(
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
-) -> Result<(u16, Vec<u8>), String> {
+) -> Result<(u16, Vec<u8>), WebClientError> {
     let mut sender = crate::http_client::connect(addr)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| WebClientError::Connect { addr, source })?;
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -83,24 +138,25 @@ pub async fn request_raw(
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
-    let req = req
-        .body(Full::new(Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let req = req.body(Full::new(Bytes::from(
+        body.map(|b| b.to_string()).unwrap_or_default(),
+    )))?;
+    let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
     let bytes = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
         .await
-        .map_err(|_| "body timed out".to_string())?
-        .map_err(|e| e.to_string())?
+        .map_err(|_| WebClientError::BodyTimeout)??
         .to_bytes();
     Ok((status, bytes.to_vec()))
 }
 
 impl WebClient {
     /// `POST /webrsf/v1/{user}/Session`.
-    pub async fn login(addr: SocketAddr, user: &str, password: &str) -> Result<WebClient, String> {
+    pub async fn login(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<WebClient, WebClientError> {
         let (s, v) = request(
             addr,
             Method::POST,
@@ -110,7 +166,11 @@ impl WebClient {
         )
         .await?;
         if s != 200 {
-            return Err(format!("login answered {s}: {v}"));
+            return Err(WebClientError::Login {
+                user: user.to_string(),
+                status: s,
+                body: v,
+            });
         }
         Ok(WebClient {
             addr,
@@ -125,7 +185,7 @@ impl WebClient {
         method: Method,
         rest: &str,
         body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
+    ) -> Result<(u16, Value), WebClientError> {
         request(
             self.addr,
             method,
@@ -137,7 +197,7 @@ impl WebClient {
     }
 
     /// `GET Chat/Media`: the waiting messages.
-    pub async fn media(&self) -> Result<Vec<Value>, String> {
+    pub async fn media(&self) -> Result<Vec<Value>, WebClientError> {
         let (s, b) = request_raw(
             self.addr,
             Method::GET,
@@ -147,7 +207,7 @@ impl WebClient {
         )
         .await?;
         if s != 200 {
-            return Err(format!("Chat/Media answered {s}"));
+            return Err(WebClientError::Media { status: s });
         }
         Ok(b.split(|&c| c == b'\n')
             .filter_map(|l| serde_json::from_slice(l).ok())
@@ -156,10 +216,14 @@ impl WebClient {
 
     /// Opens `POST Notification/Streaming` from `cursor`; events (keep-alives left out) arrive
     /// on the receiver until the channel ends.
-    pub async fn channel(&self, cursor: u64) -> Result<mpsc::UnboundedReceiver<Value>, String> {
-        let mut sender = crate::http_client::connect(self.addr)
+    pub async fn channel(
+        &self,
+        cursor: u64,
+    ) -> Result<mpsc::UnboundedReceiver<Value>, WebClientError> {
+        let addr = self.addr;
+        let mut sender = crate::http_client::connect(addr)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| WebClientError::Connect { addr, source })?;
         let req = Request::builder()
             .method(Method::POST)
             .uri(format!(
@@ -168,11 +232,12 @@ impl WebClient {
             ))
             .header("host", self.addr.to_string())
             .header("authorization", format!("Bearer {}", self.token))
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            .body(Full::new(Bytes::new()))?;
+        let resp = sender.send_request(req).await?;
         if resp.status() != 200 {
-            return Err(format!("channel answered {}", resp.status()));
+            return Err(WebClientError::Channel {
+                status: resp.status(),
+            });
         }
         let (rx, _reader) = read_events(resp.into_body(), sender);
         Ok(rx)
@@ -182,7 +247,7 @@ impl WebClient {
     /// (`PUT Chat/{id}` delivered, figure 4 steps 18-19); waiting data is fetched
     /// (`GET Chat/Media`, figure 5 steps 8-9) and acknowledged (steps 10-11). Returns the
     /// messages read.
-    pub async fn answer(&self, ev: &Value) -> Result<Vec<Value>, String> {
+    pub async fn answer(&self, ev: &Value) -> Result<Vec<Value>, WebClientError> {
         let instance = ev["instance"]
             .as_str()
             .and_then(|u| u.rsplit('/').next())
@@ -200,7 +265,11 @@ impl WebClient {
                     )
                     .await?;
                 if s != 200 {
-                    return Err(format!("PUT answered {s}: {v}"));
+                    return Err(WebClientError::Report {
+                        instance,
+                        status: s,
+                        body: v,
+                    });
                 }
                 Ok(Vec::new())
             }
@@ -216,12 +285,76 @@ impl WebClient {
                         )
                         .await?;
                     if s != 200 {
-                        return Err(format!("PUT answered {s}: {v}"));
+                        return Err(WebClientError::Report {
+                            instance: id.to_string(),
+                            status: s,
+                            body: v,
+                        });
                     }
                 }
                 Ok(got)
             }
             _ => Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Labs and `rcslab eval` print these after the step or as the error line.
+    #[test]
+    fn errors_name_the_request_and_the_answer() {
+        let cases = [
+            (
+                WebClientError::Login {
+                    user: "w0".into(),
+                    status: 401,
+                    body: json!({"error": "unauthorized"}),
+                },
+                r#"login answered 401: {"error":"unauthorized"}"#,
+            ),
+            (
+                WebClientError::Media { status: 404 },
+                "Chat/Media answered 404",
+            ),
+            (
+                WebClientError::Channel {
+                    status: hyper::StatusCode::TOO_MANY_REQUESTS,
+                },
+                "channel answered 429 Too Many Requests",
+            ),
+            (
+                WebClientError::Report {
+                    instance: "i1".into(),
+                    status: 409,
+                    body: Value::Null,
+                },
+                "PUT answered 409: null",
+            ),
+            (WebClientError::BodyTimeout, "body timed out"),
+            (
+                WebClientError::Connect {
+                    addr: "127.0.0.1:9".parse().unwrap(),
+                    source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                },
+                "cannot connect to 127.0.0.1:9: connection refused",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[tokio::test]
+    async fn no_gateway_is_a_connect_error_with_its_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        match request(addr, Method::GET, "/", None, None).await {
+            Err(WebClientError::Connect { addr: a, .. }) => assert_eq!(a, addr),
+            other => panic!("expected a connect error, got {other:?}"),
         }
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::core::{ChatCore, Dialog, Input, Output};
-use super::msrp_bind::{bind, forward_events};
+use super::msrp_bind::{bind, forward_events, BindError};
 use super::{ChatEvent, ChatOptions, Cmd, SessionIds, SessionStatus, INVITE_WAIT};
 use crate::cpim::{Cpim, ImdnStatus, IsComposing};
 use crate::msrp::conn::{MsrpConn, MsrpEvent};
@@ -28,6 +28,24 @@ use crate::ue::UeConfig;
 struct HeldInvite {
     inc: IncomingRequest,
     first: Option<Cpim>,
+}
+
+/// Why our chat INVITE did not end in a bound session. The text is the session's failure
+/// reason: web clients are told it, and " 603 " or " 486 " in it means the peer declined.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    /// A final answer other than 2xx (or our own 408 when none came in time).
+    #[error("INVITE answered {status} {reason}")]
+    Answered { status: u16, reason: String },
+    /// The 2xx's body does not read as a chat answer.
+    #[error(transparent)]
+    Body(#[from] rcs::ChatBodyError),
+    /// The answer's SDP has no `a=path` (RFC 4975 §8.1).
+    #[error("answer without a=path")]
+    NoPath,
+    /// The MSRP connection did not bind.
+    #[error(transparent)]
+    Bind(#[from] BindError),
 }
 
 /// What the driver's own tasks report back.
@@ -375,7 +393,10 @@ impl Actor {
             };
             let result = async {
                 if !resp.is_success() {
-                    return Err(format!("INVITE answered {} {}", resp.status, resp.reason));
+                    return Err(SetupError::Answered {
+                        status: resp.status,
+                        reason: resp.reason.clone(),
+                    });
                 }
                 // The 2xx is the network's word that it has the first message.
                 if let Some(events) = &events {
@@ -399,7 +420,7 @@ impl Actor {
                 let ack = build_in_dialog(&ep, t, &d, Method::Ack, d.cseq);
                 ep.send_stateless(&SipMessage::Request(ack), pcscf, t).await;
                 let cb = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body)?;
-                let to = cb.sdp.path.last().cloned().ok_or("answer without a=path")?;
+                let to = cb.sdp.path.last().cloned().ok_or(SetupError::NoPath)?;
                 let conn = bind(&to, &my_uri, trace, sip_addr).await?;
                 Ok((conn, d, to))
             }
@@ -416,7 +437,10 @@ impl Actor {
                     forward_events(rx, internal, peer);
                 }
                 Err(e) => {
-                    let _ = internal.send(Internal::Failed { peer, reason: e });
+                    let _ = internal.send(Internal::Failed {
+                        peer,
+                        reason: e.to_string(),
+                    });
                 }
             }
         });
@@ -694,7 +718,10 @@ impl Actor {
                 }
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "MSRP bind failed");
-                    let _ = internal.send(Internal::Failed { peer, reason: e });
+                    let _ = internal.send(Internal::Failed {
+                        peer,
+                        reason: e.to_string(),
+                    });
                 }
             }
         });
