@@ -1,0 +1,69 @@
+//! `[nodes]`: where each node listens (SIP, Diameter, the HSS admin API, MSRP, HTTP).
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// `[nodes]`: where each node listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nodes {
+    /// P-CSCF SIP (UDP and TCP).
+    pub pcscf: SocketAddr,
+    /// I-CSCF SIP.
+    pub icscf: SocketAddr,
+    /// S-CSCF SIP.
+    pub scscf: SocketAddr,
+    /// HSS Diameter.
+    pub hss: SocketAddr,
+    /// HSS provisioning REST API.
+    pub admin: SocketAddr,
+    /// O-IM application server (originating instant messaging).
+    #[serde(default = "default_oim")]
+    pub oim: SocketAddr,
+    /// T-IM application server (terminating instant messaging).
+    #[serde(default = "default_tim")]
+    pub tim: SocketAddr,
+    /// O-IM's MSRP listener.
+    #[serde(default = "default_oim_msrp")]
+    pub oim_msrp: SocketAddr,
+    /// T-IM's MSRP listener.
+    #[serde(default = "default_tim_msrp")]
+    pub tim_msrp: SocketAddr,
+    /// The WebRSF gateway's HTTP listener.
+    #[serde(default = "default_webrsf")]
+    pub webrsf: SocketAddr,
+    /// T-IM's history endpoint (HTTP, token in T-IM's `history.token`), which the WebRSF
+    /// gateway reads `GET History` from ([`crate::im::history_api`]). Unset: `rcslab up` binds
+    /// a free port on T-IM's address (only its own gateway uses it), and `rcslab run tim` /
+    /// `rcslab run webrsf` use [`Nodes::tim_http_or_default`] (port 8081 on T-IM's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tim_http: Option<SocketAddr>,
+}
+
+impl Nodes {
+    /// T-IM's history endpoint as separate processes find it: `tim_http`, or port 8081 on
+    /// T-IM's address.
+    pub fn tim_http_or_default(&self) -> SocketAddr {
+        self.tim_http
+            .unwrap_or_else(|| SocketAddr::new(self.tim.ip(), 8081))
+    }
+}
+
+fn default_webrsf() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_oim_msrp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2855))
+}
+fn default_tim_msrp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2856))
+}
+
+fn default_oim() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5090))
+}
+fn default_tim() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5091))
+}
