@@ -1,4 +1,4 @@
-//! SIP messages (src/sip/message.rs): stream framing, whole-message parsing, the 400 salvage,
+//! SIP messages (src/sip/message/): stream framing, whole-message parsing, the 400 salvage,
 //! and every header view a node reads. A message we parse must serialise into one that parses
 //! back to the same thing (a proxy forwards what it parsed).
 #![no_main]

@@ -275,4 +275,26 @@ mod tests {
         ));
         assert!(none(MSG.replace("c1@host", "c1\u{19}@host")));
     }
+
+    #[test]
+    fn responses_go_where_rfc_3581_says() {
+        let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let v = Via::parse("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport").unwrap();
+        assert_eq!(
+            response_destination(&v, Some(src)),
+            Some((src, Transport::Udp))
+        );
+        let v = Via::parse("SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKx").unwrap();
+        assert_eq!(
+            response_destination(&v, None)
+                .map(|d| d.0.to_string())
+                .as_deref(),
+            Some("127.0.0.2:5062")
+        );
+        let v = Via::parse("SIP/2.0/TCP 127.0.0.2;branch=z9hG4bKx").unwrap();
+        assert_eq!(
+            response_destination(&v, Some(src)),
+            Some((src, Transport::Tcp))
+        );
+    }
 }

@@ -58,7 +58,7 @@ pub(super) fn reply_stateless(
     send_detached(inner, d.1, dest, bytes);
 }
 
-/// 513 for a request too large to take or to forward (RFC 3261 §21.5.14).
+/// 513 for a request too large to take or to forward (RFC 3261 §21.5.7).
 fn too_large(inner: &Arc<Inner>, req: &Request, size: usize, d: (SocketAddr, Transport)) {
     let mut r = req.response(513, Some("Message Too Large"));
     r.headers.push(
