@@ -352,7 +352,6 @@ const KNOWN_STRING_ERRORS: &[(&str, usize)] = &[
     ("trace/filter.rs", 1),
     ("ue/chat/msrp_bind.rs", 1),
     ("webrsf/client.rs", 7),
-    ("webrsf/http.rs", 1),
 ];
 
 /// How many `Result<…, String>` types `code` writes (the error is the last top-level argument).

@@ -61,7 +61,7 @@ use history::{conversations, history};
 use notification::{sse, streaming, websocket};
 use record::record;
 use session::{login, logout, refresh, ticket};
-pub use webhook::post_json;
+pub use webhook::{post_json, WebhookError};
 
 type Gw = Arc<Gateway>;
 type Query_ = Query<std::collections::HashMap<String, String>>;
