@@ -1,7 +1,7 @@
 //! The flight-recorder hook of the HTTP surface: every request and response head (and
 //! every chunk of a streamed one, as the HTTP/1.1 chunk it becomes on the wire, RFC 9112
 //! §7.1) goes into the same ladders and pcap as SIP and MSRP, tokens masked; web clients are
-//! named `Web <user>`.
+//! named `Web <user>`. Not in the paper: it is how the lab shows figure 4 and 5 as ladders.
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,6 @@
-//! Push webhooks: while a web user has no notification channel open, each event is POSTed
-//! as JSON to the URL the lab file names for them (`[webrsf] webhooks`), over plain HTTP/1.1.
+//! Push webhooks, a lab addition to the paper's notification channel (seed 000 §3): while a
+//! web user has no channel open, each event is POSTed as JSON to the URL the lab file names
+//! for them (`[webrsf] webhooks`), over plain HTTP/1.1 (RFC 9110 §9.3.3, RFC 9112).
 
 use std::time::Duration;
 
