@@ -1,0 +1,191 @@
+//! The IMS side: what each web user's chat UE reports from SIP and MSRP (an INVITE held for
+//! the client, MSRP SENDs, IMDNs, is-composing, session ends, a network de-registration)
+//! turned into the gateway's state and the paper's channel events (seed 000 §3, Table 1;
+//! the mapping is the table in [`super`]).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::{Gateway, InstanceState, WebUser};
+use crate::cpim::ImdnStatus;
+use crate::ue::chat::{ChatEvent, SessionStatus};
+
+impl Gateway {
+    /// Translates one chat event of the user's UE into the gateway's state and events.
+    fn on_chat_event(&self, user: &WebUser, ev: ChatEvent) {
+        match ev {
+            // Handled by the pump (it ends the session).
+            ChatEvent::Deregistered { .. } => {}
+            ChatEvent::Invited {
+                from,
+                subject,
+                message_id,
+                text,
+                datetime,
+                conversation_id,
+                contribution_id,
+                ..
+            } => {
+                let id = user.instance_for(&from, InstanceState::Initiate);
+                let sender = self.web_id(&from);
+                user.with(|s| {
+                    if let Some(i) = s.instances.get_mut(&id) {
+                        i.state = InstanceState::Initiate;
+                        i.conversation_id = conversation_id;
+                        i.contribution_id = contribution_id;
+                    }
+                });
+                if let Some(t) = &text {
+                    user.add_incoming(&id, &message_id, &sender, t, datetime.clone());
+                }
+                // Paper Table 1.
+                let subject = subject.or(text).unwrap_or_default();
+                self.emit(
+                    user,
+                    "chat",
+                    &id,
+                    json!({
+                        "status": "initiate",
+                        "subject": subject,
+                        "message_id": message_id,
+                        "sender": sender,
+                    }),
+                );
+            }
+            ChatEvent::Message {
+                from,
+                text,
+                message_id,
+            } => {
+                let id = user.instance_for(&from, InstanceState::Active);
+                let sender = self.web_id(&from);
+                user.add_incoming(&id, &message_id, &sender, &text, None);
+                self.emit(
+                    user,
+                    "messageNotification",
+                    &id,
+                    json!({
+                        "status": "waiting",
+                        "message_id": message_id,
+                        "sender": sender,
+                    }),
+                );
+            }
+            ChatEvent::Status {
+                message_id,
+                status,
+                from,
+                ..
+            } => {
+                let word = match status {
+                    ImdnStatus::Delivered => "delivered",
+                    ImdnStatus::Displayed => "displayed",
+                    ImdnStatus::Failed => "failed",
+                };
+                self.report(user, &message_id, word, &self.web_id(&from), None);
+            }
+            // T-IM stored it for an offline recipient: the status that matters comes later.
+            ChatEvent::Stored { .. } | ChatEvent::Acked { .. } => {}
+            ChatEvent::SendFailed { message_id, reason } => {
+                let sender = user.user_id.clone();
+                self.report(user, &message_id, "failed", &sender, Some(reason));
+            }
+            ChatEvent::Composing { from, active } => {
+                let id = user.instance_for(&from, InstanceState::Active);
+                self.emit(
+                    user,
+                    "isComposing",
+                    &id,
+                    json!({
+                        "sender": self.web_id(&from),
+                        "state": if active { "active" } else { "idle" },
+                    }),
+                );
+            }
+            ChatEvent::Session {
+                peer,
+                status,
+                reason,
+            } => {
+                let Some(id) = user.with(|s| s.by_peer.get(&peer).cloned()) else {
+                    return;
+                };
+                let state = match status {
+                    SessionStatus::Accepted => InstanceState::Active,
+                    _ => InstanceState::Closed,
+                };
+                let was = user.with(|s| s.instances.get(&id).map(|i| i.state));
+                // A chat the client already closed or declined needs no second event.
+                if was == Some(InstanceState::Closed) && state == InstanceState::Closed {
+                    return;
+                }
+                user.set_state(&id, state);
+                let mut data = json!({ "status": status.as_str() });
+                if !reason.is_empty() {
+                    data["reason"] = Value::String(reason);
+                }
+                self.emit(user, "chatEvent", &id, data);
+            }
+        }
+    }
+
+    /// A report about one of our messages.
+    fn report(
+        &self,
+        user: &WebUser,
+        message_id: &str,
+        status: &str,
+        sender: &str,
+        reason: Option<String>,
+    ) {
+        let Some(id) = user.with(|s| s.ours.get(message_id).cloned()) else {
+            return;
+        };
+        user.with(|s| {
+            if let Some(i) = s.instances.get_mut(&id) {
+                if let Some(m) = i.messages.iter_mut().find(|m| m.message_id == message_id) {
+                    // "displayed" is never downgraded by a late "delivered".
+                    if !(m.status == "displayed" && status == "delivered") {
+                        m.status = status.to_string();
+                    }
+                }
+            }
+        });
+        let mut data = json!({
+            "message_id": message_id,
+            "status": status,
+            "sender": sender,
+        });
+        if let Some(r) = reason {
+            data["reason"] = Value::String(r);
+        }
+        self.emit(user, "messageStatusNotification", &id, data);
+    }
+}
+
+/// Reads a user's chat events until the UE stops.
+pub(super) async fn pump(
+    gw: Arc<Gateway>,
+    user: Arc<WebUser>,
+    mut events: mpsc::UnboundedReceiver<ChatEvent>,
+) {
+    let mut closed = user.watch_closed();
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ChatEvent::Deregistered { reason }) => {
+                    tracing::info!(user = %user.aor, %reason, "the network ended a web user's registration: the web session ends");
+                    gw.emit(&user, "sessionEnded", "", json!({ "reason": "the network ended the registration" }));
+                    let (gw, user) = (gw.clone(), user.clone());
+                    // Not awaited here: logout ends this pump.
+                    tokio::spawn(async move { gw.logout(&user).await });
+                }
+                Some(ev) => gw.on_chat_event(&user, ev),
+                None => return,
+            },
+            _ = closed.changed() => return,
+        }
+    }
+}
