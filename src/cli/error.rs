@@ -88,6 +88,9 @@ pub enum CliError {
     /// `rcslab ue send`: the message was not delivered (the reason, or `timeout`).
     #[error("{0}")]
     NotDelivered(String),
+    /// `rcslab ue caps`: the OPTIONS got no 200 (the status and reason).
+    #[error("caps: {0}")]
+    NoCapabilities(String),
     /// `rcslab ue --user U` for a user the lab file does not know, without `--password`.
     #[error("no user '{0}' in the lab file; for a subscriber added with `rcslab subscriber add`, give --password (and --impi if it is not user@domain)")]
     UnknownUser(String),

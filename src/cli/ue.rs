@@ -49,6 +49,16 @@ pub enum UeCmd {
     },
     /// Stay registered; print each message as `FROM: TEXT` and answer with IMDNs.
     Listen,
+    /// Ask another user what they can do (SIP OPTIONS through the core, GSMA RCC.07): print
+    /// their feature tags one per line as their Contact carried them; when the answer is not
+    /// 200 (480: not registered, 404: no such user), say so on stderr and exit 1.
+    Caps {
+        /// The user asked (`sip:bob@ims.lab`, or just `bob`).
+        target: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
 }
 
 /// `ue send`: sends one message and waits for what becomes of it: prints `delivered`,
@@ -165,6 +175,33 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
         }
     };
     match cmd {
+        Some(UeCmd::Caps {
+            target: to,
+            timeout,
+        }) => {
+            use rcslab::ue::caps::Capabilities;
+            let found = ue
+                .capabilities(&target(&to), Duration::from_secs(timeout))
+                .await;
+            // Leave no contact registered behind us (TS 24.229 §5.1.1.6).
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), ue.register(0)).await,
+                Ok(Ok(_))
+            ) {
+                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
+            }
+            match found {
+                Capabilities::Found(tags) => {
+                    for t in tags {
+                        println!("{t}");
+                    }
+                    Ok(())
+                }
+                Capabilities::Failed { status, reason } => {
+                    Err(CliError::NoCapabilities(format!("{status} {reason}")))
+                }
+            }
+        }
         Some(UeCmd::Send { to, text, timeout }) => {
             let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
             let to = target(&to);

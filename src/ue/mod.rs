@@ -2,6 +2,7 @@
 //! (RFC 3310 / TS 33.203, with its own USIM state: K, OPc and the highest SQN accepted), the way
 //! TS 24.229 §5.1.1 describes. Tests and labs use it; later issues grow it into an RCS client.
 
+pub mod caps;
 pub mod chat;
 
 use std::net::SocketAddr;
@@ -220,7 +221,12 @@ impl Ue {
         r.headers.push("CSeq", format!("{} REGISTER", self.cseq));
         r.headers.push(
             "Contact",
-            format!("<{}>;expires={expires}", self.contact_uri()),
+            // RCC.07 §2.4.4: the feature tags of what this client handles, as it answers OPTIONS.
+            format!(
+                "<{}>{};expires={expires}",
+                self.contact_uri(),
+                crate::rcs::caps::RCSLAB_UE_TAGS
+            ),
         );
         r.headers.push("Expires", expires.to_string());
         r.headers.push("Supported", "path");

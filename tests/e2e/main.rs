@@ -6,6 +6,7 @@ mod as_failure;
 mod attackers;
 mod auth_hardening;
 mod calls;
+mod caps;
 pub mod chat;
 mod cli;
 mod clients;

@@ -6,6 +6,8 @@
 //! A codec layer (it sat in `im` before): the messaging servers and the simulated UE both
 //! use it, so the UE no longer imports a node module.
 
+pub mod caps;
+
 use bytes::Bytes;
 
 use crate::cpim::{Cpim, Imdn, ImdnStatus};
