@@ -44,6 +44,10 @@ pub const LABS: &[(&str, &str)] = &[
         "09-webrsf-later-message.toml",
         include_str!("../../labs/09-webrsf-later-message.toml"),
     ),
+    (
+        "10-capability-discovery.toml",
+        include_str!("../../labs/10-capability-discovery.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

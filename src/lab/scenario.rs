@@ -8,8 +8,8 @@
 //! [config]                       # merged over the default lab
 //! default_ifc = []
 //! [[step]]
-//! do = "register"                # register | message | call | remove | clear-ifc | clear
-//!                                # | chat | web-login | web-channel
+//! do = "register"                # register | message | call | caps | remove | clear-ifc
+//!                                # | clear | chat | web-login | web-channel
 //! user = "alice"
 //! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
 //! expected = ["UE alice -> P-CSCF SIP REGISTER", "..."]
@@ -325,6 +325,39 @@ impl Scenario {
                         ues.push(back);
                     }
                     settle().await;
+                }
+                "caps" => {
+                    // RCC.07 capability discovery: OPTIONS to `to`, answered by its UE (when
+                    // registered here) with its feature tags; 480 / 404 otherwise.
+                    let to = s.to.clone().ok_or_else(|| fail("needs `to`".into()))?;
+                    let callee_at = ues.iter().position(|(u, _)| *u == to);
+                    let callee = callee_at.map(|p| ues.remove(p));
+                    let caller_at = ues
+                        .iter()
+                        .position(|(u, _)| *u == user)
+                        .ok_or_else(|| fail(format!("'{user}' has not registered")))?;
+                    let answer = tokio::spawn(async move {
+                        let (name, mut ue) = callee?;
+                        if let Some(inc) = ue.next_request(Duration::from_secs(5)).await {
+                            let ok = ue.answer_options(&inc.request);
+                            inc.tx.respond(ok);
+                        }
+                        Some((name, ue))
+                    });
+                    let target = format!("sip:{to}@{}", lab.config.lab.domain);
+                    let found = ues[caller_at]
+                        .1
+                        .capabilities(&target, Duration::from_secs(5))
+                        .await;
+                    settle().await;
+                    if let (crate::ue::caps::Capabilities::Failed { status, reason }, Some(_)) =
+                        (&found, callee_at)
+                    {
+                        return Err(fail(format!("answered {status} {reason}")));
+                    }
+                    if let Ok(Some(back)) = answer.await {
+                        ues.push(back);
+                    }
                 }
                 "remove" => {
                     let path = format!(
