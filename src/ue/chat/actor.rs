@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::core::{ChatCore, Dialog, Input, Output};
+use super::core::{ChatCore, Dialog, IncomingInvite, Input, InviteInfo, OutgoingInvite, Output};
 use super::msrp_bind::{bind, forward_events, BindError};
-use super::{ChatEvent, ChatOptions, Cmd, SessionIds, SessionStatus, INVITE_WAIT};
+use super::{ChatEvent, ChatOptions, Cmd, SessionIds};
 use crate::cpim::{Cpim, ImdnStatus, IsComposing};
 use crate::msrp::conn::{MsrpConn, MsrpEvent};
 use crate::msrp::sdp::MsrpSdp;
-use crate::rcs::{self, Content};
+use crate::rcs;
 use crate::sip::endpoint::Incoming;
 use crate::sip::{
     new_call_id, new_tag, Endpoint, IncomingRequest, Method, NameAddr, Request, Response,
@@ -23,12 +23,6 @@ use crate::sip::{
 };
 use crate::trace::Trace;
 use crate::ue::UeConfig;
-
-/// An incoming chat INVITE held for the application (figure 4 steps 15-19).
-struct HeldInvite {
-    inc: IncomingRequest,
-    first: Option<Cpim>,
-}
 
 /// Why our chat INVITE did not end in a bound session. The text is the session's failure
 /// reason: web clients are told it, and " 603 " or " 486 " in it means the peer declined.
@@ -52,11 +46,16 @@ enum SetupError {
 pub(super) enum Internal {
     /// T-IM said it stored our first message for an offline recipient.
     Stored { message_id: String, reason: String },
-    /// Our INVITE (or the MSRP binding after it) failed.
-    Failed { peer: String, reason: String },
-    /// A session is bound.
+    /// Our INVITE (`invite`) or theirs, or the MSRP binding after it, failed.
+    Failed {
+        peer: String,
+        reason: String,
+        invite: Option<OutgoingInvite>,
+    },
+    /// A session is bound (after our INVITE `invite`, or theirs).
     Accepted {
         peer: String,
+        invite: Option<OutgoingInvite>,
         conn: MsrpConn,
         my_uri: String,
         peer_uri: String,
@@ -76,7 +75,13 @@ pub(super) struct Actor {
     /// Bound MSRP connections by peer.
     conns: HashMap<String, MsrpConn>,
     pending_acks: HashMap<String, oneshot::Sender<()>>,
-    held: HashMap<String, HeldInvite>,
+    /// Incoming INVITEs the core has not answered yet (held for the application, or about to
+    /// be answered), by the handle the core knows them by.
+    invites: HashMap<IncomingInvite, IncomingRequest>,
+    next_invite: u64,
+    /// How to give up each of our INVITEs still waiting for its answer (the reason phrase
+    /// of the 408 it then ends with).
+    cancels: HashMap<OutgoingInvite, oneshot::Sender<String>>,
     events: mpsc::UnboundedSender<ChatEvent>,
     internal: mpsc::UnboundedSender<Internal>,
 }
@@ -118,7 +123,9 @@ impl Actor {
             opts,
             conns: HashMap::new(),
             pending_acks: HashMap::new(),
-            held: HashMap::new(),
+            invites: HashMap::new(),
+            next_invite: 0,
+            cancels: HashMap::new(),
             events,
             internal,
         }
@@ -180,7 +187,25 @@ impl Actor {
                     id,
                     first,
                     ids,
-                } => self.open(&peer, id, first, ids),
+                    invite,
+                } => self.open(&peer, id, first, ids, invite),
+                Output::CancelInvite { invite, reason } => {
+                    if let Some(c) = self.cancels.remove(&invite) {
+                        let _ = c.send(reason);
+                    }
+                }
+                Output::Answer { tx, peer, imdn } => {
+                    if let Some(inc) = self.invites.remove(&tx) {
+                        self.answer_invite(inc, &peer, imdn);
+                    }
+                }
+                Output::Refuse { tx, status, reason } => {
+                    if let Some(inc) = self.invites.remove(&tx) {
+                        let mut r = inc.request.response(status, Some(reason));
+                        r.ensure_to_tag();
+                        inc.tx.respond(r);
+                    }
+                }
                 Output::ImdnMessage {
                     peer,
                     about,
@@ -211,6 +236,11 @@ impl Actor {
                 }
                 Output::DropConn { peer } => {
                     self.conns.remove(&peer);
+                }
+                Output::CloseConn { peer } => {
+                    if let Some(c) = self.conns.remove(&peer) {
+                        c.close();
+                    }
                 }
                 Output::Event(e) => {
                     let _ = self.events.send(e);
@@ -268,21 +298,13 @@ impl Actor {
                 message_id,
                 status: ImdnStatus::Delivered,
             }),
-            Cmd::Accept { peer, delivered } => {
-                if let Some(h) = self.held.remove(&canonical(&peer)) {
-                    self.answer_invite(h.inc, h.first, delivered);
-                }
-            }
-            Cmd::Decline { peer } => {
-                let peer = canonical(&peer);
-                if let Some(h) = self.held.remove(&peer) {
-                    let mut r = h.inc.request.response(603, Some("Decline"));
-                    r.ensure_to_tag();
-                    h.inc.tx.respond(r);
-                    let message_id = h.first.map(|c| c.message_id().unwrap_or("").to_string());
-                    self.feed(Input::Declined { peer, message_id });
-                }
-            }
+            Cmd::Accept { peer, delivered } => self.feed(Input::Accept {
+                peer: canonical(&peer),
+                delivered,
+            }),
+            Cmd::Decline { peer } => self.feed(Input::Decline {
+                peer: canonical(&peer),
+            }),
             Cmd::Composing { to, active } => {
                 let peer = canonical(&to);
                 let doc = IsComposing {
@@ -303,22 +325,14 @@ impl Actor {
                 self.feed(Input::Composing { peer, cpim });
             }
             Cmd::CloseAll { done } => {
-                for (_, h) in self.held.drain() {
-                    let mut r = h.inc.request.response(480, Some("Temporarily Unavailable"));
-                    r.ensure_to_tag();
-                    h.inc.tx.respond(r);
-                }
-                let (dialogs, peers) = self.core.close_all();
-                for peer in peers {
-                    if let Some(c) = self.conns.remove(&peer) {
-                        c.close();
-                    }
-                }
+                // Held INVITEs refused, MSRP connections closed, what is unsent failed: the
+                // core's outputs, carried out before the BYEs go.
+                let dialogs = self.core.close_all();
+                self.drive();
                 let byes: Vec<Request> = dialogs
                     .iter()
                     .map(|d| build_in_dialog(&self.ep, self.cfg.transport, d, Method::Bye, d.cseq))
                     .collect();
-                self.drive();
                 let ep = self.ep.clone();
                 let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
                 tokio::spawn(async move {
@@ -337,8 +351,15 @@ impl Actor {
     }
 
     /// Figure 1 step 1: INVITE with SDP and the first message (the core decided to open the
-    /// session and queues what follows).
-    fn open(&mut self, peer: &str, id: String, first: Vec<u8>, ids: SessionIds) {
+    /// session and queues what follows; it says when to give the INVITE up).
+    fn open(
+        &mut self,
+        peer: &str,
+        id: String,
+        first: Vec<u8>,
+        ids: SessionIds,
+        invite: OutgoingInvite,
+    ) {
         let my_uri = self.my_uri();
         let mut req = Request::new(Method::Invite, peer.to_string());
         req.headers.push("Via", self.ep.new_via(self.cfg.transport));
@@ -373,21 +394,22 @@ impl Actor {
         let peer = peer.to_string();
         let sip_addr = self.ep.local_addr();
         let events = self.opts.report_acks.then(|| self.events.clone());
+        let (cancel, cancelled) = oneshot::channel();
+        self.cancels.insert(invite, cancel);
         tokio::spawn(async move {
             let answer = ep.send_request(req.clone(), pcscf, t).final_response();
-            let resp = match tokio::time::timeout(INVITE_WAIT, answer).await {
-                Ok(r) => r,
-                Err(_) => {
-                    // RFC 3261 §9.1, bounded: the network lost the INVITE (a node restarted
-                    // after its 100 Trying); messages queued behind it must not wait for
-                    // Timer B.
+            let resp = tokio::select! {
+                r = answer => r,
+                Ok(reason) = cancelled => {
+                    // The core gave the INVITE up (`Output::CancelInvite`): CANCEL it,
+                    // bounded, and end with a 408.
                     let _ = tokio::time::timeout(
                         Duration::from_secs(2),
                         crate::sip::dialog::cancel_forwarded(&ep, &req, pcscf, t),
                     )
                     .await;
                     let mut r = req.response(408, None);
-                    r.reason = format!("No answer within {INVITE_WAIT:?}");
+                    r.reason = reason;
                     r
                 }
             };
@@ -429,6 +451,7 @@ impl Actor {
                 Ok(((conn, rx), d, to)) => {
                     let _ = internal.send(Internal::Accepted {
                         peer: peer.clone(),
+                        invite: Some(invite),
                         conn,
                         my_uri: my_uri.clone(),
                         peer_uri: to,
@@ -440,6 +463,7 @@ impl Actor {
                     let _ = internal.send(Internal::Failed {
                         peer,
                         reason: e.to_string(),
+                        invite: Some(invite),
                     });
                 }
             }
@@ -451,17 +475,35 @@ impl Actor {
             Internal::Stored { message_id, reason } => {
                 self.feed(Input::Stored { message_id, reason })
             }
-            Internal::Failed { peer, reason } => self.feed(Input::SessionFailed { peer, reason }),
+            Internal::Failed {
+                peer,
+                reason,
+                invite,
+            } => {
+                if let Some(k) = invite {
+                    self.cancels.remove(&k);
+                }
+                self.feed(Input::SessionFailed {
+                    peer,
+                    reason,
+                    invite,
+                })
+            }
             Internal::Accepted {
                 peer,
+                invite,
                 conn,
                 my_uri,
                 peer_uri,
                 dialog,
             } => {
+                if let Some(k) = invite {
+                    self.cancels.remove(&k);
+                }
                 self.conns.insert(peer.clone(), conn);
                 self.feed(Input::SessionUp {
                     peer,
+                    invite,
                     my_uri,
                     peer_uri,
                     dialog,
@@ -507,27 +549,10 @@ impl Actor {
             }
             Method::Invite if !crate::sip::dialog::in_dialog(&inc.request) => self.on_invite(inc),
             Method::Cancel => {
-                // RFC 3261 §9.2: 200 for the CANCEL, 487 for the INVITE it cancels (one still
-                // held for the application).
+                // RFC 3261 §9.2: 200 for the CANCEL; the core decides about the INVITE it
+                // cancels (487 when still held for the application).
                 inc.tx.respond(inc.request.response(200, None));
-                let held: Vec<String> = self
-                    .held
-                    .iter()
-                    .filter(|(_, h)| h.inc.request.headers.get("Call-ID") == Some(call_id.as_str()))
-                    .map(|(p, _)| p.clone())
-                    .collect();
-                for peer in held {
-                    if let Some(h) = self.held.remove(&peer) {
-                        let mut r = h.inc.request.response(487, Some("Request Terminated"));
-                        r.ensure_to_tag();
-                        h.inc.tx.respond(r);
-                        let _ = self.events.send(ChatEvent::Session {
-                            peer,
-                            status: SessionStatus::Closed,
-                            reason: "CANCEL".into(),
-                        });
-                    }
-                }
+                self.feed(Input::Cancel { call_id });
             }
             Method::Notify
                 if inc
@@ -595,65 +620,39 @@ impl Actor {
             }
         };
         let first = offer.first.as_ref().and_then(|b| Cpim::parse(b).ok());
-        if self.opts.hold_invites {
-            let text = first.as_ref().and_then(|c| match rcs::content(c) {
-                Content::Text(t) => Some(t),
-                _ => None,
-            });
-            let message_id = first
-                .as_ref()
-                .and_then(|c| c.message_id())
-                .unwrap_or("")
-                .to_string();
-            self.feed(Input::Held {
-                peer: peer.clone(),
-                first: first.clone(),
-            });
-            let h = |n: &str| req.headers.get(n).map(str::to_string);
-            let _ = self.events.send(ChatEvent::Invited {
-                from: peer.clone(),
-                request_uri: req.uri.clone(),
-                subject: h("Subject"),
-                message_id,
-                text,
-                datetime: first
-                    .as_ref()
-                    .and_then(|c| c.header("DateTime"))
-                    .map(str::to_string),
-                conversation_id: h("Conversation-ID"),
-                contribution_id: h("Contribution-ID"),
-            });
-            if let Some(old) = self.held.insert(peer, HeldInvite { inc, first }) {
-                // A newer INVITE from the same peer replaces one still waiting.
-                let mut r = old.inc.request.response(487, Some("Request Terminated"));
-                r.ensure_to_tag();
-                old.inc.tx.respond(r);
-            }
-            return;
-        }
-        if let Some(c) = &first {
-            self.feed(Input::Cpim {
-                peer: peer.clone(),
-                cpim: c.clone(),
-            });
-        }
-        let delivered = self.opts.auto_delivered;
-        self.answer_invite(inc, first, delivered);
+        let h = |n: &str| req.headers.get(n).map(str::to_string);
+        let info = InviteInfo {
+            request_uri: req.uri.clone(),
+            subject: h("Subject"),
+            conversation_id: h("Conversation-ID"),
+            contribution_id: h("Contribution-ID"),
+        };
+        let call_id = h("Call-ID").unwrap_or_default();
+        // The core answers it or holds it for the application (`Output::Answer`/`Refuse`).
+        self.next_invite += 1;
+        let tx = IncomingInvite(self.next_invite);
+        self.invites.insert(tx, inc);
+        self.feed(Input::Invite {
+            tx,
+            peer,
+            call_id,
+            first,
+            info,
+        });
     }
 
-    /// Answers a chat INVITE (figure 1 steps 15-26 at UE2): the IMDN "delivered" in a SIP
-    /// MESSAGE when `delivered`, then 200 OK, the ACK, and the MSRP binding.
-    fn answer_invite(&mut self, inc: IncomingRequest, first: Option<Cpim>, delivered: bool) {
+    /// Answers a chat INVITE from `peer` (figure 1 steps 15-26 at UE2): `imdn` (the IMDN
+    /// "delivered" the core decided on) in a SIP MESSAGE, then 200 OK, the ACK, and the MSRP
+    /// binding.
+    fn answer_invite(&mut self, inc: IncomingRequest, peer: &str, imdn: Option<(String, Vec<u8>)>) {
         let req = inc.request.clone();
-        let peer = aor_of(&req);
+        let peer = peer.to_string();
         let Ok(offer) = rcs::chat_body(req.headers.get("Content-Type"), &req.body) else {
             return;
         };
-        // The core books the first message delivered and opens the session (messages the
-        // application sends before the binding completes wait for it).
         let mut imdn_req = None;
         let mut imdn_about = String::new();
-        if let Some((about, doc)) = self.core.answering(&peer, first.as_ref(), delivered) {
+        if let Some((about, doc)) = imdn {
             imdn_req = Some(self.imdn_message_request(&peer, doc));
             imdn_about = about;
         }
@@ -709,6 +708,7 @@ impl Actor {
                 Ok((conn, rx)) => {
                     let _ = internal.send(Internal::Accepted {
                         peer: peer.clone(),
+                        invite: None,
                         conn,
                         my_uri,
                         peer_uri,
@@ -721,6 +721,7 @@ impl Actor {
                     let _ = internal.send(Internal::Failed {
                         peer,
                         reason: e.to_string(),
+                        invite: None,
                     });
                 }
             }

@@ -18,7 +18,9 @@
 //!         BYE, MSRP close or 481 end an Up session: Session Closed)
 //! ```
 //! An MSRP SEND of ours that gets no response within [`MSRP_TRANSACTION_TIMEOUT`] (RFC 4975
-//! §7.1.1: 30 s) fails its message with [`ChatEvent::SendFailed`].
+//! §7.1.1: 30 s) fails its message with [`ChatEvent::SendFailed`]. Incoming INVITEs (answered
+//! or held for the application) and the bounded wait for the answer to ours are decided in
+//! `invites.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -30,6 +32,12 @@ use crate::rcs::{self, Content};
 
 use super::recent::RecentIds;
 use super::{ChatEvent, ChatOptions, SessionIds, SessionStatus, DEDUP_WINDOW};
+
+mod imdn;
+mod invites;
+
+use invites::HeldInvite;
+pub(super) use invites::{IncomingInvite, InviteInfo, OutgoingInvite};
 
 /// RFC 4975 §7.1.1: a sender that gets no transaction response within 30 s treats the
 /// transaction as failed.
@@ -65,18 +73,33 @@ pub(super) enum Input {
     Composing { peer: String, cpim: Vec<u8> },
     /// The application closes its session with `peer`.
     Close { peer: String },
-    /// A held INVITE was declined (603): its first message (if any) is forgotten.
-    Declined {
+    /// A chat INVITE from `peer` (not in a dialog), its transaction kept by the driver as `tx`.
+    Invite {
+        tx: IncomingInvite,
         peer: String,
-        message_id: Option<String>,
+        call_id: String,
+        first: Option<Cpim>,
+        info: InviteInfo,
     },
+    /// The application accepts `peer`'s held INVITE (reporting its first message delivered
+    /// first when `delivered`).
+    Accept { peer: String, delivered: bool },
+    /// The application declines `peer`'s held INVITE.
+    Decline { peer: String },
+    /// A CANCEL for the INVITE of dialog `call_id` (already answered 200 by the driver).
+    Cancel { call_id: String },
     /// T-IM stored our first message for an offline recipient (Warning in its 200).
     Stored { message_id: String, reason: String },
-    /// The INVITE (ours or theirs) or the MSRP binding after it failed.
-    SessionFailed { peer: String, reason: String },
-    /// The session's MSRP connection is bound.
+    /// The INVITE (ours, `invite`, or theirs) or the MSRP binding after it failed.
+    SessionFailed {
+        peer: String,
+        reason: String,
+        invite: Option<OutgoingInvite>,
+    },
+    /// The session's MSRP connection is bound (after our INVITE `invite`, or theirs).
     SessionUp {
         peer: String,
+        invite: Option<OutgoingInvite>,
         my_uri: String,
         peer_uri: String,
         dialog: Dialog,
@@ -95,9 +118,6 @@ pub(super) enum Input {
         reginfo: String,
         subscription_state: String,
     },
-    /// An INVITE from `peer` was held for the application: its first message waits for the
-    /// application's "delivered"/"displayed".
-    Held { peer: String, first: Option<Cpim> },
     /// A BYE for dialog `call_id`.
     Bye { call_id: String },
 }
@@ -108,12 +128,32 @@ pub(super) enum Output {
     /// Send this over `peer`'s MSRP connection.
     Msrp { peer: String, msg: MsrpMessage },
     /// Open a session with `peer`: an INVITE carrying `first` (a CPIM document, message
-    /// `id`) in its multipart body.
+    /// `id`) in its multipart body; the core knows it as `invite`.
     Invite {
         peer: String,
         id: String,
         first: Vec<u8>,
         ids: SessionIds,
+        invite: OutgoingInvite,
+    },
+    /// Give up our INVITE `invite` (CANCEL it) and report it failed with a 408 whose reason
+    /// phrase is `reason`, unless its final answer is already in.
+    CancelInvite {
+        invite: OutgoingInvite,
+        reason: String,
+    },
+    /// Answer the incoming INVITE `tx` from `peer` with 200 (after sending `imdn`, the
+    /// "delivered" report (about, CPIM) on its first message, in a SIP MESSAGE), then bind.
+    Answer {
+        tx: IncomingInvite,
+        peer: String,
+        imdn: Option<(String, Vec<u8>)>,
+    },
+    /// Answer the incoming INVITE `tx` with this final status.
+    Refuse {
+        tx: IncomingInvite,
+        status: u16,
+        reason: &'static str,
     },
     /// Send this disposition report (CPIM with IMDN, about message `about`) in a SIP
     /// MESSAGE: there is no session to carry it.
@@ -127,6 +167,8 @@ pub(super) enum Output {
     Bye { dialog: Dialog },
     /// Drop `peer`'s MSRP connection (the session is gone).
     DropConn { peer: String },
+    /// Close `peer`'s MSRP connection now (the client is closing its sessions).
+    CloseConn { peer: String },
     /// Tell the application.
     Event(ChatEvent),
 }
@@ -200,6 +242,11 @@ pub(super) struct ChatCore {
     report_tids: HashMap<String, (String, ImdnStatus)>,
     /// Message-IDs and reports already received (copies are dropped).
     seen: RecentIds,
+    /// Incoming INVITEs held for the application, by peer.
+    held: HashMap<String, HeldInvite>,
+    /// Our INVITEs waiting for their final answer: the peer, and when we give up.
+    inviting: HashMap<OutgoingInvite, (String, Instant)>,
+    next_invite: u64,
     out: VecDeque<Output>,
 }
 
@@ -215,6 +262,9 @@ impl ChatCore {
             deadlines: HashMap::new(),
             report_tids: HashMap::new(),
             seen: RecentIds::new(DEDUP_WINDOW),
+            held: HashMap::new(),
+            inviting: HashMap::new(),
+            next_invite: 0,
             out: VecDeque::new(),
         }
     }
@@ -225,9 +275,13 @@ impl ChatCore {
     }
 
     /// When [`ChatCore::handle_timeout`] must run next (the earliest MSRP transaction
-    /// deadline).
+    /// deadline, or the moment one of our INVITEs is given up).
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.values().min().copied()
+        let msrp = self.deadlines.values().min().copied();
+        match (msrp, self.invite_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// True when a session with `peer` is up (MSRP bound).
@@ -265,26 +319,37 @@ impl ChatCore {
                     self.out.push_back(Output::DropConn { peer });
                 }
             }
-            Input::Declined { peer, message_id } => {
-                if let Some(id) = message_id {
-                    self.received.remove(&id);
-                }
-                self.event(ChatEvent::Session {
-                    peer,
-                    status: SessionStatus::Declined,
-                    reason: "603 Decline".into(),
-                });
-            }
+            Input::Invite {
+                tx,
+                peer,
+                call_id,
+                first,
+                info,
+            } => self.on_invite(now, tx, peer, call_id, first, info),
+            Input::Accept { peer, delivered } => self.accept(&peer, delivered),
+            Input::Decline { peer } => self.decline(peer),
+            Input::Cancel { call_id } => self.cancelled(&call_id),
             Input::Stored { message_id, reason } => {
                 self.event(ChatEvent::Stored { message_id, reason })
             }
-            Input::SessionFailed { peer, reason } => self.session_failed(peer, reason),
+            Input::SessionFailed {
+                peer,
+                reason,
+                invite,
+            } => {
+                self.invite_done(invite);
+                self.session_failed(peer, reason)
+            }
             Input::SessionUp {
                 peer,
+                invite,
                 my_uri,
                 peer_uri,
                 dialog,
-            } => self.session_up(now, peer, my_uri, peer_uri, dialog),
+            } => {
+                self.invite_done(invite);
+                self.session_up(now, peer, my_uri, peer_uri, dialog)
+            }
             Input::Msrp { peer, msg } => self.on_msrp(now, &peer, msg),
             Input::MsrpClosed { peer } => {
                 if self.is_up(&peer) {
@@ -318,22 +383,6 @@ impl ChatCore {
                     });
                 }
             }
-            Input::Held { peer, first } => {
-                if let Some(c) = first {
-                    if c.wants("positive-delivery") || c.wants("display") {
-                        let id = c.message_id().unwrap_or("").to_string();
-                        let delivered = !c.wants("positive-delivery");
-                        self.received.insert(
-                            id,
-                            Received {
-                                peer,
-                                cpim: c,
-                                delivered,
-                            },
-                        );
-                    }
-                }
-            }
             Input::Bye { call_id } => {
                 let ended: Vec<String> = self
                     .sessions
@@ -359,6 +408,7 @@ impl ChatCore {
     /// RFC 4975 §7.1.1: every transaction of ours past its deadline fails its message (one
     /// report per message, not one per chunk).
     pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.invite_timeouts(now);
         let mut due: Vec<(Instant, String)> = self
             .deadlines
             .iter()
@@ -391,13 +441,13 @@ impl ChatCore {
         }
     }
 
-    /// Ends every session: what a client does before it de-registers. Messages the network
-    /// has not taken yet fail (the application hears SendFailed for each, as after a
-    /// refusal); returns the dialogs to send BYE in (CSeq raised) and the peers whose MSRP
-    /// connections must close.
-    pub(super) fn close_all(&mut self) -> (Vec<Dialog>, Vec<String>) {
+    /// Ends every session: what a client does before it de-registers. Held INVITEs get 480,
+    /// MSRP connections close, and messages the network has not taken yet fail (the
+    /// application hears SendFailed for each, as after a refusal); returns the dialogs to
+    /// send BYE in (CSeq raised).
+    pub(super) fn close_all(&mut self) -> Vec<Dialog> {
+        self.refuse_held();
         let mut byes = Vec::new();
-        let mut peers = Vec::new();
         let mut unsent: Vec<String> = self.tids.drain().map(|(_, id)| id).collect();
         self.deadlines.clear();
         let mut owed = Vec::new();
@@ -406,7 +456,7 @@ impl ChatCore {
             // Reports asked for while the session was coming up still go, in SIP MESSAGEs
             // (RFC 5438 §6.2; TS 24.229 pager mode): the application has acknowledged them.
             owed.extend(s.reports.iter().cloned());
-            peers.push(peer);
+            self.out.push_back(Output::CloseConn { peer });
             if let Some(mut d) = s.dialog {
                 d.cseq += 1;
                 byes.push(d);
@@ -423,38 +473,7 @@ impl ChatCore {
                 reason: "the client closed its sessions before the network took the message".into(),
             });
         }
-        (byes, peers)
-    }
-
-    /// We answer `peer`'s chat INVITE (figure 1 steps 15-26 at UE2): a session comes up with
-    /// it, and the IMDN "delivered" for its first message (when `delivered` and asked for)
-    /// goes in a SIP MESSAGE before the 200: returned as (about, CPIM) for the driver to send
-    /// in that order.
-    pub(super) fn answering(
-        &mut self,
-        peer: &str,
-        first: Option<&Cpim>,
-        delivered: bool,
-    ) -> Option<(String, Vec<u8>)> {
-        let mut imdn = None;
-        if let Some(c) = first {
-            let id = c.message_id().unwrap_or("").to_string();
-            if delivered && c.wants("positive-delivery") {
-                let doc = rcs::imdn_message(&self.impu, peer, c, ImdnStatus::Delivered);
-                imdn = Some((id.clone(), doc.to_bytes()));
-                if let Some(r) = self.received.get_mut(&id) {
-                    r.delivered = true;
-                    if !c.wants("display") {
-                        self.received.remove(&id);
-                    }
-                }
-            }
-        }
-        // Messages the application sends before the binding completes wait for it.
-        self.sessions
-            .entry(peer.to_string())
-            .or_insert_with(Sess::inviting);
-        imdn
+        byes
     }
 
     /// A CPIM document for `peer`: over the session when it is up, queued while it opens,
@@ -470,11 +489,13 @@ impl ChatCore {
                 // reported by IMDN or SendFailed.
                 self.sessions.insert(peer.to_string(), Sess::inviting());
                 self.tids.insert(format!("invite:{peer}"), id.clone());
+                let invite = self.invite_started(now, peer);
                 self.out.push_back(Output::Invite {
                     peer: peer.to_string(),
                     id,
                     first: cpim,
                     ids,
+                    invite,
                 });
             }
         }
@@ -734,93 +755,6 @@ impl ChatCore {
                 }
             }
             Content::Other(_) => {}
-        }
-    }
-
-    /// An IMDN about a received message, if its sender asked for it: over the session when
-    /// up, else in a SIP MESSAGE (RFC 5438 §5).
-    fn report(&mut self, now: Instant, message_id: &str, status: ImdnStatus) {
-        let Some(r) = self.received.get_mut(message_id) else {
-            return;
-        };
-        if let Some(s) = self.sessions.get_mut(&r.peer) {
-            if s.state == SessState::Inviting {
-                s.reports.push((message_id.to_string(), status));
-                return;
-            }
-        }
-        if matches!(status, ImdnStatus::Delivered) {
-            if r.delivered {
-                return;
-            }
-            r.delivered = true;
-            let (peer, cpim) = (r.peer.clone(), r.cpim.clone());
-            if !cpim.wants("display") {
-                self.received.remove(message_id);
-            }
-            self.report_on(now, &peer, &cpim, status);
-        } else if let Some(r) = self.received.remove(message_id) {
-            self.report_on(now, &r.peer, &r.cpim, status);
-        }
-    }
-
-    /// A report on a received message sent in a SIP MESSAGE (no session to carry it), when
-    /// its sender asked for it and it was not sent yet.
-    fn report_by_message(&mut self, message_id: &str, status: ImdnStatus) {
-        let Some(r) = self.received.get_mut(message_id) else {
-            return;
-        };
-        if matches!(status, ImdnStatus::Delivered) {
-            if r.delivered {
-                return;
-            }
-            r.delivered = true;
-        }
-        let (peer, cpim) = (r.peer.clone(), r.cpim.clone());
-        if !matches!(status, ImdnStatus::Delivered) || !cpim.wants("display") {
-            self.received.remove(message_id);
-        }
-        let wanted = match status {
-            ImdnStatus::Displayed => "display",
-            _ => "positive-delivery",
-        };
-        if !cpim.wants(wanted) {
-            return;
-        }
-        let doc = rcs::imdn_message(&self.impu, &peer, &cpim, status).to_bytes();
-        self.out.push_back(Output::ImdnMessage {
-            peer,
-            about: message_id.to_string(),
-            status,
-            cpim: doc,
-        });
-    }
-
-    /// An IMDN about `about` (from `peer`), when its sender asked for that disposition
-    /// (RFC 5438 §6.2: Disposition-Notification).
-    fn report_on(&mut self, now: Instant, peer: &str, about: &Cpim, status: ImdnStatus) {
-        let wanted = match status {
-            ImdnStatus::Displayed => "display",
-            _ => "positive-delivery",
-        };
-        if !about.wants(wanted) {
-            return;
-        }
-        let doc = rcs::imdn_message(&self.impu, peer, about, status).to_bytes();
-        let about_id = about.message_id().unwrap_or("").to_string();
-        if self.is_up(peer) {
-            for tid in self.msrp_send(now, peer, String::new(), &doc) {
-                if self.opts.report_acks && self.report_tids.len() < DEDUP_WINDOW {
-                    self.report_tids.insert(tid, (about_id.clone(), status));
-                }
-            }
-        } else {
-            self.out.push_back(Output::ImdnMessage {
-                peer: peer.to_string(),
-                about: about_id,
-                status,
-                cpim: doc,
-            });
         }
     }
 }

@@ -1,29 +1,31 @@
 //! The chat core driven with a fake clock (time passed in, no sockets, no tokio): what goes
 //! into the INVITE, what goes over MSRP, how IMDNs (RFC 5438) update a message's status, what
-//! a refused INVITE does, and the RFC 4975 §7.1.1 transaction timeout.
+//! a refused INVITE does, and the RFC 4975 §7.1.1 transaction timeout. Incoming INVITEs and
+//! the wait for the answer to ours: `core/invites_tests.rs`, with the helpers here.
 
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::ue::chat::INVITE_WAIT;
 
-const ME: &str = "sip:alice@ims.lab";
-const BOB: &str = "sip:bob@ims.lab";
-const MY_URI: &str = "msrp://127.0.0.1:9/alice1;tcp";
-const BOB_URI: &str = "msrp://127.0.0.1:2855/relay1;tcp";
+pub(super) const ME: &str = "sip:alice@ims.lab";
+pub(super) const BOB: &str = "sip:bob@ims.lab";
+pub(super) const MY_URI: &str = "msrp://127.0.0.1:9/alice1;tcp";
+pub(super) const BOB_URI: &str = "msrp://127.0.0.1:2855/relay1;tcp";
 
-fn core(opts: ChatOptions) -> ChatCore {
+pub(super) fn core(opts: ChatOptions) -> ChatCore {
     ChatCore::new(ME.into(), opts)
 }
 
-fn drain(c: &mut ChatCore) -> Vec<Output> {
+pub(super) fn drain(c: &mut ChatCore) -> Vec<Output> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 
-fn text(id: &str, body: &str) -> Vec<u8> {
+pub(super) fn text(id: &str, body: &str) -> Vec<u8> {
     rcs::text_message(ME, BOB, id, body, Some("positive-delivery, display")).to_bytes()
 }
 
-fn send(c: &mut ChatCore, now: Instant, id: &str, body: &str) {
+pub(super) fn send(c: &mut ChatCore, now: Instant, id: &str, body: &str) {
     c.handle(
         now,
         Input::Send {
@@ -35,7 +37,7 @@ fn send(c: &mut ChatCore, now: Instant, id: &str, body: &str) {
     );
 }
 
-fn dialog() -> Dialog {
+pub(super) fn dialog() -> Dialog {
     Dialog {
         call_id: "call-1".into(),
         local: format!("<{ME}>;tag=a"),
@@ -46,11 +48,22 @@ fn dialog() -> Dialog {
     }
 }
 
-fn up(c: &mut ChatCore, now: Instant) -> Vec<Output> {
+/// Our INVITE to Bob still waiting for its answer.
+pub(super) fn pending_invite(c: &ChatCore) -> Option<OutgoingInvite> {
+    c.inviting
+        .iter()
+        .find(|(_, (p, _))| p == BOB)
+        .map(|(k, _)| *k)
+}
+
+/// Bob's session comes up (after our INVITE, when one is out).
+pub(super) fn up(c: &mut ChatCore, now: Instant) -> Vec<Output> {
+    let invite = pending_invite(c);
     c.handle(
         now,
         Input::SessionUp {
             peer: BOB.into(),
+            invite,
             my_uri: MY_URI.into(),
             peer_uri: BOB_URI.into(),
             dialog: dialog(),
@@ -60,7 +73,7 @@ fn up(c: &mut ChatCore, now: Instant) -> Vec<Output> {
 }
 
 /// The CPIM documents of the MSRP SENDs among `out` (single-chunk ones).
-fn msrp_cpims(out: &[Output]) -> Vec<Cpim> {
+pub(super) fn msrp_cpims(out: &[Output]) -> Vec<Cpim> {
     out.iter()
         .filter_map(|o| match o {
             Output::Msrp { msg, .. } if msg.method.as_deref() == Some("SEND") => {
@@ -71,7 +84,7 @@ fn msrp_cpims(out: &[Output]) -> Vec<Cpim> {
         .collect()
 }
 
-fn events(out: &[Output]) -> Vec<ChatEvent> {
+pub(super) fn events(out: &[Output]) -> Vec<ChatEvent> {
     out.iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e.clone()),
@@ -112,8 +125,9 @@ fn first_message_rides_in_the_invite_as_cpim() {
     assert_eq!(cpim.message_id(), Some("m1"));
     assert!(cpim.wants("positive-delivery") && cpim.wants("display"));
     assert_eq!(rcs::content(&cpim), Content::Text("hello".into()));
-    // Nothing goes over MSRP before the session is bound, and no MSRP timer runs.
-    assert_eq!(c.poll_timeout(), None);
+    // Nothing goes over MSRP before the session is bound, and no MSRP timer runs: only
+    // the INVITE's own wait.
+    assert_eq!(c.poll_timeout(), Some(t0 + INVITE_WAIT));
     assert!(!c.is_up(BOB));
 }
 
@@ -332,13 +346,17 @@ fn a_refused_chat_invite_fails_its_messages_and_the_session() {
         send(&mut c, t0, "m2", "queued");
         drain(&mut c);
         let reason = format!("INVITE answered {code} {phrase}");
+        let invite = pending_invite(&c);
+        assert!(invite.is_some());
         c.handle(
             t0,
             Input::SessionFailed {
                 peer: BOB.into(),
                 reason: reason.clone(),
+                invite,
             },
         );
+        assert_eq!(c.poll_timeout(), None, "the answer ends the INVITE's wait");
         let failed = |id: &str| ChatEvent::SendFailed {
             message_id: id.into(),
             reason: reason.clone(),
@@ -470,12 +488,14 @@ fn close_sends_bye_in_the_dialog_and_close_all_fails_what_is_unsent() {
     // A session still being set up: its first message has not been taken yet.
     send(&mut c, t0, "m2", "pending");
     drain(&mut c);
-    let (byes, peers) = c.close_all();
+    let byes = c.close_all();
     assert!(byes.is_empty());
-    assert_eq!(peers, vec![BOB.to_string()]);
     assert!(matches!(
         &drain(&mut c)[..],
-        [Output::Event(ChatEvent::SendFailed { message_id, .. })] if message_id == "m2"
+        [
+            Output::CloseConn { peer },
+            Output::Event(ChatEvent::SendFailed { message_id, .. }),
+        ] if peer == BOB && message_id == "m2"
     ));
 }
 

@@ -16,10 +16,11 @@
 //!
 //! The client is split the quinn way (STYLE.md §1): `core.rs` holds its decisions without
 //! sockets (sessions, message queue, MSRP transactions and their RFC 4975 §7.1.1 timeout,
-//! IMDN bookkeeping per RFC 5438), driven by `handle(now, input)` with outputs polled out and
-//! unit-tested with a fake clock; `actor.rs` is the tokio driver that owns the SIP endpoint,
-//! the MSRP connections and the timer and translates; `registrar.rs` keeps the registration
-//! alive.
+//! IMDN bookkeeping per RFC 5438 in `core/imdn.rs`, incoming INVITEs held for the
+//! application and the [`INVITE_WAIT`] on ours in `core/invites.rs`), driven by
+//! `handle(now, input)` with outputs polled out and unit-tested with a fake clock; `actor.rs`
+//! is the tokio driver that owns the SIP endpoint and its transactions, the MSRP connections
+//! and the timer and translates; `registrar.rs` keeps the registration alive.
 
 use std::net::SocketAddr;
 use std::time::Duration;

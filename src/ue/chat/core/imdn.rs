@@ -1,0 +1,101 @@
+//! Disposition reports on received messages (RFC 5438 IMDN): over the session when it is
+//! up, held while it comes up (so a "displayed" never overtakes the "delivered" of figure 1
+//! step 15), else in a SIP MESSAGE (RFC 5438 §5; TS 24.229 pager mode); each only when the
+//! sender asked for it (RFC 5438 §6.2, Disposition-Notification).
+
+use std::time::Instant;
+
+use crate::cpim::{Cpim, ImdnStatus};
+use crate::rcs;
+
+use super::super::DEDUP_WINDOW;
+use super::{ChatCore, Output, SessState};
+
+impl ChatCore {
+    /// An IMDN about a received message, if its sender asked for it: over the session when
+    /// up, else in a SIP MESSAGE (RFC 5438 §5).
+    pub(super) fn report(&mut self, now: Instant, message_id: &str, status: ImdnStatus) {
+        let Some(r) = self.received.get_mut(message_id) else {
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(&r.peer) {
+            if s.state == SessState::Inviting {
+                s.reports.push((message_id.to_string(), status));
+                return;
+            }
+        }
+        if matches!(status, ImdnStatus::Delivered) {
+            if r.delivered {
+                return;
+            }
+            r.delivered = true;
+            let (peer, cpim) = (r.peer.clone(), r.cpim.clone());
+            if !cpim.wants("display") {
+                self.received.remove(message_id);
+            }
+            self.report_on(now, &peer, &cpim, status);
+        } else if let Some(r) = self.received.remove(message_id) {
+            self.report_on(now, &r.peer, &r.cpim, status);
+        }
+    }
+
+    /// A report on a received message sent in a SIP MESSAGE (no session to carry it), when
+    /// its sender asked for it and it was not sent yet.
+    pub(super) fn report_by_message(&mut self, message_id: &str, status: ImdnStatus) {
+        let Some(r) = self.received.get_mut(message_id) else {
+            return;
+        };
+        if matches!(status, ImdnStatus::Delivered) {
+            if r.delivered {
+                return;
+            }
+            r.delivered = true;
+        }
+        let (peer, cpim) = (r.peer.clone(), r.cpim.clone());
+        if !matches!(status, ImdnStatus::Delivered) || !cpim.wants("display") {
+            self.received.remove(message_id);
+        }
+        let wanted = match status {
+            ImdnStatus::Displayed => "display",
+            _ => "positive-delivery",
+        };
+        if !cpim.wants(wanted) {
+            return;
+        }
+        let doc = rcs::imdn_message(&self.impu, &peer, &cpim, status).to_bytes();
+        self.out.push_back(Output::ImdnMessage {
+            peer,
+            about: message_id.to_string(),
+            status,
+            cpim: doc,
+        });
+    }
+
+    /// An IMDN about `about` (from `peer`), when its sender asked for that disposition
+    /// (RFC 5438 §6.2: Disposition-Notification).
+    pub(super) fn report_on(&mut self, now: Instant, peer: &str, about: &Cpim, status: ImdnStatus) {
+        let wanted = match status {
+            ImdnStatus::Displayed => "display",
+            _ => "positive-delivery",
+        };
+        if !about.wants(wanted) {
+            return;
+        }
+        let doc = rcs::imdn_message(&self.impu, peer, about, status).to_bytes();
+        let about_id = about.message_id().unwrap_or("").to_string();
+        if self.is_up(peer) {
+            for tid in self.msrp_send(now, peer, String::new(), &doc) {
+                if self.opts.report_acks && self.report_tids.len() < DEDUP_WINDOW {
+                    self.report_tids.insert(tid, (about_id.clone(), status));
+                }
+            }
+        } else {
+            self.out.push_back(Output::ImdnMessage {
+                peer: peer.to_string(),
+                about: about_id,
+                status,
+                cpim: doc,
+            });
+        }
+    }
+}
