@@ -141,3 +141,58 @@ async fn options_through_the_core_brings_back_the_tags_bob_registered() {
     );
     lab.shutdown().await;
 }
+
+/// `rcslab ue ... caps` as scripts use it, against `rcslab ue ... listen` (the RCS client
+/// answers OPTIONS itself): bob's tags one per line on stdout, exit 0; for carol (not
+/// registered) nothing on stdout, `caps: 480 ...` on stderr, exit 1. Neither client leaves a
+/// contact registered behind.
+#[tokio::test]
+async fn ue_caps_prints_the_tags_of_ue_listen_and_exits_1_on_480() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let rcslab_ue = |user: &str, args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
+        c.args(["ue", "--user", user, "--lab"])
+            .arg(lab.addrs.pcscf.to_string())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    let registered = |impu: &str| {
+        lab.scscf
+            .registration(impu)
+            .is_some_and(|r| !r.bindings.is_empty())
+    };
+    let _listen = rcslab_ue("bob", &["listen"]).spawn().unwrap();
+    crate::eventually("bob registered by `ue listen`", || {
+        registered("sip:bob@ims.lab")
+    })
+    .await;
+
+    let out = rcslab_ue("alice", &["caps", "bob"]).output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let expected: String = RCSLAB_UE_TAGS[1..]
+        .split(';')
+        .map(|t| format!("{t}\n"))
+        .collect();
+    assert_eq!(stdout, expected);
+    assert!(!registered("sip:alice@ims.lab"), "alice de-registered");
+
+    let out = rcslab_ue("alice", &["caps", "sip:carol@ims.lab"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("rcslab: caps: 480 Temporarily Unavailable"),
+        "{stderr}"
+    );
+    lab.shutdown().await;
+}

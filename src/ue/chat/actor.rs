@@ -598,6 +598,11 @@ impl Actor {
                 inc.tx.respond(ok);
                 self.feed(Input::Bye { call_id });
             }
+            // GSMA RCC.07 §2.6.1.1.2: capability discovery, answered with our feature tags.
+            Method::Options => {
+                let ok = crate::ue::caps::answer_options(&inc.request, &self.contact);
+                inc.tx.respond(ok);
+            }
             _ => {
                 let mut r = inc.request.response(200, None);
                 r.ensure_to_tag();
