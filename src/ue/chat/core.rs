@@ -22,7 +22,7 @@
 //! or held for the application) and the bounded wait for the answer to ours are decided in
 //! `invites.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::cpim::{Cpim, ImdnStatus};
@@ -246,6 +246,9 @@ pub(super) struct ChatCore {
     held: HashMap<String, HeldInvite>,
     /// Our INVITEs waiting for their final answer: the peer, and when we give up.
     inviting: HashMap<OutgoingInvite, (String, Instant)>,
+    /// Peers whose session the application closed while our INVITE was still out: when it
+    /// comes up after all, it is ended at once (BYE) rather than kept.
+    closing: HashSet<String>,
     next_invite: u64,
     out: VecDeque<Output>,
 }
@@ -264,6 +267,7 @@ impl ChatCore {
             seen: RecentIds::new(DEDUP_WINDOW),
             held: HashMap::new(),
             inviting: HashMap::new(),
+            closing: HashSet::new(),
             next_invite: 0,
             out: VecDeque::new(),
         }
@@ -312,9 +316,23 @@ impl ChatCore {
             }
             Input::Close { peer } => {
                 if let Some(s) = self.sessions.remove(&peer) {
-                    if let Some(mut d) = s.dialog {
-                        d.cseq += 1;
-                        self.out.push_back(Output::Bye { dialog: d });
+                    match s.dialog {
+                        Some(mut d) => {
+                            d.cseq += 1;
+                            self.out.push_back(Output::Bye { dialog: d });
+                        }
+                        // Our INVITE is still out (its first message rides in it): the
+                        // session is ended as soon as it comes up; what waited for it fails.
+                        None if s.state == SessState::Inviting => {
+                            self.closing.insert(peer.clone());
+                            for (message_id, _) in s.queue {
+                                self.event(ChatEvent::SendFailed {
+                                    message_id,
+                                    reason: "closed before the session came up".into(),
+                                });
+                            }
+                        }
+                        None => {}
                     }
                     self.out.push_back(Output::DropConn { peer });
                 }
@@ -487,6 +505,7 @@ impl ChatCore {
             None => {
                 // Figure 1 step 1: INVITE with SDP and the first message; its outcome is
                 // reported by IMDN or SendFailed.
+                self.closing.remove(peer);
                 self.sessions.insert(peer.to_string(), Sess::inviting());
                 self.tids.insert(format!("invite:{peer}"), id.clone());
                 let invite = self.invite_started(now, peer);
@@ -535,6 +554,7 @@ impl ChatCore {
     }
 
     fn session_failed(&mut self, peer: String, reason: String) {
+        self.closing.remove(&peer);
         let mut ids = Vec::new();
         if let Some(id) = self.tids.remove(&format!("invite:{peer}")) {
             ids.push(id);
@@ -569,6 +589,19 @@ impl ChatCore {
         dialog: Dialog,
     ) {
         self.tids.remove(&format!("invite:{peer}"));
+        if self.closing.remove(&peer) {
+            // Closed by the application while it came up (RFC 3261 §15: BYE ends it).
+            let mut d = dialog;
+            d.cseq += 1;
+            self.out.push_back(Output::Bye { dialog: d });
+            self.out.push_back(Output::DropConn { peer: peer.clone() });
+            self.event(ChatEvent::Session {
+                peer,
+                status: SessionStatus::Closed,
+                reason: "closed".into(),
+            });
+            return;
+        }
         let s = self
             .sessions
             .entry(peer.clone())

@@ -499,6 +499,43 @@ fn close_sends_bye_in_the_dialog_and_close_all_fails_what_is_unsent() {
     ));
 }
 
+/// The application closes a chat while our INVITE is still out (the first message rides in
+/// it): a later message that waited fails, and when the session comes up after all it is
+/// ended at once with a BYE in its dialog instead of being kept open.
+#[test]
+fn close_while_our_invite_is_out_ends_the_session_when_it_comes_up() {
+    let mut c = core(ChatOptions::default());
+    let t0 = Instant::now();
+    send(&mut c, t0, "m1", "first");
+    send(&mut c, t0, "m2", "queued");
+    drain(&mut c);
+    c.handle(t0, Input::Close { peer: BOB.into() });
+    assert!(matches!(
+        &drain(&mut c)[..],
+        [
+            Output::Event(ChatEvent::SendFailed { message_id, .. }),
+            Output::DropConn { peer },
+        ] if message_id == "m2" && peer == BOB
+    ));
+    let out = up(&mut c, t0);
+    let mut d = dialog();
+    d.cseq += 1;
+    assert_eq!(out[0], Output::Bye { dialog: d });
+    assert_eq!(out[1], Output::DropConn { peer: BOB.into() });
+    assert!(matches!(
+        &out[2],
+        Output::Event(ChatEvent::Session {
+            status: SessionStatus::Closed,
+            ..
+        })
+    ));
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(!c.sessions.contains_key(BOB), "nothing kept for bob");
+    // A new message opens a new session as usual.
+    send(&mut c, t0, "m3", "again");
+    assert!(matches!(&drain(&mut c)[..], [Output::Invite { id, .. }] if id == "m3"));
+}
+
 #[test]
 fn bye_from_the_far_end_closes_the_session() {
     let mut c = core(ChatOptions::default());
