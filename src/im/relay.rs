@@ -21,6 +21,8 @@ mod forward;
 mod limits;
 #[cfg(test)]
 mod naming_tests;
+#[cfg(test)]
+mod ready_tests;
 
 pub use limits::MsrpStats;
 
@@ -125,6 +127,10 @@ struct Leg {
     conn: Option<MsrpConn>,
     state: LegState,
     queued: Vec<(MsrpConn, MsrpMessage)>,
+    /// Messages for this leg being handed to the keeper right now (the leg was not ready
+    /// when they came): [`Hub::set_ready_if`] waits for them, so nothing kept can be overtaken
+    /// by a message relayed live.
+    keeping: u32,
 }
 
 #[derive(Debug)]
@@ -294,6 +300,7 @@ impl Hub {
             conn: None,
             state: LegState::Idle,
             queued: Vec::new(),
+            keeping: 0,
         };
         if let Ok(mut st) = self.inner.st.lock() {
             st.ids.insert(a.clone(), (pair, Side::A));
@@ -409,6 +416,31 @@ impl Hub {
             conn.close();
         }
         let _ = self.inner.events.send(HubEvent::Closed { pair, side });
+    }
+
+    /// Marks a bound leg ready, as [`Hub::set_ready`] does, only when no message for it is
+    /// being kept at this moment and `nothing_kept()` says the store holds nothing more for it
+    /// (checked under the relay's lock, so a message kept after the check finds the leg ready
+    /// and is relayed live instead). False when the caller must send what was kept first and
+    /// try again; true when the leg is ready, or no longer bound.
+    pub fn set_ready_if(&self, pair: u64, side: Side, nothing_kept: impl FnOnce() -> bool) -> bool {
+        let queued = self
+            .with_leg(pair, side, |leg| match leg.state {
+                LegState::Bound if leg.keeping == 0 && nothing_kept() => {
+                    leg.state = LegState::Ready;
+                    Some(std::mem::take(&mut leg.queued))
+                }
+                LegState::Bound => None,
+                _ => Some(Vec::new()),
+            })
+            .unwrap_or(Some(Vec::new()));
+        let Some(queued) = queued else {
+            return false;
+        };
+        for (up, m) in queued {
+            self.forward(pair, side, &up, &m);
+        }
+        true
     }
 
     /// Marks a bound leg ready and sends on what queued for it.

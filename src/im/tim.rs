@@ -30,6 +30,9 @@ pub enum CustodyError {
     Store(#[from] StoreError),
 }
 
+/// Rounds of stored messages a flush sends at most before the recipient's leg relays live.
+const FLUSH_ROUNDS: usize = 16;
+
 impl ImServer {
     /// Takes a message into custody (T-IM): history always, the pending queue when it is not
     /// on its way to the recipient already. Returns the stored record.
@@ -299,52 +302,74 @@ impl ImServer {
         if let Some(e) = epoch.as_mut() {
             e.borrow_and_update();
         }
-        if let Some(st) = self.store.clone() {
-            let mut sent_any = false;
-            for _round in 0..2 {
-                let waiting: Vec<StoredMessage> = st
-                    .pending_for(&s.to)
-                    .into_iter()
-                    .filter(|m| m.from == s.from)
-                    .collect();
-                if waiting.is_empty() {
+        let Some(st) = self.store.clone() else {
+            self.hub.set_ready(pair, Side::B);
+            self.delivery_over(pair);
+            return;
+        };
+        let waiting_from = |st: &store::ImStore| -> Vec<StoredMessage> {
+            st.pending_for(&s.to)
+                .into_iter()
+                .filter(|m| m.from == s.from)
+                .collect()
+        };
+        let mut sent_any = false;
+        let mut ready = false;
+        // Messages that come while this runs are kept too (the leg is not ready yet): send
+        // rounds until the store holds nothing more from this sender, then let the leg relay
+        // (`set_ready_if` checks that under the relay's lock, so nothing kept is overtaken).
+        for _round in 0..FLUSH_ROUNDS {
+            let waiting = waiting_from(&st);
+            if waiting.is_empty() {
+                if self
+                    .hub
+                    .set_ready_if(pair, Side::B, || waiting_from(&st).is_empty())
+                {
+                    ready = true;
                     break;
                 }
-                // What went out in the last round is off the queue on disk (one fsync for
-                // the round, shared with everyone else's).
-                if sent_any {
-                    let _ = st.durable().await;
-                }
-                for m in waiting {
-                    let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
-                    let reregistered = async {
-                        match epoch.as_mut() {
-                            Some(e) => {
-                                let _ = e.changed().await;
-                            }
-                            None => std::future::pending::<()>().await,
-                        }
-                    };
-                    let status = tokio::select! {
-                        r = tokio::time::timeout(delivery::FLUSH_WAIT, rx) => r.ok().and_then(|r| r.ok()),
-                        _ = reregistered => None,
-                    };
-                    if status == Some(200) {
-                        sent_any |= st.unqueue(&m, "sent").is_ok();
-                        continue;
-                    }
-                    let _ = st.durable().await;
-                    // The leg does not carry messages: end it; the next try INVITEs afresh.
-                    self.hub.close_leg(pair, Side::B);
-                    self.delivery_over(pair);
-                    return;
-                }
+                // A message is being kept this very moment: take it in the next round.
+                tokio::task::yield_now().await;
+                continue;
             }
+            // What went out in the last round is off the queue on disk (one fsync for the
+            // round, shared with everyone else's).
             if sent_any {
                 let _ = st.durable().await;
             }
+            for m in waiting {
+                let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
+                let reregistered = async {
+                    match epoch.as_mut() {
+                        Some(e) => {
+                            let _ = e.changed().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                let status = tokio::select! {
+                    r = tokio::time::timeout(delivery::FLUSH_WAIT, rx) => r.ok().and_then(|r| r.ok()),
+                    _ = reregistered => None,
+                };
+                if status == Some(200) {
+                    sent_any |= st.unqueue(&m, "sent").is_ok();
+                    continue;
+                }
+                let _ = st.durable().await;
+                // The leg does not carry messages: end it; the next try INVITEs afresh.
+                self.hub.close_leg(pair, Side::B);
+                self.delivery_over(pair);
+                return;
+            }
         }
-        self.hub.set_ready(pair, Side::B);
+        if sent_any {
+            let _ = st.durable().await;
+        }
+        if !ready {
+            // A sender that keeps the store busy round after round: relay live from now on;
+            // what is still kept goes out with the recipient's next session.
+            self.hub.set_ready(pair, Side::B);
+        }
         self.delivery_over(pair);
     }
 

@@ -95,7 +95,18 @@ impl Hub {
             }
         }
         let other = side.other();
-        let state = self.leg_state(pair, other).unwrap_or(LegState::Idle);
+        // The state, and for a message the keeper will take, a mark on the leg in the same
+        // lock: the leg cannot turn ready under a message on its way to the store.
+        let keep = self.inner.unbound == Unbound::Store && whole.is_some();
+        let state = self
+            .with_leg(pair, other, |leg| {
+                let s = leg.state;
+                if keep && matches!(s, LegState::Idle | LegState::Bound) {
+                    leg.keeping += 1;
+                }
+                s
+            })
+            .unwrap_or(LegState::Idle);
         let relayed = match state {
             LegState::Ready => {
                 self.forward(pair, other, conn, &m);
@@ -116,6 +127,11 @@ impl Hub {
                         // A chunk before the last: its 200 promises nothing yet.
                         _ => None,
                     };
+                    if keep {
+                        self.with_leg(pair, other, |leg| {
+                            leg.keeping = leg.keeping.saturating_sub(1)
+                        });
+                    }
                     let ok = wants_200.then(|| m.response_to(200, "OK"));
                     match kept {
                         None => {
