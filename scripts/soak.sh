@@ -130,12 +130,26 @@ PIDS+=($!)
   kill $chan 2>/dev/null || true ) &
 PIDS+=($!)
 
-echo "minute  RSS_MiB  store_MiB"
+# Besides RSS, what the lab holds (`rcslab status --json`): registrations, P-CSCF bindings,
+# chat sessions and MSRP pairs, SIP transactions (client / server / completed, all nodes),
+# TCP connections and stored messages, to see what grows when RSS does.
+held() {
+  $BIN status --json --data-dir data 2>/dev/null | python3 -c '
+import sys, json
+s = json.load(sys.stdin)
+r, ss, q = s["registrations"], s["sessions"], s["queues"]
+tot = lambda k: sum(n[k] for n in q)
+print(r["count"], r["pcscf_bindings"], sum(c["count"] for c in ss["chat"]),
+      sum(c["count"] for c in ss["msrp_pairs"]), tot("client_transactions"),
+      tot("server_transactions"), tot("completed_server_transactions"),
+      tot("tcp_connections"), s["stored_messages"]["total"])' 2>/dev/null || echo "-"
+}
+echo "minute  RSS_MiB  store_MiB  regs bindings chats msrp ctx stx done tcp stored"
 declare -a R
 for m in $(seq 1 "$MINUTES"); do
   sleep 60
   R[$m]=$(rss)
-  printf '%6s  %7s  %9s\n' "$m" "${R[$m]}" "$(du -sm data | cut -f1)"
+  printf '%6s  %7s  %9s  %s\n' "$m" "${R[$m]}" "$(du -sm data | cut -f1)" "$(held)"
 done
 warm=$([ "$MINUTES" -gt 2 ] && echo 2 || echo 1)
 base=${R[$warm]}; last=${R[$MINUTES]}
