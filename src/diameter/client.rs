@@ -129,6 +129,7 @@ impl DiameterClient {
             gen: 0,
             ev_tx,
             warned: false,
+            stopping: false,
             traffic_seen: None,
         };
         tokio::spawn(driver.run(ev_rx, kick_rx, shutdown));
@@ -259,6 +260,8 @@ struct Driver {
     ev_tx: mpsc::Sender<(u64, Internal)>,
     /// A failure was logged at WARN since the link was last open (later ones go to INFO).
     warned: bool,
+    /// The lab is shutting down: a peer going away is expected, not worth a warning.
+    stopping: bool,
     /// The last arrival already reported to the core as [`PeerEvent::RcvAny`].
     traffic_seen: Option<Instant>,
 }
@@ -272,6 +275,7 @@ impl Driver {
     ) {
         self.feed(Instant::now(), PeerEvent::Start);
         let mut stopping = false;
+        let shutting_down = shutdown.clone();
         loop {
             while let Some(a) = self.fsm.poll_action() {
                 self.perform(a);
@@ -310,6 +314,8 @@ impl Driver {
                     }
                 } => {
                     let now = Instant::now();
+                    // The HSS of a lab that shuts down may close first.
+                    self.stopping |= *shutting_down.borrow();
                     let ev = match self.peer.take().and_then(|p| p.disconnect_cause()) {
                         Some(c) => PeerEvent::RcvDpr(DisconnectCause::from_u32(c)),
                         None => PeerEvent::PeerDisc("connection closed".into()),
@@ -477,7 +483,9 @@ impl Driver {
                 was_open,
             } => {
                 let retry_ms = retry_in.map(|d| d.as_millis() as u64);
-                if was_open || !self.warned {
+                if self.stopping {
+                    tracing::debug!(peer = %name, %why, "Diameter peer down while shutting down");
+                } else if was_open || !self.warned {
                     self.warned = true;
                     tracing::warn!(peer = %name, %why, ?retry_ms, "Diameter peer down: requests to it fail until it is back");
                 } else {
