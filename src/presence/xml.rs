@@ -87,7 +87,7 @@ impl Drop for Element {
 
 fn syntax(r: &NsReader<&[u8]>, e: impl std::fmt::Display) -> XmlError {
     XmlError::Syntax {
-        at: r.buffer_position() as u64,
+        at: r.buffer_position(),
         reason: e.to_string(),
     }
 }
@@ -109,7 +109,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let pos = r.buffer_position() as u64;
+        let pos = r.buffer_position();
         let (res, ev) = r.read_resolved_event().map_err(|e| XmlError::Syntax {
             at: pos,
             reason: e.to_string(),
