@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::pidf::{Pidf, PidfError, PidfLimits, CONTENT_TYPE as PIDF_CONTENT_TYPE};
+use super::subscription::{Authorization, Notifier, PresenceDocuments};
 use super::xml::{self, esc, Element, XmlError};
 use crate::sip::multipart::{self, MultipartError, Part};
 
@@ -321,6 +322,39 @@ impl ResourceList {
         let before = self.members.len();
         self.members.retain(|m| m != member);
         self.members.len() != before
+    }
+    /// Each member's state as `watcher` may see it (RFC 4662 §4.4: the RLS subscribes to the
+    /// members on the watcher's behalf, so each member's policy applies to him): active with
+    /// the document when allowed, pending when unknown, terminated `rejected` when blocked.
+    pub fn member_states(
+        &self,
+        watcher: &str,
+        notifier: &Notifier,
+        docs: &dyn PresenceDocuments,
+    ) -> Vec<MemberState> {
+        self.members
+            .iter()
+            .map(|m| {
+                let (state, doc) = match notifier.authorize(m, watcher) {
+                    Authorization::Allow => (
+                        InstanceState::Active,
+                        Some(docs.document(m).unwrap_or_else(|| Pidf::empty(m))),
+                    ),
+                    Authorization::Confirm => (InstanceState::Pending, None),
+                    Authorization::Block => (
+                        InstanceState::Terminated {
+                            reason: Some("rejected".into()),
+                        },
+                        None,
+                    ),
+                };
+                MemberState {
+                    uri: m.clone(),
+                    state,
+                    doc,
+                }
+            })
+            .collect()
     }
 }
 
@@ -802,6 +836,33 @@ mod tests {
             parse_body(&ct, &b.body, &tiny),
             Err(RlmiError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn member_states_follow_each_members_policy() {
+        use crate::presence::subscription::SubscriptionLimits;
+        let t0 = std::time::Instant::now();
+        let alice = "sip:alice@ims.rcslab.test";
+        let docs: HashMap<String, Pidf> =
+            HashMap::from([(BOB.to_string(), active(BOB, Basic::Open).doc.unwrap())]);
+        let mut n = Notifier::new(SubscriptionLimits::default());
+        n.update_policy(t0, BOB, &docs, |p| p.allow(alice));
+        n.update_policy(t0, DAVE, &docs, |p| p.block(alice));
+        let mut list = ResourceList::new(LIST, 8);
+        for m in [BOB, CAROL, DAVE] {
+            list.add(m).unwrap();
+        }
+        let states = list.member_states(alice, &n, &docs);
+        assert_eq!(states[0], active(BOB, Basic::Open));
+        assert_eq!(states[1], pending(CAROL));
+        assert_eq!(
+            states[2].state,
+            InstanceState::Terminated {
+                reason: Some("rejected".into())
+            }
+        );
+        let body = ListNotifier::new(LIST, "rls.rcslab.test").full_state(&states);
+        assert_eq!(read(&body).documents.len(), 1);
     }
 
     #[test]

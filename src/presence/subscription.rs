@@ -337,6 +337,11 @@ impl Notifier {
         }
     }
 
+    /// What `presentity`'s policy says of `watcher` (an RLS asks it for each list member).
+    pub fn authorize(&self, presentity: &str, watcher: &str) -> Authorization {
+        self.decide(presentity, watcher)
+    }
+
     fn decide(&self, presentity: &str, watcher: &str) -> Authorization {
         self.policies
             .get(presentity)
