@@ -1,5 +1,5 @@
 //! The Presence Information Data Format (PIDF, RFC 3863), with the person element of the data
-//! model (RFC 4479 §3.1), RPID activities (RFC 4480 §3.2) and the OMA/RCS service description
+//! model (RFC 4479), RPID activities (RFC 4480) and the OMA/RCS service description
 //! (OMA Presence SIMPLE PIDF extensions, `urn:oma:xml:prs:pidf:oma-pres`): parse and print.
 //!
 //! Elements and namespaces we do not model are skipped on parse, as RFC 3863 §4.1 wants of a
@@ -11,13 +11,13 @@ use super::xml::{self, esc, Element, XmlError};
 
 /// The PIDF namespace (RFC 3863 §4.1).
 pub const PIDF_NS: &str = "urn:ietf:params:xml:ns:pidf";
-/// The data model namespace of `<dm:person>` (RFC 4479 §4).
+/// The data model namespace of `<dm:person>` (RFC 4479).
 pub const DM_NS: &str = "urn:ietf:params:xml:ns:pidf:data-model";
-/// The RPID namespace (RFC 4480 §4).
+/// The RPID namespace (RFC 4480).
 pub const RPID_NS: &str = "urn:ietf:params:xml:ns:pidf:rpid";
 /// The OMA presence namespace of `<op:service-description>`.
 pub const OMA_PRES_NS: &str = "urn:oma:xml:prs:pidf:oma-pres";
-/// The MIME type of a PIDF body (RFC 3863 §7).
+/// The MIME type of a PIDF body (RFC 3863).
 pub const CONTENT_TYPE: &str = "application/pidf+xml";
 
 /// Caps applied while parsing, so that one PUBLISH cannot fill the server.
@@ -124,7 +124,7 @@ pub struct ServiceDescription {
 pub struct Tuple {
     /// `id`, unique in the document.
     pub id: String,
-    /// `<status><basic>`; `<status>` must be there, `<basic>` may not (RFC 3863 §4.1.4).
+    /// `<status><basic>`; `<status>` must be there, `<basic>` may not (RFC 3863 §4.1.3–4.1.4).
     pub basic: Option<Basic>,
     /// `<contact>`.
     pub contact: Option<Contact>,
@@ -150,7 +150,7 @@ impl Tuple {
     }
 }
 
-/// An RPID activity (RFC 4480 §3.2).
+/// An RPID activity (RFC 4480 `<activities>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activity {
     /// `<rpid:away/>`.
@@ -207,12 +207,12 @@ impl Activity {
     }
 }
 
-/// `<dm:person>` (RFC 4479 §3.1): the human behind the devices.
+/// `<dm:person>` (RFC 4479): the human behind the devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
     /// `id`.
     pub id: String,
-    /// `<rpid:activities>` (RFC 4480 §3.2).
+    /// `<rpid:activities>` (RFC 4480).
     pub activities: Vec<Activity>,
     /// `<dm:note>`.
     pub note: Option<String>,
@@ -355,7 +355,7 @@ impl Pidf {
                     .collect()
             })
             .unwrap_or_default();
-        // The note and timestamp of a person are in the data-model namespace (RFC 4479 §4);
+        // The note and timestamp of a person are in the data-model namespace (RFC 4479);
         // accept the PIDF spelling too.
         let child = |local: &str| p.child(&ns, local).or_else(|| p.child(PIDF_NS, local));
         Person {
@@ -467,7 +467,7 @@ mod tests {
 
     /// In the shape baresip's presence module and linphone publish: default PIDF namespace,
     /// `dm:person` with RPID activities, one tuple with basic status and contact (built from
-    /// RFC 3863 §4.2 and RFC 4480 §3.2, not captured from the wire).
+    /// RFC 3863's and RFC 4480's examples, not captured from the wire).
     const CLIENT_PIDF: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\r\n\
 <presence xmlns=\"urn:ietf:params:xml:ns:pidf\"\r\n\
     xmlns:dm=\"urn:ietf:params:xml:ns:pidf:data-model\"\r\n\
@@ -487,7 +487,7 @@ mod tests {
   </tuple>\r\n\
 </presence>\r\n";
 
-    /// RFC 3863 §4.2's example with the OMA service description an RCS client adds.
+    /// RFC 3863's example with the OMA service description an RCS client adds.
     const RCS_PIDF: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <impp:presence xmlns:impp="urn:ietf:params:xml:ns:pidf" xmlns:op="urn:oma:xml:prs:pidf:oma-pres"
     xmlns:myex="http://id.example.com/presence/" entity="pres:someone@example.com">

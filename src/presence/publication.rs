@@ -1,10 +1,10 @@
-//! The Event State Compositor (ESC) of RFC 3903 for the `presence` event (RFC 3856 §6.7,
-//! TS 24.141 §5.3.1), socket-free: PUBLISH in ([`EventStateCompositor::handle_publish`]),
+//! The Event State Compositor (ESC) of RFC 3903 for the `presence` event (RFC 3856 §6,
+//! TS 24.141), socket-free: PUBLISH in ([`EventStateCompositor::handle_publish`]),
 //! the response to send out, the presentities whose composed document changed queued
 //! ([`EventStateCompositor::poll_changed`]), expiry driven by `poll_timeout()` / `expire(now)`.
 //!
-//! One publication per device (each has its own entity-tag and expiry, RFC 3903 §4); the
-//! document watchers see is the composition of them (RFC 3903 §3.3 leaves the policy to the
+//! One publication per device (each has its own entity-tag and expiry, RFC 3903 §4.1); the
+//! document watchers see is the composition of them (RFC 3903 §3 leaves the policy to the
 //! package; ours: union of tuples, the person and notes of the newest). When a presentity's last
 //! publication goes, its "last seen" time stays: the document shows the last tuples `closed`
 //! with that time as `<timestamp>` (RFC 3863 §4.1.7).
@@ -25,12 +25,12 @@ use super::pidf::{timestamp, Basic, Pidf, PidfError, PidfLimits, Tuple};
 /// The bounds and timers of the compositor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublicationLimits {
-    /// The least Expires accepted, other than 0 (below: 423 with Min-Expires, RFC 3903 §6
-    /// step 5).
+    /// The least Expires accepted, other than 0 (below: 423 with Min-Expires, RFC 3903 §6).
     pub min_expires: u32,
-    /// Expires above this are shortened to it (RFC 3903 §6 step 5).
+    /// Expires above this are shortened to it (RFC 3903 §6).
     pub max_expires: u32,
-    /// Expires when the PUBLISH has none (RFC 3903 §5: the package's default; one hour).
+    /// Expires when the PUBLISH has none (our choice: one hour, what RFC 3856 §6.4 gives a
+    /// presence subscription).
     pub default_expires: u32,
     /// Most presentities held (with a publication or a "last seen").
     pub max_presentities: usize,
@@ -53,31 +53,31 @@ impl Default for PublicationLimits {
     }
 }
 
-/// A successful PUBLISH: a 200 OK with `SIP-ETag` and `Expires` (RFC 3903 §6 step 8).
+/// A successful PUBLISH: a 200 OK with `SIP-ETag` and `Expires` (RFC 3903 §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Published {
-    /// An initial publication (RFC 3903 §4.1).
+    /// An initial publication (RFC 3903 §4.2).
     Created {
         /// The new entity-tag.
         etag: String,
         /// The granted Expires.
         expires: u32,
     },
-    /// A refresh: If-Match, no body (RFC 3903 §4.2).
+    /// A refresh: If-Match, no body (RFC 3903 §4.3).
     Refreshed {
         /// The new entity-tag.
         etag: String,
         /// The granted Expires.
         expires: u32,
     },
-    /// A modification: If-Match and a body (RFC 3903 §4.3).
+    /// A modification: If-Match and a body (RFC 3903 §4.4).
     Modified {
         /// The new entity-tag.
         etag: String,
         /// The granted Expires.
         expires: u32,
     },
-    /// A removal: Expires 0 (RFC 3903 §4.4). The entity-tag names no state.
+    /// A removal: Expires 0 (RFC 3903 §4.5). The entity-tag names no state.
     Removed {
         /// A fresh entity-tag.
         etag: String,
@@ -109,16 +109,16 @@ impl Published {
 /// A refused PUBLISH, with the status to answer it with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// An initial PUBLISH (no SIP-If-Match) without a body (RFC 3903 §6 step 3): 400.
+    /// An initial PUBLISH (no SIP-If-Match) without a body (RFC 3903 §6): 400.
     #[error("initial PUBLISH without a body")]
     MissingBody,
     /// The body is not a PIDF we accept: 400, or 413 when too large.
     #[error(transparent)]
     Body(#[from] PidfError),
-    /// SIP-If-Match names no live publication of this presentity (RFC 3903 §6 step 4): 412.
+    /// SIP-If-Match names no live publication of this presentity (RFC 3903 §6): 412.
     #[error("no publication with entity-tag {0:?}")]
     UnknownEtag(String),
-    /// Expires below the minimum (RFC 3903 §6 step 5): 423 with `Min-Expires`.
+    /// Expires below the minimum (RFC 3903 §6): 423 with `Min-Expires`.
     #[error("Expires below the minimum of {min_expires} s")]
     IntervalTooBrief {
         /// The `Min-Expires` to send.
@@ -244,13 +244,13 @@ impl EventStateCompositor {
         body: Option<Pidf>,
     ) -> PublishOutcome {
         self.expire(now);
-        // Step 4: the entity-tag must name a live publication of this presentity.
+        // The entity-tag must name a live publication of this presentity.
         if let Some(tag) = if_match {
             if self.etags.get(tag).map(String::as_str) != Some(entity) {
                 return Err(PublishError::UnknownEtag(tag.to_string()));
             }
         }
-        // Step 5: Expires.
+        // Then Expires.
         let requested = expires.unwrap_or(self.limits.default_expires);
         if requested != 0 && requested < self.limits.min_expires {
             return Err(PublishError::IntervalTooBrief {
@@ -393,7 +393,7 @@ impl EventStateCompositor {
         self.timers.first().map(|(t, _)| *t)
     }
 
-    /// Removes the publications whose time is up at `now` (RFC 3903 §5: state expires unless
+    /// Removes the publications whose time is up at `now` (RFC 3903 §4.3: state expires unless
     /// refreshed); their presentities are queued as changed.
     pub fn expire(&mut self, now: Instant) {
         while let Some((at, etag)) = self.timers.first().cloned() {
@@ -549,7 +549,7 @@ mod tests {
         assert_ne!(r.etag(), first.etag());
         assert!(changed(&mut e).is_empty(), "a refresh notifies nobody");
         assert_eq!(e.poll_timeout(), Some(t0 + secs(1100)));
-        // The old tag is spent (RFC 3903 §4.2: each success replaces it).
+        // The old tag is spent (RFC 3903 §4.3: each success replaces it).
         let stale = e.handle_publish(t0 + secs(501), ALICE, Some(first.etag()), None, None);
         assert_eq!(stale.unwrap_err().status_code(), 412);
         e.expire(t0 + secs(1000));
@@ -664,7 +664,7 @@ mod tests {
             d.tuples[0].timestamp.as_deref(),
             Some("2026-12-01T12:01:00Z")
         );
-        // An expired tag is a 412 (RFC 3903 §6 step 4).
+        // An expired tag is a 412 (RFC 3903 §6).
         let late = e.handle_publish(t0 + secs(61), ALICE, Some(r.etag()), None, None);
         assert_eq!(late.unwrap_err().status_code(), 412);
         // Coming back online hides "last seen".

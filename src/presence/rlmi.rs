@@ -1,7 +1,7 @@
 //! Resource List Server pieces of RFC 4662: the Resource List Meta-Information document (RLMI,
-//! §5.2–5.4), the `multipart/related` NOTIFY body that carries it with one PIDF part per member
-//! (§5.1, RFC 2387), full and partial state with the version counter (§4.4.1, §5.2), a parser
-//! for the same body (a watcher's side, and the tests' check of the builder), and the
+//! RFC 4662 §5), the `multipart/related` NOTIFY body (RFC 2387) that carries it with one PIDF
+//! part per member, full and partial state with the version counter (RFC 4662 §4.5, §5), a
+//! parser for the same body (a watcher's side, and the tests' check of the builder), and the
 //! [`ResourceList`] a list URI stands for (RFC 4826 documents would fill it).
 
 use std::collections::HashMap;
@@ -13,9 +13,9 @@ use super::subscription::{Authorization, Notifier, PresenceDocuments};
 use super::xml::{self, esc, Element, XmlError};
 use crate::sip::multipart::{self, MultipartError, Part};
 
-/// The RLMI namespace (RFC 4662 §5.3).
+/// The RLMI namespace (RFC 4662 §5).
 pub const RLMI_NS: &str = "urn:ietf:params:xml:ns:rlmi";
-/// The MIME type of an RLMI document (RFC 4662 §5.2).
+/// The MIME type of an RLMI document (RFC 4662 §5).
 pub const RLMI_CONTENT_TYPE: &str = "application/rlmi+xml";
 
 /// Caps for parsing a list NOTIFY body.
@@ -53,7 +53,7 @@ pub enum RlmiError {
     /// Not well-formed XML.
     #[error("malformed RLMI: {0}")]
     Xml(#[from] XmlError),
-    /// The root is not `<list>` in the RLMI namespace (RFC 4662 §5.3).
+    /// The root is not `<list>` in the RLMI namespace (RFC 4662 §5).
     #[error("malformed RLMI: the root element is not <list xmlns=\"{RLMI_NS}\">")]
     NotRlmi,
     /// A required attribute is missing.
@@ -76,7 +76,7 @@ pub enum RlmiError {
     /// The body is not `multipart/related` with an RLMI root part.
     #[error("malformed list body: {0}")]
     Structure(&'static str),
-    /// An instance's `cid` names no part (RFC 4662 §5.4).
+    /// An instance's `cid` names no part (RFC 4662 §5).
     #[error("malformed list body: no part with Content-ID <{0}>")]
     NoPart(String),
     /// A member's PIDF part does not parse.
@@ -89,7 +89,7 @@ pub enum RlmiError {
     },
 }
 
-/// The `state` of an `<instance>` (RFC 4662 §5.4).
+/// The `state` of an `<instance>` (RFC 4662 §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceState {
     /// The back-end subscription is active; a part carries the state.
@@ -135,7 +135,7 @@ pub struct Resource {
     pub instances: Vec<Instance>,
 }
 
-/// An RLMI document (RFC 4662 §5.3).
+/// An RLMI document (RFC 4662 §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rlmi {
     /// `uri`: the list's URI.
@@ -380,7 +380,7 @@ pub struct ListBody {
     pub rlmi: Rlmi,
 }
 
-/// The RLS side of one list subscription (RFC 4662 §4.4): the version counter, the stable
+/// The RLS side of one list subscription (RFC 4662 §4.5): the version counter, the stable
 /// instance ids, and what each member's last NOTIFY said, so that a partial NOTIFY carries
 /// only what changed.
 #[derive(Debug, Clone)]
@@ -411,7 +411,7 @@ impl ListNotifier {
         self.next_version.checked_sub(1)
     }
 
-    /// A full-state NOTIFY body (RFC 4662 §4.4.1: the first NOTIFY and any that resyncs).
+    /// A full-state NOTIFY body (RFC 4662 §4.5: the first NOTIFY and any that resyncs).
     /// Members sent before and missing now are not listed (a full state replaces all).
     pub fn full_state(&mut self, members: &[MemberState]) -> ListBody {
         self.sent
@@ -481,7 +481,7 @@ impl ListNotifier {
                     format!("i{}", self.next_id - 1)
                 }
             };
-            // State is carried only for an active instance (RFC 4662 §5.4).
+            // State is carried only for an active instance (RFC 4662 §5).
             let doc = match m.state {
                 InstanceState::Active => m.doc.clone(),
                 _ => None,
@@ -569,7 +569,7 @@ fn content_id(p: &Part) -> Option<&str> {
         .map(|(_, v)| v.trim().trim_start_matches('<').trim_end_matches('>'))
 }
 
-/// Reads a list NOTIFY body (RFC 4662 §5.1): `multipart/related` whose root (the `start`
+/// Reads a list NOTIFY body (RFC 4662 §5): `multipart/related` whose root (the `start`
 /// part, else the first) is RLMI, and the PIDF parts its instances name.
 pub fn parse_body(
     content_type: &str,

@@ -1,7 +1,7 @@
-//! The notifier side of the `presence` event package (RFC 3856 §6, RFC 6665 §4.2, TS 24.141
-//! §5.3.2), socket-free: SUBSCRIBE in ([`Notifier::subscribe`]), the NOTIFYs it calls for queued
-//! ([`Notifier::poll_notify`]), watcher authorization per presentity ([`WatcherPolicy`],
-//! RFC 3856 §6.6), expiry through `poll_timeout()` / `expire(now)`.
+//! The notifier side of the `presence` event package (RFC 3856 §6, RFC 6665 §4.2, TS 24.141),
+//! socket-free: SUBSCRIBE in ([`Notifier::subscribe`], [`Notifier::refresh`]), the NOTIFYs it
+//! calls for queued ([`Notifier::poll_notify`]), watcher authorization per presentity
+//! ([`WatcherPolicy`], RFC 3856 §6.6), expiry through `poll_timeout()` / `expire(now)`.
 //!
 //! Subscription states (RFC 6665 §4.1.3); a terminated subscription is forgotten once its final
 //! NOTIFY is queued:
@@ -51,7 +51,7 @@ impl DialogId {
 pub enum Authorization {
     /// On the allow list: the subscription is active.
     Allow,
-    /// Unknown: pending until the presentity decides ("confirm", RFC 5025 §3.2.1).
+    /// Unknown: pending until the presentity decides ("confirm" in RFC 5025).
     Confirm,
     /// Blocked: the subscription is rejected.
     Block,
@@ -84,7 +84,7 @@ impl WatcherPolicy {
     }
 
     /// The decision for `watcher` of `presentity`: a presentity may always watch itself
-    /// (its other devices do, TS 24.141 §5.2).
+    /// (its other devices do).
     pub fn decide(&self, presentity: &str, watcher: &str) -> Authorization {
         if watcher == presentity || self.allow.contains(watcher) {
             Authorization::Allow
@@ -222,6 +222,10 @@ pub enum SubscribeError {
     /// The notifier holds as many subscriptions as it may: 503.
     #[error("the presence server holds its maximum of {0} subscriptions")]
     TooManySubscriptions(usize),
+    /// An in-dialog SUBSCRIBE for no live subscription (it expired or ended): 481
+    /// (RFC 6665 §4.1.2.2: the subscriber then starts a new one).
+    #[error("no such subscription")]
+    NoSuchSubscription,
 }
 
 impl SubscribeError {
@@ -230,12 +234,12 @@ impl SubscribeError {
         match self {
             SubscribeError::IntervalTooBrief { .. } => 423,
             SubscribeError::TooManySubscriptions(_) => 503,
+            SubscribeError::NoSuchSubscription => 481,
         }
     }
 }
 
-/// An accepted SUBSCRIBE: a 200 OK with this `Expires` (RFC 6665 §4.2.1.1: 202 is no longer
-/// used); the state is that of the NOTIFY queued with it.
+/// An accepted SUBSCRIBE: a 200 OK with this `Expires` (RFC 6665 deprecated 202); the state is that of the NOTIFY queued with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subscribed {
     /// The granted Expires (0 when the subscription ended with this request).
@@ -440,6 +444,25 @@ impl Notifier {
             expires: granted,
             state,
         })
+    }
+
+    /// Handles a SUBSCRIBE inside the subscription's dialog (RFC 6665 §4.1.2.2): a refresh,
+    /// or with Expires 0 an unsubscribe, as [`Self::subscribe`] does for a known dialog. A
+    /// dialog with no live subscription is a [`SubscribeError::NoSuchSubscription`].
+    pub fn refresh(
+        &mut self,
+        now: Instant,
+        dialog: &DialogId,
+        expires: Option<u32>,
+        docs: &dyn PresenceDocuments,
+    ) -> Result<Subscribed, SubscribeError> {
+        self.expire(now, docs);
+        let s = self
+            .subs
+            .get(dialog)
+            .ok_or(SubscribeError::NoSuchSubscription)?;
+        let (watcher, presentity) = (s.watcher.clone(), s.presentity.clone());
+        self.subscribe(now, dialog, &watcher, &presentity, expires, docs)
     }
 
     fn body(docs: &dyn PresenceDocuments, presentity: &str) -> Pidf {

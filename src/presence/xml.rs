@@ -12,7 +12,7 @@ pub(crate) const MAX_DEPTH: usize = 32;
 /// Why a body is not well-formed XML (for us).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
-    /// The body is not UTF-8 (both documents are UTF-8, RFC 3863 §4, RFC 4662 §5.2).
+    /// The body is not UTF-8 (both documents are UTF-8, RFC 3863 §4, RFC 4662 §5).
     #[error("not UTF-8")]
     NotUtf8,
     /// quick-xml refused it.
@@ -105,6 +105,8 @@ fn namespace(res: ResolveResult) -> Result<Option<String>, XmlError> {
 /// Parses `body` into the tree of its root element.
 pub(crate) fn parse(body: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
+    // A byte order mark is allowed before the XML declaration (XML 1.0 §4.3.3).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut r = NsReader::from_reader(text.as_bytes());
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -200,6 +202,7 @@ mod tests {
         assert_eq!(b.attr("k"), Some("1&2"));
         assert_eq!(b.text, "x < y");
         assert!(t.child("urn:x", "c").is_some());
+        assert!(parse("\u{feff}<a/>".as_bytes()).is_ok(), "a BOM is allowed");
     }
 
     #[test]

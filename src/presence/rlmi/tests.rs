@@ -30,7 +30,7 @@ fn read(b: &ListBody) -> ParsedListBody {
     parse_body(&b.content_type, &b.body, &RlmiLimits::default()).unwrap()
 }
 
-/// RFC 4662 §5.4's example document, shortened.
+/// RFC 4662 §5's example document, shortened.
 const RFC_RLMI: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <list xmlns="urn:ietf:params:xml:ns:rlmi" uri="sip:adam-friends@pres.vancouver.example.com"
   version="1" fullState="true">

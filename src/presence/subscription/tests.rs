@@ -114,22 +114,26 @@ fn refresh_unsubscribe_and_expiry() {
         .unwrap();
     assert_eq!(n.poll_timeout(), Some(t0 + secs(60)));
     notifies(&mut n);
-    // A refresh (the dialog says who) sends the current state again.
+    // A refresh (in the dialog) sends the current state again.
     let r = n
-        .subscribe(t0 + secs(50), &dialog(1), "", "", Some(120), &docs)
+        .refresh(t0 + secs(50), &dialog(1), Some(120), &docs)
         .unwrap();
     assert_eq!(r.state, SubscriptionState::Active { expires: 120 });
     assert_eq!(notifies(&mut n).len(), 1);
     assert_eq!(n.poll_timeout(), Some(t0 + secs(170)));
     // Expires: 0 ends it with a final NOTIFY that still carries the state.
     let r = n
-        .subscribe(t0 + secs(60), &dialog(1), "", "", Some(0), &docs)
+        .refresh(t0 + secs(60), &dialog(1), Some(0), &docs)
         .unwrap();
     assert_eq!(r.expires, 0);
     let out = notifies(&mut n);
     assert_eq!(out[0].state.to_string(), "terminated;reason=timeout");
     assert!(out[0].body.is_some());
     assert_eq!(n.poll_timeout(), None);
+    // The dialog has no subscription left: a 481.
+    let r = n.refresh(t0 + secs(61), &dialog(1), None, &docs);
+    assert_eq!(r, Err(SubscribeError::NoSuchSubscription));
+    assert_eq!(r.unwrap_err().status_code(), 481);
     // Expiry on the clock.
     n.subscribe(t0, &dialog(2), BOB, ALICE, Some(60), &docs)
         .unwrap();
