@@ -20,6 +20,7 @@ pub mod lab;
 pub mod lograte;
 pub mod metrics;
 pub mod msrp;
+pub mod presence;
 pub mod profile;
 pub mod rcs;
 pub mod sip;
