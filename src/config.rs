@@ -21,6 +21,7 @@ mod im;
 mod lab;
 mod nodes;
 mod pcscf;
+mod presence;
 mod registrar;
 mod scscfs;
 mod sip;
@@ -37,6 +38,7 @@ pub use im::ImSection;
 pub use lab::LabSection;
 pub use nodes::Nodes;
 pub use pcscf::PcscfSection;
+pub use presence::PresenceSection;
 pub use registrar::Registrar;
 pub use scscfs::{Assignment, MoreScscf, ScscfSection, MAX_MORE_SCSCFS, SCSCF_LABELS};
 pub use sip::SipSection;
@@ -133,6 +135,9 @@ pub struct LabConfig {
     /// The WebRSF gateway.
     #[serde(default)]
     pub webrsf: WebRsfSection,
+    /// The presence server PS: its bounds and who may watch whom.
+    #[serde(default)]
+    pub presence: PresenceSection,
     /// Limits of every HTTP listener (WebRSF, the HSS admin API).
     #[serde(default)]
     pub http: HttpSection,
@@ -213,6 +218,7 @@ impl LabConfig {
                 .map_err(|e| ConfigError::Invalid(format!("[trace] hep: {e}")))?;
         }
         c.check_scscfs()?;
+        c.presence.check()?;
         c.hss.peer_policy_with(
             &c.lab.domain,
             c.nodes.icscf,
@@ -243,6 +249,7 @@ impl LabConfig {
             &mut self.nodes.admin,
             &mut self.nodes.oim,
             &mut self.nodes.tim,
+            &mut self.nodes.ps,
             &mut self.nodes.oim_msrp,
             &mut self.nodes.tim_msrp,
             &mut self.nodes.webrsf,

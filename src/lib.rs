@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod msrp;
 pub mod presence;
 pub mod profile;
+pub mod ps;
 pub mod rcs;
 pub mod sip;
 pub mod status;

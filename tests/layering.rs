@@ -28,9 +28,10 @@ const CODECS: &[&str] = &[
     "http_server",
     "http_client",
     "status",
+    "presence",
 ];
 /// One module per IMS node, and the lab that starts them.
-const NODES: &[&str] = &["cscf", "hss", "im", "webrsf", "ue", "lab"];
+const NODES: &[&str] = &["cscf", "hss", "im", "ps", "webrsf", "ue", "lab"];
 
 /// Every `.rs` file under `dir`.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -89,6 +89,7 @@ pub async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) 
         ("HSS-API", a.admin, "HTTP (provisioning)"),
         ("O-IM", a.oim, "SIP (ISC, RCS messaging AS)"),
         ("T-IM", a.tim, "SIP (ISC, RCS messaging AS)"),
+        ("PS", a.ps, "SIP (ISC, presence server)"),
         ("O-IM", a.oim_msrp, "MSRP (TCP)"),
         ("T-IM", a.tim_msrp, "MSRP (TCP)"),
         ("WebRSF", a.webrsf, "HTTP (REST + notification channel)"),

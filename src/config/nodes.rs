@@ -30,6 +30,9 @@ pub struct Nodes {
     /// T-IM's MSRP listener.
     #[serde(default = "default_tim_msrp")]
     pub tim_msrp: SocketAddr,
+    /// The presence server PS (TS 24.141, RFC 3856), reached by iFC as `ps.<domain>`.
+    #[serde(default = "default_ps")]
+    pub ps: SocketAddr,
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
@@ -66,4 +69,7 @@ fn default_oim() -> SocketAddr {
 }
 fn default_tim() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5091))
+}
+fn default_ps() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5094))
 }

@@ -89,6 +89,7 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
         "admin API" => "admin",
         "O-IM" => "oim",
         "T-IM" => "tim",
+        "PS" => "ps",
         "O-IM MSRP" => "oim_msrp",
         "T-IM MSRP" => "tim_msrp",
         "WebRSF" => "webrsf",
@@ -193,6 +194,8 @@ pub struct LabAddrs {
     pub oim: SocketAddr,
     /// T-IM application server.
     pub tim: SocketAddr,
+    /// The presence server PS.
+    pub ps: SocketAddr,
     /// O-IM MSRP.
     pub oim_msrp: SocketAddr,
     /// T-IM MSRP.
@@ -262,6 +265,8 @@ pub struct Lab {
     pub oim: Arc<crate::im::ImServer>,
     /// The T-IM (tests look at who it believes is online).
     pub tim: Arc<crate::im::ImServer>,
+    /// The presence server PS.
+    pub ps: Arc<crate::ps::PresenceServer>,
     /// The WebRSF gateway.
     pub webrsf: Arc<crate::webrsf::Gateway>,
     /// The admin API with the lab's token.
@@ -332,6 +337,7 @@ impl Lab {
         }
         let (oim_ep, oim_rx) = ctx.bind_sip("O-IM", n.oim).await?;
         let (tim_ep, tim_rx) = ctx.bind_sip("T-IM", n.tim).await?;
+        let (ps_ep, ps_rx) = ctx.bind_sip("PS", n.ps).await?;
         let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
         let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
         let peers = nodes::Peers {
@@ -343,15 +349,17 @@ impl Lab {
             oim: oim_ep.local_addr(),
             tim: tim_ep.local_addr(),
             tim_http,
+            ps: ps_ep.local_addr(),
         };
         // The application servers by name, at their bound addresses (what SRV would give).
-        ctx.set_services(peers.oim, peers.tim);
+        ctx.set_services(peers.oim, peers.tim, peers.ps);
         let mut endpoints = vec![
             ("P-CSCF", pcscf_ep.clone()),
             ("I-CSCF", icscf_ep.clone()),
             ("S-CSCF", scscf_ep.clone()),
             ("O-IM", oim_ep.clone()),
             ("T-IM", tim_ep.clone()),
+            ("PS", ps_ep.clone()),
         ];
         for ((ep, _), s) in more_eps.iter().zip(&peers.scscfs[1..]) {
             endpoints.push((s.label, ep.clone()));
@@ -362,6 +370,7 @@ impl Lab {
         let (tim, history_token) = nodes::start_tim(
             &ctx, tim_ep, tim_rx, tim_msrp_l, tim_http_l, &store, data_dir, &peers,
         )?;
+        let ps = nodes::start_ps(&ctx, ps_ep, ps_rx);
         let hss = nodes::start_hss(
             &ctx,
             &store,
@@ -405,6 +414,7 @@ impl Lab {
             admin: admin_addr,
             oim: peers.oim,
             tim: peers.tim,
+            ps: peers.ps,
             oim_msrp: oim.msrp_addr(),
             tim_msrp: tim.msrp_addr(),
             webrsf: web_addr,
@@ -447,6 +457,7 @@ impl Lab {
             more_scscfs,
             oim,
             tim,
+            ps,
             webrsf,
             admin,
             recorder,

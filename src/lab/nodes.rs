@@ -60,6 +60,8 @@ pub(crate) struct Peers {
     pub oim: SocketAddr,
     pub tim: SocketAddr,
     pub tim_http: SocketAddr,
+    /// The presence server.
+    pub ps: SocketAddr,
 }
 
 /// One S-CSCF of the lab: its ladder name, Diameter Origin-Host, SIP address, capabilities.
@@ -100,6 +102,7 @@ impl Peers {
             oim: n.oim,
             tim: n.tim,
             tim_http: n.tim_http_or_default(),
+            ps: n.ps,
         }
     }
 
@@ -129,6 +132,7 @@ impl<'a> Ctx<'a> {
             (format!("hss.{domain}"), n.hss.ip()),
             (format!("oim.{domain}"), n.oim.ip()),
             (format!("tim.{domain}"), n.tim.ip()),
+            (format!("ps.{domain}"), n.ps.ip()),
         ]
         .into_iter()
         .chain(
@@ -149,18 +153,22 @@ impl<'a> Ctx<'a> {
             domain,
             resolver: Resolver::new(hosts),
         };
-        ctx.set_services(n.oim, n.tim);
+        ctx.set_services(n.oim, n.tim, n.ps);
         ctx
     }
 
-    /// Names the application servers at `oim` and `tim` (`rcslab up` with ports 0: their
-    /// bound addresses).
-    pub fn set_services(&mut self, oim: SocketAddr, tim: SocketAddr) {
+    /// Names the application servers at `oim`, `tim` and `ps` (`rcslab up` with ports 0:
+    /// their bound addresses).
+    pub fn set_services(&mut self, oim: SocketAddr, tim: SocketAddr, ps: SocketAddr) {
         let d = &self.domain;
         self.resolver = self.resolver.clone().with_services(
-            [(format!("oim.{d}"), oim), (format!("tim.{d}"), tim)]
-                .into_iter()
-                .collect(),
+            [
+                (format!("oim.{d}"), oim),
+                (format!("tim.{d}"), tim),
+                (format!("ps.{d}"), ps),
+            ]
+            .into_iter()
+            .collect(),
         );
     }
 
@@ -546,6 +554,18 @@ pub(crate) fn start_tim(
     Ok((tim, history_token))
 }
 
+/// PS, the presence server (TS 24.141, RFC 3856), an AS the S-CSCF reaches by iFC.
+pub(crate) fn start_ps(ctx: &Ctx<'_>, ep: Endpoint, rx: SipRx) -> Arc<crate::ps::PresenceServer> {
+    let ps = crate::ps::PresenceServer::new(
+        ep,
+        ctx.resolver.clone(),
+        &format!("ps.{}", ctx.domain),
+        &ctx.config.presence,
+    );
+    tokio::spawn(ps.clone().run(rx, ctx.shut.clone()));
+    ps
+}
+
 /// S-CSCF (TS 24.229 §5.4): registrar and session routing with iFC; its own Cx link to the
 /// HSS at `peers.hss`, as `which` (one of `peers.scscfs`: its ladder name and Origin-Host).
 pub(crate) async fn start_scscf(
@@ -613,7 +633,7 @@ pub(crate) async fn start_icscf(
         )
         .await?;
     ep.trust(
-        [peers.pcscf, peers.oim, peers.tim]
+        [peers.pcscf, peers.oim, peers.tim, peers.ps]
             .into_iter()
             .chain(peers.scscf_addrs())
             .collect(),
@@ -640,7 +660,7 @@ pub(crate) async fn start_icscf(
 /// nodes are trusted.
 pub(crate) fn start_pcscf(ctx: &Ctx<'_>, ep: Endpoint, rx: SipRx, peers: &Peers) -> Arc<Pcscf> {
     ep.trust(
-        [peers.icscf, peers.oim, peers.tim]
+        [peers.icscf, peers.oim, peers.tim, peers.ps]
             .into_iter()
             .chain(peers.scscf_addrs())
             .collect(),

@@ -55,6 +55,7 @@ impl Recorder {
             (a.admin, "HSS-admin"),
             (a.oim, "O-IM"),
             (a.tim, "T-IM"),
+            (a.ps, "PS"),
             (a.oim_msrp, "O-IM"),
             (a.tim_msrp, "T-IM"),
             (a.webrsf, "WebRSF"),

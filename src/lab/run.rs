@@ -49,14 +49,18 @@ pub enum Node {
     Tim,
     /// The WebRSF gateway.
     Webrsf,
+    /// The presence server PS.
+    Ps,
 }
 
 /// The node names `rcslab run` takes, in the order of a REGISTER's path.
-pub const NODE_NAMES: [&str; 7] = ["pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf"];
+pub const NODE_NAMES: [&str; 8] = [
+    "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps",
+];
 
 /// A node name `rcslab run` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf (or scscf2 … scscf9 for the [[scscfs]] entries)")]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps (or scscf2 … scscf9 for the [[scscfs]] entries)")]
 pub struct UnknownNode(pub String);
 
 impl std::str::FromStr for Node {
@@ -71,6 +75,7 @@ impl std::str::FromStr for Node {
             "oim" => Node::Oim,
             "tim" => Node::Tim,
             "webrsf" => Node::Webrsf,
+            "ps" => Node::Ps,
             other => match other
                 .strip_prefix("scscf")
                 .and_then(|n| n.parse::<u8>().ok())
@@ -99,6 +104,7 @@ impl Node {
             Node::Oim => "O-IM",
             Node::Tim => "T-IM",
             Node::Webrsf => "WebRSF",
+            Node::Ps => "PS",
         }
     }
 
@@ -176,6 +182,7 @@ pub async fn start(
         admin: n.admin,
         oim: n.oim,
         tim: n.tim,
+        ps: n.ps,
         oim_msrp: n.oim_msrp,
         tim_msrp: n.tim_msrp,
         webrsf: n.webrsf,
@@ -258,6 +265,12 @@ pub async fn start(
             listening.push(("T-IM", http_addr, "HTTP (history, token in history.token)"));
             store = Some(s);
         }
+        Node::Ps => {
+            let (ep, rx) = ctx.bind_sip("PS", n.ps).await?;
+            let a = ep.local_addr();
+            handles.push(Box::new(nodes::start_ps(&ctx, ep, rx)));
+            listening.push(("PS", a, "SIP (ISC, presence server)"));
+        }
         Node::Webrsf => {
             let (l, a) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
             let history =
@@ -312,6 +325,7 @@ mod tests {
             Node::Scscf,
             Node::Oim,
             Node::Webrsf,
+            Node::Ps,
         ] {
             assert_eq!(n.data_dir(base), None);
         }

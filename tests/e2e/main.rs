@@ -24,6 +24,7 @@ mod multi_scscf;
 mod netns;
 mod overload;
 mod peers;
+mod presence;
 mod regevent;
 mod registration;
 mod routing;

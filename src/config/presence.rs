@@ -1,0 +1,138 @@
+//! `[presence]`: the presence server PS (3GPP TS 24.141, RFC 3856): the bounds of its
+//! publications (RFC 3903) and subscriptions (RFC 6665), and who may watch whom (RFC 3856
+//! §6.6, the lab's stand-in for XCAP presence rules).
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// `[presence]`
+///
+/// ```toml
+/// [presence]
+/// # Each group: identities that may all watch one another. Anyone else is pending.
+/// buddy_groups = [["sip:alice@ims.lab", "sip:bob@ims.lab", "sip:carol@ims.lab"]]
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSection {
+    /// The least Expires of a PUBLISH or SUBSCRIBE other than 0 (shorter: 423 with
+    /// Min-Expires, RFC 3903 §6, RFC 6665 §4.2.1.1).
+    #[serde(default = "default_min_expires")]
+    pub min_expires: u32,
+    /// Longer Expires are cut to this.
+    #[serde(default = "default_max_expires")]
+    pub max_expires: u32,
+    /// Presentities the PS holds at most (more PUBLISHes of new ones get 503).
+    #[serde(default = "default_max_presentities")]
+    pub max_presentities: usize,
+    /// Subscriptions the PS holds at most (more SUBSCRIBEs get 503).
+    #[serde(default = "default_max_subscriptions")]
+    pub max_subscriptions: usize,
+    /// Watcher authorization: each group lists identities (canonical AORs, as the P-CSCF
+    /// asserts them) that may watch one another's presence. A watcher in no group with the
+    /// presentity gets `Subscription-State: pending` and no document (RFC 3856 §6.6.2).
+    #[serde(default)]
+    pub buddy_groups: Vec<Vec<String>>,
+}
+
+/// Identities in all `buddy_groups` at most (the rules are held in memory for each).
+pub const MAX_BUDDY_ENTRIES: usize = 10_000;
+
+impl Default for PresenceSection {
+    fn default() -> Self {
+        PresenceSection {
+            min_expires: default_min_expires(),
+            max_expires: default_max_expires(),
+            max_presentities: default_max_presentities(),
+            max_subscriptions: default_max_subscriptions(),
+            buddy_groups: Vec::new(),
+        }
+    }
+}
+
+impl PresenceSection {
+    /// Refuses bounds that cannot work and oversized buddy lists.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if self.min_expires == 0 || self.max_expires < self.min_expires {
+            return Err(ConfigError::Invalid(
+                "[presence] needs 0 < min_expires <= max_expires".into(),
+            ));
+        }
+        if self.max_presentities == 0 || self.max_subscriptions == 0 {
+            return Err(ConfigError::Invalid(
+                "[presence] max_presentities and max_subscriptions must be above 0".into(),
+            ));
+        }
+        let n: usize = self.buddy_groups.iter().map(Vec::len).sum();
+        if n > MAX_BUDDY_ENTRIES {
+            return Err(ConfigError::Invalid(format!(
+                "[presence] buddy_groups lists {n} identities; at most {MAX_BUDDY_ENTRIES}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every (presentity, watcher) pair the buddy groups allow, a presentity's watchers
+    /// together: `(presentity, [watchers])`.
+    pub fn allowed_watchers(&self) -> Vec<(String, Vec<String>)> {
+        let mut by: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+            Default::default();
+        for g in &self.buddy_groups {
+            for p in g {
+                let set = by.entry(p.as_str()).or_default();
+                set.extend(g.iter().map(String::as_str).filter(|w| *w != p));
+            }
+        }
+        by.into_iter()
+            .map(|(p, w)| (p.to_string(), w.into_iter().map(str::to_string).collect()))
+            .collect()
+    }
+}
+
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    86_400
+}
+fn default_max_presentities() -> usize {
+    10_000
+}
+fn default_max_subscriptions() -> usize {
+    10_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_allows_each_member_to_watch_the_others() {
+        let p = PresenceSection {
+            buddy_groups: vec![
+                vec!["sip:a@x".into(), "sip:b@x".into(), "sip:c@x".into()],
+                vec!["sip:a@x".into(), "sip:d@x".into()],
+            ],
+            ..Default::default()
+        };
+        let w = p.allowed_watchers();
+        assert_eq!(
+            w[0],
+            (
+                "sip:a@x".to_string(),
+                vec!["sip:b@x".into(), "sip:c@x".into(), "sip:d@x".into()]
+            )
+        );
+        assert_eq!(
+            w.iter().find(|(k, _)| k == "sip:d@x").unwrap().1,
+            vec!["sip:a@x".to_string()]
+        );
+        assert!(p.check().is_ok());
+        let bad = PresenceSection {
+            min_expires: 0,
+            ..Default::default()
+        };
+        assert!(bad.check().is_err());
+    }
+}

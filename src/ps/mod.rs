@@ -1,0 +1,440 @@
+//! PS, the presence server (3GPP TS 24.141 §5.3, RFC 3856 §6): an application server the
+//! S-CSCF reaches by iFC on the terminating side for `PUBLISH` / `SUBSCRIBE` of the `presence`
+//! event package. A thin tokio driver over the socket-free cores of [`crate::presence`]:
+//!
+//! ```text
+//!   PUBLISH ----> EventStateCompositor (RFC 3903) --poll_changed()--+
+//!                                                                    v
+//!   SUBSCRIBE --> Notifier (RFC 6665, RFC 3856 §6) <-- presentity_changed()
+//!                    |  poll_notify()
+//!                    v
+//!                NOTIFY in the subscription dialog ([`sip::NotifyDialog`]) --> first Route
+//! ```
+//!
+//! A tick each second runs both cores' `expire(now)`; what expires goes out as NOTIFYs too.
+//! The PS is the UAS of every request it gets (it never proxies one back to the S-CSCF).
+//! Watcher authorization comes from `[presence] buddy_groups` at start-up.
+
+pub mod sip;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::config::PresenceSection;
+use crate::cscf::{in_dialog, next_hop, reject};
+use crate::presence::publication::{EventStateCompositor, PublicationLimits, PublishError};
+use crate::presence::subscription::{
+    DialogId, Notifier, SubscribeError, SubscriptionLimits, TerminationReason, WatcherPolicy,
+};
+use crate::sip::endpoint::Incoming;
+use crate::sip::resolve::Resolver;
+use crate::sip::{Endpoint, IncomingRequest, Method, Request, Response};
+use sip::{NotifyDialog, PsRequestError};
+
+/// NOTIFY transactions in flight at once; past it a NOTIFY is dropped (and logged): a watcher
+/// that does not answer must not make the PS hold unbounded work.
+const MAX_NOTIFYS_IN_FLIGHT: usize = 1024;
+
+/// The cores and the dialogs of their subscriptions, behind one lock.
+struct State {
+    esc: EventStateCompositor,
+    notifier: Notifier,
+    /// One per live subscription (and until its final NOTIFY is built): bounded by the
+    /// notifier's `max_subscriptions`.
+    dialogs: HashMap<DialogId, NotifyDialog>,
+    max_dialogs: usize,
+}
+
+impl State {
+    /// After any input: changed presentities to the notifier, then every queued NOTIFY as a
+    /// request in its dialog (a terminated subscription's dialog goes with its final NOTIFY;
+    /// a NOTIFY for a dialog we no longer hold is dropped).
+    fn drain(&mut self, now: Instant, contact: &str) -> Vec<Request> {
+        while let Some(entity) = self.esc.poll_changed() {
+            self.notifier.presentity_changed(now, &entity, &self.esc);
+        }
+        let mut out = Vec::new();
+        while let Some(n) = self.notifier.poll_notify() {
+            let last = sip::is_final(&n.state);
+            let Some(d) = self.dialogs.get_mut(&n.dialog) else {
+                continue;
+            };
+            out.push(d.notify_request(&n, contact));
+            if last {
+                self.dialogs.remove(&n.dialog);
+            }
+        }
+        out
+    }
+}
+
+/// The presence server node.
+pub struct PresenceServer {
+    ep: Endpoint,
+    resolver: Resolver,
+    /// Our SIP host name (`ps.<domain>`), as iFC name us.
+    host: String,
+    state: Mutex<State>,
+    notifys: Arc<Semaphore>,
+    /// Ourselves, for NOTIFY tasks that report back a watcher that is gone.
+    me: std::sync::Weak<PresenceServer>,
+}
+
+impl PresenceServer {
+    /// A PS on `ep` named `host` (e.g. `ps.ims.lab`), with `[presence]` bounds and rules.
+    pub fn new(
+        ep: Endpoint,
+        resolver: Resolver,
+        host: &str,
+        config: &PresenceSection,
+    ) -> Arc<PresenceServer> {
+        let now = Instant::now();
+        let esc = EventStateCompositor::new(
+            PublicationLimits {
+                min_expires: config.min_expires,
+                max_expires: config.max_expires,
+                max_presentities: config.max_presentities,
+                ..PublicationLimits::default()
+            },
+            now,
+            SystemTime::now(),
+        );
+        let mut notifier = Notifier::new(SubscriptionLimits {
+            min_expires: config.min_expires,
+            max_expires: config.max_expires,
+            max_subscriptions: config.max_subscriptions,
+            ..SubscriptionLimits::default()
+        });
+        for (presentity, watchers) in config.allowed_watchers() {
+            let mut p = WatcherPolicy::default();
+            for w in &watchers {
+                p.allow(w);
+            }
+            notifier.set_policy(now, &presentity, p, &esc);
+        }
+        Arc::new_cyclic(|me| PresenceServer {
+            me: me.clone(),
+            ep,
+            resolver,
+            host: host.to_string(),
+            state: Mutex::new(State {
+                esc,
+                notifier,
+                dialogs: HashMap::new(),
+                max_dialogs: config.max_subscriptions,
+            }),
+            notifys: Arc::new(Semaphore::new(MAX_NOTIFYS_IN_FLIGHT)),
+        })
+    }
+
+    /// Subscriptions held (tests and status).
+    pub fn subscriptions(&self) -> usize {
+        self.state.lock().map(|s| s.notifier.len()).unwrap_or(0)
+    }
+
+    /// `entity`'s composed document now, if it has one (tests).
+    pub fn document(&self, entity: &str) -> Option<crate::presence::pidf::Pidf> {
+        self.state.lock().ok().and_then(|s| s.esc.document(entity))
+    }
+
+    /// Serves SIP requests and expires publications and subscriptions until shutdown.
+    pub async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Incoming>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                inc = rx.recv() => match inc {
+                    Some(Incoming::Request(r)) => {
+                        let me = self.clone();
+                        tokio::spawn(async move { me.on_request(r) });
+                    }
+                    Some(Incoming::StrayResponse { .. }) => {}
+                    None => return,
+                },
+                _ = tick.tick() => self.expire(Instant::now()),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Our Contact: an IP literal over TCP, like every URI the lab hands to peers.
+    fn contact(&self) -> String {
+        format!(
+            "<{}>",
+            crate::cscf::node_uri(&self.ep, None, crate::sip::Transport::Tcp)
+        )
+    }
+
+    fn on_request(&self, inc: IncomingRequest) {
+        match inc.request.method {
+            Method::Publish => self.publish(inc),
+            Method::Subscribe => self.subscribe(inc),
+            // The only requests iFC send us are the two above; anything else (an OPTIONS
+            // ping, a stray in-dialog request) gets a clear answer.
+            Method::Options => {
+                let mut ok = inc.request.response(200, None);
+                ok.ensure_to_tag();
+                ok.headers.push("Allow", "PUBLISH, SUBSCRIBE, OPTIONS");
+                ok.headers.push("Allow-Events", sip::EVENT);
+                inc.tx.respond(ok);
+            }
+            Method::Ack => {}
+            _ => {
+                let mut r = reject(
+                    &inc.request,
+                    405,
+                    &self.host,
+                    "the presence server takes PUBLISH and SUBSCRIBE",
+                );
+                r.headers.push("Allow", "PUBLISH, SUBSCRIBE, OPTIONS");
+                inc.tx.respond(r);
+            }
+        }
+    }
+
+    /// A refusal with the reason in a Warning and the headers its status calls for.
+    fn refuse(&self, req: &Request, e: &PsRequestError) -> Response {
+        let mut r = reject(req, e.status_code(), &self.host, e);
+        for (k, v) in e.extra_headers() {
+            r.headers.push(k, v);
+        }
+        r
+    }
+
+    /// RFC 3903 §6: the ESC's processing of a PUBLISH, then NOTIFYs to whoever watches.
+    fn publish(&self, inc: IncomingRequest) {
+        let req = &inc.request;
+        let input = match sip::publish_input(req) {
+            Ok(i) => i,
+            Err(e) => {
+                self.ep
+                    .note(|| format!("PUBLISH refused {}: {e}", e.status_code()));
+                inc.tx.respond(self.refuse(req, &e));
+                return;
+            }
+        };
+        let now = Instant::now();
+        let (answer, notifys) = {
+            let Ok(mut st) = self.state.lock() else {
+                inc.tx
+                    .respond(reject(req, 500, &self.host, "presence state unavailable"));
+                return;
+            };
+            let doc = match &input.body {
+                Some(b) => match st.esc.parse_body(b) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        drop(st);
+                        inc.tx.respond(publish_error(req, &self.host, &e));
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let outcome = st.esc.handle_publish(
+                now,
+                &input.presentity,
+                input.if_match.as_deref(),
+                input.expires,
+                doc,
+            );
+            let answer = match outcome {
+                Ok(p) => {
+                    let mut ok = req.response(200, None);
+                    ok.ensure_to_tag();
+                    ok.headers.push("SIP-ETag", p.etag());
+                    ok.headers.push("Expires", p.expires().to_string());
+                    ok
+                }
+                Err(e) => publish_error(req, &self.host, &e),
+            };
+            let contact = self.contact();
+            (answer, st.drain(now, &contact))
+        };
+        if answer.status == 200 {
+            tracing::info!(presentity = %input.presentity, "PUBLISH accepted");
+        }
+        inc.tx.respond(answer);
+        self.send_all(notifys);
+    }
+
+    /// RFC 6665 §4.2.1 / RFC 3856 §6: an initial SUBSCRIBE opens a dialog and a subscription
+    /// (200, then the first NOTIFY at once, §4.2.1.2); one inside a dialog refreshes or, with
+    /// Expires 0, ends it (final NOTIFY); a dialog we do not hold gets 481.
+    fn subscribe(&self, inc: IncomingRequest) {
+        let req = &inc.request;
+        if let Err(e) = sip::check_event(req).and_then(|_| sip::check_accept(req)) {
+            inc.tx.respond(self.refuse(req, &e));
+            return;
+        }
+        let expires = match sip::expires_of(req) {
+            Ok(x) => x,
+            Err(e) => {
+                inc.tx.respond(self.refuse(req, &e));
+                return;
+            }
+        };
+        let now = Instant::now();
+        let contact = self.contact();
+        let (answer, notifys) = {
+            let Ok(mut st) = self.state.lock() else {
+                inc.tx
+                    .respond(reject(req, 500, &self.host, "presence state unavailable"));
+                return;
+            };
+            let st = &mut *st;
+            if in_dialog(req) {
+                let id = sip::in_dialog_id(req);
+                match st.notifier.refresh(now, &id, expires, &st.esc) {
+                    Ok(s) => {
+                        let mut ok = req.response(200, None);
+                        ok.headers.push("Contact", contact.clone());
+                        ok.headers.push("Expires", s.expires.to_string());
+                        (ok, st.drain(now, &contact))
+                    }
+                    Err(e) => (subscribe_error(req, &self.host, &e), Vec::new()),
+                }
+            } else {
+                match self.initial_subscribe(st, req, expires, now, &contact) {
+                    Ok(ok) => (ok, st.drain(now, &contact)),
+                    Err(r) => (r, Vec::new()),
+                }
+            }
+        };
+        inc.tx.respond(answer);
+        self.send_all(notifys);
+    }
+
+    /// The checks and the new subscription of an initial SUBSCRIBE: its 200, or the refusal.
+    fn initial_subscribe(
+        &self,
+        st: &mut State,
+        req: &Request,
+        expires: Option<u32>,
+        now: Instant,
+        contact: &str,
+    ) -> Result<Response, Response> {
+        let who = sip::presentity_of(req).and_then(|p| {
+            let w = sip::watcher_of(req).ok_or(PsRequestError::NotAsserted)?;
+            Ok((p, w))
+        });
+        let (presentity, watcher) = who.map_err(|e| self.refuse(req, &e))?;
+        let tag = crate::sip::new_tag();
+        let dialog = NotifyDialog::from_subscribe(req, &tag).map_err(|e| self.refuse(req, &e))?;
+        if st.dialogs.len() >= st.max_dialogs {
+            let e = SubscribeError::TooManySubscriptions(st.max_dialogs);
+            return Err(subscribe_error(req, &self.host, &e));
+        }
+        let id = dialog.id.clone();
+        let s = st
+            .notifier
+            .subscribe(now, &id, &watcher, &presentity, expires, &st.esc)
+            .map_err(|e| subscribe_error(req, &self.host, &e))?;
+        tracing::info!(%watcher, %presentity, state = %s.state, "presence subscription");
+        self.ep
+            .note(|| format!("{watcher} watches {presentity}: {}", s.state));
+        let ok = sip::subscribe_ok(req, &dialog, contact, s.expires);
+        st.dialogs.insert(id, dialog);
+        Ok(ok)
+    }
+
+    /// The tick: publications and subscriptions whose time is up, and their NOTIFYs.
+    fn expire(&self, now: Instant) {
+        let notifys = {
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            let st = &mut *st;
+            st.esc.expire(now);
+            // Documents that lapsed go to watchers before their subscriptions expire.
+            while let Some(entity) = st.esc.poll_changed() {
+                st.notifier.presentity_changed(now, &entity, &st.esc);
+            }
+            st.notifier.expire(now, &st.esc);
+            st.drain(now, &self.contact())
+        };
+        self.send_all(notifys);
+    }
+
+    /// Sends each NOTIFY towards its first Route (or its Request-URI) in its own client
+    /// transaction. A NOTIFY answered 481, or not at all, ends the subscription without
+    /// another NOTIFY (RFC 6665 §4.2.2).
+    fn send_all(&self, notifys: Vec<Request>) {
+        for n in notifys {
+            let Ok(permit) = self.notifys.clone().try_acquire_owned() else {
+                crate::warn_limited!("ps.notify.overload", "NOTIFY dropped: too many in flight");
+                continue;
+            };
+            let ep = self.ep.clone();
+            let resolver = self.resolver.clone();
+            let me = self.me.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let mut n = n;
+                let Some((dest, t)) = next_hop(&resolver, &n).await else {
+                    tracing::warn!(uri = %n.uri, "NOTIFY has no resolvable next hop");
+                    return;
+                };
+                n.headers.push_front("Via", ep.new_via(t));
+                let id = sip::in_dialog_id_of_notify(&n);
+                let r = ep.send_request(n, dest, t).final_response().await;
+                if matches!(r.status, 408 | 481) {
+                    tracing::info!(status = r.status, "NOTIFY failed: subscription removed");
+                    if let Some(me) = me.upgrade() {
+                        me.forget(&id);
+                    }
+                } else if r.status >= 300 {
+                    tracing::info!(status = r.status, "NOTIFY refused");
+                }
+            });
+        }
+    }
+
+    /// Drops a subscription whose watcher is gone: its dialog first, so that the final NOTIFY
+    /// the notifier queues goes nowhere.
+    fn forget(&self, id: &DialogId) {
+        if let Ok(mut st) = self.state.lock() {
+            let st = &mut *st;
+            st.dialogs.remove(id);
+            st.notifier
+                .terminate(id, TerminationReason::Giveup, &st.esc);
+            let contact = self.contact();
+            let _ = st.drain(Instant::now(), &contact);
+        }
+    }
+}
+
+/// A refused PUBLISH: its status, the reason, and Min-Expires / Retry-After where due.
+fn publish_error(req: &Request, host: &str, e: &PublishError) -> Response {
+    let mut r = reject(req, e.status_code(), host, e);
+    match e {
+        PublishError::IntervalTooBrief { min_expires } => {
+            r.headers.push("Min-Expires", min_expires.to_string())
+        }
+        PublishError::TooManyPresentities(_) | PublishError::TooManyPublications { .. } => {
+            r.headers.push("Retry-After", "60")
+        }
+        _ => {}
+    }
+    r
+}
+
+/// A refused SUBSCRIBE: its status, the reason, and Min-Expires / Retry-After where due.
+fn subscribe_error(req: &Request, host: &str, e: &SubscribeError) -> Response {
+    let mut r = reject(req, e.status_code(), host, e);
+    match e {
+        SubscribeError::IntervalTooBrief { min_expires } => {
+            r.headers.push("Min-Expires", min_expires.to_string())
+        }
+        SubscribeError::TooManySubscriptions(_) => r.headers.push("Retry-After", "60"),
+        SubscribeError::NoSuchSubscription => {}
+    }
+    r
+}

@@ -1,0 +1,434 @@
+//! Presence (issue 16; TS 24.141, RFC 3856, RFC 3903, RFC 6665): PUBLISH and SUBSCRIBE of the
+//! `presence` event package for a user of ours reach the presence server PS through the
+//! terminating S-CSCF's iFC (default lab, priority 40); NOTIFYs come back in the subscription
+//! dialog along its route set (S-CSCF, P-CSCF). Plain `Ue`s send the requests, over real
+//! sockets, and the ladders are asserted line by line.
+//!
+//! A response and a NOTIFY the PS sends right after it travel at once (the 200 back along the
+//! Vias, the NOTIFY along the route set, which is shorter), so where both are on the wire the
+//! test asserts that the ladder is an interleaving of the two exact sequences.
+
+use std::time::Duration;
+
+use rcslab::presence::pidf::{Basic, Pidf, PidfLimits, Tuple};
+use rcslab::sip::{Method, NameAddr, Request, Response, Transport};
+use rcslab::ue::{AuthMode, Ue};
+use rcslab::Lab;
+use tokio::sync::watch;
+
+use crate::{flow, lab_with, ue};
+
+const ALICE: &str = "sip:alice@ims.lab";
+const BOB: &str = "sip:bob@ims.lab";
+
+/// A PIDF of `entity` with one tuple.
+fn pidf(entity: &str, basic: Basic) -> String {
+    let mut d = Pidf::empty(entity);
+    d.tuples.push(Tuple::new("t1", basic));
+    d.to_xml()
+}
+
+/// A PUBLISH of `ue`'s own presence (`identity`), sent through its P-CSCF.
+async fn publish(
+    ue: &Ue,
+    identity: &str,
+    event: &str,
+    if_match: Option<&str>,
+    expires: u32,
+    body: Option<(&str, &str)>,
+) -> Response {
+    let mut r = ue
+        .endpoint()
+        .new_request(Method::Publish, identity, identity, 1, Transport::Udp);
+    r.headers.push("Event", event);
+    r.headers.push("Expires", expires.to_string());
+    if let Some(tag) = if_match {
+        r.headers.push("SIP-If-Match", tag);
+    }
+    if let Some((ct, b)) = body {
+        r.headers.push("Content-Type", ct);
+        r.body = bytes::Bytes::copy_from_slice(b.as_bytes());
+    }
+    ue.send_tx(r).final_response().await
+}
+
+/// The initial SUBSCRIBE of `watcher` (`ue`) to `presentity`, and its final response.
+async fn subscribe(ue: &Ue, watcher: &str, presentity: &str) -> (Request, Response) {
+    let mut r =
+        ue.endpoint()
+            .new_request(Method::Subscribe, presentity, watcher, 1, Transport::Udp);
+    r.headers.push("Contact", format!("<{}>", ue.contact()));
+    r.headers.push("Event", "presence");
+    r.headers.push("Accept", "application/pidf+xml");
+    r.headers.push("Expires", "600");
+    let resp = ue.send_tx(r.clone()).final_response().await;
+    (r, resp)
+}
+
+/// A SUBSCRIBE inside the dialog `sub` / `ok` opened (RFC 3261 §12.2.1.1: the route set is
+/// the 200's Record-Route reversed), with `to` as the To header.
+fn resubscribe(ue: &Ue, sub: &Request, ok: &Response, to: &str, expires: u32) -> Request {
+    let target = ok
+        .headers
+        .get("Contact")
+        .and_then(|c| NameAddr::parse(c).ok())
+        .map(|na| na.uri.to_string())
+        .expect("the 200 names the PS's Contact");
+    let mut r = Request::new(Method::Subscribe, target);
+    r.headers.push("Via", ue.endpoint().new_via(Transport::Udp));
+    r.headers.push("Max-Forwards", "70");
+    r.headers.push("From", sub.headers.get("From").unwrap());
+    r.headers.push("To", to);
+    r.headers
+        .push("Call-ID", sub.headers.get("Call-ID").unwrap());
+    r.headers.push("CSeq", "2 SUBSCRIBE");
+    for route in ok.headers.values("Record-Route").iter().rev() {
+        r.headers.push("Route", *route);
+    }
+    r.headers.push("Contact", format!("<{}>", ue.contact()));
+    r.headers.push("Event", "presence");
+    r.headers.push("Expires", expires.to_string());
+    r
+}
+
+/// The next NOTIFY `ue` gets within `wait`, answered 200: its Subscription-State and body.
+async fn notify(ue: &mut Ue, wait: Duration) -> (String, Option<Pidf>) {
+    let inc = ue.next_request(wait).await.expect("a NOTIFY comes");
+    assert_eq!(inc.request.method, Method::Notify);
+    assert_eq!(inc.request.headers.get("Event"), Some("presence"));
+    let state = inc
+        .request
+        .headers
+        .get("Subscription-State")
+        .unwrap_or_default()
+        .to_string();
+    let body = (!inc.request.body.is_empty()).then(|| {
+        assert_eq!(
+            inc.request.headers.get("Content-Type"),
+            Some("application/pidf+xml")
+        );
+        Pidf::parse(&inc.request.body, &PidfLimits::default()).expect("a PIDF")
+    });
+    inc.tx.respond(inc.request.response(200, None));
+    (state, body)
+}
+
+/// One request from `ue` to the PS of `target` and its final answer back, `status`.
+fn to_ps(user: &str, method: &str, status: &str) -> Vec<String> {
+    [
+        format!("UE {user} -> P-CSCF SIP {method}"),
+        format!("P-CSCF -> S-CSCF SIP {method}"),
+        format!("S-CSCF -> I-CSCF SIP {method}"),
+        "I-CSCF -> HSS Diameter LIR".into(),
+        "HSS -> I-CSCF Diameter LIA".into(),
+        format!("I-CSCF -> S-CSCF SIP {method}"),
+        format!("S-CSCF -> PS SIP {method}"),
+        format!("PS -> S-CSCF SIP {status}"),
+        format!("S-CSCF -> I-CSCF SIP {status}"),
+        format!("I-CSCF -> S-CSCF SIP {status}"),
+        format!("S-CSCF -> P-CSCF SIP {status}"),
+        format!("P-CSCF -> UE {user} SIP {status}"),
+    ]
+    .into()
+}
+
+/// A NOTIFY from the PS to `user` along the route set, and its 200 back.
+fn notify_to(user: &str) -> Vec<String> {
+    [
+        "PS -> S-CSCF SIP NOTIFY".to_string(),
+        "S-CSCF -> P-CSCF SIP NOTIFY".into(),
+        format!("P-CSCF -> UE {user} SIP NOTIFY"),
+        format!("UE {user} -> P-CSCF SIP 200"),
+        "P-CSCF -> S-CSCF SIP 200".into(),
+        "S-CSCF -> PS SIP 200".into(),
+    ]
+    .into()
+}
+
+/// True when `got` is `a` and `b` interleaved, each in its order.
+fn interleaves(got: &[String], a: &[String], b: &[String]) -> bool {
+    if got.len() != a.len() + b.len() {
+        return false;
+    }
+    // ok[i][j]: got[..i+j] is an interleaving of a[..i] and b[..j].
+    let mut ok = vec![vec![false; b.len() + 1]; a.len() + 1];
+    ok[0][0] = true;
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            if i > 0 && ok[i - 1][j] && got[i + j - 1] == a[i - 1] {
+                ok[i][j] = true;
+            }
+            if j > 0 && ok[i][j - 1] && got[i + j - 1] == b[j - 1] {
+                ok[i][j] = true;
+            }
+        }
+    }
+    ok[a.len()][b.len()]
+}
+
+/// The ladder once it holds `n` lines (the last 200 of a NOTIFY may still be on its way).
+async fn flow_of(lab: &Lab, n: usize) -> Vec<String> {
+    crate::eventually(&format!("{n} ladder lines"), || flow(lab).len() >= n).await;
+    flow(lab)
+}
+
+fn header<'a>(r: &'a Response, name: &str) -> &'a str {
+    r.headers.get(name).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn alice_publishes_refreshes_and_gets_412_and_423() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
+
+    lab.trace.clear();
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let etag = header(&r, "SIP-ETag").to_string();
+    assert!(!etag.is_empty());
+    assert_eq!(header(&r, "Expires"), "600");
+    assert_eq!(flow(&lab), to_ps("alice", "PUBLISH", "200"));
+    assert!(lab.ps.document(ALICE).expect("composed").is_open());
+
+    // RFC 3903 §4.3: a refresh names the entity-tag and has no body; a new tag comes back.
+    let r = publish(&alice, ALICE, "presence", Some(&etag), 300, None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let refreshed = header(&r, "SIP-ETag");
+    assert!(!refreshed.is_empty() && refreshed != etag, "{r:?}");
+    assert_eq!(header(&r, "Expires"), "300");
+
+    // The old tag is gone with the refresh (§4.1): 412.
+    lab.trace.clear();
+    let r = publish(&alice, ALICE, "presence", Some(&etag), 300, None).await;
+    assert_eq!(r.status, 412, "{r:?}");
+    assert_eq!(flow(&lab), to_ps("alice", "PUBLISH", "412"));
+
+    // Shorter than [presence] min_expires: 423 with Min-Expires (§6 step 5).
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        1,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 423, "{r:?}");
+    assert_eq!(header(&r, "Min-Expires"), "60");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn bob_watches_alice_open_then_closed_then_unsubscribes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
+    bob.register(600).await.expect("bob registers");
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let etag = header(&r, "SIP-ETag").to_string();
+
+    // The subscription: 200 with our Expires, and at once the first NOTIFY (RFC 6665 §4.2.1.2)
+    // with alice's document: bob is in her buddy group, so active.
+    lab.trace.clear();
+    let (sub, ok) = subscribe(&bob, BOB, ALICE).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(header(&ok, "Expires"), "600");
+    assert!(NameAddr::parse(header(&ok, "To")).unwrap().tag().is_some());
+    let (state, body) = notify(&mut bob, Duration::from_secs(5)).await;
+    assert!(state.starts_with("active;expires="), "{state}");
+    let body = body.expect("the document");
+    assert_eq!(body.entity, ALICE);
+    assert!(body.is_open());
+    let got = flow_of(&lab, 18).await;
+    assert!(
+        interleaves(&got, &to_ps("bob", "SUBSCRIBE", "200"), &notify_to("bob")),
+        "{got:#?}"
+    );
+
+    // alice closes: bob hears of it at once.
+    lab.trace.clear();
+    let closed = pidf(ALICE, Basic::Closed);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        Some(&etag),
+        600,
+        Some(("application/pidf+xml", &closed)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (state, body) = notify(&mut bob, Duration::from_millis(200)).await;
+    assert!(state.starts_with("active;"), "{state}");
+    assert!(!body.expect("the document").is_open());
+    let got = flow_of(&lab, 18).await;
+    assert!(
+        interleaves(&got, &to_ps("alice", "PUBLISH", "200"), &notify_to("bob")),
+        "{got:#?}"
+    );
+
+    // A SUBSCRIBE in a dialog the PS does not hold: 481 (RFC 6665 §4.1.2.2).
+    let wrong = resubscribe(&bob, &sub, &ok, &format!("<{ALICE}>;tag=nosuch"), 600);
+    let r = bob.send_tx(wrong).final_response().await;
+    assert_eq!(r.status, 481, "{r:?}");
+
+    // Unsubscribe in the dialog (Expires 0): 200, then the final NOTIFY.
+    lab.trace.clear();
+    let bye = resubscribe(&bob, &sub, &ok, header(&ok, "To"), 0);
+    let r = bob.send_tx(bye).final_response().await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(header(&r, "Expires"), "0");
+    let (state, _) = notify(&mut bob, Duration::from_secs(5)).await;
+    assert_eq!(state, "terminated;reason=timeout");
+    let got = flow_of(&lab, 12).await;
+    let in_dialog: Vec<String> = [
+        "UE bob -> P-CSCF SIP SUBSCRIBE",
+        "P-CSCF -> S-CSCF SIP SUBSCRIBE",
+        "S-CSCF -> PS SIP SUBSCRIBE",
+        "PS -> S-CSCF SIP 200",
+        "S-CSCF -> P-CSCF SIP 200",
+        "P-CSCF -> UE bob SIP 200",
+    ]
+    .map(String::from)
+    .into();
+    assert!(interleaves(&got, &in_dialog, &notify_to("bob")), "{got:#?}");
+    crate::eventually("the subscription gone", || lab.ps.subscriptions() == 0).await;
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_watcher_off_the_buddy_list_is_pending_and_sees_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        "[presence]\nbuddy_groups = [[\"sip:alice@ims.lab\", \"sip:bob@ims.lab\"]]\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut carol = ue(&lab, "carol", AuthMode::Digest, &shut).await;
+    let mut alice = alice;
+    alice.register(600).await.expect("alice registers");
+    carol.register(600).await.expect("carol registers");
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let (_, ok) = subscribe(&carol, "sip:carol@ims.lab", ALICE).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    // RFC 3856 §6.6.2: pending, and no state of alice's.
+    let (state, body) = notify(&mut carol, Duration::from_secs(5)).await;
+    assert!(state.starts_with("pending;expires="), "{state}");
+    assert!(body.is_none());
+
+    // alice changes: carol, still pending, hears nothing.
+    let closed = pidf(ALICE, Basic::Closed);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &closed)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(carol
+        .next_request(Duration::from_millis(300))
+        .await
+        .is_none());
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_event_gets_489_and_a_bad_pidf_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
+
+    // Through the core, a malformed PIDF reaches the PS and gets 400 with the reason.
+    lab.trace.clear();
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some((
+            "application/pidf+xml",
+            "<presence entity=\"sip:alice@ims.lab\"><tuple",
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(header(&r, "Warning").contains("ps.ims.lab"), "{r:?}");
+    assert_eq!(flow(&lab), to_ps("alice", "PUBLISH", "400"));
+    // Not a PIDF at all: 415 with Accept.
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("text/plain", "here")),
+    )
+    .await;
+    assert_eq!(r.status, 415, "{r:?}");
+    assert_eq!(header(&r, "Accept"), "application/pidf+xml");
+
+    // `Event: foo` matches no iFC, so through the core it never reaches the PS. On the PS's
+    // own ISC interface (as an S-CSCF would hand it over), it is 489 with Allow-Events.
+    for method in [Method::Publish, Method::Subscribe] {
+        let mut req = alice
+            .endpoint()
+            .new_request(method.clone(), ALICE, ALICE, 1, Transport::Udp);
+        req.headers
+            .push("P-Asserted-Identity", format!("<{ALICE}>"));
+        req.headers
+            .push("Contact", format!("<{}>", alice.contact()));
+        req.headers.push("Event", "foo");
+        let r = alice
+            .endpoint()
+            .send_request(req, lab.addrs.ps, Transport::Udp)
+            .final_response()
+            .await;
+        assert_eq!(r.status, 489, "{method}: {r:?}");
+        assert_eq!(header(&r, "Allow-Events"), "presence");
+    }
+    lab.shutdown().await;
+}
