@@ -156,7 +156,7 @@ pub fn publish_input(req: &Request) -> Result<PublishInput, PsRequestError> {
     if asserted.is_empty() {
         return Err(PsRequestError::NotAsserted);
     }
-    if !asserted.iter().any(|a| *a == presentity) {
+    if !asserted.contains(&presentity) {
         return Err(PsRequestError::NotPresentity {
             asserted: asserted.join(", "),
             presentity,
