@@ -51,12 +51,12 @@ enum Cmd {
         hep: Option<std::net::SocketAddr>,
     },
     /// Run one node as its own process; it reaches the others at the lab file's `[nodes]`
-    /// addresses (seven `rcslab run` processes make the same lab as `rcslab up`).
+    /// addresses (eight `rcslab run` processes make the same lab as `rcslab up`).
     #[command(
-        after_help = "Examples:\n  rcslab run hss --data-dir /tmp/lab          # data in /tmp/lab/hss\n  rcslab run scscf --config lab.toml --trace\n  rcslab run tim --data-dir /tmp/lab          # data in /tmp/lab/tim\n  rcslab run webrsf --data-dir /tmp/lab       # reads /tmp/lab/tim/history.token\n\nNodes: pcscf, icscf, scscf, hss, oim, tim, webrsf."
+        after_help = "Examples:\n  rcslab run hss --data-dir /tmp/lab          # data in /tmp/lab/hss\n  rcslab run scscf --config lab.toml --trace\n  rcslab run tim --data-dir /tmp/lab          # data in /tmp/lab/tim\n  rcslab run webrsf --data-dir /tmp/lab       # reads /tmp/lab/tim/history.token\n\nNodes: pcscf, icscf, scscf, hss, oim, tim, webrsf, ps."
     )]
     Run {
-        /// pcscf, icscf, scscf, hss, oim, tim or webrsf.
+        /// pcscf, icscf, scscf, hss, oim, tim, webrsf or ps.
         node: String,
         #[command(flatten)]
         common: Common,

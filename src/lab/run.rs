@@ -1,7 +1,7 @@
 //! `rcslab run NODE`: one node of a lab as its own process (issue 15). It binds that node's
 //! sockets at the lab file's `[nodes]` addresses and reaches every other node at its `[nodes]`
 //! address, through the same wire protocols as in `rcslab up` (SIP, Diameter Cx, MSRP, and
-//! HTTP for T-IM's history), so seven `rcslab run` processes on the default lab make the same
+//! HTTP for T-IM's history), so eight `rcslab run` processes on the default lab make the same
 //! lab as `rcslab up`, and a lab can span hosts. `rcslab run scscf2` (… `scscf9`) runs an
 //! S-CSCF of `[[scscfs]]` (several S-CSCFs behind one I-CSCF, TS 24.229 §5.3.1.2), with its
 //! own Origin-Host and Cx link; `rcslab run scscf` stays the first.

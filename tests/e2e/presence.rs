@@ -432,3 +432,90 @@ async fn a_bad_event_gets_489_and_a_bad_pidf_400() {
     }
     lab.shutdown().await;
 }
+
+/// The tick: a publication nobody refreshes lapses (RFC 3903 §4.1) and its watchers hear the
+/// presentity closed, with when it was last seen; a subscription that lapses gets its final
+/// NOTIFY (RFC 6665 §4.2.2).
+#[tokio::test]
+async fn a_lapsed_publication_and_a_lapsed_subscription_are_notified() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[presence]\nmin_expires = 1\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
+    bob.register(600).await.expect("bob registers");
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        1,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (_, ok) = subscribe(&bob, BOB, ALICE).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let (_, body) = notify(&mut bob, Duration::from_secs(5)).await;
+    assert!(body.expect("the document").is_open());
+    // Within a second or two the publication lapses at the next tick.
+    let (state, body) = notify(&mut bob, Duration::from_secs(4)).await;
+    assert!(state.starts_with("active;"), "{state}");
+    let body = body.expect("the document");
+    assert!(!body.is_open());
+    assert!(body.tuples[0].timestamp.is_some(), "last seen: {body:?}");
+
+    // A subscription of 2 s that bob does not refresh ends with a final NOTIFY.
+    let mut r = bob
+        .endpoint()
+        .new_request(Method::Subscribe, ALICE, BOB, 1, Transport::Udp);
+    r.headers.push("Contact", format!("<{}>", bob.contact()));
+    r.headers.push("Event", "presence");
+    r.headers.push("Expires", "2");
+    let ok = bob.send_tx(r).final_response().await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(header(&ok, "Expires"), "2");
+    let (state, _) = notify(&mut bob, Duration::from_secs(5)).await;
+    assert!(state.starts_with("active;"), "{state}");
+    let (state, _) = notify(&mut bob, Duration::from_secs(5)).await;
+    assert_eq!(state, "terminated;reason=timeout");
+    lab.shutdown().await;
+}
+
+/// `rcslab run ps`: the PS alone, as its own process would start it, serving on its address.
+#[tokio::test]
+async fn rcslab_run_ps_serves_alone() {
+    use rcslab::lab::run::{start, Node};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rcslab::LabConfig::from_toml_str("")
+        .unwrap()
+        .with_ephemeral_ports();
+    let node = start(Node::Ps, &cfg, dir.path(), rcslab::LabOptions::default())
+        .await
+        .expect("the PS starts");
+    assert_eq!(node.listening.len(), 1);
+    let (name, at, _) = node.listening[0];
+    assert_eq!(name, "PS");
+    let (_stop, shut) = watch::channel(false);
+    let (ep, _rx) = rcslab::sip::Endpoint::bind(
+        "probe",
+        "127.0.0.1:0".parse().unwrap(),
+        rcslab::sip::transaction::TimerConfig::default(),
+        rcslab::trace::Trace::disabled(),
+        shut,
+    )
+    .await
+    .unwrap();
+    let mut req = ep.new_request(Method::Subscribe, ALICE, BOB, 1, Transport::Udp);
+    req.headers.push("Event", "presence");
+    // No Contact: no dialog can be made (RFC 6665 §4.1.2.1).
+    let r = ep
+        .send_request(req, at, Transport::Udp)
+        .final_response()
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(header(&r, "Warning").contains("Contact"), "{r:?}");
+    node.shutdown().await;
+}
