@@ -436,6 +436,7 @@ async fn lab_process_on_free_ports(
 ) -> (LabProcess, rcslab::LabConfig, std::path::PathBuf) {
     let names = [
         "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
+        "ps",
     ];
     let cfg_path = dir.join("lab.toml");
     let data = dir.join("data");

@@ -28,9 +28,10 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// A lab file on free ports; returns it with the P-CSCF's port.
 fn lab_toml() -> (String, u16) {
-    let p = free_ports(10);
+    let p = free_ports(11);
     let names = [
         "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
+        "ps",
     ];
     let mut t = String::from("[nodes]\n");
     for (n, port) in names.iter().zip(&p) {

@@ -211,6 +211,7 @@ async fn no_descriptor_leak_after_logins() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = [
         "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
+        "ps",
     ]
     .iter()
     .map(|n| format!("{n} = \"127.0.0.47:0\"\n"))
