@@ -11,6 +11,7 @@
 //!
 //! Nothing here owns a socket or reads a clock: every entry point takes `now`, and work comes
 //! out as values (outcomes, queued NOTIFYs, `poll_timeout()`), as STYLE.md §1 asks.
+//! The presence server node that drives them over SIP is [`crate::ps`].
 
 pub mod pidf;
 pub mod publication;
