@@ -46,6 +46,11 @@ struct State {
     /// notifier's `max_subscriptions`.
     dialogs: HashMap<DialogId, NotifyDialog>,
     max_dialogs: usize,
+    /// Dialogs with a NOTIFY in flight, each with the newest NOTIFY waiting behind it: one
+    /// NOTIFY at a time per dialog, so that they arrive in CSeq order (RFC 3261 §12.2.2: a
+    /// lower CSeq would be refused). A presence NOTIFY carries the whole state, so a newer
+    /// one replaces one still waiting. Bounded by the dialogs (and their final NOTIFYs).
+    sending: HashMap<DialogId, Option<Request>>,
 }
 
 impl State {
@@ -124,6 +129,7 @@ impl PresenceServer {
                 esc,
                 notifier,
                 dialogs: HashMap::new(),
+                sending: HashMap::new(),
                 max_dialogs: config.max_subscriptions,
             }),
             notifys: Arc::new(Semaphore::new(MAX_NOTIFYS_IN_FLIGHT)),
@@ -363,37 +369,47 @@ impl PresenceServer {
         self.send_all(notifys);
     }
 
-    /// Sends each NOTIFY towards its first Route (or its Request-URI) in its own client
-    /// transaction. A NOTIFY answered 481, or not at all, ends the subscription without
-    /// another NOTIFY (RFC 6665 §4.2.2).
+    /// Sends each NOTIFY towards its first Route (or its Request-URI), one client transaction
+    /// at a time per dialog (see `State::sending`). A NOTIFY answered 481, or not at all, ends
+    /// the subscription without another NOTIFY (RFC 6665 §4.2.2).
     fn send_all(&self, notifys: Vec<Request>) {
         for n in notifys {
-            let Ok(permit) = self.notifys.clone().try_acquire_owned() else {
-                crate::warn_limited!("ps.notify.overload", "NOTIFY dropped: too many in flight");
-                continue;
-            };
-            let ep = self.ep.clone();
-            let resolver = self.resolver.clone();
-            let me = self.me.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let mut n = n;
-                let Some((dest, t)) = next_hop(&resolver, &n).await else {
-                    tracing::warn!(uri = %n.uri, "NOTIFY has no resolvable next hop");
+            let id = sip::in_dialog_id_of_notify(&n);
+            {
+                let Ok(mut st) = self.state.lock() else {
                     return;
                 };
-                n.headers.push_front("Via", ep.new_via(t));
-                let id = sip::in_dialog_id_of_notify(&n);
-                let r = ep.send_request(n, dest, t).final_response().await;
-                if matches!(r.status, 408 | 481) {
-                    tracing::info!(status = r.status, "NOTIFY failed: subscription removed");
-                    if let Some(me) = me.upgrade() {
-                        me.forget(&id);
-                    }
-                } else if r.status >= 300 {
-                    tracing::info!(status = r.status, "NOTIFY refused");
+                if let Some(waiting) = st.sending.get_mut(&id) {
+                    *waiting = Some(n);
+                    continue;
                 }
-            });
+                let Ok(permit) = self.notifys.clone().try_acquire_owned() else {
+                    crate::warn_limited!(
+                        "ps.notify.overload",
+                        "NOTIFY dropped: too many in flight"
+                    );
+                    continue;
+                };
+                st.sending.insert(id.clone(), None);
+                let ep = self.ep.clone();
+                let resolver = self.resolver.clone();
+                let me = self.me.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let mut next = Some(n);
+                    while let Some(n) = next.take() {
+                        deliver(&ep, &resolver, &me, &id, n).await;
+                        let Some(me) = me.upgrade() else { return };
+                        let Ok(mut st) = me.state.lock() else { return };
+                        match st.sending.get_mut(&id) {
+                            Some(waiting) if waiting.is_some() => next = waiting.take(),
+                            _ => {
+                                st.sending.remove(&id);
+                            }
+                        }
+                    }
+                });
+            }
         }
     }
 
@@ -403,11 +419,39 @@ impl PresenceServer {
         if let Ok(mut st) = self.state.lock() {
             let st = &mut *st;
             st.dialogs.remove(id);
+            if let Some(waiting) = st.sending.get_mut(id) {
+                *waiting = None;
+            }
             st.notifier
                 .terminate(id, TerminationReason::Giveup, &st.esc);
             let contact = self.contact();
             let _ = st.drain(Instant::now(), &contact);
         }
+    }
+}
+
+/// Sends one NOTIFY and waits for its final response; a watcher that answers 481 or not at
+/// all is forgotten (RFC 6665 §4.2.2).
+async fn deliver(
+    ep: &Endpoint,
+    resolver: &Resolver,
+    me: &std::sync::Weak<PresenceServer>,
+    id: &DialogId,
+    mut n: Request,
+) {
+    let Some((dest, t)) = next_hop(resolver, &n).await else {
+        tracing::warn!(uri = %n.uri, "NOTIFY has no resolvable next hop");
+        return;
+    };
+    n.headers.push_front("Via", ep.new_via(t));
+    let r = ep.send_request(n, dest, t).final_response().await;
+    if matches!(r.status, 408 | 481) {
+        tracing::info!(status = r.status, "NOTIFY failed: subscription removed");
+        if let Some(me) = me.upgrade() {
+            me.forget(id);
+        }
+    } else if r.status >= 300 {
+        tracing::info!(status = r.status, "NOTIFY refused");
     }
 }
 

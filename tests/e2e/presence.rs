@@ -292,6 +292,58 @@ async fn bob_watches_alice_open_then_closed_then_unsubscribes() {
         "{got:#?}"
     );
 
+    // Two PUBLISHes at once: one NOTIFY at a time per dialog, so they arrive in CSeq order
+    // (a newer one may replace one still waiting) and the last says what alice published last.
+    let etag = header(&r, "SIP-ETag").to_string();
+    let busy = pidf(ALICE, Basic::Open);
+    let r1 = publish(
+        &alice,
+        ALICE,
+        "presence",
+        Some(&etag),
+        600,
+        Some(("application/pidf+xml", &busy)),
+    )
+    .await;
+    assert_eq!(r1.status, 200, "{r1:?}");
+    let r2 = publish(
+        &alice,
+        ALICE,
+        "presence",
+        Some(header(&r1, "SIP-ETag")),
+        600,
+        Some(("application/pidf+xml", &closed)),
+    );
+    let r3 = async {
+        let mut seen = Vec::new();
+        while let Some(inc) = bob.next_request(Duration::from_millis(500)).await {
+            let cseq: u32 = inc
+                .request
+                .headers
+                .get("CSeq")
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let doc = Pidf::parse(&inc.request.body, &PidfLimits::default()).unwrap();
+            inc.tx.respond(inc.request.response(200, None));
+            seen.push((cseq, doc.is_open()));
+        }
+        seen
+    };
+    let (r2, seen) = tokio::join!(r2, r3);
+    assert_eq!(r2.status, 200, "{r2:?}");
+    assert!(
+        !seen.is_empty() && seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.last().unwrap().1,
+        "the last NOTIFY says closed: {seen:?}"
+    );
+
     // A SUBSCRIBE in a dialog the PS does not hold: 481 (RFC 6665 §4.1.2.2).
     let wrong = resubscribe(&bob, &sub, &ok, &format!("<{ALICE}>;tag=nosuch"), 600);
     let r = bob.send_tx(wrong).final_response().await;
