@@ -14,6 +14,7 @@
 //! The tables are bounded: a full one drops to 90 % of `max_entries`, quiet entries first,
 //! blocked ones last.
 
+use crate::shrink::ShrinkWhenSparse;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::SocketAddr;
@@ -128,6 +129,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
         self.map.retain(|_, e| {
             e.blocked_until.is_some_and(|u| u > now) || now.duration_since(e.last) <= keep
         });
+        self.map.shrink_when_sparse();
     }
 }
 

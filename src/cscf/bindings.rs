@@ -4,6 +4,7 @@
 //! with ten users or a hundred thousand. Lapsed entries are swept at most once a second.
 //! Socket-free: the P-CSCF owns one behind a mutex.
 
+use crate::shrink::ShrinkWhenSparse;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -177,6 +178,7 @@ impl BindingTable {
         for c in lapsed {
             self.remove(&c);
         }
+        self.by_contact.shrink_when_sparse();
     }
 }
 

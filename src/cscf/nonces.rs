@@ -3,6 +3,7 @@
 //! nonce for the same user) costs a lookup, not a scan of every challenge in the table.
 //! Socket-free: the S-CSCF owns one behind a mutex.
 
+use crate::shrink::ShrinkWhenSparse;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,8 @@ impl<V: Challenge> NonceTable<V> {
         for n in old {
             self.remove(&n);
         }
+        self.by_nonce.shrink_when_sparse();
+        self.by_impi.shrink_when_sparse();
     }
 }
 

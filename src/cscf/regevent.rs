@@ -3,6 +3,7 @@
 //! NOTIFY bodies sent on subscription, registration, refresh, expiry, de-registration and
 //! network-initiated de-registration (RTR).
 
+use crate::shrink::ShrinkWhenSparse;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -112,6 +113,7 @@ impl RegSubTable {
             self.by_call.remove(&call_id);
             self.unindex(&aor, &call_id);
         }
+        self.by_call.shrink_when_sparse();
     }
 }
 

@@ -9,6 +9,7 @@
 //! of a lost response, so an entry evicted early costs nothing in practice; at worst a very
 //! late copy of a request is taken as new, as after a restart. Socket-free.
 
+use crate::shrink::ShrinkWhenSparse;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -106,6 +107,8 @@ impl<A> ServerTable<A> {
                 |(k, until)| matches!(map.get(k), Some(Slot::Completed(c)) if c.until == *until),
             );
         }
+        self.map.shrink_when_sparse();
+        self.order.shrink_when_sparse();
     }
 
     /// Pops the front of the order; true when it removed a completed entry.

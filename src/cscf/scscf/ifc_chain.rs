@@ -21,6 +21,7 @@
 //!            └─ any other final ───────────────────────────────────────> Relay{final}
 //! ```
 
+use crate::shrink::ShrinkWhenSparse;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,7 @@ impl AsContexts {
     pub fn sweep(&mut self, now: Instant) {
         self.by_token
             .retain(|_, v| now.duration_since(v.created) < AS_CONTEXT_LIFETIME);
+        self.by_token.shrink_when_sparse();
     }
 }
 

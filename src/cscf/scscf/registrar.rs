@@ -19,6 +19,7 @@
 //!          └── RTR from the HSS (TS 29.228 §6.1.3)
 //! ```
 
+use crate::shrink::ShrinkWhenSparse;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -259,6 +260,7 @@ impl RegistrarCore {
         for reg in &lapsed {
             self.remove(reg);
         }
+        self.regs.shrink_when_sparse();
         lapsed
     }
 
