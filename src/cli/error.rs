@@ -88,6 +88,10 @@ pub enum CliError {
     /// `rcslab ue send`: the message was not delivered (the reason, or `timeout`).
     #[error("{0}")]
     NotDelivered(String),
+    /// `rcslab ue status` / `watch`: the PUBLISH or every SUBSCRIBE was refused, or the
+    /// status word is unknown.
+    #[error("{0}")]
+    Presence(String),
     /// `rcslab ue caps`: the OPTIONS got no 200 (the status and reason).
     #[error("caps: {0}")]
     NoCapabilities(String),

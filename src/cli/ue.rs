@@ -49,6 +49,26 @@ pub enum UeCmd {
     },
     /// Stay registered; print each message as `FROM: TEXT` and answer with IMDNs.
     Listen,
+    /// Publish my presence (RFC 3903 PUBLISH to the presence server through the core):
+    /// `open`, `away`, `busy` or `offline`, with an optional note; it stays published for
+    /// `--expires` seconds after the command exits.
+    Status {
+        /// open | away | busy | offline.
+        status: String,
+        /// A note shown to watchers (`"in a meeting"`).
+        note: Option<String>,
+        /// Seconds the publication lasts.
+        #[arg(long, default_value_t = 3600)]
+        expires: u32,
+    },
+    /// Watch other users' presence (SUBSCRIBE to `presence`): print each change as
+    /// `USER: open away (note)` / `USER: closed (last seen TIME)` / `USER: pending` until
+    /// Ctrl-C.
+    Watch {
+        /// Users to watch (`sip:bob@ims.lab`, or just `bob`).
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
     /// Ask another user what they can do (SIP OPTIONS through the core, GSMA RCC.07): print
     /// their feature tags one per line as their Contact carried them; when the answer is not
     /// 200 (480: not registered, 404: no such user), say so on stderr and exit 1.
@@ -175,6 +195,110 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
         }
     };
     match cmd {
+        Some(UeCmd::Status {
+            status,
+            note,
+            expires,
+        }) => {
+            use rcslab::ue::presence::{describe, document, Status};
+            let st = Status::parse(&status).ok_or_else(|| {
+                CliError::Presence(format!(
+                    "unknown status '{status}' (open, away, busy or offline)"
+                ))
+            })?;
+            // RFC 3903 §4.4: a client modifies its own publication by its entity-tag rather
+            // than adding one more; the tag of the last `status` is kept in a file per user
+            // and P-CSCF, and a tag the PS no longer knows (412) means publishing afresh.
+            let tag_file = std::env::temp_dir().join(format!(
+                "rcslab-ue-presence-{}-{}.etag",
+                ue.cfg.impu.replace([':', '@', '/'], "_"),
+                pcscf.to_string().replace([':', '[', ']'], "_")
+            ));
+            let old = std::fs::read_to_string(&tag_file).ok();
+            let mut resp = ue
+                .publish(st, note.as_deref(), expires, old.as_deref().map(str::trim))
+                .await;
+            if old.is_some() && resp.status == 412 {
+                resp = ue.publish(st, note.as_deref(), expires, None).await;
+            }
+            if let Some(tag) = resp.headers.get("SIP-ETag") {
+                let _ = std::fs::write(&tag_file, tag);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), ue.register(0)).await;
+            if resp.status != 200 {
+                return Err(CliError::Presence(format!(
+                    "status: {} {}",
+                    resp.status, resp.reason
+                )));
+            }
+            let doc = document(&ue.cfg.impu, &ue.contact(), st, note.as_deref());
+            let granted = resp.headers.get("Expires").unwrap_or("?").to_string();
+            println!("published: {} for {granted} s", describe(&doc));
+            Ok(())
+        }
+        Some(UeCmd::Watch { targets }) => {
+            use rcslab::sip::Method;
+            use rcslab::ue::presence::{answer_notify, describe, notice};
+            let mut subscribed = 0;
+            for t in &targets {
+                let (_, resp) = ue.subscribe_presence(&target(t), 3600).await;
+                if resp.status / 100 == 2 {
+                    subscribed += 1;
+                } else {
+                    eprintln!(
+                        "rcslab ue: watch {}: {} {}",
+                        target(t),
+                        resp.status,
+                        resp.reason
+                    );
+                }
+            }
+            if subscribed == 0 {
+                let _ = tokio::time::timeout(Duration::from_secs(5), ue.register(0)).await;
+                return Err(CliError::Presence("watch: no subscription accepted".into()));
+            }
+            eprintln!("rcslab ue: {} watching (Ctrl-C stops)", ue.cfg.impu);
+            // Re-register at half-life: a watch runs for hours.
+            let mut refresh =
+                tokio::time::interval(Duration::from_secs(u64::from(reg.expires.max(60)) / 2));
+            refresh.tick().await;
+            loop {
+                tokio::select! {
+                    inc = ue.next_request(Duration::from_secs(3600)) => {
+                        let Some(inc) = inc else { continue };
+                        if inc.request.method == Method::Options {
+                            let ok = ue.answer_options(&inc.request);
+                            inc.tx.respond(ok);
+                            continue;
+                        }
+                        match notice(&inc.request) {
+                            Some(n) => {
+                                answer_notify(inc);
+                                let what = match &n.document {
+                                    Some(d) => describe(d),
+                                    None if n.state.starts_with("pending") => "pending".into(),
+                                    None if n.state.starts_with("terminated") => n.state.clone(),
+                                    None => "no presence yet".into(),
+                                };
+                                println!("{}: {what}", n.presentity);
+                            }
+                            None => {
+                                let mut r = inc.request.response(405, None);
+                                r.ensure_to_tag();
+                                inc.tx.respond(r);
+                            }
+                        }
+                    }
+                    _ = refresh.tick() => {
+                        let _ = tokio::time::timeout(Duration::from_secs(10), ue.register(reg.expires.max(60))).await;
+                    }
+                    _ = tokio::signal::ctrl_c() => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), ue.register(0)).await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
         Some(UeCmd::Caps {
             target: to,
             timeout,

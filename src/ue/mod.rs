@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod chat;
+pub mod presence;
 
 use std::net::SocketAddr;
 

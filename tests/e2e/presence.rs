@@ -571,3 +571,67 @@ async fn rcslab_run_ps_serves_alone() {
     assert!(header(&r, "Warning").contains("Contact"), "{r:?}");
     node.shutdown().await;
 }
+
+/// `rcslab ue ... status` and `rcslab ue ... watch` as a user runs them: bob watches alice;
+/// alice publishes `away "in a meeting"`, then `offline`; bob's watch prints each change on
+/// one line, and `status` says what it published.
+#[tokio::test]
+async fn ue_status_and_watch_from_the_command_line() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let rcslab_ue = |user: &str, args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
+        c.args(["ue", "--user", user, "--lab"])
+            .arg(lab.addrs.pcscf.to_string())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    let mut watch = rcslab_ue("bob", &["watch", "alice"]).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await
+            .expect("a line within 5 s")
+            .unwrap()
+            .expect("watch still runs")
+    };
+    // The first NOTIFY: alice has published nothing yet.
+    let first = next_line().await;
+    assert!(first.starts_with("sip:alice@ims.lab: "), "{first}");
+
+    let out = rcslab_ue("alice", &["status", "away", "in a meeting"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "published: open away (in a meeting) for 3600 s\n"
+    );
+    assert_eq!(
+        next_line().await,
+        "sip:alice@ims.lab: open away (in a meeting)"
+    );
+
+    let out = rcslab_ue("alice", &["status", "offline"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line = next_line().await;
+    assert!(line.starts_with("sip:alice@ims.lab: closed"), "{line}");
+
+    let out = rcslab_ue("alice", &["status", "dancing"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown status 'dancing'"));
+    lab.shutdown().await;
+}
