@@ -48,6 +48,10 @@ pub const LABS: &[(&str, &str)] = &[
         "10-capability-discovery.toml",
         include_str!("../../labs/10-capability-discovery.toml"),
     ),
+    (
+        "11-presence.toml",
+        include_str!("../../labs/11-presence.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

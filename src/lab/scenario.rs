@@ -8,8 +8,8 @@
 //! [config]                       # merged over the default lab
 //! default_ifc = []
 //! [[step]]
-//! do = "register"                # register | message | call | caps | remove | clear-ifc
-//!                                # | clear | chat | web-login | web-channel
+//! do = "register"                # register | message | call | caps | subscribe | publish
+//!                                # | remove | clear-ifc | clear | chat | web-login | web-channel
 //! user = "alice"
 //! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
 //! expected = ["UE alice -> P-CSCF SIP REGISTER", "..."]
@@ -27,6 +27,8 @@ use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
 use crate::ue::{audio_sdp, uas_response, AuthMode, Ue, UeConfig};
 use crate::webrsf::client::WebClient;
 use crate::LabConfig;
+
+mod presence;
 
 /// One lab file.
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +107,9 @@ pub struct Step {
     /// For message: carry the OMA CPM chat feature tag (iFC send it via O-IM / T-IM).
     #[serde(default)]
     pub chat: bool,
+    /// For publish: the note shown to watchers (`text` is the status).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// Errors running a scenario.
@@ -220,6 +225,8 @@ impl Scenario {
         let mut ues: Vec<(String, Ue)> = Vec::new();
         let mut chats: std::collections::HashMap<String, ChatUe> = Default::default();
         let mut webs: std::collections::HashMap<String, WebClient> = Default::default();
+        // (watcher, presentity) of the `subscribe` steps.
+        let mut watching: Vec<(String, String)> = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
             let fail = |why: String| ScenarioError::Step {
                 step: i + 1,
@@ -324,6 +331,21 @@ impl Scenario {
                     if let Ok(Some(back)) = answer.await {
                         ues.push(back);
                     }
+                    settle().await;
+                }
+                "subscribe" => {
+                    let to = s.to.clone().ok_or_else(|| fail("needs `to`".into()))?;
+                    presence::subscribe(&mut ues, &user, &to, &lab.config.lab.domain)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    watching.push((user.clone(), to));
+                    settle().await;
+                }
+                "publish" => {
+                    let status = s.text.as_deref().unwrap_or("open");
+                    presence::publish(&mut ues, &watching, &user, status, s.note.as_deref())
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
                     settle().await;
                 }
                 "caps" => {
