@@ -3,7 +3,7 @@
 # each with a veth link to a bridge in a hub namespace, so `tshark` in a node's namespace shows
 # only what that node sees. Needs root (ip netns).
 #
-#   scripts/netns-lab.sh up       create the namespaces, write the lab file, start the 7 nodes
+#   scripts/netns-lab.sh up       create the namespaces, write the lab file, start the 8 nodes
 #   scripts/netns-lab.sh status   what is there and running
 #   scripts/netns-lab.sh down     stop the nodes (SIGTERM, SIGKILL after a timeout), delete
 #                                 the namespaces (which deletes their links and the bridge)
@@ -26,7 +26,7 @@ DIR=${NETNS_DIR:-/tmp/${PREFIX}netns}
 TIMEOUT=${NETNS_TIMEOUT:-20}
 EXTRA=${NETNS_LAB_EXTRA:-}
 
-NODES=(hss pcscf icscf scscf oim tim webrsf) # start order: the HSS first
+NODES=(hss pcscf icscf scscf oim tim ps webrsf) # start order: the HSS first
 HUB=${PREFIX}hub
 UE_NS=${PREFIX}ue
 
@@ -34,7 +34,7 @@ UE_NS=${PREFIX}ue
 host_of() {
     case $1 in
     pcscf) echo 11 ;; icscf) echo 12 ;; scscf) echo 13 ;; hss) echo 14 ;;
-    oim) echo 15 ;; tim) echo 16 ;; webrsf) echo 17 ;; ue) echo 100 ;;
+    oim) echo 15 ;; tim) echo 16 ;; webrsf) echo 17 ;; ps) echo 18 ;; ue) echo 100 ;;
     *) echo "unknown node $1" >&2; return 1 ;;
     esac
 }
@@ -137,6 +137,7 @@ lab_file() {
         echo "tim_msrp = \"$(ip_of tim):2855\""
         echo "webrsf = \"$(ip_of webrsf):8080\""
         echo "tim_http = \"$(ip_of tim):8081\""
+        echo "ps = \"$(ip_of ps):5060\""
         if [ -n "$EXTRA" ]; then cat -- "$EXTRA"; fi
     } >"$p"
 }

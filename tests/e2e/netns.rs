@@ -239,7 +239,7 @@ async fn the_lab_in_network_namespaces_registers_routes_and_chats() {
         "{out}"
     );
     for n in [
-        "hub", "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ue",
+        "hub", "pcscf", "icscf", "scscf", "hss", "oim", "tim", "ps", "webrsf", "ue",
     ] {
         assert!(namespaces_of(&prefix).contains(&ns(n)), "no {n}: {out}");
     }
@@ -327,7 +327,7 @@ async fn the_lab_in_network_namespaces_registers_routes_and_chats() {
 
     let (ok, st, _) = netns_lab(&prefix, &dir, "status");
     assert!(ok, "{st}");
-    assert_eq!(st.matches("running, pid").count(), 7, "{st}");
+    assert_eq!(st.matches("running, pid").count(), 8, "{st}");
 
     drop(bob);
     if let (Some(h), Some(p), Some(s)) = (hss_cap, pcscf_cap, scscf_cap) {
@@ -415,7 +415,7 @@ async fn the_lab_in_network_namespaces_registers_routes_and_chats() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(tim_line(&st).ends_with("not running"), "{st}");
-    assert_eq!(st.matches("running, pid").count(), 6, "{st}");
+    assert_eq!(st.matches("running, pid").count(), 7, "{st}");
     assert!(
         !netns_lab(&prefix, &dir, "status").0,
         "status exits 1 with a node down"
