@@ -635,3 +635,80 @@ async fn ue_status_and_watch_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown status 'dancing'"));
     lab.shutdown().await;
 }
+
+/// Wireshark reads what the PS and the UEs put on the wire: the lab's pcap export of a
+/// subscription and a publication (with an RPID activity and note) decodes with tshark as SIP
+/// PUBLISH / SUBSCRIBE / NOTIFY whose PIDF bodies its XML dissector takes apart (the
+/// `presence` root, `tuple`, `basic`, the RPID `activities`), and nothing is malformed.
+#[tokio::test]
+async fn tshark_decodes_publish_subscribe_notify_and_their_pidf() {
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        panic!("tshark is missing: run scripts/install-peers.sh");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    bob.register(600).await.unwrap();
+    lab.trace.clear();
+    let (_, ok) = subscribe(&bob, BOB, ALICE).await;
+    assert_eq!(ok.status, 200);
+    notify(&mut bob, Duration::from_secs(2)).await;
+    let resp = alice
+        .publish(
+            rcslab::ue::presence::Status::Away,
+            Some("in a meeting"),
+            600,
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 200);
+    let (_, doc) = notify(&mut bob, Duration::from_secs(2)).await;
+    assert_eq!(
+        rcslab::ue::presence::describe(&doc.expect("a PIDF")),
+        "open away (in a meeting)"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pcap = dir.path().join("presence.pcap");
+    std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
+    let a = lab.addrs;
+    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
+    for p in [a.pcscf, a.icscf, a.scscf, a.ps].map(|x| x.port()) {
+        args.extend(["-d".into(), format!("tcp.port=={p},sip")]);
+        args.extend(["-d".into(), format!("udp.port=={p},sip")]);
+    }
+    args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new("tshark")
+            .args(&args)
+            .args(extra)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let methods = run(&["-Y", "sip.Method", "-T", "fields", "-e", "sip.Method"]);
+    for m in ["SUBSCRIBE", "NOTIFY", "PUBLISH"] {
+        assert!(methods.lines().any(|l| l == m), "{m} in {methods}");
+    }
+    // The PIDF bodies, as the XML dissector reads them (application/pidf+xml).
+    let xml = run(&["-Y", "xml", "-V"]);
+    for tag in [
+        "<presence",
+        "<tuple",
+        "<basic",
+        "<rpid:activities",
+        "<rpid:away",
+        "<dm:note",
+    ] {
+        assert!(xml.contains(tag), "{tag} in the decoded PIDF: {xml}");
+    }
+    let bad = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
+    assert!(bad.trim().is_empty(), "malformed packets:\n{bad}");
+    lab.shutdown().await;
+}
