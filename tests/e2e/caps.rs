@@ -11,7 +11,7 @@ use rcslab::ue::caps::Capabilities;
 use rcslab::ue::AuthMode;
 use tokio::sync::watch;
 
-use crate::{flow, lab_with, ue};
+use crate::{flow, lab_with, rcslab_ue, registered, ue};
 
 /// One request A -> B and its final answer back, as the ladder shows them.
 fn across(method: &str, status: &str) -> Vec<String> {
@@ -150,30 +150,16 @@ async fn options_through_the_core_brings_back_the_tags_bob_registered() {
 async fn ue_caps_prints_the_tags_of_ue_listen_and_exits_1_on_480() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
-    let rcslab_ue = |user: &str, args: &[&str]| {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
-        c.args(["ue", "--user", user, "--lab"])
-            .arg(lab.addrs.pcscf.to_string())
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        c
-    };
-    let registered = |impu: &str| {
-        lab.scscf
-            .registration(impu)
-            .is_some_and(|r| !r.bindings.is_empty())
-    };
-    let _listen = rcslab_ue("bob", &["listen"]).spawn().unwrap();
+    let _listen = rcslab_ue(&lab, "bob", &["listen"]).spawn().unwrap();
     crate::eventually("bob registered by `ue listen`", || {
-        registered("sip:bob@ims.lab")
+        registered(&lab, "sip:bob@ims.lab")
     })
     .await;
 
-    let out = rcslab_ue("alice", &["caps", "bob"]).output().await.unwrap();
+    let out = rcslab_ue(&lab, "alice", &["caps", "bob"])
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let expected: String = RCSLAB_UE_TAGS[1..]
@@ -181,9 +167,12 @@ async fn ue_caps_prints_the_tags_of_ue_listen_and_exits_1_on_480() {
         .map(|t| format!("{t}\n"))
         .collect();
     assert_eq!(stdout, expected);
-    assert!(!registered("sip:alice@ims.lab"), "alice de-registered");
+    assert!(
+        !registered(&lab, "sip:alice@ims.lab"),
+        "alice de-registered"
+    );
 
-    let out = rcslab_ue("alice", &["caps", "sip:carol@ims.lab"])
+    let out = rcslab_ue(&lab, "alice", &["caps", "sip:carol@ims.lab"])
         .output()
         .await
         .unwrap();

@@ -664,3 +664,36 @@ async fn an_rcs_chat_to_linphonec_falls_back_to_pager_mode() {
     assert!(store.pending_for("sip:bob@ims.lab").is_empty());
     lab.shutdown().await;
 }
+
+/// Capability discovery against a client nobody here wrote: baresip, registered as alice,
+/// answers carol's OPTIONS (`rcslab ue caps`) through the core with 200 and a Contact with no
+/// RCS feature tag (it is not an RCS client), which is how a client learns to fall back to
+/// a pager MESSAGE or SMS (exit 0: the 200 came back to carol's client through the core).
+#[tokio::test]
+async fn rcslab_ue_caps_asks_baresip_which_answers_without_rcs_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let _alice = Baresip::start(dir.path(), "alice", "carol", lab.addrs.pcscf, false).await;
+    name_registered_clients(&lab);
+    lab.trace.clear();
+    let out = crate::rcslab_ue(&lab, "carol", &["caps", "alice"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let tags = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !tags.contains("+g.3gpp.icsi-ref") && !tags.contains("+g.oma.sip-im"),
+        "baresip claims no RCS service: {tags}"
+    );
+    let f = crate::flow(&lab);
+    for l in [
+        "S-CSCF -> P-CSCF SIP OPTIONS",
+        "P-CSCF -> UE alice SIP OPTIONS",
+        "UE alice -> P-CSCF SIP 200",
+        "P-CSCF -> S-CSCF SIP 200",
+    ] {
+        assert!(f.contains(&l.to_string()), "{l}: {f:#?}");
+    }
+    lab.shutdown().await;
+}

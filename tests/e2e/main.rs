@@ -121,3 +121,45 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// `rcslab ue --user USER --lab <the lab's P-CSCF> ARGS...` as a child process.
+pub fn rcslab_ue(lab: &Lab, user: &str, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
+    c.args(["ue", "--user", user, "--lab"])
+        .arg(lab.addrs.pcscf.to_string())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// Is `impu` registered with at least one contact at the (first) S-CSCF?
+pub fn registered(lab: &Lab, impu: &str) -> bool {
+    lab.scscf
+        .registration(impu)
+        .is_some_and(|r| !r.bindings.is_empty())
+}
+
+/// tshark on an exported pcap, told which of the lab's (non-standard) ports carry SIP,
+/// Diameter, MSRP and HTTP; returns a runner taking the extra arguments, giving stdout.
+pub fn tshark_on(lab: &rcslab::Lab, pcap: &std::path::Path) -> impl Fn(&[&str]) -> String {
+    let a = lab.addrs;
+    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
+    for p in [a.pcscf, a.icscf, a.scscf, a.oim, a.tim, a.ps].map(|x| x.port()) {
+        args.extend(["-d".into(), format!("tcp.port=={p},sip")]);
+        args.extend(["-d".into(), format!("udp.port=={p},sip")]);
+    }
+    args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
+    for p in [a.oim_msrp, a.tim_msrp].map(|x| x.port()) {
+        args.extend(["-d".into(), format!("tcp.port=={p},msrp")]);
+    }
+    args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);
+    move |extra: &[&str]| {
+        let mut c = std::process::Command::new("tshark");
+        c.args(&args).args(extra);
+        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
+    }
+}

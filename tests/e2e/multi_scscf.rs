@@ -104,6 +104,21 @@ fn server_name(lab: &Lab, label: &str) -> String {
     format!("sip:{};transport=tcp", scscf_addr(lab, label))
 }
 
+/// alice answers the next request she gets 200 (To tag `tag`), in a task; it yields the body.
+fn answer_one_message(mut alice: Ue, tag: &'static str) -> tokio::task::JoinHandle<bytes::Bytes> {
+    tokio::spawn(async move {
+        let inc = alice
+            .next_request(Duration::from_secs(5))
+            .await
+            .expect("alice gets the MESSAGE");
+        let mut ok = inc.request.response(200, None);
+        let to = ok.headers.get("To").unwrap_or("").to_string();
+        ok.headers.set("To", format!("{to};tag={tag}"));
+        inc.tx.respond(ok);
+        inc.request.body.clone()
+    })
+}
+
 /// Is `user` registered at the S-CSCF named `label`?
 fn registered_at(lab: &Lab, label: &str, user: &str) -> bool {
     let aor = format!("sip:{user}@ims.lab");
@@ -215,20 +230,10 @@ async fn two_scscfs_with_users_spread_across_them(by_capabilities: bool) {
 
     // 3. A pager MESSAGE from bob (first S-CSCF) to alice (S-CSCF2): the originating S-CSCF
     // hands it to the I-CSCF, whose LIR names S-CSCF2 (TS 29.228 §6.1.4), on to alice's P-CSCF.
-    let mut alice = ues.remove(0);
+    let alice = ues.remove(0);
     let mut bob = ues.remove(0);
     lab.trace.clear();
-    let answer = tokio::spawn(async move {
-        let inc = alice
-            .next_request(Duration::from_secs(5))
-            .await
-            .expect("alice gets the MESSAGE");
-        let mut ok = inc.request.response(200, None);
-        let to = ok.headers.get("To").unwrap_or("").to_string();
-        ok.headers.set("To", format!("{to};tag=alice1"));
-        inc.tx.respond(ok);
-        inc.request.body.clone()
-    });
+    let answer = answer_one_message(alice, "alice1");
     let resp = bob.message("sip:alice@ims.lab", "across").await;
     assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(&answer.await.unwrap()[..], b"across");
@@ -398,19 +403,9 @@ async fn two_rcslab_run_scscf_processes_behind_one_icscf() {
         );
         ues.push(u);
     }
-    let mut alice = ues.remove(0);
+    let alice = ues.remove(0);
     let mut bob = ues.remove(0);
-    let answer = tokio::spawn(async move {
-        let inc = alice
-            .next_request(Duration::from_secs(5))
-            .await
-            .expect("alice gets it");
-        let mut ok = inc.request.response(200, None);
-        let to = ok.headers.get("To").unwrap_or("").to_string();
-        ok.headers.set("To", format!("{to};tag=a"));
-        inc.tx.respond(ok);
-        inc.request.body.clone()
-    });
+    let answer = answer_one_message(alice, "a");
     let resp = bob.message("sip:alice@ims.lab", "across processes").await;
     assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(&answer.await.unwrap()[..], b"across processes");

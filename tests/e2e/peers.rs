@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use crate::{lab_with, ue};
+use crate::{lab_with, tshark_on, ue};
 
 fn require(tool: &str) {
     let found = std::process::Command::new("sh")
@@ -539,25 +539,4 @@ async fn exported_pcap_of_a_web_chat_decodes_msrp_and_http() {
     let html = String::from_utf8(lab.export("html").unwrap()).unwrap();
     assert!(html.contains(">WebRSF</text>") && html.contains("chunk chat initiate"));
     lab.shutdown().await;
-}
-
-/// tshark on an exported pcap, told which of the lab's (non-standard) ports carry SIP,
-/// Diameter, MSRP and HTTP; returns a runner taking the extra arguments, giving stdout.
-fn tshark_on(lab: &rcslab::Lab, pcap: &std::path::Path) -> impl Fn(&[&str]) -> String {
-    let a = lab.addrs;
-    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
-    for p in [a.pcscf, a.icscf, a.scscf, a.oim, a.tim].map(|x| x.port()) {
-        args.extend(["-d".into(), format!("tcp.port=={p},sip")]);
-        args.extend(["-d".into(), format!("udp.port=={p},sip")]);
-    }
-    args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
-    for p in [a.oim_msrp, a.tim_msrp].map(|x| x.port()) {
-        args.extend(["-d".into(), format!("tcp.port=={p},msrp")]);
-    }
-    args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);
-    move |extra: &[&str]| {
-        let mut c = std::process::Command::new("tshark");
-        c.args(&args).args(extra);
-        String::from_utf8_lossy(&c.output().unwrap().stdout).to_string()
-    }
 }

@@ -16,10 +16,23 @@ use rcslab::ue::{AuthMode, Ue};
 use rcslab::Lab;
 use tokio::sync::watch;
 
-use crate::{flow, lab_with, ue};
+use crate::{flow, lab_with, rcslab_ue, tshark_on, ue};
 
 const ALICE: &str = "sip:alice@ims.lab";
 const BOB: &str = "sip:bob@ims.lab";
+
+/// A lab (default, with `extra` merged in) with alice and bob registered: the directory and
+/// the shutdown sender must live as long as the test.
+async fn alice_and_bob(extra: &str) -> (tempfile::TempDir, Lab, watch::Sender<bool>, Ue, Ue) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), extra).await;
+    let (stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
+    bob.register(600).await.expect("bob registers");
+    (dir, lab, stop, alice, bob)
+}
 
 /// A PIDF of `entity` with one tuple.
 fn pidf(entity: &str, basic: Basic) -> String {
@@ -232,13 +245,7 @@ async fn alice_publishes_refreshes_and_gets_412_and_423() {
 
 #[tokio::test]
 async fn bob_watches_alice_open_then_closed_then_unsubscribes() {
-    let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
-    let (_stop, shut) = watch::channel(false);
-    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
-    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
-    alice.register(600).await.expect("alice registers");
-    bob.register(600).await.expect("bob registers");
+    let (_dir, lab, _stop, alice, mut bob) = alice_and_bob("").await;
     let open = pidf(ALICE, Basic::Open);
     let r = publish(
         &alice,
@@ -490,13 +497,7 @@ async fn a_bad_event_gets_489_and_a_bad_pidf_400() {
 /// NOTIFY (RFC 6665 §4.2.2).
 #[tokio::test]
 async fn a_lapsed_publication_and_a_lapsed_subscription_are_notified() {
-    let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "[presence]\nmin_expires = 1\n").await;
-    let (_stop, shut) = watch::channel(false);
-    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
-    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
-    alice.register(600).await.expect("alice registers");
-    bob.register(600).await.expect("bob registers");
+    let (_dir, lab, _stop, alice, mut bob) = alice_and_bob("[presence]\nmin_expires = 1\n").await;
     let open = pidf(ALICE, Basic::Open);
     let r = publish(
         &alice,
@@ -580,19 +581,7 @@ async fn ue_status_and_watch_from_the_command_line() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
-    let rcslab_ue = |user: &str, args: &[&str]| {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
-        c.args(["ue", "--user", user, "--lab"])
-            .arg(lab.addrs.pcscf.to_string())
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        c
-    };
-    let mut watch = rcslab_ue("bob", &["watch", "alice"]).spawn().unwrap();
+    let mut watch = rcslab_ue(&lab, "bob", &["watch", "alice"]).spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
     let mut next_line = async || {
         tokio::time::timeout(Duration::from_secs(5), lines.next_line())
@@ -605,7 +594,7 @@ async fn ue_status_and_watch_from_the_command_line() {
     let first = next_line().await;
     assert!(first.starts_with("sip:alice@ims.lab: "), "{first}");
 
-    let out = rcslab_ue("alice", &["status", "away", "in a meeting"])
+    let out = rcslab_ue(&lab, "alice", &["status", "away", "in a meeting"])
         .output()
         .await
         .unwrap();
@@ -619,7 +608,7 @@ async fn ue_status_and_watch_from_the_command_line() {
         "sip:alice@ims.lab: open away (in a meeting)"
     );
 
-    let out = rcslab_ue("alice", &["status", "offline"])
+    let out = rcslab_ue(&lab, "alice", &["status", "offline"])
         .output()
         .await
         .unwrap();
@@ -627,7 +616,7 @@ async fn ue_status_and_watch_from_the_command_line() {
     let line = next_line().await;
     assert!(line.starts_with("sip:alice@ims.lab: closed"), "{line}");
 
-    let out = rcslab_ue("alice", &["status", "dancing"])
+    let out = rcslab_ue(&lab, "alice", &["status", "dancing"])
         .output()
         .await
         .unwrap();
@@ -649,13 +638,7 @@ async fn tshark_decodes_publish_subscribe_notify_and_their_pidf() {
     {
         panic!("tshark is missing: run scripts/install-peers.sh");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "").await;
-    let (_stop, shut) = watch::channel(false);
-    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
-    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
-    alice.register(600).await.unwrap();
-    bob.register(600).await.unwrap();
+    let (dir, lab, _stop, mut alice, mut bob) = alice_and_bob("").await;
     lab.trace.clear();
     let (_, ok) = subscribe(&bob, BOB, ALICE).await;
     assert_eq!(ok.status, 200);
@@ -677,21 +660,7 @@ async fn tshark_decodes_publish_subscribe_notify_and_their_pidf() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pcap = dir.path().join("presence.pcap");
     std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
-    let a = lab.addrs;
-    let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
-    for p in [a.pcscf, a.icscf, a.scscf, a.ps].map(|x| x.port()) {
-        args.extend(["-d".into(), format!("tcp.port=={p},sip")]);
-        args.extend(["-d".into(), format!("udp.port=={p},sip")]);
-    }
-    args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
-    let run = |extra: &[&str]| {
-        let out = std::process::Command::new("tshark")
-            .args(&args)
-            .args(extra)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let run = tshark_on(&lab, &pcap);
     let methods = run(&["-Y", "sip.Method", "-T", "fields", "-e", "sip.Method"]);
     for m in ["SUBSCRIBE", "NOTIFY", "PUBLISH"] {
         assert!(methods.lines().any(|l| l == m), "{m} in {methods}");

@@ -16,7 +16,7 @@ use rcslab::Lab;
 use tokio::sync::watch;
 
 use crate::chat::{chat_flow, chat_ue};
-use crate::{eventually, flow, lab_with, ue};
+use crate::{eventually, flow, lab_with, rcslab_ue, registered, ue};
 
 /// Subscribers `{prefix}0..n`, after the default lab's alice, bob and carol (a lab file's
 /// `[[subscribers]]` replaces the default list).
@@ -132,26 +132,6 @@ async fn stored_message_arrives_within_seconds_of_the_first_registration_20_time
         .count();
     eprintln!("first-registration race: {races} of 20 first INVITEs got 480 and were retried");
     lab.shutdown().await;
-}
-
-/// `rcslab ue --user USER --lab <the lab's P-CSCF> ARGS...` as a child process.
-fn rcslab_ue(lab: &Lab, user: &str, args: &[&str]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
-    c.args(["ue", "--user", user, "--lab"])
-        .arg(lab.addrs.pcscf.to_string())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    c
-}
-
-fn registered(lab: &Lab, impu: &str) -> bool {
-    lab.scscf
-        .registration(impu)
-        .is_some_and(|r| !r.bindings.is_empty())
 }
 
 /// `rcslab ue send` prints `stored` for an offline recipient and `delivered` for an online one,
