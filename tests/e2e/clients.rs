@@ -61,7 +61,7 @@ fn free_port_pair() -> u16 {
 
 /// What a child process prints (stdout and stderr), collected as it comes.
 #[derive(Clone, Default)]
-struct Output(Arc<Mutex<String>>);
+pub(crate) struct Output(Arc<Mutex<String>>);
 
 impl Output {
     fn collect(&self, mut r: impl tokio::io::AsyncRead + Unpin + Send + 'static) {
@@ -79,7 +79,7 @@ impl Output {
         });
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.0.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
@@ -115,11 +115,21 @@ fn spawn(cmd: &mut Command, out: &Output) -> (Child, ChildStdin) {
     (child, stdin)
 }
 
+/// What baresip's `presence` module is to do, besides calls and messages: subscribe to the
+/// peer's presence (`;presence=p2p` on its contact; the module is loaded at start) and publish
+/// its own every `pubint` seconds (`;pubint=` on the account, 0: never; without `subscribe`
+/// the module waits for `/insmod presence`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BaresipPresence {
+    pub(crate) subscribe: bool,
+    pub(crate) pubint: u32,
+}
+
 /// baresip driven through its ctrl_tcp module (netstring JSON commands and events).
-struct Baresip {
+pub(crate) struct Baresip {
     _child: Child,
     _stdin: ChildStdin,
-    out: Output,
+    pub(crate) out: Output,
     ctrl: tokio::net::TcpStream,
     buf: Vec<u8>,
     events: Vec<serde_json::Value>,
@@ -127,7 +137,24 @@ struct Baresip {
 
 impl Baresip {
     async fn start(dir: &Path, user: &str, peer: &str, pcscf: SocketAddr, tcp: bool) -> Baresip {
+        Self::start_with(dir, user, peer, pcscf, tcp, BaresipPresence::default()).await
+    }
+
+    /// [`Baresip::start`] with the `presence` module loaded when `presence` asks for it.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        user: &str,
+        peer: &str,
+        pcscf: SocketAddr,
+        tcp: bool,
+        presence: BaresipPresence,
+    ) -> Baresip {
         require("baresip");
+        let presence_module = if presence.subscribe {
+            "module_app presence.so\n"
+        } else {
+            ""
+        };
         let dir = dir.join(format!("baresip-{user}"));
         std::fs::create_dir_all(&dir).expect("config dir");
         // baresip binds SIP on UDP, TCP and TLS (the next port): another test may take one
@@ -144,22 +171,31 @@ impl Baresip {
                      call_local_timeout 120\nmodule_path /usr/lib/baresip/modules\n\
                      module g711.so\nmodule aubridge.so\nmodule stdio.so\n\
                      module_app account.so\nmodule_app menu.so\nmodule_app contact.so\n\
-                     module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+                     {presence_module}module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
                      audio_player aubridge,nil\naudio_source aubridge,nil\naudio_alert aubridge,nil\n"
                 ),
             )
             .expect("config");
             // The account line README gives, with the P-CSCF as outbound proxy.
             let t = if tcp { ";transport=tcp" } else { "" };
+            let pubint = match presence.pubint {
+                0 => String::new(),
+                n => format!(";pubint={n}"),
+            };
             std::fs::write(
                 dir.join("accounts"),
                 format!(
                     "<sip:{user}@ims.lab{t}>;auth_user={user}@ims.lab;auth_pass={user}-secret;\
-                     outbound=\"sip:{pcscf}{t}\";regint=600\n"
+                     outbound=\"sip:{pcscf}{t}\";regint=600{pubint}\n"
                 ),
             )
             .expect("accounts");
-            std::fs::write(dir.join("contacts"), format!("<sip:{peer}@ims.lab>\n"))
+            let p2p = if presence.subscribe {
+                ";presence=p2p"
+            } else {
+                ""
+            };
+            std::fs::write(dir.join("contacts"), format!("<sip:{peer}@ims.lab>{p2p}\n"))
                 .expect("contacts");
             let out = Output::default();
             let (child, stdin) = spawn(
@@ -226,8 +262,9 @@ impl Baresip {
         }
     }
 
-    /// Sends a command (as typed after `/` in baresip's menu) and waits for its response.
-    async fn command(&mut self, command: &str, params: &str) {
+    /// Sends a command (as typed after `/` in baresip's menu) and waits for its response,
+    /// which it returns (what the command printed is its `data`).
+    pub(crate) async fn command(&mut self, command: &str, params: &str) -> serde_json::Value {
         let m =
             serde_json::json!({"command": command, "params": params, "token": command}).to_string();
         self.ctrl
@@ -242,7 +279,7 @@ impl Baresip {
             {
                 let r = self.events.remove(i);
                 assert_eq!(r["ok"], true, "baresip refused /{command} {params}: {r}");
-                return;
+                return r;
             }
             self.read_more().await;
         }
@@ -260,14 +297,25 @@ impl Baresip {
 }
 
 /// linphonec driven through its command line (stdin), auto-answering calls.
-struct Linphone {
+pub(crate) struct Linphone {
     _child: Child,
     stdin: ChildStdin,
-    out: Output,
+    pub(crate) out: Output,
 }
 
 impl Linphone {
     async fn start(dir: &Path, user: &str, pcscf: SocketAddr, tcp: bool) -> Linphone {
+        Self::start_with(dir, user, pcscf, tcp, false).await
+    }
+
+    /// [`Linphone::start`], publishing its presence (RFC 3903) once registered when `publish`.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        user: &str,
+        pcscf: SocketAddr,
+        tcp: bool,
+        publish: bool,
+    ) -> Linphone {
         require("linphonec");
         let home = dir.join(format!("linphone-{user}"));
         std::fs::create_dir_all(home.join(".local/share/linphone")).expect("home");
@@ -284,10 +332,11 @@ impl Linphone {
              echocancellation=0\n[video]\nenabled=0\ncapture=0\ndisplay=0\n\
              [proxy_0]\nreg_proxy=<sip:{pcscf};transport={t}>\n\
              reg_route=<sip:{pcscf};transport={t};lr>\nreg_identity=sip:{user}@ims.lab\n\
-             reg_expires=600\nreg_sendregister=1\npublish=0\n\
+             reg_expires=600\nreg_sendregister=1\npublish={publish}\n\
              [auth_info_0]\nusername={user}\nuserid={user}@ims.lab\npasswd={user}-secret\n\
              realm=ims.lab\ndomain=ims.lab\n",
             rtp = free_port(),
+            publish = u8::from(publish),
         );
         let rc_path: PathBuf = home.join("linphonerc");
         std::fs::write(&rc_path, rc).expect("linphonerc");
@@ -315,7 +364,7 @@ impl Linphone {
         panic!("linphonec did not register; it printed:\n{}", l.out.text());
     }
 
-    async fn send(&mut self, line: &str) {
+    pub(crate) async fn send(&mut self, line: &str) {
         self.stdin
             .write_all(format!("{line}\n").as_bytes())
             .await
@@ -326,7 +375,7 @@ impl Linphone {
 
 /// Names each client in the lab's ladders (`UE alice`) after the identity it registered, so
 /// the names survive clearing the trace.
-fn name_registered_clients(lab: &Lab) {
+pub(crate) fn name_registered_clients(lab: &Lab) {
     let events = rcslab::trace_view::export::wire_events(&lab.trace);
     for (addr, name) in rcslab::lab::registered_names(&events, &|a| lab.name_of(a)) {
         lab.name_addr(addr, &name);

@@ -25,6 +25,7 @@ mod netns;
 mod overload;
 mod peers;
 mod presence;
+mod presence_interop;
 mod regevent;
 mod registration;
 mod rls;
