@@ -1,5 +1,5 @@
-//! `rcslab bench chat | webrsf`: benchmarks on an in-process lab ([`rcslab::lab::bench`],
-//! [`rcslab::lab::bench_web`]).
+//! `rcslab bench chat | webrsf | presence`: benchmarks on an in-process lab
+//! ([`rcslab::lab::bench`], [`rcslab::lab::bench_web`], [`rcslab::lab::bench_presence`]).
 
 use std::path::PathBuf;
 
@@ -41,6 +41,22 @@ pub enum BenchCmd {
         /// Target total messages/s (0: as fast as it goes).
         #[arg(long, default_value_t = 1000)]
         rate: u64,
+    },
+    /// Presence through the RLS: users in buddy groups, each subscribed to its own list of
+    /// the group's others; PUBLISHes at a rate, each owing a NOTIFY to every watcher.
+    Presence {
+        /// Buddy groups.
+        #[arg(long, default_value_t = 20)]
+        groups: usize,
+        /// Watchers per user (a group is watchers + 1 users; each list has this many members).
+        #[arg(long, default_value_t = 50)]
+        watchers: usize,
+        /// PUBLISHes per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// (internal) Holds WebRSF channels for `bench webrsf` in a process of its own.
     #[command(hide = true)]
@@ -120,6 +136,53 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
                 );
             if r.received < r.sent || r.channels < channels {
                 return Err(CliError::WebLost);
+            }
+            Ok(())
+        }
+        BenchCmd::Presence {
+            groups,
+            watchers,
+            rate,
+            seconds,
+        } => {
+            let r = rcslab::lab::bench_presence::presence(groups, watchers, rate, seconds).await?;
+            println!(
+                "presence: {} users, each watching {watchers} through the RLS; {} PUBLISH at {rate}/s for {seconds} s, {} accepted; {} NOTIFY owed, {} delivered, {} lost",
+                r.users,
+                r.published,
+                r.accepted,
+                r.owed,
+                r.delivered,
+                r.owed.saturating_sub(r.delivered)
+            );
+            println!(
+                "presence: {:.0} NOTIFY/s delivered; scheduled PUBLISH -> NOTIFY p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; list SUBSCRIBE -> full state ({watchers} members) p99 {:.1} ms; RSS {} MiB",
+                r.delivered as f64 / r.elapsed.as_secs_f64().max(1e-3),
+                r.p50.as_secs_f64() * 1000.0,
+                r.p99.as_secs_f64() * 1000.0,
+                r.max.as_secs_f64() * 1000.0,
+                r.subscribe_p99.as_secs_f64() * 1000.0,
+                r.rss_kib / 1024
+            );
+            println!(
+                "presence: scheduled PUBLISH -> 200 p99 {:.1} ms; {:.1} CPU s in the load phase (lab and UEs, one process){}",
+                r.publish_p99.as_secs_f64() * 1000.0,
+                r.cpu_secs,
+                if r.refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; refused: {}",
+                        r.refused
+                            .iter()
+                            .map(|(s, n)| format!("{n} x {s}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+            if r.delivered < r.owed || r.accepted < r.published {
+                return Err(CliError::PresenceLost);
             }
             Ok(())
         }

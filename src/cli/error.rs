@@ -85,6 +85,9 @@ pub enum CliError {
     /// `rcslab bench webrsf`: the benchmark lost messages or could not hold its channels.
     #[error("messages lost or channels not held")]
     WebLost,
+    /// `rcslab bench presence`: a PUBLISH was refused or a NOTIFY it owed never came.
+    #[error("PUBLISHes refused or NOTIFYs lost")]
+    PresenceLost,
     /// `rcslab ue send`: the message was not delivered (the reason, or `timeout`).
     #[error("{0}")]
     NotDelivered(String),
@@ -152,6 +155,7 @@ mod tests {
             ),
             (CliError::ChatLost, "messages lost or duplicated"),
             (CliError::WebLost, "messages lost or channels not held"),
+            (CliError::PresenceLost, "PUBLISHes refused or NOTIFYs lost"),
             (CliError::Interrupted, "interrupted"),
             (
                 CliError::WebBench(rcslab::lab::bench_web::WebBenchError::HolderSlow),
