@@ -22,7 +22,9 @@
 //! Where each part lives: the gateway and its users here; `session.rs` (login, logout,
 //! tokens), `chat.rs` (the chat instances and their REST operations), `notification.rs` (the
 //! event log behind the channels, webhooks), `ims.rs` (the UE's SIP/MSRP events into web
-//! events), `history.rs` (T-IM's stored conversations), `error.rs` (statuses and JSON errors).
+//! events), `history.rs` (T-IM's stored conversations), `presence.rs` (the buddy list: a
+//! list subscription to the RLS per user, `GET Buddies` and `presence` events), `error.rs`
+//! (statuses and JSON errors).
 
 pub mod body;
 mod chat;
@@ -33,6 +35,7 @@ pub mod http;
 mod ims;
 pub mod limits;
 mod notification;
+mod presence;
 mod session;
 pub mod tokens;
 
@@ -69,6 +72,8 @@ struct UserState {
     ours_order: VecDeque<String>,
     /// Instance ids, oldest first (which one goes past `max_instances_per_user`).
     order: VecDeque<String>,
+    /// The buddy list ([`presence`]).
+    buddies: presence::Buddies,
 }
 
 /// A logged-in web user: an RCS UE registered on their behalf.
@@ -95,6 +100,8 @@ pub struct WebUser {
     /// Token expiry (`[webrsf] token_idle_secs`).
     last_used: limits::LastUsed,
     caps: limits::UserCaps,
+    /// The list subscription to the user's buddies ([`presence`]), once made.
+    list: Mutex<Option<crate::ue::rls::ListWatcher>>,
 }
 
 /// The gateway node.
