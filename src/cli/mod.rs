@@ -18,6 +18,7 @@ pub mod subscriber;
 pub mod trace;
 pub mod ue;
 pub mod up;
+pub mod watch;
 
 pub use error::CliError;
 

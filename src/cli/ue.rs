@@ -63,11 +63,16 @@ pub enum UeCmd {
     },
     /// Watch other users' presence (SUBSCRIBE to `presence`): print each change as
     /// `USER: open away (note)` / `USER: closed (last seen TIME)` / `USER: pending` until
-    /// Ctrl-C.
+    /// Ctrl-C. With `--list`, one subscription to your buddy list at the RLS (RFC 4662)
+    /// watches all its members.
+    #[command(arg_required_else_help = true)]
     Watch {
         /// Users to watch (`sip:bob@ims.lab`, or just `bob`).
-        #[arg(required = true)]
         targets: Vec<String>,
+        /// Watch your resource list NAME (`sip:USER;pres-list=NAME@DOMAIN`; without NAME,
+        /// `rcs`, the list each buddy-group member has).
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "rcs")]
+        list: Option<String>,
     },
     /// Ask another user what they can do (SIP OPTIONS through the core, GSMA RCC.07): print
     /// their feature tags one per line as their Contact carried them; when the answer is not
@@ -236,68 +241,9 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             println!("published: {} for {granted} s", describe(&doc));
             Ok(())
         }
-        Some(UeCmd::Watch { targets }) => {
-            use rcslab::sip::Method;
-            use rcslab::ue::presence::{answer_notify, describe, notice};
-            let mut subscribed = 0;
-            for t in &targets {
-                let (_, resp) = ue.subscribe_presence(&target(t), 3600).await;
-                if resp.status / 100 == 2 {
-                    subscribed += 1;
-                } else {
-                    eprintln!(
-                        "rcslab ue: watch {}: {} {}",
-                        target(t),
-                        resp.status,
-                        resp.reason
-                    );
-                }
-            }
-            if subscribed == 0 {
-                let _ = tokio::time::timeout(Duration::from_secs(5), ue.register(0)).await;
-                return Err(CliError::Presence("watch: no subscription accepted".into()));
-            }
-            eprintln!("rcslab ue: {} watching (Ctrl-C stops)", ue.cfg.impu);
-            // Re-register at half-life: a watch runs for hours.
-            let mut refresh =
-                tokio::time::interval(Duration::from_secs(u64::from(reg.expires.max(60)) / 2));
-            refresh.tick().await;
-            loop {
-                tokio::select! {
-                    inc = ue.next_request(Duration::from_secs(3600)) => {
-                        let Some(inc) = inc else { continue };
-                        if inc.request.method == Method::Options {
-                            let ok = ue.answer_options(&inc.request);
-                            inc.tx.respond(ok);
-                            continue;
-                        }
-                        match notice(&inc.request) {
-                            Some(n) => {
-                                answer_notify(inc);
-                                let what = match &n.document {
-                                    Some(d) => describe(d),
-                                    None if n.state.starts_with("pending") => "pending".into(),
-                                    None if n.state.starts_with("terminated") => n.state.clone(),
-                                    None => "no presence yet".into(),
-                                };
-                                println!("{}: {what}", n.presentity);
-                            }
-                            None => {
-                                let mut r = inc.request.response(405, None);
-                                r.ensure_to_tag();
-                                inc.tx.respond(r);
-                            }
-                        }
-                    }
-                    _ = refresh.tick() => {
-                        let _ = tokio::time::timeout(Duration::from_secs(10), ue.register(reg.expires.max(60))).await;
-                    }
-                    _ = tokio::signal::ctrl_c() => {
-                        let _ = tokio::time::timeout(Duration::from_secs(5), ue.register(0)).await;
-                        return Ok(());
-                    }
-                }
-            }
+        Some(UeCmd::Watch { targets, list }) => {
+            let targets: Vec<String> = targets.iter().map(|t| target(t)).collect();
+            super::watch::watch(ue, reg.expires, &targets, list.as_deref()).await
         }
         Some(UeCmd::Caps {
             target: to,

@@ -34,6 +34,40 @@ pub struct PresenceSection {
     /// presentity gets `Subscription-State: pending` and no document (RFC 3856 §6.6.2).
     #[serde(default)]
     pub buddy_groups: Vec<Vec<String>>,
+    /// Most members in one resource list (RFC 4662).
+    #[serde(default = "default_max_list_members")]
+    pub max_list_members: usize,
+    /// Most resource lists the RLS holds (each user's default `rcs` list counts).
+    #[serde(default = "default_max_lists")]
+    pub max_lists: usize,
+    /// Resource lists besides each buddy-group member's default `rcs` list (the group's other
+    /// members); one here with the same owner and name replaces that default. A list written
+    /// through the admin API replaces both, and is kept in the store.
+    #[serde(default)]
+    pub lists: Vec<ListConfig>,
+}
+
+/// `[[presence.lists]]`: one resource list, subscribed to as `sip:USER;pres-list=NAME@DOMAIN`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// The owner, the only one who may subscribe to it (`sip:alice@ims.lab`).
+    pub owner: String,
+    /// The list's name (`rcs`, the GSMA RCS buddy list, unless given).
+    #[serde(default = "default_list_name")]
+    pub name: String,
+    /// The members (`sip:` or `tel:` URIs).
+    pub members: Vec<String>,
+}
+
+fn default_list_name() -> String {
+    "rcs".into()
+}
+fn default_max_list_members() -> usize {
+    200
+}
+fn default_max_lists() -> usize {
+    10_000
 }
 
 /// Identities in all `buddy_groups` at most (the rules are held in memory for each).
@@ -47,6 +81,9 @@ impl Default for PresenceSection {
             max_presentities: default_max_presentities(),
             max_subscriptions: default_max_subscriptions(),
             buddy_groups: Vec::new(),
+            max_list_members: default_max_list_members(),
+            max_lists: default_max_lists(),
+            lists: Vec::new(),
         }
     }
 }
@@ -64,13 +101,47 @@ impl PresenceSection {
                 "[presence] max_presentities and max_subscriptions must be above 0".into(),
             ));
         }
-        let n: usize = self.buddy_groups.iter().map(Vec::len).sum();
+        if self.max_list_members == 0 || self.max_lists == 0 {
+            return Err(ConfigError::Invalid(
+                "[presence] max_list_members and max_lists must be above 0".into(),
+            ));
+        }
+        if let Some(l) = self
+            .lists
+            .iter()
+            .find(|l| l.members.len() > self.max_list_members)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[presence] list {} of {} has {} members; max_list_members is {}",
+                l.name,
+                l.owner,
+                l.members.len(),
+                self.max_list_members
+            )));
+        }
+        let n: usize = self.buddy_groups.iter().map(Vec::len).sum::<usize>()
+            + self.lists.iter().map(|l| l.members.len()).sum::<usize>();
         if n > MAX_BUDDY_ENTRIES {
             return Err(ConfigError::Invalid(format!(
                 "[presence] buddy_groups lists {n} identities; at most {MAX_BUDDY_ENTRIES}"
             )));
         }
         Ok(())
+    }
+
+    /// The lists the RLS starts with, `(owner, name, members)`: each buddy-group member's
+    /// `rcs` list of the others, then `lists` (which replace a default of the same name).
+    pub fn initial_lists(&self) -> Vec<(String, String, Vec<String>)> {
+        let mut v: Vec<(String, String, Vec<String>)> = self
+            .allowed_watchers()
+            .into_iter()
+            .map(|(owner, others)| (owner, default_list_name(), others))
+            .collect();
+        for l in &self.lists {
+            v.retain(|(o, n, _)| !(o == &l.owner && n == &l.name));
+            v.push((l.owner.clone(), l.name.clone(), l.members.clone()));
+        }
+        v
     }
 
     /// Every (presentity, watcher) pair the buddy groups allow, a presentity's watchers

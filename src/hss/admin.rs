@@ -21,6 +21,9 @@
 //! | GET | `/trace?format=F&view=V` | the flight recorder (passwords, tokens and Digest-HA1 masked); `&call_id=`, `&user=`, `&since=SECONDS` filter it ([`crate::trace::filter`]) |
 //! | DELETE | `/trace` | forgets what was recorded: `{"dropped": N}` messages |
 //! | GET | `/status`, `/registrations`, `/metrics` | what the lab holds ([`super::admin_status`]) |
+//! | GET | `/lists/{owner}` | `{"owner", "lists": {name: [members]}}`: the owner's resource lists at the RLS |
+//! | PUT | `/lists/{owner}/{name}` | `{"members": [...]}` -> 200 `{"owner", "name", "uri", "members"}`, on disk first; subscribers to it get a partial NOTIFY |
+//! | DELETE | `/lists/{owner}/{name}` | empties it (kept empty, so the buddy group's default does not return) |
 //!
 //! A POST for a subscriber that exists replaces what it names: its password (required), its
 //! identities and iFCs; K, OPc, AMF and SQN keep their stored values unless given (they were
@@ -64,9 +67,11 @@ use crate::http_server::{HttpLimits, TimedBody};
 use crate::store::StoreError;
 use crate::trace::source::TraceSource;
 
+mod lists;
 mod subscribers;
 mod trace;
 
+use lists::{list_clear, list_put, lists_show};
 pub use subscribers::{
     add_subscribers, build_subscriber, AkaView, SubscriberView, PAGE_DEFAULT, PAGE_MAX,
 };
@@ -279,6 +284,8 @@ fn router(api: Arc<Api>) -> Router {
                 .delete(subscriber_remove),
         )
         .route("/subscribers/{id}/ifc", put(subscriber_ifc))
+        .route("/lists/{owner}", get(lists_show).head(no_such_resource))
+        .route("/lists/{owner}/{name}", put(list_put).delete(list_clear))
         .fallback(no_such_resource)
         .method_not_allowed_fallback(no_such_resource)
         .layer(axum::middleware::from_fn_with_state(

@@ -28,6 +28,27 @@ pub trait LabStatus: Send + Sync {
     fn registrations(&self) -> Registrations;
     /// The metrics, Prometheus 0.0.4 text (or OpenMetrics text when `openmetrics`).
     fn metrics(&self, openmetrics: bool) -> String;
+    /// `owner`'s resource lists at the presence server: name -> members.
+    fn lists(&self, owner: &str) -> std::collections::BTreeMap<String, Vec<String>>;
+    /// Writes `owner`'s resource list `name` at the presence server (on disk before the
+    /// future ends); the members now.
+    fn put_list(
+        &self,
+        owner: String,
+        name: String,
+        members: Vec<String>,
+    ) -> crate::diameter::peer::BoxFuture<'static, Result<Vec<String>, ListWriteError>>;
+}
+
+/// Why a resource list was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ListWriteError {
+    /// The list, its owner or a member is not acceptable: 400.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed: 500.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Where the lab puts its [`LabStatus`] once every node runs.
@@ -57,6 +78,17 @@ fn error(status: StatusCode, error: &str, detail: impl std::fmt::Display) -> Res
         "application/json",
         serde_json::to_vec(&body).unwrap_or_default(),
     )
+}
+
+/// The lab's status, or 503 while the lab is still starting.
+pub(super) fn lab(slot: &StatusSlot) -> Result<Arc<dyn LabStatus>, Box<Response<Body>>> {
+    slot.get().cloned().ok_or_else(|| {
+        Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lab starting",
+            "the nodes are not all running yet",
+        ))
+    })
 }
 
 /// Runs `f` on the lab's status off the async threads (it takes the nodes' locks and reads

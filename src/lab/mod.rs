@@ -370,7 +370,7 @@ impl Lab {
         let (tim, history_token) = nodes::start_tim(
             &ctx, tim_ep, tim_rx, tim_msrp_l, tim_http_l, &store, data_dir, &peers,
         )?;
-        let ps = nodes::start_ps(&ctx, ps_ep, ps_rx);
+        let ps = nodes::start_ps(&ctx, ps_ep, ps_rx, &store, data_dir)?;
         let hss = nodes::start_hss(
             &ctx,
             &store,
@@ -434,6 +434,7 @@ impl Lab {
             pcscf: pcscf.clone(),
             oim: oim.clone(),
             tim: tim.clone(),
+            ps: ps.clone(),
             webrsf: webrsf.clone(),
             hss_peers: hss.cx.peers.clone(),
             cx_links: [("S-CSCF", scscf_hss.clone()), ("I-CSCF", icscf_hss.clone())]

@@ -554,16 +554,28 @@ pub(crate) fn start_tim(
     Ok((tim, history_token))
 }
 
-/// PS, the presence server (TS 24.141, RFC 3856), an AS the S-CSCF reaches by iFC.
-pub(crate) fn start_ps(ctx: &Ctx<'_>, ep: Endpoint, rx: SipRx) -> Arc<crate::ps::PresenceServer> {
+/// PS, the presence server (TS 24.141, RFC 3856), an AS the S-CSCF reaches by iFC, and the
+/// RLS (RFC 4662), keeping the lists written to it in `store`'s sled db.
+pub(crate) fn start_ps(
+    ctx: &Ctx<'_>,
+    ep: Endpoint,
+    rx: SipRx,
+    store: &Store,
+    data_dir: &Path,
+) -> Result<Arc<crate::ps::PresenceServer>, LabError> {
     let ps = crate::ps::PresenceServer::new(
         ep,
         ctx.resolver.clone(),
         &format!("ps.{}", ctx.domain),
         &ctx.config.presence,
-    );
+        Some((store.db(), store.commit().clone())),
+    )
+    .map_err(|source| LabError::Store {
+        dir: data_dir.display().to_string(),
+        source,
+    })?;
     tokio::spawn(ps.clone().run(rx, ctx.shut.clone()));
-    ps
+    Ok(ps)
 }
 
 /// S-CSCF (TS 24.229 §5.4): registrar and session routing with iFC; its own Cx link to the

@@ -266,10 +266,13 @@ pub async fn start(
             store = Some(s);
         }
         Node::Ps => {
+            let d = data_dir.join("ps");
+            let s = Arc::new(nodes::open_store(&d)?);
             let (ep, rx) = ctx.bind_sip("PS", n.ps).await?;
             let a = ep.local_addr();
-            handles.push(Box::new(nodes::start_ps(&ctx, ep, rx)));
-            listening.push(("PS", a, "SIP (ISC, presence server)"));
+            handles.push(Box::new(nodes::start_ps(&ctx, ep, rx, &s, &d)?));
+            listening.push(("PS", a, "SIP (ISC, presence server and RLS)"));
+            store = Some(s);
         }
         Node::Webrsf => {
             let (l, a) = nodes::bind_tcp("WebRSF", n.webrsf).await?;

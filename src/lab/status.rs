@@ -34,6 +34,7 @@ pub struct StatusSource {
     pub(crate) pcscf: Arc<Pcscf>,
     pub(crate) oim: Arc<ImServer>,
     pub(crate) tim: Arc<ImServer>,
+    pub(crate) ps: Arc<crate::ps::PresenceServer>,
     pub(crate) webrsf: Arc<crate::webrsf::Gateway>,
     pub(crate) hss_peers: PeerTable,
     pub(crate) cx_links: Vec<(&'static str, DiameterClient)>,
@@ -280,6 +281,30 @@ impl crate::hss::admin_status::LabStatus for StatusSource {
     }
     fn metrics(&self, openmetrics: bool) -> String {
         self.metrics_text(openmetrics)
+    }
+    fn lists(&self, owner: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.ps.lists_of(owner)
+    }
+    fn put_list(
+        &self,
+        owner: String,
+        name: String,
+        members: Vec<String>,
+    ) -> crate::diameter::peer::BoxFuture<
+        'static,
+        Result<Vec<String>, crate::hss::admin_status::ListWriteError>,
+    > {
+        use crate::hss::admin_status::ListWriteError;
+        use crate::ps::lists::ListError;
+        let ps = self.ps.clone();
+        Box::pin(async move {
+            ps.put_list(&owner, &name, &members)
+                .await
+                .map_err(|e| match e {
+                    ListError::Store(s) => ListWriteError::Store(s.to_string()),
+                    e => ListWriteError::Invalid(e.to_string()),
+                })
+        })
     }
 }
 

@@ -6,6 +6,8 @@
 //!   expiry, several devices composed into one document, "last seen").
 //! - [`subscription`]: the notifier side of the `presence` event package (RFC 6665, RFC 3856
 //!   §6): watcher authorization, subscription states and the NOTIFYs they call for.
+//! - [`rls`]: the Resource List Server's list subscriptions (RFC 4662): full state, then
+//!   partial NOTIFYs as members or the list change.
 //! - [`rlmi`]: the Resource List Server pieces of RFC 4662 (RLMI documents, the
 //!   `multipart/related` NOTIFY body, full and partial state).
 //!
@@ -16,6 +18,7 @@
 pub mod pidf;
 pub mod publication;
 pub mod rlmi;
+pub mod rls;
 pub mod subscription;
 mod xml;
 

@@ -113,6 +113,16 @@ impl InstanceState {
     }
 }
 
+/// `active`, `pending`, `terminated;reason=R` (as a `Subscription-State` would say it).
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InstanceState::Terminated { reason: Some(r) } => write!(f, "terminated;reason={r}"),
+            s => f.write_str(s.as_str()),
+        }
+    }
+}
+
 /// An `<instance>`: one back-end subscription to a resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
@@ -323,9 +333,7 @@ impl ResourceList {
         self.members.retain(|m| m != member);
         self.members.len() != before
     }
-    /// Each member's state as `watcher` may see it (RFC 4662 §4.4: the RLS subscribes to the
-    /// members on the watcher's behalf, so each member's policy applies to him): active with
-    /// the document when allowed, pending when unknown, terminated `rejected` when blocked.
+    /// Each member's state as `watcher` may see it (see [`member_state`]).
     pub fn member_states(
         &self,
         watcher: &str,
@@ -334,27 +342,37 @@ impl ResourceList {
     ) -> Vec<MemberState> {
         self.members
             .iter()
-            .map(|m| {
-                let (state, doc) = match notifier.authorize(m, watcher) {
-                    Authorization::Allow => (
-                        InstanceState::Active,
-                        Some(docs.document(m).unwrap_or_else(|| Pidf::empty(m))),
-                    ),
-                    Authorization::Confirm => (InstanceState::Pending, None),
-                    Authorization::Block => (
-                        InstanceState::Terminated {
-                            reason: Some("rejected".into()),
-                        },
-                        None,
-                    ),
-                };
-                MemberState {
-                    uri: m.clone(),
-                    state,
-                    doc,
-                }
-            })
+            .map(|m| member_state(m, watcher, notifier, docs))
             .collect()
+    }
+}
+
+/// `member`'s state as `watcher` may see it (RFC 4662 §4.4: the RLS subscribes to the members
+/// on the watcher's behalf, so each member's policy applies to him): active with the document
+/// when allowed, pending when unknown, terminated `rejected` when blocked.
+pub fn member_state(
+    member: &str,
+    watcher: &str,
+    notifier: &Notifier,
+    docs: &dyn PresenceDocuments,
+) -> MemberState {
+    let (state, doc) = match notifier.authorize(member, watcher) {
+        Authorization::Allow => (
+            InstanceState::Active,
+            Some(docs.document(member).unwrap_or_else(|| Pidf::empty(member))),
+        ),
+        Authorization::Confirm => (InstanceState::Pending, None),
+        Authorization::Block => (
+            InstanceState::Terminated {
+                reason: Some("rejected".into()),
+            },
+            None,
+        ),
+    };
+    MemberState {
+        uri: member.to_string(),
+        state,
+        doc,
     }
 }
 
@@ -459,6 +477,27 @@ impl ListNotifier {
             self.sent.remove(uri);
         }
         Some(body)
+    }
+
+    /// A partial NOTIFY body with those of `members` whose state or document changed since
+    /// they were last sent (the list itself did not change: nobody is dropped); `None` when
+    /// none did. Before any full state, `None`: the first NOTIFY is the full state's.
+    pub fn changed(&mut self, members: &[MemberState]) -> Option<ListBody> {
+        if self.next_version == 0 {
+            return None;
+        }
+        let changed: Vec<&MemberState> = members
+            .iter()
+            .filter(|m| {
+                self.sent
+                    .get(&m.uri)
+                    .is_none_or(|(_, st, doc)| *st != m.state || *doc != m.doc)
+            })
+            .collect();
+        if changed.is_empty() {
+            return None;
+        }
+        Some(self.build(changed, false))
     }
 
     fn build(&mut self, members: Vec<&MemberState>, full_state: bool) -> ListBody {

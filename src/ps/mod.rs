@@ -15,9 +15,11 @@
 //! The PS is the UAS of every request it gets (it never proxies one back to the S-CSCF).
 //! Watcher authorization comes from `[presence] buddy_groups` at start-up.
 
+pub mod lists;
+mod rls;
 pub mod sip;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,31 +28,43 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::config::PresenceSection;
 use crate::cscf::{in_dialog, next_hop, reject};
 use crate::presence::publication::{EventStateCompositor, PublicationLimits, PublishError};
+use crate::presence::rls::ListSubscriptions;
 use crate::presence::subscription::{
     DialogId, Notifier, SubscribeError, SubscriptionLimits, TerminationReason, WatcherPolicy,
 };
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
 use crate::sip::{Endpoint, IncomingRequest, Method, Request, Response};
+use crate::store::{GroupCommit, StoreError};
 use sip::{NotifyDialog, PsRequestError};
 
 /// NOTIFY transactions in flight at once; past it a NOTIFY is dropped (and logged): a watcher
 /// that does not answer must not make the PS hold unbounded work.
 const MAX_NOTIFYS_IN_FLIGHT: usize = 1024;
 
+/// Partial list NOTIFYs waiting behind one in flight on a dialog; past it they are dropped
+/// and the list subscription gets one full-state NOTIFY instead (RFC 4662 §5.2 lets the RLS
+/// send full state at any time).
+const MAX_LIST_BACKLOG: usize = 32;
+
 /// The cores and the dialogs of their subscriptions, behind one lock.
 struct State {
     esc: EventStateCompositor,
     notifier: Notifier,
-    /// One per live subscription (and until its final NOTIFY is built): bounded by the
-    /// notifier's `max_subscriptions`.
+    /// The list subscriptions of the RLS (RFC 4662).
+    rls: ListSubscriptions,
+    /// The lists they subscribe to.
+    lists: lists::ListBook,
+    /// One per live subscription, presentity or list (and until its final NOTIFY is built):
+    /// bounded by `max_dialogs`.
     dialogs: HashMap<DialogId, NotifyDialog>,
     max_dialogs: usize,
-    /// Dialogs with a NOTIFY in flight, each with the newest NOTIFY waiting behind it: one
-    /// NOTIFY at a time per dialog, so that they arrive in CSeq order (RFC 3261 §12.2.2: a
-    /// lower CSeq would be refused). A presence NOTIFY carries the whole state, so a newer
-    /// one replaces one still waiting. Bounded by the dialogs (and their final NOTIFYs).
-    sending: HashMap<DialogId, Option<Request>>,
+    /// Dialogs with a NOTIFY in flight, each with the NOTIFYs waiting behind it: one NOTIFY
+    /// at a time per dialog, so that they arrive in CSeq order (RFC 3261 §12.2.2: a lower
+    /// CSeq would be refused). A presence NOTIFY carries the whole state, so a newer one
+    /// replaces those waiting; a list's partial NOTIFYs queue, up to [`MAX_LIST_BACKLOG`].
+    /// Bounded by the dialogs (and their final NOTIFYs).
+    sending: HashMap<DialogId, VecDeque<Request>>,
 }
 
 impl State {
@@ -60,6 +74,8 @@ impl State {
     fn drain(&mut self, now: Instant, contact: &str) -> Vec<Request> {
         while let Some(entity) = self.esc.poll_changed() {
             self.notifier.presentity_changed(now, &entity, &self.esc);
+            self.rls
+                .member_changed(now, &entity, &self.notifier, &self.esc);
         }
         let mut out = Vec::new();
         while let Some(n) = self.notifier.poll_notify() {
@@ -68,6 +84,16 @@ impl State {
                 continue;
             };
             out.push(d.notify_request(&n, contact));
+            if last {
+                self.dialogs.remove(&n.dialog);
+            }
+        }
+        while let Some(n) = self.rls.poll_notify() {
+            let last = sip::is_final(&n.state);
+            let Some(d) = self.dialogs.get_mut(&n.dialog) else {
+                continue;
+            };
+            out.push(d.list_notify_request(&n, contact));
             if last {
                 self.dialogs.remove(&n.dialog);
             }
@@ -84,18 +110,22 @@ pub struct PresenceServer {
     host: String,
     state: Mutex<State>,
     notifys: Arc<Semaphore>,
+    /// The group commit of the store the lists are kept in (none: in memory).
+    commit: Option<GroupCommit>,
     /// Ourselves, for NOTIFY tasks that report back a watcher that is gone.
     me: std::sync::Weak<PresenceServer>,
 }
 
 impl PresenceServer {
-    /// A PS on `ep` named `host` (e.g. `ps.ims.lab`), with `[presence]` bounds and rules.
+    /// A PS on `ep` named `host` (e.g. `ps.ims.lab`), with `[presence]` bounds, rules and
+    /// lists; the lists written through it are kept in `store` (none: in memory only).
     pub fn new(
         ep: Endpoint,
         resolver: Resolver,
         host: &str,
         config: &PresenceSection,
-    ) -> Arc<PresenceServer> {
+        store: Option<(&sled::Db, GroupCommit)>,
+    ) -> Result<Arc<PresenceServer>, StoreError> {
         let now = Instant::now();
         let esc = EventStateCompositor::new(
             PublicationLimits {
@@ -107,12 +137,19 @@ impl PresenceServer {
             now,
             SystemTime::now(),
         );
-        let mut notifier = Notifier::new(SubscriptionLimits {
+        let sub_limits = SubscriptionLimits {
             min_expires: config.min_expires,
             max_expires: config.max_expires,
             max_subscriptions: config.max_subscriptions,
             ..SubscriptionLimits::default()
-        });
+        };
+        let mut notifier = Notifier::new(sub_limits);
+        let lists = lists::ListBook::open(
+            store.as_ref().map(|(db, _)| *db),
+            &config.initial_lists(),
+            config.max_list_members,
+            config.max_lists,
+        )?;
         for (presentity, watchers) in config.allowed_watchers() {
             let mut p = WatcherPolicy::default();
             for w in &watchers {
@@ -120,25 +157,31 @@ impl PresenceServer {
             }
             notifier.set_policy(now, &presentity, p, &esc);
         }
-        Arc::new_cyclic(|me| PresenceServer {
+        Ok(Arc::new_cyclic(|me| PresenceServer {
             me: me.clone(),
             ep,
             resolver,
             host: host.to_string(),
+            commit: store.map(|(_, c)| c),
             state: Mutex::new(State {
                 esc,
                 notifier,
+                rls: ListSubscriptions::new(sub_limits, host),
+                lists,
                 dialogs: HashMap::new(),
                 sending: HashMap::new(),
                 max_dialogs: config.max_subscriptions,
             }),
             notifys: Arc::new(Semaphore::new(MAX_NOTIFYS_IN_FLIGHT)),
-        })
+        }))
     }
 
-    /// Subscriptions held (tests and status).
+    /// Subscriptions held, to presentities and to lists (tests and status).
     pub fn subscriptions(&self) -> usize {
-        self.state.lock().map(|s| s.notifier.len()).unwrap_or(0)
+        self.state
+            .lock()
+            .map(|s| s.notifier.len() + s.rls.len())
+            .unwrap_or(0)
     }
 
     /// `entity`'s composed document now, if it has one (tests).
@@ -298,7 +341,12 @@ impl PresenceServer {
             let st = &mut *st;
             if in_dialog(req) {
                 let id = sip::in_dialog_id(req);
-                match st.notifier.refresh(now, &id, expires, &st.esc) {
+                let refreshed = if st.rls.contains(&id) {
+                    Self::list_refresh(st, now, &id, expires)
+                } else {
+                    st.notifier.refresh(now, &id, expires, &st.esc)
+                };
+                match refreshed {
                     Ok(s) => {
                         let mut ok = req.response(200, None);
                         ok.headers.push("Contact", contact.clone());
@@ -306,6 +354,12 @@ impl PresenceServer {
                         (ok, st.drain(now, &contact))
                     }
                     Err(e) => (subscribe_error(req, &self.host, &e), Vec::new()),
+                }
+            } else if let Some((owner, name)) = lists::parse_list_uri(&req.uri) {
+                match self.initial_list_subscribe(st, req, (&owner, &name), expires, now, &contact)
+                {
+                    Ok(ok) => (ok, st.drain(now, &contact)),
+                    Err(r) => (r, Vec::new()),
                 }
             } else {
                 match self.initial_subscribe(st, req, expires, now, &contact) {
@@ -362,8 +416,10 @@ impl PresenceServer {
             // Documents that lapsed go to watchers before their subscriptions expire.
             while let Some(entity) = st.esc.poll_changed() {
                 st.notifier.presentity_changed(now, &entity, &st.esc);
+                st.rls.member_changed(now, &entity, &st.notifier, &st.esc);
             }
             st.notifier.expire(now, &st.esc);
+            st.rls.expire(now, &st.notifier, &st.esc);
             st.drain(now, &self.contact())
         };
         self.send_all(notifys);
@@ -373,14 +429,39 @@ impl PresenceServer {
     /// at a time per dialog (see `State::sending`). A NOTIFY answered 481, or not at all, ends
     /// the subscription without another NOTIFY (RFC 6665 §4.2.2).
     fn send_all(&self, notifys: Vec<Request>) {
-        for n in notifys {
+        let mut work: VecDeque<Request> = notifys.into();
+        while let Some(n) = work.pop_front() {
             let id = sip::in_dialog_id_of_notify(&n);
             {
                 let Ok(mut st) = self.state.lock() else {
                     return;
                 };
                 if let Some(waiting) = st.sending.get_mut(&id) {
-                    *waiting = Some(n);
+                    let list = sip::lists_option(&n, "Require", sip::EVENTLIST);
+                    let last = n
+                        .headers
+                        .get("Subscription-State")
+                        .is_some_and(|v| v.trim_start().starts_with("terminated"));
+                    if !list || last {
+                        // A presence NOTIFY has the whole state, and a final one ends the
+                        // subscription: either replaces those waiting.
+                        waiting.clear();
+                        waiting.push_back(n);
+                    } else if waiting.len() < MAX_LIST_BACKLOG {
+                        waiting.push_back(n);
+                    } else {
+                        // The watcher lags: one full state replaces the backlog.
+                        waiting.clear();
+                        let st = &mut *st;
+                        let now = Instant::now();
+                        st.rls.resync(now, &id, &st.notifier, &st.esc);
+                        for m in st.drain(now, &self.contact()) {
+                            match st.sending.get_mut(&id) {
+                                Some(w) if sip::in_dialog_id_of_notify(&m) == id => w.push_back(m),
+                                _ => work.push_back(m),
+                            }
+                        }
+                    }
                     continue;
                 }
                 let Ok(permit) = self.notifys.clone().try_acquire_owned() else {
@@ -390,7 +471,7 @@ impl PresenceServer {
                     );
                     continue;
                 };
-                st.sending.insert(id.clone(), None);
+                st.sending.insert(id.clone(), VecDeque::new());
                 let ep = self.ep.clone();
                 let resolver = self.resolver.clone();
                 let me = self.me.clone();
@@ -402,7 +483,7 @@ impl PresenceServer {
                         let Some(me) = me.upgrade() else { return };
                         let Ok(mut st) = me.state.lock() else { return };
                         match st.sending.get_mut(&id) {
-                            Some(waiting) if waiting.is_some() => next = waiting.take(),
+                            Some(waiting) if !waiting.is_empty() => next = waiting.pop_front(),
                             _ => {
                                 st.sending.remove(&id);
                             }
@@ -420,10 +501,11 @@ impl PresenceServer {
             let st = &mut *st;
             st.dialogs.remove(id);
             if let Some(waiting) = st.sending.get_mut(id) {
-                *waiting = None;
+                waiting.clear();
             }
             st.notifier
                 .terminate(id, TerminationReason::Giveup, &st.esc);
+            st.rls.forget(id);
             let contact = self.contact();
             let _ = st.drain(Instant::now(), &contact);
         }

@@ -12,11 +12,14 @@
 //! of a SUBSCRIBE is whom the presentity's rules name.
 
 use crate::presence::pidf::CONTENT_TYPE as PIDF;
+use crate::presence::rls::ListNotify;
 use crate::presence::subscription::{DialogId, Notify, SubscriptionState};
 use crate::sip::{NameAddr, Request, Response, Uri};
 
 /// The event package the PS serves (RFC 3856 §6.1).
 pub const EVENT: &str = "presence";
+/// The option tag of resource lists (RFC 4662 §4.4).
+pub const EVENTLIST: &str = "eventlist";
 
 /// A request the PS refuses before the cores see it, with the status it answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +55,30 @@ pub enum PsRequestError {
     /// The watcher's `Accept` lists no PIDF (RFC 3856 §6.7, RFC 6665 §8.2.4): 406.
     #[error("Accept {0:?} lists no application/pidf+xml")]
     NotAcceptable(String),
+    /// A SUBSCRIBE to a list without `Supported: eventlist` (RFC 4662 §4.4): 421 with
+    /// `Require: eventlist`.
+    #[error("{0} is a resource list: subscribing to it needs Supported: eventlist (RFC 4662)")]
+    EventlistRequired(String),
+    /// A list SUBSCRIBE whose `Accept` lacks `multipart/related` or `application/rlmi+xml`
+    /// (RFC 4662 §4.4 asks the subscriber for both): 406.
+    #[error("Accept {0:?} lacks multipart/related and application/rlmi+xml")]
+    ListNotAcceptable(String),
+    /// Someone else's list: only its owner may subscribe to it: 403.
+    #[error("{watcher} may not subscribe to a list of {owner}")]
+    NotListOwner {
+        /// Who asked.
+        watcher: String,
+        /// Whose list it is.
+        owner: String,
+    },
+    /// The owner has no list by that name: 404.
+    #[error("{owner} has no list {name:?}")]
+    NoSuchList {
+        /// The owner (who asked).
+        owner: String,
+        /// The list name.
+        name: String,
+    },
 }
 
 impl PsRequestError {
@@ -63,8 +90,12 @@ impl PsRequestError {
             PsRequestError::BadExpires(_)
             | PsRequestError::NoContact
             | PsRequestError::NoPresentity => 400,
-            PsRequestError::NotAsserted | PsRequestError::NotPresentity { .. } => 403,
-            PsRequestError::NotAcceptable(_) => 406,
+            PsRequestError::NotAsserted
+            | PsRequestError::NotPresentity { .. }
+            | PsRequestError::NotListOwner { .. } => 403,
+            PsRequestError::NotAcceptable(_) | PsRequestError::ListNotAcceptable(_) => 406,
+            PsRequestError::EventlistRequired(_) => 421,
+            PsRequestError::NoSuchList { .. } => 404,
         }
     }
 
@@ -73,6 +104,7 @@ impl PsRequestError {
         match self {
             PsRequestError::BadEvent(_) => vec![("Allow-Events", EVENT)],
             PsRequestError::UnsupportedMedia(_) => vec![("Accept", PIDF)],
+            PsRequestError::EventlistRequired(_) => vec![("Require", EVENTLIST)],
             _ => Vec::new(),
         }
     }
@@ -212,6 +244,44 @@ pub fn check_accept(req: &Request) -> Result<(), PsRequestError> {
     }
 }
 
+/// True when an option-tag header (`Supported`, `Require`) of `req` lists `tag`.
+pub fn lists_option(req: &Request, header: &str, tag: &str) -> bool {
+    req.headers
+        .values(header)
+        .iter()
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(tag))
+}
+
+/// RFC 4662 §4.4: a list SUBSCRIBE says `Supported: eventlist`, and its `Accept`, when
+/// present, lists `multipart/related` and `application/rlmi+xml` (or wildcards).
+pub fn check_list_subscribe(req: &Request, list: &str) -> Result<(), PsRequestError> {
+    if !lists_option(req, "Supported", EVENTLIST) {
+        return Err(PsRequestError::EventlistRequired(list.to_string()));
+    }
+    let values = req.headers.values("Accept");
+    if values.is_empty() {
+        return Ok(());
+    }
+    let media: Vec<String> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    let has = |t: &str| media.iter().any(|m| m == t || m == "*/*");
+    if has("multipart/related") && (has("application/rlmi+xml") || has("application/*")) {
+        Ok(())
+    } else {
+        Err(PsRequestError::ListNotAcceptable(values.join(", ")))
+    }
+}
+
 /// The subscription dialog as the PS holds it, UAS side (RFC 3261 §12.1.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyDialog {
@@ -264,6 +334,29 @@ impl NotifyDialog {
     /// next CSeq, `Event: presence`, `Subscription-State`, our `contact`, and the PIDF when
     /// the watcher may see it. Its top Via is the sender's to add.
     pub fn notify_request(&mut self, n: &Notify, contact: &str) -> Request {
+        let content = n
+            .content()
+            .map(|(ct, xml)| (ct.to_string(), xml.into_bytes()));
+        self.request(&n.state, content, false, contact)
+    }
+
+    /// The NOTIFY for a list subscription (RFC 4662 §5.1): as [`Self::notify_request`], with
+    /// `Require: eventlist` and the `multipart/related` body.
+    pub fn list_notify_request(&mut self, n: &ListNotify, contact: &str) -> Request {
+        let content = n
+            .body
+            .as_ref()
+            .map(|b| (b.content_type.clone(), b.body.clone()));
+        self.request(&n.state, content, true, contact)
+    }
+
+    fn request(
+        &mut self,
+        state: &SubscriptionState,
+        content: Option<(String, Vec<u8>)>,
+        eventlist: bool,
+        contact: &str,
+    ) -> Request {
         self.cseq += 1;
         let mut r = Request::new(crate::sip::Method::Notify, self.remote_target.clone());
         r.headers.push("Max-Forwards", "70");
@@ -276,10 +369,13 @@ impl NotifyDialog {
         }
         r.headers.push("Contact", contact);
         r.headers.push("Event", EVENT);
-        r.headers.push("Subscription-State", n.state.to_string());
-        if let Some((ct, xml)) = n.content() {
+        if eventlist {
+            r.headers.push("Require", EVENTLIST);
+        }
+        r.headers.push("Subscription-State", state.to_string());
+        if let Some((ct, body)) = content {
             r.headers.push("Content-Type", ct);
-            r.body = bytes::Bytes::from(xml);
+            r.body = bytes::Bytes::from(body);
         }
         r
     }

@@ -4,6 +4,7 @@
 
 use super::Ue;
 use crate::presence::pidf::{Activity, Basic, Person, Pidf, PidfLimits, Tuple};
+use crate::presence::rlmi::{parse_body, RlmiLimits};
 use crate::sip::{IncomingRequest, Method, Request, Response};
 
 /// A status as `rcslab ue ... status` takes it.
@@ -141,7 +142,76 @@ pub fn notice(req: &Request) -> Option<PresenceNotice> {
     })
 }
 
+/// Reads a presence NOTIFY, a single presentity's (RFC 3856) or a list's (RFC 4662: one
+/// notice per resource the RLMI lists, its instance state and document); `None` for anything
+/// else. A list body that does not parse gives no notices.
+pub fn notices(req: &Request) -> Option<Vec<PresenceNotice>> {
+    let single = notice(req)?;
+    let ct = req.headers.get("Content-Type").unwrap_or_default();
+    if !ct
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("multipart/related")
+    {
+        return Some(vec![single]);
+    }
+    let Ok(body) = parse_body(ct, &req.body, &RlmiLimits::default()) else {
+        return Some(Vec::new());
+    };
+    let docs: std::collections::HashMap<String, Pidf> = body.documents.into_iter().collect();
+    Some(
+        body.rlmi
+            .resources
+            .iter()
+            .map(|r| {
+                let inst = r.instances.first();
+                let state = inst.map(|i| i.state.to_string()).unwrap_or_default();
+                let document = inst
+                    .and_then(|i| i.cid.as_ref())
+                    .and_then(|cid| docs.get(cid).cloned());
+                PresenceNotice {
+                    presentity: r.uri.clone(),
+                    state,
+                    document,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// What `rcslab ue ... watch` prints for a notice: the document as [`describe`] says it, or
+/// `pending`, or the terminated state.
+pub fn notice_line(n: &PresenceNotice) -> String {
+    let what = match &n.document {
+        Some(d) => describe(d),
+        None if n.state.starts_with("pending") => "pending".into(),
+        None if n.state.starts_with("terminated") => n.state.clone(),
+        None => "no presence yet".into(),
+    };
+    format!("{}: {what}", n.presentity)
+}
+
 impl Ue {
+    /// Subscribes to the user's own resource list `name` (RFC 4662 §4.4; the GSMA RCS list
+    /// URI `sip:USER;pres-list=NAME@DOMAIN`): `Supported: eventlist`, and an `Accept` with the
+    /// list body's types. The request and the final answer.
+    pub async fn subscribe_list(&mut self, name: &str, expires: u32) -> (Request, Response) {
+        let uri = crate::presence::rls::list_uri(&self.cfg.impu, name)
+            .unwrap_or_else(|| self.cfg.impu.clone());
+        let mut r = self.new_request(Method::Subscribe, &uri);
+        r.headers.push("Event", "presence");
+        r.headers.push("Supported", "eventlist");
+        r.headers.push(
+            "Accept",
+            "application/pidf+xml, application/rlmi+xml, multipart/related",
+        );
+        r.headers.push("Expires", expires.to_string());
+        r.headers
+            .push("Contact", format!("<{}>", self.contact_uri()));
+        let resp = self.send(r.clone()).await;
+        (r, resp)
+    }
+
     /// Publishes `status` for `expires` seconds: an initial publication (RFC 3903 §4.1), or
     /// with `if_match` (the entity-tag of an earlier one) a modification of it (§4.4). The
     /// final answer, with `SIP-ETag` when it was 200 (412: the entity-tag is unknown).

@@ -27,6 +27,7 @@ mod peers;
 mod presence;
 mod regevent;
 mod registration;
+mod rls;
 mod routing;
 pub mod run_nodes;
 mod status;

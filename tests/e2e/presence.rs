@@ -23,7 +23,9 @@ const BOB: &str = "sip:bob@ims.lab";
 
 /// A lab (default, with `extra` merged in) with alice and bob registered: the directory and
 /// the shutdown sender must live as long as the test.
-async fn alice_and_bob(extra: &str) -> (tempfile::TempDir, Lab, watch::Sender<bool>, Ue, Ue) {
+pub(crate) async fn alice_and_bob(
+    extra: &str,
+) -> (tempfile::TempDir, Lab, watch::Sender<bool>, Ue, Ue) {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), extra).await;
     let (stop, shut) = watch::channel(false);
@@ -35,14 +37,14 @@ async fn alice_and_bob(extra: &str) -> (tempfile::TempDir, Lab, watch::Sender<bo
 }
 
 /// A PIDF of `entity` with one tuple.
-fn pidf(entity: &str, basic: Basic) -> String {
+pub(crate) fn pidf(entity: &str, basic: Basic) -> String {
     let mut d = Pidf::empty(entity);
     d.tuples.push(Tuple::new("t1", basic));
     d.to_xml()
 }
 
 /// A PUBLISH of `ue`'s own presence (`identity`), sent through its P-CSCF.
-async fn publish(
+pub(crate) async fn publish(
     ue: &Ue,
     identity: &str,
     event: &str,
@@ -80,7 +82,13 @@ async fn subscribe(ue: &Ue, watcher: &str, presentity: &str) -> (Request, Respon
 
 /// A SUBSCRIBE inside the dialog `sub` / `ok` opened (RFC 3261 §12.2.1.1: the route set is
 /// the 200's Record-Route reversed), with `to` as the To header.
-fn resubscribe(ue: &Ue, sub: &Request, ok: &Response, to: &str, expires: u32) -> Request {
+pub(crate) fn resubscribe(
+    ue: &Ue,
+    sub: &Request,
+    ok: &Response,
+    to: &str,
+    expires: u32,
+) -> Request {
     let target = ok
         .headers
         .get("Contact")
@@ -127,7 +135,7 @@ async fn notify(ue: &mut Ue, wait: Duration) -> (String, Option<Pidf>) {
 }
 
 /// One request from `ue` to the PS of `target` and its final answer back, `status`.
-fn to_ps(user: &str, method: &str, status: &str) -> Vec<String> {
+pub(crate) fn to_ps(user: &str, method: &str, status: &str) -> Vec<String> {
     [
         format!("UE {user} -> P-CSCF SIP {method}"),
         format!("P-CSCF -> S-CSCF SIP {method}"),
@@ -146,7 +154,7 @@ fn to_ps(user: &str, method: &str, status: &str) -> Vec<String> {
 }
 
 /// A NOTIFY from the PS to `user` along the route set, and its 200 back.
-fn notify_to(user: &str) -> Vec<String> {
+pub(crate) fn notify_to(user: &str) -> Vec<String> {
     [
         "PS -> S-CSCF SIP NOTIFY".to_string(),
         "S-CSCF -> P-CSCF SIP NOTIFY".into(),
@@ -159,7 +167,7 @@ fn notify_to(user: &str) -> Vec<String> {
 }
 
 /// True when `got` is `a` and `b` interleaved, each in its order.
-fn interleaves(got: &[String], a: &[String], b: &[String]) -> bool {
+pub(crate) fn interleaves(got: &[String], a: &[String], b: &[String]) -> bool {
     if got.len() != a.len() + b.len() {
         return false;
     }
@@ -180,12 +188,12 @@ fn interleaves(got: &[String], a: &[String], b: &[String]) -> bool {
 }
 
 /// The ladder once it holds `n` lines (the last 200 of a NOTIFY may still be on its way).
-async fn flow_of(lab: &Lab, n: usize) -> Vec<String> {
+pub(crate) async fn flow_of(lab: &Lab, n: usize) -> Vec<String> {
     crate::eventually(&format!("{n} ladder lines"), || flow(lab).len() >= n).await;
     flow(lab)
 }
 
-fn header<'a>(r: &'a Response, name: &str) -> &'a str {
+pub(crate) fn header<'a>(r: &'a Response, name: &str) -> &'a str {
     r.headers.get(name).unwrap_or_default()
 }
 
