@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Gateway, WebError, WebUser};
 use crate::ue::rls::{Buddy, ListEvent, ListWatcher, SubscriptionStatus, DEFAULT_EXPIRES};
@@ -121,8 +121,9 @@ impl Gateway {
             tracing::info!(user = %user.aor, "no RCS buddy list for this identity");
             return;
         };
-        tokio::spawn(pump(self.clone(), user.clone(), events));
-        let ready = watcher.settled(FIRST_STATE_WAIT);
+        let (first, ready) = oneshot::channel();
+        tokio::spawn(pump(self.clone(), user.clone(), events, first));
+        let ready = tokio::time::timeout(FIRST_STATE_WAIT, ready);
         if let Ok(mut w) = user.list.lock() {
             *w = Some(watcher);
         }
@@ -131,7 +132,7 @@ impl Gateway {
             self.unwatch_buddies(user).await;
             return;
         }
-        if !ready.await {
+        if !matches!(ready.await, Ok(Ok(()))) {
             tracing::info!(user = %user.aor, "no buddy list state yet; it comes later");
         }
     }
@@ -190,13 +191,35 @@ impl Gateway {
     }
 }
 
-/// Reads a user's list events until the subscription or the login ends.
-async fn pump(gw: Arc<Gateway>, user: Arc<WebUser>, mut events: mpsc::Receiver<ListEvent>) {
+/// Reads a user's list events until the subscription or the login ends; `first` fires once
+/// the gateway has the list's first full state (or knows it will not come soon).
+async fn pump(
+    gw: Arc<Gateway>,
+    user: Arc<WebUser>,
+    mut events: mpsc::Receiver<ListEvent>,
+    first: oneshot::Sender<()>,
+) {
     let mut closed = user.watch_closed();
+    let mut first = Some(first);
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(ev) => gw.on_list_event(&user, ev),
+                Some(ev) => {
+                    let given_up = matches!(
+                        ev,
+                        ListEvent::Status(
+                            SubscriptionStatus::Retrying
+                                | SubscriptionStatus::Failed
+                                | SubscriptionStatus::Ended
+                        )
+                    );
+                    gw.on_list_event(&user, ev);
+                    if given_up || user.with(|s| s.buddies.known) {
+                        if let Some(f) = first.take() {
+                            let _ = f.send(());
+                        }
+                    }
+                }
                 None => return,
             },
             _ = closed.changed() => return,

@@ -509,6 +509,9 @@ mod driver {
             .push("Contact", format!("<sip:rls@{}>", rls.local_addr()));
         answer.headers.push("Expires", "600");
         answer.headers.push("Require", "eventlist");
+        // The proxies record-routed the SUBSCRIBE (not the NOTIFY that came first).
+        answer.headers.push("Record-Route", "<sip:scscf.test;lr>");
+        answer.headers.push("Record-Route", "<sip:pcscf.test;lr>");
         sub.tx.respond(answer);
         assert!(watcher.settled(Duration::from_secs(5)).await);
         let c = next_change(&mut events).await;
@@ -554,6 +557,11 @@ mod driver {
             u.uri
         );
         assert!(u.headers.get("CSeq").unwrap().starts_with("2 "));
+        assert_eq!(
+            u.headers.values("Route"),
+            ["<sip:pcscf.test;lr>", "<sip:scscf.test;lr>"],
+            "the 200's Record-Route, reversed"
+        );
         un.tx.respond(ok(u));
         let n = notify(&rls, s, 4, "terminated;reason=timeout", None);
         let r = rls

@@ -321,6 +321,14 @@ impl Driver {
         if resp.is_success() && !d.established {
             d.established = true;
             d.to = resp.headers.get("To").unwrap_or_default().to_string();
+            if let Some(t) = resp.headers.get("Contact").and_then(uri_of) {
+                d.target = t;
+            }
+        }
+        // The route set (RFC 3261 §12.1.2: the 2xx's Record-Route, reversed), also when a
+        // NOTIFY that came first made the dialog: proxies record-route the SUBSCRIBE, not
+        // the in-dialog NOTIFY, so the NOTIFY gave none.
+        if resp.is_success() && d.route.is_empty() {
             d.route = resp
                 .headers
                 .values("Record-Route")
@@ -328,9 +336,6 @@ impl Driver {
                 .rev()
                 .map(|s| s.to_string())
                 .collect();
-            if let Some(t) = resp.headers.get("Contact").and_then(uri_of) {
-                d.target = t;
-            }
         }
         let num = |h: &str| resp.headers.get(h).and_then(|v| v.trim().parse().ok());
         if resp.status >= 300 {
@@ -383,14 +388,23 @@ impl Driver {
             .unwrap_or(SubState::Active(None));
         let now = Instant::now();
         self.sub.on_notify(now, &state);
-        // The RLS answered with a NOTIFY (RFC 6665 §4.1.2.4): whatever its body, the first
-        // state is in.
-        let _ = self.settled.send(true);
-        if req.body.is_empty() {
-            return;
+        if !req.body.is_empty() {
+            let ct = req
+                .headers
+                .get("Content-Type")
+                .unwrap_or_default()
+                .to_string();
+            let body = req.body.clone();
+            self.apply(&ct, &body).await;
         }
-        let ct = req.headers.get("Content-Type").unwrap_or_default();
-        let applied = parse_body(ct, &req.body, &self.limits)
+        // The RLS answered with a NOTIFY (RFC 6665 §4.1.2.4): whatever its body, the first
+        // state is in (and, when it was a list, reported).
+        let _ = self.settled.send(true);
+    }
+
+    /// Applies a NOTIFY body to the list and reports what changed.
+    async fn apply(&mut self, ct: &str, body: &[u8]) {
+        let applied = parse_body(ct, body, &self.limits)
             .map_err(|e| e.to_string())
             .and_then(|p| {
                 let full = p.rlmi.full_state;
