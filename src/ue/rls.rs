@@ -32,7 +32,7 @@ use crate::sip::endpoint::Incoming;
 use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response};
 
 /// The name of the RCS buddy list every user has at the RLS.
-pub const LIST_NAME: &str = "rcs";
+pub const LIST_NAME: &str = crate::presence::rls::DEFAULT_LIST;
 /// What the list SUBSCRIBE accepts (RFC 4662 §4.1, RFC 3856 §6.5).
 pub const ACCEPT: &str = "application/pidf+xml, application/rlmi+xml, multipart/related";
 /// Wait before a new subscription after one failed or was given up by the RLS; it doubles
@@ -46,15 +46,15 @@ pub const DEFAULT_EXPIRES: u32 = 3600;
 /// How long ending the subscription (Expires: 0, then the terminated NOTIFY) may take.
 pub const END_WAIT: Duration = Duration::from_secs(3);
 
-/// The RCS list URI of `aor` (`sip:alice@ims.lab` -> `sip:alice;pres-list=rcs@ims.lab`);
-/// `None` for an identity without a user part.
+/// The RCS list URI of `aor` (`sip:alice@ims.lab` -> `sip:alice;pres-list=rcs@ims.lab`, as
+/// the RLS spells it: [`crate::presence::rls::list_uri`]); `None` for an identity without a
+/// plain user part.
 pub fn list_uri(aor: &str) -> Option<String> {
-    let rest = aor.strip_prefix("sip:")?;
-    let (user, host) = rest.split_once('@')?;
+    let (user, host) = aor.strip_prefix("sip:")?.split_once('@')?;
     if user.is_empty() || host.is_empty() || user.contains(';') {
         return None;
     }
-    Some(format!("sip:{user};pres-list={LIST_NAME}@{host}"))
+    crate::presence::rls::list_uri(aor, LIST_NAME)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,9 +303,13 @@ impl BuddyList {
     }
 }
 
-/// The list URI as the RLMI writes it may differ in case of the host or a `sip:` / `sips:`.
+/// The RLMI's list URI names our list (owner and name, whatever else the URI carries).
 fn same_list(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
+    use crate::presence::rls::parse_list_uri;
+    match (parse_list_uri(a), parse_list_uri(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.eq_ignore_ascii_case(b),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@
 //! | IMDN about our message | event `messageStatusNotification` |
 //! | is-composing | event `isComposing` |
 //! | `POST Chat`, `POST Chat/{id}/Messages` | INVITE with the first message, MSRP SEND |
+//! | login: SUBSCRIBE to `sip:<user>;pres-list=rcs@<domain>` (RLS, RFC 4662), NOTIFY full state | (client) `GET Buddies` |
+//! | NOTIFY partial state (a buddy changed) | event `presence` |
 //!
 //! Where each part lives: the gateway and its users here; `session.rs` (login, logout,
 //! tokens), `chat.rs` (the chat instances and their REST operations), `notification.rs` (the

@@ -331,3 +331,43 @@ async fn buddies_refuse_bad_requests() {
     assert_eq!(s, 405, "{v}");
     lab.shutdown().await;
 }
+
+/// The gateway refreshes the list subscription inside its dialog before it expires (here the
+/// PS grants 4 s, so at 2 s): SUBSCRIBE with the next CSeq along the route set, 200, and the
+/// full state again (RFC 4662 §5.2) — no new dialog, and nothing new for the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_subscription_is_refreshed_in_its_dialog() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[presence]\nmin_expires = 1\nmax_expires = 4\n").await;
+    let token = login(&lab, "alice", "alice-secret").await;
+    let mut ch = Channel::open(&lab, "alice", &token, 0).await;
+    let call_id = list_subscribes(&lab)[0]
+        .headers
+        .get("Call-ID")
+        .unwrap()
+        .to_string();
+    crate::eventually("a refresh", || list_subscribes(&lab).len() >= 2).await;
+    let subs = list_subscribes(&lab);
+    assert_eq!(subs[1].headers.get("Call-ID"), Some(call_id.as_str()));
+    assert_eq!(subs[1].headers.get("CSeq"), Some("2 SUBSCRIBE"));
+    assert_eq!(subs[1].headers.get("Expires"), Some("3600"));
+    assert_eq!(subs[1].headers.values("Route").len(), 3, "{:?}", subs[1]);
+    crate::eventually("the refresh's NOTIFY", || {
+        notify_bodies(&lab, &call_id).len() >= 2
+    })
+    .await;
+    let got = dialog_ladder(&lab, &call_id);
+    assert!(
+        interleaves(&got[12..24], &subscribe_hops("200"), &notify_hops()),
+        "{got:#?}"
+    );
+    let bodies = notify_bodies(&lab, &call_id);
+    assert!(bodies[1].1.rlmi.full_state && bodies[1].1.rlmi.version == 1);
+    let list = get(&lab, "/webrsf/v1/alice/Buddies", &token).await;
+    assert_eq!(list["subscription"], "active", "{list}");
+    assert!(
+        ch.try_next(Duration::from_millis(300)).await.is_none(),
+        "the same state again is no news"
+    );
+    lab.shutdown().await;
+}
