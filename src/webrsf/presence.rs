@@ -98,10 +98,15 @@ pub(super) struct ListParts {
 impl ListParts {
     /// Sets the UE's presence NOTIFYs apart (before [`crate::ue::chat::ChatUe::start`]).
     pub(super) fn take(ue: &mut Ue) -> ListParts {
+        // The subscription needs the identity and the P-CSCF, not the credentials.
+        let mut cfg = ue.cfg.clone();
+        cfg.password.clear();
+        cfg.k = [0; 16];
+        cfg.opc = [0; 16];
         ListParts {
             notifies: ue.split_presence_notifies(),
             ep: ue.endpoint().clone(),
-            cfg: ue.cfg.clone(),
+            cfg,
             contact: ue.contact(),
         }
     }
