@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod chat;
 pub mod presence;
+pub mod rls;
 
 use std::net::SocketAddr;
 

@@ -20,18 +20,22 @@
 //! | GET | `/History[?limit=N]` | the user's conversations, newest first, each with its newest message |
 //! | GET | `/History/{peer}?after=SEQ&limit=N` | T-IM's numbered conversation after SEQ |
 //! | GET | `/History/{peer}?last=N` | its newest N messages |
+//! | GET | `/Buddies` | the buddy list: `{"list","subscription","buddies":[{"user","uri","state","note","last_seen"}]}` |
+//! | GET | `/Buddies/{buddy}` | one buddy: `{"user","uri","state","note","last_seen"}` |
 //!
 //! Every call but `POST /Session` carries `Authorization: Bearer TOKEN`; tokens end after
 //! `[webrsf] token_lifetime_secs`. The SSE and WebSocket channels also take `?ticket=`.
 //!
 //! This file is the server plumbing (serving, routes, authentication, bodies, error
 //! answers); the handlers live by request family in `http/`: `session.rs`, `chat.rs`,
-//! `history.rs`, `notification.rs` (the three channels), `record.rs` (flight recorder) and
+//! `history.rs`, `presence.rs` (buddies), `notification.rs` (the three channels), `record.rs`
+//! (flight recorder) and
 //! `webhook.rs` (push webhooks).
 
 mod chat;
 mod history;
 mod notification;
+mod presence;
 mod record;
 mod session;
 mod webhook;
@@ -59,6 +63,7 @@ use chat::{
 };
 use history::{conversations, history};
 use notification::{sse, streaming, websocket};
+use presence::{buddies, buddy};
 use record::record;
 use session::{login, logout, refresh, ticket};
 pub use webhook::{post_json, WebhookError};
@@ -136,7 +141,9 @@ pub fn router(gw: Gw) -> Router {
         .route("/Chat/{id}/Messages/{mid}/Status", put(put_status))
         .route("/Chat/{id}/Composing", post(composing))
         .route("/History", get(conversations))
-        .route("/History/{peer}", get(history));
+        .route("/History/{peer}", get(history))
+        .route("/Buddies", get(buddies))
+        .route("/Buddies/{buddy}", get(buddy));
     Router::new()
         .nest("/webrsf/v1/{user}", api)
         .route("/", get(|| async { static_file("text/html; charset=utf-8", INDEX) }))

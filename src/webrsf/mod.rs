@@ -18,11 +18,15 @@
 //! | IMDN about our message | event `messageStatusNotification` |
 //! | is-composing | event `isComposing` |
 //! | `POST Chat`, `POST Chat/{id}/Messages` | INVITE with the first message, MSRP SEND |
+//! | login: SUBSCRIBE to `sip:<user>;pres-list=rcs@<domain>` (RLS, RFC 4662), NOTIFY full state | (client) `GET Buddies` |
+//! | NOTIFY partial state (a buddy changed) | event `presence` |
 //!
 //! Where each part lives: the gateway and its users here; `session.rs` (login, logout,
 //! tokens), `chat.rs` (the chat instances and their REST operations), `notification.rs` (the
 //! event log behind the channels, webhooks), `ims.rs` (the UE's SIP/MSRP events into web
-//! events), `history.rs` (T-IM's stored conversations), `error.rs` (statuses and JSON errors).
+//! events), `history.rs` (T-IM's stored conversations), `presence.rs` (the buddy list: a
+//! list subscription to the RLS per user, `GET Buddies` and `presence` events), `error.rs`
+//! (statuses and JSON errors).
 
 pub mod body;
 mod chat;
@@ -33,6 +37,7 @@ pub mod http;
 mod ims;
 pub mod limits;
 mod notification;
+mod presence;
 mod session;
 pub mod tokens;
 
@@ -69,6 +74,8 @@ struct UserState {
     ours_order: VecDeque<String>,
     /// Instance ids, oldest first (which one goes past `max_instances_per_user`).
     order: VecDeque<String>,
+    /// The buddy list ([`presence`]).
+    buddies: presence::Buddies,
 }
 
 /// A logged-in web user: an RCS UE registered on their behalf.
@@ -95,6 +102,8 @@ pub struct WebUser {
     /// Token expiry (`[webrsf] token_idle_secs`).
     last_used: limits::LastUsed,
     caps: limits::UserCaps,
+    /// The list subscription to the user's buddies ([`presence`]), once made.
+    list: Mutex<Option<crate::ue::rls::ListWatcher>>,
 }
 
 /// The gateway node.

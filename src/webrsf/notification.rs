@@ -27,6 +27,11 @@ impl Gateway {
     /// webhook when no channel is open.
     pub(super) fn emit(&self, user: &WebUser, kind: &str, instance_id: &str, data: Value) {
         let instance = self.instance_url(&user.user_id, instance_id);
+        self.emit_at(user, kind, &instance, data)
+    }
+
+    /// [`Self::emit`] about the resource at `instance` (a URL), not a chat instance.
+    pub(super) fn emit_at(&self, user: &WebUser, kind: &str, instance: &str, data: Value) {
         let ev = user.with(|s| {
             s.next_id += 1;
             let ev = Event {

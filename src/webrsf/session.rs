@@ -193,6 +193,8 @@ impl Gateway {
             .await
             .map_err(|_| WebError::Timeout("no answer to REGISTER".into()))?
             .map_err(|e| WebError::Unauthorized(e.to_string()))?;
+        // Buddies' presence NOTIFYs go to the list subscription, the rest to the chat client.
+        let list_parts = super::presence::ListParts::take(&mut ue);
         let mut chat = ChatUe::start(
             ue,
             self.trace.clone(),
@@ -227,6 +229,7 @@ impl Gateway {
                 media: self.cfg.max_media_per_user,
                 instances: self.cfg.max_instances_per_user,
             },
+            list: Mutex::new(None),
         });
         if let Some(old) = replaces {
             tracing::info!(%aor, "web login with a new password the IMS core took: the old session ends");
@@ -249,6 +252,7 @@ impl Gateway {
             return Ok(w);
         }
         tokio::spawn(pump(self.clone(), user.clone(), events));
+        self.watch_buddies(&user, list_parts).await;
         Ok(user)
     }
 
@@ -268,6 +272,8 @@ impl Gateway {
             t.revoke_all(&key);
         }
         let _ = user.closed.send(true);
+        // The list subscription ends while the UE is still registered (its NOTIFY comes back).
+        self.unwatch_buddies(user).await;
         let ok = user.chat.deregister().await;
         user.life.end();
         ok

@@ -1,9 +1,12 @@
 // Headless-browser test of the WebRSF chat client (src/webrsf/web) against a running lab.
 // bob and carol log in from two browser contexts and chat: delivery and display ticks,
 // the typing indicator, a reply, a page reload that loses nothing, and the past conversation
-// back after logging out and in again.
+// back after logging out and in again; then bob's buddy list follows alice (an rcslab UE)
+// going away and offline ("last seen").
 // Run by scripts/test-browser.sh; by hand: WEBRSF_URL=http://127.0.0.1:8080 node tests/browser/chat.mjs
 import { chromium } from 'playwright-core';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +14,7 @@ import { join } from 'node:path';
 const BASE = process.env.WEBRSF_URL || 'http://127.0.0.1:8080';
 const WAIT = 10_000;          // every single wait is bounded by this
 const WHOLE_TEST = 120_000;   // and the whole run by this
+const RCSLAB = process.env.RCSLAB || 'target/debug/rcslab';
 
 let step = 'launch';
 let browser = null;
@@ -100,6 +104,15 @@ async function send(page, text) {
   await page.getByTestId('send').click();
 }
 
+// `rcslab ue --user USER ARGS...` against the lab (its default P-CSCF), bounded by WAIT.
+async function rcslabUe(user, args) {
+  await promisify(execFile)(RCSLAB, ['ue', '--user', user, ...args], { timeout: WAIT });
+}
+
+function buddy(page, user, state) {
+  return page.locator(`[data-testid="buddy-${user}"][data-state="${state}"]`);
+}
+
 async function statusLog(page, text) {
   return (await page.evaluate(() => window.__statusLog)).filter(([t]) => t === text).map(([, s]) => s);
 }
@@ -180,6 +193,18 @@ async function run() {
       if (n !== 1) throw new Error(`carol shows "${text}" ${n} times after logging in again`);
     }
 
+    step = 'bob\'s buddy list shows alice and carol';
+    await bob.getByTestId('buddy-alice').waitFor();
+    await bob.getByTestId('buddy-carol').waitFor();
+
+    step = 'alice (rcslab ue) goes away, "lunch": bob\'s buddy list shows it without a reload';
+    await rcslabUe('alice', ['status', 'away', 'lunch']);
+    await buddy(bob, 'alice', 'away').filter({ hasText: 'lunch' }).waitFor();
+
+    step = 'alice goes offline: bob sees when she was last seen';
+    await rcslabUe('alice', ['status', 'offline']);
+    await buddy(bob, 'alice', 'offline').filter({ hasText: /last seen/ }).waitFor();
+
     step = 'no script errors in either page';
     if (problems.length) throw new Error(problems.join('\n'));
   } catch (e) {
@@ -203,7 +228,7 @@ const watchdog = setTimeout(() => {
 
 try {
   await run();
-  console.log('browser test: ok (login, chat, delivered/displayed ticks, typing, reply, reload without loss, history after logging in again)');
+  console.log('browser test: ok (login, chat, delivered/displayed ticks, typing, reply, reload without loss, history after logging in again, buddies away and last seen)');
 } catch (e) {
   console.error(`browser test: FAIL at step: ${step}\n${e.message}`);
   if (problems.length && !step.startsWith('no script errors')) console.error('uncaught errors in the pages:\n' + problems.join('\n'));

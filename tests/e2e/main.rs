@@ -35,6 +35,7 @@ mod status;
 mod store_forward;
 mod trust_domain;
 pub mod web;
+mod web_presence;
 mod web_security;
 
 use std::path::Path;

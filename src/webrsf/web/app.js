@@ -11,13 +11,16 @@
 //   POST   Chat {to,text}                 first message to a peer; POST Chat/{id}/Messages later ones
 //   POST   Chat/{id}/Composing {active}   typing indicator (RFC 3994 isComposing)
 //   GET    Chat, Chat/{id}/Messages       conversations and their history, after a page reload
+//   GET    Buddies                        the buddy list (online, away, busy, offline, pending;
+//                                         note; last seen), kept current by `presence` events
 // The token, the user and the cursor live in sessionStorage, so a reload loses nothing:
 // history comes from GET Chat, unacknowledged messages from Chat/Media, and every event
 // after the cursor is replayed by the SSE stream.
 'use strict';
 
 const STORE = 'rcslab.webrsf';
-const EVENT_TYPES = ['chat', 'messageNotification', 'messageStatusNotification', 'isComposing', 'chatEvent', 'sessionEnded'];
+const EVENT_TYPES = ['chat', 'messageNotification', 'messageStatusNotification', 'isComposing', 'chatEvent', 'sessionEnded', 'presence'];
+const STATE_WORDS = { online: 'online', away: 'away', busy: 'busy', offline: 'offline', pending: 'waiting for approval' };
 // Our messages only move forward: a late "delivered" never hides "displayed".
 const RANK = { sending: 0, sent: 1, failed: 1.5, delivered: 2, displayed: 3 };
 const TICK = { sending: '…', sent: '✓', delivered: '✓✓', displayed: '✓✓', failed: '!' };
@@ -35,6 +38,7 @@ const lateChatEvents = new Map(); // chatEvents for an instance id we do not kno
 let source = null;             // the EventSource
 let composing = null;          // the conversation we told "active", or null
 let idleTimer = null;
+const buddies = new Map();     // uri -> { user, uri, state, note, last_seen }
 
 // ---------- session ----------
 
@@ -126,6 +130,8 @@ function logout(message) {
   byMessageId.clear();
   earlyStatus.clear();
   lateChatEvents.clear();
+  buddies.clear();
+  renderBuddies();
   $('conversations').replaceChildren();
   $('messages').replaceChildren();
   $('chat-view').hidden = true;
@@ -157,6 +163,7 @@ async function start() {
     for (const m of await api('GET', `/Chat/${conv.id}/Messages`)) addHistory(conv, m);
   }
   await fetchMedia();
+  await fetchBuddies();
   const reopen = conversations.find((c) => c.peer === session.open) || conversations[0];
   if (reopen) openConversation(reopen);
   renderConversations();
@@ -356,6 +363,7 @@ async function connect() {
   es.onopen = () => {
     setConnection('open');
     fetchMedia().catch(report); // anything that arrived while we were not listening
+    fetchBuddies().catch(report); // presence events older than the replay buffer are gone
   };
   es.onerror = () => {
     if (source !== es) return;
@@ -412,7 +420,69 @@ function onEvent(ev) {
       else lateChatEvents.set(id, data);
       break;
     }
+    case 'presence': // a buddy changed (or left the list)
+      if (data.removed) buddies.delete(data.uri);
+      else if (data.uri) buddies.set(data.uri, data);
+      renderBuddies();
+      break;
   }
+}
+
+// ---------- buddies ----------
+
+async function fetchBuddies() {
+  const list = await api('GET', '/Buddies');
+  buddies.clear();
+  for (const b of list.buddies || []) buddies.set(b.uri, b);
+  renderBuddies();
+}
+
+// "last seen 18:02" today, "last seen 30 Nov, 18:02" before.
+function lastSeenText(stamp) {
+  const t = new Date(stamp);
+  if (Number.isNaN(t.getTime())) return `last seen ${stamp}`;
+  const today = new Date().toDateString() === t.toDateString();
+  const opts = today ? { hour: '2-digit', minute: '2-digit' }
+    : { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' };
+  return `last seen ${t.toLocaleString(undefined, opts)}`;
+}
+
+function renderBuddies() {
+  const sorted = [...buddies.values()].sort((a, b) => a.user.localeCompare(b.user));
+  $('no-buddies').hidden = sorted.length > 0;
+  $('buddies').replaceChildren(...sorted.map((b) => {
+    const li = document.createElement('li');
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'buddy';
+    btn.dataset.testid = `buddy-${b.user}`;
+    btn.dataset.state = b.state;
+    btn.title = `Chat with ${b.user}`;
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    dot.setAttribute('aria-hidden', 'true');
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = b.user;
+    const status = document.createElement('span');
+    status.className = 'status';
+    status.dataset.testid = 'buddy-status';
+    let text = STATE_WORDS[b.state] || b.state;
+    if (b.note) text += ` · ${b.note}`;
+    if (b.state === 'offline' && b.last_seen) {
+      text = lastSeenText(b.last_seen);
+      status.dataset.lastSeen = b.last_seen;
+      status.title = b.last_seen;
+    }
+    status.textContent = text;
+    btn.append(dot, name, status);
+    btn.addEventListener('click', () => {
+      openConversation(conversationFor(null, normalisePeer(b.uri)));
+      $('compose-input').focus();
+    });
+    li.append(btn);
+    return li;
+  }));
 }
 
 function applyChatEvent(conv, data) {
