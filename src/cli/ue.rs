@@ -154,6 +154,25 @@ async fn send_one(
     }
 }
 
+/// A UE that stays registered says so: it publishes itself available (open) for as long as
+/// the PS allows; when it de-registers, the PS shows it offline and when it was last seen.
+async fn publish_online(ue: &mut rcslab::ue::Ue) {
+    use rcslab::ue::presence::Status;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        ue.publish(Status::Open, None, 86_400, None),
+    )
+    .await;
+    match r {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => eprintln!(
+            "rcslab ue: presence not published ({} {}): watchers see no state",
+            r.status, r.reason
+        ),
+        Err(_) => eprintln!("rcslab ue: presence not published (no answer in 5 s)"),
+    }
+}
+
 /// `rcslab ue`: a registered RCS client (see `rcslab::ue::chat`).
 pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
     use rcslab::cpim::ImdnStatus;
@@ -236,6 +255,14 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                     resp.status, resp.reason
                 )));
             }
+            // The PS shows a user offline once no contact of theirs is registered (it watches
+            // the reg event): with no other registration, this one ending says "offline".
+            if reg.contacts.len() <= 1 {
+                eprintln!(
+                    "rcslab ue: {} has no other registration: the presence server shows them offline (last seen now) once this command de-registers; keep `rcslab ue --user {} listen` running to stay online",
+                    ue.cfg.impu, args.user
+                );
+            }
             let doc = document(&ue.cfg.impu, &ue.contact(), st, note.as_deref());
             let granted = resp.headers.get("Expires").unwrap_or("?").to_string();
             println!("published: {} for {granted} s", describe(&doc));
@@ -290,6 +317,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             outcome
         }
         Some(UeCmd::Listen) => {
+            publish_online(&mut ue).await;
             let mut chat = ChatUe::start(ue, trace, keep);
             eprintln!(
                 "rcslab ue: {} registered, listening (Ctrl-C stops)",
@@ -312,6 +340,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             }
         }
         None => {
+            publish_online(&mut ue).await;
             let mut chat = ChatUe::start(ue, trace, keep);
             println!(
                 "rcslab ue: {} registered. Type `PEER TEXT` (e.g. `bob Hello?`), `/typing PEER`, `/quit`.",

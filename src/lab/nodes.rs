@@ -562,7 +562,10 @@ pub(crate) fn start_ps(
     rx: SipRx,
     store: &Store,
     data_dir: &Path,
+    peers: &Peers,
 ) -> Result<Arc<crate::ps::PresenceServer>, LabError> {
+    // What comes from the S-CSCFs came through the core (reg-event NOTIFYs, ISC requests).
+    ep.trust(peers.scscf_addrs().collect());
     let ps = crate::ps::PresenceServer::new(
         ep,
         ctx.resolver.clone(),

@@ -381,6 +381,26 @@ impl EventStateCompositor {
         }
     }
 
+    /// Removes every publication of `entity` at `now` (its user is no longer registered:
+    /// TS 24.141 §5.3, the PS learns it from the reg event), remembering "last seen" and
+    /// queueing the change. Returns how many were removed.
+    pub fn withdraw(&mut self, now: Instant, entity: &str) -> usize {
+        let etags: Vec<String> = self
+            .presentities
+            .get(entity)
+            .map(|p| p.publications.iter().map(|x| x.etag.clone()).collect())
+            .unwrap_or_default();
+        if etags.is_empty() {
+            return 0;
+        }
+        let before = self.document(entity);
+        for e in &etags {
+            self.remove(now, entity, e);
+        }
+        self.note_change(entity, before);
+        etags.len()
+    }
+
     /// Queues `entity` for [`Self::poll_changed`] when its document differs from `before`.
     fn note_change(&mut self, entity: &str, before: Option<Pidf>) {
         if self.document(entity) != before && !self.changed.iter().any(|e| e == entity) {
@@ -585,6 +605,23 @@ mod tests {
             Some(doc("t1", Basic::Closed)),
         )
         .unwrap();
+        assert!(changed(&mut e).is_empty());
+    }
+
+    #[test]
+    fn withdraw_removes_every_device_and_leaves_last_seen() {
+        let (mut e, t0) = esc();
+        e.handle_publish(t0, ALICE, None, None, Some(doc("t1", Basic::Open)))
+            .unwrap();
+        e.handle_publish(t0, ALICE, None, None, Some(doc("t2", Basic::Open)))
+            .unwrap();
+        changed(&mut e);
+        assert_eq!(e.withdraw(t0 + secs(30), ALICE), 2);
+        assert_eq!(changed(&mut e), [ALICE]);
+        assert_eq!(e.publications(ALICE), 0);
+        assert!(e.last_seen(ALICE).is_some());
+        assert!(!e.document(ALICE).unwrap().is_open());
+        assert_eq!(e.withdraw(t0 + secs(31), ALICE), 0);
         assert!(changed(&mut e).is_empty());
     }
 

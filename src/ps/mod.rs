@@ -16,6 +16,7 @@
 //! Watcher authorization comes from `[presence] buddy_groups` at start-up.
 
 pub mod lists;
+mod regwatch;
 mod rls;
 pub mod sip;
 
@@ -55,6 +56,9 @@ struct State {
     rls: ListSubscriptions,
     /// The lists they subscribe to.
     lists: lists::ListBook,
+    /// Our reg-event subscriptions, by presentity ([`regwatch`]); at most `max_reg_watch`.
+    reg_watch: HashMap<String, regwatch::RegWatch>,
+    max_reg_watch: usize,
     /// One per live subscription, presentity or list (and until its final NOTIFY is built):
     /// bounded by `max_dialogs`.
     dialogs: HashMap<DialogId, NotifyDialog>,
@@ -168,6 +172,8 @@ impl PresenceServer {
                 notifier,
                 rls: ListSubscriptions::new(sub_limits, host),
                 lists,
+                reg_watch: HashMap::new(),
+                max_reg_watch: config.max_presentities,
                 dialogs: HashMap::new(),
                 sending: HashMap::new(),
                 max_dialogs: config.max_subscriptions,
@@ -202,7 +208,7 @@ impl PresenceServer {
                 inc = rx.recv() => match inc {
                     Some(Incoming::Request(r)) => {
                         let me = self.clone();
-                        tokio::spawn(async move { me.on_request(r) });
+                        tokio::spawn(async move { me.on_request(r).await });
                     }
                     Some(Incoming::StrayResponse { .. }) => {}
                     None => return,
@@ -221,9 +227,10 @@ impl PresenceServer {
         )
     }
 
-    fn on_request(&self, inc: IncomingRequest) {
+    async fn on_request(&self, inc: IncomingRequest) {
         match inc.request.method {
-            Method::Publish => self.publish(inc),
+            Method::Publish => self.publish(inc).await,
+            Method::Notify if regwatch::is_reg_notify(&inc.request) => self.on_reg_notify(inc),
             Method::Subscribe => self.subscribe(inc),
             // The only requests iFC send us are the two above; anything else (an OPTIONS
             // ping, a stray in-dialog request) gets a clear answer.
@@ -257,8 +264,10 @@ impl PresenceServer {
         r
     }
 
-    /// RFC 3903 §6: the ESC's processing of a PUBLISH, then NOTIFYs to whoever watches.
-    fn publish(&self, inc: IncomingRequest) {
+    /// RFC 3903 §6: the ESC's processing of a PUBLISH, then NOTIFYs to whoever watches. The
+    /// first accepted publication of a presentity waits for the PS's reg subscription
+    /// ([`regwatch`]) before it is answered.
+    async fn publish(&self, inc: IncomingRequest) {
         let req = &inc.request;
         let input = match sip::publish_input(req) {
             Ok(i) => i,
@@ -309,6 +318,9 @@ impl PresenceServer {
         };
         if answer.status == 200 {
             tracing::info!(presentity = %input.presentity, "PUBLISH accepted");
+            if input.body.is_some() {
+                self.watch_registration(&input.presentity, req).await;
+            }
         }
         inc.tx.respond(answer);
         self.send_all(notifys);

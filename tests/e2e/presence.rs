@@ -153,6 +153,27 @@ pub(crate) fn to_ps(user: &str, method: &str, status: &str) -> Vec<String> {
     .into()
 }
 
+/// True when `got` is the ladder of a presentity's first PUBLISH (`status` = 200): before it
+/// answers, the PS subscribes to the user's reg event at the S-CSCF and takes the first
+/// NOTIFY (the S-CSCF's 200 and NOTIFY may cross).
+pub(crate) fn is_first_publish(got: &[String], user: &str) -> bool {
+    let ps = to_ps(user, "PUBLISH", "200");
+    let (to, back) = ps.split_at(7);
+    [
+        ["S-CSCF -> PS SIP 200", "S-CSCF -> PS SIP NOTIFY"],
+        ["S-CSCF -> PS SIP NOTIFY", "S-CSCF -> PS SIP 200"],
+    ]
+    .iter()
+    .any(|mid| {
+        let mut want: Vec<String> = to.to_vec();
+        want.push("PS -> S-CSCF SIP SUBSCRIBE".into());
+        want.extend(mid.iter().map(|s| s.to_string()));
+        want.push("PS -> S-CSCF SIP 200".into());
+        want.extend(back.iter().cloned());
+        got == want.as_slice()
+    })
+}
+
 /// A NOTIFY from the PS to `user` along the route set, and its 200 back.
 pub(crate) fn notify_to(user: &str) -> Vec<String> {
     [
@@ -220,7 +241,8 @@ async fn alice_publishes_refreshes_and_gets_412_and_423() {
     let etag = header(&r, "SIP-ETag").to_string();
     assert!(!etag.is_empty());
     assert_eq!(header(&r, "Expires"), "600");
-    assert_eq!(flow(&lab), to_ps("alice", "PUBLISH", "200"));
+    let got = flow(&lab);
+    assert!(is_first_publish(&got, "alice"), "{got:#?}");
     assert!(lab.ps.document(ALICE).expect("composed").is_open());
 
     // RFC 3903 §4.3: a refresh names the entity-tag and has no body; a new tag comes back.
@@ -589,6 +611,11 @@ async fn ue_status_and_watch_from_the_command_line() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
+    // alice stays registered beside her `status` commands (the PS shows a user with no
+    // registration offline).
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
     let mut watch = rcslab_ue(&lab, "bob", &["watch", "alice"]).spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
     let mut next_line = async || {
@@ -687,5 +714,66 @@ async fn tshark_decodes_publish_subscribe_notify_and_their_pidf() {
     }
     let bad = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
     assert!(bad.trim().is_empty(), "malformed packets:\n{bad}");
+    lab.shutdown().await;
+}
+
+/// "Last seen" (seed 004): alice publishes, bob watches; alice de-registers. The S-CSCF tells
+/// the PS (its reg subscription, made before alice's first PUBLISH was answered) that her
+/// registration ended; the PS withdraws her publication and bob's NOTIFY says she is closed
+/// and when she was last seen. The PS's part of the ladder, exactly.
+#[tokio::test]
+async fn last_seen_after_de_registration() {
+    let (_dir, lab, _stop, mut alice, mut bob) = alice_and_bob("").await;
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (_, ok) = subscribe(&bob, BOB, ALICE).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let (_, body) = notify(&mut bob, Duration::from_secs(5)).await;
+    assert!(body.expect("her document").is_open());
+    // bob's 200 for that NOTIFY reaches the PS before the window opens.
+    crate::eventually("bob's 200 at the PS", || {
+        flow(&lab)
+            .last()
+            .is_some_and(|l| l == "S-CSCF -> PS SIP 200")
+    })
+    .await;
+
+    lab.trace.clear();
+    alice.register(0).await.expect("alice de-registers");
+    let (state, body) = notify(&mut bob, Duration::from_secs(5)).await;
+    assert!(state.starts_with("active;"), "{state}");
+    let doc = body.expect("her document");
+    assert!(!doc.is_open());
+    let line = rcslab::ue::presence::describe(&doc);
+    assert!(line.starts_with("closed (last seen 20"), "{line}");
+    assert!(lab.ps.document(ALICE).is_some_and(|d| !d.is_open()));
+    crate::eventually("bob's 200 reaches the PS", || {
+        flow(&lab).iter().filter(|l| l.contains("PS")).count() >= 4
+    })
+    .await;
+    let ps: Vec<String> = flow(&lab)
+        .into_iter()
+        .filter(|l| l.contains("PS"))
+        .collect();
+    assert_eq!(
+        ps,
+        [
+            "S-CSCF -> PS SIP NOTIFY",
+            "PS -> S-CSCF SIP 200",
+            "PS -> S-CSCF SIP NOTIFY",
+            "S-CSCF -> PS SIP 200",
+        ],
+        "{:#?}",
+        flow(&lab)
+    );
     lab.shutdown().await;
 }

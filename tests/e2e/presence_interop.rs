@@ -257,6 +257,11 @@ impl Watch {
 async fn baresip_watches_alice_through_the_core_and_sees_each_status_she_sets() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
+    // alice stays registered (the PS shows a user with no registration offline); her
+    // `rcslab ue ... status` commands come and go beside this contact.
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let mut alice = crate::ue(&lab, "alice", rcslab::ue::AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
     let presence = BaresipPresence {
         subscribe: true,
         pubint: 0,
@@ -471,6 +476,11 @@ async fn baresip_publishes_and_an_rcslab_watcher_sees_it_change() {
 async fn linphonec_publishes_and_watches_alice_through_the_core() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
+    // alice stays registered (the PS shows a user with no registration offline); her
+    // `rcslab ue ... status` commands come and go beside this contact.
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let mut alice = crate::ue(&lab, "alice", rcslab::ue::AuthMode::Digest, &shut).await;
+    alice.register(600).await.expect("alice registers");
     let mut watch = Watch::start(&lab, dir.path(), "bob", "carol");
     // carol has published nothing yet.
     assert_eq!(watch.next_line().await, "sip:carol@ims.lab: closed");

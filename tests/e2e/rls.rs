@@ -317,6 +317,12 @@ async fn watch_list_from_the_command_line() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
+    // bob stays registered beside his `status` command (the PS shows a user with no
+    // registration offline); then he de-registers, and alice's watch says when he was last
+    // seen.
+    let (_stop, shut) = watch::channel(false);
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    bob.register(600).await.expect("bob registers");
     let mut watch = rcslab_ue(&lab, "alice", &["watch", "--list"])
         .spawn()
         .unwrap();
@@ -338,6 +344,12 @@ async fn watch_list_from_the_command_line() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(next_line().await, "sip:bob@ims.lab: open busy (on a call)");
+    bob.register(0).await.expect("bob de-registers");
+    let line = next_line().await;
+    assert!(
+        line.starts_with("sip:bob@ims.lab: closed (last seen 20"),
+        "{line}"
+    );
     lab.shutdown().await;
 }
 

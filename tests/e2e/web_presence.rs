@@ -146,16 +146,19 @@ fn buddy<'a>(list: &'a Value, user: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{user} on the list: {list}"))
 }
 
-/// The flow: web alice logs in; bob, with the rcslab UE, goes away ("lunch") and
-/// de-registers; his publication (5 s) lapses, so the PS shows him closed with when he was
-/// last seen. Alice's buddies API and channel follow; the list dialog on the wire is exactly
+/// The flow: web alice logs in; bob, registered, goes away ("lunch") with the rcslab
+/// UE, then de-registers: the PS (which watches his registration) shows him closed with when
+/// he was last seen. Alice's buddies API and channel follow; the list dialog on the wire is exactly
 /// SUBSCRIBE / 200 / NOTIFY (full state), NOTIFY (partial) per change, and at logout
 /// SUBSCRIBE (Expires: 0) / 200 / NOTIFY (terminated).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_alice_sees_bob_away_then_offline_with_last_seen() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "[presence]\nmin_expires = 1\n").await;
+    let lab = lab_with(dir.path(), "").await;
     let token = login(&lab, "alice", "alice-secret").await;
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let mut bob_ue = crate::ue(&lab, "bob", rcslab::ue::AuthMode::Digest, &shut).await;
+    bob_ue.register(600).await.expect("bob registers");
 
     // The login answered once the list's first (full) state came: GET Buddies has it all.
     let list = get(&lab, "/webrsf/v1/alice/Buddies", &token).await;
@@ -193,8 +196,9 @@ async fn web_alice_sees_bob_away_then_offline_with_last_seen() {
     let mut ch = Channel::open(&lab, "alice", &token, 0).await;
     assert_eq!(ch.status, 200);
 
-    // bob: away, "lunch", for 5 s (the rcslab UE publishes, then de-registers).
-    let out = rcslab_ue(&lab, "bob", &["status", "away", "lunch", "--expires", "5"])
+    // bob: away, "lunch" (the rcslab UE publishes, then de-registers its own contact; bob
+    // stays registered).
+    let out = rcslab_ue(&lab, "bob", &["status", "away", "lunch"])
         .output()
         .await
         .expect("rcslab ue runs");
@@ -212,7 +216,8 @@ async fn web_alice_sees_bob_away_then_offline_with_last_seen() {
         ev["data"]
     );
 
-    // His publication lapses: offline, last seen then (the PS's timestamp).
+    // He de-registers: offline, last seen then (the PS's timestamp).
+    bob_ue.register(0).await.expect("bob de-registers");
     let ev = next_presence(&mut ch).await;
     assert_eq!(ev["data"]["state"], "offline", "{ev}");
     assert_eq!(ev["data"]["note"], Value::Null, "{ev}");

@@ -26,8 +26,9 @@ pub fn is_reg_event(req: &Request) -> bool {
 }
 
 /// RFC 3680 §5.2 / TS 24.229 §5.4.2.1.1: who may watch a registration: the user (an identity
-/// of its implicit set, as the P-CSCF asserted it) or a P-CSCF the user registered through (on
-/// a binding's Path). Anyone else learnt other users' contact addresses.
+/// of its implicit set, as the P-CSCF asserted it), a P-CSCF the user registered through (on
+/// a binding's Path), or an AS the user's iFCs name (the presence server learns so when a
+/// publisher is gone). Anyone else learnt other users' contact addresses.
 pub fn may_watch(req: &Request, reg: &Registration) -> bool {
     let Some(asserted) = req
         .headers
@@ -46,6 +47,19 @@ pub fn may_watch(req: &Request, reg: &Registration) -> bool {
     let Some(watcher) = host_port(&asserted.uri) else {
         return false;
     };
+    let host_of = |u: &str| match crate::sip::Uri::parse(u) {
+        Ok(crate::sip::Uri::Sip(s)) => Some(s.host.to_ascii_lowercase()),
+        _ => None,
+    };
+    let an_as = reg.profile.iter().any(|p| {
+        p.service_profiles
+            .iter()
+            .flat_map(|sp| sp.ifcs.iter())
+            .any(|i| host_of(&i.application_server.server_name).as_deref() == Some(&watcher.0))
+    });
+    if an_as {
+        return true;
+    }
     reg.bindings.iter().flat_map(|b| b.path.iter()).any(|p| {
         NameAddr::parse(p)
             .ok()
@@ -163,14 +177,14 @@ impl Scscf {
         if let Some(reg) = self.registration(aor) {
             if !may_watch(req, &reg) {
                 let who = req.headers.get("P-Asserted-Identity").unwrap_or("nobody");
-                crate::warn_limited!("scscf.reg_sub.forbidden", %aor, %who, "reg-event SUBSCRIBE refused: only the user or its P-CSCF may watch a registration");
+                crate::warn_limited!("scscf.reg_sub.forbidden", %aor, %who, "reg-event SUBSCRIBE refused: only the user, its P-CSCF or one of its ASes may watch a registration");
                 self.ep
                     .note(|| format!("403: {who} may not watch {aor}'s registration"));
                 inc.tx.respond(reject(
                     req,
                     403,
                     Some("Forbidden"),
-                    "only the user or its P-CSCF may watch this registration",
+                    "only the user, its P-CSCF or one of its ASes may watch this registration",
                 ));
                 return;
             }
@@ -330,6 +344,21 @@ mod tests {
         assert!(!may_watch(&subscribe("<sip:bob@ims.lab>", "600"), &reg));
         assert!(!may_watch(&subscribe("<sip:127.0.0.1:5999>", "600"), &reg));
         assert!(is_reg_event(&subscribe("<sip:alice@ims.lab>", "600")));
+        // An AS her iFCs name (the presence server), and no other.
+        assert!(!may_watch(&subscribe("<sip:ps.ims.lab>", "600"), &reg));
+        let mut reg = reg;
+        reg.profile = Some(
+            crate::profile::ImsSubscription::parse(
+                "<IMSSubscription><PrivateID>alice@ims.lab</PrivateID><ServiceProfile>\
+                 <PublicIdentity><Identity>sip:alice@ims.lab</Identity></PublicIdentity>\
+                 <InitialFilterCriteria><Priority>40</Priority><ApplicationServer>\
+                 <ServerName>sip:ps.ims.lab;transport=tcp</ServerName></ApplicationServer>\
+                 </InitialFilterCriteria></ServiceProfile></IMSSubscription>",
+            )
+            .unwrap(),
+        );
+        assert!(may_watch(&subscribe("<sip:ps.ims.lab>", "600"), &reg));
+        assert!(!may_watch(&subscribe("<sip:tim.ims.lab>", "600"), &reg));
     }
 
     #[test]
