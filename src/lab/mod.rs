@@ -370,7 +370,7 @@ impl Lab {
         let (tim, history_token) = nodes::start_tim(
             &ctx, tim_ep, tim_rx, tim_msrp_l, tim_http_l, &store, data_dir, &peers,
         )?;
-        let ps = nodes::start_ps(&ctx, ps_ep, ps_rx, &store, data_dir)?;
+        let ps = nodes::start_ps(&ctx, ps_ep, ps_rx, &store, data_dir, &peers)?;
         let hss = nodes::start_hss(
             &ctx,
             &store,

@@ -270,7 +270,7 @@ pub async fn start(
             let s = Arc::new(nodes::open_store(&d)?);
             let (ep, rx) = ctx.bind_sip("PS", n.ps).await?;
             let a = ep.local_addr();
-            handles.push(Box::new(nodes::start_ps(&ctx, ep, rx, &s, &d)?));
+            handles.push(Box::new(nodes::start_ps(&ctx, ep, rx, &s, &d, &peers)?));
             listening.push(("PS", a, "SIP (ISC, presence server and RLS)"));
             store = Some(s);
         }
