@@ -196,18 +196,30 @@ pub fn is_own_uri(uri: &str, ep: &Endpoint, name: &str) -> bool {
 /// RFC 3261 §16.4: pops the top Route when it names us, and any further ones that name us
 /// too (a node that record-routed twice, like the S-CSCF as orig and term); returns the first.
 pub fn pop_own_route(req: &mut Request, ep: &Endpoint, name: &str) -> Option<String> {
-    let top = req.headers.values("Route").first().map(|s| s.to_string())?;
-    if !is_own_uri(&top, ep, name) {
-        return None;
-    }
-    req.headers.pop_first_value("Route");
+    pop_own_routes(req, ep, name).into_iter().next()
+}
+
+/// [`pop_own_route`], returning every Route value it popped, in the order they were.
+pub fn pop_own_routes(req: &mut Request, ep: &Endpoint, name: &str) -> Vec<String> {
+    let mut popped = Vec::new();
     while let Some(next) = req.headers.values("Route").first().map(|s| s.to_string()) {
         if !is_own_uri(&next, ep, name) {
             break;
         }
         req.headers.pop_first_value("Route");
+        popped.push(next);
     }
-    Some(top)
+    popped
+}
+
+/// RFC 6665 §4.3: a proxy that record-routed a subscription's SUBSCRIBE record-routes the
+/// NOTIFYs of that subscription too. A subscriber may build its dialog from the first NOTIFY,
+/// which can overtake the 200 (§4.1.2.4, §4.4.1); without our Record-Route there its route set
+/// is empty and its refreshes skip the core. True for a NOTIFY inside a dialog whose route set
+/// named us (`routed_here`: we popped our own Route, so we record-routed the dialog). A UA
+/// that already holds the route set ignores a mid-dialog Record-Route (RFC 3261 §12.2).
+pub fn record_routes_notify(req: &Request, routed_here: bool) -> bool {
+    req.method == crate::sip::Method::Notify && routed_here && in_dialog(req)
 }
 
 /// RFC 3261 §16.6 step 6-7: the next hop is the top Route if any, else the Request-URI.

@@ -16,7 +16,7 @@ use super::bindings::BindingTable;
 pub use super::bindings::UeBinding;
 use super::{
     creates_dialog, forward_ack, forward_copy, forward_stray_response, in_dialog, next_hop,
-    pop_own_route, proxy_to, reject, relay_responses,
+    pop_own_route, proxy_to, record_routes_notify, reject, relay_responses,
 };
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
@@ -373,7 +373,7 @@ impl Pcscf {
                     fwd.headers.push_front("Route", r.clone());
                 }
             }
-            if creates_dialog(&fwd) {
+            if creates_dialog(&fwd) || record_routes_notify(&fwd, popped.is_some()) {
                 self.record_route(&mut fwd, b.flow.1, false);
             }
             let Some((dest, t)) = next_hop(&self.resolver, &fwd).await else {
@@ -456,7 +456,9 @@ impl Pcscf {
             ));
             return;
         };
-        if creates_dialog(&fwd) {
+        // A NOTIFY gets the same entries as the SUBSCRIBE did (RFC 6665 §4.3), so the UE's
+        // route set is the same whether it learns it from the 200 or from this NOTIFY.
+        if creates_dialog(&fwd) || record_routes_notify(&fwd, popped.is_some()) {
             self.record_route(&mut fwd, b.flow.1, true);
         }
         let (dest, t) = b.flow;

@@ -555,7 +555,8 @@ pub(crate) fn start_tim(
 }
 
 /// PS, the presence server (TS 24.141, RFC 3856), an AS the S-CSCF reaches by iFC, and the
-/// RLS (RFC 4662), keeping the lists written to it in `store`'s sled db.
+/// RLS (RFC 4662), keeping the lists written to it in `store`'s sled db; it trusts the
+/// S-CSCFs of `peers`.
 pub(crate) fn start_ps(
     ctx: &Ctx<'_>,
     ep: Endpoint,
@@ -564,7 +565,8 @@ pub(crate) fn start_ps(
     data_dir: &Path,
     peers: &Peers,
 ) -> Result<Arc<crate::ps::PresenceServer>, LabError> {
-    // What comes from the S-CSCFs came through the core (reg-event NOTIFYs, ISC requests).
+    // Requests reach the PS over ISC from the S-CSCFs only (the iFC, reg-event NOTIFYs):
+    // its trust domain.
     ep.trust(peers.scscf_addrs().collect());
     let ps = crate::ps::PresenceServer::new(
         ep,

@@ -269,6 +269,11 @@ impl PresenceServer {
     /// ([`regwatch`]) before it is answered.
     async fn publish(&self, inc: IncomingRequest) {
         let req = &inc.request;
+        if let Err(e) = sip::check_from_core(req, inc.source, self.ep.is_trusted(inc.source)) {
+            crate::warn_limited!("ps.not_from_core", "{e}: refused with 403");
+            inc.tx.respond(reject(req, 403, &self.host, &e));
+            return;
+        }
         let input = match sip::publish_input(req) {
             Ok(i) => i,
             Err(e) => {
@@ -331,6 +336,17 @@ impl PresenceServer {
     /// Expires 0, ends it (final NOTIFY); a dialog we do not hold gets 481.
     fn subscribe(&self, inc: IncomingRequest) {
         let req = &inc.request;
+        // A dialog's Call-ID and tags are no credential: whoever holds them could refresh or
+        // end the subscription straight at our Contact, so a SUBSCRIBE inside a dialog must
+        // come along its route set, through the core.
+        if in_dialog(req) {
+            let from_core = self.ep.is_trusted(inc.source);
+            if let Err(e) = sip::check_from_core(req, inc.source, from_core) {
+                crate::warn_limited!("ps.not_from_core", "{e}: refused with 403");
+                inc.tx.respond(reject(req, 403, &self.host, &e));
+                return;
+            }
+        }
         if let Err(e) = sip::check_event(req).and_then(|_| sip::check_accept(req)) {
             inc.tx.respond(self.refuse(req, &e));
             return;

@@ -434,3 +434,56 @@ pub fn subscribe_ok(req: &Request, dialog: &NotifyDialog, contact: &str, expires
 
 #[cfg(test)]
 mod tests;
+
+/// Why the PS refuses a request that did not come from the core: 403 with this reason in a
+/// Warning.
+///
+/// Requests reach an AS over ISC from the S-CSCF (TS 24.229 §5.7.1, TS 23.218 §6), inside the
+/// trust domain whose edge is the P-CSCF (§4.4); only there is P-Asserted-Identity worth
+/// anything. The PS's Contact is a plain address any UE learns from a 200 or a NOTIFY, so a
+/// request sent straight to it (an unsubscribe with someone's Call-ID and tags, a PUBLISH
+/// with a P-Asserted-Identity of its own making) skips the P-CSCF and the S-CSCF and must not
+/// be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{method} from {from} did not come through the S-CSCF: the PS takes requests from the core only")]
+pub struct NotFromCore {
+    /// The request's method.
+    pub method: String,
+    /// Where it came from.
+    pub from: std::net::SocketAddr,
+}
+
+/// [`NotFromCore`] unless `from_core` (the request's source is a node of the core: the
+/// endpoint's trusted S-CSCFs, [`crate::sip::Endpoint::is_trusted`]).
+pub fn check_from_core(
+    req: &Request,
+    source: std::net::SocketAddr,
+    from_core: bool,
+) -> Result<(), NotFromCore> {
+    if from_core {
+        Ok(())
+    } else {
+        Err(NotFromCore {
+            method: req.method.to_string(),
+            from: source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod from_core_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_request_from_the_core_passes() {
+        let req = Request::new(crate::sip::Method::Subscribe, "sip:127.0.0.1:5070");
+        let at: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        assert_eq!(check_from_core(&req, at, true), Ok(()));
+        let e = check_from_core(&req, at, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "SUBSCRIBE from 127.0.0.1:40000 did not come through the S-CSCF: the PS takes \
+             requests from the core only"
+        );
+    }
+}

@@ -22,6 +22,7 @@ mod kamailio_pcscf;
 mod msrp_limits;
 mod multi_scscf;
 mod netns;
+mod notify_route;
 mod overload;
 mod peers;
 mod presence;

@@ -366,6 +366,47 @@ async fn baresip_watches_alice_through_the_core_and_sees_each_status_she_sets() 
         }
         was = shows;
     }
+
+    // baresip drops the module: it unsubscribes (RFC 6665 §4.1.2.3) in the dialog, along the
+    // route set it took from the 200 or from the first NOTIFY, whichever came first (the
+    // NOTIFY may overtake the 200, §4.1.2.4): both carry the core's Record-Route, so the
+    // unsubscribe goes through the P-CSCF and the S-CSCF, never straight to the PS's Contact.
+    bob.command("rmmod", "presence").await;
+    let at_ps = |lab: &Lab| -> Vec<Sip> {
+        sip_messages(lab)
+            .into_iter()
+            .filter(|m| {
+                m.request && m.call_id == call_id && m.line.ends_with("-> PS SIP SUBSCRIBE")
+            })
+            .collect()
+    };
+    eventually("baresip's unsubscribe at the PS", || at_ps(&lab).len() == 2).await;
+    let unsubscribe = at_ps(&lab).pop().unwrap();
+    assert_eq!(
+        unsubscribe.header("Expires"),
+        Some("0"),
+        "{}",
+        unsubscribe.text
+    );
+    let got = lines(&lab, &call_id, "SUBSCRIBE");
+    let through_the_core = [
+        "UE bob -> P-CSCF SIP SUBSCRIBE",
+        "P-CSCF -> S-CSCF SIP SUBSCRIBE",
+        "S-CSCF -> PS SIP SUBSCRIBE",
+    ]
+    .map(String::from);
+    assert_eq!(got.get(10..13), Some(&through_the_core[..]), "{got:#?}");
+    assert_eq!(
+        lines_once(&lab, &call_id, "SUBSCRIBE", 16).await[10..],
+        [
+            "UE bob -> P-CSCF SIP SUBSCRIBE",
+            "P-CSCF -> S-CSCF SIP SUBSCRIBE",
+            "S-CSCF -> PS SIP SUBSCRIBE",
+            "PS -> S-CSCF SIP 200",
+            "S-CSCF -> P-CSCF SIP 200",
+            "P-CSCF -> UE bob SIP 200",
+        ]
+    );
     lab.shutdown().await;
 }
 

@@ -11,7 +11,10 @@ use super::ifc_chain::{self, AsAction, AsContext, AsEvent, AsLeg, DefaultHandlin
 use super::notify::is_reg_event;
 use super::{lock, reject, Scscf};
 use crate::cscf::ifc::{self, SessionCase};
-use crate::cscf::{creates_dialog, forward_copy, in_dialog, next_hop, pop_own_route, proxy_to};
+use crate::cscf::{
+    creates_dialog, forward_copy, in_dialog, next_hop, pop_own_routes, proxy_to,
+    record_routes_notify,
+};
 use crate::diameter::cx::ServerAssignmentType;
 use crate::profile::ImsSubscription;
 use crate::sip::{IncomingRequest, Method, NameAddr, Request};
@@ -21,7 +24,8 @@ impl Scscf {
     /// originating case, anything else arriving from the I-CSCF is terminating.
     pub(super) async fn route(&self, inc: IncomingRequest) {
         let mut req = inc.request.clone();
-        let popped = pop_own_route(&mut req, &self.ep, &self.name());
+        let ours = pop_own_routes(&mut req, &self.ep, &self.name());
+        let popped = ours.first().cloned();
         if req.method == Method::Subscribe && is_reg_event(&req) {
             // TS 24.229 §5.4.2.1: we are the notifier for the registration state of our users.
             if in_dialog(&req) && crate::cscf::is_own_uri(&req.uri, &self.ep, &self.name()) {
@@ -38,6 +42,9 @@ impl Scscf {
         }
         if in_dialog(&req) {
             // Subsequent requests follow the route set the dialog recorded.
+            if record_routes_notify(&req, !ours.is_empty()) {
+                self.record_route_notify(&mut req, &ours);
+            }
             let Some((dest, t)) = next_hop(&self.resolver, &req).await else {
                 inc.tx.respond(reject(&req, 404, None, "no route"));
                 return;
@@ -69,6 +76,23 @@ impl Scscf {
             self.originating(inc, req, None).await
         } else {
             self.terminating(inc, req, None).await
+        }
+    }
+
+    /// RFC 6665 §4.3: a NOTIFY in a dialog we record-routed gets the Record-Route we gave its
+    /// SUBSCRIBE, one entry per case (`orig`, `term`) its route set named us for: `ours`, the
+    /// Route values we popped, in their order. Each goes on top in turn, so the subscriber's
+    /// route set read from the NOTIFY (RFC 3261 §12.1.1, in order) is the one it reads from
+    /// the 200 (§12.1.2, reversed).
+    fn record_route_notify(&self, req: &mut Request, ours: &[String]) {
+        for route in ours {
+            let case = NameAddr::parse(route)
+                .ok()
+                .and_then(|na| na.uri.user().map(str::to_string));
+            if let Some(case) = case.filter(|c| c == "orig" || c == "term") {
+                req.headers
+                    .push_front("Record-Route", self.record_route(&case));
+            }
         }
     }
 
