@@ -153,25 +153,29 @@ pub(crate) fn to_ps(user: &str, method: &str, status: &str) -> Vec<String> {
     .into()
 }
 
-/// True when `got` is the ladder of a presentity's first PUBLISH (`status` = 200): before it
-/// answers, the PS subscribes to the user's reg event at the S-CSCF and takes the first
-/// NOTIFY (the S-CSCF's 200 and NOTIFY may cross).
-pub(crate) fn is_first_publish(got: &[String], user: &str) -> bool {
+/// The two ladders of a presentity's first PUBLISH (`status` = 200): before it answers, the
+/// PS subscribes to the user's reg event at the S-CSCF and takes the first NOTIFY (the
+/// S-CSCF's 200 and NOTIFY may cross).
+pub(crate) fn first_publish(user: &str) -> [Vec<String>; 2] {
     let ps = to_ps(user, "PUBLISH", "200");
     let (to, back) = ps.split_at(7);
     [
         ["S-CSCF -> PS SIP 200", "S-CSCF -> PS SIP NOTIFY"],
         ["S-CSCF -> PS SIP NOTIFY", "S-CSCF -> PS SIP 200"],
     ]
-    .iter()
-    .any(|mid| {
+    .map(|mid| {
         let mut want: Vec<String> = to.to_vec();
         want.push("PS -> S-CSCF SIP SUBSCRIBE".into());
         want.extend(mid.iter().map(|s| s.to_string()));
         want.push("PS -> S-CSCF SIP 200".into());
         want.extend(back.iter().cloned());
-        got == want.as_slice()
+        want
     })
+}
+
+/// True when `got` is the ladder of `user`'s first PUBLISH ([`first_publish`]).
+pub(crate) fn is_first_publish(got: &[String], user: &str) -> bool {
+    first_publish(user).iter().any(|w| got == w.as_slice())
 }
 
 /// A NOTIFY from the PS to `user` along the route set, and its 200 back.
