@@ -34,6 +34,9 @@ pub struct PresenceSection {
     /// presentity gets `Subscription-State: pending` and no document (RFC 3856 §6.6.2).
     #[serde(default)]
     pub buddy_groups: Vec<Vec<String>>,
+    /// Largest PIDF document a PUBLISH may carry, in bytes (larger: 413).
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: usize,
     /// Most members in one resource list (RFC 4662).
     #[serde(default = "default_max_list_members")]
     pub max_list_members: usize,
@@ -60,6 +63,9 @@ pub struct ListConfig {
     pub members: Vec<String>,
 }
 
+fn default_max_document_bytes() -> usize {
+    64 * 1024
+}
 fn default_list_name() -> String {
     "rcs".into()
 }
@@ -81,6 +87,7 @@ impl Default for PresenceSection {
             max_presentities: default_max_presentities(),
             max_subscriptions: default_max_subscriptions(),
             buddy_groups: Vec::new(),
+            max_document_bytes: default_max_document_bytes(),
             max_list_members: default_max_list_members(),
             max_lists: default_max_lists(),
             lists: Vec::new(),
@@ -99,6 +106,11 @@ impl PresenceSection {
         if self.max_presentities == 0 || self.max_subscriptions == 0 {
             return Err(ConfigError::Invalid(
                 "[presence] max_presentities and max_subscriptions must be above 0".into(),
+            ));
+        }
+        if self.max_document_bytes < 256 {
+            return Err(ConfigError::Invalid(
+                "[presence] max_document_bytes must be at least 256".into(),
             ));
         }
         if self.max_list_members == 0 || self.max_lists == 0 {

@@ -52,6 +52,10 @@ pub const LABS: &[(&str, &str)] = &[
         "11-presence.toml",
         include_str!("../../labs/11-presence.toml"),
     ),
+    (
+        "12-resource-list.toml",
+        include_str!("../../labs/12-resource-list.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

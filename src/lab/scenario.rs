@@ -9,6 +9,7 @@
 //! default_ifc = []
 //! [[step]]
 //! do = "register"                # register | message | call | caps | subscribe | publish
+//!                                # | subscribe_list | deregister
 //!                                # | remove | clear-ifc | clear | chat | web-login | web-channel
 //! user = "alice"
 //! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
@@ -339,6 +340,20 @@ impl Scenario {
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                     watching.push((user.clone(), to));
+                    settle().await;
+                }
+                "subscribe_list" => {
+                    let name = s.text.as_deref().unwrap_or("rcs");
+                    let members = presence::subscribe_list(&mut ues, &user, name)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    watching.extend(members.into_iter().map(|m| (user.clone(), m)));
+                    settle().await;
+                }
+                "deregister" => {
+                    presence::deregister(&mut ues, &watching, &user)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
                     settle().await;
                 }
                 "publish" => {

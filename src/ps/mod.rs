@@ -136,6 +136,10 @@ impl PresenceServer {
                 min_expires: config.min_expires,
                 max_expires: config.max_expires,
                 max_presentities: config.max_presentities,
+                pidf: crate::presence::pidf::PidfLimits {
+                    max_body: config.max_document_bytes,
+                    ..Default::default()
+                },
                 ..PublicationLimits::default()
             },
             now,

@@ -787,3 +787,75 @@ async fn last_seen_after_de_registration() {
     );
     lab.shutdown().await;
 }
+
+/// Bad input never costs what is stored: alice's publication stands; then a PIDF larger than
+/// `[presence] max_document_bytes` gets 413 and a malformed one 400, each with its reason,
+/// through the core (an unknown event package's 489: `a_bad_event_gets_489_and_a_bad_pidf_400`);
+/// her document and bob's subscription are as they were (bob hears nothing), and her next
+/// good PUBLISH, with the same entity-tag, reaches him.
+#[tokio::test]
+async fn bad_publishes_get_413_and_400_and_lose_nothing() {
+    let (_dir, lab, _stop, alice, mut bob) =
+        alice_and_bob("[presence]\nmax_document_bytes = 2048\n").await;
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let etag = header(&r, "SIP-ETag").to_string();
+    let (_, ok) = subscribe(&bob, BOB, ALICE).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let _ = notify(&mut bob, Duration::from_secs(5)).await;
+    let before = lab.ps.document(ALICE).expect("her document");
+
+    // 2,500 bytes of note: over the 2,048 the lab allows.
+    let mut big = Pidf::empty(ALICE);
+    let mut t = Tuple::new("t1", Basic::Open);
+    t.notes.push("x".repeat(2500));
+    big.tuples.push(t);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        Some(&etag),
+        600,
+        Some(("application/pidf+xml", &big.to_xml())),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(header(&r, "Warning").contains("2048"), "{r:?}");
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        Some(&etag),
+        600,
+        Some(("application/pidf+xml", "<presence><tuple>")),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(header(&r, "Warning").contains("PIDF"), "{r:?}");
+    assert_eq!(lab.ps.document(ALICE), Some(before));
+    assert!(bob.next_request(Duration::from_millis(300)).await.is_none());
+
+    let closed = pidf(ALICE, Basic::Closed);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        Some(&etag),
+        600,
+        Some(("application/pidf+xml", &closed)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "the entity-tag still holds: {r:?}");
+    let (_, doc) = notify(&mut bob, Duration::from_secs(2)).await;
+    assert!(!doc.expect("her document").is_open());
+    lab.shutdown().await;
+}

@@ -426,3 +426,68 @@ async fn the_admin_api_edits_a_list_live_and_it_survives_a_restart() {
     );
     lab.shutdown().await;
 }
+
+/// Wireshark reads the RLS's bodies: the lab's pcap export of a list subscription and a
+/// partial NOTIFY decodes with tshark as SIP whose `multipart/related` bodies its multipart
+/// dissector splits into the RLMI document (`<list>`, `<resource>`, `<instance>`) and the
+/// PIDF parts, and nothing is malformed.
+#[tokio::test]
+async fn tshark_decodes_the_rlmi_and_pidf_parts() {
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        panic!("tshark is missing: run scripts/install-peers.sh");
+    }
+    let (dir, lab, _stop, mut alice, mut bob) = alice_and_bob("").await;
+    lab.trace.clear();
+    let (_, ok) = subscribe_list(&alice, ALICE, LIST, &LIST_HEADERS).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let _ = list_notify(&mut alice, Duration::from_secs(5)).await;
+    let r = bob
+        .publish(
+            rcslab::ue::presence::Status::Busy,
+            Some("on a call"),
+            600,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (_, partial, _) = list_notify(&mut alice, Duration::from_secs(2)).await;
+    assert_eq!(partial.documents.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pcap = dir.path().join("rls.pcap");
+    std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
+    let run = crate::tshark_on(&lab, &pcap);
+    let types = run(&[
+        "-Y",
+        "sip.Method == \"NOTIFY\"",
+        "-T",
+        "fields",
+        "-e",
+        "sip.Content-Type",
+    ]);
+    assert!(
+        types
+            .lines()
+            .any(|l| l.starts_with("multipart/related;type=\"application/rlmi+xml\"")),
+        "{types}"
+    );
+    // The parts, as the multipart and XML dissectors read them.
+    let parts = run(&["-Y", "mime_multipart", "-V"]);
+    for want in [
+        "application/rlmi+xml",
+        "application/pidf+xml",
+        "<list",
+        "<resource",
+        "<instance",
+        "<presence",
+        "<rpid:busy",
+    ] {
+        assert!(parts.contains(want), "{want} in the decoded parts: {parts}");
+    }
+    let bad = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
+    assert!(bad.trim().is_empty(), "malformed packets:\n{bad}");
+    lab.shutdown().await;
+}

@@ -1,11 +1,14 @@
-//! The presence steps of a lab file (TS 24.141, RFC 3856, RFC 3903): `subscribe` (`user`
-//! watches `to`; the first NOTIFY is answered) and `publish` (`user` publishes the status in
-//! `text`, `open` / `away` / `busy` / `offline`, with an optional `note`; each watcher of
-//! theirs answers the NOTIFY it gets).
+//! The presence steps of a lab file (TS 24.141, RFC 3856, RFC 3903, RFC 4662): `subscribe`
+//! (`user` watches `to`; the first NOTIFY is answered), `subscribe_list` (`user` subscribes
+//! to their own resource list `text`, `rcs` unless given, at the RLS; the full-state NOTIFY
+//! is answered and its members count as watched), `publish` (`user` publishes the status in
+//! `text`, `open` / `away` / `busy` / `offline`, with an optional `note`) and `deregister`
+//! (`user` de-registers; the PS shows them offline). After a `publish` or `deregister`, each
+//! watcher of the user answers the NOTIFY it gets.
 
 use std::time::Duration;
 
-use crate::ue::presence::{answer_notify, notice, Status};
+use crate::ue::presence::{answer_notify, notice, notices, Status};
 use crate::ue::Ue;
 
 /// Why a presence step failed (the lab run reports it as the step's failure).
@@ -100,6 +103,78 @@ pub(super) async fn publish(
             method: "PUBLISH",
             status: resp.status,
             reason: resp.reason,
+        });
+    }
+    for (watcher, _) in watching.iter().filter(|(_, p)| p == user) {
+        let ue = ues
+            .iter_mut()
+            .find(|(u, _)| u == watcher)
+            .map(|(_, ue)| ue)
+            .ok_or_else(|| PresenceStepError::NotRegistered(watcher.clone()))?;
+        answer_next(ue, watcher, user).await?;
+    }
+    Ok(())
+}
+
+/// `user` subscribes to their own list `name` and answers the full-state NOTIFY; returns the
+/// members' user parts (they count as watched by `user`).
+pub(super) async fn subscribe_list(
+    ues: &mut [(String, Ue)],
+    user: &str,
+    name: &str,
+) -> Result<Vec<String>, PresenceStepError> {
+    let ue = ues
+        .iter_mut()
+        .find(|(u, _)| u == user)
+        .map(|(_, ue)| ue)
+        .ok_or_else(|| PresenceStepError::NotRegistered(user.into()))?;
+    let (_, resp) = ue.subscribe_list(name, 3600).await;
+    if resp.status / 100 != 2 {
+        return Err(PresenceStepError::Answered {
+            method: "SUBSCRIBE",
+            status: resp.status,
+            reason: resp.reason,
+        });
+    }
+    let until = tokio::time::Instant::now() + NOTIFY_WAIT;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let Some(inc) = ue.next_request(left).await else {
+            return Err(PresenceStepError::NoNotify {
+                watcher: user.into(),
+                presentity: name.into(),
+            });
+        };
+        if let Some(ns) = notices(&inc.request) {
+            answer_notify(inc);
+            return Ok(ns
+                .iter()
+                .filter_map(|n| {
+                    let rest = n.presentity.strip_prefix("sip:")?;
+                    Some(rest.split('@').next()?.to_string())
+                })
+                .collect());
+        }
+    }
+}
+
+/// `user` de-registers; every watcher in `watching` of theirs answers its NOTIFY (the PS,
+/// told by the S-CSCF, shows them offline).
+pub(super) async fn deregister(
+    ues: &mut [(String, Ue)],
+    watching: &[(String, String)],
+    user: &str,
+) -> Result<(), PresenceStepError> {
+    let ue = ues
+        .iter_mut()
+        .find(|(u, _)| u == user)
+        .map(|(_, ue)| ue)
+        .ok_or_else(|| PresenceStepError::NotRegistered(user.into()))?;
+    if let Err(e) = ue.register(0).await {
+        return Err(PresenceStepError::Answered {
+            method: "REGISTER",
+            status: 0,
+            reason: e.to_string(),
         });
     }
     for (watcher, _) in watching.iter().filter(|(_, p)| p == user) {
