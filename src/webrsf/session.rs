@@ -193,6 +193,20 @@ impl Gateway {
             .await
             .map_err(|_| WebError::Timeout("no answer to REGISTER".into()))?
             .map_err(|e| WebError::Unauthorized(e.to_string()))?;
+        // A web user logged in is online to their buddies (as a UE that stays registered):
+        // published open; when the login ends, the de-registration tells the PS (last seen).
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            ue.publish(crate::ue::presence::Status::Open, None, 86_400, None),
+        )
+        .await
+        {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => {
+                tracing::info!(user = %aor, status = r.status, "web user's presence not published")
+            }
+            Err(_) => tracing::info!(user = %aor, "web user's presence not published: no answer"),
+        }
         // Buddies' presence NOTIFYs go to the list subscription, the rest to the chat client.
         let list_parts = super::presence::ListParts::take(&mut ue);
         let mut chat = ChatUe::start(

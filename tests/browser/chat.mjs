@@ -5,7 +5,7 @@
 // going away and offline ("last seen").
 // Run by scripts/test-browser.sh; by hand: WEBRSF_URL=http://127.0.0.1:8080 node tests/browser/chat.mjs
 import { chromium } from 'playwright-core';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -197,12 +197,19 @@ async function run() {
     await bob.getByTestId('buddy-alice').waitFor();
     await bob.getByTestId('buddy-carol').waitFor();
 
+    step = 'alice (rcslab ue listen) comes online: bob\'s buddy list shows it without a reload';
+    // A UE that stays registered publishes itself open; the PS shows a user with no
+    // registration offline, so alice's `status` commands need this one running beside them.
+    const listen = spawn(RCSLAB, ['ue', '--user', 'alice', 'listen'], { stdio: 'ignore' });
+    process.on('exit', () => listen.kill('SIGKILL'));
+    await buddy(bob, 'alice', 'online').waitFor();
+
     step = 'alice (rcslab ue) goes away, "lunch": bob\'s buddy list shows it without a reload';
     await rcslabUe('alice', ['status', 'away', 'lunch']);
     await buddy(bob, 'alice', 'away').filter({ hasText: 'lunch' }).waitFor();
 
-    step = 'alice goes offline: bob sees when she was last seen';
-    await rcslabUe('alice', ['status', 'offline']);
+    step = 'alice stops listening (she de-registers): bob sees when she was last seen';
+    listen.kill('SIGINT');
     await buddy(bob, 'alice', 'offline').filter({ hasText: /last seen/ }).waitFor();
 
     step = 'no script errors in either page';
