@@ -133,6 +133,9 @@ pub fn rcslab_ue(lab: &Lab, user: &str, args: &[&str]) -> tokio::process::Comman
         .arg(lab.addrs.pcscf.to_string())
         .args(args)
         .env("RUST_LOG", "warn")
+        // `ue status` keeps its entity-tags in the temporary directory: cargo's for tests,
+        // not /tmp.
+        .env("TMPDIR", env!("CARGO_TARGET_TMPDIR"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
