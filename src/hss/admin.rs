@@ -24,6 +24,8 @@
 //! | GET | `/lists/{owner}` | `{"owner", "lists": {name: [members]}}`: the owner's resource lists at the RLS |
 //! | PUT | `/lists/{owner}/{name}` | `{"members": [...]}` -> 200 `{"owner", "name", "uri", "members"}`, on disk first; subscribers to it get a partial NOTIFY |
 //! | DELETE | `/lists/{owner}/{name}` | empties it (kept empty, so the buddy group's default does not return) |
+//! | GET | `/presence/{presentity}/watchers` | `{"allow", "block", "pending"}`: who may watch (RFC 3856 §6.6) and who waits |
+//! | PUT | `/presence/{presentity}/watchers` | `{"allow": [...], "block": [...]}` -> 200 as GET, on disk first; a pending watcher now allowed gets the state at once |
 //!
 //! A POST for a subscriber that exists replaces what it names: its password (required), its
 //! identities and iFCs; K, OPc, AMF and SQN keep their stored values unless given (they were
@@ -71,7 +73,7 @@ mod lists;
 mod subscribers;
 mod trace;
 
-use lists::{list_clear, list_put, lists_show};
+use lists::{list_clear, list_put, lists_show, watchers_put, watchers_show};
 pub use subscribers::{
     add_subscribers, build_subscriber, AkaView, SubscriberView, PAGE_DEFAULT, PAGE_MAX,
 };
@@ -286,6 +288,10 @@ fn router(api: Arc<Api>) -> Router {
         .route("/subscribers/{id}/ifc", put(subscriber_ifc))
         .route("/lists/{owner}", get(lists_show).head(no_such_resource))
         .route("/lists/{owner}/{name}", put(list_put).delete(list_clear))
+        .route(
+            "/presence/{presentity}/watchers",
+            get(watchers_show).head(no_such_resource).put(watchers_put),
+        )
         .fallback(no_such_resource)
         .method_not_allowed_fallback(no_such_resource)
         .layer(axum::middleware::from_fn_with_state(

@@ -38,6 +38,26 @@ pub trait LabStatus: Send + Sync {
         name: String,
         members: Vec<String>,
     ) -> crate::diameter::peer::BoxFuture<'static, Result<Vec<String>, ListWriteError>>;
+    /// `presentity`'s watcher rules at the presence server, and who waits.
+    fn watchers(&self, presentity: &str) -> WatchersView;
+    /// Replaces `presentity`'s watcher rules (on disk before the future ends).
+    fn put_watchers(
+        &self,
+        presentity: String,
+        allow: Vec<String>,
+        block: Vec<String>,
+    ) -> crate::diameter::peer::BoxFuture<'static, Result<WatchersView, ListWriteError>>;
+}
+
+/// A presentity's watcher rules, as `GET /presence/{presentity}/watchers` shows them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WatchersView {
+    /// Watchers who see the presentity's state.
+    pub allow: Vec<String>,
+    /// Watchers refused.
+    pub block: Vec<String>,
+    /// Watchers subscribed and waiting for a decision.
+    pub pending: Vec<String>,
 }
 
 /// Why a resource list was not written.

@@ -306,6 +306,40 @@ impl crate::hss::admin_status::LabStatus for StatusSource {
                 })
         })
     }
+    fn watchers(&self, presentity: &str) -> crate::hss::admin_status::WatchersView {
+        let w = self.ps.watchers_of(presentity);
+        crate::hss::admin_status::WatchersView {
+            allow: w.allow,
+            block: w.block,
+            pending: w.pending,
+        }
+    }
+    fn put_watchers(
+        &self,
+        presentity: String,
+        allow: Vec<String>,
+        block: Vec<String>,
+    ) -> crate::diameter::peer::BoxFuture<
+        'static,
+        Result<crate::hss::admin_status::WatchersView, crate::hss::admin_status::ListWriteError>,
+    > {
+        use crate::hss::admin_status::{ListWriteError, WatchersView};
+        use crate::ps::RuleError;
+        let ps = self.ps.clone();
+        Box::pin(async move {
+            ps.set_watchers(&presentity, &allow, &block)
+                .await
+                .map(|w| WatchersView {
+                    allow: w.allow,
+                    block: w.block,
+                    pending: w.pending,
+                })
+                .map_err(|e| match e {
+                    RuleError::Store(s) => ListWriteError::Store(s.to_string()),
+                    e => ListWriteError::Invalid(e.to_string()),
+                })
+        })
+    }
 }
 
 /// `rcslab status` for people: a section per thing, in the spirit of `kamcmd ul.dump`.

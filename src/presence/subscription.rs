@@ -83,6 +83,16 @@ impl WatcherPolicy {
         self.block.remove(watcher);
     }
 
+    /// The watchers allowed, sorted.
+    pub fn allowed(&self) -> Vec<String> {
+        self.allow.iter().cloned().collect()
+    }
+
+    /// The watchers blocked, sorted.
+    pub fn blocked(&self) -> Vec<String> {
+        self.block.iter().cloned().collect()
+    }
+
     /// The decision for `watcher` of `presentity`: a presentity may always watch itself
     /// (its other devices do).
     pub fn decide(&self, presentity: &str, watcher: &str) -> Authorization {

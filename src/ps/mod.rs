@@ -18,7 +18,10 @@
 pub mod lists;
 mod regwatch;
 mod rls;
+pub mod rules;
 pub mod sip;
+
+pub use rls::{RuleError, WatcherRules};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -56,6 +59,8 @@ struct State {
     rls: ListSubscriptions,
     /// The lists they subscribe to.
     lists: lists::ListBook,
+    /// Watcher rules written at run time, kept in the store.
+    rules: rules::RuleStore,
     /// Our reg-event subscriptions, by presentity ([`regwatch`]); at most `max_reg_watch`.
     reg_watch: HashMap<String, regwatch::RegWatch>,
     max_reg_watch: usize,
@@ -165,6 +170,11 @@ impl PresenceServer {
             }
             notifier.set_policy(now, &presentity, p, &esc);
         }
+        // Rules written through the admin API replace the buddy groups' for their presentity.
+        let rules = rules::RuleStore::open(store.as_ref().map(|(db, _)| *db))?;
+        for (presentity, p) in rules.load()? {
+            notifier.set_policy(now, &presentity, p, &esc);
+        }
         Ok(Arc::new_cyclic(|me| PresenceServer {
             me: me.clone(),
             ep,
@@ -176,6 +186,7 @@ impl PresenceServer {
                 notifier,
                 rls: ListSubscriptions::new(sub_limits, host),
                 lists,
+                rules,
                 reg_watch: HashMap::new(),
                 max_reg_watch: config.max_presentities,
                 dialogs: HashMap::new(),

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::sip::{self, NotifyDialog, PsRequestError};
 use super::{subscribe_error, PresenceServer, State};
 use crate::presence::rlmi::ResourceList;
-use crate::presence::subscription::{DialogId, SubscribeError, Subscribed};
+use crate::presence::subscription::{DialogId, SubscribeError, Subscribed, WatcherPolicy};
 use crate::sip::{Request, Response};
 
 impl PresenceServer {
@@ -128,5 +128,104 @@ impl PresenceServer {
         tracing::info!(%owner, %name, members = now_members.len(), "resource list written");
         self.send_all(notifys);
         Ok(now_members)
+    }
+}
+
+/// A presentity's watcher rules as the admin API shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WatcherRules {
+    /// Watchers who see the presentity's state.
+    pub allow: Vec<String>,
+    /// Watchers refused (their subscriptions end `rejected`).
+    pub block: Vec<String>,
+    /// Watchers waiting for a decision (subscribed, neither allowed nor blocked).
+    pub pending: Vec<String>,
+}
+
+/// Why watcher rules were not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// An identity that is not a `sip:` or `tel:` URI.
+    #[error("{0:?} is not a sip: or tel: URI")]
+    BadIdentity(String),
+    /// More entries than a rule holds.
+    #[error("a rule holds at most {0} watchers")]
+    TooMany(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Most watchers one presentity's rule names.
+const MAX_RULE_ENTRIES: usize = 1000;
+
+impl PresenceServer {
+    /// `presentity`'s watcher rules and who waits (the admin API's
+    /// `GET /presence/{presentity}/watchers`).
+    pub fn watchers_of(&self, presentity: &str) -> WatcherRules {
+        let Ok(st) = self.state.lock() else {
+            return WatcherRules::default();
+        };
+        let p = st.notifier.policy(presentity).cloned().unwrap_or_default();
+        WatcherRules {
+            allow: p.allowed(),
+            block: p.blocked(),
+            pending: st.notifier.pending_watchers(presentity),
+        }
+    }
+
+    /// Replaces `presentity`'s rules (the admin API's `PUT /presence/{presentity}/watchers`):
+    /// kept in the store (on disk before this returns); a pending watcher now allowed gets
+    /// the state at once (RFC 3856 §6.6), one now blocked a final NOTIFY `rejected`, and list
+    /// subscriptions holding the presentity a partial NOTIFY.
+    pub async fn set_watchers(
+        &self,
+        presentity: &str,
+        allow: &[String],
+        block: &[String],
+    ) -> Result<WatcherRules, RuleError> {
+        let ok = |u: &String| {
+            u.len() <= 256
+                && (u.starts_with("sip:") || u.starts_with("tel:"))
+                && crate::sip::Uri::parse(u).is_ok()
+        };
+        if let Some(bad) = std::iter::once(&presentity.to_string())
+            .chain(allow)
+            .chain(block)
+            .find(|u| !ok(u))
+        {
+            return Err(RuleError::BadIdentity(bad.clone()));
+        }
+        if allow.len() + block.len() > MAX_RULE_ENTRIES {
+            return Err(RuleError::TooMany(MAX_RULE_ENTRIES));
+        }
+        let mut p = WatcherPolicy::default();
+        for w in allow {
+            p.allow(w);
+        }
+        for w in block {
+            p.block(w);
+        }
+        let now = Instant::now();
+        let contact = self.contact();
+        let notifys = {
+            let Ok(mut st) = self.state.lock() else {
+                return Err(
+                    crate::store::StoreError::Corrupt("presence state poisoned".into()).into(),
+                );
+            };
+            let st = &mut *st;
+            st.rules.put(presentity, &p)?;
+            st.notifier.set_policy(now, presentity, p, &st.esc);
+            st.rls
+                .member_changed(now, presentity, &st.notifier, &st.esc);
+            st.drain(now, &contact)
+        };
+        if let Some(c) = &self.commit {
+            c.durable().await?;
+        }
+        tracing::info!(%presentity, allow = allow.len(), block = block.len(), "watcher rules written");
+        self.send_all(notifys);
+        Ok(self.watchers_of(presentity))
     }
 }

@@ -859,3 +859,96 @@ async fn bad_publishes_get_413_and_400_and_lose_nothing() {
     assert!(!doc.expect("her document").is_open());
     lab.shutdown().await;
 }
+
+/// Watcher authorization at run time (RFC 3856 §6.6): carol, in no buddy group with alice,
+/// waits `pending`; alice's rule, written through the admin API, allows her: her next NOTIFY
+/// (exactly PS -> S-CSCF -> P-CSCF -> carol) is `active` with alice's document. Blocking her
+/// ends the subscription `rejected` with no document. The rule is kept across a restart.
+#[tokio::test]
+async fn a_pending_watcher_turns_active_when_allowed_then_rejected_when_blocked() {
+    use hyper::Method as Http;
+    use rcslab::hss::admin_client::AdminClient;
+    let dir = tempfile::tempdir().unwrap();
+    let groups = "[presence]\nbuddy_groups = [[\"sip:alice@ims.lab\", \"sip:bob@ims.lab\"]]\n";
+    let lab = lab_with(dir.path(), groups).await;
+    let (_stop, shut) = watch::channel(false);
+    let alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let mut carol = ue(&lab, "carol", AuthMode::Digest, &shut).await;
+    let mut alice = alice;
+    alice.register(600).await.expect("alice registers");
+    carol.register(600).await.expect("carol registers");
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let (_, ok) = subscribe(&carol, "sip:carol@ims.lab", ALICE).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let (state, body) = notify(&mut carol, Duration::from_secs(5)).await;
+    assert!(state.starts_with("pending;"), "{state}");
+    assert!(body.is_none());
+
+    let admin = AdminClient::from_data_dir(dir.path()).expect("the lab's admin API");
+    let path = "/presence/sip%3Aalice%40ims.lab/watchers";
+    let (code, body) = admin.call(Http::GET, path, None).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["pending"], serde_json::json!(["sip:carol@ims.lab"]));
+    assert_eq!(v["allow"], serde_json::json!(["sip:bob@ims.lab"]));
+
+    crate::eventually("carol's 200 at the PS", || {
+        flow(&lab)
+            .last()
+            .is_some_and(|l| l == "S-CSCF -> PS SIP 200")
+    })
+    .await;
+    lab.trace.clear();
+    let rule = r#"{"allow": ["sip:bob@ims.lab", "sip:carol@ims.lab"]}"#;
+    let (code, body) = admin
+        .call(Http::PUT, path, Some(rule.into()))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["pending"], serde_json::json!([]));
+    let (state, body) = notify(&mut carol, Duration::from_secs(2)).await;
+    assert!(state.starts_with("active;"), "{state}");
+    assert!(body.expect("alice's document").is_open());
+    let got = flow_of(&lab, 6).await;
+    assert_eq!(got, notify_to("carol"));
+
+    let (code, body) = admin
+        .call(
+            Http::PUT,
+            path,
+            Some(r#"{"block": ["sip:carol@ims.lab"]}"#.into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (state, body) = notify(&mut carol, Duration::from_secs(2)).await;
+    assert_eq!(state, "terminated;reason=rejected");
+    assert!(body.is_none());
+    let (code, body) = admin
+        .call(Http::PUT, path, Some(r#"{"allow": ["alice"]}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{body}");
+    lab.shutdown().await;
+    drop((alice, carol));
+
+    let lab = lab_with(dir.path(), groups).await;
+    let admin = AdminClient::from_data_dir(dir.path()).expect("the lab's admin API");
+    let (code, body) = admin.call(Http::GET, path, None).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["block"], serde_json::json!(["sip:carol@ims.lab"]));
+    assert_eq!(v["allow"], serde_json::json!([]));
+    lab.shutdown().await;
+}

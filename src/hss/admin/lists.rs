@@ -1,7 +1,10 @@
-//! The admin API's `/lists` routes: the resource lists the presence server serves as RLS
-//! (RFC 4662), by owner. `GET /lists/{owner}` shows them, `PUT /lists/{owner}/{name}` with
-//! `{"members": [...]}` writes one (on disk before the answer; subscribers to it get a
-//! partial NOTIFY), `DELETE` empties it. The owner is percent-encoded (`sip%3Aalice%40ims.lab`).
+//! The admin API's presence routes. `/lists`: the resource lists the presence server serves
+//! as RLS (RFC 4662), by owner: `GET /lists/{owner}` shows them, `PUT /lists/{owner}/{name}`
+//! with `{"members": [...]}` writes one (on disk before the answer; subscribers to it get a
+//! partial NOTIFY), `DELETE` empties it. `/presence/{presentity}/watchers`: who may watch
+//! (RFC 3856 §6.6): `GET` shows `{"allow", "block", "pending"}`, `PUT` with
+//! `{"allow": [...], "block": [...]}` replaces the rule (a pending watcher now allowed gets the
+//! state at once). Identities are percent-encoded in the path (`sip%3Aalice%40ims.lab`).
 
 use std::sync::Arc;
 
@@ -83,6 +86,57 @@ async fn write(api: &Api, owner: String, name: String, members: Vec<String>) -> 
             &serde_json::json!({ "owner": owner, "name": name, "uri": uri, "members": members }),
         ),
         Err(e @ ListWriteError::Invalid(_)) => error(StatusCode::BAD_REQUEST, "invalid list", e),
+        Err(e @ ListWriteError::Store(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "store failure", e)
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesBody {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    block: Vec<String>,
+}
+
+/// `GET /presence/{presentity}/watchers`.
+pub(super) async fn watchers_show(
+    State(api): State<Arc<Api>>,
+    uri: axum::http::Uri,
+) -> Response<Body> {
+    let (presentity, _) = segments(&uri);
+    match lab(&api.status) {
+        Ok(l) => json(StatusCode::OK, &l.watchers(&presentity)),
+        Err(r) => *r,
+    }
+}
+
+/// `PUT /presence/{presentity}/watchers`.
+pub(super) async fn watchers_put(
+    State(api): State<Arc<Api>>,
+    req: axum::extract::Request,
+) -> Response<Body> {
+    let (presentity, _) = segments(req.uri());
+    if let Err(r) = json_content(&req) {
+        return *r;
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let rules: RulesBody = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid rules", e),
+    };
+    let lab = match lab(&api.status) {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    match lab.put_watchers(presentity, rules.allow, rules.block).await {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err(e @ ListWriteError::Invalid(_)) => error(StatusCode::BAD_REQUEST, "invalid rules", e),
         Err(e @ ListWriteError::Store(_)) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "store failure", e)
         }
