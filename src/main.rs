@@ -130,6 +130,16 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// The presence server's resource lists and watcher rules (needs a running lab).
+    #[command(
+        after_help = "Examples:\n  rcslab presence lists alice                   # rcs sip:alice;pres-list=rcs@ims.lab: sip:bob@ims.lab, ...\n  rcslab presence list alice work bob tel:+15550003\n  rcslab presence watchers alice                # allow / block / pending\n  rcslab presence allow alice carol"
+    )]
+    Presence {
+        #[command(subcommand)]
+        cmd: cli::presence::PresenceCmd,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (v2 and v3 headers): committing
@@ -190,6 +200,7 @@ fn main() -> ExitCode {
                 trace,
             } => cli::run::run_node(&node, common, trace).await,
             Cmd::Subscriber { cmd, common } => cli::subscriber::run(cmd, common).await,
+            Cmd::Presence { cmd, common } => cli::presence::run(cmd, common).await,
             Cmd::Lab { cmd } => cli::lab::run(cmd).await,
             Cmd::Bench { cmd } => cli::bench::run(cmd).await,
             Cmd::Eval { cmd } => cli::eval::run(cmd).await,

@@ -46,6 +46,9 @@ pub enum CliError {
     /// `rcslab trace …` while no lab answers for the data dir.
     #[error("no lab is running on {} (start one with `rcslab up --trace --data-dir {}`)", .0.display(), .0.display())]
     NoTraceLab(PathBuf),
+    /// `rcslab presence …` while no lab answers for the data dir.
+    #[error("no lab is running on {} (start one with `rcslab up --data-dir {}`)", .0.display(), .0.display())]
+    NoLab(PathBuf),
     /// The admin API answered with an unexpected status.
     #[error("the lab answered {status}: {body}")]
     Answered { status: u16, body: String },

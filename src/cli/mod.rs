@@ -12,6 +12,7 @@ pub mod bench;
 pub mod error;
 pub mod eval;
 pub mod lab;
+pub mod presence;
 pub mod run;
 pub mod status;
 pub mod subscriber;

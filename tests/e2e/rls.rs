@@ -491,3 +491,59 @@ async fn tshark_decodes_the_rlmi_and_pidf_parts() {
     assert!(bad.trim().is_empty(), "malformed packets:\n{bad}");
     lab.shutdown().await;
 }
+
+/// `rcslab presence` against the running lab (its admin API, found through --data-dir):
+/// lists shown and written, watcher rules shown and edited, a bad member refused (exit 1).
+#[tokio::test]
+async fn rcslab_presence_reads_and_writes_lists_and_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let cli = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rcslab"));
+        c.arg("presence")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("RUST_LOG", "warn");
+        c
+    };
+    let run = |args: &'static [&'static str]| {
+        let mut c = cli(args);
+        async move {
+            let out = c.output().await.unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+    let (code, out, err) = run(&["lists", "alice"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        "rcs sip:alice;pres-list=rcs@ims.lab: sip:bob@ims.lab, sip:carol@ims.lab\n"
+    );
+    let (code, out, err) = run(&["list", "alice", "work", "bob", "tel:+15550003"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        "work sip:alice;pres-list=work@ims.lab: sip:bob@ims.lab, tel:+15550003\n"
+    );
+    let (code, out, _) = run(&["watchers", "alice"]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        "allow: sip:bob@ims.lab, sip:carol@ims.lab\nblock: \npending: \n"
+    );
+    let (code, out, _) = run(&["block", "alice", "carol"]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        "allow: sip:bob@ims.lab\nblock: sip:carol@ims.lab\npending: \n"
+    );
+    let (code, out, err) = run(&["list", "alice", "work", "sip:bad user@x"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(err.contains("the lab refused"), "{err}");
+    lab.shutdown().await;
+}
