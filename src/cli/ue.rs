@@ -156,7 +156,7 @@ async fn send_one(
 
 /// A UE that stays registered says so: it publishes itself available (open) for as long as
 /// the PS allows; when it de-registers, the PS shows it offline and when it was last seen.
-async fn publish_online(ue: &mut rcslab::ue::Ue) {
+pub(super) async fn publish_online(ue: &mut rcslab::ue::Ue) {
     use rcslab::ue::presence::Status;
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(5),

@@ -1,5 +1,6 @@
-//! `rcslab ue ... watch`: subscribes to users' presence (RFC 3856), or to the user's own
-//! buddy list at the RLS (RFC 4662, `--list`), and prints each change as a line
+//! `rcslab ue ... watch`: publishes the user available (open), subscribes to users' presence
+//! (RFC 3856), or to the user's own buddy list at the RLS (RFC 4662, `--list`), and prints
+//! each change as a line
 //! `USER: open away (note)`, `USER: closed (last seen TIME)` or `USER: pending` until Ctrl-C.
 //! Registration is refreshed at half-life; a subscription the server ends when its time is up
 //! (or to move it, RFC 6665 §4.1.3 `deactivated`, `probation`) is made anew.
@@ -37,6 +38,8 @@ pub async fn watch(
     targets: &[String],
     list: Option<&str>,
 ) -> Result<()> {
+    // Watching from a registered UE is being online too.
+    super::ue::publish_online(&mut ue).await;
     let mut watched: Vec<Watched> = targets.iter().cloned().map(Watched::User).collect();
     if let Some(l) = list {
         watched.push(Watched::List(l.to_string()));

@@ -361,6 +361,11 @@ async fn the_list_subscription_is_refreshed_in_its_dialog() {
         notify_bodies(&lab, &call_id).len() >= 2
     })
     .await;
+    // Every hop of the refresh and its NOTIFY, the last 200s included.
+    crate::eventually("the refresh's 24 lines", || {
+        dialog_ladder(&lab, &call_id).len() >= 24
+    })
+    .await;
     let got = dialog_ladder(&lab, &call_id);
     assert!(
         interleaves(&got[12..24], &subscribe_hops("200"), &notify_hops()),
