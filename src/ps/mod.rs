@@ -228,7 +228,10 @@ impl PresenceServer {
                     Some(Incoming::StrayResponse { .. }) => {}
                     None => return,
                 },
-                _ = tick.tick() => self.expire(Instant::now()),
+                _ = tick.tick() => {
+                    self.expire(Instant::now());
+                    self.renew_reg_watches(Instant::now());
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -27,6 +27,8 @@ use crate::sip::{IncomingRequest, Method, Request};
 const REG_EXPIRES: u32 = 86_400;
 /// How long the first PUBLISH waits for the reg subscription's 200 and first NOTIFY.
 const REG_WAIT: Duration = Duration::from_secs(2);
+/// When a renewal that got no answer is tried again.
+const RENEW_RETRY: Duration = Duration::from_secs(60);
 
 /// One presentity's reg subscription.
 pub(super) struct RegWatch {
@@ -36,6 +38,8 @@ pub(super) struct RegWatch {
     until: Instant,
     /// Told when the first NOTIFY comes.
     first: Option<oneshot::Sender<()>>,
+    /// The S-CSCF it was made at (a Route value), for its renewal.
+    route: String,
 }
 
 /// True for `Event: reg`.
@@ -53,7 +57,6 @@ impl PresenceServer {
     /// subscription is alive; returns once it is set up (its 200 and first NOTIFY) or failed,
     /// within [`REG_WAIT`] each.
     pub(super) async fn watch_registration(&self, presentity: &str, publish: &Request) {
-        let now = Instant::now();
         let Some(via) = publish
             .headers
             .values("Via")
@@ -62,16 +65,58 @@ impl PresenceServer {
         else {
             return;
         };
+        let route = format!(
+            "<sip:{};transport={};lr>",
+            via.sent_by(),
+            via.transport.to_ascii_lowercase()
+        );
+        self.subscribe_reg(presentity, route, false).await;
+    }
+
+    /// The tick: reg subscriptions due for renewal are made anew while their presentity still
+    /// publishes (else forgotten), so a de-registration hours later is still heard.
+    pub(super) fn renew_reg_watches(&self, now: Instant) {
+        let due: Vec<(String, String)> = {
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            let st = &mut *st;
+            let mut due = Vec::new();
+            let esc = &st.esc;
+            st.reg_watch.retain(|p, w| {
+                if w.until > now {
+                    return true;
+                }
+                if esc.publications(p) == 0 {
+                    return false;
+                }
+                // Not again at the next tick while this renewal runs.
+                w.until = now + RENEW_RETRY;
+                due.push((p.clone(), w.route.clone()));
+                true
+            });
+            due
+        };
+        for (presentity, route) in due {
+            let Some(me) = self.me.upgrade() else { return };
+            tokio::spawn(async move { me.subscribe_reg(&presentity, route, true).await });
+        }
+    }
+
+    /// Subscribes to `presentity`'s reg event along `route` (a new subscription replaces a
+    /// `renew`ed one; without `renew`, a live one is kept).
+    async fn subscribe_reg(&self, presentity: &str, route: String, renew: bool) {
+        let now = Instant::now();
         let call_id = crate::sip::new_call_id(&self.ep.local_addr().ip().to_string());
         let (tx, rx) = oneshot::channel();
         {
             let Ok(mut st) = self.state.lock() else {
                 return;
             };
-            if st.reg_watch.get(presentity).is_some_and(|w| w.until > now) {
+            if !renew && st.reg_watch.get(presentity).is_some_and(|w| w.until > now) {
                 return;
             }
-            if st.reg_watch.len() >= st.max_reg_watch {
+            if !st.reg_watch.contains_key(presentity) && st.reg_watch.len() >= st.max_reg_watch {
                 // Bounded: the oldest lapsed ones go first; with none lapsed, no watch.
                 st.reg_watch.retain(|_, w| w.until > now);
                 if st.reg_watch.len() >= st.max_reg_watch {
@@ -84,6 +129,7 @@ impl PresenceServer {
                     call_id: call_id.clone(),
                     until: now + Duration::from_secs(u64::from(REG_EXPIRES) / 2),
                     first: Some(tx),
+                    route: route.clone(),
                 },
             );
         }
@@ -95,11 +141,7 @@ impl PresenceServer {
         r.headers.push("To", format!("<{presentity}>"));
         r.headers.push("Call-ID", call_id.clone());
         r.headers.push("CSeq", "1 SUBSCRIBE");
-        let transport = via.transport.to_ascii_lowercase();
-        r.headers.push(
-            "Route",
-            format!("<sip:{};transport={transport};lr>", via.sent_by()),
-        );
+        r.headers.push("Route", route);
         r.headers.push("P-Asserted-Identity", format!("<{me}>"));
         r.headers.push("Contact", self.contact());
         r.headers.push("Event", "reg");
@@ -114,6 +156,17 @@ impl PresenceServer {
             tokio::time::timeout(REG_WAIT, self.ep.send_request(r, dest, t).final_response()).await;
         match answer {
             Ok(resp) if resp.status / 100 == 2 => {
+                // The S-CSCF may grant less than asked: subscribe again at half of it.
+                let granted = resp
+                    .headers
+                    .get("Expires")
+                    .and_then(|e| e.trim().parse::<u64>().ok())
+                    .unwrap_or(u64::from(REG_EXPIRES));
+                if let Ok(mut st) = self.state.lock() {
+                    if let Some(w) = st.reg_watch.get_mut(presentity) {
+                        w.until = now + Duration::from_secs(granted / 2);
+                    }
+                }
                 let _ = tokio::time::timeout(REG_WAIT, rx).await;
             }
             other => {

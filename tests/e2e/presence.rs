@@ -952,3 +952,50 @@ async fn a_pending_watcher_turns_active_when_allowed_then_rejected_when_blocked(
     assert_eq!(v["allow"], serde_json::json!([]));
     lab.shutdown().await;
 }
+
+/// The PS's reg subscription is renewed at half of what the S-CSCF granted while the user
+/// still publishes, so a registration that ends later is still heard: here the registrar
+/// grants 4 s (to the registration and to the reg subscription alike); the PS subscribes
+/// again within ~2 s, and when alice's registration lapses her presence is withdrawn.
+#[tokio::test]
+async fn the_reg_subscription_is_renewed_and_a_lapsed_registration_withdraws_presence() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(
+        dir.path(),
+        "[registrar]\nmin_expires = 1\nmax_expires = 4\n[presence]\nmin_expires = 1\n",
+    )
+    .await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(4).await.expect("alice registers");
+    let open = pidf(ALICE, Basic::Open);
+    let r = publish(
+        &alice,
+        ALICE,
+        "presence",
+        None,
+        600,
+        Some(("application/pidf+xml", &open)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let reg_subscribes = || {
+        flow(&lab)
+            .iter()
+            .filter(|l| *l == "PS -> S-CSCF SIP SUBSCRIBE")
+            .count()
+    };
+    assert_eq!(reg_subscribes(), 1);
+    crate::eventually("a renewed reg subscription", || reg_subscribes() >= 2).await;
+    // alice does not refresh: her registration lapses at the S-CSCF, which tells the PS.
+    let t0 = std::time::Instant::now();
+    while lab.ps.document(ALICE).is_some_and(|d| d.is_open()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "presence not withdrawn after the registration lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(lab.ps.document(ALICE).is_some_and(|d| !d.is_open()));
+    lab.shutdown().await;
+}
