@@ -137,16 +137,34 @@ const TIMERS: [Timer; 3] = [Timer::Reload, Timer::ClientAnswer, Timer::Retransmi
 
 /// A dialog (RFC 3261 §12), early or confirmed, as the gateway's side holds it.
 #[derive(Debug, Clone)]
-struct SipDialog {
-    call_id: String,
+pub(super) struct SipDialog {
+    pub(super) call_id: String,
     /// Our From (UAC) / To (UAS) with our tag.
-    local: String,
+    pub(super) local: String,
     /// The peer's, with its tag.
-    remote: String,
-    remote_target: String,
-    route_set: Vec<String>,
+    pub(super) remote: String,
+    pub(super) remote_target: String,
+    pub(super) route_set: Vec<String>,
     /// Our last CSeq.
-    cseq: u32,
+    pub(super) cseq: u32,
+}
+
+impl SipDialog {
+    /// A request in this dialog with the next CSeq (RFC 3261 §12.2.1.1).
+    pub(super) fn request(&mut self, method: Method, cfg: &CallConfig) -> Request {
+        self.cseq += 1;
+        let mut r = Request::new(method.clone(), self.remote_target.clone());
+        r.headers.push("Via", via(cfg));
+        r.headers.push("Max-Forwards", "70");
+        for route in &self.route_set {
+            r.headers.push("Route", route.clone());
+        }
+        r.headers.push("From", self.local.clone());
+        r.headers.push("To", self.remote.clone());
+        r.headers.push("Call-ID", self.call_id.clone());
+        r.headers.push("CSeq", format!("{} {method}", self.cseq));
+        r
+    }
 }
 
 /// The page's PRACK of a reliable 180 (figure 8 S820-S832).
@@ -515,20 +533,8 @@ impl Call {
 
     /// A request in the (early or confirmed) dialog, with the next CSeq (RFC 3261 §12.2.1.1).
     fn in_dialog(&mut self, method: Method) -> Option<Request> {
-        let via = via(&self.cfg);
         let d = self.dialog.as_mut()?;
-        d.cseq += 1;
-        let mut r = Request::new(method.clone(), d.remote_target.clone());
-        r.headers.push("Via", via);
-        r.headers.push("Max-Forwards", "70");
-        for route in &d.route_set {
-            r.headers.push("Route", route.clone());
-        }
-        r.headers.push("From", d.local.clone());
-        r.headers.push("To", d.remote.clone());
-        r.headers.push("Call-ID", d.call_id.clone());
-        r.headers.push("CSeq", format!("{} {method}", d.cseq));
-        Some(r)
+        Some(d.request(method, &self.cfg))
     }
 
     fn send_bye(&mut self) {
@@ -538,11 +544,11 @@ impl Call {
     }
 }
 
-fn contact_uri(h: Option<&str>) -> Option<String> {
+pub(super) fn contact_uri(h: Option<&str>) -> Option<String> {
     NameAddr::parse(h?).ok().map(|na| na.uri.to_string())
 }
 
-fn cseq_of(r: &Request) -> Option<CSeq> {
+pub(super) fn cseq_of(r: &Request) -> Option<CSeq> {
     r.headers.get("CSeq").and_then(|c| CSeq::parse(c).ok())
 }
 
@@ -554,7 +560,7 @@ fn list_of(h: &crate::sip::Headers, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn via(cfg: &CallConfig) -> String {
+pub(super) fn via(cfg: &CallConfig) -> String {
     format!(
         "SIP/2.0/{} {};branch={};rport",
         cfg.transport,
