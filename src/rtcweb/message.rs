@@ -246,6 +246,18 @@ pub enum MessageError {
     },
 }
 
+impl MessageError {
+    /// The `ERROR` frame that answers a refused frame (the call and the other pages are not
+    /// touched: a bad frame never reaches a call).
+    pub fn to_web(&self) -> WebMessage {
+        let of = match self {
+            MessageError::MissingField { kind, .. } => Some(*kind),
+            _ => None,
+        };
+        WebMessage::error(None, of, self.to_string())
+    }
+}
+
 impl WebMessage {
     /// A message of `kind` with no fields.
     pub fn new(kind: Kind) -> WebMessage {
@@ -631,6 +643,27 @@ mod tests {
         ));
         let big = format!(r#"{{"type":"OFFER","sdp":"{}"}}"#, "a".repeat(MAX_FRAME));
         assert!(matches!(e(&big), MessageError::TooLarge(_)));
+    }
+
+    #[test]
+    fn refusals_become_error_frames() {
+        let e = WebMessage::parse(br#"{"type":"DIAL","session":"a"}"#).unwrap_err();
+        assert_eq!(
+            e.to_web().to_json(),
+            r#"{"type":"ERROR","reason":"unknown message type \"DIAL\""}"#
+        );
+        let e = WebMessage::parse(br#"{"type":"PRANSWER"}"#).unwrap_err();
+        assert_eq!(
+            e.to_web().to_json(),
+            r#"{"type":"ERROR","for":"PRANSWER","reason":"PRANSWER needs \"session\""}"#
+        );
+        let big = vec![b' '; MAX_FRAME + 1];
+        let m = WebMessage::parse(&big).unwrap_err().to_web();
+        assert_eq!(
+            m.reason.as_deref(),
+            Some("frame of 65537 bytes is larger than 65536")
+        );
+        round_trip(&m.to_json());
     }
 
     #[test]
