@@ -37,9 +37,11 @@
 //! IMS calls web (the mirror; the patent draws none): INVITE -> `OFFER` (the endpoint sends
 //! 100 Trying); `Ringing` -> 180 (reliable with RSeq when the INVITE allows 100rel); the PRACK
 //! is answered 200 here and the page gets `OK` for `Ringing`; `ANSWER` (sdp) -> 200 with the
-//! SDP answer; the ACK -> `OK` for `ANSWER`, InCall. A page's `BYE` before `ANSWER` -> 603.
+//! SDP answer; the ACK -> `OK` for `ANSWER`, InCall. A page's `BYE` before `ANSWER` -> 603;
+//! no `ANSWER` within [`CallConfig::ring_timeout`] -> 480; an IMS CANCEL -> 487 and `BYE`
+//! (reason `CANCEL`) to the page.
 //!
-//! Client states (figure 7), one place of change ([`Call::transition`]):
+//! Client states (figure 7), one place of change (`Call::transition`):
 //!
 //! ```text
 //!   Calling --2xx ACKed--> InCall --page or IMS BYE--> Hangup
@@ -59,7 +61,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::message::{ClientState, Kind, WebMessage};
-use super::route::{ALLOW, DEFAULT_ANSWER_WAIT, DEFAULT_RELOAD_GRACE, USER_AGENT};
+use super::route::{
+    ALLOW, DEFAULT_ANSWER_WAIT, DEFAULT_RELOAD_GRACE, DEFAULT_RING_TIMEOUT, USER_AGENT,
+};
 use crate::sip::{
     new_branch, new_call_id, new_tag, split_list, uas_response_with, CSeq, Method, NameAddr,
     Request, Response,
@@ -78,6 +82,8 @@ pub struct CallConfig {
     pub outbound: Option<String>,
     /// How long the page may take to send ANSWER.
     pub answer_wait: Duration,
+    /// How long the page may ring before an incoming call is given up (480).
+    pub ring_timeout: Duration,
     /// How long the IMS dialog is kept while the page reloads.
     pub reload_grace: Duration,
     /// RFC 3261 T1.
@@ -95,6 +101,7 @@ impl CallConfig {
             contact: contact.to_string(),
             outbound: None,
             answer_wait: DEFAULT_ANSWER_WAIT,
+            ring_timeout: DEFAULT_RING_TIMEOUT,
             reload_grace: DEFAULT_RELOAD_GRACE,
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
@@ -203,6 +210,8 @@ struct Uas {
     reliable: bool,
     rseq: u32,
     ringing_sent: bool,
+    /// The RSeq of our reliable 180 until it is PRACKed.
+    prack_due: Option<u32>,
     final_sent: bool,
     /// The reliable 1xx or 2xx being retransmitted, since when, at which interval.
     retx: Option<(Response, Instant, Duration)>,

@@ -35,7 +35,7 @@
 //! | PRACK body               | `PRANSWER` `sdp`            | none: our INVITE always has the offer, so the answer came in the 1xx (RFC 3262 §5) |
 //! | BYE Reason               | `BYE` `reason`              | none                                     |
 //! | decline of an incoming call | `BYE` before `ANSWER`    | 603 Decline                              |
-//! | no answer from the page  | nothing in [`DEFAULT_ANSWER_WAIT`] | 480 Temporarily Unavailable     |
+//! | no answer from the page  | nothing in [`DEFAULT_RING_TIMEOUT`] | 480 Temporarily Unavailable    |
 //! | SUBSCRIBE Expires        | `expires` absent            | [`DEFAULT_SUBSCRIBE_EXPIRES`] (RFC 3856 §6.4) |
 //! | SUBSCRIBE Event / Accept | nothing                     | `presence` / `application/pidf+xml`       |
 //!
@@ -58,6 +58,8 @@ pub const DEFAULT_SUBSCRIBE_EXPIRES: u32 = 3600;
 /// How long a page may take to answer (`ANSWER`): below Timer H (64·T1 = 32 s, RFC 3261
 /// §13.3.1.4) so that an outgoing call's 2xx is ACKed before the callee gives up on it.
 pub const DEFAULT_ANSWER_WAIT: Duration = Duration::from_secs(16);
+/// How long a page may ring before an incoming call is given up (480).
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the IMS dialog is kept while a page reloads (figure 7 "Reloading").
 pub const DEFAULT_RELOAD_GRACE: Duration = Duration::from_secs(30);
 /// Routing table entries when the node gives no limit.

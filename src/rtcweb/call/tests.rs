@@ -215,6 +215,13 @@ fn the_2xx_before_answer_waits_for_the_page_then_gives_up() {
     assert_eq!(s, ["web OK(OFFER)"]);
     assert_eq!(web(&out[0]).sdp.as_deref(), Some(ANSWER_SDP));
     assert_eq!(c.poll_timeout(), Some(t + DEFAULT_ANSWER_WAIT));
+    // Its retransmissions are not the page's business, nor do they move the timer.
+    c.handle_response(
+        t + Duration::from_secs(1),
+        &callee(&invite, 200, None, Some(ANSWER_SDP)),
+    );
+    assert!(step(&mut c).0.is_empty());
+    assert_eq!(c.poll_timeout(), Some(t + DEFAULT_ANSWER_WAIT));
     // A PRANSWER now has nothing to PRACK: OK at once.
     c.handle_web(t, &page(Kind::Pranswer));
     assert_eq!(step(&mut c).0, ["web OK(PRANSWER)"]);
@@ -516,7 +523,9 @@ fn ims_calls_the_page() {
     prack.headers.set("RAck", format!("{rseq} 10 INVITE"));
     c.handle_request(t, &prack);
     assert_eq!(step(&mut c).0, ["sip 200 PRACK", "web OK(Ringing)"]);
-    assert_eq!(c.poll_timeout(), Some(t + DEFAULT_ANSWER_WAIT));
+    assert_eq!(c.poll_timeout(), Some(t + DEFAULT_RING_TIMEOUT));
+    c.handle_request(t, &prack);
+    assert_eq!(step(&mut c).0, ["sip 481 PRACK"], "acknowledged already");
 
     // ANSWER -> 200 with the SDP answer, retransmitted until the ACK.
     c.handle_web(t, &g(Kind::Answer));
@@ -567,9 +576,9 @@ fn ims_call_without_100rel_rings_unreliably() {
     let (s, out) = step(&mut c);
     assert_eq!(s, ["sip 180 INVITE"]);
     assert_eq!(resp(&out[0]).headers.get("RSeq"), None);
-    assert_eq!(c.poll_timeout(), Some(t + DEFAULT_ANSWER_WAIT));
+    assert_eq!(c.poll_timeout(), Some(t + DEFAULT_RING_TIMEOUT));
     // No ANSWER: 480 and the page told.
-    c.handle_timeout(t + DEFAULT_ANSWER_WAIT);
+    c.handle_timeout(t + DEFAULT_RING_TIMEOUT);
     assert_eq!(step(&mut c).0, ["sip 480 INVITE", "web BYE"]);
     assert_eq!(c.state(), ClientState::Hangup);
 }
@@ -642,4 +651,25 @@ fn one_calls_error_leaves_another_call_alone() {
         (a.state(), b.state()),
         (ClientState::InCall, ClientState::InCall)
     );
+}
+
+#[test]
+fn a_prack_after_the_2xx_still_gets_200() {
+    let t = Instant::now();
+    let g = |k: Kind| WebMessage::for_session(k, "g1");
+    let mut c = Call::incoming(t, cfg(), "g1", &ims_invite(true)).unwrap();
+    drain(&mut c);
+    c.handle_web(t, &g(Kind::Ringing));
+    let (_, out) = step(&mut c);
+    let ringing = resp(&out[0]).clone();
+    let rseq = ringing.headers.get("RSeq").unwrap().to_string();
+    c.handle_web(t, &g(Kind::Answer).with_sdp(Some(ANSWER_SDP)));
+    assert_eq!(step(&mut c).0, ["sip 200 INVITE"]);
+    let mut prack = ims_in_dialog(Method::Prack, 11, &ringing);
+    prack.headers.push("RAck", format!("{rseq} 10 INVITE"));
+    c.handle_request(t, &prack);
+    assert_eq!(step(&mut c).0, ["sip 200 PRACK", "web OK(Ringing)"]);
+    // The 2xx is still retransmitted until the ACK.
+    c.handle_timeout(t + Duration::from_millis(500));
+    assert_eq!(step(&mut c).0, ["sip 200 INVITE"]);
 }

@@ -126,6 +126,9 @@ impl Call {
             self.out.push_back(CallOutput::Request(ack));
             return;
         }
+        if u.ok.is_some() {
+            return; // retransmitted while the page's ANSWER is awaited: the page knows
+        }
         u.ok = Some(resp.clone());
         let invite = u.invite.clone();
         // The confirmed dialog keeps the CSeq the early one reached with PRACKs.

@@ -54,6 +54,7 @@ impl Call {
             reliable,
             rseq: rand::random::<u32>() % 0x7fff_0000 + 1,
             ringing_sent: false,
+            prack_due: None,
             final_sent: false,
             retx: None,
             bye_pending: false,
@@ -65,7 +66,7 @@ impl Call {
         offer.from = Some(peer);
         offer.to = Some(to.uri.to_string());
         call.send_page(offer);
-        call.arm(Timer::ClientAnswer, now + call.cfg.answer_wait);
+        call.arm(Timer::ClientAnswer, now + call.cfg.ring_timeout);
         Ok(call)
     }
 
@@ -104,6 +105,7 @@ impl Call {
             r.headers.push("Require", "100rel");
             r.headers.push("RSeq", rseq.to_string());
             if let Leg::Uas(u) = &mut self.leg {
+                u.prack_due = Some(rseq);
                 u.retx = Some((r.clone(), now, self.cfg.t1));
             }
             self.arm(Timer::Retransmit, now + self.cfg.t1);
@@ -139,18 +141,22 @@ impl Call {
             .headers
             .get("RAck")
             .map(|v| v.split_whitespace().collect::<Vec<_>>());
-        let pending = matches!(&u.retx, Some((r, _, _)) if r.is_provisional());
-        let matches = pending
-            && matches!(rack.as_deref(), Some([r, c, m])
-                if r.parse() == Ok(u.rseq) && c.parse() == Ok(inv_seq) && m.eq_ignore_ascii_case("INVITE"));
+        // The 180 stays unacknowledged after a 2xx went; its PRACK still gets 200.
+        let matches = u.prack_due.is_some_and(|due| {
+            matches!(rack.as_deref(), Some([r, c, m])
+                if r.parse() == Ok(due) && c.parse() == Ok(inv_seq) && m.eq_ignore_ascii_case("INVITE"))
+        });
         if !matches {
             // RFC 3262 §3: a PRACK matching no unacknowledged reliable 1xx gets 481.
             return self
                 .out
                 .push_back(CallOutput::Response(req.response(481, None)));
         }
-        u.retx = None;
-        self.stop(Timer::Retransmit);
+        u.prack_due = None;
+        if matches!(&u.retx, Some((r, _, _)) if r.is_provisional()) {
+            u.retx = None;
+            self.stop(Timer::Retransmit);
+        }
         let mut ok = req.response(200, None);
         ok.ensure_to_tag();
         self.out.push_back(CallOutput::Response(ok));
@@ -226,9 +232,12 @@ impl Call {
                 let r = self.uas_response(500);
                 self.out.push_back(CallOutput::Response(r));
             }
-            let bye = WebMessage::for_session(Kind::Bye, &self.session).with_reason(Some(reason));
-            self.send_page(bye);
-            self.transition(ClientState::Hangup);
+            if self.state != ClientState::Hangup {
+                let bye =
+                    WebMessage::for_session(Kind::Bye, &self.session).with_reason(Some(reason));
+                self.send_page(bye);
+                self.transition(ClientState::Hangup);
+            }
             return;
         }
         // 2xx: doubling up to T2 (RFC 3261 §13.3.1.4); reliable 1xx: doubling (RFC 3262 §3).
