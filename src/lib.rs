@@ -24,6 +24,7 @@ pub mod presence;
 pub mod profile;
 pub mod ps;
 pub mod rcs;
+pub mod rtcweb;
 pub mod shrink;
 pub mod sip;
 pub mod status;
