@@ -427,3 +427,84 @@ async fn an_oversized_frame_closes_only_its_own_connection() {
     .await;
     lab.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_udp_ue_calls_a_websocket_ue_and_the_browser_hangs_up() {
+    use rcslab::ue::{audio_sdp, uas_response};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), NO_IFC).await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = JsSip::connect(&lab, "alice").await;
+    assert_eq!(alice.register("alice-secret").await.status, 200);
+    let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
+    bob.register(600).await.expect("bob registers");
+    lab.trace.clear();
+
+    let caller = tokio::spawn(async move {
+        let (resp, dialog) = bob.invite("sip:alice@ims.lab", &audio_sdp(4000)).await;
+        (resp, dialog.is_some(), bob)
+    });
+    let inv = match alice.recv().await {
+        SipMessage::Request(r) if r.method.as_str() == "INVITE" => r,
+        other => panic!("expected the INVITE, got {other:?}"),
+    };
+    let rr = inv.headers.values("Record-Route");
+    assert_eq!(
+        rr.first().map(|s| s.to_string()),
+        Some(format!("<sip:{};transport=ws;lr>", lab.addrs.pcscf_ws)),
+        "the P-CSCF's entry facing the browser names its WebSocket listener: {rr:?}"
+    );
+    let ok = uas_response(&inv, 200, "ws1", &alice.contact, Some(&audio_sdp(5000)));
+    let to = ok.headers.get("To").unwrap().to_string();
+    alice
+        .send(String::from_utf8(SipMessage::Response(ok).to_bytes()).unwrap())
+        .await;
+    let (resp, dialog, mut bob) = caller.await.unwrap();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(dialog);
+    // The ACK reaches the browser over its connection (its contact's .invalid host unused).
+    match alice.recv().await {
+        SipMessage::Request(r) if r.method.as_str() == "ACK" => {}
+        other => panic!("expected the ACK, got {other:?}"),
+    }
+
+    // The browser hangs up along the route set (the Record-Route as received, RFC 3261 §12.1.1).
+    let routes: String = rr.iter().map(|r| format!("Route: {r}\r\n")).collect();
+    let bye = format!(
+        "BYE {target} SIP/2.0\r\n\
+         Via: SIP/2.0/WS {host};branch=z9hG4bK{branch}\r\n\
+         Max-Forwards: 69\r\n\
+         {routes}\
+         To: {from}\r\n\
+         From: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 2 BYE\r\n\
+         User-Agent: JsSIP 3.10.1\r\n\
+         Content-Length: 0\r\n\r\n",
+        target = rcslab::sip::NameAddr::parse(inv.headers.get("Contact").unwrap())
+            .unwrap()
+            .uri,
+        host = alice.host,
+        branch = rcslab::sip::new_tag(),
+        from = inv.headers.get("From").unwrap(),
+        call_id = inv.headers.get("Call-ID").unwrap(),
+    );
+    alice.send(bye).await;
+    let got = bob.next_request(WAIT).await.expect("bob gets the BYE");
+    assert_eq!(got.request.method.as_str(), "BYE");
+    got.tx.respond(got.request.response(200, None));
+    assert_eq!(alice.response().await.status, 200);
+    let f = flow(&lab);
+    for line in [
+        "P-CSCF -> UE alice SIP INVITE",
+        "UE alice -> P-CSCF SIP 200",
+        "P-CSCF -> UE alice SIP ACK",
+        "UE alice -> P-CSCF SIP BYE",
+        "P-CSCF -> S-CSCF SIP BYE",
+        "P-CSCF -> UE bob SIP BYE",
+        "P-CSCF -> UE alice SIP 200",
+    ] {
+        assert!(f.iter().any(|l| l == line), "{line} missing from {f:#?}");
+    }
+    lab.shutdown().await;
+}
