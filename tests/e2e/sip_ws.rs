@@ -425,6 +425,12 @@ async fn an_oversized_frame_closes_only_its_own_connection() {
             .is_some_and(|(_, l)| l.transport.ws_connections == 1)
     })
     .await;
+    let st = lab.status();
+    let p = st.queues.iter().find(|q| q.node == "P-CSCF").unwrap();
+    assert_eq!(
+        p.ws_connections, 1,
+        "rcslab status counts the WebSocket flows"
+    );
     lab.shutdown().await;
 }
 
