@@ -1,7 +1,8 @@
 // Headless-browser test of SIP over WebSocket (RFC 7118) at the P-CSCF with JsSIP itself:
 // alice and bob each run JsSIP in a Chromium page, register challenge-first over
 // ws://127.0.0.1:5066 and exchange MESSAGE both ways; then alice sends to carol, an rcslab UE
-// (`rcslab ue --user carol listen`), and carol answers with `rcslab ue ... send`.
+// (`rcslab ue --user carol listen`), and carol answers with `rcslab ue ... send`; last alice
+// calls bob (INVITE/200/ACK through the core, fake audio devices) and hangs up.
 // Run by scripts/test-jssip.sh; by hand: SIP_WS_URL=ws://127.0.0.1:5066 node tests/browser/jssip.mjs
 import { chromium } from 'playwright-core';
 import { execFile, spawn } from 'node:child_process';
@@ -91,6 +92,20 @@ function startUa({ url, user, password }) {
     ua.on('newMessage', (e) => {
       if (e.originator === 'remote') window.__got.push(`${e.request.from.uri.user}: ${e.request.body}`);
     });
+    window.__sessions = [];
+    ua.on('newRTCSession', (e) => {
+      const s = e.session;
+      const log = (what) => window.__sessions.push(`${e.originator}: ${what}`);
+      for (const ev of ['progress', 'accepted', 'confirmed', 'ended', 'failed']) {
+        s.on(ev, (x) => log(ev + (x && x.cause ? ` (${x.cause})` : '')));
+      }
+      if (e.originator === 'remote') {
+        window.__incoming = s;
+        s.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] } });
+      } else {
+        window.__outgoing = s;
+      }
+    });
     ua.on('registered', () => resolve('registered'));
     ua.on('registrationFailed', (e) => reject(new Error(`registration failed: ${e.cause} ${e.response ? e.response.status_code : ''}`)));
     ua.start();
@@ -121,6 +136,14 @@ async function open(user, password) {
   return page;
 }
 
+// In the page: a call's state history contains `what`.
+async function callState(page, what) {
+  await page.waitForFunction((w) => window.__sessions.includes(w), what, { timeout: WAIT })
+    .catch(async (e) => {
+      throw new Error(`${e.message}; the call's events: ${JSON.stringify(await page.evaluate(() => window.__sessions))}`);
+    });
+}
+
 async function received(page, line) {
   await page.waitForFunction((l) => window.__got.includes(l), line, { timeout: WAIT });
 }
@@ -128,7 +151,8 @@ async function received(page, line) {
 async function run() {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
     timeout: WAIT * 3,
   });
   let listen = null;
@@ -163,6 +187,21 @@ async function run() {
       .catch((e) => { throw new Error(`rcslab ue send: ${e.message}\n${e.stdout || ''}${e.stderr || ''}`); });
     await alice.waitForFunction(() => window.__got.some((l) => l.includes('Hi alice, from rcslab')), null, { timeout: WAIT });
 
+    step = 'alice calls bob: INVITE, 200, ACK through the core, both confirmed';
+    await alice.evaluate(() => {
+      window.__ua.call('sip:bob@ims.lab', {
+        mediaConstraints: { audio: true, video: false },
+        pcConfig: { iceServers: [] },
+      });
+    });
+    await callState(bob, 'remote: confirmed');
+    await callState(alice, 'local: confirmed');
+
+    step = 'alice hangs up: bob sees the call end';
+    await alice.evaluate(() => window.__outgoing.terminate());
+    await callState(bob, 'remote: ended (Terminated)');
+    await callState(alice, 'local: ended (Terminated)');
+
     step = 'no script errors in either page';
     if (problems.length) throw new Error(problems.join('\n'));
   } finally {
@@ -180,7 +219,7 @@ const watchdog = setTimeout(() => {
 
 try {
   await run();
-  console.log('jssip test: ok (two JsSIP pages register over WebSocket and exchange MESSAGE; MESSAGE both ways with an rcslab UE)');
+  console.log('jssip test: ok (two JsSIP pages register over WebSocket and exchange MESSAGE; MESSAGE both ways with an rcslab UE; a call between the pages, hung up)');
 } catch (e) {
   console.error(`jssip test: FAIL at step: ${step}\n${e.message}`);
   if (problems.length) console.error('errors in the pages:\n' + problems.join('\n'));
