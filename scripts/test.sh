@@ -14,6 +14,8 @@ RCSLAB_SOAK_LOG=rcslab::im=debug cargo test --release --test e2e store_forward::
 RUST_LOG=warn cargo run --quiet -- lab check labs
 # The WebRSF browser client in headless Chromium (installs chromium and playwright-core).
 bash scripts/test-browser.sh
+# JsSIP in headless Chromium over the P-CSCF's SIP WebSocket (RFC 7118; installs jssip).
+bash scripts/test-jssip.sh
 # README's walkthrough, every marked block as written (installs rcslab with cargo install).
 bash scripts/test-readme.sh
 # A short fuzz run of the parser targets (fuzz/, nightly; installs cargo-fuzz if missing):

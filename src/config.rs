@@ -256,7 +256,10 @@ impl LabConfig {
         ] {
             a.set_port(0);
         }
-        if let Some(a) = &mut self.nodes.tim_http {
+        for a in [&mut self.nodes.tim_http, &mut self.nodes.pcscf_ws]
+            .into_iter()
+            .flatten()
+        {
             a.set_port(0);
         }
         for s in &mut self.scscfs {

@@ -154,6 +154,9 @@ pub struct NodeQueues {
     pub server_transactions: usize,
     /// Completed server transactions kept for Timer J.
     pub completed_server_transactions: usize,
-    /// Open SIP TCP connections.
+    /// Open SIP TCP connections (WebSocket ones included).
     pub tcp_connections: usize,
+    /// Of those, SIP over WebSocket connections (RFC 7118, the P-CSCF's browser clients).
+    #[serde(default)]
+    pub ws_connections: usize,
 }

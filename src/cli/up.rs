@@ -83,6 +83,11 @@ pub async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) 
     out!("  {:<8} {:<22} protocol", "node", "address");
     for (n, addr, p) in [
         ("P-CSCF", a.pcscf, "SIP UDP+TCP"),
+        (
+            "P-CSCF",
+            a.pcscf_ws,
+            "SIP over WebSocket (ws://, subprotocol sip)",
+        ),
         ("I-CSCF", a.icscf, "SIP UDP+TCP"),
         ("S-CSCF", a.scscf, "SIP UDP+TCP"),
         ("HSS", a.hss, "Diameter Cx (TCP)"),

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub struct Nodes {
     /// P-CSCF SIP (UDP and TCP).
     pub pcscf: SocketAddr,
+    /// P-CSCF SIP over WebSocket (RFC 7118: `ws://` on path `/`, subprotocol `sip`), for
+    /// browser clients such as JsSIP. Unset: [`Nodes::pcscf_ws_or_default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcscf_ws: Option<SocketAddr>,
     /// I-CSCF SIP.
     pub icscf: SocketAddr,
     /// S-CSCF SIP.
@@ -45,6 +49,16 @@ pub struct Nodes {
 }
 
 impl Nodes {
+    /// The P-CSCF's WebSocket address: `pcscf_ws`, else port 5066 beside a P-CSCF on port
+    /// 5060 (the default lab), else a free port on the P-CSCF's address (a lab file that moves
+    /// the P-CSCF and says nothing of WebSocket must not collide with another lab's 5066).
+    pub fn pcscf_ws_or_default(&self) -> SocketAddr {
+        self.pcscf_ws.unwrap_or_else(|| {
+            let port = if self.pcscf.port() == 5060 { 5066 } else { 0 };
+            SocketAddr::new(self.pcscf.ip(), port)
+        })
+    }
+
     /// T-IM's history endpoint as separate processes find it: `tim_http`, or port 8081 on
     /// T-IM's address.
     pub fn tim_http_or_default(&self) -> SocketAddr {

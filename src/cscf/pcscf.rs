@@ -4,6 +4,12 @@
 //! naming itself (RFC 3327), `Supported: path`, P-Visited-Network-ID and a P-Charging-Vector;
 //! removes CK/IK from the 401's WWW-Authenticate (TS 33.203 §7.1); on 200 OK remembers the UE's
 //! flow (address and transport), its Service-Route and P-Associated-URI for later requests.
+//!
+//! SIP over WebSocket (RFC 7118, the browser's transport): a UE on a WebSocket flow has a
+//! made-up `.invalid` host in its Via and Contact. The flow is what counts: responses and
+//! terminating requests go back over that connection, the `.invalid` host is never resolved,
+//! and its REGISTER gets `;ob` in our Path (RFC 5626 §5.1: we are the edge proxy of an
+//! outbound flow). Our URI on that side names the WebSocket listener (`transport=ws`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+
+mod ws;
 
 use super::bindings::BindingTable;
 pub use super::bindings::UeBinding;
@@ -74,7 +82,32 @@ impl Pcscf {
     /// Our URI on the UE side: the address and transport the UE itself used (RFC 5658), so a
     /// UE that cannot resolve names or speaks only UDP can reach us as written.
     fn ue_uri(&self, transport: Transport) -> String {
-        super::node_uri(&self.ep, None, transport)
+        match (transport, self.ep.ws_addr()) {
+            (Transport::Ws, Some(ws)) => super::node_uri_at(ws, None, transport),
+            _ => super::node_uri(&self.ep, None, transport),
+        }
+    }
+
+    /// RFC 3261 §16.4: pops every top Route that names us, on either side (our SIP address or
+    /// our WebSocket listener); returns the first popped.
+    fn pop_routes_to_us(&self, req: &mut crate::sip::Request) -> Option<String> {
+        let mut first = None;
+        loop {
+            let popped = match req.headers.values("Route").first().map(|r| r.to_string()) {
+                Some(top) if self.is_ws_uri(&top) => {
+                    req.headers.pop_first_value("Route");
+                    Some(top)
+                }
+                Some(_) => pop_own_route(req, &self.ep, &self.name()),
+                None => None,
+            };
+            match popped {
+                Some(r) => {
+                    first.get_or_insert(r);
+                }
+                None => return first,
+            }
+        }
     }
 
     /// The newest live binding of a registered public identity, if any.
@@ -150,14 +183,27 @@ impl Pcscf {
                     return;
                 }
                 let mut probe = inc.request.clone();
-                pop_own_route(&mut probe, &self.ep, &self.name());
+                if self.pop_routes_to_us(&mut probe).is_some() && !probe.headers.has("Route") {
+                    // A WebSocket UE's contact has an `.invalid` host: its flow, never DNS.
+                    if let Some((dest, t)) = self.ws_flow_of_contact(&probe.uri) {
+                        let fwd = forward_copy(&self.ep, &inc.request, &probe, t);
+                        let msg = crate::sip::SipMessage::Request(fwd);
+                        self.ep.send_stateless(&msg, dest, t).await;
+                        return;
+                    }
+                }
                 if let Some((dest, _)) = next_hop(&self.resolver, &probe).await {
                     if !self.may_reach(dest, from_ue) {
                         tracing::debug!(%dest, "ACK to a destination outside the network dropped");
                         return;
                     }
                 }
-                forward_ack(&self.ep, &self.resolver, inc.request, &self.name()).await
+                let mut ack = inc.request;
+                if self.ep.ws_addr().is_some() {
+                    // Our WebSocket-side Route entries too, which forward_ack does not know.
+                    self.pop_routes_to_us(&mut ack);
+                }
+                forward_ack(&self.ep, &self.resolver, ack, &self.name()).await
             }
             Method::Cancel => crate::cscf::handle_cancel(&self.ep, inc).await,
             _ => self.route(inc).await,
@@ -340,9 +386,8 @@ impl Pcscf {
             ..
         } = inc;
         let mut fwd = request.clone();
-        let name = self.name();
         let from_ue = self.binding_of_flow(source);
-        let popped = pop_own_route(&mut fwd, &self.ep, &name);
+        let popped = self.pop_routes_to_us(&mut fwd);
         let via_path = popped
             .as_deref()
             .and_then(|r| NameAddr::parse(r).ok())
@@ -436,6 +481,16 @@ impl Pcscf {
         }
         // Terminating (§5.2.6.4): the Request-URI is a registered contact of one of our UEs.
         let Some(b) = self.binding_of_contact(&fwd.uri) else {
+            if ws::is_invalid_host(&fwd.uri) {
+                // RFC 7118 §5: only the WebSocket flow reaches such a contact, and it is gone.
+                tx.respond(reject(
+                    &request,
+                    480,
+                    "pcscf",
+                    "the WebSocket client of this .invalid contact is no longer registered",
+                ));
+                return;
+            }
             if in_dialog(&fwd) {
                 // The route set ended at us and the remote target is not a contact we know:
                 // RFC 3261 §16.6 step 7, the Request-URI is the next hop.
@@ -462,6 +517,16 @@ impl Pcscf {
             self.record_route(&mut fwd, b.flow.1, true);
         }
         let (dest, t) = b.flow;
+        if t == Transport::Ws {
+            self.ep.note(|| {
+                format!(
+                    "{} for {} goes back over the WebSocket flow from {dest} it registered on \
+                     (RFC 7118 §6; its .invalid host is never resolved)",
+                    request.method.as_str(),
+                    b.contact
+                )
+            });
+        }
         let fwd = forward_copy(&self.ep, &request, &fwd, t);
         proxy_to(&self.ep, &tx, fwd, dest, t).await;
     }
@@ -476,16 +541,25 @@ impl Pcscf {
         let mut fwd = forward_copy(&self.ep, &request, &request, self.mw);
         // A Route to ourselves (the UE's outbound proxy setting) is consumed here.
         if let Some(first) = fwd.headers.values("Route").first() {
-            if super::is_own_uri(first, &self.ep, &self.name()) {
+            if super::is_own_uri(first, &self.ep, &self.name()) || self.is_ws_uri(first) {
                 fwd.headers.pop_first_value("Route");
             }
         }
         // TS 24.229 §5.2.2.1: what a UE may not assert about itself.
         strip_network_only(&mut fwd);
         fwd.headers.remove("P-Charging-Function-Addresses");
-        // RFC 3327: the S-CSCF reaches us by this Path, from the core side.
-        fwd.headers
-            .push_front("Path", format!("<{};lr>", self.core_uri(Some("term"))));
+        // RFC 3327: the S-CSCF reaches us by this Path, from the core side. A WebSocket UE's
+        // connection is an outbound flow (RFC 5626 §5.1) and we are its edge proxy: `ob`.
+        let ob = if transport == Transport::Ws {
+            ";ob"
+        } else {
+            ""
+        };
+        let path = format!("<{};lr{ob}>", self.core_uri(Some("term")));
+        if transport == Transport::Ws {
+            self.note_ws_register(&request, source, &path);
+        }
+        fwd.headers.push_front("Path", path);
         if !fwd
             .headers
             .values("Supported")

@@ -84,6 +84,7 @@ pub enum LabError {
 fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
     let key = match what {
         "P-CSCF" => "pcscf",
+        "P-CSCF WebSocket" => "pcscf_ws",
         "I-CSCF" => "icscf",
         "S-CSCF" => "scscf",
         "HSS" => "hss",
@@ -183,6 +184,8 @@ pub struct LabOptions {
 pub struct LabAddrs {
     /// P-CSCF SIP (UDP and TCP).
     pub pcscf: SocketAddr,
+    /// P-CSCF SIP over WebSocket (RFC 7118).
+    pub pcscf_ws: SocketAddr,
     /// I-CSCF SIP.
     pub icscf: SocketAddr,
     /// S-CSCF SIP.
@@ -341,6 +344,7 @@ impl Lab {
         let (ps_ep, ps_rx) = ctx.bind_sip("PS", n.ps).await?;
         let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
         let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
+        let pcscf_ws = nodes::listen_ws(&pcscf_ep, n.pcscf_ws_or_default()).await?;
         let peers = nodes::Peers {
             pcscf: pcscf_ep.local_addr(),
             icscf: icscf_ep.local_addr(),
@@ -409,6 +413,7 @@ impl Lab {
 
         let addrs = LabAddrs {
             pcscf: peers.pcscf,
+            pcscf_ws,
             icscf: peers.icscf,
             scscf: peers.scscf,
             hss: hss_addr,

@@ -262,6 +262,15 @@ impl<'a> Ctx<'a> {
 }
 
 /// Binds a TCP listener for `what`.
+/// Opens the P-CSCF's SIP over WebSocket listener (RFC 7118) on `addr`.
+pub(crate) async fn listen_ws(ep: &Endpoint, addr: SocketAddr) -> Result<SocketAddr, LabError> {
+    ep.listen_ws(addr).await.map_err(|source| LabError::Bind {
+        what: "P-CSCF WebSocket",
+        addr,
+        source,
+    })
+}
+
 pub(crate) async fn bind_tcp(
     what: &'static str,
     addr: SocketAddr,

@@ -49,6 +49,7 @@ impl Recorder {
     pub fn name_all(&self, a: &super::LabAddrs) {
         let names = [
             (a.pcscf, "P-CSCF"),
+            (a.pcscf_ws, "P-CSCF"),
             (a.icscf, "I-CSCF"),
             (a.scscf, "S-CSCF"),
             (a.hss, "HSS"),

@@ -176,6 +176,7 @@ pub async fn start(
     }
     recorder.name_all(&LabAddrs {
         pcscf: n.pcscf,
+        pcscf_ws: n.pcscf_ws_or_default(),
         icscf: n.icscf,
         scscf: n.scscf,
         hss: n.hss,
@@ -239,8 +240,10 @@ pub async fn start(
         Node::Pcscf => {
             let (ep, rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
             let a = ep.local_addr();
+            let ws = nodes::listen_ws(&ep, n.pcscf_ws_or_default()).await?;
             handles.push(Box::new(nodes::start_pcscf(&ctx, ep, rx, &peers)));
             listening.push(("P-CSCF", a, "SIP UDP+TCP"));
+            listening.push(("P-CSCF", ws, "SIP over WebSocket (ws://, subprotocol sip)"));
         }
         Node::Oim => {
             let (ep, rx) = ctx.bind_sip("O-IM", n.oim).await?;

@@ -201,6 +201,7 @@ impl StatusSource {
                     server_transactions: s.server_transactions,
                     completed_server_transactions: s.completed_server_transactions,
                     tcp_connections: ep.load().transport.tcp_connections,
+                    ws_connections: ep.load().transport.ws_connections,
                 }
             })
             .collect()
@@ -446,14 +447,19 @@ pub fn render(s: &Status) -> String {
     for q in &s.queues {
         let _ = writeln!(
             o,
-            "  {:<7} sip inbound {}/{}  transactions {} client, {} server ({} completed)  tcp {}",
+            "  {:<7} sip inbound {}/{}  transactions {} client, {} server ({} completed)  tcp {}{}",
             q.node,
             q.sip_inbound_queued,
             q.sip_inbound_capacity,
             q.client_transactions,
             q.server_transactions,
             q.completed_server_transactions,
-            q.tcp_connections
+            q.tcp_connections,
+            if q.ws_connections > 0 {
+                format!(" (ws {})", q.ws_connections)
+            } else {
+                String::new()
+            }
         );
     }
     o

@@ -14,14 +14,14 @@ use crate::sip::message::new_tag;
 use crate::sip::transport::Transport;
 
 /// Where the responses to a request with top Via `via` go, `source` being where it came from:
-/// over TCP back on the connection (its source); with `rport` (RFC 3581 §4) to the source
+/// over TCP or WebSocket back on the connection (its source); with `rport` (RFC 3581 §4) to the source
 /// address and port; else to `received` (or the sent-by host) and the sent-by port.
 pub fn response_destination(
     via: &Via,
     source: Option<SocketAddr>,
 ) -> Option<(SocketAddr, Transport)> {
     let transport = Transport::parse(&via.transport).unwrap_or(Transport::Udp);
-    if let (Some(src), Transport::Tcp) = (source, transport) {
+    if let (Some(src), Transport::Tcp | Transport::Ws) = (source, transport) {
         return Some((src, transport));
     }
     if let (Some(src), Some(_)) = (source, via.rport()) {

@@ -205,10 +205,11 @@ impl Ue {
 
     fn contact_uri(&self) -> String {
         let user = self.cfg.impi.split('@').next().unwrap_or("ue");
-        match self.cfg.transport {
-            Transport::Udp => format!("sip:{user}@{}", self.ep.local_addr()),
-            Transport::Tcp => format!("sip:{user}@{};transport=tcp", self.ep.local_addr()),
-        }
+        format!(
+            "sip:{user}@{}{}",
+            self.ep.local_addr(),
+            self.cfg.transport.uri_param()
+        )
     }
 
     fn build_register(&mut self, expires: u32, authorization: Option<String>) -> Request {

@@ -32,6 +32,7 @@ mod registration;
 mod rls;
 mod routing;
 pub mod run_nodes;
+mod sip_ws;
 mod status;
 mod store_forward;
 mod trust_domain;

@@ -198,6 +198,19 @@ impl Endpoint {
         self.inner.transport.local_addr()
     }
 
+    /// Listens for SIP over WebSocket (RFC 7118) on `addr` as well (port 0: any free port);
+    /// returns the bound address. Requests and responses read there arrive like the UDP and
+    /// TCP ones, with [`Transport::Ws`]; what goes to such a client goes back over its
+    /// connection.
+    pub async fn listen_ws(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        self.inner.transport.listen_ws(addr).await
+    }
+
+    /// The WebSocket listener's address, if [`Endpoint::listen_ws`] ran.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.inner.transport.ws_addr()
+    }
+
     /// The node name given at bind time.
     pub fn name(&self) -> &str {
         &self.inner.name

@@ -95,7 +95,12 @@ pub(super) async fn on_request(
         crate::warn_limited!("sip.no_via", node = %inner.name, %source, "request without a usable Via dropped");
         return;
     };
-    // RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
+    // RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from. A WebSocket
+    // client's sent-by is a made-up `.invalid` host (RFC 7118 §5): the flow is what counts, so
+    // its Via always gets the source port too, for the nodes behind us.
+    if transport == Transport::Ws && via.rport().is_none() {
+        via.params.set("rport", None);
+    }
     stamp_via(&mut via, source);
     req.headers.pop_first_value("Via");
     req.headers.push_front("Via", via.to_string());
@@ -137,7 +142,14 @@ pub(super) async fn on_request(
         }));
         return;
     }
-    let Some((dest, resp_transport)) = response_destination(&via, Some(source)) else {
+    // Over a WebSocket, responses can only go back over the client's connection (RFC 7118 §6),
+    // whatever its Via says.
+    let back = if transport == Transport::Ws {
+        Some((source, Transport::Ws))
+    } else {
+        response_destination(&via, Some(source))
+    };
+    let Some((dest, resp_transport)) = back else {
         crate::warn_limited!("sip.no_response_route", node = %inner.name, %source, "cannot work out where responses go; dropped");
         return;
     };

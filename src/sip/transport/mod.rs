@@ -1,4 +1,5 @@
-//! SIP transport over UDP and TCP (RFC 3261 §18).
+//! SIP transport over UDP and TCP (RFC 3261 §18), and WebSocket (RFC 7118) where a node
+//! listens for it ([`SipTransport::listen_ws`], the P-CSCF).
 //!
 //! One [`SipTransport`] per node binds a UDP socket and a TCP listener on the same port. TCP
 //! streams are framed by Content-Length ([`crate::sip::message::frame`]); connections are reused
@@ -16,7 +17,8 @@
 //!
 //! Where things are: the UDP receive loop in `udp`; TCP connections (connect, accept, the cap,
 //! the connection table and each connection's writer) in `tcp`; a connection's reader (framing,
-//! oversized messages, idle and message timeouts) in `tcp_reader`; refusing requests at the
+//! oversized messages, idle and message timeouts) in `tcp_reader`; SIP over WebSocket (the
+//! upgrade, one message per frame, pings, the flow table) in `ws`; refusing requests at the
 //! socket when the node lags in `overload`. Sending, binding and the counters are here.
 
 use std::collections::HashMap;
@@ -39,9 +41,11 @@ mod overload;
 mod tcp;
 mod tcp_reader;
 mod udp;
+mod ws;
 
 pub use overload::{LAG_HOLD, QUEUE_DELAY_HIGH, QUEUE_DELAY_LOW};
 pub use udp::UDP_RECEIVE_BUFFER;
+pub use ws::{WS_PING_EVERY, WS_SUBPROTOCOL};
 
 /// The transport a message travelled on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +54,9 @@ pub enum Transport {
     Udp,
     /// A byte stream framed by Content-Length; reliable.
     Tcp,
+    /// WebSocket (RFC 7118): one message per frame over a connection the client opened;
+    /// reliable. Only the client connects, so messages to it go back over its connection.
+    Ws,
 }
 
 impl Transport {
@@ -58,6 +65,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Ws => "WS",
         }
     }
     /// Parses a Via transport token or a `transport=` URI parameter.
@@ -66,6 +74,10 @@ impl Transport {
             Some(Transport::Udp)
         } else if s.eq_ignore_ascii_case("tcp") {
             Some(Transport::Tcp)
+        } else if s.eq_ignore_ascii_case("ws") || s.eq_ignore_ascii_case("wss") {
+            // `wss` too (RFC 7118 §5.2): a browser behind a TLS front names the transport it
+            // used there; towards us the flow is what counts, and it is a WebSocket.
+            Some(Transport::Ws)
         } else {
             None
         }
@@ -75,11 +87,12 @@ impl Transport {
         match self {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
+            Transport::Ws => ";transport=ws",
         }
     }
     /// True for stream transports (no retransmissions, RFC 3261 §17.1.1.2).
     pub fn is_reliable(&self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Ws)
     }
 }
 
@@ -111,6 +124,8 @@ pub struct TransportStats {
     pub tcp_refused: u64,
     /// TCP connections closed for idleness or an incomplete message.
     pub tcp_timed_out: u64,
+    /// WebSocket connections open now (also counted in `tcp_connections`).
+    pub ws_connections: usize,
 }
 
 #[derive(Default)]
@@ -120,6 +135,7 @@ struct Counters {
     shed_at_socket: AtomicU64,
     tcp_refused: AtomicU64,
     tcp_timed_out: AtomicU64,
+    ws_connections: AtomicUsize,
     /// When a "cap reached" warning was last logged (ms since start), to log it rarely.
     last_cap_warning: AtomicU64,
 }
@@ -155,6 +171,10 @@ pub struct SipTransport {
     /// Message counters (`/metrics`), set once by [`SipTransport::set_metrics`]; shared with
     /// the TCP readers.
     metrics: Arc<std::sync::OnceLock<SipCounters>>,
+    /// Open WebSocket flows by the client's address: a sender to that connection's writer.
+    ws_flows: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<ws::Outgoing>>>>,
+    /// Where the WebSocket listener is bound, once [`SipTransport::listen_ws`] ran.
+    ws_local: std::sync::OnceLock<SocketAddr>,
 }
 
 impl SipTransport {
@@ -191,6 +211,8 @@ impl SipTransport {
             admission: Admission::new(limits),
             lagging_until: AtomicU64::new(0),
             metrics: Arc::new(std::sync::OnceLock::new()),
+            ws_flows: Arc::new(Mutex::new(HashMap::new())),
+            ws_local: std::sync::OnceLock::new(),
         });
         tokio::spawn(udp::udp_loop(t.clone()));
         tokio::spawn(tcp::accept_loop(t.clone(), tcp));
@@ -243,6 +265,7 @@ impl SipTransport {
             shed_at_socket: c.shed_at_socket.load(Ordering::Relaxed),
             tcp_refused: c.tcp_refused.load(Ordering::Relaxed),
             tcp_timed_out: c.tcp_timed_out.load(Ordering::Relaxed),
+            ws_connections: c.ws_connections.load(Ordering::Relaxed),
         }
     }
 
@@ -321,6 +344,7 @@ impl SipTransport {
                 })?;
                 Ok(())
             }
+            Transport::Ws => self.send_ws(dest, bytes),
         }
     }
 }
@@ -347,6 +371,9 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
 impl Drop for SipTransport {
     fn drop(&mut self) {
         if let Ok(mut c) = self.conns.lock() {
+            c.clear();
+        }
+        if let Ok(mut c) = self.ws_flows.lock() {
             c.clear();
         }
     }
