@@ -419,6 +419,23 @@ impl ImServer {
     async fn proxy_back(&self, inc: IncomingRequest) {
         let mut req = inc.request.clone();
         pop_own_route(&mut req, &self.ep, &self.host);
+        // An in-dialog request addressed to us with nowhere else to go is for a dialog we no
+        // longer hold (a chat that fell back to pager mode, one already closed): sending it
+        // "on" would send it to ourselves until Max-Forwards ran out (RFC 3261 §12.2.2: 481).
+        if in_dialog(&req)
+            && req.headers.get("Route").is_none()
+            && crate::cscf::is_own_uri(&req.uri, &self.ep, &self.host)
+        {
+            self.ep
+                .note(|| format!("{} for a dialog we do not hold: 481", req.method));
+            inc.tx.respond(reject(
+                &req,
+                481,
+                &self.host,
+                "no such dialog here (it ended or fell back to pager mode)",
+            ));
+            return;
+        }
         if creates_dialog(&req) {
             req.headers.push_front("Record-Route", self.record_route());
         }

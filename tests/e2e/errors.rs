@@ -147,3 +147,34 @@ async fn diameter_request_missing_a_mandatory_avp_gets_5005() {
     assert_eq!(inner[0].code, 601, "Failed-AVP names Public-Identity");
     lab.shutdown().await;
 }
+
+/// A BYE (or any in-dialog request) reaching T-IM for a dialog it no longer holds — a chat
+/// that fell back to pager mode, one already closed — gets 481 at once. T-IM used to send it
+/// "on" to its own Request-URI, to itself, until Max-Forwards ran out (66 hops; seen with
+/// JsSIP refusing the chat INVITE).
+#[tokio::test]
+async fn a_bye_for_a_dialog_tim_does_not_hold_gets_481_not_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    lab.trace.clear();
+    let tim = lab.addrs.tim;
+    let msg = format!(
+        "BYE sip:{tim} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-bye-{}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@ims.lab>;tag=a1\r\nTo: <sip:bob@ims.lab>;tag=b1\r\n\
+         Call-ID: gone-{}@x\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        rand_tag(),
+        rand_tag()
+    );
+    let r = exchange(tim, &msg).await.expect("an answer");
+    assert!(
+        r.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist"),
+        "{r}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let looped = crate::flow(&lab)
+        .iter()
+        .filter(|l| l.starts_with("T-IM -> T-IM"))
+        .count();
+    assert_eq!(looped, 0, "{:#?}", crate::flow(&lab));
+    lab.shutdown().await;
+}
