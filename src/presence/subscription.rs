@@ -579,6 +579,11 @@ impl Notifier {
         }
     }
 
+    /// How many presentities have rules.
+    pub fn policies(&self) -> usize {
+        self.policies.len()
+    }
+
     /// `presentity`'s authorization rules.
     pub fn policy(&self, presentity: &str) -> Option<&WatcherPolicy> {
         self.policies.get(presentity)

@@ -61,9 +61,10 @@ struct State {
     lists: lists::ListBook,
     /// Watcher rules written at run time, kept in the store.
     rules: rules::RuleStore,
-    /// Our reg-event subscriptions, by presentity ([`regwatch`]); at most `max_reg_watch`.
+    /// Our reg-event subscriptions, by presentity ([`regwatch`]); at most `max_presentities`,
+    /// which bounds the watcher rules written at run time too.
     reg_watch: HashMap<String, regwatch::RegWatch>,
-    max_reg_watch: usize,
+    max_presentities: usize,
     /// One per live subscription, presentity or list (and until its final NOTIFY is built):
     /// bounded by `max_dialogs`.
     dialogs: HashMap<DialogId, NotifyDialog>,
@@ -188,7 +189,7 @@ impl PresenceServer {
                 lists,
                 rules,
                 reg_watch: HashMap::new(),
-                max_reg_watch: config.max_presentities,
+                max_presentities: config.max_presentities,
                 dialogs: HashMap::new(),
                 sending: HashMap::new(),
                 max_dialogs: config.max_subscriptions,

@@ -116,10 +116,10 @@ impl PresenceServer {
             if !renew && st.reg_watch.get(presentity).is_some_and(|w| w.until > now) {
                 return;
             }
-            if !st.reg_watch.contains_key(presentity) && st.reg_watch.len() >= st.max_reg_watch {
+            if !st.reg_watch.contains_key(presentity) && st.reg_watch.len() >= st.max_presentities {
                 // Bounded: the oldest lapsed ones go first; with none lapsed, no watch.
                 st.reg_watch.retain(|_, w| w.until > now);
-                if st.reg_watch.len() >= st.max_reg_watch {
+                if st.reg_watch.len() >= st.max_presentities {
                     return;
                 }
             }

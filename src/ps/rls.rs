@@ -151,6 +151,9 @@ pub enum RuleError {
     /// More entries than a rule holds.
     #[error("a rule holds at most {0} watchers")]
     TooMany(usize),
+    /// Rules for more presentities than the PS holds (`[presence] max_presentities`).
+    #[error("the presence server holds rules for at most {0} presentities")]
+    TooManyPresentities(usize),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -215,6 +218,11 @@ impl PresenceServer {
                 );
             };
             let st = &mut *st;
+            if st.notifier.policy(presentity).is_none()
+                && st.notifier.policies() >= st.max_presentities
+            {
+                return Err(RuleError::TooManyPresentities(st.max_presentities));
+            }
             st.rules.put(presentity, &p)?;
             st.notifier.set_policy(now, presentity, p, &st.esc);
             st.rls
