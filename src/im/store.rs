@@ -335,28 +335,31 @@ impl ImStore {
         serde_json::from_slice(&v).ok()
     }
 
-    /// Records what an IMDN said (never moving back from displayed to delivered).
+    /// Records what an IMDN said (never moving back from displayed to delivered). Atomic
+    /// (sled's compare-and-swap loop): a "sent" written as the message leaves the pending
+    /// queue can race with the recipient's "delivered" and must never overwrite it.
     pub fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
         let Some(hk) = self.msgid.get(id.as_bytes())? else {
             return Ok(());
         };
-        if let Some(v) = self.history.get(&hk)? {
-            if let Ok(mut m) = serde_json::from_slice::<StoredMessage>(&v) {
-                let rank = |s: &str| match s {
-                    "pending" => 0,
-                    "sent" => 1,
-                    "delivered" => 2,
-                    "displayed" => 3,
-                    _ => 4,
-                };
-                if rank(status) > rank(&m.status) {
-                    m.status = status.to_string();
-                    let json =
-                        serde_json::to_vec(&m).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                    self.history.insert(hk, json)?;
-                }
+        let rank = |s: &str| match s {
+            "pending" => 0,
+            "sent" => 1,
+            "delivered" => 2,
+            "displayed" => 3,
+            _ => 4,
+        };
+        self.history.fetch_and_update(&hk, |old| {
+            let old = old?;
+            let Ok(mut m) = serde_json::from_slice::<StoredMessage>(old) else {
+                return Some(old.to_vec());
+            };
+            if rank(status) <= rank(&m.status) {
+                return Some(old.to_vec());
             }
-        }
+            m.status = status.to_string();
+            Some(serde_json::to_vec(&m).unwrap_or_else(|_| old.to_vec()))
+        })?;
         Ok(())
     }
 
@@ -524,6 +527,34 @@ mod tests {
         assert!(s.owed_to("sip:a@x").is_empty());
         s.set_status("m1", "sent").unwrap();
         assert_eq!(s.by_message_id("m1").unwrap().status, "delivered");
+    }
+
+    /// "sent" (the message left the pending queue) and "delivered" (the recipient's IMDN)
+    /// written at once from two threads: "delivered" always stays (the lost update that left
+    /// a delivered message "sent" in History).
+    #[test]
+    fn a_racing_sent_never_overwrites_delivered() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let s = std::sync::Arc::new(ImStore::open(&db, GroupCommit::new(&db)).unwrap());
+        for i in 0..200 {
+            let id = format!("r{i}");
+            s.put(msg("sip:a@x", "sip:b@x", &id), true).unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let threads: Vec<_> = ["sent", "delivered"]
+                .into_iter()
+                .map(|st| {
+                    let (s, b, id) = (s.clone(), barrier.clone(), id.clone());
+                    std::thread::spawn(move || {
+                        b.wait();
+                        s.set_status(&id, st).unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(s.by_message_id(&id).unwrap().status, "delivered", "{id}");
+        }
     }
 
     /// sled's background flusher may hold the directory's lock a moment after the last `Db`

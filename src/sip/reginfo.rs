@@ -79,8 +79,9 @@ pub fn reginfo_xml(
     x
 }
 
-/// The AORs whose registration is `terminated` in a reginfo document (RFC 3680 §5.4).
-pub fn terminated_aors(xml: &str) -> Vec<String> {
+/// Each `<registration>` of a reginfo document (RFC 3680 §5.4) as (canonical AOR, state:
+/// `init`, `active` or `terminated`).
+pub fn registration_states(xml: &str) -> Vec<(String, String)> {
     use quick_xml::events::Event;
     let mut r = quick_xml::Reader::from_str(xml);
     let mut out = Vec::new();
@@ -99,11 +100,11 @@ pub fn terminated_aors(xml: &str) -> Vec<String> {
                         _ => {}
                     }
                 }
-                if let (Some(aor), Some("terminated")) = (aor, state.as_deref()) {
+                if let (Some(aor), Some(state)) = (aor, state) {
                     // The canonical AOR, as `store::canonical_identity` computes it (the codec
                     // does not reach up into the store).
                     if let Ok(u) = super::Uri::parse(aor.trim()) {
-                        out.push(u.aor());
+                        out.push((u.aor(), state));
                     }
                 }
             }
@@ -112,4 +113,13 @@ pub fn terminated_aors(xml: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The AORs whose registration is `terminated` in a reginfo document (RFC 3680 §5.4).
+pub fn terminated_aors(xml: &str) -> Vec<String> {
+    registration_states(xml)
+        .into_iter()
+        .filter(|(_, s)| s == "terminated")
+        .map(|(a, _)| a)
+        .collect()
 }

@@ -987,6 +987,31 @@ async fn the_reg_subscription_is_renewed_and_a_lapsed_registration_withdraws_pre
     };
     assert_eq!(reg_subscribes(), 1);
     crate::eventually("a renewed reg subscription", || reg_subscribes() >= 2).await;
+    // The renewal is a refresh in the subscription's dialog (RFC 6665 §4.1.2.1): same
+    // Call-ID, the S-CSCF's To tag, the next CSeq, so a NOTIFY racing it still matches.
+    let reg_subs: Vec<Request> = lab
+        .trace
+        .events()
+        .into_iter()
+        .filter(|e| e.local == lab.addrs.ps && e.direction == rcslab::trace::Direction::Sent)
+        .filter_map(|e| match rcslab::sip::SipMessage::parse(&e.bytes) {
+            Ok(rcslab::sip::SipMessage::Request(r)) => Some(r),
+            _ => None,
+        })
+        .filter(|r| r.method == Method::Subscribe && r.headers.get("Event") == Some("reg"))
+        .collect();
+    assert!(reg_subs.len() >= 2, "{}", reg_subs.len());
+    let (first, refresh) = (&reg_subs[0], &reg_subs[1]);
+    assert_eq!(first.headers.get("Call-ID"), refresh.headers.get("Call-ID"));
+    let to_tag = |r: &Request| {
+        NameAddr::parse(r.headers.get("To").unwrap())
+            .unwrap()
+            .tag()
+            .map(str::to_string)
+    };
+    assert_eq!(to_tag(first), None);
+    assert!(to_tag(refresh).is_some(), "{refresh:?}");
+    assert_eq!(refresh.headers.get("CSeq"), Some("2 SUBSCRIBE"));
     // alice does not refresh: her registration lapses at the S-CSCF, which tells the PS.
     let t0 = std::time::Instant::now();
     while lab.ps.document(ALICE).is_some_and(|d| d.is_open()) {
