@@ -23,6 +23,7 @@ mod nodes;
 mod pcscf;
 mod presence;
 mod registrar;
+mod rtcweb;
 mod scscfs;
 mod sip;
 mod subscribers;
@@ -40,6 +41,7 @@ pub use nodes::Nodes;
 pub use pcscf::PcscfSection;
 pub use presence::PresenceSection;
 pub use registrar::Registrar;
+pub use rtcweb::RtcwebSection;
 pub use scscfs::{Assignment, MoreScscf, ScscfSection, MAX_MORE_SCSCFS, SCSCF_LABELS};
 pub use sip::SipSection;
 pub use subscribers::SubscriberConfig;
@@ -138,6 +140,9 @@ pub struct LabConfig {
     /// The presence server PS: its bounds and who may watch whom.
     #[serde(default)]
     pub presence: PresenceSection,
+    /// The patent's RTCWeb gateway (seed 001): its bounds and timers.
+    #[serde(default)]
+    pub rtcweb: RtcwebSection,
     /// Limits of every HTTP listener (WebRSF, the HSS admin API).
     #[serde(default)]
     pub http: HttpSection,
@@ -219,6 +224,7 @@ impl LabConfig {
         }
         c.check_scscfs()?;
         c.presence.check()?;
+        c.rtcweb.check()?;
         c.hss.peer_policy_with(
             &c.lab.domain,
             c.nodes.icscf,
@@ -253,6 +259,8 @@ impl LabConfig {
             &mut self.nodes.oim_msrp,
             &mut self.nodes.tim_msrp,
             &mut self.nodes.webrsf,
+            &mut self.nodes.rtcweb,
+            &mut self.nodes.rtcweb_sip,
         ] {
             a.set_port(0);
         }

@@ -40,6 +40,13 @@ pub struct Nodes {
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
+    /// The RTCWeb gateway's web listener (seed 001): its page at `/`, the patent's WebSocket
+    /// protocol at `/ws`.
+    #[serde(default = "default_rtcweb")]
+    pub rtcweb: SocketAddr,
+    /// The RTCWeb gateway's SIP endpoint (UDP and TCP): how it is an IMS subscriber.
+    #[serde(default = "default_rtcweb_sip")]
+    pub rtcweb_sip: SocketAddr,
     /// T-IM's history endpoint (HTTP, token in T-IM's `history.token`), which the WebRSF
     /// gateway reads `GET History` from ([`crate::im::history_api`]). Unset: `rcslab up` binds
     /// a free port on T-IM's address (only its own gateway uses it), and `rcslab run tim` /
@@ -69,6 +76,13 @@ impl Nodes {
 
 fn default_webrsf() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_rtcweb() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8082))
+}
+fn default_rtcweb_sip() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5095))
 }
 
 fn default_oim_msrp() -> SocketAddr {

@@ -157,6 +157,25 @@ impl BindingTable {
         self.live(self.by_flow.get(&source), now).next().cloned()
     }
 
+    /// A live binding whose requests come from `source`, the one registered for `identity`
+    /// when the flow carries several (RFC 5626 lets one flow carry many registrations: the
+    /// RTCWeb gateway registers each of its web users over its one connection).
+    pub fn of_flow_as(
+        &self,
+        source: SocketAddr,
+        identity: Option<&str>,
+        now: Instant,
+    ) -> Option<UeBinding> {
+        let mut first = None;
+        for b in self.live(self.by_flow.get(&source), now) {
+            if identity.is_some_and(|id| b.associated.iter().any(|a| a == id)) {
+                return Some(b.clone());
+            }
+            first.get_or_insert(b);
+        }
+        first.cloned()
+    }
+
     /// A live binding reached at `host:port` (its contact's, or its flow's source).
     pub fn of_target(&self, host: &str, port: u16, now: Instant) -> Option<UeBinding> {
         let key = (host.to_ascii_lowercase(), port);

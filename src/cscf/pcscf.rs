@@ -362,6 +362,27 @@ impl Pcscf {
         self.bindings.lock().ok()?.of_flow(source, Instant::now())
     }
 
+    /// The binding an originating request comes from: of its flow, the one registered for
+    /// the identity it prefers (P-Preferred-Identity, else From) when the flow carries
+    /// several registrations.
+    fn binding_of_request(
+        &self,
+        source: SocketAddr,
+        req: &crate::sip::Request,
+    ) -> Option<UeBinding> {
+        let aor_of = |h: &str| {
+            req.headers
+                .get(h)
+                .and_then(|v| NameAddr::parse(v).ok())
+                .map(|na| na.uri.aor())
+        };
+        let identity = aor_of("P-Preferred-Identity").or_else(|| aor_of("From"));
+        self.bindings
+            .lock()
+            .ok()?
+            .of_flow_as(source, identity.as_deref(), Instant::now())
+    }
+
     /// The binding whose contact a terminating request targets (§5.2.6.4): host and port
     /// identify the UE; its dialog Contact may use another user part, or name the TCP
     /// connection it registered over (baresip does).
@@ -386,7 +407,7 @@ impl Pcscf {
             ..
         } = inc;
         let mut fwd = request.clone();
-        let from_ue = self.binding_of_flow(source);
+        let from_ue = self.binding_of_request(source, &request);
         let popped = self.pop_routes_to_us(&mut fwd);
         let via_path = popped
             .as_deref()

@@ -208,6 +208,10 @@ pub struct LabAddrs {
     pub webrsf: SocketAddr,
     /// T-IM's history endpoint (HTTP, [`crate::im::history_api`]), which WebRSF reads.
     pub tim_http: SocketAddr,
+    /// The RTCWeb gateway's page and WebSocket (`/ws`).
+    pub rtcweb: SocketAddr,
+    /// The RTCWeb gateway's SIP endpoint.
+    pub rtcweb_sip: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -273,6 +277,8 @@ pub struct Lab {
     pub ps: Arc<crate::ps::PresenceServer>,
     /// The WebRSF gateway.
     pub webrsf: Arc<crate::webrsf::Gateway>,
+    /// The patent's RTCWeb gateway.
+    pub rtcweb: Arc<crate::rtcweb::node::RtcwebGateway>,
     /// The admin API with the lab's token.
     pub admin: crate::hss::admin_client::AdminClient,
     /// The lab's Prometheus metrics (`GET /metrics`).
@@ -321,6 +327,7 @@ impl Lab {
         let tim_http_at = n.tim_http.unwrap_or_else(|| SocketAddr::new(n.tim.ip(), 0));
         let (tim_http_l, tim_http) = nodes::bind_tcp("T-IM history", tim_http_at).await?;
         let (web_listener, web_addr) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
+        let (rtcweb_listener, rtcweb_addr) = nodes::bind_tcp("RTCWeb", n.rtcweb).await?;
         let mut ctx = nodes::Ctx::new(
             &config,
             recorder.clone(),
@@ -344,6 +351,7 @@ impl Lab {
         let (ps_ep, ps_rx) = ctx.bind_sip("PS", n.ps).await?;
         let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
         let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
+        let (rtcweb_ep, rtcweb_rx) = ctx.bind_sip("RTCWeb", n.rtcweb_sip).await?;
         let pcscf_ws = nodes::listen_ws(&pcscf_ep, n.pcscf_ws_or_default()).await?;
         let peers = nodes::Peers {
             pcscf: pcscf_ep.local_addr(),
@@ -365,6 +373,7 @@ impl Lab {
             ("O-IM", oim_ep.clone()),
             ("T-IM", tim_ep.clone()),
             ("PS", ps_ep.clone()),
+            ("RTCWeb", rtcweb_ep.clone()),
         ];
         for ((ep, _), s) in more_eps.iter().zip(&peers.scscfs[1..]) {
             endpoints.push((s.label, ep.clone()));
@@ -409,6 +418,8 @@ impl Lab {
             &peers,
             HistoryClient::new(tim_http, HistoryToken::Given(history_token)),
         )?;
+        let rtcweb_sip = rtcweb_ep.local_addr();
+        let rtcweb = nodes::start_rtcweb(&ctx, rtcweb_ep, rtcweb_rx, rtcweb_listener, &peers);
         drop(ctx);
 
         let addrs = LabAddrs {
@@ -425,6 +436,8 @@ impl Lab {
             tim_msrp: tim.msrp_addr(),
             webrsf: web_addr,
             tim_http,
+            rtcweb: rtcweb_addr,
+            rtcweb_sip,
         };
         recorder.name_all(&addrs);
         for s in &more_scscfs {
@@ -466,6 +479,7 @@ impl Lab {
             tim,
             ps,
             webrsf,
+            rtcweb,
             admin,
             recorder,
             shutdown,

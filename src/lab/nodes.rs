@@ -728,3 +728,33 @@ pub(crate) fn start_webrsf(
     ));
     Ok(webrsf)
 }
+
+/// The patent's RTCWeb gateway (seed 001): its page and WebSocket on `listener`, its SIP
+/// endpoint `ep`, with which it registers web users through the P-CSCF.
+pub(crate) fn start_rtcweb(
+    ctx: &Ctx<'_>,
+    ep: Endpoint,
+    rx: SipRx,
+    listener: TcpListener,
+    peers: &Peers,
+) -> Arc<crate::rtcweb::node::RtcwebGateway> {
+    let gw = crate::rtcweb::node::RtcwebGateway::new(
+        ctx.config.rtcweb.clone(),
+        &ctx.domain,
+        ep,
+        ctx.resolver.clone(),
+        peers.pcscf,
+        ctx.trace.clone(),
+    );
+    if let Ok(a) = listener.local_addr() {
+        gw.set_http_addr(a);
+    }
+    tokio::spawn(gw.clone().run(rx, ctx.shut.clone()));
+    tokio::spawn(crate::rtcweb::node::ws::serve(
+        gw.clone(),
+        listener,
+        crate::http_server::HttpLimits::from(&ctx.config.http),
+        ctx.shut.clone(),
+    ));
+    gw
+}

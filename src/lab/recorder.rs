@@ -61,6 +61,8 @@ impl Recorder {
             (a.tim_msrp, "T-IM"),
             (a.webrsf, "WebRSF"),
             (a.tim_http, "T-IM"),
+            (a.rtcweb, "RTCWeb"),
+            (a.rtcweb_sip, "RTCWeb"),
         ];
         if let Ok(mut n) = self.names.lock() {
             n.extend(names.into_iter().map(|(a, s)| (a, s.to_string())));

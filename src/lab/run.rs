@@ -188,6 +188,8 @@ pub async fn start(
         tim_msrp: n.tim_msrp,
         webrsf: n.webrsf,
         tim_http: n.tim_http_or_default(),
+        rtcweb: n.rtcweb,
+        rtcweb_sip: n.rtcweb_sip,
     });
     let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
     let mut peers = Peers::from_config(config);

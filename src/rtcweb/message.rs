@@ -27,12 +27,14 @@
 //! | `reason`  | on `BYE` and `ERROR`: why, in words (a SIP status line for IMS failures)    |
 //! | `expires` | on `SUBSCRIBE`: seconds, 0 ends the subscription                           |
 //! | `body`    | on `NOTIFY`: the presence document (PIDF, RFC 3863), verbatim               |
+//! | `password`| on `REGISTER`: the web user's IMS password (the gateway registers them with it; |
+//! |           | never sent back, never recorded)                                           |
 //!
 //! Types, and which fields each needs (R required, o optional):
 //!
 //! | type        | direction | session | to | from | sdp | other                     | patent |
 //! |-------------|-----------|---------|----|------|-----|---------------------------|--------|
-//! | `REGISTER`  | page->gw  |         |    | R    |     |                           | no (gateway registers itself, fig. 5); our login |
+//! | `REGISTER`  | page->gw  |         |    | R    |     | `password` R              | no (gateway registers itself, fig. 5); our login |
 //! | `OFFER`     | both      | R       | R* | R**  | R   |                           | fig. 8 S806 |
 //! | `WAITING`   | gw->page  | R       |    |      |     |                           | fig. 8 S808 |
 //! | `Ringing`   | both      | R       |    |      | o   |                           | fig. 8 S820 |
@@ -211,6 +213,8 @@ pub struct WebMessage {
     pub sdp: Option<String>,
     /// `body`.
     pub body: Option<String>,
+    /// `password` (REGISTER only).
+    pub password: Option<String>,
 }
 
 /// Why a frame was refused; [`fmt::Display`] is the `reason` of the `ERROR` answered.
@@ -272,6 +276,7 @@ impl WebMessage {
             reason: None,
             sdp: None,
             body: None,
+            password: None,
         }
     }
 
@@ -373,6 +378,7 @@ impl WebMessage {
             reason: checked(text(&obj, "reason")?, "reason", is_reason)?,
             sdp: text(&obj, "sdp")?,
             body: text(&obj, "body")?,
+            password: checked(text(&obj, "password")?, "password", is_password)?,
         };
         m.check_required()?;
         Ok(m)
@@ -398,7 +404,10 @@ impl WebMessage {
             _ => {}
         }
         match self.kind {
-            Register => need(self.from.is_some(), "from"),
+            Register => {
+                need(self.from.is_some(), "from")?;
+                need(self.password.is_some(), "password")
+            }
             Offer => {
                 need(self.sdp.is_some(), "sdp")?;
                 need(self.to.is_some() || self.from.is_some(), "to")
@@ -446,6 +455,7 @@ impl WebMessage {
         field("reason", self.reason.as_deref());
         field("sdp", self.sdp.as_deref());
         field("body", self.body.as_deref());
+        field("password", self.password.as_deref());
         out.push('}');
         out
     }
@@ -476,6 +486,13 @@ fn checked(
         ok(s).map_err(|why| MessageError::InvalidField { field, why })?;
     }
     Ok(v)
+}
+
+fn is_password(s: &str) -> Result<(), &'static str> {
+    if s.len() > MAX_REASON {
+        return Err("longer than 256 bytes");
+    }
+    Ok(())
 }
 
 fn is_session_id(s: &str) -> Result<(), &'static str> {
@@ -567,7 +584,7 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let frames = [
-            r#"{"type":"REGISTER","from":"sip:alice@ims.lab"}"#,
+            r#"{"type":"REGISTER","from":"sip:alice@ims.lab","password":"alice-secret"}"#,
             r#"{"type":"OFFER","session":"a","from":"tel:+15551234","sdp":""}"#,
             r#"{"type":"WAITING","session":"a"}"#,
             r#"{"type":"Ringing","session":"a","sdp":"v=0"}"#,

@@ -7,5 +7,6 @@
 
 pub mod call;
 pub mod message;
+pub mod node;
 pub mod presence;
 pub mod route;

@@ -564,6 +564,16 @@ impl Ue {
         self.send_tx(bye).final_response().await
     }
 
+    /// PRACK for the reliable provisional response `rseq` to the INVITE of CSeq `invite_cseq`
+    /// (RFC 3262 §7.2: `RAck: rseq cseq INVITE`), in the early dialog `d`.
+    pub async fn prack(&mut self, d: &mut Dialog, rseq: u32, invite_cseq: u32) -> Response {
+        d.cseq += 1;
+        let mut p = self.in_dialog(d, Method::Prack, d.cseq);
+        p.headers
+            .push("RAck", format!("{rseq} {invite_cseq} INVITE"));
+        self.send_tx(p).final_response().await
+    }
+
     /// A re-INVITE with a new SDP offer (and its ACK on 2xx).
     pub async fn reinvite(&mut self, d: &mut Dialog, sdp: &str) -> Response {
         d.cseq += 1;

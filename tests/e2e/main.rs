@@ -31,6 +31,7 @@ mod regevent;
 mod registration;
 mod rls;
 mod routing;
+mod rtcweb;
 pub mod run_nodes;
 mod sip_ws;
 mod status;

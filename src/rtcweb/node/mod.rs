@@ -1,0 +1,787 @@
+//! The RTCWeb gateway as a lab node (patent KR101499354B1, figure 5): a web server towards
+//! browsers (its page at `/`, the patent's WebSocket protocol at `/ws`, [`ws`]) and an IMS
+//! subscriber towards the core (one SIP endpoint; each web user is registered through the
+//! P-CSCF with their own credentials, [`register`]). It drives the socket-free cores of
+//! [`crate::rtcweb`]: a [`Call`] per call, a [`Subscription`] per presence subscription, the
+//! [`RoutingTable`] `<sender, receiver, session-id>`.
+//!
+//! Everything the cores ask for comes out as [`Action`]s, collected under the state lock and
+//! carried out after it is released: SIP requests in client transactions (their responses
+//! go back to the core that sent them), ACKs stateless, responses in the server transaction
+//! of their request (kept until its final response; retransmissions of a 2xx or a reliable
+//! 1xx after it go by Via), frames to the page of the web user.
+//!
+//! A web→web call (a page calls a web user of this gateway) goes through the IMS core too:
+//! the INVITE comes back to the gateway as the callee's incoming call, so the core's services
+//! apply and both SDPs pass end to end.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::call::{Call, CallConfig, CallOutput};
+use super::message::{Kind, WebMessage};
+use super::presence::Subscription;
+use super::route::{Destination, Route, RoutingTable};
+use crate::config::RtcwebSection;
+use crate::cscf::next_hop;
+use crate::sip::endpoint::Incoming;
+use crate::sip::resolve::Resolver;
+use crate::sip::{
+    CSeq, Endpoint, IncomingRequest, Method, NameAddr, Request, Response, ServerTx, SipMessage,
+    Transport,
+};
+use crate::trace::Trace;
+
+mod register;
+pub mod ws;
+
+/// Frames queued to one page at most; a page that does not read them is disconnected.
+const PAGE_QUEUE: usize = 256;
+/// How often the timers of calls, subscriptions and registrations are looked at.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Work for the driver, collected under the state lock.
+enum Action {
+    /// A request in a client transaction, from the core of `owner` (a session or a Call-ID).
+    Send(Request),
+    /// An ACK (no transaction).
+    Ack(Request),
+    /// A response: in its server transaction if one waits for it, else by Via.
+    Respond(Response),
+    /// A frame to `user`'s page.
+    Web(String, WebMessage),
+}
+
+/// A page's connection.
+struct Page {
+    id: u64,
+    tx: mpsc::Sender<WebMessage>,
+    closed: watch::Sender<bool>,
+}
+
+/// A web user: who registered them and which page is theirs.
+struct WebUser {
+    /// The page attached (None while it reloads).
+    page: Option<Page>,
+    /// The IMS registration.
+    reg: register::Registration,
+    /// When the user goes if no page attaches again.
+    detached_since: Option<Instant>,
+    /// Calls and subscriptions held.
+    sessions: usize,
+}
+
+/// A session's core.
+enum Core {
+    Call(Box<Call>),
+    Sub(Box<Subscription>),
+}
+
+struct Entry {
+    user: String,
+    core: Core,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, WebUser>,
+    /// The user part of each registered Contact -> the user's AOR.
+    contacts: HashMap<String, String>,
+    /// Sessions by id (calls by their page's id, subscriptions by `sub-N`).
+    sessions: HashMap<String, Entry>,
+    /// Session id by SIP Call-ID.
+    by_call_id: HashMap<String, String>,
+    /// Server transactions waiting for a final response: `Call-ID|CSeq number|method`.
+    txs: HashMap<String, ServerTx>,
+    routes: Option<RoutingTable>,
+    next: u64,
+}
+
+/// Counters for `rcslab status` and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtcwebStats {
+    /// Web users attached or reloading.
+    pub users: usize,
+    /// Pages connected.
+    pub pages: usize,
+    /// Calls (any state until forgotten).
+    pub calls: usize,
+    /// Presence subscriptions.
+    pub subscriptions: usize,
+}
+
+/// The gateway.
+pub struct RtcwebGateway {
+    cfg: RtcwebSection,
+    domain: String,
+    ep: Endpoint,
+    resolver: Resolver,
+    pcscf: SocketAddr,
+    trace: Trace,
+    http_addr: Mutex<Option<SocketAddr>>,
+    st: Mutex<State>,
+    me: Weak<RtcwebGateway>,
+}
+
+impl RtcwebGateway {
+    /// A gateway whose SIP endpoint is `ep`, registering its web users through the P-CSCF at
+    /// `pcscf` in `domain`.
+    pub fn new(
+        cfg: RtcwebSection,
+        domain: &str,
+        ep: Endpoint,
+        resolver: Resolver,
+        pcscf: SocketAddr,
+        trace: Trace,
+    ) -> Arc<RtcwebGateway> {
+        let routes = RoutingTable::new(cfg.max_sessions);
+        Arc::new_cyclic(|me| RtcwebGateway {
+            cfg,
+            domain: domain.to_string(),
+            ep,
+            resolver,
+            pcscf,
+            trace,
+            http_addr: Mutex::new(None),
+            st: Mutex::new(State {
+                routes: Some(routes),
+                ..State::default()
+            }),
+            me: me.clone(),
+        })
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &RtcwebSection {
+        &self.cfg
+    }
+
+    /// Its SIP address.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.ep.local_addr()
+    }
+
+    /// Where the web listener is (once bound).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr.lock().ok().and_then(|a| *a)
+    }
+
+    /// Notes where the web listener is bound.
+    pub fn set_http_addr(&self, addr: SocketAddr) {
+        if let Ok(mut a) = self.http_addr.lock() {
+            *a = Some(addr);
+        }
+    }
+
+    /// The flight recorder.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// What it holds now.
+    pub fn stats(&self) -> RtcwebStats {
+        let Ok(st) = self.st.lock() else {
+            return RtcwebStats::default();
+        };
+        let (mut calls, mut subscriptions) = (0, 0);
+        for e in st.sessions.values() {
+            match e.core {
+                Core::Call(_) => calls += 1,
+                Core::Sub(_) => subscriptions += 1,
+            }
+        }
+        RtcwebStats {
+            users: st.users.len(),
+            pages: st.users.values().filter(|u| u.page.is_some()).count(),
+            calls,
+            subscriptions,
+        }
+    }
+
+    /// The figure-7 state of a call, by session id (tests, `status`).
+    pub fn call_state(&self, session: &str) -> Option<super::message::ClientState> {
+        let st = self.st.lock().ok()?;
+        match &st.sessions.get(session)?.core {
+            Core::Call(c) => Some(c.state()),
+            Core::Sub(_) => None,
+        }
+    }
+
+    /// Serves SIP until the endpoint closes, and runs the timers.
+    pub async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Incoming>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                inc = rx.recv() => match inc {
+                    Some(Incoming::Request(r)) => self.on_request(r),
+                    Some(Incoming::StrayResponse { response, .. }) => self.on_response(&response),
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick(Instant::now()),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// The SIP side of a call or subscription of `user`: how the cores address the core.
+    fn call_config(&self, user: &str) -> CallConfig {
+        let t = self.ep.local_addr();
+        let user_part = user_part(user);
+        let mut c = CallConfig::new(
+            "TCP",
+            &t.to_string(),
+            &format!("<sip:{user_part}@{t};transport=tcp>"),
+        );
+        c.outbound = Some(format!("<sip:{};transport=tcp;lr>", self.pcscf));
+        c.answer_wait = Duration::from_secs(self.cfg.answer_wait_secs);
+        c.ring_timeout = Duration::from_secs(self.cfg.ring_timeout_secs);
+        c.reload_grace = Duration::from_secs(self.cfg.reload_grace_secs);
+        c
+    }
+
+    // ----- the web side ---------------------------------------------------------------
+
+    /// A page connected: its id and the receiver of its frames.
+    fn page_opened(&self) -> u64 {
+        self.st
+            .lock()
+            .map(|mut st| {
+                st.next += 1;
+                st.next
+            })
+            .unwrap_or(0)
+    }
+
+    /// A frame from page `page` (attached as `user`, if it registered).
+    fn on_frame(&self, page: u64, user: Option<&str>, msg: WebMessage) {
+        let now = Instant::now();
+        let Some(user) = user else {
+            return; // REGISTER is handled by the connection before anything else.
+        };
+        let mut acts = Vec::new();
+        {
+            let Ok(mut st) = self.st.lock() else { return };
+            let st = &mut *st;
+            if st
+                .users
+                .get(user)
+                .and_then(|u| u.page.as_ref())
+                .map(|p| p.id)
+                != Some(page)
+            {
+                acts.push(Action::Web(
+                    user.to_string(),
+                    WebMessage::error(msg.session.as_deref(), Some(msg.kind), "not attached"),
+                ));
+            } else {
+                self.frame_locked(st, now, user, &msg, &mut acts);
+            }
+        }
+        self.perform(acts);
+    }
+
+    fn frame_locked(
+        &self,
+        st: &mut State,
+        now: Instant,
+        user: &str,
+        msg: &WebMessage,
+        acts: &mut Vec<Action>,
+    ) {
+        let refuse = |acts: &mut Vec<Action>, why: &str| {
+            acts.push(Action::Web(
+                user.to_string(),
+                WebMessage::error(msg.session.as_deref(), Some(msg.kind), why),
+            ))
+        };
+        match msg.kind {
+            Kind::Offer => {
+                let Some(session) = msg.session.clone() else {
+                    return refuse(acts, "OFFER needs session");
+                };
+                if st.sessions.contains_key(&session) {
+                    return refuse(acts, "this session has a call already");
+                }
+                if !self.may_open(st, user) {
+                    return refuse(acts, "too many calls and subscriptions");
+                }
+                match Call::offer(now, self.call_config(user), msg, user) {
+                    Ok(call) => {
+                        let to = msg.to.clone().unwrap_or_default();
+                        let route = Route {
+                            sender: Destination::Web(user.to_string()),
+                            receiver: self.routes(st).destination(&to),
+                            session: session.clone(),
+                            call_id: call.call_id().to_string(),
+                        };
+                        if let Err(e) = self.routes(st).insert(route) {
+                            return refuse(acts, &e.to_string());
+                        }
+                        self.open(st, user, &session, Core::Call(Box::new(call)));
+                        self.drain(st, &session, acts);
+                    }
+                    Err(e) => acts.push(Action::Web(user.to_string(), *e)),
+                }
+            }
+            Kind::Subscribe => {
+                let presentity = msg.to.clone().unwrap_or_default();
+                // A later SUBSCRIBE for the same presentity (expires 0 ends it).
+                let existing = st.sessions.iter().find_map(|(id, e)| match &e.core {
+                    Core::Sub(s) if e.user == user && s.presentity() == presentity => {
+                        Some(id.clone())
+                    }
+                    _ => None,
+                });
+                if let Some(id) = existing {
+                    if let Some(Entry {
+                        core: Core::Sub(s), ..
+                    }) = st.sessions.get_mut(&id)
+                    {
+                        s.handle_web(now, msg);
+                    }
+                    return self.drain(st, &id, acts);
+                }
+                if msg.expires == Some(0) {
+                    return refuse(acts, "no such subscription");
+                }
+                if !self.may_open(st, user) {
+                    return refuse(acts, "too many calls and subscriptions");
+                }
+                match Subscription::subscribe(now, self.call_config(user), msg, user) {
+                    Ok(sub) => {
+                        st.next += 1;
+                        let id = format!("sub-{}", st.next);
+                        let route = Route {
+                            sender: Destination::Web(user.to_string()),
+                            receiver: Destination::Ims(presentity),
+                            session: id.clone(),
+                            call_id: sub.call_id().to_string(),
+                        };
+                        if let Err(e) = self.routes(st).insert(route) {
+                            return refuse(acts, &e.to_string());
+                        }
+                        self.open(st, user, &id, Core::Sub(Box::new(sub)));
+                        self.drain(st, &id, acts);
+                    }
+                    Err(e) => acts.push(Action::Web(user.to_string(), *e)),
+                }
+            }
+            Kind::Register => refuse(acts, "already registered"),
+            _ => {
+                let Some(session) = msg.session.clone() else {
+                    return refuse(acts, "needs session");
+                };
+                match st.sessions.get_mut(&session) {
+                    // Another user's session is as unknown as one that never was.
+                    Some(Entry {
+                        user: owner,
+                        core: Core::Call(c),
+                    }) if owner == user => c.handle_web(now, msg),
+                    _ => return refuse(acts, "no such call"),
+                }
+                self.drain(st, &session, acts);
+            }
+        }
+    }
+
+    fn routes<'a>(&self, st: &'a mut State) -> &'a mut RoutingTable {
+        st.routes
+            .get_or_insert_with(|| RoutingTable::new(self.cfg.max_sessions))
+    }
+
+    fn may_open(&self, st: &State, user: &str) -> bool {
+        st.sessions.len() < self.cfg.max_sessions
+            && st
+                .users
+                .get(user)
+                .is_some_and(|u| u.sessions < self.cfg.max_sessions_per_user)
+    }
+
+    fn open(&self, st: &mut State, user: &str, id: &str, core: Core) {
+        let call_id = match &core {
+            Core::Call(c) => c.call_id().to_string(),
+            Core::Sub(s) => s.call_id().to_string(),
+        };
+        st.by_call_id.insert(call_id, id.to_string());
+        if let Some(u) = st.users.get_mut(user) {
+            u.sessions += 1;
+        }
+        st.sessions.insert(
+            id.to_string(),
+            Entry {
+                user: user.to_string(),
+                core,
+            },
+        );
+    }
+
+    /// Takes what session `id`'s core has to say; forgets it once it is finished.
+    fn drain(&self, st: &mut State, id: &str, acts: &mut Vec<Action>) {
+        let Some(e) = st.sessions.get_mut(id) else {
+            return;
+        };
+        loop {
+            let out = match &mut e.core {
+                Core::Call(c) => c.poll_output(),
+                Core::Sub(s) => s.poll_output(),
+            };
+            match out {
+                Some(CallOutput::Request(r)) if r.method == Method::Ack => {
+                    acts.push(Action::Ack(r))
+                }
+                Some(CallOutput::Request(r)) => acts.push(Action::Send(r)),
+                Some(CallOutput::Response(r)) => acts.push(Action::Respond(r)),
+                Some(CallOutput::Web(m)) => acts.push(Action::Web(e.user.clone(), m)),
+                None => break,
+            }
+        }
+        let finished = match &e.core {
+            Core::Call(c) => c.is_finished(),
+            Core::Sub(s) => s.is_finished(),
+        };
+        if finished {
+            if let Some(e) = st.sessions.remove(id) {
+                let call_id = match &e.core {
+                    Core::Call(c) => c.call_id().to_string(),
+                    Core::Sub(s) => s.call_id().to_string(),
+                };
+                st.by_call_id.remove(&call_id);
+                if let Some(u) = st.users.get_mut(&e.user) {
+                    u.sessions = u.sessions.saturating_sub(1);
+                }
+            }
+            self.routes(st).remove(id);
+        }
+    }
+
+    /// The page of `user` went away (closed, or replaced by another).
+    fn page_closed(&self, user: &str, page: u64) {
+        let now = Instant::now();
+        let mut acts = Vec::new();
+        {
+            let Ok(mut st) = self.st.lock() else { return };
+            let st = &mut *st;
+            let Some(u) = st.users.get_mut(user) else {
+                return;
+            };
+            if u.page.as_ref().map(|p| p.id) != Some(page) {
+                return;
+            }
+            u.page = None;
+            u.detached_since = Some(now);
+            let ids: Vec<String> = st
+                .sessions
+                .iter()
+                .filter(|(_, e)| e.user == user)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ids {
+                if let Some(e) = st.sessions.get_mut(&id) {
+                    match &mut e.core {
+                        Core::Call(c) => c.web_disconnected(now),
+                        Core::Sub(s) => s.web_disconnected(now),
+                    }
+                }
+                self.drain(st, &id, &mut acts);
+            }
+        }
+        self.perform(acts);
+    }
+
+    // ----- the SIP side ---------------------------------------------------------------
+
+    fn on_request(&self, inc: IncomingRequest) {
+        let now = Instant::now();
+        let IncomingRequest {
+            request: req, tx, ..
+        } = inc;
+        let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        let mut acts = Vec::new();
+        {
+            let Ok(mut st) = self.st.lock() else { return };
+            let st = &mut *st;
+            if let Some(key) = tx_key_of_request(&req) {
+                if req.method != Method::Ack {
+                    if st.txs.len() >= self.cfg.max_sessions.saturating_mul(4) {
+                        tx.respond(req.response(503, None));
+                        return;
+                    }
+                    st.txs.insert(key, tx);
+                }
+            }
+            match st.by_call_id.get(&call_id).cloned() {
+                Some(id) => {
+                    if let Some(e) = st.sessions.get_mut(&id) {
+                        match &mut e.core {
+                            Core::Call(c) => c.handle_request(now, &req),
+                            Core::Sub(s) => s.handle_request(now, &req),
+                        }
+                    }
+                    self.drain(st, &id, &mut acts);
+                }
+                None if req.method == Method::Invite && !crate::sip::dialog::in_dialog(&req) => {
+                    self.incoming_call(st, now, &req, &mut acts)
+                }
+                None if req.method == Method::Ack => {}
+                None => {
+                    let status = if req.method == Method::Options {
+                        200
+                    } else if crate::sip::dialog::in_dialog(&req)
+                        || matches!(req.method, Method::Notify | Method::Cancel)
+                    {
+                        481
+                    } else {
+                        405
+                    };
+                    let mut r = req.response(status, None);
+                    r.ensure_to_tag();
+                    if status != 481 {
+                        r.headers.push("Allow", super::route::ALLOW);
+                    }
+                    acts.push(Action::Respond(r));
+                }
+            }
+        }
+        self.perform(acts);
+    }
+
+    /// An INVITE for one of our web users (figure 6: a session message whose destination is
+    /// the web): the user is found by the Request-URI's user part (their Contact).
+    fn incoming_call(&self, st: &mut State, now: Instant, req: &Request, acts: &mut Vec<Action>) {
+        let target = crate::sip::Uri::parse(&req.uri)
+            .ok()
+            .and_then(|u| u.user().map(str::to_string))
+            .and_then(|u| st.contacts.get(&u).cloned());
+        let attached = target
+            .as_ref()
+            .and_then(|t| st.users.get(t))
+            .is_some_and(|u| u.page.is_some());
+        let Some(user) = target.filter(|_| attached) else {
+            let mut r = req.response(480, Some("Temporarily Unavailable"));
+            r.ensure_to_tag();
+            return acts.push(Action::Respond(r));
+        };
+        if !self.may_open(st, &user) {
+            let mut r = req.response(486, Some("Busy Here"));
+            r.ensure_to_tag();
+            return acts.push(Action::Respond(r));
+        }
+        st.next += 1;
+        let session = format!("in-{}", st.next);
+        match Call::incoming(now, self.call_config(&user), &session, req) {
+            Ok(call) => {
+                let from = req
+                    .headers
+                    .get("P-Asserted-Identity")
+                    .or(req.headers.get("From"))
+                    .and_then(|f| NameAddr::parse(f).ok())
+                    .map(|na| na.uri.to_string())
+                    .unwrap_or_default();
+                let route = Route {
+                    sender: Destination::Ims(from),
+                    receiver: Destination::Web(user.clone()),
+                    session: session.clone(),
+                    call_id: call.call_id().to_string(),
+                };
+                if self.routes(st).insert(route).is_err() {
+                    let mut r = req.response(503, None);
+                    r.ensure_to_tag();
+                    return acts.push(Action::Respond(r));
+                }
+                self.open(st, &user, &session, Core::Call(Box::new(call)));
+                self.drain(st, &session, acts);
+            }
+            Err(r) => acts.push(Action::Respond(r)),
+        }
+    }
+
+    /// A response to a request a core sent (or a 2xx retransmission).
+    fn on_response(&self, resp: &Response) {
+        let now = Instant::now();
+        let call_id = resp.headers.get("Call-ID").unwrap_or("");
+        let mut acts = Vec::new();
+        {
+            let Ok(mut st) = self.st.lock() else { return };
+            let st = &mut *st;
+            let Some(id) = st.by_call_id.get(call_id).cloned() else {
+                return;
+            };
+            if let Some(e) = st.sessions.get_mut(&id) {
+                match &mut e.core {
+                    Core::Call(c) => c.handle_response(now, resp),
+                    Core::Sub(s) => s.handle_response(now, resp),
+                }
+            }
+            self.drain(st, &id, &mut acts);
+        }
+        self.perform(acts);
+    }
+
+    fn on_tick(&self, now: Instant) {
+        let mut acts = Vec::new();
+        let mut refresh = Vec::new();
+        {
+            let Ok(mut st) = self.st.lock() else { return };
+            let st = &mut *st;
+            let due: Vec<String> = st
+                .sessions
+                .iter()
+                .filter(|(_, e)| {
+                    match &e.core {
+                        Core::Call(c) => c.poll_timeout(),
+                        Core::Sub(s) => s.poll_timeout(),
+                    }
+                    .is_some_and(|at| at <= now)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in due {
+                if let Some(e) = st.sessions.get_mut(&id) {
+                    match &mut e.core {
+                        Core::Call(c) => c.handle_timeout(now),
+                        Core::Sub(s) => s.handle_timeout(now),
+                    }
+                }
+                self.drain(st, &id, &mut acts);
+            }
+            // Web users whose page is gone and who hold nothing: de-registered after the
+            // reload grace; registrations due are refreshed.
+            let grace = Duration::from_secs(self.cfg.reload_grace_secs);
+            let gone: Vec<String> = st
+                .users
+                .iter()
+                .filter(|(_, u)| {
+                    u.page.is_none()
+                        && u.sessions == 0
+                        && u.detached_since.is_some_and(|t| now >= t + grace)
+                })
+                .map(|(aor, _)| aor.clone())
+                .collect();
+            for aor in gone {
+                if let Some(u) = st.users.remove(&aor) {
+                    st.contacts.remove(user_part(&aor));
+                    self.routes(st).detach_user(&aor);
+                    refresh.push((aor, u.reg, 0));
+                }
+            }
+            for (aor, u) in st.users.iter_mut() {
+                if u.reg.due(now) {
+                    u.reg.postpone(now);
+                    refresh.push((aor.clone(), u.reg.clone(), self.cfg.register_expires));
+                }
+            }
+        }
+        self.perform(acts);
+        for (aor, reg, expires) in refresh {
+            let Some(me) = self.me.upgrade() else { return };
+            tokio::spawn(async move { me.refresh(&aor, reg, expires).await });
+        }
+    }
+
+    /// Carries out what the cores asked for.
+    fn perform(&self, acts: Vec<Action>) {
+        for a in acts {
+            match a {
+                Action::Send(r) => self.send(r),
+                Action::Ack(r) => {
+                    let ep = self.ep.clone();
+                    let resolver = self.resolver.clone();
+                    tokio::spawn(async move {
+                        if let Some((dest, t)) = next_hop(&resolver, &r).await {
+                            ep.send_stateless(&SipMessage::Request(r), dest, t).await;
+                        }
+                    });
+                }
+                Action::Respond(r) => self.respond(r),
+                Action::Web(user, m) => self.to_page(&user, m),
+            }
+        }
+    }
+
+    fn send(&self, r: Request) {
+        let Some(me) = self.me.upgrade() else { return };
+        tokio::spawn(async move {
+            let Some((dest, t)) = next_hop(&me.resolver, &r).await else {
+                let mut no = r.response(404, Some("No Route"));
+                no.headers.remove("Via");
+                me.on_response(&no);
+                return;
+            };
+            let mut ctx = me.ep.send_request(r, dest, t);
+            while let Some(resp) = ctx.next().await {
+                let last = resp.status >= 200;
+                me.on_response(&resp);
+                if last {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn respond(&self, r: Response) {
+        let key = tx_key_of_response(&r);
+        let final_ = r.status >= 200;
+        let tx = self.st.lock().ok().and_then(|mut st| {
+            let key = key.as_ref()?;
+            if final_ {
+                st.txs.remove(key).map(Some)
+            } else {
+                // A 1xx: the transaction stays for the final answer; respond in it here.
+                st.txs.get(key).map(|tx| {
+                    tx.respond(r.clone());
+                    None
+                })
+            }
+        });
+        match tx {
+            Some(Some(tx)) => tx.respond(r),
+            Some(None) => {}
+            None => {
+                let ep = self.ep.clone();
+                tokio::spawn(async move { ep.send_response_by_via(&r).await });
+            }
+        }
+    }
+
+    fn to_page(&self, user: &str, m: WebMessage) {
+        let Ok(st) = self.st.lock() else { return };
+        let Some(p) = st.users.get(user).and_then(|u| u.page.as_ref()) else {
+            return;
+        };
+        if p.tx.try_send(m).is_err() {
+            // A page that does not read its frames is let go (its calls go Reloading).
+            crate::warn_limited!("rtcweb.page_slow", %user, "a page stopped reading: disconnected");
+            let _ = p.closed.send(true);
+        }
+    }
+}
+
+fn user_part(aor: &str) -> &str {
+    let s = aor.split_once(':').map_or(aor, |(_, r)| r);
+    s.split('@').next().unwrap_or(s)
+}
+
+fn tx_key(call_id: &str, cseq: &str) -> Option<String> {
+    let c = CSeq::parse(cseq).ok()?;
+    Some(format!("{call_id}|{}|{}", c.seq, c.method.as_str()))
+}
+
+fn tx_key_of_request(r: &Request) -> Option<String> {
+    tx_key(r.headers.get("Call-ID")?, r.headers.get("CSeq")?)
+}
+
+fn tx_key_of_response(r: &Response) -> Option<String> {
+    tx_key(r.headers.get("Call-ID")?, r.headers.get("CSeq")?)
+}
+
+/// The transport the gateway reaches the P-CSCF over.
+pub const TRANSPORT: Transport = Transport::Tcp;
