@@ -3,7 +3,6 @@
 //! 8 and 9 draw it. The IMS side here is an rcslab UE answering by hand with reliable
 //! provisional responses (RFC 3262), so every message of figure 8 is on the wire.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
