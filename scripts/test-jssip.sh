@@ -18,40 +18,10 @@ if [ "$have" != "$want" ]; then
 fi
 cargo build --quiet
 
-data=$(mktemp -d)
-log=$(mktemp)
-lab=""
-cleanup() {
-  status=$?
-  if [ -n "$lab" ] && kill -0 "$lab" 2>/dev/null; then
-    kill "$lab" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$lab" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$lab" 2>/dev/null || true
-  fi
-  if [ "$status" -ne 0 ]; then
-    echo "test-jssip: FAILED; last lines of the lab log ($log):" >&2
-    tail -n 80 "$log" >&2 || true
-  else
-    rm -rf "$data" "$log"
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
-
-if (exec 3<>"/dev/tcp/${PCSCF_WS%:*}/${PCSCF_WS##*:}") 2>/dev/null; then
-  echo "test-jssip: something already listens on $PCSCF_WS; stop it first" >&2
-  exit 1
-fi
-
-target/debug/rcslab up --trace --data-dir "$data" >"$log" 2>&1 &
-lab=$!
-
-ready=""
-for _ in $(seq 150); do
-  if (exec 3<>"/dev/tcp/${PCSCF_WS%:*}/${PCSCF_WS##*:}") 2>/dev/null; then ready=1; break; fi
-  if ! kill -0 "$lab" 2>/dev/null; then echo "test-jssip: rcslab up exited early" >&2; exit 1; fi
-  sleep 0.2
-done
-[ -n "$ready" ] || { echo "test-jssip: $WS did not accept within 30 s" >&2; exit 1; }
+LAB_TEST=test-jssip
+. scripts/lab-bg.sh
+lab_refuse_if_up "tcp_open $PCSCF_WS"
+lab_start --trace
+lab_wait "tcp_open $PCSCF_WS"
 
 SIP_WS_URL="$WS" node tests/browser/jssip.mjs

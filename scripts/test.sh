@@ -16,6 +16,9 @@ RUST_LOG=warn cargo run --quiet -- lab check labs
 bash scripts/test-browser.sh
 # JsSIP in headless Chromium over the P-CSCF's SIP WebSocket (RFC 7118; installs jssip).
 bash scripts/test-jssip.sh
+# The patent's RTCWeb gateway in headless Chromium: two pages call each other through it
+# (RTCPeerConnection connected), a reload mid-call keeps the call.
+bash scripts/test-rtcweb.sh
 # README's walkthrough, every marked block as written (installs rcslab with cargo install).
 bash scripts/test-readme.sh
 # A short fuzz run of the parser targets (fuzz/, nightly; installs cargo-fuzz if missing):

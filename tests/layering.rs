@@ -31,7 +31,7 @@ const CODECS: &[&str] = &[
     "presence",
 ];
 /// One module per IMS node, and the lab that starts them.
-const NODES: &[&str] = &["cscf", "hss", "im", "ps", "webrsf", "ue", "lab"];
+const NODES: &[&str] = &["cscf", "hss", "im", "ps", "webrsf", "rtcweb", "ue", "lab"];
 
 /// Every `.rs` file under `dir`.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

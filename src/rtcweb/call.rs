@@ -271,6 +271,16 @@ impl Call {
         inv.headers.get("Call-ID").unwrap_or("")
     }
 
+    /// Our tag in the IMS dialog (the INVITE's From tag as UAC, our To tag as UAS): with
+    /// the Call-ID it tells this call from the other leg of a web-to-web call, which has the
+    /// same Call-ID at the gateway.
+    pub fn local_tag(&self) -> &str {
+        match &self.leg {
+            Leg::Uac(u) => tag_of(u.invite.headers.get("From")),
+            Leg::Uas(u) => &u.local_tag,
+        }
+    }
+
     /// The figure-7 state.
     pub fn state(&self) -> ClientState {
         self.state
@@ -551,6 +561,19 @@ impl Call {
             self.out.push_back(CallOutput::Request(bye));
         }
     }
+}
+
+/// The `tag` parameter of a From/To value ("" without one).
+pub(super) fn tag_of(h: Option<&str>) -> &str {
+    let Some(h) = h else { return "" };
+    let params = h.rsplit_once('>').map_or(h, |(_, p)| p);
+    params
+        .split(';')
+        .find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("tag").then_some(v.trim())
+        })
+        .unwrap_or("")
 }
 
 pub(super) fn contact_uri(h: Option<&str>) -> Option<String> {

@@ -111,6 +111,11 @@ impl Subscription {
         Ok(s)
     }
 
+    /// Our tag in the subscription dialog (the SUBSCRIBE's From tag).
+    pub fn local_tag(&self) -> &str {
+        super::call::tag_of(self.first.headers.get("From"))
+    }
+
     /// The presentity.
     pub fn presentity(&self) -> &str {
         &self.presentity

@@ -117,7 +117,7 @@ pub enum RouteError {
     /// The table holds its maximum.
     #[error("routing table full ({0} sessions)")]
     Full(usize),
-    /// The session id or Call-ID is in use.
+    /// The session id is in use.
     #[error("session {0} exists")]
     Exists(String),
 }
@@ -129,7 +129,9 @@ pub struct RoutingTable {
     max: usize,
     web_users: HashSet<String>,
     by_session: HashMap<String, Route>,
-    by_call_id: HashMap<String, String>,
+    /// Sessions by Call-ID: both legs of a web-to-web call share one (the INVITE went out
+    /// through the core and came back).
+    by_call_id: HashMap<String, Vec<String>>,
 }
 
 impl RoutingTable {
@@ -172,14 +174,13 @@ impl RoutingTable {
         if self.by_session.contains_key(&route.session) {
             return Err(RouteError::Exists(route.session));
         }
-        if self.by_call_id.contains_key(&route.call_id) {
-            return Err(RouteError::Exists(route.call_id));
-        }
         if self.by_session.len() >= self.max {
             return Err(RouteError::Full(self.max));
         }
         self.by_call_id
-            .insert(route.call_id.clone(), route.session.clone());
+            .entry(route.call_id.clone())
+            .or_default()
+            .push(route.session.clone());
         self.by_session.insert(route.session.clone(), route);
         Ok(())
     }
@@ -191,13 +192,18 @@ impl RoutingTable {
 
     /// The route of a SIP Call-ID.
     pub fn by_call_id(&self, call_id: &str) -> Option<&Route> {
-        self.by_session.get(self.by_call_id.get(call_id)?)
+        self.by_session.get(self.by_call_id.get(call_id)?.first()?)
     }
 
     /// Removes a session's route.
     pub fn remove(&mut self, session: &str) -> Option<Route> {
         let r = self.by_session.remove(session)?;
-        self.by_call_id.remove(&r.call_id);
+        if let Some(v) = self.by_call_id.get_mut(&r.call_id) {
+            v.retain(|s| *s != r.session);
+            if v.is_empty() {
+                self.by_call_id.remove(&r.call_id);
+            }
+        }
         Some(r)
     }
 
@@ -282,11 +288,11 @@ mod tests {
             t.insert(route("s1", "c2")),
             Err(RouteError::Exists("s1".into()))
         );
-        assert_eq!(
-            t.insert(route("s2", "c1@gw")),
-            Err(RouteError::Exists("c1@gw".into()))
-        );
+        // The callee's leg of a web-to-web call: the same Call-ID, another session.
+        t.insert(route("s2", "c1@gw")).unwrap();
         assert_eq!(t.remove("s1").unwrap().call_id, "c1@gw");
+        assert_eq!(t.by_call_id("c1@gw").unwrap().session, "s2");
+        t.remove("s2").unwrap();
         assert!(t.by_call_id("c1@gw").is_none() && t.is_empty());
     }
 

@@ -599,3 +599,47 @@ async fn bad_frames_get_error_and_change_nothing() {
     page.expect("OK", Some("BYE")).await;
     lab.shutdown().await;
 }
+
+/// A page calls another page of the gateway: the INVITE goes out through the core and comes
+/// back (both legs share the Call-ID at the gateway, told apart by their tags); both SDPs pass
+/// end to end, untouched.
+#[tokio::test]
+async fn a_page_calls_another_page_through_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), NO_IFC).await;
+    let mut alice = Page::login(&lab, "PageA", "alice", "alice-secret").await;
+    let mut bob = Page::login(&lab, "PageB", "bob", "bob-secret").await;
+    let (offer_sdp, answer_sdp) = (audio_sdp(4000), audio_sdp(5000));
+    alice
+        .send(json!({"type": "OFFER", "session": "ab", "to": "sip:bob@ims.lab", "sdp": offer_sdp}))
+        .await;
+    alice.expect("WAITING", None).await;
+    let offer = bob.expect("OFFER", None).await;
+    assert_eq!(offer["from"], "sip:alice@ims.lab");
+    assert_eq!(offer["sdp"].as_str(), Some(offer_sdp.as_str()));
+    let s = offer["session"].as_str().unwrap().to_string();
+    bob.send(json!({"type": "Ringing", "session": s})).await;
+    alice.expect("Ringing", None).await;
+    alice
+        .send(json!({"type": "PRANSWER", "session": "ab"}))
+        .await;
+    // bob's page hears its Ringing confirmed when alice's PRACK reaches it.
+    bob.expect("OK", Some("Ringing")).await;
+    alice.expect("OK", Some("PRANSWER")).await;
+    bob.send(json!({"type": "ANSWER", "session": s, "sdp": answer_sdp}))
+        .await;
+    let ok = alice.expect("OK", Some("OFFER")).await;
+    assert_eq!(ok["sdp"].as_str(), Some(answer_sdp.as_str()));
+    alice.send(json!({"type": "ANSWER", "session": "ab"})).await;
+    bob.expect("OK", Some("ANSWER")).await;
+    use rcslab::rtcweb::message::ClientState::InCall;
+    assert_eq!(lab.rtcweb.call_state("ab"), Some(InCall));
+    assert_eq!(lab.rtcweb.call_state(&s), Some(InCall));
+    assert_eq!(lab.rtcweb.stats().calls, 2);
+
+    bob.send(json!({"type": "BYE", "session": s})).await;
+    bob.expect("OK", Some("BYE")).await;
+    alice.expect("BYE", None).await;
+    crate::eventually("both legs forgotten", || lab.rtcweb.stats().calls == 0).await;
+    lab.shutdown().await;
+}

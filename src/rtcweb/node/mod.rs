@@ -93,8 +93,9 @@ struct State {
     contacts: HashMap<String, String>,
     /// Sessions by id (calls by their page's id, subscriptions by `sub-N`).
     sessions: HashMap<String, Entry>,
-    /// Session id by SIP Call-ID.
-    by_call_id: HashMap<String, String>,
+    /// Session ids by SIP Call-ID: two for a web-to-web call (its legs share the Call-ID
+    /// at the gateway; our tag in each dialog tells them apart).
+    by_call_id: HashMap<String, Vec<String>>,
     /// Server transactions waiting for a final response: `Call-ID|CSeq number|method`.
     txs: HashMap<String, ServerTx>,
     routes: Option<RoutingTable>,
@@ -158,6 +159,11 @@ impl RtcwebGateway {
     /// Its settings.
     pub fn settings(&self) -> &RtcwebSection {
         &self.cfg
+    }
+
+    /// The IMS domain of its users.
+    pub fn domain(&self) -> &str {
+        &self.domain
     }
 
     /// Its SIP address.
@@ -411,7 +417,10 @@ impl RtcwebGateway {
             Core::Call(c) => c.call_id().to_string(),
             Core::Sub(s) => s.call_id().to_string(),
         };
-        st.by_call_id.insert(call_id, id.to_string());
+        st.by_call_id
+            .entry(call_id)
+            .or_default()
+            .push(id.to_string());
         if let Some(u) = st.users.get_mut(user) {
             u.sessions += 1;
         }
@@ -454,7 +463,12 @@ impl RtcwebGateway {
                     Core::Call(c) => c.call_id().to_string(),
                     Core::Sub(s) => s.call_id().to_string(),
                 };
-                st.by_call_id.remove(&call_id);
+                if let Some(ids) = st.by_call_id.get_mut(&call_id) {
+                    ids.retain(|x| x != id);
+                    if ids.is_empty() {
+                        st.by_call_id.remove(&call_id);
+                    }
+                }
                 if let Some(u) = st.users.get_mut(&e.user) {
                     u.sessions = u.sessions.saturating_sub(1);
                 }
@@ -518,7 +532,8 @@ impl RtcwebGateway {
                     st.txs.insert(key, tx);
                 }
             }
-            match st.by_call_id.get(&call_id).cloned() {
+            let to_tag = super::call::tag_of(req.headers.get("To"));
+            match session_of(st, &call_id, to_tag) {
                 Some(id) => {
                     if let Some(e) = st.sessions.get_mut(&id) {
                         match &mut e.core {
@@ -612,7 +627,8 @@ impl RtcwebGateway {
         {
             let Ok(mut st) = self.st.lock() else { return };
             let st = &mut *st;
-            let Some(id) = st.by_call_id.get(call_id).cloned() else {
+            let from_tag = super::call::tag_of(resp.headers.get("From"));
+            let Some(id) = session_of(st, call_id, from_tag) else {
                 return;
             };
             if let Some(e) = st.sessions.get_mut(&id) {
@@ -765,22 +781,41 @@ impl RtcwebGateway {
     }
 }
 
+/// The session of ours in the dialog of `call_id` where our tag is `local_tag`.
+fn session_of(st: &State, call_id: &str, local_tag: &str) -> Option<String> {
+    st.by_call_id.get(call_id)?.iter().find_map(|id| {
+        let ours = match &st.sessions.get(id)?.core {
+            Core::Call(c) => c.local_tag(),
+            Core::Sub(s) => s.local_tag(),
+        };
+        (ours == local_tag).then(|| id.clone())
+    })
+}
+
 fn user_part(aor: &str) -> &str {
     let s = aor.split_once(':').map_or(aor, |(_, r)| r);
     s.split('@').next().unwrap_or(s)
 }
 
-fn tx_key(call_id: &str, cseq: &str) -> Option<String> {
-    let c = CSeq::parse(cseq).ok()?;
-    Some(format!("{call_id}|{}|{}", c.seq, c.method.as_str()))
+/// A server transaction's key: Call-ID, From tag (the same in the request and its responses;
+/// the legs of a web-to-web call differ in it), CSeq.
+fn tx_key(h: &crate::sip::Headers) -> Option<String> {
+    let c = CSeq::parse(h.get("CSeq")?).ok()?;
+    let from_tag = super::call::tag_of(h.get("From"));
+    Some(format!(
+        "{}|{from_tag}|{}|{}",
+        h.get("Call-ID")?,
+        c.seq,
+        c.method.as_str()
+    ))
 }
 
 fn tx_key_of_request(r: &Request) -> Option<String> {
-    tx_key(r.headers.get("Call-ID")?, r.headers.get("CSeq")?)
+    tx_key(&r.headers)
 }
 
 fn tx_key_of_response(r: &Response) -> Option<String> {
-    tx_key(r.headers.get("Call-ID")?, r.headers.get("CSeq")?)
+    tx_key(&r.headers)
 }
 
 /// The transport the gateway reaches the P-CSCF over.

@@ -68,13 +68,13 @@ pub async fn serve(
     .await
 }
 
-async fn index() -> Response {
+async fn index(State(gw): State<Gw>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        INDEX,
+        INDEX.replace("{{DOMAIN}}", gw.domain()),
     )
         .into_response()
 }
