@@ -98,12 +98,19 @@ pub async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) 
         ("O-IM", a.oim_msrp, "MSRP (TCP)"),
         ("T-IM", a.tim_msrp, "MSRP (TCP)"),
         ("WebRSF", a.webrsf, "HTTP (REST + notification channel)"),
+        ("RTCWeb", a.rtcweb, "HTTP + WebSocket /ws (patent gateway)"),
+        ("RTCWeb", a.rtcweb_sip, "SIP UDP+TCP (registers web users)"),
     ] {
         out!("  {n:<8} {addr:<22} {p}");
     }
     out!(
         "  web client: http://{}/ (log in as bob / bob-secret)",
         a.webrsf
+    );
+    out!(
+        "  RTCWeb phone: http://{}/ (log in as alice / alice-secret, call sip:bob@{})",
+        a.rtcweb,
+        lab.config.lab.domain
     );
     let subs = lab.store.subscribers().map(|s| s.len()).unwrap_or(0);
     out!("  {subs} subscribers (rcslab subscriber list); Ctrl-C stops the lab");
