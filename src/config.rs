@@ -259,14 +259,17 @@ impl LabConfig {
             &mut self.nodes.oim_msrp,
             &mut self.nodes.tim_msrp,
             &mut self.nodes.webrsf,
-            &mut self.nodes.rtcweb,
-            &mut self.nodes.rtcweb_sip,
         ] {
             a.set_port(0);
         }
-        for a in [&mut self.nodes.tim_http, &mut self.nodes.pcscf_ws]
-            .into_iter()
-            .flatten()
+        for a in [
+            &mut self.nodes.tim_http,
+            &mut self.nodes.pcscf_ws,
+            &mut self.nodes.rtcweb,
+            &mut self.nodes.rtcweb_sip,
+        ]
+        .into_iter()
+        .flatten()
         {
             a.set_port(0);
         }

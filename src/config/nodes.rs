@@ -41,12 +41,13 @@ pub struct Nodes {
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
     /// The RTCWeb gateway's web listener (seed 001): its page at `/`, the patent's WebSocket
-    /// protocol at `/ws`.
-    #[serde(default = "default_rtcweb")]
-    pub rtcweb: SocketAddr,
-    /// The RTCWeb gateway's SIP endpoint (UDP and TCP): how it is an IMS subscriber.
-    #[serde(default = "default_rtcweb_sip")]
-    pub rtcweb_sip: SocketAddr,
+    /// protocol at `/ws`. Unset: [`Nodes::rtcweb_or_default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtcweb: Option<SocketAddr>,
+    /// The RTCWeb gateway's SIP endpoint (UDP and TCP): how it is an IMS subscriber. Unset:
+    /// [`Nodes::rtcweb_sip_or_default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtcweb_sip: Option<SocketAddr>,
     /// T-IM's history endpoint (HTTP, token in T-IM's `history.token`), which the WebRSF
     /// gateway reads `GET History` from ([`crate::im::history_api`]). Unset: `rcslab up` binds
     /// a free port on T-IM's address (only its own gateway uses it), and `rcslab run tim` /
@@ -66,6 +67,25 @@ impl Nodes {
         })
     }
 
+    /// The RTCWeb gateway's web address: `rtcweb`, else port 8082 beside a WebRSF on port
+    /// 8080 (the default lab), else a free port on WebRSF's address (a lab file that moves
+    /// WebRSF and says nothing of RTCWeb must not collide with another lab's 8082).
+    pub fn rtcweb_or_default(&self) -> SocketAddr {
+        self.rtcweb.unwrap_or_else(|| {
+            let port = if self.webrsf.port() == 8080 { 8082 } else { 0 };
+            SocketAddr::new(self.webrsf.ip(), port)
+        })
+    }
+
+    /// The RTCWeb gateway's SIP address: `rtcweb_sip`, else port 5095 beside a P-CSCF on port
+    /// 5060, else a free port on the P-CSCF's address.
+    pub fn rtcweb_sip_or_default(&self) -> SocketAddr {
+        self.rtcweb_sip.unwrap_or_else(|| {
+            let port = if self.pcscf.port() == 5060 { 5095 } else { 0 };
+            SocketAddr::new(self.pcscf.ip(), port)
+        })
+    }
+
     /// T-IM's history endpoint as separate processes find it: `tim_http`, or port 8081 on
     /// T-IM's address.
     pub fn tim_http_or_default(&self) -> SocketAddr {
@@ -76,13 +96,6 @@ impl Nodes {
 
 fn default_webrsf() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
-fn default_rtcweb() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8082))
-}
-fn default_rtcweb_sip() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 5095))
 }
 
 fn default_oim_msrp() -> SocketAddr {

@@ -327,7 +327,8 @@ impl Lab {
         let tim_http_at = n.tim_http.unwrap_or_else(|| SocketAddr::new(n.tim.ip(), 0));
         let (tim_http_l, tim_http) = nodes::bind_tcp("T-IM history", tim_http_at).await?;
         let (web_listener, web_addr) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
-        let (rtcweb_listener, rtcweb_addr) = nodes::bind_tcp("RTCWeb", n.rtcweb).await?;
+        let (rtcweb_listener, rtcweb_addr) =
+            nodes::bind_tcp("RTCWeb", n.rtcweb_or_default()).await?;
         let mut ctx = nodes::Ctx::new(
             &config,
             recorder.clone(),
@@ -351,7 +352,7 @@ impl Lab {
         let (ps_ep, ps_rx) = ctx.bind_sip("PS", n.ps).await?;
         let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
         let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
-        let (rtcweb_ep, rtcweb_rx) = ctx.bind_sip("RTCWeb", n.rtcweb_sip).await?;
+        let (rtcweb_ep, rtcweb_rx) = ctx.bind_sip("RTCWeb", n.rtcweb_sip_or_default()).await?;
         let pcscf_ws = nodes::listen_ws(&pcscf_ep, n.pcscf_ws_or_default()).await?;
         let peers = nodes::Peers {
             pcscf: pcscf_ep.local_addr(),

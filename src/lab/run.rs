@@ -51,16 +51,18 @@ pub enum Node {
     Webrsf,
     /// The presence server PS.
     Ps,
+    /// The patent's RTCWeb gateway.
+    Rtcweb,
 }
 
 /// The node names `rcslab run` takes, in the order of a REGISTER's path.
-pub const NODE_NAMES: [&str; 8] = [
-    "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps",
+pub const NODE_NAMES: [&str; 9] = [
+    "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "rtcweb",
 ];
 
 /// A node name `rcslab run` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps (or scscf2 … scscf9 for the [[scscfs]] entries)")]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, rtcweb (or scscf2 … scscf9 for the [[scscfs]] entries)")]
 pub struct UnknownNode(pub String);
 
 impl std::str::FromStr for Node {
@@ -76,6 +78,7 @@ impl std::str::FromStr for Node {
             "tim" => Node::Tim,
             "webrsf" => Node::Webrsf,
             "ps" => Node::Ps,
+            "rtcweb" => Node::Rtcweb,
             other => match other
                 .strip_prefix("scscf")
                 .and_then(|n| n.parse::<u8>().ok())
@@ -105,6 +108,7 @@ impl Node {
             Node::Tim => "T-IM",
             Node::Webrsf => "WebRSF",
             Node::Ps => "PS",
+            Node::Rtcweb => "RTCWeb",
         }
     }
 
@@ -188,8 +192,8 @@ pub async fn start(
         tim_msrp: n.tim_msrp,
         webrsf: n.webrsf,
         tim_http: n.tim_http_or_default(),
-        rtcweb: n.rtcweb,
-        rtcweb_sip: n.rtcweb_sip,
+        rtcweb: n.rtcweb_or_default(),
+        rtcweb_sip: n.rtcweb_sip_or_default(),
     });
     let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
     let mut peers = Peers::from_config(config);
@@ -286,6 +290,14 @@ pub async fn start(
             handles.push(Box::new(nodes::start_webrsf(&ctx, l, &peers, history)?));
             listening.push(("WebRSF", a, "HTTP (REST + notification channel)"));
         }
+        Node::Rtcweb => {
+            let (l, a) = nodes::bind_tcp("RTCWeb", n.rtcweb_or_default()).await?;
+            let (ep, rx) = ctx.bind_sip("RTCWeb", n.rtcweb_sip_or_default()).await?;
+            let sip = ep.local_addr();
+            handles.push(Box::new(nodes::start_rtcweb(&ctx, ep, rx, l, &peers)));
+            listening.push(("RTCWeb", a, "HTTP + WebSocket /ws (patent gateway)"));
+            listening.push(("RTCWeb", sip, "SIP UDP+TCP (registers web users)"));
+        }
     }
     Ok(RunningNode {
         node,
@@ -334,6 +346,7 @@ mod tests {
             Node::Oim,
             Node::Webrsf,
             Node::Ps,
+            Node::Rtcweb,
         ] {
             assert_eq!(n.data_dir(base), None);
         }

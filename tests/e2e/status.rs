@@ -205,7 +205,10 @@ async fn status_and_metrics_reflect_a_registration_a_chat_and_a_stored_message()
         assert_eq!(p.address, lab.addrs.hss.to_string());
     }
     let nodes: Vec<&str> = s.queues.iter().map(|q| q.node.as_str()).collect();
-    assert_eq!(nodes, ["P-CSCF", "I-CSCF", "S-CSCF", "O-IM", "T-IM", "PS"]);
+    assert_eq!(
+        nodes,
+        ["P-CSCF", "I-CSCF", "S-CSCF", "O-IM", "T-IM", "PS", "RTCWeb"]
+    );
     assert!(s.queues.iter().all(|q| q.sip_inbound_capacity > 0));
 
     // GET /registrations: the same registrations.
