@@ -56,6 +56,14 @@ pub const LABS: &[(&str, &str)] = &[
         "12-resource-list.toml",
         include_str!("../../labs/12-resource-list.toml"),
     ),
+    (
+        "13-rtcweb-call.toml",
+        include_str!("../../labs/13-rtcweb-call.toml"),
+    ),
+    (
+        "14-rtcweb-presence.toml",
+        include_str!("../../labs/14-rtcweb-presence.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

@@ -30,6 +30,7 @@ use crate::webrsf::client::WebClient;
 use crate::LabConfig;
 
 mod presence;
+mod rtcweb;
 
 /// One lab file.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,7 +88,9 @@ pub struct Step {
     /// after it); `chat` (an RCS chat message from `user` to `to`, over the session when one
     /// is up, else in an INVITE; waits for the IMDN "delivered"); `web-login` (`user` logs in
     /// to WebRSF with their password: the gateway registers them); `web-channel` (`user` opens
-    /// the notification channel and answers events as the paper's client does).
+    /// the notification channel and answers events as the paper's client does); `page-login`,
+    /// `page-call`, `page-reload`, `page-hangup`, `page-subscribe` (the RTCWeb gateway's page:
+    /// [`rtcweb`]).
     #[serde(rename = "do")]
     pub action: String,
     /// The acting user (user part of a default-lab identity).
@@ -190,7 +193,12 @@ impl Scenario {
         )
         .await
         .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
-        let r = self.steps_on(&lab).await;
+        // The pages stay open until the ladder is taken (a page that goes ends its
+        // subscriptions: not part of the flow).
+        let (r, pages) = match self.steps_on(&lab).await {
+            Ok(p) => (Ok(()), Some(p)),
+            Err(e) => (Err(e), None),
+        };
         let rec = lab.recorder();
         let name = |a| rec.name_of(a);
         let report = RunReport {
@@ -217,17 +225,20 @@ impl Scenario {
             }),
         };
         lab.shutdown().await;
+        drop(pages);
         let _ = std::fs::remove_dir_all(&dir);
         r.map(|_| report)
     }
 
-    async fn steps_on(&self, lab: &Lab) -> Result<(), ScenarioError> {
+    async fn steps_on(&self, lab: &Lab) -> Result<rtcweb::Pages, ScenarioError> {
         let (_stop, shut) = watch::channel(false);
         let mut ues: Vec<(String, Ue)> = Vec::new();
         let mut chats: std::collections::HashMap<String, ChatUe> = Default::default();
         let mut webs: std::collections::HashMap<String, WebClient> = Default::default();
         // (watcher, presentity) of the `subscribe` steps.
         let mut watching: Vec<(String, String)> = Vec::new();
+        let mut pages = rtcweb::Pages::default();
+        let domain = lab.config.lab.domain.clone();
         for (i, s) in self.steps.iter().enumerate() {
             let fail = |why: String| ScenarioError::Step {
                 step: i + 1,
@@ -475,17 +486,9 @@ impl Scenario {
                     settle().await;
                 }
                 "web-login" => {
-                    let sub = lab
-                        .config
-                        .subscribers
-                        .iter()
-                        .find(|x| {
-                            x.impu
-                                .iter()
-                                .any(|i| i == &format!("sip:{user}@{}", lab.config.lab.domain))
-                        })
+                    let password = password_of(lab, &user)
                         .ok_or_else(|| fail(format!("no user '{user}' in the lab")))?;
-                    let c = WebClient::login(lab.addrs.webrsf, &user, &sub.password)
+                    let c = WebClient::login(lab.addrs.webrsf, &user, &password)
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                     settle().await;
@@ -506,11 +509,48 @@ impl Scenario {
                     });
                     settle().await;
                 }
+                "page-login" => {
+                    let password = password_of(lab, &user)
+                        .ok_or_else(|| fail(format!("no user '{user}' in the lab")))?;
+                    let r = pages.login(lab, &user, &password).await;
+                    r.map_err(|e| fail(e.to_string()))?;
+                    settle().await;
+                }
+                "page-call" | "page-subscribe" => {
+                    let to = s.to.clone().ok_or_else(|| fail("needs `to`".into()))?;
+                    let r = if s.action == "page-call" {
+                        pages.call(&mut ues, &user, &to, &domain).await
+                    } else {
+                        pages.subscribe(&user, &to, &domain).await
+                    };
+                    r.map_err(|e| fail(e.to_string()))?;
+                    settle().await;
+                }
+                "page-reload" => {
+                    let r = pages.reload(lab, &user).await;
+                    r.map_err(|e| fail(e.to_string()))?;
+                    settle().await;
+                }
+                "page-hangup" => {
+                    let r = pages.hangup(&mut ues, &user).await;
+                    r.map_err(|e| fail(e.to_string()))?;
+                    settle().await;
+                }
                 other => return Err(fail(format!("unknown action '{other}'"))),
             }
         }
-        Ok(())
+        Ok(pages)
     }
+}
+
+/// The password of `user` of the lab's subscribers.
+fn password_of(lab: &Lab, user: &str) -> Option<String> {
+    let aor = format!("sip:{user}@{}", lab.config.lab.domain);
+    lab.config
+        .subscribers
+        .iter()
+        .find(|x| x.impu.iter().any(|i| *i == aor))
+        .map(|x| x.password.clone())
 }
 
 /// Lets in-flight messages land before the next step (the ladder reads step by step).

@@ -391,7 +391,17 @@ impl RtcwebGateway {
                     Some(Entry {
                         user: owner,
                         core: Core::Call(c),
-                    }) if owner == user => c.handle_web(now, msg),
+                    }) if owner == user => {
+                        let was = c.state();
+                        c.handle_web(now, msg);
+                        if was == super::message::ClientState::Reloading
+                            && c.state() == super::message::ClientState::InCall
+                        {
+                            self.ep.note(|| {
+                                format!("{user}'s page is back (RELOAD): the call is InCall again, the IMS side saw nothing")
+                            });
+                        }
+                    }
                     _ => return refuse(acts, "no such call"),
                 }
                 self.drain(st, &session, acts);
@@ -498,14 +508,25 @@ impl RtcwebGateway {
                 .filter(|(_, e)| e.user == user)
                 .map(|(id, _)| id.clone())
                 .collect();
+            let mut reloading = 0;
             for id in ids {
                 if let Some(e) = st.sessions.get_mut(&id) {
                     match &mut e.core {
-                        Core::Call(c) => c.web_disconnected(now),
+                        Core::Call(c) => {
+                            c.web_disconnected(now);
+                            reloading +=
+                                usize::from(c.state() == super::message::ClientState::Reloading);
+                        }
                         Core::Sub(s) => s.web_disconnected(now),
                     }
                 }
                 self.drain(st, &id, &mut acts);
+            }
+            if reloading > 0 {
+                let grace = self.cfg.reload_grace_secs;
+                self.ep.note(|| {
+                    format!("{user}'s page went away: its call is Reloading, the IMS dialog kept for {grace} s (figure 7)")
+                });
             }
         }
         self.perform(acts);

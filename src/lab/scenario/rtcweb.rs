@@ -1,0 +1,339 @@
+//! The RTCWeb steps of a lab file (patent KR101499354B1, figures 7, 8 and 9): a browser page
+//! of the gateway, played by a WebSocket client that sends the patent's frames.
+//!
+//! - `page-login`: `user`'s page opens `/ws` and sends `REGISTER` with the user's password
+//!   (the gateway registers them in IMS).
+//! - `page-call`: `user`'s page calls `to`, a registered UE that answers as figure 8 draws it
+//!   (a reliable 183 the gateway PRACKs, a reliable 180 the page PRANSWERs, then 200; the
+//!   page's ANSWER becomes the ACK). The call stays up.
+//! - `page-reload`: `user`'s page goes away and a new one comes back with the resume token
+//!   and `RELOAD` (figure 7 InCall -> Reloading -> InCall); the IMS side hears nothing.
+//! - `page-hangup`: `user`'s page sends `BYE`; the callee answers the SIP BYE.
+//! - `page-subscribe`: `user`'s page subscribes to `to`'s presence (figure 9) and waits for
+//!   the first `NOTIFY`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::lab::Lab;
+use crate::sip::{IncomingRequest, Method};
+use crate::ue::{audio_sdp, uas_response, Ue};
+
+/// How long a page or a UE waits for the next message.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Why an RTCWeb step failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PageStepError {
+    #[error("{0}")]
+    Ws(String),
+    #[error("'{0}' has no page (page-login first)")]
+    NoPage(String),
+    #[error("'{0}' has not registered")]
+    NotRegistered(String),
+    #[error("'{0}' has no call")]
+    NoCall(String),
+    #[error("expected {expected}, got {got}")]
+    Unexpected { expected: String, got: String },
+    #[error("no {0} within 5 s")]
+    Missing(String),
+}
+
+type R<T> = Result<T, PageStepError>;
+
+struct Page {
+    ws: WebSocketStream<TcpStream>,
+    token: String,
+}
+
+/// A page's call: the callee UE (out of the lab's UEs while the call is up) and its INVITE.
+struct PageCall {
+    session: String,
+    callee: (String, Ue),
+    contact: String,
+}
+
+/// The pages of a lab run.
+#[derive(Default)]
+pub(super) struct Pages {
+    pages: HashMap<String, Page>,
+    calls: HashMap<String, PageCall>,
+    /// How many pages were opened (each names its socket `Page USER`, `Page USER (2)`...).
+    opened: HashMap<String, usize>,
+}
+
+impl Pages {
+    async fn open(&mut self, lab: &Lab, user: &str) -> R<Page> {
+        let addr: SocketAddr = lab.addrs.rtcweb;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| PageStepError::Ws(format!("connect {addr}: {e}")))?;
+        let local = tcp
+            .local_addr()
+            .map_err(|e| PageStepError::Ws(e.to_string()))?;
+        let n = self.opened.entry(user.to_string()).or_insert(0);
+        *n += 1;
+        let name = if *n == 1 {
+            format!("Page {user}")
+        } else {
+            format!("Page {user} ({n})")
+        };
+        lab.name_addr(local, &name);
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp)
+            .await
+            .map_err(|e| PageStepError::Ws(format!("WebSocket upgrade: {e}")))?;
+        Ok(Page {
+            ws,
+            token: String::new(),
+        })
+    }
+
+    fn page(&mut self, user: &str) -> R<&mut Page> {
+        self.pages
+            .get_mut(user)
+            .ok_or_else(|| PageStepError::NoPage(user.into()))
+    }
+
+    /// `page-login`.
+    pub(super) async fn login(&mut self, lab: &Lab, user: &str, password: &str) -> R<()> {
+        let mut p = self.open(lab, user).await?;
+        let aor = format!("sip:{user}@{}", lab.config.lab.domain);
+        send(
+            &mut p,
+            json!({"type": "REGISTER", "from": aor, "password": password}),
+        )
+        .await?;
+        let ok = expect(&mut p, "OK").await?;
+        p.token = ok["body"].as_str().unwrap_or("").to_string();
+        self.pages.insert(user.to_string(), p);
+        Ok(())
+    }
+
+    /// `page-call`: figure 8 with `to`'s UE answering reliably.
+    pub(super) async fn call(
+        &mut self,
+        ues: &mut Vec<(String, Ue)>,
+        user: &str,
+        to: &str,
+        domain: &str,
+    ) -> R<()> {
+        let at = ues
+            .iter()
+            .position(|(u, _)| u == to)
+            .ok_or_else(|| PageStepError::NotRegistered(to.into()))?;
+        let (name, mut ue) = ues.remove(at);
+        let contact = ue.contact();
+        let session = format!("call-{user}");
+        let r = async {
+            let p = self.page(user)?;
+            send(
+                p,
+                json!({"type": "OFFER", "session": session, "to": format!("sip:{to}@{domain}"), "sdp": audio_sdp(4000)}),
+            )
+            .await?;
+            expect(p, "WAITING").await?;
+            let inv = next(&mut ue, Method::Invite).await?;
+            let reliable = |status: u16, rseq: u32| {
+                let mut r = uas_response(
+                    &inv.request,
+                    status,
+                    "lab",
+                    &contact,
+                    Some(&audio_sdp(5002)),
+                );
+                r.headers.push("Require", "100rel");
+                r.headers.push("RSeq", rseq.to_string());
+                r
+            };
+            inv.tx.respond(reliable(183, 1));
+            let prack = next(&mut ue, Method::Prack).await?;
+            prack
+                .tx
+                .respond(uas_response(&prack.request, 200, "lab", &contact, None));
+            super::settle().await;
+            inv.tx.respond(reliable(180, 2));
+            let p = self.page(user)?;
+            expect(p, "Ringing").await?;
+            send(p, json!({"type": "PRANSWER", "session": session})).await?;
+            let prack = next(&mut ue, Method::Prack).await?;
+            prack
+                .tx
+                .respond(uas_response(&prack.request, 200, "lab", &contact, None));
+            let p = self.page(user)?;
+            expect(p, "OK").await?;
+            super::settle().await;
+            inv.tx.respond(uas_response(
+                &inv.request,
+                200,
+                "lab",
+                &contact,
+                Some(&audio_sdp(5002)),
+            ));
+            let p = self.page(user)?;
+            expect(p, "OK").await?;
+            send(p, json!({"type": "ANSWER", "session": session})).await?;
+            next(&mut ue, Method::Ack).await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            ues.push((name, ue));
+            return Err(e);
+        }
+        self.calls.insert(
+            user.to_string(),
+            PageCall {
+                session,
+                callee: (name, ue),
+                contact,
+            },
+        );
+        Ok(())
+    }
+
+    /// `page-reload`: the page goes, a new one re-attaches the call.
+    pub(super) async fn reload(&mut self, lab: &Lab, user: &str) -> R<()> {
+        let old = self
+            .pages
+            .remove(user)
+            .ok_or_else(|| PageStepError::NoPage(user.into()))?;
+        let session = self
+            .calls
+            .get(user)
+            .map(|c| c.session.clone())
+            .ok_or_else(|| PageStepError::NoCall(user.into()))?;
+        let token = old.token.clone();
+        drop(old);
+        let gone = tokio::time::Instant::now() + WAIT;
+        while lab.rtcweb.call_state(&session)
+            != Some(crate::rtcweb::message::ClientState::Reloading)
+        {
+            if tokio::time::Instant::now() > gone {
+                return Err(PageStepError::Missing("Reloading".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        super::settle().await;
+        let mut p = self.open(lab, user).await?;
+        let aor = format!("sip:{user}@{}", lab.config.lab.domain);
+        send(
+            &mut p,
+            json!({"type": "REGISTER", "from": aor, "password": token}),
+        )
+        .await?;
+        let ok = expect(&mut p, "OK").await?;
+        p.token = ok["body"].as_str().unwrap_or("").to_string();
+        send(&mut p, json!({"type": "RELOAD", "session": session})).await?;
+        let st = expect(&mut p, "STATE").await?;
+        if st["state"] != "InCall" {
+            return Err(PageStepError::Unexpected {
+                expected: "STATE InCall".into(),
+                got: st.to_string(),
+            });
+        }
+        self.pages.insert(user.to_string(), p);
+        Ok(())
+    }
+
+    /// `page-hangup`: BYE from the page; the callee answers; its UE goes back to the lab's.
+    pub(super) async fn hangup(&mut self, ues: &mut Vec<(String, Ue)>, user: &str) -> R<()> {
+        let mut call = self
+            .calls
+            .remove(user)
+            .ok_or_else(|| PageStepError::NoCall(user.into()))?;
+        let r = async {
+            let p = self.page(user)?;
+            send(p, json!({"type": "BYE", "session": call.session})).await?;
+            let bye = next(&mut call.callee.1, Method::Bye).await?;
+            bye.tx
+                .respond(uas_response(&bye.request, 200, "lab", &call.contact, None));
+            let p = self.page(user)?;
+            expect(p, "OK").await?;
+            Ok(())
+        }
+        .await;
+        ues.push(call.callee);
+        r
+    }
+
+    /// `page-subscribe`: figure 9 up to the first NOTIFY.
+    pub(super) async fn subscribe(&mut self, user: &str, to: &str, domain: &str) -> R<()> {
+        let p = self.page(user)?;
+        send(
+            p,
+            json!({"type": "SUBSCRIBE", "to": format!("sip:{to}@{domain}")}),
+        )
+        .await?;
+        expect(p, "OK").await?;
+        let mut seen_ok = false;
+        let mut seen_notify = false;
+        while !(seen_ok && seen_notify) {
+            let v = recv(p).await?;
+            match v["type"].as_str() {
+                Some("OK") => seen_ok = true,
+                Some("NOTIFY") => seen_notify = true,
+                _ => {
+                    return Err(PageStepError::Unexpected {
+                        expected: "OK and NOTIFY".into(),
+                        got: v.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn send(p: &mut Page, v: Value) -> R<()> {
+    p.ws.send(Message::Text(v.to_string().into()))
+        .await
+        .map_err(|e| PageStepError::Ws(e.to_string()))
+}
+
+async fn recv(p: &mut Page) -> R<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = tokio::time::timeout_at(deadline, p.ws.next())
+            .await
+            .map_err(|_| PageStepError::Missing("frame".into()))?
+            .ok_or_else(|| PageStepError::Ws("the gateway closed the page".into()))?
+            .map_err(|e| PageStepError::Ws(e.to_string()))?;
+        if let Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).map_err(|e| PageStepError::Ws(e.to_string()));
+        }
+    }
+}
+
+async fn expect(p: &mut Page, kind: &str) -> R<Value> {
+    let v = recv(p).await?;
+    if v["type"] == kind {
+        Ok(v)
+    } else {
+        Err(PageStepError::Unexpected {
+            expected: kind.into(),
+            got: v.to_string(),
+        })
+    }
+}
+
+async fn next(ue: &mut Ue, method: Method) -> R<IncomingRequest> {
+    let inc = ue
+        .next_request(WAIT)
+        .await
+        .ok_or_else(|| PageStepError::Missing(method.as_str().to_string()))?;
+    if inc.request.method == method {
+        Ok(inc)
+    } else {
+        Err(PageStepError::Unexpected {
+            expected: method.as_str().to_string(),
+            got: inc.request.method.as_str().to_string(),
+        })
+    }
+}
