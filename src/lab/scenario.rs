@@ -549,7 +549,7 @@ fn password_of(lab: &Lab, user: &str) -> Option<String> {
     lab.config
         .subscribers
         .iter()
-        .find(|x| x.impu.iter().any(|i| *i == aor))
+        .find(|x| x.impu.contains(&aor))
         .map(|x| x.password.clone())
 }
 
