@@ -1,5 +1,6 @@
-//! `rcslab bench chat | webrsf | presence`: benchmarks on an in-process lab
-//! ([`rcslab::lab::bench`], [`rcslab::lab::bench_web`], [`rcslab::lab::bench_presence`]).
+//! `rcslab bench chat | webrsf | presence | rtcweb`: benchmarks on an in-process lab
+//! ([`rcslab::lab::bench`], [`rcslab::lab::bench_web`], [`rcslab::lab::bench_presence`],
+//! [`rcslab::lab::bench_rtcweb`]).
 
 use std::path::PathBuf;
 
@@ -57,6 +58,35 @@ pub enum BenchCmd {
         /// Seconds of load.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// The RTCWeb gateway (signalling only): pages calling rcslab UEs as figure 8 draws it
+    /// (100rel), and idle pages held by a child process for the memory per page.
+    Rtcweb {
+        /// Pages placing calls (each logged in: registered to IMS by the gateway).
+        #[arg(long, default_value_t = 200)]
+        pages: usize,
+        /// rcslab UEs answering the calls.
+        #[arg(long, default_value_t = 50)]
+        callees: usize,
+        /// Idle pages held open by a child process (memory per connected client).
+        #[arg(long, default_value_t = 1000)]
+        idle: usize,
+        /// Calls set up (and torn down) per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// (internal) Holds RTCWeb pages for `bench rtcweb` in a process of its own.
+    #[command(hide = true)]
+    RtcwebHold {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        from: usize,
+        #[arg(long)]
+        count: usize,
     },
     /// (internal) Holds WebRSF channels for `bench webrsf` in a process of its own.
     #[command(hide = true)]
@@ -185,6 +215,56 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
                 return Err(CliError::PresenceLost);
             }
             Ok(())
+        }
+        BenchCmd::Rtcweb {
+            pages,
+            callees,
+            idle,
+            rate,
+            seconds,
+        } => {
+            let holder = std::env::current_exe().map_err(CliError::Io)?;
+            let r = rcslab::lab::bench_rtcweb::rtcweb(pages, callees, idle, rate, seconds, &holder)
+                .await?;
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            println!(
+                "rtcweb: {pages} pages calling {callees} UEs at {rate}/s for {seconds} s: {} calls scheduled, {} set up and torn down ({:.0}/s), {} failed",
+                r.scheduled,
+                r.completed,
+                r.completed as f64 / r.elapsed.as_secs_f64().max(1e-3),
+                r.scheduled.saturating_sub(r.completed)
+            );
+            println!(
+                "rtcweb: scheduled OFFER -> Ringing p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; -> OK (OFFER) p99 {:.1} ms; {} idle pages: {:.1} KiB each (lab RSS growth); RSS {} MiB{}",
+                ms(r.ringing[0]),
+                ms(r.ringing[1]),
+                ms(r.ringing[2]),
+                ms(r.setup_p99),
+                r.idle,
+                r.idle_kib_per_page,
+                r.rss_kib / 1024,
+                if r.failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; failures: {}",
+                        r.failures
+                            .iter()
+                            .map(|(w, n)| format!("{n}x {w}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+            if r.completed < r.scheduled {
+                return Err(CliError::RtcwebLost);
+            }
+            Ok(())
+        }
+        BenchCmd::RtcwebHold { addr, from, count } => {
+            rcslab::lab::bench_rtcweb::hold(addr, from, count)
+                .await
+                .map_err(CliError::Io)
         }
         BenchCmd::WebrsfHold {
             addr,

@@ -91,6 +91,9 @@ pub enum CliError {
     /// `rcslab bench presence`: a PUBLISH was refused or a NOTIFY it owed never came.
     #[error("PUBLISHes refused or NOTIFYs lost")]
     PresenceLost,
+    /// `rcslab bench rtcweb`: calls failed or were not set up in time.
+    #[error("calls failed")]
+    RtcwebLost,
     /// `rcslab ue send`: the message was not delivered (the reason, or `timeout`).
     #[error("{0}")]
     NotDelivered(String),
@@ -159,6 +162,7 @@ mod tests {
             (CliError::ChatLost, "messages lost or duplicated"),
             (CliError::WebLost, "messages lost or channels not held"),
             (CliError::PresenceLost, "PUBLISHes refused or NOTIFYs lost"),
+            (CliError::RtcwebLost, "calls failed"),
             (CliError::Interrupted, "interrupted"),
             (
                 CliError::WebBench(rcslab::lab::bench_web::WebBenchError::HolderSlow),
