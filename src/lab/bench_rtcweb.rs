@@ -93,12 +93,7 @@ async fn expect(ws: &mut Ws, kind: &str) -> Result<Value, String> {
 }
 
 /// One call from a page, timed from `scheduled`: (to Ringing, to OK (OFFER)).
-async fn one_call(
-    ws: &mut Ws,
-    session: &str,
-    to: &str,
-    scheduled: Instant,
-) -> CallResult {
+async fn one_call(ws: &mut Ws, session: &str, to: &str, scheduled: Instant) -> CallResult {
     let send = |v: Value| Message::Text(v.to_string().into());
     let offer = json!({"type": "OFFER", "session": session, "to": to, "sdp": audio_sdp(4000)});
     ws.send(send(offer)).await.map_err(|e| e.to_string())?;

@@ -255,6 +255,14 @@ async fn a_jssip_client_registers_over_websocket_and_exchanges_messages() {
             lab.addrs.pcscf
         )]
     );
+    // RFC 5626 §6: the registrar says it kept the outbound flow.
+    assert!(
+        ok.headers
+            .values("Require")
+            .iter()
+            .any(|v| v.contains("outbound")),
+        "{ok:?}"
+    );
     let contact = ok.headers.get("Contact").unwrap_or("");
     assert!(
         contact.contains(&alice.contact) && contact.contains("reg-id=1"),
@@ -512,5 +520,39 @@ async fn a_udp_ue_calls_a_websocket_ue_and_the_browser_hangs_up() {
     ] {
         assert!(f.iter().any(|l| l == line), "{line} missing from {f:#?}");
     }
+    lab.shutdown().await;
+}
+
+/// RFC 5626 §6 at the registrar: a UE that asks for an outbound flow (`reg-id`,
+/// `+sip.instance`) over plain UDP, where the P-CSCF's Path carries no `;ob`, gets 439 First
+/// Hop Lacks Outbound Support through the core; the same UE registers without `reg-id`.
+#[tokio::test]
+async fn reg_id_over_udp_gets_439_first_hop_lacks_outbound_support() {
+    use rcslab::sip::{Method, Transport};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), NO_IFC).await;
+    let (_stop, shut) = watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    let impu = "sip:alice@ims.lab";
+    let mut r =
+        alice
+            .endpoint()
+            .new_request(Method::Register, "sip:ims.lab", impu, 1, Transport::Udp);
+    r.headers.push(
+        "Contact",
+        format!(
+            "<{}>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-4000-8000-000000000001>\"",
+            alice.contact()
+        ),
+    );
+    r.headers.push("Supported", "path, outbound");
+    r.headers.push("Expires", "600");
+    let resp = alice.send_tx(r).final_response().await;
+    assert_eq!(resp.status, 439, "{resp:?}");
+    assert_eq!(resp.reason, "First Hop Lacks Outbound Support");
+    alice
+        .register(600)
+        .await
+        .expect("without reg-id it registers");
     lab.shutdown().await;
 }

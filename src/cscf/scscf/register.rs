@@ -65,6 +65,30 @@ fn reply(response: Response, note: Option<String>) -> RegisterStep {
     RegisterStep::Reply { response, note }
 }
 
+/// RFC 5626 §6: a REGISTER whose Contact asks for an outbound flow (`reg-id`) must come
+/// through a first hop that keeps flows: the Path value nearest the UA (the last one) must
+/// carry `ob`. Without one the registrar answers 439 (the UE may register without outbound).
+/// The trace note says why.
+fn lacks_outbound(req: &Request) -> Option<String> {
+    let wants = req
+        .headers
+        .values("Contact")
+        .iter()
+        .filter_map(|c| NameAddr::parse(c).ok())
+        .any(|na| na.params.has("reg-id"));
+    if !wants {
+        return None;
+    }
+    let paths = req.headers.values("Path");
+    let first_hop = paths.last()?;
+    let ob = NameAddr::parse(first_hop)
+        .ok()
+        .is_some_and(|na| na.uri.param("ob").is_some());
+    (!ob).then(|| {
+        format!("439: the Contact has reg-id (RFC 5626 outbound) but the first hop's Path {first_hop} has no ;ob")
+    })
+}
+
 /// The decision on `req` at `now` (TS 24.229 §5.4.1.2). A successful check resets the
 /// IMPI's failure count.
 pub fn on_register(
@@ -107,6 +131,16 @@ pub fn on_register(
             return reply(reject(req, 400, Some("Bad Request"), &e.to_string()), None)
         }
     };
+    if let Some(note) = lacks_outbound(req) {
+        let mut r = reject(
+            req,
+            439,
+            Some("First Hop Lacks Outbound Support"),
+            "reg-id in Contact, but the first hop's Path has no ;ob",
+        );
+        r.headers.push("Supported", "outbound");
+        return reply(r, Some(note));
+    }
     let creds = match req.headers.get("Authorization").map(Credentials::parse) {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
@@ -232,6 +266,60 @@ mod tests {
             "Digest username=\"alice@ims.lab\", realm=\"ims.lab\", nonce=\"{}\", uri=\"sip:ims.lab\", response=\"{response}\", algorithm=MD5, cnonce=\"c0ffee\", qop=auth, nc=00000001",
             ch.nonce
         )
+    }
+
+    /// RFC 5626 §6: reg-id through a first hop whose Path has no `ob` gets 439; with `ob`
+    /// (the P-CSCF's Path for a WebSocket flow) it goes on to the challenge; a Contact
+    /// without reg-id never gets 439.
+    #[test]
+    fn reg_id_without_an_outbound_first_hop_gets_439() {
+        let t0 = Instant::now();
+        let mut a = Authenticator::new("ims.lab", AuthLimits::default());
+        let req = |path: &str, contact: &str| {
+            parse(&format!(
+                "REGISTER sip:ims.lab SIP/2.0\n\
+                 Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKo1\n\
+                 Path: {path}\n\
+                 From: <sip:alice@ims.lab>;tag=a1\n\
+                 To: <sip:alice@ims.lab>\n\
+                 Call-ID: reg-ob\n\
+                 CSeq: 1 REGISTER\n\
+                 Contact: {contact}\n\
+                 Expires: 600\n\
+                 Content-Length: 0\n\n"
+            ))
+        };
+        let outbound = "<sip:x@y.invalid;transport=ws>;reg-id=1;+sip.instance=\"<urn:uuid:1>\"";
+        match on_register(
+            t0,
+            &req("<sip:term@127.0.0.1:5060;lr>", outbound),
+            &limits(),
+            &mut a,
+        ) {
+            RegisterStep::Reply { response, note } => {
+                assert_eq!(response.status, 439);
+                assert!(note.unwrap_or_default().contains("no ;ob"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            on_register(
+                t0,
+                &req("<sip:term@127.0.0.1:5060;lr;ob>", outbound),
+                &limits(),
+                &mut a
+            ),
+            RegisterStep::Challenge { .. }
+        ));
+        assert!(matches!(
+            on_register(
+                t0,
+                &req("<sip:term@127.0.0.1:5060;lr>", "<sip:alice@10.0.0.1:5062>"),
+                &limits(),
+                &mut a
+            ),
+            RegisterStep::Challenge { .. }
+        ));
     }
 
     #[test]

@@ -372,6 +372,17 @@ pub fn ok_response(
     if req.headers.has("Path") {
         r.headers.push("Require", "path");
     }
+    // RFC 5626 §6: the registration kept its outbound flow (reg-id through an `ob` Path,
+    // or 439 before this).
+    let outbound = req
+        .headers
+        .values("Contact")
+        .iter()
+        .filter_map(|c| NameAddr::parse(c).ok())
+        .any(|na| na.params.has("reg-id"));
+    if outbound {
+        r.headers.push("Require", "outbound");
+    }
     r.headers.push("Service-Route", service_route);
     let assoc: Vec<String> = reg.impus.iter().map(|i| format!("<{i}>")).collect();
     if !assoc.is_empty() {
