@@ -64,6 +64,10 @@ pub const LABS: &[(&str, &str)] = &[
         "14-rtcweb-presence.toml",
         include_str!("../../labs/14-rtcweb-presence.toml"),
     ),
+    (
+        "15-jssip-registration.toml",
+        include_str!("../../labs/15-jssip-registration.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

@@ -89,8 +89,8 @@ pub struct Step {
     /// is up, else in an INVITE; waits for the IMDN "delivered"); `web-login` (`user` logs in
     /// to WebRSF with their password: the gateway registers them); `web-channel` (`user` opens
     /// the notification channel and answers events as the paper's client does); `page-login`,
-    /// `page-call`, `page-reload`, `page-hangup`, `page-subscribe` (the RTCWeb gateway's page:
-    /// [`rtcweb`]).
+    /// `page-call`, `page-reload`, `page-hangup`, `page-subscribe` (the RTCWeb gateway's page),
+    /// `jssip-register` (SIP over WebSocket as JsSIP writes it): [`rtcweb`].
     #[serde(rename = "do")]
     pub action: String,
     /// The acting user (user part of a default-lab identity).
@@ -509,10 +509,14 @@ impl Scenario {
                     });
                     settle().await;
                 }
-                "page-login" => {
+                "page-login" | "jssip-register" => {
                     let password = password_of(lab, &user)
                         .ok_or_else(|| fail(format!("no user '{user}' in the lab")))?;
-                    let r = pages.login(lab, &user, &password).await;
+                    let r = if s.action == "page-login" {
+                        pages.login(lab, &user, &password).await
+                    } else {
+                        pages.jssip_register(lab, &user, &password).await
+                    };
                     r.map_err(|e| fail(e.to_string()))?;
                     settle().await;
                 }

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod chat;
+pub mod jssip;
 pub mod presence;
 pub mod rls;
 

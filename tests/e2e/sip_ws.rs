@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use rcslab::auth::digest;
-use rcslab::sip::{Response, SipMessage};
+use futures_util::StreamExt;
+
+use rcslab::sip::SipMessage;
 use rcslab::ue::AuthMode;
 use rcslab::Lab;
 use tokio::net::TcpStream;
@@ -23,17 +23,16 @@ use crate::{flow, lab_with, ue};
 const NO_IFC: &str = "default_ifc = []\n";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A SIP client over WebSocket with JsSIP's header shapes.
-struct JsSip {
-    ws: WebSocketStream<TcpStream>,
-    local: SocketAddr,
-    user: String,
-    /// The random `.invalid` host JsSIP uses in Via and Contact.
-    host: String,
-    contact: String,
-    cseq: u32,
-    call_id: String,
-    tag: String,
+/// A SIP client over WebSocket with JsSIP's header shapes ([`rcslab::ue::jssip`]).
+type JsSip = rcslab::ue::jssip::JsSipClient;
+
+/// A JsSIP-shaped client of `user` at the lab's P-CSCF WebSocket, named `UE user` in ladders.
+async fn jssip(lab: &Lab, user: &str) -> JsSip {
+    let c = JsSip::connect(lab.addrs.pcscf_ws, user, "ims.lab")
+        .await
+        .expect("upgrade with subprotocol sip");
+    lab.name_addr(c.local, &format!("UE {user}"));
+    c
 }
 
 /// Opens the WebSocket upgrade with `protocol` as Sec-WebSocket-Protocol (none: no header).
@@ -62,161 +61,6 @@ async fn upgrade(
     Ok((ws, local))
 }
 
-impl JsSip {
-    async fn connect(lab: &Lab, user: &str) -> JsSip {
-        let (ws, local) = upgrade(lab.addrs.pcscf_ws, "/", Some("sip"))
-            .await
-            .expect("upgrade with subprotocol sip");
-        lab.name_addr(local, &format!("UE {user}"));
-        let host = format!("{}{}.invalid", &rcslab::sip::new_tag()[..6], user);
-        JsSip {
-            ws,
-            local,
-            contact: format!("sip:{}@{host};transport=ws", &rcslab::sip::new_tag()[..8]),
-            host,
-            user: user.into(),
-            cseq: 0,
-            call_id: rcslab::sip::new_tag(),
-            tag: rcslab::sip::new_tag(),
-        }
-    }
-
-    /// The last group of the `+sip.instance` UUID: the user, zero-padded to 12 characters.
-    fn uuid_tail(&self) -> String {
-        format!("{:0>12}", self.user)
-    }
-
-    fn aor(&self) -> String {
-        format!("sip:{}@ims.lab", self.user)
-    }
-
-    async fn send(&mut self, text: String) {
-        self.ws.send(Message::text(text)).await.expect("WS send");
-    }
-
-    /// The next SIP message from the P-CSCF (pings are answered by tungstenite).
-    async fn recv(&mut self) -> SipMessage {
-        loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("connection open")
-                .expect("a good frame");
-            match m {
-                Message::Text(t) => {
-                    return SipMessage::parse(t.as_bytes()).expect("one SIP message per frame")
-                }
-                Message::Binary(b) => return SipMessage::parse(&b).expect("one SIP message"),
-                Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("unexpected frame {other:?}"),
-            }
-        }
-    }
-
-    async fn response(&mut self) -> Response {
-        match self.recv().await {
-            SipMessage::Response(r) => r,
-            SipMessage::Request(r) => panic!("expected a response, got {}", r.method.as_str()),
-        }
-    }
-
-    fn register_text(&mut self, authorization: Option<String>) -> String {
-        self.cseq += 1;
-        let auth = authorization
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        format!(
-            "REGISTER sip:ims.lab SIP/2.0\r\n\
-             Via: SIP/2.0/WS {host};branch=z9hG4bK{branch}\r\n\
-             Max-Forwards: 69\r\n\
-             To: <{aor}>\r\n\
-             From: <{aor}>;tag={tag}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} REGISTER\r\n\
-             {auth}\
-             Contact: <{contact}>;+sip.ice;reg-id=1;+sip.instance=\"<urn:uuid:0e1d4a1b-5c7e-4b53-9a1e-{uuid}>\";expires=600\r\n\
-             Expires: 600\r\n\
-             Allow: INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY\r\n\
-             Supported: path,gruu,outbound\r\n\
-             User-Agent: JsSIP 3.10.1\r\n\
-             Content-Length: 0\r\n\r\n",
-            host = self.host,
-            branch = rcslab::sip::new_tag(),
-            aor = self.aor(),
-            tag = self.tag,
-            call_id = self.call_id,
-            cseq = self.cseq,
-            contact = self.contact,
-            uuid = self.uuid_tail(),
-        )
-    }
-
-    /// REGISTER without credentials, the 401, the digest answer (authorization_user
-    /// `user@ims.lab`), the 200.
-    async fn register(&mut self, password: &str) -> Response {
-        let first = self.register_text(None);
-        self.send(first).await;
-        let challenge = self.response().await;
-        assert_eq!(challenge.status, 401, "{challenge:?}");
-        let ch = digest::Challenge::parse(challenge.headers.get("WWW-Authenticate").unwrap())
-            .expect("a digest challenge");
-        let username = format!("{}@ims.lab", self.user);
-        let ha1 = digest::ha1_hex(&username, &ch.realm, password.as_bytes());
-        let cnonce = digest::new_cnonce();
-        let qop = ch.qop.as_deref().map(|_| "auth");
-        let nc = qop.map(|_| "00000001");
-        let uri = "sip:ims.lab";
-        let resp = digest::response_hex(
-            &ha1,
-            &ch.nonce,
-            nc,
-            qop.map(|_| cnonce.as_str()),
-            qop,
-            "REGISTER",
-            uri,
-        );
-        let mut a = format!(
-            "Digest algorithm=MD5, username=\"{username}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{resp}\"",
-            ch.realm, ch.nonce
-        );
-        if let Some(o) = &ch.opaque {
-            a.push_str(&format!(", opaque=\"{o}\""));
-        }
-        if qop.is_some() {
-            a.push_str(&format!(", qop=auth, cnonce=\"{cnonce}\", nc=00000001"));
-        }
-        let second = self.register_text(Some(a));
-        self.send(second).await;
-        self.response().await
-    }
-
-    async fn message(&mut self, to: &str, body: &str) {
-        self.cseq += 1;
-        let text = format!(
-            "MESSAGE {to} SIP/2.0\r\n\
-             Via: SIP/2.0/WS {host};branch=z9hG4bK{branch}\r\n\
-             Max-Forwards: 69\r\n\
-             To: <{to}>\r\n\
-             From: <{aor}>;tag={tag}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} MESSAGE\r\n\
-             Allow: INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY\r\n\
-             Supported: outbound\r\n\
-             User-Agent: JsSIP 3.10.1\r\n\
-             Content-Type: text/plain\r\n\
-             Content-Length: {len}\r\n\r\n{body}",
-            host = self.host,
-            branch = rcslab::sip::new_tag(),
-            aor = self.aor(),
-            tag = rcslab::sip::new_tag(),
-            call_id = rcslab::sip::new_tag(),
-            cseq = self.cseq,
-            len = body.len(),
-        );
-        self.send(text).await;
-    }
-}
-
 /// One REGISTER round trip through P -> I -> S (as in `registration`).
 fn round(user: &str, cx: &str, status: &str) -> Vec<String> {
     let ans = format!("{}A", &cx[..2]);
@@ -240,9 +84,9 @@ async fn a_jssip_client_registers_over_websocket_and_exchanges_messages() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
-    let mut alice = JsSip::connect(&lab, "alice").await;
+    let mut alice = jssip(&lab, "alice").await;
 
-    let ok = alice.register("alice-secret").await;
+    let ok = alice.register("alice-secret").await.unwrap();
     assert_eq!(ok.status, 200, "{ok:?}");
     let mut expected = round("alice", "MAR", "401");
     expected.extend(round("alice", "SAR", "200"));
@@ -291,7 +135,7 @@ async fn a_jssip_client_registers_over_websocket_and_exchanges_messages() {
         let r = bob.message("sip:alice@ims.lab", "Hi from UDP").await;
         (r, bob)
     });
-    let SipMessage::Request(m) = alice.recv().await else {
+    let SipMessage::Request(m) = alice.recv().await.unwrap() else {
         panic!("a request")
     };
     assert_eq!(m.method.as_str(), "MESSAGE");
@@ -305,7 +149,8 @@ async fn a_jssip_client_registers_over_websocket_and_exchanges_messages() {
     ok.ensure_to_tag();
     alice
         .send(String::from_utf8(SipMessage::Response(ok).to_bytes()).unwrap())
-        .await;
+        .await
+        .unwrap();
     let (r, mut bob) = sent.await.unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
@@ -340,8 +185,9 @@ async fn a_jssip_client_registers_over_websocket_and_exchanges_messages() {
     });
     alice
         .message("sip:bob@ims.lab", "Hi from the browser")
-        .await;
-    let r = alice.response().await;
+        .await
+        .unwrap();
+    let r = alice.response().await.unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     let delivered = answer.await.unwrap();
     assert_eq!(&delivered.body[..], b"Hi from the browser");
@@ -402,13 +248,13 @@ async fn an_upgrade_without_the_sip_subprotocol_is_refused() {
 async fn an_oversized_frame_closes_only_its_own_connection() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), NO_IFC).await;
-    let mut alice = JsSip::connect(&lab, "alice").await;
-    let mut mallory = JsSip::connect(&lab, "carol").await;
+    let mut alice = jssip(&lab, "alice").await;
+    let mut mallory = jssip(&lab, "carol").await;
     let huge = format!(
         "MESSAGE sip:bob@ims.lab SIP/2.0\r\nContent-Length: 70000\r\n\r\n{}",
         "x".repeat(70_000)
     );
-    mallory.send(huge).await;
+    mallory.send(huge).await.unwrap();
     let close = loop {
         match tokio::time::timeout(WAIT, mallory.ws.next()).await {
             Ok(Some(Ok(Message::Close(c)))) => break c,
@@ -424,7 +270,7 @@ async fn an_oversized_frame_closes_only_its_own_connection() {
         close.reason
     );
     // alice's connection is untouched: she registers as before.
-    let ok = alice.register("alice-secret").await;
+    let ok = alice.register("alice-secret").await.unwrap();
     assert_eq!(ok.status, 200, "{ok:?}");
     crate::eventually("the closed connection to leave the count", || {
         lab.sip_load()
@@ -448,8 +294,8 @@ async fn a_udp_ue_calls_a_websocket_ue_and_the_browser_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), NO_IFC).await;
     let (_stop, shut) = watch::channel(false);
-    let mut alice = JsSip::connect(&lab, "alice").await;
-    assert_eq!(alice.register("alice-secret").await.status, 200);
+    let mut alice = jssip(&lab, "alice").await;
+    assert_eq!(alice.register("alice-secret").await.unwrap().status, 200);
     let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;
     bob.register(600).await.expect("bob registers");
     lab.trace.clear();
@@ -458,7 +304,7 @@ async fn a_udp_ue_calls_a_websocket_ue_and_the_browser_hangs_up() {
         let (resp, dialog) = bob.invite("sip:alice@ims.lab", &audio_sdp(4000)).await;
         (resp, dialog.is_some(), bob)
     });
-    let inv = match alice.recv().await {
+    let inv = match alice.recv().await.unwrap() {
         SipMessage::Request(r) if r.method.as_str() == "INVITE" => r,
         other => panic!("expected the INVITE, got {other:?}"),
     };
@@ -472,12 +318,13 @@ async fn a_udp_ue_calls_a_websocket_ue_and_the_browser_hangs_up() {
     let to = ok.headers.get("To").unwrap().to_string();
     alice
         .send(String::from_utf8(SipMessage::Response(ok).to_bytes()).unwrap())
-        .await;
+        .await
+        .unwrap();
     let (resp, dialog, mut bob) = caller.await.unwrap();
     assert_eq!(resp.status, 200, "{resp:?}");
     assert!(dialog);
     // The ACK reaches the browser over its connection (its contact's .invalid host unused).
-    match alice.recv().await {
+    match alice.recv().await.unwrap() {
         SipMessage::Request(r) if r.method.as_str() == "ACK" => {}
         other => panic!("expected the ACK, got {other:?}"),
     }
@@ -503,11 +350,11 @@ async fn a_udp_ue_calls_a_websocket_ue_and_the_browser_hangs_up() {
         from = inv.headers.get("From").unwrap(),
         call_id = inv.headers.get("Call-ID").unwrap(),
     );
-    alice.send(bye).await;
+    alice.send(bye).await.unwrap();
     let got = bob.next_request(WAIT).await.expect("bob gets the BYE");
     assert_eq!(got.request.method.as_str(), "BYE");
     got.tx.respond(got.request.response(200, None));
-    assert_eq!(alice.response().await.status, 200);
+    assert_eq!(alice.response().await.unwrap().status, 200);
     let f = flow(&lab);
     for line in [
         "P-CSCF -> UE alice SIP INVITE",

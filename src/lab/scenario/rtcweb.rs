@@ -11,6 +11,8 @@
 //! - `page-hangup`: `user`'s page sends `BYE`; the callee answers the SIP BYE.
 //! - `page-subscribe`: `user`'s page subscribes to `to`'s presence (figure 9) and waits for
 //!   the first `NOTIFY`.
+//! - `jssip-register`: a browser with JsSIP (not the gateway: SIP itself over the P-CSCF's
+//!   WebSocket, RFC 7118) registers `user`: challenge-first, `.invalid` hosts, outbound.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -67,6 +69,8 @@ pub(super) struct Pages {
     calls: HashMap<String, PageCall>,
     /// How many pages were opened (each names its socket `Page USER`, `Page USER (2)`...).
     opened: HashMap<String, usize>,
+    /// JsSIP-shaped clients, kept connected until the ladder is taken.
+    jssips: Vec<crate::ue::jssip::JsSipClient>,
 }
 
 impl Pages {
@@ -113,6 +117,27 @@ impl Pages {
         let ok = expect(&mut p, "OK").await?;
         p.token = ok["body"].as_str().unwrap_or("").to_string();
         self.pages.insert(user.to_string(), p);
+        Ok(())
+    }
+
+    /// `jssip-register`: `user` registers over the P-CSCF's WebSocket as JsSIP does.
+    pub(super) async fn jssip_register(&mut self, lab: &Lab, user: &str, password: &str) -> R<()> {
+        let domain = &lab.config.lab.domain;
+        let mut c = crate::ue::jssip::JsSipClient::connect(lab.addrs.pcscf_ws, user, domain)
+            .await
+            .map_err(|e| PageStepError::Ws(e.to_string()))?;
+        lab.name_addr(c.local, &format!("JsSIP {user}"));
+        let r = c
+            .register(password)
+            .await
+            .map_err(|e| PageStepError::Ws(e.to_string()))?;
+        if r.status != 200 {
+            return Err(PageStepError::Unexpected {
+                expected: "200".into(),
+                got: format!("{} {}", r.status, r.reason),
+            });
+        }
+        self.jssips.push(c);
         Ok(())
     }
 
