@@ -643,3 +643,40 @@ async fn a_page_calls_another_page_through_the_core() {
     crate::eventually("both legs forgotten", || lab.rtcweb.stats().calls == 0).await;
     lab.shutdown().await;
 }
+
+/// Password guessing through the gateway stops at the gateway: after three wrong passwords
+/// alice waits (even with the right one), another user still logs in, and each wrong try
+/// cost the S-CSCF one failed authentication only (the gateway does not answer the
+/// re-challenge), so the gateway's shared flow is never blocked there.
+#[tokio::test]
+async fn failed_logins_are_limited_at_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), NO_IFC).await;
+    let mut p = Page::open(&lab, "Page").await;
+    let start = flow(&lab).len();
+    for _ in 0..3 {
+        p.send(json!({"type": "REGISTER", "from": "sip:alice@ims.lab", "password": "guess"}))
+            .await;
+        let e = p.expect("ERROR", Some("REGISTER")).await;
+        assert_eq!(e["reason"], "wrong user or password");
+    }
+    let registers = flow(&lab)[start..]
+        .iter()
+        .filter(|l| *l == "RTCWeb -> P-CSCF SIP REGISTER")
+        .count();
+    // The first without credentials, the answer to its challenge; a re-challenge is not
+    // answered.
+    assert_eq!(registers, 6, "two REGISTERs per try");
+    p.send(json!({"type": "REGISTER", "from": "sip:alice@ims.lab", "password": "alice-secret"}))
+        .await;
+    let e = p.expect("ERROR", Some("REGISTER")).await;
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many failed logins"),
+        "{e}"
+    );
+    Page::login(&lab, "Page2", "carol", "carol-secret").await;
+    lab.shutdown().await;
+}

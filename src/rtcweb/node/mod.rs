@@ -124,6 +124,8 @@ pub struct RtcwebGateway {
     pcscf: SocketAddr,
     trace: Trace,
     http_addr: Mutex<Option<SocketAddr>>,
+    /// Failed logins ([`register`]).
+    logins: Mutex<register::LoginGuard>,
     st: Mutex<State>,
     me: Weak<RtcwebGateway>,
 }
@@ -148,6 +150,7 @@ impl RtcwebGateway {
             pcscf,
             trace,
             http_addr: Mutex::new(None),
+            logins: Mutex::new(register::LoginGuard::new()),
             st: Mutex::new(State {
                 routes: Some(routes),
                 ..State::default()

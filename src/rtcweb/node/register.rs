@@ -7,7 +7,17 @@
 //! One answer for every failure (`wrong user or password`): a page learns nothing about which
 //! users exist. A reloaded page re-attaches with the resume token the first `OK` carried
 //! (`body`) in place of the password.
+//!
+//! Failed logins are limited here, before the core counts them: every web user registers
+//! from the gateway's one SIP flow, and the S-CSCF blocks a source after
+//! `[auth] max_failures_per_address` failures; if guessing from pages pushed the gateway past
+//! it, every web user's registration refresh would be refused. So a wrong password costs the
+//! core one failure (no second try on the re-challenge), a user or a page address is blocked
+//! after a few ([`LOGIN_LIMITS`]), and the gateway as a whole lets at most
+//! [`MAX_FAILED_LOGINS`] failures through per window, well below the S-CSCF's per-address
+//! limit; past it, new logins wait (logged-in users are not touched).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Page, RtcwebGateway, WebUser, TRANSPORT};
@@ -16,6 +26,65 @@ use crate::sip::{Method, Request, Response};
 
 /// How soon a refresh that failed is tried again.
 const RETRY: Duration = Duration::from_secs(30);
+
+/// Failed logins per web user and per page address before they wait.
+pub(super) const LOGIN_LIMITS: crate::cscf::auth_guard::AuthLimits =
+    crate::cscf::auth_guard::AuthLimits {
+        max_failures: 3,
+        max_failures_per_address: 6,
+        window: Duration::from_secs(600),
+        backoff: Duration::from_secs(30),
+        max_backoff: Duration::from_secs(900),
+        max_entries: 10_000,
+    };
+
+/// Failed logins the gateway lets reach the core per [`LOGIN_LIMITS`] window, over all users
+/// (half the S-CSCF's default per-address limit).
+pub(super) const MAX_FAILED_LOGINS: usize = 8;
+
+/// The gateway's failed-login bookkeeping.
+pub(super) struct LoginGuard {
+    guard: crate::cscf::auth_guard::AuthGuard,
+    /// When the recent failures were, over all users.
+    recent: std::collections::VecDeque<Instant>,
+}
+
+impl LoginGuard {
+    pub(super) fn new() -> LoginGuard {
+        LoginGuard {
+            guard: crate::cscf::auth_guard::AuthGuard::new(LOGIN_LIMITS),
+            recent: Default::default(),
+        }
+    }
+
+    /// How long `aor` from `page` must wait, if it must.
+    fn blocked(&mut self, aor: &str, page: SocketAddr, now: Instant) -> Option<Duration> {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LOGIN_LIMITS.window)
+        {
+            self.recent.pop_front();
+        }
+        let global = (self.recent.len() >= MAX_FAILED_LOGINS).then(|| {
+            self.recent
+                .front()
+                .map(|t| (*t + LOGIN_LIMITS.window).saturating_duration_since(now))
+                .unwrap_or(LOGIN_LIMITS.backoff)
+        });
+        self.guard.blocked(aor, Some(page), now).max(global)
+    }
+
+    fn failure(&mut self, aor: &str, page: SocketAddr, now: Instant) {
+        self.recent.push_back(now);
+        self.guard.sweep(now);
+        let _ = self.guard.failure(aor, Some(page), now);
+    }
+
+    fn success(&mut self, aor: &str) {
+        self.guard.success(aor);
+    }
+}
 
 /// One web user's IMS registration (memory only).
 #[derive(Clone)]
@@ -64,6 +133,8 @@ pub(super) enum LoginError {
     NoAnswer,
     #[error("too many web users")]
     Full,
+    #[error("too many failed logins: try again in {0} s")]
+    Blocked(u64),
 }
 
 impl RtcwebGateway {
@@ -73,6 +144,7 @@ impl RtcwebGateway {
     pub(super) async fn attach(
         &self,
         page_id: u64,
+        page_addr: SocketAddr,
         aor: &str,
         secret: &str,
         page: mpsc::Sender<crate::rtcweb::message::WebMessage>,
@@ -82,9 +154,23 @@ impl RtcwebGateway {
             let u = st.users.get(aor)?;
             Some(u.reg.accepts(secret))
         });
+        let now = Instant::now();
+        if let Some(d) = self.logins.lock().ok().and_then(|mut g| {
+            // A page coming back with the right secret for a logged-in user is not held up.
+            (known != Some(true))
+                .then(|| g.blocked(aor, page_addr, now))
+                .flatten()
+        }) {
+            return Err(LoginError::Blocked(d.as_secs().max(1)));
+        }
         let reg = match known {
             Some(true) => None,
-            Some(false) => return Err(LoginError::Refused),
+            Some(false) => {
+                if let Ok(mut g) = self.logins.lock() {
+                    g.failure(aor, page_addr, now);
+                }
+                return Err(LoginError::Refused);
+            }
             None => {
                 let full = self
                     .st
@@ -104,7 +190,20 @@ impl RtcwebGateway {
                     cseq: 0,
                     refresh_at: Instant::now(),
                 };
-                let granted = self.register(&mut reg, self.cfg.register_expires).await?;
+                let granted = match self.register(&mut reg, self.cfg.register_expires).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        if matches!(e, LoginError::Refused) {
+                            if let Ok(mut g) = self.logins.lock() {
+                                g.failure(aor, page_addr, Instant::now());
+                            }
+                        }
+                        return Err(e);
+                    }
+                };
+                if let Ok(mut g) = self.logins.lock() {
+                    g.success(aor);
+                }
                 reg.refresh_at =
                     Instant::now() + Duration::from_secs(u64::from(granted / 2).max(1));
                 Some(reg)
@@ -170,8 +269,9 @@ impl RtcwebGateway {
 
     /// REGISTER, answering one Digest challenge; the seconds granted.
     async fn register(&self, reg: &mut Registration, expires: u32) -> Result<u32, LoginError> {
-        let mut authorization = None;
+        let mut authorization: Option<String> = None;
         for _ in 0..3 {
+            let answered = authorization.is_some();
             let req = self.build_register(reg, expires, authorization.take());
             let resp = tokio::time::timeout(
                 Duration::from_secs(10),
@@ -183,6 +283,9 @@ impl RtcwebGateway {
             .map_err(|_| LoginError::NoAnswer)?;
             match resp.status {
                 200 => return Ok(granted(&resp, expires)),
+                // A 401 to our answer is the S-CSCF's second chance after a wrong password:
+                // not taken (each try is a failure it counts against the gateway's flow).
+                401 if answered => return Err(LoginError::Refused),
                 401 => authorization = Some(answer(reg, &resp).ok_or(LoginError::Refused)?),
                 408 | 500 | 503 | 504 => return Err(LoginError::NoAnswer),
                 _ => return Err(LoginError::Refused),

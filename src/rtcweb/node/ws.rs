@@ -217,7 +217,7 @@ async fn connection(gw: Gw, mut socket: WebSocket, rec: Recorder) {
                         let aor = crate::rtcweb::route::normalize(&aor);
                         let secret = msg.password.clone().unwrap_or_default();
                         let Some(ctx) = closed_tx.clone() else { break };
-                        let answer = match gw.attach(id, &aor, &secret, tx.clone(), ctx).await {
+                        let answer = match gw.attach(id, rec.remote, &aor, &secret, tx.clone(), ctx).await {
                             Ok(token) => {
                                 user = Some(aor.clone());
                                 let mut ok = WebMessage::ok(None, Kind::Register);
