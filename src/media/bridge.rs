@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  web_offer ──> AwaitImsAnswer ──ims_answer──┐
-//!                                             ├──> Running ──close / idle / DTLS gone──> (gone)
+//!                                             ├──> Running ──close / idle / Rtc dead──> end
 //!  ims_offer ──> AwaitWebAnswer ──web_answer──┘
 //! ```
 //!
@@ -415,15 +415,18 @@ impl MediaBridge {
         Ok((id, web_addr, ims_addr))
     }
 
-    /// Binds one UDP socket on the configured IP: an ephemeral port when the range is 0-0,
+    /// Binds one UDP socket on the configured IP: an ephemeral port when `port_min` is 0,
     /// else the next free port of the range after the cursor.
     fn bind(&self, t: &mut Table, lease: &mut PortLease) -> Result<UdpSocket, BridgeError> {
         let ip = self.cfg.ip;
         let (min, max) = (self.cfg.port_min, self.cfg.port_max);
-        if min == 0 && max == 0 {
+        if min == 0 {
             return Ok(udp(SocketAddr::new(ip, 0))?);
         }
-        let span = u32::from(max.saturating_sub(min)) + 1;
+        if max < min {
+            return Err(BridgeError::NoPort { ip, min, max });
+        }
+        let span = u32::from(max - min) + 1;
         for _ in 0..span {
             let port = if t.cursor < min || t.cursor > max {
                 min

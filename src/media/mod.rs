@@ -64,12 +64,19 @@
 //!
 //! # Limits
 //! Every socket binds to [`BridgeConfig::ip`], one UDP port per side per call from
-//! `port_min..=port_max` (both 0: ports chosen by the OS). At most [`BridgeConfig::max_calls`]
-//! calls; past that [`BridgeError::Full`]. Per call the only queues are the command channel
-//! (a few entries) and the sockets' kernel buffers; one receive buffer per side. A call ends on
-//! [`MediaBridge::close`], when no RTP has crossed it either way for
-//! [`BridgeConfig::idle_timeout`] (counted from the offer until media starts), when str0m's
-//! DTLS/ICE session dies, or when the bridge is dropped; its ports are then released.
+//! `port_min..=port_max` (`port_min` 0: ports chosen by the OS). At most
+//! [`BridgeConfig::max_calls`] calls; past that [`BridgeError::Full`]. Per call the only
+//! queues are the command channel (two entries), str0m's bounded send buffer and the sockets'
+//! kernel buffers; one receive buffer per side. A call ends on [`MediaBridge::close`], when no
+//! RTP has crossed it either way for [`BridgeConfig::idle_timeout`] (counted from the offer
+//! until media starts), when str0m's session dies, or when the bridge is dropped; its ports are
+//! then released (asynchronously: the call's task closes its sockets as it ends).
+//!
+//! # Not done
+//! One offer/answer per call: no re-INVITE or ICE restart (hold, codec change, a browser's new
+//! offer need a new call). The IMS side always gets `a=sendrecv` whatever direction the
+//! browser asked for. DTMF (RFC 4733) and RTCP on the plain side are not relayed. No
+//! transcoding, so Opus-only browsers and non-G.711 phones are refused.
 //!
 //! The crypto backend is str0m's default, aws-lc-rs (DTLS by str0m's `dimpl`).
 
@@ -90,7 +97,7 @@ pub use sdp::{SdpError, G711};
 pub struct BridgeConfig {
     /// The address every media socket binds to and every SDP names.
     pub ip: IpAddr,
-    /// Ports for media, inclusive; two per call. Both 0: ephemeral ports.
+    /// Ports for media, inclusive; two per call. `port_min` 0: ephemeral ports (OS-chosen).
     pub port_min: u16,
     pub port_max: u16,
     /// Calls open at once (offered but unanswered ones count).

@@ -469,29 +469,79 @@ async fn idle_calls_end_and_media_keeps_a_call_alive() {
     port_is_free(bridge_ims.port()).await;
 }
 
-/// The next JSON line the page script prints.
-async fn next_json(
-    out: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) -> serde_json::Value {
-    let line = tokio::time::timeout(Duration::from_secs(40), out.next_line())
-        .await
-        .expect("node answers within 40 s")
-        .unwrap()
-        .expect("a line from node");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON from node");
-    assert!(v.get("error").is_none(), "Chromium side: {v}");
-    v
+/// Chromium driven by node and playwright-core (as tests/browser/*.mjs are), talking JSON
+/// lines: stdin in, stdout out.
+struct Chromium {
+    node: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    out: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 }
 
-/// The page side of [`chromium_calls_a_plain_phone_through_the_bridge`], run by node with
-/// playwright-core (as tests/browser/*.mjs are): a page served from loopback takes the fake
-/// microphone, prints Chromium's own offer as a JSON line, reads the bridge's answer as one,
-/// waits for `connectionState == "connected"`, lets audio flow for 3 s and prints getStats().
+impl Chromium {
+    /// `mode` "offer": the page offers; "answer": it answers the bridge's offer.
+    fn start(mode: &str) -> Chromium {
+        use tokio::io::AsyncBufReadExt;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let pw = root.join("tests/browser/node_modules/playwright-core/package.json");
+        assert!(
+            std::path::Path::new("/usr/bin/chromium").exists() && pw.exists(),
+            "Chromium or playwright-core is missing: run scripts/install-browser.sh"
+        );
+        let mut node = tokio::process::Command::new("node")
+            .args(["--input-type=module", "-e", CHROMIUM_PAGE])
+            .env("PW_PACKAGE_JSON", &pw)
+            .env("BRIDGE_MODE", mode)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node: run scripts/install-browser.sh");
+        let stdin = node.stdin.take();
+        let out = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+        Chromium { node, stdin, out }
+    }
+
+    /// The next JSON line the page script prints.
+    async fn read(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(40), self.out.next_line())
+            .await
+            .expect("node answers within 40 s")
+            .unwrap()
+            .expect("a line from node");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON from node");
+        assert!(v.get("error").is_none(), "Chromium side: {v}");
+        v
+    }
+
+    async fn write(&mut self, v: serde_json::Value) {
+        use tokio::io::AsyncWriteExt;
+        let line = v.to_string() + "\n";
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).await.unwrap();
+    }
+
+    async fn exit(mut self) {
+        // The page script reads stdin until it closes.
+        drop(self.stdin.take());
+        let exit = tokio::time::timeout(Duration::from_secs(20), self.node.wait()).await;
+        assert!(
+            exit.as_ref()
+                .is_ok_and(|s| s.as_ref().is_ok_and(|s| s.success())),
+            "node exits: {exit:?}"
+        );
+    }
+}
+
+/// The page side of the Chromium tests: a page served from loopback takes the fake microphone;
+/// in "offer" mode it prints Chromium's own offer as a JSON line and reads the bridge's answer,
+/// in "answer" mode it reads the bridge's offer and prints its answer; then it waits for
+/// `connectionState == "connected"`, lets audio flow for 3 s and prints getStats().
 const CHROMIUM_PAGE: &str = r#"
 import { createRequire } from 'node:module';
 import http from 'node:http';
 import readline from 'node:readline';
 const { chromium } = createRequire(process.env.PW_PACKAGE_JSON)('playwright-core');
+const mode = process.env.BRIDGE_MODE;
 const server = http.createServer((q, r) => {
   r.writeHead(200, { 'content-type': 'text/html' });
   r.end('<!doctype html><title>media bridge</title>');
@@ -504,29 +554,30 @@ const browser = await chromium.launch({
   timeout: 30000,
 });
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const read = async () => JSON.parse((await lines.next()).value);
 try {
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  const offer = await page.evaluate(async () => {
+  const local = await page.evaluate(async ([mode, remote]) => {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const pc = new RTCPeerConnection();
     window.pc = pc;
+    if (remote) await pc.setRemoteDescription({ type: 'offer', sdp: remote });
     for (const t of stream.getTracks()) pc.addTrack(t, stream);
-    await pc.setLocalDescription(await pc.createOffer());
+    await pc.setLocalDescription(await (remote ? pc.createAnswer() : pc.createOffer()));
     await new Promise((res) => {
       pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && res();
       if (pc.iceGatheringState === 'complete') res();
       setTimeout(res, 3000);
     });
     return pc.localDescription.sdp;
-  });
-  console.log(JSON.stringify({ offer }));
-  const { value } = await lines.next();
-  const { answer } = JSON.parse(value);
+  }, [mode, mode === 'answer' ? (await read()).offer : null]);
+  console.log(JSON.stringify({ [mode]: local }));
+  const answer = mode === 'offer' ? (await read()).answer : null;
   const state = await page.evaluate(async (sdp) => {
-    await window.pc.setRemoteDescription({ type: 'answer', sdp });
+    const pc = window.pc;
+    if (sdp) await pc.setRemoteDescription({ type: 'answer', sdp });
     return await new Promise((res) => {
-      const pc = window.pc;
       const check = () => {
         if (pc.connectionState === 'connected' || pc.connectionState === 'failed') res(pc.connectionState);
       };
@@ -556,55 +607,12 @@ try {
 }
 "#;
 
-/// A real Chromium calls a plain phone through the bridge: Chromium's own offer (Opus, G.711,
-/// BUNDLE, ...) goes in, the IMS side gets plain PCMU, Chromium connects to the bridge's host
-/// candidate (ICE-lite, DTLS-SRTP), and audio flows both ways for 3 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_calls_a_plain_phone_through_the_bridge() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pw = root.join("tests/browser/node_modules/playwright-core/package.json");
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists() && pw.exists(),
-        "Chromium or playwright-core is missing: run scripts/install-browser.sh"
-    );
-    let mut node = tokio::process::Command::new("node")
-        .args(["--input-type=module", "-e", CHROMIUM_PAGE])
-        .env("PW_PACKAGE_JSON", &pw)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node: run scripts/install-browser.sh");
-    let mut stdin = node.stdin.take().unwrap();
-    let mut out = BufReader::new(node.stdout.take().unwrap()).lines();
-    let offer = next_json(&mut out).await["offer"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        offer.contains("a=group:BUNDLE") && offer.contains("opus/48000"),
-        "{offer}"
-    );
-
-    let bridge = bridge(10, Duration::from_secs(30));
-    let (id, ims_offer) = bridge.web_offer(&offer).await.expect("Chromium's offer");
-    let plain = parse_plain(&ims_offer).unwrap();
-    assert_eq!(
-        plain.g711()[0].0,
-        G711::Pcmu,
-        "Chromium lists PCMU before PCMA"
-    );
-    let bridge_ims: SocketAddr = (plain.addr.unwrap(), plain.port).into();
-    let phone = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let answer = bridge
-        .ims_answer(id, &phone_sdp(phone.local_addr().unwrap().port()))
-        .await
-        .unwrap();
-    let line = serde_json::json!({ "answer": answer }).to_string() + "\n";
-    stdin.write_all(line.as_bytes()).await.unwrap();
-
-    // The phone: talks every 20 ms and counts what arrives, until the page reports.
+/// The phone's side of a Chromium call: it talks PCMU every 20 ms for 8 s from `phone` to the
+/// bridge, and counts the PCMU it gets back until 2 s of silence after some (30 s at most).
+fn phone_talks_and_listens(
+    phone: Arc<UdpSocket>,
+    bridge_ims: SocketAddr,
+) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<u32>) {
     let talker = phone.clone();
     let talk = tokio::spawn(async move {
         let mut pkt = Vec::new();
@@ -621,21 +629,38 @@ async fn chromium_calls_a_plain_phone_through_the_bridge() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    let listener = phone.clone();
     let listen = tokio::spawn(async move {
         let mut buf = [0u8; 2048];
         let mut got = 0u32;
-        while let Ok(Ok((n, _))) =
-            tokio::time::timeout(Duration::from_secs(2), listener.recv_from(&mut buf)).await
-        {
-            if let PlainPacket::Rtp(f, p) = rtp::read(&buf[..n]) {
-                assert_eq!((f.pt, p.len()), (0, 160), "20 ms of PCMU from Chromium");
-                got += 1;
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            let r = tokio::time::timeout(Duration::from_secs(2), phone.recv_from(&mut buf)).await;
+            match r {
+                Ok(Ok((n, _))) => {
+                    if let PlainPacket::Rtp(f, p) = rtp::read(&buf[..n]) {
+                        assert_eq!((f.pt, p.len()), (0, 160), "20 ms of PCMU from Chromium");
+                        got += 1;
+                    }
+                }
+                // Silence after media: the call is over.
+                Err(_) if got > 0 => break,
+                _ => {}
             }
         }
         got
     });
-    let report = next_json(&mut out).await;
+    (talk, listen)
+}
+
+/// Chromium's getStats() after 3 s of audio, the bridge's counters and the phone's count all
+/// show PCMU flowing both ways; then the call is closed.
+async fn audio_flowed(
+    chromium: Chromium,
+    report: serde_json::Value,
+    bridge: &MediaBridge,
+    id: LegId,
+    (talk, listen): (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<u32>),
+) {
     talk.abort();
     assert_eq!(report["state"], "connected", "{report}");
     assert_eq!(report["codec"], "audio/PCMU", "{report}");
@@ -658,12 +683,65 @@ async fn chromium_calls_a_plain_phone_through_the_bridge() {
         phone_got >= 50,
         "the phone got {phone_got} packets from Chromium"
     );
-    // The page script reads stdin until it closes.
-    drop(stdin);
-    let exit = tokio::time::timeout(Duration::from_secs(20), node.wait()).await;
+    chromium.exit().await;
+}
+
+/// A real Chromium calls a plain phone through the bridge: Chromium's own offer (Opus, G.711,
+/// BUNDLE, ...) goes in, the IMS side gets plain PCMU, Chromium connects to the bridge's host
+/// candidate (ICE-lite, DTLS-SRTP with Chromium as DTLS client), and audio flows both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_calls_a_plain_phone_through_the_bridge() {
+    let mut chromium = Chromium::start("offer");
+    let offer = chromium.read().await["offer"].as_str().unwrap().to_string();
     assert!(
-        exit.as_ref()
-            .is_ok_and(|s| s.as_ref().is_ok_and(|s| s.success())),
-        "node exits: {exit:?}"
+        offer.contains("a=group:BUNDLE") && offer.contains("opus/48000"),
+        "{offer}"
     );
+
+    let bridge = bridge(10, Duration::from_secs(30));
+    let (id, ims_offer) = bridge.web_offer(&offer).await.expect("Chromium's offer");
+    let plain = parse_plain(&ims_offer).unwrap();
+    assert_eq!(
+        plain.g711()[0].0,
+        G711::Pcmu,
+        "Chromium lists PCMU before PCMA"
+    );
+    let bridge_ims: SocketAddr = (plain.addr.unwrap(), plain.port).into();
+    let phone = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let phone_port = phone.local_addr().unwrap().port();
+    let answer = bridge.ims_answer(id, &phone_sdp(phone_port)).await.unwrap();
+    chromium
+        .write(serde_json::json!({ "answer": answer }))
+        .await;
+    let phone = phone_talks_and_listens(phone, bridge_ims);
+    let report = chromium.read().await;
+    audio_flowed(chromium, report, &bridge, id, phone).await;
+}
+
+/// A plain phone calls a real Chromium through the bridge: the bridge offers (ICE-lite,
+/// actpass, PCMU only), Chromium answers as the controlling full ICE agent, audio flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_phone_calls_chromium_through_the_bridge() {
+    let bridge = bridge(10, Duration::from_secs(30));
+    let phone = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let phone_port = phone.local_addr().unwrap().port();
+    let (id, web_offer) = bridge.ims_offer(&phone_sdp(phone_port)).await.unwrap();
+    let mut chromium = Chromium::start("answer");
+    chromium
+        .write(serde_json::json!({ "offer": web_offer }))
+        .await;
+    let answer = chromium.read().await["answer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plain_answer = bridge
+        .web_answer(id, &answer)
+        .await
+        .expect("Chromium's answer");
+    let plain = parse_plain(&plain_answer).unwrap();
+    assert_eq!(plain.g711(), [(G711::Pcmu, 0)], "{plain_answer}");
+    let bridge_ims: SocketAddr = (plain.addr.unwrap(), plain.port).into();
+    let phone = phone_talks_and_listens(phone, bridge_ims);
+    let report = chromium.read().await;
+    audio_flowed(chromium, report, &bridge, id, phone).await;
 }
