@@ -310,8 +310,16 @@ impl MediaBridge {
                 offered: web.encodings(),
             });
         };
-        let Phase::AwaitWebAnswer(o) = std::mem::replace(&mut entry.phase, Phase::Running) else {
-            unreachable!("checked just above under the same lock");
+        let o = match std::mem::replace(&mut entry.phase, Phase::Running) {
+            Phase::AwaitWebAnswer(o) => o,
+            // Checked just above under the same lock; put it back all the same.
+            other => {
+                entry.phase = other;
+                return Err(BridgeError::WrongState {
+                    id,
+                    expected: "a web answer",
+                });
+            }
         };
         let OfferToWeb {
             mut rtc,
