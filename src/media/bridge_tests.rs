@@ -237,3 +237,29 @@ async fn max_calls_and_the_port_range_are_bounds() {
         b.close(id);
     }
 }
+
+#[tokio::test]
+async fn dropping_the_bridge_ends_its_calls_and_frees_their_ports() {
+    let b = MediaBridge::new(cfg());
+    let (id, _) = b.web_offer(CHROME_OFFER).await.unwrap();
+    let (id2, _) = b.ims_offer(BARESIP_OFFER).await.unwrap();
+    let ports: Vec<u16> = [id, id2]
+        .iter()
+        .flat_map(|id| {
+            let s = b.stats(*id).unwrap();
+            [s.web_addr.unwrap().port(), s.ims_addr.unwrap().port()]
+        })
+        .collect();
+    drop(b);
+    for port in ports {
+        let mut free = false;
+        for _ in 0..200 {
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+                free = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(free, "port {port} still bound after the bridge was dropped");
+    }
+}
