@@ -1,8 +1,9 @@
-//! The WebRTC media bridge: the eIMS-AGW of 3GPP TS 24.371 (§4.2, the "eIMS-ALG/AGW" pair
-//! whose media half rtpengine plays for Kamailio). A browser speaks ICE (RFC 8445), DTLS-SRTP
-//! (RFC 5763/5764) with BUNDLE and rtcp-mux; a plain IMS phone speaks RTP/AVP (RFC 3551) with
-//! no ICE and no encryption. The bridge terminates the first with str0m and the second with a
-//! plain UDP socket, and relays G.711 audio between them without transcoding.
+//! The WebRTC media bridge: the eIMS-AGW of 3GPP TS 24.371 / TS 23.228 annex U (the media
+//! half of the P-CSCF's eIMS-ALG/AGW pair, what rtpengine is for Kamailio). A browser speaks
+//! ICE (RFC 8445), DTLS-SRTP (RFC 5763/5764) with BUNDLE and rtcp-mux; a plain IMS phone
+//! speaks RTP/AVP (RFC 3551) with no ICE and no encryption. The bridge terminates the first
+//! with str0m and the second with a plain UDP socket, and relays G.711 audio between them
+//! without transcoding.
 //!
 //! ```text
 //!  browser                      MediaBridge (one call)                  IMS phone
@@ -13,7 +14,7 @@
 //! ```
 //!
 //! # API
-//! The signalling gateway (eIMS-ALG: the P-CSCF role of TS 24.371 §5.3) calls, per call:
+//! The signalling gateway (the eIMS-ALG, in the P-CSCF role) calls, per call:
 //!
 //! - web → IMS: [`MediaBridge::web_offer`] with the browser's offer gives a [`LegId`] and the
 //!   plain RTP/AVP offer to put in the INVITE; [`MediaBridge::ims_answer`] with the IMS answer
@@ -37,6 +38,8 @@
 //! - When the bridge offers to the browser (IMS → web) it is still ICE-lite (RFC 8445 §2.5: a
 //!   lite agent is always controlled, and str0m supports a lite offerer) and offers
 //!   `a=setup:actpass`; the browser, a full agent, is the controlling side.
+//! - Both directions are checked with a real Chromium (156, headless, fake microphone) in
+//!   `tests/e2e/media_bridge.rs`, besides an in-process str0m client.
 //! - The IMS side gets `m=audio <IMS port> RTP/AVP <pts>` with `c=` the bridge's IP, the
 //!   G.711 codecs only (static payload types 0/8 when the bridge offers), `a=sendrecv`.
 //!
