@@ -49,6 +49,12 @@ pub(super) struct Session {
     pub(super) ims_peer: SocketAddr,
     latched: bool,
     seq: SeqExtender,
+    /// The IMS source's SSRC, and what is added to its extended sequence numbers so that the
+    /// browser sees one unbroken numbering when the phone restarts its stream.
+    in_ssrc: Option<u32>,
+    seq_offset: i64,
+    /// The last extended sequence number sent to the browser.
+    last_out: Option<u64>,
 }
 
 impl Session {
@@ -67,6 +73,9 @@ impl Session {
             ims_peer,
             latched: false,
             seq: SeqExtender::default(),
+            in_ssrc: None,
+            seq_offset: 0,
+            last_out: None,
         }
     }
 }
@@ -216,7 +225,20 @@ impl CallTask {
             st.ims.dropped += 1;
             return;
         };
-        let seq = s.seq.extend(f.seq);
+        if s.in_ssrc != Some(f.ssrc) {
+            // A new source (the phone restarted its stream): go on from the browser's last
+            // index, which SRTP would otherwise drop as replays (RFC 3711 §3.3.2).
+            s.in_ssrc = Some(f.ssrc);
+            s.seq = SeqExtender::default();
+            let first = i64::from(f.seq);
+            s.seq_offset = s.last_out.map_or(0, |l| l as i64 + 1 - first);
+        }
+        let Ok(seq) = u64::try_from(s.seq.extend(f.seq) as i64 + s.seq_offset) else {
+            // Older than the restart point.
+            st.ims.dropped += 1;
+            return;
+        };
+        s.last_out = Some(s.last_out.map_or(seq, |l| l.max(seq)));
         let mut api = s.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             st.ims.dropped += 1;

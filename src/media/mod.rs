@@ -58,6 +58,8 @@
 //! - IMS → browser: the plain packet's payload goes out through str0m's send stream with the
 //!   same sequence number (extended to 64 bits for the SRTP rollover counter, RFC 3711 §3.3.1),
 //!   timestamp and marker, and the browser's payload type; str0m's own SSRC (the one in its SDP).
+//!   When the phone's SSRC changes (it restarted its stream), the numbering goes on from the
+//!   last one sent, so that the browser's SRTP does not drop the new packets as replays.
 //!   Before DTLS is up, packets from the IMS side are dropped, not queued.
 //! - The IMS peer is the address in the IMS SDP (`c=` and `m=` port) until the first RTP packet
 //!   arrives on the IMS port; its source is then latched for the rest of the call (symmetric RTP,

@@ -21,6 +21,8 @@ use tokio::net::UdpSocket;
 const N: u16 = 40;
 /// 20 ms of G.711 at 8 kHz.
 const SAMPLES: u32 = 160;
+/// The phone's first sequence number: N packets from it wrap past 65535.
+const WRAP: u16 = 65_520;
 
 fn bridge(max_calls: usize, idle: Duration) -> Arc<MediaBridge> {
     MediaBridge::new(BridgeConfig {
@@ -227,15 +229,17 @@ async fn browser_to_phone(b: &mut Browser, phone: &UdpSocket) -> u32 {
 
 /// The phone sends N frames from `from` to the bridge's IMS port; the browser must get each,
 /// decrypted, with the phone's sequence numbers and timestamps and PCMU's payload type.
-async fn phone_to_browser(b: &mut Browser, from: &UdpSocket, bridge_ims: SocketAddr) {
+async fn phone_to_browser(b: &mut Browser, from: &UdpSocket, bridge_ims: SocketAddr, seq0: u16) {
     let before = b.got.len();
+    // Timestamps go on with the sequence numbers from where the first batch started.
+    let ts0 = 90_000 + u32::from(seq0.wrapping_sub(WRAP)) * SAMPLES;
     let mut pkt = Vec::new();
     for i in 0..N {
         let f = RtpFields {
             marker: i == 0,
             pt: 0,
-            seq: 65_520u16.wrapping_add(i), // wraps past 65535 halfway
-            timestamp: 90_000 + u32::from(i) * SAMPLES,
+            seq: seq0.wrapping_add(i),
+            timestamp: ts0 + u32::from(i) * SAMPLES,
             ssrc: 0x5eed_0001,
         };
         rtp::write(&f, &frame(i + 100), &mut pkt);
@@ -251,10 +255,10 @@ async fn phone_to_browser(b: &mut Browser, from: &UdpSocket, bridge_ims: SocketA
         assert_eq!(*pt, 0, "PCMU on the WebRTC side");
         assert_eq!(
             *seq,
-            65_520u16.wrapping_add(i),
-            "sequence numbers kept across the wrap"
+            seq0.wrapping_add(i),
+            "sequence numbers kept (across a wrap)"
         );
-        assert_eq!(*ts, 90_000 + u32::from(i) * SAMPLES, "timestamps kept");
+        assert_eq!(*ts, ts0 + u32::from(i) * SAMPLES, "timestamps kept");
         assert_eq!(
             payload,
             &frame(i + 100),
@@ -306,7 +310,7 @@ async fn web_calls_ims_audio_both_ways_then_close_frees_the_ports() {
     let web_port = stats.web_addr.unwrap().port();
 
     let ssrc = browser_to_phone(&mut b, &phone).await;
-    phone_to_browser(&mut b, &phone, bridge_ims).await;
+    phone_to_browser(&mut b, &phone, bridge_ims, WRAP).await;
 
     let s = bridge.stats(id).unwrap();
     let bytes = u64::from(N) * u64::from(SAMPLES);
@@ -365,7 +369,7 @@ async fn ims_calls_web_and_the_bridge_latches_the_phones_real_source() {
     b.connect(&bridge, id).await;
 
     // The phone speaks first, from its real source; the bridge then answers there.
-    phone_to_browser(&mut b, &phone, bridge_ims).await;
+    phone_to_browser(&mut b, &phone, bridge_ims, WRAP).await;
     let s = bridge.stats(id).unwrap();
     assert_eq!(s.ims_peer, Some(phone.local_addr().unwrap()));
     browser_to_phone(&mut b, &phone).await;
@@ -392,6 +396,79 @@ async fn ims_calls_web_and_the_bridge_latches_the_phones_real_source() {
     assert_eq!(bridge.stats(id).unwrap().ims.dropped, 1);
     bridge.close(id);
     port_is_free(bridge_ims.port()).await;
+}
+
+/// A browser calls a phone through `bridge` (web_offer, ims_answer) and connects.
+async fn web_call(bridge: &MediaBridge) -> (Browser, UdpSocket, LegId, SocketAddr) {
+    let mut b = Browser::new().await;
+    let (offer, pending) = b.offer().await;
+    let (id, ims_offer) = bridge.web_offer(&offer).await.unwrap();
+    let plain = parse_plain(&ims_offer).unwrap();
+    let bridge_ims: SocketAddr = (plain.addr.unwrap(), plain.port).into();
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let answer = bridge.ims_answer(id, &phone_sdp(port)).await.unwrap();
+    b.accept_answer(pending, &answer).await;
+    b.connect(bridge, id).await;
+    (b, phone, id, bridge_ims)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_calls_through_one_bridge_stay_apart() {
+    let bridge = bridge(10, Duration::from_secs(30));
+    let (mut b1, phone1, id1, ims1) = web_call(&bridge).await;
+    let (mut b2, phone2, id2, ims2) = web_call(&bridge).await;
+    assert_eq!(bridge.calls(), 2);
+    assert_ne!(ims1, ims2);
+    let mut buf = [0u8; 2048];
+    // Each browser reaches its own phone only; each phone its own browser only.
+    browser_to_phone(&mut b1, &phone1).await;
+    assert!(
+        phone2.try_recv_from(&mut buf).is_err(),
+        "call 1 leaked to phone 2"
+    );
+    browser_to_phone(&mut b2, &phone2).await;
+    assert!(
+        phone1.try_recv_from(&mut buf).is_err(),
+        "call 2 leaked to phone 1"
+    );
+    phone_to_browser(&mut b1, &phone1, ims1, WRAP).await;
+    b2.run(Duration::from_millis(100), |_| false).await;
+    assert!(b2.got.is_empty(), "phone 1 reached browser 2");
+    phone_to_browser(&mut b2, &phone2, ims2, WRAP).await;
+    assert_eq!(b1.got.len(), usize::from(N), "phone 2 reached browser 1");
+    // Closing one leaves the other running.
+    bridge.close(id1);
+    assert_eq!(bridge.calls(), 1);
+    phone_to_browser(&mut b2, &phone2, ims2, WRAP.wrapping_add(N)).await;
+    assert_eq!(bridge.stats(id2).unwrap().web.packets_out, 2 * u64::from(N));
+    // The phone restarts its stream: new SSRC, sequence numbers from 7. The browser still
+    // gets every packet, numbered on from the last one (no SRTP replay drop).
+    let before = b2.got.len();
+    let mut pkt = Vec::new();
+    for i in 0..N {
+        let f = RtpFields {
+            marker: i == 0,
+            pt: 0,
+            seq: 7 + i,
+            timestamp: 1_000 + u32::from(i) * SAMPLES,
+            ssrc: 0x5eed_0002,
+        };
+        rtp::write(&f, &frame(i), &mut pkt);
+        phone2.send_to(&pkt, ims2).await.unwrap();
+        b2.run(Duration::from_millis(5), |_| false).await;
+    }
+    let want = before + usize::from(N);
+    b2.run(Duration::from_secs(2), |b| b.got.len() >= want)
+        .await;
+    let seqs: Vec<u16> = b2.got[before..].iter().map(|g| g.0).collect();
+    let next = WRAP.wrapping_add(2 * N);
+    let expected: Vec<u16> = (0..N).map(|i| next.wrapping_add(i)).collect();
+    assert_eq!(
+        seqs, expected,
+        "numbering goes on across the phone's new SSRC"
+    );
+    assert_eq!(b2.got[before].3, frame(0), "payload of the new stream");
 }
 
 #[tokio::test]
