@@ -18,6 +18,7 @@ pub mod http_server;
 pub mod im;
 pub mod lab;
 pub mod lograte;
+pub mod media;
 pub mod metrics;
 pub mod msrp;
 pub mod presence;

@@ -19,6 +19,7 @@ mod hss_push;
 mod http_limits;
 mod kamailio;
 mod kamailio_pcscf;
+mod media_bridge;
 mod msrp_limits;
 mod multi_scscf;
 mod netns;
