@@ -54,7 +54,21 @@ pub struct RtcwebBench {
 
 type Ws = WebSocketStream<TcpStream>;
 /// One call's outcome: (to Ringing, to OK (OFFER)), or why it failed.
-type CallResult = Result<(Duration, Duration), String>;
+type CallResult = Result<(Duration, Duration), CallFailure>;
+
+/// Why a benchmark call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+enum CallFailure {
+    /// The page could not send.
+    #[error("send: {0}")]
+    Send(String),
+    /// Another frame came.
+    #[error("{got} where {wanted} was due")]
+    Unexpected { wanted: &'static str, got: String },
+    /// Nothing came within 10 s.
+    #[error("no {0}")]
+    Missing(&'static str),
+}
 
 async fn page_login(addr: std::net::SocketAddr, user: &str, password: &str) -> Option<Ws> {
     let tcp = TcpStream::connect(addr).await.ok()?;
@@ -80,15 +94,18 @@ async fn frame(ws: &mut Ws) -> Option<Value> {
     }
 }
 
-async fn expect(ws: &mut Ws, kind: &str) -> Result<Value, String> {
+async fn expect(ws: &mut Ws, kind: &'static str) -> Result<Value, CallFailure> {
     match frame(ws).await {
         Some(v) if v["type"] == kind => Ok(v),
-        Some(v) => Err(format!(
-            "{} ({})",
-            v["type"].as_str().unwrap_or("?"),
-            v["reason"].as_str().unwrap_or("")
-        )),
-        None => Err(format!("no {kind}")),
+        Some(v) => Err(CallFailure::Unexpected {
+            wanted: kind,
+            got: format!(
+                "{} ({})",
+                v["type"].as_str().unwrap_or("?"),
+                v["reason"].as_str().unwrap_or("")
+            ),
+        }),
+        None => Err(CallFailure::Missing(kind)),
     }
 }
 
@@ -96,19 +113,27 @@ async fn expect(ws: &mut Ws, kind: &str) -> Result<Value, String> {
 async fn one_call(ws: &mut Ws, session: &str, to: &str, scheduled: Instant) -> CallResult {
     let send = |v: Value| Message::Text(v.to_string().into());
     let offer = json!({"type": "OFFER", "session": session, "to": to, "sdp": audio_sdp(4000)});
-    ws.send(send(offer)).await.map_err(|e| e.to_string())?;
+    ws.send(send(offer))
+        .await
+        .map_err(|e| CallFailure::Send(e.to_string()))?;
     expect(ws, "WAITING").await?;
     expect(ws, "Ringing").await?;
     let ringing = scheduled.elapsed();
     let pr = json!({"type": "PRANSWER", "session": session});
-    ws.send(send(pr)).await.map_err(|e| e.to_string())?;
+    ws.send(send(pr))
+        .await
+        .map_err(|e| CallFailure::Send(e.to_string()))?;
     expect(ws, "OK").await?;
     expect(ws, "OK").await?;
     let setup = scheduled.elapsed();
     let answer = json!({"type": "ANSWER", "session": session});
-    ws.send(send(answer)).await.map_err(|e| e.to_string())?;
+    ws.send(send(answer))
+        .await
+        .map_err(|e| CallFailure::Send(e.to_string()))?;
     let bye = json!({"type": "BYE", "session": session});
-    ws.send(send(bye)).await.map_err(|e| e.to_string())?;
+    ws.send(send(bye))
+        .await
+        .map_err(|e| CallFailure::Send(e.to_string()))?;
     expect(ws, "OK").await?;
     Ok((ringing, setup))
 }
@@ -305,7 +330,7 @@ pub async fn rtcweb(
                 ringing.push(a);
                 setup.push(b);
             }
-            Err(e) => *failures.entry(e).or_default() += 1,
+            Err(e) => *failures.entry(e.to_string()).or_default() += 1,
         }
     }
     let completed = ringing.len();
