@@ -235,13 +235,19 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
                 r.scheduled.saturating_sub(r.completed)
             );
             println!(
-                "rtcweb: scheduled OFFER -> Ringing p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; -> OK (OFFER) p99 {:.1} ms; {} idle pages: {:.1} KiB each (lab RSS growth); RSS {} MiB{}",
+                "rtcweb: scheduled OFFER -> Ringing p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; -> OK (OFFER) p99 {:.1} ms; {}RSS {} MiB{}",
                 ms(r.ringing[0]),
                 ms(r.ringing[1]),
                 ms(r.ringing[2]),
                 ms(r.setup_p99),
-                r.idle,
-                r.idle_kib_per_page,
+                if r.idle > 0 {
+                    format!(
+                        "{} idle pages: {:.1} KiB each (lab RSS growth); ",
+                        r.idle, r.idle_kib_per_page
+                    )
+                } else {
+                    String::new()
+                },
                 r.rss_kib / 1024,
                 if r.failures.is_empty() {
                     String::new()
