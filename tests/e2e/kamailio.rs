@@ -487,11 +487,17 @@ impl KamailioPair {
         })
     }
 
+    /// The last lines of both logs: enough to see why, short enough that CI's cut of a
+    /// long failure output keeps the assertion's own message.
     fn logs(&self) -> String {
+        let tail = |log: String| {
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        };
         format!(
-            "--- Kamailio I-CSCF log:\n{}\n--- Kamailio S-CSCF log:\n{}",
-            self.icscf.log(),
-            self.scscf.log()
+            "--- Kamailio I-CSCF log (last 40 lines):\n{}\n--- Kamailio S-CSCF log (last 40 lines):\n{}",
+            tail(self.icscf.log()),
+            tail(self.scscf.log())
         )
     }
 }
