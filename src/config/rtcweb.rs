@@ -42,6 +42,26 @@ pub struct RtcwebSection {
     /// A page that sends nothing for this long (no frame, no pong) is disconnected.
     #[serde(default = "default_idle")]
     pub idle_secs: u64,
+    /// The WebRTC media bridge ([`crate::media`]) between a page and an IMS phone: the page's
+    /// ICE + DTLS-SRTP ends at the gateway and the phone gets plain RTP/AVP. Off: every SDP
+    /// passes untouched (a plain phone then cannot talk to a browser).
+    #[serde(default = "default_true")]
+    pub media_bridge: bool,
+    /// The address the bridge's media sockets bind to and its SDPs name (default: the
+    /// address of the gateway's SIP endpoint).
+    #[serde(default)]
+    pub media_ip: Option<std::net::IpAddr>,
+    /// UDP ports for bridged media, inclusive, two per call (0 and 0: chosen by the OS).
+    #[serde(default = "default_media_port_min")]
+    pub media_port_min: u16,
+    #[serde(default = "default_media_port_max")]
+    pub media_port_max: u16,
+    /// Bridged calls at once; one more call to or from a phone is refused (488 / `ERROR`).
+    #[serde(default = "default_max_bridged_calls")]
+    pub max_bridged_calls: usize,
+    /// A bridged call with no RTP either way for this long loses its media (not its dialog).
+    #[serde(default = "default_media_idle")]
+    pub media_idle_secs: u64,
 }
 
 impl Default for RtcwebSection {
@@ -56,6 +76,12 @@ impl Default for RtcwebSection {
             ring_timeout_secs: default_ring_timeout(),
             answer_wait_secs: default_answer_wait(),
             idle_secs: default_idle(),
+            media_bridge: true,
+            media_ip: None,
+            media_port_min: default_media_port_min(),
+            media_port_max: default_media_port_max(),
+            max_bridged_calls: default_max_bridged_calls(),
+            media_idle_secs: default_media_idle(),
         }
     }
 }
@@ -72,6 +98,8 @@ impl RtcwebSection {
             ("rtcweb.ring_timeout_secs", self.ring_timeout_secs as usize),
             ("rtcweb.answer_wait_secs", self.answer_wait_secs as usize),
             ("rtcweb.idle_secs", self.idle_secs as usize),
+            ("rtcweb.max_bridged_calls", self.max_bridged_calls),
+            ("rtcweb.media_idle_secs", self.media_idle_secs as usize),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be above 0")));
@@ -81,7 +109,24 @@ impl RtcwebSection {
                 "rtcweb.answer_wait_secs must be below 32 (Timer H, RFC 3261 §13.3.1.4)".into(),
             ));
         }
+        let (min, max) = (self.media_port_min, self.media_port_max);
+        if (min == 0) != (max == 0) || max < min || (min != 0 && max == min) {
+            return Err(ConfigError::Invalid(format!(
+                "rtcweb.media_port_min..media_port_max ({min}-{max}) must hold two ports or more (both 0: ports chosen by the OS)"
+            )));
+        }
         Ok(())
+    }
+
+    /// The media bridge's settings, its address `ip` unless `media_ip` names one.
+    pub fn bridge_config(&self, ip: std::net::IpAddr) -> crate::media::BridgeConfig {
+        crate::media::BridgeConfig {
+            ip: self.media_ip.unwrap_or(ip),
+            port_min: self.media_port_min,
+            port_max: self.media_port_max,
+            max_calls: self.max_bridged_calls,
+            idle_timeout: std::time::Duration::from_secs(self.media_idle_secs),
+        }
     }
 }
 
@@ -111,4 +156,19 @@ fn default_answer_wait() -> u64 {
 }
 fn default_idle() -> u64 {
     120
+}
+fn default_true() -> bool {
+    true
+}
+fn default_media_port_min() -> u16 {
+    30000
+}
+fn default_media_port_max() -> u16 {
+    30999
+}
+fn default_max_bridged_calls() -> usize {
+    200
+}
+fn default_media_idle() -> u64 {
+    60
 }

@@ -333,6 +333,11 @@ pub fn parse_audio(sdp: &str) -> Result<AudioSection, SdpError> {
     Ok(a)
 }
 
+/// An audio offer as Chromium makes it (captured from Chromium 156 on loopback: Opus first,
+/// G.711 among its codecs, ICE, DTLS fingerprint, BUNDLE, rtcp-mux): what a lab's scripted
+/// page offers so that its call crosses the media bridge as a browser's would.
+pub const CHROMIUM_OFFER: &str = include_str!("chromium_offer.sdp");
+
 /// The IMS side's SDP: plain RTP (RTP/AVP), with a connection address.
 pub fn parse_plain(sdp: &str) -> Result<AudioSection, SdpError> {
     let a = parse_audio(sdp)?;

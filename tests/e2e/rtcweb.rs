@@ -19,7 +19,9 @@ use crate::{flow, lab_with, ue};
 
 const WAIT: Duration = Duration::from_secs(5);
 /// No application servers on the way: the ladders are the gateway's and the CSCFs' only.
-const NO_IFC: &str = "default_ifc = []\n";
+/// The media bridge is off: these tests are the patent's signalling, and their SDPs (a plain
+/// offer from the "page") pass untouched; the bridge's part is in `rtcweb_media.rs`.
+const NO_IFC: &str = "default_ifc = []\n[rtcweb]\nmedia_bridge = false\n";
 
 /// A browser page of the gateway, speaking its JSON frames.
 pub struct Page {
@@ -453,11 +455,7 @@ async fn figure_9_a_page_watches_an_ims_user() {
 #[tokio::test]
 async fn figure_7_a_reload_keeps_the_call_and_a_page_that_stays_away_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(
-        dir.path(),
-        &format!("{NO_IFC}[rtcweb]\nreload_grace_secs = 2\n"),
-    )
-    .await;
+    let lab = lab_with(dir.path(), &format!("{NO_IFC}reload_grace_secs = 2\n")).await;
     let (_stop, shut) = watch::channel(false);
     let mut bob = bob_registered(&lab, &shut).await;
     let contact = bob.contact();

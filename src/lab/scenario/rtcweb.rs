@@ -160,7 +160,7 @@ impl Pages {
             let p = self.page(user)?;
             send(
                 p,
-                json!({"type": "OFFER", "session": session, "to": format!("sip:{to}@{domain}"), "sdp": audio_sdp(4000)}),
+                json!({"type": "OFFER", "session": session, "to": format!("sip:{to}@{domain}"), "sdp": crate::media::sdp::CHROMIUM_OFFER}),
             )
             .await?;
             expect(p, "WAITING").await?;

@@ -32,6 +32,7 @@ use crate::sip::resolve::Resolver;
 use crate::sip::{Endpoint, Method, Request, Response, ServerTx, Transport};
 use crate::trace::Trace;
 
+mod media;
 mod register;
 mod sip;
 pub mod ws;
@@ -96,6 +97,8 @@ struct State {
     /// Server transactions waiting for a final response: `Call-ID|CSeq number|method`.
     txs: HashMap<String, ServerTx>,
     routes: Option<RoutingTable>,
+    /// Calls whose media crosses the bridge, by session id ([`media`]).
+    media: HashMap<String, media::MediaLeg>,
     next: u64,
 }
 
@@ -123,6 +126,8 @@ pub struct RtcwebGateway {
     http_addr: Mutex<Option<SocketAddr>>,
     /// Failed logins ([`register`]).
     logins: Mutex<register::LoginGuard>,
+    /// The WebRTC media bridge for calls between pages and phones ([`media`]).
+    bridge: Option<Arc<crate::media::MediaBridge>>,
     st: Mutex<State>,
     me: Weak<RtcwebGateway>,
 }
@@ -139,7 +144,11 @@ impl RtcwebGateway {
         trace: Trace,
     ) -> Arc<RtcwebGateway> {
         let routes = RoutingTable::new(cfg.max_sessions);
+        let bridge = cfg
+            .media_bridge
+            .then(|| crate::media::MediaBridge::new(cfg.bridge_config(ep.local_addr().ip())));
         Arc::new_cyclic(|me| RtcwebGateway {
+            bridge,
             cfg,
             domain: domain.to_string(),
             ep,
@@ -289,7 +298,30 @@ impl RtcwebGateway {
                     WebMessage::error(msg.session.as_deref(), Some(msg.kind), "not attached"),
                 ));
             } else {
-                self.frame_locked(st, now, user, &msg, &mut acts);
+                let answer = match msg.session.as_deref() {
+                    Some(id) if msg.kind == Kind::Answer && !st.media.is_empty() => {
+                        self.page_answer(st, id)
+                    }
+                    _ => media::PageAnswer::Direct,
+                };
+                match answer {
+                    media::PageAnswer::Direct => self.frame_locked(st, now, user, &msg, &mut acts),
+                    // A phone called: the page's answer goes through the bridge before the
+                    // call sees it.
+                    media::PageAnswer::Bridge(leg) => {
+                        if let Some(me) = self.me.upgrade() {
+                            tokio::spawn(me.bridge_page_answer(page, user.to_string(), leg, msg));
+                        }
+                    }
+                    media::PageAnswer::Busy => acts.push(Action::Web(
+                        user.to_string(),
+                        WebMessage::error(
+                            msg.session.as_deref(),
+                            Some(msg.kind),
+                            "ANSWER under way",
+                        ),
+                    )),
+                }
             }
         }
         self.perform(acts);
@@ -323,15 +355,18 @@ impl RtcwebGateway {
                 match Call::offer(now, self.call_config(user), msg, user) {
                     Ok(call) => {
                         let to = msg.to.clone().unwrap_or_default();
+                        let receiver = self.routes(st).destination(&to);
+                        let to_web = matches!(receiver, Destination::Web(_));
                         let route = Route {
                             sender: Destination::Web(user.to_string()),
-                            receiver: self.routes(st).destination(&to),
+                            receiver,
                             session: session.clone(),
                             call_id: call.call_id().to_string(),
                         };
                         if let Err(e) = self.routes(st).insert(route) {
                             return refuse(acts, &e.to_string());
                         }
+                        self.mark_outgoing_media(st, &session, to_web);
                         self.open(st, user, &session, Core::Call(Box::new(call)));
                         self.drain(st, &session, acts);
                     }
@@ -484,6 +519,7 @@ impl RtcwebGateway {
                 }
             }
             self.routes(st).remove(id);
+            self.forget_media(st, id);
         }
     }
 

@@ -21,6 +21,7 @@ impl RtcwebGateway {
         } = inc;
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
         let mut acts = Vec::new();
+        let mut to_bridge = None;
         {
             let Ok(mut st) = self.st.lock() else { return };
             let st = &mut *st;
@@ -45,7 +46,17 @@ impl RtcwebGateway {
                     self.drain(st, &id, &mut acts);
                 }
                 None if req.method == Method::Invite && !crate::sip::dialog::in_dialog(&req) => {
-                    self.incoming_call(st, now, &req, &mut acts)
+                    // A page's call to a page comes back with the page's own offer
+                    // (figure 6): its Call-ID is one of ours, and its SDP passes untouched.
+                    if self.bridge.is_some()
+                        && !st.by_call_id.contains_key(&call_id)
+                        && !req.body.is_empty()
+                        && !super::media::is_webrtc(&req.body)
+                    {
+                        to_bridge = Some(req);
+                    } else {
+                        let _ = self.incoming_call(st, now, &req, &mut acts);
+                    }
                 }
                 None if req.method == Method::Ack => {}
                 None => {
@@ -68,11 +79,46 @@ impl RtcwebGateway {
             }
         }
         self.perform(acts);
+        if let (Some(req), Some(me)) = (to_bridge, self.me.upgrade()) {
+            tokio::spawn(async move { me.incoming_bridged_call(req).await });
+        }
+    }
+
+    /// A phone's INVITE with a plain offer: the offer goes through the bridge first, then the
+    /// call reaches the page as any other.
+    async fn incoming_bridged_call(&self, mut req: Request) {
+        match self.bridge_incoming(&mut req).await {
+            Ok(leg) => {
+                let mut acts = Vec::new();
+                {
+                    let Ok(mut st) = self.st.lock() else { return };
+                    let st = &mut *st;
+                    let id = self.incoming_call(st, Instant::now(), &req, &mut acts);
+                    if let Some(leg) = leg {
+                        self.keep_incoming_leg(st, id.as_deref(), leg);
+                    }
+                }
+                self.perform(acts);
+            }
+            Err(why) => {
+                self.ep
+                    .note(|| format!("media bridge refused the phone's offer: {why}"));
+                let mut r = super::media::not_acceptable(&req, &why);
+                r.ensure_to_tag();
+                self.respond(r);
+            }
+        }
     }
 
     /// An INVITE for one of our web users (figure 6: a session message whose destination is
     /// the web): the user is found by the Request-URI's user part (their Contact).
-    fn incoming_call(&self, st: &mut State, now: Instant, req: &Request, acts: &mut Vec<Action>) {
+    fn incoming_call(
+        &self,
+        st: &mut State,
+        now: Instant,
+        req: &Request,
+        acts: &mut Vec<Action>,
+    ) -> Option<String> {
         let target = crate::sip::Uri::parse(&req.uri)
             .ok()
             .and_then(|u| u.user().map(str::to_string))
@@ -84,12 +130,14 @@ impl RtcwebGateway {
         let Some(user) = target.filter(|_| attached) else {
             let mut r = req.response(480, Some("Temporarily Unavailable"));
             r.ensure_to_tag();
-            return acts.push(Action::Respond(r));
+            acts.push(Action::Respond(r));
+            return None;
         };
         if !self.may_open(st, &user) {
             let mut r = req.response(486, Some("Busy Here"));
             r.ensure_to_tag();
-            return acts.push(Action::Respond(r));
+            acts.push(Action::Respond(r));
+            return None;
         }
         st.next += 1;
         let session = format!("in-{}", st.next);
@@ -111,12 +159,17 @@ impl RtcwebGateway {
                 if self.routes(st).insert(route).is_err() {
                     let mut r = req.response(503, None);
                     r.ensure_to_tag();
-                    return acts.push(Action::Respond(r));
+                    acts.push(Action::Respond(r));
+                    return None;
                 }
                 self.open(st, &user, &session, Core::Call(Box::new(call)));
                 self.drain(st, &session, acts);
+                Some(session)
             }
-            Err(r) => acts.push(Action::Respond(r)),
+            Err(r) => {
+                acts.push(Action::Respond(r));
+                None
+            }
         }
     }
 
@@ -132,10 +185,12 @@ impl RtcwebGateway {
             let Some(id) = session_of(st, call_id, from_tag) else {
                 return;
             };
+            let mut resp = resp.clone();
+            self.page_view_of(st, &mut resp);
             if let Some(e) = st.sessions.get_mut(&id) {
                 match &mut e.core {
-                    Core::Call(c) => c.handle_response(now, resp),
-                    Core::Sub(s) => s.handle_response(now, resp),
+                    Core::Call(c) => c.handle_response(now, &resp),
+                    Core::Sub(s) => s.handle_response(now, &resp),
                 }
             }
             self.drain(st, &id, &mut acts);
@@ -224,9 +279,13 @@ impl RtcwebGateway {
         }
     }
 
-    pub(super) fn send(&self, r: Request) {
+    pub(super) fn send(&self, mut r: Request) {
         let Some(me) = self.me.upgrade() else { return };
         tokio::spawn(async move {
+            if let Err(no) = me.bridge_invite(&mut r).await {
+                me.on_response(&no);
+                return;
+            }
             let Some((dest, t)) = next_hop(&me.resolver, &r).await else {
                 let mut no = r.response(404, Some("No Route"));
                 no.headers.remove("Via");
@@ -236,7 +295,11 @@ impl RtcwebGateway {
             let mut ctx = me.ep.send_request(r, dest, t);
             while let Some(resp) = ctx.next().await {
                 let last = resp.status >= 200;
+                let bridged = me.bridge_answer(&resp).await;
                 me.on_response(&resp);
+                if let Err((user, session, why)) = bridged {
+                    me.end_for_media(&user, &session, &why);
+                }
                 if last {
                     break;
                 }
@@ -244,7 +307,8 @@ impl RtcwebGateway {
         });
     }
 
-    pub(super) fn respond(&self, r: Response) {
+    pub(super) fn respond(&self, mut r: Response) {
+        self.phone_view_of(&mut r);
         let key = tx_key_of_response(&r);
         let final_ = r.status >= 200;
         let tx = self.st.lock().ok().and_then(|mut st| {
