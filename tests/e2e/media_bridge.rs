@@ -18,11 +18,11 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 
 /// Packets sent each way per test.
-const N: u16 = 40;
+pub(crate) const N: u16 = 40;
 /// 20 ms of G.711 at 8 kHz.
-const SAMPLES: u32 = 160;
+pub(crate) const SAMPLES: u32 = 160;
 /// The phone's first sequence number: N packets from it wrap past 65535.
-const WRAP: u16 = 65_520;
+pub(crate) const WRAP: u16 = 65_520;
 
 fn bridge(max_calls: usize, idle: Duration) -> Arc<MediaBridge> {
     MediaBridge::new(BridgeConfig {
@@ -38,7 +38,7 @@ fn bridge(max_calls: usize, idle: Duration) -> Arc<MediaBridge> {
 type Got = (u16, u32, u8, Vec<u8>);
 
 /// The browser: a full-ICE str0m agent on its own socket, PCMU only, RTP mode.
-struct Browser {
+pub(crate) struct Browser {
     rtc: Rtc,
     sock: UdpSocket,
     addr: SocketAddr,
@@ -48,7 +48,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn new() -> Browser {
+    pub(crate) async fn new() -> Browser {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         let mut rtc = RtcConfig::new()
@@ -70,7 +70,7 @@ impl Browser {
         b
     }
 
-    async fn offer(&mut self) -> (String, SdpPendingOffer) {
+    pub(crate) async fn offer(&mut self) -> (String, SdpPendingOffer) {
         let mut change = self.rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = change.apply().unwrap();
@@ -79,13 +79,13 @@ impl Browser {
         (offer.to_sdp_string(), pending)
     }
 
-    async fn accept_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
+    pub(crate) async fn accept_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
         let answer = SdpAnswer::from_sdp_string(answer).expect("str0m reads the bridge's answer");
         self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
         self.drain().await;
     }
 
-    async fn answer(&mut self, offer: &str) -> String {
+    pub(crate) async fn answer(&mut self, offer: &str) -> String {
         let offer = SdpOffer::from_sdp_string(offer).expect("str0m reads the bridge's offer");
         let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
         self.drain().await;
@@ -93,7 +93,7 @@ impl Browser {
     }
 
     /// Drains str0m; returns its next timeout.
-    async fn drain(&mut self) -> Instant {
+    pub(crate) async fn drain(&mut self) -> Instant {
         loop {
             match self.rtc.poll_output().expect("browser str0m") {
                 Output::Timeout(t) => return t,
@@ -116,7 +116,7 @@ impl Browser {
     }
 
     /// Runs the browser for `d` (or until `done` holds).
-    async fn run(&mut self, d: Duration, done: impl Fn(&Browser) -> bool) {
+    pub(crate) async fn run(&mut self, d: Duration, done: impl Fn(&Browser) -> bool) {
         let until = Instant::now() + d;
         let mut buf = vec![0u8; 2048];
         loop {
@@ -140,7 +140,7 @@ impl Browser {
     }
 
     /// Runs until both the browser and the bridge's side of call `id` are connected.
-    async fn connect(&mut self, bridge: &MediaBridge, id: LegId) {
+    pub(crate) async fn connect(&mut self, bridge: &MediaBridge, id: LegId) {
         self.run(Duration::from_secs(10), |b| b.connected).await;
         assert!(self.connected, "ICE + DTLS with the bridge within 10 s");
         let until = Instant::now() + Duration::from_secs(5);
@@ -151,7 +151,7 @@ impl Browser {
     }
 
     /// Sends one PCMU packet through SRTP.
-    async fn send(&mut self, seq: u16, ts: u32, payload: &[u8]) {
+    pub(crate) async fn send(&mut self, seq: u16, ts: u32, payload: &[u8]) {
         let mid = self.mid.expect("audio m-line");
         let mut api = self.rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
@@ -169,14 +169,14 @@ impl Browser {
 }
 
 /// Audio frame `i`: 160 bytes that differ per packet.
-fn frame(i: u16) -> Vec<u8> {
+pub(crate) fn frame(i: u16) -> Vec<u8> {
     (0..SAMPLES as u16)
         .map(|j| (i.wrapping_mul(7) ^ j) as u8)
         .collect()
 }
 
 /// baresip's answer/offer naming `port` on loopback, PCMU (and DTMF, which the bridge ignores).
-fn phone_sdp(port: u16) -> String {
+pub(crate) fn phone_sdp(port: u16) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
@@ -186,7 +186,7 @@ a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
 
 /// The browser sends N frames; the phone must get each as plain PCMU RTP, bytes intact, with
 /// the browser's sequence numbers and timestamps.
-async fn browser_to_phone(b: &mut Browser, phone: &UdpSocket) -> u32 {
+pub(crate) async fn browser_to_phone(b: &mut Browser, phone: &UdpSocket) -> u32 {
     let mut buf = [0u8; 2048];
     let mut got: Vec<(RtpFields, Vec<u8>)> = Vec::new();
     for i in 0..N {
@@ -229,7 +229,12 @@ async fn browser_to_phone(b: &mut Browser, phone: &UdpSocket) -> u32 {
 
 /// The phone sends N frames from `from` to the bridge's IMS port; the browser must get each,
 /// decrypted, with the phone's sequence numbers and timestamps and PCMU's payload type.
-async fn phone_to_browser(b: &mut Browser, from: &UdpSocket, bridge_ims: SocketAddr, seq0: u16) {
+pub(crate) async fn phone_to_browser(
+    b: &mut Browser,
+    from: &UdpSocket,
+    bridge_ims: SocketAddr,
+    seq0: u16,
+) {
     let before = b.got.len();
     // Timestamps go on with the sequence numbers from where the first batch started.
     let ts0 = 90_000 + u32::from(seq0.wrapping_sub(WRAP)) * SAMPLES;

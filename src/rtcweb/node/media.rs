@@ -66,6 +66,11 @@ impl RtcwebGateway {
         self.bridge.as_ref()
     }
 
+    /// The bridge's call carrying session `id`'s media, if it crosses the bridge.
+    pub fn media_leg(&self, id: &str) -> Option<LegId> {
+        self.st.lock().ok()?.media.get(id)?.leg
+    }
+
     /// Session `id` (a page's call to `to`) is to cross the bridge if `to` is not one of our
     /// web users.
     pub(super) fn mark_outgoing_media(&self, st: &mut State, id: &str, to_web: bool) {
@@ -119,6 +124,15 @@ impl RtcwebGateway {
                 let reason = e.to_string();
                 self.ep
                     .note(|| format!("media bridge refused the page's offer: {reason}"));
+                let user = self
+                    .st
+                    .lock()
+                    .ok()
+                    .and_then(|st| Some(st.sessions.get(&id)?.user.clone()));
+                if let Some(user) = user {
+                    let why = format!("media: {reason}");
+                    self.to_page(&user, WebMessage::error(Some(&id), Some(Kind::Offer), why));
+                }
                 let mut no = not_acceptable(r, &reason);
                 no.headers.remove("Via");
                 Err(no)
