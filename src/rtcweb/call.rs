@@ -200,6 +200,8 @@ struct Uac {
     ack: Option<Request>,
     final_seen: bool,
     cancel_pending: bool,
+    /// The INVITE went again without `Require: 100rel` after a 420 (RFC 3261 §8.1.3.5).
+    retried_without_100rel: bool,
 }
 
 /// The gateway as UAS (IMS calls web).

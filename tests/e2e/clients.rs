@@ -115,14 +115,16 @@ fn spawn(cmd: &mut Command, out: &Output) -> (Child, ChildStdin) {
     (child, stdin)
 }
 
-/// What baresip's `presence` module is to do, besides calls and messages: subscribe to the
-/// peer's presence (`;presence=p2p` on its contact; the module is loaded at start) and publish
-/// its own every `pubint` seconds (`;pubint=` on the account, 0: never; without `subscribe`
-/// the module waits for `/insmod presence`).
+/// What baresip is to do besides calls and messages with null audio. Presence: subscribe to
+/// the peer's presence (`;presence=p2p` on its contact; the module is loaded at start) and
+/// publish its own every `pubint` seconds (`;pubint=` on the account, 0: never; without
+/// `subscribe` the module waits for `/insmod presence`). `sine`: its microphone is a 440 Hz
+/// tone (the `ausine` module) instead of silence.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct BaresipPresence {
+pub(crate) struct BaresipExtras {
     pub(crate) subscribe: bool,
     pub(crate) pubint: u32,
+    pub(crate) sine: bool,
 }
 
 /// baresip driven through its ctrl_tcp module (netstring JSON commands and events).
@@ -137,23 +139,30 @@ pub(crate) struct Baresip {
 
 impl Baresip {
     async fn start(dir: &Path, user: &str, peer: &str, pcscf: SocketAddr, tcp: bool) -> Baresip {
-        Self::start_with(dir, user, peer, pcscf, tcp, BaresipPresence::default()).await
+        Self::start_with(dir, user, peer, pcscf, tcp, BaresipExtras::default()).await
     }
 
-    /// [`Baresip::start`] with the `presence` module loaded when `presence` asks for it.
+    /// [`Baresip::start`] with the `presence` module loaded and the microphone a tone when
+    /// `presence` asks for them.
     pub(crate) async fn start_with(
         dir: &Path,
         user: &str,
         peer: &str,
         pcscf: SocketAddr,
         tcp: bool,
-        presence: BaresipPresence,
+        presence: BaresipExtras,
     ) -> Baresip {
         require("baresip");
         let presence_module = if presence.subscribe {
             "module_app presence.so\n"
         } else {
             ""
+        };
+        let source = if presence.sine {
+            // ausine makes 48 kHz stereo only; baresip resamples it for the codec.
+            "module ausine.so\naudio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n"
+        } else {
+            "audio_source aubridge,nil\n"
         };
         let dir = dir.join(format!("baresip-{user}"));
         std::fs::create_dir_all(&dir).expect("config dir");
@@ -172,7 +181,7 @@ impl Baresip {
                      module g711.so\nmodule aubridge.so\nmodule stdio.so\n\
                      module_app account.so\nmodule_app menu.so\nmodule_app contact.so\n\
                      {presence_module}module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-                     audio_player aubridge,nil\naudio_source aubridge,nil\naudio_alert aubridge,nil\n"
+                     audio_player aubridge,nil\n{source}audio_alert aubridge,nil\n"
                 ),
             )
             .expect("config");
@@ -286,7 +295,7 @@ impl Baresip {
     }
 
     /// Waits for the next event of `kind` (CALL_ESTABLISHED, CALL_CLOSED, ...).
-    async fn event(&mut self, kind: &str) -> serde_json::Value {
+    pub(crate) async fn event(&mut self, kind: &str) -> serde_json::Value {
         loop {
             if let Some(i) = self.events.iter().position(|e| e["type"] == kind) {
                 return self.events.remove(i);

@@ -18,7 +18,7 @@ use rcslab::trace::Protocol;
 use rcslab::Lab;
 use tokio::io::AsyncBufReadExt;
 
-use crate::clients::{name_registered_clients, Baresip, BaresipPresence, Linphone, Output};
+use crate::clients::{name_registered_clients, Baresip, BaresipExtras, Linphone, Output};
 use crate::{eventually, lab_with, rcslab_ue};
 
 const ALICE: &str = "sip:alice@ims.lab";
@@ -262,9 +262,10 @@ async fn baresip_watches_alice_through_the_core_and_sees_each_status_she_sets() 
     let (_stop, shut) = tokio::sync::watch::channel(false);
     let mut alice = crate::ue(&lab, "alice", rcslab::ue::AuthMode::Digest, &shut).await;
     alice.register(600).await.expect("alice registers");
-    let presence = BaresipPresence {
+    let presence = BaresipExtras {
         subscribe: true,
         pubint: 0,
+        ..Default::default()
     };
     let mut bob =
         Baresip::start_with(dir.path(), "bob", "alice", lab.addrs.pcscf, false, presence).await;
@@ -424,9 +425,10 @@ async fn baresip_watches_alice_through_the_core_and_sees_each_status_she_sets() 
 async fn baresip_publishes_and_an_rcslab_watcher_sees_it_change() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
-    let presence = BaresipPresence {
+    let presence = BaresipExtras {
         subscribe: false,
         pubint: 600,
+        ..Default::default()
     };
     let mut bob =
         Baresip::start_with(dir.path(), "bob", "alice", lab.addrs.pcscf, false, presence).await;

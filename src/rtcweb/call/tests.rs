@@ -673,3 +673,59 @@ fn a_prack_after_the_2xx_still_gets_200() {
     c.handle_timeout(t + Duration::from_millis(500));
     assert_eq!(step(&mut c).0, ["sip 200 INVITE"]);
 }
+
+/// A callee without RFC 3262 answers 420 with `Unsupported: 100rel` (baresip 1.0 does): the
+/// INVITE goes once more without Require (RFC 3261 §8.1.3.5), next CSeq, new branch, same
+/// dialog identifiers and SDP; its unreliable 180 rings the page and PRANSWER is OK at once.
+#[test]
+fn a_420_for_100rel_sends_the_invite_again_without_require() {
+    let t = Instant::now();
+    let (mut c, invite) = calling(t);
+    let mut bad = callee(&invite, 420, None, None);
+    bad.headers.push("Unsupported", "100rel");
+    c.handle_response(t, &bad);
+    let (s, out) = step(&mut c);
+    assert_eq!(s, ["sip INVITE"], "no page frame: the call goes on");
+    let again = req(&out[0]);
+    let (h, h0) = (&again.headers, &invite.headers);
+    assert_eq!(h.get("Require"), None);
+    assert_eq!(h.get("Supported"), Some("100rel"));
+    assert_eq!(h.get("CSeq"), Some("2 INVITE"));
+    assert_ne!(h.get("Via"), h0.get("Via"), "a new transaction");
+    for name in ["Call-ID", "From", "To"] {
+        assert_eq!(h.get(name), h0.get(name), "{name}");
+    }
+    assert_eq!(again.body, invite.body);
+    assert_eq!(c.state(), ClientState::Calling);
+
+    c.handle_response(t, &callee(again, 180, None, None));
+    c.handle_web(t, &page(Kind::Pranswer));
+    c.handle_response(t, &callee(again, 200, None, Some(ANSWER_SDP)));
+    c.handle_web(t, &page(Kind::Answer));
+    let (s, out) = step(&mut c);
+    assert_eq!(
+        s,
+        [
+            "web Ringing",
+            "web OK(PRANSWER)",
+            "web OK(OFFER)",
+            "sip ACK"
+        ]
+    );
+    assert_eq!(req(&out[3]).headers.get("CSeq"), Some("2 ACK"));
+    assert_eq!(c.state(), ClientState::InCall);
+
+    // A second 420 (to the INVITE without Require) ends the call as any failure does.
+    let (mut c, invite) = calling(t);
+    let refuse = |r: &Request| {
+        let mut x = callee(r, 420, None, None);
+        x.headers.push("Unsupported", "100rel");
+        x
+    };
+    c.handle_response(t, &refuse(&invite));
+    let (_, out) = step(&mut c);
+    c.handle_response(t, &refuse(req(&out[0])));
+    let (s, _) = step(&mut c);
+    assert_eq!(s, ["web BYE"]);
+    assert_eq!(c.state(), ClientState::Hangup);
+}

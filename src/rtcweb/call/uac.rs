@@ -109,6 +109,20 @@ impl Call {
             }
             return self.provisional(resp);
         }
+        if resp.status == 420 && !u.retried_without_100rel && unsupported_100rel(resp) {
+            // A callee without RFC 3262 (RFC 3261 §8.1.3.5): the INVITE once more without
+            // the extension, a new transaction (next CSeq, new branch) in the same call.
+            u.retried_without_100rel = true;
+            let mut again = u.invite.clone();
+            again.headers.remove("Require");
+            again.headers.remove("Via");
+            again.headers.push_front("Via", via(&self.cfg));
+            let seq = cseq_of(&again).map_or(1, |c| c.seq) + 1;
+            again.headers.set("CSeq", format!("{seq} INVITE"));
+            u.invite = again.clone();
+            self.out.push_back(CallOutput::Request(again));
+            return;
+        }
         u.final_seen = true;
         if !resp.is_success() {
             if self.state == ClientState::Calling {
@@ -294,6 +308,7 @@ impl Uac {
             ack: None,
             final_seen: false,
             cancel_pending: false,
+            retried_without_100rel: false,
         }
     }
 }
@@ -314,4 +329,11 @@ fn uac_dialog(invite: &Request, resp: &Response) -> SipDialog {
         route_set,
         cseq: cseq_of(invite).map_or(1, |c| c.seq),
     }
+}
+
+/// Whether a 420 names 100rel in Unsupported (RFC 3261 §20.40).
+fn unsupported_100rel(resp: &Response) -> bool {
+    list_of(&resp.headers, "Unsupported")
+        .iter()
+        .any(|x| x.eq_ignore_ascii_case("100rel"))
 }

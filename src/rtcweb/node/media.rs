@@ -33,6 +33,9 @@ use crate::sip::{Method, Request, Response};
 pub(super) struct MediaLeg {
     /// The bridge's call, once it was opened.
     leg: Option<LegId>,
+    /// The bridge's plain offer for the phone (the same again if the INVITE goes again,
+    /// e.g. without 100rel after a 420).
+    offer: Option<String>,
     /// The translated answer (for the page when it called, for the phone when it was called);
     /// every message carrying the answer again gets this one.
     answer: Option<String>,
@@ -71,6 +74,19 @@ impl RtcwebGateway {
         self.st.lock().ok()?.media.get(id)?.leg
     }
 
+    /// Every call's bridge leg now: session id and leg.
+    pub fn media_legs(&self) -> Vec<(String, LegId)> {
+        self.st.lock().map_or_else(
+            |_| Vec::new(),
+            |st| {
+                st.media
+                    .iter()
+                    .filter_map(|(id, m)| Some((id.clone(), m.leg?)))
+                    .collect()
+            },
+        )
+    }
+
     /// Session `id` (a page's call to `to`) is to cross the bridge if `to` is not one of our
     /// web users.
     pub(super) fn mark_outgoing_media(&self, st: &mut State, id: &str, to_web: bool) {
@@ -103,10 +119,25 @@ impl RtcwebGateway {
         let Some(web_sdp) = sdp_of(&r.body) else {
             return Ok(());
         };
+        let again = self
+            .st
+            .lock()
+            .ok()
+            .and_then(|st| st.media.get(&id)?.offer.clone());
+        if let Some(plain) = again {
+            r.body = Bytes::from(plain);
+            return Ok(());
+        }
         match bridge.web_offer(&web_sdp).await {
             Ok((leg, plain)) => {
                 let kept = self.st.lock().ok().is_some_and(|mut st| {
-                    st.media.get_mut(&id).map(|m| m.leg = Some(leg)).is_some()
+                    st.media
+                        .get_mut(&id)
+                        .map(|m| {
+                            m.leg = Some(leg);
+                            m.offer = Some(plain.clone());
+                        })
+                        .is_some()
                 });
                 if !kept {
                     bridge.close(leg);
@@ -272,9 +303,8 @@ impl RtcwebGateway {
                     id.to_string(),
                     MediaLeg {
                         leg: Some(leg),
-                        answer: None,
                         incoming: true,
-                        answering: false,
+                        ..MediaLeg::default()
                     },
                 );
             }
