@@ -87,6 +87,7 @@
 
 mod bridge;
 mod call;
+pub mod peer;
 pub mod rtp;
 pub mod sdp;
 

@@ -7,14 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rcslab::media::peer::{ReceivedRtp, WebRtcPeer};
 use rcslab::media::rtp::{self, PlainPacket, RtpFields};
 use rcslab::media::sdp::parse_plain;
 use rcslab::media::{BridgeConfig, BridgeError, LegId, MediaBridge, G711};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 
 /// Packets sent each way per test.
@@ -34,115 +30,64 @@ fn bridge(max_calls: usize, idle: Duration) -> Arc<MediaBridge> {
     })
 }
 
-/// What the browser got from the bridge: sequence number, timestamp, payload type, payload.
-type Got = (u16, u32, u8, Vec<u8>);
-
-/// The browser: a full-ICE str0m agent on its own socket, PCMU only, RTP mode.
+/// The browser: rcslab's [`WebRtcPeer`] (full ICE, controlling when it offers, PCMU, RTP
+/// mode) on loopback, every call of it checked.
 pub(crate) struct Browser {
-    rtc: Rtc,
-    sock: UdpSocket,
-    addr: SocketAddr,
-    mid: Option<Mid>,
-    connected: bool,
-    got: Vec<Got>,
+    peer: WebRtcPeer,
 }
 
 impl Browser {
     pub(crate) async fn new() -> Browser {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = sock.local_addr().unwrap();
-        let mut rtc = RtcConfig::new()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_pcmu(true, false)
-            .build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut b = Browser {
-            rtc,
-            sock,
-            addr,
-            mid: None,
-            connected: false,
-            got: Vec::new(),
-        };
-        b.drain().await;
-        b
+        let peer = WebRtcPeer::new("127.0.0.1".parse().unwrap(), 10_000)
+            .await
+            .expect("a WebRTC peer on loopback");
+        Browser { peer }
     }
 
-    pub(crate) async fn offer(&mut self) -> (String, SdpPendingOffer) {
-        let mut change = self.rtc.sdp_api();
-        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
-        self.mid = Some(mid);
-        self.drain().await;
-        (offer.to_sdp_string(), pending)
+    pub(crate) async fn offer(&mut self) -> String {
+        self.peer.offer().await.expect("the browser's offer")
     }
 
-    pub(crate) async fn accept_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
-        let answer = SdpAnswer::from_sdp_string(answer).expect("str0m reads the bridge's answer");
-        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-        self.drain().await;
+    pub(crate) async fn accept_answer(&mut self, answer: &str) {
+        self.peer
+            .accept_answer(answer)
+            .await
+            .expect("str0m reads the bridge's answer");
     }
 
     pub(crate) async fn answer(&mut self, offer: &str) -> String {
-        let offer = SdpOffer::from_sdp_string(offer).expect("str0m reads the bridge's offer");
-        let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
-        self.drain().await;
-        answer.to_sdp_string()
+        self.peer
+            .answer(offer)
+            .await
+            .expect("str0m reads the bridge's offer")
     }
 
-    /// Drains str0m; returns its next timeout.
-    pub(crate) async fn drain(&mut self) -> Instant {
-        loop {
-            match self.rtc.poll_output().expect("browser str0m") {
-                Output::Timeout(t) => return t,
-                Output::Transmit(t) => {
-                    let _ = self.sock.send_to(&t.contents, t.destination).await;
-                }
-                Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::MediaAdded(m)) => {
-                    self.mid.get_or_insert(m.mid);
-                }
-                Output::Event(Event::RtpPacket(p)) => self.got.push((
-                    p.header.sequence_number,
-                    p.header.timestamp,
-                    *p.header.payload_type,
-                    p.payload.to_vec(),
-                )),
-                Output::Event(_) => {}
-            }
-        }
+    /// What it received so far.
+    pub(crate) fn got(&self) -> &[ReceivedRtp] {
+        self.peer.received()
     }
 
     /// Runs the browser for `d` (or until `done` holds).
     pub(crate) async fn run(&mut self, d: Duration, done: impl Fn(&Browser) -> bool) {
+        // `done` sees the browser; the peer's own closure gets the same view through `got`.
         let until = Instant::now() + d;
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let next = self.drain().await;
-            if done(self) || Instant::now() >= until {
-                return;
-            }
-            let wake = tokio::time::Instant::from_std(next.min(until));
-            tokio::select! {
-                r = self.sock.recv_from(&mut buf) => {
-                    let Ok((n, source)) = r else { continue };
-                    if let Ok(r) = Receive::new(Protocol::Udp, source, self.addr, &buf[..n]) {
-                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
-                    }
-                }
-                _ = tokio::time::sleep_until(wake) => {
-                    self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
-                }
-            }
+        while Instant::now() < until && !done(self) {
+            let step = (until - Instant::now()).min(Duration::from_millis(10));
+            self.peer
+                .run(step, |_| false)
+                .await
+                .expect("the browser runs");
         }
     }
 
     /// Runs until both the browser and the bridge's side of call `id` are connected.
     pub(crate) async fn connect(&mut self, bridge: &MediaBridge, id: LegId) {
-        self.run(Duration::from_secs(10), |b| b.connected).await;
-        assert!(self.connected, "ICE + DTLS with the bridge within 10 s");
+        self.run(Duration::from_secs(10), |b| b.peer.is_connected())
+            .await;
+        assert!(
+            self.peer.is_connected(),
+            "ICE + DTLS with the bridge within 10 s"
+        );
         let until = Instant::now() + Duration::from_secs(5);
         while !bridge.stats(id).is_some_and(|s| s.web_connected) {
             assert!(Instant::now() < until, "the bridge saw DTLS complete");
@@ -150,21 +95,12 @@ impl Browser {
         }
     }
 
-    /// Sends one PCMU packet through SRTP.
+    /// Sends one PCMU packet through SRTP (the marker on the first, seq 1000).
     pub(crate) async fn send(&mut self, seq: u16, ts: u32, payload: &[u8]) {
-        let mid = self.mid.expect("audio m-line");
-        let mut api = self.rtc.direct_api();
-        let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
-        let w = RtpWrite::new(
-            Pt::from(0),
-            u64::from(seq).into(),
-            ts,
-            Instant::now(),
-            payload,
-        )
-        .marker(seq == 1000);
-        tx.write_rtp(w);
-        self.drain().await;
+        self.peer
+            .send(seq, ts, seq == 1000, payload)
+            .await
+            .expect("the browser sends");
     }
 }
 
@@ -235,7 +171,7 @@ pub(crate) async fn phone_to_browser(
     bridge_ims: SocketAddr,
     seq0: u16,
 ) {
-    let before = b.got.len();
+    let before = b.got().len();
     // Timestamps go on with the sequence numbers from where the first batch started.
     let ts0 = 90_000 + u32::from(seq0.wrapping_sub(WRAP)) * SAMPLES;
     let mut pkt = Vec::new();
@@ -252,10 +188,12 @@ pub(crate) async fn phone_to_browser(
         b.run(Duration::from_millis(5), |_| false).await;
     }
     let want = before + usize::from(N);
-    b.run(Duration::from_secs(2), |b| b.got.len() >= want).await;
-    let got = &b.got[before..];
+    b.run(Duration::from_secs(2), |b| b.got().len() >= want)
+        .await;
+    let got = &b.got()[before..];
     assert_eq!(got.len(), usize::from(N), "every frame reaches the browser");
-    for (i, (seq, ts, pt, payload)) in got.iter().enumerate() {
+    for (i, r) in got.iter().enumerate() {
+        let (seq, ts, pt, payload) = (&r.seq, &r.timestamp, &r.pt, &r.payload);
         let i = i as u16;
         assert_eq!(*pt, 0, "PCMU on the WebRTC side");
         assert_eq!(
@@ -287,7 +225,7 @@ async fn port_is_free(port: u16) {
 async fn web_calls_ims_audio_both_ways_then_close_frees_the_ports() {
     let bridge = bridge(10, Duration::from_secs(30));
     let mut b = Browser::new().await;
-    let (offer, pending) = b.offer().await;
+    let offer = b.offer().await;
     let (id, ims_offer) = bridge
         .web_offer(&offer)
         .await
@@ -307,7 +245,7 @@ async fn web_calls_ims_audio_both_ways_then_close_frees_the_ports() {
         web_answer.contains("a=setup:passive"),
         "the browser is the DTLS client"
     );
-    b.accept_answer(pending, &web_answer).await;
+    b.accept_answer(&web_answer).await;
     b.connect(&bridge, id).await;
     let stats = bridge.stats(id).unwrap();
     assert!(stats.web_connected);
@@ -395,9 +333,13 @@ async fn ims_calls_web_and_the_bridge_latches_the_phones_real_source() {
     };
     rtp::write(&f, &[0xff; 160], &mut pkt);
     stranger.send_to(&pkt, bridge_ims).await.unwrap();
-    let before = b.got.len();
+    let before = b.got().len();
     b.run(Duration::from_millis(200), |_| false).await;
-    assert_eq!(b.got.len(), before, "the stranger's packet was not relayed");
+    assert_eq!(
+        b.got().len(),
+        before,
+        "the stranger's packet was not relayed"
+    );
     assert_eq!(bridge.stats(id).unwrap().ims.dropped, 1);
     bridge.close(id);
     port_is_free(bridge_ims.port()).await;
@@ -406,14 +348,14 @@ async fn ims_calls_web_and_the_bridge_latches_the_phones_real_source() {
 /// A browser calls a phone through `bridge` (web_offer, ims_answer) and connects.
 async fn web_call(bridge: &MediaBridge) -> (Browser, UdpSocket, LegId, SocketAddr) {
     let mut b = Browser::new().await;
-    let (offer, pending) = b.offer().await;
+    let offer = b.offer().await;
     let (id, ims_offer) = bridge.web_offer(&offer).await.unwrap();
     let plain = parse_plain(&ims_offer).unwrap();
     let bridge_ims: SocketAddr = (plain.addr.unwrap(), plain.port).into();
     let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = phone.local_addr().unwrap().port();
     let answer = bridge.ims_answer(id, &phone_sdp(port)).await.unwrap();
-    b.accept_answer(pending, &answer).await;
+    b.accept_answer(&answer).await;
     b.connect(bridge, id).await;
     (b, phone, id, bridge_ims)
 }
@@ -439,9 +381,9 @@ async fn two_calls_through_one_bridge_stay_apart() {
     );
     phone_to_browser(&mut b1, &phone1, ims1, WRAP).await;
     b2.run(Duration::from_millis(100), |_| false).await;
-    assert!(b2.got.is_empty(), "phone 1 reached browser 2");
+    assert!(b2.got().is_empty(), "phone 1 reached browser 2");
     phone_to_browser(&mut b2, &phone2, ims2, WRAP).await;
-    assert_eq!(b1.got.len(), usize::from(N), "phone 2 reached browser 1");
+    assert_eq!(b1.got().len(), usize::from(N), "phone 2 reached browser 1");
     // Closing one leaves the other running.
     bridge.close(id1);
     assert_eq!(bridge.calls(), 1);
@@ -449,7 +391,7 @@ async fn two_calls_through_one_bridge_stay_apart() {
     assert_eq!(bridge.stats(id2).unwrap().web.packets_out, 2 * u64::from(N));
     // The phone restarts its stream: new SSRC, sequence numbers from 7. The browser still
     // gets every packet, numbered on from the last one (no SRTP replay drop).
-    let before = b2.got.len();
+    let before = b2.got().len();
     let mut pkt = Vec::new();
     for i in 0..N {
         let f = RtpFields {
@@ -464,16 +406,20 @@ async fn two_calls_through_one_bridge_stay_apart() {
         b2.run(Duration::from_millis(5), |_| false).await;
     }
     let want = before + usize::from(N);
-    b2.run(Duration::from_secs(2), |b| b.got.len() >= want)
+    b2.run(Duration::from_secs(2), |b| b.got().len() >= want)
         .await;
-    let seqs: Vec<u16> = b2.got[before..].iter().map(|g| g.0).collect();
+    let seqs: Vec<u16> = b2.got()[before..].iter().map(|g| g.seq).collect();
     let next = WRAP.wrapping_add(2 * N);
     let expected: Vec<u16> = (0..N).map(|i| next.wrapping_add(i)).collect();
     assert_eq!(
         seqs, expected,
         "numbering goes on across the phone's new SSRC"
     );
-    assert_eq!(b2.got[before].3, frame(0), "payload of the new stream");
+    assert_eq!(
+        b2.got()[before].payload,
+        frame(0),
+        "payload of the new stream"
+    );
 }
 
 #[tokio::test]
@@ -485,7 +431,7 @@ async fn max_calls_refuses_the_next_call() {
     let err = bridge.ims_offer(&sdp).await.unwrap_err();
     assert!(matches!(err, BridgeError::Full(2)), "{err}");
     let mut browser = Browser::new().await;
-    let (offer, _) = browser.offer().await;
+    let offer = browser.offer().await;
     assert!(matches!(
         bridge.web_offer(&offer).await,
         Err(BridgeError::Full(2))
@@ -539,7 +485,7 @@ async fn idle_calls_end_and_media_keeps_a_call_alive() {
         bridge.stats(id).is_some(),
         "media kept the call alive past the idle timeout"
     );
-    assert!(b.got.len() > 10, "media flowed: {}", b.got.len());
+    assert!(b.got().len() > 10, "media flowed: {}", b.got().len());
     // Silence: the call ends within the idle timeout (plus scheduling slack).
     let silent = Instant::now();
     while bridge.stats(id).is_some() {

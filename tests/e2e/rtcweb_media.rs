@@ -58,7 +58,7 @@ async fn a_page_calls_a_phone_and_audio_crosses_the_bridge_both_ways() {
     let contact = bob.contact();
     let mut page = Page::login(&lab, "Page", "alice", "alice-secret").await;
     let mut browser = Browser::new().await;
-    let (offer, pending) = browser.offer().await;
+    let offer = browser.offer().await;
     let start = flow(&lab).len();
 
     page.send(json!({"type": "OFFER", "session": "m1", "to": "sip:bob@ims.lab", "sdp": offer}))
@@ -89,7 +89,7 @@ async fn a_page_calls_a_phone_and_audio_crosses_the_bridge_both_ways() {
     let w = parse_webrtc(web_answer).expect("the page's answer is WebRTC");
     assert!(w.ice_lite, "{web_answer}");
     assert!(!web_answer.contains(&answer), "never the phone's own SDP");
-    browser.accept_answer(pending, web_answer).await;
+    browser.accept_answer(web_answer).await;
     page.send(json!({"type": "ANSWER", "session": "m1"})).await;
     let ack = bob.next_request(WAIT).await.expect("ACK");
     assert_eq!(ack.request.method, Method::Ack);
