@@ -78,6 +78,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// The WebRTC media bridge: concurrent calls between WebRTC peers and plain RTP phones,
+    /// audio both ways; latency from each packet's scheduled send time.
+    Bridge {
+        /// Calls at once.
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+        /// Seconds of audio.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// (internal) Holds RTCWeb pages for `bench rtcweb` in a process of its own.
     #[command(hide = true)]
     RtcwebHold {
@@ -264,6 +274,14 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             );
             if r.completed < r.scheduled {
                 return Err(CliError::RtcwebLost);
+            }
+            Ok(())
+        }
+        BenchCmd::Bridge { calls, seconds } => {
+            let r = rcslab::lab::bench_bridge::bridge(calls, seconds).await?;
+            println!("{}", rcslab::lab::bench_bridge::report(&r, seconds));
+            if !rcslab::lab::bench_bridge::met_target(&r) {
+                return Err(CliError::BridgeTarget);
             }
             Ok(())
         }

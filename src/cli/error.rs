@@ -94,6 +94,12 @@ pub enum CliError {
     /// `rcslab bench rtcweb`: calls failed or were not set up in time.
     #[error("calls failed")]
     RtcwebLost,
+    /// `rcslab bench bridge`: packets lost or p99 latency at 20 ms or more.
+    #[error("media packets lost or p99 latency at 20 ms or more")]
+    BridgeTarget,
+    /// `rcslab bench bridge` could not set its calls up.
+    #[error(transparent)]
+    BridgeBench(#[from] rcslab::lab::bench_bridge::BridgeBenchError),
     /// `rcslab ue send`: the message was not delivered (the reason, or `timeout`).
     #[error("{0}")]
     NotDelivered(String),
@@ -163,6 +169,10 @@ mod tests {
             (CliError::WebLost, "messages lost or channels not held"),
             (CliError::PresenceLost, "PUBLISHes refused or NOTIFYs lost"),
             (CliError::RtcwebLost, "calls failed"),
+            (
+                CliError::BridgeTarget,
+                "media packets lost or p99 latency at 20 ms or more",
+            ),
             (CliError::Interrupted, "interrupted"),
             (
                 CliError::WebBench(rcslab::lab::bench_web::WebBenchError::HolderSlow),

@@ -5,6 +5,7 @@
 //! one process, [`run`] (`rcslab run NODE`) one per process.
 
 pub mod bench;
+pub mod bench_bridge;
 pub mod bench_presence;
 pub mod bench_rtcweb;
 pub mod bench_web;

@@ -773,3 +773,18 @@ async fn a_plain_phone_calls_chromium_through_the_bridge() {
     let report = chromium.read().await;
     audio_flowed(chromium, report, &bridge, id, phone).await;
 }
+
+/// `rcslab bench bridge` in small: every packet of 5 calls crosses both ways, and its report
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_benchmark_carries_every_packet_of_a_few_calls() {
+    let r = rcslab::lab::bench_bridge::bridge(5, 1)
+        .await
+        .expect("the benchmark runs");
+    for d in [&r.phone_to_browser, &r.browser_to_phone] {
+        assert_eq!((d.sent, d.received), (250, 250), "{r:?}");
+    }
+    let text = rcslab::lab::bench_bridge::report(&r, 1);
+    assert!(text.contains("phone -> browser: 250/250 packets"), "{text}");
+    assert!(text.contains("browser -> phone: 250/250 packets"), "{text}");
+}
