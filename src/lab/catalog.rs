@@ -68,6 +68,10 @@ pub const LABS: &[(&str, &str)] = &[
         "15-jssip-registration.toml",
         include_str!("../../labs/15-jssip-registration.toml"),
     ),
+    (
+        "16-rtcweb-media-bridge.toml",
+        include_str!("../../labs/16-rtcweb-media-bridge.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

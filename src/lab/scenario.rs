@@ -89,7 +89,8 @@ pub struct Step {
     /// is up, else in an INVITE; waits for the IMDN "delivered"); `web-login` (`user` logs in
     /// to WebRSF with their password: the gateway registers them); `web-channel` (`user` opens
     /// the notification channel and answers events as the paper's client does); `page-login`,
-    /// `page-call`, `page-reload`, `page-hangup`, `page-subscribe` (the RTCWeb gateway's page),
+    /// `page-call`, `page-talk`, `page-reload`, `page-hangup`, `page-subscribe` (the RTCWeb
+    /// gateway's page),
     /// `jssip-register` (SIP over WebSocket as JsSIP writes it): [`rtcweb`].
     #[serde(rename = "do")]
     pub action: String,
@@ -509,35 +510,13 @@ impl Scenario {
                     });
                     settle().await;
                 }
-                "page-login" | "jssip-register" => {
-                    let password = password_of(lab, &user)
-                        .ok_or_else(|| fail(format!("no user '{user}' in the lab")))?;
-                    let r = if s.action == "page-login" {
-                        pages.login(lab, &user, &password).await
-                    } else {
-                        pages.jssip_register(lab, &user, &password).await
-                    };
-                    r.map_err(|e| fail(e.to_string()))?;
-                    settle().await;
-                }
-                "page-call" | "page-subscribe" => {
-                    let to = s.to.clone().ok_or_else(|| fail("needs `to`".into()))?;
-                    let r = if s.action == "page-call" {
-                        pages.call(&mut ues, &user, &to, &domain).await
-                    } else {
-                        pages.subscribe(&user, &to, &domain).await
-                    };
-                    r.map_err(|e| fail(e.to_string()))?;
-                    settle().await;
-                }
-                "page-reload" => {
-                    let r = pages.reload(lab, &user).await;
-                    r.map_err(|e| fail(e.to_string()))?;
-                    settle().await;
-                }
-                "page-hangup" => {
-                    let r = pages.hangup(&mut ues, &user).await;
-                    r.map_err(|e| fail(e.to_string()))?;
+                action if action.starts_with("page-") || action == "jssip-register" => {
+                    let password = password_of(lab, &user);
+                    let to = s.to.as_deref();
+                    pages
+                        .step(lab, &mut ues, action, &user, to, password, &domain)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
                     settle().await;
                 }
                 other => return Err(fail(format!("unknown action '{other}'"))),

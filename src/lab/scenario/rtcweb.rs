@@ -5,7 +5,12 @@
 //!   (the gateway registers them in IMS).
 //! - `page-call`: `user`'s page calls `to`, a registered UE that answers as figure 8 draws it
 //!   (a reliable 183 the gateway PRACKs, a reliable 180 the page PRANSWERs, then 200; the
-//!   page's ANSWER becomes the ACK). The call stays up.
+//!   page's ANSWER becomes the ACK). The call stays up. The page's media is a WebRTC peer
+//!   ([`WebRtcPeer`]: its offer is a real ICE + DTLS-SRTP one) and the UE's a plain RTP
+//!   socket named in its SDP answer, so the call crosses the gateway's media bridge.
+//! - `page-talk`: the page's peer connects (ICE, DTLS) to the bridge and `count` PCMU packets
+//!   (default 50, one per 20 ms) go each way between it and the UE's socket; the lab's notes
+//!   say how many arrived.
 //! - `page-reload`: `user`'s page goes away and a new one comes back with the resume token
 //!   and `RELOAD` (figure 7 InCall -> Reloading -> InCall); the IMS side hears nothing.
 //! - `page-hangup`: `user`'s page sends `BYE`; the callee answers the SIP BYE.
@@ -24,7 +29,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use tokio::net::UdpSocket;
+
 use crate::lab::Lab;
+use crate::media::peer::WebRtcPeer;
+use crate::media::rtp::{self, PlainPacket, RtpFields};
 use crate::sip::{IncomingRequest, Method};
 use crate::ue::{audio_sdp, uas_response, Ue};
 
@@ -46,6 +55,12 @@ pub(super) enum PageStepError {
     Unexpected { expected: String, got: String },
     #[error("no {0} within 5 s")]
     Missing(String),
+    #[error("media: {0}")]
+    Media(String),
+    #[error("unknown action '{0}'")]
+    Unknown(String),
+    #[error("{0} needs `{1}`")]
+    Needs(String, &'static str),
 }
 
 type R<T> = Result<T, PageStepError>;
@@ -60,6 +75,15 @@ struct PageCall {
     session: String,
     callee: (String, Ue),
     contact: String,
+    media: CallMedia,
+}
+
+/// Both ends of a page's call media: the page's WebRTC peer and the UE's RTP socket, and
+/// where the UE's SDP was told to send (the media bridge's plain side).
+struct CallMedia {
+    peer: WebRtcPeer,
+    phone: UdpSocket,
+    to: Option<std::net::SocketAddr>,
 }
 
 /// The pages of a lab run.
@@ -144,6 +168,7 @@ impl Pages {
     /// `page-call`: figure 8 with `to`'s UE answering reliably.
     pub(super) async fn call(
         &mut self,
+        lab: &Lab,
         ues: &mut Vec<(String, Ue)>,
         user: &str,
         to: &str,
@@ -153,25 +178,39 @@ impl Pages {
             .iter()
             .position(|(u, _)| u == to)
             .ok_or_else(|| PageStepError::NotRegistered(to.into()))?;
+        let ip = lab.addrs.rtcweb_sip.ip();
+        let media_err = |e: &dyn std::fmt::Display| PageStepError::Media(e.to_string());
+        let mut peer = WebRtcPeer::new(ip, 1024)
+            .await
+            .map_err(|e| media_err(&e))?;
+        let offer = peer.offer().await.map_err(|e| media_err(&e))?;
+        let phone = UdpSocket::bind((ip, 0)).await.map_err(|e| media_err(&e))?;
+        let phone_port = phone.local_addr().map_err(|e| media_err(&e))?.port();
         let (name, mut ue) = ues.remove(at);
         let contact = ue.contact();
         let session = format!("call-{user}");
+        let mut answer = None;
+        let mut bridge_at = None;
         let r = async {
             let p = self.page(user)?;
             send(
                 p,
-                json!({"type": "OFFER", "session": session, "to": format!("sip:{to}@{domain}"), "sdp": crate::media::sdp::CHROMIUM_OFFER}),
+                json!({"type": "OFFER", "session": session, "to": format!("sip:{to}@{domain}"), "sdp": offer}),
             )
             .await?;
             expect(p, "WAITING").await?;
             let inv = next(&mut ue, Method::Invite).await?;
+            bridge_at = std::str::from_utf8(&inv.request.body)
+                .ok()
+                .and_then(|b| crate::media::sdp::parse_plain(b).ok())
+                .and_then(|a| Some(std::net::SocketAddr::new(a.addr?, a.port)));
             let reliable = |status: u16, rseq: u32| {
                 let mut r = uas_response(
                     &inv.request,
                     status,
                     "lab",
                     &contact,
-                    Some(&audio_sdp(5002)),
+                    Some(&audio_sdp(phone_port)),
                 );
                 r.headers.push("Require", "100rel");
                 r.headers.push("RSeq", rseq.to_string());
@@ -185,7 +224,8 @@ impl Pages {
             super::settle().await;
             inv.tx.respond(reliable(180, 2));
             let p = self.page(user)?;
-            expect(p, "Ringing").await?;
+            let ringing = expect(p, "Ringing").await?;
+            answer = ringing["sdp"].as_str().map(str::to_string);
             send(p, json!({"type": "PRANSWER", "session": session})).await?;
             let prack = next(&mut ue, Method::Prack).await?;
             prack
@@ -199,10 +239,13 @@ impl Pages {
                 200,
                 "lab",
                 &contact,
-                Some(&audio_sdp(5002)),
+                Some(&audio_sdp(phone_port)),
             ));
             let p = self.page(user)?;
-            expect(p, "OK").await?;
+            let ok = expect(p, "OK").await?;
+            if let Some(sdp) = ok["sdp"].as_str() {
+                answer.get_or_insert_with(|| sdp.to_string());
+            }
             send(p, json!({"type": "ANSWER", "session": session})).await?;
             next(&mut ue, Method::Ack).await?;
             Ok(())
@@ -212,15 +255,123 @@ impl Pages {
             ues.push((name, ue));
             return Err(e);
         }
+        let answer = answer.ok_or_else(|| PageStepError::Missing("SDP answer".into()))?;
+        let accepted = peer.accept_answer(&answer).await;
         self.calls.insert(
             user.to_string(),
             PageCall {
                 session,
                 callee: (name, ue),
                 contact,
+                media: CallMedia {
+                    peer,
+                    phone,
+                    to: bridge_at,
+                },
             },
         );
+        accepted.map_err(|e| media_err(&e))
+    }
+
+    /// `page-talk`: `count` packets each way between the page's peer and the UE's socket.
+    pub(super) async fn talk(&mut self, lab: &Lab, user: &str, count: u16) -> R<()> {
+        let call = self
+            .calls
+            .get_mut(user)
+            .ok_or_else(|| PageStepError::NoCall(user.into()))?;
+        let m = &mut call.media;
+        let media_err = |e: &dyn std::fmt::Display| PageStepError::Media(e.to_string());
+        let to = m
+            .to
+            .ok_or_else(|| PageStepError::Media("the phone was offered no plain RTP".into()))?;
+        m.peer
+            .run(Duration::from_secs(10), |p| p.is_connected())
+            .await
+            .map_err(|e| media_err(&e))?;
+        if !m.peer.is_connected() {
+            return Err(PageStepError::Missing("ICE + DTLS with the bridge".into()));
+        }
+        let before = m.peer.received().len();
+        let (mut to_phone, mut buf, mut pkt) = (0usize, [0u8; 2048], Vec::new());
+        for i in 0..count {
+            let ts = u32::from(i) * 160;
+            let frame = [0xd5u8; 160];
+            m.peer
+                .send(i, ts, i == 0, &frame)
+                .await
+                .map_err(|e| media_err(&e))?;
+            let f = RtpFields {
+                marker: i == 0,
+                pt: 0,
+                seq: i,
+                timestamp: ts,
+                ssrc: 0x1ab0_0001,
+            };
+            rtp::write(&f, &frame, &mut pkt);
+            m.phone.send_to(&pkt, to).await.map_err(|e| media_err(&e))?;
+            m.peer
+                .run(Duration::from_millis(20), |_| false)
+                .await
+                .map_err(|e| media_err(&e))?;
+            while let Ok((n, _)) = m.phone.try_recv_from(&mut buf) {
+                to_phone += usize::from(matches!(rtp::read(&buf[..n]), PlainPacket::Rtp(..)));
+            }
+        }
+        m.peer
+            .run(Duration::from_millis(300), |_| false)
+            .await
+            .map_err(|e| media_err(&e))?;
+        while let Ok((n, _)) = m.phone.try_recv_from(&mut buf) {
+            to_phone += usize::from(matches!(rtp::read(&buf[..n]), PlainPacket::Rtp(..)));
+        }
+        let to_page = m.peer.received().len() - before;
+        let (callee, node) = (call.callee.0.clone(), lab.addrs.rtcweb_sip);
+        lab.trace.note(node, || {
+            format!("media: {to_page} of {count} PCMU packets reached {user}'s page (SRTP) and {to_phone} of {count} reached {callee}'s phone (plain RTP at {to})")
+        });
+        if to_page < usize::from(count) || to_phone < usize::from(count) {
+            return Err(PageStepError::Media(format!(
+                "{to_page}/{count} packets reached the page, {to_phone}/{count} the phone"
+            )));
+        }
         Ok(())
+    }
+
+    /// The page steps of a lab file (see the module).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn step(
+        &mut self,
+        lab: &Lab,
+        ues: &mut Vec<(String, Ue)>,
+        action: &str,
+        user: &str,
+        to: Option<&str>,
+        password: Option<String>,
+        domain: &str,
+    ) -> R<()> {
+        let needs = |what: &'static str| PageStepError::Needs(action.to_string(), what);
+        match action {
+            "page-login" | "jssip-register" => {
+                let password = password.ok_or_else(|| needs("user (a subscriber of the lab)"))?;
+                if action == "page-login" {
+                    self.login(lab, user, &password).await
+                } else {
+                    self.jssip_register(lab, user, &password).await
+                }
+            }
+            "page-call" => {
+                let to = to.ok_or_else(|| needs("to"))?;
+                self.call(lab, ues, user, to, domain).await
+            }
+            "page-subscribe" => {
+                let to = to.ok_or_else(|| needs("to"))?;
+                self.subscribe(user, to, domain).await
+            }
+            "page-talk" => self.talk(lab, user, 50).await,
+            "page-reload" => self.reload(lab, user).await,
+            "page-hangup" => self.hangup(ues, user).await,
+            other => Err(PageStepError::Unknown(other.to_string())),
+        }
     }
 
     /// `page-reload`: the page goes, a new one re-attaches the call.
