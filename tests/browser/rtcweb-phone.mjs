@@ -8,7 +8,7 @@
 //                                         MODE=answer: the phone did)
 //   {"error":"..."}                       anything else, then exit 1
 // By hand: RTCWEB_URL=http://127.0.0.1:8082 CALLEE=sip:bob@ims.lab node tests/browser/rtcweb-phone.mjs
-import { chromium } from 'playwright-core';
+import { launch, until as untilIn } from './rtcweb-common.mjs';
 
 const URL_ = process.env.RTCWEB_URL || 'http://127.0.0.1:8082';
 const MODE = process.env.MODE || 'call';
@@ -21,24 +21,10 @@ const WAIT = 20_000;
 const say = (v) => console.log(JSON.stringify(v));
 let browser = null;
 
-async function until(page, what, fn) {
-  await page.waitForFunction(fn, null, { timeout: WAIT }).catch(async (e) => {
-    const s = await page.evaluate(() => ({
-      state: window.__rtc.state, media: window.__rtc.media, events: window.__rtc.events,
-      pc: window.__rtc.pc && window.__rtc.pc.connectionState,
-    }));
-    throw new Error(`${what}: ${e.message}\npage: ${JSON.stringify(s)}`);
-  });
-}
+const until = (page, what, fn) => untilIn(page, what, fn, null, WAIT);
 
 async function run() {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-    timeout: WAIT,
-  });
+  browser = await launch(WAIT);
   const page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(WAIT);
   const problems = [];

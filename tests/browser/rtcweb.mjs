@@ -5,7 +5,7 @@
 // ICE on loopback). Then alice's page reloads mid-call: figure 7 Reloading -> InCall, and bob's
 // side sees no BYE. Last alice hangs up and bob's page ends the call.
 // Run by scripts/test-rtcweb.sh; by hand: RTCWEB_URL=http://127.0.0.1:8082 node tests/browser/rtcweb.mjs
-import { chromium } from 'playwright-core';
+import { launch, until as untilIn } from './rtcweb-common.mjs';
 
 const URL_ = process.env.RTCWEB_URL || 'http://127.0.0.1:8082';
 const WAIT = 15_000;          // every single wait is bounded by this
@@ -31,23 +31,10 @@ async function open(user, password) {
   return page;
 }
 
-async function until(page, what, fn, arg) {
-  await page.waitForFunction(fn, arg, { timeout: WAIT }).catch(async (e) => {
-    const s = await page.evaluate(() => ({ state: window.__rtc.state, media: window.__rtc.media, events: window.__rtc.events }));
-    throw new Error(`${what}: ${e.message}\npage: ${JSON.stringify(s, null, 1)}`);
-  });
-}
+const until = (page, what, fn, arg) => untilIn(page, what, fn, arg, WAIT);
 
 async function run() {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      // ICE between two pages of one machine with no other network: loopback host candidates,
-      // as addresses (not mDNS names).
-      '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-    timeout: WAIT * 2,
-  });
+  browser = await launch(WAIT * 2);
   try {
     const alice = await open('alice', 'alice-secret');
     const bob = await open('bob', 'bob-secret');

@@ -100,8 +100,25 @@ impl Page {
     }
 }
 
+/// The gateway's ladder from `start` once a page's BYE is over: the call forgotten and the
+/// BYE's 200 in. The page is told at once that its BYE is taken; the SIP BYE races that
+/// frame, so the two are put in the order the tests list them.
+pub(crate) async fn ladder_after_page_bye(lab: &Lab, start: usize) -> Vec<String> {
+    crate::eventually("the call forgotten", || lab.rtcweb.stats().calls == 0).await;
+    crate::eventually("the BYE's 200 at the gateway", || {
+        gateway_ladder(lab, start).last().map(String::as_str) == Some("P-CSCF -> RTCWeb SIP 200")
+    })
+    .await;
+    let mut ladder = gateway_ladder(lab, start);
+    let n = ladder.len();
+    if n > 3 && ladder[n - 3].ends_with("OK (BYE)") {
+        ladder.swap(n - 3, n - 2);
+    }
+    ladder
+}
+
 /// The lines of the ladder the gateway is part of, without 100 Trying.
-fn gateway_ladder(lab: &Lab, from: usize) -> Vec<String> {
+pub(crate) fn gateway_ladder(lab: &Lab, from: usize) -> Vec<String> {
     flow(lab)
         .into_iter()
         .skip(from)
@@ -122,7 +139,7 @@ fn reliable(
     r
 }
 
-async fn bob_registered(lab: &Lab, shut: &watch::Receiver<bool>) -> Ue {
+pub(crate) async fn bob_registered(lab: &Lab, shut: &watch::Receiver<bool>) -> Ue {
     let mut bob = ue(lab, "bob", AuthMode::Digest, shut).await;
     bob.register(600).await.expect("bob registers");
     bob
@@ -206,18 +223,7 @@ async fn figure_8_a_page_calls_an_ims_ue() {
     bye.tx
         .respond(uas_response(&bye.request, 200, "b1", &contact, None));
     page.expect("OK", Some("BYE")).await;
-    crate::eventually("the call forgotten", || lab.rtcweb.stats().calls == 0).await;
-    crate::eventually("the BYE's 200 at the gateway", || {
-        gateway_ladder(&lab, start).last().map(String::as_str) == Some("P-CSCF -> RTCWeb SIP 200")
-    })
-    .await;
-
-    let mut ladder = gateway_ladder(&lab, start);
-    // The page is told at once that its BYE is taken; the SIP BYE races that frame.
-    let n = ladder.len();
-    if n > 3 && ladder[n - 3].ends_with("OK (BYE)") {
-        ladder.swap(n - 3, n - 2);
-    }
+    let ladder = ladder_after_page_bye(&lab, start).await;
     let expected = [
         "Page -> RTCWeb HTTP ws OFFER",
         "RTCWeb -> Page HTTP ws WAITING",

@@ -233,6 +233,40 @@ fn gateway_sip(lab: &Lab, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// The call is up on both sides and the page has had its audio: its stats show PCMU both
+/// ways; gives the bridged call's addresses.
+async fn in_call(
+    lab: &Lab,
+    page: &mut Page,
+    bob: &mut Baresip,
+) -> (SocketAddr, SocketAddr, SocketAddr) {
+    page.expect("connected").await;
+    bob.event("CALL_ESTABLISHED").await;
+    let stats = page.expect("sent").await;
+    let media = bridged(lab);
+    for k in ["sent", "received"] {
+        assert!(stats[k].as_u64().unwrap_or(0) >= ENOUGH as u64, "{stats}");
+    }
+    assert_eq!(stats["codec"], "audio/PCMU", "{stats}");
+    media
+}
+
+/// After the hang-up: the page script ends cleanly, the bridge and the gateway forget the
+/// call, and the capture shows the media.
+async fn ended(
+    lab: &Lab,
+    page: Page,
+    cap: Capture,
+    (web, ims, phone): (SocketAddr, SocketAddr, SocketAddr),
+) {
+    page.exit().await;
+    crate::eventually("the bridge's call closed", || {
+        lab.rtcweb.bridge().unwrap().calls() == 0 && lab.rtcweb.stats().calls == 0
+    })
+    .await;
+    media_in_capture(&cap.stop().await, web, ims, phone);
+}
+
 async fn baresip_bob(lab: &Lab, dir: &Path) -> Baresip {
     let extras = BaresipExtras {
         sine: true,
@@ -254,22 +288,10 @@ async fn chromium_calls_baresip_through_the_bridge_and_rtp_flows_both_ways() {
 
     let mut page = Page::start(&lab, "call");
     page.expect("ready").await;
-    page.expect("connected").await;
-    bob.event("CALL_ESTABLISHED").await;
-    let stats = page.expect("sent").await;
-    let (web, ims, phone) = bridged(&lab);
-    for k in ["sent", "received"] {
-        assert!(stats[k].as_u64().unwrap_or(0) >= ENOUGH as u64, "{stats}");
-    }
-    assert_eq!(stats["codec"], "audio/PCMU", "{stats}");
+    let media = in_call(&lab, &mut page, &mut bob).await;
     page.expect("done").await;
     bob.event("CALL_CLOSED").await;
-    page.exit().await;
-    crate::eventually("the bridge's call closed", || {
-        lab.rtcweb.bridge().unwrap().calls() == 0 && lab.rtcweb.stats().calls == 0
-    })
-    .await;
-    media_in_capture(&cap.stop().await, web, ims, phone);
+    ended(&lab, page, cap, media).await;
 
     // baresip 1.0 has no 100rel: its 420 makes the gateway send the INVITE again without
     // Require (RFC 3261 §8.1.3.5); its 180 is unreliable, so no PRACK.
@@ -300,22 +322,11 @@ async fn baresip_calls_chromium_through_the_bridge_and_rtp_flows_both_ways() {
     let start = flow(&lab).len();
 
     bob.command("dial", "sip:alice@ims.lab").await;
-    page.expect("connected").await;
-    bob.event("CALL_ESTABLISHED").await;
-    let stats = page.expect("sent").await;
-    let (web, ims, phone) = bridged(&lab);
-    for k in ["sent", "received"] {
-        assert!(stats[k].as_u64().unwrap_or(0) >= ENOUGH as u64, "{stats}");
-    }
+    let media = in_call(&lab, &mut page, &mut bob).await;
     bob.command("hangup", "").await;
     bob.event("CALL_CLOSED").await;
     page.expect("done").await;
-    page.exit().await;
-    crate::eventually("the bridge's call closed", || {
-        lab.rtcweb.bridge().unwrap().calls() == 0 && lab.rtcweb.stats().calls == 0
-    })
-    .await;
-    media_in_capture(&cap.stop().await, web, ims, phone);
+    ended(&lab, page, cap, media).await;
 
     let sip = gateway_sip(&lab, start);
     let expected = [

@@ -11,34 +11,19 @@ use std::time::Duration;
 use rcslab::media::sdp::{parse_plain, parse_webrtc, CHROMIUM_OFFER};
 use rcslab::media::G711;
 use rcslab::sip::Method;
-use rcslab::ue::{uas_response, AuthMode, Ue};
+use rcslab::ue::uas_response;
 use rcslab::Lab;
 use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use crate::media_bridge::{browser_to_phone, phone_sdp, phone_to_browser, Browser, WRAP};
-use crate::rtcweb::Page;
-use crate::{flow, lab_with, ue};
+use crate::rtcweb::{bob_registered, gateway_ladder, ladder_after_page_bye, Page};
+use crate::{flow, lab_with};
 
 const WAIT: Duration = Duration::from_secs(5);
 /// No application servers; media ports chosen by the OS (tests run side by side).
 const CFG: &str = "default_ifc = []\n[rtcweb]\nmedia_port_min = 0\nmedia_port_max = 0\n";
-
-async fn bob_registered(lab: &Lab, shut: &watch::Receiver<bool>) -> Ue {
-    let mut bob = ue(lab, "bob", AuthMode::Digest, shut).await;
-    bob.register(600).await.expect("bob registers");
-    bob
-}
-
-/// The gateway's lines of the ladder from `from` on, without 100 Trying.
-fn gateway_ladder(lab: &Lab, from: usize) -> Vec<String> {
-    flow(lab)
-        .into_iter()
-        .skip(from)
-        .filter(|l| l.contains("RTCWeb") && !l.ends_with(" 100"))
-        .collect()
-}
 
 fn bridge(lab: &Lab) -> &rcslab::media::MediaBridge {
     lab.rtcweb
@@ -106,19 +91,8 @@ async fn a_page_calls_a_phone_and_audio_crosses_the_bridge_both_ways() {
     bye.tx
         .respond(uas_response(&bye.request, 200, "b1", &contact, None));
     page.expect("OK", Some("BYE")).await;
-    crate::eventually("the bridge's call closed", || {
-        bridge(&lab).calls() == 0 && lab.rtcweb.stats().calls == 0
-    })
-    .await;
-    crate::eventually("the BYE's 200 at the gateway", || {
-        gateway_ladder(&lab, start).last().map(String::as_str) == Some("P-CSCF -> RTCWeb SIP 200")
-    })
-    .await;
-    let mut ladder = gateway_ladder(&lab, start);
-    let n = ladder.len();
-    if n > 3 && ladder[n - 3].ends_with("OK (BYE)") {
-        ladder.swap(n - 3, n - 2);
-    }
+    let ladder = ladder_after_page_bye(&lab, start).await;
+    assert_eq!(bridge(&lab).calls(), 0, "the bridge's call closed");
     assert_eq!(
         ladder,
         [

@@ -180,9 +180,7 @@ impl Pages {
             .ok_or_else(|| PageStepError::NotRegistered(to.into()))?;
         let ip = lab.addrs.rtcweb_sip.ip();
         let media_err = |e: &dyn std::fmt::Display| PageStepError::Media(e.to_string());
-        let mut peer = WebRtcPeer::new(ip, 1024)
-            .await
-            .map_err(|e| media_err(&e))?;
+        let mut peer = WebRtcPeer::new(ip, 1024).await.map_err(|e| media_err(&e))?;
         let offer = peer.offer().await.map_err(|e| media_err(&e))?;
         let phone = UdpSocket::bind((ip, 0)).await.map_err(|e| media_err(&e))?;
         let phone_port = phone.local_addr().map_err(|e| media_err(&e))?.port();
@@ -281,9 +279,8 @@ impl Pages {
             .ok_or_else(|| PageStepError::NoCall(user.into()))?;
         let m = &mut call.media;
         let media_err = |e: &dyn std::fmt::Display| PageStepError::Media(e.to_string());
-        let to = m
-            .to
-            .ok_or_else(|| PageStepError::Media("the phone was offered no plain RTP".into()))?;
+        let to =
+            m.to.ok_or_else(|| PageStepError::Media("the phone was offered no plain RTP".into()))?;
         m.peer
             .run(Duration::from_secs(10), |p| p.is_connected())
             .await
