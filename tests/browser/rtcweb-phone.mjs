@@ -1,5 +1,5 @@
 // One Chromium page of the patent's RTCWeb gateway (its own page, fake microphone) in a call
-// with a phone through the gateway's media bridge. Driven by tests/e2e/rtcweb_baresip.rs, which
+// with a phone through the gateway's media bridge. Driven by tests/e2e/rtcweb_phones.rs, which
 // starts the lab, baresip and a capture; it prints one JSON line per step on stdout:
 //   {"ready":true}                        logged in (MODE=answer: answering automatically)
 //   {"connected":true}                    InCall and RTCPeerConnection "connected"

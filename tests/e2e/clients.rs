@@ -88,7 +88,7 @@ impl Output {
     }
 
     /// Waits until `needle` has been printed `n` times.
-    async fn wait_n(&self, needle: &str, n: usize, who: &str) {
+    pub(crate) async fn wait_n(&self, needle: &str, n: usize, who: &str) {
         let end = tokio::time::Instant::now() + WAIT;
         while tokio::time::Instant::now() < end {
             if self.count(needle) >= n {

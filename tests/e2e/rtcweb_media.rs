@@ -1,7 +1,7 @@
 //! The RTCWeb gateway's media: a call between a page and a phone crosses the WebRTC media
 //! bridge (the eIMS-AGW of TS 24.371). The page here is a WebSocket client of the gateway
 //! with a real WebRTC stack behind it (str0m, full ICE, DTLS-SRTP; the Chromium version is in
-//! `rtcweb_baresip.rs`), the phone an rcslab UE answering by hand plus a plain UDP socket for
+//! `rtcweb_phones.rs`), the phone an rcslab UE answering by hand plus a plain UDP socket for
 //! its RTP. Checked: what each side's SDP is, the exact signalling ladder, audio both ways
 //! through the gateway's bridge, and that hanging up frees the bridge's call.
 

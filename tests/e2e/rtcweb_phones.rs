@@ -1,7 +1,7 @@
-//! A browser and a phone nobody here wrote, through the RTCWeb gateway's media bridge:
+//! A browser and phones nobody here wrote, through the RTCWeb gateway's media bridge:
 //! headless Chromium on the gateway's own page (tests/browser/rtcweb-phone.mjs: fake
 //! microphone, ICE, DTLS-SRTP) and Debian's baresip (plain RTP/AVP, a 440 Hz tone from
-//! `ausine`), a call each way. A live capture on loopback (tshark) proves the media: on the
+//! `ausine`), a call each way; Chromium calls linphonec (auto-answering, null audio). A live capture on loopback (tshark) proves the media: on the
 //! plain leg between the bridge and baresip, RTP (PCMU) decoded by tshark both ways; on the
 //! browser's leg, DTLS-SRTP datagrams both ways. Then the call ends cleanly on both sides and
 //! the bridge frees its call.
@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::clients::{name_registered_clients, Baresip, BaresipExtras};
+use crate::clients::{name_registered_clients, Baresip, BaresipExtras, Linphone};
 use crate::{flow, lab_with};
 
 /// No application servers; media ports chosen by the OS.
@@ -233,15 +233,9 @@ fn gateway_sip(lab: &Lab, from: usize) -> Vec<String> {
         .collect()
 }
 
-/// The call is up on both sides and the page has had its audio: its stats show PCMU both
-/// ways; gives the bridged call's addresses.
-async fn in_call(
-    lab: &Lab,
-    page: &mut Page,
-    bob: &mut Baresip,
-) -> (SocketAddr, SocketAddr, SocketAddr) {
-    page.expect("connected").await;
-    bob.event("CALL_ESTABLISHED").await;
+/// The page has had its audio: its stats show PCMU both ways; gives the bridged call's
+/// addresses.
+async fn audio_checked(lab: &Lab, page: &mut Page) -> (SocketAddr, SocketAddr, SocketAddr) {
     let stats = page.expect("sent").await;
     let media = bridged(lab);
     for k in ["sent", "received"] {
@@ -267,6 +261,30 @@ async fn ended(
     media_in_capture(&cap.stop().await, web, ims, phone);
 }
 
+/// `secs` seconds of a 440 Hz tone, 8 kHz 16-bit mono, as a WAV file (RIFF, PCM).
+fn tone_wav(secs: u32) -> Vec<u8> {
+    let samples = 8000 * secs;
+    let data = samples * 2;
+    let mut w = Vec::with_capacity(44 + data as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&16000u32.to_le_bytes()); // bytes per second
+    w.extend_from_slice(&2u16.to_le_bytes()); // block align
+    w.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data.to_le_bytes());
+    for i in 0..samples {
+        let x = (f64::from(i) * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin();
+        w.extend_from_slice(&((x * 8000.0) as i16).to_le_bytes());
+    }
+    w
+}
+
 async fn baresip_bob(lab: &Lab, dir: &Path) -> Baresip {
     let extras = BaresipExtras {
         sine: true,
@@ -288,7 +306,9 @@ async fn chromium_calls_baresip_through_the_bridge_and_rtp_flows_both_ways() {
 
     let mut page = Page::start(&lab, "call");
     page.expect("ready").await;
-    let media = in_call(&lab, &mut page, &mut bob).await;
+    page.expect("connected").await;
+    bob.event("CALL_ESTABLISHED").await;
+    let media = audio_checked(&lab, &mut page).await;
     page.expect("done").await;
     bob.event("CALL_CLOSED").await;
     ended(&lab, page, cap, media).await;
@@ -322,7 +342,9 @@ async fn baresip_calls_chromium_through_the_bridge_and_rtp_flows_both_ways() {
     let start = flow(&lab).len();
 
     bob.command("dial", "sip:alice@ims.lab").await;
-    let media = in_call(&lab, &mut page, &mut bob).await;
+    page.expect("connected").await;
+    bob.event("CALL_ESTABLISHED").await;
+    let media = audio_checked(&lab, &mut page).await;
     bob.command("hangup", "").await;
     bob.event("CALL_CLOSED").await;
     page.expect("done").await;
@@ -338,5 +360,50 @@ async fn baresip_calls_chromium_through_the_bridge_and_rtp_flows_both_ways() {
         "RTCWeb -> P-CSCF SIP 200",
     ];
     assert_eq!(sip, expected, "\n{}", sip.join("\n"));
+    lab.shutdown().await;
+}
+
+/// linphonec (auto-answer, null audio) as the phone: Chromium's call reaches it through the
+/// bridge, RTP flows both ways on the plain leg, and the page's hang-up ends it on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_calls_linphonec_through_the_bridge_and_rtp_flows_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), CFG).await;
+    let mut bob = Linphone::start_with(dir.path(), "bob", lab.addrs.pcscf, false, false).await;
+    // linphonec's microphone is a file (`use_files`): a tone it plays into the call.
+    let tone = dir.path().join("tone.wav");
+    std::fs::write(&tone, tone_wav(10)).unwrap();
+    name_registered_clients(&lab);
+    let cap = Capture::start(dir.path()).await;
+    let start = flow(&lab).len();
+
+    let mut page = Page::start(&lab, "call");
+    page.expect("ready").await;
+    page.expect("connected").await;
+    bob.send(&format!("play {}", tone.display())).await;
+    let media = audio_checked(&lab, &mut page).await;
+    page.expect("done").await;
+    bob.out.wait_n("ended", 1, "linphonec").await;
+    ended(&lab, page, cap, media).await;
+
+    let sip = gateway_sip(&lab, start);
+    assert_eq!(
+        sip.first().map(String::as_str),
+        Some("RTCWeb -> P-CSCF SIP INVITE"),
+        "\n{}",
+        sip.join("\n")
+    );
+    let tail = &sip[sip.len().saturating_sub(4)..];
+    assert_eq!(
+        tail,
+        [
+            "P-CSCF -> RTCWeb SIP 200",
+            "RTCWeb -> P-CSCF SIP ACK",
+            "RTCWeb -> P-CSCF SIP BYE",
+            "P-CSCF -> RTCWeb SIP 200",
+        ],
+        "\n{}",
+        sip.join("\n")
+    );
     lab.shutdown().await;
 }
