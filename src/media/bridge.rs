@@ -23,7 +23,7 @@ use str0m::{Candidate, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::call::{CallTask, Cmd, Session};
+use super::call::{CallTask, Cmd, Session, WebSide};
 use super::sdp::{self, AudioSection, G711};
 use super::{BridgeConfig, BridgeError, LegId, LegStats};
 
@@ -63,6 +63,16 @@ enum Phase {
     },
     AwaitWebAnswer(Box<OfferToWeb>),
     Running,
+    /// Running, with a new offer out to a new browser (its page was reloaded).
+    Reoffered(Box<Reoffer>),
+}
+
+/// A new browser side being negotiated for a running call.
+struct Reoffer {
+    rtc: Rtc,
+    pending: SdpPendingOffer,
+    mid: Mid,
+    codec: G711,
 }
 
 struct OfferToWeb {
@@ -342,6 +352,91 @@ impl MediaBridge {
             id.get(),
             &[(codec, ims_pt)],
         ))
+    }
+
+    /// A running call's browser went away (a reloaded page): a new WebRTC offer for the new
+    /// browser, on the same port, with the call's codec; the IMS side is untouched and keeps
+    /// its socket, peer and numbering. [`MediaBridge::web_reanswer`] takes its answer. A
+    /// second re-offer replaces the first.
+    pub async fn web_reoffer(&self, id: LegId) -> Result<String, BridgeError> {
+        let (web_addr, codec) = {
+            let t = lock(&self.table);
+            let entry = t.calls.get(&id).ok_or(BridgeError::UnknownLeg(id))?;
+            let codec = entry.stats.lock().unwrap_or_else(|e| e.into_inner()).codec;
+            match (&entry.phase, codec) {
+                (Phase::Running | Phase::Reoffered(_), Some(c)) => (entry.web_addr, c),
+                _ => {
+                    return Err(BridgeError::WrongState {
+                        id,
+                        expected: "a running call",
+                    })
+                }
+            }
+        };
+        let mut rtc = rtc_for(codec);
+        rtc.add_local_candidate(Candidate::host(web_addr, "udp")?);
+        drain(&mut rtc)?;
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let Some((offer, pending)) = change.apply() else {
+            return Err(BridgeError::WebRtc(str0m::RtcError::RemoteSdp(
+                "str0m made no offer".into(),
+            )));
+        };
+        drain(&mut rtc)?;
+        let mut t = lock(&self.table);
+        let entry = t.calls.get_mut(&id).ok_or(BridgeError::UnknownLeg(id))?;
+        entry.phase = Phase::Reoffered(Box::new(Reoffer {
+            rtc,
+            pending,
+            mid,
+            codec,
+        }));
+        Ok(offer.to_sdp_string())
+    }
+
+    /// The new browser's answer to [`MediaBridge::web_reoffer`]: the call's task relays with
+    /// the new browser from now on.
+    pub async fn web_reanswer(&self, id: LegId, web_sdp: &str) -> Result<(), BridgeError> {
+        let web = sdp::parse_webrtc(web_sdp).map_err(BridgeError::bad_web)?;
+        let answer = SdpAnswer::from_sdp_string(web_sdp).map_err(str0m::RtcError::Sdp)?;
+        let mut t = lock(&self.table);
+        let entry = t.calls.get_mut(&id).ok_or(BridgeError::UnknownLeg(id))?;
+        let Phase::Reoffered(r) = &entry.phase else {
+            return Err(BridgeError::WrongState {
+                id,
+                expected: "a web answer to a re-offer",
+            });
+        };
+        let Some(web_pt) = web.pt_of(r.codec) else {
+            return Err(BridgeError::NoCommonCodec {
+                side: "web",
+                offered: web.encodings(),
+            });
+        };
+        let Phase::Reoffered(r) = std::mem::replace(&mut entry.phase, Phase::Running) else {
+            return Err(BridgeError::WrongState {
+                id,
+                expected: "a web answer to a re-offer",
+            });
+        };
+        let Reoffer {
+            mut rtc,
+            pending,
+            mid,
+            ..
+        } = *r;
+        rtc.sdp_api().accept_answer(pending, answer)?;
+        entry
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .web_connected = false;
+        // The queue holds at most this one command; a full or closed one means the task ended.
+        let _ = entry
+            .cmd
+            .try_send(Cmd::Replace(Box::new(WebSide { rtc, mid, web_pt })));
+        Ok(())
     }
 
     /// Ends a call now: its task stops and its ports are released (unknown ids are ignored).

@@ -7,8 +7,13 @@
 //!  wait for Start ──(none within idle_timeout / sender dropped)──> end
 //!       │
 //!       v
-//!  relay: browser ⇄ str0m ⇄ bridge ⇄ IMS peer ──(close / idle / Rtc dead)──> end
+//!  relay: browser ⇄ str0m ⇄ bridge ⇄ IMS peer ──(close / idle)──> end
+//!       ^                                  │
+//!       └──── Replace (a new browser) ─────┘ browser gone: the IMS side waits for one
 //! ```
+//! A browser whose WebRTC session dies (its page closed or reloaded) does not end the call:
+//! the IMS side is kept (the gateway decides when the call ends) until a new browser side
+//! comes (`Replace`) or nothing crosses for the idle timeout.
 //! Ending drops both sockets and the port lease, and removes the call from the table.
 
 use std::net::SocketAddr;
@@ -36,6 +41,15 @@ const MAX_DRAIN: usize = 10_000;
 pub(super) enum Cmd {
     /// The offer/answer is done: relay with this session.
     Start(Box<Session>),
+    /// A new browser took the call (a reloaded page): relay with its side from now on.
+    Replace(Box<WebSide>),
+}
+
+/// A browser side negotiated again for a running call.
+pub(super) struct WebSide {
+    pub(super) rtc: Rtc,
+    pub(super) mid: Mid,
+    pub(super) web_pt: u8,
 }
 
 /// The negotiated call: the browser side's str0m instance and the two payload types.
@@ -124,6 +138,8 @@ impl CallTask {
         let mut s = tokio::select! {
             c = self.cmd.recv() => match c {
                 Some(Cmd::Start(s)) => s,
+                // The bridge replaces only a running call's browser side.
+                Some(Cmd::Replace(_)) => return "a new browser side before the answer",
                 None => return "closed before the answer",
             },
             _ = tokio::time::sleep_until(answer_by) => return "no answer within the idle timeout",
@@ -132,13 +148,24 @@ impl CallTask {
         let mut ims_buf = vec![0u8; RECV_BUF];
         let mut out = Vec::with_capacity(RECV_BUF);
         let mut last_media = Instant::now();
+        let mut web_gone = false;
         loop {
-            let next = match self.drain(&mut s, &mut out, &mut last_media).await {
-                Ok(t) => t,
-                Err(why) => return why,
-            };
-            if !s.rtc.is_alive() {
-                return "the WebRTC session ended";
+            let mut next = Instant::now() + self.idle;
+            if !web_gone {
+                match self.drain(&mut s, &mut out, &mut last_media).await {
+                    Ok(t) => next = t,
+                    Err(why) => {
+                        tracing::debug!(id = %self.id, why, "browser side lost");
+                        web_gone = true;
+                    }
+                }
+                if !s.rtc.is_alive() {
+                    web_gone = true;
+                }
+                if web_gone {
+                    self.stats().web_connected = false;
+                    tracing::debug!(id = %self.id, "the browser side ended; waiting for a new one");
+                }
             }
             let idle_at = last_media + self.idle;
             if Instant::now() >= idle_at {
@@ -149,6 +176,20 @@ impl CallTask {
                 c = self.cmd.recv() => match c {
                     // A second Start cannot happen (the table sends one); ignore it.
                     Some(Cmd::Start(_)) => Wake::Timer,
+                    Some(Cmd::Replace(w)) => {
+                        let WebSide { rtc, mid, web_pt } = *w;
+                        s.rtc = rtc;
+                        s.mid = Some(mid);
+                        s.web_pt = web_pt;
+                        // A new SRTP context starts its rollover counter at 0 (RFC 3711
+                        // §3.3.1): the numbering towards the new browser starts again from
+                        // the phone's next sequence number.
+                        s.in_ssrc = None;
+                        s.last_out = None;
+                        web_gone = false;
+                        tracing::debug!(id = %self.id, "a new browser side");
+                        Wake::Timer
+                    }
                     None => Wake::Closed,
                 },
                 r = self.web.recv_from(&mut web_buf) => Wake::Web(r),
@@ -158,6 +199,11 @@ impl CallTask {
             let now = Instant::now();
             let input_result = match wake {
                 Wake::Closed => return "closed",
+                Wake::Web(Ok(_)) if web_gone => {
+                    self.stats().web.dropped += 1;
+                    Ok(())
+                }
+                Wake::Timer if web_gone => Ok(()),
                 Wake::Timer => s.rtc.handle_input(Input::Timeout(now)),
                 Wake::Web(Ok((n, source))) => {
                     let buf = &web_buf[..n];

@@ -77,9 +77,15 @@
 //! until media starts), when str0m's session dies, or when the bridge is dropped; its ports are
 //! then released (asynchronously: the call's task closes its sockets as it ends).
 //!
+//! # A new browser for a running call
+//! [`MediaBridge::web_reoffer`] / [`MediaBridge::web_reanswer`]: a reloaded page's new
+//! RTCPeerConnection takes the call's browser side (a new str0m instance, ICE-lite, on the same
+//! port; the numbering towards it starts again for its new SRTP context). A browser side that
+//! dies does not end the call: the IMS side waits for a new one or the idle timeout.
+//!
 //! # Not done
-//! One offer/answer per call: no re-INVITE or ICE restart (hold, codec change, a browser's new
-//! offer need a new call). The IMS side always gets `a=sendrecv` whatever direction the
+//! No re-INVITE from either side (hold, a codec change, a browser's own new offer need a new
+//! call). The IMS side always gets `a=sendrecv` whatever direction the
 //! browser asked for. DTMF (RFC 4733) and RTCP on the plain side are not relayed. No
 //! transcoding, so Opus-only browsers and non-G.711 phones are refused.
 //!

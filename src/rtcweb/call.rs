@@ -276,6 +276,11 @@ impl Call {
     /// Our tag in the IMS dialog (the INVITE's From tag as UAC, our To tag as UAS): with
     /// the Call-ID it tells this call from the other leg of a web-to-web call, which has the
     /// same Call-ID at the gateway.
+    /// The other party's URI.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
     pub fn local_tag(&self) -> &str {
         match &self.leg {
             Leg::Uac(u) => tag_of(u.invite.headers.get("From")),

@@ -49,6 +49,10 @@
 //! | `ERROR`     | gw->page  | o       |    |      |     | `reason` R, `for` o       | silent |
 //!
 //! (*) `to` is required on an `OFFER` from the page; (**) `from` on an `OFFER` to the page.
+//! An `OFFER` to the page in a call it already holds (`InCall`, after `RELOAD` took the call
+//! back) is a new offer for new media: the gateway's media bridge offers the reloaded page's
+//! new RTCPeerConnection a new browser side; the page answers with `ANSWER` (and `sdp`), the
+//! gateway confirms with `OK`. The IMS side sees nothing of it.
 //! [`WebMessage::to_json`] prints the fields in the order of the first table, so that printing
 //! what was parsed is byte-stable: `parse(to_json(m)) == m`.
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use crate::media_bridge::{browser_to_phone, phone_sdp, phone_to_browser, Browser, WRAP};
+use crate::media_bridge::{browser_to_phone, phone_sdp, phone_to_browser, Browser, N, WRAP};
 use crate::rtcweb::{bob_registered, gateway_ladder, ladder_after_page_bye, Page};
 use crate::{flow, lab_with};
 
@@ -225,5 +225,106 @@ async fn an_offer_the_bridge_cannot_carry_ends_the_call_with_the_reason() {
     page.expect("WAITING", None).await;
     let inv = bob.next_request(WAIT).await.expect("INVITE");
     assert!(parse_plain(std::str::from_utf8(&inv.request.body).unwrap()).is_ok());
+    lab.shutdown().await;
+}
+
+/// Figure 7 with media: a page in a bridged call reloads. The IMS side hears nothing; the
+/// page takes the call back (RELOAD -> STATE InCall) and the bridge offers its new browser
+/// new media in the same session (OFFER -> ANSWER -> OK), on the same port; audio crosses
+/// both ways again with the phone's socket, SDP and numbering unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_page_gets_new_media_and_the_phone_sees_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), CFG).await;
+    let (_stop, shut) = watch::channel(false);
+    let mut bob = bob_registered(&lab, &shut).await;
+    let contact = bob.contact();
+    let mut page = Page::open(&lab, "Page").await;
+    page.send(json!({"type": "REGISTER", "from": "sip:alice@ims.lab", "password": "alice-secret"}))
+        .await;
+    let token = page.expect("OK", Some("REGISTER")).await["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut browser = Browser::new().await;
+    let offer = browser.offer().await;
+    page.send(json!({"type": "OFFER", "session": "r1", "to": "sip:bob@ims.lab", "sdp": offer}))
+        .await;
+    page.expect("WAITING", None).await;
+    let inv = bob.next_request(WAIT).await.expect("INVITE");
+    let plain = parse_plain(std::str::from_utf8(&inv.request.body).unwrap()).unwrap();
+    let bridge_ims: SocketAddr = (plain.addr.unwrap(), plain.port).into();
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let answer = phone_sdp(phone.local_addr().unwrap().port());
+    inv.tx.respond(uas_response(
+        &inv.request,
+        200,
+        "b1",
+        &contact,
+        Some(&answer),
+    ));
+    let ok = page.expect("OK", Some("OFFER")).await;
+    browser.accept_answer(ok["sdp"].as_str().unwrap()).await;
+    page.send(json!({"type": "ANSWER", "session": "r1"})).await;
+    bob.next_request(WAIT).await.expect("ACK");
+    let leg = lab.rtcweb.media_leg("r1").unwrap();
+    browser.connect(bridge(&lab), leg).await;
+    phone_to_browser(&mut browser, &phone, bridge_ims, WRAP).await;
+    let web_port = bridge(&lab).stats(leg).unwrap().web_addr;
+
+    // The page reloads: its WebSocket and its RTCPeerConnection go.
+    drop((page, browser));
+    crate::eventually("Reloading", || {
+        lab.rtcweb.call_state("r1") == Some(rcslab::rtcweb::message::ClientState::Reloading)
+    })
+    .await;
+    let start = flow(&lab).len();
+    let mut page = Page::open(&lab, "Page2").await;
+    page.send(json!({"type": "REGISTER", "from": "sip:alice@ims.lab", "password": token}))
+        .await;
+    page.expect("OK", Some("REGISTER")).await;
+    page.send(json!({"type": "RELOAD", "session": "r1"})).await;
+    let st = page.expect("STATE", None).await;
+    assert_eq!(st["state"], "InCall");
+    let reoffer = page.expect("OFFER", None).await;
+    assert_eq!(reoffer["session"], "r1", "the same call: {reoffer}");
+    assert_eq!(reoffer["from"], "sip:bob@ims.lab");
+    let sdp = reoffer["sdp"].as_str().unwrap();
+    assert!(parse_webrtc(sdp).is_ok_and(|w| w.ice_lite), "{sdp}");
+    let mut browser = Browser::new().await;
+    let answer = browser.answer(sdp).await;
+    page.send(json!({"type": "ANSWER", "session": "r1", "sdp": answer}))
+        .await;
+    page.expect("OK", Some("ANSWER")).await;
+    assert_eq!(
+        lab.rtcweb.media_leg("r1"),
+        Some(leg),
+        "the same bridge call"
+    );
+    assert_eq!(bridge(&lab).stats(leg).unwrap().web_addr, web_port);
+    browser.connect(bridge(&lab), leg).await;
+    phone_to_browser(&mut browser, &phone, bridge_ims, WRAP.wrapping_add(2 * N)).await;
+    browser_to_phone(&mut browser, &phone).await;
+    assert!(
+        bob.next_request(Duration::from_millis(300)).await.is_none(),
+        "the IMS side heard nothing"
+    );
+    let sip: Vec<String> = gateway_ladder(&lab, start)
+        .into_iter()
+        .filter(|l| {
+            l.contains(" SIP ")
+                && !l.contains("REGISTER")
+                && !l.ends_with(" 401")
+                && !l.ends_with(" 200")
+        })
+        .collect();
+    assert!(sip.is_empty(), "no SIP for the reload: {sip:?}");
+    let notes: Vec<String> = lab.trace.notes().into_iter().map(|n| n.text).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("reloaded page gets a new WebRTC offer")),
+        "{notes:?}"
+    );
     lab.shutdown().await;
 }

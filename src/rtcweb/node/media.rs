@@ -43,12 +43,16 @@ pub(super) struct MediaLeg {
     incoming: bool,
     /// The page's answer is in the bridge now.
     answering: bool,
+    /// A reloaded page was sent a new offer for the call: its `ANSWER` is for the bridge.
+    reoffered: bool,
 }
 
 /// See [`RtcwebGateway::page_answer`].
 pub(super) enum PageAnswer {
     Direct,
     Bridge(LegId),
+    /// The answer of a reloaded page to the bridge's new offer.
+    Reattach(LegId),
     Busy,
 }
 
@@ -321,6 +325,13 @@ impl RtcwebGateway {
     /// `ANSWER` is still in the bridge.
     pub(super) fn page_answer(&self, st: &mut State, id: &str) -> PageAnswer {
         match st.media.get_mut(id) {
+            Some(m) if m.reoffered => match m.leg {
+                Some(leg) => {
+                    m.reoffered = false;
+                    PageAnswer::Reattach(leg)
+                }
+                None => PageAnswer::Direct,
+            },
             Some(m) if m.incoming && m.answer.is_none() => match m.leg {
                 Some(_) if m.answering => PageAnswer::Busy,
                 Some(leg) => {
@@ -363,6 +374,69 @@ impl RtcwebGateway {
                 self.end_for_media(&user, &session, &reason);
             }
         }
+    }
+
+    /// A reloaded page took its call back (figure 7 Reloading -> InCall): if the call's
+    /// media crosses the bridge, the page gets a new `OFFER` in the same session from the
+    /// bridge (a new ICE + DTLS-SRTP side on the same port); the IMS side sees nothing.
+    pub(super) async fn media_reattach(self: Arc<Self>, user: String, session: String) {
+        let Some(bridge) = self.bridge.clone() else {
+            return;
+        };
+        let (leg, peer) = {
+            let Ok(st) = self.st.lock() else { return };
+            let Some(leg) = st.media.get(&session).and_then(|m| m.leg) else {
+                return;
+            };
+            let peer = match st.sessions.get(&session).map(|e| &e.core) {
+                Some(Core::Call(c)) if c.state() == crate::rtcweb::message::ClientState::InCall => {
+                    c.peer().to_string()
+                }
+                _ => return,
+            };
+            (leg, peer)
+        };
+        match bridge.web_reoffer(leg).await {
+            Ok(offer) => {
+                if let Ok(mut st) = self.st.lock() {
+                    if let Some(m) = st.media.get_mut(&session) {
+                        m.reoffered = true;
+                    }
+                }
+                self.ep.note(|| {
+                    format!("media bridge {leg}: {user}'s reloaded page gets a new WebRTC offer in its call; the phone keeps its RTP, the IMS side sees nothing")
+                });
+                let mut o = WebMessage::for_session(Kind::Offer, &session).with_sdp(Some(&offer));
+                o.from = Some(peer);
+                self.to_page(&user, o);
+            }
+            Err(e) => {
+                let why = format!("media: {e}");
+                self.ep.note(|| {
+                    format!("media bridge: no new offer for {user}'s reloaded page: {why}")
+                });
+                self.to_page(
+                    &user,
+                    WebMessage::error(Some(&session), Some(Kind::Reload), why),
+                );
+            }
+        }
+    }
+
+    /// A reloaded page's `ANSWER` to the bridge's new offer: `OK` when the bridge took it.
+    pub(super) async fn media_reanswer(self: Arc<Self>, user: String, leg: LegId, msg: WebMessage) {
+        let Some(bridge) = self.bridge.clone() else {
+            return;
+        };
+        let session = msg.session.clone().unwrap_or_default();
+        let reply = match bridge
+            .web_reanswer(leg, msg.sdp.as_deref().unwrap_or(""))
+            .await
+        {
+            Ok(()) => WebMessage::ok(Some(&session), Kind::Answer),
+            Err(e) => WebMessage::error(Some(&session), Some(Kind::Answer), format!("media: {e}")),
+        };
+        self.to_page(&user, reply);
     }
 
     /// The bridge could not carry call `session`'s media: the page is told why and the call

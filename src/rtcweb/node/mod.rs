@@ -282,6 +282,8 @@ impl RtcwebGateway {
         let Some(user) = user else {
             return; // REGISTER is handled by the connection before anything else.
         };
+        // A call taken back by a reloaded page: its media may need a new browser side.
+        let mut reload = None;
         let mut acts = Vec::new();
         {
             let Ok(mut st) = self.st.lock() else { return };
@@ -298,8 +300,18 @@ impl RtcwebGateway {
                     WebMessage::error(msg.session.as_deref(), Some(msg.kind), "not attached"),
                 ));
             } else {
+                if msg.kind == Kind::Reload && self.bridge.is_some() {
+                    reload = msg.session.clone().filter(|id| {
+                        matches!(st.sessions.get(id), Some(Entry { user: u, core: Core::Call(c) })
+                            if u == user && c.state() == super::message::ClientState::Reloading)
+                    });
+                }
                 let answer = match msg.session.as_deref() {
-                    Some(id) if msg.kind == Kind::Answer && !st.media.is_empty() => {
+                    Some(id)
+                        if msg.kind == Kind::Answer
+                            && !st.media.is_empty()
+                            && st.sessions.get(id).is_some_and(|e| e.user == user) =>
+                    {
                         self.page_answer(st, id)
                     }
                     _ => media::PageAnswer::Direct,
@@ -311,6 +323,11 @@ impl RtcwebGateway {
                     media::PageAnswer::Bridge(leg) => {
                         if let Some(me) = self.me.upgrade() {
                             tokio::spawn(me.bridge_page_answer(page, user.to_string(), leg, msg));
+                        }
+                    }
+                    media::PageAnswer::Reattach(leg) => {
+                        if let Some(me) = self.me.upgrade() {
+                            tokio::spawn(me.media_reanswer(user.to_string(), leg, msg));
                         }
                     }
                     media::PageAnswer::Busy => acts.push(Action::Web(
@@ -325,6 +342,9 @@ impl RtcwebGateway {
             }
         }
         self.perform(acts);
+        if let (Some(session), Some(me)) = (reload, self.me.upgrade()) {
+            tokio::spawn(me.media_reattach(user.to_string(), session));
+        }
     }
 
     fn frame_locked(
