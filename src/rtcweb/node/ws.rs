@@ -32,6 +32,13 @@ use crate::trace::{Direction, Protocol};
 /// the connection ends.
 pub const MAX_WS_MESSAGE: usize = 4 * MAX_FRAME;
 
+/// How much of a page's socket is read at a time, and the read buffer a connection starts
+/// with. tungstenite's default (128 KiB) is allocated per connection and zero-filled before
+/// the first read, so it was resident for every idle page (128 of the 160 KiB each cost,
+/// issue 17). Our frames are small JSON (an SDP offer is a few KiB); a larger frame grows
+/// the buffer to its length when its header is read, up to [`MAX_WS_MESSAGE`].
+const READ_CHUNK: usize = 4 * 1024;
+
 const INDEX: &str = include_str!("../web/index.html");
 
 type Gw = Arc<RtcwebGateway>;
@@ -101,12 +108,12 @@ async fn upgrade(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
             .to_string()
     });
-    ws.max_message_size(MAX_WS_MESSAGE)
+    ws.read_buffer_size(READ_CHUNK)
+        .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let _slot = slot;
-            connection(gw, socket, rec).await
-        })
+        // The connection's future is the upgrade task's, held for the page's life: passed as
+        // is (no wrapping `async` block keeping a second copy of the socket).
+        .on_upgrade(move |socket| connection(gw, socket, rec, slot))
 }
 
 /// Records what crosses a page's connection.
@@ -175,7 +182,14 @@ fn frame_bytes(payload: &[u8]) -> Vec<u8> {
     f
 }
 
-async fn connection(gw: Gw, mut socket: WebSocket, rec: Recorder) {
+/// One page's connection, until it closes. `_slot` keeps it counted against
+/// `max_connections`.
+async fn connection(
+    gw: Gw,
+    mut socket: WebSocket,
+    rec: Recorder,
+    _slot: Option<axum::Extension<ConnSlot>>,
+) {
     let id = gw.page_opened();
     let (tx, mut rx) = mpsc::channel::<WebMessage>(PAGE_QUEUE);
     let (closed_tx, mut closed) = watch::channel(false);
@@ -217,7 +231,10 @@ async fn connection(gw: Gw, mut socket: WebSocket, rec: Recorder) {
                         let aor = crate::rtcweb::route::normalize(&aor);
                         let secret = msg.password.clone().unwrap_or_default();
                         let Some(ctx) = closed_tx.clone() else { break };
-                        let answer = match gw.attach(id, rec.remote, &aor, &secret, tx.clone(), ctx).await {
+                        // Boxed: the login (an IMS registration) lives only while it runs;
+                        // inline, every idle page's future kept room for it (240 B).
+                        let login = Box::pin(gw.attach(id, rec.remote, &aor, &secret, tx.clone(), ctx));
+                        let answer = match login.await {
                             Ok(token) => {
                                 user = Some(aor.clone());
                                 let mut ok = WebMessage::ok(None, Kind::Register);
