@@ -57,7 +57,9 @@ enum Action {
 /// A page's connection.
 struct Page {
     id: u64,
-    tx: mpsc::Sender<WebMessage>,
+    /// Boxed: the queue's first block is allocated with the channel (32 slots), so a
+    /// slot the size of a pointer keeps an idle page small.
+    tx: mpsc::Sender<Box<WebMessage>>,
     closed: watch::Sender<bool>,
 }
 

@@ -147,7 +147,7 @@ impl RtcwebGateway {
         page_addr: SocketAddr,
         aor: &str,
         secret: &str,
-        page: mpsc::Sender<crate::rtcweb::message::WebMessage>,
+        page: mpsc::Sender<Box<crate::rtcweb::message::WebMessage>>,
         closed: watch::Sender<bool>,
     ) -> Result<String, LoginError> {
         let known = self.st.lock().ok().and_then(|st| {

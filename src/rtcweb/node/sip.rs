@@ -338,7 +338,7 @@ impl RtcwebGateway {
         let Some(p) = st.users.get(user).and_then(|u| u.page.as_ref()) else {
             return;
         };
-        if p.tx.try_send(m).is_err() {
+        if p.tx.try_send(Box::new(m)).is_err() {
             // A page that does not read its frames is let go (its calls go Reloading).
             crate::warn_limited!("rtcweb.page_slow", %user, "a page stopped reading: disconnected");
             let _ = p.closed.send(true);

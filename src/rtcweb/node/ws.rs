@@ -191,7 +191,7 @@ async fn connection(
     _slot: Option<axum::Extension<ConnSlot>>,
 ) {
     let id = gw.page_opened();
-    let (tx, mut rx) = mpsc::channel::<WebMessage>(PAGE_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Box<WebMessage>>(PAGE_QUEUE);
     let (closed_tx, mut closed) = watch::channel(false);
     let idle = Duration::from_secs(gw.settings().idle_secs.max(1));
     let mut ping = tokio::time::interval((idle / 3).max(Duration::from_millis(100)));
@@ -246,7 +246,7 @@ async fn connection(
                         };
                         // Sent through the queue, so that it comes before any frame of a call
                         // that re-attached.
-                        if tx.try_send(answer).is_err() {
+                        if tx.try_send(Box::new(answer)).is_err() {
                             break;
                         }
                     }
