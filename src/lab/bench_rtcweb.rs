@@ -199,8 +199,10 @@ pub async fn rtcweb(
     seconds: u64,
     holder: &std::path::Path,
 ) -> Result<RtcwebBench, BenchError> {
+    // Signalling only: the pages' SDP is a plain one and passes untouched (the media bridge
+    // has its own benchmark, `rcslab bench bridge`).
     let mut extra = format!(
-        "default_ifc = []\n[pcscf]\nsubscribe_reg = false\n[rtcweb]\nmax_users = {}\nmax_connections = {}\n",
+        "default_ifc = []\n[pcscf]\nsubscribe_reg = false\n[rtcweb]\nmedia_bridge = false\nmax_users = {}\nmax_connections = {}\n",
         pages + idle + 10,
         pages + idle + 100
     );
