@@ -8,6 +8,7 @@
 //! node logic; `lab` starts a whole network.
 
 pub mod auth;
+pub mod conf;
 pub mod config;
 pub mod cpim;
 pub mod cscf;

@@ -29,6 +29,7 @@ const CODECS: &[&str] = &[
     "http_client",
     "status",
     "presence",
+    "conf",
 ];
 /// One module per IMS node, and the lab that starts them.
 const NODES: &[&str] = &["cscf", "hss", "im", "ps", "webrsf", "rtcweb", "ue", "lab"];

@@ -20,7 +20,7 @@ pub mod publication;
 pub mod rlmi;
 pub mod rls;
 pub mod subscription;
-mod xml;
+pub(crate) mod xml;
 
 /// The cores together, as the presence server node will drive them: PUBLISH into the
 /// compositor, its changes into the notifier, NOTIFYs out.
