@@ -278,7 +278,10 @@ impl RtcwebGateway {
 
     /// A phone's INVITE to a page whose offer is plain RTP: the page is offered the bridge's
     /// WebRTC offer. `Err` is the 488 for the phone.
-    pub(super) async fn bridge_incoming(&self, req: &mut Request) -> Result<Option<LegId>, String> {
+    pub(super) async fn bridge_incoming(
+        &self,
+        req: &mut Request,
+    ) -> Result<Option<LegId>, crate::media::BridgeError> {
         let Some(bridge) = &self.bridge else {
             return Ok(None);
         };
@@ -295,7 +298,7 @@ impl RtcwebGateway {
                 req.body = Bytes::from(web);
                 Ok(Some(leg))
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         }
     }
 

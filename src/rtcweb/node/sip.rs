@@ -100,7 +100,8 @@ impl RtcwebGateway {
                 }
                 self.perform(acts);
             }
-            Err(why) => {
+            Err(e) => {
+                let why = e.to_string();
                 self.ep
                     .note(|| format!("media bridge refused the phone's offer: {why}"));
                 let mut r = super::media::not_acceptable(&req, &why);
