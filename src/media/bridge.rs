@@ -140,6 +140,41 @@ fn rtc_for(codec: G711) -> Rtc {
     cfg.build(Instant::now())
 }
 
+/// A new browser side offering one sendrecv audio m-line with `codec`, its one candidate
+/// `web_addr` (ICE-lite, `a=setup:actpass`).
+fn offer_to_web(
+    web_addr: SocketAddr,
+    codec: G711,
+) -> Result<(Rtc, SdpOffer, SdpPendingOffer, Mid), BridgeError> {
+    let mut rtc = rtc_for(codec);
+    rtc.add_local_candidate(Candidate::host(web_addr, "udp")?);
+    drain(&mut rtc)?;
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let Some((offer, pending)) = change.apply() else {
+        return Err(BridgeError::WebRtc(str0m::RtcError::RemoteSdp(
+            "str0m made no offer".into(),
+        )));
+    };
+    drain(&mut rtc)?;
+    Ok((rtc, offer, pending, mid))
+}
+
+/// A browser's answer, read by us and by str0m.
+fn read_web_answer(web_sdp: &str) -> Result<(AudioSection, SdpAnswer), BridgeError> {
+    let web = sdp::parse_webrtc(web_sdp).map_err(BridgeError::bad_web)?;
+    let answer = SdpAnswer::from_sdp_string(web_sdp).map_err(str0m::RtcError::Sdp)?;
+    Ok((web, answer))
+}
+
+/// The payload type the browser's answer gives `codec`.
+fn web_pt_of(web: &AudioSection, codec: G711) -> Result<u8, BridgeError> {
+    web.pt_of(codec).ok_or_else(|| BridgeError::NoCommonCodec {
+        side: "web",
+        offered: web.encodings(),
+    })
+}
+
 /// Drains str0m after a mutation outside the call task (str0m's single-mutation invariant);
 /// nothing can be due to the network before the remote description is in.
 fn drain(rtc: &mut Rtc) -> Result<(), BridgeError> {
@@ -267,20 +302,7 @@ impl MediaBridge {
         let ims_peer = peer_of(&ims);
         // The sockets first: the offer names the browser-side port.
         let (id, web_addr, _) = self.open(Phase::Running)?;
-        let made = (|| {
-            let mut rtc = rtc_for(codec);
-            rtc.add_local_candidate(Candidate::host(web_addr, "udp")?);
-            drain(&mut rtc)?;
-            let mut change = rtc.sdp_api();
-            let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-            let Some((offer, pending)) = change.apply() else {
-                return Err(BridgeError::WebRtc(str0m::RtcError::RemoteSdp(
-                    "str0m made no offer".into(),
-                )));
-            };
-            drain(&mut rtc)?;
-            Ok((rtc, offer, pending, mid))
-        })();
+        let made = offer_to_web(web_addr, codec);
         let mut t = lock(&self.table);
         let (rtc, offer, pending, mid) = match made {
             Ok(x) => x,
@@ -304,8 +326,7 @@ impl MediaBridge {
     /// The browser's answer to [`MediaBridge::ims_offer`]'s offer; gives the plain answer for
     /// the IMS side. Media flows from here.
     pub async fn web_answer(&self, id: LegId, web_sdp: &str) -> Result<String, BridgeError> {
-        let web = sdp::parse_webrtc(web_sdp).map_err(BridgeError::bad_web)?;
-        let answer = SdpAnswer::from_sdp_string(web_sdp).map_err(str0m::RtcError::Sdp)?;
+        let (web, answer) = read_web_answer(web_sdp)?;
         let mut t = lock(&self.table);
         let entry = t.calls.get_mut(&id).ok_or(BridgeError::UnknownLeg(id))?;
         let Phase::AwaitWebAnswer(o) = &entry.phase else {
@@ -314,12 +335,7 @@ impl MediaBridge {
                 expected: "a web answer",
             });
         };
-        let Some(web_pt) = web.pt_of(o.codec) else {
-            return Err(BridgeError::NoCommonCodec {
-                side: "web",
-                offered: web.encodings(),
-            });
-        };
+        let web_pt = web_pt_of(&web, o.codec)?;
         let o = match std::mem::replace(&mut entry.phase, Phase::Running) {
             Phase::AwaitWebAnswer(o) => o,
             // Checked just above under the same lock; put it back all the same.
@@ -373,17 +389,7 @@ impl MediaBridge {
                 }
             }
         };
-        let mut rtc = rtc_for(codec);
-        rtc.add_local_candidate(Candidate::host(web_addr, "udp")?);
-        drain(&mut rtc)?;
-        let mut change = rtc.sdp_api();
-        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let Some((offer, pending)) = change.apply() else {
-            return Err(BridgeError::WebRtc(str0m::RtcError::RemoteSdp(
-                "str0m made no offer".into(),
-            )));
-        };
-        drain(&mut rtc)?;
+        let (rtc, offer, pending, mid) = offer_to_web(web_addr, codec)?;
         let mut t = lock(&self.table);
         let entry = t.calls.get_mut(&id).ok_or(BridgeError::UnknownLeg(id))?;
         entry.phase = Phase::Reoffered(Box::new(Reoffer {
@@ -398,8 +404,7 @@ impl MediaBridge {
     /// The new browser's answer to [`MediaBridge::web_reoffer`]: the call's task relays with
     /// the new browser from now on.
     pub async fn web_reanswer(&self, id: LegId, web_sdp: &str) -> Result<(), BridgeError> {
-        let web = sdp::parse_webrtc(web_sdp).map_err(BridgeError::bad_web)?;
-        let answer = SdpAnswer::from_sdp_string(web_sdp).map_err(str0m::RtcError::Sdp)?;
+        let (web, answer) = read_web_answer(web_sdp)?;
         let mut t = lock(&self.table);
         let entry = t.calls.get_mut(&id).ok_or(BridgeError::UnknownLeg(id))?;
         let Phase::Reoffered(r) = &entry.phase else {
@@ -408,12 +413,7 @@ impl MediaBridge {
                 expected: "a web answer to a re-offer",
             });
         };
-        let Some(web_pt) = web.pt_of(r.codec) else {
-            return Err(BridgeError::NoCommonCodec {
-                side: "web",
-                offered: web.encodings(),
-            });
-        };
+        let web_pt = web_pt_of(&web, r.codec)?;
         let Phase::Reoffered(r) = std::mem::replace(&mut entry.phase, Phase::Running) else {
             return Err(BridgeError::WrongState {
                 id,

@@ -192,7 +192,7 @@ impl Gateway {
         let reg = tokio::time::timeout(Duration::from_secs(10), ue.register(expires))
             .await
             .map_err(|_| WebError::Timeout("no answer to REGISTER".into()))?
-            .map_err(|e| WebError::Unauthorized(e.to_string()))?;
+            .map_err(register_error)?;
         // A web user logged in is online to their buddies (as a UE that stays registered):
         // published open; when the login ends, the de-registration tells the PS (last seen).
         match tokio::time::timeout(
@@ -291,5 +291,44 @@ impl Gateway {
         let ok = user.chat.deregister().await;
         user.life.end();
         ok
+    }
+}
+
+/// What a web login's failed REGISTER means to the browser. Only the core refusing the
+/// credentials is a wrong password (401, counted by the login guard); the core being
+/// overloaded or failing (a 503 from the P-CSCF's overload control, a 408, a 5xx) is the
+/// service being unavailable (503): the password may be right, and the client may try again.
+fn register_error(e: crate::ue::UeError) -> WebError {
+    use crate::ue::UeError;
+    match e {
+        UeError::Rejected(s, why) if s == 408 || s >= 500 => {
+            WebError::Unavailable(format!("the IMS core did not register the user: {s} {why}"))
+        }
+        UeError::Io(e) => WebError::Unavailable(format!("the IMS core is unreachable: {e}")),
+        other => WebError::Unauthorized(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ue::UeError;
+
+    #[test]
+    fn only_a_refused_password_is_a_wrong_password() {
+        let status = |e: UeError| register_error(e).status();
+        assert_eq!(status(UeError::Rejected(403, "Forbidden".into())), 401);
+        assert_eq!(status(UeError::Auth("challenged twice".into())), 401);
+        assert_eq!(
+            status(UeError::Rejected(503, "399 P-CSCF \"overloaded\"".into())),
+            503
+        );
+        assert_eq!(
+            status(UeError::Rejected(408, "Request Timeout".into())),
+            503
+        );
+        assert_eq!(status(UeError::Rejected(500, "Server Error".into())), 503);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(status(UeError::Io(io)), 503);
     }
 }
