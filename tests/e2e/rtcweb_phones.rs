@@ -22,6 +22,10 @@ use tokio::process::{Child, Command};
 use crate::clients::{name_registered_clients, Baresip, BaresipExtras, Linphone};
 use crate::{flow, lab_with};
 
+/// One of these tests at a time: each runs Chromium, a phone and a capture, and two at once
+/// would starve the tests running beside them on a 2-core machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// No application servers; media ports chosen by the OS.
 const CFG: &str = "default_ifc = []\n[rtcweb]\nmedia_port_min = 0\nmedia_port_max = 0\n";
 /// Audio held in the call before counting: 4 s is ~200 packets each way at 20 ms.
@@ -298,6 +302,7 @@ async fn baresip_bob(lab: &Lab, dir: &Path) -> Baresip {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_calls_baresip_through_the_bridge_and_rtp_flows_both_ways() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), CFG).await;
     let mut bob = baresip_bob(&lab, dir.path()).await;
@@ -333,6 +338,7 @@ async fn chromium_calls_baresip_through_the_bridge_and_rtp_flows_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_chromium_through_the_bridge_and_rtp_flows_both_ways() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), CFG).await;
     let mut bob = baresip_bob(&lab, dir.path()).await;
@@ -367,6 +373,7 @@ async fn baresip_calls_chromium_through_the_bridge_and_rtp_flows_both_ways() {
 /// bridge, RTP flows both ways on the plain leg, and the page's hang-up ends it on both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_calls_linphonec_through_the_bridge_and_rtp_flows_both_ways() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), CFG).await;
     let mut bob = Linphone::start_with(dir.path(), "bob", lab.addrs.pcscf, false, false).await;

@@ -176,7 +176,23 @@ async fn status_and_metrics_reflect_a_registration_a_chat_and_a_stored_message()
         assert_eq!(count(&s.sessions.chat, node), 2, "{:?}", s.sessions);
         assert_eq!(count(&s.sessions.msrp_pairs, node), 2, "{:?}", s.sessions);
     }
-    assert!(s.sessions.invites_in_progress.iter().all(|c| c.count == 0));
+    // The last ACKs and 200s may still be on their way on a loaded machine: the INVITE
+    // transactions end within a moment.
+    let mut settled = s.sessions.invites_in_progress.iter().all(|c| c.count == 0);
+    for _ in 0..50 {
+        if settled {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (_, body) = lab.admin.call(Method::GET, "/status", None).await.unwrap();
+        let again: Status = serde_json::from_str(&body).expect("a Status");
+        settled = again
+            .sessions
+            .invites_in_progress
+            .iter()
+            .all(|c| c.count == 0);
+    }
+    assert!(settled, "INVITEs still in progress: {:?}", s.sessions);
     assert_eq!(
         s.stored_messages.per_user,
         [UserCount {
