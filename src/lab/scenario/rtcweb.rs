@@ -411,6 +411,24 @@ impl Pages {
                 got: st.to_string(),
             });
         }
+        if lab.rtcweb.media_leg(&session).is_some() {
+            // The media bridge offers the reloaded page new media in the same call.
+            let media_err = |e: &dyn std::fmt::Display| PageStepError::Media(e.to_string());
+            let offer = expect(&mut p, "OFFER").await?;
+            let sdp = offer["sdp"].as_str().unwrap_or("").to_string();
+            let ip = lab.addrs.rtcweb_sip.ip();
+            let mut peer = WebRtcPeer::new(ip, 1024).await.map_err(|e| media_err(&e))?;
+            let answer = peer.answer(&sdp).await.map_err(|e| media_err(&e))?;
+            send(
+                &mut p,
+                json!({"type": "ANSWER", "session": session, "sdp": answer}),
+            )
+            .await?;
+            expect(&mut p, "OK").await?;
+            if let Some(c) = self.calls.get_mut(user) {
+                c.media.peer = peer;
+            }
+        }
         self.pages.insert(user.to_string(), p);
         Ok(())
     }
