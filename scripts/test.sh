@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-peers.sh
+# A failing test's message, not its backtrace, is what ends its output (CI keeps the end).
+export RUST_BACKTRACE=0
 cargo test --all-targets -- --test-threads=2 --skip store_forward::soak
 # Store and forward again on the release build: its races show up at a different speed.
 cargo test --release --test e2e store_forward -- --test-threads=2 --skip store_forward::soak

@@ -355,7 +355,7 @@ async fn name_kamailio_peers(lab: &rcslab::Lab, k: &[&Kamailio]) {
 }
 
 async fn sipp_register(
-    icscf: &str,
+    k: &KamailioPair,
     dir: &std::path::Path,
     scenario: &std::path::Path,
     user: &str,
@@ -370,10 +370,13 @@ async fn sipp_register(
     )
     .unwrap();
     let run = tokio::process::Command::new("sipp")
-        .arg(icscf)
+        .arg(&k.icscf_addr)
         .args(["-sf", scenario.to_str().unwrap()])
         .args(["-inf", csv.to_str().unwrap()])
-        .args(["-i", "127.0.0.1", "-p", "0", "-m", "1"])
+        // Each pair's UE has its own fixed address: with `-p 0` sipp takes 5060 or the next
+        // free port, so two tests' runs could swap ports, and Kamailio's S-CSCF would be asked
+        // to de-register a contact it never had (500 "SAR failed").
+        .args(["-i", &k.ue.0, "-p", &k.ue.1.to_string(), "-m", "1"])
         // No UDP retransmissions: on a loaded machine a retransmitted REGISTER would be a
         // second UAR at Kamailio's I-CSCF and the Cx flow checked below would not be one
         // registration's. Loopback loses nothing; the -timeout bounds the wait.
@@ -399,6 +402,15 @@ async fn sipp_register(
             screen.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
         }
     }
+    if out.status.code() != Some(0) {
+        // The whole screen on stderr; the returned summary is what went wrong, in short.
+        eprintln!("{screen}");
+        let events = screen
+            .split("The following events occurred:")
+            .nth(1)
+            .unwrap_or(&screen);
+        screen = events.lines().take(6).collect::<Vec<_>>().join("\n");
+    }
     (out.status.code(), screen)
 }
 
@@ -411,6 +423,8 @@ struct KamailioPair {
     icscf_addr: String,
     /// The S-CSCF's SIP URI (its Server-Name in SAR).
     scscf_uri: String,
+    /// The sipp UE's local address: the I-CSCF's IP, its port + 1000.
+    ue: (String, u16),
 }
 
 impl KamailioPair {
@@ -484,21 +498,24 @@ impl KamailioPair {
             scscf,
             icscf_addr: format!("{icscf_ip}:{icscf_port}"),
             scscf_uri,
+            ue: (icscf_ip.to_string(), icscf_port + 1000),
         })
     }
 
-    /// The last lines of both logs: enough to see why, short enough that CI's cut of a
-    /// long failure output keeps the assertion's own message.
+    /// Prints the last lines of both logs on stderr (the test's captured output) and returns
+    /// a one-line pointer to them: the assertion's own message stays at the end of a failure
+    /// output, which is what CI's cut of a long output keeps.
     fn logs(&self) -> String {
         let tail = |log: String| {
             let lines: Vec<&str> = log.lines().collect();
             lines[lines.len().saturating_sub(40)..].join("\n")
         };
-        format!(
+        eprintln!(
             "--- Kamailio I-CSCF log (last 40 lines):\n{}\n--- Kamailio S-CSCF log (last 40 lines):\n{}",
             tail(self.icscf.log()),
             tail(self.scscf.log())
-        )
+        );
+        "(Kamailio's logs are printed above)".to_string()
     }
 }
 
@@ -568,7 +585,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
 
     // 1. alice's first registration through Kamailio.
     lab.trace.clear();
-    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &reg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k, kdir, &reg, "alice", "alice-secret").await;
     assert_eq!(
         code,
         Some(0),
@@ -592,7 +609,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
 
     // 2. Re-registration: UAA 2002 names the S-CSCF from that SAR.
     lab.trace.clear();
-    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &reg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k, kdir, &reg, "alice", "alice-secret").await;
     assert_eq!(
         code,
         Some(0),
@@ -657,7 +674,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
     )
     .unwrap();
     lab.trace.clear();
-    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &dereg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k, kdir, &dereg, "alice", "alice-secret").await;
     assert_eq!(
         code,
         Some(0),
@@ -681,7 +698,7 @@ async fn kamailio_icscf_and_scscf_register_a_sipp_user_on_our_hss_and_get_its_pu
 
     // 5. Registered again, then her password changes: RTR (TS 29.228 §6.5.1) to Kamailio's
     // S-CSCF, whose RTA comes back on the same connection.
-    let (code, screen) = sipp_register(&k.icscf_addr, kdir, &reg, "alice", "alice-secret").await;
+    let (code, screen) = sipp_register(&k, kdir, &reg, "alice", "alice-secret").await;
     assert_eq!(code, Some(0), "registration again:\n{screen}\n{}", logs());
     lab.trace.clear();
     let sub = lab.store.find("sip:alice@ims.lab").unwrap().unwrap();
@@ -741,8 +758,7 @@ async fn kamailio_icscf_follows_the_server_name_the_hss_is_configured_with() {
     let name = Some(k.scscf_uri.clone());
 
     lab.trace.clear();
-    let (code, screen) =
-        sipp_register(&k.icscf_addr, dir.path(), &reg, "carol", "carol-secret").await;
+    let (code, screen) = sipp_register(&k, dir.path(), &reg, "carol", "carol-secret").await;
     assert_eq!(code, Some(0), "registration:\n{screen}\n{}", k.logs());
     // 401 round: nothing assigned yet; 200 round: still nothing until the SAR that follows.
     assert_eq!(
@@ -750,8 +766,7 @@ async fn kamailio_icscf_follows_the_server_name_the_hss_is_configured_with() {
         [(first, name.clone(), None), (first, name.clone(), None)]
     );
     lab.trace.clear();
-    let (code, screen) =
-        sipp_register(&k.icscf_addr, dir.path(), &reg, "carol", "carol-secret").await;
+    let (code, screen) = sipp_register(&k, dir.path(), &reg, "carol", "carol-secret").await;
     assert_eq!(code, Some(0), "re-registration:\n{screen}\n{}", k.logs());
     assert_eq!(
         uaa_to_kamailio(&lab),
