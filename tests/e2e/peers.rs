@@ -54,7 +54,9 @@ async fn sipp_registers_100_users_with_digest_through_the_p_cscf() {
         .arg(lab.addrs.pcscf.to_string())
         .args(["-sf", scenario.to_str().unwrap()])
         .args(["-inf", csv.to_str().unwrap()])
-        .args(["-i", "127.0.0.1", "-p", "0"])
+        // A fixed address of its own: with `-p 0` sipp takes 5060 or the next free port, which
+        // a sipp of another test may hold or free at the same moment.
+        .args(["-i", "127.0.0.12", "-p", "47390"])
         .args(["-m", "100", "-r", "50", "-l", "20"])
         .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
         .current_dir(dir.path())
