@@ -13,6 +13,7 @@ pub mod config;
 pub mod cpim;
 pub mod cscf;
 pub mod diameter;
+pub mod focus;
 pub mod hss;
 pub mod http_client;
 pub mod http_server;
