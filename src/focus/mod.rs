@@ -1,19 +1,48 @@
 //! CONF, the group-chat conference focus (OMA SIMPLE IM 1.0 §7 "Controlling Function", GSMA
-//! RCC.07 §3.4 group chat, RFC 4579 / RFC 4575 / RFC 5366 / RFC 5368): an application server
-//! the S-CSCF reaches by iFC for the conference factory `sip:chat-factory@DOMAIN` and for each
-//! group's conference URI `sip:chat-GID@DOMAIN`.
+//! RCC.07 §3.4 group chat, RFC 4579 / RFC 4575 / RFC 5366): an application server the S-CSCF
+//! reaches by iFC for the conference factory `sip:chat-factory@DOMAIN` and for each group's
+//! conference URI `sip:chat-GID@DOMAIN` (TS 24.229 §5.7.3: it answers them itself).
+//!
+//! - **Create** ([`create`]): an INVITE to the factory with `multipart/mixed` (the MSRP SDP and
+//!   a `resource-lists` part with `Content-Disposition: recipient-list`, RFC 5366) makes a
+//!   group: the creator is its chairman, the list its invited members (at most
+//!   `[group] max_members` in all: 403 past it; a malformed list 400; a list body over 64 KiB
+//!   413). The 200 carries a Contact with `isfocus` (RFC 4579 §3.3) naming the group, and the
+//!   focus INVITEs each member through the S-CSCF (From: the group, `Referred-By`: the
+//!   creator, the same Subject and Contribution-ID).
+//! - **MSRP** ([`relay`]): each member has its own leg (its own `a=path` URI on the focus's
+//!   listener); the member connects and binds it with a first SEND. A message a member sends
+//!   is given the next sequence number, written to the history in sled and flushed, then
+//!   answered 200 and sent to every member whose leg is up, with the CPIM `From` set to the
+//!   sender's identity. IMDNs go to the member the CPIM `To` names (per-recipient reporting,
+//!   as RCC.07 allows); is-composing goes to everyone else. A member whose leg is down gets
+//!   what it missed, in order, when it binds again.
+//! - **Roster** ([`notify`]): a member's `SUBSCRIBE Event: conference` to the group's URI gets
+//!   a full `conference-info` (RFC 4575), then a partial one at each join and leave.
+//! - **Leave**: a member's BYE ends its membership (departed, notified).
 
+mod create;
+pub mod group;
+mod notify;
+mod relay;
+pub mod store;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::cscf::{in_dialog, reject};
+use crate::msrp::conn::MsrpConn;
 use crate::sip::endpoint::Incoming;
 use crate::sip::resolve::Resolver;
-use crate::sip::Endpoint;
+use crate::sip::{Endpoint, IncomingRequest, Method, Request};
 use crate::store::GroupCommit;
 use crate::trace::Trace;
+use group::{Group, MemberState};
+use store::FocusStore;
 
 /// How the focus behaves (`[group]` in the lab file).
 #[derive(Debug, Clone)]
@@ -44,10 +73,54 @@ pub enum FocusError {
     Store(#[from] sled::Error),
 }
 
+/// Groups the focus holds at most (beyond, creation gets 503).
+const MAX_GROUPS: usize = 100_000;
+
+/// One member's MSRP leg.
+#[derive(Debug)]
+struct Leg {
+    gid: String,
+    member: String,
+    /// Our `a=path` URI for it.
+    local: String,
+    /// The member's, from its SDP.
+    remote: Option<String>,
+    /// Its connection once bound.
+    conn: Option<MsrpConn>,
+}
+
+/// An INVITE dialog with a member (theirs to us, or ours to them), by Call-ID.
+#[derive(Debug, Clone)]
+struct MemberDialog {
+    gid: String,
+    member: String,
+    leg: String,
+}
+
 /// The focus node.
 pub struct Focus {
     ep: Endpoint,
+    resolver: Resolver,
+    host: String,
+    domain: String,
+    settings: FocusSettings,
+    store: FocusStore,
+    trace: Trace,
     msrp_addr: SocketAddr,
+    msrp: Mutex<Option<TcpListener>>,
+    scscf: OnceLock<String>,
+    groups: Mutex<HashMap<String, Group>>,
+    legs: Mutex<HashMap<String, Leg>>,
+    dialogs: Mutex<HashMap<String, MemberDialog>>,
+    subs: Mutex<HashMap<String, notify::Subscription>>,
+    /// MSRP transactions of messages we sent a member: tid -> (group, member, sequence).
+    sent: Mutex<HashMap<String, (String, String, u64)>>,
+    /// Per group: the lock that puts its messages and its legs' bindings in one order.
+    order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Focus {
@@ -63,14 +136,48 @@ impl Focus {
         store: (&sled::Db, GroupCommit),
         settings: FocusSettings,
     ) -> Result<Arc<Focus>, FocusError> {
-        let _ = (resolver, host, trace, store, settings);
+        let st = FocusStore::open(store.0, store.1)?;
+        let mut groups = HashMap::new();
+        for mut g in st.groups() {
+            // After a restart nobody is in a session: everyone left is away until they bind.
+            for m in g.members.iter_mut() {
+                if m.state != MemberState::Departed {
+                    m.state = MemberState::Away;
+                }
+            }
+            groups.insert(g.id.clone(), g);
+        }
         let msrp_addr = msrp.local_addr().unwrap_or_else(|_| ep.local_addr());
-        Ok(Arc::new(Focus { ep, msrp_addr }))
+        let domain = host.split_once('.').map(|(_, d)| d).unwrap_or(host);
+        Ok(Arc::new(Focus {
+            resolver,
+            host: host.to_string(),
+            domain: domain.to_string(),
+            settings,
+            store: st,
+            trace,
+            msrp_addr,
+            msrp: Mutex::new(Some(msrp)),
+            scscf: OnceLock::new(),
+            groups: Mutex::new(groups),
+            legs: Mutex::new(HashMap::new()),
+            dialogs: Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            sent: Mutex::new(HashMap::new()),
+            order: Mutex::new(HashMap::new()),
+            ep,
+        }))
     }
 
     /// Where requests it originates (the INVITEs to members) go: the S-CSCF at `addr`.
     pub fn set_scscf(&self, addr: SocketAddr) {
-        let _ = (addr, &self.ep);
+        let host = match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let _ = self
+            .scscf
+            .set(format!("<sip:{host}:{};transport=tcp;lr>", addr.port()));
     }
 
     /// Where its MSRP listener is.
@@ -80,19 +187,173 @@ impl Focus {
 
     /// Groups it holds.
     pub fn groups(&self) -> usize {
-        0
+        lock(&self.groups).len()
     }
 
-    /// Serves SIP requests until the endpoint closes or `shutdown` fires.
+    /// A copy of group `gid` (tests, the lab's views).
+    pub fn group(&self, gid: &str) -> Option<Group> {
+        lock(&self.groups).get(gid).cloned()
+    }
+
+    /// The conference URI of group `gid`.
+    pub fn group_uri(&self, gid: &str) -> String {
+        format!("sip:chat-{gid}@{}", self.domain)
+    }
+
+    /// Serves SIP requests and MSRP connections until the endpoint closes or `shutdown` fires.
     pub async fn run(
         self: Arc<Self>,
         mut rx: mpsc::UnboundedReceiver<Incoming>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        if let Some(l) = lock(&self.msrp).take() {
+            tokio::spawn(relay::accept(self.clone(), l, shutdown.clone()));
+        }
         loop {
             tokio::select! {
-                inc = rx.recv() => if inc.is_none() { return },
+                inc = rx.recv() => match inc {
+                    Some(Incoming::Request(r)) => {
+                        let me = self.clone();
+                        tokio::spawn(async move { me.on_request(r).await });
+                    }
+                    Some(Incoming::StrayResponse { .. }) => {}
+                    None => return,
+                },
                 _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// The group a conference URI (`sip:chat-GID@…`) names, if we hold it.
+    fn gid_of(&self, uri: &str) -> Option<String> {
+        let u = crate::sip::Uri::parse(uri).ok()?;
+        let gid = u.user()?.strip_prefix("chat-")?;
+        lock(&self.groups)
+            .contains_key(gid)
+            .then(|| gid.to_string())
+    }
+
+    fn is_factory(&self, uri: &str) -> bool {
+        crate::sip::Uri::parse(uri)
+            .ok()
+            .and_then(|u| {
+                u.user()
+                    .map(|x| x.eq_ignore_ascii_case(&self.settings.factory))
+            })
+            .unwrap_or(false)
+    }
+
+    /// Our Contact for group `gid`: its URI at our address, a focus (RFC 4579 §3.3).
+    fn contact(&self, gid: &str) -> String {
+        let a = self.ep.local_addr();
+        format!(
+            "<sip:chat-{gid}@{}:{};transport=tcp>;isfocus;{}",
+            a.ip(),
+            a.port(),
+            crate::rcs::CHAT_TAG
+        )
+    }
+
+    async fn on_request(self: Arc<Self>, inc: IncomingRequest) {
+        let req = &inc.request;
+        let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+        match req.method {
+            Method::Ack => {}
+            Method::Invite if !in_dialog(req) && self.is_factory(&req.uri) => {
+                self.create(inc).await
+            }
+            Method::Invite if !in_dialog(req) => match self.gid_of(&req.uri) {
+                Some(gid) => self.rejoin(inc, &gid).await,
+                None => self.refuse(inc, 404, "no such group"),
+            },
+            Method::Bye => self.on_bye(inc, &call_id).await,
+            Method::Subscribe => self.on_subscribe(inc).await,
+            Method::Options => {
+                let r = crate::sip::uas_response_with(req, 200, &crate::sip::new_tag(), "");
+                inc.tx.respond(r);
+            }
+            _ if in_dialog(req) => self.refuse(inc, 481, "no such dialog here"),
+            _ => self.refuse(inc, 405, "the group focus takes INVITE, BYE and SUBSCRIBE"),
+        }
+    }
+
+    fn refuse(&self, inc: IncomingRequest, code: u16, why: &str) {
+        inc.tx.respond(reject(&inc.request, code, &self.host, why));
+    }
+
+    /// The member who sent `req` (P-Asserted-Identity, which the P-CSCF set, else From).
+    fn sender(req: &Request) -> String {
+        let h = req
+            .headers
+            .get("P-Asserted-Identity")
+            .or_else(|| req.headers.get("From"))
+            .unwrap_or("");
+        crate::sip::NameAddr::parse(h)
+            .map(|na| na.uri.aor())
+            .unwrap_or_default()
+    }
+
+    /// A member's BYE: it leaves the group (RFC 4579 §5.8; its leg closes).
+    async fn on_bye(self: &Arc<Self>, inc: IncomingRequest, call_id: &str) {
+        let d = lock(&self.dialogs).remove(call_id);
+        let Some(d) = d else {
+            self.refuse(inc, 481, "no such dialog here");
+            return;
+        };
+        let ok = crate::sip::uas_response_with(&inc.request, 200, &crate::sip::new_tag(), "");
+        inc.tx.respond(ok);
+        self.close_leg(&d.leg);
+        let changed = {
+            let mut groups = lock(&self.groups);
+            groups.get_mut(&d.gid).map(|g| {
+                g.set_state(&d.member, MemberState::Departed, Some("departed"));
+                g.clone()
+            })
+        };
+        if let Some(g) = changed {
+            self.persist(&g).await;
+            self.roster_changed(&d.gid, std::slice::from_ref(&d.member))
+                .await;
+        }
+    }
+
+    /// Writes `g` and waits for the disk.
+    async fn persist(&self, g: &Group) -> bool {
+        if let Err(e) = self.store.put_group(g) {
+            tracing::error!(gid = %g.id, error = %e, "group store: write failed");
+            return false;
+        }
+        match self.store.durable().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(gid = %g.id, error = %e, "group store: flush failed");
+                false
+            }
+        }
+    }
+
+    /// A new leg for `member` of `gid`: its local path URI.
+    fn new_leg(&self, gid: &str, member: &str, remote: Option<String>) -> (String, String) {
+        let id = crate::rcs::new_id()[..16].to_string();
+        let a = self.msrp_addr;
+        let local = format!("msrp://{}:{}/{id};tcp", a.ip(), a.port());
+        lock(&self.legs).insert(
+            id.clone(),
+            Leg {
+                gid: gid.to_string(),
+                member: member.to_string(),
+                local: local.clone(),
+                remote,
+                conn: None,
+            },
+        );
+        (id, local)
+    }
+
+    fn close_leg(&self, leg: &str) {
+        if let Some(l) = lock(&self.legs).remove(leg) {
+            if let Some(c) = l.conn {
+                c.close();
             }
         }
     }

@@ -73,6 +73,28 @@ impl Gateway {
                     }),
                 );
             }
+            // Until WebRSF has group resources: the group is one chat instance (its
+            // conference URI), each message with its real sender.
+            ChatEvent::GroupMessage {
+                group,
+                from,
+                text,
+                message_id,
+            } => {
+                let id = user.instance_for(&group, InstanceState::Active);
+                let sender = self.web_id(&from);
+                user.add_incoming(&id, &message_id, &sender, &text, None);
+                self.emit(
+                    user,
+                    "messageNotification",
+                    &id,
+                    json!({
+                        "status": "waiting",
+                        "message_id": message_id,
+                        "sender": sender,
+                    }),
+                );
+            }
             ChatEvent::Status {
                 message_id,
                 status,

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+mod group;
+
+pub use group::CONFERENCE_FACTORY;
+
 use super::core::{ChatCore, Dialog, IncomingInvite, Input, InviteInfo, OutgoingInvite, Output};
 use super::msrp_bind::{bind, forward_events, BindError};
 use super::{ChatEvent, ChatOptions, Cmd, SessionIds};
@@ -347,6 +351,11 @@ impl Actor {
             Cmd::Close { to } => self.feed(Input::Close {
                 peer: canonical(&to),
             }),
+            Cmd::CreateGroup {
+                subject,
+                members,
+                reply,
+            } => self.create_group(subject, members, reply),
         }
     }
 
@@ -686,6 +695,7 @@ impl Actor {
                 .map(|s| s.to_string())
                 .collect(),
             cseq: 0,
+            focus: is_focus(req.headers.get("Contact")),
         };
         let peer_uri = offer.sdp.path.last().cloned().unwrap_or_default();
         let ep = self.ep.clone();
@@ -758,7 +768,19 @@ fn dialog_from(invite: &Request, ok: &Response) -> Dialog {
             .unwrap_or_else(|| invite.uri.clone()),
         routes,
         cseq: 1,
+        focus: is_focus(ok.headers.get("Contact")),
     }
+}
+
+/// True when a Contact names a conference focus (RFC 4579 §3.3: the `isfocus` parameter).
+pub(super) fn is_focus(contact: Option<&str>) -> bool {
+    contact.is_some_and(|c| {
+        c.rsplit('>')
+            .next()
+            .unwrap_or(c)
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("isfocus"))
+    })
 }
 
 fn build_in_dialog(

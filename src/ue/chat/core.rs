@@ -52,6 +52,9 @@ pub(super) struct Dialog {
     pub(super) target: String,
     pub(super) routes: Vec<String>,
     pub(super) cseq: u32,
+    /// The other side is a conference focus (its Contact says `isfocus`, RFC 4579 §3.3): a
+    /// group chat, whose messages are [`ChatEvent::GroupMessage`]s.
+    pub(super) focus: bool,
 }
 
 /// What happened, as the driver tells it.
@@ -759,10 +762,24 @@ impl ChatCore {
                         .from_uri()
                         .map(str::to_string)
                         .unwrap_or_else(|| peer.to_string());
-                    self.event(ChatEvent::Message {
-                        from,
-                        text,
-                        message_id: id.clone(),
+                    let group = self
+                        .sessions
+                        .get(peer)
+                        .and_then(|s| s.dialog.as_ref())
+                        .is_some_and(|d| d.focus);
+                    self.event(if group {
+                        ChatEvent::GroupMessage {
+                            group: peer.to_string(),
+                            from,
+                            text,
+                            message_id: id.clone(),
+                        }
+                    } else {
+                        ChatEvent::Message {
+                            from,
+                            text,
+                            message_id: id.clone(),
+                        }
                     });
                 }
                 let mut delivered = !c.wants("positive-delivery");

@@ -45,6 +45,7 @@ pub(super) fn dialog() -> Dialog {
         target: "sip:bob@127.0.0.1:5062".into(),
         routes: Vec::new(),
         cseq: 1,
+        focus: false,
     }
 }
 

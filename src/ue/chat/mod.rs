@@ -38,6 +38,7 @@ mod msrp_bind;
 mod recent;
 mod registrar;
 
+pub use self::actor::CONFERENCE_FACTORY;
 pub use self::core::MSRP_TRANSACTION_TIMEOUT;
 
 /// What the client tells its application.
@@ -53,6 +54,17 @@ pub enum ChatEvent {
     /// A message arrived.
     Message {
         /// Sender (AoR).
+        from: String,
+        /// Its text.
+        text: String,
+        /// imdn.Message-ID.
+        message_id: String,
+    },
+    /// A message to a group chat we are in (the session's other side is a conference focus).
+    GroupMessage {
+        /// The group's conference URI (`sip:chat-GID@DOMAIN`).
+        group: String,
+        /// Who wrote it (the CPIM From the focus vouches for).
         from: String,
         /// Its text.
         text: String,
@@ -225,6 +237,11 @@ enum Cmd {
     Close {
         to: String,
     },
+    CreateGroup {
+        subject: String,
+        members: Vec<String>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
     /// client does before it de-registers, so the network keeps what comes next.
     CloseAll {
@@ -385,6 +402,21 @@ impl ChatUe {
             to: to.to_string(),
             active,
         });
+    }
+
+    /// Creates a group chat with `members` (user names or URIs) through the conference
+    /// factory (RFC 5366): the group's conference URI (`sip:chat-GID@DOMAIN`) once the focus
+    /// answered and our MSRP leg is bound, or why not. [`ChatUe::send`] to that URI sends to
+    /// the group.
+    pub async fn create_group(&self, subject: &str, members: &[&str]) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::CreateGroup {
+            subject: subject.to_string(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            reply: tx,
+        });
+        rx.await
+            .unwrap_or_else(|_| Err("the client stopped".to_string()))
     }
 
     /// Ends the session with `to` (BYE).

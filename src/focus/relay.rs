@@ -1,0 +1,372 @@
+//! The focus's MSRP side: members connect to its listener and bind their leg with a first
+//! SEND (RFC 4975 §5.4, To-Path naming the leg); messages are put in order per group (one
+//! at a time: sequence number, history, flush), answered, and fanned out; a leg that binds
+//! gets what its member missed first, so it sees the group's messages once and in order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cpim::Cpim;
+use crate::msrp::conn::{accept_loop, MsrpConn, MsrpEvent, MsrpEvents};
+use crate::msrp::limits::MsrpLimits;
+use crate::msrp::{chunk, MsrpMessage, Reassembly, CHUNK_SIZE};
+use crate::rcs;
+
+use super::{lock, Focus};
+
+/// Partial messages one connection may have open.
+const MAX_PARTIALS: usize = 32;
+/// A connection that binds no leg within this is closed.
+const BIND_WAIT: Duration = Duration::from_secs(30);
+/// Missed messages sent at once to a leg that binds.
+const MAX_BACKLOG: usize = 10_000;
+
+/// The id of the leg an MSRP URI names (`msrp://host:port/ID;tcp`).
+fn leg_id(uri: &str) -> Option<&str> {
+    let path = uri.rsplit('/').next()?;
+    Some(path.split(';').next().unwrap_or(path))
+}
+
+/// Accepts members' MSRP connections until `shutdown`.
+pub(super) async fn accept(focus: Arc<Focus>, l: TcpListener, shutdown: watch::Receiver<bool>) {
+    let limits = MsrpLimits {
+        max_size: focus.settings.max_message_size,
+        ..MsrpLimits::default()
+    };
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let trace = focus.trace.clone();
+    accept_loop(l, trace, shutdown, limits, live, move |conn, rx| {
+        tokio::spawn(focus.clone().serve(conn, rx));
+    })
+    .await;
+}
+
+impl Focus {
+    /// One member connection: bind, then messages until it closes.
+    async fn serve(self: Arc<Self>, conn: MsrpConn, mut rx: MsrpEvents) {
+        let mut leg: Option<String> = None;
+        let mut partials: HashMap<String, Reassembly> = HashMap::new();
+        loop {
+            let ev = if leg.is_none() {
+                match tokio::time::timeout(BIND_WAIT, rx.recv()).await {
+                    Ok(ev) => ev,
+                    Err(_) => {
+                        conn.abort("no leg bound");
+                        return;
+                    }
+                }
+            } else {
+                rx.recv().await
+            };
+            let m = match ev {
+                Some(MsrpEvent::Message(m)) => m,
+                Some(MsrpEvent::Closed(_)) | None => break,
+            };
+            if !m.is_request() {
+                self.on_member_response(&m);
+                continue;
+            }
+            if m.method.as_deref() != Some("SEND") {
+                if m.method.as_deref() != Some("REPORT") {
+                    let _ = conn.send(&m.response_to(501, "Not Implemented"));
+                }
+                continue;
+            }
+            let to = m
+                .header("To-Path")
+                .and_then(|p| p.split_whitespace().last())
+                .and_then(leg_id)
+                .map(str::to_string);
+            let Some(to) = to else {
+                let _ = conn.send(&m.response_to(400, "Bad Request"));
+                continue;
+            };
+            match &leg {
+                Some(l) if *l == to => {}
+                Some(_) => {
+                    let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+                    continue;
+                }
+                None => {
+                    if !self.bind(&to, &conn, &m).await {
+                        let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+                        continue;
+                    }
+                    leg = Some(to.clone());
+                }
+            }
+            // The message itself, whole.
+            let mid = m.header("Message-ID").unwrap_or("").to_string();
+            if m.body.is_empty() && m.byte_range().is_none_or(|r| r.total == Some(0)) {
+                let _ = conn.send(&m.response_to(200, "OK"));
+                continue;
+            }
+            if !partials.contains_key(&mid) && partials.len() >= MAX_PARTIALS {
+                let _ = conn.send(&m.response_to(413, "Too many partial messages"));
+                continue;
+            }
+            let r = partials.entry(mid.clone()).or_default();
+            match r.add(&m, self.settings.max_message_size) {
+                Err(_) => {
+                    partials.remove(&mid);
+                    let _ = conn.send(&m.response_to(413, "Message Too Large"));
+                }
+                Ok(None) if r.aborted() => {
+                    partials.remove(&mid);
+                }
+                Ok(None) => {
+                    let _ = conn.send(&m.response_to(200, "OK"));
+                }
+                Ok(Some(body)) => {
+                    let ct = r.content_type().unwrap_or("").to_string();
+                    partials.remove(&mid);
+                    let status = self.on_message(&to, &ct, body).await;
+                    let comment = if status == 200 { "OK" } else { "Not Accepted" };
+                    let _ = conn.send(&m.response_to(status, comment));
+                }
+            }
+        }
+        if let Some(l) = leg {
+            // Its connection went: the leg is down until the member binds a new one.
+            if let Some(x) = lock(&self.legs).get_mut(&l) {
+                x.conn = None;
+            }
+        }
+    }
+
+    /// The first SEND on a connection binds leg `id` (RFC 4975 §5.4): what the member missed
+    /// goes out first, in order, with the group's order lock held.
+    async fn bind(self: &Arc<Self>, id: &str, conn: &MsrpConn, first: &MsrpMessage) -> bool {
+        let Some(gid) = lock(&self.legs).get(id).map(|l| l.gid.clone()) else {
+            return false;
+        };
+        let order = self.order_of(&gid);
+        let _turn = order.lock().await;
+        let (member, local, remote) = {
+            let mut legs = lock(&self.legs);
+            let Some(l) = legs.get_mut(id) else {
+                return false;
+            };
+            if l.conn.is_some() {
+                return false;
+            }
+            // Its From-Path is where it listens on this connection.
+            let from = first
+                .header("From-Path")
+                .and_then(|p| p.split_whitespace().next())
+                .map(str::to_string);
+            if let Some(f) = from {
+                l.remote = Some(f);
+            }
+            l.conn = Some(conn.clone());
+            (
+                l.member.clone(),
+                l.local.clone(),
+                l.remote.clone().unwrap_or_default(),
+            )
+        };
+        let after = self
+            .group(&gid)
+            .and_then(|g| g.member(&member).map(|m| m.delivered_seq))
+            .unwrap_or(0);
+        for (seq, cpim) in self.store.messages_after(&gid, after, MAX_BACKLOG) {
+            let own = Cpim::parse(&cpim)
+                .ok()
+                .and_then(|c| c.from_uri().map(|f| f.eq_ignore_ascii_case(&member)))
+                .unwrap_or(false);
+            if own {
+                if let Some(g) = lock(&self.groups).get_mut(&gid) {
+                    g.delivered(&member, seq);
+                }
+                continue;
+            }
+            self.send_to(conn, &remote, &local, &cpim, Some((&gid, &member, seq)));
+        }
+        tracing::debug!(%gid, %member, "member leg bound");
+        true
+    }
+
+    /// The per-group lock that puts the group's messages and bindings in one order.
+    fn order_of(&self, gid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.order)
+            .entry(gid.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    }
+
+    /// A whole message from the member of leg `leg`: the MSRP status to answer.
+    async fn on_message(self: &Arc<Self>, leg: &str, content_type: &str, body: Bytes) -> u16 {
+        let Some((gid, member)) = lock(&self.legs)
+            .get(leg)
+            .map(|l| (l.gid.clone(), l.member.clone()))
+        else {
+            return 481;
+        };
+        self.group_message(&gid, &member, content_type, body).await
+    }
+
+    /// A whole message `member` sent to group `gid` (over its leg, or in the body of its
+    /// INVITE): the status to answer.
+    pub(super) async fn group_message(
+        self: &Arc<Self>,
+        gid: &str,
+        member: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> u16 {
+        let (gid, member) = (gid.to_string(), member.to_string());
+        if !content_type
+            .to_ascii_lowercase()
+            .starts_with("message/cpim")
+        {
+            // is-composing and the like, not wrapped: to everyone else, as it came.
+            self.fan_out(&gid, &member, content_type, &body, None);
+            return 200;
+        }
+        let Ok(mut cpim) = Cpim::parse(&body) else {
+            return 400;
+        };
+        // The sender is who the leg belongs to, whatever the CPIM said.
+        let from = format!("<{member}>");
+        match cpim
+            .headers
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case("From"))
+        {
+            Some(h) => h.1 = from,
+            None => cpim.headers.insert(0, ("From".into(), from)),
+        }
+        let inner = cpim.content_type().unwrap_or("").to_ascii_lowercase();
+        if inner.starts_with(rcs::IMDN_TYPE) {
+            // A disposition report goes to the member whose message it is about.
+            let to = cpim
+                .header("To")
+                .map(|t| t.trim_matches(|c| c == '<' || c == '>').to_string())
+                .unwrap_or_default();
+            self.send_to_member(&gid, &to, &cpim.to_bytes());
+            return 200;
+        }
+        if inner.starts_with(rcs::ISCOMPOSING_TYPE) {
+            self.fan_out(&gid, &member, "message/cpim", &cpim.to_bytes(), None);
+            return 200;
+        }
+        let order = self.order_of(&gid);
+        let _turn = order.lock().await;
+        let bytes = cpim.to_bytes();
+        let Some(seq) = lock(&self.groups).get_mut(&gid).and_then(|g| {
+            // The sender's own cursor stays: what it missed before still goes to it (its own
+            // messages are skipped then).
+            g.is_member(&member).then(|| g.take_seq())
+        }) else {
+            return 403;
+        };
+        let g = self.group(&gid);
+        let stored = self.store.put_message(&gid, seq, &bytes).is_ok()
+            && g.is_some_and(|g| self.store.put_group(&g).is_ok());
+        if !stored || self.store.durable().await.is_err() {
+            tracing::error!(%gid, seq, "group message not stored");
+            return 500;
+        }
+        self.fan_out(&gid, &member, "message/cpim", &bytes, Some(seq));
+        200
+    }
+
+    /// Sends to every member of `gid` but `except` whose leg is up.
+    fn fan_out(&self, gid: &str, except: &str, ct: &str, body: &[u8], seq: Option<u64>) {
+        let targets: Vec<(MsrpConn, String, String, String)> = lock(&self.legs)
+            .values()
+            .filter(|l| l.gid == gid && !l.member.eq_ignore_ascii_case(except))
+            .filter_map(|l| {
+                Some((
+                    l.conn.clone()?,
+                    l.remote.clone()?,
+                    l.local.clone(),
+                    l.member.clone(),
+                ))
+            })
+            .collect();
+        for (conn, to, from, member) in targets {
+            let track = seq.map(|s| (gid, member.as_str(), s));
+            self.send_to_ct(&conn, &to, &from, ct, body, track);
+        }
+    }
+
+    /// Sends `cpim` to member `to` of `gid` if its leg is up.
+    fn send_to_member(&self, gid: &str, to: &str, cpim: &[u8]) {
+        let target = lock(&self.legs)
+            .values()
+            .find(|l| l.gid == gid && l.member.eq_ignore_ascii_case(to))
+            .and_then(|l| Some((l.conn.clone()?, l.remote.clone()?, l.local.clone())));
+        if let Some((conn, remote, local)) = target {
+            self.send_to(&conn, &remote, &local, cpim, None);
+        }
+    }
+
+    fn send_to(
+        &self,
+        conn: &MsrpConn,
+        to: &str,
+        from: &str,
+        cpim: &[u8],
+        track: Option<(&str, &str, u64)>,
+    ) {
+        self.send_to_ct(conn, to, from, "message/cpim", cpim, track)
+    }
+
+    fn send_to_ct(
+        &self,
+        conn: &MsrpConn,
+        to: &str,
+        from: &str,
+        ct: &str,
+        body: &[u8],
+        track: Option<(&str, &str, u64)>,
+    ) {
+        let mid = rcs::new_id();
+        let chunks = chunk(to, from, &mid, ct, body, CHUNK_SIZE, || {
+            rcs::new_id()[..12].to_string()
+        });
+        if let (Some((gid, member, seq)), Some(last)) = (track, chunks.last()) {
+            lock(&self.sent).insert(
+                last.transaction_id.clone(),
+                (gid.to_string(), member.to_string(), seq),
+            );
+        }
+        for c in &chunks {
+            if conn.send(c).is_err() {
+                if let Some(last) = chunks.last() {
+                    lock(&self.sent).remove(&last.transaction_id);
+                }
+                return;
+            }
+        }
+    }
+
+    /// A member's 200 to our SEND: it has that message (its cursor moves on).
+    fn on_member_response(&self, m: &MsrpMessage) {
+        let Some((gid, member, seq)) = lock(&self.sent).remove(&m.transaction_id) else {
+            return;
+        };
+        if m.status == 200 {
+            if let Some(g) = lock(&self.groups).get_mut(&gid) {
+                g.delivered(&member, seq);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leg_is_named_by_the_last_segment_of_its_uri() {
+        assert_eq!(leg_id("msrp://127.0.0.1:2857/abc123;tcp"), Some("abc123"));
+        assert_eq!(leg_id("msrp://127.0.0.1:2857/abc123"), Some("abc123"));
+    }
+}

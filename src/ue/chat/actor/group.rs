@@ -1,0 +1,150 @@
+//! Creating a group chat (GSMA RCC.07 §3.4.4.1.1, RFC 5366): an INVITE to the conference
+//! factory with `multipart/mixed` (the MSRP SDP and a `resource-lists` recipient list),
+//! `Require: recipient-list-invite`, the Subject and a Contribution-ID. The focus answers with
+//! a Contact carrying `isfocus` that names the group; from then on the session is a chat
+//! session like any other, whose peer is the group's conference URI.
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{build_in_dialog, canonical, dialog_from, is_focus, Actor, Internal};
+use crate::conf::resource_lists::{self, RecipientList};
+use crate::msrp::sdp::MsrpSdp;
+use crate::rcs;
+use crate::sip::multipart::{self, Part};
+use crate::sip::{new_call_id, new_tag, Method, NameAddr, Request, SipMessage};
+use crate::ue::chat::msrp_bind::{bind, forward_events};
+
+/// The conference factory's user part (RCC.07's CONF-FCTY-URI, as the lab provisions it).
+pub const CONFERENCE_FACTORY: &str = "chat-factory";
+
+impl Actor {
+    /// Sends the creating INVITE; `reply` gets the group's conference URI, or why not.
+    pub(super) fn create_group(
+        &mut self,
+        subject: String,
+        members: Vec<String>,
+        reply: oneshot::Sender<Result<String, String>>,
+    ) {
+        let domain = self
+            .cfg
+            .impu
+            .rsplit('@')
+            .next()
+            .unwrap_or("ims.lab")
+            .to_string();
+        let factory = format!("sip:{CONFERENCE_FACTORY}@{domain}");
+        let my_uri = self.my_uri();
+        let mut req = Request::new(Method::Invite, factory.clone());
+        req.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        req.headers.push("Max-Forwards", "70");
+        req.headers
+            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
+        req.headers.push("To", format!("<{factory}>"));
+        req.headers.push(
+            "Call-ID",
+            new_call_id(&self.ep.local_addr().ip().to_string()),
+        );
+        req.headers.push("CSeq", "1 INVITE");
+        req.headers.push("Contact", self.contact_header());
+        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
+        req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
+        req.headers.push("Require", "recipient-list-invite");
+        req.headers.push("Subject", subject);
+        req.headers.push("Contribution-ID", rcs::new_id());
+        req.headers.push("Conversation-ID", rcs::new_id());
+        req.headers.push("Supported", "timer");
+        req.headers.push("User-Agent", "rcslab-ue");
+        let uris: Vec<String> = members
+            .iter()
+            .map(|m| {
+                if m.contains(':') {
+                    m.clone()
+                } else {
+                    format!("sip:{m}@{domain}")
+                }
+            })
+            .collect();
+        let list = RecipientList::of(&uris.iter().map(String::as_str).collect::<Vec<_>>());
+        let sdp = MsrpSdp::rcs_chat(&self.ep.local_addr().ip().to_string(), 9, &my_uri, "active");
+        let mut list_part = Part::new(
+            resource_lists::CONTENT_TYPE,
+            Bytes::from(list.to_xml().into_bytes()),
+        );
+        list_part
+            .headers
+            .push(("Content-Disposition".into(), "recipient-list".into()));
+        let (ct, body) = multipart::build(
+            &format!("rcslab-{}", &rcs::new_id()[..12]),
+            &[
+                Part::new("application/sdp", Bytes::from(sdp.to_sdp().into_bytes())),
+                list_part,
+            ],
+        );
+        req.headers.push("Content-Type", ct);
+        req.body = Bytes::from(body);
+        let ep = self.ep.clone();
+        let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+        let internal = self.internal.clone();
+        let trace = self.trace.clone();
+        let sip_addr = self.ep.local_addr();
+        tokio::spawn(async move {
+            let resp = match tokio::time::timeout(
+                crate::ue::chat::INVITE_WAIT,
+                ep.send_request(req.clone(), pcscf, t).final_response(),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = reply.send(Err("no answer from the conference factory".into()));
+                    return;
+                }
+            };
+            if !resp.is_success() {
+                let why = resp
+                    .headers
+                    .get("Warning")
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default();
+                let _ = reply.send(Err(format!("{} {}{why}", resp.status, resp.reason)));
+                return;
+            }
+            let d = dialog_from(&req, &resp);
+            let ack = build_in_dialog(&ep, t, &d, Method::Ack, d.cseq);
+            ep.send_stateless(&SipMessage::Request(ack), pcscf, t).await;
+            let contact = resp.headers.get("Contact");
+            let group = contact
+                .filter(|_| is_focus(contact))
+                .and_then(|c| NameAddr::parse(c).ok())
+                .and_then(|na| na.uri.user().map(|u| format!("sip:{u}@{domain}")));
+            let path = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body)
+                .ok()
+                .and_then(|b| b.sdp.path.last().cloned());
+            let (Some(group), Some(path)) = (group, path) else {
+                let _ = reply.send(Err(
+                    "the 200 names no focus (Contact ;isfocus) or no MSRP path".into(),
+                ));
+                return;
+            };
+            let group = canonical(&group);
+            match bind(&path, &my_uri, trace, sip_addr).await {
+                Ok((conn, rx)) => {
+                    let _ = internal.send(Internal::Accepted {
+                        peer: group.clone(),
+                        invite: None,
+                        conn,
+                        my_uri,
+                        peer_uri: path,
+                        dialog: d,
+                    });
+                    forward_events(rx, internal, group.clone());
+                    let _ = reply.send(Ok(group));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(format!("MSRP bind: {e}")));
+                }
+            }
+        });
+    }
+}
