@@ -28,9 +28,21 @@ use tokio::sync::watch;
 const BIN: &str = env!("CARGO_BIN_EXE_rcslab");
 
 /// The `[nodes]` keys a lab file of separate processes sets (T-IM's history endpoint too).
-const KEYS: [&str; 12] = [
-    "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
-    "tim_http", "ps",
+const KEYS: [&str; 14] = [
+    "pcscf",
+    "icscf",
+    "scscf",
+    "hss",
+    "admin",
+    "oim",
+    "tim",
+    "oim_msrp",
+    "tim_msrp",
+    "webrsf",
+    "tim_http",
+    "ps",
+    "conf",
+    "conf_msrp",
 ];
 
 /// A free port (UDP and TCP both free) on `ip`, and the sockets holding it until all are
