@@ -32,7 +32,9 @@ const CODECS: &[&str] = &[
     "conf",
 ];
 /// One module per IMS node, and the lab that starts them.
-const NODES: &[&str] = &["cscf", "focus", "hss", "im", "ps", "webrsf", "rtcweb", "ue", "lab"];
+const NODES: &[&str] = &[
+    "cscf", "focus", "hss", "im", "ps", "webrsf", "rtcweb", "ue", "lab",
+];
 
 /// Every `.rs` file under `dir`.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
