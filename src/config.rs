@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod diameter;
+mod group;
 mod hss;
 mod http;
 mod ifc;
@@ -32,6 +33,7 @@ mod webrsf;
 
 pub use auth::{AuthLimits, AuthSection};
 pub use diameter::DiameterSection;
+pub use group::{GroupSection, MAX_GROUP_MEMBERS};
 pub use hss::{HssPeer, HssSection, ScscfSelection, ServerCapabilitiesSection};
 pub use http::HttpSection;
 pub use ifc::{IfcConfig, SptConfig};
@@ -140,6 +142,9 @@ pub struct LabConfig {
     /// The presence server PS: its bounds and who may watch whom.
     #[serde(default)]
     pub presence: PresenceSection,
+    /// Group chat at the conference focus CONF: group size, the factory's name, message cap.
+    #[serde(default)]
+    pub group: GroupSection,
     /// The patent's RTCWeb gateway (seed 001): its bounds and timers.
     #[serde(default)]
     pub rtcweb: RtcwebSection,
@@ -224,6 +229,7 @@ impl LabConfig {
         }
         c.check_scscfs()?;
         c.presence.check()?;
+        c.group.check()?;
         c.rtcweb.check()?;
         c.hss.peer_policy_with(
             &c.lab.domain,
@@ -256,8 +262,10 @@ impl LabConfig {
             &mut self.nodes.oim,
             &mut self.nodes.tim,
             &mut self.nodes.ps,
+            &mut self.nodes.conf,
             &mut self.nodes.oim_msrp,
             &mut self.nodes.tim_msrp,
+            &mut self.nodes.conf_msrp,
             &mut self.nodes.webrsf,
         ] {
             a.set_port(0);

@@ -53,10 +53,10 @@ enum Cmd {
     /// Run one node as its own process; it reaches the others at the lab file's `[nodes]`
     /// addresses (eight `rcslab run` processes make the same lab as `rcslab up`).
     #[command(
-        after_help = "Examples:\n  rcslab run hss --data-dir /tmp/lab          # data in /tmp/lab/hss\n  rcslab run scscf --config lab.toml --trace\n  rcslab run tim --data-dir /tmp/lab          # data in /tmp/lab/tim\n  rcslab run webrsf --data-dir /tmp/lab       # reads /tmp/lab/tim/history.token\n\nNodes: pcscf, icscf, scscf, hss, oim, tim, webrsf, ps."
+        after_help = "Examples:\n  rcslab run hss --data-dir /tmp/lab          # data in /tmp/lab/hss\n  rcslab run scscf --config lab.toml --trace\n  rcslab run tim --data-dir /tmp/lab          # data in /tmp/lab/tim\n  rcslab run webrsf --data-dir /tmp/lab       # reads /tmp/lab/tim/history.token\n\nNodes: pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb."
     )]
     Run {
-        /// pcscf, icscf, scscf, hss, oim, tim, webrsf or ps.
+        /// pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf or rtcweb.
         node: String,
         #[command(flatten)]
         common: Common,

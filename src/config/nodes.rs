@@ -37,6 +37,13 @@ pub struct Nodes {
     /// The presence server PS (TS 24.141, RFC 3856), reached by iFC as `ps.<domain>`.
     #[serde(default = "default_ps")]
     pub ps: SocketAddr,
+    /// The group-chat conference focus CONF (OMA SIMPLE IM, GSMA RCC.07, RFC 4579), reached by
+    /// iFC as `conf.<domain>`: SIP, UDP and TCP.
+    #[serde(default = "default_conf")]
+    pub conf: SocketAddr,
+    /// CONF's MSRP listener (TCP), where members' group-chat sessions connect.
+    #[serde(default = "default_conf_msrp")]
+    pub conf_msrp: SocketAddr,
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
@@ -113,4 +120,10 @@ fn default_tim() -> SocketAddr {
 }
 fn default_ps() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5094))
+}
+fn default_conf() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5096))
+}
+fn default_conf_msrp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2857))
 }

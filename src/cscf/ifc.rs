@@ -186,6 +186,59 @@ mod tests {
         assert!(third.application_server.server_name.contains("tim"));
     }
 
+    /// Group chat: the factory and a group's URI go to CONF on the originating side, before
+    /// anything else; the focus's INVITE to a member (Contact `;isfocus`, RFC 4579) skips T-IM
+    /// on the terminating side, while a 1-1 chat INVITE (no Contact parameter, or no Contact
+    /// at all: a negated header SPT holds when no value matches, TS 29.228 Annex C) still
+    /// reaches T-IM.
+    #[test]
+    fn default_lab_routes_group_chat_to_conf_and_the_focus_invite_past_t_im() {
+        let lab = LabConfig::default_lab();
+        let ifcs: Vec<_> = lab
+            .default_ifc
+            .iter()
+            .map(|i| i.to_profile().unwrap())
+            .collect();
+        let o = ordered(&ifcs);
+        let invite = |uri: &str, contact: Option<&str>| {
+            let contact = contact
+                .map(|c| format!("Contact: {c}\n"))
+                .unwrap_or_default();
+            req(&format!("INVITE {uri} SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:alice@ims.lab>;tag=1\nTo: <{uri}>\nCall-ID: c\nCSeq: 1 INVITE\n{contact}Accept-Contact: *;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session\"\n\n"))
+        };
+        let server = |r: &Request, case| {
+            next_match(&o, 0, r, case).map(|(_, i)| i.application_server.server_name)
+        };
+        let conf = Some("sip:conf.ims.lab;transport=tcp".to_string());
+        let tim = Some("sip:tim.ims.lab;transport=tcp".to_string());
+        let factory = invite(
+            "sip:chat-factory@ims.lab",
+            Some("<sip:alice@127.0.0.1:5000>"),
+        );
+        assert_eq!(server(&factory, SessionCase::Originating), conf);
+        let mut subscribe = invite("sip:chat-4f2a@ims.lab", None);
+        subscribe.method = Method::Subscribe;
+        assert_eq!(server(&subscribe, SessionCase::Originating), conf);
+        let one_to_one = invite("sip:bob@ims.lab", Some("<sip:alice@127.0.0.1:5000>"));
+        assert!(server(&one_to_one, SessionCase::Originating).is_some_and(|s| s.contains("oim")));
+        assert_eq!(server(&one_to_one, SessionCase::TerminatingRegistered), tim);
+        let no_contact = invite("sip:bob@ims.lab", None);
+        assert_eq!(server(&no_contact, SessionCase::TerminatingRegistered), tim);
+        let from_focus = invite(
+            "sip:bob@ims.lab",
+            Some("<sip:chat-4f2a@conf.ims.lab;transport=tcp>;isfocus"),
+        );
+        assert_eq!(
+            server(&from_focus, SessionCase::TerminatingRegistered),
+            None,
+            "the focus's INVITE goes straight to the member"
+        );
+        assert_eq!(
+            server(&from_focus, SessionCase::TerminatingUnregistered),
+            None
+        );
+    }
+
     #[test]
     fn cnf_dnf_negation_and_sdp() {
         use crate::profile::{ApplicationServer, TriggerPoint};

@@ -72,6 +72,14 @@ pub enum LabError {
     /// A subscriber in the config is invalid.
     #[error("invalid subscriber in the lab config: {0}")]
     Subscriber(crate::store::StoreError),
+    /// The group-chat focus CONF could not open its groups in the store.
+    #[error("the conference focus CONF cannot open its groups in the data dir {dir}: {source}")]
+    Focus {
+        /// The directory.
+        dir: String,
+        /// Why.
+        source: crate::focus::FocusError,
+    },
     /// `rcslab run scscfN` for an S-CSCF the lab file does not have.
     #[error("the lab file has no {node}: it lists {more} S-CSCF(s) in [[scscfs]] besides the first (scscf2 is the first [[scscfs]] entry)")]
     NoSuchScscf {
@@ -94,6 +102,8 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
         "O-IM" => "oim",
         "T-IM" => "tim",
         "PS" => "ps",
+        "CONF" => "conf",
+        "CONF MSRP" => "conf_msrp",
         "O-IM MSRP" => "oim_msrp",
         "T-IM MSRP" => "tim_msrp",
         "WebRSF" => "webrsf",
@@ -202,10 +212,14 @@ pub struct LabAddrs {
     pub tim: SocketAddr,
     /// The presence server PS.
     pub ps: SocketAddr,
+    /// The group-chat conference focus CONF (SIP).
+    pub conf: SocketAddr,
     /// O-IM MSRP.
     pub oim_msrp: SocketAddr,
     /// T-IM MSRP.
     pub tim_msrp: SocketAddr,
+    /// CONF MSRP (the groups' sessions).
+    pub conf_msrp: SocketAddr,
     /// WebRSF HTTP.
     pub webrsf: SocketAddr,
     /// T-IM's history endpoint (HTTP, [`crate::im::history_api`]), which WebRSF reads.
@@ -277,6 +291,8 @@ pub struct Lab {
     pub tim: Arc<crate::im::ImServer>,
     /// The presence server PS.
     pub ps: Arc<crate::ps::PresenceServer>,
+    /// The group-chat conference focus CONF (tests look at the groups it holds).
+    pub conf: Arc<crate::focus::Focus>,
     /// The WebRSF gateway.
     pub webrsf: Arc<crate::webrsf::Gateway>,
     /// The patent's RTCWeb gateway.
@@ -324,6 +340,7 @@ impl Lab {
         let (admin_listener, admin_addr) = nodes::bind_tcp("admin API", n.admin).await?;
         let (oim_msrp_l, _) = nodes::bind_tcp("O-IM MSRP", n.oim_msrp).await?;
         let (tim_msrp_l, _) = nodes::bind_tcp("T-IM MSRP", n.tim_msrp).await?;
+        let (conf_msrp_l, _) = nodes::bind_tcp("CONF MSRP", n.conf_msrp).await?;
         // T-IM's history endpoint: only this process's gateway reads it unless the lab file
         // places it ([`crate::im::history_api`]).
         let tim_http_at = n.tim_http.unwrap_or_else(|| SocketAddr::new(n.tim.ip(), 0));
@@ -352,6 +369,7 @@ impl Lab {
         let (oim_ep, oim_rx) = ctx.bind_sip("O-IM", n.oim).await?;
         let (tim_ep, tim_rx) = ctx.bind_sip("T-IM", n.tim).await?;
         let (ps_ep, ps_rx) = ctx.bind_sip("PS", n.ps).await?;
+        let (conf_ep, conf_rx) = ctx.bind_sip("CONF", n.conf).await?;
         let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
         let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
         let (rtcweb_ep, rtcweb_rx) = ctx.bind_sip("RTCWeb", n.rtcweb_sip_or_default()).await?;
@@ -366,9 +384,10 @@ impl Lab {
             tim: tim_ep.local_addr(),
             tim_http,
             ps: ps_ep.local_addr(),
+            conf: conf_ep.local_addr(),
         };
         // The application servers by name, at their bound addresses (what SRV would give).
-        ctx.set_services(peers.oim, peers.tim, peers.ps);
+        ctx.set_services(peers.oim, peers.tim, peers.ps, peers.conf);
         let mut endpoints = vec![
             ("P-CSCF", pcscf_ep.clone()),
             ("I-CSCF", icscf_ep.clone()),
@@ -376,6 +395,7 @@ impl Lab {
             ("O-IM", oim_ep.clone()),
             ("T-IM", tim_ep.clone()),
             ("PS", ps_ep.clone()),
+            ("CONF", conf_ep.clone()),
             ("RTCWeb", rtcweb_ep.clone()),
         ];
         for ((ep, _), s) in more_eps.iter().zip(&peers.scscfs[1..]) {
@@ -388,6 +408,15 @@ impl Lab {
             &ctx, tim_ep, tim_rx, tim_msrp_l, tim_http_l, &store, data_dir, &peers,
         )?;
         let ps = nodes::start_ps(&ctx, ps_ep, ps_rx, &store, data_dir, &peers)?;
+        let conf = nodes::start_conf(
+            &ctx,
+            conf_ep,
+            conf_rx,
+            conf_msrp_l,
+            &store,
+            data_dir,
+            &peers,
+        )?;
         let hss = nodes::start_hss(
             &ctx,
             &store,
@@ -435,8 +464,10 @@ impl Lab {
             oim: peers.oim,
             tim: peers.tim,
             ps: peers.ps,
+            conf: peers.conf,
             oim_msrp: oim.msrp_addr(),
             tim_msrp: tim.msrp_addr(),
+            conf_msrp: conf.msrp_addr(),
             webrsf: web_addr,
             tim_http,
             rtcweb: rtcweb_addr,
@@ -481,6 +512,7 @@ impl Lab {
             oim,
             tim,
             ps,
+            conf,
             webrsf,
             rtcweb,
             admin,

@@ -62,6 +62,8 @@ pub(crate) struct Peers {
     pub tim_http: SocketAddr,
     /// The presence server.
     pub ps: SocketAddr,
+    /// The group-chat conference focus.
+    pub conf: SocketAddr,
 }
 
 /// One S-CSCF of the lab: its ladder name, Diameter Origin-Host, SIP address, capabilities.
@@ -103,6 +105,7 @@ impl Peers {
             tim: n.tim,
             tim_http: n.tim_http_or_default(),
             ps: n.ps,
+            conf: n.conf,
         }
     }
 
@@ -133,6 +136,7 @@ impl<'a> Ctx<'a> {
             (format!("oim.{domain}"), n.oim.ip()),
             (format!("tim.{domain}"), n.tim.ip()),
             (format!("ps.{domain}"), n.ps.ip()),
+            (format!("conf.{domain}"), n.conf.ip()),
         ]
         .into_iter()
         .chain(
@@ -153,19 +157,26 @@ impl<'a> Ctx<'a> {
             domain,
             resolver: Resolver::new(hosts),
         };
-        ctx.set_services(n.oim, n.tim, n.ps);
+        ctx.set_services(n.oim, n.tim, n.ps, n.conf);
         ctx
     }
 
-    /// Names the application servers at `oim`, `tim` and `ps` (`rcslab up` with ports 0:
-    /// their bound addresses).
-    pub fn set_services(&mut self, oim: SocketAddr, tim: SocketAddr, ps: SocketAddr) {
+    /// Names the application servers at `oim`, `tim`, `ps` and `conf` (`rcslab up` with
+    /// ports 0: their bound addresses).
+    pub fn set_services(
+        &mut self,
+        oim: SocketAddr,
+        tim: SocketAddr,
+        ps: SocketAddr,
+        conf: SocketAddr,
+    ) {
         let d = &self.domain;
         self.resolver = self.resolver.clone().with_services(
             [
                 (format!("oim.{d}"), oim),
                 (format!("tim.{d}"), tim),
                 (format!("ps.{d}"), ps),
+                (format!("conf.{d}"), conf),
             ]
             .into_iter()
             .collect(),
@@ -592,6 +603,48 @@ pub(crate) fn start_ps(
     Ok(ps)
 }
 
+/// CONF, the group-chat conference focus (OMA SIMPLE IM 1.0 §7, GSMA RCC.07 §3.4, RFC 4579),
+/// an AS the S-CSCF reaches by iFC for the conference factory and each group's conference URI;
+/// members' MSRP sessions connect to `msrp`, and groups and their history are kept in `store`'s
+/// sled db. It trusts the S-CSCFs of `peers` and sends the INVITEs it originates to the first.
+pub(crate) fn start_conf(
+    ctx: &Ctx<'_>,
+    ep: Endpoint,
+    rx: SipRx,
+    msrp: TcpListener,
+    store: &Store,
+    data_dir: &Path,
+    peers: &Peers,
+) -> Result<Arc<crate::focus::Focus>, LabError> {
+    // Requests reach CONF over ISC from the S-CSCFs only (the iFC): its trust domain.
+    ep.trust(peers.scscf_addrs().collect());
+    let focus = crate::focus::Focus::new(
+        ep,
+        ctx.resolver.clone(),
+        &format!("conf.{}", ctx.domain),
+        msrp,
+        ctx.trace.clone(),
+        (store.db(), store.commit().clone()),
+        focus_settings(&ctx.config.group),
+    )
+    .map_err(|source| LabError::Focus {
+        dir: data_dir.display().to_string(),
+        source,
+    })?;
+    focus.set_scscf(peers.scscf);
+    tokio::spawn(focus.clone().run(rx, ctx.shut.clone()));
+    Ok(focus)
+}
+
+/// `[group]` as the focus takes it (here, not in `config`: a codec layer imports no node).
+fn focus_settings(g: &crate::config::GroupSection) -> crate::focus::FocusSettings {
+    crate::focus::FocusSettings {
+        max_members: g.max_members,
+        factory: g.factory.clone(),
+        max_message_size: g.max_message_size,
+    }
+}
+
 /// S-CSCF (TS 24.229 §5.4): registrar and session routing with iFC; its own Cx link to the
 /// HSS at `peers.hss`, as `which` (one of `peers.scscfs`: its ladder name and Origin-Host).
 pub(crate) async fn start_scscf(
@@ -659,7 +712,7 @@ pub(crate) async fn start_icscf(
         )
         .await?;
     ep.trust(
-        [peers.pcscf, peers.oim, peers.tim, peers.ps]
+        [peers.pcscf, peers.oim, peers.tim, peers.ps, peers.conf]
             .into_iter()
             .chain(peers.scscf_addrs())
             .collect(),
@@ -686,7 +739,7 @@ pub(crate) async fn start_icscf(
 /// nodes are trusted.
 pub(crate) fn start_pcscf(ctx: &Ctx<'_>, ep: Endpoint, rx: SipRx, peers: &Peers) -> Arc<Pcscf> {
     ep.trust(
-        [peers.icscf, peers.oim, peers.tim, peers.ps]
+        [peers.icscf, peers.oim, peers.tim, peers.ps, peers.conf]
             .into_iter()
             .chain(peers.scscf_addrs())
             .collect(),

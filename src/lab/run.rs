@@ -1,7 +1,7 @@
 //! `rcslab run NODE`: one node of a lab as its own process (issue 15). It binds that node's
 //! sockets at the lab file's `[nodes]` addresses and reaches every other node at its `[nodes]`
 //! address, through the same wire protocols as in `rcslab up` (SIP, Diameter Cx, MSRP, and
-//! HTTP for T-IM's history), so eight `rcslab run` processes on the default lab make the same
+//! HTTP for T-IM's history), so ten `rcslab run` processes (one per node of [`NODE_NAMES`]) on the default lab make the same
 //! lab as `rcslab up`, and a lab can span hosts. `rcslab run scscf2` (… `scscf9`) runs an
 //! S-CSCF of `[[scscfs]]` (several S-CSCFs behind one I-CSCF, TS 24.229 §5.3.1.2), with its
 //! own Origin-Host and Cx link; `rcslab run scscf` stays the first.
@@ -12,7 +12,8 @@
 //!
 //! Data: the nodes that store keep it in a sub-directory of `--data-dir`, one sled db per
 //! process (sled allows one process per db): the HSS in `DIR/hss` (subscribers, AKA SQN, its
-//! `admin.token` and `admin.addr`), T-IM in `DIR/tim` (messages, and `history.token`). The
+//! `admin.token` and `admin.addr`), T-IM in `DIR/tim` (messages, and `history.token`), the PS in
+//! `DIR/ps` (resource lists) and CONF in `DIR/conf` (groups and their history). The
 //! WebRSF gateway reads `DIR/tim/history.token` to ask T-IM for history; on another host, copy
 //! that file there. The other nodes keep nothing.
 
@@ -51,18 +52,20 @@ pub enum Node {
     Webrsf,
     /// The presence server PS.
     Ps,
+    /// The group-chat conference focus CONF.
+    Conf,
     /// The patent's RTCWeb gateway.
     Rtcweb,
 }
 
 /// The node names `rcslab run` takes, in the order of a REGISTER's path.
-pub const NODE_NAMES: [&str; 9] = [
-    "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "rtcweb",
+pub const NODE_NAMES: [&str; 10] = [
+    "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "conf", "rtcweb",
 ];
 
 /// A node name `rcslab run` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, rtcweb (or scscf2 … scscf9 for the [[scscfs]] entries)")]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb (or scscf2 … scscf9 for the [[scscfs]] entries)")]
 pub struct UnknownNode(pub String);
 
 impl std::str::FromStr for Node {
@@ -78,6 +81,7 @@ impl std::str::FromStr for Node {
             "tim" => Node::Tim,
             "webrsf" => Node::Webrsf,
             "ps" => Node::Ps,
+            "conf" => Node::Conf,
             "rtcweb" => Node::Rtcweb,
             other => match other
                 .strip_prefix("scscf")
@@ -108,6 +112,7 @@ impl Node {
             Node::Tim => "T-IM",
             Node::Webrsf => "WebRSF",
             Node::Ps => "PS",
+            Node::Conf => "CONF",
             Node::Rtcweb => "RTCWeb",
         }
     }
@@ -188,8 +193,10 @@ pub async fn start(
         oim: n.oim,
         tim: n.tim,
         ps: n.ps,
+        conf: n.conf,
         oim_msrp: n.oim_msrp,
         tim_msrp: n.tim_msrp,
+        conf_msrp: n.conf_msrp,
         webrsf: n.webrsf,
         tim_http: n.tim_http_or_default(),
         rtcweb: n.rtcweb_or_default(),
@@ -283,6 +290,19 @@ pub async fn start(
             listening.push(("PS", a, "SIP (ISC, presence server and RLS)"));
             store = Some(s);
         }
+        Node::Conf => {
+            let d = data_dir.join("conf");
+            let s = Arc::new(nodes::open_store(&d)?);
+            let (ep, rx) = ctx.bind_sip("CONF", n.conf).await?;
+            let a = ep.local_addr();
+            let (msrp, msrp_addr) = nodes::bind_tcp("CONF MSRP", n.conf_msrp).await?;
+            handles.push(Box::new(nodes::start_conf(
+                &ctx, ep, rx, msrp, &s, &d, &peers,
+            )?));
+            listening.push(("CONF", a, "SIP (ISC, group chat focus)"));
+            listening.push(("CONF", msrp_addr, "MSRP (TCP)"));
+            store = Some(s);
+        }
         Node::Webrsf => {
             let (l, a) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
             let history =
@@ -346,6 +366,7 @@ mod tests {
             Node::Oim,
             Node::Webrsf,
             Node::Ps,
+            Node::Conf,
             Node::Rtcweb,
         ] {
             assert_eq!(n.data_dir(base), None);

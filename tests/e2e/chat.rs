@@ -435,8 +435,19 @@ async fn lab_process_on_free_ports(
     dir: &std::path::Path,
 ) -> (LabProcess, rcslab::LabConfig, std::path::PathBuf) {
     let names = [
-        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
+        "pcscf",
+        "icscf",
+        "scscf",
+        "hss",
+        "admin",
+        "oim",
+        "tim",
+        "oim_msrp",
+        "tim_msrp",
+        "webrsf",
         "ps",
+        "conf",
+        "conf_msrp",
     ];
     let cfg_path = dir.join("lab.toml");
     let data = dir.join("data");

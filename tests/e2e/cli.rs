@@ -28,10 +28,21 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// A lab file on free ports; returns it with the P-CSCF's port.
 fn lab_toml() -> (String, u16) {
-    let p = free_ports(11);
+    let p = free_ports(13);
     let names = [
-        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
+        "pcscf",
+        "icscf",
+        "scscf",
+        "hss",
+        "admin",
+        "oim",
+        "tim",
+        "oim_msrp",
+        "tim_msrp",
+        "webrsf",
         "ps",
+        "conf",
+        "conf_msrp",
     ];
     let mut t = String::from("[nodes]\n");
     for (n, port) in names.iter().zip(&p) {

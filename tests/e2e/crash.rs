@@ -97,13 +97,14 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 fn lab_toml() -> String {
-    let p = free_ports(11);
+    let p = free_ports(13);
     let mut t = format!(
         "[nodes]\npcscf = \"127.0.0.1:{}\"\nicscf = \"127.0.0.1:{}\"\nscscf = \"127.0.0.1:{}\"\n\
          hss = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\noim = \"127.0.0.1:{}\"\n\
          tim = \"127.0.0.1:{}\"\noim_msrp = \"127.0.0.1:{}\"\ntim_msrp = \"127.0.0.1:{}\"\n\
-         webrsf = \"127.0.0.1:{}\"\nps = \"127.0.0.1:{}\"\n",
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+         webrsf = \"127.0.0.1:{}\"\nps = \"127.0.0.1:{}\"\nconf = \"127.0.0.1:{}\"\n\
+         conf_msrp = \"127.0.0.1:{}\"\n",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
     );
     for u in ["alice", "bob", "carol", "dave", "erin"] {
         t.push_str(&format!(

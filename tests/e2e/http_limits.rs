@@ -210,8 +210,19 @@ async fn no_descriptor_leak_after_logins() {
     const IP: [u8; 4] = [127, 0, 0, 47];
     let dir = tempfile::tempdir().unwrap();
     let nodes = [
-        "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
+        "pcscf",
+        "icscf",
+        "scscf",
+        "hss",
+        "admin",
+        "oim",
+        "tim",
+        "oim_msrp",
+        "tim_msrp",
+        "webrsf",
         "ps",
+        "conf",
+        "conf_msrp",
     ]
     .iter()
     .map(|n| format!("{n} = \"127.0.0.47:0\"\n"))

@@ -28,9 +28,21 @@ use tokio::sync::watch;
 const BIN: &str = env!("CARGO_BIN_EXE_rcslab");
 
 /// The `[nodes]` keys a lab file of separate processes sets (T-IM's history endpoint too).
-const KEYS: [&str; 12] = [
-    "pcscf", "icscf", "scscf", "hss", "admin", "oim", "tim", "oim_msrp", "tim_msrp", "webrsf",
-    "tim_http", "ps",
+const KEYS: [&str; 14] = [
+    "pcscf",
+    "icscf",
+    "scscf",
+    "hss",
+    "admin",
+    "oim",
+    "tim",
+    "oim_msrp",
+    "tim_msrp",
+    "webrsf",
+    "tim_http",
+    "ps",
+    "conf",
+    "conf_msrp",
 ];
 
 /// A free port (UDP and TCP both free) on `ip`, and the sockets holding it until all are
@@ -469,9 +481,55 @@ async fn an_unknown_node_is_refused_with_the_valid_names() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown node 'bgcf'"), "{err}");
-    for n in ["pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf"] {
+    for n in [
+        "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "conf", "rtcweb",
+    ] {
         assert!(err.contains(n), "{err}");
     }
+}
+
+/// `rcslab run conf`: the group-chat focus alone, as its own process would start it: its SIP
+/// endpoint and its MSRP listener bound (the one at the address the focus says), its store in
+/// `DIR/conf`.
+#[tokio::test]
+async fn rcslab_run_conf_listens_on_sip_and_msrp_with_its_own_store() {
+    use rcslab::lab::run::{start, Node};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LabConfig::from_toml_str("").unwrap().with_ephemeral_ports();
+    assert_eq!("conf".parse::<Node>(), Ok(Node::Conf));
+    let node = start(Node::Conf, &cfg, dir.path(), rcslab::LabOptions::default())
+        .await
+        .expect("CONF starts");
+    let l = &node.listening;
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!((l[0].0, l[0].2), ("CONF", "SIP (ISC, group chat focus)"));
+    assert_eq!((l[1].0, l[1].2), ("CONF", "MSRP (TCP)"));
+    assert_ne!(l[0].1.port(), 0);
+    tokio::net::TcpStream::connect(l[0].1)
+        .await
+        .expect("CONF's SIP TCP listener accepts");
+    // Bound here and handed to the focus (whose MSRP relay serves it).
+    assert_ne!(l[1].1.port(), 0);
+    assert!(dir.path().join("conf").is_dir(), "its sled db in DIR/conf");
+    node.shutdown().await;
+}
+
+/// `rcslab up` starts CONF beside the others: its SIP and MSRP addresses bound and named
+/// `CONF` in ladders, `conf.ims.lab` in the S-CSCF's view.
+#[tokio::test]
+async fn in_up_conf_is_bound_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = crate::lab_with(dir.path(), "").await;
+    let a = lab.addrs;
+    assert_ne!(a.conf.port(), 0);
+    assert_ne!(a.conf_msrp.port(), 0);
+    assert_eq!(lab.conf.msrp_addr(), a.conf_msrp);
+    assert_eq!(lab.conf.groups(), 0);
+    let r = lab.recorder();
+    assert_eq!(r.name_of(a.conf), "CONF");
+    assert_eq!(r.name_of(a.conf_msrp), "CONF");
+    assert!(lab.sip_stats().iter().any(|(n, _)| *n == "CONF"));
+    lab.shutdown().await;
 }
 
 /// `rcslab up` wires WebRSF to T-IM the same way: the gateway's History comes from T-IM's

@@ -78,7 +78,7 @@ pub fn columns(events: &[TraceEvent], name: &dyn Fn(SocketAddr) -> String) -> Ve
             return 0;
         }
         let order = [
-            "P-CSCF", "I-CSCF", "S-CSCF", "HSS", "O-IM", "T-IM", "PS", "WebRSF",
+            "P-CSCF", "I-CSCF", "S-CSCF", "HSS", "O-IM", "T-IM", "PS", "CONF", "WebRSF",
         ];
         match order.iter().position(|p| n.starts_with(p)) {
             Some(i) => 1 + i,
