@@ -166,7 +166,9 @@ impl Focus {
         // A first message in the INVITE (the client's way to send into a group it has no
         // session with) is the group's, stored before the 200 says so.
         if let Some(first) = first {
-            let status = self.group_message(gid, &who, "message/cpim", first).await;
+            let mut status = 0;
+            self.group_message(gid, &who, "message/cpim", first, |s| status = s)
+                .await;
             if status != 200 {
                 self.refuse(inc, 500, "the message could not be stored");
                 return;

@@ -125,9 +125,12 @@ impl Focus {
                 Ok(Some(body)) => {
                     let ct = r.content_type().unwrap_or("").to_string();
                     partials.remove(&mid);
-                    let status = self.on_message(&to, &ct, body).await;
-                    let comment = if status == 200 { "OK" } else { "Not Accepted" };
-                    let _ = conn.send(&m.response_to(status, comment));
+                    // The 200 goes before the fan-out: the sender hears "stored" first.
+                    self.on_message(&to, &ct, body, |status| {
+                        let comment = if status == 200 { "OK" } else { "Not Accepted" };
+                        let _ = conn.send(&m.response_to(status, comment));
+                    })
+                    .await;
                 }
             }
         }
@@ -199,37 +202,47 @@ impl Focus {
             .clone()
     }
 
-    /// A whole message from the member of leg `leg`: the MSRP status to answer.
-    async fn on_message(self: &Arc<Self>, leg: &str, content_type: &str, body: Bytes) -> u16 {
+    /// A whole message from the member of leg `leg`; `answer` gets the MSRP status.
+    async fn on_message(
+        self: &Arc<Self>,
+        leg: &str,
+        content_type: &str,
+        body: Bytes,
+        answer: impl FnOnce(u16) + Send,
+    ) {
         let Some((gid, member)) = lock(&self.legs)
             .get(leg)
             .map(|l| (l.gid.clone(), l.member.clone()))
         else {
-            return 481;
+            return answer(481);
         };
-        self.group_message(&gid, &member, content_type, body).await
+        self.group_message(&gid, &member, content_type, body, answer)
+            .await
     }
 
     /// A whole message `member` sent to group `gid` (over its leg, or in the body of its
-    /// INVITE): the status to answer.
+    /// INVITE): `answer` gets the status to answer, once it is stored and before the members
+    /// get it.
     pub(super) async fn group_message(
         self: &Arc<Self>,
         gid: &str,
         member: &str,
         content_type: &str,
         body: Bytes,
-    ) -> u16 {
+        answer: impl FnOnce(u16) + Send,
+    ) {
         let (gid, member) = (gid.to_string(), member.to_string());
         if !content_type
             .to_ascii_lowercase()
             .starts_with("message/cpim")
         {
             // is-composing and the like, not wrapped: to everyone else, as it came.
+            answer(200);
             self.fan_out(&gid, &member, content_type, &body, None);
-            return 200;
+            return;
         }
         let Ok(mut cpim) = Cpim::parse(&body) else {
-            return 400;
+            return answer(400);
         };
         // The sender is who the leg belongs to, whatever the CPIM said.
         let from = format!("<{member}>");
@@ -248,12 +261,14 @@ impl Focus {
                 .header("To")
                 .map(|t| t.trim_matches(|c| c == '<' || c == '>').to_string())
                 .unwrap_or_default();
+            answer(200);
             self.send_to_member(&gid, &to, &cpim.to_bytes());
-            return 200;
+            return;
         }
         if inner.starts_with(rcs::ISCOMPOSING_TYPE) {
+            answer(200);
             self.fan_out(&gid, &member, "message/cpim", &cpim.to_bytes(), None);
-            return 200;
+            return;
         }
         let order = self.order_of(&gid);
         let _turn = order.lock().await;
@@ -263,17 +278,17 @@ impl Focus {
             // messages are skipped then).
             g.is_member(&member).then(|| g.take_seq())
         }) else {
-            return 403;
+            return answer(403);
         };
         let g = self.group(&gid);
         let stored = self.store.put_message(&gid, seq, &bytes).is_ok()
             && g.is_some_and(|g| self.store.put_group(&g).is_ok());
         if !stored || self.store.durable().await.is_err() {
             tracing::error!(%gid, seq, "group message not stored");
-            return 500;
+            return answer(500);
         }
+        answer(200);
         self.fan_out(&gid, &member, "message/cpim", &bytes, Some(seq));
-        200
     }
 
     /// Sends to every member of `gid` but `except` whose leg is up.

@@ -14,6 +14,7 @@ mod crash;
 mod diameter;
 mod errors;
 mod forking;
+mod group;
 mod hep;
 mod hss_push;
 mod http_limits;

@@ -728,17 +728,18 @@ impl ChatCore {
     fn on_cpim(&mut self, now: Instant, peer: &str, c: Cpim, in_session: bool) {
         match rcs::content(&c) {
             Content::Imdn(i) => {
-                // A report sent again (the network restarted before it recorded it paid).
-                if !self
-                    .seen
-                    .insert(&format!("{}\0{:?}", i.message_id, i.status))
-                {
-                    return;
-                }
                 let from = c
                     .from_uri()
                     .map(str::to_string)
                     .unwrap_or_else(|| peer.to_string());
+                // A report sent again (the network restarted before it recorded it paid); in a
+                // group each member reports on the same message, so the reporter is part of it.
+                if !self
+                    .seen
+                    .insert(&format!("{}\0{:?}\0{from}", i.message_id, i.status))
+                {
+                    return;
+                }
                 self.event(ChatEvent::Status {
                     message_id: i.message_id,
                     status: i.status,

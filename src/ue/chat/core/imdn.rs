@@ -81,7 +81,18 @@ impl ChatCore {
         if !about.wants(wanted) {
             return;
         }
-        let doc = rcs::imdn_message(&self.impu, peer, about, status).to_bytes();
+        // In a group chat the report is for the member who wrote the message (RFC 5438 §7.1,
+        // the CPIM From the focus vouches for), not for the session's other end, the focus.
+        let group = self
+            .sessions
+            .get(peer)
+            .and_then(|s| s.dialog.as_ref())
+            .is_some_and(|d| d.focus);
+        let sender = match about.from_uri() {
+            Some(f) if group => f,
+            _ => peer,
+        };
+        let doc = rcs::imdn_message(&self.impu, sender, about, status).to_bytes();
         let about_id = about.message_id().unwrap_or("").to_string();
         if self.is_up(peer) {
             for tid in self.msrp_send(now, peer, String::new(), &doc) {
