@@ -187,6 +187,13 @@ async fn create_a_group_and_a_message_reaches_every_member_with_their_imdns() {
     let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
     let mut bob = chat_ue(&lab, "bob", &shut, ChatOptions::default()).await;
     let mut carol = chat_ue(&lab, "carol", &shut, ChatOptions::default()).await;
+    // The third-party REGISTERs to T-IM (its iFC) are over before the ladder starts.
+    crate::eventually("T-IM to see the three registered", || {
+        ["alice", "bob", "carol"]
+            .iter()
+            .all(|u| lab.tim.is_online(&format!("sip:{u}@ims.lab")))
+    })
+    .await;
     lab.trace.clear();
     let group = alice
         .create_group("Friday lunch", &["bob", "carol"])
