@@ -208,8 +208,16 @@ impl Focus {
 
     /// Our INVITE to `member` on behalf of the group (RCC.07 §3.4.4.1.2; OMA SIMPLE IM
     /// §7.2.1.3): From the group, Referred-By the inviter, through the S-CSCF.
-    pub(super) async fn invite_member(self: &Arc<Self>, gid: &str, member: &str, inviter: &str) {
-        let Some(g) = self.group(gid) else { return };
+    /// The member's state after it.
+    pub(super) async fn invite_member(
+        self: &Arc<Self>,
+        gid: &str,
+        member: &str,
+        inviter: &str,
+    ) -> MemberState {
+        let Some(g) = self.group(gid) else {
+            return MemberState::Departed;
+        };
         let (leg, local) = self.new_leg(gid, member, None);
         let mut req = self
             .ep
@@ -287,6 +295,7 @@ impl Focus {
             self.persist(&g).await;
             self.roster_changed(gid, &[member.to_string()]).await;
         }
+        state
     }
 
     /// ACK for our INVITE's 2xx (RFC 3261 §13.2.2.4), along its route set.

@@ -21,6 +21,7 @@
 //!   a full `conference-info` (RFC 4575), then a partial one at each join and leave.
 //! - **Leave**: a member's BYE ends its membership (departed, notified).
 
+mod away;
 mod create;
 pub mod group;
 mod notify;
@@ -117,6 +118,8 @@ pub struct Focus {
     sent: Mutex<HashMap<String, (String, String, u64)>>,
     /// Per group: the lock that puts its messages and its legs' bindings in one order.
     order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// (group, member) being invited back after a registration ([`away`]).
+    returning: Mutex<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -165,6 +168,7 @@ impl Focus {
             subs: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
             order: Mutex::new(HashMap::new()),
+            returning: Mutex::new(std::collections::HashSet::new()),
             ep,
         }))
     }
@@ -259,6 +263,7 @@ impl Focus {
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
         match req.method {
             Method::Ack => {}
+            Method::Register => self.third_party_register(inc),
             Method::Invite if !in_dialog(req) && self.is_factory(&req.uri) => {
                 self.create(inc).await
             }
