@@ -98,6 +98,10 @@ impl Focus {
                         continue;
                     }
                     leg = Some(to.clone());
+                    if m.body.is_empty() {
+                        // `bind` answered it, before the backlog.
+                        continue;
+                    }
                 }
             }
             // The message itself, whole.
@@ -142,8 +146,9 @@ impl Focus {
         }
     }
 
-    /// The first SEND on a connection binds leg `id` (RFC 4975 §5.4): what the member missed
-    /// goes out first, in order, with the group's order lock held.
+    /// The first SEND on a connection binds leg `id` (RFC 4975 §5.4; an empty one is answered
+    /// here): what the member missed goes out next, in order, with the group's order lock
+    /// held.
     async fn bind(self: &Arc<Self>, id: &str, conn: &MsrpConn, first: &MsrpMessage) -> bool {
         let Some(gid) = lock(&self.legs).get(id).map(|l| l.gid.clone()) else {
             return false;
@@ -173,6 +178,11 @@ impl Focus {
                 l.remote.clone().unwrap_or_default(),
             )
         };
+        // The 200 for an empty binding SEND goes first: a client takes nothing on a leg
+        // before its binding is answered.
+        if first.body.is_empty() {
+            let _ = conn.send(&first.response_to(200, "OK"));
+        }
         let after = self
             .group(&gid)
             .and_then(|g| g.member(&member).map(|m| m.delivered_seq))

@@ -609,11 +609,26 @@ impl Ue {
     /// SUBSCRIBE to the reg event of `target` (someone else's: the S-CSCF refuses it, RFC 3680
     /// §5.2).
     pub async fn subscribe_reg_of(&mut self, target: &str, expires: u32) -> (Response, Request) {
+        self.subscribe_event(target, "reg", "application/reginfo+xml", expires)
+            .await
+    }
+
+    /// SUBSCRIBE to `event` of `target` (RFC 6665), accepting `accept`: the final response
+    /// and the request; NOTIFYs then arrive through [`Ue::next_request`]. A group's roster is
+    /// `subscribe_event(CONFERENCE_URI, "conference", "application/conference-info+xml", …)`
+    /// (RFC 4575).
+    pub async fn subscribe_event(
+        &mut self,
+        target: &str,
+        event: &str,
+        accept: &str,
+        expires: u32,
+    ) -> (Response, Request) {
         let mut r = self.new_request(Method::Subscribe, target);
         r.headers
             .push("Contact", format!("<{}>", self.contact_uri()));
-        r.headers.push("Event", "reg");
-        r.headers.push("Accept", "application/reginfo+xml");
+        r.headers.push("Event", event);
+        r.headers.push("Accept", accept);
         r.headers.push("Expires", expires.to_string());
         let resp = self.send_tx(r.clone()).final_response().await;
         (resp, r)
