@@ -11,6 +11,7 @@ use crate::rcs;
 use crate::sip::multipart;
 use crate::sip::{IncomingRequest, Method, NameAddr, Request, Response, Transport};
 
+use super::dialog::Dialog;
 use super::group::{Group, MemberState};
 use super::{lock, Focus, MemberDialog, MAX_GROUPS};
 
@@ -182,19 +183,20 @@ impl Focus {
     fn answer_member(&self, inc: IncomingRequest, gid: &str, member: &str, offer: &MsrpSdp) {
         let (leg, local) = self.new_leg(gid, member, offer.path.last().cloned());
         let call_id = inc.request.headers.get("Call-ID").unwrap_or("").to_string();
+        let mut ok = crate::sip::uas_response_with(
+            &inc.request,
+            200,
+            &crate::sip::new_tag(),
+            &self.contact(gid),
+        );
         lock(&self.dialogs).insert(
             call_id,
             MemberDialog {
                 gid: gid.to_string(),
                 member: member.to_string(),
                 leg,
+                dialog: Some(Dialog::as_uas(&inc.request, &ok)),
             },
-        );
-        let mut ok = crate::sip::uas_response_with(
-            &inc.request,
-            200,
-            &crate::sip::new_tag(),
-            &self.contact(gid),
         );
         let a = self.msrp_addr;
         // The member offered: it connects (RFC 6135 `a=setup:passive` on our side).
@@ -247,6 +249,7 @@ impl Focus {
                 gid: gid.to_string(),
                 member: member.to_string(),
                 leg: leg.clone(),
+                dialog: None,
             },
         );
         let resp = match next_hop(&self.resolver, &req).await {
@@ -266,6 +269,9 @@ impl Focus {
         let (state, why) = match (&resp, &path) {
             (Some(r), Some(p)) => {
                 self.ack(&req, r).await;
+                if let Some(d) = lock(&self.dialogs).get_mut(&call_id) {
+                    d.dialog = Some(Dialog::as_uac(&req, r));
+                }
                 if let Some(l) = lock(&self.legs).get_mut(&leg) {
                     l.remote = Some(p.clone());
                 }

@@ -23,6 +23,7 @@
 
 mod away;
 mod create;
+mod dialog;
 pub mod group;
 mod notify;
 mod relay;
@@ -96,6 +97,8 @@ struct MemberDialog {
     gid: String,
     member: String,
     leg: String,
+    /// Set once the dialog is up (our 200 sent, or their 200 in).
+    dialog: Option<dialog::Dialog>,
 }
 
 /// The focus node.

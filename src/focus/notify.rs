@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::conf::conference_info;
 use crate::cscf::{in_dialog, next_hop};
-use crate::sip::{IncomingRequest, Method, NameAddr, Request, Transport};
+use crate::sip::{IncomingRequest, Method};
 
+use super::dialog::Dialog;
 use super::{lock, Focus};
 
 /// Subscriptions the focus holds at most.
@@ -23,16 +24,7 @@ const NOTIFY_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub(super) struct Subscription {
     gid: String,
-    call_id: String,
-    /// Our From (the SUBSCRIBE's To with our tag).
-    local: String,
-    /// Their From.
-    remote: String,
-    /// Their Contact.
-    target: String,
-    /// Record-Route of the SUBSCRIBE, in order (RFC 3261 §12.1.1).
-    routes: Vec<String>,
-    cseq: u32,
+    dialog: Dialog,
     until: Instant,
 }
 
@@ -87,24 +79,13 @@ impl Focus {
         let tag = crate::sip::new_tag();
         let mut ok = crate::sip::uas_response_with(&req, 200, &tag, &self.contact(&gid));
         ok.headers.push("Expires", expires.to_string());
+        let mut dialog = Dialog::as_uas(&req, &ok);
+        if dialog.target.is_empty() {
+            dialog.target = who.clone();
+        }
         let sub = Subscription {
             gid,
-            call_id: call_id.clone(),
-            local: ok.headers.get("To").unwrap_or("").to_string(),
-            remote: req.headers.get("From").unwrap_or("").to_string(),
-            target: req
-                .headers
-                .get("Contact")
-                .and_then(|c| NameAddr::parse(c).ok())
-                .map(|na| na.uri.to_string())
-                .unwrap_or_else(|| who.clone()),
-            routes: req
-                .headers
-                .values("Record-Route")
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            cseq: 0,
+            dialog,
             until: Instant::now() + Duration::from_secs(expires as u64),
         };
         inc.tx.respond(ok);
@@ -130,32 +111,20 @@ impl Focus {
 
     /// One NOTIFY: the whole roster (`changed` None) or the users in `changed`.
     async fn notify(self: &Arc<Self>, sub: Subscription, changed: Option<&[String]>, last: bool) {
-        let (cseq, body) = {
+        let call_id = sub.dialog.call_id.clone();
+        let (mut r, body) = {
             let mut subs = lock(&self.subs);
-            let cseq = match subs.get_mut(&sub.call_id) {
-                Some(s) => {
-                    s.cseq += 1;
-                    s.cseq
-                }
-                None => sub.cseq + 1,
+            let r = match subs.get_mut(&call_id) {
+                Some(s) => s.dialog.request(&self.ep, Method::Notify),
+                None => sub.dialog.clone().request(&self.ep, Method::Notify),
             };
             drop(subs);
             let mut groups = lock(&self.groups);
             let Some(g) = groups.get_mut(&sub.gid) else {
                 return;
             };
-            (cseq, g.conference_info(changed, self.settings.max_members))
+            (r, g.conference_info(changed, self.settings.max_members))
         };
-        let mut r = Request::new(Method::Notify, sub.target.clone());
-        r.headers.push("Via", self.ep.new_via(Transport::Tcp));
-        r.headers.push("Max-Forwards", "70");
-        r.headers.push("From", sub.local.clone());
-        r.headers.push("To", sub.remote.clone());
-        r.headers.push("Call-ID", sub.call_id.clone());
-        r.headers.push("CSeq", format!("{cseq} NOTIFY"));
-        for route in &sub.routes {
-            r.headers.push("Route", route.clone());
-        }
         r.headers.push("Contact", self.contact(&sub.gid));
         r.headers.push("Event", conference_info::EVENT);
         let left = sub
@@ -181,7 +150,7 @@ impl Focus {
         .await;
         // RFC 6665 §4.2.2: a 481 (or no answer at all) ends the subscription.
         if resp.map(|r| r.status == 481).unwrap_or(true) {
-            lock(&self.subs).remove(&sub.call_id);
+            lock(&self.subs).remove(&call_id);
         }
     }
 }
