@@ -16,7 +16,7 @@ use super::group::{Group, MemberState};
 use super::{lock, Focus, MemberDialog, MAX_GROUPS};
 
 /// The largest recipient-list body read.
-const MAX_LIST_BODY: usize = 64 * 1024;
+const MAX_LIST_BODY: usize = 32 * 1024;
 /// How long a member's INVITE may go unanswered.
 const INVITE_WAIT: Duration = Duration::from_secs(30);
 

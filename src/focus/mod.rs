@@ -6,7 +6,7 @@
 //! - **Create** ([`create`]): an INVITE to the factory with `multipart/mixed` (the MSRP SDP and
 //!   a `resource-lists` part with `Content-Disposition: recipient-list`, RFC 5366) makes a
 //!   group: the creator is its chairman, the list its invited members (at most
-//!   `[group] max_members` in all: 403 past it; a malformed list 400; a list body over 64 KiB
+//!   `[group] max_members` in all: 403 past it; a malformed list 400; a list body over 32 KiB
 //!   413). The 200 carries a Contact with `isfocus` (RFC 4579 §3.3) naming the group, and the
 //!   focus INVITEs each member through the S-CSCF (From: the group, `Referred-By`: the
 //!   creator, the same Subject and Contribution-ID).
@@ -26,6 +26,7 @@ mod create;
 mod dialog;
 pub mod group;
 mod notify;
+mod refer;
 mod relay;
 pub mod store;
 
@@ -276,12 +277,17 @@ impl Focus {
             },
             Method::Bye => self.on_bye(inc, &call_id).await,
             Method::Subscribe => self.on_subscribe(inc).await,
+            Method::Refer => self.on_refer(inc).await,
             Method::Options => {
                 let r = crate::sip::uas_response_with(req, 200, &crate::sip::new_tag(), "");
                 inc.tx.respond(r);
             }
             _ if in_dialog(req) => self.refuse(inc, 481, "no such dialog here"),
-            _ => self.refuse(inc, 405, "the group focus takes INVITE, BYE and SUBSCRIBE"),
+            _ => self.refuse(
+                inc,
+                405,
+                "the group focus takes INVITE, BYE, SUBSCRIBE and REFER",
+            ),
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod group;
 
+pub(super) use group::GroupChange;
 pub use group::CONFERENCE_FACTORY;
 
 use super::core::{ChatCore, Dialog, IncomingInvite, Input, InviteInfo, OutgoingInvite, Output};
@@ -356,6 +357,11 @@ impl Actor {
                 members,
                 reply,
             } => self.create_group(subject, members, reply),
+            Cmd::ChangeGroup {
+                group,
+                change,
+                reply,
+            } => self.change_group(group, change, reply),
         }
     }
 

@@ -242,6 +242,11 @@ enum Cmd {
         members: Vec<String>,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    ChangeGroup {
+        group: String,
+        change: actor::GroupChange,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
     /// client does before it de-registers, so the network keeps what comes next.
     CloseAll {
@@ -413,6 +418,32 @@ impl ChatUe {
         let _ = self.cmd.send(Cmd::CreateGroup {
             subject: subject.to_string(),
             members: members.iter().map(|m| m.to_string()).collect(),
+            reply: tx,
+        });
+        rx.await
+            .unwrap_or_else(|_| Err("the client stopped".to_string()))
+    }
+
+    /// Adds `members` (user names or URIs) to `group` (a conference URI): a REFER to the group,
+    /// one `Refer-To` for one member, a `multiple-refer` list for several (RFC 4579 §5.5, RFC
+    /// 5368). `Ok` once the focus accepted it (202); it then INVITEs them.
+    pub async fn add_to_group(&self, group: &str, members: &[&str]) -> Result<(), String> {
+        let change = actor::GroupChange::Add(members.iter().map(|m| m.to_string()).collect());
+        self.change_group(group, change).await
+    }
+
+    /// Removes `member` from `group` (REFER with `method=BYE`, RFC 4579 §5.6): the chairman's
+    /// right only (others get 403).
+    pub async fn remove_from_group(&self, group: &str, member: &str) -> Result<(), String> {
+        self.change_group(group, actor::GroupChange::Remove(member.to_string()))
+            .await
+    }
+
+    async fn change_group(&self, group: &str, change: actor::GroupChange) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::ChangeGroup {
+            group: group.to_string(),
+            change,
             reply: tx,
         });
         rx.await

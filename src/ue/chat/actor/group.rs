@@ -3,6 +3,10 @@
 //! `Require: recipient-list-invite`, the Subject and a Contribution-ID. The focus answers with
 //! a Contact carrying `isfocus` that names the group; from then on the session is a chat
 //! session like any other, whose peer is the group's conference URI.
+//!
+//! Members are added and removed by REFER to the group's URI (RFC 4579 §5.5, §5.6): one
+//! `Refer-To` per member, several at once with `multiple-refer` (RFC 5368), a removal with
+//! `method=BYE`; all with `Refer-Sub: false` (RFC 4488: the 202 is what the client waits for).
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -145,6 +149,89 @@ impl Actor {
                     let _ = reply.send(Err(format!("MSRP bind: {e}")));
                 }
             }
+        });
+    }
+}
+
+/// What a REFER to a group asks for.
+pub(in crate::ue::chat) enum GroupChange {
+    /// Add these (user names or URIs).
+    Add(Vec<String>),
+    /// Remove this member (the chairman only).
+    Remove(String),
+}
+
+impl Actor {
+    /// Sends the REFER; `reply` gets `Ok` on its 202, or the status and reason.
+    pub(super) fn change_group(
+        &mut self,
+        group: String,
+        change: GroupChange,
+        reply: oneshot::Sender<Result<(), String>>,
+    ) {
+        let domain = self
+            .cfg
+            .impu
+            .rsplit('@')
+            .next()
+            .unwrap_or("ims.lab")
+            .to_string();
+        let uri_of = |m: &str| {
+            if m.contains(':') {
+                m.to_string()
+            } else {
+                format!("sip:{m}@{domain}")
+            }
+        };
+        let mut req =
+            self.ep
+                .new_request(Method::Refer, &group, &self.cfg.impu, 1, self.cfg.transport);
+        req.headers.push("Contact", self.contact_header());
+        req.headers.push("Refer-Sub", "false");
+        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
+        req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
+        match change {
+            GroupChange::Add(members) if members.len() == 1 => {
+                req.headers
+                    .push("Refer-To", format!("<{}>", uri_of(&members[0])));
+            }
+            GroupChange::Add(members) => {
+                let cid = format!("{}@{domain}", &rcs::new_id()[..16]);
+                let uris: Vec<String> = members.iter().map(|m| uri_of(m)).collect();
+                let list = RecipientList::of(&uris.iter().map(String::as_str).collect::<Vec<_>>());
+                req.headers.push("Refer-To", format!("<cid:{cid}>"));
+                req.headers.push("Require", "multiple-refer");
+                req.headers
+                    .push("Content-Type", resource_lists::CONTENT_TYPE);
+                req.headers.push("Content-Disposition", "recipient-list");
+                req.headers.push("Content-ID", format!("<{cid}>"));
+                req.body = Bytes::from(list.to_xml().into_bytes());
+            }
+            GroupChange::Remove(member) => {
+                req.headers
+                    .push("Refer-To", format!("<{};method=BYE>", uri_of(&member)));
+            }
+        }
+        let ep = self.ep.clone();
+        let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+        tokio::spawn(async move {
+            let r = tokio::time::timeout(
+                crate::ue::chat::INVITE_WAIT,
+                ep.send_request(req, pcscf, t).final_response(),
+            )
+            .await;
+            let _ = reply.send(match r {
+                Ok(r) if r.is_success() => Ok(()),
+                Ok(r) => {
+                    let why = r
+                        .headers
+                        .get("Warning")
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default();
+                    Err(format!("{} {}{why}", r.status, r.reason))
+                }
+                Err(_) => Err("no answer from the group focus".into()),
+            });
         });
     }
 }
