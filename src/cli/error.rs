@@ -107,6 +107,9 @@ pub enum CliError {
     /// status word is unknown.
     #[error("{0}")]
     Presence(String),
+    /// `rcslab ue group …`: the focus refused or did not answer (what, status and reason).
+    #[error("group {0}")]
+    Group(String),
     /// `rcslab ue caps`: the OPTIONS got no 200 (the status and reason).
     #[error("caps: {0}")]
     NoCapabilities(String),

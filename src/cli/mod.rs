@@ -11,6 +11,7 @@ use rcslab::hss::admin_client::AdminClient;
 pub mod bench;
 pub mod error;
 pub mod eval;
+pub mod group;
 pub mod lab;
 pub mod presence;
 pub mod run;

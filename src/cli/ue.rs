@@ -74,6 +74,13 @@ pub enum UeCmd {
         #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "rcs")]
         list: Option<String>,
     },
+    /// Group chats through the lab's conference focus: `create`, `send`, `add`, `remove`,
+    /// `leave`, `list` (`group create` prints the new group's id alone on its last line; the
+    /// others take it).
+    Group {
+        #[command(subcommand)]
+        cmd: super::group::GroupCmd,
+    },
     /// Ask another user what they can do (SIP OPTIONS through the core, GSMA RCC.07): print
     /// their feature tags one per line as their Contact carried them; when the answer is not
     /// 200 (480: not registered, 404: no such user), say so on stderr and exit 1.
@@ -299,6 +306,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                 }
             }
         }
+        Some(UeCmd::Group { cmd }) => super::group::run(ue, trace, &domain, cmd).await,
         Some(UeCmd::Send { to, text, timeout }) => {
             let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
             let to = target(&to);
@@ -326,10 +334,30 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             loop {
                 tokio::select! {
                     ev = chat.next_event(Duration::from_secs(3600)) => {
-                        if let Some(ChatEvent::Message { from, text, message_id }) = ev {
-                            println!("{from}: {text}");
-                            // Printed is shown: IMDN displayed (delivered went out on receipt).
-                            chat.displayed(&message_id);
+                        match ev {
+                            Some(ChatEvent::Message { from, text, message_id }) => {
+                                println!("{from}: {text}");
+                                // Printed is shown: IMDN displayed (delivered went out on receipt).
+                                chat.displayed(&message_id);
+                            }
+                            // A group's messages as `GROUP/FROM: TEXT` (GROUP: the id `group`
+                            // commands take).
+                            Some(ChatEvent::GroupMessage { group, from, text, message_id }) => {
+                                let gid = super::group::group_id(&group);
+                                super::group::remember(&chat.impu, pcscf, &gid);
+                                println!("{gid}/{from}: {text}");
+                                chat.displayed(&message_id);
+                            }
+                            Some(ChatEvent::Session { peer, status, reason }) if peer.starts_with("sip:chat-") => {
+                                let gid = super::group::group_id(&peer);
+                                if status == rcslab::ue::chat::SessionStatus::Accepted {
+                                    super::group::remember(&chat.impu, pcscf, &gid);
+                                    println!("{gid}: joined");
+                                } else {
+                                    println!("{gid}: session {}{}{reason}", status.as_str(), if reason.is_empty() { "" } else { ": " });
+                                }
+                            }
+                            _ => {}
                         }
                     }
                     _ = tokio::signal::ctrl_c() => {

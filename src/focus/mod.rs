@@ -126,6 +126,17 @@ pub struct Focus {
     returning: Mutex<std::collections::HashSet<String>>,
 }
 
+/// The SIP cause of a request's `Reason` header (RFC 3326: `SIP;cause=480;text="…"`).
+fn sip_cause(req: &Request) -> Option<u16> {
+    req.headers.values("Reason").iter().find_map(|r| {
+        let mut parts = r.split(';').map(str::trim);
+        if !parts.next()?.eq_ignore_ascii_case("SIP") {
+            return None;
+        }
+        parts.find_map(|p| p.strip_prefix("cause=").and_then(|c| c.trim().parse().ok()))
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -307,20 +318,35 @@ impl Focus {
             .unwrap_or_default()
     }
 
-    /// A member's BYE: it leaves the group (RFC 4579 §5.8; its leg closes).
+    /// A member's BYE (RFC 4579 §5.8; its leg closes): it leaves the group, unless the BYE
+    /// says the session ends for another reason than the member's wish (`Reason: SIP;cause=`
+    /// other than 200, e.g. 480 when the client de-registers): then it stays a member, away,
+    /// and what is said waits for it.
     async fn on_bye(self: &Arc<Self>, inc: IncomingRequest, call_id: &str) {
         let d = lock(&self.dialogs).remove(call_id);
         let Some(d) = d else {
             self.refuse(inc, 481, "no such dialog here");
             return;
         };
+        let leaves = match sip_cause(&inc.request) {
+            Some(cause) => cause == 200,
+            None => true,
+        };
         let ok = crate::sip::uas_response_with(&inc.request, 200, &crate::sip::new_tag(), "");
         inc.tx.respond(ok);
         self.close_leg(&d.leg);
+        // Another device of the member may still be in the session.
+        let elsewhere = lock(&self.legs)
+            .values()
+            .any(|x| x.gid == d.gid && x.member == d.member && x.conn.is_some());
         let changed = {
             let mut groups = lock(&self.groups);
             groups.get_mut(&d.gid).map(|g| {
-                g.set_state(&d.member, MemberState::Departed, Some("departed"));
+                if leaves {
+                    g.set_state(&d.member, MemberState::Departed, Some("departed"));
+                } else if g.is_member(&d.member) && !elsewhere {
+                    g.set_state(&d.member, MemberState::Away, None);
+                }
                 g.clone()
             })
         };

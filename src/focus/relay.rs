@@ -17,14 +17,30 @@ use crate::msrp::limits::MsrpLimits;
 use crate::msrp::{chunk, MsrpMessage, Reassembly, CHUNK_SIZE};
 use crate::rcs;
 
+use super::group::MemberState;
 use super::{lock, Focus};
 
 /// Partial messages one connection may have open.
 const MAX_PARTIALS: usize = 32;
 /// A connection that binds no leg within this is closed.
 const BIND_WAIT: Duration = Duration::from_secs(30);
+/// How long a lost MSRP connection waits for its BYE before the member is taken as away.
+const LOST_GRACE: Duration = Duration::from_secs(2);
 /// Missed messages sent at once to a leg that binds.
 const MAX_BACKLOG: usize = 10_000;
+
+/// The member a disposition report (CPIM carrying `message/imdn+xml`) is for: its CPIM To.
+fn report_for(c: &Cpim) -> Option<String> {
+    let inner = c.content_type()?.to_ascii_lowercase();
+    if !inner.starts_with(rcs::IMDN_TYPE) {
+        return None;
+    }
+    c.header("To").map(|t| {
+        t.trim()
+            .trim_matches(|ch| ch == '<' || ch == '>')
+            .to_string()
+    })
+}
 
 /// The id of the leg an MSRP URI names (`msrp://host:port/ID;tcp`).
 fn leg_id(uri: &str) -> Option<&str> {
@@ -139,10 +155,7 @@ impl Focus {
             }
         }
         if let Some(l) = leg {
-            // Its connection went: the leg is down until the member binds a new one.
-            if let Some(x) = lock(&self.legs).get_mut(&l) {
-                x.conn = None;
-            }
+            self.leg_lost(&l).await;
         }
     }
 
@@ -188,11 +201,18 @@ impl Focus {
             .and_then(|g| g.member(&member).map(|m| m.delivered_seq))
             .unwrap_or(0);
         for (seq, cpim) in self.store.messages_after(&gid, after, MAX_BACKLOG) {
-            let own = Cpim::parse(&cpim)
+            // Messages go to everyone but their writer; a report only to the member it is
+            // for.
+            let for_me = Cpim::parse(&cpim)
                 .ok()
-                .and_then(|c| c.from_uri().map(|f| f.eq_ignore_ascii_case(&member)))
+                .map(|c| match report_for(&c) {
+                    Some(to) => to.eq_ignore_ascii_case(&member),
+                    None => !c
+                        .from_uri()
+                        .is_some_and(|f| f.eq_ignore_ascii_case(&member)),
+                })
                 .unwrap_or(false);
-            if own {
+            if !for_me {
                 if let Some(g) = lock(&self.groups).get_mut(&gid) {
                     g.delivered(&member, seq);
                 }
@@ -202,6 +222,44 @@ impl Focus {
         }
         tracing::debug!(%gid, %member, "member leg bound");
         true
+    }
+
+    /// A bound leg's connection went. A client that ends its session closes MSRP and sends a
+    /// BYE, in either order: after [`LOST_GRACE`] without one (the client died, or lost its
+    /// network) the dialog goes and the member is away until it comes back (rejoin, or a
+    /// registration).
+    async fn leg_lost(self: &Arc<Self>, id: &str) {
+        let Some(l) = lock(&self.legs).remove(id) else {
+            return;
+        };
+        tokio::time::sleep(LOST_GRACE).await;
+        let mut had_dialog = false;
+        lock(&self.dialogs).retain(|_, d| {
+            let ours = d.leg == id;
+            had_dialog |= ours;
+            !ours
+        });
+        if !had_dialog {
+            // Its BYE came: on_bye did what was to be done.
+            return;
+        }
+        let still_here = lock(&self.legs)
+            .values()
+            .any(|x| x.gid == l.gid && x.member == l.member && x.conn.is_some());
+        if still_here {
+            return;
+        }
+        let g = lock(&self.groups).get_mut(&l.gid).and_then(|g| {
+            (g.member(&l.member).map(|m| m.state) == Some(MemberState::Connected)
+                && g.set_state(&l.member, MemberState::Away, None))
+            .then(|| g.clone())
+        });
+        if let Some(g) = g {
+            tracing::debug!(gid = %l.gid, member = %l.member, "member's MSRP connection lost: away");
+            self.persist(&g).await;
+            self.roster_changed(&l.gid, std::slice::from_ref(&l.member))
+                .await;
+        }
     }
 
     /// The per-group lock that puts the group's messages and bindings in one order.
@@ -265,15 +323,14 @@ impl Focus {
             None => cpim.headers.insert(0, ("From".into(), from)),
         }
         let inner = cpim.content_type().unwrap_or("").to_ascii_lowercase();
-        if inner.starts_with(rcs::IMDN_TYPE) {
-            // A disposition report goes to the member whose message it is about.
-            let to = cpim
-                .header("To")
-                .map(|t| t.trim_matches(|c| c == '<' || c == '>').to_string())
-                .unwrap_or_default();
-            answer(200);
-            self.send_to_member(&gid, &to, &cpim.to_bytes());
-            return;
+        // A disposition report goes to the member whose message it is about, through the
+        // history like a message (so one whose leg is down gets it when it is back).
+        let report_to = report_for(&cpim);
+        if report_to
+            .as_deref()
+            .is_some_and(|to| !self.group(&gid).is_some_and(|g| g.is_member(to)))
+        {
+            return answer(200);
         }
         if inner.starts_with(rcs::ISCOMPOSING_TYPE) {
             answer(200);
@@ -298,7 +355,10 @@ impl Focus {
             return answer(500);
         }
         answer(200);
-        self.fan_out(&gid, &member, "message/cpim", &bytes, Some(seq));
+        match report_to {
+            Some(to) => self.send_to_member(&gid, &to, &bytes, seq),
+            None => self.fan_out(&gid, &member, "message/cpim", &bytes, Some(seq)),
+        }
     }
 
     /// Sends to every member of `gid` but `except` whose leg is up.
@@ -322,13 +382,21 @@ impl Focus {
     }
 
     /// Sends `cpim` to member `to` of `gid` if its leg is up.
-    fn send_to_member(&self, gid: &str, to: &str, cpim: &[u8]) {
-        let target = lock(&self.legs)
+    fn send_to_member(&self, gid: &str, to: &str, cpim: &[u8], seq: u64) {
+        let targets: Vec<(MsrpConn, String, String, String)> = lock(&self.legs)
             .values()
-            .find(|l| l.gid == gid && l.member.eq_ignore_ascii_case(to))
-            .and_then(|l| Some((l.conn.clone()?, l.remote.clone()?, l.local.clone())));
-        if let Some((conn, remote, local)) = target {
-            self.send_to(&conn, &remote, &local, cpim, None);
+            .filter(|l| l.gid == gid && l.member.eq_ignore_ascii_case(to))
+            .filter_map(|l| {
+                Some((
+                    l.conn.clone()?,
+                    l.remote.clone()?,
+                    l.local.clone(),
+                    l.member.clone(),
+                ))
+            })
+            .collect();
+        for (conn, remote, local, member) in targets {
+            self.send_to(&conn, &remote, &local, cpim, Some((gid, &member, seq)));
         }
     }
 

@@ -68,6 +68,13 @@ pub(super) enum Internal {
     },
     /// Something from a bound MSRP connection.
     Msrp { peer: String, ev: MsrpEvent },
+    /// A group session is up: tell the application, after the core learned of it (this
+    /// comes after its `Accepted` on the same queue, so a message the application sends next
+    /// goes over that session).
+    GroupJoined {
+        group: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 pub(super) struct Actor {
@@ -334,9 +341,17 @@ impl Actor {
                 // core's outputs, carried out before the BYEs go.
                 let dialogs = self.core.close_all();
                 self.drive();
+                // RFC 3326: the sessions end because we go away, not because the user left
+                // (a group focus keeps us a member and our messages for later).
                 let byes: Vec<Request> = dialogs
                     .iter()
-                    .map(|d| build_in_dialog(&self.ep, self.cfg.transport, d, Method::Bye, d.cseq))
+                    .map(|d| {
+                        let mut b =
+                            build_in_dialog(&self.ep, self.cfg.transport, d, Method::Bye, d.cseq);
+                        b.headers
+                            .push("Reason", "SIP;cause=480;text=\"Temporarily Unavailable\"");
+                        b
+                    })
                     .collect();
                 let ep = self.ep.clone();
                 let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
@@ -357,6 +372,7 @@ impl Actor {
                 members,
                 reply,
             } => self.create_group(subject, members, reply),
+            Cmd::JoinGroup { group, reply } => self.join_group(group, reply),
             Cmd::ChangeGroup {
                 group,
                 change,
@@ -523,6 +539,9 @@ impl Actor {
                     peer_uri,
                     dialog,
                 });
+            }
+            Internal::GroupJoined { group, reply } => {
+                let _ = reply.send(Ok(group));
             }
             Internal::Msrp { peer, ev } => match ev {
                 MsrpEvent::Message(msg) => self.feed(Input::Msrp { peer, msg }),

@@ -242,6 +242,10 @@ enum Cmd {
         members: Vec<String>,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    JoinGroup {
+        group: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     ChangeGroup {
         group: String,
         change: actor::GroupChange,
@@ -418,6 +422,19 @@ impl ChatUe {
         let _ = self.cmd.send(Cmd::CreateGroup {
             subject: subject.to_string(),
             members: members.iter().map(|m| m.to_string()).collect(),
+            reply: tx,
+        });
+        rx.await
+            .unwrap_or_else(|_| Err("the client stopped".to_string()))
+    }
+
+    /// Joins `group` (a conference URI) again when we have no session with it (RCC.07
+    /// rejoin: an INVITE to the group's URI): after an idle teardown, a restart of the client,
+    /// or before leaving it for good with [`ChatUe::close`] (BYE).
+    pub async fn join_group(&self, group: &str) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::JoinGroup {
+            group: group.to_string(),
             reply: tx,
         });
         rx.await

@@ -23,6 +23,15 @@ use crate::ue::chat::msrp_bind::{bind, forward_events};
 pub const CONFERENCE_FACTORY: &str = "chat-factory";
 
 impl Actor {
+    fn domain(&self) -> String {
+        self.cfg
+            .impu
+            .rsplit('@')
+            .next()
+            .unwrap_or("ims.lab")
+            .to_string()
+    }
+
     /// Sends the creating INVITE; `reply` gets the group's conference URI, or why not.
     pub(super) fn create_group(
         &mut self,
@@ -30,35 +39,11 @@ impl Actor {
         members: Vec<String>,
         reply: oneshot::Sender<Result<String, String>>,
     ) {
-        let domain = self
-            .cfg
-            .impu
-            .rsplit('@')
-            .next()
-            .unwrap_or("ims.lab")
-            .to_string();
+        let domain = self.domain();
         let factory = format!("sip:{CONFERENCE_FACTORY}@{domain}");
-        let my_uri = self.my_uri();
-        let mut req = Request::new(Method::Invite, factory.clone());
-        req.headers.push("Via", self.ep.new_via(self.cfg.transport));
-        req.headers.push("Max-Forwards", "70");
-        req.headers
-            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
-        req.headers.push("To", format!("<{factory}>"));
-        req.headers.push(
-            "Call-ID",
-            new_call_id(&self.ep.local_addr().ip().to_string()),
-        );
-        req.headers.push("CSeq", "1 INVITE");
-        req.headers.push("Contact", self.contact_header());
-        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
-        req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
+        let mut req = self.focus_invite(&factory);
         req.headers.push("Require", "recipient-list-invite");
         req.headers.push("Subject", subject);
-        req.headers.push("Contribution-ID", rcs::new_id());
-        req.headers.push("Conversation-ID", rcs::new_id());
-        req.headers.push("Supported", "timer");
-        req.headers.push("User-Agent", "rcslab-ue");
         let uris: Vec<String> = members
             .iter()
             .map(|m| {
@@ -70,7 +55,7 @@ impl Actor {
             })
             .collect();
         let list = RecipientList::of(&uris.iter().map(String::as_str).collect::<Vec<_>>());
-        let sdp = MsrpSdp::rcs_chat(&self.ep.local_addr().ip().to_string(), 9, &my_uri, "active");
+        let sdp = self.focus_sdp();
         let mut list_part = Part::new(
             resource_lists::CONTENT_TYPE,
             Bytes::from(list.to_xml().into_bytes()),
@@ -87,6 +72,60 @@ impl Actor {
         );
         req.headers.push("Content-Type", ct);
         req.body = Bytes::from(body);
+        self.open_focus_session(req, reply);
+    }
+
+    /// Joins group `group` again (RCC.07 rejoin: an INVITE to its conference URI with SDP
+    /// only); `reply` gets the conference URI once the session is up.
+    pub(super) fn join_group(
+        &mut self,
+        group: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    ) {
+        let mut req = self.focus_invite(&group);
+        let sdp = self.focus_sdp();
+        rcs::set_chat_body(&mut req.headers, &mut req.body, &sdp, None);
+        self.open_focus_session(req, reply);
+    }
+
+    fn focus_sdp(&self) -> MsrpSdp {
+        MsrpSdp::rcs_chat(
+            &self.ep.local_addr().ip().to_string(),
+            9,
+            &self.my_uri(),
+            "active",
+        )
+    }
+
+    /// An INVITE to the focus at `to`, without its body.
+    fn focus_invite(&self, to: &str) -> Request {
+        let mut req = Request::new(Method::Invite, to.to_string());
+        req.headers.push("Via", self.ep.new_via(self.cfg.transport));
+        req.headers.push("Max-Forwards", "70");
+        req.headers
+            .push("From", format!("<{}>;tag={}", self.cfg.impu, new_tag()));
+        req.headers.push("To", format!("<{to}>"));
+        req.headers.push(
+            "Call-ID",
+            new_call_id(&self.ep.local_addr().ip().to_string()),
+        );
+        req.headers.push("CSeq", "1 INVITE");
+        req.headers.push("Contact", self.contact_header());
+        req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
+        req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
+        req.headers.push("Contribution-ID", rcs::new_id());
+        req.headers.push("Conversation-ID", rcs::new_id());
+        req.headers.push("Supported", "timer");
+        req.headers.push("User-Agent", "rcslab-ue");
+        req
+    }
+
+    /// Sends `req` to a focus: on its 2xx (Contact `;isfocus` naming the group) the ACK, the
+    /// MSRP binding, and the session handed to the core under the group's conference URI,
+    /// which `reply` gets.
+    fn open_focus_session(&mut self, req: Request, reply: oneshot::Sender<Result<String, String>>) {
+        let domain = self.domain();
+        let my_uri = self.my_uri();
         let ep = self.ep.clone();
         let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
         let internal = self.internal.clone();
@@ -101,7 +140,7 @@ impl Actor {
             {
                 Ok(r) => r,
                 Err(_) => {
-                    let _ = reply.send(Err("no answer from the conference factory".into()));
+                    let _ = reply.send(Err("no answer from the group focus".into()));
                     return;
                 }
             };
@@ -142,8 +181,11 @@ impl Actor {
                         peer_uri: path,
                         dialog: d,
                     });
-                    forward_events(rx, internal, group.clone());
-                    let _ = reply.send(Ok(group));
+                    let _ = internal.send(Internal::GroupJoined {
+                        group: group.clone(),
+                        reply,
+                    });
+                    forward_events(rx, internal, group);
                 }
                 Err(e) => {
                     let _ = reply.send(Err(format!("MSRP bind: {e}")));

@@ -1,0 +1,1 @@
+//! `rcslab ue … group` as scripts use it.
