@@ -1,1 +1,95 @@
-//! `rcslab ue … group` as scripts use it.
+//! `rcslab ue … group` as scripts use it: the command forms and outputs are a contract.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::*;
+use crate::rcslab_ue;
+
+/// Runs `rcslab ue --user USER ARGS…` to the end: (exit code, stdout, stderr).
+async fn ue_run(lab: &Lab, user: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(Duration::from_secs(30), rcslab_ue(lab, user, args).output())
+        .await
+        .expect("rcslab ue ends in time")
+        .expect("rcslab ue runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commands_create_send_add_leave_list_and_listen_prints_group_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    // bob listens; carol is offline.
+    let mut listen = rcslab_ue(&lab, "bob", &["listen"]).spawn().unwrap();
+    let mut err = BufReader::new(listen.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(l)) = err.next_line().await {
+            if l.contains("registered, listening") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("bob listening");
+    let mut out = BufReader::new(listen.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(10), out.next_line())
+            .await
+            .expect("a line from listen")
+            .unwrap()
+            .unwrap()
+    };
+
+    // create: the group id alone on the last line.
+    let (code, stdout, stderr) = ue_run(
+        &lab,
+        "alice",
+        &["group", "create", "Friday lunch", "bob", "carol"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let gid = stdout.lines().last().unwrap().trim().to_string();
+    assert!(!gid.is_empty() && !gid.contains(' '), "{stdout}");
+    let g = lab.conf.group(&gid).expect("the focus has it");
+    assert_eq!(g.subject.as_deref(), Some("Friday lunch"));
+    assert_eq!(next_line().await, format!("{gid}: joined"));
+
+    // send: `sent` once stored; bob's listen prints GROUP/FROM: TEXT.
+    let (code, stdout, stderr) = ue_run(
+        &lab,
+        "alice",
+        &["group", "send", &gid, "lunch at noon?", "--timeout", "1"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout.lines().next(), Some("sent"), "{stdout}");
+    assert_eq!(
+        next_line().await,
+        format!("{gid}/sip:alice@ims.lab: lunch at noon?")
+    );
+
+    // add (carol is already invited: nothing new, still fine); remove by a non-chairman: 403.
+    let (code, stdout, _) = ue_run(&lab, "alice", &["group", "add", &gid, "carol"]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout.trim(), "added: carol");
+    let (code, _, stderr) = ue_run(&lab, "bob", &["group", "remove", &gid, "alice"]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("403"), "{stderr}");
+
+    // carol leaves for good (she joins the session, then BYE).
+    let (code, stdout, stderr) = ue_run(&lab, "carol", &["group", "leave", &gid]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), format!("left {gid}"));
+    assert!(!lab.conf.group(&gid).unwrap().is_member("sip:carol@ims.lab"));
+
+    // list: what the focus says about each group alice knows.
+    let (code, stdout, stderr) = ue_run(&lab, "alice", &["group", "list"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), format!("{gid}  Friday lunch  (2 members)"));
+    let _ = listen.start_kill();
+}
