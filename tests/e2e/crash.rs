@@ -82,7 +82,7 @@ impl Plan {
 }
 
 /// Free loopback ports for the lab's listeners (UDP and TCP both free where SIP needs both).
-fn free_ports(n: usize) -> Vec<u16> {
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
     let mut held = Vec::new();
     let mut ports = Vec::new();
     while ports.len() < n {
@@ -96,7 +96,7 @@ fn free_ports(n: usize) -> Vec<u16> {
     ports
 }
 
-fn lab_toml() -> String {
+pub(crate) fn lab_toml() -> String {
     let p = free_ports(13);
     let mut t = format!(
         "[nodes]\npcscf = \"127.0.0.1:{}\"\nicscf = \"127.0.0.1:{}\"\nscscf = \"127.0.0.1:{}\"\n\
@@ -115,7 +115,7 @@ fn lab_toml() -> String {
 }
 
 /// `rcslab up` on `dir`; returns once it says it is ready.
-async fn start_lab(config: &Path, dir: &Path) -> Child {
+pub(crate) async fn start_lab(config: &Path, dir: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rcslab"))
         .arg("up")
         .arg("--config")
@@ -147,7 +147,7 @@ async fn start_lab(config: &Path, dir: &Path) -> Child {
     child
 }
 
-fn sigkill(child: &Child) {
+pub(crate) fn sigkill(child: &Child) {
     let pid = child.id().expect("running").to_string();
     let ok = std::process::Command::new("kill")
         .args(["-KILL", &pid])
@@ -216,7 +216,7 @@ async fn client(
 }
 
 /// Registers again after a restart (the S-CSCF keeps registrations in memory), bounded.
-async fn reregister(c: &ChatUe) {
+pub(crate) async fn reregister(c: &ChatUe) {
     for _ in 0..20 {
         if c.register().await {
             return;

@@ -15,6 +15,7 @@ use rcslab::Lab;
 use crate::lab_with;
 
 mod cli;
+mod crash;
 mod create;
 mod members;
 mod refer;
