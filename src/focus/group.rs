@@ -1,7 +1,7 @@
 //! One group chat as the focus keeps it, without sockets: who is in it and in which state,
 //! its chairman, subject and Contribution-ID, the next history sequence number, and the
-//! conference-info version. The roster it notifies (RFC 4575) is made here: the full document
-//! for a new subscription, a partial one with just the users that changed.
+//! The roster it notifies (RFC 4575) is made here: the full document for a new subscription,
+//! a partial one with just the users that changed (the version is the subscription's).
 
 use serde::{Deserialize, Serialize};
 
@@ -51,8 +51,6 @@ pub struct Group {
     pub members: Vec<Member>,
     /// The sequence number the next message gets (history keys).
     pub next_seq: u64,
-    /// The conference-info version last sent (RFC 4575 §4.1: one more per NOTIFY).
-    pub version: u32,
 }
 
 /// Why a change to a group was refused (the SIP status a focus answers).
@@ -106,7 +104,6 @@ impl Group {
                 delivered_seq: 0,
             }],
             next_seq: 1,
-            version: 0,
         };
         g.add(others, max_members)?;
         Ok(g)
@@ -225,10 +222,15 @@ impl Group {
         u
     }
 
-    /// The next conference-info document: the whole roster (`changed` None; departed members
-    /// are left out), or only the users in `changed` (a partial notification).
-    pub fn conference_info(&mut self, changed: Option<&[String]>, max_members: usize) -> String {
-        self.version += 1;
+    /// A conference-info document with `version` (RFC 4575 §4.1: the subscription's, one more
+    /// per NOTIFY): the whole roster (`changed` None; departed members are left out), or only
+    /// the users in `changed` (a partial notification).
+    pub fn conference_info(
+        &self,
+        changed: Option<&[String]>,
+        max_members: usize,
+        version: u32,
+    ) -> String {
         let users = match changed {
             None => self.current().map(Self::user).collect(),
             Some(uris) => self
@@ -245,7 +247,7 @@ impl Group {
             } else {
                 State::Full
             },
-            version: self.version,
+            version,
             subject: self.subject.clone(),
             max_users: Some(max_members as u32),
             users,
@@ -302,7 +304,7 @@ mod tests {
         let mut g = g();
         g.set_state("sip:bob@ims.lab", MemberState::Connected, None);
         let full = ConferenceInfo::parse(
-            g.conference_info(None, 100).as_bytes(),
+            g.conference_info(None, 100, 1).as_bytes(),
             &InfoLimits::default(),
         )
         .unwrap();
@@ -336,7 +338,7 @@ mod tests {
         );
         g.set_state("sip:carol@ims.lab", MemberState::Departed, Some("booted"));
         let part = ConferenceInfo::parse(
-            g.conference_info(Some(&["sip:carol@ims.lab".into()]), 100)
+            g.conference_info(Some(&["sip:carol@ims.lab".into()]), 100, 2)
                 .as_bytes(),
             &InfoLimits::default(),
         )

@@ -161,12 +161,12 @@ pub fn registered(lab: &Lab, impu: &str) -> bool {
 pub fn tshark_on(lab: &rcslab::Lab, pcap: &std::path::Path) -> impl Fn(&[&str]) -> String {
     let a = lab.addrs;
     let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
-    for p in [a.pcscf, a.icscf, a.scscf, a.oim, a.tim, a.ps].map(|x| x.port()) {
+    for p in [a.pcscf, a.icscf, a.scscf, a.oim, a.tim, a.ps, a.conf].map(|x| x.port()) {
         args.extend(["-d".into(), format!("tcp.port=={p},sip")]);
         args.extend(["-d".into(), format!("udp.port=={p},sip")]);
     }
     args.extend(["-d".into(), format!("tcp.port=={},diameter", a.hss.port())]);
-    for p in [a.oim_msrp, a.tim_msrp].map(|x| x.port()) {
+    for p in [a.oim_msrp, a.tim_msrp, a.conf_msrp].map(|x| x.port()) {
         args.extend(["-d".into(), format!("tcp.port=={p},msrp")]);
     }
     args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);

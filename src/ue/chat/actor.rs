@@ -73,7 +73,7 @@ pub(super) enum Internal {
     /// goes over that session).
     GroupJoined {
         group: String,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, super::GroupError>>,
     },
 }
 

@@ -148,6 +148,53 @@ pub enum ChatEvent {
     },
 }
 
+/// Why a group chat operation ([`ChatUe::create_group`], [`ChatUe::join_group`],
+/// [`ChatUe::add_to_group`], [`ChatUe::remove_from_group`]) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// The focus (or the network on the way) answered with a failure: `403 Forbidden (399
+    /// conf.ims.lab "not a member of this group")`.
+    #[error("{status} {reason}{}", warning.as_ref().map(|w| format!(" ({w})")).unwrap_or_default())]
+    Refused {
+        /// The SIP status.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+        /// The Warning header, when there was one.
+        warning: Option<String>,
+    },
+    /// No final answer in time.
+    #[error("no answer from the group focus")]
+    NoAnswer,
+    /// The 200 named no focus (Contact `;isfocus`) or no MSRP path.
+    #[error("the 200 names no focus (Contact ;isfocus) or no MSRP path")]
+    NotAFocus,
+    /// The session's MSRP binding failed.
+    #[error("MSRP bind: {0}")]
+    Bind(String),
+    /// The client stopped.
+    #[error("the client stopped")]
+    Stopped,
+}
+
+impl GroupError {
+    pub(crate) fn refused(r: &crate::sip::Response) -> GroupError {
+        GroupError::Refused {
+            status: r.status,
+            reason: r.reason.clone(),
+            warning: r.headers.get("Warning").map(str::to_string),
+        }
+    }
+
+    /// The SIP status, for a refusal.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GroupError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
 /// Session state changes reported by [`ChatEvent::Session`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionStatus {
@@ -240,16 +287,16 @@ enum Cmd {
     CreateGroup {
         subject: String,
         members: Vec<String>,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, GroupError>>,
     },
     JoinGroup {
         group: String,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, GroupError>>,
     },
     ChangeGroup {
         group: String,
         change: actor::GroupChange,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), GroupError>>,
     },
     /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
     /// client does before it de-registers, so the network keeps what comes next.
@@ -417,54 +464,59 @@ impl ChatUe {
     /// factory (RFC 5366): the group's conference URI (`sip:chat-GID@DOMAIN`) once the focus
     /// answered and our MSRP leg is bound, or why not. [`ChatUe::send`] to that URI sends to
     /// the group.
-    pub async fn create_group(&self, subject: &str, members: &[&str]) -> Result<String, String> {
+    pub async fn create_group(
+        &self,
+        subject: &str,
+        members: &[&str],
+    ) -> Result<String, GroupError> {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::CreateGroup {
             subject: subject.to_string(),
             members: members.iter().map(|m| m.to_string()).collect(),
             reply: tx,
         });
-        rx.await
-            .unwrap_or_else(|_| Err("the client stopped".to_string()))
+        rx.await.unwrap_or(Err(GroupError::Stopped))
     }
 
     /// Joins `group` (a conference URI) again when we have no session with it (RCC.07
     /// rejoin: an INVITE to the group's URI): after an idle teardown, a restart of the client,
     /// or before leaving it for good with [`ChatUe::close`] (BYE).
-    pub async fn join_group(&self, group: &str) -> Result<String, String> {
+    pub async fn join_group(&self, group: &str) -> Result<String, GroupError> {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::JoinGroup {
             group: group.to_string(),
             reply: tx,
         });
-        rx.await
-            .unwrap_or_else(|_| Err("the client stopped".to_string()))
+        rx.await.unwrap_or(Err(GroupError::Stopped))
     }
 
     /// Adds `members` (user names or URIs) to `group` (a conference URI): a REFER to the group,
     /// one `Refer-To` for one member, a `multiple-refer` list for several (RFC 4579 §5.5, RFC
     /// 5368). `Ok` once the focus accepted it (202); it then INVITEs them.
-    pub async fn add_to_group(&self, group: &str, members: &[&str]) -> Result<(), String> {
+    pub async fn add_to_group(&self, group: &str, members: &[&str]) -> Result<(), GroupError> {
         let change = actor::GroupChange::Add(members.iter().map(|m| m.to_string()).collect());
         self.change_group(group, change).await
     }
 
     /// Removes `member` from `group` (REFER with `method=BYE`, RFC 4579 §5.6): the chairman's
     /// right only (others get 403).
-    pub async fn remove_from_group(&self, group: &str, member: &str) -> Result<(), String> {
+    pub async fn remove_from_group(&self, group: &str, member: &str) -> Result<(), GroupError> {
         self.change_group(group, actor::GroupChange::Remove(member.to_string()))
             .await
     }
 
-    async fn change_group(&self, group: &str, change: actor::GroupChange) -> Result<(), String> {
+    async fn change_group(
+        &self,
+        group: &str,
+        change: actor::GroupChange,
+    ) -> Result<(), GroupError> {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmd.send(Cmd::ChangeGroup {
             group: group.to_string(),
             change,
             reply: tx,
         });
-        rx.await
-            .unwrap_or_else(|_| Err("the client stopped".to_string()))
+        rx.await.unwrap_or(Err(GroupError::Stopped))
     }
 
     /// Ends the session with `to` (BYE).

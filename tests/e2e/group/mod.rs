@@ -19,6 +19,7 @@ mod crash;
 mod create;
 mod members;
 mod refer;
+mod wire;
 
 /// The next event that is not a session change, within 5 s.
 pub(super) async fn next(ue: &mut ChatUe) -> ChatEvent {

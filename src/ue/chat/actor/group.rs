@@ -18,6 +18,7 @@ use crate::rcs;
 use crate::sip::multipart::{self, Part};
 use crate::sip::{new_call_id, new_tag, Method, NameAddr, Request, SipMessage};
 use crate::ue::chat::msrp_bind::{bind, forward_events};
+use crate::ue::chat::GroupError;
 
 /// The conference factory's user part (RCC.07's CONF-FCTY-URI, as the lab provisions it).
 pub const CONFERENCE_FACTORY: &str = "chat-factory";
@@ -37,7 +38,7 @@ impl Actor {
         &mut self,
         subject: String,
         members: Vec<String>,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, GroupError>>,
     ) {
         let domain = self.domain();
         let factory = format!("sip:{CONFERENCE_FACTORY}@{domain}");
@@ -80,7 +81,7 @@ impl Actor {
     pub(super) fn join_group(
         &mut self,
         group: String,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, GroupError>>,
     ) {
         let mut req = self.focus_invite(&group);
         let sdp = self.focus_sdp();
@@ -123,7 +124,11 @@ impl Actor {
     /// Sends `req` to a focus: on its 2xx (Contact `;isfocus` naming the group) the ACK, the
     /// MSRP binding, and the session handed to the core under the group's conference URI,
     /// which `reply` gets.
-    fn open_focus_session(&mut self, req: Request, reply: oneshot::Sender<Result<String, String>>) {
+    fn open_focus_session(
+        &mut self,
+        req: Request,
+        reply: oneshot::Sender<Result<String, GroupError>>,
+    ) {
         let domain = self.domain();
         let my_uri = self.my_uri();
         let ep = self.ep.clone();
@@ -140,17 +145,12 @@ impl Actor {
             {
                 Ok(r) => r,
                 Err(_) => {
-                    let _ = reply.send(Err("no answer from the group focus".into()));
+                    let _ = reply.send(Err(GroupError::NoAnswer));
                     return;
                 }
             };
             if !resp.is_success() {
-                let why = resp
-                    .headers
-                    .get("Warning")
-                    .map(|w| format!(" ({w})"))
-                    .unwrap_or_default();
-                let _ = reply.send(Err(format!("{} {}{why}", resp.status, resp.reason)));
+                let _ = reply.send(Err(GroupError::refused(&resp)));
                 return;
             }
             let d = dialog_from(&req, &resp);
@@ -165,9 +165,7 @@ impl Actor {
                 .ok()
                 .and_then(|b| b.sdp.path.last().cloned());
             let (Some(group), Some(path)) = (group, path) else {
-                let _ = reply.send(Err(
-                    "the 200 names no focus (Contact ;isfocus) or no MSRP path".into(),
-                ));
+                let _ = reply.send(Err(GroupError::NotAFocus));
                 return;
             };
             let group = canonical(&group);
@@ -188,7 +186,7 @@ impl Actor {
                     forward_events(rx, internal, group);
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(format!("MSRP bind: {e}")));
+                    let _ = reply.send(Err(GroupError::Bind(e.to_string())));
                 }
             }
         });
@@ -209,7 +207,7 @@ impl Actor {
         &mut self,
         group: String,
         change: GroupChange,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), GroupError>>,
     ) {
         let domain = self
             .cfg
@@ -264,15 +262,8 @@ impl Actor {
             .await;
             let _ = reply.send(match r {
                 Ok(r) if r.is_success() => Ok(()),
-                Ok(r) => {
-                    let why = r
-                        .headers
-                        .get("Warning")
-                        .map(|w| format!(" ({w})"))
-                        .unwrap_or_default();
-                    Err(format!("{} {}{why}", r.status, r.reason))
-                }
-                Err(_) => Err("no answer from the group focus".into()),
+                Ok(r) => Err(GroupError::refused(&r)),
+                Err(_) => Err(GroupError::NoAnswer),
             });
         });
     }
