@@ -17,6 +17,7 @@
 //! at the watcher. Those leaving members neither send nor are owed messages. Bounded: the
 //! number of messages (`rate` x `seconds`), deadlines for set-up and a drain after the load.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -176,13 +177,13 @@ async fn read_events(
         let now = Instant::now();
         match ev {
             Some(ChatEvent::GroupMessage { message_id, .. }) => {
-                if seen.messages.contains_key(&message_id) {
-                    seen.duplicates += 1;
-                } else {
-                    seen.messages.insert(message_id, now);
+                if let Entry::Vacant(e) = seen.messages.entry(message_id) {
+                    e.insert(now);
                     if staying {
                         progress.received.fetch_add(1, Ordering::Relaxed);
                     }
+                } else {
+                    seen.duplicates += 1;
                 }
             }
             Some(ChatEvent::Status {
