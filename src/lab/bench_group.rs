@@ -32,7 +32,7 @@ use crate::cpim::ImdnStatus;
 use crate::focus::group::MemberState;
 use crate::lab::{Lab, LabOptions};
 use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
-use crate::ue::{Ue, UeConfig};
+use crate::ue::{Ue, UeConfig, UeError};
 use crate::LabConfig;
 
 /// Registrations (and group creations) under way at once during set-up.
@@ -44,6 +44,10 @@ const SETUP_WAIT: Duration = Duration::from_secs(120);
 const DRAIN: Duration = Duration::from_secs(5);
 /// The longest drain, progress or not.
 const DRAIN_MAX: Duration = Duration::from_secs(60);
+/// A set-up request the P-CSCF refused with 503 (overload control, RFC 3261 §21.5.4) is tried
+/// again after a pause, this many times at most.
+const RETRIES: usize = 5;
+const RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// Groups whose roster is watched (at most).
 const WATCHED: usize = 5;
 
@@ -75,6 +79,9 @@ pub struct GroupBench {
     pub leaves: usize,
     pub notified: usize,
     pub notify: [Duration; 2],
+    /// Set-up requests (REGISTER, the creating INVITE, SUBSCRIBE) tried again after a 503
+    /// from the P-CSCF's overload control (as a client honours Retry-After).
+    pub retries: usize,
     /// RSS after set-up and after the run (KiB).
     pub rss_setup_kib: u64,
     pub rss_kib: u64,
@@ -107,7 +114,7 @@ pub fn report(r: &GroupBench, rate: u64, seconds: u64) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let secs = r.elapsed.as_secs_f64().max(1e-3);
     format!(
-        "group: {} groups x {} members ({} clients), all in their sessions in {:.1} s; {} messages at {rate}/s for {seconds} s\n\
+        "group: {} groups x {} members ({} clients), all in their sessions in {:.1} s ({} set-up requests tried again after a 503); {} messages at {rate}/s for {seconds} s\n\
 group: {} sent, {} fan-out deliveries owed, {} received, {} lost, {} duplicated; {} IMDN delivered owed, {} received, {} lost\n\
 group: {:.0} messages/s fanned out ({:.0} deliveries/s, {:.0} IMDN/s); scheduled send -> last member delivered p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} messages complete)\n\
 group: roster: {} leaves (BYE) watched, {} partial NOTIFY, BYE -> NOTIFY p50 {:.1} ms, max {:.1} ms; RSS {} MiB after set-up, {} MiB after the load; {:.1} CPU s in the load phase (lab and clients, one process)",
@@ -115,6 +122,7 @@ group: roster: {} leaves (BYE) watched, {} partial NOTIFY, BYE -> NOTIFY p50 {:.
         r.members,
         r.groups * r.members,
         r.setup.as_secs_f64(),
+        r.retries,
         r.sent,
         r.sent,
         r.owed,
@@ -139,6 +147,22 @@ group: roster: {} leaves (BYE) watched, {} partial NOTIFY, BYE -> NOTIFY p50 {:.
         r.rss_kib / 1024,
         r.cpu_secs,
     )
+}
+
+/// Registers `ue`, again after a 503 (up to [`RETRIES`] times); how many tries it took beyond
+/// the first.
+async fn register(ue: &mut Ue) -> Result<usize, BenchError> {
+    let mut tries = 0;
+    loop {
+        match ue.register(3600).await {
+            Ok(_) => return Ok(tries),
+            Err(UeError::Rejected(503, _)) if tries < RETRIES => {
+                tries += 1;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// What one client's event reader saw.
@@ -299,17 +323,19 @@ async fn run(
         starting.push(tokio::spawn(async move {
             let _p = gate.acquire_owned().await;
             let mut ue = Ue::start(c, trace.clone(), shut).await?;
-            ue.register(3600).await?;
-            Ok::<ChatUe, BenchError>(ChatUe::start(ue, trace, opts))
+            let retried = register(&mut ue).await?;
+            Ok::<_, BenchError>((ChatUe::start(ue, trace, opts), retried))
         }));
     }
     let leavers: Arc<HashSet<String>> =
         Arc::new((0..users).filter(|&i| is_leaver(i)).map(uri).collect());
     let progress = Arc::new(Progress::default());
+    let mut retries = 0;
     let mut ues = Vec::with_capacity(users);
     let mut readers = Vec::with_capacity(users);
     for (i, s) in starting.into_iter().enumerate() {
-        let mut ue = s.await.map_err(|_| BenchError::UserMissing)??;
+        let (mut ue, retried) = s.await.map_err(|_| BenchError::UserMissing)??;
+        retries += retried;
         readers.push(tokio::spawn(read_events(
             ue.take_events(),
             !is_leaver(i),
@@ -330,15 +356,23 @@ async fn run(
         creating.push(tokio::spawn(async move {
             let _p = gate.acquire_owned().await;
             let others: Vec<&str> = others.iter().map(String::as_str).collect();
-            creator.create_group(&format!("bench {g}"), &others).await
+            let mut tries = 0;
+            loop {
+                match creator.create_group(&format!("bench {g}"), &others).await {
+                    Err(e) if tries < RETRIES && e.contains("503") => {
+                        tries += 1;
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                    r => return (r, tries),
+                }
+            }
         }));
     }
     let mut group_uris = Vec::with_capacity(groups);
     for (g, c) in creating.into_iter().enumerate() {
-        let u = c
-            .await
-            .map_err(|_| BenchError::UserMissing)?
-            .map_err(|e| BenchError::SendFailed(format!("group {g} not created: {e}")))?;
+        let (u, retried) = c.await.map_err(|_| BenchError::UserMissing)?;
+        retries += retried;
+        let u = u.map_err(|e| BenchError::SendFailed(format!("group {g} not created: {e}")))?;
         group_uris.push(u);
     }
     let gid = |u: &str| {
@@ -399,15 +433,24 @@ async fn run(
         let c = UeConfig::from_lab(&lab.config, &name(g * members), lab.addrs.pcscf)
             .ok_or(BenchError::UserMissing)?;
         let mut w = Ue::start(c, lab.trace.clone(), shut.clone()).await?;
-        w.register(3600).await?;
-        let (resp, _) = w
-            .subscribe_event(
-                group_uri,
-                "conference",
-                "application/conference-info+xml",
-                600,
-            )
-            .await;
+        retries += register(&mut w).await?;
+        let mut tries = 0;
+        let resp = loop {
+            let (resp, _) = w
+                .subscribe_event(
+                    group_uri,
+                    "conference",
+                    "application/conference-info+xml",
+                    600,
+                )
+                .await;
+            if resp.status != 503 || tries == RETRIES {
+                break resp;
+            }
+            tries += 1;
+            tokio::time::sleep(RETRY_PAUSE).await;
+        };
+        retries += tries;
         if resp.status != 200 {
             return Err(BenchError::SendFailed(format!(
                 "conference SUBSCRIBE to group {g}: {} {}",
@@ -537,6 +580,7 @@ async fn run(
         duplicates: seen.iter().map(|s| s.duplicates).sum(),
         imdn_owed: owed,
         rss_setup_kib,
+        retries,
         cpu_secs: cpu,
         ..GroupBench::default()
     };
