@@ -257,7 +257,7 @@ pub async fn group(
     rate: u64,
     seconds: u64,
 ) -> Result<GroupBench, BenchError> {
-    let members = members.max(2);
+    let (groups, members) = (groups.max(1), members.max(2));
     let users = groups * members;
     let name = |i: usize| format!("g{i}");
     let uri = |i: usize| format!("sip:g{i}@ims.lab");
