@@ -1,6 +1,7 @@
-//! `rcslab bench chat | webrsf | presence | rtcweb`: benchmarks on an in-process lab
-//! ([`rcslab::lab::bench`], [`rcslab::lab::bench_web`], [`rcslab::lab::bench_presence`],
-//! [`rcslab::lab::bench_rtcweb`]).
+//! `rcslab bench chat | webrsf | presence | rtcweb | bridge | group`: benchmarks on an
+//! in-process lab ([`rcslab::lab::bench`], [`rcslab::lab::bench_web`],
+//! [`rcslab::lab::bench_presence`], [`rcslab::lab::bench_rtcweb`],
+//! [`rcslab::lab::bench_bridge`], [`rcslab::lab::bench_group`]).
 
 use std::path::PathBuf;
 
@@ -86,6 +87,23 @@ pub enum BenchCmd {
         calls: usize,
         /// Seconds of audio.
         #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Group chat through the conference focus CONF: groups of members, each member an RCS
+    /// client; messages at a rate fanned out to every member, each with its IMDN; the roster
+    /// NOTIFY on a member's leave.
+    Group {
+        /// Groups.
+        #[arg(long, default_value_t = 5)]
+        groups: usize,
+        /// Members per group (the creator included).
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        /// Group messages per second, all groups together.
+        #[arg(long, default_value_t = 50)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
     /// (internal) Holds RTCWeb pages for `bench rtcweb` in a process of its own.
@@ -282,6 +300,19 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             println!("{}", rcslab::lab::bench_bridge::report(&r, seconds));
             if !rcslab::lab::bench_bridge::met_target(&r) {
                 return Err(CliError::BridgeTarget);
+            }
+            Ok(())
+        }
+        BenchCmd::Group {
+            groups,
+            members,
+            rate,
+            seconds,
+        } => {
+            let r = rcslab::lab::bench_group::group(groups, members, rate, seconds).await?;
+            println!("{}", rcslab::lab::bench_group::report(&r, rate, seconds));
+            if !r.clean() {
+                return Err(CliError::GroupLost);
             }
             Ok(())
         }

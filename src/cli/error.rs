@@ -97,6 +97,10 @@ pub enum CliError {
     /// `rcslab bench bridge`: packets lost or p99 latency at 20 ms or more.
     #[error("media packets lost or p99 latency at 20 ms or more")]
     BridgeTarget,
+    /// `rcslab bench group`: a group message, an IMDN or a roster NOTIFY never came, or a
+    /// member got a message twice.
+    #[error("group messages, IMDNs or roster NOTIFYs lost, or duplicated")]
+    GroupLost,
     /// `rcslab bench bridge` could not set its calls up.
     #[error(transparent)]
     BridgeBench(#[from] rcslab::lab::bench_bridge::BridgeBenchError),
@@ -175,6 +179,10 @@ mod tests {
             (
                 CliError::BridgeTarget,
                 "media packets lost or p99 latency at 20 ms or more",
+            ),
+            (
+                CliError::GroupLost,
+                "group messages, IMDNs or roster NOTIFYs lost, or duplicated",
             ),
             (CliError::Interrupted, "interrupted"),
             (

@@ -57,7 +57,7 @@ pub struct PresenceBench {
 }
 
 /// CPU seconds (user + system) this process has used, from /proc.
-fn cpu_secs() -> f64 {
+pub(crate) fn cpu_secs() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
