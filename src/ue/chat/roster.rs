@@ -107,6 +107,17 @@ impl RosterParts {
     }
 }
 
+/// Why a roster SUBSCRIBE did not make a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SubscribeError {
+    /// A non-2xx final answer.
+    #[error("{0} {1}")]
+    Refused(u16, String),
+    /// No final answer within [`SUBSCRIBE_WAIT`].
+    #[error("no answer to SUBSCRIBE")]
+    NoAnswer,
+}
+
 enum RosterCmd {
     Watch(String),
     Unwatch(String),
@@ -114,7 +125,7 @@ enum RosterCmd {
     Answered {
         group: String,
         call_id: String,
-        result: Result<u32, String>,
+        result: Result<u32, SubscribeError>,
     },
     /// Half of a subscription's Expires passed: a new one, if it is still the group's newest.
     Refresh(String, String),
@@ -215,9 +226,10 @@ impl Driver {
                         });
                     }
                     Ok(_) => {}
-                    Err(reason) => {
+                    Err(e) => {
                         self.current.remove(&group);
                         self.by_call.remove(&call_id);
+                        let reason = e.to_string();
                         let _ = self.events.send(RosterEvent::Ended { group, reason });
                     }
                 }
@@ -264,8 +276,11 @@ impl Driver {
                     .get("Expires")
                     .and_then(|e| e.trim().parse().ok())
                     .unwrap_or(ROSTER_EXPIRES)),
-                Ok(resp) => Err(format!("{} {}", resp.status, resp.reason)),
-                Err(_) => Err("no answer to SUBSCRIBE".to_string()),
+                Ok(resp) => Err(SubscribeError::Refused(
+                    resp.status,
+                    resp.reason.to_string(),
+                )),
+                Err(_) => Err(SubscribeError::NoAnswer),
             };
             if let Some(tx) = back.upgrade() {
                 let _ = tx.send(RosterCmd::Answered {
