@@ -224,9 +224,7 @@ fn push(g: &mut GroupChat, m: GroupRecord) {
 impl Gateway {
     /// The URL of a group (`.../webrsf/v1/{userId}/Group/{groupId}`).
     pub fn group_url(&self, user_id: &str, group_id: &str) -> String {
-        let chat = self.instance_url(user_id, "");
-        let base = chat.trim_end_matches('/').trim_end_matches("/Chat");
-        format!("{base}/Group/{group_id}")
+        format!("{}/Group/{group_id}", self.user_url(user_id))
     }
 
     fn emit_group(&self, user: &WebUser, kind: &str, group_id: &str, mut data: Value) {
@@ -445,10 +443,7 @@ impl Gateway {
                 );
             }
         });
-        if g.state == GroupState::Closed {
-            // Rejoined: the roster subscription is made again.
-            self.watch_roster(user, &g.uri);
-        }
+        // A rejoined group's roster is subscribed again once its session is up.
         Ok(mid)
     }
 
@@ -580,7 +575,8 @@ impl Gateway {
         if up && was != GroupState::Active {
             self.watch_roster(user, &uri);
         }
-        if was == GroupState::Closed && !up {
+        // A group we left needs no second "closed"; a refused rejoin is news.
+        if was == GroupState::Closed && status == "closed" {
             return true;
         }
         let mut data = json!({ "status": if up { "joined" } else { status } });

@@ -255,6 +255,11 @@ impl Gateway {
 
     /// The URL of an instance (paper Table 1: `https://{host}/webrsf/v1/{userId}/Chat/{id}`).
     pub fn instance_url(&self, user_id: &str, instance_id: &str) -> String {
+        format!("{}/Chat/{instance_id}", self.user_url(user_id))
+    }
+
+    /// The URL under which a user's resources are (`https://{host}/webrsf/v1/{userId}`).
+    pub fn user_url(&self, user_id: &str) -> String {
         let base = if self.cfg.public_url.is_empty() {
             format!(
                 "https://{}",
@@ -265,7 +270,7 @@ impl Gateway {
         } else {
             self.cfg.public_url.trim_end_matches('/').to_string()
         };
-        format!("{base}/webrsf/v1/{user_id}/Chat/{instance_id}")
+        format!("{base}/webrsf/v1/{user_id}")
     }
 }
 

@@ -271,6 +271,48 @@ async fn three_web_users_in_a_group_see_messages_rosters_and_read_receipts() {
     }
     let (_, v) = rest(&lab, Method::GET, "/webrsf/v1/alice/Group", &ta, None).await;
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    let (_, v) = rest(
+        &lab,
+        Method::GET,
+        &format!("/webrsf/v1/carol/Group/{gid}"),
+        &tc,
+        None,
+    )
+    .await;
+    assert_eq!(v["state"], "closed", "{v}");
+
+    // carol writes again: she left (her BYE ended her membership), so the focus refuses the
+    // INVITE to the group's URI; her client hears that the group stays closed to her.
+    let path = format!("/webrsf/v1/carol/Group/{gid}/Messages");
+    let (s, v) = rest(
+        &lab,
+        Method::POST,
+        &path,
+        &tc,
+        Some(json!({"text": "back again"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let ev = until(&mut chans[2], "the refused rejoin", |e| {
+        is(e, "groupChatEventNotification", &gid) && e["data"]["status"] != "joined"
+    })
+    .await;
+    assert_eq!(ev["data"]["status"], "failed", "{ev}");
+    assert!(
+        ev["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("403")),
+        "{ev}"
+    );
+    let (_, v) = rest(
+        &lab,
+        Method::GET,
+        &format!("/webrsf/v1/carol/Group/{gid}"),
+        &tc,
+        None,
+    )
+    .await;
+    assert_eq!(v["state"], "closed", "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

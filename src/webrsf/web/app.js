@@ -774,7 +774,7 @@ function renderGroup() {
   if (!g) return;
   $('group-name').textContent = g.subject || g.id;
   $('group-name').dataset.groupId = g.id;
-  $('group-state').textContent = g.state === 'closed' ? `You are not in this chat (${g.reason || 'left'}); a message joins it again`
+  $('group-state').textContent = g.state === 'closed' ? `You are not in this chat (${g.reason || 'left'})`
     : g.state === 'joining' ? 'Joining…' : '';
   $('group-messages').replaceChildren(...g.messages.map((m) => m.el));
   $('group-messages').scrollTop = $('group-messages').scrollHeight;
