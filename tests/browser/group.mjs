@@ -67,16 +67,20 @@ async function run() {
     for (const u of USERS) await openAs(u);
     const p = (u) => pages[u];
 
-    step = 'alice creates the group "Lunch" with bob and carol';
-    await p('alice').getByTestId('new-group-subject').fill('Lunch');
+    // A subject of its own, so that a second run against the same lab finds its group.
+    const subject = `Lunch ${Date.now() % 100000}`;
+    step = `alice creates the group "${subject}" with bob and carol`;
+    await p('alice').getByTestId('new-group-subject').fill(subject);
     await p('alice').getByTestId('new-group-members').fill('bob, carol');
     await p('alice').getByTestId('new-group-create').click();
-    await p('alice').getByTestId('group-name').filter({ hasText: 'Lunch' }).waitFor();
+    await p('alice').getByTestId('group-name').filter({ hasText: subject }).waitFor();
+    const gid = await p('alice').getByTestId('group-name').getAttribute('data-group-id');
+    const groupButton = (u) => p(u).locator(`[data-testid="group"][data-group-id="${gid}"]`);
 
     for (const u of ['bob', 'carol']) {
-      step = `${u} sees "Lunch" in the group list and opens it`;
-      await p(u).locator('[data-testid="group"]', { hasText: 'Lunch' }).click();
-      await p(u).getByTestId('group-name').filter({ hasText: 'Lunch' }).waitFor();
+      step = `${u} sees "${subject}" in the group list and opens it`;
+      await groupButton(u).filter({ hasText: subject }).click();
+      await p(u).getByTestId('group-name').filter({ hasText: subject }).waitFor();
     }
 
     for (const u of USERS) {
@@ -128,7 +132,7 @@ async function run() {
       await p('alice').getByTestId('add-member').fill('carol');
       await p('alice').getByTestId('add-member-submit').click();
       for (const u of ['alice', 'bob']) await member(p(u), 'carol', 'connected').waitFor({ timeout: WAIT });
-      await p('carol').locator('[data-testid="group"]', { hasText: 'Lunch' }).click();
+      await groupButton('carol').click();
     }
 
     step = 'carol leaves the group: alice and bob see her leave the members list';
