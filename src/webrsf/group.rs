@@ -108,6 +108,10 @@ pub struct GroupChat {
     pub state: GroupState,
     /// The roster by member AoR (from the conference NOTIFYs; the invited list until then).
     pub participants: BTreeMap<String, Participant>,
+    /// The version of the conference-info document that last said something about each
+    /// member (those deleted too): NOTIFYs sent one after the other may arrive the other way
+    /// round, and an older document must not undo a newer one (RFC 4575 §4.2).
+    versions: BTreeMap<String, u32>,
     /// The conversation, oldest first (bounded).
     pub messages: VecDeque<GroupRecord>,
 }
@@ -176,6 +180,7 @@ impl Groups {
                 subject: subject.unwrap_or_default().to_string(),
                 state,
                 participants: BTreeMap::new(),
+                versions: BTreeMap::new(),
                 messages: VecDeque::new(),
             },
         );
@@ -718,14 +723,24 @@ impl Gateway {
 }
 
 /// Applies a conference-info document to a group's roster (RFC 4575 §4.2: a full document
-/// replaces it, a partial one changes the users it names, `deleted` ones go); returns the
-/// members whose state changed (None: gone).
+/// replaces it, a partial one changes the users it names, `deleted` ones go), except what a
+/// newer document already said about a member (the focus numbers its documents per group, and
+/// two NOTIFYs may cross: a full state computed before a join can arrive after the join's
+/// partial one); returns the members whose state changed (None: gone).
 fn apply_roster(g: &mut GroupChat, info: &ConferenceInfo) -> Vec<(String, Option<Participant>)> {
-    let mut next = if info.state == State::Full {
-        BTreeMap::new()
-    } else {
-        g.participants.clone()
-    };
+    let v = info.version;
+    let newer = |g: &GroupChat, aor: &str| g.versions.get(aor).is_some_and(|&x| x > v);
+    let named: BTreeSet<String> = info
+        .users
+        .iter()
+        .take(MAX_ROSTER)
+        .map(|u| canonical(&u.entity))
+        .collect();
+    let mut next = g.participants.clone();
+    if info.state == State::Full {
+        // Members this document leaves out are gone, unless a newer one told of them.
+        next.retain(|aor, _| named.contains(aor) || newer(g, aor));
+    }
     if let Some(s) = &info.subject {
         if g.subject.is_empty() {
             g.subject = s.clone();
@@ -733,6 +748,10 @@ fn apply_roster(g: &mut GroupChat, info: &ConferenceInfo) -> Vec<(String, Option
     }
     for u in info.users.iter().take(MAX_ROSTER) {
         let aor = canonical(&u.entity);
+        if newer(g, &aor) {
+            continue;
+        }
+        g.versions.insert(aor.clone(), v);
         if u.state == State::Deleted {
             next.remove(&aor);
             continue;
@@ -763,6 +782,10 @@ fn apply_roster(g: &mut GroupChat, info: &ConferenceInfo) -> Vec<(String, Option
             next.remove(&k);
         }
     }
+    if g.versions.len() > 2 * MAX_ROSTER {
+        // Forget what we knew of members long gone.
+        g.versions.retain(|aor, _| next.contains_key(aor));
+    }
     let mut changed = Vec::new();
     for (aor, p) in &next {
         if g.participants.get(aor) != Some(p) {
@@ -790,15 +813,20 @@ mod tests {
             subject: String::new(),
             state: GroupState::Active,
             participants: BTreeMap::new(),
+            versions: BTreeMap::new(),
             messages: VecDeque::new(),
         }
     }
 
     fn info(state: State, users: Vec<User>) -> ConferenceInfo {
+        info_v(state, users, 1)
+    }
+
+    fn info_v(state: State, users: Vec<User>, version: u32) -> ConferenceInfo {
         ConferenceInfo {
             entity: "sip:chat-1@ims.lab".into(),
             state,
-            version: 1,
+            version,
             subject: Some("lunch".into()),
             max_users: None,
             users,
@@ -837,6 +865,44 @@ mod tests {
         let changed = apply_roster(&mut g, &info(State::Partial, vec![bob]));
         assert_eq!(changed, vec![("sip:bob@ims.lab".to_string(), None)]);
         assert_eq!(g.participants.len(), 1);
+    }
+
+    #[test]
+    fn an_older_document_arriving_late_does_not_undo_a_newer_one() {
+        let mut g = group();
+        let pending = |u: &str| User::new(u, Status::Pending);
+        let connected = |u: &str| User::new(u, Status::Connected);
+        // v2: carol joins (partial); v1: the full state from before, arriving after it.
+        apply_roster(
+            &mut g,
+            &info_v(State::Partial, vec![connected("sip:carol@ims.lab")], 2),
+        );
+        let changed = apply_roster(
+            &mut g,
+            &info_v(
+                State::Full,
+                vec![connected("sip:alice@ims.lab"), pending("sip:carol@ims.lab")],
+                1,
+            ),
+        );
+        assert_eq!(changed.len(), 1, "only alice is news: {changed:?}");
+        assert_eq!(g.participants["sip:carol@ims.lab"].status, "connected");
+        assert_eq!(g.participants.len(), 2);
+        // v4 deletes bob; a late v3 full state naming him does not bring him back.
+        let mut bob = connected("sip:bob@ims.lab");
+        bob.state = State::Deleted;
+        apply_roster(&mut g, &info_v(State::Partial, vec![bob], 4));
+        apply_roster(
+            &mut g,
+            &info_v(
+                State::Full,
+                vec![connected("sip:alice@ims.lab"), connected("sip:bob@ims.lab")],
+                3,
+            ),
+        );
+        assert!(!g.participants.contains_key("sip:bob@ims.lab"));
+        // carol (v2) is left out by the v3 full state: she is gone.
+        assert!(!g.participants.contains_key("sip:carol@ims.lab"));
     }
 
     #[test]

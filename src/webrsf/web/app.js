@@ -629,7 +629,7 @@ const MEMBER_WORDS = { connected: 'in the chat', pending: 'invited', alerting: '
 function groupFor(id, info = {}) {
   let g = groups.get(id);
   if (!g) {
-    g = { id, subject: '', state: 'joining', members: new Map(), messages: [], byId: new Map(), reason: '' };
+    g = { id, subject: '', state: 'joining', members: new Map(), messages: [], byId: new Map(), reason: '', news: 0 };
     groups.set(id, g);
   }
   if (info.subject) g.subject = info.subject;
@@ -650,8 +650,13 @@ async function fetchGroups() {
 }
 
 // One group's resource again (subject, state, members), after an event about a group we did not know.
+// Events that came while the GET was on its way are newer than its answer: its members list
+// and state are then left out.
 async function refreshGroup(id) {
+  const news = groups.get(id)?.news ?? 0;
   const info = await api('GET', `/Group/${encodeURIComponent(id)}`);
+  const g = groups.get(id);
+  if (g && g.news !== news) { delete info.participants; delete info.state; }
   groupFor(id, info);
   renderGroups();
   if (currentGroup && currentGroup.id === id) renderGroup();
@@ -682,6 +687,7 @@ function addGroupMessage(g, m) {
 
 function onGroupEvent(type, data) {
   const g = groupFor(data.group_id);
+  g.news += 1;
   switch (type) {
     case 'groupChatEventNotification':
       if (data.subject) g.subject = data.subject;
