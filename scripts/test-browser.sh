@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of the WebRSF browser client: a real headless Chromium drives
-# src/webrsf/web (served by the gateway of 'rcslab up') for bob and carol.
+# src/webrsf/web (served by the gateway of 'rcslab up') for bob and carol (chat.mjs), then
+# for alice, bob and carol in a group chat (group.mjs).
 # Usage: bash scripts/test-browser.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,4 @@ lab_start
 lab_wait "curl -sf -o /dev/null $URL/"
 
 WEBRSF_URL="$URL" node tests/browser/chat.mjs
+WEBRSF_URL="$URL" node tests/browser/group.mjs

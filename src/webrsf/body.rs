@@ -132,6 +132,108 @@ pub fn composing(v: &Value) -> Result<bool, WebError> {
     }
 }
 
+/// `POST /Group`: `{"subject", "participants": ["bob", ...]}`, or OMA's
+/// `{"groupChatSessionInformation": {"subject", "participant": [{"address"}]}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateGroup {
+    /// Subject (may be empty).
+    pub subject: String,
+    /// The members to invite, user ids or URIs as given.
+    pub participants: Vec<String>,
+}
+
+/// Reads a `POST /Group` body: at least one participant, at most
+/// [`super::MAX_PARTICIPANTS_PER_REQUEST`]; a subject of at most [`super::MAX_SUBJECT`]
+/// characters.
+pub fn create_group(v: &Value) -> Result<CreateGroup, WebError> {
+    let info = match v.get("groupChatSessionInformation") {
+        None | Some(Value::Null) => v,
+        Some(i @ Value::Object(_)) => i,
+        Some(_) => {
+            return Err(WebError::BadRequest(
+                "'groupChatSessionInformation' must be an object".into(),
+            ))
+        }
+    };
+    let subject = str_field(info, "subject")?.unwrap_or("").trim().to_string();
+    if subject.chars().count() > super::MAX_SUBJECT {
+        return Err(WebError::BadRequest(format!(
+            "the subject is longer than {} characters",
+            super::MAX_SUBJECT
+        )));
+    }
+    if subject.chars().any(|c| c.is_control()) {
+        return Err(WebError::BadRequest(
+            "the subject has control characters".into(),
+        ));
+    }
+    let participants = participants(info)?;
+    if participants.is_empty() {
+        return Err(WebError::BadRequest(
+            "'participants' must name at least one member".into(),
+        ));
+    }
+    Ok(CreateGroup {
+        subject,
+        participants,
+    })
+}
+
+/// The participant list of a group body: `"participants": ["bob", "sip:x@y"]` or OMA's
+/// `"participant": [{"address": "..."}]` (or one object); at most
+/// [`super::MAX_PARTICIPANTS_PER_REQUEST`].
+pub fn participants(v: &Value) -> Result<Vec<String>, WebError> {
+    let list = match (v.get("participants"), v.get("participant")) {
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => return Ok(Vec::new()),
+    };
+    let items: Vec<&Value> = match list {
+        Value::Array(a) => a.iter().collect(),
+        o @ Value::Object(_) => vec![o],
+        Value::String(_) => vec![list],
+        _ => {
+            return Err(WebError::BadRequest(
+                "'participants' must be a list of user ids or {\"address\"} objects".into(),
+            ))
+        }
+    };
+    if items.len() > super::MAX_PARTICIPANTS_PER_REQUEST {
+        return Err(WebError::BadRequest(format!(
+            "at most {} participants per request",
+            super::MAX_PARTICIPANTS_PER_REQUEST
+        )));
+    }
+    let mut out = Vec::new();
+    for i in items {
+        let a = match i {
+            Value::String(s) => s.as_str(),
+            Value::Object(_) => required(i, "address")?,
+            _ => {
+                return Err(WebError::BadRequest(
+                    "a participant is a user id or {\"address\"}".into(),
+                ))
+            }
+        };
+        let a = a.trim();
+        if a.is_empty() {
+            return Err(WebError::BadRequest("an empty participant address".into()));
+        }
+        out.push(a.to_string());
+    }
+    Ok(out)
+}
+
+/// Reads a `POST /Group/{id}/Messages` body: `{"text"}` or OMA's `{"chatMessage": {"text"}}`.
+pub fn group_message(v: &Value) -> Result<&str, WebError> {
+    match v.get("chatMessage") {
+        None | Some(Value::Null) => required(v, "text"),
+        Some(m @ Value::Object(_)) => required(m, "text"),
+        Some(_) => Err(WebError::BadRequest(
+            "'chatMessage' must be an object".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +263,34 @@ mod tests {
         assert!(post_message(&v).is_err());
         let v = json_object(br#"{"active":"yes"}"#).unwrap();
         assert!(composing(&v).is_err());
+    }
+
+    #[test]
+    fn group_bodies_read_both_forms_and_refuse() {
+        let v = json!({"subject": "lunch", "participants": ["bob", "carol"]});
+        let g = create_group(&v).unwrap();
+        assert_eq!((g.subject.as_str(), g.participants.len()), ("lunch", 2));
+        let v = json!({"groupChatSessionInformation": {"subject": "s",
+            "participant": [{"address": "sip:bob@ims.lab"}]}});
+        assert_eq!(create_group(&v).unwrap().participants, ["sip:bob@ims.lab"]);
+        for bad in [
+            json!({"subject": "s"}),
+            json!({"participants": []}),
+            json!({"participants": [1]}),
+            json!({"participants": [{"name": "bob"}]}),
+            json!({"participants": ["  "]}),
+            json!({"participants": "bob", "subject": 3}),
+            json!({"participants": ["bob"], "subject": "x".repeat(super::super::MAX_SUBJECT + 1)}),
+            json!({"groupChatSessionInformation": []}),
+            json!({"participants": vec!["bob"; super::super::MAX_PARTICIPANTS_PER_REQUEST + 1]}),
+        ] {
+            assert!(create_group(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            group_message(&json!({"chatMessage": {"text": "hi"}})).unwrap(),
+            "hi"
+        );
+        assert_eq!(group_message(&json!({"text": "hi"})).unwrap(), "hi");
+        assert!(group_message(&json!({"chatMessage": "hi"})).is_err());
     }
 }

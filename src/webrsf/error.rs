@@ -29,6 +29,8 @@ pub enum WebError {
     Unavailable(String),
     /// 504: the IMS core did not answer.
     Timeout(String),
+    /// 501: the operation is designed but the IMS side cannot do it yet.
+    NotImplemented(String),
     /// 502: a node behind the gateway (T-IM's history endpoint) failed or refused it.
     BadGateway(String),
 }
@@ -48,6 +50,7 @@ impl WebError {
             WebError::Unavailable(_) => 503,
             WebError::Timeout(_) => 504,
             WebError::BadGateway(_) => 502,
+            WebError::NotImplemented(_) => 501,
         }
     }
 
@@ -66,6 +69,7 @@ impl WebError {
             WebError::Unavailable(d) => ("service_unavailable", d),
             WebError::Timeout(d) => ("ims_timeout", d),
             WebError::BadGateway(d) => ("bad_gateway", d),
+            WebError::NotImplemented(d) => ("not_implemented", d),
         };
         json!({ "error": error, "detail": detail })
     }

@@ -17,6 +17,12 @@
 //! | GET, POST | `/Chat/{id}/Messages` | the conversation; send `{"text"}` |
 //! | PUT | `/Chat/{id}/Messages/{msgId}/Status` | `{"status":"displayed"}` |
 //! | POST | `/Chat/{id}/Composing` | `{"active":true}` |
+//! | GET, POST | `/Group` | list group chats; create one `{"subject","participants":["bob",..]}` (or OMA's `groupChatSessionInformation`) -> 201 |
+//! | GET, DELETE | `/Group/{id}` | a group (subject, state, participants); leave it |
+//! | GET, POST | `/Group/{id}/Messages` | the conversation with `read_by` per message of ours; send `{"text"}` (or `{"chatMessage":{"text"}}`) |
+//! | PUT | `/Group/{id}/Messages/{msgId}/Status` | `{"status":"displayed"}` |
+//! | GET, POST | `/Group/{id}/Participants` | the roster; add `{"participants":[..]}` (501 until the UE can REFER) |
+//! | DELETE | `/Group/{id}/Participants/{participant}` | remove one (501 until the UE can REFER) |
 //! | GET | `/History[?limit=N]` | the user's conversations, newest first, each with its newest message |
 //! | GET | `/History/{peer}?after=SEQ&limit=N` | T-IM's numbered conversation after SEQ |
 //! | GET | `/History/{peer}?last=N` | its newest N messages |
@@ -27,12 +33,13 @@
 //! `[webrsf] token_lifetime_secs`. The SSE and WebSocket channels also take `?ticket=`.
 //!
 //! This file is the server plumbing (serving, routes, authentication, bodies, error
-//! answers); the handlers live by request family in `http/`: `session.rs`, `chat.rs`,
+//! answers); the handlers live by request family in `http/`: `session.rs`, `chat.rs`, `group.rs`,
 //! `history.rs`, `presence.rs` (buddies), `notification.rs` (the three channels), `record.rs`
 //! (flight recorder) and
 //! `webhook.rs` (push webhooks).
 
 mod chat;
+mod group;
 mod history;
 mod notification;
 mod presence;
@@ -47,7 +54,7 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, Query, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -60,6 +67,10 @@ use super::{body, Gateway, WebError, WebUser};
 use chat::{
     composing, get_instance, list_chats, list_messages, media, post_message, put_instance,
     put_status, start_chat,
+};
+use group::{
+    add_participants, create_group, get_group, leave_group, list_group_messages, list_groups,
+    list_participants, post_group_message, put_group_status, remove_participant,
 };
 use history::{conversations, history};
 use notification::{sse, streaming, websocket};
@@ -140,6 +151,21 @@ pub fn router(gw: Gw) -> Router {
         .route("/Chat/{id}/Messages", get(list_messages).post(post_message))
         .route("/Chat/{id}/Messages/{mid}/Status", put(put_status))
         .route("/Chat/{id}/Composing", post(composing))
+        .route("/Group", get(list_groups).post(create_group))
+        .route("/Group/{id}", get(get_group).delete(leave_group))
+        .route(
+            "/Group/{id}/Messages",
+            get(list_group_messages).post(post_group_message),
+        )
+        .route("/Group/{id}/Messages/{mid}/Status", put(put_group_status))
+        .route(
+            "/Group/{id}/Participants",
+            get(list_participants).post(add_participants),
+        )
+        .route(
+            "/Group/{id}/Participants/{participant}",
+            delete(remove_participant),
+        )
         .route("/History", get(conversations))
         .route("/History/{peer}", get(history))
         .route("/Buddies", get(buddies))

@@ -1,15 +1,17 @@
 //! The IMS side: what each web user's chat UE reports from SIP and MSRP (an INVITE held for
 //! the client, MSRP SENDs, IMDNs, is-composing, session ends, a network de-registration)
 //! turned into the gateway's state and the paper's channel events (seed 000 §3, Table 1;
-//! the mapping is the table in [`super`]).
+//! the mapping is the table in [`super`]; group chats: the table in `group.rs`).
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::group::group_id_of;
 use super::{Gateway, InstanceState, WebUser};
 use crate::cpim::ImdnStatus;
+use crate::ue::chat::roster::RosterEvent;
 use crate::ue::chat::{ChatEvent, SessionStatus};
 
 impl Gateway {
@@ -18,6 +20,10 @@ impl Gateway {
         match ev {
             // Handled by the pump (it ends the session).
             ChatEvent::Deregistered { .. } => {}
+            // The focus invites us into a group (From: the group's conference URI).
+            ChatEvent::Invited { from, subject, .. } if group_id_of(&from).is_some() => {
+                self.on_group_invited(user, &from, subject);
+            }
             ChatEvent::Invited {
                 from,
                 subject,
@@ -73,27 +79,18 @@ impl Gateway {
                     }),
                 );
             }
-            // Until WebRSF has group resources: the group is one chat instance (its
-            // conference URI), each message with its real sender.
+            // A group's message: on the channel with its text (OMA chatMessageNotification);
+            // the gateway has it for the client, so it reports it delivered to the writer.
             ChatEvent::GroupMessage {
                 group,
                 from,
                 text,
                 message_id,
             } => {
-                let id = user.instance_for(&group, InstanceState::Active);
-                let sender = self.web_id(&from);
-                user.add_incoming(&id, &message_id, &sender, &text, None);
-                self.emit(
-                    user,
-                    "messageNotification",
-                    &id,
-                    json!({
-                        "status": "waiting",
-                        "message_id": message_id,
-                        "sender": sender,
-                    }),
-                );
+                self.on_group_message(user, &group, &from, &text, &message_id);
+                if !message_id.is_empty() {
+                    user.chat.delivered(&message_id);
+                }
             }
             ChatEvent::Status {
                 message_id,
@@ -106,14 +103,22 @@ impl Gateway {
                     ImdnStatus::Displayed => "displayed",
                     ImdnStatus::Failed => "failed",
                 };
+                if self.on_group_report(user, &message_id, word, &from) {
+                    return;
+                }
                 self.report(user, &message_id, word, &self.web_id(&from), None);
             }
             // T-IM stored it for an offline recipient: the status that matters comes later.
             ChatEvent::Stored { .. } | ChatEvent::Acked { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
+                if self.on_group_report(user, &message_id, "failed", &sender) {
+                    return;
+                }
                 self.report(user, &message_id, "failed", &sender, Some(reason));
             }
+            // A group's is-composing names the group, not who types: not shown.
+            ChatEvent::Composing { from, .. } if group_id_of(&from).is_some() => {}
             ChatEvent::Composing { from, active } => {
                 let id = user.instance_for(&from, InstanceState::Active);
                 self.emit(
@@ -131,6 +136,10 @@ impl Gateway {
                 status,
                 reason,
             } => {
+                let up = status == SessionStatus::Accepted;
+                if self.on_group_session(user, &peer, up, status.as_str(), &reason) {
+                    return;
+                }
                 let Some(id) = user.with(|s| s.by_peer.get(&peer).cloned()) else {
                     return;
                 };
@@ -205,6 +214,24 @@ pub(super) async fn pump(
                     tokio::spawn(async move { gw.logout(&user).await });
                 }
                 Some(ev) => gw.on_chat_event(&user, ev),
+                None => return,
+            },
+            _ = closed.changed() => return,
+        }
+    }
+}
+
+/// Reads a user's roster events (the conference NOTIFYs of their groups) until logout.
+pub(super) async fn roster_pump(
+    gw: Arc<Gateway>,
+    user: Arc<WebUser>,
+    mut events: mpsc::UnboundedReceiver<RosterEvent>,
+) {
+    let mut closed = user.watch_closed();
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => gw.on_roster(&user, ev),
                 None => return,
             },
             _ = closed.changed() => return,

@@ -26,12 +26,15 @@
 //! event log behind the channels, webhooks), `ims.rs` (the UE's SIP/MSRP events into web
 //! events), `history.rs` (T-IM's stored conversations), `presence.rs` (the buddy list: a
 //! list subscription to the RLS per user, `GET Buddies` and `presence` events), `error.rs`
-//! (statuses and JSON errors).
+//! (statuses and JSON errors), `group.rs` (group chats through the CONF focus: the `Group`
+//! resources, their messages with who read them, and rosters from the conference event
+//! package).
 
 pub mod body;
 mod chat;
 pub mod client;
 mod error;
+mod group;
 mod history;
 pub mod http;
 mod ims;
@@ -56,6 +59,10 @@ use crate::ue::chat::ChatUe;
 use chat::KEEP_MESSAGES;
 pub use chat::{Instance, InstanceState, Media, MessageRecord};
 pub use error::WebError;
+pub use group::{
+    GroupChat, GroupRecord, GroupState, Participant, MAX_GROUPS_PER_USER,
+    MAX_PARTICIPANTS_PER_REQUEST, MAX_SUBJECT,
+};
 pub use notification::{ChannelGuard, Event};
 
 /// Gives a name to a socket address in ladders (the lab's address book).
@@ -76,6 +83,8 @@ struct UserState {
     order: VecDeque<String>,
     /// The buddy list ([`presence`]).
     buddies: presence::Buddies,
+    /// Group chats ([`group`]).
+    groups: group::Groups,
 }
 
 /// A logged-in web user: an RCS UE registered on their behalf.
@@ -104,6 +113,8 @@ pub struct WebUser {
     caps: limits::UserCaps,
     /// The list subscription to the user's buddies ([`presence`]), once made.
     list: Mutex<Option<crate::ue::rls::ListWatcher>>,
+    /// The roster subscriptions of the user's group chats ([`group`]).
+    roster: Mutex<Option<crate::ue::chat::roster::RosterWatcher>>,
 }
 
 /// The gateway node.
@@ -244,6 +255,11 @@ impl Gateway {
 
     /// The URL of an instance (paper Table 1: `https://{host}/webrsf/v1/{userId}/Chat/{id}`).
     pub fn instance_url(&self, user_id: &str, instance_id: &str) -> String {
+        format!("{}/Chat/{instance_id}", self.user_url(user_id))
+    }
+
+    /// The URL under which a user's resources are (`https://{host}/webrsf/v1/{userId}`).
+    pub fn user_url(&self, user_id: &str) -> String {
         let base = if self.cfg.public_url.is_empty() {
             format!(
                 "https://{}",
@@ -254,7 +270,7 @@ impl Gateway {
         } else {
             self.cfg.public_url.trim_end_matches('/').to_string()
         };
-        format!("{base}/webrsf/v1/{user_id}/Chat/{instance_id}")
+        format!("{base}/webrsf/v1/{user_id}")
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::ims::pump;
+use super::ims::{pump, roster_pump};
 use super::{limits, tokens, Gateway, UserState, WebError, WebUser};
+use crate::ue::chat::roster::{RosterParts, RosterWatcher};
 use crate::ue::chat::{ChatOptions, ChatUe};
 use crate::ue::{AuthMode, Ue, UeConfig};
 
@@ -209,6 +210,8 @@ impl Gateway {
         }
         // Buddies' presence NOTIFYs go to the list subscription, the rest to the chat client.
         let list_parts = super::presence::ListParts::take(&mut ue);
+        // Group rosters' NOTIFYs (Event: conference) go to the roster subscriptions.
+        let roster_parts = RosterParts::take(&mut ue);
         let mut chat = ChatUe::start(
             ue,
             self.trace.clone(),
@@ -225,6 +228,7 @@ impl Gateway {
             },
         );
         let events = chat.take_events();
+        let (roster, roster_events) = RosterWatcher::start(roster_parts);
         let user = Arc::new(WebUser {
             aor: aor.clone(),
             user_id: self.web_id(&aor),
@@ -244,6 +248,7 @@ impl Gateway {
                 instances: self.cfg.max_instances_per_user,
             },
             list: Mutex::new(None),
+            roster: Mutex::new(Some(roster)),
         });
         if let Some(old) = replaces {
             tracing::info!(%aor, "web login with a new password the IMS core took: the old session ends");
@@ -266,6 +271,7 @@ impl Gateway {
             return Ok(w);
         }
         tokio::spawn(pump(self.clone(), user.clone(), events));
+        tokio::spawn(roster_pump(self.clone(), user.clone(), roster_events));
         self.watch_buddies(&user, list_parts).await;
         Ok(user)
     }
@@ -286,6 +292,10 @@ impl Gateway {
             t.revoke_all(&key);
         }
         let _ = user.closed.send(true);
+        // The roster subscriptions' driver ends with its handle (their NOTIFYs get 481).
+        if let Ok(mut r) = user.roster.lock() {
+            r.take();
+        }
         // The list subscription ends while the UE is still registered (its NOTIFY comes back).
         self.unwatch_buddies(user).await;
         let ok = user.chat.deregister().await;

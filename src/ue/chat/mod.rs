@@ -37,6 +37,7 @@ mod core;
 mod msrp_bind;
 mod recent;
 mod registrar;
+pub mod roster;
 
 pub use self::actor::CONFERENCE_FACTORY;
 pub use self::core::MSRP_TRANSACTION_TIMEOUT;

@@ -13,13 +13,23 @@
 //   GET    Chat, Chat/{id}/Messages       conversations and their history, after a page reload
 //   GET    Buddies                        the buddy list (online, away, busy, offline, pending;
 //                                         note; last seen), kept current by `presence` events
+//   GET|POST Group {subject,participants}  group chats; make one (the others are invited)
+//   GET    Group/{id}, Group/{id}/Messages a group (subject, members) and its conversation, after a reload
+//   POST   Group/{id}/Messages {text}     a message to the group
+//   PUT    Group/{id}/Messages/{m}/Status {displayed} once a member's message was on screen
+//   POST|DELETE Group/{id}/Participants   add / remove a member (the gateway may answer 501)
+//   DELETE Group/{id}                     leave the group
+// Group events: groupChatEventNotification (created, invited, joined, closed),
+// chatMessageNotification (a member's message, in the event), participantStatusNotification
+// (the roster changed), messageStatusNotification with group_id (a member got / read ours).
 // The token, the user and the cursor live in sessionStorage, so a reload loses nothing:
 // history comes from GET Chat, unacknowledged messages from Chat/Media, and every event
 // after the cursor is replayed by the SSE stream.
 'use strict';
 
 const STORE = 'rcslab.webrsf';
-const EVENT_TYPES = ['chat', 'messageNotification', 'messageStatusNotification', 'isComposing', 'chatEvent', 'sessionEnded', 'presence'];
+const EVENT_TYPES = ['chat', 'messageNotification', 'messageStatusNotification', 'isComposing', 'chatEvent', 'sessionEnded', 'presence',
+  'groupChatEventNotification', 'chatMessageNotification', 'participantStatusNotification'];
 const STATE_WORDS = { online: 'online', away: 'away', busy: 'busy', offline: 'offline', pending: 'waiting for approval' };
 // Our messages only move forward: a late "delivered" never hides "displayed".
 const RANK = { sending: 0, sent: 1, failed: 1.5, delivered: 2, displayed: 3 };
@@ -132,6 +142,11 @@ function logout(message) {
   lateChatEvents.clear();
   buddies.clear();
   renderBuddies();
+  groups.clear();
+  earlyGroupStatus.clear();
+  currentGroup = null;
+  renderGroups();
+  $('group-pane').hidden = true;
   $('conversations').replaceChildren();
   $('messages').replaceChildren();
   $('chat-view').hidden = true;
@@ -164,6 +179,7 @@ async function start() {
   }
   await fetchMedia();
   await fetchBuddies();
+  await fetchGroups();
   const reopen = conversations.find((c) => c.peer === session.open) || conversations[0];
   if (reopen) openConversation(reopen);
   renderConversations();
@@ -271,7 +287,7 @@ async function receive(m) {
     msg.acked = true;
     if (conv.state === 'initiate' || conv.state === 'new') conv.state = 'active';
   }
-  if (!current) openConversation(conv);
+  if (!current && !currentGroup) openConversation(conv);
   markDisplayed(conv);
   renderConversations();
 }
@@ -392,6 +408,7 @@ function onEvent(ev) {
   }
   const id = ev.instance_id || lastSegment(ev.instance);
   const data = ev.data || {};
+  if (data.group_id) { onGroupEvent(ev.type, data); return; }
   switch (ev.type) {
     case 'sessionEnded': // the network ended our registration (e.g. the password changed)
       logout('Your session has ended: please log in again.');
@@ -502,6 +519,7 @@ function setConnection(state) {
 
 function openConversation(conv) {
   if (composing && composing !== conv) setComposing(false);
+  showGroupPane(false);
   current = conv;
   session.open = conv.peer;
   save();
@@ -600,6 +618,314 @@ function scrollDown() {
   list.scrollTop = list.scrollHeight;
 }
 
+// ---------- group chats ----------
+
+const groups = new Map();      // group_id -> { id, subject, state, members: Map user -> p, messages: [], byId: Map }
+let currentGroup = null;       // the group shown in the group pane
+const earlyGroupStatus = new Map(); // message_id -> reports that came before our POST returned
+const MEMBER_WORDS = { connected: 'in the chat', pending: 'invited', alerting: 'invited', 'dialing-out': 'invited',
+  disconnected: 'away', departed: 'left', booted: 'removed', deleted: 'left' };
+
+function groupFor(id, info = {}) {
+  let g = groups.get(id);
+  if (!g) {
+    g = { id, subject: '', state: 'joining', members: new Map(), messages: [], byId: new Map(), reason: '', news: 0 };
+    groups.set(id, g);
+  }
+  if (info.subject) g.subject = info.subject;
+  if (info.state) g.state = info.state;
+  if (Array.isArray(info.participants)) {
+    g.members = new Map(info.participants.map((p) => [p.user, p]));
+  }
+  return g;
+}
+
+async function fetchGroups() {
+  for (const info of await api('GET', '/Group')) {
+    const g = groupFor(info.group_id, info);
+    for (const m of await api('GET', `/Group/${encodeURIComponent(g.id)}/Messages`)) addGroupMessage(g, m);
+  }
+  renderGroups();
+  if (currentGroup) renderGroup();
+}
+
+// One group's resource again (subject, state, members), after an event about a group we did not know.
+// Events that came while the GET was on its way are newer than its answer: its members list
+// and state are then left out.
+async function refreshGroup(id) {
+  const news = groups.get(id)?.news ?? 0;
+  const info = await api('GET', `/Group/${encodeURIComponent(id)}`);
+  const g = groups.get(id);
+  if (g && g.news !== news) { delete info.participants; delete info.state; }
+  groupFor(id, info);
+  renderGroups();
+  if (currentGroup && currentGroup.id === id) renderGroup();
+}
+
+function addGroupMessage(g, m) {
+  if (m.message_id && g.byId.has(m.message_id)) {
+    const old = g.byId.get(m.message_id);
+    for (const r of m.read_by || []) old.readBy.add(r);
+    if (m.status) old.status = m.status;
+    updateGroupMessage(old);
+    return old;
+  }
+  const msg = {
+    message_id: m.message_id, direction: m.direction, sender: m.sender, text: m.text,
+    datetime: m.datetime, status: m.status, readBy: new Set(m.read_by || []),
+    displayedSent: m.direction === 'in' && m.status === 'displayed',
+  };
+  msg.el = renderGroupMessage(msg);
+  if (msg.message_id) g.byId.set(msg.message_id, msg);
+  g.messages.push(msg);
+  if (g === currentGroup) {
+    $('group-messages').append(msg.el);
+    $('group-messages').scrollTop = $('group-messages').scrollHeight;
+  }
+  return msg;
+}
+
+function onGroupEvent(type, data) {
+  const g = groupFor(data.group_id);
+  g.news += 1;
+  switch (type) {
+    case 'groupChatEventNotification':
+      if (data.subject) g.subject = data.subject;
+      g.state = { created: 'active', joined: 'active', invited: 'joining' }[data.status] || 'closed';
+      g.reason = g.state === 'closed' ? `${data.status}${data.reason ? `: ${data.reason}` : ''}` : '';
+      refreshGroup(g.id).catch(report);
+      break;
+    case 'chatMessageNotification':
+      addGroupMessage(g, { ...data, direction: 'in', status: 'received' });
+      if (!currentGroup && !current) openGroup(g);
+      markGroupDisplayed(g);
+      break;
+    case 'messageStatusNotification': {
+      const msg = g.byId.get(data.message_id);
+      if (msg) applyGroupStatus(msg, data);
+      else earlyGroupStatus.set(data.message_id, [...(earlyGroupStatus.get(data.message_id) || []), data]);
+      break;
+    }
+    case 'participantStatusNotification':
+      if (data.status === 'deleted') g.members.delete(data.participant);
+      else g.members.set(data.participant, { ...data, user: data.participant });
+      if (g === currentGroup) renderMembers();
+      break;
+  }
+  renderGroups();
+}
+
+function applyGroupStatus(msg, data) {
+  if (data.status === 'displayed') msg.readBy.add(data.sender);
+  if ((RANK[data.status] ?? -1) > (RANK[msg.status] ?? -1)) msg.status = data.status;
+  updateGroupMessage(msg);
+}
+
+// Members' messages on screen in the open group of a visible page: "displayed" to their writers.
+function markGroupDisplayed(g) {
+  if (g !== currentGroup || document.hidden || $('group-pane').hidden) return;
+  for (const msg of g.messages) {
+    if (msg.direction !== 'in' || msg.displayedSent || !msg.message_id) continue;
+    msg.displayedSent = true;
+    api('PUT', `/Group/${encodeURIComponent(g.id)}/Messages/${encodeURIComponent(msg.message_id)}/Status`, { status: 'displayed' })
+      .then(() => { msg.status = 'displayed'; updateGroupMessage(msg); renderGroups(); })
+      .catch((e) => { msg.displayedSent = false; report(e); });
+  }
+}
+
+async function createGroup(subject, members) {
+  const participants = members.split(/[,\s]+/).map((m) => normalisePeer(m)).filter(Boolean);
+  const r = await api('POST', '/Group', { subject, participants });
+  const g = groupFor(r.group_id, r);
+  renderGroups();
+  openGroup(g);
+}
+
+async function sendGroup(g, text) {
+  const msg = addGroupMessage(g, { direction: 'out', sender: session.user, text, status: 'sending',
+    datetime: new Date().toISOString() });
+  try {
+    const r = await api('POST', `/Group/${encodeURIComponent(g.id)}/Messages`, { text });
+    msg.message_id = r.message_id;
+    g.byId.set(r.message_id, msg);
+    if ((RANK[msg.status] ?? -1) < RANK.sent) msg.status = 'sent';
+    for (const d of earlyGroupStatus.get(r.message_id) || []) applyGroupStatus(msg, d);
+    earlyGroupStatus.delete(r.message_id);
+  } catch (e) {
+    msg.status = 'failed';
+    report(e);
+  }
+  updateGroupMessage(msg);
+}
+
+function showGroupPane(on) {
+  $('group-pane').hidden = !on;
+  document.querySelector('section.pane:not(.group-pane)').hidden = on;
+  if (!on) { currentGroup = null; renderGroups(); }
+}
+
+function openGroup(g) {
+  if (composing) setComposing(false);
+  current = null;
+  renderConversations();
+  showGroupPane(true);
+  currentGroup = g;
+  renderGroup();
+  renderGroups();
+  markGroupDisplayed(g);
+}
+
+function renderGroup() {
+  const g = currentGroup;
+  if (!g) return;
+  $('group-name').textContent = g.subject || g.id;
+  $('group-name').dataset.groupId = g.id;
+  $('group-state').textContent = g.state === 'closed' ? `You are not in this chat (${g.reason || 'left'})`
+    : g.state === 'joining' ? 'Joining…' : '';
+  $('group-messages').replaceChildren(...g.messages.map((m) => m.el));
+  $('group-messages').scrollTop = $('group-messages').scrollHeight;
+  renderMembers();
+}
+
+function renderMembers() {
+  const g = currentGroup;
+  const sorted = [...g.members.values()].sort((a, b) => a.user.localeCompare(b.user));
+  $('group-members').replaceChildren(...sorted.map((p) => {
+    const li = document.createElement('li');
+    li.className = 'member';
+    li.dataset.testid = `member-${p.user}`;
+    const status = p.departure || p.status;
+    li.dataset.status = status;
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    dot.setAttribute('aria-hidden', 'true');
+    const name = document.createElement('span');
+    name.textContent = p.user + (p.role === 'chairman' ? ' (admin)' : '');
+    const st = document.createElement('span');
+    st.className = 'status';
+    st.textContent = MEMBER_WORDS[status] || status;
+    li.append(dot, name, st);
+    if (p.user !== session.user) {
+      const rm = document.createElement('button');
+      rm.type = 'button';
+      rm.className = 'remove';
+      rm.dataset.testid = `remove-member-${p.user}`;
+      rm.title = `Remove ${p.user}`;
+      rm.setAttribute('aria-label', `Remove ${p.user}`);
+      rm.textContent = '×';
+      rm.addEventListener('click', () => {
+        api('DELETE', `/Group/${encodeURIComponent(g.id)}/Participants/${encodeURIComponent(p.user)}`).catch(report);
+      });
+      li.append(rm);
+    }
+    return li;
+  }));
+}
+
+function renderGroups() {
+  const sorted = [...groups.values()];
+  $('groups').replaceChildren(...sorted.map((g) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.testid = 'group';
+    b.dataset.groupId = g.id;
+    b.dataset.state = g.state;
+    if (g === currentGroup) b.setAttribute('aria-current', 'true');
+    b.textContent = g.subject || g.id;
+    const unread = g.messages.filter((m) => m.direction === 'in' && m.status !== 'displayed').length;
+    if (unread && g !== currentGroup) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = unread;
+      badge.setAttribute('aria-label', `${unread} unread`);
+      b.append(' ', badge);
+    }
+    b.addEventListener('click', () => openGroup(g));
+    li.append(b);
+    return li;
+  }));
+}
+
+function renderGroupMessage(msg) {
+  const li = document.createElement('li');
+  li.className = `msg ${msg.direction}`;
+  li.dataset.testid = 'group-message';
+  li.dataset.direction = msg.direction;
+  li.dataset.sender = msg.sender;
+  const who = document.createElement('span');
+  who.className = 'sender';
+  who.dataset.testid = 'group-message-sender';
+  who.textContent = msg.direction === 'in' ? msg.sender : 'you';
+  const text = document.createElement('span');
+  text.className = 'text';
+  text.dataset.testid = 'group-message-text';
+  text.textContent = msg.text;
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  const time = document.createElement('time');
+  time.dateTime = msg.datetime || '';
+  time.textContent = msg.datetime ? new Date(msg.datetime).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+  meta.append(time);
+  li.append(who, text, meta);
+  if (msg.direction === 'out') {
+    const read = document.createElement('span');
+    read.className = 'read-by';
+    read.dataset.testid = 'read-by';
+    li.append(read);
+  }
+  msg.el = li;
+  updateGroupMessage(msg);
+  return li;
+}
+
+function updateGroupMessage(msg) {
+  if (!msg.el) return;
+  msg.el.dataset.status = msg.status;
+  if (msg.message_id) msg.el.dataset.messageId = msg.message_id;
+  const read = msg.el.querySelector('.read-by');
+  if (read) {
+    const names = [...msg.readBy].sort();
+    read.dataset.readBy = names.join(',');
+    read.textContent = names.length ? `Read by ${names.join(', ')}` : (TICK[msg.status] || '');
+  }
+}
+
+function wireGroups() {
+  $('new-group-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const button = e.target.querySelector('button');
+    button.disabled = true;
+    createGroup($('new-group-subject').value.trim(), $('new-group-members').value)
+      .then(() => { $('new-group-subject').value = ''; $('new-group-members').value = ''; })
+      .catch(report)
+      .finally(() => { button.disabled = false; });
+  });
+  $('group-compose-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('group-compose-input');
+    const text = input.value.trim();
+    if (!text || !currentGroup) return;
+    input.value = '';
+    sendGroup(currentGroup, text);
+  });
+  $('add-member-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const who = normalisePeer($('add-member').value);
+    if (!who || !currentGroup) return;
+    api('POST', `/Group/${encodeURIComponent(currentGroup.id)}/Participants`, { participants: [who] })
+      .then(() => { $('add-member').value = ''; })
+      .catch(report);
+  });
+  $('group-leave').addEventListener('click', () => {
+    const g = currentGroup;
+    if (!g) return;
+    api('DELETE', `/Group/${encodeURIComponent(g.id)}`)
+      .then(() => { g.state = 'closed'; g.reason = 'left'; renderGroup(); renderGroups(); })
+      .catch(report);
+  });
+}
+
 // ---------- wiring ----------
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -634,7 +960,11 @@ document.addEventListener('DOMContentLoaded', () => {
     send(current, text);
   });
   $('compose-input').addEventListener('input', onInput);
-  document.addEventListener('visibilitychange', () => { if (current) markDisplayed(current); });
+  document.addEventListener('visibilitychange', () => {
+    if (current) markDisplayed(current);
+    if (currentGroup) markGroupDisplayed(currentGroup);
+  });
+  wireGroups();
 
   session = load();
   if (session && session.token) start().catch(report);

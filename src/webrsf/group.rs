@@ -1,0 +1,938 @@
+//! Group chats of a web user (GSMA RCC.07 §3.4 group chat through the CONF focus; the REST
+//! resources follow OMA RESTful Network API for Chat 1.0 §5.7 "group chat", under WebRSF's
+//! own prefix): the groups a user is in — made with `POST Group` (an INVITE to the conference
+//! factory with the members in a recipient list, RFC 5366) or joined when the focus invites
+//! them — their conversations with each member's disposition reports ("read by"), and their
+//! rosters, read from the conference event package (RFC 4575) through the UE's
+//! [`crate::ue::chat::roster`] subscriptions.
+//!
+//! | SIP / MSRP (IMS side) | web side |
+//! |---|---|
+//! | (client) `POST Group` `{subject, participants}` | INVITE to the factory, MSRP bind; roster SUBSCRIBE |
+//! | INVITE from the focus (From: the group) | accepted at once (RCC.07's auto-accept of group chats); event `groupChatEventNotification` `invited`, then `joined` |
+//! | MSRP SEND from the focus (CPIM From: the writer) | event `chatMessageNotification` (the message in it); IMDN delivered by the UE |
+//! | IMDN from a member about our message | event `messageStatusNotification` (`sender`: the member) |
+//! | (client) `PUT Group/{id}/Messages/{msgId}/Status` displayed | IMDN displayed to the writer |
+//! | NOTIFY `conference-info` (full, then partial) | `GET Group/{id}/Participants`, event `participantStatusNotification` per changed member |
+//! | (client) `DELETE Group/{id}` | BYE to the focus (leaves the group) |
+//! | (client) `POST|DELETE Group/{id}/Participants` | not yet: REFER to the focus (RFC 4579 §5.5), 501 until the UE has it |
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use serde_json::{json, Value};
+
+use super::{Gateway, WebError, WebUser};
+use crate::conf::conference_info::{ConferenceInfo, State, Status};
+use crate::im::rcs;
+use crate::ue::chat::roster::RosterEvent;
+use crate::ue::chat::{SessionIds, CONFERENCE_FACTORY};
+
+/// Groups a web user has at most; past it, the oldest one they left goes (else the oldest),
+/// and `POST Group` is refused when none has been left.
+pub const MAX_GROUPS_PER_USER: usize = 64;
+/// Participants one `POST Group` or `POST Group/{id}/Participants` may name.
+pub const MAX_PARTICIPANTS_PER_REQUEST: usize = 50;
+/// Members a roster keeps (RCC.07's default maximum group size is 100).
+pub const MAX_ROSTER: usize = 256;
+/// The longest subject, in characters.
+pub const MAX_SUBJECT: usize = 256;
+/// Messages kept per group.
+const KEEP_GROUP_MESSAGES: usize = super::KEEP_MESSAGES;
+/// Our group message ids remembered for matching reports.
+const KEEP_GROUP_OURS: usize = super::limits::KEEP_OURS;
+
+/// A group's state as web clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// Being made (waiting for the focus) or joined (waiting for the MSRP leg).
+    Joining,
+    /// Messages flow.
+    Active,
+    /// We left, or the focus ended our session (a message sent rejoins).
+    Closed,
+}
+
+impl GroupState {
+    fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Joining => "joining",
+            GroupState::Active => "active",
+            GroupState::Closed => "closed",
+        }
+    }
+}
+
+/// A member as the roster says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// `connected`, `pending`, `disconnected`...
+    pub status: String,
+    /// `chairman` or `participant`.
+    pub role: Option<String>,
+    /// How they left (`departed`, `booted`...), when they did.
+    pub departure: Option<String>,
+}
+
+/// One message of a group conversation.
+#[derive(Debug, Clone)]
+pub struct GroupRecord {
+    /// imdn.Message-ID.
+    pub message_id: String,
+    /// Ours or a member's.
+    pub incoming: bool,
+    /// Writer in web form.
+    pub sender: String,
+    /// The text.
+    pub text: String,
+    /// When the gateway saw it.
+    pub datetime: String,
+    /// Ours: `sent`, `delivered` (by someone), `displayed` (by someone), `failed`; theirs:
+    /// `received`, `displayed`.
+    pub status: String,
+    /// Ours: members who reported "delivered" (web form).
+    pub delivered_to: BTreeSet<String>,
+    /// Ours: members who reported "displayed" (web form).
+    pub read_by: BTreeSet<String>,
+}
+
+/// One group chat of a user.
+#[derive(Debug, Clone)]
+pub struct GroupChat {
+    /// The resource id: the conference URI's user part (`chat-GID`), the same for every member.
+    pub id: String,
+    /// The conference URI.
+    pub uri: String,
+    /// Subject.
+    pub subject: String,
+    /// State.
+    pub state: GroupState,
+    /// The roster by member AoR (from the conference NOTIFYs; the invited list until then).
+    pub participants: BTreeMap<String, Participant>,
+    /// The version of the conference-info document that last said something about each
+    /// member (those deleted too): NOTIFYs sent one after the other may arrive the other way
+    /// round, and an older document must not undo a newer one (RFC 4575 §4.2).
+    versions: BTreeMap<String, u32>,
+    /// The conversation, oldest first (bounded).
+    pub messages: VecDeque<GroupRecord>,
+}
+
+/// A user's groups.
+#[derive(Debug, Default)]
+pub(super) struct Groups {
+    by_id: HashMap<String, GroupChat>,
+    /// Ids, oldest first.
+    order: VecDeque<String>,
+    /// Our message id -> group id.
+    ours: HashMap<String, String>,
+    ours_order: VecDeque<String>,
+}
+
+impl Groups {
+    fn id_of_uri(&self, uri: &str) -> Option<String> {
+        self.by_id
+            .values()
+            .find(|g| g.uri == uri)
+            .map(|g| g.id.clone())
+    }
+
+    /// Makes room for one more group: the oldest closed group goes, else (`force`) the oldest.
+    fn make_room(&mut self, force: bool) -> bool {
+        while self.by_id.len() >= MAX_GROUPS_PER_USER {
+            let victim = self.order.iter().position(|id| {
+                self.by_id
+                    .get(id)
+                    .is_none_or(|g| g.state == GroupState::Closed)
+            });
+            let victim = match (victim, force) {
+                (Some(v), _) => v,
+                (None, true) => 0,
+                (None, false) => return false,
+            };
+            let Some(id) = self.order.remove(victim) else {
+                return false;
+            };
+            self.by_id.remove(&id);
+            self.ours.retain(|_, g| *g != id);
+            let ours = &self.ours;
+            self.ours_order.retain(|m| ours.contains_key(m));
+        }
+        true
+    }
+
+    /// The group at `uri`, made (with `subject`) when there is none.
+    fn ensure(&mut self, uri: &str, subject: Option<&str>, state: GroupState) -> String {
+        if let Some(id) = self.id_of_uri(uri) {
+            if let (Some(g), Some(s)) = (self.by_id.get_mut(&id), subject) {
+                if g.subject.is_empty() {
+                    g.subject = s.to_string();
+                }
+            }
+            return id;
+        }
+        self.make_room(true);
+        let id = group_id_of(uri).unwrap_or_else(|| rcs::new_id()[..16].to_string());
+        self.order.push_back(id.clone());
+        self.by_id.insert(
+            id.clone(),
+            GroupChat {
+                id: id.clone(),
+                uri: uri.to_string(),
+                subject: subject.unwrap_or_default().to_string(),
+                state,
+                participants: BTreeMap::new(),
+                versions: BTreeMap::new(),
+                messages: VecDeque::new(),
+            },
+        );
+        id
+    }
+
+    fn remember_ours(&mut self, message_id: String, group_id: String) {
+        if self.ours.insert(message_id.clone(), group_id).is_none() {
+            self.ours_order.push_back(message_id);
+        }
+        while self.ours_order.len() > KEEP_GROUP_OURS {
+            if let Some(old) = self.ours_order.pop_front() {
+                self.ours.remove(&old);
+            }
+        }
+    }
+}
+
+/// The group id of a conference URI (`sip:chat-GID@DOMAIN` -> `chat-GID`): the lab's focus
+/// names its groups so (RCC.07 leaves the form to the service provider). `None` for any
+/// other URI, the conference factory included.
+pub fn group_id_of(uri: &str) -> Option<String> {
+    let u = crate::sip::Uri::parse(uri).ok()?;
+    let user = u.user()?;
+    (user.starts_with("chat-") && user != CONFERENCE_FACTORY && user.len() > 5)
+        .then(|| user.to_string())
+}
+
+/// A conference URI in one spelling (its AoR).
+fn canonical(uri: &str) -> String {
+    crate::sip::Uri::parse(uri)
+        .map(|u| u.aor())
+        .unwrap_or_else(|_| uri.to_string())
+}
+
+fn push(g: &mut GroupChat, m: GroupRecord) {
+    if g.messages.iter().any(|x| x.message_id == m.message_id) {
+        return; // a copy the focus sent again
+    }
+    g.messages.push_back(m);
+    while g.messages.len() > KEEP_GROUP_MESSAGES {
+        g.messages.pop_front();
+    }
+}
+
+impl Gateway {
+    /// The URL of a group (`.../webrsf/v1/{userId}/Group/{groupId}`).
+    pub fn group_url(&self, user_id: &str, group_id: &str) -> String {
+        format!("{}/Group/{group_id}", self.user_url(user_id))
+    }
+
+    fn emit_group(&self, user: &WebUser, kind: &str, group_id: &str, mut data: Value) {
+        data["group_id"] = Value::String(group_id.to_string());
+        // OMA's notifications name the session: ours is the group's resource id.
+        data["sessionId"] = Value::String(group_id.to_string());
+        let url = self.group_url(&user.user_id, group_id);
+        self.emit_at(user, kind, &url, data);
+    }
+
+    /// A group of `user` (404 when it is not theirs).
+    pub fn group(&self, user: &WebUser, id: &str) -> Result<GroupChat, WebError> {
+        user.with(|s| s.groups.by_id.get(id).cloned())
+            .ok_or_else(|| WebError::NotFound(format!("no group chat '{id}'")))
+    }
+
+    /// A group as JSON (`GET Group/{id}`, and each of `GET Group`).
+    pub fn group_json(&self, user: &WebUser, g: &GroupChat) -> Value {
+        json!({
+            "group_id": g.id,
+            "resourceURL": self.group_url(&user.user_id, &g.id),
+            "uri": g.uri,
+            "subject": g.subject,
+            "state": g.state.as_str(),
+            "participants": self.participants_json(g),
+        })
+    }
+
+    /// The roster as JSON: `[{"user","address","status","role","departure"}]`.
+    pub fn participants_json(&self, g: &GroupChat) -> Value {
+        Value::Array(
+            g.participants
+                .iter()
+                .map(|(uri, p)| {
+                    json!({
+                        "user": self.web_id(uri),
+                        "address": uri,
+                        "status": p.status,
+                        "role": p.role,
+                        "departure": p.departure,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `GET Group`: the user's groups, oldest first.
+    pub fn groups(&self, user: &WebUser) -> Value {
+        let v: Vec<GroupChat> = user.with(|s| {
+            s.groups
+                .order
+                .iter()
+                .filter_map(|id| s.groups.by_id.get(id).cloned())
+                .collect()
+        });
+        Value::Array(v.iter().map(|g| self.group_json(user, g)).collect())
+    }
+
+    /// `POST Group`: makes a group with `members` (user ids or URIs) through the focus; the
+    /// creator is subscribed to its roster. Returns the group.
+    pub async fn create_group(
+        &self,
+        user: &WebUser,
+        subject: &str,
+        members: &[String],
+    ) -> Result<GroupChat, WebError> {
+        let mut uris = Vec::new();
+        for m in members {
+            let aor = self.aor_of(m)?;
+            if aor == user.aor {
+                continue; // the creator is in the group anyway
+            }
+            if !uris.contains(&aor) {
+                uris.push(aor);
+            }
+        }
+        if uris.is_empty() {
+            return Err(WebError::BadRequest(
+                "a group needs at least one participant besides you".into(),
+            ));
+        }
+        if !user.with(|s| s.groups.make_room(false)) {
+            return Err(WebError::Conflict(format!(
+                "you are in {MAX_GROUPS_PER_USER} groups, the most a web user may be in: leave one first"
+            )));
+        }
+        let refs: Vec<&str> = uris.iter().map(String::as_str).collect();
+        let uri = match tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            user.chat.create_group(subject, &refs),
+        )
+        .await
+        {
+            Ok(Ok(uri)) => canonical(&uri),
+            Ok(Err(why)) => {
+                return Err(
+                    match why.split(' ').next().and_then(|c| c.parse::<u16>().ok()) {
+                        Some(403) | Some(400) | Some(404) | Some(413) | Some(488) => {
+                            WebError::BadRequest(format!("the group chat service refused: {why}"))
+                        }
+                        _ => WebError::BadGateway(format!("the group was not made: {why}")),
+                    },
+                )
+            }
+            Err(_) => {
+                return Err(WebError::Timeout(
+                    "no answer from the group chat service".into(),
+                ))
+            }
+        };
+        let id = user.with(|s| {
+            let id = s.groups.ensure(&uri, Some(subject), GroupState::Active);
+            if let Some(g) = s.groups.by_id.get_mut(&id) {
+                g.state = GroupState::Active;
+                g.participants
+                    .entry(user.aor.clone())
+                    .or_insert(Participant {
+                        status: "connected".into(),
+                        role: Some("chairman".into()),
+                        departure: None,
+                    });
+                for m in &uris {
+                    g.participants.entry(m.clone()).or_insert(Participant {
+                        status: "pending".into(),
+                        role: Some("participant".into()),
+                        departure: None,
+                    });
+                }
+            }
+            id
+        });
+        self.watch_roster(user, &uri);
+        self.emit_group(
+            user,
+            "groupChatEventNotification",
+            &id,
+            json!({ "status": "created", "subject": subject }),
+        );
+        self.group(user, &id)
+    }
+
+    /// `DELETE Group/{id}`: leaves the group (BYE to the focus).
+    pub fn leave_group(&self, user: &WebUser, id: &str) -> Result<Value, WebError> {
+        let g = self.group(user, id)?;
+        user.chat.close(&g.uri);
+        self.unwatch_roster(user, &g.uri);
+        user.with(|s| {
+            if let Some(g) = s.groups.by_id.get_mut(id) {
+                g.state = GroupState::Closed;
+            }
+        });
+        Ok(json!({ "group_id": id, "state": "closed" }))
+    }
+
+    /// `GET Group/{id}/Messages`: the conversation, each of ours with who got and read it.
+    pub fn group_messages(&self, user: &WebUser, id: &str) -> Result<Value, WebError> {
+        let g = self.group(user, id)?;
+        Ok(Value::Array(
+            g.messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "message_id": m.message_id,
+                        "direction": if m.incoming { "in" } else { "out" },
+                        "sender": m.sender,
+                        "text": m.text,
+                        "status": m.status,
+                        "datetime": m.datetime,
+                        "delivered_to": m.delivered_to,
+                        "read_by": m.read_by,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// `POST Group/{id}/Messages`: sends to the group over MSRP (a group whose session ended
+    /// is rejoined by the INVITE the UE sends to its URI).
+    pub async fn send_group(
+        &self,
+        user: &WebUser,
+        id: &str,
+        text: &str,
+    ) -> Result<String, WebError> {
+        let g = self.group(user, id)?;
+        let mid = user
+            .chat
+            .send_with(
+                &g.uri,
+                text.as_bytes(),
+                "text/plain;charset=UTF-8",
+                SessionIds::default(),
+            )
+            .await;
+        if mid.is_empty() {
+            return Err(WebError::Unavailable("the chat client stopped".into()));
+        }
+        user.with(|s| {
+            s.groups.remember_ours(mid.clone(), id.to_string());
+            if let Some(g) = s.groups.by_id.get_mut(id) {
+                if g.state == GroupState::Closed {
+                    g.state = GroupState::Joining;
+                }
+                push(
+                    g,
+                    GroupRecord {
+                        message_id: mid.clone(),
+                        incoming: false,
+                        sender: user.user_id.clone(),
+                        text: text.to_string(),
+                        datetime: rcs::now_datetime(),
+                        status: "sent".into(),
+                        delivered_to: BTreeSet::new(),
+                        read_by: BTreeSet::new(),
+                    },
+                );
+            }
+        });
+        // A rejoined group's roster is subscribed again once its session is up.
+        Ok(mid)
+    }
+
+    /// `PUT Group/{id}/Messages/{msgId}/Status`: `displayed` sends the IMDN to the writer
+    /// (`delivered` went when the message came).
+    pub fn group_message_status(
+        &self,
+        user: &WebUser,
+        id: &str,
+        message_id: &str,
+        status: &str,
+    ) -> Result<Value, WebError> {
+        self.group(user, id)?;
+        let status = status.to_ascii_lowercase();
+        if status != "displayed" && status != "delivered" {
+            return Err(WebError::BadRequest(format!(
+                "unknown status '{status}' (delivered, displayed)"
+            )));
+        }
+        let found = user.with(|s| {
+            let g = s.groups.by_id.get_mut(id)?;
+            let m = g
+                .messages
+                .iter_mut()
+                .find(|m| m.incoming && m.message_id == message_id)?;
+            let first = status == "displayed" && m.status != "displayed";
+            if first {
+                m.status = "displayed".into();
+            }
+            Some(first)
+        });
+        match found {
+            None => Err(WebError::NotFound(format!(
+                "no received message '{message_id}' in this group"
+            ))),
+            Some(first) => {
+                if first {
+                    user.chat.displayed(message_id);
+                }
+                Ok(json!({ "message_id": message_id, "status": status }))
+            }
+        }
+    }
+
+    /// `POST Group/{id}/Participants` and `DELETE Group/{id}/Participants/{p}`: checked, then
+    /// refused with 501 — adding and removing members is a REFER to the focus (RFC 4579 §5.5,
+    /// RCC.07 §3.4.4.1.4), which the UE does not send yet.
+    pub fn change_participants(
+        &self,
+        user: &WebUser,
+        id: &str,
+        add: &[String],
+        remove: Option<&str>,
+    ) -> Result<Value, WebError> {
+        self.group(user, id)?;
+        for a in add {
+            self.aor_of(a)?;
+        }
+        if let Some(r) = remove {
+            self.aor_of(r)?;
+        }
+        Err(WebError::NotImplemented(
+            "adding and removing participants (REFER to the focus) is not available yet".into(),
+        ))
+    }
+
+    fn watch_roster(&self, user: &WebUser, uri: &str) {
+        if let Ok(r) = user.roster.lock() {
+            if let Some(r) = r.as_ref() {
+                r.watch(uri);
+            }
+        }
+    }
+
+    fn unwatch_roster(&self, user: &WebUser, uri: &str) {
+        if let Ok(r) = user.roster.lock() {
+            if let Some(r) = r.as_ref() {
+                r.unwatch(uri);
+            }
+        }
+    }
+
+    // ---- the UE's events (called from `ims.rs`) ----
+
+    /// The focus invited us (From: the group): joined at once.
+    pub(super) fn on_group_invited(&self, user: &WebUser, group: &str, subject: Option<String>) {
+        let uri = canonical(group);
+        let id = user.with(|s| {
+            let id = s
+                .groups
+                .ensure(&uri, subject.as_deref(), GroupState::Joining);
+            if let Some(g) = s.groups.by_id.get_mut(&id) {
+                g.state = GroupState::Joining;
+            }
+            id
+        });
+        user.chat.accept(&uri, false);
+        self.emit_group(
+            user,
+            "groupChatEventNotification",
+            &id,
+            json!({ "status": "invited", "subject": subject.unwrap_or_default() }),
+        );
+    }
+
+    /// Our session with a group changed; false when `peer` is no group of ours.
+    pub(super) fn on_group_session(
+        &self,
+        user: &WebUser,
+        peer: &str,
+        up: bool,
+        status: &str,
+        reason: &str,
+    ) -> bool {
+        let uri = canonical(peer);
+        let Some((id, was)) = user.with(|s| {
+            let id = s.groups.id_of_uri(&uri)?;
+            let g = s.groups.by_id.get_mut(&id)?;
+            let was = g.state;
+            g.state = if up {
+                GroupState::Active
+            } else {
+                GroupState::Closed
+            };
+            Some((id, was))
+        }) else {
+            return false;
+        };
+        if up && was != GroupState::Active {
+            self.watch_roster(user, &uri);
+        }
+        // A group we left needs no second "closed"; a refused rejoin is news.
+        if was == GroupState::Closed && status == "closed" {
+            return true;
+        }
+        let mut data = json!({ "status": if up { "joined" } else { status } });
+        if !reason.is_empty() {
+            data["reason"] = Value::String(reason.to_string());
+        }
+        self.emit_group(user, "groupChatEventNotification", &id, data);
+        true
+    }
+
+    /// A member's message to a group.
+    pub(super) fn on_group_message(
+        &self,
+        user: &WebUser,
+        group: &str,
+        from: &str,
+        text: &str,
+        message_id: &str,
+    ) {
+        let uri = canonical(group);
+        let sender = self.web_id(from);
+        let datetime = rcs::now_datetime();
+        let id = user.with(|s| {
+            let id = s.groups.ensure(&uri, None, GroupState::Active);
+            if let Some(g) = s.groups.by_id.get_mut(&id) {
+                g.state = GroupState::Active;
+                push(
+                    g,
+                    GroupRecord {
+                        message_id: message_id.to_string(),
+                        incoming: true,
+                        sender: sender.clone(),
+                        text: text.to_string(),
+                        datetime: datetime.clone(),
+                        status: "received".into(),
+                        delivered_to: BTreeSet::new(),
+                        read_by: BTreeSet::new(),
+                    },
+                );
+            }
+            id
+        });
+        self.emit_group(
+            user,
+            "chatMessageNotification",
+            &id,
+            json!({
+                "message_id": message_id,
+                "sender": sender,
+                "text": text,
+                "datetime": datetime,
+            }),
+        );
+    }
+
+    /// A report on a message; false when it is not one of our group messages.
+    pub(super) fn on_group_report(
+        &self,
+        user: &WebUser,
+        message_id: &str,
+        status: &str,
+        reporter: &str,
+    ) -> bool {
+        let reporter = self.web_id(reporter);
+        let Some(id) = user.with(|s| {
+            let id = s.groups.ours.get(message_id)?.clone();
+            let g = s.groups.by_id.get_mut(&id)?;
+            if let Some(m) = g.messages.iter_mut().find(|m| m.message_id == message_id) {
+                match status {
+                    "delivered" => {
+                        m.delivered_to.insert(reporter.clone());
+                    }
+                    "displayed" => {
+                        m.delivered_to.insert(reporter.clone());
+                        m.read_by.insert(reporter.clone());
+                    }
+                    _ => {}
+                }
+                let rank = |s: &str| match s {
+                    "sent" => 1,
+                    "failed" => 2,
+                    "delivered" => 3,
+                    "displayed" => 4,
+                    _ => 0,
+                };
+                if rank(status) > rank(&m.status) {
+                    m.status = status.to_string();
+                }
+            }
+            Some(id)
+        }) else {
+            return false;
+        };
+        self.emit_group(
+            user,
+            "messageStatusNotification",
+            &id,
+            json!({ "message_id": message_id, "status": status, "sender": reporter }),
+        );
+        true
+    }
+
+    /// What a roster NOTIFY says: the roster updated, one `participantStatusNotification`
+    /// per member whose state changed.
+    pub(super) fn on_roster(&self, user: &WebUser, ev: RosterEvent) {
+        let (group, info) = match ev {
+            RosterEvent::Info { group, info } => (group, info),
+            RosterEvent::Ended { group, reason } => {
+                tracing::info!(user = %user.aor, %group, %reason, "roster subscription ended");
+                return;
+            }
+        };
+        let uri = canonical(&group);
+        let Some((id, changed)) = user.with(|s| {
+            let id = s.groups.id_of_uri(&uri)?;
+            let g = s.groups.by_id.get_mut(&id)?;
+            Some((id, apply_roster(g, &info)))
+        }) else {
+            return;
+        };
+        for (aor, p) in changed {
+            let data = match p {
+                Some(p) => json!({
+                    "participant": self.web_id(&aor),
+                    "address": aor,
+                    "status": p.status,
+                    "role": p.role,
+                    "departure": p.departure,
+                }),
+                None => json!({
+                    "participant": self.web_id(&aor),
+                    "address": aor,
+                    "status": "deleted",
+                }),
+            };
+            self.emit_group(user, "participantStatusNotification", &id, data);
+        }
+    }
+}
+
+/// Applies a conference-info document to a group's roster (RFC 4575 §4.2: a full document
+/// replaces it, a partial one changes the users it names, `deleted` ones go), except what a
+/// newer document already said about a member (the focus numbers its documents per group, and
+/// two NOTIFYs may cross: a full state computed before a join can arrive after the join's
+/// partial one); returns the members whose state changed (None: gone).
+fn apply_roster(g: &mut GroupChat, info: &ConferenceInfo) -> Vec<(String, Option<Participant>)> {
+    let v = info.version;
+    let newer = |g: &GroupChat, aor: &str| g.versions.get(aor).is_some_and(|&x| x > v);
+    let named: BTreeSet<String> = info
+        .users
+        .iter()
+        .take(MAX_ROSTER)
+        .map(|u| canonical(&u.entity))
+        .collect();
+    let mut next = g.participants.clone();
+    if info.state == State::Full {
+        // Members this document leaves out are gone, unless a newer one told of them.
+        next.retain(|aor, _| named.contains(aor) || newer(g, aor));
+    }
+    if let Some(s) = &info.subject {
+        if g.subject.is_empty() {
+            g.subject = s.clone();
+        }
+    }
+    for u in info.users.iter().take(MAX_ROSTER) {
+        let aor = canonical(&u.entity);
+        if newer(g, &aor) {
+            continue;
+        }
+        g.versions.insert(aor.clone(), v);
+        if u.state == State::Deleted {
+            next.remove(&aor);
+            continue;
+        }
+        let old = g.participants.get(&aor);
+        let status = u
+            .status
+            .map(|s| s.as_str().to_string())
+            .or_else(|| old.map(|o| o.status.clone()))
+            .unwrap_or_else(|| Status::Connected.as_str().to_string());
+        let role = u
+            .roles
+            .first()
+            .cloned()
+            .or_else(|| old.and_then(|o| o.role.clone()));
+        next.insert(
+            aor,
+            Participant {
+                status,
+                role,
+                departure: u.departure.map(|d| d.as_str().to_string()),
+            },
+        );
+    }
+    while next.len() > MAX_ROSTER {
+        let last = next.keys().next_back().cloned();
+        if let Some(k) = last {
+            next.remove(&k);
+        }
+    }
+    if g.versions.len() > 2 * MAX_ROSTER {
+        // Forget what we knew of members long gone.
+        g.versions.retain(|aor, _| next.contains_key(aor));
+    }
+    let mut changed = Vec::new();
+    for (aor, p) in &next {
+        if g.participants.get(aor) != Some(p) {
+            changed.push((aor.clone(), Some(p.clone())));
+        }
+    }
+    for aor in g.participants.keys() {
+        if !next.contains_key(aor) {
+            changed.push((aor.clone(), None));
+        }
+    }
+    g.participants = next;
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::conference_info::{Departure, User};
+
+    fn group() -> GroupChat {
+        GroupChat {
+            id: "chat-1".into(),
+            uri: "sip:chat-1@ims.lab".into(),
+            subject: String::new(),
+            state: GroupState::Active,
+            participants: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            messages: VecDeque::new(),
+        }
+    }
+
+    fn info(state: State, users: Vec<User>) -> ConferenceInfo {
+        info_v(state, users, 1)
+    }
+
+    fn info_v(state: State, users: Vec<User>, version: u32) -> ConferenceInfo {
+        ConferenceInfo {
+            entity: "sip:chat-1@ims.lab".into(),
+            state,
+            version,
+            subject: Some("lunch".into()),
+            max_users: None,
+            users,
+        }
+    }
+
+    #[test]
+    fn a_full_roster_replaces_and_a_partial_one_changes() {
+        let mut g = group();
+        let mut alice = User::new("sip:alice@ims.lab", Status::Connected);
+        alice.roles = vec!["chairman".into()];
+        let bob = User::new("sip:bob@ims.lab", Status::Pending);
+        let changed = apply_roster(&mut g, &info(State::Full, vec![alice, bob]));
+        assert_eq!(changed.len(), 2);
+        assert_eq!(g.subject, "lunch");
+        assert_eq!(
+            g.participants["sip:alice@ims.lab"].role.as_deref(),
+            Some("chairman")
+        );
+        // bob joins: only bob changed.
+        let bob = User::new("sip:bob@ims.lab", Status::Connected);
+        let changed = apply_roster(&mut g, &info(State::Partial, vec![bob]));
+        assert_eq!(changed.len(), 1);
+        assert_eq!(g.participants["sip:bob@ims.lab"].status, "connected");
+        assert_eq!(g.participants.len(), 2);
+        // bob leaves (departed), then is deleted.
+        let mut bob = User::new("sip:bob@ims.lab", Status::Disconnected);
+        bob.departure = Some(Departure::Departed);
+        apply_roster(&mut g, &info(State::Partial, vec![bob]));
+        assert_eq!(
+            g.participants["sip:bob@ims.lab"].departure.as_deref(),
+            Some("departed")
+        );
+        let mut bob = User::new("sip:bob@ims.lab", Status::Disconnected);
+        bob.state = State::Deleted;
+        let changed = apply_roster(&mut g, &info(State::Partial, vec![bob]));
+        assert_eq!(changed, vec![("sip:bob@ims.lab".to_string(), None)]);
+        assert_eq!(g.participants.len(), 1);
+    }
+
+    #[test]
+    fn an_older_document_arriving_late_does_not_undo_a_newer_one() {
+        let mut g = group();
+        let pending = |u: &str| User::new(u, Status::Pending);
+        let connected = |u: &str| User::new(u, Status::Connected);
+        // v2: carol joins (partial); v1: the full state from before, arriving after it.
+        apply_roster(
+            &mut g,
+            &info_v(State::Partial, vec![connected("sip:carol@ims.lab")], 2),
+        );
+        let changed = apply_roster(
+            &mut g,
+            &info_v(
+                State::Full,
+                vec![connected("sip:alice@ims.lab"), pending("sip:carol@ims.lab")],
+                1,
+            ),
+        );
+        assert_eq!(changed.len(), 1, "only alice is news: {changed:?}");
+        assert_eq!(g.participants["sip:carol@ims.lab"].status, "connected");
+        assert_eq!(g.participants.len(), 2);
+        // v4 deletes bob; a late v3 full state naming him does not bring him back.
+        let mut bob = connected("sip:bob@ims.lab");
+        bob.state = State::Deleted;
+        apply_roster(&mut g, &info_v(State::Partial, vec![bob], 4));
+        apply_roster(
+            &mut g,
+            &info_v(
+                State::Full,
+                vec![connected("sip:alice@ims.lab"), connected("sip:bob@ims.lab")],
+                3,
+            ),
+        );
+        assert!(!g.participants.contains_key("sip:bob@ims.lab"));
+        // carol (v2) is left out by the v3 full state: she is gone.
+        assert!(!g.participants.contains_key("sip:carol@ims.lab"));
+    }
+
+    #[test]
+    fn group_ids_come_from_conference_uris() {
+        assert_eq!(
+            group_id_of("sip:chat-ab12@ims.lab").as_deref(),
+            Some("chat-ab12")
+        );
+        assert_eq!(group_id_of("sip:chat-factory@ims.lab"), None);
+        assert_eq!(group_id_of("sip:bob@ims.lab"), None);
+        assert_eq!(group_id_of("sip:chat-@ims.lab"), None);
+    }
+
+    #[test]
+    fn groups_are_bounded_closed_ones_first() {
+        let mut gs = Groups::default();
+        for n in 0..MAX_GROUPS_PER_USER {
+            gs.ensure(&format!("sip:chat-{n}@x"), None, GroupState::Active);
+        }
+        assert!(!gs.make_room(false), "no group left: a new one is refused");
+        gs.by_id.get_mut("chat-5").unwrap().state = GroupState::Closed;
+        gs.remember_ours("m5".into(), "chat-5".into());
+        assert!(gs.make_room(false));
+        assert!(!gs.by_id.contains_key("chat-5") && gs.ours.is_empty());
+        gs.ensure("sip:chat-new@x", None, GroupState::Active);
+        gs.ensure("sip:chat-newer@x", None, GroupState::Active);
+        assert_eq!(gs.by_id.len(), MAX_GROUPS_PER_USER);
+        assert!(
+            !gs.by_id.contains_key("chat-0"),
+            "past the cap an invitation drops the oldest"
+        );
+    }
+}
