@@ -359,7 +359,7 @@ async fn run(
             let mut tries = 0;
             loop {
                 match creator.create_group(&format!("bench {g}"), &others).await {
-                    Err(e) if tries < RETRIES && e.contains("503") => {
+                    Err(e) if tries < RETRIES && e.status() == Some(503) => {
                         tries += 1;
                         tokio::time::sleep(RETRY_PAUSE).await;
                     }

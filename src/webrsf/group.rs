@@ -325,14 +325,12 @@ impl Gateway {
         {
             Ok(Ok(uri)) => canonical(&uri),
             Ok(Err(why)) => {
-                return Err(
-                    match why.split(' ').next().and_then(|c| c.parse::<u16>().ok()) {
-                        Some(403) | Some(400) | Some(404) | Some(413) | Some(488) => {
-                            WebError::BadRequest(format!("the group chat service refused: {why}"))
-                        }
-                        _ => WebError::BadGateway(format!("the group was not made: {why}")),
-                    },
-                )
+                return Err(match why.status() {
+                    Some(403) | Some(400) | Some(404) | Some(413) | Some(488) => {
+                        WebError::BadRequest(format!("the group chat service refused: {why}"))
+                    }
+                    _ => WebError::BadGateway(format!("the group was not made: {why}")),
+                })
             }
             Err(_) => {
                 return Err(WebError::Timeout(
@@ -496,23 +494,48 @@ impl Gateway {
     /// `POST Group/{id}/Participants` and `DELETE Group/{id}/Participants/{p}`: checked, then
     /// refused with 501 — adding and removing members is a REFER to the focus (RFC 4579 §5.5,
     /// RCC.07 §3.4.4.1.4), which the UE does not send yet.
-    pub fn change_participants(
+    pub async fn change_participants(
         &self,
         user: &WebUser,
         id: &str,
         add: &[String],
         remove: Option<&str>,
     ) -> Result<Value, WebError> {
-        self.group(user, id)?;
+        let g = self.group(user, id)?;
+        let mut uris = Vec::new();
         for a in add {
-            self.aor_of(a)?;
+            uris.push(self.aor_of(a)?);
         }
-        if let Some(r) = remove {
-            self.aor_of(r)?;
+        let removed = match remove {
+            Some(r) => Some(self.aor_of(r)?),
+            None => None,
+        };
+        // A REFER to the focus (RFC 4579 §5.5, §5.6); the members list follows from the
+        // roster NOTIFYs.
+        let refs: Vec<&str> = uris.iter().map(String::as_str).collect();
+        let asked = async {
+            match &removed {
+                Some(r) => user.chat.remove_from_group(&g.uri, r).await,
+                None => user.chat.add_to_group(&g.uri, &refs).await,
+            }
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(15), asked).await {
+            Ok(Ok(())) => Ok(json!({
+                "group_id": g.id,
+                "added": uris,
+                "removed": removed,
+            })),
+            Ok(Err(why)) => Err(match why.status() {
+                Some(403) => WebError::Forbidden(format!("the group chat service refused: {why}")),
+                Some(400) | Some(404) | Some(413) => {
+                    WebError::BadRequest(format!("the group chat service refused: {why}"))
+                }
+                _ => WebError::BadGateway(format!("the change was not made: {why}")),
+            }),
+            Err(_) => Err(WebError::Timeout(
+                "no answer from the group chat service".into(),
+            )),
         }
-        Err(WebError::NotImplemented(
-            "adding and removing participants (REFER to the focus) is not available yet".into(),
-        ))
     }
 
     fn watch_roster(&self, user: &WebUser, uri: &str) {

@@ -151,7 +151,7 @@ pub(super) async fn add_participants(
     }
     Ok(json_response(
         StatusCode::OK,
-        &gw.change_participants(&u, &id, &add, None)?,
+        &gw.change_participants(&u, &id, &add, None).await?,
     ))
 }
 
@@ -166,6 +166,6 @@ pub(super) async fn remove_participant(
     let u = authed(&gw, &headers, &q, &user)?;
     Ok(json_response(
         StatusCode::OK,
-        &gw.change_participants(&u, &id, &[], Some(&who))?,
+        &gw.change_participants(&u, &id, &[], Some(&who)).await?,
     ))
 }
