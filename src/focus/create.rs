@@ -202,8 +202,10 @@ impl Focus {
         // The member offered: it connects (RFC 6135 `a=setup:passive` on our side).
         let sdp = MsrpSdp::rcs_chat(&a.ip().to_string(), a.port(), &local, "passive");
         rcs::set_chat_body(&mut ok.headers, &mut ok.body, &sdp, None);
-        if let Some(c) = inc.request.headers.get("Contribution-ID") {
-            ok.headers.push("Contribution-ID", c.to_string());
+        // The group's Contribution-ID (RCC.07: every session of the group has the creator's),
+        // so a client that lost it (a restart) learns it back.
+        if let Some(c) = self.group(gid).map(|g| g.contribution_id) {
+            ok.headers.push("Contribution-ID", c);
         }
         inc.tx.respond(ok);
     }
