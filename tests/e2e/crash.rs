@@ -116,6 +116,28 @@ pub(crate) fn lab_toml() -> String {
 
 /// `rcslab up` on `dir`; returns once it says it is ready.
 pub(crate) async fn start_lab(config: &Path, dir: &Path) -> Child {
+    try_start_lab(config, dir)
+        .await
+        .expect("rcslab up did not get ready")
+}
+
+/// A lab file on free ports (see [`lab_toml`]) written to `config`, and `rcslab up` started
+/// on it: the ports are free when picked, but a test beside this one may take one before
+/// the lab binds it, so a start that fails is tried again on other ports (three times).
+pub(crate) async fn start_fresh_lab(config: &Path, dir: &Path) -> (LabConfig, Child) {
+    for _ in 0..3 {
+        let text = lab_toml();
+        std::fs::write(config, &text).expect("lab file");
+        let cfg = LabConfig::from_toml_str(&text).expect("lab config");
+        if let Some(child) = try_start_lab(config, dir).await {
+            return (cfg, child);
+        }
+    }
+    panic!("rcslab up did not get ready on three sets of free ports");
+}
+
+/// `rcslab up` on `dir`, or None when it does not say it is ready within 20 s.
+pub(crate) async fn try_start_lab(config: &Path, dir: &Path) -> Option<Child> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rcslab"))
         .arg("up")
         .arg("--config")
@@ -141,10 +163,13 @@ pub(crate) async fn start_lab(config: &Path, dir: &Path) -> Child {
         false
     })
     .await;
-    assert_eq!(ready.ok(), Some(true), "rcslab up did not get ready");
+    if ready.ok() != Some(true) {
+        let _ = child.start_kill();
+        return None;
+    }
     // Keep reading so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
+    Some(child)
 }
 
 pub(crate) fn sigkill(child: &Child) {
@@ -236,11 +261,8 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_message_and_delivers_no
     let mut rng = rand::rngs::StdRng::seed_from_u64(plan.seed);
     let tmp = tempfile::tempdir().expect("tempdir");
     let config: PathBuf = tmp.path().join("lab.toml");
-    let text = lab_toml();
-    std::fs::write(&config, &text).expect("lab file");
-    let cfg = LabConfig::from_toml_str(&text).expect("lab config");
     let data = tmp.path().join("data");
-    let mut lab = start_lab(&config, &data).await;
+    let (cfg, mut lab) = start_fresh_lab(&config, &data).await;
     let (_stop, shutdown) = watch::channel(false);
     let log = Arc::new(Mutex::new(Log::default()));
     let senders = [

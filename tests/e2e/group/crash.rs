@@ -18,7 +18,7 @@ use rcslab::ue::{Ue, UeConfig};
 use rcslab::LabConfig;
 use tokio::sync::watch;
 
-use crate::crash::{lab_toml, reregister, sigkill, start_lab};
+use crate::crash::{reregister, sigkill, start_fresh_lab, start_lab};
 
 #[derive(Default)]
 struct Log {
@@ -83,11 +83,8 @@ async fn sigkill_in_a_group_conversation_loses_no_acknowledged_message_and_shows
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().expect("tempdir");
     let config: PathBuf = tmp.path().join("lab.toml");
-    let text = lab_toml();
-    std::fs::write(&config, &text).expect("lab file");
-    let cfg = LabConfig::from_toml_str(&text).expect("lab config");
     let data = tmp.path().join("data");
-    let mut lab = start_lab(&config, &data).await;
+    let (cfg, mut lab) = start_fresh_lab(&config, &data).await;
     let (_stop, shutdown) = watch::channel(false);
     let log = Arc::new(Mutex::new(Log::default()));
     let alice = member(&cfg, "alice", &shutdown, &log).await;
