@@ -180,13 +180,7 @@ impl Focus {
     }
 
     /// 200 OK to a member's INVITE: our leg's SDP, the focus Contact.
-    fn answer_member(
-        self: &Arc<Self>,
-        inc: IncomingRequest,
-        gid: &str,
-        member: &str,
-        offer: &MsrpSdp,
-    ) {
+    fn answer_member(&self, inc: IncomingRequest, gid: &str, member: &str, offer: &MsrpSdp) {
         let (leg, local) = self.new_leg(gid, member, offer.path.last().cloned());
         let call_id = inc.request.headers.get("Call-ID").unwrap_or("").to_string();
         let mut ok = crate::sip::uas_response_with(

@@ -76,13 +76,6 @@ pub enum FocusError {
     Store(#[from] sled::Error),
 }
 
-/// How long a new member leg may wait for its binding SEND.
-const UNBOUND_LEG: std::time::Duration = std::time::Duration::from_secs(60);
-/// Messages sent to members whose MSRP 200 is awaited, at most (past it a delivery is not
-/// tracked: the member's cursor stays, and it gets the message again when it rebinds, which
-/// its client drops by Message-ID).
-const MAX_TRACKED: usize = 100_000;
-
 /// Groups the focus holds at most (beyond, creation gets 503).
 const MAX_GROUPS: usize = 100_000;
 
@@ -380,14 +373,7 @@ impl Focus {
     }
 
     /// A new leg for `member` of `gid`: its local path URI.
-    /// A leg nobody binds within [`UNBOUND_LEG`] (the member's client never connected) goes
-    /// as a lost one does.
-    fn new_leg(
-        self: &Arc<Self>,
-        gid: &str,
-        member: &str,
-        remote: Option<String>,
-    ) -> (String, String) {
+    fn new_leg(&self, gid: &str, member: &str, remote: Option<String>) -> (String, String) {
         let id = crate::rcs::new_id()[..16].to_string();
         let a = self.msrp_addr;
         let local = format!("msrp://{}:{}/{id};tcp", a.ip(), a.port());
@@ -401,28 +387,14 @@ impl Focus {
                 conn: None,
             },
         );
-        let (me, leg) = (self.clone(), id.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(UNBOUND_LEG).await;
-            let unbound = lock(&me.legs).get(&leg).is_some_and(|l| l.conn.is_none());
-            if unbound {
-                me.leg_lost(&leg).await;
-            }
-        });
         (id, local)
     }
 
     fn close_leg(&self, leg: &str) {
         if let Some(l) = lock(&self.legs).remove(leg) {
-            self.forget_sent(&l);
             if let Some(c) = l.conn {
                 c.close();
             }
         }
-    }
-
-    /// The 200s a leg that is gone will never send: no longer awaited.
-    fn forget_sent(&self, l: &Leg) {
-        lock(&self.sent).retain(|_, (g, m, _)| !(*g == l.gid && *m == l.member));
     }
 }

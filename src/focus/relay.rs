@@ -228,11 +228,10 @@ impl Focus {
     /// BYE, in either order: after [`LOST_GRACE`] without one (the client died, or lost its
     /// network) the dialog goes and the member is away until it comes back (rejoin, or a
     /// registration).
-    pub(super) async fn leg_lost(self: &Arc<Self>, id: &str) {
+    async fn leg_lost(self: &Arc<Self>, id: &str) {
         let Some(l) = lock(&self.legs).remove(id) else {
             return;
         };
-        self.forget_sent(&l);
         tokio::time::sleep(LOST_GRACE).await;
         let mut had_dialog = false;
         lock(&self.dialogs).retain(|_, d| {
@@ -426,13 +425,10 @@ impl Focus {
             rcs::new_id()[..12].to_string()
         });
         if let (Some((gid, member, seq)), Some(last)) = (track, chunks.last()) {
-            let mut sent = lock(&self.sent);
-            if sent.len() < super::MAX_TRACKED {
-                sent.insert(
-                    last.transaction_id.clone(),
-                    (gid.to_string(), member.to_string(), seq),
-                );
-            }
+            lock(&self.sent).insert(
+                last.transaction_id.clone(),
+                (gid.to_string(), member.to_string(), seq),
+            );
         }
         for c in &chunks {
             if conn.send(c).is_err() {
