@@ -72,6 +72,14 @@ pub const LABS: &[(&str, &str)] = &[
         "16-rtcweb-media-bridge.toml",
         include_str!("../../labs/16-rtcweb-media-bridge.toml"),
     ),
+    (
+        "17-group-chat-create.toml",
+        include_str!("../../labs/17-group-chat-create.toml"),
+    ),
+    (
+        "18-group-chat-members.toml",
+        include_str!("../../labs/18-group-chat-members.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

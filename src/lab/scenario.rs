@@ -11,6 +11,8 @@
 //! do = "register"                # register | message | call | caps | subscribe | publish
 //!                                # | subscribe_list | deregister
 //!                                # | remove | clear-ifc | clear | chat | web-login | web-channel
+//!                                # | group-create | group-watch | group-send | group-add
+//!                                # | group-remove | wait
 //! user = "alice"
 //! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
 //! expected = ["UE alice -> P-CSCF SIP REGISTER", "..."]
@@ -25,11 +27,12 @@ use tokio::sync::watch;
 use crate::cpim::ImdnStatus;
 use crate::lab::{Lab, LabOptions};
 use crate::ue::chat::{ChatEvent, ChatOptions, ChatUe};
-use crate::ue::{audio_sdp, uas_response, AuthMode, Ue, UeConfig};
+use crate::ue::{audio_sdp, uas_response, AuthMode, Ue, UeConfig, UeError};
 use crate::webrsf::client::WebClient;
 use crate::LabConfig;
 
 mod compare;
+mod group;
 mod presence;
 mod rtcweb;
 
@@ -112,13 +115,23 @@ pub struct Step {
     /// For message: the text.
     #[serde(default)]
     pub text: Option<String>,
-    /// For message: carry the OMA CPM chat feature tag (iFC send it via O-IM / T-IM).
+    /// For message: carry the OMA CPM chat feature tag (iFC send it via O-IM / T-IM). For
+    /// register: the user's RCS client (with a group roster watcher) takes the UE at once.
     #[serde(default)]
     pub chat: bool,
     /// For publish: the note shown to watchers (`text` is the status).
     #[serde(default)]
     pub note: Option<String>,
+    /// For group-create and group-add: the members (user names).
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// For wait: how long, in seconds (at most [`MAX_WAIT_SECS`]).
+    #[serde(default)]
+    pub secs: Option<u64>,
 }
+
+/// The longest `wait` step.
+pub const MAX_WAIT_SECS: u64 = 60;
 
 /// Errors running a scenario.
 #[derive(Debug, thiserror::Error)]
@@ -197,8 +210,9 @@ impl Scenario {
         )
         .await
         .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
-        // The pages stay open until the ladder is taken (a page that goes ends its
-        // subscriptions: not part of the flow).
+        // The pages and the RCS clients stay until the ladder is taken (a page that goes
+        // ends its subscriptions, a client that goes drops its group sessions: not part of
+        // the flow).
         let (r, pages) = match self.steps_on(&lab).await {
             Ok(p) => (Ok(()), Some(p)),
             Err(e) => (Err(e), None),
@@ -234,7 +248,7 @@ impl Scenario {
         r.map(|_| report)
     }
 
-    async fn steps_on(&self, lab: &Lab) -> Result<rtcweb::Pages, ScenarioError> {
+    async fn steps_on(&self, lab: &Lab) -> Result<(rtcweb::Pages, group::Groups), ScenarioError> {
         let (_stop, shut) = watch::channel(false);
         let mut ues: Vec<(String, Ue)> = Vec::new();
         let mut chats: std::collections::HashMap<String, ChatUe> = Default::default();
@@ -242,6 +256,7 @@ impl Scenario {
         // (watcher, presentity) of the `subscribe` steps.
         let mut watching: Vec<(String, String)> = Vec::new();
         let mut pages = rtcweb::Pages::default();
+        let mut groups = group::Groups::default();
         let domain = lab.config.lab.domain.clone();
         for (i, s) in self.steps.iter().enumerate() {
             let fail = |why: String| ScenarioError::Step {
@@ -263,7 +278,28 @@ impl Scenario {
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                     lab.name_addr(ue.local_addr(), &format!("UE {user}"));
-                    ue.register(600).await.map_err(|e| fail(e.to_string()))?;
+                    // A lab started on a busy machine may shed a REGISTER (503: the P-CSCF's
+                    // inbound queue lagged); the UE sends it again after the lab's
+                    // Retry-After (RFC 3261 §21.5.4), twice at most.
+                    let retry = Duration::from_secs(lab.config.sip.retry_after_secs.min(5).into());
+                    let mut shed = 0;
+                    loop {
+                        match ue.register(600).await {
+                            Err(UeError::Rejected(503, _)) if shed < 2 => {
+                                shed += 1;
+                                tokio::time::sleep(retry).await;
+                            }
+                            r => break r.map(|_| ()).map_err(|e| fail(e.to_string()))?,
+                        }
+                    }
+                    if s.chat {
+                        groups.adopt(&user, ue, lab.trace.clone());
+                        groups
+                            .registered(lab, &user)
+                            .await
+                            .map_err(|e| fail(e.to_string()))?;
+                        continue;
+                    }
                     settle().await;
                     ues.push((user, ue));
                 }
@@ -513,6 +549,20 @@ impl Scenario {
                     });
                     settle().await;
                 }
+                action if action.starts_with("group-") => {
+                    groups
+                        .step(lab, &mut ues, action, s)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                "wait" => {
+                    let secs = s.secs.ok_or_else(|| fail("needs `secs`".into()))?;
+                    if secs > MAX_WAIT_SECS {
+                        return Err(fail(format!("secs = {secs}: at most {MAX_WAIT_SECS}")));
+                    }
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    group::quiet(lab).await;
+                }
                 action if action.starts_with("page-") || action == "jssip-register" => {
                     let password = password_of(lab, &user);
                     let to = s.to.as_deref();
@@ -525,7 +575,7 @@ impl Scenario {
                 other => return Err(fail(format!("unknown action '{other}'"))),
             }
         }
-        Ok(pages)
+        Ok((pages, groups))
     }
 }
 

@@ -1,8 +1,8 @@
 //! What `rcslab lab run` prints for a class: every ladder line numbered, with its time from
-//! the first message (`+12.3 ms`), the lab's marker for it (`~` floating, `!` barrier; see
-//! [`crate::lab::scenario::diff`]), the paper's figure step when the lab gives them
-//! (`figure_steps`), and under it the nodes' notes on the decisions that followed (which iFC
-//! matched, which S-CSCF the HSS named, why a 401).
+//! the first message (`+12.3 ms`), the lab's marker for it (`~` floating, `?` optional, `!`
+//! barrier; see [`crate::lab::scenario::diff`]), the paper's figure step when the lab gives
+//! them (`figure_steps`), and under it the nodes' notes on the decisions that followed (which
+//! iFC matched, which S-CSCF the HSS named, why a 401).
 //!
 //! ```text
 //!    #        time  fig     ladder
@@ -57,6 +57,7 @@ pub fn numbered(
         let mark = match want {
             Some(w) if w.starts_with("~ ") => '~',
             Some(w) if w.starts_with("! ") => '!',
+            Some(w) if w.starts_with("? ") => '?',
             _ => ' ',
         };
         let fig = match x.and_then(|x| expected.figure_steps.get(x)) {
@@ -81,6 +82,12 @@ pub fn numbered(
             "~ floating: a line in a parallel lane, allowed later than listed and in any order \
              with other ~ lines (an ACK racing the MSRP binding, a 200 on its way back while \
              the next request goes out)\n",
+        );
+    }
+    if has("? ") {
+        out.push_str(
+            "? optional: a floating line that may also not come at all (a race the network \
+             recovers from, such as a request answered 480 and sent again)\n",
         );
     }
     if has("! ") {
@@ -148,6 +155,32 @@ mod tests {
         );
         assert!(out.contains("~ floating") && out.contains("! barrier"));
         assert!(out.contains("(2 steps;"), "{out}");
+    }
+
+    #[test]
+    fn an_optional_line_that_came_is_marked_and_explained() {
+        let expected: Vec<String> = ["a -> b SIP INVITE", "? b -> a SIP 480", "b -> a SIP 200"]
+            .map(String::from)
+            .to_vec();
+        let lines = vec![
+            (ms(0), "a -> b SIP INVITE".to_string()),
+            (ms(1), "b -> a SIP 480".to_string()),
+            (ms(2), "b -> a SIP 200".to_string()),
+        ];
+        let out = numbered(
+            Expected {
+                lines: &expected,
+                figure_steps: &[],
+            },
+            &lines,
+            &[],
+        );
+        assert_eq!(
+            out.lines().nth(2),
+            Some("   2     +1.0 ms  ? b -> a SIP 480"),
+            "{out}"
+        );
+        assert!(out.contains("? optional"), "{out}");
     }
 
     #[test]

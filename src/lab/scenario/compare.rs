@@ -1,22 +1,27 @@
 //! Comparing a lab's ladder with its expected one: fixed lines in order, `~` floating lines
-//! in lanes of their own, `!` barriers that wait for them (see [`diff`]).
+//! in lanes of their own, `?` optional ones, `!` barriers that wait for them (see [`diff`]).
 
 /// Compares a ladder with the expected one; returns a readable diff when they differ.
 ///
-/// Two markers let an expected ladder say what concurrency allows: a line starting `~ ` is
+/// Markers let an expected ladder say what concurrency allows: a line starting `~ ` is
 /// *floating* — it runs in a parallel lane (an ACK racing the MSRP binding, an MSRP 200 on
 /// its way back while HTTP goes on) and may appear anywhere after the fixed line listed
 /// above it, later than listed and in any order with other floating lines (each lane is
-/// its own); a line starting `! ` is a *barrier* — every floating line listed before it must
-/// have appeared by then. All other lines match exactly and in order.
+/// its own); a line starting `? ` is *optional* — floating, and it may also not appear at
+/// all (the lines of a race the network recovers from: an AS's INVITE that beat the
+/// REGISTER's 200 to the P-CSCF, got 480 and is sent again); a line starting `! ` is a
+/// *barrier* — every floating line listed before it must have appeared by then, and an
+/// optional one that has not will not. All other lines match exactly and in order.
 pub fn diff(expected: &[String], got: &[String]) -> Option<String> {
-    if expected
-        .iter()
-        .any(|l| l.starts_with("~ ") || l.starts_with("! "))
-    {
+    if expected.iter().any(|l| has_marker(l)) {
         return lane_diff(expected, got);
     }
     plain_diff(expected, got)
+}
+
+/// Does `line` of an expected ladder start with a marker (`~ `, `? `, `! `)?
+fn has_marker(line: &str) -> bool {
+    ["~ ", "? ", "! "].iter().any(|m| line.starts_with(m))
 }
 
 fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
@@ -25,12 +30,10 @@ fn lane_diff(expected: &[String], got: &[String]) -> Option<String> {
 
 /// Which line of `expected` each line of `got` matched (its index in `expected`, markers
 /// included), by the rules of [`diff`]; `None` for a line that matched nothing (from the
-/// first difference on). `lab run` prints each line's marker (`~`, `!`) and figure step.
+/// first difference on). `lab run` prints each line's marker (`~`, `?`, `!`) and figure
+/// step.
 pub fn align(expected: &[String], got: &[String]) -> Vec<Option<usize>> {
-    if expected
-        .iter()
-        .any(|l| l.starts_with("~ ") || l.starts_with("! "))
-    {
+    if expected.iter().any(|l| has_marker(l)) {
         return lane_walk(expected, got).0;
     }
     let mut out = Vec::with_capacity(got.len());
@@ -46,12 +49,14 @@ pub fn align(expected: &[String], got: &[String]) -> Vec<Option<usize>> {
 /// first difference.
 fn lane_walk(expected: &[String], got: &[String]) -> (Vec<Option<usize>>, Option<String>) {
     // fixed: (text, is_barrier, floats listed before it, index in expected);
-    // floats: (text, fixed lines before it, index in expected).
+    // floats: (text, fixed lines before it, index in expected, optional).
     let mut fixed: Vec<(String, bool, usize, usize)> = Vec::new();
-    let mut floats: Vec<(String, usize, usize)> = Vec::new();
+    let mut floats: Vec<(String, usize, usize, bool)> = Vec::new();
     for (x, l) in expected.iter().enumerate() {
         if let Some(f) = l.strip_prefix("~ ") {
-            floats.push((f.to_string(), fixed.len(), x));
+            floats.push((f.to_string(), fixed.len(), x, false));
+        } else if let Some(f) = l.strip_prefix("? ") {
+            floats.push((f.to_string(), fixed.len(), x, true));
         } else if let Some(b) = l.strip_prefix("! ") {
             fixed.push((b.to_string(), true, floats.len(), x));
         } else {
@@ -62,9 +67,13 @@ fn lane_walk(expected: &[String], got: &[String]) -> (Vec<Option<usize>>, Option
     let mut seen = vec![false; floats.len()];
     let mut i = 0usize;
     for (n, g) in got.iter().enumerate() {
-        // The earliest listed floating line of that text whose fixed line has passed.
-        if let Some(k) =
-            (0..floats.len()).find(|&k| !seen[k] && floats[k].1 <= i && *g == floats[k].0)
+        // The earliest listed floating line of that text whose fixed line has passed; one
+        // that must come before one that may.
+        let open = |k: &usize| !seen[*k] && floats[*k].1 <= i && *g == floats[*k].0;
+        if let Some(k) = (0..floats.len())
+            .filter(open)
+            .find(|&k| !floats[k].3)
+            .or_else(|| (0..floats.len()).find(open))
         {
             seen[k] = true;
             at[n] = Some(floats[k].2);
@@ -72,13 +81,17 @@ fn lane_walk(expected: &[String], got: &[String]) -> (Vec<Option<usize>>, Option
         }
         match fixed.get(i) {
             Some((text, barrier, before, x)) if g == text => {
-                if let Some(k) = (0..*before).find(|&k| *barrier && !seen[k]) {
+                if let Some(k) = (0..*before).find(|&k| *barrier && !seen[k] && !floats[k].3) {
                     let d = format!(
                         "line {}: '{g}' came before '{}' (listed earlier, floating)\n",
                         n + 1,
                         floats[k].0
                     );
                     return (at, Some(d));
+                }
+                if *barrier {
+                    // Optional lines listed before a barrier that did not come never will.
+                    (0..*before).for_each(|k| seen[k] = true);
                 }
                 at[n] = Some(*x);
                 i += 1;
@@ -101,7 +114,9 @@ fn lane_walk(expected: &[String], got: &[String]) -> (Vec<Option<usize>>, Option
             }
         }
     }
-    let j = seen.iter().position(|s| !s).unwrap_or(floats.len());
+    let j = (0..floats.len())
+        .find(|&k| !seen[k] && !floats[k].3)
+        .unwrap_or(floats.len());
     if i < fixed.len() || j < floats.len() {
         let missing = fixed
             .get(i)
@@ -166,6 +181,40 @@ mod tests {
         // A floating line that never comes is missing.
         let e = diff(&v(&["a", "~ x", "b"]), &v(&["a", "b"])).unwrap();
         assert!(e.contains("missing 'x'"), "{e}");
+    }
+
+    #[test]
+    fn optional_lines_float_and_may_not_come_at_all_but_not_past_a_barrier() {
+        // The retry of lab 17: an INVITE that got 480 and came again, or not; the optional
+        // twin may be listed first.
+        let want = v(&["a", "? x", "~ x", "? r", "b", "! c", "d"]);
+        assert!(diff(&want, &v(&["a", "x", "b", "c", "d"])).is_none());
+        assert!(diff(&want, &v(&["a", "x", "r", "b", "x", "c", "d"])).is_none());
+        assert!(
+            diff(&want, &v(&["a", "b", "r", "c", "d"])).is_some(),
+            "x is not optional"
+        );
+        // At most once each.
+        assert!(diff(&want, &v(&["a", "x", "x", "x", "b", "c", "d"])).is_some());
+        // Never before the fixed line above it, nor after the barrier below it.
+        let e = diff(&want, &v(&["r", "a", "x", "b", "c", "d"])).unwrap();
+        assert!(e.contains("line 1: got 'r'"), "{e}");
+        let e = diff(&want, &v(&["a", "x", "b", "c", "r", "d"])).unwrap();
+        assert!(e.contains("line 5: got 'r'"), "{e}");
+        // A barrier does not wait for them; at the end, an optional line is not missing.
+        assert!(diff(&v(&["a", "? r"]), &v(&["a"])).is_none());
+        assert_eq!(
+            align(&want, &v(&["a", "r", "x", "b", "x", "c", "d"])),
+            [
+                Some(0),
+                Some(3),
+                Some(2),
+                Some(4),
+                Some(1),
+                Some(5),
+                Some(6),
+            ]
+        );
     }
 
     #[test]
