@@ -25,6 +25,7 @@ mod away;
 mod create;
 mod dialog;
 pub mod group;
+mod idle;
 mod notify;
 mod refer;
 mod relay;
@@ -56,6 +57,9 @@ pub struct FocusSettings {
     pub factory: String,
     /// The largest message relayed (MSRP, bytes).
     pub max_message_size: u64,
+    /// How long a group may carry no message before the focus ends its sessions (`None`:
+    /// never).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for FocusSettings {
@@ -64,6 +68,7 @@ impl Default for FocusSettings {
             max_members: 100,
             factory: "chat-factory".into(),
             max_message_size: 1 << 20,
+            idle_timeout: Some(std::time::Duration::from_secs(600)),
         }
     }
 }
@@ -75,6 +80,13 @@ pub enum FocusError {
     #[error("group store: {0}")]
     Store(#[from] sled::Error),
 }
+
+/// How long a new member leg may wait for its binding SEND.
+const UNBOUND_LEG: std::time::Duration = std::time::Duration::from_secs(60);
+/// Messages sent to members whose MSRP 200 is awaited, at most (past it a delivery is not
+/// tracked: the member's cursor stays, and it gets the message again when it rebinds, which
+/// its client drops by Message-ID).
+const MAX_TRACKED: usize = 100_000;
 
 /// Groups the focus holds at most (beyond, creation gets 503).
 const MAX_GROUPS: usize = 100_000;
@@ -90,6 +102,16 @@ struct Leg {
     remote: Option<String>,
     /// Its connection once bound.
     conn: Option<MsrpConn>,
+}
+
+/// A message sent to a member whose MSRP 200 is awaited (its cursor moves on with it).
+#[derive(Debug, Clone)]
+struct Tracked {
+    gid: String,
+    member: String,
+    seq: u64,
+    /// The leg it went on (forgotten with it).
+    leg: String,
 }
 
 /// An INVITE dialog with a member (theirs to us, or ours to them), by Call-ID.
@@ -118,12 +140,15 @@ pub struct Focus {
     legs: Mutex<HashMap<String, Leg>>,
     dialogs: Mutex<HashMap<String, MemberDialog>>,
     subs: Mutex<HashMap<String, notify::Subscription>>,
-    /// MSRP transactions of messages we sent a member: tid -> (group, member, sequence).
-    sent: Mutex<HashMap<String, (String, String, u64)>>,
+    /// MSRP transactions of messages we sent a member, by transaction id (at most
+    /// [`MAX_TRACKED`]).
+    sent: Mutex<HashMap<String, Tracked>>,
     /// Per group: the lock that puts its messages and its legs' bindings in one order.
     order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// (group, member) being invited back after a registration ([`away`]).
+    /// (group, member) being invited back after a registration ([`away`]) or a restart.
     returning: Mutex<std::collections::HashSet<String>>,
+    /// Groups with sessions, and when each last carried something ([`idle`]).
+    active: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// The SIP cause of a request's `Reason` header (RFC 3326: `SIP;cause=480;text="…"`).
@@ -184,6 +209,7 @@ impl Focus {
             sent: Mutex::new(HashMap::new()),
             order: Mutex::new(HashMap::new()),
             returning: Mutex::new(std::collections::HashSet::new()),
+            active: Mutex::new(HashMap::new()),
             ep,
         }))
     }
@@ -228,6 +254,7 @@ impl Focus {
         if let Some(l) = lock(&self.msrp).take() {
             tokio::spawn(relay::accept(self.clone(), l, shutdown.clone()));
         }
+        tokio::spawn(self.clone().idle_sweep(shutdown.clone()));
         loop {
             tokio::select! {
                 inc = rx.recv() => match inc {
@@ -372,8 +399,14 @@ impl Focus {
         }
     }
 
-    /// A new leg for `member` of `gid`: its local path URI.
-    fn new_leg(&self, gid: &str, member: &str, remote: Option<String>) -> (String, String) {
+    /// A new leg for `member` of `gid`: its id and local path URI. A leg nobody binds within
+    /// [`UNBOUND_LEG`] (the member's client never connected) goes as a lost one does.
+    fn new_leg(
+        self: &Arc<Self>,
+        gid: &str,
+        member: &str,
+        remote: Option<String>,
+    ) -> (String, String) {
         let id = crate::rcs::new_id()[..16].to_string();
         let a = self.msrp_addr;
         let local = format!("msrp://{}:{}/{id};tcp", a.ip(), a.port());
@@ -387,14 +420,29 @@ impl Focus {
                 conn: None,
             },
         );
+        let (me, leg) = (self.clone(), id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(UNBOUND_LEG).await;
+            let unbound = lock(&me.legs).get(&leg).is_some_and(|l| l.conn.is_none());
+            if unbound {
+                tracing::debug!(%leg, "member leg never bound: lost");
+                me.leg_lost(&leg).await;
+            }
+        });
         (id, local)
     }
 
     fn close_leg(&self, leg: &str) {
         if let Some(l) = lock(&self.legs).remove(leg) {
+            self.forget_sent(leg);
             if let Some(c) = l.conn {
                 c.close();
             }
         }
+    }
+
+    /// The 200s a leg that is gone will never send: no longer awaited.
+    fn forget_sent(&self, leg: &str) {
+        lock(&self.sent).retain(|_, t| t.leg != leg);
     }
 }

@@ -642,6 +642,7 @@ fn focus_settings(g: &crate::config::GroupSection) -> crate::focus::FocusSetting
         max_members: g.max_members,
         factory: g.factory.clone(),
         max_message_size: g.max_message_size,
+        idle_timeout: (g.idle_timeout > 0).then(|| std::time::Duration::from_secs(g.idle_timeout)),
     }
 }
 
