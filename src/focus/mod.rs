@@ -26,6 +26,7 @@ mod create;
 mod dialog;
 pub mod group;
 mod idle;
+mod legs;
 mod notify;
 mod refer;
 mod relay;
@@ -137,7 +138,7 @@ pub struct Focus {
     msrp: Mutex<Option<TcpListener>>,
     scscf: OnceLock<String>,
     groups: Mutex<HashMap<String, Group>>,
-    legs: Mutex<HashMap<String, Leg>>,
+    legs: Mutex<legs::Legs>,
     dialogs: Mutex<HashMap<String, MemberDialog>>,
     subs: Mutex<HashMap<String, notify::Subscription>>,
     /// MSRP transactions of messages we sent a member, by transaction id (at most
@@ -203,7 +204,7 @@ impl Focus {
             msrp: Mutex::new(Some(msrp)),
             scscf: OnceLock::new(),
             groups: Mutex::new(groups),
-            legs: Mutex::new(HashMap::new()),
+            legs: Mutex::new(legs::Legs::default()),
             dialogs: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
@@ -364,8 +365,8 @@ impl Focus {
         self.close_leg(&d.leg);
         // Another device of the member may still be in the session.
         let elsewhere = lock(&self.legs)
-            .values()
-            .any(|x| x.gid == d.gid && x.member == d.member && x.conn.is_some());
+            .of_group(&d.gid)
+            .any(|(_, x)| x.member == d.member && x.conn.is_some());
         let changed = {
             let mut groups = lock(&self.groups);
             groups.get_mut(&d.gid).map(|g| {

@@ -251,8 +251,8 @@ impl Focus {
             return;
         }
         let still_here = lock(&self.legs)
-            .values()
-            .any(|x| x.gid == l.gid && x.member == l.member && x.conn.is_some());
+            .of_group(&l.gid)
+            .any(|(_, x)| x.member == l.member && x.conn.is_some());
         if still_here {
             return;
         }
@@ -372,8 +372,8 @@ impl Focus {
     /// Sends to every member of `gid` but `except` whose leg is up.
     fn fan_out(&self, gid: &str, except: &str, ct: &str, body: &[u8], seq: Option<u64>) {
         let targets: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
-            .iter()
-            .filter(|(_, l)| l.gid == gid && !l.member.eq_ignore_ascii_case(except))
+            .of_group(gid)
+            .filter(|(_, l)| !l.member.eq_ignore_ascii_case(except))
             .filter_map(|(id, l)| {
                 Some((
                     l.conn.clone()?,
@@ -398,8 +398,8 @@ impl Focus {
     /// Sends `cpim` to member `to` of `gid` if its leg is up.
     fn send_to_member(&self, gid: &str, to: &str, cpim: &[u8], seq: u64) {
         let targets: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
-            .iter()
-            .filter(|(_, l)| l.gid == gid && l.member.eq_ignore_ascii_case(to))
+            .of_group(gid)
+            .filter(|(_, l)| l.member.eq_ignore_ascii_case(to))
             .filter_map(|(id, l)| {
                 Some((
                     l.conn.clone()?,
