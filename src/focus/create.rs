@@ -319,12 +319,34 @@ impl Focus {
             self.close_leg(&leg);
             tracing::info!(%gid, %member, status = resp.as_ref().map(|r| r.status), ?state, "member INVITE not accepted");
         }
-        let g = {
+        // Removed while our INVITE was out (a REFER method=BYE): it stays out, and a session
+        // it accepted meanwhile ends.
+        let (gone, g) = {
             let mut groups = lock(&self.groups);
-            groups
-                .get_mut(gid)
-                .and_then(|g| g.set_state(member, state, why).then(|| g.clone()))
+            match groups.get_mut(gid) {
+                Some(g) if g.is_member(member) => {
+                    (false, g.set_state(member, state, why).then(|| g.clone()))
+                }
+                _ => (true, None),
+            }
         };
+        if gone {
+            if state == MemberState::Connected {
+                let d = lock(&self.dialogs).remove(&call_id);
+                if let Some(mut d) = d.and_then(|d| d.dialog) {
+                    let bye = d.request(&self.ep, Method::Bye);
+                    if let Some((dest, t)) = next_hop(&self.resolver, &bye).await {
+                        let _ = tokio::time::timeout(
+                            INVITE_WAIT,
+                            self.ep.send_request(bye, dest, t).final_response(),
+                        )
+                        .await;
+                    }
+                }
+                self.close_leg(&leg);
+            }
+            return MemberState::Departed;
+        }
         if let Some(g) = g {
             self.persist(&g).await;
             self.roster_changed(gid, &[member.to_string()]).await;

@@ -148,6 +148,8 @@ pub struct Focus {
     order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// (group, member) being invited back after a registration ([`away`]) or a restart.
     returning: Mutex<std::collections::HashSet<String>>,
+    /// Groups whose sequence number or delivery cursors changed since they were last written.
+    dirty: Mutex<std::collections::HashSet<String>>,
     /// Groups with sessions, and when each last carried something ([`idle`]).
     active: Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -183,6 +185,10 @@ impl Focus {
         let st = FocusStore::open(store.0, store.1)?;
         let mut groups = HashMap::new();
         for mut g in st.groups() {
+            // The history has the last sequence number (the group is written lazily).
+            if let Some(last) = st.last_seq(&g.id) {
+                g.next_seq = g.next_seq.max(last + 1);
+            }
             // After a restart nobody is in a session: everyone left is away until they bind.
             for m in g.members.iter_mut() {
                 if m.state != MemberState::Departed {
@@ -211,6 +217,7 @@ impl Focus {
             order: Mutex::new(HashMap::new()),
             returning: Mutex::new(std::collections::HashSet::new()),
             active: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(std::collections::HashSet::new()),
             ep,
         }))
     }
@@ -256,6 +263,7 @@ impl Focus {
             tokio::spawn(relay::accept(self.clone(), l, shutdown.clone()));
         }
         tokio::spawn(self.clone().idle_sweep(shutdown.clone()));
+        tokio::spawn(self.clone().write_dirty(shutdown.clone()));
         loop {
             tokio::select! {
                 inc = rx.recv() => match inc {
@@ -385,9 +393,47 @@ impl Focus {
         }
     }
 
+    /// Writes the groups whose cursors moved, once a second, until `shutdown` (then once
+    /// more). A cursor that lags after a crash only sends a member again what its client
+    /// already has (and drops by Message-ID).
+    async fn write_dirty(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let stop = tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+                _ = shutdown.changed() => true,
+            };
+            let gids: Vec<String> = lock(&self.dirty).drain().collect();
+            for gid in gids {
+                let groups = lock(&self.groups);
+                if let Some(g) = groups.get(&gid) {
+                    if let Err(e) = self.store.put_group(g) {
+                        tracing::error!(%gid, error = %e, "group store: write failed");
+                    }
+                }
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Group `gid`'s sequence number or cursors moved: it is written within a second.
+    fn mark_dirty(&self, gid: &str) {
+        let mut d = lock(&self.dirty);
+        if !d.contains(gid) {
+            d.insert(gid.to_string());
+        }
+    }
+
     /// Writes `g` and waits for the disk.
     async fn persist(&self, g: &Group) -> bool {
-        if let Err(e) = self.store.put_group(g) {
+        // What is true now, under the lock: two writers of one group cannot put an older
+        // state on disk after a newer one.
+        let written = {
+            let groups = lock(&self.groups);
+            self.store.put_group(groups.get(&g.id).unwrap_or(g))
+        };
+        if let Err(e) = written {
             tracing::error!(gid = %g.id, error = %e, "group store: write failed");
             return false;
         }

@@ -216,6 +216,7 @@ impl Focus {
                 if let Some(g) = lock(&self.groups).get_mut(&gid) {
                     g.delivered(&member, seq);
                 }
+                self.mark_dirty(&gid);
                 continue;
             }
             let track = Tracked {
@@ -354,9 +355,9 @@ impl Focus {
         }) else {
             return answer(403);
         };
-        let g = self.group(&gid);
-        let stored = self.store.put_message(&gid, seq, &bytes).is_ok()
-            && g.is_some_and(|g| self.store.put_group(&g).is_ok());
+        // The history keeps the sequence number; the group itself is written lazily.
+        self.mark_dirty(&gid);
+        let stored = self.store.put_message(&gid, seq, &bytes).is_ok();
         if !stored || self.store.durable().await.is_err() {
             tracing::error!(%gid, seq, "group message not stored");
             return answer(500);
@@ -463,6 +464,7 @@ impl Focus {
             if let Some(g) = lock(&self.groups).get_mut(&t.gid) {
                 g.delivered(&t.member, t.seq);
             }
+            self.mark_dirty(&t.gid);
         }
     }
 }

@@ -42,6 +42,17 @@ async fn an_idle_group_ends_its_sessions_and_a_members_message_restarts_it_with_
     let gid = gid_of(&group);
     let cid = lab.conf.group(&gid).unwrap().contribution_id;
     crate::eventually("everyone in", || all_in(&lab, &gid, MemberState::Connected)).await;
+    // Every leg bound, and the ACKs for CONF's INVITEs through, before the ladder starts.
+    crate::eventually("the legs bound", || {
+        let f = chat_flow(&lab, 0);
+        ["alice", "bob", "carol"]
+            .iter()
+            .all(|u| f.contains(&format!("CONF -> UE {u} MSRP 200")))
+            && ["bob", "carol"]
+                .iter()
+                .all(|u| f.contains(&format!("P-CSCF -> UE {u} SIP ACK")))
+    })
+    .await;
     lab.trace.clear();
 
     // Nothing said for 2 s: a BYE to each member, who stays a member (idle).
