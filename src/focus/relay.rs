@@ -334,10 +334,11 @@ impl Focus {
         // A disposition report goes to the member whose message it is about, through the
         // history like a message (so one whose leg is down gets it when it is back).
         let report_to = report_for(&cpim);
-        if report_to
-            .as_deref()
-            .is_some_and(|to| !self.group(&gid).is_some_and(|g| g.is_member(to)))
-        {
+        if report_to.as_deref().is_some_and(|to| {
+            !lock(&self.groups)
+                .get(&gid)
+                .is_some_and(|g| g.is_member(to))
+        }) {
             return answer(200);
         }
         if inner.starts_with(rcs::ISCOMPOSING_TYPE) {
