@@ -47,6 +47,9 @@ pub struct Nodes {
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
+    /// The FT content server CS (GSMA RCC.07 File Transfer via HTTP): HTTP.
+    #[serde(default = "default_content")]
+    pub content: SocketAddr,
     /// The RTCWeb gateway's web listener (seed 001): its page at `/`, the patent's WebSocket
     /// protocol at `/ws`. Unset: [`Nodes::rtcweb_or_default`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,10 @@ impl Nodes {
 
 fn default_webrsf() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_content() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8083))
 }
 
 fn default_oim_msrp() -> SocketAddr {

@@ -438,6 +438,7 @@ pub(crate) fn start_hss(
                     &ScscfAt::all(config)
                         .into_iter()
                         .map(|s| (s.origin_host, s.addr))
+                        .chain([config.content_peer()])
                         .collect::<Vec<_>>(),
                 )
                 .map_err(|e| LabError::Diameter {
@@ -748,6 +749,86 @@ pub(crate) fn start_pcscf(ctx: &Ctx<'_>, ep: Endpoint, rx: SipRx, peers: &Peers)
     pcscf.set_subscribe_reg(ctx.config.pcscf.subscribe_reg);
     tokio::spawn(pcscf.clone().run(rx));
     pcscf
+}
+
+/// Where the content server keeps its files and its grant token: `[content] dir`, else
+/// `content/` under `data_dir`.
+pub(crate) fn content_dir(config: &LabConfig, data_dir: &Path) -> std::path::PathBuf {
+    if config.content.dir.is_empty() {
+        data_dir.join("content")
+    } else {
+        std::path::PathBuf::from(&config.content.dir)
+    }
+}
+
+/// CS, the FT content server (GSMA RCC.07 File Transfer via HTTP): HTTP on `listener`, files
+/// under [`content_dir`], its index in `store`'s sled db, and (with `[content] auth`) its own
+/// Cx link to the HSS as `content.<domain>`, for the Digest HA1 of the users it authenticates.
+pub(crate) async fn start_content(
+    ctx: &Ctx<'_>,
+    listener: TcpListener,
+    store: &Store,
+    data_dir: &Path,
+    peers: &Peers,
+    wait_hss: bool,
+) -> Result<Arc<crate::content::ContentServer>, LabError> {
+    let config = ctx.config;
+    let dir = content_dir(config, data_dir);
+    let err = |source: crate::content::ContentStartError| LabError::Content {
+        dir: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| {
+        err(crate::content::ContentStartError::Dir {
+            dir: dir.display().to_string(),
+            source,
+        })
+    })?;
+    let secret = if config.content.grant_secret.is_empty() {
+        token(&dir, crate::content::GRANT_TOKEN_FILE)?
+    } else {
+        config.content.grant_secret.clone()
+    };
+    let addr = listener.local_addr().map_err(|source| LabError::Bind {
+        what: "CS",
+        addr: config.nodes.content,
+        source,
+    })?;
+    let hss = if config.content.auth {
+        let (origin_host, _) = config.content_peer();
+        Some(
+            ctx.cx_link_as(
+                "CS",
+                origin_host,
+                addr,
+                Arc::new(crate::content::CxRefuser),
+                peers.hss,
+                wait_hss,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let cs = crate::content::ContentServer::new(
+        crate::content::ContentSettings::from_section(&config.content, &ctx.domain, secret),
+        &dir.join("files"),
+        store.db(),
+        store.commit().clone(),
+        hss,
+        ctx.trace.clone(),
+        ctx.shut.clone(),
+    )
+    .map_err(err)?;
+    let c = &config.content;
+    let limits = crate::http_server::HttpLimits {
+        header_timeout: Duration::from_millis(config.http.header_timeout_ms),
+        idle_timeout: Duration::from_secs(c.idle_timeout_secs),
+        body_timeout: Duration::from_secs(c.body_timeout_secs),
+        max_connections: c.max_connections,
+    };
+    tokio::spawn(cs.clone().serve(listener, limits));
+    Ok(cs)
 }
 
 /// WebRSF, the web gateway (the WebRSF paper): an HTTP server on `listener` whose web users
