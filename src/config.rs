@@ -214,7 +214,10 @@ impl LabConfig {
     /// The content server's Diameter identity and address, as the HSS accepts it: a Cx client
     /// like the S-CSCFs (it asks MAR for the SIP Digest HA1 of the users it authenticates).
     pub fn content_peer(&self) -> (String, std::net::SocketAddr) {
-        (format!("content.{}", self.lab.domain), self.nodes.content)
+        (
+            format!("content.{}", self.lab.domain),
+            self.nodes.content_or_default(),
+        )
     }
 
     /// The compiled-in default lab.
@@ -280,7 +283,6 @@ impl LabConfig {
             &mut self.nodes.tim_msrp,
             &mut self.nodes.conf_msrp,
             &mut self.nodes.webrsf,
-            &mut self.nodes.content,
         ] {
             a.set_port(0);
         }
@@ -289,6 +291,7 @@ impl LabConfig {
             &mut self.nodes.pcscf_ws,
             &mut self.nodes.rtcweb,
             &mut self.nodes.rtcweb_sip,
+            &mut self.nodes.content,
         ]
         .into_iter()
         .flatten()

@@ -197,7 +197,9 @@ mod tests {
         assert_eq!(c.content.max_file_size, 3 * 1024 * 1024);
         assert_eq!(c.content.max_thumbnail_size, 50 * 1024);
         assert_eq!(c.content.validity_secs, 7 * 24 * 3600);
-        assert_eq!(c.nodes.content.port(), 8083);
+        assert_eq!(c.nodes.content_or_default().port(), 8083);
+        let moved = LabConfig::from_toml_str("[nodes]\nwebrsf = \"127.0.0.2:9000\"\n").unwrap();
+        assert_eq!(moved.nodes.content_or_default().to_string(), "127.0.0.2:0");
         let c = LabConfig::from_toml_str("[content]\nmax_file_size = 104857600\n").unwrap();
         assert_eq!(c.content.max_file_size, 104_857_600);
         for bad in [

@@ -47,9 +47,10 @@ pub struct Nodes {
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
-    /// The FT content server CS (GSMA RCC.07 File Transfer via HTTP): HTTP.
-    #[serde(default = "default_content")]
-    pub content: SocketAddr,
+    /// The FT content server CS (GSMA RCC.07 File Transfer via HTTP): HTTP. Unset:
+    /// [`Nodes::content_or_default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<SocketAddr>,
     /// The RTCWeb gateway's web listener (seed 001): its page at `/`, the patent's WebSocket
     /// protocol at `/ws`. Unset: [`Nodes::rtcweb_or_default`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +88,16 @@ impl Nodes {
         })
     }
 
+    /// The content server's address: `content`, else port 8083 beside a WebRSF on port 8080
+    /// (the default lab), else a free port on WebRSF's address (a lab file that moves WebRSF
+    /// and says nothing of the content server must not collide with another lab's 8083).
+    pub fn content_or_default(&self) -> SocketAddr {
+        self.content.unwrap_or_else(|| {
+            let port = if self.webrsf.port() == 8080 { 8083 } else { 0 };
+            SocketAddr::new(self.webrsf.ip(), port)
+        })
+    }
+
     /// The RTCWeb gateway's SIP address: `rtcweb_sip`, else port 5095 beside a P-CSCF on port
     /// 5060, else a free port on the P-CSCF's address.
     pub fn rtcweb_sip_or_default(&self) -> SocketAddr {
@@ -106,10 +117,6 @@ impl Nodes {
 
 fn default_webrsf() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
-fn default_content() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8083))
 }
 
 fn default_oim_msrp() -> SocketAddr {

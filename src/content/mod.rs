@@ -60,6 +60,13 @@ pub use index::{FileRecord, FileState};
 use digest::DigestCore;
 use index::Index;
 
+/// Opens the content server's Cx link to the HSS. Called at the first request that needs an
+/// HA1, not at start: a lab whose users never send files sees no Diameter traffic from CS.
+pub type HssConnector = Box<dyn Fn() -> DiameterClient + Send + Sync>;
+
+/// How long a request waits for the Cx link to open (bounded like a Diameter connect).
+const HSS_CONNECT_WAIT: Duration = Duration::from_secs(2);
+
 /// The token file of the grant secret when `[content] grant_secret` is empty.
 pub const GRANT_TOKEN_FILE: &str = "grants.token";
 
@@ -142,7 +149,8 @@ pub struct ContentServer {
     settings: ContentSettings,
     dir: PathBuf,
     index: Index,
-    hss: Option<DiameterClient>,
+    connect_hss: Option<HssConnector>,
+    hss: OnceLock<DiameterClient>,
     digest: Mutex<DigestCore>,
     /// Files in the index (every state): bounded by `max_files`.
     records: AtomicUsize,
@@ -170,14 +178,14 @@ pub(crate) fn rfc3339(secs: u64) -> String {
 }
 
 impl ContentServer {
-    /// A content server keeping files in `dir` and its index in `db`; `hss` is its Cx link
-    /// (needed when `settings.auth`).
+    /// A content server keeping files in `dir` and its index in `db`; `connect_hss` opens its
+    /// Cx link (needed when `settings.auth`) when it is first needed.
     pub fn new(
         settings: ContentSettings,
         dir: &Path,
         db: &sled::Db,
         commit: GroupCommit,
-        hss: Option<DiameterClient>,
+        connect_hss: Option<HssConnector>,
         trace: Trace,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<ContentServer>, ContentStartError> {
@@ -203,7 +211,8 @@ impl ContentServer {
             settings,
             dir: dir.to_path_buf(),
             index,
-            hss,
+            connect_hss,
+            hss: OnceLock::new(),
             records: AtomicUsize::new(records),
             pending: Mutex::new(pending),
             active: Mutex::new(HashSet::new()),
@@ -292,11 +301,16 @@ impl ContentServer {
         use crate::diameter::cx::{
             CxResult, MultimediaAuthAnswer, MultimediaAuthRequest, SipAuthDataItem,
         };
-        let Some(hss) = &self.hss else {
+        let Some(connect) = &self.connect_hss else {
             return Err(ContentError::Unavailable(
                 "no HSS link to check credentials with".into(),
             ));
         };
+        let hss = self.hss.get_or_init(connect);
+        if hss.state() != crate::diameter::client::PeerState::IOpen {
+            // A link just made (or reconnecting) is given the time of a connection attempt.
+            let _ = hss.wait_open(HSS_CONNECT_WAIT).await;
+        }
         let mar = MultimediaAuthRequest {
             session_id: self.session_id(),
             origin_host: self.settings.origin_host.clone(),

@@ -362,7 +362,8 @@ impl Lab {
         let (web_listener, web_addr) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
         let (rtcweb_listener, rtcweb_addr) =
             nodes::bind_tcp("RTCWeb", n.rtcweb_or_default()).await?;
-        let (content_listener, content_addr) = nodes::bind_tcp("CS", n.content).await?;
+        let (content_listener, content_addr) =
+            nodes::bind_tcp("CS", n.content_or_default()).await?;
         let mut ctx = nodes::Ctx::new(
             &config,
             recorder.clone(),
@@ -459,8 +460,7 @@ impl Lab {
         }
         let icscf_hss = nodes::start_icscf(&ctx, icscf_ep, icscf_rx, &peers, wait_hss).await?;
         let content =
-            nodes::start_content(&ctx, content_listener, &store, data_dir, &peers, wait_hss)
-                .await?;
+            nodes::start_content(&ctx, content_listener, &store, data_dir, &peers).await?;
         let pcscf = nodes::start_pcscf(&ctx, pcscf_ep, pcscf_rx, &peers);
         let webrsf = nodes::start_webrsf(
             &ctx,

@@ -207,7 +207,7 @@ pub async fn start(
         tim_http: n.tim_http_or_default(),
         rtcweb: n.rtcweb_or_default(),
         rtcweb_sip: n.rtcweb_sip_or_default(),
-        content: n.content,
+        content: n.content_or_default(),
     });
     let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
     let mut peers = Peers::from_config(config);
@@ -320,9 +320,9 @@ pub async fn start(
         Node::Content => {
             let d = data_dir.join("content");
             let s = Arc::new(nodes::open_store(&d)?);
-            let (l, a) = nodes::bind_tcp("CS", n.content).await?;
+            let (l, a) = nodes::bind_tcp("CS", n.content_or_default()).await?;
             handles.push(Box::new(
-                nodes::start_content(&ctx, l, &s, data_dir, &peers, false).await?,
+                nodes::start_content(&ctx, l, &s, data_dir, &peers).await?,
             ));
             listening.push(("CS", a, "HTTP (FT content server, RCC.07)"));
             store = Some(s);

@@ -852,3 +852,47 @@ async fn tshark_decodes_the_multipart_upload_and_the_answers() {
     assert!(bad.trim().is_empty(), "malformed frames: {bad}");
     lab.shutdown().await;
 }
+
+/// `rcslab run content`: the content server alone (here with `[content] auth = false`: the
+/// empty POST gets 204 and anyone may up- and download).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_content_alone_without_auth() {
+    use rcslab::lab::run::{start, Node};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rcslab::LabConfig::from_toml_str("[content]\nauth = false\n")
+        .unwrap()
+        .with_ephemeral_ports();
+    let node: Node = "content".parse().unwrap();
+    let running = start(node, &cfg, dir.path(), Default::default())
+        .await
+        .expect("CS starts alone");
+    let (name, addr, _) = running.listening[0];
+    assert_eq!(name, "CS");
+    assert!(dir.path().join("content/grants.token").exists());
+    let talk = |req: Vec<u8>| async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&req).await.unwrap();
+        read_response(&mut s, 1 << 16).await
+    };
+    let r = talk(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+    assert_eq!(r.status, 204);
+    let body = multipart("t-run", None, "a.txt", "text/plain", b"alone");
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\n{}Content-Length: {}\r\n\r\n",
+        multipart_header(),
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let r = talk(req).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let info = FileInfo::parse(&r.body).unwrap();
+    assert!(info.file.url.starts_with(&format!("http://{addr}/files/")));
+    let get = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+        path_of(&info.file.url)
+    );
+    let r = talk(get.into_bytes()).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"alone"[..]));
+    running.shutdown().await;
+}
