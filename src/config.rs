@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod content;
 mod diameter;
 mod group;
 mod hss;
@@ -32,6 +33,7 @@ mod trace;
 mod webrsf;
 
 pub use auth::{AuthLimits, AuthSection};
+pub use content::{ContentSection, MAX_FILE_SIZE_CAP};
 pub use diameter::DiameterSection;
 pub use group::{GroupSection, MAX_GROUP_MEMBERS};
 pub use hss::{HssPeer, HssSection, ScscfSelection, ServerCapabilitiesSection};
@@ -151,6 +153,9 @@ pub struct LabConfig {
     /// Limits of every HTTP listener (WebRSF, the HSS admin API).
     #[serde(default)]
     pub http: HttpSection,
+    /// The FT content server CS (RCC.07 File Transfer via HTTP).
+    #[serde(default)]
+    pub content: ContentSection,
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
@@ -206,6 +211,15 @@ impl LabConfig {
 }
 
 impl LabConfig {
+    /// The content server's Diameter identity and address, as the HSS accepts it: a Cx client
+    /// like the S-CSCFs (it asks MAR for the SIP Digest HA1 of the users it authenticates).
+    pub fn content_peer(&self) -> (String, std::net::SocketAddr) {
+        (
+            format!("content.{}", self.lab.domain),
+            self.nodes.content_or_default(),
+        )
+    }
+
     /// The compiled-in default lab.
     pub fn default_lab() -> LabConfig {
         // The embedded file is checked by a unit test; failing here would be a build defect.
@@ -231,12 +245,14 @@ impl LabConfig {
         c.presence.check()?;
         c.group.check()?;
         c.rtcweb.check()?;
+        c.content.check()?;
         c.hss.peer_policy_with(
             &c.lab.domain,
             c.nodes.icscf,
             &c.scscf_list()
                 .into_iter()
                 .map(|s| (s.1, s.2))
+                .chain([c.content_peer()])
                 .collect::<Vec<_>>(),
         )?;
         Ok(c)
@@ -275,6 +291,7 @@ impl LabConfig {
             &mut self.nodes.pcscf_ws,
             &mut self.nodes.rtcweb,
             &mut self.nodes.rtcweb_sip,
+            &mut self.nodes.content,
         ]
         .into_iter()
         .flatten()

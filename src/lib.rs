@@ -10,10 +10,12 @@
 pub mod auth;
 pub mod conf;
 pub mod config;
+pub mod content;
 pub mod cpim;
 pub mod cscf;
 pub mod diameter;
 pub mod focus;
+pub mod fthttp;
 pub mod hss;
 pub mod http_client;
 pub mod http_server;

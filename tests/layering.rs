@@ -30,10 +30,11 @@ const CODECS: &[&str] = &[
     "status",
     "presence",
     "conf",
+    "fthttp",
 ];
 /// One module per IMS node, and the lab that starts them.
 const NODES: &[&str] = &[
-    "cscf", "focus", "hss", "im", "ps", "webrsf", "rtcweb", "ue", "lab",
+    "cscf", "focus", "hss", "im", "ps", "webrsf", "rtcweb", "content", "ue", "lab",
 ];
 
 /// Every `.rs` file under `dir`.

@@ -99,37 +99,55 @@ fn known_file(impu: &str, pcscf: std::net::SocketAddr) -> std::path::PathBuf {
     ))
 }
 
-fn known(impu: &str, pcscf: std::net::SocketAddr) -> Vec<String> {
+/// The groups in the file: each id with the group's Contribution-ID when we learned it
+/// (a line is `GID` or `GID CONTRIBUTION-ID`).
+fn known(impu: &str, pcscf: std::net::SocketAddr) -> Vec<(String, Option<String>)> {
     std::fs::read_to_string(known_file(impu, pcscf))
         .unwrap_or_default()
         .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), w.next().map(str::to_string)))
+        })
         .collect()
 }
 
-fn set_known(impu: &str, pcscf: std::net::SocketAddr, ids: &[String]) {
-    let mut text = ids.join("\n");
-    text.push('\n');
+/// The ids of the groups in the file.
+pub fn known_ids(impu: &str, pcscf: std::net::SocketAddr) -> Vec<String> {
+    known(impu, pcscf).into_iter().map(|(g, _)| g).collect()
+}
+
+fn set_known(impu: &str, pcscf: std::net::SocketAddr, groups: &[(String, Option<String>)]) {
+    let mut text = String::new();
+    for (gid, cid) in groups {
+        text.push_str(gid);
+        if let Some(c) = cid {
+            text.push(' ');
+            text.push_str(c);
+        }
+        text.push('\n');
+    }
     let _ = std::fs::write(known_file(impu, pcscf), text);
 }
 
-/// Remembers group `gid` for this user (`listen` does it for groups it is brought into).
-pub fn remember(impu: &str, pcscf: std::net::SocketAddr, gid: &str) {
-    let mut ids = known(impu, pcscf);
-    if !ids.iter().any(|g| g == gid) {
-        ids.push(gid.to_string());
-        set_known(impu, pcscf, &ids);
+/// Remembers group `gid` for this user, with its Contribution-ID when known (`listen` does
+/// it for groups it is brought into): a later command's sessions with the group carry it.
+pub fn remember(impu: &str, pcscf: std::net::SocketAddr, gid: &str, cid: Option<&str>) {
+    let mut groups = known(impu, pcscf);
+    match groups.iter_mut().find(|(g, _)| g == gid) {
+        Some((_, c)) if cid.is_none() || c.as_deref() == cid => return,
+        Some((_, c)) => *c = cid.map(str::to_string),
+        None => groups.push((gid.to_string(), cid.map(str::to_string))),
     }
+    set_known(impu, pcscf, &groups);
 }
 
 fn forget(impu: &str, pcscf: std::net::SocketAddr, gid: &str) {
-    let ids: Vec<String> = known(impu, pcscf)
+    let groups: Vec<(String, Option<String>)> = known(impu, pcscf)
         .into_iter()
-        .filter(|g| g != gid)
+        .filter(|(g, _)| g != gid)
         .collect();
-    set_known(impu, pcscf, &ids);
+    set_known(impu, pcscf, &groups);
 }
 
 /// Runs one group command with the registered `ue`, then de-registers.
@@ -144,6 +162,11 @@ pub async fn run(ue: Ue, trace: rcslab::trace::Trace, domain: &str, cmd: GroupCm
         ..ChatOptions::default()
     };
     let mut chat = ChatUe::start(ue, trace, opts);
+    for (gid, cid) in known(&impu, pcscf) {
+        if let Some(c) = cid {
+            chat.know_group(&group_uri(&gid, domain), &c);
+        }
+    }
     let outcome = async {
         match cmd {
             GroupCmd::Create { subject, members } => {
@@ -153,7 +176,8 @@ pub async fn run(ue: Ue, trace: rcslab::trace::Trace, domain: &str, cmd: GroupCm
                     .await
                     .map_err(|e| CliError::Group(format!("create: {e}")))?;
                 let gid = group_id(&uri);
-                remember(&impu, pcscf, &gid);
+                let cid = chat.group_contribution(&uri).await;
+                remember(&impu, pcscf, &gid, cid.as_deref());
                 println!("created {uri}: {subject} ({})", members.join(", "));
                 println!("{gid}");
                 Ok(())
@@ -270,7 +294,7 @@ async fn send(chat: &mut ChatUe, uri: &str, text: &str, timeout: u64) -> Result<
 async fn list(mut ue: Ue, domain: &str) -> Result<()> {
     let (pcscf, impu) = (ue.cfg.pcscf, ue.cfg.impu.clone());
     let mut kept = Vec::new();
-    for gid in known(&impu, pcscf) {
+    for (gid, cid) in known(&impu, pcscf) {
         let uri = group_uri(&gid, domain);
         let (resp, _) = ue
             .subscribe_event(
@@ -283,7 +307,7 @@ async fn list(mut ue: Ue, domain: &str) -> Result<()> {
         if resp.status == 403 || resp.status == 404 {
             continue;
         }
-        kept.push(gid.clone());
+        kept.push((gid.clone(), cid));
         if resp.status != 200 {
             println!("{gid}  ({} {})", resp.status, resp.reason);
             continue;
@@ -315,4 +339,89 @@ async fn list(mut ue: Ue, domain: &str) -> Result<()> {
     set_known(&impu, pcscf, &kept);
     let _ = tokio::time::timeout(Duration::from_secs(5), ue.register(0)).await;
     Ok(())
+}
+
+/// What `listen` prints for a roster NOTIFY of group `gid` (RFC 4575): the whole roster as
+/// `GID: members: URI (chairman), URI, URI (away)…`, a change as one `GID: URI joined` line
+/// per user (`invited`, `joined`, `away`, `left`, `removed`, `declined`).
+pub fn roster_lines(gid: &str, info: &ConferenceInfo) -> Vec<String> {
+    use conference_info::{Departure, State, Status};
+    let word = |u: &conference_info::User| match (u.state, u.status, u.departure) {
+        (State::Deleted, _, Some(Departure::Booted)) => "removed",
+        (State::Deleted, _, Some(Departure::Failed | Departure::Busy)) => "declined",
+        (State::Deleted, _, _) => "left",
+        (_, Some(Status::Connected), _) => "joined",
+        (_, Some(Status::Pending | Status::Alerting | Status::DialingOut), _) => "invited",
+        (_, _, _) => "away",
+    };
+    if info.state == State::Full {
+        let members: Vec<String> = info
+            .users
+            .iter()
+            .filter(|u| u.state != State::Deleted)
+            .map(|u| {
+                let mut notes = Vec::new();
+                if u.roles.iter().any(|r| r == "chairman") {
+                    notes.push("chairman");
+                }
+                match word(u) {
+                    "joined" => {}
+                    w => notes.push(w),
+                }
+                if notes.is_empty() {
+                    u.entity.clone()
+                } else {
+                    format!("{} ({})", u.entity, notes.join(", "))
+                }
+            })
+            .collect();
+        return vec![format!("{gid}: members: {}", members.join(", "))];
+    }
+    info.users
+        .iter()
+        .map(|u| format!("{gid}: {} {}", u.entity, word(u)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conference_info::{Departure, State, Status, User};
+
+    fn info(state: State, users: Vec<User>) -> ConferenceInfo {
+        ConferenceInfo {
+            entity: "sip:chat-g1@ims.lab".into(),
+            state,
+            version: 1,
+            subject: None,
+            max_users: None,
+            users,
+        }
+    }
+
+    #[test]
+    fn a_full_roster_is_one_line_and_each_change_one_line_per_user() {
+        let mut alice = User::new("sip:alice@ims.lab", Status::Connected);
+        alice.roles.push("chairman".into());
+        let carol = User::new("sip:carol@ims.lab", Status::Disconnected);
+        let bob = User::new("sip:bob@ims.lab", Status::Pending);
+        assert_eq!(
+            roster_lines("g1", &info(State::Full, vec![alice.clone(), bob, carol])),
+            vec!["g1: members: sip:alice@ims.lab (chairman), sip:bob@ims.lab (invited), sip:carol@ims.lab (away)"]
+        );
+        let mut gone = User::new("sip:bob@ims.lab", Status::Disconnected);
+        gone.state = State::Deleted;
+        gone.departure = Some(Departure::Booted);
+        let mut left = User::new("sip:carol@ims.lab", Status::Disconnected);
+        left.state = State::Deleted;
+        left.departure = Some(Departure::Departed);
+        assert_eq!(
+            roster_lines("g1", &info(State::Partial, vec![alice, gone, left])),
+            vec![
+                "g1: sip:alice@ims.lab joined",
+                "g1: sip:bob@ims.lab removed",
+                "g1: sip:carol@ims.lab left",
+            ]
+        );
+    }
 }

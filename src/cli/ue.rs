@@ -326,13 +326,30 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
         }
         Some(UeCmd::Listen) => {
             publish_online(&mut ue).await;
+            // Rosters of the groups we are in (RFC 4575), on their own subscriptions.
+            let roster_parts = rcslab::ue::chat::roster::RosterParts::take(&mut ue);
+            let (roster, mut rosters) =
+                rcslab::ue::chat::roster::RosterWatcher::start(roster_parts);
             let mut chat = ChatUe::start(ue, trace, keep);
+            let mut watched = std::collections::HashSet::new();
+            for gid in super::group::known_ids(&chat.impu, pcscf) {
+                let uri = super::group::group_uri(&gid, &domain);
+                roster.watch(&uri);
+                watched.insert(uri);
+            }
             eprintln!(
                 "rcslab ue: {} registered, listening (Ctrl-C stops)",
                 chat.impu
             );
             loop {
                 tokio::select! {
+                    Some(ev) = rosters.recv() => {
+                        if let rcslab::ue::chat::roster::RosterEvent::Info { group, info } = ev {
+                            for l in super::group::roster_lines(&super::group::group_id(&group), &info) {
+                                println!("{l}");
+                            }
+                        }
+                    }
                     ev = chat.next_event(Duration::from_secs(3600)) => {
                         match ev {
                             Some(ChatEvent::Message { from, text, message_id }) => {
@@ -344,15 +361,19 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                             // commands take).
                             Some(ChatEvent::GroupMessage { group, from, text, message_id }) => {
                                 let gid = super::group::group_id(&group);
-                                super::group::remember(&chat.impu, pcscf, &gid);
+                                super::group::remember(&chat.impu, pcscf, &gid, None);
                                 println!("{gid}/{from}: {text}");
                                 chat.displayed(&message_id);
                             }
                             Some(ChatEvent::Session { peer, status, reason }) if peer.starts_with("sip:chat-") => {
                                 let gid = super::group::group_id(&peer);
                                 if status == rcslab::ue::chat::SessionStatus::Accepted {
-                                    super::group::remember(&chat.impu, pcscf, &gid);
+                                    let cid = chat.group_contribution(&peer).await;
+                                    super::group::remember(&chat.impu, pcscf, &gid, cid.as_deref());
                                     println!("{gid}: joined");
+                                    if watched.len() < 256 && watched.insert(peer.clone()) {
+                                        roster.watch(&peer);
+                                    }
                                 } else {
                                     println!("{gid}: session {}{}{reason}", status.as_str(), if reason.is_empty() { "" } else { ": " });
                                 }

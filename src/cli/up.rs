@@ -102,6 +102,7 @@ pub async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) 
         ("WebRSF", a.webrsf, "HTTP (REST + notification channel)"),
         ("RTCWeb", a.rtcweb, "HTTP + WebSocket /ws (patent gateway)"),
         ("RTCWeb", a.rtcweb_sip, "SIP UDP+TCP (registers web users)"),
+        ("CS", a.content, "HTTP (FT content server, RCC.07)"),
     ] {
         out!("  {n:<8} {addr:<22} {p}");
     }

@@ -12,6 +12,7 @@ use super::ConfigError;
 /// max_members = 100
 /// factory = "chat-factory"
 /// max_message_size = 1048576
+/// idle_timeout = 600
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,11 @@ pub struct GroupSection {
     /// The largest message CONF relays to a group over MSRP, in bytes (larger: 413).
     #[serde(default = "default_max_message_size")]
     pub max_message_size: u64,
+    /// Seconds a group may carry no message before CONF ends its members' sessions (each a
+    /// BYE; they stay members, away, and a member's next message restarts the group: RCC.07
+    /// §3.4.4.1.7). 0 never ends them.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: u64,
 }
 
 /// The most members `max_members` may allow.
@@ -39,6 +45,7 @@ impl Default for GroupSection {
             max_members: default_max_members(),
             factory: default_factory(),
             max_message_size: default_max_message_size(),
+            idle_timeout: default_idle_timeout(),
         }
     }
 }
@@ -99,6 +106,10 @@ fn default_factory() -> String {
 }
 fn default_max_message_size() -> u64 {
     1 << 20
+}
+
+fn default_idle_timeout() -> u64 {
+    600
 }
 
 #[cfg(test)]

@@ -75,12 +75,13 @@ impl HssSection {
         self.peer_policy_with(domain, icscf, &[(format!("scscf.{domain}"), scscf)])
     }
 
-    /// [`HssSection::peer_policy`] for a lab with several S-CSCFs: (Origin-Host, address) each.
+    /// [`HssSection::peer_policy`] for a lab with several S-CSCFs and other Cx clients (the
+    /// content server): (Origin-Host, address) each.
     pub fn peer_policy_with(
         &self,
         domain: &str,
         icscf: SocketAddr,
-        scscfs: &[(String, SocketAddr)],
+        others: &[(String, SocketAddr)],
     ) -> Result<crate::diameter::peer_policy::PeerPolicy, ConfigError> {
         use crate::diameter::peer_policy::{parse_network, AllowedPeer, PeerPolicy};
         if !self.peers.is_empty() {
@@ -113,7 +114,7 @@ impl HssSection {
             origin_host: format!("icscf.{domain}"),
             network: from(icscf)?,
         }];
-        for (name, addr) in scscfs {
+        for (name, addr) in others {
             allowed.push(AllowedPeer {
                 origin_host: name.clone(),
                 network: from(*addr)?,

@@ -47,6 +47,10 @@ pub struct Nodes {
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
+    /// The FT content server CS (GSMA RCC.07 File Transfer via HTTP): HTTP. Unset:
+    /// [`Nodes::content_or_default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<SocketAddr>,
     /// The RTCWeb gateway's web listener (seed 001): its page at `/`, the patent's WebSocket
     /// protocol at `/ws`. Unset: [`Nodes::rtcweb_or_default`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +84,16 @@ impl Nodes {
     pub fn rtcweb_or_default(&self) -> SocketAddr {
         self.rtcweb.unwrap_or_else(|| {
             let port = if self.webrsf.port() == 8080 { 8082 } else { 0 };
+            SocketAddr::new(self.webrsf.ip(), port)
+        })
+    }
+
+    /// The content server's address: `content`, else port 8083 beside a WebRSF on port 8080
+    /// (the default lab), else a free port on WebRSF's address (a lab file that moves WebRSF
+    /// and says nothing of the content server must not collide with another lab's 8083).
+    pub fn content_or_default(&self) -> SocketAddr {
+        self.content.unwrap_or_else(|| {
+            let port = if self.webrsf.port() == 8080 { 8083 } else { 0 };
             SocketAddr::new(self.webrsf.ip(), port)
         })
     }

@@ -78,6 +78,14 @@ impl Focus {
     pub(super) async fn create(self: &Arc<Self>, inc: IncomingRequest) {
         let req = inc.request.clone();
         let creator = Self::sender(&req);
+        // RCC.07 §3.4.4.1.7: a member that lost the group's URI restarts it through the
+        // factory with the group's Contribution-ID: that is a rejoin.
+        if let Some(gid) = self.group_of_contribution(req.headers.get("Contribution-ID"), &creator)
+        {
+            self.ep
+                .note(|| format!("factory INVITE with the Contribution-ID of group {gid}: rejoin"));
+            return self.rejoin(inc, &gid).await;
+        }
         let max_others = self.settings.max_members.saturating_sub(1);
         let c = match creation(&req, max_others) {
             Ok(c) => c,
@@ -136,6 +144,15 @@ impl Focus {
         }
     }
 
+    /// The group whose Contribution-ID is `cid`, if `who` is one of its members.
+    fn group_of_contribution(&self, cid: Option<&str>, who: &str) -> Option<String> {
+        let cid = cid?.trim();
+        lock(&self.groups)
+            .values()
+            .find(|g| g.contribution_id == cid && g.is_member(who))
+            .map(|g| g.id.clone())
+    }
+
     /// A member's INVITE to the group's URI (rejoin, RCC.07: same Contribution-ID): a new
     /// session for it; what it missed follows on its leg.
     pub(super) async fn rejoin(self: &Arc<Self>, inc: IncomingRequest, gid: &str) {
@@ -176,12 +193,20 @@ impl Focus {
             }
         }
         self.answer_member(inc, gid, &who, &sdp);
-        self.roster_changed(gid, &[who]).await;
+        self.roster_changed(gid, std::slice::from_ref(&who)).await;
+        self.restart(gid, &who);
     }
 
     /// 200 OK to a member's INVITE: our leg's SDP, the focus Contact.
-    fn answer_member(&self, inc: IncomingRequest, gid: &str, member: &str, offer: &MsrpSdp) {
+    fn answer_member(
+        self: &Arc<Self>,
+        inc: IncomingRequest,
+        gid: &str,
+        member: &str,
+        offer: &MsrpSdp,
+    ) {
         let (leg, local) = self.new_leg(gid, member, offer.path.last().cloned());
+        self.touch(gid);
         let call_id = inc.request.headers.get("Call-ID").unwrap_or("").to_string();
         let mut ok = crate::sip::uas_response_with(
             &inc.request,
@@ -277,6 +302,7 @@ impl Focus {
                 if let Some(l) = lock(&self.legs).get_mut(&leg) {
                     l.remote = Some(p.clone());
                 }
+                self.touch(gid);
                 (MemberState::Connected, None)
             }
             // Not reachable now (not registered, no answer, the network busy): still a
@@ -293,12 +319,34 @@ impl Focus {
             self.close_leg(&leg);
             tracing::info!(%gid, %member, status = resp.as_ref().map(|r| r.status), ?state, "member INVITE not accepted");
         }
-        let g = {
+        // Removed while our INVITE was out (a REFER method=BYE): it stays out, and a session
+        // it accepted meanwhile ends.
+        let (gone, g) = {
             let mut groups = lock(&self.groups);
-            groups
-                .get_mut(gid)
-                .and_then(|g| g.set_state(member, state, why).then(|| g.clone()))
+            match groups.get_mut(gid) {
+                Some(g) if g.is_member(member) => {
+                    (false, g.set_state(member, state, why).then(|| g.clone()))
+                }
+                _ => (true, None),
+            }
         };
+        if gone {
+            if state == MemberState::Connected {
+                let d = lock(&self.dialogs).remove(&call_id);
+                if let Some(mut d) = d.and_then(|d| d.dialog) {
+                    let bye = d.request(&self.ep, Method::Bye);
+                    if let Some((dest, t)) = next_hop(&self.resolver, &bye).await {
+                        let _ = tokio::time::timeout(
+                            INVITE_WAIT,
+                            self.ep.send_request(bye, dest, t).final_response(),
+                        )
+                        .await;
+                    }
+                }
+                self.close_leg(&leg);
+            }
+            return MemberState::Departed;
+        }
         if let Some(g) = g {
             self.persist(&g).await;
             self.roster_changed(gid, &[member.to_string()]).await;

@@ -17,6 +17,10 @@ pub enum MemberState {
     /// Still a member, but with no session now (offline, or the session ended): what is sent
     /// to the group waits for it in the history.
     Away,
+    /// Still a member, its session ended by the focus because the group carried nothing for
+    /// a while ([`super::idle`]): it is back when it writes or the group restarts, not at its
+    /// next registration (a refresh would undo the teardown every time).
+    Idle,
     /// Left (BYE) or was removed: no longer a member.
     Departed,
 }
@@ -200,7 +204,7 @@ impl Group {
         let (state, status, departure) = match m.state {
             MemberState::Invited => (State::Full, Status::Pending, None),
             MemberState::Connected => (State::Full, Status::Connected, None),
-            MemberState::Away => (State::Full, Status::Disconnected, None),
+            MemberState::Away | MemberState::Idle => (State::Full, Status::Disconnected, None),
             MemberState::Departed => (
                 State::Deleted,
                 Status::Disconnected,

@@ -25,6 +25,8 @@ mod away;
 mod create;
 mod dialog;
 pub mod group;
+mod idle;
+mod legs;
 mod notify;
 mod refer;
 mod relay;
@@ -56,6 +58,9 @@ pub struct FocusSettings {
     pub factory: String,
     /// The largest message relayed (MSRP, bytes).
     pub max_message_size: u64,
+    /// How long a group may carry no message before the focus ends its sessions (`None`:
+    /// never).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for FocusSettings {
@@ -64,6 +69,7 @@ impl Default for FocusSettings {
             max_members: 100,
             factory: "chat-factory".into(),
             max_message_size: 1 << 20,
+            idle_timeout: Some(std::time::Duration::from_secs(600)),
         }
     }
 }
@@ -75,6 +81,13 @@ pub enum FocusError {
     #[error("group store: {0}")]
     Store(#[from] sled::Error),
 }
+
+/// How long a new member leg may wait for its binding SEND.
+const UNBOUND_LEG: std::time::Duration = std::time::Duration::from_secs(60);
+/// Messages sent to members whose MSRP 200 is awaited, at most (past it a delivery is not
+/// tracked: the member's cursor stays, and it gets the message again when it rebinds, which
+/// its client drops by Message-ID).
+const MAX_TRACKED: usize = 100_000;
 
 /// Groups the focus holds at most (beyond, creation gets 503).
 const MAX_GROUPS: usize = 100_000;
@@ -90,6 +103,16 @@ struct Leg {
     remote: Option<String>,
     /// Its connection once bound.
     conn: Option<MsrpConn>,
+}
+
+/// A message sent to a member whose MSRP 200 is awaited (its cursor moves on with it).
+#[derive(Debug, Clone)]
+struct Tracked {
+    gid: String,
+    member: String,
+    seq: u64,
+    /// The leg it went on (forgotten with it).
+    leg: String,
 }
 
 /// An INVITE dialog with a member (theirs to us, or ours to them), by Call-ID.
@@ -115,15 +138,20 @@ pub struct Focus {
     msrp: Mutex<Option<TcpListener>>,
     scscf: OnceLock<String>,
     groups: Mutex<HashMap<String, Group>>,
-    legs: Mutex<HashMap<String, Leg>>,
+    legs: Mutex<legs::Legs>,
     dialogs: Mutex<HashMap<String, MemberDialog>>,
     subs: Mutex<HashMap<String, notify::Subscription>>,
-    /// MSRP transactions of messages we sent a member: tid -> (group, member, sequence).
-    sent: Mutex<HashMap<String, (String, String, u64)>>,
+    /// MSRP transactions of messages we sent a member, by transaction id (at most
+    /// [`MAX_TRACKED`]).
+    sent: Mutex<HashMap<String, Tracked>>,
     /// Per group: the lock that puts its messages and its legs' bindings in one order.
     order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// (group, member) being invited back after a registration ([`away`]).
+    /// (group, member) being invited back after a registration ([`away`]) or a restart.
     returning: Mutex<std::collections::HashSet<String>>,
+    /// Groups whose sequence number or delivery cursors changed since they were last written.
+    dirty: Mutex<std::collections::HashSet<String>>,
+    /// Groups with sessions, and when each last carried something ([`idle`]).
+    active: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// The SIP cause of a request's `Reason` header (RFC 3326: `SIP;cause=480;text="…"`).
@@ -157,6 +185,10 @@ impl Focus {
         let st = FocusStore::open(store.0, store.1)?;
         let mut groups = HashMap::new();
         for mut g in st.groups() {
+            // The history has the last sequence number (the group is written lazily).
+            if let Some(last) = st.last_seq(&g.id) {
+                g.next_seq = g.next_seq.max(last + 1);
+            }
             // After a restart nobody is in a session: everyone left is away until they bind.
             for m in g.members.iter_mut() {
                 if m.state != MemberState::Departed {
@@ -178,12 +210,14 @@ impl Focus {
             msrp: Mutex::new(Some(msrp)),
             scscf: OnceLock::new(),
             groups: Mutex::new(groups),
-            legs: Mutex::new(HashMap::new()),
+            legs: Mutex::new(legs::Legs::default()),
             dialogs: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
             order: Mutex::new(HashMap::new()),
             returning: Mutex::new(std::collections::HashSet::new()),
+            active: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(std::collections::HashSet::new()),
             ep,
         }))
     }
@@ -228,6 +262,8 @@ impl Focus {
         if let Some(l) = lock(&self.msrp).take() {
             tokio::spawn(relay::accept(self.clone(), l, shutdown.clone()));
         }
+        tokio::spawn(self.clone().idle_sweep(shutdown.clone()));
+        tokio::spawn(self.clone().write_dirty(shutdown.clone()));
         loop {
             tokio::select! {
                 inc = rx.recv() => match inc {
@@ -337,8 +373,8 @@ impl Focus {
         self.close_leg(&d.leg);
         // Another device of the member may still be in the session.
         let elsewhere = lock(&self.legs)
-            .values()
-            .any(|x| x.gid == d.gid && x.member == d.member && x.conn.is_some());
+            .of_group(&d.gid)
+            .any(|(_, x)| x.member == d.member && x.conn.is_some());
         let changed = {
             let mut groups = lock(&self.groups);
             groups.get_mut(&d.gid).map(|g| {
@@ -357,9 +393,47 @@ impl Focus {
         }
     }
 
+    /// Writes the groups whose cursors moved, once a second, until `shutdown` (then once
+    /// more). A cursor that lags after a crash only sends a member again what its client
+    /// already has (and drops by Message-ID).
+    async fn write_dirty(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let stop = tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => false,
+                _ = shutdown.changed() => true,
+            };
+            let gids: Vec<String> = lock(&self.dirty).drain().collect();
+            for gid in gids {
+                let groups = lock(&self.groups);
+                if let Some(g) = groups.get(&gid) {
+                    if let Err(e) = self.store.put_group(g) {
+                        tracing::error!(%gid, error = %e, "group store: write failed");
+                    }
+                }
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Group `gid`'s sequence number or cursors moved: it is written within a second.
+    fn mark_dirty(&self, gid: &str) {
+        let mut d = lock(&self.dirty);
+        if !d.contains(gid) {
+            d.insert(gid.to_string());
+        }
+    }
+
     /// Writes `g` and waits for the disk.
     async fn persist(&self, g: &Group) -> bool {
-        if let Err(e) = self.store.put_group(g) {
+        // What is true now, under the lock: two writers of one group cannot put an older
+        // state on disk after a newer one.
+        let written = {
+            let groups = lock(&self.groups);
+            self.store.put_group(groups.get(&g.id).unwrap_or(g))
+        };
+        if let Err(e) = written {
             tracing::error!(gid = %g.id, error = %e, "group store: write failed");
             return false;
         }
@@ -372,8 +446,14 @@ impl Focus {
         }
     }
 
-    /// A new leg for `member` of `gid`: its local path URI.
-    fn new_leg(&self, gid: &str, member: &str, remote: Option<String>) -> (String, String) {
+    /// A new leg for `member` of `gid`: its id and local path URI. A leg nobody binds within
+    /// [`UNBOUND_LEG`] (the member's client never connected) goes as a lost one does.
+    fn new_leg(
+        self: &Arc<Self>,
+        gid: &str,
+        member: &str,
+        remote: Option<String>,
+    ) -> (String, String) {
         let id = crate::rcs::new_id()[..16].to_string();
         let a = self.msrp_addr;
         let local = format!("msrp://{}:{}/{id};tcp", a.ip(), a.port());
@@ -387,14 +467,29 @@ impl Focus {
                 conn: None,
             },
         );
+        let (me, leg) = (self.clone(), id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(UNBOUND_LEG).await;
+            let unbound = lock(&me.legs).get(&leg).is_some_and(|l| l.conn.is_none());
+            if unbound {
+                tracing::debug!(%leg, "member leg never bound: lost");
+                me.leg_lost(&leg).await;
+            }
+        });
         (id, local)
     }
 
     fn close_leg(&self, leg: &str) {
         if let Some(l) = lock(&self.legs).remove(leg) {
+            self.forget_sent(leg);
             if let Some(c) = l.conn {
                 c.close();
             }
         }
+    }
+
+    /// The 200s a leg that is gone will never send: no longer awaited.
+    fn forget_sent(&self, leg: &str) {
+        lock(&self.sent).retain(|_, t| t.leg != leg);
     }
 }

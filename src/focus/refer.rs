@@ -125,6 +125,14 @@ fn ask_of(req: &Request, max: usize) -> Result<Ask, (u16, String)> {
     }
 }
 
+/// A REFER's change, made before its 202.
+enum Change {
+    /// These were not members before.
+    Added(Vec<String>),
+    /// This member is out; its sessions, still to be ended.
+    Removed(Vec<super::MemberDialog>, String),
+}
+
 impl Focus {
     pub(super) async fn on_refer(self: &Arc<Self>, inc: IncomingRequest) {
         let req = inc.request.clone();
@@ -186,6 +194,18 @@ impl Focus {
                 }
             }
         }
+        // The change is made (and on disk) before the 202, so a request that follows the 202
+        // sees it: a removal right after an add, an add right after a removal.
+        let change = match ask {
+            Ask::Remove(target) => Change::Removed(self.take_member(&gid, &target).await, target),
+            Ask::Add(uris) => match self.join_members(&gid, &uris).await {
+                Ok(fresh) => Change::Added(fresh),
+                Err(status) => {
+                    self.refuse(inc, status, "the group could not take them");
+                    return;
+                }
+            },
+        };
         let no_sub = req
             .headers
             .get("Refer-Sub")
@@ -204,34 +224,47 @@ impl Focus {
         let mut notify_in = notify_in;
         self.refer_notify(&gid, &mut notify_in, "100 Trying", false)
             .await;
-        let outcome = match ask {
-            Ask::Remove(target) => {
-                self.remove_member(&gid, &target).await;
+        let outcome = match change {
+            Change::Removed(sessions, target) => {
+                self.bye_removed(&gid, &target, sessions).await;
                 "200 OK".to_string()
             }
-            Ask::Add(uris) => self.add_members(&gid, &uris, &who).await,
+            Change::Added(fresh) => self.invite_added(&gid, &fresh, &who).await,
         };
         self.refer_notify(&gid, &mut notify_in, &outcome, true)
             .await;
     }
 
-    /// Adds `uris` to `gid` (invited by `inviter`): the sipfrag status line of the outcome.
-    async fn add_members(self: &Arc<Self>, gid: &str, uris: &[String], inviter: &str) -> String {
+    /// Adds `uris` to `gid` (invited, on disk): those who were not members yet; the SIP status
+    /// when the group is gone (404) or full (403).
+    async fn join_members(
+        self: &Arc<Self>,
+        gid: &str,
+        uris: &[String],
+    ) -> Result<Vec<String>, u16> {
         let (fresh, g) = {
             let mut groups = lock(&self.groups);
             let Some(g) = groups.get_mut(gid) else {
-                return "404 Not Found".into();
+                return Err(404);
             };
             match g.add(uris, self.settings.max_members) {
                 Ok(fresh) => (fresh, g.clone()),
-                Err(_) => return "403 Forbidden".into(),
+                Err(e) => return Err(e.status()),
             }
         };
+        if !fresh.is_empty() {
+            self.persist(&g).await;
+        }
+        Ok(fresh)
+    }
+
+    /// The roster hears of the `fresh` members of `gid`, and the focus INVITEs them (on
+    /// behalf of `inviter`): the sipfrag status line of the outcome.
+    async fn invite_added(self: &Arc<Self>, gid: &str, fresh: &[String], inviter: &str) -> String {
         if fresh.is_empty() {
             return "200 OK".into();
         }
-        self.persist(&g).await;
-        self.roster_changed(gid, &fresh).await;
+        self.roster_changed(gid, fresh).await;
         let states = futures_util::future::join_all(
             fresh.iter().map(|m| self.invite_member(gid, m, inviter)),
         )
@@ -245,19 +278,17 @@ impl Focus {
         }
     }
 
-    /// The chairman removes `member` (RFC 4579 §5.6): its session ends with our BYE, it is
-    /// `booted`.
-    pub(super) async fn remove_member(self: &Arc<Self>, gid: &str, member: &str) {
-        let sessions: Vec<(String, super::MemberDialog)> = {
+    /// The chairman removes `member` (RFC 4579 §5.6): here it is out (`booted`, on disk) and
+    /// its sessions are taken; [`Self::bye_removed`] ends them with our BYE.
+    async fn take_member(self: &Arc<Self>, gid: &str, member: &str) -> Vec<super::MemberDialog> {
+        let sessions: Vec<super::MemberDialog> = {
             let mut d = lock(&self.dialogs);
             let keys: Vec<String> = d
                 .iter()
                 .filter(|(_, x)| x.gid == gid && x.member.eq_ignore_ascii_case(member))
                 .map(|(k, _)| k.clone())
                 .collect();
-            keys.into_iter()
-                .filter_map(|k| d.remove(&k).map(|x| (k, x)))
-                .collect()
+            keys.into_iter().filter_map(|k| d.remove(&k)).collect()
         };
         let g = {
             let mut groups = lock(&self.groups);
@@ -269,7 +300,17 @@ impl Focus {
         if let Some(g) = g {
             self.persist(&g).await;
         }
-        for (_, s) in sessions {
+        sessions
+    }
+
+    /// A removed member's sessions end with our BYE; the roster hears of it.
+    async fn bye_removed(
+        self: &Arc<Self>,
+        gid: &str,
+        member: &str,
+        sessions: Vec<super::MemberDialog>,
+    ) {
+        for s in sessions {
             if let Some(mut d) = s.dialog {
                 let mut bye = d.request(&self.ep, Method::Bye);
                 bye.headers

@@ -18,7 +18,7 @@ use crate::msrp::{chunk, MsrpMessage, Reassembly, CHUNK_SIZE};
 use crate::rcs;
 
 use super::group::MemberState;
-use super::{lock, Focus};
+use super::{lock, Focus, Tracked};
 
 /// Partial messages one connection may have open.
 const MAX_PARTIALS: usize = 32;
@@ -216,9 +216,16 @@ impl Focus {
                 if let Some(g) = lock(&self.groups).get_mut(&gid) {
                     g.delivered(&member, seq);
                 }
+                self.mark_dirty(&gid);
                 continue;
             }
-            self.send_to(conn, &remote, &local, &cpim, Some((&gid, &member, seq)));
+            let track = Tracked {
+                gid: gid.clone(),
+                member: member.clone(),
+                seq,
+                leg: id.to_string(),
+            };
+            self.send_to(conn, &remote, &local, &cpim, Some(track));
         }
         tracing::debug!(%gid, %member, "member leg bound");
         true
@@ -228,10 +235,11 @@ impl Focus {
     /// BYE, in either order: after [`LOST_GRACE`] without one (the client died, or lost its
     /// network) the dialog goes and the member is away until it comes back (rejoin, or a
     /// registration).
-    async fn leg_lost(self: &Arc<Self>, id: &str) {
+    pub(super) async fn leg_lost(self: &Arc<Self>, id: &str) {
         let Some(l) = lock(&self.legs).remove(id) else {
             return;
         };
+        self.forget_sent(id);
         tokio::time::sleep(LOST_GRACE).await;
         let mut had_dialog = false;
         lock(&self.dialogs).retain(|_, d| {
@@ -244,8 +252,8 @@ impl Focus {
             return;
         }
         let still_here = lock(&self.legs)
-            .values()
-            .any(|x| x.gid == l.gid && x.member == l.member && x.conn.is_some());
+            .of_group(&l.gid)
+            .any(|(_, x)| x.member == l.member && x.conn.is_some());
         if still_here {
             return;
         }
@@ -263,7 +271,7 @@ impl Focus {
     }
 
     /// The per-group lock that puts the group's messages and bindings in one order.
-    fn order_of(&self, gid: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn order_of(&self, gid: &str) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.order)
             .entry(gid.to_string())
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
@@ -326,10 +334,11 @@ impl Focus {
         // A disposition report goes to the member whose message it is about, through the
         // history like a message (so one whose leg is down gets it when it is back).
         let report_to = report_for(&cpim);
-        if report_to
-            .as_deref()
-            .is_some_and(|to| !self.group(&gid).is_some_and(|g| g.is_member(to)))
-        {
+        if report_to.as_deref().is_some_and(|to| {
+            !lock(&self.groups)
+                .get(&gid)
+                .is_some_and(|g| g.is_member(to))
+        }) {
             return answer(200);
         }
         if inner.starts_with(rcs::ISCOMPOSING_TYPE) {
@@ -347,14 +356,15 @@ impl Focus {
         }) else {
             return answer(403);
         };
-        let g = self.group(&gid);
-        let stored = self.store.put_message(&gid, seq, &bytes).is_ok()
-            && g.is_some_and(|g| self.store.put_group(&g).is_ok());
+        // The history keeps the sequence number; the group itself is written lazily.
+        self.mark_dirty(&gid);
+        let stored = self.store.put_message(&gid, seq, &bytes).is_ok();
         if !stored || self.store.durable().await.is_err() {
             tracing::error!(%gid, seq, "group message not stored");
             return answer(500);
         }
         answer(200);
+        self.touch(&gid);
         match report_to {
             Some(to) => self.send_to_member(&gid, &to, &bytes, seq),
             None => self.fan_out(&gid, &member, "message/cpim", &bytes, Some(seq)),
@@ -363,51 +373,57 @@ impl Focus {
 
     /// Sends to every member of `gid` but `except` whose leg is up.
     fn fan_out(&self, gid: &str, except: &str, ct: &str, body: &[u8], seq: Option<u64>) {
-        let targets: Vec<(MsrpConn, String, String, String)> = lock(&self.legs)
-            .values()
-            .filter(|l| l.gid == gid && !l.member.eq_ignore_ascii_case(except))
-            .filter_map(|l| {
+        let targets: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
+            .of_group(gid)
+            .filter(|(_, l)| !l.member.eq_ignore_ascii_case(except))
+            .filter_map(|(id, l)| {
                 Some((
                     l.conn.clone()?,
                     l.remote.clone()?,
                     l.local.clone(),
                     l.member.clone(),
+                    id.clone(),
                 ))
             })
             .collect();
-        for (conn, to, from, member) in targets {
-            let track = seq.map(|s| (gid, member.as_str(), s));
+        for (conn, to, from, member, leg) in targets {
+            let track = seq.map(|seq| Tracked {
+                gid: gid.to_string(),
+                member,
+                seq,
+                leg,
+            });
             self.send_to_ct(&conn, &to, &from, ct, body, track);
         }
     }
 
     /// Sends `cpim` to member `to` of `gid` if its leg is up.
     fn send_to_member(&self, gid: &str, to: &str, cpim: &[u8], seq: u64) {
-        let targets: Vec<(MsrpConn, String, String, String)> = lock(&self.legs)
-            .values()
-            .filter(|l| l.gid == gid && l.member.eq_ignore_ascii_case(to))
-            .filter_map(|l| {
+        let targets: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
+            .of_group(gid)
+            .filter(|(_, l)| l.member.eq_ignore_ascii_case(to))
+            .filter_map(|(id, l)| {
                 Some((
                     l.conn.clone()?,
                     l.remote.clone()?,
                     l.local.clone(),
                     l.member.clone(),
+                    id.clone(),
                 ))
             })
             .collect();
-        for (conn, remote, local, member) in targets {
-            self.send_to(&conn, &remote, &local, cpim, Some((gid, &member, seq)));
+        for (conn, remote, local, member, leg) in targets {
+            let track = Tracked {
+                gid: gid.to_string(),
+                member,
+                seq,
+                leg,
+            };
+            self.send_to(&conn, &remote, &local, cpim, Some(track));
         }
     }
 
-    fn send_to(
-        &self,
-        conn: &MsrpConn,
-        to: &str,
-        from: &str,
-        cpim: &[u8],
-        track: Option<(&str, &str, u64)>,
-    ) {
+    fn send_to(&self, conn: &MsrpConn, to: &str, from: &str, cpim: &[u8], track: Option<Tracked>) {
         self.send_to_ct(conn, to, from, "message/cpim", cpim, track)
     }
 
@@ -418,17 +434,17 @@ impl Focus {
         from: &str,
         ct: &str,
         body: &[u8],
-        track: Option<(&str, &str, u64)>,
+        track: Option<Tracked>,
     ) {
         let mid = rcs::new_id();
         let chunks = chunk(to, from, &mid, ct, body, CHUNK_SIZE, || {
             rcs::new_id()[..12].to_string()
         });
-        if let (Some((gid, member, seq)), Some(last)) = (track, chunks.last()) {
-            lock(&self.sent).insert(
-                last.transaction_id.clone(),
-                (gid.to_string(), member.to_string(), seq),
-            );
+        if let (Some(t), Some(last)) = (track, chunks.last()) {
+            let mut sent = lock(&self.sent);
+            if sent.len() < super::MAX_TRACKED {
+                sent.insert(last.transaction_id.clone(), t);
+            }
         }
         for c in &chunks {
             if conn.send(c).is_err() {
@@ -442,13 +458,14 @@ impl Focus {
 
     /// A member's 200 to our SEND: it has that message (its cursor moves on).
     fn on_member_response(&self, m: &MsrpMessage) {
-        let Some((gid, member, seq)) = lock(&self.sent).remove(&m.transaction_id) else {
+        let Some(t) = lock(&self.sent).remove(&m.transaction_id) else {
             return;
         };
         if m.status == 200 {
-            if let Some(g) = lock(&self.groups).get_mut(&gid) {
-                g.delivered(&member, seq);
+            if let Some(g) = lock(&self.groups).get_mut(&t.gid) {
+                g.delivered(&t.member, t.seq);
             }
+            self.mark_dirty(&t.gid);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The focus's sled trees: `focus.groups` (group id -> the [`Group`] as JSON: members, states,
-//! delivery cursors, next sequence number) and `focus.history` (group id, 0, sequence number
+//! delivery cursors, next sequence number; written at each membership change, and within a
+//! second of a message or a delivery, whose sequence number the history itself keeps) and `focus.history` (group id, 0, sequence number
 //! big-endian -> the message's CPIM as the sender's member leg got it, sender identity
 //! enforced). A message is in the history, flushed, before its sender gets its MSRP 200; a
 //! member's cursor says what it got, so what it missed goes out, in order, when it is back.
@@ -54,6 +55,16 @@ impl FocusStore {
     pub fn put_message(&self, gid: &str, seq: u64, cpim: &[u8]) -> Result<(), StoreError> {
         self.history.insert(history_key(gid, seq), cpim)?;
         Ok(())
+    }
+
+    /// The sequence number of group `gid`'s last message, if it has one.
+    pub fn last_seq(&self, gid: &str) -> Option<u64> {
+        let (k, _) = self
+            .history
+            .range(history_key(gid, 0)..=history_key(gid, u64::MAX))
+            .next_back()?
+            .ok()?;
+        Some(u64::from_be_bytes(k.get(k.len() - 8..)?.try_into().ok()?))
     }
 
     /// Group `gid`'s messages after `after`, in order, at most `max`.
@@ -116,5 +127,8 @@ mod tests {
         assert_eq!(after1, vec![2, 300]);
         assert_eq!(st.messages_after("g1", 0, 1)[0].1, b"m1".to_vec());
         assert_eq!(st.messages_after("g10", 0, 10).len(), 1);
+        assert_eq!(st.last_seq("g1"), Some(300));
+        assert_eq!(st.last_seq("g10"), Some(1));
+        assert_eq!(st.last_seq("g2"), None);
     }
 }

@@ -81,6 +81,14 @@ pub enum LabError {
         /// Why.
         source: crate::focus::FocusError,
     },
+    /// The FT content server CS could not open its files or its index.
+    #[error("the content server CS cannot start in {dir}: {source}")]
+    Content {
+        /// The directory.
+        dir: String,
+        /// Why.
+        source: crate::content::ContentStartError,
+    },
     /// `rcslab run scscfN` for an S-CSCF the lab file does not have.
     #[error("the lab file has no {node}: it lists {more} S-CSCF(s) in [[scscfs]] besides the first (scscf2 is the first [[scscfs]] entry)")]
     NoSuchScscf {
@@ -109,6 +117,7 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
         "T-IM MSRP" => "tim_msrp",
         "WebRSF" => "webrsf",
         "T-IM history" => "tim_http",
+        "CS" => "content",
         _ => "",
     };
     match e.kind() {
@@ -229,6 +238,8 @@ pub struct LabAddrs {
     pub rtcweb: SocketAddr,
     /// The RTCWeb gateway's SIP endpoint.
     pub rtcweb_sip: SocketAddr,
+    /// The FT content server CS (HTTP).
+    pub content: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -298,6 +309,8 @@ pub struct Lab {
     pub webrsf: Arc<crate::webrsf::Gateway>,
     /// The patent's RTCWeb gateway.
     pub rtcweb: Arc<crate::rtcweb::node::RtcwebGateway>,
+    /// The FT content server CS (tests look at its files).
+    pub content: Arc<crate::content::ContentServer>,
     /// The admin API with the lab's token.
     pub admin: crate::hss::admin_client::AdminClient,
     /// The lab's Prometheus metrics (`GET /metrics`).
@@ -349,6 +362,8 @@ impl Lab {
         let (web_listener, web_addr) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
         let (rtcweb_listener, rtcweb_addr) =
             nodes::bind_tcp("RTCWeb", n.rtcweb_or_default()).await?;
+        let (content_listener, content_addr) =
+            nodes::bind_tcp("CS", n.content_or_default()).await?;
         let mut ctx = nodes::Ctx::new(
             &config,
             recorder.clone(),
@@ -444,6 +459,8 @@ impl Lab {
             });
         }
         let icscf_hss = nodes::start_icscf(&ctx, icscf_ep, icscf_rx, &peers, wait_hss).await?;
+        let content =
+            nodes::start_content(&ctx, content_listener, &store, data_dir, &peers).await?;
         let pcscf = nodes::start_pcscf(&ctx, pcscf_ep, pcscf_rx, &peers);
         let webrsf = nodes::start_webrsf(
             &ctx,
@@ -473,6 +490,7 @@ impl Lab {
             tim_http,
             rtcweb: rtcweb_addr,
             rtcweb_sip,
+            content: content_addr,
         };
         recorder.name_all(&addrs);
         for s in &more_scscfs {
@@ -516,6 +534,7 @@ impl Lab {
             conf,
             webrsf,
             rtcweb,
+            content,
             admin,
             recorder,
             shutdown,

@@ -236,7 +236,32 @@ impl<'a> Ctx<'a> {
         wait: bool,
     ) -> Result<DiameterClient, LabError> {
         let dia = &self.config.diameter;
-        let opts = ClientOptions {
+        let opts = self.cx_options(what, origin_host, node, hss);
+        let link = DiameterClient::start(opts, handler, self.trace.clone(), self.shut.clone());
+        link.set_metrics(self.metrics.diameter_sent(what));
+        if wait {
+            let wait = dia.timers().ts * 2;
+            link.wait_open(wait).await.map_err(|e| LabError::Diameter {
+                what,
+                detail: e.to_string(),
+            })?;
+        } else {
+            tracing::info!(node = what, hss = %hss, "connecting to the HSS (in the background)");
+        }
+        Ok(link)
+    }
+
+    /// How a Cx client of `what` (as `origin_host`, on `node`'s address) reaches the HSS at
+    /// `hss`: the lab's Diameter timers, and each connection named after `what` in ladders.
+    pub fn cx_options(
+        &self,
+        what: &'static str,
+        origin_host: String,
+        node: SocketAddr,
+        hss: SocketAddr,
+    ) -> ClientOptions {
+        let dia = &self.config.diameter;
+        ClientOptions {
             addr: hss,
             peer_name: self.config.hss.origin_host.clone(),
             local: LocalPeer {
@@ -256,19 +281,7 @@ impl<'a> Ctx<'a> {
                     }
                 }))
             }),
-        };
-        let link = DiameterClient::start(opts, handler, self.trace.clone(), self.shut.clone());
-        link.set_metrics(self.metrics.diameter_sent(what));
-        if wait {
-            let wait = dia.timers().ts * 2;
-            link.wait_open(wait).await.map_err(|e| LabError::Diameter {
-                what,
-                detail: e.to_string(),
-            })?;
-        } else {
-            tracing::info!(node = what, hss = %hss, "connecting to the HSS (in the background)");
         }
-        Ok(link)
     }
 }
 
@@ -438,6 +451,7 @@ pub(crate) fn start_hss(
                     &ScscfAt::all(config)
                         .into_iter()
                         .map(|s| (s.origin_host, s.addr))
+                        .chain([config.content_peer()])
                         .collect::<Vec<_>>(),
                 )
                 .map_err(|e| LabError::Diameter {
@@ -642,6 +656,7 @@ fn focus_settings(g: &crate::config::GroupSection) -> crate::focus::FocusSetting
         max_members: g.max_members,
         factory: g.factory.clone(),
         max_message_size: g.max_message_size,
+        idle_timeout: (g.idle_timeout > 0).then(|| std::time::Duration::from_secs(g.idle_timeout)),
     }
 }
 
@@ -748,6 +763,87 @@ pub(crate) fn start_pcscf(ctx: &Ctx<'_>, ep: Endpoint, rx: SipRx, peers: &Peers)
     pcscf.set_subscribe_reg(ctx.config.pcscf.subscribe_reg);
     tokio::spawn(pcscf.clone().run(rx));
     pcscf
+}
+
+/// Where the content server keeps its files and its grant token: `[content] dir`, else
+/// `content/` under `data_dir`.
+pub(crate) fn content_dir(config: &LabConfig, data_dir: &Path) -> std::path::PathBuf {
+    if config.content.dir.is_empty() {
+        data_dir.join("content")
+    } else {
+        std::path::PathBuf::from(&config.content.dir)
+    }
+}
+
+/// CS, the FT content server (GSMA RCC.07 File Transfer via HTTP): HTTP on `listener`, files
+/// under [`content_dir`], its index in `store`'s sled db, and (with `[content] auth`) its own
+/// Cx link to the HSS as `content.<domain>`, for the Digest HA1 of the users it authenticates,
+/// opened at the first upload or download that needs it (until then, no Cx traffic from CS).
+pub(crate) async fn start_content(
+    ctx: &Ctx<'_>,
+    listener: TcpListener,
+    store: &Store,
+    data_dir: &Path,
+    peers: &Peers,
+) -> Result<Arc<crate::content::ContentServer>, LabError> {
+    let config = ctx.config;
+    let dir = content_dir(config, data_dir);
+    let err = |source: crate::content::ContentStartError| LabError::Content {
+        dir: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| {
+        err(crate::content::ContentStartError::Dir {
+            dir: dir.display().to_string(),
+            source,
+        })
+    })?;
+    let secret = if config.content.grant_secret.is_empty() {
+        token(&dir, crate::content::GRANT_TOKEN_FILE)?
+    } else {
+        config.content.grant_secret.clone()
+    };
+    let addr = listener.local_addr().map_err(|source| LabError::Bind {
+        what: "CS",
+        addr: config.nodes.content_or_default(),
+        source,
+    })?;
+    let connect: Option<crate::content::HssConnector> = config.content.auth.then(|| {
+        let (origin_host, _) = config.content_peer();
+        let opts = ctx.cx_options("CS", origin_host, addr, peers.hss);
+        let (trace, shut) = (ctx.trace.clone(), ctx.shut.clone());
+        let metrics = ctx.metrics.diameter_sent("CS");
+        let f: crate::content::HssConnector = Box::new(move || {
+            let link = DiameterClient::start(
+                opts.clone(),
+                Arc::new(crate::content::CxRefuser),
+                trace.clone(),
+                shut.clone(),
+            );
+            link.set_metrics(metrics.clone());
+            link
+        });
+        f
+    });
+    let cs = crate::content::ContentServer::new(
+        crate::content::ContentSettings::from_section(&config.content, &ctx.domain, secret),
+        &dir.join("files"),
+        store.db(),
+        store.commit().clone(),
+        connect,
+        ctx.trace.clone(),
+        ctx.shut.clone(),
+    )
+    .map_err(err)?;
+    let c = &config.content;
+    let limits = crate::http_server::HttpLimits {
+        header_timeout: Duration::from_millis(config.http.header_timeout_ms),
+        idle_timeout: Duration::from_secs(c.idle_timeout_secs),
+        body_timeout: Duration::from_secs(c.body_timeout_secs),
+        max_connections: c.max_connections,
+    };
+    tokio::spawn(cs.clone().serve(listener, limits));
+    Ok(cs)
 }
 
 /// WebRSF, the web gateway (the WebRSF paper): an HTTP server on `listener` whose web users

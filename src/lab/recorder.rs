@@ -65,6 +65,7 @@ impl Recorder {
             (a.tim_http, "T-IM"),
             (a.rtcweb, "RTCWeb"),
             (a.rtcweb_sip, "RTCWeb"),
+            (a.content, "CS"),
         ];
         if let Ok(mut n) = self.names.lock() {
             n.extend(names.into_iter().map(|(a, s)| (a, s.to_string())));

@@ -13,7 +13,8 @@
 //! Data: the nodes that store keep it in a sub-directory of `--data-dir`, one sled db per
 //! process (sled allows one process per db): the HSS in `DIR/hss` (subscribers, AKA SQN, its
 //! `admin.token` and `admin.addr`), T-IM in `DIR/tim` (messages, and `history.token`), the PS in
-//! `DIR/ps` (resource lists) and CONF in `DIR/conf` (groups and their history). The
+//! `DIR/ps` (resource lists), CONF in `DIR/conf` (groups and their history) and the content
+//! server CS in `DIR/content` (its index, `files/`, and `grants.token`). The
 //! WebRSF gateway reads `DIR/tim/history.token` to ask T-IM for history; on another host, copy
 //! that file there. The other nodes keep nothing.
 
@@ -56,16 +57,18 @@ pub enum Node {
     Conf,
     /// The patent's RTCWeb gateway.
     Rtcweb,
+    /// The FT content server CS.
+    Content,
 }
 
 /// The node names `rcslab run` takes, in the order of a REGISTER's path.
-pub const NODE_NAMES: [&str; 10] = [
-    "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "conf", "rtcweb",
+pub const NODE_NAMES: [&str; 11] = [
+    "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "conf", "rtcweb", "content",
 ];
 
 /// A node name `rcslab run` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb (or scscf2 … scscf9 for the [[scscfs]] entries)")]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb, content (or scscf2 … scscf9 for the [[scscfs]] entries)")]
 pub struct UnknownNode(pub String);
 
 impl std::str::FromStr for Node {
@@ -83,6 +86,7 @@ impl std::str::FromStr for Node {
             "ps" => Node::Ps,
             "conf" => Node::Conf,
             "rtcweb" => Node::Rtcweb,
+            "content" | "cs" => Node::Content,
             other => match other
                 .strip_prefix("scscf")
                 .and_then(|n| n.parse::<u8>().ok())
@@ -114,6 +118,7 @@ impl Node {
             Node::Ps => "PS",
             Node::Conf => "CONF",
             Node::Rtcweb => "RTCWeb",
+            Node::Content => "CS",
         }
     }
 
@@ -122,6 +127,7 @@ impl Node {
         match self {
             Node::Hss => Some(base.join("hss")),
             Node::Tim => Some(base.join("tim")),
+            Node::Content => Some(base.join("content")),
             _ => None,
         }
     }
@@ -201,6 +207,7 @@ pub async fn start(
         tim_http: n.tim_http_or_default(),
         rtcweb: n.rtcweb_or_default(),
         rtcweb_sip: n.rtcweb_sip_or_default(),
+        content: n.content_or_default(),
     });
     let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
     let mut peers = Peers::from_config(config);
@@ -310,6 +317,16 @@ pub async fn start(
             handles.push(Box::new(nodes::start_webrsf(&ctx, l, &peers, history)?));
             listening.push(("WebRSF", a, "HTTP (REST + notification channel)"));
         }
+        Node::Content => {
+            let d = data_dir.join("content");
+            let s = Arc::new(nodes::open_store(&d)?);
+            let (l, a) = nodes::bind_tcp("CS", n.content_or_default()).await?;
+            handles.push(Box::new(
+                nodes::start_content(&ctx, l, &s, data_dir, &peers).await?,
+            ));
+            listening.push(("CS", a, "HTTP (FT content server, RCC.07)"));
+            store = Some(s);
+        }
         Node::Rtcweb => {
             let (l, a) = nodes::bind_tcp("RTCWeb", n.rtcweb_or_default()).await?;
             let (ep, rx) = ctx.bind_sip("RTCWeb", n.rtcweb_sip_or_default()).await?;
@@ -339,8 +356,13 @@ mod tests {
     fn node_names_parse_and_an_unknown_one_lists_the_valid_ones() {
         for name in NODE_NAMES {
             let n: Node = name.parse().expect(name);
-            assert_eq!(n.label().to_ascii_lowercase().replace('-', ""), name);
+            let label = match n {
+                Node::Content => "content".to_string(),
+                _ => n.label().to_ascii_lowercase().replace('-', ""),
+            };
+            assert_eq!(label, name);
         }
+        assert_eq!("content".parse::<Node>().map(Node::label), Ok("CS"));
         assert_eq!("scscf2".parse::<Node>(), Ok(Node::MoreScscf(2)));
         assert_eq!(Node::MoreScscf(2).label(), "S-CSCF2");
         assert_eq!("SCSCF9".parse::<Node>(), Ok(Node::MoreScscf(9)));
@@ -355,10 +377,14 @@ mod tests {
     }
 
     #[test]
-    fn only_the_hss_and_t_im_keep_data_each_in_its_own_sub_directory() {
+    fn the_hss_t_im_and_cs_keep_data_each_in_its_own_sub_directory() {
         let base = Path::new("/d");
         assert_eq!(Node::Hss.data_dir(base), Some(PathBuf::from("/d/hss")));
         assert_eq!(Node::Tim.data_dir(base), Some(PathBuf::from("/d/tim")));
+        assert_eq!(
+            Node::Content.data_dir(base),
+            Some(PathBuf::from("/d/content"))
+        );
         for n in [
             Node::Pcscf,
             Node::Icscf,

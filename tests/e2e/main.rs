@@ -11,6 +11,7 @@ mod caps;
 pub mod chat;
 mod cli;
 pub mod clients;
+mod content;
 mod crash;
 mod diameter;
 mod errors;
@@ -172,6 +173,7 @@ pub fn tshark_on(lab: &rcslab::Lab, pcap: &std::path::Path) -> impl Fn(&[&str]) 
         args.extend(["-d".into(), format!("tcp.port=={p},msrp")]);
     }
     args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);
+    args.extend(["-d".into(), format!("tcp.port=={},http", a.content.port())]);
     move |extra: &[&str]| {
         let mut c = std::process::Command::new("tshark");
         c.args(&args).args(extra);

@@ -250,7 +250,7 @@ impl Groups {
                     .and_then(|g| g.member(&uri).map(|m| m.state))
                 {
                     Some(MemberState::Connected) => super::ladder_lines(lab).contains(&bound),
-                    Some(MemberState::Away | MemberState::Departed) => true,
+                    Some(MemberState::Away | MemberState::Idle | MemberState::Departed) => true,
                     Some(MemberState::Invited) | None => false,
                 }
             })

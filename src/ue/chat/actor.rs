@@ -75,6 +75,8 @@ pub(super) enum Internal {
     /// goes over that session).
     GroupJoined {
         group: String,
+        /// The group's Contribution-ID, as the focus's 200 gave it (else our INVITE's).
+        contribution_id: Option<String>,
         reply: oneshot::Sender<Result<String, super::GroupError>>,
     },
 }
@@ -98,6 +100,9 @@ pub(super) struct Actor {
     cancels: HashMap<OutgoingInvite, oneshot::Sender<String>>,
     events: mpsc::UnboundedSender<ChatEvent>,
     internal: mpsc::UnboundedSender<Internal>,
+    /// Each group's Contribution-ID (RCC.07: every session of a group carries the same), by
+    /// conference URI, at most [`group::MAX_GROUP_IDS`].
+    group_ids: HashMap<String, String>,
 }
 
 fn aor_of(req: &Request) -> String {
@@ -142,6 +147,7 @@ impl Actor {
             cancels: HashMap::new(),
             events,
             internal,
+            group_ids: HashMap::new(),
         }
     }
 
@@ -375,6 +381,13 @@ impl Actor {
                 reply,
             } => self.create_group(subject, members, reply),
             Cmd::JoinGroup { group, reply } => self.join_group(group, reply),
+            Cmd::KnowGroup {
+                group,
+                contribution_id,
+            } => self.remember_group_id(&group, contribution_id),
+            Cmd::GroupContribution { group, reply } => {
+                let _ = reply.send(self.group_ids.get(&canonical(&group)).cloned());
+            }
             Cmd::ChangeGroup {
                 group,
                 change,
@@ -408,10 +421,12 @@ impl Actor {
         req.headers.push("Contact", self.contact_header());
         req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
         req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
-        req.headers.push(
-            "Contribution-ID",
-            ids.contribution_id.unwrap_or_else(rcs::new_id),
-        );
+        // A group's sessions all carry its Contribution-ID (RCC.07 rejoin).
+        let contribution = ids
+            .contribution_id
+            .or_else(|| self.group_ids.get(&canonical(peer)).cloned())
+            .unwrap_or_else(rcs::new_id);
+        req.headers.push("Contribution-ID", contribution);
         req.headers.push(
             "Conversation-ID",
             ids.conversation_id.unwrap_or_else(rcs::new_id),
@@ -542,7 +557,14 @@ impl Actor {
                     dialog,
                 });
             }
-            Internal::GroupJoined { group, reply } => {
+            Internal::GroupJoined {
+                group,
+                contribution_id,
+                reply,
+            } => {
+                if let Some(c) = contribution_id {
+                    self.remember_group_id(&group, c);
+                }
                 let _ = reply.send(Ok(group));
             }
             Internal::Msrp { peer, ev } => match ev {
@@ -669,6 +691,13 @@ impl Actor {
             contribution_id: h("Contribution-ID"),
         };
         let call_id = h("Call-ID").unwrap_or_default();
+        if let Some(c) = info
+            .contribution_id
+            .clone()
+            .filter(|_| is_focus(req.headers.get("Contact")))
+        {
+            self.remember_group_id(&peer, c);
+        }
         // The core answers it or holds it for the application (`Output::Answer`/`Refuse`).
         self.next_invite += 1;
         let tx = IncomingInvite(self.next_invite);

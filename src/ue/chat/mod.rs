@@ -299,6 +299,14 @@ enum Cmd {
         change: actor::GroupChange,
         reply: oneshot::Sender<Result<(), GroupError>>,
     },
+    KnowGroup {
+        group: String,
+        contribution_id: String,
+    },
+    GroupContribution {
+        group: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
     /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
     /// client does before it de-registers, so the network keeps what comes next.
     CloseAll {
@@ -489,6 +497,26 @@ impl ChatUe {
             reply: tx,
         });
         rx.await.unwrap_or(Err(GroupError::Stopped))
+    }
+
+    /// Tells the client group `group`'s Contribution-ID (a restarted client that kept it):
+    /// every session it opens with the group then carries it (RCC.07 rejoin). The client also
+    /// learns it by itself from the focus (its 200s and INVITEs).
+    pub fn know_group(&self, group: &str, contribution_id: &str) {
+        let _ = self.cmd.send(Cmd::KnowGroup {
+            group: group.to_string(),
+            contribution_id: contribution_id.to_string(),
+        });
+    }
+
+    /// Group `group`'s Contribution-ID, if the client knows it.
+    pub async fn group_contribution(&self, group: &str) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::GroupContribution {
+            group: group.to_string(),
+            reply: tx,
+        });
+        rx.await.ok().flatten()
     }
 
     /// Adds `members` (user names or URIs) to `group` (a conference URI): a REFER to the group,

@@ -640,6 +640,14 @@ function groupFor(id, info = {}) {
   return g;
 }
 
+// An answer (a GET's or the creating POST's) that events overtook: what the events said
+// about a member is newer and stays; members no event named yet are taken from the answer.
+function keepNewer(g, info) {
+  for (const p of info.participants || []) if (!g.members.has(p.user)) g.members.set(p.user, p);
+  delete info.participants;
+  delete info.state;
+}
+
 async function fetchGroups() {
   for (const info of await api('GET', '/Group')) {
     const g = groupFor(info.group_id, info);
@@ -656,7 +664,7 @@ async function refreshGroup(id) {
   const news = groups.get(id)?.news ?? 0;
   const info = await api('GET', `/Group/${encodeURIComponent(id)}`);
   const g = groups.get(id);
-  if (g && g.news !== news) { delete info.participants; delete info.state; }
+  if (g && g.news !== news) { keepNewer(g, info); }
   groupFor(id, info);
   renderGroups();
   if (currentGroup && currentGroup.id === id) renderGroup();
@@ -736,6 +744,8 @@ function markGroupDisplayed(g) {
 async function createGroup(subject, members) {
   const participants = members.split(/[,\s]+/).map((m) => normalisePeer(m)).filter(Boolean);
   const r = await api('POST', '/Group', { subject, participants });
+  const known = groups.get(r.group_id);
+  if (known && known.news > 0) keepNewer(known, r);
   const g = groupFor(r.group_id, r);
   renderGroups();
   openGroup(g);

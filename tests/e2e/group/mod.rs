@@ -17,6 +17,7 @@ use crate::lab_with;
 mod cli;
 mod crash;
 mod create;
+mod idle;
 mod members;
 mod refer;
 mod wire;

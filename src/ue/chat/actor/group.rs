@@ -22,8 +22,21 @@ use crate::ue::chat::GroupError;
 
 /// The conference factory's user part (RCC.07's CONF-FCTY-URI, as the lab provisions it).
 pub const CONFERENCE_FACTORY: &str = "chat-factory";
+/// Groups whose Contribution-ID a client remembers at most.
+pub(super) const MAX_GROUP_IDS: usize = 1024;
 
 impl Actor {
+    /// Remembers group `group`'s Contribution-ID (an arbitrary older one goes when full).
+    pub(super) fn remember_group_id(&mut self, group: &str, contribution_id: String) {
+        let group = canonical(group);
+        if !self.group_ids.contains_key(&group) && self.group_ids.len() >= MAX_GROUP_IDS {
+            if let Some(old) = self.group_ids.keys().next().cloned() {
+                self.group_ids.remove(&old);
+            }
+        }
+        self.group_ids.insert(group, contribution_id);
+    }
+
     fn domain(&self) -> String {
         self.cfg
             .impu
@@ -114,7 +127,13 @@ impl Actor {
         req.headers.push("Contact", self.contact_header());
         req.headers.push("Accept-Contact", rcs::ACCEPT_CHAT);
         req.headers.push("P-Preferred-Service", rcs::ICSI_CHAT);
-        req.headers.push("Contribution-ID", rcs::new_id());
+        // Rejoining, the group's own (RCC.07 §3.4.4.1.7); creating, a new one.
+        let contribution = self
+            .group_ids
+            .get(&canonical(to))
+            .cloned()
+            .unwrap_or_else(rcs::new_id);
+        req.headers.push("Contribution-ID", contribution);
         req.headers.push("Conversation-ID", rcs::new_id());
         req.headers.push("Supported", "timer");
         req.headers.push("User-Agent", "rcslab-ue");
@@ -154,6 +173,11 @@ impl Actor {
                 return;
             }
             let d = dialog_from(&req, &resp);
+            let contribution_id = resp
+                .headers
+                .get("Contribution-ID")
+                .or_else(|| req.headers.get("Contribution-ID"))
+                .map(|c| c.trim().to_string());
             let ack = build_in_dialog(&ep, t, &d, Method::Ack, d.cseq);
             ep.send_stateless(&SipMessage::Request(ack), pcscf, t).await;
             let contact = resp.headers.get("Contact");
@@ -181,6 +205,7 @@ impl Actor {
                     });
                     let _ = internal.send(Internal::GroupJoined {
                         group: group.clone(),
+                        contribution_id,
                         reply,
                     });
                     forward_events(rx, internal, group);
