@@ -80,6 +80,10 @@ pub const LABS: &[(&str, &str)] = &[
         "18-group-chat-members.toml",
         include_str!("../../labs/18-group-chat-members.toml"),
     ),
+    (
+        "19-group-chat-rejoin.toml",
+        include_str!("../../labs/19-group-chat-rejoin.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

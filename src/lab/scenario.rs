@@ -97,7 +97,9 @@ pub struct Step {
     /// the notification channel and answers events as the paper's client does); `page-login`,
     /// `page-call`, `page-talk`, `page-reload`, `page-hangup`, `page-subscribe` (the RTCWeb
     /// gateway's page),
-    /// `jssip-register` (SIP over WebSocket as JsSIP writes it): [`rtcweb`].
+    /// `jssip-register` (SIP over WebSocket as JsSIP writes it): [`rtcweb`]; `group-create`,
+    /// `group-watch`, `group-send`, `group-add`, `group-remove` (group chat through CONF):
+    /// [`group`]; `wait` (`secs`: the lab's timers run, an idle group's teardown).
     #[serde(rename = "do")]
     pub action: String,
     /// The acting user (user part of a default-lab identity).
