@@ -445,3 +445,72 @@ async fn group_requests_refuse_bad_input_with_json_errors() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["removed"], "sip:carol@ims.lab", "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_group_goes_idle_for_web_users_and_the_next_message_brings_everyone_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[group]\nidle_timeout = 2\n").await;
+    let mut tokens = Vec::new();
+    let mut chans = Vec::new();
+    for u in ["alice", "bob"] {
+        let t = login(&lab, u, &format!("{u}-secret")).await;
+        chans.push(Events {
+            ch: Channel::open(&lab, u, &t, 0).await,
+            seen: Vec::new(),
+        });
+        tokens.push(t);
+    }
+    let (s, g) = rest(
+        &lab,
+        Method::POST,
+        "/webrsf/v1/alice/Group",
+        &tokens[0],
+        Some(json!({"subject": "quiet", "participants": ["bob"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["group_id"].as_str().unwrap().to_string();
+    for c in &mut chans {
+        until(c, "joined", |e| {
+            is(e, "groupChatEventNotification", &gid) && e["data"]["status"] == "joined"
+        })
+        .await;
+    }
+    // Two quiet seconds: CONF ends the sessions; each web user hears `idle`, not `closed`.
+    for c in &mut chans {
+        until(c, "the idle event", |e| {
+            is(e, "groupChatEventNotification", &gid) && e["data"]["status"] == "idle"
+        })
+        .await;
+    }
+    let (s, v) = rest(
+        &lab,
+        Method::GET,
+        &format!("/webrsf/v1/bob/Group/{gid}"),
+        &tokens[1],
+        None,
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("idle")), "{v}");
+    // bob writes: his session comes back, CONF brings alice back, she gets it.
+    let (s, v) = rest(
+        &lab,
+        Method::POST,
+        &format!("/webrsf/v1/bob/Group/{gid}/Messages"),
+        &tokens[1],
+        Some(json!({"text": "anyone?"})),
+    )
+    .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    let ev = until(&mut chans[0], "bob's message", |e| {
+        is(e, "chatMessageNotification", &gid) && e["data"]["text"] == "anyone?"
+    })
+    .await;
+    assert_eq!(ev["data"]["sender"], "bob", "{ev}");
+    for c in &mut chans {
+        until(c, "joined again", |e| {
+            is(e, "groupChatEventNotification", &gid) && e["data"]["status"] == "joined"
+        })
+        .await;
+    }
+}

@@ -653,8 +653,15 @@ impl Actor {
             Method::Bye => {
                 let mut ok = inc.request.response(200, None);
                 ok.ensure_to_tag();
+                // RFC 3326: `Reason: SIP;cause=200;text="idle"` from a group focus, say.
+                let reason = inc
+                    .request
+                    .headers
+                    .get("Reason")
+                    .and_then(|r| r.split(';').find_map(|p| p.trim().strip_prefix("text=")))
+                    .map(|t| t.trim_matches('"').to_string());
                 inc.tx.respond(ok);
-                self.feed(Input::Bye { call_id });
+                self.feed(Input::Bye { call_id, reason });
             }
             // GSMA RCC.07 §2.6.1.1.2: capability discovery, answered with our feature tags.
             Method::Options => {

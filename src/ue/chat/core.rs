@@ -122,7 +122,11 @@ pub(super) enum Input {
         subscription_state: String,
     },
     /// A BYE for dialog `call_id`.
-    Bye { call_id: String },
+    /// The other side's BYE; the text of its `Reason` (RFC 3326), if it gave one.
+    Bye {
+        call_id: String,
+        reason: Option<String>,
+    },
 }
 
 /// What the driver must do.
@@ -404,7 +408,7 @@ impl ChatCore {
                     });
                 }
             }
-            Input::Bye { call_id } => {
+            Input::Bye { call_id, reason } => {
                 let ended: Vec<String> = self
                     .sessions
                     .iter()
@@ -419,7 +423,7 @@ impl ChatCore {
                     self.event(ChatEvent::Session {
                         peer,
                         status: SessionStatus::Closed,
-                        reason: "BYE".into(),
+                        reason: reason.clone().unwrap_or_else(|| "BYE".into()),
                     });
                 }
             }

@@ -548,6 +548,7 @@ fn bye_from_the_far_end_closes_the_session() {
         t0,
         Input::Bye {
             call_id: "call-1".into(),
+            reason: None,
         },
     );
     assert_eq!(
@@ -561,6 +562,27 @@ fn bye_from_the_far_end_closes_the_session() {
             })
         ]
     );
+}
+
+#[test]
+fn a_bye_with_a_reason_says_why() {
+    let mut c = core(ChatOptions::default());
+    let t0 = Instant::now();
+    send(&mut c, t0, "m1", "first");
+    drain(&mut c);
+    up(&mut c, t0);
+    c.handle(
+        t0,
+        Input::Bye {
+            call_id: "call-1".into(),
+            reason: Some("idle".into()),
+        },
+    );
+    assert!(drain(&mut c).contains(&Output::Event(ChatEvent::Session {
+        peer: BOB.into(),
+        status: SessionStatus::Closed,
+        reason: "idle".into(),
+    })));
 }
 
 #[test]

@@ -40,16 +40,19 @@ impl Gateway {
         reason: &str,
     ) -> bool {
         let uri = canonical(peer);
-        let Some((id, was)) = user.with(|s| {
+        let Some((id, was, now)) = user.with(|s| {
             let id = s.groups.id_of_uri(&uri)?;
             let g = s.groups.by_id.get_mut(&id)?;
             let was = g.state;
             g.state = if up {
                 GroupState::Active
+            } else if reason == "idle" {
+                GroupState::Idle
             } else {
                 GroupState::Closed
             };
-            Some((id, was))
+            let now = g.state;
+            Some((id, was, now))
         }) else {
             return false;
         };
@@ -60,7 +63,12 @@ impl Gateway {
         if was == GroupState::Closed && status == "closed" {
             return true;
         }
-        let mut data = json!({ "status": if up { "joined" } else { status } });
+        let status = match now {
+            GroupState::Active => "joined",
+            GroupState::Idle => "idle",
+            _ => status,
+        };
+        let mut data = json!({ "status": status });
         if !reason.is_empty() {
             data["reason"] = Value::String(reason.to_string());
         }

@@ -50,6 +50,9 @@ pub enum GroupState {
     Active,
     /// We left, or the focus ended our session (a message sent rejoins).
     Closed,
+    /// The focus ended the sessions of a group that was quiet (RCC.07 idle teardown): still
+    /// a member; a message sent restarts the group.
+    Idle,
 }
 
 impl GroupState {
@@ -58,6 +61,7 @@ impl GroupState {
             GroupState::Joining => "joining",
             GroupState::Active => "active",
             GroupState::Closed => "closed",
+            GroupState::Idle => "idle",
         }
     }
 }
@@ -428,7 +432,7 @@ impl Gateway {
         user.with(|s| {
             s.groups.remember_ours(mid.clone(), id.to_string());
             if let Some(g) = s.groups.by_id.get_mut(id) {
-                if g.state == GroupState::Closed {
+                if matches!(g.state, GroupState::Closed | GroupState::Idle) {
                     g.state = GroupState::Joining;
                 }
                 push(

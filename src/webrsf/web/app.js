@@ -699,7 +699,7 @@ function onGroupEvent(type, data) {
   switch (type) {
     case 'groupChatEventNotification':
       if (data.subject) g.subject = data.subject;
-      g.state = { created: 'active', joined: 'active', invited: 'joining' }[data.status] || 'closed';
+      g.state = { created: 'active', joined: 'active', invited: 'joining', idle: 'idle' }[data.status] || 'closed';
       g.reason = g.state === 'closed' ? `${data.status}${data.reason ? `: ${data.reason}` : ''}` : '';
       refreshGroup(g.id).catch(report);
       break;
@@ -791,7 +791,8 @@ function renderGroup() {
   $('group-name').textContent = g.subject || g.id;
   $('group-name').dataset.groupId = g.id;
   $('group-state').textContent = g.state === 'closed' ? `You are not in this chat (${g.reason || 'left'})`
-    : g.state === 'joining' ? 'Joining…' : '';
+    : g.state === 'joining' ? 'Joining…'
+    : g.state === 'idle' ? 'Quiet for a while: your next message brings everyone back' : '';
   $('group-messages').replaceChildren(...g.messages.map((m) => m.el));
   $('group-messages').scrollTop = $('group-messages').scrollHeight;
   renderMembers();
