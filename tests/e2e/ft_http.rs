@@ -420,3 +420,290 @@ async fn only_the_uploader_and_the_recipient_may_download_a_stranger_gets_403() 
     assert_eq!(again.sha256, sha256_of(&src));
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sendfile_prints_delivered_and_listen_saves_the_file_and_prints_its_line() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let files = tempfile::tempdir().unwrap();
+    let inbox = files.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    // A file of that name is there already: the one received is saved beside it.
+    std::fs::write(inbox.join("photo.jpg"), b"older").unwrap();
+    let src = photo(files.path(), "photo.jpg", 400, 300);
+    let want = sha256_of(&src);
+    let size = std::fs::metadata(&src).unwrap().len();
+    let mut listen = crate::rcslab_ue(&lab, "bob", &["listen", "--files", inbox.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(listen.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(l)) = err.next_line().await {
+            if l.contains("registered, listening") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready.ok(), Some(true), "bob's listen did not register");
+    let cs = cs_url(&lab);
+    let out = crate::rcslab_ue(
+        &lab,
+        "alice",
+        &[
+            "sendfile",
+            "sip:bob@ims.lab",
+            src.to_str().unwrap(),
+            "--content-server",
+            &cs,
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).trim()),
+        (Some(0), "delivered"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut lines = BufReader::new(listen.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("bob prints the file")
+        .unwrap();
+    assert_eq!(
+        line.as_deref(),
+        Some(format!("sip:alice@ims.lab: FILE photo-1.jpg ({size} bytes, {want})").as_str())
+    );
+    assert_eq!(sha256_of(&inbox.join("photo-1.jpg")), want);
+    assert_eq!(std::fs::read(inbox.join("photo.jpg")).unwrap(), b"older");
+    let _ = listen.start_kill();
+
+    // MSRP file transfer is not there yet: said so, exit 1, nothing registered.
+    let out = crate::rcslab_ue(
+        &lab,
+        "alice",
+        &[
+            "sendfile",
+            "--msrp",
+            "sip:bob@ims.lab",
+            src.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("MSRP file transfer (RFC 5547) is not implemented yet"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A file that is not there, a files directory that is not one: clear errors.
+    let out = crate::rcslab_ue(&lab, "alice", &["sendfile", "bob", "/nonexistent/x.jpg"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("sendfile: cannot read /nonexistent/x.jpg"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = crate::rcslab_ue(&lab, "bob", &["listen", "--files", src.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    lab.shutdown().await;
+}
+
+/// A TCP relay to `to` that cuts the first connection once `cut_after` bytes went up it;
+/// later connections pass whole.
+async fn cutting_proxy(to: std::net::SocketAddr, cut_after: usize) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((client, _)) = l.accept().await {
+            n += 1;
+            let limit = if n == 2 { Some(cut_after) } else { None };
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(to).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut up = 0usize;
+                loop {
+                    let k = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => k,
+                    };
+                    let k = match limit {
+                        Some(lim) if up + k >= lim => {
+                            let _ = sw.write_all(&buf[..lim - up]).await;
+                            // Cut: both directions go.
+                            down.abort();
+                            return;
+                        }
+                        _ => k,
+                    };
+                    if sw.write_all(&buf[..k]).await.is_err() {
+                        break;
+                    }
+                    up += k;
+                }
+                let _ = sw.shutdown().await;
+                let _ = down.await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_on_the_way_resumes_with_get_upload_info_and_put() {
+    use rcslab::ue::ft::FtClient;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let files = tempfile::tempdir().unwrap();
+    let src = blob(files.path(), "big.bin", 2_500_000);
+    // The second connection is the multipart POST (the first is the empty one).
+    let proxy = cutting_proxy(lab.addrs.content, 1_000_000).await;
+    let alice = FtClient::new(
+        "alice@ims.lab",
+        "alice-secret",
+        lab.trace.clone(),
+        "UE alice",
+    );
+    let start = flow(&lab).len();
+    let info = alice
+        .upload(&format!("http://{proxy}"), &src)
+        .await
+        .expect("the upload resumes and completes");
+    assert_eq!(info.file.size, 2_500_000);
+    let id = file_id(&info.file.url);
+    assert_eq!(
+        lab.content.record(&id).unwrap().sha256.as_deref(),
+        Some(sha256_of(&src).as_str()),
+        "the same SHA-256 after the cut and the resume"
+    );
+    let got: Vec<String> = flow(&lab)
+        .into_iter()
+        .skip(start)
+        .filter(|l| l.contains(" HTTP "))
+        .collect();
+    // The cut POST (CS answers 400 to a body that ends early, to nobody), what arrived, the
+    // rest with PUT.
+    let get_info = got
+        .iter()
+        .position(|l| l.starts_with("UE alice -> CS HTTP GET /"))
+        .unwrap_or_else(|| panic!("no get_upload_info in {got:#?}"));
+    let put = got
+        .iter()
+        .position(|l| l.starts_with("UE alice -> CS HTTP PUT /upload/"))
+        .unwrap_or_else(|| panic!("no PUT in {got:#?}"));
+    assert!(get_info < put, "{got:#?}");
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("CS -> UE alice HTTP HTTP/1.1 200 OK"),
+        "{got:#?}"
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_to_a_group_is_granted_to_every_member_by_conf_and_each_downloads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let mut members = Vec::new();
+    for who in ["bob", "carol"] {
+        let d = files.path().join(who);
+        std::fs::create_dir(&d).unwrap();
+        let o = ChatOptions {
+            files: Some(d.clone()),
+            ..ChatOptions::default()
+        };
+        members.push((who, d, chat_ue(&lab, who, &shut, o).await));
+    }
+    let group = alice
+        .create_group("Photos", &["bob", "carol"])
+        .await
+        .expect("the focus creates the group");
+    crate::eventually("both members' MSRP legs bound", || {
+        let f = chat_flow(&lab, 0);
+        ["bob", "carol"]
+            .iter()
+            .all(|u| f.contains(&format!("CONF -> UE {u} MSRP 200")))
+    })
+    .await;
+    let src = photo(files.path(), "team.jpg", 640, 480);
+    let sent = alice
+        .send_file(&group, &src, &cs_url(&lab))
+        .await
+        .expect("uploaded and sent to the group");
+    for (who, d, ue) in members.iter_mut() {
+        let (from, g, path, size, sha, mid) = expect_file(ue).await;
+        assert_eq!(
+            (from.as_str(), g.as_deref(), mid.as_str()),
+            (
+                "sip:alice@ims.lab",
+                Some(group.as_str()),
+                sent.message_id.as_str()
+            ),
+            "{who}"
+        );
+        assert_eq!(path, d.join("team.jpg"));
+        assert_eq!((size, sha), (sent.info.file.size, sha256_of(&src)), "{who}");
+    }
+    // Each member reports delivered once the file is there.
+    let mut reporters = Vec::new();
+    while reporters.len() < 2 {
+        match next(&mut alice).await {
+            ChatEvent::Status {
+                message_id,
+                status: ImdnStatus::Delivered,
+                from,
+                ..
+            } if message_id == sent.message_id => reporters.push(from),
+            ChatEvent::Status { .. } => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    reporters.sort();
+    assert_eq!(reporters, ["sip:bob@ims.lab", "sip:carol@ims.lab"]);
+    let mut grants = lab
+        .content
+        .record(&file_id(&sent.info.file.url))
+        .unwrap()
+        .grants;
+    grants.sort();
+    assert_eq!(
+        grants,
+        ["sip:bob@ims.lab", "sip:carol@ims.lab"],
+        "CONF granted every member but the sender"
+    );
+    assert!(
+        flow(&lab).contains(&"CONF -> CS HTTP POST /grants".to_string()),
+        "the grant is CONF's, on the wire"
+    );
+    lab.shutdown().await;
+}
