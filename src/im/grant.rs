@@ -64,13 +64,20 @@ impl ImServer {
     }
 }
 
+/// How far into a CPIM document its content type is looked for.
+const HEAD_SCAN: usize = 4096;
+
 /// The file URL of a file-info message (CPIM with `application/vnd.gsma.rcs-ft-http+xml`).
 fn file_url(ct: &str, body: &[u8]) -> Option<String> {
     if !ct.trim().to_ascii_lowercase().starts_with("message/cpim") {
         return None;
     }
-    // Cheap before parsing: most messages are text.
-    if !contains(body, rcs::FT_HTTP_TYPE.as_bytes()) {
+    // Cheap before parsing: most messages are text. The content type is in the CPIM
+    // document's head (its headers, then the MIME headers).
+    if !contains(
+        &body[..body.len().min(HEAD_SCAN)],
+        rcs::FT_HTTP_TYPE.as_bytes(),
+    ) {
         return None;
     }
     let cpim = Cpim::parse(body).ok()?;

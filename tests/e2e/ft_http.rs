@@ -418,6 +418,14 @@ async fn only_the_uploader_and_the_recipient_may_download_a_stranger_gets_403() 
         .await
         .unwrap();
     assert_eq!(again.sha256, sha256_of(&src));
+    // A file over CS's limit (3 MiB by default) is refused with 413, said as such.
+    let big = blob(files.path(), "big.bin", 3_500_000);
+    match own.upload(&cs_url(&lab), &big).await {
+        Err(FtError::Refused { status, error, .. }) => {
+            assert_eq!((status, error.as_str()), (413, "payload_too_large"))
+        }
+        other => panic!("an upload over the limit must get 413: {other:?}"),
+    }
     lab.shutdown().await;
 }
 
