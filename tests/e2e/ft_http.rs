@@ -715,3 +715,97 @@ async fn a_file_to_a_group_is_granted_to_every_member_by_conf_and_each_downloads
     );
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tshark_decodes_a_whole_file_transfer_with_nothing_malformed() {
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        panic!("tshark is missing: run scripts/install-peers.sh");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
+    let mut bob = chat_ue(&lab, "bob", &shut, opts(Some(files.path()))).await;
+    let src = photo(files.path(), "wire.png", 160, 120);
+    let sent = alice
+        .send_file("sip:bob@ims.lab", &src, &cs_url(&lab))
+        .await
+        .unwrap();
+    expect_file(&mut bob).await;
+    expect_status(&mut alice, &sent.message_id, ImdnStatus::Delivered).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pcap = dir.path().join("ft.pcap");
+    std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
+    let run = crate::tshark_on(&lab, &pcap);
+    let methods = run(&[
+        "-Y",
+        "http.request",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.method",
+    ]);
+    for m in ["POST", "GET"] {
+        assert!(methods.lines().any(|l| l == m), "{m} in {methods}");
+    }
+    let uris = run(&[
+        "-Y",
+        "http.request",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.uri",
+    ]);
+    assert!(uris.lines().any(|l| l == "/grants"), "T-IM's grant: {uris}");
+    let parts = run(&[
+        "-Y",
+        "mime_multipart",
+        "-T",
+        "fields",
+        "-e",
+        "mime_multipart.header.content-disposition",
+    ]);
+    for want in ["name=\"tid\"", "name=\"Thumbnail\"", "name=\"File\""] {
+        assert!(parts.contains(want), "{want} in {parts}");
+    }
+    let auth = run(&[
+        "-Y",
+        "http.authorization",
+        "-T",
+        "fields",
+        "-e",
+        "http.authorization",
+    ]);
+    assert!(
+        auth.lines()
+            .any(|l| l.starts_with("Digest username=\"alice@ims.lab\""))
+            && auth
+                .lines()
+                .any(|l| l.starts_with("Digest username=\"bob@ims.lab\"")),
+        "{auth}"
+    );
+    let msrp = run(&["-Y", "msrp", "-T", "fields", "-e", "msrp.method"]);
+    assert!(
+        msrp.lines().filter(|l| *l == "SEND").count() >= 4,
+        "MSRP SENDs decoded: {msrp}"
+    );
+    let types = run(&[
+        "-Y",
+        "http.response",
+        "-T",
+        "fields",
+        "-e",
+        "http.content_type",
+    ]);
+    for t in ["application/vnd.gsma.rcs-ft-http+xml", "application/json"] {
+        assert!(types.lines().any(|l| l == t), "{t} in {types}");
+    }
+    let bad = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
+    assert!(bad.trim().is_empty(), "malformed packets:\n{bad}");
+    lab.shutdown().await;
+}
