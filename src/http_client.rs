@@ -23,6 +23,20 @@ pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 /// returns its sender.
 pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<Sender> {
     let stream = TcpStream::connect(addr).await?;
+    handshake(stream).await
+}
+
+/// HTTP/1.1 over a connection the caller opened (to learn its local address first, say),
+/// driven on a task until both ends are done; its requests carry bodies of type `B` (a
+/// streamed upload's, say).
+pub async fn handshake<B>(
+    stream: TcpStream,
+) -> io::Result<hyper::client::conn::http1::SendRequest<B>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

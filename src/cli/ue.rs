@@ -47,8 +47,36 @@ pub enum UeCmd {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
-    /// Stay registered; print each message as `FROM: TEXT` and answer with IMDNs.
-    Listen,
+    /// Send a file (GSMA RCC.07 file transfer via HTTP): upload it to the lab's content
+    /// server (with a thumbnail for a JPEG or PNG image), send its file-info in a chat
+    /// message, wait for the recipient's IMDN (sent once they downloaded it) and print
+    /// `delivered` (or `displayed`, `stored`, `failed: REASON`, `pending: …` as `send` does);
+    /// exit code 1 unless delivered, displayed or stored.
+    #[command(name = "sendfile")]
+    SendFile {
+        /// The recipient (`sip:bob@ims.lab`, or just `bob`).
+        to: String,
+        /// The file.
+        file: PathBuf,
+        /// Seconds to wait for the IMDN once the file-info message is sent (the recipient
+        /// downloads the file first).
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Send with MSRP file transfer (RFC 5547) instead: not implemented yet (refused).
+        #[arg(long)]
+        msrp: bool,
+        /// The content server, `http://HOST:PORT` (default: the lab file's `[content]
+        /// public_url`, else `http://` and its `[nodes] content` address).
+        #[arg(long, value_name = "URL")]
+        content_server: Option<String>,
+    },
+    /// Stay registered; print each message as `FROM: TEXT`, save each file sent to us into
+    /// DIR and print `FROM: FILE NAME (SIZE bytes, SHA256)`, and answer with IMDNs.
+    Listen {
+        /// Where received files are saved (never over an existing file: `name-1.ext`).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        files: PathBuf,
+    },
     /// Publish my presence (RFC 3903 PUBLISH to the presence server through the core):
     /// `open`, `away`, `busy` or `offline`, with an optional note; it stays published for
     /// `--expires` seconds after the command exits.
@@ -103,10 +131,34 @@ async fn send_one(
     text: &str,
     timeout: u64,
 ) -> Result<()> {
+    let id = chat.send(to, text).await;
+    await_report(chat, &id, timeout).await
+}
+
+/// `ue sendfile`: uploads `file` to `content_server`, sends its file-info to `to` and waits
+/// for what becomes of it, printed as [`send_one`] prints it.
+async fn send_file(
+    chat: &mut rcslab::ue::chat::ChatUe,
+    to: &str,
+    file: &std::path::Path,
+    content_server: &str,
+    timeout: u64,
+) -> Result<()> {
+    let sent = match chat.send_file(to, file, content_server).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("failed: {e}");
+            return Err(CliError::FileTransfer(e.to_string()));
+        }
+    };
+    await_report(chat, &sent.message_id, timeout).await
+}
+
+/// Waits up to `timeout` seconds for the fate of our message `id` and prints it.
+async fn await_report(chat: &mut rcslab::ue::chat::ChatUe, id: &str, timeout: u64) -> Result<()> {
     use rcslab::cpim::ImdnStatus;
     use rcslab::ue::chat::ChatEvent;
     use std::time::Duration;
-    let id = chat.send(to, text).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -191,6 +243,34 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
     };
     let pcscf = args.lab.unwrap_or(cfg.nodes.pcscf);
     let domain = cfg.lab.domain.clone();
+    // What can be refused before registering is.
+    match &cmd {
+        Some(UeCmd::SendFile { msrp: true, .. }) => {
+            return Err(CliError::NotYet(
+                "sendfile --msrp: MSRP file transfer (RFC 5547) is not implemented yet; without --msrp the file goes over HTTP (RCC.07 file transfer via HTTP)".into(),
+            ));
+        }
+        Some(UeCmd::SendFile { file, .. }) => {
+            let readable = std::fs::File::open(file).and_then(|f| f.metadata());
+            match readable {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => {
+                    return Err(CliError::FileTransfer(format!(
+                        "{} is not a regular file",
+                        file.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(CliError::FileTransfer(format!(
+                        "cannot read {}: {e}",
+                        file.display()
+                    )))
+                }
+            }
+        }
+        Some(UeCmd::Listen { files }) => files_dir_usable(files)?,
+        _ => {}
+    }
     let ue_cfg = ue_config(&args, &cfg, pcscf)?;
     let (_stop, shut) = tokio::sync::watch::channel(false);
     let trace = rcslab::trace::Trace::disabled();
@@ -324,7 +404,33 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             }
             outcome
         }
-        Some(UeCmd::Listen) => {
+        Some(UeCmd::SendFile {
+            to,
+            file,
+            timeout,
+            content_server,
+            ..
+        }) => {
+            let cs = content_server.unwrap_or_else(|| content_server_of(&cfg));
+            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            let to = target(&to);
+            let outcome = tokio::select! {
+                r = send_file(&mut chat, &to, &file, &cs, timeout) => r,
+                _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
+            };
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
+                Ok(true)
+            ) {
+                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
+            }
+            outcome
+        }
+        Some(UeCmd::Listen { files }) => {
+            let keep = ChatOptions {
+                files: Some(files),
+                ..keep
+            };
             publish_online(&mut ue).await;
             // Rosters of the groups we are in (RFC 4575), on their own subscriptions.
             let roster_parts = rcslab::ue::chat::roster::RosterParts::take(&mut ue);
@@ -356,6 +462,19 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                                 println!("{from}: {text}");
                                 // Printed is shown: IMDN displayed (delivered went out on receipt).
                                 chat.displayed(&message_id);
+                            }
+                            // A file, saved in the files directory: `FROM: FILE NAME (SIZE
+                            // bytes, SHA256)` (a group's as `GROUP/FROM: …`), NAME as saved.
+                            Some(ChatEvent::File { from, group, path, size, sha256, message_id, .. }) => {
+                                let who = match group {
+                                    Some(g) => format!("{}/{from}", super::group::group_id(&g)),
+                                    None => from,
+                                };
+                                println!("{}", file_line(&who, &path, size, &sha256));
+                                chat.displayed(&message_id);
+                            }
+                            Some(ChatEvent::FileFailed { from, name, reason, .. }) => {
+                                eprintln!("rcslab ue: the file {name} from {from} was not received: {reason}");
                             }
                             // A group's messages as `GROUP/FROM: TEXT` (GROUP: the id `group`
                             // commands take).
@@ -390,6 +509,11 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
         }
         None => {
             publish_online(&mut ue).await;
+            // Files sent to us go into the current directory, as with `listen`.
+            let keep = ChatOptions {
+                files: Some(PathBuf::from(".")),
+                ..keep
+            };
             let mut chat = ChatUe::start(ue, trace, keep);
             println!(
                 "rcslab ue: {} registered. Type `PEER TEXT` (e.g. `bob Hello?`), `/typing PEER`, `/quit`.",
@@ -438,6 +562,13 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                                 None => println!("  {tick}: {what}"),
                             }
                         }
+                        Some(ChatEvent::File { from, path, size, sha256, message_id, .. }) => {
+                            println!("{}", file_line(&from, &path, size, &sha256));
+                            chat.displayed(&message_id);
+                        }
+                        Some(ChatEvent::FileFailed { from, name, reason, .. }) => {
+                            println!("  ✗ the file {name} from {from} was not received: {reason}");
+                        }
                         Some(ChatEvent::Composing { from, active: true }) => println!("  ({from} is typing...)"),
                         Some(ChatEvent::SendFailed { reason, .. }) => println!("  ✗ {reason}"),
                         Some(ChatEvent::Stored { message_id, .. }) => {
@@ -453,6 +584,39 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             }
         }
     }
+}
+
+/// The line `listen` prints for a file it saved: `FROM: FILE NAME (SIZE bytes, SHA256)`,
+/// NAME being the name it was saved under (a contract scripts rely on).
+fn file_line(from: &str, path: &std::path::Path, size: u64, sha256: &str) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    format!("{from}: FILE {name} ({size} bytes, {sha256})")
+}
+
+/// The content server of the lab file: `[content] public_url`, else `http://` and its
+/// `[nodes] content` address.
+fn content_server_of(cfg: &LabConfig) -> String {
+    if cfg.content.public_url.is_empty() {
+        format!("http://{}", cfg.nodes.content_or_default())
+    } else {
+        cfg.content.public_url.clone()
+    }
+}
+
+/// `--files DIR` must be a directory files can be created in.
+fn files_dir_usable(dir: &std::path::Path) -> Result<()> {
+    let bad = |why: String| CliError::FilesDir(dir.to_path_buf(), why);
+    let m = std::fs::metadata(dir).map_err(|e| bad(e.to_string()))?;
+    if !m.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    let probe = dir.join(format!(".rcslab-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| bad(format!("cannot write there: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// The UE's identity: from the lab file, with `--password` / `--impi` over it; a user the lab

@@ -30,6 +30,7 @@
 mod digest;
 mod download;
 mod error;
+pub mod grant_client;
 mod grants;
 mod http;
 pub mod index;
@@ -55,6 +56,7 @@ use crate::store::{GroupCommit, StoreError};
 use crate::trace::Trace;
 
 pub use error::ContentError;
+pub use grant_client::{GrantClient, GrantError, GrantSettings};
 pub use index::{FileRecord, FileState};
 
 use digest::DigestCore;

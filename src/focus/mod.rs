@@ -152,6 +152,9 @@ pub struct Focus {
     dirty: Mutex<std::collections::HashSet<String>>,
     /// Groups with sessions, and when each last carried something ([`idle`]).
     active: Mutex<HashMap<String, std::time::Instant>>,
+    /// How it grants the members a file sent to their group (RCC.07 §3.2.5, the content
+    /// server's `POST /grants`).
+    grants: OnceLock<crate::content::GrantClient>,
 }
 
 /// The SIP cause of a request's `Reason` header (RFC 3326: `SIP;cause=480;text="…"`).
@@ -218,6 +221,7 @@ impl Focus {
             returning: Mutex::new(std::collections::HashSet::new()),
             active: Mutex::new(HashMap::new()),
             dirty: Mutex::new(std::collections::HashSet::new()),
+            grants: OnceLock::new(),
             ep,
         }))
     }
@@ -231,6 +235,12 @@ impl Focus {
         let _ = self
             .scscf
             .set(format!("<sip:{host}:{};transport=tcp;lr>", addr.port()));
+    }
+
+    /// From now on, a file sent to a group (a file-info message, RCC.07 §3.2.5) is granted
+    /// to every current member at the content server before it goes out.
+    pub fn set_grants(&self, client: crate::content::GrantClient) {
+        let _ = self.grants.set(client);
     }
 
     /// Where its MSRP listener is.

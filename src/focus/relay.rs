@@ -363,11 +363,53 @@ impl Focus {
             tracing::error!(%gid, seq, "group message not stored");
             return answer(500);
         }
+        if report_to.is_none() {
+            self.grant_members(&gid, &member, &cpim).await;
+        }
         answer(200);
         self.touch(&gid);
         match report_to {
             Some(to) => self.send_to_member(&gid, &to, &bytes, seq),
             None => self.fan_out(&gid, &member, "message/cpim", &bytes, Some(seq)),
+        }
+    }
+
+    /// A file sent to group `gid` by `sender` (a file-info message, RCC.07 §3.2.5): every
+    /// other current member may download it (the content server's `POST /grants`). Bounded by
+    /// the grant's wait; the message goes out whatever the outcome.
+    async fn grant_members(&self, gid: &str, sender: &str, cpim: &Cpim) {
+        let Some(client) = self.grants.get() else {
+            return;
+        };
+        let rcs::Content::File(info) = rcs::content(cpim) else {
+            return;
+        };
+        let members: Vec<String> = lock(&self.groups)
+            .get(gid)
+            .map(|g| {
+                g.members
+                    .iter()
+                    .filter(|m| {
+                        m.state != super::group::MemberState::Departed
+                            && !m.uri.eq_ignore_ascii_case(sender)
+                    })
+                    .map(|m| m.uri.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if members.is_empty() {
+            return;
+        }
+        let url = info.file.url;
+        match client.grant(&url, &members).await {
+            Ok(()) => self.ep.note(|| {
+                format!("granted the members of {gid} the file {url} at the content server")
+            }),
+            Err(e) => {
+                crate::warn_limited!("conf.grant", %gid, error = %e, "file not granted; the message goes out");
+                self.ep
+                    .note(|| format!("file {url} not granted to {gid}'s members ({e}): sent"));
+            }
         }
     }
 

@@ -17,6 +17,7 @@
 //!   online.
 
 pub mod delivery;
+mod grant;
 pub mod history_api;
 /// The RCS codec helpers moved down to [`crate::rcs`] (the UE shares them); kept here so
 /// `im::rcs::…` paths still resolve.
@@ -106,6 +107,8 @@ pub struct ImServer {
     scscf: OnceLock<String>,
     /// T-IM: one delivery worker per recipient with something waiting ([`delivery`]).
     workers: Mutex<HashMap<String, delivery::Worker>>,
+    /// T-IM: how it grants file recipients at the content server ([`grant`]).
+    grants: OnceLock<crate::content::GrantClient>,
 }
 
 /// A user a third-party REGISTER said is registered.
@@ -149,6 +152,7 @@ impl ImServer {
             proxied: Mutex::new(HashMap::new()),
             scscf: OnceLock::new(),
             workers: Mutex::new(HashMap::new()),
+            grants: OnceLock::new(),
         });
         if role == ImRole::Terminating {
             let me = Arc::downgrade(&s);
@@ -538,6 +542,8 @@ impl ImServer {
         let contribution_id = req.headers.get("Contribution-ID").unwrap_or("").to_string();
         let conversation_id = req.headers.get("Conversation-ID").unwrap_or("").to_string();
         if let Some(first) = &offer.first {
+            // A file's recipient may download it once T-IM has the message (RCC.07 §3.2.5).
+            self.grant_if_file("message/cpim", first, &to).await;
             match self.take(&from, &to, first, &contribution_id, &conversation_id, true) {
                 Err(why) => {
                     self.hub.remove_pair(pair);

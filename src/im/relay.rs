@@ -180,6 +180,7 @@ struct Inner {
     events: mpsc::UnboundedSender<HubEvent>,
     seq: AtomicU64,
     keeper: std::sync::OnceLock<Keeper>,
+    gate: std::sync::OnceLock<Gate>,
     /// Whole messages counted for `/metrics` ([`Hub::set_metrics`]).
     metrics: std::sync::OnceLock<crate::metrics::MsrpCounter>,
 }
@@ -192,6 +193,16 @@ pub type Keeper = Box<dyn Fn(u64, Side, &str, &Bytes) -> KeepFuture + Send + Syn
 
 /// What a [`Keeper`] returns: resolves to true once the message is durably kept.
 pub type KeepFuture = futures_util::future::BoxFuture<'static, bool>;
+
+/// Looks at a whole message before it goes on or is kept (pair, leg it came in on,
+/// Content-Type, body): `Some(work)` when something must be done first (T-IM grants a file's
+/// recipient at the content server, RCC.07 §3.2.5); the message's last chunk waits for
+/// `work`, and so do the messages after it on the same connection (their order holds). The
+/// node bounds `work` (a grant gives up after 2 s and the message goes on).
+pub type Gate = Box<dyn Fn(u64, Side, &str, &Bytes) -> Option<GateFuture> + Send + Sync>;
+
+/// What a [`Gate`] asks the message to wait for.
+pub type GateFuture = futures_util::future::BoxFuture<'static, ()>;
 
 /// An MSRP listener and the pairs of legs through it. Cheap to clone.
 #[derive(Clone)]
@@ -234,6 +245,7 @@ impl Hub {
                 events: tx,
                 seq: AtomicU64::new(1),
                 keeper: std::sync::OnceLock::new(),
+                gate: std::sync::OnceLock::new(),
                 metrics: std::sync::OnceLock::new(),
             }),
         };
@@ -270,6 +282,11 @@ impl Hub {
     /// Installs the function that stores messages kept here ([`Unbound::Store`]).
     pub fn set_keeper(&self, k: Keeper) {
         let _ = self.inner.keeper.set(k);
+    }
+
+    /// Installs the function that looks at whole messages before they go on ([`Gate`]).
+    pub fn set_gate(&self, g: Gate) {
+        let _ = self.inner.gate.set(g);
     }
 
     /// The listening address.

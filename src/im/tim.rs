@@ -139,7 +139,7 @@ impl ImServer {
                 }
             }
             rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
-            rcs::Content::Text(_) => {
+            rcs::Content::Text(_) | rcs::Content::File(_) => {
                 let _ = self.take(
                     &sender,
                     &recipient,
@@ -239,6 +239,16 @@ impl ImServer {
             self.down_failed(pair);
             return outcome;
         }
+        let msrp = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body)
+            .ok()
+            .and_then(|cb| cb.sdp.path.last().cloned());
+        // The recipient has the first message (it came in the INVITE it took): off the queue
+        // before the ACK, so the flush its MSRP binding starts does not send it again (it
+        // would, with no IMDN in between, as for a file it reports only once downloaded).
+        let unqueued = match (&msrp, &self.store, &first) {
+            (Some(_), Some(st), Some(m)) => st.unqueue(m, "sent").is_ok(),
+            _ => false,
+        };
         // ACK (RFC 3261 §13.2.2.4) along the route set of the 200.
         let ack = dialog_request(&self.ep, Method::Ack, 1, &req, &resp, &s.to);
         if let Some((dest, t)) = next_hop(&self.resolver, &ack).await {
@@ -246,9 +256,6 @@ impl ImServer {
                 .send_stateless(&crate::sip::SipMessage::Request(ack), dest, t)
                 .await;
         }
-        let msrp = rcs::chat_body(resp.headers.get("Content-Type"), &resp.body)
-            .ok()
-            .and_then(|cb| cb.sdp.path.last().cloned());
         let Some(path) = msrp else {
             // A client that took the chat INVITE for a call (a voice-only phone picked up
             // with an audio answer): no MSRP, so hang up (BYE, RFC 3261 §15) and use pager mode.
@@ -265,12 +272,10 @@ impl ImServer {
             return InviteOutcome::Refused { why, cpim: false };
         };
         self.hub.set_remote(pair, Side::B, &path);
-        if let (Some(st), Some(m)) = (&self.store, &first) {
-            // Off the queue for good before anything else happens (else a restart sends it
-            // again; the receiver would drop the copy by its Message-ID, but why send it).
-            if st.unqueue(m, "sent").is_ok() {
-                let _ = st.durable().await;
-            }
+        if let (true, Some(st)) = (unqueued, &self.store) {
+            // Off the queue on disk too (else a restart sends it again; the receiver would
+            // drop the copy by its Message-ID, but why send it).
+            let _ = st.durable().await;
         }
         InviteOutcome::Accepted
     }
@@ -402,6 +407,12 @@ impl ImServer {
                 _ => None,
             });
         let (Some(imdn), Some(st)) = (imdn, self.store.clone()) else {
+            if is_cpim {
+                // A file sent in pager mode: its recipient may download it.
+                if let Some(to) = crate::sip::Uri::parse(&req.uri).ok().map(|u| u.aor()) {
+                    self.grant_if_file("message/cpim", &req.body, &to).await;
+                }
+            }
             self.proxy_back(inc).await;
             return;
         };

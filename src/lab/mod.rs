@@ -401,6 +401,7 @@ impl Lab {
             tim_http,
             ps: ps_ep.local_addr(),
             conf: conf_ep.local_addr(),
+            content: content_addr,
         };
         // The application servers by name, at their bound addresses (what SRV would give).
         ctx.set_services(peers.oim, peers.tim, peers.ps, peers.conf);
@@ -423,6 +424,8 @@ impl Lab {
         let (tim, history_token) = nodes::start_tim(
             &ctx, tim_ep, tim_rx, tim_msrp_l, tim_http_l, &store, data_dir, &peers,
         )?;
+        // T-IM and CONF grant file recipients at CS (RCC.07 §3.2.5).
+        tim.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "T-IM")?);
         let ps = nodes::start_ps(&ctx, ps_ep, ps_rx, &store, data_dir, &peers)?;
         let conf = nodes::start_conf(
             &ctx,
@@ -433,6 +436,7 @@ impl Lab {
             data_dir,
             &peers,
         )?;
+        conf.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "CONF")?);
         let hss = nodes::start_hss(
             &ctx,
             &store,

@@ -64,6 +64,8 @@ pub(crate) struct Peers {
     pub ps: SocketAddr,
     /// The group-chat conference focus.
     pub conf: SocketAddr,
+    /// The FT content server CS (HTTP).
+    pub content: SocketAddr,
 }
 
 /// One S-CSCF of the lab: its ladder name, Diameter Origin-Host, SIP address, capabilities.
@@ -106,6 +108,7 @@ impl Peers {
             tim_http: n.tim_http_or_default(),
             ps: n.ps,
             conf: n.conf,
+            content: n.content_or_default(),
         }
     }
 
@@ -775,6 +778,48 @@ pub(crate) fn content_dir(config: &LabConfig, data_dir: &Path) -> std::path::Pat
     }
 }
 
+/// The bearer secret of CS's grant API: `[content] grant_secret`, else the token in
+/// [`content_dir`] (made at the first start of whichever node needs it first: CS, or T-IM
+/// and CONF, which present it).
+pub(crate) fn content_secret(config: &LabConfig, data_dir: &Path) -> Result<String, LabError> {
+    if !config.content.grant_secret.is_empty() {
+        return Ok(config.content.grant_secret.clone());
+    }
+    let dir = content_dir(config, data_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| LabError::Store {
+        dir: dir.display().to_string(),
+        source: crate::store::StoreError::Invalid(format!("cannot make the directory: {e}")),
+    })?;
+    token(&dir, crate::content::GRANT_TOKEN_FILE)
+}
+
+/// How a messaging server (`name`: T-IM, CONF) grants file recipients at CS: CS's address,
+/// the base of its URLs (`[content] public_url`, else `http://<address>`), the grant secret
+/// (beside CS's files under the lab's `data_dir`), and a 2 s wait.
+pub(crate) fn grant_client(
+    ctx: &Ctx<'_>,
+    data_dir: &Path,
+    peers: &Peers,
+    name: &str,
+) -> Result<crate::content::GrantClient, LabError> {
+    let c = &ctx.config.content;
+    let base_url = if c.public_url.is_empty() {
+        format!("http://{}", peers.content)
+    } else {
+        c.public_url.trim_end_matches('/').to_string()
+    };
+    Ok(crate::content::GrantClient::new(
+        crate::content::GrantSettings {
+            addr: peers.content,
+            base_url,
+            secret: content_secret(ctx.config, data_dir)?,
+            wait: crate::content::grant_client::GRANT_WAIT,
+        },
+        ctx.trace.clone(),
+        name,
+    ))
+}
+
 /// CS, the FT content server (GSMA RCC.07 File Transfer via HTTP): HTTP on `listener`, files
 /// under [`content_dir`], its index in `store`'s sled db, and (with `[content] auth`) its own
 /// Cx link to the HSS as `content.<domain>`, for the Digest HA1 of the users it authenticates,
@@ -798,11 +843,7 @@ pub(crate) async fn start_content(
             source,
         })
     })?;
-    let secret = if config.content.grant_secret.is_empty() {
-        token(&dir, crate::content::GRANT_TOKEN_FILE)?
-    } else {
-        config.content.grant_secret.clone()
-    };
+    let secret = content_secret(config, data_dir)?;
     let addr = listener.local_addr().map_err(|source| LabError::Bind {
         what: "CS",
         addr: config.nodes.content_or_default(),

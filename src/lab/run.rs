@@ -280,9 +280,9 @@ pub async fn start(
             let a = ep.local_addr();
             let (msrp, msrp_addr) = nodes::bind_tcp("T-IM MSRP", n.tim_msrp).await?;
             let (http, http_addr) = nodes::bind_tcp("T-IM history", peers.tim_http).await?;
-            handles.push(Box::new(
-                nodes::start_tim(&ctx, ep, rx, msrp, http, &s, &d, &peers)?.0,
-            ));
+            let tim = nodes::start_tim(&ctx, ep, rx, msrp, http, &s, &d, &peers)?.0;
+            tim.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "T-IM")?);
+            handles.push(Box::new(tim));
             listening.push(("T-IM", a, "SIP (ISC, RCS messaging AS)"));
             listening.push(("T-IM", msrp_addr, "MSRP (TCP)"));
             listening.push(("T-IM", http_addr, "HTTP (history, token in history.token)"));
@@ -303,9 +303,9 @@ pub async fn start(
             let (ep, rx) = ctx.bind_sip("CONF", n.conf).await?;
             let a = ep.local_addr();
             let (msrp, msrp_addr) = nodes::bind_tcp("CONF MSRP", n.conf_msrp).await?;
-            handles.push(Box::new(nodes::start_conf(
-                &ctx, ep, rx, msrp, &s, &d, &peers,
-            )?));
+            let conf = nodes::start_conf(&ctx, ep, rx, msrp, &s, &d, &peers)?;
+            conf.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "CONF")?);
+            handles.push(Box::new(conf));
             listening.push(("CONF", a, "SIP (ISC, group chat focus)"));
             listening.push(("CONF", msrp_addr, "MSRP (TCP)"));
             store = Some(s);

@@ -34,6 +34,10 @@ pub const ACCEPT_IMDN: &str = "*;+g.oma.sip-im";
 pub const IMDN_TYPE: &str = "message/imdn+xml";
 /// Content-Type of is-composing documents.
 pub const ISCOMPOSING_TYPE: &str = "application/im-iscomposing+xml";
+/// Content-Type of a file transfer via HTTP (GSMA RCC.07 §3.2.5): the file-info document the
+/// content server answered the upload with, sent as a chat message for the recipient to
+/// download from.
+pub const FT_HTTP_TYPE: &str = crate::fthttp::file_info::CONTENT_TYPE;
 
 /// A fresh Contribution-ID / Conversation-ID / message id (32 hex digits).
 pub fn new_id() -> String {
@@ -132,7 +136,10 @@ pub enum Content {
     Imdn(Imdn),
     /// The sender's typing state.
     Composing(bool),
-    /// Something else (content type).
+    /// A file transfer via HTTP (RCC.07 §3.2.5): the file-info document of a file on a
+    /// content server.
+    File(Box<crate::fthttp::FileInfo>),
+    /// Something else (content type; a file-info document that does not read says why).
     Other(String),
 }
 
@@ -157,6 +164,11 @@ pub fn content(c: &Cpim) -> Content {
         match crate::cpim::IsComposing::parse(&text) {
             Ok(i) => Content::Composing(i.active),
             Err(_) => Content::Other(ct),
+        }
+    } else if ct.starts_with(FT_HTTP_TYPE) {
+        match crate::fthttp::FileInfo::parse(&body) {
+            Ok(f) => Content::File(Box::new(f)),
+            Err(e) => Content::Other(format!("{ct} ({e})")),
         }
     } else if ct.starts_with("text/") {
         Content::Text(text)
@@ -315,6 +327,47 @@ mod tests {
         let report = imdn_message("sip:b@x", "sip:a@x", &first, ImdnStatus::Delivered);
         match content(&report) {
             Content::Imdn(i) => assert_eq!(i.message_id, "m1"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_info_message_is_a_file_and_a_bad_one_says_why() {
+        let doc = crate::fthttp::FileInfo {
+            thumbnail: None,
+            file: crate::fthttp::FileDesc {
+                size: 3,
+                name: "a.txt".into(),
+                content_type: "text/plain".into(),
+                url: "http://127.0.0.1:8083/files/ab".into(),
+                until: "2030-01-01T00:00:00Z".into(),
+                disposition: None,
+            },
+        };
+        let c = Cpim::new(
+            "sip:a@x",
+            "sip:b@x",
+            "m1",
+            &now_datetime(),
+            None,
+            FT_HTTP_TYPE,
+            doc.to_xml().as_bytes(),
+        );
+        assert_eq!(content(&c), Content::File(Box::new(doc)));
+        let bad = Cpim::new(
+            "sip:a@x",
+            "sip:b@x",
+            "m2",
+            "x",
+            None,
+            FT_HTTP_TYPE,
+            b"<file/>",
+        );
+        match content(&bad) {
+            Content::Other(why) => assert!(
+                why.starts_with(FT_HTTP_TYPE) && why.contains("file-info"),
+                "{why}"
+            ),
             other => panic!("{other:?}"),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod chat;
+pub mod ft;
 pub mod jssip;
 pub mod presence;
 pub mod rls;
@@ -633,6 +634,13 @@ impl Ue {
         let resp = self.send_tx(r.clone()).final_response().await;
         (resp, r)
     }
+}
+
+/// How ladders name a user's client: `UE alice` for `sip:alice@ims.lab` (as the lab names
+/// the UEs it knows).
+pub fn ue_label(impu: &str) -> String {
+    let u = impu.split_once(':').map(|(_, r)| r).unwrap_or(impu);
+    format!("UE {}", u.split('@').next().unwrap_or(u))
 }
 
 /// True when `req`'s Request-URI names this UE (RFC 3261 §8.2.2.1): its user part is the one

@@ -110,6 +110,11 @@ impl Gateway {
             }
             // T-IM stored it for an offline recipient: the status that matters comes later.
             ChatEvent::Stored { .. } | ChatEvent::Acked { .. } => {}
+            // Files for web users (RCC.07 FT via HTTP) are not handled by the gateway yet:
+            // its UE does not download them (`files: None`).
+            ChatEvent::File { .. }
+            | ChatEvent::FileFailed { .. }
+            | ChatEvent::FileOffered { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
                 if self.on_group_report(user, &message_id, "failed", &sender) {

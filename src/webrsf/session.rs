@@ -225,6 +225,9 @@ impl Gateway {
                 // TS 24.229 §5.1.1.3: the network tells us when it ends the registration
                 // (an RTR after the HSS changed the password): the web session ends with it.
                 watch_registration: true,
+                // Files for web users are not taken yet: offered, not downloaded.
+                files: None,
+                ..ChatOptions::default()
             },
         );
         let events = chat.take_events();

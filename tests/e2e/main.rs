@@ -16,6 +16,7 @@ mod crash;
 mod diameter;
 mod errors;
 mod forking;
+mod ft_http;
 mod group;
 mod hep;
 mod hss_push;

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::limits;
-use super::{finish_local, Hub, HubEvent, KeepFuture, LegState, Side, Tx, Unbound};
+use super::{finish_local, GateFuture, Hub, HubEvent, KeepFuture, LegState, Side, Tx, Unbound};
 use crate::msrp::conn::{MsrpConn, MsrpEvent, MsrpEvents};
 use crate::msrp::session::{self, Admit};
 use crate::msrp::{MsrpMessage, MsrpUri};
@@ -20,7 +20,13 @@ impl Hub {
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 match ev {
-                    MsrpEvent::Message(m) => hub.on_message(&conn, m),
+                    MsrpEvent::Message(m) => {
+                        // A message the node's gate holds back keeps the ones after it on
+                        // this connection waiting too (bounded by the node).
+                        if let Some(held) = hub.on_message(&conn, m) {
+                            held.await;
+                        }
+                    }
                     MsrpEvent::Closed(_) => break,
                 }
             }
@@ -50,10 +56,12 @@ impl Hub {
         }
     }
 
-    pub(super) fn on_message(&self, conn: &MsrpConn, m: MsrpMessage) {
+    /// Serves one message from `conn`; `Some` when the node's gate holds a whole message
+    /// back: the future does the gate's work, then sends the message on (or keeps it).
+    pub(super) fn on_message(&self, conn: &MsrpConn, m: MsrpMessage) -> Option<GateFuture> {
         if m.method.is_none() {
             self.on_response(m);
-            return;
+            return None;
         }
         let to = m.header("To-Path").unwrap_or("").to_string();
         let id = to
@@ -71,29 +79,58 @@ impl Hub {
         match session::admit(&m, found.is_some(), self.inner.limits.max_size) {
             Admit::Respond(status, comment) => {
                 let _ = conn.send(&m.response_to(status, comment));
-                return;
+                return None;
             }
-            Admit::Drop => return,
+            Admit::Drop => return None,
             Admit::Report => {
                 // Success reports travel on like the message they report on.
                 self.forward(pair, side.other(), conn, &m);
-                return;
+                return None;
             }
             Admit::Bind => {
                 self.bind(pair, side, conn, &m);
-                return;
+                return None;
             }
             Admit::Chunk => {}
         }
         // Whole messages for the node.
-        let Some(whole) = self.reassemble(conn, pair, side, &m) else {
-            return;
-        };
+        let whole = self.reassemble(conn, pair, side, &m)?;
         if m.continuation == crate::msrp::Continuation::End {
             if let Some(c) = self.inner.metrics.get() {
                 c.inc();
             }
         }
+        let held = match (&whole, self.inner.gate.get()) {
+            (Some((ct, body)), Some(gate)) => gate(pair, side, ct, body),
+            _ => None,
+        };
+        match held {
+            None => {
+                self.route(conn, m, pair, side, whole, wants_200);
+                None
+            }
+            Some(work) => {
+                let (hub, conn) = (self.clone(), conn.clone());
+                Some(Box::pin(async move {
+                    work.await;
+                    hub.route(&conn, m, pair, side, whole, wants_200);
+                }))
+            }
+        }
+    }
+
+    /// Sends a chunk on along the other leg, queues it, keeps it (T-IM) or refuses it, as the
+    /// other leg's state says; a whole message (`whole`, after its last chunk) then goes to
+    /// the node.
+    fn route(
+        &self,
+        conn: &MsrpConn,
+        m: MsrpMessage,
+        pair: u64,
+        side: Side,
+        whole: Option<(String, bytes::Bytes)>,
+        wants_200: bool,
+    ) {
         let other = side.other();
         // The state, and for a message the keeper will take, a mark on the leg in the same
         // lock: the leg cannot turn ready under a message on its way to the store.

@@ -4,6 +4,7 @@
 //! core's inputs and outputs. Decisions about messages, reports and sessions are the core's.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,6 +30,7 @@ use crate::sip::{
     new_call_id, new_tag, Endpoint, IncomingRequest, Method, NameAddr, Request, SipMessage,
 };
 use crate::trace::Trace;
+use crate::ue::ft::FtClient;
 use crate::ue::UeConfig;
 
 /// Why our chat INVITE did not end in a bound session. The text is the session's failure
@@ -70,6 +72,11 @@ pub(super) enum Internal {
     },
     /// Something from a bound MSRP connection.
     Msrp { peer: String, ev: MsrpEvent },
+    /// The download of file message `message_id` ended.
+    FileDone {
+        message_id: String,
+        result: Result<crate::ue::ft::SavedFile, crate::ue::ft::FtError>,
+    },
     /// A group session is up: tell the application, after the core learned of it (this
     /// comes after its `Accepted` on the same queue, so a message the application sends next
     /// goes over that session).
@@ -103,7 +110,14 @@ pub(super) struct Actor {
     /// Each group's Contribution-ID (RCC.07: every session of a group carries the same), by
     /// conference URI, at most [`group::MAX_GROUP_IDS`].
     group_ids: HashMap<String, String>,
+    /// Our file-transfer client.
+    ft: Arc<FtClient>,
+    /// Downloads running at once, at most [`MAX_DOWNLOADS`] (the others wait their turn).
+    downloads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Files downloaded at once.
+const MAX_DOWNLOADS: usize = 4;
 
 fn aor_of(req: &Request) -> String {
     ["P-Asserted-Identity", "From"]
@@ -124,12 +138,14 @@ fn canonical(to: &str) -> String {
 }
 
 impl Actor {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         ep: Endpoint,
         cfg: UeConfig,
         contact: String,
         trace: Trace,
         opts: ChatOptions,
+        ft: Arc<FtClient>,
         events: mpsc::UnboundedSender<ChatEvent>,
         internal: mpsc::UnboundedSender<Internal>,
     ) -> Actor {
@@ -148,6 +164,8 @@ impl Actor {
             events,
             internal,
             group_ids: HashMap::new(),
+            ft,
+            downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
         }
     }
 
@@ -262,11 +280,28 @@ impl Actor {
                         c.close();
                     }
                 }
+                Output::Download { message_id, info } => self.download(message_id, *info),
                 Output::Event(e) => {
                     let _ = self.events.send(e);
                 }
             }
         }
+    }
+
+    /// Downloads a file (its turn among [`MAX_DOWNLOADS`]) into the files directory and
+    /// tells the core how it went.
+    fn download(&self, message_id: String, info: crate::fthttp::FileInfo) {
+        let Some(dir) = self.opts.files.clone() else {
+            return;
+        };
+        let (ft, max) = (self.ft.clone(), self.opts.max_file_size);
+        let (slots, internal) = (self.downloads.clone(), self.internal.clone());
+        tokio::spawn(async move {
+            // The semaphore is never closed: the slot comes.
+            let _slot = slots.acquire_owned().await;
+            let result = ft.download(&info, &dir, max).await;
+            let _ = internal.send(Internal::FileDone { message_id, result });
+        });
     }
 
     fn my_uri(&self) -> String {
@@ -556,6 +591,9 @@ impl Actor {
                     peer_uri,
                     dialog,
                 });
+            }
+            Internal::FileDone { message_id, result } => {
+                self.feed(Input::FileDone { message_id, result })
             }
             Internal::GroupJoined {
                 group,

@@ -33,9 +33,11 @@ use crate::rcs::{self, Content};
 use super::recent::RecentIds;
 use super::{ChatEvent, ChatOptions, SessionIds, SessionStatus, DEDUP_WINDOW};
 
+mod files;
 mod imdn;
 mod invites;
 
+use files::PendingFile;
 use invites::HeldInvite;
 pub(super) use invites::{IncomingInvite, InviteInfo, OutgoingInvite};
 
@@ -121,11 +123,15 @@ pub(super) enum Input {
         reginfo: String,
         subscription_state: String,
     },
-    /// A BYE for dialog `call_id`.
     /// The other side's BYE; the text of its `Reason` (RFC 3326), if it gave one.
     Bye {
         call_id: String,
         reason: Option<String>,
+    },
+    /// The download of file message `message_id` ended: the file saved, or why not.
+    FileDone {
+        message_id: String,
+        result: Result<crate::ue::ft::SavedFile, crate::ue::ft::FtError>,
     },
 }
 
@@ -176,6 +182,12 @@ pub(super) enum Output {
     DropConn { peer: String },
     /// Close `peer`'s MSRP connection now (the client is closing its sessions).
     CloseConn { peer: String },
+    /// Download the file of message `message_id` (file transfer via HTTP) and say how it
+    /// went with [`Input::FileDone`].
+    Download {
+        message_id: String,
+        info: Box<crate::fthttp::FileInfo>,
+    },
     /// Tell the application.
     Event(ChatEvent),
 }
@@ -257,6 +269,8 @@ pub(super) struct ChatCore {
     /// comes up after all, it is ended at once (BYE) rather than kept.
     closing: HashSet<String>,
     next_invite: u64,
+    /// Files being received (file transfer via HTTP), by imdn.Message-ID ([`files`]).
+    files: HashMap<String, PendingFile>,
     out: VecDeque<Output>,
 }
 
@@ -276,6 +290,7 @@ impl ChatCore {
             inviting: HashMap::new(),
             closing: HashSet::new(),
             next_invite: 0,
+            files: HashMap::new(),
             out: VecDeque::new(),
         }
     }
@@ -308,7 +323,14 @@ impl ChatCore {
 
     /// Feeds one input.
     pub(super) fn handle(&mut self, now: Instant, input: Input) {
+        self.handle_input(now, input);
+        // Files whose session came up (or will not) start downloading.
+        self.start_downloads();
+    }
+
+    fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
+            Input::FileDone { message_id, result } => self.file_done(now, &message_id, result),
             Input::Send {
                 peer,
                 id,
@@ -763,52 +785,24 @@ impl ChatCore {
                 // again, shown once.
                 let fresh = id.is_empty() || self.seen.insert(&id);
                 if fresh {
-                    let from = c
-                        .from_uri()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| peer.to_string());
-                    let group = self
-                        .sessions
-                        .get(peer)
-                        .and_then(|s| s.dialog.as_ref())
-                        .is_some_and(|d| d.focus);
-                    self.event(if group {
-                        ChatEvent::GroupMessage {
-                            group: peer.to_string(),
+                    let (from, group) = self.origin(peer, &c);
+                    self.event(match group {
+                        Some(group) => ChatEvent::GroupMessage {
+                            group,
                             from,
                             text,
-                            message_id: id.clone(),
-                        }
-                    } else {
-                        ChatEvent::Message {
+                            message_id: id,
+                        },
+                        None => ChatEvent::Message {
                             from,
                             text,
-                            message_id: id.clone(),
-                        }
+                            message_id: id,
+                        },
                     });
                 }
-                let mut delivered = !c.wants("positive-delivery");
-                if in_session && self.opts.auto_delivered {
-                    self.report_on(now, peer, &c, ImdnStatus::Delivered);
-                    delivered = true;
-                }
-                let mut displayed = !c.wants("display");
-                if in_session && self.opts.auto_displayed {
-                    self.report_on(now, peer, &c, ImdnStatus::Displayed);
-                    displayed = true;
-                }
-                if fresh && !(delivered && displayed) {
-                    // Kept until the application says it was delivered / shown.
-                    self.received.insert(
-                        id,
-                        Received {
-                            peer: peer.to_string(),
-                            cpim: c,
-                            delivered,
-                        },
-                    );
-                }
+                self.reports_on_receipt(now, peer, c, in_session, fresh);
             }
+            Content::File(info) => self.on_file(now, peer, c, *info, in_session),
             Content::Other(_) => {}
         }
     }

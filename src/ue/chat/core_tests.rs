@@ -95,7 +95,7 @@ pub(super) fn events(out: &[Output]) -> Vec<ChatEvent> {
 }
 
 /// An MSRP SEND from Bob's side carrying `cpim`.
-fn from_bob(cpim: &Cpim) -> MsrpMessage {
+pub(super) fn from_bob(cpim: &Cpim) -> MsrpMessage {
     let mut chunks = chunk(
         MY_URI,
         BOB_URI,

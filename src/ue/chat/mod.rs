@@ -23,13 +23,17 @@
 //! and the timer and translates; `registrar.rs` keeps the registration alive.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cpim::ImdnStatus;
+use crate::fthttp::FileInfo;
 use crate::trace::Trace;
+use crate::ue::ft::{FtClient, FtError};
 use crate::ue::Ue;
 
 mod actor;
@@ -140,6 +144,53 @@ pub enum ChatEvent {
         /// The report's status, when it was a report.
         report: Option<ImdnStatus>,
     },
+    /// A file arrived (file transfer via HTTP, GSMA RCC.07 §3.2.5): downloaded from the
+    /// content server into [`ChatOptions::files`], its size checked against the file-info;
+    /// the sender is told "delivered" now.
+    File {
+        /// Sender (AoR; in a group, who wrote it).
+        from: String,
+        /// The group's conference URI, for a file sent to a group.
+        group: Option<String>,
+        /// The file's name as its sender gave it.
+        name: String,
+        /// Where it was saved (its name made safe, never over another file).
+        path: PathBuf,
+        /// Its size, bytes.
+        size: u64,
+        /// Its SHA-256, lowercase hex.
+        sha256: String,
+        /// Its content type (the file-info's).
+        content_type: String,
+        /// imdn.Message-ID of the file-info message.
+        message_id: String,
+    },
+    /// A file could not be had (refused by the content server, cut beyond resuming, not the
+    /// announced size, not writable); the sender is told "failed".
+    FileFailed {
+        /// Sender.
+        from: String,
+        /// The group, for a file sent to a group.
+        group: Option<String>,
+        /// The file's name as its sender gave it.
+        name: String,
+        /// imdn.Message-ID of the file-info message.
+        message_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file was offered and [`ChatOptions::files`] is off: it is not downloaded; the
+    /// file-info says where it is (reported delivered like a text: the message arrived).
+    FileOffered {
+        /// Sender.
+        from: String,
+        /// The group, for a file sent to a group.
+        group: Option<String>,
+        /// The file-info document.
+        info: Box<FileInfo>,
+        /// imdn.Message-ID.
+        message_id: String,
+    },
     /// A message of ours could not be sent (SIP or MSRP error).
     SendFailed {
         /// The message.
@@ -241,6 +292,12 @@ pub struct ChatOptions {
     /// Subscribe to our own registration state (TS 24.229 §5.1.1.3, RFC 3680) and report
     /// [`ChatEvent::Deregistered`] when the network ends it.
     pub watch_registration: bool,
+    /// Where files sent to us are saved (file transfer via HTTP: downloaded from the content
+    /// server, [`ChatEvent::File`]); `None`: they are not downloaded but offered
+    /// ([`ChatEvent::FileOffered`]).
+    pub files: Option<PathBuf>,
+    /// The largest file downloaded (larger: [`ChatEvent::FileFailed`]).
+    pub max_file_size: u64,
 }
 
 impl Default for ChatOptions {
@@ -253,6 +310,8 @@ impl Default for ChatOptions {
             refresh_registration: None,
             report_acks: false,
             watch_registration: false,
+            files: None,
+            max_file_size: crate::ue::ft::DEFAULT_MAX_DOWNLOAD,
         }
     }
 }
@@ -345,6 +404,17 @@ pub struct ChatUe {
     pub impu: String,
     /// Our SIP address.
     pub sip_addr: SocketAddr,
+    /// Our file-transfer client (the content server with our credentials).
+    ft: Arc<FtClient>,
+}
+
+/// A file sent ([`ChatUe::send_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentFile {
+    /// imdn.Message-ID of the file-info message (its IMDNs come as [`ChatEvent::Status`]).
+    pub message_id: String,
+    /// The file-info the content server answered the upload with.
+    pub info: FileInfo,
 }
 
 impl ChatUe {
@@ -365,7 +435,13 @@ impl ChatUe {
         let (int_tx, int_rx) = mpsc::unbounded_channel();
         let impu = cfg.impu.clone();
         let sip_addr = ep.local_addr();
-        let actor = actor::Actor::new(ep, cfg, contact, trace, opts, ev_tx, int_tx);
+        let ft = Arc::new(FtClient::new(
+            &cfg.impi,
+            &cfg.password,
+            trace.clone(),
+            &crate::ue::ue_label(&cfg.impu),
+        ));
+        let actor = actor::Actor::new(ep, cfg, contact, trace, opts, ft.clone(), ev_tx, int_tx);
         tokio::spawn(actor.run(rx, cmd_rx, int_rx));
         ChatUe {
             cmd: cmd_tx,
@@ -373,7 +449,26 @@ impl ChatUe {
             events: ev_rx,
             impu,
             sip_addr,
+            ft,
         }
+    }
+
+    /// Sends a file to `to` (GSMA RCC.07 §3.2.5 "File Transfer via HTTP"): uploads it to the
+    /// content server at `content_server` (`http://HOST:PORT`; with a thumbnail for a JPEG
+    /// or PNG image), then sends the file-info it answers with as a chat message
+    /// (`application/vnd.gsma.rcs-ft-http+xml`). The recipient downloads it; its IMDN
+    /// "delivered" comes as [`ChatEvent::Status`] about [`SentFile::message_id`].
+    pub async fn send_file(
+        &self,
+        to: &str,
+        path: &Path,
+        content_server: &str,
+    ) -> Result<SentFile, FtError> {
+        let info = self.ft.upload(content_server, path).await?;
+        let message_id = self
+            .send_typed(to, info.to_xml().as_bytes(), crate::rcs::FT_HTTP_TYPE)
+            .await;
+        Ok(SentFile { message_id, info })
     }
 
     /// Sends a text message to `to` (opening the session if needed); returns its

@@ -9,7 +9,7 @@ use crate::cpim::{Cpim, ImdnStatus};
 use crate::rcs;
 
 use super::super::DEDUP_WINDOW;
-use super::{ChatCore, Output, SessState};
+use super::{ChatCore, Output, Received, SessState};
 
 impl ChatCore {
     /// An IMDN about a received message, if its sender asked for it: over the session when
@@ -107,6 +107,56 @@ impl ChatCore {
                 status,
                 cpim: doc,
             });
+        }
+    }
+
+    /// Who wrote a message `peer`'s session carried (the CPIM From), and the group it went
+    /// to when the session is with a focus.
+    pub(super) fn origin(&self, peer: &str, c: &Cpim) -> (String, Option<String>) {
+        let from = c
+            .from_uri()
+            .map(str::to_string)
+            .unwrap_or_else(|| peer.to_string());
+        let group = self
+            .sessions
+            .get(peer)
+            .and_then(|s| s.dialog.as_ref())
+            .is_some_and(|d| d.focus)
+            .then(|| peer.to_string());
+        (from, group)
+    }
+
+    /// The reports on a user message just shown to the application (`fresh`: not a copy):
+    /// "delivered" / "displayed" at once over the session when the options say so, else it
+    /// is kept until the application says it was delivered / shown.
+    pub(super) fn reports_on_receipt(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        c: Cpim,
+        in_session: bool,
+        fresh: bool,
+    ) {
+        let id = c.message_id().unwrap_or("").to_string();
+        let mut delivered = !c.wants("positive-delivery");
+        if in_session && self.opts.auto_delivered {
+            self.report_on(now, peer, &c, ImdnStatus::Delivered);
+            delivered = true;
+        }
+        let mut displayed = !c.wants("display");
+        if in_session && self.opts.auto_displayed {
+            self.report_on(now, peer, &c, ImdnStatus::Displayed);
+            displayed = true;
+        }
+        if fresh && !(delivered && displayed) {
+            self.received.insert(
+                id,
+                Received {
+                    peer: peer.to_string(),
+                    cpim: c,
+                    delivered,
+                },
+            );
         }
     }
 }

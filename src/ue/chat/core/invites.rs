@@ -196,7 +196,8 @@ impl ChatCore {
         let mut imdn = None;
         if let Some(c) = first {
             let id = c.message_id().unwrap_or("").to_string();
-            if delivered && c.wants("positive-delivery") {
+            // A file is "delivered" once downloaded, over the session ([`super::files`]).
+            if delivered && c.wants("positive-delivery") && !self.is_pending_file(&id) {
                 let doc = rcs::imdn_message(&self.impu, peer, c, ImdnStatus::Delivered);
                 imdn = Some((id.clone(), doc.to_bytes()));
                 if let Some(r) = self.received.get_mut(&id) {
