@@ -14,6 +14,7 @@
 //! ```
 
 pub mod conn;
+pub mod file_sdp;
 pub mod limits;
 pub mod sdp;
 pub mod session;

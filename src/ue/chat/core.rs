@@ -655,10 +655,11 @@ impl ChatCore {
         if self.opts.auto_displayed {
             // A first message that came in the INVITE is "displayed" once the session that
             // carries the report is up.
+            // A file is shown once it is here (its reports follow the download).
             let shown: Vec<String> = self
                 .received
                 .iter()
-                .filter(|(_, r)| r.peer == peer)
+                .filter(|(id, r)| r.peer == peer && !self.files.contains_key(*id))
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in shown {

@@ -31,12 +31,16 @@ fn info() -> FileInfo {
 
 /// Bob's file-info message, asking for "delivered".
 fn bobs_file(id: &str) -> Cpim {
+    bobs_file_asking(id, "positive-delivery")
+}
+
+fn bobs_file_asking(id: &str, disposition: &str) -> Cpim {
     Cpim::new(
         BOB,
         ME,
         id,
         "2030-01-01T00:00:00Z",
-        Some("positive-delivery"),
+        Some(disposition),
         rcs::FT_HTTP_TYPE,
         info().to_xml().as_bytes(),
     )
@@ -220,4 +224,41 @@ fn without_a_files_directory_a_file_is_offered_and_reported_like_a_text() {
         }]
     );
     assert_eq!(reports(&out), [("f3".to_string(), ImdnStatus::Delivered)]);
+}
+
+#[test]
+fn with_auto_displayed_a_file_in_an_invite_is_delivered_then_displayed_once_here() {
+    let mut c = core(ChatOptions {
+        files: Some(PathBuf::from("/tmp/files")),
+        auto_displayed: true,
+        ..ChatOptions::default()
+    });
+    let t0 = Instant::now();
+    invite(
+        &mut c,
+        t0,
+        bobs_file_asking("f4", "positive-delivery, display"),
+    );
+    drain(&mut c);
+    let out = up(&mut c, t0);
+    assert_eq!(downloads(&out), ["f4"]);
+    assert!(
+        reports(&out).is_empty(),
+        "not displayed before it is here: {out:?}"
+    );
+    c.handle(
+        t0,
+        Input::FileDone {
+            message_id: "f4".into(),
+            result: Ok(saved()),
+        },
+    );
+    let out = drain(&mut c);
+    assert_eq!(
+        reports(&out),
+        [
+            ("f4".to_string(), ImdnStatus::Delivered),
+            ("f4".to_string(), ImdnStatus::Displayed)
+        ]
+    );
 }
