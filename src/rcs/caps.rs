@@ -26,12 +26,15 @@ pub const OMA_SIP_IM: &str = "+g.oma.sip-im";
 
 /// The feature tags the rcslab UE registers with and answers OPTIONS with, as the Contact
 /// parameters they become (each starts with `;`): what it really handles — 1-1 chat sessions
-/// (cpm.session), pager-mode messages (cpm.msg) and IMDNs in SIP MESSAGE (`+g.oma.sip-im`).
-/// Large-message mode, file transfer and geolocation are not built yet, so not advertised.
+/// (cpm.session), pager-mode messages (cpm.msg), IMDNs in SIP MESSAGE (`+g.oma.sip-im`) and
+/// file transfer via HTTP (the `rcs.fthttp` IARI, RCC.07 §2.4.4: a sender checks it before
+/// sending a file-info message). Large-message mode and geolocation are not built, so not
+/// advertised.
 pub const RCSLAB_UE_TAGS: &str = concat!(
     ";+g.3gpp.icsi-ref=\"",
     "urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session,",
     "urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg\"",
+    ";+g.3gpp.iari-ref=\"urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.fthttp\"",
     ";+g.oma.sip-im"
 );
 
@@ -88,6 +91,7 @@ mod tests {
             tags,
             [
                 "+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session,urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg\"",
+                "+g.3gpp.iari-ref=\"urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.fthttp\"",
                 "+g.oma.sip-im",
             ]
         );
@@ -98,7 +102,7 @@ mod tests {
         assert!(has_ref(&tags, ICSI_CPM_SESSION));
         assert!(has_ref(&tags, ICSI_CPM_MSG));
         assert!(!has_ref(&tags, ICSI_CPM_LARGEMSG));
-        assert!(!has_ref(&tags, IARI_FTHTTP));
+        assert!(has_ref(&tags, IARI_FTHTTP));
     }
 
     #[test]
