@@ -1,7 +1,7 @@
-//! `rcslab bench chat | webrsf | presence | rtcweb | bridge | group`: benchmarks on an
+//! `rcslab bench chat | webrsf | presence | rtcweb | bridge | group | ft`: benchmarks on an
 //! in-process lab ([`rcslab::lab::bench`], [`rcslab::lab::bench_web`],
 //! [`rcslab::lab::bench_presence`], [`rcslab::lab::bench_rtcweb`],
-//! [`rcslab::lab::bench_bridge`], [`rcslab::lab::bench_group`]).
+//! [`rcslab::lab::bench_bridge`], [`rcslab::lab::bench_group`], [`rcslab::lab::bench_ft`]).
 
 use std::path::PathBuf;
 
@@ -105,6 +105,31 @@ pub enum BenchCmd {
         /// Seconds of load.
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+    },
+    /// File transfer via HTTP through the content server: uploads and downloads of small
+    /// files at a rate, big files at once, and one huge file with the RSS watched.
+    Ft {
+        /// Transfers in flight at once (small files); one user each.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Small files: size in MiB.
+        #[arg(long, default_value_t = 1)]
+        small_mb: u64,
+        /// Small files: how many.
+        #[arg(long, default_value_t = 200)]
+        small: usize,
+        /// Small files: uploads scheduled per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Big files: size in MiB.
+        #[arg(long, default_value_t = 100)]
+        big_mb: u64,
+        /// Big files: how many, all at once (0: none).
+        #[arg(long, default_value_t = 4)]
+        big: usize,
+        /// One huge file with the RSS sampled: size in MiB (0: none).
+        #[arg(long, default_value_t = 1024)]
+        huge_mb: u64,
     },
     /// (internal) Holds RTCWeb pages for `bench rtcweb` in a process of its own.
     #[command(hide = true)]
@@ -313,6 +338,32 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             println!("{}", rcslab::lab::bench_group::report(&r, rate, seconds));
             if !r.clean() {
                 return Err(CliError::GroupLost);
+            }
+            Ok(())
+        }
+        BenchCmd::Ft {
+            clients,
+            small_mb,
+            small,
+            rate,
+            big_mb,
+            big,
+            huge_mb,
+        } => {
+            const MIB: u64 = 1024 * 1024;
+            let plan = rcslab::lab::bench_ft::FtPlan {
+                clients,
+                small_size: small_mb * MIB,
+                small_count: small,
+                small_rate: rate,
+                big_size: big_mb * MIB,
+                big_count: big,
+                huge_size: huge_mb * MIB,
+            };
+            let r = rcslab::lab::bench_ft::ft(&plan).await?;
+            println!("{}", rcslab::lab::bench_ft::report(&r, &plan));
+            if !r.clean() {
+                return Err(CliError::FtFailed);
             }
             Ok(())
         }

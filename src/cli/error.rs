@@ -101,6 +101,9 @@ pub enum CliError {
     /// member got a message twice.
     #[error("group messages, IMDNs or roster NOTIFYs lost, or duplicated")]
     GroupLost,
+    /// `rcslab bench ft`: a file did not come back whole or with its SHA-256.
+    #[error("file transfers failed or came back different")]
+    FtFailed,
     /// `rcslab bench bridge` could not set its calls up.
     #[error(transparent)]
     BridgeBench(#[from] rcslab::lab::bench_bridge::BridgeBenchError),
@@ -192,6 +195,10 @@ mod tests {
             (
                 CliError::GroupLost,
                 "group messages, IMDNs or roster NOTIFYs lost, or duplicated",
+            ),
+            (
+                CliError::FtFailed,
+                "file transfers failed or came back different",
             ),
             (CliError::Interrupted, "interrupted"),
             (

@@ -5,8 +5,11 @@
 //! [`Check::NeedHa1`].
 //!
 //! Nonces are ours: the table holds at most `max` of them (the oldest go), each usable for
-//! `lifetime` (then the answer is a new challenge with `stale=true`), each with the highest
-//! `nc` seen (an `nc` not above it is a replay: refused). Once a nonce authenticated a user,
+//! `lifetime` (then the answer is a new challenge with `stale=true`), each with the `nc`
+//! values seen: a window of the last [`NC_WINDOW`] below the highest (RFC 7616 §3.3 asks the
+//! server to refuse a repeated `nc`, not an out-of-order one: a client with several requests
+//! on one nonce at once sends them in any order). An `nc` seen before, or older than the
+//! window, is a replay: refused. Once a nonce authenticated a user,
 //! the HA1 stays with it, so the requests that follow on it need no MAR.
 //!
 //! Socket-free and clock-injected: `now` is passed in.
@@ -16,12 +19,53 @@ use std::time::{Duration, Instant};
 
 use crate::auth::digest::{self, Challenge, Credentials, Issued};
 
+/// How far below the highest `nc` seen on a nonce a request may come (out of order).
+pub const NC_WINDOW: u32 = 64;
+
 #[derive(Debug)]
 struct NonceState {
     created: Instant,
+    /// The highest `nc` seen (0: none yet).
     last_nc: u32,
+    /// Bit `i`: `last_nc - i` was seen.
+    seen: u64,
     /// The username that authenticated on it, with its HA1.
     user: Option<(String, String)>,
+}
+
+impl NonceState {
+    /// Why `nc` may not be used on this nonce (never seen, within the window), if it may not.
+    fn replay(&self, nc: u32) -> Option<String> {
+        if nc == 0 {
+            return Some("nonce count 00000000: it starts at 1".into());
+        }
+        if nc > self.last_nc {
+            return None;
+        }
+        let back = self.last_nc - nc;
+        if back >= NC_WINDOW {
+            return Some(format!(
+                "nonce count {nc:08x} is more than {NC_WINDOW} below {:08x}: a replay",
+                self.last_nc
+            ));
+        }
+        if self.seen & (1u64 << back) != 0 {
+            return Some(format!("nonce count {nc:08x} was used before: a replay"));
+        }
+        None
+    }
+
+    /// Marks `nc` used.
+    fn mark(&mut self, nc: u32) {
+        if nc > self.last_nc {
+            let shift = nc - self.last_nc;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.last_nc = nc;
+        } else {
+            self.seen |= 1u64 << (self.last_nc - nc);
+        }
+    }
 }
 
 /// What a request's credentials come to.
@@ -95,6 +139,7 @@ impl DigestCore {
             NonceState {
                 created: now,
                 last_nc: 0,
+                seen: 0,
                 user: None,
             },
         );
@@ -142,18 +187,15 @@ impl DigestCore {
             .as_deref()
             .and_then(|n| u32::from_str_radix(n, 16).ok())
             .unwrap_or(0);
-        if nc <= state.last_nc {
-            return Check::Fail(format!(
-                "nonce count {nc:08x} is not above {:08x}: a replay",
-                state.last_nc
-            ));
+        if let Some(why) = state.replay(nc) {
+            return Check::Fail(why);
         }
         match &state.user {
             Some((user, ha1)) if user == &creds.username => {
                 if digest::verify(creds, ha1, method) {
                     let user = user.clone();
                     if let Some(s) = self.nonces.get_mut(&creds.nonce) {
-                        s.last_nc = nc;
+                        s.mark(nc);
                     }
                     Check::Ok(user)
                 } else {
@@ -180,10 +222,10 @@ impl DigestCore {
             .and_then(|n| u32::from_str_radix(n, 16).ok())
             .unwrap_or(0);
         match self.nonces.get_mut(&creds.nonce) {
-            // Another request on this nonce got there first: hold to its nc.
-            Some(s) if nc <= s.last_nc => Check::Fail("nonce count replayed".into()),
+            // Another request on this nonce with the same nc got there first.
+            Some(s) if s.replay(nc).is_some() => Check::Fail("nonce count replayed".into()),
             Some(s) => {
-                s.last_nc = nc;
+                s.mark(nc);
                 s.user = Some((creds.username.clone(), ha1.to_string()));
                 Check::Ok(creds.username.clone())
             }
@@ -257,6 +299,47 @@ mod tests {
         // Another user on alice's nonce is refused.
         let bob = answer(&ch, "bob@ims.lab", "bob-secret", 4, "/");
         assert!(matches!(d.check(t0, &bob, "POST", &target), Check::Fail(_)));
+    }
+
+    /// Several requests on one nonce at once arrive in any order: each nc once, in a window.
+    #[test]
+    fn nonce_counts_may_come_out_of_order_but_never_twice() {
+        let t0 = Instant::now();
+        let mut d = DigestCore::new("ims.lab", 10, Duration::from_secs(60));
+        let ch = d.challenge(t0, false);
+        let target = ["/".to_string()];
+        let ha1 = digest::ha1_hex("alice@ims.lab", "ims.lab", b"alice-secret");
+        let c = |nc| answer(&ch, "alice@ims.lab", "alice-secret", nc, "/");
+        assert_eq!(
+            d.check(t0, &c(1), "POST", &target),
+            Check::NeedHa1("alice@ims.lab".into())
+        );
+        assert_eq!(
+            d.complete(&c(1), "POST", Some(&ha1)),
+            Check::Ok("alice@ims.lab".into())
+        );
+        let ok = Check::Ok("alice@ims.lab".into());
+        for nc in [3, 2, 5, 4, 70] {
+            assert_eq!(d.check(t0, &c(nc), "POST", &target), ok, "nc {nc}");
+        }
+        // Each once.
+        for nc in [1, 2, 3, 4, 5, 70] {
+            assert!(
+                matches!(d.check(t0, &c(nc), "POST", &target), Check::Fail(_)),
+                "nc {nc} again"
+            );
+        }
+        // Inside the window below 70 and never seen: fine; below the window: a replay.
+        assert_eq!(d.check(t0, &c(69), "POST", &target), ok);
+        assert_eq!(d.check(t0, &c(7), "POST", &target), ok);
+        assert!(matches!(
+            d.check(t0, &c(6), "POST", &target),
+            Check::Fail(why) if why.contains("below")
+        ));
+        assert!(matches!(
+            d.check(t0, &c(0), "POST", &target),
+            Check::Fail(_)
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod bench_bridge;
+pub mod bench_ft;
 pub mod bench_group;
 pub mod bench_presence;
 pub mod bench_rtcweb;

@@ -5,6 +5,7 @@ mod admin_security;
 mod as_failure;
 mod attackers;
 mod auth_hardening;
+mod bench_ft;
 mod bench_group;
 mod calls;
 mod caps;

@@ -94,7 +94,7 @@ pub(super) async fn download(
         .await
         .map_err(|e| save_err(&part, e))?;
     let mut sink = Sink {
-        w: BufWriter::with_capacity(WRITE_BUF, f),
+        w: Some(BufWriter::with_capacity(WRITE_BUF, f)),
         hash: Sha256::new(),
         got: 0,
         want,
@@ -126,9 +126,38 @@ pub(super) async fn download(
     }
 }
 
-/// The part file being written, hashed and counted.
+/// Fetches what `info` describes, hashing and counting it without keeping it (a load
+/// generator's download, as `curl -o /dev/null | sha256sum`): its size and SHA-256.
+pub(super) async fn download_discard(
+    http: &Http,
+    info: &FileInfo,
+    max: u64,
+) -> Result<(u64, String), FtError> {
+    let want = info.file.size;
+    if want > max {
+        return Err(FtError::TooLarge { size: want, max });
+    }
+    let url = HttpUrl::parse(&info.file.url)?;
+    let mut sink = Sink {
+        w: None,
+        hash: Sha256::new(),
+        got: 0,
+        want,
+        path: PathBuf::from("(discarded)"),
+    };
+    fetch(http, &url, &mut sink).await?;
+    if sink.got != want {
+        return Err(FtError::SizeMismatch {
+            got: sink.got,
+            want,
+        });
+    }
+    Ok((sink.got, hex::encode(sink.hash.finalize())))
+}
+
+/// The part file being written (or nothing, for [`download_discard`]), hashed and counted.
 struct Sink {
-    w: BufWriter<tokio::fs::File>,
+    w: Option<BufWriter<tokio::fs::File>>,
     hash: Sha256,
     got: u64,
     want: u64,
@@ -150,7 +179,11 @@ impl Sink {
                 self.want
             )));
         }
-        self.w.write_all(d).await.map_err(|e| self.save_err(e))?;
+        if let Some(w) = self.w.as_mut() {
+            if let Err(e) = w.write_all(d).await {
+                return Err(self.save_err(e));
+            }
+        }
         self.hash.update(d);
         self.got += d.len() as u64;
         Ok(())
@@ -158,29 +191,33 @@ impl Sink {
 
     /// Back to nothing (the server sent the whole file where a range was asked).
     async fn restart(&mut self) -> Result<(), FtError> {
-        self.w.flush().await.map_err(|e| self.save_err(e))?;
-        self.w
-            .get_ref()
-            .set_len(0)
-            .await
-            .map_err(|e| self.save_err(e))?;
-        use tokio::io::AsyncSeekExt;
-        self.w
-            .seek(std::io::SeekFrom::Start(0))
-            .await
-            .map_err(|e| self.save_err(e))?;
+        if let Some(w) = self.w.as_mut() {
+            use tokio::io::AsyncSeekExt;
+            let r = async {
+                w.flush().await?;
+                w.get_ref().set_len(0).await?;
+                w.seek(std::io::SeekFrom::Start(0)).await.map(|_| ())
+            }
+            .await;
+            if let Err(e) = r {
+                return Err(self.save_err(e));
+            }
+        }
         self.hash = Sha256::new();
         self.got = 0;
         Ok(())
     }
 
     async fn finish(&mut self) -> Result<(), FtError> {
-        self.w.flush().await.map_err(|e| self.save_err(e))?;
-        self.w
-            .get_ref()
-            .sync_all()
-            .await
-            .map_err(|e| self.save_err(e))
+        let Some(w) = self.w.as_mut() else {
+            return Ok(());
+        };
+        let r = async {
+            w.flush().await?;
+            w.get_ref().sync_all().await
+        }
+        .await;
+        r.map_err(|e| self.save_err(e))
     }
 }
 

@@ -157,6 +157,16 @@ impl FtClient {
     ) -> Result<SavedFile, FtError> {
         download::download(&self.http, info, dir, max).await
     }
+
+    /// Fetches the file `info` describes (at most `max` bytes) and hashes it without saving
+    /// it, as a load generator does (`rcslab bench ft`): its size and SHA-256 (hex).
+    pub async fn download_discard(
+        &self,
+        info: &FileInfo,
+        max: u64,
+    ) -> Result<(u64, String), FtError> {
+        download::download_discard(&self.http, info, max).await
+    }
 }
 
 /// The MIME type of a file by its extension (what the upload's `File` part says).
