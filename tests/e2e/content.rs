@@ -14,6 +14,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod disk;
+
 /// One HTTP response, its body read whole (small ones) or only hashed (files).
 #[derive(Debug)]
 struct Resp {
