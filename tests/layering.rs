@@ -28,6 +28,7 @@ const CODECS: &[&str] = &[
     "http_server",
     "http_client",
     "status",
+    "sms",
     "presence",
     "conf",
     "fthttp",

@@ -277,7 +277,7 @@ async fn phase(
             Ok(Err(why)) => {
                 p.failed += 1;
                 if p.reasons.len() < 5 {
-                    p.reasons.push(why);
+                    p.reasons.push(why.to_string());
                 }
             }
             Err(e) => {
@@ -296,6 +296,22 @@ async fn phase(
     p
 }
 
+/// Why one transfer failed.
+#[derive(Debug, thiserror::Error)]
+enum TransferError {
+    #[error("upload: {0}")]
+    Upload(crate::ue::ft::FtError),
+    #[error("download: {0}")]
+    Download(crate::ue::ft::FtError),
+    #[error("download: {got} bytes, sha256 {got_sha} (sent {size}, {sha})")]
+    Differs {
+        got: u64,
+        got_sha: String,
+        size: u64,
+        sha: String,
+    },
+}
+
 /// Uploads `file`, downloads it back (hashed, not saved) and checks it: the upload's time from
 /// `due` and the download's time, or why it failed.
 async fn transfer(
@@ -305,22 +321,22 @@ async fn transfer(
     sha: &str,
     size: u64,
     due: Instant,
-) -> Result<(Duration, Duration), String> {
-    let info = user
-        .upload(cs, file)
-        .await
-        .map_err(|e| format!("upload: {e}"))?;
+) -> Result<(Duration, Duration), TransferError> {
+    let info = user.upload(cs, file).await.map_err(TransferError::Upload)?;
     let up = due.elapsed();
     let t = Instant::now();
     let (got, got_sha) = user
         .download_discard(&info, size)
         .await
-        .map_err(|e| format!("download: {e}"))?;
+        .map_err(TransferError::Download)?;
     let down = t.elapsed();
     if got != size || got_sha != sha {
-        return Err(format!(
-            "download: {got} bytes, sha256 {got_sha} (sent {size}, {sha})"
-        ));
+        return Err(TransferError::Differs {
+            got,
+            got_sha,
+            size,
+            sha: sha.to_string(),
+        });
     }
     Ok((up, down))
 }
