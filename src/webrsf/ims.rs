@@ -87,7 +87,7 @@ impl Gateway {
                 text,
                 message_id,
             } => {
-                self.on_group_message(user, &group, &from, &text, &message_id);
+                self.on_group_message(user, &group, &from, &text, &message_id, None);
                 if !message_id.is_empty() {
                     user.chat.delivered(&message_id);
                 }
@@ -110,11 +110,15 @@ impl Gateway {
             }
             // T-IM stored it for an offline recipient: the status that matters comes later.
             ChatEvent::Stored { .. } | ChatEvent::Acked { .. } => {}
-            // Files for web users (RCC.07 FT via HTTP) are not handled by the gateway yet:
-            // its UE does not download them (`files: None`).
-            ChatEvent::File { .. }
-            | ChatEvent::FileFailed { .. }
-            | ChatEvent::FileOffered { .. } => {}
+            // Files for web users (RCC.07 FT via HTTP, `files.rs`): the UE does not download
+            // them (`files: None`); the page fetches them through the gateway.
+            ChatEvent::FileOffered {
+                from,
+                group,
+                info,
+                message_id,
+            } => self.on_file_offered(user, &from, group.as_deref(), *info, &message_id),
+            ChatEvent::File { .. } | ChatEvent::FileFailed { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
                 if self.on_group_report(user, &message_id, "failed", &sender) {
