@@ -45,6 +45,8 @@ function renderFile(msg, el) {
   const fig = document.createElement('figure');
   fig.className = 'file-card';
   fig.dataset.testid = 'file';
+  // What the file-info says, once the gateway answered (a thumbnail made for an image).
+  fig.dataset.thumbnail = f.file_id ? (f.thumbnail ? 'yes' : 'no') : 'pending';
   if (f.local || f.thumbnail) {
     const img = document.createElement('img');
     img.className = 'thumb';
@@ -137,6 +139,7 @@ async function sendFile(conv, file) {
     const r = await upload(`/FileTransfer${q}`, file, (p) => setProgress(msg, p));
     setProgress(msg, 100);
     msg.file = { ...r.file, local: msg.file.local };
+    renderFile(msg, msg.el.querySelector('.text'));
     if (!conv.id || conv.state === 'closed') {
       conv.state = 'active';
       setInstance(conv, r.instance_id || lastSegment(r.instance));
@@ -165,6 +168,7 @@ async function sendGroupFile(g, file) {
     const r = await upload(`/Group/${encodeURIComponent(g.id)}/FileTransfer${q}`, file, (p) => setProgress(msg, p));
     setProgress(msg, 100);
     msg.file = { ...r.file, local: msg.file.local };
+    renderFile(msg, msg.el.querySelector('.text'));
     msg.message_id = r.message_id;
     g.byId.set(r.message_id, msg);
     if ((RANK[msg.status] ?? -1) < RANK.sent) msg.status = 'sent';
