@@ -72,7 +72,9 @@ pub(super) async fn record(
 ) -> Response {
     let (trace, local) = (gw.trace().clone(), gw.http_addr());
     let (true, Some(local)) = (trace.is_enabled(), local) else {
-        return next.run(req).await;
+        let mut resp = next.run(req).await;
+        resp.headers_mut().remove(super::files::FILE_BODY);
+        return resp;
     };
     let path = req.uri().path().to_string();
     if let Some(user) = path
