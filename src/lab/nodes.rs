@@ -922,6 +922,7 @@ pub(crate) fn start_webrsf(
         },
         max_file_size: c.max_file_size,
         dir: data_dir.join("webrsf").join("uploads"),
+        upload_timeout: Duration::from_secs(c.body_timeout_secs),
     });
     tokio::spawn(crate::webrsf::http::serve(
         webrsf.clone(),

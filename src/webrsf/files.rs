@@ -51,6 +51,9 @@ pub struct FileSettings {
     pub max_file_size: u64,
     /// Where uploads wait while they go on to CS (emptied at start).
     pub dir: PathBuf,
+    /// How long a file upload's body may take (CS's `[content] body_timeout_secs`), in place
+    /// of `[http] body_timeout_ms`.
+    pub upload_timeout: std::time::Duration,
 }
 
 /// A user's files by id (the last segment of their `FileTransfer/{fileId}` URL).
@@ -125,6 +128,14 @@ impl Gateway {
         if let Ok(mut g) = self.files.lock() {
             *g = Some(s);
         }
+    }
+
+    /// How long a file upload's body may take, once files are set up.
+    pub fn upload_timeout(&self) -> Option<std::time::Duration> {
+        self.files
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|s| s.upload_timeout))
     }
 
     fn file_settings(&self) -> Result<FileSettings, WebError> {

@@ -132,7 +132,17 @@ pub async fn serve(gw: Gw, listener: TcpListener, limits: HttpLimits) {
         gw.shutdown(),
         move |remote, slot| {
             let app = app.clone();
+            let gw = gw.clone();
             hyper::service::service_fn(move |mut req: Request<TimedBody>| {
+                // A file upload may take longer than `[http] body_timeout_ms` (CS's own
+                // `body_timeout_secs` then applies); it is streamed to disk, not buffered.
+                if req.method() == hyper::Method::POST
+                    && req.uri().path().ends_with("/FileTransfer")
+                {
+                    if let Some(t) = gw.upload_timeout() {
+                        req.body_mut().set_timeout(t);
+                    }
+                }
                 req.extensions_mut().insert(ConnectInfo(remote));
                 req.extensions_mut().insert(slot.clone());
                 let mut app = app.clone();

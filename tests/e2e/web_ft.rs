@@ -100,6 +100,29 @@ async fn raw(
     (status, headers, bytes)
 }
 
+/// A POST whose body comes in `n` chunks `gap` apart (a slow link): the status.
+async fn post_slowly(addr: SocketAddr, path: &str, token: &str, n: usize, gap: Duration) -> u16 {
+    use futures_util::StreamExt;
+    let stream = TcpStream::connect(addr).await.expect("connects");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let frames = futures_util::stream::iter(0..n).then(move |i| async move {
+        tokio::time::sleep(gap).await;
+        Ok::<_, std::io::Error>(Frame::data(Bytes::from(vec![i as u8; 1000])))
+    });
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("authorization", format!("Bearer {token}"))
+        .body(StreamBody::new(frames))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    resp.status().as_u16()
+}
+
 fn json_of(b: &[u8]) -> Value {
     serde_json::from_slice(b).unwrap_or(Value::Null)
 }
@@ -536,7 +559,11 @@ async fn a_file_to_a_group_from_the_web() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_file_requests_get_json_errors_and_leave_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "[content]\nmax_file_size = 100000\n").await;
+    let lab = lab_with(
+        dir.path(),
+        "[content]\nmax_file_size = 100000\n[http]\nbody_timeout_ms = 500\n",
+    )
+    .await;
     let token = login(&lab, "alice", "alice-secret").await;
     let mut ev = Events::open(&lab, "alice", &token).await;
     let gw = lab.addrs.webrsf;
@@ -554,6 +581,17 @@ async fn bad_file_requests_get_json_errors_and_leave_nothing_behind() {
     let uploads = dir.path().join("webrsf").join("uploads");
     let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "temporary uploads left in {}", uploads.display());
+    // A file that takes longer than `[http] body_timeout_ms` to come (a slow link) is still
+    // taken: uploads have CS's body timeout.
+    let slow = post_slowly(
+        gw,
+        "/webrsf/v1/alice/FileTransfer?to=bob&name=slow.bin",
+        &token,
+        8,
+        Duration::from_millis(150),
+    )
+    .await;
+    assert_eq!(slow, 201, "a slow upload");
     // No peer, a peer that is no URI, no name, ourselves: 400.
     for p in [
         "/webrsf/v1/alice/FileTransfer?name=a.txt",
