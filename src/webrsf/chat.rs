@@ -315,6 +315,7 @@ impl Gateway {
                 push_record(i, super::files::sent_record(user, mid, text, file));
             }
         });
+        self.replay_early_reports(user, mid, false);
     }
 
     /// `PUT /{url}/Chat/{id}/Messages/{msgId}/Status`.

@@ -90,6 +90,8 @@ struct UserState {
     groups: group::Groups,
     /// Files offered to the user or sent by them, by id ([`files`]).
     files: files::Files,
+    /// Reports that came before their message was recorded ([`ims::EARLY_REPORTS`]).
+    early: VecDeque<ims::EarlyReport>,
 }
 
 /// A logged-in web user: an RCS UE registered on their behalf.

@@ -472,6 +472,7 @@ impl Gateway {
                 );
             }
         });
+        self.replay_early_reports(user, mid, true);
     }
 
     /// `PUT Group/{id}/Messages/{msgId}/Status`: `displayed` sends the IMDN to the writer
