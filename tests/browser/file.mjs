@@ -130,6 +130,13 @@ function listen(user, dir) {
 
 async function openAs(user) {
   const context = await browser.newContext({ acceptDownloads: true });
+  // Whether an upload's progress bar was ever on the page (a local upload is quick).
+  await context.addInitScript(() => {
+    window.__sawProgress = false;
+    new MutationObserver(() => {
+      if (document.querySelector('[data-testid="file-progress"]')) window.__sawProgress = true;
+    }).observe(document, { subtree: true, childList: true });
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   pages[user] = page;
@@ -191,6 +198,10 @@ async function run() {
     await fileMessage(bob, 'out', 'sunset.png')
       .and(bob.locator('[data-status="sent"], [data-status="delivered"], [data-status="displayed"]')).waitFor();
 
+    step = 'the upload showed a progress bar, gone once the file was through';
+    if (!(await bob.evaluate(() => window.__sawProgress))) throw new Error('no progress bar was shown');
+    await fileMessage(bob, 'out', 'sunset.png').getByTestId('file-progress').waitFor({ state: 'detached' });
+
     step = 'the file-info the gateway sent carried a thumbnail (made by the UE, kept by the content server)';
     await fileMessage(bob, 'out', 'sunset.png').locator('[data-testid="file"][data-thumbnail="yes"]').waitFor();
 
@@ -225,6 +236,12 @@ async function run() {
     if (download.suggestedFilename() !== 'beach.png') throw new Error(`download named ${download.suggestedFilename()}`);
     const got = readFileSync(await download.path());
     if (sha256(got) !== sha256(beach)) throw new Error(`downloaded ${got.length} bytes that differ from the ${beach.length} sent`);
+
+    if (process.env.WEBRSF_SHOTS) {
+      await bob.screenshot({ path: join(process.env.WEBRSF_SHOTS, 'bob-from-alice.png') });
+      await bob.getByTestId('conversation-carol').click();
+      await bob.screenshot({ path: join(process.env.WEBRSF_SHOTS, 'bob-to-carol.png') });
+    }
 
     step = 'no script errors in the page';
     if (problems.length) throw new Error(problems.join('\n'));

@@ -191,9 +191,12 @@ async fn fetch(
         }
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let ct = HeaderValue::from_str(&content_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_TYPE, ct);
+    h.insert(header::CONTENT_TYPE, served_type(&content_type));
+    // The type came from the sender: nothing served here runs as a page of the gateway.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     h.insert(
         header::CONTENT_DISPOSITION,
         disposition(if thumbnail {
@@ -210,6 +213,24 @@ async fn fetch(
     h.insert(FILE_BODY, HeaderValue::from_static("1"));
     *out.body_mut() = Body::new(resp.into_body());
     Ok(out)
+}
+
+/// The Content-Type a file is served with: the file-info's for media (images but SVG,
+/// audio, video), else `application/octet-stream` (the sender names the type; HTML or
+/// script must not come back as the gateway's own).
+fn served_type(ct: &str) -> HeaderValue {
+    let t = ct.trim().to_ascii_lowercase();
+    let media = (t.starts_with("image/") && !t.starts_with("image/svg"))
+        || t.starts_with("audio/")
+        || t.starts_with("video/");
+    let ok = media
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/.+-".contains(&b));
+    if ok {
+        HeaderValue::from_str(&t).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+    } else {
+        HeaderValue::from_static("application/octet-stream")
+    }
 }
 
 /// `Content-Disposition`: `attachment` with the sender's name (RFC 6266, RFC 8187
@@ -258,5 +279,19 @@ mod tests {
             "attachment; filename=\"____.png\"; filename*=UTF-8''__%C3%A9%22.png"
         );
         assert_eq!(disposition(None), "inline");
+    }
+
+    #[test]
+    fn only_media_keep_their_type() {
+        assert_eq!(served_type("image/jpeg"), "image/jpeg");
+        assert_eq!(served_type("Video/MP4"), "video/mp4");
+        for t in [
+            "text/html",
+            "image/svg+xml",
+            "application/javascript",
+            "image/png; x=<",
+        ] {
+            assert_eq!(served_type(t), "application/octet-stream", "{t}");
+        }
     }
 }
