@@ -24,7 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -39,6 +39,9 @@ use crate::ue::ft::FtError;
 
 /// Uploads one web user may have under way at once (one more: 429).
 pub const MAX_UPLOADS_PER_USER: usize = 4;
+/// Uploads the gateway has under way at once, over all users (one more: 503): with CS's
+/// `max_file_size`, what its data dir may hold of them.
+pub const MAX_UPLOADS: usize = 64;
 /// Files (offered to the user or sent by them) whose URLs a user keeps; past it the oldest go.
 pub(super) const KEEP_FILES: usize = super::limits::KEEP_OURS;
 
@@ -98,12 +101,14 @@ impl Drop for Upload {
     }
 }
 
-/// One of a user's [`MAX_UPLOADS_PER_USER`] upload slots; dropping it frees it.
-pub(super) struct UploadSlot(Arc<WebUser>);
+/// One of a user's [`MAX_UPLOADS_PER_USER`] upload slots and one of the gateway's
+/// [`MAX_UPLOADS`]; dropping it frees both.
+pub(super) struct UploadSlot(Arc<WebUser>, Arc<AtomicUsize>);
 
 impl Drop for UploadSlot {
     fn drop(&mut self) {
         self.0.uploads.fetch_sub(1, Ordering::SeqCst);
+        self.1.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -169,7 +174,14 @@ impl Gateway {
                 "{MAX_UPLOADS_PER_USER} uploads of yours are under way already"
             )));
         }
-        let slot = UploadSlot(user.clone());
+        if self.uploads.fetch_add(1, Ordering::SeqCst) >= MAX_UPLOADS {
+            self.uploads.fetch_sub(1, Ordering::SeqCst);
+            user.uploads.fetch_sub(1, Ordering::SeqCst);
+            return Err(WebError::Unavailable(format!(
+                "{MAX_UPLOADS} uploads are under way at the gateway; try again soon"
+            )));
+        }
+        let slot = UploadSlot(user.clone(), self.uploads.clone());
         let dir = s.dir.join(&rcs::new_id()[..16]);
         let path = dir.join(crate::ue::ft::safe_file_name(name));
         let keep = |e: std::io::Error| {

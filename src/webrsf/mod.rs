@@ -61,7 +61,7 @@ use crate::ue::chat::ChatUe;
 use chat::KEEP_MESSAGES;
 pub use chat::{Instance, InstanceState, Media, MessageRecord};
 pub use error::WebError;
-pub use files::{FileSettings, MAX_UPLOADS_PER_USER};
+pub use files::{FileSettings, MAX_UPLOADS, MAX_UPLOADS_PER_USER};
 pub use group::{
     GroupChat, GroupRecord, GroupState, Participant, MAX_GROUPS_PER_USER,
     MAX_PARTICIPANTS_PER_REQUEST, MAX_SUBJECT,
@@ -148,6 +148,8 @@ pub struct Gateway {
     history: Mutex<Option<crate::im::history_api::HistoryClient>>,
     /// Where web users' files go ([`files`]), once the lab said.
     files: Mutex<Option<FileSettings>>,
+    /// File uploads under way, over all users ([`files::MAX_UPLOADS`]).
+    uploads: Arc<AtomicUsize>,
 }
 
 impl Gateway {
@@ -202,6 +204,7 @@ impl Gateway {
             shutdown,
             history: Mutex::new(None),
             files: Mutex::new(None),
+            uploads: Arc::new(AtomicUsize::new(0)),
         })
     }
 

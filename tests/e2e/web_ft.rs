@@ -592,6 +592,24 @@ async fn bad_file_requests_get_json_errors_and_leave_nothing_behind() {
     )
     .await;
     assert_eq!(slow, 201, "a slow upload");
+    // Four uploads of one user at once; a fifth is refused until they are through.
+    let mut slow = Vec::new();
+    for i in 0..rcslab::webrsf::MAX_UPLOADS_PER_USER {
+        let token = token.clone();
+        slow.push(tokio::spawn(async move {
+            let path = format!("/webrsf/v1/alice/FileTransfer?to=bob&name=part{i}.bin");
+            post_slowly(gw, &path, &token, 16, Duration::from_millis(150)).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (s, _, b) = post(path.replace("big", "fifth"), b"x".to_vec(), false).await;
+    assert_eq!(s, 429, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(json_of(&b)["error"], "too_many_uploads");
+    for t in slow {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+    let (s, _, b) = post(path.replace("big", "sixth"), b"x".to_vec(), false).await;
+    assert_eq!(s, 201, "{}", String::from_utf8_lossy(&b));
     // No peer, a peer that is no URI, no name, ourselves: 400.
     for p in [
         "/webrsf/v1/alice/FileTransfer?name=a.txt",
