@@ -345,6 +345,59 @@ async fn a_photo_from_an_rcs_ue_reaches_the_web_with_its_thumbnail() {
         other => panic!("expected delivered, got {other:?}"),
     }
 
+    // A second file goes over the session now up (MSRP SEND): the same for the page.
+    let note = files.path().join("note.txt");
+    std::fs::write(&note, b"see you at the beach").unwrap();
+    let second = bob
+        .send_file(
+            "sip:alice@ims.lab",
+            &note,
+            &format!("http://{}", lab.addrs.content),
+        )
+        .await
+        .expect("the second file");
+    let n2 = ev
+        .until("the second file", |e| {
+            e["type"] == "messageNotification"
+                && e["data"]["message_id"] == second.message_id.as_str()
+        })
+        .await;
+    assert_eq!(n2["data"]["file"]["name"], "note.txt", "{n2}");
+    assert_eq!(n2["data"]["file"]["thumbnail"], Value::Null, "{n2}");
+    let (s, _) = call(
+        lab.addrs.webrsf,
+        Method::PUT,
+        &format!("/webrsf/v1/alice/Chat/{id}"),
+        Some(&token),
+        Some(json!({"status": "delivered", "message_id": second.message_id})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    match next_ue(&mut bob).await {
+        ChatEvent::Status {
+            message_id, status, ..
+        } => assert_eq!(
+            (message_id.as_str(), status),
+            (second.message_id.as_str(), ImdnStatus::Delivered)
+        ),
+        other => panic!("expected delivered, got {other:?}"),
+    }
+    let (s, h, body) = raw(
+        lab.addrs.webrsf,
+        Method::GET,
+        &path_of(n2["data"]["file"]["url"].as_str().unwrap()),
+        Some(&token),
+        &[],
+        vec![],
+        false,
+    )
+    .await;
+    assert_eq!((s, body.as_slice()), (200, &b"see you at the beach"[..]));
+    assert_eq!(
+        h["content-type"], "application/octet-stream",
+        "not a media type: served as bytes"
+    );
+
     // The file and its thumbnail through the gateway, with alice's token.
     let url = path_of(file["url"].as_str().unwrap());
     let (s, h, body) = raw(
