@@ -317,6 +317,14 @@ impl TimedBody {
             expired: false,
         }
     }
+
+    /// The body is now due within `timeout` from now instead (a file upload, which may take
+    /// longer than a JSON body; the connection's idle timeout still ends one that stalls).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + timeout);
+    }
 }
 
 impl Body for TimedBody {

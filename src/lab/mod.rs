@@ -472,6 +472,7 @@ impl Lab {
             web_listener,
             &peers,
             HistoryClient::new(tim_http, HistoryToken::Given(history_token)),
+            data_dir,
         )?;
         let rtcweb_sip = rtcweb_ep.local_addr();
         let rtcweb = nodes::start_rtcweb(&ctx, rtcweb_ep, rtcweb_rx, rtcweb_listener, &peers);

@@ -894,6 +894,7 @@ pub(crate) fn start_webrsf(
     listener: TcpListener,
     peers: &Peers,
     history: HistoryClient,
+    data_dir: &Path,
 ) -> Result<Arc<crate::webrsf::Gateway>, LabError> {
     let web_addr = listener.local_addr().map_err(|source| LabError::Bind {
         what: "WebRSF",
@@ -911,6 +912,18 @@ pub(crate) fn start_webrsf(
     );
     webrsf.set_http_addr(web_addr);
     webrsf.set_history(history);
+    // Web users' files go to CS as their UEs' do; uploads wait under the data dir meanwhile.
+    let c = &ctx.config.content;
+    webrsf.set_files(crate::webrsf::FileSettings {
+        content_server: if c.public_url.is_empty() {
+            format!("http://{}", peers.content)
+        } else {
+            c.public_url.trim_end_matches('/').to_string()
+        },
+        max_file_size: c.max_file_size,
+        dir: data_dir.join("webrsf").join("uploads"),
+        upload_timeout: Duration::from_secs(c.body_timeout_secs),
+    });
     tokio::spawn(crate::webrsf::http::serve(
         webrsf.clone(),
         listener,

@@ -314,7 +314,9 @@ pub async fn start(
             let (l, a) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
             let history =
                 HistoryClient::new(peers.tim_http, HistoryToken::File(data_dir.join("tim")));
-            handles.push(Box::new(nodes::start_webrsf(&ctx, l, &peers, history)?));
+            handles.push(Box::new(nodes::start_webrsf(
+                &ctx, l, &peers, history, data_dir,
+            )?));
             listening.push(("WebRSF", a, "HTTP (REST + notification channel)"));
         }
         Node::Content => {

@@ -48,6 +48,9 @@ pub struct MessageRecord {
     pub status: String,
     /// CPIM DateTime or when the gateway saw it.
     pub datetime: String,
+    /// A file (RCC.07 file transfer via HTTP) as the page sees it ([`super::files`]); `text`
+    /// is then its name.
+    pub file: Option<Value>,
 }
 
 /// A chat instance: one per (web user, peer); the SIP session behind it may change.
@@ -82,6 +85,8 @@ pub struct Media {
     pub text: String,
     /// CPIM DateTime (or arrival time).
     pub datetime: String,
+    /// A file offered ([`super::files`]); `text` is then its name.
+    pub file: Option<Value>,
 }
 
 /// Messages kept per instance for reloads.
@@ -119,14 +124,18 @@ impl Gateway {
             i.messages
                 .iter()
                 .map(|m| {
-                    json!({
+                    let mut v = json!({
                         "message_id": m.message_id,
                         "direction": if m.incoming { "in" } else { "out" },
                         "sender": m.sender,
                         "text": m.text,
                         "status": m.status,
                         "datetime": m.datetime,
-                    })
+                    });
+                    if let Some(f) = &m.file {
+                        v["file"] = f.clone();
+                    }
+                    v
                 })
                 .collect(),
         ))
@@ -137,7 +146,7 @@ impl Gateway {
         user.with(|s| s.media.clone())
             .into_iter()
             .map(|m| {
-                json!({
+                let mut v = json!({
                     "instance": self.instance_url(&user.user_id, &m.instance_id),
                     "instance_id": m.instance_id,
                     "message_id": m.message_id,
@@ -145,7 +154,11 @@ impl Gateway {
                     "content_type": m.content_type,
                     "text": m.text,
                     "datetime": m.datetime,
-                })
+                });
+                if let Some(f) = m.file {
+                    v["file"] = f;
+                }
+                v
             })
             .collect()
     }
@@ -263,36 +276,46 @@ impl Gateway {
         text: &str,
         ids: SessionIds,
     ) -> Result<String, WebError> {
+        let inst = self.ready_to_send(user, id)?;
+        let mid = user
+            .chat
+            .send_with(&inst.peer, text.as_bytes(), "text/plain;charset=UTF-8", ids)
+            .await;
+        self.record_sent(user, id, &mid, text, None);
+        Ok(mid)
+    }
+
+    /// Instance `id`, made ready for a message of ours: a chat we were invited to is
+    /// accepted first (answering it), a closed one comes back.
+    pub(super) fn ready_to_send(&self, user: &WebUser, id: &str) -> Result<Instance, WebError> {
         let inst = self.instance(user, id)?;
         if inst.state == InstanceState::Initiate {
-            // Answering a chat we were invited to accepts it first.
             user.ack_media(id, None);
             user.set_state(id, InstanceState::Active);
             user.chat.accept(&inst.peer, true);
         } else if inst.state == InstanceState::Closed {
             user.set_state(id, InstanceState::Active);
         }
-        let mid = user
-            .chat
-            .send_with(&inst.peer, text.as_bytes(), "text/plain;charset=UTF-8", ids)
-            .await;
+        Ok(inst)
+    }
+
+    /// Records a message of ours (`file`: a file, `text` its name) in instance `id`, for its
+    /// reports and for reloads.
+    pub(super) fn record_sent(
+        &self,
+        user: &WebUser,
+        id: &str,
+        mid: &str,
+        text: &str,
+        file: Option<Value>,
+    ) {
         user.with(|s| {
-            s.remember_ours(mid.clone(), id.to_string());
+            s.remember_ours(mid.to_string(), id.to_string());
             if let Some(i) = s.instances.get_mut(id) {
-                push_record(
-                    i,
-                    MessageRecord {
-                        message_id: mid.clone(),
-                        incoming: false,
-                        sender: user.user_id.clone(),
-                        text: text.to_string(),
-                        status: "sent".into(),
-                        datetime: rcs::now_datetime(),
-                    },
-                );
+                push_record(i, super::files::sent_record(user, mid, text, file));
             }
         });
-        Ok(mid)
+        self.replay_early_reports(user, mid, false);
     }
 
     /// `PUT /{url}/Chat/{id}/Messages/{msgId}/Status`.
@@ -363,6 +386,21 @@ impl WebUser {
         text: &str,
         datetime: Option<String>,
     ) {
+        self.add_incoming_with(id, message_id, sender, text, datetime, "text/plain", None);
+    }
+
+    /// [`Self::add_incoming`] of any content (a file: its name as `text`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_incoming_with(
+        &self,
+        id: &str,
+        message_id: &str,
+        sender: &str,
+        text: &str,
+        datetime: Option<String>,
+        content_type: &str,
+        file: Option<Value>,
+    ) {
         let datetime = datetime.unwrap_or_else(rcs::now_datetime);
         self.with(|s| {
             s.push_media(
@@ -370,9 +408,10 @@ impl WebUser {
                     instance_id: id.to_string(),
                     message_id: message_id.to_string(),
                     sender: sender.to_string(),
-                    content_type: "text/plain".into(),
+                    content_type: content_type.into(),
                     text: text.to_string(),
                     datetime: datetime.clone(),
+                    file: file.clone(),
                 },
                 self.caps.media,
             );
@@ -386,6 +425,7 @@ impl WebUser {
                         text: text.to_string(),
                         status: "received".into(),
                         datetime,
+                        file,
                     },
                 );
             }

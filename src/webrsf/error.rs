@@ -23,6 +23,8 @@ pub enum WebError {
     TooLarge(String),
     /// 429: too many channels.
     TooMany(String),
+    /// 429: too many uploads under way ([`super::MAX_UPLOADS_PER_USER`]).
+    Busy(String),
     /// 429 with Retry-After (seconds): too many failed logins for this user or address.
     RateLimited(String, u64),
     /// 503: the gateway is full (`[webrsf] max_users`).
@@ -46,7 +48,7 @@ impl WebError {
             WebError::Conflict(_) => 409,
             WebError::RequestTimeout(_) => 408,
             WebError::TooLarge(_) => 413,
-            WebError::TooMany(_) | WebError::RateLimited(..) => 429,
+            WebError::TooMany(_) | WebError::Busy(_) | WebError::RateLimited(..) => 429,
             WebError::Unavailable(_) => 503,
             WebError::Timeout(_) => 504,
             WebError::BadGateway(_) => 502,
@@ -65,6 +67,7 @@ impl WebError {
             WebError::RequestTimeout(d) => ("request_timeout", d),
             WebError::TooLarge(d) => ("payload_too_large", d),
             WebError::TooMany(d) => ("too_many_channels", d),
+            WebError::Busy(d) => ("too_many_uploads", d),
             WebError::RateLimited(d, _) => ("too_many_attempts", d),
             WebError::Unavailable(d) => ("service_unavailable", d),
             WebError::Timeout(d) => ("ims_timeout", d),

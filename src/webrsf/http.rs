@@ -23,6 +23,9 @@
 //! | PUT | `/Group/{id}/Messages/{msgId}/Status` | `{"status":"displayed"}` |
 //! | GET, POST | `/Group/{id}/Participants` | the roster; add `{"participants":[..]}` (501 until the UE can REFER) |
 //! | DELETE | `/Group/{id}/Participants/{participant}` | remove one (501 until the UE can REFER) |
+//! | POST | `/FileTransfer?to=PEER&name=NAME` | send a file to a peer: the body is the file (at most CS's `max_file_size`, else 413) -> 201 `{"instance","instance_id","message_id","file"}` |
+//! | POST | `/Group/{id}/FileTransfer?name=NAME` | send a file to a group -> 201 `{"group_id","message_id","file"}` |
+//! | GET | `/FileTransfer/{fileId}`, `/FileTransfer/{fileId}/Thumbnail` | a file offered to (or sent by) the user, or its thumbnail, streamed from CS (`Range` passed on) |
 //! | GET | `/History[?limit=N]` | the user's conversations, newest first, each with its newest message |
 //! | GET | `/History/{peer}?after=SEQ&limit=N` | T-IM's numbered conversation after SEQ |
 //! | GET | `/History/{peer}?last=N` | its newest N messages |
@@ -34,11 +37,13 @@
 //!
 //! This file is the server plumbing (serving, routes, authentication, bodies, error
 //! answers); the handlers live by request family in `http/`: `session.rs`, `chat.rs`, `group.rs`,
+//! `files.rs` (file transfer),
 //! `history.rs`, `presence.rs` (buddies), `notification.rs` (the three channels), `record.rs`
 //! (flight recorder) and
 //! `webhook.rs` (push webhooks).
 
 mod chat;
+mod files;
 mod group;
 mod history;
 mod notification;
@@ -68,6 +73,7 @@ use chat::{
     composing, get_instance, list_chats, list_messages, media, post_message, put_instance,
     put_status, start_chat,
 };
+use files::{get_file, get_thumbnail, send_file, send_group_file};
 use group::{
     add_participants, create_group, get_group, leave_group, list_group_messages, list_groups,
     list_participants, post_group_message, put_group_status, remove_participant,
@@ -126,7 +132,17 @@ pub async fn serve(gw: Gw, listener: TcpListener, limits: HttpLimits) {
         gw.shutdown(),
         move |remote, slot| {
             let app = app.clone();
+            let gw = gw.clone();
             hyper::service::service_fn(move |mut req: Request<TimedBody>| {
+                // A file upload may take longer than `[http] body_timeout_ms` (CS's own
+                // `body_timeout_secs` then applies); it is streamed to disk, not buffered.
+                if req.method() == hyper::Method::POST
+                    && req.uri().path().ends_with("/FileTransfer")
+                {
+                    if let Some(t) = gw.upload_timeout() {
+                        req.body_mut().set_timeout(t);
+                    }
+                }
                 req.extensions_mut().insert(ConnectInfo(remote));
                 req.extensions_mut().insert(slot.clone());
                 let mut app = app.clone();
@@ -158,6 +174,10 @@ pub fn router(gw: Gw) -> Router {
             get(list_group_messages).post(post_group_message),
         )
         .route("/Group/{id}/Messages/{mid}/Status", put(put_group_status))
+        .route("/Group/{id}/FileTransfer", post(send_group_file))
+        .route("/FileTransfer", post(send_file))
+        .route("/FileTransfer/{id}", get(get_file))
+        .route("/FileTransfer/{id}/Thumbnail", get(get_thumbnail))
         .route(
             "/Group/{id}/Participants",
             get(list_participants).post(add_participants),
@@ -178,6 +198,10 @@ pub fn router(gw: Gw) -> Router {
             get(|| async { static_file("text/javascript; charset=utf-8", APP_JS) }),
         )
         .route(
+            "/files.js",
+            get(|| async { static_file("text/javascript; charset=utf-8", FILES_JS) }),
+        )
+        .route(
             "/style.css",
             get(|| async { static_file("text/css; charset=utf-8", STYLE) }),
         )
@@ -196,6 +220,7 @@ pub fn router(gw: Gw) -> Router {
 
 const INDEX: &str = include_str!("web/index.html");
 const APP_JS: &str = include_str!("web/app.js");
+const FILES_JS: &str = include_str!("web/files.js");
 const STYLE: &str = include_str!("web/style.css");
 
 fn static_file(ct: &'static str, body: &'static str) -> Response {

@@ -3,6 +3,7 @@
 //! turned into the gateway's state and the paper's channel events (seed 000 §3, Table 1;
 //! the mapping is the table in [`super`]; group chats: the table in `group.rs`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -87,7 +88,7 @@ impl Gateway {
                 text,
                 message_id,
             } => {
-                self.on_group_message(user, &group, &from, &text, &message_id);
+                self.on_group_message(user, &group, &from, &text, &message_id, None);
                 if !message_id.is_empty() {
                     user.chat.delivered(&message_id);
                 }
@@ -110,11 +111,15 @@ impl Gateway {
             }
             // T-IM stored it for an offline recipient: the status that matters comes later.
             ChatEvent::Stored { .. } | ChatEvent::Acked { .. } => {}
-            // Files for web users (RCC.07 FT via HTTP) are not handled by the gateway yet:
-            // its UE does not download them (`files: None`).
-            ChatEvent::File { .. }
-            | ChatEvent::FileFailed { .. }
-            | ChatEvent::FileOffered { .. } => {}
+            // Files for web users (RCC.07 FT via HTTP, `files.rs`): the UE does not download
+            // them (`files: None`); the page fetches them through the gateway.
+            ChatEvent::FileOffered {
+                from,
+                group,
+                info,
+                message_id,
+            } => self.on_file_offered(user, &from, group.as_deref(), *info, &message_id),
+            ChatEvent::File { .. } | ChatEvent::FileFailed { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
                 if self.on_group_report(user, &message_id, "failed", &sender) {
@@ -167,8 +172,10 @@ impl Gateway {
         }
     }
 
-    /// A report about one of our messages.
-    fn report(
+    /// A report about one of our messages. One that overtakes the gateway's record of the
+    /// message (an INVITE refused at once, while `send_with` is still returning its id) is
+    /// kept a while ([`EARLY_REPORTS`]) and given when the message is recorded.
+    pub(super) fn report(
         &self,
         user: &WebUser,
         message_id: &str,
@@ -176,7 +183,21 @@ impl Gateway {
         sender: &str,
         reason: Option<String>,
     ) {
-        let Some(id) = user.with(|s| s.ours.get(message_id).cloned()) else {
+        let Some(id) = user.with(|s| {
+            let id = s.ours.get(message_id).cloned();
+            if id.is_none() && !message_id.is_empty() {
+                s.early.push_back(EarlyReport {
+                    message_id: message_id.to_string(),
+                    status: status.to_string(),
+                    sender: sender.to_string(),
+                    reason: reason.clone(),
+                });
+                while s.early.len() > EARLY_REPORTS {
+                    s.early.pop_front();
+                }
+            }
+            id
+        }) else {
             return;
         };
         user.with(|s| {
@@ -198,6 +219,38 @@ impl Gateway {
             data["reason"] = Value::String(r);
         }
         self.emit(user, "messageStatusNotification", &id, data);
+    }
+}
+
+/// Reports kept per user for messages the gateway has not recorded yet.
+pub(super) const EARLY_REPORTS: usize = 64;
+
+/// A report that came before the gateway recorded the message it is about.
+#[derive(Debug, Clone)]
+pub(super) struct EarlyReport {
+    pub message_id: String,
+    pub status: String,
+    pub sender: String,
+    pub reason: Option<String>,
+}
+
+impl Gateway {
+    /// The reports that came early about `message_id`, now that it is recorded: to the chat
+    /// instance (`group` false) or the group (`group` true) it went to.
+    pub(super) fn replay_early_reports(&self, user: &WebUser, message_id: &str, group: bool) {
+        let early: Vec<EarlyReport> = user.with(|s| {
+            let (hit, keep): (VecDeque<EarlyReport>, VecDeque<EarlyReport>) =
+                s.early.drain(..).partition(|r| r.message_id == message_id);
+            s.early = keep;
+            hit.into()
+        });
+        for r in early {
+            if group {
+                self.on_group_report(user, &r.message_id, &r.status, &r.sender);
+            } else {
+                self.report(user, &r.message_id, &r.status, &r.sender, r.reason);
+            }
+        }
     }
 }
 

@@ -216,6 +216,7 @@ mod tests {
             content_type: "text/plain".into(),
             text: "hi".into(),
             datetime: String::new(),
+            file: None,
         }
     }
 

@@ -28,12 +28,14 @@
 //! list subscription to the RLS per user, `GET Buddies` and `presence` events), `error.rs`
 //! (statuses and JSON errors), `group.rs` (group chats through the CONF focus: the `Group`
 //! resources, their messages with who read them, and rosters from the conference event
-//! package).
+//! package), `files.rs` (files to and from web users: RCC.07 file transfer via HTTP through
+//! the user's UE, `FileTransfer` resources streamed from the content server).
 
 pub mod body;
 mod chat;
 pub mod client;
 mod error;
+mod files;
 mod group;
 mod history;
 pub mod http;
@@ -59,6 +61,7 @@ use crate::ue::chat::ChatUe;
 use chat::KEEP_MESSAGES;
 pub use chat::{Instance, InstanceState, Media, MessageRecord};
 pub use error::WebError;
+pub use files::{FileSettings, MAX_UPLOADS, MAX_UPLOADS_PER_USER};
 pub use group::{
     GroupChat, GroupRecord, GroupState, Participant, MAX_GROUPS_PER_USER,
     MAX_PARTICIPANTS_PER_REQUEST, MAX_SUBJECT,
@@ -85,6 +88,10 @@ struct UserState {
     buddies: presence::Buddies,
     /// Group chats ([`group`]).
     groups: group::Groups,
+    /// Files offered to the user or sent by them, by id ([`files`]).
+    files: files::Files,
+    /// Reports that came before their message was recorded ([`ims::EARLY_REPORTS`]).
+    early: VecDeque<ims::EarlyReport>,
 }
 
 /// A logged-in web user: an RCS UE registered on their behalf.
@@ -115,6 +122,8 @@ pub struct WebUser {
     list: Mutex<Option<crate::ue::rls::ListWatcher>>,
     /// The roster subscriptions of the user's group chats ([`group`]).
     roster: Mutex<Option<crate::ue::chat::roster::RosterWatcher>>,
+    /// Uploads under way ([`files::MAX_UPLOADS_PER_USER`]).
+    uploads: AtomicUsize,
 }
 
 /// The gateway node.
@@ -137,6 +146,10 @@ pub struct Gateway {
     salt: [u8; 16],
     shutdown: watch::Receiver<bool>,
     history: Mutex<Option<crate::im::history_api::HistoryClient>>,
+    /// Where web users' files go ([`files`]), once the lab said.
+    files: Mutex<Option<FileSettings>>,
+    /// File uploads under way, over all users ([`files::MAX_UPLOADS`]).
+    uploads: Arc<AtomicUsize>,
 }
 
 impl Gateway {
@@ -190,6 +203,8 @@ impl Gateway {
             )),
             shutdown,
             history: Mutex::new(None),
+            files: Mutex::new(None),
+            uploads: Arc::new(AtomicUsize::new(0)),
         })
     }
 

@@ -225,7 +225,8 @@ impl Gateway {
                 // TS 24.229 §5.1.1.3: the network tells us when it ends the registration
                 // (an RTR after the HSS changed the password): the web session ends with it.
                 watch_registration: true,
-                // Files for web users are not taken yet: offered, not downloaded.
+                // Files for web users are offered, not downloaded: the page fetches them
+                // through the gateway (`files.rs`).
                 files: None,
                 ..ChatOptions::default()
             },
@@ -252,6 +253,7 @@ impl Gateway {
             },
             list: Mutex::new(None),
             roster: Mutex::new(Some(roster)),
+            uploads: AtomicUsize::new(0),
         });
         if let Some(old) = replaces {
             tracing::info!(%aor, "web login with a new password the IMS core took: the old session ends");

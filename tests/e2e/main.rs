@@ -46,6 +46,7 @@ mod status;
 mod store_forward;
 mod trust_domain;
 pub mod web;
+mod web_ft;
 mod web_group;
 mod web_presence;
 mod web_security;

@@ -471,6 +471,12 @@ impl ChatUe {
         Ok(SentFile { message_id, info })
     }
 
+    /// Our file-transfer client (the content server with our credentials), for an
+    /// application that fetches offered files itself ([`ChatEvent::FileOffered`]).
+    pub fn file_client(&self) -> Arc<FtClient> {
+        self.ft.clone()
+    }
+
     /// Sends a text message to `to` (opening the session if needed); returns its
     /// imdn.Message-ID.
     pub async fn send(&self, to: &str, text: &str) -> String {

@@ -167,6 +167,23 @@ impl FtClient {
     ) -> Result<(u64, String), FtError> {
         download::download_discard(&self.http, info, max).await
     }
+
+    /// `GET url` at the content server with our Digest credentials (`range`: a `Range`
+    /// header value passed on): the answer's head, its body left to the caller to stream
+    /// (the WebRSF gateway hands it on to its web user).
+    pub async fn get(
+        &self,
+        url: &str,
+        range: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, FtError> {
+        let url = http::HttpUrl::parse(url)?;
+        let headers: Vec<(hyper::header::HeaderName, String)> = range
+            .map(|r| vec![(hyper::header::RANGE, r.to_string())])
+            .unwrap_or_default();
+        self.http
+            .send_authed(&hyper::Method::GET, &url, &headers, || Ok(http::empty()))
+            .await
+    }
 }
 
 /// The MIME type of a file by its extension (what the upload's `File` part says).

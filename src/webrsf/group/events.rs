@@ -84,6 +84,7 @@ impl Gateway {
         from: &str,
         text: &str,
         message_id: &str,
+        file: Option<Value>,
     ) {
         let uri = canonical(group);
         let sender = self.web_id(from);
@@ -103,22 +104,22 @@ impl Gateway {
                         status: "received".into(),
                         delivered_to: BTreeSet::new(),
                         read_by: BTreeSet::new(),
+                        file: file.clone(),
                     },
                 );
             }
             id
         });
-        self.emit_group(
-            user,
-            "chatMessageNotification",
-            &id,
-            json!({
-                "message_id": message_id,
-                "sender": sender,
-                "text": text,
-                "datetime": datetime,
-            }),
-        );
+        let mut data = json!({
+            "message_id": message_id,
+            "sender": sender,
+            "text": text,
+            "datetime": datetime,
+        });
+        if let Some(f) = file {
+            data["file"] = f;
+        }
+        self.emit_group(user, "chatMessageNotification", &id, data);
     }
 
     /// A report on a message; false when it is not one of our group messages.

@@ -97,6 +97,8 @@ pub struct GroupRecord {
     pub delivered_to: BTreeSet<String>,
     /// Ours: members who reported "displayed" (web form).
     pub read_by: BTreeSet<String>,
+    /// A file as the page sees it (`text` is then its name).
+    pub file: Option<Value>,
 }
 
 /// One group chat of a user.
@@ -393,7 +395,7 @@ impl Gateway {
             g.messages
                 .iter()
                 .map(|m| {
-                    json!({
+                    let mut v = json!({
                         "message_id": m.message_id,
                         "direction": if m.incoming { "in" } else { "out" },
                         "sender": m.sender,
@@ -402,7 +404,11 @@ impl Gateway {
                         "datetime": m.datetime,
                         "delivered_to": m.delivered_to,
                         "read_by": m.read_by,
-                    })
+                    });
+                    if let Some(f) = &m.file {
+                        v["file"] = f.clone();
+                    }
+                    v
                 })
                 .collect(),
         ))
@@ -429,8 +435,23 @@ impl Gateway {
         if mid.is_empty() {
             return Err(WebError::Unavailable("the chat client stopped".into()));
         }
+        self.record_group_sent(user, id, &mid, text, None);
+        // A rejoined group's roster is subscribed again once its session is up.
+        Ok(mid)
+    }
+
+    /// Records a message of ours to group `id` (`file`: a file, `text` its name), for its
+    /// reports and for reloads.
+    pub(in crate::webrsf) fn record_group_sent(
+        &self,
+        user: &WebUser,
+        id: &str,
+        mid: &str,
+        text: &str,
+        file: Option<Value>,
+    ) {
         user.with(|s| {
-            s.groups.remember_ours(mid.clone(), id.to_string());
+            s.groups.remember_ours(mid.to_string(), id.to_string());
             if let Some(g) = s.groups.by_id.get_mut(id) {
                 if matches!(g.state, GroupState::Closed | GroupState::Idle) {
                     g.state = GroupState::Joining;
@@ -438,7 +459,7 @@ impl Gateway {
                 push(
                     g,
                     GroupRecord {
-                        message_id: mid.clone(),
+                        message_id: mid.to_string(),
                         incoming: false,
                         sender: user.user_id.clone(),
                         text: text.to_string(),
@@ -446,12 +467,12 @@ impl Gateway {
                         status: "sent".into(),
                         delivered_to: BTreeSet::new(),
                         read_by: BTreeSet::new(),
+                        file,
                     },
                 );
             }
         });
-        // A rejoined group's roster is subscribed again once its session is up.
-        Ok(mid)
+        self.replay_early_reports(user, mid, true);
     }
 
     /// `PUT Group/{id}/Messages/{msgId}/Status`: `displayed` sends the IMDN to the writer

@@ -72,7 +72,9 @@ pub(super) async fn record(
 ) -> Response {
     let (trace, local) = (gw.trace().clone(), gw.http_addr());
     let (true, Some(local)) = (trace.is_enabled(), local) else {
-        return next.run(req).await;
+        let mut resp = next.run(req).await;
+        resp.headers_mut().remove(super::files::FILE_BODY);
+        return resp;
     };
     let path = req.uri().path().to_string();
     if let Some(user) = path
@@ -89,9 +91,15 @@ pub(super) async fn record(
         );
     }
     let (parts, body) = req.into_parts();
-    let bytes = match read_body(&gw, body).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+    // A file upload is streamed to disk by its handler: its head alone is recorded.
+    let upload = parts.method == axum::http::Method::POST && path.ends_with("/FileTransfer");
+    let (bytes, body) = if upload {
+        (axum::body::Bytes::new(), Some(body))
+    } else {
+        match read_body(&gw, body).await {
+            Ok(b) => (b, None),
+            Err(e) => return e.into_response(),
+        }
     };
     let target = redact(
         &parts
@@ -121,9 +129,9 @@ pub(super) async fn record(
         &wire,
         || format!("{method} {path}"),
     );
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let body = body.unwrap_or_else(|| Body::from(bytes));
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    let file = resp.headers().contains_key(super::files::FILE_BODY);
     let streamed = resp.headers().contains_key("x-webrsf-stream")
         || resp
             .headers()
@@ -138,9 +146,23 @@ pub(super) async fn record(
     );
     let (mut parts, body) = resp.into_parts();
     parts.headers.remove("x-webrsf-stream");
+    parts.headers.remove(super::files::FILE_BODY);
     let mut head = format!("{line}\r\n");
     for (k, v) in &parts.headers {
         head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("")));
+    }
+    if file {
+        // A file streamed from CS: its head is recorded, its bytes go by.
+        head.push_str("\r\n");
+        trace.record(
+            Direction::Sent,
+            Protocol::Http,
+            local,
+            remote,
+            head.as_bytes(),
+            || line,
+        );
+        return Response::from_parts(parts, body);
     }
     if streamed {
         if status != StatusCode::SWITCHING_PROTOCOLS {

@@ -19,6 +19,8 @@
 //   PUT    Group/{id}/Messages/{m}/Status {displayed} once a member's message was on screen
 //   POST|DELETE Group/{id}/Participants   add / remove a member (the gateway may answer 501)
 //   DELETE Group/{id}                     leave the group
+//   POST   FileTransfer?to&name, Group/{id}/FileTransfer?name   send a file (files.js)
+//   GET    FileTransfer/{fileId}[/Thumbnail]                      a file offered to us (files.js)
 // Group events: groupChatEventNotification (created, invited, joined, closed),
 // chatMessageNotification (a member's message, in the event), participantStatusNotification
 // (the roster changed), messageStatusNotification with group_id (a member got / read ours).
@@ -248,7 +250,7 @@ function addMessage(conv, msg) {
 function addHistory(conv, m) {
   return addMessage(conv, {
     message_id: m.message_id, direction: m.direction, sender: m.sender, text: m.text,
-    datetime: m.datetime, status: m.status,
+    datetime: m.datetime, status: m.status, file: m.file,
     acked: true, displayedSent: m.direction === 'in' && m.status === 'displayed',
   });
 }
@@ -277,7 +279,7 @@ async function receive(m) {
   const conv = conversationFor(m.instance_id || lastSegment(m.instance), m.sender);
   const msg = addMessage(conv, {
     message_id: m.message_id, direction: 'in', sender: m.sender, text: m.text,
-    datetime: m.datetime, status: 'received', acked: false, displayedSent: false,
+    datetime: m.datetime, status: 'received', acked: false, displayedSent: false, file: m.file,
   });
   setTyping(conv, null);
   if (!msg.ackSent) {
@@ -571,6 +573,7 @@ function renderMessage(msg) {
   text.className = 'text';
   text.dataset.testid = 'message-text';
   text.textContent = msg.text;
+  if (msg.file) renderFile(msg, text); // files.js
   const meta = document.createElement('span');
   meta.className = 'meta';
   const time = document.createElement('time');
@@ -682,6 +685,7 @@ function addGroupMessage(g, m) {
     message_id: m.message_id, direction: m.direction, sender: m.sender, text: m.text,
     datetime: m.datetime, status: m.status, readBy: new Set(m.read_by || []),
     displayedSent: m.direction === 'in' && m.status === 'displayed',
+    file: m.file, progress: m.progress,
   };
   msg.el = renderGroupMessage(msg);
   if (msg.message_id) g.byId.set(msg.message_id, msg);
@@ -872,6 +876,7 @@ function renderGroupMessage(msg) {
   text.className = 'text';
   text.dataset.testid = 'group-message-text';
   text.textContent = msg.text;
+  if (msg.file) renderFile(msg, text); // files.js
   const meta = document.createElement('span');
   meta.className = 'meta';
   const time = document.createElement('time');

@@ -262,3 +262,46 @@ fn with_auto_displayed_a_file_in_an_invite_is_delivered_then_displayed_once_here
         ]
     );
 }
+
+#[test]
+fn a_held_invite_with_a_file_is_offered_and_delivered_when_accepted() {
+    // WebRSF's UE: INVITEs held for the web client, files offered, not downloaded.
+    let mut c = core(ChatOptions {
+        hold_invites: true,
+        auto_delivered: false,
+        ..ChatOptions::default()
+    });
+    let t0 = Instant::now();
+    invite(&mut c, t0, bobs_file("f9"));
+    let out = drain(&mut c);
+    let evs = events(&out);
+    assert!(
+        matches!(&evs[..], [ChatEvent::Invited { message_id, text: None, .. }, ChatEvent::FileOffered { .. }] if message_id == "f9"),
+        "{evs:?}"
+    );
+    assert_eq!(
+        evs[1],
+        ChatEvent::FileOffered {
+            from: BOB.into(),
+            group: None,
+            info: Box::new(info()),
+            message_id: "f9".into(),
+        }
+    );
+    assert!(downloads(&out).is_empty());
+    c.handle(
+        t0,
+        Input::Accept {
+            peer: BOB.into(),
+            delivered: true,
+        },
+    );
+    let out = drain(&mut c);
+    let [Output::Answer { imdn, .. }] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        imdn.is_some(),
+        "delivered goes before the 200, as for a text"
+    );
+}

@@ -101,11 +101,21 @@ impl ChatCore {
             .and_then(|c| c.message_id())
             .unwrap_or("")
             .to_string();
+        // A file-info as the first message (RCC.07 §3.2.5) is offered as well, right after
+        // the invitation: the application has no other way to see it. Its reports wait for
+        // the accept, as a text's do.
+        let file = first
+            .as_ref()
+            .filter(|_| self.opts.files.is_none())
+            .and_then(|c| match rcs::content(c) {
+                Content::File(info) => Some(info),
+                _ => None,
+            });
         self.event(ChatEvent::Invited {
             from: peer.clone(),
             request_uri: info.request_uri,
             subject: info.subject,
-            message_id,
+            message_id: message_id.clone(),
             text,
             datetime: first
                 .as_ref()
@@ -114,6 +124,14 @@ impl ChatCore {
             conversation_id: info.conversation_id,
             contribution_id: info.contribution_id,
         });
+        if let Some(info) = file {
+            self.event(ChatEvent::FileOffered {
+                from: peer.clone(),
+                group: None,
+                info,
+                message_id,
+            });
+        }
         let held = HeldInvite { tx, call_id, first };
         if let Some(old) = self.held.insert(peer, held) {
             // A newer INVITE from the same peer replaces one still waiting.
