@@ -205,11 +205,11 @@ mod tests {
         let c = LabConfig::from_toml_str("[content]\nmax_file_size = 104857600\n").unwrap();
         assert_eq!(c.content.max_file_size, 104_857_600);
         for bad in [
-            "[content]\nmax_file_size = 104857601\n",
+            "[content]\nmax_file_size = 4294967297\n",
             "[content]\nmax_file_size = 0\n",
             "[content]\nsweep_secs = 0\n",
             "[content]\ngrant_secret = \"short\"\n",
-            "[content]\nmax_thumbnail_size = 9999999999\n",
+            "[content]\nmax_thumbnail_size = 99999999999\n",
             "[content]\nmax_file_sise = 1\n",
         ] {
             assert!(LabConfig::from_toml_str(bad).is_err(), "{bad}");
