@@ -28,6 +28,7 @@ use crate::fthttp::FileInfo;
 use crate::trace::Trace;
 
 pub use download::safe_file_name;
+pub(crate) use download::place;
 
 /// Resumes (of an upload or a download) after the first attempt, at most.
 const MAX_RESUMES: u32 = 3;
