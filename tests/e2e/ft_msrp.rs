@@ -447,7 +447,7 @@ async fn tshark_decodes_the_sip_and_msrp_of_a_file_transfer_with_nothing_malform
     let pcap = dir.path().join("ft.pcap");
     std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
     let run = crate::tshark_on(&lab, &pcap);
-    let malformed = run(&["-Y", "_ws.malformed || _ws.expert.severity >= error"]);
+    let malformed = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
     assert!(malformed.trim().is_empty(), "malformed frames:\n{malformed}");
     let methods = run(&["-Y", "msrp", "-T", "fields", "-e", "msrp.method"]);
     // Bindings (alice, O-IM, bob) and three chunks on each of three hops.
