@@ -8,8 +8,8 @@
 //! whole file (rcsjta takes that 200 as the transfer's end).
 //!
 //! Who connects: UE1 → O-IM (leg A), O-IM → T-IM (O-IM's leg B, once UE1 bound), UE2 → T-IM
-//! (T-IM's leg B, after the ACK). What reaches T-IM before UE2 bound waits in that leg's
-//! bounded queue: a file is relayed, never stored (no store and forward for MSRP file
+//! (T-IM's leg B, after the ACK). What reaches a relay before its leg B is up waits in that
+//! leg's bounded queue: a file is relayed, never stored (no store and forward for MSRP file
 //! transfer; a recipient who is not registered gets T-IM's 480).
 //!
 //! Bounds: a file whose `size:` is over `[im] max_message_size` is refused at the INVITE with
@@ -86,10 +86,13 @@ impl ImServer {
                 if let Some(to) = &to {
                     self.hub.set_owner(pair, Side::B, &ue_name(to));
                 }
-                self.hub.hold_until_bound(pair, Side::B);
                 "passive"
             }
         };
+        // Chunks that come before leg B is up wait in its queue: at O-IM the first chunk can
+        // beat the node's reaction to UE1's binding (connecting leg B), at T-IM the
+        // recipient binds only after the ACK.
+        self.hub.hold_until_bound(pair, Side::B);
         let ip = self.hub.local_addr().ip().to_string();
         let port = self.hub.local_addr().port();
         req.body = Bytes::from(offer.relayed(&ip, port, &uri_b, setup_out).to_sdp());
@@ -139,7 +142,12 @@ impl ImServer {
 
     /// The file transfer's dialog ended (BYE): its legs go.
     pub(super) fn end_ft_call(&self, call_id: &str) {
-        if let Some(pair) = self.ft_calls.lock().ok().and_then(|mut m| m.remove(call_id)) {
+        if let Some(pair) = self
+            .ft_calls
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(call_id))
+        {
             self.hub.remove_pair(pair);
         }
     }
@@ -163,9 +171,7 @@ impl ImServer {
             return Some(ev);
         }
         match ev {
-            HubEvent::Bound {
-                side: Side::B, ..
-            } => self.hub.set_ready(pair, Side::B),
+            HubEvent::Bound { side: Side::B, .. } => self.hub.set_ready(pair, Side::B),
             HubEvent::Closed { .. } => {
                 if let Ok(mut m) = self.ft_calls.lock() {
                     m.retain(|_, p| *p != pair);

@@ -339,9 +339,7 @@ impl ImServer {
                 self.on_bye(inc, &call_id)
             }
             // An MSRP file transfer (RFC 5547): relayed, not stored, by both roles.
-            Method::Invite
-                if !in_dialog(&inc.request) && rcs::ft::is_file_invite(&inc.request) =>
-            {
+            Method::Invite if !in_dialog(&inc.request) && rcs::ft::is_file_invite(&inc.request) => {
                 self.ft_invite(inc).await
             }
             Method::Invite

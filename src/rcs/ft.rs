@@ -132,7 +132,10 @@ mod tests {
         };
         let sdp = offer.to_sdp();
         assert!(sdp.contains("m=message 9 TCP/MSRP *\r\n"), "{sdp}");
-        assert!(sdp.contains("a=sendonly\r\n") && !sdp.contains("a=sendrecv"), "{sdp}");
+        assert!(
+            sdp.contains("a=sendonly\r\n") && !sdp.contains("a=sendrecv"),
+            "{sdp}"
+        );
         assert_eq!(
             FileOffer::parse(Some("application/sdp"), sdp.as_bytes()).unwrap(),
             offer

@@ -123,8 +123,14 @@ async fn a_file_goes_over_msrp_in_chunks_with_the_exact_ladder() {
     assert_eq!((sent.name.as_str(), sent.size), ("notes.txt", 25_000));
     assert_eq!(sent.content_type, "text/plain");
     let (from, name, path, size, sha, mid) = expect_file(&mut bob).await;
-    assert_eq!((from.as_str(), name.as_str()), ("sip:alice@ims.lab", "notes.txt"));
-    assert_eq!(mid, sent.message_id, "the file-transfer-id names it on both sides");
+    assert_eq!(
+        (from.as_str(), name.as_str()),
+        ("sip:alice@ims.lab", "notes.txt")
+    );
+    assert_eq!(
+        mid, sent.message_id,
+        "the file-transfer-id names it on both sides"
+    );
     assert_eq!(path, bob_dir.join("notes.txt"));
     assert_eq!((size, sha.as_str()), (25_000, want.as_str()));
     assert_eq!(sha256_of(&path), want);
@@ -277,14 +283,21 @@ async fn a_client_without_a_files_directory_declines_and_the_sender_is_told() {
     let start = flow(&lab).len();
     let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
     let why = expect_failed(&mut alice, &sent.message_id).await;
-    assert!(why.contains("603") && why.contains("takes no files"), "{why}");
+    assert!(
+        why.contains("603") && why.contains("takes no files"),
+        "{why}"
+    );
     let got = chat_flow(&lab, start);
     assert!(
         got.iter().any(|l| l == "UE bob -> P-CSCF SIP 603"),
         "{}",
         got.join("\n")
     );
-    assert!(!got.iter().any(|l| l.contains("MSRP")), "{}", got.join("\n"));
+    assert!(
+        !got.iter().any(|l| l.contains("MSRP")),
+        "{}",
+        got.join("\n")
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(lab.tim.msrp_stats().pairs, 0);
     assert_eq!(lab.oim.msrp_stats().pairs, 0);
@@ -326,7 +339,10 @@ async fn a_file_over_the_relays_limit_is_refused_with_413_and_an_offline_recipie
     );
     // carol is not registered: T-IM answers 480 (no store and forward for MSRP).
     let small = blob(files.path(), "small.bin", 1_000);
-    let sent = alice.send_file_msrp("sip:carol@ims.lab", &small).await.unwrap();
+    let sent = alice
+        .send_file_msrp("sip:carol@ims.lab", &small)
+        .await
+        .unwrap();
     let why = expect_failed(&mut alice, &sent.message_id).await;
     assert!(why.contains("480") && why.contains("not stored"), "{why}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -408,10 +424,14 @@ async fn cli_sendfile_msrp_prints_delivered_and_listen_prints_the_line() {
         text(&out.stdout)
     );
     // A file that is not there: a clear error before anything is sent.
-    let out = crate::rcslab_ue(&lab, "alice", &["sendfile", "--msrp", "bob", "/nonexistent/x"])
-        .output()
-        .await
-        .unwrap();
+    let out = crate::rcslab_ue(
+        &lab,
+        "alice",
+        &["sendfile", "--msrp", "bob", "/nonexistent/x"],
+    )
+    .output()
+    .await
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("cannot read /nonexistent/x"),
@@ -448,14 +468,24 @@ async fn tshark_decodes_the_sip_and_msrp_of_a_file_transfer_with_nothing_malform
     std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
     let run = crate::tshark_on(&lab, &pcap);
     let malformed = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
-    assert!(malformed.trim().is_empty(), "malformed frames:\n{malformed}");
+    assert!(
+        malformed.trim().is_empty(),
+        "malformed frames:\n{malformed}"
+    );
     let methods = run(&["-Y", "msrp", "-T", "fields", "-e", "msrp.method"]);
     // Bindings (alice, O-IM, bob) and three chunks on each of three hops.
     assert!(
         methods.lines().filter(|l| *l == "SEND").count() >= 3 + 9,
         "MSRP SENDs decoded: {methods}"
     );
-    let ranges = run(&["-Y", "msrp.byte.range", "-T", "fields", "-e", "msrp.byte.range"]);
+    let ranges = run(&[
+        "-Y",
+        "msrp.byte.range",
+        "-T",
+        "fields",
+        "-e",
+        "msrp.byte.range",
+    ]);
     for r in ["1-10240/25000", "10241-20480/25000", "20481-25000/25000"] {
         assert_eq!(
             ranges.lines().filter(|l| *l == r).count(),

@@ -27,8 +27,8 @@ use std::time::Duration;
 use crate::fthttp::FileInfo;
 use crate::trace::Trace;
 
-pub use download::safe_file_name;
 pub(crate) use download::place;
+pub use download::safe_file_name;
 
 /// Resumes (of an upload or a download) after the first attempt, at most.
 const MAX_RESUMES: u32 = 3;

@@ -208,8 +208,10 @@ impl Actor {
             let mut r = req.response(status, None);
             r.ensure_to_tag();
             if !why.is_empty() {
-                r.headers
-                    .push("Warning", format!("399 rcslab-ue \"{}\"", why.replace('"', "'")));
+                r.headers.push(
+                    "Warning",
+                    format!("399 rcslab-ue \"{}\"", why.replace('"', "'")),
+                );
             }
             inc.tx.respond(r);
         };
@@ -261,7 +263,12 @@ impl Actor {
         let (trace, sip_addr) = (self.trace.clone(), self.ep.local_addr());
         let events = self.events.clone();
         let want = Incoming {
-            name: offer.file.selector.name.clone().unwrap_or_else(|| "file".into()),
+            name: offer
+                .file
+                .selector
+                .name
+                .clone()
+                .unwrap_or_else(|| "file".into()),
             content_type: offer
                 .file
                 .selector
@@ -345,7 +352,8 @@ impl Sender {
                 .last()
                 .cloned()
                 .ok_or(SendError::Answer(rcs::ft::FileOfferError::NotAFile))?;
-            let (conn, mut rx) = bind(&to, &my_uri, self.trace.clone(), self.ep.local_addr()).await?;
+            let (conn, mut rx) =
+                bind(&to, &my_uri, self.trace.clone(), self.ep.local_addr()).await?;
             let r = send_chunks(&conn, &mut rx, &to, &my_uri, file).await;
             conn.close();
             r
@@ -482,7 +490,9 @@ async fn send_chunks(
         let status = tokio::time::timeout(CHUNK_WAIT, async {
             while let Some(ev) = rx.recv().await {
                 match ev {
-                    MsrpEvent::Message(r) if r.method.is_none() && r.transaction_id == m.transaction_id => {
+                    MsrpEvent::Message(r)
+                        if r.method.is_none() && r.transaction_id == m.transaction_id =>
+                    {
                         return Some((r.status, r.comment));
                     }
                     MsrpEvent::Message(_) => {}
