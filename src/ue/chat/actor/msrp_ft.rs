@@ -326,12 +326,20 @@ impl Sender {
         let offer = offer_of(&ip, &my_uri, file);
         let req = self.invite(peer, &offer);
         let (pcscf, t) = (self.pcscf, self.transport);
-        let resp = tokio::time::timeout(
+        let answer = tokio::time::timeout(
             ANSWER_WAIT,
             self.ep.send_request(req.clone(), pcscf, t).final_response(),
         )
-        .await
-        .map_err(|_| SendError::NoAnswer(ANSWER_WAIT.as_secs()))?;
+        .await;
+        let Ok(resp) = answer else {
+            // Given up: CANCEL it (RFC 3261 §9.1), bounded.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                crate::sip::dialog::cancel_forwarded(&self.ep, &req, pcscf, t),
+            )
+            .await;
+            return Err(SendError::NoAnswer(ANSWER_WAIT.as_secs()));
+        };
         if !resp.is_success() {
             return Err(SendError::Refused {
                 status: resp.status,
