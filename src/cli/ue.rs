@@ -51,7 +51,9 @@ pub enum UeCmd {
     /// server (with a thumbnail for a JPEG or PNG image), send its file-info in a chat
     /// message, wait for the recipient's IMDN (sent once they downloaded it) and print
     /// `delivered` (or `displayed`, `stored`, `failed: REASON`, `pending: …` as `send` does);
-    /// exit code 1 unless delivered, displayed or stored.
+    /// exit code 1 unless delivered, displayed or stored. With `--msrp`, RFC 5547 instead:
+    /// the file offered in an INVITE and sent in MSRP chunks, `delivered` once the recipient
+    /// answered the last one.
     #[command(name = "sendfile")]
     SendFile {
         /// The recipient (`sip:bob@ims.lab`, or just `bob`).
