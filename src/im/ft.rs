@@ -13,8 +13,11 @@
 //! transfer; a recipient who is not registered gets T-IM's 480).
 //!
 //! Bounds: a file whose `size:` is over `[im] max_message_size` is refused at the INVITE with
-//! 413 and a Warning saying the limit; one that lies about its size gets MSRP 413 from the
-//! hub when its chunks pass the limit.
+//! 413 and a Warning saying the limit; one that understated its size gets MSRP 413 from the
+//! hub, at the first chunk whose Byte-Range total is past the limit (or once the bytes are).
+//! The relays reassemble what passes them as they do for chat (bounded by that limit and
+//! `[im] msrp_max_partial_bytes_per_conn`), so a file is held in a relay's memory up to the
+//! limit while it passes.
 
 use bytes::Bytes;
 

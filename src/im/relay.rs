@@ -18,6 +18,8 @@
 
 mod connect;
 mod forward;
+#[cfg(test)]
+mod hold_tests;
 mod limits;
 #[cfg(test)]
 mod naming_tests;
