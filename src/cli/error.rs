@@ -116,9 +116,6 @@ pub enum CliError {
     /// `rcslab ue listen --files DIR`: DIR is not a directory we can write to.
     #[error("--files {0}: {1}")]
     FilesDir(PathBuf, String),
-    /// A feature asked for that this version does not have (what, and what to do instead).
-    #[error("{0}")]
-    NotYet(String),
     /// `rcslab ue status` / `watch`: the PUBLISH or every SUBSCRIBE was refused, or the
     /// status word is unknown.
     #[error("{0}")]

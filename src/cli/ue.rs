@@ -51,7 +51,9 @@ pub enum UeCmd {
     /// server (with a thumbnail for a JPEG or PNG image), send its file-info in a chat
     /// message, wait for the recipient's IMDN (sent once they downloaded it) and print
     /// `delivered` (or `displayed`, `stored`, `failed: REASON`, `pending: …` as `send` does);
-    /// exit code 1 unless delivered, displayed or stored.
+    /// exit code 1 unless delivered, displayed or stored. With `--msrp`, RFC 5547 instead:
+    /// the file offered in an INVITE and sent in MSRP chunks, `delivered` once the recipient
+    /// answered the last one.
     #[command(name = "sendfile")]
     SendFile {
         /// The recipient (`sip:bob@ims.lab`, or just `bob`).
@@ -62,7 +64,9 @@ pub enum UeCmd {
         /// downloads the file first).
         #[arg(long, default_value_t = 30)]
         timeout: u64,
-        /// Send with MSRP file transfer (RFC 5547) instead: not implemented yet (refused).
+        /// Send with MSRP file transfer (RFC 5547) instead: the file offered in an INVITE of
+        /// its own and sent in MSRP chunks; `delivered` once the recipient's client answered
+        /// the last chunk (the whole file checked and saved).
         #[arg(long)]
         msrp: bool,
         /// The content server, `http://HOST:PORT` (default: the lab file's `[content]
@@ -132,7 +136,7 @@ async fn send_one(
     timeout: u64,
 ) -> Result<()> {
     let id = chat.send(to, text).await;
-    await_report(chat, &id, timeout).await
+    await_report(chat, &id, timeout, KEPT).await
 }
 
 /// `ue sendfile`: uploads `file` to `content_server`, sends its file-info to `to` and waits
@@ -151,11 +155,46 @@ async fn send_file(
             return Err(CliError::FileTransfer(e.to_string()));
         }
     };
-    await_report(chat, &sent.message_id, timeout).await
+    await_report(chat, &sent.message_id, timeout, KEPT).await
 }
 
-/// Waits up to `timeout` seconds for the fate of our message `id` and prints it.
-async fn await_report(chat: &mut rcslab::ue::chat::ChatUe, id: &str, timeout: u64) -> Result<()> {
+/// `ue sendfile --msrp`: offers `file` to `to` in an RFC 5547 session and waits (`timeout`,
+/// counted from the offer) for its end, printed as [`send_one`] prints a message's:
+/// `delivered` once the recipient answered the last chunk, `failed: REASON` when it declined
+/// or the network refused.
+async fn send_file_msrp(
+    chat: &mut rcslab::ue::chat::ChatUe,
+    to: &str,
+    file: &std::path::Path,
+    timeout: u64,
+) -> Result<()> {
+    let sent = match chat.send_file_msrp(to, file).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("failed: {e}");
+            return Err(CliError::FileTransfer(e.to_string()));
+        }
+    };
+    await_report(
+        chat,
+        &sent.message_id,
+        timeout,
+        "the MSRP transfer did not end in time",
+    )
+    .await
+}
+
+/// What `pending:` adds for a message T-IM took.
+const KEPT: &str = "T-IM keeps the message, retries and reports by IMDN";
+
+/// Waits up to `timeout` seconds for the fate of our message `id` and prints it (`pending`
+/// says what becomes of it when nothing came).
+async fn await_report(
+    chat: &mut rcslab::ue::chat::ChatUe,
+    id: &str,
+    timeout: u64,
+    pending: &str,
+) -> Result<()> {
     use rcslab::cpim::ImdnStatus;
     use rcslab::ue::chat::ChatEvent;
     use std::time::Duration;
@@ -204,9 +243,7 @@ async fn await_report(chat: &mut rcslab::ue::chat::ChatUe, id: &str, timeout: u6
             None => {
                 // Accepted (no SendFailed) but not reported yet: the recipient is registered
                 // yet does not answer, and T-IM keeps retrying. Not delivered, not lost.
-                println!(
-                    "pending: no delivery report within {timeout} s (T-IM keeps the message, retries and reports by IMDN)"
-                );
+                println!("pending: no delivery report within {timeout} s ({pending})");
                 return Err(CliError::NotDelivered("timeout".into()));
             }
         }
@@ -245,11 +282,6 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
     let domain = cfg.lab.domain.clone();
     // What can be refused before registering is.
     match &cmd {
-        Some(UeCmd::SendFile { msrp: true, .. }) => {
-            return Err(CliError::NotYet(
-                "sendfile --msrp: MSRP file transfer (RFC 5547) is not implemented yet; without --msrp the file goes over HTTP (RCC.07 file transfer via HTTP)".into(),
-            ));
-        }
         Some(UeCmd::SendFile { file, .. }) => {
             let readable = std::fs::File::open(file).and_then(|f| f.metadata());
             match readable {
@@ -409,13 +441,20 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             file,
             timeout,
             content_server,
-            ..
+            msrp,
         }) => {
             let cs = content_server.unwrap_or_else(|| content_server_of(&cfg));
             let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
             let to = target(&to);
+            let send = async {
+                if msrp {
+                    send_file_msrp(&mut chat, &to, &file, timeout).await
+                } else {
+                    send_file(&mut chat, &to, &file, &cs, timeout).await
+                }
+            };
             let outcome = tokio::select! {
-                r = send_file(&mut chat, &to, &file, &cs, timeout) => r,
+                r = send => r,
                 _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
             };
             if !matches!(

@@ -17,6 +17,7 @@
 //!   online.
 
 pub mod delivery;
+mod ft;
 mod grant;
 pub mod history_api;
 /// The RCS codec helpers moved down to [`crate::rcs`] (the UE shares them); kept here so
@@ -104,6 +105,8 @@ pub struct ImServer {
     own_calls: Mutex<HashSet<String>>,
     /// O-IM: Call-ID of a proxied chat INVITE to its MSRP pair.
     proxied: Mutex<HashMap<String, u64>>,
+    /// T-IM: Call-ID of a relayed MSRP file transfer (RFC 5547, [`ft`]) to its MSRP pair.
+    ft_calls: Mutex<HashMap<String, u64>>,
     scscf: OnceLock<String>,
     /// T-IM: one delivery worker per recipient with something waiting ([`delivery`]).
     workers: Mutex<HashMap<String, delivery::Worker>>,
@@ -124,7 +127,7 @@ fn scscf_route(host: &str, port: u16) -> String {
 }
 
 /// Chat sessions T-IM holds at most; beyond, new chats get 503 (overload is answered).
-const MAX_SESSIONS: usize = 20_000;
+pub(crate) const MAX_SESSIONS: usize = 20_000;
 
 impl ImServer {
     /// An AS on `ep` whose SIP host name is `host` (e.g. `oim.ims.lab`), relaying MSRP on
@@ -150,6 +153,7 @@ impl ImServer {
             sessions: Mutex::new(HashMap::new()),
             own_calls: Mutex::new(HashSet::new()),
             proxied: Mutex::new(HashMap::new()),
+            ft_calls: Mutex::new(HashMap::new()),
             scscf: OnceLock::new(),
             workers: Mutex::new(HashMap::new()),
             grants: OnceLock::new(),
@@ -313,6 +317,11 @@ impl ImServer {
                 self.on_ack(&call_id)
             }
             Method::Ack => forward_ack(&self.ep, &self.resolver, inc.request, &self.host).await,
+            // A file transfer's end (RFC 5547): its legs go, the BYE goes on.
+            Method::Bye if self.role == ImRole::Terminating && self.is_ft_call(&call_id) => {
+                self.end_ft_call(&call_id);
+                self.proxy_back(inc).await
+            }
             // Our own delivery INVITE, back through the recipient's iFC: never a new chat.
             Method::Invite if self.role == ImRole::Terminating && self.is_down_call(&call_id) => {
                 self.proxy_back(inc).await
@@ -328,6 +337,10 @@ impl ImServer {
             }
             Method::Bye if self.role == ImRole::Terminating && self.is_our_dialog(&call_id) => {
                 self.on_bye(inc, &call_id)
+            }
+            // An MSRP file transfer (RFC 5547): relayed, not stored, by both roles.
+            Method::Invite if !in_dialog(&inc.request) && rcs::ft::is_file_invite(&inc.request) => {
+                self.ft_invite(inc).await
             }
             Method::Invite
                 if self.role == ImRole::Terminating
@@ -665,6 +678,9 @@ impl ImServer {
     }
 
     fn on_hub(self: Arc<Self>, ev: HubEvent) {
+        let Some(ev) = self.ft_hub(ev) else {
+            return;
+        };
         match ev {
             HubEvent::Bound { pair, side } => match (self.role, side) {
                 // UE1 bound its leg at O-IM (step 11): bind ours towards T-IM.

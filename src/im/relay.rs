@@ -18,6 +18,8 @@
 
 mod connect;
 mod forward;
+#[cfg(test)]
+mod hold_tests;
 mod limits;
 #[cfg(test)]
 mod naming_tests;
@@ -458,6 +460,23 @@ impl Hub {
             self.forward(pair, side, &up, &m);
         }
         true
+    }
+
+    /// Holds what arrives for a leg its far end has not bound yet in the leg's queue (bounded
+    /// by [`MsrpLimits::max_queued_bytes`]) until it binds, instead of keeping or refusing
+    /// it: an RFC 5547 file transfer's receiver binds only after the ACK, and its chunks must
+    /// neither be stored nor lost meanwhile.
+    pub fn hold_until_bound(&self, pair: u64, side: Side) {
+        self.with_leg(pair, side, |l| {
+            if l.state == LegState::Idle && l.conn.is_none() {
+                l.state = LegState::Connecting;
+            }
+        });
+    }
+
+    /// The largest whole message the hub relays (`[im] max_message_size`; 413 above).
+    pub fn max_message_size(&self) -> u64 {
+        self.inner.limits.max_size
     }
 
     /// Marks a bound leg ready and sends on what queued for it.

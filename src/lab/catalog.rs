@@ -84,6 +84,14 @@ pub const LABS: &[(&str, &str)] = &[
         "19-group-chat-rejoin.toml",
         include_str!("../../labs/19-group-chat-rejoin.toml"),
     ),
+    (
+        "20-file-transfer-http.toml",
+        include_str!("../../labs/20-file-transfer-http.toml"),
+    ),
+    (
+        "21-file-transfer-msrp.toml",
+        include_str!("../../labs/21-file-transfer-msrp.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

@@ -12,7 +12,7 @@
 //!                                # | subscribe_list | deregister
 //!                                # | remove | clear-ifc | clear | chat | web-login | web-channel
 //!                                # | group-create | group-watch | group-send | group-add
-//!                                # | group-remove | wait
+//!                                # | group-remove | wait | sendfile
 //! user = "alice"
 //! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
 //! expected = ["UE alice -> P-CSCF SIP REGISTER", "..."]
@@ -32,6 +32,7 @@ use crate::webrsf::client::WebClient;
 use crate::LabConfig;
 
 mod compare;
+mod file;
 mod group;
 mod presence;
 mod rtcweb;
@@ -99,7 +100,9 @@ pub struct Step {
     /// gateway's page),
     /// `jssip-register` (SIP over WebSocket as JsSIP writes it): [`rtcweb`]; `group-create`,
     /// `group-watch`, `group-send`, `group-add`, `group-remove` (group chat through CONF):
-    /// [`group`]; `wait` (`secs`: the lab's timers run, an idle group's teardown).
+    /// [`group`]; `wait` (`secs`: the lab's timers run, an idle group's teardown);
+    /// `sendfile` (`user` sends a file of `size` bytes named `file` to `to`, over HTTP or
+    /// with `msrp = true` over MSRP; waits until it is delivered and saved): [`file`].
     #[serde(rename = "do")]
     pub action: String,
     /// The acting user (user part of a default-lab identity).
@@ -130,6 +133,15 @@ pub struct Step {
     /// For wait: how long, in seconds (at most [`MAX_WAIT_SECS`]).
     #[serde(default)]
     pub secs: Option<u64>,
+    /// For sendfile: over MSRP (RFC 5547) instead of HTTP.
+    #[serde(default)]
+    pub msrp: bool,
+    /// For sendfile: the file's size in bytes (default 20000).
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// For sendfile: the file's name (default `notes.txt`; its extension gives its type).
+    #[serde(default)]
+    pub file: Option<String>,
 }
 
 /// The longest `wait` step.
@@ -259,6 +271,8 @@ impl Scenario {
         let mut watching: Vec<(String, String)> = Vec::new();
         let mut pages = rtcweb::Pages::default();
         let mut groups = group::Groups::default();
+        // The RCS clients of `sendfile` steps (they save files).
+        let mut file_clients: std::collections::HashMap<String, ChatUe> = Default::default();
         let domain = lab.config.lab.domain.clone();
         for (i, s) in self.steps.iter().enumerate() {
             let fail = |why: String| ScenarioError::Step {
@@ -557,6 +571,11 @@ impl Scenario {
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                 }
+                "sendfile" => {
+                    file::send_file(lab, &mut ues, &mut file_clients, s)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
                 "wait" => {
                     let secs = s.secs.ok_or_else(|| fail("needs `secs`".into()))?;
                     if secs > MAX_WAIT_SECS {
@@ -641,6 +660,12 @@ pub fn short_http(s: &str) -> String {
     if let Some(rest) = s.strip_prefix("chunk message ") {
         let _ = rest;
         return "chunk message {mid}".into();
+    }
+    // A content server's file ids are random (file transfer via HTTP).
+    if let Some(i) = s.find("/files/") {
+        let after = &s[i + 7..];
+        let tail = &after[after.find('/').unwrap_or(after.len())..];
+        return format!("{}/files/{{id}}{tail}", &s[..i]);
     }
     match s.find("/Chat/") {
         Some(i) => {

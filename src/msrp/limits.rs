@@ -16,6 +16,11 @@ use bytes::Bytes;
 
 use crate::msrp::{MsrpMessage, Reassembly};
 
+/// The chunk size of a file sent over MSRP (RFC 5547): 10 KiB, rcsjta's
+/// `MsrpConstants.CHUNK_MAX_SIZE`; well within what a relay buffers per connection
+/// ([`MsrpLimits::max_partial_bytes_per_conn`]) and one frame ([`crate::msrp::MAX_FRAME`]).
+pub const FILE_CHUNK_SIZE: usize = 10 * 1024;
+
 /// The limits, from the lab file's `[im]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsrpLimits {

@@ -19,6 +19,8 @@ pub const ICSI_CPM_MSG: &str = "urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg"
 pub const ICSI_CPM_LARGEMSG: &str = "urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.largemsg";
 /// RCS file transfer over HTTP.
 pub const IARI_FTHTTP: &str = "urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.fthttp";
+/// RCS file transfer over MSRP (RFC 5547; rcsjta's `FeatureTags.FEATURE_RCSE_FT`).
+pub const IARI_FT: &str = "urn%3Aurn-7%3A3gpp-application.ims.iari.rcse.ft";
 /// RCS geolocation push.
 pub const IARI_GEOPUSH: &str = "urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.geopush";
 /// OMA SIMPLE IM: IMDNs in SIP MESSAGE outside the session (RCC.07 §3.2.3).
@@ -28,13 +30,14 @@ pub const OMA_SIP_IM: &str = "+g.oma.sip-im";
 /// parameters they become (each starts with `;`): what it really handles — 1-1 chat sessions
 /// (cpm.session), pager-mode messages (cpm.msg), IMDNs in SIP MESSAGE (`+g.oma.sip-im`) and
 /// file transfer via HTTP (the `rcs.fthttp` IARI, RCC.07 §2.4.4: a sender checks it before
-/// sending a file-info message). Large-message mode and geolocation are not built, so not
-/// advertised.
+/// sending a file-info message) and over MSRP (RFC 5547, the `rcse.ft` IARI rcsjta checks).
+/// Large-message mode and geolocation are not built, so not advertised.
 pub const RCSLAB_UE_TAGS: &str = concat!(
     ";+g.3gpp.icsi-ref=\"",
     "urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session,",
     "urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg\"",
-    ";+g.3gpp.iari-ref=\"urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.fthttp\"",
+    ";+g.3gpp.iari-ref=\"urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.fthttp,",
+    "urn%3Aurn-7%3A3gpp-application.ims.iari.rcse.ft\"",
     ";+g.oma.sip-im"
 );
 
@@ -91,7 +94,7 @@ mod tests {
             tags,
             [
                 "+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session,urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg\"",
-                "+g.3gpp.iari-ref=\"urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.fthttp\"",
+                "+g.3gpp.iari-ref=\"urn%3Aurn-7%3A3gpp-application.ims.iari.rcs.fthttp,urn%3Aurn-7%3A3gpp-application.ims.iari.rcse.ft\"",
                 "+g.oma.sip-im",
             ]
         );
@@ -103,6 +106,7 @@ mod tests {
         assert!(has_ref(&tags, ICSI_CPM_MSG));
         assert!(!has_ref(&tags, ICSI_CPM_LARGEMSG));
         assert!(has_ref(&tags, IARI_FTHTTP));
+        assert!(has_ref(&tags, IARI_FT));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! use it, so the UE no longer imports a node module.
 
 pub mod caps;
+pub mod ft;
 
 use bytes::Bytes;
 

@@ -491,26 +491,6 @@ async fn cli_sendfile_prints_delivered_and_listen_saves_the_file_and_prints_its_
     assert_eq!(std::fs::read(inbox.join("photo.jpg")).unwrap(), b"older");
     let _ = listen.start_kill();
 
-    // MSRP file transfer is not there yet: said so, exit 1, nothing registered.
-    let out = crate::rcslab_ue(
-        &lab,
-        "alice",
-        &[
-            "sendfile",
-            "--msrp",
-            "sip:bob@ims.lab",
-            src.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .await
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("MSRP file transfer (RFC 5547) is not implemented yet"),
-        "{}",
-        text(&out.stderr)
-    );
     // A file that is not there, a files directory that is not one: clear errors.
     let out = crate::rcslab_ue(&lab, "alice", &["sendfile", "bob", "/nonexistent/x.jpg"])
         .output()

@@ -18,6 +18,7 @@ mod diameter;
 mod errors;
 mod forking;
 mod ft_http;
+mod ft_msrp;
 mod group;
 mod hep;
 mod hss_push;

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 mod dialog;
 mod group;
+pub(super) mod msrp_ft;
 
 use dialog::is_focus;
 use dialog::{build_in_dialog, dialog_from};
@@ -407,6 +408,7 @@ impl Actor {
                     let _ = done.send(());
                 });
             }
+            Cmd::SendFileMsrp { to, file } => self.send_file_msrp(canonical(&to), file),
             Cmd::Close { to } => self.feed(Input::Close {
                 peer: canonical(&to),
             }),
@@ -642,6 +644,13 @@ impl Actor {
                 if let Some(tx) = self.pending_acks.remove(&call_id) {
                     let _ = tx.send(());
                 }
+            }
+            // RFC 5547: a file offered over MSRP (`actor/msrp_ft.rs`).
+            Method::Invite
+                if !crate::sip::dialog::in_dialog(&inc.request)
+                    && rcs::ft::is_file_invite(&inc.request) =>
+            {
+                self.on_ft_invite(inc)
             }
             Method::Invite if !crate::sip::dialog::in_dialog(&inc.request) => self.on_invite(inc),
             Method::Cancel => {

@@ -344,6 +344,10 @@ enum Cmd {
     Close {
         to: String,
     },
+    SendFileMsrp {
+        to: String,
+        file: actor::msrp_ft::OutgoingFile,
+    },
     CreateGroup {
         subject: String,
         members: Vec<String>,
@@ -417,6 +421,19 @@ pub struct SentFile {
     pub info: FileInfo,
 }
 
+/// A file being sent over MSRP ([`ChatUe::send_file_msrp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMsrpFile {
+    /// Its `a=file-transfer-id`, also its MSRP Message-ID: the id its outcome is reported by.
+    pub message_id: String,
+    /// The name offered.
+    pub name: String,
+    /// The type offered.
+    pub content_type: String,
+    /// Its size, bytes.
+    pub size: u64,
+}
+
 impl ChatUe {
     /// Runs a registered UE as an RCS client.
     pub fn start(mut ue: Ue, trace: Trace, opts: ChatOptions) -> ChatUe {
@@ -475,6 +492,27 @@ impl ChatUe {
     /// application that fetches offered files itself ([`ChatEvent::FileOffered`]).
     pub fn file_client(&self) -> Arc<FtClient> {
         self.ft.clone()
+    }
+
+    /// Sends a file to `to` over MSRP (RFC 5547, `actor/msrp_ft.rs`): reads it once for its
+    /// size and SHA-1, then offers it in an INVITE of its own and sends it in chunks once the
+    /// recipient accepted. `Err` when the file cannot be read; the outcome comes later as
+    /// [`ChatEvent::Status`] "delivered" (the recipient's 200 for the last chunk: the whole
+    /// file checked and saved) or [`ChatEvent::SendFailed`] about
+    /// [`SentMsrpFile::message_id`].
+    pub async fn send_file_msrp(&self, to: &str, path: &Path) -> Result<SentMsrpFile, FtError> {
+        let file = actor::msrp_ft::prepare(path).await?;
+        let sent = SentMsrpFile {
+            message_id: file.transfer_id.clone(),
+            name: file.name().to_string(),
+            content_type: file.content_type().to_string(),
+            size: file.size(),
+        };
+        let _ = self.cmd.send(Cmd::SendFileMsrp {
+            to: to.to_string(),
+            file,
+        });
+        Ok(sent)
     }
 
     /// Sends a text message to `to` (opening the session if needed); returns its

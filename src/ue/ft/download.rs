@@ -289,7 +289,7 @@ async fn fetch(http: &Http, url: &HttpUrl, sink: &mut Sink) -> Result<(), FtErro
 }
 
 /// Moves the finished part file to `dir/name`, or `dir/stem-N.ext` when that is taken.
-async fn place(dir: &Path, name: &str, part: &Path) -> Result<PathBuf, FtError> {
+pub(crate) async fn place(dir: &Path, name: &str, part: &Path) -> Result<PathBuf, FtError> {
     let (stem, ext) = split_ext(name);
     for n in 0..=MAX_SUFFIX {
         let candidate = if n == 0 {

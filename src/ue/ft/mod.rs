@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::fthttp::FileInfo;
 use crate::trace::Trace;
 
+pub(crate) use download::place;
 pub use download::safe_file_name;
 
 /// Resumes (of an upload or a download) after the first attempt, at most.

@@ -1,0 +1,520 @@
+//! MSRP file transfer (RFC 5547) between RCS UEs, end to end: alice offers a file in an
+//! INVITE of its own (`a=sendonly`, `a=file-selector`, `a=file-transfer-id`), O-IM and T-IM
+//! proxy it with their own `a=path` and the file attributes passed on, bob answers
+//! `a=recvonly`; the file goes UE alice → O-IM → T-IM → UE bob in MSRP chunks with
+//! Byte-Range, each 200 back hop by hop; bob's 200 for the last chunk (the file saved, size
+//! and SHA-1 checked) is the delivery report, then alice's BYE. A file declined, a file over
+//! the relays' limit, an offline recipient, the CLI's `sendfile --msrp` and `listen --files`,
+//! and tshark reading the frames.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rcslab::cpim::ImdnStatus;
+use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+
+use crate::chat::{chat_flow, chat_ue};
+use crate::{flow, lab_with};
+
+/// The next event within 20 s, session changes skipped.
+async fn next(ue: &mut ChatUe) -> ChatEvent {
+    loop {
+        match ue
+            .next_event(Duration::from_secs(20))
+            .await
+            .expect("an event within 20 s")
+        {
+            ChatEvent::Session { .. } | ChatEvent::Stored { .. } => continue,
+            ev => return ev,
+        }
+    }
+}
+
+/// Deterministic bytes, `n` of them, in a file in `dir`.
+fn blob(dir: &Path, name: &str, n: usize) -> PathBuf {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let data: Vec<u8> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+fn sha256_of(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+fn opts(files: Option<&Path>) -> ChatOptions {
+    ChatOptions {
+        disposition: "positive-delivery".into(),
+        files: files.map(Path::to_path_buf),
+        ..ChatOptions::default()
+    }
+}
+
+fn check(expected: &[String], got: &[String]) {
+    if let Some(d) = rcslab::lab::scenario::diff(expected, got) {
+        panic!("ladder differs:\n{d}\nwhole ladder:\n{}", got.join("\n"));
+    }
+}
+
+async fn expect_file(ue: &mut ChatUe) -> (String, String, PathBuf, u64, String, String) {
+    match next(ue).await {
+        ChatEvent::File {
+            from,
+            name,
+            path,
+            size,
+            sha256,
+            message_id,
+            ..
+        } => (from, name, path, size, sha256, message_id),
+        other => panic!("expected a file, got {other:?}"),
+    }
+}
+
+async fn expect_delivered(ue: &mut ChatUe, id: &str) {
+    match next(ue).await {
+        ChatEvent::Status {
+            message_id, status, ..
+        } => assert_eq!((message_id.as_str(), status), (id, ImdnStatus::Delivered)),
+        other => panic!("expected delivered for {id}, got {other:?}"),
+    }
+}
+
+async fn expect_failed(ue: &mut ChatUe, id: &str) -> String {
+    match next(ue).await {
+        ChatEvent::SendFailed { message_id, reason } => {
+            assert_eq!(message_id, id);
+            reason
+        }
+        other => panic!("expected a failure for {id}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_goes_over_msrp_in_chunks_with_the_exact_ladder() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let bob_dir = files.path().join("bob");
+    std::fs::create_dir(&bob_dir).unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
+    let mut bob = chat_ue(&lab, "bob", &shut, opts(Some(&bob_dir))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Three chunks: 10240 + 10240 + 4520.
+    let src = blob(files.path(), "notes.txt", 25_000);
+    let want = sha256_of(&src);
+
+    let start = flow(&lab).len();
+    let sent = alice
+        .send_file_msrp("sip:bob@ims.lab", &src)
+        .await
+        .expect("offered");
+    assert_eq!((sent.name.as_str(), sent.size), ("notes.txt", 25_000));
+    assert_eq!(sent.content_type, "text/plain");
+    let (from, name, path, size, sha, mid) = expect_file(&mut bob).await;
+    assert_eq!(
+        (from.as_str(), name.as_str()),
+        ("sip:alice@ims.lab", "notes.txt")
+    );
+    assert_eq!(
+        mid, sent.message_id,
+        "the file-transfer-id names it on both sides"
+    );
+    assert_eq!(path, bob_dir.join("notes.txt"));
+    assert_eq!((size, sha.as_str()), (25_000, want.as_str()));
+    assert_eq!(sha256_of(&path), want);
+    expect_delivered(&mut alice, &sent.message_id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut want_ladder: Vec<String> = [
+        // The offer, proxied by O-IM and T-IM (each record-routes and puts its own a=path in).
+        "UE alice -> P-CSCF SIP INVITE",
+        "P-CSCF -> S-CSCF SIP INVITE",
+        "S-CSCF -> O-IM SIP INVITE",
+        "O-IM -> S-CSCF SIP INVITE",
+        "S-CSCF -> I-CSCF SIP INVITE",
+        "I-CSCF -> HSS Diameter LIR",
+        "HSS -> I-CSCF Diameter LIA",
+        "I-CSCF -> S-CSCF SIP INVITE",
+        "S-CSCF -> T-IM SIP INVITE",
+        "T-IM -> S-CSCF SIP INVITE",
+        "S-CSCF -> P-CSCF SIP INVITE",
+        "P-CSCF -> UE bob SIP INVITE",
+        // Bob's client answers a=recvonly at once.
+        "UE bob -> P-CSCF SIP 200",
+        "P-CSCF -> S-CSCF SIP 200",
+        "S-CSCF -> T-IM SIP 200",
+        "T-IM -> S-CSCF SIP 200",
+        "S-CSCF -> I-CSCF SIP 200",
+        "I-CSCF -> S-CSCF SIP 200",
+        "S-CSCF -> O-IM SIP 200",
+        "O-IM -> S-CSCF SIP 200",
+        "S-CSCF -> P-CSCF SIP 200",
+        "P-CSCF -> UE alice SIP 200",
+        // Two lanes meet at T-IM: the ACK, then bob's binding; alice's binding, her
+        // first chunk, and O-IM binding its leg to T-IM and relaying the chunk (T-IM holds
+        // it until bob is bound).
+        "~ UE alice -> P-CSCF SIP ACK",
+        "~ P-CSCF -> S-CSCF SIP ACK",
+        "~ S-CSCF -> O-IM SIP ACK",
+        "~ O-IM -> S-CSCF SIP ACK",
+        "~ S-CSCF -> T-IM SIP ACK",
+        "~ T-IM -> P-CSCF SIP ACK",
+        "~ P-CSCF -> UE bob SIP ACK",
+        "~ UE bob -> T-IM MSRP SEND",
+        "~ T-IM -> UE bob MSRP 200",
+        "UE alice -> O-IM MSRP SEND",
+        "O-IM -> UE alice MSRP 200",
+        "~ UE alice -> O-IM MSRP SEND",
+        "~ O-IM -> T-IM MSRP SEND",
+        "~ T-IM -> O-IM MSRP 200",
+        "~ O-IM -> T-IM MSRP SEND",
+        // Chunk 1 (bytes 1-10240) reaches bob; its 200 goes back hop by hop.
+        "! T-IM -> UE bob MSRP SEND",
+        "UE bob -> T-IM MSRP 200",
+        "T-IM -> O-IM MSRP 200",
+        "O-IM -> UE alice MSRP 200",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Chunks 2 and 3, each sent when the one before got its 200; bob answers the last one
+    // only once the file is saved and its SHA-1 checked: that 200 is alice's "delivered".
+    for _ in 0..2 {
+        for l in [
+            "UE alice -> O-IM MSRP SEND",
+            "O-IM -> T-IM MSRP SEND",
+            "T-IM -> UE bob MSRP SEND",
+            "UE bob -> T-IM MSRP 200",
+            "T-IM -> O-IM MSRP 200",
+            "O-IM -> UE alice MSRP 200",
+        ] {
+            want_ladder.push(l.into());
+        }
+    }
+    // Alice ends the session (RFC 5547 §8, rcsjta).
+    for l in [
+        "UE alice -> P-CSCF SIP BYE",
+        "P-CSCF -> S-CSCF SIP BYE",
+        "S-CSCF -> O-IM SIP BYE",
+        "O-IM -> S-CSCF SIP BYE",
+        "S-CSCF -> T-IM SIP BYE",
+        "T-IM -> P-CSCF SIP BYE",
+        "P-CSCF -> UE bob SIP BYE",
+        "UE bob -> P-CSCF SIP 200",
+        "P-CSCF -> T-IM SIP 200",
+        "T-IM -> S-CSCF SIP 200",
+        "S-CSCF -> O-IM SIP 200",
+        "O-IM -> S-CSCF SIP 200",
+        "S-CSCF -> P-CSCF SIP 200",
+        "P-CSCF -> UE alice SIP 200",
+    ] {
+        want_ladder.push(l.into());
+    }
+    check(&want_ladder, &chat_flow(&lab, start));
+    // Both relays forgot the transfer.
+    assert_eq!(lab.oim.sessions_open(), 0);
+    assert_eq!(lab.oim.msrp_stats().pairs, 0);
+    assert_eq!(lab.tim.msrp_stats().pairs, 0);
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_a_few_hundred_kb_arrives_whole_and_a_second_one_of_that_name_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let bob_dir = files.path().join("bob");
+    std::fs::create_dir(&bob_dir).unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
+    let mut bob = chat_ue(&lab, "bob", &shut, opts(Some(&bob_dir))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 300 KB: 30 chunks of 10 KiB (and a bit).
+    let src = blob(files.path(), "big.bin", 300_000);
+    let want = sha256_of(&src);
+    let start = flow(&lab).len();
+    let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
+    assert_eq!(sent.content_type, "application/octet-stream");
+    let (_, _, path, size, sha, _) = expect_file(&mut bob).await;
+    assert_eq!((size, sha.as_str()), (300_000, want.as_str()));
+    assert_eq!(sha256_of(&path), want);
+    expect_delivered(&mut alice, &sent.message_id).await;
+    let sends = chat_flow(&lab, start)
+        .iter()
+        .filter(|l| *l == "T-IM -> UE bob MSRP SEND")
+        .count();
+    assert_eq!(sends, 30, "30 chunks: {sends}");
+    // The same name again: saved beside the first, nothing overwritten; no part file left.
+    let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
+    let (_, _, path2, _, sha2, _) = expect_file(&mut bob).await;
+    assert_eq!(path2, bob_dir.join("big-1.bin"));
+    assert_eq!(sha2, want);
+    expect_delivered(&mut alice, &sent.message_id).await;
+    let names: Vec<String> = std::fs::read_dir(&bob_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_a_files_directory_declines_and_the_sender_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
+    let _bob = chat_ue(&lab, "bob", &shut, opts(None)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let src = blob(files.path(), "x.bin", 5_000);
+    let start = flow(&lab).len();
+    let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
+    let why = expect_failed(&mut alice, &sent.message_id).await;
+    assert!(
+        why.contains("603") && why.contains("takes no files"),
+        "{why}"
+    );
+    let got = chat_flow(&lab, start);
+    assert!(
+        got.iter().any(|l| l == "UE bob -> P-CSCF SIP 603"),
+        "{}",
+        got.join("\n")
+    );
+    assert!(
+        !got.iter().any(|l| l.contains("MSRP")),
+        "{}",
+        got.join("\n")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lab.tim.msrp_stats().pairs, 0);
+    assert_eq!(lab.oim.msrp_stats().pairs, 0);
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_relays_limit_is_refused_with_413_and_an_offline_recipient_with_480() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "[im]\nmax_message_size = 100000\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
+    let _bob = chat_ue(&lab, "bob", &shut, opts(Some(files.path()))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let src = blob(files.path(), "huge.bin", 150_000);
+    let start = flow(&lab).len();
+    let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
+    let why = expect_failed(&mut alice, &sent.message_id).await;
+    assert!(
+        why.contains("413") && why.contains("takes files of up to 100000 bytes"),
+        "{why}"
+    );
+    // O-IM refuses it before anything goes further.
+    check(
+        &[
+            "UE alice -> P-CSCF SIP INVITE",
+            "P-CSCF -> S-CSCF SIP INVITE",
+            "S-CSCF -> O-IM SIP INVITE",
+            "O-IM -> S-CSCF SIP 413",
+            "~ S-CSCF -> O-IM SIP ACK",
+            "S-CSCF -> P-CSCF SIP 413",
+            "~ P-CSCF -> S-CSCF SIP ACK",
+            "P-CSCF -> UE alice SIP 413",
+            "~ UE alice -> P-CSCF SIP ACK",
+        ]
+        .map(String::from),
+        &chat_flow(&lab, start),
+    );
+    // carol is not registered: T-IM answers 480 (no store and forward for MSRP).
+    let small = blob(files.path(), "small.bin", 1_000);
+    let sent = alice
+        .send_file_msrp("sip:carol@ims.lab", &small)
+        .await
+        .unwrap();
+    let why = expect_failed(&mut alice, &sent.message_id).await;
+    assert!(why.contains("480") && why.contains("not stored"), "{why}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lab.tim.msrp_stats().pairs, 0);
+    assert_eq!(lab.oim.msrp_stats().pairs, 0);
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sendfile_msrp_prints_delivered_and_listen_prints_the_line() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let files = tempfile::tempdir().unwrap();
+    let inbox = files.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let src = blob(files.path(), "report.pdf", 40_000);
+    let want = sha256_of(&src);
+    let mut listen = crate::rcslab_ue(&lab, "bob", &["listen", "--files", inbox.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(listen.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(l)) = err.next_line().await {
+            if l.contains("registered, listening") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready.ok(), Some(true), "bob's listen did not register");
+    let out = crate::rcslab_ue(
+        &lab,
+        "alice",
+        &[
+            "sendfile",
+            "--msrp",
+            "--timeout",
+            "20",
+            "sip:bob@ims.lab",
+            src.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).trim()),
+        (Some(0), "delivered"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut lines = BufReader::new(listen.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("bob prints the file")
+        .unwrap();
+    assert_eq!(
+        line.as_deref(),
+        Some(format!("sip:alice@ims.lab: FILE report.pdf (40000 bytes, {want})").as_str())
+    );
+    assert_eq!(sha256_of(&inbox.join("report.pdf")), want);
+    let _ = listen.start_kill();
+    // Nobody listens as carol: failed, exit 1.
+    let out = crate::rcslab_ue(
+        &lab,
+        "alice",
+        &["sendfile", "--msrp", "carol", src.to_str().unwrap()],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).starts_with("failed: INVITE answered 480"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A file that is not there: a clear error before anything is sent.
+    let out = crate::rcslab_ue(
+        &lab,
+        "alice",
+        &["sendfile", "--msrp", "bob", "/nonexistent/x"],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read /nonexistent/x"),
+        "{}",
+        text(&out.stderr)
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tshark_decodes_the_sip_and_msrp_of_a_file_transfer_with_nothing_malformed() {
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        panic!("tshark is missing: run scripts/install-peers.sh");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let bob_dir = files.path().join("bob");
+    std::fs::create_dir(&bob_dir).unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
+    let mut bob = chat_ue(&lab, "bob", &shut, opts(Some(&bob_dir))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let src = blob(files.path(), "wire name.jpg", 25_000);
+    let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
+    expect_file(&mut bob).await;
+    expect_delivered(&mut alice, &sent.message_id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pcap = dir.path().join("ft.pcap");
+    std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
+    let run = crate::tshark_on(&lab, &pcap);
+    let malformed = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
+    assert!(
+        malformed.trim().is_empty(),
+        "malformed frames:\n{malformed}"
+    );
+    let methods = run(&["-Y", "msrp", "-T", "fields", "-e", "msrp.method"]);
+    // Bindings (alice, O-IM, bob) and three chunks on each of three hops.
+    assert!(
+        methods.lines().filter(|l| *l == "SEND").count() >= 3 + 9,
+        "MSRP SENDs decoded: {methods}"
+    );
+    let ranges = run(&[
+        "-Y",
+        "msrp.byte.range",
+        "-T",
+        "fields",
+        "-e",
+        "msrp.byte.range",
+    ]);
+    for r in ["1-10240/25000", "10241-20480/25000", "20481-25000/25000"] {
+        assert_eq!(
+            ranges.lines().filter(|l| *l == r).count(),
+            3,
+            "{r} on every hop: {ranges}"
+        );
+    }
+    // The SDP every hop sees: the file's attributes passed on, each relay's own path.
+    let attrs = run(&[
+        "-Y",
+        "sdp",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-e",
+        "sdp.media_attr",
+    ]);
+    let selector = "file-selector:name:\"wire name.jpg\" type:image/jpeg size:25000 hash:sha-1:";
+    let with_selector = attrs.lines().filter(|l| l.contains(selector)).count();
+    // The INVITE and its 200 on each of their SIP hops (INVITE 9, 200 10 when the
+    // I-CSCF is on the way back).
+    assert!(with_selector >= 12, "{with_selector}:\n{attrs}");
+    assert!(attrs.lines().any(|l| l.contains("sendonly")), "{attrs}");
+    assert!(attrs.lines().any(|l| l.contains("recvonly")), "{attrs}");
+    assert!(
+        attrs.contains(&format!("file-transfer-id:{}", sent.message_id)),
+        "{attrs}"
+    );
+    assert!(attrs.contains("file-disposition:render"), "{attrs}");
+    lab.shutdown().await;
+}
