@@ -11,7 +11,8 @@
 //! (answers 200 itself, and hands the whole message to the node to store); O-IM answers 481.
 //! Malformed streams are closed (by [`crate::msrp::conn`]); requests naming no leg of ours get
 //! 481; messages over the size limit get 413; unknown methods 501. What a peer can make the
-//! hub hold is bounded ([`limits`]).
+//! hub hold is bounded ([`limits`]). An RFC 5547 file transfer's pair ([`Hub::set_file`]) is
+//! not reassembled: its chunks stream through one at a time, up to its own size limit.
 //!
 //! This file holds the pairs and their legs; `forward.rs` the relaying between legs,
 //! `connect.rs` the legs and messages the hub opens itself, `limits.rs` the bounds.
