@@ -246,6 +246,7 @@ impl LabConfig {
         c.group.check()?;
         c.rtcweb.check()?;
         c.content.check()?;
+        c.im.check()?;
         c.hss.peer_policy_with(
             &c.lab.domain,
             c.nodes.icscf,

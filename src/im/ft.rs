@@ -3,7 +3,7 @@
 //! hub, as for a chat: each puts its own `a=path` into the offer and into the answer and
 //! passes the file's attributes (`a=file-selector`, `a=file-transfer-id`,
 //! `a=file-disposition`, `a=file-date`, `a=file-range`, the direction) on unchanged. The
-//! chunks (Byte-Range, `+`/`$`) are relayed as they come, each 200 going upstream only once
+//! chunks (Byte-Range, `+`/`$`) are streamed on as they come, each 200 going upstream only once
 //! the next hop answered, so the sender's 200 for the last chunk means the recipient has the
 //! whole file (rcsjta takes that 200 as the transfer's end).
 //!
@@ -12,12 +12,17 @@
 //! leg's bounded queue: a file is relayed, never stored (no store and forward for MSRP file
 //! transfer; a recipient who is not registered gets T-IM's 480).
 //!
-//! Bounds: a file whose `size:` is over `[im] max_message_size` is refused at the INVITE with
-//! 413 and a Warning saying the limit; one that understated its size gets MSRP 413 from the
-//! hub, at the first chunk whose Byte-Range total is past the limit (or once the bytes are).
-//! The relays reassemble what passes them as they do for chat (bounded by that limit and
-//! `[im] msrp_max_partial_bytes_per_conn`), so a file is held in a relay's memory up to the
-//! limit while it passes.
+//! Streaming: the pair is a file pair ([`super::relay::Hub::set_file`]), so the relays never
+//! reassemble a file (chat sessions still are): each chunk goes on with its Message-ID,
+//! Byte-Range and Content-Type as it arrives, and is dropped once its 200 went upstream. The
+//! sender waits for each 200, so a relay holds one chunk of a transfer at a time (at most
+//! `[im] msrp_max_queued_bytes` while the recipient binds), whatever the file's size.
+//!
+//! Bounds: `[im] max_file_size` (100 MiB by default, the content server's order of size;
+//! independent of chat's `max_message_size`). A file whose `size:` is over it is refused at
+//! the INVITE with 413 and a Warning saying the limit; one that understated its size gets
+//! MSRP 413 from the hub at the first chunk whose Byte-Range total (or, for `*`, last byte)
+//! is past it.
 
 use bytes::Bytes;
 
@@ -39,7 +44,7 @@ impl ImServer {
                 return;
             }
         };
-        let max = self.hub.max_message_size();
+        let max = self.hub.max_file_size();
         if let Some(size) = offer.file.selector.size.filter(|s| *s > max) {
             let why = format!(
                 "the file is {size} bytes; MSRP file transfer here takes files of up to {max} bytes"
@@ -72,6 +77,7 @@ impl ImServer {
         }
         req.headers.push_front("Record-Route", self.record_route());
         let (pair, uri_a, uri_b) = self.hub.new_pair();
+        self.hub.set_file(pair);
         if let Some(p) = offer.media.path.last() {
             self.hub.set_remote(pair, Side::A, p);
         }

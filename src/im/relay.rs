@@ -11,7 +11,8 @@
 //! (answers 200 itself, and hands the whole message to the node to store); O-IM answers 481.
 //! Malformed streams are closed (by [`crate::msrp::conn`]); requests naming no leg of ours get
 //! 481; messages over the size limit get 413; unknown methods 501. What a peer can make the
-//! hub hold is bounded ([`limits`]).
+//! hub hold is bounded ([`limits`]). An RFC 5547 file transfer's pair ([`Hub::set_file`]) is
+//! not reassembled: its chunks stream through one at a time, up to its own size limit.
 //!
 //! This file holds the pairs and their legs; `forward.rs` the relaying between legs,
 //! `connect.rs` the legs and messages the hub opens itself, `limits.rs` the bounds.
@@ -138,6 +139,9 @@ struct Leg {
 #[derive(Debug)]
 struct Pair {
     legs: [Leg; 2],
+    /// An RFC 5547 file transfer ([`Hub::set_file`]): chunks stream through, never
+    /// reassembled, up to [`MsrpLimits::max_file_size`].
+    file: bool,
 }
 
 enum Tx {
@@ -328,6 +332,7 @@ impl Hub {
                 pair,
                 Pair {
                     legs: [leg(&a), leg(&b)],
+                    file: false,
                 },
             );
         }
@@ -477,6 +482,32 @@ impl Hub {
     /// The largest whole message the hub relays (`[im] max_message_size`; 413 above).
     pub fn max_message_size(&self) -> u64 {
         self.inner.limits.max_size
+    }
+
+    /// The largest file a file-transfer pair carries (`[im] max_file_size`; 413 above).
+    pub fn max_file_size(&self) -> u64 {
+        self.inner.limits.max_file_size
+    }
+
+    /// Marks a pair as an RFC 5547 file transfer: each chunk goes on as it arrives (same
+    /// Message-ID, Byte-Range, Content-Type) and is forgotten once its 200 went upstream, so
+    /// what the hub holds of a file is the chunk or two in flight, whatever the file's size.
+    /// Nothing is reassembled, kept or shown to the node; the limit is
+    /// [`MsrpLimits::max_file_size`], checked on each chunk's Byte-Range. A chunk for a leg
+    /// not ready yet waits in its bounded queue; for a leg that went away it gets 481.
+    pub fn set_file(&self, pair: u64) {
+        if let Ok(mut st) = self.inner.st.lock() {
+            if let Some(p) = st.pairs.get_mut(&pair) {
+                p.file = true;
+            }
+        }
+    }
+
+    fn is_file(&self, pair: u64) -> bool {
+        self.inner
+            .st
+            .lock()
+            .is_ok_and(|st| st.pairs.get(&pair).is_some_and(|p| p.file))
     }
 
     /// Marks a bound leg ready and sends on what queued for it.

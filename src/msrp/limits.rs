@@ -26,6 +26,9 @@ pub const FILE_CHUNK_SIZE: usize = 10 * 1024;
 pub struct MsrpLimits {
     /// Largest whole message (413 above).
     pub max_size: u64,
+    /// Largest file of an RFC 5547 file transfer, whose chunks a relay streams on without
+    /// reassembling them (413 when a Byte-Range says more).
+    pub max_file_size: u64,
     /// A partial message that gets no chunk for this long is dropped.
     pub partial_timeout: Duration,
     /// Partial messages one connection may have open at once (413 for a new one above).
@@ -44,6 +47,7 @@ impl Default for MsrpLimits {
     fn default() -> Self {
         MsrpLimits {
             max_size: 1 << 20,
+            max_file_size: 100 << 20,
             partial_timeout: Duration::from_secs(30),
             max_partials_per_conn: 32,
             max_partial_bytes_per_conn: 4 << 20,

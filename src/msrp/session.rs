@@ -56,8 +56,7 @@ pub fn admit(m: &MsrpMessage, known: bool, max_size: u64) -> Admit {
         _ => return Admit::Respond(501, "Unknown Method"),
     }
     if m.byte_range()
-        .and_then(|b| b.total)
-        .is_some_and(|t| t > max_size)
+        .is_some_and(|b| past(&b, m.body.len(), max_size))
     {
         return Admit::Respond(413, "Message Too Large");
     }
@@ -65,6 +64,15 @@ pub fn admit(m: &MsrpMessage, known: bool, max_size: u64) -> Admit {
         return Admit::Bind;
     }
     Admit::Chunk
+}
+
+/// True when a chunk's Byte-Range says its message is larger than `max_size`: its total, or,
+/// with the total unknown (`*`), the last byte it carries.
+fn past(b: &crate::msrp::ByteRange, body_len: usize, max_size: u64) -> bool {
+    let last = b
+        .end
+        .unwrap_or_else(|| (b.start - 1).saturating_add(body_len as u64));
+    b.total.is_some_and(|t| t > max_size) || last > max_size
 }
 
 /// §7.1.1: a SEND with `Failure-Report: no` gets no response, so it opens no transaction.

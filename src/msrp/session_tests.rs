@@ -127,6 +127,14 @@ fn admission_answers_481_501_413_and_binds_as_today() {
         Admit::Respond(413, "Message Too Large")
     );
     assert_eq!(admit(&big, true, 5000), Admit::Chunk);
+    // Total unknown (`*`, a file streamed as it is written): the bytes it reaches decide.
+    let mut open = chunks("open", &vec![b'z'; 5000], 2048).remove(1);
+    open.set_header("Byte-Range", "2049-*/*");
+    assert_eq!(admit(&open, true, 4096), Admit::Chunk);
+    assert_eq!(
+        admit(&open, true, 4095),
+        Admit::Respond(413, "Message Too Large")
+    );
     let bind = MsrpMessage::request("SEND", "b1", TO, FROM);
     assert_eq!(admit(&bind, true, 1 << 20), Admit::Bind);
 }

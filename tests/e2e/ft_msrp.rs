@@ -4,8 +4,9 @@
 //! `a=recvonly`; the file goes UE alice → O-IM → T-IM → UE bob in MSRP chunks with
 //! Byte-Range, each 200 back hop by hop; bob's 200 for the last chunk (the file saved, size
 //! and SHA-1 checked) is the delivery report, then alice's BYE. A file declined, a file over
-//! the relays' limit, an offline recipient, the CLI's `sendfile --msrp` and `listen --files`,
-//! and tshark reading the frames.
+//! the relays' limit (`[im] max_file_size`), an offline recipient, the CLI's `sendfile --msrp`
+//! and `listen --files`, tshark reading the frames, and a 20 MiB file streamed through both
+//! relays in bounded memory.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,12 +21,13 @@ use crate::{flow, lab_with};
 
 /// The next event within 20 s, session changes skipped.
 async fn next(ue: &mut ChatUe) -> ChatEvent {
+    next_within(ue, Duration::from_secs(20)).await
+}
+
+/// The next event within `wait`, session changes skipped.
+async fn next_within(ue: &mut ChatUe, wait: Duration) -> ChatEvent {
     loop {
-        match ue
-            .next_event(Duration::from_secs(20))
-            .await
-            .expect("an event within 20 s")
-        {
+        match ue.next_event(wait).await.expect("an event in time") {
             ChatEvent::Session { .. } | ChatEvent::Stored { .. } => continue,
             ev => return ev,
         }
@@ -307,12 +309,28 @@ async fn a_client_without_a_files_directory_declines_and_the_sender_is_told() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_over_the_relays_limit_is_refused_with_413_and_an_offline_recipient_with_480() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = lab_with(dir.path(), "[im]\nmax_message_size = 100000\n").await;
+    // The file limit is its own: chat's max_message_size (1000 here) does not bound files.
+    let lab = lab_with(
+        dir.path(),
+        "[im]\nmax_message_size = 1000\nmax_file_size = 100000\n",
+    )
+    .await;
     let (_stop, shut) = watch::channel(false);
     let files = tempfile::tempdir().unwrap();
+    let inbox = files.path().join("bob");
+    std::fs::create_dir(&inbox).unwrap();
     let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
-    let _bob = chat_ue(&lab, "bob", &shut, opts(Some(files.path()))).await;
+    let mut bob = chat_ue(&lab, "bob", &shut, opts(Some(&inbox))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // Under the file limit (and far over the chat one): streamed through, delivered.
+    let fits = blob(files.path(), "fits.bin", 100_000);
+    let sent = alice
+        .send_file_msrp("sip:bob@ims.lab", &fits)
+        .await
+        .unwrap();
+    let (_, _, _, size, sha, _) = expect_file(&mut bob).await;
+    assert_eq!((size, sha), (100_000, sha256_of(&fits)));
+    expect_delivered(&mut alice, &sent.message_id).await;
     let src = blob(files.path(), "huge.bin", 150_000);
     let start = flow(&lab).len();
     let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
@@ -516,5 +534,173 @@ async fn tshark_decodes_the_sip_and_msrp_of_a_file_transfer_with_nothing_malform
         "{attrs}"
     );
     assert!(attrs.contains("file-disposition:render"), "{attrs}");
+    lab.shutdown().await;
+}
+
+/// Deterministic bytes, `n` of them, written to a file in `dir` 64 KiB at a time; returns the
+/// path and the SHA-256 (never holding the file in memory).
+fn big_blob(dir: &Path, name: &str, n: usize) -> (PathBuf, String) {
+    use std::io::Write as _;
+    let p = dir.join(name);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    let mut h = Sha256::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(buf.len());
+        for b in &mut buf[..k] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x >> 24) as u8;
+        }
+        f.write_all(&buf[..k]).unwrap();
+        h.update(&buf[..k]);
+        left -= k;
+    }
+    f.flush().unwrap();
+    (p, hex::encode(h.finalize()))
+}
+
+/// SHA-256 of a file, read 64 KiB at a time.
+fn sha256_streamed(p: &Path) -> String {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return hex::encode(h.finalize());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// This process's resident set (the lab's nodes and both UEs run in it), in bytes.
+fn vm_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+/// Set in the process [`a_20_mib_file_streams_through_both_relays_in_bounded_memory`] starts
+/// to do the transfer.
+const RSS_CHILD: &str = "RCSLAB_TEST_FT_RSS_CHILD";
+
+/// A 20 MiB file, UE → O-IM → T-IM → UE: same SHA-256, and the process's VmRSS grows by less
+/// than 32 MiB while it passes (each relay holds the chunk in flight, never the file). The
+/// transfer runs in a process of its own (this test binary again, this test only), so the
+/// labs of tests running beside it do not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20_mib_file_streams_through_both_relays_in_bounded_memory() {
+    if std::env::var_os(RSS_CHILD).is_some() {
+        return twenty_mib_in_bounded_memory().await;
+    }
+    let name = "ft_msrp::a_20_mib_file_streams_through_both_relays_in_bounded_memory";
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(RSS_CHILD, "1")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), child)
+        .await
+        .expect("the transfer's process ends within 90 s")
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    eprint!("{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the transfer's process failed:\n{stdout}\n{stderr}"
+    );
+}
+
+async fn twenty_mib_in_bounded_memory() {
+    const SIZE: usize = 20 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    // The flight recorder keeps a copy of what it records, up to [trace] max_bytes (256 MiB
+    // by default): 4 MiB here, so what is measured is what the relays and the UEs hold.
+    let lab = lab_with(dir.path(), "[trace]\nmax_bytes = 4194304\n").await;
+    let (_stop, shut) = watch::channel(false);
+    let files = tempfile::tempdir().unwrap();
+    let bob_dir = files.path().join("bob");
+    std::fs::create_dir(&bob_dir).unwrap();
+    let mut alice = chat_ue(&lab, "alice", &shut, opts(None)).await;
+    let mut bob = chat_ue(&lab, "bob", &shut, opts(Some(&bob_dir))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (src, want) = big_blob(files.path(), "clip.mp4", SIZE);
+
+    // VmRSS before, then its highest value sampled every 50 ms while the file moves.
+    let before = vm_rss();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let (stop, oim, tim) = (stop.clone(), lab.oim.clone(), lab.tim.clone());
+        move || {
+            // The highest VmRSS, and the most partial-message bytes either relay held.
+            let (mut max, mut partial) = (vm_rss(), 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                max = max.max(vm_rss());
+                partial = partial
+                    .max(oim.msrp_stats().partial_bytes)
+                    .max(tim.msrp_stats().partial_bytes);
+            }
+            (max, partial)
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let sent = alice.send_file_msrp("sip:bob@ims.lab", &src).await.unwrap();
+    assert_eq!(sent.size, SIZE as u64);
+    let wait = Duration::from_secs(55);
+    let (path, size, sha) = match next_within(&mut bob, wait).await {
+        ChatEvent::File {
+            path, size, sha256, ..
+        } => (path, size, sha256),
+        other => panic!("expected the file, got {other:?}"),
+    };
+    match next_within(&mut alice, wait).await {
+        ChatEvent::Status {
+            message_id, status, ..
+        } => assert_eq!(
+            (message_id, status),
+            (sent.message_id.clone(), ImdnStatus::Delivered)
+        ),
+        other => panic!("expected delivered, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (peak, partial) = sampler.join().unwrap();
+    let grew = peak.saturating_sub(before);
+    eprintln!(
+        "20 MiB over MSRP UE -> O-IM -> T-IM -> UE: {:.2} s ({:.1} MiB/s), VmRSS {} MiB before, \
+         peak {} MiB, grew {:.1} MiB",
+        took.as_secs_f64(),
+        20.0 / took.as_secs_f64(),
+        before >> 20,
+        peak >> 20,
+        grew as f64 / f64::from(1 << 20)
+    );
+    assert_eq!((size, sha.as_str()), (SIZE as u64, want.as_str()));
+    assert_eq!(sha256_streamed(&path), want);
+    assert!(
+        grew < 32 << 20,
+        "VmRSS grew by {grew} bytes while 20 MiB passed: the relays hold the file"
+    );
+    // The relays streamed it: nothing of it reassembled, nothing left behind.
+    assert_eq!(partial, 0, "a relay reassembled file chunks");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for hub in [lab.oim.msrp_stats(), lab.tim.msrp_stats()] {
+        assert_eq!(
+            (hub.partials, hub.partial_bytes, hub.pairs),
+            (0, 0, 0),
+            "{hub:?}"
+        );
+    }
     lab.shutdown().await;
 }

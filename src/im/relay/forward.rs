@@ -71,13 +71,24 @@ impl Hub {
             .map(|u| u.session_id);
         let found = id.and_then(|id| {
             let st = self.inner.st.lock().ok()?;
-            st.ids.get(&id).copied()
+            let (pair, side) = st.ids.get(&id).copied()?;
+            Some((pair, side, st.pairs.get(&pair).is_some_and(|p| p.file)))
         });
         let wants_200 = session::wants_200(&m);
-        // What the request gets is the session core's decision (RFC 4975 §7).
-        let (pair, side) = found.unwrap_or((0, Side::A));
-        match session::admit(&m, found.is_some(), self.inner.limits.max_size) {
+        // What the request gets is the session core's decision (RFC 4975 §7); a file
+        // transfer has its own size limit.
+        let (pair, side, file) = found.unwrap_or((0, Side::A, false));
+        let limits = &self.inner.limits;
+        let max = if file {
+            limits.max_file_size
+        } else {
+            limits.max_size
+        };
+        match session::admit(&m, found.is_some(), max) {
             Admit::Respond(status, comment) => {
+                if file && status == 413 {
+                    tracing::info!(remote = %conn.peer_addr(), byte_range = ?m.header("Byte-Range"), max, "MSRP file chunk refused: past [im] max_file_size");
+                }
                 let _ = conn.send(&m.response_to(status, comment));
                 return None;
             }
@@ -92,6 +103,16 @@ impl Hub {
                 return None;
             }
             Admit::Chunk => {}
+        }
+        if file {
+            // RFC 5547 through the hub: each chunk goes on as it comes, nothing reassembled.
+            if m.continuation == crate::msrp::Continuation::End {
+                if let Some(c) = self.inner.metrics.get() {
+                    c.inc();
+                }
+            }
+            self.stream(conn, &m, pair, side);
+            return None;
         }
         // Whole messages for the node.
         let whole = self.reassemble(conn, pair, side, &m)?;
@@ -210,6 +231,20 @@ impl Hub {
                 body,
                 relayed,
             });
+        }
+    }
+
+    /// A chunk of a file transfer ([`Hub::set_file`]): on along the other leg now, or into
+    /// that leg's bounded queue while it comes up (the recipient binds after its ACK); 481
+    /// once the leg went away. Never kept: a file is relayed, not stored.
+    fn stream(&self, conn: &MsrpConn, m: &MsrpMessage, pair: u64, side: Side) {
+        let other = side.other();
+        match self.leg_state(pair, other) {
+            Some(LegState::Ready) => self.forward(pair, other, conn, m),
+            Some(LegState::Connecting | LegState::Bound) => self.queue(pair, other, conn, m),
+            Some(LegState::Idle) | None => {
+                let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+            }
         }
     }
 
@@ -355,7 +390,10 @@ impl Hub {
         onward: Side,
         m: &MsrpMessage,
     ) -> Option<KeepFuture> {
-        if self.inner.unbound != Unbound::Store || m.method.as_deref() != Some("SEND") {
+        if self.inner.unbound != Unbound::Store
+            || m.method.as_deref() != Some("SEND")
+            || self.is_file(pair)
+        {
             return None;
         }
         let whole = m.continuation == crate::msrp::Continuation::End

@@ -1,7 +1,8 @@
 //! A file transfer's leg B held until its far end binds ([`Hub::hold_until_bound`]): chunks
 //! that come before wait in the leg's queue (neither kept as a message nor refused) and go on
-//! once it is up; a file whose Byte-Range total passes the hub's size limit gets 413 at its
-//! first chunk (RFC 4975 §7.1.1).
+//! once it is up; a file pair streams (nothing reassembled, chat's size limit does not apply);
+//! a file whose Byte-Range total passes the file limit gets 413 at its first chunk (RFC 4975
+//! §7.1.1).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -56,12 +57,16 @@ async fn chunks_wait_for_the_held_leg_and_a_file_past_the_limit_gets_413() {
         unbound: Unbound::Store,
         manual_ready_b: true,
         limits: MsrpLimits {
-            max_size: 20_000,
+            max_size: 5_000,
+            max_file_size: 20_000,
             ..MsrpLimits::default()
         },
     };
-    let (hub, _events) = Hub::start(l, Trace::disabled(), opts, shut).unwrap();
-    assert_eq!(hub.max_message_size(), 20_000);
+    let (hub, mut events) = Hub::start(l, Trace::disabled(), opts, shut).unwrap();
+    assert_eq!(
+        (hub.max_message_size(), hub.max_file_size()),
+        (5_000, 20_000)
+    );
     let kept = Arc::new(AtomicUsize::new(0));
     let k = kept.clone();
     hub.set_keeper(Box::new(move |_, _, _, _| {
@@ -69,6 +74,7 @@ async fn chunks_wait_for_the_held_leg_and_a_file_past_the_limit_gets_413() {
         Box::pin(async { true })
     }));
     let (pair, uri_a, uri_b) = hub.new_pair();
+    hub.set_file(pair);
     hub.hold_until_bound(pair, Side::B);
 
     let mut a = TcpStream::connect(hub.local_addr()).await.unwrap();
@@ -120,6 +126,9 @@ async fn chunks_wait_for_the_held_leg_and_a_file_past_the_limit_gets_413() {
     assert!(read_until(&mut a, "MSRP c1 200")
         .await
         .contains("MSRP c1 200"));
+    // Streamed: over chat's 5000 bytes, yet nothing of it is held once its 200 went back.
+    let st = hub.stats();
+    assert_eq!((st.partials, st.partial_bytes, st.txs), (0, 0, 0), "{st:?}");
     // A file whose Byte-Range says it is past 20000 bytes: 413 for its first chunk.
     a.write_all(&chunk("c2", &uri_a, &path_a, 1, 10_240, 30_000).to_bytes())
         .await
@@ -128,4 +137,11 @@ async fn chunks_wait_for_the_held_leg_and_a_file_past_the_limit_gets_413() {
         .await
         .contains("MSRP c2 413"));
     assert_eq!(kept.load(Ordering::Relaxed), 0, "a file is never kept");
+    // Nor shown to the node as a message (only the bindings were).
+    while let Ok(ev) = events.try_recv() {
+        assert!(
+            !matches!(ev, super::HubEvent::Message { .. }),
+            "a file chunk reached the node: {ev:?}"
+        );
+    }
 }
