@@ -31,6 +31,7 @@ const CODECS: &[&str] = &[
     "presence",
     "conf",
     "fthttp",
+    "smpp",
 ];
 /// One module per IMS node, and the lab that starts them.
 const NODES: &[&str] = &[
