@@ -42,6 +42,7 @@ mod rtcweb_media;
 mod rtcweb_phones;
 pub mod run_nodes;
 mod sip_ws;
+mod smpp_codec;
 mod status;
 mod store_forward;
 mod trust_domain;
