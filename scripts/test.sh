@@ -28,4 +28,4 @@ bash scripts/test-readme.sh
 # `bash scripts/fuzz.sh 600` runs them longer by hand.
 # sip_rsip_diff is left out until its exclusions settle: it still finds a new rsip 0.4 quirk
 # (not a bug of ours) every minute or so of fuzzing; run it with `scripts/fuzz.sh 60 sip_rsip_diff`.
-FUZZ_QUICK=1 bash scripts/fuzz.sh 10 cpim diameter fthttp msrp pidf rtcweb_message sdp_bridge sdp_multipart sip_headers sip_message user_data webrsf_json
+FUZZ_QUICK=1 bash scripts/fuzz.sh 10 cpim diameter fthttp msrp pidf rtcweb_message sdp_bridge sdp_multipart sip_headers sip_message smpp sms user_data webrsf_json

@@ -32,6 +32,7 @@ pub mod rcs;
 pub mod rtcweb;
 pub mod shrink;
 pub mod sip;
+pub mod smpp;
 pub mod sms;
 pub mod status;
 pub mod store;

@@ -32,6 +32,7 @@ const CODECS: &[&str] = &[
     "presence",
     "conf",
     "fthttp",
+    "smpp",
 ];
 /// One module per IMS node, and the lab that starts them.
 const NODES: &[&str] = &[

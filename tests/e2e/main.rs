@@ -43,6 +43,7 @@ mod rtcweb_media;
 mod rtcweb_phones;
 pub mod run_nodes;
 mod sip_ws;
+mod smpp_codec;
 mod sms_codec;
 mod status;
 mod store_forward;
