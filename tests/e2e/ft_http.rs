@@ -51,7 +51,7 @@ fn photo(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
 }
 
 /// Deterministic bytes, `n` of them, in a file in `dir`.
-fn blob(dir: &Path, name: &str, n: usize) -> PathBuf {
+pub(crate) fn blob(dir: &Path, name: &str, n: usize) -> PathBuf {
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
     let data: Vec<u8> = (0..n)
         .map(|_| {
@@ -66,7 +66,7 @@ fn blob(dir: &Path, name: &str, n: usize) -> PathBuf {
     p
 }
 
-fn sha256_of(p: &Path) -> String {
+pub(crate) fn sha256_of(p: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
 }
 
@@ -81,7 +81,7 @@ fn file_id(url: &str) -> String {
 
 /// Client options: "delivered" asked for (the ladder shows that report alone), files saved
 /// into `files`.
-fn opts(files: Option<&Path>) -> ChatOptions {
+pub(crate) fn opts(files: Option<&Path>) -> ChatOptions {
     ChatOptions {
         disposition: "positive-delivery".into(),
         files: files.map(Path::to_path_buf),
@@ -89,7 +89,7 @@ fn opts(files: Option<&Path>) -> ChatOptions {
     }
 }
 
-fn check(expected: &[String], got: &[String]) {
+pub(crate) fn check(expected: &[String], got: &[String]) {
     if let Some(d) = rcslab::lab::scenario::diff(expected, got) {
         panic!("ladder differs:\n{d}\nwhole ladder:\n{}", got.join("\n"));
     }

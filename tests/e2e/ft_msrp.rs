@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rcslab::cpim::ImdnStatus;
-use rcslab::ue::chat::{ChatEvent, ChatOptions, ChatUe};
+use rcslab::ue::chat::{ChatEvent, ChatUe};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
 use crate::chat::{chat_flow, chat_ue};
+use crate::ft_http::{blob, check, opts, sha256_of};
 use crate::{flow, lab_with};
 
 /// The next event within 20 s, session changes skipped.
@@ -31,40 +32,6 @@ async fn next_within(ue: &mut ChatUe, wait: Duration) -> ChatEvent {
             ChatEvent::Session { .. } | ChatEvent::Stored { .. } => continue,
             ev => return ev,
         }
-    }
-}
-
-/// Deterministic bytes, `n` of them, in a file in `dir`.
-fn blob(dir: &Path, name: &str, n: usize) -> PathBuf {
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    let data: Vec<u8> = (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
-fn sha256_of(p: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
-}
-
-fn opts(files: Option<&Path>) -> ChatOptions {
-    ChatOptions {
-        disposition: "positive-delivery".into(),
-        files: files.map(Path::to_path_buf),
-        ..ChatOptions::default()
-    }
-}
-
-fn check(expected: &[String], got: &[String]) {
-    if let Some(d) = rcslab::lab::scenario::diff(expected, got) {
-        panic!("ladder differs:\n{d}\nwhole ladder:\n{}", got.join("\n"));
     }
 }
 
