@@ -59,6 +59,11 @@ impl Gateway {
         if up && was != GroupState::Active {
             self.watch_roster(user, &uri);
         }
+        // Already in (the creator's `created` + `joined` were said when its create
+        // returned): no second `joined`.
+        if up && was == GroupState::Active {
+            return true;
+        }
         // A group we left needs no second "closed"; a refused rejoin is news.
         if was == GroupState::Closed && status == "closed" {
             return true;

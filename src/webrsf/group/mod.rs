@@ -372,6 +372,15 @@ impl Gateway {
             &id,
             json!({ "status": "created", "subject": subject }),
         );
+        // The create returned: the focus answered 200, our session is up. Said here because
+        // the UE's own report of that session may have come before the group was recorded
+        // above (then it found no group to report on).
+        self.emit_group(
+            user,
+            "groupChatEventNotification",
+            &id,
+            json!({ "status": "joined" }),
+        );
         self.group(user, &id)
     }
 
