@@ -264,6 +264,9 @@ impl Timestamp {
             Ok(lo * 10 + hi)
         };
         let tz_o = v[6];
+        if tz_o >> 4 > 9 {
+            return Err(SmsError::Invalid(format!("time zone octet {tz_o:02x}")));
+        }
         let q = (tz_o & 0x07) * 10 + (tz_o >> 4);
         let tz_quarters = if tz_o & 0x08 != 0 {
             -(q as i8)
@@ -373,6 +376,15 @@ mod tests {
             }
         );
         assert!(Timestamp::decode(&[0xff; 7], &mut 0).is_err());
+        // A time zone whose units digit is not a digit (found by fuzzing: it read as -85
+        // quarters and wrote back as -79).
+        assert!(Timestamp::decode(&[0, 0, 0, 0, 0, 0, 0xfd], &mut 0).is_err());
+        let mut at = 0;
+        let far = Timestamp::decode(&[0, 0, 0, 0, 0, 0, 0x9f], &mut at).unwrap();
+        assert_eq!(far.tz_quarters, -79);
+        let mut b = Vec::new();
+        far.encode(&mut b);
+        assert_eq!(b[6], 0x9f);
         assert!(Timestamp::decode(&[0; 6], &mut 0).is_err());
     }
 }
