@@ -28,6 +28,7 @@ mod registrar;
 mod rtcweb;
 mod scscfs;
 mod sip;
+mod smsc;
 mod subscribers;
 mod trace;
 mod webrsf;
@@ -48,6 +49,7 @@ pub use registrar::Registrar;
 pub use rtcweb::RtcwebSection;
 pub use scscfs::{Assignment, MoreScscf, ScscfSection, MAX_MORE_SCSCFS, SCSCF_LABELS};
 pub use sip::SipSection;
+pub use smsc::{SmppAccountConfig, SmscSection};
 pub use subscribers::SubscriberConfig;
 pub use trace::TraceSection;
 pub use webrsf::WebRsfSection;
@@ -156,6 +158,9 @@ pub struct LabConfig {
     /// The FT content server CS (RCC.07 File Transfer via HTTP).
     #[serde(default)]
     pub content: ContentSection,
+    /// The SMS service centre, its IP-SM-GW and its SMPP listener.
+    #[serde(default)]
+    pub smsc: SmscSection,
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
@@ -244,6 +249,7 @@ impl LabConfig {
         c.check_scscfs()?;
         c.presence.check()?;
         c.group.check()?;
+        c.smsc.check()?;
         c.rtcweb.check()?;
         c.content.check()?;
         c.im.check()?;
@@ -283,6 +289,8 @@ impl LabConfig {
             &mut self.nodes.oim_msrp,
             &mut self.nodes.tim_msrp,
             &mut self.nodes.conf_msrp,
+            &mut self.nodes.ipsmgw,
+            &mut self.nodes.smsc,
             &mut self.nodes.webrsf,
         ] {
             a.set_port(0);

@@ -40,6 +40,15 @@ pub struct IfcConfig {
     /// 0 registered, 1 unregistered.
     #[serde(default)]
     pub profile_part: Option<u32>,
+    /// TS 29.228 `<IncludeRegisterRequest/>`: the third-party REGISTER carries the user's
+    /// REGISTER in a `message/sip` body (TS 24.229 §5.4.1.7), so the AS sees its Contact
+    /// and feature tags.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_register_request: bool,
+    /// TS 29.228 `<IncludeRegisterResponse/>`: it carries the S-CSCF's 200 OK to it, so the
+    /// AS sees the implicitly registered set (P-Associated-URI: the user's tel URI).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_register_response: bool,
 }
 
 /// One service point trigger: exactly one of `method`, `request_uri`, `header`,
@@ -144,8 +153,8 @@ impl IfcConfig {
                 server_name: self.server_name.clone(),
                 default_handling,
                 service_info: self.service_info.clone(),
-                include_register_request: false,
-                include_register_response: false,
+                include_register_request: self.include_register_request,
+                include_register_response: self.include_register_response,
             },
             profile_part_indicator: self.profile_part,
         })
@@ -215,6 +224,8 @@ impl IfcConfig {
             spt,
             service_info: i.application_server.service_info.clone(),
             profile_part: i.profile_part_indicator,
+            include_register_request: i.application_server.include_register_request,
+            include_register_response: i.application_server.include_register_response,
         }
     }
 }

@@ -44,6 +44,13 @@ pub struct Nodes {
     /// CONF's MSRP listener (TCP), where members' group-chat sessions connect.
     #[serde(default = "default_conf_msrp")]
     pub conf_msrp: SocketAddr,
+    /// The IP-SM-GW (TS 24.341): the SMS service centre's SIP side, reached by iFC as
+    /// `ipsmgw.<domain>` for MESSAGEs carrying `application/vnd.3gpp.sms`.
+    #[serde(default = "default_ipsmgw")]
+    pub ipsmgw: SocketAddr,
+    /// The SMS service centre's SMPP 3.4 listener (TCP), where applications bind.
+    #[serde(default = "default_smsc")]
+    pub smsc: SocketAddr,
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
@@ -137,6 +144,12 @@ fn default_ps() -> SocketAddr {
 }
 fn default_conf() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5096))
+}
+fn default_ipsmgw() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5097))
+}
+fn default_smsc() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2775))
 }
 fn default_conf_msrp() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 2857))

@@ -82,6 +82,14 @@ pub enum LabError {
         /// Why.
         source: crate::focus::FocusError,
     },
+    /// The SMS centre could not open its messages in the store.
+    #[error("the SMS centre (IP-SM-GW) cannot open its messages in the data dir {dir}: {source}")]
+    Smsc {
+        /// The directory.
+        dir: String,
+        /// Why.
+        source: crate::smsc::SmscError,
+    },
     /// The FT content server CS could not open its files or its index.
     #[error("the content server CS cannot start in {dir}: {source}")]
     Content {
@@ -114,6 +122,8 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
         "PS" => "ps",
         "CONF" => "conf",
         "CONF MSRP" => "conf_msrp",
+        "IP-SM-GW" => "ipsmgw",
+        "SMSC" => "smsc",
         "O-IM MSRP" => "oim_msrp",
         "T-IM MSRP" => "tim_msrp",
         "WebRSF" => "webrsf",
@@ -231,6 +241,8 @@ pub struct LabAddrs {
     pub tim_msrp: SocketAddr,
     /// CONF MSRP (the groups' sessions).
     pub conf_msrp: SocketAddr,
+    /// The IP-SM-GW (SIP).
+    pub ipsmgw: SocketAddr,
     /// WebRSF HTTP.
     pub webrsf: SocketAddr,
     /// T-IM's history endpoint (HTTP, [`crate::im::history_api`]), which WebRSF reads.
@@ -306,6 +318,8 @@ pub struct Lab {
     pub ps: Arc<crate::ps::PresenceServer>,
     /// The group-chat conference focus CONF (tests look at the groups it holds).
     pub conf: Arc<crate::focus::Focus>,
+    /// The SMS centre and its IP-SM-GW (tests look at what it holds).
+    pub smsc: Arc<crate::smsc::Smsc>,
     /// The WebRSF gateway.
     pub webrsf: Arc<crate::webrsf::Gateway>,
     /// The patent's RTCWeb gateway.
@@ -387,6 +401,7 @@ impl Lab {
         let (tim_ep, tim_rx) = ctx.bind_sip("T-IM", n.tim).await?;
         let (ps_ep, ps_rx) = ctx.bind_sip("PS", n.ps).await?;
         let (conf_ep, conf_rx) = ctx.bind_sip("CONF", n.conf).await?;
+        let (ipsmgw_ep, ipsmgw_rx) = ctx.bind_sip("IP-SM-GW", n.ipsmgw).await?;
         let (icscf_ep, icscf_rx) = ctx.bind_sip("I-CSCF", n.icscf).await?;
         let (pcscf_ep, pcscf_rx) = ctx.bind_sip("P-CSCF", n.pcscf).await?;
         let (rtcweb_ep, rtcweb_rx) = ctx.bind_sip("RTCWeb", n.rtcweb_sip_or_default()).await?;
@@ -403,9 +418,10 @@ impl Lab {
             ps: ps_ep.local_addr(),
             conf: conf_ep.local_addr(),
             content: content_addr,
+            ipsmgw: ipsmgw_ep.local_addr(),
         };
         // The application servers by name, at their bound addresses (what SRV would give).
-        ctx.set_services(peers.oim, peers.tim, peers.ps, peers.conf);
+        ctx.set_services(peers.oim, peers.tim, peers.ps, peers.conf, peers.ipsmgw);
         let mut endpoints = vec![
             ("P-CSCF", pcscf_ep.clone()),
             ("I-CSCF", icscf_ep.clone()),
@@ -414,6 +430,7 @@ impl Lab {
             ("T-IM", tim_ep.clone()),
             ("PS", ps_ep.clone()),
             ("CONF", conf_ep.clone()),
+            ("IP-SM-GW", ipsmgw_ep.clone()),
             ("RTCWeb", rtcweb_ep.clone()),
         ];
         for ((ep, _), s) in more_eps.iter().zip(&peers.scscfs[1..]) {
@@ -438,6 +455,7 @@ impl Lab {
             &peers,
         )?;
         conf.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "CONF")?);
+        let smsc = nodes::start_smsc(&ctx, ipsmgw_ep, ipsmgw_rx, &store, data_dir, &peers)?;
         let hss = nodes::start_hss(
             &ctx,
             &store,
@@ -492,6 +510,7 @@ impl Lab {
             oim_msrp: oim.msrp_addr(),
             tim_msrp: tim.msrp_addr(),
             conf_msrp: conf.msrp_addr(),
+            ipsmgw: peers.ipsmgw,
             webrsf: web_addr,
             tim_http,
             rtcweb: rtcweb_addr,
@@ -538,6 +557,7 @@ impl Lab {
             tim,
             ps,
             conf,
+            smsc,
             webrsf,
             rtcweb,
             content,

@@ -66,6 +66,8 @@ pub(crate) struct Peers {
     pub conf: SocketAddr,
     /// The FT content server CS (HTTP).
     pub content: SocketAddr,
+    /// The IP-SM-GW (the SMS centre's SIP side).
+    pub ipsmgw: SocketAddr,
 }
 
 /// One S-CSCF of the lab: its ladder name, Diameter Origin-Host, SIP address, capabilities.
@@ -109,6 +111,7 @@ impl Peers {
             ps: n.ps,
             conf: n.conf,
             content: n.content_or_default(),
+            ipsmgw: n.ipsmgw,
         }
     }
 
@@ -140,6 +143,7 @@ impl<'a> Ctx<'a> {
             (format!("tim.{domain}"), n.tim.ip()),
             (format!("ps.{domain}"), n.ps.ip()),
             (format!("conf.{domain}"), n.conf.ip()),
+            (format!("ipsmgw.{domain}"), n.ipsmgw.ip()),
         ]
         .into_iter()
         .chain(
@@ -160,18 +164,19 @@ impl<'a> Ctx<'a> {
             domain,
             resolver: Resolver::new(hosts),
         };
-        ctx.set_services(n.oim, n.tim, n.ps, n.conf);
+        ctx.set_services(n.oim, n.tim, n.ps, n.conf, n.ipsmgw);
         ctx
     }
 
-    /// Names the application servers at `oim`, `tim`, `ps` and `conf` (`rcslab up` with
-    /// ports 0: their bound addresses).
+    /// Names the application servers at `oim`, `tim`, `ps`, `conf` and `ipsmgw` (`rcslab
+    /// up` with ports 0: their bound addresses).
     pub fn set_services(
         &mut self,
         oim: SocketAddr,
         tim: SocketAddr,
         ps: SocketAddr,
         conf: SocketAddr,
+        ipsmgw: SocketAddr,
     ) {
         let d = &self.domain;
         self.resolver = self.resolver.clone().with_services(
@@ -180,6 +185,7 @@ impl<'a> Ctx<'a> {
                 (format!("tim.{d}"), tim),
                 (format!("ps.{d}"), ps),
                 (format!("conf.{d}"), conf),
+                (format!("ipsmgw.{d}"), ipsmgw),
             ]
             .into_iter()
             .collect(),
@@ -651,6 +657,54 @@ pub(crate) fn start_conf(
     focus.set_scscf(peers.scscf);
     tokio::spawn(focus.clone().run(rx, ctx.shut.clone()));
     Ok(focus)
+}
+
+/// The SMS centre and its IP-SM-GW (TS 24.341), an AS the S-CSCF reaches by iFC for
+/// `application/vnd.3gpp.sms` MESSAGEs and third-party REGISTERs; it keeps its messages in
+/// `store`'s sled db, trusts the S-CSCFs of `peers` and sends what it originates to the I-CSCF.
+pub(crate) fn start_smsc(
+    ctx: &Ctx<'_>,
+    ep: Endpoint,
+    rx: SipRx,
+    store: &Store,
+    data_dir: &Path,
+    peers: &Peers,
+) -> Result<Arc<crate::smsc::Smsc>, LabError> {
+    ep.trust(peers.scscf_addrs().collect());
+    let s = &ctx.config.smsc;
+    let settings = crate::smsc::SmscSettings {
+        address: format!("+{}", s.digits()),
+        validity: Duration::from_secs(s.validity_secs),
+        max_validity: Duration::from_secs(s.max_validity_secs),
+        retry: Duration::from_secs(s.retry_secs),
+        ack_timeout: Duration::from_secs(s.ack_timeout_secs),
+        max_stored: s.max_stored,
+        max_parts: s.max_parts,
+        short_codes: s
+            .accounts
+            .iter()
+            .flat_map(|a| {
+                a.short_codes
+                    .iter()
+                    .map(|c| (c.trim_start_matches('+').to_string(), a.system_id.clone()))
+            })
+            .collect(),
+    };
+    let smsc = crate::smsc::Smsc::new(
+        ep,
+        ctx.resolver.clone(),
+        &format!("ipsmgw.{}", ctx.domain),
+        store.db(),
+        store.commit().clone(),
+        settings,
+    )
+    .map_err(|e| LabError::Smsc {
+        dir: data_dir.display().to_string(),
+        source: e,
+    })?;
+    smsc.set_icscf(peers.icscf);
+    tokio::spawn(smsc.clone().run(rx, ctx.shut.clone()));
+    Ok(smsc)
 }
 
 /// `[group]` as the focus takes it (here, not in `config`: a codec layer imports no node).

@@ -61,6 +61,7 @@ impl Recorder {
             (a.oim_msrp, "O-IM"),
             (a.tim_msrp, "T-IM"),
             (a.conf_msrp, "CONF"),
+            (a.ipsmgw, "IP-SM-GW"),
             (a.webrsf, "WebRSF"),
             (a.tim_http, "T-IM"),
             (a.rtcweb, "RTCWeb"),

@@ -59,16 +59,19 @@ pub enum Node {
     Rtcweb,
     /// The FT content server CS.
     Content,
+    /// The SMS centre: its IP-SM-GW (SIP) and SMPP listener.
+    Smsc,
 }
 
 /// The node names `rcslab run` takes, in the order of a REGISTER's path.
-pub const NODE_NAMES: [&str; 11] = [
+pub const NODE_NAMES: [&str; 12] = [
     "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "conf", "rtcweb", "content",
+    "smsc",
 ];
 
 /// A node name `rcslab run` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb, content (or scscf2 … scscf9 for the [[scscfs]] entries)")]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb, content, smsc (or scscf2 … scscf9 for the [[scscfs]] entries)")]
 pub struct UnknownNode(pub String);
 
 impl std::str::FromStr for Node {
@@ -87,6 +90,7 @@ impl std::str::FromStr for Node {
             "conf" => Node::Conf,
             "rtcweb" => Node::Rtcweb,
             "content" | "cs" => Node::Content,
+            "smsc" | "ipsmgw" | "ip-sm-gw" => Node::Smsc,
             other => match other
                 .strip_prefix("scscf")
                 .and_then(|n| n.parse::<u8>().ok())
@@ -119,6 +123,7 @@ impl Node {
             Node::Conf => "CONF",
             Node::Rtcweb => "RTCWeb",
             Node::Content => "CS",
+            Node::Smsc => "IP-SM-GW",
         }
     }
 
@@ -203,6 +208,7 @@ pub async fn start(
         oim_msrp: n.oim_msrp,
         tim_msrp: n.tim_msrp,
         conf_msrp: n.conf_msrp,
+        ipsmgw: n.ipsmgw,
         webrsf: n.webrsf,
         tim_http: n.tim_http_or_default(),
         rtcweb: n.rtcweb_or_default(),
@@ -310,6 +316,15 @@ pub async fn start(
             listening.push(("CONF", msrp_addr, "MSRP (TCP)"));
             store = Some(s);
         }
+        Node::Smsc => {
+            let d = data_dir.join("smsc");
+            let s = Arc::new(nodes::open_store(&d)?);
+            let (ep, rx) = ctx.bind_sip("IP-SM-GW", n.ipsmgw).await?;
+            let a = ep.local_addr();
+            handles.push(Box::new(nodes::start_smsc(&ctx, ep, rx, &s, &d, &peers)?));
+            listening.push(("IP-SM-GW", a, "SIP (ISC, SMS over IP, TS 24.341)"));
+            store = Some(s);
+        }
         Node::Webrsf => {
             let (l, a) = nodes::bind_tcp("WebRSF", n.webrsf).await?;
             let history =
@@ -396,6 +411,7 @@ mod tests {
             Node::Ps,
             Node::Conf,
             Node::Rtcweb,
+            Node::Smsc,
         ] {
             assert_eq!(n.data_dir(base), None);
         }

@@ -245,18 +245,20 @@ async fn kamailio_pcscf_registers_sipp_users_with_digest_and_routes_a_message_be
         "S-CSCF -> I-CSCF SIP 200",
         "I-CSCF -> Kamailio P-CSCF SIP 200",
     ];
-    // The default iFC's third-party REGISTERs to T-IM and CONF follow the 200 (in their
-    // own time, in either order).
+    // The default iFC's third-party REGISTERs to T-IM, CONF and the IP-SM-GW follow the 200
+    // (in their own time, in any order).
     let tim_ladder = [
         "CONF -> S-CSCF SIP 200",
+        "IP-SM-GW -> S-CSCF SIP 200",
         "S-CSCF -> CONF SIP REGISTER",
+        "S-CSCF -> IP-SM-GW SIP REGISTER",
         "S-CSCF -> T-IM SIP REGISTER",
         "T-IM -> S-CSCF SIP 200",
     ];
     let split = |lab: &rcslab::Lab| -> (Vec<String>, Vec<String>) {
         let (mut third, rest): (Vec<String>, Vec<String>) = flow(lab)
             .into_iter()
-            .partition(|l| l.contains("T-IM") || l.contains("CONF"));
+            .partition(|l| l.contains("T-IM") || l.contains("CONF") || l.contains("IP-SM-GW"));
         third.sort();
         (third, rest)
     };

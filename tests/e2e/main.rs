@@ -44,6 +44,7 @@ mod rtcweb_phones;
 pub mod run_nodes;
 mod sip_ws;
 mod smpp_codec;
+mod sms;
 mod sms_codec;
 mod status;
 mod store_forward;

@@ -295,6 +295,8 @@ impl Scscf {
         match req.method {
             Method::Register => {
                 let resp = self.register(&inc.request).await;
+                // What an AS with IncludeRegisterResponse gets (TS 24.229 §5.4.1.7).
+                let ok = (resp.status == 200).then(|| resp.clone());
                 inc.tx.respond(resp);
                 // TS 24.229 §5.4.1.7 / §5.4.2.1.2: third-party REGISTERs and NOTIFYs follow
                 // the 200 OK, so an AS that reacts at once (T-IM delivering stored messages)
@@ -302,7 +304,8 @@ impl Scscf {
                 let key = register_key(&inc.request);
                 let after = lock(&self.after_ok).remove(&key);
                 if let Some(a) = after {
-                    self.third_party_register(&a.reg, &a.impu, a.expires);
+                    let register = ok.as_ref().map(|ok| (&inc.request, ok));
+                    self.third_party_register(&a.reg, &a.impu, a.expires, register);
                     self.notify_all(&a.reg, a.event);
                 }
             }
@@ -631,7 +634,7 @@ impl Scscf {
         let lapsed = lock(&self.regs).sweep(now);
         for reg in lapsed {
             if let Some(i) = reg.impus.first() {
-                self.third_party_register(&reg, i, 0);
+                self.third_party_register(&reg, i, 0, None);
             }
             self.notify_all(&reg, ContactEvent::Expired);
             tracing::info!(impi = %reg.impi, impu = ?reg.impus.first(), "registration expired");
@@ -664,8 +667,15 @@ impl Scscf {
     }
 
     /// TS 24.229 §5.4.1.7: after a registration change, a third-party REGISTER to each AS
-    /// whose iFC matches REGISTER.
-    fn third_party_register(&self, reg: &Registration, impu: &str, expires: u32) {
+    /// whose iFC matches REGISTER; `register` is the user's REGISTER and our 200 OK to it
+    /// when one caused the change (for an AS whose iFC asks for them in the body).
+    fn third_party_register(
+        &self,
+        reg: &Registration,
+        impu: &str,
+        expires: u32,
+        register: Option<(&Request, &Response)>,
+    ) {
         let ordered = self.ifcs_of(impu);
         let ordered = if ordered.is_empty() {
             reg.profile
@@ -676,7 +686,9 @@ impl Scscf {
             ordered
         };
         let me = self.uri(None);
-        for server in third_party::targets(&ordered, &self.domain, expires) {
+        for asrv in third_party::targets(&ordered, &self.domain, expires) {
+            let body = third_party::body(&asrv, register);
+            let server = asrv.server_name;
             let ep = self.ep.clone();
             let resolver = self.resolver.clone();
             let me = me.clone();
@@ -690,7 +702,11 @@ impl Scscf {
                     tag: crate::sip::new_tag(),
                     call_id: crate::sip::new_call_id(&ep.local_addr().ip().to_string()),
                 };
-                let r = third_party::register_request(&server, &me, &impu, expires, ids);
+                let mut r = third_party::register_request(&server, &me, &impu, expires, ids);
+                if let Some((ct, b)) = body {
+                    r.headers.push("Content-Type", ct);
+                    r.body = b.into();
+                }
                 let resp = ep.send_request(r, dest, t).final_response().await;
                 if resp.status >= 300 {
                     tracing::warn!(%server, status = resp.status, "third-party REGISTER refused");

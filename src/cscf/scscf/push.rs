@@ -135,7 +135,7 @@ impl Scscf {
         };
         for reg in &regs {
             if let Some(i) = reg.impus.first() {
-                self.third_party_register(reg, i, 0);
+                self.third_party_register(reg, i, 0, None);
             }
             self.notify_all(reg, ContactEvent::Rejected);
             tracing::info!(

@@ -3,24 +3,64 @@
 //! each AS whose iFC matches REGISTER, with a REGISTER of its own: From the S-CSCF, To the
 //! user's public identity, Contact the S-CSCF, Expires what the user was granted (0 when it
 //! is gone). Socket-free: which ASes, and the request; the driver resolves and sends.
+//!
+//! An AS whose iFC has `<IncludeRegisterRequest/>` or `<IncludeRegisterResponse/>` (TS 29.228
+//! Annex B) gets the user's REGISTER, the S-CSCF's 200 OK to it, or both, as `message/sip`
+//! bodies (both: `multipart/mixed`, TS 24.229 §5.4.1.7 steps 7–8): the IP-SM-GW reads the
+//! Contact's `+g.3gpp.smsip` in one and the user's tel URI (P-Associated-URI) in the other.
 
 use crate::cscf::ifc::{self, SessionCase};
-use crate::profile::InitialFilterCriteria;
-use crate::sip::{Method, Request};
+use crate::profile::{ApplicationServer, InitialFilterCriteria};
+use crate::sip::{Method, Request, Response};
 
-/// The ASes (their SIP URIs, in iFC order) owed a third-party REGISTER: those whose iFC
-/// matches a REGISTER to the home `domain` with `expires` (TS 24.229 §5.4.1.7: the iFC are
-/// evaluated for the originating case, the Expires value may be part of the trigger).
-pub fn targets(ordered: &[InitialFilterCriteria], domain: &str, expires: u32) -> Vec<String> {
+/// The ASes (in iFC order) owed a third-party REGISTER: those whose iFC matches a REGISTER
+/// to the home `domain` with `expires` (TS 24.229 §5.4.1.7: the iFC are evaluated for the
+/// originating case, the Expires value may be part of the trigger).
+pub fn targets(
+    ordered: &[InitialFilterCriteria],
+    domain: &str,
+    expires: u32,
+) -> Vec<ApplicationServer> {
     let mut probe = Request::new(Method::Register, format!("sip:{domain}"));
     probe.headers.push("Expires", expires.to_string());
     let mut out = Vec::new();
     let mut idx = 0;
     while let Some((n, ifc)) = ifc::next_match(ordered, idx, &probe, SessionCase::Originating) {
         idx = n + 1;
-        out.push(ifc.application_server.server_name.clone());
+        out.push(ifc.application_server.clone());
     }
     out
+}
+
+/// The body the AS `server` asked for (content type, bytes): the user's `register` and our
+/// `ok` to it as `message/sip`, one or both; None when it asked for neither or there is no
+/// REGISTER behind this change (an expiry, a de-registration by the HSS).
+pub fn body(
+    server: &ApplicationServer,
+    register: Option<(&Request, &Response)>,
+) -> Option<(String, Vec<u8>)> {
+    let (req, ok) = register?;
+    let mut parts = Vec::new();
+    if server.include_register_request {
+        parts.push(crate::sip::multipart::Part::new(
+            "message/sip",
+            req.to_bytes(),
+        ));
+    }
+    if server.include_register_response {
+        parts.push(crate::sip::multipart::Part::new(
+            "message/sip",
+            ok.to_bytes(),
+        ));
+    }
+    match parts.len() {
+        0 => None,
+        1 => Some(("message/sip".into(), parts.remove(0).body.to_vec())),
+        _ => {
+            let (ct, b) = crate::sip::multipart::build("3pty-register", &parts);
+            Some((ct, b))
+        }
+    }
 }
 
 /// Fresh identifiers for one third-party REGISTER (random in the driver, fixed in tests).
@@ -118,11 +158,41 @@ mod tests {
         let p = crate::profile::ImsSubscription::parse(xml).unwrap();
         let ordered = super::super::ifc_chain::ordered_ifcs(&p);
         assert_eq!(ordered.len(), 2);
-        assert_eq!(
-            targets(&ordered, "ims.lab", 600),
-            vec!["sip:127.0.0.1:5091"]
-        );
-        assert_eq!(targets(&ordered, "ims.lab", 0), vec!["sip:127.0.0.1:5091"]);
+        let names = |e| {
+            targets(&ordered, "ims.lab", e)
+                .into_iter()
+                .map(|a| a.server_name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(600), vec!["sip:127.0.0.1:5091"]);
+        assert_eq!(names(0), vec!["sip:127.0.0.1:5091"]);
         assert!(targets(&[], "ims.lab", 600).is_empty());
+    }
+
+    #[test]
+    fn an_as_that_asks_gets_the_register_and_the_ok_as_message_sip() {
+        let mut reg = Request::new(Method::Register, "sip:ims.lab");
+        reg.headers
+            .push("Contact", "<sip:alice@127.0.0.1:5000>;+g.3gpp.smsip");
+        let mut ok = reg.response(200, Some("OK"));
+        ok.headers
+            .push("P-Associated-URI", "<sip:alice@ims.lab>, <tel:+15550001>");
+        let mut asrv = ApplicationServer {
+            server_name: "sip:smsc.ims.lab".into(),
+            ..Default::default()
+        };
+        assert_eq!(body(&asrv, Some((&reg, &ok))), None);
+        asrv.include_register_request = true;
+        let (ct, b) = body(&asrv, Some((&reg, &ok))).unwrap();
+        assert_eq!(ct, "message/sip");
+        assert_eq!(b, reg.to_bytes());
+        assert_eq!(body(&asrv, None), None);
+        asrv.include_register_response = true;
+        let (ct, b) = body(&asrv, Some((&reg, &ok))).unwrap();
+        let parts = crate::sip::multipart::parse(&ct, &b).unwrap();
+        assert!(ct.starts_with("multipart/mixed"));
+        assert_eq!(parts.len(), 2);
+        assert_eq!(&parts[0].body[..], &reg.to_bytes()[..]);
+        assert_eq!(&parts[1].body[..], &ok.to_bytes()[..]);
     }
 }

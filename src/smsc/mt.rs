@@ -1,0 +1,350 @@
+//! Delivery (TS 24.341 §5.3.2.4, TS 23.040 §3.2): one destination at a time, oldest message
+//! first. The centre sends a phone a MESSAGE with RP-DATA (an SMS-DELIVER, or an
+//! SMS-STATUS-REPORT on a message it sent) through the I-CSCF, which finds the phone's
+//! S-CSCF; the phone answers 200 and then its own MESSAGE with RP-ACK, which [`super::mo`]
+//! hands back here by RP-MR. A phone that is away (480, no answer, no RP-ACK, RP-ERROR
+//! memory full) keeps its messages, in order, until its retry time or its registration; an
+//! unknown number or a refusal ends the message with a report that says why.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::sip::{Method, Transport};
+use crate::sms::rp::{cause, CONTENT_TYPE};
+use crate::sms::tpdu::status;
+
+use super::store::{Origin, ReportOf, StoredSm};
+use super::{lock, pdus, unix_now, PhoneAnswer, Smsc, Waiter};
+
+/// How long the centre waits for the final answer to a MESSAGE it sent (Timer F is 32 s).
+const MESSAGE_WAIT: Duration = Duration::from_secs(40);
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Delivered,
+    /// Not now: try again later.
+    Later(String),
+    /// Never: TP-ST and why.
+    Failed(u8, String),
+}
+
+/// What a final SIP answer to a delivery means (before the phone's RP-ACK).
+pub(super) fn classify(status_code: u16) -> Option<Outcome> {
+    match status_code {
+        200..=299 => None,
+        404 | 410 | 484 | 604 => Some(Outcome::Failed(
+            status::INCOMPATIBLE_DESTINATION,
+            format!("{status_code}: no such subscriber"),
+        )),
+        408 | 480 | 486 | 500 | 503 | 504 | 600 => {
+            Some(Outcome::Later(format!("{status_code}: not reachable now")))
+        }
+        c => Some(Outcome::Failed(
+            status::INCOMPATIBLE_DESTINATION,
+            format!("{c}: refused"),
+        )),
+    }
+}
+
+/// What a phone's RP answer means.
+pub(super) fn classify_answer(a: PhoneAnswer) -> Outcome {
+    match a {
+        PhoneAnswer::Ack => Outcome::Delivered,
+        PhoneAnswer::Error(c) if c == cause::MEMORY_CAPACITY_EXCEEDED => {
+            Outcome::Later("RP-ERROR 22: memory capacity exceeded".into())
+        }
+        PhoneAnswer::Error(c) => Outcome::Failed(
+            status::INCOMPATIBLE_DESTINATION,
+            format!("RP-ERROR cause {c}"),
+        ),
+    }
+}
+
+impl Smsc {
+    /// Starts delivering to `dest` unless that runs already or `dest` waits for its retry.
+    pub(super) fn kick(self: &Arc<Self>, dest: &str) {
+        {
+            let q = lock(&self.queue);
+            if q.waiting(dest) == 0 || q.deferred(dest, Instant::now()) {
+                return;
+            }
+        }
+        if !lock(&self.active).insert(dest.to_string()) {
+            return;
+        }
+        let me = self.clone();
+        let dest = dest.to_string();
+        tokio::spawn(async move {
+            me.drain(&dest).await;
+            lock(&me.active).remove(&dest);
+            // A message queued after the drain's last look and before it let go would wait
+            // for nothing: look again.
+            me.kick(&dest);
+        });
+    }
+
+    /// Delivers `dest`'s messages in order until none is left or one must wait.
+    async fn drain(self: &Arc<Self>, dest: &str) {
+        loop {
+            let m = {
+                let q = lock(&self.queue);
+                if q.deferred(dest, Instant::now()) {
+                    return;
+                }
+                match q.first(dest) {
+                    Some(m) => m.clone(),
+                    None => return,
+                }
+            };
+            let outcome = if m.expires <= unix_now() {
+                Outcome::Failed(status::EXPIRED, "validity period expired".into())
+            } else {
+                self.attempt(&m).await
+            };
+            match outcome {
+                Outcome::Later(why) => {
+                    let mut m = m;
+                    m.attempts += 1;
+                    if let Err(e) = self.store.put(&m) {
+                        tracing::warn!(error = %e, "IP-SM-GW: cannot note an attempt");
+                    }
+                    let mut q = lock(&self.queue);
+                    q.update(&m);
+                    q.defer(dest, Instant::now() + self.settings.retry);
+                    drop(q);
+                    self.ep.note(|| {
+                        format!(
+                            "SMS {} to {dest} not delivered ({why}); kept, next try in {} s or when it registers",
+                            m.id,
+                            self.settings.retry.as_secs()
+                        )
+                    });
+                    return;
+                }
+                done => self.finish(m, done).await,
+            }
+        }
+    }
+
+    /// `m`'s outcome is final: it leaves the store, and its sender gets the report it asked
+    /// for (kept and delivered like a message).
+    async fn finish(self: &Arc<Self>, m: StoredSm, outcome: Outcome) {
+        lock(&self.queue).remove(&m.to, m.id);
+        if let Err(e) = self.store.remove(m.id) {
+            tracing::warn!(error = %e, "IP-SM-GW: cannot drop a delivered SMS");
+        }
+        let (st, why) = match &outcome {
+            Outcome::Delivered => (status::RECEIVED, String::new()),
+            Outcome::Failed(st, why) => (*st, why.clone()),
+            Outcome::Later(why) => (status::NO_RESPONSE, why.clone()),
+        };
+        if m.report_of.is_some() {
+            if st != status::RECEIVED {
+                tracing::info!(id = m.id, to = %m.to, %why, "IP-SM-GW: status report not delivered, dropped");
+            }
+            let _ = self.store.durable().await;
+            return;
+        }
+        if st != status::RECEIVED {
+            self.ep
+                .note(|| format!("SMS {} to {} failed: {why}", m.id, m.to));
+        }
+        if let Some(r) = self.report_for(&m, st) {
+            let dest = r.to.clone();
+            lock(&self.queue).push(r.clone());
+            if let Err(e) = self.store.put(&r) {
+                tracing::warn!(error = %e, "IP-SM-GW: cannot keep a status report");
+            }
+            let _ = self.store.durable().await;
+            self.kick(&dest);
+        } else {
+            let _ = self.store.durable().await;
+        }
+    }
+
+    /// The report on `m` with TP-ST `st`, if its sender asked for one.
+    fn report_for(&self, m: &StoredSm, st: u8) -> Option<StoredSm> {
+        if !m.report {
+            return None;
+        }
+        let (to, tp_mr) = match &m.origin {
+            Origin::Phone { impu, tp_mr } => {
+                (self.number_of(impu).unwrap_or_else(|| impu.clone()), *tp_mr)
+            }
+            Origin::Esme { system_id } => (format!("esme:{system_id}"), 0),
+        };
+        let id = self.store.next_id().ok()?;
+        let now = unix_now();
+        let sc = &self.settings.address;
+        Some(StoredSm {
+            id,
+            origin: m.origin.clone(),
+            from: sc.clone(),
+            from_toa: pdus::toa_of(sc),
+            to,
+            pid: 0,
+            dcs: 0,
+            udhi: false,
+            ud: vec![0],
+            report: false,
+            received: now,
+            expires: now.saturating_add(self.settings.validity.as_secs()),
+            attempts: 0,
+            report_of: Some(ReportOf {
+                status: st,
+                tp_mr,
+                recipient: m.to.clone(),
+                received: m.received,
+                message_id: m.id,
+            }),
+        })
+    }
+
+    /// One attempt to deliver `m`.
+    async fn attempt(self: &Arc<Self>, m: &StoredSm) -> Outcome {
+        if m.to.starts_with("esme:")
+            || self
+                .settings
+                .short_codes
+                .contains_key(m.to.trim_start_matches('+'))
+        {
+            return Outcome::Later("no application bound for it".into());
+        }
+        let Ok(_permit) = self.deliveries.acquire().await else {
+            return Outcome::Later("shutting down".into());
+        };
+        let target = if m.to.starts_with("sip:") || m.to.starts_with("tel:") {
+            m.to.clone()
+        } else {
+            format!("tel:{}", m.to)
+        };
+        let mut idents = vec![target.clone()];
+        if let Some(i) = self.impu_of(&m.to) {
+            idents.push(i);
+        }
+        let (mr, rx) = self.wait_for_answer(idents);
+        let sc = &self.settings.address;
+        let body = match &m.report_of {
+            Some(r) => pdus::status_report(r, m.received, mr, sc),
+            None => pdus::deliver(m, mr, sc),
+        };
+        let outcome = match body {
+            Ok(body) => self.send_rp_data(&target, body, rx).await,
+            Err(e) => Outcome::Failed(
+                status::INCOMPATIBLE_DESTINATION,
+                format!("cannot encode it: {e}"),
+            ),
+        };
+        lock(&self.waiting).remove(&mr);
+        outcome
+    }
+
+    /// An RP-MR no delivery holds, and the channel its phone's answer comes on.
+    fn wait_for_answer(&self, idents: Vec<String>) -> (u8, oneshot::Receiver<PhoneAnswer>) {
+        let (tx, rx) = oneshot::channel();
+        let mut w = lock(&self.waiting);
+        let mut n = lock(&self.next_mr);
+        // At most MAX_IN_FLIGHT (< 256) are held: a free one is always found.
+        for _ in 0..256 {
+            *n = n.wrapping_add(1);
+            if !w.contains_key(&*n) {
+                break;
+            }
+        }
+        let mr = *n;
+        w.insert(mr, Waiter { idents, tx });
+        (mr, rx)
+    }
+
+    /// Sends `body` (RP-DATA) to `target` and waits for the 200 and then the RP-ACK.
+    async fn send_rp_data(
+        &self,
+        target: &str,
+        body: Vec<u8>,
+        rx: oneshot::Receiver<PhoneAnswer>,
+    ) -> Outcome {
+        let status = match self.send(target, body).await {
+            Some(s) => s,
+            None => return Outcome::Later("no answer to the MESSAGE".into()),
+        };
+        if let Some(o) = classify(status) {
+            return o;
+        }
+        match tokio::time::timeout(self.settings.ack_timeout, rx).await {
+            Ok(Ok(a)) => classify_answer(a),
+            _ => Outcome::Later(format!(
+                "no RP-ACK within {} s",
+                self.settings.ack_timeout.as_secs()
+            )),
+        }
+    }
+
+    /// A MESSAGE with `body` from the centre to `target`; its final status (None: none came).
+    async fn send(&self, target: &str, body: Vec<u8>) -> Option<u16> {
+        let sc = format!("tel:{}", self.settings.address);
+        let mut req = self
+            .ep
+            .new_request(Method::Message, target, &sc, 1, Transport::Tcp);
+        if let Some(r) = self.icscf.get() {
+            req.headers.push("Route", r.clone());
+        }
+        req.headers.push("P-Asserted-Identity", format!("<{sc}>"));
+        req.headers.push("Accept-Contact", "*;+g.3gpp.smsip");
+        req.headers.push("Content-Type", CONTENT_TYPE);
+        req.body = body.into();
+        let (dest, t) = crate::cscf::next_hop(&self.resolver, &req).await?;
+        let resp = tokio::time::timeout(
+            MESSAGE_WAIT,
+            self.ep.send_request(req, dest, t).final_response(),
+        )
+        .await
+        .ok()?;
+        Some(resp.status)
+    }
+
+    /// Sends the RP-ACK or RP-ERROR `body` to the phone `who` (answered 200, no RP answer
+    /// follows).
+    pub(super) async fn answer(&self, who: &str, body: Result<Vec<u8>, crate::sms::SmsError>) {
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "IP-SM-GW: cannot encode an RP answer");
+                return;
+            }
+        };
+        match self.send(who, body).await {
+            Some(200..=299) => {}
+            s => tracing::info!(%who, status = ?s, "IP-SM-GW: RP answer not taken"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_answers_and_rp_answers_decide_between_later_and_never() {
+        assert_eq!(classify(200), None);
+        assert_eq!(classify(202), None);
+        assert!(matches!(classify(480), Some(Outcome::Later(_))));
+        assert!(matches!(classify(408), Some(Outcome::Later(_))));
+        assert!(matches!(
+            classify(404),
+            Some(Outcome::Failed(status::INCOMPATIBLE_DESTINATION, _))
+        ));
+        assert!(matches!(classify(415), Some(Outcome::Failed(..))));
+        assert_eq!(classify_answer(PhoneAnswer::Ack), Outcome::Delivered);
+        assert!(matches!(
+            classify_answer(PhoneAnswer::Error(22)),
+            Outcome::Later(_)
+        ));
+        assert!(matches!(
+            classify_answer(PhoneAnswer::Error(111)),
+            Outcome::Failed(..)
+        ));
+    }
+}
