@@ -119,6 +119,8 @@ pub struct Smsc {
     deliveries: Semaphore,
     /// Recent SUBMITs (a phone resending one whose RP-ACK it missed gets the RP-ACK again).
     recent: Mutex<mo::Recent>,
+    /// Set when the lab stops: deliveries under way give up (their messages stay stored).
+    stop: watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -179,6 +181,7 @@ impl Smsc {
             next_mr: Mutex::new(0),
             deliveries: Semaphore::new(MAX_IN_FLIGHT),
             recent: Mutex::new(mo::Recent::default()),
+            stop: watch::channel(false).0,
         }))
     }
 
@@ -229,9 +232,18 @@ impl Smsc {
                         self.kick(&d);
                     }
                 }
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.stop.send_replace(true);
+                    return;
+                }
             }
         }
+    }
+
+    /// Resolves when the lab stops.
+    async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     async fn on_request(self: &Arc<Self>, inc: IncomingRequest) {

@@ -29,6 +29,8 @@ pub(super) enum Outcome {
     Later(String),
     /// Never: TP-ST and why.
     Failed(u8, String),
+    /// The lab stops: the message stays as it is stored.
+    Stopped,
 }
 
 /// What a final SIP answer to a delivery means (before the phone's RP-ACK).
@@ -82,7 +84,9 @@ impl Smsc {
             lock(&me.active).remove(&dest);
             // A message queued after the drain's last look and before it let go would wait
             // for nothing: look again.
-            me.kick(&dest);
+            if !*me.stop.borrow() {
+                me.kick(&dest);
+            }
         });
     }
 
@@ -102,9 +106,13 @@ impl Smsc {
             let outcome = if m.expires <= unix_now() {
                 Outcome::Failed(status::EXPIRED, "validity period expired".into())
             } else {
-                self.attempt(&m).await
+                tokio::select! {
+                    o = self.attempt(&m) => o,
+                    _ = self.stopped() => Outcome::Stopped,
+                }
             };
             match outcome {
+                Outcome::Stopped => return,
                 Outcome::Later(why) => {
                     let mut m = m;
                     m.attempts += 1;
@@ -140,6 +148,7 @@ impl Smsc {
             Outcome::Delivered => (status::RECEIVED, String::new()),
             Outcome::Failed(st, why) => (*st, why.clone()),
             Outcome::Later(why) => (status::NO_RESPONSE, why.clone()),
+            Outcome::Stopped => return,
         };
         if m.report_of.is_some() {
             if st != status::RECEIVED {
@@ -315,7 +324,11 @@ impl Smsc {
                 return;
             }
         };
-        match self.send(who, body).await {
+        let sent = tokio::select! {
+            s = self.send(who, body) => s,
+            _ = self.stopped() => return,
+        };
+        match sent {
             Some(200..=299) => {}
             s => tracing::info!(%who, status = ?s, "IP-SM-GW: RP answer not taken"),
         }

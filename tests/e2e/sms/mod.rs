@@ -3,6 +3,7 @@
 //! the exact ladder of an MO SMS with its separate RP-ACK MESSAGE, the MT delivery with the
 //! phone's own RP-ACK MESSAGE, the status report; store and forward to a phone that was away.
 
+mod away;
 mod flows;
 
 use std::time::Duration;
