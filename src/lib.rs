@@ -34,6 +34,7 @@ pub mod shrink;
 pub mod sip;
 pub mod smpp;
 pub mod sms;
+pub mod smsc;
 pub mod status;
 pub mod store;
 pub mod trace;
