@@ -491,13 +491,13 @@ fn tally(lab: &Lab, firsts: &HashSet<String>) -> ((Counts, Counts), (Counts, Cou
                         || (text.contains("messageStatusNotification") && mentions_first(&e.bytes))
                 }
             }
-            Protocol::Diameter => continue,
+            Protocol::Diameter | Protocol::Smpp => continue,
         };
         let add = |c: &mut Counts| match e.protocol {
             Protocol::SipUdp | Protocol::SipTcp => c.sip += 1,
             Protocol::Msrp => c.msrp += 1,
             Protocol::Http => c.http += 1,
-            Protocol::Diameter => {}
+            Protocol::Diameter | Protocol::Smpp => {}
         };
         let target = if client_rcs { &mut rcs } else { &mut web };
         if setup {

@@ -23,6 +23,7 @@ mod mt;
 pub mod pdus;
 pub mod queue;
 pub mod register;
+pub mod smpp;
 pub mod store;
 
 use std::collections::HashMap;

@@ -30,6 +30,8 @@ pub enum Protocol {
     Msrp,
     /// HTTP (WebRSF, admin API).
     Http,
+    /// SMPP 3.4 over TCP (the SMSC).
+    Smpp,
 }
 
 impl Protocol {
@@ -40,6 +42,7 @@ impl Protocol {
             Protocol::Diameter => "Diameter",
             Protocol::Msrp => "MSRP",
             Protocol::Http => "HTTP",
+            Protocol::Smpp => "SMPP",
         }
     }
 }

@@ -31,6 +31,7 @@ pub fn redact(protocol: Protocol, bytes: &[u8]) -> Cow<'_, [u8]> {
             mask(bytes, &spans)
         }
         Protocol::Http => mask(bytes, &http_spans(bytes)),
+        Protocol::Smpp => mask(bytes, &smpp_password_span(bytes)),
         Protocol::SipUdp | Protocol::SipTcp | Protocol::Msrp => Cow::Borrowed(bytes),
     }
 }
@@ -46,6 +47,27 @@ fn mask<'a>(bytes: &'a [u8], spans: &[(usize, usize)]) -> Cow<'a, [u8]> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The password of an SMPP bind_* or outbind (SMPP 3.4 §4.1: header of 16 octets, then the
+/// C-Octet Strings system_id and password).
+fn smpp_password_span(pdu: &[u8]) -> Vec<(usize, usize)> {
+    let id = pdu
+        .get(4..8)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    if !matches!(id, Some(0x1 | 0x2 | 0x9 | 0xB)) {
+        return Vec::new();
+    }
+    let nul = |from: usize| {
+        pdu.get(from..)?
+            .iter()
+            .position(|&b| b == 0)
+            .map(|i| from + i)
+    };
+    match nul(16).and_then(|end_id| Some((end_id + 1, nul(end_id + 1)?))) {
+        Some(span) => vec![span],
+        None => vec![(16, pdu.len())],
+    }
 }
 
 /// RFC 4590 Digest-HA1.
@@ -213,6 +235,19 @@ fn form_secret_spans(body: &[u8], base: usize, out: &mut Vec<(usize, usize)>) {
 mod tests {
     use super::*;
     use crate::diameter::codec::{Avp, Message};
+
+    #[test]
+    fn smpp_bind_password_is_masked() {
+        let mut pdu = vec![0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1];
+        pdu.extend_from_slice(b"esme\0s3cret\0\0\x34\0\0\0");
+        let red = redact(Protocol::Smpp, &pdu);
+        assert_eq!(&red[16..], b"esme\0******\0\0\x34\0\0\0");
+        // A submit_sm is left alone; a cut bind masks all after the header.
+        pdu[7] = 4;
+        assert_eq!(redact(Protocol::Smpp, &pdu), &pdu[..]);
+        pdu[7] = 2;
+        assert_eq!(&redact(Protocol::Smpp, &pdu[..22])[16..], b"******");
+    }
 
     #[test]
     fn digest_ha1_is_masked_and_the_maa_still_decodes() {

@@ -135,6 +135,7 @@ pub fn html(
                     Protocol::Diameter => "#b8860b",
                     Protocol::Msrp => "#2e8b57",
                     Protocol::Http => "#8b3a8b",
+                    Protocol::Smpp => "#b22222",
                 };
                 let label = label(e);
                 let span = if a == b { dx } else { x1.abs_diff(x2) };
