@@ -243,6 +243,8 @@ pub struct LabAddrs {
     pub conf_msrp: SocketAddr,
     /// The IP-SM-GW (SIP).
     pub ipsmgw: SocketAddr,
+    /// The SMS centre's SMPP listener.
+    pub smsc: SocketAddr,
     /// WebRSF HTTP.
     pub webrsf: SocketAddr,
     /// T-IM's history endpoint (HTTP, [`crate::im::history_api`]), which WebRSF reads.
@@ -370,6 +372,7 @@ impl Lab {
         let (oim_msrp_l, _) = nodes::bind_tcp("O-IM MSRP", n.oim_msrp).await?;
         let (tim_msrp_l, _) = nodes::bind_tcp("T-IM MSRP", n.tim_msrp).await?;
         let (conf_msrp_l, _) = nodes::bind_tcp("CONF MSRP", n.conf_msrp).await?;
+        let (smpp_l, smpp_addr) = nodes::bind_tcp("SMSC", n.smsc).await?;
         // T-IM's history endpoint: only this process's gateway reads it unless the lab file
         // places it ([`crate::im::history_api`]).
         let tim_http_at = n.tim_http.unwrap_or_else(|| SocketAddr::new(n.tim.ip(), 0));
@@ -455,7 +458,7 @@ impl Lab {
             &peers,
         )?;
         conf.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "CONF")?);
-        let smsc = nodes::start_smsc(&ctx, ipsmgw_ep, ipsmgw_rx, &store, data_dir, &peers)?;
+        let smsc = nodes::start_smsc(&ctx, ipsmgw_ep, ipsmgw_rx, smpp_l, &store, data_dir, &peers)?;
         let hss = nodes::start_hss(
             &ctx,
             &store,
@@ -511,6 +514,7 @@ impl Lab {
             tim_msrp: tim.msrp_addr(),
             conf_msrp: conf.msrp_addr(),
             ipsmgw: peers.ipsmgw,
+            smsc: smpp_addr,
             webrsf: web_addr,
             tim_http,
             rtcweb: rtcweb_addr,

@@ -666,6 +666,7 @@ pub(crate) fn start_smsc(
     ctx: &Ctx<'_>,
     ep: Endpoint,
     rx: SipRx,
+    smpp: TcpListener,
     store: &Store,
     data_dir: &Path,
     peers: &Peers,
@@ -704,6 +705,30 @@ pub(crate) fn start_smsc(
     })?;
     smsc.set_icscf(peers.icscf);
     tokio::spawn(smsc.clone().run(rx, ctx.shut.clone()));
+    let smpp_settings = crate::smsc::smpp::SmppSettings {
+        accounts: s
+            .accounts
+            .iter()
+            .map(|a| crate::smsc::smpp::SmppAccount {
+                system_id: a.system_id.clone(),
+                password: a.password.clone(),
+            })
+            .collect(),
+        max_connections: s.smpp_max_connections,
+        window: s.smpp_window,
+        bind_timeout: Duration::from_secs(s.smpp_bind_timeout_secs),
+        idle_timeout: Duration::from_secs(s.smpp_idle_timeout_secs),
+        response_timeout: Duration::from_secs(s.smpp_response_timeout_secs),
+        max_bind_failures: s.smpp_max_bind_failures,
+        bind_block: Duration::from_secs(s.smpp_bind_block_secs),
+        max_pdu: crate::smpp::DEFAULT_MAX_PDU,
+    };
+    smsc.serve_smpp(
+        smpp_settings,
+        smpp,
+        Some(ctx.trace.clone()),
+        ctx.shut.clone(),
+    );
     Ok(smsc)
 }
 

@@ -62,6 +62,7 @@ impl Recorder {
             (a.tim_msrp, "T-IM"),
             (a.conf_msrp, "CONF"),
             (a.ipsmgw, "IP-SM-GW"),
+            (a.smsc, "SMSC"),
             (a.webrsf, "WebRSF"),
             (a.tim_http, "T-IM"),
             (a.rtcweb, "RTCWeb"),

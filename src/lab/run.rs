@@ -209,6 +209,7 @@ pub async fn start(
         tim_msrp: n.tim_msrp,
         conf_msrp: n.conf_msrp,
         ipsmgw: n.ipsmgw,
+        smsc: n.smsc,
         webrsf: n.webrsf,
         tim_http: n.tim_http_or_default(),
         rtcweb: n.rtcweb_or_default(),
@@ -321,8 +322,12 @@ pub async fn start(
             let s = Arc::new(nodes::open_store(&d)?);
             let (ep, rx) = ctx.bind_sip("IP-SM-GW", n.ipsmgw).await?;
             let a = ep.local_addr();
-            handles.push(Box::new(nodes::start_smsc(&ctx, ep, rx, &s, &d, &peers)?));
+            let (smpp, smpp_addr) = nodes::bind_tcp("SMSC", n.smsc).await?;
+            handles.push(Box::new(nodes::start_smsc(
+                &ctx, ep, rx, smpp, &s, &d, &peers,
+            )?));
             listening.push(("IP-SM-GW", a, "SIP (ISC, SMS over IP, TS 24.341)"));
+            listening.push(("SMSC", smpp_addr, "SMPP 3.4 (TCP, applications bind here)"));
             store = Some(s);
         }
         Node::Webrsf => {

@@ -107,7 +107,8 @@ impl UserData {
         }
     }
 
-    fn header_bytes(&self) -> Result<Vec<u8>, SmsError> {
+    /// The user data header as it goes on the wire (TP-UDHL first); empty without one.
+    pub fn header_bytes(&self) -> Result<Vec<u8>, SmsError> {
         if self.header.is_empty() {
             return Ok(Vec::new());
         }
@@ -263,7 +264,8 @@ fn header_septets(hlen: usize) -> (usize, usize) {
     (fill, (bits + fill) / 7)
 }
 
-fn parse_header(mut h: &[u8]) -> Result<Vec<Ie>, SmsError> {
+/// Reads the information elements of a user data header (`h` without its TP-UDHL).
+pub fn parse_header(mut h: &[u8]) -> Result<Vec<Ie>, SmsError> {
     let mut out = Vec::new();
     while !h.is_empty() {
         let (iei, len) = match h {

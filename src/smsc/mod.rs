@@ -18,6 +18,7 @@
 //! Files: [`pdus`] (the bodies), [`queue`] (who waits for what), [`store`] (sled), [`mo`]
 //! (what phones send), [`mt`] (delivery and reports).
 
+mod esme;
 mod mo;
 mod mt;
 pub mod pdus;
@@ -122,6 +123,8 @@ pub struct Smsc {
     recent: Mutex<mo::Recent>,
     /// Set when the lab stops: deliveries under way give up (their messages stay stored).
     stop: watch::Sender<bool>,
+    /// The SMPP listener, which applications bind to.
+    smpp: OnceLock<Arc<smpp::SmppServer>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,6 +186,7 @@ impl Smsc {
             deliveries: Semaphore::new(MAX_IN_FLIGHT),
             recent: Mutex::new(mo::Recent::default()),
             stop: watch::channel(false).0,
+            smpp: OnceLock::new(),
         }))
     }
 
@@ -196,6 +200,22 @@ impl Smsc {
         let _ = self
             .icscf
             .set(format!("<sip:{host}:{};transport=tcp;lr>", addr.port()));
+    }
+
+    /// Serves SMPP on `listener` for the applications of `settings` (their submissions come
+    /// here, MO messages to their short codes and their receipts go to them) until `shutdown`.
+    pub fn serve_smpp(
+        self: &Arc<Self>,
+        settings: smpp::SmppSettings,
+        listener: tokio::net::TcpListener,
+        trace: Option<crate::trace::Trace>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<smpp::SmppServer> {
+        let handle = Arc::new(esme::ScHandle(Arc::downgrade(self)));
+        let server = smpp::SmppServer::new(settings, handle, trace);
+        let _ = self.smpp.set(server.clone());
+        tokio::spawn(server.clone().run(listener, shutdown));
+        server
     }
 
     /// Messages and reports held.

@@ -174,25 +174,32 @@ impl Smsc {
         }
     }
 
-    /// The report on `m` with TP-ST `st`, if its sender asked for one.
+    /// The report on `m` with TP-ST `st`, if its sender asked for one: to the phone that sent
+    /// it (an SMS-STATUS-REPORT from the centre's number), or to the application (a delivery
+    /// receipt from the recipient to the application's source address).
     fn report_for(&self, m: &StoredSm, st: u8) -> Option<StoredSm> {
-        if !m.report {
+        if !m.report || (m.failure_only && st == status::RECEIVED) {
             return None;
         }
-        let (to, tp_mr) = match &m.origin {
-            Origin::Phone { impu, tp_mr } => {
-                (self.number_of(impu).unwrap_or_else(|| impu.clone()), *tp_mr)
+        let sc = &self.settings.address;
+        let (to, tp_mr, from, from_toa) = match &m.origin {
+            Origin::Phone { impu, tp_mr } => (
+                self.number_of(impu).unwrap_or_else(|| impu.clone()),
+                *tp_mr,
+                sc.clone(),
+                pdus::toa_of(sc),
+            ),
+            Origin::Esme { system_id } => {
+                (format!("esme:{system_id}"), 0, m.from.clone(), m.from_toa)
             }
-            Origin::Esme { system_id } => (format!("esme:{system_id}"), 0),
         };
         let id = self.store.next_id().ok()?;
         let now = unix_now();
-        let sc = &self.settings.address;
         Some(StoredSm {
             id,
             origin: m.origin.clone(),
-            from: sc.clone(),
-            from_toa: pdus::toa_of(sc),
+            from,
+            from_toa,
             to,
             pid: 0,
             dcs: 0,
@@ -207,20 +214,17 @@ impl Smsc {
                 tp_mr,
                 recipient: m.to.clone(),
                 received: m.received,
-                message_id: m.id,
+                message_id: m.given_id.unwrap_or(m.id),
             }),
+            failure_only: false,
+            given_id: None,
         })
     }
 
     /// One attempt to deliver `m`.
     async fn attempt(self: &Arc<Self>, m: &StoredSm) -> Outcome {
-        if m.to.starts_with("esme:")
-            || self
-                .settings
-                .short_codes
-                .contains_key(m.to.trim_start_matches('+'))
-        {
-            return Outcome::Later("no application bound for it".into());
+        if let Some(system_id) = self.application_of(&m.to) {
+            return self.to_application(&system_id, m).await;
         }
         let Ok(_permit) = self.deliveries.acquire().await else {
             return Outcome::Later("shutting down".into());

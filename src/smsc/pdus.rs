@@ -132,6 +132,8 @@ pub fn stored_from_submit(
         expires: now.saturating_add(validity),
         attempts: 0,
         report_of: None,
+        failure_only: false,
+        given_id: None,
     })
 }
 

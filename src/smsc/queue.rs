@@ -154,6 +154,8 @@ mod tests {
             expires: 10,
             attempts: 0,
             report_of: None,
+            failure_only: false,
+            given_id: None,
         }
     }
 

@@ -49,6 +49,13 @@ pub struct StoredSm {
     /// to an application), not a message of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_of: Option<ReportOf>,
+    /// The report is wanted only when the message fails (SMPP registered_delivery 2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failure_only: bool,
+    /// The id its sender was given, when that is another part's (a long text the centre cut
+    /// into parts: one id, one receipt, on the last part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_id: Option<u64>,
 }
 
 /// What a report says about the message it reports on.
@@ -178,6 +185,8 @@ mod tests {
             expires: 2,
             attempts: 0,
             report_of: None,
+            failure_only: false,
+            given_id: None,
         }
     }
 
