@@ -110,6 +110,10 @@ pub enum CliError {
     /// `rcslab ue send`: the message was not delivered (the reason, or `timeout`).
     #[error("{0}")]
     NotDelivered(String),
+    /// `rcslab ue sms`: the recipient, the service centre or the text refused before
+    /// sending (not a number, over 2,000 characters).
+    #[error("sms: {0}")]
+    Sms(String),
     /// `rcslab ue sendfile`: the file could not be read or uploaded (the reason).
     #[error("sendfile: {0}")]
     FileTransfer(String),

@@ -15,6 +15,7 @@ pub mod group;
 pub mod lab;
 pub mod presence;
 pub mod run;
+pub mod sms;
 pub mod status;
 pub mod subscriber;
 pub mod trace;

@@ -47,6 +47,25 @@ pub enum UeCmd {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// Send a short message over IP (3GPP TS 24.341: SIP MESSAGEs to the service centre
+    /// carrying RP-DATA / SMS-SUBMIT, a status report asked for each part; a text over 160
+    /// GSM 7-bit or 70 UCS-2 characters goes in concatenated parts, at most 2,000
+    /// characters). Prints `delivered` once status reports say every part arrived,
+    /// `failed: REASON` (an RP-ERROR, a refused MESSAGE, a failed TP-Status; exit code 1),
+    /// or `pending: ...` when no report came in time (exit code 1).
+    Sms {
+        /// The recipient's number: `tel:+15550002`, `+15550002` or
+        /// `sip:+15550002@ims.lab;user=phone`.
+        to: String,
+        /// The text.
+        text: String,
+        /// Seconds to wait for the status reports once the service centre took every part.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// The service centre's number (the Request-URI `tel:NUMBER` and RP-DA).
+        #[arg(long, value_name = "NUMBER", default_value = rcslab::ue::sms::DEFAULT_SMSC)]
+        smsc: String,
+    },
     /// Send a file (GSMA RCC.07 file transfer via HTTP): upload it to the lab's content
     /// server (with a thumbnail for a JPEG or PNG image), send its file-info in a chat
     /// message, wait for the recipient's IMDN (sent once they downloaded it) and print
@@ -74,8 +93,9 @@ pub enum UeCmd {
         #[arg(long, value_name = "URL")]
         content_server: Option<String>,
     },
-    /// Stay registered; print each message as `FROM: TEXT`, save each file sent to us into
-    /// DIR and print `FROM: FILE NAME (SIZE bytes, SHA256)`, and answer with IMDNs.
+    /// Stay registered; print each message as `FROM: TEXT` (a short message too, FROM its
+    /// sender's `tel:` URI, its parts put together), save each file sent to us into DIR and
+    /// print `FROM: FILE NAME (SIZE bytes, SHA256)`, and answer with IMDNs.
     Listen {
         /// Where received files are saved (never over an existing file: `name-1.ext`).
         #[arg(long, value_name = "DIR", default_value = ".")]
@@ -301,6 +321,9 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             }
         }
         Some(UeCmd::Listen { files }) => files_dir_usable(files)?,
+        Some(UeCmd::Sms { to, text, smsc, .. }) => {
+            rcslab::ue::sms::check(to, text, smsc).map_err(|e| CliError::Sms(e.to_string()))?
+        }
         _ => {}
     }
     let ue_cfg = ue_config(&args, &cfg, pcscf)?;
@@ -436,6 +459,12 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             }
             outcome
         }
+        Some(UeCmd::Sms {
+            to,
+            text,
+            timeout,
+            smsc,
+        }) => super::sms::run(ue, trace, &to, &text, timeout, smsc).await,
         Some(UeCmd::SendFile {
             to,
             file,
@@ -475,6 +504,8 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             let roster_parts = rcslab::ue::chat::roster::RosterParts::take(&mut ue);
             let (roster, mut rosters) =
                 rcslab::ue::chat::roster::RosterWatcher::start(roster_parts);
+            // Short messages (TS 24.341) as `FROM: TEXT` too, FROM the sender's tel: URI.
+            let mut sms = rcslab::ue::sms::SmsUe::start(&mut ue, Default::default());
             let mut chat = ChatUe::start(ue, trace, keep);
             let mut watched = std::collections::HashSet::new();
             for gid in super::group::known_ids(&chat.impu, pcscf) {
@@ -493,6 +524,12 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                             for l in super::group::roster_lines(&super::group::group_id(&group), &info) {
                                 println!("{l}");
                             }
+                        }
+                    }
+                    Some(ev) = sms.next_event(Duration::from_secs(3600)) => {
+                        // A status report while only listening is acknowledged, not shown.
+                        if let rcslab::ue::sms::SmsEvent::Received { from, text } = ev {
+                            println!("{from}: {text}");
                         }
                     }
                     ev = chat.next_event(Duration::from_secs(3600)) => {
@@ -553,6 +590,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                 files: Some(PathBuf::from(".")),
                 ..keep
             };
+            let mut sms = rcslab::ue::sms::SmsUe::start(&mut ue, Default::default());
             let mut chat = ChatUe::start(ue, trace, keep);
             println!(
                 "rcslab ue: {} registered. Type `PEER TEXT` (e.g. `bob Hello?`), `/typing PEER`, `/quit`.",
@@ -583,6 +621,11 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                     _ = tokio::signal::ctrl_c() => {
                         let _ = tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await;
                         return Ok(());
+                    }
+                    Some(ev) = sms.next_event(Duration::from_secs(3600)) => {
+                        if let rcslab::ue::sms::SmsEvent::Received { from, text } = ev {
+                            println!("{from}: {text}");
+                        }
                     }
                     ev = chat.next_event(Duration::from_secs(3600)) => match ev {
                         Some(ChatEvent::Message { from, text, message_id }) => {

@@ -8,6 +8,7 @@ pub mod ft;
 pub mod jssip;
 pub mod presence;
 pub mod rls;
+pub mod sms;
 
 use std::net::SocketAddr;
 
@@ -226,11 +227,14 @@ impl Ue {
         r.headers.push("CSeq", format!("{} REGISTER", self.cseq));
         r.headers.push(
             "Contact",
-            // RCC.07 §2.4.4: the feature tags of what this client handles, as it answers OPTIONS.
+            // RCC.07 §2.4.4: the feature tags of what this client handles, as it answers
+            // OPTIONS; and TS 24.341 §5.3.1.1: SMS over IP (`+g.3gpp.smsip`), which is the
+            // network's business (IP-SM-GW domain selection), not an RCS capability.
             format!(
-                "<{}>{};expires={expires}",
+                "<{}>{}{};expires={expires}",
                 self.contact_uri(),
-                crate::rcs::caps::RCSLAB_UE_TAGS
+                crate::rcs::caps::RCSLAB_UE_TAGS,
+                sms::SMSIP_FEATURE_TAG
             ),
         );
         r.headers.push("Expires", expires.to_string());

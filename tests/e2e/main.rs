@@ -49,6 +49,7 @@ mod sms_codec;
 mod status;
 mod store_forward;
 mod trust_domain;
+mod ue_sms;
 pub mod web;
 mod web_ft;
 mod web_group;

@@ -1,0 +1,161 @@
+//! The SMS client's tokio task: stands between the UE's SIP endpoint and whatever else serves
+//! it (the chat client), answers each `application/vnd.3gpp.sms` MESSAGE addressed to us with
+//! 200 OK (TS 24.341 §5.3.2.4: the RP answer goes in a MESSAGE of its own) and feeds it to
+//! the [`SmsCore`], sends the core's MESSAGEs through the P-CSCF and runs its timer.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::core::{Input, Origin, Output, SmsCore};
+use super::{Cmd, SmsEvent, SmsOptions};
+use crate::sip::endpoint::Incoming;
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request};
+use crate::sms::rp::CONTENT_TYPE;
+use crate::ue::{Ue, UeConfig};
+
+/// True for a MESSAGE whose body is an RP message.
+pub(super) fn is_sms(req: &Request) -> bool {
+    req.method == Method::Message
+        && req.headers.get("Content-Type").is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(CONTENT_TYPE))
+        })
+}
+
+pub(super) struct Driver {
+    ep: Endpoint,
+    cfg: UeConfig,
+    contact: String,
+    opts: SmsOptions,
+    core: SmsCore,
+    events: mpsc::UnboundedSender<SmsEvent>,
+    answers_tx: mpsc::UnboundedSender<Input>,
+    answers: mpsc::UnboundedReceiver<Input>,
+}
+
+impl Driver {
+    pub(super) fn new(
+        ue: &Ue,
+        opts: SmsOptions,
+        events: mpsc::UnboundedSender<SmsEvent>,
+    ) -> Driver {
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        Driver {
+            ep: ue.endpoint().clone(),
+            cfg: ue.cfg.clone(),
+            contact: ue.contact(),
+            opts,
+            core: SmsCore::new(rand::random()),
+            events,
+            answers_tx,
+            answers,
+        }
+    }
+
+    /// Serves until the UE's endpoint stops. Everything that is not ours goes on to `pass`;
+    /// when the application lets go of its handle, SMS MESSAGEs are still answered.
+    pub(super) async fn run(
+        mut self,
+        mut sip: mpsc::UnboundedReceiver<Incoming>,
+        pass: mpsc::UnboundedSender<Incoming>,
+        mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    ) {
+        loop {
+            let due = self.core.poll_timeout();
+            let timer = async {
+                match due {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                inc = sip.recv() => match inc {
+                    Some(Incoming::Request(r)) if self.ours(&r) => self.on_sms(r),
+                    Some(other) => {
+                        let _ = pass.send(other);
+                    }
+                    None => break,
+                },
+                Some(c) = cmds.recv() => match c {
+                    Cmd::Send { to, text, reply } => {
+                        let r = self.core.submit(Instant::now(), &to, &text, &self.opts.smsc);
+                        let _ = reply.send(r);
+                    }
+                },
+                Some(a) = self.answers.recv() => self.core.handle(Instant::now(), a),
+                _ = timer => self.core.handle_timeout(Instant::now()),
+            }
+            self.drive();
+        }
+    }
+
+    fn ours(&self, inc: &IncomingRequest) -> bool {
+        // A request for another contact is left to the chat client, which answers 404.
+        is_sms(&inc.request) && crate::ue::addressed_to(&inc.request, &self.contact, &self.cfg.impu)
+    }
+
+    fn on_sms(&mut self, inc: IncomingRequest) {
+        let req = &inc.request;
+        let from = req
+            .headers
+            .get("From")
+            .and_then(|f| NameAddr::parse(f).ok())
+            .map(|na| na.uri.to_string());
+        let mut ok = req.response(if from.is_some() { 200 } else { 400 }, None);
+        ok.ensure_to_tag();
+        inc.tx.respond(ok);
+        if let Some(uri) = from {
+            let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
+            let from = Origin { uri, call_id };
+            let body = req.body.to_vec();
+            self.core
+                .handle(Instant::now(), Input::Message { from, body });
+        }
+    }
+
+    fn drive(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::Event(e) => {
+                    let _ = self.events.send(e);
+                }
+                Output::Message {
+                    to,
+                    body,
+                    about,
+                    in_reply_to,
+                } => {
+                    let mut req = self.ep.new_request(
+                        Method::Message,
+                        &to,
+                        &self.cfg.impu,
+                        1,
+                        self.cfg.transport,
+                    );
+                    if let Some(call_id) = in_reply_to.filter(|c| !c.is_empty()) {
+                        req.headers.push("In-Reply-To", call_id);
+                    }
+                    req.headers.push("Content-Type", CONTENT_TYPE);
+                    req.body = Bytes::from(body);
+                    let ep = self.ep.clone();
+                    let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+                    let answers = self.answers_tx.clone();
+                    tokio::spawn(async move {
+                        let r = ep.send_request(req, pcscf, t).final_response().await;
+                        if let Some((id, rp_mr)) = about {
+                            let _ = answers.send(Input::Answered {
+                                id,
+                                rp_mr,
+                                status: r.status,
+                                reason: r.reason,
+                            });
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
