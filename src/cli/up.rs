@@ -103,6 +103,8 @@ pub async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) 
         ("RTCWeb", a.rtcweb, "HTTP + WebSocket /ws (patent gateway)"),
         ("RTCWeb", a.rtcweb_sip, "SIP UDP+TCP (registers web users)"),
         ("CS", a.content, "HTTP (FT content server, RCC.07)"),
+        ("IP-SM-GW", a.ipsmgw, "SIP (ISC, SMS over IP, TS 24.341)"),
+        ("SMSC", a.smsc, "SMPP 3.4 (TCP, applications bind here)"),
     ] {
         out!("  {n:<8} {addr:<22} {p}");
     }
