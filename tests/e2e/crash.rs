@@ -96,16 +96,37 @@ pub(crate) fn free_ports(n: usize) -> Vec<u16> {
     ports
 }
 
-pub(crate) fn lab_toml() -> String {
-    let p = free_ports(13);
-    let mut t = format!(
+/// `[nodes]` on free loopback ports, every listener `rcslab up` opens on a fixed default
+/// port included (the IP-SM-GW's 5097 and the SMPP listener's 2775 too: two crash tests at
+/// once must not both want them).
+pub(crate) fn nodes_toml() -> String {
+    let p = free_ports(15);
+    format!(
         "[nodes]\npcscf = \"127.0.0.1:{}\"\nicscf = \"127.0.0.1:{}\"\nscscf = \"127.0.0.1:{}\"\n\
          hss = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\noim = \"127.0.0.1:{}\"\n\
          tim = \"127.0.0.1:{}\"\noim_msrp = \"127.0.0.1:{}\"\ntim_msrp = \"127.0.0.1:{}\"\n\
          webrsf = \"127.0.0.1:{}\"\nps = \"127.0.0.1:{}\"\nconf = \"127.0.0.1:{}\"\n\
-         conf_msrp = \"127.0.0.1:{}\"\n",
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
-    );
+         conf_msrp = \"127.0.0.1:{}\"\nipsmgw = \"127.0.0.1:{}\"\nsmsc = \"127.0.0.1:{}\"\n",
+        p[0],
+        p[1],
+        p[2],
+        p[3],
+        p[4],
+        p[5],
+        p[6],
+        p[7],
+        p[8],
+        p[9],
+        p[10],
+        p[11],
+        p[12],
+        p[13],
+        p[14]
+    )
+}
+
+pub(crate) fn lab_toml() -> String {
+    let mut t = nodes_toml();
     for u in ["alice", "bob", "carol", "dave", "erin"] {
         t.push_str(&format!(
             "[[subscribers]]\nimpu = [\"sip:{u}@ims.lab\"]\npassword = \"{u}-secret\"\n"
@@ -125,8 +146,17 @@ pub(crate) async fn start_lab(config: &Path, dir: &Path) -> Child {
 /// on it: the ports are free when picked, but a test beside this one may take one before
 /// the lab binds it, so a start that fails is tried again on other ports (three times).
 pub(crate) async fn start_fresh_lab(config: &Path, dir: &Path) -> (LabConfig, Child) {
+    start_fresh_lab_with(config, dir, lab_toml).await
+}
+
+/// [`start_fresh_lab`] with the lab file `toml` writes (each call on other free ports).
+pub(crate) async fn start_fresh_lab_with(
+    config: &Path,
+    dir: &Path,
+    toml: impl Fn() -> String,
+) -> (LabConfig, Child) {
     for _ in 0..3 {
-        let text = lab_toml();
+        let text = toml();
         std::fs::write(config, &text).expect("lab file");
         let cfg = LabConfig::from_toml_str(&text).expect("lab config");
         if let Some(child) = try_start_lab(config, dir).await {

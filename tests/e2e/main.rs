@@ -44,6 +44,8 @@ mod rtcweb_phones;
 pub mod run_nodes;
 mod sip_ws;
 mod smpp_codec;
+mod smpp_crash;
+mod smpp_interop;
 mod sms;
 mod sms_codec;
 mod status;
@@ -168,11 +170,15 @@ pub fn registered(lab: &Lab, impu: &str) -> bool {
 }
 
 /// tshark on an exported pcap, told which of the lab's (non-standard) ports carry SIP,
-/// Diameter, MSRP and HTTP; returns a runner taking the extra arguments, giving stdout.
+/// Diameter, MSRP, HTTP and SMPP; returns a runner taking the extra arguments, giving stdout.
 pub fn tshark_on(lab: &rcslab::Lab, pcap: &std::path::Path) -> impl Fn(&[&str]) -> String {
     let a = lab.addrs;
     let mut args: Vec<String> = vec!["-r".into(), pcap.to_str().unwrap().into()];
-    for p in [a.pcscf, a.icscf, a.scscf, a.oim, a.tim, a.ps, a.conf].map(|x| x.port()) {
+    for p in [
+        a.pcscf, a.icscf, a.scscf, a.oim, a.tim, a.ps, a.conf, a.ipsmgw,
+    ]
+    .map(|x| x.port())
+    {
         args.extend(["-d".into(), format!("tcp.port=={p},sip")]);
         args.extend(["-d".into(), format!("udp.port=={p},sip")]);
     }
@@ -182,6 +188,7 @@ pub fn tshark_on(lab: &rcslab::Lab, pcap: &std::path::Path) -> impl Fn(&[&str]) 
     }
     args.extend(["-d".into(), format!("tcp.port=={},http", a.webrsf.port())]);
     args.extend(["-d".into(), format!("tcp.port=={},http", a.content.port())]);
+    args.extend(["-d".into(), format!("tcp.port=={},smpp", a.smsc.port())]);
     move |extra: &[&str]| {
         let mut c = std::process::Command::new("tshark");
         c.args(&args).args(extra);
