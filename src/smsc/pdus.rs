@@ -220,14 +220,7 @@ pub fn deliver(m: &StoredSm, rp_mr: u8, sc: &str) -> Result<Vec<u8>, SmsError> {
         user_data,
     })
     .encode()?;
-    RpMessage::Data {
-        dir: Direction::NetworkToMs,
-        mr: rp_mr,
-        originator: Some(Address::from_number(sc)),
-        destination: None,
-        tpdu,
-    }
-    .encode()
+    to_phone(rp_mr, sc, tpdu)
 }
 
 /// The RP-DATA with the SMS-STATUS-REPORT `r` (decided at `discharge`, Unix seconds).
@@ -247,6 +240,11 @@ pub fn status_report(
         status: r.status,
     })
     .encode()?;
+    to_phone(rp_mr, sc, tpdu)
+}
+
+/// RP-DATA from the centre `sc` to a phone, carrying `tpdu`.
+fn to_phone(rp_mr: u8, sc: &str, tpdu: Vec<u8>) -> Result<Vec<u8>, SmsError> {
     RpMessage::Data {
         dir: Direction::NetworkToMs,
         mr: rp_mr,

@@ -448,6 +448,8 @@ async fn lab_process_on_free_ports(
         "ps",
         "conf",
         "conf_msrp",
+        "ipsmgw",
+        "smsc",
     ];
     let cfg_path = dir.join("lab.toml");
     let data = dir.join("data");

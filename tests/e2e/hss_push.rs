@@ -56,8 +56,8 @@ async fn a_credentials_change_sends_rtr_and_an_ifc_change_sends_ppr() {
     };
     assert_eq!(
         ifcs(&before),
-        8,
-        "the default lab's eight iFC arrived in the SAA"
+        10,
+        "the default lab's ten iFC arrived in the SAA"
     );
     let sub = lab.store.find("sip:alice@ims.lab").unwrap().unwrap();
     lab.trace.clear();

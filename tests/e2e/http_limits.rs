@@ -223,6 +223,8 @@ async fn no_descriptor_leak_after_logins() {
         "ps",
         "conf",
         "conf_msrp",
+        "ipsmgw",
+        "smsc",
     ]
     .iter()
     .map(|n| format!("{n} = \"127.0.0.47:0\"\n"))

@@ -223,7 +223,7 @@ async fn status_and_metrics_reflect_a_registration_a_chat_and_a_stored_message()
     let nodes: Vec<&str> = s.queues.iter().map(|q| q.node.as_str()).collect();
     assert_eq!(
         nodes,
-        ["P-CSCF", "I-CSCF", "S-CSCF", "O-IM", "T-IM", "PS", "CONF", "RTCWeb"]
+        ["P-CSCF", "I-CSCF", "S-CSCF", "O-IM", "T-IM", "PS", "CONF", "IP-SM-GW", "RTCWeb"]
     );
     assert!(s.queues.iter().all(|q| q.sip_inbound_capacity > 0));
 

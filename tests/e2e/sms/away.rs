@@ -9,7 +9,7 @@ use rcslab::sms::tpdu::status;
 use rcslab::sms::{RpMessage, Tpdu};
 use rcslab::ue::{AuthMode, Ue};
 
-use super::{next_sms, rp_ack, submit_body, tpdu_of};
+use super::{next_sms, send_rp_ack, submit_body, tpdu_of};
 use crate::{eventually, flow, lab_with, ue};
 
 /// alice sends `text` to `to`: 202, then the RP-ACK (answered).
@@ -36,10 +36,7 @@ async fn receive(ue: &mut Ue) -> String {
     let Tpdu::Deliver(d) = tpdu_of(&rp) else {
         panic!("not an SMS-DELIVER: {rp:?}")
     };
-    let r = ue
-        .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(rp.mr()), &[])
-        .await;
-    assert_eq!(r.status, 200);
+    send_rp_ack(ue, rp.mr()).await;
     d.user_data.as_text().unwrap().to_string()
 }
 
@@ -49,10 +46,7 @@ async fn report(ue: &mut Ue) -> (u8, u8) {
     let Tpdu::StatusReport(sr) = tpdu_of(&rp) else {
         panic!("not a status report: {rp:?}")
     };
-    let r = ue
-        .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(rp.mr()), &[])
-        .await;
-    assert_eq!(r.status, 200);
+    send_rp_ack(ue, rp.mr()).await;
     (sr.message_ref, sr.status)
 }
 

@@ -16,7 +16,7 @@ use rcslab::ue::AuthMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{next_sms, rp_ack, submit_body, tpdu_of};
+use super::{next_sms, send_rp_ack, submit_body, tpdu_of};
 use crate::{eventually, lab_with, ue};
 
 /// A bound ESME.
@@ -142,10 +142,7 @@ async fn an_applications_sms_reaches_the_phone_and_its_receipt_comes_back() {
     };
     assert_eq!(d.originator.value, "4000");
     assert_eq!(d.user_data.as_text(), Some("Your code is 1234"));
-    let back = bob
-        .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(rp.mr()), &[])
-        .await;
-    assert_eq!(back.status, 200);
+    send_rp_ack(&mut bob, rp.mr()).await;
     let receipt = app.deliver_sm().await;
     assert_eq!(
         receipt.params.esm_class.0 & EsmClass::DELIVERY_RECEIPT,
@@ -178,10 +175,7 @@ async fn an_applications_sms_reaches_the_phone_and_its_receipt_comes_back() {
         let Tpdu::Deliver(d) = tpdu_of(&rp) else {
             panic!("not an SMS-DELIVER")
         };
-        let back = bob
-            .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(rp.mr()), &[])
-            .await;
-        assert_eq!(back.status, 200);
+        send_rp_ack(&mut bob, rp.mr()).await;
         let (_, total, seq) = d.user_data.concat().expect("a concatenation header");
         parts.push(d.user_data.as_text().unwrap().to_string());
         assert_eq!(seq as usize, parts.len());
@@ -217,10 +211,7 @@ async fn an_applications_sms_reaches_the_phone_and_its_receipt_comes_back() {
         panic!("not a status report: {rp:?}")
     };
     assert_eq!((sr.message_ref, sr.status), (1, 0));
-    let back = bob
-        .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(rp.mr()), &[])
-        .await;
-    assert_eq!(back.status, 200);
+    send_rp_ack(&mut bob, rp.mr()).await;
     eventually("the centre to hold nothing", || lab.smsc.held() == 0).await;
     lab.shutdown().await;
 }

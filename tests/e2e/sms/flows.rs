@@ -6,7 +6,7 @@ use rcslab::sms::rp::CONTENT_TYPE;
 use rcslab::sms::{Direction, RpMessage, Tpdu};
 use rcslab::ue::AuthMode;
 
-use super::{next_sms, rp_ack, submit_body, tpdu_of};
+use super::{next_sms, send_rp_ack, submit_body, tpdu_of};
 use crate::{eventually, flow, lab_with, ue};
 
 #[tokio::test]
@@ -77,10 +77,7 @@ async fn an_mo_sms_gets_202_then_its_own_rp_ack_and_bob_gets_it_and_alice_the_re
     assert_eq!(d.originator.number(), "+15550001");
     assert_eq!(d.user_data.as_text(), Some("hello bob"));
     assert!(d.status_report_indication);
-    let back = bob
-        .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(*mr), &[])
-        .await;
-    assert_eq!(back.status, 200);
+    send_rp_ack(&mut bob, *mr).await;
 
     // The status report: RP-DATA with SMS-STATUS-REPORT, TP-MR 7, delivered.
     let (_, rp) = next_sms(&mut alice).await;
@@ -89,10 +86,7 @@ async fn an_mo_sms_gets_202_then_its_own_rp_ack_and_bob_gets_it_and_alice_the_re
     };
     assert_eq!((sr.message_ref, sr.status), (7, 0));
     assert_eq!(sr.recipient.number(), "+15550002");
-    let r = alice
-        .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(rp.mr()), &[])
-        .await;
-    assert_eq!(r.status, 200);
+    send_rp_ack(&mut alice, rp.mr()).await;
     eventually("the centre to hold nothing", || lab.smsc.held() == 0).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The whole exchange. `~` lines are answers on their way back while the next request

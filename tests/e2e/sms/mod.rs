@@ -53,6 +53,14 @@ pub fn rp_ack(mr: u8) -> Vec<u8> {
     .unwrap()
 }
 
+/// The phone `ue` sends its RP-ACK for RP-MR `mr` to the service centre; the centre's 200.
+pub async fn send_rp_ack(ue: &mut Ue, mr: u8) {
+    let r = ue
+        .message_with_body("tel:+15559999", CONTENT_TYPE, &rp_ack(mr), &[])
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
 /// The next request to `ue` (within 10 s): an SMS MESSAGE, answered 200; its RP message.
 pub async fn next_sms(ue: &mut Ue) -> (IncomingRequest, RpMessage) {
     let inc = ue
