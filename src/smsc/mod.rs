@@ -268,6 +268,24 @@ impl Smsc {
     }
 
     async fn on_request(self: &Arc<Self>, inc: IncomingRequest) {
+        let from_core = self.ep.is_trusted(inc.source);
+        if matches!(inc.request.method, Method::Message | Method::Register) && !from_core {
+            // A phone's SMS or registration reaches the IP-SM-GW through its S-CSCF (the
+            // iFC), which vouches for who sent it: anything else could claim any sender.
+            crate::warn_limited!(
+                "ipsmgw.not_from_core",
+                "IP-SM-GW: {} from {} did not come through an S-CSCF: refused with 403",
+                inc.request.method,
+                inc.source
+            );
+            inc.tx.respond(reject(
+                &inc.request,
+                403,
+                &self.host,
+                "the IP-SM-GW takes requests from the core (its S-CSCFs) only",
+            ));
+            return;
+        }
         match inc.request.method {
             Method::Message => self.message(inc).await,
             Method::Register => self.third_party(inc),
@@ -296,15 +314,6 @@ impl Smsc {
     /// it takes SMS over IP; a user who is back gets what waits for it.
     fn third_party(self: &Arc<Self>, inc: IncomingRequest) {
         let req = &inc.request;
-        if !self.ep.is_trusted(inc.source) {
-            inc.tx.respond(reject(
-                req,
-                403,
-                &self.host,
-                "a third-party REGISTER comes from an S-CSCF",
-            ));
-            return;
-        }
         let Some(t) = register::read(req) else {
             inc.tx.respond(reject(
                 req,

@@ -230,5 +230,20 @@ async fn what_is_no_sms_gets_a_clear_answer() {
         "{rp:?}"
     );
     assert_eq!(lab.smsc.held(), 0);
+    // Straight to the IP-SM-GW, past the core: anyone could claim to be alice, so 403.
+    let cfg = rcslab::ue::UeConfig::from_lab(&lab.config, "alice", lab.addrs.ipsmgw).unwrap();
+    let mut forger = Ue::start(cfg, lab.trace.clone(), shut.clone())
+        .await
+        .unwrap();
+    let r = forger
+        .message_with_body(
+            "tel:+15559999",
+            CONTENT_TYPE,
+            &submit_body(1, 1, "+15550002", "forged"),
+            &[("P-Asserted-Identity", "<sip:alice@ims.lab>")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(lab.smsc.held(), 0);
     lab.shutdown().await;
 }
