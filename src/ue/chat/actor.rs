@@ -684,11 +684,24 @@ impl Actor {
             Method::Message => {
                 let req = &inc.request;
                 let peer = aor_of(req);
-                let mut ok = req.response(200, None);
-                ok.ensure_to_tag();
-                inc.tx.respond(ok);
                 let ct = req.headers.get("Content-Type").unwrap_or("text/plain");
-                if ct.to_ascii_lowercase().starts_with("message/cpim") {
+                let ct_l = ct.trim().to_ascii_lowercase();
+                // RFC 3428 §7: a body it cannot show (an SMS for an SMS-over-IP stack this
+                // client lacks) gets 415, so the sender learns it did not arrive.
+                let mut ok = if ct_l.starts_with("message/cpim") || ct_l.starts_with("text/") {
+                    req.response(200, None)
+                } else {
+                    let mut r = req.response(415, None);
+                    r.headers.push("Accept", "message/cpim, text/plain");
+                    r
+                };
+                ok.ensure_to_tag();
+                let refused = ok.status == 415;
+                inc.tx.respond(ok);
+                if refused {
+                    return;
+                }
+                if ct_l.starts_with("message/cpim") {
                     if let Ok(cpim) = Cpim::parse(&req.body) {
                         self.feed(Input::Cpim { peer, cpim });
                     }

@@ -247,3 +247,23 @@ async fn what_is_no_sms_gets_a_clear_answer() {
     assert_eq!(lab.smsc.held(), 0);
     lab.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_without_sms_over_ip_refuses_the_sms_and_the_sender_hears_it_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let mut alice = ue(&lab, "alice", AuthMode::Digest, &shut).await;
+    alice.register(600).await.unwrap();
+    // bob runs a chat client only: an SMS body is nothing it can show.
+    let _bob = crate::chat::chat_ue(&lab, "bob", &shut, Default::default()).await;
+    send(&mut alice, 6, 41, "+15550002", "anyone?").await;
+    let (tp_mr, st) = report(&mut alice).await;
+    assert_eq!((tp_mr, st), (41, status::INCOMPATIBLE_DESTINATION));
+    assert!(
+        flow(&lab).contains(&"UE bob -> P-CSCF SIP 415".to_string()),
+        "{:?}",
+        flow(&lab)
+    );
+    lab.shutdown().await;
+}
