@@ -374,14 +374,6 @@ async fn many_pairs_chat_at_once_and_every_message_arrives_once_in_order() {
     lab.shutdown().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A lab in a child process, killed (SIGKILL) when dropped, also when a test fails.
 struct LabProcess(std::process::Child);
 
@@ -455,8 +447,8 @@ async fn lab_process_on_free_ports(
     let data = dir.join("data");
     for _ in 0..5 {
         let mut toml = String::from("[nodes]\n");
-        for n in names {
-            toml.push_str(&format!("{n} = \"127.0.0.1:{}\"\n", free_port()));
+        for (n, p) in names.iter().zip(crate::stable_free_ports(names.len())) {
+            toml.push_str(&format!("{n} = \"127.0.0.1:{p}\"\n"));
         }
         std::fs::write(&cfg_path, &toml).unwrap();
         let cfg = rcslab::LabConfig::from_toml_str(&toml).unwrap();

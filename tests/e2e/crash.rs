@@ -81,19 +81,10 @@ impl Plan {
     }
 }
 
-/// Free loopback ports for the lab's listeners (UDP and TCP both free where SIP needs both).
+/// Free loopback ports for the lab's listeners (UDP and TCP both free where SIP needs both),
+/// outside the ephemeral range, so a restart on the same ports finds them free.
 pub(crate) fn free_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let p = t.local_addr().expect("addr").port();
-        if let Ok(u) = std::net::UdpSocket::bind(("127.0.0.1", p)) {
-            ports.push(p);
-            held.push((t, u));
-        }
-    }
-    ports
+    crate::stable_free_ports(n)
 }
 
 /// `[nodes]` on free loopback ports, every listener `rcslab up` opens on a fixed default

@@ -162,6 +162,31 @@ pub fn rcslab_ue(lab: &Lab, user: &str, args: &[&str]) -> tokio::process::Comman
     c
 }
 
+/// `n` loopback ports free for TCP and UDP now, picked at random below Linux's ephemeral
+/// range (32768 and up): a lab restarted on the same ports after a SIGKILL must find them
+/// free, and the kernel never hands these to another test's outgoing connection or port-0
+/// bind in between (an ephemeral port did get taken that way, now and then).
+pub fn stable_free_ports(n: usize) -> Vec<u16> {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let p: u16 = rng.gen_range(20_000..32_000);
+        if ports.contains(&p) {
+            continue;
+        }
+        let Ok(t) = std::net::TcpListener::bind(("127.0.0.1", p)) else {
+            continue;
+        };
+        if let Ok(u) = std::net::UdpSocket::bind(("127.0.0.1", p)) {
+            ports.push(p);
+            held.push((t, u));
+        }
+    }
+    ports
+}
+
 /// Is `impu` registered with at least one contact at the (first) S-CSCF?
 pub fn registered(lab: &Lab, impu: &str) -> bool {
     lab.scscf

@@ -157,7 +157,8 @@ async fn what_the_centre_accepted_survives_a_restart_and_is_delivered_once() {
     }
     // sled lets the directory go when the last handle does; give it a moment.
     let mut again = None;
-    for _ in 0..50 {
+    let mut last = None;
+    for _ in 0..150 {
         let cfg = rcslab::LabConfig::from_toml_str("[pcscf]\nsubscribe_reg = false\n")
             .unwrap()
             .with_ephemeral_ports();
@@ -171,10 +172,13 @@ async fn what_the_centre_accepted_survives_a_restart_and_is_delivered_once() {
                 again = Some(l);
                 break;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
         }
     }
-    let lab = again.expect("the lab restarts on the same data dir");
+    let lab = again.unwrap_or_else(|| panic!("the lab restarts on the same data dir: {last:?}"));
     assert_eq!(lab.smsc.held(), 1, "the SMS is back from the store");
     let (_stop, shut) = tokio::sync::watch::channel(false);
     let mut bob = ue(&lab, "bob", AuthMode::Digest, &shut).await;

@@ -4,6 +4,7 @@
 //! phone's own RP-ACK MESSAGE, the status report; store and forward to a phone that was away.
 
 mod away;
+mod cli;
 mod esme;
 mod flows;
 
