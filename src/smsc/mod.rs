@@ -245,7 +245,7 @@ impl Smsc {
                         tokio::spawn(async move { me.on_request(r).await });
                     }
                     Some(Incoming::StrayResponse { .. }) => {}
-                    None => return,
+                    None => break,
                 },
                 _ = tick.tick() => {
                     let due = lock(&self.queue).due(Instant::now());
@@ -253,12 +253,12 @@ impl Smsc {
                         self.kick(&d);
                     }
                 }
-                _ = shutdown.changed() => {
-                    self.stop.send_replace(true);
-                    return;
-                }
+                _ = shutdown.changed() => break,
             }
         }
+        // However it ended (the stop signal, or the endpoint closing first on it), deliveries
+        // under way give up now: they hold the centre, and with it the store.
+        self.stop.send_replace(true);
     }
 
     /// Resolves when the lab stops.

@@ -94,14 +94,15 @@ impl Smsc {
     async fn drain(self: &Arc<Self>, dest: &str) {
         loop {
             let m = {
-                let q = lock(&self.queue);
+                let mut q = lock(&self.queue);
                 if q.deferred(dest, Instant::now()) {
                     return;
                 }
-                match q.first(dest) {
-                    Some(m) => m.clone(),
-                    None => return,
-                }
+                let Some(m) = q.first(dest).cloned() else {
+                    return;
+                };
+                q.begin_attempt(dest);
+                m
             };
             let outcome = if m.expires <= unix_now() {
                 Outcome::Failed(status::EXPIRED, "validity period expired".into())
@@ -121,8 +122,12 @@ impl Smsc {
                     }
                     let mut q = lock(&self.queue);
                     q.update(&m);
-                    q.defer(dest, Instant::now() + self.settings.retry);
+                    let deferred = q.defer(dest, Instant::now() + self.settings.retry);
                     drop(q);
+                    if !deferred {
+                        // Its phone registered while this attempt ran: again, now.
+                        continue;
+                    }
                     self.ep.note(|| {
                         format!(
                             "SMS {} to {dest} not delivered ({why}); kept, next try in {} s or when it registers",

@@ -2,7 +2,7 @@
 //! one at a time and in order (as an SMS-SC delivers to one MSISDN), one that could not be
 //! reached waits for its retry time or its registration. Socket-free, clock passed in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use super::store::StoredSm;
@@ -13,6 +13,9 @@ pub struct Queue {
     by_dest: HashMap<String, BTreeMap<u64, StoredSm>>,
     /// Destinations whose last attempt failed: not before this.
     retry_at: HashMap<String, Instant>,
+    /// Destinations woken (their phone registered) since their current attempt began: when
+    /// that attempt fails they are tried again at once, not at their retry time.
+    woken: HashSet<String>,
     /// Messages held (reports included).
     total: usize,
     /// Messages (not reports) held.
@@ -85,6 +88,7 @@ impl Queue {
         if q.is_empty() {
             self.by_dest.remove(dest);
             self.retry_at.remove(dest);
+            self.woken.remove(dest);
         }
         self.total -= 1;
         if m.report_of.is_none() {
@@ -93,11 +97,21 @@ impl Queue {
         Some(m)
     }
 
-    /// `dest` is tried again at `at` (or earlier, when it registers).
-    pub fn defer(&mut self, dest: &str, at: Instant) {
+    /// An attempt for `dest` begins (what woke it before is spent).
+    pub fn begin_attempt(&mut self, dest: &str) {
+        self.woken.remove(dest);
+    }
+
+    /// `dest` is tried again at `at` (or earlier, when it registers); false when it was
+    /// woken while its attempt ran, and must be tried again now.
+    pub fn defer(&mut self, dest: &str, at: Instant) -> bool {
+        if self.woken.remove(dest) {
+            return false;
+        }
         if self.by_dest.contains_key(dest) {
             self.retry_at.insert(dest.to_string(), at);
         }
+        true
     }
 
     /// Whether `dest` waits for a retry time still to come.
@@ -105,9 +119,13 @@ impl Queue {
         self.retry_at.get(dest).is_some_and(|t| *t > now)
     }
 
-    /// Forgets `dest`'s retry time (it registered: try now).
+    /// Forgets `dest`'s retry time (it registered: try now); an attempt running now that
+    /// fails is tried again at once.
     pub fn wake(&mut self, dest: &str) {
         self.retry_at.remove(dest);
+        if self.by_dest.contains_key(dest) {
+            self.woken.insert(dest.to_string());
+        }
     }
 
     /// Destinations whose retry time has come (their times are forgotten).
@@ -202,5 +220,29 @@ mod tests {
         q.wake("+1");
         assert!(!q.deferred("+1", t0));
         assert!(q.due(t0 + Duration::from_secs(100)).is_empty());
+    }
+
+    #[test]
+    fn a_wake_during_an_attempt_makes_its_failure_try_again_at_once() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(60);
+        let mut q = Queue::new(10);
+        q.push(sm(1, "+1"));
+        q.begin_attempt("+1");
+        // The phone registers while the attempt is under way; the attempt then fails.
+        q.wake("+1");
+        assert!(!q.defer("+1", later), "try again now");
+        assert!(!q.deferred("+1", t0));
+        // The next failure, with no wake in between, waits.
+        q.begin_attempt("+1");
+        assert!(q.defer("+1", later));
+        assert!(q.deferred("+1", t0));
+        // A wake before an attempt begins is spent by it.
+        q.wake("+1");
+        q.begin_attempt("+1");
+        assert!(q.defer("+1", later));
+        // A destination with nothing waiting is not remembered.
+        q.wake("+9");
+        assert!(q.defer("+9", later));
     }
 }
