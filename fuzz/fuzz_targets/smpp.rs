@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rcslab::smpp::{frame, DeliveryReceipt, Framing, Pdu};
+use rcslab::smsc::esme::user_data_of;
 
 fn check(bytes: &[u8]) {
     match Pdu::decode(bytes) {
@@ -30,6 +31,13 @@ fuzz_target!(|data: &[u8]| {
         buf = &buf[n..];
     }
     check(data);
+    // An application's payload as the centre reads it (first octets: data_coding, UDHI).
+    if let [dc, flags, payload @ ..] = data {
+        if let Ok((dcs, ud)) = user_data_of(*dc, flags & 1 == 1, payload) {
+            let mut out = Vec::new();
+            let _ = ud.encode(dcs, &mut out);
+        }
+    }
     if let Ok(r) = DeliveryReceipt::parse(data) {
         let _ = DeliveryReceipt::parse(r.build().as_bytes());
     }

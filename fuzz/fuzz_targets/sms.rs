@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use rcslab::sms::concat::split;
-use rcslab::sms::{Direction, RpMessage, Tpdu};
+use rcslab::smsc::pdus::{self, FromPhone};
+use rcslab::sms::{Address, Direction, RpMessage, Tpdu};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = RpMessage::decode(data) {
@@ -24,6 +25,23 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(again, t, "TPDU round trip");
                 }
             }
+        }
+    }
+    // The IP-SM-GW's view: a phone's SUBMIT it accepts must become a DELIVER the recipient
+    // can read, with the same user data.
+    if let Ok(FromPhone::Submit { submit, .. }) = pdus::read(data) {
+        let from = Address::from_number("+15550001");
+        if let Ok(m) = pdus::stored_from_submit(1, "sip:a@x", &from, &submit, 0, 60, 60) {
+            let body = pdus::deliver(&m, 1, "+15559999").expect("a stored SMS delivers");
+            let Ok(RpMessage::Data { tpdu, .. }) = RpMessage::decode(&body) else {
+                panic!("our RP-DATA decodes")
+            };
+            let Ok(Tpdu::Deliver(d)) = Tpdu::decode(&tpdu, Direction::NetworkToMs, false) else {
+                panic!("our SMS-DELIVER decodes")
+            };
+            let mut again = Vec::new();
+            d.user_data.encode(d.dcs, &mut again).expect("its user data encodes");
+            assert_eq!(again, m.ud, "the user data goes through unchanged");
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {

@@ -18,7 +18,7 @@
 //! Files: [`pdus`] (the bodies), [`queue`] (who waits for what), [`store`] (sled), [`mo`]
 //! (what phones send), [`mt`] (delivery and reports).
 
-mod esme;
+pub mod esme;
 mod mo;
 mod mt;
 pub mod pdus;
