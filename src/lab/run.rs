@@ -14,7 +14,8 @@
 //! process (sled allows one process per db): the HSS in `DIR/hss` (subscribers, AKA SQN, its
 //! `admin.token` and `admin.addr`), T-IM in `DIR/tim` (messages, and `history.token`), the PS in
 //! `DIR/ps` (resource lists), CONF in `DIR/conf` (groups and their history) and the content
-//! server CS in `DIR/content` (its index, `files/`, and `grants.token`). The
+//! server CS in `DIR/content` (its index, `files/`, and `grants.token`), the UMS in `DIR/ums`
+//! (templates and messages, `api.token`, `operator.token`, `api.addr`). The
 //! WebRSF gateway reads `DIR/tim/history.token` to ask T-IM for history; on another host, copy
 //! that file there. The other nodes keep nothing.
 

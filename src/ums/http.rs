@@ -70,6 +70,15 @@ fn refused(e: &UmsError) -> Response<Body> {
     error(e.status(), e.code(), e)
 }
 
+/// A refusal before the request reaches the core: status, `error`, `detail`.
+struct Refusal(u16, &'static str, String);
+
+impl Refusal {
+    fn answer(self) -> Response<Body> {
+        error(self.0, self.1, self.2)
+    }
+}
+
 /// Who a request's Bearer token says it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Caller {
@@ -82,7 +91,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn caller<B>(ums: &Ums, req: &Request<B>) -> Result<Caller, Response<Body>> {
+fn caller<B>(ums: &Ums, req: &Request<B>) -> Result<Caller, Refusal> {
     let token = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -94,10 +103,10 @@ fn caller<B>(ums: &Ums, req: &Request<B>) -> Result<Caller, Response<Body>> {
                 .map(|_| a[7..].trim())
         });
     let Some(t) = token else {
-        return Err(error(
+        return Err(Refusal(
             401,
             "token_needed",
-            "send Authorization: Bearer <the business token, DIR/ums/api.token>",
+            "send Authorization: Bearer <the business token, DIR/ums/api.token>".into(),
         ));
     };
     if same(t.as_bytes(), ums.settings.token.as_bytes()) {
@@ -105,19 +114,27 @@ fn caller<B>(ums: &Ums, req: &Request<B>) -> Result<Caller, Response<Body>> {
     } else if same(t.as_bytes(), ums.settings.operator_token.as_bytes()) {
         Ok(Caller::Operator)
     } else {
-        Err(error(401, "bad_token", "the token is not this gateway's"))
+        Err(Refusal(
+            401,
+            "bad_token",
+            "the token is not this gateway's".into(),
+        ))
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(body: TimedBody) -> Result<T, Response<Body>> {
+async fn read_json<T: serde::de::DeserializeOwned>(body: TimedBody) -> Result<T, Refusal> {
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if crate::http_server::is_body_timeout(&*e) => {
-            return Err(error(408, "timeout", "the body did not arrive in time"))
+            return Err(Refusal(
+                408,
+                "timeout",
+                "the body did not arrive in time".into(),
+            ))
         }
-        Err(e) => return Err(error(413, "body_too_large", e)),
+        Err(e) => return Err(Refusal(413, "body_too_large", e.to_string())),
     };
-    serde_json::from_slice(&bytes).map_err(|e| error(400, "bad_json", e))
+    serde_json::from_slice(&bytes).map_err(|e| Refusal(400, "bad_json", e.to_string()))
 }
 
 fn template_view(t: &Template) -> serde_json::Value {
@@ -171,7 +188,7 @@ async fn handle(ums: &Arc<Ums>, req: Request<TimedBody>) -> Response<Body> {
     }
     let who = match caller(ums, &req) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.answer(),
     };
     let business_only = || {
         error(
@@ -187,7 +204,7 @@ async fn handle(ums: &Arc<Ums>, req: Request<TimedBody>) -> Response<Body> {
             }
             let t: NewTemplate = match read_json(req.into_body()).await {
                 Ok(t) => t,
-                Err(r) => return r,
+                Err(r) => return r.answer(),
             };
             let added = ums.lock().add_template(unix_now(), &t.id, &t.text).cloned();
             match added {
@@ -219,7 +236,7 @@ async fn handle(ums: &Arc<Ums>, req: Request<TimedBody>) -> Response<Body> {
             }
             let r: SendRequest = match read_json(req.into_body()).await {
                 Ok(r) => r,
-                Err(r) => return r,
+                Err(r) => return r.answer(),
             };
             send(ums, r).await
         }
