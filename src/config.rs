@@ -31,6 +31,7 @@ mod sip;
 mod smsc;
 mod subscribers;
 mod trace;
+mod ums;
 mod webrsf;
 
 pub use auth::{AuthLimits, AuthSection};
@@ -52,6 +53,7 @@ pub use sip::SipSection;
 pub use smsc::{SmppAccountConfig, SmscSection};
 pub use subscribers::SubscriberConfig;
 pub use trace::TraceSection;
+pub use ums::UmsSection;
 pub use webrsf::WebRsfSection;
 
 /// The compiled-in default lab.
@@ -161,6 +163,9 @@ pub struct LabConfig {
     /// The SMS service centre, its IP-SM-GW and its SMPP listener.
     #[serde(default)]
     pub smsc: SmscSection,
+    /// The unified-messaging gateway UMS (business messaging over SMS).
+    #[serde(default)]
+    pub ums: UmsSection,
     /// Subscribers provisioned at start-up (existing ones in the store are kept as they are).
     #[serde(default)]
     pub subscribers: Vec<SubscriberConfig>,
@@ -250,6 +255,7 @@ impl LabConfig {
         c.presence.check()?;
         c.group.check()?;
         c.smsc.check()?;
+        c.ums.check()?;
         c.rtcweb.check()?;
         c.content.check()?;
         c.im.check()?;
@@ -291,6 +297,7 @@ impl LabConfig {
             &mut self.nodes.conf_msrp,
             &mut self.nodes.ipsmgw,
             &mut self.nodes.smsc,
+            &mut self.nodes.ums,
             &mut self.nodes.webrsf,
         ] {
             a.set_port(0);

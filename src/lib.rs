@@ -40,6 +40,7 @@ pub mod store;
 pub mod trace;
 pub mod trace_view;
 pub mod ue;
+pub mod ums;
 pub mod webrsf;
 
 pub use config::LabConfig;

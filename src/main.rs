@@ -140,6 +140,16 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Business messaging through the unified-messaging gateway UMS (needs a running lab).
+    #[command(
+        after_help = "Examples:\n  rcslab ums template add otp 'Your code is #{code}'\n  rcslab ums template approve otp               # the operator's token\n  rcslab ums send --to +15550002 --template otp --var code=1234\n  rcslab ums send --to +15550002 --to +15550003 --text 'Sale today'\n  rcslab ums status m42"
+    )]
+    Ums {
+        #[command(subcommand)]
+        cmd: cli::ums::UmsCmd,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (v2 and v3 headers): committing
@@ -201,6 +211,7 @@ fn main() -> ExitCode {
             } => cli::run::run_node(&node, common, trace).await,
             Cmd::Subscriber { cmd, common } => cli::subscriber::run(cmd, common).await,
             Cmd::Presence { cmd, common } => cli::presence::run(cmd, common).await,
+            Cmd::Ums { cmd, common } => cli::ums::run(cmd, common).await,
             Cmd::Lab { cmd } => cli::lab::run(cmd).await,
             Cmd::Bench { cmd } => cli::bench::run(cmd).await,
             Cmd::Eval { cmd } => cli::eval::run(cmd).await,

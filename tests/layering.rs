@@ -36,7 +36,7 @@ const CODECS: &[&str] = &[
 ];
 /// One module per IMS node, and the lab that starts them.
 const NODES: &[&str] = &[
-    "cscf", "focus", "hss", "im", "ps", "webrsf", "rtcweb", "content", "ue", "lab",
+    "cscf", "focus", "hss", "im", "ps", "webrsf", "rtcweb", "content", "ue", "ums", "lab",
 ];
 
 /// Every `.rs` file under `dir`.

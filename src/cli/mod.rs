@@ -20,6 +20,7 @@ pub mod status;
 pub mod subscriber;
 pub mod trace;
 pub mod ue;
+pub mod ums;
 pub mod up;
 pub mod watch;
 

@@ -105,6 +105,11 @@ pub async fn up(common: Common, trace: bool, hep: Option<std::net::SocketAddr>) 
         ("CS", a.content, "HTTP (FT content server, RCC.07)"),
         ("IP-SM-GW", a.ipsmgw, "SIP (ISC, SMS over IP, TS 24.341)"),
         ("SMSC", a.smsc, "SMPP 3.4 (TCP, applications bind here)"),
+        (
+            "UMS",
+            a.ums,
+            "HTTP (business messaging API /ums/v1, token in ums/api.token)",
+        ),
     ] {
         out!("  {n:<8} {addr:<22} {p}");
     }

@@ -51,6 +51,9 @@ pub struct Nodes {
     /// The SMS service centre's SMPP 3.4 listener (TCP), where applications bind.
     #[serde(default = "default_smsc")]
     pub smsc: SocketAddr,
+    /// The unified-messaging gateway UMS: its business REST API (HTTP).
+    #[serde(default = "default_ums")]
+    pub ums: SocketAddr,
     /// The WebRSF gateway's HTTP listener.
     #[serde(default = "default_webrsf")]
     pub webrsf: SocketAddr,
@@ -147,6 +150,9 @@ fn default_conf() -> SocketAddr {
 }
 fn default_ipsmgw() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5097))
+}
+fn default_ums() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8084))
 }
 fn default_smsc() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 2775))

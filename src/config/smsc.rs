@@ -112,11 +112,18 @@ fn default_max_parts() -> usize {
     14
 }
 fn default_accounts() -> Vec<SmppAccountConfig> {
-    vec![SmppAccountConfig {
-        system_id: "lab-app".into(),
-        password: "app-pw".into(),
-        short_codes: vec!["4000".into()],
-    }]
+    vec![
+        SmppAccountConfig {
+            system_id: "lab-app".into(),
+            password: "app-pw".into(),
+            short_codes: vec!["4000".into()],
+        },
+        SmppAccountConfig {
+            system_id: "ums".into(),
+            password: "ums-pw".into(),
+            short_codes: vec!["4100".into()],
+        },
+    ]
 }
 fn default_smpp_max_connections() -> usize {
     64

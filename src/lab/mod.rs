@@ -17,6 +17,7 @@ mod nodes;
 mod recorder;
 pub mod run;
 pub mod scenario;
+mod start_ums;
 pub mod status;
 pub mod teach;
 pub mod views;
@@ -90,6 +91,14 @@ pub enum LabError {
         /// Why.
         source: crate::smsc::SmscError,
     },
+    /// The unified-messaging gateway UMS could not open its store.
+    #[error("the unified-messaging gateway UMS cannot start in {dir}: {source}")]
+    Ums {
+        /// The directory.
+        dir: String,
+        /// Why.
+        source: crate::ums::UmsStartError,
+    },
     /// The FT content server CS could not open its files or its index.
     #[error("the content server CS cannot start in {dir}: {source}")]
     Content {
@@ -129,6 +138,7 @@ fn bind_message(what: &str, addr: &SocketAddr, e: &std::io::Error) -> String {
         "WebRSF" => "webrsf",
         "T-IM history" => "tim_http",
         "CS" => "content",
+        "UMS" => "ums",
         _ => "",
     };
     match e.kind() {
@@ -255,6 +265,8 @@ pub struct LabAddrs {
     pub rtcweb_sip: SocketAddr,
     /// The FT content server CS (HTTP).
     pub content: SocketAddr,
+    /// The unified-messaging gateway UMS's business API (HTTP).
+    pub ums: SocketAddr,
 }
 
 /// One line of a ladder: who sent what to whom.
@@ -322,6 +334,8 @@ pub struct Lab {
     pub conf: Arc<crate::focus::Focus>,
     /// The SMS centre and its IP-SM-GW (tests look at what it holds).
     pub smsc: Arc<crate::smsc::Smsc>,
+    /// The unified-messaging gateway UMS.
+    pub ums: Arc<crate::ums::Ums>,
     /// The WebRSF gateway.
     pub webrsf: Arc<crate::webrsf::Gateway>,
     /// The patent's RTCWeb gateway.
@@ -373,6 +387,7 @@ impl Lab {
         let (tim_msrp_l, _) = nodes::bind_tcp("T-IM MSRP", n.tim_msrp).await?;
         let (conf_msrp_l, _) = nodes::bind_tcp("CONF MSRP", n.conf_msrp).await?;
         let (smpp_l, smpp_addr) = nodes::bind_tcp("SMSC", n.smsc).await?;
+        let (ums_l, ums_addr) = nodes::bind_tcp("UMS", n.ums).await?;
         // T-IM's history endpoint: only this process's gateway reads it unless the lab file
         // places it ([`crate::im::history_api`]).
         let tim_http_at = n.tim_http.unwrap_or_else(|| SocketAddr::new(n.tim.ip(), 0));
@@ -459,6 +474,7 @@ impl Lab {
         )?;
         conf.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "CONF")?);
         let smsc = nodes::start_smsc(&ctx, ipsmgw_ep, ipsmgw_rx, smpp_l, &store, data_dir, &peers)?;
+        let ums = start_ums::start_ums(&ctx, ums_l, smpp_addr, &store, data_dir)?;
         let hss = nodes::start_hss(
             &ctx,
             &store,
@@ -520,6 +536,7 @@ impl Lab {
             rtcweb: rtcweb_addr,
             rtcweb_sip,
             content: content_addr,
+            ums: ums_addr,
         };
         recorder.name_all(&addrs);
         for s in &more_scscfs {
@@ -562,6 +579,7 @@ impl Lab {
             ps,
             conf,
             smsc,
+            ums,
             webrsf,
             rtcweb,
             content,
@@ -672,6 +690,8 @@ impl Lab {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = std::fs::remove_file(self.data_dir.join("admin.addr"));
+        let _ =
+            std::fs::remove_file(start_ums::ums_dir(&self.data_dir).join(crate::ums::ADDR_FILE));
         // Give tasks a moment to drop their sockets and the store.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = self.store.durable().await;

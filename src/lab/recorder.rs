@@ -68,6 +68,7 @@ impl Recorder {
             (a.rtcweb, "RTCWeb"),
             (a.rtcweb_sip, "RTCWeb"),
             (a.content, "CS"),
+            (a.ums, "UMS"),
         ];
         if let Ok(mut n) = self.names.lock() {
             n.extend(names.into_iter().map(|(a, s)| (a, s.to_string())));

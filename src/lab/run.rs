@@ -14,7 +14,8 @@
 //! process (sled allows one process per db): the HSS in `DIR/hss` (subscribers, AKA SQN, its
 //! `admin.token` and `admin.addr`), T-IM in `DIR/tim` (messages, and `history.token`), the PS in
 //! `DIR/ps` (resource lists), CONF in `DIR/conf` (groups and their history) and the content
-//! server CS in `DIR/content` (its index, `files/`, and `grants.token`). The
+//! server CS in `DIR/content` (its index, `files/`, and `grants.token`), the UMS in `DIR/ums`
+//! (templates and messages, `api.token`, `operator.token`, `api.addr`). The
 //! WebRSF gateway reads `DIR/tim/history.token` to ask T-IM for history; on another host, copy
 //! that file there. The other nodes keep nothing.
 
@@ -61,17 +62,19 @@ pub enum Node {
     Content,
     /// The SMS centre: its IP-SM-GW (SIP) and SMPP listener.
     Smsc,
+    /// The unified-messaging gateway UMS (its API; an SMPP application of the SMSC).
+    Ums,
 }
 
 /// The node names `rcslab run` takes, in the order of a REGISTER's path.
-pub const NODE_NAMES: [&str; 12] = [
+pub const NODE_NAMES: [&str; 13] = [
     "pcscf", "icscf", "scscf", "hss", "oim", "tim", "webrsf", "ps", "conf", "rtcweb", "content",
-    "smsc",
+    "smsc", "ums",
 ];
 
 /// A node name `rcslab run` does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb, content, smsc (or scscf2 … scscf9 for the [[scscfs]] entries)")]
+#[error("unknown node '{0}': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb, content, smsc, ums (or scscf2 … scscf9 for the [[scscfs]] entries)")]
 pub struct UnknownNode(pub String);
 
 impl std::str::FromStr for Node {
@@ -91,6 +94,7 @@ impl std::str::FromStr for Node {
             "rtcweb" => Node::Rtcweb,
             "content" | "cs" => Node::Content,
             "smsc" | "ipsmgw" | "ip-sm-gw" => Node::Smsc,
+            "ums" => Node::Ums,
             other => match other
                 .strip_prefix("scscf")
                 .and_then(|n| n.parse::<u8>().ok())
@@ -124,6 +128,7 @@ impl Node {
             Node::Rtcweb => "RTCWeb",
             Node::Content => "CS",
             Node::Smsc => "IP-SM-GW",
+            Node::Ums => "UMS",
         }
     }
 
@@ -133,6 +138,7 @@ impl Node {
             Node::Hss => Some(base.join("hss")),
             Node::Tim => Some(base.join("tim")),
             Node::Content => Some(base.join("content")),
+            Node::Ums => Some(base.join("ums")),
             _ => None,
         }
     }
@@ -215,6 +221,7 @@ pub async fn start(
         rtcweb: n.rtcweb_or_default(),
         rtcweb_sip: n.rtcweb_sip_or_default(),
         content: n.content_or_default(),
+        ums: n.ums,
     });
     let ctx = Ctx::new(config, recorder.clone(), metrics, shut_rx, timers);
     let mut peers = Peers::from_config(config);
@@ -328,6 +335,16 @@ pub async fn start(
             )?));
             listening.push(("IP-SM-GW", a, "SIP (ISC, SMS over IP, TS 24.341)"));
             listening.push(("SMSC", smpp_addr, "SMPP 3.4 (TCP, applications bind here)"));
+            store = Some(s);
+        }
+        Node::Ums => {
+            let d = data_dir.join("ums");
+            let s = Arc::new(nodes::open_store(&d)?);
+            let (l, a) = nodes::bind_tcp("UMS", n.ums).await?;
+            handles.push(Box::new(super::start_ums::start_ums(
+                &ctx, l, n.smsc, &s, data_dir,
+            )?));
+            listening.push(("UMS", a, "HTTP (business messaging API /ums/v1)"));
             store = Some(s);
         }
         Node::Webrsf => {

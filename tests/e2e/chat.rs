@@ -442,6 +442,7 @@ async fn lab_process_on_free_ports(
         "conf_msrp",
         "ipsmgw",
         "smsc",
+        "ums",
     ];
     let cfg_path = dir.join("lab.toml");
     let data = dir.join("data");

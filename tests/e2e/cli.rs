@@ -28,7 +28,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// A lab file on free ports; returns it with the P-CSCF's port.
 fn lab_toml() -> (String, u16) {
-    let p = free_ports(15);
+    let p = free_ports(16);
     let names = [
         "pcscf",
         "icscf",
@@ -45,6 +45,7 @@ fn lab_toml() -> (String, u16) {
         "conf_msrp",
         "ipsmgw",
         "smsc",
+        "ums",
     ];
     let mut t = String::from("[nodes]\n");
     for (n, port) in names.iter().zip(&p) {

@@ -91,13 +91,14 @@ pub(crate) fn free_ports(n: usize) -> Vec<u16> {
 /// port included (the IP-SM-GW's 5097 and the SMPP listener's 2775 too: two crash tests at
 /// once must not both want them).
 pub(crate) fn nodes_toml() -> String {
-    let p = free_ports(15);
+    let p = free_ports(16);
     format!(
         "[nodes]\npcscf = \"127.0.0.1:{}\"\nicscf = \"127.0.0.1:{}\"\nscscf = \"127.0.0.1:{}\"\n\
          hss = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{}\"\noim = \"127.0.0.1:{}\"\n\
          tim = \"127.0.0.1:{}\"\noim_msrp = \"127.0.0.1:{}\"\ntim_msrp = \"127.0.0.1:{}\"\n\
          webrsf = \"127.0.0.1:{}\"\nps = \"127.0.0.1:{}\"\nconf = \"127.0.0.1:{}\"\n\
-         conf_msrp = \"127.0.0.1:{}\"\nipsmgw = \"127.0.0.1:{}\"\nsmsc = \"127.0.0.1:{}\"\n",
+         conf_msrp = \"127.0.0.1:{}\"\nipsmgw = \"127.0.0.1:{}\"\nsmsc = \"127.0.0.1:{}\"\n\
+         ums = \"127.0.0.1:{}\"\n",
         p[0],
         p[1],
         p[2],
@@ -112,7 +113,8 @@ pub(crate) fn nodes_toml() -> String {
         p[11],
         p[12],
         p[13],
-        p[14]
+        p[14],
+        p[15]
     )
 }
 

@@ -225,6 +225,7 @@ async fn no_descriptor_leak_after_logins() {
         "conf_msrp",
         "ipsmgw",
         "smsc",
+        "ums",
     ]
     .iter()
     .map(|n| format!("{n} = \"127.0.0.47:0\"\n"))

@@ -52,6 +52,7 @@ mod status;
 mod store_forward;
 mod trust_domain;
 mod ue_sms;
+mod ums;
 pub mod web;
 mod web_ft;
 mod web_group;

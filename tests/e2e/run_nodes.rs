@@ -28,7 +28,7 @@ use tokio::sync::watch;
 const BIN: &str = env!("CARGO_BIN_EXE_rcslab");
 
 /// The `[nodes]` keys a lab file of separate processes sets (T-IM's history endpoint too).
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "pcscf",
     "icscf",
     "scscf",
@@ -45,6 +45,7 @@ const KEYS: [&str; 16] = [
     "conf_msrp",
     "ipsmgw",
     "smsc",
+    "ums",
 ];
 
 /// A free port (UDP and TCP both free) on `ip`, and the sockets holding it until all are
