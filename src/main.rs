@@ -256,15 +256,17 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// Words of an example line as a shell would split them (double quotes only), without
-    /// its `# comment`.
+    /// Words of an example line as a shell would split them (single and double quotes),
+    /// without its `# comment` (a `#` starting a word outside quotes).
     fn words(line: &str) -> Vec<String> {
-        let line = line.split(" #").next().unwrap_or("");
-        let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+        let (mut out, mut cur) = (Vec::new(), String::new());
+        let mut quote: Option<char> = None;
         for c in line.chars() {
-            match c {
-                '"' => quoted = !quoted,
-                ' ' if !quoted => {
+            match (c, quote) {
+                ('"' | '\'', None) => quote = Some(c),
+                (q, Some(open)) if q == open => quote = None,
+                ('#', None) if cur.is_empty() => break,
+                (' ', None) => {
                     if !cur.is_empty() {
                         out.push(std::mem::take(&mut cur));
                     }

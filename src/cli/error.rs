@@ -215,7 +215,7 @@ mod tests {
             ),
             (
                 CliError::UnknownNode(UnknownNode("x".into())),
-                "unknown node 'x': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb, content, smsc (or scscf2 … scscf9 for the [[scscfs]] entries)",
+                "unknown node 'x': rcslab run takes one of pcscf, icscf, scscf, hss, oim, tim, webrsf, ps, conf, rtcweb, content, smsc, ums (or scscf2 … scscf9 for the [[scscfs]] entries)",
             ),
         ];
         for (e, want) in cases {

@@ -282,6 +282,28 @@ pub struct LadderLine {
     pub summary: String,
 }
 
+impl LadderLine {
+    /// Keeping a link between nodes up, not a flow: Diameter's capability exchange and
+    /// watchdogs, SMPP's enquire_link, and the UMS's own SMPP session with the SMSC (bound at
+    /// start-up, as the CSCFs' Diameter links are). Ladders of flows leave these out.
+    pub fn is_upkeep(&self) -> bool {
+        let s = self.summary.as_str();
+        if matches!(s, "DWR" | "DWA" | "CER" | "CEA") {
+            return true;
+        }
+        if self.protocol != "SMPP" {
+            return false;
+        }
+        let command = s.split_whitespace().next().unwrap_or("");
+        matches!(command, "enquire_link" | "enquire_link_resp")
+            || ((self.from == "UMS" || self.to == "UMS")
+                && matches!(
+                    command,
+                    "bind_transceiver" | "bind_transceiver_resp" | "unbind" | "unbind_resp"
+                ))
+    }
+}
+
 impl std::fmt::Display for LadderLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -632,7 +632,7 @@ pub fn format_lines(lines: Vec<crate::lab::LadderLine>) -> Vec<String> {
 pub fn format_timed(lines: Vec<(Duration, crate::lab::LadderLine)>) -> Vec<(Duration, String)> {
     lines
         .into_iter()
-        .filter(|(_, l)| !matches!(l.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA"))
+        .filter(|(_, l)| !l.is_upkeep())
         .map(|(at, l)| {
             let s = &l.summary;
             let summary = if let Some(rest) = s.strip_prefix("SIP/2.0 ") {

@@ -165,9 +165,11 @@ fn msrp_sessions(bytes: &[u8], prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Watchdogs, capability exchanges and hop-by-hop `100 Trying`: no ladder shows them.
+/// Watchdogs (Diameter's, SMPP's enquire_link), capability exchanges and hop-by-hop
+/// `100 Trying`: no ladder shows them.
 fn not_in_ladders(e: &TraceEvent) -> bool {
     matches!(e.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA")
+        || (e.protocol == Protocol::Smpp && e.summary.starts_with("enquire_link"))
         || (matches!(e.protocol, Protocol::SipUdp | Protocol::SipTcp)
             && e.summary.starts_with("SIP/2.0 100 "))
 }

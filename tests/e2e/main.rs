@@ -118,7 +118,7 @@ pub async fn ue(lab: &Lab, user: &str, auth: AuthMode, shutdown: &watch::Receive
 pub fn flow(lab: &Lab) -> Vec<String> {
     lab.ladder()
         .into_iter()
-        .filter(|l| !matches!(l.summary.as_str(), "DWR" | "DWA" | "CER" | "CEA"))
+        .filter(|l| !l.is_upkeep())
         .map(|l| short(&l))
         .collect()
 }

@@ -286,8 +286,13 @@ fn tshark_decodes_the_run(
         .filter(|l| !l.is_empty())
         .collect()
     };
-    // SMPP command_ids (§5.1.2.1) as tshark read them.
-    let commands = fields("smpp", "smpp.command_id");
+    // SMPP command_ids (§5.1.2.1) as tshark read them, on smpplib's sessions: the lab's own
+    // UMS is an SMPP application of the SMSC too (its TCP stream is left out).
+    let ums_streams = fields("smpp.system_id == \"ums\"", "tcp.stream");
+    let apps = ums_streams.iter().fold("smpp".to_string(), |f, s| {
+        format!("{f} && tcp.stream != {s}")
+    });
+    let commands = fields(&apps, "smpp.command_id");
     let count = |id: &str| commands.iter().filter(|c| *c == id).count();
     let frames = || run(&["-Y", "smpp"]);
     // Two bind_transceiver (the wrong password, then lab-app), four submit_sm, five
