@@ -1,7 +1,8 @@
-//! `rcslab bench chat | webrsf | presence | rtcweb | bridge | group | ft`: benchmarks on an
+//! `rcslab bench chat | webrsf | presence | rtcweb | bridge | group | ft | sms`: benchmarks on an
 //! in-process lab ([`rcslab::lab::bench`], [`rcslab::lab::bench_web`],
 //! [`rcslab::lab::bench_presence`], [`rcslab::lab::bench_rtcweb`],
-//! [`rcslab::lab::bench_bridge`], [`rcslab::lab::bench_group`], [`rcslab::lab::bench_ft`]).
+//! [`rcslab::lab::bench_bridge`], [`rcslab::lab::bench_group`], [`rcslab::lab::bench_ft`],
+//! [`rcslab::lab::bench_sms`]).
 
 use std::path::PathBuf;
 
@@ -130,6 +131,23 @@ pub enum BenchCmd {
         /// One huge file with the RSS sampled: size in MiB (0: none).
         #[arg(long, default_value_t = 1024)]
         huge_mb: u64,
+    },
+    /// SMS from an application over SMPP to IMS phones: open-loop steps of rising submit_sm
+    /// rates, each message timed from its scheduled send to its submit_sm_resp and to its
+    /// DELIVRD receipt.
+    Sms {
+        /// Phones registered (each an SMS client answering with its RP-ACK).
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// submit_sm per second of each step, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,3000")]
+        rates: Vec<u64>,
+        /// Seconds each step lasts.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// submit_sm unanswered at most.
+        #[arg(long, default_value_t = 20)]
+        window: usize,
     },
     /// (internal) Holds RTCWeb pages for `bench rtcweb` in a process of its own.
     #[command(hide = true)]
@@ -364,6 +382,25 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             println!("{}", rcslab::lab::bench_ft::report(&r, &plan));
             if !r.clean() {
                 return Err(CliError::FtFailed);
+            }
+            Ok(())
+        }
+        BenchCmd::Sms {
+            users,
+            rates,
+            secs,
+            window,
+        } => {
+            let plan = rcslab::lab::bench_sms::SmsPlan {
+                users,
+                rates,
+                secs,
+                window,
+            };
+            let r = rcslab::lab::bench_sms::sms(&plan).await?;
+            println!("{}", rcslab::lab::bench_sms::report(&r, &plan));
+            if !r.clean() {
+                return Err(CliError::SmsLost);
             }
             Ok(())
         }

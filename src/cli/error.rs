@@ -104,6 +104,10 @@ pub enum CliError {
     /// `rcslab bench ft`: a file did not come back whole or with its SHA-256.
     #[error("file transfers failed or came back different")]
     FtFailed,
+    /// `rcslab bench sms`: a submit_sm refused or unanswered, a receipt that never came or
+    /// did not say DELIVRD, or one that came twice.
+    #[error("SMS refused, lost or duplicated")]
+    SmsLost,
     /// `rcslab bench bridge` could not set its calls up.
     #[error(transparent)]
     BridgeBench(#[from] rcslab::lab::bench_bridge::BridgeBenchError),
@@ -201,6 +205,7 @@ mod tests {
                 CliError::FtFailed,
                 "file transfers failed or came back different",
             ),
+            (CliError::SmsLost, "SMS refused, lost or duplicated"),
             (CliError::Interrupted, "interrupted"),
             (
                 CliError::WebBench(rcslab::lab::bench_web::WebBenchError::HolderSlow),

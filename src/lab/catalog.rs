@@ -92,6 +92,18 @@ pub const LABS: &[(&str, &str)] = &[
         "21-file-transfer-msrp.toml",
         include_str!("../../labs/21-file-transfer-msrp.toml"),
     ),
+    (
+        "22-mo-sms-over-ip.toml",
+        include_str!("../../labs/22-mo-sms-over-ip.toml"),
+    ),
+    (
+        "23-mt-sms-phone-away.toml",
+        include_str!("../../labs/23-mt-sms-phone-away.toml"),
+    ),
+    (
+        "24-smpp-application-sms.toml",
+        include_str!("../../labs/24-smpp-application-sms.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

@@ -397,6 +397,7 @@ mod tests {
             let n: Node = name.parse().expect(name);
             let label = match n {
                 Node::Content => "content".to_string(),
+                // One process, two listeners: the IP-SM-GW (SIP) and the SMSC (SMPP).
                 Node::Smsc => "smsc".to_string(),
                 _ => n.label().to_ascii_lowercase().replace('-', ""),
             };

@@ -12,7 +12,7 @@
 //!                                # | subscribe_list | deregister
 //!                                # | remove | clear-ifc | clear | chat | web-login | web-channel
 //!                                # | group-create | group-watch | group-send | group-add
-//!                                # | group-remove | wait | sendfile
+//!                                # | group-remove | wait | sendfile | sms | sms-wait | smpp
 //! user = "alice"
 //! auth = "digest"                # or "aka"; sqn_ms = N forces an AKA sync failure
 //! expected = ["UE alice -> P-CSCF SIP REGISTER", "..."]
@@ -36,6 +36,7 @@ mod file;
 mod group;
 mod presence;
 mod rtcweb;
+mod sms;
 
 pub use compare::{align, diff};
 
@@ -102,7 +103,9 @@ pub struct Step {
     /// `group-watch`, `group-send`, `group-add`, `group-remove` (group chat through CONF):
     /// [`group`]; `wait` (`secs`: the lab's timers run, an idle group's teardown);
     /// `sendfile` (`user` sends a file of `size` bytes named `file` to `to`, over HTTP or
-    /// with `msrp = true` over MSRP; waits until it is delivered and saved): [`file`].
+    /// with `msrp = true` over MSRP; waits until it is delivered and saved): [`file`];
+    /// `sms`, `sms-wait` (SMS over IP, TS 24.341) and `smpp` (an application over SMPP):
+    /// [`sms`].
     #[serde(rename = "do")]
     pub action: String,
     /// The acting user (user part of a default-lab identity).
@@ -142,6 +145,12 @@ pub struct Step {
     /// For sendfile: the file's name (default `notes.txt`; its extension gives its type).
     #[serde(default)]
     pub file: Option<String>,
+    /// For register: the user's SMS client takes the UE before it registers.
+    #[serde(default)]
+    pub sms: bool,
+    /// For sms and sms-wait: the outcome waited for (`delivered`, `accepted`, `failed`).
+    #[serde(default)]
+    pub expect: Option<String>,
 }
 
 /// The longest `wait` step.
@@ -273,6 +282,7 @@ impl Scenario {
         let mut groups = group::Groups::default();
         // The RCS clients of `sendfile` steps (they save files).
         let mut file_clients: std::collections::HashMap<String, ChatUe> = Default::default();
+        let mut phones = sms::Phones::default();
         let domain = lab.config.lab.domain.clone();
         for (i, s) in self.steps.iter().enumerate() {
             let fail = |why: String| ScenarioError::Step {
@@ -294,6 +304,9 @@ impl Scenario {
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                     lab.name_addr(ue.local_addr(), &format!("UE {user}"));
+                    if s.sms {
+                        phones.adopt(&user, &mut ue);
+                    }
                     // A lab started on a busy machine may shed a REGISTER (503: the P-CSCF's
                     // inbound queue lagged); the UE sends it again after the lab's
                     // Retry-After (RFC 3261 §21.5.4), twice at most.
@@ -573,6 +586,12 @@ impl Scenario {
                 }
                 "sendfile" => {
                     file::send_file(lab, &mut ues, &mut file_clients, s)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                "sms" | "sms-wait" | "smpp" => {
+                    phones
+                        .step(lab, &mut ues, s)
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                 }

@@ -47,6 +47,9 @@ use self::store::{SmscStore, UserInfo};
 const MAX_IN_FLIGHT: usize = 200;
 /// Users whose tel URI and capability the centre remembers.
 const MAX_USERS: usize = 100_000;
+/// After a third-party REGISTER, the queue of the user is looked at again this much later
+/// (a delivery that beat the REGISTER's 200 to the P-CSCF got 480).
+const REGISTER_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How the centre behaves (`[smsc]`).
 #[derive(Debug, Clone)]
@@ -359,10 +362,26 @@ impl Smsc {
             // Whatever waits for the user's number or identity goes now.
             let mut dests = vec![t.impu.clone()];
             dests.extend(info.number.clone());
-            for d in dests {
-                lock(&self.queue).wake(&d);
-                self.kick(&d);
+            for d in &dests {
+                lock(&self.queue).wake(d);
+                self.kick(d);
             }
+            // The S-CSCF tells us before the REGISTER's 200 has reached the P-CSCF: an
+            // attempt that beats it gets 480 there and would wait a whole retry period.
+            // Look once more a second later (nothing happens if nothing waits). A weak
+            // handle: a lab that stops meanwhile lets its centre (and its store) go.
+            let me = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(REGISTER_RECHECK).await;
+                let Some(me) = me.upgrade() else { return };
+                if *me.stop.borrow() {
+                    return;
+                }
+                for d in &dests {
+                    lock(&me.queue).wake(d);
+                    me.kick(d);
+                }
+            });
         }
     }
 

@@ -7,6 +7,7 @@ mod attackers;
 mod auth_hardening;
 mod bench_ft;
 mod bench_group;
+mod bench_sms;
 mod calls;
 mod caps;
 pub mod chat;

@@ -141,6 +141,10 @@ impl SmppServer {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => match self.connections.clone().try_acquire_owned() {
                         Ok(permit) => {
+                            // PDUs are small and answered one by one: without this, Nagle
+                            // holds a deliver_sm behind an unacknowledged submit_sm_resp
+                            // until the ESME's delayed ACK (~40 ms on Linux).
+                            let _ = stream.set_nodelay(true);
                             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                             let conn = super::conn::serve(
                                 self.clone(), stream, peer, id, shut.clone(), permit,
