@@ -172,6 +172,26 @@ async fn finish(
     Ok(())
 }
 
+/// The most of a refused upload's body read away before the refusal, and for how long.
+const MAX_DRAIN: u64 = 16 * 1024 * 1024;
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops what comes of `body`, at most `max` bytes and for at most `wait` (a
+/// lingering close, as HTTP servers do before refusing a body they will not take).
+async fn drain(mut body: TimedBody, max: u64, wait: std::time::Duration) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(wait, async {
+        let mut n = 0u64;
+        while n < max {
+            match body.frame().await {
+                Some(Ok(f)) => n += f.data_ref().map_or(0, |d| d.len() as u64),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
 /// `POST /`: RCC.07's empty first POST (204 once authenticated), or the upload.
 pub(super) async fn post(
     cs: &Arc<ContentServer>,
@@ -205,6 +225,9 @@ pub(super) async fn post(
     let s = &cs.settings;
     let most = s.max_file_size + s.max_thumbnail_size + MULTIPART_OVERHEAD;
     if let Some(l) = len.filter(|l| *l > most) {
+        // The client is still sending it: read it away first (bounded), so it reads the
+        // 413 instead of a broken pipe when the connection closes under its writes.
+        drain(body, l.min(MAX_DRAIN), DRAIN_WAIT).await;
         return Err(ContentError::TooLarge(format!(
             "the upload is {l} bytes; this server takes files of up to {} bytes with thumbnails of up to {} bytes",
             s.max_file_size, s.max_thumbnail_size
