@@ -102,6 +102,9 @@ impl Address {
             out.push(0);
             return Ok(());
         };
+        if a.is_alphanumeric() {
+            return Err(SmsError::Invalid(RP_NOT_ALPHANUMERIC.into()));
+        }
         let (body, _) = a.body()?;
         if body.len() > 10 {
             return Err(SmsError::Invalid("RP address over 10 octets".into()));
@@ -127,11 +130,18 @@ impl Address {
             .ok_or(SmsError::Short("RP address"))?;
         *at += 1 + n;
         let toa = v[0];
+        if toa & 0x70 == 0x50 {
+            return Err(SmsError::Invalid(RP_NOT_ALPHANUMERIC.into()));
+        }
         let body = &v[1..];
         let semis = body.len() * 2 - usize::from(body.last().is_some_and(|l| l >> 4 == 0xf));
         address_of(toa, body, semis).map(Some)
     }
 }
+
+/// TS 24.011 §8.2.5.1-2: RP-OA and RP-DA are numbers (the service centre's, in BCD); only
+/// a TP address may be alphanumeric.
+const RP_NOT_ALPHANUMERIC: &str = "an RP address is a number, not alphanumeric (TS 24.011 8.2.5.1)";
 
 fn address_of(toa: u8, body: &[u8], semis: usize) -> Result<Address, SmsError> {
     if toa & 0x70 == 0x50 {
@@ -293,6 +303,25 @@ fn swap(v: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_rp_address_is_never_alphanumeric() {
+        // Found by fuzzing: TON alphanumeric (0x52) in RP-DA read as packed text, which does
+        // not encode back to the same octets.
+        let b = [8u8, 0x52, 0xe3, 0x4d, 0xb0, 0x4f, 0x2c, 0xb0, 0xb1];
+        let mut at = 0;
+        assert!(Address::decode_rp(&b, &mut at).is_err());
+        let mut out = Vec::new();
+        let alpha = Address {
+            toa: TON_ALPHANUMERIC,
+            value: "SHOP".into(),
+        };
+        assert!(Address::encode_rp(Some(&alpha), &mut out).is_err());
+        assert!(crate::sms::RpMessage::decode(&[
+            0, 0, 0, 8, 0x52, 0xe3, 0x4d, 0xb0, 0x4f, 0x2c, 0xb0, 0xb1, 0
+        ])
+        .is_err());
+    }
 
     #[test]
     fn tp_and_rp_addresses_both_ways() {
