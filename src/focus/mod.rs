@@ -228,13 +228,8 @@ impl Focus {
 
     /// Where requests it originates (the INVITEs to members) go: the S-CSCF at `addr`.
     pub fn set_scscf(&self, addr: SocketAddr) {
-        let host = match addr.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        let _ = self
-            .scscf
-            .set(format!("<sip:{host}:{};transport=tcp;lr>", addr.port()));
+        let uri = crate::cscf::node_uri_at(addr, None, crate::sip::Transport::Tcp);
+        let _ = self.scscf.set(format!("<{uri};lr>"));
     }
 
     /// From now on, a file sent to a group (a file-info message, RCC.07 §3.2.5) is granted

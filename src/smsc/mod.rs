@@ -134,12 +134,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::content::unix_now;
 
 impl Smsc {
     /// A centre on `ep` whose host name is `host` (`ipsmgw.ims.lab`), keeping its messages in
@@ -196,13 +191,8 @@ impl Smsc {
     /// Requests it originates (deliveries, RP-ACKs, reports) go to the I-CSCF at `addr`,
     /// which finds the recipient's S-CSCF (LIR) as for any request from outside.
     pub fn set_icscf(&self, addr: SocketAddr) {
-        let host = match addr.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        let _ = self
-            .icscf
-            .set(format!("<sip:{host}:{};transport=tcp;lr>", addr.port()));
+        let uri = crate::cscf::node_uri_at(addr, None, crate::sip::Transport::Tcp);
+        let _ = self.icscf.set(format!("<{uri};lr>"));
     }
 
     /// Serves SMPP on `listener` for the applications of `settings` (their submissions come

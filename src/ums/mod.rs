@@ -86,13 +86,7 @@ pub struct Ums {
     local: SocketAddr,
 }
 
-/// Unix seconds now.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::content::unix_now;
 
 impl Ums {
     /// Opens its trees in `db`, restores what they hold, serves the API on `listener` and
