@@ -368,15 +368,21 @@ mod tests {
     }
 
     #[test]
-    fn default_lab_parses_with_three_subscribers() {
+    fn default_lab_parses_with_three_users_and_the_ums_chatbot() {
         let c = LabConfig::default_lab();
         assert_eq!(c.lab.domain, "ims.lab");
         assert_eq!(c.nodes.pcscf.port(), 5060);
         let users: Vec<_> = c.subscribers.iter().map(|s| s.impu[0].clone()).collect();
         assert_eq!(
             users,
-            ["sip:alice@ims.lab", "sip:bob@ims.lab", "sip:carol@ims.lab"]
+            [
+                "sip:alice@ims.lab",
+                "sip:bob@ims.lab",
+                "sip:carol@ims.lab",
+                "sip:ums@ims.lab"
+            ]
         );
+        assert_eq!(c.ums.rcs_user, "ums");
     }
 
     #[test]

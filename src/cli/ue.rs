@@ -47,6 +47,21 @@ pub enum UeCmd {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// Tap a chatbot's suggested reply (GSMA RCC.07 §3.6.10.4: a chat message of type
+    /// `application/vnd.gsma.botsuggestion.response.v1.0+json` carrying the reply's text and
+    /// the chatbot's postback data); prints what `send` prints.
+    Tap {
+        /// The chatbot (`sip:ums@ims.lab`, or just `ums`).
+        to: String,
+        /// The suggestion's text as `listen` showed it (`Yes` of `[Yes]`).
+        text: String,
+        /// The postback data the chatbot set (default: the text, as the UMS sets it).
+        #[arg(long)]
+        postback: Option<String>,
+        /// Seconds to wait for the IMDN.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Send a short message over IP (3GPP TS 24.341: SIP MESSAGEs to the service centre
     /// carrying RP-DATA / SMS-SUBMIT, a status report asked for each part; a text over 160
     /// GSM 7-bit or 70 UCS-2 characters goes in concatenated parts, at most 2,000
@@ -459,6 +474,35 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
             }
             outcome
         }
+        Some(UeCmd::Tap {
+            to,
+            text,
+            postback,
+            timeout,
+        }) => {
+            let mut chat = ChatUe::start(ue, trace, ChatOptions::default());
+            let to = target(&to);
+            let reply = rcslab::rcs::chatbot::Reply {
+                display_text: text.clone(),
+                postback: Some(rcslab::rcs::chatbot::Postback {
+                    data: postback.unwrap_or(text),
+                }),
+            };
+            let outcome = tokio::select! {
+                r = async {
+                    let id = chat.tap(&to, &reply).await;
+                    await_report(&mut chat, &id, timeout, KEPT).await
+                } => r,
+                _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
+            };
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
+                Ok(true)
+            ) {
+                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
+            }
+            outcome
+        }
         Some(UeCmd::Sms {
             to,
             text,
@@ -537,6 +581,11 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                             Some(ChatEvent::Message { from, text, message_id }) => {
                                 println!("{from}: {text}");
                                 // Printed is shown: IMDN displayed (delivered went out on receipt).
+                                chat.displayed(&message_id);
+                            }
+                            // A chatbot's card: `FROM: TEXT [Yes] [No]` (`tap FROM Yes` answers).
+                            Some(ChatEvent::BotMessage { from, card, message_id }) => {
+                                println!("{from}: {}", card.one_line());
                                 chat.displayed(&message_id);
                             }
                             // A file, saved in the files directory: `FROM: FILE NAME (SIZE
@@ -630,6 +679,10 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                     ev = chat.next_event(Duration::from_secs(3600)) => match ev {
                         Some(ChatEvent::Message { from, text, message_id }) => {
                             println!("{from}: {text}");
+                            chat.displayed(&message_id);
+                        }
+                        Some(ChatEvent::BotMessage { from, card, message_id }) => {
+                            println!("{from}: {}", card.one_line());
                             chat.displayed(&message_id);
                         }
                         Some(ChatEvent::Status { message_id, status, note, .. }) => {
@@ -730,6 +783,7 @@ fn ue_config(args: &UeArgs, cfg: &LabConfig, pcscf: SocketAddr) -> Result<UeConf
                 transport: rcslab::sip::Transport::Udp,
                 domain: cfg.lab.domain.clone(),
                 auth: rcslab::ue::AuthMode::Digest,
+                extra_tags: String::new(),
             }
         }
         (None, None) => return Err(CliError::UnknownUser(args.user.clone())),

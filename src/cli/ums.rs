@@ -2,7 +2,9 @@
 //! running lab (its address in `DIR/ums/api.addr`, the business token in `DIR/ums/api.token`
 //! or `[ums] token`, the operator's in `DIR/ums/operator.token` or `[ums] operator_token`).
 //! `send` waits until every recipient is final and prints one line each, which scripts rely
-//! on: `+15550002: delivered (sms)`, `+15550099: failed (sms): REASON`, `+15550002: pending`.
+//! on: `+15550002: delivered (sms)`, `+15550099: failed (sms): REASON`, `+15550002: pending`;
+//! over RCS `+15550002: delivered (rcs)` or `read (rcs)`, and a recipient that got chat first
+//! and then SMS `+15550002: delivered (sms, fell back from rcs)`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,11 +38,16 @@ pub enum UmsCmd {
         /// A template variable, NAME=VALUE; repeat for more.
         #[arg(long = "var", requires = "template")]
         vars: Vec<String>,
-        /// auto (SMS, or LMS for a longer text), sms or lms.
+        /// auto (RCS chat where the phone takes it, falling back to SMS; else SMS, or LMS
+        /// for a longer text), rcs, sms or lms.
         #[arg(long, default_value = "auto")]
         channel: String,
-        /// Seconds to wait for every recipient to be final.
-        #[arg(long, default_value_t = 10)]
+        /// A reply suggested to RCS recipients (a chatbot card's chip); repeat for more.
+        #[arg(long = "suggest")]
+        suggest: Vec<String>,
+        /// Seconds to wait for every recipient to be final (longer than `[ums]
+        /// fallback_secs`, so that a recipient who falls back to SMS is seen delivered).
+        #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
     /// Templates: register one, approve one (the operator's token), show one.
@@ -149,9 +156,16 @@ impl Api {
 /// One recipient's line.
 fn line(r: &serde_json::Value) -> (String, bool) {
     let to = r["to"].as_str().unwrap_or("?");
-    let channel = r["channel"].as_str().unwrap_or("sms");
+    let channel = match (
+        r["channel"].as_str().unwrap_or("sms"),
+        r["fell_back"].as_bool(),
+    ) {
+        (c, Some(true)) => format!("{c}, fell back from rcs"),
+        (c, _) => c.to_string(),
+    };
     match r["status"].as_str() {
         Some("delivered") => (format!("{to}: delivered ({channel})"), true),
+        Some("read") => (format!("{to}: read ({channel})"), true),
         Some("failed") => (
             format!(
                 "{to}: failed ({channel}): {}",
@@ -169,7 +183,7 @@ fn report(m: &serde_json::Value) -> Result<()> {
     for r in m["recipients"].as_array().into_iter().flatten() {
         let (l, _) = line(r);
         println!("{l}");
-        if r["status"].as_str() != Some("delivered") {
+        if !matches!(r["status"].as_str(), Some("delivered" | "read")) {
             bad += 1;
         }
     }
@@ -190,9 +204,13 @@ pub async fn run(cmd: UmsCmd, common: Common) -> Result<()> {
             template,
             vars,
             channel,
+            suggest,
             timeout,
         } => {
             let mut body = serde_json::json!({ "recipients": to, "channel": channel });
+            if !suggest.is_empty() {
+                body["suggestions"] = serde_json::json!(suggest);
+            }
             if let Some(id) = template {
                 let mut variables = serde_json::Map::new();
                 for kv in vars {

@@ -16,6 +16,8 @@ use super::ConfigError;
 /// password = "ums-pw"
 /// sender = "4100"
 /// webhook = "http://127.0.0.1:9000/hook"
+/// rcs_user = "ums"      # registers sip:ums@DOMAIN as a chatbot; "" for SMS only
+/// fallback_secs = 10    # chat not reported delivered by then goes as SMS
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +60,16 @@ pub struct UmsSection {
     /// Webhook posts queued at once (more are dropped, and logged).
     #[serde(default = "default_webhook_queue")]
     pub webhook_queue: usize,
+    /// The subscriber the gateway registers as its chatbot identity for RCS (`ums`:
+    /// `sip:ums@DOMAIN`, one of `[[subscribers]]`); empty: no RCS, SMS only.
+    #[serde(default = "default_rcs_user")]
+    pub rcs_user: String,
+    /// Seconds a chat message has to be reported delivered (IMDN) before it goes as SMS.
+    #[serde(default = "default_fallback_secs")]
+    pub fallback_secs: u64,
+    /// Recipients asked (OPTIONS) or sent chat at once.
+    #[serde(default = "default_rcs_window")]
+    pub rcs_window: usize,
 }
 
 fn default_system_id() -> String {
@@ -87,6 +99,15 @@ fn default_window() -> usize {
 fn default_webhook_queue() -> usize {
     1000
 }
+fn default_rcs_user() -> String {
+    "ums".into()
+}
+fn default_fallback_secs() -> u64 {
+    10
+}
+fn default_rcs_window() -> usize {
+    20
+}
 
 impl Default for UmsSection {
     fn default() -> Self {
@@ -103,6 +124,9 @@ impl Default for UmsSection {
             max_pending: default_max_pending(),
             smpp_window: default_window(),
             webhook_queue: default_webhook_queue(),
+            rcs_user: default_rcs_user(),
+            fallback_secs: default_fallback_secs(),
+            rcs_window: default_rcs_window(),
         }
     }
 }
@@ -119,6 +143,8 @@ impl UmsSection {
             ("max_pending", self.max_pending),
             ("smpp_window", self.smpp_window),
             ("webhook_queue", self.webhook_queue),
+            ("rcs_window", self.rcs_window),
+            ("fallback_secs", self.fallback_secs as usize),
         ] {
             if v == 0 {
                 return bad(format!("{k} must be at least 1"));

@@ -119,12 +119,17 @@ struct Online {
     until: Instant,
     /// The Route to the S-CSCF that registered them.
     scscf: Option<String>,
+    /// The other identities of their registration set (on the registered identity's entry).
+    set: Vec<String>,
 }
 
 /// A loose Route to the S-CSCF at `host:port` over the Mw transport.
 fn scscf_route(host: &str, port: u16) -> String {
     format!("<sip:{host}:{port};transport=tcp;lr>")
 }
+
+/// Identities of one registration set a third-party REGISTER may make known beside its own.
+const MAX_ALIASES: usize = 16;
 
 /// Chat sessions T-IM holds at most; beyond, new chats get 503 (overload is answered).
 pub(crate) const MAX_SESSIONS: usize = 20_000;
@@ -239,6 +244,19 @@ impl ImServer {
     /// The message store (T-IM).
     pub fn store(&self) -> Option<&ImStore> {
         self.store.as_ref()
+    }
+
+    /// True when `a` and `b` name the same user: equal, or one is in the registration set
+    /// the other's third-party REGISTER made known (`sip:bob@ims.lab` and `tel:+15550002`).
+    pub(crate) fn same_user(&self, a: &str, b: &str) -> bool {
+        if a == b {
+            return true;
+        }
+        let Ok(m) = self.online.lock() else {
+            return false;
+        };
+        let knows = |x: &str, y: &str| m.get(x).is_some_and(|o| o.set.iter().any(|s| s == y));
+        knows(a, b) || knows(b, a)
     }
 
     /// True when a third-party REGISTER said `impu` is registered.
@@ -410,12 +428,42 @@ impl ImServer {
             .get("Contact")
             .and_then(|c| NameAddr::parse(c).ok())
             .and_then(|na| Some(scscf_route(na.uri.host()?, na.uri.port().unwrap_or(5060))));
-        if let (Some(impu), Ok(mut m)) = (impu.clone(), self.online.lock()) {
+        // The rest of the user's implicit registration set (P-Associated-URI of the 200 OK
+        // the iFC's IncludeRegisterResponse gives us, TS 24.229 §5.4.1.7): a chat to
+        // `tel:+15550002` is for the same registered user as one to `sip:bob@ims.lab`, and
+        // what was stored for either goes out when they register.
+        let mut names: Vec<String> = impu.iter().cloned().collect();
+        for a in crate::sip::embedded::associated_uris(req) {
+            if names.len() > MAX_ALIASES {
+                break;
+            }
+            if !names.contains(&a) {
+                names.push(a);
+            }
+        }
+        if let Ok(mut m) = self.online.lock() {
             if expires == 0 {
-                m.remove(&impu);
-            } else {
-                let until = Instant::now() + Duration::from_secs(expires);
-                m.insert(impu, Online { until, scscf });
+                // A de-registration need not carry the set again: the one learnt goes too.
+                let known = names.first().and_then(|n| m.get(n)).map(|o| o.set.clone());
+                for a in known.unwrap_or_default() {
+                    if !names.contains(&a) {
+                        names.push(a);
+                    }
+                }
+            }
+            for name in &names {
+                if expires == 0 {
+                    m.remove(name);
+                } else {
+                    let until = Instant::now() + Duration::from_secs(expires);
+                    let scscf = scscf.clone();
+                    let set = if Some(name) == names.first() {
+                        names[1..].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    m.insert(name.clone(), Online { until, scscf, set });
+                }
             }
             // Bounded: registrations that lapsed are forgotten by the sweep (`expire`, each
             // second), not here: a scan per REGISTER cost O(users) per registration.
@@ -427,8 +475,10 @@ impl ImServer {
         // The user's worker delivers what waits, retrying while they stay registered (the
         // S-CSCF may tell us before the REGISTER's 200 reached the P-CSCF: then the first
         // INVITE gets 480 and the retry one second later succeeds).
-        if let (Some(user), ImRole::Terminating) = (impu, self.role) {
-            self.kick(&user, expires > 0);
+        if self.role == ImRole::Terminating {
+            for user in &names {
+                self.kick(user, expires > 0);
+            }
         }
     }
 

@@ -88,7 +88,7 @@ impl ImServer {
                 let st = self.store.as_ref()?;
                 if st
                     .by_message_id(&i.message_id)
-                    .is_some_and(|m| m.to == sender)
+                    .is_some_and(|m| self.same_user(&m.to, &sender))
                 {
                     let _ = st.set_status(&i.message_id, status_word(i.status));
                 }
@@ -133,13 +133,16 @@ impl ImServer {
                 // Only the message's recipient changes its status.
                 if st
                     .by_message_id(&i.message_id)
-                    .is_some_and(|m| m.to == sender)
+                    .is_some_and(|m| self.same_user(&m.to, &sender))
                 {
                     let _ = st.set_status(&i.message_id, status_word(i.status));
                 }
             }
             rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
-            rcs::Content::Text(_) | rcs::Content::File(_) => {
+            rcs::Content::Text(_)
+            | rcs::Content::File(_)
+            | rcs::Content::Bot(_)
+            | rcs::Content::Tap(_) => {
                 let _ = self.take(
                     &sender,
                     &recipient,
@@ -425,7 +428,10 @@ impl ImServer {
         // recipient; the P-CSCF asserted who sent this one): anyone else could mark messages
         // delivered, take them off the queue and report to their senders.
         let reporter = identity(req, "P-Asserted-Identity").or_else(|| identity(req, "From"));
-        if reporter.as_deref() != Some(orig.to.as_str()) {
+        if !reporter
+            .as_deref()
+            .is_some_and(|r| self.same_user(r, &orig.to))
+        {
             crate::warn_limited!("tim.foreign_imdn", reporter = reporter.as_deref().unwrap_or("?"), recipient = %orig.to, "an IMDN for a message to someone else refused with 403");
             let mut r = req.response(403, Some("Forbidden"));
             r.ensure_to_tag();

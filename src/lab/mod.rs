@@ -498,7 +498,7 @@ impl Lab {
         )?;
         conf.set_grants(nodes::grant_client(&ctx, data_dir, &peers, "CONF")?);
         let smsc = nodes::start_smsc(&ctx, ipsmgw_ep, ipsmgw_rx, smpp_l, &store, data_dir, &peers)?;
-        let ums = start_ums::start_ums(&ctx, ums_l, smpp_addr, &store, data_dir)?;
+        let ums = start_ums::start_ums(&ctx, ums_l, smpp_addr, &store, data_dir, &peers)?;
         let hss = nodes::start_hss(
             &ctx,
             &store,

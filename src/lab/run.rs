@@ -342,7 +342,7 @@ pub async fn start(
             let s = Arc::new(nodes::open_store(&d)?);
             let (l, a) = nodes::bind_tcp("UMS", n.ums).await?;
             handles.push(Box::new(super::start_ums::start_ums(
-                &ctx, l, n.smsc, &s, data_dir,
+                &ctx, l, n.smsc, &s, data_dir, &peers,
             )?));
             listening.push(("UMS", a, "HTTP (business messaging API /ums/v1)"));
             store = Some(s);

@@ -214,9 +214,15 @@ impl Scenario {
             Some(v) => toml::to_string(v).map_err(|e| ScenarioError::Invalid(e.to_string()))?,
             None => String::new(),
         };
-        let cfg = LabConfig::from_toml_str(&extra)
+        let mut cfg = LabConfig::from_toml_str(&extra)
             .map_err(|e| ScenarioError::Invalid(e.to_string()))?
             .with_ephemeral_ports();
+        // The UMS's chatbot registers itself in the default lab; a lab about something else
+        // teaches its flow without that REGISTER in its ladder (a lab about the UMS's RCS
+        // channel sets `[ums] rcs_user`).
+        if !extra.contains("rcs_user") {
+            cfg.ums.rcs_user.clear();
+        }
         let dir = std::env::temp_dir().join(format!(
             "rcslab-lab-{}-{}",
             std::process::id(),

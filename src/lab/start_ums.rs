@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use super::nodes::{token, Ctx};
+use super::nodes::{token, Ctx, Peers};
 use super::LabError;
 use crate::store::Store;
 
@@ -26,6 +26,7 @@ pub(crate) fn start_ums(
     smsc: SocketAddr,
     store: &Store,
     data_dir: &Path,
+    peers: &Peers,
 ) -> Result<Arc<crate::ums::Ums>, LabError> {
     let u = &ctx.config.ums;
     let dir = ums_dir(data_dir);
@@ -58,6 +59,7 @@ pub(crate) fn start_ums(
         window: u.smpp_window,
         smsc,
         http: (&ctx.config.http).into(),
+        rcs: rcs_settings(ctx, peers.pcscf),
     };
     let ums = crate::ums::Ums::start(
         settings,
@@ -76,4 +78,23 @@ pub(crate) fn start_ums(
         ums.local_addr().to_string(),
     );
     Ok(ums)
+}
+
+/// The RCS channel of `[ums]`: its chatbot identity's credentials from `[[subscribers]]`;
+/// None (SMS only) when `rcs_user` is empty or names nobody (said in the log).
+fn rcs_settings(ctx: &Ctx<'_>, pcscf: SocketAddr) -> Option<crate::ums::rcs::RcsSettings> {
+    let u = &ctx.config.ums;
+    if u.rcs_user.is_empty() {
+        return None;
+    }
+    let Some(mut ue) = crate::ue::UeConfig::from_lab(ctx.config, &u.rcs_user, pcscf) else {
+        tracing::info!(user = %u.rcs_user, "UMS: [ums] rcs_user is no subscriber of the lab: RCS is off, SMS only");
+        return None;
+    };
+    ue.extra_tags = crate::ums::rcs::chatbot_tags();
+    Some(crate::ums::rcs::RcsSettings {
+        ue,
+        fallback_secs: u.fallback_secs,
+        window: u.rcs_window,
+    })
 }

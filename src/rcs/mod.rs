@@ -7,6 +7,7 @@
 //! use it, so the UE no longer imports a node module.
 
 pub mod caps;
+pub mod chatbot;
 pub mod ft;
 
 use bytes::Bytes;
@@ -140,6 +141,10 @@ pub enum Content {
     /// A file transfer via HTTP (RCC.07 §3.2.5): the file-info document of a file on a
     /// content server.
     File(Box<crate::fthttp::FileInfo>),
+    /// A chatbot's rich card ([`chatbot::BOT_MESSAGE_TYPE`]).
+    Bot(chatbot::BotMessage),
+    /// A user's tap on a chatbot's suggested reply ([`chatbot::SUGGESTION_RESPONSE_TYPE`]).
+    Tap(chatbot::Reply),
     /// Something else (content type; a file-info document that does not read says why).
     Other(String),
 }
@@ -169,6 +174,16 @@ pub fn content(c: &Cpim) -> Content {
     } else if ct.starts_with(FT_HTTP_TYPE) {
         match crate::fthttp::FileInfo::parse(&body) {
             Ok(f) => Content::File(Box::new(f)),
+            Err(e) => Content::Other(format!("{ct} ({e})")),
+        }
+    } else if ct.starts_with(chatbot::BOT_MESSAGE_TYPE) {
+        match chatbot::BotMessage::parse(&body) {
+            Ok(m) => Content::Bot(m),
+            Err(e) => Content::Other(format!("{ct} ({e})")),
+        }
+    } else if ct.starts_with(chatbot::SUGGESTION_RESPONSE_TYPE) {
+        match chatbot::parse_response(&body) {
+            Ok(r) => Content::Tap(r),
             Err(e) => Content::Other(format!("{ct} ({e})")),
         }
     } else if ct.starts_with("text/") {

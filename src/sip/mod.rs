@@ -6,6 +6,7 @@
 //! (socket-free, time passed in) and the [`Endpoint`] that drives them over a transport.
 
 pub mod dialog;
+pub mod embedded;
 pub mod endpoint;
 pub mod headers;
 pub mod limits;

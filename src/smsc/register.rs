@@ -29,36 +29,18 @@ pub fn read(req: &Request) -> Option<ThirdParty> {
         .get("Expires")
         .and_then(|e| e.trim().parse::<u64>().ok())
         .is_some_and(|e| e > 0);
-    let ct = req.headers.get("Content-Type").unwrap_or("");
-    let mut embedded = Vec::new();
-    if ct.trim().to_ascii_lowercase().starts_with("message/sip") {
-        embedded.push(req.body.to_vec());
-    } else if ct.trim().to_ascii_lowercase().starts_with("multipart/") {
-        if let Ok(parts) = crate::sip::multipart::parse(ct, &req.body) {
-            embedded.extend(
-                parts
-                    .into_iter()
-                    .filter(|p| {
-                        p.content_type
-                            .to_ascii_lowercase()
-                            .starts_with("message/sip")
-                    })
-                    .map(|p| p.body.to_vec()),
-            );
-        }
-    }
     let mut info: Option<UserInfo> = None;
-    for m in embedded {
+    for m in crate::sip::embedded::messages(req) {
         let i = info.get_or_insert_with(UserInfo::default);
-        match SipMessage::parse(&m) {
-            Ok(SipMessage::Request(r)) => {
+        match m {
+            SipMessage::Request(r) => {
                 i.smsip |= r
                     .headers
                     .values("Contact")
                     .iter()
                     .any(|c| c.to_ascii_lowercase().contains(SMSIP_TAG));
             }
-            Ok(SipMessage::Response(r)) => {
+            SipMessage::Response(r) => {
                 i.number = r
                     .headers
                     .values("P-Associated-URI")
@@ -70,7 +52,6 @@ pub fn read(req: &Request) -> Option<ThirdParty> {
                             .map(|n| n.split(';').next().unwrap_or(n).to_string())
                     });
             }
-            Err(e) => tracing::debug!(error = %e, "third-party REGISTER body is no SIP message"),
         }
     }
     if let Some(i) = info.as_mut() {

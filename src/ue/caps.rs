@@ -28,15 +28,16 @@ pub enum Capabilities {
 }
 
 /// The 200 OK a UE gives an OPTIONS (RCC.07 §2.6.1.1.2): a To tag, Contact with our feature
-/// tags (byte-exact what we registered), Allow, Accept and no body.
-pub fn answer_options(req: &Request, contact_uri: &str) -> Response {
+/// tags (byte-exact what we registered, `extra` the tags beyond the RCS client's), Allow,
+/// Accept and no body.
+pub fn answer_options(req: &Request, contact_uri: &str, extra: &str) -> Response {
     let mut r = req.response(200, None);
     let to = r.headers.get("To").unwrap_or_default().to_string();
     if !to.contains(";tag=") {
         r.headers.set("To", format!("{to};tag={}", new_tag()));
     }
     r.headers
-        .push("Contact", format!("<{contact_uri}>{RCSLAB_UE_TAGS}"));
+        .push("Contact", format!("<{contact_uri}>{RCSLAB_UE_TAGS}{extra}"));
     r.headers.push("Allow", ALLOW);
     r.headers.push("Accept", "application/sdp, message/cpim");
     r
@@ -64,17 +65,31 @@ pub fn capabilities_of(resp: &Response) -> Capabilities {
     }
 }
 
+/// Makes `r` an RCS capability query (RCC.07 §2.6.1.1.1): our feature tags in Contact and
+/// `Accept: application/sdp`.
+pub fn dress_options(r: &mut Request, contact_uri: &str, extra: &str) {
+    r.headers
+        .push("Contact", format!("<{contact_uri}>{RCSLAB_UE_TAGS}{extra}"));
+    r.headers.push("Accept", "application/sdp");
+}
+
+/// True when `found` says the other side takes RCS chat (the CPM session or standalone
+/// messaging ICSI, RCC.07 §2.6.1.1.4).
+pub fn takes_chat(found: &[String]) -> bool {
+    found.iter().any(|t| {
+        let t = t.to_ascii_lowercase();
+        t.starts_with("+g.3gpp.icsi-ref")
+            && (t.contains("oma.cpm.session") || t.contains("oma.cpm.msg"))
+    })
+}
+
 impl Ue {
     /// Asks `target` for its capabilities (RCC.07 §2.6.1.1.1): an OPTIONS with our own
     /// feature tags in Contact and `Accept: application/sdp`, through the P-CSCF. Gives up
     /// after `wait` (then [`Capabilities::Failed`] with 408).
     pub async fn capabilities(&mut self, target: &str, wait: Duration) -> Capabilities {
         let mut r = self.new_request(Method::Options, target);
-        r.headers.push(
-            "Contact",
-            format!("<{}>{RCSLAB_UE_TAGS}", self.contact_uri()),
-        );
-        r.headers.push("Accept", "application/sdp");
+        dress_options(&mut r, &self.contact_uri(), &self.cfg.extra_tags);
         match tokio::time::timeout(wait, self.send(r)).await {
             Ok(resp) => capabilities_of(&resp),
             Err(_) => Capabilities::Failed {
@@ -86,7 +101,7 @@ impl Ue {
 
     /// The 200 OK this UE gives an OPTIONS ([`answer_options`]).
     pub fn answer_options(&self, req: &Request) -> Response {
-        answer_options(req, &self.contact_uri())
+        answer_options(req, &self.contact_uri(), &self.cfg.extra_tags)
     }
 }
 
@@ -113,7 +128,7 @@ mod tests {
 
     #[test]
     fn the_answer_carries_the_registered_tags_and_reads_back_as_them() {
-        let ok = answer_options(&options(), "sip:bob@127.0.0.1:40000");
+        let ok = answer_options(&options(), "sip:bob@127.0.0.1:40000", "");
         assert_eq!(ok.status, 200);
         assert!(ok.headers.get("To").unwrap().contains(";tag="));
         assert_eq!(
@@ -128,6 +143,8 @@ mod tests {
             tags.iter().map(|t| format!(";{t}")).collect::<String>(),
             RCSLAB_UE_TAGS
         );
+        assert!(takes_chat(&tags));
+        assert!(!takes_chat(&["+g.3gpp.smsip".to_string()]));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct UeConfig {
     pub domain: String,
     /// Authentication scheme.
     pub auth: AuthMode,
+    /// Feature tags beyond the RCS client's, as Contact parameters each starting with `;`
+    /// (a chatbot's `;+g.gsma.rcs.isbot`): registered and given in answers to OPTIONS.
+    pub extra_tags: String,
 }
 
 impl UeConfig {
@@ -87,6 +90,7 @@ impl UeConfig {
             transport: Transport::Udp,
             domain,
             auth: AuthMode::Digest,
+            extra_tags: String::new(),
         })
     }
 }
@@ -231,9 +235,10 @@ impl Ue {
             // OPTIONS; and TS 24.341 §5.3.1.1: SMS over IP (`+g.3gpp.smsip`), which is the
             // network's business (IP-SM-GW domain selection), not an RCS capability.
             format!(
-                "<{}>{}{};expires={expires}",
+                "<{}>{}{}{};expires={expires}",
                 self.contact_uri(),
                 crate::rcs::caps::RCSLAB_UE_TAGS,
+                self.cfg.extra_tags,
                 sms::SMSIP_FEATURE_TAG
             ),
         );

@@ -15,10 +15,23 @@
 //!    └── submit_sm_resp error ─► failed
 //! ```
 //!
-//! The channel is kept per recipient ([`Channel`]), so that RCS chat (with fallback to SMS
-//! after a timeout) can join SMS and LMS without another state table.
+//! RCS first (seed 003: "prefers RCS where both sides support it"; [`rcs`]): with the
+//! gateway's chatbot identity registered, a recipient of `auto` is first asked for its
+//! capabilities (OPTIONS); one that takes chat gets a chat message, which must be reported
+//! delivered (IMDN) within the fallback time, else it goes again as SMS/LMS and is marked
+//! `fell_back`. One that does not take chat (or is not registered) gets SMS/LMS straight
+//! away. The channel is kept per recipient ([`Channel`]):
+//!
+//! ```text
+//!   accepted (rcs) ──OPTIONS: no chat──► accepted (sms/lms) ──► as above
+//!      │ chat sent
+//!      ▼        IMDN delivered         IMDN displayed
+//!   sent (rcs) ───────────────► delivered ─────────► read
+//!      │ no IMDN within fallback_secs, IMDN failed, send failed
+//!      └────────────► accepted (sms/lms), fell_back ──► as above
+//! ```
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -86,21 +99,22 @@ pub enum Channel {
     Sms,
     /// A longer text as concatenated SMS (up to 2,000 characters).
     Lms,
-    /// RCS chat (not in this step: [`ChannelPolicy::Rcs`] is refused).
+    /// RCS chat from the gateway's chatbot identity.
     Rcs,
 }
 
 /// What a request asks for (`"channel"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChannelPolicy {
-    /// The best the gateway has: SMS, or LMS for a longer text.
+    /// The best the gateway has: RCS chat when the recipient takes it (falling back to SMS
+    /// or LMS), else SMS, or LMS for a longer text.
     #[default]
     Auto,
     /// One SMS only: a longer text is refused.
     Sms,
     /// SMS or LMS.
     Lms,
-    /// RCS only (not offered yet).
+    /// RCS only: a recipient who does not take chat fails.
     Rcs,
 }
 
@@ -115,7 +129,7 @@ impl ChannelPolicy {
             other => {
                 return Err(invalid(
                     "bad_channel",
-                    format!("channel '{other}': auto, sms or lms"),
+                    format!("channel '{other}': auto, sms, lms or rcs"),
                 ))
             }
         })
@@ -143,12 +157,14 @@ pub enum Status {
     Delivered,
     /// Refused by the centre, or the receipt says it could not be delivered.
     Failed,
+    /// RCS: the recipient's client says it was shown (IMDN displayed).
+    Read,
 }
 
 impl Status {
     /// Delivered or failed: nothing more will happen to it.
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Delivered | Status::Failed)
+        matches!(self, Status::Delivered | Status::Failed | Status::Read)
     }
 
     /// Whether `self -> to` is a move the diagram in the module doc allows.
@@ -159,6 +175,8 @@ impl Status {
                 | (Status::Accepted, Status::Failed)
                 | (Status::Sent, Status::Delivered)
                 | (Status::Sent, Status::Failed)
+                | (Status::Sent, Status::Read)
+                | (Status::Delivered, Status::Read)
         )
     }
 }
@@ -177,6 +195,18 @@ pub struct Recipient {
     /// Submissions tried (a throttled one is tried again, up to [`MAX_ATTEMPTS`]).
     #[serde(default)]
     pub attempts: u32,
+    /// What it goes as when RCS chat does not reach it (`auto`); None: RCS only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Channel>,
+    /// It was sent as chat first and went again as SMS/LMS.
+    #[serde(default)]
+    pub fell_back: bool,
+    /// RCS: the chat message's imdn.Message-ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
+    /// RCS: when it falls back if no IMDN came, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_at: Option<u64>,
     /// When it last changed, Unix seconds.
     pub updated: u64,
 }
@@ -192,6 +222,9 @@ pub struct Message {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// Replies suggested to RCS recipients (a chatbot card's chips).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<String>,
     pub recipients: Vec<Recipient>,
 }
 
@@ -213,6 +246,9 @@ pub struct SendRequest {
     pub template: Option<TemplateRef>,
     #[serde(default)]
     pub channel: Option<String>,
+    /// Replies suggested to RCS recipients (left out of an SMS).
+    #[serde(default)]
+    pub suggestions: Vec<String>,
 }
 
 /// `"template": {"id", "variables"}`.
@@ -274,6 +310,16 @@ pub struct UmsCore {
     by_smsc_id: HashMap<String, Key>,
     /// Recipients not yet final.
     pending: usize,
+    /// RCS: the fallback time while the chatbot identity is registered; None: no RCS.
+    rcs: Option<u64>,
+    /// RCS: recipients waiting for their capability query.
+    rcs_queue: VecDeque<Key>,
+    /// RCS: recipients being asked or sent to.
+    rcs_in_flight: HashSet<Key>,
+    /// RCS: a chat message's imdn.Message-ID -> its recipient, while an IMDN may come.
+    by_chat_id: HashMap<String, Key>,
+    /// RCS: when each chat message sent falls back, in the order they were sent.
+    deadlines: VecDeque<(u64, Key)>,
 }
 
 /// True for an E.164 number with its `+`: 1 to 15 digits, the first not 0.
@@ -295,6 +341,11 @@ impl UmsCore {
             in_flight: HashMap::new(),
             by_smsc_id: HashMap::new(),
             pending: 0,
+            rcs: None,
+            rcs_queue: VecDeque::new(),
+            rcs_in_flight: HashSet::new(),
+            by_chat_id: HashMap::new(),
+            deadlines: VecDeque::new(),
         }
     }
 
@@ -311,6 +362,7 @@ impl UmsCore {
             c.order.push_back(m.id.clone());
             c.messages.insert(m.id.clone(), m);
         }
+        c.deadlines.make_contiguous().sort_by_key(|(at, _)| *at);
         c
     }
 
@@ -320,9 +372,19 @@ impl UmsCore {
                 message: m.id.clone(),
                 index: i,
             };
-            match r.status {
-                Status::Accepted => self.queue.push_back(key),
-                Status::Sent => {
+            match (r.status, r.channel) {
+                (Status::Accepted, Channel::Rcs) => self.rcs_queue.push_back(key),
+                (Status::Accepted, _) => self.queue.push_back(key),
+                (Status::Sent | Status::Delivered, Channel::Rcs) => {
+                    if let Some(id) = &r.chat_id {
+                        self.by_chat_id.insert(id.clone(), key.clone());
+                    }
+                    if let (Status::Sent, Some(at), Some(_)) = (r.status, r.fallback_at, r.fallback)
+                    {
+                        self.deadlines.push_back((at, key));
+                    }
+                }
+                (Status::Sent, _) => {
                     if let Some(id) = &r.smsc_id {
                         self.by_smsc_id.insert(id.clone(), key);
                     }
@@ -457,21 +519,28 @@ impl UmsCore {
         }
         let policy = ChannelPolicy::parse(req.channel.as_deref().unwrap_or("auto"))?;
         let (text, template) = self.text_of(req)?;
-        let channel = match (policy, fits_one_sms(&text)) {
-            (ChannelPolicy::Rcs, _) => {
+        rcs::check_suggestions(&req.suggestions)?;
+        let sms = if fits_one_sms(&text) {
+            Channel::Sms
+        } else {
+            Channel::Lms
+        };
+        let (channel, fallback) = match (policy, sms, self.rcs) {
+            (ChannelPolicy::Rcs, _, None) => {
                 return Err(invalid(
                     "channel_unavailable",
-                    "RCS is not offered by this gateway yet: auto, sms or lms",
+                    "RCS is off: the gateway's chatbot identity is not registered (see [ums] rcs_user); use auto, sms or lms",
                 ))
             }
-            (_, true) => Channel::Sms,
-            (ChannelPolicy::Sms, false) => {
+            (ChannelPolicy::Rcs, _, Some(_)) => (Channel::Rcs, None),
+            (ChannelPolicy::Auto, _, Some(_)) => (Channel::Rcs, Some(sms)),
+            (ChannelPolicy::Sms, Channel::Lms, _) => {
                 return Err(invalid(
                     "too_long_for_sms",
                     "the text does not fit one SMS (160 GSM 7-bit or 70 UCS-2 characters): use channel lms or auto",
                 ))
             }
-            (_, false) => Channel::Lms,
+            (_, ch, _) => (ch, None),
         };
         let mut to: Vec<String> = Vec::with_capacity(req.recipients.len());
         for r in &req.recipients {
@@ -497,6 +566,7 @@ impl UmsCore {
             created: now,
             text,
             template,
+            suggestions: req.suggestions.clone(),
             recipients: to
                 .into_iter()
                 .map(|to| Recipient {
@@ -506,6 +576,10 @@ impl UmsCore {
                     detail: String::new(),
                     smsc_id: None,
                     attempts: 0,
+                    fallback,
+                    fell_back: false,
+                    chat_id: None,
+                    fallback_at: None,
                     updated: now,
                 })
                 .collect(),
@@ -553,7 +627,7 @@ impl UmsCore {
             let Some(r) = m.recipients.get(key.index) else {
                 continue;
             };
-            if r.status != Status::Accepted {
+            if r.status != Status::Accepted || r.channel == Channel::Rcs {
                 continue;
             }
             let s = Submission {
@@ -584,13 +658,26 @@ impl UmsCore {
         if !r.status.may_become(to) {
             return Vec::new();
         }
+        let was_final = r.status.is_final();
         r.status = to;
-        r.detail = detail;
+        // Why it went as it did (fell back, not reachable over RCS) stays said until
+        // something else is to be said.
+        if !detail.is_empty() {
+            r.detail = detail;
+        }
         r.updated = now;
         if to.is_final() {
-            self.pending = self.pending.saturating_sub(1);
+            if !was_final {
+                self.pending = self.pending.saturating_sub(1);
+            }
             if let Some(id) = r.smsc_id.as_ref() {
                 self.by_smsc_id.remove(id);
+            }
+            // A chat message stays indexed until read: "displayed" may follow "delivered".
+            if to != Status::Delivered || r.channel != Channel::Rcs {
+                if let Some(id) = r.chat_id.as_ref() {
+                    self.by_chat_id.remove(id);
+                }
             }
         }
         let event = serde_json::json!({
@@ -599,6 +686,7 @@ impl UmsCore {
             "to": r.to,
             "status": to,
             "channel": r.channel,
+            "fell_back": r.fell_back,
             "detail": r.detail,
         });
         vec![Output::Store(key.message.clone()), Output::Webhook(event)]
@@ -668,6 +756,10 @@ impl UmsCore {
         self.set(now, &key, to, why)
     }
 }
+
+#[path = "core_rcs.rs"]
+mod rcs;
+pub use self::rcs::RcsJob;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -6,8 +6,8 @@
 //! | POST | `/ums/v1/templates` | business | `{"id","text"}` -> 201 template, `pending` |
 //! | GET | `/ums/v1/templates/{id}` | business, operator | -> 200 template |
 //! | POST | `/ums/v1/templates/{id}/approve` | operator | -> 200 template, `approved` |
-//! | POST | `/ums/v1/messages` | business | `{"recipients", "text" \| "template": {"id","variables"}, "channel"?}` -> 202 `{"id","recipients":[{"to","status"}]}` |
-//! | GET | `/ums/v1/messages/{id}` | business | -> 200 `{"id","text","template","recipients":[{"to","status","channel","detail"}]}` |
+//! | POST | `/ums/v1/messages` | business | `{"recipients", "text" \| "template": {"id","variables"}, "channel"?, "suggestions"?}` -> 202 `{"id","recipients":[{"to","status"}]}` |
+//! | GET | `/ums/v1/messages/{id}` | business | -> 200 `{"id","text","template","suggestions","recipients":[{"to","status","channel","fell_back","detail"}]}` |
 //!
 //! Errors are `{"error": "...", "detail": "..."}` with 400, 401 (no or a wrong token), 403,
 //! 404, 405, 408, 409, 413 or 429. No answer carries a token.
@@ -156,8 +156,10 @@ fn message_view(m: &Message) -> serde_json::Value {
             "to": r.to,
             "status": r.status,
             "channel": r.channel,
+            "fell_back": r.fell_back,
             "detail": r.detail,
         })).collect::<Vec<_>>(),
+        "suggestions": m.suggestions,
     })
 }
 
@@ -294,5 +296,6 @@ async fn send(ums: &Arc<Ums>, r: SendRequest) -> Response<Body> {
         return error(500, "store", e);
     }
     ums.wake.notify_one();
+    ums.rcs_wake.notify_one();
     json(202, &answer)
 }

@@ -12,6 +12,7 @@
 pub mod core;
 mod esme;
 mod http;
+pub mod rcs;
 pub mod store;
 pub mod template;
 mod webhook;
@@ -71,6 +72,8 @@ pub struct UmsSettings {
     /// The SMS centre's SMPP listener.
     pub smsc: SocketAddr,
     pub http: HttpLimits,
+    /// The RCS channel (None: SMS only).
+    pub rcs: Option<rcs::RcsSettings>,
 }
 
 /// The running gateway.
@@ -80,6 +83,8 @@ pub struct Ums {
     store: UmsStore,
     /// Wakes the SMPP session: something to submit.
     wake: Notify,
+    /// Wakes the RCS channel: a recipient to reach.
+    rcs_wake: Notify,
     webhook: Option<mpsc::Sender<serde_json::Value>>,
     trace: Trace,
     bound: AtomicBool,
@@ -113,12 +118,16 @@ impl Ums {
             core: Mutex::new(core),
             store,
             wake: Notify::new(),
+            rcs_wake: Notify::new(),
             webhook,
             trace,
             bound: AtomicBool::new(false),
             local,
         });
         tokio::spawn(http::serve(ums.clone(), listener, shut.clone()));
+        if let Some(rs) = ums.settings.rcs.clone() {
+            tokio::spawn(rcs::run(ums.clone(), rs, shut.clone()));
+        }
         tokio::spawn(esme::run(ums.clone(), shut));
         Ok(ums)
     }
@@ -168,6 +177,26 @@ impl Ums {
                 crate::warn_limited!("ums.store", error = %e, "UMS: cannot write a message");
             }
         }
+    }
+
+    /// [`Ums::apply`], then wakes the SMPP session for what fell back to SMS.
+    fn apply_and_wake(&self, outs: Vec<Output>) {
+        let any = !outs.is_empty();
+        self.apply(outs);
+        if any {
+            self.wake.notify_one();
+        }
+    }
+
+    /// RCS on (the chatbot registered; the fallback time) or off.
+    fn rcs_state(&self, fallback_secs: Option<u64>) {
+        let outs = self.lock().set_rcs(unix_now(), fallback_secs);
+        self.apply_and_wake(outs);
+    }
+
+    /// True while the chatbot identity is registered (RCS is offered).
+    pub fn rcs_on(&self) -> bool {
+        self.lock().rcs_on()
     }
 
     fn post(&self, v: serde_json::Value) {

@@ -18,9 +18,24 @@ use crate::ue::chat::{ChatEvent, SessionStatus};
 impl Gateway {
     /// Translates one chat event of the user's UE into the gateway's state and events.
     fn on_chat_event(&self, user: &WebUser, ev: ChatEvent) {
+        // A chatbot's card reaches the page as its text with the replies it suggests.
+        let ev = match ev {
+            ChatEvent::BotMessage {
+                from,
+                card,
+                message_id,
+            } => ChatEvent::Message {
+                from,
+                text: card.one_line(),
+                message_id,
+            },
+            other => other,
+        };
         match ev {
-            // Handled by the pump (it ends the session).
-            ChatEvent::Deregistered { .. } => {}
+            // Handled by the pump (it ends the session); a web user is no chatbot to be tapped.
+            ChatEvent::Deregistered { .. }
+            | ChatEvent::Tap { .. }
+            | ChatEvent::BotMessage { .. } => {}
             // The focus invites us into a group (From: the group's conference URI).
             ChatEvent::Invited { from, subject, .. } if group_id_of(&from).is_some() => {
                 self.on_group_invited(user, &from, subject);

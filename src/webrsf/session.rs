@@ -181,6 +181,7 @@ impl Gateway {
             transport: crate::sip::Transport::Udp,
             domain: self.domain.clone(),
             auth: AuthMode::Digest,
+            extra_tags: String::new(),
         };
         // The UE lives as long as the login: dropping `life` (any error below) closes it.
         let life = limits::UeLife::new(self.shutdown.clone());

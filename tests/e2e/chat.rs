@@ -606,3 +606,37 @@ async fn bad_msrp_gets_481_413_or_a_closed_connection() {
     })
     .await;
 }
+
+/// A chat to bob's number (`tel:+15550002`, as RCS clients address contacts): T-IM knows it is
+/// bob from the registration set his third-party REGISTER carried (IncludeRegisterResponse:
+/// P-Associated-URI), so what it stored for the number while he was away goes to him when he
+/// registers, and his IMDN from `sip:bob@ims.lab` counts as the recipient's (not 403).
+#[tokio::test]
+async fn a_chat_to_a_tel_uri_is_stored_then_delivered_and_reported_by_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop, shut) = watch::channel(false);
+    let lab = lab_with(dir.path(), "").await;
+    let mut alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let id = alice.send("tel:+15550002", "for your number").await;
+    loop {
+        match alice.next_event(Duration::from_secs(5)).await {
+            Some(ChatEvent::Stored { message_id, .. }) => {
+                assert_eq!(message_id, id);
+                break;
+            }
+            Some(ChatEvent::Session { .. }) => continue,
+            other => panic!("expected stored, got {other:?}"),
+        }
+    }
+    let mut bob = chat_ue(&lab, "bob", &shut, ChatOptions::default()).await;
+    assert_eq!(expect_message(&mut bob, "for your number").await, id);
+    expect_status(&mut alice, &id, ImdnStatus::Delivered).await;
+    assert_eq!(
+        lab.tim.store().unwrap().by_message_id(&id).unwrap().status,
+        "delivered"
+    );
+    // Live now: a second one goes straight through.
+    let id2 = alice.send("tel:+15550002", "and another").await;
+    assert_eq!(expect_message(&mut bob, "and another").await, id2);
+    expect_status(&mut alice, &id2, ImdnStatus::Delivered).await;
+}

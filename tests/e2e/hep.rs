@@ -108,9 +108,11 @@ fn sip_header<'a>(payload: &'a [u8], name: &str) -> Option<&'a str> {
 async fn hep_collector_gets_every_leg_with_node_names_and_tshark_decodes_them() {
     let collector = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LabConfig::from_toml_str("default_ifc = []\n[pcscf]\nsubscribe_reg = false\n")
-        .unwrap()
-        .with_ephemeral_ports();
+    let cfg = LabConfig::from_toml_str(
+        "default_ifc = []\n[pcscf]\nsubscribe_reg = false\n[ums]\nrcs_user = \"\"\n",
+    )
+    .unwrap()
+    .with_ephemeral_ports();
     let opts = LabOptions {
         trace: false,
         timers: None,
@@ -337,9 +339,11 @@ async fn sngrep_listening_for_hep_sees_the_internal_legs() {
         std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| t.contains(&bound))
     })
     .await;
-    let cfg = LabConfig::from_toml_str("default_ifc = []\n[pcscf]\nsubscribe_reg = false\n")
-        .unwrap()
-        .with_ephemeral_ports();
+    let cfg = LabConfig::from_toml_str(
+        "default_ifc = []\n[pcscf]\nsubscribe_reg = false\n[ums]\nrcs_user = \"\"\n",
+    )
+    .unwrap()
+    .with_ephemeral_ports();
     let opts = LabOptions {
         trace: false,
         timers: None,

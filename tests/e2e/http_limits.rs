@@ -371,7 +371,8 @@ async fn tokens_expire_when_unused() {
     drop(channel);
 }
 
-/// `GET /subscribers` pages through 253 subscribers: each exactly once, in IMPI order;
+/// `GET /subscribers` pages through 254 subscribers (250, and the default lab's alice, bob,
+/// carol and the UMS's chatbot): each exactly once, in IMPI order;
 /// the default page is 100; a bad limit is 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_pagination_walks_every_subscriber_once() {
@@ -452,15 +453,15 @@ async fn subscribers_pagination_walks_every_subscriber_once() {
         after = seen.last().cloned().unwrap_or_default();
         assert!(pages < 100, "the walk ends");
     }
-    assert_eq!(seen.len(), 253, "every subscriber");
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 253, "each once");
+    assert_eq!(seen.len(), 254, "every subscriber");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 254, "each once");
     let mut sorted = seen.clone();
     sorted.sort();
     assert_eq!(seen, sorted, "in IMPI order");
-    assert_eq!(pages, 253_usize.div_ceil(7));
+    assert_eq!(pages, 254_usize.div_ceil(7));
 
     let all = lab.admin.list_all().await.expect("list_all");
-    assert_eq!(all.len(), 253);
+    assert_eq!(all.len(), 254);
     for bad in ["0", "1001", "x"] {
         let (s, v) = get(format!("/subscribers?limit={bad}")).await;
         assert_eq!(s, 400, "{v}");

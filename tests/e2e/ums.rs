@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::sms::{next_sms, send_rp_ack, submit_body, tpdu_of};
 use crate::{eventually, lab_with, ue};
 
-struct Api {
+pub struct Api {
     addr: SocketAddr,
     business: String,
     operator: String,
@@ -31,7 +31,7 @@ struct Api {
 }
 
 impl Api {
-    fn of(lab: &rcslab::Lab, dir: &Path) -> Api {
+    pub fn of(lab: &rcslab::Lab, dir: &Path) -> Api {
         let read = |f: &str| {
             std::fs::read_to_string(dir.join("ums").join(f))
                 .unwrap()
@@ -70,12 +70,12 @@ impl Api {
         (s, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn business(&mut self, m: Method, path: &str, body: Value) -> (u16, Value) {
+    pub async fn business(&mut self, m: Method, path: &str, body: Value) -> (u16, Value) {
         let t = self.business.clone();
         self.call(Some(&t), m, path, &body.to_string()).await
     }
 
-    async fn message(&mut self, id: &str) -> Value {
+    pub async fn message(&mut self, id: &str) -> Value {
         self.business(Method::GET, &format!("/ums/v1/messages/{id}"), Value::Null)
             .await
             .1
@@ -100,7 +100,7 @@ impl Api {
 }
 
 /// A webhook receiver: each POSTed JSON body, answered 200.
-async fn webhook() -> (SocketAddr, mpsc::Receiver<Value>) {
+pub async fn webhook() -> (SocketAddr, mpsc::Receiver<Value>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::channel(100);
@@ -144,14 +144,14 @@ async fn webhook() -> (SocketAddr, mpsc::Receiver<Value>) {
 }
 
 /// The webhook's events as they come, kept so that one can be looked for after others.
-struct Events {
-    rx: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
+pub struct Events {
+    pub rx: mpsc::Receiver<Value>,
+    pub seen: Vec<Value>,
 }
 
 impl Events {
     /// The first event matching `f`, waiting for it (within 10 s).
-    async fn find(&mut self, f: impl Fn(&Value) -> bool) -> Value {
+    pub async fn find(&mut self, f: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(v) = self.seen.iter().find(|v| f(v)) {

@@ -408,6 +408,29 @@ impl Actor {
                     let _ = done.send(());
                 });
             }
+            Cmd::Options { to, wait, reply } => {
+                let mut req = self.ep.new_request(
+                    Method::Options,
+                    &to,
+                    &self.cfg.impu,
+                    1,
+                    self.cfg.transport,
+                );
+                crate::ue::caps::dress_options(&mut req, &self.contact, &self.cfg.extra_tags);
+                let ep = self.ep.clone();
+                let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+                tokio::spawn(async move {
+                    let answer = ep.send_request(req, pcscf, t).final_response();
+                    let caps = match tokio::time::timeout(wait, answer).await {
+                        Ok(r) => crate::ue::caps::capabilities_of(&r),
+                        Err(_) => crate::ue::caps::Capabilities::Failed {
+                            status: 408,
+                            reason: "Request Timeout (no final answer)".into(),
+                        },
+                    };
+                    let _ = reply.send(caps);
+                });
+            }
             Cmd::SendFileMsrp { to, file } => self.send_file_msrp(canonical(&to), file),
             Cmd::Close { to } => self.feed(Input::Close {
                 peer: canonical(&to),
@@ -725,7 +748,11 @@ impl Actor {
             }
             // GSMA RCC.07 §2.6.1.1.2: capability discovery, answered with our feature tags.
             Method::Options => {
-                let ok = crate::ue::caps::answer_options(&inc.request, &self.contact);
+                let ok = crate::ue::caps::answer_options(
+                    &inc.request,
+                    &self.contact,
+                    &self.cfg.extra_tags,
+                );
                 inc.tx.respond(ok);
             }
             _ => {

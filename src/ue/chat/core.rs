@@ -803,6 +803,32 @@ impl ChatCore {
                 }
                 self.reports_on_receipt(now, peer, c, in_session, fresh);
             }
+            Content::Bot(card) => {
+                let id = c.message_id().unwrap_or("").to_string();
+                let fresh = id.is_empty() || self.seen.insert(&id);
+                if fresh {
+                    let (from, _) = self.origin(peer, &c);
+                    self.event(ChatEvent::BotMessage {
+                        from,
+                        card,
+                        message_id: id,
+                    });
+                }
+                self.reports_on_receipt(now, peer, c, in_session, fresh);
+            }
+            Content::Tap(reply) => {
+                let id = c.message_id().unwrap_or("").to_string();
+                let fresh = id.is_empty() || self.seen.insert(&id);
+                if fresh {
+                    let (from, _) = self.origin(peer, &c);
+                    self.event(ChatEvent::Tap {
+                        from,
+                        reply,
+                        message_id: id,
+                    });
+                }
+                self.reports_on_receipt(now, peer, c, in_session, fresh);
+            }
             Content::File(info) => self.on_file(now, peer, c, *info, in_session),
             Content::Other(_) => {}
         }

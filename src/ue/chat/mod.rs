@@ -65,6 +65,25 @@ pub enum ChatEvent {
         /// imdn.Message-ID.
         message_id: String,
     },
+    /// A chatbot's rich card (GSMA RCC.07 §3.6, [`crate::rcs::chatbot`]): its text and the
+    /// replies it suggests.
+    BotMessage {
+        /// The chatbot (AoR).
+        from: String,
+        /// The card.
+        card: crate::rcs::chatbot::BotMessage,
+        /// imdn.Message-ID.
+        message_id: String,
+    },
+    /// A user tapped one of our suggested replies (we are a chatbot).
+    Tap {
+        /// Who tapped.
+        from: String,
+        /// The reply, with our postback data.
+        reply: crate::rcs::chatbot::Reply,
+        /// imdn.Message-ID.
+        message_id: String,
+    },
     /// A message to a group chat we are in (the session's other side is a conference focus).
     GroupMessage {
         /// The group's conference URI (`sip:chat-GID@DOMAIN`).
@@ -370,6 +389,12 @@ enum Cmd {
         group: String,
         reply: oneshot::Sender<Option<String>>,
     },
+    /// An OPTIONS capability query to `to` ([`ChatUe::capabilities`]).
+    Options {
+        to: String,
+        wait: Duration,
+        reply: oneshot::Sender<crate::ue::caps::Capabilities>,
+    },
     /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
     /// client does before it de-registers, so the network keeps what comes next.
     CloseAll {
@@ -546,6 +571,33 @@ impl ChatUe {
             reply: tx,
         });
         rx.await.unwrap_or_default()
+    }
+
+    /// Asks `to` for its capabilities with an OPTIONS through the core, as
+    /// [`Ue::capabilities`] does, while this client runs (its feature tags in Contact).
+    pub async fn capabilities(&self, to: &str, wait: Duration) -> crate::ue::caps::Capabilities {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::Options {
+            to: to.to_string(),
+            wait,
+            reply: tx,
+        });
+        rx.await
+            .unwrap_or_else(|_| crate::ue::caps::Capabilities::Failed {
+                status: 500,
+                reason: "the client stopped".into(),
+            })
+    }
+
+    /// Sends a tap on a chatbot's suggested `reply` to `to` (GSMA RCC.07 §3.6.10.4) as a chat
+    /// message; returns its imdn.Message-ID.
+    pub async fn tap(&self, to: &str, reply: &crate::rcs::chatbot::Reply) -> String {
+        self.send_typed(
+            to,
+            &crate::rcs::chatbot::response_json(reply),
+            crate::rcs::chatbot::SUGGESTION_RESPONSE_TYPE,
+        )
+        .await
     }
 
     /// Accepts a held chat INVITE from `peer` ([`ChatEvent::Invited`]); with `delivered`, first

@@ -469,6 +469,7 @@ mod driver {
             transport: Transport::Udp,
             domain: "ims.lab".into(),
             auth: AuthMode::Digest,
+            extra_tags: String::new(),
         };
         let mut ue = Ue::start(cfg, Trace::disabled(), shut.clone())
             .await

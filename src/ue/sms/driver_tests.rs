@@ -62,6 +62,7 @@ async fn setup(
         transport: Transport::Udp,
         domain: "ims.lab".into(),
         auth: AuthMode::Digest,
+        extra_tags: String::new(),
     };
     let mut ue = Ue::start(cfg, Trace::disabled(), shut.clone())
         .await

@@ -41,9 +41,13 @@ pub(super) async fn next(ue: &mut ChatUe) -> ChatEvent {
 pub(super) async fn third_party_registers_done(lab: &Lab, n: usize) {
     crate::eventually("the third-party REGISTERs answered", || {
         let f = crate::flow(lab);
-        ["T-IM -> S-CSCF SIP 200", "CONF -> S-CSCF SIP 200"]
-            .iter()
-            .all(|l| f.iter().filter(|x| x == l).count() >= n)
+        [
+            "T-IM -> S-CSCF SIP 200",
+            "CONF -> S-CSCF SIP 200",
+            "IP-SM-GW -> S-CSCF SIP 200",
+        ]
+        .iter()
+        .all(|l| f.iter().filter(|x| x == l).count() >= n)
     })
     .await;
 }

@@ -159,9 +159,11 @@ async fn what_the_centre_accepted_survives_a_restart_and_is_delivered_once() {
     let mut again = None;
     let mut last = None;
     for _ in 0..150 {
-        let cfg = rcslab::LabConfig::from_toml_str("[pcscf]\nsubscribe_reg = false\n")
-            .unwrap()
-            .with_ephemeral_ports();
+        let cfg = rcslab::LabConfig::from_toml_str(
+            "[pcscf]\nsubscribe_reg = false\n[ums]\nrcs_user = \"\"\n",
+        )
+        .unwrap()
+        .with_ephemeral_ports();
         let opts = rcslab::LabOptions {
             trace: true,
             timers: None,
