@@ -16,6 +16,7 @@ use super::ConfigError;
 /// password = "ums-pw"
 /// sender = "4100"
 /// webhook = "http://127.0.0.1:9000/hook"
+/// max_media_size = 1048576   # one MMS upload, bytes
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +59,15 @@ pub struct UmsSection {
     /// Webhook posts queued at once (more are dropped, and logged).
     #[serde(default = "default_webhook_queue")]
     pub webhook_queue: usize,
+    /// The largest media upload (`POST /ums/v1/media`, sent as MMS), bytes; past it 413.
+    #[serde(default = "default_max_media_size")]
+    pub max_media_size: usize,
+    /// Media kept at once; past it (or past `max_media_total` bytes) an upload gets 429.
+    #[serde(default = "default_max_media")]
+    pub max_media: usize,
+    /// Bytes of media kept at once.
+    #[serde(default = "default_max_media_total")]
+    pub max_media_total: usize,
 }
 
 fn default_system_id() -> String {
@@ -87,6 +97,15 @@ fn default_window() -> usize {
 fn default_webhook_queue() -> usize {
     1000
 }
+fn default_max_media_size() -> usize {
+    1024 * 1024
+}
+fn default_max_media() -> usize {
+    1000
+}
+fn default_max_media_total() -> usize {
+    64 * 1024 * 1024
+}
 
 impl Default for UmsSection {
     fn default() -> Self {
@@ -103,6 +122,9 @@ impl Default for UmsSection {
             max_pending: default_max_pending(),
             smpp_window: default_window(),
             webhook_queue: default_webhook_queue(),
+            max_media_size: default_max_media_size(),
+            max_media: default_max_media(),
+            max_media_total: default_max_media_total(),
         }
     }
 }
@@ -119,6 +141,9 @@ impl UmsSection {
             ("max_pending", self.max_pending),
             ("smpp_window", self.smpp_window),
             ("webhook_queue", self.webhook_queue),
+            ("max_media_size", self.max_media_size),
+            ("max_media", self.max_media),
+            ("max_media_total", self.max_media_total),
         ] {
             if v == 0 {
                 return bad(format!("{k} must be at least 1"));

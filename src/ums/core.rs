@@ -71,7 +71,7 @@ impl UmsError {
     }
 }
 
-fn invalid(error: &'static str, detail: impl Into<String>) -> UmsError {
+pub(super) fn invalid(error: &'static str, detail: impl Into<String>) -> UmsError {
     UmsError::Invalid {
         error,
         detail: detail.into(),
@@ -88,6 +88,8 @@ pub enum Channel {
     Lms,
     /// RCS chat (not in this step: [`ChannelPolicy::Rcs`] is refused).
     Rcs,
+    /// An MMS notification (WAP Push over SMS) pointing at the message's media.
+    Mms,
 }
 
 /// What a request asks for (`"channel"`).
@@ -102,6 +104,8 @@ pub enum ChannelPolicy {
     Lms,
     /// RCS only (not offered yet).
     Rcs,
+    /// MMS: the request names media (`auto` with media means this too).
+    Mms,
 }
 
 impl ChannelPolicy {
@@ -112,10 +116,11 @@ impl ChannelPolicy {
             "sms" => ChannelPolicy::Sms,
             "lms" => ChannelPolicy::Lms,
             "rcs" => ChannelPolicy::Rcs,
+            "mms" => ChannelPolicy::Mms,
             other => {
                 return Err(invalid(
                     "bad_channel",
-                    format!("channel '{other}': auto, sms or lms"),
+                    format!("channel '{other}': auto, sms, lms or mms"),
                 ))
             }
         })
@@ -192,6 +197,9 @@ pub struct Message {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// The media an MMS points at (its id in the gateway's media store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
     pub recipients: Vec<Recipient>,
 }
 
@@ -213,6 +221,9 @@ pub struct SendRequest {
     pub template: Option<TemplateRef>,
     #[serde(default)]
     pub channel: Option<String>,
+    /// Media to send as MMS (an id from `POST /ums/v1/media`); the text is then its subject.
+    #[serde(default)]
+    pub media: Option<String>,
 }
 
 /// `"template": {"id", "variables"}`.
@@ -230,6 +241,8 @@ pub struct Submission {
     pub key: Key,
     pub to: String,
     pub text: String,
+    /// The media of an MMS.
+    pub media: Option<String>,
 }
 
 /// A recipient: its message's id and its index there.
@@ -456,8 +469,13 @@ impl UmsCore {
             ));
         }
         let policy = ChannelPolicy::parse(req.channel.as_deref().unwrap_or("auto"))?;
-        let (text, template) = self.text_of(req)?;
+        let (text, template) = match (&req.media, &req.text, &req.template) {
+            (Some(_), None, None) => (String::new(), None),
+            _ => self.text_of(req)?,
+        };
+        let mms = super::mms::channel(policy, req.media.as_deref(), &text)?;
         let channel = match (policy, fits_one_sms(&text)) {
+            _ if mms.is_some() => Channel::Mms,
             (ChannelPolicy::Rcs, _) => {
                 return Err(invalid(
                     "channel_unavailable",
@@ -497,6 +515,7 @@ impl UmsCore {
             created: now,
             text,
             template,
+            media: req.media.clone(),
             recipients: to
                 .into_iter()
                 .map(|to| Recipient {
@@ -560,6 +579,7 @@ impl UmsCore {
                 key: key.clone(),
                 to: r.to.clone(),
                 text: m.text.clone(),
+                media: m.media.clone(),
             };
             self.in_flight.insert(key, ());
             return Some(s);
@@ -664,6 +684,14 @@ impl UmsCore {
             Status::Delivered
         } else {
             Status::Failed
+        };
+        let channel = self
+            .message(&key.message)
+            .ok()
+            .and_then(|m| m.recipients.get(key.index));
+        let why = match channel {
+            Some(r) if delivered && r.channel == Channel::Mms => "notification delivered".into(),
+            _ => why,
         };
         self.set(now, &key, to, why)
     }
