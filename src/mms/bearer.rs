@@ -102,6 +102,7 @@ pub struct PushKey {
     pub total: u8,
 }
 
+#[derive(Debug)]
 struct Pending {
     parts: Vec<Option<Vec<u8>>>,
     since: Instant,
@@ -109,6 +110,7 @@ struct Pending {
 
 /// Parts of pushes waiting for the rest (bounded: `max` pushes, each `wait` at most; the
 /// oldest goes first).
+#[derive(Debug)]
 pub struct Reassembler {
     pending: HashMap<PushKey, Pending>,
     order: VecDeque<PushKey>,
