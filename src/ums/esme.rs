@@ -175,7 +175,7 @@ async fn session(ums: &Arc<Ums>, bound: &mut bool) -> Result<(), SessionError> {
                 };
                 // An MMS notification may take several SMS, each a submit_sm.
                 let sms = match sub.media {
-                    Some(_) => super::mms::submit_sms(ums, &sub),
+                    Some(_) => super::mms::submit_sms(ums, &sub).map_err(|e| e.to_string()),
                     None => Ok(vec![submit_sm(&s.sender, &sub.to, &sub.text)]),
                 };
                 let sms = match sms {

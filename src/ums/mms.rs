@@ -193,13 +193,23 @@ pub fn media_url(ums: &Ums, id: &str) -> String {
     format!("http://{}/ums/v1/media/{id}", ums.local)
 }
 
+/// Why a recipient's notification cannot be submitted (the recipient fails with it).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The media was deleted after the send was taken.
+    #[error("media {0} is gone")]
+    MediaGone(String),
+    #[error("the MMS notification does not encode: {0}")]
+    Encode(#[from] crate::mms::MmsError),
+}
+
 /// The submit_sm of each SMS part of `sub`'s notification, the receipt asked for on the last.
-pub(super) fn submit_sms(ums: &Ums, sub: &Submission) -> Result<Vec<Sm>, String> {
+pub(super) fn submit_sms(ums: &Ums, sub: &Submission) -> Result<Vec<Sm>, NotifyError> {
     let id = sub.media.as_deref().unwrap_or_default();
     let meta = ums
         .media
         .meta(id)
-        .ok_or_else(|| format!("media {id} is gone"))?;
+        .ok_or_else(|| NotifyError::MediaGone(id.to_string()))?;
     let sender = &ums.settings.sender;
     let n = Notification {
         transaction_id: format!("{}-{}", sub.key.message, sub.key.index),
@@ -220,8 +230,7 @@ pub(super) fn submit_sms(ums: &Ums, sub: &Submission) -> Result<Vec<Sm>, String>
     let push = n
         .encode()
         .and_then(|pdu| Push::mms(tid, pdu).encode())
-        .and_then(|p| bearer::short_messages(&p, rand::random()))
-        .map_err(|e| format!("the MMS notification does not encode: {e}"))?;
+        .and_then(|p| bearer::short_messages(&p, rand::random()))?;
     let last = push.len().saturating_sub(1);
     Ok(push
         .into_iter()
