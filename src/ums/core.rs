@@ -685,11 +685,11 @@ impl UmsCore {
         } else {
             Status::Failed
         };
-        let channel = self
+        let recipient = self
             .message(&key.message)
             .ok()
             .and_then(|m| m.recipients.get(key.index));
-        let why = match channel {
+        let why = match recipient {
             Some(r) if delivered && r.channel == Channel::Mms => "notification delivered".into(),
             _ => why,
         };
