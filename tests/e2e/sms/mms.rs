@@ -3,8 +3,9 @@
 //! the port header, the SMS centre delivers each part as an SMS-DELIVER, bob's phone (the
 //! lab's SMS client) acknowledges each, decodes the notification and fetches the exact bytes
 //! from its Content-Location; the receipt makes bob `delivered (mms)` and the webhook hears
-//! `mms_retrieved`. tshark decodes the MT MESSAGEs down to the MMS PDU. Bad input: media over
-//! the size limit (413), an unknown media id (404), media with channel sms (400).
+//! `mms_retrieved`; `rcslab ue listen` prints it in one line. tshark decodes the MT MESSAGEs
+//! down to the MMS PDU. Bad input: media over the size limit (413), an unknown media id (404),
+//! media with channel sms (400).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -480,5 +481,48 @@ async fn bad_media_is_refused_and_rcslab_ums_send_media_prints_delivered_mms() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(o.status.success());
+    lab.shutdown().await;
+}
+
+/// `rcslab ue --user bob listen` prints the MMS once, as `FROM: [MMS] SUBJECT (TYPE, N bytes)
+/// URL`, after fetching it.
+#[tokio::test]
+async fn listen_prints_the_mms_line_once_fetched() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let mut listen = crate::rcslab_ue(&lab, "bob", &["listen"]).spawn().unwrap();
+    let mut out = BufReader::new(listen.stdout.take().unwrap()).lines();
+    eventually("bob to be known to the IP-SM-GW", || {
+        lab.smsc
+            .user("sip:bob@ims.lab")
+            .is_some_and(|u| u.registered && u.smsip)
+    })
+    .await;
+    eventually("the UMS to bind to the SMSC", || lab.ums.is_bound()).await;
+    let tok = token(dir.path());
+    let (_, url, msg) = send_picture(&lab, &tok, "Summer sale: 30% off today").await;
+    let line = tokio::time::timeout(Duration::from_secs(10), out.next_line())
+        .await
+        .expect("bob prints it")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "tel:4100: [MMS] Summer sale: 30% off today (image/png, 300 bytes) {url}?m={msg}&i=0"
+        )
+    );
+    assert_eq!(
+        final_recipient(&lab, &tok, &msg).await["status"],
+        "delivered"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), out.next_line())
+            .await
+            .is_err(),
+        "bob printed more"
+    );
+    let _ = listen.kill().await;
     lab.shutdown().await;
 }
