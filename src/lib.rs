@@ -24,6 +24,7 @@ pub mod lab;
 pub mod lograte;
 pub mod media;
 pub mod metrics;
+pub mod mms;
 pub mod msrp;
 pub mod presence;
 pub mod profile;

@@ -572,8 +572,8 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                     }
                     Some(ev) = sms.next_event(Duration::from_secs(3600)) => {
                         // A status report while only listening is acknowledged, not shown.
-                        if let rcslab::ue::sms::SmsEvent::Received { from, text } = ev {
-                            println!("{from}: {text}");
+                        if let Some(line) = ev.received_line() {
+                            println!("{line}");
                         }
                     }
                     ev = chat.next_event(Duration::from_secs(3600)) => {
@@ -672,8 +672,8 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                         return Ok(());
                     }
                     Some(ev) = sms.next_event(Duration::from_secs(3600)) => {
-                        if let rcslab::ue::sms::SmsEvent::Received { from, text } = ev {
-                            println!("{from}: {text}");
+                        if let Some(line) = ev.received_line() {
+                            println!("{line}");
                         }
                     }
                     ev = chat.next_event(Duration::from_secs(3600)) => match ev {

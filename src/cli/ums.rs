@@ -4,7 +4,8 @@
 //! `send` waits until every recipient is final and prints one line each, which scripts rely
 //! on: `+15550002: delivered (sms)`, `+15550099: failed (sms): REASON`, `+15550002: pending`;
 //! over RCS `+15550002: delivered (rcs)` or `read (rcs)`, and a recipient that got chat first
-//! and then SMS `+15550002: delivered (sms, fell back from rcs)`.
+//! and then SMS `+15550002: delivered (sms, fell back from rcs)`. `send --media FILE` uploads
+//! the file first and sends it as MMS (`delivered (mms)`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,8 +20,8 @@ use super::{load_config, CliError, Common, Result};
 
 #[derive(Subcommand)]
 pub enum UmsCmd {
-    /// Sends a text, or an approved template with its variables, to numbers; waits until
-    /// each is delivered or failed (exit 1 if any failed or is still pending).
+    /// Sends a text, or an approved template with its variables, or media (MMS) to numbers;
+    /// waits until each is delivered or failed (exit 1 if any failed or is still pending).
     Send {
         /// A recipient (E.164 with '+'); repeat for more.
         #[arg(long = "to", required = true)]
@@ -29,7 +30,7 @@ pub enum UmsCmd {
         #[arg(
             long,
             conflicts_with = "template",
-            required_unless_present = "template"
+            required_unless_present_any = ["template", "media"]
         )]
         text: Option<String>,
         /// An approved template's id.
@@ -38,13 +39,19 @@ pub enum UmsCmd {
         /// A template variable, NAME=VALUE; repeat for more.
         #[arg(long = "var", requires = "template")]
         vars: Vec<String>,
-        /// auto (RCS chat where the phone takes it, falling back to SMS; else SMS, or LMS
-        /// for a longer text), rcs, sms or lms.
+        /// auto (RCS chat where the phone takes it, falling back to SMS; else SMS, LMS for
+        /// a longer text, MMS with --media), rcs, sms, lms or mms.
         #[arg(long, default_value = "auto")]
         channel: String,
         /// A reply suggested to RCS recipients (a chatbot card's chip); repeat for more.
         #[arg(long = "suggest")]
         suggest: Vec<String>,
+        /// A file to send as MMS (uploaded first; --text is then its subject).
+        #[arg(long)]
+        media: Option<PathBuf>,
+        /// The media's type; by default guessed from the file name's extension.
+        #[arg(long = "type", requires = "media")]
+        media_type: Option<String>,
         /// Seconds to wait for every recipient to be final (longer than `[ums]
         /// fallback_secs`, so that a recipient who falls back to SMS is seen delivered).
         #[arg(long, default_value_t = 30)]
@@ -76,6 +83,7 @@ pub enum TemplateCmd {
 struct Api {
     addr: SocketAddr,
     dir: PathBuf,
+    max_media_size: usize,
     business: Option<String>,
     operator: Option<String>,
 }
@@ -102,6 +110,7 @@ impl Api {
         };
         Ok(Api {
             addr,
+            max_media_size: config.ums.max_media_size,
             business: pick(&config.ums.token, rcslab::ums::API_TOKEN_FILE),
             operator: pick(&config.ums.operator_token, rcslab::ums::OPERATOR_TOKEN_FILE),
             dir,
@@ -114,6 +123,19 @@ impl Api {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let body = Bytes::from(body.map(|b| b.to_string()).unwrap_or_default());
+        self.request(operator, method, path, "application/json", body)
+            .await
+    }
+
+    async fn request(
+        &self,
+        operator: bool,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
     ) -> Result<serde_json::Value> {
         let token = if operator {
             &self.operator
@@ -134,10 +156,8 @@ impl Api {
             .uri(path)
             .header(hyper::header::HOST, self.addr.to_string())
             .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(Full::new(body))
             .map_err(|e| CliError::Unexpected(e.to_string()))?;
         let (status, body) =
             rcslab::http_client::send(self.addr, req, Duration::from_secs(10)).await?;
@@ -151,6 +171,57 @@ impl Api {
         }
         Ok(v)
     }
+}
+
+/// A media type by the file name's extension.
+fn media_type_of(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "mp4" => "video/mp4",
+        "3gp" => "video/3gpp",
+        "amr" => "audio/amr",
+        "txt" => "text/plain",
+        "vcf" => "text/vcard",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Uploads `path` (at most `[ums] max_media_size` bytes): its media id.
+async fn upload(api: &Api, path: &Path, media_type: Option<String>) -> Result<String> {
+    let file_err = |detail: String| CliError::File {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| file_err(e.to_string()))?
+        .len();
+    if len > api.max_media_size as u64 {
+        return Err(file_err(format!(
+            "{len} bytes; the gateway takes media of up to {} ([ums] max_media_size)",
+            api.max_media_size
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
+    let ct = media_type.unwrap_or_else(|| media_type_of(path).to_string());
+    let up = api
+        .request(
+            false,
+            Method::POST,
+            "/ums/v1/media",
+            &ct,
+            Bytes::from(bytes),
+        )
+        .await?;
+    let id = up["id"].as_str().unwrap_or_default().to_string();
+    eprintln!("media {id} ({ct}, {len} bytes)");
+    Ok(id)
 }
 
 /// One recipient's line.
@@ -205,11 +276,16 @@ pub async fn run(cmd: UmsCmd, common: Common) -> Result<()> {
             vars,
             channel,
             suggest,
+            media,
+            media_type,
             timeout,
         } => {
             let mut body = serde_json::json!({ "recipients": to, "channel": channel });
             if !suggest.is_empty() {
                 body["suggestions"] = serde_json::json!(suggest);
+            }
+            if let Some(path) = media {
+                body["media"] = serde_json::Value::String(upload(&api, &path, media_type).await?);
             }
             if let Some(id) = template {
                 let mut variables = serde_json::Map::new();
@@ -220,8 +296,8 @@ pub async fn run(cmd: UmsCmd, common: Common) -> Result<()> {
                     variables.insert(k.to_string(), serde_json::Value::String(v.to_string()));
                 }
                 body["template"] = serde_json::json!({ "id": id, "variables": variables });
-            } else {
-                body["text"] = serde_json::Value::String(text.unwrap_or_default());
+            } else if let Some(text) = text {
+                body["text"] = serde_json::Value::String(text);
             }
             let taken = api
                 .call(false, Method::POST, "/ums/v1/messages", Some(body))

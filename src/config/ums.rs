@@ -18,6 +18,7 @@ use super::ConfigError;
 /// webhook = "http://127.0.0.1:9000/hook"
 /// rcs_user = "ums"      # registers sip:ums@DOMAIN as a chatbot; "" for SMS only
 /// fallback_secs = 10    # chat not reported delivered by then goes as SMS
+/// max_media_size = 1048576   # one MMS upload, bytes
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +71,15 @@ pub struct UmsSection {
     /// Recipients asked (OPTIONS) or sent chat at once.
     #[serde(default = "default_rcs_window")]
     pub rcs_window: usize,
+    /// The largest media upload (`POST /ums/v1/media`, sent as MMS), bytes; past it 413.
+    #[serde(default = "default_max_media_size")]
+    pub max_media_size: usize,
+    /// Media kept at once; past it (or past `max_media_total` bytes) an upload gets 429.
+    #[serde(default = "default_max_media")]
+    pub max_media: usize,
+    /// Bytes of media kept at once.
+    #[serde(default = "default_max_media_total")]
+    pub max_media_total: usize,
 }
 
 fn default_system_id() -> String {
@@ -108,6 +118,15 @@ fn default_fallback_secs() -> u64 {
 fn default_rcs_window() -> usize {
     20
 }
+fn default_max_media_size() -> usize {
+    1024 * 1024
+}
+fn default_max_media() -> usize {
+    1000
+}
+fn default_max_media_total() -> usize {
+    64 * 1024 * 1024
+}
 
 impl Default for UmsSection {
     fn default() -> Self {
@@ -127,6 +146,9 @@ impl Default for UmsSection {
             rcs_user: default_rcs_user(),
             fallback_secs: default_fallback_secs(),
             rcs_window: default_rcs_window(),
+            max_media_size: default_max_media_size(),
+            max_media: default_max_media(),
+            max_media_total: default_max_media_total(),
         }
     }
 }
@@ -145,6 +167,9 @@ impl UmsSection {
             ("webhook_queue", self.webhook_queue),
             ("rcs_window", self.rcs_window),
             ("fallback_secs", self.fallback_secs as usize),
+            ("max_media_size", self.max_media_size),
+            ("max_media", self.max_media),
+            ("max_media_total", self.max_media_total),
         ] {
             if v == 0 {
                 return bad(format!("{k} must be at least 1"));

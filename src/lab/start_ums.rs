@@ -57,6 +57,11 @@ pub(crate) fn start_ums(
             max_pending: u.max_pending,
         },
         window: u.smpp_window,
+        media: crate::ums::MediaLimits {
+            max_size: u.max_media_size,
+            max_count: u.max_media,
+            max_total: u.max_media_total,
+        },
         smsc,
         http: (&ctx.config.http).into(),
         rcs: rcs_settings(ctx, peers.pcscf),

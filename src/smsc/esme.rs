@@ -411,6 +411,24 @@ mod tests {
         assert_eq!((dcs, ud.body), (DCS_OCTET, Body::Octets(vec![1, 2])));
     }
 
+    /// A WAP Push part (MMS notification) as the UMS submits it: 8-bit data with the
+    /// concatenation and 16-bit port elements, kept as they are for the SMS-DELIVER.
+    #[test]
+    fn eight_bit_data_with_a_port_header_goes_through_unchanged() {
+        let mut sm = vec![
+            0x0b, 0x00, 0x03, 0x42, 0x02, 0x01, 0x05, 0x04, 0x0b, 0x84, 0x23, 0xf0,
+        ];
+        sm.extend_from_slice(&[0x01, 0x06, 0x03, 0xbe, 0xaf, 0x84, 0x8c, 0x82]);
+        let (dcs, ud) = user_data_of(0x04, true, &sm).unwrap();
+        assert_eq!(dcs, DCS_OCTET);
+        assert!(crate::mms::bearer::is_push(&ud.header));
+        assert_eq!(ud.concat(), Some((0x42, 2, 1)));
+        let mut b = Vec::new();
+        assert!(ud.encode(dcs, &mut b).unwrap(), "TP-UDHI");
+        assert_eq!(b[0] as usize, sm.len(), "TP-UDL in octets");
+        assert_eq!(&b[1..], &sm[..]);
+    }
+
     fn stored(text: &str) -> StoredSm {
         let (dcs, ud) = user_data_of(0, false, text.as_bytes()).unwrap();
         let mut b = Vec::new();

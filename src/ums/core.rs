@@ -84,7 +84,7 @@ impl UmsError {
     }
 }
 
-fn invalid(error: &'static str, detail: impl Into<String>) -> UmsError {
+pub(super) fn invalid(error: &'static str, detail: impl Into<String>) -> UmsError {
     UmsError::Invalid {
         error,
         detail: detail.into(),
@@ -101,6 +101,8 @@ pub enum Channel {
     Lms,
     /// RCS chat from the gateway's chatbot identity.
     Rcs,
+    /// An MMS notification (WAP Push over SMS) pointing at the message's media.
+    Mms,
 }
 
 /// What a request asks for (`"channel"`).
@@ -116,6 +118,8 @@ pub enum ChannelPolicy {
     Lms,
     /// RCS only: a recipient who does not take chat fails.
     Rcs,
+    /// MMS: the request names media (`auto` with media means this too).
+    Mms,
 }
 
 impl ChannelPolicy {
@@ -126,10 +130,11 @@ impl ChannelPolicy {
             "sms" => ChannelPolicy::Sms,
             "lms" => ChannelPolicy::Lms,
             "rcs" => ChannelPolicy::Rcs,
+            "mms" => ChannelPolicy::Mms,
             other => {
                 return Err(invalid(
                     "bad_channel",
-                    format!("channel '{other}': auto, sms, lms or rcs"),
+                    format!("channel '{other}': auto, sms, lms, mms or rcs"),
                 ))
             }
         })
@@ -225,6 +230,9 @@ pub struct Message {
     /// Replies suggested to RCS recipients (a chatbot card's chips).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<String>,
+    /// The media an MMS points at (its id in the gateway's media store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
     pub recipients: Vec<Recipient>,
 }
 
@@ -249,6 +257,9 @@ pub struct SendRequest {
     /// Replies suggested to RCS recipients (left out of an SMS).
     #[serde(default)]
     pub suggestions: Vec<String>,
+    /// Media to send as MMS (an id from `POST /ums/v1/media`); the text is then its subject.
+    #[serde(default)]
+    pub media: Option<String>,
 }
 
 /// `"template": {"id", "variables"}`.
@@ -266,6 +277,8 @@ pub struct Submission {
     pub key: Key,
     pub to: String,
     pub text: String,
+    /// The media of an MMS.
+    pub media: Option<String>,
 }
 
 /// A recipient: its message's id and its index there.
@@ -518,14 +531,20 @@ impl UmsCore {
             ));
         }
         let policy = ChannelPolicy::parse(req.channel.as_deref().unwrap_or("auto"))?;
-        let (text, template) = self.text_of(req)?;
+        let (text, template) = match (&req.media, &req.text, &req.template) {
+            (Some(_), None, None) => (String::new(), None),
+            _ => self.text_of(req)?,
+        };
         rcs::check_suggestions(&req.suggestions)?;
+        let mms = super::mms::channel(policy, req.media.as_deref(), &text)?;
         let sms = if fits_one_sms(&text) {
             Channel::Sms
         } else {
             Channel::Lms
         };
         let (channel, fallback) = match (policy, sms, self.rcs) {
+            // Media go as MMS (RCS file transfer is not offered by the gateway).
+            _ if mms.is_some() => (Channel::Mms, None),
             (ChannelPolicy::Rcs, _, None) => {
                 return Err(invalid(
                     "channel_unavailable",
@@ -567,6 +586,7 @@ impl UmsCore {
             text,
             template,
             suggestions: req.suggestions.clone(),
+            media: req.media.clone(),
             recipients: to
                 .into_iter()
                 .map(|to| Recipient {
@@ -634,6 +654,7 @@ impl UmsCore {
                 key: key.clone(),
                 to: r.to.clone(),
                 text: m.text.clone(),
+                media: m.media.clone(),
             };
             self.in_flight.insert(key, ());
             return Some(s);
@@ -752,6 +773,14 @@ impl UmsCore {
             Status::Delivered
         } else {
             Status::Failed
+        };
+        let recipient = self
+            .message(&key.message)
+            .ok()
+            .and_then(|m| m.recipients.get(key.index));
+        let why = match recipient {
+            Some(r) if delivered && r.channel == Channel::Mms => "notification delivered".into(),
+            _ => why,
         };
         self.set(now, &key, to, why)
     }

@@ -80,7 +80,8 @@ pub(super) async fn run(ums: Arc<Ums>, mut shut: watch::Receiver<bool>) {
 
 /// What a request awaits.
 enum Waiting {
-    Submit(Key),
+    /// A submit_sm of this recipient; true for its last (or only) SMS part.
+    Submit(Key, bool),
     Enquire,
     Bind,
 }
@@ -172,11 +173,25 @@ async fn session(ums: &Arc<Ums>, bound: &mut bool) -> Result<(), SessionError> {
                 let Some(sub) = ums.lock().next_submission() else {
                     break;
                 };
-                let seq = c
-                    .request(Body::SubmitSm(submit_sm(&s.sender, &sub.to, &sub.text)))
-                    .await?;
-                waiting.insert(seq, (Waiting::Submit(sub.key), Instant::now()));
-                submits += 1;
+                // An MMS notification may take several SMS, each a submit_sm.
+                let sms = match sub.media {
+                    Some(_) => super::mms::submit_sms(ums, &sub).map_err(|e| e.to_string()),
+                    None => Ok(vec![submit_sm(&s.sender, &sub.to, &sub.text)]),
+                };
+                let sms = match sms {
+                    Ok(sms) => sms,
+                    Err(why) => {
+                        ums.submitted(&sub.key, Err((false, why)));
+                        continue;
+                    }
+                };
+                let n = sms.len();
+                for (i, sm) in sms.into_iter().enumerate() {
+                    let seq = c.request(Body::SubmitSm(sm)).await?;
+                    let w = Waiting::Submit(sub.key.clone(), i + 1 == n);
+                    waiting.insert(seq, (w, Instant::now()));
+                    submits += 1;
+                }
             }
         }
         let oldest = waiting.values().map(|(_, at)| *at).min();
@@ -199,9 +214,14 @@ async fn session(ums: &Arc<Ums>, bound: &mut bool) -> Result<(), SessionError> {
                             *bound = true;
                             ums.set_bound(true);
                         }
-                        Some((Waiting::Submit(key), _)) => {
+                        Some((Waiting::Submit(key, last), _)) => {
                             submits = submits.saturating_sub(1);
-                            ums.submitted(&key, submit_result(&pdu));
+                            // An earlier part: only its failure counts (the last part's
+                            // id is the one its receipt names).
+                            let r = submit_result(&pdu);
+                            if last || r.is_err() {
+                                ums.submitted(&key, r);
+                            }
                         }
                         Some((Waiting::Enquire, _)) => {}
                         None => incoming(ums, &mut c, pdu).await?,

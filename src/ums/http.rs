@@ -6,8 +6,13 @@
 //! | POST | `/ums/v1/templates` | business | `{"id","text"}` -> 201 template, `pending` |
 //! | GET | `/ums/v1/templates/{id}` | business, operator | -> 200 template |
 //! | POST | `/ums/v1/templates/{id}/approve` | operator | -> 200 template, `approved` |
-//! | POST | `/ums/v1/messages` | business | `{"recipients", "text" \| "template": {"id","variables"}, "channel"?, "suggestions"?}` -> 202 `{"id","recipients":[{"to","status"}]}` |
+//! | POST | `/ums/v1/messages` | business | `{"recipients", "text" \| "template": {"id","variables"}, "channel"?, "suggestions"?, "media"?}` -> 202 `{"id","recipients":[{"to","status"}]}` |
 //! | GET | `/ums/v1/messages/{id}` | business | -> 200 `{"id","text","template","suggestions","recipients":[{"to","status","channel","fell_back","detail"}]}` |
+//! | POST | `/ums/v1/media` | business | the bytes, their Content-Type -> 201 `{"id","url","content_type","size"}` |
+//! | GET | `/ums/v1/media/{id}` | anyone (the id is the capability) | -> 200 the bytes |
+//! | DELETE | `/ums/v1/media/{id}` | business | -> 204 |
+//!
+//! A send naming `"media"` goes as MMS ([`super::mms`]).
 //!
 //! Errors are `{"error": "...", "detail": "..."}` with 400, 401 (no or a wrong token), 403,
 //! 404, 405, 408, 409, 413 or 429. No answer carries a token.
@@ -49,7 +54,7 @@ pub(super) async fn serve(ums: Arc<Ums>, listener: TcpListener, shut: watch::Rec
     .await;
 }
 
-fn json(status: u16, v: &serde_json::Value) -> Response<Body> {
+pub(super) fn json(status: u16, v: &serde_json::Value) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     r.headers_mut().insert(
@@ -59,7 +64,7 @@ fn json(status: u16, v: &serde_json::Value) -> Response<Body> {
     r
 }
 
-fn error(status: u16, error: &str, detail: impl std::fmt::Display) -> Response<Body> {
+pub(super) fn error(status: u16, error: &str, detail: impl std::fmt::Display) -> Response<Body> {
     json(
         status,
         &serde_json::json!({"error": error, "detail": detail.to_string()}),
@@ -151,6 +156,7 @@ fn message_view(m: &Message) -> serde_json::Value {
         "id": m.id,
         "text": m.text,
         "template": m.template,
+        "media": m.media,
         "created": m.created,
         "recipients": m.recipients.iter().map(|r| serde_json::json!({
             "to": r.to,
@@ -184,9 +190,14 @@ async fn handle(ums: &Arc<Ums>, req: Request<TimedBody>) -> Response<Body> {
             | ["templates", _, "approve"]
             | ["messages"]
             | ["messages", _]
+            | ["media"]
+            | ["media", _]
     );
     if !known {
         return error(404, "not_found", format!("no resource {path}"));
+    }
+    if let (["media", id], &Method::GET) = (segs.as_slice(), &m) {
+        return super::mms::fetch(ums, id, req.uri().query());
     }
     let who = match caller(ums, &req) {
         Ok(c) => c,
@@ -242,6 +253,18 @@ async fn handle(ums: &Arc<Ums>, req: Request<TimedBody>) -> Response<Body> {
             };
             send(ums, r).await
         }
+        (["media"], &Method::POST) => {
+            if who != Caller::Business {
+                return business_only();
+            }
+            super::mms::upload(ums, req).await
+        }
+        (["media", id], &Method::DELETE) => {
+            if who != Caller::Business {
+                return business_only();
+            }
+            super::mms::delete(ums, id).await
+        }
         (["messages", id], &Method::GET) => {
             if who != Caller::Business {
                 return business_only();
@@ -271,6 +294,18 @@ async fn persist_template(ums: &Ums, t: Template, status: u16) -> Response<Body>
 }
 
 async fn send(ums: &Arc<Ums>, r: SendRequest) -> Response<Body> {
+    if let Some(media) = r.media.as_deref() {
+        if ums.media.meta(media).is_none() {
+            return error(
+                404,
+                "no_such_media",
+                format!(
+                    "no media '{}': upload it first (POST /ums/v1/media)",
+                    media.chars().take(64).collect::<String>()
+                ),
+            );
+        }
+    }
     let id = match ums.store.next_id() {
         Ok(n) => format!("m{n}"),
         Err(e) => return error(500, "store", e),

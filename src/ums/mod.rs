@@ -1,7 +1,8 @@
 //! UMS, the unified-messaging gateway (seed 003: a Korean UMS / AlimTalk-style sender):
 //! businesses send to phone numbers through a REST API ([`http`]), from templates the
-//! operator approved or as plain text; in this step its one channel is SMS/LMS through the
-//! lab's SMS centre, to which it is an SMPP 3.4 application ([`esme`]). Receipts give each
+//! operator approved or as plain text; in this step its channels are SMS/LMS through the
+//! lab's SMS centre, to which it is an SMPP 3.4 application ([`esme`]), and MMS as a
+//! notification over SMS pointing at media uploaded here ([`mms`]). Receipts give each
 //! recipient its final state; phones' SMS to its short code (MO) go to the business's
 //! webhook ([`webhook`]) with every status change.
 //!
@@ -12,6 +13,7 @@
 pub mod core;
 mod esme;
 mod http;
+pub mod mms;
 pub mod rcs;
 pub mod store;
 pub mod template;
@@ -31,6 +33,7 @@ use crate::store::{GroupCommit, StoreError};
 use crate::trace::Trace;
 
 pub use self::core::{Channel, Status, UmsError};
+pub use self::mms::MediaLimits;
 pub use self::webhook::post as post_webhook;
 
 /// File names of the tokens under the gateway's data directory.
@@ -69,6 +72,8 @@ pub struct UmsSettings {
     pub limits: Limits,
     /// submit_sm outstanding at once.
     pub window: usize,
+    /// Media uploads' bounds (MMS).
+    pub media: MediaLimits,
     /// The SMS centre's SMPP listener.
     pub smsc: SocketAddr,
     pub http: HttpLimits,
@@ -81,6 +86,8 @@ pub struct Ums {
     settings: UmsSettings,
     core: Mutex<UmsCore>,
     store: UmsStore,
+    /// Uploaded media, sent as MMS.
+    media: mms::MediaStore,
     /// Wakes the SMPP session: something to submit.
     wake: Notify,
     /// Wakes the RCS channel: a recipient to reach.
@@ -105,6 +112,7 @@ impl Ums {
         shut: watch::Receiver<bool>,
     ) -> Result<Arc<Ums>, UmsStartError> {
         let store = UmsStore::open(db, commit)?;
+        let media = mms::MediaStore::open(db, settings.media)?;
         let (templates, messages) = store.load();
         let core = UmsCore::restore(settings.limits, templates, messages);
         let local = listener.local_addr()?;
@@ -117,6 +125,7 @@ impl Ums {
             settings,
             core: Mutex::new(core),
             store,
+            media,
             wake: Notify::new(),
             rcs_wake: Notify::new(),
             webhook,

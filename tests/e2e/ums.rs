@@ -100,7 +100,7 @@ impl Api {
 }
 
 /// A webhook receiver: each POSTed JSON body, answered 200.
-pub async fn webhook() -> (SocketAddr, mpsc::Receiver<Value>) {
+pub(crate) async fn webhook() -> (SocketAddr, mpsc::Receiver<Value>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::channel(100);
@@ -144,14 +144,14 @@ pub async fn webhook() -> (SocketAddr, mpsc::Receiver<Value>) {
 }
 
 /// The webhook's events as they come, kept so that one can be looked for after others.
-pub struct Events {
-    pub rx: mpsc::Receiver<Value>,
-    pub seen: Vec<Value>,
+pub(crate) struct Events {
+    pub(crate) rx: mpsc::Receiver<Value>,
+    pub(crate) seen: Vec<Value>,
 }
 
 impl Events {
     /// The first event matching `f`, waiting for it (within 10 s).
-    pub async fn find(&mut self, f: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn find(&mut self, f: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(v) = self.seen.iter().find(|v| f(v)) {

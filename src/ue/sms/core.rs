@@ -84,6 +84,12 @@ pub enum Output {
     },
     /// Tell the application.
     Event(SmsEvent),
+    /// An MMS notification came from `from`: the driver fetches its Content-Location, then
+    /// tells the application ([`SmsEvent::Mms`]).
+    Mms {
+        from: String,
+        notification: crate::mms::Notification,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +335,20 @@ impl SmsCore {
     /// An RP-DATA to us: an SMS-DELIVER or an SMS-STATUS-REPORT, acknowledged either way.
     fn on_rp_data(&mut self, now: Instant, from: &Origin, mr: u8, tpdu: &[u8]) {
         match Tpdu::decode(tpdu, Direction::NetworkToMs, false) {
+            Ok(Tpdu::Deliver(d)) if crate::mms::bearer::is_push(&d.user_data.header) => {
+                // To the WAP Push port: an MMS notification, acknowledged like any SMS.
+                self.rp_ack(from, mr);
+                match self.inbox.push(now, &from.uri, &d) {
+                    Some((from, Ok(notification))) => {
+                        self.out.push_back(Output::Mms { from, notification })
+                    }
+                    Some((from, Err(e))) => {
+                        let text = format!("(a WAP Push that is not an MMS notification: {e})");
+                        self.emit(SmsEvent::Received { from, text });
+                    }
+                    None => {}
+                }
+            }
             Ok(Tpdu::Deliver(d)) => {
                 self.rp_ack(from, mr);
                 if let Some((from, text)) = self.inbox.deliver(now, &from.uri, &d) {

@@ -61,6 +61,12 @@ fn drain(c: &mut SmsCore) -> (Vec<Sent>, Vec<SmsEvent>) {
                 in_reply_to,
             }),
             Output::Event(e) => events.push(e),
+            // The driver fetches; here the notification is only seen.
+            Output::Mms { from, notification } => events.push(SmsEvent::Mms {
+                from,
+                notification,
+                fetched: Err(super::mms::FetchError::Io("not fetched here".into())),
+            }),
         }
     }
     (sent, events)
@@ -618,4 +624,54 @@ fn what_does_not_read_gets_rp_error() {
         .unwrap(),
     };
     assert_eq!(cause_of(&mut c, odd.encode().unwrap()), Some((9, 111)));
+}
+
+/// An MMS notification in two SMS parts (8-bit, concatenation and WAP Push port headers):
+/// each part is acknowledged with its RP-ACK, a copy of a part is acknowledged and dropped,
+/// and the notification comes once, whole, from the SMS sender.
+#[test]
+fn an_mms_notification_in_two_parts_is_acknowledged_and_comes_once() {
+    use crate::mms::{bearer, Expiry, MessageClass, Notification, Push};
+    let mut c = SmsCore::new(1);
+    let now = Instant::now();
+    let n = Notification {
+        transaction_id: "m1-0".into(),
+        version: crate::mms::pdu::VERSION_1_2,
+        from: Some("4100/TYPE=PLMN".into()),
+        subject: Some("A rather long subject that makes this notification take two SMS".into()),
+        class: MessageClass::Personal,
+        size: 5,
+        expiry: Expiry::Relative(60),
+        content_location: "http://127.0.0.1:8084/ums/v1/media/0123456789abcdef0123456789abcdef"
+            .into(),
+    };
+    let push = Push::mms(3, n.encode().unwrap()).encode().unwrap();
+    let parts = bearer::short_messages(&push, 9).unwrap();
+    assert_eq!(parts.len(), 2);
+    let part = |i: usize| {
+        let p = &parts[i];
+        let h = crate::sms::user_data::parse_header(&p[1..1 + p[0] as usize]).unwrap();
+        UserData {
+            header: h,
+            body: Body::Octets(p[1 + p[0] as usize..].to_vec()),
+        }
+    };
+    let oa = Address::from_number("+15554100");
+    for (mr, i) in [(1u8, 0usize), (2, 0), (3, 1)] {
+        from_network(&mut c, now, deliver(mr, oa.clone(), ts(5), 0x04, part(i)));
+        let (sent, events) = drain(&mut c);
+        assert_eq!(sent.len(), 1, "one RP-ACK for RP-DATA {mr}");
+        assert!(matches!(sent[0].rp, RpMessage::Ack { mr: m, .. } if m == mr));
+        if mr < 3 {
+            assert!(events.is_empty(), "{events:?}");
+        } else {
+            let [SmsEvent::Mms {
+                from, notification, ..
+            }] = &events[..]
+            else {
+                panic!("{events:?}")
+            };
+            assert_eq!((from.as_str(), notification), ("tel:+15554100", &n));
+        }
+    }
 }

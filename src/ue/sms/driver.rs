@@ -122,6 +122,18 @@ impl Driver {
                 Output::Event(e) => {
                     let _ = self.events.send(e);
                 }
+                Output::Mms { from, notification } => {
+                    // The fetch is bounded (size, time); SMS go on meanwhile.
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        let fetched = super::mms::fetch(&notification.content_location).await;
+                        let _ = events.send(SmsEvent::Mms {
+                            from,
+                            notification,
+                            fetched,
+                        });
+                    });
+                }
                 Output::Message {
                     to,
                     body,

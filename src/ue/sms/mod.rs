@@ -32,6 +32,7 @@ use crate::ue::Ue;
 
 pub mod core;
 mod driver;
+pub mod mms;
 pub mod mo;
 pub mod mt;
 pub mod names;
@@ -66,6 +67,39 @@ pub enum SmsEvent {
     /// A short message arrived (its parts together): `from` is `tel:+15550001`, or the text
     /// of an alphanumeric sender.
     Received { from: String, text: String },
+    /// An MMS notification arrived (its parts together) and its Content-Location was
+    /// fetched, or not (`fetched` says why).
+    Mms {
+        from: String,
+        notification: crate::mms::Notification,
+        fetched: Result<mms::Fetched, mms::FetchError>,
+    },
+}
+
+impl SmsEvent {
+    /// How `listen` prints a received message, or None for the sender's own events: `FROM:
+    /// TEXT`, or for an MMS `FROM: [MMS] SUBJECT (TYPE, N bytes) URL`.
+    pub fn received_line(&self) -> Option<String> {
+        match self {
+            SmsEvent::Received { from, text } => Some(format!("{from}: {text}")),
+            SmsEvent::Mms {
+                from,
+                notification: n,
+                fetched,
+            } => {
+                let subject = n.subject.as_deref().unwrap_or("(no subject)");
+                let what = match fetched {
+                    Ok(f) => format!("{}, {} bytes", f.content_type, f.body.len()),
+                    Err(e) => format!("not fetched: {e}"),
+                };
+                Some(format!(
+                    "{from}: [MMS] {subject} ({what}) {}",
+                    n.content_location
+                ))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why a text is not sent at all.

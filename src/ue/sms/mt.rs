@@ -11,6 +11,8 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
+use crate::mms::bearer::Reassembler as PushReassembler;
+use crate::mms::{MmsError, Notification, Push};
 use crate::sms::address::{Address, TON_ALPHANUMERIC};
 use crate::sms::concat::{Added, PartKey, Reassembler};
 use crate::sms::tpdu::Deliver;
@@ -41,6 +43,8 @@ pub struct Inbox {
     seen: HashSet<u64>,
     order: VecDeque<(u64, Instant)>,
     parts: Reassembler,
+    /// Parts of WAP Pushes (MMS notifications), bounded alike.
+    pushes: PushReassembler,
 }
 
 impl Default for Inbox {
@@ -49,6 +53,7 @@ impl Default for Inbox {
             seen: HashSet::new(),
             order: VecDeque::new(),
             parts: Reassembler::new(MAX_REASSEMBLY, REASSEMBLY_WAIT),
+            pushes: PushReassembler::new(MAX_REASSEMBLY, REASSEMBLY_WAIT),
         }
     }
 }
@@ -69,19 +74,8 @@ impl Inbox {
             Body::Octets(o) => format!("(8-bit data, {} octets)", o.len()),
         };
         let concat = d.user_data.concat();
-        let mut stamp = Vec::with_capacity(7);
-        d.timestamp.encode(&mut stamp);
-        let mut h = DefaultHasher::new();
-        (sip_from, &from, stamp, concat, &text).hash(&mut h);
-        let key = h.finish();
-        if !self.seen.insert(key) {
+        if !self.fresh(now, sip_from, &from, d) {
             return None;
-        }
-        self.order.push_back((key, now));
-        while self.order.len() > DEDUP_WINDOW {
-            if let Some((k, _)) = self.order.pop_front() {
-                self.seen.remove(&k);
-            }
         }
         let Some((reference, total, seq)) = concat else {
             return Some((from, text));
@@ -97,6 +91,62 @@ impl Inbox {
             // Not a part (sequence 0, or past the total): shown as it is.
             Err(_) => Some((from, text)),
         }
+    }
+
+    /// An SMS-DELIVER to the WAP Push port: the sender and the MMS notification when this
+    /// completes a push (a push that is not an M-Notification.ind is an error), None for a
+    /// copy or a part that waits.
+    pub fn push(
+        &mut self,
+        now: Instant,
+        sip_from: &str,
+        d: &Deliver,
+    ) -> Option<(String, Result<Notification, MmsError>)> {
+        self.forget(now);
+        let from = sender(&d.originator);
+        if !self.fresh(now, sip_from, &from, d) {
+            return None;
+        }
+        let Body::Octets(o) = &d.user_data.body else {
+            let e = MmsError::Invalid("a WAP Push in a text alphabet".into());
+            return Some((from, Err(e)));
+        };
+        let whole = self.pushes.add(now, &from, &d.user_data.header, o)?;
+        let n = Push::decode(&whole).and_then(|p| {
+            if p.is_mms() {
+                Notification::decode(&p.body)
+            } else {
+                Err(MmsError::Invalid(format!(
+                    "a push of {:?}, not an MMS PDU",
+                    p.content_type
+                )))
+            }
+        });
+        Some((from, n))
+    }
+
+    /// False for a copy of a message already taken (same SIP sender, TP-OA, TP-SCTS,
+    /// concatenation element and user data); remembers this one.
+    fn fresh(&mut self, now: Instant, sip_from: &str, from: &str, d: &Deliver) -> bool {
+        let mut stamp = Vec::with_capacity(7);
+        d.timestamp.encode(&mut stamp);
+        let mut h = DefaultHasher::new();
+        (sip_from, from, stamp, d.user_data.concat()).hash(&mut h);
+        match &d.user_data.body {
+            Body::Text(t) => t.hash(&mut h),
+            Body::Octets(o) => o.hash(&mut h),
+        }
+        let key = h.finish();
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back((key, now));
+        while self.order.len() > DEDUP_WINDOW {
+            if let Some((k, _)) = self.order.pop_front() {
+                self.seen.remove(&k);
+            }
+        }
+        true
     }
 
     /// Concatenated messages still waiting for a part.

@@ -7,6 +7,7 @@ mod away;
 mod cli;
 mod esme;
 mod flows;
+mod mms;
 
 use std::time::Duration;
 
