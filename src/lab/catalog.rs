@@ -104,6 +104,10 @@ pub const LABS: &[(&str, &str)] = &[
         "24-smpp-application-sms.toml",
         include_str!("../../labs/24-smpp-application-sms.toml"),
     ),
+    (
+        "25-ums-rcs-fallback-to-sms.toml",
+        include_str!("../../labs/25-ums-rcs-fallback-to-sms.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

@@ -37,6 +37,7 @@ mod group;
 mod presence;
 mod rtcweb;
 mod sms;
+mod ums;
 
 pub use compare::{align, diff};
 
@@ -151,6 +152,18 @@ pub struct Step {
     /// For sms and sms-wait: the outcome waited for (`delivered`, `accepted`, `failed`).
     #[serde(default)]
     pub expect: Option<String>,
+    /// UMS steps: a template's id.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// UMS steps: the template's variables.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// UMS steps: replies suggested to RCS recipients.
+    #[serde(default)]
+    pub suggestions: Vec<String>,
+    /// `ums-phone`: the chat client leaves chats unanswered.
+    #[serde(default)]
+    pub hold: bool,
 }
 
 /// The longest `wait` step.
@@ -289,6 +302,7 @@ impl Scenario {
         // The RCS clients of `sendfile` steps (they save files).
         let mut file_clients: std::collections::HashMap<String, ChatUe> = Default::default();
         let mut phones = sms::Phones::default();
+        let mut ums_phones = ums::UmsPhones::default();
         let domain = lab.config.lab.domain.clone();
         for (i, s) in self.steps.iter().enumerate() {
             let fail = |why: String| ScenarioError::Step {
@@ -598,6 +612,12 @@ impl Scenario {
                 "sms" | "sms-wait" | "smpp" => {
                     phones
                         .step(lab, &mut ues, s)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                "ums-phone" | "ums-template" | "ums-send" => {
+                    ums_phones
+                        .step(lab, s, &shut)
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                 }

@@ -146,6 +146,11 @@ impl Ums {
         self.local
     }
 
+    /// The business API's and the operator's Bearer tokens (for the lab's own steps).
+    pub(crate) fn tokens(&self) -> (&str, &str) {
+        (&self.settings.token, &self.settings.operator_token)
+    }
+
     /// True while bound to the SMS centre.
     pub fn is_bound(&self) -> bool {
         self.bound.load(Ordering::Relaxed)

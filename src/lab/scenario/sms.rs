@@ -225,7 +225,7 @@ async fn received(c: &mut SmsUe, who: &str, text: &str) -> Result<(), SmsStepErr
 
 /// The number to send to, and the lab user it belongs to (when `to` names one, or is the
 /// `tel:` identity of one).
-fn number_of(lab: &Lab, to: &str) -> Result<(String, Option<String>), SmsStepError> {
+pub(super) fn number_of(lab: &Lab, to: &str) -> Result<(String, Option<String>), SmsStepError> {
     let domain = &lab.config.lab.domain;
     let subs = &lab.config.subscribers;
     let digits = to.trim_start_matches("tel:");
