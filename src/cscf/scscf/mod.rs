@@ -654,16 +654,15 @@ impl Scscf {
 
     /// The served user's iFC in evaluation order.
     fn ifcs_of(&self, served: &str) -> Vec<crate::profile::InitialFilterCriteria> {
-        let profile = {
-            let core = lock(&self.regs);
-            match core.get(served) {
-                Some(reg) => reg.profile.clone(),
-                None => core.unregistered_profile(served).cloned(),
-            }
-        };
-        profile
-            .map(|p| ifc_chain::ordered_ifcs(&p))
-            .unwrap_or_default()
+        // Ordered from the profile held, not from a copy of the whole subscription: this
+        // runs for every request the S-CSCF routes.
+        let core = lock(&self.regs);
+        match core.get(served) {
+            Some(reg) => reg.profile.as_ref(),
+            None => core.unregistered_profile(served),
+        }
+        .map(ifc_chain::ordered_ifcs)
+        .unwrap_or_default()
     }
 
     /// TS 24.229 §5.4.1.7: after a registration change, a third-party REGISTER to each AS
