@@ -244,6 +244,12 @@ impl Scscf {
         lock(&self.regs).get(impu).cloned()
     }
 
+    /// Whether `impu` is registered here (without copying its registration and profile, as
+    /// routing asks it of every request).
+    fn is_registered(&self, impu: &str) -> bool {
+        lock(&self.regs).get(impu).is_some()
+    }
+
     /// Up to `limit` registrations (by default IMPU, sorted) and how many there are in all
     /// (`rcslab status`). The table is locked while the entries are copied.
     pub fn registrations(&self, limit: usize) -> (Vec<Registration>, usize) {
