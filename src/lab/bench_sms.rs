@@ -117,6 +117,10 @@ pub struct SmsBench {
     pub phone_duplicates: usize,
     /// RSS after set-up (KiB).
     pub rss_setup_kib: u64,
+    /// Nodes that shed load during the run: (node, requests answered 503 as overloaded, at
+    /// the socket or over the transaction budget; datagrams dropped). A phone's RP-ACK refused so is never sent again: its message
+    /// waits for the centre's RP-ACK timeout and retry, past the bench's drain.
+    pub overload: Vec<(&'static str, u64, u64)>,
 }
 
 impl SmsBench {
@@ -158,6 +162,14 @@ pub fn report(r: &SmsBench, plan: &SmsPlan) -> String {
             ms(s.receipt[2]),
             s.rss_kib / 1024,
         ));
+    }
+    if !r.overload.is_empty() {
+        let nodes: Vec<String> = r
+            .overload
+            .iter()
+            .map(|(n, shed, dropped)| format!("{n} {shed} 503s, {dropped} datagrams dropped"))
+            .collect();
+        out.push_str(&format!("sms: overload: {}\n", nodes.join("; ")));
     }
     out.push_str(&format!(
         "sms: the phones got {} messages, {} twice",
@@ -302,6 +314,12 @@ async fn run(lab: &Lab, plan: &SmsPlan, users: usize) -> Result<SmsBench, BenchE
     }
     let _ = app.unbind(Duration::from_secs(5)).await;
     let phone_received = phones.got.lock().map(|g| g.len()).unwrap_or(0);
+    let overload = lab
+        .sip_load()
+        .into_iter()
+        .map(|(n, l)| (n, l.shed, l.transport.udp_dropped))
+        .filter(|(_, shed, dropped)| shed + dropped > 0)
+        .collect();
     Ok(SmsBench {
         users,
         window: plan.window,
@@ -310,6 +328,7 @@ async fn run(lab: &Lab, plan: &SmsPlan, users: usize) -> Result<SmsBench, BenchE
         phone_received,
         phone_duplicates: phones.duplicates.load(Ordering::Relaxed),
         rss_setup_kib,
+        overload,
     })
 }
 

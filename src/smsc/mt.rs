@@ -51,6 +51,16 @@ pub(super) fn classify(status_code: u16) -> Option<Outcome> {
     }
 }
 
+/// TP-ST and why, for an outcome that ends a message (None: the lab stops).
+fn final_status(o: &Outcome) -> Option<(u8, String)> {
+    match o {
+        Outcome::Delivered => Some((status::RECEIVED, String::new())),
+        Outcome::Failed(st, why) => Some((*st, why.clone())),
+        Outcome::Later(why) => Some((status::NO_RESPONSE, why.clone())),
+        Outcome::Stopped => None,
+    }
+}
+
 /// What a phone's RP answer means.
 pub(super) fn classify_answer(a: PhoneAnswer) -> Outcome {
     match a {
@@ -92,6 +102,9 @@ impl Smsc {
 
     /// Delivers `dest`'s messages in order until none is left or one must wait.
     async fn drain(self: &Arc<Self>, dest: &str) {
+        if let Some(system_id) = dest.strip_prefix("esme:") {
+            return self.drain_receipts(dest, system_id).await;
+        }
         loop {
             let m = {
                 let mut q = lock(&self.queue);
@@ -142,6 +155,84 @@ impl Smsc {
         }
     }
 
+    /// Delivers the receipts waiting for the application `system_id` (destination `dest`):
+    /// up to the SMPP window of deliver_sm outstanding at once (SMPP 3.4 §2.8), as an
+    /// application's own submit_sm are, rather than one round trip each; they go out oldest
+    /// first, and the receipts a batch delivered leave the store under one flush. A receipt
+    /// names its message, so nothing hangs on their order. A batch with one that must wait
+    /// (the application is not bound, or full) defers the destination as [`Smsc::drain`]
+    /// does; the ones that went are done.
+    async fn drain_receipts(self: &Arc<Self>, dest: &str, system_id: &str) {
+        let window = self.smpp.get().map_or(1, |s| s.window());
+        loop {
+            let batch = {
+                let mut q = lock(&self.queue);
+                if q.deferred(dest, Instant::now()) {
+                    return;
+                }
+                let batch = q.oldest(dest, window);
+                if batch.is_empty() {
+                    return;
+                }
+                q.begin_attempt(dest);
+                batch
+            };
+            let now = unix_now();
+            let sends = batch.iter().map(|m| async move {
+                if m.expires <= now {
+                    Outcome::Failed(status::EXPIRED, "validity period expired".into())
+                } else {
+                    self.to_application(system_id, m).await
+                }
+            });
+            let outcomes = tokio::select! {
+                o = futures_util::future::join_all(sends) => o,
+                _ = self.stopped() => return,
+            };
+            let mut later = None;
+            for (m, outcome) in batch.into_iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Stopped => return,
+                    Outcome::Later(why) => {
+                        let mut m = m;
+                        m.attempts += 1;
+                        if let Err(e) = self.store.put(&m) {
+                            tracing::warn!(error = %e, "IP-SM-GW: cannot note an attempt");
+                        }
+                        lock(&self.queue).update(&m);
+                        later.get_or_insert((m.id, why));
+                    }
+                    done if m.report_of.is_none() => self.finish(m, done).await,
+                    done => {
+                        if let Some((st, why)) = final_status(&done) {
+                            if st != status::RECEIVED {
+                                tracing::info!(id = m.id, to = %m.to, %why, "IP-SM-GW: status report not delivered, dropped");
+                            }
+                        }
+                        lock(&self.queue).remove(&m.to, m.id);
+                        if let Err(e) = self.store.remove(m.id) {
+                            tracing::warn!(error = %e, "IP-SM-GW: cannot drop a delivered receipt");
+                        }
+                    }
+                }
+            }
+            let _ = self.store.durable().await;
+            let Some((id, why)) = later else { continue };
+            let deferred = lock(&self.queue).defer(dest, Instant::now() + self.settings.retry);
+            if !deferred {
+                // The application bound again while this batch ran: again, now.
+                continue;
+            }
+            self.ep.note(|| {
+                format!(
+                    "receipt {id} to {dest} not delivered ({why}); kept, next try in {} s or when it binds",
+                    self.settings.retry.as_secs()
+                )
+            });
+            return;
+        }
+    }
+
     /// `m`'s outcome is final: it leaves the store, and its sender gets the report it asked
     /// for (kept and delivered like a message).
     async fn finish(self: &Arc<Self>, m: StoredSm, outcome: Outcome) {
@@ -149,11 +240,8 @@ impl Smsc {
         if let Err(e) = self.store.remove(m.id) {
             tracing::warn!(error = %e, "IP-SM-GW: cannot drop a delivered SMS");
         }
-        let (st, why) = match &outcome {
-            Outcome::Delivered => (status::RECEIVED, String::new()),
-            Outcome::Failed(st, why) => (*st, why.clone()),
-            Outcome::Later(why) => (status::NO_RESPONSE, why.clone()),
-            Outcome::Stopped => return,
+        let Some((st, why)) = final_status(&outcome) else {
+            return;
         };
         if m.report_of.is_some() {
             if st != status::RECEIVED {

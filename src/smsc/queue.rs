@@ -74,6 +74,14 @@ impl Queue {
         self.by_dest.get(dest)?.values().next()
     }
 
+    /// The oldest `n` messages for `dest`, oldest first.
+    pub fn oldest(&self, dest: &str, n: usize) -> Vec<StoredSm> {
+        self.by_dest
+            .get(dest)
+            .map(|q| q.values().take(n).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Replaces the held copy of `m` (its attempts).
     pub fn update(&mut self, m: &StoredSm) {
         if let Some(held) = self.by_dest.get_mut(&m.to).and_then(|q| q.get_mut(&m.id)) {
@@ -195,6 +203,10 @@ mod tests {
         assert!(q.push(r));
         assert_eq!(q.len(), 3);
         assert_eq!(q.first("+1").unwrap().id, 3);
+        let ids: Vec<u64> = q.oldest("+1", 5).iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![3, 5]);
+        assert_eq!(q.oldest("+1", 1).len(), 1);
+        assert!(q.oldest("+9", 4).is_empty());
         assert_eq!(q.remove("+1", 3).unwrap().id, 3);
         assert!(!q.is_full());
         assert_eq!(q.first("+1").unwrap().id, 5);

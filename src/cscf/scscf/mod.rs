@@ -244,6 +244,12 @@ impl Scscf {
         lock(&self.regs).get(impu).cloned()
     }
 
+    /// Whether `impu` is registered here (without copying its registration and profile, as
+    /// routing asks it of every request).
+    fn is_registered(&self, impu: &str) -> bool {
+        lock(&self.regs).get(impu).is_some()
+    }
+
     /// Up to `limit` registrations (by default IMPU, sorted) and how many there are in all
     /// (`rcslab status`). The table is locked while the entries are copied.
     pub fn registrations(&self, limit: usize) -> (Vec<Registration>, usize) {
@@ -654,16 +660,15 @@ impl Scscf {
 
     /// The served user's iFC in evaluation order.
     fn ifcs_of(&self, served: &str) -> Vec<crate::profile::InitialFilterCriteria> {
-        let profile = {
-            let core = lock(&self.regs);
-            match core.get(served) {
-                Some(reg) => reg.profile.clone(),
-                None => core.unregistered_profile(served).cloned(),
-            }
-        };
-        profile
-            .map(|p| ifc_chain::ordered_ifcs(&p))
-            .unwrap_or_default()
+        // Ordered from the profile held, not from a copy of the whole subscription: this
+        // runs for every request the S-CSCF routes.
+        let core = lock(&self.regs);
+        match core.get(served) {
+            Some(reg) => reg.profile.as_ref(),
+            None => core.unregistered_profile(served),
+        }
+        .map(ifc_chain::ordered_ifcs)
+        .unwrap_or_default()
     }
 
     /// TS 24.229 §5.4.1.7: after a registration change, a third-party REGISTER to each AS

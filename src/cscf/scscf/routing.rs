@@ -35,7 +35,7 @@ impl Scscf {
             let target = crate::sip::Uri::parse(&req.uri)
                 .map(|u| u.aor())
                 .unwrap_or_default();
-            if !in_dialog(&req) && self.registration(&target).is_some() {
+            if !in_dialog(&req) && self.is_registered(&target) {
                 self.reg_subscribe(inc, &req, &target);
                 return;
             }
@@ -163,7 +163,7 @@ impl Scscf {
             .and_then(|v| NameAddr::parse(v).ok())
             .map(|na| na.uri.aor());
         let served = resumed.as_ref().map(|c| c.served.clone()).or(served);
-        let Some(served) = served.filter(|s| self.registration(s).is_some()) else {
+        let Some(served) = served.filter(|s| self.is_registered(s)) else {
             inc.tx.respond(reject(
                 &req,
                 403,

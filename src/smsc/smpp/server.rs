@@ -199,6 +199,11 @@ impl SmppServer {
         }
     }
 
+    /// deliver_sm a session may have unanswered at once (SMPP 3.4 §2.8: the window).
+    pub fn window(&self) -> usize {
+        self.settings.window.max(1)
+    }
+
     /// Whether `system_id` has a session bound as receiver or transceiver (one that
     /// [`SmppServer::deliver`] can reach).
     pub fn is_bound(&self, system_id: &str) -> bool {

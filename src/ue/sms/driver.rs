@@ -3,7 +3,7 @@
 //! 200 OK (TS 24.341 §5.3.2.4: the RP answer goes in a MESSAGE of its own) and feeds it to
 //! the [`SmsCore`], sends the core's MESSAGEs through the P-CSCF and runs its timer.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -11,9 +11,24 @@ use tokio::sync::mpsc;
 use super::core::{Input, Origin, Output, SmsCore};
 use super::{Cmd, SmsEvent, SmsOptions};
 use crate::sip::endpoint::Incoming;
-use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request};
+use crate::sip::{Endpoint, IncomingRequest, Method, NameAddr, Request, Response};
 use crate::sms::rp::CONTENT_TYPE;
 use crate::ue::{Ue, UeConfig};
+
+/// Sends of an RP answer at most, when the network answers 503 with Retry-After.
+const RP_ANSWER_TRIES: u32 = 3;
+/// The longest Retry-After an RP answer waits for (the centre waits 20 s for it in all).
+const RP_ANSWER_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// How long to wait before sending again, for a 503 with Retry-After (RFC 3261 §20.33).
+pub(super) fn retry_after(r: &Response) -> Option<Duration> {
+    if r.status != 503 {
+        return None;
+    }
+    let v = r.headers.get("Retry-After")?;
+    let secs: u64 = v.split([';', '(', ' ']).next()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(RP_ANSWER_MAX_WAIT))
+}
 
 /// True for a MESSAGE whose body is an RP message.
 pub(super) fn is_sms(req: &Request) -> bool {
@@ -140,23 +155,42 @@ impl Driver {
                     about,
                     in_reply_to,
                 } => {
-                    let mut req = self.ep.new_request(
-                        Method::Message,
-                        &to,
-                        &self.cfg.impu,
-                        1,
-                        self.cfg.transport,
-                    );
-                    if let Some(call_id) = in_reply_to.filter(|c| !c.is_empty()) {
-                        req.headers.push("In-Reply-To", call_id);
-                    }
-                    req.headers.push("Content-Type", CONTENT_TYPE);
-                    req.body = Bytes::from(body);
                     let ep = self.ep.clone();
                     let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+                    let impu = self.cfg.impu.clone();
+                    let body = Bytes::from(body);
+                    let in_reply_to = in_reply_to.filter(|c| !c.is_empty());
+                    let request = move |cseq: u32| {
+                        let mut req = ep.new_request(Method::Message, &to, &impu, cseq, t);
+                        if let Some(call_id) = &in_reply_to {
+                            req.headers.push("In-Reply-To", call_id.clone());
+                        }
+                        req.headers.push("Content-Type", CONTENT_TYPE);
+                        req.body = body.clone();
+                        req
+                    };
+                    let ep = self.ep.clone();
                     let answers = self.answers_tx.clone();
                     tokio::spawn(async move {
-                        let r = ep.send_request(req, pcscf, t).final_response().await;
+                        let mut tries = 1;
+                        let r = loop {
+                            let r = ep
+                                .send_request(request(tries), pcscf, t)
+                                .final_response()
+                                .await;
+                            // An RP-ACK / RP-ERROR has no answer of its own that would make
+                            // the core send it again: one the network refused as overloaded
+                            // goes again after its Retry-After (RFC 3261 §21.5.4), as a CS
+                            // phone repeats its CP-DATA (TS 24.011 §5.3.2.1); otherwise the
+                            // centre holds the message for its whole RP-ACK timeout and retry.
+                            match retry_after(&r) {
+                                Some(wait) if about.is_none() && tries < RP_ANSWER_TRIES => {
+                                    tries += 1;
+                                    tokio::time::sleep(wait).await;
+                                }
+                                _ => break r,
+                            }
+                        };
                         if let Some((id, rp_mr)) = about {
                             let _ = answers.send(Input::Answered {
                                 id,

@@ -245,3 +245,81 @@ async fn a_refused_message_is_a_failure() {
     );
     assert!(sms.send("bob", "x").await.is_err());
 }
+
+#[tokio::test]
+async fn an_rp_ack_refused_as_overloaded_goes_again_after_its_retry_after() {
+    let (_stop, shut) = watch::channel(false);
+    let (net, mut net_rx, ue, mut sms) = setup(&shut).await;
+    let deliver = RpMessage::Data {
+        dir: Direction::NetworkToMs,
+        mr: 0x17,
+        originator: Some(Address::from_number("+15559999")),
+        destination: None,
+        tpdu: Tpdu::Deliver(Deliver {
+            more_messages: false,
+            status_report_indication: false,
+            reply_path: false,
+            originator: Address::from_number("+15550002"),
+            pid: 0,
+            dcs: 0,
+            timestamp: ts(),
+            user_data: UserData::text("again"),
+        })
+        .encode()
+        .unwrap(),
+    };
+    assert_eq!(send_to_ue(&net, &ue, &deliver).await, 200);
+    // The P-CSCF sheds the RP-ACK: 503, Retry-After 0.
+    let inc = next_request(&mut net_rx).await;
+    let first = inc.request.clone();
+    let mut busy = inc.request.response(503, None);
+    busy.headers.push("Retry-After", "0");
+    inc.tx.respond(busy);
+    // The same RP-ACK comes again, in a MESSAGE of its own.
+    let inc = next_request(&mut net_rx).await;
+    assert_eq!(inc.request.body, first.body);
+    assert!(matches!(
+        RpMessage::decode(&inc.request.body).unwrap(),
+        RpMessage::Ack { mr: 0x17, .. }
+    ));
+    assert_eq!(inc.request.headers.get("CSeq"), Some("2 MESSAGE"));
+    assert_eq!(
+        inc.request.headers.get("In-Reply-To"),
+        first.headers.get("In-Reply-To")
+    );
+    inc.tx.respond(inc.request.response(200, None));
+    assert!(matches!(
+        next_event(&mut sms).await,
+        SmsEvent::Received { .. }
+    ));
+    // A submission refused so is the sender's to decide on: it is not sent again.
+    let id = sms.send("+15550002", "x").await.unwrap();
+    let inc = next_request(&mut net_rx).await;
+    let mut busy = inc.request.response(503, None);
+    busy.headers.push("Retry-After", "0");
+    inc.tx.respond(busy);
+    assert!(matches!(next_event(&mut sms).await, SmsEvent::Failed { id: i, .. } if i == id));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), next_request(&mut net_rx))
+            .await
+            .is_err()
+    );
+}
+
+#[test]
+fn retry_after_is_read_from_a_503_only_and_capped() {
+    let req = Request::new(Method::Message, "tel:+15559999");
+    let mut r = req.response(503, None);
+    assert_eq!(super::driver::retry_after(&r), None);
+    r.headers.push("Retry-After", "2 (busy);duration=60");
+    assert_eq!(super::driver::retry_after(&r), Some(Duration::from_secs(2)));
+    let mut long = req.response(503, None);
+    long.headers.push("Retry-After", "3600");
+    assert_eq!(
+        super::driver::retry_after(&long),
+        Some(Duration::from_secs(5))
+    );
+    let mut other = req.response(480, None);
+    other.headers.push("Retry-After", "1");
+    assert_eq!(super::driver::retry_after(&other), None);
+}
