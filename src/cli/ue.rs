@@ -174,6 +174,17 @@ async fn send_one(
     await_report(chat, &id, timeout, KEPT).await
 }
 
+/// Leaves no contact registered behind us (TS 24.229 §5.1.1.6: REGISTER with Expires 0),
+/// whatever the outcome of the command, also after Ctrl-C.
+async fn leave(chat: &rcslab::ue::chat::ChatUe) {
+    if !matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), chat.deregister()).await,
+        Ok(true)
+    ) {
+        eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
+    }
+}
+
 /// `ue sendfile`: uploads `file` to `content_server`, sends its file-info to `to` and waits
 /// for what becomes of it, printed as [`send_one`] prints it.
 async fn send_file(
@@ -464,14 +475,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                 r = send_one(&mut chat, &to, &text, timeout) => r,
                 _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
             };
-            // Leave no contact registered behind us (TS 24.229 §5.1.1.6: REGISTER with
-            // Expires 0), whatever the outcome, also after Ctrl-C.
-            if !matches!(
-                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
-                Ok(true)
-            ) {
-                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
-            }
+            leave(&chat).await;
             outcome
         }
         Some(UeCmd::Tap {
@@ -495,12 +499,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                 } => r,
                 _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
             };
-            if !matches!(
-                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
-                Ok(true)
-            ) {
-                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
-            }
+            leave(&chat).await;
             outcome
         }
         Some(UeCmd::Sms {
@@ -530,12 +529,7 @@ pub async fn run(args: UeArgs, cmd: Option<UeCmd>) -> Result<()> {
                 r = send => r,
                 _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
             };
-            if !matches!(
-                tokio::time::timeout(Duration::from_secs(5), chat.deregister()).await,
-                Ok(true)
-            ) {
-                eprintln!("rcslab ue: de-registration got no 200; the contact lapses by itself");
-            }
+            leave(&chat).await;
             outcome
         }
         Some(UeCmd::Listen { files }) => {
