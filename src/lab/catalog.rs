@@ -108,6 +108,10 @@ pub const LABS: &[(&str, &str)] = &[
         "25-ums-rcs-fallback-to-sms.toml",
         include_str!("../../labs/25-ums-rcs-fallback-to-sms.toml"),
     ),
+    (
+        "26-ums-bulk-template.toml",
+        include_str!("../../labs/26-ums-bulk-template.toml"),
+    ),
 ];
 
 /// The compiled-in labs, parsed, in order.

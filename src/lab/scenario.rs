@@ -253,8 +253,8 @@ impl Scenario {
         .await
         .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
         // The pages and the RCS clients stay until the ladder is taken (a page that goes
-        // ends its subscriptions, a client that goes drops its group sessions: not part of
-        // the flow).
+        // ends its subscriptions, a client that goes drops its group sessions, a phone that
+        // goes refuses the chat it held: not part of the flow).
         let (r, pages) = match self.steps_on(&lab).await {
             Ok(p) => (Ok(()), Some(p)),
             Err(e) => (Err(e), None),
@@ -290,7 +290,10 @@ impl Scenario {
         r.map(|_| report)
     }
 
-    async fn steps_on(&self, lab: &Lab) -> Result<(rtcweb::Pages, group::Groups), ScenarioError> {
+    async fn steps_on(
+        &self,
+        lab: &Lab,
+    ) -> Result<(rtcweb::Pages, group::Groups, ums::UmsPhones), ScenarioError> {
         let (_stop, shut) = watch::channel(false);
         let mut ues: Vec<(String, Ue)> = Vec::new();
         let mut chats: std::collections::HashMap<String, ChatUe> = Default::default();
@@ -641,7 +644,7 @@ impl Scenario {
                 other => return Err(fail(format!("unknown action '{other}'"))),
             }
         }
-        Ok((pages, groups))
+        Ok((pages, groups, ums_phones))
     }
 }
 

@@ -70,11 +70,21 @@ fn lane_walk(expected: &[String], got: &[String]) -> (Vec<Option<usize>>, Option
         // The earliest listed floating line of that text whose fixed line has passed; one
         // that must come before one that may.
         let open = |k: &usize| !seen[*k] && floats[*k].1 <= i && *g == floats[*k].0;
-        if let Some(k) = (0..floats.len())
-            .filter(open)
-            .find(|&k| !floats[k].3)
-            .or_else(|| (0..floats.len()).find(open))
-        {
+        // The next fixed line itself, when it is not a barrier, comes first: of two lanes
+        // that send the same line (an LIR for each of two recipients), the fixed lane's
+        // takes its place and the floating lane's the next one (same text, same count).
+        let fixed_here = fixed
+            .get(i)
+            .is_some_and(|(text, barrier, _, _)| !barrier && g == text);
+        let float = if fixed_here {
+            None
+        } else {
+            (0..floats.len())
+                .filter(open)
+                .find(|&k| !floats[k].3)
+                .or_else(|| (0..floats.len()).find(open))
+        };
+        if let Some(k) = float {
             seen[k] = true;
             at[n] = Some(floats[k].2);
             continue;
@@ -181,6 +191,19 @@ mod tests {
         // A floating line that never comes is missing.
         let e = diff(&v(&["a", "~ x", "b"]), &v(&["a", "b"])).unwrap();
         assert!(e.contains("missing 'x'"), "{e}");
+    }
+
+    #[test]
+    fn a_line_both_lanes_send_is_the_fixed_lanes_when_it_is_next() {
+        // Two recipients' flows side by side (lab 26): each has its LIR. The fixed lane's
+        // LIR takes its place, the floating lane's the other, whichever comes first.
+        let want = v(&["a", "~ q", "~ lir", "~ r", "b", "lir", "c"]);
+        assert!(diff(&want, &v(&["a", "q", "lir", "b", "lir", "r", "c"])).is_none());
+        assert!(diff(&want, &v(&["a", "b", "lir", "q", "lir", "r", "c"])).is_none());
+        assert!(diff(&want, &v(&["a", "b", "lir", "lir", "c", "q", "r"])).is_none());
+        // Still one each: a third is a difference, a missing one too.
+        assert!(diff(&want, &v(&["a", "q", "lir", "b", "lir", "lir", "r", "c"])).is_some());
+        assert!(diff(&want, &v(&["a", "q", "b", "lir", "r", "c"])).is_some());
     }
 
     #[test]
