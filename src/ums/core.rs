@@ -631,7 +631,15 @@ impl UmsCore {
                 });
             };
             if let Some(id) = self.order.remove(i) {
-                self.messages.remove(&id);
+                // A chat delivered but never read stays indexed for its "displayed": it goes
+                // with its message.
+                if let Some(m) = self.messages.remove(&id) {
+                    for r in &m.recipients {
+                        if let Some(c) = &r.chat_id {
+                            self.by_chat_id.remove(c);
+                        }
+                    }
+                }
                 out.push(Output::Forget(id));
             }
         }

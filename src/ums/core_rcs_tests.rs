@@ -220,3 +220,23 @@ fn suggestions_are_bounded_as_rcc07_says() {
         .unwrap_err();
     assert_eq!(e.code(), "bad_suggestion");
 }
+
+#[test]
+fn a_delivered_chat_never_read_is_forgotten_with_its_message() {
+    let mut c = UmsCore::new(Limits {
+        max_recipients: 10,
+        max_templates: 2,
+        max_messages: 1,
+        max_pending: 100,
+    });
+    c.set_rcs(0, Some(10));
+    c.submit(1, "m1".into(), &req(&["+15550002"], "auto", &[]))
+        .unwrap();
+    let job = c.next_rcs().unwrap();
+    c.rcs_sent(2, &job.key, "chat-1".into());
+    c.rcs_report(3, "chat-1", ImdnStatus::Delivered);
+    assert!(c.rcs_knows("chat-1"), "displayed may still come");
+    c.submit(4, "m2".into(), &req(&["+15550002"], "auto", &[]))
+        .unwrap();
+    assert!(!c.rcs_knows("chat-1"), "gone with m1");
+}
