@@ -412,6 +412,17 @@ impl ImServer {
         self.hub.remove_pair(pair);
     }
 
+    /// `from`'s messages waiting for `user`, oldest first, without those being revoked.
+    pub(super) fn deliverable(&self, user: &str, from: &str) -> Vec<StoredMessage> {
+        let Some(st) = &self.store else {
+            return Vec::new();
+        };
+        st.pending_for(user)
+            .into_iter()
+            .filter(|m| m.from == from && !self.revocations.is_revoking(&m.message_id))
+            .collect()
+    }
+
     /// Sends a delivery INVITE and waits for its final answer, bounded: [`SILENT_LIMIT`] while
     /// only 100 Trying came, [`RING_LIMIT`] once it rings, then CANCEL (RFC 3261 §9.1) and
     /// [`CANCEL_WAIT`] for the 487 (or a 200 that crossed the CANCEL, which counts).
@@ -422,6 +433,7 @@ impl ImServer {
         req: &Request,
         dest: std::net::SocketAddr,
         t: Transport,
+        revoked: Option<&Notify>,
     ) -> (Response, bool) {
         let mut tx = self.ep.send_request(req.clone(), dest, t);
         let start = tokio::time::Instant::now();
@@ -465,6 +477,13 @@ impl ImServer {
                     None => return (no_answer(req, "transaction ended"), rang),
                 },
                 _ = tokio::time::sleep_until(deadline) => {}
+                // The sender revokes the message this INVITE carries: CANCEL it.
+                _ = async {
+                    match revoked {
+                        Some(n) => n.notified().await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
                 _ = reregistered => {
                     cut = Some(tokio::time::Instant::now() + REREGISTER_GRACE);
                     continue;
@@ -508,7 +527,10 @@ impl ImServer {
         let Some(st) = self.store.clone() else {
             return Step::Done;
         };
-        for m in st.pending_for(user).into_iter().filter(|m| m.from == from) {
+        for m in self.deliverable(user, from) {
+            let Some(_carry) = self.revocations.carry(&m.message_id) else {
+                continue;
+            };
             let raw = m.cpim();
             let Ok(doc) = Cpim::parse(&raw) else {
                 let _ = st.unqueue(&m, "failed");

@@ -12,7 +12,8 @@
 //!   back to UE1 over MSRP (17-20) before T-IM answers the MESSAGE (21-22). Messages for users
 //!   who are away stay in sled ([`store`]) and go out, in order, when a third-party REGISTER
 //!   says the user is back; IMDNs owed to a sender who is away wait the same way; messages
-//!   nobody collects expire with an IMDN "failed" to their sender.
+//!   nobody collects expire with an IMDN "failed" to their sender. A sender may revoke a
+//!   message T-IM still holds (GSMA RCC.07, [`revoke`]).
 //! - Both accept the third-party REGISTER their iFC asks for (§5.7.1.1): how they know who is
 //!   online.
 
@@ -24,6 +25,7 @@ pub mod history_api;
 /// `im::rcs::…` paths still resolve.
 pub use crate::rcs;
 pub mod relay;
+mod revoke;
 pub mod store;
 mod tim;
 
@@ -112,6 +114,8 @@ pub struct ImServer {
     workers: Mutex<HashMap<String, delivery::Worker>>,
     /// T-IM: how it grants file recipients at the content server ([`grant`]).
     grants: OnceLock<crate::content::GrantClient>,
+    /// T-IM: messages being revoked and those a delivery attempt carries ([`revoke`]).
+    revocations: Arc<revoke::Revocations>,
 }
 
 /// A user a third-party REGISTER said is registered.
@@ -160,6 +164,7 @@ impl ImServer {
             proxied: Mutex::new(HashMap::new()),
             ft_calls: Mutex::new(HashMap::new()),
             scscf: OnceLock::new(),
+            revocations: Arc::default(),
             workers: Mutex::new(HashMap::new()),
             grants: OnceLock::new(),
         });

@@ -328,6 +328,18 @@ impl ImStore {
         Ok(())
     }
 
+    /// Takes a revoked message out: off the pending queue and out of the history and the
+    /// Message-ID index, so neither delivery nor a history fetch ever shows it.
+    pub fn revoke(&self, m: &StoredMessage) -> Result<(), StoreError> {
+        self.pending.remove(key(&m.to, m.seq))?;
+        let hk = key(&conversation(&m.from, &m.to), m.seq);
+        if self.msgid.get(m.message_id.as_bytes())?.as_deref() == Some(&hk[..]) {
+            self.msgid.remove(m.message_id.as_bytes())?;
+        }
+        self.history.remove(&hk)?;
+        Ok(())
+    }
+
     /// The stored message with this imdn.Message-ID.
     pub fn by_message_id(&self, id: &str) -> Option<StoredMessage> {
         let hk = self.msgid.get(id.as_bytes()).ok().flatten()?;
@@ -532,6 +544,29 @@ mod tests {
     /// "sent" (the message left the pending queue) and "delivered" (the recipient's IMDN)
     /// written at once from two threads: "delivered" always stays (the lost update that left
     /// a delivered message "sent" in History).
+    #[test]
+    fn a_revoked_message_leaves_the_queue_the_history_and_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = reopen(dir.path());
+        let st = ImStore::open(&db, GroupCommit::new(&db)).unwrap();
+        let kept = st
+            .put(msg("sip:ums@ims.lab", "tel:+1", "m1"), true)
+            .unwrap();
+        let other = st
+            .put(msg("sip:ums@ims.lab", "tel:+1", "m2"), true)
+            .unwrap();
+        st.revoke(&kept).unwrap();
+        assert_eq!(st.pending_for("tel:+1"), vec![other.clone()]);
+        assert!(st.by_message_id("m1").is_none());
+        let hist = st.history("sip:ums@ims.lab", "tel:+1", 0, 10);
+        assert_eq!(
+            hist.iter()
+                .map(|m| m.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["m2"]
+        );
+    }
+
     #[test]
     fn a_racing_sent_never_overwrites_delivered() {
         let db = sled::Config::new().temporary(true).open().unwrap();

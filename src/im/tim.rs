@@ -138,7 +138,8 @@ impl ImServer {
                     let _ = st.set_status(&i.message_id, status_word(i.status));
                 }
             }
-            rcs::Content::Composing(_) | rcs::Content::Other(_) => {}
+            // A revocation goes in pager mode (a SIP MESSAGE T-IM answers, `im::revoke`).
+            rcs::Content::Composing(_) | rcs::Content::Revoke(_) | rcs::Content::Other(_) => {}
             rcs::Content::Text(_)
             | rcs::Content::File(_)
             | rcs::Content::Bot(_)
@@ -170,10 +171,21 @@ impl ImServer {
             tracing::info!(to = %s.to, "recipient away: messages stay in the store");
             return InviteOutcome::Unreachable("recipient not registered".into());
         }
-        let first = self
-            .store
-            .as_ref()
-            .and_then(|st| st.pending_for(&s.to).into_iter().find(|m| m.from == s.from));
+        // The oldest message from this sender that no revocation holds; the claim on it
+        // stays until the INVITE's outcome is known (a revocation CANCELs the INVITE).
+        let waiting = self.deliverable(&s.to, &s.from);
+        let mut carry = None;
+        let mut first = None;
+        for m in waiting.iter() {
+            if let Some(c) = self.revocations.carry(&m.message_id) {
+                carry = Some(c);
+                first = Some(m.clone());
+                break;
+            }
+        }
+        if first.is_none() && !waiting.is_empty() {
+            return InviteOutcome::Nothing;
+        }
         let Some(uri_b) = self.hub.local_uri(pair, Side::B) else {
             return InviteOutcome::Nothing;
         };
@@ -235,8 +247,18 @@ impl ImServer {
             self.down_failed(pair);
             return InviteOutcome::Unreachable("no route to the S-CSCF".into());
         };
-        let (resp, rang) = self.await_invite(&s.to, &req, dest, t).await;
-        let outcome = delivery::classify(&resp, rang);
+        let cut = carry.as_ref().map(|c| c.cut());
+        let (resp, rang) = self.await_invite(&s.to, &req, dest, t, cut).await;
+        let mut outcome = delivery::classify(&resp, rang);
+        if outcome != InviteOutcome::Accepted
+            && first
+                .as_ref()
+                .is_some_and(|m| self.revocations.is_revoking(&m.message_id))
+        {
+            // We CANCELled it for a revocation: says nothing about the client; what else
+            // waits goes in the next round.
+            outcome = InviteOutcome::Unreachable("the message it carried was revoked".into());
+        }
         if outcome != InviteOutcome::Accepted {
             tracing::info!(to = %s.to, status = resp.status, ?outcome, "delivery INVITE not accepted");
             self.down_failed(pair);
@@ -315,12 +337,8 @@ impl ImServer {
             self.delivery_over(pair);
             return;
         };
-        let waiting_from = |st: &store::ImStore| -> Vec<StoredMessage> {
-            st.pending_for(&s.to)
-                .into_iter()
-                .filter(|m| m.from == s.from)
-                .collect()
-        };
+        let waiting_from =
+            |_: &store::ImStore| -> Vec<StoredMessage> { self.deliverable(&s.to, &s.from) };
         let mut sent_any = false;
         let mut ready = false;
         // Messages that come while this runs are kept too (the leg is not ready yet): send
@@ -346,6 +364,10 @@ impl ImServer {
                 let _ = st.durable().await;
             }
             for m in waiting {
+                // Being revoked: left to the revocation (gone, or sent in a later round).
+                let Some(_carry) = self.revocations.carry(&m.message_id) else {
+                    continue;
+                };
                 let rx = self.hub.send(pair, Side::B, "message/cpim", &m.cpim());
                 let reregistered = async {
                     match epoch.as_mut() {
@@ -402,13 +424,20 @@ impl ImServer {
             .headers
             .get("Content-Type")
             .is_some_and(|c| c.to_ascii_lowercase().starts_with("message/cpim"));
-        let imdn = is_cpim
+        let content = is_cpim
             .then(|| Cpim::parse(&req.body).ok())
             .flatten()
-            .and_then(|c| match rcs::content(&c) {
-                rcs::Content::Imdn(i) => Some(i),
-                _ => None,
-            });
+            .map(|c| rcs::content(&c));
+        let imdn = match content {
+            Some(rcs::Content::Imdn(i)) => Some(i),
+            // The sender takes back a message it sent (`im::revoke`); an outcome on its way
+            // to a sender passes on.
+            Some(rcs::Content::Revoke(r)) if r.result.is_none() => {
+                self.tim_revoke(inc, r).await;
+                return;
+            }
+            _ => None,
+        };
         let (Some(imdn), Some(st)) = (imdn, self.store.clone()) else {
             if is_cpim {
                 // A file sent in pager mode: its recipient may download it.

@@ -9,6 +9,7 @@
 pub mod caps;
 pub mod chatbot;
 pub mod ft;
+pub mod revoke;
 
 use bytes::Bytes;
 
@@ -145,6 +146,8 @@ pub enum Content {
     Bot(chatbot::BotMessage),
     /// A user's tap on a chatbot's suggested reply ([`chatbot::SUGGESTION_RESPONSE_TYPE`]).
     Tap(chatbot::Reply),
+    /// A request to revoke a chat message, or its outcome ([`revoke::REVOKE_TYPE`]).
+    Revoke(revoke::Revoke),
     /// Something else (content type; a file-info document that does not read says why).
     Other(String),
 }
@@ -184,6 +187,11 @@ pub fn content(c: &Cpim) -> Content {
     } else if ct.starts_with(chatbot::SUGGESTION_RESPONSE_TYPE) {
         match chatbot::parse_response(&body) {
             Ok(r) => Content::Tap(r),
+            Err(e) => Content::Other(format!("{ct} ({e})")),
+        }
+    } else if ct.starts_with(revoke::REVOKE_TYPE) {
+        match revoke::Revoke::parse(&body) {
+            Ok(r) => Content::Revoke(r),
             Err(e) => Content::Other(format!("{ct} ({e})")),
         }
     } else if ct.starts_with("text/") {

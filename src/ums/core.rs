@@ -212,6 +212,10 @@ pub struct Recipient {
     /// RCS: when it falls back if no IMDN came, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_at: Option<u64>,
+    /// RCS: the chat message is being revoked before the fallback (GSMA RCC.07 message
+    /// revocation); it falls back anyway at this time, Unix seconds, if no outcome came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoking_until: Option<u64>,
     /// When it last changed, Unix seconds.
     pub updated: u64,
 }
@@ -333,6 +337,8 @@ pub struct UmsCore {
     by_chat_id: HashMap<String, Key>,
     /// RCS: when each chat message sent falls back, in the order they were sent.
     deadlines: VecDeque<(u64, Key)>,
+    /// RCS: recipients whose chat message is to be revoked (the driver sends the requests).
+    revoke_queue: VecDeque<Key>,
 }
 
 /// True for an E.164 number with its `+`: 1 to 15 digits, the first not 0.
@@ -359,6 +365,7 @@ impl UmsCore {
             rcs_in_flight: HashSet::new(),
             by_chat_id: HashMap::new(),
             deadlines: VecDeque::new(),
+            revoke_queue: VecDeque::new(),
         }
     }
 
@@ -392,8 +399,8 @@ impl UmsCore {
                     if let Some(id) = &r.chat_id {
                         self.by_chat_id.insert(id.clone(), key.clone());
                     }
-                    if let (Status::Sent, Some(at), Some(_)) = (r.status, r.fallback_at, r.fallback)
-                    {
+                    let at = r.revoking_until.or(r.fallback_at);
+                    if let (Status::Sent, Some(at), Some(_)) = (r.status, at, r.fallback) {
                         self.deadlines.push_back((at, key));
                     }
                 }
@@ -600,6 +607,7 @@ impl UmsCore {
                     fell_back: false,
                     chat_id: None,
                     fallback_at: None,
+                    revoking_until: None,
                     updated: now,
                 })
                 .collect(),

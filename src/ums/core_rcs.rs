@@ -7,6 +7,10 @@ use super::{invalid, Channel, Key, Output, Status, UmsCore, UmsError};
 use crate::cpim::ImdnStatus;
 use crate::rcs::chatbot::{MAX_SUGGESTIONS, MAX_SUGGESTION_TEXT};
 
+/// How long the outcome of a revocation may take before the text goes as SMS anyway: T-IM
+/// answers within its own wait for a delivery attempt in flight (10 s), plus the way back.
+pub const REVOKE_WAIT_SECS: u64 = 15;
+
 /// One recipient to reach over RCS: ask its capabilities, then send it the chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RcsJob {
@@ -143,29 +147,127 @@ impl UmsCore {
         self.fall(now, &key, format!("RCS send failed: {why}"), true)
     }
 
-    /// Chat messages not reported delivered by their fallback time go as SMS/LMS.
+    /// Chat messages not reported delivered by their fallback time are revoked first (GSMA
+    /// RCC.07: the recipient's messaging server takes them out of its store, so the phone
+    /// never gets the text twice), then go as SMS/LMS once the revocation succeeds
+    /// ([`UmsCore::rcs_revoked`]) or its outcome does not come within [`REVOKE_WAIT_SECS`].
     pub fn tick(&mut self, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
+        let secs = self.rcs.unwrap_or(0);
         while self.deadlines.front().is_some_and(|(at, _)| *at <= now) {
             let Some((_, key)) = self.deadlines.pop_front() else {
                 break;
             };
-            let still_sent = self
+            let Some(r) = self
                 .messages
-                .get(&key.message)
-                .and_then(|m| m.recipients.get(key.index))
-                .is_some_and(|r| r.status == Status::Sent && r.channel == Channel::Rcs);
-            if still_sent {
-                let secs = self.rcs.unwrap_or(0);
-                out.extend(self.fall(
+                .get_mut(&key.message)
+                .and_then(|m| m.recipients.get_mut(key.index))
+                .filter(|r| r.status == Status::Sent && r.channel == Channel::Rcs)
+            else {
+                continue;
+            };
+            match (r.revoking_until, r.fallback_at) {
+                (Some(until), _) if until <= now => out.extend(self.fall(
+                    now,
+                    &key,
+                    format!(
+                        "no RCS delivery report within {secs} s; no answer to the revocation \
+                         within {REVOKE_WAIT_SECS} s (the chat message may still arrive)"
+                    ),
+                    true,
+                )),
+                (Some(_), _) => {}
+                // Not revoked: no fallback any more.
+                (None, None) => {}
+                (None, Some(_)) if r.chat_id.is_some() => {
+                    let until = now + REVOKE_WAIT_SECS;
+                    r.revoking_until = Some(until);
+                    r.detail = format!(
+                        "no RCS delivery report within {secs} s: revoking the chat message"
+                    );
+                    r.updated = now;
+                    let at = self.deadlines.partition_point(|(t, _)| *t <= until);
+                    self.deadlines.insert(at, (until, key.clone()));
+                    self.revoke_queue.push_back(key.clone());
+                    out.push(Output::Store(key.message.clone()));
+                }
+                (None, Some(_)) => out.extend(self.fall(
                     now,
                     &key,
                     format!("no RCS delivery report within {secs} s"),
                     true,
-                ));
+                )),
             }
         }
         out
+    }
+
+    /// The next chat message to revoke: (recipient number, chat message id).
+    pub fn next_revoke(&mut self) -> Option<(String, String)> {
+        while let Some(key) = self.revoke_queue.pop_front() {
+            let Some(r) = self
+                .messages
+                .get(&key.message)
+                .and_then(|m| m.recipients.get(key.index))
+            else {
+                continue;
+            };
+            if let (Status::Sent, Some(_), Some(id)) = (r.status, r.revoking_until, &r.chat_id) {
+                return Some((r.to.clone(), id.clone()));
+            }
+        }
+        None
+    }
+
+    /// The outcome of revoking chat message `chat_id`: revoked, it goes as SMS/LMS; not (the
+    /// recipient has it or is taking it), no fallback: its IMDN is awaited.
+    pub fn rcs_revoked(&mut self, now: u64, chat_id: &str, revoked: bool) -> Vec<Output> {
+        let Some(key) = self.by_chat_id.get(chat_id).cloned() else {
+            return Vec::new();
+        };
+        let secs = self.rcs.unwrap_or(0);
+        let Some(r) = self
+            .messages
+            .get_mut(&key.message)
+            .and_then(|m| m.recipients.get_mut(key.index))
+            .filter(|r| r.status == Status::Sent && r.revoking_until.is_some())
+        else {
+            return Vec::new();
+        };
+        if revoked {
+            return self.fall(
+                now,
+                &key,
+                format!("no RCS delivery report within {secs} s; the chat message was revoked"),
+                true,
+            );
+        }
+        r.revoking_until = None;
+        r.fallback_at = None;
+        r.detail = format!(
+            "no RCS delivery report within {secs} s; not revoked (delivered or being \
+             delivered over RCS): no fallback"
+        );
+        r.updated = now;
+        vec![Output::Store(key.message.clone())]
+    }
+
+    /// The revocation request for `chat_id` was not taken (`why`): the text goes as SMS/LMS
+    /// now (the chat message may still arrive).
+    pub fn rcs_revoke_unsent(&mut self, now: u64, chat_id: &str, why: &str) -> Vec<Output> {
+        let Some(key) = self.by_chat_id.get(chat_id).cloned() else {
+            return Vec::new();
+        };
+        let secs = self.rcs.unwrap_or(0);
+        self.fall(
+            now,
+            &key,
+            format!(
+                "no RCS delivery report within {secs} s; the revocation was not taken ({why}): \
+                 the chat message may still arrive"
+            ),
+            true,
+        )
     }
 
     /// True when chat message `chat_id` is one of ours an IMDN may be about.
@@ -201,6 +303,7 @@ impl UmsCore {
         r.status = Status::Accepted;
         r.fell_back = tried;
         r.fallback_at = None;
+        r.revoking_until = None;
         r.detail = why;
         r.updated = now;
         self.queue.push_back(key.clone());

@@ -72,15 +72,31 @@ fn chat_not_reported_in_time_falls_back_once_and_a_late_report_changes_nothing()
     let out = c.rcs_sent(2, &job.key, "chat-1".into());
     assert_eq!(statuses(&out), ["sent"]);
     assert!(c.tick(11).is_empty(), "not yet: 2 + 10 s");
+    assert_eq!(c.next_revoke(), None);
+    // Due: the chat message is revoked first (no fallback yet).
     let out = c.tick(12);
+    assert!(statuses(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        c.next_revoke(),
+        Some(("+15550003".to_string(), "chat-1".to_string()))
+    );
+    assert_eq!(c.next_revoke(), None, "asked once");
+    let r = recipient(&c, "m1", 0);
+    assert_eq!((r.channel, r.status), (Channel::Rcs, Status::Sent));
+    assert_eq!(
+        r.detail,
+        "no RCS delivery report within 10 s: revoking the chat message"
+    );
+    let out = c.rcs_revoked(13, "chat-1", true);
     assert_eq!(statuses(&out), ["fell_back"]);
     let r = recipient(&c, "m1", 0);
     assert_eq!(
-        (r.channel, r.status, r.fell_back),
-        (Channel::Sms, Status::Accepted, true)
+        (r.channel, r.status, r.fell_back, r.revoking_until),
+        (Channel::Sms, Status::Accepted, true, None)
     );
-    assert_eq!(r.detail, "no RCS delivery report within 10 s");
-    assert!(c.tick(13).is_empty());
+    let why = "no RCS delivery report within 10 s; the chat message was revoked";
+    assert_eq!(r.detail, why);
+    assert!(c.tick(30).is_empty(), "the revocation's deadline is void");
     // The chat was delivered after all, late: the SMS is on its way, nothing changes.
     assert!(c.rcs_report(14, "chat-1", ImdnStatus::Delivered).is_empty());
     let s = c.next_submission().unwrap();
@@ -91,11 +107,67 @@ fn chat_not_reported_in_time_falls_back_once_and_a_late_report_changes_nothing()
         (r.channel, r.status, r.fell_back),
         (Channel::Sms, Status::Delivered, true)
     );
-    assert_eq!(
-        r.detail, "no RCS delivery report within 10 s",
-        "why it fell back is kept"
-    );
+    assert_eq!(r.detail, why, "why it fell back is kept");
     assert_eq!(c.load(), (0, 0));
+}
+
+#[test]
+fn a_chat_that_cannot_be_revoked_does_not_fall_back_and_its_imdn_still_counts() {
+    let mut c = core(Some(10));
+    c.submit(1, "m1".into(), &req(&["+15550003"], "auto", &[]))
+        .unwrap();
+    let job = c.next_rcs().unwrap();
+    c.rcs_sent(2, &job.key, "chat-1".into());
+    c.tick(12);
+    assert!(c.next_revoke().is_some());
+    let out = c.rcs_revoked(13, "chat-1", false);
+    assert!(statuses(&out).is_empty());
+    let r = recipient(&c, "m1", 0);
+    assert_eq!(
+        (r.channel, r.status, r.revoking_until),
+        (Channel::Rcs, Status::Sent, None)
+    );
+    assert!(r.detail.contains("not revoked"), "{}", r.detail);
+    assert!(c.tick(100).is_empty(), "no fallback for good");
+    assert_eq!(c.next_submission(), None);
+    assert_eq!(
+        statuses(&c.rcs_report(101, "chat-1", ImdnStatus::Delivered)),
+        ["delivered"]
+    );
+}
+
+#[test]
+fn a_revocation_without_an_outcome_or_not_taken_falls_back_anyway() {
+    let mut c = core(Some(10));
+    c.submit(
+        1,
+        "m1".into(),
+        &req(&["+15550002", "+15550003"], "auto", &[]),
+    )
+    .unwrap();
+    let (a, b) = (c.next_rcs().unwrap(), c.next_rcs().unwrap());
+    c.rcs_sent(2, &a.key, "chat-a".into());
+    c.rcs_sent(2, &b.key, "chat-b".into());
+    c.tick(12);
+    assert!(c.next_revoke().is_some() && c.next_revoke().is_some());
+    // b's request got no 2xx: SMS now.
+    assert_eq!(
+        statuses(&c.rcs_revoke_unsent(13, "chat-b", "no 2xx to its MESSAGE")),
+        ["fell_back"]
+    );
+    assert!(recipient(&c, "m1", 1).detail.contains("may still arrive"));
+    // a's outcome never comes: SMS at 12 + REVOKE_WAIT_SECS.
+    assert!(c.tick(12 + REVOKE_WAIT_SECS - 1).is_empty());
+    assert_eq!(statuses(&c.tick(12 + REVOKE_WAIT_SECS)), ["fell_back"]);
+    let r = recipient(&c, "m1", 0);
+    assert_eq!((r.channel, r.fell_back), (Channel::Sms, true));
+    assert!(
+        r.detail.contains("no answer to the revocation"),
+        "{}",
+        r.detail
+    );
+    // A late outcome changes nothing.
+    assert!(c.rcs_revoked(40, "chat-a", true).is_empty());
 }
 
 #[test]
@@ -196,7 +268,23 @@ fn a_restart_keeps_waiting_chats_and_their_deadlines() {
     c.set_rcs(3, Some(10));
     assert!(c.rcs_knows("chat-a"));
     assert_eq!(c.next_rcs().unwrap().to, "+15550003", "asked again");
-    assert_eq!(statuses(&c.tick(12)), ["fell_back"]);
+    c.tick(12);
+    assert_eq!(c.next_revoke().map(|r| r.1).as_deref(), Some("chat-a"));
+    // Restarted while revoking: the outcome is not awaited for longer than it would have been.
+    let kept: Vec<Message> = vec![c.message("m1").unwrap().clone()];
+    let mut c = UmsCore::restore(
+        Limits {
+            max_recipients: 10,
+            max_templates: 2,
+            max_messages: 10,
+            max_pending: 100,
+        },
+        Vec::new(),
+        kept,
+    );
+    c.set_rcs(13, Some(10));
+    assert!(c.tick(12 + REVOKE_WAIT_SECS - 1).is_empty());
+    assert_eq!(statuses(&c.tick(12 + REVOKE_WAIT_SECS)), ["fell_back"]);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! core hands it ([`super::core::RcsJob`]) asks `tel:+N` for its capabilities (OPTIONS) and,
 //! when they include chat, sends the message as chat — a chatbot card
 //! (`application/vnd.gsma.botmessage.v1.0+json`) when it suggests replies, else plain text.
-//! IMDNs come back as status; users' chat replies and taps on suggestions go to the webhook.
+//! IMDNs come back as status; a chat message not reported delivered in time is revoked
+//! (RCC.07 message revocation) before it goes as SMS; users' chat replies and taps on suggestions go to the webhook.
 //! Losing the registration turns RCS off (what waits goes as SMS); it registers again with
 //! backoff.
 
@@ -41,6 +42,8 @@ const CAPS_WAIT: Duration = Duration::from_secs(5);
 const EXPIRES: u32 = 600;
 /// Longest wait between two registration attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a revocation request may wait for its 200.
+const REVOKE_SEND_WAIT: Duration = Duration::from_secs(10);
 /// IMDNs remembered that came before their message was recorded as sent.
 const EARLY_REPORTS: usize = 1024;
 
@@ -147,6 +150,7 @@ async fn session(
             _ = tick.tick() => {
                 let outs = ums.lock().tick(unix_now());
                 ums.apply_and_wake(outs);
+                revoke_due(ums, &chat);
             }
             // A chat message recorded as sent: an IMDN that came before it counts now.
             Some(id) = sent_rx.recv() => {
@@ -164,6 +168,25 @@ async fn session(
                 Some(ev) => on_event(ums, &mut early, ev),
             },
         }
+    }
+}
+
+/// Sends the revocation requests the core asks for (chat messages past their fallback time);
+/// their outcomes come back as [`ChatEvent::Revoked`].
+fn revoke_due(ums: &Arc<Ums>, chat: &Arc<ChatUe>) {
+    while let Some((to, id)) = ums.lock().next_revoke() {
+        let (ums, chat) = (ums.clone(), chat.clone());
+        tokio::spawn(async move {
+            if !chat
+                .revoke(&format!("tel:{to}"), &id, REVOKE_SEND_WAIT)
+                .await
+            {
+                let outs = ums
+                    .lock()
+                    .rcs_revoke_unsent(unix_now(), &id, "no 2xx to its MESSAGE");
+                ums.apply_and_wake(outs);
+            }
+        });
     }
 }
 
@@ -217,6 +240,14 @@ fn on_event(ums: &Ums, early: &mut HashMap<String, ImdnStatus>, ev: ChatEvent) {
                 }
                 early.insert(message_id, status);
             }
+        }
+        ChatEvent::Revoked {
+            message_id,
+            revoked,
+            ..
+        } => {
+            let outs = ums.lock().rcs_revoked(now, &message_id, revoked);
+            ums.apply_and_wake(outs);
         }
         ChatEvent::SendFailed { message_id, reason } => {
             let outs = ums.lock().rcs_send_failed(now, &message_id, reason);

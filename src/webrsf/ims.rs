@@ -134,7 +134,7 @@ impl Gateway {
                 info,
                 message_id,
             } => self.on_file_offered(user, &from, group.as_deref(), *info, &message_id),
-            ChatEvent::File { .. } | ChatEvent::FileFailed { .. } => {}
+            ChatEvent::File { .. } | ChatEvent::FileFailed { .. } | ChatEvent::Revoked { .. } => {}
             ChatEvent::SendFailed { message_id, reason } => {
                 let sender = user.user_id.clone();
                 if self.on_group_report(user, &message_id, "failed", &sender) {

@@ -37,6 +37,7 @@ mod presence;
 mod presence_interop;
 mod regevent;
 mod registration;
+mod revoke;
 mod rls;
 mod routing;
 pub mod rtcweb;

@@ -78,7 +78,7 @@ async fn rcs_first_with_suggestions_then_fallback_to_sms_for_a_phone_that_never_
     eventually("the UMS's chatbot to register", || lab.ums.rcs_on()).await;
     eventually("the UMS to bind to the SMSC", || lab.ums.is_bound()).await;
     let (mut bob, _bob_sms) = phone(&lab, "bob", false, &shut).await;
-    let (_carol, mut carol_sms) = phone(&lab, "carol", true, &shut).await;
+    let (mut carol, mut carol_sms) = phone(&lab, "carol", true, &shut).await;
     let mut api = Api::of(&lab, dir.path());
 
     let (s, taken) = api
@@ -125,7 +125,16 @@ async fn rcs_first_with_suggestions_then_fallback_to_sms_for_a_phone_that_never_
         "{r}"
     );
 
-    // carol's client never reports: after 2 s the SMS goes, and that is delivered.
+    // carol's client never reports: after 2 s the UMS revokes the chat message (T-IM CANCELs
+    // the INVITE that carries it and drops it from its store), then the SMS goes, and that is
+    // delivered.
+    let held = loop {
+        match carol.next_event(Duration::from_secs(10)).await {
+            Some(ChatEvent::Invited { message_id, .. }) => break message_id,
+            Some(_) => continue,
+            None => panic!("carol's client was not invited"),
+        }
+    };
     let got = loop {
         match carol_sms.next_event(Duration::from_secs(15)).await {
             Some(SmsEvent::Received { from, text }) => break (from, text),
@@ -150,13 +159,14 @@ async fn rcs_first_with_suggestions_then_fallback_to_sms_for_a_phone_that_never_
         (Some("delivered"), Some("sms"), Some(true)),
         "{r}"
     );
-    assert!(
-        r["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no RCS delivery report within 2 s"),
+    assert_eq!(
+        r["detail"], "no RCS delivery report within 2 s; the chat message was revoked",
         "{r}"
     );
+    // Out of T-IM's store for good: carol's next registration brings no chat twice.
+    let tim = lab.tim.store().unwrap();
+    assert!(tim.by_message_id(&held).is_none(), "revoked, not kept");
+    assert!(tim.pending_for("tel:+15550003").is_empty());
     let fell = events
         .find(|v| v["status"] == "fell_back" && v["to"] == "+15550003")
         .await;

@@ -431,6 +431,32 @@ impl Actor {
                     let _ = reply.send(caps);
                 });
             }
+            Cmd::Revoke {
+                to,
+                message_id,
+                reply,
+            } => {
+                let cpim = crate::rcs::revoke::Revoke::request(&message_id)
+                    .to_cpim(&self.cfg.impu, &to)
+                    .to_bytes();
+                let mut req = self.ep.new_request(
+                    Method::Message,
+                    &to,
+                    &self.cfg.impu,
+                    1,
+                    self.cfg.transport,
+                );
+                req.headers
+                    .push("Accept-Contact", crate::rcs::revoke::accept_contact());
+                req.headers.push("Content-Type", "message/cpim");
+                req.body = Bytes::from(cpim);
+                let ep = self.ep.clone();
+                let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
+                tokio::spawn(async move {
+                    let r = ep.send_request(req, pcscf, t).final_response().await;
+                    let _ = reply.send(r.is_success());
+                });
+            }
             Cmd::SendFileMsrp { to, file } => self.send_file_msrp(canonical(&to), file),
             Cmd::Close { to } => self.feed(Input::Close {
                 peer: canonical(&to),

@@ -830,6 +830,18 @@ impl ChatCore {
                 self.reports_on_receipt(now, peer, c, in_session, fresh);
             }
             Content::File(info) => self.on_file(now, peer, c, *info, in_session),
+            // The outcome of our revocation request (a request itself is the network's to
+            // handle: a client never takes back what it received).
+            Content::Revoke(r) => {
+                if let Some(revoked) = r.result {
+                    let (from, _) = self.origin(peer, &c);
+                    self.event(ChatEvent::Revoked {
+                        from,
+                        message_id: r.message_id,
+                        revoked,
+                    });
+                }
+            }
             Content::Other(_) => {}
         }
     }

@@ -184,6 +184,17 @@ pub enum ChatEvent {
         /// imdn.Message-ID of the file-info message.
         message_id: String,
     },
+    /// The network's answer to our request to revoke a chat message ([`ChatUe::revoke`],
+    /// GSMA RCC.07 message revocation).
+    Revoked {
+        /// Who answered for the recipient (the recipient's identity).
+        from: String,
+        /// Our message it is about.
+        message_id: String,
+        /// True: taken back, the recipient never gets it. False: delivered already, being
+        /// delivered, or not known.
+        revoked: bool,
+    },
     /// A file could not be had (refused by the content server, cut beyond resuming, not the
     /// announced size, not writable); the sender is told "failed".
     FileFailed {
@@ -395,6 +406,12 @@ enum Cmd {
         wait: Duration,
         reply: oneshot::Sender<crate::ue::caps::Capabilities>,
     },
+    /// A request to revoke our chat message `message_id` to `to` ([`ChatUe::revoke`]).
+    Revoke {
+        to: String,
+        message_id: String,
+        reply: oneshot::Sender<bool>,
+    },
     /// Ends every session (BYE, MSRP connection closed) and refuses held INVITEs: what a
     /// client does before it de-registers, so the network keeps what comes next.
     CloseAll {
@@ -598,6 +615,24 @@ impl ChatUe {
             crate::rcs::chatbot::SUGGESTION_RESPONSE_TYPE,
         )
         .await
+    }
+
+    /// Asks the network to take back chat message `message_id`, sent to `to` and not yet
+    /// reported delivered (GSMA RCC.07 message revocation, [`crate::rcs::revoke`]): a SIP
+    /// MESSAGE to `to` that the recipient's messaging server answers; the outcome comes later
+    /// as [`ChatEvent::Revoked`]. False when the MESSAGE got no 2xx within `wait`.
+    pub async fn revoke(&self, to: &str, message_id: &str, wait: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmd.send(Cmd::Revoke {
+            to: to.to_string(),
+            message_id: message_id.to_string(),
+            reply: tx,
+        });
+        tokio::time::timeout(wait, rx)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(false)
     }
 
     /// Accepts a held chat INVITE from `peer` ([`ChatEvent::Invited`]); with `delivered`, first
