@@ -100,6 +100,20 @@ async fn a_message_waiting_for_an_offline_user_is_revoked_and_never_delivered() 
     if let Some(d) = rcslab::lab::scenario::diff(&expected, &got) {
         panic!("ladder differs:\n{d}");
     }
+    // tshark reads every frame of it, the revocation documents inside the CPIM included.
+    let pcap = dir.path().join("revoke.pcap");
+    std::fs::write(&pcap, lab.export("pcap").unwrap()).unwrap();
+    let run = crate::tshark_on(&lab, &pcap);
+    let bodies = run(&["-Y", "sip.Method == \"MESSAGE\"", "-V"]);
+    for part in [
+        "application/vnd.gsma.rcsrevoke+xml",
+        "<Message-ID>",
+        "<result>success</result>",
+    ] {
+        assert!(bodies.contains(part), "{part} in the decoded MESSAGEs");
+    }
+    let bad = run(&["-Y", "_ws.malformed || _ws.expert.severity >= \"error\""]);
+    assert!(bad.trim().is_empty(), "malformed packets:\n{bad}");
     // Gone from the store and the history; the other one still waits.
     assert!(tim.by_message_id(&oops).is_none());
     assert_eq!(
