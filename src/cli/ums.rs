@@ -20,7 +20,7 @@ use super::{load_config, CliError, Common, Result};
 
 #[derive(Subcommand)]
 pub enum UmsCmd {
-    /// Sends a text, or an approved template with its variables, or media (MMS) to numbers;
+    /// Sends a text, or an approved template with its variables, or media (RCS file or MMS) to numbers;
     /// waits until each is delivered or failed (exit 1 if any failed or is still pending).
     Send {
         /// A recipient (E.164 with '+'); repeat for more.
@@ -40,13 +40,15 @@ pub enum UmsCmd {
         #[arg(long = "var", requires = "template")]
         vars: Vec<String>,
         /// auto (RCS chat where the phone takes it, falling back to SMS; else SMS, LMS for
-        /// a longer text, MMS with --media), rcs, sms, lms or mms.
+        /// a longer text; with --media an RCS file transfer falling back to MMS), rcs, sms, lms or
+        /// mms.
         #[arg(long, default_value = "auto")]
         channel: String,
         /// A reply suggested to RCS recipients (a chatbot card's chip); repeat for more.
         #[arg(long = "suggest")]
         suggest: Vec<String>,
-        /// A file to send as MMS (uploaded first; --text is then its subject).
+        /// A file to send (uploaded first): an RCS file transfer or MMS by --channel (--text is the
+        /// MMS's subject).
         #[arg(long)]
         media: Option<PathBuf>,
         /// The media's type; by default guessed from the file name's extension.

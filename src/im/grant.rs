@@ -51,7 +51,10 @@ impl ImServer {
         let Some(client) = self.grants.get() else {
             return;
         };
-        match client.grant(url, &[recipient.to_string()]).await {
+        // A file sent to a number is downloaded by its owner under the identity they
+        // registered: grant the recipient's whole registration set.
+        let who = self.registration_set(recipient);
+        match client.grant(url, &who).await {
             Ok(()) => self
                 .ep
                 .note(|| format!("granted {recipient} the file {url} at the content server")),

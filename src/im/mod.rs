@@ -264,6 +264,25 @@ impl ImServer {
         knows(a, b) || knows(b, a)
     }
 
+    /// `user` and the other identities of its registration set that a third-party REGISTER
+    /// made known (`tel:+15550002` gives `sip:bob@ims.lab` too, and the other way round).
+    pub(crate) fn registration_set(&self, user: &str) -> Vec<String> {
+        let mut out = vec![user.to_string()];
+        let Ok(m) = self.online.lock() else {
+            return out;
+        };
+        for (k, o) in m.iter() {
+            if k == user || o.set.iter().any(|s| s == user) {
+                for id in std::iter::once(k).chain(o.set.iter()) {
+                    if !out.contains(id) {
+                        out.push(id.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// True when a third-party REGISTER said `impu` is registered.
     pub fn is_online(&self, impu: &str) -> bool {
         let Ok(k) = crate::store::canonical_identity(impu) else {

@@ -64,7 +64,7 @@ pub(crate) fn start_ums(
         },
         smsc,
         http: (&ctx.config.http).into(),
-        rcs: rcs_settings(ctx, peers.pcscf),
+        rcs: rcs_settings(ctx, peers, &dir),
     };
     let ums = crate::ums::Ums::start(
         settings,
@@ -87,7 +87,8 @@ pub(crate) fn start_ums(
 
 /// The RCS channel of `[ums]`: its chatbot identity's credentials from `[[subscribers]]`;
 /// None (SMS only) when `rcs_user` is empty or names nobody (said in the log).
-fn rcs_settings(ctx: &Ctx<'_>, pcscf: SocketAddr) -> Option<crate::ums::rcs::RcsSettings> {
+fn rcs_settings(ctx: &Ctx<'_>, peers: &Peers, dir: &Path) -> Option<crate::ums::rcs::RcsSettings> {
+    let pcscf = peers.pcscf;
     let u = &ctx.config.ums;
     if u.rcs_user.is_empty() {
         return None;
@@ -101,5 +102,7 @@ fn rcs_settings(ctx: &Ctx<'_>, pcscf: SocketAddr) -> Option<crate::ums::rcs::Rcs
         ue,
         fallback_secs: u.fallback_secs,
         window: u.rcs_window,
+        content_server: format!("http://{}", peers.content),
+        outbox: dir.join("outbox"),
     })
 }

@@ -550,7 +550,8 @@ impl UmsCore {
             Channel::Lms
         };
         let (channel, fallback) = match (policy, sms, self.rcs) {
-            // Media go as MMS (RCS file transfer is not offered by the gateway).
+            // Media: an RCS file transfer first when chat is on, MMS as its fallback.
+            (ChannelPolicy::Auto, _, Some(_)) if mms.is_some() => (Channel::Rcs, mms),
             _ if mms.is_some() => (Channel::Mms, None),
             (ChannelPolicy::Rcs, _, None) => {
                 return Err(invalid(

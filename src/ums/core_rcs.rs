@@ -20,6 +20,8 @@ pub struct RcsJob {
     pub text: String,
     /// Replies to suggest (a chatbot card when not empty).
     pub suggestions: Vec<String>,
+    /// Media to send as a file transfer (an id of the gateway's media store) instead of text.
+    pub media: Option<String>,
 }
 
 /// Refuses suggested replies a chatbot card cannot carry (RCC.07: at most 11 chips of at most
@@ -83,6 +85,7 @@ impl UmsCore {
                 to: r.to.clone(),
                 text: m.text.clone(),
                 suggestions: m.suggestions.clone(),
+                media: m.media.clone(),
             };
             self.rcs_in_flight.insert(key);
             return Some(job);

@@ -328,3 +328,36 @@ fn a_delivered_chat_never_read_is_forgotten_with_its_message() {
         .unwrap();
     assert!(!c.rcs_knows("chat-1"), "gone with m1");
 }
+
+#[test]
+fn media_go_as_a_file_transfer_first_and_as_mms_when_it_does_not_deliver() {
+    let mut c = core(Some(10));
+    let media = SendRequest {
+        recipients: vec!["+15550002".into()],
+        media: Some("img1".into()),
+        ..SendRequest::default()
+    };
+    c.submit(1, "m1".into(), &media).unwrap();
+    let r = recipient(&c, "m1", 0);
+    assert_eq!((r.channel, r.fallback), (Channel::Rcs, Some(Channel::Mms)));
+    let job = c.next_rcs().unwrap();
+    assert_eq!(job.media.as_deref(), Some("img1"));
+    c.rcs_sent(2, &job.key, "ft-1".into());
+    c.tick(12);
+    assert!(c.next_revoke().is_some());
+    assert_eq!(statuses(&c.rcs_revoked(13, "ft-1", true)), ["fell_back"]);
+    let s = c.next_submission().unwrap();
+    assert_eq!(s.media.as_deref(), Some("img1"));
+    assert_eq!(recipient(&c, "m1", 0).channel, Channel::Mms);
+    // RCS only: no MMS behind it; RCS off: MMS at once.
+    let only = SendRequest {
+        channel: Some("rcs".into()),
+        ..media.clone()
+    };
+    c.submit(3, "m2".into(), &only).unwrap();
+    let r = recipient(&c, "m2", 0);
+    assert_eq!((r.channel, r.fallback), (Channel::Rcs, None));
+    let mut off = core(None);
+    off.submit(1, "m3".into(), &media).unwrap();
+    assert_eq!(recipient(&off, "m3", 0).channel, Channel::Mms);
+}

@@ -159,8 +159,9 @@ impl MediaStore {
 }
 
 /// The channel of a request that may carry media: `Some(Mms)` with media (channel `auto` or
-/// `mms`), `None` without (the SMS/LMS choice goes on); media with `sms`/`lms`/`rcs`, `mms`
-/// without media and a subject over [`MAX_SUBJECT`] are refused.
+/// `mms`; `auto` tries RCS file transfer first when chat is on), `None` without, or with
+/// channel `rcs` (the text channel choice goes on); media with `sms`/`lms`, `mms` without
+/// media and a subject over [`MAX_SUBJECT`] are refused.
 pub fn channel(
     policy: ChannelPolicy,
     media: Option<&str>,
@@ -176,9 +177,11 @@ pub fn channel(
             }
             Ok(Some(Channel::Mms))
         }
+        // RCS only: a file transfer over HTTP, no MMS.
+        (Some(_), ChannelPolicy::Rcs) => Ok(None),
         (Some(_), _) => Err(invalid(
             "media_needs_mms",
-            "a message with media goes as MMS: channel mms or auto",
+            "a message with media goes as RCS file transfer or MMS: channel auto, rcs or mms",
         )),
         (None, ChannelPolicy::Mms) => Err(invalid(
             "no_media",
@@ -414,7 +417,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn media_makes_the_channel_mms_and_conflicting_channels_are_refused() {
+    fn media_makes_the_channel_mms_or_rcs_and_conflicting_channels_are_refused() {
         let m = Some("ab");
         assert_eq!(
             channel(ChannelPolicy::Auto, m, "hi"),
@@ -422,9 +425,11 @@ mod tests {
         );
         assert_eq!(channel(ChannelPolicy::Mms, m, ""), Ok(Some(Channel::Mms)));
         assert_eq!(channel(ChannelPolicy::Auto, None, "hi"), Ok(None));
-        for p in [ChannelPolicy::Sms, ChannelPolicy::Lms, ChannelPolicy::Rcs] {
+        for p in [ChannelPolicy::Sms, ChannelPolicy::Lms] {
             assert_eq!(channel(p, m, "hi").unwrap_err().code(), "media_needs_mms");
         }
+        // RCS only: a file transfer, no MMS.
+        assert_eq!(channel(ChannelPolicy::Rcs, m, "hi"), Ok(None));
         assert_eq!(
             channel(ChannelPolicy::Mms, None, "hi").unwrap_err().code(),
             "no_media"

@@ -34,6 +34,11 @@ pub struct RcsSettings {
     pub fallback_secs: u64,
     /// Recipients asked or sent to at once.
     pub window: usize,
+    /// The FT content server a file goes through (`http://HOST:PORT`).
+    pub content_server: String,
+    /// Where a medium is written for its upload (a directory of its own per file, removed
+    /// once uploaded).
+    pub outbox: std::path::PathBuf,
 }
 
 /// How long a capability query may wait for its answer.
@@ -65,6 +70,8 @@ enum RcsError {
 /// Registers and serves the RCS channel until `shut`, registering again when the
 /// registration is lost.
 pub(super) async fn run(ums: Arc<Ums>, rs: RcsSettings, mut shut: watch::Receiver<bool>) {
+    // Files a crash left half uploaded.
+    let _ = tokio::fs::remove_dir_all(&rs.outbox).await;
     let mut backoff = Duration::from_secs(1);
     loop {
         if *shut.borrow() {
@@ -137,8 +144,9 @@ async fn session(
                 break;
             };
             let (ums, chat, sent_tx) = (ums.clone(), chat.clone(), sent_tx.clone());
+            let rs = rs.clone();
             tokio::spawn(async move {
-                if let Some(id) = reach(&ums, &chat, job).await {
+                if let Some(id) = reach(&ums, &rs, &chat, job).await {
                     let _ = sent_tx.send(id).await;
                 }
                 drop(permit);
@@ -192,7 +200,7 @@ fn revoke_due(ums: &Arc<Ums>, chat: &Arc<ChatUe>) {
 
 /// Asks one recipient's capabilities and sends it the chat message; the chat message's id
 /// when it went out.
-async fn reach(ums: &Ums, chat: &ChatUe, job: RcsJob) -> Option<String> {
+async fn reach(ums: &Ums, rs: &RcsSettings, chat: &ChatUe, job: RcsJob) -> Option<String> {
     let to = format!("tel:{}", job.to);
     let no_chat = match chat.capabilities(&to, CAPS_WAIT).await {
         Capabilities::Found(tags) if takes_chat(&tags) => None,
@@ -203,6 +211,17 @@ async fn reach(ums: &Ums, chat: &ChatUe, job: RcsJob) -> Option<String> {
         let outs = ums.lock().rcs_unreachable(unix_now(), &job.key, why);
         ums.apply_and_wake(outs);
         return None;
+    }
+    if let Some(media) = &job.media {
+        let sent = send_media(ums, rs, chat, &to, media).await;
+        let outs = match &sent {
+            Ok(id) => ums.lock().rcs_sent(unix_now(), &job.key, id.clone()),
+            Err(why) => ums
+                .lock()
+                .rcs_unreachable(unix_now(), &job.key, why.to_string()),
+        };
+        ums.apply_and_wake(outs);
+        return sent.ok();
     }
     let (body, ct) = if job.suggestions.is_empty() {
         (job.text.into_bytes(), "text/plain;charset=UTF-8")
@@ -221,6 +240,51 @@ async fn reach(ums: &Ums, chat: &ChatUe, job: RcsJob) -> Option<String> {
     };
     ums.apply_and_wake(outs);
     (!id.is_empty()).then_some(id)
+}
+
+/// Why a medium did not go as a file transfer (it goes as MMS).
+#[derive(Debug, thiserror::Error)]
+enum MediaSendError {
+    #[error("media {0} is gone")]
+    Gone(String),
+    #[error("media store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot write the file for its upload: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("file transfer: {0}")]
+    Transfer(#[from] crate::ue::ft::FtError),
+}
+
+/// Sends medium `id` to `to` as a file transfer via HTTP (GSMA RCC.07 §3.2.5): written to a
+/// directory of its own under the outbox, uploaded to the content server with the chatbot's
+/// credentials, its file-info sent as a chat message; the chat message's id.
+async fn send_media(
+    ums: &Ums,
+    rs: &RcsSettings,
+    chat: &ChatUe,
+    to: &str,
+    id: &str,
+) -> Result<String, MediaSendError> {
+    let gone = || MediaSendError::Gone(id.to_string());
+    let meta = ums.media.meta(id).ok_or_else(gone)?;
+    let bytes = ums.media.bytes(id)?.ok_or_else(gone)?;
+    let dir = rs.outbox.join(crate::rcs::new_id());
+    let path = dir.join(format!(
+        "media.{}",
+        crate::ue::ft::extension_of(&meta.content_type)
+    ));
+    let sent = async {
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(&path, &bytes).await?;
+        Ok::<_, MediaSendError>(
+            chat.send_file(to, &path, &rs.content_server)
+                .await?
+                .message_id,
+        )
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    sent
 }
 
 fn on_event(ums: &Ums, early: &mut HashMap<String, ImdnStatus>, ev: ChatEvent) {

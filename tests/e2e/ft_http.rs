@@ -171,8 +171,8 @@ async fn a_photo_goes_over_http_with_its_thumbnail_and_the_exact_ladder() {
     assert_eq!(rec.owner, "sip:alice@ims.lab");
     assert_eq!(
         rec.grants,
-        ["sip:bob@ims.lab"],
-        "T-IM granted the recipient"
+        ["sip:bob@ims.lab", "tel:+15550002"],
+        "T-IM granted the recipient (his registration set)"
     );
     assert_eq!(rec.sha256.as_deref(), Some(want.as_str()));
 

@@ -75,6 +75,24 @@ impl Api {
         self.call(Some(&t), m, path, &body.to_string()).await
     }
 
+    /// `POST /ums/v1/media` with `bytes` of type `ct`, as the business: status and answer.
+    pub async fn upload(&mut self, ct: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/ums/v1/media")
+            .header("host", self.addr.to_string())
+            .header("content-type", ct)
+            .header("authorization", format!("Bearer {}", self.business))
+            .body(Full::new(Bytes::from(bytes)))
+            .unwrap();
+        let (s, body) = rcslab::http_client::send(self.addr, req, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body).to_string();
+        self.seen.push(text.clone());
+        (s, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub async fn message(&mut self, id: &str) -> Value {
         self.business(Method::GET, &format!("/ums/v1/messages/{id}"), Value::Null)
             .await

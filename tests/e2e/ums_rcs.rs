@@ -40,6 +40,30 @@ async fn phone(
     (chat, sms)
 }
 
+/// A registered phone whose chat client downloads files into `files` (FT via HTTP) and takes
+/// SMS; `hold`: it leaves chats unanswered.
+async fn file_phone(
+    lab: &rcslab::Lab,
+    user: &str,
+    hold: bool,
+    files: &std::path::Path,
+    shut: &tokio::sync::watch::Receiver<bool>,
+) -> (ChatUe, SmsUe) {
+    let mut u = ue(lab, user, AuthMode::Digest, shut).await;
+    u.register(600).await.expect("registers");
+    let sms = SmsUe::start(&mut u, Default::default());
+    let chat = ChatUe::start(
+        u,
+        lab.trace.clone(),
+        ChatOptions {
+            hold_invites: hold,
+            files: Some(files.to_path_buf()),
+            ..ChatOptions::default()
+        },
+    );
+    (chat, sms)
+}
+
 /// The recipient `to` of message `m`, once final (within 20 s).
 async fn final_recipient(api: &mut Api, id: &str, to: &str) -> Value {
     for _ in 0..200 {
@@ -292,4 +316,102 @@ async fn the_exact_ladder_of_a_chatbot_message_to_a_chat_phone() {
     if let Some(d) = rcslab::lab::scenario::diff(&expected, &got) {
         panic!("ladder differs:\n{d}");
     }
+}
+
+/// Media (seed 003: "MMS") to RCS phones go as an RCS file transfer first: the UMS uploads the
+/// picture to the content server as its chatbot identity and sends the file-info as chat; bob's
+/// client downloads it and is reported `delivered (rcs)`. carol's client holds the chat: the
+/// UMS revokes it and sends the MMS notification instead (`delivered`, channel `mms`,
+/// `fell_back`).
+#[tokio::test]
+async fn media_go_as_an_rcs_file_transfer_and_as_mms_when_it_does_not_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop, shut) = tokio::sync::watch::channel(false);
+    let lab = lab_with(dir.path(), "[ums]\nrcs_user = \"ums\"\nfallback_secs = 2\n").await;
+    eventually("the UMS's chatbot to register", || lab.ums.rcs_on()).await;
+    eventually("the UMS to bind to the SMSC", || lab.ums.is_bound()).await;
+    let (bob_dir, carol_dir) = (dir.path().join("bob"), dir.path().join("carol"));
+    std::fs::create_dir_all(&bob_dir).unwrap();
+    std::fs::create_dir_all(&carol_dir).unwrap();
+    let (mut bob, _bob_sms) = file_phone(&lab, "bob", false, &bob_dir, &shut).await;
+    let (_carol, mut carol_sms) = file_phone(&lab, "carol", true, &carol_dir, &shut).await;
+    let mut api = Api::of(&lab, dir.path());
+    let picture: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let (s, up) = api.upload("image/png", picture.clone()).await;
+    assert_eq!(s, 201, "{up}");
+    let (s, taken) = api
+        .business(
+            Method::POST,
+            "/ums/v1/messages",
+            json!({"recipients": ["+15550002", "+15550003"], "media": up["id"]}),
+        )
+        .await;
+    assert_eq!(s, 202, "{taken}");
+    assert_eq!(taken["recipients"][0]["channel"], "rcs", "{taken}");
+    let id = taken["id"].as_str().unwrap().to_string();
+
+    // bob's client downloads the file from the content server: the same bytes.
+    let (name, path, ct) = loop {
+        match bob.next_event(Duration::from_secs(10)).await {
+            Some(ChatEvent::File {
+                from,
+                name,
+                path,
+                content_type,
+                ..
+            }) => {
+                assert_eq!(from, "sip:ums@ims.lab");
+                break (name, path, content_type);
+            }
+            Some(ChatEvent::FileFailed { reason, .. }) => panic!("bob's download failed: {reason}"),
+            Some(_) => continue,
+            None => panic!("bob got no file"),
+        }
+    };
+    assert_eq!((name.as_str(), ct.as_str()), ("media.png", "image/png"));
+    assert_eq!(std::fs::read(&path).unwrap(), picture);
+    let r = final_recipient(&mut api, &id, "+15550002").await;
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["channel"].as_str(),
+            r["fell_back"].as_bool()
+        ),
+        (Some("delivered"), Some("rcs"), Some(false)),
+        "{r}"
+    );
+
+    // carol's client never takes it: revoked, then the MMS notification (WAP Push over SMS).
+    let got = loop {
+        match carol_sms.next_event(Duration::from_secs(15)).await {
+            Some(SmsEvent::Mms { notification, .. }) => break notification.content_location,
+            Some(_) => continue,
+            None => panic!("carol got no MMS notification"),
+        }
+    };
+    assert!(got.contains(up["id"].as_str().unwrap()), "{got}");
+    let r = final_recipient(&mut api, &id, "+15550003").await;
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["channel"].as_str(),
+            r["fell_back"].as_bool()
+        ),
+        (Some("delivered"), Some("mms"), Some(true)),
+        "{r}"
+    );
+    assert_eq!(r["detail"], "notification delivered", "{r}");
+    // The file-info chat left T-IM's store: carol's phone will not get the picture twice.
+    assert!(lab
+        .tim
+        .store()
+        .unwrap()
+        .pending_for("tel:+15550003")
+        .is_empty());
+    let outbox = dir.path().join("ums").join("outbox");
+    assert!(
+        std::fs::read_dir(&outbox).map_or(true, |mut d| d.next().is_none()),
+        "no file left behind in {}",
+        outbox.display()
+    );
 }

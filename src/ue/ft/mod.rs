@@ -211,6 +211,32 @@ pub fn content_type_of(path: &Path) -> &'static str {
     }
 }
 
+/// A file extension for content type `ct` ([`content_type_of`] read backwards; `bin` for
+/// what it does not know), so a file written for upload is announced with its type.
+pub fn extension_of(ct: &str) -> &'static str {
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "text/plain" => "txt",
+        "text/vcard" => "vcf",
+        "application/pdf" => "pdf",
+        "video/mp4" => "mp4",
+        "video/3gpp" => "3gp",
+        "audio/mpeg" => "mp3",
+        "audio/amr" => "amr",
+        "application/zip" => "zip",
+        _ => "bin",
+    }
+}
+
 /// A pause before retry `n` (1, 2, 3: 200, 400, 600 ms).
 fn backoff(n: u32) -> Duration {
     Duration::from_millis(200 * u64::from(n.min(5)))
@@ -219,6 +245,29 @@ fn backoff(n: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extension_for_each_known_content_type_reads_back_as_it() {
+        for ct in [
+            "image/jpeg",
+            "image/png",
+            "image/gif",
+            "image/webp",
+            "text/plain",
+            "text/vcard",
+            "application/pdf",
+            "video/mp4",
+            "video/3gpp",
+            "audio/mpeg",
+            "audio/amr",
+            "application/zip",
+        ] {
+            let name = format!("media.{}", extension_of(ct));
+            assert_eq!(content_type_of(Path::new(&name)), ct);
+        }
+        assert_eq!(extension_of("Image/PNG; q=1"), "png");
+        assert_eq!(extension_of("application/x-whatever"), "bin");
+    }
 
     #[test]
     fn content_types_by_extension() {
