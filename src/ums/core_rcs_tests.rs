@@ -22,6 +22,21 @@ fn req(to: &[&str], channel: &str, suggestions: &[&str]) -> SendRequest {
     }
 }
 
+/// A core restored from message `id` of `c`, as after a restart.
+fn restarted(c: &UmsCore, id: &str) -> UmsCore {
+    let kept: Vec<Message> = vec![c.message(id).unwrap().clone()];
+    UmsCore::restore(
+        Limits {
+            max_recipients: 10,
+            max_templates: 2,
+            max_messages: 10,
+            max_pending: 100,
+        },
+        Vec::new(),
+        kept,
+    )
+}
+
 fn recipient(c: &UmsCore, id: &str, i: usize) -> super::super::Recipient {
     c.message(id).unwrap().recipients[i].clone()
 }
@@ -254,34 +269,14 @@ fn a_restart_keeps_waiting_chats_and_their_deadlines() {
     .unwrap();
     let a = c.next_rcs().unwrap();
     c.rcs_sent(2, &a.key, "chat-a".into());
-    let kept: Vec<Message> = vec![c.message("m1").unwrap().clone()];
-    let mut c = UmsCore::restore(
-        Limits {
-            max_recipients: 10,
-            max_templates: 2,
-            max_messages: 10,
-            max_pending: 100,
-        },
-        Vec::new(),
-        kept,
-    );
+    let mut c = restarted(&c, "m1");
     c.set_rcs(3, Some(10));
     assert!(c.rcs_knows("chat-a"));
     assert_eq!(c.next_rcs().unwrap().to, "+15550003", "asked again");
     c.tick(12);
     assert_eq!(c.next_revoke().map(|r| r.1).as_deref(), Some("chat-a"));
     // Restarted while revoking: the outcome is not awaited for longer than it would have been.
-    let kept: Vec<Message> = vec![c.message("m1").unwrap().clone()];
-    let mut c = UmsCore::restore(
-        Limits {
-            max_recipients: 10,
-            max_templates: 2,
-            max_messages: 10,
-            max_pending: 100,
-        },
-        Vec::new(),
-        kept,
-    );
+    let mut c = restarted(&c, "m1");
     c.set_rcs(13, Some(10));
     assert!(c.tick(12 + REVOKE_WAIT_SECS - 1).is_empty());
     assert_eq!(statuses(&c.tick(12 + REVOKE_WAIT_SECS)), ["fell_back"]);

@@ -61,7 +61,12 @@ impl Api {
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
-        let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        self.exchange(b.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+            .await
+    }
+
+    /// Sends `req` and reads the answer: status and JSON (every body kept in `seen`).
+    async fn exchange(&mut self, req: Request<Full<Bytes>>) -> (u16, Value) {
         let (s, body) = rcslab::http_client::send(self.addr, req, Duration::from_secs(10))
             .await
             .unwrap();
@@ -85,12 +90,7 @@ impl Api {
             .header("authorization", format!("Bearer {}", self.business))
             .body(Full::new(Bytes::from(bytes)))
             .unwrap();
-        let (s, body) = rcslab::http_client::send(self.addr, req, Duration::from_secs(10))
-            .await
-            .unwrap();
-        let text = String::from_utf8_lossy(&body).to_string();
-        self.seen.push(text.clone());
-        (s, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.exchange(req).await
     }
 
     pub async fn message(&mut self, id: &str) -> Value {

@@ -64,6 +64,15 @@ async fn file_phone(
     (chat, sms)
 }
 
+/// A recipient's status, channel and whether it fell back.
+fn outcome(r: &Value) -> (Option<&str>, Option<&str>, Option<bool>) {
+    (
+        r["status"].as_str(),
+        r["channel"].as_str(),
+        r["fell_back"].as_bool(),
+    )
+}
+
 /// The recipient `to` of message `m`, once final (within 20 s).
 async fn final_recipient(api: &mut Api, id: &str, to: &str) -> Value {
     for _ in 0..200 {
@@ -140,11 +149,7 @@ async fn rcs_first_with_suggestions_then_fallback_to_sms_for_a_phone_that_never_
     );
     let r = final_recipient(&mut api, &id, "+15550002").await;
     assert_eq!(
-        (
-            r["status"].as_str(),
-            r["channel"].as_str(),
-            r["fell_back"].as_bool()
-        ),
+        outcome(&r),
         (Some("delivered"), Some("rcs"), Some(false)),
         "{r}"
     );
@@ -175,11 +180,7 @@ async fn rcs_first_with_suggestions_then_fallback_to_sms_for_a_phone_that_never_
     );
     let r = final_recipient(&mut api, &id, "+15550003").await;
     assert_eq!(
-        (
-            r["status"].as_str(),
-            r["channel"].as_str(),
-            r["fell_back"].as_bool()
-        ),
+        outcome(&r),
         (Some("delivered"), Some("sms"), Some(true)),
         "{r}"
     );
@@ -372,11 +373,7 @@ async fn media_go_as_an_rcs_file_transfer_and_as_mms_when_it_does_not_deliver() 
     assert_eq!(std::fs::read(&path).unwrap(), picture);
     let r = final_recipient(&mut api, &id, "+15550002").await;
     assert_eq!(
-        (
-            r["status"].as_str(),
-            r["channel"].as_str(),
-            r["fell_back"].as_bool()
-        ),
+        outcome(&r),
         (Some("delivered"), Some("rcs"), Some(false)),
         "{r}"
     );
@@ -392,11 +389,7 @@ async fn media_go_as_an_rcs_file_transfer_and_as_mms_when_it_does_not_deliver() 
     assert!(got.contains(up["id"].as_str().unwrap()), "{got}");
     let r = final_recipient(&mut api, &id, "+15550003").await;
     assert_eq!(
-        (
-            r["status"].as_str(),
-            r["channel"].as_str(),
-            r["fell_back"].as_bool()
-        ),
+        outcome(&r),
         (Some("delivered"), Some("mms"), Some(true)),
         "{r}"
     );
