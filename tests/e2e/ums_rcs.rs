@@ -26,27 +26,15 @@ async fn phone(
     hold: bool,
     shut: &tokio::sync::watch::Receiver<bool>,
 ) -> (ChatUe, SmsUe) {
-    let mut u = ue(lab, user, AuthMode::Digest, shut).await;
-    u.register(600).await.expect("registers");
-    let sms = SmsUe::start(&mut u, Default::default());
-    let chat = ChatUe::start(
-        u,
-        lab.trace.clone(),
-        ChatOptions {
-            hold_invites: hold,
-            ..ChatOptions::default()
-        },
-    );
-    (chat, sms)
+    file_phone(lab, user, hold, None, shut).await
 }
 
-/// A registered phone whose chat client downloads files into `files` (FT via HTTP) and takes
-/// SMS; `hold`: it leaves chats unanswered.
+/// [`phone`] whose chat client downloads files (FT via HTTP) into `files`, when given.
 async fn file_phone(
     lab: &rcslab::Lab,
     user: &str,
     hold: bool,
-    files: &std::path::Path,
+    files: Option<&std::path::Path>,
     shut: &tokio::sync::watch::Receiver<bool>,
 ) -> (ChatUe, SmsUe) {
     let mut u = ue(lab, user, AuthMode::Digest, shut).await;
@@ -57,7 +45,7 @@ async fn file_phone(
         lab.trace.clone(),
         ChatOptions {
             hold_invites: hold,
-            files: Some(files.to_path_buf()),
+            files: files.map(|f| f.to_path_buf()),
             ..ChatOptions::default()
         },
     );
@@ -334,8 +322,8 @@ async fn media_go_as_an_rcs_file_transfer_and_as_mms_when_it_does_not_deliver() 
     let (bob_dir, carol_dir) = (dir.path().join("bob"), dir.path().join("carol"));
     std::fs::create_dir_all(&bob_dir).unwrap();
     std::fs::create_dir_all(&carol_dir).unwrap();
-    let (mut bob, _bob_sms) = file_phone(&lab, "bob", false, &bob_dir, &shut).await;
-    let (_carol, mut carol_sms) = file_phone(&lab, "carol", true, &carol_dir, &shut).await;
+    let (mut bob, _bob_sms) = file_phone(&lab, "bob", false, Some(&bob_dir), &shut).await;
+    let (_carol, mut carol_sms) = file_phone(&lab, "carol", true, Some(&carol_dir), &shut).await;
     let mut api = Api::of(&lab, dir.path());
     let picture: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 251) as u8).collect();
     let (s, up) = api.upload("image/png", picture.clone()).await;
