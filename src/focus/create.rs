@@ -185,7 +185,7 @@ impl Focus {
         // session with) is the group's, stored before the 200 says so.
         if let Some(first) = first {
             let mut status = 0;
-            self.group_message(gid, &who, "message/cpim", first, |s| status = s)
+            self.group_message(gid, &who, "message/cpim", first, true, |s| status = s)
                 .await;
             if status != 200 {
                 self.refuse(inc, 500, "the message could not be stored");

@@ -113,6 +113,9 @@ struct Tracked {
     seq: u64,
     /// The leg it went on (forgotten with it).
     leg: String,
+    /// A disposition report sent straight to its member, not through the history (its
+    /// sender asked for no answer): put in the history if the member does not take it.
+    held: Option<bytes::Bytes>,
 }
 
 /// An INVITE dialog with a member (theirs to us, or ours to them), by Call-ID.
@@ -484,7 +487,7 @@ impl Focus {
         (id, local)
     }
 
-    fn close_leg(&self, leg: &str) {
+    fn close_leg(self: &Arc<Self>, leg: &str) {
         if let Some(l) = lock(&self.legs).remove(leg) {
             self.forget_sent(leg);
             if let Some(c) = l.conn {
@@ -493,8 +496,26 @@ impl Focus {
         }
     }
 
-    /// The 200s a leg that is gone will never send: no longer awaited.
-    fn forget_sent(&self, leg: &str) {
-        lock(&self.sent).retain(|_, t| t.leg != leg);
+    /// The 200s a leg that is gone will never send: no longer awaited. The reports sent
+    /// straight to it go into the history, for the member's next leg.
+    fn forget_sent(self: &Arc<Self>, leg: &str) {
+        let mut held = Vec::new();
+        lock(&self.sent).retain(|_, t| {
+            if t.leg != leg {
+                return true;
+            }
+            if let Some(b) = t.held.take() {
+                held.push((t.gid.clone(), t.member.clone(), b));
+            }
+            false
+        });
+        if !held.is_empty() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                for (gid, member, report) in held {
+                    me.keep_report(&gid, &member, &report).await;
+                }
+            });
+        }
     }
 }

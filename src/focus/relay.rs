@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::cpim::Cpim;
 use crate::msrp::conn::{accept_loop, MsrpConn, MsrpEvent, MsrpEvents};
 use crate::msrp::limits::MsrpLimits;
-use crate::msrp::{chunk, MsrpMessage, Reassembly, CHUNK_SIZE};
+use crate::msrp::{chunk, session, MsrpMessage, Reassembly, CHUNK_SIZE};
 use crate::rcs;
 
 use super::group::MemberState;
@@ -40,6 +40,19 @@ fn report_for(c: &Cpim) -> Option<String> {
             .trim_matches(|ch| ch == '<' || ch == '>')
             .to_string()
     })
+}
+
+/// Answers `m` as its Failure-Report asks (RFC 4975 §7.1.1-7.1.2): nothing for `no`, only
+/// failures for `partial`.
+fn reply(conn: &MsrpConn, m: &MsrpMessage, status: u16, comment: &str) {
+    let wanted = if status == 200 {
+        session::wants_200(m)
+    } else {
+        session::expects_response(m)
+    };
+    if wanted {
+        let _ = conn.send(&m.response_to(status, comment));
+    }
 }
 
 /// The id of the leg an MSRP URI names (`msrp://host:port/ID;tcp`).
@@ -84,7 +97,7 @@ impl Focus {
                 Some(MsrpEvent::Closed(_)) | None => break,
             };
             if !m.is_request() {
-                self.on_member_response(&m);
+                self.on_member_response(&m).await;
                 continue;
             }
             if m.method.as_deref() != Some("SEND") {
@@ -99,18 +112,18 @@ impl Focus {
                 .and_then(leg_id)
                 .map(str::to_string);
             let Some(to) = to else {
-                let _ = conn.send(&m.response_to(400, "Bad Request"));
+                reply(&conn, &m, 400, "Bad Request");
                 continue;
             };
             match &leg {
                 Some(l) if *l == to => {}
                 Some(_) => {
-                    let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+                    reply(&conn, &m, 481, "Session Does Not Exist");
                     continue;
                 }
                 None => {
                     if !self.bind(&to, &conn, &m).await {
-                        let _ = conn.send(&m.response_to(481, "Session Does Not Exist"));
+                        reply(&conn, &m, 481, "Session Does Not Exist");
                         continue;
                     }
                     leg = Some(to.clone());
@@ -123,32 +136,35 @@ impl Focus {
             // The message itself, whole.
             let mid = m.header("Message-ID").unwrap_or("").to_string();
             if m.body.is_empty() && m.byte_range().is_none_or(|r| r.total == Some(0)) {
-                let _ = conn.send(&m.response_to(200, "OK"));
+                reply(&conn, &m, 200, "OK");
                 continue;
             }
             if !partials.contains_key(&mid) && partials.len() >= MAX_PARTIALS {
-                let _ = conn.send(&m.response_to(413, "Too many partial messages"));
+                reply(&conn, &m, 413, "Too many partial messages");
                 continue;
             }
             let r = partials.entry(mid.clone()).or_default();
             match r.add(&m, self.settings.max_message_size) {
                 Err(_) => {
                     partials.remove(&mid);
-                    let _ = conn.send(&m.response_to(413, "Message Too Large"));
+                    reply(&conn, &m, 413, "Message Too Large");
                 }
                 Ok(None) if r.aborted() => {
                     partials.remove(&mid);
                 }
                 Ok(None) => {
-                    let _ = conn.send(&m.response_to(200, "OK"));
+                    reply(&conn, &m, 200, "OK");
                 }
                 Ok(Some(body)) => {
                     let ct = r.content_type().unwrap_or("").to_string();
                     partials.remove(&mid);
-                    // The 200 goes before the fan-out: the sender hears "stored" first.
-                    self.on_message(&to, &ct, body, |status| {
+                    // The 200 goes before the fan-out: the sender hears "stored" first. A
+                    // sender that wants no 200 is promised nothing, so a report of its
+                    // may go straight to its member.
+                    let answered = session::wants_200(&m);
+                    self.on_message(&to, &ct, body, answered, |status| {
                         let comment = if status == 200 { "OK" } else { "Not Accepted" };
-                        let _ = conn.send(&m.response_to(status, comment));
+                        reply(&conn, &m, status, comment);
                     })
                     .await;
                 }
@@ -224,6 +240,7 @@ impl Focus {
                 member: member.clone(),
                 seq,
                 leg: id.to_string(),
+                held: None,
             };
             self.send_to(conn, &remote, &local, &cpim, Some(track));
         }
@@ -284,6 +301,7 @@ impl Focus {
         leg: &str,
         content_type: &str,
         body: Bytes,
+        answered: bool,
         answer: impl FnOnce(u16) + Send,
     ) {
         let Some((gid, member)) = lock(&self.legs)
@@ -292,19 +310,22 @@ impl Focus {
         else {
             return answer(481);
         };
-        self.group_message(&gid, &member, content_type, body, answer)
+        self.group_message(&gid, &member, content_type, body, answered, answer)
             .await
     }
 
     /// A whole message `member` sent to group `gid` (over its leg, or in the body of its
     /// INVITE): `answer` gets the status to answer, once it is stored and before the members
-    /// get it.
+    /// get it. With `answered` false its sender wants no 200 (`Failure-Report: no` or
+    /// `partial`): a disposition report then goes straight to the member it is for when that
+    /// member's leg is up, and into the history only if it does not take it.
     pub(super) async fn group_message(
         self: &Arc<Self>,
         gid: &str,
         member: &str,
         content_type: &str,
         body: Bytes,
+        answered: bool,
         answer: impl FnOnce(u16) + Send,
     ) {
         let (gid, member) = (gid.to_string(), member.to_string());
@@ -345,6 +366,14 @@ impl Focus {
             answer(200);
             self.fan_out(&gid, &member, "message/cpim", &cpim.to_bytes(), None);
             return;
+        }
+        if let Some(to) = report_to.as_deref().filter(|_| !answered) {
+            let report = Bytes::from(cpim.to_bytes());
+            if self.report_straight(&gid, to, &report) {
+                answer(200);
+                self.touch(&gid);
+                return;
+            }
         }
         let order = self.order_of(&gid);
         let _turn = order.lock().await;
@@ -434,6 +463,7 @@ impl Focus {
                 member,
                 seq,
                 leg,
+                held: None,
             });
             self.send_to_ct(&conn, &to, &from, ct, body, track);
         }
@@ -460,13 +490,67 @@ impl Focus {
                 member,
                 seq,
                 leg,
+                held: None,
             };
             self.send_to(&conn, &remote, &local, cpim, Some(track));
         }
     }
 
     fn send_to(&self, conn: &MsrpConn, to: &str, from: &str, cpim: &[u8], track: Option<Tracked>) {
-        self.send_to_ct(conn, to, from, "message/cpim", cpim, track)
+        self.send_to_ct(conn, to, from, "message/cpim", cpim, track);
+    }
+
+    /// Sends `report` (a disposition report nobody was promised) to member `to` of `gid`
+    /// when exactly one leg of its is up, awaiting its 200 with the report held: if the
+    /// member does not take it, it goes into the history ([`Focus::keep_report`]). False
+    /// when it could not go that way (no leg up or several, too many awaited, the send
+    /// failed): the caller stores it as a message.
+    fn report_straight(&self, gid: &str, to: &str, report: &Bytes) -> bool {
+        let mut up: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
+            .of_group(gid)
+            .filter(|(_, l)| l.member.eq_ignore_ascii_case(to))
+            .filter_map(|(id, l)| {
+                Some((
+                    l.conn.clone()?,
+                    l.remote.clone()?,
+                    l.local.clone(),
+                    l.member.clone(),
+                    id.clone(),
+                ))
+            })
+            .collect();
+        if up.len() != 1 {
+            return false;
+        }
+        let Some((conn, remote, local, member, leg)) = up.pop() else {
+            return false;
+        };
+        let track = Tracked {
+            gid: gid.to_string(),
+            member,
+            seq: 0,
+            leg,
+            held: Some(report.clone()),
+        };
+        self.send_to_ct(&conn, &remote, &local, "message/cpim", report, Some(track))
+    }
+
+    /// A report its member did not take ([`Focus::report_straight`]): into the group's
+    /// history like a message, in the group's order, and to the member's leg if one is up
+    /// by now (a leg binding later gets it from the history). Not flushed on its own: its
+    /// sender was promised nothing.
+    pub(super) async fn keep_report(self: &Arc<Self>, gid: &str, member: &str, report: &[u8]) {
+        let order = self.order_of(gid);
+        let _turn = order.lock().await;
+        let Some(seq) = lock(&self.groups).get_mut(gid).map(|g| g.take_seq()) else {
+            return;
+        };
+        self.mark_dirty(gid);
+        if let Err(e) = self.store.put_message(gid, seq, report) {
+            tracing::warn!(%gid, seq, error = %e, "report not kept");
+            return;
+        }
+        self.send_to_member(gid, member, report, seq);
     }
 
     fn send_to_ct(
@@ -477,40 +561,58 @@ impl Focus {
         ct: &str,
         body: &[u8],
         track: Option<Tracked>,
-    ) {
+    ) -> bool {
         let mid = rcs::new_id();
         let chunks = chunk(to, from, &mid, ct, body, CHUNK_SIZE, || {
             rcs::new_id()[..12].to_string()
         });
+        let mut tracked = None;
         if let (Some(t), Some(last)) = (track, chunks.last()) {
             let mut sent = lock(&self.sent);
             if sent.len() < super::MAX_TRACKED {
+                tracked = Some(last.transaction_id.clone());
                 sent.insert(last.transaction_id.clone(), t);
+            } else if t.held.is_some() {
+                // A held report must be awaited, or it could be lost.
+                return false;
             }
         }
         for c in &chunks {
             if conn.send(c).is_err() {
-                if let Some(last) = chunks.last() {
-                    lock(&self.sent).remove(&last.transaction_id);
+                if let Some(tid) = tracked {
+                    lock(&self.sent).remove(&tid);
                 }
-                return;
+                return false;
             }
         }
+        true
     }
 
-    /// A member's 200 to our SEND: it has that message (its cursor moves on).
-    fn on_member_response(&self, m: &MsrpMessage) {
+    /// A member's answer to our SEND: a 200 says it has that message (its cursor moves on);
+    /// a report it refused goes into the history.
+    async fn on_member_response(self: &Arc<Self>, m: &MsrpMessage) {
         let Some(t) = lock(&self.sent).remove(&m.transaction_id) else {
             return;
         };
-        if m.status == 200 {
-            if let Some(g) = lock(&self.groups).get_mut(&t.gid) {
-                g.delivered(&t.member, t.seq);
+        match t.held {
+            Some(report) if m.status != 200 => {
+                self.keep_report(&t.gid, &t.member, &report).await;
             }
-            self.mark_dirty(&t.gid);
+            Some(_) => {}
+            None if m.status == 200 => {
+                if let Some(g) = lock(&self.groups).get_mut(&t.gid) {
+                    g.delivered(&t.member, t.seq);
+                }
+                self.mark_dirty(&t.gid);
+            }
+            None => {}
         }
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod relay_tests;
 
 #[cfg(test)]
 mod tests {

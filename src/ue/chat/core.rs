@@ -340,7 +340,9 @@ impl ChatCore {
             Input::Report { message_id, status } => self.report(now, &message_id, status),
             Input::Composing { peer, cpim } => {
                 if self.is_up(&peer) {
-                    self.msrp_send(now, &peer, String::new(), &cpim);
+                    // Unanswered to a focus, which fans it out to every member (RCC.07).
+                    let answered = !self.with_focus(&peer);
+                    self.msrp_send_as(now, &peer, String::new(), &cpim, answered);
                 }
             }
             Input::Close { peer } => {
@@ -552,6 +554,28 @@ impl ChatCore {
     /// Sends over the session's MSRP connection (chunked above [`CHUNK_SIZE`], RFC 4975
     /// §5.1); returns the chunks' transaction ids.
     fn msrp_send(&mut self, now: Instant, peer: &str, id: String, cpim: &[u8]) -> Vec<String> {
+        self.msrp_send_as(now, peer, id, cpim, true)
+    }
+
+    /// True when the session with `peer` is with a conference focus (a group chat).
+    pub(super) fn with_focus(&self, peer: &str) -> bool {
+        self.sessions
+            .get(peer)
+            .and_then(|s| s.dialog.as_ref())
+            .is_some_and(|d| d.focus)
+    }
+
+    /// [`ChatCore::msrp_send`]; with `answered` false the SENDs carry `Failure-Report: no`
+    /// (RFC 4975 §7.1.1: the far end answers nothing), as an RCS client sends is-composing
+    /// and disposition reports (GSMA RCC.07: Success-Report and Failure-Report both "no").
+    pub(super) fn msrp_send_as(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        id: String,
+        cpim: &[u8],
+        answered: bool,
+    ) -> Vec<String> {
         let Some(s) = self.sessions.get(peer) else {
             return Vec::new();
         };
@@ -568,7 +592,10 @@ impl ChatCore {
             || rcs::new_id()[..12].to_string(),
         );
         let tids = chunks.iter().map(|c| c.transaction_id.clone()).collect();
-        for c in chunks {
+        for mut c in chunks {
+            if !answered {
+                c.set_header("Failure-Report", "no");
+            }
             if !id.is_empty() {
                 self.tids.insert(c.transaction_id.clone(), id.clone());
                 self.deadlines

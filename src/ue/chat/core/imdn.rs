@@ -83,11 +83,7 @@ impl ChatCore {
         }
         // In a group chat the report is for the member who wrote the message (RFC 5438 §7.1,
         // the CPIM From the focus vouches for), not for the session's other end, the focus.
-        let group = self
-            .sessions
-            .get(peer)
-            .and_then(|s| s.dialog.as_ref())
-            .is_some_and(|d| d.focus);
+        let group = self.with_focus(peer);
         let sender = match about.from_uri() {
             Some(f) if group => f,
             _ => peer,
@@ -95,7 +91,12 @@ impl ChatCore {
         let doc = rcs::imdn_message(&self.impu, sender, about, status).to_bytes();
         let about_id = about.message_id().unwrap_or("").to_string();
         if self.is_up(peer) {
-            for tid in self.msrp_send(now, peer, String::new(), &doc) {
+            // To a focus a report goes unanswered, as RCC.07 clients send them (the focus
+            // relays one per member and message), unless the application wants to know the
+            // network took it (`report_acks`). In a one-to-one session it is answered hop by
+            // hop, as the paper's figure 2 shows.
+            let answered = !group || self.opts.report_acks;
+            for tid in self.msrp_send_as(now, peer, String::new(), &doc, answered) {
                 if self.opts.report_acks && self.report_tids.len() < DEDUP_WINDOW {
                     self.report_tids.insert(tid, (about_id.clone(), status));
                 }
@@ -117,12 +118,7 @@ impl ChatCore {
             .from_uri()
             .map(str::to_string)
             .unwrap_or_else(|| peer.to_string());
-        let group = self
-            .sessions
-            .get(peer)
-            .and_then(|s| s.dialog.as_ref())
-            .is_some_and(|d| d.focus)
-            .then(|| peer.to_string());
+        let group = self.with_focus(peer).then(|| peer.to_string());
         (from, group)
     }
 
