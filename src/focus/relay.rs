@@ -442,11 +442,16 @@ impl Focus {
         }
     }
 
-    /// Sends to every member of `gid` but `except` whose leg is up.
-    fn fan_out(&self, gid: &str, except: &str, ct: &str, body: &[u8], seq: Option<u64>) {
-        let targets: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
+    /// The bound legs of `gid` whose member passes `which`: connection, the member's path,
+    /// ours, the member, the leg id.
+    fn up_legs(
+        &self,
+        gid: &str,
+        which: impl Fn(&str) -> bool,
+    ) -> Vec<(MsrpConn, String, String, String, String)> {
+        lock(&self.legs)
             .of_group(gid)
-            .filter(|(_, l)| !l.member.eq_ignore_ascii_case(except))
+            .filter(|(_, l)| which(&l.member))
             .filter_map(|(id, l)| {
                 Some((
                     l.conn.clone()?,
@@ -456,7 +461,12 @@ impl Focus {
                     id.clone(),
                 ))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Sends to every member of `gid` but `except` whose leg is up.
+    fn fan_out(&self, gid: &str, except: &str, ct: &str, body: &[u8], seq: Option<u64>) {
+        let targets = self.up_legs(gid, |m| !m.eq_ignore_ascii_case(except));
         for (conn, to, from, member, leg) in targets {
             let track = seq.map(|seq| Tracked {
                 gid: gid.to_string(),
@@ -471,19 +481,7 @@ impl Focus {
 
     /// Sends `cpim` to member `to` of `gid` if its leg is up.
     fn send_to_member(&self, gid: &str, to: &str, cpim: &[u8], seq: u64) {
-        let targets: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
-            .of_group(gid)
-            .filter(|(_, l)| l.member.eq_ignore_ascii_case(to))
-            .filter_map(|(id, l)| {
-                Some((
-                    l.conn.clone()?,
-                    l.remote.clone()?,
-                    l.local.clone(),
-                    l.member.clone(),
-                    id.clone(),
-                ))
-            })
-            .collect();
+        let targets = self.up_legs(gid, |m| m.eq_ignore_ascii_case(to));
         for (conn, remote, local, member, leg) in targets {
             let track = Tracked {
                 gid: gid.to_string(),
@@ -506,19 +504,7 @@ impl Focus {
     /// when it could not go that way (no leg up or several, too many awaited, the send
     /// failed): the caller stores it as a message.
     fn report_straight(&self, gid: &str, to: &str, report: &Bytes) -> bool {
-        let mut up: Vec<(MsrpConn, String, String, String, String)> = lock(&self.legs)
-            .of_group(gid)
-            .filter(|(_, l)| l.member.eq_ignore_ascii_case(to))
-            .filter_map(|(id, l)| {
-                Some((
-                    l.conn.clone()?,
-                    l.remote.clone()?,
-                    l.local.clone(),
-                    l.member.clone(),
-                    id.clone(),
-                ))
-            })
-            .collect();
+        let mut up = self.up_legs(gid, |m| m.eq_ignore_ascii_case(to));
         if up.len() != 1 {
             return false;
         }

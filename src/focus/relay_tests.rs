@@ -202,7 +202,8 @@ async fn failure_report_partial_gets_failures_only() {
     bob.send(&wrong).unwrap();
     let r = next(&mut bob_rx).await.expect("the 481");
     assert_eq!((r.status, r.transaction_id.as_str()), (481, "w1"));
-    // The good one: stored and relayed, no 200.
+    // The good one, for alice, whose leg is down: kept for her, and no 200.
     bob.send(&report(&bob_leg, "m-4", Some("partial"))).unwrap();
     quiet(&mut bob_rx, Duration::from_millis(300)).await;
+    assert!(history(&b.focus).iter().any(|h| h.contains("m-4")));
 }
