@@ -89,6 +89,12 @@ const UNBOUND_LEG: std::time::Duration = std::time::Duration::from_secs(60);
 /// its client drops by Message-ID).
 const MAX_TRACKED: usize = 100_000;
 
+/// Reports held while their member's 200 is awaited ([`Tracked::held`]), in bytes at most;
+/// past it, and for a report larger than [`MAX_HELD_REPORT`], a report goes through the
+/// history as a message does.
+const MAX_HELD_BYTES: usize = 16 << 20;
+const MAX_HELD_REPORT: usize = 8 << 10;
+
 /// Groups the focus holds at most (beyond, creation gets 503).
 const MAX_GROUPS: usize = 100_000;
 
@@ -147,6 +153,8 @@ pub struct Focus {
     /// MSRP transactions of messages we sent a member, by transaction id (at most
     /// [`MAX_TRACKED`]).
     sent: Mutex<HashMap<String, Tracked>>,
+    /// Bytes of the reports held in `sent` (at most [`MAX_HELD_BYTES`]).
+    held_bytes: std::sync::atomic::AtomicUsize,
     /// Per group: the lock that puts its messages and its legs' bindings in one order.
     order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// (group, member) being invited back after a registration ([`away`]) or a restart.
@@ -220,6 +228,7 @@ impl Focus {
             dialogs: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
+            held_bytes: std::sync::atomic::AtomicUsize::new(0),
             order: Mutex::new(HashMap::new()),
             returning: Mutex::new(std::collections::HashSet::new()),
             active: Mutex::new(HashMap::new()),
@@ -496,6 +505,25 @@ impl Focus {
         }
     }
 
+    /// Reserves room for a held report of `n` bytes; false past [`MAX_HELD_BYTES`] or for a
+    /// report over [`MAX_HELD_REPORT`].
+    fn hold(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        n <= MAX_HELD_REPORT
+            && self
+                .held_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                    (h + n <= MAX_HELD_BYTES).then_some(h + n)
+                })
+                .is_ok()
+    }
+
+    /// A held report of `n` bytes is no longer held.
+    fn held_released(&self, n: usize) {
+        self.held_bytes
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The 200s a leg that is gone will never send: no longer awaited. The reports sent
     /// straight to it go into the history, for the member's next leg.
     fn forget_sent(self: &Arc<Self>, leg: &str) {
@@ -505,6 +533,7 @@ impl Focus {
                 return true;
             }
             if let Some(b) = t.held.take() {
+                self.held_released(b.len());
                 held.push((t.gid.clone(), t.member.clone(), b));
             }
             false

@@ -511,6 +511,9 @@ impl Focus {
         let Some((conn, remote, local, member, leg)) = up.pop() else {
             return false;
         };
+        if !self.hold(report.len()) {
+            return false;
+        }
         let track = Tracked {
             gid: gid.to_string(),
             member,
@@ -552,23 +555,31 @@ impl Focus {
         let chunks = chunk(to, from, &mid, ct, body, CHUNK_SIZE, || {
             rcs::new_id()[..12].to_string()
         });
+        let held = track.as_ref().and_then(|t| t.held.as_ref()).map(Bytes::len);
         let mut tracked = None;
         if let (Some(t), Some(last)) = (track, chunks.last()) {
             let mut sent = lock(&self.sent);
             if sent.len() < super::MAX_TRACKED {
                 tracked = Some(last.transaction_id.clone());
                 sent.insert(last.transaction_id.clone(), t);
-            } else if t.held.is_some() {
-                // A held report must be awaited, or it could be lost.
-                return false;
             }
+        }
+        // A held report must be awaited, or it could be lost: the caller stores it instead.
+        let gone = |tracked: Option<String>| {
+            if let Some(tid) = tracked {
+                lock(&self.sent).remove(&tid);
+            }
+            if let Some(n) = held {
+                self.held_released(n);
+            }
+            false
+        };
+        if held.is_some() && tracked.is_none() {
+            return gone(None);
         }
         for c in &chunks {
             if conn.send(c).is_err() {
-                if let Some(tid) = tracked {
-                    lock(&self.sent).remove(&tid);
-                }
-                return false;
+                return gone(tracked);
             }
         }
         true
@@ -580,6 +591,9 @@ impl Focus {
         let Some(t) = lock(&self.sent).remove(&m.transaction_id) else {
             return;
         };
+        if let Some(report) = &t.held {
+            self.held_released(report.len());
+        }
         match t.held {
             Some(report) if m.status != 200 => {
                 self.keep_report(&t.gid, &t.member, &report).await;

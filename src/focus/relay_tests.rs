@@ -151,6 +151,29 @@ async fn an_unanswered_report_goes_straight_to_its_member_and_nothing_is_stored(
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(history(&b.focus).is_empty(), "{:?}", history(&b.focus));
     assert!(lock(&b.focus.sent).is_empty());
+    assert_eq!(held(&b.focus), 0);
+}
+
+fn held(f: &Focus) -> usize {
+    f.held_bytes.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn a_report_too_large_to_hold_goes_through_the_history() {
+    let b = focus_with_group().await;
+    let (_alice, mut alice_rx, _) = bind(&b.focus, ALICE, "alice").await;
+    let (bob, mut bob_rx, bob_leg) = bind(&b.focus, BOB, "bob").await;
+    let mut big = report(&bob_leg, "m-5", Some("no"));
+    let mut body = big.body.to_vec();
+    body.extend(std::iter::repeat_n(b' ', 9 << 10));
+    big.set_header("Byte-Range", format!("1-{}/{}", body.len(), body.len()));
+    big.body = body.into();
+    bob.send(&big).unwrap();
+    let got = next(&mut alice_rx).await.expect("the report reaches alice");
+    assert!(String::from_utf8_lossy(&got.body).contains("m-5"));
+    assert!(history(&b.focus).iter().any(|h| h.contains("m-5")));
+    assert_eq!(held(&b.focus), 0);
+    quiet(&mut bob_rx, Duration::from_millis(200)).await;
 }
 
 #[tokio::test]
@@ -177,6 +200,7 @@ async fn a_report_its_member_does_not_take_is_kept_for_the_members_next_leg() {
     let (_alice2, mut alice2_rx, _) = bind(&b.focus, ALICE, "alice2").await;
     let again = next(&mut alice2_rx).await.expect("the kept report");
     assert!(String::from_utf8_lossy(&again.body).contains("m-2"));
+    assert_eq!(held(&b.focus), 0);
 }
 
 #[tokio::test]
