@@ -177,10 +177,14 @@ impl Focus {
                 self.refuse(inc, 403, "not a member of this group");
                 return;
             }
-            g.set_state(&who, MemberState::Connected, None);
-            g.clone()
+            // Another device of a member already in the session changes nothing in the
+            // roster (RFC 4575 tracks users here, not their endpoints): no NOTIFY.
+            g.set_state(&who, MemberState::Connected, None)
+                .then(|| g.clone())
         };
-        self.persist(&g).await;
+        if let Some(g) = &g {
+            self.persist(g).await;
+        }
         // A first message in the INVITE (the client's way to send into a group it has no
         // session with) is the group's, stored before the 200 says so.
         if let Some(first) = first {
@@ -193,7 +197,9 @@ impl Focus {
             }
         }
         self.answer_member(inc, gid, &who, &sdp);
-        self.roster_changed(gid, std::slice::from_ref(&who)).await;
+        if g.is_some() {
+            self.roster_changed(gid, std::slice::from_ref(&who)).await;
+        }
         self.restart(gid, &who);
     }
 

@@ -19,7 +19,9 @@
 //!   what it missed, in order, when it binds again.
 //! - **Roster** ([`notify`]): a member's `SUBSCRIBE Event: conference` to the group's URI gets
 //!   a full `conference-info` (RFC 4575), then a partial one at each join and leave.
-//! - **Leave**: a member's BYE ends its membership (departed, notified).
+//! - **Leave**: a member's BYE ends its membership (departed, notified); a BYE saying the
+//!   device goes away (`Reason: SIP;cause=480`) keeps it a member, away, and invites it back
+//!   when it registers, or at once on another device it is still registered on ([`away`]).
 
 mod away;
 mod create;
@@ -31,6 +33,8 @@ mod notify;
 mod refer;
 mod relay;
 pub mod store;
+
+pub use away::REJOIN_AFTER;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -159,6 +163,8 @@ pub struct Focus {
     order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// (group, member) being invited back after a registration ([`away`]) or a restart.
     returning: Mutex<std::collections::HashSet<String>>,
+    /// Users registered, as the third-party REGISTERs said, and until when ([`away`]).
+    registered: Mutex<away::Registered>,
     /// Groups whose sequence number or delivery cursors changed since they were last written.
     dirty: Mutex<std::collections::HashSet<String>>,
     /// Groups with sessions, and when each last carried something ([`idle`]).
@@ -231,6 +237,7 @@ impl Focus {
             held_bytes: std::sync::atomic::AtomicUsize::new(0),
             order: Mutex::new(HashMap::new()),
             returning: Mutex::new(std::collections::HashSet::new()),
+            registered: Mutex::new(away::Registered::default()),
             active: Mutex::new(HashMap::new()),
             dirty: Mutex::new(std::collections::HashSet::new()),
             grants: OnceLock::new(),
@@ -392,21 +399,30 @@ impl Focus {
         let elsewhere = lock(&self.legs)
             .of_group(&d.gid)
             .any(|(_, x)| x.member == d.member && x.conn.is_some());
+        let mut gone_away = false;
         let changed = {
             let mut groups = lock(&self.groups);
-            groups.get_mut(&d.gid).map(|g| {
-                if leaves {
-                    g.set_state(&d.member, MemberState::Departed, Some("departed"));
-                } else if g.is_member(&d.member) && !elsewhere {
-                    g.set_state(&d.member, MemberState::Away, None);
-                }
-                g.clone()
+            groups.get_mut(&d.gid).and_then(|g| {
+                let moved = if leaves {
+                    g.set_state(&d.member, MemberState::Departed, Some("departed"))
+                } else {
+                    gone_away = g.is_member(&d.member)
+                        && !elsewhere
+                        && g.set_state(&d.member, MemberState::Away, None);
+                    gone_away
+                };
+                // One device of several leaving the session changes nothing in the roster.
+                moved.then(|| g.clone())
             })
         };
         if let Some(g) = changed {
             self.persist(&g).await;
             self.roster_changed(&d.gid, std::slice::from_ref(&d.member))
                 .await;
+        }
+        if gone_away {
+            // The device went away; the user may still be registered on another one.
+            self.back_if_registered(&d.gid, &d.member);
         }
     }
 

@@ -135,10 +135,9 @@ async fn hep_collector_gets_every_leg_with_node_names_and_tshark_decodes_them() 
         }
         bob
     });
-    assert_eq!(
-        alice.message("sip:bob@ims.lab", "over HEP").await.status,
-        200
-    );
+    // The whole answer on failure: its Warning or Reason says which node refused and why.
+    let answer = alice.message("sip:bob@ims.lab", "over HEP").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
     let _bob = callee.await.unwrap();
 
     // Collect until the collector has been quiet for a while.

@@ -87,6 +87,11 @@ pub(super) enum Internal {
         contribution_id: Option<String>,
         reply: oneshot::Sender<Result<String, super::GroupError>>,
     },
+    /// The BYEs of a `CloseAll` are answered (or timed out): `done` fires once the sessions
+    /// whose INVITE was still out are ended too.
+    ClosedAll { done: oneshot::Sender<()> },
+    /// A BYE sent because the client goes away is answered (or timed out).
+    AwayByeDone,
 }
 
 pub(super) struct Actor {
@@ -115,6 +120,24 @@ pub(super) struct Actor {
     ft: Arc<FtClient>,
     /// Downloads running at once, at most [`MAX_DOWNLOADS`] (the others wait their turn).
     downloads: Arc<tokio::sync::Semaphore>,
+    /// BYEs of sessions ended as the client goes away, sent and not yet answered.
+    away_byes: usize,
+    /// `CloseAll`s waiting for the sessions still coming up to be ended
+    /// ([`ChatCore::leaving`]) and their BYEs answered, at most [`MAX_CLOSE_WAITERS`].
+    close_waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// `CloseAll`s waiting at once; past it the oldest is let go.
+const MAX_CLOSE_WAITERS: usize = 16;
+
+/// How long a BYE's answer is waited for.
+const BYE_WAIT: Duration = Duration::from_secs(2);
+
+/// RFC 3326: the session ends because the client goes away, not because the user left (a
+/// group focus keeps it a member and its messages for later).
+fn going_away(bye: &mut Request) {
+    bye.headers
+        .push("Reason", "SIP;cause=480;text=\"Temporarily Unavailable\"");
 }
 
 /// Files downloaded at once.
@@ -167,6 +190,8 @@ impl Actor {
             group_ids: HashMap::new(),
             ft,
             downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
+            away_byes: 0,
+            close_waiters: Vec::new(),
         }
     }
 
@@ -265,12 +290,21 @@ impl Actor {
                         }
                     });
                 }
-                Output::Bye { dialog } => {
-                    let bye = self.in_dialog(&dialog, Method::Bye);
+                Output::Bye { dialog, away } => {
+                    let mut bye = self.in_dialog(&dialog, Method::Bye);
+                    if away {
+                        going_away(&mut bye);
+                        self.away_byes += 1;
+                    }
                     let ep = self.ep.clone();
+                    let internal = self.internal.clone();
                     let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
                     tokio::spawn(async move {
-                        let _ = ep.send_request(bye, pcscf, t).final_response().await;
+                        let answered = ep.send_request(bye, pcscf, t).final_response();
+                        let _ = tokio::time::timeout(BYE_WAIT, answered).await;
+                        if away {
+                            let _ = internal.send(Internal::AwayByeDone);
+                        }
                     });
                 }
                 Output::DropConn { peer } => {
@@ -286,6 +320,9 @@ impl Actor {
                     let _ = self.events.send(e);
                 }
             }
+        }
+        if !self.close_waiters.is_empty() {
+            self.release_close_waiters();
         }
     }
 
@@ -392,20 +429,20 @@ impl Actor {
                     .map(|d| {
                         let mut b =
                             build_in_dialog(&self.ep, self.cfg.transport, d, Method::Bye, d.cseq);
-                        b.headers
-                            .push("Reason", "SIP;cause=480;text=\"Temporarily Unavailable\"");
+                        going_away(&mut b);
                         b
                     })
                     .collect();
                 let ep = self.ep.clone();
+                let internal = self.internal.clone();
                 let (pcscf, t) = (self.cfg.pcscf, self.cfg.transport);
                 tokio::spawn(async move {
                     let all = futures_util::future::join_all(
                         byes.into_iter()
                             .map(|b| ep.send_request(b, pcscf, t).final_response()),
                     );
-                    let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
-                    let _ = done.send(());
+                    let _ = tokio::time::timeout(BYE_WAIT, all).await;
+                    let _ = internal.send(Internal::ClosedAll { done });
                 });
             }
             Cmd::Options { to, wait, reply } => {
@@ -604,8 +641,28 @@ impl Actor {
         });
     }
 
+    /// Lets the `CloseAll`s go once no session is still to be ended.
+    fn release_close_waiters(&mut self) {
+        if self.core.leaving() == 0 && self.away_byes == 0 {
+            for done in self.close_waiters.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
     fn on_internal(&mut self, i: Internal) {
         match i {
+            Internal::ClosedAll { done } => {
+                if self.close_waiters.len() >= MAX_CLOSE_WAITERS {
+                    let _ = self.close_waiters.remove(0).send(());
+                }
+                self.close_waiters.push(done);
+                self.release_close_waiters();
+            }
+            Internal::AwayByeDone => {
+                self.away_byes = self.away_byes.saturating_sub(1);
+                self.release_close_waiters();
+            }
             Internal::Stored { message_id, reason } => {
                 self.feed(Input::Stored { message_id, reason })
             }

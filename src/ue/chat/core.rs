@@ -22,7 +22,7 @@
 //! or held for the application) and the bounded wait for the answer to ours are decided in
 //! `invites.rs`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::cpim::{Cpim, ImdnStatus};
@@ -176,8 +176,9 @@ pub(super) enum Output {
         status: ImdnStatus,
         cpim: Vec<u8>,
     },
-    /// Send BYE in this dialog (its CSeq already raised).
-    Bye { dialog: Dialog },
+    /// Send BYE in this dialog (its CSeq already raised); `away`: because the client goes
+    /// away (`Reason: SIP;cause=480`, RFC 3326), not because the user ends the session.
+    Bye { dialog: Dialog, away: bool },
     /// Drop `peer`'s MSRP connection (the session is gone).
     DropConn { peer: String },
     /// Close `peer`'s MSRP connection now (the client is closing its sessions).
@@ -266,8 +267,9 @@ pub(super) struct ChatCore {
     /// Our INVITEs waiting for their final answer: the peer, and when we give up.
     inviting: HashMap<OutgoingInvite, (String, Instant)>,
     /// Peers whose session the application closed while our INVITE was still out: when it
-    /// comes up after all, it is ended at once (BYE) rather than kept.
-    closing: HashSet<String>,
+    /// comes up after all, it is ended at once (BYE) rather than kept; `true` when the whole
+    /// client is closing ([`ChatCore::close_all`]), so the BYE says it goes away.
+    closing: HashMap<String, bool>,
     next_invite: u64,
     /// Files being received (file transfer via HTTP), by imdn.Message-ID ([`files`]).
     files: HashMap<String, PendingFile>,
@@ -288,7 +290,7 @@ impl ChatCore {
             seen: RecentIds::new(DEDUP_WINDOW),
             held: HashMap::new(),
             inviting: HashMap::new(),
-            closing: HashSet::new(),
+            closing: HashMap::new(),
             next_invite: 0,
             files: HashMap::new(),
             out: VecDeque::new(),
@@ -350,12 +352,15 @@ impl ChatCore {
                     match s.dialog {
                         Some(mut d) => {
                             d.cseq += 1;
-                            self.out.push_back(Output::Bye { dialog: d });
+                            self.out.push_back(Output::Bye {
+                                dialog: d,
+                                away: false,
+                            });
                         }
                         // Our INVITE is still out (its first message rides in it): the
                         // session is ended as soon as it comes up; what waited for it fails.
                         None if s.state == SessState::Inviting => {
-                            self.closing.insert(peer.clone());
+                            self.closing.insert(peer.clone(), false);
                             for (message_id, _) in s.queue {
                                 self.event(ChatEvent::SendFailed {
                                     message_id,
@@ -490,11 +495,19 @@ impl ChatCore {
         }
     }
 
+    /// Sessions the client ended while our INVITE was out ([`ChatCore::close_all`]), whose
+    /// answer (then their BYE) is still to come.
+    pub(super) fn leaving(&self) -> usize {
+        self.closing.values().filter(|away| **away).count()
+    }
+
     /// Ends every session: what a client does before it de-registers. Held INVITEs get 480,
     /// MSRP connections close, and messages the network has not taken yet fail (the
     /// application hears SendFailed for each, as after a refusal); returns the dialogs to
     /// send BYE in (CSeq raised).
     pub(super) fn close_all(&mut self) -> Vec<Dialog> {
+        // The application's own closes still pending become the client's.
+        self.closing.values_mut().for_each(|away| *away = true);
         self.refuse_held();
         let mut byes = Vec::new();
         let mut unsent: Vec<String> = self.tids.drain().map(|(_, id)| id).collect();
@@ -505,10 +518,18 @@ impl ChatCore {
             // Reports asked for while the session was coming up still go, in SIP MESSAGEs
             // (RFC 5438 §6.2; TS 24.229 pager mode): the application has acknowledged them.
             owed.extend(s.reports.iter().cloned());
-            self.out.push_back(Output::CloseConn { peer });
-            if let Some(mut d) = s.dialog {
-                d.cseq += 1;
-                byes.push(d);
+            self.out.push_back(Output::CloseConn { peer: peer.clone() });
+            match s.dialog {
+                Some(mut d) => {
+                    d.cseq += 1;
+                    byes.push(d);
+                }
+                // Our INVITE is still out: the session is ended when it comes up, and the
+                // client waits for that ([`ChatCore::leaving`]) before it de-registers.
+                None if s.state == SessState::Inviting => {
+                    self.closing.insert(peer, true);
+                }
+                None => {}
             }
         }
         for (message_id, status) in owed {
@@ -645,11 +666,11 @@ impl ChatCore {
         dialog: Dialog,
     ) {
         self.tids.remove(&format!("invite:{peer}"));
-        if self.closing.remove(&peer) {
+        if let Some(away) = self.closing.remove(&peer) {
             // Closed by the application while it came up (RFC 3261 §15: BYE ends it).
             let mut d = dialog;
             d.cseq += 1;
-            self.out.push_back(Output::Bye { dialog: d });
+            self.out.push_back(Output::Bye { dialog: d, away });
             self.out.push_back(Output::DropConn { peer: peer.clone() });
             self.event(ChatEvent::Session {
                 peer,

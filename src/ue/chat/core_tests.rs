@@ -482,7 +482,10 @@ fn close_sends_bye_in_the_dialog_and_close_all_fails_what_is_unsent() {
     assert_eq!(
         drain(&mut c),
         vec![
-            Output::Bye { dialog: d },
+            Output::Bye {
+                dialog: d,
+                away: false
+            },
             Output::DropConn { peer: BOB.into() }
         ]
     );
@@ -498,6 +501,49 @@ fn close_sends_bye_in_the_dialog_and_close_all_fails_what_is_unsent() {
             Output::Event(ChatEvent::SendFailed { message_id, .. }),
         ] if peer == BOB && message_id == "m2"
     ));
+}
+
+/// The client closes everything (it is going away) while our INVITE is still out: when the
+/// session comes up after all, its BYE says the client goes away (a group focus then keeps
+/// it a member), and until then the client counts it as still leaving.
+#[test]
+fn close_all_while_our_invite_is_out_ends_the_session_as_going_away() {
+    let mut c = core(ChatOptions::default());
+    let t0 = Instant::now();
+    send(&mut c, t0, "m1", "first");
+    drain(&mut c);
+    assert!(c.close_all().is_empty());
+    drain(&mut c);
+    assert_eq!(c.leaving(), 1);
+    let out = up(&mut c, t0);
+    let mut d = dialog();
+    d.cseq += 1;
+    assert_eq!(
+        out[0],
+        Output::Bye {
+            dialog: d,
+            away: true
+        }
+    );
+    assert_eq!(c.leaving(), 0);
+    // One that fails instead is no longer waited for either.
+    send(&mut c, t0, "m2", "second");
+    drain(&mut c);
+    c.close_all();
+    assert_eq!(c.leaving(), 1);
+    let invite = pending_invite(&c);
+    c.handle(
+        t0,
+        Input::SessionFailed {
+            peer: BOB.into(),
+            reason: "480".into(),
+            invite,
+        },
+    );
+    assert_eq!(c.leaving(), 0);
+    assert!(!drain(&mut c)
+        .iter()
+        .any(|o| matches!(o, Output::Bye { .. })));
 }
 
 /// The application closes a chat while our INVITE is still out (the first message rides in
@@ -521,7 +567,13 @@ fn close_while_our_invite_is_out_ends_the_session_when_it_comes_up() {
     let out = up(&mut c, t0);
     let mut d = dialog();
     d.cseq += 1;
-    assert_eq!(out[0], Output::Bye { dialog: d });
+    assert_eq!(
+        out[0],
+        Output::Bye {
+            dialog: d,
+            away: false
+        }
+    );
     assert_eq!(out[1], Output::DropConn { peer: BOB.into() });
     assert!(matches!(
         &out[2],

@@ -246,3 +246,144 @@ async fn a_member_watches_the_roster_full_then_partial_and_one_leaves_with_bye()
     );
     assert!(!lab.conf.group(&gid).unwrap().is_member("sip:bob@ims.lab"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_second_device_coming_and_going_changes_nothing_in_the_roster() {
+    use rcslab::conf::conference_info::{ConferenceInfo, Departure, InfoLimits, State};
+    use rcslab::focus::group::MemberState;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let bob = chat_ue(&lab, "bob", &shut, ChatOptions::default()).await;
+    let mut carol = chat_ue(&lab, "carol", &shut, ChatOptions::default()).await;
+    let group = alice
+        .create_group("Devices", &["bob", "carol"])
+        .await
+        .unwrap();
+    let gid = gid_of(&group);
+    crate::eventually("both members in", || {
+        connected(&lab, &gid, &["bob", "carol"])
+    })
+    .await;
+    let mut w = crate::ue(&lab, "alice", rcslab::ue::AuthMode::Digest, &shut).await;
+    w.register(600).await.unwrap();
+    third_party_registers_done(&lab, 4).await;
+    let (resp, _) = w
+        .subscribe_event(&group, "conference", "application/conference-info+xml", 600)
+        .await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let notify = |inc: rcslab::sip::IncomingRequest| {
+        let ok = inc.request.response(200, None);
+        let info = ConferenceInfo::parse(&inc.request.body, &InfoLimits::default()).unwrap();
+        inc.tx.respond(ok);
+        info
+    };
+    let full = notify(w.next_request(Duration::from_secs(5)).await.unwrap());
+    assert_eq!(full.state, State::Full);
+
+    // bob's second device (`group send` from another terminal while `listen` runs) joins
+    // with a message and goes away again at once, maybe before the focus's 200 is back (its
+    // BYE, Reason 480, goes when it is): bob was connected all along.
+    let bob2 = chat_ue(&lab, "bob", &shut, ChatOptions::default()).await;
+    bob2.send(&group, "from my tablet").await;
+    assert_eq!(
+        group_text(&mut carol).await,
+        ("sip:bob@ims.lab".to_string(), "from my tablet".to_string())
+    );
+    lab.trace.clear();
+    assert!(bob2.deregister().await);
+    crate::eventually("the tablet's BYE answered by CONF", || {
+        let f = chat_flow(&lab, 0);
+        f.iter()
+            .position(|l| l == "S-CSCF -> CONF SIP BYE")
+            .is_some_and(|i| f[i..].iter().any(|l| l == "CONF -> S-CSCF SIP 200"))
+    })
+    .await;
+    // What CONF does after the 200 (the roster, were it changed) is given time to show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state_of(&lab, &gid, "bob"), Some(MemberState::Connected));
+
+    // The next NOTIFY the watcher gets is bob leaving from his phone, one version on.
+    bob.close(&group);
+    let part = notify(w.next_request(Duration::from_secs(5)).await.unwrap());
+    assert_eq!(part.state, State::Partial);
+    assert_eq!(part.version, full.version + 1, "no NOTIFY for the tablet");
+    assert_eq!(part.users.len(), 1);
+    assert_eq!(part.users[0].entity, "sip:bob@ims.lab");
+    assert_eq!(part.users[0].departure, Some(Departure::Departed));
+}
+
+/// alice creates the group from one device and goes away (BYE with Reason 480, then its
+/// contact de-registered) while she stays registered on another: CONF, seeing no
+/// de-registration of her, INVITEs her back a moment later and her other device gets what is
+/// said. carol, on one device only, goes away for good: no INVITE follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_gone_from_one_device_is_invited_back_on_the_other() {
+    use rcslab::focus::group::MemberState;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_with(dir.path(), "").await;
+    let (_stop, shut) = watch::channel(false);
+    let alice = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let mut phone = chat_ue(&lab, "alice", &shut, ChatOptions::default()).await;
+    let bob = chat_ue(&lab, "bob", &shut, ChatOptions::default()).await;
+    let carol = chat_ue(&lab, "carol", &shut, ChatOptions::default()).await;
+    let group = alice
+        .create_group("Two devices", &["bob", "carol"])
+        .await
+        .unwrap();
+    let gid = gid_of(&group);
+    crate::eventually("all in", || {
+        connected(&lab, &gid, &["alice", "bob", "carol"])
+    })
+    .await;
+    third_party_registers_done(&lab, 4).await;
+
+    lab.trace.clear();
+    assert!(alice.deregister().await);
+    crate::eventually("alice away", || {
+        state_of(&lab, &gid, "alice") == Some(MemberState::Away)
+    })
+    .await;
+    crate::eventually("alice back on her phone", || {
+        state_of(&lab, &gid, "alice") == Some(MemberState::Connected)
+    })
+    .await;
+    let f = chat_flow(&lab, 0);
+    let conf: Vec<String> = of(&f, "CONF")
+        .into_iter()
+        .filter(|l| l.contains(" SIP ") && !l.contains("NOTIFY") && !l.contains("SIP 200"))
+        .collect();
+    assert_eq!(
+        conf,
+        [
+            "S-CSCF -> CONF SIP BYE", // Reason: SIP;cause=480
+            "CONF -> S-CSCF SIP INVITE",
+            "CONF -> S-CSCF SIP ACK",
+        ],
+        "no third-party REGISTER: alice is still registered; {f:#?}"
+    );
+    assert!(
+        f.contains(&"P-CSCF -> UE alice SIP INVITE".to_string()),
+        "{f:#?}"
+    );
+    bob.send(&group, "still there?").await;
+    assert_eq!(
+        group_text(&mut phone).await,
+        ("sip:bob@ims.lab".to_string(), "still there?".to_string())
+    );
+
+    lab.trace.clear();
+    assert!(carol.deregister().await);
+    crate::eventually("carol away", || {
+        state_of(&lab, &gid, "carol") == Some(MemberState::Away)
+    })
+    .await;
+    tokio::time::sleep(rcslab::focus::REJOIN_AFTER + Duration::from_millis(500)).await;
+    let f = chat_flow(&lab, 0);
+    assert!(
+        !f.contains(&"CONF -> S-CSCF SIP INVITE".to_string()),
+        "carol de-registered: not invited back; {f:#?}"
+    );
+    assert_eq!(state_of(&lab, &gid, "carol"), Some(MemberState::Away));
+}
