@@ -9,6 +9,38 @@ use super::*;
 use crate::chat::{chat_flow, chat_ue};
 use crate::lab_with;
 
+/// alice's second device (a plain UE), registered and subscribed to `group`'s roster (RFC
+/// 4575); its first NOTIFY is still to be taken.
+async fn roster_watcher(lab: &Lab, group: &str, shut: &watch::Receiver<bool>) -> rcslab::ue::Ue {
+    let mut w = crate::ue(lab, "alice", rcslab::ue::AuthMode::Digest, shut).await;
+    w.register(600).await.unwrap();
+    third_party_registers_done(lab, 4).await;
+    let (resp, _) = w
+        .subscribe_event(group, "conference", "application/conference-info+xml", 600)
+        .await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    w
+}
+
+/// A roster NOTIFY answered 200: its document and its Subscription-State.
+fn notify(
+    inc: rcslab::sip::IncomingRequest,
+) -> (
+    rcslab::conf::conference_info::ConferenceInfo,
+    Option<String>,
+) {
+    use rcslab::conf::conference_info::{ConferenceInfo, InfoLimits};
+    let ok = inc.request.response(200, None);
+    let info = ConferenceInfo::parse(&inc.request.body, &InfoLimits::default()).unwrap();
+    let state = inc
+        .request
+        .headers
+        .get("Subscription-State")
+        .map(str::to_string);
+    inc.tx.respond(ok);
+    (info, state)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_member_gets_what_it_missed_in_order_when_it_registers() {
     use rcslab::focus::group::MemberState;
@@ -127,7 +159,7 @@ async fn an_offline_member_gets_what_it_missed_in_order_when_it_registers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_watches_the_roster_full_then_partial_and_one_leaves_with_bye() {
-    use rcslab::conf::conference_info::{ConferenceInfo, Departure, InfoLimits, State, Status};
+    use rcslab::conf::conference_info::{Departure, State, Status};
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
     let (_stop, shut) = watch::channel(false);
@@ -146,24 +178,7 @@ async fn a_member_watches_the_roster_full_then_partial_and_one_leaves_with_bye()
     })
     .await;
     // alice's second device watches the roster (RFC 4575): the whole of it first.
-    let mut w = crate::ue(&lab, "alice", rcslab::ue::AuthMode::Digest, &shut).await;
-    w.register(600).await.unwrap();
-    third_party_registers_done(&lab, 4).await;
-    let (resp, _) = w
-        .subscribe_event(&group, "conference", "application/conference-info+xml", 600)
-        .await;
-    assert_eq!(resp.status, 200, "{resp:?}");
-    let notify = |inc: rcslab::sip::IncomingRequest| {
-        let ok = inc.request.response(200, None);
-        let info = ConferenceInfo::parse(&inc.request.body, &InfoLimits::default()).unwrap();
-        let state = inc
-            .request
-            .headers
-            .get("Subscription-State")
-            .map(str::to_string);
-        inc.tx.respond(ok);
-        (info, state)
-    };
+    let mut w = roster_watcher(&lab, &group, &shut).await;
     let (full, sub_state) = notify(w.next_request(Duration::from_secs(5)).await.unwrap());
     assert!(sub_state.unwrap().starts_with("active"));
     assert_eq!(full.state, State::Full);
@@ -249,7 +264,7 @@ async fn a_member_watches_the_roster_full_then_partial_and_one_leaves_with_bye()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_second_device_coming_and_going_changes_nothing_in_the_roster() {
-    use rcslab::conf::conference_info::{ConferenceInfo, Departure, InfoLimits, State};
+    use rcslab::conf::conference_info::{Departure, State};
     use rcslab::focus::group::MemberState;
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_with(dir.path(), "").await;
@@ -266,20 +281,8 @@ async fn a_members_second_device_coming_and_going_changes_nothing_in_the_roster(
         connected(&lab, &gid, &["bob", "carol"])
     })
     .await;
-    let mut w = crate::ue(&lab, "alice", rcslab::ue::AuthMode::Digest, &shut).await;
-    w.register(600).await.unwrap();
-    third_party_registers_done(&lab, 4).await;
-    let (resp, _) = w
-        .subscribe_event(&group, "conference", "application/conference-info+xml", 600)
-        .await;
-    assert_eq!(resp.status, 200, "{resp:?}");
-    let notify = |inc: rcslab::sip::IncomingRequest| {
-        let ok = inc.request.response(200, None);
-        let info = ConferenceInfo::parse(&inc.request.body, &InfoLimits::default()).unwrap();
-        inc.tx.respond(ok);
-        info
-    };
-    let full = notify(w.next_request(Duration::from_secs(5)).await.unwrap());
+    let mut w = roster_watcher(&lab, &group, &shut).await;
+    let (full, _) = notify(w.next_request(Duration::from_secs(5)).await.unwrap());
     assert_eq!(full.state, State::Full);
 
     // bob's second device (`group send` from another terminal while `listen` runs) joins
@@ -306,7 +309,7 @@ async fn a_members_second_device_coming_and_going_changes_nothing_in_the_roster(
 
     // The next NOTIFY the watcher gets is bob leaving from his phone, one version on.
     bob.close(&group);
-    let part = notify(w.next_request(Duration::from_secs(5)).await.unwrap());
+    let (part, _) = notify(w.next_request(Duration::from_secs(5)).await.unwrap());
     assert_eq!(part.state, State::Partial);
     assert_eq!(part.version, full.version + 1, "no NOTIFY for the tablet");
     assert_eq!(part.users.len(), 1);
