@@ -93,24 +93,34 @@ impl Focus {
             })
             .collect();
         for (gid, chairman) in away {
-            let key = format!("{gid}\0{user}");
-            if !lock(&self.returning).insert(key.clone()) {
-                continue;
-            }
             let me = self.clone();
             let user = user.clone();
-            tokio::spawn(async move {
-                for i in 0..TRIES {
-                    if i > 0 {
-                        tokio::time::sleep(RETRY).await;
-                    }
-                    if me.invite_member(&gid, &user, &chairman).await != MemberState::Away {
-                        break;
-                    }
-                }
-                lock(&me.returning).remove(&key);
-            });
+            tokio::spawn(async move { me.invite_back(&gid, &user, &chairman, TRIES).await });
         }
+    }
+
+    /// INVITEs `member` back into `gid` on behalf of `by`, up to `tries` times a [`RETRY`]
+    /// apart while it stays away; nothing if it is already being brought back.
+    pub(super) async fn invite_back(
+        self: &Arc<Self>,
+        gid: &str,
+        member: &str,
+        by: &str,
+        tries: u32,
+    ) {
+        let key = format!("{gid}\0{member}");
+        if !lock(&self.returning).insert(key.clone()) {
+            return;
+        }
+        for i in 0..tries {
+            if i > 0 {
+                tokio::time::sleep(RETRY).await;
+            }
+            if self.invite_member(gid, member, by).await != MemberState::Away {
+                break;
+            }
+        }
+        lock(&self.returning).remove(&key);
     }
 
     /// `member`'s device in `gid` went away: after [`REJOIN_AFTER`], if the user is still
@@ -136,13 +146,8 @@ impl Focus {
                     None => return,
                 }
             };
-            let key = format!("{gid}\0{member}");
-            if !lock(&me.returning).insert(key.clone()) {
-                return;
-            }
             tracing::debug!(%gid, %member, "a device went away; the user is registered elsewhere");
-            me.invite_member(&gid, &member, &chairman).await;
-            lock(&me.returning).remove(&key);
+            me.invite_back(&gid, &member, &chairman, 1).await;
         });
     }
 }

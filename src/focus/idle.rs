@@ -151,16 +151,9 @@ impl Focus {
         }
         tracing::info!(%gid, %who, members = away.len(), "group restarts");
         for m in away {
-            let key = format!("{gid}\0{m}");
-            if !lock(&self.returning).insert(key.clone()) {
-                continue;
-            }
             let me = self.clone();
             let (gid, who) = (gid.to_string(), who.to_string());
-            tokio::spawn(async move {
-                me.invite_member(&gid, &m, &who).await;
-                lock(&me.returning).remove(&key);
-            });
+            tokio::spawn(async move { me.invite_back(&gid, &m, &who, 1).await });
         }
     }
 }
